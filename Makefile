@@ -1,0 +1,58 @@
+# GridLedger: `make run` starts the stack, `make test` runs every test.
+# Both call `make setup`, which installs only what is missing (stamp files in .stamps/).
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+STAMPS := .stamps
+SOLC_VERSION := 0.8.28
+SOLC_BRIDGE := .solcx/solc-v$(SOLC_VERSION)
+
+export SOLCX_BINARY_PATH := $(CURDIR)/.solcx
+export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
+
+CONTRACT_SOURCES := $(shell find contracts -name '*.sol' 2>/dev/null)
+
+.PHONY: setup run test bench compile clean
+.DEFAULT_GOAL := run
+
+setup: $(STAMPS)/python $(STAMPS)/npm $(SOLC_BRIDGE) $(STAMPS)/compiled
+	@$(VPY) -m backend.core.migrate
+
+$(STAMPS)/python: pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "setup: $(PYTHON) not found; install Python 3.11+" >&2; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "setup: Python 3.11+ required ($(PYTHON) is older)" >&2; exit 1; }
+	@echo "setup: installing Python packages into $(VENV)"
+	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	@$(VPY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/npm: package.json package-lock.json
+	@command -v node >/dev/null && command -v npm >/dev/null || { echo "setup: node/npm not found; install Node.js 18+ with npm (needed for solc, anvil, OpenZeppelin)" >&2; exit 1; }
+	@echo "setup: installing npm packages (solc, anvil, OpenZeppelin)"
+	@npm ci --no-audit --no-fund --loglevel=error
+	@mkdir -p $(STAMPS) && touch $@
+
+$(SOLC_BRIDGE): $(STAMPS)/python $(STAMPS)/npm toolchain/install_solc.py toolchain/solc_bridge.py
+	@$(VPY) -m toolchain.install_solc .solcx >/dev/null
+	@touch $@
+
+$(STAMPS)/compiled: $(SOLC_BRIDGE) ape-config.yaml $(CONTRACT_SOURCES)
+	@echo "setup: compiling contracts"
+	@ape compile >/dev/null
+	@touch $@
+
+compile: $(STAMPS)/compiled
+
+run: setup
+	@$(VPY) -m scripts.devnet
+
+test: setup
+	@$(VPY) -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	@$(VPY) -m bench $(BENCH)
+
+clean:
+	rm -rf $(STAMPS) .build .solcx data

@@ -1,0 +1,1 @@
+"""GridLedger backend: settings, database, REST facade and workers."""

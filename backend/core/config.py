@@ -1,0 +1,97 @@
+"""One `Settings` object for every URL and knob; environment variables use `GRIDLEDGER_`.
+
+Embedded defaults (SQLite file, Anvil on localhost, in-process Celery transport) make
+`make run` work on a bare machine. Development keys are Anvil's well-known test keys:
+they are refused in any other environment.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from backend.core.errors import ConfigurationError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+# Anvil's default mnemonic ("test test ... junk"), accounts 0 and 1: public, devnet only.
+DEV_DEPLOYER_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+DEV_SETTLER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
+DEV_SECRET_KEY = "development-only-secret-key-change-me"
+DEV_MASTER_KEY = "00" * 32
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GRIDLEDGER_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "staging", "production"] = "development"
+    data_dir: Path = PROJECT_ROOT / "data"
+
+    # Storage and messaging
+    database_url: str = ""  # empty: SQLite file in data_dir
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    celery_broker_url: str = ""  # empty: Redis if GRIDLEDGER_REDIS_URL is set, else in-process
+
+    # Chain
+    rpc_url: str = "http://127.0.0.1:8545"
+    chain_id: int = 31337
+    deployment_file: Path = Path()  # empty: data_dir/deployment.json
+    anvil_state_file: Path = Path()  # empty: data_dir/anvil-state.json
+    confirmation_depth: int = Field(default=2, ge=0)
+
+    # Keys and secrets
+    deployer_private_key: SecretStr = SecretStr(DEV_DEPLOYER_KEY)
+    settler_private_key: SecretStr = SecretStr(DEV_SETTLER_KEY)
+    secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
+    master_key_hex: SecretStr = SecretStr(DEV_MASTER_KEY)
+
+    # API
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+
+    # Market parameters used at deployment
+    tolerance_bps: int = Field(default=500, ge=0, le=10_000)
+    penalty_bps: int = Field(default=2_000, ge=0, le=10_000)
+    reclaim_grace_period_s: int = Field(default=86_400, ge=0)
+
+    @model_validator(mode="after")
+    def _fill_paths_and_refuse_dev_secrets(self) -> "Settings":
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'gridledger.db'}"
+        if self.deployment_file == Path():
+            self.deployment_file = self.data_dir / "deployment.json"
+        if self.anvil_state_file == Path():
+            self.anvil_state_file = self.data_dir / "anvil-state.json"
+        if self.environment != "development":
+            dev_values = {
+                "deployer_private_key": DEV_DEPLOYER_KEY,
+                "settler_private_key": DEV_SETTLER_KEY,
+                "secret_key": DEV_SECRET_KEY,
+                "master_key_hex": DEV_MASTER_KEY,
+            }
+            unsafe = [
+                name
+                for name, dev_value in dev_values.items()
+                if getattr(self, name).get_secret_value() == dev_value
+            ]
+            if unsafe:
+                names = ", ".join(f"GRIDLEDGER_{n.upper()}" for n in unsafe)
+                raise ConfigurationError(
+                    f"development secrets refused in {self.environment}: set {names}"
+                )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+settings = get_settings()

@@ -1,0 +1,1 @@
+"""Chain indexer: mirrors contract events into SQL (reorg-safe, exactly once)."""
