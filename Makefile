@@ -46,7 +46,7 @@ $(STAMPS)/compiled: $(SOLC_BRIDGE) ape-config.yaml $(CONTRACT_SOURCES)
 compile: $(STAMPS)/compiled
 
 run: setup
-	@$(VPY) -m scripts.devnet
+	@RESET=$(RESET) $(VPY) -m scripts.devnet
 
 test: setup
 	@$(VPY) -m pytest $(PYTEST_ARGS)

@@ -17,9 +17,12 @@ from backend.core.errors import ConfigurationError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
-# Anvil's default mnemonic ("test test ... junk"), accounts 0 and 1: public, devnet only.
+# Anvil's default mnemonic ("test test ... junk"), accounts 0-4: public, devnet only.
 DEV_DEPLOYER_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 DEV_SETTLER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
+DEV_OPERATOR_KEY = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a"
+DEV_ISSUER_KEY = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6"
+DEV_REGISTRAR_KEY = "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a"
 DEV_SECRET_KEY = "development-only-secret-key-change-me"
 DEV_MASTER_KEY = "00" * 32
 
@@ -44,7 +47,10 @@ class Settings(BaseSettings):
 
     # Keys and secrets
     deployer_private_key: SecretStr = SecretStr(DEV_DEPLOYER_KEY)
-    settler_private_key: SecretStr = SecretStr(DEV_SETTLER_KEY)
+    settler_private_key: SecretStr = SecretStr(DEV_SETTLER_KEY)  # SETTLER_ROLE (workers)
+    operator_private_key: SecretStr = SecretStr(DEV_OPERATOR_KEY)  # OPERATOR_ROLE (matching)
+    issuer_private_key: SecretStr = SecretStr(DEV_ISSUER_KEY)  # ISSUER_ROLE (REC issuance)
+    registrar_private_key: SecretStr = SecretStr(DEV_REGISTRAR_KEY)  # REGISTRAR_ROLE
     secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
     master_key_hex: SecretStr = SecretStr(DEV_MASTER_KEY)
 
@@ -69,6 +75,9 @@ class Settings(BaseSettings):
             dev_values = {
                 "deployer_private_key": DEV_DEPLOYER_KEY,
                 "settler_private_key": DEV_SETTLER_KEY,
+                "operator_private_key": DEV_OPERATOR_KEY,
+                "issuer_private_key": DEV_ISSUER_KEY,
+                "registrar_private_key": DEV_REGISTRAR_KEY,
                 "secret_key": DEV_SECRET_KEY,
                 "master_key_hex": DEV_MASTER_KEY,
             }

@@ -37,6 +37,9 @@ def test_production_accepts_real_secrets():
         environment="production",
         deployer_private_key="0x" + "11" * 32,
         settler_private_key="0x" + "22" * 32,
+        operator_private_key="0x" + "33" * 32,
+        issuer_private_key="0x" + "44" * 32,
+        registrar_private_key="0x" + "55" * 32,
         secret_key="s3cret-from-vault",
         master_key_hex="ab" * 32,
     )

@@ -1,0 +1,1 @@
+"""Talking to the chain: compiled artifacts, signed transactions, the deployment file."""

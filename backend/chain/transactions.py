@@ -1,0 +1,50 @@
+"""Send transactions signed locally with a key from settings (never an unlocked node account)."""
+from __future__ import annotations
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.types import TxReceipt
+
+from backend.core.errors import GridLedgerError
+
+
+class TransactionFailed(GridLedgerError):
+    """A transaction was mined but reverted."""
+
+
+def signer(private_key: str) -> LocalAccount:
+    return Account.from_key(private_key)
+
+
+def send(w3: Web3, account: LocalAccount, tx: dict, timeout: float = 120) -> TxReceipt:
+    """Fill nonce/gas/fees, sign, send and wait; raise TransactionFailed on a revert."""
+    tx = {"from": account.address, "chainId": w3.eth.chain_id, **tx}
+    tx.setdefault("nonce", w3.eth.get_transaction_count(account.address, "pending"))
+    if "gas" not in tx:
+        tx["gas"] = int(w3.eth.estimate_gas(tx) * 1.2) + 10_000
+    if "maxFeePerGas" not in tx and "gasPrice" not in tx:
+        base_fee = w3.eth.get_block("latest").get("baseFeePerGas", 0)
+        tx["maxPriorityFeePerGas"] = 1
+        tx["maxFeePerGas"] = 2 * base_fee + 1
+    signed = account.sign_transaction(tx)
+    receipt = w3.eth.wait_for_transaction_receipt(
+        w3.eth.send_raw_transaction(signed.raw_transaction), timeout=timeout
+    )
+    if receipt["status"] != 1:
+        raise TransactionFailed(f"transaction {receipt['transactionHash'].hex()} reverted")
+    return receipt
+
+
+def deploy_contract(w3: Web3, account: LocalAccount, abi: list, bytecode: str, *args) -> TxReceipt:
+    tx = w3.eth.contract(abi=abi, bytecode=bytecode).constructor(*args).build_transaction(
+        {"from": account.address, "gas": 0}
+    )
+    tx.pop("gas")
+    return send(w3, account, {"data": tx["data"]})
+
+
+def transact(w3: Web3, account: LocalAccount, function_call) -> TxReceipt:
+    """Send a bound contract function call, e.g. `contract.functions.grantRole(role, who)`."""
+    tx = function_call.build_transaction({"from": account.address, "gas": 0})
+    return send(w3, account, {"to": tx["to"], "data": tx["data"], "value": tx.get("value", 0)})
