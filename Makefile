@@ -25,7 +25,7 @@ $(STAMPS)/python: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "setup: Python 3.11+ required ($(PYTHON) is older)" >&2; exit 1; }
 	@echo "setup: installing Python packages into $(VENV)"
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
-	@$(VPY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@$(VPY) -m pip install -qq --disable-pip-version-check -e '.[test]'
 	@mkdir -p $(STAMPS) && touch $@
 
 $(STAMPS)/npm: package.json package-lock.json

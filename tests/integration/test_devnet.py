@@ -1,0 +1,62 @@
+"""`make run`'s devnet: Anvil from npm, deployment, and resuming the same chain on a second run."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from web3 import Web3
+
+from backend.core.config import PROJECT_ROOT
+from tests.fixtures.anvil import free_port
+
+ROLE_HOLDERS = {"SETTLER_ROLE": "settler", "OPERATOR_ROLE": "operator"}
+
+
+def run_devnet(data_dir, rpc_url, **extra_env):
+    env = {
+        **os.environ,
+        "GRIDLEDGER_DATA_DIR": str(data_dir),
+        "GRIDLEDGER_RPC_URL": rpc_url,
+        **extra_env,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "scripts.devnet", "--exit-after-deploy"],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=180,
+    )
+
+
+def test_devnet_deploys_then_resumes_the_same_chain(tmp_path):
+    rpc_url = f"http://127.0.0.1:{free_port()}"
+    first = run_devnet(tmp_path, rpc_url)
+    assert first.returncode == 0, first.stderr
+    assert "deployed at block" in first.stdout
+    deployment = json.loads((tmp_path / "deployment.json").read_text())
+    assert set(deployment["contracts"]) == {"GridUSD", "RECRegistry", "EnergyMarket"}
+    assert (tmp_path / "anvil-state.json").is_file(), "anvil must save its state on exit"
+
+    second = run_devnet(tmp_path, rpc_url)
+    assert second.returncode == 0, second.stderr
+    assert "resumed the existing deployment" in second.stdout
+    assert json.loads((tmp_path / "deployment.json").read_text()) == deployment
+
+    reset = run_devnet(tmp_path, rpc_url, RESET="1")
+    assert reset.returncode == 0, reset.stderr
+    assert "deployed at block" in reset.stdout
+
+
+def test_deployment_grants_roles_on_anvil(anvil, tmp_path):
+    from backend.core.config import Settings
+    from scripts.deploy import deploy_all, role_id
+
+    settings = Settings(_env_file=None, data_dir=tmp_path, rpc_url=anvil.rpc_url)
+    w3 = Web3(Web3.HTTPProvider(anvil.rpc_url))
+    deployment = deploy_all(w3, settings)
+    market = deployment.contracts["EnergyMarket"]
+    contract = w3.eth.contract(address=market.address, abi=market.abi)
+    for role, holder in ROLE_HOLDERS.items():
+        assert contract.functions.hasRole(role_id(role), deployment.roles[holder]).call()
+    assert not contract.functions.hasRole(role_id("SETTLER_ROLE"), deployment.roles["operator"]).call()
+    assert contract.functions.paymentToken().call() == deployment.contracts["GridUSD"].address
+    assert (tmp_path / "deployment.json").is_file()
