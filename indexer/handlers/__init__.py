@@ -1,0 +1,60 @@
+"""Event handlers: each turns one decoded event into changes of the derived tables.
+
+A handler is registered for (contract, event); contract "*" matches any of our contracts
+(AccessControl events). `touches` names the rows it will read, so a batch can load them
+all in one query per table before applying events in order.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from indexer.mirror import MirrorState
+
+
+@dataclass(frozen=True)
+class Log:
+    """A decoded log with its position on chain."""
+
+    contract: str
+    event: str
+    args: dict
+    address: str
+    block_number: int
+    block_hash: str
+    block_timestamp: int
+    tx_hash: str
+    log_index: int
+
+    @property
+    def uid(self) -> str:
+        return f"{self.tx_hash}:{self.log_index}"
+
+
+Apply = Callable[[MirrorState, Log], None]
+Touches = Callable[[Log], Iterable[tuple[str, tuple]]]
+
+
+@dataclass(frozen=True)
+class Handler:
+    apply: Apply
+    touches: Touches
+
+
+HANDLERS: dict[tuple[str, str], Handler] = {}
+
+
+def on(contract: str, event: str, touches: Touches = lambda log: ()):
+    def register(apply: Apply) -> Apply:
+        HANDLERS[(contract, event)] = Handler(apply=apply, touches=touches)
+        return apply
+
+    return register
+
+
+def handler_for(log: Log) -> Handler | None:
+    return HANDLERS.get((log.contract, log.event)) or HANDLERS.get(("*", log.event))
+
+
+def load_handlers() -> None:
+    from indexer.handlers import access, market, registry, token  # noqa: F401

@@ -1,0 +1,152 @@
+"""A unit of work over the derived tables: load rows by key, change them in memory, flush.
+
+Handlers never talk SQL. They `get`/`put`/`insert` plain dict rows; `flush` writes the
+changes in bulk (one statement per table and kind) and, for blocks that a reorg may still
+replace, records each changed row's before-image in `undo_log` so `reorg.rewind` can
+restore it exactly.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+from sqlalchemy import Table, and_, bindparam, delete, insert, or_, select, tuple_, update
+from sqlalchemy.engine import Connection
+from sqlmodel import SQLModel
+
+from indexer.models import OutboxMessage, UndoEntry, utc_now
+
+Key = tuple
+
+
+def table(name: str) -> Table:
+    return SQLModel.metadata.tables[name]
+
+
+def primary_key_names(name: str) -> tuple[str, ...]:
+    return tuple(c.name for c in table(name).primary_key.columns)
+
+
+class MirrorState:
+    def __init__(self, connection: Connection, chain_id: int):
+        self.connection = connection
+        self.chain_id = chain_id
+        self._current: dict[str, dict[Key, dict | None]] = defaultdict(dict)
+        self._original: dict[str, dict[Key, dict | None]] = defaultdict(dict)
+        self._dirty: dict[str, dict[Key, None]] = defaultdict(dict)  # ordered set
+        self._outbox: list[dict] = []
+
+    # ------------------------------------------------------------------ reads
+
+    def key_of(self, name: str, row: dict) -> Key:
+        return tuple(row[c] for c in primary_key_names(name))
+
+    def prefetch(self, wanted: dict[str, set[Key]]) -> None:
+        """Load many rows per table in one query each; absent keys are remembered as None."""
+        for name, keys in wanted.items():
+            missing = [k for k in keys if k not in self._current[name]]
+            if not missing:
+                continue
+            t = table(name)
+            pk_cols = [t.c[c] for c in primary_key_names(name)]
+            for chunk_start in range(0, len(missing), 5_000):
+                chunk = missing[chunk_start : chunk_start + 5_000]
+                if len(pk_cols) == 1:
+                    condition = pk_cols[0].in_([k[0] for k in chunk])
+                else:
+                    condition = tuple_(*pk_cols).in_(chunk)
+                for row in self.connection.execute(select(t).where(condition)).mappings():
+                    self._remember(name, dict(row))
+            for key in missing:
+                if key not in self._current[name]:
+                    self._current[name][key] = None
+                    self._original[name][key] = None
+
+    def _remember(self, name: str, row: dict) -> None:
+        key = self.key_of(name, row)
+        self._current[name][key] = row
+        self._original[name][key] = dict(row)
+
+    def get(self, name: str, *key) -> dict | None:
+        if key not in self._current[name]:
+            self.prefetch({name: {key}})
+        row = self._current[name][key]
+        return None if row is None else row
+
+    # ----------------------------------------------------------------- writes
+
+    def put(self, name: str, row: dict) -> None:
+        """Insert or replace a row (the caller passes the whole row)."""
+        key = self.key_of(name, row)
+        if key not in self._current[name]:
+            self.prefetch({name: {key}})
+        self._current[name][key] = row
+        self._dirty[name][key] = None
+
+    def insert(self, name: str, row: dict) -> None:
+        """A row known to be new (a fact keyed by its log); skips the existence query."""
+        key = self.key_of(name, row)
+        self._original[name].setdefault(key, None)
+        self._current[name][key] = row
+        self._dirty[name][key] = None
+
+    def emit(self, block_number: int, topic: str, payload: dict) -> None:
+        self._outbox.append(
+            {"chain_id": self.chain_id, "block_number": block_number, "topic": topic,
+             "payload": payload, "created_at": utc_now(), "published_at": None}
+        )
+
+    def flush(self, undo_block: int | None) -> int:
+        """Write every change; with `undo_block`, log before-images under that block number.
+
+        Returns the number of rows written. The state stays usable: flushed rows become
+        the new originals.
+        """
+        written = 0
+        undo_rows: list[dict] = []
+        for name, keys in self._dirty.items():
+            t = table(name)
+            pk_names = primary_key_names(name)
+            inserts, updates, deletes = [], [], []
+            for key in keys:
+                before, after = self._original[name].get(key), self._current[name][key]
+                if before == after:
+                    continue
+                if undo_block is not None:
+                    undo_rows.append(
+                        {"chain_id": self.chain_id, "block_number": undo_block, "table_name": name,
+                         "key": dict(zip(pk_names, key)), "before": before}
+                    )
+                if before is None and after is not None:
+                    inserts.append(after)
+                elif after is None:
+                    deletes.append(key)
+                else:
+                    updates.append({**after, **{f"pk_{c}": v for c, v in zip(pk_names, key)}})
+                self._original[name][key] = None if after is None else dict(after)
+            if inserts:
+                self.connection.execute(insert(t), inserts)
+            if updates:
+                condition = and_(*(t.c[c] == bindparam(f"pk_{c}") for c in pk_names))
+                self.connection.execute(update(t).where(condition), updates)
+            if deletes:
+                condition = or_(*(and_(*(t.c[c] == v for c, v in zip(pk_names, k))) for k in deletes))
+                self.connection.execute(delete(t).where(condition))
+            written += len(inserts) + len(updates) + len(deletes)
+        if undo_rows:
+            self.connection.execute(insert(UndoEntry.__table__), undo_rows)
+        if self._outbox:
+            self.connection.execute(insert(OutboxMessage.__table__), self._outbox)
+            self._outbox = []
+        self._dirty.clear()
+        return written
+
+
+def restore_rows(connection: Connection, entries: Iterable[UndoEntry]) -> None:
+    """Put rows back as the undo entries recorded them (newest entry first)."""
+    for entry in entries:
+        t = table(entry.table_name)
+        condition = and_(*(t.c[c] == v for c, v in entry.key.items()))
+        connection.execute(delete(t).where(condition))
+        if entry.before is not None:
+            connection.execute(insert(t), [entry.before])

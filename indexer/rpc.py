@@ -1,0 +1,117 @@
+"""JSON-RPC client for the indexer: batching, timeouts, retries with backoff and jitter.
+
+Transport faults (timeouts, refused connections, HTTP 5xx, truncated bodies) are retried;
+a provider saying a log query is too large raises `RangeTooLarge` at once so the caller
+can shrink its block range instead of hammering the node.
+"""
+from __future__ import annotations
+
+import itertools
+import random
+import time
+from dataclasses import dataclass, field
+
+import requests
+
+from backend.core.errors import GridLedgerError
+
+_TOO_LARGE_HINTS = ("too many", "more than", "range", "limit exceeded", "response size")
+
+
+class RpcError(GridLedgerError):
+    """The node answered with a JSON-RPC error that retrying will not fix."""
+
+
+class RpcUnavailable(RpcError):
+    """Every retry failed: the node is unreachable or keeps failing."""
+
+
+class RangeTooLarge(RpcError):
+    """eth_getLogs refused the block range (too many results or too wide)."""
+
+
+@dataclass
+class RetryPolicy:
+    attempts: int = 8
+    base_delay_s: float = 0.05
+    max_delay_s: float = 5.0
+
+    def delay(self, attempt: int) -> float:
+        """Full-jitter exponential backoff (AWS architecture blog's recommendation)."""
+        return random.uniform(0, min(self.max_delay_s, self.base_delay_s * 2**attempt))
+
+
+@dataclass
+class RpcClient:
+    url: str
+    timeout_s: float = 10.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    session: requests.Session = field(default_factory=requests.Session)
+    _ids: itertools.count = field(default_factory=itertools.count)
+    retries_done: int = 0
+
+    def call(self, method: str, params: list | None = None):
+        return self.batch([(method, params or [])])[0]
+
+    def batch(self, calls: list[tuple[str, list]]) -> list:
+        """Send calls in one HTTP request; results in call order."""
+        if not calls:
+            return []
+        payload = [
+            {"jsonrpc": "2.0", "id": next(self._ids), "method": m, "params": p} for m, p in calls
+        ]
+        responses = self._post_with_retries(payload)
+        by_id = {r.get("id"): r for r in responses}
+        results = []
+        for request in payload:
+            response = by_id.get(request["id"])
+            if response is None:
+                raise RpcError(f"{request['method']}: no response in batch")
+            if "error" in response:
+                raise self._classify(request["method"], response["error"])
+            results.append(response["result"])
+        return results
+
+    def _post_with_retries(self, payload: list[dict]) -> list[dict]:
+        last_error: Exception | None = None
+        for attempt in range(self.retry.attempts):
+            try:
+                reply = self.session.post(self.url, json=payload, timeout=self.timeout_s)
+                if reply.status_code >= 500 or reply.status_code == 429:
+                    raise requests.HTTPError(f"HTTP {reply.status_code}")
+                body = reply.json()
+                if isinstance(body, dict):  # a batch-level error
+                    if "error" in body:
+                        raise self._classify(payload[0]["method"], body["error"])
+                    body = [body]
+                return body
+            except (requests.RequestException, ValueError) as exc:
+                last_error = exc
+                self.retries_done += 1
+                time.sleep(self.retry.delay(attempt))
+        raise RpcUnavailable(f"{self.url}: {self.retry.attempts} attempts failed ({last_error})")
+
+    @staticmethod
+    def _classify(method: str, error: dict) -> RpcError:
+        message = str(error.get("message", error))
+        if method == "eth_getLogs" and any(hint in message.lower() for hint in _TOO_LARGE_HINTS):
+            return RangeTooLarge(message)
+        return RpcError(f"{method}: {message}")
+
+    # Typed helpers -----------------------------------------------------------------------
+
+    def block_number(self) -> int:
+        return int(self.call("eth_blockNumber"), 16)
+
+    def chain_id(self) -> int:
+        return int(self.call("eth_chainId"), 16)
+
+    def get_logs(self, from_block: int, to_block: int, addresses: list[str]) -> list[dict]:
+        return self.call(
+            "eth_getLogs",
+            [{"fromBlock": hex(from_block), "toBlock": hex(to_block), "address": addresses}],
+        )
+
+    def get_blocks(self, numbers: list[int]) -> list[dict | None]:
+        """Headers (no transactions) for many blocks in one round trip."""
+        return self.batch([("eth_getBlockByNumber", [hex(n), False]) for n in numbers])
