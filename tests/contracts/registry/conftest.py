@@ -24,6 +24,11 @@ def claim_data(beneficiary="Bakery Mueller GmbH", purpose="Scope 2 market-based"
     return (beneficiary, purpose, start, end, location)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_fixtures_first(owner, alice, bob, carol, operator, registrar, issuer, stranger, base_time):
+    """Create every session fixture before any chain snapshot (keeps Ape's isolation valid)."""
+
+
 @pytest.fixture(scope="session")
 def base_time(chain):
     """Midnight UTC, 40 days before the chain's clock: every period below has ended."""
@@ -38,7 +43,7 @@ def registry(project, owner, registrar, issuer):
     return contract
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def device_id(registry, alice, registrar, base_time):
     """Alice's 10 kW solar device, commissioned 10 days before `base_time`, approved."""
     registry.registerDevice(device_input(commissioned_at=base_time - 10 * DAY), sender=alice)
@@ -46,13 +51,13 @@ def device_id(registry, alice, registrar, base_time):
     return 1
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def issue_hour(registry, issuer, device_id, base_time):
     """Issue one hourly certificate `hour` hours after `base_time` and return its id."""
 
     def _issue(to, hour=0, volume_wh=5_000, hours=1):
         start = base_time + hour * HOUR
         tx = registry.issue(device_id, to, start, start + hours * HOUR, volume_wh, sender=issuer)
-        return tx.return_value
+        return registry.CertificateIssued.from_receipt(tx)[0].certId
 
     return _issue
