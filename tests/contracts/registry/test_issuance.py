@@ -344,3 +344,14 @@ def test_certificate_view_reverts_when_unknown(registry):
 
 def test_supply_of_unknown_certificate_is_zero(registry):
     assert registry.supply(42) == 0
+
+
+def test_issue_reverts_when_recipient_contract_rejects_erc1155(registry, issuer, device_id, base_time):
+    # The registry itself implements no onERC1155Received hook.
+    with ape.reverts(registry.ERC1155InvalidReceiver, receiver=registry.address):
+        registry.issue(device_id, registry.address, base_time, base_time + HOUR, 100, sender=issuer)
+    with ape.reverts(registry.ERC1155InvalidReceiver, receiver=registry.address):
+        registry.issueBatch(
+            device_id, registry.address, [base_time, base_time + HOUR], [base_time + HOUR, base_time + 2 * HOUR],
+            [100, 100], sender=issuer,
+        )
