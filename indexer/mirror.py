@@ -142,11 +142,11 @@ class MirrorState:
         return written
 
 
-def restore_rows(connection: Connection, entries: Iterable[UndoEntry]) -> None:
-    """Put rows back as the undo entries recorded them (newest entry first)."""
+def restore_rows(connection: Connection, entries: Iterable[dict]) -> None:
+    """Put rows back as undo entries (table_name, key, before) recorded them, newest first."""
     for entry in entries:
-        t = table(entry.table_name)
-        condition = and_(*(t.c[c] == v for c, v in entry.key.items()))
+        t = table(entry["table_name"])
+        condition = and_(*(t.c[c] == v for c, v in entry["key"].items()))
         connection.execute(delete(t).where(condition))
-        if entry.before is not None:
-            connection.execute(insert(t), [entry.before])
+        if entry["before"] is not None:
+            connection.execute(insert(t), [entry["before"]])

@@ -43,7 +43,9 @@ class Settings(BaseSettings):
     chain_id: int = 31337
     deployment_file: Path = Path()  # empty: data_dir/deployment.json
     anvil_state_file: Path = Path()  # empty: data_dir/anvil-state.json
-    confirmation_depth: int = Field(default=2, ge=0)
+    confirmation_depth: int = Field(default=2, ge=0)  # blocks deep before "confirmed"
+    finality_depth: int = Field(default=64, ge=1)  # deepest reorg the indexer rewinds
+    indexer_poll_interval_s: float = Field(default=0.05, gt=0)
 
     # Keys and secrets
     deployer_private_key: SecretStr = SecretStr(DEV_DEPLOYER_KEY)

@@ -1,0 +1,333 @@
+"""The indexer's flow, one step at a time:
+
+1. find relevant elements — check the cursor block still has our hash (else rewind), then
+   take logs for the next range: a wide `eth_getLogs` range while backfilling final blocks,
+   block by block (with parent-hash continuity) near the head;
+2. process elements — decode, apply handlers to the derived tables in memory, flush in bulk;
+3. advance the cursor — in the same transaction as the rows, so a crash at any point
+   resumes from the cursor with nothing duplicated and nothing missing.
+
+Blocks deeper than `finality_depth` are final: processed without undo entries, and a reorg
+reaching below them halts the indexer (`ReorgTooDeep`) instead of rewriting history.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection, Engine
+
+from backend.chain.deployment import Deployment
+from indexer.decoder import LogDecoder
+from indexer.handlers import Log, handler_for, load_handlers
+from indexer.mirror import MirrorState
+from indexer.models import Block, ChainEvent, IndexerCursor, UndoEntry, utc_now
+from indexer.outbox import OutboxPublisher
+from indexer.reorg import ReorgTooDeep, find_fork_point, rewind
+from indexer.rpc import RangeTooLarge, RpcClient
+
+log = logging.getLogger("gridledger.indexer")
+
+
+@dataclass
+class IndexerConfig:
+    name: str = "events"
+    finality_depth: int = 64
+    confirmation_depth: int = 2
+    initial_range: int = 2_000
+    min_range: int = 1
+    max_range: int = 50_000
+    live_batch: int = 200
+
+
+@dataclass
+class Metrics:
+    head_block: int = 0
+    indexed_block: int = 0
+    head_timestamp: int = 0
+    indexed_timestamp: int = 0
+    events_total: int = 0
+    reorgs: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def lag_blocks(self) -> int:
+        return max(0, self.head_block - self.indexed_block)
+
+    @property
+    def lag_seconds(self) -> int:
+        return max(0, self.head_timestamp - self.indexed_timestamp)
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events_total / max(1e-9, time.monotonic() - self.started)
+
+
+@dataclass
+class Cursor:
+    number: int
+    hash: str
+    timestamp: int
+
+
+class Indexer:
+    def __init__(
+        self,
+        engine: Engine,
+        rpc: RpcClient,
+        deployment: Deployment,
+        config: IndexerConfig | None = None,
+        publisher: OutboxPublisher | None = None,
+    ):
+        load_handlers()
+        self.engine = engine
+        self.rpc = rpc
+        self.deployment = deployment
+        self.config = config or IndexerConfig()
+        self.publisher = publisher
+        self.chain_id = deployment.chain_id
+        self.decoder = LogDecoder(
+            {name: (c.address, c.abi) for name, c in deployment.contracts.items()}
+        )
+        self.range = self.config.initial_range
+        self.metrics = Metrics()
+
+    # ---------------------------------------------------------------- public
+
+    def run(self, poll_interval_s: float = 0.1, stop=lambda: False) -> None:
+        while not stop():
+            if self.step() == 0:
+                time.sleep(poll_interval_s)
+
+    def step(self) -> int:
+        """Do one unit of work; returns the number of blocks advanced (0: caught up)."""
+        cursor = self.load_cursor()
+        head, cursor_header = self.rpc.batch(
+            [("eth_blockNumber", []), ("eth_getBlockByNumber", [hex(cursor.number), False])]
+        )
+        head = int(head, 16)
+        self.metrics.head_block = head
+        if cursor_header is None or cursor_header["hash"] != cursor.hash:
+            self.handle_reorg(cursor, head)
+            return 1
+        if cursor.number >= head:
+            self.metrics.indexed_block = cursor.number
+            return 0
+        final_head = head - self.config.finality_depth
+        if cursor.number < final_head:
+            return self.backfill(cursor, min(cursor.number + self.range, final_head), head)
+        return self.follow(cursor, min(head, cursor.number + self.config.live_batch), head)
+
+    # ------------------------------------------------------------------ cursor
+
+    def load_cursor(self) -> Cursor:
+        t = IndexerCursor.__table__
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(t.c.block_number, t.c.block_hash, t.c.block_timestamp).where(
+                    t.c.name == self.config.name, t.c.chain_id == self.chain_id
+                )
+            ).first()
+        if row is not None:
+            return Cursor(*row)
+        start = self.deployment.block_number - 1
+        header = self.rpc.call("eth_getBlockByNumber", [hex(start), False])
+        if header is None:
+            raise ReorgTooDeep(f"deployment block {start + 1} is not on chain {self.chain_id}")
+        return Cursor(start, header["hash"], int(header["timestamp"], 16))
+
+    def save_cursor(self, connection: Connection, cursor: Cursor, head: int, head_ts: int) -> None:
+        t = IndexerCursor.__table__
+        values = {
+            "block_number": cursor.number, "block_hash": cursor.hash,
+            "block_timestamp": cursor.timestamp, "head_block": head, "head_timestamp": head_ts,
+            "updated_at": utc_now(),
+        }
+        updated = connection.execute(
+            update(t).where(t.c.name == self.config.name, t.c.chain_id == self.chain_id), values
+        )
+        if updated.rowcount == 0:
+            connection.execute(insert(t), [{"name": self.config.name, "chain_id": self.chain_id, **values}])
+        self.metrics.indexed_block = cursor.number
+        self.metrics.indexed_timestamp = cursor.timestamp
+        self.metrics.head_timestamp = max(head_ts, cursor.timestamp)
+
+    # ---------------------------------------------------------------- backfill
+
+    def backfill(self, cursor: Cursor, to_block: int, head: int) -> int:
+        """Index final blocks (cursor, to_block] with one eth_getLogs; adapt the range."""
+        from_block = cursor.number + 1
+        started = time.monotonic()
+        try:
+            raw_logs = self.rpc.get_logs(from_block, to_block, self.decoder.addresses)
+        except RangeTooLarge:
+            self.range = max(self.config.min_range, (to_block - from_block + 1) // 2)
+            log.info("range too large, shrinking to %d blocks", self.range)
+            return 0
+        end_header = self.rpc.call("eth_getBlockByNumber", [hex(to_block), False])
+        if end_header is None or int(end_header["number"], 16) != to_block:
+            return 0
+        logs = self.decode(raw_logs)
+        with self.engine.begin() as connection:
+            state = MirrorState(connection, self.chain_id)
+            self.apply(state, logs)
+            state.flush(undo_block=None)
+            self.store_events(connection, logs)
+            self.store_blocks(connection, [end_header], confirmed=True)
+            end = Cursor(to_block, end_header["hash"], int(end_header["timestamp"], 16))
+            self.save_cursor(connection, end, head, int(end_header["timestamp"], 16))
+        self.metrics.events_total += len(logs)
+        if time.monotonic() - started < 2.0:
+            self.range = min(self.config.max_range, self.range * 2)
+        self.publish()
+        return to_block - cursor.number
+
+    # ------------------------------------------------------------------ follow
+
+    def follow(self, cursor: Cursor, to_block: int, head: int) -> int:
+        """Index blocks near the head one by one, recording undo entries for each."""
+        numbers = list(range(cursor.number + 1, to_block + 1))
+        headers = self.rpc.get_blocks(numbers)
+        parent = cursor.hash
+        for header in headers:
+            if header is None or header["parentHash"] != parent:
+                return 0  # the chain moved under us; the next step re-checks from the cursor
+            parent = header["hash"]
+        raw_logs = self.rpc.get_logs(numbers[0], numbers[-1], self.decoder.addresses)
+        by_number = {int(h["number"], 16): h for h in headers}
+        if any(by_number[int(r["blockNumber"], 16)]["hash"] != r["blockHash"] for r in raw_logs):
+            return 0  # logs from a different fork than the headers: retry
+        logs = self.decode(raw_logs, by_number)
+        per_block: dict[int, list[Log]] = defaultdict(list)
+        for item in logs:
+            per_block[item.block_number].append(item)
+        confirmed_below = head - self.config.confirmation_depth
+        with self.engine.begin() as connection:
+            state = MirrorState(connection, self.chain_id)
+            for number in numbers:
+                self.apply(state, per_block.get(number, []))
+                state.flush(undo_block=number)
+            self.store_events(connection, logs)
+            self.store_blocks(connection, headers, confirmed=False)
+            self.mark_confirmed_and_prune(connection, confirmed_below, head - self.config.finality_depth)
+            last = headers[-1]
+            end = Cursor(to_block, last["hash"], int(last["timestamp"], 16))
+            self.save_cursor(connection, end, head, int(last["timestamp"], 16))
+        self.metrics.events_total += len(logs)
+        self.publish()
+        return len(numbers)
+
+    # ------------------------------------------------------------------- reorg
+
+    def handle_reorg(self, cursor: Cursor, head: int) -> None:
+        lowest = max(self.deployment.block_number - 1, cursor.number - self.config.finality_depth)
+        with self.engine.begin() as connection:
+            try:
+                fork, fork_hash = find_fork_point(connection, self.rpc, self.chain_id, cursor.number, lowest)
+            except ReorgTooDeep as exc:
+                genesis = self.rpc.call("eth_getBlockByNumber", ["0x0", False])
+                if genesis is None or genesis["hash"] != self.deployment.genesis_hash:
+                    raise ReorgTooDeep(
+                        f"chain {self.chain_id} was restarted from a new genesis block; "
+                        "the indexed data belongs to the old chain (redeploy and reset the database)"
+                    ) from exc
+                raise
+            restored = rewind(connection, self.chain_id, fork)
+            fork_header = self.rpc.call("eth_getBlockByNumber", [hex(fork), False])
+            fork_cursor = Cursor(fork, fork_hash, int(fork_header["timestamp"], 16))
+            self.save_cursor(connection, fork_cursor, head, self.metrics.head_timestamp)
+            state = MirrorState(connection, self.chain_id)
+            state.emit(fork, "chain.reorg", {"fork_block": fork, "previous_cursor": cursor.number})
+            state.flush(undo_block=None)
+        self.metrics.reorgs += 1
+        log.warning("reorg: rewound from block %d to %d (%d rows restored)", cursor.number, fork, restored)
+
+    # ----------------------------------------------------------------- helpers
+
+    def decode(self, raw_logs: list[dict], headers: dict[int, dict] | None = None) -> list[Log]:
+        decoded = []
+        for raw in raw_logs:
+            result = self.decoder.decode(raw)
+            if result is None:
+                continue
+            event, args = result
+            number = int(raw["blockNumber"], 16)
+            timestamp = raw.get("blockTimestamp") or (headers or {}).get(number, {}).get("timestamp")
+            if timestamp is None:
+                timestamp = self.rpc.call("eth_getBlockByNumber", [hex(number), False])["timestamp"]
+            decoded.append(Log(
+                contract=event.contract, event=event.name, args=args,
+                address=raw["address"].lower(), block_number=number, block_hash=raw["blockHash"],
+                block_timestamp=int(timestamp, 16), tx_hash=raw["transactionHash"],
+                log_index=int(raw["logIndex"], 16),
+            ))
+        return decoded
+
+    def apply(self, state: MirrorState, logs: list[Log]) -> None:
+        handlers = [(item, handler_for(item)) for item in logs]
+        wanted: dict[str, set[tuple]] = defaultdict(set)
+        for item, handler in handlers:
+            if handler is not None:
+                for name, key in handler.touches(item):
+                    wanted[name].add(key)
+        state.prefetch(wanted)
+        for item, handler in handlers:
+            if handler is not None:
+                handler.apply(state, item)
+
+    def store_events(self, connection: Connection, logs: list[Log]) -> None:
+        if not logs:
+            return
+        t = ChainEvent.__table__
+        statement = (pg_insert if connection.dialect.name == "postgresql" else sqlite_insert)(t)
+        statement = statement.on_conflict_do_nothing(index_elements=["chain_id", "tx_hash", "log_index"])
+        connection.execute(statement, [
+            {"chain_id": self.chain_id, "block_number": item.block_number,
+             "block_hash": item.block_hash, "tx_hash": item.tx_hash, "log_index": item.log_index,
+             "contract": item.contract, "address": item.address, "event": item.event,
+             "args": jsonable(item.args)}
+            for item in logs
+        ])
+
+    def store_blocks(self, connection: Connection, headers: list[dict], confirmed: bool) -> None:
+        t = Block.__table__
+        statement = (pg_insert if connection.dialect.name == "postgresql" else sqlite_insert)(t)
+        statement = statement.on_conflict_do_nothing(index_elements=["chain_id", "number"])
+        connection.execute(statement, [
+            {"chain_id": self.chain_id, "number": int(h["number"], 16), "hash": h["hash"],
+             "parent_hash": h["parentHash"], "timestamp": int(h["timestamp"], 16),
+             "confirmed": confirmed}
+            for h in headers
+        ])
+
+    def mark_confirmed_and_prune(self, connection: Connection, confirmed_below: int, final_below: int) -> None:
+        blocks, undo = Block.__table__, UndoEntry.__table__
+        connection.execute(
+            update(blocks)
+            .where(blocks.c.chain_id == self.chain_id, blocks.c.number <= confirmed_below,
+                   blocks.c.confirmed.is_(False))
+            .values(confirmed=True)
+        )
+        connection.execute(
+            undo.delete().where(undo.c.chain_id == self.chain_id, undo.c.block_number <= final_below)
+        )
+
+    def publish(self) -> None:
+        if self.publisher is not None:
+            self.publisher.publish_pending()
+
+
+def jsonable(value):
+    """Event args as JSON: integers beyond 2**53 become strings so no reader loses precision."""
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**53:
+        return str(value)
+    return value
