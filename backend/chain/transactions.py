@@ -19,7 +19,9 @@ def signer(private_key: str) -> LocalAccount:
 
 def send(w3: Web3, account: LocalAccount, tx: dict, timeout: float = 120) -> TxReceipt:
     """Fill nonce/gas/fees, sign, send and wait; raise TransactionFailed on a revert."""
-    tx = {"from": account.address, "chainId": w3.eth.chain_id, **tx}
+    tx = {"from": account.address, **tx}
+    if "chainId" not in tx:
+        tx["chainId"] = w3.eth.chain_id
     tx.setdefault("nonce", w3.eth.get_transaction_count(account.address, "pending"))
     if "gas" not in tx:
         tx["gas"] = int(w3.eth.estimate_gas(tx) * 1.2) + 10_000

@@ -1,0 +1,261 @@
+"""A seeded random workload against a deployment on Anvil: every kind of contract call.
+
+Used by the indexer tests (mirror equals chain), the indexer benchmark and, later, the
+demo. Everything goes through signed raw transactions, like a real client.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from backend.chain.deployment import Deployment
+from backend.chain.transactions import TransactionFailed, send
+from backend.market.orders import ENERGY, REC, SELL, BUY, SLOT_SECONDS, Order, meter_id, sign_order
+
+Account.enable_unaudited_hdwallet_features()
+ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
+MAX_UINT = 2**256 - 1
+
+
+def anvil_account(index: int) -> LocalAccount:
+    return Account.from_mnemonic(ANVIL_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
+
+
+@dataclass
+class Contracts:
+    w3: Web3
+    deployment: Deployment
+
+    def __post_init__(self):
+        c = self.deployment.contracts
+        self.token = self.w3.eth.contract(address=c["GridUSD"].address, abi=c["GridUSD"].abi)
+        self.registry = self.w3.eth.contract(address=c["RECRegistry"].address, abi=c["RECRegistry"].abi)
+        self.market = self.w3.eth.contract(address=c["EnergyMarket"].address, abi=c["EnergyMarket"].abi)
+
+
+@dataclass
+class Workload:
+    """Drives participants (Anvil accounts 5..) through orders, trades, RECs and claims."""
+
+    w3: Web3
+    deployment: Deployment
+    seed: int = 1
+    participants: int = 4
+    rng: random.Random = field(init=False)
+    nonces: dict[str, int] = field(default_factory=dict)
+    open_trades: list[tuple[int, tuple]] = field(default_factory=list)
+    devices: dict[str, int] = field(default_factory=dict)
+    next_hour: dict[int, int] = field(default_factory=dict)
+    operations: int = 0
+
+    def __post_init__(self):
+        self.rng = random.Random(self.seed)
+        self.c = Contracts(self.w3, self.deployment)
+        self.admin = anvil_account(0)
+        self.settler = anvil_account(1)
+        self.operator = anvil_account(2)
+        self.issuer = anvil_account(3)
+        self.registrar = anvil_account(4)
+        self.people = [anvil_account(5 + i) for i in range(self.participants)]
+        self.chain_id = self.w3.eth.chain_id
+
+    # --------------------------------------------------------------- plumbing
+
+    def tx(self, account: LocalAccount, call, gas: int = 3_000_000):
+        """Send a contract call with a locally tracked nonce (fast: no estimate round trip)."""
+        nonce = self.nonces.get(account.address)
+        if nonce is None:
+            nonce = self.w3.eth.get_transaction_count(account.address, "pending")
+        built = call.build_transaction({"from": account.address, "gas": gas, "nonce": nonce,
+                                        "maxFeePerGas": 10**11, "maxPriorityFeePerGas": 1,
+                                        "chainId": self.chain_id})
+        try:
+            receipt = send(self.w3, account, built)
+        finally:
+            self.nonces[account.address] = nonce + 1
+        self.operations += 1
+        return receipt
+
+    def now(self) -> int:
+        return self.w3.eth.get_block("latest")["timestamp"]
+
+    def advance(self, seconds: int) -> None:
+        self.w3.provider.make_request("evm_increaseTime", [seconds])
+        self.w3.provider.make_request("evm_mine", [])
+
+    # ------------------------------------------------------------------ setup
+
+    def setup(self) -> None:
+        """Fund participants, approve the market, register and approve a solar device each."""
+        for person in self.people:
+            self.tx(self.admin, self.c.token.functions.mint(person.address, 10**12))
+            self.tx(person, self.c.token.functions.approve(self.c.market.address, MAX_UINT))
+            self.tx(person, self.c.registry.functions.setApprovalForAll(self.c.market.address, True))
+            meter = meter_id(f"meter:{person.address}")
+            self.tx(person, self.c.registry.functions.registerDevice(
+                (b"SOLAR_PV".ljust(32, b"\0"), 10_000, b"DE-50HZ".ljust(32, b"\0"), 0, meter)
+            ))
+            device_id = self.c.registry.functions.deviceIdOfMeter(meter).call()
+            self.tx(self.registrar, self.c.registry.functions.approveDevice(device_id))
+            self.devices[person.address] = device_id
+        self.advance(7 * 24 * 3600)  # leave room for past generation hours
+
+    # ------------------------------------------------------------ operations
+
+    def pair(self) -> tuple[LocalAccount, LocalAccount]:
+        seller, buyer = self.rng.sample(self.people, 2)
+        return seller, buyer
+
+    def order(self, maker: LocalAccount, side: int, product=ENERGY, asset_id=0, quantity=None) -> Order:
+        start = (self.now() // SLOT_SECONDS + 2) * SLOT_SECONDS
+        return Order(
+            maker=maker.address, side=side, product=product, assetId=asset_id,
+            meterId=meter_id(f"meter:{maker.address}") if product == ENERGY else b"\0" * 32,
+            quantityWh=quantity or self.rng.randrange(1_000, 20_000),
+            price=self.rng.randrange(80_000, 200_000),
+            deliveryStart=start if product == ENERGY else 0,
+            deliveryEnd=start + SLOT_SECONDS if product == ENERGY else 0,
+            expiry=self.now() + 3600,
+            nonce=self.c.market.functions.nonces(maker.address).call(),
+            salt=self.rng.getrandbits(64),
+        )
+
+    def signed_fill(self) -> None:
+        seller, buyer = self.pair()
+        offer = self.order(seller, SELL)
+        signature = sign_order(offer, seller.key, self.chain_id, self.c.market.address)
+        quantity = self.rng.randrange(1, offer.quantityWh + 1)
+        receipt = self.tx(buyer, self.c.market.functions.fillOrder(
+            offer.as_tuple(), signature, quantity, meter_id(f"meter:{buyer.address}")))
+        self.remember_trades(receipt)
+
+    def listed_fill(self) -> None:
+        seller, buyer = self.pair()
+        bid = self.order(buyer, BUY)
+        self.tx(buyer, self.c.market.functions.listOrder(bid.as_tuple()))
+        receipt = self.tx(seller, self.c.market.functions.fillOrder(
+            bid.as_tuple(), b"", bid.quantityWh // 2 or 1, meter_id(f"meter:{seller.address}")))
+        self.remember_trades(receipt)
+        if self.rng.random() < 0.5:
+            self.tx(buyer, self.c.market.functions.cancelOrder(bid.as_tuple()))
+
+    def matched(self) -> None:
+        seller, buyer = self.pair()
+        offer = self.order(seller, SELL)
+        bid = offer.replace(maker=buyer.address, side=BUY, price=offer.price + 1_000,
+                            meterId=meter_id(f"meter:{buyer.address}"),
+                            nonce=self.c.market.functions.nonces(buyer.address).call())
+        receipt = self.tx(self.operator, self.c.market.functions.matchOrders(
+            bid.as_tuple(), sign_order(bid, buyer.key, self.chain_id, self.c.market.address),
+            offer.as_tuple(), sign_order(offer, seller.key, self.chain_id, self.c.market.address),
+            min(bid.quantityWh, offer.quantityWh), self.rng.random() < 0.5))
+        self.remember_trades(receipt)
+
+    def remember_trades(self, receipt) -> None:
+        for event in self.c.market.events.TradeCreated().process_receipt(receipt):
+            t = event["args"]["trade"]
+            trade = (t["seller"], t["buyer"], t["sellerMeter"], t["buyerMeter"], t["quantityWh"],
+                     t["price"], t["deliveryStart"], t["deliveryEnd"], t["toleranceBps"], t["penaltyBps"])
+            self.open_trades.append((event["args"]["tradeId"], trade))
+
+    def settle_due(self) -> None:
+        self.advance(2 * SLOT_SECONDS + 60)
+        due = [(i, t) for i, t in self.open_trades if t[7] <= self.now()]
+        if not due:
+            return
+        self.rng.shuffle(due)
+        batch = due[: self.rng.randrange(1, len(due) + 1)]
+        delivered = [self.rng.choice([t[4], t[4] * 96 // 100, t[4] // 2, 0, t[4] + 5]) for _, t in batch]
+        self.tx(self.settler, self.c.market.functions.settleBatch(
+            [t for _, t in batch], [i for i, _ in batch], delivered))
+        settled = {i for i, _ in batch}
+        self.open_trades = [(i, t) for i, t in self.open_trades if i not in settled]
+
+    def reclaim_one(self) -> None:
+        if not self.open_trades:
+            return
+        trade_id, trade = self.open_trades.pop(0)
+        grace = self.c.market.functions.reclaimGracePeriod().call()
+        if self.now() < trade[7] + grace:
+            self.advance(trade[7] + grace - self.now() + 1)
+        buyer = next(p for p in self.people if p.address == trade[1])
+        self.tx(buyer, self.c.market.functions.reclaim(trade, trade_id))
+
+    def withdraw(self) -> None:
+        person = self.rng.choice(self.people)
+        if self.c.market.functions.withdrawable(person.address).call() > 0:
+            self.tx(person, self.c.market.functions.withdraw())
+
+    def issue(self, batch: int | None = None) -> list[int]:
+        """Issue hourly certificates for the next unissued past hours of a random device."""
+        owner = self.rng.choice(self.people)
+        device_id = self.devices[owner.address]
+        count = batch or self.rng.randrange(1, 6)
+        first_hour = self.next_hour.get(device_id, (self.now() // 3600 - 24 * 6) * 3600)
+        if first_hour + count * 3600 > self.now():
+            return []
+        starts = [first_hour + h * 3600 for h in range(count)]
+        self.next_hour[device_id] = starts[-1] + 3600
+        receipt = self.tx(self.issuer, self.c.registry.functions.issueBatch(
+            device_id, owner.address, starts, [s + 3600 for s in starts],
+            [self.rng.randrange(100, 9_000) for _ in starts]), gas=15_000_000)
+        return [e["args"]["certId"] for e in self.c.registry.events.CertificateIssued().process_receipt(receipt)]
+
+    def holding(self) -> tuple[LocalAccount, int, int] | None:
+        count = self.c.registry.functions.certificateCount().call()
+        for _ in range(10):
+            cert = self.rng.randrange(1, count + 1) if count else 0
+            for person in self.rng.sample(self.people, len(self.people)):
+                balance = self.c.registry.functions.balanceOf(person.address, cert).call()
+                if balance > 0:
+                    return person, cert, balance
+        return None
+
+    def transfer(self) -> None:
+        found = self.holding()
+        if found:
+            holder, cert, balance = found
+            to = self.rng.choice([p for p in self.people if p != holder])
+            self.tx(holder, self.c.registry.functions.safeTransferFrom(
+                holder.address, to.address, cert, self.rng.randrange(1, balance + 1), b""))
+
+    def claim(self) -> None:
+        found = self.holding()
+        if found:
+            holder, cert, balance = found
+            now = self.now()
+            self.tx(holder, self.c.registry.functions.claim(
+                cert, self.rng.randrange(1, balance + 1),
+                ("Household " + holder.address[:8], "scope2", now - 3600, now, b"DE".ljust(32, b"\0"))))
+
+    def rec_sale(self) -> None:
+        found = self.holding()
+        if found:
+            seller, cert, balance = found
+            buyer = self.rng.choice([p for p in self.people if p != seller])
+            offer = self.order(seller, SELL, product=REC, asset_id=cert, quantity=balance)
+            signature = sign_order(offer, seller.key, self.chain_id, self.c.market.address)
+            self.tx(buyer, self.c.market.functions.fillOrder(
+                offer.as_tuple(), signature, self.rng.randrange(1, balance + 1), b"\0" * 32))
+
+    def bump_nonce(self) -> None:
+        self.tx(self.rng.choice(self.people), self.c.market.functions.incrementNonce())
+
+    def run(self, steps: int) -> None:
+        """`steps` random operations, weighted towards trading and issuance."""
+        operations = [
+            (self.signed_fill, 5), (self.listed_fill, 3), (self.matched, 3), (self.settle_due, 3),
+            (self.withdraw, 2), (self.issue, 4), (self.transfer, 2), (self.claim, 2),
+            (self.rec_sale, 2), (self.reclaim_one, 1), (self.bump_nonce, 1),
+        ]
+        functions, weights = zip(*operations)
+        for _ in range(steps):
+            operation = self.rng.choices(functions, weights)[0]
+            try:
+                operation()
+            except TransactionFailed as exc:
+                raise TransactionFailed(f"{operation.__name__}: {exc}") from exc
