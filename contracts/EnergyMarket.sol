@@ -126,7 +126,7 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
      */
     function listOrder(Order calldata order) external returns (bytes32 hash) {
         if (order.maker != msg.sender) revert EnergyMarketUnauthorizedMaker(msg.sender, order.maker);
-        hash = _hashOrder(order);
+        hash = _hashOrderCanonical(order);
         OrderRecord storage record = _orders[hash];
         if (record.cancelled) revert EnergyMarketOrderCancelled(hash);
         if (record.listed) revert EnergyMarketOrderAlreadyListed(hash);
@@ -153,7 +153,7 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
      */
     function cancelOrder(Order calldata order) external {
         if (order.maker != msg.sender) revert EnergyMarketUnauthorizedMaker(msg.sender, order.maker);
-        bytes32 hash = _hashOrder(order);
+        bytes32 hash = _hashOrderCanonical(order);
         OrderRecord storage record = _orders[hash];
         if (record.cancelled) revert EnergyMarketOrderCancelled(hash);
         record.cancelled = true;
@@ -496,8 +496,25 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
 
     // ============================================================== internal
 
-    function _hashOrder(Order calldata order) private view returns (bytes32) {
+    /// @dev EIP-712 digest of `order` with the order validated and copied by the ABI coder; used
+    /// where the order is stored or emitted ({listOrder}, {cancelOrder}).
+    function _hashOrderCanonical(Order calldata order) private view returns (bytes32) {
         return _hashTypedDataV4(keccak256(abi.encode(ORDER_TYPEHASH, order)));
+    }
+
+    /// @dev EIP-712 digest of `order`. The struct hash is taken straight over the 12 static ABI
+    /// words of the calldata struct (identical to `abi.encode(ORDER_TYPEHASH, order)` for
+    /// canonically encoded input; non-canonical words only yield a digest nobody signed or listed).
+    function _hashOrder(Order calldata order) private view returns (bytes32) {
+        bytes32 structHash;
+        bytes32 typeHash = ORDER_TYPEHASH;
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore(ptr, typeHash)
+            calldatacopy(add(ptr, 0x20), order, 0x180)
+            structHash := keccak256(ptr, 0x1a0)
+        }
+        return _hashTypedDataV4(structHash);
     }
 
     /// @dev Checks every fill condition of `order` and records `quantityWh` as filled.
@@ -529,21 +546,19 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
         bytes32 buyOrderHash
     ) private returns (uint256 tradeId) {
         uint256 payment = (uint256(trade.quantityWh) * trade.price) / _WH_PER_KWH;
-        MarketState memory state = _state;
+        MarketState storage state = _state;
         tradeId = uint256(state.lastTradeId) + 1;
-        state.lastTradeId = uint64(tradeId);
         if (product == Product.Energy) {
             if (trade.sellerMeter == bytes32(0)) revert EnergyMarketMeterRequired(trade.seller);
             if (trade.buyerMeter == bytes32(0)) revert EnergyMarketMeterRequired(trade.buyer);
             trade.toleranceBps = state.toleranceBps;
             trade.penaltyBps = state.penaltyBps;
-            state.totalEscrowed += payment.toUint128();
-            _state = state;
-            _tradeRecords[tradeId] = _record(keccak256(abi.encode(trade)), TradeStatus.Open);
+            (state.lastTradeId, state.totalEscrowed) = (uint64(tradeId), state.totalEscrowed + payment.toUint128());
+            _tradeRecords[tradeId] = _record(_hashTradeMemory(trade), TradeStatus.Open);
             emit TradeCreated(tradeId, sellOrderHash, buyOrderHash, trade, payment);
             _paymentToken.safeTransferFrom(trade.buyer, address(this), payment);
         } else {
-            _state = state;
+            state.lastTradeId = uint64(tradeId);
             emit CertificatesTraded(
                 tradeId,
                 sellOrderHash,
@@ -591,6 +606,14 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
         if ((stored ^ hash) & ~_STATUS_MASK != 0 || stored == 0) revert EnergyMarketTradeMismatch(tradeId);
         if (uint256(stored & _STATUS_MASK) != uint256(TradeStatus.Open)) revert EnergyMarketTradeAlreadyClosed(tradeId);
         _tradeRecords[tradeId] = _record(hash, status);
+    }
+
+    /// @dev keccak256(abi.encode(trade)) without the copy: a static struct in memory is already
+    /// laid out as its ABI encoding (10 clean words).
+    function _hashTradeMemory(Trade memory trade) private pure returns (bytes32 hash) {
+        assembly ("memory-safe") {
+            hash := keccak256(trade, 0x140)
+        }
     }
 
     function _record(bytes32 hash, TradeStatus status) private pure returns (bytes32) {

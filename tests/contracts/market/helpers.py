@@ -1,0 +1,41 @@
+"""Assertion helpers and the reference settlement model for EnergyMarket tests."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import ape
+
+from tests.contracts.market.orders import BPS, payment
+
+
+@contextmanager
+def reverts_with(error, **inputs):
+    """Like `ape.reverts(error, **inputs)`, but strict: the revert must be exactly `error` and
+    every argument of the error must be asserted (ape silently ignores unknown names)."""
+    with ape.reverts(error, **inputs) as info:
+        yield info
+    raised = info.value
+    assert isinstance(raised, error), f"expected {error.__name__}, got {raised!r}"
+    assert set(raised.inputs) == set(inputs), f"asserted {set(inputs)}, error has {set(raised.inputs)}"
+
+
+def settlement(quantity_wh, price, delivered_wh, tolerance_bps, penalty_bps) -> dict[str, int]:
+    """Reference model of `EnergyMarket._settle`."""
+    delivered = min(delivered_wh, quantity_wh)
+    escrow = payment(quantity_wh, price)
+    gross = payment(delivered, price)
+    shortfall = quantity_wh - delivered
+    tolerance = quantity_wh * tolerance_bps // BPS
+    penalty = 0
+    if shortfall > tolerance:
+        penalty = min(payment(shortfall - tolerance, price) * penalty_bps // BPS, gross)
+    payout = gross - penalty
+    return {"delivered": delivered, "escrow": escrow, "payout": payout, "penalty": penalty,
+            "refund": escrow - payout}
+
+
+def trade_from_log(log) -> tuple:
+    """The `Trade` tuple of a TradeCreated log, ready to pass back to settle/reclaim."""
+    t = log.trade
+    return (t.seller, t.buyer, t.sellerMeter, t.buyerMeter, t.quantityWh, t.price,
+            t.deliveryStart, t.deliveryEnd, t.toleranceBps, t.penaltyBps)
