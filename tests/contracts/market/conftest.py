@@ -37,6 +37,11 @@ def market(project, owner, operator, settler, gusd, certificates, alice, bob, ca
     return market
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _market_world(market, period, owner, alice, bob, carol, operator, settler, stranger):
+    """Create every module/session fixture before Ape's per-test snapshots (no rebasing)."""
+
+
 @pytest.fixture(scope="module")
 def period(chain):
     """A 15-minute delivery slot starting at least an hour from now."""
@@ -68,3 +73,23 @@ def sign(market, chain):
     def _sign(order, signer):
         return sign_order(order, signer.private_key, chain.chain_id, market.address)
     return _sign
+
+
+@pytest.fixture
+def taker_meter():
+    def _meter(account):
+        return meter_id(f"meter:{account.address}")
+    return _meter
+
+
+@pytest.fixture
+def open_trade(market, make_order, sign, taker_meter, alice, bob):
+    """alice's signed 10 kWh offer at PRICE, filled completely by bob: (trade tuple, trade id, order)."""
+    from tests.contracts.market.helpers import single_event, trade_from_log
+
+    order = make_order(alice)
+    receipt = market.fillOrder(
+        order.as_tuple(), sign(order, alice), order.quantityWh, taker_meter(bob), sender=bob
+    )
+    log = single_event(receipt, market.TradeCreated)
+    return trade_from_log(log), log.tradeId, order

@@ -36,6 +36,17 @@ def settlement(quantity_wh, price, delivered_wh, tolerance_bps, penalty_bps) -> 
 
 def trade_from_log(log) -> tuple:
     """The `Trade` tuple of a TradeCreated log, ready to pass back to settle/reclaim."""
-    t = log.trade
-    return (t.seller, t.buyer, t.sellerMeter, t.buyerMeter, t.quantityWh, t.price,
-            t.deliveryStart, t.deliveryEnd, t.toleranceBps, t.penaltyBps)
+    return tuple(log.trade)
+
+
+def single_event(receipt, event_type):
+    """The one log of `event_type` in `receipt` (fails if there is not exactly one)."""
+    logs = event_type.from_receipt(receipt)
+    assert len(logs) == 1, f"expected one {event_type.name} log, got {len(logs)}"
+    return logs[0]
+
+
+def same_address(a, b) -> bool:
+    a = getattr(a, "address", a)
+    b = getattr(b, "address", b)
+    return str(a).lower() == str(b).lower()
