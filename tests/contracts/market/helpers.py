@@ -50,3 +50,17 @@ def same_address(a, b) -> bool:
     a = getattr(a, "address", a)
     b = getattr(b, "address", b)
     return str(a).lower() == str(b).lower()
+
+
+@contextmanager
+def reverts_with_nested(signature: str, *values):
+    """Revert bubbled up unchanged from a called contract (Ape decodes only the callee's
+    own errors), e.g. `reverts_with_nested("ERC20InsufficientAllowance(address,uint256,uint256)", ...)`."""
+    from eth_abi import encode
+    from eth_utils import keccak
+
+    types = signature[signature.index("(") + 1 : -1].split(",")
+    expected = "0x" + keccak(text=signature)[:4].hex() + encode(types, list(values)).hex()
+    with ape.reverts() as info:
+        yield info
+    assert info.value.revert_message == expected

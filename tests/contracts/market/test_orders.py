@@ -1,12 +1,9 @@
 """Order life cycle: listing, signed fills (EOA and ERC-1271), partial fills, cancellation, nonces."""
-import ape
 import pytest
-from eth_abi import encode
-from eth_utils import keccak
 from eth_account.messages import encode_typed_data
 
 from tests.contracts.market.conftest import FUNDING, PRICE
-from tests.contracts.market.helpers import reverts_with, same_address, single_event
+from tests.contracts.market.helpers import reverts_with, reverts_with_nested, same_address, single_event
 from tests.contracts.market.orders import (
     BUY, ORDER_TYPE, ORDER_TYPEHASH, SELL, SLOT_SECONDS, order_digest, payment, sign_order,
     typed_data,
@@ -157,13 +154,10 @@ def test_energy_fill_reverts_without_taker_meter(market, make_order, sign, alice
 def test_fill_reverts_when_buyer_cannot_pay(market, gusd, make_order, sign, taker_meter, alice, stranger):
     order = make_order(alice)
     # The token's own custom error bubbles up unchanged through SafeERC20.
-    selector = keccak(text="ERC20InsufficientAllowance(address,uint256,uint256)")[:4]
-    data = "0x" + selector.hex() + encode(
-        ["address", "uint256", "uint256"], [market.address, 0, payment(1_000, PRICE)]
-    ).hex()
-    with ape.reverts() as info:
+    with reverts_with_nested(
+        "ERC20InsufficientAllowance(address,uint256,uint256)", market.address, 0, payment(1_000, PRICE)
+    ):
         market.fillOrder(order.as_tuple(), sign(order, alice), 1_000, taker_meter(stranger), sender=stranger)
-    assert info.value.revert_message == data
 
 
 # ---------------------------------------------------------------- ERC-1271 wallets
