@@ -1,0 +1,638 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.28;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {IERC1155} from "@openzeppelin/contracts/token/ERC1155/IERC1155.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+
+import {IEnergyMarket} from "./interfaces/IEnergyMarket.sol";
+
+/**
+ * @title EnergyMarket
+ * @notice GridLedger peer-to-peer market for metered energy (escrowed delivery contracts settled
+ * on meter data) and Renewable Energy Certificates (atomic ERC-1155 swaps).
+ *
+ * Orders are either listed on-chain ({listOrder}) or signed off-chain with EIP-712
+ * (`eth_signTypedData_v4`, or ERC-1271 for contract wallets) and filled by a taker
+ * ({fillOrder}) or matched by an operator ({matchOrders}).
+ *
+ * Money flow for ENERGY: fill → buyer's payment escrowed here → {settle} after deliveryEnd
+ * credits seller payout and buyer refund to pull balances → {withdraw}. If nobody settles by
+ * deliveryEnd + reclaimGracePeriod, {reclaim} credits the whole escrow back to the buyer.
+ * Invariant: totalEscrowed() + totalWithdrawable() <= paymentToken.balanceOf(this).
+ *
+ * Units: energy in Wh, price in token base units per kWh, payment = quantityWh * price / 1000
+ * rounded down (each fill and each settlement amount is floored; rounding dust stays with the
+ * buyer because settlement refunds escrow - payout exactly).
+ */
+contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTransient {
+    using SafeERC20 for IERC20;
+    using SafeCast for uint256;
+
+    /// @notice Matches signed/listed bids and offers ({matchOrders}).
+    bytes32 public constant OPERATOR_ROLE = keccak256("OPERATOR_ROLE");
+    /// @notice Reports metered delivery ({settle}, {settleBatch}).
+    bytes32 public constant SETTLER_ROLE = keccak256("SETTLER_ROLE");
+
+    /// @notice EIP-712 type of {Order}.
+    string public constant ORDER_TYPE =
+        "Order(address maker,uint8 side,uint8 product,uint256 assetId,bytes32 meterId,uint128 quantityWh,"
+        "uint128 price,uint64 deliveryStart,uint64 deliveryEnd,uint64 expiry,uint64 nonce,uint256 salt)";
+    /// @notice keccak256 of {ORDER_TYPE}.
+    bytes32 public constant ORDER_TYPEHASH = keccak256(bytes(ORDER_TYPE));
+
+    /// @notice Length of a delivery slot; periods start and end on slot boundaries.
+    uint64 public constant SLOT_SECONDS = 900;
+    /// @notice Longest reclaim grace period the admin may set.
+    uint64 public constant MAX_RECLAIM_GRACE_PERIOD = 30 days;
+
+    uint256 private constant _WH_PER_KWH = 1000;
+    uint256 private constant _BPS = 10_000;
+    bytes32 private constant _STATUS_MASK = bytes32(uint256(0xff));
+
+    /// @dev Per-order state in one slot.
+    struct OrderRecord {
+        uint128 filledWh;
+        bool listed;
+        bool cancelled;
+    }
+
+    /// @dev Hot market state packed in one slot: read once and written once per fill.
+    struct MarketState {
+        uint64 lastTradeId;
+        uint128 totalEscrowed;
+        uint16 toleranceBps;
+        uint16 penaltyBps;
+        uint32 reclaimGracePeriod;
+    }
+
+    IERC20 private immutable _paymentToken;
+    IERC1155 private immutable _certificates;
+
+    MarketState private _state;
+    uint256 private _totalWithdrawable;
+    mapping(bytes32 orderHash => OrderRecord) private _orders;
+    mapping(address maker => uint64) private _nonces;
+    /// @dev keccak256(abi.encode(trade)) with its low byte replaced by the TradeStatus.
+    mapping(uint256 tradeId => bytes32) private _tradeRecords;
+    mapping(address account => uint256) private _withdrawable;
+
+    /**
+     * @param admin Receives DEFAULT_ADMIN_ROLE.
+     * @param paymentToken ERC-20 used for payments (e.g. GridUSD).
+     * @param certificates ERC-1155 REC registry (token id = certificate id, amount = Wh).
+     * @param toleranceBps_ Shortfall share (bps of contracted Wh) that is not penalised.
+     * @param penaltyBps_ Penalty on penalised shortfall Wh, in bps of its value.
+     * @param reclaimGracePeriod_ Seconds after deliveryEnd from which the buyer may reclaim.
+     */
+    constructor(
+        address admin,
+        IERC20 paymentToken,
+        IERC1155 certificates,
+        uint16 toleranceBps_,
+        uint16 penaltyBps_,
+        uint64 reclaimGracePeriod_
+    ) EIP712("GridLedger EnergyMarket", "1") {
+        if (admin == address(0) || address(paymentToken) == address(0) || address(certificates) == address(0)) {
+            revert EnergyMarketZeroAddress();
+        }
+        _checkSettlementParameters(toleranceBps_, penaltyBps_);
+        _checkGracePeriod(reclaimGracePeriod_);
+        _paymentToken = paymentToken;
+        _certificates = certificates;
+        _state.toleranceBps = toleranceBps_;
+        _state.penaltyBps = penaltyBps_;
+        _state.reclaimGracePeriod = uint32(reclaimGracePeriod_);
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+    }
+
+    // ================================================================ orders
+
+    /**
+     * @notice Lists `order` on-chain so it can be filled or matched without a signature.
+     *
+     * Requirements:
+     * - the caller must be `order.maker`.
+     * - the order must not be listed or cancelled already, nor expired.
+     * - `order.nonce` must equal the maker's current nonce; `order.quantityWh` must be non-zero.
+     * - ENERGY orders need a 15-minute aligned delivery period and a non-zero `meterId`.
+     *
+     * Emits an {OrderListed} event.
+     */
+    function listOrder(Order calldata order) external returns (bytes32 hash) {
+        if (order.maker != msg.sender) revert EnergyMarketUnauthorizedMaker(msg.sender, order.maker);
+        hash = _hashOrderCanonical(order);
+        OrderRecord storage record = _orders[hash];
+        if (record.cancelled) revert EnergyMarketOrderCancelled(hash);
+        if (record.listed) revert EnergyMarketOrderAlreadyListed(hash);
+        if (block.timestamp > order.expiry) revert EnergyMarketOrderExpired(hash, order.expiry);
+        uint64 current = _nonces[order.maker];
+        if (order.nonce != current) revert EnergyMarketStaleNonce(hash, order.nonce, current);
+        if (order.quantityWh == 0) revert EnergyMarketZeroQuantity(hash);
+        if (order.product == Product.Energy) {
+            _checkPeriod(order.deliveryStart, order.deliveryEnd);
+            if (order.meterId == bytes32(0)) revert EnergyMarketMeterRequired(order.maker);
+        }
+        record.listed = true;
+        emit OrderListed(hash, order.maker, order);
+    }
+
+    /**
+     * @notice Cancels one order (signed or listed); it can never be filled again.
+     *
+     * Requirements:
+     * - the caller must be `order.maker`.
+     * - the order must not be cancelled already.
+     *
+     * Emits an {OrderCancelled} event.
+     */
+    function cancelOrder(Order calldata order) external {
+        if (order.maker != msg.sender) revert EnergyMarketUnauthorizedMaker(msg.sender, order.maker);
+        bytes32 hash = _hashOrderCanonical(order);
+        OrderRecord storage record = _orders[hash];
+        if (record.cancelled) revert EnergyMarketOrderCancelled(hash);
+        record.cancelled = true;
+        emit OrderCancelled(hash, msg.sender);
+    }
+
+    /**
+     * @notice Cancels all of the caller's orders at once by bumping its nonce; only orders made
+     * under the new nonce are valid afterwards.
+     *
+     * Emits a {NonceIncremented} event.
+     */
+    function incrementNonce() external returns (uint64 newNonce) {
+        newNonce = _nonces[msg.sender] + 1;
+        _nonces[msg.sender] = newNonce;
+        emit NonceIncremented(msg.sender, newNonce);
+    }
+
+    /**
+     * @notice Fills `quantityWh` of a maker's order as taker (the caller takes the other side).
+     * ENERGY: the buyer's payment is escrowed here until settlement; returns the new trade id.
+     * REC: certificates go to the buyer and payment to the seller in this transaction.
+     * `signature` is the maker's EIP-712 signature (EOA or ERC-1271); empty for a listed order.
+     * `takerMeterId` is the caller's meter (ENERGY only; ignored for REC).
+     *
+     * Requirements:
+     * - the caller must not be the maker.
+     * - the order must be validly signed by its maker, or listed when `signature` is empty.
+     * - the order must not be expired or cancelled, and its nonce must be the maker's current one.
+     * - `quantityWh` must be non-zero and at most the order's unfilled quantity.
+     * - ENERGY: 15-minute aligned delivery period and non-zero meters on both sides.
+     * - the buyer must have approved the payment (ENERGY/REC) and the seller the certificates (REC).
+     *
+     * Emits a {TradeCreated} event (ENERGY) or a {CertificatesTraded} event (REC).
+     */
+    function fillOrder(
+        Order calldata order,
+        bytes calldata signature,
+        uint128 quantityWh,
+        bytes32 takerMeterId
+    ) external nonReentrant returns (uint256 tradeId) {
+        if (order.maker == msg.sender) revert EnergyMarketSelfTrade(msg.sender);
+        bytes32 hash = _hashOrder(order);
+        _useOrder(order, hash, signature, quantityWh);
+
+        Trade memory trade;
+        trade.quantityWh = quantityWh;
+        trade.price = order.price;
+        trade.deliveryStart = order.deliveryStart;
+        trade.deliveryEnd = order.deliveryEnd;
+        if (order.side == Side.Sell) {
+            (trade.seller, trade.sellerMeter) = (order.maker, order.meterId);
+            (trade.buyer, trade.buyerMeter) = (msg.sender, takerMeterId);
+            return _executeTrade(order.product, order.assetId, trade, hash, bytes32(0));
+        } else {
+            (trade.seller, trade.sellerMeter) = (msg.sender, takerMeterId);
+            (trade.buyer, trade.buyerMeter) = (order.maker, order.meterId);
+            return _executeTrade(order.product, order.assetId, trade, bytes32(0), hash);
+        }
+    }
+
+    /**
+     * @notice Matches a bid with an offer for `quantityWh` at the resting order's price
+     * (`bid.price` if `bidIsResting`, else `offer.price`). Each signature may be empty for a
+     * listed order. Returns the new trade id.
+     *
+     * Requirements:
+     * - the caller must have OPERATOR_ROLE.
+     * - `bid` must be a BUY and `offer` a SELL order of different makers.
+     * - both orders must have the same product, assetId and delivery period.
+     * - `bid.price >= offer.price`.
+     * - both orders must pass every check of {fillOrder} for `quantityWh`.
+     *
+     * Emits a {TradeCreated} event (ENERGY) or a {CertificatesTraded} event (REC).
+     */
+    function matchOrders(
+        Order calldata bid,
+        bytes calldata bidSignature,
+        Order calldata offer,
+        bytes calldata offerSignature,
+        uint128 quantityWh,
+        bool bidIsResting
+    ) external onlyRole(OPERATOR_ROLE) nonReentrant returns (uint256 tradeId) {
+        bytes32 bidHash = _hashOrder(bid);
+        bytes32 offerHash = _hashOrder(offer);
+        if (bid.side != Side.Buy) revert EnergyMarketWrongSide(bidHash, bid.side);
+        if (offer.side != Side.Sell) revert EnergyMarketWrongSide(offerHash, offer.side);
+        if (bid.maker == offer.maker) revert EnergyMarketSelfTrade(bid.maker);
+        if (
+            bid.product != offer.product ||
+            bid.assetId != offer.assetId ||
+            bid.deliveryStart != offer.deliveryStart ||
+            bid.deliveryEnd != offer.deliveryEnd
+        ) revert EnergyMarketOrdersMismatch(bidHash, offerHash);
+        if (bid.price < offer.price) revert EnergyMarketPricesDoNotCross(bid.price, offer.price);
+        _useOrder(bid, bidHash, bidSignature, quantityWh);
+        _useOrder(offer, offerHash, offerSignature, quantityWh);
+
+        Trade memory trade;
+        trade.seller = offer.maker;
+        trade.buyer = bid.maker;
+        trade.sellerMeter = offer.meterId;
+        trade.buyerMeter = bid.meterId;
+        trade.quantityWh = quantityWh;
+        trade.price = bidIsResting ? bid.price : offer.price;
+        trade.deliveryStart = offer.deliveryStart;
+        trade.deliveryEnd = offer.deliveryEnd;
+        return _executeTrade(offer.product, offer.assetId, trade, offerHash, bidHash);
+    }
+
+    // ============================================================ settlement
+
+    /**
+     * @notice Settles ENERGY trade `tradeId` on `deliveredWh` metered for its period.
+     * delivered = min(deliveredWh, quantityWh); gross = delivered * price / 1000;
+     * penalised Wh = shortfall beyond `quantityWh * toleranceBps / 10000`;
+     * penalty = min(penalisedWh * price / 1000 * penaltyBps / 10000, gross);
+     * the seller is credited gross - penalty and the buyer the rest of the escrow.
+     *
+     * Requirements:
+     * - the caller must have SETTLER_ROLE.
+     * - `trade` must be the trade recorded under `tradeId`, which must still be open.
+     * - `block.timestamp >= trade.deliveryEnd`.
+     *
+     * Emits a {TradeSettled} event.
+     */
+    function settle(Trade calldata trade, uint256 tradeId, uint64 deliveredWh) external onlyRole(SETTLER_ROLE) nonReentrant {
+        uint256 escrow = _settle(trade, tradeId, deliveredWh);
+        _state.totalEscrowed -= uint128(escrow);
+        _totalWithdrawable += escrow;
+    }
+
+    /**
+     * @notice Settles several ENERGY trades as {settle} does; all or nothing.
+     *
+     * Requirements:
+     * - the caller must have SETTLER_ROLE.
+     * - the three arrays must have the same length.
+     * - every trade must satisfy the requirements of {settle}.
+     *
+     * Emits a {TradeSettled} event per trade.
+     */
+    function settleBatch(
+        Trade[] calldata trades,
+        uint256[] calldata tradeIds,
+        uint64[] calldata deliveredWh
+    ) external onlyRole(SETTLER_ROLE) nonReentrant {
+        uint256 count = trades.length;
+        if (tradeIds.length != count || deliveredWh.length != count) {
+            revert EnergyMarketLengthMismatch(count, tradeIds.length, deliveredWh.length);
+        }
+        uint256 released;
+        for (uint256 i; i < count; ++i) {
+            released += _settle(trades[i], tradeIds[i], deliveredWh[i]);
+        }
+        _state.totalEscrowed -= uint128(released);
+        _totalWithdrawable += released;
+    }
+
+    /**
+     * @notice Credits the whole escrow of an unsettled trade back to its buyer. Anyone may call;
+     * the refund always goes to `trade.buyer`.
+     *
+     * Requirements:
+     * - `trade` must be the trade recorded under `tradeId`, which must still be open.
+     * - `block.timestamp >= trade.deliveryEnd + reclaimGracePeriod`.
+     *
+     * Emits a {TradeReclaimed} event.
+     */
+    function reclaim(Trade calldata trade, uint256 tradeId) external nonReentrant {
+        _closeTrade(trade, tradeId, TradeStatus.Reclaimed);
+        uint256 deadline = uint256(trade.deliveryEnd) + _state.reclaimGracePeriod;
+        if (block.timestamp < deadline) revert EnergyMarketReclaimTooEarly(tradeId, deadline);
+        uint256 escrow = (uint256(trade.quantityWh) * trade.price) / _WH_PER_KWH;
+        _withdrawable[trade.buyer] += escrow;
+        _state.totalEscrowed -= uint128(escrow);
+        _totalWithdrawable += escrow;
+        emit TradeReclaimed(tradeId, trade.buyer, escrow);
+    }
+
+    /**
+     * @notice Pays the caller its whole credited balance ({withdrawable}).
+     *
+     * Requirements:
+     * - the caller's balance must be non-zero.
+     *
+     * Emits a {Withdrawn} event.
+     */
+    function withdraw() external nonReentrant returns (uint256 amount) {
+        amount = _withdrawable[msg.sender];
+        if (amount == 0) revert EnergyMarketNothingToWithdraw(msg.sender);
+        _withdrawable[msg.sender] = 0;
+        _totalWithdrawable -= amount;
+        emit Withdrawn(msg.sender, amount);
+        _paymentToken.safeTransfer(msg.sender, amount);
+    }
+
+    // ================================================================= admin
+
+    /**
+     * @notice Sets the settlement terms applied to trades made from now on (open trades keep
+     * the terms recorded in them).
+     *
+     * Requirements:
+     * - the caller must have DEFAULT_ADMIN_ROLE.
+     * - both values must be at most 10000.
+     *
+     * Emits a {SettlementParametersUpdated} event.
+     */
+    function setSettlementParameters(uint16 newToleranceBps, uint16 newPenaltyBps) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _checkSettlementParameters(newToleranceBps, newPenaltyBps);
+        MarketState storage state = _state;
+        emit SettlementParametersUpdated(state.toleranceBps, newToleranceBps, state.penaltyBps, newPenaltyBps);
+        state.toleranceBps = newToleranceBps;
+        state.penaltyBps = newPenaltyBps;
+    }
+
+    /**
+     * @notice Sets the time after deliveryEnd from which unsettled trades can be reclaimed
+     * (applies to open trades too).
+     *
+     * Requirements:
+     * - the caller must have DEFAULT_ADMIN_ROLE.
+     * - `period` must be at most {MAX_RECLAIM_GRACE_PERIOD}.
+     *
+     * Emits a {ReclaimGracePeriodUpdated} event.
+     */
+    function setReclaimGracePeriod(uint64 period) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _checkGracePeriod(period);
+        emit ReclaimGracePeriodUpdated(_state.reclaimGracePeriod, period);
+        _state.reclaimGracePeriod = uint32(period);
+    }
+
+    // ================================================================= views
+
+    /// @notice The EIP-712 digest of `order` (what the maker signs and the key of its state).
+    function orderHash(Order calldata order) external view returns (bytes32) {
+        return _hashOrder(order);
+    }
+
+    /// @notice Fill state of `order`: hash, state, listing, filled and remaining Wh. Does not check signatures.
+    function orderStatus(Order calldata order) external view returns (OrderStatus memory status) {
+        status.orderHash = _hashOrder(order);
+        OrderRecord memory record = _orders[status.orderHash];
+        status.listed = record.listed;
+        status.filledWh = record.filledWh;
+        status.remainingWh = order.quantityWh > record.filledWh ? order.quantityWh - record.filledWh : 0;
+        if (record.cancelled) status.state = OrderState.Cancelled;
+        else if (status.remainingWh == 0) status.state = OrderState.Filled;
+        else if (order.nonce != _nonces[order.maker]) status.state = OrderState.StaleNonce;
+        else if (block.timestamp > order.expiry) status.state = OrderState.Expired;
+        else status.state = OrderState.Fillable;
+    }
+
+    /// @notice Wh already filled of the order with hash `hash`.
+    function filled(bytes32 hash) external view returns (uint128) {
+        return _orders[hash].filledWh;
+    }
+
+    /// @notice Whether the order with hash `hash` was listed on-chain.
+    function isListed(bytes32 hash) external view returns (bool) {
+        return _orders[hash].listed;
+    }
+
+    /// @notice Whether the order with hash `hash` was cancelled.
+    function isCancelled(bytes32 hash) external view returns (bool) {
+        return _orders[hash].cancelled;
+    }
+
+    /// @notice Current cancel-all counter of `maker`; valid orders carry this value.
+    function nonces(address maker) external view returns (uint64) {
+        return _nonces[maker];
+    }
+
+    /// @notice keccak256(abi.encode(trade)); its top 31 bytes are stored as the trade record.
+    function tradeHash(Trade calldata trade) external pure returns (bytes32) {
+        return keccak256(abi.encode(trade));
+    }
+
+    /// @notice Stored record of `tradeId`: trade hash with the TradeStatus in its low byte (0 if none).
+    function tradeRecord(uint256 tradeId) external view returns (bytes32) {
+        return _tradeRecords[tradeId];
+    }
+
+    /// @notice Status of trade `tradeId` (None for unknown ids and REC swaps).
+    function tradeStatus(uint256 tradeId) external view returns (TradeStatus) {
+        return TradeStatus(uint8(uint256(_tradeRecords[tradeId] & _STATUS_MASK)));
+    }
+
+    /// @notice Id of the latest trade (ENERGY or REC); ids are sequential from 1.
+    function lastTradeId() external view returns (uint256) {
+        return _state.lastTradeId;
+    }
+
+    /// @notice Payment held in escrow for open ENERGY trades.
+    function totalEscrowed() external view returns (uint256) {
+        return _state.totalEscrowed;
+    }
+
+    /// @notice Sum of all credited, not yet withdrawn balances.
+    function totalWithdrawable() external view returns (uint256) {
+        return _totalWithdrawable;
+    }
+
+    /// @notice Balance `account` can {withdraw}.
+    function withdrawable(address account) external view returns (uint256) {
+        return _withdrawable[account];
+    }
+
+    /// @notice Shortfall tolerance (bps of contracted Wh) applied to new trades.
+    function toleranceBps() external view returns (uint16) {
+        return _state.toleranceBps;
+    }
+
+    /// @notice Penalty (bps of the penalised shortfall's value) applied to new trades.
+    function penaltyBps() external view returns (uint16) {
+        return _state.penaltyBps;
+    }
+
+    /// @notice Seconds after deliveryEnd from which an unsettled trade can be reclaimed.
+    function reclaimGracePeriod() external view returns (uint64) {
+        return _state.reclaimGracePeriod;
+    }
+
+    /// @notice The payment ERC-20.
+    function paymentToken() external view returns (IERC20) {
+        return _paymentToken;
+    }
+
+    /// @notice The ERC-1155 certificate registry traded as REC.
+    function certificates() external view returns (IERC1155) {
+        return _certificates;
+    }
+
+    /// @notice The EIP-712 domain separator (name "GridLedger EnergyMarket", version "1").
+    // solhint-disable-next-line func-name-mixedcase
+    function DOMAIN_SEPARATOR() external view returns (bytes32) {
+        return _domainSeparatorV4();
+    }
+
+    // ============================================================== internal
+
+    /// @dev EIP-712 digest of `order` with the order validated and copied by the ABI coder; used
+    /// where the order is stored or emitted ({listOrder}, {cancelOrder}).
+    function _hashOrderCanonical(Order calldata order) private view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(ORDER_TYPEHASH, order)));
+    }
+
+    /// @dev EIP-712 digest of `order`. The struct hash is taken straight over the 12 static ABI
+    /// words of the calldata struct (identical to `abi.encode(ORDER_TYPEHASH, order)` for
+    /// canonically encoded input; non-canonical words only yield a digest nobody signed or listed).
+    function _hashOrder(Order calldata order) private view returns (bytes32) {
+        bytes32 structHash;
+        bytes32 typeHash = ORDER_TYPEHASH;
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore(ptr, typeHash)
+            calldatacopy(add(ptr, 0x20), order, 0x180)
+            structHash := keccak256(ptr, 0x1a0)
+        }
+        return _hashTypedDataV4(structHash);
+    }
+
+    /// @dev Checks every fill condition of `order` and records `quantityWh` as filled.
+    function _useOrder(Order calldata order, bytes32 hash, bytes calldata signature, uint128 quantityWh) private {
+        if (block.timestamp > order.expiry) revert EnergyMarketOrderExpired(hash, order.expiry);
+        OrderRecord storage slot = _orders[hash];
+        OrderRecord memory record = slot;
+        if (record.cancelled) revert EnergyMarketOrderCancelled(hash);
+        uint64 current = _nonces[order.maker];
+        if (order.nonce != current) revert EnergyMarketStaleNonce(hash, order.nonce, current);
+        if (quantityWh == 0) revert EnergyMarketZeroQuantity(hash);
+        uint128 remaining = order.quantityWh > record.filledWh ? order.quantityWh - record.filledWh : 0;
+        if (quantityWh > remaining) revert EnergyMarketInsufficientRemaining(hash, quantityWh, remaining);
+        if (order.product == Product.Energy) _checkPeriod(order.deliveryStart, order.deliveryEnd);
+        if (signature.length == 0) {
+            if (!record.listed) revert EnergyMarketOrderNotListed(hash);
+        } else if (!SignatureChecker.isValidSignatureNowCalldata(order.maker, hash, signature)) {
+            revert EnergyMarketInvalidSignature(hash, order.maker);
+        }
+        slot.filledWh = record.filledWh + quantityWh;
+    }
+
+    /// @dev Records and executes a trade whose parties, meters, quantity, price and period are set.
+    function _executeTrade(
+        Product product,
+        uint256 assetId,
+        Trade memory trade,
+        bytes32 sellOrderHash,
+        bytes32 buyOrderHash
+    ) private returns (uint256 tradeId) {
+        uint256 payment = (uint256(trade.quantityWh) * trade.price) / _WH_PER_KWH;
+        MarketState storage state = _state;
+        tradeId = uint256(state.lastTradeId) + 1;
+        if (product == Product.Energy) {
+            if (trade.sellerMeter == bytes32(0)) revert EnergyMarketMeterRequired(trade.seller);
+            if (trade.buyerMeter == bytes32(0)) revert EnergyMarketMeterRequired(trade.buyer);
+            trade.toleranceBps = state.toleranceBps;
+            trade.penaltyBps = state.penaltyBps;
+            (state.lastTradeId, state.totalEscrowed) = (uint64(tradeId), state.totalEscrowed + payment.toUint128());
+            _tradeRecords[tradeId] = _record(_hashTradeMemory(trade), TradeStatus.Open);
+            emit TradeCreated(tradeId, sellOrderHash, buyOrderHash, trade, payment);
+            _paymentToken.safeTransferFrom(trade.buyer, address(this), payment);
+        } else {
+            state.lastTradeId = uint64(tradeId);
+            emit CertificatesTraded(
+                tradeId,
+                sellOrderHash,
+                buyOrderHash,
+                trade.seller,
+                trade.buyer,
+                assetId,
+                trade.quantityWh,
+                trade.price,
+                payment
+            );
+            _certificates.safeTransferFrom(trade.seller, trade.buyer, assetId, trade.quantityWh, "");
+            _paymentToken.safeTransferFrom(trade.buyer, trade.seller, payment);
+        }
+    }
+
+    /// @dev Settles one trade and credits both parties; returns the escrow it released.
+    function _settle(Trade calldata trade, uint256 tradeId, uint64 deliveredWh) private returns (uint256 escrow) {
+        _closeTrade(trade, tradeId, TradeStatus.Settled);
+        if (block.timestamp < trade.deliveryEnd) revert EnergyMarketSettlementTooEarly(tradeId, trade.deliveryEnd);
+
+        uint256 contracted = trade.quantityWh;
+        uint256 price = trade.price;
+        uint256 delivered = deliveredWh < contracted ? deliveredWh : contracted;
+        escrow = (contracted * price) / _WH_PER_KWH;
+        uint256 gross = (delivered * price) / _WH_PER_KWH;
+        uint256 shortfall = contracted - delivered;
+        uint256 tolerance = (contracted * trade.toleranceBps) / _BPS;
+        uint256 penalty;
+        if (shortfall > tolerance) {
+            penalty = ((((shortfall - tolerance) * price) / _WH_PER_KWH) * trade.penaltyBps) / _BPS;
+            if (penalty > gross) penalty = gross;
+        }
+        uint256 payout = gross - penalty;
+        uint256 refund = escrow - payout;
+        if (payout != 0) _withdrawable[trade.seller] += payout;
+        if (refund != 0) _withdrawable[trade.buyer] += refund;
+        emit TradeSettled(tradeId, uint64(delivered), payout, penalty, refund);
+    }
+
+    /// @dev Verifies `trade` against the open record of `tradeId` and marks it `status`.
+    function _closeTrade(Trade calldata trade, uint256 tradeId, TradeStatus status) private {
+        bytes32 stored = _tradeRecords[tradeId];
+        bytes32 hash = keccak256(abi.encode(trade));
+        if ((stored ^ hash) & ~_STATUS_MASK != 0 || stored == 0) revert EnergyMarketTradeMismatch(tradeId);
+        if (uint256(stored & _STATUS_MASK) != uint256(TradeStatus.Open)) revert EnergyMarketTradeAlreadyClosed(tradeId);
+        _tradeRecords[tradeId] = _record(hash, status);
+    }
+
+    /// @dev keccak256(abi.encode(trade)) without the copy: a static struct in memory is already
+    /// laid out as its ABI encoding (10 clean words).
+    function _hashTradeMemory(Trade memory trade) private pure returns (bytes32 hash) {
+        assembly ("memory-safe") {
+            hash := keccak256(trade, 0x140)
+        }
+    }
+
+    function _record(bytes32 hash, TradeStatus status) private pure returns (bytes32) {
+        return (hash & ~_STATUS_MASK) | bytes32(uint256(status));
+    }
+
+    function _checkPeriod(uint64 deliveryStart, uint64 deliveryEnd) private pure {
+        if (deliveryStart % SLOT_SECONDS != 0 || deliveryEnd % SLOT_SECONDS != 0 || deliveryStart >= deliveryEnd) {
+            revert EnergyMarketPeriodNotAligned(deliveryStart, deliveryEnd);
+        }
+    }
+
+    function _checkSettlementParameters(uint16 newToleranceBps, uint16 newPenaltyBps) private pure {
+        if (newToleranceBps > _BPS || newPenaltyBps > _BPS) {
+            revert EnergyMarketInvalidSettlementParameters(newToleranceBps, newPenaltyBps);
+        }
+    }
+
+    function _checkGracePeriod(uint64 period) private pure {
+        if (period > MAX_RECLAIM_GRACE_PERIOD) revert EnergyMarketGracePeriodTooLong(period, MAX_RECLAIM_GRACE_PERIOD);
+    }
+}
