@@ -1,7 +1,7 @@
 """EnergyMarket deployment and order factories (module-scoped; Ape snapshots between tests)."""
 import pytest
 
-from tests.contracts.market.orders import (
+from backend.market.orders import (
     ENERGY, REC, SELL, SLOT_SECONDS, Order, meter_id, sign_order,
 )
 

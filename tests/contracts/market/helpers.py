@@ -9,7 +9,7 @@ from eth_utils import keccak
 
 import ape
 
-from tests.contracts.market.orders import BPS, payment
+from backend.market.orders import BPS, payment
 
 
 @contextmanager

@@ -9,7 +9,7 @@ from eth_utils import keccak
 
 from tests.contracts.market.conftest import PRICE
 from tests.contracts.market.helpers import single_event, trade_from_log
-from tests.contracts.market.orders import BUY, SELL, meter_id, sign_order
+from backend.market.orders import BUY, SELL, meter_id, sign_order
 
 FILL_TARGET = 120_000
 BATCH_TARGET_PER_TRADE = 40_000

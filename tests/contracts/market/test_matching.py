@@ -3,7 +3,7 @@ import pytest
 
 from tests.contracts.market.conftest import CERT_ID, PRICE
 from tests.contracts.market.helpers import reverts_with, reverts_with_nested, same_address, single_event
-from tests.contracts.market.orders import BUY, REC, SELL, order_digest, payment
+from backend.market.orders import BUY, REC, SELL, order_digest, payment
 
 
 @pytest.fixture

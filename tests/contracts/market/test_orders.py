@@ -4,7 +4,7 @@ from eth_account.messages import encode_typed_data
 
 from tests.contracts.market.conftest import FUNDING, PRICE
 from tests.contracts.market.helpers import reverts_with, reverts_with_nested, same_address, single_event
-from tests.contracts.market.orders import (
+from backend.market.orders import (
     BUY, ORDER_TYPE, ORDER_TYPEHASH, SELL, SLOT_SECONDS, order_digest, payment, sign_order,
     typed_data,
 )

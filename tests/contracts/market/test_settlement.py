@@ -3,7 +3,7 @@ import pytest
 
 from tests.contracts.market.conftest import GRACE, PENALTY_BPS, PRICE, TOLERANCE_BPS
 from tests.contracts.market.helpers import reverts_with, same_address, settlement, single_event, trade_from_log
-from tests.contracts.market.orders import payment
+from backend.market.orders import payment
 
 OPEN, SETTLED, RECLAIMED = 1, 2, 3
 ESCROW = payment(10_000, PRICE)  # open_trade: 10 kWh at 0.15 gUSD/kWh = 1.5 gUSD
