@@ -184,7 +184,8 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
      * - the order must be validly signed by its maker, or listed when `signature` is empty.
      * - the order must not be expired or cancelled, and its nonce must be the maker's current one.
      * - `quantityWh` must be non-zero and at most the order's unfilled quantity.
-     * - ENERGY: 15-minute aligned delivery period and non-zero meters on both sides.
+     * - ENERGY: 15-minute aligned delivery period that has not started yet (gate closure),
+     *   and non-zero meters on both sides.
      * - the buyer must have approved the payment (ENERGY/REC) and the seller the certificates (REC).
      *
      * Emits a {TradeCreated} event (ENERGY) or a {CertificatesTraded} event (REC).
@@ -528,7 +529,11 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
         if (quantityWh == 0) revert EnergyMarketZeroQuantity(hash);
         uint128 remaining = order.quantityWh > record.filledWh ? order.quantityWh - record.filledWh : 0;
         if (quantityWh > remaining) revert EnergyMarketInsufficientRemaining(hash, quantityWh, remaining);
-        if (order.product == Product.Energy) _checkPeriod(order.deliveryStart, order.deliveryEnd);
+        if (order.product == Product.Energy) {
+            _checkPeriod(order.deliveryStart, order.deliveryEnd);
+            // Gate closure: a delivery period can only be traded before it starts.
+            if (block.timestamp >= order.deliveryStart) revert EnergyMarketGateClosed(hash, order.deliveryStart);
+        }
         if (signature.length == 0) {
             if (!record.listed) revert EnergyMarketOrderNotListed(hash);
         } else if (!SignatureChecker.isValidSignatureNowCalldata(order.maker, hash, signature)) {

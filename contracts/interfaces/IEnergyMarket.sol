@@ -166,6 +166,7 @@ interface IEnergyMarket {
     error EnergyMarketZeroQuantity(bytes32 orderHash);
     error EnergyMarketInsufficientRemaining(bytes32 orderHash, uint128 requested, uint128 remaining);
     error EnergyMarketPeriodNotAligned(uint64 deliveryStart, uint64 deliveryEnd);
+    error EnergyMarketGateClosed(bytes32 orderHash, uint64 deliveryStart);
     error EnergyMarketMeterRequired(address account);
     error EnergyMarketUnauthorizedMaker(address caller, address maker);
     error EnergyMarketSelfTrade(address maker);

@@ -119,10 +119,25 @@ def test_fill_reverts_when_order_expired(market, chain, make_order, sign, taker_
         market.fillOrder(order.as_tuple(), signature, 1_000, taker_meter(bob), sender=bob)
 
 
-def test_fill_succeeds_at_expiry_second(market, chain, make_order, sign, taker_meter, alice, bob):
-    order = make_order(alice)
+def test_fill_succeeds_at_expiry_second(market, chain, period, make_order, sign, taker_meter, alice, bob, order_hash):
+    order = make_order(alice, expiry=period[0] - 60)
     chain.pending_timestamp = order.expiry
     market.fillOrder(order.as_tuple(), sign(order, alice), 1_000, taker_meter(bob), sender=bob)
+    assert market.filled(order_hash(order)) == 1_000
+
+
+def test_fill_reverts_when_delivery_period_has_started(market, chain, period, make_order, sign, taker_meter, alice, bob, order_hash):
+    order = make_order(alice)
+    chain.pending_timestamp = period[0]
+    with reverts_with(market.EnergyMarketGateClosed, orderHash=order_hash(order), deliveryStart=period[0]):
+        market.fillOrder(order.as_tuple(), sign(order, alice), 1_000, taker_meter(bob), sender=bob)
+
+
+def test_fill_succeeds_one_second_before_gate_closure(market, chain, period, make_order, sign, taker_meter, alice, bob, order_hash):
+    order = make_order(alice)
+    chain.pending_timestamp = period[0] - 1
+    market.fillOrder(order.as_tuple(), sign(order, alice), 1_000, taker_meter(bob), sender=bob)
+    assert market.filled(order_hash(order)) == 1_000
 
 
 def test_fill_reverts_when_taker_is_maker(market, make_order, sign, taker_meter, alice):
