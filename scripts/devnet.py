@@ -8,15 +8,15 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import subprocess
 import sys
 import time
 from urllib.parse import urlparse
 
 from web3 import Web3
 
+from backend.chain.anvil import start_anvil
 from backend.chain.deployment import Deployment, DeploymentNotFound
-from backend.core.config import PROJECT_ROOT, Settings, settings as default_settings
+from backend.core.config import Settings, settings as default_settings
 from backend.core.errors import GridLedgerError
 from backend.core.migrate import upgrade
 
@@ -27,32 +27,6 @@ class DevnetError(GridLedgerError):
 
 def say(component: str, message: str) -> None:
     print(f"[{component:>8}] {message}", flush=True)
-
-
-def anvil_command(config: Settings) -> list[str]:
-    port = urlparse(config.rpc_url).port or 8545
-    binary = PROJECT_ROOT / "node_modules" / ".bin" / "anvil"
-    if not binary.exists():
-        raise DevnetError(f"{binary} missing: run `make setup`")
-    config.anvil_state_file.parent.mkdir(parents=True, exist_ok=True)
-    return [
-        str(binary), "--host", "127.0.0.1", "--port", str(port),
-        "--chain-id", str(config.chain_id), "--state", str(config.anvil_state_file),
-        "--silent",
-    ]
-
-
-def wait_for_rpc(w3: Web3, process: subprocess.Popen | None, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise DevnetError(f"anvil exited with code {process.returncode}")
-        try:
-            w3.eth.chain_id
-            return
-        except Exception:  # noqa: BLE001 - not listening yet
-            time.sleep(0.1)
-    raise DevnetError(f"no JSON-RPC answer at {w3.provider.endpoint_uri} within {seconds:.0f} s")
 
 
 def current_deployment(w3: Web3, config: Settings) -> Deployment | None:
@@ -90,8 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     if w3.is_connected():
         say("anvil", f"using the node already at {config.rpc_url}")
     else:
-        anvil = subprocess.Popen(anvil_command(config), start_new_session=True)
-        wait_for_rpc(w3, anvil)
+        anvil = start_anvil(
+            port=urlparse(config.rpc_url).port or 8545,
+            chain_id=config.chain_id,
+            state_file=config.anvil_state_file,
+        )
         say("anvil", f"chain {w3.eth.chain_id} at {config.rpc_url} (block {w3.eth.block_number})")
 
     try:
@@ -110,18 +87,14 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         say("ready", "Ctrl-C stops every component")
         signal.signal(signal.SIGTERM, signal.default_int_handler)
-        while anvil is None or anvil.poll() is None:
+        while anvil is None or anvil.process.poll() is None:
             time.sleep(0.5)
-        raise DevnetError(f"anvil exited unexpectedly with code {anvil.returncode}")
+        raise DevnetError(f"anvil exited unexpectedly with code {anvil.process.returncode}")
     except KeyboardInterrupt:
         return 0
     finally:
         if anvil is not None:
-            anvil.send_signal(signal.SIGINT)  # anvil dumps --state on a clean exit
-            try:
-                anvil.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                anvil.kill()
+            anvil.stop()
             say("anvil", "stopped (state saved)")
 
 

@@ -9,7 +9,7 @@ import sys
 from web3 import Web3
 
 from backend.core.config import PROJECT_ROOT
-from tests.fixtures.anvil import free_port
+from backend.chain.anvil import free_port
 
 ROLE_HOLDERS = {"SETTLER_ROLE": "settler", "OPERATOR_ROLE": "operator"}
 
