@@ -26,6 +26,7 @@ def build_indexer() -> Indexer:
         IndexerConfig(
             finality_depth=settings.finality_depth,
             confirmation_depth=settings.confirmation_depth,
+            initial_range=settings.indexer_initial_range,
         ),
         publisher=publisher,
     )

@@ -39,10 +39,11 @@ def devnet(fresh_anvil, tmp_path) -> Devnet:
 def make_indexer(devnet):
     engines = []
 
-    def build(database_url: str, rpc_url: str | None = None, **config) -> Indexer:
+    def build(database_url: str, rpc_url: str | None = None, rpc_timeout_s: float = 5, **config) -> Indexer:
         engine = make_engine(database_url)
         engines.append(engine)
-        rpc = RpcClient(rpc_url or devnet.node.rpc_url, timeout_s=2, retry=RetryPolicy(attempts=30, max_delay_s=0.5))
+        retry = RetryPolicy(attempts=30, max_delay_s=0.5)
+        rpc = RpcClient(rpc_url or devnet.node.rpc_url, timeout_s=rpc_timeout_s, retry=retry)
         return Indexer(engine, rpc, devnet.deployment, IndexerConfig(**config))
 
     yield build
