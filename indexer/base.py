@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
 from backend.chain.deployment import Deployment
+from indexer.bulk import bulk_insert
 from indexer.decoder import LogDecoder
 from indexer.handlers import Log, handler_for, load_handlers
 from indexer.mirror import MirrorState
@@ -39,9 +39,10 @@ class IndexerConfig:
     name: str = "events"
     finality_depth: int = 64
     confirmation_depth: int = 2
-    initial_range: int = 2_000
+    initial_range: int = 200
     min_range: int = 1
     max_range: int = 50_000
+    target_logs: int = 10_000
     live_batch: int = 200
 
 
@@ -96,6 +97,8 @@ class Indexer:
         )
         self.range = self.config.initial_range
         self.metrics = Metrics()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="getlogs")
+        self._prefetch: tuple[int, int, Future] | None = None
 
     # ---------------------------------------------------------------- public
 
@@ -160,18 +163,27 @@ class Indexer:
     # ---------------------------------------------------------------- backfill
 
     def backfill(self, cursor: Cursor, to_block: int, head: int) -> int:
-        """Index final blocks (cursor, to_block] with one eth_getLogs; adapt the range."""
+        """Index final blocks (cursor, to_block] from one eth_getLogs.
+
+        The range adapts towards `target_logs` per batch (and halves when the provider
+        refuses it), and the next range is fetched in the background while this one is
+        written.
+        """
         from_block = cursor.number + 1
         started = time.monotonic()
         try:
-            raw_logs = self.rpc.get_logs(from_block, to_block, self.decoder.addresses)
+            raw_logs, end_header = self._take_prefetched(from_block, to_block)
         except RangeTooLarge:
             self.range = max(self.config.min_range, (to_block - from_block + 1) // 2)
             log.info("range too large, shrinking to %d blocks", self.range)
             return 0
-        end_header = self.rpc.call("eth_getBlockByNumber", [hex(to_block), False])
         if end_header is None or int(end_header["number"], 16) != to_block:
             return 0
+        self._adapt_range(len(raw_logs), to_block - from_block + 1, time.monotonic() - started)
+        final_head = head - self.config.finality_depth
+        if to_block < final_head:
+            next_to = min(to_block + self.range, final_head)
+            self._prefetch = (to_block + 1, next_to, self._executor.submit(self._fetch, to_block + 1, next_to))
         logs = self.decode(raw_logs)
         with self.engine.begin() as connection:
             state = MirrorState(connection, self.chain_id)
@@ -182,10 +194,28 @@ class Indexer:
             end = Cursor(to_block, end_header["hash"], int(end_header["timestamp"], 16))
             self.save_cursor(connection, end, head, int(end_header["timestamp"], 16))
         self.metrics.events_total += len(logs)
-        if time.monotonic() - started < 2.0:
-            self.range = min(self.config.max_range, self.range * 2)
         self.publish()
         return to_block - cursor.number
+
+    def _fetch(self, from_block: int, to_block: int) -> tuple[list[dict], dict | None]:
+        logs = self.rpc.get_logs(from_block, to_block, self.decoder.addresses)
+        return logs, self.rpc.call("eth_getBlockByNumber", [hex(to_block), False])
+
+    def _take_prefetched(self, from_block: int, to_block: int) -> tuple[list[dict], dict | None]:
+        prefetch, self._prefetch = self._prefetch, None
+        if prefetch is not None and prefetch[:2] == (from_block, to_block):
+            return prefetch[2].result()
+        return self._fetch(from_block, to_block)
+
+    def _adapt_range(self, logs: int, blocks: int, seconds: float) -> None:
+        """Aim at `target_logs` per batch: scale the range by target/actual, at most 2x."""
+        if seconds > 10:
+            factor = 0.5
+        elif logs == 0:
+            factor = 2.0
+        else:
+            factor = min(2.0, max(0.25, self.config.target_logs / logs))
+        self.range = max(self.config.min_range, min(self.config.max_range, int(blocks * factor) or 1))
 
     # ------------------------------------------------------------------ follow
 
@@ -283,27 +313,21 @@ class Indexer:
     def store_events(self, connection: Connection, logs: list[Log]) -> None:
         if not logs:
             return
-        t = ChainEvent.__table__
-        statement = (pg_insert if connection.dialect.name == "postgresql" else sqlite_insert)(t)
-        statement = statement.on_conflict_do_nothing(index_elements=["chain_id", "tx_hash", "log_index"])
-        connection.execute(statement, [
+        bulk_insert(connection, ChainEvent.__table__, [
             {"chain_id": self.chain_id, "block_number": item.block_number,
              "block_hash": item.block_hash, "tx_hash": item.tx_hash, "log_index": item.log_index,
              "contract": item.contract, "address": item.address, "event": item.event,
-             "args": jsonable(item.args)}
+             "args": item.args}
             for item in logs
-        ])
+        ], conflict_columns=["chain_id", "tx_hash", "log_index"])
 
     def store_blocks(self, connection: Connection, headers: list[dict], confirmed: bool) -> None:
-        t = Block.__table__
-        statement = (pg_insert if connection.dialect.name == "postgresql" else sqlite_insert)(t)
-        statement = statement.on_conflict_do_nothing(index_elements=["chain_id", "number"])
-        connection.execute(statement, [
+        bulk_insert(connection, Block.__table__, [
             {"chain_id": self.chain_id, "number": int(h["number"], 16), "hash": h["hash"],
              "parent_hash": h["parentHash"], "timestamp": int(h["timestamp"], 16),
              "confirmed": confirmed}
             for h in headers
-        ])
+        ], conflict_columns=["chain_id", "number"])
 
     def mark_confirmed_and_prune(self, connection: Connection, confirmed_below: int, final_below: int) -> None:
         blocks, undo = Block.__table__, UndoEntry.__table__
@@ -320,14 +344,3 @@ class Indexer:
     def publish(self) -> None:
         if self.publisher is not None:
             self.publisher.publish_pending()
-
-
-def jsonable(value):
-    """Event args as JSON: integers beyond 2**53 become strings so no reader loses precision."""
-    if isinstance(value, dict):
-        return {k: jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**53:
-        return str(value)
-    return value

@@ -37,6 +37,66 @@ def normalise(component: dict, value):
     return value
 
 
+_STATIC_KINDS = ("uint", "int", "address", "bool", "bytes")
+
+
+def static_words(component: dict) -> int | None:
+    """ABI words a static component occupies, or None for a dynamic one (string, T[], bytes)."""
+    kind = component["type"]
+    if kind == "tuple":
+        sizes = [static_words(c) for c in component["components"]]
+        return None if None in sizes else sum(sizes)
+    if kind.endswith("]") or kind in ("string", "bytes"):
+        return None
+    return 1 if kind.startswith(_STATIC_KINDS) else None
+
+
+def fast_decodable(component: dict) -> bool:
+    """Static components, strings, bytes and arrays of one-word elements."""
+    kind = component["type"]
+    if static_words(component) is not None or kind in ("string", "bytes"):
+        return True
+    if kind.endswith("[]"):
+        element = {**component, "type": kind[:-2]}
+        return element["type"] != "tuple" and static_words(element) == 1
+    return False
+
+
+def decode_head(component: dict, data: bytes, word: int):
+    """Decode the component whose head starts at `word` (dynamic ones via their offset)."""
+    kind = component["type"]
+    if static_words(component) is not None:
+        return decode_static(component, data, word)
+    offset = int.from_bytes(data[word * 32 : word * 32 + 32], "big")
+    length = int.from_bytes(data[offset : offset + 32], "big")
+    start = offset + 32
+    if kind == "string":
+        return data[start : start + length].decode("utf-8")
+    if kind == "bytes":
+        return "0x" + data[start : start + length].hex()
+    element = {**component, "type": kind[:-2]}
+    return [decode_static(element, data, start // 32 + i) for i in range(length)]
+
+
+def decode_static(component: dict, data: bytes, word: int):
+    """Decode a static component straight from 32-byte words (eth_abi is ~20x slower)."""
+    kind = component["type"]
+    if kind == "tuple":
+        result = {}
+        for c in component["components"]:
+            result[c["name"]] = decode_static(c, data, word)
+            word += static_words(c)
+        return result
+    raw = data[word * 32 : word * 32 + 32]
+    if kind == "address":
+        return "0x" + raw[12:].hex()
+    if kind == "bool":
+        return raw[-1] == 1
+    if kind.startswith("bytes"):
+        return "0x" + raw[: int(kind[5:])].hex()
+    return int.from_bytes(raw, "big", signed=kind.startswith("int"))
+
+
 @dataclass(frozen=True)
 class EventDecoder:
     contract: str
@@ -44,6 +104,7 @@ class EventDecoder:
     indexed: tuple[dict, ...]
     data: tuple[dict, ...]
     data_types: tuple[str, ...]
+    static: bool
 
     @classmethod
     def from_abi(cls, contract: str, event_abi: dict) -> "EventDecoder":
@@ -55,9 +116,16 @@ class EventDecoder:
             indexed=tuple(i for i in inputs if i.get("indexed")),
             data=data,
             data_types=tuple(abi_type(i) for i in data),
+            static=all(static_words(i) is not None for i in inputs if i.get("indexed"))
+            and all(fast_decodable(i) for i in data),
         )
 
     def decode(self, topics: list[str], data: str) -> dict:
+        if self.static:
+            return self._decode_static(topics, data)
+        return self.decode_with_eth_abi(topics, data)
+
+    def decode_with_eth_abi(self, topics: list[str], data: str) -> dict:
         args = {}
         for component, topic in zip(self.indexed, topics[1:]):
             raw = bytes.fromhex(topic[2:])
@@ -70,6 +138,18 @@ class EventDecoder:
         values = decode(list(self.data_types), bytes.fromhex(data[2:])) if self.data else ()
         for component, value in zip(self.data, values):
             args[component["name"]] = normalise(component, value)
+        return args
+
+
+    def _decode_static(self, topics: list[str], data: str) -> dict:
+        args = {}
+        for component, topic in zip(self.indexed, topics[1:]):
+            args[component["name"]] = decode_static(component, bytes.fromhex(topic[2:]), 0)
+        raw = bytes.fromhex(data[2:])
+        word = 0
+        for component in self.data:
+            args[component["name"]] = decode_head(component, raw, word)
+            word += static_words(component) or 1
         return args
 
 

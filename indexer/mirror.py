@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from functools import lru_cache
 
-from sqlalchemy import Table, and_, bindparam, delete, insert, or_, select, tuple_, update
+from sqlalchemy import Table, and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
+from indexer.bulk import bulk_insert
 from indexer.models import OutboxMessage, UndoEntry, utc_now
 
 Key = tuple
@@ -23,6 +25,7 @@ def table(name: str) -> Table:
     return SQLModel.metadata.tables[name]
 
 
+@lru_cache(maxsize=None)
 def primary_key_names(name: str) -> tuple[str, ...]:
     return tuple(c.name for c in table(name).primary_key.columns)
 
@@ -35,6 +38,7 @@ class MirrorState:
         self._original: dict[str, dict[Key, dict | None]] = defaultdict(dict)
         self._dirty: dict[str, dict[Key, None]] = defaultdict(dict)  # ordered set
         self._outbox: list[dict] = []
+        self._collecting: dict[tuple[str, str], dict] = {}
 
     # ------------------------------------------------------------------ reads
 
@@ -51,12 +55,13 @@ class MirrorState:
             pk_cols = [t.c[c] for c in primary_key_names(name)]
             for chunk_start in range(0, len(missing), 5_000):
                 chunk = missing[chunk_start : chunk_start + 5_000]
-                if len(pk_cols) == 1:
-                    condition = pk_cols[0].in_([k[0] for k in chunk])
-                else:
-                    condition = tuple_(*pk_cols).in_(chunk)
+                # Select on the first key column only (cheap to plan), keep the wanted rows.
+                wanted_keys = set(chunk)
+                condition = pk_cols[0].in_({k[0] for k in chunk})
                 for row in self.connection.execute(select(t).where(condition)).mappings():
-                    self._remember(name, dict(row))
+                    row = dict(row)
+                    if self.key_of(name, row) in wanted_keys:
+                        self._remember(name, row)
             for key in missing:
                 if key not in self._current[name]:
                     self._current[name][key] = None
@@ -90,11 +95,20 @@ class MirrorState:
         self._current[name][key] = row
         self._dirty[name][key] = None
 
-    def emit(self, block_number: int, topic: str, payload: dict) -> None:
-        self._outbox.append(
-            {"chain_id": self.chain_id, "block_number": block_number, "topic": topic,
-             "payload": payload, "created_at": utc_now(), "published_at": None}
-        )
+    def emit(self, block_number: int, topic: str, payload: dict, collect: str | None = None) -> None:
+        """Queue an outbox message. With `collect`, messages of one topic and transaction are
+        merged: their `collect` lists are concatenated (one message per issuance batch)."""
+        if collect is not None:
+            group = (topic, payload["tx_hash"])
+            pending = self._collecting.get(group)
+            if pending is not None:
+                pending["payload"][collect].extend(payload[collect])
+                return
+        message = {"chain_id": self.chain_id, "block_number": block_number, "topic": topic,
+                   "payload": payload, "created_at": utc_now(), "published_at": None}
+        if collect is not None:
+            self._collecting[group] = message
+        self._outbox.append(message)
 
     def flush(self, undo_block: int | None) -> int:
         """Write every change; with `undo_block`, log before-images under that block number.
@@ -124,8 +138,7 @@ class MirrorState:
                 else:
                     updates.append({**after, **{f"pk_{c}": v for c, v in zip(pk_names, key)}})
                 self._original[name][key] = None if after is None else dict(after)
-            if inserts:
-                self.connection.execute(insert(t), inserts)
+            bulk_insert(self.connection, t, inserts)
             if updates:
                 condition = and_(*(t.c[c] == bindparam(f"pk_{c}") for c in pk_names))
                 self.connection.execute(update(t).where(condition), updates)
@@ -133,11 +146,10 @@ class MirrorState:
                 condition = or_(*(and_(*(t.c[c] == v for c, v in zip(pk_names, k))) for k in deletes))
                 self.connection.execute(delete(t).where(condition))
             written += len(inserts) + len(updates) + len(deletes)
-        if undo_rows:
-            self.connection.execute(insert(UndoEntry.__table__), undo_rows)
-        if self._outbox:
-            self.connection.execute(insert(OutboxMessage.__table__), self._outbox)
-            self._outbox = []
+        bulk_insert(self.connection, UndoEntry.__table__, undo_rows)
+        bulk_insert(self.connection, OutboxMessage.__table__, self._outbox)
+        self._outbox = []
+        self._collecting = {}
         self._dirty.clear()
         return written
 

@@ -279,7 +279,7 @@ class Holding(SQLModel, table=True):
 
 
 class CertificateTransfer(SQLModel, table=True):
-    """Every ERC-1155 movement of certificate Wh (mint, transfer, burn) for history views."""
+    """Transfers and burns (claims) of certificate Wh; a mint is the certificate row itself."""
 
     __tablename__ = "certificate_transfers"
 

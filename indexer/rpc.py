@@ -11,6 +11,7 @@ import random
 import time
 from dataclasses import dataclass, field
 
+import orjson
 import requests
 
 from backend.core.errors import GridLedgerError
@@ -76,16 +77,19 @@ class RpcClient:
         last_error: Exception | None = None
         for attempt in range(self.retry.attempts):
             try:
-                reply = self.session.post(self.url, json=payload, timeout=self.timeout_s)
+                reply = self.session.post(
+                    self.url, data=orjson.dumps(payload), timeout=self.timeout_s,
+                    headers={"Content-Type": "application/json"},
+                )
                 if reply.status_code >= 500 or reply.status_code == 429:
                     raise requests.HTTPError(f"HTTP {reply.status_code}")
-                body = reply.json()
+                body = orjson.loads(reply.content)
                 if isinstance(body, dict):  # a batch-level error
                     if "error" in body:
                         raise self._classify(payload[0]["method"], body["error"])
                     body = [body]
                 return body
-            except (requests.RequestException, ValueError) as exc:
+            except (requests.RequestException, ValueError, orjson.JSONDecodeError) as exc:
                 last_error = exc
                 self.retries_done += 1
                 time.sleep(self.retry.delay(attempt))

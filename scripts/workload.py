@@ -66,18 +66,20 @@ class Workload:
 
     # --------------------------------------------------------------- plumbing
 
-    def tx(self, account: LocalAccount, call, gas: int = 3_000_000):
-        """Send a contract call with a locally tracked nonce (fast: no estimate round trip)."""
+    def _next_nonce(self, account: LocalAccount) -> int:
         nonce = self.nonces.get(account.address)
         if nonce is None:
             nonce = self.w3.eth.get_transaction_count(account.address, "pending")
+        self.nonces[account.address] = nonce + 1
+        return nonce
+
+    def tx(self, account: LocalAccount, call, gas: int = 3_000_000):
+        """Send a contract call with a locally tracked nonce (fast: no estimate round trip)."""
+        nonce = self._next_nonce(account)
         built = call.build_transaction({"from": account.address, "gas": gas, "nonce": nonce,
                                         "maxFeePerGas": 10**11, "maxPriorityFeePerGas": 1,
                                         "chainId": self.chain_id})
-        try:
-            receipt = send(self.w3, account, built)
-        finally:
-            self.nonces[account.address] = nonce + 1
+        receipt = send(self.w3, account, built)
         self.operations += 1
         return receipt
 
@@ -93,6 +95,9 @@ class Workload:
     def setup(self) -> None:
         """Fund participants, approve the market, register and approve a solar device each."""
         for person in self.people:
+            if self.w3.eth.get_balance(person.address) < 10**18:
+                send(self.w3, self.admin, {"to": person.address, "value": 10 * 10**18, "gas": 21_000,
+                                           "nonce": self._next_nonce(self.admin)})
             self.tx(self.admin, self.c.token.functions.mint(person.address, 10**12))
             self.tx(person, self.c.token.functions.approve(self.c.market.address, MAX_UINT))
             self.tx(person, self.c.registry.functions.setApprovalForAll(self.c.market.address, True))

@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     confirmation_depth: int = Field(default=2, ge=0)  # blocks deep before "confirmed"
     finality_depth: int = Field(default=64, ge=1)  # deepest reorg the indexer rewinds
     indexer_poll_interval_s: float = Field(default=0.05, gt=0)
-    indexer_initial_range: int = Field(default=2_000, ge=1)  # eth_getLogs blocks, adaptive
+    indexer_initial_range: int = Field(default=200, ge=1)  # eth_getLogs blocks, adaptive
 
     # Keys and secrets
     deployer_private_key: SecretStr = SecretStr(DEV_DEPLOYER_KEY)

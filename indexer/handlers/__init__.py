@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from indexer.mirror import MirrorState
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Log:
     """A decoded log with its position on chain."""
 
@@ -52,8 +53,13 @@ def on(contract: str, event: str, touches: Touches = lambda log: ()):
     return register
 
 
+@lru_cache(maxsize=None)
+def _lookup(contract: str, event: str) -> Handler | None:
+    return HANDLERS.get((contract, event)) or HANDLERS.get(("*", event))
+
+
 def handler_for(log: Log) -> Handler | None:
-    return HANDLERS.get((log.contract, log.event)) or HANDLERS.get(("*", log.event))
+    return _lookup(log.contract, log.event)
 
 
 def load_handlers() -> None:

@@ -41,10 +41,8 @@ def certificate_issued(state: MirrorState, log: Log) -> None:
         "issued_to": a["to"], "issued_at": log.block_timestamp, "issued_tx": log.tx_hash,
         "revoked": False, "revoke_reason": None, "block_number": log.block_number,
     })
-    state.emit(log.block_number, "certificate.issued", {
-        "certificate_id": a["certId"], "device_id": a["deviceId"],
-        "period_start": a["periodStart"], "period_end": a["periodEnd"], "tx_hash": log.tx_hash,
-    })
+    state.emit(log.block_number, "certificate.issued",
+               {"tx_hash": log.tx_hash, "certificate_ids": [a["certId"]]}, collect="certificate_ids")
 
 
 def _movements(log: Log) -> list[tuple[int, int]]:
@@ -54,7 +52,11 @@ def _movements(log: Log) -> list[tuple[int, int]]:
 
 
 def _holding_keys(log: Log):
-    accounts = [a for a in (log.args["from"], log.args["to"]) if a != ZERO]
+    # A mint creates a new certificate (the registry mints only at issuance), so the
+    # recipient cannot hold it yet: nothing to load for the `to` side of a mint.
+    accounts = [log.args["from"]] if log.args["from"] != ZERO else []
+    if log.args["from"] != ZERO and log.args["to"] != ZERO:
+        accounts.append(log.args["to"])
     return [("holdings", (cert, account)) for cert, _ in _movements(log) for account in accounts]
 
 
@@ -66,10 +68,15 @@ def _add_holding(state: MirrorState, cert: int, account: str, delta: int, block:
 
 
 def _transfer(state: MirrorState, log: Log) -> None:
+    """Holdings follow every movement; the transfer history skips mints (the certificate
+    row already records its issuance to `issued_to`)."""
     a = log.args
     for position, (cert, value) in enumerate(_movements(log)):
-        if a["from"] != ZERO:
-            _add_holding(state, cert, a["from"], -value, log.block_number)
+        if a["from"] == ZERO:
+            state.insert("holdings", {"certificate_id": cert, "account": a["to"],
+                                      "balance_wh": value, "block_number": log.block_number})
+            continue
+        _add_holding(state, cert, a["from"], -value, log.block_number)
         if a["to"] != ZERO:
             _add_holding(state, cert, a["to"], value, log.block_number)
         state.insert("certificate_transfers", {

@@ -49,7 +49,11 @@ def test_outbox_announces_trades_and_issuance(devnet, make_indexer, fresh_pg_url
     devnet.workload.issue(batch=3)
     indexer = make_indexer(fresh_pg_url)
     catch_up(indexer)
+    t = OutboxMessage.__table__
     with indexer.engine.connect() as connection:
-        topics = connection.execute(select(OutboxMessage.__table__.c.topic)).scalars().all()
+        messages = connection.execute(select(t.c.topic, t.c.payload).order_by(t.c.id)).all()
+    topics = [topic for topic, _ in messages]
     assert topics.count("trade.created") == 1
-    assert topics.count("certificate.issued") == 3
+    assert topics.count("certificate.issued") == 1  # one message per issuance transaction
+    issued = next(payload for topic, payload in messages if topic == "certificate.issued")
+    assert len(issued["certificate_ids"]) == 3

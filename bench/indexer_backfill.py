@@ -1,0 +1,103 @@
+"""Backfill speed: events per second indexed into PostgreSQL from Anvil (≥ 100,000 events).
+
+Baseline, measured in the same run on the same chain: a naive indexer that calls
+eth_getLogs once per block and inserts each event through the ORM, one commit per block.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+from sqlmodel import Session
+
+from backend.core.db import make_engine
+from bench._database import scratch_schema
+from bench._devnet import deployed_devnet
+from indexer.base import Indexer, IndexerConfig
+from indexer.decoder import LogDecoder
+from indexer.models import ChainEvent
+from indexer.rpc import RpcClient
+
+TARGET_EVENTS = int(os.environ.get("GRIDLEDGER_BENCH_EVENTS", "100000"))
+BATCH = 50  # certificates per issueBatch: 50 CertificateIssued + 1 TransferBatch
+
+
+def generate(w3, wl, target_events: int) -> int:
+    """Fill the chain with hourly REC issuance (plus the workload's mix); returns log count."""
+    wl.run(40)
+    owners = wl.people
+    devices = [wl.devices[p.address] for p in owners]
+    wl.advance(2 * 365 * 24 * 3600)
+    hour0 = (wl.now() // 3600 - 2 * 365 * 24 + 48) * 3600
+    txs = target_events // (BATCH + 1) + 1
+    nonce = w3.eth.get_transaction_count(wl.issuer.address)
+    w3.provider.make_request("anvil_setAutomine", [False])
+    registry = wl.c.registry.functions
+    for i in range(txs):
+        device_index = i % len(devices)
+        first = hour0 + (i // len(devices)) * BATCH * 3600
+        starts = [first + h * 3600 for h in range(BATCH)]
+        tx = registry.issueBatch(devices[device_index], owners[device_index].address, starts,
+                                 [s + 3600 for s in starts], [4_000] * BATCH).build_transaction(
+            {"from": wl.issuer.address, "nonce": nonce + i, "gas": 3_500_000,
+             "maxFeePerGas": 10**11, "maxPriorityFeePerGas": 1, "chainId": wl.chain_id})
+        w3.eth.send_raw_transaction(wl.issuer.sign_transaction(tx).raw_transaction)
+        if i % 8 == 7:
+            w3.provider.make_request("anvil_mine", [1])
+    while w3.eth.get_transaction_count(wl.issuer.address) < nonce + txs:
+        w3.provider.make_request("anvil_mine", [1])
+    w3.provider.make_request("anvil_setAutomine", [True])
+    addresses = [c.address for c in wl.deployment.contracts.values()]
+    return len(w3.eth.get_logs({"fromBlock": 0, "toBlock": "latest", "address": addresses}))
+
+
+def naive_baseline(database_url: str, rpc_url: str, deployment, max_events: int = 15_000,
+                   max_seconds: float = 40) -> float:
+    """Per-block eth_getLogs, per-row ORM insert, commit per block."""
+    rpc = RpcClient(rpc_url)
+    decoder = LogDecoder({n: (c.address, c.abi) for n, c in deployment.contracts.items()})
+    engine = make_engine(database_url)
+    head = rpc.block_number()
+    events, started = 0, time.perf_counter()
+    with Session(engine) as session:
+        for number in range(deployment.block_number, head + 1):
+            for raw in rpc.get_logs(number, number, decoder.addresses):
+                decoded = decoder.decode(raw)
+                if decoded is None:
+                    continue
+                event, args = decoded
+                session.add(ChainEvent(
+                    chain_id=deployment.chain_id, block_number=number, block_hash=raw["blockHash"],
+                    tx_hash=raw["transactionHash"], log_index=int(raw["logIndex"], 16),
+                    contract=event.contract, address=raw["address"], event=event.name,
+                    args={k: str(v) for k, v in args.items()}))
+                events += 1
+            session.commit()
+            if events >= max_events or time.perf_counter() - started > max_seconds:
+                break
+    elapsed = time.perf_counter() - started
+    engine.dispose()
+    return events / elapsed
+
+
+def run():
+    with deployed_devnet(participants=6) as (node, w3, deployment, wl):
+        total = generate(w3, wl, TARGET_EVENTS)
+        yield {"metric": "chain_events", "value": total, "unit": "events"}
+        with scratch_schema() as url:
+            engine = make_engine(url)
+            indexer = Indexer(engine, RpcClient(node.rpc_url), deployment,
+                              IndexerConfig(finality_depth=1))
+            started = time.perf_counter()
+            while indexer.step():
+                pass
+            elapsed = time.perf_counter() - started
+            indexed = indexer.metrics.events_total
+            engine.dispose()
+        assert indexed == total, f"indexed {indexed} of {total} events"
+        ours = indexed / elapsed
+        with scratch_schema() as url:
+            baseline = naive_baseline(url, node.rpc_url, deployment)
+        yield {"metric": "events_per_s", "value": round(ours), "unit": "events/s", "target": 20_000}
+        yield {"metric": "baseline_events_per_s", "value": round(baseline), "unit": "events/s"}
+        yield {"metric": "ratio", "value": round(ours / baseline, 2), "unit": "x"}
