@@ -8,17 +8,21 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import subprocess
 import sys
 import time
+from pathlib import Path
 from urllib.parse import urlparse
 
 from web3 import Web3
 
 from backend.chain.anvil import start_anvil
 from backend.chain.deployment import Deployment, DeploymentNotFound
-from backend.core.config import Settings, settings as default_settings
+from backend.core.config import PROJECT_ROOT, Settings, settings as default_settings
+from backend.core.db import get_engine
 from backend.core.errors import GridLedgerError
 from backend.core.migrate import upgrade
+from indexer.reset import clear_mirror
 
 
 class DevnetError(GridLedgerError):
@@ -27,6 +31,20 @@ class DevnetError(GridLedgerError):
 
 def say(component: str, message: str) -> None:
     print(f"[{component:>8}] {message}", flush=True)
+
+
+def start_component(name: str, module: str) -> subprocess.Popen:
+    """A component as its own process (`python -m module`), sharing our settings."""
+    return subprocess.Popen([sys.executable, "-m", module], cwd=PROJECT_ROOT)
+
+
+def stop_component(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 def current_deployment(w3: Web3, config: Settings) -> Deployment | None:
@@ -43,8 +61,14 @@ def current_deployment(w3: Web3, config: Settings) -> Deployment | None:
 
 
 def reset(config: Settings) -> None:
+    """Forget the chain: its saved state, the deployment file and (for SQLite) the database."""
     for path in (config.anvil_state_file, config.deployment_file):
         path.unlink(missing_ok=True)
+    if config.is_sqlite:
+        database = Path(config.database_url.removeprefix("sqlite:///"))
+        for path in (database, database.with_name(database.name + "-wal"),
+                     database.with_name(database.name + "-shm")):
+            path.unlink(missing_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
 
     w3 = Web3(Web3.HTTPProvider(config.rpc_url))
     anvil = None
+    components: dict[str, subprocess.Popen] = {}
     if w3.is_connected():
         say("anvil", f"using the node already at {config.rpc_url}")
     else:
@@ -77,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             from scripts.deploy import deploy_all
 
             deployment = deploy_all(w3, config)
+            clear_mirror(get_engine())  # the old mirror described another chain
             say("deploy", f"deployed at block {deployment.block_number}")
         else:
             say("deploy", "resumed the existing deployment")
@@ -85,14 +111,23 @@ def main(argv: list[str] | None = None) -> int:
         say("deploy", f"deployment file {config.deployment_file}")
         if args.exit_after_deploy:
             return 0
+        components["indexer"] = start_component("indexer", "indexer")
+        say("indexer", f"following the contracts into {config.database_url}")
         say("ready", "Ctrl-C stops every component")
         signal.signal(signal.SIGTERM, signal.default_int_handler)
-        while anvil is None or anvil.process.poll() is None:
+        while True:
             time.sleep(0.5)
-        raise DevnetError(f"anvil exited unexpectedly with code {anvil.process.returncode}")
+            if anvil is not None and anvil.process.poll() is not None:
+                raise DevnetError(f"anvil exited unexpectedly with code {anvil.process.returncode}")
+            for name, process in components.items():
+                if process.poll() is not None:
+                    raise DevnetError(f"{name} exited with code {process.returncode}")
     except KeyboardInterrupt:
         return 0
     finally:
+        for name, process in components.items():
+            stop_component(process)
+            say(name, "stopped")
         if anvil is not None:
             anvil.stop()
             say("anvil", "stopped (state saved)")
