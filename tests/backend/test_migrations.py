@@ -32,9 +32,9 @@ def test_sqlite_upgrade_downgrade_upgrade(tmp_path):
 def test_postgresql_schema_is_at_head(pg_engine):
     with pg_engine.connect() as connection:
         tables = set(inspect(connection).get_table_names())
-        head = connection.execute(text("select version_num from alembic_version")).scalar_one()
+        heads = set(connection.execute(text("select version_num from alembic_version")).scalars())
     assert EXPECTED_TABLES <= tables
-    assert head == ScriptDirectory.from_config(alembic_config("")).get_current_head()
+    assert heads == set(ScriptDirectory.from_config(alembic_config("")).get_heads())
 
 
 def test_postgresql_round_trip_and_uniqueness(db_session: Session):

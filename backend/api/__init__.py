@@ -1,0 +1,1 @@
+"""The REST facade: thin routes over services, problem details at the edge."""

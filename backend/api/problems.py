@@ -1,0 +1,78 @@
+"""RFC 9457 problem details: every error leaves the API as `application/problem+json`.
+
+Domain errors map to HTTP status here and only here. `type` is a stable URI per error
+code so clients can branch on it; extra fields of the error become extension members.
+"""
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from backend.core.errors import (
+    Conflict, GridLedgerError, InvalidInput, NotFound, PermissionDenied, RateLimited,
+    ServiceUnavailable, Unauthenticated,
+)
+
+log = logging.getLogger("gridledger.api")
+PROBLEM_BASE = "https://gridledger.dev/problems/"
+MEDIA_TYPE = "application/problem+json"
+
+STATUS_BY_ERROR: list[tuple[type[GridLedgerError], int]] = [
+    (NotFound, 404),
+    (Conflict, 409),
+    (InvalidInput, 422),
+    (Unauthenticated, 401),
+    (PermissionDenied, 403),
+    (RateLimited, 429),
+    (ServiceUnavailable, 503),
+]
+
+
+def status_for(error: GridLedgerError) -> int:
+    for error_type, status in STATUS_BY_ERROR:
+        if isinstance(error, error_type):
+            return status
+    return 500
+
+
+def problem(status: int, code: str, title: str, detail: str | None, instance: str | None,
+            **extensions) -> JSONResponse:
+    body = {"type": PROBLEM_BASE + code, "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    if instance:
+        body["instance"] = instance
+    body.update(extensions)
+    headers = {}
+    if status == 429 and "retry_after" in extensions:
+        headers["Retry-After"] = str(extensions["retry_after"])
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(GridLedgerError)
+    async def domain_error(request: Request, error: GridLedgerError):
+        return problem(status_for(error), error.code, error.title, error.detail,
+                       request.url.path, **error.extensions)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError):
+        errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in error.errors()]
+        return problem(422, "validation-error", "Request validation failed",
+                       f"{len(errors)} invalid field(s)", request.url.path, errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException):
+        code = {404: "not-found", 405: "method-not-allowed", 401: "unauthenticated",
+                403: "permission-denied"}.get(error.status_code, f"http-{error.status_code}")
+        return problem(error.status_code, code, str(error.detail), None, request.url.path)
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, error: Exception):
+        log.exception("unhandled error on %s", request.url.path)
+        return problem(500, "internal-error", "Internal server error",
+                       "the error was logged; retry later", request.url.path)
