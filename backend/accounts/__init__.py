@@ -1,0 +1,1 @@
+"""Accounts, roles and authentication (custodial users, wallet users, machines)."""

@@ -1,0 +1,58 @@
+"""Accounts and their machine credentials."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from enum import StrEnum
+
+from sqlalchemy import JSON, Column
+from sqlmodel import Field, SQLModel
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Role(StrEnum):
+    PARTICIPANT = "participant"
+    REGISTRAR = "registrar"
+    ISSUER = "issuer"
+    OPERATOR = "operator"  # market operator
+    ADMIN = "admin"
+
+
+class AccountBase(SQLModel):
+    email: str | None = Field(default=None, max_length=254, unique=True, index=True)
+    display_name: str = Field(default="", max_length=120)
+
+
+class Account(AccountBase, table=True):
+    """A GridLedger account: custodial (server-held chain key) or wallet (own key, SIWE)."""
+
+    __tablename__ = "accounts"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    kind: str = Field(default="custodial", max_length=16)  # custodial | wallet
+    roles: list[str] = Field(default_factory=lambda: [Role.PARTICIPANT.value], sa_column=Column(JSON, nullable=False))
+    address: str = Field(max_length=42, unique=True, index=True)  # lower-case 0x address
+    password_hash: str | None = Field(default=None, max_length=255)
+    encrypted_key: str | None = Field(default=None)  # AES-256-GCM, custodial accounts only
+    active: bool = True
+    created_at: datetime = Field(default_factory=utc_now)
+
+    def has_role(self, role: Role) -> bool:
+        return role.value in self.roles or Role.ADMIN.value in self.roles
+
+
+class ApiKey(SQLModel, table=True):
+    """A machine credential: only a hash of the secret is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    account_id: uuid.UUID = Field(foreign_key="accounts.id", index=True)
+    name: str = Field(max_length=80)
+    prefix: str = Field(max_length=16, index=True)  # shown to users to tell keys apart
+    secret_hash: str = Field(max_length=128)
+    created_at: datetime = Field(default_factory=utc_now)
+    revoked_at: datetime | None = None
