@@ -40,7 +40,7 @@ $(SOLC_BRIDGE): $(STAMPS)/python $(STAMPS)/npm toolchain/install_solc.py toolcha
 
 $(STAMPS)/compiled: $(SOLC_BRIDGE) ape-config.yaml $(CONTRACT_SOURCES)
 	@echo "setup: compiling contracts"
-	@ape compile >/dev/null
+	@mkdir -p $(STAMPS) && ape compile > $(STAMPS)/compile.log 2>&1 || { cat $(STAMPS)/compile.log >&2; echo "setup: ape compile failed (log above)" >&2; exit 1; }
 	@touch $@
 
 compile: $(STAMPS)/compiled
