@@ -2,8 +2,13 @@
 from __future__ import annotations
 
 import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from alembic import command
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from alembic.config import Config
 
 from backend.core.config import PROJECT_ROOT, settings
@@ -22,6 +27,29 @@ def upgrade(database_url: str | None = None, revision: str = "heads") -> None:
 
 def downgrade(database_url: str | None = None, revision: str = "base") -> None:
     command.downgrade(alembic_config(database_url or settings.database_url), revision)
+
+
+@contextmanager
+def scratch_schema(base_url: str, prefix: str = "gl_scratch") -> Iterator[str]:
+    """A new PostgreSQL schema at the newest migration, dropped on exit; yields its URL.
+
+    For tests and benchmarks that need a database of their own on a shared server.
+    """
+    from backend.core.db import make_engine
+
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(base_url)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(base_url).update_query_dict({"options": f"-csearch_path={schema}"})
+    url_text = url.render_as_string(hide_password=False)
+    try:
+        upgrade(url_text)
+        yield url_text
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
 
 
 if __name__ == "__main__":

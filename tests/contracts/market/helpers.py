@@ -83,3 +83,32 @@ def reverts_with_nested(signature: str, *values):
     with ape.reverts() as info:
         yield info
     assert info.value.revert_message == expected
+
+
+def permit(gusd, chain, owner, spender, value, sender):
+    """Sign an ERC-2612 permit for `owner` (an account with a private key) and submit it."""
+    from eth_account import Account
+
+    deadline = chain.pending_timestamp + 3600
+    message = {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"},
+            ],
+            "Permit": [
+                {"name": "owner", "type": "address"}, {"name": "spender", "type": "address"},
+                {"name": "value", "type": "uint256"}, {"name": "nonce", "type": "uint256"},
+                {"name": "deadline", "type": "uint256"},
+            ],
+        },
+        "primaryType": "Permit",
+        "domain": {"name": "GridLedger Test USD", "version": "1", "chainId": chain.chain_id,
+                   "verifyingContract": gusd.address},
+        "message": {"owner": owner.address, "spender": getattr(spender, "address", spender),
+                    "value": value, "nonce": gusd.nonces(owner.address), "deadline": deadline},
+    }
+    key = getattr(owner, "private_key", None) or owner.key
+    sig = Account.sign_typed_data(key, full_message=message)
+    return gusd.permit(owner.address, spender, value, deadline, sig.v, sig.r.to_bytes(32, "big"),
+                       sig.s.to_bytes(32, "big"), sender=sender)

@@ -3,7 +3,7 @@ import ape
 import pytest
 
 from tests.contracts.market.conftest import GRACE, PENALTY_BPS, TOLERANCE_BPS
-from tests.contracts.market.helpers import reverts_with, single_event
+from tests.contracts.market.helpers import permit, reverts_with, single_event
 
 ADMIN_ROLE = b"\x00" * 32
 MAX_GRACE = 30 * 24 * 3600
@@ -76,27 +76,5 @@ def test_gridusd_mint_is_minter_only(gusd, owner, stranger):
 
 
 def test_gridusd_permit_sets_allowance_from_signature(gusd, chain, market, alice, stranger):
-    from eth_account import Account
-
-    deadline = chain.pending_timestamp + 3600
-    message = {
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"}, {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"},
-            ],
-            "Permit": [
-                {"name": "owner", "type": "address"}, {"name": "spender", "type": "address"},
-                {"name": "value", "type": "uint256"}, {"name": "nonce", "type": "uint256"},
-                {"name": "deadline", "type": "uint256"},
-            ],
-        },
-        "primaryType": "Permit",
-        "domain": {"name": "GridLedger Test USD", "version": "1", "chainId": chain.chain_id,
-                   "verifyingContract": gusd.address},
-        "message": {"owner": alice.address, "spender": market.address, "value": 123,
-                    "nonce": gusd.nonces(alice), "deadline": deadline},
-    }
-    sig = Account.sign_typed_data(alice.private_key, full_message=message)
-    gusd.permit(alice, market, 123, deadline, sig.v, sig.r.to_bytes(32, "big"), sig.s.to_bytes(32, "big"), sender=stranger)
+    permit(gusd, chain, alice, market, 123, sender=stranger)
     assert gusd.allowance(alice, market) == 123

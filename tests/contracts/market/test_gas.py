@@ -8,7 +8,7 @@ from eth_account import Account
 from eth_utils import keccak
 
 from tests.contracts.market.conftest import PRICE
-from tests.contracts.market.helpers import single_event, trade_from_log
+from tests.contracts.market.helpers import permit, single_event, trade_from_log
 from backend.market.orders import BUY, SELL, meter_id, sign_order
 
 FILL_TARGET = 120_000
@@ -93,7 +93,7 @@ def test_gas_settle_batch_of_50_distinct_fresh_parties(market, chain, gusd, owne
         seller = Account.from_key(keccak(text=f"gas-seller-{i}"))
         buyer = Account.from_key(keccak(text=f"gas-buyer-{i}"))
         gusd.mint(buyer.address, 10**9, sender=owner)
-        _permit(gusd, chain, buyer, market.address, 10**9, owner)
+        permit(gusd, chain, buyer, market.address, 10**9, owner)
         bid = make_order(buyer.address, side=BUY, meter=meter_id(f"b{i}"))
         offer = make_order(seller.address, side=SELL, meter=meter_id(f"s{i}"))
         receipt = market.matchOrders(
@@ -106,27 +106,3 @@ def test_gas_settle_batch_of_50_distinct_fresh_parties(market, chain, gusd, owne
     gas = _batch_gas(market, chain, settler, trades, [9_000] * BATCH)
     report(f"settleBatch {BATCH} trades, 100 fresh parties", gas, per_trade=gas // BATCH)
 
-
-def _permit(gusd, chain, signer, spender, value, sender):
-    deadline = chain.pending_timestamp + 3600
-    message = {
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"}, {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"},
-            ],
-            "Permit": [
-                {"name": "owner", "type": "address"}, {"name": "spender", "type": "address"},
-                {"name": "value", "type": "uint256"}, {"name": "nonce", "type": "uint256"},
-                {"name": "deadline", "type": "uint256"},
-            ],
-        },
-        "primaryType": "Permit",
-        "domain": {"name": "GridLedger Test USD", "version": "1", "chainId": chain.chain_id,
-                   "verifyingContract": gusd.address},
-        "message": {"owner": signer.address, "spender": spender, "value": value,
-                    "nonce": gusd.nonces(signer.address), "deadline": deadline},
-    }
-    sig = Account.sign_typed_data(signer.key, full_message=message)
-    gusd.permit(signer.address, spender, value, deadline, sig.v, sig.r.to_bytes(32, "big"),
-                sig.s.to_bytes(32, "big"), sender=sender)
