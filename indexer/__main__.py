@@ -17,7 +17,7 @@ from indexer.rpc import RpcClient
 def build_indexer() -> Indexer:
     engine = get_engine()
     publisher = None
-    if settings.redis_url and settings.celery_broker_url != "memory://":
+    if settings.redis_url:
         publisher = OutboxPublisher(engine, RedisStreamSink(settings.redis_url))
     return Indexer(
         engine,

@@ -29,7 +29,7 @@ from indexer.mirror import MirrorState
 from indexer.models import Block, ChainEvent, IndexerCursor, UndoEntry, utc_now
 from indexer.outbox import OutboxPublisher
 from indexer.reorg import ReorgTooDeep, find_fork_point, rewind
-from indexer.rpc import RangeTooLarge, RpcClient
+from indexer.rpc import RangeTooLarge, RpcClient, RpcUnavailable
 
 log = logging.getLogger("gridledger.indexer")
 
@@ -102,9 +102,26 @@ class Indexer:
 
     # ---------------------------------------------------------------- public
 
-    def run(self, poll_interval_s: float = 0.1, stop=lambda: False) -> None:
+    def run(self, poll_interval_s: float = 0.1, stop=lambda: False, report_every_s: float = 30) -> None:
+        """Step until `stop()`; an unreachable node is waited for, not fatal."""
+        backoff, last_report = poll_interval_s, time.monotonic()
         while not stop():
-            if self.step() == 0:
+            try:
+                advanced = self.step()
+                backoff = poll_interval_s
+            except RpcUnavailable as exc:
+                log.warning("node unavailable (%s); retrying in %.1f s", exc, backoff)
+                self.range = max(self.config.min_range, self.range // 2)
+                time.sleep(backoff)
+                backoff = min(30.0, backoff * 2)
+                continue
+            if time.monotonic() - last_report >= report_every_s:
+                m = self.metrics
+                log.info("head %d indexed %d lag %d blocks / %d s, %.0f events/s, %d reorgs",
+                         m.head_block, m.indexed_block, m.lag_blocks, m.lag_seconds,
+                         m.events_per_second, m.reorgs)
+                last_report = time.monotonic()
+            if advanced == 0:
                 time.sleep(poll_interval_s)
 
     def step(self) -> int:

@@ -35,8 +35,8 @@ class Settings(BaseSettings):
 
     # Storage and messaging
     database_url: str = ""  # empty: SQLite file in data_dir
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    celery_broker_url: str = ""  # empty: Redis if GRIDLEDGER_REDIS_URL is set, else in-process
+    redis_url: str = ""  # empty: no Redis (embedded defaults); e.g. redis://127.0.0.1:6379/0
+    celery_broker_url: str = ""  # empty: Redis if GRIDLEDGER_REDIS_URL is set, else a local transport
 
     # Chain
     rpc_url: str = "http://127.0.0.1:8545"

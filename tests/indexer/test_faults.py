@@ -34,7 +34,7 @@ def start_indexer_process(devnet, database_url: str) -> subprocess.Popen:
         "GRIDLEDGER_DEPLOYMENT_FILE": str(devnet.settings.deployment_file),
         "GRIDLEDGER_FINALITY_DEPTH": "6",
         "GRIDLEDGER_INDEXER_INITIAL_RANGE": "2",
-        "GRIDLEDGER_CELERY_BROKER_URL": "memory://",
+        "GRIDLEDGER_REDIS_URL": "",
     }
     return subprocess.Popen([sys.executable, "-m", "indexer"], cwd=PROJECT_ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -57,3 +57,24 @@ def test_outbox_announces_trades_and_issuance(devnet, make_indexer, fresh_pg_url
     assert topics.count("certificate.issued") == 1  # one message per issuance transaction
     issued = next(payload for topic, payload in messages if topic == "certificate.issued")
     assert len(issued["certificate_ids"]) == 3
+
+
+def test_outbox_is_published_to_redis_once(devnet, make_indexer, fresh_pg_url, redis_client):
+    from indexer.outbox import OutboxPublisher, RedisStreamSink
+    from tests.fixtures.services import TEST_REDIS_URL
+
+    devnet.workload.signed_fill()
+    devnet.workload.signed_fill()
+    indexer = make_indexer(fresh_pg_url)
+    catch_up(indexer)  # no publisher yet: messages wait in the table
+    sink = RedisStreamSink(TEST_REDIS_URL, stream="gridledger:test-outbox")
+    publisher = OutboxPublisher(indexer.engine, sink)
+    assert publisher.publish_pending() == 2
+    assert publisher.publish_pending() == 0  # published rows are not sent again
+    entries = redis_client.xrange("gridledger:test-outbox")
+    assert [fields[b"topic"] for _, fields in entries] == [b"trade.created", b"trade.created"]
+    with indexer.engine.connect() as connection:
+        unpublished = connection.execute(
+            select(func.count()).select_from(OutboxMessage).where(OutboxMessage.published_at.is_(None))
+        ).scalar_one()
+    assert unpublished == 0
