@@ -1,0 +1,1 @@
+"""The simulated neighbourhood behind `make run`: households, PV, a battery, an aggregator."""
