@@ -7,7 +7,9 @@ ways that this bridge hides:
 * it has no `--allow-paths` flag (we drop it; `--base-path` and `--include-path` pass);
 * it may print a `>>> Cannot retry compilation with SMT ...` banner before the JSON;
 * its stdout is cut at 64 KiB when it is a pipe, so we let it write to a file and
-  relay the whole file ourselves.
+  relay the whole file ourselves;
+* it reads stdin with `fs.readFileSync(0)`, which fails with EAGAIN when stdin is a pipe
+  whose data is not there yet, so we hand it the input as a regular file instead.
 
 It also adds the project root as an `--include-path`: ape-solidity compiles a copy of
 `contracts/` in a temporary folder, where `node_modules/@openzeppelin/...` (our import
@@ -92,8 +94,10 @@ def compile_standard_json(argv: list[str], stdin_data: bytes) -> str:
     if project_root and "--base-path" in arguments:
         arguments += ["--include-path", project_root]
     command = [node_executable(), solcjs_path(), *arguments]
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        completed = subprocess.run(command, input=stdin_data, stdout=out, stderr=err, check=False)
+    with tempfile.TemporaryFile() as source, tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        source.write(stdin_data)
+        source.seek(0)
+        completed = subprocess.run(command, stdin=source, stdout=out, stderr=err, check=False)
         out.seek(0)
         err.seek(0)
         raw = out.read().decode("utf-8", errors="replace")

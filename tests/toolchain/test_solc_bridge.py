@@ -106,3 +106,25 @@ def test_install_is_idempotent(tmp_path):
     second = install_solc.install(tmp_path)
     assert second == first and second.stat().st_mtime_ns == stamp
     assert os.access(second, os.X_OK)
+
+
+def test_solcjs_reads_its_input_from_a_regular_file(bridge, tmp_path):
+    """solcjs reads stdin with fs.readFileSync(0), which fails with EAGAIN on a pipe whose
+    data has not arrived yet (seen under load): the bridge must never give it a pipe."""
+    import shutil
+
+    real_node = shutil.which("node")
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "node").write_text(
+        "#!/bin/sh\n"
+        '[ -f /dev/stdin ] || { echo "stdin is not a regular file" >&2; exit 3; }\n'
+        f'exec "{real_node}" "$@"\n'
+    )
+    (fake_bin / "node").chmod(0o755)
+    env = {**os.environ, "PATH": f"{fake_bin}:{os.environ['PATH']}"}
+    payload = json.dumps(standard_input(ERC20_SOURCE))
+    result = subprocess.run([bridge, "--standard-json", "--base-path", str(tmp_path)], input=payload,
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "Coin" in json.loads(result.stdout)["contracts"]["contracts/Coin.sol"]
