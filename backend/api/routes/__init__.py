@@ -1,4 +1,8 @@
 """All `/v1` routers. Each domain adds its router here, one line each."""
 from fastapi import APIRouter
 
+from backend.api.routes import auth, trading
+
 api_router = APIRouter()
+api_router.include_router(auth.router)
+api_router.include_router(trading.router)
