@@ -112,7 +112,7 @@ def list_markets(session: Session, now: int, hours: int = 24, limit_rec: int = 2
 
 def to_order(row: SignedOrder) -> eip712.Order:
     return eip712.Order(
-        maker=row.maker, side=row.side, product=row.product, assetId=row.asset_id,
+        maker=to_checksum(row.maker), side=row.side, product=row.product, assetId=row.asset_id,
         meterId=bytes.fromhex(row.meter_id[2:]), quantityWh=row.quantity_wh, price=row.price,
         deliveryStart=row.delivery_start, deliveryEnd=row.delivery_end, expiry=row.expiry,
         nonce=row.nonce, salt=int(row.salt),
@@ -300,7 +300,7 @@ def cancel_order(session: Session, settings: Settings, chain: Chain, account: Ac
         raise PermissionDenied("only the maker cancels an order")
     state = public_order(row, mirrored(session, [row.order_hash]).get(row.order_hash), chain.now())
     if state.status not in ("open", "partially_filled"):
-        raise OrderNotCancellable(f"order {row.order_hash} is {state.status}", status=state.status)
+        raise OrderNotCancellable(f"order {row.order_hash} is {state.status}", order_status=state.status)
     on_chain = row.matched_wh > 0 or row.order_hash in mirrored(session, [row.order_hash])
     if row.custodial:
         signer = custodial_signer(account.encrypted_key or "", account.id, settings)

@@ -11,6 +11,8 @@ from backend.api.deps import get_db
 from backend.core.config import Settings, get_settings
 from backend.core.db import make_engine
 from backend.main import create_app
+from indexer.base import Indexer, IndexerConfig
+from indexer.rpc import RetryPolicy, RpcClient
 from tests.fixtures.services import TEST_REDIS_URL
 
 
@@ -35,6 +37,11 @@ class ChainApi:
     settings: Settings
     engine: object
     devnet: object
+
+    def indexer(self, **config) -> Indexer:
+        """An indexer over the same schema (confirmation depth 0: rows appear at once)."""
+        rpc = RpcClient(self.devnet.node.rpc_url, timeout_s=5, retry=RetryPolicy(attempts=30, max_delay_s=0.5))
+        return Indexer(self.engine, rpc, self.devnet.deployment, IndexerConfig(**{"confirmation_depth": 0, **config}))
 
 
 @pytest.fixture
