@@ -15,7 +15,9 @@ from backend.chain.transactions import send
 from backend.market.matching import Matcher
 from backend.market.models import SignedOrder
 from backend.chain.contracts import chain_for
+from indexer.outbox import OutboxPublisher, RedisStreamSink
 from tests.api.conftest import register_and_login
+from tests.fixtures.services import TEST_REDIS_URL
 from tests.indexer.conftest import catch_up
 
 SLOT = 900
@@ -82,10 +84,19 @@ def test_custodial_offer_wallet_bid_match_trade_and_escrow(market):
     assert book["bids"] == [{"price": 120_000, "quantity_wh": 3_000, "orders": 1}]
     assert book["asks"] == [{"price": 100_000, "quantity_wh": 5_000, "orders": 1}]
 
-    sent = match(api)
-    assert len(sent) == 1
-    assert match(api) == []  # nothing left to cross; the bid is fully matched
-    catch_up(market["indexer"])
+    with client.websocket_connect("/v1/ws") as ws:
+        ws.send_json({"action": "subscribe", "channels": ["trades", f"trading.market.energy-{period}"]})
+        ack = ws.receive_json()
+        assert ack["channel"] == "system" and len(ack["payload"]["channels"]) == 2
+        sent = match(api)
+        assert len(sent) == 1
+        assert match(api) == []  # nothing left to cross; the bid is fully matched
+        catch_up(market["indexer"])
+        assert OutboxPublisher(api.engine, RedisStreamSink(TEST_REDIS_URL)).publish_pending() >= 1
+        pushed = {m["channel"]: m for m in (ws.receive_json(), ws.receive_json())}
+    assert set(pushed) == {"trades", f"trading.market.energy-{period}"}
+    assert pushed["trades"]["payload"]["trade"]["tx_hash"] == sent[0]
+    assert isinstance(pushed["trades"]["timestamp"], int)
 
     trades = client.get("/v1/trading/trades", params={"market_id": f"energy-{period}"}).json()["items"]
     assert len(trades) == 1
@@ -112,6 +123,17 @@ def test_custodial_offer_wallet_bid_match_trade_and_escrow(market):
                      "volume_wh": 3_000, "trades": 1}]
     escrowed = chain_for(api.settings).market.functions.totalEscrowed().call()
     assert escrowed == 300_000
+
+    transfers = client.get("/v1/energy/transfers", headers=market["buyer"]).json()["items"]
+    assert [(t["id"], t["contracted_wh"], t["escrow"], t["status"]) for t in transfers] == [
+        (trade["trade_id"], 3_000, 300_000, "scheduled")]
+    assert client.get(f"/v1/energy/transfers/{trade['trade_id']}", headers=market["seller"]).json()["seller"] == \
+        market["seller_address"]
+    balance = client.get("/v1/energy/balance", headers=market["buyer"]).json()
+    assert balance["escrowed"] == 300_000 and balance["positions"] == [
+        {"delivery_start": period, "delivery_end": period + SLOT, "bought_wh": 3_000, "sold_wh": 0, "net_wh": 3_000}]
+    seller_balance = client.get("/v1/energy/balance", headers=market["seller"]).json()
+    assert seller_balance["positions"][0]["net_wh"] == -3_000 and seller_balance["escrowed"] == 0
 
     book = client.get("/v1/trading/orderbook", params={"market_id": f"energy-{period}"}).json()
     assert book["bids"] == [] and book["asks"] == [{"price": 100_000, "quantity_wh": 2_000, "orders": 1}]
