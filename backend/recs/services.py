@@ -17,7 +17,7 @@ from backend.recs.schemas import (
     CertificateDetail, CertificatePublic, ClaimProof, ClaimRequest, DeviceCreate, DevicePublic, HistoryEntry,
     TxAccepted,
 )
-from indexer.models import Block, Certificate, CertificateTransfer, Claim, Device, Holding
+from indexer.models import Block, Certificate, ChainEvent, CertificateTransfer, Claim, Device, Holding
 
 CLAIM_EVENT = "CertificateClaimed(uint256,address,uint256,string,string,uint64,uint64,bytes32,uint256)"
 
@@ -126,8 +126,10 @@ def get_certificate(session: Session, certificate_id: int) -> CertificateDetail:
     if cert is None:
         raise NotFound(f"no certificate {certificate_id}")
     device = session.get(Device, cert.device_id)
-    history = [HistoryEntry(kind="issuance", tx_hash=cert.issued_tx, block_number=cert.block_number,
-                            to_account=cert.issued_to, amount_wh=cert.volume_wh)]
+    issued_block = session.exec(select(ChainEvent.block_number).where(ChainEvent.tx_hash == cert.issued_tx)).first()
+    issuance = HistoryEntry(kind="issuance", tx_hash=cert.issued_tx, block_number=issued_block or cert.block_number,
+                            to_account=cert.issued_to, amount_wh=cert.volume_wh)
+    history = []
     claims = {c.tx_hash: c for c in session.exec(select(Claim).where(Claim.certificate_id == certificate_id))}
     zero = "0x" + "00" * 20
     for t in session.exec(select(CertificateTransfer).where(CertificateTransfer.certificate_id == certificate_id)
@@ -141,7 +143,7 @@ def get_certificate(session: Session, certificate_id: int) -> CertificateDetail:
             history.append(HistoryEntry(kind="transfer", tx_hash=t.tx_hash, block_number=t.block_number,
                                         from_account=t.from_account, to_account=t.to_account,
                                         amount_wh=t.amount_wh))
-    history.sort(key=lambda h: h.block_number)
+    history = [issuance, *sorted(history, key=lambda h: h.block_number)]
     holders = {h.account: h.balance_wh for h in session.exec(
         select(Holding).where(Holding.certificate_id == certificate_id, Holding.balance_wh > 0))}
     return CertificateDetail(**_public(cert, device), holders=holders, history=history)
