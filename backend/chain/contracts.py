@@ -14,13 +14,13 @@ from eth_abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 from web3 import Web3
-from web3.exceptions import ContractCustomError, ContractLogicError
+from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError, Web3ValidationError
 from web3.types import TxReceipt
 
 from backend.chain.deployment import Deployment, DeploymentNotFound
 from backend.chain.transactions import TransactionFailed, send
 from backend.core.config import Settings
-from backend.core.errors import Conflict, ServiceUnavailable
+from backend.core.errors import Conflict, InvalidInput, ServiceUnavailable
 
 
 class ContractReverted(Conflict):
@@ -32,6 +32,17 @@ class ContractReverted(Conflict):
         self.code = f"contract/{error}"
         super().__init__(detail or f"{error}({', '.join(f'{k}={v}' for k, v in arguments.items())})",
                          error=error, arguments=arguments)
+
+
+class InsufficientGasFunds(Conflict):
+    code = "insufficient-gas-funds"
+    title = "The sending account cannot pay for gas"
+
+
+def _rpc_error(exc: Exception) -> Exception:
+    if "insufficient funds" in str(exc).lower():
+        return InsufficientGasFunds("the account has too little ETH to pay for this transaction")
+    return ServiceUnavailable(f"chain RPC rejected the request: {str(exc)[:160]}")
 
 
 def _json_safe(value):
@@ -108,6 +119,10 @@ class Chain:
             return function_call.call(kwargs or None)
         except (ContractCustomError, ContractLogicError) as exc:
             raise self.translate(exc) from exc
+        except Web3ValidationError as exc:
+            raise InvalidInput(f"arguments do not fit the contract ABI: {str(exc)[:160]}") from exc
+        except Web3RPCError as exc:
+            raise _rpc_error(exc) from exc
         except (OSError, ConnectionError) as exc:
             raise ServiceUnavailable("chain RPC unreachable") from exc
 
@@ -122,6 +137,10 @@ class Chain:
             raise self.translate(exc) from exc
         except TransactionFailed as exc:
             raise ContractReverted("Unknown", {}, detail=str(exc)) from exc
+        except Web3RPCError as exc:
+            raise _rpc_error(exc) from exc
+        except (OSError, ConnectionError) as exc:
+            raise ServiceUnavailable("chain RPC unreachable") from exc
 
 
 @lru_cache(maxsize=8)
