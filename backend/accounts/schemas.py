@@ -6,13 +6,14 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-EMAIL = r"^[^@\s]{1,64}@[^@\s]{1,189}\.[A-Za-z]{2,}$"
+EMAIL = r"^[^@\s\x00-\x1f]{1,64}@[^@\s\x00-\x1f]{1,189}\.[A-Za-z]{2,}$"
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"  # no control characters (PostgreSQL text refuses NUL)
 
 
 class RegisterRequest(BaseModel):
     email: str = Field(pattern=EMAIL, max_length=254)
     password: str = Field(min_length=10, max_length=256)
-    display_name: str = Field(default="", max_length=120)
+    display_name: str = Field(default="", max_length=120, pattern=PRINTABLE)
 
 
 class LoginRequest(BaseModel):
@@ -42,7 +43,7 @@ class AccountPublic(BaseModel):
 
 
 class ApiKeyCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=80)
+    name: str = Field(min_length=1, max_length=80, pattern=PRINTABLE)
 
 
 class ApiKeyPublic(BaseModel):

@@ -198,6 +198,8 @@ def siwe_login(session: Session, settings: Settings, message: str, signature: st
         raise InvalidSiweMessage("message expired")
     if "Not Before" in fields and _siwe_time(fields["Not Before"]) > now:
         raise InvalidSiweMessage("message not yet valid")
+    if not re.fullmatch(r"[0-9a-zA-Z]{8,64}", fields["Nonce"]):
+        raise InvalidSiweMessage("nonce must be 8-64 alphanumeric characters")
     nonce = session.get(SiweNonce, fields["Nonce"])
     if nonce is None or nonce.used_at is not None or _aware(nonce.expires_at) <= now:
         raise InvalidSiweMessage("unknown, used or expired nonce")

@@ -18,7 +18,10 @@ from backend.api.deps import get_db
 from backend.core.config import Settings, get_settings
 from backend.core.db import make_engine
 from backend.main import create_app
+from indexer.base import Indexer, IndexerConfig
+from indexer.rpc import RetryPolicy, RpcClient
 from scripts.deploy import deploy_all
+from tests.indexer.conftest import catch_up
 from tests.fixtures.database import migrated_schema
 from tests.fixtures.services import TEST_REDIS_URL
 
@@ -28,8 +31,10 @@ def api_app(anvil, tmp_path_factory):
     with migrated_schema() as url:
         config = Settings(_env_file=None, data_dir=tmp_path_factory.mktemp("schemathesis"), rpc_url=anvil.rpc_url,
                           database_url=url, redis_url=TEST_REDIS_URL, rate_limit_per_minute=10**6)
-        deploy_all(Web3(Web3.HTTPProvider(anvil.rpc_url)), config)
+        deployment = deploy_all(Web3(Web3.HTTPProvider(anvil.rpc_url)), config)
         engine = make_engine(url)
+        catch_up(Indexer(engine, RpcClient(anvil.rpc_url, timeout_s=5, retry=RetryPolicy(attempts=10)),
+                         deployment, IndexerConfig(confirmation_depth=0)))  # /health needs a cursor
         with Session(engine) as session:
             account = Account(email="fuzz@example.org", address="0x" + "5a" * 20, roles=["participant"])
             session.add(account)

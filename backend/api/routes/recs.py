@@ -21,7 +21,7 @@ CertificateId = Annotated[int, Path(ge=1, le=2**62)]
 Cursor = Annotated[str | None, Query(max_length=64)]
 Limit = Annotated[int, Query(ge=1, le=500)]
 Address = Annotated[str | None, Query(pattern=r"^0x[0-9a-fA-F]{40}$")]
-Text32 = Annotated[str | None, Query(max_length=32)]
+Text32 = Annotated[str | None, Query(max_length=32, pattern=r"^[A-Za-z0-9_\-]+$")]
 Time = Annotated[int | None, Query(ge=0, le=2**62)]
 
 
