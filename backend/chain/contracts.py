@@ -6,6 +6,7 @@ stable problem type per error at the API edge.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -68,6 +69,7 @@ class Chain:
     w3: Web3
     deployment: Deployment
     errors: dict[bytes, tuple[str, list[str], list[str]]] = field(default_factory=dict)
+    _now_cache: tuple[float, int] | None = None
 
     def __post_init__(self):
         c = self.deployment.contracts
@@ -85,12 +87,18 @@ class Chain:
     def chain_id(self) -> int:
         return self.deployment.chain_id
 
-    def now(self) -> int:
-        """Timestamp of the latest block: gate closure and expiry are judged in chain time."""
+    def now(self, max_age_s: float = 0.0) -> int:
+        """Timestamp of the latest block: gate closure and expiry are judged in chain time.
+        Reads may accept a value up to `max_age_s` old (writes always ask the node)."""
+        cached = self._now_cache
+        if max_age_s and cached and time.monotonic() - cached[0] <= max_age_s:
+            return cached[1]
         try:
-            return int(self.w3.eth.get_block("latest")["timestamp"])
-        except (OSError, ConnectionError) as exc:
+            value = int(self.w3.eth.get_block("latest")["timestamp"])
+        except (OSError, ConnectionError, Web3RPCError) as exc:
             raise ServiceUnavailable("chain RPC unreachable") from exc
+        self._now_cache = (time.monotonic(), value)
+        return value
 
     def decode_revert(self, data: str | bytes) -> ContractReverted | None:
         raw = bytes.fromhex(data[2:] if data.startswith("0x") else data) if isinstance(data, str) else data

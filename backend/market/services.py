@@ -3,11 +3,9 @@ order book, trades, history and price bars. Reads come from the indexer mirror."
 from __future__ import annotations
 
 import secrets
-from collections import defaultdict
-
 from eth_account import Account as EthAccount
 from eth_account.messages import encode_typed_data
-from sqlalchemy import func, or_
+from sqlalchemy import case, func, or_
 from sqlmodel import Session, select
 
 from backend.accounts.custody import custodial_signer
@@ -341,21 +339,30 @@ def open_orders(session: Session, product: int, asset_id: int, delivery_start: i
 
 
 def order_book(session: Session, market_id: str, now: int, depth: int = 50) -> OrderBook:
+    """Live orders aggregated by price in one SQL query (mirror fills and cancels joined in)."""
     product, asset_id, start, _ = parse_market_id(market_id)
-    levels: dict[int, dict[int, list[int]]] = {eip712.BUY: defaultdict(lambda: [0, 0]),
-                                               eip712.SELL: defaultdict(lambda: [0, 0])}
+    levels: dict[int, list[PriceLevel]] = {eip712.BUY: [], eip712.SELL: []}
     if product == eip712.REC or start > now:
-        for row in open_orders(session, product, asset_id, start, now):
-            level = levels[row.side][row.price]
-            level[0] += row.quantity_wh - row.matched_wh
-            level[1] += 1
-
-    def side(book: dict, descending: bool) -> list[PriceLevel]:
-        return [PriceLevel(price=p, quantity_wh=q, orders=n)
-                for p, (q, n) in sorted(book.items(), reverse=descending)[:depth]]
-
-    return OrderBook(market_id=market_id, bids=side(levels[eip712.BUY], True),
-                     asks=side(levels[eip712.SELL], False), timestamp=now)
+        filled = func.coalesce(MarketOrder.filled_wh, 0)
+        done = case((filled > SignedOrder.matched_wh, filled), else_=SignedOrder.matched_wh)
+        remaining = func.sum(SignedOrder.quantity_wh - done)
+        live = (SignedOrder.status == "open", SignedOrder.product == product, SignedOrder.asset_id == asset_id,
+                SignedOrder.delivery_start == start, SignedOrder.expiry >= now,
+                SignedOrder.matched_wh < SignedOrder.quantity_wh,
+                or_(MarketOrder.order_hash.is_(None),
+                    (MarketOrder.cancelled.is_(False)) & (MarketOrder.filled_wh < SignedOrder.quantity_wh)))
+        for side, descending in ((eip712.BUY, True), (eip712.SELL, False)):
+            rows = session.exec(
+                select(SignedOrder.price, remaining, func.count())
+                .select_from(SignedOrder)
+                .outerjoin(MarketOrder, MarketOrder.order_hash == SignedOrder.order_hash)
+                .where(*live, SignedOrder.side == side)
+                .group_by(SignedOrder.price)
+                .order_by(SignedOrder.price.desc() if descending else SignedOrder.price)
+                .limit(depth)
+            ).all()
+            levels[side] = [PriceLevel(price=p, quantity_wh=int(q), orders=n) for p, q, n in rows]
+    return OrderBook(market_id=market_id, bids=levels[eip712.BUY], asks=levels[eip712.SELL], timestamp=now)
 
 
 def public_trade(t: Trade) -> TradePublic:

@@ -23,7 +23,7 @@ Cursor = Annotated[str | None, Query(max_length=64)]
 @router.get("/markets", response_model=list[Market])
 def markets(session: SessionDep, chain: ChainDep, hours: Annotated[int, Query(ge=1, le=48)] = 24):
     """Energy per 15-minute delivery period (gate closure = period start) and REC markets."""
-    return services.list_markets(session, chain.now(), hours)
+    return services.list_markets(session, chain.now(max_age_s=1.0), hours)
 
 
 @router.get("/order-typed-data", response_model=TypedDataResponse)
@@ -70,7 +70,7 @@ def cancel_order(order_id: OrderId, account: CurrentAccount, session: SessionDep
 def orderbook(market_id: MarketId, session: SessionDep, chain: ChainDep,
               depth: Annotated[int, Query(ge=1, le=200)] = 50):
     """Bids and asks aggregated by price (live signed orders)."""
-    return services.order_book(session, market_id, chain.now(), depth)
+    return services.order_book(session, market_id, chain.now(max_age_s=1.0), depth)
 
 
 @router.get("/trades", response_model=Page[TradePublic])
