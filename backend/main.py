@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from backend.api.middleware import IdempotencyMiddleware, MetricsMiddleware
 from backend.api.problems import install_problem_handlers
-from backend.api.routes import api_router
+from backend.api.routes import api_router, system
 
 
 def create_app() -> FastAPI:
@@ -16,7 +17,10 @@ def create_app() -> FastAPI:
         docs_url="/docs",
     )
     install_problem_handlers(app)
+    app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(MetricsMiddleware)
     app.include_router(api_router, prefix="/v1")
+    app.include_router(system.router)
     return app
 
 

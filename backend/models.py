@@ -3,4 +3,5 @@
 
 def load_all_models() -> None:
     import backend.accounts.models  # noqa: F401
+    import backend.market.models  # noqa: F401
     import indexer.models  # noqa: F401

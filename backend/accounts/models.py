@@ -43,6 +43,9 @@ class Account(AccountBase, table=True):
     def has_role(self, role: Role) -> bool:
         return role.value in self.roles or Role.ADMIN.value in self.roles
 
+    def has_role_any(self, roles) -> bool:
+        return any(self.has_role(Role(r)) for r in roles)
+
 
 class ApiKey(SQLModel, table=True):
     """A machine credential: only a hash of the secret is stored."""
@@ -56,3 +59,31 @@ class ApiKey(SQLModel, table=True):
     secret_hash: str = Field(max_length=128)
     created_at: datetime = Field(default_factory=utc_now)
     revoked_at: datetime | None = None
+
+
+class RefreshToken(SQLModel, table=True):
+    """A rotating refresh token: only its SHA-256 is stored; using it revokes it (rotation).
+
+    Tokens of one login share a `family`; presenting a revoked token revokes the whole family
+    (a stolen token that was already rotated cannot be replayed).
+    """
+
+    __tablename__ = "refresh_tokens"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    account_id: uuid.UUID = Field(foreign_key="accounts.id", index=True)
+    family: uuid.UUID = Field(index=True)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    expires_at: datetime
+    created_at: datetime = Field(default_factory=utc_now)
+    revoked_at: datetime | None = None
+
+
+class SiweNonce(SQLModel, table=True):
+    """A single-use nonce handed out for a Sign-In with Ethereum (EIP-4361) message."""
+
+    __tablename__ = "siwe_nonces"
+
+    nonce: str = Field(primary_key=True, max_length=64)
+    expires_at: datetime
+    used_at: datetime | None = None

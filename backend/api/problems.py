@@ -10,6 +10,8 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backend.core.errors import (
@@ -70,6 +72,13 @@ def install_problem_handlers(app: FastAPI) -> None:
         code = {404: "not-found", 405: "method-not-allowed", 401: "unauthenticated",
                 403: "permission-denied"}.get(error.status_code, f"http-{error.status_code}")
         return problem(error.status_code, code, str(error.detail), None, request.url.path)
+
+    @app.exception_handler(SQLAlchemyTimeout)
+    @app.exception_handler(OperationalError)
+    async def database_unavailable(request: Request, error: Exception):
+        log.warning("database unavailable on %s: %s", request.url.path, type(error).__name__)
+        return problem(503, ServiceUnavailable.code, ServiceUnavailable.title,
+                       "the database is unavailable; retry later", request.url.path)
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, error: Exception):

@@ -61,6 +61,15 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
 
+    # API (issue 5)
+    access_token_minutes: int = Field(default=15, ge=1, le=1440)
+    refresh_token_days: int = Field(default=30, ge=1, le=365)
+    siwe_domain: str = "localhost"  # EIP-4361 domain the API accepts in signed messages
+    siwe_nonce_ttl_s: int = Field(default=600, ge=30)
+    rate_limit_per_minute: int = Field(default=600, ge=1)  # per account, fixed one-minute window
+    idempotency_ttl_s: int = Field(default=86_400, ge=60)
+    outbox_stream: str = "gridledger:outbox"
+
     # Market parameters used at deployment
     tolerance_bps: int = Field(default=500, ge=0, le=10_000)
     penalty_bps: int = Field(default=2_000, ge=0, le=10_000)
@@ -74,6 +83,12 @@ class Settings(BaseSettings):
             self.deployment_file = self.data_dir / "deployment.json"
         if self.anvil_state_file == Path():
             self.anvil_state_file = self.data_dir / "anvil-state.json"
+        try:
+            master_key = bytes.fromhex(self.master_key_hex.get_secret_value())
+        except ValueError:
+            master_key = b""
+        if len(master_key) != 32:
+            raise ConfigurationError("GRIDLEDGER_MASTER_KEY_HEX must be 64 hex characters (AES-256 key)")
         if self.environment != "development":
             dev_values = {
                 "deployer_private_key": DEV_DEPLOYER_KEY,

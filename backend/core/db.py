@@ -15,7 +15,9 @@ def make_engine(database_url: str) -> Engine:
     """Create an engine; SQLite gets WAL, foreign keys and a busy timeout for concurrent use."""
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        # pool_size + max_overflow >= the API's worker threads (anyio default 40): a sync route
+        # holding a thread must never wait for a connection held by a thread that waits too.
+        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=30)
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})

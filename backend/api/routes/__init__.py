@@ -1,4 +1,11 @@
 """All `/v1` routers. Each domain adds its router here, one line each."""
 from fastapi import APIRouter
 
+from backend.api.routes import auth, energy, recs, trading, ws
+
 api_router = APIRouter()
+api_router.include_router(auth.router)
+api_router.include_router(trading.router)
+api_router.include_router(energy.router)
+api_router.include_router(recs.router)
+api_router.include_router(ws.router)

@@ -1,0 +1,45 @@
+"""Custodial chain keys: generated server-side, stored encrypted with AES-256-GCM.
+
+The stored form is `v1:<nonce hex>:<ciphertext+tag hex>`; the account id is bound in as
+associated data, so a ciphertext copied onto another account does not decrypt. Private keys
+are only ever held in memory to sign; they never leave this module except as a signer.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from eth_account import Account as EthAccount
+from eth_account.signers.local import LocalAccount
+
+from backend.core.config import Settings
+from backend.core.errors import ConfigurationError
+
+
+def _aead(settings: Settings) -> AESGCM:
+    return AESGCM(bytes.fromhex(settings.master_key_hex.get_secret_value()))
+
+
+def new_custodial_key(account_id: uuid.UUID, settings: Settings) -> tuple[str, str]:
+    """A fresh chain key: (lower-case address, encrypted private key)."""
+    account = EthAccount.create()
+    return account.address.lower(), encrypt_key(bytes(account.key), account_id, settings)
+
+
+def encrypt_key(private_key: bytes, account_id: uuid.UUID, settings: Settings) -> str:
+    nonce = os.urandom(12)
+    sealed = _aead(settings).encrypt(nonce, private_key, account_id.bytes)
+    return f"v1:{nonce.hex()}:{sealed.hex()}"
+
+
+def custodial_signer(encrypted: str, account_id: uuid.UUID, settings: Settings) -> LocalAccount:
+    try:
+        version, nonce_hex, sealed_hex = encrypted.split(":")
+        if version != "v1":
+            raise ValueError(version)
+        key = _aead(settings).decrypt(bytes.fromhex(nonce_hex), bytes.fromhex(sealed_hex), account_id.bytes)
+    except (ValueError, InvalidTag) as exc:
+        raise ConfigurationError("custodial key cannot be decrypted with the configured master key") from exc
+    return EthAccount.from_key(key)

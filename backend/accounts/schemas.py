@@ -1,0 +1,70 @@
+"""Request and response bodies of the accounts and auth API."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+EMAIL = r"^[^@\s\x00-\x1f]{1,64}@[^@\s\x00-\x1f]{1,189}\.[A-Za-z]{2,}$"
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"  # no control characters (PostgreSQL text refuses NUL)
+
+
+class RegisterRequest(BaseModel):
+    email: str = Field(pattern=EMAIL, max_length=254)
+    password: str = Field(min_length=10, max_length=256)
+    display_name: str = Field(default="", max_length=120, pattern=PRINTABLE)
+
+
+class LoginRequest(BaseModel):
+    email: str = Field(pattern=EMAIL, max_length=254)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class RefreshRequest(BaseModel):
+    refresh_token: str = Field(min_length=1, max_length=256)
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: str = "bearer"
+    expires_in: int  # seconds until the access token expires
+
+
+class AccountPublic(BaseModel):
+    id: uuid.UUID
+    email: str | None
+    display_name: str
+    kind: str
+    roles: list[str]
+    address: str
+    created_at: datetime
+
+
+class ApiKeyCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=80, pattern=PRINTABLE)
+
+
+class ApiKeyPublic(BaseModel):
+    id: uuid.UUID
+    name: str
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyPublic):
+    key: str  # shown once
+
+
+class SiweNonceResponse(BaseModel):
+    nonce: str
+    domain: str
+    chain_id: int
+    expires_at: datetime
+
+
+class SiweVerifyRequest(BaseModel):
+    message: str = Field(min_length=1, max_length=4096)
+    signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$")

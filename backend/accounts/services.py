@@ -1,0 +1,230 @@
+"""Accounts: registration, password and SIWE login, rotating refresh tokens, API keys."""
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import uuid
+from datetime import datetime, timedelta, timezone
+
+from eth_account import Account as EthAccount
+from eth_account.messages import encode_defunct
+from sqlmodel import Session, select
+
+from backend.accounts.custody import new_custodial_key
+from backend.accounts.models import Account, ApiKey, RefreshToken, SiweNonce, utc_now
+from backend.accounts.schemas import TokenPair
+from backend.accounts.security import create_access_token, hash_password, new_api_key, verify_password
+from backend.core.config import Settings
+from backend.core.errors import Conflict, NotFound, Unauthenticated
+
+
+class EmailTaken(Conflict):
+    code = "email-taken"
+    title = "An account with this email exists"
+
+
+class InvalidCredentials(Unauthenticated):
+    code = "invalid-credentials"
+    title = "Wrong email or password"
+
+
+class InvalidRefreshToken(Unauthenticated):
+    code = "invalid-refresh-token"
+    title = "Refresh token unknown, expired or revoked"
+
+
+class InvalidSiweMessage(Unauthenticated):
+    code = "siwe-invalid"
+    title = "Sign-In with Ethereum message rejected"
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+# ------------------------------------------------------------------ registration / login
+
+
+def register(session: Session, settings: Settings, email: str, password: str, display_name: str = "") -> Account:
+    """A custodial participant with a fresh server-held chain key."""
+    email = email.lower()
+    if session.exec(select(Account).where(Account.email == email)).first():
+        raise EmailTaken(f"{email} is already registered")
+    account = Account(email=email, display_name=display_name, kind="custodial",
+                      password_hash=hash_password(password), address="")
+    account.address, account.encrypted_key = new_custodial_key(account.id, settings)
+    session.add(account)
+    session.commit()
+    session.refresh(account)
+    return account
+
+
+def login(session: Session, settings: Settings, email: str, password: str) -> TokenPair:
+    account = session.exec(select(Account).where(Account.email == email.lower())).first()
+    if account is None or not account.password_hash or not verify_password(password, account.password_hash):
+        raise InvalidCredentials()
+    if not account.active:
+        raise InvalidCredentials("account is disabled")
+    return issue_tokens(session, settings, account)
+
+
+# ------------------------------------------------------------------------ tokens
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_tokens(session: Session, settings: Settings, account: Account,
+                 family: uuid.UUID | None = None) -> TokenPair:
+    refresh = "glr_" + secrets.token_urlsafe(32)
+    session.add(RefreshToken(account_id=account.id, family=family or uuid.uuid4(),
+                             token_hash=_token_hash(refresh),
+                             expires_at=utc_now() + timedelta(days=settings.refresh_token_days)))
+    session.commit()
+    access = create_access_token(account.id, account.roles, settings, minutes=settings.access_token_minutes)
+    return TokenPair(access_token=access, refresh_token=refresh, expires_in=settings.access_token_minutes * 60)
+
+
+def refresh(session: Session, settings: Settings, token: str) -> TokenPair:
+    """Rotate: the presented token is revoked and a new one of the same family issued.
+    Re-use of an already rotated token revokes the whole family."""
+    stored = session.exec(select(RefreshToken).where(RefreshToken.token_hash == _token_hash(token))).first()
+    if stored is None:
+        raise InvalidRefreshToken()
+    if stored.revoked_at is not None:
+        _revoke_family(session, stored.family)
+        raise InvalidRefreshToken("refresh token was already used; every session of this login is revoked")
+    if _aware(stored.expires_at) <= utc_now():
+        raise InvalidRefreshToken("refresh token expired")
+    account = session.get(Account, stored.account_id)
+    if account is None or not account.active:
+        raise InvalidRefreshToken("account is disabled")
+    stored.revoked_at = utc_now()
+    session.add(stored)
+    return issue_tokens(session, settings, account, family=stored.family)
+
+
+def logout(session: Session, token: str) -> None:
+    stored = session.exec(select(RefreshToken).where(RefreshToken.token_hash == _token_hash(token))).first()
+    if stored is not None:
+        _revoke_family(session, stored.family)
+
+
+def _revoke_family(session: Session, family: uuid.UUID) -> None:
+    now = utc_now()
+    for row in session.exec(select(RefreshToken).where(RefreshToken.family == family,
+                                                       RefreshToken.revoked_at.is_(None))):
+        row.revoked_at = now
+        session.add(row)
+    session.commit()
+
+
+# ---------------------------------------------------------------------- API keys
+
+
+def create_api_key(session: Session, account: Account, name: str) -> tuple[ApiKey, str]:
+    key, prefix, secret_hash = new_api_key()
+    row = ApiKey(account_id=account.id, name=name, prefix=prefix, secret_hash=secret_hash)
+    session.add(row)
+    session.commit()
+    session.refresh(row)
+    return row, key
+
+
+def list_api_keys(session: Session, account: Account) -> list[ApiKey]:
+    return list(session.exec(select(ApiKey).where(ApiKey.account_id == account.id).order_by(ApiKey.created_at)))
+
+
+def revoke_api_key(session: Session, account: Account, key_id: uuid.UUID) -> ApiKey:
+    row = session.get(ApiKey, key_id)
+    if row is None or row.account_id != account.id:
+        raise NotFound(f"no API key {key_id}")
+    if row.revoked_at is None:
+        row.revoked_at = utc_now()
+        session.add(row)
+        session.commit()
+        session.refresh(row)
+    return row
+
+
+# ------------------------------------------------------- Sign-In with Ethereum (EIP-4361)
+
+_SIWE_HEADER = re.compile(r"^(?P<domain>\S+) wants you to sign in with your Ethereum account:$")
+_SIWE_FIELDS = ("URI", "Version", "Chain ID", "Nonce", "Issued At", "Expiration Time", "Not Before")
+
+
+def new_siwe_nonce(session: Session, settings: Settings) -> SiweNonce:
+    row = SiweNonce(nonce=secrets.token_hex(16), expires_at=utc_now() + timedelta(seconds=settings.siwe_nonce_ttl_s))
+    session.add(row)
+    session.commit()
+    session.refresh(row)
+    return row
+
+
+def parse_siwe_message(message: str) -> dict[str, str]:
+    lines = message.split("\n")
+    header = _SIWE_HEADER.match(lines[0]) if lines else None
+    if header is None or len(lines) < 2 or not re.fullmatch(r"0x[0-9a-fA-F]{40}", lines[1]):
+        raise InvalidSiweMessage("not an EIP-4361 message")
+    fields = {"domain": header["domain"], "address": lines[1]}
+    for line in lines[2:]:
+        name, sep, value = line.partition(": ")
+        if sep and name in _SIWE_FIELDS:
+            fields[name] = value
+    for required in ("URI", "Version", "Chain ID", "Nonce", "Issued At"):
+        if required not in fields:
+            raise InvalidSiweMessage(f"missing field {required!r}")
+    return fields
+
+
+def _siwe_time(value: str) -> datetime:
+    try:
+        return _aware(datetime.fromisoformat(value.replace("Z", "+00:00")))
+    except ValueError as exc:
+        raise InvalidSiweMessage(f"bad timestamp {value!r}") from exc
+
+
+def siwe_login(session: Session, settings: Settings, message: str, signature: str) -> tuple[Account, TokenPair]:
+    """Verify a signed EIP-4361 message; the wallet account is created on first sign-in."""
+    fields = parse_siwe_message(message)
+    if fields["domain"] != settings.siwe_domain:
+        raise InvalidSiweMessage(f"domain must be {settings.siwe_domain}")
+    if fields["Version"] != "1" or fields["Chain ID"] != str(settings.chain_id):
+        raise InvalidSiweMessage(f"version must be 1 and chain id {settings.chain_id}")
+    now = utc_now()
+    if "Expiration Time" in fields and _siwe_time(fields["Expiration Time"]) <= now:
+        raise InvalidSiweMessage("message expired")
+    if "Not Before" in fields and _siwe_time(fields["Not Before"]) > now:
+        raise InvalidSiweMessage("message not yet valid")
+    if not re.fullmatch(r"[0-9a-zA-Z]{8,64}", fields["Nonce"]):
+        raise InvalidSiweMessage("nonce must be 8-64 alphanumeric characters")
+    nonce = session.get(SiweNonce, fields["Nonce"])
+    if nonce is None or nonce.used_at is not None or _aware(nonce.expires_at) <= now:
+        raise InvalidSiweMessage("unknown, used or expired nonce")
+    try:
+        signer = EthAccount.recover_message(encode_defunct(text=message), signature=signature)
+    except Exception as exc:  # malformed signature bytes: eth_keys raises several types
+        raise InvalidSiweMessage("signature cannot be recovered") from exc
+    if signer.lower() != fields["address"].lower():
+        raise InvalidSiweMessage("signature is not from the address in the message")
+    nonce.used_at = now
+    session.add(nonce)
+    address = signer.lower()
+    account = session.exec(select(Account).where(Account.address == address)).first()
+    if account is None:
+        account = Account(kind="wallet", address=address)
+        session.add(account)
+    session.commit()
+    session.refresh(account)
+    if not account.active:
+        raise InvalidSiweMessage("account is disabled")
+    return account, issue_tokens(session, settings, account)
+
+
+def siwe_message(settings: Settings, address: str, nonce: str, issued_at: datetime, uri: str = "http://localhost") -> str:
+    """An EIP-4361 message as a wallet would build it (used by clients and tests)."""
+    return (f"{settings.siwe_domain} wants you to sign in with your Ethereum account:\n{address}\n\n"
+            f"Sign in to GridLedger\n\nURI: {uri}\nVersion: 1\nChain ID: {settings.chain_id}\n"
+            f"Nonce: {nonce}\nIssued At: {issued_at.strftime('%Y-%m-%dT%H:%M:%SZ')}")

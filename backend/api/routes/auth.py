@@ -1,0 +1,78 @@
+"""`/v1/auth/...`: registration, login, token refresh/logout, SIWE, API keys."""
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, status
+
+from backend.accounts import services
+from backend.accounts.schemas import (
+    AccountPublic, ApiKeyCreate, ApiKeyCreated, ApiKeyPublic, LoginRequest, RefreshRequest, RegisterRequest,
+    SiweNonceResponse, SiweVerifyRequest, TokenPair,
+)
+from backend.api.deps import CurrentAccount, SessionDep, SettingsDep
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+
+def account_public(account) -> AccountPublic:
+    return AccountPublic.model_validate(account, from_attributes=True)
+
+
+@router.post("/register", status_code=status.HTTP_201_CREATED, response_model=AccountPublic)
+def register(body: RegisterRequest, session: SessionDep, settings: SettingsDep):
+    """A custodial account; the API generates and keeps its chain key (never shown)."""
+    return account_public(services.register(session, settings, body.email, body.password, body.display_name))
+
+
+@router.post("/login", response_model=TokenPair)
+def login(body: LoginRequest, session: SessionDep, settings: SettingsDep):
+    return services.login(session, settings, body.email, body.password)
+
+
+@router.post("/refresh", response_model=TokenPair)
+def refresh(body: RefreshRequest, session: SessionDep, settings: SettingsDep):
+    """Rotate the refresh token: the one presented stops working."""
+    return services.refresh(session, settings, body.refresh_token)
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+def logout(body: RefreshRequest, session: SessionDep):
+    """Revoke the refresh token and every token rotated from the same login."""
+    services.logout(session, body.refresh_token)
+
+
+@router.get("/siwe/nonce", response_model=SiweNonceResponse)
+def siwe_nonce(session: SessionDep, settings: SettingsDep):
+    row = services.new_siwe_nonce(session, settings)
+    return SiweNonceResponse(nonce=row.nonce, domain=settings.siwe_domain, chain_id=settings.chain_id,
+                             expires_at=row.expires_at)
+
+
+@router.post("/siwe/verify", response_model=TokenPair)
+def siwe_verify(body: SiweVerifyRequest, session: SessionDep, settings: SettingsDep):
+    """Sign-In with Ethereum: a signed EIP-4361 message with a nonce from `/siwe/nonce`."""
+    _, tokens = services.siwe_login(session, settings, body.message, body.signature)
+    return tokens
+
+
+@router.get("/me", response_model=AccountPublic)
+def me(account: CurrentAccount):
+    return account_public(account)
+
+
+@router.post("/api-keys", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated)
+def create_api_key(body: ApiKeyCreate, account: CurrentAccount, session: SessionDep):
+    """The key is shown once; only its hash is stored."""
+    row, key = services.create_api_key(session, account, body.name)
+    return ApiKeyCreated(key=key, **ApiKeyPublic.model_validate(row, from_attributes=True).model_dump())
+
+
+@router.get("/api-keys", response_model=list[ApiKeyPublic])
+def list_api_keys(account: CurrentAccount, session: SessionDep):
+    return [ApiKeyPublic.model_validate(r, from_attributes=True) for r in services.list_api_keys(session, account)]
+
+
+@router.delete("/api-keys/{key_id}", response_model=ApiKeyPublic)
+def revoke_api_key(key_id: uuid.UUID, account: CurrentAccount, session: SessionDep):
+    return ApiKeyPublic.model_validate(services.revoke_api_key(session, account, key_id), from_attributes=True)

@@ -1,0 +1,168 @@
+"""Bound contracts of the current deployment, chain time, and revert decoding.
+
+Contract custom errors (`error EnergyMarketOrderExpired(bytes32, uint64)`) are decoded with
+the ABI's error selectors into `ContractReverted`, whose `code` is `contract/<ErrorName>`: a
+stable problem type per error at the API edge.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from eth_abi import decode as abi_decode
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
+from web3 import Web3
+from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError, Web3ValidationError
+from web3.types import TxReceipt
+
+from backend.chain.deployment import Deployment, DeploymentNotFound
+from backend.chain.transactions import TransactionFailed, send
+from backend.core.config import Settings
+from backend.core.errors import Conflict, InvalidInput, ServiceUnavailable
+
+
+class ContractReverted(Conflict):
+    """A call or transaction reverted with one of our contracts' custom errors."""
+
+    title = "The contract rejected the call"
+
+    def __init__(self, error: str, arguments: dict, detail: str = ""):
+        self.code = f"contract/{error}"
+        super().__init__(detail or f"{error}({', '.join(f'{k}={v}' for k, v in arguments.items())})",
+                         error=error, arguments=arguments)
+
+
+class InsufficientGasFunds(Conflict):
+    code = "insufficient-gas-funds"
+    title = "The sending account cannot pay for gas"
+
+
+def _rpc_error(exc: Exception) -> Exception:
+    if "insufficient funds" in str(exc).lower():
+        return InsufficientGasFunds("the account has too little ETH to pay for this transaction")
+    return ServiceUnavailable(f"chain RPC rejected the request: {str(exc)[:160]}")
+
+
+def _json_safe(value):
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, int) and abs(value) > 2**53:
+        return str(value)
+    return value
+
+
+def _abi_type(item: dict) -> str:
+    if item["type"].startswith("tuple"):
+        return "(" + ",".join(_abi_type(c) for c in item["components"]) + ")" + item["type"][5:]
+    return item["type"]
+
+
+@dataclass
+class Chain:
+    """web3 + the deployed contracts; one per (RPC URL, deployment file)."""
+
+    w3: Web3
+    deployment: Deployment
+    errors: dict[bytes, tuple[str, list[str], list[str]]] = field(default_factory=dict)
+    _now_cache: tuple[float, int] | None = None
+
+    def __post_init__(self):
+        c = self.deployment.contracts
+        self.market = self.w3.eth.contract(address=c["EnergyMarket"].address, abi=c["EnergyMarket"].abi)
+        self.registry = self.w3.eth.contract(address=c["RECRegistry"].address, abi=c["RECRegistry"].abi)
+        self.token = self.w3.eth.contract(address=c["GridUSD"].address, abi=c["GridUSD"].abi)
+        for contract in c.values():
+            for item in contract.abi:
+                if item.get("type") == "error":
+                    types = [_abi_type(i) for i in item["inputs"]]
+                    selector = keccak(text=f"{item['name']}({','.join(types)})")[:4]
+                    self.errors[selector] = (item["name"], [i["name"] for i in item["inputs"]], types)
+
+    @property
+    def chain_id(self) -> int:
+        return self.deployment.chain_id
+
+    def now(self, max_age_s: float = 0.0) -> int:
+        """Timestamp of the latest block: gate closure and expiry are judged in chain time.
+        Reads may accept a value up to `max_age_s` old (writes always ask the node)."""
+        cached = self._now_cache
+        if max_age_s and cached and time.monotonic() - cached[0] <= max_age_s:
+            return cached[1]
+        try:
+            value = int(self.w3.eth.get_block("latest")["timestamp"])
+        except (OSError, ConnectionError, Web3RPCError) as exc:
+            raise ServiceUnavailable("chain RPC unreachable") from exc
+        self._now_cache = (time.monotonic(), value)
+        return value
+
+    def decode_revert(self, data: str | bytes) -> ContractReverted | None:
+        raw = bytes.fromhex(data[2:] if data.startswith("0x") else data) if isinstance(data, str) else data
+        known = self.errors.get(raw[:4])
+        if known is None:
+            return None
+        name, names, types = known
+        try:
+            values = abi_decode(types, raw[4:])
+        except Exception:  # malformed revert data: report the error name only
+            values = [None] * len(names)
+        return ContractReverted(name, {n: _json_safe(v) for n, v in zip(names, values)})
+
+    def translate(self, exc: Exception) -> Exception:
+        """The domain error for a web3 revert (unknown reverts become a generic contract error)."""
+        data = getattr(exc, "data", None)
+        if isinstance(data, (str, bytes)) and data:
+            decoded = self.decode_revert(data)
+            if decoded is not None:
+                return decoded
+        return ContractReverted("Unknown", {}, detail=str(exc)[:200])
+
+    def call(self, function_call, **kwargs):
+        """A view call or simulation; custom-error reverts become `ContractReverted`."""
+        try:
+            return function_call.call(kwargs or None)
+        except (ContractCustomError, ContractLogicError) as exc:
+            raise self.translate(exc) from exc
+        except Web3ValidationError as exc:
+            raise InvalidInput(f"arguments do not fit the contract ABI: {str(exc)[:160]}") from exc
+        except Web3RPCError as exc:
+            raise _rpc_error(exc) from exc
+        except (OSError, ConnectionError) as exc:
+            raise ServiceUnavailable("chain RPC unreachable") from exc
+
+    def transact(self, account: LocalAccount, function_call, **tx_fields) -> TxReceipt:
+        """Simulate (decoding any revert), then sign locally, send and wait."""
+        self.call(function_call, **{"from": account.address})
+        built = function_call.build_transaction({"from": account.address, "gas": 0})
+        tx = {"to": built["to"], "data": built["data"], **tx_fields}
+        try:
+            return send(self.w3, account, tx)
+        except (ContractCustomError, ContractLogicError) as exc:
+            raise self.translate(exc) from exc
+        except TransactionFailed as exc:
+            raise ContractReverted("Unknown", {}, detail=str(exc)) from exc
+        except Web3RPCError as exc:
+            raise _rpc_error(exc) from exc
+        except (OSError, ConnectionError) as exc:
+            raise ServiceUnavailable("chain RPC unreachable") from exc
+
+
+@lru_cache(maxsize=8)
+def _chain(rpc_url: str, deployment_file: Path, mtime: float) -> Chain:
+    return Chain(Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 10})), Deployment.read(deployment_file))
+
+
+def chain_for(settings: Settings) -> Chain:
+    """The chain of `settings` (re-read when the deployment file changes)."""
+    try:
+        mtime = settings.deployment_file.stat().st_mtime
+    except OSError:
+        mtime = 0.0
+    try:
+        return _chain(settings.rpc_url, settings.deployment_file, mtime)
+    except DeploymentNotFound as exc:
+        raise ServiceUnavailable(exc.detail) from exc

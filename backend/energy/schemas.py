@@ -1,0 +1,39 @@
+"""Response bodies of the energy API."""
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+
+class EnergyTransfer(BaseModel):
+    id: int  # the trade id
+    seller: str
+    buyer: str
+    seller_meter: str | None
+    buyer_meter: str | None
+    delivery_start: int
+    delivery_end: int
+    contracted_wh: int
+    metered_wh: int | None  # delivered Wh as reported at settlement
+    delivered_wh: int | None  # min(metered, contracted)
+    price: int
+    escrow: int
+    payout: int | None
+    penalty: int | None
+    refund: int | None
+    status: str  # scheduled | delivering | awaiting_settlement | settled | reclaimed
+
+
+class PeriodPosition(BaseModel):
+    delivery_start: int
+    delivery_end: int
+    bought_wh: int
+    sold_wh: int
+    net_wh: int  # bought - sold
+
+
+class EnergyBalance(BaseModel):
+    address: str
+    token_balance: int
+    escrowed: int  # my payments held for open trades (as buyer)
+    withdrawable: int
+    positions: list[PeriodPosition]

@@ -1,0 +1,49 @@
+"""Signed orders held by the API (the chain only learns their hash when they trade)."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+from sqlalchemy import BigInteger, Column, Index
+from sqlmodel import Field, SQLModel
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class SignedOrder(SQLModel, table=True):
+    """An EIP-712 order and its signature. `seq` gives time priority and cursor order.
+
+    `matched_wh` counts Wh the matcher has submitted on chain (it may run ahead of the
+    indexer's `market_orders.filled_wh`); `status` is open | filled | cancelled.
+    Expiry and fills are judged at read time against chain time and the mirror.
+    """
+
+    __tablename__ = "signed_orders"
+    __table_args__ = (
+        Index("ix_signed_orders_book", "status", "product", "asset_id", "delivery_start", "side", "price"),
+    )
+
+    seq: int | None = Field(default=None, primary_key=True)
+    order_hash: str = Field(max_length=66, unique=True, index=True)
+    account_id: uuid.UUID = Field(foreign_key="accounts.id", index=True)
+    custodial: bool
+    maker: str = Field(max_length=42, index=True)
+    side: int
+    product: int
+    asset_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    meter_id: str = Field(max_length=66)
+    quantity_wh: int = Field(sa_column=Column(BigInteger, nullable=False))
+    price: int = Field(sa_column=Column(BigInteger, nullable=False))
+    delivery_start: int = Field(sa_column=Column(BigInteger, nullable=False))
+    delivery_end: int = Field(sa_column=Column(BigInteger, nullable=False))
+    expiry: int = Field(sa_column=Column(BigInteger, nullable=False))
+    nonce: int = Field(sa_column=Column(BigInteger, nullable=False))
+    salt: str = Field(max_length=80)
+    signature: str = Field(max_length=140)
+    matched_wh: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    status: str = Field(default="open", max_length=12)
+    cancel_tx: str | None = Field(default=None, max_length=66)
+    created_at: datetime = Field(default_factory=utc_now)
+    updated_at: datetime = Field(default_factory=utc_now)

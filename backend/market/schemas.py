@@ -1,0 +1,132 @@
+"""Request and response bodies of the trading API."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Generic, Literal, TypeVar
+
+from pydantic import BaseModel, Field
+
+T = TypeVar("T")
+U63 = 2**63 - 1
+HEX32 = r"^0x[0-9a-fA-F]{64}$"
+
+
+class OrderTerms(BaseModel):
+    """What a maker decides; maker, nonce and salt are filled in for custodial accounts."""
+
+    side: Literal["buy", "sell"]
+    product: Literal["energy", "rec"] = "energy"
+    asset_id: int = Field(default=0, ge=0, le=U63)  # certificate id (REC), 0 for energy
+    delivery_start: int = Field(default=0, ge=0, le=U63)  # unix seconds, 15-minute aligned
+    delivery_end: int = Field(default=0, ge=0, le=U63)
+    quantity_wh: int = Field(ge=1, le=U63)
+    price: int = Field(ge=1, le=U63)  # token base units per kWh
+    expiry: int | None = Field(default=None, ge=0, le=U63)  # default: one hour or gate closure
+    meter_id: str | None = Field(default=None, pattern=HEX32)  # default: meter:<address>
+
+
+class OrderCreate(OrderTerms):
+    """Custodial accounts send the terms; wallet accounts also send nonce, salt, expiry and
+    the EIP-712 signature of the document from `GET /v1/trading/order-typed-data`."""
+
+    nonce: int | None = Field(default=None, ge=0, le=U63)
+    salt: str | None = Field(default=None, pattern=r"^[0-9]{1,78}$")
+    signature: str | None = Field(default=None, pattern=r"^0x[0-9a-fA-F]{130}$")
+
+
+class OrderPublic(BaseModel):
+    id: str  # the EIP-712 order hash
+    seq: int
+    status: Literal["open", "partially_filled", "filled", "cancelled", "expired"]
+    market_id: str
+    maker: str
+    side: str
+    product: str
+    asset_id: int
+    meter_id: str
+    quantity_wh: int
+    filled_wh: int
+    remaining_wh: int
+    price: int
+    delivery_start: int
+    delivery_end: int
+    expiry: int
+    nonce: int
+    salt: str
+    cancel_tx: str | None
+    created_at: datetime
+
+
+class Accepted(BaseModel):
+    """202 body of a write: what to poll and its status now."""
+
+    id: str
+    status: str
+    poll: str
+    tx_hash: str | None = None
+
+
+class Market(BaseModel):
+    id: str
+    product: str
+    delivery_start: int | None = None
+    delivery_end: int | None = None
+    gate_closure: int | None = None
+    certificate_id: int | None = None
+    technology: str | None = None
+    grid_area: str | None = None
+
+
+class PriceLevel(BaseModel):
+    price: int
+    quantity_wh: int
+    orders: int
+
+
+class OrderBook(BaseModel):
+    market_id: str
+    bids: list[PriceLevel]
+    asks: list[PriceLevel]
+    timestamp: int
+
+
+class TradePublic(BaseModel):
+    trade_id: int
+    market_id: str
+    product: str
+    status: str
+    seller: str
+    buyer: str
+    quantity_wh: int
+    price: int
+    payment: int
+    delivery_start: int | None
+    delivery_end: int | None
+    certificate_id: int | None
+    sell_order_hash: str
+    buy_order_hash: str
+    tx_hash: str
+    block_number: int
+    timestamp: int
+
+
+class PriceBar(BaseModel):
+    market_id: str
+    delivery_start: int
+    delivery_end: int
+    open: int
+    high: int
+    low: int
+    close: int
+    volume_wh: int
+    trades: int
+
+
+class TypedDataResponse(BaseModel):
+    typed_data: dict
+    order_hash: str
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = None

@@ -1,0 +1,1 @@
+"""Renewable energy certificates through the API: devices, certificates, transfers, claims."""

@@ -1,0 +1,102 @@
+"""Request and response bodies of the REC API."""
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+U63 = 2**63 - 1
+ADDRESS = r"^0x[0-9a-fA-F]{40}$"
+
+
+class DeviceCreate(BaseModel):
+    technology: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_\-]+$")  # e.g. SOLAR_PV
+    capacity_w: int = Field(ge=1, le=2**63 - 1)
+    grid_area: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_\-]+$")  # e.g. DE-50HZ
+    commissioned_at: int = Field(default=0, ge=0, le=2**63 - 1)
+    meter_id: str | None = Field(default=None, pattern=r"^0x[0-9a-fA-F]{64}$")  # default: meter:<address>
+
+
+class DevicePublic(BaseModel):
+    device_id: int
+    owner: str
+    technology: str
+    capacity_w: int
+    grid_area: str
+    commissioned_at: int
+    meter_id: str
+    status: str
+
+
+class TxAccepted(BaseModel):
+    """202 body of a chain write; state is final when the indexer mirrors `tx_hash`."""
+
+    id: str
+    status: str
+    tx_hash: str
+    block_number: int
+    poll: str
+
+
+class CertificatePublic(BaseModel):
+    certificate_id: int
+    device_id: int
+    technology: str
+    grid_area: str
+    period_start: int
+    period_end: int
+    volume_wh: int
+    claimed_wh: int
+    supply_wh: int
+    issued_to: str
+    issued_at: int
+    revoked: bool
+
+
+class HistoryEntry(BaseModel):
+    kind: str  # issuance | transfer | claim
+    tx_hash: str
+    block_number: int
+    from_account: str | None = None
+    to_account: str | None = None
+    amount_wh: int
+    beneficiary: str | None = None
+    purpose: str | None = None
+
+
+class CertificateDetail(CertificatePublic):
+    holders: dict[str, int]
+    history: list[HistoryEntry]
+
+
+class TransferRequest(BaseModel):
+    to: str = Field(pattern=ADDRESS)
+    amount_wh: int = Field(ge=1, le=U63)
+
+
+class ClaimRequest(BaseModel):
+    amount_wh: int = Field(ge=1, le=U63)
+    beneficiary: str = Field(min_length=1, max_length=200)
+    purpose: str = Field(default="", max_length=200)
+    consumption_start: int = Field(ge=0, le=2**63 - 1)
+    consumption_end: int = Field(ge=0, le=2**63 - 1)
+    location: str = Field(default="", max_length=32)
+
+
+class ClaimProof(BaseModel):
+    """Everything a third party needs to check the claim against the chain: fetch the
+    receipt of `tx_hash`, find the CertificateClaimed log at `log_index` emitted by `contract`."""
+
+    claim_id: int
+    certificate_id: int
+    amount_wh: int
+    holder: str
+    beneficiary: str
+    purpose: str
+    consumption_start: int
+    consumption_end: int
+    chain_id: int
+    contract: str
+    tx_hash: str
+    log_index: int
+    block_number: int
+    block_hash: str | None
+    event_signature: str

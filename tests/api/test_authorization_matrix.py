@@ -1,0 +1,75 @@
+"""Every route × every role (anonymous included): who gets in, who gets 401/403.
+
+A new route fails this test until it is classified here: public, role-gated, or (the
+default) any authenticated account.
+"""
+from __future__ import annotations
+
+import re
+import uuid
+
+from sqlmodel import Session
+
+from backend.accounts.models import Account
+from backend.accounts.security import create_access_token
+from tests.indexer.conftest import catch_up
+
+ROLES = [None, "participant", "registrar", "issuer", "operator", "admin"]
+PUBLIC = {
+    ("GET", "/health"), ("POST", "/v1/auth/register"), ("POST", "/v1/auth/login"),
+    ("POST", "/v1/auth/refresh"), ("POST", "/v1/auth/logout"), ("GET", "/v1/auth/siwe/nonce"),
+    ("POST", "/v1/auth/siwe/verify"), ("GET", "/v1/trading/markets"), ("GET", "/v1/trading/orderbook"),
+    ("GET", "/v1/trading/trades"), ("GET", "/v1/trading/prices"), ("GET", "/v1/recs/claims/{claim_id}/proof"),
+}
+ROLE_GATED = {
+    ("POST", "/v1/recs/devices/{device_id}/approve"): "registrar",
+    ("POST", "/v1/recs/devices/{device_id}/suspend"): "registrar",
+}
+PATH_SAMPLES = {"key_id": str(uuid.uuid4()), "order_id": "0x" + "ab" * 32, "transfer_id": "1",
+                "device_id": "1", "certificate_id": "1", "claim_id": "1"}
+QUERY_SAMPLES = {
+    "/v1/trading/orderbook": {"market_id": "energy-900"},
+    "/v1/trading/order-typed-data": {"side": "buy", "quantity_wh": 1, "price": 1, "delivery_start": 900},
+}
+
+
+def routes(app) -> list[tuple[str, str]]:
+    """Every operation of the OpenAPI document (what clients can call)."""
+    return [(method.upper(), path) for path, item in app.openapi()["paths"].items() for method in item]
+
+
+def test_every_route_by_every_role(chain_api):
+    client = chain_api.client
+    catch_up(chain_api.indexer())  # /health is 503 until the indexer has a cursor
+    headers = {None: {}}
+    with Session(chain_api.engine) as session:
+        for role in ROLES[1:]:
+            account = Account(email=f"{role}@example.org", address="0x" + uuid.uuid4().hex[:40].rjust(40, "0"),
+                              roles=sorted({"participant", role}))
+            session.add(account)
+            session.commit()
+            token = create_access_token(account.id, account.roles, chain_api.settings)
+            headers[role] = {"Authorization": f"Bearer {token}"}
+
+    table = routes(client.app)
+    assert len(table) >= 30
+    outcomes = {}
+    for method, path in table:
+        url = re.sub(r"\{(\w+)\}", lambda m: PATH_SAMPLES[m.group(1)], path)
+        for role in ROLES:
+            body = {} if method in ("POST", "PUT", "PATCH") else None
+            reply = client.request(method, url, headers=headers[role], params=QUERY_SAMPLES.get(path), json=body)
+            outcomes[(method, path, role)] = reply.status_code
+            assert reply.status_code < 500, (method, path, role, reply.text)
+
+    for (method, path, role), code in outcomes.items():
+        where = (method, path, role, code)
+        if (method, path) in PUBLIC:
+            assert code not in (401, 403), where
+        elif role is None:
+            assert code == 401, where
+        elif (method, path) in ROLE_GATED:
+            allowed = role in (ROLE_GATED[(method, path)], "admin")
+            assert (code not in (401, 403)) if allowed else code == 403, where
+        else:
+            assert code not in (401, 403), where
