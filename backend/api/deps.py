@@ -1,18 +1,16 @@
-"""Dependencies routes take: `SessionDep`, `SettingsDep`, `RedisDep`, `ChainDep`,
+"""Dependencies routes take: `SessionDep`, `SettingsDep`, `StoreDep`, `ChainDep`,
 `CurrentAccount`, `require_role`.
 
 Authentication: `Authorization: Bearer <JWT access token>` or `X-API-Key: <key>`.
-Every authenticated request counts against the account's per-minute rate limit (Redis).
+Every authenticated request counts against the account's per-minute rate limit (Redis
+when configured, else an in-process store: see backend/core/kv.py).
 """
 from __future__ import annotations
 
 import time
 import uuid
 from collections.abc import Iterator
-from functools import lru_cache
 from typing import Annotated
-
-import redis
 
 from fastapi import Depends, Header
 from sqlmodel import Session, select
@@ -22,7 +20,8 @@ from backend.accounts.security import decode_access_token, hash_api_key
 from backend.core.config import Settings, get_settings
 from backend.core.db import get_engine
 from backend.chain.contracts import Chain, chain_for
-from backend.core.errors import PermissionDenied, RateLimited, ServiceUnavailable, Unauthenticated
+from backend.core.errors import PermissionDenied, RateLimited, Unauthenticated
+from backend.core.kv import KeyValueStore, store_for
 
 
 def get_db() -> Iterator[Session]:
@@ -34,16 +33,11 @@ SessionDep = Annotated[Session, Depends(get_db)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-@lru_cache(maxsize=8)
-def redis_for(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+def get_store(settings: SettingsDep) -> KeyValueStore:
+    return store_for(settings)
 
 
-def get_redis(settings: SettingsDep) -> redis.Redis:
-    return redis_for(settings.redis_url)
-
-
-RedisDep = Annotated[redis.Redis, Depends(get_redis)]
+StoreDep = Annotated[KeyValueStore, Depends(get_store)]
 
 
 def get_chain(settings: SettingsDep) -> Chain:
@@ -53,14 +47,10 @@ def get_chain(settings: SettingsDep) -> Chain:
 ChainDep = Annotated[Chain, Depends(get_chain)]
 
 
-def enforce_rate_limit(client: redis.Redis, account_id: uuid.UUID, limit: int) -> None:
-    """Fixed one-minute window per account: INCR + EXPIRE in one round trip."""
+def enforce_rate_limit(store: KeyValueStore, account_id: uuid.UUID, limit: int) -> None:
+    """Fixed one-minute window per account."""
     window = int(time.time() // 60)
-    key = f"gridledger:rl:{account_id}:{window}"
-    try:
-        count, _ = client.pipeline(transaction=False).incr(key).expire(key, 61).execute()
-    except redis.RedisError as exc:
-        raise ServiceUnavailable("rate limiter unavailable (Redis)") from exc
+    count = store.incr_window(f"gridledger:rl:{account_id}:{window}", 61)
     if count > limit:
         raise RateLimited(f"more than {limit} requests this minute", retry_after=60 - int(time.time()) % 60)
 
@@ -68,7 +58,7 @@ def enforce_rate_limit(client: redis.Redis, account_id: uuid.UUID, limit: int) -
 def current_account(
     session: SessionDep,
     settings: SettingsDep,
-    redis_client: RedisDep,
+    store: StoreDep,
     authorization: Annotated[str | None, Header()] = None,
     x_api_key: Annotated[str | None, Header()] = None,
 ) -> Account:
@@ -88,7 +78,7 @@ def current_account(
         raise Unauthenticated("send a Bearer access token or an X-API-Key header")
     if account is None or not account.active:
         raise Unauthenticated("unknown or inactive account")
-    enforce_rate_limit(redis_client, account.id, settings.rate_limit_per_minute)
+    enforce_rate_limit(store, account.id, settings.rate_limit_per_minute)
     return account
 
 

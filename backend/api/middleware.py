@@ -20,6 +20,8 @@ from starlette.responses import Response
 
 from backend.api.problems import problem
 from backend.core.config import get_settings
+from backend.core.errors import ServiceUnavailable
+from backend.core.kv import store_for
 
 REQUESTS = Counter("gridledger_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram("gridledger_http_request_seconds", "HTTP request latency", ["method", "route"],
@@ -63,20 +65,17 @@ class IdempotencyMiddleware(BaseHTTPMiddleware):
         if not 1 <= len(key) <= 255:
             return problem(422, "invalid-idempotency-key", "Idempotency-Key must be 1-255 characters",
                            None, path)
-        from backend.api.deps import redis_for
-        import redis.exceptions
-
         settings = _settings(request)
-        client = redis_for(settings.redis_url)
+        store = store_for(settings)
         body = await request.body()
         fingerprint = hashlib.sha256(path.encode() + b"\0" + body).hexdigest()
         caller = _caller(request, settings.secret_key.get_secret_value())
         slot = "gridledger:idem:" + hashlib.sha256(f"{caller}\0{key}".encode()).hexdigest()
         try:
-            fresh = client.set(slot, json.dumps({"state": "pending", "fp": fingerprint}), nx=True,
-                               ex=settings.idempotency_ttl_s)
-            stored = None if fresh else json.loads(client.get(slot) or "null")
-        except redis.exceptions.RedisError:
+            fresh = store.set_if_absent(slot, json.dumps({"state": "pending", "fp": fingerprint}),
+                                        settings.idempotency_ttl_s)
+            stored = None if fresh else json.loads(store.get(slot) or "null")
+        except ServiceUnavailable:
             return problem(503, "service-unavailable", "A dependency is unavailable",
                            "idempotency store (Redis) unavailable", path)
         if stored is not None:
@@ -88,22 +87,22 @@ class IdempotencyMiddleware(BaseHTTPMiddleware):
                                "retry shortly", path)
             return Response(stored["body"].encode("latin-1"), status_code=stored["status"],
                             media_type=stored["media_type"], headers={"Idempotent-Replayed": "true"})
-        if fresh is None and stored is None:  # key vanished between SET NX and GET: run once more
-            client.set(slot, json.dumps({"state": "pending", "fp": fingerprint}), ex=settings.idempotency_ttl_s)
+        if not fresh and stored is None:  # key vanished between SET NX and GET: run once more
+            store.put(slot, json.dumps({"state": "pending", "fp": fingerprint}), settings.idempotency_ttl_s)
         try:
             response = await call_next(request)
         except Exception:
-            client.delete(slot)
+            store.delete(slot)
             raise
         chunks = [chunk async for chunk in response.body_iterator]
         content = b"".join(c if isinstance(c, bytes) else c.encode() for c in chunks)
         if response.status_code >= 500:
-            client.delete(slot)
+            store.delete(slot)
         else:
-            client.set(slot, json.dumps({
+            store.put(slot, json.dumps({
                 "state": "done", "fp": fingerprint, "status": response.status_code,
                 "media_type": response.media_type or response.headers.get("content-type"),
                 "body": content.decode("latin-1"),
-            }), ex=settings.idempotency_ttl_s)
+            }), settings.idempotency_ttl_s)
         headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
         return Response(content, status_code=response.status_code, headers=headers)

@@ -140,8 +140,16 @@ def test_settings_refuse_dev_master_key_outside_development(tmp_path):
         Settings(_env_file=None, data_dir=tmp_path, master_key_hex="abcd")
 
 
-def test_rate_limit_per_account(client, api_settings):
-    headers = register_and_login(client, "rl@example.org")
+@pytest.fixture(params=["redis", "in-process"])
+def store_mode(request, api_settings):
+    """Run a test against Redis and against the embedded (no server) store."""
+    if request.param == "in-process":
+        api_settings.redis_url = ""
+    return request.param
+
+
+def test_rate_limit_per_account(client, api_settings, store_mode):
+    headers = register_and_login(client, f"rl-{store_mode}@example.org")
     api_settings.rate_limit_per_minute = 3
     codes = [client.get("/v1/auth/me", headers=headers).status_code for _ in range(5)]
     assert codes[:3] == [200, 200, 200] and codes[3:] == [429, 429]
@@ -149,15 +157,16 @@ def test_rate_limit_per_account(client, api_settings):
     assert limited.json()["type"].endswith("/rate-limited") and int(limited.headers["Retry-After"]) <= 60
 
 
-def test_idempotency_key_replays_stored_response(client):
+def test_idempotency_key_replays_stored_response(client, store_mode):
+    key = f"reg-{store_mode}"
     first = client.post("/v1/auth/register", json={"email": "i@example.org", "password": PASSWORD},
-                        headers={"Idempotency-Key": "reg-1"})
+                        headers={"Idempotency-Key": key})
     again = client.post("/v1/auth/register", json={"email": "i@example.org", "password": PASSWORD},
-                        headers={"Idempotency-Key": "reg-1"})
+                        headers={"Idempotency-Key": key})
     assert first.status_code == again.status_code == 201
     assert again.json() == first.json() and again.headers["Idempotent-Replayed"] == "true"
     other = client.post("/v1/auth/register", json={"email": "j@example.org", "password": PASSWORD},
-                        headers={"Idempotency-Key": "reg-1"})
+                        headers={"Idempotency-Key": key})
     assert other.status_code == 422 and other.json()["type"].endswith("/idempotency-key-reused")
 
 

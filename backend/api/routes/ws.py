@@ -1,4 +1,5 @@
-"""`/v1/ws`: real-time channels fed from the indexer's outbox (Redis stream).
+"""`/v1/ws`: real-time channels fed from the indexer's outbox (the Redis stream when Redis is
+configured, else the `outbox` table, polled every half second).
 
 Client → server: `{"action": "subscribe" | "unsubscribe", "channels": [...]}`.
 Server → client: `{"channel", "timestamp", "payload"}`; channels are `trades`,
@@ -14,11 +15,12 @@ import time
 import anyio
 import redis.asyncio as aioredis
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from sqlalchemy import func, select
 from sqlmodel import Session
 
 from backend.api.deps import SessionDep, SettingsDep
 from backend.market.services import public_trade
-from indexer.models import Trade
+from indexer.models import OutboxMessage, Trade
 
 router = APIRouter(tags=["realtime"])
 
@@ -53,23 +55,43 @@ def route_message(session: Session, topic: str, payload: dict) -> list[tuple[str
 async def websocket(ws: WebSocket, session: SessionDep, settings: SettingsDep):
     await ws.accept()
     subscribed: set[str] = set()
-    client = aioredis.from_url(settings.redis_url)
-    stream = settings.outbox_stream
-    latest = await client.xrevrange(stream, count=1)
-    last_id = latest[0][0] if latest else b"0-0"
 
-    async def pump():
-        nonlocal last_id
+    async def deliver(topic: str, payload: dict) -> None:
+        for channel, body in route_message(session, topic, payload):
+            if channel in subscribed:
+                await ws.send_json(envelope(channel, body))
+
+    client = aioredis.from_url(settings.redis_url) if settings.redis_url else None
+
+    async def pump_stream():
+        stream = settings.outbox_stream
+        latest = await client.xrevrange(stream, count=1)
+        last_id = latest[0][0] if latest else b"0-0"
         while True:
             batches = await client.xread({stream: last_id}, block=500, count=100)
             for _, entries in batches or []:
                 for entry_id, fields in entries:
                     last_id = entry_id
-                    topic = fields[b"topic"].decode()
-                    payload = json.loads(fields[b"payload"])
-                    for channel, body in route_message(session, topic, payload):
-                        if channel in subscribed:
-                            await ws.send_json(envelope(channel, body))
+                    await deliver(fields[b"topic"].decode(), json.loads(fields[b"payload"]))
+
+    async def pump_table():
+        outbox = OutboxMessage.__table__
+
+        def newer_than(last: int):
+            session.rollback()
+            return session.execute(
+                select(outbox.c.id, outbox.c.topic, outbox.c.payload)
+                .where(outbox.c.id > last).order_by(outbox.c.id).limit(100)
+            ).all()
+
+        last_id = await anyio.to_thread.run_sync(
+            lambda: session.execute(select(func.coalesce(func.max(outbox.c.id), 0))).scalar_one()
+        )
+        while True:
+            for message_id, topic, payload in await anyio.to_thread.run_sync(newer_than, last_id):
+                last_id = message_id
+                await deliver(topic, payload)
+            await anyio.sleep(0.5)
 
     async def listen(cancel: anyio.CancelScope):
         try:
@@ -103,7 +125,8 @@ async def websocket(ws: WebSocket, session: SessionDep, settings: SettingsDep):
 
     try:
         async with anyio.create_task_group() as group:
-            group.start_soon(pump)
+            group.start_soon(pump_stream if client is not None else pump_table)
             group.start_soon(listen, group.cancel_scope)
     finally:
-        await client.aclose()
+        if client is not None:
+            await client.aclose()

@@ -1,0 +1,111 @@
+"""Short-lived keys for rate limits and idempotency: Redis when configured, else in-process.
+
+`make run` works without any server (embedded defaults), so a process-local store stands
+in for Redis there; with GRIDLEDGER_REDIS_URL set, every API process shares Redis.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from functools import lru_cache
+from typing import Protocol
+
+import redis
+
+from backend.core.config import Settings
+from backend.core.errors import ServiceUnavailable
+
+
+class KeyValueStore(Protocol):
+    def incr_window(self, key: str, ttl_s: int) -> int: ...
+    def set_if_absent(self, key: str, value: str, ttl_s: int) -> bool: ...
+    def get(self, key: str) -> str | None: ...
+    def put(self, key: str, value: str, ttl_s: int) -> None: ...
+    def delete(self, key: str) -> None: ...
+    def ping(self) -> None: ...
+
+
+class RedisStore:
+    def __init__(self, url: str):
+        self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2,
+                                           decode_responses=True)
+
+    def _call(self, operation, *args, **kwargs):
+        try:
+            return operation(*args, **kwargs)
+        except redis.RedisError as exc:
+            raise ServiceUnavailable(f"Redis unavailable: {exc}", dependency="redis") from exc
+
+    def incr_window(self, key: str, ttl_s: int) -> int:
+        pipe = self.client.pipeline(transaction=False).incr(key).expire(key, ttl_s)
+        return self._call(pipe.execute)[0]
+
+    def set_if_absent(self, key: str, value: str, ttl_s: int) -> bool:
+        return bool(self._call(self.client.set, key, value, nx=True, ex=ttl_s))
+
+    def get(self, key: str) -> str | None:
+        return self._call(self.client.get, key)
+
+    def put(self, key: str, value: str, ttl_s: int) -> None:
+        self._call(self.client.set, key, value, ex=ttl_s)
+
+    def delete(self, key: str) -> None:
+        self._call(self.client.delete, key)
+
+    def ping(self) -> None:
+        self._call(self.client.ping)
+
+
+class MemoryStore:
+    """A dict with expiry, guarded by a lock: correct for one API process."""
+
+    def __init__(self):
+        self._items: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def _live(self, key: str) -> str | None:
+        item = self._items.get(key)
+        if item is None or item[1] <= time.monotonic():
+            self._items.pop(key, None)
+            return None
+        return item[0]
+
+    def incr_window(self, key: str, ttl_s: int) -> int:
+        with self._lock:
+            count = int(self._live(key) or 0) + 1
+            self._items[key] = (str(count), time.monotonic() + ttl_s)
+            return count
+
+    def set_if_absent(self, key: str, value: str, ttl_s: int) -> bool:
+        with self._lock:
+            if self._live(key) is not None:
+                return False
+            self._items[key] = (value, time.monotonic() + ttl_s)
+            return True
+
+    def get(self, key: str) -> str | None:
+        with self._lock:
+            return self._live(key)
+
+    def put(self, key: str, value: str, ttl_s: int) -> None:
+        with self._lock:
+            self._items[key] = (value, time.monotonic() + ttl_s)
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._items.pop(key, None)
+
+    def ping(self) -> None:
+        return None
+
+
+_MEMORY = MemoryStore()
+
+
+@lru_cache(maxsize=8)
+def _redis_store(url: str) -> RedisStore:
+    return RedisStore(url)
+
+
+def store_for(settings: Settings) -> KeyValueStore:
+    return _redis_store(settings.redis_url) if settings.redis_url else _MEMORY

@@ -1,0 +1,42 @@
+"""Without Redis (make run's embedded defaults) the WebSocket is fed from the outbox table."""
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+from sqlmodel import Session
+
+from backend.api.deps import get_db
+from backend.core.config import Settings, get_settings
+from backend.core.db import make_engine
+from backend.main import create_app
+from indexer.models import OutboxMessage, utc_now
+
+
+def test_websocket_reads_the_outbox_table_when_redis_is_not_configured(fresh_pg_url, tmp_path):
+    settings = Settings(_env_file=None, data_dir=tmp_path, database_url=fresh_pg_url, redis_url="")
+    engine = make_engine(fresh_pg_url)
+
+    def db():
+        with Session(engine) as session:
+            yield session
+
+    app = create_app()
+    app.dependency_overrides[get_db] = db
+    app.dependency_overrides[get_settings] = lambda: settings
+
+    def publish(topic: str, payload: dict) -> None:
+        with Session(engine) as session:
+            session.add(OutboxMessage(chain_id=31337, block_number=1, topic=topic, payload=payload,
+                                      created_at=utc_now()))
+            session.commit()
+
+    publish("certificate.issued", {"tx_hash": "0xold", "certificate_ids": [1]})  # before connecting
+    with TestClient(app) as client, client.websocket_connect("/v1/ws") as ws:
+        ws.send_json({"action": "subscribe", "channels": ["recs"]})
+        assert ws.receive_json()["payload"]["channels"] == ["recs"]
+        publish("certificate.issued", {"tx_hash": "0xnew", "certificate_ids": [2, 3]})
+        message = ws.receive_json()
+    assert message["channel"] == "recs"
+    assert message["payload"] == {"event": "certificate.issued", "tx_hash": "0xnew", "certificate_ids": [2, 3]}
+    health = TestClient(app).get("/health").json()
+    assert health["checks"]["redis"]["ok"] and health["checks"]["redis"]["configured"] is False
+    engine.dispose()
