@@ -13,11 +13,14 @@ export SOLCX_BINARY_PATH := $(CURDIR)/.solcx
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 
 CONTRACT_SOURCES := $(shell find contracts -name '*.sol' 2>/dev/null)
+DASHBOARD_SOURCES := backend/dashboard/build.mjs $(shell find backend/dashboard/src -type f 2>/dev/null)
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup run test bench compile clean
+.PHONY: setup run test bench compile dashboard clean
 .DEFAULT_GOAL := run
 
-setup: $(STAMPS)/python $(STAMPS)/npm $(SOLC_BRIDGE) $(STAMPS)/compiled
+setup: $(STAMPS)/python $(STAMPS)/npm $(SOLC_BRIDGE) $(STAMPS)/compiled $(STAMPS)/dashboard $(STAMPS)/chromium
 	@$(VPY) -m backend.core.migrate
 
 $(STAMPS)/python: pyproject.toml
@@ -45,6 +48,19 @@ $(STAMPS)/compiled: $(SOLC_BRIDGE) ape-config.yaml $(CONTRACT_SOURCES)
 
 compile: $(STAMPS)/compiled
 
+dashboard: $(STAMPS)/dashboard
+
+$(STAMPS)/dashboard: $(STAMPS)/npm package.json $(DASHBOARD_SOURCES)
+	@echo "setup: building the dashboard (esbuild, chart.js) into backend/dashboard/static"
+	@npm run --silent build:dashboard >/dev/null
+	@mkdir -p $(STAMPS) && touch $@
+
+# Headless Chromium for the dashboard's browser test (Playwright drives the Debian package).
+$(STAMPS)/chromium:
+	@test -x $(CHROMIUM) || { echo "setup: installing Chromium (apt-get) for the browser test"; \
+		$(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
+	@mkdir -p $(STAMPS) && touch $@
+
 run: setup
 	@RESET=$(RESET) $(VPY) -m scripts.devnet
 
@@ -55,4 +71,4 @@ bench: setup
 	@$(VPY) -m bench $(BENCH)
 
 clean:
-	rm -rf $(STAMPS) .build .solcx data
+	rm -rf $(STAMPS) .build .solcx data backend/dashboard/static

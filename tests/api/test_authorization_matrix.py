@@ -20,6 +20,8 @@ PUBLIC = {
     ("POST", "/v1/auth/refresh"), ("POST", "/v1/auth/logout"), ("GET", "/v1/auth/siwe/nonce"),
     ("POST", "/v1/auth/siwe/verify"), ("GET", "/v1/trading/markets"), ("GET", "/v1/trading/orderbook"),
     ("GET", "/v1/trading/trades"), ("GET", "/v1/trading/prices"), ("GET", "/v1/recs/claims/{claim_id}/proof"),
+    ("GET", "/v1/public/summary"), ("GET", "/v1/public/settlements"), ("GET", "/v1/public/energy/periods"),
+    ("GET", "/v1/public/recs/issuance"), ("GET", "/v1/public/recs/claims"),
 }
 ROLE_GATED = {
     ("POST", "/v1/recs/devices/{device_id}/approve"): "registrar",

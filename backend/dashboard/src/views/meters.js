@@ -1,0 +1,50 @@
+// Meters: the neighbourhood aggregate for everybody; my own generation vs consumption when signed in.
+import { get, getMine, query, signedIn } from "../api.js";
+import { COLORS, draw } from "../charts.js";
+import { $, hhmm, time } from "../format.js";
+
+export async function refreshNeighbourhood() {
+  const periods = await get("/v1/public/energy/periods?limit=48");
+  draw($("#neighbourhood-chart"), {
+    data: {
+      labels: periods.map((p) => `${time(p.delivery_start).slice(5, 10)} ${hhmm(p.delivery_start)}`),
+      datasets: [
+        { type: "bar", label: "Contracted kWh", data: periods.map((p) => p.contracted_wh / 1000), backgroundColor: "#93c5fd" },
+        { type: "bar", label: "Delivered kWh", data: periods.map((p) => p.delivered_wh / 1000), backgroundColor: COLORS.green },
+      ],
+    },
+    options: { scales: { y: { beginAtZero: true, title: { display: true, text: "kWh" } } } },
+  });
+}
+
+export function setupMeterForm() {
+  const form = $("#meter-form");
+  form.hidden = !signedIn();
+  form.onsubmit = async (event) => {
+    event.preventDefault();
+    const meterId = $("#meter-id").value.trim();
+    const message = $("#meter-message");
+    message.textContent = "Loading…";
+    try {
+      const [generation, consumption] = await Promise.all(["generation", "consumption"].map(
+        (direction) => getMine(query(`/v1/energy/${direction}`, { meterId, aggregation: "hourly" }))));
+      const hours = [...new Set([...generation.points, ...consumption.points].map((p) => p.start))].sort();
+      const byStart = (series) => new Map(series.points.map((p) => [p.start, p.wh / 1000]));
+      const g = byStart(generation), c = byStart(consumption);
+      $("#meter-chart-box").hidden = false;
+      draw($("#meter-chart"), {
+        data: {
+          labels: hours.map((s) => s.slice(11, 16)),
+          datasets: [
+            { type: "line", label: "Generation kWh", data: hours.map((s) => g.get(s) ?? 0), borderColor: COLORS.green, backgroundColor: COLORS.green },
+            { type: "line", label: "Consumption kWh", data: hours.map((s) => c.get(s) ?? 0), borderColor: COLORS.red, backgroundColor: COLORS.red },
+          ],
+        },
+      });
+      message.textContent = `${hours.length} hours for meter ${meterId}.`;
+    } catch (error) {
+      message.textContent = error.status === 404 && error.problem?.type?.endsWith("/not-found") && !error.problem.detail
+        ? "Meter data is not available on this server." : error.message;
+    }
+  };
+}

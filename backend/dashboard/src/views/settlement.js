@@ -1,0 +1,46 @@
+// Settlement: contracted vs metered vs delivered per trade, payouts, penalties, status.
+import { get, getMine, signedIn } from "../api.js";
+import { $, h, kwh, money, rows, short, status, time } from "../format.js";
+
+export async function refreshSettlement(me) {
+  const items = await get("/v1/public/settlements?limit=50");
+  rows($("#settlement-table"), items, (s) => h("tr", { dataset: { tradeId: s.trade_id } },
+    h("td", {}, `#${s.trade_id}`),
+    h("td", {}, time(s.delivery_start)),
+    h("td", {}, kwh(s.contracted_wh)),
+    h("td", {}, kwh(s.metered_wh)),
+    h("td", {}, kwh(s.delivered_wh)),
+    h("td", {}, money(s.payout)),
+    h("td", {}, money(s.penalty)),
+    h("td", {}, status(s.status), s.settled_tx ? h("span", { class: "muted tx" }, ` ${short(s.settled_tx)}`) : null)),
+  "No energy trades yet.");
+
+  const mine = $("#my-settlement");
+  mine.hidden = !(signedIn() && me);
+  if (mine.hidden) return;
+  const [transfers, balance] = await Promise.all([getMine("/v1/energy/transfers?limit=50"), getMine("/v1/energy/balance")]);
+  $("#my-balance").textContent = `Token balance ${money(balance.token_balance)} · in escrow ${money(balance.escrowed)} · withdrawable ${money(balance.withdrawable)}`;
+  const address = me.address?.toLowerCase();
+  rows($("#my-transfers"), transfers.items, (t) => h("tr", {},
+    h("td", {}, `#${t.id}`),
+    h("td", {}, t.seller === address ? "seller" : "buyer"),
+    h("td", {}, kwh(t.contracted_wh)),
+    h("td", {}, kwh(t.delivered_wh)),
+    h("td", {}, money(t.escrow)),
+    h("td", {}, status(t.status))),
+  "You have no energy trades.");
+  await refreshReconciliations();
+}
+
+async function refreshReconciliations() {
+  // Reconciliation records come with the metering service (issue 6); absent before it is deployed.
+  const box = $("#reconciliations");
+  try {
+    const records = await getMine("/v1/settlement/reconciliations?limit=20");
+    box.replaceChildren(h("h3", {}, "Reconciliation (metering)"),
+      h("pre", { class: "scroll code", tabindex: 0 }, JSON.stringify(records, null, 2)));
+  } catch (error) {
+    box.replaceChildren(error.status === 404 ? h("p", { class: "muted" }, "Reconciliation records are not available on this server.")
+      : h("p", { class: "error" }, error.message));
+  }
+}

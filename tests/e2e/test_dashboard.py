@@ -1,0 +1,153 @@
+"""The dashboard in headless Chromium against the real stack: uvicorn on a free port, a fresh
+devnet, a fresh PostgreSQL schema and the indexer + outbox publisher stepping in a thread.
+
+A trade, its settlement (settler key), an issued certificate and a claim are made on chain
+while the page is open; the page must show them (live over /v1/ws), and it must fit at
+1280×800 and at phone width. Screenshots go to a tmp folder whose path is printed."""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+from sqlmodel import Session
+
+from backend.api.deps import get_db
+from backend.core.config import get_settings
+from backend.core.db import make_engine
+from backend.main import DASHBOARD_DIR, create_app
+from indexer.base import Indexer, IndexerConfig
+from indexer.outbox import OutboxPublisher, RedisStreamSink
+from indexer.rpc import RetryPolicy, RpcClient
+from tests.fixtures.server import serve, stepping
+from tests.fixtures.services import TEST_REDIS_URL
+from tests.indexer.conftest import catch_up
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(scope="module")
+def dashboard_build() -> Path:
+    """Build the bundle the way `make setup` does (esbuild is fast: well under a second)."""
+    subprocess.run(["node", "backend/dashboard/build.mjs"], cwd=ROOT, check=True, capture_output=True, timeout=60)
+    assert (DASHBOARD_DIR / "assets" / "dashboard.js").stat().st_size > 50_000  # chart.js is bundled
+    return DASHBOARD_DIR
+
+
+@pytest.fixture
+def stack(devnet, fresh_pg_url, redis_client, dashboard_build):
+    settings = devnet.settings.model_copy(update={"database_url": fresh_pg_url, "redis_url": TEST_REDIS_URL})
+    engine = make_engine(fresh_pg_url)
+
+    def db():
+        with Session(engine) as session:
+            yield session
+
+    app = create_app()
+    app.dependency_overrides[get_db] = db
+    app.dependency_overrides[get_settings] = lambda: settings
+    rpc = RpcClient(devnet.node.rpc_url, timeout_s=5, retry=RetryPolicy(attempts=30, max_delay_s=0.5))
+    indexer = Indexer(engine, rpc, devnet.deployment, IndexerConfig(confirmation_depth=0))
+    publisher = OutboxPublisher(engine, RedisStreamSink(TEST_REDIS_URL, stream=settings.outbox_stream))
+
+    def step():
+        catch_up(indexer)
+        publisher.publish_pending()
+
+    with serve(app) as base_url, stepping(step) as stepped:
+        assert stepped.wait(30), "the indexer never completed a step"
+        yield base_url
+    engine.dispose()
+
+
+@pytest.fixture
+def artifacts(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("dashboard-artifacts")
+    print(f"\ndashboard screenshots: {folder}")
+    return folder
+
+
+def make_trade_settle_issue_and_claim(devnet) -> dict:
+    """An operator-matched energy trade, settled at half the contracted Wh (a penalty), and an
+    issued certificate of which part is claimed."""
+    workload, market, registry = devnet.workload, devnet.workload.c.market, devnet.workload.c.registry
+    workload.matched()
+    trade_id, trade = workload.open_trades.pop()
+    workload.advance(trade[7] - workload.now() + 60)  # past the delivery period's end
+    settle = workload.tx(workload.settler, market.functions.settleBatch([trade], [trade_id], [trade[4] // 2]))
+    cert_id = workload.issue(batch=1)[0]
+    holder = next(p for p in workload.people if registry.functions.balanceOf(p.address, cert_id).call() > 0)
+    now = workload.now()
+    claim = workload.tx(holder, registry.functions.claim(
+        cert_id, 1, ("Dashboard Test GmbH", "scope2", now - 3600, now, b"DE".ljust(32, b"\0"))))
+    return {"trade_id": trade_id, "market_id": f"energy-{trade[6]}", "settle_tx": "0x" + bytes(settle["transactionHash"]).hex(),
+            "cert_id": cert_id, "claim_tx": "0x" + bytes(claim["transactionHash"]).hex()}
+
+
+def test_dashboard_shows_trade_settlement_and_claim_proof_live(devnet, stack, artifacts):
+    import httpx
+
+    email = "dash@example.org"
+    assert httpx.post(f"{stack}/v1/auth/register", json={"email": email, "password": PASSWORD}).status_code == 201
+    # the API keeps its own routes next to the dashboard
+    assert httpx.get(f"{stack}/openapi.json").json()["paths"]["/v1/public/summary"]
+    assert httpx.get(f"{stack}/docs").status_code == 200
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        problems: list[str] = []
+        page.on("pageerror", lambda error: problems.append(f"pageerror: {error}"))
+        page.on("console", lambda m: m.type == "error" and "Failed to load resource" not in m.text
+                and problems.append(f"console: {m.text}"))
+
+        page.goto(stack + "/")
+        expect(page.locator("#health-badge")).to_have_text("System OK", timeout=20_000)
+        expect(page.locator("#trades-table tbody")).to_contain_text("No trades yet.")
+        expect(page.locator("#live-status")).to_have_text("live: connected", timeout=10_000)
+        page.keyboard.press("Tab")  # the first stop is the skip link, shown when focused
+        expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+        assert page.evaluate("document.activeElement.getBoundingClientRect().left") >= 0
+
+        page.get_by_label("Email").fill(email)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.locator("#account-name")).to_have_text(email)
+        expect(page.locator("#my-transfers tbody")).to_contain_text("You have no energy trades.")
+        assert page.evaluate("JSON.parse(sessionStorage.getItem('gridledger.tokens')).access_token")
+
+        made = make_trade_settle_issue_and_claim(devnet)  # while the page is open: live updates
+
+        trade_row = page.locator(f'#trades-table tbody tr[data-trade-id="{made["trade_id"]}"]')
+        expect(trade_row).to_be_visible(timeout=20_000)
+        expect(trade_row).to_contain_text(f"#{made['trade_id']}")
+        settled = page.locator(f'#settlement-table tbody tr[data-trade-id="{made["trade_id"]}"]')
+        expect(settled.locator(".status")).to_have_text("settled", timeout=20_000)
+        expect(settled).to_contain_text(made["settle_tx"][:8])
+        claim_row = page.locator("#claims-table tbody tr[data-claim-id='1']")
+        expect(claim_row).to_contain_text("Dashboard Test GmbH", timeout=20_000)
+        claim_row.locator("summary").click()
+        expect(claim_row.locator(".proof dd.hash").first).to_have_text(made["claim_tx"])
+        expect(page.locator("#registry-summary")).to_contain_text("in 1 claims")
+
+        page.get_by_role("combobox", name="Market").select_option(made["market_id"])
+        expect(page.locator("#orderbook")).to_contain_text("Bids (buy)")
+        expect(page.locator("#trades-table tbody tr")).to_have_count(1)
+        expect(trade_row).to_be_visible()
+        page.screenshot(path=str(artifacts / "dashboard-1280x800.png"), full_page=True)
+
+        page.set_viewport_size({"width": 375, "height": 812})
+        page.wait_for_timeout(300)  # charts resize on the next frame
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375, "horizontal overflow at phone width"
+        expect(settled.locator(".status")).to_be_visible()
+        page.screenshot(path=str(artifacts / "dashboard-375x812.png"), full_page=True)
+
+        browser.close()
+
+    assert problems == []
+    for name in ("dashboard-1280x800.png", "dashboard-375x812.png"):
+        assert (artifacts / name).stat().st_size > 10_000
