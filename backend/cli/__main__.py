@@ -1,0 +1,4 @@
+"""`python -m backend.cli` = the `gridledger` console script."""
+from backend.cli.main import app
+
+app(prog_name="gridledger")
