@@ -6,6 +6,7 @@ while the page is open; the page must show them (live over /v1/ws), and it must 
 1280×800 and at phone width. Screenshots go to a tmp folder whose path is printed."""
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -105,6 +106,9 @@ def test_dashboard_shows_trade_settlement_and_claim_proof_live(devnet, stack, ar
         page.on("console", lambda m: m.type == "error" and "Failed to load resource" not in m.text
                 and problems.append(f"console: {m.text}"))
 
+        frames: list[dict] = []
+        page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(json.loads(payload))))
+
         page.goto(stack + "/")
         expect(page.locator("#health-badge")).to_have_text("System OK", timeout=20_000)
         expect(page.locator("#trades-table tbody")).to_contain_text("No trades yet.")
@@ -125,6 +129,8 @@ def test_dashboard_shows_trade_settlement_and_claim_proof_live(devnet, stack, ar
         trade_row = page.locator(f'#trades-table tbody tr[data-trade-id="{made["trade_id"]}"]')
         expect(trade_row).to_be_visible(timeout=20_000)
         expect(trade_row).to_contain_text(f"#{made['trade_id']}")
+        pushed = [f["payload"].get("trade", {}).get("trade_id") for f in frames if f["channel"] == "trades"]
+        assert made["trade_id"] in pushed, frames  # delivered live over /v1/ws, not by the fallback poll
         settled = page.locator(f'#settlement-table tbody tr[data-trade-id="{made["trade_id"]}"]')
         expect(settled.locator(".status")).to_have_text("settled", timeout=20_000)
         expect(settled).to_contain_text(made["settle_tx"][:8])
@@ -133,6 +139,7 @@ def test_dashboard_shows_trade_settlement_and_claim_proof_live(devnet, stack, ar
         claim_row.locator("summary").click()
         expect(claim_row.locator(".proof dd.hash").first).to_have_text(made["claim_tx"])
         expect(page.locator("#registry-summary")).to_contain_text("in 1 claims")
+        assert {"settlements", "recs"} <= {f["channel"] for f in frames}
 
         page.get_by_role("combobox", name="Market").select_option(made["market_id"])
         expect(page.locator("#orderbook")).to_contain_text("Bids (buy)")

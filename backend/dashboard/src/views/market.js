@@ -23,13 +23,16 @@ export async function loadMarkets(onChange) {
   known = new Map(markets.map((m) => [m.id, m]));
   for (const trade of recent.items) if (!known.has(trade.market_id)) known.set(trade.market_id, { id: trade.market_id, closed: true });
   const select = $("#market-select");
+  select.onchange = () => { selected = select.value; onChange(selected); refreshMarket(); };
+  const signature = [...known.keys()].join(",");
+  if (select.dataset.signature === signature) return; // unchanged: keep focus and scroll position
+  select.dataset.signature = signature;
   const options = [h("option", { value: ALL }, "All markets (trades)")];
   for (const [id, market] of known) {
     options.push(h("option", { value: id }, marketLabel(id, market) + (market.closed ? " (closed)" : "")));
   }
   select.replaceChildren(...options);
   select.value = known.has(selected) ? selected : ALL;
-  select.onchange = () => { selected = select.value; onChange(selected); refreshMarket(); };
 }
 
 function bookSide(title, levels, kind) {
