@@ -113,9 +113,10 @@ def meter_limits(connection: Connection, meter_ids: set[str]) -> dict[str, Meter
     if not meter_ids:
         return {}
     rows = connection.execute(
-        select(Meter.meter_id, Meter.kind, Meter.capacity_w).where(Meter.meter_id.in_(sorted(meter_ids)))
+        select(Meter.meter_id, Meter.kind, Meter.capacity_w, Meter.owner_id)
+        .where(Meter.meter_id.in_(sorted(meter_ids)))
     )
-    return {m: MeterLimits(kind, capacity) for m, kind, capacity in rows}
+    return {m: MeterLimits(kind, capacity, owner) for m, kind, capacity, owner in rows}
 
 
 # ----------------------------------------------------------------------------- ingestion
@@ -150,8 +151,12 @@ _UNPARSABLE = object()
 
 def ingest_readings(session: Session, readings: list, *, source: str, now: int | None = None,
                     settings: Settings = default_settings,
-                    prior_rejections: list[Rejection] | None = None) -> IngestResult:
-    """Validate and store `readings`; counts per outcome and the reason of every rejection."""
+                    prior_rejections: list[Rejection] | None = None, sender_id: uuid.UUID | None = None,
+                    ) -> IngestResult:
+    """Validate and store `readings`; counts per outcome and the reason of every rejection.
+
+    With `sender_id`, only readings of meters that account owns are accepted.
+    """
     if len(readings) > settings.meter_max_batch:
         raise ReadingBatchTooLarge(f"{len(readings)} readings; at most {settings.meter_max_batch} per request")
     now = int(time.time()) if now is None else now
@@ -172,7 +177,7 @@ def ingest_readings(session: Session, readings: list, *, source: str, now: int |
             continue
         try:
             rows.append(validate_reading(reading, meters, now, settings.meter_clock_skew_s,
-                                         settings.meter_max_import_wh))
+                                         settings.meter_max_import_wh, sender_id))
         except ReadingRejected as exc:
             rejections.append(Rejection(
                 index=index, reason=exc.reason,

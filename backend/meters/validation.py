@@ -25,6 +25,7 @@ KNOWN_FIELDS = {"meterId", "timestamp", "intervalSeconds", "importWh", "exportWh
 class MeterLimits:
     kind: str
     capacity_w: int
+    owner_id: object = None
 
 
 class ReadingRejected(Exception):
@@ -87,7 +88,7 @@ def optional_number(reading: dict, field: str, low: float | None = None, high: f
 
 
 def validate_reading(reading, meters: dict[str, MeterLimits], now: int, skew_s: int,
-                     max_import_wh: int) -> dict:
+                     max_import_wh: int, sender_id=None) -> dict:
     """The storable row for `reading`, or ReadingRejected with the reason."""
     if not isinstance(reading, dict):
         raise ReadingRejected(f"a reading must be a JSON object, got {type(reading).__name__}")
@@ -114,6 +115,8 @@ def validate_reading(reading, meters: dict[str, MeterLimits], now: int, skew_s: 
     limits = meters.get(meter)
     if limits is None:
         raise ReadingRejected(f"unknown meter {meter}")
+    if sender_id is not None and limits.owner_id != sender_id:
+        raise ReadingRejected(f"meter {meter} belongs to another account")
     if export_wh and limits.kind == MeterKind.IMPORT:
         raise ReadingRejected("an import-only meter cannot report export")
     if import_wh and limits.kind == MeterKind.EXPORT:

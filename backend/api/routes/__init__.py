@@ -1,4 +1,7 @@
 """All `/v1` routers. Each domain adds its router here, one line each."""
 from fastapi import APIRouter
 
+from backend.api.routes import meters
+
 api_router = APIRouter()
+api_router.include_router(meters.router)
