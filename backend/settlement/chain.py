@@ -15,7 +15,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 from sqlmodel import Session, select
 from web3 import Web3
-from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound
+from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound, Web3RPCError
 
 from backend.chain.deployment import Deployment
 from backend.chain.transactions import signer
@@ -103,7 +103,7 @@ def log_batch(session: Session, kind: str, sender: str, nonce: int, tx_hash: str
 def broadcast(ctx: ChainContext, batch: SettlementBatch) -> None:
     try:
         ctx.w3.eth.send_raw_transaction(bytes.fromhex(batch.raw_tx))
-    except ValueError as exc:  # "already known" / "nonce too low": resolve_batch finds out which
+    except (ValueError, Web3RPCError) as exc:  # "already known/imported", "nonce too low": resolve_batch decides
         if "already" not in str(exc).lower() and "nonce" not in str(exc).lower():
             raise
 
