@@ -73,6 +73,16 @@ class ChainContext:
         return self.w3.eth.get_block("latest")["timestamp"]
 
 
+def error_name(abi: list[dict], data: str) -> str:
+    """`Name(arg types)` of the custom error whose selector starts `data`, else `data`."""
+    for item in abi:
+        if item.get("type") == "error":
+            signature = f"{item['name']}({','.join(i['type'] for i in item['inputs'])})"
+            if data.startswith(selector(signature)):
+                return f"{signature} data={data}"
+    return data
+
+
 def sign_call(ctx: ChainContext, account: LocalAccount, call) -> tuple[int, str, bytes]:
     """(nonce, tx hash, raw bytes) of `call` signed by `account`; BatchRejected if it would revert."""
     w3 = ctx.w3
@@ -82,7 +92,8 @@ def sign_call(ctx: ChainContext, account: LocalAccount, call) -> tuple[int, str,
         gas = w3.eth.estimate_gas(tx)
     except (ContractCustomError, ContractLogicError) as exc:
         data = exc.data if isinstance(getattr(exc, "data", None), str) else ""
-        raise BatchRejected(f"the chain would revert: {exc}", data) from None
+        reason = error_name(call.contract_abi, data) if data else str(exc)
+        raise BatchRejected(f"the chain would revert: {reason}", data) from None
     tx["nonce"] = w3.eth.get_transaction_count(account.address, "pending")
     tx["gas"] = int(gas * 1.2) + 10_000
     base_fee = w3.eth.get_block("latest").get("baseFeePerGas", 0)

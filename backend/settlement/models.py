@@ -43,7 +43,8 @@ class Reconciliation(SQLModel, table=True):
     expected_penalty: int = Field(sa_column=big())
     expected_refund: int = Field(sa_column=big())
     data_missing: bool = False
-    status: str = Field(default="pending", max_length=16)  # pending | submitted | settled | closed
+    status: str = Field(default="pending", max_length=16)  # pending | submitted | settled | closed | failed
+    failure: str | None = Field(default=None, max_length=500)  # why the chain refused it (status failed)
     batch_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     settled_tx: str | None = Field(default=None, max_length=66)
     computed_at: datetime = Field(default_factory=utc_now)

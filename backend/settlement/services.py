@@ -177,17 +177,24 @@ def send_pending(session: Session, ctx: ChainContext, trade_ids: list[int], batc
         if not sendable:
             return
         retry = False
-        for first in range(0, len(sendable), batch_size):
-            chunk = sendable[first:first + batch_size]
+        chunks = [sendable[i:i + batch_size] for i in range(0, len(sendable), batch_size)]
+        while chunks:
+            chunk = chunks.pop(0)
             trades = [session.get(Trade, r.trade_id) for r in chunk]
             call = ctx.market.functions.settleBatch(
                 [trade_tuple(t) for t in trades], [r.trade_id for r in chunk], [r.delivered_wh for r in chunk])
             try:
                 nonce, tx_hash, raw = sign_call(ctx, ctx.settler, call)
             except BatchRejected as exc:
-                if not exc.is_error(TRADE_ALREADY_CLOSED):
-                    raise
-                retry = True  # someone closed one of them: re-check statuses
+                if exc.is_error(TRADE_ALREADY_CLOSED):
+                    retry = True  # someone closed one of them: re-check statuses
+                elif len(chunk) > 1:
+                    chunks[:0] = [[record] for record in chunk]  # isolate the trade the chain refuses
+                else:
+                    log.error("trade %s cannot be settled: %s", chunk[0].trade_id, exc.detail)
+                    chunk[0].status, chunk[0].failure = "failed", exc.detail[:500]
+                    session.add(chunk[0])
+                    session.commit()
                 continue
             batch = log_batch(session, "settle", ctx.settler.address, nonce, tx_hash, raw, len(chunk))
             for record in chunk:

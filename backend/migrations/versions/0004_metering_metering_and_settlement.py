@@ -67,6 +67,7 @@ def upgrade() -> None:
     sa.Column('expected_refund', sa.BigInteger(), nullable=False),
     sa.Column('data_missing', sa.Boolean(), nullable=False),
     sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('failure', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
     sa.Column('batch_id', sa.BigInteger(), nullable=True),
     sa.Column('settled_tx', sqlmodel.sql.sqltypes.AutoString(length=66), nullable=True),
     sa.Column('computed_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),

@@ -122,3 +122,19 @@ def test_trade_settled_elsewhere_is_never_sent_again(market):
         reports = close_due_periods(session, market.ctx, market.locks, market.settings)
     assert sum(r.settled for r in reports) == 2 and sum(r.already_closed for r in reports) == 1
     assert all(len(v) == 1 for v in settled_events(market).values())
+
+
+def test_a_trade_the_chain_refuses_is_isolated_and_the_rest_settle(market):
+    trades = make_trades(market, 3)
+    market.devnet.workload.advance(3 * 900 + 120)
+    market.meter_readings({(t.seller_meter, t.delivery_start): 500 for t in trades})
+    with market.session() as session:  # a mirror row that no longer matches the chain's record
+        bad = session.get(type(trades[0]), trades[0].trade_id)
+        bad.price += 1
+        session.add(bad)
+        session.commit()
+        reports = close_due_periods(session, market.ctx, market.locks, market.settings)
+        failed = session.get(Reconciliation, trades[0].trade_id)
+        assert failed.status == "failed" and "EnergyMarketTradeMismatch(uint256)" in failed.failure
+    assert sum(r.settled for r in reports) == 2
+    assert sorted(settled_events(market)) == [t.trade_id for t in trades[1:]]
