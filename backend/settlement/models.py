@@ -101,3 +101,19 @@ class RecIssuance(SQLModel, table=True):
     batch_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     issued_tx: str | None = Field(default=None, max_length=66)
     created_at: datetime = Field(default_factory=utc_now)
+
+
+class DiscrepancyFlag(SQLModel, table=True):
+    """Something an operator should look at: `oversold` (a seller meter sold more in a slot than
+    its device can produce), `silent` (a meter stopped reporting), `contradicted` (a reading
+    was revised by more than 10 % of its value)."""
+
+    __tablename__ = "discrepancy_flags"
+    __table_args__ = (UniqueConstraint("kind", "meter_id", "period_start", name="uq_discrepancy_flags"),)
+
+    id: int | None = Field(default=None, sa_column=Column(ID_TYPE, primary_key=True, autoincrement=True))
+    kind: str = Field(max_length=16)
+    meter_id: str = Field(max_length=66, index=True)
+    period_start: int = Field(sa_column=big())
+    detail: str = Field(max_length=500)
+    created_at: datetime = Field(default_factory=utc_now)

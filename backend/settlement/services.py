@@ -25,6 +25,7 @@ from web3 import Web3
 from backend.core.config import Settings
 from backend.meters.models import MeterReading
 from backend.settlement.allocation import SLOT, TradeTerms, allocate, settlement_amounts
+from backend.settlement.flags import flag_oversold
 from backend.settlement.chain import (
     TRADE_ALREADY_CLOSED, TRADE_OPEN, BatchRejected, ChainContext, broadcast, log_batch, resolve_batch,
     sign_call, unresolved_batches,
@@ -86,7 +87,7 @@ def exports(session: Session, meter_id: str, start: int, end: int) -> dict[int, 
     return dict(rows)
 
 
-def meter_allocations(session: Session, meter: str, start: int, end: int) -> dict[int, tuple]:
+def meter_allocations(session: Session, meter: str, start: int, end: int) -> tuple[dict, dict[int, TradeTerms]]:
     """Allocations of every trade of seller meter `meter` touching [start, end)."""
     trades = session.exec(
         select(Trade).where(Trade.product == "energy", func.lower(Trade.seller_meter) == meter.lower(),
@@ -110,6 +111,7 @@ def reconcile_period(session: Session, period_end: int, now: int, deadline_s: in
     for meter, meter_trades in by_meter.items():
         start = min(t.delivery_start for t in meter_trades)
         allocations, all_terms = meter_allocations(session, meter, start, period_end)
+        flag_oversold(session, meter, list(all_terms.values()))
         for trade in meter_trades:
             record = session.get(Reconciliation, trade.trade_id)
             if record is not None and record.status != "pending":

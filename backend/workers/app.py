@@ -41,6 +41,7 @@ def create_celery() -> Celery:
                                          "schedule": settings.settlement_beat_interval_s},
             "issue-certificates": {"task": "settlement.issue_certificates",
                                    "schedule": settings.settlement_beat_interval_s},
+            "scan-meters": {"task": "settlement.scan_meters", "schedule": settings.settlement_beat_interval_s * 10},
             "record-settlement-corrections": {"task": "settlement.record_corrections",
                                               "schedule": settings.settlement_beat_interval_s * 10},
         },

@@ -12,7 +12,7 @@ from sqlmodel import Session
 
 from backend.core.config import settings
 from backend.core.db import get_engine
-from backend.settlement import issuance, services
+from backend.settlement import flags, issuance, services
 from backend.settlement.chain import ChainContext
 from backend.settlement.locks import locks_from_settings
 from backend.workers.app import app
@@ -51,3 +51,9 @@ def issue_certificates(now: int | None = None) -> dict:
 def record_corrections(days: int = 7) -> int:
     with Session(get_engine()) as session:
         return len(services.record_corrections(session, since=int(time.time()) - days * 86_400))
+
+
+@app.task(name="settlement.scan_meters", autoretry_for=TRANSIENT, retry_backoff=True, max_retries=5)
+def scan_meters(silence_s: int = 3_600) -> int:
+    with Session(get_engine()) as session:
+        return flags.scan_meters(session, chain().now(), silence_s)

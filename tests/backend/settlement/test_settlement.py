@@ -138,3 +138,31 @@ def test_a_trade_the_chain_refuses_is_isolated_and_the_rest_settle(market):
         assert failed.status == "failed" and "EnergyMarketTradeMismatch(uint256)" in failed.failure
     assert sum(r.settled for r in reports) == 2
     assert sorted(settled_events(market)) == [t.trade_id for t in trades[1:]]
+
+
+def test_discrepancy_flags_oversold_silent_contradicted(market):
+    from backend.settlement.flags import scan_meters
+    from backend.settlement.models import DiscrepancyFlag
+
+    workload = market.devnet.workload
+    seller, buyer = workload.people[0], workload.people[1]
+    offer = workload.order(seller, 0, quantity=3_000)  # SELL; the device makes at most 2,500 Wh / 15 min
+    from backend.market.orders import meter_id, sign_order
+    signature = sign_order(offer, seller.key, workload.chain_id, market.ctx.market.address)
+    workload.tx(buyer, market.ctx.market.functions.fillOrder(offer.as_tuple(), signature, 3_000,
+                                                              meter_id(f"meter:{buyer.address}")))
+    market.catch_up()
+    workload.advance(3 * 900 + 120)
+    meter = "0x" + meter_id(f"meter:{seller.address}").hex()
+    slot = offer.deliveryStart
+    market.meter_readings({(meter, slot - 900): 1_000, (meter, slot): 2_000})
+    market.meter_readings({(meter, slot - 900): 1_050, (meter, slot): 1_000})  # +5 % fine, -50 % flagged
+    with market.session() as session:
+        close_due_periods(session, market.ctx, market.locks, market.settings)
+        scan_meters(session, now=market.ctx.now() + 1_800, silence_s=1_800)
+        flags = {(f.kind, f.period_start) for f in session.exec(select(DiscrepancyFlag)).all()}
+        scan_meters(session, now=market.ctx.now() + 1_800, silence_s=1_800)
+        assert len(session.exec(select(DiscrepancyFlag)).all()) == len(flags)  # flagged once
+    assert ("oversold", slot) in flags and ("contradicted", slot) in flags
+    assert ("contradicted", slot - 900) not in flags
+    assert ("silent", slot + 900) in flags
