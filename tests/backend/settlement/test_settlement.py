@@ -166,3 +166,56 @@ def test_discrepancy_flags_oversold_silent_contradicted(market):
     assert ("oversold", slot) in flags and ("contradicted", slot) in flags
     assert ("contradicted", slot - 900) not in flags
     assert ("silent", slot + 900) in flags
+
+
+def test_reconciliation_api_shows_parties_only(market):
+    from fastapi.testclient import TestClient
+    from sqlmodel import Session
+
+    from backend.accounts.models import Account
+    from backend.accounts.security import create_access_token
+    from backend.api.deps import get_db
+    from backend.core.config import get_settings
+    from backend.main import create_app
+
+    trades = make_trades(market, 2)
+    market.devnet.workload.advance(3 * 900 + 120)
+    market.meter_readings({(t.seller_meter, t.delivery_start): 800 for t in trades})
+    with market.session() as session:
+        close_due_periods(session, market.ctx, market.locks, market.settings)
+    market.catch_up()
+
+    def override():
+        with Session(market.engine) as session:
+            yield session
+    app = create_app()
+    app.dependency_overrides[get_db] = override
+    client = TestClient(app)
+    with market.session() as session:
+        operator = Account(address="0x" + "0f" * 20, roles=["operator"])
+        session.add(operator)
+        session.commit()
+        tokens = {a.address: {"Authorization": "Bearer " + create_access_token(a.id, a.roles, get_settings())}
+                  for a in session.exec(select(Account)).all()}
+
+    def auth(address):
+        return tokens[address]
+
+    trade = trades[0]
+    seller = trade.seller.lower()
+    outsider = next(a for a in tokens if a not in (trade.seller.lower(), trade.buyer.lower(), "0x" + "0f" * 20))
+    operator = "0x" + "0f" * 20
+    reply = client.get(f"/v1/settlement/reconciliations/{trade.trade_id}", headers=auth(seller))
+    body = reply.json()
+    assert reply.status_code == 200 and body["status"] == "settled" and body["buyer"] == trade.buyer.lower()
+    assert body["contracted_wh"] == trade.quantity_wh and 0 < body["allocated_wh"] <= 800
+    assert body["delivered_wh"] == min(body["allocated_wh"], trade.quantity_wh) and body["settled_tx"]
+    denied = client.get(f"/v1/settlement/reconciliations/{trade.trade_id}", headers=auth(outsider))
+    assert denied.status_code == 403 and denied.json()["type"].endswith("/reconciliation-access-denied")
+    assert client.get("/v1/settlement/reconciliations/999", headers=auth(seller)).status_code == 404
+    everything = client.get("/v1/settlement/reconciliations", headers=auth(operator)).json()
+    assert sorted(r["trade_id"] for r in everything) == sorted(t.trade_id for t in trades)
+    mine = client.get("/v1/settlement/reconciliations", headers=auth(outsider)).json()
+    assert all(outsider in (r["seller"].lower(), r["buyer"]) for r in mine)
+    assert client.get("/v1/settlement/flags", headers=auth(seller)).status_code == 403
+    assert client.get("/v1/settlement/flags", headers=auth(operator)).status_code == 200
