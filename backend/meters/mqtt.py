@@ -123,12 +123,22 @@ class Subscriber:
                 self.client.ack(mid, qos)
         return result
 
-    def start(self) -> None:
-        self.client.connect(self.settings.mqtt_host, self.settings.mqtt_port, keepalive=30)
+    def start(self, retry_s: float = 0) -> None:
+        """Connect; with `retry_s`, keep trying (a broker started later, or restarted)."""
+        while True:
+            try:
+                self.client.connect(self.settings.mqtt_host, self.settings.mqtt_port, keepalive=30)
+                break
+            except OSError as exc:
+                if not retry_s or self.stopped.is_set():
+                    raise
+                log.warning("MQTT broker %s:%s unreachable (%s); retrying", self.settings.mqtt_host,
+                            self.settings.mqtt_port, exc)
+                self.stopped.wait(retry_s)
         self.client.loop_start()
 
-    def run(self) -> None:
-        self.start()
+    def run(self, retry_s: float = 0) -> None:
+        self.start(retry_s)
         try:
             while not self.stopped.is_set():
                 if self.flush() is None:
@@ -146,7 +156,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: subscriber.stopped.set())
     log.info("subscribing to %s on %s:%s", subscriber.topic, default_settings.mqtt_host, default_settings.mqtt_port)
     try:
-        subscriber.run()
+        subscriber.run(retry_s=5)
     except KeyboardInterrupt:
         pass
 

@@ -15,11 +15,10 @@ from backend.core.config import settings
 
 def broker_options(broker_url: str) -> dict:
     if broker_url.startswith("filesystem"):
-        queue = settings.data_dir / "celery" / "queue"
-        processed = settings.data_dir / "celery" / "processed"
-        queue.mkdir(parents=True, exist_ok=True)
-        processed.mkdir(parents=True, exist_ok=True)
-        return {"data_folder_in": str(queue), "data_folder_out": str(queue),
+        queue, processed, control = (settings.data_dir / "celery" / name for name in ("queue", "processed", "control"))
+        for folder in (queue, processed, control):
+            folder.mkdir(parents=True, exist_ok=True)
+        return {"data_folder_in": str(queue), "data_folder_out": str(queue), "control_folder": str(control),
                 "processed_folder": str(processed), "store_processed": False}
     return {"visibility_timeout": max(600, 2 * settings.settlement_lock_timeout_s)}
 
