@@ -221,3 +221,12 @@ def test_reconciliation_api_shows_parties_only(market):
     assert all(outsider in (r["seller"].lower(), r["buyer"]) for r in mine)
     assert client.get("/v1/settlement/flags", headers=auth(seller)).status_code == 403
     assert client.get("/v1/settlement/flags", headers=auth(operator)).status_code == 200
+
+
+def test_missing_data_deadline_stays_before_the_reclaim_deadline(market):
+    from backend.settlement.services import missing_data_deadline
+
+    grace = market.ctx.market.functions.reclaimGracePeriod().call()
+    patient = market.settings.model_copy(update={"settlement_missing_data_deadline_s": 10 * grace})
+    assert missing_data_deadline(market.ctx, patient) == grace - patient.settlement_reclaim_margin_s
+    assert missing_data_deadline(market.ctx, market.settings) == market.settings.settlement_missing_data_deadline_s
