@@ -4,19 +4,19 @@ Figures, all from the same run on the same machine:
 - `rest_readings_per_s`: readings stored per second through POST /v1/energy/readings/bulk
   (10,000-reading JSON batches, uvicorn with 4 workers, 4 concurrent clients);
 - `batch10k_p99_ms`: p99 time from sending a 10,000-reading batch to its acknowledgement;
-- `mqtt_readings_per_s`: readings stored per second through Mosquitto (QoS 1) and the
-  subscriber (one process);
+- `mqtt_readings_per_s`: readings stored per second through Mosquitto (QoS 1) and 4
+  subscriber processes sharing one subscription (2 publishing processes);
 - `copy_limit_readings_per_s`: the machine's limit, a raw COPY of the same rows;
 - `orm_baseline_readings_per_s`: the naive way, one ORM insert and commit per reading;
 - ratios of REST against both.
 """
 from __future__ import annotations
 
+import multiprocessing
 import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 import httpx
 import orjson
 import paho.mqtt.client as mqtt
+from sqlalchemy import text
 from sqlmodel import Session
 
 from backend.accounts.models import Account
@@ -33,7 +34,6 @@ from backend.chain.anvil import free_port
 from backend.core.config import PROJECT_ROOT, Settings
 from backend.core.db import make_engine
 from backend.meters.models import MeterReading
-from backend.meters.mqtt import Subscriber
 from backend.meters.schemas import MeterCreate
 from backend.meters.services import register_meter
 from backend.meters.validation import iso
@@ -44,6 +44,8 @@ MQTT_READINGS = int(os.environ.get("GRIDLEDGER_BENCH_MQTT_READINGS", "50000"))
 BATCH = 10_000
 METERS = 100
 CLIENTS = 4
+SUBSCRIBERS = int(os.environ.get("GRIDLEDGER_BENCH_MQTT_SUBSCRIBERS", "4"))
+PUBLISHERS = 2
 
 
 def batches(meter_ids: list[str], count: int, first_interval: int):
@@ -105,33 +107,58 @@ def rest(url: str, meter_ids: list[str], headers: dict, first_interval: int) -> 
     return stored / elapsed, p99 * 1000, stored
 
 
-def mqtt_path(url: str, first_interval: int, meter_names: list[str]) -> float:
-    root = f"energy-cloud-bench-{uuid.uuid4().hex[:6]}"
-    settings = Settings(_env_file=None, database_url=url, mqtt_topic_root=root)
-    subscriber = Subscriber(settings=settings, client_id=f"gl-bench-{uuid.uuid4().hex[:6]}", batch_max=10_000)
-    thread = threading.Thread(target=subscriber.run, daemon=True)
-    thread.start()
-    subscriber.subscribed.wait(10)
+def publish(root: str, names: list[str], first_interval: int, offset: int, step: int) -> None:
+    """Publish this process's share of the MQTT readings (QoS 1) and wait until all are acked."""
     publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"gl-bench-pub-{uuid.uuid4().hex[:6]}")
-    publisher.max_inflight_messages_set(1000)
-    publisher.max_queued_messages_set(0)
+    publisher.max_inflight_messages_set(1_000)
     publisher.connect("127.0.0.1", 1883)
     publisher.loop_start()
-    started = time.perf_counter()
-    for i in range(MQTT_READINGS):
-        name = meter_names[i % len(meter_names)]
-        start = first_interval - 900 * (i // len(meter_names))
+    info = None
+    for i in range(offset, MQTT_READINGS, step):
+        start = first_interval - 900 * (i // len(names))
         payload = orjson.dumps({"timestamp": iso(start), "importWh": 10, "exportWh": 20})
-        publisher.publish(f"{root}/bench/smart-meter/{name}/reading", payload, qos=1)
-    deadline = time.monotonic() + 600
-    while sum(subscriber.totals.values()) < MQTT_READINGS and time.monotonic() < deadline:
-        time.sleep(0.01)
-    elapsed = time.perf_counter() - started
-    subscriber.stopped.set()
-    thread.join(30)
+        info = publisher.publish(f"{root}/bench/smart-meter/{names[i % len(names)]}/reading", payload, qos=1)
+    if info is not None:
+        info.wait_for_publish(600)
     publisher.loop_stop()
     publisher.disconnect()
-    return subscriber.totals["accepted"] / elapsed
+
+
+def mqtt_path(url: str, first_interval: int, names: list[str]) -> float:
+    """Readings/s from the first publish until all are stored, with SUBSCRIBERS processes of
+    one shared subscription and PUBLISHERS publishing processes."""
+    root = f"energy-cloud-bench-{uuid.uuid4().hex[:6]}"
+    env = {**os.environ, "GRIDLEDGER_DATABASE_URL": url, "GRIDLEDGER_MQTT_TOPIC_ROOT": root,
+           "GRIDLEDGER_MQTT_SHARED_GROUP": f"bench-{uuid.uuid4().hex[:6]}",
+           "GRIDLEDGER_MQTT_CLIENT_ID": f"gl-bench-{uuid.uuid4().hex[:6]}"}
+    subscribers = [subprocess.Popen([sys.executable, "-m", "backend.meters.mqtt", str(i)], cwd=PROJECT_ROOT,
+                                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                   for i in range(SUBSCRIBERS)]
+    engine = make_engine(url)
+    try:
+        time.sleep(3)  # subscribed (a shared subscription has no session for messages sent before)
+        started = time.perf_counter()
+        publishers = [multiprocessing.Process(target=publish, args=(root, names, first_interval, k, PUBLISHERS))
+                      for k in range(PUBLISHERS)]
+        for p in publishers:
+            p.start()
+        deadline = time.monotonic() + 600
+        stored = 0
+        with engine.connect() as connection:
+            while stored < MQTT_READINGS and time.monotonic() < deadline:
+                time.sleep(0.02)
+                stored = connection.execute(
+                    text("SELECT count(*) FROM meter_readings WHERE source = 'mqtt'")).scalar_one()
+                connection.commit()
+        elapsed = time.perf_counter() - started
+        for p in publishers:
+            p.join(60)
+    finally:
+        for process in subscribers:
+            process.terminate()
+            process.wait(15)
+        engine.dispose()
+    return stored / elapsed
 
 
 def copy_limit(url: str, meter_ids: list[str], first_interval: int) -> float:
@@ -190,14 +217,14 @@ def run():
             token = create_access_token(owner.id, owner.roles, Settings(_env_file=None))
         engine.dispose()
         now = int(time.time()) // 900 * 900
-        span = 900 * (READINGS // METERS + 10)  # distinct interval ranges per measurement
+        span = 900 * (max(READINGS, MQTT_READINGS) // METERS + 10)  # distinct interval ranges per measurement
         rest_rate, p99_ms, stored = rest(url, meter_ids, {"Authorization": f"Bearer {token}"}, now - 900)
         yield {"metric": "rest_readings_per_s", "value": round(rest_rate), "unit": "readings/s",
                "target": 500_000, "readings": stored}
         yield {"metric": "batch10k_p99_ms", "value": round(p99_ms, 1), "unit": "ms", "target": 200}
         mqtt_rate = mqtt_path(url, now - 900 - span, names)
         yield {"metric": "mqtt_readings_per_s", "value": round(mqtt_rate), "unit": "readings/s",
-               "readings": MQTT_READINGS}
+               "readings": MQTT_READINGS, "subscribers": SUBSCRIBERS, "publishers": PUBLISHERS}
         copy_rate = copy_limit(url, meter_ids, now - 900 - 2 * span)
         yield {"metric": "copy_limit_readings_per_s", "value": round(copy_rate), "unit": "readings/s"}
         orm_rate = orm_baseline(url, meter_ids, now - 900 - 3 * span)

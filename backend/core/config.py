@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     mqtt_username: str = ""  # the ingestion subscriber's own broker login, if any
     mqtt_password: SecretStr = SecretStr("")
     mqtt_topic_root: str = "energy-cloud"  # energy-cloud/{region}/{deviceType}/{deviceId}/{metric}
+    mqtt_client_id: str = "gridledger-ingest"  # + "-<index>" per subscriber process
+    mqtt_shared_group: str = "gridledger"  # $share/<group>/...: subscriber processes split the stream
     settlement_gate_delay_s: int = Field(default=300, ge=0)  # after a period ends, before closing it
     settlement_missing_data_deadline_s: int = Field(default=3_600, ge=0)  # then settle as zero
     settlement_reclaim_margin_s: int = Field(default=3_600, ge=0)  # settle this long before reclaim opens

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -87,7 +88,11 @@ class Subscriber:
 
     @property
     def topic(self) -> str:
-        return f"{self.settings.mqtt_topic_root}/+/+/+/+"
+        """A shared subscription when a group is set: run N subscriber processes (distinct
+        client ids) and the broker spreads the messages among them."""
+        topic = f"{self.settings.mqtt_topic_root}/+/+/+/+"
+        group = self.settings.mqtt_shared_group
+        return f"$share/{group}/{topic}" if group else topic
 
     def on_connect(self, client, userdata, flags, reason_code, properties):
         client.subscribe(self.topic, options=mqtt.SubscribeOptions(qos=1))
@@ -160,9 +165,12 @@ class Subscriber:
             self.engine.dispose()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """`python -m backend.meters.mqtt [INDEX]`: INDEX tells apart the processes of one shared
+    subscription group; it keeps the client id (and so the persistent session) across restarts."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    subscriber = Subscriber()
+    argv = sys.argv[1:] if argv is None else argv
+    subscriber = Subscriber(client_id=f"{default_settings.mqtt_client_id}-{argv[0] if argv else 0}")
     signal.signal(signal.SIGTERM, lambda *_: subscriber.stopped.set())
     log.info("subscribing to %s on %s:%s", subscriber.topic, default_settings.mqtt_host, default_settings.mqtt_port)
     try:
