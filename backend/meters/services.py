@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import Session, select
 
 from backend.accounts.models import Account
-from backend.accounts.security import hash_password, verify_password
+from backend.meters.broker_auth import mosquitto_hash, verify as verify_mqtt
 from backend.core.config import Settings, settings as default_settings
 from backend.meters.errors import (
     MeterAccessDenied, MeterAlreadyRegistered, MeterNameInvalid, MeterNotFound, ReadingBatchTooLarge, ReadingsMalformed,
@@ -90,7 +90,7 @@ def register_meter(session: Session, owner: Account, data: MeterCreate) -> Meter
     meter = Meter(
         meter_id=meter_id, name=data.name, owner_id=owner.id, kind=data.kind.value,
         capacity_w=data.capacity_w, device_id=data.device_id,
-        mqtt_password_hash=hash_password(data.mqtt_password) if data.mqtt_password else None,
+        mqtt_password_hash=mosquitto_hash(data.mqtt_password) if data.mqtt_password else None,
     )
     session.add(meter)
     session.commit()
@@ -104,7 +104,7 @@ def check_mqtt_credentials(session: Session, device: str, password: str) -> str 
         meter = session.get(Meter, normalise_meter_id(device))
     except ReadingRejected:
         return None
-    if meter is None or not meter.mqtt_password_hash or not verify_password(password, meter.mqtt_password_hash):
+    if meter is None or not meter.mqtt_password_hash or not verify_mqtt(password, meter.mqtt_password_hash):
         return None
     return meter.meter_id
 

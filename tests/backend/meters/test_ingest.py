@@ -108,7 +108,7 @@ def test_mqtt_credentials_are_hashed_per_meter(world):
     from backend.meters.services import check_mqtt_credentials
 
     session, _, _, solar, house = world
-    assert solar.mqtt_password_hash.startswith("scrypt$") and "solar-secret-123" not in solar.mqtt_password_hash
+    assert solar.mqtt_password_hash.startswith("$7$101$") and "solar-secret-123" not in solar.mqtt_password_hash
     assert check_mqtt_credentials(session, "meter:solar-1", "solar-secret-123") == solar.meter_id
     assert check_mqtt_credentials(session, solar.meter_id, "solar-secret-123") == solar.meter_id
     assert check_mqtt_credentials(session, "meter:solar-1", "wrong-password") is None

@@ -1,0 +1,89 @@
+"""Per-device MQTT logins for Mosquitto: a password file and an ACL generated from the meters.
+
+Each meter logs in with its meter id (0x-hex, what it puts in the topic's deviceId) and the
+password given at registration; the ACL lets it publish only under its own deviceId
+(`pattern write energy-cloud/+/+/%u/+`). The ingestion subscriber has its own login that may
+read everything. Hashes use Mosquitto's own format (`$7$`: PBKDF2-HMAC-SHA512, 101 rounds,
+12-byte salt), so the broker checks them itself; `verify` checks the same hashes in Python.
+
+`python -m backend.meters.broker_auth PASSWORD_FILE ACL_FILE` writes both files; point
+Mosquitto's `password_file`/`acl_file` at them, set `allow_anonymous false`, and send it
+SIGHUP after a meter is registered.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import sys
+from pathlib import Path
+
+from sqlmodel import Session, select
+
+from backend.core.config import Settings, settings as default_settings
+
+ITERATIONS = 101
+
+
+def mosquitto_hash(password: str, salt: bytes | None = None, iterations: int = ITERATIONS) -> str:
+    salt = salt if salt is not None else os.urandom(12)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
+    return f"$7${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+def verify(password: str, stored: str) -> bool:
+    try:
+        _, kind, iterations, salt, digest = stored.split("$")
+        if kind != "7":
+            return False
+        expected = hashlib.pbkdf2_hmac("sha512", password.encode(), base64.b64decode(salt), int(iterations))
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(base64.b64encode(expected).decode(), digest)
+
+
+def acl_text(topic_root: str, service_user: str) -> str:
+    lines = [f"user {service_user}", f"topic read {topic_root}/#", "",
+             f"pattern write {topic_root}/+/+/%u/+", ""]
+    return "\n".join(lines)
+
+
+def write_broker_auth(session: Session, password_file: Path, acl_file: Path, settings: Settings) -> int:
+    """Write the password file (service login + every meter with an MQTT password) and the ACL.
+
+    Returns the number of meter logins written.
+    """
+    from backend.meters.models import Meter
+
+    if not settings.mqtt_username or not settings.mqtt_password.get_secret_value():
+        raise ValueError("set GRIDLEDGER_MQTT_USERNAME and GRIDLEDGER_MQTT_PASSWORD for the ingestion login")
+    lines = [f"{settings.mqtt_username}:{mosquitto_hash(settings.mqtt_password.get_secret_value())}"]
+    meters = session.exec(select(Meter).where(Meter.mqtt_password_hash.is_not(None)).order_by(Meter.meter_id))
+    count = 0
+    for meter in meters:
+        lines.append(f"{meter.meter_id}:{meter.mqtt_password_hash}")
+        count += 1
+    for path, text in ((password_file, "\n".join(lines) + "\n"),
+                       (acl_file, acl_text(settings.mqtt_topic_root, settings.mqtt_username))):
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(text)
+        tmp.chmod(0o600)
+        tmp.replace(path)
+    return count
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print("usage: python -m backend.meters.broker_auth PASSWORD_FILE ACL_FILE", file=sys.stderr)
+        return 2
+    from backend.core.db import get_engine
+
+    with Session(get_engine()) as session:
+        count = write_broker_auth(session, Path(argv[0]), Path(argv[1]), default_settings)
+    print(f"wrote {count} meter logins")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
