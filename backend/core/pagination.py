@@ -28,3 +28,19 @@ def decode_cursor(cursor: str | None) -> int | None:
     if prefix != "k" or not 0 <= key < 2**63:
         raise InvalidCursor(f"cursor {cursor[:40]!r} was not issued by this API")
     return key
+
+
+def keyset_page(session, query, key_column, cursor: str | None, limit: int, *, ascending: bool = False,
+                key_of=None) -> tuple[list, str | None]:
+    """One page of `query` ordered by `key_column` (newest first unless `ascending`), after
+    `cursor`; returns (rows, next cursor or None). `key_of(row)` reads the key of a row that
+    is not a single model instance (e.g. a joined tuple)."""
+    after = decode_cursor(cursor)
+    if after is not None:
+        query = query.where(key_column > after if ascending else key_column < after)
+    order = key_column.asc() if ascending else key_column.desc()
+    rows = list(session.exec(query.order_by(order).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    key_of = key_of or (lambda row: getattr(row, key_column.key))
+    return rows, encode_cursor(key_of(rows[-1])) if more and rows else None

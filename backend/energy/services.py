@@ -8,7 +8,7 @@ from sqlmodel import Session, select
 
 from backend.accounts.models import Account
 from backend.core.errors import NotFound
-from backend.core.pagination import decode_cursor, encode_cursor
+from backend.core.pagination import keyset_page
 from backend.energy.schemas import EnergyBalance, EnergyTransfer, PeriodPosition
 from indexer.models import MarketBalance, TokenBalance, Trade
 
@@ -44,16 +44,11 @@ def list_transfers(session: Session, account: Account, now: int, cursor: str | N
     if not _sees_all(account):
         me = account.address.lower()
         query = query.where(or_(Trade.seller == me, Trade.buyer == me))
-    after = decode_cursor(cursor)
-    if after is not None:
-        query = query.where(Trade.trade_id < after)
-    rows = list(session.exec(query.order_by(Trade.trade_id.desc()).limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
+    rows, next_cursor = keyset_page(session, query, Trade.trade_id, cursor, limit)
     items = [public_transfer(t, now) for t in rows]
     if status:
         items = [i for i in items if i.status == status]
-    return items, encode_cursor(rows[-1].trade_id) if more and rows else None
+    return items, next_cursor
 
 
 def get_transfer(session: Session, account: Account, trade_id: int, now: int) -> EnergyTransfer:

@@ -13,7 +13,7 @@ from backend.accounts.models import Account
 from backend.chain.contracts import Chain
 from backend.core.config import Settings
 from backend.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from backend.core.pagination import decode_cursor, encode_cursor
+from backend.core.pagination import keyset_page
 from backend.market import orders as eip712
 from backend.market.models import SignedOrder, utc_now
 from backend.market.schemas import (
@@ -277,17 +277,12 @@ def get_order(session: Session, account: Account, order_id: str) -> SignedOrder:
 def list_my_orders(session: Session, account: Account, now: int, cursor: str | None, limit: int,
                    status: str | None = None) -> tuple[list[OrderPublic], str | None]:
     query = select(SignedOrder).where(SignedOrder.account_id == account.id)
-    after = decode_cursor(cursor)
-    if after is not None:
-        query = query.where(SignedOrder.seq < after)
-    rows = list(session.exec(query.order_by(SignedOrder.seq.desc()).limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
+    rows, next_cursor = keyset_page(session, query, SignedOrder.seq, cursor, limit)
     mirror = mirrored(session, [r.order_hash for r in rows])
     items = [public_order(r, mirror.get(r.order_hash), now) for r in rows]
     if status:
         items = [i for i in items if i.status == status]
-    return items, encode_cursor(rows[-1].seq) if more and rows else None
+    return items, next_cursor
 
 
 def cancel_order(session: Session, settings: Settings, chain: Chain, account: Account, order_id: str) -> SignedOrder:
@@ -390,13 +385,8 @@ def list_trades(session: Session, market_id: str | None, cursor: str | None, lim
     query = _market_filter(select(Trade), market_id)
     if address is not None:
         query = query.where(or_(Trade.seller == address, Trade.buyer == address))
-    after = decode_cursor(cursor)
-    if after is not None:
-        query = query.where(Trade.trade_id < after)
-    rows = list(session.exec(query.order_by(Trade.trade_id.desc()).limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return [public_trade(t) for t in rows], encode_cursor(rows[-1].trade_id) if more and rows else None
+    rows, next_cursor = keyset_page(session, query, Trade.trade_id, cursor, limit)
+    return [public_trade(t) for t in rows], next_cursor
 
 
 def price_bars(session: Session, start: int | None, end: int | None, limit: int = 500) -> list[PriceBar]:

@@ -11,7 +11,7 @@ from backend.accounts.models import Account
 from backend.chain.contracts import Chain
 from backend.core.config import Settings
 from backend.core.errors import InvalidInput, NotFound
-from backend.core.pagination import decode_cursor, encode_cursor
+from backend.core.pagination import keyset_page
 from backend.market.orders import meter_id as meter_id_of
 from backend.recs.schemas import (
     CertificateDetail, CertificatePublic, ClaimProof, ClaimRequest, DeviceCreate, DevicePublic, HistoryEntry,
@@ -69,14 +69,8 @@ def list_devices(session: Session, owner: str | None, status: str | None, cursor
         query = query.where(Device.owner == owner.lower())
     if status:
         query = query.where(Device.status == status)
-    after = decode_cursor(cursor)
-    if after is not None:
-        query = query.where(Device.device_id > after)
-    rows = list(session.exec(query.order_by(Device.device_id).limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return ([DevicePublic.model_validate(d, from_attributes=True) for d in rows],
-            encode_cursor(rows[-1].device_id) if more and rows else None)
+    rows, next_cursor = keyset_page(session, query, Device.device_id, cursor, limit, ascending=True)
+    return [DevicePublic.model_validate(d, from_attributes=True) for d in rows], next_cursor
 
 
 def get_device(session: Session, device_id: int) -> DevicePublic:
@@ -111,14 +105,9 @@ def list_certificates(session: Session, technology: str | None, grid_area: str |
     if holder:
         query = query.join(Holding, Holding.certificate_id == Certificate.certificate_id).where(
             Holding.account == holder.lower(), Holding.balance_wh > 0)
-    after = decode_cursor(cursor)
-    if after is not None:
-        query = query.where(Certificate.certificate_id > after)
-    rows = list(session.exec(query.order_by(Certificate.certificate_id).limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return ([CertificatePublic(**_public(c, d)) for c, d in rows],
-            encode_cursor(rows[-1][0].certificate_id) if more and rows else None)
+    rows, next_cursor = keyset_page(session, query, Certificate.certificate_id, cursor, limit, ascending=True,
+                                    key_of=lambda row: row[0].certificate_id)
+    return [CertificatePublic(**_public(c, d)) for c, d in rows], next_cursor
 
 
 def get_certificate(session: Session, certificate_id: int) -> CertificateDetail:

@@ -5,14 +5,13 @@ from dataclasses import dataclass
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session
 
 from backend.api.deps import get_db
 from backend.core.config import Settings, get_settings
-from backend.core.db import make_engine
 from backend.main import create_app
 from indexer.base import Indexer, IndexerConfig
 from indexer.rpc import RetryPolicy, RpcClient
+from tests.fixtures.app import app_on
 from tests.fixtures.services import TEST_REDIS_URL
 
 
@@ -48,15 +47,7 @@ class ChainApi:
 def chain_api(devnet, fresh_pg_url, redis_client) -> ChainApi:
     """The app on a devnet and an own migrated schema (code under test commits)."""
     settings = devnet.settings.model_copy(update={"database_url": fresh_pg_url, "redis_url": TEST_REDIS_URL})
-    engine = make_engine(fresh_pg_url)
-
-    def db():
-        with Session(engine) as session:
-            yield session
-
-    app = create_app()
-    app.dependency_overrides[get_db] = db
-    app.dependency_overrides[get_settings] = lambda: settings
+    app, engine = app_on(fresh_pg_url, settings)
     with TestClient(app) as test_client:
         yield ChainApi(test_client, settings, engine, devnet)
     engine.dispose()

@@ -4,24 +4,14 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from backend.api.deps import get_db
-from backend.core.config import Settings, get_settings
-from backend.core.db import make_engine
-from backend.main import create_app
+from backend.core.config import Settings
 from indexer.models import OutboxMessage, utc_now
+from tests.fixtures.app import app_on
 
 
 def test_websocket_reads_the_outbox_table_when_redis_is_not_configured(fresh_pg_url, tmp_path):
     settings = Settings(_env_file=None, data_dir=tmp_path, database_url=fresh_pg_url, redis_url="")
-    engine = make_engine(fresh_pg_url)
-
-    def db():
-        with Session(engine) as session:
-            yield session
-
-    app = create_app()
-    app.dependency_overrides[get_db] = db
-    app.dependency_overrides[get_settings] = lambda: settings
+    app, engine = app_on(fresh_pg_url, settings)
 
     def publish(topic: str, payload: dict) -> None:
         with Session(engine) as session:

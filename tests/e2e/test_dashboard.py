@@ -12,16 +12,13 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
-from sqlmodel import Session
 
-from backend.api.deps import get_db
-from backend.core.config import get_settings
-from backend.core.db import make_engine
-from backend.main import DASHBOARD_DIR, create_app
+from backend.main import DASHBOARD_DIR
 from indexer.base import Indexer, IndexerConfig
 from indexer.outbox import OutboxPublisher, RedisStreamSink
 from indexer.rpc import RetryPolicy, RpcClient
 from tests.fixtures.server import serve, stepping
+from tests.fixtures.app import app_on
 from tests.fixtures.services import TEST_REDIS_URL
 from tests.indexer.conftest import catch_up
 
@@ -42,15 +39,7 @@ def dashboard_build() -> Path:
 @pytest.fixture
 def stack(devnet, fresh_pg_url, redis_client, dashboard_build):
     settings = devnet.settings.model_copy(update={"database_url": fresh_pg_url, "redis_url": TEST_REDIS_URL})
-    engine = make_engine(fresh_pg_url)
-
-    def db():
-        with Session(engine) as session:
-            yield session
-
-    app = create_app()
-    app.dependency_overrides[get_db] = db
-    app.dependency_overrides[get_settings] = lambda: settings
+    app, engine = app_on(fresh_pg_url, settings)
     rpc = RpcClient(devnet.node.rpc_url, timeout_s=5, retry=RetryPolicy(attempts=30, max_delay_s=0.5))
     indexer = Indexer(engine, rpc, devnet.deployment, IndexerConfig(confirmation_depth=0))
     publisher = OutboxPublisher(engine, RedisStreamSink(TEST_REDIS_URL, stream=settings.outbox_stream))
