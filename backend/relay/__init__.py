@@ -1,0 +1,1 @@
+"""Relaying transactions that wallet users signed themselves."""

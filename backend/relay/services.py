@@ -1,0 +1,85 @@
+"""Relay a wallet user's signed transaction to one of our contracts, after checking it.
+
+The caller can only relay transactions it signed itself (recovered sender = its address),
+for this chain (EIP-155 / typed chain id), addressed to a GridLedger contract. The call is
+simulated first, so a custom-error revert comes back as a problem instead of a failed tx.
+"""
+from __future__ import annotations
+
+from eth_account import Account as EthAccount
+from eth_account._utils.legacy_transactions import Transaction as LegacyTransaction
+from eth_account.typed_transactions import TypedTransaction
+from hexbytes import HexBytes
+from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound, Web3RPCError
+
+from backend.accounts.models import Account
+from backend.chain.contracts import Chain
+from backend.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied, ServiceUnavailable
+from backend.relay.schemas import TransactionStatus
+
+
+class RelayRejected(InvalidInput):
+    code = "relay-rejected"
+    title = "The transaction cannot be relayed"
+
+
+class RelaySendFailed(Conflict):
+    code = "relay-send-failed"
+    title = "The node refused the transaction"
+
+
+def decode_transaction(raw: bytes) -> dict:
+    """Fields of a signed legacy or typed transaction (chainId None for pre-EIP-155)."""
+    try:
+        if raw and raw[0] <= 0x7F:
+            fields = TypedTransaction.from_bytes(HexBytes(raw)).as_dict()
+        else:
+            fields = LegacyTransaction.from_bytes(raw).as_dict()
+            v = fields["v"]
+            fields["chainId"] = (v - 35) // 2 if v >= 35 else None
+        fields["from"] = EthAccount.recover_transaction(raw)
+    except Exception as exc:  # any decoding failure means the bytes are not a signed transaction
+        raise RelayRejected(f"not a signed Ethereum transaction: {str(exc)[:120]}") from exc
+    return fields
+
+
+def relay(chain: Chain, account: Account, raw_hex: str) -> str:
+    raw = bytes.fromhex(raw_hex[2:])
+    tx = decode_transaction(raw)
+    sender, to = tx["from"].lower(), tx.get("to")
+    to = ("0x" + bytes(to).hex()) if isinstance(to, (bytes, bytearray)) else (to or "")
+    if sender != account.address.lower():
+        raise PermissionDenied("only transactions signed by your own address can be relayed",
+                               signer=sender, account=account.address.lower())
+    if tx.get("chainId") != chain.chain_id:
+        raise RelayRejected(f"chain id {tx.get('chainId')} is not this chain ({chain.chain_id})",
+                            chain_id=chain.chain_id)
+    ours = {c.address.lower() for c in chain.deployment.contracts.values()}
+    if to.lower() not in ours:
+        raise RelayRejected("the transaction is not addressed to a GridLedger contract", to=to.lower())
+    call = {"from": chain.w3.to_checksum_address(sender), "to": chain.w3.to_checksum_address(to),
+            "data": "0x" + bytes(tx.get("data", b"")).hex(), "value": tx.get("value", 0)}
+    try:
+        chain.w3.eth.call(call)
+        return chain.w3.eth.send_raw_transaction(raw).to_0x_hex()
+    except (ContractCustomError, ContractLogicError) as exc:
+        raise chain.translate(exc) from exc
+    except Web3RPCError as exc:
+        raise RelaySendFailed(str(exc)[:200]) from exc
+    except (OSError, ConnectionError) as exc:
+        raise ServiceUnavailable("chain RPC unreachable") from exc
+
+
+def transaction_status(chain: Chain, tx_hash: str) -> TransactionStatus:
+    try:
+        receipt = chain.w3.eth.get_transaction_receipt(tx_hash)
+    except TransactionNotFound:
+        try:
+            chain.w3.eth.get_transaction(tx_hash)
+        except TransactionNotFound as exc:
+            raise NotFound(f"no transaction {tx_hash}") from exc
+        return TransactionStatus(tx_hash=tx_hash, status="pending")
+    except (OSError, ConnectionError) as exc:
+        raise ServiceUnavailable("chain RPC unreachable") from exc
+    return TransactionStatus(tx_hash=tx_hash, status="succeeded" if receipt["status"] == 1 else "reverted",
+                             block_number=receipt["blockNumber"], gas_used=receipt["gasUsed"])
