@@ -113,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         components["indexer"] = start_component("indexer", "indexer")
         say("indexer", f"following the contracts into {config.database_url}")
+        components["workers"] = start_component("workers", "backend.workers")
+        say("workers", f"settlement and REC issuance on {config.resolved_broker_url}")
+        components["mqtt"] = start_component("mqtt", "backend.meters.mqtt")
+        say("mqtt", f"meter readings from {config.mqtt_host}:{config.mqtt_port} {config.mqtt_topic_root}/+/+/+/+")
         say("ready", "Ctrl-C stops every component")
         signal.signal(signal.SIGTERM, signal.default_int_handler)
         while True:

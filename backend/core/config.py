@@ -75,6 +75,23 @@ class Settings(BaseSettings):
     penalty_bps: int = Field(default=2_000, ge=0, le=10_000)
     reclaim_grace_period_s: int = Field(default=86_400, ge=0)
 
+    # Metering and settlement (issue 6)
+    meter_clock_skew_s: int = Field(default=60, ge=0)  # readings may end this far in the future
+    meter_max_import_wh: int = Field(default=1_000_000, gt=0)  # per 15-minute interval
+    meter_max_batch: int = Field(default=100_000, gt=0)  # readings per bulk request
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = Field(default=1883, ge=1, le=65535)
+    mqtt_username: str = ""  # the ingestion subscriber's own broker login, if any
+    mqtt_password: SecretStr = SecretStr("")
+    mqtt_topic_root: str = "energy-cloud"  # energy-cloud/{region}/{deviceType}/{deviceId}/{metric}
+    settlement_gate_delay_s: int = Field(default=300, ge=0)  # after a period ends, before closing it
+    settlement_missing_data_deadline_s: int = Field(default=3_600, ge=0)  # then settle as zero
+    settlement_reclaim_margin_s: int = Field(default=3_600, ge=0)  # settle this long before reclaim opens
+    settlement_batch_size: int = Field(default=50, ge=1, le=500)  # trades per settleBatch
+    settlement_lock_timeout_s: int = Field(default=300, ge=1)  # a dead worker's lock expires
+    settlement_beat_interval_s: float = Field(default=30, gt=0)
+    rec_batch_size: int = Field(default=24, ge=1, le=500)  # device-hours per issueBatch
+
     @model_validator(mode="after")
     def _fill_paths_and_refuse_dev_secrets(self) -> "Settings":
         if not self.database_url:
@@ -110,6 +127,15 @@ class Settings(BaseSettings):
                     f"development secrets refused in {self.environment}: set {names}"
                 )
         return self
+
+    @property
+    def resolved_broker_url(self) -> str:
+        """Celery broker: explicit URL, else Redis if GRIDLEDGER_REDIS_URL is set, else files."""
+        if self.celery_broker_url:
+            return self.celery_broker_url
+        if "redis_url" in self.model_fields_set:
+            return self.redis_url
+        return "filesystem://"
 
     @property
     def is_sqlite(self) -> bool:

@@ -24,9 +24,10 @@ PUBLIC = {
 ROLE_GATED = {
     ("POST", "/v1/recs/devices/{device_id}/approve"): "registrar",
     ("POST", "/v1/recs/devices/{device_id}/suspend"): "registrar",
+    ("GET", "/v1/settlement/flags"): "operator",
 }
 PATH_SAMPLES = {"key_id": str(uuid.uuid4()), "order_id": "0x" + "ab" * 32, "transfer_id": "1",
-                "device_id": "1", "certificate_id": "1", "claim_id": "1"}
+                "device_id": "1", "certificate_id": "1", "claim_id": "1", "trade_id": "1"}
 QUERY_SAMPLES = {
     "/v1/trading/orderbook": {"market_id": "energy-900"},
     "/v1/trading/order-typed-data": {"side": "buy", "quantity_wh": 1, "price": 1, "delivery_start": 900},

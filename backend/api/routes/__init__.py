@@ -1,11 +1,13 @@
 """All `/v1` routers. Each domain adds its router here, one line each."""
 from fastapi import APIRouter
 
-from backend.api.routes import auth, energy, recs, trading, ws
+from backend.api.routes import auth, energy, meters, recs, settlement, trading, ws
 
 api_router = APIRouter()
 api_router.include_router(auth.router)
 api_router.include_router(trading.router)
 api_router.include_router(energy.router)
+api_router.include_router(meters.router)
+api_router.include_router(settlement.router)
 api_router.include_router(recs.router)
 api_router.include_router(ws.router)

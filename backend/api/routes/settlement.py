@@ -1,0 +1,28 @@
+"""Reconciliation records (what was sold, metered, delivered, paid) and discrepancy flags."""
+from __future__ import annotations
+
+from fastapi import APIRouter, Query
+
+from backend.accounts.models import Role
+from backend.api.deps import CurrentAccount, SessionDep, require_role
+from backend.settlement import queries
+from backend.settlement.schemas import DiscrepancyFlagPublic, ReconciliationPublic
+
+router = APIRouter(prefix="/settlement", tags=["settlement"])
+
+
+@router.get("/reconciliations", response_model=list[ReconciliationPublic])
+def list_reconciliations(session: SessionDep, account: CurrentAccount, period_end: int | None = None,
+                         limit: int = Query(default=100, ge=1, le=1_000)):
+    """The caller's trades as seller or buyer (operators: every trade), newest first."""
+    return queries.reconciliations(session, account, period_end, limit)
+
+
+@router.get("/reconciliations/{trade_id}", response_model=ReconciliationPublic)
+def get_reconciliation(trade_id: int, session: SessionDep, account: CurrentAccount):
+    return queries.reconciliation(session, account, trade_id)
+
+
+@router.get("/flags", response_model=list[DiscrepancyFlagPublic], dependencies=[require_role(Role.OPERATOR)])
+def list_flags(session: SessionDep, limit: int = Query(default=200, ge=1, le=1_000)):
+    return queries.flags(session, limit)

@@ -1,0 +1,88 @@
+"""Meters, their interval readings and the audit trail of corrected readings.
+
+Times are Unix seconds (UTC), like the chain and the indexer mirror, so a reading joins a
+trade's `delivery_start`/`delivery_end` without conversion. Energy is integer Wh.
+A reading covers one 15-minute settlement interval, so the readings table *is* the
+15-minute aggregate per meter; hourly figures are sums of four rows.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from enum import StrEnum
+
+from sqlalchemy import BigInteger, Column, Integer, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+INTERVAL_SECONDS = 900
+
+# BIGINT ids on PostgreSQL; INTEGER on SQLite, where only that autoincrements (rowid alias).
+ID_TYPE = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class MeterKind(StrEnum):
+    IMPORT = "import"  # consumption only
+    EXPORT = "export"  # generation only
+    BOTH = "both"
+
+
+class Meter(SQLModel, table=True):
+    """A registered smart meter; `meter_id` is the bytes32 id the market uses on chain."""
+
+    __tablename__ = "meters"
+
+    meter_id: str = Field(primary_key=True, max_length=66)  # 0x + keccak(text=name)
+    name: str = Field(max_length=120, unique=True)
+    owner_id: uuid.UUID = Field(foreign_key="accounts.id", index=True)
+    kind: str = Field(default=MeterKind.BOTH.value, max_length=8)
+    capacity_w: int = Field(sa_column=Column(BigInteger, nullable=False))
+    device_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))  # REC device
+    mqtt_password_hash: str | None = Field(default=None, max_length=255)
+    created_at: datetime = Field(default_factory=utc_now)
+
+
+class MeterReading(SQLModel, table=True):
+    """The current value of one meter interval. A changed value bumps `revision` and leaves a
+    `ReadingCorrection` row with the previous value; nothing is overwritten silently."""
+
+    __tablename__ = "meter_readings"
+    __table_args__ = (
+        UniqueConstraint("meter_id", "interval_start", name="uq_meter_readings_interval"),
+        Index("ix_meter_readings_received", "received_at"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(ID_TYPE, primary_key=True, autoincrement=True))
+    meter_id: str = Field(max_length=66, foreign_key="meters.meter_id")
+    interval_start: int = Field(sa_column=Column(BigInteger, nullable=False))
+    interval_s: int = Field(default=INTERVAL_SECONDS)
+    import_wh: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    export_wh: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    voltage_v: float | None = None
+    current_a: float | None = None
+    power_factor: float | None = None
+    quality: str | None = Field(default=None, max_length=16)
+    revision: int = 0
+    source: str = Field(max_length=16)  # rest | mqtt | bulk
+    received_at: datetime = Field(default_factory=utc_now)
+
+
+class ReadingCorrection(SQLModel, table=True):
+    """Audit trail: a reading for an interval already stored arrived with different values."""
+
+    __tablename__ = "reading_corrections"
+    __table_args__ = (Index("ix_reading_corrections_interval", "meter_id", "interval_start"),)
+
+    id: int | None = Field(default=None, sa_column=Column(ID_TYPE, primary_key=True, autoincrement=True))
+    meter_id: str = Field(max_length=66)
+    interval_start: int = Field(sa_column=Column(BigInteger, nullable=False))
+    revision: int  # the reading's revision after this correction
+    previous_import_wh: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    previous_export_wh: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    import_wh: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    export_wh: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    source: str = Field(max_length=16)
+    received_at: datetime = Field(default_factory=utc_now)

@@ -1,0 +1,165 @@
+"""MQTT ingestion: `python -m backend.meters.mqtt` subscribes (QoS 1) to
+`energy-cloud/{region}/{deviceType}/{deviceId}/{metric}` and feeds the same ingestion core
+as the REST API, in batches.
+
+Metrics: `reading` (a full WIA-ENE-014 reading), `consumption` (importWh) and `generation`
+(exportWh), the last two as `{"timestamp", "value", "unit"}` or as a reading. The topic's
+`deviceId` is the meter (name or bytes32 id): a message can only carry data of the meter
+whose topic it is published on, so a broker ACL of `pattern write energy-cloud/+/+/%u/+`
+with per-device logins confines each device to its own meter. Other metrics are ignored.
+
+Delivery: manual acknowledgement. A message is acknowledged only after the batch holding it
+is committed (or rejected with a logged reason), and the session is persistent, so a crash
+redelivers instead of losing readings; redelivered readings are idempotent duplicates.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+
+import orjson
+import paho.mqtt.client as mqtt
+from sqlmodel import Session
+
+from backend.core.config import Settings, settings as default_settings
+from backend.core.db import make_engine
+from backend.meters.schemas import IngestResult
+from backend.meters.services import ingest_readings
+
+log = logging.getLogger("gridledger.mqtt")
+METRIC_FIELDS = {"consumption": "importWh", "generation": "exportWh"}
+
+
+class MessageRejected(Exception):
+    pass
+
+
+def reading_from_message(topic: str, payload: bytes, root: str) -> dict | None:
+    """The reading a message carries, None for metrics we do not ingest."""
+    parts = topic.split("/")
+    if len(parts) != 5 or parts[0] != root:
+        raise MessageRejected(f"topic {topic!r} is not {root}/{{region}}/{{deviceType}}/{{deviceId}}/{{metric}}")
+    device, metric = parts[3], parts[4]
+    if metric not in ("reading", *METRIC_FIELDS):
+        return None
+    try:
+        body = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise MessageRejected(f"invalid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise MessageRejected("payload must be a JSON object")
+    if metric in METRIC_FIELDS and "value" in body:
+        body = {k: v for k, v in body.items() if k != "value"} | {METRIC_FIELDS[metric]: body["value"]}
+    claimed = body.setdefault("meterId", device)
+    if claimed != device:
+        raise MessageRejected(f"meterId {claimed!r} differs from the topic's device {device!r}")
+    return body
+
+
+@dataclass
+class Subscriber:
+    settings: Settings = field(default_factory=lambda: default_settings)
+    client_id: str = "gridledger-ingest"
+    batch_max: int = 5_000
+    flush_interval_s: float = 0.05
+    now: object = None  # injectable clock (tests drive chain time), None: wall time
+    pending: list = field(default_factory=list)
+    totals: dict = field(default_factory=lambda: {"accepted": 0, "duplicate": 0, "corrected": 0, "rejected": 0})
+
+    def __post_init__(self):
+        self.engine = make_engine(self.settings.database_url)
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+        self.subscribed = threading.Event()
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=False,
+                             manual_ack=True)
+        if self.settings.mqtt_username:
+            client.username_pw_set(self.settings.mqtt_username, self.settings.mqtt_password.get_secret_value())
+        client.on_connect = self.on_connect
+        client.on_subscribe = lambda *args: self.subscribed.set()
+        client.on_message = self.on_message
+        self.client = client
+
+    @property
+    def topic(self) -> str:
+        return f"{self.settings.mqtt_topic_root}/+/+/+/+"
+
+    def on_connect(self, client, userdata, flags, reason_code, properties):
+        client.subscribe(self.topic, qos=1)
+
+    def on_message(self, client, userdata, message):
+        with self.lock:
+            self.pending.append((message.mid, message.qos, message.topic, message.payload))
+
+    def flush(self) -> IngestResult | None:
+        with self.lock:
+            batch, self.pending = self.pending[: self.batch_max], self.pending[self.batch_max:]
+        if not batch:
+            return None
+        readings = []
+        for _, _, topic, payload in batch:
+            try:
+                reading = reading_from_message(topic, payload, self.settings.mqtt_topic_root)
+            except MessageRejected as exc:
+                log.warning("rejected message on %s: %s", topic, exc)
+                self.totals["rejected"] += 1
+                continue
+            if reading is not None:
+                readings.append(reading)
+        result = None
+        if readings:
+            now = self.now() if callable(self.now) else None
+            with Session(self.engine) as session:
+                result = ingest_readings(session, readings, source="mqtt", now=now, settings=self.settings)
+            for key in ("accepted", "duplicate", "corrected", "rejected"):
+                self.totals[key] += getattr(result, key)
+            for rejection in result.rejections:
+                log.warning("rejected reading %s: %s", rejection.meterId, rejection.reason)
+        for mid, qos, _, _ in batch:  # acknowledged only once stored (or rejected for good)
+            if qos:
+                self.client.ack(mid, qos)
+        return result
+
+    def start(self, retry_s: float = 0) -> None:
+        """Connect; with `retry_s`, keep trying (a broker started later, or restarted)."""
+        while True:
+            try:
+                self.client.connect(self.settings.mqtt_host, self.settings.mqtt_port, keepalive=30)
+                break
+            except OSError as exc:
+                if not retry_s or self.stopped.is_set():
+                    raise
+                log.warning("MQTT broker %s:%s unreachable (%s); retrying", self.settings.mqtt_host,
+                            self.settings.mqtt_port, exc)
+                self.stopped.wait(retry_s)
+        self.client.loop_start()
+
+    def run(self, retry_s: float = 0) -> None:
+        self.start(retry_s)
+        try:
+            while not self.stopped.is_set():
+                if self.flush() is None:
+                    time.sleep(self.flush_interval_s)
+        finally:
+            self.flush()
+            self.client.loop_stop()
+            self.client.disconnect()
+            self.engine.dispose()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    subscriber = Subscriber()
+    signal.signal(signal.SIGTERM, lambda *_: subscriber.stopped.set())
+    log.info("subscribing to %s on %s:%s", subscriber.topic, default_settings.mqtt_host, default_settings.mqtt_port)
+    try:
+        subscriber.run(retry_s=5)
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""API shapes of meters and readings. `ReadingIn` is the WIA-ENE-014 style reading; its JSON
+Schema is published in the OpenAPI and as `backend/meters/reading.schema.json`."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from backend.meters.models import MeterKind
+
+
+class ReadingIn(BaseModel):
+    """One interval reading of a smart meter (WIA-ENE-014 fields, interval energy in Wh)."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={"examples": [{
+            "meterId": "0x5b1c...", "timestamp": "2025-12-25T10:30:00Z", "intervalSeconds": 900,
+            "importWh": 120, "exportWh": 850, "unit": "Wh", "voltage": 230.1, "current": 3.2,
+            "powerFactor": 0.98, "quality": "high"}]},
+    )
+
+    meterId: str = Field(description="bytes32 hex meter id (0x + 64 hex) or the meter's registered name")
+    timestamp: str = Field(description="start of the interval, ISO 8601 UTC, aligned to 15 minutes")
+    intervalSeconds: Literal[900] = 900
+    importWh: float | None = Field(default=None, ge=0, description="energy taken from the grid (consumption)")
+    exportWh: float | None = Field(default=None, ge=0, description="energy fed into the grid (generation)")
+    unit: Literal["Wh", "kWh"] = "Wh"
+    voltage: float | None = None
+    current: float | None = None
+    powerFactor: float | None = Field(default=None, ge=-1, le=1)
+    quality: Literal["high", "medium", "low", "estimated"] | None = None
+
+
+class Rejection(BaseModel):
+    index: int = Field(description="position of the reading in the request (0 for a single reading)")
+    meterId: str | None = None
+    timestamp: str | None = None
+    reason: str
+
+
+class IngestResult(BaseModel):
+    received: int
+    accepted: int
+    duplicate: int
+    corrected: int
+    rejected: int
+    rejections: list[Rejection] = []
+
+
+class MeterCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=120)
+    kind: MeterKind = MeterKind.BOTH
+    capacity_w: int = Field(gt=0, le=10**10)
+    device_id: int | None = Field(default=None, ge=1)
+    mqtt_password: str | None = Field(default=None, min_length=12, max_length=200)
+
+
+class MeterPublic(BaseModel):
+    meter_id: str
+    name: str
+    owner_id: uuid.UUID
+    kind: str
+    capacity_w: int
+    device_id: int | None
+    created_at: datetime
+
+
+class EnergyPoint(BaseModel):
+    start: datetime
+    end: datetime
+    wh: int
+    intervals: int = Field(description="15-minute readings present in the bucket")
+
+
+class EnergySeries(BaseModel):
+    meterId: str
+    direction: Literal["consumption", "generation"]
+    aggregation: Literal["15min", "hourly"]
+    unit: Literal["Wh"] = "Wh"
+    points: list[EnergyPoint]

@@ -1,0 +1,146 @@
+"""Validation of raw readings (dicts parsed from JSON): one readable reason per rejection.
+
+Hand-written rather than a Pydantic model per reading: the bulk path validates 10,000+
+readings per request and each rejection must say exactly what is wrong.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from backend.market.orders import meter_id as meter_id_of_name
+from backend.meters.models import INTERVAL_SECONDS, MeterKind
+
+METER_ID_RE = re.compile(r"^0x[0-9a-f]{64}$")
+MAX_WH = 10**12  # no meter measures a terawatt-hour in 15 minutes
+UNIT_FACTORS = {"Wh": 1, "kWh": 1000}
+QUALITIES = {"high", "medium", "low", "estimated"}
+KNOWN_FIELDS = {"meterId", "timestamp", "intervalSeconds", "importWh", "exportWh", "unit", "voltage",
+                "current", "powerFactor", "quality", "metadata", "version", "standard"}
+
+
+@dataclass(frozen=True)
+class MeterLimits:
+    kind: str
+    capacity_w: int
+    owner_id: object = None
+
+
+class ReadingRejected(Exception):
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def normalise_meter_id(value) -> str:
+    """A meter id as stored: lower-case bytes32 hex; a meter name maps to keccak(text=name)."""
+    if not isinstance(value, str) or not value or len(value) > 120:
+        raise ReadingRejected("meterId must be a non-empty string (bytes32 hex or meter name)")
+    lowered = value.lower()
+    if METER_ID_RE.match(lowered):
+        return lowered
+    if lowered.startswith("0x") and all(c in "0123456789abcdef" for c in lowered[2:]):
+        raise ReadingRejected("meterId hex must be 32 bytes (0x + 64 hex digits)")
+    return "0x" + meter_id_of_name(value).hex()
+
+
+def parse_timestamp(value) -> int:
+    if not isinstance(value, str):
+        raise ReadingRejected("timestamp must be an ISO 8601 string in UTC")
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
+    except ValueError:
+        raise ReadingRejected(f"timestamp {value[:40]!r} is not ISO 8601") from None
+    if moment.tzinfo is None or moment.utcoffset().total_seconds() != 0:
+        raise ReadingRejected("timestamp must be UTC (suffix Z or +00:00)")
+    if moment.microsecond:
+        raise ReadingRejected("timestamp must be aligned to 15 minutes (has sub-second part)")
+    return int(moment.timestamp())
+
+
+def energy_wh(reading: dict, field: str, factor: int) -> int | None:
+    value = reading.get(field)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ReadingRejected(f"{field} must be a number, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ReadingRejected(f"{field} must be finite, got {value}")
+    if value < 0:
+        raise ReadingRejected(f"{field} must not be negative, got {value}")
+    wh = value * factor
+    if wh > MAX_WH:
+        raise ReadingRejected(f"{field} {value} is implausibly large")
+    return int(round(wh))
+
+
+def optional_number(reading: dict, field: str, low: float | None = None, high: float | None = None):
+    value = reading.get(field)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ReadingRejected(f"{field} must be a finite number")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ReadingRejected(f"{field} {value} outside [{low}, {high}]")
+    return float(value)
+
+
+def validate_reading(reading, meters: dict[str, MeterLimits], now: int, skew_s: int,
+                     max_import_wh: int, sender_id=None) -> dict:
+    """The storable row for `reading`, or ReadingRejected with the reason."""
+    if not isinstance(reading, dict):
+        raise ReadingRejected(f"a reading must be a JSON object, got {type(reading).__name__}")
+    for required in ("meterId", "timestamp"):
+        if required not in reading:
+            raise ReadingRejected(f"missing required field {required}")
+    meter = normalise_meter_id(reading["meterId"])
+    start = parse_timestamp(reading["timestamp"])
+    interval = reading.get("intervalSeconds", INTERVAL_SECONDS)
+    if interval != INTERVAL_SECONDS or isinstance(interval, bool):
+        raise ReadingRejected(f"intervalSeconds must be {INTERVAL_SECONDS}, got {interval!r}")
+    if start % INTERVAL_SECONDS:
+        raise ReadingRejected(f"timestamp {reading['timestamp']} is not aligned to a 15-minute boundary")
+    if start + INTERVAL_SECONDS > now + skew_s:
+        raise ReadingRejected(f"interval starting {reading['timestamp']} has not ended yet (future reading)")
+    unit = reading.get("unit", "Wh")
+    if unit not in UNIT_FACTORS:
+        raise ReadingRejected(f"unit must be Wh or kWh, got {unit!r}")
+    factor = UNIT_FACTORS[unit]
+    import_wh = energy_wh(reading, "importWh", factor)
+    export_wh = energy_wh(reading, "exportWh", factor)
+    if import_wh is None and export_wh is None:
+        raise ReadingRejected("a reading needs importWh, exportWh or both")
+    limits = meters.get(meter)
+    if limits is None:
+        raise ReadingRejected(f"unknown meter {meter}")
+    if sender_id is not None and limits.owner_id != sender_id:
+        raise ReadingRejected(f"meter {meter} belongs to another account")
+    if export_wh and limits.kind == MeterKind.IMPORT:
+        raise ReadingRejected("an import-only meter cannot report export")
+    if import_wh and limits.kind == MeterKind.EXPORT:
+        raise ReadingRejected("an export-only meter cannot report import")
+    export_limit = limits.capacity_w * INTERVAL_SECONDS // 3600
+    if export_wh is not None and export_wh > export_limit:
+        raise ReadingRejected(
+            f"exportWh {export_wh} exceeds the device capacity {limits.capacity_w} W x 15 min = {export_limit} Wh")
+    if import_wh is not None and import_wh > max_import_wh:
+        raise ReadingRejected(f"importWh {import_wh} exceeds the plausible maximum {max_import_wh} Wh per interval")
+    quality = reading.get("quality")
+    if quality is not None and quality not in QUALITIES:
+        raise ReadingRejected(f"quality must be one of {sorted(QUALITIES)}, got {quality!r}")
+    return {
+        "meter_id": meter,
+        "interval_start": start,
+        "import_wh": import_wh,
+        "export_wh": export_wh,
+        "voltage_v": optional_number(reading, "voltage", 0, 1_000_000),
+        "current_a": optional_number(reading, "current", -1_000_000, 1_000_000),
+        "power_factor": optional_number(reading, "powerFactor", -1, 1),
+        "quality": quality,
+    }
+
+
+def iso(ts: int) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

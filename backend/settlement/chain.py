@@ -1,0 +1,161 @@
+"""Chain access for the workers: contracts, signing keys and the write-ahead sender.
+
+`send_logged` signs a call, commits the signed bytes to `settlement_batches` together with
+the caller's bookkeeping, and only then broadcasts. `resolve_batch` finds out what became of
+a logged transaction (mined, reverted, never sent, replaced) and re-broadcasts the same
+bytes when it was never sent, so a worker killed at any point cannot cause a second,
+different transaction for the same items.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
+from sqlmodel import Session, select
+from web3 import Web3
+from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound, Web3RPCError
+
+from backend.chain.deployment import Deployment
+from backend.chain.transactions import signer
+from backend.core.config import Settings
+from backend.core.errors import GridLedgerError
+from backend.settlement.models import SettlementBatch
+
+
+def selector(signature: str) -> str:
+    return "0x" + keccak(text=signature)[:4].hex()
+
+
+TRADE_ALREADY_CLOSED = selector("EnergyMarketTradeAlreadyClosed(uint256)")
+PERIOD_ALREADY_ISSUED = selector("RECRegistryPeriodAlreadyIssued(uint32,uint64,uint64)")
+TRADE_OPEN = 1
+
+
+class BatchRejected(GridLedgerError):
+    """The chain refuses the batch before it is sent (a gas estimate reverted)."""
+
+    code = "batch-rejected"
+
+    def __init__(self, detail: str, revert_data: str = ""):
+        super().__init__(detail)
+        self.revert_data = revert_data
+
+    def is_error(self, error_selector: str) -> bool:
+        return self.revert_data.startswith(error_selector) or error_selector in str(self.detail)
+
+
+@dataclass
+class ChainContext:
+    w3: Web3
+    market: object
+    registry: object
+    settler: LocalAccount
+    issuer: LocalAccount
+    receipt_timeout_s: float = 120
+
+    @classmethod
+    def from_settings(cls, settings: Settings, deployment: Deployment | None = None) -> "ChainContext":
+        deployment = deployment or Deployment.read(settings.deployment_file)
+        w3 = Web3(Web3.HTTPProvider(settings.rpc_url, request_kwargs={"timeout": 30}))
+        c = deployment.contracts
+        return cls(
+            w3=w3,
+            market=w3.eth.contract(address=c["EnergyMarket"].address, abi=c["EnergyMarket"].abi),
+            registry=w3.eth.contract(address=c["RECRegistry"].address, abi=c["RECRegistry"].abi),
+            settler=signer(settings.settler_private_key.get_secret_value()),
+            issuer=signer(settings.issuer_private_key.get_secret_value()),
+        )
+
+    def now(self) -> int:
+        """Chain time: the contracts compare periods with block.timestamp, not wall time."""
+        return self.w3.eth.get_block("latest")["timestamp"]
+
+
+def error_name(abi: list[dict], data: str) -> str:
+    """`Name(arg types)` of the custom error whose selector starts `data`, else `data`."""
+    for item in abi:
+        if item.get("type") == "error":
+            signature = f"{item['name']}({','.join(i['type'] for i in item['inputs'])})"
+            if data.startswith(selector(signature)):
+                return f"{signature} data={data}"
+    return data
+
+
+def sign_call(ctx: ChainContext, account: LocalAccount, call) -> tuple[int, str, bytes]:
+    """(nonce, tx hash, raw bytes) of `call` signed by `account`; BatchRejected if it would revert."""
+    w3 = ctx.w3
+    tx = call.build_transaction({"from": account.address, "gas": 0})
+    tx = {"from": account.address, "to": tx["to"], "data": tx["data"], "value": 0, "chainId": w3.eth.chain_id}
+    try:
+        gas = w3.eth.estimate_gas(tx)
+    except (ContractCustomError, ContractLogicError) as exc:
+        data = exc.data if isinstance(getattr(exc, "data", None), str) else ""
+        reason = error_name(call.contract_abi, data) if data else str(exc)
+        raise BatchRejected(f"the chain would revert: {reason}", data) from None
+    tx["nonce"] = w3.eth.get_transaction_count(account.address, "pending")
+    tx["gas"] = int(gas * 1.2) + 10_000
+    base_fee = w3.eth.get_block("latest").get("baseFeePerGas", 0)
+    tx["maxPriorityFeePerGas"] = 1
+    tx["maxFeePerGas"] = 2 * base_fee + 1
+    tx.pop("from")
+    signed = account.sign_transaction(tx)
+    return tx["nonce"], "0x" + signed.hash.hex().removeprefix("0x"), bytes(signed.raw_transaction)
+
+
+def log_batch(session: Session, kind: str, sender: str, nonce: int, tx_hash: str, raw: bytes, items: int) -> SettlementBatch:
+    batch = SettlementBatch(kind=kind, sender=sender, nonce=nonce, tx_hash=tx_hash, raw_tx=raw.hex(), items=items)
+    session.add(batch)
+    session.flush()
+    return batch
+
+
+def broadcast(ctx: ChainContext, batch: SettlementBatch) -> None:
+    try:
+        ctx.w3.eth.send_raw_transaction(bytes.fromhex(batch.raw_tx))
+    except (ValueError, Web3RPCError) as exc:  # "already known/imported", "nonce too low": resolve_batch decides
+        if "already" not in str(exc).lower() and "nonce" not in str(exc).lower():
+            raise
+
+
+def resolve_batch(session: Session, ctx: ChainContext, batch: SettlementBatch, wait: bool = True) -> str:
+    """Settle the fate of a logged transaction: 'mined', 'reverted' or 'dropped' (its nonce was
+    used by another transaction, so it can never be mined). Commits the new status."""
+    for attempt in range(2):
+        receipt = receipt_of(ctx, batch.tx_hash)
+        if receipt is None and wait:
+            if ctx.w3.eth.get_transaction_count(batch.sender, "latest") > batch.nonce:
+                receipt = receipt_of(ctx, batch.tx_hash)
+                if receipt is None:
+                    return mark(session, batch, "dropped")
+            else:
+                broadcast(ctx, batch)
+                try:
+                    receipt = ctx.w3.eth.wait_for_transaction_receipt(batch.tx_hash, timeout=ctx.receipt_timeout_s)
+                except Exception:
+                    continue
+        if receipt is not None:
+            return mark(session, batch, "mined" if receipt["status"] == 1 else "reverted")
+    return batch.status
+
+
+def receipt_of(ctx: ChainContext, tx_hash: str):
+    try:
+        return ctx.w3.eth.get_transaction_receipt(tx_hash)
+    except TransactionNotFound:
+        return None
+
+
+def mark(session: Session, batch: SettlementBatch, status: str) -> str:
+    batch.status = status
+    batch.resolved_at = datetime.now(timezone.utc)
+    session.add(batch)
+    return status
+
+
+def unresolved_batches(session: Session, kind: str) -> list[SettlementBatch]:
+    return list(session.exec(
+        select(SettlementBatch).where(SettlementBatch.kind == kind, SettlementBatch.status == "signed")
+        .order_by(SettlementBatch.nonce)
+    ).all())

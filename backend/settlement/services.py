@@ -1,0 +1,276 @@
+"""Close settlement periods: reconcile trades against metered export, settle on chain.
+
+Flow of `close_due_periods(now)` (the beat task), per period end E (a 15-minute boundary):
+  1. under the lock `settle:period:E` (skip if another worker holds it);
+  2. reconcile every open ENERGY trade of the mirror ending at E (allocation.py); a trade
+     whose seller meter has missing slots waits until E + missing-data deadline, then is
+     reconciled with the missing slots as zero and `data_missing` set;
+  3. under the lock of the SETTLER key: resolve logged batches left by a dead worker, ask
+     the contract `tradeStatus` of every pending trade (a closed one is marked, never sent),
+     then send `settleBatch` in batches through the write-ahead log (chain.py).
+Exactly once: a trade is only sent while the contract says Open, from one sender at a time,
+and a logged transaction is re-broadcast byte for byte rather than re-signed. A revert
+(EnergyMarketTradeAlreadyClosed) only sends the batch's trades back through step 3.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from sqlalchemy import func
+from sqlmodel import Session, select
+from web3 import Web3
+
+from backend.core.config import Settings
+from backend.meters.models import MeterReading
+from backend.settlement.allocation import SLOT, TradeTerms, allocate, settlement_amounts
+from backend.settlement.flags import flag_oversold
+from backend.settlement.chain import (
+    TRADE_ALREADY_CLOSED, TRADE_OPEN, BatchRejected, ChainContext, broadcast, log_batch, resolve_batch,
+    sign_call, unresolved_batches,
+)
+from backend.settlement.models import Reconciliation, SettlementBatch, SettlementCorrection
+from indexer.models import Trade
+
+log = logging.getLogger("gridledger.settlement")
+CLOSED_STATUSES = ("settled", "closed")
+
+
+@dataclass
+class PeriodReport:
+    period_end: int
+    reconciled: int = 0
+    waiting: int = 0  # trades whose meter data is still missing, before the deadline
+    settled: int = 0
+    already_closed: int = 0
+    batches: list[str] = field(default_factory=list)
+    busy: bool = False
+
+
+def terms(trade: Trade) -> TradeTerms:
+    return TradeTerms(trade.trade_id, trade.quantity_wh, trade.price, trade.delivery_start,
+                      trade.delivery_end, trade.tolerance_bps or 0, trade.penalty_bps or 0)
+
+
+def trade_tuple(trade: Trade) -> tuple:
+    """The Trade struct as the contract hashes it."""
+    return (Web3.to_checksum_address(trade.seller), Web3.to_checksum_address(trade.buyer),
+            bytes.fromhex(trade.seller_meter[2:]), bytes.fromhex(trade.buyer_meter[2:]),
+            trade.quantity_wh, trade.price, trade.delivery_start, trade.delivery_end,
+            trade.tolerance_bps, trade.penalty_bps)
+
+
+def missing_data_deadline(ctx: ChainContext, settings: Settings) -> int:
+    """Seconds after a period's end to wait for meter data: the configured deadline, but always
+    `settlement_reclaim_margin_s` before the contract lets the buyer reclaim."""
+    grace = ctx.market.functions.reclaimGracePeriod().call()
+    return max(0, min(settings.settlement_missing_data_deadline_s, grace - settings.settlement_reclaim_margin_s))
+
+
+def due_period_ends(session: Session, now: int, settings: Settings) -> list[int]:
+    rows = session.exec(
+        select(Trade.delivery_end).where(
+            Trade.product == "energy", Trade.status == "open",
+            Trade.delivery_end <= now - settings.settlement_gate_delay_s)
+        .distinct().order_by(Trade.delivery_end)
+    ).all()
+    return list(rows)
+
+
+def exports(session: Session, meter_id: str, start: int, end: int) -> dict[int, int | None]:
+    rows = session.exec(
+        select(MeterReading.interval_start, MeterReading.export_wh).where(
+            func.lower(MeterReading.meter_id) == meter_id.lower(),
+            MeterReading.interval_start >= start, MeterReading.interval_start < end)
+    ).all()
+    return dict(rows)
+
+
+def meter_allocations(session: Session, meter: str, start: int, end: int) -> tuple[dict, dict[int, TradeTerms]]:
+    """Allocations of every trade of seller meter `meter` touching [start, end)."""
+    trades = session.exec(
+        select(Trade).where(Trade.product == "energy", func.lower(Trade.seller_meter) == meter.lower(),
+                            Trade.delivery_start < end, Trade.delivery_end > start)
+    ).all()
+    all_terms = [terms(t) for t in trades]
+    lo = min(t.start for t in all_terms)
+    hi = max(t.end for t in all_terms)
+    return allocate(all_terms, exports(session, meter, lo, hi)), {t.trade_id: t for t in all_terms}
+
+
+def reconcile_period(session: Session, period_end: int, now: int, deadline_s: int) -> PeriodReport:
+    """Create or refresh the reconciliation records of the open trades ending at `period_end`."""
+    report = PeriodReport(period_end)
+    trades = session.exec(
+        select(Trade).where(Trade.product == "energy", Trade.status == "open", Trade.delivery_end == period_end)
+    ).all()
+    by_meter: dict[str, list[Trade]] = {}
+    for trade in trades:
+        by_meter.setdefault(trade.seller_meter.lower(), []).append(trade)
+    for meter, meter_trades in by_meter.items():
+        start = min(t.delivery_start for t in meter_trades)
+        allocations, all_terms = meter_allocations(session, meter, start, period_end)
+        flag_oversold(session, meter, list(all_terms.values()))
+        for trade in meter_trades:
+            record = session.get(Reconciliation, trade.trade_id)
+            if record is not None and record.status != "pending":
+                continue
+            allocation = allocations[trade.trade_id]
+            if allocation.data_missing and now < period_end + deadline_s:
+                report.waiting += 1
+                continue
+            amounts = settlement_amounts(all_terms[trade.trade_id], allocation.allocated_wh)
+            values = dict(
+                period_start=trade.delivery_start, period_end=trade.delivery_end, seller=trade.seller,
+                seller_meter=meter, contracted_wh=trade.quantity_wh, metered_wh=allocation.metered_wh,
+                allocated_wh=allocation.allocated_wh, delivered_wh=amounts.delivered_wh,
+                shortfall_wh=amounts.shortfall_wh, expected_payout=amounts.payout,
+                expected_penalty=amounts.penalty, expected_refund=amounts.refund,
+                data_missing=allocation.data_missing, computed_at=datetime.now(timezone.utc),
+            )
+            if record is None:
+                record = Reconciliation(trade_id=trade.trade_id, **values)
+            else:
+                for key, value in values.items():
+                    setattr(record, key, value)
+            session.add(record)
+            report.reconciled += 1
+    session.commit()
+    return report
+
+
+def apply_batch_outcome(session: Session, batch: SettlementBatch, status: str) -> None:
+    records = session.exec(select(Reconciliation).where(Reconciliation.batch_id == batch.id)).all()
+    for record in records:
+        if status == "mined":
+            record.status, record.settled_tx = "settled", batch.tx_hash
+            record.settled_at = datetime.now(timezone.utc)
+        else:  # reverted or dropped: back to pending, re-checked against the contract
+            record.status, record.batch_id = "pending", None
+        session.add(record)
+    session.commit()
+
+
+def recover_batches(session: Session, ctx: ChainContext) -> None:
+    """Finish what a dead worker left: every logged settle transaction gets its outcome."""
+    for batch in unresolved_batches(session, "settle"):
+        apply_batch_outcome(session, batch, resolve_batch(session, ctx, batch))
+
+
+def send_pending(session: Session, ctx: ChainContext, trade_ids: list[int], batch_size: int,
+                 report: PeriodReport) -> None:
+    """Send the pending reconciliations among `trade_ids`; caller holds the SETTLER lock."""
+    for _ in range(5):  # a revert sends the batch back here, re-checked
+        recover_batches(session, ctx)
+        pending = session.exec(
+            select(Reconciliation).where(Reconciliation.trade_id.in_(trade_ids), Reconciliation.status == "pending")
+            .order_by(Reconciliation.trade_id)
+        ).all()
+        sendable = []
+        for record in pending:
+            if ctx.market.functions.tradeStatus(record.trade_id).call() != TRADE_OPEN:
+                record.status = "closed"  # settled or reclaimed by someone else: never sent again
+                session.add(record)
+                report.already_closed += 1
+            else:
+                sendable.append(record)
+        session.commit()
+        if not sendable:
+            return
+        retry = False
+        chunks = [sendable[i:i + batch_size] for i in range(0, len(sendable), batch_size)]
+        while chunks:
+            chunk = chunks.pop(0)
+            trades = [session.get(Trade, r.trade_id) for r in chunk]
+            call = ctx.market.functions.settleBatch(
+                [trade_tuple(t) for t in trades], [r.trade_id for r in chunk], [r.delivered_wh for r in chunk])
+            try:
+                nonce, tx_hash, raw = sign_call(ctx, ctx.settler, call)
+            except BatchRejected as exc:
+                if exc.is_error(TRADE_ALREADY_CLOSED):
+                    retry = True  # someone closed one of them: re-check statuses
+                elif len(chunk) > 1:
+                    chunks[:0] = [[record] for record in chunk]  # isolate the trade the chain refuses
+                else:
+                    log.error("trade %s cannot be settled: %s", chunk[0].trade_id, exc.detail)
+                    chunk[0].status, chunk[0].failure = "failed", exc.detail[:500]
+                    session.add(chunk[0])
+                    session.commit()
+                continue
+            batch = log_batch(session, "settle", ctx.settler.address, nonce, tx_hash, raw, len(chunk))
+            for record in chunk:
+                record.status, record.batch_id = "submitted", batch.id
+                session.add(record)
+            session.commit()  # write-ahead: logged before it exists anywhere else
+            broadcast(ctx, batch)
+            status = resolve_batch(session, ctx, batch)
+            apply_batch_outcome(session, batch, status)
+            if status == "mined":
+                report.settled += len(chunk)
+                report.batches.append(tx_hash)
+            else:
+                retry = True
+        if not retry:
+            return
+
+
+def close_period(session: Session, ctx: ChainContext, locks, period_end: int, now: int,
+                 settings: Settings) -> PeriodReport:
+    with locks.hold(f"settle:period:{period_end}", settings.settlement_lock_timeout_s) as acquired:
+        if not acquired:
+            return PeriodReport(period_end, busy=True)
+        report = reconcile_period(session, period_end, now, missing_data_deadline(ctx, settings))
+        trade_ids = list(session.exec(
+            select(Reconciliation.trade_id).where(Reconciliation.period_end == period_end,
+                                                  Reconciliation.status.in_(("pending", "submitted")))
+        ).all())
+        if trade_ids:
+            with locks.hold("settler-key", settings.settlement_lock_timeout_s,
+                            wait_s=settings.settlement_lock_timeout_s) as key_held:
+                if not key_held:
+                    report.busy = True
+                    return report
+                send_pending(session, ctx, trade_ids, settings.settlement_batch_size, report)
+        return report
+
+
+def close_due_periods(session: Session, ctx: ChainContext, locks, settings: Settings,
+                      now: int | None = None) -> list[PeriodReport]:
+    now = ctx.now() if now is None else now
+    return [close_period(session, ctx, locks, end, now, settings)
+            for end in due_period_ends(session, now, settings)]
+
+
+def record_corrections(session: Session, since: int) -> list[SettlementCorrection]:
+    """Late or corrected readings for settled trades: a correction record each, no re-settlement."""
+    created = []
+    settled = session.exec(
+        select(Reconciliation).where(Reconciliation.status == "settled", Reconciliation.period_end >= since)
+    ).all()
+    for record in settled:
+        changed = session.exec(
+            select(func.count()).select_from(MeterReading).where(
+                MeterReading.meter_id == record.seller_meter, MeterReading.interval_start >= record.period_start,
+                MeterReading.interval_start < record.period_end, MeterReading.received_at > record.computed_at)
+        ).one()
+        if not changed:
+            continue
+        allocations, all_terms = meter_allocations(session, record.seller_meter, record.period_start, record.period_end)
+        allocation = allocations[record.trade_id]
+        if allocation.metered_wh == record.metered_wh:
+            continue
+        exists = session.exec(select(SettlementCorrection).where(
+            SettlementCorrection.trade_id == record.trade_id,
+            SettlementCorrection.corrected_metered_wh == allocation.metered_wh)).first()
+        if exists:
+            continue
+        amounts = settlement_amounts(all_terms[record.trade_id], allocation.allocated_wh)
+        correction = SettlementCorrection(
+            trade_id=record.trade_id, settled_metered_wh=record.metered_wh,
+            settled_delivered_wh=record.delivered_wh, corrected_metered_wh=allocation.metered_wh,
+            corrected_delivered_wh=amounts.delivered_wh, payout_delta=amounts.payout - record.expected_payout)
+        session.add(correction)
+        created.append(correction)
+    session.commit()
+    return created

@@ -1,0 +1,51 @@
+"""The Celery application: `celery -A backend.workers.app worker -B`.
+
+Broker from settings (`Settings.resolved_broker_url`): Redis when GRIDLEDGER_REDIS_URL or
+GRIDLEDGER_CELERY_BROKER_URL is set, otherwise kombu's `filesystem://` transport under the
+data dir, which needs no server. Tasks acknowledge late (after they ran) and are re-queued
+when their worker dies; the beat schedule re-issues them anyway, and every task is
+idempotent (see backend/settlement/services.py).
+"""
+from __future__ import annotations
+
+from celery import Celery
+
+from backend.core.config import settings
+
+
+def broker_options(broker_url: str) -> dict:
+    if broker_url.startswith("filesystem"):
+        queue, processed, control = (settings.data_dir / "celery" / name for name in ("queue", "processed", "control"))
+        for folder in (queue, processed, control):
+            folder.mkdir(parents=True, exist_ok=True)
+        return {"data_folder_in": str(queue), "data_folder_out": str(queue), "control_folder": str(control),
+                "processed_folder": str(processed), "store_processed": False}
+    return {"visibility_timeout": max(600, 2 * settings.settlement_lock_timeout_s)}
+
+
+def create_celery() -> Celery:
+    broker = settings.resolved_broker_url
+    app = Celery("gridledger", broker=broker, include=["backend.workers.settlement"])
+    app.conf.update(
+        broker_transport_options=broker_options(broker),
+        broker_connection_retry_on_startup=True,
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_default_queue="gridledger",
+        beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),
+        beat_schedule={
+            "close-settlement-periods": {"task": "settlement.close_periods",
+                                         "schedule": settings.settlement_beat_interval_s},
+            "issue-certificates": {"task": "settlement.issue_certificates",
+                                   "schedule": settings.settlement_beat_interval_s},
+            "scan-meters": {"task": "settlement.scan_meters", "schedule": settings.settlement_beat_interval_s * 10},
+            "record-settlement-corrections": {"task": "settlement.record_corrections",
+                                              "schedule": settings.settlement_beat_interval_s * 10},
+        },
+    )
+    return app
+
+
+app = create_celery()

@@ -1,0 +1,73 @@
+"""MQTT ingestion through the real Mosquitto broker at 127.0.0.1:1883."""
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import paho.mqtt.client as mqtt
+import pytest
+from sqlmodel import Session, func, select
+
+from backend.core.config import Settings
+from backend.core.db import make_engine
+from backend.meters.models import MeterReading
+from backend.meters.mqtt import MessageRejected, Subscriber, reading_from_message
+from backend.meters.validation import iso
+from tests.backend.meters.conftest import NOW, seed_meters
+from tests.fixtures.services import require_service
+
+
+def test_topic_and_payload_mapping():
+    reading = reading_from_message("energy-cloud/seoul/solar-panel/SP-001/generation",
+                                   b'{"timestamp": "2025-12-25T10:30:00Z", "value": 420, "unit": "Wh"}', "energy-cloud")
+    assert reading == {"timestamp": "2025-12-25T10:30:00Z", "exportWh": 420, "unit": "Wh", "meterId": "SP-001"}
+    assert reading_from_message("energy-cloud/seoul/battery/BAT-001/soc", b"{}", "energy-cloud") is None
+    with pytest.raises(MessageRejected, match="differs from the topic"):
+        reading_from_message("energy-cloud/a/b/SP-001/reading", b'{"meterId": "SP-002"}', "energy-cloud")
+    with pytest.raises(MessageRejected, match="invalid JSON"):
+        reading_from_message("energy-cloud/a/b/SP-001/reading", b'{"meterId"', "energy-cloud")
+
+
+def test_subscriber_stores_qos1_messages_once(fresh_pg_url):
+    require_service("Mosquitto", "mqtt://127.0.0.1:1883", "GRIDLEDGER_MQTT_HOST")
+    engine = make_engine(fresh_pg_url)
+    with Session(engine) as session:
+        seed_meters(session)
+    root = f"energy-cloud-test-{uuid.uuid4().hex[:8]}"
+    settings = Settings(_env_file=None, database_url=fresh_pg_url, mqtt_topic_root=root)
+    subscriber = Subscriber(settings=settings, client_id=f"gl-test-{uuid.uuid4().hex[:8]}")
+    subscriber.now = lambda: NOW
+    thread = threading.Thread(target=subscriber.run, daemon=True)
+    thread.start()
+    assert subscriber.subscribed.wait(10), "subscription not acknowledged by Mosquitto"
+
+    publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"gl-pub-{uuid.uuid4().hex[:8]}")
+    publisher.connect("127.0.0.1", 1883)
+    publisher.loop_start()
+    infos = []
+    for k in range(1, 41):  # 40 generation readings, each published twice
+        payload = f'{{"timestamp": "{iso(NOW - 900 * k)}", "value": {k}, "unit": "Wh", "quality": "high"}}'
+        for _ in range(2):
+            infos.append(publisher.publish(f"{root}/seoul/solar-panel/meter:solar-1/generation", payload, qos=1))
+    infos.append(publisher.publish(f"{root}/seoul/smart-meter/meter:house-1/consumption",
+                                   f'{{"timestamp": "{iso(NOW - 900)}", "value": 1.5, "unit": "kWh"}}', qos=1))
+    infos.append(publisher.publish(f"{root}/seoul/solar-panel/meter:solar-1/generation",
+                                   f'{{"timestamp": "{iso(NOW - 900)}", "value": -3}}', qos=1))
+    for info in infos:
+        info.wait_for_publish(10)
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and sum(subscriber.totals.values()) < len(infos):
+        time.sleep(0.05)
+    subscriber.stopped.set()
+    thread.join(10)
+    publisher.loop_stop()
+    publisher.disconnect()
+
+    assert subscriber.totals == {"accepted": 41, "duplicate": 40, "corrected": 0, "rejected": 1}
+    with Session(engine) as session:
+        assert session.exec(select(func.count()).select_from(MeterReading)).one() == 41
+        assert session.exec(select(func.sum(MeterReading.export_wh))).one() == sum(range(1, 41))
+        assert session.exec(select(MeterReading.import_wh).where(MeterReading.import_wh.is_not(None))).all() == [1500]
+    engine.dispose()

@@ -1,0 +1,48 @@
+"""`make run`'s worker: no Redis configured, kombu's filesystem transport and file locks."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+from sqlmodel import func, select
+
+from backend.core.config import PROJECT_ROOT
+from backend.settlement.models import Reconciliation
+from tests.backend.workers.test_settlement_worker import wait_for
+
+
+def test_filesystem_broker_worker_settles(market, tmp_path):
+    workload = market.devnet.workload
+    for _ in range(3):
+        workload.signed_fill()
+    market.catch_up()
+    trades = market.open_trades()
+    workload.advance(3 * 900 + 120)
+    market.meter_readings({(t.seller_meter, t.delivery_start): 1_000 for t in trades})
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDLEDGER_")}
+    env.update(GRIDLEDGER_DATABASE_URL=market.database_url, GRIDLEDGER_RPC_URL=market.devnet.node.rpc_url,
+               GRIDLEDGER_DATA_DIR=str(market.settings.data_dir), GRIDLEDGER_SETTLEMENT_BEAT_INTERVAL_S="0.5",
+               GRIDLEDGER_SETTLEMENT_GATE_DELAY_S="60")
+    log = open(tmp_path / "worker.log", "w")
+    process = subprocess.Popen([sys.executable, "-m", "backend.workers"], cwd=PROJECT_ROOT, env=env,
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        def settled():
+            with market.session() as session:
+                return session.exec(select(func.count()).select_from(Reconciliation)
+                                    .where(Reconciliation.status == "settled")).one() == len(trades)
+        wait_for(settled, 60, "settlement over the filesystem broker")
+    finally:
+        process.terminate()
+        process.wait(15)
+    text = (tmp_path / "worker.log").read_text()
+    assert "filesystem://" in text
+    assert (market.settings.data_dir / "celery" / "queue").is_dir()
+    assert any((market.settings.data_dir / "celery" / "control").iterdir())
+    assert not (PROJECT_ROOT / "control").exists()
+    assert (market.settings.data_dir / "locks" / "settler-key.lock").exists()
+    events = market.ctx.market.events.TradeSettled().get_logs(from_block=0)
+    assert sorted(e["args"]["tradeId"] for e in events) == sorted(t.trade_id for t in trades)
