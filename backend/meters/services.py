@@ -12,7 +12,6 @@ rounds (first occurrences, then second ones, ...) so in-batch repeats follow the
 """
 from __future__ import annotations
 
-import time
 import uuid
 from collections import defaultdict
 from datetime import datetime, timezone
@@ -24,6 +23,7 @@ from sqlmodel import Session, select
 
 from backend.accounts.models import Account
 from backend.accounts.security import hash_password, verify_password
+from backend.chain import clock
 from backend.core.config import Settings, settings as default_settings
 from backend.meters.errors import (
     MeterAccessDenied, MeterAlreadyRegistered, MeterNameInvalid, MeterNotFound, ReadingBatchTooLarge, ReadingsMalformed,
@@ -159,7 +159,7 @@ def ingest_readings(session: Session, readings: list, *, source: str, now: int |
     """
     if len(readings) > settings.meter_max_batch:
         raise ReadingBatchTooLarge(f"{len(readings)} readings; at most {settings.meter_max_batch} per request")
-    now = int(time.time()) if now is None else now
+    now = clock.now(settings) if now is None else now
     connection = session.connection()
     candidates = set()
     for reading in readings:
