@@ -100,16 +100,19 @@ class StatusLine:
 
         head = self.w3.eth.get_block("latest")
         with self.engine.connect() as connection:
-            trades, settled, penalised = connection.execute(text(
-                "SELECT count(*), coalesce(sum(CASE WHEN status = 'settled' THEN 1 ELSE 0 END), 0), "
-                "coalesce(sum(CASE WHEN coalesce(penalty, 0) > 0 THEN 1 ELSE 0 END), 0) FROM trades")).one()
+            trades, settled, penalised, swaps = connection.execute(text(
+                "SELECT coalesce(sum(CASE WHEN product = 'energy' THEN 1 ELSE 0 END), 0), "
+                "coalesce(sum(CASE WHEN status = 'settled' THEN 1 ELSE 0 END), 0), "
+                "coalesce(sum(CASE WHEN coalesce(penalty, 0) > 0 THEN 1 ELSE 0 END), 0), "
+                "coalesce(sum(CASE WHEN product <> 'energy' THEN 1 ELSE 0 END), 0) FROM trades")).one()
             certificates, claims = connection.execute(text(
                 "SELECT (SELECT count(*) FROM certificates), (SELECT count(*) FROM claims)")).one()
             indexed = connection.execute(text("SELECT max(block_number) FROM indexer_cursors")).scalar()
         moment = datetime.fromtimestamp(head["timestamp"], timezone.utc).strftime("%Y-%m-%d %H:%M")
         lag = "-" if indexed is None else f"{max(head['number'] - indexed, 0)} blocks"
-        return (f"sim {moment} UTC | trades {trades} | settled {settled} ({penalised} penalised) | "
-                f"RECs {certificates} issued, {claims} retired | block {head['number']} | indexer lag {lag}")
+        return (f"sim {moment} UTC | energy trades {trades}, settled {settled} ({penalised} penalised) | "
+                f"RECs {certificates} issued, {swaps} sold, {claims} retired | block {head['number']} | "
+                f"indexer lag {lag}")
 
     def update(self) -> None:
         now = time.monotonic()
