@@ -102,6 +102,8 @@ class Settings(BaseSettings):
     sim_prosumers: int = Field(default=20, ge=1, le=500)
     sim_consumers: int = Field(default=30, ge=1, le=500)
     sim_start_hour_utc: int = Field(default=5, ge=0, le=23)  # a new chain jumps ahead to this hour
+    sim_mqtt: bool = True  # household meters publish over MQTT when the broker answers (else REST)
+    mqtt_client_id: str = "gridledger-ingest"  # the subscriber's persistent session: one per stack on a broker
 
     @model_validator(mode="after")
     def _fill_paths_and_refuse_dev_secrets(self) -> "Settings":

@@ -152,7 +152,7 @@ class Subscriber:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    subscriber = Subscriber()
+    subscriber = Subscriber(client_id=default_settings.mqtt_client_id)
     signal.signal(signal.SIGTERM, lambda *_: subscriber.stopped.set())
     log.info("subscribing to %s on %s:%s", subscriber.topic, default_settings.mqtt_host, default_settings.mqtt_port)
     try:

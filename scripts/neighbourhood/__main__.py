@@ -3,6 +3,7 @@ stack (what `make run` starts after the API is up). Settings: GRIDLEDGER_SIM_*."
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 import time
 
@@ -26,6 +27,7 @@ def wait_for_api(url: str, timeout_s: float = 60) -> None:
 
 
 def main() -> int:
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `make run` stops us with SIGTERM
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     log = logging.getLogger("gridledger.neighbourhood")
@@ -40,16 +42,19 @@ def main() -> int:
 
     def status(slot, stats):
         if slot % 3600 == 0:
-            log.info("%s orders=%d rejected=%d readings=%d rec_offers=%d claims=%d", iso(slot), stats.orders,
-                     stats.rejected, stats.readings, stats.rec_offers, stats.claims)
+            log.info("%s orders=%d rejected=%d readings=%d (+%d over MQTT) rec_offers=%d claims=%d", iso(slot),
+                     stats.orders, stats.rejected, stats.readings, stats.published, stats.rec_offers, stats.claims)
 
     try:
         neighbourhood.run(settings.sim_hours, status)
     except KeyboardInterrupt:
         return 0
+    finally:
+        if neighbourhood.publisher is not None:
+            neighbourhood.publisher.close()
     stats = neighbourhood.stats
     print(f"neighbourhood: done orders={stats.orders} rejected={stats.rejected} readings={stats.readings} "
-          f"rec_offers={stats.rec_offers} claims={stats.claims}", flush=True)
+          f"published={stats.published} rec_offers={stats.rec_offers} claims={stats.claims}", flush=True)
     return 0
 
 

@@ -9,8 +9,10 @@ gas, gUSD minted) and the simulator moves Anvil's clock.
 
 The clock: every `sim_seconds_per_day / 96` wall seconds the chain jumps to the next
 15-minute boundary (`evm_setNextBlockTimestamp` + `anvil_mine`), so chain time is simulated
-time; services run with GRIDLEDGER_CLOCK=chain. At each boundary the head-end (the operator
-account) posts the ended slot's readings of every meter in one bulk request; at each hour
+time; services run with GRIDLEDGER_CLOCK=chain. At each boundary the ended slot's readings
+go out: household (consumer) meters publish their own over MQTT (QoS 1) when a broker
+answers, and the head-end (the operator account) posts the others in one REST bulk
+request (all of them without a broker); at each hour
 agents place orders for the hour after next, prosumers offer new certificates, the
 aggregator buys and retires.
 """
@@ -24,6 +26,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import httpx
+import orjson
+import paho.mqtt.client as mqtt
 from eth_account import Account as EthAccount
 from eth_utils import keccak
 from sqlmodel import Session, select
@@ -49,6 +53,38 @@ TECHNOLOGY = "SOLAR_PV"
 
 def iso(ts: int) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class MeterPublisher:
+    """Household meters publishing `{root}/{region}/household/{meterId}/reading` at QoS 1."""
+
+    def __init__(self, settings: Settings):
+        self.root = settings.mqtt_topic_root
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                                  client_id=f"gridledger-sim-meters-{settings.sim_seed}-{id(self)}")
+        if settings.mqtt_username:
+            self.client.username_pw_set(settings.mqtt_username, settings.mqtt_password.get_secret_value())
+        self.client.connect(settings.mqtt_host, settings.mqtt_port, keepalive=30)
+        self.client.loop_start()
+
+    def publish(self, reading: dict) -> None:
+        topic = f"{self.root}/{GRID_AREA}/household/{reading['meterId']}/reading"
+        self.client.publish(topic, orjson.dumps(reading), qos=1)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def connect_publisher(settings: Settings) -> MeterPublisher | None:
+    if not settings.sim_mqtt:
+        return None
+    try:
+        return MeterPublisher(settings)
+    except OSError as exc:
+        log.info("no MQTT broker at %s:%s (%s): every reading goes over REST", settings.mqtt_host,
+                 settings.mqtt_port, exc)
+        return None
 
 
 class ChainClock:
@@ -95,7 +131,8 @@ class Battery:
 class Stats:
     orders: int = 0
     rejected: int = 0
-    readings: int = 0
+    readings: int = 0  # stored from REST
+    published: int = 0  # sent over MQTT
     rec_offers: int = 0
     claims: int = 0
     errors: list[str] = field(default_factory=list)
@@ -125,6 +162,7 @@ class Neighbourhood:
         self.battery = Battery()
         self.agents: list[Agent] = []
         self.operator = Participant(self.http, settings, "operator")
+        self.publisher = connect_publisher(settings)
         self._build_agents()
 
     # --------------------------------------------------------------------- who is who
@@ -250,10 +288,10 @@ class Neighbourhood:
         return sum(max(agent.pv.generation_wh(self.seed, agent.name, s) - agent.household.consumption_wh(self.seed, s), 0)
                    for s in range(start, end, SLOT_SECONDS))
 
-    def readings(self, slot: int) -> list[dict]:
+    def readings(self, slot: int, roles: tuple[str, ...] = ("prosumer", "consumer", "battery")) -> list[dict]:
         rows = []
         for agent in self.agents:
-            if agent.meter_id is None:
+            if agent.meter_id is None or agent.role not in roles:
                 continue
             if agent.role == "prosumer":
                 net = agent.pv.generation_wh(self.seed, agent.name, slot) - agent.household.consumption_wh(self.seed, slot)
@@ -267,7 +305,14 @@ class Neighbourhood:
         return rows
 
     def post_readings(self, slot: int) -> None:
-        result = self.operator.request("POST", "/v1/energy/readings/bulk", json=self.readings(slot))
+        if self.publisher is not None:
+            for reading in self.readings(slot, ("consumer",)):
+                self.publisher.publish(reading)
+                self.stats.published += 1
+            rest = self.readings(slot, ("prosumer", "battery"))
+        else:
+            rest = self.readings(slot)
+        result = self.operator.request("POST", "/v1/energy/readings/bulk", json=rest)
         self.stats.readings += result["accepted"] + result["corrected"]
         if result["rejected"]:
             log.warning("slot %s: %s readings rejected: %s", iso(slot), result["rejected"], result["rejections"][:3])

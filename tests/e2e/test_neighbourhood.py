@@ -67,7 +67,9 @@ def stack(tmp_path_factory):
         "GRIDLEDGER_DATA_DIR": str(data_dir), "GRIDLEDGER_RPC_URL": rpc_url, "GRIDLEDGER_API_PORT": str(api_port),
         "GRIDLEDGER_SIM_PROSUMERS": "5", "GRIDLEDGER_SIM_CONSUMERS": "7", "GRIDLEDGER_SIM_SECONDS_PER_DAY": "60",
         "GRIDLEDGER_SIM_HOURS": "5", "GRIDLEDGER_SIM_START_HOUR_UTC": "8",
-        "GRIDLEDGER_MQTT_PORT": str(free_port()),  # no broker there: the subscriber keeps retrying
+        # the shared test broker (127.0.0.1:1883), on topics and a session of our own
+        "GRIDLEDGER_MQTT_TOPIC_ROOT": f"gl-e2e-{data_dir.name}-{os.getpid()}",
+        "GRIDLEDGER_MQTT_CLIENT_ID": f"gl-e2e-ingest-{data_dir.name}-{os.getpid()}",
     })
     output = data_dir / "make-run.out"
     with open(output, "wb") as out:
@@ -106,6 +108,13 @@ def test_make_run_prints_each_component_and_the_urls(stack):
     assert f"{stack.w3.provider.endpoint_uri}" in log and "/docs" in log
     status_lines = [line for line in log.splitlines() if line.startswith("[  status]")]
     assert status_lines and "energy trades" in status_lines[-1] and "indexer lag" in status_lines[-1]
+
+
+def test_household_meters_report_over_mqtt_and_the_rest_over_rest(stack):
+    sources = dict(stack.rows(
+        "SELECT m.kind, group_concat(DISTINCT r.source) FROM meter_readings r JOIN meters m "
+        "ON m.meter_id = r.meter_id GROUP BY m.kind"))
+    assert sources == {"import": "mqtt", "both": "rest"}
 
 
 def test_trades_happened_between_custodial_and_wallet_participants(stack):
