@@ -366,36 +366,42 @@ class Neighbourhood:
 
     def certificates(self, start: int) -> None:
         """Some prosumers offer their new certificates; the aggregator bids for each one,
-        then retires (claims) whatever it holds for the community school."""
-        aggregator = self.of_role("aggregator")[0]
+        then retires (claims) whatever it holds for the neighbourhood school."""
         rng = random.Random(f"recs|{self.seed}|{start}")
         prosumers = self.of_role("prosumer")
-        for agent in rng.sample(prosumers, k=max(1, len(prosumers) // 3)):
-            try:
-                held = agent.participant.request("GET", "/v1/recs/certificates",
-                                                 params={"holder": agent.participant.address, "limit": 50})["items"]
-            except ApiError as exc:
-                self.stats.fail(exc)
-                continue
-            for cert in held:
-                if cert["certificate_id"] in agent.offered_certificates or cert["supply_wh"] < 1:
-                    continue
-                agent.offered_certificates.add(cert["certificate_id"])
-                quantity = cert["volume_wh"]
-                price = rng.randrange(10_000, 15_000, 500)
-                self._order(agent, side="sell", product="rec", asset_id=cert["certificate_id"],
-                            quantity_wh=quantity, price=price)
-                self._order(aggregator, side="buy", product="rec", asset_id=cert["certificate_id"],
-                            quantity_wh=quantity, price=15_000)
-                self.stats.rec_offers += 1
+        sellers = rng.sample(prosumers, k=max(1, len(prosumers) // 3))
+        prices = {agent.name: rng.randrange(10_000, 15_000, 500) for agent in sellers}
+        list(self.pool.map(lambda agent: self.offer_certificates(agent, prices[agent.name]), sellers))
+        self.retire_certificates(start)
+
+    def offer_certificates(self, agent: Agent, price: int) -> None:
+        aggregator = self.of_role("aggregator")[0]
         try:
-            held = aggregator.participant.request("GET", "/v1/recs/certificates",
-                                                  params={"holder": aggregator.participant.address, "limit": 100})
-            for cert in held["items"]:
-                detail = aggregator.participant.request("GET", f"/v1/recs/certificates/{cert['certificate_id']}")
-                amount = detail["holders"].get(aggregator.participant.address.lower(), 0)
+            held = agent.participant.request("GET", "/v1/recs/certificates",
+                                             params={"holder": agent.participant.address, "limit": 50})["items"]
+        except ApiError as exc:
+            self.stats.fail(exc)
+            return
+        for cert in held:
+            if cert["certificate_id"] in agent.offered_certificates or cert["supply_wh"] < 1:
+                continue
+            agent.offered_certificates.add(cert["certificate_id"])
+            terms = {"product": "rec", "asset_id": cert["certificate_id"], "quantity_wh": cert["volume_wh"]}
+            self._order(agent, side="sell", price=price, **terms)
+            self._order(aggregator, side="buy", price=15_000, **terms)
+            self.stats.rec_offers += 1
+
+    def retire_certificates(self, start: int) -> None:
+        """The aggregator claims, one transaction at a time (one custodial key), what it holds."""
+        aggregator = self.of_role("aggregator")[0].participant
+        try:
+            held = aggregator.request("GET", "/v1/recs/certificates",
+                                      params={"holder": aggregator.address, "limit": 100})["items"]
+            for cert in held:
+                detail = aggregator.request("GET", f"/v1/recs/certificates/{cert['certificate_id']}")
+                amount = detail["holders"].get(aggregator.address.lower(), 0)
                 if amount > 0:
-                    aggregator.participant.request("POST", f"/v1/recs/certificates/{cert['certificate_id']}/claim", json={
+                    aggregator.request("POST", f"/v1/recs/certificates/{cert['certificate_id']}/claim", json={
                         "amount_wh": amount, "beneficiary": "Neighbourhood primary school",
                         "purpose": "24/7 matched renewable electricity", "consumption_start": cert["period_start"],
                         "consumption_end": cert["period_end"], "location": GRID_AREA})
