@@ -84,6 +84,8 @@ class Settings(BaseSettings):
     mqtt_username: str = ""  # the ingestion subscriber's own broker login, if any
     mqtt_password: SecretStr = SecretStr("")
     mqtt_topic_root: str = "energy-cloud"  # energy-cloud/{region}/{deviceType}/{deviceId}/{metric}
+    mqtt_client_id: str = "gridledger-ingest"  # + "-<index>" per subscriber process
+    mqtt_shared_group: str = "gridledger"  # $share/<group>/...: subscriber processes split the stream
     settlement_gate_delay_s: int = Field(default=300, ge=0)  # after a period ends, before closing it
     settlement_missing_data_deadline_s: int = Field(default=3_600, ge=0)  # then settle as zero
     settlement_reclaim_margin_s: int = Field(default=3_600, ge=0)  # settle this long before reclaim opens
@@ -103,7 +105,6 @@ class Settings(BaseSettings):
     sim_consumers: int = Field(default=30, ge=1, le=500)
     sim_start_hour_utc: int = Field(default=5, ge=0, le=23)  # a new chain jumps ahead to this hour
     sim_mqtt: bool = True  # household meters publish over MQTT when the broker answers (else REST)
-    mqtt_client_id: str = "gridledger-ingest"  # the subscriber's persistent session: one per stack on a broker
 
     @model_validator(mode="after")
     def _fill_paths_and_refuse_dev_secrets(self) -> "Settings":

@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
 
 import orjson
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from sqlmodel import Session
 
 from backend.core.config import Settings, settings as default_settings
@@ -74,8 +77,8 @@ class Subscriber:
         self.lock = threading.Lock()
         self.stopped = threading.Event()
         self.subscribed = threading.Event()
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=False,
-                             manual_ack=True)
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
+                             protocol=mqtt.MQTTv5, manual_ack=True)
         if self.settings.mqtt_username:
             client.username_pw_set(self.settings.mqtt_username, self.settings.mqtt_password.get_secret_value())
         client.on_connect = self.on_connect
@@ -85,10 +88,14 @@ class Subscriber:
 
     @property
     def topic(self) -> str:
-        return f"{self.settings.mqtt_topic_root}/+/+/+/+"
+        """A shared subscription when a group is set: run N subscriber processes (distinct
+        client ids) and the broker spreads the messages among them."""
+        topic = f"{self.settings.mqtt_topic_root}/+/+/+/+"
+        group = self.settings.mqtt_shared_group
+        return f"$share/{group}/{topic}" if group else topic
 
     def on_connect(self, client, userdata, flags, reason_code, properties):
-        client.subscribe(self.topic, qos=1)
+        client.subscribe(self.topic, options=mqtt.SubscribeOptions(qos=1))
 
     def on_message(self, client, userdata, message):
         with self.lock:
@@ -124,10 +131,18 @@ class Subscriber:
         return result
 
     def start(self, retry_s: float = 0) -> None:
-        """Connect; with `retry_s`, keep trying (a broker started later, or restarted)."""
+        """Connect; with `retry_s`, keep trying (a broker started later, or restarted).
+
+        MQTT 5 with a persistent session (no clean start, session kept a day) and a receive
+        maximum of `batch_max`: the broker may have that many unacknowledged QoS 1 messages in
+        flight to us, so acknowledging per committed batch does not throttle the stream."""
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = 86_400
+        properties.ReceiveMaximum = min(self.batch_max, 65_535)
         while True:
             try:
-                self.client.connect(self.settings.mqtt_host, self.settings.mqtt_port, keepalive=30)
+                self.client.connect(self.settings.mqtt_host, self.settings.mqtt_port, keepalive=30,
+                                    clean_start=False, properties=properties)
                 break
             except OSError as exc:
                 if not retry_s or self.stopped.is_set():
@@ -150,9 +165,12 @@ class Subscriber:
             self.engine.dispose()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """`python -m backend.meters.mqtt [INDEX]`: INDEX tells apart the processes of one shared
+    subscription group; it keeps the client id (and so the persistent session) across restarts."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    subscriber = Subscriber(client_id=default_settings.mqtt_client_id)
+    argv = sys.argv[1:] if argv is None else argv
+    subscriber = Subscriber(client_id=f"{default_settings.mqtt_client_id}-{argv[0] if argv else 0}")
     signal.signal(signal.SIGTERM, lambda *_: subscriber.stopped.set())
     log.info("subscribing to %s on %s:%s", subscriber.topic, default_settings.mqtt_host, default_settings.mqtt_port)
     try:

@@ -214,6 +214,9 @@ def store_readings(connection: Connection, rows: list[dict], source: str,
         connection.execute(text("DELETE FROM _staging_meter_readings"))
         bulk_insert(connection, STAGING, batch)
         inserted = connection.execute(INSERT_NEW, params).rowcount
+        if inserted == len(batch):  # nothing clashed: no correction or fill to look for
+            accepted += inserted
+            continue
         fixed = connection.execute(INSERT_CORRECTIONS, params).rowcount
         updated = connection.execute(APPLY_UPDATES, params).rowcount
         accepted += inserted + (updated - fixed)

@@ -9,6 +9,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import lru_cache
 
 from backend.market.orders import meter_id as meter_id_of_name
 from backend.meters.models import INTERVAL_SECONDS, MeterKind
@@ -38,25 +39,43 @@ def normalise_meter_id(value) -> str:
     """A meter id as stored: lower-case bytes32 hex; a meter name maps to keccak(text=name)."""
     if not isinstance(value, str) or not value or len(value) > 120:
         raise ReadingRejected("meterId must be a non-empty string (bytes32 hex or meter name)")
+    outcome = _meter_id(value)
+    if outcome.startswith("!"):
+        raise ReadingRejected(outcome[1:])
+    return outcome
+
+
+@lru_cache(maxsize=65_536)
+def _meter_id(value: str) -> str:
+    """The id, or "!reason" (cached: a batch repeats the same few meters many times)."""
     lowered = value.lower()
     if METER_ID_RE.match(lowered):
         return lowered
     if lowered.startswith("0x") and all(c in "0123456789abcdef" for c in lowered[2:]):
-        raise ReadingRejected("meterId hex must be 32 bytes (0x + 64 hex digits)")
+        return "!meterId hex must be 32 bytes (0x + 64 hex digits)"
     return "0x" + meter_id_of_name(value).hex()
 
 
 def parse_timestamp(value) -> int:
     if not isinstance(value, str):
         raise ReadingRejected("timestamp must be an ISO 8601 string in UTC")
+    outcome = _timestamp(value[:64])
+    if isinstance(outcome, str):
+        raise ReadingRejected(outcome)
+    return outcome
+
+
+@lru_cache(maxsize=65_536)
+def _timestamp(value: str) -> int | str:
+    """Unix seconds, or the reason (cached: a batch shares a few interval starts)."""
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
     except ValueError:
-        raise ReadingRejected(f"timestamp {value[:40]!r} is not ISO 8601") from None
+        return f"timestamp {value[:40]!r} is not ISO 8601"
     if moment.tzinfo is None or moment.utcoffset().total_seconds() != 0:
-        raise ReadingRejected("timestamp must be UTC (suffix Z or +00:00)")
+        return "timestamp must be UTC (suffix Z or +00:00)"
     if moment.microsecond:
-        raise ReadingRejected("timestamp must be aligned to 15 minutes (has sub-second part)")
+        return "timestamp must be aligned to 15 minutes (has sub-second part)"
     return int(moment.timestamp())
 
 

@@ -48,6 +48,7 @@ def allocate(trades: list[TradeTerms], export_by_slot: dict[int, int | None]) ->
         per_slot = Fraction(trade.quantity_wh * SLOT, trade.end - trade.start)
         for slot in trade.slots():
             weights.setdefault(slot, {})[trade.trade_id] = per_slot
+    totals = {slot: sum(by_trade.values()) for slot, by_trade in weights.items()}
     result = {}
     for trade in trades:
         share = Fraction(0)
@@ -59,9 +60,8 @@ def allocate(trades: list[TradeTerms], export_by_slot: dict[int, int | None]) ->
                 missing = True
                 continue
             metered += export
-            total = sum(weights[slot].values())
-            if total:
-                share += export * weights[slot][trade.trade_id] / total
+            if totals[slot]:
+                share += export * weights[slot][trade.trade_id] / totals[slot]
         result[trade.trade_id] = Allocation(metered, int(share), missing)
     return result
 

@@ -15,7 +15,9 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 from sqlmodel import Session, select
 from web3 import Web3
-from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound, Web3RPCError
+from web3.exceptions import (
+    ContractCustomError, ContractLogicError, TimeExhausted, TransactionNotFound, Web3RPCError,
+)
 
 from backend.chain.deployment import Deployment
 from backend.chain.transactions import signer
@@ -30,6 +32,7 @@ def selector(signature: str) -> str:
 
 TRADE_ALREADY_CLOSED = selector("EnergyMarketTradeAlreadyClosed(uint256)")
 PERIOD_ALREADY_ISSUED = selector("RECRegistryPeriodAlreadyIssued(uint32,uint64,uint64)")
+TRADE_STATUS = selector("tradeStatus(uint256)")
 TRADE_OPEN = 1
 
 
@@ -121,23 +124,28 @@ def broadcast(ctx: ChainContext, batch: SettlementBatch) -> None:
 
 def resolve_batch(session: Session, ctx: ChainContext, batch: SettlementBatch, wait: bool = True) -> str:
     """Settle the fate of a logged transaction: 'mined', 'reverted' or 'dropped' (its nonce was
-    used by another transaction, so it can never be mined). Commits the new status."""
-    for attempt in range(2):
-        receipt = receipt_of(ctx, batch.tx_hash)
-        if receipt is None and wait:
-            if ctx.w3.eth.get_transaction_count(batch.sender, "latest") > batch.nonce:
-                receipt = receipt_of(ctx, batch.tx_hash)
-                if receipt is None:
-                    return mark(session, batch, "dropped")
-            else:
-                broadcast(ctx, batch)
-                try:
-                    receipt = ctx.w3.eth.wait_for_transaction_receipt(batch.tx_hash, timeout=ctx.receipt_timeout_s)
-                except Exception:
-                    continue
-        if receipt is not None:
-            return mark(session, batch, "mined" if receipt["status"] == 1 else "reverted")
-    return batch.status
+    used by another transaction, so it can never be mined); 'signed' if still undecided.
+    A transaction whose nonce is still free is re-broadcast byte for byte."""
+    receipt = receipt_of(ctx, batch.tx_hash)
+    if receipt is None and wait:
+        if ctx.w3.eth.get_transaction_count(batch.sender, "latest") > batch.nonce:
+            # the nonce is used: by this transaction (receipt not served yet) or by another one
+            receipt = wait_receipt(ctx, batch.tx_hash, timeout_s=5)
+            if receipt is None:
+                return mark(session, batch, "dropped")
+        else:
+            broadcast(ctx, batch)
+            receipt = wait_receipt(ctx, batch.tx_hash, timeout_s=ctx.receipt_timeout_s)
+    if receipt is None:
+        return batch.status
+    return mark(session, batch, "mined" if receipt["status"] == 1 else "reverted")
+
+
+def wait_receipt(ctx: ChainContext, tx_hash: str, timeout_s: float):
+    try:
+        return ctx.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout_s, poll_latency=0.05)
+    except TimeExhausted:
+        return None
 
 
 def receipt_of(ctx: ChainContext, tx_hash: str):

@@ -87,7 +87,10 @@ def apply_outcome(session: Session, batch: SettlementBatch, status: str) -> None
 def issue_pending(session: Session, ctx: ChainContext, batch_size: int, report: IssuanceReport) -> None:
     """Send pending device-hours; caller holds the ISSUER key lock."""
     for batch in unresolved_batches(session, "issue"):
-        apply_outcome(session, batch, resolve_batch(session, ctx, batch))
+        status = resolve_batch(session, ctx, batch)
+        if status == "signed":
+            return  # a logged transaction is still undecided: nothing new until it is
+        apply_outcome(session, batch, status)
     pending = session.exec(
         select(RecIssuance).where(RecIssuance.status == "pending").order_by(RecIssuance.device_id, RecIssuance.hour_start)
     ).all()
@@ -119,6 +122,8 @@ def issue_pending(session: Session, ctx: ChainContext, batch_size: int, report: 
             session.commit()
             broadcast(ctx, batch)
             status = resolve_batch(session, ctx, batch)
+            if status == "signed":
+                return
             apply_outcome(session, batch, status)
             if status == "mined":
                 report.issued += len(chunk)

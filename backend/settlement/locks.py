@@ -9,6 +9,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from redis.exceptions import LockError
+
 
 class RedisLocks:
     def __init__(self, client, prefix: str = "gridledger:lock:"):
@@ -26,7 +28,7 @@ class RedisLocks:
             if acquired:
                 try:
                     lock.release()
-                except Exception:  # expired meanwhile: someone else may hold it now; nothing to undo
+                except LockError:  # expired meanwhile: someone else may hold it now; nothing to undo
                     pass
 
 

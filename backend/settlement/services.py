@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import datetime, timezone
 
 from sqlalchemy import func
@@ -27,7 +28,7 @@ from backend.meters.models import MeterReading
 from backend.settlement.allocation import SLOT, TradeTerms, allocate, settlement_amounts
 from backend.settlement.flags import flag_oversold
 from backend.settlement.chain import (
-    TRADE_ALREADY_CLOSED, TRADE_OPEN, BatchRejected, ChainContext, broadcast, log_batch, resolve_batch,
+    TRADE_STATUS, TRADE_ALREADY_CLOSED, TRADE_OPEN, BatchRejected, ChainContext, broadcast, log_batch, resolve_batch,
     sign_call, unresolved_batches,
 )
 from backend.settlement.models import Reconciliation, SettlementBatch, SettlementCorrection
@@ -53,9 +54,14 @@ def terms(trade: Trade) -> TradeTerms:
                       trade.delivery_end, trade.tolerance_bps or 0, trade.penalty_bps or 0)
 
 
+@lru_cache(maxsize=4_096)
+def checksum(address: str) -> str:
+    return Web3.to_checksum_address(address)
+
+
 def trade_tuple(trade: Trade) -> tuple:
     """The Trade struct as the contract hashes it."""
-    return (Web3.to_checksum_address(trade.seller), Web3.to_checksum_address(trade.buyer),
+    return (checksum(trade.seller), checksum(trade.buyer),
             bytes.fromhex(trade.seller_meter[2:]), bytes.fromhex(trade.buyer_meter[2:]),
             trade.quantity_wh, trade.price, trade.delivery_start, trade.delivery_end,
             trade.tolerance_bps, trade.penalty_bps)
@@ -108,12 +114,14 @@ def reconcile_period(session: Session, period_end: int, now: int, deadline_s: in
     by_meter: dict[str, list[Trade]] = {}
     for trade in trades:
         by_meter.setdefault(trade.seller_meter.lower(), []).append(trade)
+    existing = {r.trade_id: r for r in session.exec(
+        select(Reconciliation).where(Reconciliation.trade_id.in_([t.trade_id for t in trades]))).all()}
     for meter, meter_trades in by_meter.items():
         start = min(t.delivery_start for t in meter_trades)
         allocations, all_terms = meter_allocations(session, meter, start, period_end)
         flag_oversold(session, meter, list(all_terms.values()))
         for trade in meter_trades:
-            record = session.get(Reconciliation, trade.trade_id)
+            record = existing.get(trade.trade_id)
             if record is not None and record.status != "pending":
                 continue
             allocation = allocations[trade.trade_id]
@@ -155,7 +163,28 @@ def apply_batch_outcome(session: Session, batch: SettlementBatch, status: str) -
 def recover_batches(session: Session, ctx: ChainContext) -> None:
     """Finish what a dead worker left: every logged settle transaction gets its outcome."""
     for batch in unresolved_batches(session, "settle"):
-        apply_batch_outcome(session, batch, resolve_batch(session, ctx, batch))
+        status = resolve_batch(session, ctx, batch)
+        if status != "signed":
+            apply_batch_outcome(session, batch, status)
+
+
+def trade_statuses(ctx: ChainContext, trade_ids: list[int], chunk: int = 1_000) -> dict[int, int]:
+    """`tradeStatus` of each trade, as raw `eth_call`s in JSON-RPC batches (the contract's
+    own answer, not the mirror's; encoded by hand because web3's per-call encoding dominates)."""
+    statuses: dict[int, int] = {}
+    address = ctx.market.address
+    for first in range(0, len(trade_ids), chunk):
+        ids = trade_ids[first:first + chunk]
+        calls = [("eth_call", [{"to": address, "data": TRADE_STATUS + trade_id.to_bytes(32, "big").hex()}, "latest"])
+                 for trade_id in ids]
+        replies = ctx.w3.provider.make_batch_request(calls)
+        if not isinstance(replies, list):
+            raise BatchRejected(f"tradeStatus batch failed: {replies}")
+        for trade_id, reply in zip(ids, replies):
+            if "result" not in reply:
+                raise BatchRejected(f"tradeStatus({trade_id}) failed: {reply.get('error')}")
+            statuses[trade_id] = int(reply["result"], 16)
+    return statuses
 
 
 def send_pending(session: Session, ctx: ChainContext, trade_ids: list[int], batch_size: int,
@@ -168,8 +197,9 @@ def send_pending(session: Session, ctx: ChainContext, trade_ids: list[int], batc
             .order_by(Reconciliation.trade_id)
         ).all()
         sendable = []
+        statuses = trade_statuses(ctx, [r.trade_id for r in pending])
         for record in pending:
-            if ctx.market.functions.tradeStatus(record.trade_id).call() != TRADE_OPEN:
+            if statuses[record.trade_id] != TRADE_OPEN:
                 record.status = "closed"  # settled or reclaimed by someone else: never sent again
                 session.add(record)
                 report.already_closed += 1
@@ -180,9 +210,11 @@ def send_pending(session: Session, ctx: ChainContext, trade_ids: list[int], batc
             return
         retry = False
         chunks = [sendable[i:i + batch_size] for i in range(0, len(sendable), batch_size)]
+        mirror = {t.trade_id: t for t in session.exec(
+            select(Trade).where(Trade.trade_id.in_([r.trade_id for r in sendable]))).all()}
         while chunks:
             chunk = chunks.pop(0)
-            trades = [session.get(Trade, r.trade_id) for r in chunk]
+            trades = [mirror[r.trade_id] for r in chunk]
             call = ctx.market.functions.settleBatch(
                 [trade_tuple(t) for t in trades], [r.trade_id for r in chunk], [r.delivered_wh for r in chunk])
             try:
@@ -205,6 +237,8 @@ def send_pending(session: Session, ctx: ChainContext, trade_ids: list[int], batc
             session.commit()  # write-ahead: logged before it exists anywhere else
             broadcast(ctx, batch)
             status = resolve_batch(session, ctx, batch)
+            if status == "signed":
+                return  # undecided (not mined within the timeout): the next run resolves it
             apply_batch_outcome(session, batch, status)
             if status == "mined":
                 report.settled += len(chunk)

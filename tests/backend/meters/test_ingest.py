@@ -102,3 +102,15 @@ def test_malformed_corpus_each_rejected_with_reason_nothing_else_lost(world):
     for position, (name, _, expected) in enumerate(MALFORMED, start=1):
         assert expected in reasons[position], (name, reasons[position])
     assert sorted(session.exec(select(MeterReading.export_wh)).all()) == [2, 3]
+
+
+def test_mqtt_credentials_are_hashed_per_meter(world):
+    from backend.meters.services import check_mqtt_credentials
+
+    session, _, _, solar, house = world
+    assert solar.mqtt_password_hash.startswith("scrypt$") and "solar-secret-123" not in solar.mqtt_password_hash
+    assert check_mqtt_credentials(session, "meter:solar-1", "solar-secret-123") == solar.meter_id
+    assert check_mqtt_credentials(session, solar.meter_id, "solar-secret-123") == solar.meter_id
+    assert check_mqtt_credentials(session, "meter:solar-1", "wrong-password") is None
+    assert check_mqtt_credentials(session, "meter:house-1", "solar-secret-123") is None  # no MQTT login
+    assert check_mqtt_credentials(session, "meter:nobody", "solar-secret-123") is None

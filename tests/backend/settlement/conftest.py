@@ -9,6 +9,7 @@ from sqlmodel import Session, select
 from backend.accounts.models import Account
 from backend.core.config import Settings
 from backend.core.db import make_engine
+from backend.core.migrate import upgrade
 from backend.meters.models import Meter
 from backend.meters.schemas import MeterCreate
 from backend.meters.services import ingest_readings, register_meter
@@ -55,6 +56,22 @@ class Market:
 
 @pytest.fixture
 def market(devnet, fresh_pg_url, redis_client) -> Market:
+    yield from build_market(devnet, fresh_pg_url, redis_client)
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def any_market(request, devnet, redis_client, tmp_path) -> Market:
+    """The same world on PostgreSQL and on the embedded SQLite file `make run` uses."""
+    if request.param == "postgresql":
+        url = request.getfixturevalue("fresh_pg_url")
+    else:
+        url = f"sqlite:///{tmp_path / 'gridledger.db'}"
+        upgrade(url)
+    yield from build_market(devnet, url, redis_client)
+
+
+def build_market(devnet, database_url, redis_client):
+    fresh_pg_url = database_url
     settings = Settings(_env_file=None, data_dir=devnet.settings.data_dir, rpc_url=devnet.node.rpc_url,
                         database_url=fresh_pg_url, redis_url=TEST_REDIS_URL, settlement_gate_delay_s=60,
                         settlement_missing_data_deadline_s=1_800, settlement_batch_size=3)

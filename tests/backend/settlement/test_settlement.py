@@ -35,7 +35,8 @@ def test_pro_rata_allocation_is_documented_rule():
     assert settlement_amounts(TradeTerms(1, 1_000, 200_000, 0, 900, 500, 2_000), 900).penalty == 2_000
 
 
-def test_every_trade_settled_once_with_the_expected_payout(market):
+def test_every_trade_settled_once_with_the_expected_payout(any_market):
+    market = any_market
     trades = make_trades(market, 7)
     assert len(trades) == 7
     workload = market.devnet.workload
@@ -78,7 +79,8 @@ def test_every_trade_settled_once_with_the_expected_payout(market):
                 r.allocated_wh >= r.contracted_wh for r in group)
 
 
-def test_missing_data_waits_then_settles_as_zero(market):
+def test_missing_data_waits_then_settles_as_zero(any_market):
+    market = any_market
     trades = make_trades(market, 2)
     workload = market.devnet.workload
     workload.advance(3 * 900 + 120)
@@ -219,3 +221,12 @@ def test_reconciliation_api_shows_parties_only(market):
     assert all(outsider in (r["seller"].lower(), r["buyer"]) for r in mine)
     assert client.get("/v1/settlement/flags", headers=auth(seller)).status_code == 403
     assert client.get("/v1/settlement/flags", headers=auth(operator)).status_code == 200
+
+
+def test_missing_data_deadline_stays_before_the_reclaim_deadline(market):
+    from backend.settlement.services import missing_data_deadline
+
+    grace = market.ctx.market.functions.reclaimGracePeriod().call()
+    patient = market.settings.model_copy(update={"settlement_missing_data_deadline_s": 10 * grace})
+    assert missing_data_deadline(market.ctx, patient) == grace - patient.settlement_reclaim_margin_s
+    assert missing_data_deadline(market.ctx, market.settings) == market.settings.settlement_missing_data_deadline_s
