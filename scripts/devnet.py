@@ -89,8 +89,9 @@ class StatusLine:
     """Simulated time, trades, settled, RECs issued and indexer lag, from the chain and the
     DB mirror: rewritten in place on a terminal, a plain line every 10 s otherwise."""
 
-    def __init__(self, w3: Web3, engine, interval_s: float = 1.0):
+    def __init__(self, w3: Web3, engine, simulated: bool, interval_s: float = 1.0):
         self.w3, self.engine, self.interval_s = w3, engine, interval_s
+        self.label = "sim" if simulated else "chain"
         self.tty = sys.stdout.isatty()
         self.last = 0.0
         self.shown = False
@@ -110,7 +111,7 @@ class StatusLine:
             indexed = connection.execute(text("SELECT max(block_number) FROM indexer_cursors")).scalar()
         moment = datetime.fromtimestamp(head["timestamp"], timezone.utc).strftime("%Y-%m-%d %H:%M")
         lag = "-" if indexed is None else f"{max(head['number'] - indexed, 0)} blocks"
-        return (f"sim {moment} UTC | energy trades {trades}, settled {settled} ({penalised} penalised) | "
+        return (f"{self.label} {moment} UTC | energy trades {trades}, settled {settled} ({penalised} penalised) | "
                 f"RECs {certificates} issued, {swaps} sold, {claims} retired | block {head['number']} | "
                 f"indexer lag {lag}")
 
@@ -213,6 +214,10 @@ def main(argv: list[str] | None = None) -> int:
         components["mqtt"] = start_component("mqtt", "backend.meters.mqtt", config)
         say("mqtt", f"meter readings from {config.mqtt_host}:{config.mqtt_port} {config.mqtt_topic_root}/+/+/+/+")
         simulator = None
+        ahead_s = w3.eth.get_block("latest")["timestamp"] - time.time()
+        if not config.simulate and ahead_s > 3600:
+            say("clock", f"chain time is {ahead_s / 3600:.0f} h ahead of the wall clock (a simulated run): "
+                         "delivery periods must start after chain time")
         if config.simulate:
             simulator = components["neighbourhood"] = start_component("neighbourhood", "scripts.neighbourhood", config)
             say("sim", f"{config.sim_prosumers} prosumers, {config.sim_consumers} consumers, a battery and an "
@@ -221,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         say("urls", f"API {api_url}/docs   health {api_url}/health   WebSocket ws://{config.api_host}:"
                     f"{config.api_port}/v1/ws   chain RPC {config.rpc_url}")
         say("ready", "Ctrl-C stops every component")
-        status = StatusLine(w3, get_engine())
+        status = StatusLine(w3, get_engine(), simulated=config.simulate)
         while True:
             time.sleep(0.5)
             if anvil is not None and anvil.process.poll() is not None:

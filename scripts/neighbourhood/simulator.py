@@ -44,6 +44,9 @@ from scripts.neighbourhood.profiles import SLOT_SECONDS, Household, PvSystem
 log = logging.getLogger("gridledger.neighbourhood")
 
 HOUR = 3600
+# What an agent's action may run into without stopping the neighbourhood: a refusal by the API,
+# a timeout or dropped connection (the stack is busy or restarting), a chain RPC hiccup.
+AGENT_ERRORS = (ApiError, httpx.HTTPError, OSError)
 ORDER_LEAD_S = 2 * HOUR  # orders are placed for the hour after next
 COOLDOWN_S = 4 * HOUR  # after the last orders: keep the clock and meters going so every trade settles
 GUSD = 10**6
@@ -323,7 +326,7 @@ class Neighbourhood:
         try:
             agent.participant.place_order(**terms)
             self.stats.orders += 1
-        except ApiError as exc:
+        except AGENT_ERRORS as exc:
             self.stats.fail(exc)
 
     def energy_orders(self, start: int) -> list[tuple[Agent, dict]]:
@@ -379,7 +382,7 @@ class Neighbourhood:
         try:
             held = agent.participant.request("GET", "/v1/recs/certificates",
                                              params={"holder": agent.participant.address, "limit": 50})["items"]
-        except ApiError as exc:
+        except AGENT_ERRORS as exc:
             self.stats.fail(exc)
             return
         for cert in held:
@@ -406,13 +409,13 @@ class Neighbourhood:
                         "purpose": "24/7 matched renewable electricity", "consumption_start": cert["period_start"],
                         "consumption_end": cert["period_end"], "location": GRID_AREA})
                     self.stats.claims += 1
-        except ApiError as exc:
+        except AGENT_ERRORS as exc:
             self.stats.fail(exc)
 
     def hour(self, start: int, trading: bool) -> None:
         try:
             self.battery_hour(start)
-        except ApiError as exc:
+        except AGENT_ERRORS as exc:
             self.stats.fail(exc)
         if trading:
             list(self.pool.map(lambda pair: self._order(pair[0], **pair[1]), self.energy_orders(start + ORDER_LEAD_S)))
@@ -437,7 +440,7 @@ class Neighbourhood:
             self.clock.advance_to(slot)
             try:
                 self.post_readings(slot - SLOT_SECONDS)
-            except ApiError as exc:
+            except AGENT_ERRORS as exc:
                 self.stats.fail(exc)
             if slot % HOUR == 0:
                 self.hour(slot, trading=trade_until is None or slot < trade_until)
