@@ -12,7 +12,8 @@ The clock: every `sim_seconds_per_day / 96` wall seconds the chain jumps to the 
 time; services run with GRIDLEDGER_CLOCK=chain. At each boundary the ended slot's readings
 go out: household (consumer) meters publish their own over MQTT (QoS 1) when a broker
 answers, and the head-end (the operator account) posts the others in one REST bulk
-request (all of them without a broker); at each hour
+request (all of them without a broker); one meter goes silent for half an hour a day; at
+each hour
 agents place orders for the hour after next, prosumers offer new certificates, the
 aggregator buys and retires.
 """
@@ -291,10 +292,17 @@ class Neighbourhood:
         return sum(max(agent.pv.generation_wh(self.seed, agent.name, s) - agent.household.consumption_wh(self.seed, s), 0)
                    for s in range(start, end, SLOT_SECONDS))
 
+    def offline(self, agent: Agent, slot: int) -> bool:
+        """The second prosumer's meter loses its link 12:00-12:30 UTC every day: those slots
+        never report, settle as zero delivered after the missing-data deadline, and the hour's
+        certificate is issued late from the quarters that did report."""
+        prosumers = self.of_role("prosumer")
+        return len(prosumers) > 1 and agent is prosumers[1] and 12 * HOUR <= slot % 86_400 < 12 * HOUR + 1_800
+
     def readings(self, slot: int, roles: tuple[str, ...] = ("prosumer", "consumer", "battery")) -> list[dict]:
         rows = []
         for agent in self.agents:
-            if agent.meter_id is None or agent.role not in roles:
+            if agent.meter_id is None or agent.role not in roles or self.offline(agent, slot):
                 continue
             if agent.role == "prosumer":
                 net = agent.pv.generation_wh(self.seed, agent.name, slot) - agent.household.consumption_wh(self.seed, slot)
