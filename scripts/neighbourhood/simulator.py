@@ -152,7 +152,6 @@ class Neighbourhood:
     def __init__(self, settings: Settings, api_url: str):
         self.settings = settings
         self.seed = settings.sim_seed
-        self.rng = random.Random(f"neighbourhood|{self.seed}")
         self.http = httpx.Client(base_url=api_url, timeout=60)
         self.w3 = Web3(Web3.HTTPProvider(settings.rpc_url, request_kwargs={"timeout": 60}))
         self.clock = ChainClock(self.w3)
