@@ -179,16 +179,20 @@ def ingest_readings(session: Session, readings: list, *, source: str, now: int |
             rows.append(validate_reading(reading, meters, now, settings.meter_clock_skew_s,
                                          settings.meter_max_import_wh, sender_id))
         except ReadingRejected as exc:
-            rejections.append(Rejection(
-                index=index, reason=exc.reason,
-                meterId=str(reading.get("meterId"))[:120] if isinstance(reading, dict) and reading.get("meterId") is not None else None,
-                timestamp=str(reading.get("timestamp"))[:40] if isinstance(reading, dict) and reading.get("timestamp") is not None else None,
-            ))
+            rejections.append(Rejection(index=index, reason=exc.reason, meterId=echo(reading, "meterId", 120),
+                                        timestamp=echo(reading, "timestamp", 40)))
     accepted, duplicate, corrected = store_readings(connection, rows, source)
     session.commit()
     rejections.sort(key=lambda r: r.index)
     return IngestResult(received=len(readings), accepted=accepted, duplicate=duplicate, corrected=corrected,
                         rejected=len(rejections), rejections=rejections)
+
+
+def echo(reading, key: str, limit: int) -> str | None:
+    """A field of a rejected reading, shortened, to tell the sender which one it was."""
+    if not isinstance(reading, dict) or reading.get(key) is None:
+        return None
+    return str(reading[key])[:limit]
 
 
 def store_readings(connection: Connection, rows: list[dict], source: str,

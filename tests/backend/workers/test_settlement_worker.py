@@ -108,3 +108,38 @@ def test_worker_killed_mid_batch_settles_each_trade_once(market, own_redis, work
     assert market_contract.functions.totalEscrowed().call() == 0
     assert market_contract.functions.totalWithdrawable().call() == \
         workload.c.token.functions.balanceOf(market_contract.address).call()
+
+
+def test_duplicated_tasks_settle_once(market, own_redis, worker_factory):
+    from celery import Celery
+
+    workload = market.devnet.workload
+    for _ in range(6):
+        workload.signed_fill()
+    market.catch_up()
+    trades = market.open_trades()
+    workload.advance(3 * 900 + 120)
+    market.meter_readings({(t.seller_meter, t.delivery_start): 1_500 for t in trades})
+    worker = worker_factory(
+        GRIDLEDGER_DATABASE_URL=market.database_url, GRIDLEDGER_REDIS_URL=own_redis.url,
+        GRIDLEDGER_RPC_URL=market.devnet.node.rpc_url, GRIDLEDGER_DATA_DIR=market.settings.data_dir,
+        GRIDLEDGER_SETTLEMENT_BEAT_INTERVAL_S=3_600, GRIDLEDGER_SETTLEMENT_BATCH_SIZE=2,
+        GRIDLEDGER_SETTLEMENT_GATE_DELAY_S=60)
+    client = Celery(broker=own_redis.url)
+    for _ in range(8):  # the same task, many times, before the worker even runs
+        client.send_task("settlement.close_periods", queue="gridledger")
+    worker.start()
+
+    def settled():
+        with market.session() as session:
+            return session.exec(select(func.count()).select_from(Reconciliation)
+                                .where(Reconciliation.status == "settled")).one() == len(trades)
+    wait_for(settled, 60, "settlement by duplicated tasks", worker)
+    time.sleep(1)  # let the remaining duplicates run
+    worker.kill()
+    events = market.ctx.market.events.TradeSettled().get_logs(from_block=0)
+    ids = [e["args"]["tradeId"] for e in events]
+    assert sorted(ids) == sorted(t.trade_id for t in trades)  # once each
+    with market.session() as session:
+        mined = session.exec(select(func.sum(SettlementBatch.items)).where(SettlementBatch.status == "mined")).one()
+    assert mined == len(trades)
