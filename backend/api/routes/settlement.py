@@ -1,7 +1,9 @@
 """Reconciliation records (what was sold, metered, delivered, paid) and discrepancy flags."""
 from __future__ import annotations
 
-from fastapi import APIRouter, Query
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
 
 from backend.accounts.models import Role
 from backend.api.deps import CurrentAccount, SessionDep, require_role
@@ -12,14 +14,15 @@ router = APIRouter(prefix="/settlement", tags=["settlement"])
 
 
 @router.get("/reconciliations", response_model=list[ReconciliationPublic])
-def list_reconciliations(session: SessionDep, account: CurrentAccount, period_end: int | None = None,
+def list_reconciliations(session: SessionDep, account: CurrentAccount,
+                         period_end: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
                          limit: int = Query(default=100, ge=1, le=1_000)):
     """The caller's trades as seller or buyer (operators: every trade), newest first."""
     return queries.reconciliations(session, account, period_end, limit)
 
 
 @router.get("/reconciliations/{trade_id}", response_model=ReconciliationPublic)
-def get_reconciliation(trade_id: int, session: SessionDep, account: CurrentAccount):
+def get_reconciliation(trade_id: Annotated[int, Path(ge=1, le=2**63 - 1)], session: SessionDep, account: CurrentAccount):
     return queries.reconciliation(session, account, trade_id)
 
 
