@@ -1,7 +1,14 @@
-"""`make run`: start Anvil (state kept in the data folder), deploy once, report, serve.
+"""`make run`: the whole stack on one machine, and a simulated neighbourhood trading on it.
 
-Re-running resumes the same chain and deployment; `make run RESET=1` starts empty.
+Anvil (state kept in the data folder), deployment (once), then one process per component:
+indexer, API, operator matcher, Celery worker with beat, MQTT subscriber and the
+neighbourhood simulator; their logs go to data/logs/. A status line follows simulated time,
+trades, settlements, RECs and indexer lag. Ctrl-C stops every process; re-running resumes
+the same chain, database and deployment; `make run RESET=1` starts empty.
 `--exit-after-deploy` stops after reporting (used by tests and scripted set-ups).
+
+With GRIDLEDGER_SIMULATE=true (the default) the simulator moves Anvil's clock, so every
+service runs with GRIDLEDGER_CLOCK=chain and the settlement beat follows the faster clock.
 """
 from __future__ import annotations
 
@@ -11,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -33,9 +41,26 @@ def say(component: str, message: str) -> None:
     print(f"[{component:>8}] {message}", flush=True)
 
 
-def start_component(name: str, module: str) -> subprocess.Popen:
-    """A component as its own process (`python -m module`), sharing our settings."""
-    return subprocess.Popen([sys.executable, "-m", module], cwd=PROJECT_ROOT)
+def component_env(config: Settings) -> dict[str, str]:
+    """Our environment for the components; simulated time when the neighbourhood runs."""
+    env = dict(os.environ)
+    if config.simulate:
+        env["GRIDLEDGER_CLOCK"] = "chain"
+        if "settlement_beat_interval_s" not in config.model_fields_set:
+            slot_wall_s = config.sim_seconds_per_day / 96
+            env["GRIDLEDGER_SETTLEMENT_BEAT_INTERVAL_S"] = str(round(max(slot_wall_s, 0.5), 2))
+    return env
+
+
+def start_component(name: str, module: str, config: Settings | None = None) -> subprocess.Popen:
+    """A component as its own process (`python -m module`), sharing our settings, its output
+    in data/logs/<name>.log. Its own session: Ctrl-C reaches only us, and we stop it in order."""
+    config = config or default_settings
+    logs = config.data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    with open(logs / f"{name}.log", "ab") as log:
+        return subprocess.Popen([sys.executable, "-m", module], cwd=PROJECT_ROOT, env=component_env(config),
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def stop_component(process: subprocess.Popen) -> None:
@@ -45,6 +70,70 @@ def stop_component(process: subprocess.Popen) -> None:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def wait_for_api(url: str, process: subprocess.Popen, timeout_s: float = 60) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            httpx.get(f"{url}/health", timeout=2)
+            return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise DevnetError(f"the API did not come up at {url} (see data/logs/api.log)")
+
+
+class StatusLine:
+    """Simulated time, trades, settled, RECs issued and indexer lag, from the chain and the
+    DB mirror: rewritten in place on a terminal, a plain line every 10 s otherwise."""
+
+    def __init__(self, w3: Web3, engine, simulated: bool, interval_s: float = 1.0):
+        self.w3, self.engine, self.interval_s = w3, engine, interval_s
+        self.label = "sim" if simulated else "chain"
+        self.tty = sys.stdout.isatty()
+        self.last = 0.0
+        self.shown = False
+
+    def text(self) -> str:
+        from sqlalchemy import text
+
+        head = self.w3.eth.get_block("latest")
+        with self.engine.connect() as connection:
+            trades, settled, penalised, swaps = connection.execute(text(
+                "SELECT coalesce(sum(CASE WHEN product = 'energy' THEN 1 ELSE 0 END), 0), "
+                "coalesce(sum(CASE WHEN status = 'settled' THEN 1 ELSE 0 END), 0), "
+                "coalesce(sum(CASE WHEN coalesce(penalty, 0) > 0 THEN 1 ELSE 0 END), 0), "
+                "coalesce(sum(CASE WHEN product <> 'energy' THEN 1 ELSE 0 END), 0) FROM trades")).one()
+            certificates, claims = connection.execute(text(
+                "SELECT (SELECT count(*) FROM certificates), (SELECT count(*) FROM claims)")).one()
+            indexed = connection.execute(text("SELECT max(block_number) FROM indexer_cursors")).scalar()
+        moment = datetime.fromtimestamp(head["timestamp"], timezone.utc).strftime("%Y-%m-%d %H:%M")
+        lag = "-" if indexed is None else f"{max(head['number'] - indexed, 0)} blocks"
+        return (f"{self.label} {moment} UTC | energy trades {trades}, settled {settled} ({penalised} penalised) | "
+                f"RECs {certificates} issued, {swaps} sold, {claims} retired | block {head['number']} | "
+                f"indexer lag {lag}")
+
+    def update(self) -> None:
+        now = time.monotonic()
+        if now - self.last < (self.interval_s if self.tty else 10):
+            return
+        self.last = now
+        try:
+            line = self.text()
+        except Exception as exc:  # a status line never stops the stack
+            line = f"status unavailable: {type(exc).__name__}"
+        if self.tty:
+            print(f"\r\033[K[  status] {line}", end="", flush=True)
+            self.shown = True
+        else:
+            say("status", line)
+
+    def clear(self) -> None:
+        if self.shown:
+            print("\r\033[K", end="", flush=True)
+            self.shown = False
 
 
 def current_deployment(w3: Web3, config: Settings) -> Deployment | None:
@@ -111,25 +200,54 @@ def main(argv: list[str] | None = None) -> int:
         say("deploy", f"deployment file {config.deployment_file}")
         if args.exit_after_deploy:
             return 0
-        components["indexer"] = start_component("indexer", "indexer")
-        say("indexer", f"following the contracts into {config.database_url}")
-        components["workers"] = start_component("workers", "backend.workers")
-        say("workers", f"settlement and REC issuance on {config.resolved_broker_url}")
-        components["mqtt"] = start_component("mqtt", "backend.meters.mqtt")
-        say("mqtt", f"meter readings from {config.mqtt_host}:{config.mqtt_port} {config.mqtt_topic_root}/+/+/+/+")
-        say("ready", "Ctrl-C stops every component")
         signal.signal(signal.SIGTERM, signal.default_int_handler)
+        api_url = f"http://{config.api_host}:{config.api_port}"
+        components["indexer"] = start_component("indexer", "indexer", config)
+        say("indexer", f"following the contracts into {config.database_url}")
+        components["api"] = start_component("api", "backend", config)
+        wait_for_api(api_url, components["api"])
+        say("api", f"serving {api_url} (clock: {'chain' if config.simulate else config.clock})")
+        components["matcher"] = start_component("matcher", "backend.market.matching", config)
+        say("matcher", f"operator matching every {config.matcher_interval_s:g} s")
+        components["workers"] = start_component("workers", "backend.workers", config)
+        say("workers", f"settlement and REC issuance (worker + beat) on {config.resolved_broker_url}")
+        components["mqtt"] = start_component("mqtt", "backend.meters.mqtt", config)
+        say("mqtt", f"meter readings from {config.mqtt_host}:{config.mqtt_port} {config.mqtt_topic_root}/+/+/+/+")
+        simulator = None
+        ahead_s = w3.eth.get_block("latest")["timestamp"] - time.time()
+        if not config.simulate and ahead_s > 3600:
+            say("clock", f"chain time is {ahead_s / 3600:.0f} h ahead of the wall clock (a simulated run): "
+                         "delivery periods must start after chain time")
+        if config.simulate:
+            simulator = components["neighbourhood"] = start_component("neighbourhood", "scripts.neighbourhood", config)
+            say("sim", f"{config.sim_prosumers} prosumers, {config.sim_consumers} consumers, a battery and an "
+                       f"aggregator; one simulated day per {config.sim_seconds_per_day:g} s")
+        say("logs", str(config.data_dir / "logs"))
+        say("urls", f"API {api_url}/docs   health {api_url}/health   WebSocket ws://{config.api_host}:"
+                    f"{config.api_port}/v1/ws   chain RPC {config.rpc_url}")
+        say("ready", "Ctrl-C stops every component")
+        status = StatusLine(w3, get_engine(), simulated=config.simulate)
         while True:
             time.sleep(0.5)
             if anvil is not None and anvil.process.poll() is not None:
                 raise DevnetError(f"anvil exited unexpectedly with code {anvil.process.returncode}")
             for name, process in components.items():
-                if process.poll() is not None:
-                    raise DevnetError(f"{name} exited with code {process.returncode}")
+                if process.poll() is None:
+                    continue
+                if process is simulator and process.returncode == 0:
+                    status.clear()
+                    say("sim", "finished its simulated period; the stack keeps running")
+                    simulator = None
+                elif process.returncode != 0 or name != "neighbourhood":
+                    raise DevnetError(f"{name} exited with code {process.returncode} "
+                                      f"(see {config.data_dir / 'logs' / (name + '.log')})")
+            status.update()
     except KeyboardInterrupt:
         return 0
     finally:
-        for name, process in components.items():
+        if 'status' in locals():
+            status.clear()
+        for name, process in reversed(components.items()):
             stop_component(process)
             say(name, "stopped")
         if anvil is not None:

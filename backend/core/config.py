@@ -94,6 +94,18 @@ class Settings(BaseSettings):
     settlement_beat_interval_s: float = Field(default=30, gt=0)
     rec_batch_size: int = Field(default=24, ge=1, le=500)  # device-hours per issueBatch
 
+    # Stack and simulation (issue 7)
+    clock: Literal["wall", "chain"] = "wall"  # "chain": "now" is the latest block's timestamp (simulated time)
+    matcher_interval_s: float = Field(default=1.0, gt=0)  # operator matcher rounds
+    simulate: bool = True  # `make run` drives the simulated neighbourhood (and sets clock=chain)
+    sim_seconds_per_day: float = Field(default=240, gt=0)  # wall seconds per simulated day
+    sim_hours: float = Field(default=0, ge=0)  # stop the simulator after this many simulated hours; 0: never
+    sim_seed: int = 7
+    sim_prosumers: int = Field(default=20, ge=1, le=500)
+    sim_consumers: int = Field(default=30, ge=1, le=500)
+    sim_start_hour_utc: int = Field(default=5, ge=0, le=23)  # a new chain jumps ahead to this hour
+    sim_mqtt: bool = True  # household meters publish over MQTT when the broker answers (else REST)
+
     @model_validator(mode="after")
     def _fill_paths_and_refuse_dev_secrets(self) -> "Settings":
         if not self.database_url:

@@ -156,4 +156,4 @@ if __name__ == "__main__":  # pragma: no cover
     from backend.core.config import settings as _settings
 
     logging.basicConfig(level=logging.INFO)
-    run_forever(_settings)
+    run_forever(_settings, _settings.matcher_interval_s)

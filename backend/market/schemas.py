@@ -66,6 +66,13 @@ class Accepted(BaseModel):
     tx_hash: str | None = None
 
 
+class Approvals(BaseModel):
+    """Transactions of a custodial account's market approvals (gUSD allowance, certificates)."""
+
+    token_tx: str
+    registry_tx: str
+
+
 class Market(BaseModel):
     id: str
     product: str

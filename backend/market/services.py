@@ -17,7 +17,7 @@ from backend.core.pagination import keyset_page
 from backend.market import orders as eip712
 from backend.market.models import SignedOrder, utc_now
 from backend.market.schemas import (
-    Market, OrderBook, OrderCreate, OrderPublic, OrderTerms, PriceBar, PriceLevel, TradePublic,
+    Approvals, Market, OrderBook, OrderCreate, OrderPublic, OrderTerms, PriceBar, PriceLevel, TradePublic,
 )
 from indexer.models import Certificate, Device, MarketOrder, Trade
 
@@ -308,6 +308,19 @@ def cancel_order(session: Session, settings: Settings, chain: Chain, account: Ac
     session.commit()
     session.refresh(row)
     return row
+
+
+def approve_market(settings: Settings, chain: Chain, account: Account) -> Approvals:
+    """Custodial: let the market take this account's gUSD (bids) and certificates (REC offers),
+    which `_check_funds` requires. Wallet accounts send `approve`/`setApprovalForAll` themselves."""
+    if account.kind != "custodial" or not account.encrypted_key:
+        raise InvalidOrder("wallet accounts approve the market from their wallet")
+    signer = custodial_signer(account.encrypted_key, account.id, settings)
+    market = chain.market.address
+    token = chain.transact(signer, chain.token.functions.approve(market, 2**256 - 1))
+    registry = chain.transact(signer, chain.registry.functions.setApprovalForAll(market, True))
+    return Approvals(token_tx="0x" + bytes(token["transactionHash"]).hex(),
+                     registry_tx="0x" + bytes(registry["transactionHash"]).hex())
 
 
 # ------------------------------------------------------------------ book and trades

@@ -54,7 +54,7 @@ class MeterCreate(BaseModel):
     name: str = Field(min_length=1, max_length=120)
     kind: MeterKind = MeterKind.BOTH
     capacity_w: int = Field(gt=0, le=10**10)
-    device_id: int | None = Field(default=None, ge=1)
+    device_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
     mqtt_password: str | None = Field(default=None, min_length=12, max_length=200)
 
 

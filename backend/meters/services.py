@@ -12,7 +12,6 @@ rounds (first occurrences, then second ones, ...) so in-batch repeats follow the
 """
 from __future__ import annotations
 
-import time
 import uuid
 from collections import defaultdict
 from datetime import datetime, timezone
@@ -23,6 +22,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import Session, select
 
 from backend.accounts.models import Account
+from backend.chain import clock
 from backend.meters.broker_auth import mosquitto_hash, verify as verify_mqtt
 from backend.core.config import Settings, settings as default_settings
 from backend.meters.errors import (
@@ -159,7 +159,7 @@ def ingest_readings(session: Session, readings: list, *, source: str, now: int |
     """
     if len(readings) > settings.meter_max_batch:
         raise ReadingBatchTooLarge(f"{len(readings)} readings; at most {settings.meter_max_batch} per request")
-    now = int(time.time()) if now is None else now
+    now = clock.now(settings) if now is None else now
     connection = session.connection()
     candidates = set()
     for reading in readings:

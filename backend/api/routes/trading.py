@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query, status
 from backend.api.deps import ChainDep, CurrentAccount, SessionDep, SettingsDep
 from backend.market import services
 from backend.market.schemas import (
-    Accepted, Market, OrderBook, OrderCreate, OrderPublic, OrderTerms, Page, PriceBar, TradePublic,
+    Accepted, Approvals, Market, OrderBook, OrderCreate, OrderPublic, OrderTerms, Page, PriceBar, TradePublic,
     TypedDataResponse,
 )
 
@@ -41,6 +41,12 @@ def place_order(body: OrderCreate, account: CurrentAccount, session: SessionDep,
     the matcher trades it on chain. Poll `GET /orders/{id}`."""
     row = services.place_order(session, settings, chain, account, body)
     return Accepted(id=row.order_hash, status="open", poll=f"/v1/trading/orders/{row.order_hash}")
+
+
+@router.post("/approvals", response_model=Approvals)
+def approve_market(account: CurrentAccount, settings: SettingsDep, chain: ChainDep):
+    """Custodial: approve the market to move your gUSD (for bids) and certificates (REC offers)."""
+    return services.approve_market(settings, chain, account)
 
 
 @router.get("/orders", response_model=Page[OrderPublic])

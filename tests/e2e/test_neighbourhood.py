@@ -1,0 +1,212 @@
+"""End to end: `python -m scripts.devnet` (what `make run` runs) with a small neighbourhood on a
+fast clock, headless, on free ports and a scratch data folder. After the simulated period
+(trading, then a cool-down until every period has closed) we check the books on the chain
+and in the mirror, then stop the stack with Ctrl-C."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from web3 import Web3
+
+from backend.chain.anvil import free_port
+from backend.chain.deployment import Deployment
+from backend.core.config import PROJECT_ROOT
+from backend.core.db import make_engine
+
+GATE_DELAY_S = 300  # Settings.settlement_gate_delay_s
+SETTLED = 2  # IEnergyMarket.TradeStatus.Settled
+ZERO = "0x" + "0" * 40
+
+
+@dataclass
+class Stack:
+    process: subprocess.Popen
+    output: Path
+    data_dir: Path
+    w3: Web3
+    deployment: Deployment
+    engine: object
+
+    def rows(self, sql: str, **params) -> list:
+        with self.engine.connect() as connection:
+            return list(connection.execute(text(sql), params))
+
+    def contract(self, name: str):
+        deployed = self.deployment.contracts[name]
+        return self.w3.eth.contract(address=deployed.address, abi=deployed.abi)
+
+    def log(self) -> str:
+        return self.output.read_text()
+
+
+def wait_for(stack_process: subprocess.Popen, output: Path, marker: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while marker not in output.read_text():
+        if stack_process.poll() is not None:
+            raise AssertionError(f"the stack exited ({stack_process.returncode}):\n{output.read_text()}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {marker!r} within {timeout_s} s:\n{output.read_text()}")
+        time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("stack")
+    rpc_url, api_port = f"http://127.0.0.1:{free_port()}", free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDLEDGER_") and k != "RESET"}
+    env.update({
+        "GRIDLEDGER_DATA_DIR": str(data_dir), "GRIDLEDGER_RPC_URL": rpc_url, "GRIDLEDGER_API_PORT": str(api_port),
+        "GRIDLEDGER_SIM_PROSUMERS": "5", "GRIDLEDGER_SIM_CONSUMERS": "7", "GRIDLEDGER_SIM_SECONDS_PER_DAY": "60",
+        "GRIDLEDGER_SIM_HOURS": "5", "GRIDLEDGER_SIM_START_HOUR_UTC": "8",
+        # the shared test broker (127.0.0.1:1883), on topics and a session of our own
+        "GRIDLEDGER_MQTT_TOPIC_ROOT": f"gl-e2e-{data_dir.name}-{os.getpid()}",
+        "GRIDLEDGER_MQTT_CLIENT_ID": f"gl-e2e-ingest-{data_dir.name}-{os.getpid()}",
+    })
+    output = data_dir / "make-run.out"
+    with open(output, "wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "scripts.devnet"], cwd=PROJECT_ROOT, env=env,
+                                   stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for(process, output, "finished its simulated period", timeout_s=240)
+        w3 = Web3(Web3.HTTPProvider(rpc_url))
+        yield Stack(process, output, data_dir, w3, Deployment.read(data_dir / "deployment.json"),
+                    make_engine(f"sqlite:///{data_dir / 'gridledger.db'}"))
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def settled_everything(stack: Stack, timeout_s: float = 30) -> list:
+    """Energy trades, once every closed period is settled in the mirror (the indexer may lag)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        now = stack.w3.eth.get_block("latest")["timestamp"]
+        trades = stack.rows("SELECT * FROM trades WHERE product = 'energy' ORDER BY trade_id")
+        pending = [t for t in trades if t.delivery_end + GATE_DELAY_S <= now and t.status != "settled"]
+        if not pending or time.monotonic() > deadline:
+            return trades
+        time.sleep(0.5)
+
+
+def test_make_run_prints_each_component_and_the_urls(stack):
+    log = stack.log()
+    for component in ("database", "anvil", "deploy", "indexer", "api", "matcher", "workers", "mqtt", "sim", "urls"):
+        assert f"[{component:>8}]" in log, component
+    assert f"{stack.w3.provider.endpoint_uri}" in log and "/docs" in log
+    status_lines = [line for line in log.splitlines() if line.startswith("[  status]")]
+    assert status_lines and "energy trades" in status_lines[-1] and "indexer lag" in status_lines[-1]
+
+
+def test_household_meters_report_over_mqtt_and_the_rest_over_rest(stack):
+    sources = dict(stack.rows(
+        "SELECT m.kind, group_concat(DISTINCT r.source) FROM meter_readings r JOIN meters m "
+        "ON m.meter_id = r.meter_id GROUP BY m.kind"))
+    assert sources == {"import": "mqtt", "both": "rest"}
+
+
+def test_trades_happened_between_custodial_and_wallet_participants(stack):
+    trades = settled_everything(stack)
+    assert len(trades) >= 10
+    kinds = dict(stack.rows("SELECT lower(address), kind FROM accounts"))
+    assert {kinds[t.buyer] for t in trades} == {"custodial", "wallet"}
+    assert len({t.seller for t in trades}) >= 3
+
+
+def test_every_closed_period_trade_is_settled_exactly_once(stack):
+    trades = settled_everything(stack)
+    now = stack.w3.eth.get_block("latest")["timestamp"]
+    closed = [t for t in trades if t.delivery_end + GATE_DELAY_S <= now]
+    assert closed == trades  # the cool-down closes every period traded
+    market = stack.contract("EnergyMarket")
+    settlements = market.events.TradeSettled().get_logs(from_block=0)
+    per_trade = Counter(e["args"]["tradeId"] for e in settlements)
+    energy_ids = {t.trade_id for t in trades}
+    assert set(per_trade) == energy_ids and set(per_trade.values()) == {1}
+    delivered = {e["args"]["tradeId"]: e["args"]["deliveredWh"] for e in settlements}
+    for trade in closed:
+        assert trade.status == "settled", trade.trade_id
+        assert market.functions.tradeStatus(trade.trade_id).call() == SETTLED
+        assert trade.delivered_wh == delivered[trade.trade_id]
+    assert any(t.penalty > 0 for t in closed), "some sellers fall short: penalties"
+    # the silent meter's trades waited for the missing-data deadline, then settled on what reported
+    missing = stack.rows("SELECT trade_id, delivered_wh FROM reconciliations WHERE data_missing")
+    assert missing and all(trade_id in energy_ids for trade_id, _ in missing)
+
+
+def test_recs_only_from_metered_renewable_export(stack):
+    certificates = stack.rows(
+        "SELECT c.certificate_id, c.device_id, c.period_start, c.period_end, c.volume_wh, d.meter_id, d.technology "
+        "FROM certificates c JOIN devices d ON d.device_id = c.device_id")
+    assert certificates
+    assert len({(c.device_id, c.period_start) for c in certificates}) == len(certificates)
+    incomplete = 0
+    for cert in certificates:
+        assert cert.technology == "SOLAR_PV" and cert.period_end - cert.period_start == 3600
+        exported, quarters = stack.rows(
+            "SELECT coalesce(sum(export_wh), 0), count(*) FROM meter_readings WHERE meter_id = :meter "
+            "AND interval_start >= :start AND interval_start < :end",
+            meter=cert.meter_id.lower(), start=cert.period_start, end=cert.period_end)[0]
+        assert 0 < cert.volume_wh <= exported, cert.certificate_id
+        incomplete += quarters < 4
+    assert incomplete == 1  # the silent meter's hour, issued after the missing-data deadline
+    registry = stack.contract("RECRegistry")
+    for cert in certificates:
+        assert registry.functions.isPeriodIssued(cert.device_id, cert.period_start, cert.period_end).call()
+    # certificates change hands on the market and are retired with a claim
+    assert stack.rows("SELECT count(*) FROM trades WHERE product = 'rec'")[0][0] > 0
+    assert stack.rows("SELECT count(*) FROM claims")[0][0] > 0
+
+
+def test_tokens_are_conserved(stack):
+    trades = settled_everything(stack)
+    token, market = stack.contract("GridUSD"), stack.contract("EnergyMarket")
+    transfers = token.events.Transfer().get_logs(from_block=0)
+    minted = sum(e["args"]["value"] for e in transfers if e["args"]["from"] == ZERO)
+    holders = {e["args"]["to"] for e in transfers} | {e["args"]["from"] for e in transfers}
+    holders.discard(ZERO)
+    assert minted > 0 and token.functions.totalSupply().call() == minted
+    assert sum(token.functions.balanceOf(h).call() for h in holders) == minted
+    escrowed, withdrawable = market.functions.totalEscrowed().call(), market.functions.totalWithdrawable().call()
+    assert token.functions.balanceOf(market.address).call() == escrowed + withdrawable
+    parties = {Web3.to_checksum_address(a) for t in trades for a in (t.seller, t.buyer)}
+    assert sum(market.functions.withdrawable(p).call() for p in parties) == withdrawable
+    assert escrowed == sum(t.payment for t in trades if t.status == "open")
+    for trade in trades:
+        assert trade.seller_payout + trade.buyer_refund == trade.payment
+        assert trade.penalty <= trade.delivered_wh * trade.price // 1000
+
+
+def test_energy_is_conserved(stack):
+    trades = settled_everything(stack)
+    delivered_per_window = defaultdict(int)
+    for trade in trades:
+        assert 0 <= trade.delivered_wh <= trade.quantity_wh
+        delivered_per_window[(trade.seller_meter, trade.delivery_start, trade.delivery_end)] += trade.delivered_wh
+    assert sum(delivered_per_window.values()) > 0
+    for (meter, start, end), delivered in delivered_per_window.items():
+        exported = stack.rows(
+            "SELECT coalesce(sum(export_wh), 0) FROM meter_readings WHERE meter_id = :meter "
+            "AND interval_start >= :start AND interval_start < :end", meter=meter.lower(), start=start, end=end)[0][0]
+        assert delivered <= exported, (meter, start)
+
+
+def test_ctrl_c_stops_every_component(stack):
+    stack.process.send_signal(signal.SIGINT)
+    assert stack.process.wait(timeout=60) == 0
+    log = stack.log()
+    for component in ("neighbourhood", "mqtt", "workers", "matcher", "api", "indexer"):
+        assert f"[{component:>8}] stopped" in log, component
+    assert "stopped (state saved)" in log and (stack.data_dir / "anvil-state.json").is_file()
