@@ -147,7 +147,7 @@ class Settings(BaseSettings):
         """Celery broker: explicit URL, else Redis if GRIDLEDGER_REDIS_URL is set, else files."""
         if self.celery_broker_url:
             return self.celery_broker_url
-        if "redis_url" in self.model_fields_set:
+        if self.redis_url:
             return self.redis_url
         return "filesystem://"
 

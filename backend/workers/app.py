@@ -11,12 +11,14 @@ from __future__ import annotations
 from celery import Celery
 
 from backend.core.config import settings
+from backend.workers.queue import QUEUE_NAME, filesystem_folders
 
 
 def broker_options(broker_url: str) -> dict:
     if broker_url.startswith("filesystem"):
-        queue, processed, control = (settings.data_dir / "celery" / name for name in ("queue", "processed", "control"))
-        for folder in (queue, processed, control):
+        folders = filesystem_folders(settings)
+        queue, processed, control = folders["queue"], folders["processed"], folders["control"]
+        for folder in folders.values():
             folder.mkdir(parents=True, exist_ok=True)
         return {"data_folder_in": str(queue), "data_folder_out": str(queue), "control_folder": str(control),
                 "processed_folder": str(processed), "store_processed": False}
@@ -33,7 +35,7 @@ def create_celery() -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_default_queue="gridledger",
+        task_default_queue=QUEUE_NAME,
         beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),
         beat_schedule={
             "close-settlement-periods": {"task": "settlement.close_periods",

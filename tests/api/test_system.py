@@ -14,6 +14,8 @@ def test_health_reports_indexer_lag_and_metrics_count_requests(chain_api):
     healthy = client.get("/health")
     assert healthy.status_code == 200, healthy.text
     assert healthy.json()["checks"]["indexer"]["lag_blocks"] == 0
+    assert healthy.json()["checks"]["queue"] == {"ok": True, "broker": "redis", "depth": 0,
+                                                  "latency_ms": healthy.json()["checks"]["queue"]["latency_ms"]}
     devnet.workload.advance(60)  # one block the indexer has not seen
     devnet.workload.advance(60)
     lagging = client.get("/health").json()["checks"]["indexer"]

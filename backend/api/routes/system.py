@@ -11,6 +11,7 @@ from sqlmodel import select
 
 from backend.api.deps import SessionDep, SettingsDep, StoreDep
 from backend.chain.contracts import chain_for
+from backend.workers.queue import queue_depth
 from indexer.models import IndexerCursor
 
 router = APIRouter(tags=["system"])
@@ -50,6 +51,7 @@ def health(session: SessionDep, settings: SettingsDep, store: StoreDep):
                 "lag_seconds": max(head_time - cursor.block_timestamp, 0)}
 
     _check("indexer", checks, indexer)
+    _check("queue", checks, lambda: queue_depth(settings))
     healthy = all(c["ok"] for c in checks.values())
     return JSONResponse({"status": "ok" if healthy else "degraded", "checks": checks},
                         status_code=200 if healthy else 503)
