@@ -30,6 +30,7 @@ from backend.core.config import PROJECT_ROOT, Settings, settings as default_sett
 from backend.core.db import get_engine
 from backend.core.errors import GridLedgerError
 from backend.core.migrate import upgrade
+from backend.core.processes import stop_process
 from indexer.reset import clear_mirror
 
 
@@ -64,12 +65,7 @@ def start_component(name: str, module: str, config: Settings | None = None) -> s
 
 
 def stop_component(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    stop_process(process, signal.SIGTERM)
 
 
 def wait_for_api(url: str, process: subprocess.Popen, timeout_s: float = 60) -> None:

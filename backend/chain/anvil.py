@@ -13,6 +13,7 @@ import requests
 
 from backend.core.config import PROJECT_ROOT
 from backend.core.errors import GridLedgerError
+from backend.core.processes import stop_process
 
 
 class AnvilError(GridLedgerError):
@@ -52,13 +53,7 @@ class AnvilNode:
 
     def stop(self) -> None:
         """SIGINT first: Anvil writes its --state file on a clean exit."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, signal.SIGINT)
 
 
 def start_anvil(

@@ -19,6 +19,7 @@ from web3 import Web3
 
 from backend.chain.anvil import free_port
 from backend.chain.deployment import Deployment
+from backend.core.processes import stop_process
 from backend.core.config import PROJECT_ROOT
 from backend.core.db import make_engine
 
@@ -81,12 +82,7 @@ def stack(tmp_path_factory):
         yield Stack(process, output, data_dir, w3, Deployment.read(data_dir / "deployment.json"),
                     make_engine(f"sqlite:///{data_dir / 'gridledger.db'}"))
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_process(process, signal.SIGINT, timeout_s=60)
 
 
 def settled_everything(stack: Stack, timeout_s: float = 30) -> list:
