@@ -14,15 +14,13 @@ from web3 import Web3
 
 from backend.accounts.models import Account
 from backend.accounts.security import create_access_token
-from backend.api.deps import get_db
-from backend.core.config import Settings, get_settings
-from backend.core.db import make_engine
-from backend.main import create_app
+from backend.core.config import Settings
 from indexer.base import Indexer, IndexerConfig
 from indexer.rpc import RetryPolicy, RpcClient
 from scripts.deploy import deploy_all
-from tests.indexer.conftest import catch_up
+from tests.fixtures.app import app_on
 from tests.fixtures.database import migrated_schema
+from tests.indexer.conftest import catch_up
 from tests.fixtures.services import TEST_REDIS_URL
 
 
@@ -32,7 +30,7 @@ def api_app(anvil, tmp_path_factory):
         config = Settings(_env_file=None, data_dir=tmp_path_factory.mktemp("schemathesis"), rpc_url=anvil.rpc_url,
                           database_url=url, redis_url=TEST_REDIS_URL, rate_limit_per_minute=10**6)
         deployment = deploy_all(Web3(Web3.HTTPProvider(anvil.rpc_url)), config)
-        engine = make_engine(url)
+        app, engine = app_on(url, config)
         catch_up(Indexer(engine, RpcClient(anvil.rpc_url, timeout_s=5, retry=RetryPolicy(attempts=10)),
                          deployment, IndexerConfig(confirmation_depth=0)))  # /health needs a cursor
         with Session(engine) as session:
@@ -41,13 +39,6 @@ def api_app(anvil, tmp_path_factory):
             session.commit()
             token = create_access_token(account.id, account.roles, config, minutes=120)
 
-        def db():
-            with Session(engine) as session:
-                yield session
-
-        app = create_app()
-        app.dependency_overrides[get_db] = db
-        app.dependency_overrides[get_settings] = lambda: config
         app.state.fuzz_headers = {"Authorization": f"Bearer {token}"}
         yield app
         engine.dispose()
