@@ -67,7 +67,13 @@ run: setup
 test: setup
 	@$(VPY) -m pytest $(PYTEST_ARGS)
 
-bench: setup
+# wrk drives the HTTP benchmarks (64 keep-alive connections from a C load generator).
+$(STAMPS)/wrk:
+	@command -v wrk >/dev/null || { echo "setup: installing wrk (apt-get) for the API benchmarks"; \
+		$(SUDO) apt-get update && $(SUDO) apt-get install -y wrk; }
+	@mkdir -p $(STAMPS) && touch $@
+
+bench: setup $(STAMPS)/wrk
 	@$(VPY) -m bench $(BENCH)
 
 clean:

@@ -1,8 +1,7 @@
-"""Shared plumbing of the API benchmarks: a deployed Anvil, a scratch schema, uvicorn in a
-subprocess, and an asyncio load generator (httpx, N concurrent keep-alive connections)."""
+"""Shared plumbing of the API benchmarks: a deployed Anvil, a scratch schema and uvicorn in a
+subprocess (the load generator is wrk, bench/_wrk.py)."""
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import subprocess
@@ -44,15 +43,15 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(app: str, settings: Settings):
-    """uvicorn (uvloop + httptools, one worker) on a free port; yields the base URL."""
+def serve(app: str, settings: Settings, workers: int = 1):
+    """uvicorn (uvloop + httptools, `workers` processes) on a free port; yields the base URL."""
     port = free_port()
     env = {**os.environ, "GRIDLEDGER_DATABASE_URL": settings.database_url, "GRIDLEDGER_RPC_URL": settings.rpc_url,
            "GRIDLEDGER_DATA_DIR": str(settings.data_dir), "GRIDLEDGER_REDIS_URL": settings.redis_url,
            "GRIDLEDGER_RATE_LIMIT_PER_MINUTE": str(settings.rate_limit_per_minute)}
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-         "--loop", "uvloop", "--http", "httptools", "--no-access-log"], cwd=PROJECT_ROOT, env=env)
+         "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--workers", str(workers)], cwd=PROJECT_ROOT, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(200):
@@ -67,41 +66,3 @@ def serve(app: str, settings: Settings):
     finally:
         process.terminate()
         process.wait(timeout=10)
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
-
-
-async def _load(url: str, connections: int, duration_s: float, method: str = "GET", body_for=None,
-                headers: dict | None = None) -> tuple[int, list[float], int]:
-    latencies: list[float] = []
-    errors = 0
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    async with httpx.AsyncClient(limits=limits, timeout=30, headers=headers) as client:
-        deadline = time.perf_counter() + duration_s
-        counter = iter(range(10**9))
-
-        async def worker():
-            nonlocal errors
-            while time.perf_counter() < deadline:
-                started = time.perf_counter()
-                if method == "GET":
-                    reply = await client.get(url)
-                else:
-                    reply = await client.post(url, json=body_for(next(counter)))
-                latencies.append(time.perf_counter() - started)
-                if reply.status_code >= 400:
-                    errors += 1
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(connections)))
-        elapsed = time.perf_counter() - started
-    return int(len(latencies) / elapsed), latencies, errors
-
-
-def load(url: str, connections: int = 64, duration_s: float = 5.0, **kwargs) -> dict:
-    rps, latencies, errors = asyncio.run(_load(url, connections, duration_s, **kwargs))
-    return {"rps": rps, "p50_ms": round(percentile(latencies, 0.5) * 1000, 2),
-            "p99_ms": round(percentile(latencies, 0.99) * 1000, 2), "requests": len(latencies), "errors": errors}

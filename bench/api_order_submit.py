@@ -7,6 +7,7 @@ FastAPI endpoint that only recovers the signer and stores the row (bench/_baseli
 """
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 
 import httpx
@@ -16,7 +17,8 @@ from web3 import Web3
 
 from backend.accounts.services import siwe_message
 from backend.market import orders as eip712
-from bench._api import api_environment, load, serve
+from bench._api import api_environment, serve
+from bench._wrk import run_wrk
 from scripts.workload import anvil_account
 
 CONNECTIONS, DURATION_S, PRESIGNED = 32, 5.0, 2_500
@@ -57,8 +59,8 @@ def run():
                         "expiry": order.expiry, "meter_id": "0x" + order.meterId.hex(), "nonce": order.nonce,
                         "salt": str(order.salt), "signature": sig}
 
-            ours = load(f"{base}/v1/trading/orders", CONNECTIONS, DURATION_S, method="POST", body_for=body,
-                        headers=headers)
+            ours = run_wrk(f"{base}/v1/trading/orders", CONNECTIONS, DURATION_S, headers=headers,
+                           bodies=[json.dumps(body(i)) for i in range(PRESIGNED)])
         accepted = ours["requests"] - ours["errors"]
         if ours["requests"] > PRESIGNED:
             raise RuntimeError(f"only {PRESIGNED} distinct orders were signed; raise PRESIGNED")
@@ -70,7 +72,8 @@ def run():
                         "chain_id": deployment.chain_id, "market": market, "account_id": account_id,
                         "meter_id": "0x" + order.meterId.hex()}
 
-            baseline = load(f"{base}/orders", CONNECTIONS, DURATION_S, method="POST", body_for=baseline_body)
+            baseline = run_wrk(f"{base}/orders", CONNECTIONS, DURATION_S,
+                               bodies=[json.dumps(baseline_body(i)) for i in range(PRESIGNED)])
     yield {"metric": "orders_per_s", "value": round(accepted / DURATION_S, 1), "unit": "orders/s",
            "errors": ours["errors"], "requests": ours["requests"], "connections": CONNECTIONS,
            "ratio_to_baseline": round(ours["rps"] / max(baseline["rps"], 1), 3)}

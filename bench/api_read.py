@@ -1,7 +1,7 @@
 """GET /v1/trading/orderbook and /v1/trading/trades under 64 concurrent connections.
 
 Target (issue 5): >= 10,000 req/s with p99 <= 100 ms on a 2-core machine. The load generator
-(httpx/asyncio) shares the two cores with the server, so absolute figures are a lower bound;
+(wrk) shares the two cores with the server, so absolute figures are a lower bound;
 the baseline (a plain FastAPI/SQLModel app serving the same reads, bench/_baseline_app.py)
 runs under identical conditions and the ratio is the comparable figure.
 """
@@ -14,7 +14,8 @@ from sqlmodel import Session
 from backend.accounts.models import Account
 from backend.core.db import make_engine
 from backend.market.models import SignedOrder
-from bench._api import api_environment, load, serve
+from bench._api import api_environment, serve
+from bench._wrk import run_wrk
 from indexer.models import Trade
 
 ORDERS, TRADES, CONNECTIONS, DURATION_S = 400, 2_000, 64, 5.0
@@ -50,11 +51,11 @@ def run():
         seed(settings.database_url, start)
         results = {}
         with serve("backend.main:app", settings) as base:
-            results["orderbook"] = load(f"{base}/v1/trading/orderbook?market_id=energy-{start}", CONNECTIONS, DURATION_S)
-            results["trades"] = load(f"{base}/v1/trading/trades?limit=100", CONNECTIONS, DURATION_S)
+            results["orderbook"] = run_wrk(f"{base}/v1/trading/orderbook?market_id=energy-{start}", CONNECTIONS, DURATION_S)
+            results["trades"] = run_wrk(f"{base}/v1/trading/trades?limit=100", CONNECTIONS, DURATION_S)
         with serve("bench._baseline_app:app", settings) as base:
-            results["baseline_orderbook"] = load(f"{base}/orderbook?market_id=energy-{start}", CONNECTIONS, DURATION_S)
-            results["baseline_trades"] = load(f"{base}/trades", CONNECTIONS, DURATION_S)
+            results["baseline_orderbook"] = run_wrk(f"{base}/orderbook?market_id=energy-{start}", CONNECTIONS, DURATION_S)
+            results["baseline_trades"] = run_wrk(f"{base}/trades", CONNECTIONS, DURATION_S)
     ob, tr, base_ob, base_tr = (results[k] for k in ("orderbook", "trades", "baseline_orderbook", "baseline_trades"))
     yield {"metric": "orderbook_rps", "value": ob["rps"], "unit": "req/s", "target": 10_000,
            "ratio_to_baseline": round(ob["rps"] / max(base_ob["rps"], 1), 3), "connections": CONNECTIONS,
