@@ -1,15 +1,21 @@
 """The FastAPI application: `uvicorn backend.main:app` or `python -m backend`."""
 from __future__ import annotations
 
+import asyncio
+import gc
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
+from backend.api.change_feed import watch_outbox
 from backend.api.middleware import IdempotencyMiddleware, MetricsMiddleware
 from backend.api.problems import install_problem_handlers
-from backend.api.routes import api_router, system
+from backend.api.read_cache import ReadCache, ReadCacheMiddleware
+from backend.api.routes import CACHED_PUBLIC_READS, api_router, system
+from backend.core.config import get_settings
 from backend.core.errors import ServiceUnavailable
 
 DASHBOARD_DIR = Path(__file__).parent / "dashboard" / "static"
@@ -34,8 +40,28 @@ def mount_dashboard(app: FastAPI, directory: Path = DASHBOARD_DIR) -> None:
     app.mount("/assets", StaticFiles(directory=directory / "assets", check_dir=False), name="dashboard-assets")
 
 
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    """Runs the change feed that invalidates this worker's read cache."""
+    settings = app.dependency_overrides.get(get_settings, get_settings)()
+    cache: ReadCache = app.state.read_cache
+    cache.ttl_s, cache.max_bytes = settings.public_cache_ttl_s, settings.public_cache_max_bytes
+    feed = asyncio.create_task(watch_outbox(settings, cache.invalidate)) if settings.public_cache_ttl_s > 0 else None
+    # Everything imported so far lives as long as the process: keep it out of the collector's
+    # full passes, which otherwise stall every request for 50-200 ms now and then.
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        if feed is not None:
+            feed.cancel()
+            await asyncio.gather(feed, return_exceptions=True)
+
+
 def create_app() -> FastAPI:
     app = FastAPI(
+        lifespan=lifespan,
         title="GridLedger",
         version="0.1.0",
         summary="Peer-to-peer energy market and REC registry API (WIA-ENE-014 style, under /v1)",
@@ -43,7 +69,10 @@ def create_app() -> FastAPI:
         docs_url="/docs",
     )
     install_problem_handlers(app)
+    defaults = get_settings()
+    app.state.read_cache = ReadCache(CACHED_PUBLIC_READS, defaults.public_cache_ttl_s, defaults.public_cache_max_bytes)
     app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(ReadCacheMiddleware, cache=app.state.read_cache)
     app.add_middleware(MetricsMiddleware)
     app.include_router(api_router, prefix="/v1")
     app.include_router(system.router)

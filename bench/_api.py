@@ -43,10 +43,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(app: str, settings: Settings, workers: int = 1):
-    """uvicorn (uvloop + httptools, `workers` processes) on a free port; yields the base URL."""
+def serve(app: str, settings: Settings, workers: int = 1, **overrides: str):
+    """uvicorn (uvloop + httptools, `workers` processes) on a free port; yields the base URL.
+    `overrides` are settings by name (`public_cache_ttl_s="0"`)."""
     port = free_port()
-    env = {**os.environ, "GRIDLEDGER_DATABASE_URL": settings.database_url, "GRIDLEDGER_RPC_URL": settings.rpc_url,
+    env = {**os.environ, **{f"GRIDLEDGER_{k.upper()}": v for k, v in overrides.items()}, "GRIDLEDGER_DATABASE_URL": settings.database_url, "GRIDLEDGER_RPC_URL": settings.rpc_url,
            "GRIDLEDGER_DATA_DIR": str(settings.data_dir), "GRIDLEDGER_REDIS_URL": settings.redis_url,
            "GRIDLEDGER_RATE_LIMIT_PER_MINUTE": str(settings.rate_limit_per_minute)}
     process = subprocess.Popen(

@@ -1,4 +1,5 @@
-"""HTTP middleware: request metrics (Prometheus) and `Idempotency-Key` on POST.
+"""HTTP middleware (pure ASGI, no per-request task or stream): request metrics (Prometheus)
+and `Idempotency-Key` on POST.
 
 Idempotency: the first POST with a key stores `pending` in Redis (SET NX); when it completes
 (status < 500) its status and body are stored for `idempotency_ttl_s` and every retry with the
@@ -14,10 +15,10 @@ import time
 
 import jwt
 from prometheus_client import Counter, Histogram
-from starlette.middleware.base import BaseHTTPMiddleware
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from backend.api.asgi import ResponseCapture, StatusWatch, send_body
 from backend.api.problems import problem
 from backend.core.config import get_settings
 from backend.core.errors import ServiceUnavailable
@@ -28,81 +29,140 @@ LATENCY = Histogram("gridledger_http_request_seconds", "HTTP request latency", [
                     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
 
 
-def _settings(request: Request):
-    return request.app.dependency_overrides.get(get_settings, get_settings)()
+def _settings(scope: Scope):
+    app = scope.get("app")
+    return getattr(app, "dependency_overrides", {}).get(get_settings, get_settings)()
 
 
-class MetricsMiddleware(BaseHTTPMiddleware):
-    async def dispatch(self, request: Request, call_next):
+class MetricsMiddleware:
+    """Counts and times every request by route template (cache hits by their path)."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+        self.children: dict[tuple, tuple] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
         started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        name = getattr(route, "path", "unmatched")
-        LATENCY.labels(request.method, name).observe(time.perf_counter() - started)
-        REQUESTS.labels(request.method, name, str(response.status_code)).inc()
-        return response
+        watch = StatusWatch(send)
+        try:
+            await self.app(scope, receive, watch)
+        finally:
+            route = scope.get("route")
+            name = getattr(route, "path", None) or (scope["path"] if "gridledger.cache" in scope else "unmatched")
+            status = watch.status
+            key = (scope["method"], name, status)
+            children = self.children.get(key)
+            if children is None:  # labels() takes a lock and builds a tuple: do it once per key
+                children = self.children[key] = (LATENCY.labels(scope["method"], name),
+                                                  REQUESTS.labels(scope["method"], name, str(status)))
+            children[0].observe(time.perf_counter() - started)
+            children[1].inc()
 
 
-def _caller(request: Request, secret: str) -> str:
-    authorization = request.headers.get("authorization", "")
+def _caller(headers: Headers, scope: Scope, secret: str) -> str:
+    authorization = headers.get("authorization", "")
     if authorization.lower().startswith("bearer "):
         try:
             return "acct:" + str(jwt.decode(authorization[7:].strip(), secret, algorithms=["HS256"])["sub"])
         except (jwt.InvalidTokenError, KeyError):
             pass
-    api_key = request.headers.get("x-api-key")
+    api_key = headers.get("x-api-key")
     if api_key:
         return "key:" + hashlib.sha256(api_key.encode()).hexdigest()
-    return "anon:" + (request.client.host if request.client else "-")
+    client = scope.get("client")
+    return "anon:" + (client[0] if client else "-")
 
 
-class IdempotencyMiddleware(BaseHTTPMiddleware):
-    async def dispatch(self, request: Request, call_next):
-        key = request.headers.get("idempotency-key")
-        if request.method != "POST" or key is None:
-            return await call_next(request)
-        path = request.url.path
+class IdempotencyMiddleware:
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return await self.app(scope, receive, send)
+        headers = Headers(scope=scope)
+        key = headers.get("idempotency-key")
+        if key is None:
+            return await self.app(scope, receive, send)
+        path = scope["path"]
         if not 1 <= len(key) <= 255:
-            return problem(422, "invalid-idempotency-key", "Idempotency-Key must be 1-255 characters",
-                           None, path)
-        settings = _settings(request)
+            reply = problem(422, "invalid-idempotency-key", "Idempotency-Key must be 1-255 characters", None, path)
+            return await reply(scope, receive, send)
+        settings = _settings(scope)
         store = store_for(settings)
-        body = await request.body()
+        body = await _read_body(receive)
         fingerprint = hashlib.sha256(path.encode() + b"\0" + body).hexdigest()
-        caller = _caller(request, settings.secret_key.get_secret_value())
+        caller = _caller(headers, scope, settings.secret_key.get_secret_value())
         slot = "gridledger:idem:" + hashlib.sha256(f"{caller}\0{key}".encode()).hexdigest()
         try:
             fresh = store.set_if_absent(slot, json.dumps({"state": "pending", "fp": fingerprint}),
                                         settings.idempotency_ttl_s)
             stored = None if fresh else json.loads(store.get(slot) or "null")
         except ServiceUnavailable:
-            return problem(503, "service-unavailable", "A dependency is unavailable",
-                           "idempotency store (Redis) unavailable", path)
+            reply = problem(503, "service-unavailable", "A dependency is unavailable",
+                            "idempotency store (Redis) unavailable", path)
+            return await reply(scope, receive, send)
         if stored is not None:
             if stored["fp"] != fingerprint:
-                return problem(422, "idempotency-key-reused", "Idempotency-Key reused with another request",
-                               "send a new key for a different request", path)
-            if stored["state"] == "pending":
-                return problem(409, "idempotency-in-progress", "A request with this key is still running",
-                               "retry shortly", path)
-            return Response(stored["body"].encode("latin-1"), status_code=stored["status"],
-                            media_type=stored["media_type"], headers={"Idempotent-Replayed": "true"})
+                reply = problem(422, "idempotency-key-reused", "Idempotency-Key reused with another request",
+                                "send a new key for a different request", path)
+            elif stored["state"] == "pending":
+                reply = problem(409, "idempotency-in-progress", "A request with this key is still running",
+                                "retry shortly", path)
+            else:
+                return await _replay(stored, send)
+            return await reply(scope, receive, send)
         if not fresh and stored is None:  # key vanished between SET NX and GET: run once more
             store.put(slot, json.dumps({"state": "pending", "fp": fingerprint}), settings.idempotency_ttl_s)
+
+        response = ResponseCapture()
         try:
-            response = await call_next(request)
+            await self.app(scope, _replay_body(body, receive), response)
         except Exception:
             store.delete(slot)
             raise
-        chunks = [chunk async for chunk in response.body_iterator]
-        content = b"".join(c if isinstance(c, bytes) else c.encode() for c in chunks)
-        if response.status_code >= 500:
+        content, status, response_headers = response.body, response.status, response.headers()
+        if status >= 500:
             store.delete(slot)
         else:
-            store.put(slot, json.dumps({
-                "state": "done", "fp": fingerprint, "status": response.status_code,
-                "media_type": response.media_type or response.headers.get("content-type"),
-                "body": content.decode("latin-1"),
-            }), settings.idempotency_ttl_s)
-        headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
-        return Response(content, status_code=response.status_code, headers=headers)
+            media_type = next((v.decode("latin-1") for k, v in response_headers if k.lower() == b"content-type"),
+                              None)
+            store.put(slot, json.dumps({"state": "done", "fp": fingerprint, "status": status,
+                                        "media_type": media_type, "body": content.decode("latin-1")}),
+                      settings.idempotency_ttl_s)
+        await send_body(send, status, response_headers, content)
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    return b"".join(chunks)
+
+
+def _replay_body(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that hands the already-read body to the app, then the connection's own."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+async def _replay(stored: dict, send: Send) -> None:
+    headers = [(b"idempotent-replayed", b"true")]
+    if stored.get("media_type"):
+        headers.append((b"content-type", stored["media_type"].encode("latin-1")))
+    await send_body(send, stored["status"], headers, stored["body"].encode("latin-1"))

@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(default=600, ge=1)  # per account, fixed one-minute window
     idempotency_ttl_s: int = Field(default=86_400, ge=60)
     outbox_stream: str = "gridledger:outbox"
+    api_workers: int = Field(default=1, ge=1, le=64)  # uvicorn processes; >1 needs Redis (shared limits)
+    public_cache_ttl_s: float = Field(default=1.0, ge=0)  # public market reads from memory; 0 = off
+    public_cache_max_bytes: int = Field(default=64 * 2**20, ge=0)  # per worker
 
     # Market parameters used at deployment
     tolerance_bps: int = Field(default=500, ge=0, le=10_000)
@@ -120,6 +123,9 @@ class Settings(BaseSettings):
             master_key = b""
         if len(master_key) != 32:
             raise ConfigurationError("GRIDLEDGER_MASTER_KEY_HEX must be 64 hex characters (AES-256 key)")
+        if self.api_workers > 1 and not self.redis_url:
+            raise ConfigurationError("GRIDLEDGER_API_WORKERS > 1 needs GRIDLEDGER_REDIS_URL: rate limits, "
+                                     "idempotency keys and SIWE nonces must be shared between the workers")
         if self.environment != "development":
             dev_values = {
                 "deployer_private_key": DEV_DEPLOYER_KEY,

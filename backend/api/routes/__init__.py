@@ -13,3 +13,11 @@ api_router.include_router(recs.router)
 api_router.include_router(ws.router)
 api_router.include_router(public.router)
 api_router.include_router(relay.router)
+
+# Anonymous GETs whose response is the same for every caller: served from each worker's
+# read cache (backend/api/read_cache.py). Never list a route that reads the caller.
+CACHED_PUBLIC_READS = (
+    "/v1/trading/markets", "/v1/trading/orderbook", "/v1/trading/trades", "/v1/trading/prices",
+    "/v1/public/summary", "/v1/public/settlements", "/v1/public/energy/periods", "/v1/public/recs/issuance",
+    "/v1/public/recs/claims",
+)

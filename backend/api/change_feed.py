@@ -1,0 +1,74 @@
+"""Tells an API worker that market data changed somewhere else.
+
+The outbox is the change feed: the indexer appends a message for every mirrored event (and
+the API for every order it stores), so a new outbox message means cached public reads may
+be stale. With Redis the worker blocks on the outbox stream (XREAD); without it, it polls
+the outbox table's highest id. Outages are waited out — meanwhile the read cache's TTL
+still bounds staleness.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import anyio
+import redis.asyncio as aioredis
+from sqlalchemy import func, select
+
+from backend.core.config import Settings
+from backend.core.db import make_engine
+from indexer.models import OutboxMessage
+
+log = logging.getLogger("gridledger.api")
+
+
+async def watch_outbox(settings: Settings, on_change: Callable[[], None], poll_s: float = 0.25) -> None:
+    """Call `on_change` after each batch of new outbox messages, until cancelled."""
+    watch = _watch_stream if settings.redis_url else _watch_table
+    delay = poll_s
+    while True:
+        try:
+            await watch(settings, on_change, poll_s)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any outage: wait, invalidate, retry
+            log.warning("change feed unavailable (%s); retrying in %.1f s", exc, delay)
+            on_change()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+async def _watch_stream(settings: Settings, on_change: Callable[[], None], poll_s: float) -> None:
+    client = aioredis.from_url(settings.redis_url)
+    try:
+        latest = await client.xrevrange(settings.outbox_stream, count=1)
+        last_id = latest[0][0] if latest else b"0-0"
+        while True:
+            batches = await client.xread({settings.outbox_stream: last_id}, block=1_000, count=1_000)
+            for _, entries in batches or []:
+                if entries:
+                    last_id = entries[-1][0]
+                    on_change()
+    finally:
+        await client.aclose()
+
+
+async def _watch_table(settings: Settings, on_change: Callable[[], None], poll_s: float) -> None:
+    engine = make_engine(settings.database_url)
+    newest = select(func.coalesce(func.max(OutboxMessage.__table__.c.id), 0))
+
+    def read() -> int:
+        with engine.connect() as connection:
+            return connection.execute(newest).scalar_one()
+
+    try:
+        seen = await anyio.to_thread.run_sync(read)
+        while True:
+            await asyncio.sleep(poll_s)
+            current = await anyio.to_thread.run_sync(read)
+            if current != seen:
+                seen = current
+                on_change()
+    finally:
+        engine.dispose()
