@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from eth_account import Account as EthAccount
 from eth_account.messages import encode_typed_data
-from sqlalchemy import case, func, or_
+from sqlalchemy import case, func, or_, union_all
 from sqlmodel import Session, select
 
 from backend.accounts.custody import custodial_signer
@@ -347,29 +347,35 @@ def open_orders(session: Session, product: int, asset_id: int, delivery_start: i
 
 
 def order_book(session: Session, market_id: str, now: int, depth: int = 50) -> OrderBook:
-    """Live orders aggregated by price in one SQL query (mirror fills and cancels joined in)."""
+    """Live orders aggregated by price, both sides in one SQL statement (one round trip;
+    mirror fills and cancels joined in)."""
     product, asset_id, start, _ = parse_market_id(market_id)
     levels: dict[int, list[PriceLevel]] = {eip712.BUY: [], eip712.SELL: []}
     if product == eip712.REC or start > now:
         filled = func.coalesce(MarketOrder.filled_wh, 0)
         done = case((filled > SignedOrder.matched_wh, filled), else_=SignedOrder.matched_wh)
-        remaining = func.sum(SignedOrder.quantity_wh - done)
         live = (SignedOrder.status == "open", SignedOrder.product == product, SignedOrder.asset_id == asset_id,
                 SignedOrder.delivery_start == start, SignedOrder.expiry >= now,
                 SignedOrder.matched_wh < SignedOrder.quantity_wh,
                 or_(MarketOrder.order_hash.is_(None),
                     (MarketOrder.cancelled.is_(False)) & (MarketOrder.filled_wh < SignedOrder.quantity_wh)))
-        for side, descending in ((eip712.BUY, True), (eip712.SELL, False)):
-            rows = session.exec(
-                select(SignedOrder.price, remaining, func.count())
-                .select_from(SignedOrder)
-                .outerjoin(MarketOrder, MarketOrder.order_hash == SignedOrder.order_hash)
-                .where(*live, SignedOrder.side == side)
-                .group_by(SignedOrder.price)
-                .order_by(SignedOrder.price.desc() if descending else SignedOrder.price)
-                .limit(depth)
-            ).all()
-            levels[side] = [PriceLevel(price=p, quantity_wh=int(q), orders=n) for p, q, n in rows]
+        sides = [
+            select(SignedOrder.side, SignedOrder.price, func.sum(SignedOrder.quantity_wh - done).label("remaining"),
+                   func.count().label("orders"))
+            .select_from(SignedOrder)
+            .outerjoin(MarketOrder, MarketOrder.order_hash == SignedOrder.order_hash)
+            .where(*live, SignedOrder.side == side)
+            .group_by(SignedOrder.side, SignedOrder.price)
+            .order_by(SignedOrder.price.desc() if descending else SignedOrder.price)
+            .limit(depth)
+            .subquery()
+            for side, descending in ((eip712.BUY, True), (eip712.SELL, False))
+        ]
+        both = union_all(*(select(side) for side in sides)).subquery()
+        for side, price, remaining, orders in session.execute(select(both)):
+            levels[side].append(PriceLevel(price=price, quantity_wh=int(remaining), orders=orders))
+        levels[eip712.BUY].sort(key=lambda level: -level.price)
+        levels[eip712.SELL].sort(key=lambda level: level.price)
     return OrderBook(market_id=market_id, bids=levels[eip712.BUY], asks=levels[eip712.SELL], timestamp=now)
 
 
