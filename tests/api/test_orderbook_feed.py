@@ -1,11 +1,13 @@
 """Order-book deltas over `/v1/ws`, end to end: orders placed and cancelled through one API
 worker, a fill on chain mirrored by the indexer, and a subscriber on another worker (its own
-app and engine, sharing only PostgreSQL and Redis) who rebuilds the book from the snapshot
+app and engine, sharing only PostgreSQL and Redis, fed from the Redis stream or, configured
+without Redis, from the outbox table) who rebuilds the book from the snapshot
 and the deltas and ends with exactly `GET /v1/trading/orderbook`."""
 from __future__ import annotations
 
 import json
 
+import pytest
 from websockets.sync.client import connect
 
 from indexer.outbox import OutboxPublisher, RedisStreamSink
@@ -55,7 +57,8 @@ def level(price: int, quantity_wh: int, orders: int) -> dict:
     return {"price": price, "quantity_wh": quantity_wh, "orders": orders}
 
 
-def test_subscriber_rebuilds_the_book_from_snapshot_and_deltas(market):
+@pytest.mark.parametrize("feed", ["redis stream", "outbox table"])
+def test_subscriber_rebuilds_the_book_from_snapshot_and_deltas(market, feed):
     api, client, seller = market["api"], market["client"], market["seller"]
     market_id = f"energy-{market['period']}"
     channel = f"trading.market.{market_id}"
@@ -67,7 +70,8 @@ def test_subscriber_rebuilds_the_book_from_snapshot_and_deltas(market):
         return reply.json()["id"]
 
     offer(5_000, 100_000)  # resting before anybody subscribes: only the snapshot tells of it
-    other_worker, other_engine = app_on(api.settings.database_url, api.settings)
+    other_settings = api.settings if feed == "redis stream" else api.settings.model_copy(update={"redis_url": ""})
+    other_worker, other_engine = app_on(api.settings.database_url, other_settings)
     try:
         with serve(other_worker) as url, connect(url.replace("http", "ws", 1) + "/v1/ws") as socket:
             subscriber = Subscriber(socket, channel)
