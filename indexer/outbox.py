@@ -1,7 +1,9 @@
 """Hand-off to the workers: publish outbox rows after their transaction committed.
 
 A crash between commit and publish loses nothing: unpublished rows are sent on the next
-call. Delivery is at-least-once; consumers de-duplicate by the message id.
+call. Delivery is at-least-once; consumers de-duplicate by the message id. Several
+publishers may run (the indexer, and each API process relaying its own order events):
+rows are claimed with `FOR UPDATE SKIP LOCKED`, so one publisher sends each.
 """
 from __future__ import annotations
 
@@ -52,6 +54,7 @@ class OutboxPublisher:
                 rows = connection.execute(
                     select(t.c.id, t.c.topic, t.c.block_number, t.c.payload)
                     .where(t.c.published_at.is_(None)).order_by(t.c.id).limit(self.batch_size)
+                    .with_for_update(skip_locked=True)
                 ).mappings().all()
                 if not rows:
                     return published

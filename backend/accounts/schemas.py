@@ -6,6 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from backend.accounts.models import Role
+
 EMAIL = r"^[^@\s\x00-\x1f]{1,64}@[^@\s\x00-\x1f]{1,189}\.[A-Za-z]{2,}$"
 PRINTABLE = r"^[^\x00-\x1f\x7f]*$"  # no control characters (PostgreSQL text refuses NUL)
 
@@ -68,3 +70,28 @@ class SiweNonceResponse(BaseModel):
 class SiweVerifyRequest(BaseModel):
     message: str = Field(min_length=1, max_length=4096)
     signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$")
+
+
+class AccountAdminView(AccountPublic):
+    """An account as administrators see it."""
+
+    active: bool
+
+
+class RolesUpdate(BaseModel):
+    """The account's complete role list (replaces the current one)."""
+
+    roles: list[Role] = Field(max_length=len(Role))
+
+
+class ChainRoleChange(BaseModel):
+    contract: str  # RECRegistry | EnergyMarket
+    role: str  # REGISTRAR_ROLE | ISSUER_ROLE | OPERATOR_ROLE
+    granted: bool  # false: revoked
+    tx_hash: str
+
+
+class RolesUpdated(BaseModel):
+    account: AccountAdminView
+    chain_changes: list[ChainRoleChange]  # on-chain grants/revocations sent for this change
+    chain_skipped: str | None = None  # why on-chain roles were left alone, if they were

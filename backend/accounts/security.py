@@ -43,6 +43,8 @@ def hash_api_key(key: str) -> str:
 
 def create_access_token(account_id: uuid.UUID, roles: list[str], settings: Settings,
                         minutes: int = 15) -> str:
+    """A signed access token. `roles` is a hint for clients; the API authorizes with the
+    account's roles in the database (see api/deps.py), so revoking one needs no new token."""
     now = datetime.now(timezone.utc)
     claims = {"sub": str(account_id), "roles": roles, "iat": now, "exp": now + timedelta(minutes=minutes),
               "typ": "access"}

@@ -78,6 +78,7 @@ def current_account(
         raise Unauthenticated("send a Bearer access token or an X-API-Key header")
     if account is None or not account.active:
         raise Unauthenticated("unknown or inactive account")
+    # Roles are this row's, never the token's `roles` claim: a change applies to the next request.
     enforce_rate_limit(store, account.id, settings.rate_limit_per_minute)
     return account
 

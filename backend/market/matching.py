@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 
 from backend.chain.contracts import Chain, ContractReverted
 from backend.core.config import Settings
-from backend.market import orders as eip712
+from backend.market import order_events, orders as eip712
 from backend.market.models import SignedOrder, utc_now
 from backend.market.services import open_orders, to_order
 
@@ -65,6 +65,7 @@ class Matcher:
     def __init__(self, session: Session, chain: Chain, settings: Settings):
         self.session = session
         self.chain = chain
+        self.settings = settings
         self.operator = EthAccount.from_key(settings.operator_private_key.get_secret_value())
 
     def markets(self, now: int) -> list[tuple[int, int, int]]:
@@ -109,6 +110,8 @@ class Matcher:
                     order.status = "cancelled" if error != "EnergyMarketInsufficientRemaining" else order.status
                     order.updated_at = utc_now()
                     self.session.add(order)
+                    if order.status == "cancelled":  # withdrawn from the book
+                        order_events.announce(self.session, self.settings, "order.cancelled", order)
 
     def _send_batch(self, calls: list) -> list[str]:
         if not calls:

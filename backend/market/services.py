@@ -14,7 +14,7 @@ from backend.chain.contracts import Chain
 from backend.core.config import Settings
 from backend.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from backend.core.pagination import keyset_page
-from backend.market import orders as eip712
+from backend.market import order_events, orders as eip712
 from backend.market.models import SignedOrder, utc_now
 from backend.market.schemas import (
     Approvals, Market, OrderBook, OrderCreate, OrderPublic, OrderTerms, PriceBar, PriceLevel, TradePublic,
@@ -234,6 +234,7 @@ def place_order(session: Session, settings: Settings, chain: Chain, account: Acc
         nonce=order.nonce, salt=str(order.salt), signature="0x" + signature.hex(),
     )
     session.add(row)
+    order_events.announce(session, settings, "order.placed", row)
     session.commit()
     session.refresh(row)
     return row
@@ -305,6 +306,7 @@ def cancel_order(session: Session, settings: Settings, chain: Chain, account: Ac
     row.status = "cancelled"
     row.updated_at = utc_now()
     session.add(row)
+    order_events.announce(session, settings, "order.cancelled", row)
     session.commit()
     session.refresh(row)
     return row

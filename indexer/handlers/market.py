@@ -50,6 +50,8 @@ def order_cancelled(state: MirrorState, log: Log) -> None:
     row = _order_row(state, log.args["orderHash"], log.block_number)
     row.update(cancelled=True, maker=row["maker"] or log.args["maker"])
     state.put("market_orders", row)
+    state.emit(log.block_number, "order.cancelled", {"order_hash": log.args["orderHash"],
+                                                     "maker": row["maker"], "tx_hash": log.tx_hash})
 
 
 @on("EnergyMarket", "NonceIncremented", touches=lambda log: [("maker_nonces", (log.args["maker"],))])

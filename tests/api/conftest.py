@@ -2,17 +2,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import pytest
+from eth_account import Account as EthAccount
+from eth_account.messages import encode_defunct
 from fastapi.testclient import TestClient
+from sqlmodel import Session
 
+from backend.accounts.services import siwe_message
 from backend.api.deps import get_db
+from backend.chain.contracts import chain_for
+from backend.chain.transactions import send
 from backend.core.config import Settings, get_settings
 from backend.main import create_app
+from backend.market.matching import Matcher
 from indexer.base import Indexer, IndexerConfig
 from indexer.rpc import RetryPolicy, RpcClient
 from tests.fixtures.app import app_on
 from tests.fixtures.services import TEST_REDIS_URL
+
+SLOT = 900
 
 
 @pytest.fixture
@@ -57,3 +67,40 @@ def register_and_login(client: TestClient, email: str, password: str = "correct 
     assert client.post("/v1/auth/register", json={"email": email, "password": password}).status_code == 201
     tokens = client.post("/v1/auth/login", json={"email": email, "password": password}).json()
     return {"Authorization": f"Bearer {tokens['access_token']}"}
+
+
+@pytest.fixture
+def market(chain_api):
+    """Custodial seller (gas funded), wallet buyer (SIWE), indexer and matcher."""
+    api, devnet = chain_api, chain_api.devnet
+    client = api.client
+    seller = register_and_login(client, "seller@example.org")
+    seller_address = client.get("/v1/auth/me", headers=seller).json()["address"]
+    send(devnet.w3, devnet.workload.admin, {"to": devnet.w3.to_checksum_address(seller_address),
+                                            "value": 10**18, "gas": 21_000})
+    wallet = devnet.workload.people[1]
+    nonce = client.get("/v1/auth/siwe/nonce").json()["nonce"]
+    message = siwe_message(api.settings, wallet.address, nonce, datetime.now(timezone.utc))
+    signature = EthAccount.sign_message(encode_defunct(text=message), wallet.key).signature
+    tokens = client.post("/v1/auth/siwe/verify", json={"message": message, "signature": "0x" + bytes(signature).hex()})
+    buyer = {"Authorization": f"Bearer {tokens.json()['access_token']}"}
+    indexer = api.indexer()
+    return dict(api=api, client=client, seller=seller, seller_address=seller_address, buyer=buyer,
+                wallet=wallet, indexer=indexer, period=(devnet.workload.now() // SLOT + 2) * SLOT)
+
+
+def wallet_bid(client, headers, wallet, **terms):
+    typed = client.get("/v1/trading/order-typed-data", params=terms, headers=headers)
+    assert typed.status_code == 200, typed.text
+    document = typed.json()["typed_data"]
+    signature = EthAccount.sign_typed_data(wallet.key, full_message=document).signature
+    message = document["message"]
+    body = {**terms, "nonce": message["nonce"], "salt": str(message["salt"]), "expiry": message["expiry"],
+            "signature": "0x" + bytes(signature).hex()}
+    reply = client.post("/v1/trading/orders", json=body, headers=headers)
+    return typed.json()["order_hash"], reply
+
+
+def match(api):
+    with Session(api.engine) as session:
+        return Matcher(session, chain_for(api.settings), api.settings).run_once()

@@ -27,8 +27,10 @@ ROLE_GATED = {
     ("POST", "/v1/recs/devices/{device_id}/approve"): "registrar",
     ("POST", "/v1/recs/devices/{device_id}/suspend"): "registrar",
     ("GET", "/v1/settlement/flags"): "operator",
+    ("GET", "/v1/admin/accounts"): "admin",
+    ("PUT", "/v1/admin/accounts/{account_id}/roles"): "admin",
 }
-PATH_SAMPLES = {"key_id": str(uuid.uuid4()), "order_id": "0x" + "ab" * 32, "transfer_id": "1",
+PATH_SAMPLES = {"key_id": str(uuid.uuid4()), "account_id": str(uuid.uuid4()), "order_id": "0x" + "ab" * 32, "transfer_id": "1",
                 "device_id": "1", "certificate_id": "1", "claim_id": "1", "trade_id": "1",
                 "tx_hash": "0x" + "00" * 32}
 QUERY_SAMPLES = {

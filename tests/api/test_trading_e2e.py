@@ -3,61 +3,15 @@ offers through REST, a wallet buyer signs a bid with eth-account and posts it, t
 matches, and the trade, escrow and fills appear through the API."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
-import pytest
 from eth_account import Account as EthAccount
-from eth_account.messages import encode_defunct
 from sqlmodel import Session, select
 
-from backend.accounts.services import siwe_message
-from backend.chain.transactions import send
-from backend.market.matching import Matcher
-from backend.market.models import SignedOrder
 from backend.chain.contracts import chain_for
+from backend.market.models import SignedOrder
 from indexer.outbox import OutboxPublisher, RedisStreamSink
-from tests.api.conftest import register_and_login
+from tests.api.conftest import SLOT, match, wallet_bid
 from tests.fixtures.services import TEST_REDIS_URL
 from tests.indexer.conftest import catch_up
-
-SLOT = 900
-
-
-@pytest.fixture
-def market(chain_api):
-    """Custodial seller (gas funded), wallet buyer (SIWE), indexer and matcher."""
-    api, devnet = chain_api, chain_api.devnet
-    client = api.client
-    seller = register_and_login(client, "seller@example.org")
-    seller_address = client.get("/v1/auth/me", headers=seller).json()["address"]
-    send(devnet.w3, devnet.workload.admin, {"to": devnet.w3.to_checksum_address(seller_address),
-                                            "value": 10**18, "gas": 21_000})
-    wallet = devnet.workload.people[1]
-    nonce = client.get("/v1/auth/siwe/nonce").json()["nonce"]
-    message = siwe_message(api.settings, wallet.address, nonce, datetime.now(timezone.utc))
-    signature = EthAccount.sign_message(encode_defunct(text=message), wallet.key).signature
-    tokens = client.post("/v1/auth/siwe/verify", json={"message": message, "signature": "0x" + bytes(signature).hex()})
-    buyer = {"Authorization": f"Bearer {tokens.json()['access_token']}"}
-    indexer = api.indexer()
-    return dict(api=api, client=client, seller=seller, seller_address=seller_address, buyer=buyer,
-                wallet=wallet, indexer=indexer, period=(devnet.workload.now() // SLOT + 2) * SLOT)
-
-
-def wallet_bid(client, headers, wallet, **terms):
-    typed = client.get("/v1/trading/order-typed-data", params=terms, headers=headers)
-    assert typed.status_code == 200, typed.text
-    document = typed.json()["typed_data"]
-    signature = EthAccount.sign_typed_data(wallet.key, full_message=document).signature
-    message = document["message"]
-    body = {**terms, "nonce": message["nonce"], "salt": str(message["salt"]), "expiry": message["expiry"],
-            "signature": "0x" + bytes(signature).hex()}
-    reply = client.post("/v1/trading/orders", json=body, headers=headers)
-    return typed.json()["order_hash"], reply
-
-
-def match(api):
-    with Session(api.engine) as session:
-        return Matcher(session, chain_for(api.settings), api.settings).run_once()
 
 
 def test_custodial_offer_wallet_bid_match_trade_and_escrow(market):
@@ -88,13 +42,21 @@ def test_custodial_offer_wallet_bid_match_trade_and_escrow(market):
         ws.send_json({"action": "subscribe", "channels": ["trades", f"trading.market.energy-{period}"]})
         ack = ws.receive_json()
         assert ack["channel"] == "system" and len(ack["payload"]["channels"]) == 2
+        snapshot = ws.receive_json()["payload"]
+        assert snapshot["event"] == "orderbook.snapshot"
+        assert (snapshot["bids"], snapshot["asks"]) == (book["bids"], book["asks"])
         sent = match(api)
         assert len(sent) == 1
         assert match(api) == []  # nothing left to cross; the bid is fully matched
         catch_up(market["indexer"])
         assert OutboxPublisher(api.engine, RedisStreamSink(TEST_REDIS_URL)).publish_pending() >= 1
-        pushed = {m["channel"]: m for m in (ws.receive_json(), ws.receive_json())}
+        messages = [ws.receive_json() for _ in range(3)]
+    pushed = {m["channel"]: m for m in messages if m["payload"]["event"] == "trade.created"}
     assert set(pushed) == {"trades", f"trading.market.energy-{period}"}
+    delta = next(m["payload"] for m in messages if m["payload"]["event"] == "orderbook.delta")
+    assert delta["sequence"] == snapshot["sequence"] + 1
+    assert delta["bids"] == [{"price": 120_000, "quantity_wh": 0, "orders": 0}]
+    assert delta["asks"] == [{"price": 100_000, "quantity_wh": 2_000, "orders": 1}]
     assert pushed["trades"]["payload"]["trade"]["tx_hash"] == sent[0]
     assert isinstance(pushed["trades"]["timestamp"], int)
 

@@ -1,8 +1,10 @@
 """Keyset pagination walks every row once, in order, in either direction."""
+import uuid
+
 import pytest
 from sqlmodel import select
 
-from backend.core.pagination import InvalidCursor, decode_cursor, keyset_page
+from backend.core.pagination import InvalidCursor, decode_cursor, encode_cursor, keyset_page
 from indexer.models import Device
 
 
@@ -29,3 +31,13 @@ def test_pages_cover_every_row_once(db_session, ascending):
 def test_foreign_cursor_is_rejected():
     with pytest.raises(InvalidCursor):
         decode_cursor("bm90LWEtY3Vyc29y")
+
+
+def test_cursors_carry_their_key_type():
+    key = uuid.uuid4()
+    assert decode_cursor(encode_cursor(key), uuid.UUID) == key
+    assert decode_cursor(encode_cursor(41)) == 41
+    with pytest.raises(InvalidCursor):  # an account cursor on an integer-keyed list, and back
+        decode_cursor(encode_cursor(key))
+    with pytest.raises(InvalidCursor):
+        decode_cursor(encode_cursor(41), uuid.UUID)

@@ -1,7 +1,7 @@
 """All `/v1` routers. Each domain adds its router here, one line each."""
 from fastapi import APIRouter
 
-from backend.api.routes import auth, energy, meters, public, recs, relay, settlement, trading, ws
+from backend.api.routes import admin, auth, energy, meters, public, recs, relay, settlement, trading, ws
 
 api_router = APIRouter()
 api_router.include_router(auth.router)
@@ -13,6 +13,7 @@ api_router.include_router(recs.router)
 api_router.include_router(ws.router)
 api_router.include_router(public.router)
 api_router.include_router(relay.router)
+api_router.include_router(admin.router)
 
 # Anonymous GETs whose response is the same for every caller: served from each worker's
 # read cache (backend/api/read_cache.py). Never list a route that reads the caller.

@@ -1,9 +1,13 @@
-"""`/v1/ws`: real-time channels fed from the indexer's outbox (the Redis stream when Redis is
-configured, else the `outbox` table, polled every half second).
+"""`/v1/ws`: real-time channels fed from the outbox (the Redis stream when Redis is configured,
+else the `outbox` table, polled every half second) that the indexer and the API write.
 
 Client → server: `{"action": "subscribe" | "unsubscribe", "channels": [...]}`.
 Server → client: `{"channel", "timestamp", "payload"}`; channels are `trades`,
-`settlements`, `recs` and `trading.market.<market id>` (trades of that market).
+`settlements`, `recs` and `trading.market.<market id>`: that market's trades and its order
+book — an `orderbook.snapshot` right after each subscribe, then an `orderbook.delta` with the
+new absolute state of every price level that changed (`quantity_wh` 0: gone) when an order
+is placed, cancelled or filled. Both carry a `sequence` per market; a jump means a delta was
+lost: subscribe again for a fresh snapshot (see backend/market/book_feed.py).
 Acknowledgements and errors come on the `system` channel.
 """
 from __future__ import annotations
@@ -15,12 +19,15 @@ import time
 import anyio
 import redis.asyncio as aioredis
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
-from sqlalchemy import func, select
 from sqlmodel import Session
 
 from backend.api.deps import SessionDep, SettingsDep
+from backend.api.outbox_tail import OutboxTail
+from backend.chain.contracts import chain_for
+from backend.core.errors import GridLedgerError
+from backend.market.book_feed import BookFeed
 from backend.market.services import public_trade
-from indexer.models import OutboxMessage, Trade
+from indexer.models import Trade
 
 router = APIRouter(tags=["realtime"])
 
@@ -55,11 +62,17 @@ def route_message(session: Session, topic: str, payload: dict) -> list[tuple[str
 async def websocket(ws: WebSocket, session: SessionDep, settings: SettingsDep):
     await ws.accept()
     subscribed: set[str] = set()
+    book = BookFeed(lambda: chain_for(settings).now(max_age_s=1.0))
+    lock = anyio.Lock()  # one database read and send at a time: snapshots never overtake deltas
+
+    def routed(topic: str, payload: dict) -> list[tuple[str, dict]]:
+        return route_message(session, topic, payload) + book.on_message(session, topic, payload)
 
     async def deliver(topic: str, payload: dict) -> None:
-        for channel, body in route_message(session, topic, payload):
-            if channel in subscribed:
-                await ws.send_json(envelope(channel, body))
+        async with lock:
+            for channel, body in await anyio.to_thread.run_sync(routed, topic, payload):
+                if channel in subscribed:
+                    await ws.send_json(envelope(channel, body))
 
     client = aioredis.from_url(settings.redis_url) if settings.redis_url else None
 
@@ -75,23 +88,52 @@ async def websocket(ws: WebSocket, session: SessionDep, settings: SettingsDep):
                     await deliver(fields[b"topic"].decode(), json.loads(fields[b"payload"]))
 
     async def pump_table():
-        outbox = OutboxMessage.__table__
-
-        def newer_than(last: int):
+        def read(tail: OutboxTail):
             session.rollback()
-            return session.execute(
-                select(outbox.c.id, outbox.c.topic, outbox.c.payload)
-                .where(outbox.c.id > last).order_by(outbox.c.id).limit(100)
-            ).all()
+            return tail.read(session)
 
-        last_id = await anyio.to_thread.run_sync(
-            lambda: session.execute(select(func.coalesce(func.max(outbox.c.id), 0))).scalar_one()
-        )
+        async with lock:
+            tail = await anyio.to_thread.run_sync(lambda: OutboxTail.at_end(session))
         while True:
-            for message_id, topic, payload in await anyio.to_thread.run_sync(newer_than, last_id):
-                last_id = message_id
+            async with lock:
+                rows = await anyio.to_thread.run_sync(read, tail)
+            for _, topic, payload in rows:
                 await deliver(topic, payload)
             await anyio.sleep(0.5)
+
+    async def snapshot(channel: str) -> None:
+        market_id = channel.removeprefix("trading.market.")
+        try:
+            body = await anyio.to_thread.run_sync(book.follow, session, market_id)
+        except GridLedgerError as exc:
+            await ws.send_json(envelope("system", {"error": "order book unavailable", "channel": channel,
+                                                   "detail": exc.detail}))
+            return
+        await ws.send_json(envelope(channel, body))
+
+    async def handle(message) -> None:
+        action = message.get("action") if isinstance(message, dict) else None
+        channels = message.get("channels") if isinstance(message, dict) else None
+        if action not in ("subscribe", "unsubscribe") or not isinstance(channels, list):
+            await ws.send_json(envelope("system", {"error": "expected {action, channels}"}))
+            return
+        bad = [c for c in channels if not isinstance(c, str) or not CHANNEL.match(c)]
+        if bad:
+            await ws.send_json(envelope("system", {"error": "unknown channels", "channels": bad[:10]}))
+            return
+        if action == "subscribe" and len(subscribed | set(channels)) > MAX_CHANNELS:
+            await ws.send_json(envelope("system", {"error": f"at most {MAX_CHANNELS} channels"}))
+            return
+        if action == "subscribe":
+            subscribed.update(channels)
+        else:
+            subscribed.difference_update(channels)
+            for channel in channels:
+                book.unfollow(channel.removeprefix("trading.market."))
+        await ws.send_json(envelope("system", {"action": action, "channels": sorted(subscribed)}))
+        if action == "subscribe":
+            for channel in dict.fromkeys(c for c in channels if c.startswith("trading.market.")):
+                await snapshot(channel)
 
     async def listen(cancel: anyio.CancelScope):
         try:
@@ -101,24 +143,8 @@ async def websocket(ws: WebSocket, session: SessionDep, settings: SettingsDep):
                 except (ValueError, json.JSONDecodeError):
                     await ws.send_json(envelope("system", {"error": "messages must be JSON objects"}))
                     continue
-                action = message.get("action") if isinstance(message, dict) else None
-                channels = message.get("channels") if isinstance(message, dict) else None
-                if action not in ("subscribe", "unsubscribe") or not isinstance(channels, list):
-                    await ws.send_json(envelope("system", {"error": "expected {action, channels}"}))
-                    continue
-                bad = [c for c in channels if not isinstance(c, str) or not CHANNEL.match(c)]
-                if bad:
-                    await ws.send_json(envelope("system", {"error": "unknown channels", "channels": bad[:10]}))
-                    continue
-                if action == "subscribe":
-                    subscribed.update(channels)
-                    if len(subscribed) > MAX_CHANNELS:
-                        subscribed.difference_update(channels)
-                        await ws.send_json(envelope("system", {"error": f"at most {MAX_CHANNELS} channels"}))
-                        continue
-                else:
-                    subscribed.difference_update(channels)
-                await ws.send_json(envelope("system", {"action": action, "channels": sorted(subscribed)}))
+                async with lock:
+                    await handle(message)
         except WebSocketDisconnect:
             pass
         cancel.cancel()

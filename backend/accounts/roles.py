@@ -1,0 +1,90 @@
+"""Role administration: list accounts, set an account's roles (admins only, at the API edge).
+
+Roles are read from the database on every request (`api/deps.current_account`), never from
+the access token, so a change applies to the account's next request; the `roles` claim in
+tokens is informational.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+
+from sqlalchemy import String, cast
+from sqlmodel import Session, select
+
+from backend.accounts.chain_roles import mirrored, sync_chain_roles
+from backend.accounts.models import Account, Role
+from backend.accounts.schemas import AccountAdminView, RolesUpdated
+from backend.chain.contracts import Chain
+from backend.core.config import Settings
+from backend.core.errors import Conflict, InvalidInput, NotFound
+from backend.core.pagination import keyset_page
+
+log = logging.getLogger("gridledger.accounts")
+
+
+class UnknownAccount(NotFound):
+    code = "unknown-account"
+    title = "No such account"
+
+
+class UnknownRole(InvalidInput):
+    code = "unknown-role"
+    title = "No such role"
+
+
+class LastAdmin(Conflict):
+    code = "last-admin"
+    title = "The last administrator cannot give up the admin role"
+
+
+def holds(role: Role):
+    """SQL: the account's role list contains `role` (JSON as text: PostgreSQL and SQLite)."""
+    return cast(Account.roles, String).like(f'%"{role.value}"%')
+
+
+def admin_view(account: Account) -> AccountAdminView:
+    return AccountAdminView.model_validate(account, from_attributes=True)
+
+
+def list_accounts(session: Session, cursor: str | None, limit: int,
+                  role: Role | None = None) -> tuple[list[AccountAdminView], str | None]:
+    query = select(Account) if role is None else select(Account).where(holds(role))
+    rows, next_cursor = keyset_page(session, query, Account.id, cursor, limit, ascending=True, key_type=uuid.UUID)
+    return [admin_view(a) for a in rows], next_cursor
+
+
+def parse_roles(names) -> list[str]:
+    try:
+        return sorted({Role(name).value for name in names})
+    except ValueError as exc:
+        raise UnknownRole(str(exc), known_roles=[r.value for r in Role]) from exc
+
+
+def set_roles(session: Session, settings: Settings, chain: Callable[[], Chain], by: Account,
+              account_id: uuid.UUID, names) -> RolesUpdated:
+    """Replace the account's roles. Custodial accounts' registrar/issuer/operator roles are
+    granted or revoked on chain first (`chain_roles`), so a failure changes nothing here."""
+    roles = parse_roles(names)
+    account = session.get(Account, account_id)
+    if account is None:
+        raise UnknownAccount(f"no account {account_id}")
+    if Role.ADMIN.value in account.roles and Role.ADMIN.value not in roles:
+        # Lock every active admin (in id order: no deadlock) so two admins cannot demote each other at once.
+        admins = session.exec(select(Account.id).where(holds(Role.ADMIN), Account.active.is_(True))
+                              .order_by(Account.id).with_for_update()).all()
+        if not set(admins) - {account.id}:
+            raise LastAdmin(f"account {account_id} is the only active admin; make another admin first")
+    changes, skipped = [], None
+    if mirrored(roles) or mirrored(account.roles):
+        if account.kind == "custodial":
+            changes, skipped = sync_chain_roles(chain(), settings, account.address, mirrored(roles))
+        else:
+            skipped = "wallet accounts hold their own keys: their on-chain roles are granted with the admin key"
+    account.roles = roles
+    session.add(account)
+    session.commit()
+    session.refresh(account)
+    log.info("roles of %s set to %s by %s (%d on-chain changes)", account.id, roles, by.id, len(changes))
+    return RolesUpdated(account=admin_view(account), chain_changes=changes, chain_skipped=skipped)

@@ -1,0 +1,166 @@
+"""The order book of `trading.market.<id>` over the WebSocket: a snapshot, then deltas.
+
+Any process may place, cancel or fill an order; each change reaches every API process as an
+outbox message: `order.placed` and `order.cancelled` (API, matcher; the indexer for on-chain
+cancels) and `trade.created` (fills, from the indexer); `chain.reorg` resends snapshots. A
+delta carries the absolute state of each price level the message touched (`quantity_wh` 0:
+the level is gone), re-read from the database when the message arrives. Re-reads only move
+forward in time, so a socket's book converges on `GET /v1/trading/orderbook` whatever the
+order of the messages, and a duplicate is harmless. Expiry announces nothing: a level whose
+orders expired is corrected by its next delta or snapshot.
+
+`sequence` numbers one socket's messages per market, the snapshot included. A delta the
+server could not compute (chain or database unavailable) is skipped with its number, so the
+client sees the gap and re-subscribes: every subscribe sends a fresh snapshot.
+"""
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+
+from sqlalchemy import case, func, or_
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session, select
+
+from backend.core.errors import ServiceUnavailable
+from backend.market import orders as eip712
+from backend.market.models import SignedOrder
+from backend.market.schemas import PriceLevel
+from backend.market.services import market_id_of, order_book, parse_market_id
+from indexer.models import MarketOrder, Trade
+
+log = logging.getLogger("gridledger.market")
+
+SNAPSHOT_DEPTH = 1_000  # levels per side in a snapshot
+BOOK_TOPICS = ("order.placed", "order.cancelled", "trade.created")
+Level = tuple[int, int]  # (side, price)
+
+
+def channel_of(market_id: str) -> str:
+    return f"trading.market.{market_id}"
+
+
+def touched_levels(session: Session, topic: str, payload: dict) -> dict[str, set[Level]]:
+    """The (side, price) levels per market that an outbox message may have changed."""
+    if topic == "trade.created":
+        trade = session.get(Trade, payload["trade_id"])
+        hashes = [trade.sell_order_hash, trade.buy_order_hash] if trade is not None else []
+    elif topic in BOOK_TOPICS:
+        hashes = [payload["order_hash"]]
+    else:
+        return {}
+    touched: dict[str, set[Level]] = defaultdict(set)
+    for product, asset_id, start, side, price in session.exec(
+        select(SignedOrder.product, SignedOrder.asset_id, SignedOrder.delivery_start, SignedOrder.side,
+               SignedOrder.price).where(SignedOrder.order_hash.in_(hashes))
+    ):
+        touched[market_id_of(product, asset_id, start)].add((side, price))
+    return touched
+
+
+def level_states(session: Session, market_id: str, now: int, levels: set[Level]) -> dict[int, list[PriceLevel]]:
+    """The current state of some levels of one market, by side (best first).
+
+    The aggregate of `services.order_book` restricted to the levels' prices; the WebSocket
+    test checks that the two agree.
+    """
+    product, asset_id, start, _ = parse_market_id(market_id)
+    found: dict[Level, tuple[int, int]] = {}
+    if levels and (product == eip712.REC or start > now):
+        filled = func.coalesce(MarketOrder.filled_wh, 0)
+        done = case((filled > SignedOrder.matched_wh, filled), else_=SignedOrder.matched_wh)
+        rows = session.exec(
+            select(SignedOrder.side, SignedOrder.price, func.sum(SignedOrder.quantity_wh - done), func.count())
+            .select_from(SignedOrder)
+            .outerjoin(MarketOrder, MarketOrder.order_hash == SignedOrder.order_hash)
+            .where(SignedOrder.status == "open", SignedOrder.product == product,
+                   SignedOrder.asset_id == asset_id, SignedOrder.delivery_start == start,
+                   SignedOrder.expiry >= now, SignedOrder.matched_wh < SignedOrder.quantity_wh,
+                   or_(MarketOrder.order_hash.is_(None),
+                       MarketOrder.cancelled.is_(False) & (MarketOrder.filled_wh < SignedOrder.quantity_wh)),
+                   SignedOrder.price.in_({price for _, price in levels}))
+            .group_by(SignedOrder.side, SignedOrder.price)
+        ).all()
+        found = {(side, price): (int(quantity), count) for side, price, quantity, count in rows}
+    states: dict[int, list[PriceLevel]] = {eip712.BUY: [], eip712.SELL: []}
+    for side, price in levels:
+        quantity, count = found.get((side, price), (0, 0))
+        states[side].append(PriceLevel(price=price, quantity_wh=quantity, orders=count))
+    states[eip712.BUY].sort(key=lambda level: -level.price)
+    states[eip712.SELL].sort(key=lambda level: level.price)
+    return states
+
+
+def _levels(levels: list[PriceLevel]) -> list[dict]:
+    return [level.model_dump() for level in levels]
+
+
+class BookFeed:
+    """One socket's order-book channels and their sequence numbers. Not thread-safe: the
+    socket serialises its calls."""
+
+    def __init__(self, now: Callable[[], int]):
+        self.now = now  # chain time, as `GET /v1/trading/orderbook` judges expiry and gate closure
+        self.sequence: dict[str, int] = {}  # followed market id -> last number used
+
+    def _next(self, market_id: str) -> int:
+        self.sequence[market_id] = self.sequence.get(market_id, 0) + 1
+        return self.sequence[market_id]
+
+    def follow(self, session: Session, market_id: str) -> dict:
+        """Start (or restart) following a market: its snapshot payload."""
+        session.rollback()  # read what is committed now
+        book = order_book(session, market_id, self.now(), SNAPSHOT_DEPTH)
+        return {"event": "orderbook.snapshot", "market_id": market_id, "sequence": self._next(market_id),
+                "bids": _levels(book.bids), "asks": _levels(book.asks)}
+
+    def unfollow(self, market_id: str) -> None:
+        self.sequence.pop(market_id, None)
+
+    def on_message(self, session: Session, topic: str, payload: dict) -> list[tuple[str, dict]]:
+        """(channel, payload) pairs for one outbox message: deltas, or snapshots after a reorg."""
+        if not self.sequence:
+            return []
+        if topic == "chain.reorg":  # fills may have vanished: start over
+            return self._snapshots(session)
+        named = payload.get("market_id")  # API messages name their market: no lookup for others
+        if topic not in BOOK_TOPICS or (named is not None and named not in self.sequence):
+            return []
+        session.rollback()
+        routed = []
+        try:
+            touched = touched_levels(session, topic, payload)
+        except SQLAlchemyError as exc:
+            log.warning("order book delta skipped (%s): %s", topic, exc)
+            return self._skip(session, self.sequence)
+        for market_id, levels in touched.items():
+            if market_id not in self.sequence:
+                continue
+            try:
+                states = level_states(session, market_id, self.now(), levels)
+            except (ServiceUnavailable, SQLAlchemyError) as exc:
+                log.warning("order book delta of %s skipped: %s", market_id, exc)
+                self._skip(session, [market_id])
+                continue
+            routed.append((channel_of(market_id), {
+                "event": "orderbook.delta", "market_id": market_id, "sequence": self._next(market_id),
+                "bids": _levels(states[eip712.BUY]), "asks": _levels(states[eip712.SELL])}))
+        return routed
+
+    def _snapshots(self, session: Session) -> list[tuple[str, dict]]:
+        routed = []
+        for market_id in list(self.sequence):
+            try:
+                routed.append((channel_of(market_id), self.follow(session, market_id)))
+            except (ServiceUnavailable, SQLAlchemyError) as exc:
+                log.warning("order book snapshot of %s skipped: %s", market_id, exc)
+                self._skip(session, [market_id])
+        return routed
+
+    def _skip(self, session: Session, market_ids) -> list:
+        """Burn a sequence number: the client sees a gap and re-subscribes."""
+        session.rollback()
+        for market_id in list(market_ids):
+            self._next(market_id)
+        return []
