@@ -2,8 +2,8 @@
 
 The outbox is the change feed: the indexer appends a message for every mirrored event (and
 the API for every order it stores), so a new outbox message means cached public reads may
-be stale. With Redis the worker blocks on the outbox stream (XREAD); without it, it polls
-the outbox table's highest id. Outages are waited out — meanwhile the read cache's TTL
+be stale. With Redis the worker blocks on the outbox stream (XREAD); without it, it tails
+the outbox table (backend/api/outbox_tail.py: late commits of lower ids are seen too). Outages are waited out — meanwhile the read cache's TTL
 still bounds staleness.
 """
 from __future__ import annotations
@@ -14,11 +14,11 @@ from collections.abc import Callable
 
 import anyio
 import redis.asyncio as aioredis
-from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
+from backend.api.outbox_tail import OutboxTail
 from backend.core.config import Settings
 from backend.core.db import make_engine
-from indexer.models import OutboxMessage
 
 log = logging.getLogger("gridledger.api")
 
@@ -56,19 +56,20 @@ async def _watch_stream(settings: Settings, on_change: Callable[[], None], poll_
 
 async def _watch_table(settings: Settings, on_change: Callable[[], None], poll_s: float) -> None:
     engine = make_engine(settings.database_url)
-    newest = select(func.coalesce(func.max(OutboxMessage.__table__.c.id), 0))
 
-    def read() -> int:
-        with engine.connect() as connection:
-            return connection.execute(newest).scalar_one()
+    def start() -> OutboxTail:
+        with Session(engine) as session:
+            return OutboxTail.at_end(session)
+
+    def read(tail: OutboxTail) -> bool:
+        with Session(engine) as session:
+            return bool(tail.read(session, limit=1_000))
 
     try:
-        seen = await anyio.to_thread.run_sync(read)
+        tail = await anyio.to_thread.run_sync(start)
         while True:
             await asyncio.sleep(poll_s)
-            current = await anyio.to_thread.run_sync(read)
-            if current != seen:
-                seen = current
+            if await anyio.to_thread.run_sync(read, tail):
                 on_change()
     finally:
         engine.dispose()

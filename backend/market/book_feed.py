@@ -19,7 +19,6 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable
 
-from sqlalchemy import case, func, or_
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, select
 
@@ -27,8 +26,8 @@ from backend.core.errors import ServiceUnavailable
 from backend.market import orders as eip712
 from backend.market.models import SignedOrder
 from backend.market.schemas import PriceLevel
-from backend.market.services import market_id_of, order_book, parse_market_id
-from indexer.models import MarketOrder, Trade
+from backend.market.services import live_levels, market_id_of, market_is_open, order_book, parse_market_id
+from indexer.models import Trade
 
 log = logging.getLogger("gridledger.market")
 
@@ -62,25 +61,13 @@ def touched_levels(session: Session, topic: str, payload: dict) -> dict[str, set
 def level_states(session: Session, market_id: str, now: int, levels: set[Level]) -> dict[int, list[PriceLevel]]:
     """The current state of some levels of one market, by side (best first).
 
-    The aggregate of `services.order_book` restricted to the levels' prices; the WebSocket
-    test checks that the two agree.
+    The aggregate of `services.order_book` restricted to the levels' prices.
     """
     product, asset_id, start, _ = parse_market_id(market_id)
     found: dict[Level, tuple[int, int]] = {}
-    if levels and (product == eip712.REC or start > now):
-        filled = func.coalesce(MarketOrder.filled_wh, 0)
-        done = case((filled > SignedOrder.matched_wh, filled), else_=SignedOrder.matched_wh)
-        rows = session.exec(
-            select(SignedOrder.side, SignedOrder.price, func.sum(SignedOrder.quantity_wh - done), func.count())
-            .select_from(SignedOrder)
-            .outerjoin(MarketOrder, MarketOrder.order_hash == SignedOrder.order_hash)
-            .where(SignedOrder.status == "open", SignedOrder.product == product,
-                   SignedOrder.asset_id == asset_id, SignedOrder.delivery_start == start,
-                   SignedOrder.expiry >= now, SignedOrder.matched_wh < SignedOrder.quantity_wh,
-                   or_(MarketOrder.order_hash.is_(None),
-                       MarketOrder.cancelled.is_(False) & (MarketOrder.filled_wh < SignedOrder.quantity_wh)),
-                   SignedOrder.price.in_({price for _, price in levels}))
-            .group_by(SignedOrder.side, SignedOrder.price)
+    if levels and market_is_open(product, start, now):
+        rows = session.execute(
+            live_levels(product, asset_id, start, now).where(SignedOrder.price.in_({price for _, price in levels}))
         ).all()
         found = {(side, price): (int(quantity), count) for side, price, quantity, count in rows}
     states: dict[int, list[PriceLevel]] = {eip712.BUY: [], eip712.SELL: []}

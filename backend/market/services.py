@@ -348,29 +348,39 @@ def open_orders(session: Session, product: int, asset_id: int, delivery_start: i
     return live
 
 
+def live_levels(product: int, asset_id: int, start: int, now: int):
+    """SELECT side, price, remaining Wh, order count of the live orders of one market, grouped
+    by (side, price): open, unexpired, not fully matched, with the mirror's fills and cancels
+    joined in. Callers narrow it (`.where`), order and limit it."""
+    filled = func.coalesce(MarketOrder.filled_wh, 0)
+    done = case((filled > SignedOrder.matched_wh, filled), else_=SignedOrder.matched_wh)
+    return (
+        select(SignedOrder.side, SignedOrder.price, func.sum(SignedOrder.quantity_wh - done).label("remaining"),
+               func.count().label("orders"))
+        .select_from(SignedOrder)
+        .outerjoin(MarketOrder, MarketOrder.order_hash == SignedOrder.order_hash)
+        .where(SignedOrder.status == "open", SignedOrder.product == product, SignedOrder.asset_id == asset_id,
+               SignedOrder.delivery_start == start, SignedOrder.expiry >= now,
+               SignedOrder.matched_wh < SignedOrder.quantity_wh,
+               or_(MarketOrder.order_hash.is_(None),
+                   (MarketOrder.cancelled.is_(False)) & (MarketOrder.filled_wh < SignedOrder.quantity_wh)))
+        .group_by(SignedOrder.side, SignedOrder.price)
+    )
+
+
+def market_is_open(product: int, start: int, now: int) -> bool:
+    """REC markets never close; an energy period closes at its start (gate closure)."""
+    return product == eip712.REC or start > now
+
+
 def order_book(session: Session, market_id: str, now: int, depth: int = 50) -> OrderBook:
-    """Live orders aggregated by price, both sides in one SQL statement (one round trip;
-    mirror fills and cancels joined in)."""
+    """Live orders aggregated by price, both sides in one SQL statement (one round trip)."""
     product, asset_id, start, _ = parse_market_id(market_id)
     levels: dict[int, list[PriceLevel]] = {eip712.BUY: [], eip712.SELL: []}
-    if product == eip712.REC or start > now:
-        filled = func.coalesce(MarketOrder.filled_wh, 0)
-        done = case((filled > SignedOrder.matched_wh, filled), else_=SignedOrder.matched_wh)
-        live = (SignedOrder.status == "open", SignedOrder.product == product, SignedOrder.asset_id == asset_id,
-                SignedOrder.delivery_start == start, SignedOrder.expiry >= now,
-                SignedOrder.matched_wh < SignedOrder.quantity_wh,
-                or_(MarketOrder.order_hash.is_(None),
-                    (MarketOrder.cancelled.is_(False)) & (MarketOrder.filled_wh < SignedOrder.quantity_wh)))
+    if market_is_open(product, start, now):
         sides = [
-            select(SignedOrder.side, SignedOrder.price, func.sum(SignedOrder.quantity_wh - done).label("remaining"),
-                   func.count().label("orders"))
-            .select_from(SignedOrder)
-            .outerjoin(MarketOrder, MarketOrder.order_hash == SignedOrder.order_hash)
-            .where(*live, SignedOrder.side == side)
-            .group_by(SignedOrder.side, SignedOrder.price)
-            .order_by(SignedOrder.price.desc() if descending else SignedOrder.price)
-            .limit(depth)
-            .subquery()
+            live_levels(product, asset_id, start, now).where(SignedOrder.side == side)
+            .order_by(SignedOrder.price.desc() if descending else SignedOrder.price).limit(depth).subquery()
             for side, descending in ((eip712.BUY, True), (eip712.SELL, False))
         ]
         both = union_all(*(select(side) for side in sides)).subquery()
