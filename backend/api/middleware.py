@@ -49,8 +49,7 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, watch)
         finally:
-            route = scope.get("route")
-            name = getattr(route, "path", None) or (scope["path"] if "gridledger.cache" in scope else "unmatched")
+            name = route_template(scope)
             status = watch.status
             key = (scope["method"], name, status)
             children = self.children.get(key)
@@ -59,6 +58,16 @@ class MetricsMiddleware:
                                                   REQUESTS.labels(scope["method"], name, str(status)))
             children[0].observe(time.perf_counter() - started)
             children[1].inc()
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's full path template (`/v1/trading/orders/{order_id}`): bounded label
+    values. FastAPI keeps an included router's prefix in its route context, not on the route."""
+    context = scope.get("fastapi", {}).get("effective_route_context")
+    template = getattr(context, "path", None) or getattr(scope.get("route"), "path", None)
+    if template:
+        return template
+    return scope["path"] if "gridledger.cache" in scope else "unmatched"  # a cache hit: a fixed path
 
 
 def _caller(headers: Headers, scope: Scope, secret: str) -> str:

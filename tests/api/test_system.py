@@ -21,9 +21,12 @@ def test_health_reports_indexer_lag_and_metrics_count_requests(chain_api):
     lagging = client.get("/health").json()["checks"]["indexer"]
     assert lagging["lag_blocks"] == 2 and lagging["lag_seconds"] >= 120
 
+    client.get("/v1/trading/orders/0x" + "ab" * 32)  # 401, labelled by its template, not its path
     metrics = client.get("/metrics")
     assert metrics.status_code == 200
     assert 'gridledger_http_requests_total{method="GET",route="/health",status="200"}' in metrics.text
+    assert ('gridledger_http_requests_total{method="GET",route="/v1/trading/orders/{order_id}",status="401"}'
+            in metrics.text)
 
 
 def test_health_is_503_when_rpc_is_down(chain_api):

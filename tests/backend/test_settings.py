@@ -50,3 +50,9 @@ def test_production_accepts_real_secrets():
 def test_invalid_values_are_rejected():
     with pytest.raises(ValueError, match="api_port"):
         Settings(_env_file=None, api_port=70_000)
+
+
+def test_several_api_workers_need_redis():
+    with pytest.raises(ConfigurationError, match="GRIDLEDGER_REDIS_URL"):
+        Settings(_env_file=None, api_workers=2)
+    assert Settings(_env_file=None, api_workers=2, redis_url="redis://127.0.0.1:6379/0").api_workers == 2

@@ -1,11 +1,12 @@
 """`/health` (database, Redis, chain RPC, indexer lag) and `/metrics` (Prometheus)."""
 from __future__ import annotations
 
+import os
 import time
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 from sqlalchemy import text
 from sqlmodel import select
 
@@ -59,4 +60,10 @@ def health(session: SessionDep, settings: SettingsDep, store: StoreDep):
 
 @router.get("/metrics", include_in_schema=False)
 def metrics():
+    """This process's metrics, or every worker's when `python -m backend` runs several
+    (PROMETHEUS_MULTIPROC_DIR, set by backend/__main__.py)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
