@@ -5,7 +5,7 @@ cores with the server. One uvicorn worker each for: the API as configured (publi
 the per-worker read cache, backend/api/read_cache.py), the same API with the cache off
 (`_uncached`: every request runs the route and its SQL), and the baseline — a plain
 FastAPI/SQLModel app serving the same reads (bench/_baseline_app.py). Ratios are to the
-baseline. Each load is preceded by a one-second warm-up that is not counted.
+baseline. `_2_workers`: the API with GRIDLEDGER_API_WORKERS=2, one per core. Each load is preceded by a one-second warm-up that is not counted.
 """
 from __future__ import annotations
 
@@ -62,6 +62,8 @@ def run():
         ours = {"orderbook": f"/v1/trading/orderbook?market_id=energy-{start}", "trades": "/v1/trading/trades?limit=100"}
         with serve("backend.main:app", settings) as base:
             cached = measure(base, ours)
+        with serve("backend.main:app", settings, workers=2) as base:
+            two_workers = measure(base, ours)
         with serve("backend.main:app", settings, public_cache_ttl_s="0") as base:
             uncached = measure(base, ours)
         with serve("bench._baseline_app:app", settings) as base:
@@ -73,6 +75,8 @@ def run():
                "errors": figures["errors"], "requests": figures["requests"]}
         yield {"metric": f"{name}_p50_ms", "value": figures["p50_ms"], "unit": "ms"}
         yield {"metric": f"{name}_p99_ms", "value": figures["p99_ms"], "unit": "ms", "target": 100}
+        yield {"metric": f"{name}_rps_2_workers", "value": two_workers[name]["rps"], "unit": "req/s",
+               "p99_ms": two_workers[name]["p99_ms"], "errors": two_workers[name]["errors"]}
         yield {"metric": f"{name}_uncached_rps", "value": uncached[name]["rps"], "unit": "req/s",
                "ratio_to_baseline": round(uncached[name]["rps"] / base_rps, 2), "p99_ms": uncached[name]["p99_ms"],
                "errors": uncached[name]["errors"]}
