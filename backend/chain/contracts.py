@@ -83,11 +83,13 @@ class Chain:
     deployment: Deployment
     errors: dict[bytes, tuple[str, list[str], list[str]]] = field(default_factory=dict)
     _now_cache: tuple[float, int] | None = None
-    _views: dict[tuple[str, str], tuple[bytes, list[str], tuple[str, ...]]] = field(default_factory=dict)
+    _views: dict[tuple[str, str, int], tuple[bytes, list[str], tuple[str, ...]]] = field(default_factory=dict)
     # `read`'s transport: keep-alive connections shared by the API's worker threads (plain
-    # urllib3 costs half of what requests + web3's provider do per round trip)
+    # urllib3 costs half of what requests + web3's provider do per round trip). The batch only
+    # reads, so a dropped keep-alive connection is retried (once after a send, twice to connect).
     _http: urllib3.PoolManager = field(default_factory=lambda: urllib3.PoolManager(
-        maxsize=64, timeout=urllib3.Timeout(10), retries=urllib3.Retry(total=2, allowed_methods=None)))
+        maxsize=64, timeout=urllib3.Timeout(connect=2, read=10),
+        retries=urllib3.Retry(total=2, read=1, allowed_methods=None)))
 
     def __post_init__(self):
         c = self.deployment.contracts
@@ -119,18 +121,19 @@ class Chain:
         return value
 
     def view(self, contract, name: str, *args) -> ViewCall:
-        """`contract.name(*args)` encoded once for `read` (selector and ABI types cached per function)."""
-        key = (contract.address, name)
+        """`contract.name(*args)` encoded for `read` (selector and ABI types cached per function)."""
+        key = (contract.address, name, len(args))
         spec = self._views.get(key)
         if spec is None:
-            item = next(i for i in contract.abi if i.get("type") == "function" and i["name"] == name)
+            item = next((i for i in contract.abi if i.get("type") == "function" and i["name"] == name
+                         and len(i["inputs"]) == len(args)), None)
+            if item is None:
+                raise InvalidInput(f"no function {name} with {len(args)} arguments")
             inputs = [_abi_type(i) for i in item["inputs"]]
             spec = (keccak(text=f"{name}({','.join(inputs)})")[:4], inputs,
                     tuple(_abi_type(o) for o in item["outputs"]))
             self._views[key] = spec
         selector, inputs, outputs = spec
-        if len(args) != len(inputs):
-            raise InvalidInput(f"{name} takes {len(inputs)} arguments, got {len(args)}")
         return ViewCall(contract.address, "0x" + (selector + abi_encode(inputs, args)).hex(), outputs)
 
     def read(self, *calls: ViewCall) -> tuple[int, list]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from backend.chain.contracts import Chain, ContractReverted, chain_for
-from backend.core.errors import ServiceUnavailable
+from backend.core.errors import InvalidInput, ServiceUnavailable
 
 
 @pytest.fixture
@@ -57,3 +57,8 @@ def test_read_reports_an_unreachable_node_as_service_unavailable(devnet):
     chain = chain_for(devnet.settings.model_copy(update={"rpc_url": "http://127.0.0.1:9"}))
     with pytest.raises(ServiceUnavailable):
         chain.read(chain.view(chain.market, "nonces", devnet.workload.people[0].address))
+
+
+def test_view_refuses_a_function_the_abi_does_not_have(chain):
+    with pytest.raises(InvalidInput, match="nonces with 2 arguments"):
+        chain.view(chain.market, "nonces", "0x" + "11" * 20, 1)
