@@ -1,16 +1,22 @@
 """EnergyMarket orders as EIP-712 typed data: the one place that builds the document.
 
 `typed_data()` returns exactly the JSON document a browser wallet signs with
-`eth_signTypedData_v4` (domain + types + primaryType + message); `sign_order()` signs it with
-`eth_account.Account.sign_typed_data(private_key, full_message=...)`. Tests (and later the
-backend) share this module so the contract's `ORDER_TYPE` and the off-chain side cannot drift.
+`eth_signTypedData_v4` (domain + types + primaryType + message). The hot path (order intake)
+does not walk that document: `order_digest()`, `sign_order()` and `recover_maker()` hash the
+order as the contract does, `keccak256(0x1901 ‖ domainSeparator ‖ keccak256(abi.encode(ORDER_TYPEHASH,
+order)))`, with the domain separator computed once per market. tests/backend/test_order_digest.py
+checks both ways agree for random orders, tests/contracts/market/test_orders.py that the digest is
+the contract's `orderHash`. Tests and the backend share this module so the contract's
+`ORDER_TYPE` and the off-chain side cannot drift.
 """
 from __future__ import annotations
 
 from dataclasses import astuple, dataclass, replace
+from functools import lru_cache
 from typing import Any
 
 from eth_account import Account
+from eth_account.messages import SignableMessage
 from eth_utils import keccak, to_checksum_address
 
 DOMAIN_NAME = "GridLedger EnergyMarket"
@@ -44,6 +50,8 @@ ORDER_FIELDS = [
 ]
 ORDER_TYPE = "Order(" + ",".join(f"{f['type']} {f['name']}" for f in ORDER_FIELDS) + ")"
 ORDER_TYPEHASH = keccak(text=ORDER_TYPE)
+EIP712_DOMAIN_TYPE = "EIP712Domain(" + ",".join(f"{f['type']} {f['name']}" for f in EIP712_DOMAIN_FIELDS) + ")"
+EIP712_DOMAIN_TYPEHASH = keccak(text=EIP712_DOMAIN_TYPE)
 
 
 def meter_id(name: str) -> bytes:
@@ -114,18 +122,70 @@ def typed_data(order: Order, chain_id: int, verifying_contract: str) -> dict[str
 
 def sign_order(order: Order, private_key: str | bytes, chain_id: int, verifying_contract: str) -> bytes:
     """65-byte r||s||v signature of `order`, as a wallet returns it."""
-    signed = Account.sign_typed_data(
-        private_key, full_message=typed_data(order, chain_id, verifying_contract)
-    )
+    signed = Account.sign_message(signable(order, chain_id, verifying_contract), private_key)
     return bytes(signed.signature)
+
+
+@lru_cache(maxsize=16)
+def domain_separator(chain_id: int, verifying_contract: str) -> bytes:
+    """`_domainSeparatorV4()` of the market at `verifying_contract` (hashStruct(domain))."""
+    return keccak(EIP712_DOMAIN_TYPEHASH + keccak(text=DOMAIN_NAME) + keccak(text=DOMAIN_VERSION)
+                  + _uint(chain_id, 256, "chainId") + _address(verifying_contract, "verifyingContract"))
+
+
+def _uint(value: int, bits: int, name: str) -> bytes:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 1 << bits:
+        raise ValueError(f"{name} = {value!r} does not fit in uint{bits}")
+    return value.to_bytes(32, "big")
+
+
+def _address(value: str, name: str = "address") -> bytes:
+    raw = bytes.fromhex(value[2:]) if isinstance(value, str) and value[:2] in ("0x", "0X") else b""
+    if len(raw) != 20:
+        raise ValueError(f"{name} = {value!r} is not a 20-byte hex address")
+    return bytes(12) + raw
+
+
+def _bytes32(value: bytes, name: str) -> bytes:
+    if not isinstance(value, (bytes, bytearray)) or len(value) != 32:
+        raise ValueError(f"{name} must be 32 bytes, got {value!r}")
+    return bytes(value)
+
+
+def _word_encoder(solidity_type: str):
+    if solidity_type == "address":
+        return _address
+    if solidity_type == "bytes32":
+        return _bytes32
+    bits = int(solidity_type.removeprefix("uint"))
+    return lambda value, name: _uint(value, bits, name)
+
+
+# every field of Order is a static type: abi.encode gives one 32-byte word per field, in order
+_ORDER_WORDS = tuple((f["name"], _word_encoder(f["type"])) for f in ORDER_FIELDS)
+
+
+def struct_hash(order: Order) -> bytes:
+    """hashStruct(order) = keccak256(abi.encode(ORDER_TYPEHASH, order)); raises ValueError for a
+    field that does not fit its Solidity type."""
+    return keccak(ORDER_TYPEHASH + b"".join(encode(getattr(order, name), name) for name, encode in _ORDER_WORDS))
+
+
+def signable(order: Order, chain_id: int, verifying_contract: str) -> SignableMessage:
+    """What `encode_typed_data(full_message=typed_data(...))` returns, built from the
+    precomputed domain separator and type hash instead of the generic JSON walk."""
+    return SignableMessage(b"\x01", domain_separator(chain_id, verifying_contract), struct_hash(order))
 
 
 def order_digest(order: Order, chain_id: int, verifying_contract: str) -> bytes:
     """The EIP-712 digest (= the market's `orderHash`)."""
-    from eth_account.messages import encode_typed_data
+    return keccak(b"\x19\x01" + domain_separator(chain_id, verifying_contract) + struct_hash(order))
 
-    signable = encode_typed_data(full_message=typed_data(order, chain_id, verifying_contract))
-    return keccak(b"\x19" + signable.version + signable.header + signable.body)
+
+def recover_maker(order: Order, signature: bytes, chain_id: int, verifying_contract: str) -> str:
+    """The checksummed address that signed `order` (`Account.recover_message` on the signable
+    message: the same v/r/s rules; raises as eth_keys does on a malformed signature)."""
+    return Account.recover_message(signable(order, chain_id, verifying_contract), signature=signature)
 
 
 def payment(quantity_wh: int, price: int) -> int:

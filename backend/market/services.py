@@ -3,14 +3,12 @@ order book, trades, history and price bars. Reads come from the indexer mirror."
 from __future__ import annotations
 
 import secrets
-from eth_account import Account as EthAccount
-from eth_account.messages import encode_typed_data
 from sqlalchemy import case, func, or_, union_all
 from sqlmodel import Session, select
 
 from backend.accounts.custody import custodial_signer
 from backend.accounts.models import Account
-from backend.chain.contracts import Chain
+from backend.chain.contracts import Chain, ViewCall
 from backend.core.config import Settings
 from backend.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from backend.core.pagination import keyset_page
@@ -155,8 +153,8 @@ def to_checksum(address: str) -> str:
 
 def typed_data_for(account: Account, terms: OrderTerms, chain: Chain) -> tuple[dict, str]:
     """The document a wallet signs (maker, current nonce and a fresh salt filled in)."""
-    nonce = chain.call(chain.market.functions.nonces(to_checksum(account.address)))
-    order = build_order(account, terms, chain.now(), nonce, secrets.randbits(64))
+    now, (nonce,) = chain.read(chain.view(chain.market, "nonces", to_checksum(account.address)))
+    order = build_order(account, terms, now, nonce, secrets.randbits(64))
     return (eip712.typed_data(order, chain.chain_id, chain.market.address),
             "0x" + eip712.order_digest(order, chain.chain_id, chain.market.address).hex())
 
@@ -174,20 +172,30 @@ def _reserved(session: Session, maker: str, side: int, product: int, asset_id: i
     return total
 
 
-def _check_funds(session: Session, chain: Chain, order: eip712.Order) -> None:
-    maker = order.maker.lower()
+def _funds_reads(chain: Chain, maker: str, side: int, product: int, asset_id: int) -> list[ViewCall]:
+    """The chain values `_check_funds` compares: token balance and allowance for bids, certificate
+    balance and the market's approval for REC offers, nothing for energy offers."""
     market = chain.market.address
+    if side == eip712.BUY:
+        return [chain.view(chain.token, "balanceOf", maker), chain.view(chain.token, "allowance", maker, market)]
+    if product == eip712.REC:
+        return [chain.view(chain.registry, "balanceOf", maker, asset_id),
+                chain.view(chain.registry, "isApprovedForAll", maker, market)]
+    return []
+
+
+def _check_funds(session: Session, order: eip712.Order, funds: list) -> None:
+    """`funds` are the values of `_funds_reads` for this order, read with its nonce and chain time."""
+    maker = order.maker.lower()
     if order.side == eip712.BUY:
         needed = eip712.payment(order.quantityWh, order.price) + _reserved(session, maker, eip712.BUY, order.product)
-        balance = chain.call(chain.token.functions.balanceOf(order.maker))
-        allowance = chain.call(chain.token.functions.allowance(order.maker, market))
+        balance, allowance = funds
         if balance < needed or allowance < needed:
             raise InsufficientFunds(f"bids need {needed} token units; balance {balance}, allowance {allowance}",
                                     needed=str(needed), balance=str(balance), allowance=str(allowance))
     elif order.product == eip712.REC:
         needed = order.quantityWh + _reserved(session, maker, eip712.SELL, eip712.REC, order.assetId)
-        held = chain.call(chain.registry.functions.balanceOf(order.maker, order.assetId))
-        approved = chain.call(chain.registry.functions.isApprovedForAll(order.maker, market))
+        held, approved = funds
         if held < needed or not approved:
             raise InsufficientFunds(f"offers need {needed} Wh of certificate {order.assetId}; held {held}, "
                                     f"market approved: {approved}", needed=needed, held=held)
@@ -197,9 +205,14 @@ def _check_funds(session: Session, chain: Chain, order: eip712.Order) -> None:
 
 def place_order(session: Session, settings: Settings, chain: Chain, account: Account,
                 request: OrderCreate) -> SignedOrder:
-    """Validate against chain state, sign (custodial) or verify (wallet), then store."""
-    now = chain.now()
-    current_nonce = chain.call(chain.market.functions.nonces(to_checksum(account.address)))
+    """Validate against chain state, sign (custodial) or verify (wallet), then store.
+
+    Chain time, the maker's nonce and its funds come from one JSON-RPC batch (`Chain.read`)
+    against the latest block; the checks then run in the same order as they always did."""
+    maker = to_checksum(account.address)
+    now, (current_nonce, *funds) = chain.read(
+        chain.view(chain.market, "nonces", maker),
+        *_funds_reads(chain, maker, SIDES[request.side], PRODUCTS[request.product], request.asset_id))
     if account.kind == "custodial":
         if request.signature or request.nonce is not None or request.salt is not None:
             raise InvalidOrder("custodial accounts send only the order terms; the API signs")
@@ -212,20 +225,19 @@ def place_order(session: Session, settings: Settings, chain: Chain, account: Acc
         order = build_order(account, request, now, request.nonce, int(request.salt))
         if order.nonce != current_nonce:
             raise InvalidOrder(f"nonce {order.nonce} is stale; the maker's nonce is {current_nonce}")
+        if order.salt >= 2**256:
+            raise InvalidOrder("salt must fit in uint256")
         signature = bytes.fromhex(request.signature[2:])
-        document = eip712.typed_data(order, chain.chain_id, chain.market.address)
         try:
-            recovered = EthAccount.recover_message(encode_typed_data(full_message=document), signature=signature)
+            recovered = eip712.recover_maker(order, signature, chain.chain_id, chain.market.address)
         except Exception as exc:  # malformed r/s/v: eth_keys raises several types
             raise InvalidSignature("signature cannot be recovered") from exc
         if recovered.lower() != account.address.lower():
-            raise InvalidSignature(f"signed by {recovered}, expected {to_checksum(account.address)}")
-    if order.salt >= 2**256:
-        raise InvalidOrder("salt must fit in uint256")
+            raise InvalidSignature(f"signed by {recovered}, expected {maker}")
     digest = "0x" + eip712.order_digest(order, chain.chain_id, chain.market.address).hex()
     if session.exec(select(SignedOrder.seq).where(SignedOrder.order_hash == digest)).first() is not None:
         raise DuplicateOrder(f"order {digest} exists", order_id=digest)
-    _check_funds(session, chain, order)
+    _check_funds(session, order, funds)
     row = SignedOrder(
         order_hash=digest, account_id=account.id, custodial=account.kind == "custodial",
         maker=order.maker.lower(), side=order.side, product=order.product, asset_id=order.assetId,
@@ -235,8 +247,9 @@ def place_order(session: Session, settings: Settings, chain: Chain, account: Acc
     )
     session.add(row)
     order_events.announce(session, settings, "order.placed", row)
+    session.flush()  # INSERT ... RETURNING seq: every column of `row` is now loaded
+    session.expunge(row)  # so commit does not expire it and the caller reads it without a SELECT
     session.commit()
-    session.refresh(row)
     return row
 
 

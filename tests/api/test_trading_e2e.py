@@ -153,3 +153,67 @@ def test_wallet_bid_cannot_exceed_balance_and_duplicate_is_conflict(market):
     cancelled = client.delete(f"/v1/trading/orders/{typed['order_hash']}", headers=market["buyer"])
     assert cancelled.status_code == 202 and cancelled.json()["tx_hash"] is None
     assert client.get(f"/v1/trading/orders/{typed['order_hash']}", headers=market["buyer"]).json()["status"] == "cancelled"
+
+
+# ------------------------------------------------------------ intake checks on the fast path
+
+
+def signed_wallet_order(client, headers, wallet, **terms) -> tuple[str, dict]:
+    """(order hash, POST body) of a wallet order signed over the API's typed-data document."""
+    typed = client.get("/v1/trading/order-typed-data", params=terms, headers=headers).json()
+    message = typed["typed_data"]["message"]
+    signature = EthAccount.sign_typed_data(wallet.key, full_message=typed["typed_data"]).signature
+    return typed["order_hash"], {**terms, "nonce": message["nonce"], "salt": str(message["salt"]),
+                                 "expiry": message["expiry"], "signature": "0x" + bytes(signature).hex()}
+
+
+def test_cancel_all_on_chain_makes_a_signed_order_stale_at_once(market):
+    """The nonce is read from the chain per order: a bump in the latest block is seen."""
+    client, devnet, period = market["client"], market["api"].devnet, market["period"]
+    _, body = signed_wallet_order(client, market["buyer"], market["wallet"], side="buy", delivery_start=period,
+                                  quantity_wh=1_000, price=90_000)
+    devnet.workload.tx(market["wallet"], devnet.workload.c.market.functions.incrementNonce())
+    stale = client.post("/v1/trading/orders", headers=market["buyer"], json=body)
+    assert stale.status_code == 422 and stale.json()["type"].endswith("/invalid-order")
+    assert "stale" in stale.json()["detail"]
+    fresh_hash, fresh = signed_wallet_order(client, market["buyer"], market["wallet"], side="buy",
+                                            delivery_start=period, quantity_wh=1_000, price=90_000)
+    assert fresh["nonce"] == body["nonce"] + 1
+    reply = client.post("/v1/trading/orders", headers=market["buyer"], json=fresh)
+    assert reply.status_code == 202 and reply.json()["id"] == fresh_hash
+
+
+def test_bids_reserve_funds_for_the_makers_open_bids(market):
+    """Balance 10^12 (allowance unlimited): a bid of 6·10^11 fits once, not twice, until it is cancelled."""
+    client, period, buyer = market["client"], market["period"], market["buyer"]
+    terms = dict(side="buy", delivery_start=period, quantity_wh=10_000_000, price=60_000_000)
+    first_hash, first = signed_wallet_order(client, buyer, market["wallet"], **terms)
+    assert client.post("/v1/trading/orders", headers=buyer, json=first).status_code == 202
+    _, second = signed_wallet_order(client, buyer, market["wallet"], **terms)
+    refused = client.post("/v1/trading/orders", headers=buyer, json=second)
+    assert refused.status_code == 422 and refused.json()["type"].endswith("/insufficient-funds")
+    assert refused.json()["needed"] == str(2 * 600_000_000_000)
+    assert refused.json()["balance"] == str(10**12)
+    assert client.delete(f"/v1/trading/orders/{first_hash}", headers=buyer).status_code == 202
+    assert client.post("/v1/trading/orders", headers=buyer, json=second).status_code == 202
+
+
+def test_rec_offer_needs_the_certificate_and_wallet_orders_need_well_formed_terms(market):
+    client, period, buyer = market["client"], market["period"], market["buyer"]
+    _, rec = signed_wallet_order(client, buyer, market["wallet"], side="sell", product="rec", asset_id=7,
+                                 quantity_wh=500, price=10_000)
+    unheld = client.post("/v1/trading/orders", headers=buyer, json=rec)
+    assert unheld.status_code == 422 and unheld.json()["type"].endswith("/insufficient-funds")
+    assert unheld.json()["held"] == 0
+    _, body = signed_wallet_order(client, buyer, market["wallet"], side="buy", delivery_start=period,
+                                  quantity_wh=1_000, price=90_000)
+    huge_salt = client.post("/v1/trading/orders", headers=buyer, json={**body, "salt": str(2**256)})
+    assert huge_salt.status_code == 422 and huge_salt.json()["type"].endswith("/invalid-order")
+    for bad in ("0x" + "00" * 64 + "1b", body["signature"][:-2] + "05"):  # r = s = 0; v = 5
+        reply = client.post("/v1/trading/orders", headers=buyer, json={**body, "signature": bad})
+        assert reply.status_code == 422 and reply.json()["type"].endswith("/invalid-signature"), reply.text
+    tampered = client.post("/v1/trading/orders", headers=buyer, json={**body, "price": 90_001})
+    assert tampered.status_code == 422 and tampered.json()["type"].endswith("/invalid-signature")
+    assert "signed by" in tampered.json()["detail"]
+    with Session(market["api"].engine) as session:
+        assert session.exec(select(SignedOrder)).all() == []

@@ -1,6 +1,9 @@
 """Order life cycle: listing, signed fills (EOA and ERC-1271), partial fills, cancellation, nonces."""
 import pytest
 from eth_account.messages import encode_typed_data
+from eth_utils import keccak, to_checksum_address
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.contracts.market.conftest import FUNDING, PRICE
 from tests.contracts.market.helpers import reverts_with, reverts_with_nested, same_address, single_event
@@ -36,6 +39,26 @@ def test_order_type_and_domain_match_the_shared_typed_data(market, chain, make_o
     assert (domain[1], domain[2], domain[3]) == ("GridLedger EnergyMarket", "1", chain.chain_id)
     assert same_address(domain[4], market)
     assert market.orderHash(order.as_tuple()) == order_hash(order)
+
+
+def _uint(bits):
+    return st.integers(min_value=0, max_value=2**bits - 1)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_order_digest_equals_the_contract_order_hash_and_eth_account(market, chain, make_order, alice, data):
+    """The fast digest (precomputed domain separator) is the contract's and the generic EIP-712 one."""
+    order = make_order(alice).replace(
+        maker=to_checksum_address(data.draw(st.binary(min_size=20, max_size=20))), side=data.draw(_uint(1)),
+        product=data.draw(_uint(1)), assetId=data.draw(_uint(256)), meterId=data.draw(st.binary(min_size=32, max_size=32)),
+        quantityWh=data.draw(_uint(128)), price=data.draw(_uint(128)), deliveryStart=data.draw(_uint(64)),
+        deliveryEnd=data.draw(_uint(64)), expiry=data.draw(_uint(64)), nonce=data.draw(_uint(64)),
+        salt=data.draw(_uint(256)))
+    digest = order_digest(order, chain.chain_id, market.address)
+    signable = encode_typed_data(full_message=typed_data(order, chain.chain_id, market.address))
+    assert digest == keccak(b"\x19" + signable.version + signable.header + signable.body)
+    assert market.orderHash(order.as_tuple()) == digest
 
 
 # ---------------------------------------------------------------- signed fills
