@@ -8,7 +8,6 @@ from operator import itemgetter
 import orjson
 from psycopg.errors import UniqueViolation
 from sqlalchemy import JSON, Table, insert
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 

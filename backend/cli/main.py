@@ -115,7 +115,7 @@ def status(as_json: JsonFlag = False):
     indexer = checks.get("indexer", {})
     lines = [f"status:   {health.get('status')}",
              f"block:    {checks.get('rpc', {}).get('head_block', '–')}",
-             f"indexer:  " + (f"block {indexer['indexed_block']}, lag {indexer['lag_blocks']} blocks / "
+             "indexer:  " + (f"block {indexer['indexed_block']}, lag {indexer['lag_blocks']} blocks / "
                               f"{indexer['lag_seconds']} s" if indexer.get("ok") else state_of("indexer")),
              f"database: {state_of('database')}", f"redis:    {state_of('redis')}", f"rpc:      {state_of('rpc')}"]
     out(health, lines, as_json)

@@ -3,6 +3,7 @@ order book, trades, history and price bars. Reads come from the indexer mirror."
 from __future__ import annotations
 
 import secrets
+
 from sqlalchemy import case, func, or_, union_all
 from sqlmodel import Session, select
 

@@ -25,7 +25,7 @@ from web3 import Web3
 
 from backend.core.config import Settings
 from backend.meters.models import MeterReading
-from backend.settlement.allocation import SLOT, TradeTerms, allocate, settlement_amounts
+from backend.settlement.allocation import TradeTerms, allocate, settlement_amounts
 from backend.settlement.flags import flag_oversold
 from backend.settlement.chain import (
     TRADE_STATUS, TRADE_ALREADY_CLOSED, TRADE_OPEN, BatchRejected, ChainContext, broadcast, log_batch, resolve_batch,
