@@ -12,7 +12,7 @@ from sqlmodel import Session
 
 from backend.accounts.models import Account
 from backend.accounts.security import create_access_token
-from tests.indexer.conftest import catch_up
+from tests.fixtures.indexing import catch_up
 
 ROLES = [None, "participant", "registrar", "issuer", "operator", "admin"]
 PUBLIC = {

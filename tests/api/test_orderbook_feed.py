@@ -15,7 +15,7 @@ from tests.api.conftest import match, wallet_bid
 from tests.fixtures.app import app_on
 from tests.fixtures.server import serve
 from tests.fixtures.services import TEST_REDIS_URL
-from tests.indexer.conftest import catch_up
+from tests.fixtures.indexing import catch_up
 
 
 class Subscriber:

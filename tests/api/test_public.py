@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 
 from backend.api.problems import install_problem_handlers
 from backend.main import DashboardNotBuilt, mount_dashboard
-from tests.indexer.conftest import catch_up
+from tests.fixtures.indexing import catch_up
 
 
 def test_public_views_aggregate_trades_settlements_certificates_and_claims(chain_api):

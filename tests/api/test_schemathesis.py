@@ -20,7 +20,7 @@ from indexer.rpc import RetryPolicy, RpcClient
 from scripts.deploy import deploy_all
 from tests.fixtures.app import app_on
 from tests.fixtures.database import migrated_schema
-from tests.indexer.conftest import catch_up
+from tests.fixtures.indexing import catch_up
 from tests.fixtures.services import TEST_REDIS_URL
 
 

@@ -1,7 +1,7 @@
 """/health (DB, Redis, RPC, indexer lag) and /metrics."""
 from __future__ import annotations
 
-from tests.indexer.conftest import catch_up
+from tests.fixtures.indexing import catch_up
 
 
 def test_health_reports_indexer_lag_and_metrics_count_requests(chain_api):

@@ -11,7 +11,7 @@ from backend.market.models import SignedOrder
 from indexer.outbox import OutboxPublisher, RedisStreamSink
 from tests.api.conftest import SLOT, match, wallet_bid
 from tests.fixtures.services import TEST_REDIS_URL
-from tests.indexer.conftest import catch_up
+from tests.fixtures.indexing import catch_up
 
 
 def test_custodial_offer_wallet_bid_match_trade_and_escrow(market):

@@ -13,7 +13,7 @@ from backend.chain.transactions import send
 from backend.cli.main import app
 from tests.api.conftest import chain_api  # noqa: F401  (the app on a devnet and a fresh schema)
 from tests.fixtures.server import serve
-from tests.indexer.conftest import catch_up
+from tests.fixtures.indexing import catch_up
 
 PASSWORD = "correct horse battery"
 

@@ -20,7 +20,7 @@ from indexer.rpc import RetryPolicy, RpcClient
 from tests.fixtures.server import serve, stepping
 from tests.fixtures.app import app_on
 from tests.fixtures.services import TEST_REDIS_URL
-from tests.indexer.conftest import catch_up
+from tests.fixtures.indexing import catch_up
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"

@@ -22,11 +22,3 @@ def make_indexer(devnet):
     yield build
     for engine in engines:
         engine.dispose()
-
-
-def catch_up(indexer: Indexer, max_steps: int = 10_000) -> None:
-    """Step until the indexer reports nothing left to do."""
-    for _ in range(max_steps):
-        if indexer.step() == 0:
-            return
-    raise AssertionError("indexer did not catch up")

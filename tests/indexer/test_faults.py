@@ -17,7 +17,7 @@ from backend.chain.anvil import free_port
 from backend.core.config import PROJECT_ROOT
 from backend.core.db import make_engine
 from indexer.models import IndexerCursor
-from tests.indexer.conftest import catch_up
+from tests.fixtures.indexing import catch_up
 from tests.indexer.mirror_check import assert_mirror_equals_chain, chain_log_count
 
 

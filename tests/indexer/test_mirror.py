@@ -2,7 +2,7 @@
 from sqlalchemy import func, select
 
 from indexer.models import ChainEvent, OutboxMessage
-from tests.indexer.conftest import catch_up
+from tests.fixtures.indexing import catch_up
 from tests.indexer.mirror_check import assert_mirror_equals_chain, chain_log_count
 
 

@@ -5,7 +5,7 @@ from sqlalchemy import func, select
 from backend.chain.anvil import start_anvil
 from indexer.models import ChainEvent, OutboxMessage, Trade
 from indexer.reorg import ReorgTooDeep
-from tests.indexer.conftest import catch_up
+from tests.fixtures.indexing import catch_up
 from tests.indexer.mirror_check import assert_mirror_equals_chain, chain_log_count
 
 
