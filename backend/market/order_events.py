@@ -3,16 +3,19 @@
 The order row and its message commit together, so every API process's WebSocket feed learns
 of the change through the outbox like it learns of the indexer's trades: from the Redis
 stream, or from the table when no Redis is configured. With Redis, the message is relayed
-right after commit (the indexer's next relay picks it up if that fails). API messages carry
-block 0: they are not chain facts, so a reorg's rewind keeps them.
+right after commit by a background thread (the indexer's next relay picks it up if that
+fails). API messages carry block 0: they are not chain facts, so a reorg's rewind keeps them.
 """
 from __future__ import annotations
 
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
 import redis
 from sqlalchemy import event
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
@@ -44,9 +47,48 @@ def _sink(redis_url: str, stream: str) -> RedisStreamSink:
     return RedisStreamSink(redis_url, stream=stream)
 
 
+class _Relay:
+    """Publishes committed outbox rows from one background thread, so a request does not wait
+    for it and orders committed meanwhile go out together (one SELECT, one XADD pipeline).
+
+    `pending` is cleared before publishing: a commit that lands during a run schedules the
+    next one, so no row is left behind until the indexer's next relay."""
+
+    def __init__(self, engine: Engine, sink: RedisStreamSink):
+        self.publisher = OutboxPublisher(engine, sink)
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-relay")
+        self.lock = threading.Lock()
+        self.pending = False
+
+    def schedule(self) -> None:
+        with self.lock:
+            if self.pending:
+                return
+            self.pending = True
+        self.executor.submit(self._run)
+
+    def _run(self) -> None:
+        with self.lock:
+            self.pending = False
+        try:
+            self.publisher.publish_pending()
+        except (redis.RedisError, SQLAlchemyError) as exc:  # committed rows wait for the next relay
+            log.warning("outbox relay after commit failed: %s", exc)
+
+
+_relays: dict[tuple[int, str, str], _Relay] = {}
+_relays_lock = threading.Lock()
+MAX_RELAYS = 8  # one per (engine, stream); a process normally has one
+
+
 def _relay(session: Session) -> None:
     settings = session.info.pop("outbox_settings")
-    try:
-        OutboxPublisher(session.get_bind().engine, _sink(settings.redis_url, settings.outbox_stream)).publish_pending()
-    except (redis.RedisError, SQLAlchemyError) as exc:  # committed rows wait for the next relay
-        log.warning("outbox relay after commit failed: %s", exc)
+    engine = session.get_bind().engine
+    key = (id(engine), settings.redis_url, settings.outbox_stream)
+    with _relays_lock:
+        relay = _relays.get(key)
+        if relay is None or relay.publisher.engine is not engine:
+            while len(_relays) >= MAX_RELAYS:
+                _relays.pop(next(iter(_relays))).executor.shutdown(wait=False)
+            relay = _relays[key] = _Relay(engine, _sink(settings.redis_url, settings.outbox_stream))
+    relay.schedule()
