@@ -59,16 +59,15 @@ class ReadCache:
         self.entries.clear()
         self.size = 0
 
-    def fresh(self, key: tuple[str, bytes], ttl_s: float) -> CachedResponse | None:
-        entry = self.entries.get(key)
-        if entry is not None and entry.generation == self.generation and time.monotonic() - entry.stored_at < ttl_s:
-            return entry
-        return None
-
     def current(self, key: tuple[str, bytes]) -> CachedResponse | None:
         """The entry of this generation, however old."""
         entry = self.entries.get(key)
         return entry if entry is not None and entry.generation == self.generation else None
+
+    def fresh(self, key: tuple[str, bytes], ttl_s: float) -> CachedResponse | None:
+        """The entry of this generation, younger than `ttl_s`."""
+        entry = self.current(key)
+        return entry if entry is not None and time.monotonic() - entry.stored_at < ttl_s else None
 
     def store(self, key: tuple[str, bytes], entry: CachedResponse) -> None:
         if entry.generation != self.generation or len(entry.body) > self.max_bytes:
