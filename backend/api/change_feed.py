@@ -16,7 +16,7 @@ import anyio
 import redis.asyncio as aioredis
 from sqlalchemy.orm import Session
 
-from backend.api.outbox_tail import OutboxTail
+from backend.api.outbox_tail import OutboxTail, stream_batches
 from backend.core.config import Settings
 from backend.core.db import make_engine
 
@@ -42,14 +42,8 @@ async def watch_outbox(settings: Settings, on_change: Callable[[], None], poll_s
 async def _watch_stream(settings: Settings, on_change: Callable[[], None], poll_s: float) -> None:
     client = aioredis.from_url(settings.redis_url)
     try:
-        latest = await client.xrevrange(settings.outbox_stream, count=1)
-        last_id = latest[0][0] if latest else b"0-0"
-        while True:
-            batches = await client.xread({settings.outbox_stream: last_id}, block=1_000, count=1_000)
-            for _, entries in batches or []:
-                if entries:
-                    last_id = entries[-1][0]
-                    on_change()
+        async for _ in stream_batches(client, settings.outbox_stream, block_ms=1_000, count=1_000):
+            on_change()
     finally:
         await client.aclose()
 

@@ -1,4 +1,4 @@
-"""Reading the `outbox` table in id order, for WebSocket feeds when no Redis is configured.
+"""Reading the outbox in order: the `outbox` table (when no Redis is configured) and the Redis stream.
 
 The indexer and the API processes insert outbox rows in concurrent transactions, so a lower
 id can commit after a higher one was read. Ids skipped over are asked for again for
@@ -50,3 +50,15 @@ class OutboxTail:
             self.last_id = top
         self.holes = {h: since for h, since in self.holes.items() if now - since <= self.grace_s}
         return [tuple(row) for row in rows]
+
+
+async def stream_batches(client, stream: str, block_ms: int, count: int):
+    """Yield the outbox stream's new entries, batch by batch, from the moment it is called
+    (the Redis counterpart of `OutboxTail`); `client` is a redis.asyncio client."""
+    latest = await client.xrevrange(stream, count=1)
+    last_id = latest[0][0] if latest else b"0-0"
+    while True:
+        for _, entries in await client.xread({stream: last_id}, block=block_ms, count=count) or []:
+            if entries:
+                last_id = entries[-1][0]
+                yield entries

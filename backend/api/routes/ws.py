@@ -22,7 +22,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from sqlmodel import Session
 
 from backend.api.deps import SessionDep, SettingsDep
-from backend.api.outbox_tail import OutboxTail
+from backend.api.outbox_tail import OutboxTail, stream_batches
 from backend.chain.contracts import chain_for
 from backend.core.errors import GridLedgerError
 from backend.market.book_feed import BookFeed
@@ -77,15 +77,9 @@ async def websocket(ws: WebSocket, session: SessionDep, settings: SettingsDep):
     client = aioredis.from_url(settings.redis_url) if settings.redis_url else None
 
     async def pump_stream():
-        stream = settings.outbox_stream
-        latest = await client.xrevrange(stream, count=1)
-        last_id = latest[0][0] if latest else b"0-0"
-        while True:
-            batches = await client.xread({stream: last_id}, block=500, count=100)
-            for _, entries in batches or []:
-                for entry_id, fields in entries:
-                    last_id = entry_id
-                    await deliver(fields[b"topic"].decode(), json.loads(fields[b"payload"]))
+        async for entries in stream_batches(client, settings.outbox_stream, block_ms=500, count=100):
+            for _, fields in entries:
+                await deliver(fields[b"topic"].decode(), json.loads(fields[b"payload"]))
 
     async def pump_table():
         def read(tail: OutboxTail):
