@@ -17,7 +17,7 @@ DASHBOARD_SOURCES := backend/dashboard/build.mjs $(shell find backend/dashboard/
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup run test bench compile dashboard clean
+.PHONY: setup run test test-fast lint bench compile dashboard clean
 .DEFAULT_GOAL := run
 
 setup: $(STAMPS)/python $(STAMPS)/npm $(SOLC_BRIDGE) $(STAMPS)/compiled $(STAMPS)/dashboard $(STAMPS)/chromium
@@ -28,7 +28,7 @@ $(STAMPS)/python: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "setup: Python 3.11+ required ($(PYTHON) is older)" >&2; exit 1; }
 	@echo "setup: installing Python packages into $(VENV)"
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
-	@$(VPY) -m pip install -qq --disable-pip-version-check -e '.[test]'
+	@$(VPY) -m pip install -qq --disable-pip-version-check -e '.[test,lint]'
 	@mkdir -p $(STAMPS) && touch $@
 
 $(STAMPS)/npm: package.json package-lock.json
@@ -64,7 +64,15 @@ $(STAMPS)/chromium:
 run: setup
 	@RESET=$(RESET) $(VPY) -m scripts.devnet
 
-test: setup
+# Static checks; `make test` runs them first, so CI does too.
+lint: setup
+	@echo "lint: ruff"
+	@ruff check --quiet .
+	@ruff format --check --quiet .
+	@echo "lint: mypy"
+	@mypy
+
+test: lint
 	@$(VPY) -m pytest $(PYTEST_ARGS)
 
 # wrk drives the HTTP benchmarks (64 keep-alive connections from a C load generator).

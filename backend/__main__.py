@@ -1,5 +1,6 @@
 """`python -m backend`: serve the API on the host and port from settings, with
 `GRIDLEDGER_API_WORKERS` uvicorn processes."""
+
 import os
 import shutil
 
@@ -8,10 +9,19 @@ import uvicorn
 from backend.core.config import settings
 
 if __name__ == "__main__":
-    if settings.api_workers > 1:  # one /metrics for all workers: prometheus_client's multiprocess mode
+    if (
+        settings.api_workers > 1
+    ):  # one /metrics for all workers: prometheus_client's multiprocess mode
         metrics_dir = settings.data_dir / "prometheus"
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-    uvicorn.run("backend.main:app", host=settings.api_host, port=settings.api_port,
-                log_level="warning", loop="uvloop", http="httptools", workers=settings.api_workers)
+    uvicorn.run(
+        "backend.main:app",
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level="warning",
+        loop="uvloop",
+        http="httptools",
+        workers=settings.api_workers,
+    )

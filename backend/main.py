@@ -1,4 +1,5 @@
 """The FastAPI application: `uvicorn backend.main:app` or `python -m backend`."""
+
 from __future__ import annotations
 
 import asyncio
@@ -37,7 +38,11 @@ def mount_dashboard(app: FastAPI, directory: Path = DASHBOARD_DIR) -> None:
             raise DashboardNotBuilt("run `make setup` (or `npm run build:dashboard`) to build it")
         return FileResponse(index, headers={"Cache-Control": "no-cache"})
 
-    app.mount("/assets", StaticFiles(directory=directory / "assets", check_dir=False), name="dashboard-assets")
+    app.mount(
+        "/assets",
+        StaticFiles(directory=directory / "assets", check_dir=False),
+        name="dashboard-assets",
+    )
 
 
 @asynccontextmanager
@@ -46,7 +51,11 @@ async def lifespan(app: FastAPI):
     settings = app.dependency_overrides.get(get_settings, get_settings)()
     cache: ReadCache = app.state.read_cache
     cache.ttl_s, cache.max_bytes = settings.public_cache_ttl_s, settings.public_cache_max_bytes
-    feed = asyncio.create_task(watch_outbox(settings, cache.invalidate)) if settings.public_cache_ttl_s > 0 else None
+    feed = (
+        asyncio.create_task(watch_outbox(settings, cache.invalidate))
+        if settings.public_cache_ttl_s > 0
+        else None
+    )
     # Everything imported so far lives as long as the process: keep it out of the collector's
     # full passes, which otherwise stall every request for 50-200 ms now and then.
     gc.collect()
@@ -70,7 +79,9 @@ def create_app() -> FastAPI:
     )
     install_problem_handlers(app)
     defaults = get_settings()
-    app.state.read_cache = ReadCache(CACHED_PUBLIC_READS, defaults.public_cache_ttl_s, defaults.public_cache_max_bytes)
+    app.state.read_cache = ReadCache(
+        CACHED_PUBLIC_READS, defaults.public_cache_ttl_s, defaults.public_cache_max_bytes
+    )
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(ReadCacheMiddleware, cache=app.state.read_cache)
     app.add_middleware(MetricsMiddleware)

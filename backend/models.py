@@ -2,8 +2,8 @@
 
 
 def load_all_models() -> None:
-    import backend.accounts.models  # noqa: F401
-    import backend.market.models  # noqa: F401
-    import backend.meters.models  # noqa: F401
+    import backend.accounts.models
+    import backend.market.models
+    import backend.meters.models
     import backend.settlement.models  # noqa: F401
     import indexer.models  # noqa: F401

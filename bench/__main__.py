@@ -2,6 +2,7 @@
 
 Each figure is printed as one JSON line: {"bench": ..., "metric": ..., "value": ..., "unit": ...}.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -14,7 +15,9 @@ BENCH_DIR = Path(__file__).resolve().parent
 
 
 def available() -> list[str]:
-    return sorted(m.name for m in pkgutil.iter_modules([str(BENCH_DIR)]) if not m.name.startswith("_"))
+    return sorted(
+        m.name for m in pkgutil.iter_modules([str(BENCH_DIR)]) if not m.name.startswith("_")
+    )
 
 
 def main(argv: list[str]) -> int:

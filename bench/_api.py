@@ -1,5 +1,6 @@
 """Shared plumbing of the API benchmarks: a deployed Anvil, a scratch schema and uvicorn in a
 subprocess (the load generator is wrk, bench/_wrk.py)."""
+
 from __future__ import annotations
 
 import os
@@ -28,8 +29,14 @@ def api_environment():
     node = start_anvil()
     try:
         with scratch_schema() as url, tempfile.TemporaryDirectory() as data_dir:
-            settings = Settings(_env_file=None, data_dir=Path(data_dir), rpc_url=node.rpc_url, database_url=url,
-                                redis_url=REDIS_URL, rate_limit_per_minute=10**9)
+            settings = Settings(
+                _env_file=None,
+                data_dir=Path(data_dir),
+                rpc_url=node.rpc_url,
+                database_url=url,
+                redis_url=REDIS_URL,
+                rate_limit_per_minute=10**9,
+            )
             deployment = deploy_all(Web3(Web3.HTTPProvider(node.rpc_url)), settings)
             yield settings, deployment
     finally:
@@ -47,12 +54,38 @@ def serve(app: str, settings: Settings, workers: int = 1, **overrides: str):
     """uvicorn (uvloop + httptools, `workers` processes) on a free port; yields the base URL.
     `overrides` are settings by name (`public_cache_ttl_s="0"`)."""
     port = free_port()
-    env = {**os.environ, **{f"GRIDLEDGER_{k.upper()}": v for k, v in overrides.items()}, "GRIDLEDGER_DATABASE_URL": settings.database_url, "GRIDLEDGER_RPC_URL": settings.rpc_url,
-           "GRIDLEDGER_DATA_DIR": str(settings.data_dir), "GRIDLEDGER_REDIS_URL": settings.redis_url,
-           "GRIDLEDGER_RATE_LIMIT_PER_MINUTE": str(settings.rate_limit_per_minute)}
+    env = {
+        **os.environ,
+        **{f"GRIDLEDGER_{k.upper()}": v for k, v in overrides.items()},
+        "GRIDLEDGER_DATABASE_URL": settings.database_url,
+        "GRIDLEDGER_RPC_URL": settings.rpc_url,
+        "GRIDLEDGER_DATA_DIR": str(settings.data_dir),
+        "GRIDLEDGER_REDIS_URL": settings.redis_url,
+        "GRIDLEDGER_RATE_LIMIT_PER_MINUTE": str(settings.rate_limit_per_minute),
+    }
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-         "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--workers", str(workers)], cwd=PROJECT_ROOT, env=env)
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            app,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--no-access-log",
+            "--workers",
+            str(workers),
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(200):

@@ -1,14 +1,15 @@
 """Baseline for api_read: the same two reads as a plain FastAPI + SQLModel app (no auth,
 no problem handlers, no middleware, no chain clock, no mirror join)."""
+
 from __future__ import annotations
 
 from fastapi import Depends, FastAPI
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+import backend.accounts.models  # noqa: F401 - the accounts table SignedOrder refers to
 from backend.core.config import settings
 from backend.core.db import make_engine
-import backend.accounts.models  # noqa: F401 - the accounts table SignedOrder refers to
 from backend.market.models import SignedOrder
 from indexer.models import Trade
 
@@ -25,19 +26,36 @@ def db():
 def orderbook(market_id: str, session: Session = Depends(db)):
     start = int(market_id.split("-")[1])
     rows = session.exec(
-        select(SignedOrder.side, SignedOrder.price, func.sum(SignedOrder.quantity_wh - SignedOrder.matched_wh),
-               func.count()).where(SignedOrder.status == "open", SignedOrder.product == 0,
-                                   SignedOrder.delivery_start == start)
-        .group_by(SignedOrder.side, SignedOrder.price)).all()
+        select(
+            SignedOrder.side,
+            SignedOrder.price,
+            func.sum(SignedOrder.quantity_wh - SignedOrder.matched_wh),
+            func.count(),
+        )
+        .where(
+            SignedOrder.status == "open",
+            SignedOrder.product == 0,
+            SignedOrder.delivery_start == start,
+        )
+        .group_by(SignedOrder.side, SignedOrder.price)
+    ).all()
     bids = sorted(((p, q, n) for s, p, q, n in rows if s == 1), reverse=True)[:50]
     asks = sorted((p, q, n) for s, p, q, n in rows if s == 0)[:50]
-    return {"market_id": market_id, "bids": [{"price": p, "quantity_wh": q, "orders": n} for p, q, n in bids],
-            "asks": [{"price": p, "quantity_wh": q, "orders": n} for p, q, n in asks]}
+    return {
+        "market_id": market_id,
+        "bids": [{"price": p, "quantity_wh": q, "orders": n} for p, q, n in bids],
+        "asks": [{"price": p, "quantity_wh": q, "orders": n} for p, q, n in asks],
+    }
 
 
 @app.get("/trades")
 def trades(session: Session = Depends(db)):
-    return {"items": [t.model_dump() for t in session.exec(select(Trade).order_by(Trade.trade_id.desc()).limit(100))]}
+    return {
+        "items": [
+            t.model_dump()
+            for t in session.exec(select(Trade).order_by(Trade.trade_id.desc()).limit(100))
+        ]
+    }
 
 
 @app.post("/orders", status_code=202)
@@ -51,16 +69,31 @@ def submit_order(body: dict, session: Session = Depends(db)):
 
     from backend.market import orders as eip712
 
-    order = eip712.Order(**{**body["order"], "meterId": bytes.fromhex(body["order"]["meterId"][2:])})
+    order = eip712.Order(
+        **{**body["order"], "meterId": bytes.fromhex(body["order"]["meterId"][2:])}
+    )
     document = eip712.typed_data(order, body["chain_id"], body["market"])
-    maker = _EthAccount.recover_message(encode_typed_data(full_message=document),
-                                        signature=bytes.fromhex(body["signature"][2:]))
-    row = SignedOrder(order_hash="0x" + eip712.order_digest(order, body["chain_id"], body["market"]).hex(),
-                      account_id=_uuid.UUID(body["account_id"]), custodial=False, maker=maker.lower(),
-                      side=order.side, product=order.product, asset_id=order.assetId, meter_id=body["meter_id"],
-                      quantity_wh=order.quantityWh, price=order.price, delivery_start=order.deliveryStart,
-                      delivery_end=order.deliveryEnd, expiry=order.expiry, nonce=order.nonce, salt=str(order.salt),
-                      signature=body["signature"])
+    maker = _EthAccount.recover_message(
+        encode_typed_data(full_message=document), signature=bytes.fromhex(body["signature"][2:])
+    )
+    row = SignedOrder(
+        order_hash="0x" + eip712.order_digest(order, body["chain_id"], body["market"]).hex(),
+        account_id=_uuid.UUID(body["account_id"]),
+        custodial=False,
+        maker=maker.lower(),
+        side=order.side,
+        product=order.product,
+        asset_id=order.assetId,
+        meter_id=body["meter_id"],
+        quantity_wh=order.quantityWh,
+        price=order.price,
+        delivery_start=order.deliveryStart,
+        delivery_end=order.deliveryEnd,
+        expiry=order.expiry,
+        nonce=order.nonce,
+        salt=str(order.salt),
+        signature=body["signature"],
+    )
     session.add(row)
     session.commit()
     return {"id": row.order_hash}

@@ -1,4 +1,5 @@
 """A throw-away, migrated PostgreSQL schema for benchmarks."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """A throw-away Anvil with GridLedger deployed and participants set up, for benchmarks."""
+
 from __future__ import annotations
 
 import tempfile

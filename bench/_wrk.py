@@ -5,6 +5,7 @@ cores far less than a Python one, so the server gets most of the machine.
 read from a Lua `done` hook as JSON. POST bodies come from a file, one per line, each sent
 once in turn (wrk's `request` hook), so every signed order is distinct.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,8 +46,14 @@ def available() -> bool:
     return shutil.which("wrk") is not None
 
 
-def run_wrk(url: str, connections: int = 64, duration_s: float = 5.0, threads: int = 2,
-            headers: dict[str, str] | None = None, bodies: list[str] | None = None) -> dict:
+def run_wrk(
+    url: str,
+    connections: int = 64,
+    duration_s: float = 5.0,
+    threads: int = 2,
+    headers: dict[str, str] | None = None,
+    bodies: list[str] | None = None,
+) -> dict:
     """Load `url` with wrk; with `bodies`, POST them (JSON) round-robin across all threads."""
     if not available():
         raise RuntimeError("wrk not found: `make bench` installs it (apt-get install wrk)")
@@ -57,17 +64,38 @@ def run_wrk(url: str, connections: int = 64, duration_s: float = 5.0, threads: i
         if bodies is not None:
             body_file = Path(tmp) / "bodies.ndjson"
             body_file.write_text("\n".join(bodies) + "\n")
-            text = BODIES % {"bodies": body_file, "threads": threads, "headers": header_lines +
-                             '\nwrk.headers["Content-Type"] = "application/json"'} + REPORT
+            text = (
+                BODIES
+                % {
+                    "bodies": body_file,
+                    "threads": threads,
+                    "headers": header_lines + '\nwrk.headers["Content-Type"] = "application/json"',
+                }
+                + REPORT
+            )
         script.write_text(text)
-        command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration_s))}s", "--timeout", "10s", "-s", str(script)]
+        command = [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{max(1, round(duration_s))}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+        ]
         if bodies is None:
             for key, value in (headers or {}).items():
                 command += ["-H", f"{key}: {value}"]
         out = subprocess.run(command + [url], capture_output=True, text=True, check=True).stdout
     line = next(line for line in out.splitlines() if line.startswith("WRK_JSON "))
-    raw = json.loads(line[len("WRK_JSON "):])
+    raw = json.loads(line[len("WRK_JSON ") :])
     seconds = raw["duration_us"] / 1e6
-    return {"rps": int(raw["requests"] / seconds), "p50_ms": round(raw["p50_us"] / 1000, 2),
-            "p99_ms": round(raw["p99_us"] / 1000, 2), "max_ms": round(raw["max_us"] / 1000, 2),
-            "requests": raw["requests"], "errors": raw["non2xx"] + raw["socket_errors"]}
+    return {
+        "rps": int(raw["requests"] / seconds),
+        "p50_ms": round(raw["p50_us"] / 1000, 2),
+        "p99_ms": round(raw["p99_us"] / 1000, 2),
+        "max_ms": round(raw["max_us"] / 1000, 2),
+        "requests": raw["requests"],
+        "errors": raw["non2xx"] + raw["socket_errors"],
+    }

@@ -5,10 +5,11 @@ a SIWE wallet session; the API verifies the signature, reads nonce and chain tim
 period, gate closure and funds, and stores the order. Baseline in the same run: a plain
 FastAPI endpoint that only recovers the signer and stores the row (bench/_baseline_app.py).
 """
+
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 from eth_account import Account as EthAccount
@@ -24,13 +25,26 @@ from scripts.workload import anvil_account
 CONNECTIONS, DURATION_S, PRESIGNED = 32, 5.0, 2_500
 
 
-def presign(wallet, chain_id: int, market: str, start: int, expiry: int) -> list[tuple[eip712.Order, str]]:
+def presign(
+    wallet, chain_id: int, market: str, start: int, expiry: int
+) -> list[tuple[eip712.Order, str]]:
     meter = eip712.meter_id(f"meter:{wallet.address}")
     signed = []
     for salt in range(PRESIGNED):
-        order = eip712.Order(maker=wallet.address, side=eip712.SELL, product=eip712.ENERGY, assetId=0, meterId=meter,
-                             quantityWh=1_000 + salt % 97, price=100_000 + salt % 50, deliveryStart=start,
-                             deliveryEnd=start + eip712.SLOT_SECONDS, expiry=expiry, nonce=0, salt=salt)
+        order = eip712.Order(
+            maker=wallet.address,
+            side=eip712.SELL,
+            product=eip712.ENERGY,
+            assetId=0,
+            meterId=meter,
+            quantityWh=1_000 + salt % 97,
+            price=100_000 + salt % 50,
+            deliveryStart=start,
+            deliveryEnd=start + eip712.SLOT_SECONDS,
+            expiry=expiry,
+            nonce=0,
+            salt=salt,
+        )
         signed.append((order, "0x" + eip712.sign_order(order, wallet.key, chain_id, market).hex()))
     return signed
 
@@ -45,39 +59,76 @@ def run():
         orders = presign(wallet, deployment.chain_id, market, start, start - 1)
         with serve("backend.main:app", settings) as base:
             nonce = httpx.get(f"{base}/v1/auth/siwe/nonce").json()["nonce"]
-            message = siwe_message(settings, wallet.address, nonce, datetime.now(timezone.utc))
+            message = siwe_message(settings, wallet.address, nonce, datetime.now(UTC))
             signature = EthAccount.sign_message(encode_defunct(text=message), wallet.key).signature
-            tokens = httpx.post(f"{base}/v1/auth/siwe/verify",
-                                json={"message": message, "signature": "0x" + bytes(signature).hex()}).json()
+            tokens = httpx.post(
+                f"{base}/v1/auth/siwe/verify",
+                json={"message": message, "signature": "0x" + bytes(signature).hex()},
+            ).json()
             headers = {"Authorization": f"Bearer {tokens['access_token']}"}
             account_id = httpx.get(f"{base}/v1/auth/me", headers=headers).json()["id"]
 
             def body(i: int) -> dict:
                 order, sig = orders[i % PRESIGNED]
-                return {"side": "sell", "product": "energy", "delivery_start": order.deliveryStart,
-                        "delivery_end": order.deliveryEnd, "quantity_wh": order.quantityWh, "price": order.price,
-                        "expiry": order.expiry, "meter_id": "0x" + order.meterId.hex(), "nonce": order.nonce,
-                        "salt": str(order.salt), "signature": sig}
+                return {
+                    "side": "sell",
+                    "product": "energy",
+                    "delivery_start": order.deliveryStart,
+                    "delivery_end": order.deliveryEnd,
+                    "quantity_wh": order.quantityWh,
+                    "price": order.price,
+                    "expiry": order.expiry,
+                    "meter_id": "0x" + order.meterId.hex(),
+                    "nonce": order.nonce,
+                    "salt": str(order.salt),
+                    "signature": sig,
+                }
 
-            ours = run_wrk(f"{base}/v1/trading/orders", CONNECTIONS, DURATION_S, headers=headers,
-                           bodies=[json.dumps(body(i)) for i in range(PRESIGNED)])
+            ours = run_wrk(
+                f"{base}/v1/trading/orders",
+                CONNECTIONS,
+                DURATION_S,
+                headers=headers,
+                bodies=[json.dumps(body(i)) for i in range(PRESIGNED)],
+            )
         accepted = ours["requests"] - ours["errors"]
         if ours["requests"] > PRESIGNED:
             raise RuntimeError(f"only {PRESIGNED} distinct orders were signed; raise PRESIGNED")
         orders = presign(anvil_account(6), deployment.chain_id, market, start, start - 1)
         with serve("bench._baseline_app:app", settings) as base:
+
             def baseline_body(i: int) -> dict:
                 order, sig = orders[i % PRESIGNED]
-                return {"order": order.message(), "signature": sig,
-                        "chain_id": deployment.chain_id, "market": market, "account_id": account_id,
-                        "meter_id": "0x" + order.meterId.hex()}
+                return {
+                    "order": order.message(),
+                    "signature": sig,
+                    "chain_id": deployment.chain_id,
+                    "market": market,
+                    "account_id": account_id,
+                    "meter_id": "0x" + order.meterId.hex(),
+                }
 
-            baseline = run_wrk(f"{base}/orders", CONNECTIONS, DURATION_S,
-                               bodies=[json.dumps(baseline_body(i)) for i in range(PRESIGNED)])
-    yield {"metric": "orders_per_s", "value": round(accepted / DURATION_S, 1), "unit": "orders/s",
-           "errors": ours["errors"], "requests": ours["requests"], "connections": CONNECTIONS,
-           "ratio_to_baseline": round(ours["rps"] / max(baseline["rps"], 1), 3)}
+            baseline = run_wrk(
+                f"{base}/orders",
+                CONNECTIONS,
+                DURATION_S,
+                bodies=[json.dumps(baseline_body(i)) for i in range(PRESIGNED)],
+            )
+    yield {
+        "metric": "orders_per_s",
+        "value": round(accepted / DURATION_S, 1),
+        "unit": "orders/s",
+        "errors": ours["errors"],
+        "requests": ours["requests"],
+        "connections": CONNECTIONS,
+        "ratio_to_baseline": round(ours["rps"] / max(baseline["rps"], 1), 3),
+    }
     yield {"metric": "p50_ms", "value": ours["p50_ms"], "unit": "ms"}
     yield {"metric": "p99_ms", "value": ours["p99_ms"], "unit": "ms"}
-    yield {"metric": "baseline_orders_per_s", "value": baseline["rps"], "unit": "orders/s",
-           "p99_ms": baseline["p99_ms"], "errors": baseline["errors"]}
+    yield {
+        "metric": "baseline_orders_per_s",
+        "value": baseline["rps"],
+        "unit": "orders/s",
+        "p99_ms": baseline["p99_ms"],
+        "errors": baseline["errors"],
+    }

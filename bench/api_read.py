@@ -7,6 +7,7 @@ the per-worker read cache, backend/api/read_cache.py), the same API with the cac
 FastAPI/SQLModel app serving the same reads (bench/_baseline_app.py). Ratios are to the
 baseline. `_2_workers`: the API with GRIDLEDGER_API_WORKERS=2, one per core. Each load is preceded by a one-second warm-up that is not counted.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -31,18 +32,47 @@ def seed(database_url: str, start: int) -> None:
         session.flush()
         for i in range(ORDERS):
             side = i % 2
-            session.add(SignedOrder(
-                order_hash="0x" + uuid.uuid4().hex * 2, account_id=account.id, custodial=True,
-                maker="0x" + f"{i:040x}", side=side, product=0, asset_id=0, meter_id="0x" + "11" * 32,
-                quantity_wh=1_000 + i, price=(90_000 if side else 110_000) + (i % 40) * 100 * (-1 if side else 1),
-                delivery_start=start, delivery_end=start + 900, expiry=2**40, nonce=0, salt=str(i),
-                signature="0x" + "00" * 65))
+            session.add(
+                SignedOrder(
+                    order_hash="0x" + uuid.uuid4().hex * 2,
+                    account_id=account.id,
+                    custodial=True,
+                    maker="0x" + f"{i:040x}",
+                    side=side,
+                    product=0,
+                    asset_id=0,
+                    meter_id="0x" + "11" * 32,
+                    quantity_wh=1_000 + i,
+                    price=(90_000 if side else 110_000) + (i % 40) * 100 * (-1 if side else 1),
+                    delivery_start=start,
+                    delivery_end=start + 900,
+                    expiry=2**40,
+                    nonce=0,
+                    salt=str(i),
+                    signature="0x" + "00" * 65,
+                )
+            )
         for i in range(1, TRADES + 1):
-            session.add(Trade(trade_id=i, chain_id=31337, product="energy", status="open", seller="0x" + "aa" * 20,
-                              buyer="0x" + "bb" * 20, quantity_wh=1_000, price=100_000 + i, payment=100_000,
-                              delivery_start=start, delivery_end=start + 900, sell_order_hash="0x" + "01" * 32,
-                              buy_order_hash="0x" + "02" * 32, created_tx="0x" + "03" * 32, created_block=i,
-                              created_at=i))
+            session.add(
+                Trade(
+                    trade_id=i,
+                    chain_id=31337,
+                    product="energy",
+                    status="open",
+                    seller="0x" + "aa" * 20,
+                    buyer="0x" + "bb" * 20,
+                    quantity_wh=1_000,
+                    price=100_000 + i,
+                    payment=100_000,
+                    delivery_start=start,
+                    delivery_end=start + 900,
+                    sell_order_hash="0x" + "01" * 32,
+                    buy_order_hash="0x" + "02" * 32,
+                    created_tx="0x" + "03" * 32,
+                    created_block=i,
+                    created_at=i,
+                )
+            )
         session.commit()
     engine.dispose()
 
@@ -59,7 +89,10 @@ def run():
     with api_environment() as (settings, _):
         start = 2**31 // 900 * 900  # far in the future: the market stays open
         seed(settings.database_url, start)
-        ours = {"orderbook": f"/v1/trading/orderbook?market_id=energy-{start}", "trades": "/v1/trading/trades?limit=100"}
+        ours = {
+            "orderbook": f"/v1/trading/orderbook?market_id=energy-{start}",
+            "trades": "/v1/trading/trades?limit=100",
+        }
         with serve("backend.main:app", settings) as base:
             cached = measure(base, ours)
         with serve("backend.main:app", settings, workers=2) as base:
@@ -67,18 +100,42 @@ def run():
         with serve("backend.main:app", settings, public_cache_ttl_s="0") as base:
             uncached = measure(base, ours)
         with serve("bench._baseline_app:app", settings) as base:
-            baseline = measure(base, {"orderbook": f"/orderbook?market_id=energy-{start}", "trades": "/trades"})
+            baseline = measure(
+                base, {"orderbook": f"/orderbook?market_id=energy-{start}", "trades": "/trades"}
+            )
     for name in ("orderbook", "trades"):
         figures, base_rps = cached[name], max(baseline[name]["rps"], 1)
-        yield {"metric": f"{name}_rps", "value": figures["rps"], "unit": "req/s", "target": 10_000,
-               "ratio_to_baseline": round(figures["rps"] / base_rps, 2), "connections": CONNECTIONS,
-               "errors": figures["errors"], "requests": figures["requests"]}
+        yield {
+            "metric": f"{name}_rps",
+            "value": figures["rps"],
+            "unit": "req/s",
+            "target": 10_000,
+            "ratio_to_baseline": round(figures["rps"] / base_rps, 2),
+            "connections": CONNECTIONS,
+            "errors": figures["errors"],
+            "requests": figures["requests"],
+        }
         yield {"metric": f"{name}_p50_ms", "value": figures["p50_ms"], "unit": "ms"}
         yield {"metric": f"{name}_p99_ms", "value": figures["p99_ms"], "unit": "ms", "target": 100}
-        yield {"metric": f"{name}_rps_2_workers", "value": two_workers[name]["rps"], "unit": "req/s",
-               "p99_ms": two_workers[name]["p99_ms"], "errors": two_workers[name]["errors"]}
-        yield {"metric": f"{name}_uncached_rps", "value": uncached[name]["rps"], "unit": "req/s",
-               "ratio_to_baseline": round(uncached[name]["rps"] / base_rps, 2), "p99_ms": uncached[name]["p99_ms"],
-               "errors": uncached[name]["errors"]}
-        yield {"metric": f"baseline_{name}_rps", "value": baseline[name]["rps"], "unit": "req/s",
-               "p99_ms": baseline[name]["p99_ms"], "errors": baseline[name]["errors"]}
+        yield {
+            "metric": f"{name}_rps_2_workers",
+            "value": two_workers[name]["rps"],
+            "unit": "req/s",
+            "p99_ms": two_workers[name]["p99_ms"],
+            "errors": two_workers[name]["errors"],
+        }
+        yield {
+            "metric": f"{name}_uncached_rps",
+            "value": uncached[name]["rps"],
+            "unit": "req/s",
+            "ratio_to_baseline": round(uncached[name]["rps"] / base_rps, 2),
+            "p99_ms": uncached[name]["p99_ms"],
+            "errors": uncached[name]["errors"],
+        }
+        yield {
+            "metric": f"baseline_{name}_rps",
+            "value": baseline[name]["rps"],
+            "unit": "req/s",
+            "p99_ms": baseline[name]["p99_ms"],
+            "errors": baseline[name]["errors"],
+        }

@@ -3,9 +3,10 @@
 Steady state unless the metric says otherwise: the market already holds escrow, accounts
 have been credited before (a first-ever storage write costs ~22,100 gas more).
 """
+
 from __future__ import annotations
 
-from backend.market.orders import BUY, ENERGY, SELL, SLOT_SECONDS, meter_id, sign_order
+from backend.market.orders import BUY, SELL, SLOT_SECONDS, meter_id, sign_order
 from bench._devnet import deployed_devnet
 
 TARGETS = {
@@ -17,8 +18,12 @@ TARGETS = {
 
 
 def figure(metric: str, value: int, baseline: int) -> dict:
-    line = {"metric": metric, "value": value, "unit": "gas",
-            "ratio_to_erc20_transfer": round(value / baseline, 3)}
+    line = {
+        "metric": metric,
+        "value": value,
+        "unit": "gas",
+        "ratio_to_erc20_transfer": round(value / baseline, 3),
+    }
     if metric in TARGETS:
         line["target"] = TARGETS[metric]
         line["ratio_to_target"] = round(value / TARGETS[metric], 3)
@@ -27,7 +32,11 @@ def figure(metric: str, value: int, baseline: int) -> dict:
 
 def run():
     with deployed_devnet(participants=4) as (node, w3, deployment, wl):
-        market, registry, token = wl.c.market.functions, wl.c.registry.functions, wl.c.token.functions
+        market, registry, token = (
+            wl.c.market.functions,
+            wl.c.registry.functions,
+            wl.c.token.functions,
+        )
         alice, bob, carol, dave = wl.people
         gas = {}
 
@@ -36,8 +45,12 @@ def run():
         def fill(seller, buyer, quantity=10_000):
             offer = wl.order(seller, SELL, quantity=quantity)
             signature = sign_order(offer, seller.key, wl.chain_id, wl.c.market.address)
-            receipt = wl.tx(buyer, market.fillOrder(offer.as_tuple(), signature, quantity,
-                                                   meter_id(f"meter:{buyer.address}")))
+            receipt = wl.tx(
+                buyer,
+                market.fillOrder(
+                    offer.as_tuple(), signature, quantity, meter_id(f"meter:{buyer.address}")
+                ),
+            )
             wl.remember_trades(receipt)
             return receipt["gasUsed"]
 
@@ -46,7 +59,9 @@ def run():
 
         bid = wl.order(bob, BUY)
         gas["listing"] = wl.tx(bob, market.listOrder(bid.as_tuple()))["gasUsed"]
-        receipt = wl.tx(alice, market.fillOrder(bid.as_tuple(), b"", 1_000, meter_id(f"meter:{alice.address}")))
+        receipt = wl.tx(
+            alice, market.fillOrder(bid.as_tuple(), b"", 1_000, meter_id(f"meter:{alice.address}"))
+        )
         wl.remember_trades(receipt)
         gas["listed_fill"] = receipt["gasUsed"]
 
@@ -55,7 +70,9 @@ def run():
         trades = wl.open_trades[:]
         wl.open_trades.clear()
         tid, trade = trades[0]
-        gas["settle_single_first_credit"] = wl.tx(wl.settler, market.settle(trade, tid, trade[4]))["gasUsed"]
+        gas["settle_single_first_credit"] = wl.tx(wl.settler, market.settle(trade, tid, trade[4]))[
+            "gasUsed"
+        ]
         tid, trade = trades[1]
         gas["settle_single"] = wl.tx(wl.settler, market.settle(trade, tid, trade[4]))["gasUsed"]
 
@@ -64,22 +81,38 @@ def run():
         wl.advance(3 * SLOT_SECONDS)
         batch = wl.open_trades[-50:]
         delivered = [t[4] if i % 5 else t[4] * 9 // 10 for i, (_, t) in enumerate(batch)]
-        receipt = wl.tx(wl.settler, market.settleBatch([t for _, t in batch], [i for i, _ in batch], delivered),
-                        gas=10_000_000)
+        receipt = wl.tx(
+            wl.settler,
+            market.settleBatch([t for _, t in batch], [i for i, _ in batch], delivered),
+            gas=10_000_000,
+        )
         gas["settle_batch50_per_trade"] = receipt["gasUsed"] // 50
 
         device = wl.devices[alice.address]
         hour = (wl.now() // 3600 - 100) * 3600
-        gas["issue_single"] = wl.tx(wl.issuer, registry.issue(device, alice.address, hour, hour + 3600, 5_000))["gasUsed"]
+        gas["issue_single"] = wl.tx(
+            wl.issuer, registry.issue(device, alice.address, hour, hour + 3600, 5_000)
+        )["gasUsed"]
         starts = [hour + 3600 * (1 + i) for i in range(50)]
-        receipt = wl.tx(wl.issuer, registry.issueBatch(device, alice.address, starts, [s + 3600 for s in starts],
-                                                       [5_000] * 50), gas=10_000_000)
+        receipt = wl.tx(
+            wl.issuer,
+            registry.issueBatch(
+                device, alice.address, starts, [s + 3600 for s in starts], [5_000] * 50
+            ),
+            gas=10_000_000,
+        )
         gas["issue_batch50_per_cert"] = receipt["gasUsed"] // 50
         cert = registry.certificateCount().call()
-        gas["transfer"] = wl.tx(alice, registry.safeTransferFrom(alice.address, bob.address, cert, 1_000, b""))["gasUsed"]
+        gas["transfer"] = wl.tx(
+            alice, registry.safeTransferFrom(alice.address, bob.address, cert, 1_000, b"")
+        )["gasUsed"]
         now = wl.now()
-        gas["claim"] = wl.tx(alice, registry.claim(cert, 500, ("Alice household", "scope2", now - 3600, now,
-                                                              b"DE".ljust(32, b"\0"))))["gasUsed"]
+        gas["claim"] = wl.tx(
+            alice,
+            registry.claim(
+                cert, 500, ("Alice household", "scope2", now - 3600, now, b"DE".ljust(32, b"\0"))
+            ),
+        )["gasUsed"]
 
         baseline = gas["erc20_transfer_baseline"]
         for metric, value in gas.items():

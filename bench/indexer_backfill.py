@@ -3,6 +3,7 @@
 Baseline, measured in the same run on the same chain: a naive indexer that calls
 eth_getLogs once per block and inserts each event through the ORM, one commit per block.
 """
+
 from __future__ import annotations
 
 import os
@@ -37,10 +38,22 @@ def generate(w3, wl, target_events: int) -> int:
         device_index = i % len(devices)
         first = hour0 + (i // len(devices)) * BATCH * 3600
         starts = [first + h * 3600 for h in range(BATCH)]
-        tx = registry.issueBatch(devices[device_index], owners[device_index].address, starts,
-                                 [s + 3600 for s in starts], [4_000] * BATCH).build_transaction(
-            {"from": wl.issuer.address, "nonce": nonce + i, "gas": 3_500_000,
-             "maxFeePerGas": 10**11, "maxPriorityFeePerGas": 1, "chainId": wl.chain_id})
+        tx = registry.issueBatch(
+            devices[device_index],
+            owners[device_index].address,
+            starts,
+            [s + 3600 for s in starts],
+            [4_000] * BATCH,
+        ).build_transaction(
+            {
+                "from": wl.issuer.address,
+                "nonce": nonce + i,
+                "gas": 3_500_000,
+                "maxFeePerGas": 10**11,
+                "maxPriorityFeePerGas": 1,
+                "chainId": wl.chain_id,
+            }
+        )
         w3.eth.send_raw_transaction(wl.issuer.sign_transaction(tx).raw_transaction)
         if i % 8 == 7:
             w3.provider.make_request("anvil_mine", [1])
@@ -51,8 +64,9 @@ def generate(w3, wl, target_events: int) -> int:
     return len(w3.eth.get_logs({"fromBlock": 0, "toBlock": "latest", "address": addresses}))
 
 
-def naive_baseline(database_url: str, rpc_url: str, deployment, max_events: int = 15_000,
-                   max_seconds: float = 40) -> float:
+def naive_baseline(
+    database_url: str, rpc_url: str, deployment, max_events: int = 15_000, max_seconds: float = 40
+) -> float:
     """Per-block eth_getLogs, per-row ORM insert, commit per block."""
     rpc = RpcClient(rpc_url)
     decoder = LogDecoder({n: (c.address, c.abi) for n, c in deployment.contracts.items()})
@@ -66,11 +80,19 @@ def naive_baseline(database_url: str, rpc_url: str, deployment, max_events: int 
                 if decoded is None:
                     continue
                 event, args = decoded
-                session.add(ChainEvent(
-                    chain_id=deployment.chain_id, block_number=number, block_hash=raw["blockHash"],
-                    tx_hash=raw["transactionHash"], log_index=int(raw["logIndex"], 16),
-                    contract=event.contract, address=raw["address"], event=event.name,
-                    args={k: str(v) for k, v in args.items()}))
+                session.add(
+                    ChainEvent(
+                        chain_id=deployment.chain_id,
+                        block_number=number,
+                        block_hash=raw["blockHash"],
+                        tx_hash=raw["transactionHash"],
+                        log_index=int(raw["logIndex"], 16),
+                        contract=event.contract,
+                        address=raw["address"],
+                        event=event.name,
+                        args={k: str(v) for k, v in args.items()},
+                    )
+                )
                 events += 1
             session.commit()
             if events >= max_events or time.perf_counter() - started > max_seconds:
@@ -86,8 +108,9 @@ def run():
         yield {"metric": "chain_events", "value": total, "unit": "events"}
         with scratch_schema() as url:
             engine = make_engine(url)
-            indexer = Indexer(engine, RpcClient(node.rpc_url), deployment,
-                              IndexerConfig(finality_depth=1))
+            indexer = Indexer(
+                engine, RpcClient(node.rpc_url), deployment, IndexerConfig(finality_depth=1)
+            )
             started = time.perf_counter()
             while indexer.step():
                 pass

@@ -4,6 +4,7 @@ A watcher polls the node every 2 ms for new blocks, another polls PostgreSQL for
 indexer's cursor; the lag of block n is (first seen in SQL) − (first seen at the node).
 The baseline, in the same run, is the lag when the indexer only polls once a second.
 """
+
 from __future__ import annotations
 
 import os
@@ -31,7 +32,9 @@ def percentile(values: list[float], q: float) -> float:
 def measure(node, deployment, workload, poll_interval_s: float, blocks: int) -> list[float]:
     with scratch_schema() as url:
         engine = make_engine(url)
-        indexer = Indexer(engine, RpcClient(node.rpc_url), deployment, IndexerConfig(finality_depth=64))
+        indexer = Indexer(
+            engine, RpcClient(node.rpc_url), deployment, IndexerConfig(finality_depth=64)
+        )
         while indexer.step():  # catch up before measuring
             pass
         stop = threading.Event()
@@ -59,7 +62,10 @@ def measure(node, deployment, workload, poll_interval_s: float, blocks: int) -> 
 
         threads = [threading.Thread(target=f, daemon=True) for f in (watch_node, watch_sql, load)]
         indexer_thread = threading.Thread(
-            target=indexer.run, kwargs={"poll_interval_s": poll_interval_s, "stop": stop.is_set}, daemon=True)
+            target=indexer.run,
+            kwargs={"poll_interval_s": poll_interval_s, "stop": stop.is_set},
+            daemon=True,
+        )
         start_block = rpc.block_number()
         for thread in (*threads, indexer_thread):
             thread.start()
@@ -85,9 +91,28 @@ def run():
         node.request("evm_setAutomine", [False])
         node.request("evm_setIntervalMining", [1])
         lags = measure(node, deployment, workload, poll_interval_s=0.01, blocks=BLOCKS)
-        baseline = measure(node, deployment, workload, poll_interval_s=1.0, blocks=max(10, BLOCKS // 4))
-    yield {"metric": "p50_ms", "value": round(statistics.median(lags), 1), "unit": "ms", "blocks": len(lags)}
-    yield {"metric": "p99_ms", "value": round(percentile(lags, 0.99), 1), "unit": "ms", "target": 300}
-    yield {"metric": "baseline_1s_poll_p50_ms", "value": round(statistics.median(baseline), 1), "unit": "ms"}
-    yield {"metric": "ratio_p50_to_baseline", "value": round(statistics.median(lags) / statistics.median(baseline), 3),
-           "unit": "x"}
+        baseline = measure(
+            node, deployment, workload, poll_interval_s=1.0, blocks=max(10, BLOCKS // 4)
+        )
+    yield {
+        "metric": "p50_ms",
+        "value": round(statistics.median(lags), 1),
+        "unit": "ms",
+        "blocks": len(lags),
+    }
+    yield {
+        "metric": "p99_ms",
+        "value": round(percentile(lags, 0.99), 1),
+        "unit": "ms",
+        "target": 300,
+    }
+    yield {
+        "metric": "baseline_1s_poll_p50_ms",
+        "value": round(statistics.median(baseline), 1),
+        "unit": "ms",
+    }
+    yield {
+        "metric": "ratio_p50_to_baseline",
+        "value": round(statistics.median(lags) / statistics.median(baseline), 3),
+        "unit": "x",
+    }

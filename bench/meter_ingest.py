@@ -10,6 +10,7 @@ Figures, all from the same run on the same machine:
 - `orm_baseline_readings_per_s`: the naive way, one ORM insert and commit per reading;
 - ratios of REST against both.
 """
+
 from __future__ import annotations
 
 import multiprocessing
@@ -20,7 +21,7 @@ import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import orjson
@@ -54,8 +55,16 @@ def batches(meter_ids: list[str], count: int, first_interval: int):
     for i in range(count):
         meter = meter_ids[i % len(meter_ids)]
         start = first_interval - 900 * (i // len(meter_ids))
-        readings.append({"meterId": meter, "timestamp": iso(start), "intervalSeconds": 900,
-                         "importWh": 120 + i % 50, "exportWh": 300 + i % 700, "quality": "high"})
+        readings.append(
+            {
+                "meterId": meter,
+                "timestamp": iso(start),
+                "intervalSeconds": 900,
+                "importWh": 120 + i % 50,
+                "exportWh": 300 + i % 700,
+                "quality": "high",
+            }
+        )
         if len(readings) == BATCH:
             yield readings
             readings = []
@@ -67,8 +76,21 @@ def start_api(url: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {**os.environ, "GRIDLEDGER_DATABASE_URL": url, "GRIDLEDGER_ENVIRONMENT": "development"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "backend.main:app", "--port", str(port), "--workers", str(CLIENTS),
-         "--log-level", "warning"], cwd=PROJECT_ROOT, env=env)
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "backend.main:app",
+            "--port",
+            str(port),
+            "--workers",
+            str(CLIENTS),
+            "--log-level",
+            "warning",
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+    )
     base = f"http://127.0.0.1:{port}"
     for _ in range(200):
         try:
@@ -80,14 +102,20 @@ def start_api(url: str) -> tuple[subprocess.Popen, str]:
     raise RuntimeError("API did not start")
 
 
-def rest(url: str, meter_ids: list[str], headers: dict, first_interval: int) -> tuple[float, float, int]:
+def rest(
+    url: str, meter_ids: list[str], headers: dict, first_interval: int
+) -> tuple[float, float, int]:
     process, base = start_api(url)
     latencies: list[float] = []
     bodies = [orjson.dumps(b) for b in batches(meter_ids, READINGS, first_interval)]
     stored = 0
     try:
-        with httpx.Client(base_url=base, timeout=120, headers={**headers, "content-type": "application/json"}) as client:
-            client.post("/v1/energy/readings/bulk", content=bodies[0][:2] + b"]")  # warm up a worker
+        with httpx.Client(
+            base_url=base, timeout=120, headers={**headers, "content-type": "application/json"}
+        ) as client:
+            client.post(
+                "/v1/energy/readings/bulk", content=bodies[0][:2] + b"]"
+            )  # warm up a worker
 
             def send(body: bytes) -> int:
                 t0 = time.perf_counter()
@@ -109,7 +137,9 @@ def rest(url: str, meter_ids: list[str], headers: dict, first_interval: int) -> 
 
 def publish(root: str, names: list[str], first_interval: int, offset: int, step: int) -> None:
     """Publish this process's share of the MQTT readings (QoS 1) and wait until all are acked."""
-    publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"gl-bench-pub-{uuid.uuid4().hex[:6]}")
+    publisher = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id=f"gl-bench-pub-{uuid.uuid4().hex[:6]}"
+    )
     publisher.max_inflight_messages_set(1_000)
     publisher.connect("127.0.0.1", 1883)
     publisher.loop_start()
@@ -117,7 +147,9 @@ def publish(root: str, names: list[str], first_interval: int, offset: int, step:
     for i in range(offset, MQTT_READINGS, step):
         start = first_interval - 900 * (i // len(names))
         payload = orjson.dumps({"timestamp": iso(start), "importWh": 10, "exportWh": 20})
-        info = publisher.publish(f"{root}/bench/smart-meter/{names[i % len(names)]}/reading", payload, qos=1)
+        info = publisher.publish(
+            f"{root}/bench/smart-meter/{names[i % len(names)]}/reading", payload, qos=1
+        )
     if info is not None:
         info.wait_for_publish(600)
     publisher.loop_stop()
@@ -128,18 +160,33 @@ def mqtt_path(url: str, first_interval: int, names: list[str]) -> float:
     """Readings/s from the first publish until all are stored, with SUBSCRIBERS processes of
     one shared subscription and PUBLISHERS publishing processes."""
     root = f"energy-cloud-bench-{uuid.uuid4().hex[:6]}"
-    env = {**os.environ, "GRIDLEDGER_DATABASE_URL": url, "GRIDLEDGER_MQTT_TOPIC_ROOT": root,
-           "GRIDLEDGER_MQTT_SHARED_GROUP": f"bench-{uuid.uuid4().hex[:6]}",
-           "GRIDLEDGER_MQTT_CLIENT_ID": f"gl-bench-{uuid.uuid4().hex[:6]}"}
-    subscribers = [subprocess.Popen([sys.executable, "-m", "backend.meters.mqtt", str(i)], cwd=PROJECT_ROOT,
-                                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                   for i in range(SUBSCRIBERS)]
+    env = {
+        **os.environ,
+        "GRIDLEDGER_DATABASE_URL": url,
+        "GRIDLEDGER_MQTT_TOPIC_ROOT": root,
+        "GRIDLEDGER_MQTT_SHARED_GROUP": f"bench-{uuid.uuid4().hex[:6]}",
+        "GRIDLEDGER_MQTT_CLIENT_ID": f"gl-bench-{uuid.uuid4().hex[:6]}",
+    }
+    subscribers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "backend.meters.mqtt", str(i)],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for i in range(SUBSCRIBERS)
+    ]
     engine = make_engine(url)
     try:
         time.sleep(3)  # subscribed (a shared subscription has no session for messages sent before)
         started = time.perf_counter()
-        publishers = [multiprocessing.Process(target=publish, args=(root, names, first_interval, k, PUBLISHERS))
-                      for k in range(PUBLISHERS)]
+        publishers = [
+            multiprocessing.Process(
+                target=publish, args=(root, names, first_interval, k, PUBLISHERS)
+            )
+            for k in range(PUBLISHERS)
+        ]
         for p in publishers:
             p.start()
         deadline = time.monotonic() + 600
@@ -148,7 +195,8 @@ def mqtt_path(url: str, first_interval: int, names: list[str]) -> float:
             while stored < MQTT_READINGS and time.monotonic() < deadline:
                 time.sleep(0.02)
                 stored = connection.execute(
-                    text("SELECT count(*) FROM meter_readings WHERE source = 'mqtt'")).scalar_one()
+                    text("SELECT count(*) FROM meter_readings WHERE source = 'mqtt'")
+                ).scalar_one()
                 connection.commit()
         elapsed = time.perf_counter() - started
         for p in publishers:
@@ -163,18 +211,31 @@ def mqtt_path(url: str, first_interval: int, names: list[str]) -> float:
 
 def copy_limit(url: str, meter_ids: list[str], first_interval: int) -> float:
     engine = make_engine(url)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     rows = []
     for b in batches(meter_ids, READINGS, first_interval):
         for r in b:
             start = int(datetime.fromisoformat(r["timestamp"].replace("Z", "+00:00")).timestamp())
-            rows.append((r["meterId"], start, 900, r["importWh"], r["exportWh"], r["quality"], 0, "bench", now))
+            rows.append(
+                (
+                    r["meterId"],
+                    start,
+                    900,
+                    r["importWh"],
+                    r["exportWh"],
+                    r["quality"],
+                    0,
+                    "bench",
+                    now,
+                )
+            )
     with engine.connect() as connection:
         driver = connection.connection.driver_connection
         started = time.perf_counter()
         with driver.cursor().copy(
             "COPY meter_readings (meter_id, interval_start, interval_s, import_wh, export_wh, quality, revision, "
-            "source, received_at) FROM STDIN") as copy:
+            "source, received_at) FROM STDIN"
+        ) as copy:
             for row in rows:
                 copy.write_row(row)
         driver.commit()
@@ -183,17 +244,27 @@ def copy_limit(url: str, meter_ids: list[str], first_interval: int) -> float:
     return len(rows) / elapsed
 
 
-def orm_baseline(url: str, meter_ids: list[str], first_interval: int, limit: int = 3_000,
-                 max_seconds: float = 20) -> float:
+def orm_baseline(
+    url: str, meter_ids: list[str], first_interval: int, limit: int = 3_000, max_seconds: float = 20
+) -> float:
     engine = make_engine(url)
     done = 0
     started = time.perf_counter()
     with Session(engine) as session:
         for b in batches(meter_ids, limit, first_interval):
             for r in b:
-                start = int(datetime.fromisoformat(r["timestamp"].replace("Z", "+00:00")).timestamp())
-                session.add(MeterReading(meter_id=r["meterId"], interval_start=start, import_wh=r["importWh"],
-                                         export_wh=r["exportWh"], source="bench"))
+                start = int(
+                    datetime.fromisoformat(r["timestamp"].replace("Z", "+00:00")).timestamp()
+                )
+                session.add(
+                    MeterReading(
+                        meter_id=r["meterId"],
+                        interval_start=start,
+                        import_wh=r["importWh"],
+                        export_wh=r["exportWh"],
+                        source="bench",
+                    )
+                )
                 session.commit()
                 done += 1
                 if time.perf_counter() - started > max_seconds:
@@ -210,25 +281,64 @@ def run():
             owner = Account(address="0x" + "be" * 20, roles=["participant", "operator"])
             session.add(owner)
             session.flush()
-            meters = [register_meter(session, owner, MeterCreate(name=f"bench-meter-{i}", capacity_w=10_000))
-                      for i in range(METERS)]
+            meters = [
+                register_meter(
+                    session, owner, MeterCreate(name=f"bench-meter-{i}", capacity_w=10_000)
+                )
+                for i in range(METERS)
+            ]
             meter_ids = [m.meter_id for m in meters]
             names = [m.name for m in meters]
             token = create_access_token(owner.id, owner.roles, Settings(_env_file=None))
         engine.dispose()
         now = int(time.time()) // 900 * 900
-        span = 900 * (max(READINGS, MQTT_READINGS) // METERS + 10)  # distinct interval ranges per measurement
-        rest_rate, p99_ms, stored = rest(url, meter_ids, {"Authorization": f"Bearer {token}"}, now - 900)
-        yield {"metric": "rest_readings_per_s", "value": round(rest_rate), "unit": "readings/s",
-               "target": 500_000, "readings": stored}
+        span = 900 * (
+            max(READINGS, MQTT_READINGS) // METERS + 10
+        )  # distinct interval ranges per measurement
+        rest_rate, p99_ms, stored = rest(
+            url, meter_ids, {"Authorization": f"Bearer {token}"}, now - 900
+        )
+        yield {
+            "metric": "rest_readings_per_s",
+            "value": round(rest_rate),
+            "unit": "readings/s",
+            "target": 500_000,
+            "readings": stored,
+        }
         yield {"metric": "batch10k_p99_ms", "value": round(p99_ms, 1), "unit": "ms", "target": 200}
         mqtt_rate = mqtt_path(url, now - 900 - span, names)
-        yield {"metric": "mqtt_readings_per_s", "value": round(mqtt_rate), "unit": "readings/s",
-               "readings": MQTT_READINGS, "subscribers": SUBSCRIBERS, "publishers": PUBLISHERS}
+        yield {
+            "metric": "mqtt_readings_per_s",
+            "value": round(mqtt_rate),
+            "unit": "readings/s",
+            "readings": MQTT_READINGS,
+            "subscribers": SUBSCRIBERS,
+            "publishers": PUBLISHERS,
+        }
         copy_rate = copy_limit(url, meter_ids, now - 900 - 2 * span)
-        yield {"metric": "copy_limit_readings_per_s", "value": round(copy_rate), "unit": "readings/s"}
+        yield {
+            "metric": "copy_limit_readings_per_s",
+            "value": round(copy_rate),
+            "unit": "readings/s",
+        }
         orm_rate = orm_baseline(url, meter_ids, now - 900 - 3 * span)
-        yield {"metric": "orm_baseline_readings_per_s", "value": round(orm_rate), "unit": "readings/s"}
-        yield {"metric": "rest_vs_copy_limit", "value": round(rest_rate / copy_rate, 3), "unit": "x"}
-        yield {"metric": "rest_vs_orm_baseline", "value": round(rest_rate / orm_rate, 1), "unit": "x"}
-        yield {"metric": "mqtt_vs_orm_baseline", "value": round(mqtt_rate / orm_rate, 1), "unit": "x"}
+        yield {
+            "metric": "orm_baseline_readings_per_s",
+            "value": round(orm_rate),
+            "unit": "readings/s",
+        }
+        yield {
+            "metric": "rest_vs_copy_limit",
+            "value": round(rest_rate / copy_rate, 3),
+            "unit": "x",
+        }
+        yield {
+            "metric": "rest_vs_orm_baseline",
+            "value": round(rest_rate / orm_rate, 1),
+            "unit": "x",
+        }
+        yield {
+            "metric": "mqtt_vs_orm_baseline",
+            "value": round(mqtt_rate / orm_rate, 1),
+            "unit": "x",
+        }

@@ -5,6 +5,7 @@ per second (`trades_per_s`, default 10,000 trades), through the worker's service
 Baseline, same run and chain: the naive way, one `settle` transaction per trade (after the
 same `tradeStatus` check), on a separate share of the trades.
 """
+
 from __future__ import annotations
 
 import os
@@ -43,15 +44,26 @@ def make_trades(w3, wl, count: int) -> None:
     for i in range(count):
         seller = wl.people[i % len(wl.people)]
         buyer = wl.people[(i + 1) % len(wl.people)]
-        offer = wl.order(seller, SELL, quantity=1_000 + i % 500) if i % 500 == 0 or i < len(wl.people) else \
-            offer_template[seller.address].replace(salt=i)
+        offer = (
+            wl.order(seller, SELL, quantity=1_000 + i % 500)
+            if i % 500 == 0 or i < len(wl.people)
+            else offer_template[seller.address].replace(salt=i)
+        )
         if i < len(wl.people) or i % 500 == 0:
             offer_template[seller.address] = offer
         signature = sign_order(offer, seller.key, wl.chain_id, market.address)
-        tx = market.functions.fillOrder(offer.as_tuple(), signature, offer.quantityWh,
-                                        meter_id(f"meter:{buyer.address}")).build_transaction(
-            {"from": buyer.address, "nonce": nonces[buyer.address], "gas": 400_000,
-             "maxFeePerGas": 10**11, "maxPriorityFeePerGas": 1, "chainId": wl.chain_id})
+        tx = market.functions.fillOrder(
+            offer.as_tuple(), signature, offer.quantityWh, meter_id(f"meter:{buyer.address}")
+        ).build_transaction(
+            {
+                "from": buyer.address,
+                "nonce": nonces[buyer.address],
+                "gas": 400_000,
+                "maxFeePerGas": 10**11,
+                "maxPriorityFeePerGas": 1,
+                "chainId": wl.chain_id,
+            }
+        )
         nonces[buyer.address] += 1
         w3.eth.send_raw_transaction(buyer.sign_transaction(tx).raw_transaction)
         if i % 100 == 99:
@@ -64,39 +76,73 @@ offer_template: dict = {}
 
 
 def run():
-    with deployed_devnet(participants=4, anvil_args=("--gas-limit", "100000000")) as (node, w3, deployment, wl):
+    with deployed_devnet(participants=4, anvil_args=("--gas-limit", "100000000")) as (
+        node,
+        w3,
+        deployment,
+        wl,
+    ):
         started = time.perf_counter()
         make_trades(w3, wl, TRADES + BASELINE_TRADES)
         setup_s = time.perf_counter() - started
         with scratch_schema() as url, tempfile.TemporaryDirectory() as data_dir:
             engine = make_engine(url)
-            indexer = Indexer(engine, RpcClient(node.rpc_url), deployment, IndexerConfig(finality_depth=1))
+            indexer = Indexer(
+                engine, RpcClient(node.rpc_url), deployment, IndexerConfig(finality_depth=1)
+            )
             while indexer.step():
                 pass
-            settings = Settings(_env_file=None, data_dir=Path(data_dir), rpc_url=node.rpc_url, database_url=url,
-                                settlement_batch_size=min(BATCH, 500), settlement_gate_delay_s=0)
+            settings = Settings(
+                _env_file=None,
+                data_dir=Path(data_dir),
+                rpc_url=node.rpc_url,
+                database_url=url,
+                settlement_batch_size=min(BATCH, 500),
+                settlement_gate_delay_s=0,
+            )
             ctx = ChainContext.from_settings(settings, deployment)
             with Session(engine, expire_on_commit=False) as session:
-                trades = session.exec(select(Trade).where(Trade.product == "energy").order_by(Trade.trade_id)).all()
+                trades = session.exec(
+                    select(Trade).where(Trade.product == "energy").order_by(Trade.trade_id)
+                ).all()
                 for person in wl.people:
                     account = Account(address=person.address.lower())
                     session.add(account)
                     session.flush()
-                    register_meter(session, account, MeterCreate(name=f"meter:{person.address}", capacity_w=10**9))
+                    register_meter(
+                        session,
+                        account,
+                        MeterCreate(name=f"meter:{person.address}", capacity_w=10**9),
+                    )
             wl.advance(3 * 900 + 60)
             slots = {(t.seller_meter, t.delivery_start) for t in trades}
             with Session(engine) as session:
-                ingest_readings(session, [{"meterId": m, "timestamp": iso(s), "exportWh": 900_000}
-                                          for m, s in slots], source="bench", now=ctx.now(), settings=settings)
-            yield {"metric": "trades", "value": len(trades), "unit": "trades", "setup_s": round(setup_s, 1)}
+                ingest_readings(
+                    session,
+                    [{"meterId": m, "timestamp": iso(s), "exportWh": 900_000} for m, s in slots],
+                    source="bench",
+                    now=ctx.now(),
+                    settings=settings,
+                )
+            yield {
+                "metric": "trades",
+                "value": len(trades),
+                "unit": "trades",
+                "setup_s": round(setup_s, 1),
+            }
 
             # baseline: one settle transaction per trade, on the last BASELINE_TRADES trades
             baseline = trades[-BASELINE_TRADES:]
             t0 = time.perf_counter()
             for trade in baseline:
                 if ctx.market.functions.tradeStatus(trade.trade_id).call() == 1:
-                    wl.tx(wl.settler, ctx.market.functions.settle(trade_tuple(trade), trade.trade_id,
-                                                                 trade.quantity_wh // 2), gas=300_000)
+                    wl.tx(
+                        wl.settler,
+                        ctx.market.functions.settle(
+                            trade_tuple(trade), trade.trade_id, trade.quantity_wh // 2
+                        ),
+                        gas=300_000,
+                    )
             baseline_rate = len(baseline) / (time.perf_counter() - t0)
 
             locks = FileLocks(Path(data_dir) / "locks")
@@ -108,8 +154,19 @@ def run():
             closed = sum(r.already_closed for r in reports)
             ours = settled / ours_s
             engine.dispose()
-        yield {"metric": "trades_per_s", "value": round(ours, 1), "unit": "trades/s", "settled": settled,
-               "already_closed": closed, "batch": settings.settlement_batch_size, "seconds": round(ours_s, 2)}
-        yield {"metric": "baseline_trades_per_s", "value": round(baseline_rate, 1), "unit": "trades/s",
-               "trades": len(baseline)}
+        yield {
+            "metric": "trades_per_s",
+            "value": round(ours, 1),
+            "unit": "trades/s",
+            "settled": settled,
+            "already_closed": closed,
+            "batch": settings.settlement_batch_size,
+            "seconds": round(ours_s, 2),
+        }
+        yield {
+            "metric": "baseline_trades_per_s",
+            "value": round(baseline_rate, 1),
+            "unit": "trades/s",
+            "trades": len(baseline),
+        }
         yield {"metric": "ratio", "value": round(ours / baseline_rate, 1), "unit": "x"}

@@ -1,4 +1,5 @@
 """`python -m indexer`: follow the deployed contracts and mirror their events into SQL."""
+
 from __future__ import annotations
 
 import logging

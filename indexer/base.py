@@ -10,12 +10,13 @@
 Blocks deeper than `finality_depth` are final: processed without undo entries, and a reorg
 reaching below them halts the indexer (`ReorgTooDeep`) instead of rewriting history.
 """
+
 from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from collections import defaultdict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from sqlalchemy import insert, select, update
@@ -102,7 +103,9 @@ class Indexer:
 
     # ---------------------------------------------------------------- public
 
-    def run(self, poll_interval_s: float = 0.1, stop=lambda: False, report_every_s: float = 30) -> None:
+    def run(
+        self, poll_interval_s: float = 0.1, stop=lambda: False, report_every_s: float = 30
+    ) -> None:
         """Step until `stop()`; an unreachable node is waited for, not fatal."""
         backoff, last_report = poll_interval_s, time.monotonic()
         while not stop():
@@ -117,9 +120,15 @@ class Indexer:
                 continue
             if time.monotonic() - last_report >= report_every_s:
                 m = self.metrics
-                log.info("head %d indexed %d lag %d blocks / %d s, %.0f events/s, %d reorgs",
-                         m.head_block, m.indexed_block, m.lag_blocks, m.lag_seconds,
-                         m.events_per_second, m.reorgs)
+                log.info(
+                    "head %d indexed %d lag %d blocks / %d s, %.0f events/s, %d reorgs",
+                    m.head_block,
+                    m.indexed_block,
+                    m.lag_blocks,
+                    m.lag_seconds,
+                    m.events_per_second,
+                    m.reorgs,
+                )
                 last_report = time.monotonic()
             if advanced == 0:
                 time.sleep(poll_interval_s)
@@ -164,15 +173,20 @@ class Indexer:
     def save_cursor(self, connection: Connection, cursor: Cursor, head: int, head_ts: int) -> None:
         t = IndexerCursor.__table__
         values = {
-            "block_number": cursor.number, "block_hash": cursor.hash,
-            "block_timestamp": cursor.timestamp, "head_block": head, "head_timestamp": head_ts,
+            "block_number": cursor.number,
+            "block_hash": cursor.hash,
+            "block_timestamp": cursor.timestamp,
+            "head_block": head,
+            "head_timestamp": head_ts,
             "updated_at": utc_now(),
         }
         updated = connection.execute(
             update(t).where(t.c.name == self.config.name, t.c.chain_id == self.chain_id), values
         )
         if updated.rowcount == 0:
-            connection.execute(insert(t), [{"name": self.config.name, "chain_id": self.chain_id, **values}])
+            connection.execute(
+                insert(t), [{"name": self.config.name, "chain_id": self.chain_id, **values}]
+            )
         self.metrics.indexed_block = cursor.number
         self.metrics.indexed_timestamp = cursor.timestamp
         self.metrics.head_timestamp = max(head_ts, cursor.timestamp)
@@ -200,7 +214,11 @@ class Indexer:
         final_head = head - self.config.finality_depth
         if to_block < final_head:
             next_to = min(to_block + self.range, final_head)
-            self._prefetch = (to_block + 1, next_to, self._executor.submit(self._fetch, to_block + 1, next_to))
+            self._prefetch = (
+                to_block + 1,
+                next_to,
+                self._executor.submit(self._fetch, to_block + 1, next_to),
+            )
         logs = self.decode(raw_logs)
         with self.engine.begin() as connection:
             state = MirrorState(connection, self.chain_id)
@@ -232,7 +250,9 @@ class Indexer:
             factor = 2.0
         else:
             factor = min(2.0, max(0.25, self.config.target_logs / logs))
-        self.range = max(self.config.min_range, min(self.config.max_range, int(blocks * factor) or 1))
+        self.range = max(
+            self.config.min_range, min(self.config.max_range, int(blocks * factor) or 1)
+        )
 
     # ------------------------------------------------------------------ follow
 
@@ -261,7 +281,9 @@ class Indexer:
                 state.flush(undo_block=number)
             self.store_events(connection, logs)
             self.store_blocks(connection, headers, confirmed=False)
-            self.mark_confirmed_and_prune(connection, confirmed_below, head - self.config.finality_depth)
+            self.mark_confirmed_and_prune(
+                connection, confirmed_below, head - self.config.finality_depth
+            )
             last = headers[-1]
             end = Cursor(to_block, last["hash"], int(last["timestamp"], 16))
             self.save_cursor(connection, end, head, int(last["timestamp"], 16))
@@ -275,7 +297,9 @@ class Indexer:
         lowest = max(self.deployment.block_number - 1, cursor.number - self.config.finality_depth)
         with self.engine.begin() as connection:
             try:
-                fork, fork_hash = find_fork_point(connection, self.rpc, self.chain_id, cursor.number, lowest)
+                fork, fork_hash = find_fork_point(
+                    connection, self.rpc, self.chain_id, cursor.number, lowest
+                )
             except ReorgTooDeep as exc:
                 genesis = self.rpc.call("eth_getBlockByNumber", ["0x0", False])
                 if genesis is None or genesis["hash"] != self.deployment.genesis_hash:
@@ -292,7 +316,9 @@ class Indexer:
             state.emit(fork, "chain.reorg", {"fork_block": fork, "previous_cursor": cursor.number})
             state.flush(undo_block=None)
         self.metrics.reorgs += 1
-        log.warning("reorg: rewound from block %d to %d (%d rows restored)", cursor.number, fork, restored)
+        log.warning(
+            "reorg: rewound from block %d to %d (%d rows restored)", cursor.number, fork, restored
+        )
 
     # ----------------------------------------------------------------- helpers
 
@@ -304,15 +330,24 @@ class Indexer:
                 continue
             event, args = result
             number = int(raw["blockNumber"], 16)
-            timestamp = raw.get("blockTimestamp") or (headers or {}).get(number, {}).get("timestamp")
+            timestamp = raw.get("blockTimestamp") or (headers or {}).get(number, {}).get(
+                "timestamp"
+            )
             if timestamp is None:
                 timestamp = self.rpc.call("eth_getBlockByNumber", [hex(number), False])["timestamp"]
-            decoded.append(Log(
-                contract=event.contract, event=event.name, args=args,
-                address=raw["address"].lower(), block_number=number, block_hash=raw["blockHash"],
-                block_timestamp=int(timestamp, 16), tx_hash=raw["transactionHash"],
-                log_index=int(raw["logIndex"], 16),
-            ))
+            decoded.append(
+                Log(
+                    contract=event.contract,
+                    event=event.name,
+                    args=args,
+                    address=raw["address"].lower(),
+                    block_number=number,
+                    block_hash=raw["blockHash"],
+                    block_timestamp=int(timestamp, 16),
+                    tx_hash=raw["transactionHash"],
+                    log_index=int(raw["logIndex"], 16),
+                )
+            )
         return decoded
 
     def apply(self, state: MirrorState, logs: list[Log]) -> None:
@@ -330,32 +365,61 @@ class Indexer:
     def store_events(self, connection: Connection, logs: list[Log]) -> None:
         if not logs:
             return
-        bulk_insert(connection, ChainEvent.__table__, [
-            {"chain_id": self.chain_id, "block_number": item.block_number,
-             "block_hash": item.block_hash, "tx_hash": item.tx_hash, "log_index": item.log_index,
-             "contract": item.contract, "address": item.address, "event": item.event,
-             "args": item.args}
-            for item in logs
-        ], conflict_columns=["chain_id", "tx_hash", "log_index"])
+        bulk_insert(
+            connection,
+            ChainEvent.__table__,
+            [
+                {
+                    "chain_id": self.chain_id,
+                    "block_number": item.block_number,
+                    "block_hash": item.block_hash,
+                    "tx_hash": item.tx_hash,
+                    "log_index": item.log_index,
+                    "contract": item.contract,
+                    "address": item.address,
+                    "event": item.event,
+                    "args": item.args,
+                }
+                for item in logs
+            ],
+            conflict_columns=["chain_id", "tx_hash", "log_index"],
+        )
 
     def store_blocks(self, connection: Connection, headers: list[dict], confirmed: bool) -> None:
-        bulk_insert(connection, Block.__table__, [
-            {"chain_id": self.chain_id, "number": int(h["number"], 16), "hash": h["hash"],
-             "parent_hash": h["parentHash"], "timestamp": int(h["timestamp"], 16),
-             "confirmed": confirmed}
-            for h in headers
-        ], conflict_columns=["chain_id", "number"])
+        bulk_insert(
+            connection,
+            Block.__table__,
+            [
+                {
+                    "chain_id": self.chain_id,
+                    "number": int(h["number"], 16),
+                    "hash": h["hash"],
+                    "parent_hash": h["parentHash"],
+                    "timestamp": int(h["timestamp"], 16),
+                    "confirmed": confirmed,
+                }
+                for h in headers
+            ],
+            conflict_columns=["chain_id", "number"],
+        )
 
-    def mark_confirmed_and_prune(self, connection: Connection, confirmed_below: int, final_below: int) -> None:
+    def mark_confirmed_and_prune(
+        self, connection: Connection, confirmed_below: int, final_below: int
+    ) -> None:
         blocks, undo = Block.__table__, UndoEntry.__table__
         connection.execute(
             update(blocks)
-            .where(blocks.c.chain_id == self.chain_id, blocks.c.number <= confirmed_below,
-                   blocks.c.confirmed.is_(False))
+            .where(
+                blocks.c.chain_id == self.chain_id,
+                blocks.c.number <= confirmed_below,
+                blocks.c.confirmed.is_(False),
+            )
             .values(confirmed=True)
         )
         connection.execute(
-            undo.delete().where(undo.c.chain_id == self.chain_id, undo.c.block_number <= final_below)
+            undo.delete().where(
+                undo.c.chain_id == self.chain_id, undo.c.block_number <= final_below
+            )
         )
 
     def publish(self) -> None:

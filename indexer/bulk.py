@@ -1,5 +1,6 @@
 """Bulk inserts: COPY on PostgreSQL (with a staging table when duplicates must be ignored),
 executemany elsewhere. The backfill's hot path; everything else uses plain statements."""
+
 from __future__ import annotations
 
 import json
@@ -23,7 +24,10 @@ def dumps_json(value) -> str | None:
 
 
 def bulk_insert(
-    connection: Connection, table: Table, rows: list[dict], conflict_columns: list[str] | None = None
+    connection: Connection,
+    table: Table,
+    rows: list[dict],
+    conflict_columns: list[str] | None = None,
 ) -> None:
     """Insert `rows`; with `conflict_columns`, rows clashing on that unique key are skipped."""
     if not rows:

@@ -3,6 +3,7 @@
 Addresses come out lower-case, bytes as 0x-hex, structs as dicts keyed by component name,
 so rows compare equal whatever client produced them.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ def abi_type(component: dict) -> str:
     kind = component["type"]
     if kind.startswith("tuple"):
         inner = ",".join(abi_type(c) for c in component["components"])
-        return f"({inner}){kind[len('tuple'):]}"
+        return f"({inner}){kind[len('tuple') :]}"
     return kind
 
 
@@ -107,7 +108,7 @@ class EventDecoder:
     static: bool
 
     @classmethod
-    def from_abi(cls, contract: str, event_abi: dict) -> "EventDecoder":
+    def from_abi(cls, contract: str, event_abi: dict) -> EventDecoder:
         inputs = event_abi["inputs"]
         data = tuple(i for i in inputs if not i.get("indexed"))
         return cls(
@@ -139,7 +140,6 @@ class EventDecoder:
         for component, value in zip(self.data, values):
             args[component["name"]] = normalise(component, value)
         return args
-
 
     def _decode_static(self, topics: list[str], data: str) -> dict:
         args = {}

@@ -5,11 +5,12 @@ changes in bulk (one statement per table and kind) and, for blocks that a reorg 
 replace, records each changed row's before-image in `undo_log` so `reorg.rewind` can
 restore it exactly.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from functools import lru_cache
+from functools import cache
 
 from sqlalchemy import Table, and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.engine import Connection
@@ -25,7 +26,7 @@ def table(name: str) -> Table:
     return SQLModel.metadata.tables[name]
 
 
-@lru_cache(maxsize=None)
+@cache
 def primary_key_names(name: str) -> tuple[str, ...]:
     return tuple(c.name for c in table(name).primary_key.columns)
 
@@ -95,7 +96,9 @@ class MirrorState:
         self._current[name][key] = row
         self._dirty[name][key] = None
 
-    def emit(self, block_number: int, topic: str, payload: dict, collect: str | None = None) -> None:
+    def emit(
+        self, block_number: int, topic: str, payload: dict, collect: str | None = None
+    ) -> None:
         """Queue an outbox message. With `collect`, messages of one topic and transaction are
         merged: their `collect` lists are concatenated (one message per issuance batch)."""
         if collect is not None:
@@ -104,8 +107,14 @@ class MirrorState:
             if pending is not None:
                 pending["payload"][collect].extend(payload[collect])
                 return
-        message = {"chain_id": self.chain_id, "block_number": block_number, "topic": topic,
-                   "payload": payload, "created_at": utc_now(), "published_at": None}
+        message = {
+            "chain_id": self.chain_id,
+            "block_number": block_number,
+            "topic": topic,
+            "payload": payload,
+            "created_at": utc_now(),
+            "published_at": None,
+        }
         if collect is not None:
             self._collecting[group] = message
         self._outbox.append(message)
@@ -128,8 +137,13 @@ class MirrorState:
                     continue
                 if undo_block is not None:
                     undo_rows.append(
-                        {"chain_id": self.chain_id, "block_number": undo_block, "table_name": name,
-                         "key": dict(zip(pk_names, key)), "before": before}
+                        {
+                            "chain_id": self.chain_id,
+                            "block_number": undo_block,
+                            "table_name": name,
+                            "key": dict(zip(pk_names, key)),
+                            "before": before,
+                        }
                     )
                 if before is None and after is not None:
                     inserts.append(after)
@@ -143,7 +157,9 @@ class MirrorState:
                 condition = and_(*(t.c[c] == bindparam(f"pk_{c}") for c in pk_names))
                 self.connection.execute(update(t).where(condition), updates)
             if deletes:
-                condition = or_(*(and_(*(t.c[c] == v for c, v in zip(pk_names, k))) for k in deletes))
+                condition = or_(
+                    *(and_(*(t.c[c] == v for c, v in zip(pk_names, k))) for k in deletes)
+                )
                 self.connection.execute(delete(t).where(condition))
             written += len(inserts) + len(updates) + len(deletes)
         bulk_insert(self.connection, UndoEntry.__table__, undo_rows)

@@ -8,16 +8,17 @@ Derived mirror tables (what the API and workers read): orders, trades, payouts,
 market balances, token balances, devices, certificates, holdings, claims, role grants.
 Amounts are integers: Wh and token base units. Hashes and addresses are 0x-hex strings.
 """
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def big(**kwargs) -> Column:

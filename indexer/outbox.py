@@ -5,6 +5,7 @@ call. Delivery is at-least-once; consumers de-duplicate by the message id. Sever
 publishers may run (the indexer, and each API process relaying its own order events):
 rows are claimed with `FOR UPDATE SKIP LOCKED`, so one publisher sends each.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,10 +34,17 @@ class RedisStreamSink:
     def send(self, messages: list[dict]) -> None:
         pipe = self.client.pipeline(transaction=False)
         for message in messages:
-            pipe.xadd(self.stream, {
-                "id": message["id"], "topic": message["topic"],
-                "block_number": message["block_number"], "payload": json.dumps(message["payload"]),
-            }, maxlen=self.maxlen, approximate=True)
+            pipe.xadd(
+                self.stream,
+                {
+                    "id": message["id"],
+                    "topic": message["topic"],
+                    "block_number": message["block_number"],
+                    "payload": json.dumps(message["payload"]),
+                },
+                maxlen=self.maxlen,
+                approximate=True,
+            )
         pipe.execute()
 
 
@@ -51,15 +59,23 @@ class OutboxPublisher:
         published = 0
         while True:
             with self.engine.begin() as connection:
-                rows = connection.execute(
-                    select(t.c.id, t.c.topic, t.c.block_number, t.c.payload)
-                    .where(t.c.published_at.is_(None)).order_by(t.c.id).limit(self.batch_size)
-                    .with_for_update(skip_locked=True)
-                ).mappings().all()
+                rows = (
+                    connection.execute(
+                        select(t.c.id, t.c.topic, t.c.block_number, t.c.payload)
+                        .where(t.c.published_at.is_(None))
+                        .order_by(t.c.id)
+                        .limit(self.batch_size)
+                        .with_for_update(skip_locked=True)
+                    )
+                    .mappings()
+                    .all()
+                )
                 if not rows:
                     return published
                 self.sink.send([dict(r) for r in rows])
                 connection.execute(
-                    update(t).where(t.c.id.in_([r["id"] for r in rows])).values(published_at=utc_now())
+                    update(t)
+                    .where(t.c.id.in_([r["id"] for r in rows]))
+                    .values(published_at=utc_now())
                 )
             published += len(rows)

@@ -4,6 +4,7 @@
 undo entries and outbox messages above the fork, and moves the cursor back — all inside
 the caller's transaction, so a crash leaves either the old or the rewound state.
 """
+
 from __future__ import annotations
 
 from sqlalchemy import delete, select
@@ -19,7 +20,9 @@ class ReorgTooDeep(GridLedgerError):
     """The chain changed below the finality depth: refuse to rewrite history."""
 
 
-def stored_blocks(connection: Connection, chain_id: int, below_or_at: int, limit: int) -> list[tuple[int, str]]:
+def stored_blocks(
+    connection: Connection, chain_id: int, below_or_at: int, limit: int
+) -> list[tuple[int, str]]:
     t = Block.__table__
     rows = connection.execute(
         select(t.c.number, t.c.hash)
@@ -57,11 +60,15 @@ def find_fork_point(
 def rewind(connection: Connection, chain_id: int, fork_block: int) -> int:
     """Undo everything above `fork_block`; returns the number of rows restored."""
     undo = UndoEntry.__table__
-    entries = connection.execute(
-        select(undo.c.table_name, undo.c.key, undo.c.before)
-        .where(undo.c.chain_id == chain_id, undo.c.block_number > fork_block)
-        .order_by(undo.c.id.desc())
-    ).mappings().all()
+    entries = (
+        connection.execute(
+            select(undo.c.table_name, undo.c.key, undo.c.before)
+            .where(undo.c.chain_id == chain_id, undo.c.block_number > fork_block)
+            .order_by(undo.c.id.desc())
+        )
+        .mappings()
+        .all()
+    )
     restore_rows(connection, entries)
     for model in (UndoEntry, ChainEvent, Block, OutboxMessage):
         t = model.__table__

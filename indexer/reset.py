@@ -1,4 +1,5 @@
 """Empty every indexer table: used when a devnet starts a new chain (`make run` deploying anew)."""
+
 from __future__ import annotations
 
 from sqlalchemy import delete
@@ -8,9 +9,24 @@ from sqlmodel import SQLModel
 import indexer.models  # noqa: F401 - registers the tables
 
 INDEXER_TABLES = [
-    "blocks", "indexer_cursors", "chain_events", "undo_log", "outbox", "market_orders",
-    "maker_nonces", "trades", "payouts", "market_balances", "token_balances", "market_parameters",
-    "devices", "certificates", "holdings", "certificate_transfers", "claims", "role_grants",
+    "blocks",
+    "indexer_cursors",
+    "chain_events",
+    "undo_log",
+    "outbox",
+    "market_orders",
+    "maker_nonces",
+    "trades",
+    "payouts",
+    "market_balances",
+    "token_balances",
+    "market_parameters",
+    "devices",
+    "certificates",
+    "holdings",
+    "certificate_transfers",
+    "claims",
+    "role_grants",
 ]
 
 

@@ -4,6 +4,7 @@ Transport faults (timeouts, refused connections, HTTP 5xx, truncated bodies) are
 a provider saying a log query is too large raises `RangeTooLarge` at once so the caller
 can shrink its block range instead of hammering the node.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -78,7 +79,9 @@ class RpcClient:
         for attempt in range(self.retry.attempts):
             try:
                 reply = self.session.post(
-                    self.url, data=orjson.dumps(payload), timeout=self.timeout_s,
+                    self.url,
+                    data=orjson.dumps(payload),
+                    timeout=self.timeout_s,
                     headers={"Content-Type": "application/json"},
                 )
                 if reply.status_code >= 500 or reply.status_code == 429:

@@ -4,16 +4,18 @@
 `scripts/devnet.py` calls `deploy_all` with a plain Web3 on the Anvil it started.
 Transactions are signed with keys from settings, so the same code serves every network.
 """
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from web3 import Web3
 
 from backend.chain.artifacts import load_artifact
 from backend.chain.deployment import DeployedContract, Deployment
 from backend.chain.transactions import deploy_contract, signer, transact
-from backend.core.config import Settings, settings as default_settings
+from backend.core.config import Settings
+from backend.core.config import settings as default_settings
 
 CERTIFICATE_URI = "https://gridledger.example/certificates/{id}.json"
 
@@ -66,7 +68,7 @@ def deploy_all(w3: Web3, config: Settings = default_settings) -> Deployment:
         chain_id=w3.eth.chain_id,
         block_number=token.block_number,
         genesis_hash=w3.eth.get_block(0)["hash"].to_0x_hex(),
-        deployed_at=datetime.now(timezone.utc),
+        deployed_at=datetime.now(UTC),
         contracts={"GridUSD": token, "RECRegistry": registry, "EnergyMarket": market},
         roles=role_holders,
     )

@@ -10,6 +10,7 @@ the same chain, database and deployment; `make run RESET=1` starts empty.
 With GRIDLEDGER_SIMULATE=true (the default) the simulator moves Anvil's clock, so every
 service runs with GRIDLEDGER_CLOCK=chain and the settlement beat follows the faster clock.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,7 +19,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -26,7 +27,8 @@ from web3 import Web3
 
 from backend.chain.anvil import start_anvil
 from backend.chain.deployment import Deployment, DeploymentNotFound
-from backend.core.config import PROJECT_ROOT, Settings, settings as default_settings
+from backend.core.config import PROJECT_ROOT, Settings
+from backend.core.config import settings as default_settings
 from backend.core.db import get_engine
 from backend.core.errors import GridLedgerError
 from backend.core.migrate import upgrade
@@ -60,8 +62,14 @@ def start_component(name: str, module: str, config: Settings | None = None) -> s
     logs = config.data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     with open(logs / f"{name}.log", "ab") as log:
-        return subprocess.Popen([sys.executable, "-m", module], cwd=PROJECT_ROOT, env=component_env(config),
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", module],
+            cwd=PROJECT_ROOT,
+            env=component_env(config),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def stop_component(process: subprocess.Popen) -> None:
@@ -97,19 +105,27 @@ class StatusLine:
 
         head = self.w3.eth.get_block("latest")
         with self.engine.connect() as connection:
-            trades, settled, penalised, swaps = connection.execute(text(
-                "SELECT coalesce(sum(CASE WHEN product = 'energy' THEN 1 ELSE 0 END), 0), "
-                "coalesce(sum(CASE WHEN status = 'settled' THEN 1 ELSE 0 END), 0), "
-                "coalesce(sum(CASE WHEN coalesce(penalty, 0) > 0 THEN 1 ELSE 0 END), 0), "
-                "coalesce(sum(CASE WHEN product <> 'energy' THEN 1 ELSE 0 END), 0) FROM trades")).one()
-            certificates, claims = connection.execute(text(
-                "SELECT (SELECT count(*) FROM certificates), (SELECT count(*) FROM claims)")).one()
-            indexed = connection.execute(text("SELECT max(block_number) FROM indexer_cursors")).scalar()
-        moment = datetime.fromtimestamp(head["timestamp"], timezone.utc).strftime("%Y-%m-%d %H:%M")
+            trades, settled, penalised, swaps = connection.execute(
+                text(
+                    "SELECT coalesce(sum(CASE WHEN product = 'energy' THEN 1 ELSE 0 END), 0), "
+                    "coalesce(sum(CASE WHEN status = 'settled' THEN 1 ELSE 0 END), 0), "
+                    "coalesce(sum(CASE WHEN coalesce(penalty, 0) > 0 THEN 1 ELSE 0 END), 0), "
+                    "coalesce(sum(CASE WHEN product <> 'energy' THEN 1 ELSE 0 END), 0) FROM trades"
+                )
+            ).one()
+            certificates, claims = connection.execute(
+                text("SELECT (SELECT count(*) FROM certificates), (SELECT count(*) FROM claims)")
+            ).one()
+            indexed = connection.execute(
+                text("SELECT max(block_number) FROM indexer_cursors")
+            ).scalar()
+        moment = datetime.fromtimestamp(head["timestamp"], UTC).strftime("%Y-%m-%d %H:%M")
         lag = "-" if indexed is None else f"{max(head['number'] - indexed, 0)} blocks"
-        return (f"{self.label} {moment} UTC | energy trades {trades}, settled {settled} ({penalised} penalised) | "
-                f"RECs {certificates} issued, {swaps} sold, {claims} retired | block {head['number']} | "
-                f"indexer lag {lag}")
+        return (
+            f"{self.label} {moment} UTC | energy trades {trades}, settled {settled} ({penalised} penalised) | "
+            f"RECs {certificates} issued, {swaps} sold, {claims} retired | block {head['number']} | "
+            f"indexer lag {lag}"
+        )
 
     def update(self) -> None:
         now = time.monotonic()
@@ -151,8 +167,11 @@ def reset(config: Settings) -> None:
         path.unlink(missing_ok=True)
     if config.is_sqlite:
         database = Path(config.database_url.removeprefix("sqlite:///"))
-        for path in (database, database.with_name(database.name + "-wal"),
-                     database.with_name(database.name + "-shm")):
+        for path in (
+            database,
+            database.with_name(database.name + "-wal"),
+            database.with_name(database.name + "-shm"),
+        ):
             path.unlink(missing_ok=True)
 
 
@@ -206,21 +225,38 @@ def main(argv: list[str] | None = None) -> int:
         components["matcher"] = start_component("matcher", "backend.market.matching", config)
         say("matcher", f"operator matching every {config.matcher_interval_s:g} s")
         components["workers"] = start_component("workers", "backend.workers", config)
-        say("workers", f"settlement and REC issuance (worker + beat) on {config.resolved_broker_url}")
+        say(
+            "workers",
+            f"settlement and REC issuance (worker + beat) on {config.resolved_broker_url}",
+        )
         components["mqtt"] = start_component("mqtt", "backend.meters.mqtt", config)
-        say("mqtt", f"meter readings from {config.mqtt_host}:{config.mqtt_port} {config.mqtt_topic_root}/+/+/+/+")
+        say(
+            "mqtt",
+            f"meter readings from {config.mqtt_host}:{config.mqtt_port} {config.mqtt_topic_root}/+/+/+/+",
+        )
         simulator = None
         ahead_s = w3.eth.get_block("latest")["timestamp"] - time.time()
         if not config.simulate and ahead_s > 3600:
-            say("clock", f"chain time is {ahead_s / 3600:.0f} h ahead of the wall clock (a simulated run): "
-                         "delivery periods must start after chain time")
+            say(
+                "clock",
+                f"chain time is {ahead_s / 3600:.0f} h ahead of the wall clock (a simulated run): "
+                "delivery periods must start after chain time",
+            )
         if config.simulate:
-            simulator = components["neighbourhood"] = start_component("neighbourhood", "scripts.neighbourhood", config)
-            say("sim", f"{config.sim_prosumers} prosumers, {config.sim_consumers} consumers, a battery and an "
-                       f"aggregator; one simulated day per {config.sim_seconds_per_day:g} s")
+            simulator = components["neighbourhood"] = start_component(
+                "neighbourhood", "scripts.neighbourhood", config
+            )
+            say(
+                "sim",
+                f"{config.sim_prosumers} prosumers, {config.sim_consumers} consumers, a battery and an "
+                f"aggregator; one simulated day per {config.sim_seconds_per_day:g} s",
+            )
         say("logs", str(config.data_dir / "logs"))
-        say("urls", f"API {api_url}/docs   health {api_url}/health   WebSocket ws://{config.api_host}:"
-                    f"{config.api_port}/v1/ws   chain RPC {config.rpc_url}")
+        say(
+            "urls",
+            f"API {api_url}/docs   health {api_url}/health   WebSocket ws://{config.api_host}:"
+            f"{config.api_port}/v1/ws   chain RPC {config.rpc_url}",
+        )
         say("ready", "Ctrl-C stops every component")
         status = StatusLine(w3, get_engine(), simulated=config.simulate)
         while True:
@@ -235,13 +271,15 @@ def main(argv: list[str] | None = None) -> int:
                     say("sim", "finished its simulated period; the stack keeps running")
                     simulator = None
                 elif process.returncode != 0 or name != "neighbourhood":
-                    raise DevnetError(f"{name} exited with code {process.returncode} "
-                                      f"(see {config.data_dir / 'logs' / (name + '.log')})")
+                    raise DevnetError(
+                        f"{name} exited with code {process.returncode} "
+                        f"(see {config.data_dir / 'logs' / (name + '.log')})"
+                    )
             status.update()
     except KeyboardInterrupt:
         return 0
     finally:
-        if 'status' in locals():
+        if "status" in locals():
             status.clear()
         for name, process in reversed(components.items()):
             stop_component(process)

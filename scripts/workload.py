@@ -3,6 +3,7 @@
 Used by the indexer tests (mirror equals chain), the indexer benchmark and, later, the
 demo. Everything goes through signed raw transactions, like a real client.
 """
+
 from __future__ import annotations
 
 import random
@@ -15,7 +16,7 @@ from web3.logs import DISCARD
 
 from backend.chain.deployment import Deployment
 from backend.chain.transactions import TransactionFailed, send
-from backend.market.orders import ENERGY, REC, SELL, BUY, SLOT_SECONDS, Order, meter_id, sign_order
+from backend.market.orders import BUY, ENERGY, REC, SELL, SLOT_SECONDS, Order, meter_id, sign_order
 
 Account.enable_unaudited_hdwallet_features()
 ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
@@ -34,8 +35,12 @@ class Contracts:
     def __post_init__(self):
         c = self.deployment.contracts
         self.token = self.w3.eth.contract(address=c["GridUSD"].address, abi=c["GridUSD"].abi)
-        self.registry = self.w3.eth.contract(address=c["RECRegistry"].address, abi=c["RECRegistry"].abi)
-        self.market = self.w3.eth.contract(address=c["EnergyMarket"].address, abi=c["EnergyMarket"].abi)
+        self.registry = self.w3.eth.contract(
+            address=c["RECRegistry"].address, abi=c["RECRegistry"].abi
+        )
+        self.market = self.w3.eth.contract(
+            address=c["EnergyMarket"].address, abi=c["EnergyMarket"].abi
+        )
 
 
 @dataclass
@@ -76,9 +81,16 @@ class Workload:
     def tx(self, account: LocalAccount, call, gas: int = 3_000_000):
         """Send a contract call with a locally tracked nonce (fast: no estimate round trip)."""
         nonce = self._next_nonce(account)
-        built = call.build_transaction({"from": account.address, "gas": gas, "nonce": nonce,
-                                        "maxFeePerGas": 10**11, "maxPriorityFeePerGas": 1,
-                                        "chainId": self.chain_id})
+        built = call.build_transaction(
+            {
+                "from": account.address,
+                "gas": gas,
+                "nonce": nonce,
+                "maxFeePerGas": 10**11,
+                "maxPriorityFeePerGas": 1,
+                "chainId": self.chain_id,
+            }
+        )
         receipt = send(self.w3, account, built)
         self.operations += 1
         return receipt
@@ -96,15 +108,28 @@ class Workload:
         """Fund participants, approve the market, register and approve a solar device each."""
         for person in self.people:
             if self.w3.eth.get_balance(person.address) < 10**18:
-                send(self.w3, self.admin, {"to": person.address, "value": 10 * 10**18, "gas": 21_000,
-                                           "nonce": self._next_nonce(self.admin)})
+                send(
+                    self.w3,
+                    self.admin,
+                    {
+                        "to": person.address,
+                        "value": 10 * 10**18,
+                        "gas": 21_000,
+                        "nonce": self._next_nonce(self.admin),
+                    },
+                )
             self.tx(self.admin, self.c.token.functions.mint(person.address, 10**12))
             self.tx(person, self.c.token.functions.approve(self.c.market.address, MAX_UINT))
-            self.tx(person, self.c.registry.functions.setApprovalForAll(self.c.market.address, True))
+            self.tx(
+                person, self.c.registry.functions.setApprovalForAll(self.c.market.address, True)
+            )
             meter = meter_id(f"meter:{person.address}")
-            self.tx(person, self.c.registry.functions.registerDevice(
-                (b"SOLAR_PV".ljust(32, b"\0"), 10_000, b"DE-50HZ".ljust(32, b"\0"), 0, meter)
-            ))
+            self.tx(
+                person,
+                self.c.registry.functions.registerDevice(
+                    (b"SOLAR_PV".ljust(32, b"\0"), 10_000, b"DE-50HZ".ljust(32, b"\0"), 0, meter)
+                ),
+            )
             device_id = self.c.registry.functions.deviceIdOfMeter(meter).call()
             self.tx(self.registrar, self.c.registry.functions.approveDevice(device_id))
             self.devices[person.address] = device_id
@@ -116,10 +141,15 @@ class Workload:
         seller, buyer = self.rng.sample(self.people, 2)
         return seller, buyer
 
-    def order(self, maker: LocalAccount, side: int, product=ENERGY, asset_id=0, quantity=None) -> Order:
+    def order(
+        self, maker: LocalAccount, side: int, product=ENERGY, asset_id=0, quantity=None
+    ) -> Order:
         start = (self.now() // SLOT_SECONDS + 2) * SLOT_SECONDS
         return Order(
-            maker=maker.address, side=side, product=product, assetId=asset_id,
+            maker=maker.address,
+            side=side,
+            product=product,
+            assetId=asset_id,
             meterId=meter_id(f"meter:{maker.address}") if product == ENERGY else b"\0" * 32,
             quantityWh=quantity or self.rng.randrange(1_000, 20_000),
             price=self.rng.randrange(80_000, 200_000),
@@ -135,16 +165,24 @@ class Workload:
         offer = self.order(seller, SELL)
         signature = sign_order(offer, seller.key, self.chain_id, self.c.market.address)
         quantity = self.rng.randrange(1, offer.quantityWh + 1)
-        receipt = self.tx(buyer, self.c.market.functions.fillOrder(
-            offer.as_tuple(), signature, quantity, meter_id(f"meter:{buyer.address}")))
+        receipt = self.tx(
+            buyer,
+            self.c.market.functions.fillOrder(
+                offer.as_tuple(), signature, quantity, meter_id(f"meter:{buyer.address}")
+            ),
+        )
         self.remember_trades(receipt)
 
     def listed_fill(self) -> None:
         seller, buyer = self.pair()
         bid = self.order(buyer, BUY)
         self.tx(buyer, self.c.market.functions.listOrder(bid.as_tuple()))
-        receipt = self.tx(seller, self.c.market.functions.fillOrder(
-            bid.as_tuple(), b"", bid.quantityWh // 2 or 1, meter_id(f"meter:{seller.address}")))
+        receipt = self.tx(
+            seller,
+            self.c.market.functions.fillOrder(
+                bid.as_tuple(), b"", bid.quantityWh // 2 or 1, meter_id(f"meter:{seller.address}")
+            ),
+        )
         self.remember_trades(receipt)
         if self.rng.random() < 0.5:
             self.tx(buyer, self.c.market.functions.cancelOrder(bid.as_tuple()))
@@ -152,20 +190,41 @@ class Workload:
     def matched(self) -> None:
         seller, buyer = self.pair()
         offer = self.order(seller, SELL)
-        bid = offer.replace(maker=buyer.address, side=BUY, price=offer.price + 1_000,
-                            meterId=meter_id(f"meter:{buyer.address}"),
-                            nonce=self.c.market.functions.nonces(buyer.address).call())
-        receipt = self.tx(self.operator, self.c.market.functions.matchOrders(
-            bid.as_tuple(), sign_order(bid, buyer.key, self.chain_id, self.c.market.address),
-            offer.as_tuple(), sign_order(offer, seller.key, self.chain_id, self.c.market.address),
-            min(bid.quantityWh, offer.quantityWh), self.rng.random() < 0.5))
+        bid = offer.replace(
+            maker=buyer.address,
+            side=BUY,
+            price=offer.price + 1_000,
+            meterId=meter_id(f"meter:{buyer.address}"),
+            nonce=self.c.market.functions.nonces(buyer.address).call(),
+        )
+        receipt = self.tx(
+            self.operator,
+            self.c.market.functions.matchOrders(
+                bid.as_tuple(),
+                sign_order(bid, buyer.key, self.chain_id, self.c.market.address),
+                offer.as_tuple(),
+                sign_order(offer, seller.key, self.chain_id, self.c.market.address),
+                min(bid.quantityWh, offer.quantityWh),
+                self.rng.random() < 0.5,
+            ),
+        )
         self.remember_trades(receipt)
 
     def remember_trades(self, receipt) -> None:
         for event in self.c.market.events.TradeCreated().process_receipt(receipt, errors=DISCARD):
             t = event["args"]["trade"]
-            trade = (t["seller"], t["buyer"], t["sellerMeter"], t["buyerMeter"], t["quantityWh"],
-                     t["price"], t["deliveryStart"], t["deliveryEnd"], t["toleranceBps"], t["penaltyBps"])
+            trade = (
+                t["seller"],
+                t["buyer"],
+                t["sellerMeter"],
+                t["buyerMeter"],
+                t["quantityWh"],
+                t["price"],
+                t["deliveryStart"],
+                t["deliveryEnd"],
+                t["toleranceBps"],
+                t["penaltyBps"],
+            )
             self.open_trades.append((event["args"]["tradeId"], trade))
 
     def settle_due(self) -> None:
@@ -175,9 +234,15 @@ class Workload:
             return
         self.rng.shuffle(due)
         batch = due[: self.rng.randrange(1, len(due) + 1)]
-        delivered = [self.rng.choice([t[4], t[4] * 96 // 100, t[4] // 2, 0, t[4] + 5]) for _, t in batch]
-        self.tx(self.settler, self.c.market.functions.settleBatch(
-            [t for _, t in batch], [i for i, _ in batch], delivered))
+        delivered = [
+            self.rng.choice([t[4], t[4] * 96 // 100, t[4] // 2, 0, t[4] + 5]) for _, t in batch
+        ]
+        self.tx(
+            self.settler,
+            self.c.market.functions.settleBatch(
+                [t for _, t in batch], [i for i, _ in batch], delivered
+            ),
+        )
         settled = {i for i, _ in batch}
         self.open_trades = [(i, t) for i, t in self.open_trades if i not in settled]
 
@@ -206,10 +271,23 @@ class Workload:
             return []
         starts = [first_hour + h * 3600 for h in range(count)]
         self.next_hour[device_id] = starts[-1] + 3600
-        receipt = self.tx(self.issuer, self.c.registry.functions.issueBatch(
-            device_id, owner.address, starts, [s + 3600 for s in starts],
-            [self.rng.randrange(100, 9_000) for _ in starts]), gas=15_000_000)
-        return [e["args"]["certId"] for e in self.c.registry.events.CertificateIssued().process_receipt(receipt, errors=DISCARD)]
+        receipt = self.tx(
+            self.issuer,
+            self.c.registry.functions.issueBatch(
+                device_id,
+                owner.address,
+                starts,
+                [s + 3600 for s in starts],
+                [self.rng.randrange(100, 9_000) for _ in starts],
+            ),
+            gas=15_000_000,
+        )
+        return [
+            e["args"]["certId"]
+            for e in self.c.registry.events.CertificateIssued().process_receipt(
+                receipt, errors=DISCARD
+            )
+        ]
 
     def holding(self) -> tuple[LocalAccount, int, int] | None:
         count = self.c.registry.functions.certificateCount().call()
@@ -226,17 +304,32 @@ class Workload:
         if found:
             holder, cert, balance = found
             to = self.rng.choice([p for p in self.people if p != holder])
-            self.tx(holder, self.c.registry.functions.safeTransferFrom(
-                holder.address, to.address, cert, self.rng.randrange(1, balance + 1), b""))
+            self.tx(
+                holder,
+                self.c.registry.functions.safeTransferFrom(
+                    holder.address, to.address, cert, self.rng.randrange(1, balance + 1), b""
+                ),
+            )
 
     def claim(self) -> None:
         found = self.holding()
         if found:
             holder, cert, balance = found
             now = self.now()
-            self.tx(holder, self.c.registry.functions.claim(
-                cert, self.rng.randrange(1, balance + 1),
-                ("Household " + holder.address[:8], "scope2", now - 3600, now, b"DE".ljust(32, b"\0"))))
+            self.tx(
+                holder,
+                self.c.registry.functions.claim(
+                    cert,
+                    self.rng.randrange(1, balance + 1),
+                    (
+                        "Household " + holder.address[:8],
+                        "scope2",
+                        now - 3600,
+                        now,
+                        b"DE".ljust(32, b"\0"),
+                    ),
+                ),
+            )
 
     def rec_sale(self) -> None:
         found = self.holding()
@@ -245,8 +338,12 @@ class Workload:
             buyer = self.rng.choice([p for p in self.people if p != seller])
             offer = self.order(seller, SELL, product=REC, asset_id=cert, quantity=balance)
             signature = sign_order(offer, seller.key, self.chain_id, self.c.market.address)
-            self.tx(buyer, self.c.market.functions.fillOrder(
-                offer.as_tuple(), signature, self.rng.randrange(1, balance + 1), b"\0" * 32))
+            self.tx(
+                buyer,
+                self.c.market.functions.fillOrder(
+                    offer.as_tuple(), signature, self.rng.randrange(1, balance + 1), b"\0" * 32
+                ),
+            )
 
     def bump_nonce(self) -> None:
         self.tx(self.rng.choice(self.people), self.c.market.functions.incrementNonce())
@@ -254,9 +351,17 @@ class Workload:
     def run(self, steps: int) -> None:
         """`steps` random operations, weighted towards trading and issuance."""
         operations = [
-            (self.signed_fill, 5), (self.listed_fill, 3), (self.matched, 3), (self.settle_due, 3),
-            (self.withdraw, 2), (self.issue, 4), (self.transfer, 2), (self.claim, 2),
-            (self.rec_sale, 2), (self.reclaim_one, 1), (self.bump_nonce, 1),
+            (self.signed_fill, 5),
+            (self.listed_fill, 3),
+            (self.matched, 3),
+            (self.settle_due, 3),
+            (self.withdraw, 2),
+            (self.issue, 4),
+            (self.transfer, 2),
+            (self.claim, 2),
+            (self.rec_sale, 2),
+            (self.reclaim_one, 1),
+            (self.bump_nonce, 1),
         ]
         functions, weights = zip(*operations)
         for _ in range(steps):

@@ -3,6 +3,7 @@
 Idempotent: rewrites the executable only when its content would change.
 Usage: python -m toolchain.install_solc [COMPILER_DIR]
 """
+
 from __future__ import annotations
 
 import re

@@ -19,6 +19,7 @@ The executable installed by :mod:`toolchain.install_solc` sets `GRIDLEDGER_SOLCJ
 (the solc.js path), `GRIDLEDGER_SOLC_VERSION` (the long version string) and
 `GRIDLEDGER_PROJECT_ROOT`.
 """
+
 from __future__ import annotations
 
 import json
@@ -94,7 +95,11 @@ def compile_standard_json(argv: list[str], stdin_data: bytes) -> str:
     if project_root and "--base-path" in arguments:
         arguments += ["--include-path", project_root]
     command = [node_executable(), solcjs_path(), *arguments]
-    with tempfile.TemporaryFile() as source, tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with (
+        tempfile.TemporaryFile() as source,
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+    ):
         source.write(stdin_data)
         source.seek(0)
         completed = subprocess.run(command, stdin=source, stdout=out, stderr=err, check=False)
@@ -113,11 +118,15 @@ def main(argv: list[str] | None = None) -> int:
         if "--version" in argv:
             version = os.environ.get("GRIDLEDGER_SOLC_VERSION")
             if not version:
-                raise BridgeError("GRIDLEDGER_SOLC_VERSION unset: reinstall the bridge with `make setup`")
+                raise BridgeError(
+                    "GRIDLEDGER_SOLC_VERSION unset: reinstall the bridge with `make setup`"
+                )
             sys.stdout.write(version_banner(version))
             return 0
         if "--standard-json" not in argv:
-            raise BridgeError("only --version and --standard-json are supported by the solcjs bridge")
+            raise BridgeError(
+                "only --version and --standard-json are supported by the solcjs bridge"
+            )
         document = compile_standard_json(argv, sys.stdin.buffer.read())
         sys.stdout.write(document)
         sys.stdout.flush()

@@ -17,6 +17,7 @@ Grants and revocations are signed with the deployer key, the contracts' admin af
 and the caller is told why: a custodial key never leaves the API, so its API roles are the
 ones that take effect.
 """
+
 from __future__ import annotations
 
 from eth_account import Account as EthAccount
@@ -40,8 +41,9 @@ def mirrored(roles) -> set[Role]:
     return {Role(r) for r in roles} & CHAIN_ROLES.keys()
 
 
-def sync_chain_roles(chain: Chain, settings: Settings, address: str,
-                     roles: set[Role]) -> tuple[list[ChainRoleChange], str | None]:
+def sync_chain_roles(
+    chain: Chain, settings: Settings, address: str, roles: set[Role]
+) -> tuple[list[ChainRoleChange], str | None]:
     """Grant or revoke on chain so `address` holds exactly the mirrored roles in `roles`.
 
     Returns the changes sent and, if nothing could be sent, why. Idempotent: roles already
@@ -62,7 +64,15 @@ def sync_chain_roles(chain: Chain, settings: Settings, address: str,
     changes = []
     for name, role_name, role_id, wanted in planned:
         functions = contracts[name].functions
-        receipt = chain.transact(admin, (functions.grantRole if wanted else functions.revokeRole)(role_id, holder))
-        changes.append(ChainRoleChange(contract=name, role=role_name, granted=wanted,
-                                       tx_hash="0x" + bytes(receipt["transactionHash"]).hex()))
+        receipt = chain.transact(
+            admin, (functions.grantRole if wanted else functions.revokeRole)(role_id, holder)
+        )
+        changes.append(
+            ChainRoleChange(
+                contract=name,
+                role=role_name,
+                granted=wanted,
+                tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
+            )
+        )
     return changes, None

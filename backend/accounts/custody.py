@@ -4,6 +4,7 @@ The stored form is `v1:<nonce hex>:<ciphertext+tag hex>`; the account id is boun
 associated data, so a ciphertext copied onto another account does not decrypt. Private keys
 are only ever held in memory to sign; they never leave this module except as a signer.
 """
+
 from __future__ import annotations
 
 import os
@@ -39,7 +40,11 @@ def custodial_signer(encrypted: str, account_id: uuid.UUID, settings: Settings) 
         version, nonce_hex, sealed_hex = encrypted.split(":")
         if version != "v1":
             raise ValueError(version)
-        key = _aead(settings).decrypt(bytes.fromhex(nonce_hex), bytes.fromhex(sealed_hex), account_id.bytes)
+        key = _aead(settings).decrypt(
+            bytes.fromhex(nonce_hex), bytes.fromhex(sealed_hex), account_id.bytes
+        )
     except (ValueError, InvalidTag) as exc:
-        raise ConfigurationError("custodial key cannot be decrypted with the configured master key") from exc
+        raise ConfigurationError(
+            "custodial key cannot be decrypted with the configured master key"
+        ) from exc
     return EthAccount.from_key(key)

@@ -1,8 +1,9 @@
 """Accounts and their machine credentials."""
+
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from sqlalchemy import JSON, Column
@@ -10,7 +11,7 @@ from sqlmodel import Field, SQLModel
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Role(StrEnum):
@@ -33,7 +34,9 @@ class Account(AccountBase, table=True):
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     kind: str = Field(default="custodial", max_length=16)  # custodial | wallet
-    roles: list[str] = Field(default_factory=lambda: [Role.PARTICIPANT.value], sa_column=Column(JSON, nullable=False))
+    roles: list[str] = Field(
+        default_factory=lambda: [Role.PARTICIPANT.value], sa_column=Column(JSON, nullable=False)
+    )
     address: str = Field(max_length=42, unique=True, index=True)  # lower-case 0x address
     password_hash: str | None = Field(default=None, max_length=255)
     encrypted_key: str | None = Field(default=None)  # AES-256-GCM, custodial accounts only

@@ -4,6 +4,7 @@ Roles are read from the database on every request (`api/deps.current_account`), 
 the access token, so a change applies to the account's next request; the `roles` claim in
 tokens is informational.
 """
+
 from __future__ import annotations
 
 import logging
@@ -48,10 +49,13 @@ def admin_view(account: Account) -> AccountAdminView:
     return AccountAdminView.model_validate(account, from_attributes=True)
 
 
-def list_accounts(session: Session, cursor: str | None, limit: int,
-                  role: Role | None = None) -> tuple[list[AccountAdminView], str | None]:
+def list_accounts(
+    session: Session, cursor: str | None, limit: int, role: Role | None = None
+) -> tuple[list[AccountAdminView], str | None]:
     query = select(Account) if role is None else select(Account).where(holds(role))
-    rows, next_cursor = keyset_page(session, query, Account.id, cursor, limit, ascending=True, key_type=uuid.UUID)
+    rows, next_cursor = keyset_page(
+        session, query, Account.id, cursor, limit, ascending=True, key_type=uuid.UUID
+    )
     return [admin_view(a) for a in rows], next_cursor
 
 
@@ -62,8 +66,14 @@ def parse_roles(names) -> list[str]:
         raise UnknownRole(str(exc), known_roles=[r.value for r in Role]) from exc
 
 
-def set_roles(session: Session, settings: Settings, chain: Callable[[], Chain], by: Account,
-              account_id: uuid.UUID, names) -> RolesUpdated:
+def set_roles(
+    session: Session,
+    settings: Settings,
+    chain: Callable[[], Chain],
+    by: Account,
+    account_id: uuid.UUID,
+    names,
+) -> RolesUpdated:
     """Replace the account's roles. Custodial accounts' registrar/issuer/operator roles are
     granted or revoked on chain first (`chain_roles`), so a failure changes nothing here."""
     roles = parse_roles(names)
@@ -72,10 +82,16 @@ def set_roles(session: Session, settings: Settings, chain: Callable[[], Chain], 
         raise UnknownAccount(f"no account {account_id}")
     if Role.ADMIN.value in account.roles and Role.ADMIN.value not in roles:
         # Lock every active admin (in id order: no deadlock) so two admins cannot demote each other at once.
-        admins = session.exec(select(Account.id).where(holds(Role.ADMIN), Account.active.is_(True))
-                              .order_by(Account.id).with_for_update()).all()
+        admins = session.exec(
+            select(Account.id)
+            .where(holds(Role.ADMIN), Account.active.is_(True))
+            .order_by(Account.id)
+            .with_for_update()
+        ).all()
         if not set(admins) - {account.id}:
-            raise LastAdmin(f"account {account_id} is the only active admin; make another admin first")
+            raise LastAdmin(
+                f"account {account_id} is the only active admin; make another admin first"
+            )
     changes, skipped = [], None
     if mirrored(roles) or mirrored(account.roles):
         if account.kind == "custodial":
@@ -86,5 +102,7 @@ def set_roles(session: Session, settings: Settings, chain: Callable[[], Chain], 
     session.add(account)
     session.commit()
     session.refresh(account)
-    log.info("roles of %s set to %s by %s (%d on-chain changes)", account.id, roles, by.id, len(changes))
+    log.info(
+        "roles of %s set to %s by %s (%d on-chain changes)", account.id, roles, by.id, len(changes)
+    )
     return RolesUpdated(account=admin_view(account), chain_changes=changes, chain_skipped=skipped)

@@ -1,4 +1,5 @@
 """Request and response bodies of the accounts and auth API."""
+
 from __future__ import annotations
 
 import uuid

@@ -1,11 +1,12 @@
 """Password hashing (scrypt), API key hashing (SHA-256 of a high-entropy secret), JWTs."""
+
 from __future__ import annotations
 
 import hashlib
 import hmac
 import secrets
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import jwt
 
@@ -41,13 +42,19 @@ def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_access_token(account_id: uuid.UUID, roles: list[str], settings: Settings,
-                        minutes: int = 15) -> str:
+def create_access_token(
+    account_id: uuid.UUID, roles: list[str], settings: Settings, minutes: int = 15
+) -> str:
     """A signed access token. `roles` is a hint for clients; the API authorizes with the
     account's roles in the database (see api/deps.py), so revoking one needs no new token."""
-    now = datetime.now(timezone.utc)
-    claims = {"sub": str(account_id), "roles": roles, "iat": now, "exp": now + timedelta(minutes=minutes),
-              "typ": "access"}
+    now = datetime.now(UTC)
+    claims = {
+        "sub": str(account_id),
+        "roles": roles,
+        "iat": now,
+        "exp": now + timedelta(minutes=minutes),
+        "typ": "access",
+    }
     return jwt.encode(claims, settings.secret_key.get_secret_value(), algorithm="HS256")
 
 

@@ -1,11 +1,12 @@
 """Accounts: registration, password and SIWE login, rotating refresh tokens, API keys."""
+
 from __future__ import annotations
 
 import hashlib
 import re
 import secrets
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from eth_account import Account as EthAccount
 from eth_account.messages import encode_defunct
@@ -14,7 +15,12 @@ from sqlmodel import Session, select
 from backend.accounts.custody import new_custodial_key
 from backend.accounts.models import Account, ApiKey, RefreshToken, SiweNonce, utc_now
 from backend.accounts.schemas import TokenPair
-from backend.accounts.security import create_access_token, hash_password, new_api_key, verify_password
+from backend.accounts.security import (
+    create_access_token,
+    hash_password,
+    new_api_key,
+    verify_password,
+)
 from backend.core.config import Settings
 from backend.core.errors import Conflict, NotFound, Unauthenticated
 
@@ -40,19 +46,26 @@ class InvalidSiweMessage(Unauthenticated):
 
 
 def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 # ------------------------------------------------------------------ registration / login
 
 
-def register(session: Session, settings: Settings, email: str, password: str, display_name: str = "") -> Account:
+def register(
+    session: Session, settings: Settings, email: str, password: str, display_name: str = ""
+) -> Account:
     """A custodial participant with a fresh server-held chain key."""
     email = email.lower()
     if session.exec(select(Account).where(Account.email == email)).first():
         raise EmailTaken(f"{email} is already registered")
-    account = Account(email=email, display_name=display_name, kind="custodial",
-                      password_hash=hash_password(password), address="")
+    account = Account(
+        email=email,
+        display_name=display_name,
+        kind="custodial",
+        password_hash=hash_password(password),
+        address="",
+    )
     account.address, account.encrypted_key = new_custodial_key(account.id, settings)
     session.add(account)
     session.commit()
@@ -62,7 +75,11 @@ def register(session: Session, settings: Settings, email: str, password: str, di
 
 def login(session: Session, settings: Settings, email: str, password: str) -> TokenPair:
     account = session.exec(select(Account).where(Account.email == email.lower())).first()
-    if account is None or not account.password_hash or not verify_password(password, account.password_hash):
+    if (
+        account is None
+        or not account.password_hash
+        or not verify_password(password, account.password_hash)
+    ):
         raise InvalidCredentials()
     if not account.active:
         raise InvalidCredentials("account is disabled")
@@ -76,26 +93,40 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue_tokens(session: Session, settings: Settings, account: Account,
-                 family: uuid.UUID | None = None) -> TokenPair:
+def issue_tokens(
+    session: Session, settings: Settings, account: Account, family: uuid.UUID | None = None
+) -> TokenPair:
     refresh = "glr_" + secrets.token_urlsafe(32)
-    session.add(RefreshToken(account_id=account.id, family=family or uuid.uuid4(),
-                             token_hash=_token_hash(refresh),
-                             expires_at=utc_now() + timedelta(days=settings.refresh_token_days)))
+    session.add(
+        RefreshToken(
+            account_id=account.id,
+            family=family or uuid.uuid4(),
+            token_hash=_token_hash(refresh),
+            expires_at=utc_now() + timedelta(days=settings.refresh_token_days),
+        )
+    )
     session.commit()
-    access = create_access_token(account.id, account.roles, settings, minutes=settings.access_token_minutes)
-    return TokenPair(access_token=access, refresh_token=refresh, expires_in=settings.access_token_minutes * 60)
+    access = create_access_token(
+        account.id, account.roles, settings, minutes=settings.access_token_minutes
+    )
+    return TokenPair(
+        access_token=access, refresh_token=refresh, expires_in=settings.access_token_minutes * 60
+    )
 
 
 def refresh(session: Session, settings: Settings, token: str) -> TokenPair:
     """Rotate: the presented token is revoked and a new one of the same family issued.
     Re-use of an already rotated token revokes the whole family."""
-    stored = session.exec(select(RefreshToken).where(RefreshToken.token_hash == _token_hash(token))).first()
+    stored = session.exec(
+        select(RefreshToken).where(RefreshToken.token_hash == _token_hash(token))
+    ).first()
     if stored is None:
         raise InvalidRefreshToken()
     if stored.revoked_at is not None:
         _revoke_family(session, stored.family)
-        raise InvalidRefreshToken("refresh token was already used; every session of this login is revoked")
+        raise InvalidRefreshToken(
+            "refresh token was already used; every session of this login is revoked"
+        )
     if _aware(stored.expires_at) <= utc_now():
         raise InvalidRefreshToken("refresh token expired")
     account = session.get(Account, stored.account_id)
@@ -107,15 +138,18 @@ def refresh(session: Session, settings: Settings, token: str) -> TokenPair:
 
 
 def logout(session: Session, token: str) -> None:
-    stored = session.exec(select(RefreshToken).where(RefreshToken.token_hash == _token_hash(token))).first()
+    stored = session.exec(
+        select(RefreshToken).where(RefreshToken.token_hash == _token_hash(token))
+    ).first()
     if stored is not None:
         _revoke_family(session, stored.family)
 
 
 def _revoke_family(session: Session, family: uuid.UUID) -> None:
     now = utc_now()
-    for row in session.exec(select(RefreshToken).where(RefreshToken.family == family,
-                                                       RefreshToken.revoked_at.is_(None))):
+    for row in session.exec(
+        select(RefreshToken).where(RefreshToken.family == family, RefreshToken.revoked_at.is_(None))
+    ):
         row.revoked_at = now
         session.add(row)
     session.commit()
@@ -134,7 +168,11 @@ def create_api_key(session: Session, account: Account, name: str) -> tuple[ApiKe
 
 
 def list_api_keys(session: Session, account: Account) -> list[ApiKey]:
-    return list(session.exec(select(ApiKey).where(ApiKey.account_id == account.id).order_by(ApiKey.created_at)))
+    return list(
+        session.exec(
+            select(ApiKey).where(ApiKey.account_id == account.id).order_by(ApiKey.created_at)
+        )
+    )
 
 
 def revoke_api_key(session: Session, account: Account, key_id: uuid.UUID) -> ApiKey:
@@ -156,7 +194,10 @@ _SIWE_FIELDS = ("URI", "Version", "Chain ID", "Nonce", "Issued At", "Expiration 
 
 
 def new_siwe_nonce(session: Session, settings: Settings) -> SiweNonce:
-    row = SiweNonce(nonce=secrets.token_hex(16), expires_at=utc_now() + timedelta(seconds=settings.siwe_nonce_ttl_s))
+    row = SiweNonce(
+        nonce=secrets.token_hex(16),
+        expires_at=utc_now() + timedelta(seconds=settings.siwe_nonce_ttl_s),
+    )
     session.add(row)
     session.commit()
     session.refresh(row)
@@ -186,7 +227,9 @@ def _siwe_time(value: str) -> datetime:
         raise InvalidSiweMessage(f"bad timestamp {value!r}") from exc
 
 
-def siwe_login(session: Session, settings: Settings, message: str, signature: str) -> tuple[Account, TokenPair]:
+def siwe_login(
+    session: Session, settings: Settings, message: str, signature: str
+) -> tuple[Account, TokenPair]:
     """Verify a signed EIP-4361 message; the wallet account is created on first sign-in."""
     fields = parse_siwe_message(message)
     if fields["domain"] != settings.siwe_domain:
@@ -223,8 +266,12 @@ def siwe_login(session: Session, settings: Settings, message: str, signature: st
     return account, issue_tokens(session, settings, account)
 
 
-def siwe_message(settings: Settings, address: str, nonce: str, issued_at: datetime, uri: str = "http://localhost") -> str:
+def siwe_message(
+    settings: Settings, address: str, nonce: str, issued_at: datetime, uri: str = "http://localhost"
+) -> str:
     """An EIP-4361 message as a wallet would build it (used by clients and tests)."""
-    return (f"{settings.siwe_domain} wants you to sign in with your Ethereum account:\n{address}\n\n"
-            f"Sign in to GridLedger\n\nURI: {uri}\nVersion: 1\nChain ID: {settings.chain_id}\n"
-            f"Nonce: {nonce}\nIssued At: {issued_at.strftime('%Y-%m-%dT%H:%M:%SZ')}")
+    return (
+        f"{settings.siwe_domain} wants you to sign in with your Ethereum account:\n{address}\n\n"
+        f"Sign in to GridLedger\n\nURI: {uri}\nVersion: 1\nChain ID: {settings.chain_id}\n"
+        f"Nonce: {nonce}\nIssued At: {issued_at.strftime('%Y-%m-%dT%H:%M:%SZ')}"
+    )

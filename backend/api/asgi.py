@@ -1,4 +1,5 @@
 """Small ASGI pieces the pure-ASGI middlewares share."""
+
 from __future__ import annotations
 
 from starlette.types import Message, Send
@@ -44,7 +45,14 @@ class ResponseCapture:
         return [(k, v) for k, v in raw if k.lower() != b"content-length"]
 
 
-async def send_body(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": headers + [(b"content-length", b"%d" % len(body))]})
+async def send_body(
+    send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": headers + [(b"content-length", b"%d" % len(body))],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

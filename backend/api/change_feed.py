@@ -6,6 +6,7 @@ be stale. With Redis the worker blocks on the outbox stream (XREAD); without it,
 the outbox table (backend/api/outbox_tail.py: late commits of lower ids are seen too). Outages are waited out — meanwhile the read cache's TTL
 still bounds staleness.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -23,7 +24,9 @@ from backend.core.db import make_engine
 log = logging.getLogger("gridledger.api")
 
 
-async def watch_outbox(settings: Settings, on_change: Callable[[], None], poll_s: float = 0.25) -> None:
+async def watch_outbox(
+    settings: Settings, on_change: Callable[[], None], poll_s: float = 0.25
+) -> None:
     """Call `on_change` after each batch of new outbox messages, until cancelled."""
     watch = _watch_stream if settings.redis_url else _watch_table
     delay = poll_s
@@ -32,7 +35,7 @@ async def watch_outbox(settings: Settings, on_change: Callable[[], None], poll_s
             await watch(settings, on_change, poll_s)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - any outage: wait, invalidate, retry
+        except Exception as exc:
             log.warning("change feed unavailable (%s); retrying in %.1f s", exc, delay)
             on_change()
             await asyncio.sleep(delay)

@@ -5,6 +5,7 @@ Authentication: `Authorization: Bearer <JWT access token>` or `X-API-Key: <key>`
 Every authenticated request counts against the account's per-minute rate limit (Redis
 when configured, else an in-process store: see backend/core/kv.py).
 """
+
 from __future__ import annotations
 
 import time
@@ -17,9 +18,9 @@ from sqlmodel import Session, select
 
 from backend.accounts.models import Account, ApiKey, Role
 from backend.accounts.security import decode_access_token, hash_api_key
+from backend.chain.contracts import Chain, chain_for
 from backend.core.config import Settings, get_settings
 from backend.core.db import get_engine
-from backend.chain.contracts import Chain, chain_for
 from backend.core.errors import PermissionDenied, RateLimited, Unauthenticated
 from backend.core.kv import KeyValueStore, store_for
 
@@ -52,7 +53,9 @@ def enforce_rate_limit(store: KeyValueStore, account_id: uuid.UUID, limit: int) 
     window = int(time.time() // 60)
     count = store.incr_window(f"gridledger:rl:{account_id}:{window}", 61)
     if count > limit:
-        raise RateLimited(f"more than {limit} requests this minute", retry_after=60 - int(time.time()) % 60)
+        raise RateLimited(
+            f"more than {limit} requests this minute", retry_after=60 - int(time.time()) % 60
+        )
 
 
 def current_account(
@@ -71,7 +74,9 @@ def current_account(
             raise Unauthenticated("invalid access token subject") from exc
     elif x_api_key:
         key = session.exec(
-            select(ApiKey).where(ApiKey.secret_hash == hash_api_key(x_api_key), ApiKey.revoked_at.is_(None))
+            select(ApiKey).where(
+                ApiKey.secret_hash == hash_api_key(x_api_key), ApiKey.revoked_at.is_(None)
+            )
         ).first()
         account = session.get(Account, key.account_id) if key else None
     else:

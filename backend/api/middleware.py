@@ -7,6 +7,7 @@ same key gets that response replayed (`Idempotent-Replayed: true`) without runni
 handler again. Keys are scoped by caller (JWT subject or API-key hash) and bound to the
 request body: the same key with another body is a 422; a retry while the first is running a 409.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -25,8 +26,12 @@ from backend.core.errors import ServiceUnavailable
 from backend.core.kv import store_for
 
 REQUESTS = Counter("gridledger_http_requests_total", "HTTP requests", ["method", "route", "status"])
-LATENCY = Histogram("gridledger_http_request_seconds", "HTTP request latency", ["method", "route"],
-                    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+LATENCY = Histogram(
+    "gridledger_http_request_seconds",
+    "HTTP request latency",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
 
 
 def _settings(scope: Scope):
@@ -54,8 +59,10 @@ class MetricsMiddleware:
             key = (scope["method"], name, status)
             children = self.children.get(key)
             if children is None:  # labels() takes a lock and builds a tuple: do it once per key
-                children = self.children[key] = (LATENCY.labels(scope["method"], name),
-                                                  REQUESTS.labels(scope["method"], name, str(status)))
+                children = self.children[key] = (
+                    LATENCY.labels(scope["method"], name),
+                    REQUESTS.labels(scope["method"], name, str(status)),
+                )
             children[0].observe(time.perf_counter() - started)
             children[1].inc()
 
@@ -67,14 +74,18 @@ def route_template(scope: Scope) -> str:
     template = getattr(context, "path", None) or getattr(scope.get("route"), "path", None)
     if template:
         return template
-    return scope["path"] if "gridledger.cache" in scope else "unmatched"  # a cache hit: a fixed path
+    return (
+        scope["path"] if "gridledger.cache" in scope else "unmatched"
+    )  # a cache hit: a fixed path
 
 
 def _caller(headers: Headers, scope: Scope, secret: str) -> str:
     authorization = headers.get("authorization", "")
     if authorization.lower().startswith("bearer "):
         try:
-            return "acct:" + str(jwt.decode(authorization[7:].strip(), secret, algorithms=["HS256"])["sub"])
+            return "acct:" + str(
+                jwt.decode(authorization[7:].strip(), secret, algorithms=["HS256"])["sub"]
+            )
         except (jwt.InvalidTokenError, KeyError):
             pass
     api_key = headers.get("x-api-key")
@@ -97,7 +108,13 @@ class IdempotencyMiddleware:
             return await self.app(scope, receive, send)
         path = scope["path"]
         if not 1 <= len(key) <= 255:
-            reply = problem(422, "invalid-idempotency-key", "Idempotency-Key must be 1-255 characters", None, path)
+            reply = problem(
+                422,
+                "invalid-idempotency-key",
+                "Idempotency-Key must be 1-255 characters",
+                None,
+                path,
+            )
             return await reply(scope, receive, send)
         settings = _settings(scope)
         store = store_for(settings)
@@ -106,25 +123,47 @@ class IdempotencyMiddleware:
         caller = _caller(headers, scope, settings.secret_key.get_secret_value())
         slot = "gridledger:idem:" + hashlib.sha256(f"{caller}\0{key}".encode()).hexdigest()
         try:
-            fresh = store.set_if_absent(slot, json.dumps({"state": "pending", "fp": fingerprint}),
-                                        settings.idempotency_ttl_s)
+            fresh = store.set_if_absent(
+                slot,
+                json.dumps({"state": "pending", "fp": fingerprint}),
+                settings.idempotency_ttl_s,
+            )
             stored = None if fresh else json.loads(store.get(slot) or "null")
         except ServiceUnavailable:
-            reply = problem(503, "service-unavailable", "A dependency is unavailable",
-                            "idempotency store (Redis) unavailable", path)
+            reply = problem(
+                503,
+                "service-unavailable",
+                "A dependency is unavailable",
+                "idempotency store (Redis) unavailable",
+                path,
+            )
             return await reply(scope, receive, send)
         if stored is not None:
             if stored["fp"] != fingerprint:
-                reply = problem(422, "idempotency-key-reused", "Idempotency-Key reused with another request",
-                                "send a new key for a different request", path)
+                reply = problem(
+                    422,
+                    "idempotency-key-reused",
+                    "Idempotency-Key reused with another request",
+                    "send a new key for a different request",
+                    path,
+                )
             elif stored["state"] == "pending":
-                reply = problem(409, "idempotency-in-progress", "A request with this key is still running",
-                                "retry shortly", path)
+                reply = problem(
+                    409,
+                    "idempotency-in-progress",
+                    "A request with this key is still running",
+                    "retry shortly",
+                    path,
+                )
             else:
                 return await _replay(stored, send)
             return await reply(scope, receive, send)
         if not fresh and stored is None:  # key vanished between SET NX and GET: run once more
-            store.put(slot, json.dumps({"state": "pending", "fp": fingerprint}), settings.idempotency_ttl_s)
+            store.put(
+                slot,
+                json.dumps({"state": "pending", "fp": fingerprint}),
+                settings.idempotency_ttl_s,
+            )
 
         response = ResponseCapture()
         try:
@@ -136,11 +175,23 @@ class IdempotencyMiddleware:
         if status >= 500:
             store.delete(slot)
         else:
-            media_type = next((v.decode("latin-1") for k, v in response_headers if k.lower() == b"content-type"),
-                              None)
-            store.put(slot, json.dumps({"state": "done", "fp": fingerprint, "status": status,
-                                        "media_type": media_type, "body": content.decode("latin-1")}),
-                      settings.idempotency_ttl_s)
+            media_type = next(
+                (v.decode("latin-1") for k, v in response_headers if k.lower() == b"content-type"),
+                None,
+            )
+            store.put(
+                slot,
+                json.dumps(
+                    {
+                        "state": "done",
+                        "fp": fingerprint,
+                        "status": status,
+                        "media_type": media_type,
+                        "body": content.decode("latin-1"),
+                    }
+                ),
+                settings.idempotency_ttl_s,
+            )
         await send_body(send, status, response_headers, content)
 
 

@@ -4,6 +4,7 @@ The indexer and the API processes insert outbox rows in concurrent transactions,
 id can commit after a higher one was read. Ids skipped over are asked for again for
 `grace_s` seconds before they are given up (a rolled-back insert leaves a hole for good).
 """
+
 from __future__ import annotations
 
 import time
@@ -24,10 +25,12 @@ class OutboxTail:
         self.holes: dict[int, float] = {}  # id not seen yet -> when it was skipped
 
     @classmethod
-    def at_end(cls, session: Session, **kwargs) -> "OutboxTail":
+    def at_end(cls, session: Session, **kwargs) -> OutboxTail:
         """A tail that starts after the newest row."""
         t = OutboxMessage.__table__
-        return cls(session.execute(select(func.coalesce(func.max(t.c.id), 0))).scalar_one(), **kwargs)
+        return cls(
+            session.execute(select(func.coalesce(func.max(t.c.id), 0))).scalar_one(), **kwargs
+        )
 
     def read(self, session: Session, limit: int = 100) -> list[tuple[int, str, dict]]:
         """(id, topic, payload) of rows not read before: new ones and late ones, by id."""
@@ -36,7 +39,8 @@ class OutboxTail:
         rows = session.execute(
             select(t.c.id, t.c.topic, t.c.payload)
             .where(or_(newer, t.c.id.in_(list(self.holes))) if self.holes else newer)
-            .order_by(t.c.id).limit(limit)
+            .order_by(t.c.id)
+            .limit(limit)
         ).all()
         now = self.clock()
         seen = {row[0] for row in rows}

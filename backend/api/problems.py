@@ -3,6 +3,7 @@
 Domain errors map to HTTP status here and only here. `type` is a stable URI per error
 code so clients can branch on it; extra fields of the error become extension members.
 """
+
 from __future__ import annotations
 
 import logging
@@ -15,8 +16,14 @@ from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backend.core.errors import (
-    Conflict, GridLedgerError, InvalidInput, NotFound, PermissionDenied, RateLimited,
-    ServiceUnavailable, Unauthenticated,
+    Conflict,
+    GridLedgerError,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    ServiceUnavailable,
+    Unauthenticated,
 )
 
 log = logging.getLogger("gridledger.api")
@@ -41,8 +48,9 @@ def status_for(error: GridLedgerError) -> int:
     return 500
 
 
-def problem(status: int, code: str, title: str, detail: str | None, instance: str | None,
-            **extensions) -> JSONResponse:
+def problem(
+    status: int, code: str, title: str, detail: str | None, instance: str | None, **extensions
+) -> JSONResponse:
     body = {"type": PROBLEM_BASE + code, "title": title, "status": status}
     if detail:
         body["detail"] = detail
@@ -58,30 +66,58 @@ def problem(status: int, code: str, title: str, detail: str | None, instance: st
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(GridLedgerError)
     async def domain_error(request: Request, error: GridLedgerError):
-        return problem(status_for(error), error.code, error.title, error.detail,
-                       request.url.path, **error.extensions)
+        return problem(
+            status_for(error),
+            error.code,
+            error.title,
+            error.detail,
+            request.url.path,
+            **error.extensions,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError):
-        errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in error.errors()]
-        return problem(422, "validation-error", "Request validation failed",
-                       f"{len(errors)} invalid field(s)", request.url.path, errors=errors)
+        errors = [
+            {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in error.errors()
+        ]
+        return problem(
+            422,
+            "validation-error",
+            "Request validation failed",
+            f"{len(errors)} invalid field(s)",
+            request.url.path,
+            errors=errors,
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException):
-        code = {404: "not-found", 405: "method-not-allowed", 401: "unauthenticated",
-                403: "permission-denied"}.get(error.status_code, f"http-{error.status_code}")
+        code = {
+            404: "not-found",
+            405: "method-not-allowed",
+            401: "unauthenticated",
+            403: "permission-denied",
+        }.get(error.status_code, f"http-{error.status_code}")
         return problem(error.status_code, code, str(error.detail), None, request.url.path)
 
     @app.exception_handler(SQLAlchemyTimeout)
     @app.exception_handler(OperationalError)
     async def database_unavailable(request: Request, error: Exception):
         log.warning("database unavailable on %s: %s", request.url.path, type(error).__name__)
-        return problem(503, ServiceUnavailable.code, ServiceUnavailable.title,
-                       "the database is unavailable; retry later", request.url.path)
+        return problem(
+            503,
+            ServiceUnavailable.code,
+            ServiceUnavailable.title,
+            "the database is unavailable; retry later",
+            request.url.path,
+        )
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, error: Exception):
         log.exception("unhandled error on %s", request.url.path)
-        return problem(500, "internal-error", "Internal server error",
-                       "the error was logged; retry later", request.url.path)
+        return problem(
+            500,
+            "internal-error",
+            "Internal server error",
+            "the error was logged; retry later",
+            request.url.path,
+        )

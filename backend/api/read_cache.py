@@ -16,6 +16,7 @@ others get the previous answer meanwhile instead of waiting. Only 200 responses 
 bounded in total bytes (oldest dropped first). Responses carry an ETag; `If-None-Match`
 gets a 304. Only anonymous routes may be listed: the key ignores credentials.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -27,7 +28,6 @@ from dataclasses import dataclass
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from backend.api.asgi import ResponseCapture, StatusWatch, send_body
-
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -105,7 +105,9 @@ class ReadCacheMiddleware:
             leader = self.cache.inflight.get(key)
             if leader is None:
                 return await self._compute(key, scope, receive, send)
-            entry = self.cache.current(key)  # only the clock moved: the old answer while it refreshes
+            entry = self.cache.current(
+                key
+            )  # only the clock moved: the old answer while it refreshes
             if entry is None:  # the market changed: wait for the answer being computed
                 entry = await asyncio.shield(leader)
                 if entry is None:  # the leader's response was not cacheable: compute our own
@@ -122,7 +124,9 @@ class ReadCacheMiddleware:
             if watch.status < 400 and scope["path"].startswith("/v1/"):
                 self.cache.invalidate()
 
-    async def _compute(self, key: tuple[str, bytes], scope: Scope, receive: Receive, send: Send) -> None:
+    async def _compute(
+        self, key: tuple[str, bytes], scope: Scope, receive: Receive, send: Send
+    ) -> None:
         self.cache.misses += 1
         scope["gridledger.cache"] = "miss"
         future = asyncio.get_running_loop().create_future()
@@ -147,7 +151,10 @@ class ReadCacheMiddleware:
 
     @staticmethod
     async def _reply(entry: CachedResponse, scope: Scope, send: Send, ttl_s: float) -> None:
-        cache_headers = [(b"etag", entry.etag), (b"cache-control", b"public, max-age=%d" % max(1, int(ttl_s)))]
+        cache_headers = [
+            (b"etag", entry.etag),
+            (b"cache-control", b"public, max-age=%d" % max(1, int(ttl_s))),
+        ]
         if _if_none_match(scope) == entry.etag:
             await send({"type": "http.response.start", "status": 304, "headers": cache_headers})
             await send({"type": "http.response.body", "body": b""})

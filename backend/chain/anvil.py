@@ -1,4 +1,5 @@
 """Start and stop an Anvil node from the project's npm packages (devnet, tests, benchmarks)."""
+
 from __future__ import annotations
 
 import shutil
@@ -36,7 +37,9 @@ def anvil_binary() -> str:
 
 def rpc(url: str, method: str, params: list | None = None, timeout: float = 10):
     reply = requests.post(
-        url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}, timeout=timeout
+        url,
+        json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []},
+        timeout=timeout,
     ).json()
     if "error" in reply:
         raise AnvilError(f"{method}: {reply['error']}")
@@ -64,13 +67,23 @@ def start_anvil(
     timeout_s: float = 30,
 ) -> AnvilNode:
     port = port or free_port()
-    args = [anvil_binary(), "--host", "127.0.0.1", "--port", str(port), "--chain-id", str(chain_id),
-            "--silent", *extra_args]
+    args = [
+        anvil_binary(),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--chain-id",
+        str(chain_id),
+        "--silent",
+        *extra_args,
+    ]
     if state_file is not None:
         state_file.parent.mkdir(parents=True, exist_ok=True)
         args += ["--state", str(state_file)]
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
     node = AnvilNode(rpc_url=f"http://127.0.0.1:{port}", process=process)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -1,4 +1,5 @@
 """Compiled contract types, read from Ape's build manifest (`.build/__local__.json`)."""
+
 from __future__ import annotations
 
 import json

@@ -3,6 +3,7 @@
 With `GRIDLEDGER_CLOCK=chain` (what `make run` sets while it simulates an accelerated day
 on Anvil) readings, gates and deadlines follow simulated time, which runs ahead of the wall.
 """
+
 from __future__ import annotations
 
 import time

@@ -4,6 +4,7 @@ Contract custom errors (`error EnergyMarketOrderExpired(bytes32, uint64)`) are d
 the ABI's error selectors into `ContractReverted`, whose `code` is `contract/<ErrorName>`: a
 stable problem type per error at the API edge.
 """
+
 from __future__ import annotations
 
 import time
@@ -19,7 +20,12 @@ from eth_abi.exceptions import DecodingError
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 from web3 import Web3
-from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError, Web3ValidationError
+from web3.exceptions import (
+    ContractCustomError,
+    ContractLogicError,
+    Web3RPCError,
+    Web3ValidationError,
+)
 from web3.types import TxReceipt
 
 from backend.chain.deployment import Deployment, DeploymentNotFound
@@ -35,8 +41,11 @@ class ContractReverted(Conflict):
 
     def __init__(self, error: str, arguments: dict, detail: str = ""):
         self.code = f"contract/{error}"
-        super().__init__(detail or f"{error}({', '.join(f'{k}={v}' for k, v in arguments.items())})",
-                         error=error, arguments=arguments)
+        super().__init__(
+            detail or f"{error}({', '.join(f'{k}={v}' for k, v in arguments.items())})",
+            error=error,
+            arguments=arguments,
+        )
 
 
 class InsufficientGasFunds(Conflict):
@@ -83,25 +92,39 @@ class Chain:
     deployment: Deployment
     errors: dict[bytes, tuple[str, list[str], list[str]]] = field(default_factory=dict)
     _now_cache: tuple[float, int] | None = None
-    _views: dict[tuple[str, str, int], tuple[bytes, list[str], tuple[str, ...]]] = field(default_factory=dict)
+    _views: dict[tuple[str, str, int], tuple[bytes, list[str], tuple[str, ...]]] = field(
+        default_factory=dict
+    )
     # `read`'s transport: keep-alive connections shared by the API's worker threads (plain
     # urllib3 costs half of what requests + web3's provider do per round trip). The batch only
     # reads, so a dropped keep-alive connection is retried (once after a send, twice to connect).
-    _http: urllib3.PoolManager = field(default_factory=lambda: urllib3.PoolManager(
-        maxsize=64, timeout=urllib3.Timeout(connect=2, read=10),
-        retries=urllib3.Retry(total=2, read=1, allowed_methods=None)))
+    _http: urllib3.PoolManager = field(
+        default_factory=lambda: urllib3.PoolManager(
+            maxsize=64,
+            timeout=urllib3.Timeout(connect=2, read=10),
+            retries=urllib3.Retry(total=2, read=1, allowed_methods=None),
+        )
+    )
 
     def __post_init__(self):
         c = self.deployment.contracts
-        self.market = self.w3.eth.contract(address=c["EnergyMarket"].address, abi=c["EnergyMarket"].abi)
-        self.registry = self.w3.eth.contract(address=c["RECRegistry"].address, abi=c["RECRegistry"].abi)
+        self.market = self.w3.eth.contract(
+            address=c["EnergyMarket"].address, abi=c["EnergyMarket"].abi
+        )
+        self.registry = self.w3.eth.contract(
+            address=c["RECRegistry"].address, abi=c["RECRegistry"].abi
+        )
         self.token = self.w3.eth.contract(address=c["GridUSD"].address, abi=c["GridUSD"].abi)
         for contract in c.values():
             for item in contract.abi:
                 if item.get("type") == "error":
                     types = [_abi_type(i) for i in item["inputs"]]
                     selector = keccak(text=f"{item['name']}({','.join(types)})")[:4]
-                    self.errors[selector] = (item["name"], [i["name"] for i in item["inputs"]], types)
+                    self.errors[selector] = (
+                        item["name"],
+                        [i["name"] for i in item["inputs"]],
+                        types,
+                    )
 
     @property
     def chain_id(self) -> int:
@@ -125,32 +148,67 @@ class Chain:
         key = (contract.address, name, len(args))
         spec = self._views.get(key)
         if spec is None:
-            item = next((i for i in contract.abi if i.get("type") == "function" and i["name"] == name
-                         and len(i["inputs"]) == len(args)), None)
+            item = next(
+                (
+                    i
+                    for i in contract.abi
+                    if i.get("type") == "function"
+                    and i["name"] == name
+                    and len(i["inputs"]) == len(args)
+                ),
+                None,
+            )
             if item is None:
                 raise InvalidInput(f"no function {name} with {len(args)} arguments")
             inputs = [_abi_type(i) for i in item["inputs"]]
-            spec = (keccak(text=f"{name}({','.join(inputs)})")[:4], inputs,
-                    tuple(_abi_type(o) for o in item["outputs"]))
+            spec = (
+                keccak(text=f"{name}({','.join(inputs)})")[:4],
+                inputs,
+                tuple(_abi_type(o) for o in item["outputs"]),
+            )
             self._views[key] = spec
         selector, inputs, outputs = spec
-        return ViewCall(contract.address, "0x" + (selector + abi_encode(inputs, args)).hex(), outputs)
+        return ViewCall(
+            contract.address, "0x" + (selector + abi_encode(inputs, args)).hex(), outputs
+        )
 
     def read(self, *calls: ViewCall) -> tuple[int, list]:
         """Chain time (the latest block's timestamp, as `now()`) and the result of each view
         call, in one JSON-RPC batch: one round trip to the node instead of two per value (web3
         sends an `eth_chainId` before every `eth_call`). Every call runs against the latest block;
         reverts become `ContractReverted` as in `call`. Values are eth_abi's (addresses lower-case)."""
-        batch = [{"jsonrpc": "2.0", "id": 0, "method": "eth_getBlockByNumber", "params": ["latest", False]}]
-        batch += [{"jsonrpc": "2.0", "id": i, "method": "eth_call",
-                   "params": [{"to": c.to, "data": c.data}, "latest"]} for i, c in enumerate(calls, 1)]
+        batch = [
+            {
+                "jsonrpc": "2.0",
+                "id": 0,
+                "method": "eth_getBlockByNumber",
+                "params": ["latest", False],
+            }
+        ]
+        batch += [
+            {
+                "jsonrpc": "2.0",
+                "id": i,
+                "method": "eth_call",
+                "params": [{"to": c.to, "data": c.data}, "latest"],
+            }
+            for i, c in enumerate(calls, 1)
+        ]
         try:
-            reply = self._http.request("POST", self.w3.provider.endpoint_uri, body=orjson.dumps(batch),
-                                       headers={"Content-Type": "application/json"})
+            reply = self._http.request(
+                "POST",
+                self.w3.provider.endpoint_uri,
+                body=orjson.dumps(batch),
+                headers={"Content-Type": "application/json"},
+            )
             responses = orjson.loads(reply.data) if reply.status == 200 else reply.data[:160]
         except (OSError, urllib3.exceptions.HTTPError, orjson.JSONDecodeError) as exc:
             raise ServiceUnavailable("chain RPC unreachable") from exc
-        by_id = {r.get("id"): r for r in responses if isinstance(r, dict)} if isinstance(responses, list) else {}
+        by_id = (
+            {r.get("id"): r for r in responses if isinstance(r, dict)}
+            if isinstance(responses, list)
+            else {}
+        )
         if set(by_id) != set(range(len(batch))):
             raise ServiceUnavailable(f"chain RPC rejected the batch: {str(responses)[:160]}")
         block, *results = (self._result(by_id[i]) for i in range(len(batch)))
@@ -163,7 +221,9 @@ class Chain:
             try:
                 decoded = abi_decode(call.outputs, bytes.fromhex(raw[2:]))
             except (DecodingError, ValueError) as exc:
-                raise ServiceUnavailable(f"{call.to} answered {raw[:20]!r}: is the deployment file current?") from exc
+                raise ServiceUnavailable(
+                    f"{call.to} answered {raw[:20]!r}: is the deployment file current?"
+                ) from exc
             values.append(decoded[0] if len(decoded) == 1 else decoded)
         return now, values
 
@@ -181,7 +241,11 @@ class Chain:
         raise _rpc_error(Exception(error.get("message", error)))
 
     def decode_revert(self, data: str | bytes) -> ContractReverted | None:
-        raw = bytes.fromhex(data[2:] if data.startswith("0x") else data) if isinstance(data, str) else data
+        raw = (
+            bytes.fromhex(data[2:] if data.startswith("0x") else data)
+            if isinstance(data, str)
+            else data
+        )
         known = self.errors.get(raw[:4])
         if known is None:
             return None
@@ -233,7 +297,10 @@ class Chain:
 
 @lru_cache(maxsize=8)
 def _chain(rpc_url: str, deployment_file: Path, mtime: float) -> Chain:
-    return Chain(Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 10})), Deployment.read(deployment_file))
+    return Chain(
+        Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 10})),
+        Deployment.read(deployment_file),
+    )
 
 
 def chain_for(settings: Settings) -> Chain:

@@ -1,4 +1,5 @@
 """The deployment file: where the contracts live. Written by scripts/deploy.py, read by all."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -35,7 +36,7 @@ class Deployment(BaseModel):
         tmp.replace(path)
 
     @classmethod
-    def read(cls, path: Path) -> "Deployment":
+    def read(cls, path: Path) -> Deployment:
         if not path.is_file():
             raise DeploymentNotFound(path)
         return cls.model_validate_json(path.read_text())

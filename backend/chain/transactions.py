@@ -1,4 +1,5 @@
 """Send transactions signed locally with a key from settings (never an unlocked node account)."""
+
 from __future__ import annotations
 
 from eth_account import Account
@@ -39,8 +40,10 @@ def send(w3: Web3, account: LocalAccount, tx: dict, timeout: float = 120) -> TxR
 
 
 def deploy_contract(w3: Web3, account: LocalAccount, abi: list, bytecode: str, *args) -> TxReceipt:
-    tx = w3.eth.contract(abi=abi, bytecode=bytecode).constructor(*args).build_transaction(
-        {"from": account.address, "gas": 0}
+    tx = (
+        w3.eth.contract(abi=abi, bytecode=bytecode)
+        .constructor(*args)
+        .build_transaction({"from": account.address, "gas": 0})
     )
     tx.pop("gas")
     return send(w3, account, {"data": tx["data"]})

@@ -6,6 +6,7 @@ Configuration, first match wins:
   token    GRIDLEDGER_TOKEN (an access token or API key), the config file (from `gridledger login`)
   file     GRIDLEDGER_CONFIG, else ~/.config/gridledger/config.json (mode 0600)
 """
+
 from __future__ import annotations
 
 import json
@@ -56,7 +57,9 @@ def problem_line(reply: httpx.Response) -> str:
     except ValueError:
         problem = None
     if not isinstance(problem, dict) or "title" not in problem:
-        text = reply.text.strip().splitlines()[0][:200] if reply.text.strip() else reply.reason_phrase
+        text = (
+            reply.text.strip().splitlines()[0][:200] if reply.text.strip() else reply.reason_phrase
+        )
         return f"HTTP {reply.status_code}: {text}"
     code = str(problem.get("type", "")).rsplit("/problems/", 1)[-1]
     message = problem["title"]
@@ -64,7 +67,11 @@ def problem_line(reply: httpx.Response) -> str:
         message += f": {problem['detail']}"
     errors = problem.get("errors")
     if errors:  # validation: name the fields
-        message += " [" + "; ".join(f"{'.'.join(map(str, e['loc'][1:]))}: {e['msg']}" for e in errors[:5]) + "]"
+        message += (
+            " ["
+            + "; ".join(f"{'.'.join(map(str, e['loc'][1:]))}: {e['msg']}" for e in errors[:5])
+            + "]"
+        )
     return f"{message} (HTTP {reply.status_code}, {code})"
 
 
@@ -78,14 +85,23 @@ class Api:
     _http: httpx.Client | None = field(default=None, repr=False)
 
     @classmethod
-    def from_environment(cls, api_url: str | None) -> "Api":
+    def from_environment(cls, api_url: str | None) -> Api:
         config = load_config()
-        base = (api_url or os.environ.get("GRIDLEDGER_API_URL") or config.get("api_url") or DEFAULT_API_URL)
+        base = (
+            api_url
+            or os.environ.get("GRIDLEDGER_API_URL")
+            or config.get("api_url")
+            or DEFAULT_API_URL
+        )
         env_token = os.environ.get("GRIDLEDGER_TOKEN")
         if env_token:
             return cls(base.rstrip("/"), token=env_token)
-        return cls(base.rstrip("/"), token=config.get("access_token"), refresh_token=config.get("refresh_token"),
-                   persist=True)
+        return cls(
+            base.rstrip("/"),
+            token=config.get("access_token"),
+            refresh_token=config.get("refresh_token"),
+            persist=True,
+        )
 
     @property
     def http(self) -> httpx.Client:
@@ -104,15 +120,27 @@ class Api:
                 headers["Authorization"] = f"Bearer {self.token}"
         return headers
 
-    def send(self, method: str, path: str, *, auth: bool = True, ok: tuple[int, ...] = (), headers=None,
-             **kwargs) -> httpx.Response:
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        auth: bool = True,
+        ok: tuple[int, ...] = (),
+        headers=None,
+        **kwargs,
+    ) -> httpx.Response:
         """The reply if 2xx (or in `ok`), else CliError with the problem's one-line summary."""
         try:
             reply = self.http.request(method, path, headers=self._headers(auth, headers), **kwargs)
             if reply.status_code == 401 and auth and self.refresh_token and self._refresh():
-                reply = self.http.request(method, path, headers=self._headers(auth, headers), **kwargs)
+                reply = self.http.request(
+                    method, path, headers=self._headers(auth, headers), **kwargs
+                )
         except httpx.HTTPError as exc:
-            raise CliError(f"cannot reach the API at {self.base_url}: {type(exc).__name__}: {exc}") from exc
+            raise CliError(
+                f"cannot reach the API at {self.base_url}: {type(exc).__name__}: {exc}"
+            ) from exc
         if reply.is_success or reply.status_code in ok:
             return reply
         raise CliError(problem_line(reply))
@@ -124,7 +152,9 @@ class Api:
         tokens = reply.json()
         self.token, self.refresh_token = tokens["access_token"], tokens["refresh_token"]
         if self.persist:
-            save_config({**load_config(), "access_token": self.token, "refresh_token": self.refresh_token})
+            save_config(
+                {**load_config(), "access_token": self.token, "refresh_token": self.refresh_token}
+            )
         return True
 
     def get(self, path: str, **kwargs):

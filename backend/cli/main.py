@@ -3,17 +3,17 @@
 Every command prints a short human summary, or the API's JSON with `--json`. Errors are one
 line on stderr (the RFC 9457 problem's title, detail, status and type) and exit code 1.
 """
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from typer.core import TyperGroup
 
 from backend.cli.client import Api, CliError, config_path, load_config, save_config
-
 
 
 class OneLineErrors(TyperGroup):
@@ -27,18 +27,33 @@ class OneLineErrors(TyperGroup):
             raise typer.Exit(1) from None
 
 
-app = typer.Typer(name="gridledger", help=__doc__, cls=OneLineErrors, no_args_is_help=True,
-                  pretty_exceptions_enable=False, rich_markup_mode=None)
+app = typer.Typer(
+    name="gridledger",
+    help=__doc__,
+    cls=OneLineErrors,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
 accounts = typer.Typer(help="Accounts.", no_args_is_help=True)
 orders = typer.Typer(help="Orders on the energy and REC markets.", no_args_is_help=True)
-recs = typer.Typer(help="Renewable energy certificates: list, transfer, retire.", no_args_is_help=True)
+recs = typer.Typer(
+    help="Renewable energy certificates: list, transfer, retire.", no_args_is_help=True
+)
 meters = typer.Typer(help="Smart-meter readings.", no_args_is_help=True)
 settlement = typer.Typer(help="Settlement of energy trades.", no_args_is_help=True)
-for sub, name in ((accounts, "accounts"), (orders, "orders"), (recs, "recs"), (meters, "meters"),
-                  (settlement, "settlement")):
+for sub, name in (
+    (accounts, "accounts"),
+    (orders, "orders"),
+    (recs, "recs"),
+    (meters, "meters"),
+    (settlement, "settlement"),
+):
     app.add_typer(sub, name=name)
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print the API's JSON instead of a summary.")]
+JsonFlag = Annotated[
+    bool, typer.Option("--json", help="Print the API's JSON instead of a summary.")
+]
 
 
 class State:
@@ -50,9 +65,15 @@ state = State()
 
 
 @app.callback()
-def main(api_url: Annotated[Optional[str], typer.Option("--api-url", envvar="GRIDLEDGER_API_URL",
-                                                        help="Base URL of the GridLedger API.")] = None,
-         as_json: JsonFlag = False):
+def main(
+    api_url: Annotated[
+        str | None,
+        typer.Option(
+            "--api-url", envvar="GRIDLEDGER_API_URL", help="Base URL of the GridLedger API."
+        ),
+    ] = None,
+    as_json: JsonFlag = False,
+):
     state.api_url = api_url
     state.json = as_json
 
@@ -80,13 +101,22 @@ def gusd(units) -> str:
 
 
 @app.command()
-def login(email: Annotated[str, typer.Option(prompt=True)],
-          password: Annotated[str, typer.Option(prompt=True, hide_input=True)], as_json: JsonFlag = False):
+def login(
+    email: Annotated[str, typer.Option(prompt=True)],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True)],
+    as_json: JsonFlag = False,
+):
     """Sign in; the tokens are stored in the config file (GRIDLEDGER_CONFIG)."""
     client = api()
     tokens = client.post("/v1/auth/login", auth=False, json={"email": email, "password": password})
-    path = save_config({**load_config(), "api_url": client.base_url, "access_token": tokens["access_token"],
-                        "refresh_token": tokens["refresh_token"]})
+    path = save_config(
+        {
+            **load_config(),
+            "api_url": client.base_url,
+            "access_token": tokens["access_token"],
+            "refresh_token": tokens["refresh_token"],
+        }
+    )
     out({"email": email, "config": str(path)}, f"signed in as {email} (tokens in {path})", as_json)
 
 
@@ -95,8 +125,13 @@ def logout():
     """Revoke the stored refresh token and forget the tokens."""
     config = load_config()
     if config.get("refresh_token"):
-        api().send("POST", "/v1/auth/logout", auth=False, json={"refresh_token": config["refresh_token"]},
-                   ok=(401,))
+        api().send(
+            "POST",
+            "/v1/auth/logout",
+            auth=False,
+            json={"refresh_token": config["refresh_token"]},
+            ok=(401,),
+        )
     save_config({k: v for k, v in config.items() if k not in ("access_token", "refresh_token")})
     typer.echo(f"signed out ({config_path()})")
 
@@ -113,11 +148,20 @@ def status(as_json: JsonFlag = False):
         return "ok" if check.get("ok") else f"FAILING ({check.get('error', 'no answer')})"
 
     indexer = checks.get("indexer", {})
-    lines = [f"status:   {health.get('status')}",
-             f"block:    {checks.get('rpc', {}).get('head_block', '–')}",
-             "indexer:  " + (f"block {indexer['indexed_block']}, lag {indexer['lag_blocks']} blocks / "
-                              f"{indexer['lag_seconds']} s" if indexer.get("ok") else state_of("indexer")),
-             f"database: {state_of('database')}", f"redis:    {state_of('redis')}", f"rpc:      {state_of('rpc')}"]
+    lines = [
+        f"status:   {health.get('status')}",
+        f"block:    {checks.get('rpc', {}).get('head_block', '–')}",
+        "indexer:  "
+        + (
+            f"block {indexer['indexed_block']}, lag {indexer['lag_blocks']} blocks / "
+            f"{indexer['lag_seconds']} s"
+            if indexer.get("ok")
+            else state_of("indexer")
+        ),
+        f"database: {state_of('database')}",
+        f"redis:    {state_of('redis')}",
+        f"rpc:      {state_of('rpc')}",
+    ]
     out(health, lines, as_json)
     if health.get("status") != "ok":
         raise typer.Exit(1)
@@ -127,11 +171,18 @@ def status(as_json: JsonFlag = False):
 
 
 @accounts.command("create")
-def accounts_create(email: Annotated[str, typer.Option(prompt=True)],
-                    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
-                    display_name: Annotated[Optional[str], typer.Option()] = None, as_json: JsonFlag = False):
+def accounts_create(
+    email: Annotated[str, typer.Option(prompt=True)],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
+    display_name: Annotated[str | None, typer.Option()] = None,
+    as_json: JsonFlag = False,
+):
     """Register a custodial account (the API keeps its chain key)."""
-    body = {"email": email, "password": password, **({"display_name": display_name} if display_name else {})}
+    body = {
+        "email": email,
+        "password": password,
+        **({"display_name": display_name} if display_name else {}),
+    }
     account = api().post("/v1/auth/register", auth=False, json=body)
     out(account, f"created account {account['email']} with address {account['address']}", as_json)
 
@@ -140,7 +191,11 @@ def accounts_create(email: Annotated[str, typer.Option(prompt=True)],
 def accounts_me(as_json: JsonFlag = False):
     """The signed-in account."""
     me = api().get("/v1/auth/me")
-    out(me, f"{me['email'] or me['address']} {me['address']} roles: {', '.join(me.get('roles', []))}", as_json)
+    out(
+        me,
+        f"{me['email'] or me['address']} {me['address']} roles: {', '.join(me.get('roles', []))}",
+        as_json,
+    )
 
 
 # ---------------------------------------------------------------------- orders
@@ -148,23 +203,35 @@ def accounts_me(as_json: JsonFlag = False):
 
 def order_line(o: dict) -> str:
     market = o["market_id"]
-    return (f"{o['id']}  {o['side']:4} {market:18} {kwh(o['quantity_wh'])} (filled {kwh(o['filled_wh'])}) "
-            f"@ {gusd(o['price'])}/kWh  {o['status']}")
+    return (
+        f"{o['id']}  {o['side']:4} {market:18} {kwh(o['quantity_wh'])} (filled {kwh(o['filled_wh'])}) "
+        f"@ {gusd(o['price'])}/kWh  {o['status']}"
+    )
 
 
 @orders.command("place")
-def orders_place(side: Annotated[str, typer.Option(help="buy or sell")],
-                 quantity_wh: Annotated[int, typer.Option(min=1)],
-                 price: Annotated[int, typer.Option(min=1, help="token base units (1e-6 gUSD) per kWh")],
-                 delivery_start: Annotated[int, typer.Option(help="unix seconds, 15-minute aligned (energy)")] = 0,
-                 product: Annotated[str, typer.Option(help="energy or rec")] = "energy",
-                 certificate: Annotated[int, typer.Option("--certificate", help="certificate id (rec)")] = 0,
-                 expiry: Annotated[Optional[int], typer.Option(help="unix seconds")] = None,
-                 idempotency_key: Annotated[Optional[str], typer.Option(help="retry-safe key")] = None,
-                 as_json: JsonFlag = False):
+def orders_place(
+    side: Annotated[str, typer.Option(help="buy or sell")],
+    quantity_wh: Annotated[int, typer.Option(min=1)],
+    price: Annotated[int, typer.Option(min=1, help="token base units (1e-6 gUSD) per kWh")],
+    delivery_start: Annotated[
+        int, typer.Option(help="unix seconds, 15-minute aligned (energy)")
+    ] = 0,
+    product: Annotated[str, typer.Option(help="energy or rec")] = "energy",
+    certificate: Annotated[int, typer.Option("--certificate", help="certificate id (rec)")] = 0,
+    expiry: Annotated[int | None, typer.Option(help="unix seconds")] = None,
+    idempotency_key: Annotated[str | None, typer.Option(help="retry-safe key")] = None,
+    as_json: JsonFlag = False,
+):
     """Place an order (custodial accounts: the API signs it); the matcher trades it on chain."""
-    body = {"side": side, "product": product, "quantity_wh": quantity_wh, "price": price,
-            "delivery_start": delivery_start, "asset_id": certificate}
+    body = {
+        "side": side,
+        "product": product,
+        "quantity_wh": quantity_wh,
+        "price": price,
+        "delivery_start": delivery_start,
+        "asset_id": certificate,
+    }
     if expiry is not None:
         body["expiry"] = expiry
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
@@ -181,8 +248,11 @@ def orders_cancel(order_id: str, as_json: JsonFlag = False):
 
 
 @orders.command("list")
-def orders_list(status_: Annotated[Optional[str], typer.Option("--status")] = None,
-                limit: Annotated[int, typer.Option(min=1, max=500)] = 100, as_json: JsonFlag = False):
+def orders_list(
+    status_: Annotated[str | None, typer.Option("--status")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 100,
+    as_json: JsonFlag = False,
+):
     """My orders, newest first."""
     params = {"limit": limit, **({"status": status_} if status_ else {})}
     page = api().get("/v1/trading/orders", params=params)
@@ -193,57 +263,101 @@ def orders_list(status_: Annotated[Optional[str], typer.Option("--status")] = No
 
 
 @recs.command("list")
-def recs_list(holder: Annotated[Optional[str], typer.Option(help="0x address")] = None,
-              mine: Annotated[bool, typer.Option("--mine", help="certificates I hold")] = False,
-              technology: Annotated[Optional[str], typer.Option()] = None,
-              limit: Annotated[int, typer.Option(min=1, max=500)] = 100, as_json: JsonFlag = False):
+def recs_list(
+    holder: Annotated[str | None, typer.Option(help="0x address")] = None,
+    mine: Annotated[bool, typer.Option("--mine", help="certificates I hold")] = False,
+    technology: Annotated[str | None, typer.Option()] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 100,
+    as_json: JsonFlag = False,
+):
     """Certificates, filtered by holder and technology."""
     client = api()
     if mine:
         holder = client.get("/v1/auth/me")["address"]
-    params = {k: v for k, v in {"holder": holder, "technology": technology, "limit": limit}.items() if v}
+    params = {
+        k: v for k, v in {"holder": holder, "technology": technology, "limit": limit}.items() if v
+    }
     page = client.get("/v1/recs/certificates", params=params)
-    lines = [f"#{c['certificate_id']}  {c['technology']} {c['grid_area']}  {kwh(c['volume_wh'])} issued, "
-             f"{kwh(c['claimed_wh'])} retired  device {c['device_id']}" for c in page["items"]]
+    lines = [
+        f"#{c['certificate_id']}  {c['technology']} {c['grid_area']}  {kwh(c['volume_wh'])} issued, "
+        f"{kwh(c['claimed_wh'])} retired  device {c['device_id']}"
+        for c in page["items"]
+    ]
     out(page, lines or ["no certificates"], as_json)
 
 
 @recs.command("transfer")
-def recs_transfer(certificate_id: int, to: Annotated[str, typer.Option(help="0x address")],
-                  amount_wh: Annotated[int, typer.Option(min=1)], as_json: JsonFlag = False):
+def recs_transfer(
+    certificate_id: int,
+    to: Annotated[str, typer.Option(help="0x address")],
+    amount_wh: Annotated[int, typer.Option(min=1)],
+    as_json: JsonFlag = False,
+):
     """Transfer Wh of a certificate I hold."""
-    accepted = api().post(f"/v1/recs/certificates/{certificate_id}/transfer", json={"to": to, "amount_wh": amount_wh})
-    out(accepted, f"transferred {kwh(amount_wh)} of #{certificate_id} to {to} (tx {accepted['tx_hash']})", as_json)
+    accepted = api().post(
+        f"/v1/recs/certificates/{certificate_id}/transfer", json={"to": to, "amount_wh": amount_wh}
+    )
+    out(
+        accepted,
+        f"transferred {kwh(amount_wh)} of #{certificate_id} to {to} (tx {accepted['tx_hash']})",
+        as_json,
+    )
 
 
 @recs.command("retire")
-def recs_retire(certificate_id: int, amount_wh: Annotated[int, typer.Option(min=1)],
-                beneficiary: Annotated[str, typer.Option()], purpose: Annotated[str, typer.Option()] = "",
-                consumption_start: Annotated[Optional[int], typer.Option(help="unix seconds (default: "
-                                                                                "the certificate's period)")] = None,
-                consumption_end: Annotated[Optional[int], typer.Option()] = None,
-                location: Annotated[str, typer.Option()] = "", as_json: JsonFlag = False):
+def recs_retire(
+    certificate_id: int,
+    amount_wh: Annotated[int, typer.Option(min=1)],
+    beneficiary: Annotated[str, typer.Option()],
+    purpose: Annotated[str, typer.Option()] = "",
+    consumption_start: Annotated[
+        int | None, typer.Option(help="unix seconds (default: the certificate's period)")
+    ] = None,
+    consumption_end: Annotated[int | None, typer.Option()] = None,
+    location: Annotated[str, typer.Option()] = "",
+    as_json: JsonFlag = False,
+):
     """Retire (claim) Wh of a certificate for a beneficiary; prints where its proof appears."""
     client = api()
     if consumption_start is None or consumption_end is None:
         certificate = client.get(f"/v1/recs/certificates/{certificate_id}")
-        consumption_start = certificate["period_start"] if consumption_start is None else consumption_start
+        consumption_start = (
+            certificate["period_start"] if consumption_start is None else consumption_start
+        )
         consumption_end = certificate["period_end"] if consumption_end is None else consumption_end
-    accepted = client.post(f"/v1/recs/certificates/{certificate_id}/claim", json={
-        "amount_wh": amount_wh, "beneficiary": beneficiary, "purpose": purpose,
-        "consumption_start": consumption_start, "consumption_end": consumption_end, "location": location})
-    out(accepted, f"retired {kwh(amount_wh)} of #{certificate_id} for {beneficiary} (claim {accepted['id']}, "
-                  f"tx {accepted['tx_hash']}); proof: {client.base_url}{accepted['poll']}", as_json)
+    accepted = client.post(
+        f"/v1/recs/certificates/{certificate_id}/claim",
+        json={
+            "amount_wh": amount_wh,
+            "beneficiary": beneficiary,
+            "purpose": purpose,
+            "consumption_start": consumption_start,
+            "consumption_end": consumption_end,
+            "location": location,
+        },
+    )
+    out(
+        accepted,
+        f"retired {kwh(amount_wh)} of #{certificate_id} for {beneficiary} (claim {accepted['id']}, "
+        f"tx {accepted['tx_hash']}); proof: {client.base_url}{accepted['poll']}",
+        as_json,
+    )
 
 
 @recs.command("proof")
 def recs_proof(claim_id: int, as_json: JsonFlag = False):
     """The public on-chain proof of a claim."""
     proof = api().get(f"/v1/recs/claims/{claim_id}/proof", auth=False)
-    out(proof, [f"claim {proof['claim_id']}: {kwh(proof['amount_wh'])} of #{proof['certificate_id']} "
-                f"for {proof['beneficiary']}",
-                f"tx {proof['tx_hash']} block {proof['block_number']} log {proof['log_index']} "
-                f"contract {proof['contract']} chain {proof['chain_id']}"], as_json)
+    out(
+        proof,
+        [
+            f"claim {proof['claim_id']}: {kwh(proof['amount_wh'])} of #{proof['certificate_id']} "
+            f"for {proof['beneficiary']}",
+            f"tx {proof['tx_hash']} block {proof['block_number']} log {proof['log_index']} "
+            f"contract {proof['contract']} chain {proof['chain_id']}",
+        ],
+        as_json,
+    )
 
 
 # ---------------------------------------------------------------------- meters
@@ -273,15 +387,23 @@ def read_readings(path: Path) -> tuple[bytes, str]:
 
 
 @meters.command("send")
-def meters_send(file: Annotated[Path, typer.Argument(help="readings: JSON array, or NDJSON (.ndjson/.jsonl)")],
-                as_json: JsonFlag = False):
+def meters_send(
+    file: Annotated[Path, typer.Argument(help="readings: JSON array, or NDJSON (.ndjson/.jsonl)")],
+    as_json: JsonFlag = False,
+):
     """Post a readings file to the bulk endpoint; exit 1 if any reading was rejected."""
     body, content_type = read_readings(file)
-    result = api().post("/v1/energy/readings/bulk", content=body, headers={"Content-Type": content_type})
-    lines = [f"{result['received']} received: {result['accepted']} accepted, {result['duplicate']} duplicate, "
-             f"{result['corrected']} corrected, {result['rejected']} rejected"]
-    lines += [f"  #{r['index']} {r.get('meterId') or ''} {r.get('timestamp') or ''}: {r['reason']}"
-              for r in result.get("rejections", [])]
+    result = api().post(
+        "/v1/energy/readings/bulk", content=body, headers={"Content-Type": content_type}
+    )
+    lines = [
+        f"{result['received']} received: {result['accepted']} accepted, {result['duplicate']} duplicate, "
+        f"{result['corrected']} corrected, {result['rejected']} rejected"
+    ]
+    lines += [
+        f"  #{r['index']} {r.get('meterId') or ''} {r.get('timestamp') or ''}: {r['reason']}"
+        for r in result.get("rejections", [])
+    ]
     out(result, lines, as_json)
     if result["rejected"]:
         raise typer.Exit(1)
@@ -291,21 +413,29 @@ def meters_send(file: Annotated[Path, typer.Argument(help="readings: JSON array,
 
 
 def transfer_lines(t: dict) -> list[str]:
-    return [f"trade {t['id']}: {t['status']}  delivery {t['delivery_start']}–{t['delivery_end']}",
-            f"  contracted {kwh(t['contracted_wh'])}, metered {kwh(t['metered_wh'])}, "
-            f"delivered {kwh(t['delivered_wh'])}",
-            f"  escrow {gusd(t['escrow'])}, payout {gusd(t['payout'])}, penalty {gusd(t['penalty'])}, "
-            f"refund {gusd(t['refund'])}"]
+    return [
+        f"trade {t['id']}: {t['status']}  delivery {t['delivery_start']}–{t['delivery_end']}",
+        f"  contracted {kwh(t['contracted_wh'])}, metered {kwh(t['metered_wh'])}, "
+        f"delivered {kwh(t['delivered_wh'])}",
+        f"  escrow {gusd(t['escrow'])}, payout {gusd(t['payout'])}, penalty {gusd(t['penalty'])}, "
+        f"refund {gusd(t['refund'])}",
+    ]
 
 
 @settlement.command("show")
-def settlement_show(trade_id: Annotated[Optional[int], typer.Argument(help="omit to list my transfers")] = None,
-                    as_json: JsonFlag = False):
+def settlement_show(
+    trade_id: Annotated[int | None, typer.Argument(help="omit to list my transfers")] = None,
+    as_json: JsonFlag = False,
+):
     """Contracted vs metered vs delivered energy, payout and penalty of a trade (or all of mine)."""
     client = api()
     if trade_id is None:
         page = client.get("/v1/energy/transfers")
-        out(page, [line for t in page["items"] for line in transfer_lines(t)] or ["no energy transfers"], as_json)
+        out(
+            page,
+            [line for t in page["items"] for line in transfer_lines(t)] or ["no energy transfers"],
+            as_json,
+        )
         return
     transfer = client.get(f"/v1/energy/transfers/{trade_id}")
     # the metering service's reconciliation record, where that service is deployed
@@ -313,8 +443,9 @@ def settlement_show(trade_id: Annotated[Optional[int], typer.Argument(help="omit
     reconciliation = reply.json() if reply.is_success else None
     lines = transfer_lines(transfer)
     if reconciliation:
-        lines.append(f"  reconciliation: {reconciliation['status']}, allocated {kwh(reconciliation['allocated_wh'])}"
-                     f", shortfall {kwh(reconciliation['shortfall_wh'])}"
-                     + (" (meter data missing)" if reconciliation.get("data_missing") else ""))
+        lines.append(
+            f"  reconciliation: {reconciliation['status']}, allocated {kwh(reconciliation['allocated_wh'])}"
+            f", shortfall {kwh(reconciliation['shortfall_wh'])}"
+            + (" (meter data missing)" if reconciliation.get("data_missing") else "")
+        )
     out({**transfer, "reconciliation": reconciliation}, lines, as_json)
-

@@ -4,6 +4,7 @@ Embedded defaults (SQLite file, Anvil on localhost, in-process Celery transport)
 `make run` work on a bare machine. Development keys are Anvil's well-known test keys:
 they are refused in any other environment.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -36,7 +37,9 @@ class Settings(BaseSettings):
     # Storage and messaging
     database_url: str = ""  # empty: SQLite file in data_dir
     redis_url: str = ""  # empty: no Redis (embedded defaults); e.g. redis://127.0.0.1:6379/0
-    celery_broker_url: str = ""  # empty: Redis if GRIDLEDGER_REDIS_URL is set, else a local transport
+    celery_broker_url: str = (
+        ""  # empty: Redis if GRIDLEDGER_REDIS_URL is set, else a local transport
+    )
 
     # Chain
     rpc_url: str = "http://127.0.0.1:8545"
@@ -69,7 +72,9 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(default=600, ge=1)  # per account, fixed one-minute window
     idempotency_ttl_s: int = Field(default=86_400, ge=60)
     outbox_stream: str = "gridledger:outbox"
-    api_workers: int = Field(default=1, ge=1, le=64)  # uvicorn processes; >1 needs Redis (shared limits)
+    api_workers: int = Field(
+        default=1, ge=1, le=64
+    )  # uvicorn processes; >1 needs Redis (shared limits)
     public_cache_ttl_s: float = Field(default=1.0, ge=0)  # public market reads from memory; 0 = off
     public_cache_max_bytes: int = Field(default=64 * 2**20, ge=0)  # per worker
 
@@ -88,21 +93,31 @@ class Settings(BaseSettings):
     mqtt_password: SecretStr = SecretStr("")
     mqtt_topic_root: str = "energy-cloud"  # energy-cloud/{region}/{deviceType}/{deviceId}/{metric}
     mqtt_client_id: str = "gridledger-ingest"  # + "-<index>" per subscriber process
-    mqtt_shared_group: str = "gridledger"  # $share/<group>/...: subscriber processes split the stream
-    settlement_gate_delay_s: int = Field(default=300, ge=0)  # after a period ends, before closing it
+    mqtt_shared_group: str = (
+        "gridledger"  # $share/<group>/...: subscriber processes split the stream
+    )
+    settlement_gate_delay_s: int = Field(
+        default=300, ge=0
+    )  # after a period ends, before closing it
     settlement_missing_data_deadline_s: int = Field(default=3_600, ge=0)  # then settle as zero
-    settlement_reclaim_margin_s: int = Field(default=3_600, ge=0)  # settle this long before reclaim opens
+    settlement_reclaim_margin_s: int = Field(
+        default=3_600, ge=0
+    )  # settle this long before reclaim opens
     settlement_batch_size: int = Field(default=50, ge=1, le=500)  # trades per settleBatch
     settlement_lock_timeout_s: int = Field(default=300, ge=1)  # a dead worker's lock expires
     settlement_beat_interval_s: float = Field(default=30, gt=0)
     rec_batch_size: int = Field(default=24, ge=1, le=500)  # device-hours per issueBatch
 
     # Stack and simulation (issue 7)
-    clock: Literal["wall", "chain"] = "wall"  # "chain": "now" is the latest block's timestamp (simulated time)
+    clock: Literal["wall", "chain"] = (
+        "wall"  # "chain": "now" is the latest block's timestamp (simulated time)
+    )
     matcher_interval_s: float = Field(default=1.0, gt=0)  # operator matcher rounds
     simulate: bool = True  # `make run` drives the simulated neighbourhood (and sets clock=chain)
     sim_seconds_per_day: float = Field(default=240, gt=0)  # wall seconds per simulated day
-    sim_hours: float = Field(default=0, ge=0)  # stop the simulator after this many simulated hours; 0: never
+    sim_hours: float = Field(
+        default=0, ge=0
+    )  # stop the simulator after this many simulated hours; 0: never
     sim_seed: int = 7
     sim_prosumers: int = Field(default=20, ge=1, le=500)
     sim_consumers: int = Field(default=30, ge=1, le=500)
@@ -110,7 +125,7 @@ class Settings(BaseSettings):
     sim_mqtt: bool = True  # household meters publish over MQTT when the broker answers (else REST)
 
     @model_validator(mode="after")
-    def _fill_paths_and_refuse_dev_secrets(self) -> "Settings":
+    def _fill_paths_and_refuse_dev_secrets(self) -> Settings:
         if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir / 'gridledger.db'}"
         if self.deployment_file == Path():
@@ -122,10 +137,14 @@ class Settings(BaseSettings):
         except ValueError:
             master_key = b""
         if len(master_key) != 32:
-            raise ConfigurationError("GRIDLEDGER_MASTER_KEY_HEX must be 64 hex characters (AES-256 key)")
+            raise ConfigurationError(
+                "GRIDLEDGER_MASTER_KEY_HEX must be 64 hex characters (AES-256 key)"
+            )
         if self.api_workers > 1 and not self.redis_url:
-            raise ConfigurationError("GRIDLEDGER_API_WORKERS > 1 needs GRIDLEDGER_REDIS_URL: rate limits, "
-                                     "idempotency keys and SIWE nonces must be shared between the workers")
+            raise ConfigurationError(
+                "GRIDLEDGER_API_WORKERS > 1 needs GRIDLEDGER_REDIS_URL: rate limits, "
+                "idempotency keys and SIWE nonces must be shared between the workers"
+            )
         if self.environment != "development":
             dev_values = {
                 "deployer_private_key": DEV_DEPLOYER_KEY,

@@ -1,4 +1,5 @@
 """Database engine and sessions. The URL comes from settings; SQLite and PostgreSQL both work."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator

@@ -4,6 +4,7 @@ Business logic raises these; only the API edge (`backend/api/problems.py`) turns
 HTTP status codes and RFC 9457 problem details. Each error has a stable `code`, which
 becomes the problem `type`.
 """
+
 from __future__ import annotations
 
 

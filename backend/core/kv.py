@@ -3,6 +3,7 @@
 `make run` works without any server (embedded defaults), so a process-local store stands
 in for Redis there; with GRIDLEDGER_REDIS_URL set, every API process shares Redis.
 """
+
 from __future__ import annotations
 
 import threading
@@ -27,8 +28,9 @@ class KeyValueStore(Protocol):
 
 class RedisStore:
     def __init__(self, url: str):
-        self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2,
-                                           decode_responses=True)
+        self.client = redis.Redis.from_url(
+            url, socket_timeout=2, socket_connect_timeout=2, decode_responses=True
+        )
 
     def _call(self, operation, *args, **kwargs):
         try:

@@ -1,4 +1,5 @@
 """Bring a database to the newest schema: `python -m backend.core.migrate [DATABASE_URL]`."""
+
 from __future__ import annotations
 
 import sys
@@ -7,9 +8,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from alembic import command
+from alembic.config import Config
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from alembic.config import Config
 
 from backend.core.config import PROJECT_ROOT, settings
 

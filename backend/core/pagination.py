@@ -1,5 +1,6 @@
 """Opaque cursors for keyset pagination: the last key seen (an integer or a UUID),
 base64url-encoded."""
+
 from __future__ import annotations
 
 import base64
@@ -35,8 +36,17 @@ def decode_cursor(cursor: str | None, key_type: type = int) -> int | uuid.UUID |
     return key
 
 
-def keyset_page(session, query, key_column, cursor: str | None, limit: int, *, ascending: bool = False,
-                key_of=None, key_type: type = int) -> tuple[list, str | None]:
+def keyset_page(
+    session,
+    query,
+    key_column,
+    cursor: str | None,
+    limit: int,
+    *,
+    ascending: bool = False,
+    key_of=None,
+    key_type: type = int,
+) -> tuple[list, str | None]:
     """One page of `query` ordered by `key_column` (newest first unless `ascending`), after
     `cursor`; returns (rows, next cursor or None). `key_of(row)` reads the key of a row that
     is not a single model instance (e.g. a joined tuple)."""

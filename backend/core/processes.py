@@ -1,11 +1,14 @@
 """Stopping child processes: ask politely, wait, then kill."""
+
 from __future__ import annotations
 
 import signal
 import subprocess
 
 
-def stop_process(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout_s: float = 15) -> None:
+def stop_process(
+    process: subprocess.Popen, sig: int = signal.SIGTERM, timeout_s: float = 15
+) -> None:
     """Send `sig` (SIGINT lets Anvil save its state), wait up to `timeout_s`, then SIGKILL."""
     if process.poll() is not None:
         return

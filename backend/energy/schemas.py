@@ -1,4 +1,5 @@
 """Response bodies of the energy API."""
+
 from __future__ import annotations
 
 from pydantic import BaseModel

@@ -1,4 +1,5 @@
 """Energy transfers and positions, read from the indexer's trade and balance mirror."""
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -26,11 +27,22 @@ def transfer_status(trade: Trade, now: int) -> str:
 def public_transfer(trade: Trade, now: int) -> EnergyTransfer:
     delivered = None if trade.delivered_wh is None else min(trade.delivered_wh, trade.quantity_wh)
     return EnergyTransfer(
-        id=trade.trade_id, seller=trade.seller, buyer=trade.buyer, seller_meter=trade.seller_meter,
-        buyer_meter=trade.buyer_meter, delivery_start=trade.delivery_start or 0,
-        delivery_end=trade.delivery_end or 0, contracted_wh=trade.quantity_wh, metered_wh=trade.delivered_wh,
-        delivered_wh=delivered, price=trade.price, escrow=trade.payment, payout=trade.seller_payout,
-        penalty=trade.penalty, refund=trade.buyer_refund, status=transfer_status(trade, now),
+        id=trade.trade_id,
+        seller=trade.seller,
+        buyer=trade.buyer,
+        seller_meter=trade.seller_meter,
+        buyer_meter=trade.buyer_meter,
+        delivery_start=trade.delivery_start or 0,
+        delivery_end=trade.delivery_end or 0,
+        contracted_wh=trade.quantity_wh,
+        metered_wh=trade.delivered_wh,
+        delivered_wh=delivered,
+        price=trade.price,
+        escrow=trade.payment,
+        payout=trade.seller_payout,
+        penalty=trade.penalty,
+        refund=trade.buyer_refund,
+        status=transfer_status(trade, now),
     )
 
 
@@ -38,8 +50,14 @@ def _sees_all(account: Account) -> bool:
     return account.has_role_any(("operator", "admin"))
 
 
-def list_transfers(session: Session, account: Account, now: int, cursor: str | None, limit: int,
-                   status: str | None = None) -> tuple[list[EnergyTransfer], str | None]:
+def list_transfers(
+    session: Session,
+    account: Account,
+    now: int,
+    cursor: str | None,
+    limit: int,
+    status: str | None = None,
+) -> tuple[list[EnergyTransfer], str | None]:
     query = select(Trade).where(Trade.product == "energy")
     if not _sees_all(account):
         me = account.address.lower()
@@ -54,7 +72,11 @@ def list_transfers(session: Session, account: Account, now: int, cursor: str | N
 def get_transfer(session: Session, account: Account, trade_id: int, now: int) -> EnergyTransfer:
     trade = session.get(Trade, trade_id)
     me = account.address.lower()
-    if trade is None or trade.product != "energy" or not (_sees_all(account) or me in (trade.seller, trade.buyer)):
+    if (
+        trade is None
+        or trade.product != "energy"
+        or not (_sees_all(account) or me in (trade.seller, trade.buyer))
+    ):
         raise NotFound(f"no energy transfer {trade_id}")
     return public_transfer(trade, now)
 
@@ -65,8 +87,13 @@ def balance(session: Session, account: Account) -> EnergyBalance:
     market = session.get(MarketBalance, me)
     positions: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0])
     escrowed = 0
-    for trade in session.exec(select(Trade).where(Trade.product == "energy", Trade.status == "open",
-                                                  or_(Trade.seller == me, Trade.buyer == me))):
+    for trade in session.exec(
+        select(Trade).where(
+            Trade.product == "energy",
+            Trade.status == "open",
+            or_(Trade.seller == me, Trade.buyer == me),
+        )
+    ):
         key = (trade.delivery_start or 0, trade.delivery_end or 0)
         if trade.buyer == me:
             positions[key][0] += trade.quantity_wh
@@ -74,8 +101,12 @@ def balance(session: Session, account: Account) -> EnergyBalance:
         if trade.seller == me:
             positions[key][1] += trade.quantity_wh
     return EnergyBalance(
-        address=me, token_balance=token.balance if token else 0, escrowed=escrowed,
+        address=me,
+        token_balance=token.balance if token else 0,
+        escrowed=escrowed,
         withdrawable=market.withdrawable if market else 0,
-        positions=[PeriodPosition(delivery_start=s, delivery_end=e, bought_wh=b, sold_wh=so, net_wh=b - so)
-                   for (s, e), (b, so) in sorted(positions.items())],
+        positions=[
+            PeriodPosition(delivery_start=s, delivery_end=e, bought_wh=b, sold_wh=so, net_wh=b - so)
+            for (s, e), (b, so) in sorted(positions.items())
+        ],
     )

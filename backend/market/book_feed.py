@@ -13,6 +13,7 @@ orders expired is corrected by its next delta or snapshot.
 server could not compute (chain or database unavailable) is skipped with its number, so the
 client sees the gap and re-subscribes: every subscribe sends a fresh snapshot.
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,7 +27,13 @@ from backend.core.errors import ServiceUnavailable
 from backend.market import orders as eip712
 from backend.market.models import SignedOrder
 from backend.market.schemas import PriceLevel
-from backend.market.services import live_levels, market_id_of, market_is_open, order_book, parse_market_id
+from backend.market.services import (
+    live_levels,
+    market_id_of,
+    market_is_open,
+    order_book,
+    parse_market_id,
+)
 from indexer.models import Trade
 
 log = logging.getLogger("gridledger.market")
@@ -51,14 +58,21 @@ def touched_levels(session: Session, topic: str, payload: dict) -> dict[str, set
         return {}
     touched: dict[str, set[Level]] = defaultdict(set)
     for product, asset_id, start, side, price in session.exec(
-        select(SignedOrder.product, SignedOrder.asset_id, SignedOrder.delivery_start, SignedOrder.side,
-               SignedOrder.price).where(SignedOrder.order_hash.in_(hashes))
+        select(
+            SignedOrder.product,
+            SignedOrder.asset_id,
+            SignedOrder.delivery_start,
+            SignedOrder.side,
+            SignedOrder.price,
+        ).where(SignedOrder.order_hash.in_(hashes))
     ):
         touched[market_id_of(product, asset_id, start)].add((side, price))
     return touched
 
 
-def level_states(session: Session, market_id: str, now: int, levels: set[Level]) -> dict[int, list[PriceLevel]]:
+def level_states(
+    session: Session, market_id: str, now: int, levels: set[Level]
+) -> dict[int, list[PriceLevel]]:
     """The current state of some levels of one market, by side (best first).
 
     The aggregate of `services.order_book` restricted to the levels' prices.
@@ -67,7 +81,9 @@ def level_states(session: Session, market_id: str, now: int, levels: set[Level])
     found: dict[Level, tuple[int, int]] = {}
     if levels and market_is_open(product, start, now):
         rows = session.execute(
-            live_levels(product, asset_id, start, now).where(SignedOrder.price.in_({price for _, price in levels}))
+            live_levels(product, asset_id, start, now).where(
+                SignedOrder.price.in_({price for _, price in levels})
+            )
         ).all()
         found = {(side, price): (int(quantity), count) for side, price, quantity, count in rows}
     states: dict[int, list[PriceLevel]] = {eip712.BUY: [], eip712.SELL: []}
@@ -99,8 +115,13 @@ class BookFeed:
         """Start (or restart) following a market: its snapshot payload."""
         session.rollback()  # read what is committed now
         book = order_book(session, market_id, self.now(), SNAPSHOT_DEPTH)
-        return {"event": "orderbook.snapshot", "market_id": market_id, "sequence": self._next(market_id),
-                "bids": _levels(book.bids), "asks": _levels(book.asks)}
+        return {
+            "event": "orderbook.snapshot",
+            "market_id": market_id,
+            "sequence": self._next(market_id),
+            "bids": _levels(book.bids),
+            "asks": _levels(book.asks),
+        }
 
     def unfollow(self, market_id: str) -> None:
         self.sequence.pop(market_id, None)
@@ -130,9 +151,18 @@ class BookFeed:
                 log.warning("order book delta of %s skipped: %s", market_id, exc)
                 self._skip(session, [market_id])
                 continue
-            routed.append((channel_of(market_id), {
-                "event": "orderbook.delta", "market_id": market_id, "sequence": self._next(market_id),
-                "bids": _levels(states[eip712.BUY]), "asks": _levels(states[eip712.SELL])}))
+            routed.append(
+                (
+                    channel_of(market_id),
+                    {
+                        "event": "orderbook.delta",
+                        "market_id": market_id,
+                        "sequence": self._next(market_id),
+                        "bids": _levels(states[eip712.BUY]),
+                        "asks": _levels(states[eip712.SELL]),
+                    },
+                )
+            )
         return routed
 
     def _snapshots(self, session: Session) -> list[tuple[str, dict]]:

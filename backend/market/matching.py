@@ -6,6 +6,7 @@ of the older (resting) order. Every match is simulated first (reverts are decode
 offending order is withdrawn), then all transactions of a round are sent back to back with
 consecutive nonces and their receipts awaited together: one block can hold the whole batch.
 """
+
 from __future__ import annotations
 
 import logging
@@ -17,15 +18,22 @@ from sqlmodel import Session, select
 
 from backend.chain.contracts import Chain, ContractReverted
 from backend.core.config import Settings
-from backend.market import order_events, orders as eip712
+from backend.market import order_events
+from backend.market import orders as eip712
 from backend.market.models import SignedOrder, utc_now
 from backend.market.services import open_orders, to_order
 
 log = logging.getLogger("gridledger.matching")
 
 # Reverts that make an order permanently unusable: withdraw it from the book.
-DEAD_ORDER_ERRORS = {"EnergyMarketOrderExpired", "EnergyMarketOrderCancelled", "EnergyMarketStaleNonce",
-                     "EnergyMarketInvalidSignature", "EnergyMarketGateClosed", "EnergyMarketInsufficientRemaining"}
+DEAD_ORDER_ERRORS = {
+    "EnergyMarketOrderExpired",
+    "EnergyMarketOrderCancelled",
+    "EnergyMarketStaleNonce",
+    "EnergyMarketInvalidSignature",
+    "EnergyMarketGateClosed",
+    "EnergyMarketInsufficientRemaining",
+}
 
 
 @dataclass
@@ -87,9 +95,13 @@ class Matcher:
         calls = []
         for match in planned:
             call = self.chain.market.functions.matchOrders(
-                to_order(match.bid).as_tuple(), bytes.fromhex(match.bid.signature[2:]),
-                to_order(match.offer).as_tuple(), bytes.fromhex(match.offer.signature[2:]),
-                match.quantity_wh, match.bid_is_resting)
+                to_order(match.bid).as_tuple(),
+                bytes.fromhex(match.bid.signature[2:]),
+                to_order(match.offer).as_tuple(),
+                bytes.fromhex(match.offer.signature[2:]),
+                match.quantity_wh,
+                match.bid_is_resting,
+            )
             try:
                 self.chain.call(call, **{"from": self.operator.address})
             except ContractReverted as exc:
@@ -102,12 +114,18 @@ class Matcher:
 
     def _reject(self, match: Match, exc: ContractReverted) -> None:
         error = exc.extensions.get("error")
-        log.warning("match %s/%s rejected: %s", match.bid.order_hash, match.offer.order_hash, exc.detail)
+        log.warning(
+            "match %s/%s rejected: %s", match.bid.order_hash, match.offer.order_hash, exc.detail
+        )
         if error in DEAD_ORDER_ERRORS:
             culprit = exc.extensions.get("arguments", {}).get("orderHash")
             for order in (match.bid, match.offer):
                 if culprit in (None, order.order_hash):
-                    order.status = "cancelled" if error != "EnergyMarketInsufficientRemaining" else order.status
+                    order.status = (
+                        "cancelled"
+                        if error != "EnergyMarketInsufficientRemaining"
+                        else order.status
+                    )
                     order.updated_at = utc_now()
                     self.session.add(order)
                     if order.status == "cancelled":  # withdrawn from the book
@@ -121,11 +139,19 @@ class Matcher:
         base_fee = w3.eth.get_block("latest").get("baseFeePerGas", 0)
         hashes = []
         for offset, (match, call) in enumerate(calls):
-            tx = call.build_transaction({
-                "from": self.operator.address, "nonce": nonce + offset, "gas": 600_000,
-                "maxFeePerGas": 2 * base_fee + 10**9, "maxPriorityFeePerGas": 1, "chainId": self.chain.chain_id,
-            })
-            hashes.append(w3.eth.send_raw_transaction(self.operator.sign_transaction(tx).raw_transaction))
+            tx = call.build_transaction(
+                {
+                    "from": self.operator.address,
+                    "nonce": nonce + offset,
+                    "gas": 600_000,
+                    "maxFeePerGas": 2 * base_fee + 10**9,
+                    "maxPriorityFeePerGas": 1,
+                    "chainId": self.chain.chain_id,
+                }
+            )
+            hashes.append(
+                w3.eth.send_raw_transaction(self.operator.sign_transaction(tx).raw_transaction)
+            )
         sent = []
         for (match, _), tx_hash in zip(calls, hashes):
             receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
@@ -140,7 +166,9 @@ class Matcher:
         return sent
 
 
-def run_forever(settings: Settings, interval_s: float = 1.0) -> None:  # pragma: no cover - service loop
+def run_forever(
+    settings: Settings, interval_s: float = 1.0
+) -> None:  # pragma: no cover - service loop
     """`python -m backend.market.matching`: match every `interval_s`."""
     from backend.chain.contracts import chain_for
     from backend.core.db import make_engine

@@ -1,15 +1,16 @@
 """Signed orders held by the API (the chain only learns their hash when they trade)."""
+
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import BigInteger, Column, Index
 from sqlmodel import Field, SQLModel
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class SignedOrder(SQLModel, table=True):
@@ -22,7 +23,15 @@ class SignedOrder(SQLModel, table=True):
 
     __tablename__ = "signed_orders"
     __table_args__ = (
-        Index("ix_signed_orders_book", "status", "product", "asset_id", "delivery_start", "side", "price"),
+        Index(
+            "ix_signed_orders_book",
+            "status",
+            "product",
+            "asset_id",
+            "delivery_start",
+            "side",
+            "price",
+        ),
     )
 
     seq: int | None = Field(default=None, primary_key=True)

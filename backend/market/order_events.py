@@ -6,6 +6,7 @@ stream, or from the table when no Redis is configured. With Redis, the message i
 right after commit by a background thread (the indexer's next relay picks it up if that
 fails). API messages carry block 0: they are not chain facts, so a reorg's rewind keeps them.
 """
+
 from __future__ import annotations
 
 import logging
@@ -32,11 +33,20 @@ def announce(session: Session, settings: Settings, topic: str, order: SignedOrde
     """Queue `topic` about `order` in the session's transaction; relayed after it commits."""
     from backend.market.services import market_id_of  # services call this module
 
-    session.add(OutboxMessage(
-        chain_id=settings.chain_id, block_number=0, topic=topic, created_at=utc_now(),
-        payload={"order_hash": order.order_hash, "market_id": market_id_of(order.product, order.asset_id, order.delivery_start),
-                 "side": "buy" if order.side == eip712.BUY else "sell", "price": order.price},
-    ))
+    session.add(
+        OutboxMessage(
+            chain_id=settings.chain_id,
+            block_number=0,
+            topic=topic,
+            created_at=utc_now(),
+            payload={
+                "order_hash": order.order_hash,
+                "market_id": market_id_of(order.product, order.asset_id, order.delivery_start),
+                "side": "buy" if order.side == eip712.BUY else "sell",
+                "price": order.price,
+            },
+        )
+    )
     if settings.redis_url and "outbox_settings" not in session.info:
         session.info["outbox_settings"] = settings
         event.listen(session, "after_commit", _relay, once=True)

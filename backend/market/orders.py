@@ -9,6 +9,7 @@ checks both ways agree for random orders, tests/contracts/market/test_orders.py 
 the contract's `orderHash`. Tests and the backend share this module so the contract's
 `ORDER_TYPE` and the off-chain side cannot drift.
 """
+
 from __future__ import annotations
 
 from dataclasses import astuple, dataclass, replace
@@ -50,7 +51,9 @@ ORDER_FIELDS = [
 ]
 ORDER_TYPE = "Order(" + ",".join(f"{f['type']} {f['name']}" for f in ORDER_FIELDS) + ")"
 ORDER_TYPEHASH = keccak(text=ORDER_TYPE)
-EIP712_DOMAIN_TYPE = "EIP712Domain(" + ",".join(f"{f['type']} {f['name']}" for f in EIP712_DOMAIN_FIELDS) + ")"
+EIP712_DOMAIN_TYPE = (
+    "EIP712Domain(" + ",".join(f"{f['type']} {f['name']}" for f in EIP712_DOMAIN_FIELDS) + ")"
+)
 EIP712_DOMAIN_TYPEHASH = keccak(text=EIP712_DOMAIN_TYPE)
 
 
@@ -97,7 +100,7 @@ class Order:
             "salt": self.salt,
         }
 
-    def replace(self, **changes: Any) -> "Order":
+    def replace(self, **changes: Any) -> Order:
         return replace(self, **changes)
 
 
@@ -120,7 +123,9 @@ def typed_data(order: Order, chain_id: int, verifying_contract: str) -> dict[str
     }
 
 
-def sign_order(order: Order, private_key: str | bytes, chain_id: int, verifying_contract: str) -> bytes:
+def sign_order(
+    order: Order, private_key: str | bytes, chain_id: int, verifying_contract: str
+) -> bytes:
     """65-byte r||s||v signature of `order`, as a wallet returns it."""
     signed = Account.sign_message(signable(order, chain_id, verifying_contract), private_key)
     return bytes(signed.signature)
@@ -129,8 +134,13 @@ def sign_order(order: Order, private_key: str | bytes, chain_id: int, verifying_
 @lru_cache(maxsize=16)
 def domain_separator(chain_id: int, verifying_contract: str) -> bytes:
     """`_domainSeparatorV4()` of the market at `verifying_contract` (hashStruct(domain))."""
-    return keccak(EIP712_DOMAIN_TYPEHASH + keccak(text=DOMAIN_NAME) + keccak(text=DOMAIN_VERSION)
-                  + _uint(chain_id, 256, "chainId") + _address(verifying_contract, "verifyingContract"))
+    return keccak(
+        EIP712_DOMAIN_TYPEHASH
+        + keccak(text=DOMAIN_NAME)
+        + keccak(text=DOMAIN_VERSION)
+        + _uint(chain_id, 256, "chainId")
+        + _address(verifying_contract, "verifyingContract")
+    )
 
 
 def _uint(value: int, bits: int, name: str) -> bytes:
@@ -168,13 +178,18 @@ _ORDER_WORDS = tuple((f["name"], _word_encoder(f["type"])) for f in ORDER_FIELDS
 def struct_hash(order: Order) -> bytes:
     """hashStruct(order) = keccak256(abi.encode(ORDER_TYPEHASH, order)); raises ValueError for a
     field that does not fit its Solidity type."""
-    return keccak(ORDER_TYPEHASH + b"".join(encode(getattr(order, name), name) for name, encode in _ORDER_WORDS))
+    return keccak(
+        ORDER_TYPEHASH
+        + b"".join(encode(getattr(order, name), name) for name, encode in _ORDER_WORDS)
+    )
 
 
 def signable(order: Order, chain_id: int, verifying_contract: str) -> SignableMessage:
     """What `encode_typed_data(full_message=typed_data(...))` returns, built from the
     precomputed domain separator and type hash instead of the generic JSON walk."""
-    return SignableMessage(b"\x01", domain_separator(chain_id, verifying_contract), struct_hash(order))
+    return SignableMessage(
+        b"\x01", domain_separator(chain_id, verifying_contract), struct_hash(order)
+    )
 
 
 def order_digest(order: Order, chain_id: int, verifying_contract: str) -> bytes:
@@ -185,10 +200,11 @@ def order_digest(order: Order, chain_id: int, verifying_contract: str) -> bytes:
 def recover_maker(order: Order, signature: bytes, chain_id: int, verifying_contract: str) -> str:
     """The checksummed address that signed `order` (`Account.recover_message` on the signable
     message: the same v/r/s rules; raises as eth_keys does on a malformed signature)."""
-    return Account.recover_message(signable(order, chain_id, verifying_contract), signature=signature)
+    return Account.recover_message(
+        signable(order, chain_id, verifying_contract), signature=signature
+    )
 
 
 def payment(quantity_wh: int, price: int) -> int:
     """Token base units for `quantity_wh` at `price` per kWh, floored like the contract."""
     return quantity_wh * price // WH_PER_KWH
-

@@ -10,6 +10,7 @@ read everything. Hashes use Mosquitto's own format (`$7$`: PBKDF2-HMAC-SHA512, 1
 Mosquitto's `password_file`/`acl_file` at them, set `allow_anonymous false`, and send it
 SIGHUP after a meter is registered.
 """
+
 from __future__ import annotations
 
 import base64
@@ -21,7 +22,8 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
-from backend.core.config import Settings, settings as default_settings
+from backend.core.config import Settings
+from backend.core.config import settings as default_settings
 
 ITERATIONS = 101
 
@@ -37,19 +39,28 @@ def verify(password: str, stored: str) -> bool:
         _, kind, iterations, salt, digest = stored.split("$")
         if kind != "7":
             return False
-        expected = hashlib.pbkdf2_hmac("sha512", password.encode(), base64.b64decode(salt), int(iterations))
+        expected = hashlib.pbkdf2_hmac(
+            "sha512", password.encode(), base64.b64decode(salt), int(iterations)
+        )
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(base64.b64encode(expected).decode(), digest)
 
 
 def acl_text(topic_root: str, service_user: str) -> str:
-    lines = [f"user {service_user}", f"topic read {topic_root}/#", "",
-             f"pattern write {topic_root}/+/+/%u/+", ""]
+    lines = [
+        f"user {service_user}",
+        f"topic read {topic_root}/#",
+        "",
+        f"pattern write {topic_root}/+/+/%u/+",
+        "",
+    ]
     return "\n".join(lines)
 
 
-def write_broker_auth(session: Session, password_file: Path, acl_file: Path, settings: Settings) -> int:
+def write_broker_auth(
+    session: Session, password_file: Path, acl_file: Path, settings: Settings
+) -> int:
     """Write the password file (service login + every meter with an MQTT password) and the ACL.
 
     Returns the number of meter logins written.
@@ -57,15 +68,23 @@ def write_broker_auth(session: Session, password_file: Path, acl_file: Path, set
     from backend.meters.models import Meter
 
     if not settings.mqtt_username or not settings.mqtt_password.get_secret_value():
-        raise ValueError("set GRIDLEDGER_MQTT_USERNAME and GRIDLEDGER_MQTT_PASSWORD for the ingestion login")
-    lines = [f"{settings.mqtt_username}:{mosquitto_hash(settings.mqtt_password.get_secret_value())}"]
-    meters = session.exec(select(Meter).where(Meter.mqtt_password_hash.is_not(None)).order_by(Meter.meter_id))
+        raise ValueError(
+            "set GRIDLEDGER_MQTT_USERNAME and GRIDLEDGER_MQTT_PASSWORD for the ingestion login"
+        )
+    lines = [
+        f"{settings.mqtt_username}:{mosquitto_hash(settings.mqtt_password.get_secret_value())}"
+    ]
+    meters = session.exec(
+        select(Meter).where(Meter.mqtt_password_hash.is_not(None)).order_by(Meter.meter_id)
+    )
     count = 0
     for meter in meters:
         lines.append(f"{meter.meter_id}:{meter.mqtt_password_hash}")
         count += 1
-    for path, text in ((password_file, "\n".join(lines) + "\n"),
-                       (acl_file, acl_text(settings.mqtt_topic_root, settings.mqtt_username))):
+    for path, text in (
+        (password_file, "\n".join(lines) + "\n"),
+        (acl_file, acl_text(settings.mqtt_topic_root, settings.mqtt_username)),
+    ):
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_text(text)
         tmp.chmod(0o600)

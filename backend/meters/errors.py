@@ -1,4 +1,5 @@
 """Errors of the meters domain (mapped to problem details in backend/api/problems.py)."""
+
 from backend.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 
 

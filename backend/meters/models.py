@@ -5,13 +5,14 @@ trade's `delivery_start`/`delivery_end` without conversion. Energy is integer Wh
 A reading covers one 15-minute settlement interval, so the readings table *is* the
 15-minute aggregate per meter; hourly figures are sums of four rows.
 """
+
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Column, Integer, Index, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 INTERVAL_SECONDS = 900
@@ -21,7 +22,7 @@ ID_TYPE = BigInteger().with_variant(Integer(), "sqlite")
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class MeterKind(StrEnum):
@@ -40,7 +41,9 @@ class Meter(SQLModel, table=True):
     owner_id: uuid.UUID = Field(foreign_key="accounts.id", index=True)
     kind: str = Field(default=MeterKind.BOTH.value, max_length=8)
     capacity_w: int = Field(sa_column=Column(BigInteger, nullable=False))
-    device_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))  # REC device
+    device_id: int | None = Field(
+        default=None, sa_column=Column(BigInteger, nullable=True)
+    )  # REC device
     mqtt_password_hash: str | None = Field(default=None, max_length=255)
     created_at: datetime = Field(default_factory=utc_now)
 
@@ -55,7 +58,9 @@ class MeterReading(SQLModel, table=True):
         Index("ix_meter_readings_received", "received_at"),
     )
 
-    id: int | None = Field(default=None, sa_column=Column(ID_TYPE, primary_key=True, autoincrement=True))
+    id: int | None = Field(
+        default=None, sa_column=Column(ID_TYPE, primary_key=True, autoincrement=True)
+    )
     meter_id: str = Field(max_length=66, foreign_key="meters.meter_id")
     interval_start: int = Field(sa_column=Column(BigInteger, nullable=False))
     interval_s: int = Field(default=INTERVAL_SECONDS)
@@ -76,12 +81,18 @@ class ReadingCorrection(SQLModel, table=True):
     __tablename__ = "reading_corrections"
     __table_args__ = (Index("ix_reading_corrections_interval", "meter_id", "interval_start"),)
 
-    id: int | None = Field(default=None, sa_column=Column(ID_TYPE, primary_key=True, autoincrement=True))
+    id: int | None = Field(
+        default=None, sa_column=Column(ID_TYPE, primary_key=True, autoincrement=True)
+    )
     meter_id: str = Field(max_length=66)
     interval_start: int = Field(sa_column=Column(BigInteger, nullable=False))
     revision: int  # the reading's revision after this correction
-    previous_import_wh: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
-    previous_export_wh: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    previous_import_wh: int | None = Field(
+        default=None, sa_column=Column(BigInteger, nullable=True)
+    )
+    previous_export_wh: int | None = Field(
+        default=None, sa_column=Column(BigInteger, nullable=True)
+    )
     import_wh: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     export_wh: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     source: str = Field(max_length=16)

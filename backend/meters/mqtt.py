@@ -12,6 +12,7 @@ Delivery: manual acknowledgement. A message is acknowledged only after the batch
 is committed (or rejected with a logged reason), and the session is persistent, so a crash
 redelivers instead of losing readings; redelivered readings are idempotent duplicates.
 """
+
 from __future__ import annotations
 
 import logging
@@ -27,7 +28,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from sqlmodel import Session
 
-from backend.core.config import Settings, settings as default_settings
+from backend.core.config import Settings
+from backend.core.config import settings as default_settings
 from backend.core.db import make_engine
 from backend.meters.schemas import IngestResult
 from backend.meters.services import ingest_readings
@@ -44,7 +46,9 @@ def reading_from_message(topic: str, payload: bytes, root: str) -> dict | None:
     """The reading a message carries, None for metrics we do not ingest."""
     parts = topic.split("/")
     if len(parts) != 5 or parts[0] != root:
-        raise MessageRejected(f"topic {topic!r} is not {root}/{{region}}/{{deviceType}}/{{deviceId}}/{{metric}}")
+        raise MessageRejected(
+            f"topic {topic!r} is not {root}/{{region}}/{{deviceType}}/{{deviceId}}/{{metric}}"
+        )
     device, metric = parts[3], parts[4]
     if metric not in ("reading", *METRIC_FIELDS):
         return None
@@ -55,7 +59,9 @@ def reading_from_message(topic: str, payload: bytes, root: str) -> dict | None:
     if not isinstance(body, dict):
         raise MessageRejected("payload must be a JSON object")
     if metric in METRIC_FIELDS and "value" in body:
-        body = {k: v for k, v in body.items() if k != "value"} | {METRIC_FIELDS[metric]: body["value"]}
+        body = {k: v for k, v in body.items() if k != "value"} | {
+            METRIC_FIELDS[metric]: body["value"]
+        }
     claimed = body.setdefault("meterId", device)
     if claimed != device:
         raise MessageRejected(f"meterId {claimed!r} differs from the topic's device {device!r}")
@@ -70,17 +76,25 @@ class Subscriber:
     flush_interval_s: float = 0.05
     now: object = None  # injectable clock (tests drive chain time), None: wall time
     pending: list = field(default_factory=list)
-    totals: dict = field(default_factory=lambda: {"accepted": 0, "duplicate": 0, "corrected": 0, "rejected": 0})
+    totals: dict = field(
+        default_factory=lambda: {"accepted": 0, "duplicate": 0, "corrected": 0, "rejected": 0}
+    )
 
     def __post_init__(self):
         self.engine = make_engine(self.settings.database_url)
         self.lock = threading.Lock()
         self.stopped = threading.Event()
         self.subscribed = threading.Event()
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
-                             protocol=mqtt.MQTTv5, manual_ack=True)
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+        )
         if self.settings.mqtt_username:
-            client.username_pw_set(self.settings.mqtt_username, self.settings.mqtt_password.get_secret_value())
+            client.username_pw_set(
+                self.settings.mqtt_username, self.settings.mqtt_password.get_secret_value()
+            )
         client.on_connect = self.on_connect
         client.on_subscribe = lambda *args: self.subscribed.set()
         client.on_message = self.on_message
@@ -103,7 +117,7 @@ class Subscriber:
 
     def flush(self) -> IngestResult | None:
         with self.lock:
-            batch, self.pending = self.pending[: self.batch_max], self.pending[self.batch_max:]
+            batch, self.pending = self.pending[: self.batch_max], self.pending[self.batch_max :]
         if not batch:
             return None
         readings = []
@@ -120,7 +134,9 @@ class Subscriber:
         if readings:
             now = self.now() if callable(self.now) else None
             with Session(self.engine) as session:
-                result = ingest_readings(session, readings, source="mqtt", now=now, settings=self.settings)
+                result = ingest_readings(
+                    session, readings, source="mqtt", now=now, settings=self.settings
+                )
             for key in ("accepted", "duplicate", "corrected", "rejected"):
                 self.totals[key] += getattr(result, key)
             for rejection in result.rejections:
@@ -141,14 +157,23 @@ class Subscriber:
         properties.ReceiveMaximum = min(self.batch_max, 65_535)
         while True:
             try:
-                self.client.connect(self.settings.mqtt_host, self.settings.mqtt_port, keepalive=30,
-                                    clean_start=False, properties=properties)
+                self.client.connect(
+                    self.settings.mqtt_host,
+                    self.settings.mqtt_port,
+                    keepalive=30,
+                    clean_start=False,
+                    properties=properties,
+                )
                 break
             except OSError as exc:
                 if not retry_s or self.stopped.is_set():
                     raise
-                log.warning("MQTT broker %s:%s unreachable (%s); retrying", self.settings.mqtt_host,
-                            self.settings.mqtt_port, exc)
+                log.warning(
+                    "MQTT broker %s:%s unreachable (%s); retrying",
+                    self.settings.mqtt_host,
+                    self.settings.mqtt_port,
+                    exc,
+                )
                 self.stopped.wait(retry_s)
         self.client.loop_start()
 
@@ -172,7 +197,12 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     subscriber = Subscriber(client_id=f"{default_settings.mqtt_client_id}-{argv[0] if argv else 0}")
     signal.signal(signal.SIGTERM, lambda *_: subscriber.stopped.set())
-    log.info("subscribing to %s on %s:%s", subscriber.topic, default_settings.mqtt_host, default_settings.mqtt_port)
+    log.info(
+        "subscribing to %s on %s:%s",
+        subscriber.topic,
+        default_settings.mqtt_host,
+        default_settings.mqtt_port,
+    )
     try:
         subscriber.run(retry_s=5)
     except KeyboardInterrupt:

@@ -1,5 +1,6 @@
 """API shapes of meters and readings. `ReadingIn` is the WIA-ENE-014 style reading; its JSON
 Schema is published in the OpenAPI and as `backend/meters/reading.schema.json`."""
+
 from __future__ import annotations
 
 import uuid
@@ -16,17 +17,35 @@ class ReadingIn(BaseModel):
 
     model_config = ConfigDict(
         extra="allow",
-        json_schema_extra={"examples": [{
-            "meterId": "0x5b1c...", "timestamp": "2025-12-25T10:30:00Z", "intervalSeconds": 900,
-            "importWh": 120, "exportWh": 850, "unit": "Wh", "voltage": 230.1, "current": 3.2,
-            "powerFactor": 0.98, "quality": "high"}]},
+        json_schema_extra={
+            "examples": [
+                {
+                    "meterId": "0x5b1c...",
+                    "timestamp": "2025-12-25T10:30:00Z",
+                    "intervalSeconds": 900,
+                    "importWh": 120,
+                    "exportWh": 850,
+                    "unit": "Wh",
+                    "voltage": 230.1,
+                    "current": 3.2,
+                    "powerFactor": 0.98,
+                    "quality": "high",
+                }
+            ]
+        },
     )
 
-    meterId: str = Field(description="bytes32 hex meter id (0x + 64 hex) or the meter's registered name")
+    meterId: str = Field(
+        description="bytes32 hex meter id (0x + 64 hex) or the meter's registered name"
+    )
     timestamp: str = Field(description="start of the interval, ISO 8601 UTC, aligned to 15 minutes")
     intervalSeconds: Literal[900] = 900
-    importWh: float | None = Field(default=None, ge=0, description="energy taken from the grid (consumption)")
-    exportWh: float | None = Field(default=None, ge=0, description="energy fed into the grid (generation)")
+    importWh: float | None = Field(
+        default=None, ge=0, description="energy taken from the grid (consumption)"
+    )
+    exportWh: float | None = Field(
+        default=None, ge=0, description="energy fed into the grid (generation)"
+    )
     unit: Literal["Wh", "kWh"] = "Wh"
     voltage: float | None = None
     current: float | None = None
@@ -35,7 +54,9 @@ class ReadingIn(BaseModel):
 
 
 class Rejection(BaseModel):
-    index: int = Field(description="position of the reading in the request (0 for a single reading)")
+    index: int = Field(
+        description="position of the reading in the request (0 for a single reading)"
+    )
     meterId: str | None = None
     timestamp: str | None = None
     reason: str

@@ -10,11 +10,12 @@ executemany, via indexer/bulk.py), then
 Everything else is an exact duplicate. A batch holding the same interval twice is stored in
 rounds (first occurrences, then second ones, ...) so in-batch repeats follow the same rules.
 """
+
 from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 from sqlalchemy import BigInteger, Column, Float, MetaData, String, Table, text
@@ -23,31 +24,48 @@ from sqlmodel import Session, select
 
 from backend.accounts.models import Account
 from backend.chain import clock
-from backend.meters.broker_auth import mosquitto_hash, verify as verify_mqtt
-from backend.core.config import Settings, settings as default_settings
+from backend.core.config import Settings
+from backend.core.config import settings as default_settings
+from backend.meters.broker_auth import mosquitto_hash
+from backend.meters.broker_auth import verify as verify_mqtt
 from backend.meters.errors import (
-    MeterAccessDenied, MeterAlreadyRegistered, MeterNameInvalid, MeterNotFound, ReadingBatchTooLarge, ReadingsMalformed,
+    MeterAccessDenied,
+    MeterAlreadyRegistered,
+    MeterNameInvalid,
+    MeterNotFound,
+    ReadingBatchTooLarge,
+    ReadingsMalformed,
 )
 from backend.meters.models import INTERVAL_SECONDS, Meter, MeterReading
 from backend.meters.schemas import EnergyPoint, EnergySeries, IngestResult, MeterCreate, Rejection
-from backend.meters.validation import MeterLimits, ReadingRejected, normalise_meter_id, validate_reading
+from backend.meters.validation import (
+    MeterLimits,
+    ReadingRejected,
+    normalise_meter_id,
+    validate_reading,
+)
 from indexer.bulk import bulk_insert
 
 STAGING = Table(
-    "_staging_meter_readings", MetaData(),
-    Column("meter_id", String(66)), Column("interval_start", BigInteger),
-    Column("import_wh", BigInteger), Column("export_wh", BigInteger),
-    Column("voltage_v", Float), Column("current_a", Float), Column("power_factor", Float),
+    "_staging_meter_readings",
+    MetaData(),
+    Column("meter_id", String(66)),
+    Column("interval_start", BigInteger),
+    Column("import_wh", BigInteger),
+    Column("export_wh", BigInteger),
+    Column("voltage_v", Float),
+    Column("current_a", Float),
+    Column("power_factor", Float),
     Column("quality", String(16)),
 )
 STAGING_DDL = {
     "postgresql": "CREATE TEMP TABLE IF NOT EXISTS _staging_meter_readings (meter_id varchar(66), "
-                  "interval_start bigint, import_wh bigint, export_wh bigint, voltage_v double precision, "
-                  "current_a double precision, power_factor double precision, quality varchar(16)) "
-                  "ON COMMIT DELETE ROWS",
+    "interval_start bigint, import_wh bigint, export_wh bigint, voltage_v double precision, "
+    "current_a double precision, power_factor double precision, quality varchar(16)) "
+    "ON COMMIT DELETE ROWS",
     "sqlite": "CREATE TEMP TABLE IF NOT EXISTS _staging_meter_readings (meter_id TEXT, interval_start INTEGER, "
-              "import_wh INTEGER, export_wh INTEGER, voltage_v REAL, current_a REAL, power_factor REAL, "
-              "quality TEXT)",
+    "import_wh INTEGER, export_wh INTEGER, voltage_v REAL, current_a REAL, power_factor REAL, "
+    "quality TEXT)",
 }
 DIFFERS = "(s.import_wh <> r.import_wh OR s.export_wh <> r.export_wh)"
 INSERT_NEW = text(
@@ -86,10 +104,16 @@ def register_meter(session: Session, owner: Account, data: MeterCreate) -> Meter
         raise MeterNameInvalid("a meter name must not start with 0x (it would read as a hex id)")
     meter_id = normalise_meter_id(data.name)
     if session.get(Meter, meter_id) is not None:
-        raise MeterAlreadyRegistered(f"meter {data.name!r} is already registered", meter_id=meter_id)
+        raise MeterAlreadyRegistered(
+            f"meter {data.name!r} is already registered", meter_id=meter_id
+        )
     meter = Meter(
-        meter_id=meter_id, name=data.name, owner_id=owner.id, kind=data.kind.value,
-        capacity_w=data.capacity_w, device_id=data.device_id,
+        meter_id=meter_id,
+        name=data.name,
+        owner_id=owner.id,
+        kind=data.kind.value,
+        capacity_w=data.capacity_w,
+        device_id=data.device_id,
         mqtt_password_hash=mosquitto_hash(data.mqtt_password) if data.mqtt_password else None,
     )
     session.add(meter)
@@ -104,7 +128,11 @@ def check_mqtt_credentials(session: Session, device: str, password: str) -> str 
         meter = session.get(Meter, normalise_meter_id(device))
     except ReadingRejected:
         return None
-    if meter is None or not meter.mqtt_password_hash or not verify_mqtt(password, meter.mqtt_password_hash):
+    if (
+        meter is None
+        or not meter.mqtt_password_hash
+        or not verify_mqtt(password, meter.mqtt_password_hash)
+    ):
         return None
     return meter.meter_id
 
@@ -113,8 +141,9 @@ def meter_limits(connection: Connection, meter_ids: set[str]) -> dict[str, Meter
     if not meter_ids:
         return {}
     rows = connection.execute(
-        select(Meter.meter_id, Meter.kind, Meter.capacity_w, Meter.owner_id)
-        .where(Meter.meter_id.in_(sorted(meter_ids)))
+        select(Meter.meter_id, Meter.kind, Meter.capacity_w, Meter.owner_id).where(
+            Meter.meter_id.in_(sorted(meter_ids))
+        )
     )
     return {m: MeterLimits(kind, capacity, owner) for m, kind, capacity, owner in rows}
 
@@ -141,7 +170,9 @@ def parse_bulk_body(body: bytes, content_type: str) -> tuple[list, list[Rejectio
         try:
             items.append(orjson.loads(line))
         except orjson.JSONDecodeError as exc:
-            rejections.append(Rejection(index=len(items) + len(rejections), reason=f"invalid JSON: {exc}"))
+            rejections.append(
+                Rejection(index=len(items) + len(rejections), reason=f"invalid JSON: {exc}")
+            )
             items.append(_UNPARSABLE)
     return items, rejections
 
@@ -149,16 +180,24 @@ def parse_bulk_body(body: bytes, content_type: str) -> tuple[list, list[Rejectio
 _UNPARSABLE = object()
 
 
-def ingest_readings(session: Session, readings: list, *, source: str, now: int | None = None,
-                    settings: Settings = default_settings,
-                    prior_rejections: list[Rejection] | None = None, sender_id: uuid.UUID | None = None,
-                    ) -> IngestResult:
+def ingest_readings(
+    session: Session,
+    readings: list,
+    *,
+    source: str,
+    now: int | None = None,
+    settings: Settings = default_settings,
+    prior_rejections: list[Rejection] | None = None,
+    sender_id: uuid.UUID | None = None,
+) -> IngestResult:
     """Validate and store `readings`; counts per outcome and the reason of every rejection.
 
     With `sender_id`, only readings of meters that account owns are accepted.
     """
     if len(readings) > settings.meter_max_batch:
-        raise ReadingBatchTooLarge(f"{len(readings)} readings; at most {settings.meter_max_batch} per request")
+        raise ReadingBatchTooLarge(
+            f"{len(readings)} readings; at most {settings.meter_max_batch} per request"
+        )
     now = clock.now(settings) if now is None else now
     connection = session.connection()
     candidates = set()
@@ -176,16 +215,36 @@ def ingest_readings(session: Session, readings: list, *, source: str, now: int |
         if reading is _UNPARSABLE or index in already:
             continue
         try:
-            rows.append(validate_reading(reading, meters, now, settings.meter_clock_skew_s,
-                                         settings.meter_max_import_wh, sender_id))
+            rows.append(
+                validate_reading(
+                    reading,
+                    meters,
+                    now,
+                    settings.meter_clock_skew_s,
+                    settings.meter_max_import_wh,
+                    sender_id,
+                )
+            )
         except ReadingRejected as exc:
-            rejections.append(Rejection(index=index, reason=exc.reason, meterId=echo(reading, "meterId", 120),
-                                        timestamp=echo(reading, "timestamp", 40)))
+            rejections.append(
+                Rejection(
+                    index=index,
+                    reason=exc.reason,
+                    meterId=echo(reading, "meterId", 120),
+                    timestamp=echo(reading, "timestamp", 40),
+                )
+            )
     accepted, duplicate, corrected = store_readings(connection, rows, source)
     session.commit()
     rejections.sort(key=lambda r: r.index)
-    return IngestResult(received=len(readings), accepted=accepted, duplicate=duplicate, corrected=corrected,
-                        rejected=len(rejections), rejections=rejections)
+    return IngestResult(
+        received=len(readings),
+        accepted=accepted,
+        duplicate=duplicate,
+        corrected=corrected,
+        rejected=len(rejections),
+        rejections=rejections,
+    )
 
 
 def echo(reading, key: str, limit: int) -> str | None:
@@ -195,12 +254,13 @@ def echo(reading, key: str, limit: int) -> str | None:
     return str(reading[key])[:limit]
 
 
-def store_readings(connection: Connection, rows: list[dict], source: str,
-                   received_at: datetime | None = None) -> tuple[int, int, int]:
+def store_readings(
+    connection: Connection, rows: list[dict], source: str, received_at: datetime | None = None
+) -> tuple[int, int, int]:
     """Store validated rows; returns (accepted, duplicate, corrected). Caller commits."""
     if not rows:
         return 0, 0, 0
-    received_at = received_at or datetime.now(timezone.utc)
+    received_at = received_at or datetime.now(UTC)
     rounds: list[list[dict]] = []
     seen: dict[tuple[str, int], int] = defaultdict(int)
     for row in rows:
@@ -245,15 +305,26 @@ def owned_meter(session: Session, account: Account, meter: str) -> Meter:
     return found
 
 
-def energy_series(session: Session, account: Account, meter: str, direction: str, aggregation: str,
-                  start: int, end: int) -> EnergySeries:
+def energy_series(
+    session: Session,
+    account: Account,
+    meter: str,
+    direction: str,
+    aggregation: str,
+    start: int,
+    end: int,
+) -> EnergySeries:
     """Consumption (import) or generation (export) of an owned meter, per 15 min or hour."""
     found = owned_meter(session, account, meter)
     column = MeterReading.import_wh if direction == "consumption" else MeterReading.export_wh
     rows = session.exec(
         select(MeterReading.interval_start, column)
-        .where(MeterReading.meter_id == found.meter_id, MeterReading.interval_start >= start,
-               MeterReading.interval_start < end, column.is_not(None))
+        .where(
+            MeterReading.meter_id == found.meter_id,
+            MeterReading.interval_start >= start,
+            MeterReading.interval_start < end,
+            column.is_not(None),
+        )
         .order_by(MeterReading.interval_start)
     ).all()
     bucket = 3600 if aggregation == "hourly" else INTERVAL_SECONDS
@@ -264,8 +335,14 @@ def energy_series(session: Session, account: Account, meter: str, direction: str
         total[0] += wh
         total[1] += 1
     points = [
-        EnergyPoint(start=datetime.fromtimestamp(k, timezone.utc), end=datetime.fromtimestamp(k + bucket, timezone.utc),
-                    wh=wh, intervals=n)
+        EnergyPoint(
+            start=datetime.fromtimestamp(k, UTC),
+            end=datetime.fromtimestamp(k + bucket, UTC),
+            wh=wh,
+            intervals=n,
+        )
         for k, (wh, n) in sorted(sums.items())
     ]
-    return EnergySeries(meterId=found.meter_id, direction=direction, aggregation=aggregation, points=points)
+    return EnergySeries(
+        meterId=found.meter_id, direction=direction, aggregation=aggregation, points=points
+    )

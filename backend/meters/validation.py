@@ -3,12 +3,13 @@
 Hand-written rather than a Pydantic model per reading: the bulk path validates 10,000+
 readings per request and each rejection must say exactly what is wrong.
 """
+
 from __future__ import annotations
 
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 
 from backend.market.orders import meter_id as meter_id_of_name
@@ -18,8 +19,21 @@ METER_ID_RE = re.compile(r"^0x[0-9a-f]{64}$")
 MAX_WH = 10**12  # no meter measures a terawatt-hour in 15 minutes
 UNIT_FACTORS = {"Wh": 1, "kWh": 1000}
 QUALITIES = {"high", "medium", "low", "estimated"}
-KNOWN_FIELDS = {"meterId", "timestamp", "intervalSeconds", "importWh", "exportWh", "unit", "voltage",
-                "current", "powerFactor", "quality", "metadata", "version", "standard"}
+KNOWN_FIELDS = {
+    "meterId",
+    "timestamp",
+    "intervalSeconds",
+    "importWh",
+    "exportWh",
+    "unit",
+    "voltage",
+    "current",
+    "powerFactor",
+    "quality",
+    "metadata",
+    "version",
+    "standard",
+}
 
 
 @dataclass(frozen=True)
@@ -69,7 +83,9 @@ def parse_timestamp(value) -> int:
 def _timestamp(value: str) -> int | str:
     """Unix seconds, or the reason (cached: a batch shares a few interval starts)."""
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
+        moment = datetime.fromisoformat(
+            value.replace("Z", "+00:00") if value.endswith("Z") else value
+        )
     except ValueError:
         return f"timestamp {value[:40]!r} is not ISO 8601"
     if moment.tzinfo is None or moment.utcoffset().total_seconds() != 0:
@@ -106,8 +122,14 @@ def optional_number(reading: dict, field: str, low: float | None = None, high: f
     return float(value)
 
 
-def validate_reading(reading, meters: dict[str, MeterLimits], now: int, skew_s: int,
-                     max_import_wh: int, sender_id=None) -> dict:
+def validate_reading(
+    reading,
+    meters: dict[str, MeterLimits],
+    now: int,
+    skew_s: int,
+    max_import_wh: int,
+    sender_id=None,
+) -> dict:
     """The storable row for `reading`, or ReadingRejected with the reason."""
     if not isinstance(reading, dict):
         raise ReadingRejected(f"a reading must be a JSON object, got {type(reading).__name__}")
@@ -120,9 +142,13 @@ def validate_reading(reading, meters: dict[str, MeterLimits], now: int, skew_s: 
     if interval != INTERVAL_SECONDS or isinstance(interval, bool):
         raise ReadingRejected(f"intervalSeconds must be {INTERVAL_SECONDS}, got {interval!r}")
     if start % INTERVAL_SECONDS:
-        raise ReadingRejected(f"timestamp {reading['timestamp']} is not aligned to a 15-minute boundary")
+        raise ReadingRejected(
+            f"timestamp {reading['timestamp']} is not aligned to a 15-minute boundary"
+        )
     if start + INTERVAL_SECONDS > now + skew_s:
-        raise ReadingRejected(f"interval starting {reading['timestamp']} has not ended yet (future reading)")
+        raise ReadingRejected(
+            f"interval starting {reading['timestamp']} has not ended yet (future reading)"
+        )
     unit = reading.get("unit", "Wh")
     if unit not in UNIT_FACTORS:
         raise ReadingRejected(f"unit must be Wh or kWh, got {unit!r}")
@@ -143,9 +169,12 @@ def validate_reading(reading, meters: dict[str, MeterLimits], now: int, skew_s: 
     export_limit = limits.capacity_w * INTERVAL_SECONDS // 3600
     if export_wh is not None and export_wh > export_limit:
         raise ReadingRejected(
-            f"exportWh {export_wh} exceeds the device capacity {limits.capacity_w} W x 15 min = {export_limit} Wh")
+            f"exportWh {export_wh} exceeds the device capacity {limits.capacity_w} W x 15 min = {export_limit} Wh"
+        )
     if import_wh is not None and import_wh > max_import_wh:
-        raise ReadingRejected(f"importWh {import_wh} exceeds the plausible maximum {max_import_wh} Wh per interval")
+        raise ReadingRejected(
+            f"importWh {import_wh} exceeds the plausible maximum {max_import_wh} Wh per interval"
+        )
     quality = reading.get("quality")
     if quality is not None and quality not in QUALITIES:
         raise ReadingRejected(f"quality must be one of {sorted(QUALITIES)}, got {quality!r}")
@@ -162,4 +191,4 @@ def validate_reading(reading, meters: dict[str, MeterLimits], now: int, skew_s: 
 
 
 def iso(ts: int) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,4 +1,5 @@
 """Alembic environment: the URL comes from the caller or from GridLedger's settings."""
+
 from alembic import context
 from sqlmodel import SQLModel
 

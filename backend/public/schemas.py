@@ -3,6 +3,7 @@
 Everything shown is already public on chain (trades, settlements, certificates, claims);
 the API only aggregates it. No meter ids or per-household series appear here.
 """
+
 from __future__ import annotations
 
 from pydantic import BaseModel

@@ -1,4 +1,5 @@
 """Request and response bodies of the REC API."""
+
 from __future__ import annotations
 
 from pydantic import BaseModel, Field
@@ -8,11 +9,17 @@ ADDRESS = r"^0x[0-9a-fA-F]{40}$"
 
 
 class DeviceCreate(BaseModel):
-    technology: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_\-]+$")  # e.g. SOLAR_PV
+    technology: str = Field(
+        min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_\-]+$"
+    )  # e.g. SOLAR_PV
     capacity_w: int = Field(ge=1, le=2**63 - 1)
-    grid_area: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_\-]+$")  # e.g. DE-50HZ
+    grid_area: str = Field(
+        min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_\-]+$"
+    )  # e.g. DE-50HZ
     commissioned_at: int = Field(default=0, ge=0, le=2**63 - 1)
-    meter_id: str | None = Field(default=None, pattern=r"^0x[0-9a-fA-F]{64}$")  # default: meter:<address>
+    meter_id: str | None = Field(
+        default=None, pattern=r"^0x[0-9a-fA-F]{64}$"
+    )  # default: meter:<address>
 
 
 class DevicePublic(BaseModel):

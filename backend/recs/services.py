@@ -1,5 +1,6 @@
 """RECs: device registration (owner's custodial key), approval/suspension (registrar key),
 certificate reads with history, transfers and claims with a verifiable proof."""
+
 from __future__ import annotations
 
 from eth_account import Account as EthAccount
@@ -14,12 +15,28 @@ from backend.core.errors import InvalidInput, NotFound
 from backend.core.pagination import keyset_page
 from backend.market.orders import meter_id as meter_id_of
 from backend.recs.schemas import (
-    CertificateDetail, CertificatePublic, ClaimProof, ClaimRequest, DeviceCreate, DevicePublic, HistoryEntry,
+    CertificateDetail,
+    CertificatePublic,
+    ClaimProof,
+    ClaimRequest,
+    DeviceCreate,
+    DevicePublic,
+    HistoryEntry,
     TxAccepted,
 )
-from indexer.models import Block, Certificate, ChainEvent, CertificateTransfer, Claim, Device, Holding
+from indexer.models import (
+    Block,
+    Certificate,
+    CertificateTransfer,
+    ChainEvent,
+    Claim,
+    Device,
+    Holding,
+)
 
-CLAIM_EVENT = "CertificateClaimed(uint256,address,uint256,string,string,uint64,uint64,bytes32,uint256)"
+CLAIM_EVENT = (
+    "CertificateClaimed(uint256,address,uint256,string,string,uint64,uint64,bytes32,uint256)"
+)
 
 
 class WalletMustSign(InvalidInput):
@@ -38,32 +55,60 @@ def _bytes32(text: str) -> bytes:
 
 
 def _accepted(kind: str, ident: str, receipt, poll: str) -> TxAccepted:
-    return TxAccepted(id=ident, status="submitted", tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
-                      block_number=receipt["blockNumber"], poll=poll)
+    return TxAccepted(
+        id=ident,
+        status="submitted",
+        tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
+        block_number=receipt["blockNumber"],
+        poll=poll,
+    )
 
 
 # ------------------------------------------------------------------------ devices
 
 
-def register_device(settings: Settings, chain: Chain, account: Account, body: DeviceCreate) -> TxAccepted:
+def register_device(
+    settings: Settings, chain: Chain, account: Account, body: DeviceCreate
+) -> TxAccepted:
     signer = _custodial(account, settings)
-    meter = bytes.fromhex(body.meter_id[2:]) if body.meter_id else meter_id_of(f"meter:{signer.address}")
-    receipt = chain.transact(signer, chain.registry.functions.registerDevice(
-        (_bytes32(body.technology), body.capacity_w, _bytes32(body.grid_area), body.commissioned_at, meter)))
+    meter = (
+        bytes.fromhex(body.meter_id[2:])
+        if body.meter_id
+        else meter_id_of(f"meter:{signer.address}")
+    )
+    receipt = chain.transact(
+        signer,
+        chain.registry.functions.registerDevice(
+            (
+                _bytes32(body.technology),
+                body.capacity_w,
+                _bytes32(body.grid_area),
+                body.commissioned_at,
+                meter,
+            )
+        ),
+    )
     events = chain.registry.events.DeviceRegistered().process_receipt(receipt, errors=DISCARD)
     device_id = events[0]["args"]["deviceId"]
     return _accepted("device", str(device_id), receipt, f"/v1/recs/devices/{device_id}")
 
 
-def set_device_status(settings: Settings, chain: Chain, device_id: int, approve: bool) -> TxAccepted:
+def set_device_status(
+    settings: Settings, chain: Chain, device_id: int, approve: bool
+) -> TxAccepted:
     registrar = EthAccount.from_key(settings.registrar_private_key.get_secret_value())
-    function = chain.registry.functions.approveDevice if approve else chain.registry.functions.suspendDevice
+    function = (
+        chain.registry.functions.approveDevice
+        if approve
+        else chain.registry.functions.suspendDevice
+    )
     receipt = chain.transact(registrar, function(device_id))
     return _accepted("device", str(device_id), receipt, f"/v1/recs/devices/{device_id}")
 
 
-def list_devices(session: Session, owner: str | None, status: str | None, cursor: str | None,
-                 limit: int) -> tuple[list[DevicePublic], str | None]:
+def list_devices(
+    session: Session, owner: str | None, status: str | None, cursor: str | None, limit: int
+) -> tuple[list[DevicePublic], str | None]:
     query = select(Device)
     if owner:
         query = query.where(Device.owner == owner.lower())
@@ -84,15 +129,32 @@ def get_device(session: Session, device_id: int) -> DevicePublic:
 
 
 def _public(cert: Certificate, device: Device) -> dict:
-    return dict(certificate_id=cert.certificate_id, device_id=cert.device_id, technology=device.technology,
-                grid_area=device.grid_area, period_start=cert.period_start, period_end=cert.period_end,
-                volume_wh=cert.volume_wh, claimed_wh=cert.claimed_wh, supply_wh=cert.supply_wh,
-                issued_to=cert.issued_to, issued_at=cert.issued_at, revoked=cert.revoked)
+    return dict(
+        certificate_id=cert.certificate_id,
+        device_id=cert.device_id,
+        technology=device.technology,
+        grid_area=device.grid_area,
+        period_start=cert.period_start,
+        period_end=cert.period_end,
+        volume_wh=cert.volume_wh,
+        claimed_wh=cert.claimed_wh,
+        supply_wh=cert.supply_wh,
+        issued_to=cert.issued_to,
+        issued_at=cert.issued_at,
+        revoked=cert.revoked,
+    )
 
 
-def list_certificates(session: Session, technology: str | None, grid_area: str | None, period_from: int | None,
-                      period_to: int | None, holder: str | None, cursor: str | None,
-                      limit: int) -> tuple[list[CertificatePublic], str | None]:
+def list_certificates(
+    session: Session,
+    technology: str | None,
+    grid_area: str | None,
+    period_from: int | None,
+    period_to: int | None,
+    holder: str | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[CertificatePublic], str | None]:
     query = select(Certificate, Device).join(Device, Device.device_id == Certificate.device_id)
     if technology:
         query = query.where(Device.technology == technology)
@@ -104,9 +166,17 @@ def list_certificates(session: Session, technology: str | None, grid_area: str |
         query = query.where(Certificate.period_end <= period_to)
     if holder:
         query = query.join(Holding, Holding.certificate_id == Certificate.certificate_id).where(
-            Holding.account == holder.lower(), Holding.balance_wh > 0)
-    rows, next_cursor = keyset_page(session, query, Certificate.certificate_id, cursor, limit, ascending=True,
-                                    key_of=lambda row: row[0].certificate_id)
+            Holding.account == holder.lower(), Holding.balance_wh > 0
+        )
+    rows, next_cursor = keyset_page(
+        session,
+        query,
+        Certificate.certificate_id,
+        cursor,
+        limit,
+        ascending=True,
+        key_of=lambda row: row[0].certificate_id,
+    )
     return [CertificatePublic(**_public(c, d)) for c, d in rows], next_cursor
 
 
@@ -115,57 +185,119 @@ def get_certificate(session: Session, certificate_id: int) -> CertificateDetail:
     if cert is None:
         raise NotFound(f"no certificate {certificate_id}")
     device = session.get(Device, cert.device_id)
-    issued_block = session.exec(select(ChainEvent.block_number).where(ChainEvent.tx_hash == cert.issued_tx)).first()
-    issuance = HistoryEntry(kind="issuance", tx_hash=cert.issued_tx, block_number=issued_block or cert.block_number,
-                            to_account=cert.issued_to, amount_wh=cert.volume_wh)
+    issued_block = session.exec(
+        select(ChainEvent.block_number).where(ChainEvent.tx_hash == cert.issued_tx)
+    ).first()
+    issuance = HistoryEntry(
+        kind="issuance",
+        tx_hash=cert.issued_tx,
+        block_number=issued_block or cert.block_number,
+        to_account=cert.issued_to,
+        amount_wh=cert.volume_wh,
+    )
     history = []
-    claims = {c.tx_hash: c for c in session.exec(select(Claim).where(Claim.certificate_id == certificate_id))}
+    claims = {
+        c.tx_hash: c
+        for c in session.exec(select(Claim).where(Claim.certificate_id == certificate_id))
+    }
     zero = "0x" + "00" * 20
-    for t in session.exec(select(CertificateTransfer).where(CertificateTransfer.certificate_id == certificate_id)
-                          .order_by(CertificateTransfer.block_number, CertificateTransfer.id)):
+    for t in session.exec(
+        select(CertificateTransfer)
+        .where(CertificateTransfer.certificate_id == certificate_id)
+        .order_by(CertificateTransfer.block_number, CertificateTransfer.id)
+    ):
         if t.to_account == zero and t.tx_hash in claims:
             c = claims[t.tx_hash]
-            history.append(HistoryEntry(kind="claim", tx_hash=t.tx_hash, block_number=t.block_number,
-                                        from_account=t.from_account, amount_wh=t.amount_wh,
-                                        beneficiary=c.beneficiary, purpose=c.purpose))
+            history.append(
+                HistoryEntry(
+                    kind="claim",
+                    tx_hash=t.tx_hash,
+                    block_number=t.block_number,
+                    from_account=t.from_account,
+                    amount_wh=t.amount_wh,
+                    beneficiary=c.beneficiary,
+                    purpose=c.purpose,
+                )
+            )
         else:
-            history.append(HistoryEntry(kind="transfer", tx_hash=t.tx_hash, block_number=t.block_number,
-                                        from_account=t.from_account, to_account=t.to_account,
-                                        amount_wh=t.amount_wh))
+            history.append(
+                HistoryEntry(
+                    kind="transfer",
+                    tx_hash=t.tx_hash,
+                    block_number=t.block_number,
+                    from_account=t.from_account,
+                    to_account=t.to_account,
+                    amount_wh=t.amount_wh,
+                )
+            )
     history = [issuance, *sorted(history, key=lambda h: h.block_number)]
-    holders = {h.account: h.balance_wh for h in session.exec(
-        select(Holding).where(Holding.certificate_id == certificate_id, Holding.balance_wh > 0))}
+    holders = {
+        h.account: h.balance_wh
+        for h in session.exec(
+            select(Holding).where(Holding.certificate_id == certificate_id, Holding.balance_wh > 0)
+        )
+    }
     return CertificateDetail(**_public(cert, device), holders=holders, history=history)
 
 
-def transfer(settings: Settings, chain: Chain, account: Account, certificate_id: int, to: str,
-             amount_wh: int) -> TxAccepted:
+def transfer(
+    settings: Settings, chain: Chain, account: Account, certificate_id: int, to: str, amount_wh: int
+) -> TxAccepted:
     signer = _custodial(account, settings)
-    receipt = chain.transact(signer, chain.registry.functions.safeTransferFrom(
-        signer.address, chain.w3.to_checksum_address(to), certificate_id, amount_wh, b""))
+    receipt = chain.transact(
+        signer,
+        chain.registry.functions.safeTransferFrom(
+            signer.address, chain.w3.to_checksum_address(to), certificate_id, amount_wh, b""
+        ),
+    )
     tx = "0x" + bytes(receipt["transactionHash"]).hex()
     return _accepted("transfer", tx, receipt, f"/v1/recs/certificates/{certificate_id}")
 
 
-def claim(settings: Settings, chain: Chain, account: Account, certificate_id: int, body: ClaimRequest) -> TxAccepted:
+def claim(
+    settings: Settings, chain: Chain, account: Account, certificate_id: int, body: ClaimRequest
+) -> TxAccepted:
     signer = _custodial(account, settings)
-    receipt = chain.transact(signer, chain.registry.functions.claim(
-        certificate_id, body.amount_wh,
-        (body.beneficiary, body.purpose, body.consumption_start, body.consumption_end, _bytes32(body.location))))
+    receipt = chain.transact(
+        signer,
+        chain.registry.functions.claim(
+            certificate_id,
+            body.amount_wh,
+            (
+                body.beneficiary,
+                body.purpose,
+                body.consumption_start,
+                body.consumption_end,
+                _bytes32(body.location),
+            ),
+        ),
+    )
     events = chain.registry.events.CertificateClaimed().process_receipt(receipt, errors=DISCARD)
     claim_id = events[0]["args"]["claimId"]
     return _accepted("claim", str(claim_id), receipt, f"/v1/recs/claims/{claim_id}/proof")
 
 
-def claim_proof(session: Session, chain_id: int, registry_address: str, claim_id: int) -> ClaimProof:
+def claim_proof(
+    session: Session, chain_id: int, registry_address: str, claim_id: int
+) -> ClaimProof:
     row = session.get(Claim, claim_id)
     if row is None:
         raise NotFound(f"no claim {claim_id} (yet: it appears once indexed)")
     block = session.exec(select(Block).where(Block.number == row.block_number)).first()
     return ClaimProof(
-        claim_id=row.claim_id, certificate_id=row.certificate_id, amount_wh=row.amount_wh, holder=row.holder,
-        beneficiary=row.beneficiary, purpose=row.purpose, consumption_start=row.consumption_start,
-        consumption_end=row.consumption_end, chain_id=chain_id, contract=registry_address.lower(),
-        tx_hash=row.tx_hash, log_index=row.log_index, block_number=row.block_number,
-        block_hash=block.hash if block else None, event_signature=CLAIM_EVENT,
+        claim_id=row.claim_id,
+        certificate_id=row.certificate_id,
+        amount_wh=row.amount_wh,
+        holder=row.holder,
+        beneficiary=row.beneficiary,
+        purpose=row.purpose,
+        consumption_start=row.consumption_start,
+        consumption_end=row.consumption_end,
+        chain_id=chain_id,
+        contract=registry_address.lower(),
+        tx_hash=row.tx_hash,
+        log_index=row.log_index,
+        block_number=row.block_number,
+        block_hash=block.hash if block else None,
+        event_signature=CLAIM_EVENT,
     )

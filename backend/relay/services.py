@@ -4,17 +4,29 @@ The caller can only relay transactions it signed itself (recovered sender = its 
 for this chain (EIP-155 / typed chain id), addressed to a GridLedger contract. The call is
 simulated first, so a custom-error revert comes back as a problem instead of a failed tx.
 """
+
 from __future__ import annotations
 
 from eth_account import Account as EthAccount
 from eth_account._utils.legacy_transactions import Transaction as LegacyTransaction
 from eth_account.typed_transactions import TypedTransaction
 from hexbytes import HexBytes
-from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound, Web3RPCError
+from web3.exceptions import (
+    ContractCustomError,
+    ContractLogicError,
+    TransactionNotFound,
+    Web3RPCError,
+)
 
 from backend.accounts.models import Account
 from backend.chain.contracts import Chain
-from backend.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied, ServiceUnavailable
+from backend.core.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    ServiceUnavailable,
+)
 from backend.relay.schemas import TransactionStatus
 
 
@@ -49,16 +61,27 @@ def relay(chain: Chain, account: Account, raw_hex: str) -> str:
     sender, to = tx["from"].lower(), tx.get("to")
     to = ("0x" + bytes(to).hex()) if isinstance(to, (bytes, bytearray)) else (to or "")
     if sender != account.address.lower():
-        raise PermissionDenied("only transactions signed by your own address can be relayed",
-                               signer=sender, account=account.address.lower())
+        raise PermissionDenied(
+            "only transactions signed by your own address can be relayed",
+            signer=sender,
+            account=account.address.lower(),
+        )
     if tx.get("chainId") != chain.chain_id:
-        raise RelayRejected(f"chain id {tx.get('chainId')} is not this chain ({chain.chain_id})",
-                            chain_id=chain.chain_id)
+        raise RelayRejected(
+            f"chain id {tx.get('chainId')} is not this chain ({chain.chain_id})",
+            chain_id=chain.chain_id,
+        )
     ours = {c.address.lower() for c in chain.deployment.contracts.values()}
     if to.lower() not in ours:
-        raise RelayRejected("the transaction is not addressed to a GridLedger contract", to=to.lower())
-    call = {"from": chain.w3.to_checksum_address(sender), "to": chain.w3.to_checksum_address(to),
-            "data": "0x" + bytes(tx.get("data", b"")).hex(), "value": tx.get("value", 0)}
+        raise RelayRejected(
+            "the transaction is not addressed to a GridLedger contract", to=to.lower()
+        )
+    call = {
+        "from": chain.w3.to_checksum_address(sender),
+        "to": chain.w3.to_checksum_address(to),
+        "data": "0x" + bytes(tx.get("data", b"")).hex(),
+        "value": tx.get("value", 0),
+    }
     try:
         chain.w3.eth.call(call)
         return chain.w3.eth.send_raw_transaction(raw).to_0x_hex()
@@ -81,5 +104,9 @@ def transaction_status(chain: Chain, tx_hash: str) -> TransactionStatus:
         return TransactionStatus(tx_hash=tx_hash, status="pending")
     except (OSError, ConnectionError) as exc:
         raise ServiceUnavailable("chain RPC unreachable") from exc
-    return TransactionStatus(tx_hash=tx_hash, status="succeeded" if receipt["status"] == 1 else "reverted",
-                             block_number=receipt["blockNumber"], gas_used=receipt["gasUsed"])
+    return TransactionStatus(
+        tx_hash=tx_hash,
+        status="succeeded" if receipt["status"] == 1 else "reverted",
+        block_number=receipt["blockNumber"],
+        gas_used=receipt["gasUsed"],
+    )

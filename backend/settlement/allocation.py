@@ -9,6 +9,7 @@ without an export reading counts as zero (and flags the trade `data_missing`).
 
 Payout math mirrors EnergyMarket._settle exactly (integer division at the same places).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -40,7 +41,9 @@ class Allocation:
     data_missing: bool
 
 
-def allocate(trades: list[TradeTerms], export_by_slot: dict[int, int | None]) -> dict[int, Allocation]:
+def allocate(
+    trades: list[TradeTerms], export_by_slot: dict[int, int | None]
+) -> dict[int, Allocation]:
     """Allocations of one seller meter's export among `trades` (all of that meter's trades
     touching the slots concerned)."""
     weights: dict[int, dict[int, Fraction]] = {}
@@ -85,6 +88,8 @@ def settlement_amounts(trade: TradeTerms, delivered_wh: int) -> Amounts:
     tolerance = contracted * trade.tolerance_bps // BPS
     penalty = 0
     if shortfall > tolerance:
-        penalty = min((shortfall - tolerance) * trade.price // WH_PER_KWH * trade.penalty_bps // BPS, gross)
+        penalty = min(
+            (shortfall - tolerance) * trade.price // WH_PER_KWH * trade.penalty_bps // BPS, gross
+        )
     payout = gross - penalty
     return Amounts(delivered, shortfall, payout, penalty, escrow - payout)

@@ -6,17 +6,22 @@ a logged transaction (mined, reverted, never sent, replaced) and re-broadcasts t
 bytes when it was never sent, so a worker killed at any point cannot cause a second,
 different transaction for the same items.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 from sqlmodel import Session, select
 from web3 import Web3
 from web3.exceptions import (
-    ContractCustomError, ContractLogicError, TimeExhausted, TransactionNotFound, Web3RPCError,
+    ContractCustomError,
+    ContractLogicError,
+    TimeExhausted,
+    TransactionNotFound,
+    Web3RPCError,
 )
 
 from backend.chain.deployment import Deployment
@@ -59,7 +64,9 @@ class ChainContext:
     receipt_timeout_s: float = 120
 
     @classmethod
-    def from_settings(cls, settings: Settings, deployment: Deployment | None = None) -> "ChainContext":
+    def from_settings(
+        cls, settings: Settings, deployment: Deployment | None = None
+    ) -> ChainContext:
         deployment = deployment or Deployment.read(settings.deployment_file)
         w3 = Web3(Web3.HTTPProvider(settings.rpc_url, request_kwargs={"timeout": 30}))
         c = deployment.contracts
@@ -90,7 +97,13 @@ def sign_call(ctx: ChainContext, account: LocalAccount, call) -> tuple[int, str,
     """(nonce, tx hash, raw bytes) of `call` signed by `account`; BatchRejected if it would revert."""
     w3 = ctx.w3
     tx = call.build_transaction({"from": account.address, "gas": 0})
-    tx = {"from": account.address, "to": tx["to"], "data": tx["data"], "value": 0, "chainId": w3.eth.chain_id}
+    tx = {
+        "from": account.address,
+        "to": tx["to"],
+        "data": tx["data"],
+        "value": 0,
+        "chainId": w3.eth.chain_id,
+    }
     try:
         gas = w3.eth.estimate_gas(tx)
     except (ContractCustomError, ContractLogicError) as exc:
@@ -107,8 +120,12 @@ def sign_call(ctx: ChainContext, account: LocalAccount, call) -> tuple[int, str,
     return tx["nonce"], "0x" + signed.hash.hex().removeprefix("0x"), bytes(signed.raw_transaction)
 
 
-def log_batch(session: Session, kind: str, sender: str, nonce: int, tx_hash: str, raw: bytes, items: int) -> SettlementBatch:
-    batch = SettlementBatch(kind=kind, sender=sender, nonce=nonce, tx_hash=tx_hash, raw_tx=raw.hex(), items=items)
+def log_batch(
+    session: Session, kind: str, sender: str, nonce: int, tx_hash: str, raw: bytes, items: int
+) -> SettlementBatch:
+    batch = SettlementBatch(
+        kind=kind, sender=sender, nonce=nonce, tx_hash=tx_hash, raw_tx=raw.hex(), items=items
+    )
     session.add(batch)
     session.flush()
     return batch
@@ -117,12 +134,17 @@ def log_batch(session: Session, kind: str, sender: str, nonce: int, tx_hash: str
 def broadcast(ctx: ChainContext, batch: SettlementBatch) -> None:
     try:
         ctx.w3.eth.send_raw_transaction(bytes.fromhex(batch.raw_tx))
-    except (ValueError, Web3RPCError) as exc:  # "already known/imported", "nonce too low": resolve_batch decides
+    except (
+        ValueError,
+        Web3RPCError,
+    ) as exc:  # "already known/imported", "nonce too low": resolve_batch decides
         if "already" not in str(exc).lower() and "nonce" not in str(exc).lower():
             raise
 
 
-def resolve_batch(session: Session, ctx: ChainContext, batch: SettlementBatch, wait: bool = True) -> str:
+def resolve_batch(
+    session: Session, ctx: ChainContext, batch: SettlementBatch, wait: bool = True
+) -> str:
     """Settle the fate of a logged transaction: 'mined', 'reverted' or 'dropped' (its nonce was
     used by another transaction, so it can never be mined); 'signed' if still undecided.
     A transaction whose nonce is still free is re-broadcast byte for byte."""
@@ -143,7 +165,9 @@ def resolve_batch(session: Session, ctx: ChainContext, batch: SettlementBatch, w
 
 def wait_receipt(ctx: ChainContext, tx_hash: str, timeout_s: float):
     try:
-        return ctx.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout_s, poll_latency=0.05)
+        return ctx.w3.eth.wait_for_transaction_receipt(
+            tx_hash, timeout=timeout_s, poll_latency=0.05
+        )
     except TimeExhausted:
         return None
 
@@ -157,13 +181,16 @@ def receipt_of(ctx: ChainContext, tx_hash: str):
 
 def mark(session: Session, batch: SettlementBatch, status: str) -> str:
     batch.status = status
-    batch.resolved_at = datetime.now(timezone.utc)
+    batch.resolved_at = datetime.now(UTC)
     session.add(batch)
     return status
 
 
 def unresolved_batches(session: Session, kind: str) -> list[SettlementBatch]:
-    return list(session.exec(
-        select(SettlementBatch).where(SettlementBatch.kind == kind, SettlementBatch.status == "signed")
-        .order_by(SettlementBatch.nonce)
-    ).all())
+    return list(
+        session.exec(
+            select(SettlementBatch)
+            .where(SettlementBatch.kind == kind, SettlementBatch.status == "signed")
+            .order_by(SettlementBatch.nonce)
+        ).all()
+    )

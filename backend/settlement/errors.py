@@ -1,4 +1,5 @@
 """Errors of the settlement domain."""
+
 from backend.core.errors import NotFound, PermissionDenied
 
 

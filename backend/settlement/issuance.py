@@ -6,10 +6,11 @@ the registry's `isPeriodIssued` is asked for every hour; an hour already issued 
 marked `closed`, never sent again. Transactions go through the same write-ahead log as
 settlement (chain.py), so a worker killed mid-batch resumes the same transaction.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -20,7 +21,13 @@ from web3 import Web3
 from backend.core.config import Settings
 from backend.meters.models import MeterReading
 from backend.settlement.chain import (
-    PERIOD_ALREADY_ISSUED, BatchRejected, ChainContext, broadcast, log_batch, resolve_batch, sign_call,
+    PERIOD_ALREADY_ISSUED,
+    BatchRejected,
+    ChainContext,
+    broadcast,
+    log_batch,
+    resolve_batch,
+    sign_call,
     unresolved_batches,
 )
 from backend.settlement.models import RecIssuance, SettlementBatch
@@ -39,7 +46,9 @@ class IssuanceReport:
     batches: list[str] = field(default_factory=list)
 
 
-def record_due_hours(session: Session, now: int, deadline_s: int, gate_s: int, lookback_s: int) -> IssuanceReport:
+def record_due_hours(
+    session: Session, now: int, deadline_s: int, gate_s: int, lookback_s: int
+) -> IssuanceReport:
     """Insert a `rec_issuances` row for every closed device-hour with metered export."""
     report = IssuanceReport()
     devices = session.exec(select(Device).where(Device.status == "approved")).all()
@@ -47,10 +56,16 @@ def record_due_hours(session: Session, now: int, deadline_s: int, gate_s: int, l
     for device in devices:
         meter = device.meter_id.lower()
         rows = session.exec(
-            select((MeterReading.interval_start // HOUR).label("hour"), func.sum(MeterReading.export_wh),
-                   func.count(MeterReading.export_wh))
-            .where(MeterReading.meter_id == meter, MeterReading.interval_start >= max(now - lookback_s, 0),
-                   MeterReading.interval_start < now - gate_s - HOUR + 1)
+            select(
+                (MeterReading.interval_start // HOUR).label("hour"),
+                func.sum(MeterReading.export_wh),
+                func.count(MeterReading.export_wh),
+            )
+            .where(
+                MeterReading.meter_id == meter,
+                MeterReading.interval_start >= max(now - lookback_s, 0),
+                MeterReading.interval_start < now - gate_s - HOUR + 1,
+            )
             .group_by("hour")
         ).all()
         for hour, volume, count in rows:
@@ -60,13 +75,23 @@ def record_due_hours(session: Session, now: int, deadline_s: int, gate_s: int, l
             if count < 4 and now < start + HOUR + deadline_s:
                 continue  # wait for the missing quarters
             volume = min(int(volume or 0), device.capacity_w)  # at most capacity x 1 h
-            values.append({"device_id": device.device_id, "meter_id": meter, "owner": device.owner,
-                           "hour_start": start, "volume_wh": volume, "data_missing": count < 4,
-                           "status": "pending" if volume > 0 else "skipped",
-                           "created_at": datetime.now(timezone.utc)})
+            values.append(
+                {
+                    "device_id": device.device_id,
+                    "meter_id": meter,
+                    "owner": device.owner,
+                    "hour_start": start,
+                    "volume_wh": volume,
+                    "data_missing": count < 4,
+                    "status": "pending" if volume > 0 else "skipped",
+                    "created_at": datetime.now(UTC),
+                }
+            )
     if values:
         insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        statement = insert(RecIssuance.__table__).on_conflict_do_nothing(index_elements=["device_id", "hour_start"])
+        statement = insert(RecIssuance.__table__).on_conflict_do_nothing(
+            index_elements=["device_id", "hour_start"]
+        )
         before = session.exec(select(func.count()).select_from(RecIssuance)).one()
         session.connection().execute(statement, values)
         report.recorded = session.exec(select(func.count()).select_from(RecIssuance)).one() - before
@@ -84,7 +109,9 @@ def apply_outcome(session: Session, batch: SettlementBatch, status: str) -> None
     session.commit()
 
 
-def issue_pending(session: Session, ctx: ChainContext, batch_size: int, report: IssuanceReport) -> None:
+def issue_pending(
+    session: Session, ctx: ChainContext, batch_size: int, report: IssuanceReport
+) -> None:
     """Send pending device-hours; caller holds the ISSUER key lock."""
     for batch in unresolved_batches(session, "issue"):
         status = resolve_batch(session, ctx, batch)
@@ -92,11 +119,15 @@ def issue_pending(session: Session, ctx: ChainContext, batch_size: int, report: 
             return  # a logged transaction is still undecided: nothing new until it is
         apply_outcome(session, batch, status)
     pending = session.exec(
-        select(RecIssuance).where(RecIssuance.status == "pending").order_by(RecIssuance.device_id, RecIssuance.hour_start)
+        select(RecIssuance)
+        .where(RecIssuance.status == "pending")
+        .order_by(RecIssuance.device_id, RecIssuance.hour_start)
     ).all()
     by_device: dict[int, list[RecIssuance]] = {}
     for row in pending:
-        if ctx.registry.functions.isPeriodIssued(row.device_id, row.hour_start, row.hour_start + HOUR).call():
+        if ctx.registry.functions.isPeriodIssued(
+            row.device_id, row.hour_start, row.hour_start + HOUR
+        ).call():
             row.status = "closed"
             session.add(row)
             report.already_issued += 1
@@ -105,10 +136,14 @@ def issue_pending(session: Session, ctx: ChainContext, batch_size: int, report: 
     session.commit()
     for device_id, rows in by_device.items():
         for first in range(0, len(rows), batch_size):
-            chunk = rows[first:first + batch_size]
+            chunk = rows[first : first + batch_size]
             call = ctx.registry.functions.issueBatch(
-                device_id, Web3.to_checksum_address(chunk[0].owner), [r.hour_start for r in chunk],
-                [r.hour_start + HOUR for r in chunk], [r.volume_wh for r in chunk])
+                device_id,
+                Web3.to_checksum_address(chunk[0].owner),
+                [r.hour_start for r in chunk],
+                [r.hour_start + HOUR for r in chunk],
+                [r.volume_wh for r in chunk],
+            )
             try:
                 nonce, tx_hash, raw = sign_call(ctx, ctx.issuer, call)
             except BatchRejected as exc:
@@ -130,15 +165,28 @@ def issue_pending(session: Session, ctx: ChainContext, batch_size: int, report: 
                 report.batches.append(tx_hash)
 
 
-def issue_certificates(session: Session, ctx: ChainContext, locks, settings: Settings,
-                       now: int | None = None, lookback_s: int = 7 * 86_400) -> IssuanceReport:
+def issue_certificates(
+    session: Session,
+    ctx: ChainContext,
+    locks,
+    settings: Settings,
+    now: int | None = None,
+    lookback_s: int = 7 * 86_400,
+) -> IssuanceReport:
     now = ctx.now() if now is None else now
-    report = record_due_hours(session, now, missing_data_deadline(ctx, settings),
-                              settings.settlement_gate_delay_s, lookback_s)
-    with locks.hold("issuer-key", settings.settlement_lock_timeout_s,
-                    wait_s=settings.settlement_lock_timeout_s) as held:
+    report = record_due_hours(
+        session,
+        now,
+        missing_data_deadline(ctx, settings),
+        settings.settlement_gate_delay_s,
+        lookback_s,
+    )
+    with locks.hold(
+        "issuer-key", settings.settlement_lock_timeout_s, wait_s=settings.settlement_lock_timeout_s
+    ) as held:
         if held:
             issue_pending(session, ctx, settings.rec_batch_size, report)
     report.skipped = session.exec(
-        select(func.count()).select_from(RecIssuance).where(RecIssuance.status == "skipped")).one()
+        select(func.count()).select_from(RecIssuance).where(RecIssuance.status == "skipped")
+    ).one()
     return report

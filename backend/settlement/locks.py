@@ -1,6 +1,7 @@
 """Named locks with expiry: Redis when a Redis URL is configured, files under the data dir
 otherwise (the embedded `make run` needs no server). A lock held by a killed process
 expires (Redis: key TTL; files: the kernel drops the flock with the process)."""
+
 from __future__ import annotations
 
 import fcntl
@@ -19,8 +20,12 @@ class RedisLocks:
 
     @contextmanager
     def hold(self, name: str, timeout_s: float, wait_s: float = 0):
-        lock = self.client.lock(self.prefix + name, timeout=timeout_s, blocking=wait_s > 0,
-                                blocking_timeout=wait_s or None)
+        lock = self.client.lock(
+            self.prefix + name,
+            timeout=timeout_s,
+            blocking=wait_s > 0,
+            blocking_timeout=wait_s or None,
+        )
         acquired = lock.acquire()
         try:
             yield acquired
@@ -28,7 +33,9 @@ class RedisLocks:
             if acquired:
                 try:
                     lock.release()
-                except LockError:  # expired meanwhile: someone else may hold it now; nothing to undo
+                except (
+                    LockError
+                ):  # expired meanwhile: someone else may hold it now; nothing to undo
                     pass
 
 
@@ -65,5 +72,9 @@ def locks_from_settings(settings):
     if broker.startswith("redis"):
         import redis
 
-        return RedisLocks(redis.Redis.from_url(settings.redis_url if "redis_url" in settings.model_fields_set else broker))
+        return RedisLocks(
+            redis.Redis.from_url(
+                settings.redis_url if "redis_url" in settings.model_fields_set else broker
+            )
+        )
     return FileLocks(settings.data_dir / "locks")

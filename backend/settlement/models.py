@@ -4,11 +4,12 @@
 raw transaction is committed before it is broadcast, so a worker killed at any point can be
 resumed by re-broadcasting the same bytes (same hash, same nonce) instead of signing anew.
 """
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Column, Integer, Index, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, Integer, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 # BIGINT ids on PostgreSQL; INTEGER on SQLite, where only that autoincrements (rowid alias).
@@ -16,7 +17,7 @@ ID_TYPE = BigInteger().with_variant(Integer(), "sqlite")
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def big(nullable: bool = False) -> Column:
@@ -43,8 +44,12 @@ class Reconciliation(SQLModel, table=True):
     expected_penalty: int = Field(sa_column=big())
     expected_refund: int = Field(sa_column=big())
     data_missing: bool = False
-    status: str = Field(default="pending", max_length=16)  # pending | submitted | settled | closed | failed
-    failure: str | None = Field(default=None, max_length=500)  # why the chain refused it (status failed)
+    status: str = Field(
+        default="pending", max_length=16
+    )  # pending | submitted | settled | closed | failed
+    failure: str | None = Field(
+        default=None, max_length=500
+    )  # why the chain refused it (status failed)
     batch_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     settled_tx: str | None = Field(default=None, max_length=66)
     computed_at: datetime = Field(default_factory=utc_now)
@@ -56,7 +61,9 @@ class SettlementBatch(SQLModel, table=True):
 
     __tablename__ = "settlement_batches"
 
-    id: int | None = Field(default=None, sa_column=Column(ID_TYPE, primary_key=True, autoincrement=True))
+    id: int | None = Field(
+        default=None, sa_column=Column(ID_TYPE, primary_key=True, autoincrement=True)
+    )
     kind: str = Field(max_length=8)  # settle | issue
     sender: str = Field(max_length=42)
     nonce: int = Field(sa_column=big())
@@ -72,9 +79,13 @@ class SettlementCorrection(SQLModel, table=True):
     """A reading changed after its trade was settled: the difference, recorded, not re-settled."""
 
     __tablename__ = "settlement_corrections"
-    __table_args__ = (UniqueConstraint("trade_id", "corrected_metered_wh", name="uq_settlement_corrections"),)
+    __table_args__ = (
+        UniqueConstraint("trade_id", "corrected_metered_wh", name="uq_settlement_corrections"),
+    )
 
-    id: int | None = Field(default=None, sa_column=Column(ID_TYPE, primary_key=True, autoincrement=True))
+    id: int | None = Field(
+        default=None, sa_column=Column(ID_TYPE, primary_key=True, autoincrement=True)
+    )
     trade_id: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
     settled_metered_wh: int = Field(sa_column=big())
     settled_delivered_wh: int = Field(sa_column=big())
@@ -88,16 +99,22 @@ class RecIssuance(SQLModel, table=True):
     """One device-hour of metered renewable export, issued as one certificate exactly once."""
 
     __tablename__ = "rec_issuances"
-    __table_args__ = (UniqueConstraint("device_id", "hour_start", name="uq_rec_issuances_device_hour"),)
+    __table_args__ = (
+        UniqueConstraint("device_id", "hour_start", name="uq_rec_issuances_device_hour"),
+    )
 
-    id: int | None = Field(default=None, sa_column=Column(ID_TYPE, primary_key=True, autoincrement=True))
+    id: int | None = Field(
+        default=None, sa_column=Column(ID_TYPE, primary_key=True, autoincrement=True)
+    )
     device_id: int = Field(sa_column=big())
     meter_id: str = Field(max_length=66)
     owner: str = Field(max_length=42)
     hour_start: int = Field(sa_column=big())
     volume_wh: int = Field(sa_column=big())
     data_missing: bool = False
-    status: str = Field(default="pending", max_length=16)  # pending | submitted | issued | skipped | closed
+    status: str = Field(
+        default="pending", max_length=16
+    )  # pending | submitted | issued | skipped | closed
     batch_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     issued_tx: str | None = Field(default=None, max_length=66)
     created_at: datetime = Field(default_factory=utc_now)
@@ -109,9 +126,13 @@ class DiscrepancyFlag(SQLModel, table=True):
     was revised by more than 10 % of its value)."""
 
     __tablename__ = "discrepancy_flags"
-    __table_args__ = (UniqueConstraint("kind", "meter_id", "period_start", name="uq_discrepancy_flags"),)
+    __table_args__ = (
+        UniqueConstraint("kind", "meter_id", "period_start", name="uq_discrepancy_flags"),
+    )
 
-    id: int | None = Field(default=None, sa_column=Column(ID_TYPE, primary_key=True, autoincrement=True))
+    id: int | None = Field(
+        default=None, sa_column=Column(ID_TYPE, primary_key=True, autoincrement=True)
+    )
     kind: str = Field(max_length=16)
     meter_id: str = Field(max_length=66, index=True)
     period_start: int = Field(sa_column=big())

@@ -1,4 +1,5 @@
 """Read side of settlement for the API: reconciliation records visible to an account."""
+
 from __future__ import annotations
 
 from sqlalchemy import func, or_
@@ -7,18 +8,25 @@ from sqlmodel import Session, select
 from backend.accounts.models import Account, Role
 from backend.settlement.errors import ReconciliationAccessDenied, ReconciliationNotFound
 from backend.settlement.models import DiscrepancyFlag, Reconciliation, SettlementCorrection
-from backend.settlement.schemas import DiscrepancyFlagPublic, ReconciliationPublic, SettlementCorrectionPublic
+from backend.settlement.schemas import (
+    DiscrepancyFlagPublic,
+    ReconciliationPublic,
+    SettlementCorrectionPublic,
+)
 from indexer.models import Trade
 
 
 def public(session: Session, record: Reconciliation, buyer: str | None) -> ReconciliationPublic:
     corrections = session.exec(
-        select(SettlementCorrection).where(SettlementCorrection.trade_id == record.trade_id)
+        select(SettlementCorrection)
+        .where(SettlementCorrection.trade_id == record.trade_id)
         .order_by(SettlementCorrection.id)
     ).all()
     return ReconciliationPublic(
-        **record.model_dump(), buyer=buyer,
-        corrections=[SettlementCorrectionPublic(**c.model_dump()) for c in corrections])
+        **record.model_dump(),
+        buyer=buyer,
+        corrections=[SettlementCorrectionPublic(**c.model_dump()) for c in corrections],
+    )
 
 
 def reconciliation(session: Session, account: Account, trade_id: int) -> ReconciliationPublic:
@@ -33,18 +41,25 @@ def reconciliation(session: Session, account: Account, trade_id: int) -> Reconci
     return public(session, record, buyer)
 
 
-def reconciliations(session: Session, account: Account, period_end: int | None = None,
-                    limit: int = 100) -> list[ReconciliationPublic]:
-    query = select(Reconciliation, Trade.buyer).join(Trade, Trade.trade_id == Reconciliation.trade_id, isouter=True)
+def reconciliations(
+    session: Session, account: Account, period_end: int | None = None, limit: int = 100
+) -> list[ReconciliationPublic]:
+    query = select(Reconciliation, Trade.buyer).join(
+        Trade, Trade.trade_id == Reconciliation.trade_id, isouter=True
+    )
     if period_end is not None:
         query = query.where(Reconciliation.period_end == period_end)
     if not account.has_role(Role.OPERATOR):
         me = account.address.lower()
-        query = query.where(or_(func.lower(Reconciliation.seller) == me, func.lower(Trade.buyer) == me))
+        query = query.where(
+            or_(func.lower(Reconciliation.seller) == me, func.lower(Trade.buyer) == me)
+        )
     rows = session.exec(query.order_by(Reconciliation.trade_id.desc()).limit(limit)).all()
     return [public(session, record, buyer.lower() if buyer else None) for record, buyer in rows]
 
 
 def flags(session: Session, limit: int = 200) -> list[DiscrepancyFlagPublic]:
-    rows = session.exec(select(DiscrepancyFlag).order_by(DiscrepancyFlag.id.desc()).limit(limit)).all()
+    rows = session.exec(
+        select(DiscrepancyFlag).order_by(DiscrepancyFlag.id.desc()).limit(limit)
+    ).all()
     return [DiscrepancyFlagPublic(**f.model_dump()) for f in rows]

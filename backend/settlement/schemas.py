@@ -1,4 +1,5 @@
 """API shapes of reconciliation records, settlement corrections and discrepancy flags."""
+
 from __future__ import annotations
 
 from datetime import datetime

@@ -12,12 +12,13 @@ Exactly once: a trade is only sent while the contract says Open, from one sender
 and a logged transaction is re-broadcast byte for byte rather than re-signed. A revert
 (EnergyMarketTradeAlreadyClosed) only sends the batch's trades back through step 3.
 """
+
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import lru_cache
-from datetime import datetime, timezone
 
 from sqlalchemy import func
 from sqlmodel import Session, select
@@ -26,11 +27,19 @@ from web3 import Web3
 from backend.core.config import Settings
 from backend.meters.models import MeterReading
 from backend.settlement.allocation import TradeTerms, allocate, settlement_amounts
-from backend.settlement.flags import flag_oversold
 from backend.settlement.chain import (
-    TRADE_STATUS, TRADE_ALREADY_CLOSED, TRADE_OPEN, BatchRejected, ChainContext, broadcast, log_batch, resolve_batch,
-    sign_call, unresolved_batches,
+    TRADE_ALREADY_CLOSED,
+    TRADE_OPEN,
+    TRADE_STATUS,
+    BatchRejected,
+    ChainContext,
+    broadcast,
+    log_batch,
+    resolve_batch,
+    sign_call,
+    unresolved_batches,
 )
+from backend.settlement.flags import flag_oversold
 from backend.settlement.models import Reconciliation, SettlementBatch, SettlementCorrection
 from indexer.models import Trade
 
@@ -50,8 +59,15 @@ class PeriodReport:
 
 
 def terms(trade: Trade) -> TradeTerms:
-    return TradeTerms(trade.trade_id, trade.quantity_wh, trade.price, trade.delivery_start,
-                      trade.delivery_end, trade.tolerance_bps or 0, trade.penalty_bps or 0)
+    return TradeTerms(
+        trade.trade_id,
+        trade.quantity_wh,
+        trade.price,
+        trade.delivery_start,
+        trade.delivery_end,
+        trade.tolerance_bps or 0,
+        trade.penalty_bps or 0,
+    )
 
 
 @lru_cache(maxsize=4_096)
@@ -61,25 +77,43 @@ def checksum(address: str) -> str:
 
 def trade_tuple(trade: Trade) -> tuple:
     """The Trade struct as the contract hashes it."""
-    return (checksum(trade.seller), checksum(trade.buyer),
-            bytes.fromhex(trade.seller_meter[2:]), bytes.fromhex(trade.buyer_meter[2:]),
-            trade.quantity_wh, trade.price, trade.delivery_start, trade.delivery_end,
-            trade.tolerance_bps, trade.penalty_bps)
+    return (
+        checksum(trade.seller),
+        checksum(trade.buyer),
+        bytes.fromhex(trade.seller_meter[2:]),
+        bytes.fromhex(trade.buyer_meter[2:]),
+        trade.quantity_wh,
+        trade.price,
+        trade.delivery_start,
+        trade.delivery_end,
+        trade.tolerance_bps,
+        trade.penalty_bps,
+    )
 
 
 def missing_data_deadline(ctx: ChainContext, settings: Settings) -> int:
     """Seconds after a period's end to wait for meter data: the configured deadline, but always
     `settlement_reclaim_margin_s` before the contract lets the buyer reclaim."""
     grace = ctx.market.functions.reclaimGracePeriod().call()
-    return max(0, min(settings.settlement_missing_data_deadline_s, grace - settings.settlement_reclaim_margin_s))
+    return max(
+        0,
+        min(
+            settings.settlement_missing_data_deadline_s,
+            grace - settings.settlement_reclaim_margin_s,
+        ),
+    )
 
 
 def due_period_ends(session: Session, now: int, settings: Settings) -> list[int]:
     rows = session.exec(
-        select(Trade.delivery_end).where(
-            Trade.product == "energy", Trade.status == "open",
-            Trade.delivery_end <= now - settings.settlement_gate_delay_s)
-        .distinct().order_by(Trade.delivery_end)
+        select(Trade.delivery_end)
+        .where(
+            Trade.product == "energy",
+            Trade.status == "open",
+            Trade.delivery_end <= now - settings.settlement_gate_delay_s,
+        )
+        .distinct()
+        .order_by(Trade.delivery_end)
     ).all()
     return list(rows)
 
@@ -88,16 +122,24 @@ def exports(session: Session, meter_id: str, start: int, end: int) -> dict[int, 
     rows = session.exec(
         select(MeterReading.interval_start, MeterReading.export_wh).where(
             func.lower(MeterReading.meter_id) == meter_id.lower(),
-            MeterReading.interval_start >= start, MeterReading.interval_start < end)
+            MeterReading.interval_start >= start,
+            MeterReading.interval_start < end,
+        )
     ).all()
     return dict(rows)
 
 
-def meter_allocations(session: Session, meter: str, start: int, end: int) -> tuple[dict, dict[int, TradeTerms]]:
+def meter_allocations(
+    session: Session, meter: str, start: int, end: int
+) -> tuple[dict, dict[int, TradeTerms]]:
     """Allocations of every trade of seller meter `meter` touching [start, end)."""
     trades = session.exec(
-        select(Trade).where(Trade.product == "energy", func.lower(Trade.seller_meter) == meter.lower(),
-                            Trade.delivery_start < end, Trade.delivery_end > start)
+        select(Trade).where(
+            Trade.product == "energy",
+            func.lower(Trade.seller_meter) == meter.lower(),
+            Trade.delivery_start < end,
+            Trade.delivery_end > start,
+        )
     ).all()
     all_terms = [terms(t) for t in trades]
     lo = min(t.start for t in all_terms)
@@ -109,13 +151,19 @@ def reconcile_period(session: Session, period_end: int, now: int, deadline_s: in
     """Create or refresh the reconciliation records of the open trades ending at `period_end`."""
     report = PeriodReport(period_end)
     trades = session.exec(
-        select(Trade).where(Trade.product == "energy", Trade.status == "open", Trade.delivery_end == period_end)
+        select(Trade).where(
+            Trade.product == "energy", Trade.status == "open", Trade.delivery_end == period_end
+        )
     ).all()
     by_meter: dict[str, list[Trade]] = {}
     for trade in trades:
         by_meter.setdefault(trade.seller_meter.lower(), []).append(trade)
-    existing = {r.trade_id: r for r in session.exec(
-        select(Reconciliation).where(Reconciliation.trade_id.in_([t.trade_id for t in trades]))).all()}
+    existing = {
+        r.trade_id: r
+        for r in session.exec(
+            select(Reconciliation).where(Reconciliation.trade_id.in_([t.trade_id for t in trades]))
+        ).all()
+    }
     for meter, meter_trades in by_meter.items():
         start = min(t.delivery_start for t in meter_trades)
         allocations, all_terms = meter_allocations(session, meter, start, period_end)
@@ -130,12 +178,20 @@ def reconcile_period(session: Session, period_end: int, now: int, deadline_s: in
                 continue
             amounts = settlement_amounts(all_terms[trade.trade_id], allocation.allocated_wh)
             values = dict(
-                period_start=trade.delivery_start, period_end=trade.delivery_end, seller=trade.seller,
-                seller_meter=meter, contracted_wh=trade.quantity_wh, metered_wh=allocation.metered_wh,
-                allocated_wh=allocation.allocated_wh, delivered_wh=amounts.delivered_wh,
-                shortfall_wh=amounts.shortfall_wh, expected_payout=amounts.payout,
-                expected_penalty=amounts.penalty, expected_refund=amounts.refund,
-                data_missing=allocation.data_missing, computed_at=datetime.now(timezone.utc),
+                period_start=trade.delivery_start,
+                period_end=trade.delivery_end,
+                seller=trade.seller,
+                seller_meter=meter,
+                contracted_wh=trade.quantity_wh,
+                metered_wh=allocation.metered_wh,
+                allocated_wh=allocation.allocated_wh,
+                delivered_wh=amounts.delivered_wh,
+                shortfall_wh=amounts.shortfall_wh,
+                expected_payout=amounts.payout,
+                expected_penalty=amounts.penalty,
+                expected_refund=amounts.refund,
+                data_missing=allocation.data_missing,
+                computed_at=datetime.now(UTC),
             )
             if record is None:
                 record = Reconciliation(trade_id=trade.trade_id, **values)
@@ -153,7 +209,7 @@ def apply_batch_outcome(session: Session, batch: SettlementBatch, status: str) -
     for record in records:
         if status == "mined":
             record.status, record.settled_tx = "settled", batch.tx_hash
-            record.settled_at = datetime.now(timezone.utc)
+            record.settled_at = datetime.now(UTC)
         else:  # reverted or dropped: back to pending, re-checked against the contract
             record.status, record.batch_id = "pending", None
         session.add(record)
@@ -174,9 +230,17 @@ def trade_statuses(ctx: ChainContext, trade_ids: list[int], chunk: int = 1_000) 
     statuses: dict[int, int] = {}
     address = ctx.market.address
     for first in range(0, len(trade_ids), chunk):
-        ids = trade_ids[first:first + chunk]
-        calls = [("eth_call", [{"to": address, "data": TRADE_STATUS + trade_id.to_bytes(32, "big").hex()}, "latest"])
-                 for trade_id in ids]
+        ids = trade_ids[first : first + chunk]
+        calls = [
+            (
+                "eth_call",
+                [
+                    {"to": address, "data": TRADE_STATUS + trade_id.to_bytes(32, "big").hex()},
+                    "latest",
+                ],
+            )
+            for trade_id in ids
+        ]
         replies = ctx.w3.provider.make_batch_request(calls)
         if not isinstance(replies, list):
             raise BatchRejected(f"tradeStatus batch failed: {replies}")
@@ -187,13 +251,15 @@ def trade_statuses(ctx: ChainContext, trade_ids: list[int], chunk: int = 1_000) 
     return statuses
 
 
-def send_pending(session: Session, ctx: ChainContext, trade_ids: list[int], batch_size: int,
-                 report: PeriodReport) -> None:
+def send_pending(
+    session: Session, ctx: ChainContext, trade_ids: list[int], batch_size: int, report: PeriodReport
+) -> None:
     """Send the pending reconciliations among `trade_ids`; caller holds the SETTLER lock."""
     for _ in range(5):  # a revert sends the batch back here, re-checked
         recover_batches(session, ctx)
         pending = session.exec(
-            select(Reconciliation).where(Reconciliation.trade_id.in_(trade_ids), Reconciliation.status == "pending")
+            select(Reconciliation)
+            .where(Reconciliation.trade_id.in_(trade_ids), Reconciliation.status == "pending")
             .order_by(Reconciliation.trade_id)
         ).all()
         sendable = []
@@ -209,28 +275,39 @@ def send_pending(session: Session, ctx: ChainContext, trade_ids: list[int], batc
         if not sendable:
             return
         retry = False
-        chunks = [sendable[i:i + batch_size] for i in range(0, len(sendable), batch_size)]
-        mirror = {t.trade_id: t for t in session.exec(
-            select(Trade).where(Trade.trade_id.in_([r.trade_id for r in sendable]))).all()}
+        chunks = [sendable[i : i + batch_size] for i in range(0, len(sendable), batch_size)]
+        mirror = {
+            t.trade_id: t
+            for t in session.exec(
+                select(Trade).where(Trade.trade_id.in_([r.trade_id for r in sendable]))
+            ).all()
+        }
         while chunks:
             chunk = chunks.pop(0)
             trades = [mirror[r.trade_id] for r in chunk]
             call = ctx.market.functions.settleBatch(
-                [trade_tuple(t) for t in trades], [r.trade_id for r in chunk], [r.delivered_wh for r in chunk])
+                [trade_tuple(t) for t in trades],
+                [r.trade_id for r in chunk],
+                [r.delivered_wh for r in chunk],
+            )
             try:
                 nonce, tx_hash, raw = sign_call(ctx, ctx.settler, call)
             except BatchRejected as exc:
                 if exc.is_error(TRADE_ALREADY_CLOSED):
                     retry = True  # someone closed one of them: re-check statuses
                 elif len(chunk) > 1:
-                    chunks[:0] = [[record] for record in chunk]  # isolate the trade the chain refuses
+                    chunks[:0] = [
+                        [record] for record in chunk
+                    ]  # isolate the trade the chain refuses
                 else:
                     log.error("trade %s cannot be settled: %s", chunk[0].trade_id, exc.detail)
                     chunk[0].status, chunk[0].failure = "failed", exc.detail[:500]
                     session.add(chunk[0])
                     session.commit()
                 continue
-            batch = log_batch(session, "settle", ctx.settler.address, nonce, tx_hash, raw, len(chunk))
+            batch = log_batch(
+                session, "settle", ctx.settler.address, nonce, tx_hash, raw, len(chunk)
+            )
             for record in chunk:
                 record.status, record.batch_id = "submitted", batch.id
                 session.add(record)
@@ -249,19 +326,27 @@ def send_pending(session: Session, ctx: ChainContext, trade_ids: list[int], batc
             return
 
 
-def close_period(session: Session, ctx: ChainContext, locks, period_end: int, now: int,
-                 settings: Settings) -> PeriodReport:
+def close_period(
+    session: Session, ctx: ChainContext, locks, period_end: int, now: int, settings: Settings
+) -> PeriodReport:
     with locks.hold(f"settle:period:{period_end}", settings.settlement_lock_timeout_s) as acquired:
         if not acquired:
             return PeriodReport(period_end, busy=True)
         report = reconcile_period(session, period_end, now, missing_data_deadline(ctx, settings))
-        trade_ids = list(session.exec(
-            select(Reconciliation.trade_id).where(Reconciliation.period_end == period_end,
-                                                  Reconciliation.status.in_(("pending", "submitted")))
-        ).all())
+        trade_ids = list(
+            session.exec(
+                select(Reconciliation.trade_id).where(
+                    Reconciliation.period_end == period_end,
+                    Reconciliation.status.in_(("pending", "submitted")),
+                )
+            ).all()
+        )
         if trade_ids:
-            with locks.hold("settler-key", settings.settlement_lock_timeout_s,
-                            wait_s=settings.settlement_lock_timeout_s) as key_held:
+            with locks.hold(
+                "settler-key",
+                settings.settlement_lock_timeout_s,
+                wait_s=settings.settlement_lock_timeout_s,
+            ) as key_held:
                 if not key_held:
                     report.busy = True
                     return report
@@ -269,41 +354,60 @@ def close_period(session: Session, ctx: ChainContext, locks, period_end: int, no
         return report
 
 
-def close_due_periods(session: Session, ctx: ChainContext, locks, settings: Settings,
-                      now: int | None = None) -> list[PeriodReport]:
+def close_due_periods(
+    session: Session, ctx: ChainContext, locks, settings: Settings, now: int | None = None
+) -> list[PeriodReport]:
     now = ctx.now() if now is None else now
-    return [close_period(session, ctx, locks, end, now, settings)
-            for end in due_period_ends(session, now, settings)]
+    return [
+        close_period(session, ctx, locks, end, now, settings)
+        for end in due_period_ends(session, now, settings)
+    ]
 
 
 def record_corrections(session: Session, since: int) -> list[SettlementCorrection]:
     """Late or corrected readings for settled trades: a correction record each, no re-settlement."""
     created = []
     settled = session.exec(
-        select(Reconciliation).where(Reconciliation.status == "settled", Reconciliation.period_end >= since)
+        select(Reconciliation).where(
+            Reconciliation.status == "settled", Reconciliation.period_end >= since
+        )
     ).all()
     for record in settled:
         changed = session.exec(
-            select(func.count()).select_from(MeterReading).where(
-                MeterReading.meter_id == record.seller_meter, MeterReading.interval_start >= record.period_start,
-                MeterReading.interval_start < record.period_end, MeterReading.received_at > record.computed_at)
+            select(func.count())
+            .select_from(MeterReading)
+            .where(
+                MeterReading.meter_id == record.seller_meter,
+                MeterReading.interval_start >= record.period_start,
+                MeterReading.interval_start < record.period_end,
+                MeterReading.received_at > record.computed_at,
+            )
         ).one()
         if not changed:
             continue
-        allocations, all_terms = meter_allocations(session, record.seller_meter, record.period_start, record.period_end)
+        allocations, all_terms = meter_allocations(
+            session, record.seller_meter, record.period_start, record.period_end
+        )
         allocation = allocations[record.trade_id]
         if allocation.metered_wh == record.metered_wh:
             continue
-        exists = session.exec(select(SettlementCorrection).where(
-            SettlementCorrection.trade_id == record.trade_id,
-            SettlementCorrection.corrected_metered_wh == allocation.metered_wh)).first()
+        exists = session.exec(
+            select(SettlementCorrection).where(
+                SettlementCorrection.trade_id == record.trade_id,
+                SettlementCorrection.corrected_metered_wh == allocation.metered_wh,
+            )
+        ).first()
         if exists:
             continue
         amounts = settlement_amounts(all_terms[record.trade_id], allocation.allocated_wh)
         correction = SettlementCorrection(
-            trade_id=record.trade_id, settled_metered_wh=record.metered_wh,
-            settled_delivered_wh=record.delivered_wh, corrected_metered_wh=allocation.metered_wh,
-            corrected_delivered_wh=amounts.delivered_wh, payout_delta=amounts.payout - record.expected_payout)
+            trade_id=record.trade_id,
+            settled_metered_wh=record.metered_wh,
+            settled_delivered_wh=record.delivered_wh,
+            corrected_metered_wh=allocation.metered_wh,
+            corrected_delivered_wh=amounts.delivered_wh,
+            payout_delta=amounts.payout - record.expected_payout,
+        )
         session.add(correction)
         created.append(correction)
     session.commit()

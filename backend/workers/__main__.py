@@ -1,6 +1,7 @@
 """`python -m backend.workers`: one Celery worker with the beat scheduler embedded (what
 `make run` starts). Production runs `celery -A backend.workers.app worker` and a separate
 `celery -A backend.workers.app beat`."""
+
 from backend.workers import settlement  # noqa: F401  (registers the tasks)
 from backend.workers.app import app
 

@@ -6,6 +6,7 @@ data dir, which needs no server. Tasks acknowledge late (after they ran) and are
 when their worker dies; the beat schedule re-issues them anyway, and every task is
 idempotent (see backend/settlement/services.py).
 """
+
 from __future__ import annotations
 
 from celery import Celery
@@ -20,8 +21,13 @@ def broker_options(broker_url: str) -> dict:
         queue, processed, control = folders["queue"], folders["processed"], folders["control"]
         for folder in folders.values():
             folder.mkdir(parents=True, exist_ok=True)
-        return {"data_folder_in": str(queue), "data_folder_out": str(queue), "control_folder": str(control),
-                "processed_folder": str(processed), "store_processed": False}
+        return {
+            "data_folder_in": str(queue),
+            "data_folder_out": str(queue),
+            "control_folder": str(control),
+            "processed_folder": str(processed),
+            "store_processed": False,
+        }
     return {"visibility_timeout": max(600, 2 * settings.settlement_lock_timeout_s)}
 
 
@@ -38,13 +44,22 @@ def create_celery() -> Celery:
         task_default_queue=QUEUE_NAME,
         beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),
         beat_schedule={
-            "close-settlement-periods": {"task": "settlement.close_periods",
-                                         "schedule": settings.settlement_beat_interval_s},
-            "issue-certificates": {"task": "settlement.issue_certificates",
-                                   "schedule": settings.settlement_beat_interval_s},
-            "scan-meters": {"task": "settlement.scan_meters", "schedule": settings.settlement_beat_interval_s * 10},
-            "record-settlement-corrections": {"task": "settlement.record_corrections",
-                                              "schedule": settings.settlement_beat_interval_s * 10},
+            "close-settlement-periods": {
+                "task": "settlement.close_periods",
+                "schedule": settings.settlement_beat_interval_s,
+            },
+            "issue-certificates": {
+                "task": "settlement.issue_certificates",
+                "schedule": settings.settlement_beat_interval_s,
+            },
+            "scan-meters": {
+                "task": "settlement.scan_meters",
+                "schedule": settings.settlement_beat_interval_s * 10,
+            },
+            "record-settlement-corrections": {
+                "task": "settlement.record_corrections",
+                "schedule": settings.settlement_beat_interval_s * 10,
+            },
         },
     )
     return app

@@ -1,4 +1,5 @@
 """Where the task queue lives and how deep it is (for /health), without importing Celery."""
+
 from __future__ import annotations
 
 from pathlib import Path

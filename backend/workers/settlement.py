@@ -1,4 +1,5 @@
 """Thin Celery tasks over backend/settlement services."""
+
 from __future__ import annotations
 
 import logging
@@ -31,7 +32,9 @@ def locks():
     return locks_from_settings(settings)
 
 
-@app.task(name="settlement.close_periods", autoretry_for=TRANSIENT, retry_backoff=True, max_retries=5)
+@app.task(
+    name="settlement.close_periods", autoretry_for=TRANSIENT, retry_backoff=True, max_retries=5
+)
 def close_periods(now: int | None = None) -> list[dict]:
     with Session(get_engine()) as session:
         reports = services.close_due_periods(session, chain(), locks(), settings, now)
@@ -40,14 +43,18 @@ def close_periods(now: int | None = None) -> list[dict]:
     return [asdict(r) for r in reports]
 
 
-@app.task(name="settlement.issue_certificates", autoretry_for=TRANSIENT, retry_backoff=True, max_retries=5)
+@app.task(
+    name="settlement.issue_certificates", autoretry_for=TRANSIENT, retry_backoff=True, max_retries=5
+)
 def issue_certificates(now: int | None = None) -> dict:
     with Session(get_engine()) as session:
         report = issuance.issue_certificates(session, chain(), locks(), settings, now)
     return asdict(report)
 
 
-@app.task(name="settlement.record_corrections", autoretry_for=TRANSIENT, retry_backoff=True, max_retries=5)
+@app.task(
+    name="settlement.record_corrections", autoretry_for=TRANSIENT, retry_backoff=True, max_retries=5
+)
 def record_corrections(days: int = 7) -> int:
     with Session(get_engine()) as session:
         return len(services.record_corrections(session, since=int(time.time()) - days * 86_400))

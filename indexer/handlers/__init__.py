@@ -4,11 +4,12 @@ A handler is registered for (contract, event); contract "*" matches any of our c
 (AccessControl events). `touches` names the rows it will read, so a batch can load them
 all in one query per table before applying events in order.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from indexer.mirror import MirrorState
 
@@ -53,7 +54,7 @@ def on(contract: str, event: str, touches: Touches = lambda log: ()):
     return register
 
 
-@lru_cache(maxsize=None)
+@cache
 def _lookup(contract: str, event: str) -> Handler | None:
     return HANDLERS.get((contract, event)) or HANDLERS.get(("*", event))
 

@@ -1,4 +1,5 @@
 """AccessControl role grants and revocations on any of our contracts."""
+
 from indexer.handlers import Log, on
 from indexer.mirror import MirrorState
 
@@ -8,10 +9,17 @@ def _role_key(log: Log):
 
 
 def _set_role(state: MirrorState, log: Log, active: bool) -> None:
-    state.put("role_grants", {
-        "contract": log.contract, "role": log.args["role"], "account": log.args["account"],
-        "active": active, "changed_by": log.args["sender"], "block_number": log.block_number,
-    })
+    state.put(
+        "role_grants",
+        {
+            "contract": log.contract,
+            "role": log.args["role"],
+            "account": log.args["account"],
+            "active": active,
+            "changed_by": log.args["sender"],
+            "block_number": log.block_number,
+        },
+    )
 
 
 @on("*", "RoleGranted", touches=_role_key)

@@ -1,4 +1,5 @@
 """RECRegistry: devices, certificates, holdings (ERC-1155 movements), claims, revocations."""
+
 from __future__ import annotations
 
 from indexer.handlers import Log, on
@@ -16,15 +17,26 @@ def text32(value: str) -> str:
 @on("RECRegistry", "DeviceRegistered")
 def device_registered(state: MirrorState, log: Log) -> None:
     a = log.args
-    state.insert("devices", {
-        "device_id": a["deviceId"], "chain_id": state.chain_id, "owner": a["owner"],
-        "technology": text32(a["technology"]), "capacity_w": a["capacityW"],
-        "grid_area": text32(a["gridArea"]), "commissioned_at": a["commissionedAt"],
-        "meter_id": a["meterId"], "status": "pending", "block_number": log.block_number,
-    })
+    state.insert(
+        "devices",
+        {
+            "device_id": a["deviceId"],
+            "chain_id": state.chain_id,
+            "owner": a["owner"],
+            "technology": text32(a["technology"]),
+            "capacity_w": a["capacityW"],
+            "grid_area": text32(a["gridArea"]),
+            "commissioned_at": a["commissionedAt"],
+            "meter_id": a["meterId"],
+            "status": "pending",
+            "block_number": log.block_number,
+        },
+    )
 
 
-@on("RECRegistry", "DeviceStatusChanged", touches=lambda log: [("devices", (log.args["deviceId"],))])
+@on(
+    "RECRegistry", "DeviceStatusChanged", touches=lambda log: [("devices", (log.args["deviceId"],))]
+)
 def device_status_changed(state: MirrorState, log: Log) -> None:
     device = dict(state.get("devices", log.args["deviceId"]))
     device.update(status=DEVICE_STATUS[log.args["newStatus"]], block_number=log.block_number)
@@ -34,15 +46,31 @@ def device_status_changed(state: MirrorState, log: Log) -> None:
 @on("RECRegistry", "CertificateIssued")
 def certificate_issued(state: MirrorState, log: Log) -> None:
     a = log.args
-    state.insert("certificates", {
-        "certificate_id": a["certId"], "chain_id": state.chain_id, "device_id": a["deviceId"],
-        "period_start": a["periodStart"], "period_end": a["periodEnd"],
-        "volume_wh": a["volumeWh"], "claimed_wh": 0, "supply_wh": a["volumeWh"],
-        "issued_to": a["to"], "issued_at": log.block_timestamp, "issued_tx": log.tx_hash,
-        "revoked": False, "revoke_reason": None, "block_number": log.block_number,
-    })
-    state.emit(log.block_number, "certificate.issued",
-               {"tx_hash": log.tx_hash, "certificate_ids": [a["certId"]]}, collect="certificate_ids")
+    state.insert(
+        "certificates",
+        {
+            "certificate_id": a["certId"],
+            "chain_id": state.chain_id,
+            "device_id": a["deviceId"],
+            "period_start": a["periodStart"],
+            "period_end": a["periodEnd"],
+            "volume_wh": a["volumeWh"],
+            "claimed_wh": 0,
+            "supply_wh": a["volumeWh"],
+            "issued_to": a["to"],
+            "issued_at": log.block_timestamp,
+            "issued_tx": log.tx_hash,
+            "revoked": False,
+            "revoke_reason": None,
+            "block_number": log.block_number,
+        },
+    )
+    state.emit(
+        log.block_number,
+        "certificate.issued",
+        {"tx_hash": log.tx_hash, "certificate_ids": [a["certId"]]},
+        collect="certificate_ids",
+    )
 
 
 def _movements(log: Log) -> list[tuple[int, int]]:
@@ -63,8 +91,10 @@ def _holding_keys(log: Log):
 def _add_holding(state: MirrorState, cert: int, account: str, delta: int, block: int) -> None:
     row = state.get("holdings", cert, account)
     balance = (row["balance_wh"] if row else 0) + delta
-    state.put("holdings", {"certificate_id": cert, "account": account, "balance_wh": balance,
-                           "block_number": block})
+    state.put(
+        "holdings",
+        {"certificate_id": cert, "account": account, "balance_wh": balance, "block_number": block},
+    )
 
 
 def _transfer(state: MirrorState, log: Log) -> None:
@@ -73,25 +103,44 @@ def _transfer(state: MirrorState, log: Log) -> None:
     a = log.args
     for position, (cert, value) in enumerate(_movements(log)):
         if a["from"] == ZERO:
-            state.insert("holdings", {"certificate_id": cert, "account": a["to"],
-                                      "balance_wh": value, "block_number": log.block_number})
+            state.insert(
+                "holdings",
+                {
+                    "certificate_id": cert,
+                    "account": a["to"],
+                    "balance_wh": value,
+                    "block_number": log.block_number,
+                },
+            )
             continue
         _add_holding(state, cert, a["from"], -value, log.block_number)
         if a["to"] != ZERO:
             _add_holding(state, cert, a["to"], value, log.block_number)
-        state.insert("certificate_transfers", {
-            "id": f"{log.uid}:{position}", "chain_id": state.chain_id, "certificate_id": cert,
-            "operator": a["operator"], "from_account": a["from"], "to_account": a["to"],
-            "amount_wh": value, "tx_hash": log.tx_hash, "block_number": log.block_number,
-        })
+        state.insert(
+            "certificate_transfers",
+            {
+                "id": f"{log.uid}:{position}",
+                "chain_id": state.chain_id,
+                "certificate_id": cert,
+                "operator": a["operator"],
+                "from_account": a["from"],
+                "to_account": a["to"],
+                "amount_wh": value,
+                "tx_hash": log.tx_hash,
+                "block_number": log.block_number,
+            },
+        )
 
 
 on("RECRegistry", "TransferSingle", touches=_holding_keys)(_transfer)
 on("RECRegistry", "TransferBatch", touches=_holding_keys)(_transfer)
 
 
-@on("RECRegistry", "CertificateClaimed",
-    touches=lambda log: [("certificates", (log.args["certId"],))])
+@on(
+    "RECRegistry",
+    "CertificateClaimed",
+    touches=lambda log: [("certificates", (log.args["certId"],))],
+)
 def certificate_claimed(state: MirrorState, log: Log) -> None:
     a = log.args
     certificate = dict(state.get("certificates", a["certId"]))
@@ -99,19 +148,37 @@ def certificate_claimed(state: MirrorState, log: Log) -> None:
     certificate["supply_wh"] = certificate["volume_wh"] - certificate["claimed_wh"]
     certificate["block_number"] = log.block_number
     state.put("certificates", certificate)
-    state.insert("claims", {
-        "claim_id": a["claimId"], "chain_id": state.chain_id, "certificate_id": a["certId"],
-        "holder": a["holder"], "amount_wh": a["amountWh"], "beneficiary": a["beneficiary"],
-        "purpose": a["purpose"], "consumption_start": a["consumptionStart"],
-        "consumption_end": a["consumptionEnd"], "location": a["location"],
-        "tx_hash": log.tx_hash, "log_index": log.log_index, "block_number": log.block_number,
-    })
-    state.emit(log.block_number, "certificate.claimed", {"claim_id": a["claimId"], "tx_hash": log.tx_hash})
+    state.insert(
+        "claims",
+        {
+            "claim_id": a["claimId"],
+            "chain_id": state.chain_id,
+            "certificate_id": a["certId"],
+            "holder": a["holder"],
+            "amount_wh": a["amountWh"],
+            "beneficiary": a["beneficiary"],
+            "purpose": a["purpose"],
+            "consumption_start": a["consumptionStart"],
+            "consumption_end": a["consumptionEnd"],
+            "location": a["location"],
+            "tx_hash": log.tx_hash,
+            "log_index": log.log_index,
+            "block_number": log.block_number,
+        },
+    )
+    state.emit(
+        log.block_number, "certificate.claimed", {"claim_id": a["claimId"], "tx_hash": log.tx_hash}
+    )
 
 
-@on("RECRegistry", "CertificateRevoked",
-    touches=lambda log: [("certificates", (log.args["certId"],))])
+@on(
+    "RECRegistry",
+    "CertificateRevoked",
+    touches=lambda log: [("certificates", (log.args["certId"],))],
+)
 def certificate_revoked(state: MirrorState, log: Log) -> None:
     certificate = dict(state.get("certificates", log.args["certId"]))
-    certificate.update(revoked=True, revoke_reason=log.args["reason"], block_number=log.block_number)
+    certificate.update(
+        revoked=True, revoke_reason=log.args["reason"], block_number=log.block_number
+    )
     state.put("certificates", certificate)

@@ -1,4 +1,5 @@
 """Payment-token (GridUSD) balances from ERC-20 Transfer events."""
+
 from indexer.handlers import Log, on
 from indexer.mirror import MirrorState
 
@@ -12,7 +13,9 @@ def _accounts(log: Log):
 def add_to_balance(state: MirrorState, account: str, delta: int, block_number: int) -> None:
     row = state.get("token_balances", account)
     balance = (row["balance"] if row else 0) + delta
-    state.put("token_balances", {"account": account, "balance": balance, "block_number": block_number})
+    state.put(
+        "token_balances", {"account": account, "balance": balance, "block_number": block_number}
+    )
 
 
 @on("GridUSD", "Transfer", touches=_accounts)

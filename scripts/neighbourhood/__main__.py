@@ -1,5 +1,6 @@
 """`python -m scripts.neighbourhood`: drive the simulated neighbourhood against a running
 stack (what `make run` starts after the API is up). Settings: GRIDLEDGER_SIM_*."""
+
 from __future__ import annotations
 
 import logging
@@ -36,14 +37,26 @@ def main() -> int:
     neighbourhood = Neighbourhood(settings, url)
     started = time.monotonic()
     fresh = neighbourhood.setup()
-    log.info("set up %d participants in %.1f s (%s chain)", len(neighbourhood.agents), time.monotonic() - started,
-             "new" if fresh else "resumed")
+    log.info(
+        "set up %d participants in %.1f s (%s chain)",
+        len(neighbourhood.agents),
+        time.monotonic() - started,
+        "new" if fresh else "resumed",
+    )
     print("neighbourhood: ready", flush=True)
 
     def status(slot, stats):
         if slot % 3600 == 0:
-            log.info("%s orders=%d rejected=%d readings=%d (+%d over MQTT) rec_offers=%d claims=%d", iso(slot),
-                     stats.orders, stats.rejected, stats.readings, stats.published, stats.rec_offers, stats.claims)
+            log.info(
+                "%s orders=%d rejected=%d readings=%d (+%d over MQTT) rec_offers=%d claims=%d",
+                iso(slot),
+                stats.orders,
+                stats.rejected,
+                stats.readings,
+                stats.published,
+                stats.rec_offers,
+                stats.claims,
+            )
 
     try:
         neighbourhood.run(settings.sim_hours, status)
@@ -53,8 +66,11 @@ def main() -> int:
         if neighbourhood.publisher is not None:
             neighbourhood.publisher.close()
     stats = neighbourhood.stats
-    print(f"neighbourhood: done orders={stats.orders} rejected={stats.rejected} readings={stats.readings} "
-          f"published={stats.published} rec_offers={stats.rec_offers} claims={stats.claims}", flush=True)
+    print(
+        f"neighbourhood: done orders={stats.orders} rejected={stats.rejected} readings={stats.readings} "
+        f"published={stats.published} rec_offers={stats.rec_offers} claims={stats.claims}",
+        flush=True,
+    )
     return 0
 
 

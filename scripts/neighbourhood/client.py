@@ -1,9 +1,10 @@
 """The neighbourhood's participants as API clients: custodial (email + password) and wallet
 (SIWE sign-in, EIP-712 orders signed locally with eth-account). Only the public REST API."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 from eth_account import Account as EthAccount
@@ -24,8 +25,10 @@ class ApiError(GridLedgerError):
             self.problem = response.json()
         except ValueError:
             self.problem = {"detail": response.text[:200]}
-        super().__init__(f"{method} {path} -> {self.status} {self.problem.get('code', '')} "
-                         f"{str(self.problem.get('detail', ''))[:200]}")
+        super().__init__(
+            f"{method} {path} -> {self.status} {self.problem.get('code', '')} "
+            f"{str(self.problem.get('detail', ''))[:200]}"
+        )
 
 
 @dataclass
@@ -51,17 +54,28 @@ class Participant:
 
     def sign_in(self) -> None:
         if self.custodial:
-            reply = self.http.post("/v1/auth/register", json={"email": self.email, "password": PASSWORD,
-                                                               "display_name": self.name})
+            reply = self.http.post(
+                "/v1/auth/register",
+                json={"email": self.email, "password": PASSWORD, "display_name": self.name},
+            )
             if reply.status_code not in (201, 409):
                 raise ApiError("POST", "/v1/auth/register", reply)
-            tokens = self._checked("POST", "/v1/auth/login", json={"email": self.email, "password": PASSWORD})
+            tokens = self._checked(
+                "POST", "/v1/auth/login", json={"email": self.email, "password": PASSWORD}
+            )
         else:
             nonce = self._checked("GET", "/v1/auth/siwe/nonce")["nonce"]
-            message = siwe_message(self.settings, self.wallet.address, nonce, datetime.now(timezone.utc))
-            signature = EthAccount.sign_message(encode_defunct(text=message), self.wallet.key).signature
-            tokens = self._checked("POST", "/v1/auth/siwe/verify",
-                                   json={"message": message, "signature": "0x" + bytes(signature).hex()})
+            message = siwe_message(
+                self.settings, self.wallet.address, nonce, datetime.now(UTC)
+            )
+            signature = EthAccount.sign_message(
+                encode_defunct(text=message), self.wallet.key
+            ).signature
+            tokens = self._checked(
+                "POST",
+                "/v1/auth/siwe/verify",
+                json={"message": message, "signature": "0x" + bytes(signature).hex()},
+            )
         self.headers = {"Authorization": f"Bearer {tokens['access_token']}"}
         self.address = self.request("GET", "/v1/auth/me")["address"]
 
@@ -92,6 +106,11 @@ class Participant:
         document = typed["typed_data"]
         signature = EthAccount.sign_typed_data(self.wallet.key, full_message=document).signature
         message = document["message"]
-        body = {**terms, "nonce": message["nonce"], "salt": str(message["salt"]), "expiry": message["expiry"],
-                "signature": "0x" + bytes(signature).hex()}
+        body = {
+            **terms,
+            "nonce": message["nonce"],
+            "salt": str(message["salt"]),
+            "expiry": message["expiry"],
+            "signature": "0x" + bytes(signature).hex(),
+        }
         return self.request("POST", "/v1/trading/orders", json=body)

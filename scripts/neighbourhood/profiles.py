@@ -5,6 +5,7 @@ scaled by the system's kWp and a day-level cloudiness with 15-minute flicker. Ho
 load is a base load plus morning and evening peaks, scaled per household. Both are pure
 functions of (seed, household, interval start), so any period can be recomputed alike.
 """
+
 from __future__ import annotations
 
 import math
@@ -26,8 +27,9 @@ def solar_elevation_sin(latitude_deg: float, unix_time: int) -> float:
     declination = math.radians(-23.44) * math.cos(2 * math.pi * (day + 10) / 365)
     hour_angle = math.radians(15 * (hour - 12))
     latitude = math.radians(latitude_deg)
-    return (math.sin(latitude) * math.sin(declination)
-            + math.cos(latitude) * math.cos(declination) * math.cos(hour_angle))
+    return math.sin(latitude) * math.sin(declination) + math.cos(latitude) * math.cos(
+        declination
+    ) * math.cos(hour_angle)
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ class PvSystem:
             return 0
         day_clouds = _rng(seed, "clouds", slot_start // 86_400).uniform(0.25, 1.0)
         flicker = _rng(seed, household, "pv", slot_start).uniform(0.85, 1.0)
-        power_w = self.peak_w * self.performance_ratio * elevation ** 1.2 * day_clouds * flicker
+        power_w = self.peak_w * self.performance_ratio * elevation**1.2 * day_clouds * flicker
         return int(power_w * SLOT_SECONDS / 3600)
 
 
@@ -56,9 +58,11 @@ class Household:
     def consumption_wh(self, seed: int, slot_start: int) -> int:
         """Energy consumed in the 15-minute slot (integer Wh), never below the base load."""
         hour = (slot_start % 86_400) / 3600
-        shape = (0.45
-                 + 0.9 * math.exp(-((hour - 7.5) ** 2) / 2.0)
-                 + 1.4 * math.exp(-((hour - 19.0) ** 2) / 4.5))
+        shape = (
+            0.45
+            + 0.9 * math.exp(-((hour - 7.5) ** 2) / 2.0)
+            + 1.4 * math.exp(-((hour - 19.0) ** 2) / 4.5)
+        )
         mean_w = self.annual_kwh * 1000 / 8760
         noise = _rng(seed, self.name, "load", slot_start).lognormvariate(0, 0.25)
         return max(int(mean_w * shape / 1.0 * noise * SLOT_SECONDS / 3600), int(0.3 * mean_w / 4))

@@ -17,6 +17,7 @@ each hour
 agents place orders for the hour after next, prosumers offer new certificates, the
 aggregator buys and retires.
 """
+
 from __future__ import annotations
 
 import logging
@@ -24,7 +25,7 @@ import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import orjson
@@ -49,14 +50,16 @@ HOUR = 3600
 # a timeout or dropped connection (the stack is busy or restarting), a chain RPC hiccup.
 AGENT_ERRORS = (ApiError, httpx.HTTPError, OSError)
 ORDER_LEAD_S = 2 * HOUR  # orders are placed for the hour after next
-COOLDOWN_S = 4 * HOUR  # after the last orders: keep the clock and meters going so every trade settles
+COOLDOWN_S = (
+    4 * HOUR
+)  # after the last orders: keep the clock and meters going so every trade settles
 GUSD = 10**6
 GRID_AREA = "GL-SIM"
 TECHNOLOGY = "SOLAR_PV"
 
 
 def iso(ts: int) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class MeterPublisher:
@@ -64,10 +67,14 @@ class MeterPublisher:
 
     def __init__(self, settings: Settings):
         self.root = settings.mqtt_topic_root
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                                  client_id=f"gridledger-sim-meters-{settings.sim_seed}-{id(self)}")
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=f"gridledger-sim-meters-{settings.sim_seed}-{id(self)}",
+        )
         if settings.mqtt_username:
-            self.client.username_pw_set(settings.mqtt_username, settings.mqtt_password.get_secret_value())
+            self.client.username_pw_set(
+                settings.mqtt_username, settings.mqtt_password.get_secret_value()
+            )
         self.client.connect(settings.mqtt_host, settings.mqtt_port, keepalive=30)
         self.client.loop_start()
 
@@ -86,8 +93,12 @@ def connect_publisher(settings: Settings) -> MeterPublisher | None:
     try:
         return MeterPublisher(settings)
     except OSError as exc:
-        log.info("no MQTT broker at %s:%s (%s): every reading goes over REST", settings.mqtt_host,
-                 settings.mqtt_port, exc)
+        log.info(
+            "no MQTT broker at %s:%s (%s): every reading goes over REST",
+            settings.mqtt_host,
+            settings.mqtt_port,
+            exc,
+        )
         return None
 
 
@@ -177,16 +188,25 @@ class Neighbourhood:
         rng = random.Random(f"agents|{self.seed}")
         for i in range(1, self.settings.sim_prosumers + 1):
             name = f"prosumer{i:02d}"
-            self.agents.append(Agent(
-                Participant(self.http, self.settings, name), "prosumer",
-                household=Household(name, annual_kwh=rng.randint(2_500, 5_000)),
-                pv=PvSystem(peak_w=rng.choice([4_000, 5_000, 6_000, 8_000, 10_000])),
-                optimism=1.25 if rng.random() < 0.2 else 0.9))
+            self.agents.append(
+                Agent(
+                    Participant(self.http, self.settings, name),
+                    "prosumer",
+                    household=Household(name, annual_kwh=rng.randint(2_500, 5_000)),
+                    pv=PvSystem(peak_w=rng.choice([4_000, 5_000, 6_000, 8_000, 10_000])),
+                    optimism=1.25 if rng.random() < 0.2 else 0.9,
+                )
+            )
         for i in range(1, self.settings.sim_consumers + 1):
             name = f"consumer{i:02d}"
             wallet = None if i % 3 == 0 else self._wallet(name)
-            self.agents.append(Agent(Participant(self.http, self.settings, name, wallet), "consumer",
-                                     household=Household(name, annual_kwh=rng.randint(2_000, 6_000))))
+            self.agents.append(
+                Agent(
+                    Participant(self.http, self.settings, name, wallet),
+                    "consumer",
+                    household=Household(name, annual_kwh=rng.randint(2_000, 6_000)),
+                )
+            )
         self.agents.append(Agent(Participant(self.http, self.settings, "battery"), "battery"))
         self.agents.append(Agent(Participant(self.http, self.settings, "aggregator"), "aggregator"))
 
@@ -208,7 +228,9 @@ class Neighbourhood:
         list(self.pool.map(lambda a: a.participant.sign_in(), self.agents))
         self._fund()
         list(self.pool.map(self._approve, self.agents))
-        list(self.pool.map(self._register_meter, [a for a in self.agents if a.role != "aggregator"]))
+        list(
+            self.pool.map(self._register_meter, [a for a in self.agents if a.role != "aggregator"])
+        )
         for agent in self.of_role("prosumer"):
             self._register_device(agent)
         return fresh
@@ -216,15 +238,27 @@ class Neighbourhood:
     def _bootstrap_operator(self) -> bool:
         """The grid operator's account (operator + registrar roles): the one account the stack
         provisions itself, like a first superuser. It posts the head-end's meter readings."""
-        reply = self.http.post("/v1/auth/register", json={"email": self.operator.email, "password": "operator-sim",
-                                                           "display_name": "Grid operator (simulation)"})
+        reply = self.http.post(
+            "/v1/auth/register",
+            json={
+                "email": self.operator.email,
+                "password": "operator-sim",
+                "display_name": "Grid operator (simulation)",
+            },
+        )
         fresh = reply.status_code == 201
         with Session(get_engine()) as session:
-            account = session.exec(select(Account).where(Account.email == self.operator.email)).one()
-            account.roles = sorted({Role.PARTICIPANT.value, Role.OPERATOR.value, Role.REGISTRAR.value})
+            account = session.exec(
+                select(Account).where(Account.email == self.operator.email)
+            ).one()
+            account.roles = sorted(
+                {Role.PARTICIPANT.value, Role.OPERATOR.value, Role.REGISTRAR.value}
+            )
             session.add(account)
             session.commit()
-        tokens = self.http.post("/v1/auth/login", json={"email": self.operator.email, "password": "operator-sim"})
+        tokens = self.http.post(
+            "/v1/auth/login", json={"email": self.operator.email, "password": "operator-sim"}
+        )
         if tokens.status_code != 200:
             raise ApiError("POST", "/v1/auth/login", tokens)
         self.operator.headers = {"Authorization": f"Bearer {tokens.json()['access_token']}"}
@@ -238,19 +272,30 @@ class Neighbourhood:
         for agent in self.agents:
             address = Web3.to_checksum_address(agent.participant.address)
             if self.w3.eth.get_balance(address) < 10**18:
-                hashes.append(self._send_deployer({"to": address, "value": 10 * 10**18, "gas": 21_000}, nonce))
+                hashes.append(
+                    self._send_deployer({"to": address, "value": 10 * 10**18, "gas": 21_000}, nonce)
+                )
                 nonce += 1
-            if agent.role != "prosumer" and self.token.functions.balanceOf(address).call() < 100 * GUSD:
+            if (
+                agent.role != "prosumer"
+                and self.token.functions.balanceOf(address).call() < 100 * GUSD
+            ):
                 call = self.token.functions.mint(address, 10_000 * GUSD).build_transaction(
-                    {"from": self.deployer.address, "gas": 100_000, "nonce": nonce})
+                    {"from": self.deployer.address, "gas": 100_000, "nonce": nonce}
+                )
                 hashes.append(self._send_deployer(call, nonce))
                 nonce += 1
         for tx_hash in hashes:
             self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
 
     def _send_deployer(self, tx: dict, nonce: int):
-        tx = {**tx, "nonce": nonce, "chainId": self.w3.eth.chain_id, "maxFeePerGas": 10**10,
-              "maxPriorityFeePerGas": 10**9}
+        tx = {
+            **tx,
+            "nonce": nonce,
+            "chainId": self.w3.eth.chain_id,
+            "maxFeePerGas": 10**10,
+            "maxPriorityFeePerGas": 10**9,
+        }
         tx.pop("from", None)
         return self.w3.eth.send_raw_transaction(self.deployer.sign_transaction(tx).raw_transaction)
 
@@ -261,57 +306,100 @@ class Neighbourhood:
         if agent.participant.custodial:
             agent.participant.request("POST", "/v1/trading/approvals")
         else:
-            send(self.w3, agent.participant.wallet,
-                 {"to": self.token.address, "data": self.token.encode_abi("approve", [self.market_address, 2**256 - 1])})
+            send(
+                self.w3,
+                agent.participant.wallet,
+                {
+                    "to": self.token.address,
+                    "data": self.token.encode_abi("approve", [self.market_address, 2**256 - 1]),
+                },
+            )
 
     def _register_meter(self, agent: Agent) -> None:
         kind = {"prosumer": "both", "consumer": "import", "battery": "both"}[agent.role]
         capacity = agent.pv.peak_w if agent.pv else 30_000
-        reply = agent.participant.request("POST", "/v1/meters", ok=(409,), json={
-            "name": f"{agent.name}-meter", "kind": kind, "capacity_w": capacity})
+        reply = agent.participant.request(
+            "POST",
+            "/v1/meters",
+            ok=(409,),
+            json={"name": f"{agent.name}-meter", "kind": kind, "capacity_w": capacity},
+        )
         agent.meter_id = reply["meter_id"]
 
     def _register_device(self, agent: Agent) -> None:
-        mine = agent.participant.request("GET", "/v1/recs/devices", params={"owner": agent.participant.address})
+        mine = agent.participant.request(
+            "GET", "/v1/recs/devices", params={"owner": agent.participant.address}
+        )
         if mine["items"]:
             device = mine["items"][0]
             agent.device_id = device["device_id"]
             if device["status"] == "approved":
                 return
         else:
-            accepted = agent.participant.request("POST", "/v1/recs/devices", json={
-                "technology": TECHNOLOGY, "capacity_w": agent.pv.peak_w, "grid_area": GRID_AREA,
-                "commissioned_at": 0, "meter_id": agent.meter_id})
+            accepted = agent.participant.request(
+                "POST",
+                "/v1/recs/devices",
+                json={
+                    "technology": TECHNOLOGY,
+                    "capacity_w": agent.pv.peak_w,
+                    "grid_area": GRID_AREA,
+                    "commissioned_at": 0,
+                    "meter_id": agent.meter_id,
+                },
+            )
             agent.device_id = int(accepted["id"])
         self.operator.request("POST", f"/v1/recs/devices/{agent.device_id}/approve")
 
     # ------------------------------------------------------------------ the meters
 
     def export_forecast(self, agent: Agent, start: int, end: int) -> int:
-        return sum(max(agent.pv.generation_wh(self.seed, agent.name, s) - agent.household.consumption_wh(self.seed, s), 0)
-                   for s in range(start, end, SLOT_SECONDS))
+        return sum(
+            max(
+                agent.pv.generation_wh(self.seed, agent.name, s)
+                - agent.household.consumption_wh(self.seed, s),
+                0,
+            )
+            for s in range(start, end, SLOT_SECONDS)
+        )
 
     def offline(self, agent: Agent, slot: int) -> bool:
         """The second prosumer's meter loses its link 12:00-12:30 UTC every day: those slots
         never report, settle as zero delivered after the missing-data deadline, and the hour's
         certificate is issued late from the quarters that did report."""
         prosumers = self.of_role("prosumer")
-        return len(prosumers) > 1 and agent is prosumers[1] and 12 * HOUR <= slot % 86_400 < 12 * HOUR + 1_800
+        return (
+            len(prosumers) > 1
+            and agent is prosumers[1]
+            and 12 * HOUR <= slot % 86_400 < 12 * HOUR + 1_800
+        )
 
-    def readings(self, slot: int, roles: tuple[str, ...] = ("prosumer", "consumer", "battery")) -> list[dict]:
+    def readings(
+        self, slot: int, roles: tuple[str, ...] = ("prosumer", "consumer", "battery")
+    ) -> list[dict]:
         rows = []
         for agent in self.agents:
             if agent.meter_id is None or agent.role not in roles or self.offline(agent, slot):
                 continue
             if agent.role == "prosumer":
-                net = agent.pv.generation_wh(self.seed, agent.name, slot) - agent.household.consumption_wh(self.seed, slot)
+                net = agent.pv.generation_wh(
+                    self.seed, agent.name, slot
+                ) - agent.household.consumption_wh(self.seed, slot)
                 import_wh, export_wh = max(-net, 0), max(net, 0)
             elif agent.role == "consumer":
                 import_wh, export_wh = agent.household.consumption_wh(self.seed, slot), 0
             else:
                 import_wh, export_wh = self.battery.charge_per_slot, self.battery.discharge_per_slot
-            rows.append({"meterId": agent.meter_id, "timestamp": iso(slot), "intervalSeconds": 900,
-                         "importWh": import_wh, "exportWh": export_wh, "unit": "Wh", "quality": "high"})
+            rows.append(
+                {
+                    "meterId": agent.meter_id,
+                    "timestamp": iso(slot),
+                    "intervalSeconds": 900,
+                    "importWh": import_wh,
+                    "exportWh": export_wh,
+                    "unit": "Wh",
+                    "quality": "high",
+                }
+            )
         return rows
 
     def post_readings(self, slot: int) -> None:
@@ -325,7 +413,12 @@ class Neighbourhood:
         result = self.operator.request("POST", "/v1/energy/readings/bulk", json=rest)
         self.stats.readings += result["accepted"] + result["corrected"]
         if result["rejected"]:
-            log.warning("slot %s: %s readings rejected: %s", iso(slot), result["rejected"], result["rejections"][:3])
+            log.warning(
+                "slot %s: %s readings rejected: %s",
+                iso(slot),
+                result["rejected"],
+                result["rejections"][:3],
+            )
 
     # ------------------------------------------------------------------ the market
 
@@ -340,34 +433,88 @@ class Neighbourhood:
         """What everyone offers and bids for the hour starting at `start`."""
         end = start + HOUR
         rng = random.Random(f"orders|{self.seed}|{start}")
-        common = {"product": "energy", "delivery_start": start, "delivery_end": end, "expiry": start - 1}
+        common = {
+            "product": "energy",
+            "delivery_start": start,
+            "delivery_end": end,
+            "expiry": start - 1,
+        }
         orders = []
         for agent in self.of_role("prosumer"):
             offered = int(self.export_forecast(agent, start, end) * agent.optimism)
             if offered >= 100:
-                orders.append((agent, {**common, "side": "sell", "quantity_wh": offered,
-                                       "price": rng.randrange(70_000, 115_000, 1_000), "meter_id": agent.meter_id}))
+                orders.append(
+                    (
+                        agent,
+                        {
+                            **common,
+                            "side": "sell",
+                            "quantity_wh": offered,
+                            "price": rng.randrange(70_000, 115_000, 1_000),
+                            "meter_id": agent.meter_id,
+                        },
+                    )
+                )
         for agent in self.of_role("consumer"):
-            need = sum(agent.household.consumption_wh(self.seed, s) for s in range(start, end, SLOT_SECONDS))
-            orders.append((agent, {**common, "side": "buy", "quantity_wh": max(int(need * rng.uniform(0.4, 0.8)), 50),
-                                   "price": rng.randrange(90_000, 150_000, 1_000), "meter_id": agent.meter_id}))
+            need = sum(
+                agent.household.consumption_wh(self.seed, s)
+                for s in range(start, end, SLOT_SECONDS)
+            )
+            orders.append(
+                (
+                    agent,
+                    {
+                        **common,
+                        "side": "buy",
+                        "quantity_wh": max(int(need * rng.uniform(0.4, 0.8)), 50),
+                        "price": rng.randrange(90_000, 150_000, 1_000),
+                        "meter_id": agent.meter_id,
+                    },
+                )
+            )
         battery = self.of_role("battery")[0]
         hour = (start % 86_400) // HOUR
         if 9 <= hour <= 14:
-            orders.append((battery, {**common, "side": "buy", "quantity_wh": 8_000, "price": 100_000,
-                                     "meter_id": battery.meter_id}))
+            orders.append(
+                (
+                    battery,
+                    {
+                        **common,
+                        "side": "buy",
+                        "quantity_wh": 8_000,
+                        "price": 100_000,
+                        "meter_id": battery.meter_id,
+                    },
+                )
+            )
         elif 17 <= hour <= 21:
-            orders.append((battery, {**common, "side": "sell", "quantity_wh": 6_000, "price": 125_000,
-                                     "meter_id": battery.meter_id}))
+            orders.append(
+                (
+                    battery,
+                    {
+                        **common,
+                        "side": "sell",
+                        "quantity_wh": 6_000,
+                        "price": 125_000,
+                        "meter_id": battery.meter_id,
+                    },
+                )
+            )
         return orders
 
     def battery_hour(self, start: int) -> None:
         """The battery charges what it bought for this hour and delivers what it sold (as far as
         its charge goes): its meter readings for the hour's four slots."""
         battery = self.of_role("battery")[0]
-        mine = battery.participant.request("GET", "/v1/trading/orders", params={"limit": 500})["items"]
-        bought = sum(o["filled_wh"] for o in mine if o["delivery_start"] == start and o["side"] == "buy")
-        sold = sum(o["filled_wh"] for o in mine if o["delivery_start"] == start and o["side"] == "sell")
+        mine = battery.participant.request("GET", "/v1/trading/orders", params={"limit": 500})[
+            "items"
+        ]
+        bought = sum(
+            o["filled_wh"] for o in mine if o["delivery_start"] == start and o["side"] == "buy"
+        )
+        sold = sum(
+            o["filled_wh"] for o in mine if o["delivery_start"] == start and o["side"] == "sell"
+        )
         state = self.battery
         charge = min(bought, state.capacity_wh - state.soc_wh)
         discharge = min(sold, state.soc_wh + charge)
@@ -381,14 +528,19 @@ class Neighbourhood:
         prosumers = self.of_role("prosumer")
         sellers = rng.sample(prosumers, k=max(1, len(prosumers) // 3))
         prices = {agent.name: rng.randrange(10_000, 15_000, 500) for agent in sellers}
-        list(self.pool.map(lambda agent: self.offer_certificates(agent, prices[agent.name]), sellers))
+        list(
+            self.pool.map(lambda agent: self.offer_certificates(agent, prices[agent.name]), sellers)
+        )
         self.retire_certificates(start)
 
     def offer_certificates(self, agent: Agent, price: int) -> None:
         aggregator = self.of_role("aggregator")[0]
         try:
-            held = agent.participant.request("GET", "/v1/recs/certificates",
-                                             params={"holder": agent.participant.address, "limit": 50})["items"]
+            held = agent.participant.request(
+                "GET",
+                "/v1/recs/certificates",
+                params={"holder": agent.participant.address, "limit": 50},
+            )["items"]
         except AGENT_ERRORS as exc:
             self.stats.fail(exc)
             return
@@ -396,7 +548,11 @@ class Neighbourhood:
             if cert["certificate_id"] in agent.offered_certificates or cert["supply_wh"] < 1:
                 continue
             agent.offered_certificates.add(cert["certificate_id"])
-            terms = {"product": "rec", "asset_id": cert["certificate_id"], "quantity_wh": cert["volume_wh"]}
+            terms = {
+                "product": "rec",
+                "asset_id": cert["certificate_id"],
+                "quantity_wh": cert["volume_wh"],
+            }
             self._order(agent, side="sell", price=price, **terms)
             self._order(aggregator, side="buy", price=15_000, **terms)
             self.stats.rec_offers += 1
@@ -405,16 +561,27 @@ class Neighbourhood:
         """The aggregator claims, one transaction at a time (one custodial key), what it holds."""
         aggregator = self.of_role("aggregator")[0].participant
         try:
-            held = aggregator.request("GET", "/v1/recs/certificates",
-                                      params={"holder": aggregator.address, "limit": 100})["items"]
+            held = aggregator.request(
+                "GET", "/v1/recs/certificates", params={"holder": aggregator.address, "limit": 100}
+            )["items"]
             for cert in held:
-                detail = aggregator.request("GET", f"/v1/recs/certificates/{cert['certificate_id']}")
+                detail = aggregator.request(
+                    "GET", f"/v1/recs/certificates/{cert['certificate_id']}"
+                )
                 amount = detail["holders"].get(aggregator.address.lower(), 0)
                 if amount > 0:
-                    aggregator.request("POST", f"/v1/recs/certificates/{cert['certificate_id']}/claim", json={
-                        "amount_wh": amount, "beneficiary": "Neighbourhood primary school",
-                        "purpose": "24/7 matched renewable electricity", "consumption_start": cert["period_start"],
-                        "consumption_end": cert["period_end"], "location": GRID_AREA})
+                    aggregator.request(
+                        "POST",
+                        f"/v1/recs/certificates/{cert['certificate_id']}/claim",
+                        json={
+                            "amount_wh": amount,
+                            "beneficiary": "Neighbourhood primary school",
+                            "purpose": "24/7 matched renewable electricity",
+                            "consumption_start": cert["period_start"],
+                            "consumption_end": cert["period_end"],
+                            "location": GRID_AREA,
+                        },
+                    )
                     self.stats.claims += 1
         except AGENT_ERRORS as exc:
             self.stats.fail(exc)
@@ -425,7 +592,12 @@ class Neighbourhood:
         except AGENT_ERRORS as exc:
             self.stats.fail(exc)
         if trading:
-            list(self.pool.map(lambda pair: self._order(pair[0], **pair[1]), self.energy_orders(start + ORDER_LEAD_S)))
+            list(
+                self.pool.map(
+                    lambda pair: self._order(pair[0], **pair[1]),
+                    self.energy_orders(start + ORDER_LEAD_S),
+                )
+            )
         self.certificates(start)
 
     # ------------------------------------------------------------------ the loop

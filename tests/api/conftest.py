@@ -1,8 +1,9 @@
 """API test clients: the real app with the database, Redis and (for `chain_api`) a devnet."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from eth_account import Account as EthAccount
@@ -49,22 +50,36 @@ class ChainApi:
 
     def indexer(self, **config) -> Indexer:
         """An indexer over the same schema (confirmation depth 0: rows appear at once)."""
-        rpc = RpcClient(self.devnet.node.rpc_url, timeout_s=5, retry=RetryPolicy(attempts=30, max_delay_s=0.5))
-        return Indexer(self.engine, rpc, self.devnet.deployment, IndexerConfig(**{"confirmation_depth": 0, **config}))
+        rpc = RpcClient(
+            self.devnet.node.rpc_url, timeout_s=5, retry=RetryPolicy(attempts=30, max_delay_s=0.5)
+        )
+        return Indexer(
+            self.engine,
+            rpc,
+            self.devnet.deployment,
+            IndexerConfig(**{"confirmation_depth": 0, **config}),
+        )
 
 
 @pytest.fixture
 def chain_api(devnet, fresh_pg_url, redis_client) -> ChainApi:
     """The app on a devnet and an own migrated schema (code under test commits)."""
-    settings = devnet.settings.model_copy(update={"database_url": fresh_pg_url, "redis_url": TEST_REDIS_URL})
+    settings = devnet.settings.model_copy(
+        update={"database_url": fresh_pg_url, "redis_url": TEST_REDIS_URL}
+    )
     app, engine = app_on(fresh_pg_url, settings)
     with TestClient(app) as test_client:
         yield ChainApi(test_client, settings, engine, devnet)
     engine.dispose()
 
 
-def register_and_login(client: TestClient, email: str, password: str = "correct horse battery") -> dict:
-    assert client.post("/v1/auth/register", json={"email": email, "password": password}).status_code == 201
+def register_and_login(
+    client: TestClient, email: str, password: str = "correct horse battery"
+) -> dict:
+    assert (
+        client.post("/v1/auth/register", json={"email": email, "password": password}).status_code
+        == 201
+    )
     tokens = client.post("/v1/auth/login", json={"email": email, "password": password}).json()
     return {"Authorization": f"Bearer {tokens['access_token']}"}
 
@@ -76,17 +91,31 @@ def market(chain_api):
     client = api.client
     seller = register_and_login(client, "seller@example.org")
     seller_address = client.get("/v1/auth/me", headers=seller).json()["address"]
-    send(devnet.w3, devnet.workload.admin, {"to": devnet.w3.to_checksum_address(seller_address),
-                                            "value": 10**18, "gas": 21_000})
+    send(
+        devnet.w3,
+        devnet.workload.admin,
+        {"to": devnet.w3.to_checksum_address(seller_address), "value": 10**18, "gas": 21_000},
+    )
     wallet = devnet.workload.people[1]
     nonce = client.get("/v1/auth/siwe/nonce").json()["nonce"]
-    message = siwe_message(api.settings, wallet.address, nonce, datetime.now(timezone.utc))
+    message = siwe_message(api.settings, wallet.address, nonce, datetime.now(UTC))
     signature = EthAccount.sign_message(encode_defunct(text=message), wallet.key).signature
-    tokens = client.post("/v1/auth/siwe/verify", json={"message": message, "signature": "0x" + bytes(signature).hex()})
+    tokens = client.post(
+        "/v1/auth/siwe/verify",
+        json={"message": message, "signature": "0x" + bytes(signature).hex()},
+    )
     buyer = {"Authorization": f"Bearer {tokens.json()['access_token']}"}
     indexer = api.indexer()
-    return dict(api=api, client=client, seller=seller, seller_address=seller_address, buyer=buyer,
-                wallet=wallet, indexer=indexer, period=(devnet.workload.now() // SLOT + 2) * SLOT)
+    return dict(
+        api=api,
+        client=client,
+        seller=seller,
+        seller_address=seller_address,
+        buyer=buyer,
+        wallet=wallet,
+        indexer=indexer,
+        period=(devnet.workload.now() // SLOT + 2) * SLOT,
+    )
 
 
 def wallet_bid(client, headers, wallet, **terms):
@@ -95,8 +124,13 @@ def wallet_bid(client, headers, wallet, **terms):
     document = typed.json()["typed_data"]
     signature = EthAccount.sign_typed_data(wallet.key, full_message=document).signature
     message = document["message"]
-    body = {**terms, "nonce": message["nonce"], "salt": str(message["salt"]), "expiry": message["expiry"],
-            "signature": "0x" + bytes(signature).hex()}
+    body = {
+        **terms,
+        "nonce": message["nonce"],
+        "salt": str(message["salt"]),
+        "expiry": message["expiry"],
+        "signature": "0x" + bytes(signature).hex(),
+    }
     reply = client.post("/v1/trading/orders", json=body, headers=headers)
     return typed.json()["order_hash"], reply
 

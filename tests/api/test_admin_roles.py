@@ -1,6 +1,7 @@
 """Role administration: admins list accounts and set roles (mirrored on chain for custodial
 accounts); a revoked role is refused on the very next request, with the same access token;
 the last admin keeps the admin role."""
+
 from __future__ import annotations
 
 import uuid
@@ -21,7 +22,9 @@ from tests.api.conftest import register_and_login
 def admin(chain_api) -> dict:
     """The only admin (a wallet account made directly in the database)."""
     with Session(chain_api.engine) as session:
-        account = Account(email="root@example.org", kind="wallet", address="0x" + "ad" * 20, roles=["admin"])
+        account = Account(
+            email="root@example.org", kind="wallet", address="0x" + "ad" * 20, roles=["admin"]
+        )
         session.add(account)
         session.commit()
         token = create_access_token(account.id, account.roles, chain_api.settings)
@@ -29,48 +32,76 @@ def admin(chain_api) -> dict:
 
 
 def has_role(chain, contract, role: str, address: str) -> bool:
-    return contract.functions.hasRole(Web3.keccak(text=role), Web3.to_checksum_address(address)).call()
+    return contract.functions.hasRole(
+        Web3.keccak(text=role), Web3.to_checksum_address(address)
+    ).call()
 
 
 def test_grant_and_revoke_take_effect_at_once_and_on_chain(chain_api, admin):
     client, chain = chain_api.client, chain_for(chain_api.settings)
-    user = register_and_login(client, "ops@example.org")  # a custodial participant; this token is kept
+    user = register_and_login(
+        client, "ops@example.org"
+    )  # a custodial participant; this token is kept
     me = client.get("/v1/auth/me", headers=user).json()
     assert client.get("/v1/settlement/flags", headers=user).status_code == 403
 
-    granted = client.put(f"/v1/admin/accounts/{me['id']}/roles", headers=admin["headers"],
-                         json={"roles": ["operator", "participant", "registrar"]})
+    granted = client.put(
+        f"/v1/admin/accounts/{me['id']}/roles",
+        headers=admin["headers"],
+        json={"roles": ["operator", "participant", "registrar"]},
+    )
     assert granted.status_code == 200, granted.text
     body = granted.json()
-    assert body["account"]["roles"] == ["operator", "participant", "registrar"] and body["chain_skipped"] is None
+    assert (
+        body["account"]["roles"] == ["operator", "participant", "registrar"]
+        and body["chain_skipped"] is None
+    )
     assert sorted((c["contract"], c["role"], c["granted"]) for c in body["chain_changes"]) == [
-        ("EnergyMarket", "OPERATOR_ROLE", True), ("RECRegistry", "REGISTRAR_ROLE", True)]
+        ("EnergyMarket", "OPERATOR_ROLE", True),
+        ("RECRegistry", "REGISTRAR_ROLE", True),
+    ]
     assert has_role(chain, chain.market, "OPERATOR_ROLE", me["address"])
     assert has_role(chain, chain.registry, "REGISTRAR_ROLE", me["address"])
     assert not has_role(chain, chain.registry, "ISSUER_ROLE", me["address"])
-    assert client.get("/v1/settlement/flags", headers=user).status_code == 200  # same token, new role
+    assert (
+        client.get("/v1/settlement/flags", headers=user).status_code == 200
+    )  # same token, new role
 
-    operators = client.get("/v1/admin/accounts", headers=admin["headers"], params={"role": "operator"}).json()
+    operators = client.get(
+        "/v1/admin/accounts", headers=admin["headers"], params={"role": "operator"}
+    ).json()
     assert [a["id"] for a in operators["items"]] == [me["id"]]
 
-    revoked = client.put(f"/v1/admin/accounts/{me['id']}/roles", headers=admin["headers"],
-                         json={"roles": ["participant"]})
+    revoked = client.put(
+        f"/v1/admin/accounts/{me['id']}/roles",
+        headers=admin["headers"],
+        json={"roles": ["participant"]},
+    )
     assert revoked.status_code == 200, revoked.text
     assert sorted((c["role"], c["granted"]) for c in revoked.json()["chain_changes"]) == [
-        ("OPERATOR_ROLE", False), ("REGISTRAR_ROLE", False)]
+        ("OPERATOR_ROLE", False),
+        ("REGISTRAR_ROLE", False),
+    ]
     assert not has_role(chain, chain.market, "OPERATOR_ROLE", me["address"])
     assert not has_role(chain, chain.registry, "REGISTRAR_ROLE", me["address"])
     refused = client.get("/v1/settlement/flags", headers=user)  # the token still claims operator
     assert refused.status_code == 403 and refused.json()["required_role"] == "operator"
     # setting the same roles again sends nothing on chain
-    again = client.put(f"/v1/admin/accounts/{me['id']}/roles", headers=admin["headers"], json={"roles": ["participant"]})
+    again = client.put(
+        f"/v1/admin/accounts/{me['id']}/roles",
+        headers=admin["headers"],
+        json={"roles": ["participant"]},
+    )
     assert again.status_code == 200 and again.json()["chain_changes"] == []
 
 
 def test_wallet_accounts_are_not_mirrored_on_chain(chain_api, admin):
     client, chain = chain_api.client, chain_for(chain_api.settings)
-    reply = client.put(f"/v1/admin/accounts/{admin['id']}/roles", headers=admin["headers"],
-                       json={"roles": ["admin", "issuer"]})
+    reply = client.put(
+        f"/v1/admin/accounts/{admin['id']}/roles",
+        headers=admin["headers"],
+        json={"roles": ["admin", "issuer"]},
+    )
     assert reply.status_code == 200, reply.text
     assert reply.json()["chain_changes"] == [] and "wallet" in reply.json()["chain_skipped"]
     assert not has_role(chain, chain.registry, "ISSUER_ROLE", "0x" + "ad" * 20)
@@ -78,31 +109,50 @@ def test_wallet_accounts_are_not_mirrored_on_chain(chain_api, admin):
 
 def test_last_admin_keeps_the_admin_role(chain_api, admin):
     client = chain_api.client
-    alone = client.put(f"/v1/admin/accounts/{admin['id']}/roles", headers=admin["headers"],
-                       json={"roles": ["participant"]})
+    alone = client.put(
+        f"/v1/admin/accounts/{admin['id']}/roles",
+        headers=admin["headers"],
+        json={"roles": ["participant"]},
+    )
     assert alone.status_code == 409 and alone.json()["type"].endswith("/last-admin")
-    assert client.get("/v1/admin/accounts", headers=admin["headers"]).status_code == 200  # still admin
+    assert (
+        client.get("/v1/admin/accounts", headers=admin["headers"]).status_code == 200
+    )  # still admin
 
     deputy = register_and_login(client, "deputy@example.org")
     deputy_id = client.get("/v1/auth/me", headers=deputy).json()["id"]
-    promoted = client.put(f"/v1/admin/accounts/{deputy_id}/roles", headers=admin["headers"], json={"roles": ["admin"]})
-    assert promoted.status_code == 200 and promoted.json()["chain_changes"] == []  # admin is not mirrored
-    stepped_down = client.put(f"/v1/admin/accounts/{admin['id']}/roles", headers=admin["headers"],
-                              json={"roles": ["participant"]})
+    promoted = client.put(
+        f"/v1/admin/accounts/{deputy_id}/roles", headers=admin["headers"], json={"roles": ["admin"]}
+    )
+    assert (
+        promoted.status_code == 200 and promoted.json()["chain_changes"] == []
+    )  # admin is not mirrored
+    stepped_down = client.put(
+        f"/v1/admin/accounts/{admin['id']}/roles",
+        headers=admin["headers"],
+        json={"roles": ["participant"]},
+    )
     assert stepped_down.status_code == 200, stepped_down.text
-    assert client.get("/v1/admin/accounts", headers=admin["headers"]).status_code == 403  # on the next request
+    assert (
+        client.get("/v1/admin/accounts", headers=admin["headers"]).status_code == 403
+    )  # on the next request
     last = client.put(f"/v1/admin/accounts/{deputy_id}/roles", headers=deputy, json={"roles": []})
     assert last.status_code == 409 and last.json()["type"].endswith("/last-admin")
 
 
 def test_problems_for_unknown_roles_accounts_and_cursors(chain_api, admin):
     client, headers = chain_api.client, admin["headers"]
-    unknown_role = client.put(f"/v1/admin/accounts/{admin['id']}/roles", headers=headers,
-                              json={"roles": ["admin", "superuser"]})
+    unknown_role = client.put(
+        f"/v1/admin/accounts/{admin['id']}/roles",
+        headers=headers,
+        json={"roles": ["admin", "superuser"]},
+    )
     assert unknown_role.status_code == 422
     assert unknown_role.headers["content-type"] == "application/problem+json"
     assert unknown_role.json()["errors"][0]["loc"] == ["body", "roles", 1]
-    missing = client.put(f"/v1/admin/accounts/{uuid.uuid4()}/roles", headers=headers, json={"roles": ["participant"]})
+    missing = client.put(
+        f"/v1/admin/accounts/{uuid.uuid4()}/roles", headers=headers, json={"roles": ["participant"]}
+    )
     assert missing.status_code == 404 and missing.json()["type"].endswith("/unknown-account")
     bad_cursor = client.get("/v1/admin/accounts", headers=headers, params={"cursor": "azox"})
     assert bad_cursor.status_code == 422 and bad_cursor.json()["type"].endswith("/invalid-cursor")
@@ -113,7 +163,9 @@ def test_only_admins_administer(chain_api, admin):
     user = register_and_login(client, "curious@example.org")
     user_id = client.get("/v1/auth/me", headers=user).json()["id"]
     assert client.get("/v1/admin/accounts", headers=user).status_code == 403
-    escalate = client.put(f"/v1/admin/accounts/{user_id}/roles", headers=user, json={"roles": ["admin"]})
+    escalate = client.put(
+        f"/v1/admin/accounts/{user_id}/roles", headers=user, json={"roles": ["admin"]}
+    )
     assert escalate.status_code == 403 and escalate.json()["required_role"] == "admin"
     assert client.get("/v1/admin/accounts").status_code == 401
     with Session(chain_api.engine) as session:
@@ -126,7 +178,9 @@ def test_accounts_are_listed_page_by_page(chain_api, admin):
         register_and_login(client, f"member{n}@example.org")
     seen, cursor = [], None
     for _ in range(10):
-        page = client.get("/v1/admin/accounts", headers=admin["headers"], params={"limit": 2, "cursor": cursor}).json()
+        page = client.get(
+            "/v1/admin/accounts", headers=admin["headers"], params={"limit": 2, "cursor": cursor}
+        ).json()
         seen += page["items"]
         cursor = page["next_cursor"]
         if cursor is None:
@@ -138,7 +192,14 @@ def test_accounts_are_listed_page_by_page(chain_api, admin):
 
 
 def test_without_the_chain_admin_key_only_the_api_role_changes(chain_api):
-    settings = chain_api.settings.model_copy(update={"deployer_private_key": SecretStr("0x" + "42" * 32)})
-    changes, skipped = sync_chain_roles(chain_for(settings), settings, "0x" + "be" * 20, {Role.ISSUER})
+    settings = chain_api.settings.model_copy(
+        update={"deployer_private_key": SecretStr("0x" + "42" * 32)}
+    )
+    changes, skipped = sync_chain_roles(
+        chain_for(settings), settings, "0x" + "be" * 20, {Role.ISSUER}
+    )
     assert changes == [] and "is not the admin of RECRegistry" in skipped
-    assert sync_chain_roles(chain_for(settings), settings, "0x" + "be" * 20, set()) == ([], None)  # nothing to do
+    assert sync_chain_roles(chain_for(settings), settings, "0x" + "be" * 20, set()) == (
+        [],
+        None,
+    )  # nothing to do

@@ -1,9 +1,10 @@
 """Accounts and auth through the API: register/login/refresh/logout, API keys, custody, SIWE."""
+
 from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from eth_account import Account as EthAccount
@@ -20,9 +21,13 @@ from tests.api.conftest import register_and_login
 PASSWORD = "correct horse battery"
 
 
-def test_register_creates_custodial_account_with_encrypted_key(client, db_session, api_settings, caplog):
+def test_register_creates_custodial_account_with_encrypted_key(
+    client, db_session, api_settings, caplog
+):
     caplog.set_level(logging.DEBUG)
-    reply = client.post("/v1/auth/register", json={"email": "Alice@Example.org", "password": PASSWORD})
+    reply = client.post(
+        "/v1/auth/register", json={"email": "Alice@Example.org", "password": PASSWORD}
+    )
     assert reply.status_code == 201
     body = reply.json()
     assert body["email"] == "alice@example.org" and body["kind"] == "custodial"
@@ -42,7 +47,9 @@ def test_register_creates_custodial_account_with_encrypted_key(client, db_sessio
 
 def test_duplicate_email_is_conflict(client):
     client.post("/v1/auth/register", json={"email": "bob@example.org", "password": PASSWORD})
-    again = client.post("/v1/auth/register", json={"email": "bob@example.org", "password": PASSWORD})
+    again = client.post(
+        "/v1/auth/register", json={"email": "bob@example.org", "password": PASSWORD}
+    )
     assert again.status_code == 409 and again.json()["type"].endswith("/email-taken")
 
 
@@ -54,7 +61,9 @@ def test_login_wrong_password_is_401(client):
 
 def test_refresh_rotates_and_reuse_revokes_the_family(client):
     client.post("/v1/auth/register", json={"email": "d@example.org", "password": PASSWORD})
-    first = client.post("/v1/auth/login", json={"email": "d@example.org", "password": PASSWORD}).json()
+    first = client.post(
+        "/v1/auth/login", json={"email": "d@example.org", "password": PASSWORD}
+    ).json()
     second = client.post("/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
     assert second.status_code == 200
     second = second.json()
@@ -64,14 +73,25 @@ def test_refresh_rotates_and_reuse_revokes_the_family(client):
     # replaying the rotated token is refused and kills the newer one as well
     replay = client.post("/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
     assert replay.status_code == 401 and replay.json()["type"].endswith("/invalid-refresh-token")
-    assert client.post("/v1/auth/refresh", json={"refresh_token": second["refresh_token"]}).status_code == 401
+    assert (
+        client.post("/v1/auth/refresh", json={"refresh_token": second["refresh_token"]}).status_code
+        == 401
+    )
 
 
 def test_logout_revokes_refresh_token(client):
     client.post("/v1/auth/register", json={"email": "e@example.org", "password": PASSWORD})
-    tokens = client.post("/v1/auth/login", json={"email": "e@example.org", "password": PASSWORD}).json()
-    assert client.post("/v1/auth/logout", json={"refresh_token": tokens["refresh_token"]}).status_code == 204
-    assert client.post("/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}).status_code == 401
+    tokens = client.post(
+        "/v1/auth/login", json={"email": "e@example.org", "password": PASSWORD}
+    ).json()
+    assert (
+        client.post("/v1/auth/logout", json={"refresh_token": tokens["refresh_token"]}).status_code
+        == 204
+    )
+    assert (
+        client.post("/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}).status_code
+        == 401
+    )
 
 
 def test_api_keys_create_list_revoke(client):
@@ -96,18 +116,23 @@ def test_other_accounts_key_cannot_be_revoked(client):
 
 def _siwe(client, api_settings, wallet, nonce=None, **changes):
     nonce = nonce or client.get("/v1/auth/siwe/nonce").json()["nonce"]
-    message = siwe_message(api_settings, wallet.address, nonce, datetime.now(timezone.utc))
+    message = siwe_message(api_settings, wallet.address, nonce, datetime.now(UTC))
     for old, new in changes.items():
         message = message.replace(old, new)
     signature = EthAccount.sign_message(encode_defunct(text=message), wallet.key).signature
-    return client.post("/v1/auth/siwe/verify", json={"message": message, "signature": "0x" + bytes(signature).hex()})
+    return client.post(
+        "/v1/auth/siwe/verify",
+        json={"message": message, "signature": "0x" + bytes(signature).hex()},
+    )
 
 
 def test_sign_in_with_ethereum_creates_wallet_account(client, api_settings):
     wallet = EthAccount.create()
     reply = _siwe(client, api_settings, wallet)
     assert reply.status_code == 200
-    me = client.get("/v1/auth/me", headers={"Authorization": f"Bearer {reply.json()['access_token']}"}).json()
+    me = client.get(
+        "/v1/auth/me", headers={"Authorization": f"Bearer {reply.json()['access_token']}"}
+    ).json()
     assert me["kind"] == "wallet" and me["address"] == wallet.address.lower()
 
 
@@ -124,18 +149,28 @@ def test_siwe_nonce_is_single_use_and_domain_checked(client, api_settings):
 def test_siwe_signature_from_another_key_is_refused(client, api_settings):
     wallet, thief = EthAccount.create(), EthAccount.create()
     nonce = client.get("/v1/auth/siwe/nonce").json()["nonce"]
-    message = siwe_message(api_settings, wallet.address, nonce, datetime.now(timezone.utc))
+    message = siwe_message(api_settings, wallet.address, nonce, datetime.now(UTC))
     signature = EthAccount.sign_message(encode_defunct(text=message), thief.key).signature
-    reply = client.post("/v1/auth/siwe/verify", json={"message": message, "signature": "0x" + bytes(signature).hex()})
+    reply = client.post(
+        "/v1/auth/siwe/verify",
+        json={"message": message, "signature": "0x" + bytes(signature).hex()},
+    )
     assert reply.status_code == 401
 
 
 def test_settings_refuse_dev_master_key_outside_development(tmp_path):
     with pytest.raises(ConfigurationError, match="MASTER_KEY_HEX"):
-        Settings(_env_file=None, environment="production", data_dir=tmp_path,
-                 deployer_private_key="0x" + "1" * 64, settler_private_key="0x" + "2" * 64,
-                 operator_private_key="0x" + "3" * 64, issuer_private_key="0x" + "4" * 64,
-                 registrar_private_key="0x" + "5" * 64, secret_key="s" * 40)
+        Settings(
+            _env_file=None,
+            environment="production",
+            data_dir=tmp_path,
+            deployer_private_key="0x" + "1" * 64,
+            settler_private_key="0x" + "2" * 64,
+            operator_private_key="0x" + "3" * 64,
+            issuer_private_key="0x" + "4" * 64,
+            registrar_private_key="0x" + "5" * 64,
+            secret_key="s" * 40,
+        )
     with pytest.raises(ConfigurationError, match="64 hex"):
         Settings(_env_file=None, data_dir=tmp_path, master_key_hex="abcd")
 
@@ -154,19 +189,31 @@ def test_rate_limit_per_account(client, api_settings, store_mode):
     codes = [client.get("/v1/auth/me", headers=headers).status_code for _ in range(5)]
     assert codes[:3] == [200, 200, 200] and codes[3:] == [429, 429]
     limited = client.get("/v1/auth/me", headers=headers)
-    assert limited.json()["type"].endswith("/rate-limited") and int(limited.headers["Retry-After"]) <= 60
+    assert (
+        limited.json()["type"].endswith("/rate-limited")
+        and int(limited.headers["Retry-After"]) <= 60
+    )
 
 
 def test_idempotency_key_replays_stored_response(client, store_mode):
     key = f"reg-{store_mode}"
-    first = client.post("/v1/auth/register", json={"email": "i@example.org", "password": PASSWORD},
-                        headers={"Idempotency-Key": key})
-    again = client.post("/v1/auth/register", json={"email": "i@example.org", "password": PASSWORD},
-                        headers={"Idempotency-Key": key})
+    first = client.post(
+        "/v1/auth/register",
+        json={"email": "i@example.org", "password": PASSWORD},
+        headers={"Idempotency-Key": key},
+    )
+    again = client.post(
+        "/v1/auth/register",
+        json={"email": "i@example.org", "password": PASSWORD},
+        headers={"Idempotency-Key": key},
+    )
     assert first.status_code == again.status_code == 201
     assert again.json() == first.json() and again.headers["Idempotent-Replayed"] == "true"
-    other = client.post("/v1/auth/register", json={"email": "j@example.org", "password": PASSWORD},
-                        headers={"Idempotency-Key": key})
+    other = client.post(
+        "/v1/auth/register",
+        json={"email": "j@example.org", "password": PASSWORD},
+        headers={"Idempotency-Key": key},
+    )
     assert other.status_code == 422 and other.json()["type"].endswith("/idempotency-key-reused")
 
 

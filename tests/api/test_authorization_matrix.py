@@ -3,6 +3,7 @@
 A new route fails this test until it is classified here: public, role-gated, or (the
 default) any authenticated account.
 """
+
 from __future__ import annotations
 
 import re
@@ -16,12 +17,23 @@ from tests.fixtures.indexing import catch_up
 
 ROLES = [None, "participant", "registrar", "issuer", "operator", "admin"]
 PUBLIC = {
-    ("GET", "/health"), ("POST", "/v1/auth/register"), ("POST", "/v1/auth/login"),
-    ("POST", "/v1/auth/refresh"), ("POST", "/v1/auth/logout"), ("GET", "/v1/auth/siwe/nonce"),
-    ("POST", "/v1/auth/siwe/verify"), ("GET", "/v1/trading/markets"), ("GET", "/v1/trading/orderbook"),
-    ("GET", "/v1/trading/trades"), ("GET", "/v1/trading/prices"), ("GET", "/v1/recs/claims/{claim_id}/proof"),
-    ("GET", "/v1/public/summary"), ("GET", "/v1/public/settlements"), ("GET", "/v1/public/energy/periods"),
-    ("GET", "/v1/public/recs/issuance"), ("GET", "/v1/public/recs/claims"),
+    ("GET", "/health"),
+    ("POST", "/v1/auth/register"),
+    ("POST", "/v1/auth/login"),
+    ("POST", "/v1/auth/refresh"),
+    ("POST", "/v1/auth/logout"),
+    ("GET", "/v1/auth/siwe/nonce"),
+    ("POST", "/v1/auth/siwe/verify"),
+    ("GET", "/v1/trading/markets"),
+    ("GET", "/v1/trading/orderbook"),
+    ("GET", "/v1/trading/trades"),
+    ("GET", "/v1/trading/prices"),
+    ("GET", "/v1/recs/claims/{claim_id}/proof"),
+    ("GET", "/v1/public/summary"),
+    ("GET", "/v1/public/settlements"),
+    ("GET", "/v1/public/energy/periods"),
+    ("GET", "/v1/public/recs/issuance"),
+    ("GET", "/v1/public/recs/claims"),
 }
 ROLE_GATED = {
     ("POST", "/v1/recs/devices/{device_id}/approve"): "registrar",
@@ -30,18 +42,33 @@ ROLE_GATED = {
     ("GET", "/v1/admin/accounts"): "admin",
     ("PUT", "/v1/admin/accounts/{account_id}/roles"): "admin",
 }
-PATH_SAMPLES = {"key_id": str(uuid.uuid4()), "account_id": str(uuid.uuid4()), "order_id": "0x" + "ab" * 32, "transfer_id": "1",
-                "device_id": "1", "certificate_id": "1", "claim_id": "1", "trade_id": "1",
-                "tx_hash": "0x" + "00" * 32}
+PATH_SAMPLES = {
+    "key_id": str(uuid.uuid4()),
+    "account_id": str(uuid.uuid4()),
+    "order_id": "0x" + "ab" * 32,
+    "transfer_id": "1",
+    "device_id": "1",
+    "certificate_id": "1",
+    "claim_id": "1",
+    "trade_id": "1",
+    "tx_hash": "0x" + "00" * 32,
+}
 QUERY_SAMPLES = {
     "/v1/trading/orderbook": {"market_id": "energy-900"},
-    "/v1/trading/order-typed-data": {"side": "buy", "quantity_wh": 1, "price": 1, "delivery_start": 900},
+    "/v1/trading/order-typed-data": {
+        "side": "buy",
+        "quantity_wh": 1,
+        "price": 1,
+        "delivery_start": 900,
+    },
 }
 
 
 def routes(app) -> list[tuple[str, str]]:
     """Every operation of the OpenAPI document (what clients can call)."""
-    return [(method.upper(), path) for path, item in app.openapi()["paths"].items() for method in item]
+    return [
+        (method.upper(), path) for path, item in app.openapi()["paths"].items() for method in item
+    ]
 
 
 def test_every_route_by_every_role(chain_api):
@@ -50,8 +77,11 @@ def test_every_route_by_every_role(chain_api):
     headers = {None: {}}
     with Session(chain_api.engine) as session:
         for role in ROLES[1:]:
-            account = Account(email=f"{role}@example.org", address="0x" + uuid.uuid4().hex[:40].rjust(40, "0"),
-                              roles=sorted({"participant", role}))
+            account = Account(
+                email=f"{role}@example.org",
+                address="0x" + uuid.uuid4().hex[:40].rjust(40, "0"),
+                roles=sorted({"participant", role}),
+            )
             session.add(account)
             session.commit()
             token = create_access_token(account.id, account.roles, chain_api.settings)
@@ -64,7 +94,9 @@ def test_every_route_by_every_role(chain_api):
         url = re.sub(r"\{(\w+)\}", lambda m: PATH_SAMPLES[m.group(1)], path)
         for role in ROLES:
             body = {} if method in ("POST", "PUT", "PATCH") else None
-            reply = client.request(method, url, headers=headers[role], params=QUERY_SAMPLES.get(path), json=body)
+            reply = client.request(
+                method, url, headers=headers[role], params=QUERY_SAMPLES.get(path), json=body
+            )
             outcomes[(method, path, role)] = reply.status_code
             assert reply.status_code < 500, (method, path, role, reply.text)
 

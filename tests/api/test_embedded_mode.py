@@ -1,4 +1,5 @@
 """Without Redis (make run's embedded defaults) the WebSocket is fed from the outbox table."""
+
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
@@ -15,8 +16,15 @@ def test_websocket_reads_the_outbox_table_when_redis_is_not_configured(fresh_pg_
 
     def publish(topic: str, payload: dict) -> None:
         with Session(engine) as session:
-            session.add(OutboxMessage(chain_id=31337, block_number=1, topic=topic, payload=payload,
-                                      created_at=utc_now()))
+            session.add(
+                OutboxMessage(
+                    chain_id=31337,
+                    block_number=1,
+                    topic=topic,
+                    payload=payload,
+                    created_at=utc_now(),
+                )
+            )
             session.commit()
 
     publish("certificate.issued", {"tx_hash": "0xold", "certificate_ids": [1]})  # before connecting
@@ -26,7 +34,11 @@ def test_websocket_reads_the_outbox_table_when_redis_is_not_configured(fresh_pg_
         publish("certificate.issued", {"tx_hash": "0xnew", "certificate_ids": [2, 3]})
         message = ws.receive_json()
     assert message["channel"] == "recs"
-    assert message["payload"] == {"event": "certificate.issued", "tx_hash": "0xnew", "certificate_ids": [2, 3]}
+    assert message["payload"] == {
+        "event": "certificate.issued",
+        "tx_hash": "0xnew",
+        "certificate_ids": [2, 3],
+    }
     health = TestClient(app).get("/health").json()
     assert health["checks"]["redis"]["ok"] and health["checks"]["redis"]["configured"] is False
     engine.dispose()

@@ -1,5 +1,6 @@
 """`Idempotency-Key` (backend/api/middleware.py) around a small app whose handlers count
 their runs: a retry never runs a handler twice, whatever the store (Redis or in-process)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -22,8 +23,11 @@ def anyio_backend():
 
 @pytest.fixture(params=["redis", "in-process"])
 def counted(request, redis_client, tmp_path):
-    settings = Settings(_env_file=None, data_dir=tmp_path,
-                        redis_url=TEST_REDIS_URL if request.param == "redis" else "")
+    settings = Settings(
+        _env_file=None,
+        data_dir=tmp_path,
+        redis_url=TEST_REDIS_URL if request.param == "redis" else "",
+    )
     app = FastAPI()
     app.dependency_overrides[get_settings] = lambda: settings
     runs = {"echo": 0, "flaky": 0, "slow": 0}
@@ -66,7 +70,10 @@ async def test_a_retry_replays_status_body_and_type(counted):
         fresh = await client.post("/echo", json={"a": 1}, headers=key())
     assert first.status_code == again.status_code == 201
     assert again.json() == first.json() == {"run": 1, "body": {"a": 1}}
-    assert again.headers["idempotent-replayed"] == "true" and "idempotent-replayed" not in first.headers
+    assert (
+        again.headers["idempotent-replayed"] == "true"
+        and "idempotent-replayed" not in first.headers
+    )
     assert again.headers["content-type"] == first.headers["content-type"] == "application/json"
     assert int(again.headers["content-length"]) == len(again.content)
     assert fresh.json()["run"] == 2 and runs["echo"] == 2
@@ -92,7 +99,10 @@ async def test_server_errors_are_not_kept_so_the_retry_runs(counted):
         retried = await client.post("/flaky", headers=headers)
         replayed = await client.post("/flaky", headers=headers)
     assert failed.status_code == 503
-    assert retried.status_code == replayed.status_code == 202 and retried.text == replayed.text == "run 2"
+    assert (
+        retried.status_code == replayed.status_code == 202
+        and retried.text == replayed.text == "run 2"
+    )
     assert replayed.headers["content-type"].startswith("text/plain") and runs["flaky"] == 2
 
 
@@ -117,13 +127,17 @@ async def test_bad_keys_and_unkeyed_posts(counted):
     async with client:
         too_long = await client.post("/echo", json={}, headers={"Idempotency-Key": "k" * 256})
         unkeyed = [await client.post("/echo", json={}) for _ in range(2)]
-    assert too_long.status_code == 422 and too_long.json()["type"].endswith("/invalid-idempotency-key")
+    assert too_long.status_code == 422 and too_long.json()["type"].endswith(
+        "/invalid-idempotency-key"
+    )
     assert [r.json()["run"] for r in unkeyed] == [1, 2]  # no key: no protection, no interference
 
 
 @pytest.mark.anyio
 async def test_store_down_is_503_and_nothing_runs(tmp_path):
-    settings = Settings(_env_file=None, data_dir=tmp_path, redis_url="redis://127.0.0.1:9/0")  # nothing listens
+    settings = Settings(
+        _env_file=None, data_dir=tmp_path, redis_url="redis://127.0.0.1:9/0"
+    )  # nothing listens
     app = FastAPI()
     app.dependency_overrides[get_settings] = lambda: settings
     ran = []
@@ -136,4 +150,8 @@ async def test_store_down_is_503_and_nothing_runs(tmp_path):
     app.add_middleware(IdempotencyMiddleware)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as client:
         reply = await client.post("/echo", headers=key())
-    assert reply.status_code == 503 and reply.json()["type"].endswith("/service-unavailable") and not ran
+    assert (
+        reply.status_code == 503
+        and reply.json()["type"].endswith("/service-unavailable")
+        and not ran
+    )

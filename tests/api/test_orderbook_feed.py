@@ -3,6 +3,7 @@ worker, a fill on chain mirrored by the indexer, and a subscriber on another wor
 app and engine, sharing only PostgreSQL and Redis, fed from the Redis stream or, configured
 without Redis, from the outbox table) who rebuilds the book from the snapshot
 and the deltas and ends with exactly `GET /v1/trading/orderbook`."""
+
 from __future__ import annotations
 
 import json
@@ -13,9 +14,9 @@ from websockets.sync.client import connect
 from indexer.outbox import OutboxPublisher, RedisStreamSink
 from tests.api.conftest import match, wallet_bid
 from tests.fixtures.app import app_on
+from tests.fixtures.indexing import catch_up
 from tests.fixtures.server import serve
 from tests.fixtures.services import TEST_REDIS_URL
-from tests.fixtures.indexing import catch_up
 
 
 class Subscriber:
@@ -30,7 +31,10 @@ class Subscriber:
         message = json.loads(self.socket.recv(timeout=15))
         payload = message["payload"]
         if message["channel"] == self.channel and payload["event"] == "orderbook.snapshot":
-            self.book = {side: {level["price"]: level for level in payload[side]} for side in ("bids", "asks")}
+            self.book = {
+                side: {level["price"]: level for level in payload[side]}
+                for side in ("bids", "asks")
+            }
             self.sequences.append(payload["sequence"])
         elif message["channel"] == self.channel and payload["event"] == "orderbook.delta":
             for side in ("bids", "asks"):
@@ -45,12 +49,17 @@ class Subscriber:
     def next_delta(self) -> dict:
         while True:
             message = self.receive()
-            if message["channel"] == self.channel and message["payload"]["event"] == "orderbook.delta":
+            if (
+                message["channel"] == self.channel
+                and message["payload"]["event"] == "orderbook.delta"
+            ):
                 return message["payload"]
 
     def levels(self) -> dict:
-        return {"bids": sorted(self.book["bids"].values(), key=lambda level: -level["price"]),
-                "asks": sorted(self.book["asks"].values(), key=lambda level: level["price"])}
+        return {
+            "bids": sorted(self.book["bids"].values(), key=lambda level: -level["price"]),
+            "asks": sorted(self.book["asks"].values(), key=lambda level: level["price"]),
+        }
 
 
 def level(price: int, quantity_wh: int, orders: int) -> dict:
@@ -64,13 +73,25 @@ def test_subscriber_rebuilds_the_book_from_snapshot_and_deltas(market, feed):
     channel = f"trading.market.{market_id}"
 
     def offer(quantity_wh: int, price: int) -> str:
-        reply = client.post("/v1/trading/orders", headers=seller, json={
-            "side": "sell", "delivery_start": market["period"], "quantity_wh": quantity_wh, "price": price})
+        reply = client.post(
+            "/v1/trading/orders",
+            headers=seller,
+            json={
+                "side": "sell",
+                "delivery_start": market["period"],
+                "quantity_wh": quantity_wh,
+                "price": price,
+            },
+        )
         assert reply.status_code == 202, reply.text
         return reply.json()["id"]
 
     offer(5_000, 100_000)  # resting before anybody subscribes: only the snapshot tells of it
-    other_settings = api.settings if feed == "redis stream" else api.settings.model_copy(update={"redis_url": ""})
+    other_settings = (
+        api.settings
+        if feed == "redis stream"
+        else api.settings.model_copy(update={"redis_url": ""})
+    )
     other_worker, other_engine = app_on(api.settings.database_url, other_settings)
     try:
         with serve(other_worker) as url, connect(url.replace("http", "ws", 1) + "/v1/ws") as socket:
@@ -82,8 +103,15 @@ def test_subscriber_rebuilds_the_book_from_snapshot_and_deltas(market, feed):
             assert (snapshot["bids"], snapshot["asks"]) == ([], [level(100_000, 5_000, 1)])
 
             # placed by a wallet (the indexer is not running: the API relays its own outbox rows)
-            _, bid = wallet_bid(client, market["buyer"], market["wallet"], side="buy",
-                                delivery_start=market["period"], quantity_wh=3_000, price=120_000)
+            _, bid = wallet_bid(
+                client,
+                market["buyer"],
+                market["wallet"],
+                side="buy",
+                delivery_start=market["period"],
+                quantity_wh=3_000,
+                price=120_000,
+            )
             assert bid.status_code == 202, bid.text
             placed = subscriber.next_delta()
             assert (placed["bids"], placed["asks"]) == ([level(120_000, 3_000, 1)], [])
@@ -98,7 +126,9 @@ def test_subscriber_rebuilds_the_book_from_snapshot_and_deltas(market, feed):
             # filled on chain by the matcher; the indexer mirrors the trade and the cancel
             assert len(match(api)) == 1
             catch_up(market["indexer"])
-            assert OutboxPublisher(api.engine, RedisStreamSink(TEST_REDIS_URL)).publish_pending() >= 2
+            assert (
+                OutboxPublisher(api.engine, RedisStreamSink(TEST_REDIS_URL)).publish_pending() >= 2
+            )
             while True:
                 filled = subscriber.next_delta()
                 if filled["bids"]:  # the indexer's on-chain cancel may come first: 110,000 again
@@ -107,7 +137,9 @@ def test_subscriber_rebuilds_the_book_from_snapshot_and_deltas(market, feed):
             assert filled["bids"] == [level(120_000, 0, 0)]
             assert filled["asks"] == [level(100_000, 2_000, 1)]
 
-            served = client.get("/v1/trading/orderbook", params={"market_id": market_id, "depth": 200}).json()
+            served = client.get(
+                "/v1/trading/orderbook", params={"market_id": market_id, "depth": 200}
+            ).json()
             assert subscriber.levels() == {"bids": served["bids"], "asks": served["asks"]}
             assert served["asks"] == [level(100_000, 2_000, 1)] and served["bids"] == []
             assert subscriber.sequences == list(range(1, len(subscriber.sequences) + 1))  # no gap
@@ -116,7 +148,10 @@ def test_subscriber_rebuilds_the_book_from_snapshot_and_deltas(market, feed):
             socket.send(json.dumps({"action": "subscribe", "channels": [channel]}))
             subscriber.receive()
             again = subscriber.receive()["payload"]
-            assert again["event"] == "orderbook.snapshot" and again["sequence"] == subscriber.sequences[-2] + 1
+            assert (
+                again["event"] == "orderbook.snapshot"
+                and again["sequence"] == subscriber.sequences[-2] + 1
+            )
             assert (again["bids"], again["asks"]) == (served["bids"], served["asks"])
     finally:
         other_engine.dispose()

@@ -1,4 +1,5 @@
 """The WebSocket's table feed (no Redis) sees outbox rows committed out of id order."""
+
 from __future__ import annotations
 
 from sqlalchemy import insert
@@ -10,7 +11,13 @@ from indexer.models import OutboxMessage, utc_now
 
 
 def row(topic: str) -> dict:
-    return {"chain_id": 31337, "block_number": 0, "topic": topic, "payload": {}, "created_at": utc_now()}
+    return {
+        "chain_id": 31337,
+        "block_number": 0,
+        "topic": topic,
+        "payload": {},
+        "created_at": utc_now(),
+    }
 
 
 def test_a_row_committed_after_a_newer_one_is_still_read(fresh_pg_url):
@@ -34,10 +41,9 @@ def test_a_row_committed_after_a_newer_one_is_still_read(fresh_pg_url):
             assert tail.read(reader) == [] and tail.holes == {}
 
             # an insert rolled back leaves a hole that is given up after the grace period
-            with engine.connect() as aborted:
-                with aborted.begin() as transaction:
-                    aborted.execute(insert(outbox), [row("order.cancelled")])
-                    transaction.rollback()
+            with engine.connect() as aborted, aborted.begin() as transaction:
+                aborted.execute(insert(outbox), [row("order.cancelled")])
+                transaction.rollback()
             with engine.begin() as fast:
                 fast.execute(insert(outbox), [row("order.placed")])
             reader.rollback()

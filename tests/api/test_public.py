@@ -1,5 +1,6 @@
 """`/v1/public/...`: aggregated read-only views (no credentials) over a devnet with a settled
 trade, an open trade, certificates and a claim; and `/` serving the dashboard."""
+
 from __future__ import annotations
 
 from fastapi import FastAPI
@@ -18,11 +19,22 @@ def test_public_views_aggregate_trades_settlements_certificates_and_claims(chain
     (settled_id, settled), (open_id, open_trade) = workload.open_trades
     workload.advance(settled[7] - workload.now() + 60)
     delivered = settled[4] // 2
-    workload.tx(workload.settler, market.functions.settleBatch([settled], [settled_id], [delivered]))
+    workload.tx(
+        workload.settler, market.functions.settleBatch([settled], [settled_id], [delivered])
+    )
     certificates = workload.issue(batch=3)
-    holder = next(p for p in workload.people if registry.functions.balanceOf(p.address, certificates[0]).call())
+    holder = next(
+        p
+        for p in workload.people
+        if registry.functions.balanceOf(p.address, certificates[0]).call()
+    )
     now = workload.now()
-    workload.tx(holder, registry.functions.claim(certificates[0], 100, ("ACME", "scope2", now - 60, now, b"\0" * 32)))
+    workload.tx(
+        holder,
+        registry.functions.claim(
+            certificates[0], 100, ("ACME", "scope2", now - 60, now, b"\0" * 32)
+        ),
+    )
     catch_up(chain_api.indexer())
 
     summary = client.get("/v1/public/summary")
@@ -32,7 +44,9 @@ def test_public_views_aggregate_trades_settlements_certificates_and_claims(chain
     assert body["market"]["open_trades"] == 1
     assert body["market"]["energy_traded_wh"] == settled[4] + open_trade[4]
     assert body["market"]["energy_delivered_wh"] == delivered
-    assert body["registry"]["devices"] == {"approved": 4} and body["registry"]["capacity_w"] == 40_000
+    assert (
+        body["registry"]["devices"] == {"approved": 4} and body["registry"]["capacity_w"] == 40_000
+    )
     assert body["registry"]["certificates"] == 3 and body["registry"]["claims"] == 1
     assert body["registry"]["claimed_wh"] == 100
     assert body["chain"]["indexed_block"] == chain_api.devnet.w3.eth.block_number
@@ -40,9 +54,15 @@ def test_public_views_aggregate_trades_settlements_certificates_and_claims(chain
     rows = {r["trade_id"]: r for r in client.get("/v1/public/settlements").json()}
     assert list(rows) == [open_id, settled_id]  # newest first
     done = rows[settled_id]
-    assert (done["status"], done["contracted_wh"], done["metered_wh"], done["delivered_wh"]) == \
-        ("settled", settled[4], delivered, delivered)
-    assert done["penalty"] > 0 and done["payout"] + done["refund"] == done["payment"]  # penalty goes to the buyer
+    assert (done["status"], done["contracted_wh"], done["metered_wh"], done["delivered_wh"]) == (
+        "settled",
+        settled[4],
+        delivered,
+        delivered,
+    )
+    assert (
+        done["penalty"] > 0 and done["payout"] + done["refund"] == done["payment"]
+    )  # penalty goes to the buyer
     assert done["settled_tx"].startswith("0x")
     assert rows[open_id]["status"] == "awaiting_settlement" and rows[open_id]["metered_wh"] is None
     assert "seller" not in done and "seller_meter" not in done  # aggregated, no parties or meters
@@ -54,11 +74,14 @@ def test_public_views_aggregate_trades_settlements_certificates_and_claims(chain
 
     hours = client.get("/v1/public/recs/issuance").json()
     assert [h["certificates"] for h in hours] == [1, 1, 1]
-    assert [h["hour"] % 3600 for h in hours] == [0, 0, 0] and hours == sorted(hours, key=lambda h: h["hour"])
+    assert [h["hour"] % 3600 for h in hours] == [0, 0, 0] and hours == sorted(
+        hours, key=lambda h: h["hour"]
+    )
 
     claims = client.get("/v1/public/recs/claims").json()
-    assert [(c["claim_id"], c["certificate_id"], c["amount_wh"], c["technology"]) for c in claims] == [
-        (1, certificates[0], 100, "SOLAR_PV")]
+    assert [
+        (c["claim_id"], c["certificate_id"], c["amount_wh"], c["technology"]) for c in claims
+    ] == [(1, certificates[0], 100, "SOLAR_PV")]
     proof = client.get(claims[0]["proof"]).json()
     assert proof["tx_hash"] == claims[0]["tx_hash"] and proof["beneficiary"] == "ACME"
 
@@ -73,7 +96,9 @@ def test_root_serves_the_dashboard_or_says_how_to_build_it(client, tmp_path):
     install_problem_handlers(empty)
     mount_dashboard(empty, tmp_path / "missing")
     missing = TestClient(empty).get("/")
-    assert missing.status_code == 503 and missing.json()["type"].endswith("/" + DashboardNotBuilt.code)
+    assert missing.status_code == 503 and missing.json()["type"].endswith(
+        "/" + DashboardNotBuilt.code
+    )
     assert "make setup" in missing.json()["detail"]
 
     built = tmp_path / "built"
@@ -84,5 +109,7 @@ def test_root_serves_the_dashboard_or_says_how_to_build_it(client, tmp_path):
     mount_dashboard(served, built)
     with TestClient(served) as http:
         assert http.get("/").text == "<title>x</title>"
-        assert http.get("/assets/dashboard.js").headers["content-type"].startswith("text/javascript")
+        assert (
+            http.get("/assets/dashboard.js").headers["content-type"].startswith("text/javascript")
+        )
         assert http.get("/assets/missing.js").status_code == 404

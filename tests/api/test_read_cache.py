@@ -1,5 +1,6 @@
 """The public read cache (backend/api/read_cache.py): what it serves, when it recomputes, and
 that it only ever holds anonymous routes."""
+
 from __future__ import annotations
 
 import asyncio
@@ -37,8 +38,16 @@ class CountingApp:
             body = json.dumps({"calls": calls, "query": scope["query_string"].decode()}).encode()
         else:
             status, body = self.write_status, b"{}"
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", b"%d" % len(body)),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
@@ -50,7 +59,9 @@ def anyio_backend():
 def harness(ttl_s: float = 60.0, delay_s: float = 0.0, max_bytes: int = 2**20):
     app = CountingApp(delay_s)
     cache = ReadCache(["/book", "/missing", "/v1/orders"], ttl_s=ttl_s, max_bytes=max_bytes)
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(ReadCacheMiddleware(app, cache)), base_url="http://t")
+    client = httpx.AsyncClient(
+        transport=httpx.ASGITransport(ReadCacheMiddleware(app, cache)), base_url="http://t"
+    )
     return app, cache, client
 
 
@@ -165,27 +176,50 @@ def test_only_anonymous_gets_are_cached():
     paths = create_app().openapi()["paths"]
     for path in CACHED_PUBLIC_READS:
         assert "get" in paths.get(path, {}), f"{path} is not a GET route"
-        headers = {p["name"].lower() for p in paths[path]["get"].get("parameters", []) if p["in"] == "header"}
+        headers = {
+            p["name"].lower()
+            for p in paths[path]["get"].get("parameters", [])
+            if p["in"] == "header"
+        }
         assert not headers & {"authorization", "x-api-key"}, f"{path} reads the caller"
     mine = paths["/v1/trading/orders"]["get"]["parameters"]
     assert "authorization" in {p["name"].lower() for p in mine}  # the check above can fail
 
 
 def a_trade(trade_id: int) -> Trade:
-    return Trade(trade_id=trade_id, chain_id=31337, product="energy", status="open", seller="0x" + "aa" * 20,
-                 buyer="0x" + "bb" * 20, quantity_wh=1_000, price=100, payment=100, delivery_start=900,
-                 delivery_end=1_800, sell_order_hash="0x" + "01" * 32, buy_order_hash="0x" + "02" * 32,
-                 created_tx="0x" + "03" * 32, created_block=1, created_at=1)
+    return Trade(
+        trade_id=trade_id,
+        chain_id=31337,
+        product="energy",
+        status="open",
+        seller="0x" + "aa" * 20,
+        buyer="0x" + "bb" * 20,
+        quantity_wh=1_000,
+        price=100,
+        payment=100,
+        delivery_start=900,
+        delivery_end=1_800,
+        sell_order_hash="0x" + "01" * 32,
+        buy_order_hash="0x" + "02" * 32,
+        created_tx="0x" + "03" * 32,
+        created_block=1,
+        created_at=1,
+    )
 
 
 def trade_ids_once_changed(client: TestClient, timeout_s: float = 5.0) -> list[int]:
     deadline = time.monotonic() + timeout_s
-    while not (items := client.get("/v1/trading/trades").json()["items"]) and time.monotonic() < deadline:
+    while (
+        not (items := client.get("/v1/trading/trades").json()["items"])
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.02)
     return [t["trade_id"] for t in items]
 
 
-def test_public_read_changes_once_the_outbox_says_so(client, api_settings, db_session, redis_client):
+def test_public_read_changes_once_the_outbox_says_so(
+    client, api_settings, db_session, redis_client
+):
     """Through the real app: with a TTL far away, only the change feed (the outbox stream in
     Redis) can make a new trade visible."""
     client.app.state.read_cache.ttl_s = 3_600
@@ -194,8 +228,15 @@ def test_public_read_changes_once_the_outbox_says_so(client, api_settings, db_se
     db_session.flush()
     time.sleep(0.3)
     assert client.get("/v1/trading/trades").json()["items"] == []  # still the cached answer
-    redis_client.xadd(api_settings.outbox_stream, {"id": 1, "topic": "trade.created", "block_number": 1,
-                                                   "payload": json.dumps({"trade_id": 1})})
+    redis_client.xadd(
+        api_settings.outbox_stream,
+        {
+            "id": 1,
+            "topic": "trade.created",
+            "block_number": 1,
+            "payload": json.dumps({"trade_id": 1}),
+        },
+    )
     assert trade_ids_once_changed(client) == [1]
 
 
@@ -219,6 +260,10 @@ def test_without_redis_the_outbox_table_is_the_feed(embedded_client):
     time.sleep(0.4)
     assert client.get("/v1/trading/trades").json()["items"] == []
     with Session(engine) as session:
-        session.add(OutboxMessage(chain_id=31337, topic="trade.created", block_number=1, payload={"trade_id": 7}))
+        session.add(
+            OutboxMessage(
+                chain_id=31337, topic="trade.created", block_number=1, payload={"trade_id": 7}
+            )
+        )
         session.commit()
     assert trade_ids_once_changed(client) == [7]

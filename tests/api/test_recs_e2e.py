@@ -1,5 +1,6 @@
 """RECs through the API on a devnet: a custodial owner registers a device, a registrar
 approves it, the issuer issues, the owner transfers and claims; history and claim proof."""
+
 from __future__ import annotations
 
 from sqlmodel import Session, select
@@ -15,17 +16,26 @@ def test_device_certificate_transfer_claim_and_proof(chain_api):
     w3, workload = devnet.w3, devnet.workload
     owner = register_and_login(client, "owner@example.org")
     owner_address = client.get("/v1/auth/me", headers=owner).json()["address"]
-    send(w3, workload.admin, {"to": w3.to_checksum_address(owner_address), "value": 10**18, "gas": 21_000})
+    send(
+        w3,
+        workload.admin,
+        {"to": w3.to_checksum_address(owner_address), "value": 10**18, "gas": 21_000},
+    )
     registrar = register_and_login(client, "registrar@example.org")
     with Session(chain_api.engine) as session:  # role granted by an admin out of band
-        account = session.exec(select(Account).where(Account.email == "registrar@example.org")).one()
+        account = session.exec(
+            select(Account).where(Account.email == "registrar@example.org")
+        ).one()
         account.roles = ["participant", "registrar"]
         session.add(account)
         session.commit()
     indexer = chain_api.indexer()
 
-    registered = client.post("/v1/recs/devices", headers=owner, json={
-        "technology": "WIND_ONSHORE", "capacity_w": 50_000, "grid_area": "DE-50HZ"})
+    registered = client.post(
+        "/v1/recs/devices",
+        headers=owner,
+        json={"technology": "WIND_ONSHORE", "capacity_w": 50_000, "grid_area": "DE-50HZ"},
+    )
     assert registered.status_code == 202, registered.text
     device_id = int(registered.json()["id"])
     # a participant cannot approve; the registrar can
@@ -39,31 +49,65 @@ def test_device_certificate_transfer_claim_and_proof(chain_api):
     assert again.json()["arguments"]["deviceId"] == device_id
 
     hour = (workload.now() // 3600 - 5) * 3600
-    receipt = workload.tx(workload.issuer, workload.c.registry.functions.issue(
-        device_id, w3.to_checksum_address(owner_address), hour, hour + 3600, 4_000))
-    cert_id = workload.c.registry.events.CertificateIssued().process_receipt(receipt)[0]["args"]["certId"]
+    receipt = workload.tx(
+        workload.issuer,
+        workload.c.registry.functions.issue(
+            device_id, w3.to_checksum_address(owner_address), hour, hour + 3600, 4_000
+        ),
+    )
+    cert_id = workload.c.registry.events.CertificateIssued().process_receipt(receipt)[0]["args"][
+        "certId"
+    ]
 
     buyer = workload.people[0].address
-    moved = client.post(f"/v1/recs/certificates/{cert_id}/transfer", headers=owner,
-                        json={"to": buyer, "amount_wh": 1_000})
+    moved = client.post(
+        f"/v1/recs/certificates/{cert_id}/transfer",
+        headers=owner,
+        json={"to": buyer, "amount_wh": 1_000},
+    )
     assert moved.status_code == 202, moved.text
-    too_much = client.post(f"/v1/recs/certificates/{cert_id}/claim", headers=owner, json={
-        "amount_wh": 10_000, "beneficiary": "ACME GmbH", "consumption_start": hour, "consumption_end": hour + 3600})
-    assert too_much.status_code == 409 and too_much.json()["type"].endswith("/contract/RECRegistryInsufficientBalance")
-    claimed = client.post(f"/v1/recs/certificates/{cert_id}/claim", headers=owner, json={
-        "amount_wh": 2_000, "beneficiary": "ACME GmbH", "purpose": "scope2",
-        "consumption_start": hour, "consumption_end": hour + 3600, "location": "DE"})
+    too_much = client.post(
+        f"/v1/recs/certificates/{cert_id}/claim",
+        headers=owner,
+        json={
+            "amount_wh": 10_000,
+            "beneficiary": "ACME GmbH",
+            "consumption_start": hour,
+            "consumption_end": hour + 3600,
+        },
+    )
+    assert too_much.status_code == 409 and too_much.json()["type"].endswith(
+        "/contract/RECRegistryInsufficientBalance"
+    )
+    claimed = client.post(
+        f"/v1/recs/certificates/{cert_id}/claim",
+        headers=owner,
+        json={
+            "amount_wh": 2_000,
+            "beneficiary": "ACME GmbH",
+            "purpose": "scope2",
+            "consumption_start": hour,
+            "consumption_end": hour + 3600,
+            "location": "DE",
+        },
+    )
     assert claimed.status_code == 202, claimed.text
     catch_up(indexer)
 
     device = client.get(f"/v1/recs/devices/{device_id}", headers=owner).json()
     assert device["status"] == "approved" and device["owner"] == owner_address
-    listed = client.get("/v1/recs/certificates", headers=owner,
-                        params={"technology": "WIND_ONSHORE", "holder": owner_address}).json()["items"]
+    listed = client.get(
+        "/v1/recs/certificates",
+        headers=owner,
+        params={"technology": "WIND_ONSHORE", "holder": owner_address},
+    ).json()["items"]
     assert [c["certificate_id"] for c in listed] == [cert_id]
     detail = client.get(f"/v1/recs/certificates/{cert_id}", headers=owner).json()
     assert [h["kind"] for h in detail["history"]] == ["issuance", "transfer", "claim"]
-    assert detail["claimed_wh"] == 2_000 and detail["holders"] == {owner_address: 1_000, buyer.lower(): 1_000}
+    assert detail["claimed_wh"] == 2_000 and detail["holders"] == {
+        owner_address: 1_000,
+        buyer.lower(): 1_000,
+    }
     assert detail["history"][2]["beneficiary"] == "ACME GmbH"
 
     proof = client.get(claimed.json()["poll"]).json()  # public: no credentials needed
@@ -73,4 +117,6 @@ def test_device_certificate_transfer_claim_and_proof(chain_api):
     assert "0x" + bytes(chain_receipt["blockHash"]).hex() == proof["block_hash"]
     log = next(entry for entry in chain_receipt["logs"] if entry["logIndex"] == proof["log_index"])
     assert log["address"].lower() == proof["contract"]
-    assert "0x" + bytes(log["topics"][0]).hex() == "0x" + w3.keccak(text=proof["event_signature"]).hex().removeprefix("0x")
+    assert "0x" + bytes(log["topics"][0]).hex() == "0x" + w3.keccak(
+        text=proof["event_signature"]
+    ).hex().removeprefix("0x")

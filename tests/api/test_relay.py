@@ -1,7 +1,8 @@
 """Wallet users relay transactions they signed themselves; everything else is refused."""
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from eth_account import Account as EthAccount
@@ -15,17 +16,30 @@ def wallet_session(chain_api):
     client, devnet = chain_api.client, chain_api.devnet
     wallet = devnet.workload.people[1]
     nonce = client.get("/v1/auth/siwe/nonce").json()["nonce"]
-    message = siwe_message(chain_api.settings, wallet.address, nonce, datetime.now(timezone.utc))
+    message = siwe_message(chain_api.settings, wallet.address, nonce, datetime.now(UTC))
     signature = EthAccount.sign_message(encode_defunct(text=message), wallet.key).signature
-    tokens = client.post("/v1/auth/siwe/verify", json={"message": message, "signature": "0x" + bytes(signature).hex()})
+    tokens = client.post(
+        "/v1/auth/siwe/verify",
+        json={"message": message, "signature": "0x" + bytes(signature).hex()},
+    )
     return client, devnet, wallet, {"Authorization": f"Bearer {tokens.json()['access_token']}"}
 
 
 def signed(devnet, account, call=None, to=None, chain_id=None) -> str:
     w3 = devnet.w3
-    fields = {"from": account.address, "nonce": w3.eth.get_transaction_count(account.address), "gas": 200_000,
-              "maxFeePerGas": 10**11, "maxPriorityFeePerGas": 1, "chainId": chain_id or w3.eth.chain_id}
-    tx = call.build_transaction(fields) if call is not None else {**fields, "to": to, "value": 1, "data": b""}
+    fields = {
+        "from": account.address,
+        "nonce": w3.eth.get_transaction_count(account.address),
+        "gas": 200_000,
+        "maxFeePerGas": 10**11,
+        "maxPriorityFeePerGas": 1,
+        "chainId": chain_id or w3.eth.chain_id,
+    }
+    tx = (
+        call.build_transaction(fields)
+        if call is not None
+        else {**fields, "to": to, "value": 1, "data": b""}
+    )
     tx.pop("from", None)
     return "0x" + bytes(account.sign_transaction(tx).raw_transaction).hex()
 
@@ -33,8 +47,11 @@ def signed(devnet, account, call=None, to=None, chain_id=None) -> str:
 def test_own_transaction_is_relayed_and_polled(wallet_session):
     client, devnet, wallet, headers = wallet_session
     market = devnet.workload.c.market.functions
-    reply = client.post("/v1/chain/transactions", headers=headers,
-                        json={"raw_transaction": signed(devnet, wallet, market.incrementNonce())})
+    reply = client.post(
+        "/v1/chain/transactions",
+        headers=headers,
+        json={"raw_transaction": signed(devnet, wallet, market.incrementNonce())},
+    )
     assert reply.status_code == 202, reply.text
     tx_hash = reply.json()["tx_hash"]
     status = client.get(f"/v1/chain/transactions/{tx_hash}", headers=headers).json()
@@ -45,27 +62,51 @@ def test_own_transaction_is_relayed_and_polled(wallet_session):
 def test_someone_elses_transaction_is_refused(wallet_session):
     client, devnet, _, headers = wallet_session
     other = devnet.workload.people[2]
-    reply = client.post("/v1/chain/transactions", headers=headers,
-                        json={"raw_transaction": signed(devnet, other, devnet.workload.c.market.functions.incrementNonce())})
+    reply = client.post(
+        "/v1/chain/transactions",
+        headers=headers,
+        json={
+            "raw_transaction": signed(
+                devnet, other, devnet.workload.c.market.functions.incrementNonce()
+            )
+        },
+    )
     assert reply.status_code == 403 and reply.json()["signer"] == other.address.lower()
 
 
 def test_transactions_outside_gridledger_or_this_chain_are_refused(wallet_session):
     client, devnet, wallet, headers = wallet_session
-    elsewhere = client.post("/v1/chain/transactions", headers=headers,
-                            json={"raw_transaction": signed(devnet, wallet, to=devnet.workload.people[3].address)})
+    elsewhere = client.post(
+        "/v1/chain/transactions",
+        headers=headers,
+        json={"raw_transaction": signed(devnet, wallet, to=devnet.workload.people[3].address)},
+    )
     assert elsewhere.status_code == 422 and elsewhere.json()["type"].endswith("/relay-rejected")
-    other_chain = client.post("/v1/chain/transactions", headers=headers, json={
-        "raw_transaction": signed(devnet, wallet, devnet.workload.c.market.functions.incrementNonce(), chain_id=1)})
+    other_chain = client.post(
+        "/v1/chain/transactions",
+        headers=headers,
+        json={
+            "raw_transaction": signed(
+                devnet, wallet, devnet.workload.c.market.functions.incrementNonce(), chain_id=1
+            )
+        },
+    )
     assert other_chain.status_code == 422 and "chain id 1" in other_chain.json()["detail"]
-    garbage = client.post("/v1/chain/transactions", headers=headers, json={"raw_transaction": "0xdeadbeef"})
+    garbage = client.post(
+        "/v1/chain/transactions", headers=headers, json={"raw_transaction": "0xdeadbeef"}
+    )
     assert garbage.status_code == 422 and garbage.json()["type"].endswith("/relay-rejected")
 
 
 def test_a_reverting_call_comes_back_as_the_contract_error(wallet_session):
     client, devnet, wallet, headers = wallet_session
-    reply = client.post("/v1/chain/transactions", headers=headers,
-                        json={"raw_transaction": signed(devnet, wallet, devnet.workload.c.market.functions.withdraw())})
+    reply = client.post(
+        "/v1/chain/transactions",
+        headers=headers,
+        json={
+            "raw_transaction": signed(devnet, wallet, devnet.workload.c.market.functions.withdraw())
+        },
+    )
     assert reply.status_code == 409
     assert reply.json()["type"].endswith("/contract/EnergyMarketNothingToWithdraw")
     assert reply.json()["arguments"]["account"].lower() == wallet.address.lower()

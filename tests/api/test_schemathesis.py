@@ -4,6 +4,7 @@ The app runs on the session's Anvil with its own deployment, a migrated PostgreS
 and test Redis; requests carry a participant's bearer token so authenticated routes are
 exercised beyond the 401.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -27,14 +28,28 @@ from tests.fixtures.services import TEST_REDIS_URL
 @pytest.fixture(scope="module")
 def api_app(anvil, tmp_path_factory):
     with migrated_schema() as url:
-        config = Settings(_env_file=None, data_dir=tmp_path_factory.mktemp("schemathesis"), rpc_url=anvil.rpc_url,
-                          database_url=url, redis_url=TEST_REDIS_URL, rate_limit_per_minute=10**6)
+        config = Settings(
+            _env_file=None,
+            data_dir=tmp_path_factory.mktemp("schemathesis"),
+            rpc_url=anvil.rpc_url,
+            database_url=url,
+            redis_url=TEST_REDIS_URL,
+            rate_limit_per_minute=10**6,
+        )
         deployment = deploy_all(Web3(Web3.HTTPProvider(anvil.rpc_url)), config)
         app, engine = app_on(url, config)
-        catch_up(Indexer(engine, RpcClient(anvil.rpc_url, timeout_s=5, retry=RetryPolicy(attempts=10)),
-                         deployment, IndexerConfig(confirmation_depth=0)))  # /health needs a cursor
+        catch_up(
+            Indexer(
+                engine,
+                RpcClient(anvil.rpc_url, timeout_s=5, retry=RetryPolicy(attempts=10)),
+                deployment,
+                IndexerConfig(confirmation_depth=0),
+            )
+        )  # /health needs a cursor
         with Session(engine) as session:
-            account = Account(email="fuzz@example.org", address="0x" + "5a" * 20, roles=["participant"])
+            account = Account(
+                email="fuzz@example.org", address="0x" + "5a" * 20, roles=["participant"]
+            )
             session.add(account)
             session.commit()
             token = create_access_token(account.id, account.roles, config, minutes=120)
@@ -59,4 +74,6 @@ def test_no_server_errors(case, api_app):
     if case.headers and any(k.lower() in ("authorization", "x-api-key") for k in case.headers):
         headers = {}
     response = case.call(headers=headers)
-    assert response.status_code < 500, f"{case.method} {case.formatted_path}: {response.status_code} {response.text[:300]}"
+    assert response.status_code < 500, (
+        f"{case.method} {case.formatted_path}: {response.status_code} {response.text[:300]}"
+    )

@@ -1,4 +1,5 @@
 """/health (DB, Redis, RPC, indexer lag) and /metrics."""
+
 from __future__ import annotations
 
 from tests.fixtures.indexing import catch_up
@@ -14,8 +15,12 @@ def test_health_reports_indexer_lag_and_metrics_count_requests(chain_api):
     healthy = client.get("/health")
     assert healthy.status_code == 200, healthy.text
     assert healthy.json()["checks"]["indexer"]["lag_blocks"] == 0
-    assert healthy.json()["checks"]["queue"] == {"ok": True, "broker": "redis", "depth": 0,
-                                                  "latency_ms": healthy.json()["checks"]["queue"]["latency_ms"]}
+    assert healthy.json()["checks"]["queue"] == {
+        "ok": True,
+        "broker": "redis",
+        "depth": 0,
+        "latency_ms": healthy.json()["checks"]["queue"]["latency_ms"],
+    }
     devnet.workload.advance(60)  # one block the indexer has not seen
     devnet.workload.advance(60)
     lagging = client.get("/health").json()["checks"]["indexer"]
@@ -24,9 +29,13 @@ def test_health_reports_indexer_lag_and_metrics_count_requests(chain_api):
     client.get("/v1/trading/orders/0x" + "ab" * 32)  # 401, labelled by its template, not its path
     metrics = client.get("/metrics")
     assert metrics.status_code == 200
-    assert 'gridledger_http_requests_total{method="GET",route="/health",status="200"}' in metrics.text
-    assert ('gridledger_http_requests_total{method="GET",route="/v1/trading/orders/{order_id}",status="401"}'
-            in metrics.text)
+    assert (
+        'gridledger_http_requests_total{method="GET",route="/health",status="200"}' in metrics.text
+    )
+    assert (
+        'gridledger_http_requests_total{method="GET",route="/v1/trading/orders/{order_id}",status="401"}'
+        in metrics.text
+    )
 
 
 def test_health_is_503_when_rpc_is_down(chain_api):

@@ -1,6 +1,7 @@
 """End to end on Anvil + PostgreSQL + Redis with the indexer stepping: a custodial seller
 offers through REST, a wallet buyer signs a bid with eth-account and posts it, the operator
 matches, and the trade, escrow and fills appear through the API."""
+
 from __future__ import annotations
 
 from eth_account import Account as EthAccount
@@ -10,27 +11,53 @@ from backend.chain.contracts import chain_for
 from backend.market.models import SignedOrder
 from indexer.outbox import OutboxPublisher, RedisStreamSink
 from tests.api.conftest import SLOT, match, wallet_bid
-from tests.fixtures.services import TEST_REDIS_URL
 from tests.fixtures.indexing import catch_up
+from tests.fixtures.services import TEST_REDIS_URL
 
 
 def test_custodial_offer_wallet_bid_match_trade_and_escrow(market):
     client, api = market["client"], market["api"]
     period = market["period"]
-    offer = client.post("/v1/trading/orders", headers={**market["seller"], "Idempotency-Key": "offer-1"}, json={
-        "side": "sell", "product": "energy", "delivery_start": period, "quantity_wh": 5_000, "price": 100_000})
+    offer = client.post(
+        "/v1/trading/orders",
+        headers={**market["seller"], "Idempotency-Key": "offer-1"},
+        json={
+            "side": "sell",
+            "product": "energy",
+            "delivery_start": period,
+            "quantity_wh": 5_000,
+            "price": 100_000,
+        },
+    )
     assert offer.status_code == 202, offer.text
     offer_id = offer.json()["id"]
     assert offer.json()["status"] == "open" and offer.json()["poll"].endswith(offer_id)
     # a client retry with the same key does not place a second order
-    retry = client.post("/v1/trading/orders", headers={**market["seller"], "Idempotency-Key": "offer-1"}, json={
-        "side": "sell", "product": "energy", "delivery_start": period, "quantity_wh": 5_000, "price": 100_000})
+    retry = client.post(
+        "/v1/trading/orders",
+        headers={**market["seller"], "Idempotency-Key": "offer-1"},
+        json={
+            "side": "sell",
+            "product": "energy",
+            "delivery_start": period,
+            "quantity_wh": 5_000,
+            "price": 100_000,
+        },
+    )
     assert retry.json()["id"] == offer_id and retry.headers["Idempotent-Replayed"] == "true"
     with Session(api.engine) as session:
         assert len(session.exec(select(SignedOrder)).all()) == 1
 
-    bid_hash, bid = wallet_bid(client, market["buyer"], market["wallet"], side="buy", product="energy",
-                               delivery_start=period, quantity_wh=3_000, price=120_000)
+    bid_hash, bid = wallet_bid(
+        client,
+        market["buyer"],
+        market["wallet"],
+        side="buy",
+        product="energy",
+        delivery_start=period,
+        quantity_wh=3_000,
+        price=120_000,
+    )
     assert bid.status_code == 202, bid.text
     assert bid.json()["id"] == bid_hash
 
@@ -39,7 +66,9 @@ def test_custodial_offer_wallet_bid_match_trade_and_escrow(market):
     assert book["asks"] == [{"price": 100_000, "quantity_wh": 5_000, "orders": 1}]
 
     with client.websocket_connect("/v1/ws") as ws:
-        ws.send_json({"action": "subscribe", "channels": ["trades", f"trading.market.energy-{period}"]})
+        ws.send_json(
+            {"action": "subscribe", "channels": ["trades", f"trading.market.energy-{period}"]}
+        )
         ack = ws.receive_json()
         assert ack["channel"] == "system" and len(ack["payload"]["channels"]) == 2
         snapshot = ws.receive_json()["payload"]
@@ -60,18 +89,26 @@ def test_custodial_offer_wallet_bid_match_trade_and_escrow(market):
     assert pushed["trades"]["payload"]["trade"]["tx_hash"] == sent[0]
     assert isinstance(pushed["trades"]["timestamp"], int)
 
-    trades = client.get("/v1/trading/trades", params={"market_id": f"energy-{period}"}).json()["items"]
+    trades = client.get("/v1/trading/trades", params={"market_id": f"energy-{period}"}).json()[
+        "items"
+    ]
     assert len(trades) == 1
     trade = trades[0]
     assert trade["price"] == 100_000  # the resting (older) offer's price
     assert trade["quantity_wh"] == 3_000 and trade["payment"] == 300_000  # escrowed from the buyer
-    assert trade["seller"] == market["seller_address"] and trade["buyer"] == market["wallet"].address.lower()
+    assert (
+        trade["seller"] == market["seller_address"]
+        and trade["buyer"] == market["wallet"].address.lower()
+    )
     assert trade["status"] == "open" and trade["tx_hash"] == sent[0]
 
     seller_order = client.get(f"/v1/trading/orders/{offer_id}", headers=market["seller"]).json()
     assert seller_order["status"] == "partially_filled" and seller_order["filled_wh"] == 3_000
     assert seller_order["remaining_wh"] == 2_000
-    assert client.get(f"/v1/trading/orders/{bid_hash}", headers=market["buyer"]).json()["status"] == "filled"
+    assert (
+        client.get(f"/v1/trading/orders/{bid_hash}", headers=market["buyer"]).json()["status"]
+        == "filled"
+    )
     # an account sees only its own orders
     assert client.get(f"/v1/trading/orders/{bid_hash}", headers=market["seller"]).status_code == 404
     mine = client.get("/v1/trading/orders", headers=market["seller"]).json()["items"]
@@ -80,31 +117,58 @@ def test_custodial_offer_wallet_bid_match_trade_and_escrow(market):
     history = client.get("/v1/trading/history", headers=market["buyer"]).json()["items"]
     assert [t["trade_id"] for t in history] == [trade["trade_id"]]
     bars = client.get("/v1/trading/prices").json()
-    assert bars == [{"market_id": f"energy-{period}", "delivery_start": period, "delivery_end": period + SLOT,
-                     "open": 100_000, "high": 100_000, "low": 100_000, "close": 100_000,
-                     "volume_wh": 3_000, "trades": 1}]
+    assert bars == [
+        {
+            "market_id": f"energy-{period}",
+            "delivery_start": period,
+            "delivery_end": period + SLOT,
+            "open": 100_000,
+            "high": 100_000,
+            "low": 100_000,
+            "close": 100_000,
+            "volume_wh": 3_000,
+            "trades": 1,
+        }
+    ]
     escrowed = chain_for(api.settings).market.functions.totalEscrowed().call()
     assert escrowed == 300_000
 
     transfers = client.get("/v1/energy/transfers", headers=market["buyer"]).json()["items"]
     assert [(t["id"], t["contracted_wh"], t["escrow"], t["status"]) for t in transfers] == [
-        (trade["trade_id"], 3_000, 300_000, "scheduled")]
-    assert client.get(f"/v1/energy/transfers/{trade['trade_id']}", headers=market["seller"]).json()["seller"] == \
-        market["seller_address"]
+        (trade["trade_id"], 3_000, 300_000, "scheduled")
+    ]
+    assert (
+        client.get(f"/v1/energy/transfers/{trade['trade_id']}", headers=market["seller"]).json()[
+            "seller"
+        ]
+        == market["seller_address"]
+    )
     balance = client.get("/v1/energy/balance", headers=market["buyer"]).json()
     assert balance["escrowed"] == 300_000 and balance["positions"] == [
-        {"delivery_start": period, "delivery_end": period + SLOT, "bought_wh": 3_000, "sold_wh": 0, "net_wh": 3_000}]
+        {
+            "delivery_start": period,
+            "delivery_end": period + SLOT,
+            "bought_wh": 3_000,
+            "sold_wh": 0,
+            "net_wh": 3_000,
+        }
+    ]
     seller_balance = client.get("/v1/energy/balance", headers=market["seller"]).json()
     assert seller_balance["positions"][0]["net_wh"] == -3_000 and seller_balance["escrowed"] == 0
 
     book = client.get("/v1/trading/orderbook", params={"market_id": f"energy-{period}"}).json()
-    assert book["bids"] == [] and book["asks"] == [{"price": 100_000, "quantity_wh": 2_000, "orders": 1}]
+    assert book["bids"] == [] and book["asks"] == [
+        {"price": 100_000, "quantity_wh": 2_000, "orders": 1}
+    ]
 
     # cancel the rest on chain with the seller's custodial key; the mirror confirms it
     cancelled = client.delete(f"/v1/trading/orders/{offer_id}", headers=market["seller"])
     assert cancelled.status_code == 202 and cancelled.json()["tx_hash"].startswith("0x")
     catch_up(market["indexer"])
-    assert client.get(f"/v1/trading/orders/{offer_id}", headers=market["seller"]).json()["status"] == "cancelled"
+    assert (
+        client.get(f"/v1/trading/orders/{offer_id}", headers=market["seller"]).json()["status"]
+        == "cancelled"
+    )
     again = client.delete(f"/v1/trading/orders/{offer_id}", headers=market["seller"])
     assert again.status_code == 409
 
@@ -113,23 +177,47 @@ def test_orders_are_validated_before_storing(market):
     client, period = market["client"], market["period"]
     seller = market["seller"]
     base = {"side": "sell", "product": "energy", "quantity_wh": 1_000, "price": 100_000}
-    misaligned = client.post("/v1/trading/orders", headers=seller, json={**base, "delivery_start": period + 60})
+    misaligned = client.post(
+        "/v1/trading/orders", headers=seller, json={**base, "delivery_start": period + 60}
+    )
     assert misaligned.status_code == 422 and misaligned.json()["type"].endswith("/invalid-order")
-    started = client.post("/v1/trading/orders", headers=seller, json={**base, "delivery_start": period - 2 * SLOT})
+    started = client.post(
+        "/v1/trading/orders", headers=seller, json={**base, "delivery_start": period - 2 * SLOT}
+    )
     assert started.status_code == 422 and started.json()["type"].endswith("/gate-closed")
-    expired = client.post("/v1/trading/orders", headers=seller, json={**base, "delivery_start": period, "expiry": 5})
+    expired = client.post(
+        "/v1/trading/orders", headers=seller, json={**base, "delivery_start": period, "expiry": 5}
+    )
     assert expired.status_code == 422 and expired.json()["type"].endswith("/order-expired")
     # a custodial buyer without tokens: balance/allowance check
-    broke = client.post("/v1/trading/orders", headers=seller, json={**base, "side": "buy", "delivery_start": period})
+    broke = client.post(
+        "/v1/trading/orders", headers=seller, json={**base, "side": "buy", "delivery_start": period}
+    )
     assert broke.status_code == 422 and broke.json()["type"].endswith("/insufficient-funds")
     # a wallet order signed by somebody else
-    typed = client.get("/v1/trading/order-typed-data", headers=market["buyer"],
-                       params={"side": "buy", "delivery_start": period, "quantity_wh": 1_000, "price": 1}).json()
-    forged = EthAccount.sign_typed_data(EthAccount.create().key, full_message=typed["typed_data"]).signature
+    typed = client.get(
+        "/v1/trading/order-typed-data",
+        headers=market["buyer"],
+        params={"side": "buy", "delivery_start": period, "quantity_wh": 1_000, "price": 1},
+    ).json()
+    forged = EthAccount.sign_typed_data(
+        EthAccount.create().key, full_message=typed["typed_data"]
+    ).signature
     m = typed["typed_data"]["message"]
-    reply = client.post("/v1/trading/orders", headers=market["buyer"], json={
-        "side": "buy", "delivery_start": period, "quantity_wh": 1_000, "price": 1, "nonce": m["nonce"],
-        "salt": str(m["salt"]), "expiry": m["expiry"], "signature": "0x" + bytes(forged).hex()})
+    reply = client.post(
+        "/v1/trading/orders",
+        headers=market["buyer"],
+        json={
+            "side": "buy",
+            "delivery_start": period,
+            "quantity_wh": 1_000,
+            "price": 1,
+            "nonce": m["nonce"],
+            "salt": str(m["salt"]),
+            "expiry": m["expiry"],
+            "signature": "0x" + bytes(forged).hex(),
+        },
+    )
     assert reply.status_code == 422 and reply.json()["type"].endswith("/invalid-signature")
     with Session(market["api"].engine) as session:
         assert session.exec(select(SignedOrder)).all() == []
@@ -137,22 +225,47 @@ def test_orders_are_validated_before_storing(market):
 
 def test_wallet_bid_cannot_exceed_balance_and_duplicate_is_conflict(market):
     client, period = market["client"], market["period"]
-    _, huge = wallet_bid(client, market["buyer"], market["wallet"], side="buy", delivery_start=period,
-                         quantity_wh=10**9, price=10**7)
+    _, huge = wallet_bid(
+        client,
+        market["buyer"],
+        market["wallet"],
+        side="buy",
+        delivery_start=period,
+        quantity_wh=10**9,
+        price=10**7,
+    )
     assert huge.status_code == 422 and huge.json()["type"].endswith("/insufficient-funds")
-    typed = client.get("/v1/trading/order-typed-data", headers=market["buyer"],
-                       params={"side": "buy", "delivery_start": period, "quantity_wh": 1_000, "price": 90_000}).json()
+    typed = client.get(
+        "/v1/trading/order-typed-data",
+        headers=market["buyer"],
+        params={"side": "buy", "delivery_start": period, "quantity_wh": 1_000, "price": 90_000},
+    ).json()
     m = typed["typed_data"]["message"]
-    signature = EthAccount.sign_typed_data(market["wallet"].key, full_message=typed["typed_data"]).signature
-    body = {"side": "buy", "delivery_start": period, "quantity_wh": 1_000, "price": 90_000, "nonce": m["nonce"],
-            "salt": str(m["salt"]), "expiry": m["expiry"], "signature": "0x" + bytes(signature).hex()}
+    signature = EthAccount.sign_typed_data(
+        market["wallet"].key, full_message=typed["typed_data"]
+    ).signature
+    body = {
+        "side": "buy",
+        "delivery_start": period,
+        "quantity_wh": 1_000,
+        "price": 90_000,
+        "nonce": m["nonce"],
+        "salt": str(m["salt"]),
+        "expiry": m["expiry"],
+        "signature": "0x" + bytes(signature).hex(),
+    }
     assert client.post("/v1/trading/orders", headers=market["buyer"], json=body).status_code == 202
     dup = client.post("/v1/trading/orders", headers=market["buyer"], json=body)
     assert dup.status_code == 409 and dup.json()["type"].endswith("/duplicate-order")
     # a wallet order never on chain is cancelled off chain
     cancelled = client.delete(f"/v1/trading/orders/{typed['order_hash']}", headers=market["buyer"])
     assert cancelled.status_code == 202 and cancelled.json()["tx_hash"] is None
-    assert client.get(f"/v1/trading/orders/{typed['order_hash']}", headers=market["buyer"]).json()["status"] == "cancelled"
+    assert (
+        client.get(f"/v1/trading/orders/{typed['order_hash']}", headers=market["buyer"]).json()[
+            "status"
+        ]
+        == "cancelled"
+    )
 
 
 # ------------------------------------------------------------ intake checks on the fast path
@@ -163,21 +276,40 @@ def signed_wallet_order(client, headers, wallet, **terms) -> tuple[str, dict]:
     typed = client.get("/v1/trading/order-typed-data", params=terms, headers=headers).json()
     message = typed["typed_data"]["message"]
     signature = EthAccount.sign_typed_data(wallet.key, full_message=typed["typed_data"]).signature
-    return typed["order_hash"], {**terms, "nonce": message["nonce"], "salt": str(message["salt"]),
-                                 "expiry": message["expiry"], "signature": "0x" + bytes(signature).hex()}
+    return typed["order_hash"], {
+        **terms,
+        "nonce": message["nonce"],
+        "salt": str(message["salt"]),
+        "expiry": message["expiry"],
+        "signature": "0x" + bytes(signature).hex(),
+    }
 
 
 def test_cancel_all_on_chain_makes_a_signed_order_stale_at_once(market):
     """The nonce is read from the chain per order: a bump in the latest block is seen."""
     client, devnet, period = market["client"], market["api"].devnet, market["period"]
-    _, body = signed_wallet_order(client, market["buyer"], market["wallet"], side="buy", delivery_start=period,
-                                  quantity_wh=1_000, price=90_000)
+    _, body = signed_wallet_order(
+        client,
+        market["buyer"],
+        market["wallet"],
+        side="buy",
+        delivery_start=period,
+        quantity_wh=1_000,
+        price=90_000,
+    )
     devnet.workload.tx(market["wallet"], devnet.workload.c.market.functions.incrementNonce())
     stale = client.post("/v1/trading/orders", headers=market["buyer"], json=body)
     assert stale.status_code == 422 and stale.json()["type"].endswith("/invalid-order")
     assert "stale" in stale.json()["detail"]
-    fresh_hash, fresh = signed_wallet_order(client, market["buyer"], market["wallet"], side="buy",
-                                            delivery_start=period, quantity_wh=1_000, price=90_000)
+    fresh_hash, fresh = signed_wallet_order(
+        client,
+        market["buyer"],
+        market["wallet"],
+        side="buy",
+        delivery_start=period,
+        quantity_wh=1_000,
+        price=90_000,
+    )
     assert fresh["nonce"] == body["nonce"] + 1
     reply = client.post("/v1/trading/orders", headers=market["buyer"], json=fresh)
     assert reply.status_code == 202 and reply.json()["id"] == fresh_hash
@@ -200,18 +332,35 @@ def test_bids_reserve_funds_for_the_makers_open_bids(market):
 
 def test_rec_offer_needs_the_certificate_and_wallet_orders_need_well_formed_terms(market):
     client, period, buyer = market["client"], market["period"], market["buyer"]
-    _, rec = signed_wallet_order(client, buyer, market["wallet"], side="sell", product="rec", asset_id=7,
-                                 quantity_wh=500, price=10_000)
+    _, rec = signed_wallet_order(
+        client,
+        buyer,
+        market["wallet"],
+        side="sell",
+        product="rec",
+        asset_id=7,
+        quantity_wh=500,
+        price=10_000,
+    )
     unheld = client.post("/v1/trading/orders", headers=buyer, json=rec)
     assert unheld.status_code == 422 and unheld.json()["type"].endswith("/insufficient-funds")
     assert unheld.json()["held"] == 0
-    _, body = signed_wallet_order(client, buyer, market["wallet"], side="buy", delivery_start=period,
-                                  quantity_wh=1_000, price=90_000)
+    _, body = signed_wallet_order(
+        client,
+        buyer,
+        market["wallet"],
+        side="buy",
+        delivery_start=period,
+        quantity_wh=1_000,
+        price=90_000,
+    )
     huge_salt = client.post("/v1/trading/orders", headers=buyer, json={**body, "salt": str(2**256)})
     assert huge_salt.status_code == 422 and huge_salt.json()["type"].endswith("/invalid-order")
     for bad in ("0x" + "00" * 64 + "1b", body["signature"][:-2] + "05"):  # r = s = 0; v = 5
         reply = client.post("/v1/trading/orders", headers=buyer, json={**body, "signature": bad})
-        assert reply.status_code == 422 and reply.json()["type"].endswith("/invalid-signature"), reply.text
+        assert reply.status_code == 422 and reply.json()["type"].endswith("/invalid-signature"), (
+            reply.text
+        )
     tampered = client.post("/v1/trading/orders", headers=buyer, json={**body, "price": 90_001})
     assert tampered.status_code == 422 and tampered.json()["type"].endswith("/invalid-signature")
     assert "signed by" in tampered.json()["detail"]

@@ -1,10 +1,16 @@
 """Authentication by Bearer JWT or API key, and role checks, at the API edge."""
+
 import pytest
 from fastapi import APIRouter
 from fastapi.testclient import TestClient
 
 from backend.accounts.models import Account, ApiKey, Role
-from backend.accounts.security import create_access_token, hash_password, new_api_key, verify_password
+from backend.accounts.security import (
+    create_access_token,
+    hash_password,
+    new_api_key,
+    verify_password,
+)
 from backend.api.deps import CurrentAccount, get_db, require_role
 from backend.core.config import get_settings
 from backend.main import create_app
@@ -12,12 +18,20 @@ from backend.main import create_app
 
 @pytest.fixture
 def world(db_session):
-    participant = Account(email="p@example.org", address="0x" + "11" * 20, password_hash=hash_password("pw"))
-    registrar = Account(email="r@example.org", address="0x" + "22" * 20, roles=["participant", "registrar"])
+    participant = Account(
+        email="p@example.org", address="0x" + "11" * 20, password_hash=hash_password("pw")
+    )
+    registrar = Account(
+        email="r@example.org", address="0x" + "22" * 20, roles=["participant", "registrar"]
+    )
     key, prefix, secret_hash = new_api_key()
     db_session.add_all([participant, registrar])
     db_session.flush()
-    db_session.add(ApiKey(account_id=participant.id, name="meter gateway", prefix=prefix, secret_hash=secret_hash))
+    db_session.add(
+        ApiKey(
+            account_id=participant.id, name="meter gateway", prefix=prefix, secret_hash=secret_hash
+        )
+    )
     db_session.flush()
 
     app = create_app()
@@ -37,7 +51,9 @@ def world(db_session):
 
 
 def bearer(account):
-    return {"Authorization": f"Bearer {create_access_token(account.id, account.roles, get_settings())}"}
+    return {
+        "Authorization": f"Bearer {create_access_token(account.id, account.roles, get_settings())}"
+    }
 
 
 def test_anonymous_request_gets_401_problem(world):

@@ -1,5 +1,6 @@
 """The order-book feed's level re-read agrees with `services.order_book`, and a delta the
 server cannot compute leaves a gap in the sequence."""
+
 from __future__ import annotations
 
 import itertools
@@ -19,17 +20,50 @@ MARKET = f"energy-{START}"
 _hashes = itertools.count(1)
 
 
-def add_order(session, account, side, quantity_wh, price, *, matched_wh=0, status="open", expiry=NOW + 600,
-              mirror_filled=None, mirror_cancelled=False) -> SignedOrder:
+def add_order(
+    session,
+    account,
+    side,
+    quantity_wh,
+    price,
+    *,
+    matched_wh=0,
+    status="open",
+    expiry=NOW + 600,
+    mirror_filled=None,
+    mirror_cancelled=False,
+) -> SignedOrder:
     order = SignedOrder(
-        order_hash="0x" + f"{next(_hashes):064x}", account_id=account.id, custodial=True, maker=account.address,
-        side=side, product=eip712.ENERGY, asset_id=0, meter_id="0x" + "11" * 32, quantity_wh=quantity_wh,
-        price=price, delivery_start=START, delivery_end=START + 900, expiry=expiry, nonce=0, salt="1",
-        signature="0x" + "00" * 65, matched_wh=matched_wh, status=status)
+        order_hash="0x" + f"{next(_hashes):064x}",
+        account_id=account.id,
+        custodial=True,
+        maker=account.address,
+        side=side,
+        product=eip712.ENERGY,
+        asset_id=0,
+        meter_id="0x" + "11" * 32,
+        quantity_wh=quantity_wh,
+        price=price,
+        delivery_start=START,
+        delivery_end=START + 900,
+        expiry=expiry,
+        nonce=0,
+        salt="1",
+        signature="0x" + "00" * 65,
+        matched_wh=matched_wh,
+        status=status,
+    )
     session.add(order)
     if mirror_filled is not None or mirror_cancelled:
-        session.add(MarketOrder(order_hash=order.order_hash, chain_id=31337, cancelled=mirror_cancelled,
-                                filled_wh=mirror_filled or 0, block_number=1))
+        session.add(
+            MarketOrder(
+                order_hash=order.order_hash,
+                chain_id=31337,
+                cancelled=mirror_cancelled,
+                filled_wh=mirror_filled or 0,
+                block_number=1,
+            )
+        )
     return order
 
 
@@ -55,8 +89,11 @@ def test_level_states_agree_with_the_order_book(db_session):
     assert [level for level in states[SELL] if level.quantity_wh] == book.asks
     assert [(b.price, b.quantity_wh, b.orders) for b in book.bids] == [(50, 1_300, 2)]
     assert [(a.price, a.quantity_wh, a.orders) for a in book.asks] == [(70, 300, 1), (95, 130, 1)]
-    assert {(level.price, level.quantity_wh, level.orders) for level in states[SELL] if not level.quantity_wh} == {
-        (60, 0, 0), (80, 0, 0), (90, 0, 0), (99, 0, 0), (50, 0, 0)}
+    assert {
+        (level.price, level.quantity_wh, level.orders)
+        for level in states[SELL]
+        if not level.quantity_wh
+    } == {(60, 0, 0), (80, 0, 0), (90, 0, 0), (99, 0, 0), (50, 0, 0)}
     # a period that has started has no book: every level reads as gone
     started = level_states(db_session, MARKET, START, touched)
     assert all(level.quantity_wh == 0 for side in started.values() for level in side)
@@ -78,7 +115,9 @@ def test_a_delta_that_cannot_be_computed_leaves_a_gap(db_session):
     first = add_order(db_session, account, eip712.SELL, 700, 40)
     db_session.commit()
     message = {"order_hash": first.order_hash, "market_id": MARKET}
-    assert feed.on_message(db_session, "order.placed", {**message, "market_id": "energy-900"}) == []  # not followed
+    assert (
+        feed.on_message(db_session, "order.placed", {**message, "market_id": "energy-900"}) == []
+    )  # not followed
 
     chain_up[0] = False
     assert feed.on_message(db_session, "order.placed", message) == []

@@ -1,4 +1,5 @@
 """`Chain.read`: chain time and several view calls in one JSON-RPC batch, on a real Anvil."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,13 +1,15 @@
 """`GRIDLEDGER_CLOCK`: wall time, or the chain's latest block (what `make run` uses while its
 simulator moves Anvil's clock ahead of the wall)."""
+
 from __future__ import annotations
 
 import time
 
+from web3 import Web3
+
 from backend.chain import clock
 from backend.core.config import Settings
 from scripts.neighbourhood.simulator import ChainClock
-from web3 import Web3
 
 
 def test_chain_clock_follows_the_simulated_time_and_wall_clock_does_not(fresh_anvil, tmp_path):

@@ -2,6 +2,7 @@
 hash, one word per field) is the generic EIP-712 path: same digest as eth_account's
 `encode_typed_data`, same signer recovered (or the same refusal), same signature.
 tests/contracts/market/test_orders.py checks the digest against the contract's `orderHash`."""
+
 from __future__ import annotations
 
 import pytest
@@ -12,7 +13,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backend.market.orders import (
-    ORDER_FIELDS, Order, domain_separator, order_digest, recover_maker, sign_order, struct_hash, typed_data,
+    ORDER_FIELDS,
+    Order,
+    domain_separator,
+    order_digest,
+    recover_maker,
+    sign_order,
+    struct_hash,
+    typed_data,
 )
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -24,12 +32,24 @@ def uint(bits: int):
 
 addresses = st.binary(min_size=20, max_size=20).map(lambda raw: to_checksum_address(raw))
 orders = st.builds(
-    Order, maker=addresses, side=uint(8), product=uint(8), assetId=uint(256),
-    meterId=st.binary(min_size=32, max_size=32), quantityWh=uint(128), price=uint(128),
-    deliveryStart=uint(64), deliveryEnd=uint(64), expiry=uint(64), nonce=uint(64), salt=uint(256),
+    Order,
+    maker=addresses,
+    side=uint(8),
+    product=uint(8),
+    assetId=uint(256),
+    meterId=st.binary(min_size=32, max_size=32),
+    quantityWh=uint(128),
+    price=uint(128),
+    deliveryStart=uint(64),
+    deliveryEnd=uint(64),
+    expiry=uint(64),
+    nonce=uint(64),
+    salt=uint(256),
 )
 chain_ids = st.integers(min_value=1, max_value=2**64)
-private_keys = st.integers(min_value=1, max_value=SECP256K1_N - 1).map(lambda k: k.to_bytes(32, "big"))
+private_keys = st.integers(min_value=1, max_value=SECP256K1_N - 1).map(
+    lambda k: k.to_bytes(32, "big")
+)
 
 
 def generic_digest(order: Order, chain_id: int, market: str) -> bytes:
@@ -62,8 +82,9 @@ def test_sign_and_recover_equal_eth_account(order, chain_id, market, key):
 
 def _recover_generic(order, signature, chain_id, market):
     try:
-        return Account.recover_message(encode_typed_data(full_message=typed_data(order, chain_id, market)),
-                                       signature=signature)
+        return Account.recover_message(
+            encode_typed_data(full_message=typed_data(order, chain_id, market)), signature=signature
+        )
     except Exception as exc:
         return type(exc)
 
@@ -76,19 +97,37 @@ def _recover_fast(order, signature, chain_id, market):
 
 
 @settings(max_examples=200, deadline=None)
-@given(order=orders, market=addresses,
-       r=st.one_of(st.just(0), uint(256)), s=st.one_of(st.just(0), st.just(SECP256K1_N), uint(256)),
-       v=st.one_of(st.sampled_from([0, 1, 27, 28, 29, 35, 36, 37]), uint(8)))
+@given(
+    order=orders,
+    market=addresses,
+    r=st.one_of(st.just(0), uint(256)),
+    s=st.one_of(st.just(0), st.just(SECP256K1_N), uint(256)),
+    v=st.one_of(st.sampled_from([0, 1, 27, 28, 29, 35, 36, 37]), uint(8)),
+)
 def test_malformed_signatures_get_the_same_answer(order, market, r, s, v):
     signature = r.to_bytes(32, "big") + s.to_bytes(32, "big") + bytes([v])
-    assert _recover_fast(order, signature, 31337, market) == _recover_generic(order, signature, 31337, market)
+    assert _recover_fast(order, signature, 31337, market) == _recover_generic(
+        order, signature, 31337, market
+    )
 
 
 @pytest.mark.parametrize("field", [f["name"] for f in ORDER_FIELDS if f["type"].startswith("uint")])
 def test_a_field_that_does_not_fit_its_type_is_refused_like_eth_account(field):
     bits = int(next(f["type"] for f in ORDER_FIELDS if f["name"] == field)[4:])
-    order = Order(maker="0x" + "11" * 20, side=0, product=0, assetId=0, meterId=b"\1" * 32, quantityWh=1, price=1,
-                  deliveryStart=0, deliveryEnd=0, expiry=0, nonce=0, salt=0)
+    order = Order(
+        maker="0x" + "11" * 20,
+        side=0,
+        product=0,
+        assetId=0,
+        meterId=b"\1" * 32,
+        quantityWh=1,
+        price=1,
+        deliveryStart=0,
+        deliveryEnd=0,
+        expiry=0,
+        nonce=0,
+        salt=0,
+    )
     for bad in (2**bits, -1):
         too_big = order.replace(**{field: bad})
         with pytest.raises(ValueError, match=field):
@@ -98,7 +137,19 @@ def test_a_field_that_does_not_fit_its_type_is_refused_like_eth_account(field):
 
 
 def test_meter_id_must_be_32_bytes():
-    order = Order(maker="0x" + "11" * 20, side=0, product=0, assetId=0, meterId=b"\1" * 31, quantityWh=1, price=1,
-                  deliveryStart=0, deliveryEnd=0, expiry=0, nonce=0, salt=0)
+    order = Order(
+        maker="0x" + "11" * 20,
+        side=0,
+        product=0,
+        assetId=0,
+        meterId=b"\1" * 31,
+        quantityWh=1,
+        price=1,
+        deliveryStart=0,
+        deliveryEnd=0,
+        expiry=0,
+        nonce=0,
+        salt=0,
+    )
     with pytest.raises(ValueError, match="meterId"):
         order_digest(order, 1, "0x" + "22" * 20)

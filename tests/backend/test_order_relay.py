@@ -1,5 +1,6 @@
 """The API's background outbox relay (backend/market/order_events.py): every committed row
 reaches the Redis stream exactly once, however commits and relay runs interleave."""
+
 from __future__ import annotations
 
 import threading
@@ -35,8 +36,14 @@ def test_concurrent_commits_are_all_published_once(fresh_pg_url, redis_client):
     def writer(n: int):
         for i in range(ROWS_EACH):
             with Session(engine) as session:
-                session.add(OutboxMessage(chain_id=31337, block_number=0, topic="order.placed",
-                                          payload={"writer": n, "i": i}))
+                session.add(
+                    OutboxMessage(
+                        chain_id=31337,
+                        block_number=0,
+                        topic="order.placed",
+                        payload={"writer": n, "i": i},
+                    )
+                )
                 session.commit()
             relay.schedule()
 
@@ -48,7 +55,9 @@ def test_concurrent_commits_are_all_published_once(fresh_pg_url, redis_client):
     t = OutboxMessage.__table__
     deadline = time.monotonic() + 10
     with engine.connect() as connection:
-        while connection.execute(select(func.count()).where(t.c.published_at.is_(None))).scalar_one():
+        while connection.execute(
+            select(func.count()).where(t.c.published_at.is_(None))
+        ).scalar_one():
             assert time.monotonic() < deadline, "committed rows were left unpublished"
             time.sleep(0.02)
             connection.rollback()

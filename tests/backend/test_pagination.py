@@ -1,4 +1,5 @@
 """Keyset pagination walks every row once, in order, in either direction."""
+
 import uuid
 
 import pytest
@@ -10,9 +11,20 @@ from indexer.models import Device
 
 def add_devices(session, count: int) -> None:
     for device_id in range(1, count + 1):
-        session.add(Device(device_id=device_id, chain_id=31337, owner="0x" + "11" * 20, technology="SOLAR_PV",
-                           capacity_w=5_000, grid_area="DE", commissioned_at=0, meter_id=f"0x{device_id:064x}",
-                           status="approved", block_number=1))
+        session.add(
+            Device(
+                device_id=device_id,
+                chain_id=31337,
+                owner="0x" + "11" * 20,
+                technology="SOLAR_PV",
+                capacity_w=5_000,
+                grid_area="DE",
+                commissioned_at=0,
+                meter_id=f"0x{device_id:064x}",
+                status="approved",
+                block_number=1,
+            )
+        )
     session.flush()
 
 
@@ -21,7 +33,9 @@ def test_pages_cover_every_row_once(db_session, ascending):
     add_devices(db_session, 7)
     seen, cursor = [], None
     for _ in range(10):
-        rows, cursor = keyset_page(db_session, select(Device), Device.device_id, cursor, 3, ascending=ascending)
+        rows, cursor = keyset_page(
+            db_session, select(Device), Device.device_id, cursor, 3, ascending=ascending
+        )
         seen += [d.device_id for d in rows]
         if cursor is None:
             break

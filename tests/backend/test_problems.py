@@ -1,4 +1,5 @@
 """Errors leave the API as RFC 9457 problem details with a stable type per error."""
+
 import pytest
 from fastapi import APIRouter
 from fastapi.testclient import TestClient
@@ -19,9 +20,11 @@ def client():
 
     @router.get("/boom/{kind}")
     def boom(kind: str):
-        errors = {"missing": NotFound("trade 7 does not exist", trade_id=7),
-                  "conflict": Conflict("already settled"),
-                  "slow": RateLimited("slow down", retry_after=3)}
+        errors = {
+            "missing": NotFound("trade 7 does not exist", trade_id=7),
+            "conflict": Conflict("already settled"),
+            "slow": RateLimited("slow down", retry_after=3),
+        }
         if kind in errors:
             raise errors[kind]
         raise RuntimeError("secret internals")
@@ -38,9 +41,14 @@ def test_domain_error_becomes_a_problem_with_extensions(client):
     reply = client.get("/boom/missing")
     assert reply.status_code == 404
     assert reply.headers["content-type"] == "application/problem+json"
-    assert reply.json() == {"type": "https://gridledger.dev/problems/not-found", "title": "Resource not found",
-                            "status": 404, "detail": "trade 7 does not exist", "instance": "/boom/missing",
-                            "trade_id": 7}
+    assert reply.json() == {
+        "type": "https://gridledger.dev/problems/not-found",
+        "title": "Resource not found",
+        "status": 404,
+        "detail": "trade 7 does not exist",
+        "instance": "/boom/missing",
+        "trade_id": 7,
+    }
 
 
 def test_each_error_family_has_its_status_and_type(client):

@@ -1,4 +1,5 @@
 """One Settings object, GRIDLEDGER_ environment variables, no development secret in production."""
+
 import pytest
 
 from backend.core.config import DEV_DEPLOYER_KEY, Settings
@@ -18,7 +19,9 @@ def test_environment_variables_use_the_prefix(monkeypatch):
     monkeypatch.setenv("GRIDLEDGER_CHAIN_ID", "73799")
     settings = Settings(_env_file=None)
     assert (settings.database_url, settings.api_port, settings.chain_id) == (
-        "postgresql+psycopg://u@db/x", 9123, 73799
+        "postgresql+psycopg://u@db/x",
+        9123,
+        73799,
     )
     assert not settings.is_sqlite
 
@@ -55,4 +58,7 @@ def test_invalid_values_are_rejected():
 def test_several_api_workers_need_redis():
     with pytest.raises(ConfigurationError, match="GRIDLEDGER_REDIS_URL"):
         Settings(_env_file=None, api_workers=2)
-    assert Settings(_env_file=None, api_workers=2, redis_url="redis://127.0.0.1:6379/0").api_workers == 2
+    assert (
+        Settings(_env_file=None, api_workers=2, redis_url="redis://127.0.0.1:6379/0").api_workers
+        == 2
+    )

@@ -1,5 +1,6 @@
 """`gridledger` (typer's CliRunner) against the real app served by uvicorn on a free port, on a
 devnet with a fresh PostgreSQL schema and Redis; the indexer is stepped by the test."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,8 @@ from backend.accounts.models import Account
 from backend.chain.transactions import send
 from backend.cli.main import app
 from tests.api.conftest import chain_api  # noqa: F401  (the app on a devnet and a fresh schema)
-from tests.fixtures.server import serve
 from tests.fixtures.indexing import catch_up
+from tests.fixtures.server import serve
 
 PASSWORD = "correct horse battery"
 
@@ -23,8 +24,11 @@ def cli(chain_api, tmp_path):
     """Run `gridledger ...` against the served app with its own config file."""
     runner = CliRunner()
     with serve(chain_api.client.app) as base_url:
-        env = {"GRIDLEDGER_API_URL": base_url, "GRIDLEDGER_CONFIG": str(tmp_path / "config.json"),
-               "GRIDLEDGER_TOKEN": None}
+        env = {
+            "GRIDLEDGER_API_URL": base_url,
+            "GRIDLEDGER_CONFIG": str(tmp_path / "config.json"),
+            "GRIDLEDGER_TOKEN": None,
+        }
 
         def run(*args: str, code: int = 0):
             result = runner.invoke(app, list(args), env=env)
@@ -47,57 +51,119 @@ def test_account_orders_recs_and_settlement_through_the_cli(cli, chain_api):
     status = cli("status")
     assert "status:   ok" in status.stdout and "lag 0 blocks" in status.stdout
 
-    created = as_json(cli("accounts", "create", "--email", "cli@example.org", "--password", PASSWORD, "--json"))
+    created = as_json(
+        cli("accounts", "create", "--email", "cli@example.org", "--password", PASSWORD, "--json")
+    )
     address = created["address"]
-    assert cli("accounts", "create", "--email", "cli@example.org", "--password", PASSWORD, code=1).stderr \
-        .startswith("error: ")
+    assert cli(
+        "accounts", "create", "--email", "cli@example.org", "--password", PASSWORD, code=1
+    ).stderr.startswith("error: ")
     # not signed in yet: a one-line error, no traceback
     denied = cli("orders", "list", code=1)
-    assert denied.stderr.strip() == "error: not signed in: run `gridledger login` or set GRIDLEDGER_TOKEN"
+    assert (
+        denied.stderr.strip()
+        == "error: not signed in: run `gridledger login` or set GRIDLEDGER_TOKEN"
+    )
     wrong = cli("login", "--email", "cli@example.org", "--password", "nope", code=1)
     assert wrong.stderr.count("\n") == 1 and "(HTTP 401, " in wrong.stderr
-    assert "signed in as cli@example.org" in cli("login", "--email", "cli@example.org", "--password", PASSWORD).stdout
+    assert (
+        "signed in as cli@example.org"
+        in cli("login", "--email", "cli@example.org", "--password", PASSWORD).stdout
+    )
     assert oct(cli.config.stat().st_mode & 0o777) == "0o600"
     assert json.loads(cli.config.read_text())["api_url"] == cli.base_url
     assert as_json(cli("accounts", "me", "--json"))["address"] == address
 
     # orders: place, list, cancel (custodial: the API signs and, for the cancel, sends a tx)
-    send(w3, workload.admin, {"to": w3.to_checksum_address(address), "value": 10**18, "gas": 21_000})
+    send(
+        w3, workload.admin, {"to": w3.to_checksum_address(address), "value": 10**18, "gas": 21_000}
+    )
     period = (workload.now() // 900 + 2) * 900
-    placed = as_json(cli("orders", "place", "--side", "sell", "--quantity-wh", "2000", "--price", "120000",
-                         "--delivery-start", str(period), "--json"))
+    placed = as_json(
+        cli(
+            "orders",
+            "place",
+            "--side",
+            "sell",
+            "--quantity-wh",
+            "2000",
+            "--price",
+            "120000",
+            "--delivery-start",
+            str(period),
+            "--json",
+        )
+    )
     assert placed["status"] == "open"
     listed = cli("orders", "list")
     assert placed["id"] in listed.stdout and "sell" in listed.stdout and "2 kWh" in listed.stdout
-    misaligned = cli("orders", "place", "--side", "sell", "--quantity-wh", "1", "--price", "1",
-                     "--delivery-start", str(period + 60), code=1)
-    assert misaligned.stderr.startswith("error: ") and "(HTTP 422, invalid-order)" in misaligned.stderr
+    misaligned = cli(
+        "orders",
+        "place",
+        "--side",
+        "sell",
+        "--quantity-wh",
+        "1",
+        "--price",
+        "1",
+        "--delivery-start",
+        str(period + 60),
+        code=1,
+    )
+    assert (
+        misaligned.stderr.startswith("error: ") and "(HTTP 422, invalid-order)" in misaligned.stderr
+    )
     cancelled = cli("orders", "cancel", placed["id"])
     assert f"order {placed['id']}" in cancelled.stdout
     catch_up(indexer)
-    assert as_json(cli("orders", "list", "--status", "cancelled", "--json"))["items"][0]["id"] == placed["id"]
+    assert (
+        as_json(cli("orders", "list", "--status", "cancelled", "--json"))["items"][0]["id"]
+        == placed["id"]
+    )
 
     # RECs: a certificate issued to the CLI user; transfer part, retire part, read the proof
     device_id = workload.devices[workload.people[0].address]
     hour = (workload.now() // 3600 - 5) * 3600
-    receipt = workload.tx(workload.issuer, workload.c.registry.functions.issue(
-        device_id, w3.to_checksum_address(address), hour, hour + 3600, 4_000))
-    cert_id = workload.c.registry.events.CertificateIssued().process_receipt(receipt)[0]["args"]["certId"]
+    receipt = workload.tx(
+        workload.issuer,
+        workload.c.registry.functions.issue(
+            device_id, w3.to_checksum_address(address), hour, hour + 3600, 4_000
+        ),
+    )
+    cert_id = workload.c.registry.events.CertificateIssued().process_receipt(receipt)[0]["args"][
+        "certId"
+    ]
     catch_up(indexer)
     mine = cli("recs", "list", "--mine")
     assert mine.stdout.startswith(f"#{cert_id}  SOLAR_PV DE-50HZ  4 kWh issued")
     friend = workload.people[1].address
     moved = cli("recs", "transfer", str(cert_id), "--to", friend, "--amount-wh", "1000")
     assert f"transferred 1 kWh of #{cert_id}" in moved.stdout
-    too_much = cli("recs", "retire", str(cert_id), "--amount-wh", "9000", "--beneficiary", "ACME", code=1)
+    too_much = cli(
+        "recs", "retire", str(cert_id), "--amount-wh", "9000", "--beneficiary", "ACME", code=1
+    )
     assert too_much.stderr.count("\n") == 1 and "RECRegistryInsufficientBalance" in too_much.stderr
-    retired = as_json(cli("recs", "retire", str(cert_id), "--amount-wh", "500", "--beneficiary", "ACME GmbH",
-                          "--purpose", "scope2", "--json"))
+    retired = as_json(
+        cli(
+            "recs",
+            "retire",
+            str(cert_id),
+            "--amount-wh",
+            "500",
+            "--beneficiary",
+            "ACME GmbH",
+            "--purpose",
+            "scope2",
+            "--json",
+        )
+    )
     catch_up(indexer)
     claim_id = retired["poll"].split("/")[-2]
     proof = as_json(cli("recs", "proof", claim_id, "--json"))
     assert proof["tx_hash"] == retired["tx_hash"] and proof["amount_wh"] == 500
-    assert proof["consumption_start"] == hour and proof["consumption_end"] == hour + 3600  # the cert's period
+    assert (
+        proof["consumption_start"] == hour and proof["consumption_end"] == hour + 3600
+    )  # the cert's period
     listed = as_json(cli("recs", "list", "--holder", friend, "--json"))
     assert [c["certificate_id"] for c in listed["items"]] == [cert_id]
 
@@ -110,15 +176,22 @@ def test_account_orders_recs_and_settlement_through_the_cli(cli, chain_api):
     workload.matched()
     trade_id, trade = workload.open_trades.pop()
     workload.advance(trade[7] - workload.now() + 60)
-    workload.tx(workload.settler, workload.c.market.functions.settleBatch([trade], [trade_id], [trade[4] // 2]))
+    workload.tx(
+        workload.settler,
+        workload.c.market.functions.settleBatch([trade], [trade_id], [trade[4] // 2]),
+    )
     catch_up(indexer)
     shown = cli("settlement", "show", str(trade_id))
     assert shown.stdout.startswith(f"trade {trade_id}: settled")
-    assert f"contracted {trade[4] / 1000:g} kWh, metered {trade[4] // 2 / 1000:g} kWh" in shown.stdout
+    assert (
+        f"contracted {trade[4] / 1000:g} kWh, metered {trade[4] // 2 / 1000:g} kWh" in shown.stdout
+    )
     detail = as_json(cli("--json", "settlement", "show", str(trade_id)))
     assert detail["penalty"] > 0 and detail["payout"] + detail["refund"] == detail["escrow"]
-    assert cli("settlement", "show", "999", code=1).stderr.strip() == \
-        "error: Resource not found: no energy transfer 999 (HTTP 404, not-found)"
+    assert (
+        cli("settlement", "show", "999", code=1).stderr.strip()
+        == "error: Resource not found: no energy transfer 999 (HTTP 404, not-found)"
+    )
 
     cli("logout")
     assert "access_token" not in json.loads(cli.config.read_text())
@@ -128,22 +201,34 @@ def test_account_orders_recs_and_settlement_through_the_cli(cli, chain_api):
 def test_errors_are_one_line(cli, tmp_path):
     # the API is up but the indexer has not started: status reports it and exits 1
     degraded = cli("status", code=1)
-    assert "status:   degraded" in degraded.stdout and "indexer:  FAILING (LookupError" in degraded.stdout
+    assert (
+        "status:   degraded" in degraded.stdout
+        and "indexer:  FAILING (LookupError" in degraded.stdout
+    )
     assert as_json(cli("status", "--json", code=1))["checks"]["indexer"]["ok"] is False
 
     bad_json = tmp_path / "readings.json"
     bad_json.write_text('{"meterId": "m1"}')
-    assert cli("meters", "send", str(bad_json), code=1).stderr.strip() == \
-        f"error: {bad_json}: expected a JSON array of readings (or use .ndjson, one per line)"
+    assert (
+        cli("meters", "send", str(bad_json), code=1).stderr.strip()
+        == f"error: {bad_json}: expected a JSON array of readings (or use .ndjson, one per line)"
+    )
     bad_lines = tmp_path / "readings.ndjson"
     bad_lines.write_text('{"meterId": "m1"}\nnot json\n')
-    assert cli("meters", "send", str(bad_lines), code=1).stderr.strip().startswith(
-        f"error: {bad_lines}:2: not a JSON object")
-    assert cli("meters", "send", str(tmp_path / "missing.json"), code=1).stderr.startswith("error: cannot read ")
+    assert (
+        cli("meters", "send", str(bad_lines), code=1)
+        .stderr.strip()
+        .startswith(f"error: {bad_lines}:2: not a JSON object")
+    )
+    assert cli("meters", "send", str(tmp_path / "missing.json"), code=1).stderr.startswith(
+        "error: cannot read "
+    )
 
     invalid = cli("accounts", "create", "--email", "not-an-email", "--password", "x", code=1)
     assert invalid.stderr.count("\n") == 1 and "(HTTP 422, validation-error)" in invalid.stderr
 
     unreachable = CliRunner().invoke(app, ["--api-url", "http://127.0.0.1:9", "status"])
     assert unreachable.exit_code == 1
-    assert unreachable.stderr.startswith("error: cannot reach the API at http://127.0.0.1:9: ConnectError")
+    assert unreachable.stderr.startswith(
+        "error: cannot reach the API at http://127.0.0.1:9: ConnectError"
+    )

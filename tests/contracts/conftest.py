@@ -3,6 +3,7 @@
 Ape's pytest plugin snapshots the chain around each test, so module-scoped
 deployments are restored rather than redeployed.
 """
+
 import pytest
 
 

@@ -25,10 +25,10 @@ with `run_state_machine_as_test`. Invariant reads go straight to the in-process 
 (about 1 ms per read instead of about 5 ms through Ape's contract layer); transactions and
 expected reverts go through Ape. `pytest -s` prints a tally of what the steps did.
 """
+
 from __future__ import annotations
 
 import os
-
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -46,7 +46,16 @@ from hypothesis.stateful import (
 )
 
 from backend.market.orders import (
-    BUY, ENERGY, REC, SELL, SLOT_SECONDS, Order, meter_id, order_digest, payment, sign_order,
+    BUY,
+    ENERGY,
+    REC,
+    SELL,
+    SLOT_SECONDS,
+    Order,
+    meter_id,
+    order_digest,
+    payment,
+    sign_order,
 )
 from tests.contracts.market.helpers import reverts_with, settlement
 
@@ -98,7 +107,10 @@ class Reader:
     def __call__(self, contract, signature: str, args=(), out: str = "uint256"):
         if signature not in self._selectors:
             inner = signature[signature.index("(") + 1 : -1]
-            self._selectors[signature] = (keccak(text=signature)[:4], inner.split(",") if inner else [])
+            self._selectors[signature] = (
+                keccak(text=signature)[:4],
+                inner.split(",") if inner else [],
+            )
         selector, types = self._selectors[signature]
         tx = {
             "from": self._from,
@@ -180,7 +192,9 @@ class World:
 
 def deploy_world(project, chain, owner, participants, others, operator, settler, registrar, issuer):
     gusd = project.GridUSD.deploy(owner, sender=owner)
-    registry = project.RECRegistry.deploy(owner, "https://certs.gridledger.example/{id}.json", sender=owner)
+    registry = project.RECRegistry.deploy(
+        owner, "https://certs.gridledger.example/{id}.json", sender=owner
+    )
     market = project.EnergyMarket.deploy(
         owner, gusd, registry, TOLERANCE_BPS, PENALTY_BPS, GRACE, sender=owner
     )
@@ -206,9 +220,15 @@ def deploy_world(project, chain, owner, participants, others, operator, settler,
     holders = [a.address for a in participants] + [a.address for a in others]
     holders += [market.address, registry.address, gusd.address]
     return World(
-        gusd=gusd, registry=registry, market=market, participants=list(participants),
-        holders=holders, devices=devices, history_start=history_start,
-        minted=FUNDING * len(participants), chain_id=chain.chain_id,
+        gusd=gusd,
+        registry=registry,
+        market=market,
+        participants=list(participants),
+        holders=holders,
+        devices=devices,
+        history_start=history_start,
+        minted=FUNDING * len(participants),
+        chain_id=chain.chain_id,
     )
 
 
@@ -241,7 +261,7 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
             chain.restore(snapshot["id"])
             snapshot["id"] = chain.snapshot()
             # gUSD
-            self.wallet = {a: 0 for a in world.holders}
+            self.wallet = dict.fromkeys(world.holders, 0)
             for account in participants:
                 self.wallet[account.address] = FUNDING
             self.credits = {a.address: 0 for a in participants}
@@ -278,14 +298,20 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
             start = (now // SLOT + 1 + data.draw(st.integers(0, 8), label="slots ahead")) * SLOT
             end = start + data.draw(st.integers(1, 4), label="slots") * SLOT
             return Order(
-                maker=maker.address, side=side, product=ENERGY, assetId=0,
+                maker=maker.address,
+                side=side,
+                product=ENERGY,
+                assetId=0,
                 meterId=meter(maker.address),
                 quantityWh=data.draw(st.integers(1, 20_000), label="quantityWh"),
                 price=data.draw(st.integers(1, 400_000), label="price"),
-                deliveryStart=start, deliveryEnd=end,
+                deliveryStart=start,
+                deliveryEnd=end,
                 # Mostly expiring at delivery start; some expire earlier, some outlive gate closure.
-                expiry=start + data.draw(st.sampled_from([0, 0, -300, 1_800, 7_200]), label="expiry offset"),
-                nonce=self.nonces[maker.address], salt=self.next_salt(),
+                expiry=start
+                + data.draw(st.sampled_from([0, 0, -300, 1_800, 7_200]), label="expiry offset"),
+                nonce=self.nonces[maker.address],
+                salt=self.next_salt(),
             )
 
         def fill_error(self, entry: BookOrder, quantity: int, now: int):
@@ -298,16 +324,23 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
             current = self.nonces[order.maker]
             if order.nonce != current:
                 return "EnergyMarketStaleNonce", {
-                    "orderHash": hash_, "orderNonce": order.nonce, "currentNonce": current,
+                    "orderHash": hash_,
+                    "orderNonce": order.nonce,
+                    "currentNonce": current,
                 }
             if quantity == 0:
                 return "EnergyMarketZeroQuantity", {"orderHash": hash_}
             if quantity > entry.remaining:
                 return "EnergyMarketInsufficientRemaining", {
-                    "orderHash": hash_, "requested": quantity, "remaining": entry.remaining,
+                    "orderHash": hash_,
+                    "requested": quantity,
+                    "remaining": entry.remaining,
                 }
             if order.product == ENERGY and now >= order.deliveryStart:
-                return "EnergyMarketGateClosed", {"orderHash": hash_, "deliveryStart": order.deliveryStart}
+                return "EnergyMarketGateClosed", {
+                    "orderHash": hash_,
+                    "deliveryStart": order.deliveryStart,
+                }
             return None
 
         def record_energy_trade(
@@ -315,8 +348,16 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
         ):
             self.last_trade_id += 1
             trade = (
-                seller, buyer, seller_meter, buyer_meter, quantity, price,
-                order.deliveryStart, order.deliveryEnd, TOLERANCE_BPS, PENALTY_BPS,
+                seller,
+                buyer,
+                seller_meter,
+                buyer_meter,
+                quantity,
+                price,
+                order.deliveryStart,
+                order.deliveryEnd,
+                TOLERANCE_BPS,
+                PENALTY_BPS,
             )
             escrow = payment(quantity, price)
             self.trades[self.last_trade_id] = TradeModel(trade=trade, status=OPEN, escrow=escrow)
@@ -367,7 +408,9 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
             order = self.new_energy_order(data, buyer, BUY)
             entry = BookOrder(order=order, signature=b"", hash=digest(order))
             if self.now() > order.expiry:
-                with reverts_with(market.EnergyMarketOrderExpired, orderHash=entry.hash, expiry=order.expiry):
+                with reverts_with(
+                    market.EnergyMarketOrderExpired, orderHash=entry.hash, expiry=order.expiry
+                ):
                     market.listOrder(order.as_tuple(), sender=buyer)
                 return
             receipt = market.listOrder(order.as_tuple(), sender=buyer)
@@ -386,9 +429,14 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
             entry = data.draw(st.sampled_from(self.book), label="order")
             taker = self.other_than(data, entry.order.maker)
             order, now = entry.order, self.now()
-            if now < order.deliveryStart <= order.expiry and data.draw(st.integers(0, 3), label="late") == 0:
+            if (
+                now < order.deliveryStart <= order.expiry
+                and data.draw(st.integers(0, 3), label="late") == 0
+            ):
                 # Still signed-valid after delivery starts: the fill must hit gate closure.
-                late = data.draw(st.integers(0, order.expiry - order.deliveryStart), label="seconds late")
+                late = data.draw(
+                    st.integers(0, order.expiry - order.deliveryStart), label="seconds late"
+                )
                 chain.pending_timestamp = order.deliveryStart + late
             top = max(entry.remaining, 1)
             quantity = data.draw(
@@ -402,8 +450,10 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
             now = self.now()
             candidates = [
                 (bid, offer)
-                for bid in self.book if bid.order.side == BUY and self.fill_error(bid, 1, now) is None
-                for offer in self.book if offer.order.side == SELL and self.fill_error(offer, 1, now) is None
+                for bid in self.book
+                if bid.order.side == BUY and self.fill_error(bid, 1, now) is None
+                for offer in self.book
+                if offer.order.side == SELL and self.fill_error(offer, 1, now) is None
                 if bid.order.maker != offer.order.maker
                 and (bid.order.deliveryStart, bid.order.deliveryEnd)
                 == (offer.order.deliveryStart, offer.order.deliveryEnd)
@@ -416,12 +466,17 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
                 seller = self.other_than(data, buyer.address)
                 offer_order = self.new_energy_order(data, seller, SELL)
                 bid_order = Order(
-                    maker=buyer.address, side=BUY, product=ENERGY, assetId=0,
+                    maker=buyer.address,
+                    side=BUY,
+                    product=ENERGY,
+                    assetId=0,
                     meterId=meter(buyer.address),
                     quantityWh=data.draw(st.integers(1, 20_000), label="bid Wh"),
                     price=offer_order.price + data.draw(st.integers(0, 50_000), label="spread"),
-                    deliveryStart=offer_order.deliveryStart, deliveryEnd=offer_order.deliveryEnd,
-                    expiry=offer_order.deliveryStart, nonce=self.nonces[buyer.address],
+                    deliveryStart=offer_order.deliveryStart,
+                    deliveryEnd=offer_order.deliveryEnd,
+                    expiry=offer_order.deliveryStart,
+                    nonce=self.nonces[buyer.address],
                     salt=self.next_salt(),
                 )
                 offer = BookOrder(
@@ -431,12 +486,24 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
                     market.listOrder(bid_order.as_tuple(), sender=buyer)
                     bid = BookOrder(order=bid_order, signature=b"", hash=digest(bid_order))
                 else:
-                    bid = BookOrder(order=bid_order, signature=sign(bid_order, buyer), hash=digest(bid_order))
+                    bid = BookOrder(
+                        order=bid_order, signature=sign(bid_order, buyer), hash=digest(bid_order)
+                    )
                 self.book += [bid, offer]
-            quantity = data.draw(st.integers(1, min(bid.remaining, offer.remaining)), label="match Wh")
-            error = self.fill_error(bid, quantity, self.now()) or self.fill_error(offer, quantity, self.now())
-            args = (bid.order.as_tuple(), bid.signature, offer.order.as_tuple(), offer.signature,
-                    quantity, bid_is_resting)
+            quantity = data.draw(
+                st.integers(1, min(bid.remaining, offer.remaining)), label="match Wh"
+            )
+            error = self.fill_error(bid, quantity, self.now()) or self.fill_error(
+                offer, quantity, self.now()
+            )
+            args = (
+                bid.order.as_tuple(),
+                bid.signature,
+                offer.order.as_tuple(),
+                offer.signature,
+                quantity,
+                bid_is_resting,
+            )
             outcome(f"match: {error[0] if error else 'ok'}")
             if error:  # only when the fresh orders' gate closed or expired before this block
                 with reverts_with(getattr(market, error[0]), **error[1]):
@@ -447,8 +514,14 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
             offer.filled += quantity
             price = bid.order.price if bid_is_resting else offer.order.price
             self.record_energy_trade(
-                receipt, offer.order.maker, bid.order.maker, offer.order.meterId, bid.order.meterId,
-                quantity, price, offer.order,
+                receipt,
+                offer.order.maker,
+                bid.order.maker,
+                offer.order.meterId,
+                bid.order.meterId,
+                quantity,
+                price,
+                offer.order,
             )
 
         @precondition(lambda self: self.book)
@@ -472,7 +545,8 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
             self.nonces[maker.address] += 1
             now = self.now()
             stale = [
-                e for e in self.book
+                e
+                for e in self.book
                 if e.order.maker == maker.address and not e.cancelled and now <= e.order.expiry
             ]
             outcome(f"increment nonce: {'stale fill checked' if stale else 'no old order'}")
@@ -493,9 +567,14 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
                 targets += [t for t in (end, end + GRACE) if t > now]
             mode = data.draw(st.sampled_from(["seconds", "trade end or deadline"]), label="advance")
             if mode == "seconds" or not targets:
-                seconds = data.draw(st.one_of(
-                    st.integers(60, 3_000), st.integers(3_000, 20_000), st.integers(80_000, 130_000)
-                ), label="seconds")
+                seconds = data.draw(
+                    st.one_of(
+                        st.integers(60, 3_000),
+                        st.integers(3_000, 20_000),
+                        st.integers(80_000, 130_000),
+                    ),
+                    label="seconds",
+                )
             else:
                 target = data.draw(st.sampled_from(sorted(targets)), label="target")
                 seconds = target - now + data.draw(st.integers(0, 600), label="past target")
@@ -514,20 +593,26 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
             if not due and data.draw(st.booleans(), label="wait for a delivery end"):
                 ends = sorted({self.trades[t].trade[7] for t in self.open_trades()})
                 end = data.draw(st.sampled_from(ends), label="delivery end")
-                chain.pending_timestamp = now = end + data.draw(st.integers(0, 600), label="past end")
+                chain.pending_timestamp = now = end + data.draw(
+                    st.integers(0, 600), label="past end"
+                )
                 due = [tid for tid in self.open_trades() if self.trades[tid].trade[7] <= now]
             outcome(f"settle: {'due' if due else 'too early'}")
             if not due:
                 tid = data.draw(st.sampled_from(self.open_trades()), label="early trade")
                 trade = self.trades[tid].trade
-                with reverts_with(market.EnergyMarketSettlementTooEarly, tradeId=tid, deliveryEnd=trade[7]):
+                with reverts_with(
+                    market.EnergyMarketSettlementTooEarly, tradeId=tid, deliveryEnd=trade[7]
+                ):
                     market.settleBatch([trade], [tid], [trade[4]], sender=settler)
                 return
             ids = data.draw(st.lists(st.sampled_from(due), min_size=1, unique=True), label="trades")
             delivered = []
             for tid in ids:
                 quantity = self.trades[tid].trade[4]
-                kind = data.draw(st.sampled_from(["zero", "partial", "exact", "over"]), label="delivery")
+                kind = data.draw(
+                    st.sampled_from(["zero", "partial", "exact", "over"]), label="delivery"
+                )
                 if kind == "zero":
                     delivered.append(0)
                 elif kind == "partial":
@@ -542,13 +627,18 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
                 # in the same batch, anywhere after it: the whole batch reverts.
                 outcome("settle: batch with a closed trade")
                 bad = data.draw(st.sampled_from(closed + ids), label="closed trade")
-                first = ids.index(bad) + 1 if bad in ids else 0  # a duplicate goes after its original
+                first = (
+                    ids.index(bad) + 1 if bad in ids else 0
+                )  # a duplicate goes after its original
                 at = data.draw(st.integers(first, len(ids)), label="position")
                 batch_ids = ids[:at] + [bad] + ids[at:]
                 batch_wh = delivered[:at] + [self.trades[bad].trade[4]] + delivered[at:]
                 with reverts_with(market.EnergyMarketTradeAlreadyClosed, tradeId=bad):
                     market.settleBatch(
-                        [self.trades[t].trade for t in batch_ids], batch_ids, batch_wh, sender=settler
+                        [self.trades[t].trade for t in batch_ids],
+                        batch_ids,
+                        batch_wh,
+                        sender=settler,
                     )
                 return
             receipt = market.settleBatch(
@@ -562,7 +652,9 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
                 expected = settlement(quantity, price, wh, TOLERANCE_BPS, PENALTY_BPS)
                 assert expected["escrow"] == model.escrow
                 assert (log.sellerPayout, log.penalty, log.buyerRefund) == (
-                    expected["payout"], expected["penalty"], expected["refund"]
+                    expected["payout"],
+                    expected["penalty"],
+                    expected["refund"],
                 )
                 self.credits[seller] += expected["payout"]
                 self.credits[buyer] += expected["refund"]
@@ -572,7 +664,8 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
         @rule(data=st.data())
         def settle_closed_trade(self, data):
             tid = data.draw(
-                st.sampled_from([t for t, m in self.trades.items() if m.status != OPEN]), label="trade"
+                st.sampled_from([t for t, m in self.trades.items() if m.status != OPEN]),
+                label="trade",
             )
             trade = self.trades[tid].trade
             with reverts_with(market.EnergyMarketTradeAlreadyClosed, tradeId=tid):
@@ -585,15 +678,23 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
             tid = data.draw(st.sampled_from(sorted(self.trades)), label="trade")
             model = self.trades[tid]
             deadline = model.trade[7] + GRACE
-            if model.status == OPEN and self.now() < deadline and data.draw(st.booleans(), label="wait"):
-                chain.pending_timestamp = deadline + data.draw(st.integers(0, 600), label="past deadline")
+            if (
+                model.status == OPEN
+                and self.now() < deadline
+                and data.draw(st.booleans(), label="wait")
+            ):
+                chain.pending_timestamp = deadline + data.draw(
+                    st.integers(0, 600), label="past deadline"
+                )
             early = self.now() < deadline
             outcome(f"reclaim: {'closed' if model.status != OPEN else 'early' if early else 'ok'}")
             if model.status != OPEN:
                 with reverts_with(market.EnergyMarketTradeAlreadyClosed, tradeId=tid):
                     market.reclaim(model.trade, tid, sender=stranger)
             elif early:
-                with reverts_with(market.EnergyMarketReclaimTooEarly, tradeId=tid, deadline=deadline):
+                with reverts_with(
+                    market.EnergyMarketReclaimTooEarly, tradeId=tid, deadline=deadline
+                ):
                     market.reclaim(model.trade, tid, sender=stranger)
             else:
                 market.reclaim(model.trade, tid, sender=stranger)
@@ -641,7 +742,9 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
                 if issued and data.draw(st.integers(0, 3), label="overlap?") == 0:
                     # Deliberately cover an already certified slot.
                     slot = data.draw(st.sampled_from(issued), label="issued slot")
-                    start = slot - data.draw(st.integers(0, hours * 4 - 1), label="slots before") * SLOT
+                    start = (
+                        slot - data.draw(st.integers(0, hours * 4 - 1), label="slots before") * SLOT
+                    )
                 else:
                     hour = data.draw(st.integers(0, HISTORY_DAYS * 24 - 4), label="hour")
                     quarter = data.draw(st.sampled_from([0, 0, 0, 1, 2, 3]), label="quarter")
@@ -662,7 +765,9 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
             if offending:
                 with reverts_with(
                     registry.RECRegistryPeriodAlreadyIssued,
-                    deviceId=device, periodStart=offending[0], periodEnd=offending[1],
+                    deviceId=device,
+                    periodStart=offending[0],
+                    periodEnd=offending[1],
                 ):
                     registry.issueBatch(device, to, starts, ends, volumes, sender=issuer)
                 return
@@ -673,12 +778,19 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
             assert [log.certId for log in logs] == list(range(first, first + len(starts)))
             for i, (start, end, volume) in enumerate(zip(starts, ends, volumes)):
                 self.certs[first + i] = CertModel(
-                    device=device, start=start, end=end, volume=volume, balances={to.address: volume}
+                    device=device,
+                    start=start,
+                    end=end,
+                    volume=volume,
+                    balances={to.address: volume},
                 )
                 for slot in range(start, end, SLOT):
                     self.issued_slots.append((device, slot))
                     assert read(
-                        registry, "isPeriodIssued(uint32,uint64,uint64)", [device, slot, slot + SLOT], "bool"
+                        registry,
+                        "isPeriodIssued(uint32,uint64,uint64)",
+                        [device, slot, slot + SLOT],
+                        "bool",
                     )
 
         def holdings(self, revoked=None):
@@ -737,11 +849,18 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
             maker = buyer if listed_bid else seller
             offered = data.draw(st.integers(1, cert.balances[holder]), label="order Wh")
             order = Order(
-                maker=maker.address, side=BUY if listed_bid else SELL, product=REC, assetId=cid,
-                meterId=b"\0" * 32, quantityWh=offered,
+                maker=maker.address,
+                side=BUY if listed_bid else SELL,
+                product=REC,
+                assetId=cid,
+                meterId=b"\0" * 32,
+                quantityWh=offered,
                 price=data.draw(st.integers(0, 60_000), label="price"),
-                deliveryStart=0, deliveryEnd=0, expiry=self.now() + DAY,
-                nonce=self.nonces[maker.address], salt=self.next_salt(),
+                deliveryStart=0,
+                deliveryEnd=0,
+                expiry=self.now() + DAY,
+                nonce=self.nonces[maker.address],
+                salt=self.next_salt(),
             )
             quantity = data.draw(st.integers(1, offered), label="traded Wh")
             if listed_bid:
@@ -749,7 +868,9 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
                 taker, args = seller, (order.as_tuple(), b"", quantity, b"\0" * 32)
             else:
                 taker, args = buyer, (order.as_tuple(), sign(order, seller), quantity, b"\0" * 32)
-            outcome(f"REC {'bid' if listed_bid else 'offer'} fill: {'revoked' if cert.revoked else 'ok'}")
+            outcome(
+                f"REC {'bid' if listed_bid else 'offer'} fill: {'revoked' if cert.revoked else 'ok'}"
+            )
             if cert.revoked:
                 # Bubbled up from the registry's transfer inside the market call.
                 with reverts_with(registry.RECRegistryCertificateRevoked, certId=cid):
@@ -759,8 +880,22 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
             self.last_trade_id += 1
             [log] = market.CertificatesTraded.from_receipt(receipt)
             price_paid = payment(quantity, order.price)
-            swap = (log.tradeId, log.seller, log.buyer, log.certificateId, log.quantityWh, log.payment)
-            assert normalized(swap) == (self.last_trade_id, holder, buyer.address, cid, quantity, price_paid)
+            swap = (
+                log.tradeId,
+                log.seller,
+                log.buyer,
+                log.certificateId,
+                log.quantityWh,
+                log.payment,
+            )
+            assert normalized(swap) == (
+                self.last_trade_id,
+                holder,
+                buyer.address,
+                cid,
+                quantity,
+                price_paid,
+            )
             cert.balances[holder] -= quantity
             cert.balances[buyer.address] = cert.balances.get(buyer.address, 0) + quantity
             self.wallet[buyer.address] -= price_paid
@@ -808,25 +943,34 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
             ids = sorted(self.certs)
             holders = world.holders
             flat = read(
-                registry, "balanceOfBatch(address[],uint256[])",
-                [[h for _ in ids for h in holders], [cid for cid in ids for _ in holders]], "uint256[]",
+                registry,
+                "balanceOfBatch(address[],uint256[])",
+                [[h for _ in ids for h in holders], [cid for cid in ids for _ in holders]],
+                "uint256[]",
             )
             for i, cid in enumerate(ids):
                 cert = self.certs[cid]
                 on_chain = read(
-                    registry, "certificate(uint256)", [cid],
+                    registry,
+                    "certificate(uint256)",
+                    [cid],
                     "(uint32,bytes32,bytes32,uint64,uint64,uint64,uint64,uint64,bool)",
                 )
                 device, _, _, start, end, _, volume, claimed, revoked = on_chain
                 assert (device, start, end, volume, revoked) == (
-                    cert.device, cert.start, cert.end, cert.volume, cert.revoked
+                    cert.device,
+                    cert.start,
+                    cert.end,
+                    cert.volume,
+                    cert.revoked,
                 )
                 supply = read(registry, "supply(uint256)", [cid])
                 balances = flat[i * len(holders) : (i + 1) * len(holders)]
                 assert supply == volume - claimed == sum(balances)
                 assert dict(zip(holders, balances)) == {h: cert.balances.get(h, 0) for h in holders}
                 claimed_by = [
-                    read(registry, "claimedBalance(uint256,address)", [cid, a.address]) for a in participants
+                    read(registry, "claimedBalance(uint256,address)", [cid, a.address])
+                    for a in participants
                 ]
                 assert claimed == sum(claimed_by) == cert.claimed_total
                 assert claimed_by == [cert.claimed.get(a.address, 0) for a in participants]
@@ -839,8 +983,12 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
                 # Every certificate's period is marked...
                 for cert in self.certs.values():
                     if cert.device == device:
-                        assert read(registry, "isPeriodIssued(uint32,uint64,uint64)",
-                                    [device, cert.start, cert.end], "bool")
+                        assert read(
+                            registry,
+                            "isPeriodIssued(uint32,uint64,uint64)",
+                            [device, cert.start, cert.end],
+                            "bool",
+                        )
                 # ...and every maximal run of unissued slots in the history window is not.
                 lo, hi = world.history_start - DAY, world.history_start + (HISTORY_DAYS + 1) * DAY
                 run_start = None
@@ -849,8 +997,12 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
                     if free and run_start is None:
                         run_start = slot
                     elif not free and run_start is not None:
-                        assert not read(registry, "isPeriodIssued(uint32,uint64,uint64)",
-                                        [device, run_start, slot], "bool"), (device, run_start, slot)
+                        assert not read(
+                            registry,
+                            "isPeriodIssued(uint32,uint64,uint64)",
+                            [device, run_start, slot],
+                            "bool",
+                        ), (device, run_start, slot)
                         run_start = None
 
         @invariant()
@@ -869,8 +1021,15 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
 @pytest.fixture
 def world(project, chain, owner, alice, bob, carol, operator, settler, registrar, issuer, stranger):
     return deploy_world(
-        project, chain, owner, [alice, bob, carol], [owner, operator, settler, registrar, issuer, stranger],
-        operator, settler, registrar, issuer,
+        project,
+        chain,
+        owner,
+        [alice, bob, carol],
+        [owner, operator, settler, registrar, issuer, stranger],
+        operator,
+        settler,
+        registrar,
+        issuer,
     )
 
 
@@ -887,8 +1046,12 @@ def test_invariants_detect_changes_the_model_does_not_know(
     """The invariants are not vacuous: chain changes behind the model's back (or a model that
     double counts) make them fail."""
     machine = build_machine(world, chain, operator, settler, issuer, stranger, Counter())()
-    checks = [machine.gusd_conserved, machine.certificate_supply, machine.no_period_issued_twice,
-              machine.trade_statuses]
+    checks = [
+        machine.gusd_conserved,
+        machine.certificate_supply,
+        machine.no_period_issued_twice,
+        machine.trade_statuses,
+    ]
     try:
         for check in checks:
             check()
@@ -898,7 +1061,9 @@ def test_invariants_detect_changes_the_model_does_not_know(
             machine.gusd_conserved()
 
         start = world.history_start + 5 * HOUR
-        world.registry.issue(world.devices[alice.address], alice, start, start + HOUR, 1_000, sender=issuer)
+        world.registry.issue(
+            world.devices[alice.address], alice, start, start + HOUR, 1_000, sender=issuer
+        )
         with pytest.raises(AssertionError):  # supply the model does not account for
             machine.certificate_supply()
         with pytest.raises(AssertionError):  # slots marked outside the model's issued set

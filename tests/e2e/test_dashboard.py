@@ -4,6 +4,7 @@ devnet, a fresh PostgreSQL schema and the indexer + outbox publisher stepping in
 A trade, its settlement (settler key), an issued certificate and a claim are made on chain
 while the page is open; the page must show them (live over /v1/ws), and it must fit at
 1280×800 and at phone width. Screenshots go to a tmp folder whose path is printed."""
+
 from __future__ import annotations
 
 import json
@@ -17,10 +18,10 @@ from backend.main import DASHBOARD_DIR
 from indexer.base import Indexer, IndexerConfig
 from indexer.outbox import OutboxPublisher, RedisStreamSink
 from indexer.rpc import RetryPolicy, RpcClient
-from tests.fixtures.server import serve, stepping
 from tests.fixtures.app import app_on
-from tests.fixtures.services import TEST_REDIS_URL
 from tests.fixtures.indexing import catch_up
+from tests.fixtures.server import serve, stepping
+from tests.fixtures.services import TEST_REDIS_URL
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -31,18 +32,32 @@ PASSWORD = "correct horse battery"
 @pytest.fixture(scope="module")
 def dashboard_build() -> Path:
     """Build the bundle the way `make setup` does (esbuild is fast: well under a second)."""
-    subprocess.run(["node", "backend/dashboard/build.mjs"], cwd=ROOT, check=True, capture_output=True, timeout=60)
-    assert (DASHBOARD_DIR / "assets" / "dashboard.js").stat().st_size > 50_000  # chart.js is bundled
+    subprocess.run(
+        ["node", "backend/dashboard/build.mjs"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    assert (
+        DASHBOARD_DIR / "assets" / "dashboard.js"
+    ).stat().st_size > 50_000  # chart.js is bundled
     return DASHBOARD_DIR
 
 
 @pytest.fixture
 def stack(devnet, fresh_pg_url, redis_client, dashboard_build):
-    settings = devnet.settings.model_copy(update={"database_url": fresh_pg_url, "redis_url": TEST_REDIS_URL})
+    settings = devnet.settings.model_copy(
+        update={"database_url": fresh_pg_url, "redis_url": TEST_REDIS_URL}
+    )
     app, engine = app_on(fresh_pg_url, settings)
-    rpc = RpcClient(devnet.node.rpc_url, timeout_s=5, retry=RetryPolicy(attempts=30, max_delay_s=0.5))
+    rpc = RpcClient(
+        devnet.node.rpc_url, timeout_s=5, retry=RetryPolicy(attempts=30, max_delay_s=0.5)
+    )
     indexer = Indexer(engine, rpc, devnet.deployment, IndexerConfig(confirmation_depth=0))
-    publisher = OutboxPublisher(engine, RedisStreamSink(TEST_REDIS_URL, stream=settings.outbox_stream))
+    publisher = OutboxPublisher(
+        engine, RedisStreamSink(TEST_REDIS_URL, stream=settings.outbox_stream)
+    )
 
     def step():
         catch_up(indexer)
@@ -64,39 +79,72 @@ def artifacts(tmp_path_factory) -> Path:
 def make_trade_settle_issue_and_claim(devnet) -> dict:
     """An operator-matched energy trade, settled at half the contracted Wh (a penalty), and an
     issued certificate of which part is claimed."""
-    workload, market, registry = devnet.workload, devnet.workload.c.market, devnet.workload.c.registry
+    workload, market, registry = (
+        devnet.workload,
+        devnet.workload.c.market,
+        devnet.workload.c.registry,
+    )
     workload.matched()
     trade_id, trade = workload.open_trades.pop()
     workload.advance(trade[7] - workload.now() + 60)  # past the delivery period's end
-    settle = workload.tx(workload.settler, market.functions.settleBatch([trade], [trade_id], [trade[4] // 2]))
+    settle = workload.tx(
+        workload.settler, market.functions.settleBatch([trade], [trade_id], [trade[4] // 2])
+    )
     cert_id = workload.issue(batch=1)[0]
-    holder = next(p for p in workload.people if registry.functions.balanceOf(p.address, cert_id).call() > 0)
+    holder = next(
+        p for p in workload.people if registry.functions.balanceOf(p.address, cert_id).call() > 0
+    )
     now = workload.now()
-    claim = workload.tx(holder, registry.functions.claim(
-        cert_id, 1, ("Dashboard Test GmbH", "scope2", now - 3600, now, b"DE".ljust(32, b"\0"))))
-    return {"trade_id": trade_id, "market_id": f"energy-{trade[6]}", "settle_tx": "0x" + bytes(settle["transactionHash"]).hex(),
-            "cert_id": cert_id, "claim_tx": "0x" + bytes(claim["transactionHash"]).hex()}
+    claim = workload.tx(
+        holder,
+        registry.functions.claim(
+            cert_id, 1, ("Dashboard Test GmbH", "scope2", now - 3600, now, b"DE".ljust(32, b"\0"))
+        ),
+    )
+    return {
+        "trade_id": trade_id,
+        "market_id": f"energy-{trade[6]}",
+        "settle_tx": "0x" + bytes(settle["transactionHash"]).hex(),
+        "cert_id": cert_id,
+        "claim_tx": "0x" + bytes(claim["transactionHash"]).hex(),
+    }
 
 
 def test_dashboard_shows_trade_settlement_and_claim_proof_live(devnet, stack, artifacts):
     import httpx
 
     email = "dash@example.org"
-    assert httpx.post(f"{stack}/v1/auth/register", json={"email": email, "password": PASSWORD}).status_code == 201
+    assert (
+        httpx.post(
+            f"{stack}/v1/auth/register", json={"email": email, "password": PASSWORD}
+        ).status_code
+        == 201
+    )
     # the API keeps its own routes next to the dashboard
     assert httpx.get(f"{stack}/openapi.json").json()["paths"]["/v1/public/summary"]
     assert httpx.get(f"{stack}/docs").status_code == 200
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         problems: list[str] = []
         page.on("pageerror", lambda error: problems.append(f"pageerror: {error}"))
-        page.on("console", lambda m: m.type == "error" and "Failed to load resource" not in m.text
-                and problems.append(f"console: {m.text}"))
+        page.on(
+            "console",
+            lambda m: (
+                m.type == "error"
+                and "Failed to load resource" not in m.text
+                and problems.append(f"console: {m.text}")
+            ),
+        )
 
         frames: list[dict] = []
-        page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(json.loads(payload))))
+        page.on(
+            "websocket",
+            lambda ws: ws.on("framereceived", lambda payload: frames.append(json.loads(payload))),
+        )
 
         page.goto(stack + "/")
         expect(page.locator("#health-badge")).to_have_text("System OK", timeout=20_000)
@@ -118,8 +166,14 @@ def test_dashboard_shows_trade_settlement_and_claim_proof_live(devnet, stack, ar
         trade_row = page.locator(f'#trades-table tbody tr[data-trade-id="{made["trade_id"]}"]')
         expect(trade_row).to_be_visible(timeout=20_000)
         expect(trade_row).to_contain_text(f"#{made['trade_id']}")
-        pushed = [f["payload"].get("trade", {}).get("trade_id") for f in frames if f["channel"] == "trades"]
-        assert made["trade_id"] in pushed, frames  # delivered live over /v1/ws, not by the fallback poll
+        pushed = [
+            f["payload"].get("trade", {}).get("trade_id")
+            for f in frames
+            if f["channel"] == "trades"
+        ]
+        assert made["trade_id"] in pushed, (
+            frames
+        )  # delivered live over /v1/ws, not by the fallback poll
         settled = page.locator(f'#settlement-table tbody tr[data-trade-id="{made["trade_id"]}"]')
         expect(settled.locator(".status")).to_have_text("settled", timeout=20_000)
         expect(settled).to_contain_text(made["settle_tx"][:8])
@@ -138,7 +192,9 @@ def test_dashboard_shows_trade_settlement_and_claim_proof_live(devnet, stack, ar
 
         page.set_viewport_size({"width": 375, "height": 812})
         page.wait_for_timeout(300)  # charts resize on the next frame
-        assert page.evaluate("document.documentElement.scrollWidth") <= 375, "horizontal overflow at phone width"
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375, (
+            "horizontal overflow at phone width"
+        )
         expect(settled.locator(".status")).to_be_visible()
         page.screenshot(path=str(artifacts / "dashboard-375x812.png"), full_page=True)
 

@@ -2,6 +2,7 @@
 fast clock, headless, on free ports and a scratch data folder. After the simulated period
 (trading, then a cool-down until every period has closed) we check the books on the chain
 and in the mirror, then stop the stack with Ctrl-C."""
+
 from __future__ import annotations
 
 import os
@@ -19,9 +20,9 @@ from web3 import Web3
 
 from backend.chain.anvil import free_port
 from backend.chain.deployment import Deployment
-from backend.core.processes import stop_process
 from backend.core.config import PROJECT_ROOT
 from backend.core.db import make_engine
+from backend.core.processes import stop_process
 
 GATE_DELAY_S = 300  # Settings.settlement_gate_delay_s
 SETTLED = 2  # IEnergyMarket.TradeStatus.Settled
@@ -53,7 +54,9 @@ def wait_for(stack_process: subprocess.Popen, output: Path, marker: str, timeout
     deadline = time.monotonic() + timeout_s
     while marker not in output.read_text():
         if stack_process.poll() is not None:
-            raise AssertionError(f"the stack exited ({stack_process.returncode}):\n{output.read_text()}")
+            raise AssertionError(
+                f"the stack exited ({stack_process.returncode}):\n{output.read_text()}"
+            )
         if time.monotonic() > deadline:
             raise AssertionError(f"no {marker!r} within {timeout_s} s:\n{output.read_text()}")
         time.sleep(0.5)
@@ -64,23 +67,41 @@ def stack(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("stack")
     rpc_url, api_port = f"http://127.0.0.1:{free_port()}", free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDLEDGER_") and k != "RESET"}
-    env.update({
-        "GRIDLEDGER_DATA_DIR": str(data_dir), "GRIDLEDGER_RPC_URL": rpc_url, "GRIDLEDGER_API_PORT": str(api_port),
-        "GRIDLEDGER_SIM_PROSUMERS": "5", "GRIDLEDGER_SIM_CONSUMERS": "7", "GRIDLEDGER_SIM_SECONDS_PER_DAY": "60",
-        "GRIDLEDGER_SIM_HOURS": "5", "GRIDLEDGER_SIM_START_HOUR_UTC": "8",
-        # the shared test broker (127.0.0.1:1883), on topics and a session of our own
-        "GRIDLEDGER_MQTT_TOPIC_ROOT": f"gl-e2e-{data_dir.name}-{os.getpid()}",
-        "GRIDLEDGER_MQTT_CLIENT_ID": f"gl-e2e-ingest-{data_dir.name}-{os.getpid()}",
-    })
+    env.update(
+        {
+            "GRIDLEDGER_DATA_DIR": str(data_dir),
+            "GRIDLEDGER_RPC_URL": rpc_url,
+            "GRIDLEDGER_API_PORT": str(api_port),
+            "GRIDLEDGER_SIM_PROSUMERS": "5",
+            "GRIDLEDGER_SIM_CONSUMERS": "7",
+            "GRIDLEDGER_SIM_SECONDS_PER_DAY": "60",
+            "GRIDLEDGER_SIM_HOURS": "5",
+            "GRIDLEDGER_SIM_START_HOUR_UTC": "8",
+            # the shared test broker (127.0.0.1:1883), on topics and a session of our own
+            "GRIDLEDGER_MQTT_TOPIC_ROOT": f"gl-e2e-{data_dir.name}-{os.getpid()}",
+            "GRIDLEDGER_MQTT_CLIENT_ID": f"gl-e2e-ingest-{data_dir.name}-{os.getpid()}",
+        }
+    )
     output = data_dir / "make-run.out"
     with open(output, "wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "scripts.devnet"], cwd=PROJECT_ROOT, env=env,
-                                   stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "scripts.devnet"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         wait_for(process, output, "finished its simulated period", timeout_s=240)
         w3 = Web3(Web3.HTTPProvider(rpc_url))
-        yield Stack(process, output, data_dir, w3, Deployment.read(data_dir / "deployment.json"),
-                    make_engine(f"sqlite:///{data_dir / 'gridledger.db'}"))
+        yield Stack(
+            process,
+            output,
+            data_dir,
+            w3,
+            Deployment.read(data_dir / "deployment.json"),
+            make_engine(f"sqlite:///{data_dir / 'gridledger.db'}"),
+        )
     finally:
         stop_process(process, signal.SIGINT, timeout_s=60)
 
@@ -91,7 +112,9 @@ def settled_everything(stack: Stack, timeout_s: float = 30) -> list:
     while True:
         now = stack.w3.eth.get_block("latest")["timestamp"]
         trades = stack.rows("SELECT * FROM trades WHERE product = 'energy' ORDER BY trade_id")
-        pending = [t for t in trades if t.delivery_end + GATE_DELAY_S <= now and t.status != "settled"]
+        pending = [
+            t for t in trades if t.delivery_end + GATE_DELAY_S <= now and t.status != "settled"
+        ]
         if not pending or time.monotonic() > deadline:
             return trades
         time.sleep(0.5)
@@ -99,17 +122,33 @@ def settled_everything(stack: Stack, timeout_s: float = 30) -> list:
 
 def test_make_run_prints_each_component_and_the_urls(stack):
     log = stack.log()
-    for component in ("database", "anvil", "deploy", "indexer", "api", "matcher", "workers", "mqtt", "sim", "urls"):
+    for component in (
+        "database",
+        "anvil",
+        "deploy",
+        "indexer",
+        "api",
+        "matcher",
+        "workers",
+        "mqtt",
+        "sim",
+        "urls",
+    ):
         assert f"[{component:>8}]" in log, component
     assert f"{stack.w3.provider.endpoint_uri}" in log and "/docs" in log
     status_lines = [line for line in log.splitlines() if line.startswith("[  status]")]
-    assert status_lines and "energy trades" in status_lines[-1] and "indexer lag" in status_lines[-1]
+    assert (
+        status_lines and "energy trades" in status_lines[-1] and "indexer lag" in status_lines[-1]
+    )
 
 
 def test_household_meters_report_over_mqtt_and_the_rest_over_rest(stack):
-    sources = dict(stack.rows(
-        "SELECT m.kind, group_concat(DISTINCT r.source) FROM meter_readings r JOIN meters m "
-        "ON m.meter_id = r.meter_id GROUP BY m.kind"))
+    sources = dict(
+        stack.rows(
+            "SELECT m.kind, group_concat(DISTINCT r.source) FROM meter_readings r JOIN meters m "
+            "ON m.meter_id = r.meter_id GROUP BY m.kind"
+        )
+    )
     assert sources == {"import": "mqtt", "both": "rest"}
 
 
@@ -145,7 +184,8 @@ def test_every_closed_period_trade_is_settled_exactly_once(stack):
 def test_recs_only_from_metered_renewable_export(stack):
     certificates = stack.rows(
         "SELECT c.certificate_id, c.device_id, c.period_start, c.period_end, c.volume_wh, d.meter_id, d.technology "
-        "FROM certificates c JOIN devices d ON d.device_id = c.device_id")
+        "FROM certificates c JOIN devices d ON d.device_id = c.device_id"
+    )
     assert certificates
     assert len({(c.device_id, c.period_start) for c in certificates}) == len(certificates)
     incomplete = 0
@@ -154,13 +194,18 @@ def test_recs_only_from_metered_renewable_export(stack):
         exported, quarters = stack.rows(
             "SELECT coalesce(sum(export_wh), 0), count(*) FROM meter_readings WHERE meter_id = :meter "
             "AND interval_start >= :start AND interval_start < :end",
-            meter=cert.meter_id.lower(), start=cert.period_start, end=cert.period_end)[0]
+            meter=cert.meter_id.lower(),
+            start=cert.period_start,
+            end=cert.period_end,
+        )[0]
         assert 0 < cert.volume_wh <= exported, cert.certificate_id
         incomplete += quarters < 4
     assert incomplete == 1  # the silent meter's hour, issued after the missing-data deadline
     registry = stack.contract("RECRegistry")
     for cert in certificates:
-        assert registry.functions.isPeriodIssued(cert.device_id, cert.period_start, cert.period_end).call()
+        assert registry.functions.isPeriodIssued(
+            cert.device_id, cert.period_start, cert.period_end
+        ).call()
     # certificates change hands on the market and are retired with a claim
     assert stack.rows("SELECT count(*) FROM trades WHERE product = 'rec'")[0][0] > 0
     assert stack.rows("SELECT count(*) FROM claims")[0][0] > 0
@@ -175,7 +220,10 @@ def test_tokens_are_conserved(stack):
     holders.discard(ZERO)
     assert minted > 0 and token.functions.totalSupply().call() == minted
     assert sum(token.functions.balanceOf(h).call() for h in holders) == minted
-    escrowed, withdrawable = market.functions.totalEscrowed().call(), market.functions.totalWithdrawable().call()
+    escrowed, withdrawable = (
+        market.functions.totalEscrowed().call(),
+        market.functions.totalWithdrawable().call(),
+    )
     assert token.functions.balanceOf(market.address).call() == escrowed + withdrawable
     parties = {Web3.to_checksum_address(a) for t in trades for a in (t.seller, t.buyer)}
     assert sum(market.functions.withdrawable(p).call() for p in parties) == withdrawable
@@ -190,12 +238,18 @@ def test_energy_is_conserved(stack):
     delivered_per_window = defaultdict(int)
     for trade in trades:
         assert 0 <= trade.delivered_wh <= trade.quantity_wh
-        delivered_per_window[(trade.seller_meter, trade.delivery_start, trade.delivery_end)] += trade.delivered_wh
+        delivered_per_window[(trade.seller_meter, trade.delivery_start, trade.delivery_end)] += (
+            trade.delivered_wh
+        )
     assert sum(delivered_per_window.values()) > 0
     for (meter, start, end), delivered in delivered_per_window.items():
         exported = stack.rows(
             "SELECT coalesce(sum(export_wh), 0) FROM meter_readings WHERE meter_id = :meter "
-            "AND interval_start >= :start AND interval_start < :end", meter=meter.lower(), start=start, end=end)[0][0]
+            "AND interval_start >= :start AND interval_start < :end",
+            meter=meter.lower(),
+            start=start,
+            end=end,
+        )[0][0]
         assert delivered <= exported, (meter, start)
 
 

@@ -1,4 +1,5 @@
 """Indexer factories over the shared `devnet` fixture (tests/fixtures/devnet.py)."""
+
 from __future__ import annotations
 
 import pytest
@@ -12,7 +13,9 @@ from indexer.rpc import RetryPolicy, RpcClient
 def make_indexer(devnet):
     engines = []
 
-    def build(database_url: str, rpc_url: str | None = None, rpc_timeout_s: float = 5, **config) -> Indexer:
+    def build(
+        database_url: str, rpc_url: str | None = None, rpc_timeout_s: float = 5, **config
+    ) -> Indexer:
         engine = make_engine(database_url)
         engines.append(engine)
         retry = RetryPolicy(attempts=30, max_delay_s=0.5)

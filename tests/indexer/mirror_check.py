@@ -1,4 +1,5 @@
 """Compare every derived table with what the contracts report through view calls."""
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -7,8 +8,17 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from indexer.models import (
-    Certificate, ChainEvent, Claim, Device, Holding, MakerNonce, MarketBalance, MarketOrder,
-    RoleGrant, TokenBalance, Trade,
+    Certificate,
+    ChainEvent,
+    Claim,
+    Device,
+    Holding,
+    MakerNonce,
+    MarketBalance,
+    MarketOrder,
+    RoleGrant,
+    TokenBalance,
+    Trade,
 )
 from scripts.workload import Workload
 
@@ -49,7 +59,9 @@ def assert_mirror_equals_chain(engine: Engine, workload: Workload) -> dict[str, 
 
     balances = {r["account"]: r["withdrawable"] for r in rows(engine, MarketBalance)}
     for account in set(balances) | set(people):
-        assert market.withdrawable(c.w3.to_checksum_address(account)).call() == balances.get(account, 0)
+        assert market.withdrawable(c.w3.to_checksum_address(account)).call() == balances.get(
+            account, 0
+        )
     assert sum(balances.values()) == market.totalWithdrawable().call()
 
     token_balances = {r["account"]: r["balance"] for r in rows(engine, TokenBalance)}
@@ -61,15 +73,23 @@ def assert_mirror_equals_chain(engine: Engine, workload: Workload) -> dict[str, 
     assert len(devices) == registry.deviceCount().call()
     for device_id, device in devices.items():
         on_chain = registry.device(device_id).call()
-        assert (on_chain[0].lower(), DEVICE_STATUS[on_chain[1]]) == (device["owner"], device["status"])
+        assert (on_chain[0].lower(), DEVICE_STATUS[on_chain[1]]) == (
+            device["owner"],
+            device["status"],
+        )
 
     certificates = {r["certificate_id"]: r for r in rows(engine, Certificate)}
     assert len(certificates) == registry.certificateCount().call()
     for cert_id, cert in certificates.items():
         view = registry.certificate(cert_id).call()
         assert (view[0], view[3], view[4], view[6], view[7], view[8]) == (
-            cert["device_id"], cert["period_start"], cert["period_end"], cert["volume_wh"],
-            cert["claimed_wh"], cert["revoked"]), f"certificate {cert_id}"
+            cert["device_id"],
+            cert["period_start"],
+            cert["period_end"],
+            cert["volume_wh"],
+            cert["claimed_wh"],
+            cert["revoked"],
+        ), f"certificate {cert_id}"
         assert registry.supply(cert_id).call() == cert["supply_wh"]
     counts["certificates"] = len(certificates)
 
@@ -90,8 +110,11 @@ def assert_mirror_equals_chain(engine: Engine, workload: Workload) -> dict[str, 
 
     contracts = {"EnergyMarket": market, "RECRegistry": registry, "GridUSD": token}
     for grant in rows(engine, RoleGrant):
-        has = contracts[grant["contract"]].hasRole(
-            bytes.fromhex(grant["role"][2:]), c.w3.to_checksum_address(grant["account"])).call()
+        has = (
+            contracts[grant["contract"]]
+            .hasRole(bytes.fromhex(grant["role"][2:]), c.w3.to_checksum_address(grant["account"]))
+            .call()
+        )
         assert has == grant["active"]
 
     counts["events"] = len(rows(engine, ChainEvent))
@@ -100,4 +123,8 @@ def assert_mirror_equals_chain(engine: Engine, workload: Workload) -> dict[str, 
 
 def chain_log_count(workload: Workload, from_block: int) -> int:
     addresses = [c.address for c in workload.deployment.contracts.values()]
-    return len(workload.w3.eth.get_logs({"fromBlock": from_block, "toBlock": "latest", "address": addresses}))
+    return len(
+        workload.w3.eth.get_logs(
+            {"fromBlock": from_block, "toBlock": "latest", "address": addresses}
+        )
+    )

@@ -1,4 +1,5 @@
 """The fast static decoder agrees with eth_abi on every event of our contracts."""
+
 import random
 
 from eth_abi import encode
@@ -42,9 +43,17 @@ def test_static_fast_path_matches_eth_abi_for_all_events():
                 values = {i["name"]: random_value(i, rng) for i in item["inputs"]}
                 topics = ["0x" + "00" * 32] + [
                     "0x" + encode([abi_type(i)], [values[i["name"]]]).hex()
-                    for i in decoder.indexed if not abi_type(i).startswith("(")
+                    for i in decoder.indexed
+                    if not abi_type(i).startswith("(")
                 ]
-                data = "0x" + encode(list(decoder.data_types), [values[i["name"]] for i in decoder.data]).hex()
-                assert decoder.decode(topics, data) == decoder.decode_with_eth_abi(topics, data), item["name"]
+                data = (
+                    "0x"
+                    + encode(
+                        list(decoder.data_types), [values[i["name"]] for i in decoder.data]
+                    ).hex()
+                )
+                assert decoder.decode(topics, data) == decoder.decode_with_eth_abi(topics, data), (
+                    item["name"]
+                )
                 checked += decoder.static
     assert checked > 100  # most of our events take the fast path

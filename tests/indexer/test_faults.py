@@ -1,4 +1,5 @@
 """Crashes and RPC faults: a killed indexer resumes exactly; a flaky node loses nothing."""
+
 from __future__ import annotations
 
 import os
@@ -36,8 +37,13 @@ def start_indexer_process(devnet, database_url: str) -> subprocess.Popen:
         "GRIDLEDGER_INDEXER_INITIAL_RANGE": "2",
         "GRIDLEDGER_REDIS_URL": "",
     }
-    return subprocess.Popen([sys.executable, "-m", "indexer"], cwd=PROJECT_ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "indexer"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 def test_killed_mid_batch_resumes_with_no_duplicate_and_no_gap(devnet, fresh_pg_url):
@@ -99,8 +105,9 @@ class FlakyProxy:
                     self.send_response(500)
                     self.end_headers()
                     return
-                reply = requests.post(proxy.upstream, data=body,
-                                      headers={"Content-Type": "application/json"}).content
+                reply = requests.post(
+                    proxy.upstream, data=body, headers={"Content-Type": "application/json"}
+                ).content
                 if fault == "truncate":
                     reply = reply[: len(reply) // 2]
                 self.send_response(200)
@@ -128,8 +135,9 @@ def test_flaky_rpc_loses_and_doubles_nothing(devnet, make_indexer, fresh_pg_url)
     devnet.workload.run(40)
     proxy = FlakyProxy(devnet.node.rpc_url)
     try:
-        indexer = make_indexer(fresh_pg_url, rpc_url=proxy.url, rpc_timeout_s=0.5, finality_depth=8,
-                               initial_range=4)
+        indexer = make_indexer(
+            fresh_pg_url, rpc_url=proxy.url, rpc_timeout_s=0.5, finality_depth=8, initial_range=4
+        )
         catch_up(indexer)
         devnet.workload.run(10)
         catch_up(indexer)

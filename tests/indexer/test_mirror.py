@@ -1,4 +1,5 @@
 """After a random workload, every derived table equals what the contracts report."""
+
 from sqlalchemy import func, select
 
 from indexer.models import ChainEvent, OutboxMessage
@@ -75,6 +76,8 @@ def test_outbox_is_published_to_redis_once(devnet, make_indexer, fresh_pg_url, r
     assert [fields[b"topic"] for _, fields in entries] == [b"trade.created", b"trade.created"]
     with indexer.engine.connect() as connection:
         unpublished = connection.execute(
-            select(func.count()).select_from(OutboxMessage).where(OutboxMessage.published_at.is_(None))
+            select(func.count())
+            .select_from(OutboxMessage)
+            .where(OutboxMessage.published_at.is_(None))
         ).scalar_one()
     assert unpublished == 0

@@ -1,4 +1,5 @@
 """Reorgs on a real Anvil: same-height replacement, shorter chain, too deep, new genesis."""
+
 import pytest
 from sqlalchemy import func, select
 
@@ -16,11 +17,17 @@ def count(engine, model) -> int:
 
 def mint_request(devnet, to: str, amount: int) -> dict:
     token = devnet.workload.c.token
-    return {"from": devnet.workload.admin.address, "to": token.address,
-            "data": token.encode_abi("mint", [to, amount]), "gas": 200_000}
+    return {
+        "from": devnet.workload.admin.address,
+        "to": token.address,
+        "data": token.encode_abi("mint", [to, amount]),
+        "gas": 200_000,
+    }
 
 
-def test_same_height_reorg_replaces_blocks_with_other_transactions(devnet, make_indexer, fresh_pg_url):
+def test_same_height_reorg_replaces_blocks_with_other_transactions(
+    devnet, make_indexer, fresh_pg_url
+):
     workload = devnet.workload
     workload.run(25)
     for _ in range(3):
@@ -30,8 +37,10 @@ def test_same_height_reorg_replaces_blocks_with_other_transactions(devnet, make_
     trades_before = count(indexer.engine, Trade)
     head = devnet.w3.eth.block_number
     stranger = workload.people[0].address
-    devnet.node.request("anvil_reorg", [3, [[mint_request(devnet, stranger, 777), 0],
-                                            [mint_request(devnet, stranger, 888), 2]]])
+    devnet.node.request(
+        "anvil_reorg",
+        [3, [[mint_request(devnet, stranger, 777), 0], [mint_request(devnet, stranger, 888), 2]]],
+    )
     workload.nonces.clear()
     assert devnet.w3.eth.block_number == head
 
@@ -62,10 +71,14 @@ def test_revert_to_a_shorter_chain_then_new_blocks(devnet, make_indexer, fresh_p
     catch_up(indexer)
     assert indexer.metrics.reorgs == 1
     counts = assert_mirror_equals_chain(indexer.engine, workload)
-    assert counts["events"] == chain_log_count(workload, devnet.deployment.block_number) < events_long
+    assert (
+        counts["events"] == chain_log_count(workload, devnet.deployment.block_number) < events_long
+    )
 
 
-def test_reorg_deeper_than_finality_halts_without_touching_the_mirror(devnet, make_indexer, fresh_pg_url):
+def test_reorg_deeper_than_finality_halts_without_touching_the_mirror(
+    devnet, make_indexer, fresh_pg_url
+):
     workload = devnet.workload
     workload.run(10)
     indexer = make_indexer(fresh_pg_url, finality_depth=3)

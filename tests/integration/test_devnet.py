@@ -1,4 +1,5 @@
 """`make run`'s devnet: Anvil from npm, deployment, and resuming the same chain on a second run."""
+
 from __future__ import annotations
 
 import json
@@ -8,8 +9,8 @@ import sys
 
 from web3 import Web3
 
-from backend.core.config import PROJECT_ROOT
 from backend.chain.anvil import free_port
+from backend.core.config import PROJECT_ROOT
 
 ROLE_HOLDERS = {"SETTLER_ROLE": "settler", "OPERATOR_ROLE": "operator"}
 
@@ -23,7 +24,11 @@ def run_devnet(data_dir, rpc_url, **extra_env):
     }
     return subprocess.run(
         [sys.executable, "-m", "scripts.devnet", "--exit-after-deploy"],
-        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=180,
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
 
 
@@ -57,6 +62,8 @@ def test_deployment_grants_roles_on_anvil(anvil, tmp_path):
     contract = w3.eth.contract(address=market.address, abi=market.abi)
     for role, holder in ROLE_HOLDERS.items():
         assert contract.functions.hasRole(role_id(role), deployment.roles[holder]).call()
-    assert not contract.functions.hasRole(role_id("SETTLER_ROLE"), deployment.roles["operator"]).call()
+    assert not contract.functions.hasRole(
+        role_id("SETTLER_ROLE"), deployment.roles["operator"]
+    ).call()
     assert contract.functions.paymentToken().call() == deployment.contracts["GridUSD"].address
     assert (tmp_path / "deployment.json").is_file()

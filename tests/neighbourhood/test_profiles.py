@@ -1,4 +1,5 @@
 """Profiles are physical: no sun at night, a midday peak, plausible daily totals, reproducible."""
+
 from scripts.neighbourhood.profiles import Household, PvSystem, slots
 
 DAY = 86_400
@@ -38,4 +39,9 @@ def test_household_load_has_evening_peak_and_plausible_total():
 
 
 def test_slots_are_aligned_to_the_hour_grid():
-    assert list(slots(JUNE_21 + 100, JUNE_21 + 3_600)) == [JUNE_21, JUNE_21 + 900, JUNE_21 + 1_800, JUNE_21 + 2_700]
+    assert list(slots(JUNE_21 + 100, JUNE_21 + 3_600)) == [
+        JUNE_21,
+        JUNE_21 + 900,
+        JUNE_21 + 1_800,
+        JUNE_21 + 2_700,
+    ]

@@ -1,4 +1,5 @@
 """The solcjs bridge behaves like native solc for py-solc-x and ape-solidity."""
+
 from __future__ import annotations
 
 import json
@@ -52,7 +53,9 @@ def test_standard_json_round_trip_through_py_solc_x(bridge, tmp_path):
         "settings": {"outputSelection": {"*": {"*": ["abi", "evm.bytecode.object"]}}},
     }
     # allow_paths makes py-solc-x pass --allow-paths, which solcjs rejects: the bridge drops it.
-    output = solcx.compile_standard(payload, solc_binary=bridge, base_path=tmp_path, allow_paths=tmp_path)
+    output = solcx.compile_standard(
+        payload, solc_binary=bridge, base_path=tmp_path, allow_paths=tmp_path
+    )
     contract = output["contracts"]["A.sol"]["A"]
     assert [item["name"] for item in contract["abi"]] == ["x"]
     assert len(contract["evm"]["bytecode"]["object"]) > 100
@@ -69,7 +72,9 @@ def test_output_larger_than_64_kib_is_relayed_whole(bridge, tmp_path):
 
 
 def test_compiler_errors_surface_as_errors(bridge, tmp_path):
-    broken = "pragma solidity ^0.8.24;\ncontract Broken { function f() public { undefined_name(); } }\n"
+    broken = (
+        "pragma solidity ^0.8.24;\ncontract Broken { function f() public { undefined_name(); } }\n"
+    )
     with pytest.raises(SolcError) as raised:
         solcx.compile_standard(standard_input(broken), solc_binary=bridge, base_path=tmp_path)
     assert "Undeclared identifier" in str(raised.value)
@@ -124,7 +129,13 @@ def test_solcjs_reads_its_input_from_a_regular_file(bridge, tmp_path):
     (fake_bin / "node").chmod(0o755)
     env = {**os.environ, "PATH": f"{fake_bin}:{os.environ['PATH']}"}
     payload = json.dumps(standard_input(ERC20_SOURCE))
-    result = subprocess.run([bridge, "--standard-json", "--base-path", str(tmp_path)], input=payload,
-                            capture_output=True, text=True, env=env, timeout=120)
+    result = subprocess.run(
+        [bridge, "--standard-json", "--base-path", str(tmp_path)],
+        input=payload,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "Coin" in json.loads(result.stdout)["contracts"]["contracts/Coin.sol"]

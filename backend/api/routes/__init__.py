@@ -1,7 +1,19 @@
 """All `/v1` routers. Each domain adds its router here, one line each."""
+
 from fastapi import APIRouter
 
-from backend.api.routes import admin, auth, energy, meters, public, recs, relay, settlement, trading, ws
+from backend.api.routes import (
+    admin,
+    auth,
+    energy,
+    meters,
+    public,
+    recs,
+    relay,
+    settlement,
+    trading,
+    ws,
+)
 
 api_router = APIRouter()
 api_router.include_router(auth.router)
@@ -18,7 +30,13 @@ api_router.include_router(admin.router)
 # Anonymous GETs whose response is the same for every caller: served from each worker's
 # read cache (backend/api/read_cache.py). Never list a route that reads the caller.
 CACHED_PUBLIC_READS = (
-    "/v1/trading/markets", "/v1/trading/orderbook", "/v1/trading/trades", "/v1/trading/prices",
-    "/v1/public/summary", "/v1/public/settlements", "/v1/public/energy/periods", "/v1/public/recs/issuance",
+    "/v1/trading/markets",
+    "/v1/trading/orderbook",
+    "/v1/trading/trades",
+    "/v1/trading/prices",
+    "/v1/public/summary",
+    "/v1/public/settlements",
+    "/v1/public/energy/periods",
+    "/v1/public/recs/issuance",
     "/v1/public/recs/claims",
 )

@@ -1,4 +1,5 @@
 """`/v1/admin/...`: account and role administration (the admin role only)."""
+
 from __future__ import annotations
 
 import uuid
@@ -17,16 +18,27 @@ router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[require_role(R
 
 
 @router.get("/accounts", response_model=Page[AccountAdminView])
-def accounts(session: SessionDep, cursor: Annotated[str | None, Query(max_length=64)] = None,
-             limit: Annotated[int, Query(ge=1, le=500)] = 100, role: Role | None = None):
+def accounts(
+    session: SessionDep,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    role: Role | None = None,
+):
     """Every account (by id), optionally only those holding `role`."""
     items, next_cursor = services.list_accounts(session, cursor, limit, role)
     return Page(items=items, next_cursor=next_cursor)
 
 
 @router.put("/accounts/{account_id}/roles", response_model=RolesUpdated)
-def set_roles(account_id: uuid.UUID, body: RolesUpdate, admin: CurrentAccount, session: SessionDep,
-              settings: SettingsDep):
+def set_roles(
+    account_id: uuid.UUID,
+    body: RolesUpdate,
+    admin: CurrentAccount,
+    session: SessionDep,
+    settings: SettingsDep,
+):
     """Replace the account's roles; effective from its next request. For custodial accounts,
     registrar, issuer and operator are also granted/revoked on chain (see `chain_changes`)."""
-    return services.set_roles(session, settings, lambda: chain_for(settings), admin, account_id, body.roles)
+    return services.set_roles(
+        session, settings, lambda: chain_for(settings), admin, account_id, body.roles
+    )

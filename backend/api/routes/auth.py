@@ -1,4 +1,5 @@
 """`/v1/auth/...`: registration, login, token refresh/logout, SIWE, API keys."""
+
 from __future__ import annotations
 
 import uuid
@@ -7,8 +8,16 @@ from fastapi import APIRouter, status
 
 from backend.accounts import services
 from backend.accounts.schemas import (
-    AccountPublic, ApiKeyCreate, ApiKeyCreated, ApiKeyPublic, LoginRequest, RefreshRequest, RegisterRequest,
-    SiweNonceResponse, SiweVerifyRequest, TokenPair,
+    AccountPublic,
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyPublic,
+    LoginRequest,
+    RefreshRequest,
+    RegisterRequest,
+    SiweNonceResponse,
+    SiweVerifyRequest,
+    TokenPair,
 )
 from backend.api.deps import CurrentAccount, SessionDep, SettingsDep
 
@@ -22,7 +31,9 @@ def account_public(account) -> AccountPublic:
 @router.post("/register", status_code=status.HTTP_201_CREATED, response_model=AccountPublic)
 def register(body: RegisterRequest, session: SessionDep, settings: SettingsDep):
     """A custodial account; the API generates and keeps its chain key (never shown)."""
-    return account_public(services.register(session, settings, body.email, body.password, body.display_name))
+    return account_public(
+        services.register(session, settings, body.email, body.password, body.display_name)
+    )
 
 
 @router.post("/login", response_model=TokenPair)
@@ -45,8 +56,12 @@ def logout(body: RefreshRequest, session: SessionDep):
 @router.get("/siwe/nonce", response_model=SiweNonceResponse)
 def siwe_nonce(session: SessionDep, settings: SettingsDep):
     row = services.new_siwe_nonce(session, settings)
-    return SiweNonceResponse(nonce=row.nonce, domain=settings.siwe_domain, chain_id=settings.chain_id,
-                             expires_at=row.expires_at)
+    return SiweNonceResponse(
+        nonce=row.nonce,
+        domain=settings.siwe_domain,
+        chain_id=settings.chain_id,
+        expires_at=row.expires_at,
+    )
 
 
 @router.post("/siwe/verify", response_model=TokenPair)
@@ -65,14 +80,21 @@ def me(account: CurrentAccount):
 def create_api_key(body: ApiKeyCreate, account: CurrentAccount, session: SessionDep):
     """The key is shown once; only its hash is stored."""
     row, key = services.create_api_key(session, account, body.name)
-    return ApiKeyCreated(key=key, **ApiKeyPublic.model_validate(row, from_attributes=True).model_dump())
+    return ApiKeyCreated(
+        key=key, **ApiKeyPublic.model_validate(row, from_attributes=True).model_dump()
+    )
 
 
 @router.get("/api-keys", response_model=list[ApiKeyPublic])
 def list_api_keys(account: CurrentAccount, session: SessionDep):
-    return [ApiKeyPublic.model_validate(r, from_attributes=True) for r in services.list_api_keys(session, account)]
+    return [
+        ApiKeyPublic.model_validate(r, from_attributes=True)
+        for r in services.list_api_keys(session, account)
+    ]
 
 
 @router.delete("/api-keys/{key_id}", response_model=ApiKeyPublic)
 def revoke_api_key(key_id: uuid.UUID, account: CurrentAccount, session: SessionDep):
-    return ApiKeyPublic.model_validate(services.revoke_api_key(session, account, key_id), from_attributes=True)
+    return ApiKeyPublic.model_validate(
+        services.revoke_api_key(session, account, key_id), from_attributes=True
+    )

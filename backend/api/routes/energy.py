@@ -1,4 +1,5 @@
 """`/v1/energy/...`: my scheduled transfers (one per ENERGY trade) and my balance."""
+
 from __future__ import annotations
 
 from typing import Annotated, Literal
@@ -16,17 +17,27 @@ TransferStatus = Literal["scheduled", "delivering", "awaiting_settlement", "sett
 
 
 @router.get("/transfers", response_model=Page[EnergyTransfer])
-def transfers(account: CurrentAccount, session: SessionDep, chain: ChainDep,
-              cursor: Annotated[str | None, Query(max_length=64)] = None,
-              limit: Annotated[int, Query(ge=1, le=500)] = 100,
-              status: TransferStatus | None = None):
-    items, next_cursor = services.list_transfers(session, account, chain.now(), cursor, limit, status)
+def transfers(
+    account: CurrentAccount,
+    session: SessionDep,
+    chain: ChainDep,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    status: TransferStatus | None = None,
+):
+    items, next_cursor = services.list_transfers(
+        session, account, chain.now(), cursor, limit, status
+    )
     return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get("/transfers/{transfer_id}", response_model=EnergyTransfer)
-def transfer(transfer_id: Annotated[int, Path(ge=1, le=2**62)], account: CurrentAccount, session: SessionDep,
-             chain: ChainDep):
+def transfer(
+    transfer_id: Annotated[int, Path(ge=1, le=2**62)],
+    account: CurrentAccount,
+    session: SessionDep,
+    chain: ChainDep,
+):
     return services.get_transfer(session, account, transfer_id, chain.now())
 
 

@@ -1,7 +1,8 @@
 """Meters and energy data: register meters, ingest readings (single and bulk), read series."""
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 from fastapi import APIRouter, Query, Request
@@ -29,53 +30,93 @@ def register_meter(data: MeterCreate, session: SessionDep, account: CurrentAccou
 
 @router.post("/energy/readings", response_model=IngestResult)
 @router.post("/energy/consumption", response_model=IngestResult, include_in_schema=True)
-def post_reading(reading: ReadingIn, session: SessionDep, settings: SettingsDep, account: CurrentAccount):
+def post_reading(
+    reading: ReadingIn, session: SessionDep, settings: SettingsDep, account: CurrentAccount
+):
     """One WIA-ENE-014 reading. A rejected reading is a 422 problem carrying the reason."""
-    result = services.ingest_readings(session, [reading.model_dump(exclude_unset=True)], source="rest",
-                                      settings=settings, sender_id=sender(account))
+    result = services.ingest_readings(
+        session,
+        [reading.model_dump(exclude_unset=True)],
+        source="rest",
+        settings=settings,
+        sender_id=sender(account),
+    )
     if result.rejected:
-        raise ReadingRejectedError(result.rejections[0].reason,
-                                   rejections=[r.model_dump() for r in result.rejections])
+        raise ReadingRejectedError(
+            result.rejections[0].reason, rejections=[r.model_dump() for r in result.rejections]
+        )
     return result
 
 
 @router.post(
-    "/energy/readings/bulk", response_model=IngestResult,
-    openapi_extra={"requestBody": {"required": True, "content": {
-        "application/json": {"schema": {"type": "array", "items": ReadingIn.model_json_schema()}},
-        "application/x-ndjson": {"schema": {"type": "string", "description": "one reading object per line"}},
-    }}},
+    "/energy/readings/bulk",
+    response_model=IngestResult,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {"type": "array", "items": ReadingIn.model_json_schema()}
+                },
+                "application/x-ndjson": {
+                    "schema": {"type": "string", "description": "one reading object per line"}
+                },
+            },
+        }
+    },
 )
-async def post_readings_bulk(request: Request, session: SessionDep, settings: SettingsDep, account: CurrentAccount):
+async def post_readings_bulk(
+    request: Request, session: SessionDep, settings: SettingsDep, account: CurrentAccount
+):
     """Many readings as a JSON array or NDJSON. Valid readings are stored even when others are
     rejected; each rejection names the reading's index and the reason."""
     body = await request.body()
     readings, unparsable = services.parse_bulk_body(body, request.headers.get("content-type", ""))
     if not isinstance(readings, list):
         raise InvalidInput("the body must be a JSON array of readings or NDJSON")
-    return services.ingest_readings(session, readings, source="rest", settings=settings,
-                                    prior_rejections=unparsable, sender_id=sender(account))
+    return services.ingest_readings(
+        session,
+        readings,
+        source="rest",
+        settings=settings,
+        prior_rejections=unparsable,
+        sender_id=sender(account),
+    )
 
 
 def series(direction, session, account, meter_id, aggregation, start, end) -> EnergySeries:
-    end_ts = int((end or datetime.now(timezone.utc)).timestamp())
+    end_ts = int((end or datetime.now(UTC)).timestamp())
     start_ts = int(start.timestamp()) if start else end_ts - 86_400
     if not 0 < end_ts - start_ts <= MAX_SERIES_SECONDS:
-        raise InvalidInput(f"start must be before end and the range at most {MAX_SERIES_SECONDS // 86_400} days")
-    return services.energy_series(session, account, meter_id, direction, aggregation, start_ts, end_ts)
+        raise InvalidInput(
+            f"start must be before end and the range at most {MAX_SERIES_SECONDS // 86_400} days"
+        )
+    return services.energy_series(
+        session, account, meter_id, direction, aggregation, start_ts, end_ts
+    )
 
 
 @router.get("/energy/consumption", response_model=EnergySeries)
-def get_consumption(session: SessionDep, account: CurrentAccount, meter_id: str = Query(alias="meterId"),
-                    aggregation: Literal["15min", "hourly"] = "hourly",
-                    start: datetime | None = None, end: datetime | None = None):
+def get_consumption(
+    session: SessionDep,
+    account: CurrentAccount,
+    meter_id: str = Query(alias="meterId"),
+    aggregation: Literal["15min", "hourly"] = "hourly",
+    start: datetime | None = None,
+    end: datetime | None = None,
+):
     """Imported energy of a meter the caller owns (default: the last 24 h, hourly)."""
     return series("consumption", session, account, meter_id, aggregation, start, end)
 
 
 @router.get("/energy/generation", response_model=EnergySeries)
-def get_generation(session: SessionDep, account: CurrentAccount, meter_id: str = Query(alias="meterId"),
-                   aggregation: Literal["15min", "hourly"] = "hourly",
-                   start: datetime | None = None, end: datetime | None = None):
+def get_generation(
+    session: SessionDep,
+    account: CurrentAccount,
+    meter_id: str = Query(alias="meterId"),
+    aggregation: Literal["15min", "hourly"] = "hourly",
+    start: datetime | None = None,
+    end: datetime | None = None,
+):
     """Exported energy of a meter the caller owns (default: the last 24 h, hourly)."""
     return series("generation", session, account, meter_id, aggregation, start, end)

@@ -3,6 +3,7 @@
 Only data that is public on chain anyway (trades, settlements, certificates, claims),
 summed or listed without meter ids; per-household energy stays behind authentication.
 """
+
 from __future__ import annotations
 
 from typing import Annotated
@@ -11,7 +12,13 @@ from fastapi import APIRouter, Query
 
 from backend.api.deps import ChainDep, SessionDep
 from backend.public import services
-from backend.public.schemas import ClaimPublic, EnergyPeriod, IssuanceHour, SettlementPublic, Summary
+from backend.public.schemas import (
+    ClaimPublic,
+    EnergyPeriod,
+    IssuanceHour,
+    SettlementPublic,
+    Summary,
+)
 
 router = APIRouter(prefix="/public", tags=["public"])
 

@@ -1,4 +1,5 @@
 """`/v1/recs/...`: devices, certificates (list/filter/get with history), transfer, claim, proof."""
+
 from __future__ import annotations
 
 from typing import Annotated, Literal
@@ -10,7 +11,13 @@ from backend.api.deps import ChainDep, CurrentAccount, SessionDep, SettingsDep, 
 from backend.market.schemas import Page
 from backend.recs import services
 from backend.recs.schemas import (
-    CertificateDetail, CertificatePublic, ClaimProof, ClaimRequest, DeviceCreate, DevicePublic, TransferRequest,
+    CertificateDetail,
+    CertificatePublic,
+    ClaimProof,
+    ClaimRequest,
+    DeviceCreate,
+    DevicePublic,
+    TransferRequest,
     TxAccepted,
 )
 
@@ -26,15 +33,24 @@ Time = Annotated[int | None, Query(ge=0, le=2**62)]
 
 
 @router.post("/devices", status_code=status.HTTP_202_ACCEPTED, response_model=TxAccepted)
-def register_device(body: DeviceCreate, account: CurrentAccount, settings: SettingsDep, chain: ChainDep):
+def register_device(
+    body: DeviceCreate, account: CurrentAccount, settings: SettingsDep, chain: ChainDep
+):
     """Registers a device from the caller's custodial key; a registrar approves it."""
     return services.register_device(settings, chain, account, body)
 
 
 @router.get("/devices", response_model=Page[DevicePublic])
-def devices(session: SessionDep, _: CurrentAccount, owner: Address = None,
-            status_: Annotated[Literal["pending", "approved", "suspended"] | None, Query(alias="status")] = None,
-            cursor: Cursor = None, limit: Limit = 100):
+def devices(
+    session: SessionDep,
+    _: CurrentAccount,
+    owner: Address = None,
+    status_: Annotated[
+        Literal["pending", "approved", "suspended"] | None, Query(alias="status")
+    ] = None,
+    cursor: Cursor = None,
+    limit: Limit = 100,
+):
     items, next_cursor = services.list_devices(session, owner, status_, cursor, limit)
     return Page(items=items, next_cursor=next_cursor)
 
@@ -44,24 +60,41 @@ def device(device_id: DeviceId, session: SessionDep, _: CurrentAccount):
     return services.get_device(session, device_id)
 
 
-@router.post("/devices/{device_id}/approve", status_code=status.HTTP_202_ACCEPTED, response_model=TxAccepted,
-             dependencies=[require_role(Role.REGISTRAR)])
+@router.post(
+    "/devices/{device_id}/approve",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=TxAccepted,
+    dependencies=[require_role(Role.REGISTRAR)],
+)
 def approve_device(device_id: DeviceId, settings: SettingsDep, chain: ChainDep):
     return services.set_device_status(settings, chain, device_id, approve=True)
 
 
-@router.post("/devices/{device_id}/suspend", status_code=status.HTTP_202_ACCEPTED, response_model=TxAccepted,
-             dependencies=[require_role(Role.REGISTRAR)])
+@router.post(
+    "/devices/{device_id}/suspend",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=TxAccepted,
+    dependencies=[require_role(Role.REGISTRAR)],
+)
 def suspend_device(device_id: DeviceId, settings: SettingsDep, chain: ChainDep):
     return services.set_device_status(settings, chain, device_id, approve=False)
 
 
 @router.get("/certificates", response_model=Page[CertificatePublic])
-def certificates(session: SessionDep, _: CurrentAccount, technology: Text32 = None, grid_area: Text32 = None,
-                 period_from: Time = None, period_to: Time = None, holder: Address = None,
-                 cursor: Cursor = None, limit: Limit = 100):
-    items, next_cursor = services.list_certificates(session, technology, grid_area, period_from, period_to,
-                                                    holder, cursor, limit)
+def certificates(
+    session: SessionDep,
+    _: CurrentAccount,
+    technology: Text32 = None,
+    grid_area: Text32 = None,
+    period_from: Time = None,
+    period_to: Time = None,
+    holder: Address = None,
+    cursor: Cursor = None,
+    limit: Limit = 100,
+):
+    items, next_cursor = services.list_certificates(
+        session, technology, grid_area, period_from, period_to, holder, cursor, limit
+    )
     return Page(items=items, next_cursor=next_cursor)
 
 
@@ -71,22 +104,40 @@ def certificate(certificate_id: CertificateId, session: SessionDep, _: CurrentAc
     return services.get_certificate(session, certificate_id)
 
 
-@router.post("/certificates/{certificate_id}/transfer", status_code=status.HTTP_202_ACCEPTED,
-             response_model=TxAccepted)
-def transfer(certificate_id: CertificateId, body: TransferRequest, account: CurrentAccount, settings: SettingsDep,
-             chain: ChainDep):
+@router.post(
+    "/certificates/{certificate_id}/transfer",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=TxAccepted,
+)
+def transfer(
+    certificate_id: CertificateId,
+    body: TransferRequest,
+    account: CurrentAccount,
+    settings: SettingsDep,
+    chain: ChainDep,
+):
     return services.transfer(settings, chain, account, certificate_id, body.to, body.amount_wh)
 
 
-@router.post("/certificates/{certificate_id}/claim", status_code=status.HTTP_202_ACCEPTED,
-             response_model=TxAccepted)
-def claim(certificate_id: CertificateId, body: ClaimRequest, account: CurrentAccount, settings: SettingsDep,
-          chain: ChainDep):
+@router.post(
+    "/certificates/{certificate_id}/claim",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=TxAccepted,
+)
+def claim(
+    certificate_id: CertificateId,
+    body: ClaimRequest,
+    account: CurrentAccount,
+    settings: SettingsDep,
+    chain: ChainDep,
+):
     """Retire Wh of the certificate for a beneficiary and purpose; poll the claim's proof."""
     return services.claim(settings, chain, account, certificate_id, body)
 
 
 @router.get("/claims/{claim_id}/proof", response_model=ClaimProof)
-def claim_proof(claim_id: Annotated[int, Path(ge=1, le=2**62)], session: SessionDep, chain: ChainDep):
+def claim_proof(
+    claim_id: Annotated[int, Path(ge=1, le=2**62)], session: SessionDep, chain: ChainDep
+):
     """Public: certificate, Wh, beneficiary, tx hash and block of a claim, to verify on chain."""
     return services.claim_proof(session, chain.chain_id, chain.registry.address, claim_id)

@@ -1,4 +1,5 @@
 """`/v1/chain/transactions`: wallet users submit transactions they signed themselves."""
+
 from __future__ import annotations
 
 from typing import Annotated
@@ -18,7 +19,9 @@ TxHash = Annotated[str, Path(pattern=r"^0x[0-9a-fA-F]{64}$")]
 def submit(body: RawTransaction, account: CurrentAccount, chain: ChainDep):
     """Relays the caller's own signed transaction to a GridLedger contract (simulated first)."""
     tx_hash = services.relay(chain, account, body.raw_transaction)
-    return Accepted(id=tx_hash, status="pending", poll=f"/v1/chain/transactions/{tx_hash}", tx_hash=tx_hash)
+    return Accepted(
+        id=tx_hash, status="pending", poll=f"/v1/chain/transactions/{tx_hash}", tx_hash=tx_hash
+    )
 
 
 @router.get("/transactions/{tx_hash}", response_model=TransactionStatus)

@@ -1,4 +1,5 @@
 """Reconciliation records (what was sold, metered, delivered, paid) and discrepancy flags."""
+
 from __future__ import annotations
 
 from typing import Annotated
@@ -14,19 +15,25 @@ router = APIRouter(prefix="/settlement", tags=["settlement"])
 
 
 @router.get("/reconciliations", response_model=list[ReconciliationPublic])
-def list_reconciliations(session: SessionDep, account: CurrentAccount,
-                         period_end: Annotated[int | None, Query(ge=0, le=2**62)] = None,
-                         limit: int = Query(default=100, ge=1, le=1_000)):
+def list_reconciliations(
+    session: SessionDep,
+    account: CurrentAccount,
+    period_end: Annotated[int | None, Query(ge=0, le=2**62)] = None,
+    limit: int = Query(default=100, ge=1, le=1_000),
+):
     """The caller's trades as seller or buyer (operators: every trade), newest first."""
     return queries.reconciliations(session, account, period_end, limit)
 
 
 @router.get("/reconciliations/{trade_id}", response_model=ReconciliationPublic)
-def get_reconciliation(trade_id: Annotated[int, Path(ge=1, le=2**62)], session: SessionDep,
-                       account: CurrentAccount):
+def get_reconciliation(
+    trade_id: Annotated[int, Path(ge=1, le=2**62)], session: SessionDep, account: CurrentAccount
+):
     return queries.reconciliation(session, account, trade_id)
 
 
-@router.get("/flags", response_model=list[DiscrepancyFlagPublic], dependencies=[require_role(Role.OPERATOR)])
+@router.get(
+    "/flags", response_model=list[DiscrepancyFlagPublic], dependencies=[require_role(Role.OPERATOR)]
+)
 def list_flags(session: SessionDep, limit: int = Query(default=200, ge=1, le=1_000)):
     return queries.flags(session, limit)

@@ -1,4 +1,5 @@
 """`/health` (database, Redis, chain RPC, indexer lag) and `/metrics` (Prometheus)."""
+
 from __future__ import annotations
 
 import os
@@ -43,19 +44,26 @@ def health(session: SessionDep, settings: SettingsDep, store: StoreDep):
     _check("rpc", checks, rpc)
 
     def indexer():
-        cursor = session.exec(select(IndexerCursor).order_by(IndexerCursor.block_number.desc())).first()
+        cursor = session.exec(
+            select(IndexerCursor).order_by(IndexerCursor.block_number.desc())
+        ).first()
         if cursor is None:
             raise LookupError("indexer has not started (no cursor)")
         head_block = head.get("number", cursor.head_block)
         head_time = head.get("timestamp", cursor.head_timestamp)
-        return {"indexed_block": cursor.block_number, "lag_blocks": max(head_block - cursor.block_number, 0),
-                "lag_seconds": max(head_time - cursor.block_timestamp, 0)}
+        return {
+            "indexed_block": cursor.block_number,
+            "lag_blocks": max(head_block - cursor.block_number, 0),
+            "lag_seconds": max(head_time - cursor.block_timestamp, 0),
+        }
 
     _check("indexer", checks, indexer)
     _check("queue", checks, lambda: queue_depth(settings))
     healthy = all(c["ok"] for c in checks.values())
-    return JSONResponse({"status": "ok" if healthy else "degraded", "checks": checks},
-                        status_code=200 if healthy else 503)
+    return JSONResponse(
+        {"status": "ok" if healthy else "degraded", "checks": checks},
+        status_code=200 if healthy else 503,
+    )
 
 
 @router.get("/metrics", include_in_schema=False)

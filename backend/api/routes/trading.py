@@ -1,4 +1,5 @@
 """`/v1/trading/...`: markets, orders, order book, trades, history, prices."""
+
 from __future__ import annotations
 
 from typing import Annotated, Literal
@@ -8,7 +9,16 @@ from fastapi import APIRouter, Path, Query, status
 from backend.api.deps import ChainDep, CurrentAccount, SessionDep, SettingsDep
 from backend.market import services
 from backend.market.schemas import (
-    Accepted, Approvals, Market, OrderBook, OrderCreate, OrderPublic, OrderTerms, Page, PriceBar, TradePublic,
+    Accepted,
+    Approvals,
+    Market,
+    OrderBook,
+    OrderCreate,
+    OrderPublic,
+    OrderTerms,
+    Page,
+    PriceBar,
+    TradePublic,
     TypedDataResponse,
 )
 
@@ -27,15 +37,22 @@ def markets(session: SessionDep, chain: ChainDep, hours: Annotated[int, Query(ge
 
 
 @router.get("/order-typed-data", response_model=TypedDataResponse)
-def order_typed_data(account: CurrentAccount, chain: ChainDep, terms: Annotated[OrderTerms, Query()]):
+def order_typed_data(
+    account: CurrentAccount, chain: ChainDep, terms: Annotated[OrderTerms, Query()]
+):
     """The `eth_signTypedData_v4` document of an order (nonce and salt filled in)."""
     document, digest = services.typed_data_for(account, terms, chain)
     return TypedDataResponse(typed_data=document, order_hash=digest)
 
 
 @router.post("/orders", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
-def place_order(body: OrderCreate, account: CurrentAccount, session: SessionDep, settings: SettingsDep,
-                chain: ChainDep):
+def place_order(
+    body: OrderCreate,
+    account: CurrentAccount,
+    session: SessionDep,
+    settings: SettingsDep,
+    chain: ChainDep,
+):
     """Custodial: terms only, the API signs. Wallet: terms + nonce, salt, expiry, signature.
     Checked against balance/allowance, period, gate closure and expiry before it is stored;
     the matcher trades it on chain. Poll `GET /orders/{id}`."""
@@ -50,51 +67,90 @@ def approve_market(account: CurrentAccount, settings: SettingsDep, chain: ChainD
 
 
 @router.get("/orders", response_model=Page[OrderPublic])
-def my_orders(account: CurrentAccount, session: SessionDep, chain: ChainDep, cursor: Cursor = None,
-              limit: Limit = 100,
-              status_: Annotated[Literal["open", "partially_filled", "filled", "cancelled", "expired"] | None,
-                                 Query(alias="status")] = None):
-    items, next_cursor = services.list_my_orders(session, account, chain.now(), cursor, limit, status_)
+def my_orders(
+    account: CurrentAccount,
+    session: SessionDep,
+    chain: ChainDep,
+    cursor: Cursor = None,
+    limit: Limit = 100,
+    status_: Annotated[
+        Literal["open", "partially_filled", "filled", "cancelled", "expired"] | None,
+        Query(alias="status"),
+    ] = None,
+):
+    items, next_cursor = services.list_my_orders(
+        session, account, chain.now(), cursor, limit, status_
+    )
     return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get("/orders/{order_id}", response_model=OrderPublic)
 def get_order(order_id: OrderId, account: CurrentAccount, session: SessionDep, chain: ChainDep):
     row = services.get_order(session, account, order_id)
-    return services.public_order(row, services.mirrored(session, [row.order_hash]).get(row.order_hash), chain.now())
+    return services.public_order(
+        row, services.mirrored(session, [row.order_hash]).get(row.order_hash), chain.now()
+    )
 
 
 @router.delete("/orders/{order_id}", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
-def cancel_order(order_id: OrderId, account: CurrentAccount, session: SessionDep, settings: SettingsDep,
-                 chain: ChainDep):
+def cancel_order(
+    order_id: OrderId,
+    account: CurrentAccount,
+    session: SessionDep,
+    settings: SettingsDep,
+    chain: ChainDep,
+):
     row = services.cancel_order(session, settings, chain, account, order_id)
-    return Accepted(id=row.order_hash, status=row.status, poll=f"/v1/trading/orders/{row.order_hash}",
-                    tx_hash=row.cancel_tx)
+    return Accepted(
+        id=row.order_hash,
+        status=row.status,
+        poll=f"/v1/trading/orders/{row.order_hash}",
+        tx_hash=row.cancel_tx,
+    )
 
 
 @router.get("/orderbook", response_model=OrderBook)
-def orderbook(market_id: MarketId, session: SessionDep, chain: ChainDep,
-              depth: Annotated[int, Query(ge=1, le=200)] = 50):
+def orderbook(
+    market_id: MarketId,
+    session: SessionDep,
+    chain: ChainDep,
+    depth: Annotated[int, Query(ge=1, le=200)] = 50,
+):
     """Bids and asks aggregated by price (live signed orders)."""
     return services.order_book(session, market_id, chain.now(max_age_s=1.0), depth)
 
 
 @router.get("/trades", response_model=Page[TradePublic])
-def trades(session: SessionDep, market_id: MarketId | None = None, cursor: Cursor = None, limit: Limit = 100):
+def trades(
+    session: SessionDep,
+    market_id: MarketId | None = None,
+    cursor: Cursor = None,
+    limit: Limit = 100,
+):
     items, next_cursor = services.list_trades(session, market_id, cursor, limit)
     return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get("/history", response_model=Page[TradePublic])
-def history(account: CurrentAccount, session: SessionDep, market_id: MarketId | None = None,
-            cursor: Cursor = None, limit: Limit = 100):
+def history(
+    account: CurrentAccount,
+    session: SessionDep,
+    market_id: MarketId | None = None,
+    cursor: Cursor = None,
+    limit: Limit = 100,
+):
     """My trades, as seller or buyer."""
-    items, next_cursor = services.list_trades(session, market_id, cursor, limit, address=account.address.lower())
+    items, next_cursor = services.list_trades(
+        session, market_id, cursor, limit, address=account.address.lower()
+    )
     return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get("/prices", response_model=list[PriceBar])
-def prices(session: SessionDep, start: Annotated[int | None, Query(ge=0, le=2**62)] = None,
-           end: Annotated[int | None, Query(ge=0, le=2**62)] = None):
+def prices(
+    session: SessionDep,
+    start: Annotated[int | None, Query(ge=0, le=2**62)] = None,
+    end: Annotated[int | None, Query(ge=0, le=2**62)] = None,
+):
     """OHLC and volume per delivery period of energy trades."""
     return services.price_bars(session, start, end)

@@ -10,6 +10,7 @@ is placed, cancelled or filled. Both carry a `sequence` per market; a jump means
 lost: subscribe again for a fresh snapshot (see backend/market/book_feed.py).
 Acknowledgements and errors come on the `system` channel.
 """
+
 from __future__ import annotations
 
 import json
@@ -77,7 +78,9 @@ async def websocket(ws: WebSocket, session: SessionDep, settings: SettingsDep):
     client = aioredis.from_url(settings.redis_url) if settings.redis_url else None
 
     async def pump_stream():
-        async for entries in stream_batches(client, settings.outbox_stream, block_ms=500, count=100):
+        async for entries in stream_batches(
+            client, settings.outbox_stream, block_ms=500, count=100
+        ):
             for _, fields in entries:
                 await deliver(fields[b"topic"].decode(), json.loads(fields[b"payload"]))
 
@@ -100,8 +103,12 @@ async def websocket(ws: WebSocket, session: SessionDep, settings: SettingsDep):
         try:
             body = await anyio.to_thread.run_sync(book.follow, session, market_id)
         except GridLedgerError as exc:
-            await ws.send_json(envelope("system", {"error": "order book unavailable", "channel": channel,
-                                                   "detail": exc.detail}))
+            await ws.send_json(
+                envelope(
+                    "system",
+                    {"error": "order book unavailable", "channel": channel, "detail": exc.detail},
+                )
+            )
             return
         await ws.send_json(envelope(channel, body))
 
@@ -113,7 +120,9 @@ async def websocket(ws: WebSocket, session: SessionDep, settings: SettingsDep):
             return
         bad = [c for c in channels if not isinstance(c, str) or not CHANNEL.match(c)]
         if bad:
-            await ws.send_json(envelope("system", {"error": "unknown channels", "channels": bad[:10]}))
+            await ws.send_json(
+                envelope("system", {"error": "unknown channels", "channels": bad[:10]})
+            )
             return
         if action == "subscribe" and len(subscribed | set(channels)) > MAX_CHANNELS:
             await ws.send_json(envelope("system", {"error": f"at most {MAX_CHANNELS} channels"}))
@@ -135,7 +144,9 @@ async def websocket(ws: WebSocket, session: SessionDep, settings: SettingsDep):
                 try:
                     message = await ws.receive_json()
                 except (ValueError, json.JSONDecodeError):
-                    await ws.send_json(envelope("system", {"error": "messages must be JSON objects"}))
+                    await ws.send_json(
+                        envelope("system", {"error": "messages must be JSON objects"})
+                    )
                     continue
                 async with lock:
                     await handle(message)

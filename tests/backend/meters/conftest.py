@@ -1,4 +1,5 @@
 """A participant with two meters, on PostgreSQL (rolled back) or on a fresh SQLite file."""
+
 from __future__ import annotations
 
 import pytest
@@ -19,10 +20,19 @@ def seed_meters(session: Session):
     other = Account(email="other@example.org", address="0x" + "bb" * 20)
     session.add_all([owner, other])
     session.flush()
-    solar = register_meter(session, owner, MeterCreate(name="meter:solar-1", kind=MeterKind.BOTH,
-                                                        capacity_w=10_000, mqtt_password="solar-secret-123"))
-    house = register_meter(session, owner, MeterCreate(name="meter:house-1", kind=MeterKind.IMPORT,
-                                                        capacity_w=20_000))
+    solar = register_meter(
+        session,
+        owner,
+        MeterCreate(
+            name="meter:solar-1",
+            kind=MeterKind.BOTH,
+            capacity_w=10_000,
+            mqtt_password="solar-secret-123",
+        ),
+    )
+    house = register_meter(
+        session, owner, MeterCreate(name="meter:house-1", kind=MeterKind.IMPORT, capacity_w=20_000)
+    )
     return owner, other, solar, house
 
 

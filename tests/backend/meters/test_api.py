@@ -1,8 +1,9 @@
 """The energy API: single and bulk ingestion (JSON array, NDJSON), owner-only series."""
+
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 import pytest
@@ -17,11 +18,13 @@ from backend.meters.models import MeterReading
 from backend.meters.schemas import ReadingIn
 from backend.meters.validation import iso
 
-NOW = (int(datetime.now(timezone.utc).timestamp()) // 900) * 900
+NOW = (int(datetime.now(UTC).timestamp()) // 900) * 900
 
 
 def bearer(account):
-    return {"Authorization": f"Bearer {create_access_token(account.id, account.roles, get_settings())}"}
+    return {
+        "Authorization": f"Bearer {create_access_token(account.id, account.roles, get_settings())}"
+    }
 
 
 @pytest.fixture
@@ -34,8 +37,15 @@ def api(metered):
 
 def test_single_reading_accepted_then_duplicate(api):
     client, session, owner, *_ = api
-    body = {"meterId": "meter:solar-1", "timestamp": iso(NOW - 900), "exportWh": 500, "importWh": 3,
-            "voltage": 231.0, "powerFactor": 0.97, "quality": "high"}
+    body = {
+        "meterId": "meter:solar-1",
+        "timestamp": iso(NOW - 900),
+        "exportWh": 500,
+        "importWh": 3,
+        "voltage": 231.0,
+        "powerFactor": 0.97,
+        "quality": "high",
+    }
     first = client.post("/v1/energy/readings", json=body, headers=bearer(owner))
     assert first.status_code == 200 and first.json()["accepted"] == 1
     again = client.post("/v1/energy/consumption", json=body, headers=bearer(owner))
@@ -46,8 +56,11 @@ def test_single_reading_accepted_then_duplicate(api):
 
 def test_single_rejected_reading_is_a_problem_with_reason(api):
     client, _, owner, *_ = api
-    reply = client.post("/v1/energy/readings", headers=bearer(owner),
-                        json={"meterId": "meter:solar-1", "timestamp": iso(NOW + 3600), "exportWh": 1})
+    reply = client.post(
+        "/v1/energy/readings",
+        headers=bearer(owner),
+        json={"meterId": "meter:solar-1", "timestamp": iso(NOW + 3600), "exportWh": 1},
+    )
     assert reply.status_code == 422
     problem = reply.json()
     assert problem["type"].endswith("/reading-rejected") and "future" in problem["detail"]
@@ -55,9 +68,15 @@ def test_single_rejected_reading_is_a_problem_with_reason(api):
 
 def test_readings_of_someone_elses_meter_are_rejected(api):
     client, session, _, other, *_ = api
-    reply = client.post("/v1/energy/readings/bulk", headers=bearer(other),
-                        json=[{"meterId": "meter:solar-1", "timestamp": iso(NOW - 900), "exportWh": 1}])
-    assert reply.json()["rejected"] == 1 and "another account" in reply.json()["rejections"][0]["reason"]
+    reply = client.post(
+        "/v1/energy/readings/bulk",
+        headers=bearer(other),
+        json=[{"meterId": "meter:solar-1", "timestamp": iso(NOW - 900), "exportWh": 1}],
+    )
+    assert (
+        reply.json()["rejected"] == 1
+        and "another account" in reply.json()["rejections"][0]["reason"]
+    )
     assert session.exec(select(func.count()).select_from(MeterReading)).one() == 0
 
 
@@ -66,11 +85,21 @@ def test_bulk_json_array_of_10k(api):
     readings = []
     for i in range(5_000):
         start = NOW - 900 * (i + 1)
-        readings.append({"meterId": solar.meter_id, "timestamp": iso(start), "exportWh": i % 2_500, "importWh": 1})
+        readings.append(
+            {
+                "meterId": solar.meter_id,
+                "timestamp": iso(start),
+                "exportWh": i % 2_500,
+                "importWh": 1,
+            }
+        )
         readings.append({"meterId": house.meter_id, "timestamp": iso(start), "importWh": 300})
     readings[17]["exportWh"] = -5
-    reply = client.post("/v1/energy/readings/bulk", content=orjson.dumps(readings),
-                        headers={**bearer(owner), "content-type": "application/json"})
+    reply = client.post(
+        "/v1/energy/readings/bulk",
+        content=orjson.dumps(readings),
+        headers={**bearer(owner), "content-type": "application/json"},
+    )
     result = reply.json()
     assert (result["received"], result["accepted"], result["rejected"]) == (10_000, 9_999, 1)
     assert result["rejections"][0]["index"] == 17
@@ -79,33 +108,53 @@ def test_bulk_json_array_of_10k(api):
 
 def test_bulk_ndjson_with_a_truncated_line(api):
     client, session, owner, *_ = api
-    lines = [json.dumps({"meterId": "meter:solar-1", "timestamp": iso(NOW - 900 * k), "exportWh": k}) for k in (1, 2, 3)]
+    lines = [
+        json.dumps({"meterId": "meter:solar-1", "timestamp": iso(NOW - 900 * k), "exportWh": k})
+        for k in (1, 2, 3)
+    ]
     lines[1] = lines[1][:25]  # truncated JSON
-    reply = client.post("/v1/energy/readings/bulk", content="\n".join(lines) + "\n",
-                        headers={**bearer(owner), "content-type": "application/x-ndjson"})
+    reply = client.post(
+        "/v1/energy/readings/bulk",
+        content="\n".join(lines) + "\n",
+        headers={**bearer(owner), "content-type": "application/x-ndjson"},
+    )
     result = reply.json()
     assert (result["accepted"], result["rejected"]) == (2, 1)
-    assert result["rejections"][0]["index"] == 1 and "invalid JSON" in result["rejections"][0]["reason"]
+    assert (
+        result["rejections"][0]["index"] == 1
+        and "invalid JSON" in result["rejections"][0]["reason"]
+    )
 
 
 def test_bulk_truncated_json_array_is_a_problem(api):
     client, _, owner, *_ = api
-    reply = client.post("/v1/energy/readings/bulk", content=b'[{"meterId": "meter:solar-1", "timest',
-                        headers={**bearer(owner), "content-type": "application/json"})
+    reply = client.post(
+        "/v1/energy/readings/bulk",
+        content=b'[{"meterId": "meter:solar-1", "timest',
+        headers={**bearer(owner), "content-type": "application/json"},
+    )
     assert reply.status_code == 422 and reply.json()["type"].endswith("/readings-malformed")
 
 
 def test_generation_series_hourly_and_owner_only(api):
     client, _, owner, other, solar, _ = api
     hour = NOW // 3600 * 3600 - 3600
-    readings = [{"meterId": solar.meter_id, "timestamp": iso(hour + 900 * q), "exportWh": 100 * (q + 1),
-                 "importWh": 1} for q in range(4)]
+    readings = [
+        {
+            "meterId": solar.meter_id,
+            "timestamp": iso(hour + 900 * q),
+            "exportWh": 100 * (q + 1),
+            "importWh": 1,
+        }
+        for q in range(4)
+    ]
     client.post("/v1/energy/readings/bulk", json=readings, headers=bearer(owner))
     params = {"meterId": "meter:solar-1", "start": iso(hour), "end": iso(hour + 3600)}
     hourly = client.get("/v1/energy/generation", params=params, headers=bearer(owner)).json()
     assert [(p["wh"], p["intervals"]) for p in hourly["points"]] == [(1000, 4)]
-    quarter = client.get("/v1/energy/generation", params={**params, "aggregation": "15min"},
-                         headers=bearer(owner)).json()
+    quarter = client.get(
+        "/v1/energy/generation", params={**params, "aggregation": "15min"}, headers=bearer(owner)
+    ).json()
     assert [p["wh"] for p in quarter["points"]] == [100, 200, 300, 400]
     consumption = client.get("/v1/energy/consumption", params=params, headers=bearer(owner)).json()
     assert consumption["points"][0]["wh"] == 4
@@ -115,6 +164,8 @@ def test_generation_series_hourly_and_owner_only(api):
 
 
 def test_published_json_schema_matches_the_model():
-    published = json.loads((PROJECT_ROOT / "backend" / "meters" / "reading.schema.json").read_text())
+    published = json.loads(
+        (PROJECT_ROOT / "backend" / "meters" / "reading.schema.json").read_text()
+    )
     assert published["properties"] == ReadingIn.model_json_schema()["properties"]
     assert "ReadingIn" in json.dumps(create_app().openapi()["components"]["schemas"])

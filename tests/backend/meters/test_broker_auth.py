@@ -1,4 +1,5 @@
 """Per-device MQTT logins enforced by a real Mosquitto with GridLedger's password file and ACL."""
+
 from __future__ import annotations
 
 import subprocess
@@ -20,15 +21,21 @@ from tests.backend.meters.conftest import NOW, seed_meters
 
 
 def test_hashes_are_mosquittos_own_format():
-    generated = subprocess.run(["mosquitto_passwd", "-c", "-b", "/dev/stdout", "probe", "s3cret"],
-                               capture_output=True, text=True, check=True).stdout.strip()
+    generated = subprocess.run(
+        ["mosquitto_passwd", "-c", "-b", "/dev/stdout", "probe", "s3cret"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert verify("s3cret", generated.split(":", 1)[1])  # mosquitto_passwd's hash checks in Python
     ours = mosquitto_hash("s3cret")
     assert ours.startswith("$7$101$") and verify("s3cret", ours) and not verify("wrong", ours)
 
 
 def connect(port: int, username: str, password: str) -> tuple[mqtt.Client, int]:
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"gl-dev-{uuid.uuid4().hex[:8]}")
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id=f"gl-dev-{uuid.uuid4().hex[:8]}"
+    )
     client.username_pw_set(username, password)
     result: dict = {}
     connected = threading.Event()
@@ -50,15 +57,24 @@ def test_a_meter_can_only_publish_its_own_readings(fresh_pg_url, tmp_path):
         _, _, solar, house = seed_meters(session)  # solar has an MQTT password, house has none
         solar_id, house_id = solar.meter_id, house.meter_id
         port = free_port()
-        settings = Settings(_env_file=None, database_url=fresh_pg_url, mqtt_port=port,
-                            mqtt_username="gridledger-ingest", mqtt_password="ingest-secret-9")
+        settings = Settings(
+            _env_file=None,
+            database_url=fresh_pg_url,
+            mqtt_port=port,
+            mqtt_username="gridledger-ingest",
+            mqtt_password="ingest-secret-9",
+        )
         assert write_broker_auth(session, tmp_path / "passwords", tmp_path / "acl", settings) == 1
     (tmp_path / "mosquitto.conf").write_text(
         # `user root`: a broker started as root keeps root, so it can read the 0600 files we wrote.
         f"listener {port} 127.0.0.1\nallow_anonymous false\npersistence false\nuser root\n"
-        f"password_file {tmp_path / 'passwords'}\nacl_file {tmp_path / 'acl'}\n")
-    broker = subprocess.Popen(["mosquitto", "-v", "-c", str(tmp_path / "mosquitto.conf")],
-                              stdout=open(tmp_path / "broker.log", "w"), stderr=subprocess.STDOUT)
+        f"password_file {tmp_path / 'passwords'}\nacl_file {tmp_path / 'acl'}\n"
+    )
+    broker = subprocess.Popen(
+        ["mosquitto", "-v", "-c", str(tmp_path / "mosquitto.conf")],
+        stdout=open(tmp_path / "broker.log", "w"),
+        stderr=subprocess.STDOUT,
+    )
     try:
         subscriber = Subscriber(settings=settings, client_id=f"gl-ingest-{uuid.uuid4().hex[:8]}")
         subscriber.now = lambda: NOW
@@ -73,10 +89,16 @@ def test_a_meter_can_only_publish_its_own_readings(fresh_pg_url, tmp_path):
 
         device, rc = connect(port, solar_id, "solar-secret-123")
         assert rc == 0
-        own = device.publish(f"energy-cloud/de/solar-panel/{solar_id}/generation",
-                             f'{{"timestamp": "{iso(NOW - 900)}", "value": 321}}', qos=1)
-        foreign = device.publish(f"energy-cloud/de/smart-meter/{house_id}/consumption",
-                                 f'{{"timestamp": "{iso(NOW - 900)}", "value": 999}}', qos=1)
+        own = device.publish(
+            f"energy-cloud/de/solar-panel/{solar_id}/generation",
+            f'{{"timestamp": "{iso(NOW - 900)}", "value": 321}}',
+            qos=1,
+        )
+        foreign = device.publish(
+            f"energy-cloud/de/smart-meter/{house_id}/consumption",
+            f'{{"timestamp": "{iso(NOW - 900)}", "value": 999}}',
+            qos=1,
+        )
         own.wait_for_publish(10)
         foreign.wait_for_publish(10)  # the broker acknowledges, then drops it (ACL)
         deadline = time.monotonic() + 10
@@ -93,6 +115,12 @@ def test_a_meter_can_only_publish_its_own_readings(fresh_pg_url, tmp_path):
     with Session(engine) as session:
         rows = session.exec(select(MeterReading.meter_id, MeterReading.export_wh)).all()
         assert [(r[0], r[1]) for r in rows] == [(solar_id, 321)]
-        assert session.exec(select(func.count()).select_from(MeterReading)
-                            .where(MeterReading.meter_id == house_id)).one() == 0
+        assert (
+            session.exec(
+                select(func.count())
+                .select_from(MeterReading)
+                .where(MeterReading.meter_id == house_id)
+            ).one()
+            == 0
+        )
     engine.dispose()

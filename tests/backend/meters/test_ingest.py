@@ -1,4 +1,5 @@
 """Reading ingestion: validation reasons, idempotent duplicates, corrections with an audit trail."""
+
 from __future__ import annotations
 
 import pytest
@@ -26,7 +27,10 @@ def world(request):
 
 def test_new_duplicate_and_corrected_readings(world):
     session, owner, _, solar, _ = world
-    batch = [reading(solar.meter_id, NOW - 900 * (i + 1), export_wh=100 + i, import_wh=5) for i in range(8)]
+    batch = [
+        reading(solar.meter_id, NOW - 900 * (i + 1), export_wh=100 + i, import_wh=5)
+        for i in range(8)
+    ]
     first = ingest_readings(session, batch, source="rest", now=NOW)
     assert (first.accepted, first.duplicate, first.corrected, first.rejected) == (8, 0, 0, 0)
 
@@ -47,8 +51,11 @@ def test_new_duplicate_and_corrected_readings(world):
 def test_same_interval_twice_in_one_batch(world):
     session, _, _, solar, _ = world
     start = NOW - 1800
-    batch = [reading(solar.meter_id, start, export_wh=10), reading(solar.meter_id, start, export_wh=10),
-             reading(solar.meter_id, start, export_wh=12)]
+    batch = [
+        reading(solar.meter_id, start, export_wh=10),
+        reading(solar.meter_id, start, export_wh=10),
+        reading(solar.meter_id, start, export_wh=12),
+    ]
     result = ingest_readings(session, batch, source="rest", now=NOW)
     assert (result.accepted, result.duplicate, result.corrected) == (1, 1, 1)
     assert session.exec(select(MeterReading.export_wh)).all() == [12]
@@ -56,8 +63,12 @@ def test_same_interval_twice_in_one_batch(world):
 
 def test_a_missing_direction_is_filled_not_corrected(world):
     session, _, _, solar, _ = world
-    ingest_readings(session, [reading("meter:solar-1", NOW - 900, export_wh=40)], source="mqtt", now=NOW)
-    result = ingest_readings(session, [reading("meter:solar-1", NOW - 900, import_wh=7)], source="mqtt", now=NOW)
+    ingest_readings(
+        session, [reading("meter:solar-1", NOW - 900, export_wh=40)], source="mqtt", now=NOW
+    )
+    result = ingest_readings(
+        session, [reading("meter:solar-1", NOW - 900, import_wh=7)], source="mqtt", now=NOW
+    )
     assert (result.accepted, result.corrected) == (1, 0)
     row = session.exec(select(MeterReading)).one()
     assert (row.meter_id, row.import_wh, row.export_wh, row.revision) == (solar.meter_id, 7, 40, 0)
@@ -74,21 +85,69 @@ MALFORMED = [
     ("infinite", reading("meter:solar-1", NOW - 900, import_wh=float("inf")), "must be finite"),
     ("negative", reading("meter:solar-1", NOW - 900, export_wh=-1), "must not be negative"),
     ("huge", reading("meter:solar-1", NOW - 900, import_wh=1e30), "implausibly large"),
-    ("above capacity", reading("meter:solar-1", NOW - 900, export_wh=2_501), "exceeds the device capacity"),
-    ("kWh above capacity", reading("meter:solar-1", NOW - 900, export_wh=2.6, unit="kWh"), "exceeds the device capacity"),
-    ("bad unit", reading("meter:solar-1", NOW - 900, export_wh=1, unit="kW"), "unit must be Wh or kWh"),
+    (
+        "above capacity",
+        reading("meter:solar-1", NOW - 900, export_wh=2_501),
+        "exceeds the device capacity",
+    ),
+    (
+        "kWh above capacity",
+        reading("meter:solar-1", NOW - 900, export_wh=2.6, unit="kWh"),
+        "exceeds the device capacity",
+    ),
+    (
+        "bad unit",
+        reading("meter:solar-1", NOW - 900, export_wh=1, unit="kW"),
+        "unit must be Wh or kWh",
+    ),
     ("future", reading("meter:solar-1", NOW, export_wh=1), "future"),
     ("far future", reading("meter:solar-1", NOW + 86_400, export_wh=1), "future"),
-    ("misaligned", {"meterId": "meter:solar-1", "timestamp": iso(NOW - 1000), "exportWh": 1}, "not aligned"),
-    ("not ISO", {"meterId": "meter:solar-1", "timestamp": "yesterday", "exportWh": 1}, "not ISO 8601"),
-    ("not UTC", {"meterId": "meter:solar-1", "timestamp": "2025-12-31T23:45:00+01:00", "exportWh": 1}, "must be UTC"),
-    ("naive time", {"meterId": "meter:solar-1", "timestamp": "2025-12-31T23:45:00", "exportWh": 1}, "must be UTC"),
-    ("interval", reading("meter:solar-1", NOW - 900, export_wh=1, intervalSeconds=300), "intervalSeconds must be 900"),
+    (
+        "misaligned",
+        {"meterId": "meter:solar-1", "timestamp": iso(NOW - 1000), "exportWh": 1},
+        "not aligned",
+    ),
+    (
+        "not ISO",
+        {"meterId": "meter:solar-1", "timestamp": "yesterday", "exportWh": 1},
+        "not ISO 8601",
+    ),
+    (
+        "not UTC",
+        {"meterId": "meter:solar-1", "timestamp": "2025-12-31T23:45:00+01:00", "exportWh": 1},
+        "must be UTC",
+    ),
+    (
+        "naive time",
+        {"meterId": "meter:solar-1", "timestamp": "2025-12-31T23:45:00", "exportWh": 1},
+        "must be UTC",
+    ),
+    (
+        "interval",
+        reading("meter:solar-1", NOW - 900, export_wh=1, intervalSeconds=300),
+        "intervalSeconds must be 900",
+    ),
     ("no energy", reading("meter:solar-1", NOW - 900), "needs importWh, exportWh or both"),
-    ("export on import meter", reading("meter:house-1", NOW - 900, export_wh=1), "import-only meter"),
-    ("import too large", reading("meter:house-1", NOW - 900, import_wh=5_000_000), "plausible maximum"),
-    ("power factor", reading("meter:solar-1", NOW - 900, export_wh=1, powerFactor=1.5), "powerFactor"),
-    ("quality", reading("meter:solar-1", NOW - 900, export_wh=1, quality="great"), "quality must be one of"),
+    (
+        "export on import meter",
+        reading("meter:house-1", NOW - 900, export_wh=1),
+        "import-only meter",
+    ),
+    (
+        "import too large",
+        reading("meter:house-1", NOW - 900, import_wh=5_000_000),
+        "plausible maximum",
+    ),
+    (
+        "power factor",
+        reading("meter:solar-1", NOW - 900, export_wh=1, powerFactor=1.5),
+        "powerFactor",
+    ),
+    (
+        "quality",
+        reading("meter:solar-1", NOW - 900, export_wh=1, quality="great"),
+        "quality must be one of",
+    ),
 ]
 
 
@@ -108,9 +167,14 @@ def test_mqtt_credentials_are_hashed_per_meter(world):
     from backend.meters.services import check_mqtt_credentials
 
     session, _, _, solar, house = world
-    assert solar.mqtt_password_hash.startswith("$7$101$") and "solar-secret-123" not in solar.mqtt_password_hash
+    assert (
+        solar.mqtt_password_hash.startswith("$7$101$")
+        and "solar-secret-123" not in solar.mqtt_password_hash
+    )
     assert check_mqtt_credentials(session, "meter:solar-1", "solar-secret-123") == solar.meter_id
     assert check_mqtt_credentials(session, solar.meter_id, "solar-secret-123") == solar.meter_id
     assert check_mqtt_credentials(session, "meter:solar-1", "wrong-password") is None
-    assert check_mqtt_credentials(session, "meter:house-1", "solar-secret-123") is None  # no MQTT login
+    assert (
+        check_mqtt_credentials(session, "meter:house-1", "solar-secret-123") is None
+    )  # no MQTT login
     assert check_mqtt_credentials(session, "meter:nobody", "solar-secret-123") is None

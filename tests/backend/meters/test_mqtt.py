@@ -1,4 +1,5 @@
 """MQTT ingestion through the real Mosquitto broker at 127.0.0.1:1883."""
+
 from __future__ import annotations
 
 import threading
@@ -19,12 +20,25 @@ from tests.fixtures.services import require_service
 
 
 def test_topic_and_payload_mapping():
-    reading = reading_from_message("energy-cloud/seoul/solar-panel/SP-001/generation",
-                                   b'{"timestamp": "2025-12-25T10:30:00Z", "value": 420, "unit": "Wh"}', "energy-cloud")
-    assert reading == {"timestamp": "2025-12-25T10:30:00Z", "exportWh": 420, "unit": "Wh", "meterId": "SP-001"}
-    assert reading_from_message("energy-cloud/seoul/battery/BAT-001/soc", b"{}", "energy-cloud") is None
+    reading = reading_from_message(
+        "energy-cloud/seoul/solar-panel/SP-001/generation",
+        b'{"timestamp": "2025-12-25T10:30:00Z", "value": 420, "unit": "Wh"}',
+        "energy-cloud",
+    )
+    assert reading == {
+        "timestamp": "2025-12-25T10:30:00Z",
+        "exportWh": 420,
+        "unit": "Wh",
+        "meterId": "SP-001",
+    }
+    assert (
+        reading_from_message("energy-cloud/seoul/battery/BAT-001/soc", b"{}", "energy-cloud")
+        is None
+    )
     with pytest.raises(MessageRejected, match="differs from the topic"):
-        reading_from_message("energy-cloud/a/b/SP-001/reading", b'{"meterId": "SP-002"}', "energy-cloud")
+        reading_from_message(
+            "energy-cloud/a/b/SP-001/reading", b'{"meterId": "SP-002"}', "energy-cloud"
+        )
     with pytest.raises(MessageRejected, match="invalid JSON"):
         reading_from_message("energy-cloud/a/b/SP-001/reading", b'{"meterId"', "energy-cloud")
 
@@ -42,18 +56,34 @@ def test_subscriber_stores_qos1_messages_once(fresh_pg_url):
     thread.start()
     assert subscriber.subscribed.wait(10), "subscription not acknowledged by Mosquitto"
 
-    publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"gl-pub-{uuid.uuid4().hex[:8]}")
+    publisher = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id=f"gl-pub-{uuid.uuid4().hex[:8]}"
+    )
     publisher.connect("127.0.0.1", 1883)
     publisher.loop_start()
     infos = []
     for k in range(1, 41):  # 40 generation readings, each published twice
         payload = f'{{"timestamp": "{iso(NOW - 900 * k)}", "value": {k}, "unit": "Wh", "quality": "high"}}'
         for _ in range(2):
-            infos.append(publisher.publish(f"{root}/seoul/solar-panel/meter:solar-1/generation", payload, qos=1))
-    infos.append(publisher.publish(f"{root}/seoul/smart-meter/meter:house-1/consumption",
-                                   f'{{"timestamp": "{iso(NOW - 900)}", "value": 1.5, "unit": "kWh"}}', qos=1))
-    infos.append(publisher.publish(f"{root}/seoul/solar-panel/meter:solar-1/generation",
-                                   f'{{"timestamp": "{iso(NOW - 900)}", "value": -3}}', qos=1))
+            infos.append(
+                publisher.publish(
+                    f"{root}/seoul/solar-panel/meter:solar-1/generation", payload, qos=1
+                )
+            )
+    infos.append(
+        publisher.publish(
+            f"{root}/seoul/smart-meter/meter:house-1/consumption",
+            f'{{"timestamp": "{iso(NOW - 900)}", "value": 1.5, "unit": "kWh"}}',
+            qos=1,
+        )
+    )
+    infos.append(
+        publisher.publish(
+            f"{root}/seoul/solar-panel/meter:solar-1/generation",
+            f'{{"timestamp": "{iso(NOW - 900)}", "value": -3}}',
+            qos=1,
+        )
+    )
     for info in infos:
         info.wait_for_publish(10)
 
@@ -69,5 +99,7 @@ def test_subscriber_stores_qos1_messages_once(fresh_pg_url):
     with Session(engine) as session:
         assert session.exec(select(func.count()).select_from(MeterReading)).one() == 41
         assert session.exec(select(func.sum(MeterReading.export_wh))).one() == sum(range(1, 41))
-        assert session.exec(select(MeterReading.import_wh).where(MeterReading.import_wh.is_not(None))).all() == [1500]
+        assert session.exec(
+            select(MeterReading.import_wh).where(MeterReading.import_wh.is_not(None))
+        ).all() == [1500]
     engine.dispose()

@@ -1,4 +1,5 @@
 """A devnet with trades, its indexer mirror in a fresh PostgreSQL schema, registered meters."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -44,14 +45,22 @@ class Market:
 
     def open_trades(self) -> list[Trade]:
         with self.session() as session:
-            return list(session.exec(select(Trade).where(Trade.product == "energy")
-                                     .order_by(Trade.trade_id)).all())
+            return list(
+                session.exec(
+                    select(Trade).where(Trade.product == "energy").order_by(Trade.trade_id)
+                ).all()
+            )
 
     def meter_readings(self, exports: dict[tuple[str, int], int], now: int | None = None):
         """Ingest export readings {(meter_id, slot_start): Wh} as the meters would send them."""
-        body = [{"meterId": m, "timestamp": iso(s), "exportWh": wh, "importWh": 0} for (m, s), wh in exports.items()]
+        body = [
+            {"meterId": m, "timestamp": iso(s), "exportWh": wh, "importWh": 0}
+            for (m, s), wh in exports.items()
+        ]
         with self.session() as session:
-            return ingest_readings(session, body, source="rest", now=now or self.ctx.now(), settings=self.settings)
+            return ingest_readings(
+                session, body, source="rest", now=now or self.ctx.now(), settings=self.settings
+            )
 
 
 @pytest.fixture
@@ -72,19 +81,37 @@ def any_market(request, devnet, redis_client, tmp_path) -> Market:
 
 def build_market(devnet, database_url, redis_client):
     fresh_pg_url = database_url
-    settings = Settings(_env_file=None, data_dir=devnet.settings.data_dir, rpc_url=devnet.node.rpc_url,
-                        database_url=fresh_pg_url, redis_url=TEST_REDIS_URL, settlement_gate_delay_s=60,
-                        settlement_missing_data_deadline_s=1_800, settlement_batch_size=3)
+    settings = Settings(
+        _env_file=None,
+        data_dir=devnet.settings.data_dir,
+        rpc_url=devnet.node.rpc_url,
+        database_url=fresh_pg_url,
+        redis_url=TEST_REDIS_URL,
+        settlement_gate_delay_s=60,
+        settlement_missing_data_deadline_s=1_800,
+        settlement_batch_size=3,
+    )
     engine = make_engine(fresh_pg_url)
-    rpc = RpcClient(devnet.node.rpc_url, timeout_s=5, retry=RetryPolicy(attempts=30, max_delay_s=0.5))
+    rpc = RpcClient(
+        devnet.node.rpc_url, timeout_s=5, retry=RetryPolicy(attempts=30, max_delay_s=0.5)
+    )
     indexer = Indexer(engine, rpc, devnet.deployment, IndexerConfig())
     with Session(engine) as session:
         for person in devnet.workload.people:
-            account = Account(address=person.address.lower(), email=f"{person.address.lower()}@example.org")
+            account = Account(
+                address=person.address.lower(), email=f"{person.address.lower()}@example.org"
+            )
             session.add(account)
             session.flush()
-            register_meter(session, account, MeterCreate(name=f"meter:{person.address}", capacity_w=10_000,
-                                                         device_id=devnet.workload.devices[person.address]))
+            register_meter(
+                session,
+                account,
+                MeterCreate(
+                    name=f"meter:{person.address}",
+                    capacity_w=10_000,
+                    device_id=devnet.workload.devices[person.address],
+                ),
+            )
     ctx = ChainContext.from_settings(settings, devnet.deployment)
     yield Market(devnet, engine, indexer, ctx, RedisLocks(redis_client), settings, fresh_pg_url)
     engine.dispose()

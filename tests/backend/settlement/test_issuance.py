@@ -1,4 +1,5 @@
 """REC issuance from metered export: one certificate per device-hour, exactly once."""
+
 from __future__ import annotations
 
 from sqlmodel import select
@@ -12,36 +13,53 @@ def test_hourly_certificates_issued_once(market):
     market.catch_up()  # devices into the mirror
     person = workload.people[0]
     device_id = workload.devices[person.address]
-    meter = "0x" + __import__("backend.market.orders", fromlist=["meter_id"]).meter_id(f"meter:{person.address}").hex()
+    meter = (
+        "0x"
+        + __import__("backend.market.orders", fromlist=["meter_id"])
+        .meter_id(f"meter:{person.address}")
+        .hex()
+    )
     now = market.ctx.now()
     first_hour = (now // 3600 - 5) * 3600
     exports = {(meter, first_hour + 900 * q): 100 + q for q in range(12)}  # three full hours
     exports[(meter, first_hour + 3 * 3600)] = 50  # a fourth hour with one quarter: waits
     market.meter_readings(exports)
     # another issuer got to the second hour first: it must not be sent again
-    workload.tx(workload.issuer, market.ctx.registry.functions.issue(
-        device_id, person.address, first_hour + 3600, first_hour + 7200, 10))
+    workload.tx(
+        workload.issuer,
+        market.ctx.registry.functions.issue(
+            device_id, person.address, first_hour + 3600, first_hour + 7200, 10
+        ),
+    )
 
     with market.session() as session:
         # "now" just after the fourth hour: its missing quarters are still awaited
-        report = issue_certificates(session, market.ctx, market.locks, market.settings,
-                                    now=first_hour + 4 * 3600 + 600)
+        report = issue_certificates(
+            session, market.ctx, market.locks, market.settings, now=first_hour + 4 * 3600 + 600
+        )
         assert (report.recorded, report.issued, report.already_issued) == (3, 2, 1)
         rows = {r.hour_start: r for r in session.exec(select(RecIssuance)).all()}
-    assert rows[first_hour].volume_wh == 100 + 101 + 102 + 103 and rows[first_hour].status == "issued"
+    assert (
+        rows[first_hour].volume_wh == 100 + 101 + 102 + 103 and rows[first_hour].status == "issued"
+    )
     assert rows[first_hour + 3600].status == "closed"
     assert first_hour + 3 * 3600 not in rows
     registry = market.ctx.registry
-    assert registry.functions.isPeriodIssued(device_id, first_hour + 7200, first_hour + 10800).call()
+    assert registry.functions.isPeriodIssued(
+        device_id, first_hour + 7200, first_hour + 10800
+    ).call()
 
     with market.session() as session:  # a duplicated run issues nothing more
-        again = issue_certificates(session, market.ctx, market.locks, market.settings,
-                                   now=first_hour + 4 * 3600 + 600)
+        again = issue_certificates(
+            session, market.ctx, market.locks, market.settings, now=first_hour + 4 * 3600 + 600
+        )
         assert (again.recorded, again.issued) == (0, 0)
         # past the missing-data deadline the partial hour is issued from what was metered
         late = issue_certificates(session, market.ctx, market.locks, market.settings)
         assert (late.recorded, late.issued) == (1, 1)
-        partial = session.exec(select(RecIssuance).where(RecIssuance.hour_start == first_hour + 3 * 3600)).one()
+        partial = session.exec(
+            select(RecIssuance).where(RecIssuance.hour_start == first_hour + 3 * 3600)
+        ).one()
         assert (partial.volume_wh, partial.data_missing) == (50, True)
     issued = registry.events.CertificateIssued().get_logs(from_block=0)
     hours = [(e["args"]["deviceId"], e["args"]["periodStart"]) for e in issued]

@@ -1,8 +1,8 @@
 """Reconciliation against meter data and settlement on Anvil, exactly once."""
+
 from __future__ import annotations
 
 from sqlmodel import select
-from web3.logs import DISCARD
 
 from backend.settlement.allocation import TradeTerms, allocate, settlement_amounts
 from backend.settlement.models import Reconciliation, SettlementCorrection
@@ -32,7 +32,9 @@ def test_pro_rata_allocation_is_documented_rule():
     result = allocate([a, b, long], {0: 2_500, 900: None})
     assert (result[1].allocated_wh, result[2].allocated_wh) == (1_500, 500)  # 2,500 x 3/5, x 1/5
     assert result[3].allocated_wh == 500 and result[3].data_missing
-    assert settlement_amounts(TradeTerms(1, 1_000, 200_000, 0, 900, 500, 2_000), 900).penalty == 2_000
+    assert (
+        settlement_amounts(TradeTerms(1, 1_000, 200_000, 0, 900, 500, 2_000), 900).penalty == 2_000
+    )
 
 
 def test_every_trade_settled_once_with_the_expected_payout(any_market):
@@ -42,7 +44,9 @@ def test_every_trade_settled_once_with_the_expected_payout(any_market):
     workload = market.devnet.workload
     exports = {}
     for trade in trades:
-        exports[(trade.seller_meter, trade.delivery_start)] = exports.get((trade.seller_meter, trade.delivery_start), 0)
+        exports[(trade.seller_meter, trade.delivery_start)] = exports.get(
+            (trade.seller_meter, trade.delivery_start), 0
+        )
     for n, key in enumerate(sorted(exports)):
         exports[key] = [0, 1_200, 2_500, 700][n % 4]
     workload.advance(3 * 900 + 120)
@@ -55,7 +59,9 @@ def test_every_trade_settled_once_with_the_expected_payout(any_market):
         reports = close_due_periods(session, market.ctx, market.locks, market.settings)
     assert sum(r.settled for r in reports) == 7
     events = settled_events(market)
-    assert sorted(events) == [t.trade_id for t in trades] and all(len(v) == 1 for v in events.values())
+    assert sorted(events) == [t.trade_id for t in trades] and all(
+        len(v) == 1 for v in events.values()
+    )
 
     # a second run (a duplicated task) sends nothing
     with market.session() as session:
@@ -69,14 +75,20 @@ def test_every_trade_settled_once_with_the_expected_payout(any_market):
             record = records[trade.trade_id]
             assert trade.status == "settled" and record.status == "settled"
             assert (trade.delivered_wh, trade.seller_payout, trade.penalty) == (
-                record.delivered_wh, record.expected_payout, record.expected_penalty)
+                record.delivered_wh,
+                record.expected_payout,
+                record.expected_penalty,
+            )
             assert events[trade.trade_id][0]["sellerPayout"] == record.expected_payout
         # pro-rata within each seller meter's slot: allocations add up to at most the metered export
         for (meter, start), wh in exports.items():
-            group = [r for r in records.values() if r.seller_meter == meter and r.period_start == start]
+            group = [
+                r for r in records.values() if r.seller_meter == meter and r.period_start == start
+            ]
             assert sum(r.allocated_wh for r in group) <= wh
             assert sum(r.allocated_wh for r in group) >= wh - len(group) or any(
-                r.allocated_wh >= r.contracted_wh for r in group)
+                r.allocated_wh >= r.contracted_wh for r in group
+            )
 
 
 def test_missing_data_waits_then_settles_as_zero(any_market):
@@ -92,7 +104,9 @@ def test_missing_data_waits_then_settles_as_zero(any_market):
         reports = close_due_periods(session, market.ctx, market.locks, market.settings)
         assert sum(r.settled for r in reports) == 2
         records = session.exec(select(Reconciliation)).all()
-        assert all(r.data_missing and r.delivered_wh == 0 and r.status == "settled" for r in records)
+        assert all(
+            r.data_missing and r.delivered_wh == 0 and r.status == "settled" for r in records
+        )
     assert all(market.ctx.market.functions.tradeStatus(t.trade_id).call() == 2 for t in trades)
 
     # a late reading after settlement: a correction record, no second settlement
@@ -104,8 +118,18 @@ def test_missing_data_waits_then_settles_as_zero(any_market):
         fixed = corrections[0]
         assert (fixed.settled_delivered_wh, fixed.corrected_metered_wh) == (0, 2_000)
         assert fixed.corrected_delivered_wh == min(2_000, trade.quantity_wh)
-        expected = settlement_amounts(TradeTerms(trade.trade_id, trade.quantity_wh, trade.price, 0, 900,
-                                                 trade.tolerance_bps, trade.penalty_bps), 2_000).payout
+        expected = settlement_amounts(
+            TradeTerms(
+                trade.trade_id,
+                trade.quantity_wh,
+                trade.price,
+                0,
+                900,
+                trade.tolerance_bps,
+                trade.penalty_bps,
+            ),
+            2_000,
+        ).payout
         assert fixed.payout_delta == expected
         assert record_corrections(session, since=0) == []
         assert len(session.exec(select(SettlementCorrection)).all()) == 1
@@ -118,7 +142,10 @@ def test_trade_settled_elsewhere_is_never_sent_again(market):
     workload = market.devnet.workload
     workload.advance(3 * 900 + 120)
     outsider = trades[1]
-    workload.tx(workload.settler, market.ctx.market.functions.settle(trade_tuple(outsider), outsider.trade_id, 1))
+    workload.tx(
+        workload.settler,
+        market.ctx.market.functions.settle(trade_tuple(outsider), outsider.trade_id, 1),
+    )
     market.meter_readings({(t.seller_meter, t.delivery_start): 100 for t in trades})
     with market.session() as session:
         reports = close_due_periods(session, market.ctx, market.locks, market.settings)
@@ -148,17 +175,26 @@ def test_discrepancy_flags_oversold_silent_contradicted(market):
 
     workload = market.devnet.workload
     seller, buyer = workload.people[0], workload.people[1]
-    offer = workload.order(seller, 0, quantity=3_000)  # SELL; the device makes at most 2,500 Wh / 15 min
+    offer = workload.order(
+        seller, 0, quantity=3_000
+    )  # SELL; the device makes at most 2,500 Wh / 15 min
     from backend.market.orders import meter_id, sign_order
+
     signature = sign_order(offer, seller.key, workload.chain_id, market.ctx.market.address)
-    workload.tx(buyer, market.ctx.market.functions.fillOrder(offer.as_tuple(), signature, 3_000,
-                                                              meter_id(f"meter:{buyer.address}")))
+    workload.tx(
+        buyer,
+        market.ctx.market.functions.fillOrder(
+            offer.as_tuple(), signature, 3_000, meter_id(f"meter:{buyer.address}")
+        ),
+    )
     market.catch_up()
     workload.advance(3 * 900 + 120)
     meter = "0x" + meter_id(f"meter:{seller.address}").hex()
     slot = offer.deliveryStart
     market.meter_readings({(meter, slot - 900): 1_000, (meter, slot): 2_000})
-    market.meter_readings({(meter, slot - 900): 1_050, (meter, slot): 1_000})  # +5 % fine, -50 % flagged
+    market.meter_readings(
+        {(meter, slot - 900): 1_050, (meter, slot): 1_000}
+    )  # +5 % fine, -50 % flagged
     with market.session() as session:
         close_due_periods(session, market.ctx, market.locks, market.settings)
         scan_meters(session, now=market.ctx.now() + 1_800, silence_s=1_800)
@@ -190,6 +226,7 @@ def test_reconciliation_api_shows_parties_only(market):
     def override():
         with Session(market.engine) as session:
             yield session
+
     app = create_app()
     app.dependency_overrides[get_db] = override
     client = TestClient(app)
@@ -197,23 +234,37 @@ def test_reconciliation_api_shows_parties_only(market):
         operator = Account(address="0x" + "0f" * 20, roles=["operator"])
         session.add(operator)
         session.commit()
-        tokens = {a.address: {"Authorization": "Bearer " + create_access_token(a.id, a.roles, get_settings())}
-                  for a in session.exec(select(Account)).all()}
+        tokens = {
+            a.address: {
+                "Authorization": "Bearer " + create_access_token(a.id, a.roles, get_settings())
+            }
+            for a in session.exec(select(Account)).all()
+        }
 
     def auth(address):
         return tokens[address]
 
     trade = trades[0]
     seller = trade.seller.lower()
-    outsider = next(a for a in tokens if a not in (trade.seller.lower(), trade.buyer.lower(), "0x" + "0f" * 20))
+    outsider = next(
+        a for a in tokens if a not in (trade.seller.lower(), trade.buyer.lower(), "0x" + "0f" * 20)
+    )
     operator = "0x" + "0f" * 20
     reply = client.get(f"/v1/settlement/reconciliations/{trade.trade_id}", headers=auth(seller))
     body = reply.json()
-    assert reply.status_code == 200 and body["status"] == "settled" and body["buyer"] == trade.buyer.lower()
+    assert (
+        reply.status_code == 200
+        and body["status"] == "settled"
+        and body["buyer"] == trade.buyer.lower()
+    )
     assert body["contracted_wh"] == trade.quantity_wh and 0 < body["allocated_wh"] <= 800
-    assert body["delivered_wh"] == min(body["allocated_wh"], trade.quantity_wh) and body["settled_tx"]
+    assert (
+        body["delivered_wh"] == min(body["allocated_wh"], trade.quantity_wh) and body["settled_tx"]
+    )
     denied = client.get(f"/v1/settlement/reconciliations/{trade.trade_id}", headers=auth(outsider))
-    assert denied.status_code == 403 and denied.json()["type"].endswith("/reconciliation-access-denied")
+    assert denied.status_code == 403 and denied.json()["type"].endswith(
+        "/reconciliation-access-denied"
+    )
     assert client.get("/v1/settlement/reconciliations/999", headers=auth(seller)).status_code == 404
     everything = client.get("/v1/settlement/reconciliations", headers=auth(operator)).json()
     assert sorted(r["trade_id"] for r in everything) == sorted(t.trade_id for t in trades)
@@ -229,4 +280,7 @@ def test_missing_data_deadline_stays_before_the_reclaim_deadline(market):
     grace = market.ctx.market.functions.reclaimGracePeriod().call()
     patient = market.settings.model_copy(update={"settlement_missing_data_deadline_s": 10 * grace})
     assert missing_data_deadline(market.ctx, patient) == grace - patient.settlement_reclaim_margin_s
-    assert missing_data_deadline(market.ctx, market.settings) == market.settings.settlement_missing_data_deadline_s
+    assert (
+        missing_data_deadline(market.ctx, market.settings)
+        == market.settings.settlement_missing_data_deadline_s
+    )

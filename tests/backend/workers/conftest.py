@@ -1,4 +1,5 @@
 """A Redis server of the test's own (to restart it) and real Celery worker processes."""
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,22 @@ class OwnRedis:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.directory)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         client = redis.Redis.from_url(self.url)
         for _ in range(100):
             try:
@@ -67,10 +82,28 @@ class Worker:
         self.starts += 1
         log = open(self.log_dir / f"worker-{self.starts}.log", "w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "backend.workers.app", "worker", "-B", "--concurrency=2",
-             "-l", "info", "-n", f"w{self.starts}@%h",
-             "--schedule", str(self.log_dir / f"beat-{self.starts}")],
-            cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "backend.workers.app",
+                "worker",
+                "-B",
+                "--concurrency=2",
+                "-l",
+                "info",
+                "-n",
+                f"w{self.starts}@%h",
+                "--schedule",
+                str(self.log_dir / f"beat-{self.starts}"),
+            ],
+            cwd=PROJECT_ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def kill(self) -> None:
         if self.process and self.process.poll() is None:
@@ -86,7 +119,11 @@ def worker_factory(tmp_path):
     workers = []
 
     def build(**env) -> Worker:
-        full = {**os.environ, "GRIDLEDGER_ENVIRONMENT": "development", **{k: str(v) for k, v in env.items()}}
+        full = {
+            **os.environ,
+            "GRIDLEDGER_ENVIRONMENT": "development",
+            **{k: str(v) for k, v in env.items()},
+        }
         worker = Worker(full, tmp_path)
         workers.append(worker)
         return worker

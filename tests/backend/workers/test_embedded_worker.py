@@ -1,10 +1,10 @@
 """`make run`'s worker: no Redis configured, kombu's filesystem transport and file locks."""
+
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-import time
 
 from sqlmodel import func, select
 
@@ -23,17 +23,32 @@ def test_filesystem_broker_worker_settles(market, tmp_path):
     market.meter_readings({(t.seller_meter, t.delivery_start): 1_000 for t in trades})
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDLEDGER_")}
-    env.update(GRIDLEDGER_DATABASE_URL=market.database_url, GRIDLEDGER_RPC_URL=market.devnet.node.rpc_url,
-               GRIDLEDGER_DATA_DIR=str(market.settings.data_dir), GRIDLEDGER_SETTLEMENT_BEAT_INTERVAL_S="0.5",
-               GRIDLEDGER_SETTLEMENT_GATE_DELAY_S="60")
+    env.update(
+        GRIDLEDGER_DATABASE_URL=market.database_url,
+        GRIDLEDGER_RPC_URL=market.devnet.node.rpc_url,
+        GRIDLEDGER_DATA_DIR=str(market.settings.data_dir),
+        GRIDLEDGER_SETTLEMENT_BEAT_INTERVAL_S="0.5",
+        GRIDLEDGER_SETTLEMENT_GATE_DELAY_S="60",
+    )
     log = open(tmp_path / "worker.log", "w")
-    process = subprocess.Popen([sys.executable, "-m", "backend.workers"], cwd=PROJECT_ROOT, env=env,
-                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "backend.workers"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
+
         def settled():
             with market.session() as session:
-                return session.exec(select(func.count()).select_from(Reconciliation)
-                                    .where(Reconciliation.status == "settled")).one() == len(trades)
+                return session.exec(
+                    select(func.count())
+                    .select_from(Reconciliation)
+                    .where(Reconciliation.status == "settled")
+                ).one() == len(trades)
+
         wait_for(settled, 60, "settlement over the filesystem broker")
     finally:
         process.terminate()

@@ -1,4 +1,5 @@
 """/health's queue depth counts tasks waiting on either broker (filesystem or Redis)."""
+
 from __future__ import annotations
 
 from celery import Celery
@@ -16,8 +17,12 @@ def producer(settings: Settings) -> Celery:
         folders = filesystem_folders(settings)
         for folder in folders.values():
             folder.mkdir(parents=True, exist_ok=True)
-        options = {"data_folder_in": str(folders["queue"]), "data_folder_out": str(folders["queue"]),
-                   "control_folder": str(folders["control"]), "processed_folder": str(folders["processed"])}
+        options = {
+            "data_folder_in": str(folders["queue"]),
+            "data_folder_out": str(folders["queue"]),
+            "control_folder": str(folders["control"]),
+            "processed_folder": str(folders["processed"]),
+        }
     app.conf.update(task_default_queue=QUEUE_NAME, broker_transport_options=options)
     return app
 

@@ -1,5 +1,6 @@
 """A real Celery worker (with beat) on its own Redis settles every trade exactly once, through
 SIGKILLs mid-batch, a Redis restart and readings sent twice and out of order."""
+
 from __future__ import annotations
 
 import time
@@ -48,16 +49,24 @@ def test_worker_killed_mid_batch_settles_each_trade_once(market, own_redis, work
 
     w3.provider.make_request("evm_setAutomine", [False])  # transactions wait: kills land mid-batch
     worker = worker_factory(
-        GRIDLEDGER_DATABASE_URL=market.database_url, GRIDLEDGER_REDIS_URL=own_redis.url,
-        GRIDLEDGER_RPC_URL=market.devnet.node.rpc_url, GRIDLEDGER_DATA_DIR=market.settings.data_dir,
-        GRIDLEDGER_SETTLEMENT_BEAT_INTERVAL_S=0.5, GRIDLEDGER_SETTLEMENT_BATCH_SIZE=3,
-        GRIDLEDGER_SETTLEMENT_LOCK_TIMEOUT_S=3, GRIDLEDGER_SETTLEMENT_GATE_DELAY_S=60,
-        GRIDLEDGER_SETTLEMENT_MISSING_DATA_DEADLINE_S=1_800)
+        GRIDLEDGER_DATABASE_URL=market.database_url,
+        GRIDLEDGER_REDIS_URL=own_redis.url,
+        GRIDLEDGER_RPC_URL=market.devnet.node.rpc_url,
+        GRIDLEDGER_DATA_DIR=market.settings.data_dir,
+        GRIDLEDGER_SETTLEMENT_BEAT_INTERVAL_S=0.5,
+        GRIDLEDGER_SETTLEMENT_BATCH_SIZE=3,
+        GRIDLEDGER_SETTLEMENT_LOCK_TIMEOUT_S=3,
+        GRIDLEDGER_SETTLEMENT_GATE_DELAY_S=60,
+        GRIDLEDGER_SETTLEMENT_MISSING_DATA_DEADLINE_S=1_800,
+    )
 
     def signed_batches():
         with market.session() as session:
-            return session.exec(select(SettlementBatch).where(SettlementBatch.kind == "settle",
-                                                              SettlementBatch.status == "signed")).all()
+            return session.exec(
+                select(SettlementBatch).where(
+                    SettlementBatch.kind == "settle", SettlementBatch.status == "signed"
+                )
+            ).all()
 
     # 1. killed after logging (and maybe broadcasting) its first batch; the block is mined meanwhile
     worker.start()
@@ -68,7 +77,12 @@ def test_worker_killed_mid_batch_settles_each_trade_once(market, own_redis, work
 
     # 2. restarted: finds the mined batch, sends the next one, killed again before it is mined
     worker.start()
-    wait_for(lambda: [b for b in signed_batches() if b.id != first_batch.id], 60, "a second batch", worker)
+    wait_for(
+        lambda: [b for b in signed_batches() if b.id != first_batch.id],
+        60,
+        "a second batch",
+        worker,
+    )
     worker.kill()
 
     # 3. restarted with automine back: re-broadcasts the logged bytes, finishes the rest
@@ -78,8 +92,15 @@ def test_worker_killed_mid_batch_settles_each_trade_once(market, own_redis, work
 
     def all_settled():
         with market.session() as session:
-            return session.exec(select(func.count()).select_from(Reconciliation)
-                                .where(Reconciliation.status.in_(("settled", "closed")))).one() == 10
+            return (
+                session.exec(
+                    select(func.count())
+                    .select_from(Reconciliation)
+                    .where(Reconciliation.status.in_(("settled", "closed")))
+                ).one()
+                == 10
+            )
+
     wait_for(all_settled, 90, "every trade settled", worker)
     worker.kill()
 
@@ -90,10 +111,15 @@ def test_worker_killed_mid_batch_settles_each_trade_once(market, own_redis, work
     assert sorted(per_trade) == sorted(payments) and all(len(v) == 1 for v in per_trade.values())
     with market.session() as session:
         records = {r.trade_id: r for r in session.exec(select(Reconciliation)).all()}
-        mined = session.exec(select(func.sum(SettlementBatch.items)).where(
-            SettlementBatch.kind == "settle", SettlementBatch.status == "mined")).one()
+        mined = session.exec(
+            select(func.sum(SettlementBatch.items)).where(
+                SettlementBatch.kind == "settle", SettlementBatch.status == "mined"
+            )
+        ).one()
         first_outcome = session.get(SettlementBatch, first_batch.id).status
-        statuses = session.exec(select(SettlementBatch.status).where(SettlementBatch.kind == "settle")).all()
+        statuses = session.exec(
+            select(SettlementBatch.status).where(SettlementBatch.kind == "settle")
+        ).all()
     assert mined == 10  # no batch settled anything twice, none was lost
     assert first_outcome == "mined"  # recovered from the log after the kill, not re-signed
     assert "signed" not in statuses
@@ -101,13 +127,18 @@ def test_worker_killed_mid_batch_settles_each_trade_once(market, own_redis, work
         record = records[trade_id]
         assert record.status == "settled"
         assert (args["deliveredWh"], args["sellerPayout"], args["penalty"]) == (
-            record.delivered_wh, record.expected_payout, record.expected_penalty)
+            record.delivered_wh,
+            record.expected_payout,
+            record.expected_penalty,
+        )
         assert args["sellerPayout"] + args["buyerRefund"] == payments[trade_id]
     market_contract = market.ctx.market
     assert token_total(market, holders) == tokens_before
     assert market_contract.functions.totalEscrowed().call() == 0
-    assert market_contract.functions.totalWithdrawable().call() == \
-        workload.c.token.functions.balanceOf(market_contract.address).call()
+    assert (
+        market_contract.functions.totalWithdrawable().call()
+        == workload.c.token.functions.balanceOf(market_contract.address).call()
+    )
 
 
 def test_duplicated_tasks_settle_once(market, own_redis, worker_factory):
@@ -121,10 +152,14 @@ def test_duplicated_tasks_settle_once(market, own_redis, worker_factory):
     workload.advance(3 * 900 + 120)
     market.meter_readings({(t.seller_meter, t.delivery_start): 1_500 for t in trades})
     worker = worker_factory(
-        GRIDLEDGER_DATABASE_URL=market.database_url, GRIDLEDGER_REDIS_URL=own_redis.url,
-        GRIDLEDGER_RPC_URL=market.devnet.node.rpc_url, GRIDLEDGER_DATA_DIR=market.settings.data_dir,
-        GRIDLEDGER_SETTLEMENT_BEAT_INTERVAL_S=3_600, GRIDLEDGER_SETTLEMENT_BATCH_SIZE=2,
-        GRIDLEDGER_SETTLEMENT_GATE_DELAY_S=60)
+        GRIDLEDGER_DATABASE_URL=market.database_url,
+        GRIDLEDGER_REDIS_URL=own_redis.url,
+        GRIDLEDGER_RPC_URL=market.devnet.node.rpc_url,
+        GRIDLEDGER_DATA_DIR=market.settings.data_dir,
+        GRIDLEDGER_SETTLEMENT_BEAT_INTERVAL_S=3_600,
+        GRIDLEDGER_SETTLEMENT_BATCH_SIZE=2,
+        GRIDLEDGER_SETTLEMENT_GATE_DELAY_S=60,
+    )
     client = Celery(broker=own_redis.url)
     for _ in range(8):  # the same task, many times, before the worker even runs
         client.send_task("settlement.close_periods", queue="gridledger")
@@ -132,8 +167,12 @@ def test_duplicated_tasks_settle_once(market, own_redis, worker_factory):
 
     def settled():
         with market.session() as session:
-            return session.exec(select(func.count()).select_from(Reconciliation)
-                                .where(Reconciliation.status == "settled")).one() == len(trades)
+            return session.exec(
+                select(func.count())
+                .select_from(Reconciliation)
+                .where(Reconciliation.status == "settled")
+            ).one() == len(trades)
+
     wait_for(settled, 60, "settlement by duplicated tasks", worker)
     time.sleep(1)  # let the remaining duplicates run
     worker.kill()
@@ -141,5 +180,7 @@ def test_duplicated_tasks_settle_once(market, own_redis, worker_factory):
     ids = [e["args"]["tradeId"] for e in events]
     assert sorted(ids) == sorted(t.trade_id for t in trades)  # once each
     with market.session() as session:
-        mined = session.exec(select(func.sum(SettlementBatch.items)).where(SettlementBatch.status == "mined")).one()
+        mined = session.exec(
+            select(func.sum(SettlementBatch.items)).where(SettlementBatch.status == "mined")
+        ).one()
     assert mined == len(trades)

@@ -1,8 +1,15 @@
 """EnergyMarket deployment and order factories (module-scoped; Ape snapshots between tests)."""
+
 import pytest
 
 from backend.market.orders import (
-    ENERGY, REC, SELL, SLOT_SECONDS, Order, meter_id, sign_order,
+    ENERGY,
+    REC,
+    SELL,
+    SLOT_SECONDS,
+    Order,
+    meter_id,
+    sign_order,
 )
 
 TOLERANCE_BPS = 500  # 5 % shortfall is not penalised
@@ -51,8 +58,20 @@ def period(chain):
 
 @pytest.fixture
 def make_order(market, period):
-    def _make(maker, side=SELL, product=ENERGY, quantity_wh=10_000, price=PRICE, asset_id=None,
-              meter=None, start=None, end=None, expiry=None, nonce=0, salt=1):
+    def _make(
+        maker,
+        side=SELL,
+        product=ENERGY,
+        quantity_wh=10_000,
+        price=PRICE,
+        asset_id=None,
+        meter=None,
+        start=None,
+        end=None,
+        expiry=None,
+        nonce=0,
+        salt=1,
+    ):
         address = getattr(maker, "address", maker)
         if meter is None:
             meter = meter_id(f"meter:{address}") if product == ENERGY else b"\x00" * 32
@@ -61,10 +80,20 @@ def make_order(market, period):
         start = period[0] if start is None else start
         end = period[1] if end is None else end
         return Order(
-            maker=address, side=side, product=product, assetId=asset_id, meterId=meter,
-            quantityWh=quantity_wh, price=price, deliveryStart=start, deliveryEnd=end,
-            expiry=start if expiry is None else expiry, nonce=nonce, salt=salt,
+            maker=address,
+            side=side,
+            product=product,
+            assetId=asset_id,
+            meterId=meter,
+            quantityWh=quantity_wh,
+            price=price,
+            deliveryStart=start,
+            deliveryEnd=end,
+            expiry=start if expiry is None else expiry,
+            nonce=nonce,
+            salt=salt,
         )
+
     return _make
 
 
@@ -72,6 +101,7 @@ def make_order(market, period):
 def sign(market, chain):
     def _sign(order, signer):
         return sign_order(order, signer.private_key, chain.chain_id, market.address)
+
     return _sign
 
 
@@ -79,6 +109,7 @@ def sign(market, chain):
 def taker_meter():
     def _meter(account):
         return meter_id(f"meter:{account.address}")
+
     return _meter
 
 

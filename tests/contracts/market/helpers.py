@@ -1,13 +1,13 @@
 """Assertion helpers and the reference settlement model for EnergyMarket tests."""
+
 from __future__ import annotations
 
 import ast
 from contextlib import contextmanager
 
+import ape
 from eth_abi import encode
 from eth_utils import keccak
-
-import ape
 
 from backend.market.orders import BPS, payment
 
@@ -23,14 +23,18 @@ def reverts_with(error, **inputs):
     assert set(names) == set(inputs), f"asserted {set(inputs)}, {error.__name__} has {names}"
     if isinstance(raised, error):
         for name, value in inputs.items():
-            assert raised.inputs[name] == value, f"{name}: expected {value!r}, got {raised.inputs[name]!r}"
+            assert raised.inputs[name] == value, (
+                f"{name}: expected {value!r}, got {raised.inputs[name]!r}"
+            )
         return
     # Ape's local provider sometimes hands back undecoded revert data (as hex or as a bytes
     # repr); compare it with the expected error's ABI encoding instead.
     signature = error.abi.selector
     types = [i.canonical_type for i in error.abi.inputs]
     expected = keccak(text=signature)[:4] + encode(types, [inputs[n] for n in names])
-    assert _revert_bytes(raised.revert_message) == expected, f"expected {error.__name__}, got {raised!r}"
+    assert _revert_bytes(raised.revert_message) == expected, (
+        f"expected {error.__name__}, got {raised!r}"
+    )
 
 
 def _revert_bytes(message: str) -> bytes:
@@ -52,8 +56,13 @@ def settlement(quantity_wh, price, delivered_wh, tolerance_bps, penalty_bps) -> 
     if shortfall > tolerance:
         penalty = min(payment(shortfall - tolerance, price) * penalty_bps // BPS, gross)
     payout = gross - penalty
-    return {"delivered": delivered, "escrow": escrow, "payout": payout, "penalty": penalty,
-            "refund": escrow - payout}
+    return {
+        "delivered": delivered,
+        "escrow": escrow,
+        "payout": payout,
+        "penalty": penalty,
+        "refund": escrow - payout,
+    }
 
 
 def trade_from_log(log) -> tuple:
@@ -93,22 +102,43 @@ def permit(gusd, chain, owner, spender, value, sender):
     message = {
         "types": {
             "EIP712Domain": [
-                {"name": "name", "type": "string"}, {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"},
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"},
             ],
             "Permit": [
-                {"name": "owner", "type": "address"}, {"name": "spender", "type": "address"},
-                {"name": "value", "type": "uint256"}, {"name": "nonce", "type": "uint256"},
+                {"name": "owner", "type": "address"},
+                {"name": "spender", "type": "address"},
+                {"name": "value", "type": "uint256"},
+                {"name": "nonce", "type": "uint256"},
                 {"name": "deadline", "type": "uint256"},
             ],
         },
         "primaryType": "Permit",
-        "domain": {"name": "GridLedger Test USD", "version": "1", "chainId": chain.chain_id,
-                   "verifyingContract": gusd.address},
-        "message": {"owner": owner.address, "spender": getattr(spender, "address", spender),
-                    "value": value, "nonce": gusd.nonces(owner.address), "deadline": deadline},
+        "domain": {
+            "name": "GridLedger Test USD",
+            "version": "1",
+            "chainId": chain.chain_id,
+            "verifyingContract": gusd.address,
+        },
+        "message": {
+            "owner": owner.address,
+            "spender": getattr(spender, "address", spender),
+            "value": value,
+            "nonce": gusd.nonces(owner.address),
+            "deadline": deadline,
+        },
     }
     key = getattr(owner, "private_key", None) or owner.key
     sig = Account.sign_typed_data(key, full_message=message)
-    return gusd.permit(owner.address, spender, value, deadline, sig.v, sig.r.to_bytes(32, "big"),
-                       sig.s.to_bytes(32, "big"), sender=sender)
+    return gusd.permit(
+        owner.address,
+        spender,
+        value,
+        deadline,
+        sig.v,
+        sig.r.to_bytes(32, "big"),
+        sig.s.to_bytes(32, "big"),
+        sender=sender,
+    )

@@ -1,4 +1,5 @@
 """Admin parameters of the market, deployment checks, and the GridUSD test token."""
+
 import ape
 import pytest
 
@@ -11,16 +12,24 @@ MAX_GRACE = 30 * 24 * 3600
 
 def test_deployment_sets_parameters_and_roles(market, gusd, certificates, owner, operator, settler):
     assert market.paymentToken() == gusd.address and market.certificates() == certificates.address
-    assert (market.toleranceBps(), market.penaltyBps(), market.reclaimGracePeriod()) == (TOLERANCE_BPS, PENALTY_BPS, GRACE)
+    assert (market.toleranceBps(), market.penaltyBps(), market.reclaimGracePeriod()) == (
+        TOLERANCE_BPS,
+        PENALTY_BPS,
+        GRACE,
+    )
     assert market.hasRole(ADMIN_ROLE, owner)
-    assert market.hasRole(market.OPERATOR_ROLE(), operator) and market.hasRole(market.SETTLER_ROLE(), settler)
+    assert market.hasRole(market.OPERATOR_ROLE(), operator) and market.hasRole(
+        market.SETTLER_ROLE(), settler
+    )
     assert market.lastTradeId() == 0 and market.totalEscrowed() == 0
 
 
 @pytest.mark.parametrize("tolerance, penalty", [(10_001, 0), (0, 10_001)])
 def test_deployment_rejects_bps_above_10000(project, gusd, certificates, owner, tolerance, penalty):
     with ape.reverts():
-        project.EnergyMarket.deploy(owner, gusd, certificates, tolerance, penalty, GRACE, sender=owner)
+        project.EnergyMarket.deploy(
+            owner, gusd, certificates, tolerance, penalty, GRACE, sender=owner
+        )
 
 
 def test_set_settlement_parameters_emits_old_and_new_values(market, owner):
@@ -28,16 +37,23 @@ def test_set_settlement_parameters_emits_old_and_new_values(market, owner):
 
     log = single_event(receipt, market.SettlementParametersUpdated)
     assert (log.oldToleranceBps, log.newToleranceBps, log.oldPenaltyBps, log.newPenaltyBps) == (
-        TOLERANCE_BPS, 1_000, PENALTY_BPS, 5_000,
+        TOLERANCE_BPS,
+        1_000,
+        PENALTY_BPS,
+        5_000,
     )
     assert (market.toleranceBps(), market.penaltyBps()) == (1_000, 5_000)
     market.setSettlementParameters(10_000, 10_000, sender=owner)
 
 
 def test_set_settlement_parameters_rejects_bps_above_10000(market, owner):
-    with reverts_with(market.EnergyMarketInvalidSettlementParameters, toleranceBps=10_001, penaltyBps=0):
+    with reverts_with(
+        market.EnergyMarketInvalidSettlementParameters, toleranceBps=10_001, penaltyBps=0
+    ):
         market.setSettlementParameters(10_001, 0, sender=owner)
-    with reverts_with(market.EnergyMarketInvalidSettlementParameters, toleranceBps=0, penaltyBps=10_001):
+    with reverts_with(
+        market.EnergyMarketInvalidSettlementParameters, toleranceBps=0, penaltyBps=10_001
+    ):
         market.setSettlementParameters(0, 10_001, sender=owner)
 
 
@@ -50,14 +66,20 @@ def test_set_reclaim_grace_period_emits_old_and_new_values(market, owner):
 
 
 def test_set_reclaim_grace_period_rejects_more_than_30_days(market, owner):
-    with reverts_with(market.EnergyMarketGracePeriodTooLong, period=MAX_GRACE + 1, maxPeriod=MAX_GRACE):
+    with reverts_with(
+        market.EnergyMarketGracePeriodTooLong, period=MAX_GRACE + 1, maxPeriod=MAX_GRACE
+    ):
         market.setReclaimGracePeriod(MAX_GRACE + 1, sender=owner)
 
 
 def test_admin_functions_are_admin_only(market, operator):
-    with reverts_with(market.AccessControlUnauthorizedAccount, account=operator.address, neededRole=ADMIN_ROLE):
+    with reverts_with(
+        market.AccessControlUnauthorizedAccount, account=operator.address, neededRole=ADMIN_ROLE
+    ):
         market.setSettlementParameters(0, 0, sender=operator)
-    with reverts_with(market.AccessControlUnauthorizedAccount, account=operator.address, neededRole=ADMIN_ROLE):
+    with reverts_with(
+        market.AccessControlUnauthorizedAccount, account=operator.address, neededRole=ADMIN_ROLE
+    ):
         market.setReclaimGracePeriod(0, sender=operator)
 
 
@@ -71,7 +93,11 @@ def test_gridusd_metadata(gusd):
 def test_gridusd_mint_is_minter_only(gusd, owner, stranger):
     gusd.mint(stranger, 5 * 10**6, sender=owner)
     assert gusd.balanceOf(stranger) == 5 * 10**6
-    with reverts_with(gusd.AccessControlUnauthorizedAccount, account=stranger.address, neededRole=gusd.MINTER_ROLE()):
+    with reverts_with(
+        gusd.AccessControlUnauthorizedAccount,
+        account=stranger.address,
+        neededRole=gusd.MINTER_ROLE(),
+    ):
         gusd.mint(stranger, 1, sender=stranger)
 
 

@@ -1,9 +1,16 @@
 """Escrow, settlement on metered delivery, reclaim after the grace period, pull withdrawals."""
+
 import pytest
 
-from tests.contracts.market.conftest import GRACE, PENALTY_BPS, PRICE, TOLERANCE_BPS
-from tests.contracts.market.helpers import reverts_with, same_address, settlement, single_event, trade_from_log
 from backend.market.orders import payment
+from tests.contracts.market.conftest import GRACE, PENALTY_BPS, PRICE, TOLERANCE_BPS
+from tests.contracts.market.helpers import (
+    reverts_with,
+    same_address,
+    settlement,
+    single_event,
+    trade_from_log,
+)
 
 OPEN, SETTLED, RECLAIMED = 1, 2, 3
 ESCROW = payment(10_000, PRICE)  # open_trade: 10 kWh at 0.15 gUSD/kWh = 1.5 gUSD
@@ -17,6 +24,7 @@ def holders(alice, bob, carol, market):
 @pytest.fixture
 def conserved(gusd, holders):
     """Asserts on exit that tokens only moved between holders, and the market is solvent."""
+
     def total():
         return sum(gusd.balanceOf(h) for h in holders)
 
@@ -36,7 +44,9 @@ def end_of(trade):
 # ---------------------------------------------------------------- escrow
 
 
-def test_fill_escrows_payment_and_pays_seller_nothing_before_settlement(market, gusd, open_trade, alice, conserved):
+def test_fill_escrows_payment_and_pays_seller_nothing_before_settlement(
+    market, gusd, open_trade, alice, conserved
+):
     trade, trade_id, _ = open_trade
     assert gusd.balanceOf(market) == ESCROW == market.totalEscrowed()
     assert market.withdrawable(alice) == 0
@@ -61,11 +71,26 @@ def test_fill_escrows_payment_and_pays_seller_nothing_before_settlement(market, 
     ids=["full", "within-tolerance", "shortfall-penalised", "over-delivery", "nothing"],
 )
 def test_settle_credits_payout_and_refund(
-    market, chain, gusd, settler, open_trade, alice, bob, conserved, delivered, payout, penalty, refund
+    market,
+    chain,
+    gusd,
+    settler,
+    open_trade,
+    alice,
+    bob,
+    conserved,
+    delivered,
+    payout,
+    penalty,
+    refund,
 ):
     trade, trade_id, _ = open_trade
     assert settlement(10_000, PRICE, delivered, TOLERANCE_BPS, PENALTY_BPS) == {
-        "delivered": min(delivered, 10_000), "escrow": ESCROW, "payout": payout, "penalty": penalty, "refund": refund,
+        "delivered": min(delivered, 10_000),
+        "escrow": ESCROW,
+        "payout": payout,
+        "penalty": penalty,
+        "refund": refund,
     }
     chain.pending_timestamp = end_of(trade)
 
@@ -73,7 +98,11 @@ def test_settle_credits_payout_and_refund(
 
     log = single_event(receipt, market.TradeSettled)
     assert (log.tradeId, log.deliveredWh, log.sellerPayout, log.penalty, log.buyerRefund) == (
-        trade_id, min(delivered, 10_000), payout, penalty, refund,
+        trade_id,
+        min(delivered, 10_000),
+        payout,
+        penalty,
+        refund,
     )
     assert market.withdrawable(alice) == payout and market.withdrawable(bob) == refund
     assert market.totalEscrowed() == 0 and market.totalWithdrawable() == ESCROW
@@ -81,27 +110,38 @@ def test_settle_credits_payout_and_refund(
     conserved(market)
 
 
-def test_penalty_is_capped_at_seller_gross(market, chain, owner, settler, make_order, sign, taker_meter, alice, bob, conserved):
+def test_penalty_is_capped_at_seller_gross(
+    market, chain, owner, settler, make_order, sign, taker_meter, alice, bob, conserved
+):
     market.setSettlementParameters(0, 10_000, sender=owner)
     order = make_order(alice)
     log = single_event(
-        market.fillOrder(order.as_tuple(), sign(order, alice), 10_000, taker_meter(bob), sender=bob), market.TradeCreated
+        market.fillOrder(
+            order.as_tuple(), sign(order, alice), 10_000, taker_meter(bob), sender=bob
+        ),
+        market.TradeCreated,
     )
     chain.pending_timestamp = order.deliveryEnd
 
-    settled = single_event(market.settle(trade_from_log(log), log.tradeId, 4_000, sender=settler), market.TradeSettled)
+    settled = single_event(
+        market.settle(trade_from_log(log), log.tradeId, 4_000, sender=settler), market.TradeSettled
+    )
 
     # gross 600_000, uncapped penalty 6_000 Wh * 0.15 * 100 % = 900_000
     assert (settled.sellerPayout, settled.penalty, settled.buyerRefund) == (0, 600_000, 1_500_000)
     conserved(market)
 
 
-def test_open_trade_keeps_the_settlement_terms_it_was_made_under(market, chain, owner, settler, open_trade, alice):
+def test_open_trade_keeps_the_settlement_terms_it_was_made_under(
+    market, chain, owner, settler, open_trade, alice
+):
     trade, trade_id, _ = open_trade
     market.setSettlementParameters(0, 10_000, sender=owner)
     chain.pending_timestamp = end_of(trade)
 
-    settled = single_event(market.settle(trade, trade_id, 8_000, sender=settler), market.TradeSettled)
+    settled = single_event(
+        market.settle(trade, trade_id, 8_000, sender=settler), market.TradeSettled
+    )
 
     assert settled.penalty == 45_000  # 5 % tolerance and 20 % penalty recorded in the trade
 
@@ -109,7 +149,9 @@ def test_open_trade_keeps_the_settlement_terms_it_was_made_under(market, chain, 
 def test_settle_reverts_before_delivery_end(market, chain, settler, open_trade):
     trade, trade_id, _ = open_trade
     chain.pending_timestamp = end_of(trade) - 1
-    with reverts_with(market.EnergyMarketSettlementTooEarly, tradeId=trade_id, deliveryEnd=end_of(trade)):
+    with reverts_with(
+        market.EnergyMarketSettlementTooEarly, tradeId=trade_id, deliveryEnd=end_of(trade)
+    ):
         market.settle(trade, trade_id, 10_000, sender=settler)
 
 
@@ -134,9 +176,17 @@ def test_settle_reverts_when_trade_does_not_match_record(market, chain, settler,
 def test_settle_is_settler_only(market, chain, open_trade, stranger):
     trade, trade_id, _ = open_trade
     chain.pending_timestamp = end_of(trade)
-    with reverts_with(market.AccessControlUnauthorizedAccount, account=stranger.address, neededRole=market.SETTLER_ROLE()):
+    with reverts_with(
+        market.AccessControlUnauthorizedAccount,
+        account=stranger.address,
+        neededRole=market.SETTLER_ROLE(),
+    ):
         market.settle(trade, trade_id, 10_000, sender=stranger)
-    with reverts_with(market.AccessControlUnauthorizedAccount, account=stranger.address, neededRole=market.SETTLER_ROLE()):
+    with reverts_with(
+        market.AccessControlUnauthorizedAccount,
+        account=stranger.address,
+        neededRole=market.SETTLER_ROLE(),
+    ):
         market.settleBatch([trade], [trade_id], [10_000], sender=stranger)
 
 
@@ -147,27 +197,47 @@ def test_settle_is_settler_only(market, chain, open_trade, stranger):
 def three_trades(market, make_order, sign, taker_meter, alice, bob, carol):
     """alice sells 10 kWh to bob, carol sells 6 kWh to bob, bob sells 4 kWh to alice."""
     trades = []
-    for seller, buyer, qty, salt in ((alice, bob, 10_000, 1), (carol, bob, 6_000, 2), (bob, alice, 4_000, 3)):
+    for seller, buyer, qty, salt in (
+        (alice, bob, 10_000, 1),
+        (carol, bob, 6_000, 2),
+        (bob, alice, 4_000, 3),
+    ):
         order = make_order(seller, quantity_wh=qty, salt=salt)
-        receipt = market.fillOrder(order.as_tuple(), sign(order, seller), qty, taker_meter(buyer), sender=buyer)
+        receipt = market.fillOrder(
+            order.as_tuple(), sign(order, seller), qty, taker_meter(buyer), sender=buyer
+        )
         log = single_event(receipt, market.TradeCreated)
         trades.append((trade_from_log(log), log.tradeId))
     return trades
 
 
-def test_settle_batch_settles_every_trade(market, chain, settler, three_trades, alice, bob, carol, conserved):
+def test_settle_batch_settles_every_trade(
+    market, chain, settler, three_trades, alice, bob, carol, conserved
+):
     delivered = [10_000, 5_000, 4_100]
     chain.pending_timestamp = end_of(three_trades[0][0])
 
-    receipt = market.settleBatch([t for t, _ in three_trades], [i for _, i in three_trades], delivered, sender=settler)
+    receipt = market.settleBatch(
+        [t for t, _ in three_trades], [i for _, i in three_trades], delivered, sender=settler
+    )
 
     logs = market.TradeSettled.from_receipt(receipt)
-    expected = [settlement(t[4], t[5], d, TOLERANCE_BPS, PENALTY_BPS) for (t, _), d in zip(three_trades, delivered)]
-    assert [(log.tradeId, log.deliveredWh, log.sellerPayout, log.penalty, log.buyerRefund) for log in logs] == [
-        (i, e["delivered"], e["payout"], e["penalty"], e["refund"]) for (_, i), e in zip(three_trades, expected)
+    expected = [
+        settlement(t[4], t[5], d, TOLERANCE_BPS, PENALTY_BPS)
+        for (t, _), d in zip(three_trades, delivered)
+    ]
+    assert [
+        (log.tradeId, log.deliveredWh, log.sellerPayout, log.penalty, log.buyerRefund)
+        for log in logs
+    ] == [
+        (i, e["delivered"], e["payout"], e["penalty"], e["refund"])
+        for (_, i), e in zip(three_trades, expected)
     ]
     assert market.withdrawable(alice) == expected[0]["payout"] + expected[2]["refund"]
-    assert market.withdrawable(bob) == expected[0]["refund"] + expected[1]["refund"] + expected[2]["payout"]
+    assert (
+        market.withdrawable(bob)
+        == expected[0]["refund"] + expected[1]["refund"] + expected[2]["payout"]
+    )
     assert market.withdrawable(carol) == expected[1]["payout"]
     assert market.totalEscrowed() == 0
     conserved(market)
@@ -199,7 +269,9 @@ def test_reclaim_reverts_before_grace_period_ends(market, chain, open_trade, bob
         market.reclaim(trade, trade_id, sender=bob)
 
 
-def test_anyone_can_reclaim_for_the_buyer_after_grace_period(market, chain, gusd, settler, open_trade, bob, stranger, conserved):
+def test_anyone_can_reclaim_for_the_buyer_after_grace_period(
+    market, chain, gusd, settler, open_trade, bob, stranger, conserved
+):
     trade, trade_id, _ = open_trade
     chain.pending_timestamp = end_of(trade) + GRACE
 
@@ -235,7 +307,9 @@ def test_reclaim_reverts_when_trade_does_not_match_record(market, chain, open_tr
 # ---------------------------------------------------------------- withdraw
 
 
-def test_withdraw_pays_credited_balance_once(market, chain, gusd, settler, open_trade, alice, bob, conserved):
+def test_withdraw_pays_credited_balance_once(
+    market, chain, gusd, settler, open_trade, alice, bob, conserved
+):
     trade, trade_id, _ = open_trade
     chain.pending_timestamp = end_of(trade)
     market.settle(trade, trade_id, 8_000, sender=settler)

@@ -1,5 +1,6 @@
 """Fixtures for RECRegistry tests: a deployed registry with roles, an approved solar device
 owned by alice, and period helpers aligned to 15-minute slots in the past."""
+
 import pytest
 
 SLOT = 900
@@ -16,16 +17,26 @@ CAPACITY_W = 10_000  # 10 kW: at most 10,000 Wh per hour
 PENDING, APPROVED, SUSPENDED = 0, 1, 2
 
 
-def device_input(technology=SOLAR, capacity_w=CAPACITY_W, grid_area=GRID_DE, commissioned_at=0, meter_id=METER_1):
+def device_input(
+    technology=SOLAR, capacity_w=CAPACITY_W, grid_area=GRID_DE, commissioned_at=0, meter_id=METER_1
+):
     return (technology, capacity_w, grid_area, commissioned_at, meter_id)
 
 
-def claim_data(beneficiary="Bakery Mueller GmbH", purpose="Scope 2 market-based", start=1, end=2, location=GRID_DE):
+def claim_data(
+    beneficiary="Bakery Mueller GmbH",
+    purpose="Scope 2 market-based",
+    start=1,
+    end=2,
+    location=GRID_DE,
+):
     return (beneficiary, purpose, start, end, location)
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _session_fixtures_first(owner, alice, bob, carol, operator, registrar, issuer, stranger, base_time):
+def _session_fixtures_first(
+    owner, alice, bob, carol, operator, registrar, issuer, stranger, base_time
+):
     """Create every session fixture before any chain snapshot (keeps Ape's isolation valid)."""
 
 
@@ -37,7 +48,9 @@ def base_time(chain):
 
 @pytest.fixture(scope="module")
 def registry(project, owner, registrar, issuer):
-    contract = owner.deploy(project.RECRegistry, owner, "https://certs.gridledger.example/{id}.json")
+    contract = owner.deploy(
+        project.RECRegistry, owner, "https://certs.gridledger.example/{id}.json"
+    )
     contract.grantRole(contract.REGISTRAR_ROLE(), registrar, sender=owner)
     contract.grantRole(contract.ISSUER_ROLE(), issuer, sender=owner)
     return contract

@@ -1,4 +1,5 @@
 """Transfers and retirement claims: balances, claimed Wh, supply accounting."""
+
 import ape
 
 from .conftest import GRID_DE, claim_data
@@ -24,13 +25,20 @@ def test_safe_batch_transfer_moves_several_certificates(registry, bob, carol, is
 
     registry.safeBatchTransferFrom(bob, carol, [first, second], [5_000, 1_000], b"", sender=bob)
 
-    assert registry.balanceOfBatch([bob, bob, carol, carol], [first, second, first, second]) == [0, 3_000, 5_000, 1_000]
+    assert registry.balanceOfBatch([bob, bob, carol, carol], [first, second, first, second]) == [
+        0,
+        3_000,
+        5_000,
+        1_000,
+    ]
 
 
 def test_safe_transfer_reverts_when_balance_insufficient(registry, bob, carol, issue_hour):
     cert = issue_hour(bob)
 
-    with ape.reverts(registry.ERC1155InsufficientBalance, sender=bob, balance=5_000, needed=5_001, tokenId=cert):
+    with ape.reverts(
+        registry.ERC1155InsufficientBalance, sender=bob, balance=5_000, needed=5_001, tokenId=cert
+    ):
         registry.safeTransferFrom(bob, carol, cert, 5_001, b"", sender=bob)
 
 
@@ -43,12 +51,20 @@ def test_safe_transfer_reverts_for_unapproved_operator(registry, bob, carol, str
 
 def test_claim_burns_wh_records_claimed_balance_and_emits_claim(registry, bob, issue_hour):
     cert = issue_hour(bob)
-    data = claim_data("Bakery Mueller GmbH", "Scope 2 market-based 2025", 1_735_689_600, 1_767_225_600, OFFICE)
+    data = claim_data(
+        "Bakery Mueller GmbH", "Scope 2 market-based 2025", 1_735_689_600, 1_767_225_600, OFFICE
+    )
 
     tx = registry.claim(cert, 2_000, data, sender=bob)
 
     [burn] = registry.TransferSingle.from_receipt(tx)
-    assert (burn.operator, burn["from"], burn.to, burn.id, burn.value) == (bob, bob, ZERO_ADDRESS, cert, 2_000)
+    assert (burn.operator, burn["from"], burn.to, burn.id, burn.value) == (
+        bob,
+        bob,
+        ZERO_ADDRESS,
+        cert,
+        2_000,
+    )
     [claimed] = registry.CertificateClaimed.from_receipt(tx)
     assert (claimed.certId, claimed.holder, claimed.amountWh) == (cert, bob, 2_000)
     assert claimed.beneficiary == "Bakery Mueller GmbH"
@@ -68,7 +84,9 @@ def test_claim_ids_are_sequential_across_certificates_and_holders(registry, bob,
     first, second = issue_hour(bob, hour=0), issue_hour(carol, hour=1)
 
     ids = [
-        registry.CertificateClaimed.from_receipt(registry.claim(cert, 10, claim_data(), sender=holder))[0].claimId
+        registry.CertificateClaimed.from_receipt(
+            registry.claim(cert, 10, claim_data(), sender=holder)
+        )[0].claimId
         for cert, holder in [(first, bob), (second, carol), (first, bob)]
     ]
 
@@ -85,7 +103,9 @@ def test_claim_of_whole_balance_leaves_nothing_to_transfer(registry, bob, carol,
     assert registry.balanceOf(bob, cert) == 0
     assert registry.claimedBalance(cert, bob) == 5_000
     assert registry.supply(cert) == 0
-    with ape.reverts(registry.ERC1155InsufficientBalance, sender=bob, balance=0, needed=1, tokenId=cert):
+    with ape.reverts(
+        registry.ERC1155InsufficientBalance, sender=bob, balance=0, needed=1, tokenId=cert
+    ):
         registry.safeTransferFrom(bob, carol, cert, 1, b"", sender=bob)
 
 
@@ -93,14 +113,24 @@ def test_claimed_wh_cannot_be_transferred_or_claimed_again(registry, bob, carol,
     cert = issue_hour(bob)
     registry.claim(cert, 4_000, claim_data(), sender=bob)
 
-    with ape.reverts(registry.ERC1155InsufficientBalance, sender=bob, balance=1_000, needed=4_000, tokenId=cert):
+    with ape.reverts(
+        registry.ERC1155InsufficientBalance, sender=bob, balance=1_000, needed=4_000, tokenId=cert
+    ):
         registry.safeTransferFrom(bob, carol, cert, 4_000, b"", sender=bob)
-    with ape.reverts(registry.RECRegistryInsufficientBalance, certId=cert, holder=bob, balance=1_000, needed=4_000):
+    with ape.reverts(
+        registry.RECRegistryInsufficientBalance,
+        certId=cert,
+        holder=bob,
+        balance=1_000,
+        needed=4_000,
+    ):
         registry.claim(cert, 4_000, claim_data(), sender=bob)
     assert registry.claimedBalance(cert, carol) == 0
 
 
-def test_supply_equals_issued_minus_claimed_equals_sum_of_balances(registry, alice, bob, carol, issue_hour):
+def test_supply_equals_issued_minus_claimed_equals_sum_of_balances(
+    registry, alice, bob, carol, issue_hour
+):
     cert = issue_hour(bob, volume_wh=9_000)
     registry.safeTransferFrom(bob, carol, cert, 4_000, b"", sender=bob)
     registry.safeTransferFrom(carol, alice, cert, 1_500, b"", sender=carol)
@@ -129,9 +159,17 @@ def test_claim_reverts_when_amount_zero(registry, bob, issue_hour):
 def test_claim_reverts_when_balance_insufficient(registry, bob, carol, issue_hour):
     cert = issue_hour(bob)
 
-    with ape.reverts(registry.RECRegistryInsufficientBalance, certId=cert, holder=bob, balance=5_000, needed=5_001):
+    with ape.reverts(
+        registry.RECRegistryInsufficientBalance,
+        certId=cert,
+        holder=bob,
+        balance=5_000,
+        needed=5_001,
+    ):
         registry.claim(cert, 5_001, claim_data(), sender=bob)
-    with ape.reverts(registry.RECRegistryInsufficientBalance, certId=cert, holder=carol, balance=0, needed=1):
+    with ape.reverts(
+        registry.RECRegistryInsufficientBalance, certId=cert, holder=carol, balance=0, needed=1
+    ):
         registry.claim(cert, 1, claim_data(), sender=carol)
 
 
@@ -145,9 +183,13 @@ def test_claim_reverts_when_beneficiary_empty(registry, bob, issue_hour):
 def test_claim_reverts_when_consumption_period_invalid(registry, bob, issue_hour):
     cert = issue_hour(bob)
 
-    with ape.reverts(registry.RECRegistryInvalidConsumptionPeriod, consumptionStart=10, consumptionEnd=10):
+    with ape.reverts(
+        registry.RECRegistryInvalidConsumptionPeriod, consumptionStart=10, consumptionEnd=10
+    ):
         registry.claim(cert, 1, claim_data(start=10, end=10), sender=bob)
-    with ape.reverts(registry.RECRegistryInvalidConsumptionPeriod, consumptionStart=11, consumptionEnd=10):
+    with ape.reverts(
+        registry.RECRegistryInvalidConsumptionPeriod, consumptionStart=11, consumptionEnd=10
+    ):
         registry.claim(cert, 1, claim_data(start=11, end=10), sender=bob)
 
 
@@ -156,7 +198,9 @@ def test_claim_reverts_when_certificate_unknown(registry, bob):
         registry.claim(3, 1, claim_data(), sender=bob)
 
 
-def test_claim_for_lets_an_approved_operator_claim_for_the_holder(registry, bob, operator, issue_hour):
+def test_claim_for_lets_an_approved_operator_claim_for_the_holder(
+    registry, bob, operator, issue_hour
+):
     cert = issue_hour(bob)
     registry.setApprovalForAll(operator, True, sender=bob)
 

@@ -1,4 +1,5 @@
 """Device registration and the registrar's approve / suspend lifecycle."""
+
 import ape
 
 from .conftest import (
@@ -18,7 +19,9 @@ ZERO32 = b"\0" * 32
 
 def test_register_device_stores_fields_and_emits_event(registry, bob):
     tx = registry.registerDevice(
-        device_input(technology=WIND, capacity_w=3_000_000, commissioned_at=1_600_000_000, meter_id=METER_2),
+        device_input(
+            technology=WIND, capacity_w=3_000_000, commissioned_at=1_600_000_000, meter_id=METER_2
+        ),
         sender=bob,
     )
 
@@ -65,11 +68,17 @@ def test_register_device_reverts_when_capacity_zero(registry, alice):
 
 
 def test_register_device_reverts_when_meter_technology_or_grid_area_empty(registry, alice):
-    with ape.reverts(registry.RECRegistryIncompleteDevice, technology=SOLAR, gridArea=GRID_DE, meterId=ZERO32):
+    with ape.reverts(
+        registry.RECRegistryIncompleteDevice, technology=SOLAR, gridArea=GRID_DE, meterId=ZERO32
+    ):
         registry.registerDevice(device_input(meter_id=ZERO32), sender=alice)
-    with ape.reverts(registry.RECRegistryIncompleteDevice, technology=ZERO32, gridArea=GRID_DE, meterId=METER_1):
+    with ape.reverts(
+        registry.RECRegistryIncompleteDevice, technology=ZERO32, gridArea=GRID_DE, meterId=METER_1
+    ):
         registry.registerDevice(device_input(technology=ZERO32), sender=alice)
-    with ape.reverts(registry.RECRegistryIncompleteDevice, technology=SOLAR, gridArea=ZERO32, meterId=METER_1):
+    with ape.reverts(
+        registry.RECRegistryIncompleteDevice, technology=SOLAR, gridArea=ZERO32, meterId=METER_1
+    ):
         registry.registerDevice(device_input(grid_area=ZERO32), sender=alice)
 
 
@@ -79,7 +88,12 @@ def test_approve_device_sets_approved_and_emits_status_change(registry, alice, r
     tx = registry.approveDevice(1, sender=registrar)
 
     [event] = registry.DeviceStatusChanged.from_receipt(tx)
-    assert (event.deviceId, event.oldStatus, event.newStatus, event.by) == (1, PENDING, APPROVED, registrar)
+    assert (event.deviceId, event.oldStatus, event.newStatus, event.by) == (
+        1,
+        PENDING,
+        APPROVED,
+        registrar,
+    )
     assert registry.device(1).status == APPROVED
 
 
@@ -105,7 +119,10 @@ def test_suspend_device_rejects_a_pending_device(registry, alice, registrar):
 
 def test_approve_device_reverts_when_already_approved(registry, registrar, device_id):
     with ape.reverts(
-        registry.RECRegistryInvalidStatusTransition, deviceId=device_id, current=APPROVED, requested=APPROVED
+        registry.RECRegistryInvalidStatusTransition,
+        deviceId=device_id,
+        current=APPROVED,
+        requested=APPROVED,
     ):
         registry.approveDevice(device_id, sender=registrar)
 
@@ -114,7 +131,10 @@ def test_suspend_device_reverts_when_already_suspended(registry, registrar, devi
     registry.suspendDevice(device_id, sender=registrar)
 
     with ape.reverts(
-        registry.RECRegistryInvalidStatusTransition, deviceId=device_id, current=SUSPENDED, requested=SUSPENDED
+        registry.RECRegistryInvalidStatusTransition,
+        deviceId=device_id,
+        current=SUSPENDED,
+        requested=SUSPENDED,
     ):
         registry.suspendDevice(device_id, sender=registrar)
 
@@ -139,7 +159,9 @@ def test_approve_and_suspend_revert_without_registrar_role(registry, alice, issu
         registry.suspendDevice(device_id, sender=issuer)
 
 
-def test_roles_are_keccak_constants_and_admin_holds_default_admin(registry, owner, registrar, issuer):
+def test_roles_are_keccak_constants_and_admin_holds_default_admin(
+    registry, owner, registrar, issuer
+):
     from eth_utils import keccak
 
     assert registry.REGISTRAR_ROLE() == keccak(text="REGISTRAR_ROLE")

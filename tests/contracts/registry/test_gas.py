@@ -5,12 +5,15 @@ transfer and claim <= 60,000 per transaction. Single `issue` cannot meet 60,000:
 create two storage slots (certificate + holder balance, 2 x 22,100) on top of the 21,000
 base cost, so its budget here is a regression guard, not the target.
 """
+
 from .conftest import HOUR, claim_data
 
 BATCH = 50
 
 
-def test_gas_issue_batch_of_50_hourly_certificates_per_certificate(registry, issuer, bob, device_id, base_time):
+def test_gas_issue_batch_of_50_hourly_certificates_per_certificate(
+    registry, issuer, bob, device_id, base_time
+):
     starts = [base_time + i * HOUR for i in range(BATCH)]
     ends = [s + HOUR for s in starts]
 
@@ -25,7 +28,9 @@ def test_gas_issue_batch_of_50_hourly_certificates_per_certificate(registry, iss
 def test_gas_single_issue(registry, issuer, bob, device_id, base_time):
     first = registry.issue(device_id, bob, base_time, base_time + HOUR, 5_000, sender=issuer)
     # Second hour of the same day: the device's bitmap word already exists.
-    second = registry.issue(device_id, bob, base_time + HOUR, base_time + 2 * HOUR, 5_000, sender=issuer)
+    second = registry.issue(
+        device_id, bob, base_time + HOUR, base_time + 2 * HOUR, 5_000, sender=issuer
+    )
 
     print(f"\ngas issue: new bitmap word {first.gas_used}, existing word {second.gas_used}")
     assert second.gas_used < first.gas_used
@@ -39,14 +44,18 @@ def test_gas_transfer(registry, bob, carol, issue_hour):
     to_new_holder = registry.safeTransferFrom(bob, carol, cert, 1_000, b"", sender=bob)
     to_existing_holder = registry.safeTransferFrom(bob, carol, cert, 1_000, b"", sender=bob)
 
-    print(f"\ngas safeTransferFrom: new holder {to_new_holder.gas_used}, existing {to_existing_holder.gas_used}")
+    print(
+        f"\ngas safeTransferFrom: new holder {to_new_holder.gas_used}, existing {to_existing_holder.gas_used}"
+    )
     assert to_new_holder.gas_used <= 60_000
     assert to_existing_holder.gas_used <= 60_000
 
 
 def test_gas_claim(registry, bob, issue_hour):
     cert = issue_hour(bob)
-    data = claim_data("Bakery Mueller GmbH", "Scope 2 market-based 2025", 1_735_689_600, 1_767_225_600)
+    data = claim_data(
+        "Bakery Mueller GmbH", "Scope 2 market-based 2025", 1_735_689_600, 1_767_225_600
+    )
 
     partial = registry.claim(cert, 1_000, data, sender=bob)
     rest = registry.claim(cert, 4_000, data, sender=bob)

@@ -1,7 +1,19 @@
 """Issuance: validation, events, on-chain certificate data and the double-counting guard."""
+
 import ape
 
-from .conftest import CAPACITY_W, DAY, GRID_DE, HOUR, SLOT, SOLAR, SUSPENDED, PENDING, device_input, METER_2
+from .conftest import (
+    CAPACITY_W,
+    DAY,
+    GRID_DE,
+    HOUR,
+    METER_2,
+    PENDING,
+    SLOT,
+    SOLAR,
+    SUSPENDED,
+    device_input,
+)
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 
@@ -14,12 +26,18 @@ def hourly(base_time, first_hour, count):
 # --- issue -------------------------------------------------------------------------------
 
 
-def test_issue_mints_volume_and_stores_certificate(registry, chain, issuer, bob, device_id, base_time):
+def test_issue_mints_volume_and_stores_certificate(
+    registry, chain, issuer, bob, device_id, base_time
+):
     tx = registry.issue(device_id, bob, base_time, base_time + HOUR, 7_500, sender=issuer)
 
     [event] = registry.CertificateIssued.from_receipt(tx)
     assert (event.certId, event.deviceId, event.to) == (1, device_id, bob)
-    assert (event.periodStart, event.periodEnd, event.volumeWh) == (base_time, base_time + HOUR, 7_500)
+    assert (event.periodStart, event.periodEnd, event.volumeWh) == (
+        base_time,
+        base_time + HOUR,
+        7_500,
+    )
     [transfer] = registry.TransferSingle.from_receipt(tx)
     assert (transfer.operator, transfer.to, transfer.id, transfer.value) == (issuer, bob, 1, 7_500)
     assert transfer["from"] == ZERO_ADDRESS
@@ -53,28 +71,39 @@ def test_issue_accepts_volume_at_capacity_limit(registry, issuer, bob, device_id
 
 
 def test_issue_reverts_when_volume_above_capacity(registry, issuer, bob, device_id, base_time):
-    with ape.reverts(registry.RECRegistryVolumeImplausible, deviceId=device_id, volumeWh=10_001, maxWh=CAPACITY_W):
+    with ape.reverts(
+        registry.RECRegistryVolumeImplausible, deviceId=device_id, volumeWh=10_001, maxWh=CAPACITY_W
+    ):
         registry.issue(device_id, bob, base_time, base_time + HOUR, 10_001, sender=issuer)
 
 
 def test_issue_reverts_when_volume_zero(registry, issuer, bob, device_id, base_time):
     with ape.reverts(
-        registry.RECRegistryZeroVolume, deviceId=device_id, periodStart=base_time, periodEnd=base_time + HOUR
+        registry.RECRegistryZeroVolume,
+        deviceId=device_id,
+        periodStart=base_time,
+        periodEnd=base_time + HOUR,
     ):
         registry.issue(device_id, bob, base_time, base_time + HOUR, 0, sender=issuer)
 
 
 def test_issue_reverts_when_period_not_aligned(registry, issuer, bob, device_id, base_time):
-    with ape.reverts(registry.RECRegistryPeriodNotAligned, periodStart=base_time + 60, periodEnd=base_time + HOUR):
+    with ape.reverts(
+        registry.RECRegistryPeriodNotAligned, periodStart=base_time + 60, periodEnd=base_time + HOUR
+    ):
         registry.issue(device_id, bob, base_time + 60, base_time + HOUR, 1_000, sender=issuer)
-    with ape.reverts(registry.RECRegistryPeriodNotAligned, periodStart=base_time, periodEnd=base_time + HOUR + 1):
+    with ape.reverts(
+        registry.RECRegistryPeriodNotAligned, periodStart=base_time, periodEnd=base_time + HOUR + 1
+    ):
         registry.issue(device_id, bob, base_time, base_time + HOUR + 1, 1_000, sender=issuer)
 
 
 def test_issue_reverts_when_period_empty_or_reversed(registry, issuer, bob, device_id, base_time):
     with ape.reverts(registry.RECRegistryPeriodEmpty, periodStart=base_time, periodEnd=base_time):
         registry.issue(device_id, bob, base_time, base_time, 1_000, sender=issuer)
-    with ape.reverts(registry.RECRegistryPeriodEmpty, periodStart=base_time + HOUR, periodEnd=base_time):
+    with ape.reverts(
+        registry.RECRegistryPeriodEmpty, periodStart=base_time + HOUR, periodEnd=base_time
+    ):
         registry.issue(device_id, bob, base_time + HOUR, base_time, 1_000, sender=issuer)
 
 
@@ -110,7 +139,9 @@ def test_issue_accepts_period_ending_at_block_time(registry, chain, issuer, bob,
     assert registry.certificate(1).periodEnd == now
 
 
-def test_issue_reverts_when_period_before_commissioning(registry, issuer, bob, device_id, base_time):
+def test_issue_reverts_when_period_before_commissioning(
+    registry, issuer, bob, device_id, base_time
+):
     commissioned = base_time - 10 * DAY
     start = commissioned - HOUR
     with ape.reverts(
@@ -129,7 +160,9 @@ def test_issue_reverts_when_device_pending(registry, alice, issuer, bob, base_ti
         registry.issue(1, bob, base_time, base_time + HOUR, 100, sender=issuer)
 
 
-def test_issue_reverts_when_device_suspended(registry, registrar, issuer, bob, device_id, base_time):
+def test_issue_reverts_when_device_suspended(
+    registry, registrar, issuer, bob, device_id, base_time
+):
     registry.suspendDevice(device_id, sender=registrar)
 
     with ape.reverts(registry.RECRegistryDeviceNotApproved, deviceId=device_id, status=SUSPENDED):
@@ -158,38 +191,54 @@ def test_issue_reverts_when_recipient_is_zero_address(registry, issuer, device_i
         registry.issue(device_id, ZERO_ADDRESS, base_time, base_time + HOUR, 100, sender=issuer)
 
 
-def test_issue_and_issue_batch_revert_without_issuer_role(registry, registrar, device_id, base_time):
+def test_issue_and_issue_batch_revert_without_issuer_role(
+    registry, registrar, device_id, base_time
+):
     role = registry.ISSUER_ROLE()
     with ape.reverts(registry.AccessControlUnauthorizedAccount, account=registrar, neededRole=role):
         registry.issue(device_id, registrar, base_time, base_time + HOUR, 100, sender=registrar)
     with ape.reverts(registry.AccessControlUnauthorizedAccount, account=registrar, neededRole=role):
-        registry.issueBatch(device_id, registrar, [base_time], [base_time + HOUR], [100], sender=registrar)
+        registry.issueBatch(
+            device_id, registrar, [base_time], [base_time + HOUR], [100], sender=registrar
+        )
 
 
 # --- double-counting guard ---------------------------------------------------------------
 
 
-def test_issue_reverts_when_same_period_issued_twice(registry, issuer, bob, device_id, base_time, issue_hour):
+def test_issue_reverts_when_same_period_issued_twice(
+    registry, issuer, bob, device_id, base_time, issue_hour
+):
     issue_hour(bob, hour=3)
     start = base_time + 3 * HOUR
 
     with ape.reverts(
-        registry.RECRegistryPeriodAlreadyIssued, deviceId=device_id, periodStart=start, periodEnd=start + HOUR
+        registry.RECRegistryPeriodAlreadyIssued,
+        deviceId=device_id,
+        periodStart=start,
+        periodEnd=start + HOUR,
     ):
         registry.issue(device_id, bob, start, start + HOUR, 100, sender=issuer)
 
 
-def test_issue_reverts_when_period_partially_overlaps(registry, issuer, bob, device_id, base_time, issue_hour):
+def test_issue_reverts_when_period_partially_overlaps(
+    registry, issuer, bob, device_id, base_time, issue_hour
+):
     issue_hour(bob, hour=3)  # [3h, 4h)
     start = base_time + 3 * HOUR + 3 * SLOT  # [3h45, 4h45) shares the slot 3h45-4h
 
     with ape.reverts(
-        registry.RECRegistryPeriodAlreadyIssued, deviceId=device_id, periodStart=start, periodEnd=start + HOUR
+        registry.RECRegistryPeriodAlreadyIssued,
+        deviceId=device_id,
+        periodStart=start,
+        periodEnd=start + HOUR,
     ):
         registry.issue(device_id, bob, start, start + HOUR, 100, sender=issuer)
 
 
-def test_issue_reverts_when_longer_period_covers_an_issued_one(registry, issuer, bob, device_id, base_time, issue_hour):
+def test_issue_reverts_when_longer_period_covers_an_issued_one(
+    registry, issuer, bob, device_id, base_time, issue_hour
+):
     issue_hour(bob, hour=30)
 
     with ape.reverts(
@@ -201,13 +250,20 @@ def test_issue_reverts_when_longer_period_covers_an_issued_one(registry, issuer,
         registry.issue(device_id, bob, base_time, base_time + 7 * DAY, 100_000, sender=issuer)
 
 
-def test_issue_reverts_when_overlap_is_only_in_a_later_bitmap_word(registry, issuer, bob, device_id, base_time):
+def test_issue_reverts_when_overlap_is_only_in_a_later_bitmap_word(
+    registry, issuer, bob, device_id, base_time
+):
     # A bitmap word covers 256 slots (64 hours); pick the first word boundary after base_time.
     boundary = ((base_time // SLOT) // 256 + 1) * 256 * SLOT
     registry.issue(device_id, bob, boundary + HOUR, boundary + 2 * HOUR, 100, sender=issuer)
     start, end = boundary - 10 * HOUR, boundary + 2 * HOUR
 
-    with ape.reverts(registry.RECRegistryPeriodAlreadyIssued, deviceId=device_id, periodStart=start, periodEnd=end):
+    with ape.reverts(
+        registry.RECRegistryPeriodAlreadyIssued,
+        deviceId=device_id,
+        periodStart=start,
+        periodEnd=end,
+    ):
         registry.issue(device_id, bob, start, end, 100, sender=issuer)
     # The reverted period's first-word slots were not marked, so they can still be issued.
     assert not registry.isPeriodIssued(device_id, start, boundary + HOUR)
@@ -224,7 +280,9 @@ def test_issue_allows_adjacent_periods(registry, issuer, bob, device_id, issue_h
     assert registry.certificateCount() == 3
 
 
-def test_issue_allows_backfilling_an_earlier_gap(registry, issuer, bob, device_id, base_time, issue_hour):
+def test_issue_allows_backfilling_an_earlier_gap(
+    registry, issuer, bob, device_id, base_time, issue_hour
+):
     issue_hour(bob, hour=0)
     issue_hour(bob, hour=5)
 
@@ -235,7 +293,9 @@ def test_issue_allows_backfilling_an_earlier_gap(registry, issuer, bob, device_i
     assert registry.isPeriodIssued(device_id, base_time, base_time + 6 * HOUR)
 
 
-def test_issue_guard_is_per_device(registry, alice, registrar, issuer, bob, device_id, base_time, issue_hour):
+def test_issue_guard_is_per_device(
+    registry, alice, registrar, issuer, bob, device_id, base_time, issue_hour
+):
     issue_hour(bob, hour=0)
     registry.registerDevice(device_input(meter_id=METER_2), sender=alice)
     registry.approveDevice(2, sender=registrar)
@@ -250,10 +310,14 @@ def test_is_period_issued_reports_overlap(registry, bob, device_id, base_time, i
     issue_hour(bob, hour=5)
 
     assert registry.isPeriodIssued(device_id, base_time, base_time + DAY)
-    assert registry.isPeriodIssued(device_id, base_time + 5 * HOUR + 2 * SLOT, base_time + 5 * HOUR + 3 * SLOT)
+    assert registry.isPeriodIssued(
+        device_id, base_time + 5 * HOUR + 2 * SLOT, base_time + 5 * HOUR + 3 * SLOT
+    )
     assert not registry.isPeriodIssued(device_id, base_time, base_time + 5 * HOUR)
     assert not registry.isPeriodIssued(device_id, base_time + 6 * HOUR, base_time + DAY)
-    with ape.reverts(registry.RECRegistryPeriodNotAligned, periodStart=base_time + 1, periodEnd=base_time + HOUR):
+    with ape.reverts(
+        registry.RECRegistryPeriodNotAligned, periodStart=base_time + 1, periodEnd=base_time + HOUR
+    ):
         registry.isPeriodIssued(device_id, base_time + 1, base_time + HOUR)
 
 
@@ -276,7 +340,9 @@ def test_issue_batch_mints_one_certificate_per_period_in_one_transfer_batch(
     assert registry.TransferSingle.from_receipt(tx) == []
     issued = registry.CertificateIssued.from_receipt(tx)
     assert [e.certId for e in issued] == [2, 3, 4, 5, 6]
-    assert [(e.periodStart, e.periodEnd, e.volumeWh) for e in issued] == list(zip(starts, ends, volumes))
+    assert [(e.periodStart, e.periodEnd, e.volumeWh) for e in issued] == list(
+        zip(starts, ends, volumes)
+    )
     assert registry.balanceOfBatch([bob] * 5, [2, 3, 4, 5, 6]) == volumes
     assert registry.certificateCount() == 6
     assert registry.certificate(4).periodStart == starts[2]
@@ -289,12 +355,17 @@ def test_issue_batch_of_one_emits_transfer_single(registry, issuer, bob, device_
     assert registry.balanceOf(bob, 1) == 900
 
 
-def test_issue_batch_reverts_when_periods_overlap_within_batch(registry, issuer, bob, device_id, base_time):
+def test_issue_batch_reverts_when_periods_overlap_within_batch(
+    registry, issuer, bob, device_id, base_time
+):
     starts = [base_time, base_time + HOUR, base_time + HOUR + 2 * SLOT]
     ends = [s + HOUR for s in starts]
 
     with ape.reverts(
-        registry.RECRegistryPeriodAlreadyIssued, deviceId=device_id, periodStart=starts[2], periodEnd=ends[2]
+        registry.RECRegistryPeriodAlreadyIssued,
+        deviceId=device_id,
+        periodStart=starts[2],
+        periodEnd=ends[2],
     ):
         registry.issueBatch(device_id, bob, starts, ends, [100, 100, 100], sender=issuer)
     assert registry.certificateCount() == 0
@@ -308,17 +379,26 @@ def test_issue_batch_reverts_when_period_overlaps_earlier_issuance(
     starts, ends = hourly(base_time, 0, 4)
 
     with ape.reverts(
-        registry.RECRegistryPeriodAlreadyIssued, deviceId=device_id, periodStart=starts[2], periodEnd=ends[2]
+        registry.RECRegistryPeriodAlreadyIssued,
+        deviceId=device_id,
+        periodStart=starts[2],
+        periodEnd=ends[2],
     ):
         registry.issueBatch(device_id, bob, starts, ends, [100] * 4, sender=issuer)
 
 
 def test_issue_batch_validates_every_period(registry, issuer, bob, device_id, base_time):
     starts, ends = hourly(base_time, 0, 3)
-    with ape.reverts(registry.RECRegistryVolumeImplausible, deviceId=device_id, volumeWh=20_000, maxWh=CAPACITY_W):
+    with ape.reverts(
+        registry.RECRegistryVolumeImplausible, deviceId=device_id, volumeWh=20_000, maxWh=CAPACITY_W
+    ):
         registry.issueBatch(device_id, bob, starts, ends, [100, 20_000, 100], sender=issuer)
-    with ape.reverts(registry.RECRegistryPeriodNotAligned, periodStart=starts[2] + 1, periodEnd=ends[2]):
-        registry.issueBatch(device_id, bob, [starts[0], starts[1], starts[2] + 1], ends, [1, 1, 1], sender=issuer)
+    with ape.reverts(
+        registry.RECRegistryPeriodNotAligned, periodStart=starts[2] + 1, periodEnd=ends[2]
+    ):
+        registry.issueBatch(
+            device_id, bob, [starts[0], starts[1], starts[2] + 1], ends, [1, 1, 1], sender=issuer
+        )
 
 
 def test_issue_batch_reverts_when_lengths_differ(registry, issuer, bob, device_id, base_time):
@@ -346,12 +426,18 @@ def test_supply_of_unknown_certificate_is_zero(registry):
     assert registry.supply(42) == 0
 
 
-def test_issue_reverts_when_recipient_contract_rejects_erc1155(registry, issuer, device_id, base_time):
+def test_issue_reverts_when_recipient_contract_rejects_erc1155(
+    registry, issuer, device_id, base_time
+):
     # The registry itself implements no onERC1155Received hook.
     with ape.reverts(registry.ERC1155InvalidReceiver, receiver=registry.address):
         registry.issue(device_id, registry.address, base_time, base_time + HOUR, 100, sender=issuer)
     with ape.reverts(registry.ERC1155InvalidReceiver, receiver=registry.address):
         registry.issueBatch(
-            device_id, registry.address, [base_time, base_time + HOUR], [base_time + HOUR, base_time + 2 * HOUR],
-            [100, 100], sender=issuer,
+            device_id,
+            registry.address,
+            [base_time, base_time + HOUR],
+            [base_time + HOUR, base_time + 2 * HOUR],
+            [100, 100],
+            sender=issuer,
         )

@@ -1,4 +1,5 @@
 """Revocation freezes a certificate; interface detection."""
+
 import ape
 
 from .conftest import claim_data
@@ -79,7 +80,11 @@ def test_revoke_reverts_when_certificate_unknown(registry, issuer):
 def test_revoke_reverts_without_issuer_role(registry, registrar, bob, issue_hour):
     cert = issue_hour(bob)
 
-    with ape.reverts(registry.AccessControlUnauthorizedAccount, account=registrar, neededRole=registry.ISSUER_ROLE()):
+    with ape.reverts(
+        registry.AccessControlUnauthorizedAccount,
+        account=registrar,
+        neededRole=registry.ISSUER_ROLE(),
+    ):
         registry.revoke(cert, "fraud", sender=registrar)
 
 
