@@ -23,11 +23,12 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from backend.chain.deployment import Deployment
+from backend.core.utc import utc_now
 from indexer.bulk import bulk_insert
 from indexer.decoder import LogDecoder
 from indexer.handlers import Log, handler_for, load_handlers
 from indexer.mirror import MirrorState
-from indexer.models import Block, ChainEvent, IndexerCursor, UndoEntry, utc_now
+from indexer.models import Block, ChainEvent, IndexerCursor, UndoEntry
 from indexer.outbox import OutboxPublisher
 from indexer.reorg import ReorgTooDeep, find_fork_point, rewind
 from indexer.rpc import RangeTooLarge, RpcClient, RpcUnavailable

@@ -16,8 +16,9 @@ from sqlalchemy import Table, and_, bindparam, delete, insert, or_, select, upda
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
+from backend.core.utc import utc_now
 from indexer.bulk import bulk_insert
-from indexer.models import OutboxMessage, UndoEntry, utc_now
+from indexer.models import OutboxMessage, UndoEntry
 
 Key = tuple
 

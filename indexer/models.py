@@ -11,14 +11,12 @@ Amounts are integers: Wh and token base units. Hashes and addresses are 0x-hex s
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+from backend.core.utc import utc_now
 
 
 def big(**kwargs) -> Column:

@@ -14,7 +14,8 @@ from typing import Protocol
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
-from indexer.models import OutboxMessage, utc_now
+from backend.core.utc import utc_now
+from indexer.models import OutboxMessage
 
 
 class Sink(Protocol):

@@ -27,6 +27,7 @@ from web3 import Web3
 from backend.accounts.models import Role
 from backend.accounts.schemas import ChainRoleChange
 from backend.chain.contracts import Chain
+from backend.chain.transactions import tx_hash_hex
 from backend.core.config import Settings
 
 CHAIN_ROLES: dict[Role, tuple[str, str]] = {
@@ -72,7 +73,7 @@ def sync_chain_roles(
                 contract=name,
                 role=role_name,
                 granted=wanted,
-                tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
+                tx_hash=tx_hash_hex(receipt),
             )
         )
     return changes, None

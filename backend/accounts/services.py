@@ -13,7 +13,7 @@ from eth_account.messages import encode_defunct
 from sqlmodel import Session, select
 
 from backend.accounts.custody import new_custodial_key
-from backend.accounts.models import Account, ApiKey, RefreshToken, SiweNonce, utc_now
+from backend.accounts.models import Account, ApiKey, RefreshToken, SiweNonce
 from backend.accounts.schemas import TokenPair
 from backend.accounts.security import (
     create_access_token,
@@ -23,6 +23,7 @@ from backend.accounts.security import (
 )
 from backend.core.config import Settings
 from backend.core.errors import Conflict, NotFound, Unauthenticated
+from backend.core.utc import utc_now
 
 
 class EmailTaken(Conflict):

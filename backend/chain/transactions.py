@@ -35,7 +35,7 @@ def send(w3: Web3, account: LocalAccount, tx: dict, timeout: float = 120) -> TxR
         w3.eth.send_raw_transaction(signed.raw_transaction), timeout=timeout
     )
     if receipt["status"] != 1:
-        raise TransactionFailed(f"transaction {receipt['transactionHash'].hex()} reverted")
+        raise TransactionFailed(f"transaction {tx_hash_hex(receipt)} reverted")
     return receipt
 
 
@@ -53,3 +53,8 @@ def transact(w3: Web3, account: LocalAccount, function_call) -> TxReceipt:
     """Send a bound contract function call, e.g. `contract.functions.grantRole(role, who)`."""
     tx = function_call.build_transaction({"from": account.address, "gas": 0})
     return send(w3, account, {"to": tx["to"], "data": tx["data"], "value": tx.get("value", 0)})
+
+
+def tx_hash_hex(receipt: TxReceipt) -> str:
+    """A receipt's transaction hash as 0x-prefixed lowercase hex (how we store and return it)."""
+    return "0x" + bytes(receipt["transactionHash"]).hex()

@@ -18,9 +18,10 @@ from sqlmodel import Session, select
 
 from backend.chain.contracts import Chain, ContractReverted
 from backend.core.config import Settings
+from backend.core.utc import utc_now
 from backend.market import order_events
 from backend.market import orders as eip712
-from backend.market.models import SignedOrder, utc_now
+from backend.market.models import SignedOrder
 from backend.market.services import open_orders, to_order
 
 log = logging.getLogger("gridledger.matching")

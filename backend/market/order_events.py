@@ -21,9 +21,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from backend.core.config import Settings
+from backend.core.utc import utc_now
 from backend.market import orders as eip712
 from backend.market.models import SignedOrder
-from indexer.models import OutboxMessage, utc_now
+from indexer.models import OutboxMessage
 from indexer.outbox import OutboxPublisher, RedisStreamSink
 
 log = logging.getLogger("gridledger.market")

@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import secrets
 
+from eth_utils import to_checksum_address
 from sqlalchemy import case, func, or_, union_all
 from sqlmodel import Session, select
 
 from backend.accounts.custody import custodial_signer
 from backend.accounts.models import Account
 from backend.chain.contracts import Chain, ViewCall
+from backend.chain.transactions import tx_hash_hex
 from backend.core.config import Settings
 from backend.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from backend.core.pagination import keyset_page
+from backend.core.utc import utc_now
 from backend.market import order_events
 from backend.market import orders as eip712
-from backend.market.models import SignedOrder, utc_now
+from backend.market.models import SignedOrder
 from backend.market.schemas import (
     Approvals,
     Market,
@@ -136,7 +139,7 @@ def list_markets(session: Session, now: int, hours: int = 24, limit_rec: int = 2
 
 def to_order(row: SignedOrder) -> eip712.Order:
     return eip712.Order(
-        maker=to_checksum(row.maker),
+        maker=to_checksum_address(row.maker),
         side=row.side,
         product=row.product,
         assetId=row.asset_id,
@@ -177,7 +180,7 @@ def build_order(
         meter = (
             bytes.fromhex(terms.meter_id[2:])
             if terms.meter_id
-            else eip712.meter_id(f"meter:{to_checksum(account.address)}")
+            else eip712.meter_id(f"meter:{to_checksum_address(account.address)}")
         )
     else:
         start = end = 0
@@ -191,7 +194,7 @@ def build_order(
     if expiry <= now:
         raise OrderExpired(f"expiry {expiry} is not after chain time {now}", expiry=expiry, now=now)
     return eip712.Order(
-        maker=to_checksum(account.address),
+        maker=to_checksum_address(account.address),
         side=SIDES[terms.side],
         product=product,
         assetId=terms.asset_id,
@@ -206,15 +209,11 @@ def build_order(
     )
 
 
-def to_checksum(address: str) -> str:
-    from eth_utils import to_checksum_address
-
-    return to_checksum_address(address)
-
-
 def typed_data_for(account: Account, terms: OrderTerms, chain: Chain) -> tuple[dict, str]:
     """The document a wallet signs (maker, current nonce and a fresh salt filled in)."""
-    now, (nonce,) = chain.read(chain.view(chain.market, "nonces", to_checksum(account.address)))
+    now, (nonce,) = chain.read(
+        chain.view(chain.market, "nonces", to_checksum_address(account.address))
+    )
     order = build_order(account, terms, now, nonce, secrets.randbits(64))
     return (
         eip712.typed_data(order, chain.chain_id, chain.market.address),
@@ -295,7 +294,7 @@ def place_order(
 
     Chain time, the maker's nonce and its funds come from one JSON-RPC batch (`Chain.read`)
     against the latest block; the checks then run in the same order as they always did."""
-    maker = to_checksum(account.address)
+    maker = to_checksum_address(account.address)
     now, (current_nonce, *funds) = chain.read(
         chain.view(chain.market, "nonces", maker),
         *_funds_reads(
@@ -454,7 +453,7 @@ def cancel_order(
         receipt = chain.transact(
             signer, chain.market.functions.cancelOrder(to_order(row).as_tuple())
         )
-        row.cancel_tx = "0x" + bytes(receipt["transactionHash"]).hex()
+        row.cancel_tx = tx_hash_hex(receipt)
     elif on_chain:
         raise OrderNotCancellable(
             "this order has traded on chain: cancel it from your wallet with "
@@ -479,8 +478,8 @@ def approve_market(settings: Settings, chain: Chain, account: Account) -> Approv
     token = chain.transact(signer, chain.token.functions.approve(market, 2**256 - 1))
     registry = chain.transact(signer, chain.registry.functions.setApprovalForAll(market, True))
     return Approvals(
-        token_tx="0x" + bytes(token["transactionHash"]).hex(),
-        registry_tx="0x" + bytes(registry["transactionHash"]).hex(),
+        token_tx=tx_hash_hex(token),
+        registry_tx=tx_hash_hex(registry),
     )
 
 

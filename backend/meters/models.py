@@ -9,20 +9,18 @@ A reading covers one 15-minute settlement interval, so the readings table *is* t
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import BigInteger, Column, Index, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from backend.core.utc import utc_now
+
 INTERVAL_SECONDS = 900
 
 # BIGINT ids on PostgreSQL; INTEGER on SQLite, where only that autoincrements (rowid alias).
 ID_TYPE = BigInteger().with_variant(Integer(), "sqlite")
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class MeterKind(StrEnum):

@@ -10,6 +10,7 @@ from web3.logs import DISCARD
 from backend.accounts.custody import custodial_signer
 from backend.accounts.models import Account
 from backend.chain.contracts import Chain
+from backend.chain.transactions import tx_hash_hex
 from backend.core.config import Settings
 from backend.core.errors import InvalidInput, NotFound
 from backend.core.pagination import keyset_page
@@ -58,7 +59,7 @@ def _accepted(kind: str, ident: str, receipt, poll: str) -> TxAccepted:
     return TxAccepted(
         id=ident,
         status="submitted",
-        tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
+        tx_hash=tx_hash_hex(receipt),
         block_number=receipt["blockNumber"],
         poll=poll,
     )
@@ -250,7 +251,7 @@ def transfer(
             signer.address, chain.w3.to_checksum_address(to), certificate_id, amount_wh, b""
         ),
     )
-    tx = "0x" + bytes(receipt["transactionHash"]).hex()
+    tx = tx_hash_hex(receipt)
     return _accepted("transfer", tx, receipt, f"/v1/recs/certificates/{certificate_id}")
 
 

@@ -7,17 +7,15 @@ resumed by re-broadcasting the same bytes (same hash, same nonce) instead of sig
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import BigInteger, Column, Index, Integer, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from backend.core.utc import utc_now
+
 # BIGINT ids on PostgreSQL; INTEGER on SQLite, where only that autoincrements (rowid alias).
 ID_TYPE = BigInteger().with_variant(Integer(), "sqlite")
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def big(nullable: bool = False) -> Column:

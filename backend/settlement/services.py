@@ -18,11 +18,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache
 
+from eth_utils import to_checksum_address
 from sqlalchemy import func
 from sqlmodel import Session, select
-from web3 import Web3
 
 from backend.core.config import Settings
 from backend.meters.models import MeterReading
@@ -70,16 +69,11 @@ def terms(trade: Trade) -> TradeTerms:
     )
 
 
-@lru_cache(maxsize=4_096)
-def checksum(address: str) -> str:
-    return Web3.to_checksum_address(address)
-
-
 def trade_tuple(trade: Trade) -> tuple:
     """The Trade struct as the contract hashes it."""
     return (
-        checksum(trade.seller),
-        checksum(trade.buyer),
+        to_checksum_address(trade.seller),
+        to_checksum_address(trade.buyer),
         bytes.fromhex(trade.seller_meter[2:]),
         bytes.fromhex(trade.buyer_meter[2:]),
         trade.quantity_wh,

@@ -6,7 +6,8 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from backend.core.config import Settings
-from indexer.models import OutboxMessage, utc_now
+from backend.core.utc import utc_now
+from indexer.models import OutboxMessage
 from tests.fixtures.app import app_on
 
 

@@ -7,7 +7,8 @@ from sqlmodel import Session
 
 from backend.api.outbox_tail import OutboxTail
 from backend.core.db import make_engine
-from indexer.models import OutboxMessage, utc_now
+from backend.core.utc import utc_now
+from indexer.models import OutboxMessage
 
 
 def row(topic: str) -> dict:
