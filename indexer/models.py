@@ -12,11 +12,27 @@ Amounts are integers: Wh and token base units. Hashes and addresses are 0x-hex s
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from backend.core.utc import utc_now
+
+
+class TradeStatus(StrEnum):
+    """On-chain trade: ENERGY is `open` until settled or reclaimed; a REC trade swaps at once."""
+
+    OPEN = "open"
+    SETTLED = "settled"
+    RECLAIMED = "reclaimed"
+    SWAPPED = "swapped"
+
+
+class DeviceStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    SUSPENDED = "suspended"
 
 
 def big(**kwargs) -> Column:

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import BigInteger, Column, Index
 from sqlmodel import Field, SQLModel
 
 from backend.core.utc import utc_now
+
+
+class OrderStatus(StrEnum):
+    """A stored signed order: `open` until fully matched (`filled`) or `cancelled`."""
+
+    OPEN = "open"
+    FILLED = "filled"
+    CANCELLED = "cancelled"
 
 
 class SignedOrder(SQLModel, table=True):
@@ -50,7 +59,7 @@ class SignedOrder(SQLModel, table=True):
     salt: str = Field(max_length=80)
     signature: str = Field(max_length=140)
     matched_wh: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
-    status: str = Field(default="open", max_length=12)
+    status: str = Field(default=OrderStatus.OPEN, max_length=12)  # OrderStatus
     cancel_tx: str | None = Field(default=None, max_length=66)
     created_at: datetime = Field(default_factory=utc_now)
     updated_at: datetime = Field(default_factory=utc_now)

@@ -8,11 +8,47 @@ resumed by re-broadcasting the same bytes (same hash, same nonce) instead of sig
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import BigInteger, Column, Index, Integer, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from backend.core.utc import utc_now
+
+
+class ReconciliationStatus(StrEnum):
+    """A trade's reconciliation against meter data, up to its on-chain settlement."""
+
+    PENDING = "pending"  # computed, not yet sent
+    SUBMITTED = "submitted"  # in a signed settleBatch
+    SETTLED = "settled"  # TradeSettled seen on chain
+    CLOSED = "closed"  # closed on chain by someone else (reclaimed, or settled elsewhere)
+    FAILED = "failed"  # the chain refused it; `failure` says why
+
+
+class BatchKind(StrEnum):
+    SETTLE = "settle"
+    ISSUE = "issue"
+
+
+class BatchStatus(StrEnum):
+    """A signed transaction logged before broadcast (write-ahead)."""
+
+    SIGNED = "signed"
+    MINED = "mined"
+    REVERTED = "reverted"
+    DROPPED = "dropped"
+
+
+class IssuanceStatus(StrEnum):
+    """One device-hour of REC issuance."""
+
+    PENDING = "pending"
+    SUBMITTED = "submitted"
+    ISSUED = "issued"
+    SKIPPED = "skipped"
+    CLOSED = "closed"
+
 
 # BIGINT ids on PostgreSQL; INTEGER on SQLite, where only that autoincrements (rowid alias).
 ID_TYPE = BigInteger().with_variant(Integer(), "sqlite")
