@@ -59,7 +59,9 @@ def run():
         orders = presign(wallet, deployment.chain_id, market, start, start - 1)
         with serve("backend.main:app", settings) as base:
             nonce = httpx.get(f"{base}/v1/auth/siwe/nonce").json()["nonce"]
-            message = siwe_message(settings, wallet.address, nonce, datetime.now(UTC))
+            message = siwe_message(
+                settings, address=wallet.address, nonce=nonce, issued_at=datetime.now(UTC)
+            )
             signature = EthAccount.sign_message(encode_defunct(text=message), wallet.key).signature
             tokens = httpx.post(
                 f"{base}/v1/auth/siwe/verify",

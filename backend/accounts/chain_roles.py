@@ -20,6 +20,8 @@ ones that take effect.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from eth_account import Account as EthAccount
 from eth_utils import to_checksum_address
 from web3 import Web3
@@ -38,7 +40,7 @@ CHAIN_ROLES: dict[Role, tuple[str, str]] = {
 DEFAULT_ADMIN_ROLE = b"\0" * 32
 
 
-def mirrored(roles) -> set[Role]:
+def mirrored(roles: Iterable[str]) -> set[Role]:
     return {Role(r) for r in roles} & CHAIN_ROLES.keys()
 
 
@@ -52,9 +54,9 @@ def sync_chain_roles(
     """
     contracts = {"RECRegistry": chain.registry, "EnergyMarket": chain.market}
     holder = to_checksum_address(address)
-    planned = []
+    planned: list[tuple[str, str, bytes, bool]] = []
     for role, (name, role_name) in CHAIN_ROLES.items():
-        role_id = Web3.keccak(text=role_name)
+        role_id: bytes = Web3.keccak(text=role_name)
         wanted = role in roles
         if chain.call(contracts[name].functions.hasRole(role_id, holder)) != wanted:
             planned.append((name, role_name, role_id, wanted))
@@ -62,7 +64,7 @@ def sync_chain_roles(
     for name in sorted({name for name, *_ in planned}):
         if not chain.call(contracts[name].functions.hasRole(DEFAULT_ADMIN_ROLE, admin.address)):
             return [], f"the configured deployer key {admin.address} is not the admin of {name}"
-    changes = []
+    changes: list[ChainRoleChange] = []
     for name, role_name, role_id, wanted in planned:
         functions = contracts[name].functions
         receipt = chain.transact(

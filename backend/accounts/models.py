@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 
@@ -44,7 +45,7 @@ class Account(AccountBase, table=True):
     def has_role(self, role: Role) -> bool:
         return role.value in self.roles or Role.ADMIN.value in self.roles
 
-    def has_role_any(self, roles) -> bool:
+    def has_role_any(self, roles: Iterable[str]) -> bool:
         return any(self.has_role(Role(r)) for r in roles)
 
 

@@ -9,38 +9,23 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
-from sqlalchemy import String, cast
-from sqlmodel import Session, select
+from sqlalchemy import ColumnElement, String, cast
+from sqlmodel import Session, col, select
 
 from backend.accounts.chain_roles import mirrored, sync_chain_roles
+from backend.accounts.errors import LastAdmin, UnknownAccount, UnknownRole
 from backend.accounts.models import Account, Role
-from backend.accounts.schemas import AccountAdminView, RolesUpdated
+from backend.accounts.schemas import AccountAdminView, ChainRoleChange, RolesUpdated
 from backend.chain.contracts import Chain
 from backend.core.config import Settings
-from backend.core.errors import Conflict, InvalidInput, NotFound
 from backend.core.pagination import keyset_page
 
 log = logging.getLogger("gridledger.accounts")
 
 
-class UnknownAccount(NotFound):
-    code = "unknown-account"
-    title = "No such account"
-
-
-class UnknownRole(InvalidInput):
-    code = "unknown-role"
-    title = "No such role"
-
-
-class LastAdmin(Conflict):
-    code = "last-admin"
-    title = "The last administrator cannot give up the admin role"
-
-
-def holds(role: Role):
+def holds(role: Role) -> ColumnElement[bool]:
     """SQL: the account's role list contains `role` (JSON as text: PostgreSQL and SQLite)."""
     return cast(Account.roles, String).like(f'%"{role.value}"%')
 
@@ -50,7 +35,7 @@ def admin_view(account: Account) -> AccountAdminView:
 
 
 def list_accounts(
-    session: Session, cursor: str | None, limit: int, role: Role | None = None
+    session: Session, *, cursor: str | None, limit: int, role: Role | None = None
 ) -> tuple[list[AccountAdminView], str | None]:
     query = select(Account) if role is None else select(Account).where(holds(role))
     rows, next_cursor = keyset_page(
@@ -59,7 +44,7 @@ def list_accounts(
     return [admin_view(a) for a in rows], next_cursor
 
 
-def parse_roles(names) -> list[str]:
+def parse_roles(names: Iterable[str]) -> list[str]:
     try:
         return sorted({Role(name).value for name in names})
     except ValueError as exc:
@@ -70,9 +55,10 @@ def set_roles(
     session: Session,
     settings: Settings,
     chain: Callable[[], Chain],
+    *,
     by: Account,
     account_id: uuid.UUID,
-    names,
+    names: Iterable[str],
 ) -> RolesUpdated:
     """Replace the account's roles. Custodial accounts' registrar/issuer/operator roles are
     granted or revoked on chain first (`chain_roles`), so a failure changes nothing here."""
@@ -81,23 +67,28 @@ def set_roles(
     if account is None:
         raise UnknownAccount(f"no account {account_id}")
     if Role.ADMIN.value in account.roles and Role.ADMIN.value not in roles:
-        # Lock every active admin (in id order: no deadlock) so two admins cannot demote each other at once.
+        # Lock every active admin (in id order: no deadlock) so two admins cannot demote
+        # each other at once.
         admins = session.exec(
             select(Account.id)
-            .where(holds(Role.ADMIN), Account.active.is_(True))
-            .order_by(Account.id)
+            .where(holds(Role.ADMIN), col(Account.active).is_(True))
+            .order_by(col(Account.id))
             .with_for_update()
         ).all()
         if not set(admins) - {account.id}:
             raise LastAdmin(
                 f"account {account_id} is the only active admin; make another admin first"
             )
-    changes, skipped = [], None
+    changes: list[ChainRoleChange] = []
+    skipped: str | None = None
     if mirrored(roles) or mirrored(account.roles):
         if account.kind == "custodial":
             changes, skipped = sync_chain_roles(chain(), settings, account.address, mirrored(roles))
         else:
-            skipped = "wallet accounts hold their own keys: their on-chain roles are granted with the admin key"
+            skipped = (
+                "wallet accounts hold their own keys: their on-chain roles are granted with the "
+                "admin key"
+            )
     account.roles = roles
     session.add(account)
     session.commit()

@@ -7,6 +7,7 @@ import hmac
 import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import jwt
 
@@ -58,7 +59,7 @@ def create_access_token(
     return jwt.encode(claims, settings.secret_key.get_secret_value(), algorithm="HS256")
 
 
-def decode_access_token(token: str, settings: Settings) -> dict:
+def decode_access_token(token: str, settings: Settings) -> dict[str, Any]:
     try:
         claims = jwt.decode(token, settings.secret_key.get_secret_value(), algorithms=["HS256"])
     except jwt.ExpiredSignatureError as exc:

@@ -10,9 +10,15 @@ from datetime import UTC, datetime, timedelta
 
 from eth_account import Account as EthAccount
 from eth_account.messages import encode_defunct
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from backend.accounts.custody import new_custodial_key
+from backend.accounts.errors import (
+    EmailTaken,
+    InvalidCredentials,
+    InvalidRefreshToken,
+    InvalidSiweMessage,
+)
 from backend.accounts.models import Account, ApiKey, RefreshToken, SiweNonce
 from backend.accounts.schemas import TokenPair
 from backend.accounts.security import (
@@ -22,28 +28,8 @@ from backend.accounts.security import (
     verify_password,
 )
 from backend.core.config import Settings
-from backend.core.errors import Conflict, NotFound, Unauthenticated
+from backend.core.errors import NotFound
 from backend.core.utc import utc_now
-
-
-class EmailTaken(Conflict):
-    code = "email-taken"
-    title = "An account with this email exists"
-
-
-class InvalidCredentials(Unauthenticated):
-    code = "invalid-credentials"
-    title = "Wrong email or password"
-
-
-class InvalidRefreshToken(Unauthenticated):
-    code = "invalid-refresh-token"
-    title = "Refresh token unknown, expired or revoked"
-
-
-class InvalidSiweMessage(Unauthenticated):
-    code = "siwe-invalid"
-    title = "Sign-In with Ethereum message rejected"
 
 
 def _aware(moment: datetime) -> datetime:
@@ -54,7 +40,7 @@ def _aware(moment: datetime) -> datetime:
 
 
 def register(
-    session: Session, settings: Settings, email: str, password: str, display_name: str = ""
+    session: Session, settings: Settings, *, email: str, password: str, display_name: str = ""
 ) -> Account:
     """A custodial participant with a fresh server-held chain key."""
     email = email.lower()
@@ -74,7 +60,7 @@ def register(
     return account
 
 
-def login(session: Session, settings: Settings, email: str, password: str) -> TokenPair:
+def login(session: Session, settings: Settings, *, email: str, password: str) -> TokenPair:
     account = session.exec(select(Account).where(Account.email == email.lower())).first()
     if (
         account is None
@@ -115,12 +101,16 @@ def issue_tokens(
     )
 
 
+def _stored_refresh_token(session: Session, token: str) -> RefreshToken | None:
+    return session.exec(
+        select(RefreshToken).where(RefreshToken.token_hash == _token_hash(token))
+    ).first()
+
+
 def refresh(session: Session, settings: Settings, token: str) -> TokenPair:
     """Rotate: the presented token is revoked and a new one of the same family issued.
     Re-use of an already rotated token revokes the whole family."""
-    stored = session.exec(
-        select(RefreshToken).where(RefreshToken.token_hash == _token_hash(token))
-    ).first()
+    stored = _stored_refresh_token(session, token)
     if stored is None:
         raise InvalidRefreshToken()
     if stored.revoked_at is not None:
@@ -139,9 +129,7 @@ def refresh(session: Session, settings: Settings, token: str) -> TokenPair:
 
 
 def logout(session: Session, token: str) -> None:
-    stored = session.exec(
-        select(RefreshToken).where(RefreshToken.token_hash == _token_hash(token))
-    ).first()
+    stored = _stored_refresh_token(session, token)
     if stored is not None:
         _revoke_family(session, stored.family)
 
@@ -149,7 +137,9 @@ def logout(session: Session, token: str) -> None:
 def _revoke_family(session: Session, family: uuid.UUID) -> None:
     now = utc_now()
     for row in session.exec(
-        select(RefreshToken).where(RefreshToken.family == family, RefreshToken.revoked_at.is_(None))
+        select(RefreshToken).where(
+            RefreshToken.family == family, col(RefreshToken.revoked_at).is_(None)
+        )
     ):
         row.revoked_at = now
         session.add(row)
@@ -171,7 +161,7 @@ def create_api_key(session: Session, account: Account, name: str) -> tuple[ApiKe
 def list_api_keys(session: Session, account: Account) -> list[ApiKey]:
     return list(
         session.exec(
-            select(ApiKey).where(ApiKey.account_id == account.id).order_by(ApiKey.created_at)
+            select(ApiKey).where(ApiKey.account_id == account.id).order_by(col(ApiKey.created_at))
         )
     )
 
@@ -229,7 +219,7 @@ def _siwe_time(value: str) -> datetime:
 
 
 def siwe_login(
-    session: Session, settings: Settings, message: str, signature: str
+    session: Session, settings: Settings, *, message: str, signature: str
 ) -> tuple[Account, TokenPair]:
     """Verify a signed EIP-4361 message; the wallet account is created on first sign-in."""
     fields = parse_siwe_message(message)
@@ -268,7 +258,12 @@ def siwe_login(
 
 
 def siwe_message(
-    settings: Settings, address: str, nonce: str, issued_at: datetime, uri: str = "http://localhost"
+    settings: Settings,
+    *,
+    address: str,
+    nonce: str,
+    issued_at: datetime,
+    uri: str = "http://localhost",
 ) -> str:
     """An EIP-4361 message as a wallet would build it (used by clients and tests)."""
     return (

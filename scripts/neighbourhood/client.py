@@ -65,7 +65,9 @@ class Participant:
             )
         else:
             nonce = self._checked("GET", "/v1/auth/siwe/nonce")["nonce"]
-            message = siwe_message(self.settings, self.wallet.address, nonce, datetime.now(UTC))
+            message = siwe_message(
+                self.settings, address=self.wallet.address, nonce=nonce, issued_at=datetime.now(UTC)
+            )
             signature = EthAccount.sign_message(
                 encode_defunct(text=message), self.wallet.key
             ).signature

@@ -98,7 +98,9 @@ def market(chain_api):
     )
     wallet = devnet.workload.people[1]
     nonce = client.get("/v1/auth/siwe/nonce").json()["nonce"]
-    message = siwe_message(api.settings, wallet.address, nonce, datetime.now(UTC))
+    message = siwe_message(
+        api.settings, address=wallet.address, nonce=nonce, issued_at=datetime.now(UTC)
+    )
     signature = EthAccount.sign_message(encode_defunct(text=message), wallet.key).signature
     tokens = client.post(
         "/v1/auth/siwe/verify",

@@ -116,7 +116,9 @@ def test_other_accounts_key_cannot_be_revoked(client):
 
 def _siwe(client, api_settings, wallet, nonce=None, **changes):
     nonce = nonce or client.get("/v1/auth/siwe/nonce").json()["nonce"]
-    message = siwe_message(api_settings, wallet.address, nonce, datetime.now(UTC))
+    message = siwe_message(
+        api_settings, address=wallet.address, nonce=nonce, issued_at=datetime.now(UTC)
+    )
     for old, new in changes.items():
         message = message.replace(old, new)
     signature = EthAccount.sign_message(encode_defunct(text=message), wallet.key).signature
@@ -149,7 +151,9 @@ def test_siwe_nonce_is_single_use_and_domain_checked(client, api_settings):
 def test_siwe_signature_from_another_key_is_refused(client, api_settings):
     wallet, thief = EthAccount.create(), EthAccount.create()
     nonce = client.get("/v1/auth/siwe/nonce").json()["nonce"]
-    message = siwe_message(api_settings, wallet.address, nonce, datetime.now(UTC))
+    message = siwe_message(
+        api_settings, address=wallet.address, nonce=nonce, issued_at=datetime.now(UTC)
+    )
     signature = EthAccount.sign_message(encode_defunct(text=message), thief.key).signature
     reply = client.post(
         "/v1/auth/siwe/verify",

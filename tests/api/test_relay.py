@@ -16,7 +16,9 @@ def wallet_session(chain_api):
     client, devnet = chain_api.client, chain_api.devnet
     wallet = devnet.workload.people[1]
     nonce = client.get("/v1/auth/siwe/nonce").json()["nonce"]
-    message = siwe_message(chain_api.settings, wallet.address, nonce, datetime.now(UTC))
+    message = siwe_message(
+        chain_api.settings, address=wallet.address, nonce=nonce, issued_at=datetime.now(UTC)
+    )
     signature = EthAccount.sign_message(encode_defunct(text=message), wallet.key).signature
     tokens = client.post(
         "/v1/auth/siwe/verify",

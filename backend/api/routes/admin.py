@@ -23,9 +23,9 @@ def accounts(
     cursor: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     role: Role | None = None,
-):
+) -> Page[AccountAdminView]:
     """Every account (by id), optionally only those holding `role`."""
-    items, next_cursor = services.list_accounts(session, cursor, limit, role)
+    items, next_cursor = services.list_accounts(session, cursor=cursor, limit=limit, role=role)
     return Page(items=items, next_cursor=next_cursor)
 
 
@@ -36,9 +36,14 @@ def set_roles(
     admin: CurrentAccount,
     session: SessionDep,
     settings: SettingsDep,
-):
+) -> RolesUpdated:
     """Replace the account's roles; effective from its next request. For custodial accounts,
     registrar, issuer and operator are also granted/revoked on chain (see `chain_changes`)."""
     return services.set_roles(
-        session, settings, lambda: chain_for(settings), admin, account_id, body.roles
+        session,
+        settings,
+        lambda: chain_for(settings),
+        by=admin,
+        account_id=account_id,
+        names=body.roles,
     )

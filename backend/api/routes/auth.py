@@ -7,6 +7,7 @@ import uuid
 from fastapi import APIRouter, status
 
 from backend.accounts import services
+from backend.accounts.models import Account
 from backend.accounts.schemas import (
     AccountPublic,
     ApiKeyCreate,
@@ -24,37 +25,43 @@ from backend.api.deps import CurrentAccount, SessionDep, SettingsDep
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
-def account_public(account) -> AccountPublic:
+def account_public(account: Account) -> AccountPublic:
     return AccountPublic.model_validate(account, from_attributes=True)
 
 
 @router.post("/register", status_code=status.HTTP_201_CREATED, response_model=AccountPublic)
-def register(body: RegisterRequest, session: SessionDep, settings: SettingsDep):
+def register(body: RegisterRequest, session: SessionDep, settings: SettingsDep) -> AccountPublic:
     """A custodial account; the API generates and keeps its chain key (never shown)."""
     return account_public(
-        services.register(session, settings, body.email, body.password, body.display_name)
+        services.register(
+            session,
+            settings,
+            email=body.email,
+            password=body.password,
+            display_name=body.display_name,
+        )
     )
 
 
 @router.post("/login", response_model=TokenPair)
-def login(body: LoginRequest, session: SessionDep, settings: SettingsDep):
-    return services.login(session, settings, body.email, body.password)
+def login(body: LoginRequest, session: SessionDep, settings: SettingsDep) -> TokenPair:
+    return services.login(session, settings, email=body.email, password=body.password)
 
 
 @router.post("/refresh", response_model=TokenPair)
-def refresh(body: RefreshRequest, session: SessionDep, settings: SettingsDep):
+def refresh(body: RefreshRequest, session: SessionDep, settings: SettingsDep) -> TokenPair:
     """Rotate the refresh token: the one presented stops working."""
     return services.refresh(session, settings, body.refresh_token)
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
-def logout(body: RefreshRequest, session: SessionDep):
+def logout(body: RefreshRequest, session: SessionDep) -> None:
     """Revoke the refresh token and every token rotated from the same login."""
     services.logout(session, body.refresh_token)
 
 
 @router.get("/siwe/nonce", response_model=SiweNonceResponse)
-def siwe_nonce(session: SessionDep, settings: SettingsDep):
+def siwe_nonce(session: SessionDep, settings: SettingsDep) -> SiweNonceResponse:
     row = services.new_siwe_nonce(session, settings)
     return SiweNonceResponse(
         nonce=row.nonce,
@@ -65,19 +72,23 @@ def siwe_nonce(session: SessionDep, settings: SettingsDep):
 
 
 @router.post("/siwe/verify", response_model=TokenPair)
-def siwe_verify(body: SiweVerifyRequest, session: SessionDep, settings: SettingsDep):
+def siwe_verify(body: SiweVerifyRequest, session: SessionDep, settings: SettingsDep) -> TokenPair:
     """Sign-In with Ethereum: a signed EIP-4361 message with a nonce from `/siwe/nonce`."""
-    _, tokens = services.siwe_login(session, settings, body.message, body.signature)
+    _, tokens = services.siwe_login(
+        session, settings, message=body.message, signature=body.signature
+    )
     return tokens
 
 
 @router.get("/me", response_model=AccountPublic)
-def me(account: CurrentAccount):
+def me(account: CurrentAccount) -> AccountPublic:
     return account_public(account)
 
 
 @router.post("/api-keys", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated)
-def create_api_key(body: ApiKeyCreate, account: CurrentAccount, session: SessionDep):
+def create_api_key(
+    body: ApiKeyCreate, account: CurrentAccount, session: SessionDep
+) -> ApiKeyCreated:
     """The key is shown once; only its hash is stored."""
     row, key = services.create_api_key(session, account, body.name)
     return ApiKeyCreated(
@@ -86,7 +97,7 @@ def create_api_key(body: ApiKeyCreate, account: CurrentAccount, session: Session
 
 
 @router.get("/api-keys", response_model=list[ApiKeyPublic])
-def list_api_keys(account: CurrentAccount, session: SessionDep):
+def list_api_keys(account: CurrentAccount, session: SessionDep) -> list[ApiKeyPublic]:
     return [
         ApiKeyPublic.model_validate(r, from_attributes=True)
         for r in services.list_api_keys(session, account)
@@ -94,7 +105,7 @@ def list_api_keys(account: CurrentAccount, session: SessionDep):
 
 
 @router.delete("/api-keys/{key_id}", response_model=ApiKeyPublic)
-def revoke_api_key(key_id: uuid.UUID, account: CurrentAccount, session: SessionDep):
+def revoke_api_key(key_id: uuid.UUID, account: CurrentAccount, session: SessionDep) -> ApiKeyPublic:
     return ApiKeyPublic.model_validate(
         services.revoke_api_key(session, account, key_id), from_attributes=True
     )
