@@ -6,12 +6,11 @@ import shutil
 
 import uvicorn
 
-from backend.core.config import settings
+from backend.core.config import Settings, get_settings
 
-if __name__ == "__main__":
-    if (
-        settings.api_workers > 1
-    ):  # one /metrics for all workers: prometheus_client's multiprocess mode
+
+def serve(settings: Settings) -> None:
+    if settings.api_workers > 1:  # one /metrics for all workers: prometheus multiprocess mode
         metrics_dir = settings.data_dir / "prometheus"
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True)
@@ -25,3 +24,7 @@ if __name__ == "__main__":
         http="httptools",
         workers=settings.api_workers,
     )
+
+
+if __name__ == "__main__":
+    serve(get_settings())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from backend.api.middleware import IdempotencyMiddleware, MetricsMiddleware
 from backend.api.problems import install_problem_handlers
 from backend.api.read_cache import ReadCache, ReadCacheMiddleware
 from backend.api.routes import CACHED_PUBLIC_READS, api_router, system
-from backend.core.config import get_settings
+from backend.core.config import Settings, get_settings
 from backend.core.errors import ServiceUnavailable
 
 DASHBOARD_DIR = Path(__file__).parent / "dashboard" / "static"
@@ -32,7 +33,7 @@ def mount_dashboard(app: FastAPI, directory: Path = DASHBOARD_DIR) -> None:
     `npm run build:dashboard`, which `make setup` runs when the sources change)."""
 
     @app.get("/", include_in_schema=False)
-    def dashboard():
+    def dashboard() -> FileResponse:
         index = directory / "index.html"
         if not index.is_file():
             raise DashboardNotBuilt("run `make setup` (or `npm run build:dashboard`) to build it")
@@ -46,9 +47,9 @@ def mount_dashboard(app: FastAPI, directory: Path = DASHBOARD_DIR) -> None:
 
 
 @asynccontextmanager
-async def lifespan(app: FastAPI):
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Runs the change feed that invalidates this worker's read cache."""
-    settings = app.dependency_overrides.get(get_settings, get_settings)()
+    settings: Settings = app.dependency_overrides.get(get_settings, get_settings)()
     cache: ReadCache = app.state.read_cache
     cache.ttl_s, cache.max_bytes = settings.public_cache_ttl_s, settings.public_cache_max_bytes
     feed = (
@@ -80,7 +81,9 @@ def create_app() -> FastAPI:
     install_problem_handlers(app)
     defaults = get_settings()
     app.state.read_cache = ReadCache(
-        CACHED_PUBLIC_READS, defaults.public_cache_ttl_s, defaults.public_cache_max_bytes
+        CACHED_PUBLIC_READS,
+        ttl_s=defaults.public_cache_ttl_s,
+        max_bytes=defaults.public_cache_max_bytes,
     )
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(ReadCacheMiddleware, cache=app.state.read_cache)

@@ -8,7 +8,7 @@ from starlette.types import Message, Send
 class StatusWatch:
     """A `send` that passes every message on and remembers the response status."""
 
-    def __init__(self, send: Send):
+    def __init__(self, send: Send) -> None:
         self.send = send
         self.status = 500
 
@@ -21,7 +21,7 @@ class StatusWatch:
 class ResponseCapture:
     """A `send` that keeps the response (status, headers, body) instead of sending it."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.start: Message | None = None
         self.chunks: list[bytes] = []
 
@@ -52,7 +52,7 @@ async def send_body(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": headers + [(b"content-length", b"%d" % len(body))],
+            "headers": [*headers, (b"content-length", b"%d" % len(body))],
         }
     )
     await send({"type": "http.response.body", "body": body})

@@ -3,8 +3,8 @@
 The outbox is the change feed: the indexer appends a message for every mirrored event (and
 the API for every order it stores), so a new outbox message means cached public reads may
 be stale. With Redis the worker blocks on the outbox stream (XREAD); without it, it tails
-the outbox table (backend/api/outbox_tail.py: late commits of lower ids are seen too). Outages are waited out — meanwhile the read cache's TTL
-still bounds staleness.
+the outbox table (backend/api/outbox_tail.py: late commits of lower ids are seen too).
+Outages are waited out — meanwhile the read cache's TTL still bounds staleness.
 """
 
 from __future__ import annotations

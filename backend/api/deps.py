@@ -13,8 +13,8 @@ import uuid
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Header
-from sqlmodel import Session, select
+from fastapi import Depends, Header, params
+from sqlmodel import Session, col, select
 
 from backend.accounts.models import Account, ApiKey, Role
 from backend.accounts.security import decode_access_token, hash_api_key
@@ -75,7 +75,7 @@ def current_account(
     elif x_api_key:
         key = session.exec(
             select(ApiKey).where(
-                ApiKey.secret_hash == hash_api_key(x_api_key), ApiKey.revoked_at.is_(None)
+                ApiKey.secret_hash == hash_api_key(x_api_key), col(ApiKey.revoked_at).is_(None)
             )
         ).first()
         account = session.get(Account, key.account_id) if key else None
@@ -91,7 +91,7 @@ def current_account(
 CurrentAccount = Annotated[Account, Depends(current_account)]
 
 
-def require_role(role: Role):
+def require_role(role: Role) -> params.Depends:
     """Dependency factory: the current account must hold `role` (admins hold every role)."""
 
     def check(account: CurrentAccount) -> Account:

@@ -13,15 +13,17 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from typing import NotRequired, TypedDict
 
 import jwt
 from prometheus_client import Counter, Histogram
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from backend.accounts.security import hash_api_key
 from backend.api.asgi import ResponseCapture, StatusWatch, send_body
 from backend.api.problems import problem
-from backend.core.config import get_settings
+from backend.core.config import Settings, get_settings
 from backend.core.errors import ServiceUnavailable
 from backend.core.kv import store_for
 
@@ -34,9 +36,21 @@ LATENCY = Histogram(
 )
 
 
-def _settings(scope: Scope):
+def _settings(scope: Scope) -> Settings:
+    """The app's settings, honouring a test's `dependency_overrides[get_settings]`."""
     app = scope.get("app")
-    return getattr(app, "dependency_overrides", {}).get(get_settings, get_settings)()
+    settings: Settings = getattr(app, "dependency_overrides", {}).get(get_settings, get_settings)()
+    return settings
+
+
+class StoredResponse(TypedDict):
+    """An idempotency slot in the store: `pending` while the first request runs, then `done`."""
+
+    state: str  # pending | done
+    fp: str  # SHA-256 of path and body
+    status: NotRequired[int]
+    media_type: NotRequired[str | None]
+    body: NotRequired[str]  # latin-1, so any bytes survive JSON
 
 
 class MetricsMiddleware:
@@ -44,7 +58,7 @@ class MetricsMiddleware:
 
     def __init__(self, app: ASGIApp):
         self.app = app
-        self.children: dict[tuple, tuple] = {}
+        self.children: dict[tuple[str, str, int], tuple[Histogram, Counter]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -74,9 +88,7 @@ def route_template(scope: Scope) -> str:
     template = getattr(context, "path", None) or getattr(scope.get("route"), "path", None)
     if template:
         return template
-    return (
-        scope["path"] if "gridledger.cache" in scope else "unmatched"
-    )  # a cache hit: a fixed path
+    return scope["path"] if "gridledger.cache" in scope else "unmatched"  # a hit: a fixed path
 
 
 def _caller(headers: Headers, scope: Scope, secret: str) -> str:
@@ -90,7 +102,7 @@ def _caller(headers: Headers, scope: Scope, secret: str) -> str:
             pass
     api_key = headers.get("x-api-key")
     if api_key:
-        return "key:" + hashlib.sha256(api_key.encode()).hexdigest()
+        return "key:" + hash_api_key(api_key)
     client = scope.get("client")
     return "anon:" + (client[0] if client else "-")
 
@@ -110,10 +122,10 @@ class IdempotencyMiddleware:
         if not 1 <= len(key) <= 255:
             reply = problem(
                 422,
-                "invalid-idempotency-key",
-                "Idempotency-Key must be 1-255 characters",
-                None,
-                path,
+                code="invalid-idempotency-key",
+                title="Idempotency-Key must be 1-255 characters",
+                detail=None,
+                instance=path,
             )
             return await reply(scope, receive, send)
         settings = _settings(scope)
@@ -128,32 +140,32 @@ class IdempotencyMiddleware:
                 json.dumps({"state": "pending", "fp": fingerprint}),
                 settings.idempotency_ttl_s,
             )
-            stored = None if fresh else json.loads(store.get(slot) or "null")
+            stored: StoredResponse | None = None if fresh else json.loads(store.get(slot) or "null")
         except ServiceUnavailable:
             reply = problem(
                 503,
-                "service-unavailable",
-                "A dependency is unavailable",
-                "idempotency store (Redis) unavailable",
-                path,
+                code=ServiceUnavailable.code,
+                title=ServiceUnavailable.title,
+                detail="idempotency store (Redis) unavailable",
+                instance=path,
             )
             return await reply(scope, receive, send)
         if stored is not None:
             if stored["fp"] != fingerprint:
                 reply = problem(
                     422,
-                    "idempotency-key-reused",
-                    "Idempotency-Key reused with another request",
-                    "send a new key for a different request",
-                    path,
+                    code="idempotency-key-reused",
+                    title="Idempotency-Key reused with another request",
+                    detail="send a new key for a different request",
+                    instance=path,
                 )
             elif stored["state"] == "pending":
                 reply = problem(
                     409,
-                    "idempotency-in-progress",
-                    "A request with this key is still running",
-                    "retry shortly",
-                    path,
+                    code="idempotency-in-progress",
+                    title="A request with this key is still running",
+                    detail="retry shortly",
+                    instance=path,
                 )
             else:
                 return await _replay(stored, send)
@@ -179,24 +191,19 @@ class IdempotencyMiddleware:
                 (v.decode("latin-1") for k, v in response_headers if k.lower() == b"content-type"),
                 None,
             )
-            store.put(
-                slot,
-                json.dumps(
-                    {
-                        "state": "done",
-                        "fp": fingerprint,
-                        "status": status,
-                        "media_type": media_type,
-                        "body": content.decode("latin-1"),
-                    }
-                ),
-                settings.idempotency_ttl_s,
-            )
+            done: StoredResponse = {
+                "state": "done",
+                "fp": fingerprint,
+                "status": status,
+                "media_type": media_type,
+                "body": content.decode("latin-1"),
+            }
+            store.put(slot, json.dumps(done), settings.idempotency_ttl_s)
         await send_body(send, status, response_headers, content)
 
 
 async def _read_body(receive: Receive) -> bytes:
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         message = await receive()
         if message["type"] != "http.request":
@@ -221,8 +228,9 @@ def _replay_body(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-async def _replay(stored: dict, send: Send) -> None:
+async def _replay(stored: StoredResponse, send: Send) -> None:
     headers = [(b"idempotent-replayed", b"true")]
-    if stored.get("media_type"):
-        headers.append((b"content-type", stored["media_type"].encode("latin-1")))
+    media_type = stored.get("media_type")
+    if media_type:
+        headers.append((b"content-type", media_type.encode("latin-1")))
     await send_body(send, stored["status"], headers, stored["body"].encode("latin-1"))

@@ -49,15 +49,21 @@ def status_for(error: GridLedgerError) -> int:
 
 
 def problem(
-    status: int, code: str, title: str, detail: str | None, instance: str | None, **extensions
+    status: int,
+    *,
+    code: str,
+    title: str,
+    detail: str | None,
+    instance: str | None,
+    **extensions: object,
 ) -> JSONResponse:
-    body = {"type": PROBLEM_BASE + code, "title": title, "status": status}
+    body: dict[str, object] = {"type": PROBLEM_BASE + code, "title": title, "status": status}
     if detail:
         body["detail"] = detail
     if instance:
         body["instance"] = instance
     body.update(extensions)
-    headers = {}
+    headers: dict[str, str] = {}
     if status == 429 and "retry_after" in extensions:
         headers["Retry-After"] = str(extensions["retry_after"])
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
@@ -65,59 +71,65 @@ def problem(
 
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(GridLedgerError)
-    async def domain_error(request: Request, error: GridLedgerError):
+    async def domain_error(request: Request, error: GridLedgerError) -> JSONResponse:
         return problem(
             status_for(error),
-            error.code,
-            error.title,
-            error.detail,
-            request.url.path,
+            code=error.code,
+            title=error.title,
+            detail=error.detail,
+            instance=request.url.path,
             **error.extensions,
         )
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, error: RequestValidationError):
+    async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
         errors = [
             {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in error.errors()
         ]
         return problem(
             422,
-            "validation-error",
-            "Request validation failed",
-            f"{len(errors)} invalid field(s)",
-            request.url.path,
+            code="validation-error",
+            title="Request validation failed",
+            detail=f"{len(errors)} invalid field(s)",
+            instance=request.url.path,
             errors=errors,
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, error: StarletteHTTPException):
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         code = {
             404: "not-found",
             405: "method-not-allowed",
             401: "unauthenticated",
             403: "permission-denied",
         }.get(error.status_code, f"http-{error.status_code}")
-        return problem(error.status_code, code, str(error.detail), None, request.url.path)
+        return problem(
+            error.status_code,
+            code=code,
+            title=str(error.detail),
+            detail=None,
+            instance=request.url.path,
+        )
 
     @app.exception_handler(SQLAlchemyTimeout)
     @app.exception_handler(OperationalError)
-    async def database_unavailable(request: Request, error: Exception):
+    async def database_unavailable(request: Request, error: Exception) -> JSONResponse:
         log.warning("database unavailable on %s: %s", request.url.path, type(error).__name__)
         return problem(
             503,
-            ServiceUnavailable.code,
-            ServiceUnavailable.title,
-            "the database is unavailable; retry later",
-            request.url.path,
+            code=ServiceUnavailable.code,
+            title=ServiceUnavailable.title,
+            detail="the database is unavailable; retry later",
+            instance=request.url.path,
         )
 
     @app.exception_handler(Exception)
-    async def unexpected_error(request: Request, error: Exception):
+    async def unexpected_error(request: Request, error: Exception) -> JSONResponse:
         log.exception("unhandled error on %s", request.url.path)
         return problem(
             500,
-            "internal-error",
-            "Internal server error",
-            "the error was logged; retry later",
-            request.url.path,
+            code="internal-error",
+            title="Internal server error",
+            detail="the error was logged; retry later",
+            instance=request.url.path,
         )

@@ -44,14 +44,16 @@ class CachedResponse:
 class ReadCache:
     """The entries of one worker and the generation that invalidates them."""
 
-    def __init__(self, paths: Iterable[str], ttl_s: float = 1.0, max_bytes: int = 64 * 2**20):
+    def __init__(
+        self, paths: Iterable[str], *, ttl_s: float = 1.0, max_bytes: int = 64 * 2**20
+    ) -> None:
         self.paths = frozenset(paths)
         self.ttl_s = ttl_s  # 0: off
         self.max_bytes = max_bytes
         self.generation = 0
         self.entries: dict[tuple[str, bytes], CachedResponse] = {}
         self.size = 0
-        self.inflight: dict[tuple[str, bytes], asyncio.Future] = {}
+        self.inflight: dict[tuple[str, bytes], asyncio.Future[CachedResponse | None]] = {}
         self.hits = self.misses = 0
 
     def invalidate(self) -> None:
@@ -84,7 +86,7 @@ class ReadCache:
 class ReadCacheMiddleware:
     """Pure ASGI: a hit never reaches routing, dependencies or the database."""
 
-    def __init__(self, app: ASGIApp, cache: ReadCache):
+    def __init__(self, app: ASGIApp, cache: ReadCache) -> None:
         self.app = app
         self.cache = cache
 
@@ -105,9 +107,8 @@ class ReadCacheMiddleware:
             leader = self.cache.inflight.get(key)
             if leader is None:
                 return await self._compute(key, scope, receive, send)
-            entry = self.cache.current(
-                key
-            )  # only the clock moved: the old answer while it refreshes
+            # Only the clock moved: the old answer while it refreshes.
+            entry = self.cache.current(key)
             if entry is None:  # the market changed: wait for the answer being computed
                 entry = await asyncio.shield(leader)
                 if entry is None:  # the leader's response was not cacheable: compute our own
@@ -129,7 +130,7 @@ class ReadCacheMiddleware:
     ) -> None:
         self.cache.misses += 1
         scope["gridledger.cache"] = "miss"
-        future = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[CachedResponse | None] = asyncio.get_running_loop().create_future()
         self.cache.inflight[key] = future
         generation = self.cache.generation
         response = ResponseCapture()

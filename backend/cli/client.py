@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 DEFAULT_API_URL = "http://127.0.0.1:8000"
+
+Config = dict[str, Any]  # the config file's JSON object: api_url, access_token, refresh_token
 
 
 class CliError(Exception):
@@ -31,7 +35,7 @@ def config_path() -> Path:
     return base / "gridledger" / "config.json"
 
 
-def load_config() -> dict:
+def load_config() -> Config:
     path = config_path()
     try:
         return json.loads(path.read_text())
@@ -41,7 +45,7 @@ def load_config() -> dict:
         raise CliError(f"unreadable config file {path}: {exc}") from exc
 
 
-def save_config(config: dict) -> Path:
+def save_config(config: Config) -> Path:
     path = config_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -109,7 +113,7 @@ class Api:
             self._http = httpx.Client(base_url=self.base_url, timeout=self.timeout_s)
         return self._http
 
-    def _headers(self, auth: bool, extra: dict | None) -> dict:
+    def _headers(self, auth: bool, extra: Mapping[str, str] | None) -> dict[str, str]:
         headers = {"Accept": "application/json", **(extra or {})}
         if auth:
             if not self.token:
@@ -127,8 +131,8 @@ class Api:
         *,
         auth: bool = True,
         ok: tuple[int, ...] = (),
-        headers=None,
-        **kwargs,
+        headers: Mapping[str, str] | None = None,
+        **kwargs: Any,  # passed on to httpx: json, params, content
     ) -> httpx.Response:
         """The reply if 2xx (or in `ok`), else CliError with the problem's one-line summary."""
         try:
@@ -157,12 +161,15 @@ class Api:
             )
         return True
 
-    def get(self, path: str, **kwargs):
+    def get(self, path: str, **kwargs: Any) -> Any:
+        """The reply's JSON."""
         return self.send("GET", path, **kwargs).json()
 
-    def post(self, path: str, **kwargs):
+    def post(self, path: str, **kwargs: Any) -> Any:
+        """The reply's JSON, or None for an empty reply."""
         reply = self.send("POST", path, **kwargs)
         return reply.json() if reply.content else None
 
-    def delete(self, path: str, **kwargs):
+    def delete(self, path: str, **kwargs: Any) -> Any:
+        """The reply's JSON."""
         return self.send("DELETE", path, **kwargs).json()

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer._click.core import Context  # typer vendors click: TyperGroup.invoke takes this type
 from typer.core import TyperGroup
 
 from backend.cli.client import Api, CliError, config_path, load_config, save_config
@@ -19,7 +20,7 @@ from backend.cli.client import Api, CliError, config_path, load_config, save_con
 class OneLineErrors(TyperGroup):
     """CliError anywhere below → `error: <message>` on stderr and exit code 1, no traceback."""
 
-    def invoke(self, ctx):
+    def invoke(self, ctx: Context) -> Any:
         try:
             return super().invoke(ctx)
         except CliError as error:
@@ -73,7 +74,7 @@ def main(
         ),
     ] = None,
     as_json: JsonFlag = False,
-):
+) -> None:
     state.api_url = api_url
     state.json = as_json
 
@@ -82,18 +83,18 @@ def api() -> Api:
     return Api.from_environment(state.api_url)
 
 
-def out(data, summary: str | list[str], as_json: bool) -> None:
+def out(data: object, summary: str | list[str], as_json: bool) -> None:
     if as_json or state.json:
         typer.echo(json.dumps(data, indent=2, sort_keys=True))
     else:
         typer.echo("\n".join(summary) if isinstance(summary, list) else summary)
 
 
-def kwh(wh) -> str:
+def kwh(wh: float | None) -> str:
     return "–" if wh is None else f"{wh / 1000:g} kWh"
 
 
-def gusd(units) -> str:
+def gusd(units: float | None) -> str:
     return "–" if units is None else f"{units / 1e6:.6g} gUSD"
 
 
@@ -105,7 +106,7 @@ def login(
     email: Annotated[str, typer.Option(prompt=True)],
     password: Annotated[str, typer.Option(prompt=True, hide_input=True)],
     as_json: JsonFlag = False,
-):
+) -> None:
     """Sign in; the tokens are stored in the config file (GRIDLEDGER_CONFIG)."""
     client = api()
     tokens = client.post("/v1/auth/login", auth=False, json={"email": email, "password": password})
@@ -121,7 +122,7 @@ def login(
 
 
 @app.command()
-def logout():
+def logout() -> None:
     """Revoke the stored refresh token and forget the tokens."""
     config = load_config()
     if config.get("refresh_token"):
@@ -137,13 +138,13 @@ def logout():
 
 
 @app.command()
-def status(as_json: JsonFlag = False):
+def status(as_json: JsonFlag = False) -> None:
     """Health of the API and its dependencies, block height and indexer lag (exit 1 unless ok)."""
     client = api()
     health = client.send("GET", "/health", auth=False, ok=(503,)).json()
     checks = health.get("checks", {})
 
-    def state_of(name):
+    def state_of(name: str) -> str:
         check = checks.get(name, {})
         return "ok" if check.get("ok") else f"FAILING ({check.get('error', 'no answer')})"
 
@@ -176,7 +177,7 @@ def accounts_create(
     password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
     display_name: Annotated[str | None, typer.Option()] = None,
     as_json: JsonFlag = False,
-):
+) -> None:
     """Register a custodial account (the API keeps its chain key)."""
     body = {
         "email": email,
@@ -188,7 +189,7 @@ def accounts_create(
 
 
 @accounts.command("me")
-def accounts_me(as_json: JsonFlag = False):
+def accounts_me(as_json: JsonFlag = False) -> None:
     """The signed-in account."""
     me = api().get("/v1/auth/me")
     out(
@@ -204,8 +205,8 @@ def accounts_me(as_json: JsonFlag = False):
 def order_line(o: dict) -> str:
     market = o["market_id"]
     return (
-        f"{o['id']}  {o['side']:4} {market:18} {kwh(o['quantity_wh'])} (filled {kwh(o['filled_wh'])}) "
-        f"@ {gusd(o['price'])}/kWh  {o['status']}"
+        f"{o['id']}  {o['side']:4} {market:18} {kwh(o['quantity_wh'])} "
+        f"(filled {kwh(o['filled_wh'])}) @ {gusd(o['price'])}/kWh  {o['status']}"
     )
 
 
@@ -222,7 +223,7 @@ def orders_place(
     expiry: Annotated[int | None, typer.Option(help="unix seconds")] = None,
     idempotency_key: Annotated[str | None, typer.Option(help="retry-safe key")] = None,
     as_json: JsonFlag = False,
-):
+) -> None:
     """Place an order (custodial accounts: the API signs it); the matcher trades it on chain."""
     body = {
         "side": side,
@@ -240,7 +241,7 @@ def orders_place(
 
 
 @orders.command("cancel")
-def orders_cancel(order_id: str, as_json: JsonFlag = False):
+def orders_cancel(order_id: str, as_json: JsonFlag = False) -> None:
     """Cancel an order (on chain when it was listed there)."""
     accepted = api().delete(f"/v1/trading/orders/{order_id}")
     tx = f" (tx {accepted['tx_hash']})" if accepted.get("tx_hash") else ""
@@ -252,7 +253,7 @@ def orders_list(
     status_: Annotated[str | None, typer.Option("--status")] = None,
     limit: Annotated[int, typer.Option(min=1, max=500)] = 100,
     as_json: JsonFlag = False,
-):
+) -> None:
     """My orders, newest first."""
     params = {"limit": limit, **({"status": status_} if status_ else {})}
     page = api().get("/v1/trading/orders", params=params)
@@ -269,7 +270,7 @@ def recs_list(
     technology: Annotated[str | None, typer.Option()] = None,
     limit: Annotated[int, typer.Option(min=1, max=500)] = 100,
     as_json: JsonFlag = False,
-):
+) -> None:
     """Certificates, filtered by holder and technology."""
     client = api()
     if mine:
@@ -279,8 +280,8 @@ def recs_list(
     }
     page = client.get("/v1/recs/certificates", params=params)
     lines = [
-        f"#{c['certificate_id']}  {c['technology']} {c['grid_area']}  {kwh(c['volume_wh'])} issued, "
-        f"{kwh(c['claimed_wh'])} retired  device {c['device_id']}"
+        f"#{c['certificate_id']}  {c['technology']} {c['grid_area']}  "
+        f"{kwh(c['volume_wh'])} issued, {kwh(c['claimed_wh'])} retired  device {c['device_id']}"
         for c in page["items"]
     ]
     out(page, lines or ["no certificates"], as_json)
@@ -292,7 +293,7 @@ def recs_transfer(
     to: Annotated[str, typer.Option(help="0x address")],
     amount_wh: Annotated[int, typer.Option(min=1)],
     as_json: JsonFlag = False,
-):
+) -> None:
     """Transfer Wh of a certificate I hold."""
     accepted = api().post(
         f"/v1/recs/certificates/{certificate_id}/transfer", json={"to": to, "amount_wh": amount_wh}
@@ -316,7 +317,7 @@ def recs_retire(
     consumption_end: Annotated[int | None, typer.Option()] = None,
     location: Annotated[str, typer.Option()] = "",
     as_json: JsonFlag = False,
-):
+) -> None:
     """Retire (claim) Wh of a certificate for a beneficiary; prints where its proof appears."""
     client = api()
     if consumption_start is None or consumption_end is None:
@@ -345,7 +346,7 @@ def recs_retire(
 
 
 @recs.command("proof")
-def recs_proof(claim_id: int, as_json: JsonFlag = False):
+def recs_proof(claim_id: int, as_json: JsonFlag = False) -> None:
     """The public on-chain proof of a claim."""
     proof = api().get(f"/v1/recs/claims/{claim_id}/proof", auth=False)
     out(
@@ -364,7 +365,8 @@ def recs_proof(claim_id: int, as_json: JsonFlag = False):
 
 
 def read_readings(path: Path) -> tuple[bytes, str]:
-    """The file's bytes and content type: NDJSON (.ndjson/.jsonl) or a JSON array, checked locally."""
+    """The file's bytes and content type: NDJSON (.ndjson/.jsonl) or a JSON array, checked
+    locally."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -374,12 +376,12 @@ def read_readings(path: Path) -> tuple[bytes, str]:
             if line.strip():
                 try:
                     json.loads(line)
-                except ValueError as exc:
+                except json.JSONDecodeError as exc:
                     raise CliError(f"{path}:{number}: not a JSON object ({exc.msg})") from exc
         return raw, "application/x-ndjson"
     try:
         document = json.loads(raw)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise CliError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno})") from exc
     if not isinstance(document, list):
         raise CliError(f"{path}: expected a JSON array of readings (or use .ndjson, one per line)")
@@ -390,15 +392,16 @@ def read_readings(path: Path) -> tuple[bytes, str]:
 def meters_send(
     file: Annotated[Path, typer.Argument(help="readings: JSON array, or NDJSON (.ndjson/.jsonl)")],
     as_json: JsonFlag = False,
-):
+) -> None:
     """Post a readings file to the bulk endpoint; exit 1 if any reading was rejected."""
     body, content_type = read_readings(file)
     result = api().post(
         "/v1/energy/readings/bulk", content=body, headers={"Content-Type": content_type}
     )
     lines = [
-        f"{result['received']} received: {result['accepted']} accepted, {result['duplicate']} duplicate, "
-        f"{result['corrected']} corrected, {result['rejected']} rejected"
+        f"{result['received']} received: {result['accepted']} accepted, "
+        f"{result['duplicate']} duplicate, {result['corrected']} corrected, "
+        f"{result['rejected']} rejected"
     ]
     lines += [
         f"  #{r['index']} {r.get('meterId') or ''} {r.get('timestamp') or ''}: {r['reason']}"
@@ -426,7 +429,7 @@ def transfer_lines(t: dict) -> list[str]:
 def settlement_show(
     trade_id: Annotated[int | None, typer.Argument(help="omit to list my transfers")] = None,
     as_json: JsonFlag = False,
-):
+) -> None:
     """Contracted vs metered vs delivered energy, payout and penalty of a trade (or all of mine)."""
     client = api()
     if trade_id is None:
@@ -444,8 +447,9 @@ def settlement_show(
     lines = transfer_lines(transfer)
     if reconciliation:
         lines.append(
-            f"  reconciliation: {reconciliation['status']}, allocated {kwh(reconciliation['allocated_wh'])}"
-            f", shortfall {kwh(reconciliation['shortfall_wh'])}"
+            f"  reconciliation: {reconciliation['status']}, "
+            f"allocated {kwh(reconciliation['allocated_wh'])}, "
+            f"shortfall {kwh(reconciliation['shortfall_wh'])}"
             + (" (meter data missing)" if reconciliation.get("data_missing") else "")
         )
     out({**transfer, "reconciliation": reconciliation}, lines, as_json)

@@ -16,7 +16,7 @@ TxHash = Annotated[str, Path(pattern=r"^0x[0-9a-fA-F]{64}$")]
 
 
 @router.post("/transactions", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
-def submit(body: RawTransaction, account: CurrentAccount, chain: ChainDep):
+def submit(body: RawTransaction, account: CurrentAccount, chain: ChainDep) -> Accepted:
     """Relays the caller's own signed transaction to a GridLedger contract (simulated first)."""
     tx_hash = services.relay(chain, account, body.raw_transaction)
     return Accepted(
@@ -25,5 +25,5 @@ def submit(body: RawTransaction, account: CurrentAccount, chain: ChainDep):
 
 
 @router.get("/transactions/{tx_hash}", response_model=TransactionStatus)
-def transaction(tx_hash: TxHash, _: CurrentAccount, chain: ChainDep):
+def transaction(tx_hash: TxHash, _: CurrentAccount, chain: ChainDep) -> TransactionStatus:
     return services.transaction_status(chain, tx_hash)

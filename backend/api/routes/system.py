@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Mapping
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 from sqlalchemy import text
-from sqlmodel import select
+from sqlmodel import col, select
 
 from backend.api.deps import SessionDep, SettingsDep, StoreDep
 from backend.chain.contracts import chain_for
@@ -19,7 +20,10 @@ from indexer.models import IndexerCursor
 router = APIRouter(tags=["system"])
 
 
-def _check(name: str, checks: dict, probe) -> None:
+Probe = Callable[[], Mapping[str, object] | None]
+
+
+def _check(name: str, checks: dict[str, dict[str, object]], probe: Probe) -> None:
     started = time.perf_counter()
     try:
         checks[name] = {"ok": True, **(probe() or {})}
@@ -29,23 +33,31 @@ def _check(name: str, checks: dict, probe) -> None:
 
 
 @router.get("/health")
-def health(session: SessionDep, settings: SettingsDep, store: StoreDep):
+def health(session: SessionDep, settings: SettingsDep, store: StoreDep) -> JSONResponse:
     """200 when every dependency answers, else 503; indexer lag in blocks and seconds."""
-    checks: dict = {}
-    head: dict = {}
-    _check("database", checks, lambda: session.exec(text("SELECT 1")).one() and None)
-    _check("redis", checks, lambda: store.ping() or {"configured": bool(settings.redis_url)})
+    checks: dict[str, dict[str, object]] = {}
+    head: dict[str, int] = {}
 
-    def rpc():
+    def database() -> None:
+        session.connection().execute(text("SELECT 1")).one()
+
+    def redis() -> dict[str, object]:
+        store.ping()
+        return {"configured": bool(settings.redis_url)}
+
+    _check("database", checks, database)
+    _check("redis", checks, redis)
+
+    def rpc() -> dict[str, object]:
         block = chain_for(settings).w3.eth.get_block("latest")
         head.update(number=block["number"], timestamp=block["timestamp"])
         return {"head_block": block["number"]}
 
     _check("rpc", checks, rpc)
 
-    def indexer():
+    def indexer() -> dict[str, object]:
         cursor = session.exec(
-            select(IndexerCursor).order_by(IndexerCursor.block_number.desc())
+            select(IndexerCursor).order_by(col(IndexerCursor.block_number).desc())
         ).first()
         if cursor is None:
             raise LookupError("indexer has not started (no cursor)")
@@ -67,7 +79,7 @@ def health(session: SessionDep, settings: SettingsDep, store: StoreDep):
 
 
 @router.get("/metrics", include_in_schema=False)
-def metrics():
+def metrics() -> Response:
     """This process's metrics, or every worker's when `python -m backend` runs several
     (PROMETHEUS_MULTIPROC_DIR, set by backend/__main__.py)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

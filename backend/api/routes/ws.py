@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from typing import Any
 
 import anyio
 import redis.asyncio as aioredis
@@ -36,11 +37,14 @@ CHANNEL = re.compile(r"^(trades|settlements|recs|trading\.market\.(energy|rec)-[
 MAX_CHANNELS = 100
 
 
-def envelope(channel: str, payload: dict) -> dict:
+Json = dict[str, Any]  # a JSON object as decoded from the outbox or sent to the client
+
+
+def envelope(channel: str, payload: Json) -> Json:
     return {"channel": channel, "timestamp": int(time.time() * 1000), "payload": payload}
 
 
-def route_message(session: Session, topic: str, payload: dict) -> list[tuple[str, dict]]:
+def route_message(session: Session, topic: str, payload: Json) -> list[tuple[str, Json]]:
     """(channel, payload) pairs for one outbox message."""
     if topic.startswith("certificate."):
         return [("recs", {"event": topic, **payload})]
@@ -60,16 +64,16 @@ def route_message(session: Session, topic: str, payload: dict) -> list[tuple[str
 
 
 @router.websocket("/ws")
-async def websocket(ws: WebSocket, session: SessionDep, settings: SettingsDep):
+async def websocket(ws: WebSocket, session: SessionDep, settings: SettingsDep) -> None:
     await ws.accept()
     subscribed: set[str] = set()
     book = BookFeed(lambda: chain_for(settings).now(max_age_s=1.0))
     lock = anyio.Lock()  # one database read and send at a time: snapshots never overtake deltas
 
-    def routed(topic: str, payload: dict) -> list[tuple[str, dict]]:
+    def routed(topic: str, payload: Json) -> list[tuple[str, Json]]:
         return route_message(session, topic, payload) + book.on_message(session, topic, payload)
 
-    async def deliver(topic: str, payload: dict) -> None:
+    async def deliver(topic: str, payload: Json) -> None:
         async with lock:
             for channel, body in await anyio.to_thread.run_sync(routed, topic, payload):
                 if channel in subscribed:
@@ -77,15 +81,15 @@ async def websocket(ws: WebSocket, session: SessionDep, settings: SettingsDep):
 
     client = aioredis.from_url(settings.redis_url) if settings.redis_url else None
 
-    async def pump_stream():
+    async def pump_stream(client: aioredis.Redis) -> None:
         async for entries in stream_batches(
             client, settings.outbox_stream, block_ms=500, count=100
         ):
             for _, fields in entries:
                 await deliver(fields[b"topic"].decode(), json.loads(fields[b"payload"]))
 
-    async def pump_table():
-        def read(tail: OutboxTail):
+    async def pump_table() -> None:
+        def read(tail: OutboxTail) -> list[tuple[int, str, Json]]:
             session.rollback()
             return tail.read(session)
 
@@ -112,7 +116,7 @@ async def websocket(ws: WebSocket, session: SessionDep, settings: SettingsDep):
             return
         await ws.send_json(envelope(channel, body))
 
-    async def handle(message) -> None:
+    async def handle(message: object) -> None:
         action = message.get("action") if isinstance(message, dict) else None
         channels = message.get("channels") if isinstance(message, dict) else None
         if action not in ("subscribe", "unsubscribe") or not isinstance(channels, list):
@@ -138,7 +142,7 @@ async def websocket(ws: WebSocket, session: SessionDep, settings: SettingsDep):
             for channel in dict.fromkeys(c for c in channels if c.startswith("trading.market.")):
                 await snapshot(channel)
 
-    async def listen(cancel: anyio.CancelScope):
+    async def listen(cancel: anyio.CancelScope) -> None:
         try:
             while True:
                 try:
@@ -156,7 +160,10 @@ async def websocket(ws: WebSocket, session: SessionDep, settings: SettingsDep):
 
     try:
         async with anyio.create_task_group() as group:
-            group.start_soon(pump_stream if client is not None else pump_table)
+            if client is not None:
+                group.start_soon(pump_stream, client)
+            else:
+                group.start_soon(pump_table)
             group.start_soon(listen, group.cancel_scope)
     finally:
         if client is not None:
