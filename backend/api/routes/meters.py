@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
 
 from fastapi import APIRouter, Query, Request
+from sqlmodel import Session
 
 from backend.accounts.models import Account, Role
 from backend.api.deps import CurrentAccount, SessionDep, SettingsDep
 from backend.core.errors import InvalidInput
 from backend.meters import services
 from backend.meters.errors import ReadingRejectedError
-from backend.meters.schemas import EnergySeries, IngestResult, MeterCreate, MeterPublic, ReadingIn
+from backend.meters.schemas import (
+    Aggregation,
+    Direction,
+    EnergySeries,
+    IngestResult,
+    MeterCreate,
+    MeterPublic,
+    ReadingIn,
+)
 
 router = APIRouter(tags=["energy"])
 MAX_SERIES_SECONDS = 93 * 86_400
@@ -84,7 +92,15 @@ async def post_readings_bulk(
     )
 
 
-def series(direction, session, account, meter_id, aggregation, start, end) -> EnergySeries:
+def series(
+    direction: Direction,
+    session: Session,
+    account: Account,
+    meter_id: str,
+    aggregation: Aggregation,
+    start: datetime | None,
+    end: datetime | None,
+) -> EnergySeries:
     end_ts = int((end or datetime.now(UTC)).timestamp())
     start_ts = int(start.timestamp()) if start else end_ts - 86_400
     if not 0 < end_ts - start_ts <= MAX_SERIES_SECONDS:
@@ -92,7 +108,13 @@ def series(direction, session, account, meter_id, aggregation, start, end) -> En
             f"start must be before end and the range at most {MAX_SERIES_SECONDS // 86_400} days"
         )
     return services.energy_series(
-        session, account, meter_id, direction, aggregation, start_ts, end_ts
+        session,
+        account,
+        meter_id,
+        direction=direction,
+        aggregation=aggregation,
+        start=start_ts,
+        end=end_ts,
     )
 
 
@@ -101,7 +123,7 @@ def get_consumption(
     session: SessionDep,
     account: CurrentAccount,
     meter_id: str = Query(alias="meterId"),
-    aggregation: Literal["15min", "hourly"] = "hourly",
+    aggregation: Aggregation = "hourly",
     start: datetime | None = None,
     end: datetime | None = None,
 ):
@@ -114,7 +136,7 @@ def get_generation(
     session: SessionDep,
     account: CurrentAccount,
     meter_id: str = Query(alias="meterId"),
-    aggregation: Literal["15min", "hourly"] = "hourly",
+    aggregation: Aggregation = "hourly",
     start: datetime | None = None,
     end: datetime | None = None,
 ):

@@ -20,6 +20,7 @@ from backend.recs.schemas import (
     TransferRequest,
     TxAccepted,
 )
+from indexer.models import DeviceStatus
 
 router = APIRouter(prefix="/recs", tags=["recs"])
 
@@ -30,6 +31,9 @@ Limit = Annotated[int, Query(ge=1, le=500)]
 Address = Annotated[str | None, Query(pattern=r"^0x[0-9a-fA-F]{40}$")]
 Text32 = Annotated[str | None, Query(max_length=32, pattern=r"^[A-Za-z0-9_\-]+$")]
 Time = Annotated[int | None, Query(ge=0, le=2**62)]
+
+
+DeviceStatusFilter = Literal[DeviceStatus.PENDING, DeviceStatus.APPROVED, DeviceStatus.SUSPENDED]
 
 
 @router.post("/devices", status_code=status.HTTP_202_ACCEPTED, response_model=TxAccepted)
@@ -45,13 +49,13 @@ def devices(
     session: SessionDep,
     _: CurrentAccount,
     owner: Address = None,
-    status_: Annotated[
-        Literal["pending", "approved", "suspended"] | None, Query(alias="status")
-    ] = None,
+    status_: Annotated[DeviceStatusFilter | None, Query(alias="status")] = None,
     cursor: Cursor = None,
     limit: Limit = 100,
 ):
-    items, next_cursor = services.list_devices(session, owner, status_, cursor, limit)
+    items, next_cursor = services.list_devices(
+        session, owner=owner, status=status_, cursor=cursor, limit=limit
+    )
     return Page(items=items, next_cursor=next_cursor)
 
 
@@ -93,7 +97,14 @@ def certificates(
     limit: Limit = 100,
 ):
     items, next_cursor = services.list_certificates(
-        session, technology, grid_area, period_from, period_to, holder, cursor, limit
+        session,
+        technology=technology,
+        grid_area=grid_area,
+        period_from=period_from,
+        period_to=period_to,
+        holder=holder,
+        cursor=cursor,
+        limit=limit,
     )
     return Page(items=items, next_cursor=next_cursor)
 
@@ -116,7 +127,14 @@ def transfer(
     settings: SettingsDep,
     chain: ChainDep,
 ):
-    return services.transfer(settings, chain, account, certificate_id, body.to, body.amount_wh)
+    return services.transfer(
+        settings,
+        chain,
+        account,
+        certificate_id=certificate_id,
+        to=body.to,
+        amount_wh=body.amount_wh,
+    )
 
 
 @router.post(
@@ -140,4 +158,6 @@ def claim_proof(
     claim_id: Annotated[int, Path(ge=1, le=2**62)], session: SessionDep, chain: ChainDep
 ):
     """Public: certificate, Wh, beneficiary, tx hash and block of a claim, to verify on chain."""
-    return services.claim_proof(session, chain.chain_id, chain.registry.address, claim_id)
+    return services.claim_proof(
+        session, chain_id=chain.chain_id, registry_address=chain.registry.address, claim_id=claim_id
+    )
