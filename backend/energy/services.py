@@ -13,8 +13,6 @@ from backend.energy.errors import TransferNotFound
 from backend.energy.schemas import EnergyBalance, EnergyTransfer, PeriodPosition, TransferStatus
 from indexer.models import MarketBalance, TokenBalance, Trade, TradeStatus
 
-ENERGY = "energy"  # Trade.product of a metered delivery (the other product is "rec")
-
 
 def transfer_status(trade: Trade, now: int) -> TransferStatus:
     if trade.status in (TradeStatus.SETTLED, TradeStatus.RECLAIMED):
@@ -61,7 +59,7 @@ def list_transfers(
     limit: int,
     status: TransferStatus | None = None,
 ) -> tuple[list[EnergyTransfer], str | None]:
-    query = select(Trade).where(Trade.product == ENERGY)
+    query = select(Trade).where(Trade.product == "energy")
     if not _sees_all(account):
         me = account.address.lower()
         query = query.where(or_(col(Trade.seller) == me, col(Trade.buyer) == me))
@@ -77,7 +75,7 @@ def get_transfer(session: Session, account: Account, trade_id: int, now: int) ->
     me = account.address.lower()
     if (
         trade is None
-        or trade.product != ENERGY
+        or trade.product != "energy"
         or not (_sees_all(account) or me in (trade.seller, trade.buyer))
     ):
         raise TransferNotFound(f"no energy transfer {trade_id}")
@@ -92,7 +90,7 @@ def balance(session: Session, account: Account) -> EnergyBalance:
     escrowed = 0
     for trade in session.exec(
         select(Trade).where(
-            Trade.product == ENERGY,
+            Trade.product == "energy",
             Trade.status == TradeStatus.OPEN,
             or_(col(Trade.seller) == me, col(Trade.buyer) == me),
         )

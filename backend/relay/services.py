@@ -26,7 +26,7 @@ from backend.accounts.models import Account
 from backend.chain.contracts import Chain
 from backend.core.errors import NotFound, PermissionDenied, ServiceUnavailable
 from backend.relay.errors import RelayRejected, RelaySendFailed
-from backend.relay.schemas import TransactionStatus
+from backend.relay.schemas import RelayedTxStatus, TransactionStatus
 
 
 def decode_transaction(raw: bytes) -> dict[str, Any]:
@@ -90,12 +90,12 @@ def transaction_status(chain: Chain, tx_hash: str) -> TransactionStatus:
             chain.w3.eth.get_transaction(HexStr(tx_hash))
         except TransactionNotFound as exc:
             raise NotFound(f"no transaction {tx_hash}") from exc
-        return TransactionStatus(tx_hash=tx_hash, status="pending")
+        return TransactionStatus(tx_hash=tx_hash, status=RelayedTxStatus.PENDING)
     except (OSError, ConnectionError) as exc:
         raise ServiceUnavailable("chain RPC unreachable") from exc
     return TransactionStatus(
         tx_hash=tx_hash,
-        status="succeeded" if receipt["status"] == 1 else "reverted",
+        status=RelayedTxStatus.SUCCEEDED if receipt["status"] == 1 else RelayedTxStatus.REVERTED,
         block_number=receipt["blockNumber"],
         gas_used=receipt["gasUsed"],
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from eth_account.signers.local import LocalAccount
 from eth_typing import HexStr
@@ -152,6 +152,45 @@ def log_batch(
     session.add(batch)
     session.flush()
     return batch
+
+
+class BatchItem(Protocol):
+    """A row a logged transaction carries (a reconciliation, a device-hour)."""
+
+    status: str
+    batch_id: int | None
+
+
+def send_logged(
+    session: Session,
+    ctx: ChainContext,
+    *,
+    kind: BatchKind,
+    account: LocalAccount,
+    call: ContractFunction,
+    items: Sequence[BatchItem],
+    submitted: str,
+) -> tuple[SettlementBatch, BatchStatus]:
+    """Sign `call`, log it and mark `items` `submitted` in that batch (one commit), broadcast
+    it, then resolve it: the batch and its status (SIGNED if not mined within the timeout).
+
+    Raises BatchRejected, with nothing logged, when the chain would refuse the call."""
+    nonce, tx_hash, raw = sign_call(ctx, account, call)
+    batch = log_batch(
+        session,
+        kind=kind,
+        sender=account.address,
+        nonce=nonce,
+        tx_hash=tx_hash,
+        raw=raw,
+        items=len(items),
+    )
+    for item in items:
+        item.status, item.batch_id = submitted, batch.id
+        session.add(item)
+    session.commit()  # write-ahead: logged before it exists anywhere else
+    broadcast(ctx, batch)
+    return batch, resolve_batch(session, ctx, batch)
 
 
 def broadcast(ctx: ChainContext, batch: SettlementBatch) -> None:

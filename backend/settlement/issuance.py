@@ -23,10 +23,8 @@ from backend.settlement.chain import (
     PERIOD_ALREADY_ISSUED,
     BatchRejected,
     ChainContext,
-    broadcast,
-    log_batch,
     resolve_batch,
-    sign_call,
+    send_logged,
     unresolved_batches,
 )
 from backend.settlement.locks import Locks
@@ -150,32 +148,25 @@ def issue_pending(
                 [r.volume_wh for r in chunk],
             )
             try:
-                nonce, tx_hash, raw = sign_call(ctx, ctx.issuer, call)
+                batch, status = send_logged(
+                    session,
+                    ctx,
+                    kind=BatchKind.ISSUE,
+                    account=ctx.issuer,
+                    call=call,
+                    items=chunk,
+                    submitted=IssuanceStatus.SUBMITTED,
+                )
             except BatchRejected as exc:
                 if exc.is_error(PERIOD_ALREADY_ISSUED):
                     continue  # the next run marks the issued hours closed via isPeriodIssued
                 raise
-            batch = log_batch(
-                session,
-                kind=BatchKind.ISSUE,
-                sender=ctx.issuer.address,
-                nonce=nonce,
-                tx_hash=tx_hash,
-                raw=raw,
-                items=len(chunk),
-            )
-            for row in chunk:
-                row.status, row.batch_id = IssuanceStatus.SUBMITTED, batch.id
-                session.add(row)
-            session.commit()  # write-ahead: logged before it exists anywhere else
-            broadcast(ctx, batch)
-            status = resolve_batch(session, ctx, batch)
             if status == BatchStatus.SIGNED:
                 return  # not mined within the timeout: the next run resolves it
             apply_outcome(session, batch, status)
             if status == BatchStatus.MINED:
                 report.issued += len(chunk)
-                report.batches.append(tx_hash)
+                report.batches.append(batch.tx_hash)
 
 
 def issue_certificates(

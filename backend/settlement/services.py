@@ -38,10 +38,8 @@ from backend.settlement.chain import (
     TRADE_STATUS,
     BatchRejected,
     ChainContext,
-    broadcast,
-    log_batch,
     resolve_batch,
-    sign_call,
+    send_logged,
     unresolved_batches,
 )
 from backend.settlement.flags import flag_oversold
@@ -57,7 +55,6 @@ from backend.settlement.models import (
 from indexer.models import Trade, TradeStatus
 
 log = logging.getLogger("gridledger.settlement")
-ENERGY = "energy"  # Trade.product of a metered delivery (the other product is "rec")
 T = TypeVar("T")
 
 
@@ -131,7 +128,7 @@ def due_period_ends(session: Session, now: int, settings: Settings) -> list[int]
     rows = session.exec(
         select(Trade.delivery_end)
         .where(
-            Trade.product == ENERGY,
+            Trade.product == "energy",
             Trade.status == TradeStatus.OPEN,
             col(Trade.delivery_end) <= now - settings.settlement_gate_delay_s,
         )
@@ -158,7 +155,7 @@ def meter_allocations(
     """Allocations of every trade of seller meter `meter` touching [start, end)."""
     trades = session.exec(
         select(Trade).where(
-            Trade.product == ENERGY,
+            Trade.product == "energy",
             func.lower(Trade.seller_meter) == meter.lower(),
             col(Trade.delivery_start) < end,
             col(Trade.delivery_end) > start,
@@ -177,7 +174,7 @@ def reconcile_period(
     report = PeriodReport(period_end)
     trades = session.exec(
         select(Trade).where(
-            Trade.product == ENERGY,
+            Trade.product == "energy",
             Trade.status == TradeStatus.OPEN,
             Trade.delivery_end == period_end,
         )
@@ -377,31 +374,24 @@ def send_batch(
         [r.delivered_wh for r in records],
     )
     try:
-        nonce, tx_hash, raw = sign_call(ctx, ctx.settler, call)
+        batch, status = send_logged(
+            session,
+            ctx,
+            kind=BatchKind.SETTLE,
+            account=ctx.settler,
+            call=call,
+            items=records,
+            submitted=ReconciliationStatus.SUBMITTED,
+        )
     except BatchRejected as exc:
         return refused(session, ctx, records, mirror, report, exc)
-    batch = log_batch(
-        session,
-        kind=BatchKind.SETTLE,
-        sender=ctx.settler.address,
-        nonce=nonce,
-        tx_hash=tx_hash,
-        raw=raw,
-        items=len(records),
-    )
-    for record in records:
-        record.status, record.batch_id = ReconciliationStatus.SUBMITTED, batch.id
-        session.add(record)
-    session.commit()  # write-ahead: logged before it exists anywhere else
-    broadcast(ctx, batch)
-    status = resolve_batch(session, ctx, batch)
     if status == BatchStatus.SIGNED:
         return SendOutcome.UNDECIDED  # not mined within the timeout
     apply_batch_outcome(session, batch, status)
     if status != BatchStatus.MINED:
         return SendOutcome.RECHECK
     report.settled += len(records)
-    report.batches.append(tx_hash)
+    report.batches.append(batch.tx_hash)
     return SendOutcome.DONE
 
 
