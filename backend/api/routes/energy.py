@@ -30,7 +30,7 @@ def transfers(
     cursor: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     status: TransferStatusFilter | None = None,
-):
+) -> Page[EnergyTransfer]:
     items, next_cursor = services.list_transfers(
         session, account, now=chain.now(), cursor=cursor, limit=limit, status=status
     )
@@ -43,11 +43,11 @@ def transfer(
     account: CurrentAccount,
     session: SessionDep,
     chain: ChainDep,
-):
+) -> EnergyTransfer:
     return services.get_transfer(session, account, transfer_id, chain.now())
 
 
 @router.get("/balance", response_model=EnergyBalance)
-def balance(account: CurrentAccount, session: SessionDep):
+def balance(account: CurrentAccount, session: SessionDep) -> EnergyBalance:
     """Net contracted position per open period, token balance, escrow and withdrawable."""
     return services.balance(session, account)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, Query, Request
@@ -12,6 +13,7 @@ from backend.api.deps import CurrentAccount, SessionDep, SettingsDep
 from backend.core.errors import InvalidInput
 from backend.meters import services
 from backend.meters.errors import ReadingRejectedError
+from backend.meters.models import Meter
 from backend.meters.schemas import (
     Aggregation,
     Direction,
@@ -26,13 +28,13 @@ router = APIRouter(tags=["energy"])
 MAX_SERIES_SECONDS = 93 * 86_400
 
 
-def sender(account: Account):
+def sender(account: Account) -> uuid.UUID | None:
     """Operators and admins ingest for any meter; everyone else only for their own."""
     return None if account.has_role(Role.OPERATOR) else account.id
 
 
 @router.post("/meters", response_model=MeterPublic, status_code=201)
-def register_meter(data: MeterCreate, session: SessionDep, account: CurrentAccount):
+def register_meter(data: MeterCreate, session: SessionDep, account: CurrentAccount) -> Meter:
     return services.register_meter(session, account, data)
 
 
@@ -40,7 +42,7 @@ def register_meter(data: MeterCreate, session: SessionDep, account: CurrentAccou
 @router.post("/energy/consumption", response_model=IngestResult, include_in_schema=True)
 def post_reading(
     reading: ReadingIn, session: SessionDep, settings: SettingsDep, account: CurrentAccount
-):
+) -> IngestResult:
     """One WIA-ENE-014 reading. A rejected reading is a 422 problem carrying the reason."""
     result = services.ingest_readings(
         session,
@@ -75,7 +77,7 @@ def post_reading(
 )
 async def post_readings_bulk(
     request: Request, session: SessionDep, settings: SettingsDep, account: CurrentAccount
-):
+) -> IngestResult:
     """Many readings as a JSON array or NDJSON. Valid readings are stored even when others are
     rejected; each rejection names the reading's index and the reason."""
     body = await request.body()
@@ -126,7 +128,7 @@ def get_consumption(
     aggregation: Aggregation = "hourly",
     start: datetime | None = None,
     end: datetime | None = None,
-):
+) -> EnergySeries:
     """Imported energy of a meter the caller owns (default: the last 24 h, hourly)."""
     return series("consumption", session, account, meter_id, aggregation, start, end)
 
@@ -139,6 +141,6 @@ def get_generation(
     aggregation: Aggregation = "hourly",
     start: datetime | None = None,
     end: datetime | None = None,
-):
+) -> EnergySeries:
     """Exported energy of a meter the caller owns (default: the last 24 h, hourly)."""
     return series("generation", session, account, meter_id, aggregation, start, end)

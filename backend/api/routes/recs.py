@@ -39,7 +39,7 @@ DeviceStatusFilter = Literal[DeviceStatus.PENDING, DeviceStatus.APPROVED, Device
 @router.post("/devices", status_code=status.HTTP_202_ACCEPTED, response_model=TxAccepted)
 def register_device(
     body: DeviceCreate, account: CurrentAccount, settings: SettingsDep, chain: ChainDep
-):
+) -> TxAccepted:
     """Registers a device from the caller's custodial key; a registrar approves it."""
     return services.register_device(settings, chain, account, body)
 
@@ -52,7 +52,7 @@ def devices(
     status_: Annotated[DeviceStatusFilter | None, Query(alias="status")] = None,
     cursor: Cursor = None,
     limit: Limit = 100,
-):
+) -> Page[DevicePublic]:
     items, next_cursor = services.list_devices(
         session, owner=owner, status=status_, cursor=cursor, limit=limit
     )
@@ -60,7 +60,7 @@ def devices(
 
 
 @router.get("/devices/{device_id}", response_model=DevicePublic)
-def device(device_id: DeviceId, session: SessionDep, _: CurrentAccount):
+def device(device_id: DeviceId, session: SessionDep, _: CurrentAccount) -> DevicePublic:
     return services.get_device(session, device_id)
 
 
@@ -70,7 +70,7 @@ def device(device_id: DeviceId, session: SessionDep, _: CurrentAccount):
     response_model=TxAccepted,
     dependencies=[require_role(Role.REGISTRAR)],
 )
-def approve_device(device_id: DeviceId, settings: SettingsDep, chain: ChainDep):
+def approve_device(device_id: DeviceId, settings: SettingsDep, chain: ChainDep) -> TxAccepted:
     return services.set_device_status(settings, chain, device_id, approve=True)
 
 
@@ -80,7 +80,7 @@ def approve_device(device_id: DeviceId, settings: SettingsDep, chain: ChainDep):
     response_model=TxAccepted,
     dependencies=[require_role(Role.REGISTRAR)],
 )
-def suspend_device(device_id: DeviceId, settings: SettingsDep, chain: ChainDep):
+def suspend_device(device_id: DeviceId, settings: SettingsDep, chain: ChainDep) -> TxAccepted:
     return services.set_device_status(settings, chain, device_id, approve=False)
 
 
@@ -95,7 +95,7 @@ def certificates(
     holder: Address = None,
     cursor: Cursor = None,
     limit: Limit = 100,
-):
+) -> Page[CertificatePublic]:
     items, next_cursor = services.list_certificates(
         session,
         technology=technology,
@@ -110,7 +110,9 @@ def certificates(
 
 
 @router.get("/certificates/{certificate_id}", response_model=CertificateDetail)
-def certificate(certificate_id: CertificateId, session: SessionDep, _: CurrentAccount):
+def certificate(
+    certificate_id: CertificateId, session: SessionDep, _: CurrentAccount
+) -> CertificateDetail:
     """One certificate with its holders and full history (issuance, transfers, claims)."""
     return services.get_certificate(session, certificate_id)
 
@@ -126,7 +128,7 @@ def transfer(
     account: CurrentAccount,
     settings: SettingsDep,
     chain: ChainDep,
-):
+) -> TxAccepted:
     return services.transfer(
         settings,
         chain,
@@ -148,7 +150,7 @@ def claim(
     account: CurrentAccount,
     settings: SettingsDep,
     chain: ChainDep,
-):
+) -> TxAccepted:
     """Retire Wh of the certificate for a beneficiary and purpose; poll the claim's proof."""
     return services.claim(settings, chain, account, certificate_id, body)
 
@@ -156,7 +158,7 @@ def claim(
 @router.get("/claims/{claim_id}/proof", response_model=ClaimProof)
 def claim_proof(
     claim_id: Annotated[int, Path(ge=1, le=2**62)], session: SessionDep, chain: ChainDep
-):
+) -> ClaimProof:
     """Public: certificate, Wh, beneficiary, tx hash and block of a claim, to verify on chain."""
     return services.claim_proof(
         session, chain_id=chain.chain_id, registry_address=chain.registry.address, claim_id=claim_id
