@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from pydantic import BaseModel
+
+from indexer.models import TradeStatus
+
+
+class TransferStatus(StrEnum):
+    """Where an ENERGY trade stands, from its delivery period and its on-chain status."""
+
+    SCHEDULED = "scheduled"  # delivery has not started
+    DELIVERING = "delivering"  # inside the delivery period
+    AWAITING_SETTLEMENT = "awaiting_settlement"  # delivery over, trade still open on chain
+    SETTLED = TradeStatus.SETTLED.value
+    RECLAIMED = TradeStatus.RECLAIMED.value
 
 
 class EnergyTransfer(BaseModel):
@@ -21,7 +35,7 @@ class EnergyTransfer(BaseModel):
     payout: int | None
     penalty: int | None
     refund: int | None
-    status: str  # scheduled | delivering | awaiting_settlement | settled | reclaimed
+    status: str  # a TransferStatus
 
 
 class PeriodPosition(BaseModel):

@@ -5,23 +5,23 @@ from __future__ import annotations
 from collections import defaultdict
 
 from sqlalchemy import or_
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from backend.accounts.models import Account
-from backend.core.errors import NotFound
 from backend.core.pagination import keyset_page
-from backend.energy.schemas import EnergyBalance, EnergyTransfer, PeriodPosition
-from indexer.models import MarketBalance, TokenBalance, Trade
+from backend.energy.errors import TransferNotFound
+from backend.energy.schemas import EnergyBalance, EnergyTransfer, PeriodPosition, TransferStatus
+from indexer.models import MarketBalance, TokenBalance, Trade, TradeStatus
 
 
-def transfer_status(trade: Trade, now: int) -> str:
-    if trade.status in ("settled", "reclaimed"):
-        return trade.status
+def transfer_status(trade: Trade, now: int) -> TransferStatus:
+    if trade.status in (TradeStatus.SETTLED, TradeStatus.RECLAIMED):
+        return TransferStatus(trade.status)
     if now < (trade.delivery_start or 0):
-        return "scheduled"
+        return TransferStatus.SCHEDULED
     if now < (trade.delivery_end or 0):
-        return "delivering"
-    return "awaiting_settlement"
+        return TransferStatus.DELIVERING
+    return TransferStatus.AWAITING_SETTLEMENT
 
 
 def public_transfer(trade: Trade, now: int) -> EnergyTransfer:
@@ -53,15 +53,16 @@ def _sees_all(account: Account) -> bool:
 def list_transfers(
     session: Session,
     account: Account,
+    *,
     now: int,
     cursor: str | None,
     limit: int,
-    status: str | None = None,
+    status: TransferStatus | None = None,
 ) -> tuple[list[EnergyTransfer], str | None]:
     query = select(Trade).where(Trade.product == "energy")
     if not _sees_all(account):
         me = account.address.lower()
-        query = query.where(or_(Trade.seller == me, Trade.buyer == me))
+        query = query.where(or_(col(Trade.seller) == me, col(Trade.buyer) == me))
     rows, next_cursor = keyset_page(session, query, Trade.trade_id, cursor, limit)
     items = [public_transfer(t, now) for t in rows]
     if status:
@@ -77,7 +78,7 @@ def get_transfer(session: Session, account: Account, trade_id: int, now: int) ->
         or trade.product != "energy"
         or not (_sees_all(account) or me in (trade.seller, trade.buyer))
     ):
-        raise NotFound(f"no energy transfer {trade_id}")
+        raise TransferNotFound(f"no energy transfer {trade_id}")
     return public_transfer(trade, now)
 
 
@@ -90,8 +91,8 @@ def balance(session: Session, account: Account) -> EnergyBalance:
     for trade in session.exec(
         select(Trade).where(
             Trade.product == "energy",
-            Trade.status == "open",
-            or_(Trade.seller == me, Trade.buyer == me),
+            Trade.status == TradeStatus.OPEN,
+            or_(col(Trade.seller) == me, col(Trade.buyer) == me),
         )
     ):
         key = (trade.delivery_start or 0, trade.delivery_end or 0)

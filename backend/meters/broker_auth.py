@@ -20,10 +20,9 @@ import os
 import sys
 from pathlib import Path
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from backend.core.config import Settings
-from backend.core.config import settings as default_settings
+from backend.core.config import Settings, get_settings
 
 ITERATIONS = 101
 
@@ -47,7 +46,7 @@ def verify(password: str, stored: str) -> bool:
     return hmac.compare_digest(base64.b64encode(expected).decode(), digest)
 
 
-def acl_text(topic_root: str, service_user: str) -> str:
+def acl_text(*, topic_root: str, service_user: str) -> str:
     lines = [
         f"user {service_user}",
         f"topic read {topic_root}/#",
@@ -59,7 +58,7 @@ def acl_text(topic_root: str, service_user: str) -> str:
 
 
 def write_broker_auth(
-    session: Session, password_file: Path, acl_file: Path, settings: Settings
+    session: Session, *, password_file: Path, acl_file: Path, settings: Settings
 ) -> int:
     """Write the password file (service login + every meter with an MQTT password) and the ACL.
 
@@ -75,7 +74,9 @@ def write_broker_auth(
         f"{settings.mqtt_username}:{mosquitto_hash(settings.mqtt_password.get_secret_value())}"
     ]
     meters = session.exec(
-        select(Meter).where(Meter.mqtt_password_hash.is_not(None)).order_by(Meter.meter_id)
+        select(Meter)
+        .where(col(Meter.mqtt_password_hash).is_not(None))
+        .order_by(col(Meter.meter_id))
     )
     count = 0
     for meter in meters:
@@ -83,7 +84,10 @@ def write_broker_auth(
         count += 1
     for path, text in (
         (password_file, "\n".join(lines) + "\n"),
-        (acl_file, acl_text(settings.mqtt_topic_root, settings.mqtt_username)),
+        (
+            acl_file,
+            acl_text(topic_root=settings.mqtt_topic_root, service_user=settings.mqtt_username),
+        ),
     ):
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_text(text)
@@ -99,7 +103,9 @@ def main(argv: list[str]) -> int:
     from backend.core.db import get_engine
 
     with Session(get_engine()) as session:
-        count = write_broker_auth(session, Path(argv[0]), Path(argv[1]), default_settings)
+        count = write_broker_auth(
+            session, password_file=Path(argv[0]), acl_file=Path(argv[1]), settings=get_settings()
+        )
     print(f"wrote {count} meter logins")
     return 0
 

@@ -15,21 +15,24 @@ redelivers instead of losing readings; redelivered readings are idempotent dupli
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 from sqlmodel import Session
 
-from backend.core.config import Settings
-from backend.core.config import settings as default_settings
+from backend.core.config import Settings, get_settings
 from backend.core.db import make_engine
 from backend.meters.schemas import IngestResult
 from backend.meters.services import ingest_readings
@@ -42,7 +45,9 @@ class MessageRejected(Exception):
     pass
 
 
-def reading_from_message(topic: str, payload: bytes, root: str) -> dict | None:
+def reading_from_message(
+    topic: str, payload: bytes | bytearray, root: str
+) -> dict[str, Any] | None:
     """The reading a message carries, None for metrics we do not ingest."""
     parts = topic.split("/")
     if len(parts) != 5 or parts[0] != root:
@@ -70,17 +75,18 @@ def reading_from_message(topic: str, payload: bytes, root: str) -> dict | None:
 
 @dataclass
 class Subscriber:
-    settings: Settings = field(default_factory=lambda: default_settings)
+    settings: Settings = field(default_factory=get_settings)
     client_id: str = "gridledger-ingest"
     batch_max: int = 5_000
     flush_interval_s: float = 0.05
-    now: object = None  # injectable clock (tests drive chain time), None: wall time
-    pending: list = field(default_factory=list)
-    totals: dict = field(
+    now: Callable[[], int] | None = None  # injectable clock (tests drive chain time); wall time
+    # received, not yet stored: (message id, QoS, topic, payload)
+    pending: list[tuple[int, int, str, bytes | bytearray]] = field(default_factory=list)
+    totals: dict[str, int] = field(
         default_factory=lambda: {"accepted": 0, "duplicate": 0, "corrected": 0, "rejected": 0}
     )
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.engine = make_engine(self.settings.database_url)
         self.lock = threading.Lock()
         self.stopped = threading.Event()
@@ -108,10 +114,17 @@ class Subscriber:
         group = self.settings.mqtt_shared_group
         return f"$share/{group}/{topic}" if group else topic
 
-    def on_connect(self, client, userdata, flags, reason_code, properties):
+    def on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.ConnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
         client.subscribe(self.topic, options=mqtt.SubscribeOptions(qos=1))
 
-    def on_message(self, client, userdata, message):
+    def on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         with self.lock:
             self.pending.append((message.mid, message.qos, message.topic, message.payload))
 
@@ -132,7 +145,7 @@ class Subscriber:
                 readings.append(reading)
         result = None
         if readings:
-            now = self.now() if callable(self.now) else None
+            now = self.now() if self.now is not None else None
             with Session(self.engine) as session:
                 result = ingest_readings(
                     session, readings, source="mqtt", now=now, settings=self.settings
@@ -195,18 +208,14 @@ def main(argv: list[str] | None = None) -> None:
     subscription group; it keeps the client id (and so the persistent session) across restarts."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     argv = sys.argv[1:] if argv is None else argv
-    subscriber = Subscriber(client_id=f"{default_settings.mqtt_client_id}-{argv[0] if argv else 0}")
-    signal.signal(signal.SIGTERM, lambda *_: subscriber.stopped.set())
-    log.info(
-        "subscribing to %s on %s:%s",
-        subscriber.topic,
-        default_settings.mqtt_host,
-        default_settings.mqtt_port,
+    settings = get_settings()
+    subscriber = Subscriber(
+        settings=settings, client_id=f"{settings.mqtt_client_id}-{argv[0] if argv else 0}"
     )
-    try:
+    signal.signal(signal.SIGTERM, lambda *_: subscriber.stopped.set())
+    log.info("subscribing to %s on %s:%s", subscriber.topic, settings.mqtt_host, settings.mqtt_port)
+    with contextlib.suppress(KeyboardInterrupt):
         subscriber.run(retry_s=5)
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

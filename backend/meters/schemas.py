@@ -11,6 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from backend.meters.models import MeterKind
 
+Direction = Literal["consumption", "generation"]  # import or export energy of a meter
+Aggregation = Literal["15min", "hourly"]
+
 
 class ReadingIn(BaseModel):
     """One interval reading of a smart meter (WIA-ENE-014 fields, interval energy in Wh)."""
@@ -98,7 +101,7 @@ class EnergyPoint(BaseModel):
 
 class EnergySeries(BaseModel):
     meterId: str
-    direction: Literal["consumption", "generation"]
-    aggregation: Literal["15min", "hourly"]
+    direction: Direction
+    aggregation: Aggregation
     unit: Literal["Wh"] = "Wh"
     points: list[EnergyPoint]

@@ -13,19 +13,20 @@ rounds (first occurrences, then second ones, ...) so in-batch repeats follow the
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 from sqlalchemy import BigInteger, Column, Float, MetaData, String, Table, text
 from sqlalchemy.engine import Connection
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from backend.accounts.models import Account
 from backend.chain import clock
-from backend.core.config import Settings
-from backend.core.config import settings as default_settings
+from backend.core.config import Settings, get_settings
 from backend.meters.broker_auth import mosquitto_hash
 from backend.meters.broker_auth import verify as verify_mqtt
 from backend.meters.errors import (
@@ -37,7 +38,15 @@ from backend.meters.errors import (
     ReadingsMalformed,
 )
 from backend.meters.models import INTERVAL_SECONDS, Meter, MeterReading
-from backend.meters.schemas import EnergyPoint, EnergySeries, IngestResult, MeterCreate, Rejection
+from backend.meters.schemas import (
+    Aggregation,
+    Direction,
+    EnergyPoint,
+    EnergySeries,
+    IngestResult,
+    MeterCreate,
+    Rejection,
+)
 from backend.meters.validation import (
     MeterLimits,
     ReadingRejected,
@@ -63,17 +72,17 @@ STAGING_DDL = {
     "interval_start bigint, import_wh bigint, export_wh bigint, voltage_v double precision, "
     "current_a double precision, power_factor double precision, quality varchar(16)) "
     "ON COMMIT DELETE ROWS",
-    "sqlite": "CREATE TEMP TABLE IF NOT EXISTS _staging_meter_readings (meter_id TEXT, interval_start INTEGER, "
-    "import_wh INTEGER, export_wh INTEGER, voltage_v REAL, current_a REAL, power_factor REAL, "
-    "quality TEXT)",
+    "sqlite": "CREATE TEMP TABLE IF NOT EXISTS _staging_meter_readings (meter_id TEXT, "
+    "interval_start INTEGER, import_wh INTEGER, export_wh INTEGER, voltage_v REAL, "
+    "current_a REAL, power_factor REAL, quality TEXT)",
 }
 DIFFERS = "(s.import_wh <> r.import_wh OR s.export_wh <> r.export_wh)"
 INSERT_NEW = text(
-    "INSERT INTO meter_readings (meter_id, interval_start, interval_s, import_wh, export_wh, voltage_v, "
-    "current_a, power_factor, quality, revision, source, received_at) "
-    f"SELECT meter_id, interval_start, {INTERVAL_SECONDS}, import_wh, export_wh, voltage_v, current_a, "
-    "power_factor, quality, 0, :source, :received_at FROM _staging_meter_readings WHERE true "
-    "ON CONFLICT (meter_id, interval_start) DO NOTHING"
+    "INSERT INTO meter_readings (meter_id, interval_start, interval_s, import_wh, export_wh, "
+    "voltage_v, current_a, power_factor, quality, revision, source, received_at) "
+    f"SELECT meter_id, interval_start, {INTERVAL_SECONDS}, import_wh, export_wh, voltage_v, "
+    "current_a, power_factor, quality, 0, :source, :received_at "
+    "FROM _staging_meter_readings WHERE true ON CONFLICT (meter_id, interval_start) DO NOTHING"
 )
 INSERT_CORRECTIONS = text(
     "INSERT INTO reading_corrections (meter_id, interval_start, revision, previous_import_wh, "
@@ -142,7 +151,7 @@ def meter_limits(connection: Connection, meter_ids: set[str]) -> dict[str, Meter
         return {}
     rows = connection.execute(
         select(Meter.meter_id, Meter.kind, Meter.capacity_w, Meter.owner_id).where(
-            Meter.meter_id.in_(sorted(meter_ids))
+            col(Meter.meter_id).in_(sorted(meter_ids))
         )
     )
     return {m: MeterLimits(kind, capacity, owner) for m, kind, capacity, owner in rows}
@@ -151,18 +160,18 @@ def meter_limits(connection: Connection, meter_ids: set[str]) -> dict[str, Meter
 # ----------------------------------------------------------------------------- ingestion
 
 
-def parse_bulk_body(body: bytes, content_type: str) -> tuple[list, list[Rejection]]:
+def parse_bulk_body(body: bytes, content_type: str) -> tuple[list[Any], list[Rejection]]:
     """Readings from a JSON array or NDJSON body; an unparsable NDJSON line is one rejection."""
     stripped = body.lstrip()
     if "ndjson" not in content_type and "jsonl" not in content_type and stripped[:1] == b"[":
         try:
-            items = orjson.loads(body)
+            array = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise ReadingsMalformed(f"invalid JSON array: {exc}") from None
-        return items, []
+        return array, []
     if stripped[:1] not in (b"{", b""):
         raise ReadingsMalformed("expected a JSON array or NDJSON (one reading object per line)")
-    items: list = []
+    items: list[Any] = []
     rejections: list[Rejection] = []
     for line in body.split(b"\n"):
         if not line.strip():
@@ -182,35 +191,35 @@ _UNPARSABLE = object()
 
 def ingest_readings(
     session: Session,
-    readings: list,
+    readings: list[Any],
     *,
     source: str,
     now: int | None = None,
-    settings: Settings = default_settings,
+    settings: Settings | None = None,
     prior_rejections: list[Rejection] | None = None,
     sender_id: uuid.UUID | None = None,
 ) -> IngestResult:
     """Validate and store `readings`; counts per outcome and the reason of every rejection.
 
-    With `sender_id`, only readings of meters that account owns are accepted.
+    With `sender_id`, only readings of meters that account owns are accepted. `settings`
+    defaults to the process settings (`get_settings()`).
     """
+    settings = settings or get_settings()
     if len(readings) > settings.meter_max_batch:
         raise ReadingBatchTooLarge(
             f"{len(readings)} readings; at most {settings.meter_max_batch} per request"
         )
     now = clock.now(settings) if now is None else now
     connection = session.connection()
-    candidates = set()
+    candidates: set[str] = set()
     for reading in readings:
         if isinstance(reading, dict):
-            try:
+            with contextlib.suppress(ReadingRejected):
                 candidates.add(normalise_meter_id(reading.get("meterId")))
-            except ReadingRejected:
-                pass
     meters = meter_limits(connection, candidates)
     rejections = list(prior_rejections or [])
     already = {r.index for r in rejections}
-    rows = []
+    rows: list[dict[str, Any]] = []
     for index, reading in enumerate(readings):
         if reading is _UNPARSABLE or index in already:
             continue
@@ -219,10 +228,10 @@ def ingest_readings(
                 validate_reading(
                     reading,
                     meters,
-                    now,
-                    settings.meter_clock_skew_s,
-                    settings.meter_max_import_wh,
-                    sender_id,
+                    now=now,
+                    skew_s=settings.meter_clock_skew_s,
+                    max_import_wh=settings.meter_max_import_wh,
+                    sender_id=sender_id,
                 )
             )
         except ReadingRejected as exc:
@@ -247,7 +256,7 @@ def ingest_readings(
     )
 
 
-def echo(reading, key: str, limit: int) -> str | None:
+def echo(reading: object, key: str, limit: int) -> str | None:
     """A field of a rejected reading, shortened, to tell the sender which one it was."""
     if not isinstance(reading, dict) or reading.get(key) is None:
         return None
@@ -255,13 +264,16 @@ def echo(reading, key: str, limit: int) -> str | None:
 
 
 def store_readings(
-    connection: Connection, rows: list[dict], source: str, received_at: datetime | None = None
+    connection: Connection,
+    rows: list[dict[str, Any]],
+    source: str,
+    received_at: datetime | None = None,
 ) -> tuple[int, int, int]:
     """Store validated rows; returns (accepted, duplicate, corrected). Caller commits."""
     if not rows:
         return 0, 0, 0
     received_at = received_at or datetime.now(UTC)
-    rounds: list[list[dict]] = []
+    rounds: list[list[dict[str, Any]]] = []
     seen: dict[tuple[str, int], int] = defaultdict(int)
     for row in rows:
         key = (row["meter_id"], row["interval_start"])
@@ -309,14 +321,15 @@ def energy_series(
     session: Session,
     account: Account,
     meter: str,
-    direction: str,
-    aggregation: str,
+    *,
+    direction: Direction,
+    aggregation: Aggregation,
     start: int,
     end: int,
 ) -> EnergySeries:
     """Consumption (import) or generation (export) of an owned meter, per 15 min or hour."""
     found = owned_meter(session, account, meter)
-    column = MeterReading.import_wh if direction == "consumption" else MeterReading.export_wh
+    column = col(MeterReading.import_wh if direction == "consumption" else MeterReading.export_wh)
     rows = session.exec(
         select(MeterReading.interval_start, column)
         .where(
@@ -325,14 +338,14 @@ def energy_series(
             MeterReading.interval_start < end,
             column.is_not(None),
         )
-        .order_by(MeterReading.interval_start)
+        .order_by(col(MeterReading.interval_start))
     ).all()
     bucket = 3600 if aggregation == "hourly" else INTERVAL_SECONDS
     sums: dict[int, list[int]] = {}
     for interval_start, wh in rows:
         key = interval_start // bucket * bucket
         total = sums.setdefault(key, [0, 0])
-        total[0] += wh
+        total[0] += wh or 0  # never NULL: filtered out above
         total[1] += 1
     points = [
         EnergyPoint(

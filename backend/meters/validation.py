@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import math
 import re
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import Any
 
 from backend.market.orders import meter_id as meter_id_of_name
 from backend.meters.models import INTERVAL_SECONDS, MeterKind
@@ -40,16 +42,16 @@ KNOWN_FIELDS = {
 class MeterLimits:
     kind: str
     capacity_w: int
-    owner_id: object = None
+    owner_id: uuid.UUID | None = None
 
 
 class ReadingRejected(Exception):
-    def __init__(self, reason: str):
+    def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
 
 
-def normalise_meter_id(value) -> str:
+def normalise_meter_id(value: object) -> str:
     """A meter id as stored: lower-case bytes32 hex; a meter name maps to keccak(text=name)."""
     if not isinstance(value, str) or not value or len(value) > 120:
         raise ReadingRejected("meterId must be a non-empty string (bytes32 hex or meter name)")
@@ -70,7 +72,7 @@ def _meter_id(value: str) -> str:
     return "0x" + meter_id_of_name(value).hex()
 
 
-def parse_timestamp(value) -> int:
+def parse_timestamp(value: object) -> int:
     if not isinstance(value, str):
         raise ReadingRejected("timestamp must be an ISO 8601 string in UTC")
     outcome = _timestamp(value[:64])
@@ -88,14 +90,15 @@ def _timestamp(value: str) -> int | str:
         )
     except ValueError:
         return f"timestamp {value[:40]!r} is not ISO 8601"
-    if moment.tzinfo is None or moment.utcoffset().total_seconds() != 0:
+    offset = moment.utcoffset()  # None for a naive timestamp
+    if offset is None or offset.total_seconds() != 0:
         return "timestamp must be UTC (suffix Z or +00:00)"
     if moment.microsecond:
         return "timestamp must be aligned to 15 minutes (has sub-second part)"
     return int(moment.timestamp())
 
 
-def energy_wh(reading: dict, field: str, factor: int) -> int | None:
+def energy_wh(reading: dict[str, Any], field: str, factor: int) -> int | None:
     value = reading.get(field)
     if value is None:
         return None
@@ -108,10 +111,12 @@ def energy_wh(reading: dict, field: str, factor: int) -> int | None:
     wh = value * factor
     if wh > MAX_WH:
         raise ReadingRejected(f"{field} {value} is implausibly large")
-    return int(round(wh))
+    return round(wh)
 
 
-def optional_number(reading: dict, field: str, low: float | None = None, high: float | None = None):
+def optional_number(
+    reading: dict[str, Any], field: str, low: float | None = None, high: float | None = None
+) -> float | None:
     value = reading.get(field)
     if value is None:
         return None
@@ -123,13 +128,14 @@ def optional_number(reading: dict, field: str, low: float | None = None, high: f
 
 
 def validate_reading(
-    reading,
+    reading: object,
     meters: dict[str, MeterLimits],
+    *,
     now: int,
     skew_s: int,
     max_import_wh: int,
-    sender_id=None,
-) -> dict:
+    sender_id: uuid.UUID | None = None,
+) -> dict[str, Any]:
     """The storable row for `reading`, or ReadingRejected with the reason."""
     if not isinstance(reading, dict):
         raise ReadingRejected(f"a reading must be a JSON object, got {type(reading).__name__}")
@@ -169,7 +175,8 @@ def validate_reading(
     export_limit = limits.capacity_w * INTERVAL_SECONDS // 3600
     if export_wh is not None and export_wh > export_limit:
         raise ReadingRejected(
-            f"exportWh {export_wh} exceeds the device capacity {limits.capacity_w} W x 15 min = {export_limit} Wh"
+            f"exportWh {export_wh} exceeds the device capacity "
+            f"{limits.capacity_w} W x 15 min = {export_limit} Wh"
         )
     if import_wh is not None and import_wh > max_import_wh:
         raise ReadingRejected(

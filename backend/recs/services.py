@@ -3,18 +3,23 @@ certificate reads with history, transfers and claims with a verifiable proof."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from eth_account import Account as EthAccount
-from sqlmodel import Session, select
+from eth_account.signers.local import LocalAccount
+from sqlmodel import Session, col, select
 from web3.logs import DISCARD
+from web3.types import TxReceipt
 
 from backend.accounts.custody import custodial_signer
 from backend.accounts.models import Account
 from backend.chain.contracts import Chain
 from backend.chain.transactions import tx_hash_hex
 from backend.core.config import Settings
-from backend.core.errors import InvalidInput, NotFound
+from backend.core.errors import NotFound
 from backend.core.pagination import keyset_page
 from backend.market.orders import meter_id as meter_id_of
+from backend.recs.errors import WalletMustSign
 from backend.recs.schemas import (
     CertificateDetail,
     CertificatePublic,
@@ -32,6 +37,7 @@ from indexer.models import (
     ChainEvent,
     Claim,
     Device,
+    DeviceStatus,
     Holding,
 )
 
@@ -40,12 +46,7 @@ CLAIM_EVENT = (
 )
 
 
-class WalletMustSign(InvalidInput):
-    code = "wallet-must-sign"
-    title = "Wallet accounts sign their own transactions"
-
-
-def _custodial(account: Account, settings: Settings):
+def _custodial(account: Account, settings: Settings) -> LocalAccount:
     if account.kind != "custodial" or not account.encrypted_key:
         raise WalletMustSign("send this transaction from your wallet; the API holds no key for it")
     return custodial_signer(account.encrypted_key, account.id, settings)
@@ -55,7 +56,7 @@ def _bytes32(text: str) -> bytes:
     return text.encode().ljust(32, b"\0")
 
 
-def _accepted(kind: str, ident: str, receipt, poll: str) -> TxAccepted:
+def _accepted(kind: str, ident: str, receipt: TxReceipt, poll: str) -> TxAccepted:
     return TxAccepted(
         id=ident,
         status="submitted",
@@ -108,7 +109,12 @@ def set_device_status(
 
 
 def list_devices(
-    session: Session, owner: str | None, status: str | None, cursor: str | None, limit: int
+    session: Session,
+    *,
+    owner: str | None,
+    status: DeviceStatus | None,
+    cursor: str | None,
+    limit: int,
 ) -> tuple[list[DevicePublic], str | None]:
     query = select(Device)
     if owner:
@@ -129,25 +135,26 @@ def get_device(session: Session, device_id: int) -> DevicePublic:
 # ------------------------------------------------------------------- certificates
 
 
-def _public(cert: Certificate, device: Device) -> dict:
-    return dict(
-        certificate_id=cert.certificate_id,
-        device_id=cert.device_id,
-        technology=device.technology,
-        grid_area=device.grid_area,
-        period_start=cert.period_start,
-        period_end=cert.period_end,
-        volume_wh=cert.volume_wh,
-        claimed_wh=cert.claimed_wh,
-        supply_wh=cert.supply_wh,
-        issued_to=cert.issued_to,
-        issued_at=cert.issued_at,
-        revoked=cert.revoked,
-    )
+def _public(cert: Certificate, device: Device) -> dict[str, Any]:
+    return {
+        "certificate_id": cert.certificate_id,
+        "device_id": cert.device_id,
+        "technology": device.technology,
+        "grid_area": device.grid_area,
+        "period_start": cert.period_start,
+        "period_end": cert.period_end,
+        "volume_wh": cert.volume_wh,
+        "claimed_wh": cert.claimed_wh,
+        "supply_wh": cert.supply_wh,
+        "issued_to": cert.issued_to,
+        "issued_at": cert.issued_at,
+        "revoked": cert.revoked,
+    }
 
 
 def list_certificates(
     session: Session,
+    *,
     technology: str | None,
     grid_area: str | None,
     period_from: int | None,
@@ -156,7 +163,9 @@ def list_certificates(
     cursor: str | None,
     limit: int,
 ) -> tuple[list[CertificatePublic], str | None]:
-    query = select(Certificate, Device).join(Device, Device.device_id == Certificate.device_id)
+    query = select(Certificate, Device).join(
+        Device, col(Device.device_id) == col(Certificate.device_id)
+    )
     if technology:
         query = query.where(Device.technology == technology)
     if grid_area:
@@ -166,9 +175,9 @@ def list_certificates(
     if period_to is not None:
         query = query.where(Certificate.period_end <= period_to)
     if holder:
-        query = query.join(Holding, Holding.certificate_id == Certificate.certificate_id).where(
-            Holding.account == holder.lower(), Holding.balance_wh > 0
-        )
+        query = query.join(
+            Holding, col(Holding.certificate_id) == col(Certificate.certificate_id)
+        ).where(Holding.account == holder.lower(), Holding.balance_wh > 0)
     rows, next_cursor = keyset_page(
         session,
         query,
@@ -186,6 +195,8 @@ def get_certificate(session: Session, certificate_id: int) -> CertificateDetail:
     if cert is None:
         raise NotFound(f"no certificate {certificate_id}")
     device = session.get(Device, cert.device_id)
+    if device is None:  # the indexer mirrors a device before any certificate of it
+        raise NotFound(f"no device {cert.device_id} for certificate {certificate_id}")
     issued_block = session.exec(
         select(ChainEvent.block_number).where(ChainEvent.tx_hash == cert.issued_tx)
     ).first()
@@ -205,7 +216,7 @@ def get_certificate(session: Session, certificate_id: int) -> CertificateDetail:
     for t in session.exec(
         select(CertificateTransfer)
         .where(CertificateTransfer.certificate_id == certificate_id)
-        .order_by(CertificateTransfer.block_number, CertificateTransfer.id)
+        .order_by(col(CertificateTransfer.block_number), col(CertificateTransfer.id))
     ):
         if t.to_account == zero and t.tx_hash in claims:
             c = claims[t.tx_hash]
@@ -242,7 +253,13 @@ def get_certificate(session: Session, certificate_id: int) -> CertificateDetail:
 
 
 def transfer(
-    settings: Settings, chain: Chain, account: Account, certificate_id: int, to: str, amount_wh: int
+    settings: Settings,
+    chain: Chain,
+    account: Account,
+    *,
+    certificate_id: int,
+    to: str,
+    amount_wh: int,
 ) -> TxAccepted:
     signer = _custodial(account, settings)
     receipt = chain.transact(
@@ -279,7 +296,7 @@ def claim(
 
 
 def claim_proof(
-    session: Session, chain_id: int, registry_address: str, claim_id: int
+    session: Session, *, chain_id: int, registry_address: str, claim_id: int
 ) -> ClaimProof:
     row = session.get(Claim, claim_id)
     if row is None:

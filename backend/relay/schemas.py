@@ -1,8 +1,17 @@
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, Field
+
+
+class RelayedTxStatus(StrEnum):
+    """A relayed transaction as the node reports it."""
+
+    PENDING = "pending"  # known to the node, not mined yet
+    SUCCEEDED = "succeeded"  # mined with receipt status 1
+    REVERTED = "reverted"  # mined with receipt status 0
 
 
 class RawTransaction(BaseModel):
@@ -13,6 +22,6 @@ class RawTransaction(BaseModel):
 
 class TransactionStatus(BaseModel):
     tx_hash: str
-    status: Literal["pending", "succeeded", "reverted"]
+    status: Literal[RelayedTxStatus.PENDING, RelayedTxStatus.SUCCEEDED, RelayedTxStatus.REVERTED]
     block_number: int | None = None
     gas_used: int | None = None

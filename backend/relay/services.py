@@ -7,9 +7,12 @@ simulated first, so a custom-error revert comes back as a problem instead of a f
 
 from __future__ import annotations
 
+from typing import Any
+
 from eth_account import Account as EthAccount
 from eth_account._utils.legacy_transactions import Transaction as LegacyTransaction
 from eth_account.typed_transactions import TypedTransaction
+from eth_typing import HexStr
 from hexbytes import HexBytes
 from web3.exceptions import (
     ContractCustomError,
@@ -17,30 +20,16 @@ from web3.exceptions import (
     TransactionNotFound,
     Web3RPCError,
 )
+from web3.types import TxParams, Wei
 
 from backend.accounts.models import Account
 from backend.chain.contracts import Chain
-from backend.core.errors import (
-    Conflict,
-    InvalidInput,
-    NotFound,
-    PermissionDenied,
-    ServiceUnavailable,
-)
-from backend.relay.schemas import TransactionStatus
+from backend.core.errors import NotFound, PermissionDenied, ServiceUnavailable
+from backend.relay.errors import RelayRejected, RelaySendFailed
+from backend.relay.schemas import RelayedTxStatus, TransactionStatus
 
 
-class RelayRejected(InvalidInput):
-    code = "relay-rejected"
-    title = "The transaction cannot be relayed"
-
-
-class RelaySendFailed(Conflict):
-    code = "relay-send-failed"
-    title = "The node refused the transaction"
-
-
-def decode_transaction(raw: bytes) -> dict:
+def decode_transaction(raw: bytes) -> dict[str, Any]:
     """Fields of a signed legacy or typed transaction (chainId None for pre-EIP-155)."""
     try:
         if raw and raw[0] <= 0x7F:
@@ -76,11 +65,11 @@ def relay(chain: Chain, account: Account, raw_hex: str) -> str:
         raise RelayRejected(
             "the transaction is not addressed to a GridLedger contract", to=to.lower()
         )
-    call = {
+    call: TxParams = {
         "from": chain.w3.to_checksum_address(sender),
         "to": chain.w3.to_checksum_address(to),
-        "data": "0x" + bytes(tx.get("data", b"")).hex(),
-        "value": tx.get("value", 0),
+        "data": HexStr("0x" + bytes(tx.get("data", b"")).hex()),
+        "value": Wei(tx.get("value", 0)),
     }
     try:
         chain.w3.eth.call(call)
@@ -95,18 +84,18 @@ def relay(chain: Chain, account: Account, raw_hex: str) -> str:
 
 def transaction_status(chain: Chain, tx_hash: str) -> TransactionStatus:
     try:
-        receipt = chain.w3.eth.get_transaction_receipt(tx_hash)
+        receipt = chain.w3.eth.get_transaction_receipt(HexStr(tx_hash))
     except TransactionNotFound:
         try:
-            chain.w3.eth.get_transaction(tx_hash)
+            chain.w3.eth.get_transaction(HexStr(tx_hash))
         except TransactionNotFound as exc:
             raise NotFound(f"no transaction {tx_hash}") from exc
-        return TransactionStatus(tx_hash=tx_hash, status="pending")
+        return TransactionStatus(tx_hash=tx_hash, status=RelayedTxStatus.PENDING)
     except (OSError, ConnectionError) as exc:
         raise ServiceUnavailable("chain RPC unreachable") from exc
     return TransactionStatus(
         tx_hash=tx_hash,
-        status="succeeded" if receipt["status"] == 1 else "reverted",
+        status=RelayedTxStatus.SUCCEEDED if receipt["status"] == 1 else RelayedTxStatus.REVERTED,
         block_number=receipt["blockNumber"],
         gas_used=receipt["gasUsed"],
     )

@@ -9,13 +9,18 @@ different transaction for the same items.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, Protocol, cast
 
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak
-from sqlmodel import Session, select
+from eth_typing import HexStr
+from eth_utils import keccak, to_checksum_address
+from sqlmodel import Session, col, select
 from web3 import Web3
+from web3.contract import Contract
+from web3.contract.contract import ContractFunction
 from web3.exceptions import (
     ContractCustomError,
     ContractLogicError,
@@ -23,12 +28,13 @@ from web3.exceptions import (
     TransactionNotFound,
     Web3RPCError,
 )
+from web3.types import TxParams, TxReceipt, Wei
 
 from backend.chain.deployment import Deployment
 from backend.chain.transactions import signer
 from backend.core.config import Settings
 from backend.core.errors import GridLedgerError
-from backend.settlement.models import SettlementBatch
+from backend.settlement.models import BatchKind, BatchStatus, SettlementBatch
 
 
 def selector(signature: str) -> str:
@@ -46,7 +52,7 @@ class BatchRejected(GridLedgerError):
 
     code = "batch-rejected"
 
-    def __init__(self, detail: str, revert_data: str = ""):
+    def __init__(self, detail: str, revert_data: str = "") -> None:
         super().__init__(detail)
         self.revert_data = revert_data
 
@@ -57,8 +63,8 @@ class BatchRejected(GridLedgerError):
 @dataclass
 class ChainContext:
     w3: Web3
-    market: object
-    registry: object
+    market: Contract
+    registry: Contract
     settler: LocalAccount
     issuer: LocalAccount
     receipt_timeout_s: float = 120
@@ -69,11 +75,13 @@ class ChainContext:
     ) -> ChainContext:
         deployment = deployment or Deployment.read(settings.deployment_file)
         w3 = Web3(Web3.HTTPProvider(settings.rpc_url, request_kwargs={"timeout": 30}))
-        c = deployment.contracts
+        market, registry = deployment.contracts["EnergyMarket"], deployment.contracts["RECRegistry"]
         return cls(
             w3=w3,
-            market=w3.eth.contract(address=c["EnergyMarket"].address, abi=c["EnergyMarket"].abi),
-            registry=w3.eth.contract(address=c["RECRegistry"].address, abi=c["RECRegistry"].abi),
+            market=w3.eth.contract(address=to_checksum_address(market.address), abi=market.abi),
+            registry=w3.eth.contract(
+                address=to_checksum_address(registry.address), abi=registry.abi
+            ),
             settler=signer(settings.settler_private_key.get_secret_value()),
             issuer=signer(settings.issuer_private_key.get_secret_value()),
         )
@@ -83,7 +91,7 @@ class ChainContext:
         return self.w3.eth.get_block("latest")["timestamp"]
 
 
-def error_name(abi: list[dict], data: str) -> str:
+def error_name(abi: Sequence[Mapping[str, Any]], data: str) -> str:
     """`Name(arg types)` of the custom error whose selector starts `data`, else `data`."""
     for item in abi:
         if item.get("type") == "error":
@@ -93,36 +101,51 @@ def error_name(abi: list[dict], data: str) -> str:
     return data
 
 
-def sign_call(ctx: ChainContext, account: LocalAccount, call) -> tuple[int, str, bytes]:
-    """(nonce, tx hash, raw bytes) of `call` signed by `account`; BatchRejected if it would revert."""
+def sign_call(
+    ctx: ChainContext, account: LocalAccount, call: ContractFunction
+) -> tuple[int, str, bytes]:
+    """(nonce, tx hash, raw bytes) of `call` signed by `account`.
+
+    Raises BatchRejected when the gas estimate reverts (the chain would refuse it)."""
     w3 = ctx.w3
-    tx = call.build_transaction({"from": account.address, "gas": 0})
-    tx = {
+    built = call.build_transaction({"from": account.address, "gas": 0})
+    tx: TxParams = {
         "from": account.address,
-        "to": tx["to"],
-        "data": tx["data"],
-        "value": 0,
+        "to": built["to"],
+        "data": built["data"],
+        "value": Wei(0),
         "chainId": w3.eth.chain_id,
     }
     try:
         gas = w3.eth.estimate_gas(tx)
     except (ContractCustomError, ContractLogicError) as exc:
-        data = exc.data if isinstance(getattr(exc, "data", None), str) else ""
+        revert_data = getattr(exc, "data", None)
+        data = revert_data if isinstance(revert_data, str) else ""
         reason = error_name(call.contract_abi, data) if data else str(exc)
         raise BatchRejected(f"the chain would revert: {reason}", data) from None
-    tx["nonce"] = w3.eth.get_transaction_count(account.address, "pending")
+    nonce = w3.eth.get_transaction_count(account.address, "pending")
+    tx["nonce"] = nonce
     tx["gas"] = int(gas * 1.2) + 10_000
-    base_fee = w3.eth.get_block("latest").get("baseFeePerGas", 0)
-    tx["maxPriorityFeePerGas"] = 1
-    tx["maxFeePerGas"] = 2 * base_fee + 1
+    base_fee = w3.eth.get_block("latest").get("baseFeePerGas", Wei(0))
+    tx["maxPriorityFeePerGas"] = Wei(1)
+    tx["maxFeePerGas"] = Wei(2 * base_fee + 1)
     tx.pop("from")
-    signed = account.sign_transaction(tx)
-    return tx["nonce"], "0x" + signed.hash.hex().removeprefix("0x"), bytes(signed.raw_transaction)
+    # eth-account types its input as a plain dict; TxParams is the same mapping, typed
+    signed = account.sign_transaction(cast(dict[str, Any], tx))
+    return nonce, "0x" + signed.hash.hex().removeprefix("0x"), bytes(signed.raw_transaction)
 
 
 def log_batch(
-    session: Session, kind: str, sender: str, nonce: int, tx_hash: str, raw: bytes, items: int
+    session: Session,
+    *,
+    kind: BatchKind,
+    sender: str,
+    nonce: int,
+    tx_hash: str,
+    raw: bytes,
+    items: int,
 ) -> SettlementBatch:
+    """Add the signed transaction to the write-ahead log (flushed; the caller commits it)."""
     batch = SettlementBatch(
         kind=kind, sender=sender, nonce=nonce, tx_hash=tx_hash, raw_tx=raw.hex(), items=items
     )
@@ -131,66 +154,106 @@ def log_batch(
     return batch
 
 
+class BatchItem(Protocol):
+    """A row a logged transaction carries (a reconciliation, a device-hour)."""
+
+    status: str
+    batch_id: int | None
+
+
+def send_logged(
+    session: Session,
+    ctx: ChainContext,
+    *,
+    kind: BatchKind,
+    account: LocalAccount,
+    call: ContractFunction,
+    items: Sequence[BatchItem],
+    submitted: str,
+) -> tuple[SettlementBatch, BatchStatus]:
+    """Sign `call`, log it and mark `items` `submitted` in that batch (one commit), broadcast
+    it, then resolve it: the batch and its status (SIGNED if not mined within the timeout).
+
+    Raises BatchRejected, with nothing logged, when the chain would refuse the call."""
+    nonce, tx_hash, raw = sign_call(ctx, account, call)
+    batch = log_batch(
+        session,
+        kind=kind,
+        sender=account.address,
+        nonce=nonce,
+        tx_hash=tx_hash,
+        raw=raw,
+        items=len(items),
+    )
+    for item in items:
+        item.status, item.batch_id = submitted, batch.id
+        session.add(item)
+    session.commit()  # write-ahead: logged before it exists anywhere else
+    broadcast(ctx, batch)
+    return batch, resolve_batch(session, ctx, batch)
+
+
 def broadcast(ctx: ChainContext, batch: SettlementBatch) -> None:
     try:
         ctx.w3.eth.send_raw_transaction(bytes.fromhex(batch.raw_tx))
-    except (
-        ValueError,
-        Web3RPCError,
-    ) as exc:  # "already known/imported", "nonce too low": resolve_batch decides
+    except (ValueError, Web3RPCError) as exc:
+        # "already known/imported", "nonce too low": resolve_batch decides what became of it
         if "already" not in str(exc).lower() and "nonce" not in str(exc).lower():
             raise
 
 
 def resolve_batch(
     session: Session, ctx: ChainContext, batch: SettlementBatch, wait: bool = True
-) -> str:
-    """Settle the fate of a logged transaction: 'mined', 'reverted' or 'dropped' (its nonce was
-    used by another transaction, so it can never be mined); 'signed' if still undecided.
+) -> BatchStatus:
+    """Settle the fate of a logged transaction: MINED, REVERTED or DROPPED (its nonce was used
+    by another transaction, so it can never be mined); SIGNED if still undecided.
     A transaction whose nonce is still free is re-broadcast byte for byte."""
     receipt = receipt_of(ctx, batch.tx_hash)
     if receipt is None and wait:
-        if ctx.w3.eth.get_transaction_count(batch.sender, "latest") > batch.nonce:
+        sender = to_checksum_address(batch.sender)
+        if ctx.w3.eth.get_transaction_count(sender, "latest") > batch.nonce:
             # the nonce is used: by this transaction (receipt not served yet) or by another one
             receipt = wait_receipt(ctx, batch.tx_hash, timeout_s=5)
             if receipt is None:
-                return mark(session, batch, "dropped")
+                return mark(session, batch, BatchStatus.DROPPED)
         else:
             broadcast(ctx, batch)
             receipt = wait_receipt(ctx, batch.tx_hash, timeout_s=ctx.receipt_timeout_s)
     if receipt is None:
-        return batch.status
-    return mark(session, batch, "mined" if receipt["status"] == 1 else "reverted")
+        return BatchStatus(batch.status)
+    return mark(
+        session, batch, BatchStatus.MINED if receipt["status"] == 1 else BatchStatus.REVERTED
+    )
 
 
-def wait_receipt(ctx: ChainContext, tx_hash: str, timeout_s: float):
+def wait_receipt(ctx: ChainContext, tx_hash: str, timeout_s: float) -> TxReceipt | None:
     try:
         return ctx.w3.eth.wait_for_transaction_receipt(
-            tx_hash, timeout=timeout_s, poll_latency=0.05
+            HexStr(tx_hash), timeout=timeout_s, poll_latency=0.05
         )
     except TimeExhausted:
         return None
 
 
-def receipt_of(ctx: ChainContext, tx_hash: str):
+def receipt_of(ctx: ChainContext, tx_hash: str) -> TxReceipt | None:
     try:
-        return ctx.w3.eth.get_transaction_receipt(tx_hash)
+        return ctx.w3.eth.get_transaction_receipt(HexStr(tx_hash))
     except TransactionNotFound:
         return None
 
 
-def mark(session: Session, batch: SettlementBatch, status: str) -> str:
+def mark(session: Session, batch: SettlementBatch, status: BatchStatus) -> BatchStatus:
     batch.status = status
     batch.resolved_at = datetime.now(UTC)
     session.add(batch)
     return status
 
 
-def unresolved_batches(session: Session, kind: str) -> list[SettlementBatch]:
+def unresolved_batches(session: Session, kind: BatchKind) -> list[SettlementBatch]:
     return list(
         session.exec(
             select(SettlementBatch)
-            .where(SettlementBatch.kind == kind, SettlementBatch.status == "signed")
-            .order_by(SettlementBatch.nonce)
+            .where(SettlementBatch.kind == kind, SettlementBatch.status == BatchStatus.SIGNED)
+            .order_by(col(SettlementBatch.nonce))
         ).all()
     )

@@ -5,23 +5,21 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import func
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
 from backend.meters.models import INTERVAL_SECONDS, Meter, MeterReading, ReadingCorrection
 from backend.settlement.allocation import TradeTerms
 from backend.settlement.models import DiscrepancyFlag
+from backend.settlement.sql import insert_ignoring_conflicts
 
 CONTRADICTION_RATIO = 0.10
 
 
-def raise_flag(session: Session, kind: str, meter_id: str, period_start: int, detail: str) -> None:
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+def raise_flag(
+    session: Session, *, kind: str, meter_id: str, period_start: int, detail: str
+) -> None:
     session.connection().execute(
-        insert(DiscrepancyFlag.__table__).on_conflict_do_nothing(
-            index_elements=["kind", "meter_id", "period_start"]
-        ),
+        insert_ignoring_conflicts(session, DiscrepancyFlag, ["kind", "meter_id", "period_start"]),
         {
             "kind": kind,
             "meter_id": meter_id,
@@ -48,15 +46,16 @@ def flag_oversold(session: Session, meter_id: str, trades: list[TradeTerms]) -> 
         if wh > limit:
             raise_flag(
                 session,
-                "oversold",
-                meter_id,
-                slot,
-                f"sold {wh:.0f} Wh in the slot; the device produces at most {limit} Wh in 15 minutes",
+                kind="oversold",
+                meter_id=meter_id,
+                period_start=slot,
+                detail=f"sold {wh:.0f} Wh in the slot; "
+                f"the device produces at most {limit} Wh in 15 minutes",
             )
 
 
 def scan_meters(
-    session: Session, now: int, silence_s: int = 3_600, lookback_s: int = 7 * 86_400
+    session: Session, now: int, *, silence_s: int = 3_600, lookback_s: int = 7 * 86_400
 ) -> int:
     """Flag meters silent for `silence_s` and readings revised by more than 10 %; returns the
     number of flags now stored."""
@@ -69,10 +68,10 @@ def scan_meters(
         if last + INTERVAL_SECONDS + silence_s <= now:
             raise_flag(
                 session,
-                "silent",
-                meter_id,
-                last + INTERVAL_SECONDS,
-                f"no reading since the interval starting {last} (checked at {now})",
+                kind="silent",
+                meter_id=meter_id,
+                period_start=last + INTERVAL_SECONDS,
+                detail=f"no reading since the interval starting {last} (checked at {now})",
             )
     corrections = session.exec(
         select(ReadingCorrection).where(ReadingCorrection.interval_start >= now - lookback_s)
@@ -89,10 +88,13 @@ def scan_meters(
             ):
                 raise_flag(
                     session,
-                    "contradicted",
-                    c.meter_id,
-                    c.interval_start,
-                    f"{direction} revised from {before} Wh to {after} Wh (revision {c.revision})",
+                    kind="contradicted",
+                    meter_id=c.meter_id,
+                    period_start=c.interval_start,
+                    detail=(
+                        f"{direction} revised from {before} Wh to {after} Wh "
+                        f"(revision {c.revision})"
+                    ),
                 )
     session.commit()
     return session.exec(select(func.count()).select_from(DiscrepancyFlag)).one()

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
+from eth_utils import to_checksum_address
 from sqlalchemy import func
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session, select
-from web3 import Web3
+from sqlmodel import Session, col, select
 
 from backend.core.config import Settings
 from backend.meters.models import MeterReading
@@ -24,15 +23,21 @@ from backend.settlement.chain import (
     PERIOD_ALREADY_ISSUED,
     BatchRejected,
     ChainContext,
-    broadcast,
-    log_batch,
     resolve_batch,
-    sign_call,
+    send_logged,
     unresolved_batches,
 )
-from backend.settlement.models import RecIssuance, SettlementBatch
-from backend.settlement.services import missing_data_deadline
-from indexer.models import Device
+from backend.settlement.locks import Locks
+from backend.settlement.models import (
+    BatchKind,
+    BatchStatus,
+    IssuanceStatus,
+    RecIssuance,
+    SettlementBatch,
+)
+from backend.settlement.services import chunked, missing_data_deadline
+from backend.settlement.sql import insert_ignoring_conflicts
+from indexer.models import Device, DeviceStatus
 
 HOUR = 3600
 
@@ -47,19 +52,19 @@ class IssuanceReport:
 
 
 def record_due_hours(
-    session: Session, now: int, deadline_s: int, gate_s: int, lookback_s: int
+    session: Session, *, now: int, deadline_s: int, gate_s: int, lookback_s: int
 ) -> IssuanceReport:
     """Insert a `rec_issuances` row for every closed device-hour with metered export."""
     report = IssuanceReport()
-    devices = session.exec(select(Device).where(Device.status == "approved")).all()
-    values = []
+    devices = session.exec(select(Device).where(Device.status == DeviceStatus.APPROVED)).all()
+    values: list[dict[str, Any]] = []
     for device in devices:
         meter = device.meter_id.lower()
         rows = session.exec(
             select(
-                (MeterReading.interval_start // HOUR).label("hour"),
+                (col(MeterReading.interval_start) // HOUR).label("hour"),
                 func.sum(MeterReading.export_wh),
-                func.count(MeterReading.export_wh),
+                func.count(col(MeterReading.export_wh)),
             )
             .where(
                 MeterReading.meter_id == meter,
@@ -83,15 +88,14 @@ def record_due_hours(
                     "hour_start": start,
                     "volume_wh": volume,
                     "data_missing": count < 4,
-                    "status": "pending" if volume > 0 else "skipped",
+                    "status": (
+                        IssuanceStatus.PENDING.value if volume > 0 else IssuanceStatus.SKIPPED.value
+                    ),
                     "created_at": datetime.now(UTC),
                 }
             )
     if values:
-        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        statement = insert(RecIssuance.__table__).on_conflict_do_nothing(
-            index_elements=["device_id", "hour_start"]
-        )
+        statement = insert_ignoring_conflicts(session, RecIssuance, ["device_id", "hour_start"])
         before = session.exec(select(func.count()).select_from(RecIssuance)).one()
         session.connection().execute(statement, values)
         report.recorded = session.exec(select(func.count()).select_from(RecIssuance)).one() - before
@@ -99,76 +103,76 @@ def record_due_hours(
     return report
 
 
-def apply_outcome(session: Session, batch: SettlementBatch, status: str) -> None:
+def apply_outcome(session: Session, batch: SettlementBatch, status: BatchStatus) -> None:
     for row in session.exec(select(RecIssuance).where(RecIssuance.batch_id == batch.id)).all():
-        if status == "mined":
-            row.status, row.issued_tx = "issued", batch.tx_hash
-        else:
-            row.status, row.batch_id = "pending", None
+        if status == BatchStatus.MINED:
+            row.status, row.issued_tx = IssuanceStatus.ISSUED, batch.tx_hash
+        else:  # reverted or dropped: back to pending, re-checked against the registry
+            row.status, row.batch_id = IssuanceStatus.PENDING, None
         session.add(row)
     session.commit()
 
 
 def issue_pending(
-    session: Session, ctx: ChainContext, batch_size: int, report: IssuanceReport
+    session: Session, ctx: ChainContext, *, batch_size: int, report: IssuanceReport
 ) -> None:
     """Send pending device-hours; caller holds the ISSUER key lock."""
-    for batch in unresolved_batches(session, "issue"):
+    for batch in unresolved_batches(session, BatchKind.ISSUE):
         status = resolve_batch(session, ctx, batch)
-        if status == "signed":
+        if status == BatchStatus.SIGNED:
             return  # a logged transaction is still undecided: nothing new until it is
         apply_outcome(session, batch, status)
     pending = session.exec(
         select(RecIssuance)
-        .where(RecIssuance.status == "pending")
-        .order_by(RecIssuance.device_id, RecIssuance.hour_start)
+        .where(RecIssuance.status == IssuanceStatus.PENDING)
+        .order_by(col(RecIssuance.device_id), col(RecIssuance.hour_start))
     ).all()
     by_device: dict[int, list[RecIssuance]] = {}
     for row in pending:
         if ctx.registry.functions.isPeriodIssued(
             row.device_id, row.hour_start, row.hour_start + HOUR
         ).call():
-            row.status = "closed"
+            row.status = IssuanceStatus.CLOSED
             session.add(row)
             report.already_issued += 1
         else:
             by_device.setdefault(row.device_id, []).append(row)
     session.commit()
     for device_id, rows in by_device.items():
-        for first in range(0, len(rows), batch_size):
-            chunk = rows[first : first + batch_size]
+        for chunk in chunked(rows, batch_size):
             call = ctx.registry.functions.issueBatch(
                 device_id,
-                Web3.to_checksum_address(chunk[0].owner),
+                to_checksum_address(chunk[0].owner),
                 [r.hour_start for r in chunk],
                 [r.hour_start + HOUR for r in chunk],
                 [r.volume_wh for r in chunk],
             )
             try:
-                nonce, tx_hash, raw = sign_call(ctx, ctx.issuer, call)
+                batch, status = send_logged(
+                    session,
+                    ctx,
+                    kind=BatchKind.ISSUE,
+                    account=ctx.issuer,
+                    call=call,
+                    items=chunk,
+                    submitted=IssuanceStatus.SUBMITTED,
+                )
             except BatchRejected as exc:
                 if exc.is_error(PERIOD_ALREADY_ISSUED):
                     continue  # the next run marks the issued hours closed via isPeriodIssued
                 raise
-            batch = log_batch(session, "issue", ctx.issuer.address, nonce, tx_hash, raw, len(chunk))
-            for row in chunk:
-                row.status, row.batch_id = "submitted", batch.id
-                session.add(row)
-            session.commit()
-            broadcast(ctx, batch)
-            status = resolve_batch(session, ctx, batch)
-            if status == "signed":
-                return
+            if status == BatchStatus.SIGNED:
+                return  # not mined within the timeout: the next run resolves it
             apply_outcome(session, batch, status)
-            if status == "mined":
+            if status == BatchStatus.MINED:
                 report.issued += len(chunk)
-                report.batches.append(tx_hash)
+                report.batches.append(batch.tx_hash)
 
 
 def issue_certificates(
     session: Session,
     ctx: ChainContext,
-    locks,
+    locks: Locks,
     settings: Settings,
     now: int | None = None,
     lookback_s: int = 7 * 86_400,
@@ -176,17 +180,19 @@ def issue_certificates(
     now = ctx.now() if now is None else now
     report = record_due_hours(
         session,
-        now,
-        missing_data_deadline(ctx, settings),
-        settings.settlement_gate_delay_s,
-        lookback_s,
+        now=now,
+        deadline_s=missing_data_deadline(ctx, settings),
+        gate_s=settings.settlement_gate_delay_s,
+        lookback_s=lookback_s,
     )
     with locks.hold(
         "issuer-key", settings.settlement_lock_timeout_s, wait_s=settings.settlement_lock_timeout_s
     ) as held:
         if held:
-            issue_pending(session, ctx, settings.rec_batch_size, report)
+            issue_pending(session, ctx, batch_size=settings.rec_batch_size, report=report)
     report.skipped = session.exec(
-        select(func.count()).select_from(RecIssuance).where(RecIssuance.status == "skipped")
+        select(func.count())
+        .select_from(RecIssuance)
+        .where(RecIssuance.status == IssuanceStatus.SKIPPED)
     ).one()
     return report

@@ -4,22 +4,35 @@ expires (Redis: key TTL; files: the kernel drops the flock with the process)."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import time
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Protocol
 
+import redis
 from redis.exceptions import LockError
+
+from backend.core.config import Settings
+
+
+class Locks(Protocol):
+    def hold(self, name: str, timeout_s: float, wait_s: float = 0) -> AbstractContextManager[bool]:
+        """Hold lock `name` (expiring after `timeout_s`), waiting up to `wait_s` for it; yields
+        whether it was acquired."""
+        ...
 
 
 class RedisLocks:
-    def __init__(self, client, prefix: str = "gridledger:lock:"):
+    def __init__(self, client: redis.Redis, prefix: str = "gridledger:lock:") -> None:
         self.client = client
         self.prefix = prefix
 
     @contextmanager
-    def hold(self, name: str, timeout_s: float, wait_s: float = 0):
+    def hold(self, name: str, timeout_s: float, wait_s: float = 0) -> Iterator[bool]:
         lock = self.client.lock(
             self.prefix + name,
             timeout=timeout_s,
@@ -31,21 +44,18 @@ class RedisLocks:
             yield acquired
         finally:
             if acquired:
-                try:
+                # expired meanwhile: someone else may hold it now; nothing to undo
+                with contextlib.suppress(LockError):
                     lock.release()
-                except (
-                    LockError
-                ):  # expired meanwhile: someone else may hold it now; nothing to undo
-                    pass
 
 
 class FileLocks:
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
 
     @contextmanager
-    def hold(self, name: str, timeout_s: float, wait_s: float = 0):
+    def hold(self, name: str, timeout_s: float, wait_s: float = 0) -> Iterator[bool]:
         path = self.directory / (name.replace(":", "_").replace("/", "_") + ".lock")
         fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
         deadline = time.monotonic() + wait_s
@@ -67,11 +77,9 @@ class FileLocks:
             os.close(fd)
 
 
-def locks_from_settings(settings):
+def locks_from_settings(settings: Settings) -> Locks:
     broker = settings.resolved_broker_url
     if broker.startswith("redis"):
-        import redis
-
         return RedisLocks(
             redis.Redis.from_url(
                 settings.redis_url if "redis_url" in settings.model_fields_set else broker

@@ -19,42 +19,44 @@ from backend.core.utc import utc_now
 class ReconciliationStatus(StrEnum):
     """A trade's reconciliation against meter data, up to its on-chain settlement."""
 
-    PENDING = "pending"  # computed, not yet sent
-    SUBMITTED = "submitted"  # in a signed settleBatch
-    SETTLED = "settled"  # TradeSettled seen on chain
-    CLOSED = "closed"  # closed on chain by someone else (reclaimed, or settled elsewhere)
-    FAILED = "failed"  # the chain refused it; `failure` says why
+    PENDING = "pending"  # reconciled, not sent (again: a reverted or dropped batch returns here)
+    SUBMITTED = "submitted"  # in a logged settleBatch whose outcome is not known yet
+    SETTLED = "settled"  # its settleBatch was mined (receipt status 1)
+    CLOSED = "closed"  # not Open on chain before we sent it (reclaimed, or settled by another)
+    FAILED = "failed"  # the chain refuses to settle it even alone; `failure` says why
 
 
 class BatchKind(StrEnum):
-    SETTLE = "settle"
-    ISSUE = "issue"
+    """Which call a logged transaction makes, and so which key signs it."""
+
+    SETTLE = "settle"  # EnergyMarket.settleBatch, SETTLER key
+    ISSUE = "issue"  # RECRegistry.issueBatch, ISSUER key
 
 
 class BatchStatus(StrEnum):
     """A signed transaction logged before broadcast (write-ahead)."""
 
-    SIGNED = "signed"
-    MINED = "mined"
-    REVERTED = "reverted"
-    DROPPED = "dropped"
+    SIGNED = "signed"  # logged (maybe broadcast), outcome not known yet
+    MINED = "mined"  # mined with receipt status 1
+    REVERTED = "reverted"  # mined with receipt status 0
+    DROPPED = "dropped"  # its nonce was used by another transaction: it can never be mined
 
 
 class IssuanceStatus(StrEnum):
     """One device-hour of REC issuance."""
 
-    PENDING = "pending"
-    SUBMITTED = "submitted"
-    ISSUED = "issued"
-    SKIPPED = "skipped"
-    CLOSED = "closed"
+    PENDING = "pending"  # recorded, not sent (again: a reverted or dropped batch returns here)
+    SUBMITTED = "submitted"  # in a logged issueBatch whose outcome is not known yet
+    ISSUED = "issued"  # its issueBatch was mined
+    SKIPPED = "skipped"  # no export in the hour: nothing to issue
+    CLOSED = "closed"  # the registry already had the hour issued (isPeriodIssued)
 
 
 # BIGINT ids on PostgreSQL; INTEGER on SQLite, where only that autoincrements (rowid alias).
 ID_TYPE = BigInteger().with_variant(Integer(), "sqlite")
 
 
-def big(nullable: bool = False) -> Column:
+def big(nullable: bool = False) -> Column[int]:
     return Column(BigInteger, nullable=nullable)
 
 
@@ -78,12 +80,8 @@ class Reconciliation(SQLModel, table=True):
     expected_penalty: int = Field(sa_column=big())
     expected_refund: int = Field(sa_column=big())
     data_missing: bool = False
-    status: str = Field(
-        default="pending", max_length=16
-    )  # pending | submitted | settled | closed | failed
-    failure: str | None = Field(
-        default=None, max_length=500
-    )  # why the chain refused it (status failed)
+    status: str = Field(default=ReconciliationStatus.PENDING.value, max_length=16)
+    failure: str | None = Field(default=None, max_length=500)  # why the chain refuses it (failed)
     batch_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     settled_tx: str | None = Field(default=None, max_length=66)
     computed_at: datetime = Field(default_factory=utc_now)
@@ -98,13 +96,13 @@ class SettlementBatch(SQLModel, table=True):
     id: int | None = Field(
         default=None, sa_column=Column(ID_TYPE, primary_key=True, autoincrement=True)
     )
-    kind: str = Field(max_length=8)  # settle | issue
+    kind: str = Field(max_length=8)  # a BatchKind
     sender: str = Field(max_length=42)
     nonce: int = Field(sa_column=big())
     tx_hash: str = Field(max_length=66, unique=True)
     raw_tx: str = Field(sa_column=Column(Text, nullable=False))
     items: int
-    status: str = Field(default="signed", max_length=12)  # signed | mined | reverted | dropped
+    status: str = Field(default=BatchStatus.SIGNED.value, max_length=12)
     created_at: datetime = Field(default_factory=utc_now)
     resolved_at: datetime | None = None
 
@@ -146,9 +144,7 @@ class RecIssuance(SQLModel, table=True):
     hour_start: int = Field(sa_column=big())
     volume_wh: int = Field(sa_column=big())
     data_missing: bool = False
-    status: str = Field(
-        default="pending", max_length=16
-    )  # pending | submitted | issued | skipped | closed
+    status: str = Field(default=IssuanceStatus.PENDING.value, max_length=16)
     batch_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     issued_tx: str | None = Field(default=None, max_length=66)
     created_at: datetime = Field(default_factory=utc_now)

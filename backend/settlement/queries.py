@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import func, or_
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from backend.accounts.models import Account, Role
 from backend.settlement.errors import ReconciliationAccessDenied, ReconciliationNotFound
@@ -20,7 +20,7 @@ def public(session: Session, record: Reconciliation, buyer: str | None) -> Recon
     corrections = session.exec(
         select(SettlementCorrection)
         .where(SettlementCorrection.trade_id == record.trade_id)
-        .order_by(SettlementCorrection.id)
+        .order_by(col(SettlementCorrection.id))
     ).all()
     return ReconciliationPublic(
         **record.model_dump(),
@@ -45,7 +45,7 @@ def reconciliations(
     session: Session, account: Account, period_end: int | None = None, limit: int = 100
 ) -> list[ReconciliationPublic]:
     query = select(Reconciliation, Trade.buyer).join(
-        Trade, Trade.trade_id == Reconciliation.trade_id, isouter=True
+        Trade, col(Trade.trade_id) == col(Reconciliation.trade_id), isouter=True
     )
     if period_end is not None:
         query = query.where(Reconciliation.period_end == period_end)
@@ -54,12 +54,12 @@ def reconciliations(
         query = query.where(
             or_(func.lower(Reconciliation.seller) == me, func.lower(Trade.buyer) == me)
         )
-    rows = session.exec(query.order_by(Reconciliation.trade_id.desc()).limit(limit)).all()
+    rows = session.exec(query.order_by(col(Reconciliation.trade_id).desc()).limit(limit)).all()
     return [public(session, record, buyer.lower() if buyer else None) for record, buyer in rows]
 
 
 def flags(session: Session, limit: int = 200) -> list[DiscrepancyFlagPublic]:
     rows = session.exec(
-        select(DiscrepancyFlag).order_by(DiscrepancyFlag.id.desc()).limit(limit)
+        select(DiscrepancyFlag).order_by(col(DiscrepancyFlag.id).desc()).limit(limit)
     ).all()
     return [DiscrepancyFlagPublic(**f.model_dump()) for f in rows]

@@ -16,34 +16,53 @@ and a logged transaction is re-broadcast byte for byte rather than re-signed. A 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import Enum, auto
+from itertools import islice
+from typing import Any, TypeVar, cast
 
 from eth_utils import to_checksum_address
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
+from web3.providers import JSONBaseProvider
+from web3.types import RPCEndpoint
 
 from backend.core.config import Settings
 from backend.meters.models import MeterReading
-from backend.settlement.allocation import TradeTerms, allocate, settlement_amounts
+from backend.settlement.allocation import Allocation, TradeTerms, allocate, settlement_amounts
 from backend.settlement.chain import (
     TRADE_ALREADY_CLOSED,
     TRADE_OPEN,
     TRADE_STATUS,
     BatchRejected,
     ChainContext,
-    broadcast,
-    log_batch,
     resolve_batch,
-    sign_call,
+    send_logged,
     unresolved_batches,
 )
 from backend.settlement.flags import flag_oversold
-from backend.settlement.models import Reconciliation, SettlementBatch, SettlementCorrection
-from indexer.models import Trade
+from backend.settlement.locks import Locks
+from backend.settlement.models import (
+    BatchKind,
+    BatchStatus,
+    Reconciliation,
+    ReconciliationStatus,
+    SettlementBatch,
+    SettlementCorrection,
+)
+from indexer.models import Trade, TradeStatus
 
 log = logging.getLogger("gridledger.settlement")
-CLOSED_STATUSES = ("settled", "closed")
+T = TypeVar("T")
+
+
+def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """`items` in consecutive lists of `size` (the last one shorter)."""
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
 
 
 @dataclass
@@ -62,20 +81,27 @@ def terms(trade: Trade) -> TradeTerms:
         trade.trade_id,
         trade.quantity_wh,
         trade.price,
-        trade.delivery_start,
-        trade.delivery_end,
+        delivery(trade.delivery_start),
+        delivery(trade.delivery_end),
         trade.tolerance_bps or 0,
         trade.penalty_bps or 0,
     )
 
 
-def trade_tuple(trade: Trade) -> tuple:
+def delivery(value: T | None) -> T:
+    """A field every ENERGY trade has (delivery period, meters); only REC swaps leave it empty."""
+    if value is None:
+        raise ValueError("an ENERGY trade without its delivery period or meters")
+    return value
+
+
+def trade_tuple(trade: Trade) -> tuple[Any, ...]:
     """The Trade struct as the contract hashes it."""
     return (
         to_checksum_address(trade.seller),
         to_checksum_address(trade.buyer),
-        bytes.fromhex(trade.seller_meter[2:]),
-        bytes.fromhex(trade.buyer_meter[2:]),
+        bytes.fromhex(delivery(trade.seller_meter)[2:]),
+        bytes.fromhex(delivery(trade.buyer_meter)[2:]),
         trade.quantity_wh,
         trade.price,
         trade.delivery_start,
@@ -103,13 +129,13 @@ def due_period_ends(session: Session, now: int, settings: Settings) -> list[int]
         select(Trade.delivery_end)
         .where(
             Trade.product == "energy",
-            Trade.status == "open",
-            Trade.delivery_end <= now - settings.settlement_gate_delay_s,
+            Trade.status == TradeStatus.OPEN,
+            col(Trade.delivery_end) <= now - settings.settlement_gate_delay_s,
         )
         .distinct()
-        .order_by(Trade.delivery_end)
+        .order_by(col(Trade.delivery_end))
     ).all()
-    return list(rows)
+    return [delivery(end) for end in rows]
 
 
 def exports(session: Session, meter_id: str, start: int, end: int) -> dict[int, int | None]:
@@ -125,14 +151,14 @@ def exports(session: Session, meter_id: str, start: int, end: int) -> dict[int, 
 
 def meter_allocations(
     session: Session, meter: str, start: int, end: int
-) -> tuple[dict, dict[int, TradeTerms]]:
+) -> tuple[dict[int, Allocation], dict[int, TradeTerms]]:
     """Allocations of every trade of seller meter `meter` touching [start, end)."""
     trades = session.exec(
         select(Trade).where(
             Trade.product == "energy",
             func.lower(Trade.seller_meter) == meter.lower(),
-            Trade.delivery_start < end,
-            Trade.delivery_end > start,
+            col(Trade.delivery_start) < end,
+            col(Trade.delivery_end) > start,
         )
     ).all()
     all_terms = [terms(t) for t in trades]
@@ -141,52 +167,58 @@ def meter_allocations(
     return allocate(all_terms, exports(session, meter, lo, hi)), {t.trade_id: t for t in all_terms}
 
 
-def reconcile_period(session: Session, period_end: int, now: int, deadline_s: int) -> PeriodReport:
+def reconcile_period(
+    session: Session, period_end: int, *, now: int, deadline_s: int
+) -> PeriodReport:
     """Create or refresh the reconciliation records of the open trades ending at `period_end`."""
     report = PeriodReport(period_end)
     trades = session.exec(
         select(Trade).where(
-            Trade.product == "energy", Trade.status == "open", Trade.delivery_end == period_end
+            Trade.product == "energy",
+            Trade.status == TradeStatus.OPEN,
+            Trade.delivery_end == period_end,
         )
     ).all()
     by_meter: dict[str, list[Trade]] = {}
     for trade in trades:
-        by_meter.setdefault(trade.seller_meter.lower(), []).append(trade)
+        by_meter.setdefault(delivery(trade.seller_meter).lower(), []).append(trade)
     existing = {
         r.trade_id: r
         for r in session.exec(
-            select(Reconciliation).where(Reconciliation.trade_id.in_([t.trade_id for t in trades]))
+            select(Reconciliation).where(
+                col(Reconciliation.trade_id).in_([t.trade_id for t in trades])
+            )
         ).all()
     }
     for meter, meter_trades in by_meter.items():
-        start = min(t.delivery_start for t in meter_trades)
+        start = min(delivery(t.delivery_start) for t in meter_trades)
         allocations, all_terms = meter_allocations(session, meter, start, period_end)
         flag_oversold(session, meter, list(all_terms.values()))
         for trade in meter_trades:
             record = existing.get(trade.trade_id)
-            if record is not None and record.status != "pending":
+            if record is not None and record.status != ReconciliationStatus.PENDING:
                 continue
             allocation = allocations[trade.trade_id]
             if allocation.data_missing and now < period_end + deadline_s:
                 report.waiting += 1
                 continue
             amounts = settlement_amounts(all_terms[trade.trade_id], allocation.allocated_wh)
-            values = dict(
-                period_start=trade.delivery_start,
-                period_end=trade.delivery_end,
-                seller=trade.seller,
-                seller_meter=meter,
-                contracted_wh=trade.quantity_wh,
-                metered_wh=allocation.metered_wh,
-                allocated_wh=allocation.allocated_wh,
-                delivered_wh=amounts.delivered_wh,
-                shortfall_wh=amounts.shortfall_wh,
-                expected_payout=amounts.payout,
-                expected_penalty=amounts.penalty,
-                expected_refund=amounts.refund,
-                data_missing=allocation.data_missing,
-                computed_at=datetime.now(UTC),
-            )
+            values: dict[str, Any] = {
+                "period_start": trade.delivery_start,
+                "period_end": trade.delivery_end,
+                "seller": trade.seller,
+                "seller_meter": meter,
+                "contracted_wh": trade.quantity_wh,
+                "metered_wh": allocation.metered_wh,
+                "allocated_wh": allocation.allocated_wh,
+                "delivered_wh": amounts.delivered_wh,
+                "shortfall_wh": amounts.shortfall_wh,
+                "expected_payout": amounts.payout,
+                "expected_penalty": amounts.penalty,
+                "expected_refund": amounts.refund,
+                "data_missing": allocation.data_missing,
+                "computed_at": datetime.now(UTC),
+            }
             if record is None:
                 record = Reconciliation(trade_id=trade.trade_id, **values)
             else:
@@ -198,23 +230,23 @@ def reconcile_period(session: Session, period_end: int, now: int, deadline_s: in
     return report
 
 
-def apply_batch_outcome(session: Session, batch: SettlementBatch, status: str) -> None:
+def apply_batch_outcome(session: Session, batch: SettlementBatch, status: BatchStatus) -> None:
     records = session.exec(select(Reconciliation).where(Reconciliation.batch_id == batch.id)).all()
     for record in records:
-        if status == "mined":
-            record.status, record.settled_tx = "settled", batch.tx_hash
+        if status == BatchStatus.MINED:
+            record.status, record.settled_tx = ReconciliationStatus.SETTLED, batch.tx_hash
             record.settled_at = datetime.now(UTC)
         else:  # reverted or dropped: back to pending, re-checked against the contract
-            record.status, record.batch_id = "pending", None
+            record.status, record.batch_id = ReconciliationStatus.PENDING, None
         session.add(record)
     session.commit()
 
 
 def recover_batches(session: Session, ctx: ChainContext) -> None:
     """Finish what a dead worker left: every logged settle transaction gets its outcome."""
-    for batch in unresolved_batches(session, "settle"):
+    for batch in unresolved_batches(session, BatchKind.SETTLE):
         status = resolve_batch(session, ctx, batch)
-        if status != "signed":
+        if status != BatchStatus.SIGNED:
             apply_batch_outcome(session, batch, status)
 
 
@@ -223,11 +255,11 @@ def trade_statuses(ctx: ChainContext, trade_ids: list[int], chunk: int = 1_000) 
     own answer, not the mirror's; encoded by hand because web3's per-call encoding dominates)."""
     statuses: dict[int, int] = {}
     address = ctx.market.address
-    for first in range(0, len(trade_ids), chunk):
-        ids = trade_ids[first : first + chunk]
-        calls = [
+    provider = cast(JSONBaseProvider, ctx.w3.provider)  # an HTTPProvider (ChainContext)
+    for ids in chunked(trade_ids, chunk):
+        calls: list[tuple[RPCEndpoint, Any]] = [
             (
-                "eth_call",
+                RPCEndpoint("eth_call"),
                 [
                     {"to": address, "data": TRADE_STATUS + trade_id.to_bytes(32, "big").hex()},
                     "latest",
@@ -235,103 +267,177 @@ def trade_statuses(ctx: ChainContext, trade_ids: list[int], chunk: int = 1_000) 
             )
             for trade_id in ids
         ]
-        replies = ctx.w3.provider.make_batch_request(calls)
+        replies = provider.make_batch_request(calls)
         if not isinstance(replies, list):
             raise BatchRejected(f"tradeStatus batch failed: {replies}")
-        for trade_id, reply in zip(ids, replies):
+        for trade_id, reply in zip(ids, replies, strict=False):
             if "result" not in reply:
                 raise BatchRejected(f"tradeStatus({trade_id}) failed: {reply.get('error')}")
             statuses[trade_id] = int(reply["result"], 16)
     return statuses
 
 
+class SendOutcome(Enum):
+    """What sending settleBatch transactions came to."""
+
+    DONE = auto()  # every batch mined, or its trades refused for good (failed)
+    RECHECK = auto()  # a trade closed meanwhile, or a batch reverted or was dropped: check again
+    UNDECIDED = auto()  # a sent batch is not mined yet: the next run resolves it
+
+
+MAX_ROUNDS = 5  # rounds of (check tradeStatus, send); a RECHECK starts the next round
+
+
 def send_pending(
-    session: Session, ctx: ChainContext, trade_ids: list[int], batch_size: int, report: PeriodReport
+    session: Session,
+    ctx: ChainContext,
+    *,
+    trade_ids: list[int],
+    batch_size: int,
+    report: PeriodReport,
 ) -> None:
-    """Send the pending reconciliations among `trade_ids`; caller holds the SETTLER lock."""
-    for _ in range(5):  # a revert sends the batch back here, re-checked
+    """Send the pending reconciliations among `trade_ids`; caller holds the SETTLER lock.
+
+    Each round first resolves logged batches left undecided, then sends what the contract
+    still has Open in batches of `batch_size`; a batch that comes back (a trade closed by
+    someone else, a revert, a dropped transaction) is re-checked in the next round."""
+    for _ in range(MAX_ROUNDS):
         recover_batches(session, ctx)
-        pending = session.exec(
-            select(Reconciliation)
-            .where(Reconciliation.trade_id.in_(trade_ids), Reconciliation.status == "pending")
-            .order_by(Reconciliation.trade_id)
-        ).all()
-        sendable = []
-        statuses = trade_statuses(ctx, [r.trade_id for r in pending])
-        for record in pending:
-            if statuses[record.trade_id] != TRADE_OPEN:
-                record.status = "closed"  # settled or reclaimed by someone else: never sent again
-                session.add(record)
-                report.already_closed += 1
-            else:
-                sendable.append(record)
-        session.commit()
+        sendable = open_on_chain(session, ctx, trade_ids, report)
         if not sendable:
             return
-        retry = False
-        chunks = [sendable[i : i + batch_size] for i in range(0, len(sendable), batch_size)]
         mirror = {
             t.trade_id: t
             for t in session.exec(
-                select(Trade).where(Trade.trade_id.in_([r.trade_id for r in sendable]))
+                select(Trade).where(col(Trade.trade_id).in_([r.trade_id for r in sendable]))
             ).all()
         }
-        while chunks:
-            chunk = chunks.pop(0)
-            trades = [mirror[r.trade_id] for r in chunk]
-            call = ctx.market.functions.settleBatch(
-                [trade_tuple(t) for t in trades],
-                [r.trade_id for r in chunk],
-                [r.delivered_wh for r in chunk],
-            )
-            try:
-                nonce, tx_hash, raw = sign_call(ctx, ctx.settler, call)
-            except BatchRejected as exc:
-                if exc.is_error(TRADE_ALREADY_CLOSED):
-                    retry = True  # someone closed one of them: re-check statuses
-                elif len(chunk) > 1:
-                    chunks[:0] = [
-                        [record] for record in chunk
-                    ]  # isolate the trade the chain refuses
-                else:
-                    log.error("trade %s cannot be settled: %s", chunk[0].trade_id, exc.detail)
-                    chunk[0].status, chunk[0].failure = "failed", exc.detail[:500]
-                    session.add(chunk[0])
-                    session.commit()
-                continue
-            batch = log_batch(
-                session, "settle", ctx.settler.address, nonce, tx_hash, raw, len(chunk)
-            )
-            for record in chunk:
-                record.status, record.batch_id = "submitted", batch.id
-                session.add(record)
-            session.commit()  # write-ahead: logged before it exists anywhere else
-            broadcast(ctx, batch)
-            status = resolve_batch(session, ctx, batch)
-            if status == "signed":
-                return  # undecided (not mined within the timeout): the next run resolves it
-            apply_batch_outcome(session, batch, status)
-            if status == "mined":
-                report.settled += len(chunk)
-                report.batches.append(tx_hash)
-            else:
-                retry = True
-        if not retry:
+        outcome = send_batches(session, ctx, chunked(sendable, batch_size), mirror, report)
+        if outcome is not SendOutcome.RECHECK:
             return
 
 
+def open_on_chain(
+    session: Session, ctx: ChainContext, trade_ids: list[int], report: PeriodReport
+) -> list[Reconciliation]:
+    """The pending reconciliations among `trade_ids` whose trade the contract still has Open;
+    the others are marked closed (settled or reclaimed by someone else: never sent again)."""
+    pending = session.exec(
+        select(Reconciliation)
+        .where(
+            col(Reconciliation.trade_id).in_(trade_ids),
+            Reconciliation.status == ReconciliationStatus.PENDING,
+        )
+        .order_by(col(Reconciliation.trade_id))
+    ).all()
+    statuses = trade_statuses(ctx, [r.trade_id for r in pending])
+    sendable = []
+    for record in pending:
+        if statuses[record.trade_id] == TRADE_OPEN:
+            sendable.append(record)
+        else:
+            record.status = ReconciliationStatus.CLOSED
+            session.add(record)
+            report.already_closed += 1
+    session.commit()
+    return sendable
+
+
+def send_batches(
+    session: Session,
+    ctx: ChainContext,
+    batches: Iterable[list[Reconciliation]],
+    mirror: dict[int, Trade],
+    report: PeriodReport,
+) -> SendOutcome:
+    """Send `batches` one after the other; stop at the first that stays undecided."""
+    outcomes = []
+    for records in batches:
+        outcome = send_batch(session, ctx, records, mirror, report)
+        if outcome is SendOutcome.UNDECIDED:
+            return outcome
+        outcomes.append(outcome)
+    return SendOutcome.RECHECK if SendOutcome.RECHECK in outcomes else SendOutcome.DONE
+
+
+def send_batch(
+    session: Session,
+    ctx: ChainContext,
+    records: list[Reconciliation],
+    mirror: dict[int, Trade],
+    report: PeriodReport,
+) -> SendOutcome:
+    """One settleBatch of `records`: signed, logged (write-ahead), broadcast, resolved."""
+    call = ctx.market.functions.settleBatch(
+        [trade_tuple(mirror[r.trade_id]) for r in records],
+        [r.trade_id for r in records],
+        [r.delivered_wh for r in records],
+    )
+    try:
+        batch, status = send_logged(
+            session,
+            ctx,
+            kind=BatchKind.SETTLE,
+            account=ctx.settler,
+            call=call,
+            items=records,
+            submitted=ReconciliationStatus.SUBMITTED,
+        )
+    except BatchRejected as exc:
+        return refused(session, ctx, records, mirror, report, exc)
+    if status == BatchStatus.SIGNED:
+        return SendOutcome.UNDECIDED  # not mined within the timeout
+    apply_batch_outcome(session, batch, status)
+    if status != BatchStatus.MINED:
+        return SendOutcome.RECHECK
+    report.settled += len(records)
+    report.batches.append(batch.tx_hash)
+    return SendOutcome.DONE
+
+
+def refused(
+    session: Session,
+    ctx: ChainContext,
+    records: list[Reconciliation],
+    mirror: dict[int, Trade],
+    report: PeriodReport,
+    exc: BatchRejected,
+) -> SendOutcome:
+    """The chain refuses the batch of `records` before it is sent."""
+    if exc.is_error(TRADE_ALREADY_CLOSED):
+        return SendOutcome.RECHECK  # someone closed one of them: re-check statuses
+    if len(records) > 1:  # isolate the trade the chain refuses: each alone
+        return send_batches(session, ctx, ([record] for record in records), mirror, report)
+    record = records[0]
+    log.error("trade %s cannot be settled: %s", record.trade_id, exc.detail)
+    record.status, record.failure = ReconciliationStatus.FAILED, exc.detail[:500]
+    session.add(record)
+    session.commit()
+    return SendOutcome.DONE
+
+
 def close_period(
-    session: Session, ctx: ChainContext, locks, period_end: int, now: int, settings: Settings
+    session: Session,
+    ctx: ChainContext,
+    locks: Locks,
+    *,
+    period_end: int,
+    now: int,
+    settings: Settings,
 ) -> PeriodReport:
     with locks.hold(f"settle:period:{period_end}", settings.settlement_lock_timeout_s) as acquired:
         if not acquired:
             return PeriodReport(period_end, busy=True)
-        report = reconcile_period(session, period_end, now, missing_data_deadline(ctx, settings))
+        report = reconcile_period(
+            session, period_end, now=now, deadline_s=missing_data_deadline(ctx, settings)
+        )
         trade_ids = list(
             session.exec(
                 select(Reconciliation.trade_id).where(
                     Reconciliation.period_end == period_end,
-                    Reconciliation.status.in_(("pending", "submitted")),
+                    col(Reconciliation.status).in_(
+                        (ReconciliationStatus.PENDING, ReconciliationStatus.SUBMITTED)
+                    ),
                 )
             ).all()
         )
@@ -344,26 +450,33 @@ def close_period(
                 if not key_held:
                     report.busy = True
                     return report
-                send_pending(session, ctx, trade_ids, settings.settlement_batch_size, report)
+                send_pending(
+                    session,
+                    ctx,
+                    trade_ids=trade_ids,
+                    batch_size=settings.settlement_batch_size,
+                    report=report,
+                )
         return report
 
 
 def close_due_periods(
-    session: Session, ctx: ChainContext, locks, settings: Settings, now: int | None = None
+    session: Session, ctx: ChainContext, locks: Locks, settings: Settings, now: int | None = None
 ) -> list[PeriodReport]:
     now = ctx.now() if now is None else now
     return [
-        close_period(session, ctx, locks, end, now, settings)
+        close_period(session, ctx, locks, period_end=end, now=now, settings=settings)
         for end in due_period_ends(session, now, settings)
     ]
 
 
 def record_corrections(session: Session, since: int) -> list[SettlementCorrection]:
     """Late or corrected readings for settled trades: a correction record each, no re-settlement."""
-    created = []
+    created: list[SettlementCorrection] = []
     settled = session.exec(
         select(Reconciliation).where(
-            Reconciliation.status == "settled", Reconciliation.period_end >= since
+            Reconciliation.status == ReconciliationStatus.SETTLED,
+            Reconciliation.period_end >= since,
         )
     ).all()
     for record in settled:

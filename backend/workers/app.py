@@ -9,13 +9,15 @@ idempotent (see backend/settlement/services.py).
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Celery
 
-from backend.core.config import settings
+from backend.core.config import Settings, get_settings
 from backend.workers.queue import QUEUE_NAME, filesystem_folders
 
 
-def broker_options(broker_url: str) -> dict:
+def broker_options(broker_url: str, settings: Settings) -> dict[str, Any]:
     if broker_url.startswith("filesystem"):
         folders = filesystem_folders(settings)
         queue, processed, control = folders["queue"], folders["processed"], folders["control"]
@@ -31,11 +33,12 @@ def broker_options(broker_url: str) -> dict:
     return {"visibility_timeout": max(600, 2 * settings.settlement_lock_timeout_s)}
 
 
-def create_celery() -> Celery:
+def create_celery(settings: Settings | None = None) -> Celery:
+    settings = settings or get_settings()
     broker = settings.resolved_broker_url
     app = Celery("gridledger", broker=broker, include=["backend.workers.settlement"])
     app.conf.update(
-        broker_transport_options=broker_options(broker),
+        broker_transport_options=broker_options(broker, settings),
         broker_connection_retry_on_startup=True,
         task_ignore_result=True,
         task_acks_late=True,

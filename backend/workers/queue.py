@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import redis
 
@@ -17,7 +18,7 @@ def filesystem_folders(settings: Settings) -> dict[str, Path]:
     return {name: root / name for name in ("queue", "processed", "control")}
 
 
-def queue_depth(settings: Settings) -> dict:
+def queue_depth(settings: Settings) -> dict[str, str | int | None]:
     """Messages waiting for a worker: {"broker": ..., "depth": n}."""
     broker = settings.resolved_broker_url
     if broker.startswith("filesystem"):
@@ -27,7 +28,8 @@ def queue_depth(settings: Settings) -> dict:
     if broker.startswith(("redis://", "rediss://")):
         client = redis.Redis.from_url(broker, socket_timeout=2, socket_connect_timeout=2)
         try:
-            return {"broker": "redis", "depth": int(client.llen(QUEUE_NAME))}
+            depth = cast(int, client.llen(QUEUE_NAME))  # a sync client: llen returns int
+            return {"broker": "redis", "depth": depth}
         finally:
             client.close()
     return {"broker": broker.split(":", 1)[0], "depth": None}

@@ -8,12 +8,18 @@ from fastapi import APIRouter, Path, Query
 
 from backend.api.deps import ChainDep, CurrentAccount, SessionDep
 from backend.energy import services
-from backend.energy.schemas import EnergyBalance, EnergyTransfer
+from backend.energy.schemas import EnergyBalance, EnergyTransfer, TransferStatus
 from backend.market.schemas import Page
 
 router = APIRouter(prefix="/energy", tags=["energy"])
 
-TransferStatus = Literal["scheduled", "delivering", "awaiting_settlement", "settled", "reclaimed"]
+TransferStatusFilter = Literal[
+    TransferStatus.SCHEDULED,
+    TransferStatus.DELIVERING,
+    TransferStatus.AWAITING_SETTLEMENT,
+    TransferStatus.SETTLED,
+    TransferStatus.RECLAIMED,
+]
 
 
 @router.get("/transfers", response_model=Page[EnergyTransfer])
@@ -23,10 +29,10 @@ def transfers(
     chain: ChainDep,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    status: TransferStatus | None = None,
-):
+    status: TransferStatusFilter | None = None,
+) -> Page[EnergyTransfer]:
     items, next_cursor = services.list_transfers(
-        session, account, chain.now(), cursor, limit, status
+        session, account, now=chain.now(), cursor=cursor, limit=limit, status=status
     )
     return Page(items=items, next_cursor=next_cursor)
 
@@ -37,11 +43,11 @@ def transfer(
     account: CurrentAccount,
     session: SessionDep,
     chain: ChainDep,
-):
+) -> EnergyTransfer:
     return services.get_transfer(session, account, transfer_id, chain.now())
 
 
 @router.get("/balance", response_model=EnergyBalance)
-def balance(account: CurrentAccount, session: SessionDep):
+def balance(account: CurrentAccount, session: SessionDep) -> EnergyBalance:
     """Net contracted position per open period, token balance, escrow and withdrawable."""
     return services.balance(session, account)

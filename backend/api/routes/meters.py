@@ -2,29 +2,39 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
-from typing import Literal
 
 from fastapi import APIRouter, Query, Request
+from sqlmodel import Session
 
 from backend.accounts.models import Account, Role
 from backend.api.deps import CurrentAccount, SessionDep, SettingsDep
 from backend.core.errors import InvalidInput
 from backend.meters import services
 from backend.meters.errors import ReadingRejectedError
-from backend.meters.schemas import EnergySeries, IngestResult, MeterCreate, MeterPublic, ReadingIn
+from backend.meters.models import Meter
+from backend.meters.schemas import (
+    Aggregation,
+    Direction,
+    EnergySeries,
+    IngestResult,
+    MeterCreate,
+    MeterPublic,
+    ReadingIn,
+)
 
 router = APIRouter(tags=["energy"])
 MAX_SERIES_SECONDS = 93 * 86_400
 
 
-def sender(account: Account):
+def sender(account: Account) -> uuid.UUID | None:
     """Operators and admins ingest for any meter; everyone else only for their own."""
     return None if account.has_role(Role.OPERATOR) else account.id
 
 
 @router.post("/meters", response_model=MeterPublic, status_code=201)
-def register_meter(data: MeterCreate, session: SessionDep, account: CurrentAccount):
+def register_meter(data: MeterCreate, session: SessionDep, account: CurrentAccount) -> Meter:
     return services.register_meter(session, account, data)
 
 
@@ -32,7 +42,7 @@ def register_meter(data: MeterCreate, session: SessionDep, account: CurrentAccou
 @router.post("/energy/consumption", response_model=IngestResult, include_in_schema=True)
 def post_reading(
     reading: ReadingIn, session: SessionDep, settings: SettingsDep, account: CurrentAccount
-):
+) -> IngestResult:
     """One WIA-ENE-014 reading. A rejected reading is a 422 problem carrying the reason."""
     result = services.ingest_readings(
         session,
@@ -67,7 +77,7 @@ def post_reading(
 )
 async def post_readings_bulk(
     request: Request, session: SessionDep, settings: SettingsDep, account: CurrentAccount
-):
+) -> IngestResult:
     """Many readings as a JSON array or NDJSON. Valid readings are stored even when others are
     rejected; each rejection names the reading's index and the reason."""
     body = await request.body()
@@ -84,7 +94,15 @@ async def post_readings_bulk(
     )
 
 
-def series(direction, session, account, meter_id, aggregation, start, end) -> EnergySeries:
+def series(
+    direction: Direction,
+    session: Session,
+    account: Account,
+    meter_id: str,
+    aggregation: Aggregation,
+    start: datetime | None,
+    end: datetime | None,
+) -> EnergySeries:
     end_ts = int((end or datetime.now(UTC)).timestamp())
     start_ts = int(start.timestamp()) if start else end_ts - 86_400
     if not 0 < end_ts - start_ts <= MAX_SERIES_SECONDS:
@@ -92,7 +110,13 @@ def series(direction, session, account, meter_id, aggregation, start, end) -> En
             f"start must be before end and the range at most {MAX_SERIES_SECONDS // 86_400} days"
         )
     return services.energy_series(
-        session, account, meter_id, direction, aggregation, start_ts, end_ts
+        session,
+        account,
+        meter_id,
+        direction=direction,
+        aggregation=aggregation,
+        start=start_ts,
+        end=end_ts,
     )
 
 
@@ -101,10 +125,10 @@ def get_consumption(
     session: SessionDep,
     account: CurrentAccount,
     meter_id: str = Query(alias="meterId"),
-    aggregation: Literal["15min", "hourly"] = "hourly",
+    aggregation: Aggregation = "hourly",
     start: datetime | None = None,
     end: datetime | None = None,
-):
+) -> EnergySeries:
     """Imported energy of a meter the caller owns (default: the last 24 h, hourly)."""
     return series("consumption", session, account, meter_id, aggregation, start, end)
 
@@ -114,9 +138,9 @@ def get_generation(
     session: SessionDep,
     account: CurrentAccount,
     meter_id: str = Query(alias="meterId"),
-    aggregation: Literal["15min", "hourly"] = "hourly",
+    aggregation: Aggregation = "hourly",
     start: datetime | None = None,
     end: datetime | None = None,
-):
+) -> EnergySeries:
     """Exported energy of a meter the caller owns (default: the last 24 h, hourly)."""
     return series("generation", session, account, meter_id, aggregation, start, end)

@@ -20,6 +20,7 @@ from backend.recs.schemas import (
     TransferRequest,
     TxAccepted,
 )
+from indexer.models import DeviceStatus
 
 router = APIRouter(prefix="/recs", tags=["recs"])
 
@@ -32,10 +33,13 @@ Text32 = Annotated[str | None, Query(max_length=32, pattern=r"^[A-Za-z0-9_\-]+$"
 Time = Annotated[int | None, Query(ge=0, le=2**62)]
 
 
+DeviceStatusFilter = Literal[DeviceStatus.PENDING, DeviceStatus.APPROVED, DeviceStatus.SUSPENDED]
+
+
 @router.post("/devices", status_code=status.HTTP_202_ACCEPTED, response_model=TxAccepted)
 def register_device(
     body: DeviceCreate, account: CurrentAccount, settings: SettingsDep, chain: ChainDep
-):
+) -> TxAccepted:
     """Registers a device from the caller's custodial key; a registrar approves it."""
     return services.register_device(settings, chain, account, body)
 
@@ -45,18 +49,18 @@ def devices(
     session: SessionDep,
     _: CurrentAccount,
     owner: Address = None,
-    status_: Annotated[
-        Literal["pending", "approved", "suspended"] | None, Query(alias="status")
-    ] = None,
+    status_: Annotated[DeviceStatusFilter | None, Query(alias="status")] = None,
     cursor: Cursor = None,
     limit: Limit = 100,
-):
-    items, next_cursor = services.list_devices(session, owner, status_, cursor, limit)
+) -> Page[DevicePublic]:
+    items, next_cursor = services.list_devices(
+        session, owner=owner, status=status_, cursor=cursor, limit=limit
+    )
     return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get("/devices/{device_id}", response_model=DevicePublic)
-def device(device_id: DeviceId, session: SessionDep, _: CurrentAccount):
+def device(device_id: DeviceId, session: SessionDep, _: CurrentAccount) -> DevicePublic:
     return services.get_device(session, device_id)
 
 
@@ -66,7 +70,7 @@ def device(device_id: DeviceId, session: SessionDep, _: CurrentAccount):
     response_model=TxAccepted,
     dependencies=[require_role(Role.REGISTRAR)],
 )
-def approve_device(device_id: DeviceId, settings: SettingsDep, chain: ChainDep):
+def approve_device(device_id: DeviceId, settings: SettingsDep, chain: ChainDep) -> TxAccepted:
     return services.set_device_status(settings, chain, device_id, approve=True)
 
 
@@ -76,7 +80,7 @@ def approve_device(device_id: DeviceId, settings: SettingsDep, chain: ChainDep):
     response_model=TxAccepted,
     dependencies=[require_role(Role.REGISTRAR)],
 )
-def suspend_device(device_id: DeviceId, settings: SettingsDep, chain: ChainDep):
+def suspend_device(device_id: DeviceId, settings: SettingsDep, chain: ChainDep) -> TxAccepted:
     return services.set_device_status(settings, chain, device_id, approve=False)
 
 
@@ -91,15 +95,24 @@ def certificates(
     holder: Address = None,
     cursor: Cursor = None,
     limit: Limit = 100,
-):
+) -> Page[CertificatePublic]:
     items, next_cursor = services.list_certificates(
-        session, technology, grid_area, period_from, period_to, holder, cursor, limit
+        session,
+        technology=technology,
+        grid_area=grid_area,
+        period_from=period_from,
+        period_to=period_to,
+        holder=holder,
+        cursor=cursor,
+        limit=limit,
     )
     return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get("/certificates/{certificate_id}", response_model=CertificateDetail)
-def certificate(certificate_id: CertificateId, session: SessionDep, _: CurrentAccount):
+def certificate(
+    certificate_id: CertificateId, session: SessionDep, _: CurrentAccount
+) -> CertificateDetail:
     """One certificate with its holders and full history (issuance, transfers, claims)."""
     return services.get_certificate(session, certificate_id)
 
@@ -115,8 +128,15 @@ def transfer(
     account: CurrentAccount,
     settings: SettingsDep,
     chain: ChainDep,
-):
-    return services.transfer(settings, chain, account, certificate_id, body.to, body.amount_wh)
+) -> TxAccepted:
+    return services.transfer(
+        settings,
+        chain,
+        account,
+        certificate_id=certificate_id,
+        to=body.to,
+        amount_wh=body.amount_wh,
+    )
 
 
 @router.post(
@@ -130,7 +150,7 @@ def claim(
     account: CurrentAccount,
     settings: SettingsDep,
     chain: ChainDep,
-):
+) -> TxAccepted:
     """Retire Wh of the certificate for a beneficiary and purpose; poll the claim's proof."""
     return services.claim(settings, chain, account, certificate_id, body)
 
@@ -138,6 +158,8 @@ def claim(
 @router.get("/claims/{claim_id}/proof", response_model=ClaimProof)
 def claim_proof(
     claim_id: Annotated[int, Path(ge=1, le=2**62)], session: SessionDep, chain: ChainDep
-):
+) -> ClaimProof:
     """Public: certificate, Wh, beneficiary, tx hash and block of a claim, to verify on chain."""
-    return services.claim_proof(session, chain.chain_id, chain.registry.address, claim_id)
+    return services.claim_proof(
+        session, chain_id=chain.chain_id, registry_address=chain.registry.address, claim_id=claim_id
+    )

@@ -20,7 +20,7 @@ def list_reconciliations(
     account: CurrentAccount,
     period_end: Annotated[int | None, Query(ge=0, le=2**62)] = None,
     limit: int = Query(default=100, ge=1, le=1_000),
-):
+) -> list[ReconciliationPublic]:
     """The caller's trades as seller or buyer (operators: every trade), newest first."""
     return queries.reconciliations(session, account, period_end, limit)
 
@@ -28,12 +28,14 @@ def list_reconciliations(
 @router.get("/reconciliations/{trade_id}", response_model=ReconciliationPublic)
 def get_reconciliation(
     trade_id: Annotated[int, Path(ge=1, le=2**62)], session: SessionDep, account: CurrentAccount
-):
+) -> ReconciliationPublic:
     return queries.reconciliation(session, account, trade_id)
 
 
 @router.get(
     "/flags", response_model=list[DiscrepancyFlagPublic], dependencies=[require_role(Role.OPERATOR)]
 )
-def list_flags(session: SessionDep, limit: int = Query(default=200, ge=1, le=1_000)):
+def list_flags(
+    session: SessionDep, limit: int = Query(default=200, ge=1, le=1_000)
+) -> list[DiscrepancyFlagPublic]:
     return queries.flags(session, limit)

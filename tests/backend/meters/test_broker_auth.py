@@ -64,7 +64,15 @@ def test_a_meter_can_only_publish_its_own_readings(fresh_pg_url, tmp_path):
             mqtt_username="gridledger-ingest",
             mqtt_password="ingest-secret-9",
         )
-        assert write_broker_auth(session, tmp_path / "passwords", tmp_path / "acl", settings) == 1
+        assert (
+            write_broker_auth(
+                session,
+                password_file=tmp_path / "passwords",
+                acl_file=tmp_path / "acl",
+                settings=settings,
+            )
+            == 1
+        )
     (tmp_path / "mosquitto.conf").write_text(
         # `user root`: a broker started as root keeps root, so it can read the 0600 files we wrote.
         f"listener {port} 127.0.0.1\nallow_anonymous false\npersistence false\nuser root\n"
