@@ -8,6 +8,9 @@ VPY := $(VENV)/bin/python
 STAMPS := .stamps
 SOLC_VERSION := 0.8.28
 SOLC_BRIDGE := .solcx/solc-v$(SOLC_VERSION)
+# Slither gets a venv of its own: its solc-select dependency puts a `solc` on PATH that py-solc-x
+# takes as its default compiler and that tries to download a compiler when run.
+SLITHER_VENV := .venv-slither
 
 export SOLCX_BINARY_PATH := $(CURDIR)/.solcx
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
@@ -65,12 +68,28 @@ run: setup
 	@RESET=$(RESET) $(VPY) -m scripts.devnet
 
 # Static checks; `make test` runs them first, so CI does too.
-lint: setup
+lint: setup $(STAMPS)/slither
 	@echo "lint: ruff"
 	@ruff check --quiet .
 	@ruff format --check --quiet .
 	@echo "lint: mypy"
 	@mypy
+	@echo "lint: solhint, prettier (contracts)"
+	@npm run --silent lint:sol
+	@echo "lint: eslint (dashboard)"
+	@npm run --silent lint:js
+
+$(STAMPS)/slither-venv: toolchain/requirements-slither.txt
+	@echo "setup: installing slither-analyzer into $(SLITHER_VENV)"
+	@test -x $(SLITHER_VENV)/bin/python || $(PYTHON) -m venv $(SLITHER_VENV)
+	@$(SLITHER_VENV)/bin/pip install -qq --disable-pip-version-check -r toolchain/requirements-slither.txt
+	@mkdir -p $(STAMPS) && touch $@
+
+# Slither takes about a minute: it runs again only when a contract or its setup changes.
+$(STAMPS)/slither: $(STAMPS)/slither-venv $(SOLC_BRIDGE) toolchain/slither.py ape-config.yaml $(CONTRACT_SOURCES)
+	@echo "lint: slither"
+	@$(VPY) -m toolchain.slither
+	@touch $@
 
 test: lint
 	@$(VPY) -m pytest $(PYTEST_ARGS)
@@ -85,4 +104,4 @@ bench: setup $(STAMPS)/wrk
 	@$(VPY) -m bench $(BENCH)
 
 clean:
-	rm -rf $(STAMPS) .build .solcx data backend/dashboard/static
+	rm -rf $(STAMPS) .build .solcx data backend/dashboard/static $(SLITHER_VENV)

@@ -211,11 +211,7 @@ interface IEnergyMarket {
 
     function settle(Trade calldata trade, uint256 tradeId, uint64 deliveredWh) external;
 
-    function settleBatch(
-        Trade[] calldata trades,
-        uint256[] calldata tradeIds,
-        uint64[] calldata deliveredWh
-    ) external;
+    function settleBatch(Trade[] calldata trades, uint256[] calldata tradeIds, uint64[] calldata deliveredWh) external;
 
     function reclaim(Trade calldata trade, uint256 tradeId) external;
 

@@ -180,9 +180,13 @@ interface IRECRegistry {
     // Certificates
     // ----------------------------------------------------------------------------------
 
-    function issue(uint32 deviceId, address to, uint64 periodStart, uint64 periodEnd, uint64 volumeWh)
-        external
-        returns (uint256 certId);
+    function issue(
+        uint32 deviceId,
+        address to,
+        uint64 periodStart,
+        uint64 periodEnd,
+        uint64 volumeWh
+    ) external returns (uint256 certId);
 
     function issueBatch(
         uint32 deviceId,
@@ -194,9 +198,12 @@ interface IRECRegistry {
 
     function claim(uint256 certId, uint256 amountWh, ClaimData calldata data) external returns (uint256 claimId);
 
-    function claimFor(address holder, uint256 certId, uint256 amountWh, ClaimData calldata data)
-        external
-        returns (uint256 claimId);
+    function claimFor(
+        address holder,
+        uint256 certId,
+        uint256 amountWh,
+        ClaimData calldata data
+    ) external returns (uint256 claimId);
 
     function revoke(uint256 certId, string calldata reason) external;
 

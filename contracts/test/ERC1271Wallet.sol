@@ -27,6 +27,8 @@ contract ERC1271Wallet is IERC1271, ERC1155Holder {
      * @notice ERC-1271: returns the magic value when `signature` is `owner`'s signature of `hash`.
      */
     function isValidSignature(bytes32 hash, bytes calldata signature) external view returns (bytes4) {
+        // The third value only details why recovery failed; any error means "not valid" here.
+        // slither-disable-next-line unused-return
         (address recovered, ECDSA.RecoverError err, ) = ECDSA.tryRecover(hash, signature);
         if (err == ECDSA.RecoverError.NoError && recovered == owner) {
             return IERC1271.isValidSignature.selector;
