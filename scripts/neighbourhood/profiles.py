@@ -16,7 +16,7 @@ SLOT_SECONDS = 900
 SLOTS_PER_HOUR = 3600 // SLOT_SECONDS
 
 
-def _rng(*parts) -> random.Random:
+def _rng(*parts: object) -> random.Random:
     return random.Random("|".join(str(p) for p in parts))
 
 
