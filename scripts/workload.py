@@ -9,11 +9,12 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
+from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
@@ -88,8 +89,14 @@ class Workload:
 
     def tx(self, account: LocalAccount, call: ContractFunction, gas: int = 3_000_000) -> TxReceipt:
         """Send a contract call with a locally tracked nonce (fast: no estimate round trip)."""
-        nonce = self._next_nonce(account)
-        params: TxParams = {
+        params = self.tx_params(account, nonce=self._next_nonce(account), gas=gas)
+        receipt = send(self.w3, account, dict(call.build_transaction(params)))
+        self.operations += 1
+        return receipt
+
+    def tx_params(self, account: LocalAccount, *, nonce: int, gas: int) -> TxParams:
+        """Sender, nonce, gas and fixed fees (generous on Anvil): no estimate round trips."""
+        return {
             "from": account.address,
             "gas": gas,
             "nonce": Nonce(nonce),
@@ -97,9 +104,15 @@ class Workload:
             "maxPriorityFeePerGas": Wei(1),
             "chainId": self.chain_id,
         }
-        receipt = send(self.w3, account, dict(call.build_transaction(params)))
-        self.operations += 1
-        return receipt
+
+    def signed_call(
+        self, account: LocalAccount, call: ContractFunction, *, nonce: int, gas: int
+    ) -> HexBytes:
+        """A contract call built and signed with an explicit nonce but not sent: the raw
+        transaction, for sending many at once with automine off."""
+        built = call.build_transaction(self.tx_params(account, nonce=nonce, gas=gas))
+        # eth-account's parameter type is a plain dict; a built transaction is one at runtime
+        return account.sign_transaction(cast(dict[str, Any], built)).raw_transaction
 
     def now(self) -> int:
         return self.w3.eth.get_block("latest")["timestamp"]
