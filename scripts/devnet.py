@@ -60,7 +60,7 @@ def component_env(config: Settings) -> dict[str, str]:
     return env
 
 
-def start_component(name: str, module: str, config: Settings) -> subprocess.Popen[bytes]:
+def start_component(name: str, *, module: str, config: Settings) -> subprocess.Popen[bytes]:
     """A component as its own process (`python -m module`), sharing our settings, its output
     in data/logs/<name>.log. Its own session: Ctrl-C reaches only us, and we stop it in order."""
     logs = config.data_dir / "logs"
@@ -230,15 +230,16 @@ class Stack:
     w3: Web3
     anvil: AnvilNode | None
     components: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    simulator: subprocess.Popen[bytes] | None = None  # until it finishes its simulated period
+    simulation_finished: bool = False  # the neighbourhood ran its simulated period and exited
 
     @property
     def api_url(self) -> str:
         return f"http://{self.config.api_host}:{self.config.api_port}"
 
     def start(self, name: str, *, module: str) -> subprocess.Popen[bytes]:
-        process = self.components[name] = start_component(name, module, self.config)
-        return process
+        """`python -m module` as component `name`, watched by `check` and stopped by `shut_down`."""
+        self.components[name] = start_component(name, module=module, config=self.config)
+        return self.components[name]
 
     def start_components(self) -> None:
         """Indexer, API (waited for), matcher, workers, MQTT subscriber and, when simulating,
@@ -263,7 +264,7 @@ class Stack:
         )
         self.warn_if_chain_time_ahead()
         if config.simulate:
-            self.simulator = self.start("neighbourhood", module="scripts.neighbourhood")
+            self.start("neighbourhood", module="scripts.neighbourhood")
             say(
                 "sim",
                 f"{config.sim_prosumers} prosumers, {config.sim_consumers} consumers, a battery "
@@ -298,13 +299,14 @@ class Stack:
         for name, process in self.components.items():
             if process.poll() is None:
                 continue
-            if process is self.simulator and process.returncode == 0:
-                status.clear()
-                say("sim", "finished its simulated period; the stack keeps running")
-                self.simulator = None
-            elif process.returncode != 0 or name != "neighbourhood":
-                log_file = self.config.data_dir / "logs" / f"{name}.log"
-                raise DevnetError(f"{name} exited with code {process.returncode} (see {log_file})")
+            if name == "neighbourhood" and process.returncode == 0:
+                if not self.simulation_finished:
+                    status.clear()
+                    say("sim", "finished its simulated period; the stack keeps running")
+                    self.simulation_finished = True
+                continue
+            log_file = self.config.data_dir / "logs" / f"{name}.log"
+            raise DevnetError(f"{name} exited with code {process.returncode} (see {log_file})")
 
     def watch(self) -> NoReturn:
         """Check the processes and refresh the status line until a component fails (raises
