@@ -42,10 +42,8 @@ def _deploy(
     return DeployedContract(address=address, block_number=receipt["blockNumber"], abi=artifact.abi)
 
 
-def deploy_all(w3: Web3, config: Settings | None = None) -> Deployment:
-    """Deploy the three contracts and grant each role to the address of its settings key
-    (`config` defaults to the environment's settings)."""
-    config = config or get_settings()
+def deploy_all(w3: Web3, config: Settings) -> Deployment:
+    """Deploy the three contracts and grant each role to the address of its settings key."""
     deployer = signer(config.deployer_private_key.get_secret_value())
     role_holders: dict[str, str] = {
         "settler": signer(config.settler_private_key.get_secret_value()).address,

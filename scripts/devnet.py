@@ -331,6 +331,8 @@ class Stack:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Database, chain, deployment; then (unless `--exit-after-deploy`) every component,
+    watched until Ctrl-C, SIGTERM or a failure, and stopped in reverse order in any case."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--exit-after-deploy", action="store_true")
     args = parser.parse_args(argv)
