@@ -392,8 +392,8 @@ class Neighbourhood:
     def export_forecast(self, agent: Agent, start: int, end: int) -> int:
         return sum(
             max(
-                agent.solar.generation_wh(self.seed, agent.name, s)
-                - agent.home.consumption_wh(self.seed, s),
+                agent.solar.generation_wh(s, seed=self.seed, household=agent.name)
+                - agent.home.consumption_wh(s, seed=self.seed),
                 0,
             )
             for s in range(start, end, SLOT_SECONDS)
@@ -418,12 +418,11 @@ class Neighbourhood:
             if agent.meter_id is None or agent.role not in roles or self.offline(agent, slot):
                 continue
             if agent.role == "prosumer":
-                net = agent.solar.generation_wh(
-                    self.seed, agent.name, slot
-                ) - agent.home.consumption_wh(self.seed, slot)
+                generated = agent.solar.generation_wh(slot, seed=self.seed, household=agent.name)
+                net = generated - agent.home.consumption_wh(slot, seed=self.seed)
                 import_wh, export_wh = max(-net, 0), max(net, 0)
             elif agent.role == "consumer":
-                import_wh, export_wh = agent.home.consumption_wh(self.seed, slot), 0
+                import_wh, export_wh = agent.home.consumption_wh(slot, seed=self.seed), 0
             else:
                 import_wh, export_wh = self.battery.charge_per_slot, self.battery.discharge_per_slot
             rows.append(
@@ -494,7 +493,8 @@ class Neighbourhood:
                 )
         for agent in self.of_role("consumer"):
             need = sum(
-                agent.home.consumption_wh(self.seed, s) for s in range(start, end, SLOT_SECONDS)
+                agent.home.consumption_wh(s, seed=self.seed)
+                for s in range(start, end, SLOT_SECONDS)
             )
             orders.append(
                 (
