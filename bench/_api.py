@@ -4,18 +4,19 @@ subprocess (the load generator is wrk, bench/_wrk.py)."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 from web3 import Web3
 
-from backend.chain.anvil import start_anvil
+from backend.chain.anvil import free_port, start_anvil
+from backend.chain.deployment import Deployment
 from backend.core.config import PROJECT_ROOT, Settings
 from bench._database import scratch_schema
 from scripts.deploy import deploy_all
@@ -24,7 +25,7 @@ REDIS_URL = os.environ.get("GRIDLEDGER_BENCH_REDIS_URL", "redis://127.0.0.1:6379
 
 
 @contextmanager
-def api_environment():
+def api_environment() -> Iterator[tuple[Settings, Deployment]]:
     """(settings, deployment) with a migrated schema and contracts on a fresh Anvil."""
     node = start_anvil()
     try:
@@ -43,14 +44,8 @@ def api_environment():
         node.stop()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
-def serve(app: str, settings: Settings, workers: int = 1, **overrides: str):
+def serve(app: str, settings: Settings, workers: int = 1, **overrides: str) -> Iterator[str]:
     """uvicorn (uvloop + httptools, `workers` processes) on a free port; yields the base URL.
     `overrides` are settings by name (`public_cache_ttl_s="0"`)."""
     port = free_port()

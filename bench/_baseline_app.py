@@ -3,27 +3,33 @@ no problem handlers, no middleware, no chain clock, no mirror join)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Annotated, Any
+
 from fastapi import Depends, FastAPI
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 import backend.accounts.models  # noqa: F401 - the accounts table SignedOrder refers to
-from backend.core.config import settings
+from backend.core.config import get_settings
 from backend.core.db import make_engine
-from backend.market.models import SignedOrder
+from backend.market.models import OrderStatus, SignedOrder
 from indexer.models import Trade
 
-engine = make_engine(settings.database_url)
+engine = make_engine(get_settings().database_url)
 app = FastAPI()
 
 
-def db():
+def db() -> Iterator[Session]:
     with Session(engine) as session:
         yield session
 
 
+SessionDep = Annotated[Session, Depends(db)]
+
+
 @app.get("/orderbook")
-def orderbook(market_id: str, session: Session = Depends(db)):
+def orderbook(market_id: str, session: SessionDep) -> dict[str, Any]:
     start = int(market_id.split("-")[1])
     rows = session.exec(
         select(
@@ -33,11 +39,11 @@ def orderbook(market_id: str, session: Session = Depends(db)):
             func.count(),
         )
         .where(
-            SignedOrder.status == "open",
+            SignedOrder.status == OrderStatus.OPEN,
             SignedOrder.product == 0,
             SignedOrder.delivery_start == start,
         )
-        .group_by(SignedOrder.side, SignedOrder.price)
+        .group_by(col(SignedOrder.side), col(SignedOrder.price))
     ).all()
     bids = sorted(((p, q, n) for s, p, q, n in rows if s == 1), reverse=True)[:50]
     asks = sorted((p, q, n) for s, p, q, n in rows if s == 0)[:50]
@@ -49,17 +55,13 @@ def orderbook(market_id: str, session: Session = Depends(db)):
 
 
 @app.get("/trades")
-def trades(session: Session = Depends(db)):
-    return {
-        "items": [
-            t.model_dump()
-            for t in session.exec(select(Trade).order_by(Trade.trade_id.desc()).limit(100))
-        ]
-    }
+def trades(session: SessionDep) -> dict[str, Any]:
+    latest = select(Trade).order_by(col(Trade.trade_id).desc()).limit(100)
+    return {"items": [t.model_dump() for t in session.exec(latest)]}
 
 
 @app.post("/orders", status_code=202)
-def submit_order(body: dict, session: Session = Depends(db)):
+def submit_order(body: dict[str, Any], session: SessionDep) -> dict[str, str]:
     """Baseline for api_order_submit: recover the EIP-712 signer and store the row — no auth,
     no chain reads (nonce, gate closure, funds), no problem handlers, no idempotency."""
     import uuid as _uuid

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 from backend.core.migrate import scratch_schema as migrated_schema
@@ -13,6 +14,6 @@ BENCH_DATABASE_URL = os.environ.get(
 
 
 @contextmanager
-def scratch_schema():
+def scratch_schema() -> Iterator[str]:
     with migrated_schema(BENCH_DATABASE_URL, prefix="gl_bench") as url:
         yield url

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from web3 import Web3
 
-from backend.chain.anvil import start_anvil
+from backend.chain.anvil import AnvilNode, start_anvil
+from backend.chain.deployment import Deployment
 from backend.core.config import Settings
 from scripts.deploy import deploy_all
 from scripts.workload import Workload
 
 
 @contextmanager
-def deployed_devnet(participants: int = 4, anvil_args: tuple[str, ...] = ()):
+def deployed_devnet(
+    participants: int = 4, anvil_args: tuple[str, ...] = ()
+) -> Iterator[tuple[AnvilNode, Web3, Deployment, Workload]]:
     node = start_anvil(extra_args=anvil_args)
     try:
         with tempfile.TemporaryDirectory() as data_dir:

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import TypedDict
 
 REPORT = r"""
 done = function(summary, latency, requests)
@@ -42,18 +43,28 @@ end
 """
 
 
+class WrkResult(TypedDict):
+    rps: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    requests: int
+    errors: int
+
+
 def available() -> bool:
     return shutil.which("wrk") is not None
 
 
 def run_wrk(
     url: str,
+    *,
     connections: int = 64,
     duration_s: float = 5.0,
     threads: int = 2,
     headers: dict[str, str] | None = None,
     bodies: list[str] | None = None,
-) -> dict:
+) -> WrkResult:
     """Load `url` with wrk; with `bodies`, POST them (JSON) round-robin across all threads."""
     if not available():
         raise RuntimeError("wrk not found: `make bench` installs it (apt-get install wrk)")
@@ -87,7 +98,7 @@ def run_wrk(
         if bodies is None:
             for key, value in (headers or {}).items():
                 command += ["-H", f"{key}: {value}"]
-        out = subprocess.run(command + [url], capture_output=True, text=True, check=True).stdout
+        out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
     line = next(line for line in out.splitlines() if line.startswith("WRK_JSON "))
     raw = json.loads(line[len("WRK_JSON ") :])
     seconds = raw["duration_us"] / 1e6

@@ -9,11 +9,14 @@ FastAPI endpoint that only recovers the signer and stores the row (bench/_baseli
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 from eth_account import Account as EthAccount
 from eth_account.messages import encode_defunct
+from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from backend.accounts.services import siwe_message
@@ -26,7 +29,7 @@ CONNECTIONS, DURATION_S, PRESIGNED = 32, 5.0, 2_500
 
 
 def presign(
-    wallet, chain_id: int, market: str, start: int, expiry: int
+    wallet: LocalAccount, *, chain_id: int, market: str, start: int, expiry: int
 ) -> list[tuple[eip712.Order, str]]:
     meter = eip712.meter_id(f"meter:{wallet.address}")
     signed = []
@@ -49,14 +52,16 @@ def presign(
     return signed
 
 
-def run():
+def run() -> Iterator[dict[str, Any]]:
     with api_environment() as (settings, deployment):
         w3 = Web3(Web3.HTTPProvider(settings.rpc_url))
         now = w3.eth.get_block("latest")["timestamp"]
         start = (now // eip712.SLOT_SECONDS + 8) * eip712.SLOT_SECONDS
         market = deployment.contracts["EnergyMarket"].address
         wallet = anvil_account(5)
-        orders = presign(wallet, deployment.chain_id, market, start, start - 1)
+        orders = presign(
+            wallet, chain_id=deployment.chain_id, market=market, start=start, expiry=start - 1
+        )
         with serve("backend.main:app", settings) as base:
             nonce = httpx.get(f"{base}/v1/auth/siwe/nonce").json()["nonce"]
             message = siwe_message(
@@ -70,7 +75,7 @@ def run():
             headers = {"Authorization": f"Bearer {tokens['access_token']}"}
             account_id = httpx.get(f"{base}/v1/auth/me", headers=headers).json()["id"]
 
-            def body(i: int) -> dict:
+            def body(i: int) -> dict[str, Any]:
                 order, sig = orders[i % PRESIGNED]
                 return {
                     "side": "sell",
@@ -88,18 +93,24 @@ def run():
 
             ours = run_wrk(
                 f"{base}/v1/trading/orders",
-                CONNECTIONS,
-                DURATION_S,
+                connections=CONNECTIONS,
+                duration_s=DURATION_S,
                 headers=headers,
                 bodies=[json.dumps(body(i)) for i in range(PRESIGNED)],
             )
         accepted = ours["requests"] - ours["errors"]
         if ours["requests"] > PRESIGNED:
             raise RuntimeError(f"only {PRESIGNED} distinct orders were signed; raise PRESIGNED")
-        orders = presign(anvil_account(6), deployment.chain_id, market, start, start - 1)
+        orders = presign(
+            anvil_account(6),
+            chain_id=deployment.chain_id,
+            market=market,
+            start=start,
+            expiry=start - 1,
+        )
         with serve("bench._baseline_app:app", settings) as base:
 
-            def baseline_body(i: int) -> dict:
+            def baseline_body(i: int) -> dict[str, Any]:
                 order, sig = orders[i % PRESIGNED]
                 return {
                     "order": order.message(),
@@ -112,8 +123,8 @@ def run():
 
             baseline = run_wrk(
                 f"{base}/orders",
-                CONNECTIONS,
-                DURATION_S,
+                connections=CONNECTIONS,
+                duration_s=DURATION_S,
                 bodies=[json.dumps(baseline_body(i)) for i in range(PRESIGNED)],
             )
     yield {

@@ -1,16 +1,19 @@
 """GET /v1/trading/orderbook and /v1/trading/trades under 64 concurrent connections (wrk).
 
-Target (issue 5): >= 10,000 req/s with p99 <= 100 ms on a 2-core machine; wrk shares the two
+Target: >= 10,000 req/s with p99 <= 100 ms on a 2-core machine; wrk shares the two
 cores with the server. One uvicorn worker each for: the API as configured (public reads from
 the per-worker read cache, backend/api/read_cache.py), the same API with the cache off
 (`_uncached`: every request runs the route and its SQL), and the baseline — a plain
 FastAPI/SQLModel app serving the same reads (bench/_baseline_app.py). Ratios are to the
-baseline. `_2_workers`: the API with GRIDLEDGER_API_WORKERS=2, one per core. Each load is preceded by a one-second warm-up that is not counted.
+baseline. `_2_workers`: the API with GRIDLEDGER_API_WORKERS=2, one per core. Each load is
+preceded by a one-second warm-up that is not counted.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from typing import Any
 
 from sqlmodel import Session
 
@@ -18,8 +21,8 @@ from backend.accounts.models import Account
 from backend.core.db import make_engine
 from backend.market.models import SignedOrder
 from bench._api import api_environment, serve
-from bench._wrk import run_wrk
-from indexer.models import Trade
+from bench._wrk import WrkResult, run_wrk
+from indexer.models import Trade, TradeStatus
 
 ORDERS, TRADES, CONNECTIONS, DURATION_S = 400, 2_000, 64, 5.0
 
@@ -58,7 +61,7 @@ def seed(database_url: str, start: int) -> None:
                     trade_id=i,
                     chain_id=31337,
                     product="energy",
-                    status="open",
+                    status=TradeStatus.OPEN,
                     seller="0x" + "aa" * 20,
                     buyer="0x" + "bb" * 20,
                     quantity_wh=1_000,
@@ -77,15 +80,16 @@ def seed(database_url: str, start: int) -> None:
     engine.dispose()
 
 
-def measure(base: str, paths: dict[str, str]) -> dict[str, dict]:
+def measure(base: str, paths: dict[str, str]) -> dict[str, WrkResult]:
     results = {}
     for name, path in paths.items():
-        run_wrk(base + path, CONNECTIONS, 1)  # warm-up: imports, connection pool, first query plans
-        results[name] = run_wrk(base + path, CONNECTIONS, DURATION_S)
+        # warm-up: imports, connection pool, first query plans
+        run_wrk(base + path, connections=CONNECTIONS, duration_s=1)
+        results[name] = run_wrk(base + path, connections=CONNECTIONS, duration_s=DURATION_S)
     return results
 
 
-def run():
+def run() -> Iterator[dict[str, Any]]:
     with api_environment() as (settings, _):
         start = 2**31 // 900 * 900  # far in the future: the market stays open
         seed(settings.database_url, start)

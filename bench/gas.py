@@ -6,6 +6,11 @@ have been credited before (a first-ever storage write costs ~22,100 gas more).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+
 from backend.market.orders import BUY, SELL, SLOT_SECONDS, meter_id, sign_order
 from bench._devnet import deployed_devnet
 
@@ -17,8 +22,8 @@ TARGETS = {
 }
 
 
-def figure(metric: str, value: int, baseline: int) -> dict:
-    line = {
+def figure(metric: str, value: int, baseline: int) -> dict[str, Any]:
+    line: dict[str, Any] = {
         "metric": metric,
         "value": value,
         "unit": "gas",
@@ -30,19 +35,19 @@ def figure(metric: str, value: int, baseline: int) -> dict:
     return line
 
 
-def run():
-    with deployed_devnet(participants=4) as (node, w3, deployment, wl):
+def run() -> Iterator[dict[str, Any]]:
+    with deployed_devnet(participants=4) as (_, _, _, wl):
         market, registry, token = (
             wl.c.market.functions,
             wl.c.registry.functions,
             wl.c.token.functions,
         )
         alice, bob, carol, dave = wl.people
-        gas = {}
+        gas: dict[str, int] = {}
 
         gas["erc20_transfer_baseline"] = wl.tx(alice, token.transfer(bob.address, 1_000))["gasUsed"]
 
-        def fill(seller, buyer, quantity=10_000):
+        def fill(seller: LocalAccount, buyer: LocalAccount, quantity: int = 10_000) -> int:
             offer = wl.order(seller, SELL, quantity=quantity)
             signature = sign_order(offer, seller.key, wl.chain_id, wl.c.market.address)
             receipt = wl.tx(

@@ -8,9 +8,15 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from typing import Any
 
+from eth_utils import to_checksum_address
 from sqlmodel import Session
+from web3 import Web3
+from web3.types import RPCEndpoint
 
+from backend.chain.deployment import Deployment
 from backend.core.db import make_engine
 from bench._database import scratch_schema
 from bench._devnet import deployed_devnet
@@ -18,12 +24,13 @@ from indexer.base import Indexer, IndexerConfig
 from indexer.decoder import LogDecoder
 from indexer.models import ChainEvent
 from indexer.rpc import RpcClient
+from scripts.workload import Workload
 
 TARGET_EVENTS = int(os.environ.get("GRIDLEDGER_BENCH_EVENTS", "100000"))
 BATCH = 50  # certificates per issueBatch: 50 CertificateIssued + 1 TransferBatch
 
 
-def generate(w3, wl, target_events: int) -> int:
+def generate(w3: Web3, wl: Workload, target_events: int) -> int:
     """Fill the chain with hourly REC issuance (plus the workload's mix); returns log count."""
     wl.run(40)
     owners = wl.people
@@ -32,40 +39,38 @@ def generate(w3, wl, target_events: int) -> int:
     hour0 = (wl.now() // 3600 - 2 * 365 * 24 + 48) * 3600
     txs = target_events // (BATCH + 1) + 1
     nonce = w3.eth.get_transaction_count(wl.issuer.address)
-    w3.provider.make_request("anvil_setAutomine", [False])
+    w3.provider.make_request(RPCEndpoint("anvil_setAutomine"), [False])
     registry = wl.c.registry.functions
     for i in range(txs):
         device_index = i % len(devices)
         first = hour0 + (i // len(devices)) * BATCH * 3600
         starts = [first + h * 3600 for h in range(BATCH)]
-        tx = registry.issueBatch(
+        issue = registry.issueBatch(
             devices[device_index],
             owners[device_index].address,
             starts,
             [s + 3600 for s in starts],
             [4_000] * BATCH,
-        ).build_transaction(
-            {
-                "from": wl.issuer.address,
-                "nonce": nonce + i,
-                "gas": 3_500_000,
-                "maxFeePerGas": 10**11,
-                "maxPriorityFeePerGas": 1,
-                "chainId": wl.chain_id,
-            }
         )
-        w3.eth.send_raw_transaction(wl.issuer.sign_transaction(tx).raw_transaction)
+        w3.eth.send_raw_transaction(
+            wl.signed_call(wl.issuer, issue, nonce=nonce + i, gas=3_500_000)
+        )
         if i % 8 == 7:
-            w3.provider.make_request("anvil_mine", [1])
+            w3.provider.make_request(RPCEndpoint("anvil_mine"), [1])
     while w3.eth.get_transaction_count(wl.issuer.address) < nonce + txs:
-        w3.provider.make_request("anvil_mine", [1])
-    w3.provider.make_request("anvil_setAutomine", [True])
-    addresses = [c.address for c in wl.deployment.contracts.values()]
+        w3.provider.make_request(RPCEndpoint("anvil_mine"), [1])
+    w3.provider.make_request(RPCEndpoint("anvil_setAutomine"), [True])
+    addresses = [to_checksum_address(c.address) for c in wl.deployment.contracts.values()]
     return len(w3.eth.get_logs({"fromBlock": 0, "toBlock": "latest", "address": addresses}))
 
 
 def naive_baseline(
-    database_url: str, rpc_url: str, deployment, max_events: int = 15_000, max_seconds: float = 40
+    *,
+    database_url: str,
+    rpc_url: str,
+    deployment: Deployment,
+    max_events: int = 15_000,
+    max_seconds: float = 40,
 ) -> float:
     """Per-block eth_getLogs, per-row ORM insert, commit per block."""
     rpc = RpcClient(rpc_url)
@@ -102,7 +107,7 @@ def naive_baseline(
     return events / elapsed
 
 
-def run():
+def run() -> Iterator[dict[str, Any]]:
     with deployed_devnet(participants=6) as (node, w3, deployment, wl):
         total = generate(w3, wl, TARGET_EVENTS)
         yield {"metric": "chain_events", "value": total, "unit": "events"}
@@ -120,7 +125,7 @@ def run():
         assert indexed == total, f"indexed {indexed} of {total} events"
         ours = indexed / elapsed
         with scratch_schema() as url:
-            baseline = naive_baseline(url, node.rpc_url, deployment)
+            baseline = naive_baseline(database_url=url, rpc_url=node.rpc_url, deployment=deployment)
         yield {"metric": "events_per_s", "value": round(ours), "unit": "events/s", "target": 20_000}
         yield {"metric": "baseline_events_per_s", "value": round(baseline), "unit": "events/s"}
         yield {"metric": "ratio", "value": round(ours / baseline, 2), "unit": "x"}

@@ -11,25 +11,38 @@ import os
 import statistics
 import threading
 import time
+from collections.abc import Iterator
+from typing import Any
 
 from sqlalchemy import select
+from sqlmodel import col
 
+from backend.chain.anvil import AnvilNode
+from backend.chain.deployment import Deployment
 from backend.core.db import make_engine
 from bench._database import scratch_schema
 from bench._devnet import deployed_devnet
 from indexer.base import Indexer, IndexerConfig
 from indexer.models import IndexerCursor
 from indexer.rpc import RpcClient
+from scripts.workload import Workload
 
 BLOCKS = int(os.environ.get("GRIDLEDGER_BENCH_LIVE_BLOCKS", "40"))
 
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def measure(node, deployment, workload, poll_interval_s: float, blocks: int) -> list[float]:
+def measure(
+    node: AnvilNode,
+    deployment: Deployment,
+    workload: Workload,
+    *,
+    poll_interval_s: float,
+    blocks: int,
+) -> list[float]:
     with scratch_schema() as url:
         engine = make_engine(url)
         indexer = Indexer(
@@ -41,22 +54,22 @@ def measure(node, deployment, workload, poll_interval_s: float, blocks: int) -> 
         seen_at_node: dict[int, float] = {}
         seen_in_sql: dict[int, float] = {}
         rpc = RpcClient(node.rpc_url)
-        cursor_table = IndexerCursor.__table__
 
-        def watch_node():
+        def watch_node() -> None:
             while not stop.is_set():
                 seen_at_node.setdefault(rpc.block_number(), time.perf_counter())
                 time.sleep(0.002)
 
-        def watch_sql():
+        def watch_sql() -> None:
             with engine.connect() as connection:
                 while not stop.is_set():
-                    number = connection.execute(select(cursor_table.c.block_number)).scalar()
+                    number = connection.execute(select(col(IndexerCursor.block_number))).scalar()
                     connection.rollback()
-                    seen_in_sql.setdefault(number, time.perf_counter())
+                    if number is not None:
+                        seen_in_sql.setdefault(number, time.perf_counter())
                     time.sleep(0.002)
 
-        def load():
+        def load() -> None:
             while not stop.is_set():
                 workload.signed_fill()
 
@@ -86,8 +99,8 @@ def measure(node, deployment, workload, poll_interval_s: float, blocks: int) -> 
     return lags
 
 
-def run():
-    with deployed_devnet(participants=4) as (node, w3, deployment, workload):
+def run() -> Iterator[dict[str, Any]]:
+    with deployed_devnet(participants=4) as (node, _, deployment, workload):
         node.request("evm_setAutomine", [False])
         node.request("evm_setIntervalMining", [1])
         lags = measure(node, deployment, workload, poll_interval_s=0.01, blocks=BLOCKS)

@@ -20,8 +20,10 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import orjson
@@ -49,8 +51,11 @@ SUBSCRIBERS = int(os.environ.get("GRIDLEDGER_BENCH_MQTT_SUBSCRIBERS", "4"))
 PUBLISHERS = 2
 
 
-def batches(meter_ids: list[str], count: int, first_interval: int):
-    """`count` readings in batches of BATCH: each meter, consecutive 15-minute intervals back in time."""
+def batches(
+    meter_ids: list[str], count: int, first_interval: int
+) -> Iterator[list[dict[str, Any]]]:
+    """`count` readings in batches of BATCH: each meter, consecutive 15-minute intervals back
+    in time."""
     readings = []
     for i in range(count):
         meter = meter_ids[i % len(meter_ids)]
@@ -72,7 +77,7 @@ def batches(meter_ids: list[str], count: int, first_interval: int):
         yield readings
 
 
-def start_api(url: str) -> tuple[subprocess.Popen, str]:
+def start_api(url: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {**os.environ, "GRIDLEDGER_DATABASE_URL": url, "GRIDLEDGER_ENVIRONMENT": "development"}
     process = subprocess.Popen(
@@ -103,7 +108,7 @@ def start_api(url: str) -> tuple[subprocess.Popen, str]:
 
 
 def rest(
-    url: str, meter_ids: list[str], headers: dict, first_interval: int
+    url: str, meter_ids: list[str], headers: dict[str, str], first_interval: int
 ) -> tuple[float, float, int]:
     process, base = start_api(url)
     latencies: list[float] = []
@@ -135,7 +140,7 @@ def rest(
     return stored / elapsed, p99 * 1000, stored
 
 
-def publish(root: str, names: list[str], first_interval: int, offset: int, step: int) -> None:
+def publish(root: str, names: list[str], *, first_interval: int, offset: int, step: int) -> None:
     """Publish this process's share of the MQTT readings (QoS 1) and wait until all are acked."""
     publisher = mqtt.Client(
         mqtt.CallbackAPIVersion.VERSION2, client_id=f"gl-bench-pub-{uuid.uuid4().hex[:6]}"
@@ -183,7 +188,9 @@ def mqtt_path(url: str, first_interval: int, names: list[str]) -> float:
         started = time.perf_counter()
         publishers = [
             multiprocessing.Process(
-                target=publish, args=(root, names, first_interval, k, PUBLISHERS)
+                target=publish,
+                args=(root, names),
+                kwargs={"first_interval": first_interval, "offset": k, "step": PUBLISHERS},
             )
             for k in range(PUBLISHERS)
         ]
@@ -231,10 +238,12 @@ def copy_limit(url: str, meter_ids: list[str], first_interval: int) -> float:
             )
     with engine.connect() as connection:
         driver = connection.connection.driver_connection
+        if driver is None:
+            raise RuntimeError("no psycopg connection under the SQLAlchemy one")
         started = time.perf_counter()
         with driver.cursor().copy(
-            "COPY meter_readings (meter_id, interval_start, interval_s, import_wh, export_wh, quality, revision, "
-            "source, received_at) FROM STDIN"
+            "COPY meter_readings (meter_id, interval_start, interval_s, import_wh, export_wh, "
+            "quality, revision, source, received_at) FROM STDIN"
         ) as copy:
             for row in rows:
                 copy.write_row(row)
@@ -274,7 +283,7 @@ def orm_baseline(
     return done / elapsed
 
 
-def run():
+def run() -> Iterator[dict[str, Any]]:
     with scratch_schema() as url:
         engine = make_engine(url)
         with Session(engine) as session:
@@ -292,9 +301,8 @@ def run():
             token = create_access_token(owner.id, owner.roles, Settings(_env_file=None))
         engine.dispose()
         now = int(time.time()) // 900 * 900
-        span = 900 * (
-            max(READINGS, MQTT_READINGS) // METERS + 10
-        )  # distinct interval ranges per measurement
+        # distinct interval ranges per measurement
+        span = 900 * (max(READINGS, MQTT_READINGS) // METERS + 10)
         rest_rate, p99_ms, stored = rest(
             url, meter_ids, {"Authorization": f"Bearer {token}"}, now - 900
         )

@@ -11,14 +11,18 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
+from web3 import Web3
+from web3.types import RPCEndpoint
 
 from backend.accounts.models import Account
 from backend.core.config import Settings
 from backend.core.db import make_engine
-from backend.market.orders import SELL, meter_id, sign_order
+from backend.market.orders import SELL, Order, meter_id, sign_order
 from backend.meters.schemas import MeterCreate
 from backend.meters.services import ingest_readings, register_meter
 from backend.meters.validation import iso
@@ -30,17 +34,20 @@ from bench._devnet import deployed_devnet
 from indexer.base import Indexer, IndexerConfig
 from indexer.models import Trade
 from indexer.rpc import RpcClient
+from scripts.workload import Workload
 
 TRADES = int(os.environ.get("GRIDLEDGER_BENCH_TRADES", "10000"))
 BASELINE_TRADES = int(os.environ.get("GRIDLEDGER_BENCH_BASELINE_TRADES", "300"))
 BATCH = int(os.environ.get("GRIDLEDGER_BENCH_SETTLE_BATCH", "250"))
 
 
-def make_trades(w3, wl, count: int) -> None:
-    """`count` signed fills delivering in one slot, sent with automine off and mined in blocks."""
+def make_trades(w3: Web3, wl: Workload, count: int) -> None:
+    """`count` signed fills delivering in one slot, sent with automine off and mined in blocks.
+    Each seller's offer is drawn afresh every 500 fills and otherwise reused with a new salt."""
     market = wl.c.market
-    nonces = {p.address: w3.eth.get_transaction_count(p.address) for p in wl.people}
-    w3.provider.make_request("anvil_setAutomine", [False])
+    nonces: dict[str, int] = {p.address: w3.eth.get_transaction_count(p.address) for p in wl.people}
+    offer_template: dict[str, Order] = {}
+    w3.provider.make_request(RPCEndpoint("anvil_setAutomine"), [False])
     for i in range(count):
         seller = wl.people[i % len(wl.people)]
         buyer = wl.people[(i + 1) % len(wl.people)]
@@ -52,30 +59,19 @@ def make_trades(w3, wl, count: int) -> None:
         if i < len(wl.people) or i % 500 == 0:
             offer_template[seller.address] = offer
         signature = sign_order(offer, seller.key, wl.chain_id, market.address)
-        tx = market.functions.fillOrder(
+        fill = market.functions.fillOrder(
             offer.as_tuple(), signature, offer.quantityWh, meter_id(f"meter:{buyer.address}")
-        ).build_transaction(
-            {
-                "from": buyer.address,
-                "nonce": nonces[buyer.address],
-                "gas": 400_000,
-                "maxFeePerGas": 10**11,
-                "maxPriorityFeePerGas": 1,
-                "chainId": wl.chain_id,
-            }
         )
+        raw = wl.signed_call(buyer, fill, nonce=nonces[buyer.address], gas=400_000)
         nonces[buyer.address] += 1
-        w3.eth.send_raw_transaction(buyer.sign_transaction(tx).raw_transaction)
+        w3.eth.send_raw_transaction(raw)
         if i % 100 == 99:
-            w3.provider.make_request("anvil_mine", [1])
-    w3.provider.make_request("anvil_mine", [1])
-    w3.provider.make_request("anvil_setAutomine", [True])
+            w3.provider.make_request(RPCEndpoint("anvil_mine"), [1])
+    w3.provider.make_request(RPCEndpoint("anvil_mine"), [1])
+    w3.provider.make_request(RPCEndpoint("anvil_setAutomine"), [True])
 
 
-offer_template: dict = {}
-
-
-def run():
+def run() -> Iterator[dict[str, Any]]:
     with deployed_devnet(participants=4, anvil_args=("--gas-limit", "100000000")) as (
         node,
         w3,
@@ -103,7 +99,7 @@ def run():
             ctx = ChainContext.from_settings(settings, deployment)
             with Session(engine, expire_on_commit=False) as session:
                 trades = session.exec(
-                    select(Trade).where(Trade.product == "energy").order_by(Trade.trade_id)
+                    select(Trade).where(Trade.product == "energy").order_by(col(Trade.trade_id))
                 ).all()
                 for person in wl.people:
                     account = Account(address=person.address.lower())
@@ -115,7 +111,11 @@ def run():
                         MeterCreate(name=f"meter:{person.address}", capacity_w=10**9),
                     )
             wl.advance(3 * 900 + 60)
-            slots = {(t.seller_meter, t.delivery_start) for t in trades}
+            slots = {
+                (t.seller_meter, t.delivery_start)
+                for t in trades
+                if t.delivery_start is not None  # energy trades always have one
+            }
             with Session(engine) as session:
                 ingest_readings(
                     session,
@@ -135,10 +135,10 @@ def run():
             baseline = trades[-BASELINE_TRADES:]
             t0 = time.perf_counter()
             for trade in baseline:
-                if ctx.market.functions.tradeStatus(trade.trade_id).call() == 1:
+                if wl.c.market.functions.tradeStatus(trade.trade_id).call() == 1:
                     wl.tx(
                         wl.settler,
-                        ctx.market.functions.settle(
+                        wl.c.market.functions.settle(
                             trade_tuple(trade), trade.trade_id, trade.quantity_wh // 2
                         ),
                         gas=300_000,

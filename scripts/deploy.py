@@ -9,13 +9,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
 from web3 import Web3
 
 from backend.chain.artifacts import load_artifact
 from backend.chain.deployment import DeployedContract, Deployment
 from backend.chain.transactions import deploy_contract, signer, transact
-from backend.core.config import Settings
-from backend.core.config import settings as default_settings
+from backend.core.config import Settings, get_settings
+from backend.core.errors import GridLedgerError
+
+
+class DeploymentFailed(GridLedgerError):
+    """A contract creation was mined without creating a contract."""
+
 
 CERTIFICATE_URI = "https://gridledger.example/certificates/{id}.json"
 
@@ -24,18 +31,21 @@ def role_id(name: str) -> bytes:
     return Web3.keccak(text=name)
 
 
-def _deploy(w3: Web3, deployer, name: str, *args) -> DeployedContract:
+def _deploy(
+    w3: Web3, deployer: LocalAccount, name: str, *args: str | int | bytes
+) -> DeployedContract:
     artifact = load_artifact(name)
     receipt = deploy_contract(w3, deployer, artifact.abi, artifact.bytecode, *args)
-    return DeployedContract(
-        address=receipt["contractAddress"], block_number=receipt["blockNumber"], abi=artifact.abi
-    )
+    address = receipt["contractAddress"]
+    if address is None:
+        raise DeploymentFailed(f"deploying {name} created no contract")
+    return DeployedContract(address=address, block_number=receipt["blockNumber"], abi=artifact.abi)
 
 
-def deploy_all(w3: Web3, config: Settings = default_settings) -> Deployment:
+def deploy_all(w3: Web3, config: Settings) -> Deployment:
     """Deploy the three contracts and grant each role to the address of its settings key."""
     deployer = signer(config.deployer_private_key.get_secret_value())
-    role_holders = {
+    role_holders: dict[str, str] = {
         "settler": signer(config.settler_private_key.get_secret_value()).address,
         "operator": signer(config.operator_private_key.get_secret_value()).address,
         "issuer": signer(config.issuer_private_key.get_secret_value()).address,
@@ -62,7 +72,7 @@ def deploy_all(w3: Web3, config: Settings = default_settings) -> Deployment:
         (registry, "REGISTRAR_ROLE", role_holders["registrar"]),
     ]
     for deployed, role, holder in grants:
-        contract = w3.eth.contract(address=deployed.address, abi=deployed.abi)
+        contract = w3.eth.contract(address=to_checksum_address(deployed.address), abi=deployed.abi)
         transact(w3, deployer, contract.functions.grantRole(role_id(role), holder))
     deployment = Deployment(
         chain_id=w3.eth.chain_id,
@@ -79,7 +89,8 @@ def deploy_all(w3: Web3, config: Settings = default_settings) -> Deployment:
 def main() -> None:  # `ape run deploy`
     from ape import chain
 
-    deployment = deploy_all(chain.provider.web3)
+    config = get_settings()
+    deployment = deploy_all(chain.provider.web3, config)
     for name, deployed in deployment.contracts.items():
         print(f"{name:<13} {deployed.address}  (block {deployed.block_number})")
-    print(f"deployment file: {default_settings.deployment_file}")
+    print(f"deployment file: {config.deployment_file}")

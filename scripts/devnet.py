@@ -19,20 +19,25 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NoReturn
 from urllib.parse import urlparse
 
+import httpx
+from eth_utils import to_checksum_address
+from sqlalchemy import Engine, text
 from web3 import Web3
 
-from backend.chain.anvil import start_anvil
+from backend.chain.anvil import AnvilNode, start_anvil
 from backend.chain.deployment import Deployment, DeploymentNotFound
-from backend.core.config import PROJECT_ROOT, Settings
-from backend.core.config import settings as default_settings
+from backend.core.config import PROJECT_ROOT, Settings, get_settings
 from backend.core.db import get_engine
 from backend.core.errors import GridLedgerError
 from backend.core.migrate import upgrade
 from backend.core.processes import stop_process
+from indexer.models import TradeStatus
 from indexer.reset import clear_mirror
 
 
@@ -55,10 +60,9 @@ def component_env(config: Settings) -> dict[str, str]:
     return env
 
 
-def start_component(name: str, module: str, config: Settings | None = None) -> subprocess.Popen:
+def start_component(name: str, *, module: str, config: Settings) -> subprocess.Popen[bytes]:
     """A component as its own process (`python -m module`), sharing our settings, its output
     in data/logs/<name>.log. Its own session: Ctrl-C reaches only us, and we stop it in order."""
-    config = config or default_settings
     logs = config.data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     with open(logs / f"{name}.log", "ab") as log:
@@ -72,13 +76,11 @@ def start_component(name: str, module: str, config: Settings | None = None) -> s
         )
 
 
-def stop_component(process: subprocess.Popen) -> None:
+def stop_component(process: subprocess.Popen[bytes]) -> None:
     stop_process(process, signal.SIGTERM)
 
 
-def wait_for_api(url: str, process: subprocess.Popen, timeout_s: float = 60) -> None:
-    import httpx
-
+def wait_for_api(url: str, process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     while process.poll() is None and time.monotonic() < deadline:
         try:
@@ -93,7 +95,9 @@ class StatusLine:
     """Simulated time, trades, settled, RECs issued and indexer lag, from the chain and the
     DB mirror: rewritten in place on a terminal, a plain line every 10 s otherwise."""
 
-    def __init__(self, w3: Web3, engine, simulated: bool, interval_s: float = 1.0):
+    def __init__(
+        self, w3: Web3, engine: Engine, *, simulated: bool, interval_s: float = 1.0
+    ) -> None:
         self.w3, self.engine, self.interval_s = w3, engine, interval_s
         self.label = "sim" if simulated else "chain"
         self.tty = sys.stdout.isatty()
@@ -101,17 +105,16 @@ class StatusLine:
         self.shown = False
 
     def text(self) -> str:
-        from sqlalchemy import text
-
         head = self.w3.eth.get_block("latest")
         with self.engine.connect() as connection:
             trades, settled, penalised, swaps = connection.execute(
                 text(
                     "SELECT coalesce(sum(CASE WHEN product = 'energy' THEN 1 ELSE 0 END), 0), "
-                    "coalesce(sum(CASE WHEN status = 'settled' THEN 1 ELSE 0 END), 0), "
+                    "coalesce(sum(CASE WHEN status = :settled THEN 1 ELSE 0 END), 0), "
                     "coalesce(sum(CASE WHEN coalesce(penalty, 0) > 0 THEN 1 ELSE 0 END), 0), "
                     "coalesce(sum(CASE WHEN product <> 'energy' THEN 1 ELSE 0 END), 0) FROM trades"
-                )
+                ),
+                {"settled": TradeStatus.SETTLED.value},
             ).one()
             certificates, claims = connection.execute(
                 text("SELECT (SELECT count(*) FROM certificates), (SELECT count(*) FROM claims)")
@@ -122,9 +125,9 @@ class StatusLine:
         moment = datetime.fromtimestamp(head["timestamp"], UTC).strftime("%Y-%m-%d %H:%M")
         lag = "-" if indexed is None else f"{max(head['number'] - indexed, 0)} blocks"
         return (
-            f"{self.label} {moment} UTC | energy trades {trades}, settled {settled} ({penalised} penalised) | "
-            f"RECs {certificates} issued, {swaps} sold, {claims} retired | block {head['number']} | "
-            f"indexer lag {lag}"
+            f"{self.label} {moment} UTC | energy trades {trades}, settled {settled} "
+            f"({penalised} penalised) | RECs {certificates} issued, {swaps} sold, "
+            f"{claims} retired | block {head['number']} | indexer lag {lag}"
         )
 
     def update(self) -> None:
@@ -156,7 +159,9 @@ def current_deployment(w3: Web3, config: Settings) -> Deployment | None:
         return None
     if deployment.genesis_hash != w3.eth.get_block(0)["hash"].to_0x_hex():
         return None
-    if any(not w3.eth.get_code(c.address) for c in deployment.contracts.values()):
+    if any(
+        not w3.eth.get_code(to_checksum_address(c.address)) for c in deployment.contracts.values()
+    ):
         return None
     return deployment
 
@@ -175,81 +180,95 @@ def reset(config: Settings) -> None:
             path.unlink(missing_ok=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--exit-after-deploy", action="store_true")
-    args = parser.parse_args(argv)
-    config = default_settings
+def prepare_database(config: Settings) -> None:
+    """`RESET=1` forgets the previous chain first; then the schema is brought up to date."""
     if os.environ.get("RESET") == "1":
         reset(config)
         say("reset", "removed chain state and deployment file")
-
     upgrade(config.database_url)
     say("database", f"migrated {config.database_url}")
 
-    w3 = Web3(Web3.HTTPProvider(config.rpc_url))
-    anvil = None
-    components: dict[str, subprocess.Popen] = {}
+
+def start_chain(w3: Web3, config: Settings) -> AnvilNode | None:
+    """Anvil on the configured RPC port, resuming its saved state; None when a node already
+    answers there (we then leave it running on exit)."""
     if w3.is_connected():
         say("anvil", f"using the node already at {config.rpc_url}")
+        return None
+    anvil = start_anvil(
+        port=urlparse(config.rpc_url).port or 8545,
+        chain_id=config.chain_id,
+        state_file=config.anvil_state_file,
+    )
+    say("anvil", f"chain {w3.eth.chain_id} at {config.rpc_url} (block {w3.eth.block_number})")
+    return anvil
+
+
+def deploy_or_resume(w3: Web3, config: Settings) -> Deployment:
+    """The deployment on file when it matches this chain; otherwise deploy afresh and empty
+    the database mirror, which described another chain."""
+    deployment = current_deployment(w3, config)
+    if deployment is None:
+        from scripts.deploy import deploy_all
+
+        deployment = deploy_all(w3, config)
+        clear_mirror(get_engine())
+        say("deploy", f"deployed at block {deployment.block_number}")
     else:
-        anvil = start_anvil(
-            port=urlparse(config.rpc_url).port or 8545,
-            chain_id=config.chain_id,
-            state_file=config.anvil_state_file,
-        )
-        say("anvil", f"chain {w3.eth.chain_id} at {config.rpc_url} (block {w3.eth.block_number})")
+        say("deploy", "resumed the existing deployment")
+    for name, deployed in deployment.contracts.items():
+        say("deploy", f"{name:<13} {deployed.address}")
+    say("deploy", f"deployment file {config.deployment_file}")
+    return deployment
 
-    try:
-        deployment = current_deployment(w3, config)
-        if deployment is None:
-            from scripts.deploy import deploy_all
 
-            deployment = deploy_all(w3, config)
-            clear_mirror(get_engine())  # the old mirror described another chain
-            say("deploy", f"deployed at block {deployment.block_number}")
-        else:
-            say("deploy", "resumed the existing deployment")
-        for name, deployed in deployment.contracts.items():
-            say("deploy", f"{name:<13} {deployed.address}")
-        say("deploy", f"deployment file {config.deployment_file}")
-        if args.exit_after_deploy:
-            return 0
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
-        api_url = f"http://{config.api_host}:{config.api_port}"
-        components["indexer"] = start_component("indexer", "indexer", config)
+@dataclass
+class Stack:
+    """The running devnet: the node we started (if any) and the components, in start order."""
+
+    config: Settings
+    w3: Web3
+    anvil: AnvilNode | None
+    components: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    simulation_finished: bool = False  # the neighbourhood ran its simulated period and exited
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.config.api_host}:{self.config.api_port}"
+
+    def start(self, name: str, *, module: str) -> subprocess.Popen[bytes]:
+        """`python -m module` as component `name`, watched by `check` and stopped by `shut_down`."""
+        self.components[name] = start_component(name, module=module, config=self.config)
+        return self.components[name]
+
+    def start_components(self) -> None:
+        """Indexer, API (waited for), matcher, workers, MQTT subscriber and, when simulating,
+        the neighbourhood; then where to find logs and URLs."""
+        config, api_url = self.config, self.api_url
+        self.start("indexer", module="indexer")
         say("indexer", f"following the contracts into {config.database_url}")
-        components["api"] = start_component("api", "backend", config)
-        wait_for_api(api_url, components["api"])
+        wait_for_api(api_url, self.start("api", module="backend"))
         say("api", f"serving {api_url} (clock: {'chain' if config.simulate else config.clock})")
-        components["matcher"] = start_component("matcher", "backend.market.matching", config)
+        self.start("matcher", module="backend.market.matching")
         say("matcher", f"operator matching every {config.matcher_interval_s:g} s")
-        components["workers"] = start_component("workers", "backend.workers", config)
+        self.start("workers", module="backend.workers")
         say(
             "workers",
             f"settlement and REC issuance (worker + beat) on {config.resolved_broker_url}",
         )
-        components["mqtt"] = start_component("mqtt", "backend.meters.mqtt", config)
+        self.start("mqtt", module="backend.meters.mqtt")
         say(
             "mqtt",
-            f"meter readings from {config.mqtt_host}:{config.mqtt_port} {config.mqtt_topic_root}/+/+/+/+",
+            f"meter readings from {config.mqtt_host}:{config.mqtt_port} "
+            f"{config.mqtt_topic_root}/+/+/+/+",
         )
-        simulator = None
-        ahead_s = w3.eth.get_block("latest")["timestamp"] - time.time()
-        if not config.simulate and ahead_s > 3600:
-            say(
-                "clock",
-                f"chain time is {ahead_s / 3600:.0f} h ahead of the wall clock (a simulated run): "
-                "delivery periods must start after chain time",
-            )
+        self.warn_if_chain_time_ahead()
         if config.simulate:
-            simulator = components["neighbourhood"] = start_component(
-                "neighbourhood", "scripts.neighbourhood", config
-            )
+            self.start("neighbourhood", module="scripts.neighbourhood")
             say(
                 "sim",
-                f"{config.sim_prosumers} prosumers, {config.sim_consumers} consumers, a battery and an "
-                f"aggregator; one simulated day per {config.sim_seconds_per_day:g} s",
+                f"{config.sim_prosumers} prosumers, {config.sim_consumers} consumers, a battery "
+                f"and an aggregator; one simulated day per {config.sim_seconds_per_day:g} s",
             )
         say("logs", str(config.data_dir / "logs"))
         say(
@@ -258,35 +277,80 @@ def main(argv: list[str] | None = None) -> int:
             f"{config.api_port}/v1/ws   chain RPC {config.rpc_url}",
         )
         say("ready", "Ctrl-C stops every component")
-        status = StatusLine(w3, get_engine(), simulated=config.simulate)
-        while True:
-            time.sleep(0.5)
-            if anvil is not None and anvil.process.poll() is not None:
-                raise DevnetError(f"anvil exited unexpectedly with code {anvil.process.returncode}")
-            for name, process in components.items():
-                if process.poll() is None:
-                    continue
-                if process is simulator and process.returncode == 0:
+
+    def warn_if_chain_time_ahead(self) -> None:
+        """Without the simulator, a chain left far ahead by an earlier simulated run refuses
+        orders for delivery periods that start before its own time."""
+        ahead_s = self.w3.eth.get_block("latest")["timestamp"] - time.time()
+        if not self.config.simulate and ahead_s > 3600:
+            say(
+                "clock",
+                f"chain time is {ahead_s / 3600:.0f} h ahead of the wall clock (a simulated run): "
+                "delivery periods must start after chain time",
+            )
+
+    def check(self, status: StatusLine) -> None:
+        """Raise DevnetError when Anvil or a component has died. The neighbourhood finishing
+        its simulated period with code 0 is reported once; the rest of the stack runs on."""
+        if self.anvil is not None and self.anvil.process.poll() is not None:
+            raise DevnetError(
+                f"anvil exited unexpectedly with code {self.anvil.process.returncode}"
+            )
+        for name, process in self.components.items():
+            if process.poll() is None:
+                continue
+            if name == "neighbourhood" and process.returncode == 0:
+                if not self.simulation_finished:
                     status.clear()
                     say("sim", "finished its simulated period; the stack keeps running")
-                    simulator = None
-                elif process.returncode != 0 or name != "neighbourhood":
-                    raise DevnetError(
-                        f"{name} exited with code {process.returncode} "
-                        f"(see {config.data_dir / 'logs' / (name + '.log')})"
-                    )
-            status.update()
+                    self.simulation_finished = True
+                continue
+            log_file = self.config.data_dir / "logs" / f"{name}.log"
+            raise DevnetError(f"{name} exited with code {process.returncode} (see {log_file})")
+
+    def watch(self) -> NoReturn:
+        """Check the processes and refresh the status line until a component fails (raises
+        DevnetError) or Ctrl-C / SIGTERM (raises KeyboardInterrupt)."""
+        status = StatusLine(self.w3, get_engine(), simulated=self.config.simulate)
+        try:
+            while True:
+                time.sleep(0.5)
+                self.check(status)
+                status.update()
+        finally:
+            status.clear()
+
+    def shut_down(self) -> None:
+        """Components in reverse start order, then Anvil with SIGINT so it saves its state."""
+        for name, process in reversed(self.components.items()):
+            stop_component(process)
+            say(name, "stopped")
+        if self.anvil is not None:
+            self.anvil.stop()
+            say("anvil", "stopped (state saved)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Database, chain, deployment; then (unless `--exit-after-deploy`) every component,
+    watched until Ctrl-C, SIGTERM or a failure, and stopped in reverse order in any case."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--exit-after-deploy", action="store_true")
+    args = parser.parse_args(argv)
+    config = get_settings()
+    prepare_database(config)
+    w3 = Web3(Web3.HTTPProvider(config.rpc_url))
+    stack = Stack(config, w3, anvil=start_chain(w3, config))
+    try:
+        deploy_or_resume(w3, config)
+        if args.exit_after_deploy:
+            return 0
+        signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop like Ctrl-C
+        stack.start_components()
+        stack.watch()
     except KeyboardInterrupt:
         return 0
     finally:
-        if "status" in locals():
-            status.clear()
-        for name, process in reversed(components.items()):
-            stop_component(process)
-            say(name, "stopped")
-        if anvil is not None:
-            anvil.stop()
-            say("anvil", "stopped (state saved)")
+        stack.shut_down()
 
 
 if __name__ == "__main__":

@@ -7,12 +7,19 @@ demo. Everything goes through signed raw transactions, like a real client.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
+from hexbytes import HexBytes
 from web3 import Web3
+from web3.contract import Contract
+from web3.contract.contract import ContractFunction
 from web3.logs import DISCARD
+from web3.types import Nonce, RPCEndpoint, TxParams, TxReceipt, Wei
 
 from backend.chain.deployment import Deployment
 from backend.chain.transactions import TransactionFailed, send
@@ -21,6 +28,9 @@ from backend.market.orders import BUY, ENERGY, REC, SELL, SLOT_SECONDS, Order, m
 Account.enable_unaudited_hdwallet_features()
 ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
 MAX_UINT = 2**256 - 1
+# A trade as `settleBatch` and `reclaim` take it: seller, buyer, sellerMeter, buyerMeter,
+# quantityWh, price, deliveryStart, deliveryEnd, toleranceBps, penaltyBps.
+Trade = tuple[Any, ...]
 
 
 def anvil_account(index: int) -> LocalAccount:
@@ -32,15 +42,14 @@ class Contracts:
     w3: Web3
     deployment: Deployment
 
-    def __post_init__(self):
-        c = self.deployment.contracts
-        self.token = self.w3.eth.contract(address=c["GridUSD"].address, abi=c["GridUSD"].abi)
-        self.registry = self.w3.eth.contract(
-            address=c["RECRegistry"].address, abi=c["RECRegistry"].abi
-        )
-        self.market = self.w3.eth.contract(
-            address=c["EnergyMarket"].address, abi=c["EnergyMarket"].abi
-        )
+    def __post_init__(self) -> None:
+        self.token = self._bind("GridUSD")
+        self.registry = self._bind("RECRegistry")
+        self.market = self._bind("EnergyMarket")
+
+    def _bind(self, name: str) -> Contract:
+        deployed = self.deployment.contracts[name]
+        return self.w3.eth.contract(address=to_checksum_address(deployed.address), abi=deployed.abi)
 
 
 @dataclass
@@ -53,12 +62,12 @@ class Workload:
     participants: int = 4
     rng: random.Random = field(init=False)
     nonces: dict[str, int] = field(default_factory=dict)
-    open_trades: list[tuple[int, tuple]] = field(default_factory=list)
+    open_trades: list[tuple[int, Trade]] = field(default_factory=list)
     devices: dict[str, int] = field(default_factory=dict)
     next_hour: dict[int, int] = field(default_factory=dict)
     operations: int = 0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
         self.c = Contracts(self.w3, self.deployment)
         self.admin = anvil_account(0)
@@ -78,29 +87,39 @@ class Workload:
         self.nonces[account.address] = nonce + 1
         return nonce
 
-    def tx(self, account: LocalAccount, call, gas: int = 3_000_000):
+    def tx(self, account: LocalAccount, call: ContractFunction, gas: int = 3_000_000) -> TxReceipt:
         """Send a contract call with a locally tracked nonce (fast: no estimate round trip)."""
-        nonce = self._next_nonce(account)
-        built = call.build_transaction(
-            {
-                "from": account.address,
-                "gas": gas,
-                "nonce": nonce,
-                "maxFeePerGas": 10**11,
-                "maxPriorityFeePerGas": 1,
-                "chainId": self.chain_id,
-            }
-        )
-        receipt = send(self.w3, account, built)
+        params = self.tx_params(account, nonce=self._next_nonce(account), gas=gas)
+        receipt = send(self.w3, account, dict(call.build_transaction(params)))
         self.operations += 1
         return receipt
+
+    def tx_params(self, account: LocalAccount, *, nonce: int, gas: int) -> TxParams:
+        """Sender, nonce, gas and fixed fees (generous on Anvil): no estimate round trips."""
+        return {
+            "from": account.address,
+            "gas": gas,
+            "nonce": Nonce(nonce),
+            "maxFeePerGas": Wei(10**11),
+            "maxPriorityFeePerGas": Wei(1),
+            "chainId": self.chain_id,
+        }
+
+    def signed_call(
+        self, account: LocalAccount, call: ContractFunction, *, nonce: int, gas: int
+    ) -> HexBytes:
+        """A contract call built and signed with an explicit nonce but not sent: the raw
+        transaction, for sending many at once with automine off."""
+        built = call.build_transaction(self.tx_params(account, nonce=nonce, gas=gas))
+        # eth-account's parameter type is a plain dict; a built transaction is one at runtime
+        return account.sign_transaction(cast(dict[str, Any], built)).raw_transaction
 
     def now(self) -> int:
         return self.w3.eth.get_block("latest")["timestamp"]
 
     def advance(self, seconds: int) -> None:
-        self.w3.provider.make_request("evm_increaseTime", [seconds])
-        self.w3.provider.make_request("evm_mine", [])
+        self.w3.provider.make_request(RPCEndpoint("evm_increaseTime"), [seconds])
+        self.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
 
     # ------------------------------------------------------------------ setup
 
@@ -142,7 +161,12 @@ class Workload:
         return seller, buyer
 
     def order(
-        self, maker: LocalAccount, side: int, product=ENERGY, asset_id=0, quantity=None
+        self,
+        maker: LocalAccount,
+        side: int,
+        product: int = ENERGY,
+        asset_id: int = 0,
+        quantity: int | None = None,
     ) -> Order:
         start = (self.now() // SLOT_SECONDS + 2) * SLOT_SECONDS
         return Order(
@@ -210,7 +234,7 @@ class Workload:
         )
         self.remember_trades(receipt)
 
-    def remember_trades(self, receipt) -> None:
+    def remember_trades(self, receipt: TxReceipt) -> None:
         for event in self.c.market.events.TradeCreated().process_receipt(receipt, errors=DISCARD):
             t = event["args"]["trade"]
             trade = (
@@ -350,7 +374,7 @@ class Workload:
 
     def run(self, steps: int) -> None:
         """`steps` random operations, weighted towards trading and issuance."""
-        operations = [
+        operations: list[tuple[Callable[[], object], int]] = [
             (self.signed_fill, 5),
             (self.listed_fill, 3),
             (self.matched, 3),
@@ -363,7 +387,8 @@ class Workload:
             (self.reclaim_one, 1),
             (self.bump_nonce, 1),
         ]
-        functions, weights = zip(*operations)
+        functions = [function for function, _ in operations]
+        weights = [weight for _, weight in operations]
         for _ in range(steps):
             operation = self.rng.choices(functions, weights)[0]
             try:

@@ -31,7 +31,8 @@ def solcjs_long_version(node: str, solcjs: Path) -> str:
     return match.group(0)
 
 
-def wrapper_script(python: str, long_version: str, solcjs: Path) -> str:
+def wrapper_script(*, python: str, long_version: str, solcjs: Path) -> str:
+    """A shell script that runs solc_bridge.py with `python`, posing as solc `long_version`."""
     bridge = PROJECT_ROOT / "toolchain" / "solc_bridge.py"
     return (
         "#!/bin/sh\n"
@@ -47,7 +48,7 @@ def install(compiler_dir: Path = DEFAULT_COMPILER_DIR, solcjs: Path = SOLCJS) ->
     long_version = solcjs_long_version(node_executable(), solcjs)
     short_version = long_version.split("+", 1)[0]
     target = compiler_dir / f"solc-v{short_version}"
-    content = wrapper_script(sys.executable, long_version, solcjs)
+    content = wrapper_script(python=sys.executable, long_version=long_version, solcjs=solcjs)
     compiler_dir.mkdir(parents=True, exist_ok=True)
     if not target.exists() or target.read_text() != content:
         target.write_text(content)

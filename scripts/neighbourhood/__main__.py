@@ -10,8 +10,8 @@ import time
 
 import httpx
 
-from backend.core.config import settings
-from scripts.neighbourhood.simulator import Neighbourhood, iso
+from backend.core.config import get_settings
+from scripts.neighbourhood.simulator import Neighbourhood, Stats, iso
 
 
 def wait_for_api(url: str, timeout_s: float = 60) -> None:
@@ -32,6 +32,7 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     log = logging.getLogger("gridledger.neighbourhood")
+    settings = get_settings()
     url = f"http://{settings.api_host}:{settings.api_port}"
     wait_for_api(url)
     neighbourhood = Neighbourhood(settings, url)
@@ -45,7 +46,7 @@ def main() -> int:
     )
     print("neighbourhood: ready", flush=True)
 
-    def status(slot, stats):
+    def status(slot: int, stats: Stats) -> None:
         if slot % 3600 == 0:
             log.info(
                 "%s orders=%d rejected=%d readings=%d (+%d over MQTT) rec_offers=%d claims=%d",
@@ -67,8 +68,9 @@ def main() -> int:
             neighbourhood.publisher.close()
     stats = neighbourhood.stats
     print(
-        f"neighbourhood: done orders={stats.orders} rejected={stats.rejected} readings={stats.readings} "
-        f"published={stats.published} rec_offers={stats.rec_offers} claims={stats.claims}",
+        f"neighbourhood: done orders={stats.orders} rejected={stats.rejected} "
+        f"readings={stats.readings} published={stats.published} "
+        f"rec_offers={stats.rec_offers} claims={stats.claims}",
         flush=True,
     )
     return 0

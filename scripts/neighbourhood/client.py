@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 from eth_account import Account as EthAccount
@@ -40,7 +41,7 @@ class Participant:
     name: str
     wallet: LocalAccount | None = None  # None: custodial (the API holds the key)
     address: str = ""
-    headers: dict = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def email(self) -> str:
@@ -53,7 +54,7 @@ class Participant:
     # -------------------------------------------------------------------- sign-in
 
     def sign_in(self) -> None:
-        if self.custodial:
+        if self.wallet is None:
             reply = self.http.post(
                 "/v1/auth/register",
                 json={"email": self.email, "password": PASSWORD, "display_name": self.name},
@@ -79,28 +80,29 @@ class Participant:
         self.headers = {"Authorization": f"Bearer {tokens['access_token']}"}
         self.address = self.request("GET", "/v1/auth/me")["address"]
 
-    def _checked(self, method: str, path: str, **kwargs):
+    def _checked(self, method: str, path: str, **kwargs: Any) -> Any:
+        """An unauthenticated call; its JSON body (None when empty)."""
         reply = self.http.request(method, path, **kwargs)
         if reply.status_code >= 300:
             raise ApiError(method, path, reply)
         return reply.json() if reply.content else None
 
-    def request(self, method: str, path: str, ok: tuple[int, ...] = (), **kwargs):
-        """An authenticated call; signs in again once when the access token has expired."""
-        for attempt in (1, 2):
+    def request(self, method: str, path: str, ok: tuple[int, ...] = (), **kwargs: Any) -> Any:
+        """An authenticated call, its JSON body (None when empty); signs in again once when the
+        access token has expired."""
+        reply = self.http.request(method, path, headers=self.headers, **kwargs)
+        if reply.status_code == 401:
+            self.sign_in()
             reply = self.http.request(method, path, headers=self.headers, **kwargs)
-            if reply.status_code == 401 and attempt == 1:
-                self.sign_in()
-                continue
-            if reply.status_code >= 300 and reply.status_code not in ok:
-                raise ApiError(method, path, reply)
-            return reply.json() if reply.content else None
+        if reply.status_code >= 300 and reply.status_code not in ok:
+            raise ApiError(method, path, reply)
+        return reply.json() if reply.content else None
 
     # -------------------------------------------------------------------- trading
 
-    def place_order(self, **terms) -> dict:
+    def place_order(self, **terms: Any) -> dict[str, Any]:
         """Custodial: the terms (the API signs). Wallet: sign the typed data it returns."""
-        if self.custodial:
+        if self.wallet is None:
             return self.request("POST", "/v1/trading/orders", json=terms)
         typed = self.request("GET", "/v1/trading/order-typed-data", params=terms)
         document = typed["typed_data"]

@@ -16,7 +16,7 @@ SLOT_SECONDS = 900
 SLOTS_PER_HOUR = 3600 // SLOT_SECONDS
 
 
-def _rng(*parts) -> random.Random:
+def _rng(*parts: object) -> random.Random:
     return random.Random("|".join(str(p) for p in parts))
 
 
@@ -38,8 +38,9 @@ class PvSystem:
     latitude_deg: float = 50.0
     performance_ratio: float = 0.82
 
-    def generation_wh(self, seed: int, household: str, slot_start: int) -> int:
-        """Energy produced in the 15-minute slot starting at `slot_start` (integer Wh)."""
+    def generation_wh(self, slot_start: int, *, seed: int, household: str) -> int:
+        """Energy produced in the 15-minute slot starting at `slot_start` (integer Wh), for
+        `household`'s system in the run seeded `seed`."""
         midpoint = slot_start + SLOT_SECONDS // 2
         elevation = solar_elevation_sin(self.latitude_deg, midpoint)
         if elevation <= 0:
@@ -55,7 +56,7 @@ class Household:
     name: str
     annual_kwh: int = 3_500
 
-    def consumption_wh(self, seed: int, slot_start: int) -> int:
+    def consumption_wh(self, slot_start: int, *, seed: int) -> int:
         """Energy consumed in the 15-minute slot (integer Wh), never below the base load."""
         hour = (slot_start % 86_400) / 3600
         shape = (

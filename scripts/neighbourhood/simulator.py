@@ -23,23 +23,30 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import orjson
 import paho.mqtt.client as mqtt
 from eth_account import Account as EthAccount
-from eth_utils import keccak
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak, to_checksum_address
+from hexbytes import HexBytes
 from sqlmodel import Session, select
 from web3 import Web3
+from web3.types import Nonce, RPCEndpoint
 
 from backend.accounts.models import Account, Role
 from backend.chain.deployment import Deployment
 from backend.chain.transactions import send, signer
 from backend.core.config import Settings
 from backend.core.db import get_engine
+from backend.core.errors import GridLedgerError
+from indexer.models import DeviceStatus
 from scripts.neighbourhood.client import ApiError, Participant
 from scripts.neighbourhood.profiles import SLOT_SECONDS, Household, PvSystem
 
@@ -50,9 +57,8 @@ HOUR = 3600
 # a timeout or dropped connection (the stack is busy or restarting), a chain RPC hiccup.
 AGENT_ERRORS = (ApiError, httpx.HTTPError, OSError)
 ORDER_LEAD_S = 2 * HOUR  # orders are placed for the hour after next
-COOLDOWN_S = (
-    4 * HOUR
-)  # after the last orders: keep the clock and meters going so every trade settles
+# After the last orders: keep the clock and meters going so every trade settles.
+COOLDOWN_S = 4 * HOUR
 GUSD = 10**6
 GRID_AREA = "GL-SIM"
 TECHNOLOGY = "SOLAR_PV"
@@ -78,7 +84,7 @@ class MeterPublisher:
         self.client.connect(settings.mqtt_host, settings.mqtt_port, keepalive=30)
         self.client.loop_start()
 
-    def publish(self, reading: dict) -> None:
+    def publish(self, reading: dict[str, Any]) -> None:
         topic = f"{self.root}/{GRID_AREA}/household/{reading['meterId']}/reading"
         self.client.publish(topic, orjson.dumps(reading), qos=1)
 
@@ -113,8 +119,8 @@ class ChainClock:
 
     def advance_to(self, moment: int) -> int:
         if self.now() < moment:
-            self.w3.provider.make_request("evm_setNextBlockTimestamp", [moment])
-            self.w3.provider.make_request("anvil_mine", [1])
+            self.w3.provider.make_request(RPCEndpoint("evm_setNextBlockTimestamp"), [moment])
+            self.w3.provider.make_request(RPCEndpoint("anvil_mine"), [1])
         return self.now()
 
 
@@ -132,6 +138,33 @@ class Agent:
     @property
     def name(self) -> str:
         return self.participant.name
+
+    @property
+    def solar(self) -> PvSystem:
+        """The rooftop PV system: prosumers have one."""
+        if self.pv is None:
+            raise GridLedgerError(f"{self.name} ({self.role}) has no PV system")
+        return self.pv
+
+    @property
+    def home(self) -> Household:
+        """The household load: prosumers and consumers have one."""
+        if self.household is None:
+            raise GridLedgerError(f"{self.name} ({self.role}) has no household")
+        return self.household
+
+
+@dataclass
+class GridOperator(Participant):
+    """The operator's session: signing in again (an expired token) re-runs the neighbourhood's
+    bootstrap of the operator account instead of the participants' register-and-login."""
+
+    bootstrap: Callable[[], object] | None = None
+
+    def sign_in(self) -> None:
+        if self.bootstrap is None:
+            raise GridLedgerError("the grid operator signs in through the neighbourhood bootstrap")
+        self.bootstrap()
 
 
 @dataclass
@@ -168,20 +201,24 @@ class Neighbourhood:
         self.clock = ChainClock(self.w3)
         self.deployment = Deployment.read(settings.deployment_file)
         c = self.deployment.contracts
-        self.token = self.w3.eth.contract(address=c["GridUSD"].address, abi=c["GridUSD"].abi)
+        self.token = self.w3.eth.contract(
+            address=to_checksum_address(c["GridUSD"].address), abi=c["GridUSD"].abi
+        )
         self.market_address = c["EnergyMarket"].address
         self.deployer = signer(settings.deployer_private_key.get_secret_value())
         self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="agent")
         self.stats = Stats()
         self.battery = Battery()
         self.agents: list[Agent] = []
-        self.operator = Participant(self.http, settings, "operator")
+        self.operator = GridOperator(
+            self.http, settings, "operator", bootstrap=self._bootstrap_operator
+        )
         self.publisher = connect_publisher(settings)
         self._build_agents()
 
     # --------------------------------------------------------------------- who is who
 
-    def _wallet(self, name: str):
+    def _wallet(self, name: str) -> LocalAccount:
         return EthAccount.from_key(keccak(text=f"gridledger-neighbourhood|{self.seed}|{name}"))
 
     def _build_agents(self) -> None:
@@ -262,12 +299,11 @@ class Neighbourhood:
         if tokens.status_code != 200:
             raise ApiError("POST", "/v1/auth/login", tokens)
         self.operator.headers = {"Authorization": f"Bearer {tokens.json()['access_token']}"}
-        self.operator.sign_in = self._bootstrap_operator  # re-login on token expiry
         return fresh
 
     def _fund(self) -> None:
         """ETH for gas and gUSD for buyers, from the deployer (GridUSD minter)."""
-        nonce = self.w3.eth.get_transaction_count(self.deployer.address, "pending")
+        nonce: int = self.w3.eth.get_transaction_count(self.deployer.address, "pending")
         hashes = []
         for agent in self.agents:
             address = Web3.to_checksum_address(agent.participant.address)
@@ -281,14 +317,14 @@ class Neighbourhood:
                 and self.token.functions.balanceOf(address).call() < 100 * GUSD
             ):
                 call = self.token.functions.mint(address, 10_000 * GUSD).build_transaction(
-                    {"from": self.deployer.address, "gas": 100_000, "nonce": nonce}
+                    {"from": self.deployer.address, "gas": 100_000, "nonce": Nonce(nonce)}
                 )
-                hashes.append(self._send_deployer(call, nonce))
+                hashes.append(self._send_deployer(dict(call), nonce))
                 nonce += 1
         for tx_hash in hashes:
             self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
 
-    def _send_deployer(self, tx: dict, nonce: int):
+    def _send_deployer(self, tx: dict[str, Any], nonce: int) -> HexBytes:
         tx = {
             **tx,
             "nonce": nonce,
@@ -303,12 +339,13 @@ class Neighbourhood:
         address = Web3.to_checksum_address(agent.participant.address)
         if self.token.functions.allowance(address, self.market_address).call() > 2**200:
             return
-        if agent.participant.custodial:
+        wallet = agent.participant.wallet
+        if wallet is None:
             agent.participant.request("POST", "/v1/trading/approvals")
         else:
             send(
                 self.w3,
-                agent.participant.wallet,
+                wallet,
                 {
                     "to": self.token.address,
                     "data": self.token.encode_abi("approve", [self.market_address, 2**256 - 1]),
@@ -333,7 +370,7 @@ class Neighbourhood:
         if mine["items"]:
             device = mine["items"][0]
             agent.device_id = device["device_id"]
-            if device["status"] == "approved":
+            if device["status"] == DeviceStatus.APPROVED:
                 return
         else:
             accepted = agent.participant.request(
@@ -341,7 +378,7 @@ class Neighbourhood:
                 "/v1/recs/devices",
                 json={
                     "technology": TECHNOLOGY,
-                    "capacity_w": agent.pv.peak_w,
+                    "capacity_w": agent.solar.peak_w,
                     "grid_area": GRID_AREA,
                     "commissioned_at": 0,
                     "meter_id": agent.meter_id,
@@ -355,8 +392,8 @@ class Neighbourhood:
     def export_forecast(self, agent: Agent, start: int, end: int) -> int:
         return sum(
             max(
-                agent.pv.generation_wh(self.seed, agent.name, s)
-                - agent.household.consumption_wh(self.seed, s),
+                agent.solar.generation_wh(s, seed=self.seed, household=agent.name)
+                - agent.home.consumption_wh(s, seed=self.seed),
                 0,
             )
             for s in range(start, end, SLOT_SECONDS)
@@ -375,18 +412,17 @@ class Neighbourhood:
 
     def readings(
         self, slot: int, roles: tuple[str, ...] = ("prosumer", "consumer", "battery")
-    ) -> list[dict]:
+    ) -> list[dict[str, Any]]:
         rows = []
         for agent in self.agents:
             if agent.meter_id is None or agent.role not in roles or self.offline(agent, slot):
                 continue
             if agent.role == "prosumer":
-                net = agent.pv.generation_wh(
-                    self.seed, agent.name, slot
-                ) - agent.household.consumption_wh(self.seed, slot)
+                generated = agent.solar.generation_wh(slot, seed=self.seed, household=agent.name)
+                net = generated - agent.home.consumption_wh(slot, seed=self.seed)
                 import_wh, export_wh = max(-net, 0), max(net, 0)
             elif agent.role == "consumer":
-                import_wh, export_wh = agent.household.consumption_wh(self.seed, slot), 0
+                import_wh, export_wh = agent.home.consumption_wh(slot, seed=self.seed), 0
             else:
                 import_wh, export_wh = self.battery.charge_per_slot, self.battery.discharge_per_slot
             rows.append(
@@ -422,14 +458,14 @@ class Neighbourhood:
 
     # ------------------------------------------------------------------ the market
 
-    def _order(self, agent: Agent, **terms) -> None:
+    def _order(self, agent: Agent, **terms: Any) -> None:
         try:
             agent.participant.place_order(**terms)
             self.stats.orders += 1
         except AGENT_ERRORS as exc:
             self.stats.fail(exc)
 
-    def energy_orders(self, start: int) -> list[tuple[Agent, dict]]:
+    def energy_orders(self, start: int) -> list[tuple[Agent, dict[str, Any]]]:
         """What everyone offers and bids for the hour starting at `start`."""
         end = start + HOUR
         rng = random.Random(f"orders|{self.seed}|{start}")
@@ -439,7 +475,7 @@ class Neighbourhood:
             "delivery_end": end,
             "expiry": start - 1,
         }
-        orders = []
+        orders: list[tuple[Agent, dict[str, Any]]] = []
         for agent in self.of_role("prosumer"):
             offered = int(self.export_forecast(agent, start, end) * agent.optimism)
             if offered >= 100:
@@ -457,7 +493,7 @@ class Neighbourhood:
                 )
         for agent in self.of_role("consumer"):
             need = sum(
-                agent.household.consumption_wh(self.seed, s)
+                agent.home.consumption_wh(s, seed=self.seed)
                 for s in range(start, end, SLOT_SECONDS)
             )
             orders.append(
@@ -602,7 +638,7 @@ class Neighbourhood:
 
     # ------------------------------------------------------------------ the loop
 
-    def run(self, hours: float = 0, status=None) -> None:
+    def run(self, hours: float = 0, status: Callable[[int, Stats], None] | None = None) -> None:
         """Step the clock slot by slot; `hours` > 0: trade that long, then cool down and return."""
         tick = self.settings.sim_seconds_per_day / (86_400 / SLOT_SECONDS)
         began = self.clock.now()

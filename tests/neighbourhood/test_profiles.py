@@ -12,7 +12,7 @@ def day_slots(midnight: int):
 
 def test_pv_is_zero_at_night_and_peaks_around_noon():
     pv = PvSystem(peak_w=5_000)
-    values = [pv.generation_wh(1, "h1", s) for s in day_slots(JUNE_21)]
+    values = [pv.generation_wh(s, seed=1, household="h1") for s in day_slots(JUNE_21)]
     assert len(values) == 96 and all(isinstance(v, int) and v >= 0 for v in values)
     assert values[0] == values[95] == 0  # midnight
     peak_slot = max(range(96), key=values.__getitem__)
@@ -22,15 +22,15 @@ def test_pv_is_zero_at_night_and_peaks_around_noon():
 
 def test_pv_daily_yield_is_plausible_and_seeded():
     pv = PvSystem(peak_w=4_000)
-    day = [pv.generation_wh(7, "h2", s) for s in day_slots(JUNE_21)]
+    day = [pv.generation_wh(s, seed=7, household="h2") for s in day_slots(JUNE_21)]
     assert 4_000 <= sum(day) <= 4_000 * 7  # 1 to 7 kWh per kWp on a June day
-    assert day == [pv.generation_wh(7, "h2", s) for s in day_slots(JUNE_21)]
-    assert day != [pv.generation_wh(8, "h2", s) for s in day_slots(JUNE_21)]
+    assert day == [pv.generation_wh(s, seed=7, household="h2") for s in day_slots(JUNE_21)]
+    assert day != [pv.generation_wh(s, seed=8, household="h2") for s in day_slots(JUNE_21)]
 
 
 def test_household_load_has_evening_peak_and_plausible_total():
     home = Household("h3", annual_kwh=3_650)
-    day = [home.consumption_wh(3, s) for s in day_slots(JUNE_21)]
+    day = [home.consumption_wh(s, seed=3) for s in day_slots(JUNE_21)]
     assert all(v > 0 for v in day)
     assert 5_000 <= sum(day) <= 20_000  # around 10 kWh a day
     evening = sum(day[72:84])  # 18:00-21:00
