@@ -34,7 +34,7 @@ def summary(session: SessionDep):
 @router.get("/settlements", response_model=list[SettlementPublic])
 def settlements(session: SessionDep, chain: ChainDep, limit: Limit = 50):
     """Energy trades, newest first: contracted vs metered vs delivered Wh, payout, penalty, status."""
-    return services.settlements(session, chain.now(max_age_s=1.0), limit)
+    return services.settlements(session, now=chain.now(max_age_s=1.0), limit=limit)
 
 
 @router.get("/energy/periods", response_model=list[EnergyPeriod])
