@@ -18,22 +18,19 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session, select
+from sqlmodel import Session, col
 
 from backend.core.errors import ServiceUnavailable
 from backend.market import orders as eip712
+from backend.market.book import live_levels, order_book
+from backend.market.ids import market_id_of, parse_market_id
 from backend.market.models import SignedOrder
 from backend.market.schemas import PriceLevel
-from backend.market.services import (
-    live_levels,
-    market_id_of,
-    market_is_open,
-    order_book,
-    parse_market_id,
-)
 from indexer.models import Trade
 
 log = logging.getLogger("gridledger.market")
@@ -41,13 +38,14 @@ log = logging.getLogger("gridledger.market")
 SNAPSHOT_DEPTH = 1_000  # levels per side in a snapshot
 BOOK_TOPICS = ("order.placed", "order.cancelled", "trade.created")
 Level = tuple[int, int]  # (side, price)
+Message = dict[str, Any]  # a JSON object: an outbox payload or a message to the socket
 
 
 def channel_of(market_id: str) -> str:
     return f"trading.market.{market_id}"
 
 
-def touched_levels(session: Session, topic: str, payload: dict) -> dict[str, set[Level]]:
+def touched_levels(session: Session, topic: str, payload: Message) -> dict[str, set[Level]]:
     """The (side, price) levels per market that an outbox message may have changed."""
     if topic == "trade.created":
         trade = session.get(Trade, payload["trade_id"])
@@ -57,16 +55,18 @@ def touched_levels(session: Session, topic: str, payload: dict) -> dict[str, set
     else:
         return {}
     touched: dict[str, set[Level]] = defaultdict(set)
-    for product, asset_id, start, side, price in session.exec(
+    for product, asset_id, start, side, price in session.execute(
         select(
-            SignedOrder.product,
-            SignedOrder.asset_id,
-            SignedOrder.delivery_start,
-            SignedOrder.side,
-            SignedOrder.price,
-        ).where(SignedOrder.order_hash.in_(hashes))
+            col(SignedOrder.product),
+            col(SignedOrder.asset_id),
+            col(SignedOrder.delivery_start),
+            col(SignedOrder.side),
+            col(SignedOrder.price),
+        ).where(col(SignedOrder.order_hash).in_(hashes))
     ):
-        touched[market_id_of(product, asset_id, start)].add((side, price))
+        touched[market_id_of(product=product, asset_id=asset_id, delivery_start=start)].add(
+            (side, price)
+        )
     return touched
 
 
@@ -75,14 +75,14 @@ def level_states(
 ) -> dict[int, list[PriceLevel]]:
     """The current state of some levels of one market, by side (best first).
 
-    The aggregate of `services.order_book` restricted to the levels' prices.
+    The aggregate of `book.order_book` restricted to the levels' prices.
     """
     product, asset_id, start, _ = parse_market_id(market_id)
     found: dict[Level, tuple[int, int]] = {}
-    if levels and market_is_open(product, start, now):
+    if levels:
         rows = session.execute(
-            live_levels(product, asset_id, start, now).where(
-                SignedOrder.price.in_({price for _, price in levels})
+            live_levels(product=product, asset_id=asset_id, delivery_start=start, now=now).where(
+                col(SignedOrder.price).in_({price for _, price in levels})
             )
         ).all()
         found = {(side, price): (int(quantity), count) for side, price, quantity, count in rows}
@@ -95,7 +95,7 @@ def level_states(
     return states
 
 
-def _levels(levels: list[PriceLevel]) -> list[dict]:
+def _levels(levels: list[PriceLevel]) -> list[Message]:
     return [level.model_dump() for level in levels]
 
 
@@ -103,7 +103,7 @@ class BookFeed:
     """One socket's order-book channels and their sequence numbers. Not thread-safe: the
     socket serialises its calls."""
 
-    def __init__(self, now: Callable[[], int]):
+    def __init__(self, now: Callable[[], int]) -> None:
         self.now = now  # chain time, as `GET /v1/trading/orderbook` judges expiry and gate closure
         self.sequence: dict[str, int] = {}  # followed market id -> last number used
 
@@ -111,10 +111,10 @@ class BookFeed:
         self.sequence[market_id] = self.sequence.get(market_id, 0) + 1
         return self.sequence[market_id]
 
-    def follow(self, session: Session, market_id: str) -> dict:
+    def follow(self, session: Session, market_id: str) -> Message:
         """Start (or restart) following a market: its snapshot payload."""
         session.rollback()  # read what is committed now
-        book = order_book(session, market_id, self.now(), SNAPSHOT_DEPTH)
+        book = order_book(session, market_id, now=self.now(), depth=SNAPSHOT_DEPTH)
         return {
             "event": "orderbook.snapshot",
             "market_id": market_id,
@@ -126,7 +126,9 @@ class BookFeed:
     def unfollow(self, market_id: str) -> None:
         self.sequence.pop(market_id, None)
 
-    def on_message(self, session: Session, topic: str, payload: dict) -> list[tuple[str, dict]]:
+    def on_message(
+        self, session: Session, topic: str, payload: Message
+    ) -> list[tuple[str, Message]]:
         """(channel, payload) pairs for one outbox message: deltas, or snapshots after a reorg."""
         if not self.sequence:
             return []
@@ -136,7 +138,7 @@ class BookFeed:
         if topic not in BOOK_TOPICS or (named is not None and named not in self.sequence):
             return []
         session.rollback()
-        routed = []
+        routed: list[tuple[str, Message]] = []
         try:
             touched = touched_levels(session, topic, payload)
         except SQLAlchemyError as exc:
@@ -165,8 +167,8 @@ class BookFeed:
             )
         return routed
 
-    def _snapshots(self, session: Session) -> list[tuple[str, dict]]:
-        routed = []
+    def _snapshots(self, session: Session) -> list[tuple[str, Message]]:
+        routed: list[tuple[str, Message]] = []
         for market_id in list(self.sequence):
             try:
                 routed.append((channel_of(market_id), self.follow(session, market_id)))
@@ -175,7 +177,7 @@ class BookFeed:
                 self._skip(session, [market_id])
         return routed
 
-    def _skip(self, session: Session, market_ids) -> list:
+    def _skip(self, session: Session, market_ids: Iterable[str]) -> list[tuple[str, Message]]:
         """Burn a sequence number: the client sees a gap and re-subscribes."""
         session.rollback()
         for market_id in list(market_ids):

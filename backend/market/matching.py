@@ -14,15 +14,18 @@ import time
 from dataclasses import dataclass
 
 from eth_account import Account as EthAccount
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
+from web3.contract.contract import ContractFunction
+from web3.types import Nonce, TxParams, Wei
 
 from backend.chain.contracts import Chain, ContractReverted
 from backend.core.config import Settings
 from backend.core.utc import utc_now
 from backend.market import order_events
 from backend.market import orders as eip712
-from backend.market.models import SignedOrder
-from backend.market.services import open_orders, to_order
+from backend.market.book import open_orders
+from backend.market.models import OrderStatus, SignedOrder, to_order
+from backend.market.order_state import gate_open
 
 log = logging.getLogger("gridledger.matching")
 
@@ -49,12 +52,17 @@ class Match:
         return self.bid.price if self.bid_is_resting else self.offer.price
 
 
+def _seq(order: SignedOrder) -> int:
+    """Time priority: every stored order has its `seq`."""
+    return order.seq or 0
+
+
 def plan_matches(orders: list[SignedOrder]) -> list[Match]:
     """Crossing pairs of one market, in price-time priority (pure: no I/O)."""
-    bids = sorted((o for o in orders if o.side == eip712.BUY), key=lambda o: (-o.price, o.seq))
-    offers = sorted((o for o in orders if o.side == eip712.SELL), key=lambda o: (o.price, o.seq))
+    bids = sorted((o for o in orders if o.side == eip712.BUY), key=lambda o: (-o.price, _seq(o)))
+    offers = sorted((o for o in orders if o.side == eip712.SELL), key=lambda o: (o.price, _seq(o)))
     remaining = {o.seq: o.quantity_wh - o.matched_wh for o in orders}
-    matches = []
+    matches: list[Match] = []
     for bid in bids:
         for offer in offers:
             if remaining[bid.seq] <= 0:
@@ -66,34 +74,40 @@ def plan_matches(orders: list[SignedOrder]) -> list[Match]:
             quantity = min(remaining[bid.seq], remaining[offer.seq])
             remaining[bid.seq] -= quantity
             remaining[offer.seq] -= quantity
-            matches.append(Match(bid, offer, quantity, bid_is_resting=bid.seq < offer.seq))
+            matches.append(Match(bid, offer, quantity, bid_is_resting=_seq(bid) < _seq(offer)))
     return matches
 
 
 class Matcher:
-    def __init__(self, session: Session, chain: Chain, settings: Settings):
+    def __init__(self, session: Session, chain: Chain, settings: Settings) -> None:
         self.session = session
         self.chain = chain
         self.settings = settings
         self.operator = EthAccount.from_key(settings.operator_private_key.get_secret_value())
 
     def markets(self, now: int) -> list[tuple[int, int, int]]:
+        """(product, asset id, delivery start) of the open markets with open, unexpired orders."""
         rows = self.session.exec(
             select(SignedOrder.product, SignedOrder.asset_id, SignedOrder.delivery_start)
-            .where(SignedOrder.status == "open", SignedOrder.expiry >= now)
+            .where(
+                col(SignedOrder.status) == OrderStatus.OPEN,
+                col(SignedOrder.expiry) >= now,
+                gate_open(now),
+            )
             .distinct()
         ).all()
-        return [tuple(r) for r in rows]
+        return [(product, asset_id, start) for product, asset_id, start in rows]
 
     def run_once(self) -> list[str]:
         """Match every market once; returns the transaction hashes sent (all mined)."""
         now = self.chain.now()
         planned: list[Match] = []
         for product, asset_id, start in self.markets(now):
-            if product == eip712.ENERGY and start <= now:
-                continue
-            planned += plan_matches(open_orders(self.session, product, asset_id, start, now))
-        calls = []
+            live = open_orders(
+                self.session, product=product, asset_id=asset_id, delivery_start=start, now=now
+            )
+            planned += plan_matches(live)
+        calls: list[tuple[Match, ContractFunction]] = []
         for match in planned:
             call = self.chain.market.functions.matchOrders(
                 to_order(match.bid).as_tuple(),
@@ -122,39 +136,35 @@ class Matcher:
             culprit = exc.extensions.get("arguments", {}).get("orderHash")
             for order in (match.bid, match.offer):
                 if culprit in (None, order.order_hash):
-                    order.status = (
-                        "cancelled"
-                        if error != "EnergyMarketInsufficientRemaining"
-                        else order.status
-                    )
+                    if error != "EnergyMarketInsufficientRemaining":
+                        order.status = OrderStatus.CANCELLED
                     order.updated_at = utc_now()
                     self.session.add(order)
-                    if order.status == "cancelled":  # withdrawn from the book
+                    if order.status == OrderStatus.CANCELLED:  # withdrawn from the book
                         order_events.announce(self.session, self.settings, "order.cancelled", order)
 
-    def _send_batch(self, calls: list) -> list[str]:
+    def _send_batch(self, calls: list[tuple[Match, ContractFunction]]) -> list[str]:
         if not calls:
             return []
         w3 = self.chain.w3
         nonce = w3.eth.get_transaction_count(self.operator.address, "pending")
         base_fee = w3.eth.get_block("latest").get("baseFeePerGas", 0)
         hashes = []
-        for offset, (match, call) in enumerate(calls):
-            tx = call.build_transaction(
-                {
-                    "from": self.operator.address,
-                    "nonce": nonce + offset,
-                    "gas": 600_000,
-                    "maxFeePerGas": 2 * base_fee + 10**9,
-                    "maxPriorityFeePerGas": 1,
-                    "chainId": self.chain.chain_id,
-                }
-            )
+        for offset, (_, call) in enumerate(calls):
+            params: TxParams = {
+                "from": self.operator.address,
+                "nonce": Nonce(nonce + offset),
+                "gas": 600_000,
+                "maxFeePerGas": Wei(2 * base_fee + 10**9),
+                "maxPriorityFeePerGas": Wei(1),
+                "chainId": self.chain.chain_id,
+            }
+            tx = call.build_transaction(params)
             hashes.append(
                 w3.eth.send_raw_transaction(self.operator.sign_transaction(tx).raw_transaction)
             )
         sent = []
-        for (match, _), tx_hash in zip(calls, hashes):
+        for (match, _), tx_hash in zip(calls, hashes, strict=True):
             receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
             if receipt["status"] != 1:
                 log.warning("matchOrders %s reverted", tx_hash.hex())

@@ -6,10 +6,12 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
+from eth_utils import to_checksum_address
 from sqlalchemy import BigInteger, Column, Index
 from sqlmodel import Field, SQLModel
 
 from backend.core.utc import utc_now
+from backend.market import orders as eip712
 
 
 class OrderStatus(StrEnum):
@@ -63,3 +65,21 @@ class SignedOrder(SQLModel, table=True):
     cancel_tx: str | None = Field(default=None, max_length=66)
     created_at: datetime = Field(default_factory=utc_now)
     updated_at: datetime = Field(default_factory=utc_now)
+
+
+def to_order(row: SignedOrder) -> eip712.Order:
+    """The EIP-712 order `row` holds (what the maker signed, as the contract takes it)."""
+    return eip712.Order(
+        maker=to_checksum_address(row.maker),
+        side=row.side,
+        product=row.product,
+        assetId=row.asset_id,
+        meterId=bytes.fromhex(row.meter_id[2:]),
+        quantityWh=row.quantity_wh,
+        price=row.price,
+        deliveryStart=row.delivery_start,
+        deliveryEnd=row.delivery_end,
+        expiry=row.expiry,
+        nonce=row.nonce,
+        salt=int(row.salt),
+    )

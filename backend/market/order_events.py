@@ -22,7 +22,7 @@ from sqlmodel import Session
 
 from backend.core.config import Settings
 from backend.core.utc import utc_now
-from backend.market import orders as eip712
+from backend.market.ids import SIDE_NAMES, market_id_of
 from backend.market.models import SignedOrder
 from indexer.models import OutboxMessage
 from indexer.outbox import OutboxPublisher, RedisStreamSink
@@ -32,8 +32,6 @@ log = logging.getLogger("gridledger.market")
 
 def announce(session: Session, settings: Settings, topic: str, order: SignedOrder) -> None:
     """Queue `topic` about `order` in the session's transaction; relayed after it commits."""
-    from backend.market.services import market_id_of  # services call this module
-
     session.add(
         OutboxMessage(
             chain_id=settings.chain_id,
@@ -42,8 +40,12 @@ def announce(session: Session, settings: Settings, topic: str, order: SignedOrde
             created_at=utc_now(),
             payload={
                 "order_hash": order.order_hash,
-                "market_id": market_id_of(order.product, order.asset_id, order.delivery_start),
-                "side": "buy" if order.side == eip712.BUY else "sell",
+                "market_id": market_id_of(
+                    product=order.product,
+                    asset_id=order.asset_id,
+                    delivery_start=order.delivery_start,
+                ),
+                "side": SIDE_NAMES[order.side],
                 "price": order.price,
             },
         )

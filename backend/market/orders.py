@@ -3,8 +3,9 @@
 `typed_data()` returns exactly the JSON document a browser wallet signs with
 `eth_signTypedData_v4` (domain + types + primaryType + message). The hot path (order intake)
 does not walk that document: `order_digest()`, `sign_order()` and `recover_maker()` hash the
-order as the contract does, `keccak256(0x1901 ‖ domainSeparator ‖ keccak256(abi.encode(ORDER_TYPEHASH,
-order)))`, with the domain separator computed once per market. tests/backend/test_order_digest.py
+order as the contract does,
+`keccak256(0x1901 ‖ domainSeparator ‖ keccak256(abi.encode(ORDER_TYPEHASH, order)))`,
+with the domain separator computed once per market. tests/backend/test_order_digest.py
 checks both ways agree for random orders, tests/contracts/market/test_orders.py that the digest is
 the contract's `orderHash`. Tests and the backend share this module so the contract's
 `ORDER_TYPE` and the off-chain side cannot drift.
@@ -12,6 +13,7 @@ the contract's `orderHash`. Tests and the backend share this module so the contr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import astuple, dataclass, replace
 from functools import lru_cache
 from typing import Any
@@ -79,7 +81,7 @@ class Order:
     nonce: int
     salt: int
 
-    def as_tuple(self) -> tuple:
+    def as_tuple(self) -> tuple[Any, ...]:
         """The ABI tuple to pass to the contract."""
         return astuple(self)
 
@@ -162,7 +164,10 @@ def _bytes32(value: bytes, name: str) -> bytes:
     return bytes(value)
 
 
-def _word_encoder(solidity_type: str):
+WordEncoder = Callable[[Any, str], bytes]  # (value, field name) -> one 32-byte ABI word
+
+
+def _word_encoder(solidity_type: str) -> WordEncoder:
     if solidity_type == "address":
         return _address
     if solidity_type == "bytes32":

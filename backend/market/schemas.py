@@ -3,13 +3,37 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Generic, Literal, TypeVar
+from enum import StrEnum
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field
+
+from backend.market.models import OrderStatus
 
 T = TypeVar("T")
 U63 = 2**63 - 1
 HEX32 = r"^0x[0-9a-fA-F]{64}$"
+
+
+class OrderPublicStatus(StrEnum):
+    """An order as its maker sees it: the stored `OrderStatus` judged against chain time and
+    the chain's own fills and cancels (`backend.market.order_state.public_status`)."""
+
+    OPEN = OrderStatus.OPEN.value
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = OrderStatus.FILLED.value
+    CANCELLED = OrderStatus.CANCELLED.value
+    EXPIRED = "expired"
+
+
+# The statuses as a Literal, so the OpenAPI schema lists them inline like any other Literal.
+OrderPublicStatusName = Literal[
+    OrderPublicStatus.OPEN,
+    OrderPublicStatus.PARTIALLY_FILLED,
+    OrderPublicStatus.FILLED,
+    OrderPublicStatus.CANCELLED,
+    OrderPublicStatus.EXPIRED,
+]
 
 
 class OrderTerms(BaseModel):
@@ -38,7 +62,7 @@ class OrderCreate(OrderTerms):
 class OrderPublic(BaseModel):
     id: str  # the EIP-712 order hash
     seq: int
-    status: Literal["open", "partially_filled", "filled", "cancelled", "expired"]
+    status: OrderPublicStatusName
     market_id: str
     maker: str
     side: str
@@ -131,7 +155,7 @@ class PriceBar(BaseModel):
 
 
 class TypedDataResponse(BaseModel):
-    typed_data: dict
+    typed_data: dict[str, Any]
     order_hash: str
 
 

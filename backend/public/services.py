@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import case, func
-from sqlmodel import Session, select
+from sqlalchemy import ColumnElement, case, func
+from sqlalchemy import select as select_rows
+from sqlmodel import Session, col, select
 
 from backend.energy.services import transfer_status
 from backend.public.schemas import (
@@ -16,42 +17,57 @@ from backend.public.schemas import (
     SettlementPublic,
     Summary,
 )
-from indexer.models import Certificate, Claim, Device, IndexerCursor, Trade
+from indexer.models import (
+    Certificate,
+    Claim,
+    Device,
+    DeviceStatus,
+    IndexerCursor,
+    Trade,
+    TradeStatus,
+)
 
 
-def _delivered():
+def _delivered() -> ColumnElement[int | None]:
     """min(metered, contracted) Wh of a trade; NULL until settled (portable: no LEAST in SQLite)."""
+    delivered = col(Trade.delivered_wh)
     return case(
-        (Trade.delivered_wh.is_(None), None),
-        (Trade.delivered_wh < Trade.quantity_wh, Trade.delivered_wh),
-        else_=Trade.quantity_wh,
+        (delivered.is_(None), None),
+        (delivered < col(Trade.quantity_wh), delivered),
+        else_=col(Trade.quantity_wh),
     )
 
 
 def summary(session: Session) -> Summary:
-    cursor = session.exec(select(IndexerCursor).order_by(IndexerCursor.block_number.desc())).first()
-    energy = Trade.product == "energy"
-    counts = session.exec(
-        select(
+    cursor = session.exec(
+        select(IndexerCursor).order_by(col(IndexerCursor.block_number).desc())
+    ).first()
+    energy = col(Trade.product) == "energy"
+    status = col(Trade.status)
+    counts = session.execute(
+        select_rows(
             func.count(),
-            func.count().filter(Trade.status == "open"),
-            func.count().filter(Trade.status == "settled"),
-            func.count().filter(Trade.status == "reclaimed"),
-            func.coalesce(func.sum(Trade.quantity_wh).filter(energy), 0),
+            func.count().filter(status == TradeStatus.OPEN),
+            func.count().filter(status == TradeStatus.SETTLED),
+            func.count().filter(status == TradeStatus.RECLAIMED),
+            func.coalesce(func.sum(col(Trade.quantity_wh)).filter(energy), 0),
             func.coalesce(func.sum(_delivered()).filter(energy), 0),
-            func.coalesce(func.sum(Trade.penalty), 0),
+            func.coalesce(func.sum(col(Trade.penalty)), 0),
         )
     ).one()
-    devices = dict(session.exec(select(Device.status, func.count()).group_by(Device.status)).all())
+    by_status = select(col(Device.status), func.count()).group_by(col(Device.status))
+    devices: dict[str, int] = dict(session.exec(by_status).all())
     capacity = session.exec(
-        select(func.coalesce(func.sum(Device.capacity_w), 0)).where(Device.status == "approved")
+        select(func.coalesce(func.sum(col(Device.capacity_w)), 0)).where(
+            col(Device.status) == DeviceStatus.APPROVED
+        )
     ).one()
     certificates, issued, claimed = session.exec(
         select(
             func.count(),
-            func.coalesce(func.sum(Certificate.volume_wh), 0),
-            func.coalesce(func.sum(Certificate.claimed_wh), 0),
-        ).where(Certificate.revoked.is_(False))
+            func.coalesce(func.sum(col(Certificate.volume_wh)), 0),
+            func.coalesce(func.sum(col(Certificate.claimed_wh)), 0),
+        ).where(col(Certificate.revoked).is_(False))
     ).one()
     claims = session.exec(select(func.count()).select_from(Claim)).one()
     return Summary(
@@ -80,10 +96,13 @@ def summary(session: Session) -> Summary:
     )
 
 
-def settlements(session: Session, now: int, limit: int) -> list[SettlementPublic]:
+def settlements(session: Session, *, now: int, limit: int) -> list[SettlementPublic]:
     """Newest energy trades first, with their metered and delivered Wh once settled."""
     rows = session.exec(
-        select(Trade).where(Trade.product == "energy").order_by(Trade.trade_id.desc()).limit(limit)
+        select(Trade)
+        .where(col(Trade.product) == "energy")
+        .order_by(col(Trade.trade_id).desc())
+        .limit(limit)
     )
     return [
         SettlementPublic(
@@ -108,18 +127,19 @@ def settlements(session: Session, now: int, limit: int) -> list[SettlementPublic
 def energy_periods(session: Session, limit: int) -> list[EnergyPeriod]:
     """Per delivery period, oldest first among the newest `limit` periods."""
     delivered = _delivered()
-    rows = session.exec(
-        select(
-            Trade.delivery_start,
-            Trade.delivery_end,
+    start, end = col(Trade.delivery_start), col(Trade.delivery_end)
+    rows = session.execute(
+        select_rows(
+            start,
+            end,
             func.count(),
-            func.sum(Trade.quantity_wh),
+            func.sum(col(Trade.quantity_wh)),
             func.coalesce(func.sum(delivered), 0),
-            func.count().filter(Trade.status == "settled"),
+            func.count().filter(col(Trade.status) == TradeStatus.SETTLED),
         )
-        .where(Trade.product == "energy")
-        .group_by(Trade.delivery_start, Trade.delivery_end)
-        .order_by(Trade.delivery_start.desc())
+        .where(col(Trade.product) == "energy")
+        .group_by(start, end)
+        .order_by(start.desc())
         .limit(limit)
     ).all()
     return [
@@ -137,10 +157,11 @@ def energy_periods(session: Session, limit: int) -> list[EnergyPeriod]:
 
 def issuance_by_hour(session: Session, limit: int) -> list[IssuanceHour]:
     """Certificates and Wh per generation hour (period start truncated to the hour)."""
-    hour = (Certificate.period_start - Certificate.period_start % 3600).label("hour")
+    start = col(Certificate.period_start)
+    hour = (start - start % 3600).label("hour")
     rows = session.exec(
-        select(hour, func.count(), func.sum(Certificate.volume_wh))
-        .where(Certificate.revoked.is_(False))
+        select(hour, func.count(), func.sum(col(Certificate.volume_wh)))
+        .where(col(Certificate.revoked).is_(False))
         .group_by(hour)
         .order_by(hour.desc())
         .limit(limit)
@@ -150,13 +171,13 @@ def issuance_by_hour(session: Session, limit: int) -> list[IssuanceHour]:
 
 def recent_claims(session: Session, limit: int) -> list[ClaimPublic]:
     technology = (
-        select(Device.technology)
-        .join(Certificate, Certificate.device_id == Device.device_id)
-        .where(Certificate.certificate_id == Claim.certificate_id)
+        select(col(Device.technology))
+        .join(Certificate, col(Certificate.device_id) == col(Device.device_id))
+        .where(col(Certificate.certificate_id) == col(Claim.certificate_id))
         .scalar_subquery()
     )
     rows = session.exec(
-        select(Claim, technology).order_by(Claim.claim_id.desc()).limit(limit)
+        select(Claim, technology).order_by(col(Claim.claim_id).desc()).limit(limit)
     ).all()
     return [
         ClaimPublic(

@@ -1,70 +1,19 @@
-"""The order-book feed's level re-read agrees with `services.order_book`, and a delta the
+"""The order-book feed's level re-read agrees with `book.order_book`, and a delta the
 server cannot compute leaves a gap in the sequence."""
 
 from __future__ import annotations
 
-import itertools
 import uuid
 
 from backend.accounts.models import Account
 from backend.core.errors import ServiceUnavailable
 from backend.market import orders as eip712
+from backend.market.book import order_book
 from backend.market.book_feed import BookFeed, level_states
-from backend.market.models import SignedOrder
-from backend.market.services import order_book
-from indexer.models import MarketOrder
+from backend.market.models import OrderStatus
+from tests.fixtures.orders import NOW, START, add_order
 
-NOW = 1_000_000
-START = 1_800_000  # a future 15-minute period
 MARKET = f"energy-{START}"
-_hashes = itertools.count(1)
-
-
-def add_order(
-    session,
-    account,
-    side,
-    quantity_wh,
-    price,
-    *,
-    matched_wh=0,
-    status="open",
-    expiry=NOW + 600,
-    mirror_filled=None,
-    mirror_cancelled=False,
-) -> SignedOrder:
-    order = SignedOrder(
-        order_hash="0x" + f"{next(_hashes):064x}",
-        account_id=account.id,
-        custodial=True,
-        maker=account.address,
-        side=side,
-        product=eip712.ENERGY,
-        asset_id=0,
-        meter_id="0x" + "11" * 32,
-        quantity_wh=quantity_wh,
-        price=price,
-        delivery_start=START,
-        delivery_end=START + 900,
-        expiry=expiry,
-        nonce=0,
-        salt="1",
-        signature="0x" + "00" * 65,
-        matched_wh=matched_wh,
-        status=status,
-    )
-    session.add(order)
-    if mirror_filled is not None or mirror_cancelled:
-        session.add(
-            MarketOrder(
-                order_hash=order.order_hash,
-                chain_id=31337,
-                cancelled=mirror_cancelled,
-                filled_wh=mirror_filled or 0,
-                block_number=1,
-            )
-        )
-    return order
 
 
 def test_level_states_agree_with_the_order_book(db_session):
@@ -77,14 +26,14 @@ def test_level_states_agree_with_the_order_book(db_session):
     add_order(db_session, account, BUY, 300, 60, mirror_cancelled=True)  # cancelled on chain
     add_order(db_session, account, SELL, 400, 70, mirror_filled=100)  # a taker filled some on chain
     add_order(db_session, account, SELL, 200, 70, expiry=NOW - 1)  # expired
-    add_order(db_session, account, SELL, 100, 80, status="cancelled")
+    add_order(db_session, account, SELL, 100, 80, status=OrderStatus.CANCELLED)
     add_order(db_session, account, SELL, 300, 90, mirror_filled=300)  # filled
     add_order(db_session, account, SELL, 250, 95, matched_wh=50, mirror_filled=120)  # mirror ahead
     db_session.commit()
 
     touched = {(side, price) for side in (BUY, SELL) for price in (50, 60, 70, 80, 90, 95, 99)}
     states = level_states(db_session, MARKET, NOW, touched)
-    book = order_book(db_session, MARKET, NOW, depth=200)
+    book = order_book(db_session, MARKET, now=NOW, depth=200)
     assert [level for level in states[BUY] if level.quantity_wh] == book.bids
     assert [level for level in states[SELL] if level.quantity_wh] == book.asks
     assert [(b.price, b.quantity_wh, b.orders) for b in book.bids] == [(50, 1_300, 2)]

@@ -33,9 +33,8 @@ def summary(session: SessionDep) -> Summary:
 
 @router.get("/settlements", response_model=list[SettlementPublic])
 def settlements(session: SessionDep, chain: ChainDep, limit: Limit = 50) -> list[SettlementPublic]:
-    """Energy trades, newest first: contracted vs metered vs delivered Wh, payout, penalty, \
-status."""
-    return services.settlements(session, chain.now(max_age_s=1.0), limit)
+    """Energy trades, newest first: contracted/metered/delivered Wh, payout, penalty, status."""
+    return services.settlements(session, now=chain.now(max_age_s=1.0), limit=limit)
 
 
 @router.get("/energy/periods", response_model=list[EnergyPeriod])

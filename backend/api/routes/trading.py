@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, status
 
 from backend.api.deps import ChainDep, CurrentAccount, SessionDep, SettingsDep
-from backend.market import services
+from backend.market import account_orders, book, chain_actions, intake
+from backend.market.markets import list_markets
+from backend.market.models import OrderStatus
 from backend.market.schemas import (
     Accepted,
     Approvals,
@@ -15,12 +17,14 @@ from backend.market.schemas import (
     OrderBook,
     OrderCreate,
     OrderPublic,
+    OrderPublicStatusName,
     OrderTerms,
     Page,
     PriceBar,
     TradePublic,
     TypedDataResponse,
 )
+from backend.market.trades import list_trades, price_bars
 
 router = APIRouter(prefix="/trading", tags=["trading"])
 
@@ -31,17 +35,19 @@ Cursor = Annotated[str | None, Query(max_length=64)]
 
 
 @router.get("/markets", response_model=list[Market])
-def markets(session: SessionDep, chain: ChainDep, hours: Annotated[int, Query(ge=1, le=48)] = 24):
+def markets(
+    session: SessionDep, chain: ChainDep, hours: Annotated[int, Query(ge=1, le=48)] = 24
+) -> list[Market]:
     """Energy per 15-minute delivery period (gate closure = period start) and REC markets."""
-    return services.list_markets(session, chain.now(max_age_s=1.0), hours)
+    return list_markets(session, now=chain.now(max_age_s=1.0), hours=hours)
 
 
 @router.get("/order-typed-data", response_model=TypedDataResponse)
 def order_typed_data(
     account: CurrentAccount, chain: ChainDep, terms: Annotated[OrderTerms, Query()]
-):
+) -> TypedDataResponse:
     """The `eth_signTypedData_v4` document of an order (nonce and salt filled in)."""
-    document, digest = services.typed_data_for(account, terms, chain)
+    document, digest = intake.typed_data_for(account, terms, chain)
     return TypedDataResponse(typed_data=document, order_hash=digest)
 
 
@@ -52,18 +58,20 @@ def place_order(
     session: SessionDep,
     settings: SettingsDep,
     chain: ChainDep,
-):
+) -> Accepted:
     """Custodial: terms only, the API signs. Wallet: terms + nonce, salt, expiry, signature.
     Checked against balance/allowance, period, gate closure and expiry before it is stored;
     the matcher trades it on chain. Poll `GET /orders/{id}`."""
-    row = services.place_order(session, settings, chain, account, body)
-    return Accepted(id=row.order_hash, status="open", poll=f"/v1/trading/orders/{row.order_hash}")
+    row = intake.place_order(session, settings, chain, account, body)
+    return Accepted(
+        id=row.order_hash, status=OrderStatus.OPEN, poll=f"/v1/trading/orders/{row.order_hash}"
+    )
 
 
 @router.post("/approvals", response_model=Approvals)
-def approve_market(account: CurrentAccount, settings: SettingsDep, chain: ChainDep):
+def approve_market(account: CurrentAccount, settings: SettingsDep, chain: ChainDep) -> Approvals:
     """Custodial: approve the market to move your gUSD (for bids) and certificates (REC offers)."""
-    return services.approve_market(settings, chain, account)
+    return chain_actions.approve_market(settings, chain, account)
 
 
 @router.get("/orders", response_model=Page[OrderPublic])
@@ -73,23 +81,20 @@ def my_orders(
     chain: ChainDep,
     cursor: Cursor = None,
     limit: Limit = 100,
-    status_: Annotated[
-        Literal["open", "partially_filled", "filled", "cancelled", "expired"] | None,
-        Query(alias="status"),
-    ] = None,
-):
-    items, next_cursor = services.list_my_orders(
-        session, account, chain.now(), cursor, limit, status_
+    status_: Annotated[OrderPublicStatusName | None, Query(alias="status")] = None,
+) -> Page[OrderPublic]:
+    items, next_cursor = account_orders.list_my_orders(
+        session, account, now=chain.now(), cursor=cursor, limit=limit, status=status_
     )
     return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get("/orders/{order_id}", response_model=OrderPublic)
-def get_order(order_id: OrderId, account: CurrentAccount, session: SessionDep, chain: ChainDep):
-    row = services.get_order(session, account, order_id)
-    return services.public_order(
-        row, services.mirrored(session, [row.order_hash]).get(row.order_hash), chain.now()
-    )
+def get_order(
+    order_id: OrderId, account: CurrentAccount, session: SessionDep, chain: ChainDep
+) -> OrderPublic:
+    row = account_orders.find_order(session, account, order_id)
+    return account_orders.order_public(session, row, now=chain.now())
 
 
 @router.delete("/orders/{order_id}", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
@@ -99,8 +104,8 @@ def cancel_order(
     session: SessionDep,
     settings: SettingsDep,
     chain: ChainDep,
-):
-    row = services.cancel_order(session, settings, chain, account, order_id)
+) -> Accepted:
+    row = chain_actions.cancel_order(session, settings, chain, account, order_id)
     return Accepted(
         id=row.order_hash,
         status=row.status,
@@ -115,9 +120,9 @@ def orderbook(
     session: SessionDep,
     chain: ChainDep,
     depth: Annotated[int, Query(ge=1, le=200)] = 50,
-):
+) -> OrderBook:
     """Bids and asks aggregated by price (live signed orders)."""
-    return services.order_book(session, market_id, chain.now(max_age_s=1.0), depth)
+    return book.order_book(session, market_id, now=chain.now(max_age_s=1.0), depth=depth)
 
 
 @router.get("/trades", response_model=Page[TradePublic])
@@ -126,8 +131,8 @@ def trades(
     market_id: MarketId | None = None,
     cursor: Cursor = None,
     limit: Limit = 100,
-):
-    items, next_cursor = services.list_trades(session, market_id, cursor, limit)
+) -> Page[TradePublic]:
+    items, next_cursor = list_trades(session, market_id=market_id, cursor=cursor, limit=limit)
     return Page(items=items, next_cursor=next_cursor)
 
 
@@ -138,10 +143,10 @@ def history(
     market_id: MarketId | None = None,
     cursor: Cursor = None,
     limit: Limit = 100,
-):
+) -> Page[TradePublic]:
     """My trades, as seller or buyer."""
-    items, next_cursor = services.list_trades(
-        session, market_id, cursor, limit, address=account.address.lower()
+    items, next_cursor = list_trades(
+        session, market_id=market_id, cursor=cursor, limit=limit, address=account.address.lower()
     )
     return Page(items=items, next_cursor=next_cursor)
 
@@ -151,6 +156,6 @@ def prices(
     session: SessionDep,
     start: Annotated[int | None, Query(ge=0, le=2**62)] = None,
     end: Annotated[int | None, Query(ge=0, le=2**62)] = None,
-):
+) -> list[PriceBar]:
     """OHLC and volume per delivery period of energy trades."""
-    return services.price_bars(session, start, end)
+    return price_bars(session, start=start, end=end)

@@ -28,7 +28,7 @@ from backend.api.outbox_tail import OutboxTail, stream_batches
 from backend.chain.contracts import chain_for
 from backend.core.errors import GridLedgerError
 from backend.market.book_feed import BookFeed
-from backend.market.services import public_trade
+from backend.market.trades import public_trade
 from indexer.models import Trade
 
 router = APIRouter(tags=["realtime"])

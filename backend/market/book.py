@@ -1,0 +1,89 @@
+"""The order book: the live orders of one market (`order_state.is_live`), as rows for the
+matcher and as price levels for `GET /v1/trading/orderbook` and the WebSocket feed."""
+
+from __future__ import annotations
+
+from sqlalchemy import ColumnElement, and_, func, union_all
+from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import Select
+
+from backend.market import orders as eip712
+from backend.market.ids import parse_market_id
+from backend.market.models import SignedOrder
+from backend.market.order_state import MIRROR_JOIN, is_live, traded_wh
+from backend.market.schemas import OrderBook, PriceLevel
+from indexer.models import MarketOrder
+
+
+def _in_market(*, product: int, asset_id: int, delivery_start: int) -> ColumnElement[bool]:
+    return and_(
+        col(SignedOrder.product) == product,
+        col(SignedOrder.asset_id) == asset_id,
+        col(SignedOrder.delivery_start) == delivery_start,
+    )
+
+
+def open_orders(
+    session: Session, *, product: int, asset_id: int, delivery_start: int, now: int
+) -> list[SignedOrder]:
+    """Live orders of one market by seq, `matched_wh` raised to what the chain has filled
+    (e.g. by a taker's fillOrder)."""
+    rows = session.exec(
+        select(SignedOrder, traded_wh())
+        .outerjoin(MarketOrder, MIRROR_JOIN)
+        .where(
+            is_live(now),
+            _in_market(product=product, asset_id=asset_id, delivery_start=delivery_start),
+        )
+        .order_by(col(SignedOrder.seq))
+    ).all()
+    live = []
+    for row, traded in rows:
+        if traded > row.matched_wh:
+            row.matched_wh = traded
+        live.append(row)
+    return live
+
+
+def live_levels(
+    *, product: int, asset_id: int, delivery_start: int, now: int
+) -> Select[int, int, int, int]:
+    """SELECT side, price, remaining Wh, order count of the live orders of one market, grouped
+    by (side, price). Callers narrow it (`.where`), order and limit it."""
+    return (
+        select(
+            col(SignedOrder.side),
+            col(SignedOrder.price),
+            func.sum(col(SignedOrder.quantity_wh) - traded_wh()).label("remaining"),
+            func.count().label("orders"),
+        )
+        .select_from(SignedOrder)
+        .outerjoin(MarketOrder, MIRROR_JOIN)
+        .where(
+            is_live(now),
+            _in_market(product=product, asset_id=asset_id, delivery_start=delivery_start),
+        )
+        .group_by(col(SignedOrder.side), col(SignedOrder.price))
+    )
+
+
+def order_book(session: Session, market_id: str, *, now: int, depth: int = 50) -> OrderBook:
+    """Live orders aggregated by price, both sides in one SQL statement (one round trip)."""
+    product, asset_id, start, _ = parse_market_id(market_id)
+    levels: dict[int, list[PriceLevel]] = {eip712.BUY: [], eip712.SELL: []}
+    sides = [
+        live_levels(product=product, asset_id=asset_id, delivery_start=start, now=now)
+        .where(col(SignedOrder.side) == side)
+        .order_by(col(SignedOrder.price).desc() if descending else col(SignedOrder.price))
+        .limit(depth)
+        .subquery()
+        for side, descending in ((eip712.BUY, True), (eip712.SELL, False))
+    ]
+    both = union_all(*(side.select() for side in sides)).subquery()
+    for side, price, remaining, orders in session.execute(both.select()):
+        levels[side].append(PriceLevel(price=price, quantity_wh=int(remaining), orders=orders))
+    levels[eip712.BUY].sort(key=lambda level: -level.price)
+    levels[eip712.SELL].sort(key=lambda level: level.price)
+    return OrderBook(
+        market_id=market_id, bids=levels[eip712.BUY], asks=levels[eip712.SELL], timestamp=now
+    )

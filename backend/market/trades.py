@@ -1,0 +1,115 @@
+"""Trades from the indexer's mirror: the public tape, an account's history, and price bars."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from sqlalchemy import or_
+from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
+
+from backend.core.pagination import keyset_page
+from backend.market import orders as eip712
+from backend.market.ids import energy_market_id, parse_market_id, rec_market_id
+from backend.market.schemas import PriceBar, TradePublic
+from indexer.models import Trade
+
+_Query = TypeVar("_Query", bound=SelectOfScalar[Trade])
+
+
+def public_trade(t: Trade) -> TradePublic:
+    market = (
+        energy_market_id(t.delivery_start or 0)
+        if t.product == "energy"
+        else rec_market_id(t.certificate_id or 0)
+    )
+    return TradePublic(
+        trade_id=t.trade_id,
+        market_id=market,
+        product=t.product,
+        status=t.status,
+        seller=t.seller,
+        buyer=t.buyer,
+        quantity_wh=t.quantity_wh,
+        price=t.price,
+        payment=t.payment,
+        delivery_start=t.delivery_start,
+        delivery_end=t.delivery_end,
+        certificate_id=t.certificate_id,
+        sell_order_hash=t.sell_order_hash,
+        buy_order_hash=t.buy_order_hash,
+        tx_hash=t.created_tx,
+        block_number=t.created_block,
+        timestamp=t.created_at,
+    )
+
+
+def _in_market(query: _Query, market_id: str | None) -> _Query:
+    if market_id is None:
+        return query
+    product, asset_id, start, _ = parse_market_id(market_id)
+    if product == eip712.ENERGY:
+        return query.where(col(Trade.product) == "energy", col(Trade.delivery_start) == start)
+    return query.where(col(Trade.product) == "rec", col(Trade.certificate_id) == asset_id)
+
+
+def list_trades(
+    session: Session,
+    *,
+    market_id: str | None,
+    cursor: str | None,
+    limit: int,
+    address: str | None = None,
+) -> tuple[list[TradePublic], str | None]:
+    """One page of trades, newest first: of one market, of one party (`address`), or all."""
+    query = _in_market(select(Trade), market_id)
+    if address is not None:
+        query = query.where(or_(col(Trade.seller) == address, col(Trade.buyer) == address))
+    rows, next_cursor = keyset_page(session, query, col(Trade.trade_id), cursor, limit)
+    return [public_trade(t) for t in rows], next_cursor
+
+
+def price_bars(
+    session: Session, *, start: int | None, end: int | None, limit: int = 500
+) -> list[PriceBar]:
+    """OHLC and volume per 15-minute delivery period of energy trades (by trade id order)."""
+    energy = [col(Trade.product) == "energy"]
+    if start is not None:
+        energy.append(col(Trade.delivery_start) >= start)
+    if end is not None:
+        energy.append(col(Trade.delivery_start) < end)
+    periods = session.exec(
+        select(Trade.delivery_start)
+        .where(*energy)
+        .group_by(col(Trade.delivery_start))
+        .order_by(col(Trade.delivery_start).desc())
+        .limit(limit)
+    ).all()
+    if not periods:
+        return []
+    bars: dict[int, PriceBar] = {}
+    in_periods = (
+        select(Trade)
+        .where(*energy, col(Trade.delivery_start).in_(periods))
+        .order_by(col(Trade.trade_id))
+    )
+    for t in session.exec(in_periods):
+        period = t.delivery_start or 0  # set on every energy trade
+        bar = bars.get(period)
+        if bar is None:
+            bars[period] = PriceBar(
+                market_id=energy_market_id(period),
+                delivery_start=period,
+                delivery_end=t.delivery_end or 0,
+                open=t.price,
+                high=t.price,
+                low=t.price,
+                close=t.price,
+                volume_wh=t.quantity_wh,
+                trades=1,
+            )
+        else:
+            bar.high, bar.low, bar.close = max(bar.high, t.price), min(bar.low, t.price), t.price
+            bar.volume_wh += t.quantity_wh
+            bar.trades += 1
+    return [bars[p] for p in sorted(bars)]
