@@ -26,16 +26,6 @@ class OrderPublicStatus(StrEnum):
     EXPIRED = "expired"
 
 
-# The statuses as a Literal, so the OpenAPI schema lists them inline like any other Literal.
-OrderPublicStatusName = Literal[
-    OrderPublicStatus.OPEN,
-    OrderPublicStatus.PARTIALLY_FILLED,
-    OrderPublicStatus.FILLED,
-    OrderPublicStatus.CANCELLED,
-    OrderPublicStatus.EXPIRED,
-]
-
-
 class OrderTerms(BaseModel):
     """What a maker decides; maker, nonce and salt are filled in for custodial accounts."""
 
@@ -62,7 +52,7 @@ class OrderCreate(OrderTerms):
 class OrderPublic(BaseModel):
     id: str  # the EIP-712 order hash
     seq: int
-    status: OrderPublicStatusName
+    status: OrderPublicStatus
     market_id: str
     maker: str
     side: str

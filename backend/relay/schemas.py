@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -22,6 +21,6 @@ class RawTransaction(BaseModel):
 
 class TransactionStatus(BaseModel):
     tx_hash: str
-    status: Literal[RelayedTxStatus.PENDING, RelayedTxStatus.SUCCEEDED, RelayedTxStatus.REVERTED]
+    status: RelayedTxStatus
     block_number: int | None = None
     gas_used: int | None = None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from typing import get_args
 
 from sqlmodel import Session
 
@@ -11,7 +10,7 @@ from backend.accounts.models import Account
 from backend.market import orders as eip712
 from backend.market.account_orders import list_my_orders, order_public
 from backend.market.models import OrderStatus
-from backend.market.schemas import OrderPublicStatus, OrderPublicStatusName
+from backend.market.schemas import OrderPublicStatus
 from tests.fixtures.orders import NOW, START, add_order
 
 
@@ -69,7 +68,3 @@ def test_a_status_filter_still_fills_the_page(db_session):
     assert cursor is None
     everything, _ = list_my_orders(db_session, account, now=NOW, cursor=None, limit=10)
     assert [o.quantity_wh for o in everything] == [105, 104, 103, 102, 101, 100]
-
-
-def test_the_status_literal_lists_every_public_status():
-    assert set(get_args(OrderPublicStatusName)) == set(OrderPublicStatus)

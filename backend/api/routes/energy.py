@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
@@ -13,14 +13,6 @@ from backend.market.schemas import Page
 
 router = APIRouter(prefix="/energy", tags=["energy"])
 
-TransferStatusFilter = Literal[
-    TransferStatus.SCHEDULED,
-    TransferStatus.DELIVERING,
-    TransferStatus.AWAITING_SETTLEMENT,
-    TransferStatus.SETTLED,
-    TransferStatus.RECLAIMED,
-]
-
 
 @router.get("/transfers", response_model=Page[EnergyTransfer])
 def transfers(
@@ -29,7 +21,7 @@ def transfers(
     chain: ChainDep,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    status: TransferStatusFilter | None = None,
+    status: TransferStatus | None = None,
 ) -> Page[EnergyTransfer]:
     items, next_cursor = services.list_transfers(
         session, account, now=chain.now(), cursor=cursor, limit=limit, status=status

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, status
 
@@ -33,9 +33,6 @@ Text32 = Annotated[str | None, Query(max_length=32, pattern=r"^[A-Za-z0-9_\-]+$"
 Time = Annotated[int | None, Query(ge=0, le=2**62)]
 
 
-DeviceStatusFilter = Literal[DeviceStatus.PENDING, DeviceStatus.APPROVED, DeviceStatus.SUSPENDED]
-
-
 @router.post("/devices", status_code=status.HTTP_202_ACCEPTED, response_model=TxAccepted)
 def register_device(
     body: DeviceCreate, account: CurrentAccount, settings: SettingsDep, chain: ChainDep
@@ -49,7 +46,7 @@ def devices(
     session: SessionDep,
     _: CurrentAccount,
     owner: Address = None,
-    status_: Annotated[DeviceStatusFilter | None, Query(alias="status")] = None,
+    status_: Annotated[DeviceStatus | None, Query(alias="status")] = None,
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[DevicePublic]:

@@ -17,7 +17,7 @@ from backend.market.schemas import (
     OrderBook,
     OrderCreate,
     OrderPublic,
-    OrderPublicStatusName,
+    OrderPublicStatus,
     OrderTerms,
     Page,
     PriceBar,
@@ -81,7 +81,7 @@ def my_orders(
     chain: ChainDep,
     cursor: Cursor = None,
     limit: Limit = 100,
-    status_: Annotated[OrderPublicStatusName | None, Query(alias="status")] = None,
+    status_: Annotated[OrderPublicStatus | None, Query(alias="status")] = None,
 ) -> Page[OrderPublic]:
     items, next_cursor = account_orders.list_my_orders(
         session, account, now=chain.now(), cursor=cursor, limit=limit, status=status_
