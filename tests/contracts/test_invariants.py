@@ -57,7 +57,7 @@ from backend.market.orders import (
     payment,
     sign_order,
 )
-from tests.contracts.market.helpers import reverts_with, settlement
+from tests.fixtures.energy_market import reverts_with, settlement
 
 TOLERANCE_BPS = 500
 PENALTY_BPS = 2_000

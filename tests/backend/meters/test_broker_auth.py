@@ -8,6 +8,7 @@ import time
 import uuid
 
 import paho.mqtt.client as mqtt
+import pytest
 from sqlmodel import Session, func, select
 
 from backend.chain.anvil import free_port
@@ -17,7 +18,7 @@ from backend.meters.broker_auth import mosquitto_hash, verify, write_broker_auth
 from backend.meters.models import MeterReading
 from backend.meters.mqtt import Subscriber
 from backend.meters.validation import iso
-from tests.backend.meters.conftest import NOW, seed_meters
+from tests.fixtures.meters import NOW, seed_meters
 
 
 def test_hashes_are_mosquittos_own_format():
@@ -51,6 +52,7 @@ def connect(port: int, username: str, password: str) -> tuple[mqtt.Client, int]:
     return client, result["rc"]
 
 
+@pytest.mark.mqtt  # starts a Mosquitto of its own
 def test_a_meter_can_only_publish_its_own_readings(fresh_pg_url, tmp_path):
     engine = make_engine(fresh_pg_url)
     with Session(engine) as session:

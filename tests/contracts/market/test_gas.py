@@ -9,8 +9,7 @@ from eth_account import Account
 from eth_utils import keccak
 
 from backend.market.orders import BUY, SELL, meter_id, sign_order
-from tests.contracts.market.conftest import PRICE
-from tests.contracts.market.helpers import permit, single_event, trade_from_log
+from tests.fixtures.energy_market import PRICE, permit, single_event, trade_from_log
 
 FILL_TARGET = 120_000
 BATCH_TARGET_PER_TRADE = 40_000

@@ -16,8 +16,9 @@ from backend.market.orders import (
     sign_order,
     typed_data,
 )
-from tests.contracts.market.conftest import FUNDING, PRICE
-from tests.contracts.market.helpers import (
+from tests.fixtures.energy_market import (
+    FUNDING,
+    PRICE,
     reverts_with,
     reverts_with_nested,
     same_address,

@@ -3,8 +3,11 @@
 import pytest
 
 from backend.market.orders import payment
-from tests.contracts.market.conftest import GRACE, PENALTY_BPS, PRICE, TOLERANCE_BPS
-from tests.contracts.market.helpers import (
+from tests.fixtures.energy_market import (
+    GRACE,
+    PENALTY_BPS,
+    PRICE,
+    TOLERANCE_BPS,
     reverts_with,
     same_address,
     settlement,

@@ -6,7 +6,7 @@ create two storage slots (certificate + holder balance, 2 x 22,100) on top of th
 base cost, so its budget here is a regression guard, not the target.
 """
 
-from .conftest import HOUR, claim_data
+from tests.fixtures.rec_registry import HOUR, claim_data
 
 BATCH = 50
 

@@ -2,7 +2,7 @@
 
 import ape
 
-from .conftest import (
+from tests.fixtures.rec_registry import (
     CAPACITY_W,
     DAY,
     GRID_DE,

@@ -10,7 +10,7 @@ from sqlmodel import func, select
 
 from backend.core.config import PROJECT_ROOT
 from backend.settlement.models import Reconciliation
-from tests.backend.workers.test_settlement_worker import wait_for
+from tests.fixtures.workers import wait_for
 
 
 def test_filesystem_broker_worker_settles(market, tmp_path):

@@ -8,7 +8,7 @@ from sqlmodel import select
 from backend.meters.models import MeterReading, ReadingCorrection
 from backend.meters.services import ingest_readings
 from backend.meters.validation import iso
-from tests.backend.meters.conftest import NOW
+from tests.fixtures.meters import NOW
 
 
 def reading(meter, start, export_wh=None, import_wh=None, **extra):
@@ -20,7 +20,7 @@ def reading(meter, start, export_wh=None, import_wh=None, **extra):
     return {**body, **extra}
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
+@pytest.fixture(params=[pytest.param("postgresql", marks=pytest.mark.postgres), "sqlite"])
 def world(request):
     return request.getfixturevalue("metered" if request.param == "postgresql" else "sqlite_metered")
 

@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 from backend.chain.contracts import chain_for
 from backend.market.models import SignedOrder
 from indexer.outbox import OutboxPublisher, RedisStreamSink
-from tests.api.conftest import SLOT, match, wallet_bid
+from tests.fixtures.api import SLOT, match, wallet_bid
 from tests.fixtures.indexing import catch_up
 from tests.fixtures.services import TEST_REDIS_URL
 
