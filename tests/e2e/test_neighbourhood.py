@@ -186,7 +186,8 @@ def test_every_closed_period_trade_is_settled_exactly_once(stack):
 
 def test_recs_only_from_metered_renewable_export(stack):
     certificates = stack.rows(
-        "SELECT c.certificate_id, c.device_id, c.period_start, c.period_end, c.volume_wh, d.meter_id, d.technology "
+        "SELECT c.certificate_id, c.device_id, c.period_start, c.period_end, c.volume_wh, "
+        "d.meter_id, d.technology "
         "FROM certificates c JOIN devices d ON d.device_id = c.device_id"
     )
     assert certificates
@@ -195,7 +196,8 @@ def test_recs_only_from_metered_renewable_export(stack):
     for cert in certificates:
         assert cert.technology == "SOLAR_PV" and cert.period_end - cert.period_start == 3600
         exported, quarters = stack.rows(
-            "SELECT coalesce(sum(export_wh), 0), count(*) FROM meter_readings WHERE meter_id = :meter "
+            "SELECT coalesce(sum(export_wh), 0), count(*) FROM meter_readings "
+            "WHERE meter_id = :meter "
             "AND interval_start >= :start AND interval_start < :end",
             meter=cert.meter_id.lower(),
             start=cert.period_start,

@@ -46,7 +46,10 @@ def test_version_is_parsed_by_py_solc_x(bridge):
 
 
 def test_standard_json_round_trip_through_py_solc_x(bridge, tmp_path):
-    source = "// SPDX-License-Identifier: MIT\npragma solidity ^0.8.24;\ncontract A { uint256 public x = 7; }\n"
+    source = (
+        "// SPDX-License-Identifier: MIT\npragma solidity ^0.8.24;\n"
+        "contract A { uint256 public x = 7; }\n"
+    )
     payload = {
         "language": "Solidity",
         "sources": {"A.sol": {"content": source}},
@@ -91,7 +94,10 @@ def test_missing_node_gives_one_line_actionable_error(bridge, tmp_path):
 
 
 def test_smt_banner_before_json_is_skipped():
-    raw = '>>> Cannot retry compilation with SMT because there are no SMT solvers available.\n{"sources":{}}'
+    raw = (
+        ">>> Cannot retry compilation with SMT because there are no SMT solvers available.\n"
+        '{"sources":{}}'
+    )
     assert json.loads(solc_bridge.extract_json(raw)) == {"sources": {}}
 
 

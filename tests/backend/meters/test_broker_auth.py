@@ -72,11 +72,12 @@ def test_a_meter_can_only_publish_its_own_readings(fresh_pg_url, tmp_path):
         f"listener {port} 127.0.0.1\nallow_anonymous false\npersistence false\nuser root\n"
         f"password_file {tmp_path / 'passwords'}\nacl_file {tmp_path / 'acl'}\n"
     )
-    broker = subprocess.Popen(
-        ["mosquitto", "-v", "-c", str(tmp_path / "mosquitto.conf")],
-        stdout=open(tmp_path / "broker.log", "w"),
-        stderr=subprocess.STDOUT,
-    )
+    with open(tmp_path / "broker.log", "w") as log:
+        broker = subprocess.Popen(
+            ["mosquitto", "-v", "-c", str(tmp_path / "mosquitto.conf")],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         subscriber = Subscriber(settings=settings, client_id=f"gl-ingest-{uuid.uuid4().hex[:8]}")
         subscriber.now = lambda: NOW

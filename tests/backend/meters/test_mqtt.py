@@ -64,7 +64,10 @@ def test_subscriber_stores_qos1_messages_once(fresh_pg_url):
     publisher.loop_start()
     infos = []
     for k in range(1, 41):  # 40 generation readings, each published twice
-        payload = f'{{"timestamp": "{iso(NOW - 900 * k)}", "value": {k}, "unit": "Wh", "quality": "high"}}'
+        payload = (
+            f'{{"timestamp": "{iso(NOW - 900 * k)}", "value": {k}, '
+            '"unit": "Wh", "quality": "high"}'
+        )
         for _ in range(2):
             infos.append(
                 publisher.publish(

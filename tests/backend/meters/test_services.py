@@ -26,7 +26,7 @@ def world(request):
 
 
 def test_new_duplicate_and_corrected_readings(world):
-    session, owner, _, solar, _ = world
+    session, _owner, _, solar, _ = world
     batch = [
         reading(solar.meter_id, NOW - 900 * (i + 1), export_wh=100 + i, import_wh=5)
         for i in range(8)
@@ -166,7 +166,7 @@ def test_malformed_corpus_each_rejected_with_reason_nothing_else_lost(world):
 def test_mqtt_credentials_are_hashed_per_meter(world):
     from backend.meters.services import check_mqtt_credentials
 
-    session, _, _, solar, house = world
+    session, _, _, solar, _house = world
     assert (
         solar.mqtt_password_hash.startswith("$7$101$")
         and "solar-secret-123" not in solar.mqtt_password_hash

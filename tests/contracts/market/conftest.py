@@ -118,7 +118,8 @@ def taker_meter():
 
 @pytest.fixture
 def open_trade(market, make_order, sign, taker_meter, alice, bob):
-    """alice's signed 10 kWh offer at PRICE, filled completely by bob: (trade tuple, trade id, order)."""
+    """alice's signed 10 kWh offer at PRICE, filled completely by bob:
+    (trade tuple, trade id, order)."""
     order = make_order(alice)
     receipt = market.fillOrder(
         order.as_tuple(), sign(order, alice), order.quantityWh, taker_meter(bob), sender=bob

@@ -1,4 +1,5 @@
-"""Gas figures of the hot paths on the in-process chain (printed as JSON lines, asserted vs targets).
+"""Gas figures of the hot paths on the in-process chain (printed as JSON lines, asserted vs
+targets).
 
 Run `pytest tests/contracts/market/test_gas.py -q -s` to see the figures.
 """
@@ -98,7 +99,8 @@ def _batch_gas(market, chain, settler, trades, delivered):
 def test_gas_settle_batch_of_50_neighbourhood(
     market, chain, make_order, sign, taker_meter, settler, alice, bob, carol
 ):
-    """50 trades among three households; deliveries alternate full / within tolerance / penalised."""
+    """50 trades among three households; deliveries alternate full / within tolerance /
+    penalised."""
     parties = [(alice, bob), (carol, bob), (bob, alice), (alice, carol), (carol, alice)]
     trades = []
     for i in range(BATCH):

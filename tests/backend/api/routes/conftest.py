@@ -35,13 +35,13 @@ def market(chain_api):
     )
     buyer = {"Authorization": f"Bearer {tokens.json()['access_token']}"}
     indexer = api.indexer()
-    return dict(
-        api=api,
-        client=client,
-        seller=seller,
-        seller_address=seller_address,
-        buyer=buyer,
-        wallet=wallet,
-        indexer=indexer,
-        period=(devnet.workload.now() // SLOT + 2) * SLOT,
-    )
+    return {
+        "api": api,
+        "client": client,
+        "seller": seller,
+        "seller_address": seller_address,
+        "buyer": buyer,
+        "wallet": wallet,
+        "indexer": indexer,
+        "period": (devnet.workload.now() // SLOT + 2) * SLOT,
+    }
