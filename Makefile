@@ -94,6 +94,12 @@ $(STAMPS)/slither: $(STAMPS)/slither-venv $(SOLC_BRIDGE) toolchain/slither.py ap
 test: lint
 	@$(VPY) -m pytest $(PYTEST_ARGS)
 
+# The tests that need no server: no PostgreSQL, Redis, Anvil, browser or MQTT broker
+# (markers set in tests/conftest.py). No lint first, so it stays a quick inner loop.
+FAST_MARKERS := not postgres and not redis and not anvil and not browser and not mqtt
+test-fast: setup
+	@$(VPY) -m pytest -m "$(FAST_MARKERS)" $(PYTEST_ARGS)
+
 # wrk drives the HTTP benchmarks (64 keep-alive connections from a C load generator).
 $(STAMPS)/wrk:
 	@command -v wrk >/dev/null || { echo "setup: installing wrk (apt-get) for the API benchmarks"; \

@@ -57,7 +57,7 @@ from backend.market.orders import (
     payment,
     sign_order,
 )
-from tests.contracts.market.helpers import reverts_with, settlement
+from tests.fixtures.energy_market import reverts_with, settlement
 
 TOLERANCE_BPS = 500
 PENALTY_BPS = 2_000
@@ -97,7 +97,8 @@ MACHINE_SETTINGS = settings(
 
 
 class Reader:
-    """eth_call straight on the in-process EVM backend: `read(contract, "f(address)", [a], "uint256")`."""
+    """eth_call straight on the in-process EVM backend:
+    `read(contract, "f(address)", [a], "uint256")`."""
 
     def __init__(self, chain, caller):
         self._backend = chain.provider.evm_backend
@@ -559,7 +560,8 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
 
         @rule(data=st.data())
         def time_passes(self, data):
-            """Move the clock: a random span, or just past an open trade's end / reclaim deadline."""
+            """Move the clock: a random span, or just past an open trade's end / reclaim
+            deadline."""
             now = self.now()
             targets = []
             for tid in self.open_trades():
@@ -631,8 +633,8 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
                     ids.index(bad) + 1 if bad in ids else 0
                 )  # a duplicate goes after its original
                 at = data.draw(st.integers(first, len(ids)), label="position")
-                batch_ids = ids[:at] + [bad] + ids[at:]
-                batch_wh = delivered[:at] + [self.trades[bad].trade[4]] + delivered[at:]
+                batch_ids = [*ids[:at], bad, *ids[at:]]
+                batch_wh = [*delivered[:at], self.trades[bad].trade[4], *delivered[at:]]
                 with reverts_with(market.EnergyMarketTradeAlreadyClosed, tradeId=bad):
                     market.settleBatch(
                         [self.trades[t].trade for t in batch_ids],
@@ -646,7 +648,7 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
             )
             logs = market.TradeSettled.from_receipt(receipt)
             assert [log.tradeId for log in logs] == ids
-            for tid, wh, log in zip(ids, delivered, logs):
+            for tid, wh, log in zip(ids, delivered, logs, strict=True):
                 model = self.trades[tid]
                 seller, buyer, _, _, quantity, price = model.trade[:6]
                 expected = settlement(quantity, price, wh, TOLERANCE_BPS, PENALTY_BPS)
@@ -755,7 +757,7 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
 
             taken = self.slot_set(device)
             offending = None
-            for start, end in zip(starts, ends):
+            for start, end in zip(starts, ends, strict=True):
                 slots = set(range(start, end, SLOT))
                 if slots & taken:
                     offending = (start, end)
@@ -776,7 +778,7 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
             first = len(self.certs) + 1
             logs = registry.CertificateIssued.from_receipt(receipt)
             assert [log.certId for log in logs] == list(range(first, first + len(starts)))
-            for i, (start, end, volume) in enumerate(zip(starts, ends, volumes)):
+            for i, (start, end, volume) in enumerate(zip(starts, ends, volumes, strict=True)):
                 self.certs[first + i] = CertModel(
                     device=device,
                     start=start,
@@ -869,7 +871,8 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
             else:
                 taker, args = buyer, (order.as_tuple(), sign(order, seller), quantity, b"\0" * 32)
             outcome(
-                f"REC {'bid' if listed_bid else 'offer'} fill: {'revoked' if cert.revoked else 'ok'}"
+                f"REC {'bid' if listed_bid else 'offer'} fill: "
+                f"{'revoked' if cert.revoked else 'ok'}"
             )
             if cert.revoked:
                 # Bubbled up from the registry's transfer inside the market call.
@@ -967,7 +970,9 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
                 supply = read(registry, "supply(uint256)", [cid])
                 balances = flat[i * len(holders) : (i + 1) * len(holders)]
                 assert supply == volume - claimed == sum(balances)
-                assert dict(zip(holders, balances)) == {h: cert.balances.get(h, 0) for h in holders}
+                assert dict(zip(holders, balances, strict=True)) == {
+                    h: cert.balances.get(h, 0) for h in holders
+                }
                 claimed_by = [
                     read(registry, "claimedBalance(uint256,address)", [cid, a.address])
                     for a in participants

@@ -28,6 +28,8 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 PASSWORD = "correct horse battery"
 
+pytestmark = pytest.mark.browser
+
 
 @pytest.fixture(scope="module")
 def dashboard_build() -> Path:

@@ -28,6 +28,9 @@ GATE_DELAY_S = 300  # Settings.settlement_gate_delay_s
 SETTLED = 2  # IEnergyMarket.TradeStatus.Settled
 ZERO = "0x" + "0" * 40
 
+# The stack starts its own Anvil and its meters publish to the shared MQTT broker.
+pytestmark = [pytest.mark.anvil, pytest.mark.mqtt]
+
 
 @dataclass
 class Stack:

@@ -19,7 +19,7 @@ from backend.core.config import PROJECT_ROOT
 from backend.core.db import make_engine
 from indexer.models import IndexerCursor
 from tests.fixtures.indexing import catch_up
-from tests.indexer.mirror_check import assert_mirror_equals_chain, chain_log_count
+from tests.fixtures.mirror_check import assert_mirror_equals_chain, chain_log_count
 
 
 def cursor_block(engine) -> int:

@@ -4,7 +4,7 @@ from sqlalchemy import func, select
 
 from indexer.models import ChainEvent, OutboxMessage
 from tests.fixtures.indexing import catch_up
-from tests.indexer.mirror_check import assert_mirror_equals_chain, chain_log_count
+from tests.fixtures.mirror_check import assert_mirror_equals_chain, chain_log_count
 
 
 def test_mirror_equals_chain_on_postgresql(devnet, make_indexer, fresh_pg_url):

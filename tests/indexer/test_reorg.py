@@ -7,7 +7,7 @@ from backend.chain.anvil import start_anvil
 from indexer.models import ChainEvent, OutboxMessage, Trade
 from indexer.reorg import ReorgTooDeep
 from tests.fixtures.indexing import catch_up
-from tests.indexer.mirror_check import assert_mirror_equals_chain, chain_log_count
+from tests.fixtures.mirror_check import assert_mirror_equals_chain, chain_log_count
 
 
 def count(engine, model) -> int:

@@ -8,6 +8,7 @@ import time
 import uuid
 
 import paho.mqtt.client as mqtt
+import pytest
 from sqlmodel import Session, func, select
 
 from backend.chain.anvil import free_port
@@ -17,7 +18,7 @@ from backend.meters.broker_auth import mosquitto_hash, verify, write_broker_auth
 from backend.meters.models import MeterReading
 from backend.meters.mqtt import Subscriber
 from backend.meters.validation import iso
-from tests.backend.meters.conftest import NOW, seed_meters
+from tests.fixtures.meters import NOW, seed_meters
 
 
 def test_hashes_are_mosquittos_own_format():
@@ -51,6 +52,7 @@ def connect(port: int, username: str, password: str) -> tuple[mqtt.Client, int]:
     return client, result["rc"]
 
 
+@pytest.mark.mqtt  # starts a Mosquitto of its own
 def test_a_meter_can_only_publish_its_own_readings(fresh_pg_url, tmp_path):
     engine = make_engine(fresh_pg_url)
     with Session(engine) as session:
@@ -78,11 +80,12 @@ def test_a_meter_can_only_publish_its_own_readings(fresh_pg_url, tmp_path):
         f"listener {port} 127.0.0.1\nallow_anonymous false\npersistence false\nuser root\n"
         f"password_file {tmp_path / 'passwords'}\nacl_file {tmp_path / 'acl'}\n"
     )
-    broker = subprocess.Popen(
-        ["mosquitto", "-v", "-c", str(tmp_path / "mosquitto.conf")],
-        stdout=open(tmp_path / "broker.log", "w"),
-        stderr=subprocess.STDOUT,
-    )
+    with open(tmp_path / "broker.log", "w") as log:
+        broker = subprocess.Popen(
+            ["mosquitto", "-v", "-c", str(tmp_path / "mosquitto.conf")],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         subscriber = Subscriber(settings=settings, client_id=f"gl-ingest-{uuid.uuid4().hex[:8]}")
         subscriber.now = lambda: NOW

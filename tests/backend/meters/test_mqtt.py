@@ -15,7 +15,7 @@ from backend.core.db import make_engine
 from backend.meters.models import MeterReading
 from backend.meters.mqtt import MessageRejected, Subscriber, reading_from_message
 from backend.meters.validation import iso
-from tests.backend.meters.conftest import NOW, seed_meters
+from tests.fixtures.meters import NOW, seed_meters
 from tests.fixtures.services import require_service
 
 
@@ -43,6 +43,7 @@ def test_topic_and_payload_mapping():
         reading_from_message("energy-cloud/a/b/SP-001/reading", b'{"meterId"', "energy-cloud")
 
 
+@pytest.mark.mqtt
 def test_subscriber_stores_qos1_messages_once(fresh_pg_url):
     require_service("Mosquitto", "mqtt://127.0.0.1:1883", "GRIDLEDGER_MQTT_HOST")
     engine = make_engine(fresh_pg_url)
@@ -63,7 +64,10 @@ def test_subscriber_stores_qos1_messages_once(fresh_pg_url):
     publisher.loop_start()
     infos = []
     for k in range(1, 41):  # 40 generation readings, each published twice
-        payload = f'{{"timestamp": "{iso(NOW - 900 * k)}", "value": {k}, "unit": "Wh", "quality": "high"}}'
+        payload = (
+            f'{{"timestamp": "{iso(NOW - 900 * k)}", "value": {k}, '
+            '"unit": "Wh", "quality": "high"}'
+        )
         for _ in range(2):
             infos.append(
                 publisher.publish(

@@ -8,16 +8,7 @@ import time
 from sqlmodel import func, select
 
 from backend.settlement.models import Reconciliation, SettlementBatch
-
-
-def wait_for(predicate, timeout: float, what: str, worker=None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}\n{worker.log() if worker else ''}")
+from tests.fixtures.workers import wait_for
 
 
 def token_total(market, accounts) -> int:

@@ -11,13 +11,16 @@ from backend.market.orders import (
     meter_id,
     sign_order,
 )
-
-TOLERANCE_BPS = 500  # 5 % shortfall is not penalised
-PENALTY_BPS = 2_000  # 20 % of the penalised shortfall's value
-GRACE = 86_400  # 1 day after deliveryEnd
-FUNDING = 1_000_000 * 10**6  # 1M gUSD per participant
-PRICE = 150_000  # 0.15 gUSD per kWh
-CERT_ID = 42
+from tests.fixtures.energy_market import (
+    CERT_ID,
+    FUNDING,
+    GRACE,
+    PENALTY_BPS,
+    PRICE,
+    TOLERANCE_BPS,
+    single_event,
+    trade_from_log,
+)
 
 
 @pytest.fixture(scope="module")
@@ -115,9 +118,8 @@ def taker_meter():
 
 @pytest.fixture
 def open_trade(market, make_order, sign, taker_meter, alice, bob):
-    """alice's signed 10 kWh offer at PRICE, filled completely by bob: (trade tuple, trade id, order)."""
-    from tests.contracts.market.helpers import single_event, trade_from_log
-
+    """alice's signed 10 kWh offer at PRICE, filled completely by bob:
+    (trade tuple, trade id, order)."""
     order = make_order(alice)
     receipt = market.fillOrder(
         order.as_tuple(), sign(order, alice), order.quantityWh, taker_meter(bob), sender=bob

@@ -3,8 +3,14 @@
 import ape
 import pytest
 
-from tests.contracts.market.conftest import GRACE, PENALTY_BPS, TOLERANCE_BPS
-from tests.contracts.market.helpers import permit, reverts_with, single_event
+from tests.fixtures.energy_market import (
+    GRACE,
+    PENALTY_BPS,
+    TOLERANCE_BPS,
+    permit,
+    reverts_with,
+    single_event,
+)
 
 ADMIN_ROLE = b"\x00" * 32
 MAX_GRACE = 30 * 24 * 3600

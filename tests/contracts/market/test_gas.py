@@ -1,4 +1,5 @@
-"""Gas figures of the hot paths on the in-process chain (printed as JSON lines, asserted vs targets).
+"""Gas figures of the hot paths on the in-process chain (printed as JSON lines, asserted vs
+targets).
 
 Run `pytest tests/contracts/market/test_gas.py -q -s` to see the figures.
 """
@@ -9,8 +10,7 @@ from eth_account import Account
 from eth_utils import keccak
 
 from backend.market.orders import BUY, SELL, meter_id, sign_order
-from tests.contracts.market.conftest import PRICE
-from tests.contracts.market.helpers import permit, single_event, trade_from_log
+from tests.fixtures.energy_market import PRICE, permit, single_event, trade_from_log
 
 FILL_TARGET = 120_000
 BATCH_TARGET_PER_TRADE = 40_000
@@ -99,7 +99,8 @@ def _batch_gas(market, chain, settler, trades, delivered):
 def test_gas_settle_batch_of_50_neighbourhood(
     market, chain, make_order, sign, taker_meter, settler, alice, bob, carol
 ):
-    """50 trades among three households; deliveries alternate full / within tolerance / penalised."""
+    """50 trades among three households; deliveries alternate full / within tolerance /
+    penalised."""
     parties = [(alice, bob), (carol, bob), (bob, alice), (alice, carol), (carol, alice)]
     trades = []
     for i in range(BATCH):

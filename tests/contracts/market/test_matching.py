@@ -3,8 +3,9 @@
 import pytest
 
 from backend.market.orders import BUY, REC, SELL, order_digest, payment
-from tests.contracts.market.conftest import CERT_ID, PRICE
-from tests.contracts.market.helpers import (
+from tests.fixtures.energy_market import (
+    CERT_ID,
+    PRICE,
     reverts_with,
     reverts_with_nested,
     same_address,

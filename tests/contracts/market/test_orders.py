@@ -1,4 +1,5 @@
-"""Order life cycle: listing, signed fills (EOA and ERC-1271), partial fills, cancellation, nonces."""
+"""Order life cycle: listing, signed fills (EOA and ERC-1271), partial fills, cancellation,
+nonces."""
 
 import pytest
 from eth_account.messages import encode_typed_data
@@ -16,8 +17,9 @@ from backend.market.orders import (
     sign_order,
     typed_data,
 )
-from tests.contracts.market.conftest import FUNDING, PRICE
-from tests.contracts.market.helpers import (
+from tests.fixtures.energy_market import (
+    FUNDING,
+    PRICE,
     reverts_with,
     reverts_with_nested,
     same_address,
@@ -67,7 +69,8 @@ def _uint(bits):
 def test_order_digest_equals_the_contract_order_hash_and_eth_account(
     market, chain, make_order, alice, data
 ):
-    """The fast digest (precomputed domain separator) is the contract's and the generic EIP-712 one."""
+    """The fast digest (precomputed domain separator) is the contract's and the generic EIP-712
+    one."""
     order = make_order(alice).replace(
         maker=to_checksum_address(data.draw(st.binary(min_size=20, max_size=20))),
         side=data.draw(_uint(1)),

@@ -3,8 +3,11 @@
 import pytest
 
 from backend.market.orders import payment
-from tests.contracts.market.conftest import GRACE, PENALTY_BPS, PRICE, TOLERANCE_BPS
-from tests.contracts.market.helpers import (
+from tests.fixtures.energy_market import (
+    GRACE,
+    PENALTY_BPS,
+    PRICE,
+    TOLERANCE_BPS,
     reverts_with,
     same_address,
     settlement,
@@ -47,7 +50,7 @@ def end_of(trade):
 def test_fill_escrows_payment_and_pays_seller_nothing_before_settlement(
     market, gusd, open_trade, alice, conserved
 ):
-    trade, trade_id, _ = open_trade
+    _trade, trade_id, _ = open_trade
     assert gusd.balanceOf(market) == ESCROW == market.totalEscrowed()
     assert market.withdrawable(alice) == 0
     assert market.tradeStatus(trade_id) == OPEN
@@ -166,7 +169,7 @@ def test_settle_twice_reverts_trade_already_closed(market, chain, settler, open_
 def test_settle_reverts_when_trade_does_not_match_record(market, chain, settler, open_trade):
     trade, trade_id, _ = open_trade
     chain.pending_timestamp = end_of(trade)
-    inflated = trade[:4] + (trade[4] + 1,) + trade[5:]
+    inflated = (*trade[:4], trade[4] + 1, *trade[5:])
     with reverts_with(market.EnergyMarketTradeMismatch, tradeId=trade_id):
         market.settle(inflated, trade_id, 10_000, sender=settler)
     with reverts_with(market.EnergyMarketTradeMismatch, tradeId=trade_id + 1):
@@ -224,14 +227,14 @@ def test_settle_batch_settles_every_trade(
     logs = market.TradeSettled.from_receipt(receipt)
     expected = [
         settlement(t[4], t[5], d, TOLERANCE_BPS, PENALTY_BPS)
-        for (t, _), d in zip(three_trades, delivered)
+        for (t, _), d in zip(three_trades, delivered, strict=True)
     ]
     assert [
         (log.tradeId, log.deliveredWh, log.sellerPayout, log.penalty, log.buyerRefund)
         for log in logs
     ] == [
         (i, e["delivered"], e["payout"], e["penalty"], e["refund"])
-        for (_, i), e in zip(three_trades, expected)
+        for (_, i), e in zip(three_trades, expected, strict=True)
     ]
     assert market.withdrawable(alice) == expected[0]["payout"] + expected[2]["refund"]
     assert (
@@ -299,7 +302,7 @@ def test_reclaim_after_settlement_reverts(market, chain, settler, open_trade, bo
 def test_reclaim_reverts_when_trade_does_not_match_record(market, chain, open_trade, stranger):
     trade, trade_id, _ = open_trade
     chain.pending_timestamp = end_of(trade) + GRACE
-    redirected = (trade[0], stranger.address) + trade[2:]
+    redirected = (trade[0], stranger.address, *trade[2:])
     with reverts_with(market.EnergyMarketTradeMismatch, tradeId=trade_id):
         market.reclaim(redirected, trade_id, sender=stranger)
 

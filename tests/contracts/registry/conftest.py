@@ -3,34 +3,7 @@ owned by alice, and period helpers aligned to 15-minute slots in the past."""
 
 import pytest
 
-SLOT = 900
-HOUR = 3600
-DAY = 86400
-
-SOLAR = b"SOLAR_PV".ljust(32, b"\0")
-WIND = b"WIND_ONSHORE".ljust(32, b"\0")
-GRID_DE = b"DE-50HZ".ljust(32, b"\0")
-METER_1 = b"METER-0001".ljust(32, b"\0")
-METER_2 = b"METER-0002".ljust(32, b"\0")
-
-CAPACITY_W = 10_000  # 10 kW: at most 10,000 Wh per hour
-PENDING, APPROVED, SUSPENDED = 0, 1, 2
-
-
-def device_input(
-    technology=SOLAR, capacity_w=CAPACITY_W, grid_area=GRID_DE, commissioned_at=0, meter_id=METER_1
-):
-    return (technology, capacity_w, grid_area, commissioned_at, meter_id)
-
-
-def claim_data(
-    beneficiary="Bakery Mueller GmbH",
-    purpose="Scope 2 market-based",
-    start=1,
-    end=2,
-    location=GRID_DE,
-):
-    return (beneficiary, purpose, start, end, location)
+from tests.fixtures.rec_registry import DAY, HOUR, device_input
 
 
 @pytest.fixture(scope="session", autouse=True)

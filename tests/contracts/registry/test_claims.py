@@ -2,7 +2,7 @@
 
 import ape
 
-from .conftest import GRID_DE, claim_data
+from tests.fixtures.rec_registry import GRID_DE, claim_data
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 OFFICE = b"DE-BERLIN-OFFICE-7".ljust(32, b"\0")

@@ -2,7 +2,7 @@
 
 import ape
 
-from .conftest import (
+from tests.fixtures.rec_registry import (
     APPROVED,
     GRID_DE,
     METER_1,

@@ -6,7 +6,7 @@ create two storage slots (certificate + holder balance, 2 x 22,100) on top of th
 base cost, so its budget here is a regression guard, not the target.
 """
 
-from .conftest import HOUR, claim_data
+from tests.fixtures.rec_registry import HOUR, claim_data
 
 BATCH = 50
 
@@ -45,7 +45,8 @@ def test_gas_transfer(registry, bob, carol, issue_hour):
     to_existing_holder = registry.safeTransferFrom(bob, carol, cert, 1_000, b"", sender=bob)
 
     print(
-        f"\ngas safeTransferFrom: new holder {to_new_holder.gas_used}, existing {to_existing_holder.gas_used}"
+        f"\ngas safeTransferFrom: new holder {to_new_holder.gas_used},"
+        f" existing {to_existing_holder.gas_used}"
     )
     assert to_new_holder.gas_used <= 60_000
     assert to_existing_holder.gas_used <= 60_000

@@ -2,7 +2,7 @@
 
 import ape
 
-from .conftest import (
+from tests.fixtures.rec_registry import (
     CAPACITY_W,
     DAY,
     GRID_DE,
@@ -341,7 +341,7 @@ def test_issue_batch_mints_one_certificate_per_period_in_one_transfer_batch(
     issued = registry.CertificateIssued.from_receipt(tx)
     assert [e.certId for e in issued] == [2, 3, 4, 5, 6]
     assert [(e.periodStart, e.periodEnd, e.volumeWh) for e in issued] == list(
-        zip(starts, ends, volumes)
+        zip(starts, ends, volumes, strict=True)
     )
     assert registry.balanceOfBatch([bob] * 5, [2, 3, 4, 5, 6]) == volumes
     assert registry.certificateCount() == 6

@@ -2,7 +2,7 @@
 
 import ape
 
-from .conftest import claim_data
+from tests.fixtures.rec_registry import claim_data
 
 
 def test_revoke_marks_certificate_and_emits_reason(registry, issuer, bob, issue_hour):

@@ -10,7 +10,7 @@ from sqlmodel import func, select
 
 from backend.core.config import PROJECT_ROOT
 from backend.settlement.models import Reconciliation
-from tests.backend.workers.test_settlement_worker import wait_for
+from tests.fixtures.workers import wait_for
 
 
 def test_filesystem_broker_worker_settles(market, tmp_path):
@@ -30,15 +30,15 @@ def test_filesystem_broker_worker_settles(market, tmp_path):
         GRIDLEDGER_SETTLEMENT_BEAT_INTERVAL_S="0.5",
         GRIDLEDGER_SETTLEMENT_GATE_DELAY_S="60",
     )
-    log = open(tmp_path / "worker.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "backend.workers"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    with open(tmp_path / "worker.log", "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "backend.workers"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
 
         def settled():

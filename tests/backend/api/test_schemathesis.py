@@ -24,6 +24,9 @@ from tests.fixtures.database import migrated_schema
 from tests.fixtures.indexing import catch_up
 from tests.fixtures.services import TEST_REDIS_URL
 
+# The app's schema comes from migrated_schema() and its store is the test Redis.
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+
 
 @pytest.fixture(scope="module")
 def api_app(anvil, tmp_path_factory):

@@ -6,6 +6,7 @@ tests/contracts/market/test_orders.py checks the digest against the contract's `
 from __future__ import annotations
 
 import pytest
+from eth_abi.exceptions import EncodingError
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_utils import keccak, to_checksum_address
@@ -132,7 +133,7 @@ def test_a_field_that_does_not_fit_its_type_is_refused_like_eth_account(field):
         too_big = order.replace(**{field: bad})
         with pytest.raises(ValueError, match=field):
             order_digest(too_big, 1, "0x" + "22" * 20)
-        with pytest.raises(Exception):
+        with pytest.raises(EncodingError):  # eth_abi refuses the out-of-range value
             generic_digest(too_big, 1, "0x" + "22" * 20)
 
 

@@ -8,7 +8,7 @@ from sqlmodel import select
 from backend.meters.models import MeterReading, ReadingCorrection
 from backend.meters.services import ingest_readings
 from backend.meters.validation import iso
-from tests.backend.meters.conftest import NOW
+from tests.fixtures.meters import NOW
 
 
 def reading(meter, start, export_wh=None, import_wh=None, **extra):
@@ -20,13 +20,13 @@ def reading(meter, start, export_wh=None, import_wh=None, **extra):
     return {**body, **extra}
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
+@pytest.fixture(params=[pytest.param("postgresql", marks=pytest.mark.postgres), "sqlite"])
 def world(request):
     return request.getfixturevalue("metered" if request.param == "postgresql" else "sqlite_metered")
 
 
 def test_new_duplicate_and_corrected_readings(world):
-    session, owner, _, solar, _ = world
+    session, _owner, _, solar, _ = world
     batch = [
         reading(solar.meter_id, NOW - 900 * (i + 1), export_wh=100 + i, import_wh=5)
         for i in range(8)
@@ -166,7 +166,7 @@ def test_malformed_corpus_each_rejected_with_reason_nothing_else_lost(world):
 def test_mqtt_credentials_are_hashed_per_meter(world):
     from backend.meters.services import check_mqtt_credentials
 
-    session, _, _, solar, house = world
+    session, _, _, solar, _house = world
     assert (
         solar.mqtt_password_hash.startswith("$7$101$")
         and "solar-secret-123" not in solar.mqtt_password_hash

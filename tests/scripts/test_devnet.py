@@ -7,12 +7,15 @@ import os
 import subprocess
 import sys
 
+import pytest
 from web3 import Web3
 
 from backend.chain.anvil import free_port
 from backend.core.config import PROJECT_ROOT
 
 ROLE_HOLDERS = {"SETTLER_ROLE": "settler", "OPERATOR_ROLE": "operator"}
+
+pytestmark = pytest.mark.anvil  # `python -m scripts.devnet` starts its own Anvil
 
 
 def run_devnet(data_dir, rpc_url, **extra_env):

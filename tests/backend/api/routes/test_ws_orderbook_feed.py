@@ -12,7 +12,7 @@ import pytest
 from websockets.sync.client import connect
 
 from indexer.outbox import OutboxPublisher, RedisStreamSink
-from tests.api.conftest import match, wallet_bid
+from tests.fixtures.api import match, wallet_bid
 from tests.fixtures.app import app_on
 from tests.fixtures.indexing import catch_up
 from tests.fixtures.server import serve

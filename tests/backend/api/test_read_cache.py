@@ -84,7 +84,7 @@ async def test_hits_skip_the_app_until_invalidated():
 
 @pytest.mark.anyio
 async def test_ttl_bounds_the_age():
-    app, cache, client = harness(ttl_s=0.05)
+    _app, _cache, client = harness(ttl_s=0.05)
     async with client:
         assert (await client.get("/book")).json()["calls"] == 1
         assert (await client.get("/book")).json()["calls"] == 1
@@ -94,7 +94,7 @@ async def test_ttl_bounds_the_age():
 
 @pytest.mark.anyio
 async def test_concurrent_misses_run_the_route_once():
-    app, cache, client = harness(delay_s=0.05)
+    app, _cache, client = harness(delay_s=0.05)
     async with client:
         replies = await asyncio.gather(*(client.get("/book") for _ in range(20)))
     assert {r.json()["calls"] for r in replies} == {1}
@@ -103,7 +103,7 @@ async def test_concurrent_misses_run_the_route_once():
 
 @pytest.mark.anyio
 async def test_after_a_change_waiters_get_the_new_answer_but_after_expiry_the_old_one():
-    app, cache, client = harness(ttl_s=0.05, delay_s=0.05)
+    _app, cache, client = harness(ttl_s=0.05, delay_s=0.05)
     async with client:
         await client.get("/book")
         await asyncio.sleep(0.06)  # expired, same generation: others get the old answer meanwhile
@@ -129,7 +129,7 @@ async def test_errors_are_not_kept():
 
 @pytest.mark.anyio
 async def test_if_none_match_gets_304():
-    app, cache, client = harness()
+    _app, cache, client = harness()
     async with client:
         etag = (await client.get("/book")).headers["etag"]
         reply = await client.get("/book", headers={"If-None-Match": etag})
@@ -140,7 +140,7 @@ async def test_if_none_match_gets_304():
 
 @pytest.mark.anyio
 async def test_a_successful_write_invalidates_a_refused_one_does_not():
-    app, cache, client = harness()
+    app, _cache, client = harness()
     async with client:
         await client.get("/book")
         app.write_status = 422
@@ -153,7 +153,7 @@ async def test_a_successful_write_invalidates_a_refused_one_does_not():
 
 @pytest.mark.anyio
 async def test_size_is_bounded_oldest_first():
-    app, cache, client = harness(max_bytes=100)
+    _app, cache, client = harness(max_bytes=100)
     async with client:
         for i in range(10):
             await client.get(f"/book?i={i}")

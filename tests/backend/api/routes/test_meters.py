@@ -107,7 +107,7 @@ def test_bulk_json_array_of_10k(api):
 
 
 def test_bulk_ndjson_with_a_truncated_line(api):
-    client, session, owner, *_ = api
+    client, _session, owner, *_ = api
     lines = [
         json.dumps({"meterId": "meter:solar-1", "timestamp": iso(NOW - 900 * k), "exportWh": k})
         for k in (1, 2, 3)

@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 from backend.chain.contracts import chain_for
 from backend.market.models import SignedOrder
 from indexer.outbox import OutboxPublisher, RedisStreamSink
-from tests.api.conftest import SLOT, match, wallet_bid
+from tests.fixtures.api import SLOT, match, wallet_bid
 from tests.fixtures.indexing import catch_up
 from tests.fixtures.services import TEST_REDIS_URL
 
@@ -316,9 +316,15 @@ def test_cancel_all_on_chain_makes_a_signed_order_stale_at_once(market):
 
 
 def test_bids_reserve_funds_for_the_makers_open_bids(market):
-    """Balance 10^12 (allowance unlimited): a bid of 6·10^11 fits once, not twice, until it is cancelled."""
+    """Balance 10^12 (allowance unlimited): a bid of 6·10^11 fits once, not twice, until it is
+    cancelled."""
     client, period, buyer = market["client"], market["period"], market["buyer"]
-    terms = dict(side="buy", delivery_start=period, quantity_wh=10_000_000, price=60_000_000)
+    terms = {
+        "side": "buy",
+        "delivery_start": period,
+        "quantity_wh": 10_000_000,
+        "price": 60_000_000,
+    }
     first_hash, first = signed_wallet_order(client, buyer, market["wallet"], **terms)
     assert client.post("/v1/trading/orders", headers=buyer, json=first).status_code == 202
     _, second = signed_wallet_order(client, buyer, market["wallet"], **terms)

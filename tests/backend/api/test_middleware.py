@@ -123,7 +123,7 @@ async def test_a_retry_while_the_first_runs_is_409(counted):
 
 @pytest.mark.anyio
 async def test_bad_keys_and_unkeyed_posts(counted):
-    client, runs, _ = counted
+    client, _runs, _ = counted
     async with client:
         too_long = await client.post("/echo", json={}, headers={"Idempotency-Key": "k" * 256})
         unkeyed = [await client.post("/echo", json={}) for _ in range(2)]

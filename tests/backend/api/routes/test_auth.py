@@ -16,7 +16,7 @@ from backend.accounts.models import Account
 from backend.accounts.services import siwe_message
 from backend.core.config import Settings
 from backend.core.errors import ConfigurationError
-from tests.api.conftest import register_and_login
+from tests.fixtures.api import register_and_login
 
 PASSWORD = "correct horse battery"
 

@@ -15,7 +15,7 @@ from backend.accounts.chain_roles import sync_chain_roles
 from backend.accounts.models import Account, Role
 from backend.accounts.security import create_access_token
 from backend.chain.contracts import chain_for
-from tests.api.conftest import register_and_login
+from tests.fixtures.api import register_and_login
 
 
 @pytest.fixture

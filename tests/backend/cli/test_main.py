@@ -12,7 +12,6 @@ from typer.testing import CliRunner
 from backend.accounts.models import Account
 from backend.chain.transactions import send
 from backend.cli.main import app
-from tests.api.conftest import chain_api  # noqa: F401  (the app on a devnet and a fresh schema)
 from tests.fixtures.indexing import catch_up
 from tests.fixtures.server import serve
 

@@ -1,4 +1,5 @@
-"""The contracts on a real node: wallet signatures from eth_signTypedData_v4, and `ape run deploy`."""
+"""The contracts on a real node: wallet signatures from eth_signTypedData_v4, and
+`ape run deploy`."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ from sqlmodel import Session, select
 
 from backend.accounts.models import Account
 from backend.chain.transactions import send
-from tests.api.conftest import register_and_login
+from tests.fixtures.api import register_and_login
 from tests.fixtures.indexing import catch_up
 
 
