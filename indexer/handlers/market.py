@@ -182,10 +182,9 @@ def certificates_traded(state: MirrorState, log: Log) -> None:
     _fill_orders(state, log, args["quantityWh"])
 
 
-def credit(
-    state: MirrorState, log: Log, *, account: str, amount: int, kind: str, trade_id: int | None
-) -> None:
-    """Record a pull-balance movement (withdrawals are negative) and update the balance."""
+def credit(state: MirrorState, log: Log, *, account: str, amount: int, kind: str) -> None:
+    """Record a pull-balance movement (withdrawals are negative) and update the balance; the
+    payout names the event's trade, if it has one."""
     state.insert(
         "payouts",
         new_row(
@@ -194,7 +193,7 @@ def credit(
             chain_id=state.chain_id,
             account=account,
             kind=kind,
-            trade_id=trade_id,
+            trade_id=log.args.get("tradeId"),
             amount=amount,
             tx_hash=log.tx_hash,
             block_number=log.block_number,
@@ -212,78 +211,70 @@ def _trade_key(log: Log) -> list[TableKey]:
     return [("trades", (log.args["tradeId"],))]
 
 
-@on("EnergyMarket", "TradeSettled", touches=_trade_key)
-def trade_settled(state: MirrorState, log: Log) -> None:
-    args = log.args
-    trade = state.copy_of("trades", args["tradeId"])
+def _close_trade(
+    state: MirrorState,
+    log: Log,
+    status: TradeStatus,
+    *,
+    delivered_wh: int | None,
+    seller_payout: int,
+    penalty: int,
+    buyer_refund: int,
+) -> Row:
+    """Close the trade `log` names with these outcomes; returns its updated row."""
+    trade = state.copy_of("trades", log.args["tradeId"])
     trade.update(
         _closed(
             log,
-            TradeStatus.SETTLED,
-            delivered_wh=args["deliveredWh"],
-            seller_payout=args["sellerPayout"],
-            penalty=args["penalty"],
-            buyer_refund=args["buyerRefund"],
+            status,
+            delivered_wh=delivered_wh,
+            seller_payout=seller_payout,
+            penalty=penalty,
+            buyer_refund=buyer_refund,
         )
     )
     state.put("trades", trade)
+    return trade
+
+
+@on("EnergyMarket", "TradeSettled", touches=_trade_key)
+def trade_settled(state: MirrorState, log: Log) -> None:
+    args = log.args
+    trade = _close_trade(
+        state,
+        log,
+        TradeStatus.SETTLED,
+        delivered_wh=args["deliveredWh"],
+        seller_payout=args["sellerPayout"],
+        penalty=args["penalty"],
+        buyer_refund=args["buyerRefund"],
+    )
     if args["sellerPayout"]:
-        credit(
-            state,
-            log,
-            account=trade["seller"],
-            amount=args["sellerPayout"],
-            kind="settlement",
-            trade_id=args["tradeId"],
-        )
+        credit(state, log, account=trade["seller"], amount=args["sellerPayout"], kind="settlement")
     if args["buyerRefund"]:
-        credit(
-            state,
-            log,
-            account=trade["buyer"],
-            amount=args["buyerRefund"],
-            kind="refund",
-            trade_id=args["tradeId"],
-        )
+        credit(state, log, account=trade["buyer"], amount=args["buyerRefund"], kind="refund")
     _emit_trade(state, log, "trade.settled")
 
 
 @on("EnergyMarket", "TradeReclaimed", touches=_trade_key)
 def trade_reclaimed(state: MirrorState, log: Log) -> None:
     args = log.args
-    trade = state.copy_of("trades", args["tradeId"])
-    trade.update(
-        _closed(
-            log,
-            TradeStatus.RECLAIMED,
-            delivered_wh=None,
-            seller_payout=0,
-            penalty=0,
-            buyer_refund=args["refund"],
-        )
-    )
-    state.put("trades", trade)
-    credit(
+    _close_trade(
         state,
         log,
-        account=args["buyer"],
-        amount=args["refund"],
-        kind="reclaim",
-        trade_id=args["tradeId"],
+        TradeStatus.RECLAIMED,
+        delivered_wh=None,
+        seller_payout=0,
+        penalty=0,
+        buyer_refund=args["refund"],
     )
+    credit(state, log, account=args["buyer"], amount=args["refund"], kind="reclaim")
     _emit_trade(state, log, "trade.reclaimed")
 
 
 @on("EnergyMarket", "Withdrawn", touches=lambda log: [("market_balances", (log.args["account"],))])
 def withdrawn(state: MirrorState, log: Log) -> None:
-    credit(
-        state,
-        log,
-        account=log.args["account"],
-        amount=-log.args["amount"],
-        kind="withdrawal",
-        trade_id=None,
-    )
+    credit(state, log, account=log.args["account"], amount=-log.args["amount"], kind="withdrawal")
 
 
 def _parameter(state: MirrorState, log: Log, name: str, value: int) -> None:
