@@ -37,14 +37,15 @@ def primary_key_names(name: str) -> tuple[str, ...]:
 
 
 @cache
-def _row_shape(model: type[SQLModel]) -> tuple[Row, frozenset[str]]:
-    """(defaults of the optional columns, names of the required ones) of a table model."""
+def _row_shape(model: type[SQLModel]) -> tuple[Row, frozenset[str], int]:
+    """A table model's (defaults of the optional columns, names of the required ones,
+    number of columns)."""
     defaults = {
         name: field.default
         for name, field in model.model_fields.items()
         if not field.is_required() and field.default_factory is None
     }
-    return defaults, frozenset(model.model_fields) - defaults.keys()
+    return defaults, frozenset(model.model_fields) - defaults.keys(), len(model.model_fields)
 
 
 def new_row(model: type[SQLModel], **values: Any) -> Row:
@@ -53,14 +54,13 @@ def new_row(model: type[SQLModel], **values: Any) -> Row:
     Every column is present, as bulk inserts need; a missing required column or an unknown
     one raises TypeError here rather than deep inside the flush.
     """
-    defaults, required = _row_shape(model)
-    missing = required - values.keys()
-    unknown = values.keys() - required - defaults.keys()
-    if missing or unknown:
-        raise TypeError(
-            f"{model.__name__} row: missing {sorted(missing)}, unknown {sorted(unknown)}"
-        )
-    return {**defaults, **values}
+    defaults, required, width = _row_shape(model)
+    row = {**defaults, **values}
+    if len(row) != width or not values.keys() >= required:
+        missing = sorted(required - values.keys())
+        unknown = sorted(row.keys() - model.model_fields.keys())
+        raise TypeError(f"{model.__name__} row: missing {missing}, unknown {unknown}")
+    return row
 
 
 class MirrorState:

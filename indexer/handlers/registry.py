@@ -98,13 +98,13 @@ def _holding_keys(log: Log) -> list[TableKey]:
     return [("holdings", (cert, account)) for cert, _ in _movements(log) for account in accounts]
 
 
-def _holding(certificate_id: int, account: str, balance_wh: int, block_number: int) -> Row:
+def _holding(log: Log, *, certificate_id: int, account: str, balance_wh: int) -> Row:
     return new_row(
         Holding,
         certificate_id=certificate_id,
         account=account,
         balance_wh=balance_wh,
-        block_number=block_number,
+        block_number=log.block_number,
     )
 
 
@@ -113,7 +113,10 @@ def _add_holding(
 ) -> None:
     row = state.get("holdings", certificate_id, account)
     balance = (row["balance_wh"] if row else 0) + delta
-    state.put("holdings", _holding(certificate_id, account, balance, log.block_number))
+    state.put(
+        "holdings",
+        _holding(log, certificate_id=certificate_id, account=account, balance_wh=balance),
+    )
 
 
 def _transfer(state: MirrorState, log: Log) -> None:
@@ -122,7 +125,8 @@ def _transfer(state: MirrorState, log: Log) -> None:
     a = log.args
     for position, (cert, value) in enumerate(_movements(log)):
         if a["from"] == ZERO_ADDRESS:
-            state.insert("holdings", _holding(cert, a["to"], value, log.block_number))
+            holding = _holding(log, certificate_id=cert, account=a["to"], balance_wh=value)
+            state.insert("holdings", holding)
             continue
         _add_holding(state, log, certificate_id=cert, account=a["from"], delta=-value)
         if a["to"] != ZERO_ADDRESS:
