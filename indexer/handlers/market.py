@@ -211,28 +211,10 @@ def _trade_key(log: Log) -> list[TableKey]:
     return [("trades", (log.args["tradeId"],))]
 
 
-def _close_trade(
-    state: MirrorState,
-    log: Log,
-    status: TradeStatus,
-    *,
-    delivered_wh: int | None,
-    seller_payout: int,
-    penalty: int,
-    buyer_refund: int,
-) -> Row:
-    """Close the trade `log` names with these outcomes; returns its updated row."""
+def _close_trade(state: MirrorState, log: Log, closing: Row) -> Row:
+    """Apply `closing` (see `_closed`) to the trade `log` names; returns its updated row."""
     trade = state.copy_of("trades", log.args["tradeId"])
-    trade.update(
-        _closed(
-            log,
-            status,
-            delivered_wh=delivered_wh,
-            seller_payout=seller_payout,
-            penalty=penalty,
-            buyer_refund=buyer_refund,
-        )
-    )
+    trade.update(closing)
     state.put("trades", trade)
     return trade
 
@@ -240,8 +222,7 @@ def _close_trade(
 @on("EnergyMarket", "TradeSettled", touches=_trade_key)
 def trade_settled(state: MirrorState, log: Log) -> None:
     args = log.args
-    trade = _close_trade(
-        state,
+    closing = _closed(
         log,
         TradeStatus.SETTLED,
         delivered_wh=args["deliveredWh"],
@@ -249,6 +230,7 @@ def trade_settled(state: MirrorState, log: Log) -> None:
         penalty=args["penalty"],
         buyer_refund=args["buyerRefund"],
     )
+    trade = _close_trade(state, log, closing)
     if args["sellerPayout"]:
         credit(state, log, account=trade["seller"], amount=args["sellerPayout"], kind="settlement")
     if args["buyerRefund"]:
@@ -259,8 +241,7 @@ def trade_settled(state: MirrorState, log: Log) -> None:
 @on("EnergyMarket", "TradeReclaimed", touches=_trade_key)
 def trade_reclaimed(state: MirrorState, log: Log) -> None:
     args = log.args
-    _close_trade(
-        state,
+    closing = _closed(
         log,
         TradeStatus.RECLAIMED,
         delivered_wh=None,
@@ -268,6 +249,7 @@ def trade_reclaimed(state: MirrorState, log: Log) -> None:
         penalty=0,
         buyer_refund=args["refund"],
     )
+    _close_trade(state, log, closing)
     credit(state, log, account=args["buyer"], amount=args["refund"], kind="reclaim")
     _emit_trade(state, log, "trade.reclaimed")
 
