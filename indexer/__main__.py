@@ -7,7 +7,7 @@ import signal
 import sys
 
 from backend.chain.deployment import Deployment
-from backend.core.config import settings
+from backend.core.config import Settings, get_settings
 from backend.core.db import get_engine
 from backend.core.errors import GridLedgerError
 from indexer.base import Indexer, IndexerConfig
@@ -15,7 +15,7 @@ from indexer.outbox import OutboxPublisher, RedisStreamSink
 from indexer.rpc import RpcClient
 
 
-def build_indexer() -> Indexer:
+def build_indexer(settings: Settings) -> Indexer:
     engine = get_engine()
     publisher = None
     if settings.redis_url:
@@ -35,10 +35,11 @@ def build_indexer() -> Indexer:
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    stopping = []
+    settings = get_settings()
+    stopping: list[bool] = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     try:
-        indexer = build_indexer()
+        indexer = build_indexer(settings)
         indexer.run(settings.indexer_poll_interval_s, stop=lambda: bool(stopping))
     except KeyboardInterrupt:
         return 0

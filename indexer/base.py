@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -23,17 +24,20 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from backend.chain.deployment import Deployment
+from backend.core.db import table_of
 from backend.core.utc import utc_now
 from indexer.bulk import bulk_insert
 from indexer.decoder import LogDecoder
 from indexer.handlers import Log, handler_for, load_handlers
-from indexer.mirror import MirrorState
+from indexer.mirror import Key, MirrorState
 from indexer.models import Block, ChainEvent, IndexerCursor, UndoEntry
 from indexer.outbox import OutboxPublisher
 from indexer.reorg import ReorgTooDeep, find_fork_point, rewind
-from indexer.rpc import RangeTooLarge, RpcClient, RpcUnavailable
+from indexer.rpc import JsonObject, RangeTooLarge, RpcClient, RpcUnavailable
 
 log = logging.getLogger("gridledger.indexer")
+
+Fetched = tuple[list[JsonObject], JsonObject | None]  # a range's raw logs, its last header
 
 
 @dataclass
@@ -100,12 +104,15 @@ class Indexer:
         self.range = self.config.initial_range
         self.metrics = Metrics()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="getlogs")
-        self._prefetch: tuple[int, int, Future] | None = None
+        self._prefetch: tuple[int, int, Future[Fetched]] | None = None
 
     # ---------------------------------------------------------------- public
 
     def run(
-        self, poll_interval_s: float = 0.1, stop=lambda: False, report_every_s: float = 30
+        self,
+        poll_interval_s: float = 0.1,
+        stop: Callable[[], bool] = lambda: False,
+        report_every_s: float = 30,
     ) -> None:
         """Step until `stop()`; an unreachable node is waited for, not fatal."""
         backoff, last_report = poll_interval_s, time.monotonic()
@@ -150,13 +157,16 @@ class Indexer:
             return 0
         final_head = head - self.config.finality_depth
         if cursor.number < final_head:
-            return self.backfill(cursor, min(cursor.number + self.range, final_head), head)
-        return self.follow(cursor, min(head, cursor.number + self.config.live_batch), head)
+            to_block = min(cursor.number + self.range, final_head)
+            return self.backfill(cursor, to_block=to_block, head=head)
+        return self.follow(
+            cursor, to_block=min(head, cursor.number + self.config.live_batch), head=head
+        )
 
     # ------------------------------------------------------------------ cursor
 
     def load_cursor(self) -> Cursor:
-        t = IndexerCursor.__table__
+        t = table_of(IndexerCursor)
         with self.engine.connect() as connection:
             row = connection.execute(
                 select(t.c.block_number, t.c.block_hash, t.c.block_timestamp).where(
@@ -171,8 +181,10 @@ class Indexer:
             raise ReorgTooDeep(f"deployment block {start + 1} is not on chain {self.chain_id}")
         return Cursor(start, header["hash"], int(header["timestamp"], 16))
 
-    def save_cursor(self, connection: Connection, cursor: Cursor, head: int, head_ts: int) -> None:
-        t = IndexerCursor.__table__
+    def save_cursor(
+        self, connection: Connection, cursor: Cursor, *, head: int, head_ts: int
+    ) -> None:
+        t = table_of(IndexerCursor)
         values = {
             "block_number": cursor.number,
             "block_hash": cursor.hash,
@@ -194,7 +206,7 @@ class Indexer:
 
     # ---------------------------------------------------------------- backfill
 
-    def backfill(self, cursor: Cursor, to_block: int, head: int) -> int:
+    def backfill(self, cursor: Cursor, *, to_block: int, head: int) -> int:
         """Index final blocks (cursor, to_block] from one eth_getLogs.
 
         The range adapts towards `target_logs` per batch (and halves when the provider
@@ -211,7 +223,11 @@ class Indexer:
             return 0
         if end_header is None or int(end_header["number"], 16) != to_block:
             return 0
-        self._adapt_range(len(raw_logs), to_block - from_block + 1, time.monotonic() - started)
+        self._adapt_range(
+            logs=len(raw_logs),
+            blocks=to_block - from_block + 1,
+            seconds=time.monotonic() - started,
+        )
         final_head = head - self.config.finality_depth
         if to_block < final_head:
             next_to = min(to_block + self.range, final_head)
@@ -228,22 +244,22 @@ class Indexer:
             self.store_events(connection, logs)
             self.store_blocks(connection, [end_header], confirmed=True)
             end = Cursor(to_block, end_header["hash"], int(end_header["timestamp"], 16))
-            self.save_cursor(connection, end, head, int(end_header["timestamp"], 16))
+            self.save_cursor(connection, end, head=head, head_ts=int(end_header["timestamp"], 16))
         self.metrics.events_total += len(logs)
         self.publish()
         return to_block - cursor.number
 
-    def _fetch(self, from_block: int, to_block: int) -> tuple[list[dict], dict | None]:
+    def _fetch(self, from_block: int, to_block: int) -> Fetched:
         logs = self.rpc.get_logs(from_block, to_block, self.decoder.addresses)
         return logs, self.rpc.call("eth_getBlockByNumber", [hex(to_block), False])
 
-    def _take_prefetched(self, from_block: int, to_block: int) -> tuple[list[dict], dict | None]:
+    def _take_prefetched(self, from_block: int, to_block: int) -> Fetched:
         prefetch, self._prefetch = self._prefetch, None
         if prefetch is not None and prefetch[:2] == (from_block, to_block):
             return prefetch[2].result()
         return self._fetch(from_block, to_block)
 
-    def _adapt_range(self, logs: int, blocks: int, seconds: float) -> None:
+    def _adapt_range(self, *, logs: int, blocks: int, seconds: float) -> None:
         """Aim at `target_logs` per batch: scale the range by target/actual, at most 2x."""
         if seconds > 10:
             factor = 0.5
@@ -257,14 +273,15 @@ class Indexer:
 
     # ------------------------------------------------------------------ follow
 
-    def follow(self, cursor: Cursor, to_block: int, head: int) -> int:
+    def follow(self, cursor: Cursor, *, to_block: int, head: int) -> int:
         """Index blocks near the head one by one, recording undo entries for each."""
         numbers = list(range(cursor.number + 1, to_block + 1))
-        headers = self.rpc.get_blocks(numbers)
+        headers: list[JsonObject] = []
         parent = cursor.hash
-        for header in headers:
+        for header in self.rpc.get_blocks(numbers):
             if header is None or header["parentHash"] != parent:
                 return 0  # the chain moved under us; the next step re-checks from the cursor
+            headers.append(header)
             parent = header["hash"]
         raw_logs = self.rpc.get_logs(numbers[0], numbers[-1], self.decoder.addresses)
         by_number = {int(h["number"], 16): h for h in headers}
@@ -283,11 +300,13 @@ class Indexer:
             self.store_events(connection, logs)
             self.store_blocks(connection, headers, confirmed=False)
             self.mark_confirmed_and_prune(
-                connection, confirmed_below, head - self.config.finality_depth
+                connection,
+                confirmed_below=confirmed_below,
+                final_below=head - self.config.finality_depth,
             )
             last = headers[-1]
             end = Cursor(to_block, last["hash"], int(last["timestamp"], 16))
-            self.save_cursor(connection, end, head, int(last["timestamp"], 16))
+            self.save_cursor(connection, end, head=head, head_ts=int(last["timestamp"], 16))
         self.metrics.events_total += len(logs)
         self.publish()
         return len(numbers)
@@ -299,20 +318,27 @@ class Indexer:
         with self.engine.begin() as connection:
             try:
                 fork, fork_hash = find_fork_point(
-                    connection, self.rpc, self.chain_id, cursor.number, lowest
+                    connection,
+                    self.rpc,
+                    chain_id=self.chain_id,
+                    cursor=cursor.number,
+                    lowest_allowed=lowest,
                 )
             except ReorgTooDeep as exc:
                 genesis = self.rpc.call("eth_getBlockByNumber", ["0x0", False])
                 if genesis is None or genesis["hash"] != self.deployment.genesis_hash:
                     raise ReorgTooDeep(
                         f"chain {self.chain_id} was restarted from a new genesis block; "
-                        "the indexed data belongs to the old chain (redeploy and reset the database)"
+                        "the indexed data belongs to the old chain "
+                        "(redeploy and reset the database)"
                     ) from exc
                 raise
-            restored = rewind(connection, self.chain_id, fork)
+            restored = rewind(connection, chain_id=self.chain_id, fork_block=fork)
             fork_header = self.rpc.call("eth_getBlockByNumber", [hex(fork), False])
             fork_cursor = Cursor(fork, fork_hash, int(fork_header["timestamp"], 16))
-            self.save_cursor(connection, fork_cursor, head, self.metrics.head_timestamp)
+            self.save_cursor(
+                connection, fork_cursor, head=head, head_ts=self.metrics.head_timestamp
+            )
             state = MirrorState(connection, self.chain_id)
             state.emit(fork, "chain.reorg", {"fork_block": fork, "previous_cursor": cursor.number})
             state.flush(undo_block=None)
@@ -323,7 +349,9 @@ class Indexer:
 
     # ----------------------------------------------------------------- helpers
 
-    def decode(self, raw_logs: list[dict], headers: dict[int, dict] | None = None) -> list[Log]:
+    def decode(
+        self, raw_logs: list[JsonObject], headers: dict[int, JsonObject] | None = None
+    ) -> list[Log]:
         decoded = []
         for raw in raw_logs:
             result = self.decoder.decode(raw)
@@ -353,7 +381,7 @@ class Indexer:
 
     def apply(self, state: MirrorState, logs: list[Log]) -> None:
         handlers = [(item, handler_for(item)) for item in logs]
-        wanted: dict[str, set[tuple]] = defaultdict(set)
+        wanted: dict[str, set[Key]] = defaultdict(set)
         for item, handler in handlers:
             if handler is not None:
                 for name, key in handler.touches(item):
@@ -368,7 +396,7 @@ class Indexer:
             return
         bulk_insert(
             connection,
-            ChainEvent.__table__,
+            table_of(ChainEvent),
             [
                 {
                     "chain_id": self.chain_id,
@@ -386,10 +414,12 @@ class Indexer:
             conflict_columns=["chain_id", "tx_hash", "log_index"],
         )
 
-    def store_blocks(self, connection: Connection, headers: list[dict], confirmed: bool) -> None:
+    def store_blocks(
+        self, connection: Connection, headers: list[JsonObject], *, confirmed: bool
+    ) -> None:
         bulk_insert(
             connection,
-            Block.__table__,
+            table_of(Block),
             [
                 {
                     "chain_id": self.chain_id,
@@ -405,9 +435,9 @@ class Indexer:
         )
 
     def mark_confirmed_and_prune(
-        self, connection: Connection, confirmed_below: int, final_below: int
+        self, connection: Connection, *, confirmed_below: int, final_below: int
     ) -> None:
-        blocks, undo = Block.__table__, UndoEntry.__table__
+        blocks, undo = table_of(Block), table_of(UndoEntry)
         connection.execute(
             update(blocks)
             .where(

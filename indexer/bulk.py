@@ -4,16 +4,19 @@ executemany elsewhere. The backfill's hot path; everything else uses plain state
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from operator import itemgetter
+from typing import Any
 
 import orjson
+import psycopg
 from psycopg.errors import UniqueViolation
-from sqlalchemy import JSON, Table, insert
+from sqlalchemy import JSON, Executable, Table, insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 
-def dumps_json(value) -> str | None:
+def dumps_json(value: Any) -> str | None:
     """JSON text for a JSON column; orjson, falling back for integers beyond 64 bits."""
     if value is None:
         return None
@@ -26,13 +29,14 @@ def dumps_json(value) -> str | None:
 def bulk_insert(
     connection: Connection,
     table: Table,
-    rows: list[dict],
+    rows: list[dict[str, Any]],
     conflict_columns: list[str] | None = None,
 ) -> None:
     """Insert `rows`; with `conflict_columns`, rows clashing on that unique key are skipped."""
     if not rows:
         return
     if connection.dialect.name != "postgresql":
+        statement: Executable
         if conflict_columns:
             statement = sqlite_insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
         else:
@@ -41,8 +45,11 @@ def bulk_insert(
         return
     columns = list(rows[0])
     column_list = ", ".join(f'"{c}"' for c in columns)
-    pick = itemgetter(*columns) if len(columns) > 1 else (lambda row: (row[columns[0]],))
+    pick: Callable[[dict[str, Any]], Sequence[Any]] = (
+        itemgetter(*columns) if len(columns) > 1 else (lambda row: (row[columns[0]],))
+    )
     json_positions = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, JSON)]
+    records: list[Sequence[Any]]
     if json_positions:
         records = []
         for row in rows:
@@ -53,6 +60,8 @@ def bulk_insert(
     else:
         records = [pick(row) for row in rows]
     driver = connection.connection.driver_connection
+    if not isinstance(driver, psycopg.Connection):
+        raise TypeError(f"PostgreSQL bulk inserts need psycopg 3, not {type(driver).__name__}")
     if not conflict_columns:
         _copy(driver, table.name, column_list, records)
         return
@@ -76,7 +85,9 @@ def bulk_insert(
         cursor.execute(f'TRUNCATE "{staging}"')
 
 
-def _copy(driver, target: str, column_list: str, records: list[list]) -> None:
+def _copy(
+    driver: psycopg.Connection[Any], target: str, column_list: str, records: list[Sequence[Any]]
+) -> None:
     with driver.cursor().copy(f'COPY "{target}" ({column_list}) FROM STDIN') as copy:
         for record in records:
             copy.write_row(record)

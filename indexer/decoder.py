@@ -7,12 +7,17 @@ so rows compare equal whatever client produced them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, cast
 
 from eth_abi import decode
+from eth_typing import ABIEvent
 from eth_utils import event_abi_to_log_topic
 
+AbiComponent = dict[str, Any]  # an ABI entry or parameter: {"name", "type", "components", ...}
+Args = dict[str, Any]  # decoded event arguments by name
 
-def abi_type(component: dict) -> str:
+
+def abi_type(component: AbiComponent) -> str:
     """The canonical ABI type string, expanding tuples (structs) recursively."""
     kind = component["type"]
     if kind.startswith("tuple"):
@@ -21,13 +26,15 @@ def abi_type(component: dict) -> str:
     return kind
 
 
-def normalise(component: dict, value):
+def normalise(component: AbiComponent, value: Any) -> Any:
     kind = component["type"]
     if kind.startswith("tuple"):
         if kind.endswith("]"):
             item = {**component, "type": kind[: kind.rindex("[")]}
             return [normalise(item, v) for v in value]
-        return {c["name"]: normalise(c, v) for c, v in zip(component["components"], value)}
+        return {
+            c["name"]: normalise(c, v) for c, v in zip(component["components"], value, strict=True)
+        }
     if kind.endswith("]"):
         item = {**component, "type": kind[: kind.rindex("[")]}
         return [normalise(item, v) for v in value]
@@ -41,18 +48,31 @@ def normalise(component: dict, value):
 _STATIC_KINDS = ("uint", "int", "address", "bool", "bytes")
 
 
-def static_words(component: dict) -> int | None:
+def static_words(component: AbiComponent) -> int | None:
     """ABI words a static component occupies, or None for a dynamic one (string, T[], bytes)."""
     kind = component["type"]
     if kind == "tuple":
-        sizes = [static_words(c) for c in component["components"]]
-        return None if None in sizes else sum(sizes)
+        total = 0
+        for c in component["components"]:
+            size = static_words(c)
+            if size is None:
+                return None
+            total += size
+        return total
     if kind.endswith("]") or kind in ("string", "bytes"):
         return None
     return 1 if kind.startswith(_STATIC_KINDS) else None
 
 
-def fast_decodable(component: dict) -> bool:
+def static_size(component: AbiComponent) -> int:
+    """ABI words of a component known to be static."""
+    size = static_words(component)
+    if size is None:
+        raise ValueError(f"{component['type']} {component.get('name', '')} is dynamic")
+    return size
+
+
+def fast_decodable(component: AbiComponent) -> bool:
     """Static components, strings, bytes and arrays of one-word elements."""
     kind = component["type"]
     if static_words(component) is not None or kind in ("string", "bytes"):
@@ -63,7 +83,7 @@ def fast_decodable(component: dict) -> bool:
     return False
 
 
-def decode_head(component: dict, data: bytes, word: int):
+def decode_head(component: AbiComponent, data: bytes, word: int) -> Any:
     """Decode the component whose head starts at `word` (dynamic ones via their offset)."""
     kind = component["type"]
     if static_words(component) is not None:
@@ -79,14 +99,14 @@ def decode_head(component: dict, data: bytes, word: int):
     return [decode_static(element, data, start // 32 + i) for i in range(length)]
 
 
-def decode_static(component: dict, data: bytes, word: int):
+def decode_static(component: AbiComponent, data: bytes, word: int) -> Any:
     """Decode a static component straight from 32-byte words (eth_abi is ~20x slower)."""
     kind = component["type"]
     if kind == "tuple":
         result = {}
         for c in component["components"]:
             result[c["name"]] = decode_static(c, data, word)
-            word += static_words(c)
+            word += static_size(c)
         return result
     raw = data[word * 32 : word * 32 + 32]
     if kind == "address":
@@ -102,13 +122,13 @@ def decode_static(component: dict, data: bytes, word: int):
 class EventDecoder:
     contract: str
     name: str
-    indexed: tuple[dict, ...]
-    data: tuple[dict, ...]
+    indexed: tuple[AbiComponent, ...]
+    data: tuple[AbiComponent, ...]
     data_types: tuple[str, ...]
     static: bool
 
     @classmethod
-    def from_abi(cls, contract: str, event_abi: dict) -> EventDecoder:
+    def from_abi(cls, contract: str, event_abi: AbiComponent) -> EventDecoder:
         inputs = event_abi["inputs"]
         data = tuple(i for i in inputs if not i.get("indexed"))
         return cls(
@@ -121,14 +141,14 @@ class EventDecoder:
             and all(fast_decodable(i) for i in data),
         )
 
-    def decode(self, topics: list[str], data: str) -> dict:
+    def decode(self, topics: list[str], data: str) -> Args:
         if self.static:
             return self._decode_static(topics, data)
         return self.decode_with_eth_abi(topics, data)
 
-    def decode_with_eth_abi(self, topics: list[str], data: str) -> dict:
-        args = {}
-        for component, topic in zip(self.indexed, topics[1:]):
+    def decode_with_eth_abi(self, topics: list[str], data: str) -> Args:
+        args: Args = {}
+        for component, topic in zip(self.indexed, topics[1:], strict=False):
             raw = bytes.fromhex(topic[2:])
             kind = abi_type(component)
             # Dynamic indexed values (string, bytes, arrays, structs) are only their hash.
@@ -137,13 +157,13 @@ class EventDecoder:
             else:
                 args[component["name"]] = normalise(component, decode([kind], raw)[0])
         values = decode(list(self.data_types), bytes.fromhex(data[2:])) if self.data else ()
-        for component, value in zip(self.data, values):
+        for component, value in zip(self.data, values, strict=True):
             args[component["name"]] = normalise(component, value)
         return args
 
-    def _decode_static(self, topics: list[str], data: str) -> dict:
-        args = {}
-        for component, topic in zip(self.indexed, topics[1:]):
+    def _decode_static(self, topics: list[str], data: str) -> Args:
+        args: Args = {}
+        for component, topic in zip(self.indexed, topics[1:], strict=False):
             args[component["name"]] = decode_static(component, bytes.fromhex(topic[2:]), 0)
         raw = bytes.fromhex(data[2:])
         word = 0
@@ -156,22 +176,23 @@ class EventDecoder:
 class LogDecoder:
     """Decoders for every event of every contract in a deployment, keyed by (address, topic0)."""
 
-    def __init__(self, contracts: dict[str, tuple[str, list[dict]]]):
+    def __init__(self, contracts: dict[str, tuple[str, list[AbiComponent]]]):
         """`contracts`: contract name → (address, abi)."""
         self._by_key: dict[tuple[str, str], EventDecoder] = {}
-        self.address_to_contract = {}
+        self.address_to_contract: dict[str, str] = {}
         for name, (address, abi) in contracts.items():
             self.address_to_contract[address.lower()] = name
             for item in abi:
                 if item.get("type") == "event" and not item.get("anonymous"):
-                    topic = "0x" + event_abi_to_log_topic(item).hex()
+                    # an ABI "event" entry is an ABIEvent; eth_typing cannot know from a dict
+                    topic = "0x" + event_abi_to_log_topic(cast(ABIEvent, item)).hex()
                     self._by_key[(address.lower(), topic)] = EventDecoder.from_abi(name, item)
 
     @property
     def addresses(self) -> list[str]:
         return list(self.address_to_contract)
 
-    def decode(self, log: dict) -> tuple[EventDecoder, dict] | None:
+    def decode(self, log: dict[str, Any]) -> tuple[EventDecoder, Args] | None:
         """(decoder, args) for a log of ours, None for an unknown event."""
         topics = log["topics"]
         if not topics:

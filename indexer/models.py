@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -35,7 +36,7 @@ class DeviceStatus(StrEnum):
     SUSPENDED = "suspended"
 
 
-def big(**kwargs) -> Column:
+def big(**kwargs: Any) -> Column[int]:
     return Column(BigInteger, nullable=kwargs.pop("nullable", False), **kwargs)
 
 

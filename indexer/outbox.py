@@ -9,17 +9,18 @@ rows are claimed with `FOR UPDATE SKIP LOCKED`, so one publisher sends each.
 from __future__ import annotations
 
 import json
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
+from backend.core.db import table_of
 from backend.core.utc import utc_now
 from indexer.models import OutboxMessage
 
 
 class Sink(Protocol):
-    def send(self, messages: list[dict]) -> None: ...
+    def send(self, messages: list[dict[str, Any]]) -> None: ...
 
 
 class RedisStreamSink:
@@ -32,7 +33,7 @@ class RedisStreamSink:
         self.stream = stream
         self.maxlen = maxlen
 
-    def send(self, messages: list[dict]) -> None:
+    def send(self, messages: list[dict[str, Any]]) -> None:
         pipe = self.client.pipeline(transaction=False)
         for message in messages:
             pipe.xadd(
@@ -56,7 +57,7 @@ class OutboxPublisher:
         self.batch_size = batch_size
 
     def publish_pending(self) -> int:
-        t = OutboxMessage.__table__
+        t = table_of(OutboxMessage)
         published = 0
         while True:
             with self.engine.begin() as connection:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy import delete, select
 from sqlalchemy.engine import Connection
 
+from backend.core.db import table_of
 from backend.core.errors import GridLedgerError
 from indexer.mirror import restore_rows
 from indexer.models import Block, ChainEvent, OutboxMessage, UndoEntry
@@ -21,9 +22,9 @@ class ReorgTooDeep(GridLedgerError):
 
 
 def stored_blocks(
-    connection: Connection, chain_id: int, below_or_at: int, limit: int
+    connection: Connection, *, chain_id: int, below_or_at: int, limit: int
 ) -> list[tuple[int, str]]:
-    t = Block.__table__
+    t = table_of(Block)
     rows = connection.execute(
         select(t.c.number, t.c.hash)
         .where(t.c.chain_id == chain_id, t.c.number <= below_or_at)
@@ -34,16 +35,16 @@ def stored_blocks(
 
 
 def find_fork_point(
-    connection: Connection, rpc: RpcClient, chain_id: int, cursor: int, lowest_allowed: int
+    connection: Connection, rpc: RpcClient, *, chain_id: int, cursor: int, lowest_allowed: int
 ) -> tuple[int, str]:
     """Highest stored block whose hash the node still has; (number, hash)."""
     upper = cursor
     while True:
-        stored = stored_blocks(connection, chain_id, upper, 64)
+        stored = stored_blocks(connection, chain_id=chain_id, below_or_at=upper, limit=64)
         if not stored:
             break
         headers = rpc.get_blocks([number for number, _ in stored])
-        for (number, block_hash), header in zip(stored, headers):
+        for (number, block_hash), header in zip(stored, headers, strict=True):
             if number < lowest_allowed:
                 break
             if header is not None and header["hash"] == block_hash:
@@ -57,9 +58,9 @@ def find_fork_point(
     )
 
 
-def rewind(connection: Connection, chain_id: int, fork_block: int) -> int:
+def rewind(connection: Connection, *, chain_id: int, fork_block: int) -> int:
     """Undo everything above `fork_block`; returns the number of rows restored."""
-    undo = UndoEntry.__table__
+    undo = table_of(UndoEntry)
     entries = (
         connection.execute(
             select(undo.c.table_name, undo.c.key, undo.c.before)
@@ -71,7 +72,7 @@ def rewind(connection: Connection, chain_id: int, fork_block: int) -> int:
     )
     restore_rows(connection, entries)
     for model in (UndoEntry, ChainEvent, Block, OutboxMessage):
-        t = model.__table__
+        t = table_of(model)
         column = t.c.number if model is Block else t.c.block_number
         connection.execute(delete(t).where(t.c.chain_id == chain_id, column > fork_block))
     return len(entries)

@@ -11,6 +11,7 @@ import itertools
 import random
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 import requests
@@ -18,6 +19,8 @@ import requests
 from backend.core.errors import GridLedgerError
 
 _TOO_LARGE_HINTS = ("too many", "more than", "range", "limit exceeded", "response size")
+
+JsonObject = dict[str, Any]  # a JSON-RPC object: a block header, a log, a request
 
 
 class RpcError(GridLedgerError):
@@ -49,17 +52,17 @@ class RpcClient:
     timeout_s: float = 10.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     session: requests.Session = field(default_factory=requests.Session)
-    _ids: itertools.count = field(default_factory=itertools.count)
+    _ids: itertools.count[int] = field(default_factory=itertools.count)
     retries_done: int = 0
 
-    def call(self, method: str, params: list | None = None):
+    def call(self, method: str, params: list[Any] | None = None) -> Any:
         return self.batch([(method, params or [])])[0]
 
-    def batch(self, calls: list[tuple[str, list]]) -> list:
+    def batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
         """Send calls in one HTTP request; results in call order."""
         if not calls:
             return []
-        payload = [
+        payload: list[JsonObject] = [
             {"jsonrpc": "2.0", "id": next(self._ids), "method": m, "params": p} for m, p in calls
         ]
         responses = self._post_with_retries(payload)
@@ -74,7 +77,7 @@ class RpcClient:
             results.append(response["result"])
         return results
 
-    def _post_with_retries(self, payload: list[dict]) -> list[dict]:
+    def _post_with_retries(self, payload: list[JsonObject]) -> list[JsonObject]:
         last_error: Exception | None = None
         for attempt in range(self.retry.attempts):
             try:
@@ -99,7 +102,7 @@ class RpcClient:
         raise RpcUnavailable(f"{self.url}: {self.retry.attempts} attempts failed ({last_error})")
 
     @staticmethod
-    def _classify(method: str, error: dict) -> RpcError:
+    def _classify(method: str, error: JsonObject) -> RpcError:
         message = str(error.get("message", error))
         if method == "eth_getLogs" and any(hint in message.lower() for hint in _TOO_LARGE_HINTS):
             return RangeTooLarge(message)
@@ -113,12 +116,12 @@ class RpcClient:
     def chain_id(self) -> int:
         return int(self.call("eth_chainId"), 16)
 
-    def get_logs(self, from_block: int, to_block: int, addresses: list[str]) -> list[dict]:
+    def get_logs(self, from_block: int, to_block: int, addresses: list[str]) -> list[JsonObject]:
         return self.call(
             "eth_getLogs",
             [{"fromBlock": hex(from_block), "toBlock": hex(to_block), "address": addresses}],
         )
 
-    def get_blocks(self, numbers: list[int]) -> list[dict | None]:
+    def get_blocks(self, numbers: list[int]) -> list[JsonObject | None]:
         """Headers (no transactions) for many blocks in one round trip."""
         return self.batch([("eth_getBlockByNumber", [hex(n), False]) for n in numbers])

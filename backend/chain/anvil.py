@@ -9,6 +9,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -35,7 +36,7 @@ def anvil_binary() -> str:
     return found
 
 
-def rpc(url: str, method: str, params: list | None = None, timeout: float = 10):
+def rpc(url: str, method: str, params: list[Any] | None = None, timeout: float = 10) -> Any:
     reply = requests.post(
         url,
         json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []},
@@ -49,9 +50,9 @@ def rpc(url: str, method: str, params: list | None = None, timeout: float = 10):
 @dataclass
 class AnvilNode:
     rpc_url: str
-    process: subprocess.Popen
+    process: subprocess.Popen[bytes]
 
-    def request(self, method: str, params: list | None = None, timeout: float = 10):
+    def request(self, method: str, params: list[Any] | None = None, timeout: float = 10) -> Any:
         return rpc(self.rpc_url, method, params, timeout)
 
     def stop(self) -> None:
@@ -88,7 +89,8 @@ def start_anvil(
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AnvilError(f"anvil exited at start: {process.stderr.read().decode()[:500]}")
+            stderr = process.stderr.read().decode() if process.stderr is not None else ""
+            raise AnvilError(f"anvil exited at start: {stderr[:500]}")
         try:
             node.request("eth_chainId", timeout=1)
             return node

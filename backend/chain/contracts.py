@@ -8,9 +8,11 @@ stable problem type per error at the API edge.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, cast
 
 import orjson
 import urllib3
@@ -18,15 +20,17 @@ from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_abi.exceptions import DecodingError
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak
-from web3 import Web3
+from eth_utils import keccak, to_checksum_address
+from web3 import HTTPProvider, Web3
+from web3.contract import Contract
+from web3.contract.contract import ContractFunction
 from web3.exceptions import (
     ContractCustomError,
     ContractLogicError,
     Web3RPCError,
     Web3ValidationError,
 )
-from web3.types import TxReceipt
+from web3.types import TxParams, TxReceipt
 
 from backend.chain.deployment import Deployment, DeploymentNotFound
 from backend.chain.transactions import TransactionFailed, send
@@ -39,7 +43,7 @@ class ContractReverted(Conflict):
 
     title = "The contract rejected the call"
 
-    def __init__(self, error: str, arguments: dict, detail: str = ""):
+    def __init__(self, error: str, arguments: dict[str, Any], detail: str = ""):
         self.code = f"contract/{error}"
         super().__init__(
             detail or f"{error}({', '.join(f'{k}={v}' for k, v in arguments.items())})",
@@ -59,7 +63,7 @@ def _rpc_error(exc: Exception) -> Exception:
     return ServiceUnavailable(f"chain RPC rejected the request: {str(exc)[:160]}")
 
 
-def _json_safe(value):
+def _json_safe(value: Any) -> Any:
     if isinstance(value, bytes):
         return "0x" + value.hex()
     if isinstance(value, (list, tuple)):
@@ -69,7 +73,7 @@ def _json_safe(value):
     return value
 
 
-def _abi_type(item: dict) -> str:
+def _abi_type(item: dict[str, Any]) -> str:
     if item["type"].startswith("tuple"):
         return "(" + ",".join(_abi_type(c) for c in item["components"]) + ")" + item["type"][5:]
     return item["type"]
@@ -106,15 +110,11 @@ class Chain:
         )
     )
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
+        self.market = self._bind("EnergyMarket")
+        self.registry = self._bind("RECRegistry")
+        self.token = self._bind("GridUSD")
         c = self.deployment.contracts
-        self.market = self.w3.eth.contract(
-            address=c["EnergyMarket"].address, abi=c["EnergyMarket"].abi
-        )
-        self.registry = self.w3.eth.contract(
-            address=c["RECRegistry"].address, abi=c["RECRegistry"].abi
-        )
-        self.token = self.w3.eth.contract(address=c["GridUSD"].address, abi=c["GridUSD"].abi)
         for contract in c.values():
             for item in contract.abi:
                 if item.get("type") == "error":
@@ -125,6 +125,10 @@ class Chain:
                         [i["name"] for i in item["inputs"]],
                         types,
                     )
+
+    def _bind(self, name: str) -> Contract:
+        deployed = self.deployment.contracts[name]
+        return self.w3.eth.contract(address=to_checksum_address(deployed.address), abi=deployed.abi)
 
     @property
     def chain_id(self) -> int:
@@ -143,15 +147,18 @@ class Chain:
         self._now_cache = (time.monotonic(), value)
         return value
 
-    def view(self, contract, name: str, *args) -> ViewCall:
-        """`contract.name(*args)` encoded for `read` (selector and ABI types cached per function)."""
+    def view(self, contract: Contract, name: str, *args: Any) -> ViewCall:
+        """`contract.name(*args)` encoded for `read` (selector and ABI types cached per
+        function)."""
         key = (contract.address, name, len(args))
         spec = self._views.get(key)
         if spec is None:
+            # plain JSON entries: web3's TypedDicts differ per entry kind (no `name` on fallback)
+            abi = cast(list[dict[str, Any]], contract.abi)
             item = next(
                 (
                     i
-                    for i in contract.abi
+                    for i in abi
                     if i.get("type") == "function"
                     and i["name"] == name
                     and len(i["inputs"]) == len(args)
@@ -172,11 +179,12 @@ class Chain:
             contract.address, "0x" + (selector + abi_encode(inputs, args)).hex(), outputs
         )
 
-    def read(self, *calls: ViewCall) -> tuple[int, list]:
+    def read(self, *calls: ViewCall) -> tuple[int, list[Any]]:
         """Chain time (the latest block's timestamp, as `now()`) and the result of each view
         call, in one JSON-RPC batch: one round trip to the node instead of two per value (web3
         sends an `eth_chainId` before every `eth_call`). Every call runs against the latest block;
-        reverts become `ContractReverted` as in `call`. Values are eth_abi's (addresses lower-case)."""
+        reverts become `ContractReverted` as in `call`. Values are eth_abi's (addresses
+        lower-case)."""
         batch = [
             {
                 "jsonrpc": "2.0",
@@ -195,9 +203,11 @@ class Chain:
             for i, c in enumerate(calls, 1)
         ]
         try:
+            # `_chain` builds every Chain on an HTTPProvider
+            provider = cast(HTTPProvider, self.w3.provider)
             reply = self._http.request(
                 "POST",
-                self.w3.provider.endpoint_uri,
+                str(provider.endpoint_uri),
                 body=orjson.dumps(batch),
                 headers={"Content-Type": "application/json"},
             )
@@ -217,7 +227,7 @@ class Chain:
         now = int(block["timestamp"], 16)
         self._now_cache = (time.monotonic(), now)
         values = []
-        for call, raw in zip(calls, results):
+        for call, raw in zip(calls, results, strict=True):
             try:
                 decoded = abi_decode(call.outputs, bytes.fromhex(raw[2:]))
             except (DecodingError, ValueError) as exc:
@@ -227,7 +237,7 @@ class Chain:
             values.append(decoded[0] if len(decoded) == 1 else decoded)
         return now, values
 
-    def _result(self, response: dict):
+    def _result(self, response: dict[str, Any]) -> Any:
         error = response.get("error")
         if error is None:
             return response["result"]
@@ -250,11 +260,14 @@ class Chain:
         if known is None:
             return None
         name, names, types = known
+        values: Sequence[Any]
         try:
             values = abi_decode(types, raw[4:])
         except Exception:  # malformed revert data: report the error name only
             values = [None] * len(names)
-        return ContractReverted(name, {n: _json_safe(v) for n, v in zip(names, values)})
+        return ContractReverted(
+            name, {n: _json_safe(v) for n, v in zip(names, values, strict=True)}
+        )
 
     def translate(self, exc: Exception) -> Exception:
         """The domain error for a web3 revert (unknown reverts become a generic contract error)."""
@@ -265,10 +278,11 @@ class Chain:
                 return decoded
         return ContractReverted("Unknown", {}, detail=str(exc)[:200])
 
-    def call(self, function_call, **kwargs):
+    def call(self, function_call: ContractFunction, **kwargs: Any) -> Any:
         """A view call or simulation; custom-error reverts become `ContractReverted`."""
         try:
-            return function_call.call(kwargs or None)
+            # `kwargs` are call fields such as "from"; web3 checks them
+            return function_call.call(cast(TxParams, kwargs) if kwargs else None)
         except (ContractCustomError, ContractLogicError) as exc:
             raise self.translate(exc) from exc
         except Web3ValidationError as exc:
@@ -278,7 +292,9 @@ class Chain:
         except (OSError, ConnectionError) as exc:
             raise ServiceUnavailable("chain RPC unreachable") from exc
 
-    def transact(self, account: LocalAccount, function_call, **tx_fields) -> TxReceipt:
+    def transact(
+        self, account: LocalAccount, function_call: ContractFunction, **tx_fields: Any
+    ) -> TxReceipt:
         """Simulate (decoding any revert), then sign locally, send and wait."""
         self.call(function_call, **{"from": account.address})
         built = function_call.build_transaction({"from": account.address, "gas": 0})

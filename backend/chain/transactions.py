@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
-from web3.types import TxReceipt
+from web3.contract.contract import ContractFunction
+from web3.types import TxParams, TxReceipt
 
 from backend.core.errors import GridLedgerError
 
@@ -18,14 +21,15 @@ def signer(private_key: str) -> LocalAccount:
     return Account.from_key(private_key)
 
 
-def send(w3: Web3, account: LocalAccount, tx: dict, timeout: float = 120) -> TxReceipt:
+def send(w3: Web3, account: LocalAccount, tx: dict[str, Any], timeout: float = 120) -> TxReceipt:
     """Fill nonce/gas/fees, sign, send and wait; raise TransactionFailed on a revert."""
     tx = {"from": account.address, **tx}
     if "chainId" not in tx:
         tx["chainId"] = w3.eth.chain_id
     tx.setdefault("nonce", w3.eth.get_transaction_count(account.address, "pending"))
     if "gas" not in tx:
-        tx["gas"] = int(w3.eth.estimate_gas(tx) * 1.2) + 10_000
+        # the fields are web3's transaction fields; web3 checks them when it sends
+        tx["gas"] = int(w3.eth.estimate_gas(cast(TxParams, tx)) * 1.2) + 10_000
     if "maxFeePerGas" not in tx and "gasPrice" not in tx:
         base_fee = w3.eth.get_block("latest").get("baseFeePerGas", 0)
         tx["maxPriorityFeePerGas"] = 1
@@ -39,7 +43,9 @@ def send(w3: Web3, account: LocalAccount, tx: dict, timeout: float = 120) -> TxR
     return receipt
 
 
-def deploy_contract(w3: Web3, account: LocalAccount, abi: list, bytecode: str, *args) -> TxReceipt:
+def deploy_contract(
+    w3: Web3, account: LocalAccount, abi: list[dict[str, Any]], bytecode: str, *args: Any
+) -> TxReceipt:
     tx = (
         w3.eth.contract(abi=abi, bytecode=bytecode)
         .constructor(*args)
@@ -49,7 +55,7 @@ def deploy_contract(w3: Web3, account: LocalAccount, abi: list, bytecode: str, *
     return send(w3, account, {"data": tx["data"]})
 
 
-def transact(w3: Web3, account: LocalAccount, function_call) -> TxReceipt:
+def transact(w3: Web3, account: LocalAccount, function_call: ContractFunction) -> TxReceipt:
     """Send a bound contract function call, e.g. `contract.functions.grantRole(role, who)`."""
     tx = function_call.build_transaction({"from": account.address, "gas": 0})
     return send(w3, account, {"to": tx["to"], "data": tx["data"], "value": tx.get("value", 0)})

@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
 
-    # API (issue 5)
+    # API sessions and load: tokens, SIWE sign-in, rate limits, idempotency, workers, cache
     access_token_minutes: int = Field(default=15, ge=1, le=1440)
     refresh_token_days: int = Field(default=30, ge=1, le=365)
     siwe_domain: str = "localhost"  # EIP-4361 domain the API accepts in signed messages
@@ -83,7 +83,7 @@ class Settings(BaseSettings):
     penalty_bps: int = Field(default=2_000, ge=0, le=10_000)
     reclaim_grace_period_s: int = Field(default=86_400, ge=0)
 
-    # Metering and settlement (issue 6)
+    # Metering (MQTT and REST ingestion), settlement of deliveries, REC issuance
     meter_clock_skew_s: int = Field(default=60, ge=0)  # readings may end this far in the future
     meter_max_import_wh: int = Field(default=1_000_000, gt=0)  # per 15-minute interval
     meter_max_batch: int = Field(default=100_000, gt=0)  # readings per bulk request
@@ -108,7 +108,7 @@ class Settings(BaseSettings):
     settlement_beat_interval_s: float = Field(default=30, gt=0)
     rec_batch_size: int = Field(default=24, ge=1, le=500)  # device-hours per issueBatch
 
-    # Stack and simulation (issue 7)
+    # Running the whole stack (`make run`): clock, matcher, simulated neighbourhood
     clock: Literal["wall", "chain"] = (
         "wall"  # "chain": "now" is the latest block's timestamp (simulated time)
     )

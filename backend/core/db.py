@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy import event
+from sqlalchemy import Table, event, inspect
 from sqlalchemy.engine import Engine, make_url
-from sqlmodel import Session, create_engine
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.pool import ConnectionPoolEntry
+from sqlmodel import Session, SQLModel, create_engine
 
-from backend.core.config import settings
+from backend.core.config import get_settings
 
 
 def make_engine(database_url: str) -> Engine:
@@ -24,7 +26,7 @@ def make_engine(database_url: str) -> Engine:
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
     @event.listens_for(engine, "connect")
-    def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
@@ -37,12 +39,25 @@ _engine: Engine | None = None
 
 
 def get_engine() -> Engine:
+    """The process's engine for the configured database, created on first use."""
     global _engine
     if _engine is None:
-        _engine = make_engine(settings.database_url)
+        _engine = make_engine(get_settings().database_url)
     return _engine
 
 
 def get_session() -> Iterator[Session]:
     with Session(get_engine()) as session:
         yield session
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core `Table` behind a table model, for Core statements (bulk inserts, updates).
+
+    SQLModel sets `Model.__table__` at class creation but does not declare it to type
+    checkers; the mapper knows the same table.
+    """
+    table = inspect(model).local_table
+    if not isinstance(table, Table):
+        raise TypeError(f"{model.__name__} is not a table model")
+    return table

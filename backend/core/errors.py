@@ -7,6 +7,8 @@ becomes the problem `type`.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class GridLedgerError(Exception):
     """Base of every error GridLedger raises on purpose."""
@@ -14,7 +16,7 @@ class GridLedgerError(Exception):
     code = "gridledger-error"
     title = "GridLedger error"
 
-    def __init__(self, detail: str = "", **extensions):
+    def __init__(self, detail: str = "", **extensions: Any):
         super().__init__(detail or self.title)
         self.detail = detail or self.title
         self.extensions = extensions

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Protocol
+from typing import Any, Protocol
 
 import redis
 
@@ -32,15 +33,19 @@ class RedisStore:
             url, socket_timeout=2, socket_connect_timeout=2, decode_responses=True
         )
 
-    def _call(self, operation, *args, **kwargs):
+    def _call(self, operation: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a Redis command; an unreachable Redis becomes ServiceUnavailable. (redis-py
+        types a sync client's replies as `Awaitable | Any`, hence Any.)"""
         try:
             return operation(*args, **kwargs)
         except redis.RedisError as exc:
             raise ServiceUnavailable(f"Redis unavailable: {exc}", dependency="redis") from exc
 
     def incr_window(self, key: str, ttl_s: int) -> int:
-        pipe = self.client.pipeline(transaction=False).incr(key).expire(key, ttl_s)
-        return self._call(pipe.execute)[0]
+        pipe = self.client.pipeline(transaction=False)
+        pipe.incr(key)
+        pipe.expire(key, ttl_s)
+        return int(self._call(pipe.execute)[0])
 
     def set_if_absent(self, key: str, value: str, ttl_s: int) -> bool:
         return bool(self._call(self.client.set, key, value, nx=True, ex=ttl_s))
@@ -61,7 +66,7 @@ class RedisStore:
 class MemoryStore:
     """A dict with expiry, guarded by a lock: correct for one API process."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._items: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
 

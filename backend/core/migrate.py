@@ -12,7 +12,7 @@ from alembic.config import Config
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from backend.core.config import PROJECT_ROOT, settings
+from backend.core.config import PROJECT_ROOT, get_settings
 
 
 def alembic_config(database_url: str) -> Config:
@@ -23,11 +23,11 @@ def alembic_config(database_url: str) -> Config:
 
 
 def upgrade(database_url: str | None = None, revision: str = "heads") -> None:
-    command.upgrade(alembic_config(database_url or settings.database_url), revision)
+    command.upgrade(alembic_config(database_url or get_settings().database_url), revision)
 
 
 def downgrade(database_url: str | None = None, revision: str = "base") -> None:
-    command.downgrade(alembic_config(database_url or settings.database_url), revision)
+    command.downgrade(alembic_config(database_url or get_settings().database_url), revision)
 
 
 @contextmanager

@@ -7,7 +7,7 @@ import subprocess
 
 
 def stop_process(
-    process: subprocess.Popen, sig: int = signal.SIGTERM, timeout_s: float = 15
+    process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout_s: float = 15
 ) -> None:
     """Send `sig` (SIGINT lets Anvil save its state), wait up to `timeout_s`, then SIGKILL."""
     if process.poll() is not None:

@@ -3,7 +3,7 @@
 from alembic import context
 from sqlmodel import SQLModel
 
-from backend.core.config import settings
+from backend.core.config import get_settings
 from backend.core.db import make_engine
 from backend.models import load_all_models
 
@@ -13,7 +13,9 @@ config = context.config
 
 
 def database_url() -> str:
-    return config.attributes.get("database_url") or settings.database_url
+    """The URL `backend.core.migrate` passed in, else the configured database."""
+    url: str | None = config.attributes.get("database_url")
+    return url or get_settings().database_url
 
 
 def run_migrations_offline() -> None:

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import cache
+from typing import Any
 
-from indexer.mirror import MirrorState
+from indexer.mirror import MirrorState, TableKey
+
+ZERO_ADDRESS = "0x" + "00" * 20  # `from` of a mint, `to` of a burn
+ZERO_HASH = "0x" + "00" * 32  # the order hash of a fill's taker side, which has no order
 
 
 @dataclass(slots=True)
@@ -20,7 +24,7 @@ class Log:
 
     contract: str
     event: str
-    args: dict
+    args: dict[str, Any]
     address: str
     block_number: int
     block_hash: str
@@ -34,7 +38,7 @@ class Log:
 
 
 Apply = Callable[[MirrorState, Log], None]
-Touches = Callable[[Log], Iterable[tuple[str, tuple]]]
+Touches = Callable[[Log], Iterable[TableKey]]
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,13 @@ class Handler:
 HANDLERS: dict[tuple[str, str], Handler] = {}
 
 
-def on(contract: str, event: str, touches: Touches = lambda log: ()):
+def _touches_nothing(log: Log) -> Iterable[TableKey]:
+    return ()
+
+
+def on(contract: str, event: str, touches: Touches = _touches_nothing) -> Callable[[Apply], Apply]:
+    """Register the decorated function as the handler of `event` from `contract`."""
+
     def register(apply: Apply) -> Apply:
         HANDLERS[(contract, event)] = Handler(apply=apply, touches=touches)
         return apply

@@ -1,14 +1,14 @@
 """AccessControl role grants and revocations on any of our contracts."""
 
 from indexer.handlers import Log, on
-from indexer.mirror import MirrorState
+from indexer.mirror import MirrorState, TableKey
 
 
-def _role_key(log: Log):
+def _role_key(log: Log) -> list[TableKey]:
     return [("role_grants", (log.contract, log.args["role"], log.args["account"]))]
 
 
-def _set_role(state: MirrorState, log: Log, active: bool) -> None:
+def _set_role(state: MirrorState, log: Log, *, active: bool) -> None:
     state.put(
         "role_grants",
         {
@@ -24,9 +24,9 @@ def _set_role(state: MirrorState, log: Log, active: bool) -> None:
 
 @on("*", "RoleGranted", touches=_role_key)
 def role_granted(state: MirrorState, log: Log) -> None:
-    _set_role(state, log, True)
+    _set_role(state, log, active=True)
 
 
 @on("*", "RoleRevoked", touches=_role_key)
 def role_revoked(state: MirrorState, log: Log) -> None:
-    _set_role(state, log, False)
+    _set_role(state, log, active=False)

@@ -2,49 +2,35 @@
 
 from __future__ import annotations
 
-from indexer.handlers import Log, on
-from indexer.mirror import MirrorState
+from typing import Any
 
-ZERO_HASH = "0x" + "00" * 32
-SIDES = {0: "sell", 1: "buy"}
+from indexer.handlers import ZERO_HASH, Log, on
+from indexer.mirror import MirrorState, Row, TableKey, new_row
+from indexer.models import MarketOrder, Payout, Trade, TradeStatus
 
 
-def _order_keys(*hashes: str):
+def _order_keys(*hashes: str) -> list[TableKey]:
     return [("market_orders", (h,)) for h in hashes if h != ZERO_HASH]
 
 
-def _order_row(state: MirrorState, order_hash: str, block_number: int) -> dict:
+def _order_row(state: MirrorState, order_hash: str, block_number: int) -> Row:
+    """The order's row as of `block_number` (a first sighting knows only its hash)."""
     row = state.get("market_orders", order_hash)
     if row is None:
-        row = {
-            "order_hash": order_hash,
-            "chain_id": state.chain_id,
-            "maker": None,
-            "side": None,
-            "product": None,
-            "asset_id": None,
-            "meter_id": None,
-            "quantity_wh": None,
-            "price": None,
-            "delivery_start": None,
-            "delivery_end": None,
-            "expiry": None,
-            "nonce": None,
-            "salt": None,
-            "listed": False,
-            "cancelled": False,
-            "filled_wh": 0,
-            "block_number": block_number,
-        }
+        return new_row(
+            MarketOrder, order_hash=order_hash, chain_id=state.chain_id, block_number=block_number
+        )
     return dict(row, block_number=block_number)
 
 
-def _add_fill(state: MirrorState, order_hash: str, quantity_wh: int, block_number: int) -> None:
-    if order_hash == ZERO_HASH:  # the taker's side of a fill has no order
-        return
-    row = _order_row(state, order_hash, block_number)
-    row["filled_wh"] += quantity_wh
-    state.put("market_orders", row)
+def _fill_orders(state: MirrorState, log: Log, quantity_wh: int) -> None:
+    """Count a trade's quantity as filled on its sell and its buy order (the taker's side
+    of a fill has no order: its hash is zero)."""
+    for order_hash in (log.args["sellOrderHash"], log.args["buyOrderHash"]):
+        if order_hash != ZERO_HASH:
+            row = _order_row(state, order_hash, log.block_number)
+            row["filled_wh"] += quantity_wh
+            state.put("market_orders", row)
 
 
 @on("EnergyMarket", "OrderListed", touches=lambda log: _order_keys(log.args["orderHash"]))
@@ -95,105 +81,123 @@ def nonce_incremented(state: MirrorState, log: Log) -> None:
     )
 
 
-def _trade_touches(log: Log):
+def _trade_touches(log: Log) -> list[TableKey]:
     return _order_keys(log.args["sellOrderHash"], log.args["buyOrderHash"])
+
+
+def _new_trade(state: MirrorState, log: Log, **terms: Any) -> Row:
+    """A trade row: what every trade event carries (id, payment, orders, creation), plus
+    `terms`, the fields that differ between an ENERGY trade and a REC swap."""
+    args = log.args
+    return new_row(
+        Trade,
+        trade_id=args["tradeId"],
+        chain_id=state.chain_id,
+        payment=args["payment"],
+        sell_order_hash=args["sellOrderHash"],
+        buy_order_hash=args["buyOrderHash"],
+        created_tx=log.tx_hash,
+        created_block=log.block_number,
+        created_at=log.block_timestamp,
+        **terms,
+    )
+
+
+def _closed(
+    log: Log,
+    status: TradeStatus,
+    *,
+    delivered_wh: int | None,
+    seller_payout: int,
+    penalty: int,
+    buyer_refund: int,
+) -> Row:
+    """The fields that close a trade in `log` (settlement, reclaim, or a REC swap at once)."""
+    return {
+        "status": status,
+        "delivered_wh": delivered_wh,
+        "seller_payout": seller_payout,
+        "penalty": penalty,
+        "buyer_refund": buyer_refund,
+        "closed_tx": log.tx_hash,
+        "closed_block": log.block_number,
+    }
+
+
+def _emit_trade(state: MirrorState, log: Log, topic: str) -> None:
+    state.emit(log.block_number, topic, {"trade_id": log.args["tradeId"], "tx_hash": log.tx_hash})
 
 
 @on("EnergyMarket", "TradeCreated", touches=_trade_touches)
 def trade_created(state: MirrorState, log: Log) -> None:
-    trade, args = log.args["trade"], log.args
+    trade = log.args["trade"]
     state.insert(
         "trades",
-        {
-            "trade_id": args["tradeId"],
-            "chain_id": state.chain_id,
-            "product": "energy",
-            "status": "open",
-            "seller": trade["seller"],
-            "buyer": trade["buyer"],
-            "seller_meter": trade["sellerMeter"],
-            "buyer_meter": trade["buyerMeter"],
-            "certificate_id": None,
-            "quantity_wh": trade["quantityWh"],
-            "price": trade["price"],
-            "payment": args["payment"],
-            "delivery_start": trade["deliveryStart"],
-            "delivery_end": trade["deliveryEnd"],
-            "tolerance_bps": trade["toleranceBps"],
-            "penalty_bps": trade["penaltyBps"],
-            "sell_order_hash": args["sellOrderHash"],
-            "buy_order_hash": args["buyOrderHash"],
-            "delivered_wh": None,
-            "seller_payout": None,
-            "penalty": None,
-            "buyer_refund": None,
-            "created_tx": log.tx_hash,
-            "created_block": log.block_number,
-            "created_at": log.block_timestamp,
-            "closed_tx": None,
-            "closed_block": None,
-        },
+        _new_trade(
+            state,
+            log,
+            product="energy",
+            status=TradeStatus.OPEN,
+            seller=trade["seller"],
+            buyer=trade["buyer"],
+            seller_meter=trade["sellerMeter"],
+            buyer_meter=trade["buyerMeter"],
+            quantity_wh=trade["quantityWh"],
+            price=trade["price"],
+            delivery_start=trade["deliveryStart"],
+            delivery_end=trade["deliveryEnd"],
+            tolerance_bps=trade["toleranceBps"],
+            penalty_bps=trade["penaltyBps"],
+        ),
     )
-    _add_fill(state, args["sellOrderHash"], trade["quantityWh"], log.block_number)
-    _add_fill(state, args["buyOrderHash"], trade["quantityWh"], log.block_number)
-    state.emit(
-        log.block_number, "trade.created", {"trade_id": args["tradeId"], "tx_hash": log.tx_hash}
-    )
+    _fill_orders(state, log, trade["quantityWh"])
+    _emit_trade(state, log, "trade.created")
 
 
 @on("EnergyMarket", "CertificatesTraded", touches=_trade_touches)
 def certificates_traded(state: MirrorState, log: Log) -> None:
     args = log.args
+    swap = _closed(
+        log,
+        TradeStatus.SWAPPED,
+        delivered_wh=args["quantityWh"],
+        seller_payout=args["payment"],
+        penalty=0,
+        buyer_refund=0,
+    )
     state.insert(
         "trades",
-        {
-            "trade_id": args["tradeId"],
-            "chain_id": state.chain_id,
-            "product": "rec",
-            "status": "swapped",
-            "seller": args["seller"],
-            "buyer": args["buyer"],
-            "seller_meter": None,
-            "buyer_meter": None,
-            "certificate_id": args["certificateId"],
-            "quantity_wh": args["quantityWh"],
-            "price": args["price"],
-            "payment": args["payment"],
-            "delivery_start": None,
-            "delivery_end": None,
-            "tolerance_bps": None,
-            "penalty_bps": None,
-            "sell_order_hash": args["sellOrderHash"],
-            "buy_order_hash": args["buyOrderHash"],
-            "delivered_wh": args["quantityWh"],
-            "seller_payout": args["payment"],
-            "penalty": 0,
-            "buyer_refund": 0,
-            "created_tx": log.tx_hash,
-            "created_block": log.block_number,
-            "created_at": log.block_timestamp,
-            "closed_tx": log.tx_hash,
-            "closed_block": log.block_number,
-        },
+        _new_trade(
+            state,
+            log,
+            product="rec",
+            seller=args["seller"],
+            buyer=args["buyer"],
+            certificate_id=args["certificateId"],
+            quantity_wh=args["quantityWh"],
+            price=args["price"],
+            **swap,
+        ),
     )
-    _add_fill(state, args["sellOrderHash"], args["quantityWh"], log.block_number)
-    _add_fill(state, args["buyOrderHash"], args["quantityWh"], log.block_number)
+    _fill_orders(state, log, args["quantityWh"])
 
 
-def credit(state: MirrorState, log: Log, account: str, amount: int, kind: str, trade_id) -> None:
-    """Record a pull-balance movement (withdrawals are negative) and update the balance."""
+def credit(state: MirrorState, log: Log, *, account: str, amount: int, kind: str) -> None:
+    """Record a pull-balance movement (withdrawals are negative) and update the balance; the
+    payout names the event's trade, if it has one."""
     state.insert(
         "payouts",
-        {
-            "id": f"{log.uid}:{kind}",
-            "chain_id": state.chain_id,
-            "account": account,
-            "kind": kind,
-            "trade_id": trade_id,
-            "amount": amount,
-            "tx_hash": log.tx_hash,
-            "block_number": log.block_number,
-        },
+        new_row(
+            Payout,
+            id=f"{log.uid}:{kind}",
+            chain_id=state.chain_id,
+            account=account,
+            kind=kind,
+            trade_id=log.args.get("tradeId"),
+            amount=amount,
+            tx_hash=log.tx_hash,
+            block_number=log.block_number,
+        ),
     )
     row = state.get("market_balances", account)
     balance = (row["withdrawable"] if row else 0) + amount
@@ -203,56 +207,56 @@ def credit(state: MirrorState, log: Log, account: str, amount: int, kind: str, t
     )
 
 
-def _trade_key(log: Log):
+def _trade_key(log: Log) -> list[TableKey]:
     return [("trades", (log.args["tradeId"],))]
+
+
+def _close_trade(state: MirrorState, log: Log, closing: Row) -> Row:
+    """Apply `closing` (see `_closed`) to the trade `log` names; returns its updated row."""
+    trade = state.copy_of("trades", log.args["tradeId"])
+    trade.update(closing)
+    state.put("trades", trade)
+    return trade
 
 
 @on("EnergyMarket", "TradeSettled", touches=_trade_key)
 def trade_settled(state: MirrorState, log: Log) -> None:
     args = log.args
-    trade = dict(state.get("trades", args["tradeId"]))
-    trade.update(
-        status="settled",
+    closing = _closed(
+        log,
+        TradeStatus.SETTLED,
         delivered_wh=args["deliveredWh"],
         seller_payout=args["sellerPayout"],
         penalty=args["penalty"],
         buyer_refund=args["buyerRefund"],
-        closed_tx=log.tx_hash,
-        closed_block=log.block_number,
     )
-    state.put("trades", trade)
+    trade = _close_trade(state, log, closing)
     if args["sellerPayout"]:
-        credit(state, log, trade["seller"], args["sellerPayout"], "settlement", args["tradeId"])
+        credit(state, log, account=trade["seller"], amount=args["sellerPayout"], kind="settlement")
     if args["buyerRefund"]:
-        credit(state, log, trade["buyer"], args["buyerRefund"], "refund", args["tradeId"])
-    state.emit(
-        log.block_number, "trade.settled", {"trade_id": args["tradeId"], "tx_hash": log.tx_hash}
-    )
+        credit(state, log, account=trade["buyer"], amount=args["buyerRefund"], kind="refund")
+    _emit_trade(state, log, "trade.settled")
 
 
 @on("EnergyMarket", "TradeReclaimed", touches=_trade_key)
 def trade_reclaimed(state: MirrorState, log: Log) -> None:
     args = log.args
-    trade = dict(state.get("trades", args["tradeId"]))
-    trade.update(
-        status="reclaimed",
+    closing = _closed(
+        log,
+        TradeStatus.RECLAIMED,
         delivered_wh=None,
         seller_payout=0,
         penalty=0,
         buyer_refund=args["refund"],
-        closed_tx=log.tx_hash,
-        closed_block=log.block_number,
     )
-    state.put("trades", trade)
-    credit(state, log, args["buyer"], args["refund"], "reclaim", args["tradeId"])
-    state.emit(
-        log.block_number, "trade.reclaimed", {"trade_id": args["tradeId"], "tx_hash": log.tx_hash}
-    )
+    _close_trade(state, log, closing)
+    credit(state, log, account=args["buyer"], amount=args["refund"], kind="reclaim")
+    _emit_trade(state, log, "trade.reclaimed")
 
 
 @on("EnergyMarket", "Withdrawn", touches=lambda log: [("market_balances", (log.args["account"],))])
 def withdrawn(state: MirrorState, log: Log) -> None:
-    credit(state, log, log.args["account"], -log.args["amount"], "withdrawal", None)
+    credit(state, log, account=log.args["account"], amount=-log.args["amount"], kind="withdrawal")
 
 
 def _parameter(state: MirrorState, log: Log, name: str, value: int) -> None:

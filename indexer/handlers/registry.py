@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from indexer.handlers import Log, on
-from indexer.mirror import MirrorState
+from indexer.handlers import ZERO_ADDRESS, Log, on
+from indexer.mirror import MirrorState, Row, TableKey, new_row
+from indexer.models import (
+    Certificate,
+    CertificateTransfer,
+    Claim,
+    Device,
+    DeviceStatus,
+    Holding,
+)
 
-ZERO = "0x" + "00" * 20
-DEVICE_STATUS = {0: "pending", 1: "approved", 2: "suspended"}
+# RECRegistry's DeviceStatus enum, by its on-chain ordinal
+DEVICE_STATUS = {0: DeviceStatus.PENDING, 1: DeviceStatus.APPROVED, 2: DeviceStatus.SUSPENDED}
 
 
 def text32(value: str) -> str:
@@ -19,18 +27,19 @@ def device_registered(state: MirrorState, log: Log) -> None:
     a = log.args
     state.insert(
         "devices",
-        {
-            "device_id": a["deviceId"],
-            "chain_id": state.chain_id,
-            "owner": a["owner"],
-            "technology": text32(a["technology"]),
-            "capacity_w": a["capacityW"],
-            "grid_area": text32(a["gridArea"]),
-            "commissioned_at": a["commissionedAt"],
-            "meter_id": a["meterId"],
-            "status": "pending",
-            "block_number": log.block_number,
-        },
+        new_row(
+            Device,
+            device_id=a["deviceId"],
+            chain_id=state.chain_id,
+            owner=a["owner"],
+            technology=text32(a["technology"]),
+            capacity_w=a["capacityW"],
+            grid_area=text32(a["gridArea"]),
+            commissioned_at=a["commissionedAt"],
+            meter_id=a["meterId"],
+            status=DeviceStatus.PENDING,
+            block_number=log.block_number,
+        ),
     )
 
 
@@ -38,7 +47,7 @@ def device_registered(state: MirrorState, log: Log) -> None:
     "RECRegistry", "DeviceStatusChanged", touches=lambda log: [("devices", (log.args["deviceId"],))]
 )
 def device_status_changed(state: MirrorState, log: Log) -> None:
-    device = dict(state.get("devices", log.args["deviceId"]))
+    device = state.copy_of("devices", log.args["deviceId"])
     device.update(status=DEVICE_STATUS[log.args["newStatus"]], block_number=log.block_number)
     state.put("devices", device)
 
@@ -48,22 +57,23 @@ def certificate_issued(state: MirrorState, log: Log) -> None:
     a = log.args
     state.insert(
         "certificates",
-        {
-            "certificate_id": a["certId"],
-            "chain_id": state.chain_id,
-            "device_id": a["deviceId"],
-            "period_start": a["periodStart"],
-            "period_end": a["periodEnd"],
-            "volume_wh": a["volumeWh"],
-            "claimed_wh": 0,
-            "supply_wh": a["volumeWh"],
-            "issued_to": a["to"],
-            "issued_at": log.block_timestamp,
-            "issued_tx": log.tx_hash,
-            "revoked": False,
-            "revoke_reason": None,
-            "block_number": log.block_number,
-        },
+        new_row(
+            Certificate,
+            certificate_id=a["certId"],
+            chain_id=state.chain_id,
+            device_id=a["deviceId"],
+            period_start=a["periodStart"],
+            period_end=a["periodEnd"],
+            volume_wh=a["volumeWh"],
+            claimed_wh=0,
+            supply_wh=a["volumeWh"],
+            issued_to=a["to"],
+            issued_at=log.block_timestamp,
+            issued_tx=log.tx_hash,
+            revoked=False,
+            revoke_reason=None,
+            block_number=log.block_number,
+        ),
     )
     state.emit(
         log.block_number,
@@ -76,24 +86,36 @@ def certificate_issued(state: MirrorState, log: Log) -> None:
 def _movements(log: Log) -> list[tuple[int, int]]:
     if log.event == "TransferSingle":
         return [(log.args["id"], log.args["value"])]
-    return list(zip(log.args["ids"], log.args["values"]))
+    return list(zip(log.args["ids"], log.args["values"], strict=True))
 
 
-def _holding_keys(log: Log):
+def _holding_keys(log: Log) -> list[TableKey]:
     # A mint creates a new certificate (the registry mints only at issuance), so the
     # recipient cannot hold it yet: nothing to load for the `to` side of a mint.
-    accounts = [log.args["from"]] if log.args["from"] != ZERO else []
-    if log.args["from"] != ZERO and log.args["to"] != ZERO:
+    accounts = [log.args["from"]] if log.args["from"] != ZERO_ADDRESS else []
+    if log.args["from"] != ZERO_ADDRESS and log.args["to"] != ZERO_ADDRESS:
         accounts.append(log.args["to"])
     return [("holdings", (cert, account)) for cert, _ in _movements(log) for account in accounts]
 
 
-def _add_holding(state: MirrorState, cert: int, account: str, delta: int, block: int) -> None:
-    row = state.get("holdings", cert, account)
+def _holding(log: Log, *, certificate_id: int, account: str, balance_wh: int) -> Row:
+    return new_row(
+        Holding,
+        certificate_id=certificate_id,
+        account=account,
+        balance_wh=balance_wh,
+        block_number=log.block_number,
+    )
+
+
+def _add_holding(
+    state: MirrorState, log: Log, *, certificate_id: int, account: str, delta: int
+) -> None:
+    row = state.get("holdings", certificate_id, account)
     balance = (row["balance_wh"] if row else 0) + delta
     state.put(
         "holdings",
-        {"certificate_id": cert, "account": account, "balance_wh": balance, "block_number": block},
+        _holding(log, certificate_id=certificate_id, account=account, balance_wh=balance),
     )
 
 
@@ -102,33 +124,27 @@ def _transfer(state: MirrorState, log: Log) -> None:
     row already records its issuance to `issued_to`)."""
     a = log.args
     for position, (cert, value) in enumerate(_movements(log)):
-        if a["from"] == ZERO:
-            state.insert(
-                "holdings",
-                {
-                    "certificate_id": cert,
-                    "account": a["to"],
-                    "balance_wh": value,
-                    "block_number": log.block_number,
-                },
-            )
+        if a["from"] == ZERO_ADDRESS:
+            holding = _holding(log, certificate_id=cert, account=a["to"], balance_wh=value)
+            state.insert("holdings", holding)
             continue
-        _add_holding(state, cert, a["from"], -value, log.block_number)
-        if a["to"] != ZERO:
-            _add_holding(state, cert, a["to"], value, log.block_number)
+        _add_holding(state, log, certificate_id=cert, account=a["from"], delta=-value)
+        if a["to"] != ZERO_ADDRESS:
+            _add_holding(state, log, certificate_id=cert, account=a["to"], delta=value)
         state.insert(
             "certificate_transfers",
-            {
-                "id": f"{log.uid}:{position}",
-                "chain_id": state.chain_id,
-                "certificate_id": cert,
-                "operator": a["operator"],
-                "from_account": a["from"],
-                "to_account": a["to"],
-                "amount_wh": value,
-                "tx_hash": log.tx_hash,
-                "block_number": log.block_number,
-            },
+            new_row(
+                CertificateTransfer,
+                id=f"{log.uid}:{position}",
+                chain_id=state.chain_id,
+                certificate_id=cert,
+                operator=a["operator"],
+                from_account=a["from"],
+                to_account=a["to"],
+                amount_wh=value,
+                tx_hash=log.tx_hash,
+                block_number=log.block_number,
+            ),
         )
 
 
@@ -143,28 +159,29 @@ on("RECRegistry", "TransferBatch", touches=_holding_keys)(_transfer)
 )
 def certificate_claimed(state: MirrorState, log: Log) -> None:
     a = log.args
-    certificate = dict(state.get("certificates", a["certId"]))
+    certificate = state.copy_of("certificates", a["certId"])
     certificate["claimed_wh"] += a["amountWh"]
     certificate["supply_wh"] = certificate["volume_wh"] - certificate["claimed_wh"]
     certificate["block_number"] = log.block_number
     state.put("certificates", certificate)
     state.insert(
         "claims",
-        {
-            "claim_id": a["claimId"],
-            "chain_id": state.chain_id,
-            "certificate_id": a["certId"],
-            "holder": a["holder"],
-            "amount_wh": a["amountWh"],
-            "beneficiary": a["beneficiary"],
-            "purpose": a["purpose"],
-            "consumption_start": a["consumptionStart"],
-            "consumption_end": a["consumptionEnd"],
-            "location": a["location"],
-            "tx_hash": log.tx_hash,
-            "log_index": log.log_index,
-            "block_number": log.block_number,
-        },
+        new_row(
+            Claim,
+            claim_id=a["claimId"],
+            chain_id=state.chain_id,
+            certificate_id=a["certId"],
+            holder=a["holder"],
+            amount_wh=a["amountWh"],
+            beneficiary=a["beneficiary"],
+            purpose=a["purpose"],
+            consumption_start=a["consumptionStart"],
+            consumption_end=a["consumptionEnd"],
+            location=a["location"],
+            tx_hash=log.tx_hash,
+            log_index=log.log_index,
+            block_number=log.block_number,
+        ),
     )
     state.emit(
         log.block_number, "certificate.claimed", {"claim_id": a["claimId"], "tx_hash": log.tx_hash}
@@ -177,7 +194,7 @@ def certificate_claimed(state: MirrorState, log: Log) -> None:
     touches=lambda log: [("certificates", (log.args["certId"],))],
 )
 def certificate_revoked(state: MirrorState, log: Log) -> None:
-    certificate = dict(state.get("certificates", log.args["certId"]))
+    certificate = state.copy_of("certificates", log.args["certId"])
     certificate.update(
         revoked=True, revoke_reason=log.args["reason"], block_number=log.block_number
     )

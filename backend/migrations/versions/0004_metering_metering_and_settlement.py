@@ -9,7 +9,7 @@ Create Date: 2026-11-22 02:11:12.506285
 """
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = "0004_metering"
