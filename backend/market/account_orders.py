@@ -100,7 +100,7 @@ def list_my_orders(
     if status:
         query = query.where(public_status(now) == status)
     rows, next_cursor = keyset_page(
-        session, query, col(SignedOrder.seq), cursor, limit, key_of=lambda r: r[0].seq
+        session, query, SignedOrder.seq, cursor, limit, key_of=lambda r: r[0].seq
     )
     return [
         public_order(row, traded, row_status) for row, traded, row_status, _ in rows

@@ -195,7 +195,7 @@ def run_forever(
 
 
 if __name__ == "__main__":  # pragma: no cover
-    from backend.core.config import settings as _settings
+    from backend.core.config import get_settings
 
     logging.basicConfig(level=logging.INFO)
-    run_forever(_settings, _settings.matcher_interval_s)
+    run_forever(get_settings(), get_settings().matcher_interval_s)

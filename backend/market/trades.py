@@ -65,7 +65,7 @@ def list_trades(
     query = _in_market(select(Trade), market_id)
     if address is not None:
         query = query.where(or_(col(Trade.seller) == address, col(Trade.buyer) == address))
-    rows, next_cursor = keyset_page(session, query, col(Trade.trade_id), cursor, limit)
+    rows, next_cursor = keyset_page(session, query, Trade.trade_id, cursor, limit)
     return [public_trade(t) for t in rows], next_cursor
 
 
