@@ -15,7 +15,15 @@ from backend.core.config import get_settings
 
 
 def make_engine(database_url: str) -> Engine:
-    """Create an engine; SQLite gets WAL, foreign keys and a busy timeout for concurrent use."""
+    """Create an engine; SQLite gets WAL, foreign keys and a busy timeout for concurrent use.
+
+    Every table model is registered first: a flush sorts tables by their foreign keys, and a
+    process that imported only some models (the matcher has no use for `accounts`) would fail
+    on the first write that touches a table referring to one it never imported.
+    """
+    from backend.models import load_all_models  # the models import this module's helpers
+
+    load_all_models()
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
         # pool_size + max_overflow >= the API's worker threads (anyio default 40): a sync route
