@@ -242,10 +242,14 @@ def orders_place(
 
 @orders.command("cancel")
 def orders_cancel(order_id: str, as_json: JsonFlag = False) -> None:
-    """Cancel an order (on chain when it was listed there)."""
+    """Cancel an order: custodial on chain; a wallet order is withdrawn from matching and the
+    answer carries the `cancelOrder` call the wallet sends."""
     accepted = api().delete(f"/v1/trading/orders/{order_id}")
     tx = f" (tx {accepted['tx_hash']})" if accepted.get("tx_hash") else ""
-    out(accepted, f"order {accepted['id']} {accepted['status']}{tx}", as_json)
+    lines = [f"order {accepted['id']} {accepted['status']}{tx}"]
+    if accepted.get("detail"):
+        lines.append(accepted["detail"])
+    out(accepted, lines, as_json)
 
 
 @orders.command("list")
