@@ -12,6 +12,8 @@ from typer.testing import CliRunner
 from backend.accounts.models import Account
 from backend.chain.transactions import send
 from backend.cli.main import app
+from backend.market.models import SignedOrder, to_order
+from backend.market.orders import meter_id
 from tests.fixtures.indexing import catch_up
 from tests.fixtures.server import serve
 
@@ -231,3 +233,66 @@ def test_errors_are_one_line(cli, tmp_path):
     assert unreachable.stderr.startswith(
         "error: cannot reach the API at http://127.0.0.1:9: ConnectError"
     )
+
+
+def test_energy_withdraw_pays_out_a_settled_sale(cli, chain_api):
+    """A custodial seller's offer, filled on chain by a household, settled: `energy withdraw`
+    moves the payout to the seller's address, once."""
+    devnet, indexer = chain_api.devnet, chain_api.indexer()
+    w3, workload = devnet.w3, devnet.workload
+    catch_up(indexer)
+    address = as_json(
+        cli("accounts", "create", "--email", "pay@example.org", "--password", PASSWORD, "--json")
+    )["address"]
+    cli("login", "--email", "pay@example.org", "--password", PASSWORD)
+    seller = w3.to_checksum_address(address)
+    send(w3, workload.admin, {"to": seller, "value": 10**18, "gas": 21_000})
+    none_yet = cli("energy", "withdraw", code=1)
+    assert "(HTTP 409, nothing-to-withdraw)" in none_yet.stderr
+
+    period = (workload.now() // 900 + 2) * 900
+    placed = as_json(
+        cli(
+            "orders",
+            "place",
+            "--side",
+            "sell",
+            "--quantity-wh",
+            "2000",
+            "--price",
+            "100000",
+            "--delivery-start",
+            str(period),
+            "--json",
+        )
+    )
+    with Session(chain_api.engine) as session:
+        row = session.exec(select(SignedOrder).where(SignedOrder.order_hash == placed["id"])).one()
+    buyer = workload.people[0]
+    receipt = workload.tx(
+        buyer,
+        workload.c.market.functions.fillOrder(
+            to_order(row).as_tuple(),
+            bytes.fromhex(row.signature[2:]),
+            2_000,
+            meter_id(f"meter:{buyer.address}"),
+        ),
+    )
+    workload.remember_trades(receipt)
+    trade_id, trade = workload.open_trades.pop()
+    workload.advance(trade[7] - workload.now() + 60)
+    workload.tx(
+        workload.settler, workload.c.market.functions.settleBatch([trade], [trade_id], [2_000])
+    )
+    catch_up(indexer)
+    assert "withdrawable 0.2 gUSD" in cli("energy", "balance").stdout
+
+    before = workload.c.token.functions.balanceOf(seller).call()
+    done = as_json(cli("energy", "withdraw", "--idempotency-key", "pay-1", "--json"))
+    assert done["amount"] == "200000"  # 2 kWh at 0.1 gUSD/kWh, all delivered
+    assert workload.c.token.functions.balanceOf(seller).call() == before + 200_000
+    assert cli("energy", "withdraw", "--idempotency-key", "pay-1").stdout.startswith(
+        f"withdrew 0.2 gUSD (tx {done['tx_hash']})"  # replayed, not sent again
+    )
+    again = cli("energy", "withdraw", code=1)
+    assert again.stderr.count("\n") == 1 and "(HTTP 409, nothing-to-withdraw)" in again.stderr
