@@ -12,9 +12,8 @@ from typer.testing import CliRunner
 from backend.accounts.models import Account
 from backend.chain.transactions import send
 from backend.cli.main import app
-from backend.market.models import SignedOrder, to_order
-from backend.market.orders import meter_id
 from tests.fixtures.indexing import catch_up
+from tests.fixtures.payouts import fill_and_settle
 from tests.fixtures.server import serve
 
 PASSWORD = "correct horse battery"
@@ -266,24 +265,7 @@ def test_energy_withdraw_pays_out_a_settled_sale(cli, chain_api):
             "--json",
         )
     )
-    with Session(chain_api.engine) as session:
-        row = session.exec(select(SignedOrder).where(SignedOrder.order_hash == placed["id"])).one()
-    buyer = workload.people[0]
-    receipt = workload.tx(
-        buyer,
-        workload.c.market.functions.fillOrder(
-            to_order(row).as_tuple(),
-            bytes.fromhex(row.signature[2:]),
-            2_000,
-            meter_id(f"meter:{buyer.address}"),
-        ),
-    )
-    workload.remember_trades(receipt)
-    trade_id, trade = workload.open_trades.pop()
-    workload.advance(trade[7] - workload.now() + 60)
-    workload.tx(
-        workload.settler, workload.c.market.functions.settleBatch([trade], [trade_id], [2_000])
-    )
+    fill_and_settle(workload, chain_api.engine, placed["id"], 2_000)
     catch_up(indexer)
     assert "withdrawable 0.2 gUSD" in cli("energy", "balance").stdout
 
