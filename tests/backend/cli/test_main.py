@@ -44,6 +44,12 @@ def as_json(result) -> dict | list:
     return json.loads(result.stdout)
 
 
+def place_sell(cli, *, quantity_wh: int, price: int, period: int) -> dict:
+    """`gridledger orders place` of an energy offer; the API's 202 body."""
+    args = ["--side", "sell", "--quantity-wh", str(quantity_wh), "--price", str(price)]
+    return as_json(cli("orders", "place", *args, "--delivery-start", str(period), "--json"))
+
+
 def test_account_orders_recs_and_settlement_through_the_cli(cli, chain_api):
     devnet, indexer = chain_api.devnet, chain_api.indexer()
     w3, workload = devnet.w3, devnet.workload
@@ -79,21 +85,7 @@ def test_account_orders_recs_and_settlement_through_the_cli(cli, chain_api):
         w3, workload.admin, {"to": w3.to_checksum_address(address), "value": 10**18, "gas": 21_000}
     )
     period = (workload.now() // 900 + 2) * 900
-    placed = as_json(
-        cli(
-            "orders",
-            "place",
-            "--side",
-            "sell",
-            "--quantity-wh",
-            "2000",
-            "--price",
-            "120000",
-            "--delivery-start",
-            str(period),
-            "--json",
-        )
-    )
+    placed = place_sell(cli, quantity_wh=2_000, price=120_000, period=period)
     assert placed["status"] == "open"
     listed = cli("orders", "list")
     assert placed["id"] in listed.stdout and "sell" in listed.stdout and "2 kWh" in listed.stdout
@@ -250,21 +242,7 @@ def test_energy_withdraw_pays_out_a_settled_sale(cli, chain_api):
     assert "(HTTP 409, nothing-to-withdraw)" in none_yet.stderr
 
     period = (workload.now() // 900 + 2) * 900
-    placed = as_json(
-        cli(
-            "orders",
-            "place",
-            "--side",
-            "sell",
-            "--quantity-wh",
-            "2000",
-            "--price",
-            "100000",
-            "--delivery-start",
-            str(period),
-            "--json",
-        )
-    )
+    placed = place_sell(cli, quantity_wh=2_000, price=100_000, period=period)
     fill_and_settle(workload, chain_api.engine, placed["id"], 2_000)
     catch_up(indexer)
     assert "withdrawable 0.2 gUSD" in cli("energy", "balance").stdout
