@@ -1,4 +1,5 @@
-"""`gridledger`: status, accounts, orders, RECs, meter readings and settlement over the REST API.
+"""`gridledger`: status, accounts, orders, RECs, meter readings, settlement and payouts over the
+REST API.
 
 Every command prints a short human summary, or the API's JSON with `--json`. Errors are one
 line on stderr (the RFC 9457 problem's title, detail, status and type) and exit code 1.
@@ -43,12 +44,14 @@ recs = typer.Typer(
 )
 meters = typer.Typer(help="Smart-meter readings.", no_args_is_help=True)
 settlement = typer.Typer(help="Settlement of energy trades.", no_args_is_help=True)
+energy = typer.Typer(help="My market balance and payouts.", no_args_is_help=True)
 for sub, name in (
     (accounts, "accounts"),
     (orders, "orders"),
     (recs, "recs"),
     (meters, "meters"),
     (settlement, "settlement"),
+    (energy, "energy"),
 ):
     app.add_typer(sub, name=name)
 
@@ -242,10 +245,14 @@ def orders_place(
 
 @orders.command("cancel")
 def orders_cancel(order_id: str, as_json: JsonFlag = False) -> None:
-    """Cancel an order (on chain when it was listed there)."""
+    """Cancel an order: custodial on chain; a wallet order is withdrawn from matching and the
+    answer carries the `cancelOrder` call the wallet sends."""
     accepted = api().delete(f"/v1/trading/orders/{order_id}")
     tx = f" (tx {accepted['tx_hash']})" if accepted.get("tx_hash") else ""
-    out(accepted, f"order {accepted['id']} {accepted['status']}{tx}", as_json)
+    lines = [f"order {accepted['id']} {accepted['status']}{tx}"]
+    if accepted.get("detail"):
+        lines.append(accepted["detail"])
+    out(accepted, lines, as_json)
 
 
 @orders.command("list")
@@ -410,6 +417,32 @@ def meters_send(
     out(result, lines, as_json)
     if result["rejected"]:
         raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------------- energy
+
+
+@energy.command("balance")
+def energy_balance(as_json: JsonFlag = False) -> None:
+    """Token balance, escrow and what the market holds for me (withdrawable)."""
+    balance = api().get("/v1/energy/balance")
+    out(
+        balance,
+        f"token {gusd(balance['token_balance'])}, in escrow {gusd(balance['escrowed'])}, "
+        f"withdrawable {gusd(balance['withdrawable'])}",
+        as_json,
+    )
+
+
+@energy.command("withdraw")
+def energy_withdraw(
+    idempotency_key: Annotated[str | None, typer.Option(help="retry-safe key")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Withdraw my payouts and refunds from the market to my address (custodial accounts)."""
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+    done = api().post("/v1/energy/withdrawals", headers=headers)
+    out(done, f"withdrew {gusd(int(done['amount']))} (tx {done['tx_hash']})", as_json)
 
 
 # ------------------------------------------------------------------ settlement

@@ -1,8 +1,21 @@
 """Errors of the energy domain (mapped to problem details in backend/api/problems.py)."""
 
-from backend.core.errors import NotFound
+from backend.core.errors import Conflict, NotFound
 
 
 class TransferNotFound(NotFound):
     """No ENERGY trade with this id that the caller may see; keeps the generic `not-found` code
     and title, so an unknown id and someone else's transfer read the same."""
+
+
+class NothingToWithdraw(Conflict):
+    code = "nothing-to-withdraw"
+    title = "The market holds no payout or refund for this account"
+
+
+class WithdrawFromWallet(Conflict):
+    """The API holds no key for the account: the problem's `call` is the `withdraw()` the
+    wallet sends itself (or signs and posts to the relay)."""
+
+    code = "withdraw-from-wallet"
+    title = "Wallet accounts withdraw from their wallet"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from indexer.models import TradeStatus
 
@@ -52,3 +52,12 @@ class EnergyBalance(BaseModel):
     escrowed: int  # my payments held for open trades (as buyer)
     withdrawable: int
     positions: list[PeriodPosition]
+
+
+class Withdrawal(BaseModel):
+    """A custodial account's `withdraw()`: its whole credited balance moved to its address."""
+
+    address: str
+    amount: str = Field(pattern=r"^[0-9]{1,78}$")  # token base units (uint256, decimal string)
+    tx_hash: str
+    block_number: int

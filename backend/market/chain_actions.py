@@ -1,5 +1,5 @@
-"""Writes that send a transaction with a custodial account's key: cancelling an order (on
-chain too, when the chain may know it) and approving the market to move the account's funds."""
+"""Writes that send a transaction with a custodial account's key (or tell a wallet which one to
+send): cancelling an order and approving the market to move the account's funds."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from backend.accounts.custody import custodial_signer
 from backend.accounts.models import Account
 from backend.chain.contracts import Chain
 from backend.chain.transactions import tx_hash_hex
+from backend.chain.wallet_calls import wallet_call
 from backend.core.config import Settings
 from backend.core.errors import PermissionDenied
 from backend.core.utc import utc_now
@@ -16,39 +17,60 @@ from backend.market import order_events
 from backend.market.account_orders import TRADING, find_order, order_state
 from backend.market.errors import InvalidOrder, OrderNotCancellable
 from backend.market.models import OrderStatus, SignedOrder, to_order
-from backend.market.schemas import Approvals
+from backend.market.schemas import Approvals, OrderCancellation, OrderPublicStatus
 
 
 def cancel_order(
     session: Session, settings: Settings, chain: Chain, account: Account, order_id: str
-) -> SignedOrder:
-    """Cancel on chain with the maker's custodial key when the chain knows the order (or for
-    any custodial order, so a leaked signature is dead too); otherwise only off chain."""
+) -> OrderCancellation:
+    """Take the rest of an order out of trading. Custodial: cancel on chain with the maker's
+    key (a leaked signature is dead too). Wallet: the API holds no key, so it cancels the order
+    here if the chain never saw it, else withdraws it from the operator's matching and book
+    (`withdrawn`); either way the answer carries the `cancelOrder` call for the wallet.
+    Asking again for a withdrawn order answers the same."""
     row = find_order(session, account, order_id)
     if row.account_id != account.id:
         raise PermissionDenied("only the maker cancels an order")
     _, status, mirrored = order_state(session, row, now=chain.now())
-    if status not in TRADING:
+    if status not in (*TRADING, OrderPublicStatus.WITHDRAWN):
         raise OrderNotCancellable(f"order {row.order_hash} is {status}", order_status=status)
-    on_chain = row.matched_wh > 0 or mirrored
+    if status != OrderPublicStatus.WITHDRAWN:
+        if row.custodial:
+            signer = custodial_signer(account.encrypted_key or "", account.id, settings)
+            receipt = chain.transact(
+                signer, chain.market.functions.cancelOrder(to_order(row).as_tuple())
+            )
+            row.cancel_tx = tx_hash_hex(receipt)
+        traded_on_chain = row.matched_wh > 0 or mirrored
+        withdrawn = not row.custodial and traded_on_chain
+        row.status = OrderStatus.WITHDRAWN if withdrawn else OrderStatus.CANCELLED
+        row.updated_at = utc_now()
+        session.add(row)
+        order_events.announce(session, settings, "order.cancelled", row)  # it leaves the book
+        session.commit()
+        session.refresh(row)
+    return _cancellation(row, chain)
+
+
+def _cancellation(row: SignedOrder, chain: Chain) -> OrderCancellation:
+    accepted = OrderCancellation(
+        id=row.order_hash,
+        status=row.status,
+        poll=f"/v1/trading/orders/{row.order_hash}",
+        tx_hash=row.cancel_tx,
+    )
     if row.custodial:
-        signer = custodial_signer(account.encrypted_key or "", account.id, settings)
-        receipt = chain.transact(
-            signer, chain.market.functions.cancelOrder(to_order(row).as_tuple())
-        )
-        row.cancel_tx = tx_hash_hex(receipt)
-    elif on_chain:
-        raise OrderNotCancellable(
-            "this order has traded on chain: cancel it from your wallet with "
-            "cancelOrder(order); it is withdrawn from matching meanwhile"
-        )
-    row.status = OrderStatus.CANCELLED
-    row.updated_at = utc_now()
-    session.add(row)
-    order_events.announce(session, settings, "order.cancelled", row)
-    session.commit()
-    session.refresh(row)
-    return row
+        return accepted
+    accepted.cancel_on_chain = wallet_call(chain.market, "cancelOrder", to_order(row).as_tuple())
+    accepted.detail = (
+        "withdrawn from matching and from the order book; the chain has traded this order, so "
+        "its signature is public: send cancel_on_chain from your wallet to stop takers filling "
+        "the rest"
+        if row.status == OrderStatus.WITHDRAWN
+        else "cancelled here; the chain never saw this order. Send cancel_on_chain from your "
+        "wallet only if its signature was shared elsewhere"
+    )
+    return accepted
 
 
 def approve_market(settings: Settings, chain: Chain, account: Account) -> Approvals:

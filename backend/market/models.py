@@ -15,18 +15,23 @@ from backend.market import orders as eip712
 
 
 class OrderStatus(StrEnum):
-    """A stored signed order: `open` until fully matched (`filled`) or `cancelled`."""
+    """A stored signed order: `open` until fully matched (`filled`) or `cancelled`.
+
+    `withdrawn`: a wallet order the chain has traded, taken out of the operator's matching and
+    book at its maker's request; its signature stays valid on chain until the maker's wallet
+    sends `cancelOrder` (the indexer then reports it cancelled)."""
 
     OPEN = "open"
     FILLED = "filled"
     CANCELLED = "cancelled"
+    WITHDRAWN = "withdrawn"
 
 
 class SignedOrder(SQLModel, table=True):
     """An EIP-712 order and its signature. `seq` gives time priority and cursor order.
 
     `matched_wh` counts Wh the matcher has submitted on chain (it may run ahead of the
-    indexer's `market_orders.filled_wh`); `status` is open | filled | cancelled.
+    indexer's `market_orders.filled_wh`); `status` is an `OrderStatus`.
     Expiry and fills are judged at read time against chain time and the mirror.
     """
 

@@ -49,7 +49,8 @@ def is_live(now: int) -> ColumnElement[bool]:
 
 def public_status(now: int) -> ColumnElement[str]:
     """The status the maker sees (`OrderPublicStatus`): cancelled (here or on chain), filled,
-    expired (past its expiry or its gate closure), else partially filled or open."""
+    expired (past its expiry or its gate closure), withdrawn (from matching, awaiting the
+    wallet's on-chain cancel), else partially filled or open."""
     traded = traded_wh()
     return case(
         (
@@ -64,6 +65,7 @@ def public_status(now: int) -> ColumnElement[str]:
             or_(col(SignedOrder.expiry) < now, not_(gate_open(now))),
             OrderPublicStatus.EXPIRED.value,
         ),
+        (col(SignedOrder.status) == OrderStatus.WITHDRAWN, OrderPublicStatus.WITHDRAWN.value),
         (traded > 0, OrderPublicStatus.PARTIALLY_FILLED.value),
         else_=OrderPublicStatus.OPEN.value,
     )

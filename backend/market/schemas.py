@@ -8,6 +8,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
+from backend.chain.wallet_calls import WalletCall
 from backend.market.models import OrderStatus
 
 T = TypeVar("T")
@@ -23,6 +24,7 @@ class OrderPublicStatus(StrEnum):
     PARTIALLY_FILLED = "partially_filled"
     FILLED = OrderStatus.FILLED.value
     CANCELLED = OrderStatus.CANCELLED.value
+    WITHDRAWN = OrderStatus.WITHDRAWN.value  # out of matching; cancel pending in the wallet
     EXPIRED = "expired"
 
 
@@ -79,6 +81,22 @@ class Accepted(BaseModel):
     status: str
     poll: str
     tx_hash: str | None = None
+
+
+class OrderCancellation(Accepted):
+    """202 body of `DELETE /v1/trading/orders/{id}`. The rest of the order no longer trades
+    through the operator either way:
+
+    - `cancelled` with `tx_hash`: a custodial order, cancelled on chain with the account's key;
+    - `cancelled` without: a wallet order the chain never saw, cancelled here;
+    - `withdrawn`: a wallet order the chain has traded. Its signature is public in that trade,
+      so any taker could still fill the rest on chain until the wallet sends `cancel_on_chain`.
+
+    Wallet orders carry `cancel_on_chain` (the maker's `cancelOrder` call); `detail` says
+    whether it is still needed."""
+
+    cancel_on_chain: WalletCall | None = None
+    detail: str | None = None
 
 
 class Approvals(BaseModel):

@@ -14,12 +14,15 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
+from backend.chain.transactions import send
+from backend.core.db import make_engine
 from backend.main import DASHBOARD_DIR
 from indexer.base import Indexer, IndexerConfig
 from indexer.outbox import OutboxPublisher, RedisStreamSink
 from indexer.rpc import RetryPolicy, RpcClient
 from tests.fixtures.app import app_on
 from tests.fixtures.indexing import catch_up
+from tests.fixtures.payouts import fill_and_settle
 from tests.fixtures.server import serve, stepping
 from tests.fixtures.services import TEST_REDIS_URL
 
@@ -205,3 +208,57 @@ def test_dashboard_shows_trade_settlement_and_claim_proof_live(devnet, stack, ar
     assert problems == []
     for name in ("dashboard-1280x800.png", "dashboard-375x812.png"):
         assert (artifacts / name).stat().st_size > 10_000
+
+
+def test_withdraw_button_pays_a_custodial_seller(devnet, stack, fresh_pg_url):
+    """A signed-in custodial seller whose sale settled clicks "Withdraw payouts": the payout
+    moves to their address and the button turns off."""
+    import httpx
+
+    workload, email = devnet.workload, "payee@example.org"
+    credentials = {"email": email, "password": PASSWORD}
+    assert httpx.post(f"{stack}/v1/auth/register", json=credentials).status_code == 201
+    token = httpx.post(f"{stack}/v1/auth/login", json=credentials).json()["access_token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    seller = devnet.w3.to_checksum_address(
+        httpx.get(f"{stack}/v1/auth/me", headers=auth).json()["address"]
+    )
+    send(devnet.w3, workload.admin, {"to": seller, "value": 10**18, "gas": 21_000})  # gas
+    offer = httpx.post(
+        f"{stack}/v1/trading/orders",
+        headers=auth,
+        json={
+            "side": "sell",
+            "delivery_start": (workload.now() // 900 + 2) * 900,
+            "quantity_wh": 2_000,
+            "price": 100_000,
+        },
+    )
+    assert offer.status_code == 202, offer.text
+    engine = make_engine(fresh_pg_url)
+    fill_and_settle(workload, engine, offer.json()["id"], 2_000)
+    engine.dispose()
+    before = workload.c.token.functions.balanceOf(seller).call()
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.goto(stack + "/")
+        page.get_by_label("Email").fill(email)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.locator("#my-balance")).to_contain_text(
+            "withdrawable 0.20 gUSD", timeout=20_000
+        )
+        button = page.get_by_role("button", name="Withdraw payouts")
+        expect(button).to_be_enabled()
+        button.click()
+        expect(page.locator("#withdraw-message")).to_contain_text("Withdrew 0.20 gUSD")
+        expect(page.locator("#my-balance")).to_contain_text(
+            "withdrawable 0.00 gUSD", timeout=20_000
+        )
+        expect(button).to_be_disabled()
+        browser.close()
+    assert workload.c.token.functions.balanceOf(seller).call() == before + 200_000

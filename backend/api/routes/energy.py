@@ -1,4 +1,4 @@
-"""`/v1/energy/...`: my scheduled transfers (one per ENERGY trade) and my balance."""
+"""`/v1/energy/...`: my scheduled transfers (one per ENERGY trade), my balance, withdrawals."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from backend.api.deps import ChainDep, CurrentAccount, SessionDep
-from backend.energy import services
-from backend.energy.schemas import EnergyBalance, EnergyTransfer, TransferStatus
+from backend.api.deps import ChainDep, CurrentAccount, SessionDep, SettingsDep
+from backend.energy import services, withdrawals
+from backend.energy.schemas import EnergyBalance, EnergyTransfer, TransferStatus, Withdrawal
 from backend.market.schemas import Page
 
 router = APIRouter(prefix="/energy", tags=["energy"])
@@ -43,3 +43,12 @@ def transfer(
 def balance(account: CurrentAccount, session: SessionDep) -> EnergyBalance:
     """Net contracted position per open period, token balance, escrow and withdrawable."""
     return services.balance(session, account)
+
+
+@router.post("/withdrawals", response_model=Withdrawal)
+def withdraw(account: CurrentAccount, settings: SettingsDep, chain: ChainDep) -> Withdrawal:
+    """Custodial: move my whole market credit (payouts, refunds; `withdrawable` in `/balance`)
+    to my address; the API signs `withdraw()`. 409 `nothing-to-withdraw` when it is zero;
+    409 `withdraw-from-wallet` for wallet accounts, with the `call` to send. Send an
+    `Idempotency-Key` to retry safely."""
+    return withdrawals.withdraw(settings, chain, account)

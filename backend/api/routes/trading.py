@@ -15,6 +15,7 @@ from backend.market.schemas import (
     Approvals,
     Market,
     OrderBook,
+    OrderCancellation,
     OrderCreate,
     OrderPublic,
     OrderPublicStatus,
@@ -97,21 +98,21 @@ def get_order(
     return account_orders.order_public(session, row, now=chain.now())
 
 
-@router.delete("/orders/{order_id}", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
+@router.delete(
+    "/orders/{order_id}", status_code=status.HTTP_202_ACCEPTED, response_model=OrderCancellation
+)
 def cancel_order(
     order_id: OrderId,
     account: CurrentAccount,
     session: SessionDep,
     settings: SettingsDep,
     chain: ChainDep,
-) -> Accepted:
-    row = chain_actions.cancel_order(session, settings, chain, account, order_id)
-    return Accepted(
-        id=row.order_hash,
-        status=row.status,
-        poll=f"/v1/trading/orders/{row.order_hash}",
-        tx_hash=row.cancel_tx,
-    )
+) -> OrderCancellation:
+    """The rest of the order stops trading: custodial orders are cancelled on chain (`tx_hash`);
+    a wallet order is cancelled here, or `withdrawn` from matching once the chain has traded
+    it, and `cancel_on_chain` is the `cancelOrder` call its wallet sends. 409 when the order
+    is already filled, expired or cancelled."""
+    return chain_actions.cancel_order(session, settings, chain, account, order_id)
 
 
 @router.get("/orderbook", response_model=OrderBook)

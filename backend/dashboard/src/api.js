@@ -24,8 +24,8 @@ function store(value) {
   else sessionStorage.removeItem(TOKENS);
 }
 
-async function request(path, { method = "GET", body, auth = false } = {}) {
-  const headers = { Accept: "application/json" };
+async function request(path, { method = "GET", body, auth = false, headers: extra = {} } = {}) {
+  const headers = { Accept: "application/json", ...extra };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const pair = tokens();
   if (auth && pair) headers.Authorization = `Bearer ${pair.access_token}`;
@@ -51,15 +51,22 @@ async function refresh() {
 /** GET a public endpoint. */
 export const get = (path) => request(path);
 
-/** GET an endpoint that needs the signed-in account (refreshes the access token once). */
-export async function getMine(path) {
+/** Call an endpoint as the signed-in account (refreshes the access token once). */
+async function asMe(path, options = {}) {
   try {
-    return await request(path, { auth: true });
+    return await request(path, { ...options, auth: true });
   } catch (error) {
-    if (error.status === 401 && (await refresh())) return request(path, { auth: true });
+    if (error.status === 401 && (await refresh())) return request(path, { ...options, auth: true });
     throw error;
   }
 }
+
+/** GET an endpoint that needs the signed-in account. */
+export const getMine = (path) => asMe(path);
+
+/** POST as the signed-in account; one Idempotency-Key per user action makes a retry safe. */
+export const postMine = (path, body, idempotencyKey) =>
+  asMe(path, { method: "POST", body, headers: idempotencyKey ? { "Idempotency-Key": idempotencyKey } : {} });
 
 export async function login(email, password) {
   store(await request("/v1/auth/login", { method: "POST", body: { email, password } }));

@@ -13,6 +13,7 @@ from backend.accounts.models import Account
 from backend.chain.transactions import send
 from backend.cli.main import app
 from tests.fixtures.indexing import catch_up
+from tests.fixtures.payouts import fill_and_settle
 from tests.fixtures.server import serve
 
 PASSWORD = "correct horse battery"
@@ -41,6 +42,12 @@ def cli(chain_api, tmp_path):
 
 def as_json(result) -> dict | list:
     return json.loads(result.stdout)
+
+
+def place_sell(cli, *, quantity_wh: int, price: int, period: int) -> dict:
+    """`gridledger orders place` of an energy offer; the API's 202 body."""
+    args = ["--side", "sell", "--quantity-wh", str(quantity_wh), "--price", str(price)]
+    return as_json(cli("orders", "place", *args, "--delivery-start", str(period), "--json"))
 
 
 def test_account_orders_recs_and_settlement_through_the_cli(cli, chain_api):
@@ -78,21 +85,7 @@ def test_account_orders_recs_and_settlement_through_the_cli(cli, chain_api):
         w3, workload.admin, {"to": w3.to_checksum_address(address), "value": 10**18, "gas": 21_000}
     )
     period = (workload.now() // 900 + 2) * 900
-    placed = as_json(
-        cli(
-            "orders",
-            "place",
-            "--side",
-            "sell",
-            "--quantity-wh",
-            "2000",
-            "--price",
-            "120000",
-            "--delivery-start",
-            str(period),
-            "--json",
-        )
-    )
+    placed = place_sell(cli, quantity_wh=2_000, price=120_000, period=period)
     assert placed["status"] == "open"
     listed = cli("orders", "list")
     assert placed["id"] in listed.stdout and "sell" in listed.stdout and "2 kWh" in listed.stdout
@@ -231,3 +224,35 @@ def test_errors_are_one_line(cli, tmp_path):
     assert unreachable.stderr.startswith(
         "error: cannot reach the API at http://127.0.0.1:9: ConnectError"
     )
+
+
+def test_energy_withdraw_pays_out_a_settled_sale(cli, chain_api):
+    """A custodial seller's offer, filled on chain by a household, settled: `energy withdraw`
+    moves the payout to the seller's address, once."""
+    devnet, indexer = chain_api.devnet, chain_api.indexer()
+    w3, workload = devnet.w3, devnet.workload
+    catch_up(indexer)
+    address = as_json(
+        cli("accounts", "create", "--email", "pay@example.org", "--password", PASSWORD, "--json")
+    )["address"]
+    cli("login", "--email", "pay@example.org", "--password", PASSWORD)
+    seller = w3.to_checksum_address(address)
+    send(w3, workload.admin, {"to": seller, "value": 10**18, "gas": 21_000})
+    none_yet = cli("energy", "withdraw", code=1)
+    assert "(HTTP 409, nothing-to-withdraw)" in none_yet.stderr
+
+    period = (workload.now() // 900 + 2) * 900
+    placed = place_sell(cli, quantity_wh=2_000, price=100_000, period=period)
+    fill_and_settle(workload, chain_api.engine, placed["id"], 2_000)
+    catch_up(indexer)
+    assert "withdrawable 0.2 gUSD" in cli("energy", "balance").stdout
+
+    before = workload.c.token.functions.balanceOf(seller).call()
+    done = as_json(cli("energy", "withdraw", "--idempotency-key", "pay-1", "--json"))
+    assert done["amount"] == "200000"  # 2 kWh at 0.1 gUSD/kWh, all delivered
+    assert workload.c.token.functions.balanceOf(seller).call() == before + 200_000
+    assert cli("energy", "withdraw", "--idempotency-key", "pay-1").stdout.startswith(
+        f"withdrew 0.2 gUSD (tx {done['tx_hash']})"  # replayed, not sent again
+    )
+    again = cli("energy", "withdraw", code=1)
+    assert again.stderr.count("\n") == 1 and "(HTTP 409, nothing-to-withdraw)" in again.stderr

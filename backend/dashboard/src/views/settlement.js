@@ -1,5 +1,5 @@
 // Settlement: contracted vs metered vs delivered per trade, payouts, penalties, status.
-import { get, getMine, signedIn } from "../api.js";
+import { get, getMine, postMine, signedIn } from "../api.js";
 import { $, h, kwh, money, rows, short, status, time } from "../format.js";
 
 export async function refreshSettlement(me) {
@@ -20,6 +20,7 @@ export async function refreshSettlement(me) {
   if (mine.hidden) return;
   const [transfers, balance] = await Promise.all([getMine("/v1/energy/transfers?limit=50"), getMine("/v1/energy/balance")]);
   $("#my-balance").textContent = `Token balance ${money(balance.token_balance)} · in escrow ${money(balance.escrowed)} · withdrawable ${money(balance.withdrawable)}`;
+  setupWithdraw(me, Number(balance.withdrawable) > 0);
   const address = me.address?.toLowerCase();
   rows($("#my-transfers"), transfers.items, (t) => h("tr", {},
     h("td", {}, `#${t.id}`),
@@ -43,4 +44,29 @@ async function refreshReconciliations() {
     box.replaceChildren(error.status === 404 ? h("p", { class: "muted" }, "Reconciliation records are not available on this server.")
       : h("p", { class: "error" }, error.message));
   }
+}
+
+// Withdraw: the market pays by pull; custodial accounts withdraw through the API, which signs.
+function setupWithdraw(me, hasCredit) {
+  const button = $("#withdraw");
+  const message = $("#withdraw-message");
+  if (button.dataset.busy) return;
+  button.disabled = !hasCredit;
+  button.onclick = async () => {
+    button.dataset.busy = "1";
+    button.disabled = true;
+    message.textContent = "Withdrawing…";
+    try {
+      const done = await postMine("/v1/energy/withdrawals", undefined, crypto.randomUUID());
+      message.textContent = `Withdrew ${money(Number(done.amount))} to ${short(done.address)} (tx ${short(done.tx_hash)}).`;
+      await refreshSettlement(me);
+    } catch (error) {
+      message.textContent = error.problem?.type?.endsWith("/withdraw-from-wallet")
+        ? `Send withdraw() to ${error.problem.call.to} from your wallet (the API holds no key for it).`
+        : error.message;
+      button.disabled = false;
+    } finally {
+      delete button.dataset.busy;
+    }
+  };
 }

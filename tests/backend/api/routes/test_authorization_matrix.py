@@ -89,6 +89,7 @@ def test_every_route_by_every_role(chain_api):
 
     table = routes(client.app)
     assert len(table) >= 30
+    assert ("POST", "/v1/energy/withdrawals") in table  # any signed-in account; 401 anonymous
     outcomes = {}
     for method, path in table:
         url = re.sub(r"\{(\w+)\}", lambda m: PATH_SAMPLES[m.group(1)], path)

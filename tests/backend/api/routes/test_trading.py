@@ -8,6 +8,7 @@ from eth_account import Account as EthAccount
 from sqlmodel import Session, select
 
 from backend.chain.contracts import chain_for
+from backend.chain.transactions import send
 from backend.market.models import SignedOrder
 from indexer.outbox import OutboxPublisher, RedisStreamSink
 from tests.fixtures.api import SLOT, match, wallet_bid
@@ -266,6 +267,74 @@ def test_wallet_bid_cannot_exceed_balance_and_duplicate_is_conflict(market):
         ]
         == "cancelled"
     )
+
+
+def test_cancelling_a_partly_filled_wallet_bid_stops_the_matcher_filling_the_rest(market):
+    """The API cannot cancel a wallet order on chain: it withdraws the rest from matching and
+    the book (202 `withdrawn`) and hands the wallet its `cancelOrder` call."""
+    client, api, period = market["client"], market["api"], market["period"]
+    buyer, seller, book_params = (
+        market["buyer"],
+        market["seller"],
+        {"market_id": f"energy-{period}"},
+    )
+
+    def offer(quantity_wh: int) -> None:
+        terms = {"side": "sell", "delivery_start": period, "quantity_wh": quantity_wh}
+        placed = client.post("/v1/trading/orders", headers=seller, json={**terms, "price": 100_000})
+        assert placed.status_code == 202, placed.text
+
+    bid_hash, bid = wallet_bid(
+        client,
+        buyer,
+        market["wallet"],
+        side="buy",
+        delivery_start=period,
+        quantity_wh=3_000,
+        price=120_000,
+    )
+    assert bid.status_code == 202, bid.text
+    offer(1_000)
+    assert len(match(api)) == 1
+    catch_up(market["indexer"])
+    assert client.get(f"/v1/trading/orders/{bid_hash}", headers=buyer).json()["status"] == (
+        "partially_filled"
+    )
+
+    cancelled = client.delete(f"/v1/trading/orders/{bid_hash}", headers=buyer)
+    assert cancelled.status_code == 202, cancelled.text
+    body = cancelled.json()
+    assert body["status"] == "withdrawn" and body["tx_hash"] is None
+    chain = chain_for(api.settings)
+    call = body["cancel_on_chain"]
+    assert call["to"] == chain.market.address and call["relay"] == "/v1/chain/transactions"
+    assert call["function"].startswith("cancelOrder((address,uint8,")
+    function, args = chain.market.decode_function_input(call["data"])  # cancelOrder(this bid)
+    assert function.fn_name == "cancelOrder"
+    assert chain.market.functions.orderHash(args["order"]).call().hex() == bid_hash[2:]
+    assert "cancel_on_chain" in body["detail"]
+    assert client.delete(f"/v1/trading/orders/{bid_hash}", headers=buyer).json() == body
+
+    # a crossing offer: the matcher leaves the withdrawn rest alone; the book does not show it
+    offer(2_000)
+    assert match(api) == []
+    catch_up(market["indexer"])
+    book = client.get("/v1/trading/orderbook", params=book_params).json()
+    assert book["bids"] == [] and book["asks"] == [
+        {"price": 100_000, "quantity_wh": 2_000, "orders": 1}
+    ]
+    mine = client.get(f"/v1/trading/orders/{bid_hash}", headers=buyer).json()
+    assert (mine["status"], mine["filled_wh"], mine["remaining_wh"]) == ("withdrawn", 1_000, 0)
+
+    # the wallet sends the call; the indexer sees the cancel and the order is cancelled
+    send(api.devnet.w3, market["wallet"], {"to": call["to"], "data": call["data"]})
+    catch_up(market["indexer"])
+    assert chain.market.functions.isCancelled(bid_hash).call()
+    assert client.get(f"/v1/trading/orders/{bid_hash}", headers=buyer).json()["status"] == (
+        "cancelled"
+    )
+    again = client.delete(f"/v1/trading/orders/{bid_hash}", headers=buyer)
+    assert again.status_code == 409 and again.json()["type"].endswith("/order-not-cancellable")
 
 
 # ------------------------------------------------------------ intake checks on the fast path
