@@ -19,7 +19,7 @@ from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from backend.accounts.services import siwe_message
+from backend.accounts.siwe import siwe_message
 from backend.market import orders as eip712
 from bench._api import api_environment, serve
 from bench._wrk import run_wrk
@@ -65,7 +65,11 @@ def run() -> Iterator[dict[str, Any]]:
         with serve("backend.main:app", settings) as base:
             nonce = httpx.get(f"{base}/v1/auth/siwe/nonce").json()["nonce"]
             message = siwe_message(
-                settings, address=wallet.address, nonce=nonce, issued_at=datetime.now(UTC)
+                uri=base,
+                chain_id=settings.chain_id,
+                address=wallet.address,
+                nonce=nonce,
+                issued_at=datetime.now(UTC),
             )
             signature = EthAccount.sign_message(encode_defunct(text=message), wallet.key).signature
             tokens = httpx.post(

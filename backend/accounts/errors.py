@@ -23,6 +23,36 @@ class InvalidSiweMessage(Unauthenticated):
     title = "Sign-In with Ethereum message rejected"
 
 
+class SiweDomainMismatch(InvalidSiweMessage):
+    code = "siwe-domain-mismatch"
+    title = "The message's domain is not where this API is served"
+
+
+class SiweUriMismatch(InvalidSiweMessage):
+    code = "siwe-uri-mismatch"
+    title = "The message's URI is not on its domain"
+
+
+class SiweNotCurrent(InvalidSiweMessage):
+    code = "siwe-not-current"
+    title = "The message is stale, expired or not yet valid"
+
+
+class SiweChainMismatch(InvalidSiweMessage):
+    code = "siwe-chain-mismatch"
+    title = "The message is for another chain"
+
+
+class SiweNonceInvalid(InvalidSiweMessage):
+    code = "siwe-nonce-invalid"
+    title = "The nonce is unknown, used or expired"
+
+
+class SiweInvalidSignature(InvalidSiweMessage):
+    code = "invalid-signature"
+    title = "The signature is not the address's (its key, or its ERC-1271 contract)"
+
+
 class UnknownAccount(NotFound):
     code = "unknown-account"
     title = "No such account"

@@ -8,6 +8,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from backend.accounts.models import Role
+from backend.chain.signatures import SIGNATURE_MAX_LENGTH, SIGNATURE_PATTERN
 
 EMAIL = r"^[^@\s\x00-\x1f]{1,64}@[^@\s\x00-\x1f]{1,189}\.[A-Za-z]{2,}$"
 PRINTABLE = r"^[^\x00-\x1f\x7f]*$"  # no control characters (PostgreSQL text refuses NUL)
@@ -70,7 +71,9 @@ class SiweNonceResponse(BaseModel):
 
 class SiweVerifyRequest(BaseModel):
     message: str = Field(min_length=1, max_length=4096)
-    signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$")
+    signature: str = Field(  # 65 bytes from a key; any length from a contract wallet (ERC-1271)
+        pattern=SIGNATURE_PATTERN, max_length=SIGNATURE_MAX_LENGTH
+    )
 
 
 class AccountAdminView(AccountPublic):

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from eth_account import Account as EthAccount
-from eth_account.messages import encode_defunct
-from sqlmodel import Session, col, select
+from eth_account.messages import defunct_hash_message
+from eth_utils import to_checksum_address
+from sqlmodel import Session, col, select, update
 
+from backend.accounts import siwe
 from backend.accounts.custody import new_custodial_key
 from backend.accounts.errors import (
     EmailTaken,
     InvalidCredentials,
     InvalidRefreshToken,
     InvalidSiweMessage,
+    SiweInvalidSignature,
+    SiweNonceInvalid,
 )
 from backend.accounts.models import Account, ApiKey, RefreshToken, SiweNonce
 from backend.accounts.schemas import TokenPair
@@ -27,6 +29,7 @@ from backend.accounts.security import (
     new_api_key,
     verify_password,
 )
+from backend.chain.signatures import signed_by
 from backend.core.config import Settings
 from backend.core.errors import NotFound
 from backend.core.utc import utc_now
@@ -180,9 +183,6 @@ def revoke_api_key(session: Session, account: Account, key_id: uuid.UUID) -> Api
 
 # ------------------------------------------------------- Sign-In with Ethereum (EIP-4361)
 
-_SIWE_HEADER = re.compile(r"^(?P<domain>\S+) wants you to sign in with your Ethereum account:$")
-_SIWE_FIELDS = ("URI", "Version", "Chain ID", "Nonce", "Issued At", "Expiration Time", "Not Before")
-
 
 def new_siwe_nonce(session: Session, settings: Settings) -> SiweNonce:
     row = SiweNonce(
@@ -195,79 +195,44 @@ def new_siwe_nonce(session: Session, settings: Settings) -> SiweNonce:
     return row
 
 
-def parse_siwe_message(message: str) -> dict[str, str]:
-    lines = message.split("\n")
-    header = _SIWE_HEADER.match(lines[0]) if lines else None
-    if header is None or len(lines) < 2 or not re.fullmatch(r"0x[0-9a-fA-F]{40}", lines[1]):
-        raise InvalidSiweMessage("not an EIP-4361 message")
-    fields = {"domain": header["domain"], "address": lines[1]}
-    for line in lines[2:]:
-        name, sep, value = line.partition(": ")
-        if sep and name in _SIWE_FIELDS:
-            fields[name] = value
-    for required in ("URI", "Version", "Chain ID", "Nonce", "Issued At"):
-        if required not in fields:
-            raise InvalidSiweMessage(f"missing field {required!r}")
-    return fields
-
-
-def _siwe_time(value: str) -> datetime:
-    try:
-        return _aware(datetime.fromisoformat(value.replace("Z", "+00:00")))
-    except ValueError as exc:
-        raise InvalidSiweMessage(f"bad timestamp {value!r}") from exc
-
-
 def siwe_login(
-    session: Session, settings: Settings, *, message: str, signature: str
+    session: Session, settings: Settings, *, message: str, signature: str, host: str
 ) -> tuple[Account, TokenPair]:
-    """Verify a signed EIP-4361 message; the wallet account is created on first sign-in."""
-    fields = parse_siwe_message(message)
-    if fields["domain"] != settings.siwe_domain:
-        raise InvalidSiweMessage(f"domain must be {settings.siwe_domain}")
-    if fields["Version"] != "1" or fields["Chain ID"] != str(settings.chain_id):
-        raise InvalidSiweMessage(f"version must be 1 and chain id {settings.chain_id}")
+    """Verify a signed EIP-4361 message sent to `host` (the request's Host: domain, URI, time
+    and chain as `backend.accounts.siwe` checks them); the nonce is used once; the signature
+    is the address's key's, or — a contract wallet — one its ERC-1271 `isValidSignature`
+    accepts for the EIP-191 hash of the message. The wallet account is created on first
+    sign-in."""
+    fields = siwe.parse(message)
     now = utc_now()
-    if "Expiration Time" in fields and _siwe_time(fields["Expiration Time"]) <= now:
-        raise InvalidSiweMessage("message expired")
-    if "Not Before" in fields and _siwe_time(fields["Not Before"]) > now:
-        raise InvalidSiweMessage("message not yet valid")
-    if not re.fullmatch(r"[0-9a-zA-Z]{8,64}", fields["Nonce"]):
-        raise InvalidSiweMessage("nonce must be 8-64 alphanumeric characters")
-    nonce = session.get(SiweNonce, fields["Nonce"])
+    siwe.check(fields, settings, host=host, now=now)
+    nonce = session.get(SiweNonce, fields.nonce)
     if nonce is None or nonce.used_at is not None or _aware(nonce.expires_at) <= now:
-        raise InvalidSiweMessage("unknown, used or expired nonce")
-    try:
-        signer = EthAccount.recover_message(encode_defunct(text=message), signature=signature)
-    except Exception as exc:  # malformed signature bytes: eth_keys raises several types
-        raise InvalidSiweMessage("signature cannot be recovered") from exc
-    if signer.lower() != fields["address"].lower():
-        raise InvalidSiweMessage("signature is not from the address in the message")
-    nonce.used_at = now
-    session.add(nonce)
-    address = signer.lower()
-    account = session.exec(select(Account).where(Account.address == address)).first()
+        raise SiweNonceInvalid("unknown, used or expired nonce")
+    address = to_checksum_address(fields.address)
+    if not signed_by(
+        settings,
+        address,
+        digest=defunct_hash_message(text=message),
+        signature=bytes.fromhex(signature[2:]),
+    ):
+        raise SiweInvalidSignature(
+            f"the signature is not {address}'s (its key, or its ERC-1271 isValidSignature)"
+        )
+    used = session.exec(  # single use, also between concurrent sign-ins
+        update(SiweNonce)
+        .where(col(SiweNonce.nonce) == fields.nonce, col(SiweNonce.used_at).is_(None))
+        .values(used_at=now)
+    )
+    if used.rowcount != 1:
+        session.rollback()
+        raise SiweNonceInvalid("unknown, used or expired nonce")
+    account = session.exec(select(Account).where(Account.address == address.lower())).first()
     if account is None:
-        account = Account(kind="wallet", address=address)
+        account = Account(kind="wallet", address=address.lower())
         session.add(account)
     session.commit()
     session.refresh(account)
     if not account.active:
         raise InvalidSiweMessage("account is disabled")
     return account, issue_tokens(session, settings, account)
-
-
-def siwe_message(
-    settings: Settings,
-    *,
-    address: str,
-    nonce: str,
-    issued_at: datetime,
-    uri: str = "http://localhost",
-) -> str:
-    """An EIP-4361 message as a wallet would build it (used by clients and tests)."""
-    return (
-        f"{settings.siwe_domain} wants you to sign in with your Ethereum account:\n{address}\n\n"
-        f"Sign in to GridLedger\n\nURI: {uri}\nVersion: 1\nChain ID: {settings.chain_id}\n"
-        f"Nonce: {nonce}\nIssued At: {issued_at.strftime('%Y-%m-%dT%H:%M:%SZ')}"
-    )

@@ -81,11 +81,16 @@ def _abi_type(item: dict[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class ViewCall:
-    """A view function call encoded for `eth_call` (see `Chain.view` and `Chain.read`)."""
+    """A view function call encoded for `eth_call` (see `Chain.view` and `Chain.read`).
+
+    An `optional` call is a probe of an address that may not implement the function (an
+    ERC-1271 `isValidSignature` of an address that may have no code): a revert, an empty or an
+    undecodable answer reads as None instead of raising."""
 
     to: str
     data: str
     outputs: tuple[str, ...]
+    optional: bool = False
 
 
 @dataclass
@@ -221,21 +226,31 @@ class Chain:
         )
         if set(by_id) != set(range(len(batch))):
             raise ServiceUnavailable(f"chain RPC rejected the batch: {str(responses)[:160]}")
-        block, *results = (self._result(by_id[i]) for i in range(len(batch)))
+        block = self._result(by_id[0])
         if not isinstance(block, dict):
             raise ServiceUnavailable("chain RPC returned no latest block")
         now = int(block["timestamp"], 16)
         self._now_cache = (time.monotonic(), now)
-        values = []
-        for call, raw in zip(calls, results, strict=True):
-            try:
-                decoded = abi_decode(call.outputs, bytes.fromhex(raw[2:]))
-            except (DecodingError, ValueError) as exc:
-                raise ServiceUnavailable(
-                    f"{call.to} answered {raw[:20]!r}: is the deployment file current?"
-                ) from exc
-            values.append(decoded[0] if len(decoded) == 1 else decoded)
+        values = [self._value(call, by_id[i]) for i, call in enumerate(calls, 1)]
         return now, values
+
+    def _value(self, call: ViewCall, response: dict[str, Any]) -> Any:
+        """The decoded answer of one `read` call (one value, or a tuple of several)."""
+        try:
+            raw = self._result(response)
+        except ContractReverted:
+            if call.optional:
+                return None
+            raise
+        try:
+            decoded = abi_decode(call.outputs, bytes.fromhex(raw[2:]))
+        except (DecodingError, ValueError) as exc:
+            if call.optional:
+                return None
+            raise ServiceUnavailable(
+                f"{call.to} answered {raw[:20]!r}: is the deployment file current?"
+            ) from exc
+        return decoded[0] if len(decoded) == 1 else decoded
 
     def _result(self, response: dict[str, Any]) -> Any:
         error = response.get("error")

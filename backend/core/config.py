@@ -67,7 +67,10 @@ class Settings(BaseSettings):
     # API sessions and load: tokens, SIWE sign-in, rate limits, idempotency, workers, cache
     access_token_minutes: int = Field(default=15, ge=1, le=1440)
     refresh_token_days: int = Field(default=30, ge=1, le=365)
-    siwe_domain: str = "localhost"  # EIP-4361 domain the API accepts in signed messages
+    # EIP-4361 domains (host[:port] the pages are served from) sign-in accepts; empty: the
+    # request's Host (development; set the list in production and behind a proxy)
+    siwe_domains: list[str] = Field(default_factory=list)
+    siwe_issued_at_window_s: int = Field(default=300, ge=1)  # |now - Issued At| accepted
     siwe_nonce_ttl_s: int = Field(default=600, ge=30)
     rate_limit_per_minute: int = Field(default=600, ge=1)  # per account, fixed one-minute window
     idempotency_ttl_s: int = Field(default=86_400, ge=60)

@@ -4,6 +4,10 @@
 in one JSON-RPC batch), build the order from its terms (shape, period, gate closure, expiry),
 sign it (custodial) or check its nonce and signature (wallet), refuse a duplicate, check the
 maker's funds, then store it with its `order.placed` event.
+
+A wallet order's shape is checked before the chain read, and its signature is the maker's
+ECDSA signature or — a contract wallet (ERC-1271) — one the maker's `isValidSignature`
+accepts: that call joins the same batch, and only when the signature is not the maker's own.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from sqlmodel import Session, col, select
 from backend.accounts.custody import custodial_signer
 from backend.accounts.models import Account
 from backend.chain.contracts import Chain, ViewCall
+from backend.chain.signatures import ecdsa_signer, erc1271_accepts, is_valid_signature_call
 from backend.core.config import Settings
 from backend.market import order_events
 from backend.market import orders as eip712
@@ -41,6 +46,23 @@ def build_order(
     account: Account, terms: OrderTerms, *, now: int, nonce: int, salt: int
 ) -> eip712.Order:
     """The EIP-712 order for `terms`, checked for shape, period, gate closure and expiry."""
+    expiry = terms.expiry if terms.expiry is not None else default_expiry(terms, now=now)
+    order = order_from_terms(account, terms, nonce=nonce, salt=salt, expiry=expiry)
+    check_times(order, now=now)
+    return order
+
+
+def default_expiry(terms: OrderTerms, *, now: int) -> int:
+    """An hour from now; energy orders expire before their delivery starts."""
+    if PRODUCTS[terms.product] == eip712.ENERGY:
+        return min(now + DEFAULT_EXPIRY_S, terms.delivery_start - 1)
+    return now + DEFAULT_EXPIRY_S
+
+
+def order_from_terms(
+    account: Account, terms: OrderTerms, *, nonce: int, salt: int, expiry: int
+) -> eip712.Order:
+    """The EIP-712 order for `terms`, checked for shape and period (not against chain time)."""
     product = PRODUCTS[terms.product]
     if product == eip712.ENERGY:
         start, end = (
@@ -55,11 +77,6 @@ def build_order(
                 delivery_start=start,
                 delivery_end=end,
             )
-        if start <= now:
-            raise GateClosed(
-                f"delivery starts at {start}, chain time is {now}", delivery_start=start, now=now
-            )
-        default_expiry = min(now + DEFAULT_EXPIRY_S, start - 1)
         meter = (
             bytes.fromhex(terms.meter_id[2:])
             if terms.meter_id
@@ -71,11 +88,9 @@ def build_order(
             raise InvalidOrder(
                 "REC orders need asset_id (the certificate id) and no delivery period"
             )
-        default_expiry = now + DEFAULT_EXPIRY_S
         meter = NO_METER
-    expiry = terms.expiry if terms.expiry is not None else default_expiry
-    if expiry <= now:
-        raise OrderExpired(f"expiry {expiry} is not after chain time {now}", expiry=expiry, now=now)
+    if salt >= 2**256:
+        raise InvalidOrder("salt must fit in uint256")
     return eip712.Order(
         maker=to_checksum_address(account.address),
         side=SIDES[terms.side],
@@ -90,6 +105,20 @@ def build_order(
         nonce=nonce,
         salt=salt,
     )
+
+
+def check_times(order: eip712.Order, *, now: int) -> None:
+    """Gate closure (energy: delivery starts after chain time `now`) and expiry."""
+    if order.product == eip712.ENERGY and order.deliveryStart <= now:
+        raise GateClosed(
+            f"delivery starts at {order.deliveryStart}, chain time is {now}",
+            delivery_start=order.deliveryStart,
+            now=now,
+        )
+    if order.expiry <= now:
+        raise OrderExpired(
+            f"expiry {order.expiry} is not after chain time {now}", expiry=order.expiry, now=now
+        )
 
 
 def digest_hex(order: eip712.Order, chain: Chain) -> str:
@@ -116,6 +145,7 @@ class ChainState:
     now: int  # chain time
     nonce: int  # the maker's current nonce
     funds: list[Any]  # the values of `funds_reads`, in order
+    erc1271: Any = None  # the maker's answer to the `probe` read with them, if any
 
 
 def funds_reads(
@@ -137,8 +167,11 @@ def funds_reads(
     return []
 
 
-def read_chain_state(chain: Chain, maker: str, request: OrderTerms) -> ChainState:
-    """Chain time, the maker's nonce and its funds: one JSON-RPC batch (`Chain.read`)."""
+def read_chain_state(
+    chain: Chain, maker: str, request: OrderTerms, probe: ViewCall | None = None
+) -> ChainState:
+    """Chain time, the maker's nonce and its funds (and the answer to `probe`, the maker's
+    ERC-1271 `isValidSignature` call, when given): one JSON-RPC batch (`Chain.read`)."""
     now, (nonce, *funds) = chain.read(
         chain.view(chain.market, "nonces", maker),
         *funds_reads(
@@ -148,8 +181,11 @@ def read_chain_state(chain: Chain, maker: str, request: OrderTerms) -> ChainStat
             product=PRODUCTS[request.product],
             asset_id=request.asset_id,
         ),
+        *([probe] if probe else []),
     )
-    return ChainState(now=now, nonce=nonce, funds=funds)
+    if probe is None:
+        return ChainState(now=now, nonce=nonce, funds=funds)
+    return ChainState(now=now, nonce=nonce, funds=funds[:-1], erc1271=funds[-1])
 
 
 # ------------------------------------------------------------------ terms and signature
@@ -168,11 +204,9 @@ def sign_custodial(
     return order, eip712.sign_order(order, signer.key, chain.chain_id, chain.market.address)
 
 
-def verify_wallet_signature(
-    chain: Chain, account: Account, request: OrderCreate, state: ChainState
-) -> tuple[eip712.Order, bytes]:
-    """The order from its terms, nonce and salt, with the wallet's signature once it is checked
-    to be current (nonce) and the maker's."""
+def wallet_order(account: Account, request: OrderCreate) -> tuple[eip712.Order, bytes]:
+    """The order a wallet signed (its terms, nonce, salt and expiry) and the signature, checked
+    for shape before anything is read from the chain."""
     if (
         not request.signature
         or request.nonce is None
@@ -180,23 +214,24 @@ def verify_wallet_signature(
         or request.expiry is None
     ):
         raise InvalidOrder("wallet orders need nonce, salt, expiry and signature")
-    order = build_order(
-        account, request, now=state.now, nonce=request.nonce, salt=int(request.salt)
+    order = order_from_terms(
+        account, request, nonce=request.nonce, salt=int(request.salt), expiry=request.expiry
     )
+    return order, bytes.fromhex(request.signature[2:])
+
+
+def check_wallet_order(order: eip712.Order, state: ChainState, *, signer: str | None) -> None:
+    """A wallet order is open at chain time, carries the maker's current nonce, and is signed by
+    the maker: `signer` (the ECDSA signer of its digest, checksummed) is the maker, or the
+    maker's ERC-1271 `isValidSignature` accepted the signature (`state.erc1271`)."""
+    check_times(order, now=state.now)
     if order.nonce != state.nonce:
         raise InvalidOrder(f"nonce {order.nonce} is stale; the maker's nonce is {state.nonce}")
-    if order.salt >= 2**256:
-        raise InvalidOrder("salt must fit in uint256")
-    signature = bytes.fromhex(request.signature[2:])
-    try:
-        recovered = eip712.recover_maker(order, signature, chain.chain_id, chain.market.address)
-    except Exception as exc:  # malformed r/s/v: eth_keys raises several types
-        raise InvalidSignature("signature cannot be recovered") from exc
-    if recovered.lower() != account.address.lower():
+    if signer != order.maker and not erc1271_accepts(state.erc1271):
         raise InvalidSignature(
-            f"signed by {recovered}, expected {to_checksum_address(account.address)}"
+            f"signed by {signer or 'no recoverable key'}, expected {order.maker} "
+            "(its key, or a signature its ERC-1271 isValidSignature accepts)"
         )
-    return order, signature
 
 
 # ----------------------------------------------------------------------------- funds
@@ -302,12 +337,20 @@ def place_order(
     session: Session, settings: Settings, chain: Chain, account: Account, request: OrderCreate
 ) -> SignedOrder:
     """Validate against chain state, sign (custodial) or verify (wallet), then store."""
-    state = read_chain_state(chain, to_checksum_address(account.address), request)
+    maker = to_checksum_address(account.address)
     if account.kind == "custodial":
+        state = read_chain_state(chain, maker, request)
         order, signature = sign_custodial(settings, chain, account, request, state)
+        digest = eip712.order_digest(order, chain.chain_id, chain.market.address)
     else:
-        order, signature = verify_wallet_signature(chain, account, request, state)
-    digest = digest_hex(order, chain)
-    check_not_stored(session, digest)
+        # the maker's own key signed, or (a contract wallet) ask it in the same chain read
+        order, signature = wallet_order(account, request)
+        digest = eip712.order_digest(order, chain.chain_id, chain.market.address)
+        signer = ecdsa_signer(digest, signature)
+        probe = None if signer == maker else is_valid_signature_call(maker, digest, signature)
+        state = read_chain_state(chain, maker, request, probe)
+        check_wallet_order(order, state, signer=signer)
+    order_id = "0x" + digest.hex()
+    check_not_stored(session, order_id)
     check_funds(session, order, state.funds)
-    return store(session, settings, account, order, digest=digest, signature=signature)
+    return store(session, settings, account, order, digest=order_id, signature=signature)

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from eth_utils import to_checksum_address
-from sqlalchemy import BigInteger, Column, Index
+from sqlalchemy import BigInteger, Column, Index, Text
 from sqlmodel import Field, SQLModel
 
 from backend.core.utc import utc_now
@@ -64,7 +64,7 @@ class SignedOrder(SQLModel, table=True):
     expiry: int = Field(sa_column=Column(BigInteger, nullable=False))
     nonce: int = Field(sa_column=Column(BigInteger, nullable=False))
     salt: str = Field(max_length=80)
-    signature: str = Field(max_length=140)
+    signature: str = Field(sa_column=Column(Text, nullable=False))  # any length (ERC-1271)
     matched_wh: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
     status: str = Field(default=OrderStatus.OPEN, max_length=12)  # OrderStatus
     cancel_tx: str | None = Field(default=None, max_length=66)

@@ -8,6 +8,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
+from backend.chain.signatures import SIGNATURE_MAX_LENGTH, SIGNATURE_PATTERN
 from backend.chain.wallet_calls import WalletCall
 from backend.market.models import OrderStatus
 
@@ -48,7 +49,9 @@ class OrderCreate(OrderTerms):
 
     nonce: int | None = Field(default=None, ge=0, le=U63)
     salt: str | None = Field(default=None, pattern=r"^[0-9]{1,78}$")
-    signature: str | None = Field(default=None, pattern=r"^0x[0-9a-fA-F]{130}$")
+    signature: str | None = Field(  # 65 bytes from a key; any length from a contract wallet
+        default=None, pattern=SIGNATURE_PATTERN, max_length=SIGNATURE_MAX_LENGTH
+    )
 
 
 class OrderPublic(BaseModel):

@@ -12,7 +12,7 @@ from eth_account import Account as EthAccount
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
-from backend.accounts.services import siwe_message
+from backend.accounts.siwe import siwe_message
 from backend.core.config import Settings
 from backend.core.errors import GridLedgerError
 
@@ -67,7 +67,11 @@ class Participant:
         else:
             nonce = self._checked("GET", "/v1/auth/siwe/nonce")["nonce"]
             message = siwe_message(
-                self.settings, address=self.wallet.address, nonce=nonce, issued_at=datetime.now(UTC)
+                uri=str(self.http.base_url),
+                chain_id=self.settings.chain_id,
+                address=self.wallet.address,
+                nonce=nonce,
+                issued_at=datetime.now(UTC),
             )
             signature = EthAccount.sign_message(
                 encode_defunct(text=message), self.wallet.key

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 
-from backend.accounts import services
+from backend.accounts import services, siwe
 from backend.accounts.models import Account
 from backend.accounts.schemas import (
     AccountPublic,
@@ -61,21 +61,33 @@ def logout(body: RefreshRequest, session: SessionDep) -> None:
 
 
 @router.get("/siwe/nonce", response_model=SiweNonceResponse)
-def siwe_nonce(session: SessionDep, settings: SettingsDep) -> SiweNonceResponse:
+def siwe_nonce(request: Request, session: SessionDep, settings: SettingsDep) -> SiweNonceResponse:
+    """A single-use nonce, and the domain and chain id the message must name."""
     row = services.new_siwe_nonce(session, settings)
+    host = request.headers.get("host", "")
+    domains = siwe.accepted_domains(settings, host=host)
     return SiweNonceResponse(
         nonce=row.nonce,
-        domain=settings.siwe_domain,
+        domain=host if host in domains else (domains[0] if domains else host),
         chain_id=settings.chain_id,
         expires_at=row.expires_at,
     )
 
 
 @router.post("/siwe/verify", response_model=TokenPair)
-def siwe_verify(body: SiweVerifyRequest, session: SessionDep, settings: SettingsDep) -> TokenPair:
-    """Sign-In with Ethereum: a signed EIP-4361 message with a nonce from `/siwe/nonce`."""
+def siwe_verify(
+    body: SiweVerifyRequest, request: Request, session: SessionDep, settings: SettingsDep
+) -> TokenPair:
+    """Sign-In with Ethereum: an EIP-4361 message with a nonce from `/siwe/nonce`, for the
+    domain the API is served on (`GRIDLEDGER_SIWE_DOMAINS`, else this request's Host), its
+    URI on that domain, issued within `GRIDLEDGER_SIWE_ISSUED_AT_WINDOW_S`, for this chain;
+    signed by the address's key or accepted by its ERC-1271 `isValidSignature`."""
     _, tokens = services.siwe_login(
-        session, settings, message=body.message, signature=body.signature
+        session,
+        settings,
+        message=body.message,
+        signature=body.signature,
+        host=request.headers.get("host", ""),
     )
     return tokens
 

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
-from eth_account import Account as EthAccount
-from eth_account.messages import encode_defunct
 
-from backend.accounts.services import siwe_message
 from backend.chain.transactions import send
-from tests.fixtures.api import SLOT, register_and_login
+from tests.fixtures.api import SLOT, register_and_login, siwe_sign_in
 
 
 @pytest.fixture
@@ -26,16 +21,7 @@ def market(chain_api):
         {"to": devnet.w3.to_checksum_address(seller_address), "value": 10**18, "gas": 21_000},
     )
     wallet = devnet.workload.people[1]
-    nonce = client.get("/v1/auth/siwe/nonce").json()["nonce"]
-    message = siwe_message(
-        api.settings, address=wallet.address, nonce=nonce, issued_at=datetime.now(UTC)
-    )
-    signature = EthAccount.sign_message(encode_defunct(text=message), wallet.key).signature
-    tokens = client.post(
-        "/v1/auth/siwe/verify",
-        json={"message": message, "signature": "0x" + bytes(signature).hex()},
-    )
-    buyer = {"Authorization": f"Bearer {tokens.json()['access_token']}"}
+    buyer = siwe_sign_in(client, wallet, chain_id=api.settings.chain_id)
     indexer = api.indexer()
     return {
         "api": api,

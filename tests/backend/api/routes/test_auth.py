@@ -1,19 +1,16 @@
-"""Accounts and auth through the API: register/login/refresh/logout, API keys, custody, SIWE."""
+"""Accounts and auth through the API: register/login/refresh/logout, API keys, custody (SIWE:
+`test_auth_siwe.py`)."""
 
 from __future__ import annotations
 
 import logging
 import uuid
-from datetime import UTC, datetime
 
 import pytest
-from eth_account import Account as EthAccount
-from eth_account.messages import encode_defunct
 from sqlmodel import select
 
 from backend.accounts.custody import custodial_signer, encrypt_key
 from backend.accounts.models import Account
-from backend.accounts.services import siwe_message
 from backend.core.config import Settings
 from backend.core.errors import ConfigurationError
 from tests.fixtures.api import register_and_login
@@ -112,54 +109,6 @@ def test_other_accounts_key_cannot_be_revoked(client):
     other = register_and_login(client, "h@example.org")
     key_id = client.post("/v1/auth/api-keys", json={"name": "k"}, headers=owner).json()["id"]
     assert client.delete(f"/v1/auth/api-keys/{key_id}", headers=other).status_code == 404
-
-
-def _siwe(client, api_settings, wallet, nonce=None, **changes):
-    nonce = nonce or client.get("/v1/auth/siwe/nonce").json()["nonce"]
-    message = siwe_message(
-        api_settings, address=wallet.address, nonce=nonce, issued_at=datetime.now(UTC)
-    )
-    for old, new in changes.items():
-        message = message.replace(old, new)
-    signature = EthAccount.sign_message(encode_defunct(text=message), wallet.key).signature
-    return client.post(
-        "/v1/auth/siwe/verify",
-        json={"message": message, "signature": "0x" + bytes(signature).hex()},
-    )
-
-
-def test_sign_in_with_ethereum_creates_wallet_account(client, api_settings):
-    wallet = EthAccount.create()
-    reply = _siwe(client, api_settings, wallet)
-    assert reply.status_code == 200
-    me = client.get(
-        "/v1/auth/me", headers={"Authorization": f"Bearer {reply.json()['access_token']}"}
-    ).json()
-    assert me["kind"] == "wallet" and me["address"] == wallet.address.lower()
-
-
-def test_siwe_nonce_is_single_use_and_domain_checked(client, api_settings):
-    wallet = EthAccount.create()
-    nonce = client.get("/v1/auth/siwe/nonce").json()["nonce"]
-    assert _siwe(client, api_settings, wallet, nonce).status_code == 200
-    replay = _siwe(client, api_settings, wallet, nonce)
-    assert replay.status_code == 401 and replay.json()["type"].endswith("/siwe-invalid")
-    phishing = _siwe(client, api_settings, wallet, **{"localhost wants": "evil.example wants"})
-    assert phishing.status_code == 401 and "domain" in phishing.json()["detail"]
-
-
-def test_siwe_signature_from_another_key_is_refused(client, api_settings):
-    wallet, thief = EthAccount.create(), EthAccount.create()
-    nonce = client.get("/v1/auth/siwe/nonce").json()["nonce"]
-    message = siwe_message(
-        api_settings, address=wallet.address, nonce=nonce, issued_at=datetime.now(UTC)
-    )
-    signature = EthAccount.sign_message(encode_defunct(text=message), thief.key).signature
-    reply = client.post(
-        "/v1/auth/siwe/verify",
-        json={"message": message, "signature": "0x" + bytes(signature).hex()},
-    )
-    assert reply.status_code == 401
 
 
 def test_settings_refuse_dev_master_key_outside_development(tmp_path):

@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
-from eth_account import Account as EthAccount
-from eth_account.messages import encode_defunct
 
-from backend.accounts.services import siwe_message
+from tests.fixtures.api import siwe_sign_in
 
 
 @pytest.fixture
 def wallet_session(chain_api):
     client, devnet = chain_api.client, chain_api.devnet
     wallet = devnet.workload.people[1]
-    nonce = client.get("/v1/auth/siwe/nonce").json()["nonce"]
-    message = siwe_message(
-        chain_api.settings, address=wallet.address, nonce=nonce, issued_at=datetime.now(UTC)
+    return (
+        client,
+        devnet,
+        wallet,
+        siwe_sign_in(client, wallet, chain_id=chain_api.settings.chain_id),
     )
-    signature = EthAccount.sign_message(encode_defunct(text=message), wallet.key).signature
-    tokens = client.post(
-        "/v1/auth/siwe/verify",
-        json={"message": message, "signature": "0x" + bytes(signature).hex()},
-    )
-    return client, devnet, wallet, {"Authorization": f"Bearer {tokens.json()['access_token']}"}
 
 
 def signed(devnet, account, call=None, to=None, chain_id=None) -> str:
