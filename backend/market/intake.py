@@ -37,6 +37,12 @@ DEFAULT_EXPIRY_S = 3600
 NO_METER = b"\0" * 32
 
 
+def fresh_salt() -> int:
+    """A random uint256 salt of 64 bits with the top one set: always above 2^53, so a client
+    that parses the typed-data document lossily fails on its first order, not one in 2048."""
+    return secrets.randbits(63) | 1 << 63
+
+
 def build_order(
     account: Account, terms: OrderTerms, *, now: int, nonce: int, salt: int
 ) -> eip712.Order:
@@ -102,7 +108,7 @@ def typed_data_for(account: Account, terms: OrderTerms, chain: Chain) -> tuple[d
     now, (nonce,) = chain.read(
         chain.view(chain.market, "nonces", to_checksum_address(account.address))
     )
-    order = build_order(account, terms, now=now, nonce=nonce, salt=secrets.randbits(64))
+    order = build_order(account, terms, now=now, nonce=nonce, salt=fresh_salt())
     return eip712.typed_data(order, chain.chain_id, chain.market.address), digest_hex(order, chain)
 
 
@@ -161,9 +167,7 @@ def sign_custodial(
     """The order from its terms, signed with the account's custodial key."""
     if request.signature or request.nonce is not None or request.salt is not None:
         raise InvalidOrder("custodial accounts send only the order terms; the API signs")
-    order = build_order(
-        account, request, now=state.now, nonce=state.nonce, salt=secrets.randbits(64)
-    )
+    order = build_order(account, request, now=state.now, nonce=state.nonce, salt=fresh_salt())
     signer = custodial_signer(account.encrypted_key or "", account.id, settings)
     return order, eip712.sign_order(order, signer.key, chain.chain_id, chain.market.address)
 
@@ -180,13 +184,9 @@ def verify_wallet_signature(
         or request.expiry is None
     ):
         raise InvalidOrder("wallet orders need nonce, salt, expiry and signature")
-    order = build_order(
-        account, request, now=state.now, nonce=request.nonce, salt=int(request.salt)
-    )
+    order = build_order(account, request, now=state.now, nonce=request.nonce, salt=request.salt)
     if order.nonce != state.nonce:
         raise InvalidOrder(f"nonce {order.nonce} is stale; the maker's nonce is {state.nonce}")
-    if order.salt >= 2**256:
-        raise InvalidOrder("salt must fit in uint256")
     signature = bytes.fromhex(request.signature[2:])
     try:
         recovered = eip712.recover_maker(order, signature, chain.chain_id, chain.market.address)
