@@ -96,7 +96,7 @@ def level_states(
 
 
 def _levels(levels: list[PriceLevel]) -> list[Message]:
-    return [level.model_dump() for level in levels]
+    return [level.model_dump(mode="json") for level in levels]
 
 
 class BookFeed:

@@ -246,8 +246,8 @@ def check_funds(session: Session, order: eip712.Order, funds: list[Any]) -> None
             raise InsufficientFunds(
                 f"offers need {needed} Wh of certificate {order.assetId}; held {held}, "
                 f"market approved: {approved}",
-                needed=needed,
-                held=held,
+                needed=str(needed),
+                held=str(held),
             )
     if order.product == eip712.ENERGY and order.meterId == NO_METER:
         raise InvalidOrder("energy orders need a meter id")

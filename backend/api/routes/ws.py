@@ -53,7 +53,7 @@ def route_message(session: Session, topic: str, payload: Json) -> list[tuple[str
         trade = session.get(Trade, payload["trade_id"])
         body = {"event": topic, **payload}
         if trade is not None:
-            body["trade"] = public_trade(trade).model_dump()
+            body["trade"] = public_trade(trade).model_dump(mode="json")
         if topic == "trade.created":
             routed = [("trades", body)]
             if trade is not None:

@@ -1,7 +1,7 @@
 // REC registry: totals, certificates issued per hour, claims with their proofs, my devices and holdings.
 import { get, getMine, signedIn } from "../api.js";
 import { COLORS, draw } from "../charts.js";
-import { $, h, hhmm, kwh, rows, short, time } from "../format.js";
+import { $, approx, h, hhmm, kwh, rows, short, time } from "../format.js";
 
 const proofs = new Map(); // claim id → proof (immutable once indexed)
 
@@ -37,7 +37,7 @@ export async function refreshRecs(summary, me) {
       labels: hours.map((x) => `${time(x.hour).slice(5, 10)} ${hhmm(x.hour)}`),
       datasets: [
         { type: "bar", label: "Certificates", data: hours.map((x) => x.certificates), backgroundColor: COLORS.green, yAxisID: "count" },
-        { type: "line", label: "kWh", data: hours.map((x) => x.volume_wh / 1000), borderColor: COLORS.amber, backgroundColor: COLORS.amber, yAxisID: "kwh" },
+        { type: "line", label: "kWh", data: hours.map((x) => approx(x.volume_wh, 3)), borderColor: COLORS.amber, backgroundColor: COLORS.amber, yAxisID: "kwh" },
       ],
     },
     options: { scales: { count: { position: "left", beginAtZero: true, ticks: { precision: 0 } },

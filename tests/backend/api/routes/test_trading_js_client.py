@@ -51,7 +51,9 @@ def test_order_signed_in_javascript_is_accepted_and_filled(market, signer):
     terms = {"side": "buy", "delivery_start": period, "quantity_wh": 4_000, "price": 95_000}
     token = market["buyer"]["Authorization"].removeprefix("Bearer ")
     with serve(client.app) as base_url:
-        placed = node_sign_and_post(base_url, token, "0x" + bytes(market["wallet"].key).hex(), signer, terms)
+        placed = node_sign_and_post(
+            base_url, token, "0x" + bytes(market["wallet"].key).hex(), signer, terms
+        )
 
     message = placed["typed_data"]["message"]
     assert int(message["salt"]) > JS_SAFE  # the case a JSON number cannot carry
