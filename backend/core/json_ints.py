@@ -46,11 +46,13 @@ _DECIMAL = {"type": "string", "pattern": r"^-?[0-9]{1,78}$"}  # differences may 
 
 
 def _either(description: str, maximum: int) -> dict[str, Any]:
+    """The request form: a number or a decimal string. The number's `maximum` is stated only
+    where a double holds it exactly (OpenAPI tools read it as one); the field's `le` bounds it."""
+    number: dict[str, Any] = {"type": "integer", "minimum": 0}
+    if maximum <= MAX_SAFE_INTEGER:
+        number["maximum"] = maximum
     return {
-        "anyOf": [
-            {"type": "integer", "minimum": 0, "maximum": maximum},
-            {"type": "string", "pattern": rf"^[0-9]{{1,{len(str(maximum))}}}$"},
-        ],
+        "anyOf": [number, {"type": "string", "pattern": rf"^[0-9]{{1,{len(str(maximum))}}}$"}],
         "description": description,
     }
 

@@ -110,10 +110,12 @@ class Order:
 
 
 def domain(chain_id: int, verifying_contract: str) -> dict[str, Any]:
+    """The EIP-712 domain. `chainId` is a JSON number as wallets compare it with
+    `eth_chainId` (every real chain id is below 2^53, EIP-2294); a larger one is a string."""
     return {
         "name": DOMAIN_NAME,
         "version": DOMAIN_VERSION,
-        "chainId": chain_id,
+        "chainId": chain_id if chain_id < 2**JS_SAFE_BITS else str(chain_id),
         "verifyingContract": to_checksum_address(verifying_contract),
     }
 

@@ -159,7 +159,9 @@ def test_account_orders_recs_and_settlement_through_the_cli(cli, chain_api):
     catch_up(indexer)
     claim_id = retired["poll"].split("/")[-2]
     proof = as_json(cli("recs", "proof", claim_id, "--json"))
-    assert proof["tx_hash"] == retired["tx_hash"] and proof["amount_wh"] == "500"  # the API's JSON: amounts as strings
+    assert (
+        proof["tx_hash"] == retired["tx_hash"] and proof["amount_wh"] == "500"
+    )  # the API's JSON: amounts as strings
     assert (
         proof["consumption_start"] == hour and proof["consumption_end"] == hour + 3600
     )  # the cert's period

@@ -60,9 +60,8 @@ def test_public_views_aggregate_trades_settlements_certificates_and_claims(chain
         str(delivered),
         str(delivered),
     )
-    assert (
-        int(done["penalty"]) > 0
-        and int(done["payout"]) + int(done["refund"]) == int(done["payment"])
+    assert int(done["penalty"]) > 0 and int(done["payout"]) + int(done["refund"]) == int(
+        done["payment"]
     )  # penalty goes to the buyer
     assert done["settled_tx"].startswith("0x")
     assert rows[open_id]["status"] == "awaiting_settlement" and rows[open_id]["metered_wh"] is None

@@ -8,34 +8,24 @@ is rounded by `JSON.parse` and the signature recovers to a stranger (`invalid-si
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-from pathlib import Path
 
 import pytest
+from eth_account import Account as EthAccount
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlmodel import Session, select
 
+from backend.chain.contracts import chain_for
+from backend.market import orders as eip712
 from backend.market.models import SignedOrder
 from tests.fixtures.api import match
 from tests.fixtures.indexing import catch_up
+from tests.fixtures.javascript import JS_SAFE, js_parse, json_numbers, run_node
 from tests.fixtures.server import serve
-
-SCRIPT = Path(__file__).resolve().parents[3] / "fixtures" / "sign_order.mjs"
-JS_SAFE = 2**53 - 1
 
 
 def node_sign_and_post(base_url: str, token: str, key: str, signer: str, terms: dict) -> dict:
-    node = shutil.which("node")
-    assert node, "node is needed for the JavaScript client"
-    done = subprocess.run(
-        [node, str(SCRIPT), base_url, token, key, signer, json.dumps(terms)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    return json.loads(run_node("sign_order.mjs", base_url, token, key, signer, json.dumps(terms)))
 
 
 @pytest.mark.parametrize("signer", ["eth-sig-util", "viem"])
@@ -72,3 +62,71 @@ def test_order_signed_in_javascript_is_accepted_and_filled(market, signer):
     catch_up(market["indexer"])
     filled = client.get(f"/v1/trading/orders/{placed['order_hash']}", headers=market["buyer"])
     assert filled.json()["status"] == "filled" and filled.json()["filled_wh"] == "4000"
+
+
+@settings(
+    max_examples=4,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    quantity_wh=st.integers(min_value=1, max_value=20_000),
+    price=st.integers(min_value=1_000, max_value=10**6),
+    expiry_in=st.integers(min_value=60, max_value=1_500),
+)
+def test_random_bids_survive_javascript_parsing_verify_and_fill_on_chain(
+    market, quantity_wh, price, expiry_in
+):
+    """For random bids: the served document as `JSON.parse` reads it is the document (every
+    number within 2^53, bigger values strings), a signature over it verifies in Python and
+    the API, and the bid fills on chain against a crossing custodial offer."""
+    client, api, period = market["client"], market["api"], market["period"]
+    wallet, buyer = market["wallet"], market["buyer"]
+    now = api.devnet.workload.now()
+    terms = {
+        "side": "buy",
+        "delivery_start": period,
+        "quantity_wh": quantity_wh,
+        "price": price,
+        "expiry": min(now + expiry_in, period - 1),
+    }
+    served = client.get("/v1/trading/order-typed-data", params=terms, headers=buyer)
+    assert served.status_code == 200, served.text
+    as_js = js_parse(served.text)
+    assert as_js == served.json()
+    assert all(abs(n) <= JS_SAFE for n in json_numbers(as_js))
+    document = as_js["typed_data"]
+    signature = bytes(EthAccount.sign_typed_data(wallet.key, full_message=document).signature)
+    message = document["message"]
+    order = eip712.Order(
+        **{
+            **message,
+            "meterId": bytes.fromhex(message["meterId"][2:]),
+            **{
+                field["name"]: int(message[field["name"]])
+                for field in eip712.ORDER_FIELDS
+                if field["type"].startswith("uint")
+            },
+        }
+    )
+    chain = chain_for(api.settings)
+    assert eip712.recover_maker(order, signature, chain.chain_id, chain.market.address) == (
+        wallet.address
+    )
+    body = {
+        **terms,
+        **{k: message[k] for k in ("nonce", "salt", "expiry")},
+        "signature": "0x" + signature.hex(),
+    }
+    placed = client.post("/v1/trading/orders", headers=buyer, json=body)
+    assert placed.status_code == 202, placed.text
+    offer = client.post(
+        "/v1/trading/orders",
+        headers=market["seller"],
+        json={"side": "sell", "delivery_start": period, "quantity_wh": quantity_wh, "price": 1},
+    )
+    assert offer.status_code == 202, offer.text
+    assert len(match(api)) >= 1
+    catch_up(market["indexer"])
+    filled = client.get(f"/v1/trading/orders/{placed.json()['id']}", headers=buyer).json()
+    assert filled["status"] == "filled" and filled["filled_wh"] == str(quantity_wh)
