@@ -6,7 +6,8 @@ field by what bounds it:
 
 - `AmountStr` (and `Uint256Str`): a value whose on-chain type is a uint64/uint128/uint256 that
   nothing keeps small — token base units (prices, payments, balances, escrow, payouts), Wh
-  quantities of orders, trades, certificates and claims (and their sums), salts. A decimal
+  quantities of orders, trades, certificates and claims (and their sums), salts, and the
+  uint64 values a device's registrant sets on chain (capacity, commissioning time). A decimal
   string in every response; a request may send a string or a number.
 - `SafeInt`: unix seconds, counters minted one at a time (nonces, trade, device, certificate
   and claim ids, sequence and block numbers), counts, chain ids, meter readings and
@@ -78,6 +79,10 @@ Uint256Str = Annotated[
     WithJsonSchema(_either(_AMOUNT_DOC, U256), mode="validation"),
 ]
 """A uint256 value (a salt): a decimal string on the wire. Bound it with `Field(le=U256)`."""
+
+Uint64Str = AmountStr
+"""A uint64 that is not an amount but that anybody may set on chain without bounds (a device's
+commissioning time, registered by its owner): a decimal string on the wire, like amounts."""
 
 SafeInt = Annotated[
     int,

@@ -29,7 +29,7 @@ class MarketSummary(BaseModel):
 
 class RegistrySummary(BaseModel):
     devices: dict[str, int]  # by status
-    capacity_w: int  # of approved devices
+    capacity_w: AmountStr  # of approved devices (uint64 each on chain)
     certificates: int
     issued_wh: AmountStr
     claimed_wh: AmountStr

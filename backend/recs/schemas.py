@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from backend.core.json_ints import MAX_SAFE_INTEGER, U63, AmountStr, SafeInt
+from backend.core.json_ints import MAX_SAFE_INTEGER, U63, AmountStr, SafeInt, Uint64Str
 
 ADDRESS = r"^0x[0-9a-fA-F]{40}$"
 
@@ -13,7 +13,7 @@ class DeviceCreate(BaseModel):
     technology: str = Field(
         min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_\-]+$"
     )  # e.g. SOLAR_PV
-    capacity_w: SafeInt = Field(ge=1, le=MAX_SAFE_INTEGER)
+    capacity_w: AmountStr = Field(ge=1, le=U63)
     grid_area: str = Field(
         min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_\-]+$"
     )  # e.g. DE-50HZ
@@ -27,9 +27,9 @@ class DevicePublic(BaseModel):
     device_id: int
     owner: str
     technology: str
-    capacity_w: int
+    capacity_w: AmountStr  # uint64 on chain, set by whoever registers the device
     grid_area: str
-    commissioned_at: int
+    commissioned_at: Uint64Str
     meter_id: str
     status: str
 
