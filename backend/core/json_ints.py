@@ -66,18 +66,12 @@ AmountStr = Annotated[
     BeforeValidator(parse_uint),
     PlainSerializer(str, return_type=str, when_used="json"),
     WithJsonSchema({**_DECIMAL, "description": _AMOUNT_DOC}, mode="serialization"),
-    WithJsonSchema(_either(_AMOUNT_DOC, U63), mode="validation"),
-]
-"""A token amount or Wh quantity: a decimal string on the wire. Bound it with
-`Field(ge=..., le=U63)` in requests (the database stores BIGINT)."""
-
-Uint256Str = Annotated[
-    int,
-    BeforeValidator(parse_uint),
-    PlainSerializer(str, return_type=str, when_used="json"),
-    WithJsonSchema({**_DECIMAL, "description": _AMOUNT_DOC}, mode="serialization"),
     WithJsonSchema(_either(_AMOUNT_DOC, U256), mode="validation"),
 ]
+"""A token amount or Wh quantity: a decimal string on the wire. Bound it in requests with
+`Field(ge=..., le=U63)` (the database stores BIGINT)."""
+
+Uint256Str = AmountStr
 """A uint256 value (a salt): a decimal string on the wire. Bound it with `Field(le=U256)`."""
 
 Uint64Str = AmountStr
