@@ -8,6 +8,7 @@ line on stderr (the RFC 9457 problem's title, detail, status and type) and exit 
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -93,12 +94,19 @@ def out(data: object, summary: str | list[str], as_json: bool) -> None:
         typer.echo("\n".join(summary) if isinstance(summary, list) else summary)
 
 
-def kwh(wh: float | None) -> str:
-    return "–" if wh is None else f"{wh / 1000:g} kWh"
+def scaled(value: int | str, decimals: int) -> str:
+    """An amount (the API sends them as decimal strings, backend.core.json_ints) divided by
+    10^decimals exactly, without trailing zeros."""
+    text = f"{Decimal(int(value)).scaleb(-decimals):f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def gusd(units: float | None) -> str:
-    return "–" if units is None else f"{units / 1e6:.6g} gUSD"
+def kwh(wh: int | str | None) -> str:
+    return "–" if wh is None else f"{scaled(wh, 3)} kWh"
+
+
+def gusd(units: int | str | None) -> str:
+    return "–" if units is None else f"{scaled(units, 6)} gUSD"
 
 
 # --------------------------------------------------------------------- session
@@ -231,8 +239,8 @@ def orders_place(
     body = {
         "side": side,
         "product": product,
-        "quantity_wh": quantity_wh,
-        "price": price,
+        "quantity_wh": str(quantity_wh),  # amounts as decimal strings
+        "price": str(price),
         "delivery_start": delivery_start,
         "asset_id": certificate,
     }
@@ -303,7 +311,8 @@ def recs_transfer(
 ) -> None:
     """Transfer Wh of a certificate I hold."""
     accepted = api().post(
-        f"/v1/recs/certificates/{certificate_id}/transfer", json={"to": to, "amount_wh": amount_wh}
+        f"/v1/recs/certificates/{certificate_id}/transfer",
+        json={"to": to, "amount_wh": str(amount_wh)},
     )
     out(
         accepted,
@@ -336,7 +345,7 @@ def recs_retire(
     accepted = client.post(
         f"/v1/recs/certificates/{certificate_id}/claim",
         json={
-            "amount_wh": amount_wh,
+            "amount_wh": str(amount_wh),
             "beneficiary": beneficiary,
             "purpose": purpose,
             "consumption_start": consumption_start,

@@ -6,6 +6,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+from backend.core.json_ints import AmountStr
 from indexer.models import TradeStatus
 
 
@@ -27,30 +28,30 @@ class EnergyTransfer(BaseModel):
     buyer_meter: str | None
     delivery_start: int
     delivery_end: int
-    contracted_wh: int
-    metered_wh: int | None  # delivered Wh as reported at settlement
-    delivered_wh: int | None  # min(metered, contracted)
-    price: int
-    escrow: int
-    payout: int | None
-    penalty: int | None
-    refund: int | None
+    contracted_wh: AmountStr
+    metered_wh: AmountStr | None  # delivered Wh as reported at settlement
+    delivered_wh: AmountStr | None  # min(metered, contracted)
+    price: AmountStr
+    escrow: AmountStr
+    payout: AmountStr | None
+    penalty: AmountStr | None
+    refund: AmountStr | None
     status: str  # a TransferStatus
 
 
 class PeriodPosition(BaseModel):
     delivery_start: int
     delivery_end: int
-    bought_wh: int
-    sold_wh: int
-    net_wh: int  # bought - sold
+    bought_wh: AmountStr
+    sold_wh: AmountStr
+    net_wh: AmountStr  # bought - sold
 
 
 class EnergyBalance(BaseModel):
     address: str
-    token_balance: int
-    escrowed: int  # my payments held for open trades (as buyer)
-    withdrawable: int
+    token_balance: AmountStr
+    escrowed: AmountStr  # my payments held for open trades (as buyer)
+    withdrawable: AmountStr
     positions: list[PeriodPosition]
 
 

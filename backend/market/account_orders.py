@@ -41,7 +41,7 @@ def public_order(row: SignedOrder, traded_wh: int, status: str) -> OrderPublic:
         delivery_end=row.delivery_end,
         expiry=row.expiry,
         nonce=row.nonce,
-        salt=row.salt,
+        salt=int(row.salt),
         cancel_tx=row.cancel_tx,
         created_at=row.created_at,
     )

@@ -3,7 +3,7 @@
 Any process may place, cancel or fill an order; each change reaches every API process as an
 outbox message: `order.placed` and `order.cancelled` (API, matcher; the indexer for on-chain
 cancels) and `trade.created` (fills, from the indexer); `chain.reorg` resends snapshots. A
-delta carries the absolute state of each price level the message touched (`quantity_wh` 0:
+delta carries the absolute state of each price level the message touched (`quantity_wh` "0":
 the level is gone), re-read from the database when the message arrives. Re-reads only move
 forward in time, so a socket's book converges on `GET /v1/trading/orderbook` whatever the
 order of the messages, and a duplicate is harmless. Expiry announces nothing: a level whose
@@ -96,7 +96,7 @@ def level_states(
 
 
 def _levels(levels: list[PriceLevel]) -> list[Message]:
-    return [level.model_dump() for level in levels]
+    return [level.model_dump(mode="json") for level in levels]
 
 
 class BookFeed:

@@ -42,6 +42,12 @@ DEFAULT_EXPIRY_S = 3600
 NO_METER = b"\0" * 32
 
 
+def fresh_salt() -> int:
+    """A random uint256 salt of 64 bits with the top one set: always above 2^53, so a client
+    that parses the typed-data document lossily fails on its first order, not one in 2048."""
+    return secrets.randbits(63) | 1 << 63
+
+
 def build_order(
     account: Account, terms: OrderTerms, *, now: int, nonce: int, salt: int
 ) -> eip712.Order:
@@ -131,7 +137,7 @@ def typed_data_for(account: Account, terms: OrderTerms, chain: Chain) -> tuple[d
     now, (nonce,) = chain.read(
         chain.view(chain.market, "nonces", to_checksum_address(account.address))
     )
-    order = build_order(account, terms, now=now, nonce=nonce, salt=secrets.randbits(64))
+    order = build_order(account, terms, now=now, nonce=nonce, salt=fresh_salt())
     return eip712.typed_data(order, chain.chain_id, chain.market.address), digest_hex(order, chain)
 
 
@@ -197,9 +203,7 @@ def sign_custodial(
     """The order from its terms, signed with the account's custodial key."""
     if request.signature or request.nonce is not None or request.salt is not None:
         raise InvalidOrder("custodial accounts send only the order terms; the API signs")
-    order = build_order(
-        account, request, now=state.now, nonce=state.nonce, salt=secrets.randbits(64)
-    )
+    order = build_order(account, request, now=state.now, nonce=state.nonce, salt=fresh_salt())
     signer = custodial_signer(account.encrypted_key or "", account.id, settings)
     return order, eip712.sign_order(order, signer.key, chain.chain_id, chain.market.address)
 
@@ -281,8 +285,8 @@ def check_funds(session: Session, order: eip712.Order, funds: list[Any]) -> None
             raise InsufficientFunds(
                 f"offers need {needed} Wh of certificate {order.assetId}; held {held}, "
                 f"market approved: {approved}",
-                needed=needed,
-                held=held,
+                needed=str(needed),
+                held=str(held),
             )
     if order.product == eip712.ENERGY and order.meterId == NO_METER:
         raise InvalidOrder("energy orders need a meter id")

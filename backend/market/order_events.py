@@ -46,7 +46,7 @@ def announce(session: Session, settings: Settings, topic: str, order: SignedOrde
                     delivery_start=order.delivery_start,
                 ),
                 "side": SIDE_NAMES[order.side],
-                "price": order.price,
+                "price": str(order.price),  # an amount: a decimal string (core.json_ints)
             },
         )
     )

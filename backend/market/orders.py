@@ -14,7 +14,7 @@ the contract's `orderHash`. Tests and the backend share this module so the contr
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import astuple, dataclass, replace
+from dataclasses import asdict, astuple, dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -30,6 +30,7 @@ ENERGY, REC = 0, 1
 SLOT_SECONDS = 900
 WH_PER_KWH = 1000
 BPS = 10_000
+JS_SAFE_BITS = 53  # a JavaScript number holds integers of at most 53 bits exactly
 
 EIP712_DOMAIN_FIELDS = [
     {"name": "name", "type": "string"},
@@ -86,31 +87,35 @@ class Order:
         return astuple(self)
 
     def message(self) -> dict[str, Any]:
-        """The EIP-712 `message` object (JSON-safe: bytes32 as 0x-hex)."""
-        return {
-            "maker": to_checksum_address(self.maker),
-            "side": self.side,
-            "product": self.product,
-            "assetId": self.assetId,
-            "meterId": "0x" + bytes(self.meterId).hex(),
-            "quantityWh": self.quantityWh,
-            "price": self.price,
-            "deliveryStart": self.deliveryStart,
-            "deliveryEnd": self.deliveryEnd,
-            "expiry": self.expiry,
-            "nonce": self.nonce,
-            "salt": self.salt,
-        }
+        """The EIP-712 `message` object, JSON-safe for JavaScript: bytes32 as 0x-hex and every
+        uint wider than 53 bits (uint64 and up) as a decimal string, whatever its value, so
+        `JSON.parse` never rounds it (`eth_signTypedData_v4` takes decimal strings for uints)."""
+        values = asdict(self)
+        message: dict[str, Any] = {}
+        for field in ORDER_FIELDS:
+            name, solidity_type = field["name"], field["type"]
+            value = values[name]
+            if solidity_type == "address":
+                message[name] = to_checksum_address(value)
+            elif solidity_type == "bytes32":
+                message[name] = "0x" + bytes(value).hex()
+            elif int(solidity_type.removeprefix("uint")) > JS_SAFE_BITS:
+                message[name] = str(value)
+            else:
+                message[name] = value
+        return message
 
     def replace(self, **changes: Any) -> Order:
         return replace(self, **changes)
 
 
 def domain(chain_id: int, verifying_contract: str) -> dict[str, Any]:
+    """The EIP-712 domain. `chainId` is a JSON number as wallets compare it with
+    `eth_chainId` (every real chain id is below 2^53, EIP-2294); a larger one is a string."""
     return {
         "name": DOMAIN_NAME,
         "version": DOMAIN_VERSION,
-        "chainId": chain_id,
+        "chainId": chain_id if chain_id < 2**JS_SAFE_BITS else str(chain_id),
         "verifyingContract": to_checksum_address(verifying_contract),
     }
 

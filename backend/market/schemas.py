@@ -1,4 +1,8 @@
-"""Request and response bodies of the trading API."""
+"""Request and response bodies of the trading API.
+
+Integers follow `backend.core.json_ints`: prices, payments and Wh quantities (uint128 on
+chain) and salts (uint256) are decimal strings; times, nonces, ids and counts are numbers.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +14,11 @@ from pydantic import BaseModel, Field
 
 from backend.chain.signatures import SIGNATURE_MAX_LENGTH, SIGNATURE_PATTERN
 from backend.chain.wallet_calls import WalletCall
+from backend.core.json_ints import MAX_SAFE_INTEGER, U63, U256, AmountStr, SafeInt, Uint256Str
 from backend.market.models import OrderStatus
 
 T = TypeVar("T")
-U63 = 2**63 - 1
+SAFE = MAX_SAFE_INTEGER
 HEX32 = r"^0x[0-9a-fA-F]{64}$"
 
 
@@ -34,12 +39,12 @@ class OrderTerms(BaseModel):
 
     side: Literal["buy", "sell"]
     product: Literal["energy", "rec"] = "energy"
-    asset_id: int = Field(default=0, ge=0, le=U63)  # certificate id (REC), 0 for energy
-    delivery_start: int = Field(default=0, ge=0, le=U63)  # unix seconds, 15-minute aligned
-    delivery_end: int = Field(default=0, ge=0, le=U63)
-    quantity_wh: int = Field(ge=1, le=U63)
-    price: int = Field(ge=1, le=U63)  # token base units per kWh
-    expiry: int | None = Field(default=None, ge=0, le=U63)  # default: one hour or gate closure
+    asset_id: SafeInt = Field(default=0, ge=0, le=SAFE)  # certificate id (REC), 0 for energy
+    delivery_start: SafeInt = Field(default=0, ge=0, le=SAFE)  # unix seconds, 15-minute aligned
+    delivery_end: SafeInt = Field(default=0, ge=0, le=SAFE)
+    quantity_wh: AmountStr = Field(ge=1, le=U63)
+    price: AmountStr = Field(ge=1, le=U63)  # token base units per kWh
+    expiry: SafeInt | None = Field(default=None, ge=0, le=SAFE)  # default: 1 h or gate closure
     meter_id: str | None = Field(default=None, pattern=HEX32)  # default: meter:<address>
 
 
@@ -47,8 +52,8 @@ class OrderCreate(OrderTerms):
     """Custodial accounts send the terms; wallet accounts also send nonce, salt, expiry and
     the EIP-712 signature of the document from `GET /v1/trading/order-typed-data`."""
 
-    nonce: int | None = Field(default=None, ge=0, le=U63)
-    salt: str | None = Field(default=None, pattern=r"^[0-9]{1,78}$")
+    nonce: SafeInt | None = Field(default=None, ge=0, le=SAFE)
+    salt: Uint256Str | None = Field(default=None, ge=0, le=U256)
     signature: str | None = Field(  # 65 bytes from a key; any length from a contract wallet
         default=None, pattern=SIGNATURE_PATTERN, max_length=SIGNATURE_MAX_LENGTH
     )
@@ -62,17 +67,17 @@ class OrderPublic(BaseModel):
     maker: str
     side: str
     product: str
-    asset_id: int
+    asset_id: SafeInt
     meter_id: str
-    quantity_wh: int
-    filled_wh: int
-    remaining_wh: int
-    price: int
-    delivery_start: int
-    delivery_end: int
-    expiry: int
-    nonce: int
-    salt: str
+    quantity_wh: AmountStr
+    filled_wh: AmountStr
+    remaining_wh: AmountStr
+    price: AmountStr
+    delivery_start: SafeInt
+    delivery_end: SafeInt
+    expiry: SafeInt
+    nonce: SafeInt
+    salt: Uint256Str
     cancel_tx: str | None
     created_at: datetime
 
@@ -121,8 +126,8 @@ class Market(BaseModel):
 
 
 class PriceLevel(BaseModel):
-    price: int
-    quantity_wh: int
+    price: AmountStr
+    quantity_wh: AmountStr
     orders: int
 
 
@@ -140,9 +145,9 @@ class TradePublic(BaseModel):
     status: str
     seller: str
     buyer: str
-    quantity_wh: int
-    price: int
-    payment: int
+    quantity_wh: AmountStr
+    price: AmountStr
+    payment: AmountStr
     delivery_start: int | None
     delivery_end: int | None
     certificate_id: int | None
@@ -157,11 +162,11 @@ class PriceBar(BaseModel):
     market_id: str
     delivery_start: int
     delivery_end: int
-    open: int
-    high: int
-    low: int
-    close: int
-    volume_wh: int
+    open: AmountStr
+    high: AmountStr
+    low: AmountStr
+    close: AmountStr
+    volume_wh: AmountStr
     trades: int
 
 

@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from backend.core.json_ints import MAX_SAFE_INTEGER, SafeInt
 from backend.meters.models import MeterKind
 
 Direction = Literal["consumption", "generation"]  # import or export energy of a meter
@@ -78,7 +79,7 @@ class MeterCreate(BaseModel):
     name: str = Field(min_length=1, max_length=120)
     kind: MeterKind = MeterKind.BOTH
     capacity_w: int = Field(gt=0, le=10**10)
-    device_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
+    device_id: SafeInt | None = Field(default=None, ge=1, le=MAX_SAFE_INTEGER)
     mqtt_password: str | None = Field(default=None, min_length=12, max_length=200)
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from backend.core.json_ints import AmountStr
+
 
 class ChainSummary(BaseModel):
     indexed_block: int | None
@@ -20,17 +22,17 @@ class MarketSummary(BaseModel):
     open_trades: int
     settled_trades: int
     reclaimed_trades: int
-    energy_traded_wh: int
-    energy_delivered_wh: int
-    penalties: int
+    energy_traded_wh: AmountStr
+    energy_delivered_wh: AmountStr
+    penalties: AmountStr
 
 
 class RegistrySummary(BaseModel):
     devices: dict[str, int]  # by status
-    capacity_w: int  # of approved devices
+    capacity_w: AmountStr  # of approved devices (uint64 each on chain)
     certificates: int
-    issued_wh: int
-    claimed_wh: int
+    issued_wh: AmountStr
+    claimed_wh: AmountStr
     claims: int
 
 
@@ -46,14 +48,14 @@ class SettlementPublic(BaseModel):
     trade_id: int
     delivery_start: int
     delivery_end: int
-    contracted_wh: int
-    metered_wh: int | None
-    delivered_wh: int | None  # min(metered, contracted)
-    price: int
-    payment: int
-    payout: int | None
-    penalty: int | None
-    refund: int | None
+    contracted_wh: AmountStr
+    metered_wh: AmountStr | None
+    delivered_wh: AmountStr | None  # min(metered, contracted)
+    price: AmountStr
+    payment: AmountStr
+    payout: AmountStr | None
+    penalty: AmountStr | None
+    refund: AmountStr | None
     status: str  # scheduled | delivering | awaiting_settlement | settled | reclaimed
     settled_tx: str | None
 
@@ -64,21 +66,21 @@ class EnergyPeriod(BaseModel):
     delivery_start: int
     delivery_end: int
     trades: int
-    contracted_wh: int
-    delivered_wh: int
+    contracted_wh: AmountStr
+    delivered_wh: AmountStr
     settled_trades: int
 
 
 class IssuanceHour(BaseModel):
     hour: int  # period start of the certificates, unix seconds
     certificates: int
-    volume_wh: int
+    volume_wh: AmountStr
 
 
 class ClaimPublic(BaseModel):
     claim_id: int
     certificate_id: int
-    amount_wh: int
+    amount_wh: AmountStr
     beneficiary: str
     purpose: str
     technology: str | None

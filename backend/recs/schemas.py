@@ -1,10 +1,11 @@
-"""Request and response bodies of the REC API."""
+"""Request and response bodies of the REC API (integers: `backend.core.json_ints`)."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-U63 = 2**63 - 1
+from backend.core.json_ints import MAX_SAFE_INTEGER, U63, AmountStr, SafeInt, Uint64Str
+
 ADDRESS = r"^0x[0-9a-fA-F]{40}$"
 
 
@@ -12,11 +13,11 @@ class DeviceCreate(BaseModel):
     technology: str = Field(
         min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_\-]+$"
     )  # e.g. SOLAR_PV
-    capacity_w: int = Field(ge=1, le=2**63 - 1)
+    capacity_w: AmountStr = Field(ge=1, le=U63)
     grid_area: str = Field(
         min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_\-]+$"
     )  # e.g. DE-50HZ
-    commissioned_at: int = Field(default=0, ge=0, le=2**63 - 1)
+    commissioned_at: SafeInt = Field(default=0, ge=0, le=MAX_SAFE_INTEGER)
     meter_id: str | None = Field(
         default=None, pattern=r"^0x[0-9a-fA-F]{64}$"
     )  # default: meter:<address>
@@ -26,9 +27,9 @@ class DevicePublic(BaseModel):
     device_id: int
     owner: str
     technology: str
-    capacity_w: int
+    capacity_w: AmountStr  # uint64 on chain, set by whoever registers the device
     grid_area: str
-    commissioned_at: int
+    commissioned_at: Uint64Str
     meter_id: str
     status: str
 
@@ -50,9 +51,9 @@ class CertificatePublic(BaseModel):
     grid_area: str
     period_start: int
     period_end: int
-    volume_wh: int
-    claimed_wh: int
-    supply_wh: int
+    volume_wh: AmountStr
+    claimed_wh: AmountStr
+    supply_wh: AmountStr
     issued_to: str
     issued_at: int
     revoked: bool
@@ -64,27 +65,27 @@ class HistoryEntry(BaseModel):
     block_number: int
     from_account: str | None = None
     to_account: str | None = None
-    amount_wh: int
+    amount_wh: AmountStr
     beneficiary: str | None = None
     purpose: str | None = None
 
 
 class CertificateDetail(CertificatePublic):
-    holders: dict[str, int]
+    holders: dict[str, AmountStr]
     history: list[HistoryEntry]
 
 
 class TransferRequest(BaseModel):
     to: str = Field(pattern=ADDRESS)
-    amount_wh: int = Field(ge=1, le=U63)
+    amount_wh: AmountStr = Field(ge=1, le=U63)
 
 
 class ClaimRequest(BaseModel):
-    amount_wh: int = Field(ge=1, le=U63)
+    amount_wh: AmountStr = Field(ge=1, le=U63)
     beneficiary: str = Field(min_length=1, max_length=200)
     purpose: str = Field(default="", max_length=200)
-    consumption_start: int = Field(ge=0, le=2**63 - 1)
-    consumption_end: int = Field(ge=0, le=2**63 - 1)
+    consumption_start: SafeInt = Field(ge=0, le=MAX_SAFE_INTEGER)
+    consumption_end: SafeInt = Field(ge=0, le=MAX_SAFE_INTEGER)
     location: str = Field(default="", max_length=32)
 
 
@@ -94,7 +95,7 @@ class ClaimProof(BaseModel):
 
     claim_id: int
     certificate_id: int
-    amount_wh: int
+    amount_wh: AmountStr
     holder: str
     beneficiary: str
     purpose: str

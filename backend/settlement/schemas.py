@@ -6,13 +6,15 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
+from backend.core.json_ints import AmountStr
+
 
 class SettlementCorrectionPublic(BaseModel):
-    settled_metered_wh: int
-    settled_delivered_wh: int
-    corrected_metered_wh: int
-    corrected_delivered_wh: int
-    payout_delta: int
+    settled_metered_wh: AmountStr
+    settled_delivered_wh: AmountStr
+    corrected_metered_wh: AmountStr
+    corrected_delivered_wh: AmountStr
+    payout_delta: AmountStr
     created_at: datetime
 
 
@@ -23,14 +25,14 @@ class ReconciliationPublic(BaseModel):
     seller: str
     buyer: str | None = None
     seller_meter: str
-    contracted_wh: int
-    metered_wh: int
-    allocated_wh: int
-    delivered_wh: int
-    shortfall_wh: int
-    expected_payout: int
-    expected_penalty: int
-    expected_refund: int
+    contracted_wh: AmountStr
+    metered_wh: AmountStr
+    allocated_wh: AmountStr
+    delivered_wh: AmountStr
+    shortfall_wh: AmountStr
+    expected_payout: AmountStr
+    expected_penalty: AmountStr
+    expected_refund: AmountStr
     data_missing: bool
     status: str
     failure: str | None

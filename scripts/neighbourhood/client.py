@@ -115,7 +115,7 @@ class Participant:
         body = {
             **terms,
             "nonce": message["nonce"],
-            "salt": str(message["salt"]),
+            "salt": message["salt"],
             "expiry": message["expiry"],
             "signature": "0x" + bytes(signature).hex(),
         }

@@ -546,10 +546,12 @@ class Neighbourhood:
             "items"
         ]
         bought = sum(
-            o["filled_wh"] for o in mine if o["delivery_start"] == start and o["side"] == "buy"
+            int(o["filled_wh"]) for o in mine if o["delivery_start"] == start and o["side"] == "buy"
         )
         sold = sum(
-            o["filled_wh"] for o in mine if o["delivery_start"] == start and o["side"] == "sell"
+            int(o["filled_wh"])
+            for o in mine
+            if o["delivery_start"] == start and o["side"] == "sell"
         )
         state = self.battery
         charge = min(bought, state.capacity_wh - state.soc_wh)
@@ -581,7 +583,7 @@ class Neighbourhood:
             self.stats.fail(exc)
             return
         for cert in held:
-            if cert["certificate_id"] in agent.offered_certificates or cert["supply_wh"] < 1:
+            if cert["certificate_id"] in agent.offered_certificates or int(cert["supply_wh"]) < 1:
                 continue
             agent.offered_certificates.add(cert["certificate_id"])
             terms = {
@@ -604,7 +606,7 @@ class Neighbourhood:
                 detail = aggregator.request(
                     "GET", f"/v1/recs/certificates/{cert['certificate_id']}"
                 )
-                amount = detail["holders"].get(aggregator.address.lower(), 0)
+                amount = int(detail["holders"].get(aggregator.address.lower(), 0))
                 if amount > 0:
                     aggregator.request(
                         "POST",

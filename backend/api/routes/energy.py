@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from backend.api.deps import ChainDep, CurrentAccount, SessionDep, SettingsDep
+from backend.core.json_ints import MAX_SAFE_INTEGER
 from backend.energy import services, withdrawals
 from backend.energy.schemas import EnergyBalance, EnergyTransfer, TransferStatus, Withdrawal
 from backend.market.schemas import Page
@@ -31,7 +32,7 @@ def transfers(
 
 @router.get("/transfers/{transfer_id}", response_model=EnergyTransfer)
 def transfer(
-    transfer_id: Annotated[int, Path(ge=1, le=2**62)],
+    transfer_id: Annotated[int, Path(ge=1, le=MAX_SAFE_INTEGER)],
     account: CurrentAccount,
     session: SessionDep,
     chain: ChainDep,

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query, status
 
 from backend.accounts.models import Role
 from backend.api.deps import ChainDep, CurrentAccount, SessionDep, SettingsDep, require_role
+from backend.core.json_ints import MAX_SAFE_INTEGER
 from backend.market.schemas import Page
 from backend.recs import services
 from backend.recs.schemas import (
@@ -25,12 +26,12 @@ from indexer.models import DeviceStatus
 router = APIRouter(prefix="/recs", tags=["recs"])
 
 DeviceId = Annotated[int, Path(ge=1, le=2**32 - 1)]
-CertificateId = Annotated[int, Path(ge=1, le=2**62)]
+CertificateId = Annotated[int, Path(ge=1, le=MAX_SAFE_INTEGER)]
 Cursor = Annotated[str | None, Query(max_length=64)]
 Limit = Annotated[int, Query(ge=1, le=500)]
 Address = Annotated[str | None, Query(pattern=r"^0x[0-9a-fA-F]{40}$")]
 Text32 = Annotated[str | None, Query(max_length=32, pattern=r"^[A-Za-z0-9_\-]+$")]
-Time = Annotated[int | None, Query(ge=0, le=2**62)]
+Time = Annotated[int | None, Query(ge=0, le=MAX_SAFE_INTEGER)]
 
 
 @router.post("/devices", status_code=status.HTTP_202_ACCEPTED, response_model=TxAccepted)
@@ -154,7 +155,7 @@ def claim(
 
 @router.get("/claims/{claim_id}/proof", response_model=ClaimProof)
 def claim_proof(
-    claim_id: Annotated[int, Path(ge=1, le=2**62)], session: SessionDep, chain: ChainDep
+    claim_id: Annotated[int, Path(ge=1, le=MAX_SAFE_INTEGER)], session: SessionDep, chain: ChainDep
 ) -> ClaimProof:
     """Public: certificate, Wh, beneficiary, tx hash and block of a claim, to verify on chain."""
     return services.claim_proof(

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query
 
 from backend.accounts.models import Role
 from backend.api.deps import CurrentAccount, SessionDep, require_role
+from backend.core.json_ints import MAX_SAFE_INTEGER
 from backend.settlement import queries
 from backend.settlement.schemas import DiscrepancyFlagPublic, ReconciliationPublic
 
@@ -18,7 +19,7 @@ router = APIRouter(prefix="/settlement", tags=["settlement"])
 def list_reconciliations(
     session: SessionDep,
     account: CurrentAccount,
-    period_end: Annotated[int | None, Query(ge=0, le=2**62)] = None,
+    period_end: Annotated[int | None, Query(ge=0, le=MAX_SAFE_INTEGER)] = None,
     limit: int = Query(default=100, ge=1, le=1_000),
 ) -> list[ReconciliationPublic]:
     """The caller's trades as seller or buyer (operators: every trade), newest first."""
@@ -27,7 +28,9 @@ def list_reconciliations(
 
 @router.get("/reconciliations/{trade_id}", response_model=ReconciliationPublic)
 def get_reconciliation(
-    trade_id: Annotated[int, Path(ge=1, le=2**62)], session: SessionDep, account: CurrentAccount
+    trade_id: Annotated[int, Path(ge=1, le=MAX_SAFE_INTEGER)],
+    session: SessionDep,
+    account: CurrentAccount,
 ) -> ReconciliationPublic:
     return queries.reconciliation(session, account, trade_id)
 

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, status
 
 from backend.api.deps import ChainDep, CurrentAccount, SessionDep, SettingsDep
+from backend.core.json_ints import MAX_SAFE_INTEGER
 from backend.market import account_orders, book, chain_actions, intake
 from backend.market.markets import list_markets
 from backend.market.models import OrderStatus
@@ -155,8 +156,8 @@ def history(
 @router.get("/prices", response_model=list[PriceBar])
 def prices(
     session: SessionDep,
-    start: Annotated[int | None, Query(ge=0, le=2**62)] = None,
-    end: Annotated[int | None, Query(ge=0, le=2**62)] = None,
+    start: Annotated[int | None, Query(ge=0, le=MAX_SAFE_INTEGER)] = None,
+    end: Annotated[int | None, Query(ge=0, le=MAX_SAFE_INTEGER)] = None,
 ) -> list[PriceBar]:
     """OHLC and volume per delivery period of energy trades."""
     return price_bars(session, start=start, end=end)

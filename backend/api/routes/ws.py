@@ -5,7 +5,7 @@ Client → server: `{"action": "subscribe" | "unsubscribe", "channels": [...]}`.
 Server → client: `{"channel", "timestamp", "payload"}`; channels are `trades`,
 `settlements`, `recs` and `trading.market.<market id>`: that market's trades and its order
 book — an `orderbook.snapshot` right after each subscribe, then an `orderbook.delta` with the
-new absolute state of every price level that changed (`quantity_wh` 0: gone) when an order
+new absolute state of every price level that changed (`quantity_wh` "0": gone) when an order
 is placed, cancelled or filled. Both carry a `sequence` per market; a jump means a delta was
 lost: subscribe again for a fresh snapshot (see backend/market/book_feed.py).
 Acknowledgements and errors come on the `system` channel.
@@ -53,7 +53,7 @@ def route_message(session: Session, topic: str, payload: Json) -> list[tuple[str
         trade = session.get(Trade, payload["trade_id"])
         body = {"event": topic, **payload}
         if trade is not None:
-            body["trade"] = public_trade(trade).model_dump()
+            body["trade"] = public_trade(trade).model_dump(mode="json")
         if topic == "trade.created":
             routed = [("trades", body)]
             if trade is not None:

@@ -1,7 +1,25 @@
 // Formatting and tiny DOM helpers shared by the views.
-export const kwh = (wh) => (wh === null || wh === undefined ? "–" : (wh / 1000).toLocaleString("en", { maximumFractionDigits: 3 }));
-export const money = (units) => (units === null || units === undefined ? "–" : `${(units / 1e6).toLocaleString("en", { minimumFractionDigits: 2, maximumFractionDigits: 6 })} gUSD`);
-export const pricePerKwh = (units) => `${(units / 1e6).toLocaleString("en", { minimumFractionDigits: 2, maximumFractionDigits: 6 })} gUSD/kWh`;
+
+// Amounts (token base units, Wh) arrive as decimal strings (backend/core/json_ints.py): a JS
+// number is exact only up to 2^53 − 1. `scaled` divides exactly with BigInt.
+const group = (digits) => digits.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+/** `value` (a decimal string, bigint or number of base units) / 10^`decimals`, grouped, with
+ * `minFraction`..`maxFraction` fraction digits (truncated, never rounded up). */
+export function scaled(value, decimals, { minFraction = 0, maxFraction = decimals } = {}) {
+  const units = BigInt(value);
+  const negative = units < 0n;
+  const digits = (negative ? -units : units).toString().padStart(decimals + 1, "0");
+  const whole = digits.slice(0, digits.length - decimals);
+  let fraction = digits.slice(digits.length - decimals, digits.length - decimals + maxFraction).replace(/0+$/, "");
+  fraction = fraction.padEnd(minFraction, "0");
+  return `${negative ? "-" : ""}${group(whole)}${fraction ? `.${fraction}` : ""}`;
+}
+/** A decimal string as a JS number, for charts (exact enough to draw). */
+export const approx = (value, decimals = 0) => Number(value) / 10 ** decimals;
+const missing = (value) => value === null || value === undefined;
+export const kwh = (wh) => (missing(wh) ? "–" : scaled(wh, 3));
+export const money = (units) => (missing(units) ? "–" : `${scaled(units, 6, { minFraction: 2 })} gUSD`);
+export const pricePerKwh = (units) => `${scaled(units, 6, { minFraction: 2 })} gUSD/kWh`;
 export const short = (hex) => (hex ? `${hex.slice(0, 8)}…${hex.slice(-6)}` : "–");
 
 const pad = (n) => String(n).padStart(2, "0");

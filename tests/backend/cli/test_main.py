@@ -152,7 +152,9 @@ def test_account_orders_recs_and_settlement_through_the_cli(cli, chain_api):
     catch_up(indexer)
     claim_id = retired["poll"].split("/")[-2]
     proof = as_json(cli("recs", "proof", claim_id, "--json"))
-    assert proof["tx_hash"] == retired["tx_hash"] and proof["amount_wh"] == 500
+    assert (
+        proof["tx_hash"] == retired["tx_hash"] and proof["amount_wh"] == "500"
+    )  # the API's JSON: amounts as strings
     assert (
         proof["consumption_start"] == hour and proof["consumption_end"] == hour + 3600
     )  # the cert's period
@@ -179,7 +181,10 @@ def test_account_orders_recs_and_settlement_through_the_cli(cli, chain_api):
         f"contracted {trade[4] / 1000:g} kWh, metered {trade[4] // 2 / 1000:g} kWh" in shown.stdout
     )
     detail = as_json(cli("--json", "settlement", "show", str(trade_id)))
-    assert detail["penalty"] > 0 and detail["payout"] + detail["refund"] == detail["escrow"]
+    penalty, payout, refund, escrow = (
+        int(detail[k]) for k in ("penalty", "payout", "refund", "escrow")
+    )
+    assert penalty > 0 and payout + refund == escrow
     assert (
         cli("settlement", "show", "999", code=1).stderr.strip()
         == "error: Resource not found: no energy transfer 999 (HTTP 404, not-found)"

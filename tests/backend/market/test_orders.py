@@ -5,6 +5,8 @@ tests/contracts/market/test_orders.py checks the digest against the contract's `
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from eth_abi.exceptions import EncodingError
 from eth_account import Account
@@ -23,6 +25,7 @@ from backend.market.orders import (
     struct_hash,
     typed_data,
 )
+from tests.fixtures.javascript import JS_SAFE, js_parse, json_numbers, run_node
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
@@ -154,3 +157,51 @@ def test_meter_id_must_be_32_bytes():
     )
     with pytest.raises(ValueError, match="meterId"):
         order_digest(order, 1, "0x" + "22" * 20)
+
+
+# ------------------------------------------------------- the document as JavaScript reads it
+
+
+@settings(max_examples=200, deadline=None)
+@given(order=orders, chain_id=chain_ids, market=addresses, key=private_keys)
+def test_document_survives_a_javascript_round_trip_and_its_signature_verifies(
+    order, chain_id, market, key
+):
+    """Every number in the served document is exact in JavaScript (uint64 and wider are
+    strings); a signature over what `JSON.parse` makes of it recovers to the maker."""
+    signer = Account.from_key(key)
+    order = order.replace(maker=signer.address)
+    document = typed_data(order, chain_id, market)
+    assert all(abs(n) <= JS_SAFE for n in json_numbers(document))
+    parsed = js_parse(json.dumps(document))
+    assert parsed == document
+    signature = bytes(Account.sign_typed_data(key, full_message=parsed).signature)
+    assert recover_maker(order, signature, chain_id, market) == signer.address
+
+
+@settings(max_examples=3, deadline=None)
+@given(
+    batch=st.lists(st.tuples(orders, private_keys), min_size=10, max_size=10),
+    chain_id=st.integers(min_value=1, max_value=JS_SAFE),
+    market=addresses,
+)
+def test_javascript_wallet_libraries_sign_the_document_as_served(batch, chain_id, market):
+    """Node `JSON.parse`s each document and signs it with @metamask/eth-sig-util (V4) and
+    viem; both signatures recover to the maker in Python."""
+    signed = [
+        (order.replace(maker=Account.from_key(key).address), Account.from_key(key).address, key)
+        for order, key in batch
+    ]
+    lines = [
+        json.dumps({"key": "0x" + key.hex(), "document": typed_data(order, chain_id, market)})
+        for order, _, key in signed
+    ]
+    replies = [
+        json.loads(line)
+        for line in run_node("sign_documents.mjs", stdin="\n".join(lines)).splitlines()
+    ]
+    assert len(replies) == len(signed)
+    for (order, address, _), reply in zip(signed, replies, strict=True):
+        for library in ("eth-sig-util", "viem"):
+            signature = bytes.fromhex(reply[library].removeprefix("0x"))
+            assert recover_maker(order, signature, chain_id, market) == address, library

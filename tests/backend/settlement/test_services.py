@@ -257,10 +257,9 @@ def test_reconciliation_api_shows_parties_only(market):
         and body["status"] == "settled"
         and body["buyer"] == trade.buyer.lower()
     )
-    assert body["contracted_wh"] == trade.quantity_wh and 0 < body["allocated_wh"] <= 800
-    assert (
-        body["delivered_wh"] == min(body["allocated_wh"], trade.quantity_wh) and body["settled_tx"]
-    )
+    allocated = int(body["allocated_wh"])  # Wh are decimal strings on the wire
+    assert body["contracted_wh"] == str(trade.quantity_wh) and 0 < allocated <= 800
+    assert body["delivered_wh"] == str(min(allocated, trade.quantity_wh)) and body["settled_tx"]
     denied = client.get(f"/v1/settlement/reconciliations/{trade.trade_id}", headers=auth(outsider))
     assert denied.status_code == 403 and denied.json()["type"].endswith(
         "/reconciliation-access-denied"

@@ -1,7 +1,7 @@
 // Order book and recent trades per market, and the price & volume chart.
 import { get, query } from "../api.js";
 import { COLORS, draw } from "../charts.js";
-import { $, h, hhmm, kwh, pricePerKwh, rows, short, status, time } from "../format.js";
+import { $, approx, h, hhmm, kwh, pricePerKwh, rows, short, status, time } from "../format.js";
 
 const ALL = "";
 let selected = ALL;
@@ -72,9 +72,9 @@ export async function refreshPrices() {
     data: {
       labels: bars.map((b) => `${time(b.delivery_start).slice(5, 10)} ${hhmm(b.delivery_start)}`),
       datasets: [
-        { type: "line", label: "Close (gUSD/kWh)", data: bars.map((b) => b.close / 1e6), borderColor: COLORS.blue,
+        { type: "line", label: "Close (gUSD/kWh)", data: bars.map((b) => approx(b.close, 6)), borderColor: COLORS.blue,
           backgroundColor: COLORS.blue, yAxisID: "price" },
-        { type: "bar", label: "Volume (kWh)", data: bars.map((b) => b.volume_wh / 1000), backgroundColor: "#93c5fd",
+        { type: "bar", label: "Volume (kWh)", data: bars.map((b) => approx(b.volume_wh, 3)), backgroundColor: "#93c5fd",
           yAxisID: "volume" },
       ],
     },

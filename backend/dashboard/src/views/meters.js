@@ -1,7 +1,7 @@
 // Meters: the neighbourhood aggregate for everybody; my own generation vs consumption when signed in.
 import { get, getMine, query, signedIn } from "../api.js";
 import { COLORS, draw } from "../charts.js";
-import { $, hhmm, time } from "../format.js";
+import { $, approx, hhmm, time } from "../format.js";
 
 export async function refreshNeighbourhood() {
   const periods = await get("/v1/public/energy/periods?limit=48");
@@ -9,8 +9,8 @@ export async function refreshNeighbourhood() {
     data: {
       labels: periods.map((p) => `${time(p.delivery_start).slice(5, 10)} ${hhmm(p.delivery_start)}`),
       datasets: [
-        { type: "bar", label: "Contracted kWh", data: periods.map((p) => p.contracted_wh / 1000), backgroundColor: "#93c5fd" },
-        { type: "bar", label: "Delivered kWh", data: periods.map((p) => p.delivered_wh / 1000), backgroundColor: COLORS.green },
+        { type: "bar", label: "Contracted kWh", data: periods.map((p) => approx(p.contracted_wh, 3)), backgroundColor: "#93c5fd" },
+        { type: "bar", label: "Delivered kWh", data: periods.map((p) => approx(p.delivered_wh, 3)), backgroundColor: COLORS.green },
       ],
     },
     options: { scales: { y: { beginAtZero: true, title: { display: true, text: "kWh" } } } },

@@ -1,7 +1,7 @@
 // REC registry: totals, certificates issued per hour, claims with their proofs, my devices and holdings.
 import { get, getMine, signedIn } from "../api.js";
 import { COLORS, draw } from "../charts.js";
-import { $, h, hhmm, kwh, rows, short, time } from "../format.js";
+import { $, approx, h, hhmm, kwh, rows, scaled, short, time } from "../format.js";
 
 const proofs = new Map(); // claim id → proof (immutable once indexed)
 
@@ -26,7 +26,7 @@ export async function refreshRecs(summary, me) {
   const r = summary.registry;
   const approved = r.devices.approved ?? 0;
   $("#registry-summary").replaceChildren(
-    h("div", {}, h("dt", {}, "Devices approved"), h("dd", {}, `${approved} (${(r.capacity_w / 1000).toLocaleString("en")} kW)`)),
+    h("div", {}, h("dt", {}, "Devices approved"), h("dd", {}, `${approved} (${scaled(r.capacity_w, 3)} kW)`)),
     h("div", {}, h("dt", {}, "Certificates"), h("dd", {}, r.certificates.toLocaleString("en"))),
     h("div", {}, h("dt", {}, "Issued"), h("dd", {}, `${kwh(r.issued_wh)} kWh`)),
     h("div", {}, h("dt", {}, "Retired"), h("dd", {}, `${kwh(r.claimed_wh)} kWh in ${r.claims} claims`)));
@@ -37,7 +37,7 @@ export async function refreshRecs(summary, me) {
       labels: hours.map((x) => `${time(x.hour).slice(5, 10)} ${hhmm(x.hour)}`),
       datasets: [
         { type: "bar", label: "Certificates", data: hours.map((x) => x.certificates), backgroundColor: COLORS.green, yAxisID: "count" },
-        { type: "line", label: "kWh", data: hours.map((x) => x.volume_wh / 1000), borderColor: COLORS.amber, backgroundColor: COLORS.amber, yAxisID: "kwh" },
+        { type: "line", label: "kWh", data: hours.map((x) => approx(x.volume_wh, 3)), borderColor: COLORS.amber, backgroundColor: COLORS.amber, yAxisID: "kwh" },
       ],
     },
     options: { scales: { count: { position: "left", beginAtZero: true, ticks: { precision: 0 } },
@@ -58,7 +58,7 @@ export async function refreshRecs(summary, me) {
   const [devices, holdings] = await Promise.all([
     getMine(`/v1/recs/devices?owner=${me.address}`), getMine(`/v1/recs/certificates?holder=${me.address}&limit=50`)]);
   $("#my-devices").replaceChildren(...(devices.items.length
-    ? devices.items.map((d) => h("li", {}, `Device #${d.device_id}: ${d.technology}, ${(d.capacity_w / 1000).toLocaleString("en")} kW, ${d.grid_area}, ${d.status}`))
+    ? devices.items.map((d) => h("li", {}, `Device #${d.device_id}: ${d.technology}, ${scaled(d.capacity_w, 3)} kW, ${d.grid_area}, ${d.status}`))
     : [h("li", { class: "muted" }, "No devices registered.")]));
   rows($("#holdings-table"), holdings.items, (c) => h("tr", {},
     h("td", {}, `#${c.certificate_id}`), h("td", {}, c.technology), h("td", {}, time(c.period_start)),

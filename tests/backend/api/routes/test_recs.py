@@ -104,14 +104,14 @@ def test_device_certificate_transfer_claim_and_proof(chain_api):
     assert [c["certificate_id"] for c in listed] == [cert_id]
     detail = client.get(f"/v1/recs/certificates/{cert_id}", headers=owner).json()
     assert [h["kind"] for h in detail["history"]] == ["issuance", "transfer", "claim"]
-    assert detail["claimed_wh"] == 2_000 and detail["holders"] == {
-        owner_address: 1_000,
-        buyer.lower(): 1_000,
+    assert detail["claimed_wh"] == "2000" and detail["holders"] == {
+        owner_address: "1000",
+        buyer.lower(): "1000",
     }
     assert detail["history"][2]["beneficiary"] == "ACME GmbH"
 
     proof = client.get(claimed.json()["poll"]).json()  # public: no credentials needed
-    assert proof["tx_hash"] == claimed.json()["tx_hash"] and proof["amount_wh"] == 2_000
+    assert proof["tx_hash"] == claimed.json()["tx_hash"] and proof["amount_wh"] == "2000"
     chain_receipt = w3.eth.get_transaction_receipt(proof["tx_hash"])
     assert chain_receipt["blockNumber"] == proof["block_number"]
     assert "0x" + bytes(chain_receipt["blockHash"]).hex() == proof["block_hash"]

@@ -63,8 +63,9 @@ def test_custodial_offer_wallet_bid_match_trade_and_escrow(market):
     assert bid.json()["id"] == bid_hash
 
     book = client.get("/v1/trading/orderbook", params={"market_id": f"energy-{period}"}).json()
-    assert book["bids"] == [{"price": 120_000, "quantity_wh": 3_000, "orders": 1}]
-    assert book["asks"] == [{"price": 100_000, "quantity_wh": 5_000, "orders": 1}]
+    # amounts are decimal strings on the wire (backend/core/json_ints.py), counts numbers
+    assert book["bids"] == [{"price": "120000", "quantity_wh": "3000", "orders": 1}]
+    assert book["asks"] == [{"price": "100000", "quantity_wh": "5000", "orders": 1}]
 
     with client.websocket_connect("/v1/ws") as ws:
         ws.send_json(
@@ -85,8 +86,8 @@ def test_custodial_offer_wallet_bid_match_trade_and_escrow(market):
     assert set(pushed) == {"trades", f"trading.market.energy-{period}"}
     delta = next(m["payload"] for m in messages if m["payload"]["event"] == "orderbook.delta")
     assert delta["sequence"] == snapshot["sequence"] + 1
-    assert delta["bids"] == [{"price": 120_000, "quantity_wh": 0, "orders": 0}]
-    assert delta["asks"] == [{"price": 100_000, "quantity_wh": 2_000, "orders": 1}]
+    assert delta["bids"] == [{"price": "120000", "quantity_wh": "0", "orders": 0}]
+    assert delta["asks"] == [{"price": "100000", "quantity_wh": "2000", "orders": 1}]
     assert pushed["trades"]["payload"]["trade"]["tx_hash"] == sent[0]
     assert isinstance(pushed["trades"]["timestamp"], int)
 
@@ -95,8 +96,9 @@ def test_custodial_offer_wallet_bid_match_trade_and_escrow(market):
     ]
     assert len(trades) == 1
     trade = trades[0]
-    assert trade["price"] == 100_000  # the resting (older) offer's price
-    assert trade["quantity_wh"] == 3_000 and trade["payment"] == 300_000  # escrowed from the buyer
+    assert trade["price"] == "100000"  # the resting (older) offer's price
+    assert trade["quantity_wh"] == "3000" and trade["payment"] == "300000"  # escrowed by the buyer
+    assert pushed["trades"]["payload"]["trade"] == trade  # the socket sends the same JSON
     assert (
         trade["seller"] == market["seller_address"]
         and trade["buyer"] == market["wallet"].address.lower()
@@ -104,8 +106,8 @@ def test_custodial_offer_wallet_bid_match_trade_and_escrow(market):
     assert trade["status"] == "open" and trade["tx_hash"] == sent[0]
 
     seller_order = client.get(f"/v1/trading/orders/{offer_id}", headers=market["seller"]).json()
-    assert seller_order["status"] == "partially_filled" and seller_order["filled_wh"] == 3_000
-    assert seller_order["remaining_wh"] == 2_000
+    assert seller_order["status"] == "partially_filled" and seller_order["filled_wh"] == "3000"
+    assert seller_order["remaining_wh"] == "2000"
     assert (
         client.get(f"/v1/trading/orders/{bid_hash}", headers=market["buyer"]).json()["status"]
         == "filled"
@@ -123,11 +125,11 @@ def test_custodial_offer_wallet_bid_match_trade_and_escrow(market):
             "market_id": f"energy-{period}",
             "delivery_start": period,
             "delivery_end": period + SLOT,
-            "open": 100_000,
-            "high": 100_000,
-            "low": 100_000,
-            "close": 100_000,
-            "volume_wh": 3_000,
+            "open": "100000",
+            "high": "100000",
+            "low": "100000",
+            "close": "100000",
+            "volume_wh": "3000",
             "trades": 1,
         }
     ]
@@ -136,7 +138,7 @@ def test_custodial_offer_wallet_bid_match_trade_and_escrow(market):
 
     transfers = client.get("/v1/energy/transfers", headers=market["buyer"]).json()["items"]
     assert [(t["id"], t["contracted_wh"], t["escrow"], t["status"]) for t in transfers] == [
-        (trade["trade_id"], 3_000, 300_000, "scheduled")
+        (trade["trade_id"], "3000", "300000", "scheduled")
     ]
     assert (
         client.get(f"/v1/energy/transfers/{trade['trade_id']}", headers=market["seller"]).json()[
@@ -145,21 +147,21 @@ def test_custodial_offer_wallet_bid_match_trade_and_escrow(market):
         == market["seller_address"]
     )
     balance = client.get("/v1/energy/balance", headers=market["buyer"]).json()
-    assert balance["escrowed"] == 300_000 and balance["positions"] == [
+    assert balance["escrowed"] == "300000" and balance["positions"] == [
         {
             "delivery_start": period,
             "delivery_end": period + SLOT,
-            "bought_wh": 3_000,
-            "sold_wh": 0,
-            "net_wh": 3_000,
+            "bought_wh": "3000",
+            "sold_wh": "0",
+            "net_wh": "3000",
         }
     ]
     seller_balance = client.get("/v1/energy/balance", headers=market["seller"]).json()
-    assert seller_balance["positions"][0]["net_wh"] == -3_000 and seller_balance["escrowed"] == 0
+    assert seller_balance["positions"][0]["net_wh"] == "-3000" and seller_balance["escrowed"] == "0"
 
     book = client.get("/v1/trading/orderbook", params={"market_id": f"energy-{period}"}).json()
     assert book["bids"] == [] and book["asks"] == [
-        {"price": 100_000, "quantity_wh": 2_000, "orders": 1}
+        {"price": "100000", "quantity_wh": "2000", "orders": 1}
     ]
 
     # cancel the rest on chain with the seller's custodial key; the mirror confirms it
@@ -348,7 +350,7 @@ def signed_wallet_order(client, headers, wallet, **terms) -> tuple[str, dict]:
     return typed["order_hash"], {
         **terms,
         "nonce": message["nonce"],
-        "salt": str(message["salt"]),
+        "salt": message["salt"],
         "expiry": message["expiry"],
         "signature": "0x" + bytes(signature).hex(),
     }
@@ -379,7 +381,7 @@ def test_cancel_all_on_chain_makes_a_signed_order_stale_at_once(market):
         quantity_wh=1_000,
         price=90_000,
     )
-    assert fresh["nonce"] == body["nonce"] + 1
+    assert int(fresh["nonce"]) == int(body["nonce"]) + 1
     reply = client.post("/v1/trading/orders", headers=market["buyer"], json=fresh)
     assert reply.status_code == 202 and reply.json()["id"] == fresh_hash
 
@@ -419,7 +421,7 @@ def test_rec_offer_needs_the_certificate_and_wallet_orders_need_well_formed_term
     )
     unheld = client.post("/v1/trading/orders", headers=buyer, json=rec)
     assert unheld.status_code == 422 and unheld.json()["type"].endswith("/insufficient-funds")
-    assert unheld.json()["held"] == 0
+    assert unheld.json()["held"] == "0"
     _, body = signed_wallet_order(
         client,
         buyer,
@@ -430,7 +432,7 @@ def test_rec_offer_needs_the_certificate_and_wallet_orders_need_well_formed_term
         price=90_000,
     )
     huge_salt = client.post("/v1/trading/orders", headers=buyer, json={**body, "salt": str(2**256)})
-    assert huge_salt.status_code == 422 and huge_salt.json()["type"].endswith("/invalid-order")
+    assert huge_salt.status_code == 422 and huge_salt.json()["errors"][0]["loc"] == ["body", "salt"]
     for bad in ("0x" + "00" * 64 + "1b", body["signature"][:-2] + "05"):  # r = s = 0; v = 5
         reply = client.post("/v1/trading/orders", headers=buyer, json={**body, "signature": bad})
         assert reply.status_code == 422 and reply.json()["type"].endswith("/invalid-signature"), (

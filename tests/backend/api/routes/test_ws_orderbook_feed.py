@@ -39,7 +39,7 @@ class Subscriber:
         elif message["channel"] == self.channel and payload["event"] == "orderbook.delta":
             for side in ("bids", "asks"):
                 for level in payload[side]:
-                    if level["quantity_wh"] == 0:
+                    if int(level["quantity_wh"]) == 0:  # amounts are decimal strings
                         self.book[side].pop(level["price"], None)
                     else:
                         self.book[side][level["price"]] = level
@@ -57,13 +57,14 @@ class Subscriber:
 
     def levels(self) -> dict:
         return {
-            "bids": sorted(self.book["bids"].values(), key=lambda level: -level["price"]),
-            "asks": sorted(self.book["asks"].values(), key=lambda level: level["price"]),
+            "bids": sorted(self.book["bids"].values(), key=lambda level: -int(level["price"])),
+            "asks": sorted(self.book["asks"].values(), key=lambda level: int(level["price"])),
         }
 
 
 def level(price: int, quantity_wh: int, orders: int) -> dict:
-    return {"price": price, "quantity_wh": quantity_wh, "orders": orders}
+    """A price level as the API sends it: amounts as decimal strings, the count a number."""
+    return {"price": str(price), "quantity_wh": str(quantity_wh), "orders": orders}
 
 
 @pytest.mark.parametrize("feed", ["redis stream", "outbox table"])
