@@ -50,7 +50,7 @@ def test_custodial_seller_withdraws_the_payout_once(market):
     credit = contract.withdrawable(seller).call()
     assert credit > 0
     assert client.get("/v1/energy/balance", headers=market["seller"]).json()["withdrawable"] == (
-        credit
+        str(credit)
     )
     seller_before = token.balanceOf(seller).call()
     market_before = token.balanceOf(chain.market.address).call()
@@ -76,7 +76,7 @@ def test_custodial_seller_withdraws_the_payout_once(market):
     assert again.headers["content-type"] == "application/problem+json"
     assert again.json()["type"] == "https://gridledger.dev/problems/nothing-to-withdraw"
     catch_up(market["indexer"])
-    assert client.get("/v1/energy/balance", headers=market["seller"]).json()["withdrawable"] == 0
+    assert client.get("/v1/energy/balance", headers=market["seller"]).json()["withdrawable"] == "0"
 
 
 def test_wallet_account_is_told_to_withdraw_from_its_wallet(market):

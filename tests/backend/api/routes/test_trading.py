@@ -323,10 +323,10 @@ def test_cancelling_a_partly_filled_wallet_bid_stops_the_matcher_filling_the_res
     catch_up(market["indexer"])
     book = client.get("/v1/trading/orderbook", params=book_params).json()
     assert book["bids"] == [] and book["asks"] == [
-        {"price": 100_000, "quantity_wh": 2_000, "orders": 1}
+        {"price": "100000", "quantity_wh": "2000", "orders": 1}
     ]
     mine = client.get(f"/v1/trading/orders/{bid_hash}", headers=buyer).json()
-    assert (mine["status"], mine["filled_wh"], mine["remaining_wh"]) == ("withdrawn", 1_000, 0)
+    assert (mine["status"], mine["filled_wh"], mine["remaining_wh"]) == ("withdrawn", "1000", "0")
 
     # the wallet sends the call; the indexer sees the cancel and the order is cancelled
     send(api.devnet.w3, market["wallet"], {"to": call["to"], "data": call["data"]})

@@ -61,7 +61,7 @@ def test_contract_wallet_bid_is_accepted_and_filled_on_chain(market, monkeypatch
     trades = client.get("/v1/trading/trades", params={"market_id": f"energy-{period}"}).json()
     (trade,) = trades["items"]
     assert trade["buyer"] == wallet.lower() and trade["tx_hash"] == sent[0]
-    assert trade["quantity_wh"] == 3_000 and trade["payment"] == 300_000
+    assert trade["quantity_wh"] == "3000" and trade["payment"] == "300000"
     token = devnet.workload.c.token
     assert token.functions.balanceOf(wallet).call() == FUNDING - 300_000  # escrowed on chain
     market_contract = devnet.workload.c.market
