@@ -318,7 +318,7 @@ contract RECRegistry is IRECRegistry, ERC1155, AccessControl {
         if (c.revoked) revert RECRegistryCertificateRevoked(certId);
         if (bytes(reason).length == 0) revert RECRegistryEmptyReason();
         c.revoked = true;
-        if (c.claimedWh == 0) _clearSlots(c.deviceId, c.periodStart, c.periodEnd);
+        if (c.claimedWh == 0) _updateSlots(c.deviceId, c.periodStart, c.periodEnd, false);
         emit CertificateRevoked(certId, reason, msg.sender);
     }
 
@@ -502,7 +502,7 @@ contract RECRegistry is IRECRegistry, ERC1155, AccessControl {
         if (maxWh > type(uint48).max) maxWh = type(uint48).max;
         if (volumeWh > maxWh) revert RECRegistryVolumeImplausible(deviceId, volumeWh, maxWh);
 
-        _markSlots(deviceId, periodStart, periodEnd);
+        _updateSlots(deviceId, periodStart, periodEnd, true);
 
         // periodEnd <= block.timestamp < 2**40 and volumeWh <= type(uint48).max: casts are safe.
         _certificates[certId] = Certificate({
@@ -538,28 +538,24 @@ contract RECRegistry is IRECRegistry, ERC1155, AccessControl {
         }
     }
 
-    /// @dev Sets the bits of every slot of the period, reverting if any was already set.
-    function _markSlots(uint32 deviceId, uint64 periodStart, uint64 periodEnd) private {
+    /**
+     * @dev `take`: sets the bits of every slot of the period, reverting if any was already set
+     * (issuance). Otherwise clears them (revocation: all were set by the one certificate).
+     */
+    function _updateSlots(uint32 deviceId, uint64 periodStart, uint64 periodEnd, bool take) private {
         mapping(uint256 => uint256) storage words = _issuedSlots[deviceId];
         uint256 slot = periodStart / SLOT_SECONDS;
         uint256 endSlot = periodEnd / SLOT_SECONDS;
         while (slot < endSlot) {
             (uint256 word, uint256 mask, uint256 next) = _slotMask(slot, endSlot);
             uint256 bits = words[word];
-            if (bits & mask != 0) revert RECRegistryPeriodAlreadyIssued(deviceId, periodStart, periodEnd);
-            words[word] = bits | mask;
-            slot = next;
-        }
-    }
-
-    /// @dev Clears the bits of every slot of the period (all set by the one certificate covering it).
-    function _clearSlots(uint32 deviceId, uint64 periodStart, uint64 periodEnd) private {
-        mapping(uint256 => uint256) storage words = _issuedSlots[deviceId];
-        uint256 slot = periodStart / SLOT_SECONDS;
-        uint256 endSlot = periodEnd / SLOT_SECONDS;
-        while (slot < endSlot) {
-            (uint256 word, uint256 mask, uint256 next) = _slotMask(slot, endSlot);
-            words[word] &= ~mask;
+            if (!take) {
+                words[word] = bits & ~mask;
+            } else if (bits & mask != 0) {
+                revert RECRegistryPeriodAlreadyIssued(deviceId, periodStart, periodEnd);
+            } else {
+                words[word] = bits | mask;
+            }
             slot = next;
         }
     }

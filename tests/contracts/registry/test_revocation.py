@@ -5,6 +5,16 @@ import ape
 from tests.fixtures.rec_registry import HOUR, claim_data
 
 
+def period_taken(registry, device_id, start, end):
+    """Expects issuance over [start, end) to revert: a slot is held by a certificate."""
+    return ape.reverts(
+        registry.RECRegistryPeriodAlreadyIssued,
+        deviceId=device_id,
+        periodStart=start,
+        periodEnd=end,
+    )
+
+
 def test_revoke_marks_certificate_and_emits_reason(registry, issuer, bob, issue_hour):
     cert = issue_hour(bob)
 
@@ -76,12 +86,7 @@ def test_corrected_certificate_takes_the_slots_again(
     issue_hour(bob, volume_wh=4_000)
 
     assert registry.isPeriodIssued(device_id, base_time, base_time + HOUR)
-    with ape.reverts(
-        registry.RECRegistryPeriodAlreadyIssued,
-        deviceId=device_id,
-        periodStart=base_time,
-        periodEnd=base_time + HOUR,
-    ):
+    with period_taken(registry, device_id, base_time, base_time + HOUR):
         issue_hour(bob)
 
 
@@ -94,12 +99,7 @@ def test_revoke_frees_only_its_own_slots(registry, issuer, bob, device_id, base_
     assert not registry.isPeriodIssued(device_id, base_time, base_time + 72 * HOUR)
     assert registry.isPeriodIssued(device_id, base_time + 72 * HOUR, base_time + 73 * HOUR)
     assert not registry.certificate(neighbour).revoked
-    with ape.reverts(
-        registry.RECRegistryPeriodAlreadyIssued,
-        deviceId=device_id,
-        periodStart=base_time,
-        periodEnd=base_time + 73 * HOUR,
-    ):
+    with period_taken(registry, device_id, base_time, base_time + 73 * HOUR):
         issue_hour(bob, hour=0, hours=73)
     issue_hour(bob, hour=0, hours=72)  # the corrected certificate fits exactly
 
@@ -113,12 +113,7 @@ def test_revoke_keeps_the_period_issued_when_wh_were_retired(
 
     # The 1,000 retired Wh still count this production: no second certificate for it.
     assert registry.isPeriodIssued(device_id, base_time, base_time + HOUR)
-    with ape.reverts(
-        registry.RECRegistryPeriodAlreadyIssued,
-        deviceId=device_id,
-        periodStart=base_time,
-        periodEnd=base_time + HOUR,
-    ):
+    with period_taken(registry, device_id, base_time, base_time + HOUR):
         issue_hour(bob)
 
 
