@@ -1,7 +1,7 @@
 """trades.reclaim_grace_period: the reclaim grace period fixed in each ENERGY trade
 
-Revision ID: 0006_trade_reclaim_grace
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 The EnergyMarket records the grace period in force when a trade is made in the trade itself
 (settle and reclaim take it back with the struct); the mirror keeps it per trade.
 """
@@ -9,8 +9,8 @@ The EnergyMarket records the grace period in force when a trade is made in the t
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_trade_reclaim_grace"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
