@@ -23,12 +23,16 @@ import {IEnergyMarket} from "./interfaces/IEnergyMarket.sol";
  *
  * Money flow for ENERGY: fill → buyer's payment escrowed here → {settle} after deliveryEnd
  * credits seller payout and buyer refund to pull balances → {withdraw}. If nobody settles by
- * deliveryEnd + reclaimGracePeriod, {reclaim} credits the whole escrow back to the buyer.
+ * deliveryEnd + the trade's reclaimGracePeriod, {reclaim} credits the whole escrow back to the
+ * buyer. The grace period is a term of the trade, fixed when it is made (like the tolerance and
+ * penalty): the admin's {setReclaimGracePeriod} only applies to later trades, and never goes
+ * below {MIN_RECLAIM_GRACE_PERIOD}, so the settler always has time to settle on meter data.
  * Invariant: totalEscrowed() + totalWithdrawable() <= paymentToken.balanceOf(this).
  *
- * Units: energy in Wh, price in token base units per kWh, payment = quantityWh * price / 1000
- * rounded down (each fill and each settlement amount is floored; rounding dust stays with the
- * buyer because settlement refunds escrow - payout exactly).
+ * Units: energy in Wh, price in token base units per kWh, payment = ceil(quantityWh * price /
+ * 1000): the buyer's payment rounds UP, so no Wh is ever bought for free. At settlement the
+ * seller's gross is ceil(delivered * price / 1000) <= escrow, the penalty is floored, and the
+ * buyer is refunded escrow - payout exactly: escrow = payout + refund, no unit created or lost.
  */
 contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
@@ -50,6 +54,9 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
 
     /// @notice Length of a delivery slot; periods start and end on slot boundaries.
     uint64 public constant SLOT_SECONDS = 900;
+    /// @notice Shortest reclaim grace period the admin may set: time for meter data to arrive and
+    /// the settler to settle after deliveryEnd before the buyer may take the escrow back.
+    uint64 public constant MIN_RECLAIM_GRACE_PERIOD = 4 hours;
     /// @notice Longest reclaim grace period the admin may set.
     uint64 public constant MAX_RECLAIM_GRACE_PERIOD = 30 days;
 
@@ -93,7 +100,8 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
      * @param certificates ERC-1155 REC registry (token id = certificate id, amount = Wh).
      * @param toleranceBps_ Shortfall share (bps of contracted Wh) that is not penalised.
      * @param penaltyBps_ Penalty on penalised shortfall Wh, in bps of its value.
-     * @param reclaimGracePeriod_ Seconds after deliveryEnd from which the buyer may reclaim.
+     * @param reclaimGracePeriod_ Seconds after deliveryEnd from which the buyer may reclaim a trade
+     * (fixed in each trade when it is made), within [MIN_RECLAIM_GRACE_PERIOD, MAX_RECLAIM_GRACE_PERIOD].
      */
     constructor(
         address admin,
@@ -280,9 +288,10 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
 
     /**
      * @notice Settles ENERGY trade `tradeId` on `deliveredWh` metered for its period.
-     * delivered = min(deliveredWh, quantityWh); gross = delivered * price / 1000;
-     * penalised Wh = shortfall beyond `quantityWh * toleranceBps / 10000`;
-     * penalty = min(penalisedWh * price / 1000 * penaltyBps / 10000, gross);
+     * delivered = min(deliveredWh, quantityWh); escrow = ceil(quantityWh * price / 1000);
+     * gross = ceil(delivered * price / 1000) (<= escrow; the whole escrow on full delivery);
+     * penalised Wh = shortfall beyond `quantityWh * toleranceBps / 10000` (floored);
+     * penalty = min(floor(floor(penalisedWh * price / 1000) * penaltyBps / 10000), gross);
      * the seller is credited gross - penalty and the buyer the rest of the escrow.
      *
      * Requirements:
@@ -335,15 +344,16 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
      *
      * Requirements:
      * - `trade` must be the trade recorded under `tradeId`, which must still be open.
-     * - `block.timestamp >= trade.deliveryEnd + reclaimGracePeriod`.
+     * - `block.timestamp >= trade.deliveryEnd + trade.reclaimGracePeriod` (the grace period in
+     *   force when the trade was made; later {setReclaimGracePeriod} calls do not change it).
      *
      * Emits a {TradeReclaimed} event.
      */
     function reclaim(Trade calldata trade, uint256 tradeId) external nonReentrant {
         _closeTrade(trade, tradeId, TradeStatus.Reclaimed);
-        uint256 deadline = uint256(trade.deliveryEnd) + _state.reclaimGracePeriod;
+        uint256 deadline = uint256(trade.deliveryEnd) + trade.reclaimGracePeriod;
         if (block.timestamp < deadline) revert EnergyMarketReclaimTooEarly(tradeId, deadline);
-        uint256 escrow = (uint256(trade.quantityWh) * trade.price) / _WH_PER_KWH;
+        uint256 escrow = _payment(trade.quantityWh, trade.price);
         _withdrawable[trade.buyer] += escrow;
         _state.totalEscrowed -= uint128(escrow);
         _totalWithdrawable += escrow;
@@ -391,12 +401,12 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
     }
 
     /**
-     * @notice Sets the time after deliveryEnd from which unsettled trades can be reclaimed
-     * (applies to open trades too).
+     * @notice Sets the time after deliveryEnd from which unsettled trades made from now on can be
+     * reclaimed (open trades keep the grace period recorded in them).
      *
      * Requirements:
      * - the caller must have DEFAULT_ADMIN_ROLE.
-     * - `period` must be at most {MAX_RECLAIM_GRACE_PERIOD}.
+     * - `period` must be at least {MIN_RECLAIM_GRACE_PERIOD} and at most {MAX_RECLAIM_GRACE_PERIOD}.
      *
      * Emits a {ReclaimGracePeriodUpdated} event.
      */
@@ -492,7 +502,7 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
         return _state.penaltyBps;
     }
 
-    /// @notice Seconds after deliveryEnd from which an unsettled trade can be reclaimed.
+    /// @notice Seconds after deliveryEnd from which an unsettled trade made now could be reclaimed.
     function reclaimGracePeriod() external view returns (uint64) {
         return _state.reclaimGracePeriod;
     }
@@ -570,7 +580,7 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
         bytes32 sellOrderHash,
         bytes32 buyOrderHash
     ) private returns (uint256 tradeId) {
-        uint256 payment = (uint256(trade.quantityWh) * trade.price) / _WH_PER_KWH;
+        uint256 payment = _payment(trade.quantityWh, trade.price);
         MarketState storage state = _state;
         tradeId = uint256(state.lastTradeId) + 1;
         if (product == Product.Energy) {
@@ -578,6 +588,7 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
             if (trade.buyerMeter == bytes32(0)) revert EnergyMarketMeterRequired(trade.buyer);
             trade.toleranceBps = state.toleranceBps;
             trade.penaltyBps = state.penaltyBps;
+            trade.reclaimGracePeriod = state.reclaimGracePeriod;
             (state.lastTradeId, state.totalEscrowed) = (uint64(tradeId), state.totalEscrowed + payment.toUint128());
             _tradeRecords[tradeId] = _record(_hashTradeMemory(trade), TradeStatus.Open);
             emit TradeCreated(tradeId, sellOrderHash, buyOrderHash, trade, payment);
@@ -613,8 +624,9 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
         uint256 contracted = trade.quantityWh;
         uint256 price = trade.price;
         uint256 delivered = deliveredWh < contracted ? deliveredWh : contracted;
-        escrow = (contracted * price) / _WH_PER_KWH;
-        uint256 gross = (delivered * price) / _WH_PER_KWH;
+        escrow = _payment(contracted, price);
+        // Rounded up like the escrow, so delivered energy is never free and full delivery pays it all.
+        uint256 gross = _payment(delivered, price);
         uint256 shortfall = contracted - delivered;
         uint256 tolerance = (contracted * trade.toleranceBps) / _BPS;
         uint256 penalty = 0;
@@ -642,12 +654,20 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
     }
 
     /// @dev keccak256(abi.encode(trade)) without the copy: a static struct in memory is already
-    /// laid out as its ABI encoding (10 clean words).
+    /// laid out as its ABI encoding (11 clean words).
     function _hashTradeMemory(Trade memory trade) private pure returns (bytes32 hash) {
         // Hashes the struct in place: saves the abi.encode copy on every fill.
         // solhint-disable-next-line no-inline-assembly
         assembly ("memory-safe") {
-            hash := keccak256(trade, 0x140)
+            hash := keccak256(trade, 0x160)
+        }
+    }
+
+    /// @dev Token base units for `quantityWh` at `price` per kWh, rounded up: ceil(q * p / 1000).
+    function _payment(uint256 quantityWh, uint256 price) private pure returns (uint256) {
+        // Both factors fit in 128 bits, so q * p + 999 cannot overflow.
+        unchecked {
+            return (quantityWh * price + (_WH_PER_KWH - 1)) / _WH_PER_KWH;
         }
     }
 
@@ -668,6 +688,7 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
     }
 
     function _checkGracePeriod(uint64 period) private pure {
+        if (period < MIN_RECLAIM_GRACE_PERIOD) revert EnergyMarketGracePeriodTooShort(period, MIN_RECLAIM_GRACE_PERIOD);
         if (period > MAX_RECLAIM_GRACE_PERIOD) revert EnergyMarketGracePeriodTooLong(period, MAX_RECLAIM_GRACE_PERIOD);
     }
 }

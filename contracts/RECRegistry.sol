@@ -13,10 +13,13 @@ import {IRECRegistry} from "./interfaces/IRECRegistry.sol";
  * - An issuer certifies metered production of an approved device for 15-minute-aligned
  *   periods. Every certificate is its own token id (sequential from 1) and 1 unit = 1 Wh.
  *   A per-device bitmap of 15-minute slots makes double issuance for overlapping periods
- *   impossible, in whatever order periods arrive.
+ *   impossible, in whatever order periods arrive: a slot stays taken while a live certificate
+ *   covers it.
  * - Holders transfer Wh with the standard ERC-1155 functions and retire them with {claim},
  *   which burns them and records the claimed Wh per holder.
- * - An issuer can revoke a certificate, which freezes every unit of it.
+ * - An issuer can revoke a certificate, which freezes every unit of it and frees its slots so
+ *   that a corrected certificate can be issued for the period, unless some of its Wh were
+ *   already retired: retired Wh stay counted, so their slots stay taken.
  *
  * Storage is laid out for cheap transactions: a certificate is one slot, a holder's balance
  * and claimed Wh of a certificate share one slot (this is why {_update} and {balanceOf} are
@@ -298,7 +301,10 @@ contract RECRegistry is IRECRegistry, ERC1155, AccessControl {
 
     /**
      * @notice Revokes a certificate (e.g. meter data found wrong): afterwards no unit of it
-     * can be transferred or claimed. Already retired Wh stay retired.
+     * can be transferred or claimed. Already retired Wh stay retired. If none of its Wh were
+     * retired, its 15-minute slots are freed so a corrected certificate can be issued for the
+     * device and period; otherwise they stay taken (the retired Wh already count that
+     * production, and freeing the slots would let it be counted twice).
      *
      * Requirements:
      * - caller has ISSUER_ROLE.
@@ -312,6 +318,7 @@ contract RECRegistry is IRECRegistry, ERC1155, AccessControl {
         if (c.revoked) revert RECRegistryCertificateRevoked(certId);
         if (bytes(reason).length == 0) revert RECRegistryEmptyReason();
         c.revoked = true;
+        if (c.claimedWh == 0) _updateSlots(c.deviceId, c.periodStart, c.periodEnd, false);
         emit CertificateRevoked(certId, reason, msg.sender);
     }
 
@@ -355,8 +362,8 @@ contract RECRegistry is IRECRegistry, ERC1155, AccessControl {
 
     /**
      * @notice Returns whether any 15-minute slot of [`periodStart`, `periodEnd`) is already
-     * certified for the device, i.e. whether {issue} would revert with
-     * {RECRegistryPeriodAlreadyIssued}.
+     * certified for the device (by a live certificate, or a revoked one with retired Wh), i.e.
+     * whether {issue} would revert with {RECRegistryPeriodAlreadyIssued}.
      *
      * Requirements:
      * - the period is aligned to 900 s and not longer than 31 days.
@@ -495,7 +502,7 @@ contract RECRegistry is IRECRegistry, ERC1155, AccessControl {
         if (maxWh > type(uint48).max) maxWh = type(uint48).max;
         if (volumeWh > maxWh) revert RECRegistryVolumeImplausible(deviceId, volumeWh, maxWh);
 
-        _markSlots(deviceId, periodStart, periodEnd);
+        _updateSlots(deviceId, periodStart, periodEnd, true);
 
         // periodEnd <= block.timestamp < 2**40 and volumeWh <= type(uint48).max: casts are safe.
         _certificates[certId] = Certificate({
@@ -531,16 +538,24 @@ contract RECRegistry is IRECRegistry, ERC1155, AccessControl {
         }
     }
 
-    /// @dev Sets the bits of every slot of the period, reverting if any was already set.
-    function _markSlots(uint32 deviceId, uint64 periodStart, uint64 periodEnd) private {
+    /**
+     * @dev `take`: sets the bits of every slot of the period, reverting if any was already set
+     * (issuance). Otherwise clears them (revocation: all were set by the one certificate).
+     */
+    function _updateSlots(uint32 deviceId, uint64 periodStart, uint64 periodEnd, bool take) private {
         mapping(uint256 => uint256) storage words = _issuedSlots[deviceId];
         uint256 slot = periodStart / SLOT_SECONDS;
         uint256 endSlot = periodEnd / SLOT_SECONDS;
         while (slot < endSlot) {
             (uint256 word, uint256 mask, uint256 next) = _slotMask(slot, endSlot);
             uint256 bits = words[word];
-            if (bits & mask != 0) revert RECRegistryPeriodAlreadyIssued(deviceId, periodStart, periodEnd);
-            words[word] = bits | mask;
+            if (!take) {
+                words[word] = bits & ~mask;
+            } else if (bits & mask != 0) {
+                revert RECRegistryPeriodAlreadyIssued(deviceId, periodStart, periodEnd);
+            } else {
+                words[word] = bits | mask;
+            }
             slot = next;
         }
     }

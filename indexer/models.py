@@ -189,6 +189,10 @@ class Trade(SQLModel, table=True):
     delivery_end: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     tolerance_bps: int | None = None
     penalty_bps: int | None = None
+    # seconds after delivery_end from which the buyer may reclaim (fixed when the trade was made)
+    reclaim_grace_period: int | None = Field(
+        default=None, sa_column=Column(BigInteger, nullable=True)
+    )
     sell_order_hash: str = Field(max_length=66)
     buy_order_hash: str = Field(max_length=66)
     delivered_wh: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))

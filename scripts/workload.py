@@ -29,7 +29,7 @@ Account.enable_unaudited_hdwallet_features()
 ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
 MAX_UINT = 2**256 - 1
 # A trade as `settleBatch` and `reclaim` take it: seller, buyer, sellerMeter, buyerMeter,
-# quantityWh, price, deliveryStart, deliveryEnd, toleranceBps, penaltyBps.
+# quantityWh, price, deliveryStart, deliveryEnd, toleranceBps, penaltyBps, reclaimGracePeriod.
 Trade = tuple[Any, ...]
 
 
@@ -248,6 +248,7 @@ class Workload:
                 t["deliveryEnd"],
                 t["toleranceBps"],
                 t["penaltyBps"],
+                t["reclaimGracePeriod"],
             )
             self.open_trades.append((event["args"]["tradeId"], trade))
 
@@ -274,7 +275,7 @@ class Workload:
         if not self.open_trades:
             return
         trade_id, trade = self.open_trades.pop(0)
-        grace = self.c.market.functions.reclaimGracePeriod().call()
+        grace = trade[10]  # the trade's own grace period, fixed when it was made
         if self.now() < trade[7] + grace:
             self.advance(trade[7] + grace - self.now() + 1)
         buyer = next(p for p in self.people if p.address == trade[1])

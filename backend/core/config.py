@@ -84,7 +84,9 @@ class Settings(BaseSettings):
     # Market parameters used at deployment
     tolerance_bps: int = Field(default=500, ge=0, le=10_000)
     penalty_bps: int = Field(default=2_000, ge=0, le=10_000)
-    reclaim_grace_period_s: int = Field(default=86_400, ge=0)
+    reclaim_grace_period_s: int = Field(
+        default=86_400, ge=4 * 3_600, le=30 * 86_400
+    )  # EnergyMarket's MIN/MAX_RECLAIM_GRACE_PERIOD; each trade keeps the one it was made under
 
     # Metering (MQTT and REST ingestion), settlement of deliveries, REC issuance
     meter_clock_skew_s: int = Field(default=60, ge=0)  # readings may end this far in the future

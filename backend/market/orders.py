@@ -216,5 +216,6 @@ def recover_maker(order: Order, signature: bytes, chain_id: int, verifying_contr
 
 
 def payment(quantity_wh: int, price: int) -> int:
-    """Token base units for `quantity_wh` at `price` per kWh, floored like the contract."""
-    return quantity_wh * price // WH_PER_KWH
+    """Token base units for `quantity_wh` at `price` per kWh, rounded up like the contract
+    (ceil: no Wh is bought for free)."""
+    return -(-quantity_wh * price // WH_PER_KWH)

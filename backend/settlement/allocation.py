@@ -7,13 +7,16 @@ slot). A trade's allocation is the sum of its slot shares, floored to whole Wh; 
 chain is told is min(allocation, contracted): surplus export is not re-allocated. A slot
 without an export reading counts as zero (and flags the trade `data_missing`).
 
-Payout math mirrors EnergyMarket._settle exactly (integer division at the same places).
+Payout math mirrors EnergyMarket._settle exactly (integer division at the same places):
+escrow and gross are rounded up (`payment`), the penalty is floored.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
+
+from backend.market.orders import payment
 
 SLOT = 900
 WH_PER_KWH = 1000
@@ -82,8 +85,8 @@ def settlement_amounts(trade: TradeTerms, delivered_wh: int) -> Amounts:
     """What EnergyMarket.settle credits for `delivered_wh`."""
     contracted = trade.quantity_wh
     delivered = min(delivered_wh, contracted)
-    escrow = contracted * trade.price // WH_PER_KWH
-    gross = delivered * trade.price // WH_PER_KWH
+    escrow = payment(contracted, trade.price)
+    gross = payment(delivered, trade.price)
     shortfall = contracted - delivered
     tolerance = contracted * trade.tolerance_bps // BPS
     penalty = 0

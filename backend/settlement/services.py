@@ -108,20 +108,25 @@ def trade_tuple(trade: Trade) -> tuple[Any, ...]:
         trade.delivery_end,
         trade.tolerance_bps,
         trade.penalty_bps,
+        delivery(trade.reclaim_grace_period),
     )
 
 
-def missing_data_deadline(ctx: ChainContext, settings: Settings) -> int:
+def data_deadline(settings: Settings, grace_s: int) -> int:
     """Seconds after a period's end to wait for meter data: the configured deadline, but always
-    `settlement_reclaim_margin_s` before the contract lets the buyer reclaim."""
-    grace = ctx.market.functions.reclaimGracePeriod().call()
+    `settlement_reclaim_margin_s` before a buyer may reclaim under grace period `grace_s`."""
     return max(
         0,
         min(
             settings.settlement_missing_data_deadline_s,
-            grace - settings.settlement_reclaim_margin_s,
+            grace_s - settings.settlement_reclaim_margin_s,
         ),
     )
+
+
+def missing_data_deadline(ctx: ChainContext, settings: Settings) -> int:
+    """`data_deadline` under the grace period the contract records in trades made now."""
+    return data_deadline(settings, ctx.market.functions.reclaimGracePeriod().call())
 
 
 def due_period_ends(session: Session, now: int, settings: Settings) -> list[int]:
@@ -168,9 +173,11 @@ def meter_allocations(
 
 
 def reconcile_period(
-    session: Session, period_end: int, *, now: int, deadline_s: int
+    session: Session, period_end: int, *, now: int, settings: Settings
 ) -> PeriodReport:
-    """Create or refresh the reconciliation records of the open trades ending at `period_end`."""
+    """Create or refresh the reconciliation records of the open trades ending at `period_end`.
+    A trade with missing meter data waits until its own `data_deadline` (under the grace period
+    recorded in the trade, which the admin cannot change afterwards)."""
     report = PeriodReport(period_end)
     trades = session.exec(
         select(Trade).where(
@@ -199,6 +206,7 @@ def reconcile_period(
             if record is not None and record.status != ReconciliationStatus.PENDING:
                 continue
             allocation = allocations[trade.trade_id]
+            deadline_s = data_deadline(settings, delivery(trade.reclaim_grace_period))
             if allocation.data_missing and now < period_end + deadline_s:
                 report.waiting += 1
                 continue
@@ -428,9 +436,7 @@ def close_period(
     with locks.hold(f"settle:period:{period_end}", settings.settlement_lock_timeout_s) as acquired:
         if not acquired:
             return PeriodReport(period_end, busy=True)
-        report = reconcile_period(
-            session, period_end, now=now, deadline_s=missing_data_deadline(ctx, settings)
-        )
+        report = reconcile_period(session, period_end, now=now, settings=settings)
         trade_ids = list(
             session.exec(
                 select(Reconciliation.trade_id).where(

@@ -8,7 +8,9 @@ pragma solidity ^0.8.28;
  * Units used throughout:
  * - energy: integer Wh;
  * - price: payment-token base units per kWh;
- * - payment = quantityWh * price / 1000, rounded down (floor) per trade.
+ * - payment = quantityWh * price / 1000, rounded UP (ceil) per trade: every Wh costs at least
+ *   one base unit. Settlement pays the seller ceil(delivered * price / 1000) minus the penalty
+ *   and refunds the buyer the rest of the escrow.
  * Delivery periods are aligned to 15-minute slots: start % 900 == 0, end % 900 == 0, start < end.
  */
 interface IEnergyMarket {
@@ -68,8 +70,10 @@ interface IEnergyMarket {
     /**
      * @notice An ENERGY delivery contract. Only `keccak256(abi.encode(trade))` (with the status in
      * its low byte) is stored; the full struct is emitted in {TradeCreated} and passed back as
-     * calldata to {settle} / {reclaim}. `toleranceBps` / `penaltyBps` are the settlement terms in
-     * force when the trade was made. The escrow is `quantityWh * price / 1000`.
+     * calldata to {settle} / {reclaim}. `toleranceBps`, `penaltyBps` and `reclaimGracePeriod` are
+     * the settlement terms in force when the trade was made; later admin changes do not touch
+     * them. The escrow is `ceil(quantityWh * price / 1000)`; the buyer may reclaim it from
+     * `deliveryEnd + reclaimGracePeriod` if the trade is still unsettled.
      */
     struct Trade {
         address seller;
@@ -82,6 +86,7 @@ interface IEnergyMarket {
         uint64 deliveryEnd;
         uint16 toleranceBps;
         uint16 penaltyBps;
+        uint64 reclaimGracePeriod;
     }
 
     /// @notice Result of {orderStatus}.
@@ -152,7 +157,7 @@ interface IEnergyMarket {
         uint16 newPenaltyBps
     );
 
-    /// @notice The time after deliveryEnd from which an unsettled trade can be reclaimed changed.
+    /// @notice The reclaim grace period recorded in new trades changed (open trades keep theirs).
     event ReclaimGracePeriodUpdated(uint64 oldPeriod, uint64 newPeriod);
 
     // ----------------------------------------------------------------- errors
@@ -180,6 +185,7 @@ interface IEnergyMarket {
     error EnergyMarketLengthMismatch(uint256 trades, uint256 tradeIds, uint256 deliveredWh);
     error EnergyMarketNothingToWithdraw(address account);
     error EnergyMarketInvalidSettlementParameters(uint16 toleranceBps, uint16 penaltyBps);
+    error EnergyMarketGracePeriodTooShort(uint64 period, uint64 minPeriod);
     error EnergyMarketGracePeriodTooLong(uint64 period, uint64 maxPeriod);
     error EnergyMarketZeroAddress();
 

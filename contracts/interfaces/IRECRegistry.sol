@@ -102,6 +102,7 @@ interface IRECRegistry {
         uint256 claimId
     );
 
+    /// @notice `certId` was revoked; its slots are free again unless some of its Wh were retired.
     event CertificateRevoked(uint256 indexed certId, string reason, address indexed by);
 
     // ----------------------------------------------------------------------------------

@@ -148,6 +148,7 @@ def trade_created(state: MirrorState, log: Log) -> None:
             delivery_end=trade["deliveryEnd"],
             tolerance_bps=trade["toleranceBps"],
             penalty_bps=trade["penaltyBps"],
+            reclaim_grace_period=trade["reclaimGracePeriod"],
         ),
     )
     _fill_orders(state, log, trade["quantityWh"])

@@ -15,10 +15,24 @@ Invariants:
 2. Certificate supply: per certificate, supply == volumeWh - claimedWh == sum of balances over
    all holders, and claimedWh == sum of claimedBalance == the model's claimed Wh.
 3. No device-period issued twice: the model's issued (device, 15-min slot) pairs are unique;
-   each slot read as issued right after its issuance (slot by slot), every certificate's
-   period reads as issued, and every maximal run of slots outside the model's set reads as
-   not issued (the on-chain bitmap has no extra bits).
+   each slot read as issued right after its issuance (slot by slot), every certificate that
+   holds its slots (live, or revoked after some of its Wh were retired) reads as issued, and
+   every maximal run of slots outside the model's set reads as not issued (the on-chain bitmap
+   has no extra bits).
 4. Trade statuses on chain equal the model's (REC swaps: None).
+
+Rules checked by the steps themselves:
+5. Payment rounds up: every fill (ENERGY and REC) costs exactly ceil(Wh * price / 1000), so
+   a fill is never free (prices below 1000 base units per kWh and 1-3 Wh fills are drawn on
+   purpose); at settlement payout + penalty == ceil(delivered * price / 1000) and
+   payout + refund == the trade's escrow.
+6. The reclaim grace period is fixed per trade: the admin changes it at random (and is
+   refused below MIN_RECLAIM_GRACE_PERIOD / above the maximum with the exact error); every
+   trade records the grace in force when it was made and reclaim opens exactly at its own
+   deliveryEnd + grace, whatever the admin set since.
+7. Revocation frees a certificate's slots unless some of its Wh were retired: the model drops
+   them from its issued set, the chain reads them as free, and a later issuance may cover
+   them (a corrected certificate); live certificates' slots stay taken.
 
 The machine class is built inside the test function (closure over Ape's fixtures) and run
 with `run_state_machine_as_test`. Invariant reads go straight to the in-process EVM backend
@@ -30,7 +44,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 from eth_abi import decode, encode
@@ -62,6 +76,8 @@ from tests.fixtures.energy_market import reverts_with, settlement
 TOLERANCE_BPS = 500
 PENALTY_BPS = 2_000
 GRACE = 86_400
+MIN_GRACE = 4 * 3_600  # EnergyMarket.MIN_RECLAIM_GRACE_PERIOD
+MAX_GRACE = 30 * 86_400
 FUNDING = 1_000_000 * 10**6  # 1M gUSD per participant
 MAX_UINT = 2**256 - 1
 
@@ -163,6 +179,14 @@ class CertModel:
     def claimed_total(self) -> int:
         return sum(self.claimed.values())
 
+    @property
+    def holds_slots(self) -> bool:
+        """Live, or revoked after some Wh were retired: its slots stay taken."""
+        return not self.revoked or self.claimed_total > 0
+
+    def slots(self) -> list[tuple[int, int]]:
+        return [(self.device, slot) for slot in range(self.start, self.end, SLOT)]
+
 
 def normalized(values) -> tuple:
     """ABI values with addresses checksummed (Ape decodes struct addresses in lower case)."""
@@ -236,7 +260,9 @@ def deploy_world(project, chain, owner, participants, others, operator, settler,
 # ------------------------------------------------------------------------------ the machine
 
 
-def build_machine(world: World, chain, operator, settler, issuer, stranger, outcomes: Counter):
+def build_machine(
+    world: World, chain, admin, operator, settler, issuer, stranger, outcomes: Counter
+):
     gusd, registry, market = world.gusd, world.registry, world.market
     participants = world.participants
     by_address = {a.address: a for a in participants}
@@ -272,9 +298,12 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
             self.trades: dict[int, TradeModel] = {}
             self.last_trade_id = 0
             self.salt = 0
+            self.grace = GRACE  # recorded in trades made from now on
             # registry
             self.certs: dict[int, CertModel] = {}
-            self.issued_slots: list[tuple[int, int]] = []  # (device, slot start), append-only
+            # (device, slot start) held by a certificate; freed again by a revocation
+            self.issued_slots: list[tuple[int, int]] = []
+            self.freed_slots: list[tuple[int, int]] = []
 
         def teardown(self):
             chain.restore(snapshot["id"])
@@ -305,7 +334,9 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
                 assetId=0,
                 meterId=meter(maker.address),
                 quantityWh=data.draw(st.integers(1, 20_000), label="quantityWh"),
-                price=data.draw(st.integers(1, 400_000), label="price"),
+                price=data.draw(
+                    st.one_of(st.integers(1, 400_000), st.integers(1, 999)), label="price"
+                ),
                 deliveryStart=start,
                 deliveryEnd=end,
                 # Mostly expiring at delivery start; some expire earlier, some outlive gate closure.
@@ -359,8 +390,11 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
                 order.deliveryEnd,
                 TOLERANCE_BPS,
                 PENALTY_BPS,
+                self.grace,
             )
             escrow = payment(quantity, price)
+            # Rounded up: never free, and less than one unit above the exact price.
+            assert escrow >= 1 and 0 <= escrow * 1000 - quantity * price < 1000
             self.trades[self.last_trade_id] = TradeModel(trade=trade, status=OPEN, escrow=escrow)
             self.wallet[buyer] -= escrow
             self.wallet[market.address] += escrow
@@ -400,6 +434,21 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
             entry = BookOrder(order=order, signature=sign(order, seller), hash=digest(order))
             self.book.append(entry)
             quantity = data.draw(st.integers(1, order.quantityWh), label="fill Wh")
+            self.execute_fill(entry, buyer, quantity)
+
+        @rule(data=st.data())
+        def buy_a_few_cheap_wh(self, data):
+            """1-3 Wh at a price below 1000 base units per kWh: worth less than one unit, yet
+            the buyer pays at least one (rule 5)."""
+            seller = data.draw(st.sampled_from(participants), label="seller")
+            buyer = self.other_than(data, seller.address)
+            order = replace(
+                self.new_energy_order(data, seller, SELL),
+                price=data.draw(st.integers(1, 999), label="cheap price"),
+            )
+            entry = BookOrder(order=order, signature=sign(order, seller), hash=digest(order))
+            self.book.append(entry)
+            quantity = data.draw(st.integers(1, min(3, order.quantityWh)), label="fill Wh")
             self.execute_fill(entry, buyer, quantity)
 
         @rule(data=st.data())
@@ -566,7 +615,7 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
             targets = []
             for tid in self.open_trades():
                 end = self.trades[tid].trade[7]
-                targets += [t for t in (end, end + GRACE) if t > now]
+                targets += [t for t in (end, end + self.trades[tid].trade[10]) if t > now]
             mode = data.draw(st.sampled_from(["seconds", "trade end or deadline"]), label="advance")
             if mode == "seconds" or not targets:
                 seconds = data.draw(
@@ -658,6 +707,9 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
                     expected["penalty"],
                     expected["refund"],
                 )
+                # Rule 5: delivered Wh are paid rounded up; the escrow is shared out exactly.
+                assert log.sellerPayout + log.penalty == payment(min(wh, quantity), price)
+                assert log.sellerPayout + log.buyerRefund == model.escrow
                 self.credits[seller] += expected["payout"]
                 self.credits[buyer] += expected["refund"]
                 model.status = SETTLED
@@ -676,18 +728,22 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
         @precondition(lambda self: self.trades)
         @rule(data=st.data())
         def reclaim(self, data):
-            """Anyone reclaims an unsettled trade's escrow for its buyer after the grace period."""
+            """Anyone reclaims an unsettled trade's escrow for its buyer after the grace period
+            recorded in the trade (rule 6: not the one the admin set since)."""
             tid = data.draw(st.sampled_from(sorted(self.trades)), label="trade")
             model = self.trades[tid]
-            deadline = model.trade[7] + GRACE
-            if (
-                model.status == OPEN
-                and self.now() < deadline
-                and data.draw(st.booleans(), label="wait")
-            ):
-                chain.pending_timestamp = deadline + data.draw(
-                    st.integers(0, 600), label="past deadline"
+            deadline = model.trade[7] + model.trade[10]
+            if model.status == OPEN and self.now() < deadline:
+                wait = data.draw(
+                    st.sampled_from(["no", "past deadline", "current grace"]), label="wait"
                 )
+                if wait == "past deadline":
+                    chain.pending_timestamp = deadline + data.draw(
+                        st.integers(0, 600), label="past deadline"
+                    )
+                elif wait == "current grace" and self.now() < model.trade[7] + self.grace:
+                    # Where reclaim would open if the admin's current grace applied to the trade.
+                    chain.pending_timestamp = model.trade[7] + self.grace
             early = self.now() < deadline
             outcome(f"reclaim: {'closed' if model.status != OPEN else 'early' if early else 'ok'}")
             if model.status != OPEN:
@@ -702,6 +758,38 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
                 market.reclaim(model.trade, tid, sender=stranger)
                 model.status = RECLAIMED
                 self.credits[model.trade[1]] += model.escrow
+
+        @rule(data=st.data())
+        def set_grace_period(self, data):
+            """The admin changes the reclaim grace period under open trades (rule 6); below the
+            minimum or above the maximum is refused with the bound."""
+            period = data.draw(
+                st.one_of(
+                    st.integers(MIN_GRACE, MAX_GRACE),
+                    st.sampled_from([MIN_GRACE, 6 * HOUR, GRACE, 3 * DAY]),
+                    st.integers(0, MIN_GRACE - 1),
+                    st.just(MAX_GRACE + 1),
+                ),
+                label="grace period",
+            )
+            if period < MIN_GRACE:
+                outcome("grace: too short")
+                with reverts_with(
+                    market.EnergyMarketGracePeriodTooShort, period=period, minPeriod=MIN_GRACE
+                ):
+                    market.setReclaimGracePeriod(period, sender=admin)
+                return
+            if period > MAX_GRACE:
+                outcome("grace: too long")
+                with reverts_with(
+                    market.EnergyMarketGracePeriodTooLong, period=period, maxPeriod=MAX_GRACE
+                ):
+                    market.setReclaimGracePeriod(period, sender=admin)
+                return
+            outcome("grace: ok")
+            market.setReclaimGracePeriod(period, sender=admin)
+            self.grace = period
+            assert read(market, "reclaimGracePeriod()") == period
 
         @rule(data=st.data())
         def withdraw(self, data):
@@ -738,10 +826,14 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
             device = world.devices[owner_account.address]
             to = data.draw(st.sampled_from(participants), label="to")
             issued = sorted(self.slot_set(device))
+            freed = sorted(s for d, s in self.freed_slots if d == device)
             starts, ends, volumes = [], [], []
             for _ in range(data.draw(st.integers(1, 3), label="periods")):
                 hours = data.draw(st.integers(1, 3), label="hours")
-                if issued and data.draw(st.integers(0, 3), label="overlap?") == 0:
+                if freed and data.draw(st.integers(0, 2), label="reissue?") == 0:
+                    # A corrected certificate over the slots of a revoked one (rule 7).
+                    start = data.draw(st.sampled_from(freed), label="freed slot")
+                elif issued and data.draw(st.integers(0, 3), label="overlap?") == 0:
                     # Deliberately cover an already certified slot.
                     slot = data.draw(st.sampled_from(issued), label="issued slot")
                     start = (
@@ -763,7 +855,14 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
                     offending = (start, end)
                     break
                 taken |= slots
-            outcome(f"issue: {'overlap' if offending else 'ok'}")
+            reissue = any(
+                (device, slot) in self.freed_slots
+                for start, end in zip(starts, ends, strict=True)
+                for slot in range(start, end, SLOT)
+            )
+            outcome(
+                f"issue: {'overlap' if offending else 'ok'}{' (freed slots)' if reissue else ''}"
+            )
             if offending:
                 with reverts_with(
                     registry.RECRegistryPeriodAlreadyIssued,
@@ -788,6 +887,8 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
                 )
                 for slot in range(start, end, SLOT):
                     self.issued_slots.append((device, slot))
+                    if (device, slot) in self.freed_slots:
+                        self.freed_slots.remove((device, slot))
                     assert read(
                         registry,
                         "isPeriodIssued(uint32,uint64,uint64)",
@@ -857,7 +958,9 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
                 assetId=cid,
                 meterId=b"\0" * 32,
                 quantityWh=offered,
-                price=data.draw(st.integers(0, 60_000), label="price"),
+                price=data.draw(
+                    st.one_of(st.integers(0, 60_000), st.integers(0, 999)), label="price"
+                ),
                 deliveryStart=0,
                 deliveryEnd=0,
                 expiry=self.now() + DAY,
@@ -883,6 +986,7 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
             self.last_trade_id += 1
             [log] = market.CertificatesTraded.from_receipt(receipt)
             price_paid = payment(quantity, order.price)
+            assert 0 <= price_paid * 1000 - quantity * order.price < 1000  # rule 5: rounded up
             swap = (
                 log.tradeId,
                 log.seller,
@@ -910,7 +1014,9 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
             """The issuer revokes a certificate (every other time, so most stay live); revoking a
             revoked one must revert. Afterwards no unit of it moves: see the transfer, claim and
             REC swap rules."""
-            cid = data.draw(st.sampled_from(sorted(self.certs)), label="certificate")
+            retired = sorted(c for c, m in self.certs.items() if m.claimed_total and not m.revoked)
+            pool = retired if retired and data.draw(st.booleans(), label="retired") else self.certs
+            cid = data.draw(st.sampled_from(sorted(pool)), label="certificate")
             cert = self.certs[cid]
             if cert.revoked:
                 outcome("revoke: already revoked")
@@ -921,7 +1027,47 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
                 return
             registry.revoke(cid, "meter data corrected", sender=issuer)
             cert.revoked = True
-            outcome("revoke: ok")
+            freed = not cert.holds_slots
+            outcome(f"revoke: {'slots freed' if freed else 'slots kept (Wh retired)'}")
+            if freed:  # rule 7
+                for slot in cert.slots():
+                    self.issued_slots.remove(slot)
+                self.freed_slots += cert.slots()
+            assert (
+                read(
+                    registry,
+                    "isPeriodIssued(uint32,uint64,uint64)",
+                    [cert.device, cert.start, cert.end],
+                    "bool",
+                )
+                is not freed
+            )
+            if freed and data.draw(st.booleans(), label="correct now"):
+                self.issue_corrected(data, cert)
+
+        def issue_corrected(self, data, revoked: CertModel):
+            """A corrected certificate for exactly the period of `revoked`, whose slots are free."""
+            to = data.draw(st.sampled_from(participants), label="to")
+            hours = (revoked.end - revoked.start) // HOUR
+            volume = data.draw(st.integers(1, CAPACITY_W * hours), label="corrected Wh")
+            receipt = registry.issue(
+                revoked.device, to, revoked.start, revoked.end, volume, sender=issuer
+            )
+            cid = len(self.certs) + 1
+            [log] = registry.CertificateIssued.from_receipt(receipt)
+            assert (log.certId, log.periodStart, log.periodEnd) == (cid, revoked.start, revoked.end)
+            corrected = CertModel(
+                device=revoked.device,
+                start=revoked.start,
+                end=revoked.end,
+                volume=volume,
+                balances={to.address: volume},
+            )
+            self.certs[cid] = corrected
+            for slot in corrected.slots():
+                self.issued_slots.append(slot)
+                self.freed_slots.remove(slot)
+            outcome("issue: corrected certificate")
 
         # -------------------------------------------------------------- invariants
 
@@ -985,9 +1131,9 @@ def build_machine(world: World, chain, operator, settler, issuer, stranger, outc
             assert len(set(self.issued_slots)) == len(self.issued_slots)
             for device in world.devices.values():
                 slots = self.slot_set(device)
-                # Every certificate's period is marked...
+                # Every period still held by a certificate is marked...
                 for cert in self.certs.values():
-                    if cert.device == device:
+                    if cert.device == device and cert.holds_slots:
                         assert read(
                             registry,
                             "isPeriodIssued(uint32,uint64,uint64)",
@@ -1038,9 +1184,9 @@ def world(project, chain, owner, alice, bob, carol, operator, settler, registrar
     )
 
 
-def test_market_and_registry_invariants(world, chain, operator, settler, issuer, stranger):
+def test_market_and_registry_invariants(world, chain, owner, operator, settler, issuer, stranger):
     outcomes = Counter()
-    machine = build_machine(world, chain, operator, settler, issuer, stranger, outcomes)
+    machine = build_machine(world, chain, owner, operator, settler, issuer, stranger, outcomes)
     run_state_machine_as_test(machine, settings=MACHINE_SETTINGS)
     print("\nstep outcomes:", ", ".join(f"{k}={v}" for k, v in sorted(outcomes.items())))
 
@@ -1050,7 +1196,7 @@ def test_invariants_detect_changes_the_model_does_not_know(
 ):
     """The invariants are not vacuous: chain changes behind the model's back (or a model that
     double counts) make them fail."""
-    machine = build_machine(world, chain, operator, settler, issuer, stranger, Counter())()
+    machine = build_machine(world, chain, owner, operator, settler, issuer, stranger, Counter())()
     checks = [
         machine.gusd_conserved,
         machine.certificate_supply,

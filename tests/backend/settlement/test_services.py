@@ -283,3 +283,37 @@ def test_missing_data_deadline_stays_before_the_reclaim_deadline(market):
         missing_data_deadline(market.ctx, market.settings)
         == market.settings.settlement_missing_data_deadline_s
     )
+
+
+def test_missing_data_wait_follows_the_grace_period_recorded_in_each_trade(market):
+    """A trade made under a short grace period is settled before its own reclaim time, even
+    after the admin lengthens the grace period for later trades."""
+    workload = market.devnet.workload
+    functions = market.ctx.market.functions
+    before = functions.reclaimGracePeriod().call()
+    short, long = (
+        functions.MIN_RECLAIM_GRACE_PERIOD().call(),
+        functions.MAX_RECLAIM_GRACE_PERIOD().call(),
+    )
+    patient = market.settings.model_copy(update={"settlement_missing_data_deadline_s": 10 * 3_600})
+    try:
+        workload.tx(workload.admin, functions.setReclaimGracePeriod(short))
+        trades = make_trades(market, 2)
+        assert {t.reclaim_grace_period for t in trades} == {short}
+        workload.tx(workload.admin, functions.setReclaimGracePeriod(long))
+        end = trades[0].delivery_end
+        own_deadline = short - patient.settlement_reclaim_margin_s  # 3 h, not the configured 10 h
+
+        workload.advance(end + own_deadline - 60 - workload.now())
+        with market.session() as session:
+            reports = close_due_periods(session, market.ctx, market.locks, patient)
+        assert sum(r.waiting for r in reports) == 2 and sum(r.settled for r in reports) == 0
+
+        workload.advance(120)
+        with market.session() as session:
+            reports = close_due_periods(session, market.ctx, market.locks, patient)
+        assert sum(r.settled for r in reports) == 2
+        assert workload.now() < end + short  # settled before the buyers could reclaim
+        assert all(functions.tradeStatus(t.trade_id).call() == 2 for t in trades)
+    finally:
+        workload.tx(workload.admin, functions.setReclaimGracePeriod(before))

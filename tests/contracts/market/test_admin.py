@@ -5,6 +5,8 @@ import pytest
 
 from tests.fixtures.energy_market import (
     GRACE,
+    MAX_GRACE,
+    MIN_GRACE,
     PENALTY_BPS,
     TOLERANCE_BPS,
     permit,
@@ -13,7 +15,6 @@ from tests.fixtures.energy_market import (
 )
 
 ADMIN_ROLE = b"\x00" * 32
-MAX_GRACE = 30 * 24 * 3600
 
 
 def test_deployment_sets_parameters_and_roles(market, gusd, certificates, owner, operator, settler):
@@ -76,6 +77,32 @@ def test_set_reclaim_grace_period_rejects_more_than_30_days(market, owner):
         market.EnergyMarketGracePeriodTooLong, period=MAX_GRACE + 1, maxPeriod=MAX_GRACE
     ):
         market.setReclaimGracePeriod(MAX_GRACE + 1, sender=owner)
+
+
+@pytest.mark.parametrize("short", [0, 1, MIN_GRACE - 1])
+def test_set_reclaim_grace_period_rejects_less_than_4_hours(market, owner, short):
+    with reverts_with(market.EnergyMarketGracePeriodTooShort, period=short, minPeriod=MIN_GRACE):
+        market.setReclaimGracePeriod(short, sender=owner)
+    assert market.reclaimGracePeriod() == GRACE
+
+
+def test_set_reclaim_grace_period_accepts_the_bounds(market, owner):
+    assert (market.MIN_RECLAIM_GRACE_PERIOD(), market.MAX_RECLAIM_GRACE_PERIOD()) == (
+        MIN_GRACE,
+        MAX_GRACE,
+    )
+    market.setReclaimGracePeriod(MIN_GRACE, sender=owner)
+    assert market.reclaimGracePeriod() == MIN_GRACE
+    market.setReclaimGracePeriod(MAX_GRACE, sender=owner)
+    assert market.reclaimGracePeriod() == MAX_GRACE
+
+
+@pytest.mark.parametrize("grace", [0, MIN_GRACE - 1, MAX_GRACE + 1])
+def test_deployment_rejects_grace_period_out_of_bounds(project, gusd, certificates, owner, grace):
+    with ape.reverts():
+        project.EnergyMarket.deploy(
+            owner, gusd, certificates, TOLERANCE_BPS, PENALTY_BPS, grace, sender=owner
+        )
 
 
 def test_admin_functions_are_admin_only(market, operator):

@@ -19,6 +19,7 @@ from backend.market.orders import (
 )
 from tests.fixtures.energy_market import (
     FUNDING,
+    GRACE,
     PRICE,
     reverts_with,
     reverts_with_nested,
@@ -108,11 +109,11 @@ def test_signed_sell_offer_is_filled_by_taker_into_escrowed_trade(
     assert log.tradeId == 1
     assert log.sellOrderHash == order_hash(order)
     assert log.buyOrderHash == b"\x00" * 32
-    seller, buyer, seller_meter, buyer_meter, qty, price, start, end, tol, pen = log.trade
+    seller, buyer, seller_meter, buyer_meter, qty, price, start, end, tol, pen, grace = log.trade
     assert same_address(seller, alice) and same_address(buyer, bob)
     assert (seller_meter, buyer_meter) == (order.meterId, taker_meter(bob))
     assert (qty, price, start, end) == (4_000, PRICE, order.deliveryStart, order.deliveryEnd)
-    assert (tol, pen) == (market.toleranceBps(), market.penaltyBps())
+    assert (tol, pen, grace) == (market.toleranceBps(), market.penaltyBps(), GRACE)
     assert log.payment == payment(4_000, PRICE) == 600_000
     assert gusd.balanceOf(bob) == bob_before - 600_000
     assert market.filled(order_hash(order)) == 4_000

@@ -5,6 +5,8 @@ import pytest
 from backend.market.orders import payment
 from tests.fixtures.energy_market import (
     GRACE,
+    MAX_GRACE,
+    MIN_GRACE,
     PENALTY_BPS,
     PRICE,
     TOLERANCE_BPS,
@@ -149,6 +151,78 @@ def test_open_trade_keeps_the_settlement_terms_it_was_made_under(
     assert settled.penalty == 45_000  # 5 % tolerance and 20 % penalty recorded in the trade
 
 
+# ---------------------------------------------------------------- rounding
+
+CHEAP = 999  # base units per kWh: one Wh is worth less than one unit
+
+
+@pytest.mark.parametrize(
+    "delivered, payout, refund", [(1, 1, 0), (0, 0, 1)], ids=["delivered", "not-delivered"]
+)
+def test_one_wh_fill_below_1000_units_per_kwh_costs_the_buyer_one_unit(
+    market,
+    chain,
+    gusd,
+    settler,
+    make_order,
+    sign,
+    taker_meter,
+    alice,
+    bob,
+    conserved,
+    delivered,
+    payout,
+    refund,
+):
+    order = make_order(alice, quantity_wh=7, price=CHEAP)
+    bob_before = gusd.balanceOf(bob)
+
+    log = single_event(
+        market.fillOrder(order.as_tuple(), sign(order, alice), 1, taker_meter(bob), sender=bob),
+        market.TradeCreated,
+    )
+
+    assert log.payment == 1 == payment(1, CHEAP)  # ceil(999 / 1000): rounded up, never free
+    assert gusd.balanceOf(bob) == bob_before - 1 and market.totalEscrowed() == 1
+    chain.pending_timestamp = order.deliveryEnd
+    settled = single_event(
+        market.settle(trade_from_log(log), log.tradeId, delivered, sender=settler),
+        market.TradeSettled,
+    )
+    assert (settled.sellerPayout, settled.penalty, settled.buyerRefund) == (payout, 0, refund)
+    assert market.withdrawable(alice) == payout and market.withdrawable(bob) == refund
+    conserved(market)
+
+
+@pytest.mark.parametrize("delivered", [0, 1, 3, 6, 7, 9])
+def test_rounded_up_amounts_keep_the_escrow_conserved(
+    market, chain, settler, make_order, sign, taker_meter, alice, bob, conserved, delivered
+):
+    order = make_order(alice, quantity_wh=7, price=CHEAP)
+    log = single_event(
+        market.fillOrder(order.as_tuple(), sign(order, alice), 7, taker_meter(bob), sender=bob),
+        market.TradeCreated,
+    )
+    expected = settlement(7, CHEAP, delivered, TOLERANCE_BPS, PENALTY_BPS)
+    assert log.payment == expected["escrow"] == 7  # ceil(6.993)
+    chain.pending_timestamp = order.deliveryEnd
+
+    settled = single_event(
+        market.settle(trade_from_log(log), log.tradeId, delivered, sender=settler),
+        market.TradeSettled,
+    )
+
+    assert (settled.sellerPayout, settled.penalty, settled.buyerRefund) == (
+        expected["payout"],
+        expected["penalty"],
+        expected["refund"],
+    )
+    assert settled.sellerPayout + settled.buyerRefund == log.payment
+    # the delivered Wh are paid for, rounded up, unless the penalty takes it back
+    assert settled.sellerPayout + settled.penalty >= -(-min(delivered, 7) * CHEAP // 1000)
+    conserved(market)
+
+
 def test_settle_reverts_before_delivery_end(market, chain, settler, open_trade):
     trade, trade_id, _ = open_trade
     chain.pending_timestamp = end_of(trade) - 1
@@ -289,6 +363,54 @@ def test_anyone_can_reclaim_for_the_buyer_after_grace_period(
     with reverts_with(market.EnergyMarketTradeAlreadyClosed, tradeId=trade_id):
         market.reclaim(trade, trade_id, sender=bob)
     conserved(market)
+
+
+def test_grace_period_change_does_not_move_an_open_trades_reclaim_time(
+    market, chain, owner, open_trade, bob, conserved
+):
+    trade, trade_id, _ = open_trade
+    assert trade[10] == GRACE  # recorded in the trade when it was made
+    market.setReclaimGracePeriod(MIN_GRACE, sender=owner)
+    chain.pending_timestamp = end_of(trade) + MIN_GRACE
+
+    with reverts_with(
+        market.EnergyMarketReclaimTooEarly, tradeId=trade_id, deadline=end_of(trade) + GRACE
+    ):
+        market.reclaim(trade, trade_id, sender=bob)
+
+    market.setReclaimGracePeriod(MAX_GRACE, sender=owner)
+    chain.pending_timestamp = end_of(trade) + GRACE
+    market.reclaim(trade, trade_id, sender=bob)
+    assert market.tradeStatus(trade_id) == RECLAIMED
+    conserved(market)
+
+
+def test_trade_made_after_a_grace_period_change_carries_the_new_one(
+    market, chain, owner, make_order, sign, taker_meter, alice, bob
+):
+    market.setReclaimGracePeriod(MIN_GRACE, sender=owner)
+    order = make_order(alice)
+    log = single_event(
+        market.fillOrder(order.as_tuple(), sign(order, alice), 1_000, taker_meter(bob), sender=bob),
+        market.TradeCreated,
+    )
+    trade = trade_from_log(log)
+    assert trade[10] == MIN_GRACE
+    market.setReclaimGracePeriod(MAX_GRACE, sender=owner)
+    chain.pending_timestamp = end_of(trade) + MIN_GRACE
+
+    market.reclaim(trade, log.tradeId, sender=bob)
+    assert market.tradeStatus(log.tradeId) == RECLAIMED
+
+
+def test_reclaim_reverts_when_the_grace_period_passed_in_is_not_the_recorded_one(
+    market, chain, open_trade, bob
+):
+    trade, trade_id, _ = open_trade
+    chain.pending_timestamp = end_of(trade) + MIN_GRACE
+    shortened = (*trade[:10], MIN_GRACE)
+    with reverts_with(market.EnergyMarketTradeMismatch, tradeId=trade_id):
+        market.reclaim(shortened, trade_id, sender=bob)
 
 
 def test_reclaim_after_settlement_reverts(market, chain, settler, open_trade, bob):

@@ -1,8 +1,18 @@
-"""Revocation freezes a certificate; interface detection."""
+"""Revocation freezes a certificate and frees its slots for a corrected one; interface detection."""
 
 import ape
 
-from tests.fixtures.rec_registry import claim_data
+from tests.fixtures.rec_registry import HOUR, claim_data
+
+
+def period_taken(registry, device_id, start, end):
+    """Expects issuance over [start, end) to revert: a slot is held by a certificate."""
+    return ape.reverts(
+        registry.RECRegistryPeriodAlreadyIssued,
+        deviceId=device_id,
+        periodStart=start,
+        periodEnd=end,
+    )
 
 
 def test_revoke_marks_certificate_and_emits_reason(registry, issuer, bob, issue_hour):
@@ -50,11 +60,61 @@ def test_revoked_certificate_cannot_be_claimed(registry, issuer, bob, operator, 
     assert registry.certificate(cert).claimedWh == 1_000
 
 
-def test_revoke_keeps_the_period_issued(registry, issuer, bob, device_id, base_time, issue_hour):
-    cert = issue_hour(bob)
-    registry.revoke(cert, "fraud", sender=issuer)
+def test_revoke_frees_the_period_for_a_corrected_certificate(
+    registry, issuer, bob, device_id, base_time, issue_hour
+):
+    wrong = issue_hour(bob, volume_wh=9_000)
+    registry.revoke(wrong, "meter 0001 readings corrected", sender=issuer)
 
-    assert registry.isPeriodIssued(device_id, base_time, base_time + 3600)
+    assert not registry.isPeriodIssued(device_id, base_time, base_time + HOUR)
+    corrected = issue_hour(bob, volume_wh=4_000)
+    assert corrected == wrong + 1
+    view = registry.certificate(corrected)
+    assert (view.periodStart, view.periodEnd, view.volumeWh, view.revoked) == (
+        base_time,
+        base_time + HOUR,
+        4_000,
+        False,
+    )
+    assert registry.balanceOf(bob, corrected) == 4_000
+
+
+def test_corrected_certificate_takes_the_slots_again(
+    registry, issuer, bob, device_id, base_time, issue_hour
+):
+    registry.revoke(issue_hour(bob), "meter 0001 readings corrected", sender=issuer)
+    issue_hour(bob, volume_wh=4_000)
+
+    assert registry.isPeriodIssued(device_id, base_time, base_time + HOUR)
+    with period_taken(registry, device_id, base_time, base_time + HOUR):
+        issue_hour(bob)
+
+
+def test_revoke_frees_only_its_own_slots(registry, issuer, bob, device_id, base_time, issue_hour):
+    # 72 hours = 288 slots: the period spans two words of the slot bitmap.
+    long = issue_hour(bob, hour=0, hours=72)
+    neighbour = issue_hour(bob, hour=72)
+    registry.revoke(long, "meter 0001 readings corrected", sender=issuer)
+
+    assert not registry.isPeriodIssued(device_id, base_time, base_time + 72 * HOUR)
+    assert registry.isPeriodIssued(device_id, base_time + 72 * HOUR, base_time + 73 * HOUR)
+    assert not registry.certificate(neighbour).revoked
+    with period_taken(registry, device_id, base_time, base_time + 73 * HOUR):
+        issue_hour(bob, hour=0, hours=73)
+    issue_hour(bob, hour=0, hours=72)  # the corrected certificate fits exactly
+
+
+def test_revoke_keeps_the_period_issued_when_wh_were_retired(
+    registry, issuer, bob, device_id, base_time, issue_hour
+):
+    cert = issue_hour(bob)
+    registry.claim(cert, 1_000, claim_data(), sender=bob)
+    registry.revoke(cert, "meter 0001 readings corrected", sender=issuer)
+
+    # The 1,000 retired Wh still count this production: no second certificate for it.
+    assert registry.isPeriodIssued(device_id, base_time, base_time + HOUR)
+    with period_taken(registry, device_id, base_time, base_time + HOUR):
+        issue_hour(bob)
 
 
 def test_revoke_reverts_when_already_revoked(registry, issuer, bob, issue_hour):
