@@ -3,8 +3,6 @@ SIGKILLs mid-batch, a Redis restart and readings sent twice and out of order."""
 
 from __future__ import annotations
 
-import time
-
 from sqlmodel import func, select
 
 from backend.settlement.models import Reconciliation, SettlementBatch
@@ -179,8 +177,13 @@ def test_duplicated_tasks_settle_once(market, own_redis, worker_factory):
                 .where(Reconciliation.status == "settled")
             ).one() == len(trades)
 
-    wait_for(settled, 60, "settlement by duplicated tasks", worker)
-    time.sleep(1)  # let the remaining duplicates run
+    wait_for(settled, BOOT_S, "settlement by duplicated tasks", worker)
+    wait_for(  # every duplicate has run (and found nothing left to send)
+        lambda: worker.succeeded("settlement.close_periods") >= 8,
+        BOOT_S,
+        "the remaining duplicates",
+        worker,
+    )
     worker.kill()
     events = market.ctx.market.events.TradeSettled().get_logs(from_block=0)
     ids = [e["args"]["tradeId"] for e in events]
