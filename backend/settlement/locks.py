@@ -1,12 +1,16 @@
 """Named locks with expiry: Redis when a Redis URL is configured, files under the data dir
-otherwise (the embedded `make run` needs no server). A lock held by a killed process
-expires (Redis: key TTL; files: the kernel drops the flock with the process)."""
+otherwise (the embedded `make run` needs no server). A lock is held for as long as its
+holder lives and works, however long that is (a settlement run waits for receipts); a lock
+held by a killed process expires (Redis: the key's TTL, which a living holder keeps
+renewing; files: the kernel drops the flock with the process)."""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -14,9 +18,12 @@ from pathlib import Path
 from typing import Protocol
 
 import redis
-from redis.exceptions import LockError
+from redis.exceptions import LockError, RedisError
+from redis.lock import Lock
 
 from backend.core.config import Settings
+
+log = logging.getLogger("gridledger.locks")
 
 
 class Locks(Protocol):
@@ -38,15 +45,45 @@ class RedisLocks:
             timeout=timeout_s,
             blocking=wait_s > 0,
             blocking_timeout=wait_s or None,
+            thread_local=False,  # the token is renewed from another thread (`renewed`)
         )
         acquired = lock.acquire()
+        if not acquired:
+            yield False
+            return
         try:
-            yield acquired
+            with renewed(lock, every_s=timeout_s / 3):
+                yield True
         finally:
-            if acquired:
-                # expired meanwhile: someone else may hold it now; nothing to undo
-                with contextlib.suppress(LockError):
-                    lock.release()
+            # lost meanwhile (Redis restarted): someone else may hold it now; nothing to undo
+            with contextlib.suppress(LockError, RedisError):
+                lock.release()
+
+
+@contextmanager
+def renewed(lock: Lock, *, every_s: float) -> Iterator[None]:
+    """Keep resetting `lock`'s TTL while the body runs, so that it only expires when its
+    holder dies (the TTL bounds how long a killed worker blocks the others, not how long a
+    living one may work)."""
+    stop = threading.Event()
+
+    def renew() -> None:
+        while not stop.wait(every_s):
+            try:
+                lock.reacquire()
+            except LockError as exc:  # expired (or Redis restarted): another may hold it now
+                log.warning("lock %s lost while held: %s", lock.name, exc)
+                return
+            except RedisError as exc:  # unreachable for now: try again on the next tick
+                log.warning("lock %s not renewed: %s", lock.name, exc)
+
+    thread = threading.Thread(target=renew, name=f"renew {lock.name}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(every_s)
 
 
 class FileLocks:

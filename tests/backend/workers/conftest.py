@@ -25,8 +25,9 @@ def worker_factory(tmp_path):
     workers = []
 
     def build(**env) -> Worker:
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("GRIDLEDGER_")}
         full = {
-            **os.environ,
+            **inherited,  # settings come from `env` alone, not from the shell running pytest
             "GRIDLEDGER_ENVIRONMENT": "development",
             **{k: str(v) for k, v in env.items()},
         }

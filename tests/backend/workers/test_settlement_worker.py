@@ -3,12 +3,18 @@ SIGKILLs mid-batch, a Redis restart and readings sent twice and out of order."""
 
 from __future__ import annotations
 
-import time
-
 from sqlmodel import func, select
 
 from backend.settlement.models import Reconciliation, SettlementBatch
 from tests.fixtures.workers import wait_for
+
+BOOT_S = 60  # a worker process starting on a loaded machine, then its first beat
+LOCK_TIMEOUT_S = 3  # how long a killed worker's locks keep the next one waiting
+
+
+def in_mempool(w3, tx_hash: str) -> bool:
+    """Whether the node knows the transaction (pending, with automine off)."""
+    return w3.provider.make_request("eth_getTransactionByHash", [tx_hash])["result"] is not None
 
 
 def token_total(market, accounts) -> int:
@@ -46,7 +52,7 @@ def test_worker_killed_mid_batch_settles_each_trade_once(market, own_redis, work
         GRIDLEDGER_DATA_DIR=market.settings.data_dir,
         GRIDLEDGER_SETTLEMENT_BEAT_INTERVAL_S=0.5,
         GRIDLEDGER_SETTLEMENT_BATCH_SIZE=3,
-        GRIDLEDGER_SETTLEMENT_LOCK_TIMEOUT_S=3,
+        GRIDLEDGER_SETTLEMENT_LOCK_TIMEOUT_S=LOCK_TIMEOUT_S,
         GRIDLEDGER_SETTLEMENT_GATE_DELAY_S=60,
         GRIDLEDGER_SETTLEMENT_MISSING_DATA_DEADLINE_S=1_800,
     )
@@ -59,24 +65,31 @@ def test_worker_killed_mid_batch_settles_each_trade_once(market, own_redis, work
                 )
             ).all()
 
-    # 1. killed after logging (and maybe broadcasting) its first batch; the block is mined meanwhile
+    # 1. killed after logging its first batch but before broadcasting it (the kill may land
+    # either side of the broadcast: the node forgets it, as if it had never been sent)
     worker.start()
-    first_batch = wait_for(signed_batches, 60, "a first logged batch", worker)[0]
+    first_batch = wait_for(signed_batches, BOOT_S, "a first logged batch", worker)[0]
     worker.kill()
-    w3.provider.make_request("evm_mine", [])
+    w3.provider.make_request("anvil_dropTransaction", [first_batch.tx_hash])
     own_redis.restart()  # queued tasks are lost; beat re-issues them
 
-    # 2. restarted: finds the mined batch, sends the next one, killed again before it is mined
+    # 2. restarted: re-broadcasts the logged bytes (same hash), sends the next batch once that
+    # one is mined, and is killed again after logging it
     worker.start()
-    wait_for(
+    wait_for(lambda: in_mempool(w3, first_batch.tx_hash), BOOT_S, "the re-broadcast", worker)
+    w3.provider.make_request("evm_mine", [])
+    second_batch = wait_for(
         lambda: [b for b in signed_batches() if b.id != first_batch.id],
-        60,
+        BOOT_S,
         "a second batch",
         worker,
-    )
+    )[0]
     worker.kill()
 
-    # 3. restarted with automine back: re-broadcasts the logged bytes, finishes the rest
+    # 3. the second batch was broadcast before the kill and is mined while no worker runs;
+    # restarted with automine back (after the dead worker's locks expire): finds it mined,
+    # finishes the rest
+    w3.provider.make_request("eth_sendRawTransaction", ["0x" + second_batch.raw_tx])  # or known
     w3.provider.make_request("evm_setAutomine", [True])
     w3.provider.make_request("evm_mine", [])
     worker.start()
@@ -92,7 +105,7 @@ def test_worker_killed_mid_batch_settles_each_trade_once(market, own_redis, work
                 == 10
             )
 
-    wait_for(all_settled, 90, "every trade settled", worker)
+    wait_for(all_settled, BOOT_S + LOCK_TIMEOUT_S + 30, "every trade settled", worker)
     worker.kill()
 
     events = market.ctx.market.events.TradeSettled().get_logs(from_block=0)
@@ -107,12 +120,12 @@ def test_worker_killed_mid_batch_settles_each_trade_once(market, own_redis, work
                 SettlementBatch.kind == "settle", SettlementBatch.status == "mined"
             )
         ).one()
-        first_outcome = session.get(SettlementBatch, first_batch.id).status
+        outcomes = [session.get(SettlementBatch, b.id).status for b in (first_batch, second_batch)]
         statuses = session.exec(
             select(SettlementBatch.status).where(SettlementBatch.kind == "settle")
         ).all()
     assert mined == 10  # no batch settled anything twice, none was lost
-    assert first_outcome == "mined"  # recovered from the log after the kill, not re-signed
+    assert outcomes == ["mined", "mined"]  # recovered from the log after the kills, not re-signed
     assert "signed" not in statuses
     for trade_id, (args,) in per_trade.items():
         record = records[trade_id]
@@ -164,8 +177,13 @@ def test_duplicated_tasks_settle_once(market, own_redis, worker_factory):
                 .where(Reconciliation.status == "settled")
             ).one() == len(trades)
 
-    wait_for(settled, 60, "settlement by duplicated tasks", worker)
-    time.sleep(1)  # let the remaining duplicates run
+    wait_for(settled, BOOT_S, "settlement by duplicated tasks", worker)
+    wait_for(  # every duplicate has run (and found nothing left to send)
+        lambda: worker.succeeded("settlement.close_periods") >= 8,
+        BOOT_S,
+        "the remaining duplicates",
+        worker,
+    )
     worker.kill()
     events = market.ctx.market.events.TradeSettled().get_logs(from_block=0)
     ids = [e["args"]["tradeId"] for e in events]
