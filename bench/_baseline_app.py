@@ -71,9 +71,13 @@ def submit_order(body: dict[str, Any], session: SessionDep) -> dict[str, str]:
 
     from backend.market import orders as eip712
 
-    order = eip712.Order(
-        **{**body["order"], "meterId": bytes.fromhex(body["order"]["meterId"][2:])}
-    )
+    # The message carries wide uints as decimal strings (as served to wallets): back to ints.
+    message: dict[str, Any] = {
+        name: int(value) if isinstance(value, str) and value.isdigit() else value
+        for name, value in body["order"].items()
+    }
+    message["meterId"] = bytes.fromhex(message["meterId"][2:])
+    order = eip712.Order(**message)
     document = eip712.typed_data(order, body["chain_id"], body["market"])
     maker = _EthAccount.recover_message(
         encode_typed_data(full_message=document), signature=bytes.fromhex(body["signature"][2:])
