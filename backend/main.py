@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 
 from backend.api.change_feed import watch_outbox
 from backend.api.middleware import IdempotencyMiddleware, MetricsMiddleware
+from backend.api.problem_docs import install_problem_docs
 from backend.api.problems import install_problem_handlers
 from backend.api.read_cache import ReadCache, ReadCacheMiddleware
 from backend.api.routes import CACHED_PUBLIC_READS, api_router, system
@@ -91,6 +92,7 @@ def create_app() -> FastAPI:
     app.include_router(api_router, prefix="/v1")
     app.include_router(system.router)
     mount_dashboard(app)
+    install_problem_docs(app)
     return app
 
 

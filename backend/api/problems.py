@@ -11,6 +11,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -39,6 +40,19 @@ STATUS_BY_ERROR: list[tuple[type[GridLedgerError], int]] = [
     (RateLimited, 429),
     (ServiceUnavailable, 503),
 ]
+
+
+class Problem(BaseModel):
+    """The body of every error response (RFC 9457); extension members such as `errors`
+    (validation), `retry_after` (429) or a domain error's fields come alongside."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
 
 
 def status_for(error: GridLedgerError) -> int:

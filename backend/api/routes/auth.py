@@ -21,6 +21,8 @@ from backend.accounts.schemas import (
     TokenPair,
 )
 from backend.api.deps import CurrentAccount, SessionDep, SettingsDep
+from backend.api.problem_docs import raises
+from backend.core.errors import Unauthenticated
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -43,12 +45,12 @@ def register(body: RegisterRequest, session: SessionDep, settings: SettingsDep) 
     )
 
 
-@router.post("/login", response_model=TokenPair)
+@router.post("/login", response_model=TokenPair, responses=raises(Unauthenticated))
 def login(body: LoginRequest, session: SessionDep, settings: SettingsDep) -> TokenPair:
     return services.login(session, settings, email=body.email, password=body.password)
 
 
-@router.post("/refresh", response_model=TokenPair)
+@router.post("/refresh", response_model=TokenPair, responses=raises(Unauthenticated))
 def refresh(body: RefreshRequest, session: SessionDep, settings: SettingsDep) -> TokenPair:
     """Rotate the refresh token: the one presented stops working."""
     return services.refresh(session, settings, body.refresh_token)
@@ -74,7 +76,7 @@ def siwe_nonce(request: Request, session: SessionDep, settings: SettingsDep) -> 
     )
 
 
-@router.post("/siwe/verify", response_model=TokenPair)
+@router.post("/siwe/verify", response_model=TokenPair, responses=raises(Unauthenticated))
 def siwe_verify(
     body: SiweVerifyRequest, request: Request, session: SessionDep, settings: SettingsDep
 ) -> TokenPair:

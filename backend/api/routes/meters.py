@@ -10,7 +10,8 @@ from sqlmodel import Session
 
 from backend.accounts.models import Account, Role
 from backend.api.deps import CurrentAccount, SessionDep, SettingsDep
-from backend.core.errors import InvalidInput
+from backend.api.problem_docs import raises
+from backend.core.errors import InvalidInput, NotFound
 from backend.meters import services
 from backend.meters.errors import ReadingRejectedError
 from backend.meters.models import Meter
@@ -120,7 +121,7 @@ def series(
     )
 
 
-@router.get("/energy/consumption", response_model=EnergySeries)
+@router.get("/energy/consumption", response_model=EnergySeries, responses=raises(NotFound))
 def get_consumption(
     session: SessionDep,
     account: CurrentAccount,
@@ -133,7 +134,7 @@ def get_consumption(
     return series("consumption", session, account, meter_id, aggregation, start, end)
 
 
-@router.get("/energy/generation", response_model=EnergySeries)
+@router.get("/energy/generation", response_model=EnergySeries, responses=raises(NotFound))
 def get_generation(
     session: SessionDep,
     account: CurrentAccount,

@@ -32,7 +32,10 @@ def _check(name: str, checks: dict[str, dict[str, object]], probe: Probe) -> Non
     checks[name]["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
 
 
-@router.get("/health")
+@router.get(
+    "/health",
+    responses={503: {"description": "A dependency is down", "content": {"application/json": {}}}},
+)
 def health(session: SessionDep, settings: SettingsDep, store: StoreDep) -> JSONResponse:
     """200 when every dependency answers, else 503; indexer lag in blocks and seconds."""
     checks: dict[str, dict[str, object]] = {}

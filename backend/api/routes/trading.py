@@ -7,6 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, status
 
 from backend.api.deps import ChainDep, CurrentAccount, SessionDep, SettingsDep
+from backend.api.problem_docs import raises
+from backend.core.errors import Conflict, NotFound
 from backend.core.json_ints import MAX_SAFE_INTEGER
 from backend.market import account_orders, book, chain_actions, intake
 from backend.market.markets import list_markets
@@ -100,7 +102,10 @@ def get_order(
 
 
 @router.delete(
-    "/orders/{order_id}", status_code=status.HTTP_202_ACCEPTED, response_model=OrderCancellation
+    "/orders/{order_id}",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=OrderCancellation,
+    responses=raises(Conflict),
 )
 def cancel_order(
     order_id: OrderId,
@@ -116,7 +121,7 @@ def cancel_order(
     return chain_actions.cancel_order(session, settings, chain, account, order_id)
 
 
-@router.get("/orderbook", response_model=OrderBook)
+@router.get("/orderbook", response_model=OrderBook, responses=raises(NotFound))
 def orderbook(
     market_id: MarketId,
     session: SessionDep,
@@ -127,7 +132,7 @@ def orderbook(
     return book.order_book(session, market_id, now=chain.now(max_age_s=1.0), depth=depth)
 
 
-@router.get("/trades", response_model=Page[TradePublic])
+@router.get("/trades", response_model=Page[TradePublic], responses=raises(NotFound))
 def trades(
     session: SessionDep,
     market_id: MarketId | None = None,
@@ -138,7 +143,7 @@ def trades(
     return Page(items=items, next_cursor=next_cursor)
 
 
-@router.get("/history", response_model=Page[TradePublic])
+@router.get("/history", response_model=Page[TradePublic], responses=raises(NotFound))
 def history(
     account: CurrentAccount,
     session: SessionDep,

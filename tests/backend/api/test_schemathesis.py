@@ -1,4 +1,5 @@
-"""Schemathesis against /openapi.json: generated input never yields a 5xx.
+"""Schemathesis against /openapi.json: generated input never yields a 5xx, and every response
+(status, Content-Type, body) is one the document declares for its operation.
 
 The app runs on the session's Anvil with its own deployment, a migrated PostgreSQL schema
 and test Redis; requests carry a participant's bearer token so authenticated routes are
@@ -10,6 +11,11 @@ from __future__ import annotations
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 from sqlmodel import Session
 from web3 import Web3
 
@@ -70,13 +76,31 @@ def api_schema(api_app):
 schema = schemathesis.pytest.from_fixture("api_schema")
 
 
+def _headers(case, api_app) -> dict[str, str]:
+    """The participant's token, unless the case brings its own credentials."""
+    if case.headers and any(k.lower() in ("authorization", "x-api-key") for k in case.headers):
+        return {}
+    return dict(api_app.state.fuzz_headers)
+
+
 @schema.parametrize()
 @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_server_errors(case, api_app):
-    headers = dict(api_app.state.fuzz_headers)
-    if case.headers and any(k.lower() in ("authorization", "x-api-key") for k in case.headers):
-        headers = {}
-    response = case.call(headers=headers)
+    response = case.call(headers=_headers(case, api_app))
     assert response.status_code < 500, (
         f"{case.method} {case.formatted_path}: {response.status_code} {response.text[:300]}"
+    )
+
+
+@schema.parametrize()
+@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+def test_responses_conform_to_the_document(case, api_app):
+    """Errors included: each status is documented for the operation, with its Content-Type
+    (`application/problem+json`) and a body matching the `Problem` schema."""
+    headers = _headers(case, api_app)
+    response = case.call(headers=headers)
+    case.validate_response(
+        response,
+        checks=[status_code_conformance, content_type_conformance, response_schema_conformance],
+        headers=headers,
     )
