@@ -1,6 +1,6 @@
 // GridLedger dashboard: public market data for everybody, account views after sign-in.
 import { get, getMine, login, logout, signedIn, siweLogin } from "./api.js";
-import { $ } from "./format.js";
+import { $, short } from "./format.js";
 import { connectLive } from "./live.js";
 import { refreshHealth } from "./views/health.js";
 import { loadMarkets, refreshMarket, refreshPrices } from "./views/market.js";
@@ -35,7 +35,9 @@ async function refreshAll() {
 function showAccount() {
   $("#login-form").hidden = Boolean(me);
   $("#signed-in").hidden = !me;
-  $("#account-name").textContent = me ? (me.display_name || me.email || me.address) : "";
+  const name = $("#account-name");
+  name.textContent = me ? (me.display_name || me.email || short(me.address)) : "";
+  name.title = me?.address || "";
   setupMeterForm();
 }
 

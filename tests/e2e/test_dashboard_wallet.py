@@ -1,0 +1,142 @@
+"""Trading from the browser with a wallet: headless Chromium gets an EIP-6963/EIP-1193 wallet
+(tests/fixtures/js/browser_wallet.mjs: viem signs with a test key) and the dashboard runs the
+whole flow against the real stack — connect, switch (add) the devnet chain, Sign-In with
+Ethereum, sign a bid with `eth_signTypedData_v4`, see it listed, see it filled when the
+operator's matcher crosses it with a custodial seller's offer. Screenshots at 1280×800 and
+375 px go to a tmp folder whose path is printed."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from backend.chain.transactions import send
+from tests.fixtures.api import SLOT, match
+from tests.fixtures.browser import CHROMIUM, CHROMIUM_ARGS, PASSWORD, wallet_script
+
+pytestmark = pytest.mark.browser
+
+
+def watch_problems(page: Page) -> list[str]:
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"pageerror: {error}"))
+    page.on(
+        "console",
+        lambda m: (
+            m.type == "error"
+            and "Failed to load resource" not in m.text
+            and problems.append(f"console: {m.text}")
+        ),
+    )
+    return problems
+
+
+def custodial_seller(base_url: str, devnet, email: str) -> dict:
+    """A registered email account with gas; its Authorization header."""
+    credentials = {"email": email, "password": PASSWORD}
+    assert httpx.post(f"{base_url}/v1/auth/register", json=credentials).status_code == 201
+    token = httpx.post(f"{base_url}/v1/auth/login", json=credentials).json()["access_token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    address = httpx.get(f"{base_url}/v1/auth/me", headers=auth).json()["address"]
+    send(
+        devnet.w3,
+        devnet.workload.admin,
+        {"to": devnet.w3.to_checksum_address(address), "value": 10**18, "gas": 21_000},
+    )
+    return auth
+
+
+def test_wallet_connects_signs_in_bids_and_sees_the_bid_filled(devnet, served_stack, artifacts):
+    base_url, wallet = served_stack.base_url, devnet.workload.people[1]
+    period = (devnet.workload.now() // SLOT + 2) * SLOT
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.add_init_script(script=wallet_script("0x" + bytes(wallet.key).hex()))
+        problems = watch_problems(page)
+        page.goto(base_url + "/")
+        expect(page.locator("#health-badge")).to_have_text("System OK", timeout=20_000)
+        expect(page.locator("#trading")).to_be_hidden()  # signed out: no trading panel
+
+        page.get_by_role("button", name="Connect wallet").click()
+        expect(page.locator("#signed-in")).to_be_visible(timeout=20_000)
+        expect(page.locator("#login-error")).to_have_text("")
+        expect(page.locator("#account-name")).to_have_attribute("title", wallet.address.lower())
+        calls = page.evaluate("window.__testWallet.calls")
+        # the devnet is unknown to the wallet: switch answers 4902, the page adds the chain
+        assert calls[:1] == ["eth_requestAccounts"], calls
+        assert calls.index("wallet_switchEthereumChain") < calls.index("wallet_addEthereumChain")
+        assert calls.index("wallet_addEthereumChain") < calls.index("personal_sign")
+        tokens = page.evaluate("JSON.parse(sessionStorage.getItem('gridledger.tokens'))")
+        token = tokens["access_token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        me = httpx.get(f"{base_url}/v1/auth/me", headers=auth).json()
+        assert (me["kind"], me["address"]) == ("wallet", wallet.address.lower())
+
+        panel = page.locator("#trading")
+        expect(panel).to_be_visible()
+        expect(page.locator("#my-orders tbody")).to_contain_text("You have no orders.")
+        page.get_by_label("Side", exact=True).select_option("buy")
+        page.get_by_label("Delivery period", exact=True).select_option(str(period))
+        page.get_by_label("Quantity (Wh)", exact=True).fill("3000")
+        page.get_by_label("Price (gUSD/kWh)", exact=True).fill("0.12")
+        page.get_by_role("button", name="Place order").click()
+        expect(page.locator("#order-message")).to_contain_text("open", timeout=20_000)
+        assert page.evaluate("window.__testWallet.calls").count("eth_signTypedData_v4") == 1
+        signed = page.evaluate("window.__testWallet.lastTypedData")
+
+        orders = httpx.get(f"{base_url}/v1/trading/orders", headers=auth).json()["items"]
+        assert len(orders) == 1
+        bid = orders[0]
+        assert (bid["side"], bid["quantity_wh"], bid["price"], bid["delivery_start"]) == (
+            "buy",
+            "3000",
+            "120000",
+            period,
+        )
+        assert (bid["maker"], bid["status"]) == (wallet.address.lower(), "open")
+        assert (bid["salt"], bid["nonce"]) == (
+            signed["message"]["salt"],
+            int(signed["message"]["nonce"]),
+        )  # the wallet signed the document as served
+        row = page.locator(f'#my-orders tbody tr[data-order-id="{bid["id"]}"]')
+        expect(row.locator(".status")).to_have_text("open")
+        expect(row).to_contain_text("0.12 gUSD/kWh")
+
+        seller = custodial_seller(base_url, devnet, "seller@example.org")
+        offer = httpx.post(
+            f"{base_url}/v1/trading/orders",
+            headers=seller,
+            json={
+                "side": "sell",
+                "delivery_start": period,
+                "quantity_wh": 5_000,
+                "price": 100_000,
+            },
+        )
+        assert offer.status_code == 202, offer.text
+        assert len(match(served_stack)) == 1  # the operator's matcher crosses them on chain
+
+        expect(row.locator(".status")).to_have_text("filled", timeout=30_000)
+        expect(row.locator("td").nth(4)).to_have_text("3")  # filled kWh
+        expect(row.get_by_role("button", name="Cancel")).to_have_count(0)
+        page.screenshot(path=str(artifacts / "wallet-trading-1280x800.png"), full_page=True)
+
+        page.set_viewport_size({"width": 375, "height": 812})
+        page.wait_for_timeout(300)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375, (
+            "horizontal overflow at phone width"
+        )
+        panel.scroll_into_view_if_needed()
+        page.screenshot(path=str(artifacts / "wallet-trading-375x812.png"), full_page=True)
+        browser.close()
+
+    filled = httpx.get(f"{base_url}/v1/trading/orders/{bid['id']}", headers=auth).json()
+    assert (filled["status"], filled["filled_wh"]) == ("filled", "3000")
+    assert problems == []
+    for name in ("wallet-trading-1280x800.png", "wallet-trading-375x812.png"):
+        assert (artifacts / name).stat().st_size > 10_000
