@@ -140,3 +140,43 @@ def test_wallet_connects_signs_in_bids_and_sees_the_bid_filled(devnet, served_st
     assert problems == []
     for name in ("wallet-trading-1280x800.png", "wallet-trading-375x812.png"):
         assert (artifacts / name).stat().st_size > 10_000
+
+
+def test_custodial_user_offers_and_cancels_from_the_same_panel(devnet, served_stack):
+    """An email account uses the same panel: the API signs its offer, and "Cancel" cancels
+    it on chain with the account's key."""
+    base_url = served_stack.base_url
+    seller = custodial_seller(base_url, devnet, "panel@example.org")
+    period = (devnet.workload.now() // SLOT + 2) * SLOT
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        problems = watch_problems(page)
+        page.goto(base_url + "/")
+        page.get_by_label("Email").fill("panel@example.org")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in", exact=True).click()
+        expect(page.locator("#trading")).to_be_visible(timeout=20_000)
+        page.get_by_label("Side", exact=True).select_option("sell")
+        page.get_by_label("Delivery period", exact=True).select_option(str(period))
+        page.get_by_label("Quantity (Wh)", exact=True).fill("2000")
+        page.get_by_label("Price (gUSD/kWh)", exact=True).fill("0.1")
+        page.get_by_role("button", name="Place order").click()
+        expect(page.locator("#order-message")).to_contain_text("open", timeout=20_000)
+
+        orders = httpx.get(f"{base_url}/v1/trading/orders", headers=seller).json()["items"]
+        assert [(o["side"], o["quantity_wh"], o["price"]) for o in orders] == [
+            ("sell", "2000", "100000")
+        ]
+        row = page.locator(f'#my-orders tbody tr[data-order-id="{orders[0]["id"]}"]')
+        row.get_by_role("button", name="Cancel").click()
+        expect(page.locator("#order-message")).to_contain_text("cancelled", timeout=20_000)
+        expect(row.locator(".status")).to_have_text("cancelled", timeout=20_000)
+        browser.close()
+
+    after = httpx.get(f"{base_url}/v1/trading/orders/{orders[0]['id']}", headers=seller).json()
+    assert after["status"] == "cancelled" and after["cancel_tx"]
+    assert problems == []
