@@ -125,6 +125,7 @@ def test_wallet_connects_signs_in_bids_and_sees_the_bid_filled(devnet, served_st
         expect(row.locator("td").nth(4)).to_have_text("3")  # filled kWh
         expect(row.get_by_role("button", name="Cancel")).to_have_count(0)
         page.screenshot(path=str(artifacts / "wallet-trading-1280x800.png"), full_page=True)
+        panel.screenshot(path=str(artifacts / "wallet-trading-panel.png"))  # docs/
 
         page.set_viewport_size({"width": 375, "height": 812})
         page.wait_for_timeout(300)
@@ -138,7 +139,11 @@ def test_wallet_connects_signs_in_bids_and_sees_the_bid_filled(devnet, served_st
     filled = httpx.get(f"{base_url}/v1/trading/orders/{bid['id']}", headers=auth).json()
     assert (filled["status"], filled["filled_wh"]) == ("filled", "3000")
     assert problems == []
-    for name in ("wallet-trading-1280x800.png", "wallet-trading-375x812.png"):
+    for name in (
+        "wallet-trading-1280x800.png",
+        "wallet-trading-375x812.png",
+        "wallet-trading-panel.png",
+    ):
         assert (artifacts / name).stat().st_size > 10_000
 
 
