@@ -14,7 +14,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from backend.chain.transactions import send
 from backend.core.db import make_engine
-from tests.fixtures.browser import CHROMIUM, CHROMIUM_ARGS, PASSWORD
+from tests.fixtures.browser import CHROMIUM, CHROMIUM_ARGS, PASSWORD, watch_problems
 from tests.fixtures.payouts import fill_and_settle
 
 pytestmark = pytest.mark.browser
@@ -73,16 +73,7 @@ def test_dashboard_shows_trade_settlement_and_claim_proof_live(devnet, stack, ar
             executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
         )
         page = browser.new_page(viewport={"width": 1280, "height": 800})
-        problems: list[str] = []
-        page.on("pageerror", lambda error: problems.append(f"pageerror: {error}"))
-        page.on(
-            "console",
-            lambda m: (
-                m.type == "error"
-                and "Failed to load resource" not in m.text
-                and problems.append(f"console: {m.text}")
-            ),
-        )
+        problems = watch_problems(page)
 
         frames: list[dict] = []
         page.on(

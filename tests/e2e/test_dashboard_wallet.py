@@ -13,23 +13,19 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from backend.chain.transactions import send
 from tests.fixtures.api import SLOT, match
-from tests.fixtures.browser import CHROMIUM, CHROMIUM_ARGS, PASSWORD, wallet_script
+from tests.fixtures.browser import CHROMIUM, CHROMIUM_ARGS, PASSWORD, wallet_script, watch_problems
 
 pytestmark = pytest.mark.browser
 
 
-def watch_problems(page: Page) -> list[str]:
-    problems: list[str] = []
-    page.on("pageerror", lambda error: problems.append(f"pageerror: {error}"))
-    page.on(
-        "console",
-        lambda m: (
-            m.type == "error"
-            and "Failed to load resource" not in m.text
-            and problems.append(f"console: {m.text}")
-        ),
-    )
-    return problems
+def place_order(page: Page, *, side: str, period: int, quantity_wh: str, price: str) -> None:
+    """Fill the Trade panel's form and place the order; its message says it is open."""
+    page.get_by_label("Side", exact=True).select_option(side)
+    page.get_by_label("Delivery period", exact=True).select_option(str(period))
+    page.get_by_label("Quantity (Wh)", exact=True).fill(quantity_wh)
+    page.get_by_label("Price (gUSD/kWh)", exact=True).fill(price)
+    page.get_by_role("button", name="Place order").click()
+    expect(page.locator("#order-message")).to_contain_text("open", timeout=20_000)
 
 
 def custodial_seller(base_url: str, devnet, email: str) -> dict:
@@ -80,12 +76,7 @@ def test_wallet_connects_signs_in_bids_and_sees_the_bid_filled(devnet, served_st
         panel = page.locator("#trading")
         expect(panel).to_be_visible()
         expect(page.locator("#my-orders tbody")).to_contain_text("You have no orders.")
-        page.get_by_label("Side", exact=True).select_option("buy")
-        page.get_by_label("Delivery period", exact=True).select_option(str(period))
-        page.get_by_label("Quantity (Wh)", exact=True).fill("3000")
-        page.get_by_label("Price (gUSD/kWh)", exact=True).fill("0.12")
-        page.get_by_role("button", name="Place order").click()
-        expect(page.locator("#order-message")).to_contain_text("open", timeout=20_000)
+        place_order(page, side="buy", period=period, quantity_wh="3000", price="0.12")
         assert page.evaluate("window.__testWallet.calls").count("eth_signTypedData_v4") == 1
         signed = page.evaluate("window.__testWallet.lastTypedData")
 
@@ -165,12 +156,7 @@ def test_custodial_user_offers_and_cancels_from_the_same_panel(devnet, served_st
         page.get_by_label("Password").fill(PASSWORD)
         page.get_by_role("button", name="Sign in", exact=True).click()
         expect(page.locator("#trading")).to_be_visible(timeout=20_000)
-        page.get_by_label("Side", exact=True).select_option("sell")
-        page.get_by_label("Delivery period", exact=True).select_option(str(period))
-        page.get_by_label("Quantity (Wh)", exact=True).fill("2000")
-        page.get_by_label("Price (gUSD/kWh)", exact=True).fill("0.1")
-        page.get_by_role("button", name="Place order").click()
-        expect(page.locator("#order-message")).to_contain_text("open", timeout=20_000)
+        place_order(page, side="sell", period=period, quantity_wh="2000", price="0.1")
 
         orders = httpx.get(f"{base_url}/v1/trading/orders", headers=seller).json()["items"]
         assert [(o["side"], o["quantity_wh"], o["price"]) for o in orders] == [
