@@ -8,77 +8,16 @@ while the page is open; the page must show them (live over /v1/ws), and it must 
 from __future__ import annotations
 
 import json
-import subprocess
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from backend.chain.transactions import send
 from backend.core.db import make_engine
-from backend.main import DASHBOARD_DIR
-from indexer.base import Indexer, IndexerConfig
-from indexer.outbox import OutboxPublisher, RedisStreamSink
-from indexer.rpc import RetryPolicy, RpcClient
-from tests.fixtures.app import app_on
-from tests.fixtures.indexing import catch_up
+from tests.fixtures.browser import CHROMIUM, CHROMIUM_ARGS, PASSWORD, watch_problems
 from tests.fixtures.payouts import fill_and_settle
-from tests.fixtures.server import serve, stepping
-from tests.fixtures.services import TEST_REDIS_URL
-
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-PASSWORD = "correct horse battery"
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def dashboard_build() -> Path:
-    """Build the bundle the way `make setup` does (esbuild is fast: well under a second)."""
-    subprocess.run(
-        ["node", "backend/dashboard/build.mjs"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    assert (
-        DASHBOARD_DIR / "assets" / "dashboard.js"
-    ).stat().st_size > 50_000  # chart.js is bundled
-    return DASHBOARD_DIR
-
-
-@pytest.fixture
-def stack(devnet, fresh_pg_url, redis_client, dashboard_build):
-    settings = devnet.settings.model_copy(
-        update={"database_url": fresh_pg_url, "redis_url": TEST_REDIS_URL}
-    )
-    app, engine = app_on(fresh_pg_url, settings)
-    rpc = RpcClient(
-        devnet.node.rpc_url, timeout_s=5, retry=RetryPolicy(attempts=30, max_delay_s=0.5)
-    )
-    indexer = Indexer(engine, rpc, devnet.deployment, IndexerConfig(confirmation_depth=0))
-    publisher = OutboxPublisher(
-        engine, RedisStreamSink(TEST_REDIS_URL, stream=settings.outbox_stream)
-    )
-
-    def step():
-        catch_up(indexer)
-        publisher.publish_pending()
-
-    with serve(app) as base_url, stepping(step) as stepped:
-        assert stepped.wait(30), "the indexer never completed a step"
-        yield base_url
-    engine.dispose()
-
-
-@pytest.fixture
-def artifacts(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("dashboard-artifacts")
-    print(f"\ndashboard screenshots: {folder}")
-    return folder
 
 
 def make_trade_settle_issue_and_claim(devnet) -> dict:
@@ -134,16 +73,7 @@ def test_dashboard_shows_trade_settlement_and_claim_proof_live(devnet, stack, ar
             executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
         )
         page = browser.new_page(viewport={"width": 1280, "height": 800})
-        problems: list[str] = []
-        page.on("pageerror", lambda error: problems.append(f"pageerror: {error}"))
-        page.on(
-            "console",
-            lambda m: (
-                m.type == "error"
-                and "Failed to load resource" not in m.text
-                and problems.append(f"console: {m.text}")
-            ),
-        )
+        problems = watch_problems(page)
 
         frames: list[dict] = []
         page.on(

@@ -68,6 +68,15 @@ export const getMine = (path) => asMe(path);
 export const postMine = (path, body, idempotencyKey) =>
   asMe(path, { method: "POST", body, headers: idempotencyKey ? { "Idempotency-Key": idempotencyKey } : {} });
 
+/** DELETE as the signed-in account. */
+export const deleteMine = (path) => asMe(path, { method: "DELETE" });
+
+/** Sign-In with Ethereum: the signed EIP-4361 message for tokens, kept like the email sign-in's. */
+export async function siweLogin(message, signature) {
+  store(await request("/v1/auth/siwe/verify", { method: "POST", body: { message, signature } }));
+  return getMine("/v1/auth/me");
+}
+
 export async function login(email, password) {
   store(await request("/v1/auth/login", { method: "POST", body: { email, password } }));
   return getMine("/v1/auth/me");

@@ -1,15 +1,18 @@
 // GridLedger dashboard: public market data for everybody, account views after sign-in.
-import { get, getMine, login, logout, signedIn } from "./api.js";
-import { $ } from "./format.js";
+import { get, getMine, login, logout, signedIn, siweLogin } from "./api.js";
+import { $, short } from "./format.js";
 import { connectLive } from "./live.js";
 import { refreshHealth } from "./views/health.js";
 import { loadMarkets, refreshMarket, refreshPrices } from "./views/market.js";
 import { refreshNeighbourhood, setupMeterForm } from "./views/meters.js";
 import { refreshRecs } from "./views/recs.js";
 import { refreshSettlement } from "./views/settlement.js";
+import { refreshTrading } from "./views/trading.js";
+import { discover, personalSign, siweMessage, useChain } from "./wallet.js";
 
 let me = null;
 let summary = null;
+let connected = null; // { provider, address, name } after "Connect wallet"
 
 function report(view, error) {
   console.error(`${view}:`, error);
@@ -24,6 +27,7 @@ async function refreshAll() {
     summary ? refreshRecs(summary, me).catch((e) => report("recs", e)) : null,
     refreshNeighbourhood().catch((e) => report("meters", e)),
     refreshHealth(summary).catch((e) => report("health", e)),
+    refreshTrading(me, wallet).catch((e) => report("trading", e)),
   ]);
   document.body.dataset.loaded = String(Date.now());
 }
@@ -31,9 +35,42 @@ async function refreshAll() {
 function showAccount() {
   $("#login-form").hidden = Boolean(me);
   $("#signed-in").hidden = !me;
-  $("#account-name").textContent = me ? (me.display_name || me.email || me.address) : "";
+  const name = $("#account-name");
+  name.textContent = me ? (me.display_name || me.email || short(me.address)) : "";
+  name.title = me?.address || "";
   setupMeterForm();
 }
+
+// The devnet's JSON-RPC for `wallet_addEthereumChain` (the API does not publish one).
+const DEVNET_RPC = `${location.protocol}//${location.hostname}:8545`;
+
+/** EIP-6963 / EIP-1193 connect, switch to the API's chain, then Sign-In with Ethereum. */
+async function connectWallet() {
+  const found = await discover();
+  if (!found) throw new Error("No browser wallet found: install one (e.g. MetaMask) and reload.");
+  const { provider, name } = found;
+  const [address] = await provider.request({ method: "eth_requestAccounts" });
+  if (!address) throw new Error(`${name} shared no account.`);
+  const { nonce, chain_id: chainId } = await get("/v1/auth/siwe/nonce");
+  await useChain(provider, chainId, DEVNET_RPC);
+  const message = siweMessage({ address, chainId, nonce });
+  const signature = await personalSign(provider, address, message);
+  connected = { provider, address, name };
+  return siweLogin(message, signature);
+}
+
+// What the trading panel signs with: the connected wallet (reconnecting after a reload).
+const wallet = {
+  async provider() {
+    if (!connected || connected.address.toLowerCase() !== me?.address?.toLowerCase()) {
+      const found = await discover();
+      if (!found) throw new Error("Connect your wallet to sign orders.");
+      const [address] = await found.provider.request({ method: "eth_requestAccounts" });
+      connected = { ...found, address };
+    }
+    return connected.provider;
+  },
+};
 
 // Coalesce bursts of live messages into one refresh.
 let pending = null;
@@ -58,9 +95,26 @@ $("#login-form").addEventListener("submit", async (event) => {
   }
 });
 
+$("#connect-wallet").addEventListener("click", async () => {
+  const error = $("#login-error");
+  const button = $("#connect-wallet");
+  error.textContent = "";
+  button.disabled = true;
+  try {
+    me = await connectWallet();
+    showAccount();
+    await refreshAll();
+  } catch (e) {
+    error.textContent = e.message;
+  } finally {
+    button.disabled = false;
+  }
+});
+
 $("#logout").addEventListener("click", async () => {
   await logout();
   me = null;
+  connected = null;
   showAccount();
   await refreshAll();
   $("#login-email").focus();

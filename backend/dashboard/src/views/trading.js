@@ -1,0 +1,116 @@
+// Trading panel: place a bid or an offer, see my orders, cancel. Custodial (email) accounts post
+// the terms and the API signs; wallet accounts sign the served EIP-712 document in their wallet.
+import { deleteMine, get, getMine, postMine, query } from "../api.js";
+import { $, h, kwh, pricePerKwh, rows, short, status, time } from "../format.js";
+import { signTypedData } from "../wallet.js";
+import { marketLabel } from "./market.js";
+
+const TOKEN_DECIMALS = 6;
+const CANCELLABLE = new Set(["open", "partially_filled"]);
+
+/** "0.12" gUSD → "120000" base units (exact: string arithmetic, never a float). */
+export function baseUnits(text, decimals = TOKEN_DECIMALS) {
+  const match = /^\s*(\d+)(?:\.(\d*))?\s*$/.exec(text);
+  if (!match || (match[2] || "").length > decimals) throw new Error(`Price: a number with at most ${decimals} decimals`);
+  const units = BigInt(match[1] + (match[2] || "").padEnd(decimals, "0"));
+  if (units <= 0n) throw new Error("Price must be above zero");
+  return units.toString();
+}
+
+async function loadPeriods() {
+  const select = $("#order-market");
+  const markets = (await get("/v1/trading/markets?hours=6")).filter((m) => m.product === "energy");
+  const signature = markets.map((m) => m.id).join(",");
+  if (select.dataset.signature === signature) return; // unchanged: keep the choice
+  select.dataset.signature = signature;
+  const chosen = select.value;
+  select.replaceChildren(...markets.map((m) => h("option", { value: m.delivery_start }, marketLabel(m.id, m))));
+  if (markets.some((m) => String(m.delivery_start) === chosen)) select.value = chosen;
+}
+
+function orderRow(order) {
+  const cancel = CANCELLABLE.has(order.status)
+    ? h("button", { type: "button", class: "small", "aria-label": `Cancel order ${short(order.id)}` }, "Cancel")
+    : null;
+  if (cancel) cancel.onclick = () => cancelOrder(order, cancel);
+  return h("tr", { dataset: { orderId: order.id } },
+    h("td", { class: "tx" }, short(order.id)),
+    h("td", {}, order.side === "buy" ? "bid" : "offer"),
+    h("td", {}, time(order.delivery_start)),
+    h("td", {}, kwh(order.quantity_wh)),
+    h("td", {}, kwh(order.filled_wh)),
+    h("td", {}, pricePerKwh(order.price)),
+    h("td", {}, status(order.status)),
+    h("td", {}, cancel));
+}
+
+async function cancelOrder(order, button) {
+  const message = $("#order-message");
+  button.disabled = true;
+  try {
+    const done = await deleteMine(`/v1/trading/orders/${order.id}`);
+    const call = done.cancel_on_chain;
+    message.textContent = `Order ${short(order.id)} ${done.status}.`
+      + (done.detail ? ` ${done.detail}` : "")
+      + (call && done.status === "withdrawn" ? ` Send ${call.function} to ${call.to} from your wallet to stop takers filling the rest on chain.` : "");
+    await refreshOrders();
+  } catch (error) {
+    message.textContent = error.message;
+    button.disabled = false;
+  }
+}
+
+async function refreshOrders() {
+  const page = await getMine("/v1/trading/orders?limit=50");
+  rows($("#my-orders"), page.items, orderRow, "You have no orders.");
+}
+
+function terms() {
+  return {
+    side: $("#order-side").value,
+    product: "energy",
+    delivery_start: $("#order-market").value,
+    quantity_wh: $("#order-quantity").value.trim(),
+    price: baseUnits($("#order-price").value),
+  };
+}
+
+/** Place the form's order: a wallet signs the served document, a custodial account does not. */
+async function placeOrder(me, wallet) {
+  const wanted = terms();
+  let body = wanted;
+  if (me.kind === "wallet") {
+    const provider = await wallet.provider();
+    const served = await getMine(query("/v1/trading/order-typed-data", wanted));
+    const document = served.typed_data;
+    const signature = await signTypedData(provider, me.address, document);
+    const { nonce, salt, expiry } = document.message;
+    body = { ...wanted, nonce, salt, expiry, signature };
+  }
+  return postMine("/v1/trading/orders", body, crypto.randomUUID());
+}
+
+/** `wallet.provider()` resolves to the connected EIP-1193 provider (connecting if needed). */
+export async function refreshTrading(me, wallet) {
+  const panel = $("#trading");
+  panel.hidden = !me;
+  if (!me) return;
+  const form = $("#order-form");
+  form.onsubmit = async (event) => {
+    event.preventDefault();
+    const message = $("#order-message");
+    const button = form.querySelector("button[type=submit]");
+    button.disabled = true;
+    message.textContent = me.kind === "wallet" ? "Sign the order in your wallet…" : "Placing…";
+    try {
+      const placed = await placeOrder(me, wallet);
+      message.textContent = `Order ${short(placed.id)} ${placed.status}.`;
+      await refreshOrders();
+    } catch (error) {
+      message.textContent = error.message;
+    } finally {
+      button.disabled = false;
+    }
+  };
+  await Promise.all([loadPeriods(), refreshOrders()]);
+}

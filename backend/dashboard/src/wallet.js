@@ -1,0 +1,57 @@
+// Browser wallets: EIP-6963 discovery (falling back to `window.ethereum`), EIP-1193 requests,
+// the devnet's chain, and the EIP-4361 (SIWE) message a sign-in signs.
+const announced = new Map(); // rdns (or name) → { info, provider }
+
+window.addEventListener("eip6963:announceProvider", (event) => {
+  const { info, provider } = event.detail || {};
+  if (provider) announced.set(info?.rdns || info?.name || String(announced.size), { info, provider });
+});
+
+/** The first wallet that announces itself (EIP-6963), else the injected `window.ethereum`. */
+export async function discover(waitMs = 300) {
+  window.dispatchEvent(new Event("eip6963:requestProvider"));
+  if (!announced.size) await new Promise((resolve) => setTimeout(resolve, waitMs));
+  const first = announced.values().next().value;
+  if (first) return { name: first.info?.name || "wallet", provider: first.provider };
+  if (window.ethereum) return { name: "injected wallet", provider: window.ethereum };
+  return null;
+}
+
+const hexChain = (chainId) => `0x${Number(chainId).toString(16)}`;
+
+/** Switch the wallet to `chainId`; add the chain first when the wallet does not know it (4902). */
+export async function useChain(provider, chainId, rpcUrl) {
+  const current = await provider.request({ method: "eth_chainId" });
+  if (Number(current) === Number(chainId)) return;
+  try {
+    await provider.request({ method: "wallet_switchEthereumChain", params: [{ chainId: hexChain(chainId) }] });
+  } catch (error) {
+    if (error?.code !== 4902) throw error;
+    await provider.request({
+      method: "wallet_addEthereumChain",
+      params: [{
+        chainId: hexChain(chainId),
+        chainName: "GridLedger devnet",
+        nativeCurrency: { name: "Ether", symbol: "ETH", decimals: 18 },
+        rpcUrls: [rpcUrl],
+      }],
+    });
+  }
+}
+
+/** An EIP-4361 message for this page (domain = host and port, URI = origin). */
+export function siweMessage({ address, chainId, nonce, issuedAt = new Date() }) {
+  return `${location.host} wants you to sign in with your Ethereum account:\n${address}\n\n`
+    + `Sign in to GridLedger\n\nURI: ${location.origin}\nVersion: 1\nChain ID: ${chainId}\n`
+    + `Nonce: ${nonce}\nIssued At: ${issuedAt.toISOString().replace(/\.\d{3}Z$/, "Z")}`;
+}
+
+/** `personal_sign` of a UTF-8 message (hex-encoded, as wallets expect). */
+export function personalSign(provider, address, message) {
+  const hex = [...new TextEncoder().encode(message)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return provider.request({ method: "personal_sign", params: [`0x${hex}`, address] });
+}
+
+/** `eth_signTypedData_v4` of an EIP-712 document exactly as the API served it. */
+export const signTypedData = (provider, address, document) =>
+  provider.request({ method: "eth_signTypedData_v4", params: [address, JSON.stringify(document)] });

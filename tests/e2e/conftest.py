@@ -1,0 +1,85 @@
+"""The dashboard's browser tests share: the bundle, the real stack served by uvicorn (a fresh
+devnet, a fresh PostgreSQL schema, the indexer and outbox publisher stepping in a thread), the
+Chromium to drive and a folder for screenshots."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from backend.core.config import Settings
+from backend.main import DASHBOARD_DIR
+from indexer.base import Indexer, IndexerConfig
+from indexer.outbox import OutboxPublisher, RedisStreamSink
+from indexer.rpc import RetryPolicy, RpcClient
+from tests.fixtures.app import app_on
+from tests.fixtures.indexing import catch_up
+from tests.fixtures.server import serve, stepping
+from tests.fixtures.services import TEST_REDIS_URL
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def dashboard_build() -> Path:
+    """Build the bundle the way `make setup` does (esbuild is fast: well under a second)."""
+    subprocess.run(
+        ["node", "backend/dashboard/build.mjs"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    assert (
+        DASHBOARD_DIR / "assets" / "dashboard.js"
+    ).stat().st_size > 50_000  # chart.js is bundled
+    return DASHBOARD_DIR
+
+
+@dataclass
+class Stack:
+    base_url: str
+    settings: Settings
+    engine: Engine
+
+
+@pytest.fixture
+def served_stack(devnet, fresh_pg_url, redis_client, dashboard_build) -> Iterator[Stack]:
+    settings = devnet.settings.model_copy(
+        update={"database_url": fresh_pg_url, "redis_url": TEST_REDIS_URL}
+    )
+    app, engine = app_on(fresh_pg_url, settings)
+    rpc = RpcClient(
+        devnet.node.rpc_url, timeout_s=5, retry=RetryPolicy(attempts=30, max_delay_s=0.5)
+    )
+    indexer = Indexer(engine, rpc, devnet.deployment, IndexerConfig(confirmation_depth=0))
+    publisher = OutboxPublisher(
+        engine, RedisStreamSink(TEST_REDIS_URL, stream=settings.outbox_stream)
+    )
+
+    def step():
+        catch_up(indexer)
+        publisher.publish_pending()
+
+    with serve(app) as base_url, stepping(step) as stepped:
+        assert stepped.wait(30), "the indexer never completed a step"
+        yield Stack(base_url, settings, engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def stack(served_stack: Stack) -> str:
+    """The base URL of the served stack."""
+    return served_stack.base_url
+
+
+@pytest.fixture
+def artifacts(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("dashboard-artifacts")
+    print(f"\ndashboard screenshots: {folder}")
+    return folder
