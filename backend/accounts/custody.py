@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from eth_account import Account as EthAccount
 from eth_account.signers.local import LocalAccount
 
+from backend.accounts.models import Account, AccountKind
 from backend.core.config import Settings
 from backend.core.errors import ConfigurationError
 
@@ -48,3 +49,11 @@ def custodial_signer(encrypted: str, account_id: uuid.UUID, settings: Settings) 
             "custodial key cannot be decrypted with the configured master key"
         ) from exc
     return EthAccount.from_key(key)
+
+
+def signer_for(account: Account, settings: Settings) -> LocalAccount | None:
+    """The account's custodial signer, or None when the API holds no key for it (a wallet
+    account signs and sends its own transactions)."""
+    if account.kind != AccountKind.CUSTODIAL or not account.encrypted_key:
+        return None
+    return custodial_signer(account.encrypted_key, account.id, settings)

@@ -13,6 +13,13 @@ from sqlmodel import Field, SQLModel
 from backend.core.utc import utc_now
 
 
+class AccountKind(StrEnum):
+    """Who holds the account's chain key: the API (encrypted at rest) or the user's wallet."""
+
+    CUSTODIAL = "custodial"
+    WALLET = "wallet"
+
+
 class Role(StrEnum):
     PARTICIPANT = "participant"
     REGISTRAR = "registrar"
@@ -32,7 +39,7 @@ class Account(AccountBase, table=True):
     __tablename__ = "accounts"
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    kind: str = Field(default="custodial", max_length=16)  # custodial | wallet
+    kind: str = Field(default=AccountKind.CUSTODIAL, max_length=16)  # AccountKind
     roles: list[str] = Field(
         default_factory=lambda: [Role.PARTICIPANT.value], sa_column=Column(JSON, nullable=False)
     )

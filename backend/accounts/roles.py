@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from backend.accounts.chain_roles import mirrored, sync_chain_roles
 from backend.accounts.errors import LastAdmin, UnknownAccount, UnknownRole
-from backend.accounts.models import Account, Role
+from backend.accounts.models import Account, AccountKind, Role
 from backend.accounts.schemas import AccountAdminView, ChainRoleChange, RolesUpdated
 from backend.chain.contracts import Chain
 from backend.core.config import Settings
@@ -82,7 +82,7 @@ def set_roles(
     changes: list[ChainRoleChange] = []
     skipped: str | None = None
     if mirrored(roles) or mirrored(account.roles):
-        if account.kind == "custodial":
+        if account.kind == AccountKind.CUSTODIAL:
             changes, skipped = sync_chain_roles(chain(), settings, account.address, mirrored(roles))
         else:
             skipped = (

@@ -21,7 +21,7 @@ from backend.accounts.errors import (
     SiweInvalidSignature,
     SiweNonceInvalid,
 )
-from backend.accounts.models import Account, ApiKey, RefreshToken, SiweNonce
+from backend.accounts.models import Account, AccountKind, ApiKey, RefreshToken, SiweNonce
 from backend.accounts.schemas import TokenPair
 from backend.accounts.security import (
     create_access_token,
@@ -52,7 +52,7 @@ def register(
     account = Account(
         email=email,
         display_name=display_name,
-        kind="custodial",
+        kind=AccountKind.CUSTODIAL,
         password_hash=hash_password(password),
         address="",
     )
@@ -229,7 +229,7 @@ def siwe_login(
         raise SiweNonceInvalid("unknown, used or expired nonce")
     account = session.exec(select(Account).where(Account.address == address.lower())).first()
     if account is None:
-        account = Account(kind="wallet", address=address.lower())
+        account = Account(kind=AccountKind.WALLET, address=address.lower())
         session.add(account)
     session.commit()
     session.refresh(account)

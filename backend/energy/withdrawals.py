@@ -10,7 +10,7 @@ from __future__ import annotations
 from eth_utils import to_checksum_address
 from web3.logs import DISCARD
 
-from backend.accounts.custody import custodial_signer
+from backend.accounts.custody import signer_for
 from backend.accounts.models import Account
 from backend.chain.contracts import Chain, ContractReverted
 from backend.chain.transactions import tx_hash_hex
@@ -31,7 +31,8 @@ def withdraw(settings: Settings, chain: Chain, account: Account) -> Withdrawal:
     reports. Raises `WithdrawFromWallet` for accounts without a custodial key and
     `NothingToWithdraw` when the credit is zero (also when a concurrent request took it)."""
     credit = withdrawable(chain, account)
-    if account.kind != "custodial" or not account.encrypted_key:
+    signer = signer_for(account, settings)
+    if signer is None:
         raise WithdrawFromWallet(
             "the API holds no key for this account: send `call` from your wallet",
             call=wallet_call(chain.market, "withdraw").model_dump(),
@@ -39,7 +40,6 @@ def withdraw(settings: Settings, chain: Chain, account: Account) -> Withdrawal:
         )
     if credit == 0:
         raise NothingToWithdraw(f"withdrawable({account.address}) is 0")
-    signer = custodial_signer(account.encrypted_key, account.id, settings)
     try:
         receipt = chain.transact(signer, chain.market.functions.withdraw())
     except ContractReverted as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
-from backend.accounts.custody import custodial_signer
+from backend.accounts.custody import custodial_signer, signer_for
 from backend.accounts.models import Account
 from backend.chain.contracts import Chain
 from backend.chain.transactions import tx_hash_hex
@@ -76,9 +76,9 @@ def _cancellation(row: SignedOrder, chain: Chain) -> OrderCancellation:
 def approve_market(settings: Settings, chain: Chain, account: Account) -> Approvals:
     """Custodial: let the market take this account's gUSD (bids) and certificates (REC offers),
     which order intake requires. Wallet accounts send `approve`/`setApprovalForAll` themselves."""
-    if account.kind != "custodial" or not account.encrypted_key:
+    signer = signer_for(account, settings)
+    if signer is None:
         raise InvalidOrder("wallet accounts approve the market from their wallet")
-    signer = custodial_signer(account.encrypted_key, account.id, settings)
     market = chain.market.address
     token = chain.transact(signer, chain.token.functions.approve(market, 2**256 - 1))
     registry = chain.transact(signer, chain.registry.functions.setApprovalForAll(market, True))

@@ -20,7 +20,7 @@ from eth_utils import to_checksum_address
 from sqlmodel import Session, col, select
 
 from backend.accounts.custody import custodial_signer
-from backend.accounts.models import Account
+from backend.accounts.models import Account, AccountKind
 from backend.chain.contracts import Chain, ViewCall
 from backend.chain.signatures import ecdsa_signer, erc1271_accepts, is_valid_signature_call
 from backend.core.config import Settings
@@ -314,7 +314,7 @@ def store(
     row = SignedOrder(
         order_hash=digest,
         account_id=account.id,
-        custodial=account.kind == "custodial",
+        custodial=account.kind == AccountKind.CUSTODIAL,
         maker=order.maker.lower(),
         side=order.side,
         product=order.product,
@@ -342,7 +342,7 @@ def place_order(
 ) -> SignedOrder:
     """Validate against chain state, sign (custodial) or verify (wallet), then store."""
     maker = to_checksum_address(account.address)
-    if account.kind == "custodial":
+    if account.kind == AccountKind.CUSTODIAL:
         state = read_chain_state(chain, maker, request)
         order, signature = sign_custodial(settings, chain, account, request, state)
         digest = eip712.order_digest(order, chain.chain_id, chain.market.address)

@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
-from backend.accounts.custody import custodial_signer
+from backend.accounts.custody import signer_for
 from backend.accounts.models import Account
 from backend.chain.contracts import Chain
 from backend.chain.transactions import tx_hash_hex
@@ -47,9 +47,10 @@ CLAIM_EVENT = (
 
 
 def _custodial(account: Account, settings: Settings) -> LocalAccount:
-    if account.kind != "custodial" or not account.encrypted_key:
+    signer = signer_for(account, settings)
+    if signer is None:
         raise WalletMustSign("send this transaction from your wallet; the API holds no key for it")
-    return custodial_signer(account.encrypted_key, account.id, settings)
+    return signer
 
 
 def _bytes32(text: str) -> bytes:
