@@ -115,23 +115,26 @@ def test_malformed_signatures_get_the_same_answer(order, market, r, s, v):
     )
 
 
+SMALLEST_ORDER = Order(
+    maker="0x" + "11" * 20,
+    side=0,
+    product=0,
+    assetId=0,
+    meterId=b"\1" * 32,
+    quantityWh=1,
+    price=1,
+    deliveryStart=0,
+    deliveryEnd=0,
+    expiry=0,
+    nonce=0,
+    salt=0,
+)
+
+
 @pytest.mark.parametrize("field", [f["name"] for f in ORDER_FIELDS if f["type"].startswith("uint")])
 def test_a_field_that_does_not_fit_its_type_is_refused_like_eth_account(field):
     bits = int(next(f["type"] for f in ORDER_FIELDS if f["name"] == field)[4:])
-    order = Order(
-        maker="0x" + "11" * 20,
-        side=0,
-        product=0,
-        assetId=0,
-        meterId=b"\1" * 32,
-        quantityWh=1,
-        price=1,
-        deliveryStart=0,
-        deliveryEnd=0,
-        expiry=0,
-        nonce=0,
-        salt=0,
-    )
+    order = SMALLEST_ORDER
     for bad in (2**bits, -1):
         too_big = order.replace(**{field: bad})
         with pytest.raises(ValueError, match=field):
@@ -141,20 +144,7 @@ def test_a_field_that_does_not_fit_its_type_is_refused_like_eth_account(field):
 
 
 def test_meter_id_must_be_32_bytes():
-    order = Order(
-        maker="0x" + "11" * 20,
-        side=0,
-        product=0,
-        assetId=0,
-        meterId=b"\1" * 31,
-        quantityWh=1,
-        price=1,
-        deliveryStart=0,
-        deliveryEnd=0,
-        expiry=0,
-        nonce=0,
-        salt=0,
-    )
+    order = SMALLEST_ORDER.replace(meterId=b"\1" * 31)
     with pytest.raises(ValueError, match="meterId"):
         order_digest(order, 1, "0x" + "22" * 20)
 
