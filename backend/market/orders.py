@@ -13,14 +13,15 @@ the contract's `orderHash`. Tests and the backend share this module so the contr
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, astuple, dataclass, replace
-from functools import lru_cache
 from typing import Any
 
 from eth_account import Account
 from eth_account.messages import SignableMessage
 from eth_utils import keccak, to_checksum_address
+
+from backend.chain import eip712
+from backend.chain.eip712 import DOMAIN_FIELDS, type_string, word_encoder
 
 DOMAIN_NAME = "GridLedger EnergyMarket"
 DOMAIN_VERSION = "1"
@@ -32,12 +33,6 @@ WH_PER_KWH = 1000
 BPS = 10_000
 JS_SAFE_BITS = 53  # a JavaScript number holds integers of at most 53 bits exactly
 
-EIP712_DOMAIN_FIELDS = [
-    {"name": "name", "type": "string"},
-    {"name": "version", "type": "string"},
-    {"name": "chainId", "type": "uint256"},
-    {"name": "verifyingContract", "type": "address"},
-]
 ORDER_FIELDS = [
     {"name": "maker", "type": "address"},
     {"name": "side", "type": "uint8"},
@@ -52,12 +47,8 @@ ORDER_FIELDS = [
     {"name": "nonce", "type": "uint64"},
     {"name": "salt", "type": "uint256"},
 ]
-ORDER_TYPE = "Order(" + ",".join(f"{f['type']} {f['name']}" for f in ORDER_FIELDS) + ")"
+ORDER_TYPE = type_string("Order", ORDER_FIELDS)
 ORDER_TYPEHASH = keccak(text=ORDER_TYPE)
-EIP712_DOMAIN_TYPE = (
-    "EIP712Domain(" + ",".join(f"{f['type']} {f['name']}" for f in EIP712_DOMAIN_FIELDS) + ")"
-)
-EIP712_DOMAIN_TYPEHASH = keccak(text=EIP712_DOMAIN_TYPE)
 
 
 def meter_id(name: str) -> bytes:
@@ -123,7 +114,7 @@ def domain(chain_id: int, verifying_contract: str) -> dict[str, Any]:
 def typed_data(order: Order, chain_id: int, verifying_contract: str) -> dict[str, Any]:
     """The full `eth_signTypedData_v4` document for `order`."""
     return {
-        "types": {"EIP712Domain": EIP712_DOMAIN_FIELDS, "Order": ORDER_FIELDS},
+        "types": {"EIP712Domain": DOMAIN_FIELDS, "Order": ORDER_FIELDS},
         "primaryType": "Order",
         "domain": domain(chain_id, verifying_contract),
         "message": order.message(),
@@ -138,51 +129,13 @@ def sign_order(
     return bytes(signed.signature)
 
 
-@lru_cache(maxsize=16)
 def domain_separator(chain_id: int, verifying_contract: str) -> bytes:
     """`_domainSeparatorV4()` of the market at `verifying_contract` (hashStruct(domain))."""
-    return keccak(
-        EIP712_DOMAIN_TYPEHASH
-        + keccak(text=DOMAIN_NAME)
-        + keccak(text=DOMAIN_VERSION)
-        + _uint(chain_id, 256, "chainId")
-        + _address(verifying_contract, "verifyingContract")
-    )
-
-
-def _uint(value: int, bits: int, name: str) -> bytes:
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 1 << bits:
-        raise ValueError(f"{name} = {value!r} does not fit in uint{bits}")
-    return value.to_bytes(32, "big")
-
-
-def _address(value: str, name: str = "address") -> bytes:
-    raw = bytes.fromhex(value[2:]) if isinstance(value, str) and value[:2] in ("0x", "0X") else b""
-    if len(raw) != 20:
-        raise ValueError(f"{name} = {value!r} is not a 20-byte hex address")
-    return bytes(12) + raw
-
-
-def _bytes32(value: bytes, name: str) -> bytes:
-    if not isinstance(value, (bytes, bytearray)) or len(value) != 32:
-        raise ValueError(f"{name} must be 32 bytes, got {value!r}")
-    return bytes(value)
-
-
-WordEncoder = Callable[[Any, str], bytes]  # (value, field name) -> one 32-byte ABI word
-
-
-def _word_encoder(solidity_type: str) -> WordEncoder:
-    if solidity_type == "address":
-        return _address
-    if solidity_type == "bytes32":
-        return _bytes32
-    bits = int(solidity_type.removeprefix("uint"))
-    return lambda value, name: _uint(value, bits, name)
+    return eip712.domain_separator(DOMAIN_NAME, DOMAIN_VERSION, chain_id, verifying_contract)
 
 
 # every field of Order is a static type: abi.encode gives one 32-byte word per field, in order
-_ORDER_WORDS = tuple((f["name"], _word_encoder(f["type"])) for f in ORDER_FIELDS)
+_ORDER_WORDS = tuple((f["name"], word_encoder(f["type"])) for f in ORDER_FIELDS)
 
 
 def struct_hash(order: Order) -> bytes:
@@ -204,7 +157,7 @@ def signable(order: Order, chain_id: int, verifying_contract: str) -> SignableMe
 
 def order_digest(order: Order, chain_id: int, verifying_contract: str) -> bytes:
     """The EIP-712 digest (= the market's `orderHash`)."""
-    return keccak(b"\x19\x01" + domain_separator(chain_id, verifying_contract) + struct_hash(order))
+    return eip712.digest(domain_separator(chain_id, verifying_contract), struct_hash(order))
 
 
 def recover_maker(order: Order, signature: bytes, chain_id: int, verifying_contract: str) -> str:
