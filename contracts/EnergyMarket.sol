@@ -21,18 +21,27 @@ import {IEnergyMarket} from "./interfaces/IEnergyMarket.sol";
  * (`eth_signTypedData_v4`, or ERC-1271 for contract wallets) and filled by a taker
  * ({fillOrder}) or matched by an operator ({matchOrders}).
  *
- * Money flow for ENERGY: fill → buyer's payment escrowed here → {settle} after deliveryEnd
- * credits seller payout and buyer refund to pull balances → {withdraw}. If nobody settles by
- * deliveryEnd + the trade's reclaimGracePeriod, {reclaim} credits the whole escrow back to the
- * buyer. The grace period is a term of the trade, fixed when it is made (like the tolerance and
+ * Money flow for ENERGY: fill → buyer's payment escrowed here and the seller's collateral locked
+ * in its market balance → {settle} after deliveryEnd credits the seller's gross, pays the penalty
+ * from the collateral to the buyer, refunds the buyer the unused escrow and unlocks the collateral
+ * → {withdraw} pays an account's free balance. If nobody settles by deliveryEnd + the trade's
+ * reclaimGracePeriod, {reclaim} credits the whole escrow back to the buyer and unlocks the
+ * collateral (a late settlement is not the seller's fault).
+ *
+ * Seller collateral: each account holds a balance here ({deposit}, plus payouts and refunds);
+ * part of it is locked as collateral of the account's open ENERGY sales. An ENERGY fill locks
+ * {collateralFor} the trade: the penalty the seller would owe on zero delivery, so the penalty is
+ * always covered and not delivering costs the seller up to that amount. The grace period is a term of the trade, fixed when it is made (like the tolerance and
  * penalty): the admin's {setReclaimGracePeriod} only applies to later trades, and never goes
  * below {MIN_RECLAIM_GRACE_PERIOD}, so the settler always has time to settle on meter data.
- * Invariant: totalEscrowed() + totalWithdrawable() <= paymentToken.balanceOf(this).
+ * Invariant: totalEscrowed() + totalWithdrawable() <= paymentToken.balanceOf(this), where
+ * totalWithdrawable() is the sum of all account balances (free and locked).
  *
  * Units: energy in Wh, price in token base units per kWh, payment = ceil(quantityWh * price /
  * 1000): the buyer's payment rounds UP, so no Wh is ever bought for free. At settlement the
- * seller's gross is ceil(delivered * price / 1000) <= escrow, the penalty is floored, and the
- * buyer is refunded escrow - payout exactly: escrow = payout + refund, no unit created or lost.
+ * seller's gross is ceil(delivered * price / 1000) <= escrow and the buyer is refunded
+ * escrow - gross exactly: escrow = gross + refund; the penalty (floored, at most the collateral)
+ * moves from the seller's balance to the buyer's. No unit is created or lost.
  */
 contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
@@ -71,6 +80,16 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
         bool cancelled;
     }
 
+    /// @dev An account's nonce and market balance in one slot, so a maker-seller's collateral is
+    /// locked with one warm write (the nonce check has read the slot). `balance` is everything the
+    /// account holds here; `locked` (<= balance) is the collateral of its open ENERGY sales.
+    /// 96 bits hold any balance of a token whose supply is below 2^96 (7.9e22 gUSD).
+    struct Account {
+        uint64 nonce;
+        uint96 balance;
+        uint96 locked;
+    }
+
     /// @dev Hot market state packed in one slot: read once and written once per fill.
     struct MarketState {
         uint64 lastTradeId;
@@ -89,10 +108,9 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
     // which Slither does not follow.
     // slither-disable-next-line uninitialized-state
     mapping(bytes32 orderHash => OrderRecord) private _orders;
-    mapping(address maker => uint64) private _nonces;
+    mapping(address account => Account) private _accounts;
     /// @dev keccak256(abi.encode(trade)) with its low byte replaced by the TradeStatus.
     mapping(uint256 tradeId => bytes32) private _tradeRecords;
-    mapping(address account => uint256) private _withdrawable;
 
     /**
      * @param admin Receives DEFAULT_ADMIN_ROLE.
@@ -144,7 +162,7 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
         if (record.cancelled) revert EnergyMarketOrderCancelled(hash);
         if (record.listed) revert EnergyMarketOrderAlreadyListed(hash);
         if (block.timestamp > order.expiry) revert EnergyMarketOrderExpired(hash, order.expiry);
-        uint64 current = _nonces[order.maker];
+        uint64 current = _accounts[order.maker].nonce;
         if (order.nonce != current) revert EnergyMarketStaleNonce(hash, order.nonce, current);
         if (order.quantityWh == 0) revert EnergyMarketZeroQuantity(hash);
         if (order.product == Product.Energy) {
@@ -180,8 +198,9 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
      * Emits a {NonceIncremented} event.
      */
     function incrementNonce() external returns (uint64 newNonce) {
-        newNonce = _nonces[msg.sender] + 1;
-        _nonces[msg.sender] = newNonce;
+        Account storage account = _accounts[msg.sender];
+        newNonce = account.nonce + 1;
+        account.nonce = newNonce;
         emit NonceIncremented(msg.sender, newNonce);
     }
 
@@ -291,8 +310,10 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
      * delivered = min(deliveredWh, quantityWh); escrow = ceil(quantityWh * price / 1000);
      * gross = ceil(delivered * price / 1000) (<= escrow; the whole escrow on full delivery);
      * penalised Wh = shortfall beyond `quantityWh * toleranceBps / 10000` (floored);
-     * penalty = min(floor(floor(penalisedWh * price / 1000) * penaltyBps / 10000), gross);
-     * the seller is credited gross - penalty and the buyer the rest of the escrow.
+     * penalty = floor(floor(penalisedWh * price / 1000) * penaltyBps / 10000) (at most the
+     * collateral locked at fill, {collateralFor}, which is the penalty on zero delivery);
+     * the seller is credited gross - penalty and its collateral unlocked; the buyer is credited
+     * escrow - gross + penalty.
      *
      * Requirements:
      * - the caller must have SETTLER_ROLE.
@@ -339,8 +360,9 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
     }
 
     /**
-     * @notice Credits the whole escrow of an unsettled trade back to its buyer. Anyone may call;
-     * the refund always goes to `trade.buyer`.
+     * @notice Credits the whole escrow of an unsettled trade back to its buyer and unlocks the
+     * seller's collateral (nobody settled in time, which is not the seller's fault). Anyone may
+     * call; the refund always goes to `trade.buyer`.
      *
      * Requirements:
      * - `trade` must be the trade recorded under `tradeId`, which must still be open.
@@ -354,24 +376,46 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
         uint256 deadline = uint256(trade.deliveryEnd) + trade.reclaimGracePeriod;
         if (block.timestamp < deadline) revert EnergyMarketReclaimTooEarly(tradeId, deadline);
         uint256 escrow = _payment(trade.quantityWh, trade.price);
-        _withdrawable[trade.buyer] += escrow;
+        uint256 collateral = _collateralFor(trade.quantityWh, trade.price, trade.toleranceBps, trade.penaltyBps);
+        if (collateral != 0) _accounts[trade.seller].locked -= uint96(collateral);
+        _credit(_accounts[trade.buyer], escrow);
         _state.totalEscrowed -= uint128(escrow);
         _totalWithdrawable += escrow;
         emit TradeReclaimed(tradeId, trade.buyer, escrow);
     }
 
     /**
-     * @notice Pays the caller its whole credited balance ({withdrawable}).
+     * @notice Moves `amount` of the caller's payment token into its market balance, where it
+     * backs the collateral of its ENERGY sales (and can be withdrawn while not locked).
      *
      * Requirements:
-     * - the caller's balance must be non-zero.
+     * - `amount` must be non-zero and the caller must have approved it to this contract.
+     *
+     * Emits a {Deposited} event.
+     */
+    function deposit(uint256 amount) external nonReentrant {
+        if (amount == 0) revert EnergyMarketZeroDeposit(msg.sender);
+        _credit(_accounts[msg.sender], amount);
+        _totalWithdrawable += amount;
+        emit Deposited(msg.sender, amount);
+        _paymentToken.safeTransferFrom(msg.sender, address(this), amount);
+    }
+
+    /**
+     * @notice Pays the caller its whole free balance ({withdrawable}): its market balance minus
+     * the collateral locked for its open ENERGY sales.
+     *
+     * Requirements:
+     * - the caller's free balance must be non-zero.
      *
      * Emits a {Withdrawn} event.
      */
     function withdraw() external nonReentrant returns (uint256 amount) {
-        amount = _withdrawable[msg.sender];
+        Account storage account = _accounts[msg.sender];
+        uint96 locked = account.locked;
+        amount = account.balance - locked;
         if (amount == 0) revert EnergyMarketNothingToWithdraw(msg.sender);
-        _withdrawable[msg.sender] = 0;
+        account.balance = locked;
         _totalWithdrawable -= amount;
         emit Withdrawn(msg.sender, amount);
         _paymentToken.safeTransfer(msg.sender, amount);
@@ -432,7 +476,7 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
         status.remainingWh = order.quantityWh > record.filledWh ? order.quantityWh - record.filledWh : 0;
         if (record.cancelled) status.state = OrderState.Cancelled;
         else if (status.remainingWh == 0) status.state = OrderState.Filled;
-        else if (order.nonce != _nonces[order.maker]) status.state = OrderState.StaleNonce;
+        else if (order.nonce != _accounts[order.maker].nonce) status.state = OrderState.StaleNonce;
         else if (block.timestamp > order.expiry) status.state = OrderState.Expired;
         else status.state = OrderState.Fillable;
     }
@@ -454,7 +498,7 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
 
     /// @notice Current cancel-all counter of `maker`; valid orders carry this value.
     function nonces(address maker) external view returns (uint64) {
-        return _nonces[maker];
+        return _accounts[maker].nonce;
     }
 
     /// @notice keccak256(abi.encode(trade)); its top 31 bytes are stored as the trade record.
@@ -482,14 +526,43 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
         return _state.totalEscrowed;
     }
 
-    /// @notice Sum of all credited, not yet withdrawn balances.
+    /// @notice Sum of all account balances held here (deposits and credits not yet withdrawn,
+    /// including locked collateral).
     function totalWithdrawable() external view returns (uint256) {
         return _totalWithdrawable;
     }
 
-    /// @notice Balance `account` can {withdraw}.
+    /// @notice Free balance `account` can {withdraw} (its balance minus locked collateral).
     function withdrawable(address account) external view returns (uint256) {
-        return _withdrawable[account];
+        Account memory record = _accounts[account];
+        return record.balance - record.locked;
+    }
+
+    /// @notice Everything `account` holds in the market: free balance plus locked collateral.
+    function balanceOf(address account) external view returns (uint256) {
+        return _accounts[account].balance;
+    }
+
+    /// @notice Collateral of `account`'s open ENERGY sales, locked in its balance.
+    function lockedCollateral(address account) external view returns (uint256) {
+        return _accounts[account].locked;
+    }
+
+    /**
+     * @notice Collateral an ENERGY sale of `quantityWh` at `price` locks under the given terms:
+     * the penalty on zero delivery, floor(floor(penalisableWh * price / 1000) * penaltyBps / 10000)
+     * with penalisableWh = quantityWh - floor(quantityWh * toleranceBps / 10000).
+     */
+    function collateralFor(
+        uint128 quantityWh,
+        uint128 price,
+        uint16 toleranceBps_,
+        uint16 penaltyBps_
+    ) external pure returns (uint256) {
+        _checkSettlementParameters(toleranceBps_, penaltyBps_);
+        // Only terms a trade can have: its payment must fit in 128 bits (see {_penalty}).
+        _payment(quantityWh, price).toUint128();
+        return _collateralFor(quantityWh, price, toleranceBps_, penaltyBps_);
     }
 
     /// @notice Shortfall tolerance (bps of contracted Wh) applied to new trades.
@@ -554,7 +627,7 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
         OrderRecord storage slot = _orders[hash];
         OrderRecord memory record = slot;
         if (record.cancelled) revert EnergyMarketOrderCancelled(hash);
-        uint64 current = _nonces[order.maker];
+        uint64 current = _accounts[order.maker].nonce;
         if (order.nonce != current) revert EnergyMarketStaleNonce(hash, order.nonce, current);
         if (quantityWh == 0) revert EnergyMarketZeroQuantity(hash);
         uint128 remaining = order.quantityWh > record.filledWh ? order.quantityWh - record.filledWh : 0;
@@ -589,6 +662,7 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
             trade.toleranceBps = state.toleranceBps;
             trade.penaltyBps = state.penaltyBps;
             trade.reclaimGracePeriod = state.reclaimGracePeriod;
+            _lockCollateral(trade);
             (state.lastTradeId, state.totalEscrowed) = (uint64(tradeId), state.totalEscrowed + payment.toUint128());
             _tradeRecords[tradeId] = _record(_hashTradeMemory(trade), TradeStatus.Open);
             emit TradeCreated(tradeId, sellOrderHash, buyOrderHash, trade, payment);
@@ -622,26 +696,88 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
         if (block.timestamp < trade.deliveryEnd) revert EnergyMarketSettlementTooEarly(tradeId, trade.deliveryEnd);
 
         uint256 contracted = trade.quantityWh;
-        uint256 price = trade.price;
         uint256 delivered = deliveredWh < contracted ? deliveredWh : contracted;
-        escrow = _payment(contracted, price);
+        escrow = _payment(contracted, trade.price);
         // Rounded up like the escrow, so delivered energy is never free and full delivery pays it all.
-        uint256 gross = _payment(delivered, price);
-        uint256 shortfall = contracted - delivered;
-        uint256 tolerance = (contracted * trade.toleranceBps) / _BPS;
-        uint256 penalty = 0;
-        if (shortfall > tolerance) {
-            // As specified ({settle}): the penalised Wh's value is floored to token units like every
-            // amount, then penaltyBps of it is taken; multiplying first would change settled amounts.
-            // slither-disable-next-line divide-before-multiply
-            penalty = ((((shortfall - tolerance) * price) / _WH_PER_KWH) * trade.penaltyBps) / _BPS;
-            if (penalty > gross) penalty = gross;
+        uint256 gross = _payment(delivered, trade.price);
+        (uint256 penalty, uint256 collateral) = _penaltyAndCollateral(trade, contracted - delivered);
+        _settleSeller(trade.seller, gross, penalty, collateral);
+        uint256 refund = escrow - gross;
+        if (refund + penalty != 0) _credit(_accounts[trade.buyer], refund + penalty);
+        emit TradeSettled(tradeId, uint64(delivered), gross, penalty, refund);
+    }
+
+    /// @dev The penalty on `shortfallWh` of `trade` and the collateral locked for it at fill.
+    function _penaltyAndCollateral(
+        Trade calldata trade,
+        uint256 shortfallWh
+    ) private pure returns (uint256 penalty, uint256 collateral) {
+        uint256 tolerance = (uint256(trade.quantityWh) * trade.toleranceBps) / _BPS;
+        if (shortfallWh > tolerance) penalty = _penalty(shortfallWh - tolerance, trade.price, trade.penaltyBps);
+        collateral = _penalty(trade.quantityWh - tolerance, trade.price, trade.penaltyBps);
+    }
+
+    /// @dev Credits a seller its gross minus the penalty and unlocks the trade's collateral.
+    function _settleSeller(address seller, uint256 gross, uint256 penalty, uint256 collateral) private {
+        Account storage account = _accounts[seller];
+        Account memory record = account;
+        // penalty <= collateral <= locked <= balance, so the balance cannot underflow.
+        (account.balance, account.locked) = (
+            (uint256(record.balance) + gross - penalty).toUint96(),
+            record.locked - uint96(collateral)
+        );
+    }
+
+    /// @dev Locks the collateral of new ENERGY `trade` (terms set) in its seller's balance.
+    function _lockCollateral(Trade memory trade) private {
+        uint256 collateral = _collateralFor(trade.quantityWh, trade.price, trade.toleranceBps, trade.penaltyBps);
+        if (collateral == 0) return;
+        Account storage seller = _accounts[trade.seller];
+        uint256 word;
+        // One read and one write of the packed {Account} slot (nonce | balance << 64 | locked << 160);
+        // the compiler would read it three times.
+        // solhint-disable-next-line no-inline-assembly
+        assembly ("memory-safe") {
+            word := sload(seller.slot)
         }
-        uint256 payout = gross - penalty;
-        uint256 refund = escrow - payout;
-        if (payout != 0) _withdrawable[trade.seller] += payout;
-        if (refund != 0) _withdrawable[trade.buyer] += refund;
-        emit TradeSettled(tradeId, uint64(delivered), payout, penalty, refund);
+        uint256 locked = word >> 160;
+        uint256 free = uint96(word >> 64) - locked;
+        if (free < collateral) revert EnergyMarketInsufficientCollateral(trade.seller, collateral, free);
+        // collateral <= free, so locked + collateral <= balance < 2^96: the sum stays in its field.
+        // solhint-disable-next-line no-inline-assembly
+        assembly ("memory-safe") {
+            sstore(seller.slot, add(word, shl(160, collateral)))
+        }
+    }
+
+    /// @dev See {collateralFor}: the penalty on zero delivery.
+    function _collateralFor(
+        uint256 quantityWh,
+        uint256 price,
+        uint256 toleranceBps_,
+        uint256 penaltyBps_
+    ) private pure returns (uint256) {
+        // Callers pass a trade's terms (both bps <= 10000), so the tolerance is at most quantityWh.
+        unchecked {
+            return _penalty(quantityWh - (quantityWh * toleranceBps_) / _BPS, price, penaltyBps_);
+        }
+    }
+
+    /// @dev Adds `amount` to an account's balance.
+    function _credit(Account storage account, uint256 amount) private {
+        account.balance = (uint256(account.balance) + amount).toUint96();
+    }
+
+    /// @dev Penalty on `penalisedWh` at `price`: floor(floor(penalisedWh * price / 1000) * bps / 10000).
+    function _penalty(uint256 penalisedWh, uint256 price, uint256 bps) private pure returns (uint256) {
+        // As specified ({settle}): the penalised Wh's value is floored to token units like every
+        // amount, then penaltyBps of it is taken; multiplying first would change settled amounts.
+        // Unchecked (a fill costs gas enough): penalisedWh <= quantityWh of a trade whose payment
+        // ceil(quantityWh * price / 1000) fits in 128 bits and bps <= 10000, so nothing overflows.
+        unchecked {
+            // slither-disable-next-line divide-before-multiply
+            return (((penalisedWh * price) / _WH_PER_KWH) * bps) / _BPS;
+        }
     }
 
     /// @dev Verifies `trade` against the open record of `tradeId` and marks it `status`.

@@ -28,6 +28,7 @@ from backend.market.orders import BUY, ENERGY, REC, SELL, SLOT_SECONDS, Order, m
 Account.enable_unaudited_hdwallet_features()
 ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
 MAX_UINT = 2**256 - 1
+DEPOSIT = 10**11  # 100k gUSD of each participant's 1M in the market, as sellers' collateral
 # A trade as `settleBatch` and `reclaim` take it: seller, buyer, sellerMeter, buyerMeter,
 # quantityWh, price, deliveryStart, deliveryEnd, toleranceBps, penaltyBps, reclaimGracePeriod.
 Trade = tuple[Any, ...]
@@ -124,7 +125,7 @@ class Workload:
     # ------------------------------------------------------------------ setup
 
     def setup(self) -> None:
-        """Fund participants, approve the market, register and approve a solar device each."""
+        """Fund participants, approve the market, deposit collateral, register and approve a solar device each."""
         for person in self.people:
             if self.w3.eth.get_balance(person.address) < 10**18:
                 send(
@@ -139,6 +140,8 @@ class Workload:
                 )
             self.tx(self.admin, self.c.token.functions.mint(person.address, 10**12))
             self.tx(person, self.c.token.functions.approve(self.c.market.address, MAX_UINT))
+            # Collateral for their ENERGY sales (locked at each fill, see EnergyMarket.deposit).
+            self.tx(person, self.c.market.functions.deposit(DEPOSIT))
             self.tx(
                 person, self.c.registry.functions.setApprovalForAll(self.c.market.address, True)
             )

@@ -10,7 +10,8 @@ pragma solidity ^0.8.28;
  * - price: payment-token base units per kWh;
  * - payment = quantityWh * price / 1000, rounded UP (ceil) per trade: every Wh costs at least
  *   one base unit. Settlement pays the seller ceil(delivered * price / 1000) minus the penalty
- *   and refunds the buyer the rest of the escrow.
+ *   and refunds the buyer the rest of the escrow plus the penalty. The penalty is paid from the
+ *   seller's collateral, locked in its market balance at fill ({collateralFor}).
  * Delivery periods are aligned to 15-minute slots: start % 900 == 0, end % 900 == 0, start < end.
  */
 interface IEnergyMarket {
@@ -134,7 +135,12 @@ interface IEnergyMarket {
         uint256 payment
     );
 
-    /// @notice Trade `tradeId` was settled; payout and refund were credited to {withdrawable}.
+    /**
+     * @notice Trade `tradeId` was settled. `sellerPayout` (the gross, ceil(delivered * price / 1000))
+     * was credited to the seller and `buyerRefund` (escrow - sellerPayout) to the buyer; `penalty`
+     * moved from the seller's balance to the buyer's, and the seller's collateral
+     * ({collateralFor} under the trade's terms) was unlocked. Seller net: sellerPayout - penalty.
+     */
     event TradeSettled(
         uint256 indexed tradeId,
         uint64 deliveredWh,
@@ -143,11 +149,15 @@ interface IEnergyMarket {
         uint256 buyerRefund
     );
 
-    /// @notice Trade `tradeId` was not settled in time; its escrow was credited back to `buyer`.
+    /// @notice Trade `tradeId` was not settled in time; its escrow was credited back to `buyer`
+    /// and the seller's collateral unlocked.
     event TradeReclaimed(uint256 indexed tradeId, address indexed buyer, uint256 refund);
 
-    /// @notice `account` withdrew `amount` of its credited balance.
+    /// @notice `account` withdrew `amount` of its free market balance.
     event Withdrawn(address indexed account, uint256 amount);
+
+    /// @notice `account` moved `amount` of payment token into its market balance.
+    event Deposited(address indexed account, uint256 amount);
 
     /// @notice The settlement terms applied to new trades changed.
     event SettlementParametersUpdated(
@@ -184,6 +194,8 @@ interface IEnergyMarket {
     error EnergyMarketReclaimTooEarly(uint256 tradeId, uint256 deadline);
     error EnergyMarketLengthMismatch(uint256 trades, uint256 tradeIds, uint256 deliveredWh);
     error EnergyMarketNothingToWithdraw(address account);
+    error EnergyMarketZeroDeposit(address account);
+    error EnergyMarketInsufficientCollateral(address seller, uint256 required, uint256 available);
     error EnergyMarketInvalidSettlementParameters(uint16 toleranceBps, uint16 penaltyBps);
     error EnergyMarketGracePeriodTooShort(uint64 period, uint64 minPeriod);
     error EnergyMarketGracePeriodTooLong(uint64 period, uint64 maxPeriod);
@@ -221,6 +233,8 @@ interface IEnergyMarket {
 
     function reclaim(Trade calldata trade, uint256 tradeId) external;
 
+    function deposit(uint256 amount) external;
+
     function withdraw() external returns (uint256 amount);
 
     // ---------------------------------------------------------------- admin
@@ -256,6 +270,17 @@ interface IEnergyMarket {
     function totalWithdrawable() external view returns (uint256);
 
     function withdrawable(address account) external view returns (uint256);
+
+    function balanceOf(address account) external view returns (uint256);
+
+    function lockedCollateral(address account) external view returns (uint256);
+
+    function collateralFor(
+        uint128 quantityWh,
+        uint128 price,
+        uint16 toleranceBps,
+        uint16 penaltyBps
+    ) external pure returns (uint256);
 
     function toleranceBps() external view returns (uint16);
 

@@ -13,6 +13,7 @@ from backend.market.orders import (
 )
 from tests.fixtures.energy_market import (
     CERT_ID,
+    DEPOSIT,
     FUNDING,
     GRACE,
     PENALTY_BPS,
@@ -41,7 +42,10 @@ def market(project, owner, operator, settler, gusd, certificates, alice, bob, ca
     market.grantRole(market.OPERATOR_ROLE(), operator, sender=owner)
     market.grantRole(market.SETTLER_ROLE(), settler, sender=owner)
     for account in (alice, bob, carol):
-        gusd.mint(account, FUNDING, sender=owner)
+        # DEPOSIT backs the collateral of their ENERGY sales; FUNDING stays in their wallets.
+        gusd.mint(account, FUNDING + DEPOSIT, sender=owner)
+        gusd.approve(market, DEPOSIT, sender=account)
+        market.deposit(DEPOSIT, sender=account)
         gusd.approve(market, FUNDING, sender=account)
         certificates.setApprovalForAll(market, True, sender=account)
     return market

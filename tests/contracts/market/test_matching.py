@@ -5,6 +5,7 @@ import pytest
 from backend.market.orders import BUY, REC, SELL, order_digest, payment
 from tests.fixtures.energy_market import (
     CERT_ID,
+    DEPOSIT,
     PRICE,
     reverts_with,
     reverts_with_nested,
@@ -228,7 +229,8 @@ def test_rec_offer_fill_swaps_certificates_and_payment_atomically(
     assert certified.balanceOf(alice, CERT_ID) == 45_000_000
     assert gusd.balanceOf(alice) == alice_before + 50_000_000
     assert gusd.balanceOf(bob) == bob_before - 50_000_000
-    assert gusd.balanceOf(market) == 0 and market.totalEscrowed() == 0
+    assert gusd.balanceOf(market) == 3 * DEPOSIT and market.totalEscrowed() == 0
+    assert market.lockedCollateral(alice) == 0  # no collateral for certificates
     assert market.tradeStatus(1) == 0  # REC swaps are not stored
     assert not market.TradeCreated.from_receipt(receipt)
 

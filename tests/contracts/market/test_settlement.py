@@ -1,15 +1,20 @@
-"""Escrow, settlement on metered delivery, reclaim after the grace period, pull withdrawals."""
+"""Escrow, seller collateral, settlement on metered delivery, reclaim after the grace period,
+pull withdrawals of the free balance.
+
+Every participant starts with DEPOSIT in its market balance (tests/contracts/market/conftest.py)."""
 
 import pytest
 
-from backend.market.orders import payment
+from backend.market.orders import BUY, payment
 from tests.fixtures.energy_market import (
+    DEPOSIT,
     GRACE,
     MAX_GRACE,
     MIN_GRACE,
     PENALTY_BPS,
     PRICE,
     TOLERANCE_BPS,
+    collateral,
     reverts_with,
     same_address,
     settlement,
@@ -19,6 +24,9 @@ from tests.fixtures.energy_market import (
 
 OPEN, SETTLED, RECLAIMED = 1, 2, 3
 ESCROW = payment(10_000, PRICE)  # open_trade: 10 kWh at 0.15 gUSD/kWh = 1.5 gUSD
+# open_trade's collateral: 9_500 penalisable Wh (5 % tolerance) * 0.15 gUSD/kWh * 20 % = 0.285 gUSD
+COLLATERAL = 285_000
+DEPOSITS = 3 * DEPOSIT  # alice's, bob's and carol's
 
 
 @pytest.fixture
@@ -49,16 +57,116 @@ def end_of(trade):
 # ---------------------------------------------------------------- escrow
 
 
-def test_fill_escrows_payment_and_pays_seller_nothing_before_settlement(
-    market, gusd, open_trade, alice, conserved
+def test_fill_escrows_payment_and_locks_seller_collateral(
+    market, gusd, open_trade, alice, bob, conserved
 ):
     _trade, trade_id, _ = open_trade
-    assert gusd.balanceOf(market) == ESCROW == market.totalEscrowed()
-    assert market.withdrawable(alice) == 0
+    assert gusd.balanceOf(market) == DEPOSITS + ESCROW and market.totalEscrowed() == ESCROW
+    assert market.collateralFor(10_000, PRICE, TOLERANCE_BPS, PENALTY_BPS) == COLLATERAL
+    assert market.lockedCollateral(alice) == COLLATERAL and market.balanceOf(alice) == DEPOSIT
+    assert market.withdrawable(alice) == DEPOSIT - COLLATERAL
+    assert market.lockedCollateral(bob) == 0 and market.withdrawable(bob) == DEPOSIT
     assert market.tradeStatus(trade_id) == OPEN
+    conserved(market)
+
+
+def test_withdraw_pays_only_the_free_balance(market, gusd, open_trade, alice, conserved):
+    alice_before = gusd.balanceOf(alice)
+
+    log = single_event(market.withdraw(sender=alice), market.Withdrawn)
+
+    assert log.amount == DEPOSIT - COLLATERAL
+    assert gusd.balanceOf(alice) == alice_before + DEPOSIT - COLLATERAL
+    assert market.balanceOf(alice) == market.lockedCollateral(alice) == COLLATERAL
     with reverts_with(market.EnergyMarketNothingToWithdraw, account=alice.address):
         market.withdraw(sender=alice)
     conserved(market)
+
+
+# ---------------------------------------------------------------- collateral
+
+
+def test_deposit_adds_to_the_free_balance(market, gusd, alice, conserved):
+    gusd.approve(market, 7_000_000, sender=alice)
+
+    log = single_event(market.deposit(7_000_000, sender=alice), market.Deposited)
+
+    assert same_address(log.account, alice) and log.amount == 7_000_000
+    assert market.withdrawable(alice) == market.balanceOf(alice) == DEPOSIT + 7_000_000
+    assert market.totalWithdrawable() == DEPOSITS + 7_000_000
+    with reverts_with(market.EnergyMarketZeroDeposit, account=alice.address):
+        market.deposit(0, sender=alice)
+    conserved(market)
+
+
+def test_fill_reverts_when_the_maker_seller_cannot_cover_the_collateral(
+    market, make_order, sign, taker_meter, alice, bob
+):
+    market.withdraw(sender=alice)
+    order = make_order(alice)
+    with reverts_with(
+        market.EnergyMarketInsufficientCollateral,
+        seller=alice.address,
+        required=COLLATERAL,
+        available=0,
+    ):
+        market.fillOrder(order.as_tuple(), sign(order, alice), 10_000, taker_meter(bob), sender=bob)
+
+
+def test_fill_reverts_when_the_taker_seller_cannot_cover_the_collateral(
+    market, make_order, sign, taker_meter, bob, stranger
+):
+    bid = make_order(bob, side=BUY)
+    with reverts_with(
+        market.EnergyMarketInsufficientCollateral,
+        seller=stranger.address,
+        required=COLLATERAL,
+        available=0,
+    ):
+        market.fillOrder(
+            bid.as_tuple(), sign(bid, bob), 10_000, taker_meter(stranger), sender=stranger
+        )
+
+
+def test_collateral_of_open_sales_adds_up(
+    market, gusd, make_order, sign, taker_meter, alice, bob, conserved
+):
+    """A seller's free balance covers each new sale after the collateral of the earlier ones."""
+    market.withdraw(sender=alice)
+    gusd.approve(market, 2 * COLLATERAL - 1, sender=alice)
+    market.deposit(2 * COLLATERAL - 1, sender=alice)
+    first, second = make_order(alice, salt=1), make_order(alice, salt=2)
+    market.fillOrder(first.as_tuple(), sign(first, alice), 10_000, taker_meter(bob), sender=bob)
+    assert market.withdrawable(alice) == COLLATERAL - 1
+
+    with reverts_with(
+        market.EnergyMarketInsufficientCollateral,
+        seller=alice.address,
+        required=COLLATERAL,
+        available=COLLATERAL - 1,
+    ):
+        market.fillOrder(
+            second.as_tuple(), sign(second, alice), 10_000, taker_meter(bob), sender=bob
+        )
+    market.fillOrder(second.as_tuple(), sign(second, alice), 5_000, taker_meter(bob), sender=bob)
+    assert market.lockedCollateral(alice) == COLLATERAL + COLLATERAL // 2
+    conserved(market)
+
+
+def test_collateral_for_matches_the_model_and_refuses_impossible_terms(market):
+    for quantity, price, tolerance, penalty in [
+        (10_000, PRICE, TOLERANCE_BPS, PENALTY_BPS),
+        (7, 999, 0, 10_000),
+        (1, 1, 10_000, 10_000),
+        (2**64, 2**60, 333, 9_999),
+    ]:
+        assert market.collateralFor(quantity, price, tolerance, penalty) == collateral(
+            quantity, price, tolerance, penalty
+        )
+    with reverts_with(
+        market.EnergyMarketInvalidSettlementParameters, toleranceBps=0, penaltyBps=10_001
+    ):
+        market.collateralFor(1, 1, 0, 10_001)
 
 
 # ---------------------------------------------------------------- settlement math
@@ -69,9 +177,9 @@ def test_fill_escrows_payment_and_pays_seller_nothing_before_settlement(
     [
         (10_000, 1_500_000, 0, 0),  # full delivery
         (9_600, 1_440_000, 0, 60_000),  # 400 Wh short, within the 500 Wh tolerance
-        (8_000, 1_155_000, 45_000, 345_000),  # 1_500 Wh penalised: 225_000 * 20 %
+        (8_000, 1_200_000, 45_000, 300_000),  # 1_500 Wh penalised: 225_000 * 20 %
         (12_000, 1_500_000, 0, 0),  # over-delivery is capped at the contracted 10 kWh
-        (0, 0, 0, 1_500_000),  # nothing delivered: penalty capped at gross (0)
+        (0, 0, COLLATERAL, 1_500_000),  # nothing delivered: the whole collateral to the buyer
     ],
     ids=["full", "within-tolerance", "shortfall-penalised", "over-delivery", "nothing"],
 )
@@ -96,6 +204,9 @@ def test_settle_credits_payout_and_refund(
         "payout": payout,
         "penalty": penalty,
         "refund": refund,
+        "collateral": COLLATERAL,
+        "seller_net": payout - penalty,
+        "buyer_credit": refund + penalty,
     }
     chain.pending_timestamp = end_of(trade)
 
@@ -109,13 +220,16 @@ def test_settle_credits_payout_and_refund(
         penalty,
         refund,
     )
-    assert market.withdrawable(alice) == payout and market.withdrawable(bob) == refund
-    assert market.totalEscrowed() == 0 and market.totalWithdrawable() == ESCROW
+    # the collateral is unlocked, the penalty taken from it and paid to the buyer
+    assert market.lockedCollateral(alice) == 0
+    assert market.withdrawable(alice) == DEPOSIT + payout - penalty
+    assert market.withdrawable(bob) == DEPOSIT + refund + penalty
+    assert market.totalEscrowed() == 0 and market.totalWithdrawable() == DEPOSITS + ESCROW
     assert market.tradeStatus(trade_id) == SETTLED
     conserved(market)
 
 
-def test_penalty_is_capped_at_seller_gross(
+def test_penalty_is_not_capped_at_the_gross_the_collateral_pays_it(
     market, chain, owner, settler, make_order, sign, taker_meter, alice, bob, conserved
 ):
     market.setSettlementParameters(0, 10_000, sender=owner)
@@ -132,8 +246,30 @@ def test_penalty_is_capped_at_seller_gross(
         market.settle(trade_from_log(log), log.tradeId, 4_000, sender=settler), market.TradeSettled
     )
 
-    # gross 600_000, uncapped penalty 6_000 Wh * 0.15 * 100 % = 900_000
-    assert (settled.sellerPayout, settled.penalty, settled.buyerRefund) == (0, 600_000, 1_500_000)
+    # gross 600_000, penalty 6_000 Wh * 0.15 * 100 % = 900_000 out of the 1_500_000 collateral
+    assert (settled.sellerPayout, settled.penalty, settled.buyerRefund) == (
+        600_000,
+        900_000,
+        900_000,
+    )
+    assert market.withdrawable(alice) == DEPOSIT - 300_000 and market.lockedCollateral(alice) == 0
+    assert market.withdrawable(bob) == DEPOSIT + 1_800_000
+    conserved(market)
+
+
+def test_a_seller_who_does_not_deliver_loses_the_collateral_to_the_buyer(
+    market, chain, gusd, settler, open_trade, alice, bob, conserved
+):
+    trade, trade_id, _ = open_trade
+    alice_before, bob_before = gusd.balanceOf(alice), gusd.balanceOf(bob)
+    chain.pending_timestamp = end_of(trade)
+
+    market.settle(trade, trade_id, 0, sender=settler)
+    market.withdraw(sender=alice)
+    market.withdraw(sender=bob)
+
+    assert gusd.balanceOf(alice) == alice_before + DEPOSIT - COLLATERAL
+    assert gusd.balanceOf(bob) == bob_before + DEPOSIT + ESCROW + COLLATERAL
     conserved(market)
 
 
@@ -190,7 +326,8 @@ def test_one_wh_fill_below_1000_units_per_kwh_costs_the_buyer_one_unit(
         market.TradeSettled,
     )
     assert (settled.sellerPayout, settled.penalty, settled.buyerRefund) == (payout, 0, refund)
-    assert market.withdrawable(alice) == payout and market.withdrawable(bob) == refund
+    assert market.withdrawable(alice) == DEPOSIT + payout
+    assert market.withdrawable(bob) == DEPOSIT + refund
     conserved(market)
 
 
@@ -218,8 +355,9 @@ def test_rounded_up_amounts_keep_the_escrow_conserved(
         expected["refund"],
     )
     assert settled.sellerPayout + settled.buyerRefund == log.payment
-    # the delivered Wh are paid for, rounded up, unless the penalty takes it back
-    assert settled.sellerPayout + settled.penalty >= -(-min(delivered, 7) * CHEAP // 1000)
+    # the delivered Wh are paid for, rounded up; the penalty comes out of the collateral
+    assert settled.sellerPayout >= -(-min(delivered, 7) * CHEAP // 1000)
+    assert settled.penalty <= expected["collateral"]
     conserved(market)
 
 
@@ -310,12 +448,17 @@ def test_settle_batch_settles_every_trade(
         (i, e["delivered"], e["payout"], e["penalty"], e["refund"])
         for (_, i), e in zip(three_trades, expected, strict=True)
     ]
-    assert market.withdrawable(alice) == expected[0]["payout"] + expected[2]["refund"]
-    assert (
-        market.withdrawable(bob)
-        == expected[0]["refund"] + expected[1]["refund"] + expected[2]["payout"]
+    assert market.withdrawable(alice) == (
+        DEPOSIT + expected[0]["seller_net"] + expected[2]["buyer_credit"]
     )
-    assert market.withdrawable(carol) == expected[1]["payout"]
+    assert market.withdrawable(bob) == (
+        DEPOSIT
+        + expected[0]["buyer_credit"]
+        + expected[1]["buyer_credit"]
+        + expected[2]["seller_net"]
+    )
+    assert market.withdrawable(carol) == DEPOSIT + expected[1]["seller_net"]
+    assert sum(market.lockedCollateral(a) for a in (alice, bob, carol)) == 0
     assert market.totalEscrowed() == 0
     conserved(market)
 
@@ -347,7 +490,7 @@ def test_reclaim_reverts_before_grace_period_ends(market, chain, open_trade, bob
 
 
 def test_anyone_can_reclaim_for_the_buyer_after_grace_period(
-    market, chain, gusd, settler, open_trade, bob, stranger, conserved
+    market, chain, gusd, settler, open_trade, alice, bob, stranger, conserved
 ):
     trade, trade_id, _ = open_trade
     chain.pending_timestamp = end_of(trade) + GRACE
@@ -356,7 +499,9 @@ def test_anyone_can_reclaim_for_the_buyer_after_grace_period(
 
     log = single_event(receipt, market.TradeReclaimed)
     assert (log.tradeId, log.refund) == (trade_id, ESCROW) and same_address(log.buyer, bob)
-    assert market.withdrawable(bob) == ESCROW and market.withdrawable(stranger) == 0
+    assert market.withdrawable(bob) == DEPOSIT + ESCROW and market.withdrawable(stranger) == 0
+    # nobody settled in time, which is not the seller's fault: the collateral is unlocked whole
+    assert market.withdrawable(alice) == DEPOSIT and market.lockedCollateral(alice) == 0
     assert market.tradeStatus(trade_id) == RECLAIMED
     with reverts_with(market.EnergyMarketTradeAlreadyClosed, tradeId=trade_id):
         market.settle(trade, trade_id, 10_000, sender=settler)
@@ -443,11 +588,12 @@ def test_withdraw_pays_credited_balance_once(
     receipt = market.withdraw(sender=alice)
 
     log = single_event(receipt, market.Withdrawn)
-    assert same_address(log.account, alice) and log.amount == 1_155_000
-    assert gusd.balanceOf(alice) == alice_before + 1_155_000
-    assert market.withdrawable(alice) == 0 and market.totalWithdrawable() == 345_000
+    assert same_address(log.account, alice) and log.amount == DEPOSIT + 1_155_000
+    assert gusd.balanceOf(alice) == alice_before + DEPOSIT + 1_155_000
+    assert market.withdrawable(alice) == 0
+    assert market.totalWithdrawable() == 2 * DEPOSIT + 345_000
     with reverts_with(market.EnergyMarketNothingToWithdraw, account=alice.address):
         market.withdraw(sender=alice)
     market.withdraw(sender=bob)
-    assert gusd.balanceOf(market) == 0 and market.totalWithdrawable() == 0
+    assert gusd.balanceOf(market) == market.totalWithdrawable() == DEPOSIT  # carol's
     conserved(market)
