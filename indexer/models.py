@@ -214,7 +214,10 @@ class Payout(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=80)  # "<tx_hash>:<log_index>:<account role>"
     chain_id: int = Field(sa_column=big())
     account: str = Field(max_length=42, index=True)
-    kind: str = Field(max_length=16)  # settlement | refund | reclaim | withdrawal
+    # deposit | collateral (locked at a fill: negative) | settlement (gross - penalty + unlocked
+    # collateral) | refund (unused escrow + penalty) | reclaim (escrow; the seller's `unlock`)
+    # | withdrawal; amounts move the free balance
+    kind: str = Field(max_length=16)
     trade_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     amount: int = Field(sa_column=big())
     tx_hash: str = Field(max_length=66)
@@ -222,12 +225,14 @@ class Payout(SQLModel, table=True):
 
 
 class MarketBalance(SQLModel, table=True):
-    """What an account can withdraw from the market right now."""
+    """An account's balance in the market: what it can withdraw right now (free) and the
+    collateral of its open ENERGY sales (locked); their sum is EnergyMarket.balanceOf."""
 
     __tablename__ = "market_balances"
 
     account: str = Field(primary_key=True, max_length=42)
     withdrawable: int = Field(sa_column=big())
+    locked: int = Field(default=0, sa_column=big(server_default="0"))
     block_number: int = Field(sa_column=big())
 
 

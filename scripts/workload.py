@@ -285,9 +285,12 @@ class Workload:
         self.tx(buyer, self.c.market.functions.reclaim(trade, trade_id))
 
     def withdraw(self) -> None:
+        """A random participant withdraws its free balance, then deposits collateral again
+        (it keeps selling)."""
         person = self.rng.choice(self.people)
         if self.c.market.functions.withdrawable(person.address).call() > 0:
             self.tx(person, self.c.market.functions.withdraw())
+            self.tx(person, self.c.market.functions.deposit(DEPOSIT))
 
     def issue(self, batch: int | None = None) -> list[int]:
         """Issue hourly certificates for the next unissued past hours of a random device."""

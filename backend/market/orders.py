@@ -172,3 +172,14 @@ def payment(quantity_wh: int, price: int) -> int:
     """Token base units for `quantity_wh` at `price` per kWh, rounded up like the contract
     (ceil: no Wh is bought for free)."""
     return -(-quantity_wh * price // WH_PER_KWH)
+
+
+def penalty(penalised_wh: int, price: int, penalty_bps: int) -> int:
+    """EnergyMarket's penalty on `penalised_wh`: floor(floor(Wh * price / 1000) * bps / 10000)."""
+    return penalised_wh * price // WH_PER_KWH * penalty_bps // BPS
+
+
+def collateral(quantity_wh: int, price: int, tolerance_bps: int, penalty_bps: int) -> int:
+    """What an ENERGY sale locks of the seller's market balance at fill
+    (EnergyMarket.collateralFor): the penalty on zero delivery, so any penalty is covered."""
+    return penalty(quantity_wh - quantity_wh * tolerance_bps // BPS, price, penalty_bps)

@@ -8,7 +8,8 @@ chain is told is min(allocation, contracted): surplus export is not re-allocated
 without an export reading counts as zero (and flags the trade `data_missing`).
 
 Payout math mirrors EnergyMarket._settle exactly (integer division at the same places):
-escrow and gross are rounded up (`payment`), the penalty is floored.
+escrow and gross are rounded up (`payment`), the penalty is floored and paid from the seller's
+collateral (the penalty on zero delivery, locked at fill), so it is not capped at the gross.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from backend.market.orders import payment
+from backend.market.orders import collateral, payment, penalty
 
 SLOT = 900
 WH_PER_KWH = 1000
@@ -74,25 +75,44 @@ def allocate(
 
 @dataclass(frozen=True)
 class Amounts:
+    """What `TradeSettled` reports: `payout` (the gross) is credited to the seller and `refund`
+    (escrow - gross) to the buyer; `penalty` then moves from the seller's collateral (locked at
+    fill, `collateral`) to the buyer."""
+
     delivered_wh: int
     shortfall_wh: int
     payout: int
     penalty: int
     refund: int
+    collateral: int
+
+    @property
+    def seller_net(self) -> int:
+        """Change of the seller's market balance (negative when the penalty exceeds the gross)."""
+        return self.payout - self.penalty
+
+    @property
+    def buyer_credit(self) -> int:
+        return self.refund + self.penalty
 
 
 def settlement_amounts(trade: TradeTerms, delivered_wh: int) -> Amounts:
     """What EnergyMarket.settle credits for `delivered_wh`."""
     contracted = trade.quantity_wh
     delivered = min(delivered_wh, contracted)
-    escrow = payment(contracted, trade.price)
     gross = payment(delivered, trade.price)
     shortfall = contracted - delivered
     tolerance = contracted * trade.tolerance_bps // BPS
-    penalty = 0
-    if shortfall > tolerance:
-        penalty = min(
-            (shortfall - tolerance) * trade.price // WH_PER_KWH * trade.penalty_bps // BPS, gross
-        )
-    payout = gross - penalty
-    return Amounts(delivered, shortfall, payout, penalty, escrow - payout)
+    owed = (
+        penalty(shortfall - tolerance, trade.price, trade.penalty_bps)
+        if shortfall > tolerance
+        else 0
+    )
+    return Amounts(
+        delivered_wh=delivered,
+        shortfall_wh=shortfall,
+        payout=gross,
+        penalty=owed,
+        refund=payment(contracted, trade.price) - gross,
+        collateral=collateral(contracted, trade.price, trade.tolerance_bps, trade.penalty_bps),
+    )

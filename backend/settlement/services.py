@@ -519,7 +519,8 @@ def record_corrections(session: Session, since: int) -> list[SettlementCorrectio
             settled_delivered_wh=record.delivered_wh,
             corrected_metered_wh=allocation.metered_wh,
             corrected_delivered_wh=amounts.delivered_wh,
-            payout_delta=amounts.payout - record.expected_payout,
+            # the seller's net (gross - penalty), as corrected minus as settled
+            payout_delta=amounts.seller_net - (record.expected_payout - record.expected_penalty),
         )
         session.add(correction)
         created.append(correction)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from backend.market.orders import collateral
 from indexer.handlers import ZERO_HASH, Log, on
 from indexer.mirror import MirrorState, Row, TableKey, new_row
 from indexer.models import MarketOrder, Payout, Trade, TradeStatus
@@ -81,8 +82,21 @@ def nonce_incremented(state: MirrorState, log: Log) -> None:
     )
 
 
+def _collateral(trade: Row) -> int:
+    """What the ENERGY `trade` (a TradeCreated struct or a trades row) locks of its seller's
+    balance (EnergyMarket.collateralFor under the trade's terms)."""
+    keys = ("quantityWh", "price", "toleranceBps", "penaltyBps")
+    if "quantity_wh" in trade:
+        keys = ("quantity_wh", "price", "tolerance_bps", "penalty_bps")
+    return collateral(*(trade[k] for k in keys))
+
+
 def _trade_touches(log: Log) -> list[TableKey]:
     return _order_keys(log.args["sellOrderHash"], log.args["buyOrderHash"])
+
+
+def _energy_trade_touches(log: Log) -> list[TableKey]:
+    return [*_trade_touches(log), ("market_balances", (log.args["trade"]["seller"],))]
 
 
 def _new_trade(state: MirrorState, log: Log, **terms: Any) -> Row:
@@ -128,7 +142,7 @@ def _emit_trade(state: MirrorState, log: Log, topic: str) -> None:
     state.emit(log.block_number, topic, {"trade_id": log.args["tradeId"], "tx_hash": log.tx_hash})
 
 
-@on("EnergyMarket", "TradeCreated", touches=_trade_touches)
+@on("EnergyMarket", "TradeCreated", touches=_energy_trade_touches)
 def trade_created(state: MirrorState, log: Log) -> None:
     trade = log.args["trade"]
     state.insert(
@@ -152,6 +166,10 @@ def trade_created(state: MirrorState, log: Log) -> None:
         ),
     )
     _fill_orders(state, log, trade["quantityWh"])
+    locked = _collateral(trade)
+    if locked:
+        seller = trade["seller"]
+        credit(state, log, account=seller, amount=-locked, locked=locked, kind="collateral")
     _emit_trade(state, log, "trade.created")
 
 
@@ -183,8 +201,11 @@ def certificates_traded(state: MirrorState, log: Log) -> None:
     _fill_orders(state, log, args["quantityWh"])
 
 
-def credit(state: MirrorState, log: Log, *, account: str, amount: int, kind: str) -> None:
-    """Record a pull-balance movement (withdrawals are negative) and update the balance; the
+def credit(
+    state: MirrorState, log: Log, *, account: str, amount: int, kind: str, locked: int = 0
+) -> None:
+    """Record a movement of the free balance (withdrawals and locked collateral are negative)
+    and update the balance, with `locked` the change of the account's locked collateral; the
     payout names the event's trade, if it has one."""
     state.insert(
         "payouts",
@@ -201,10 +222,14 @@ def credit(state: MirrorState, log: Log, *, account: str, amount: int, kind: str
         ),
     )
     row = state.get("market_balances", account)
-    balance = (row["withdrawable"] if row else 0) + amount
     state.put(
         "market_balances",
-        {"account": account, "withdrawable": balance, "block_number": log.block_number},
+        {
+            "account": account,
+            "withdrawable": (row["withdrawable"] if row else 0) + amount,
+            "locked": (row["locked"] if row else 0) + locked,
+            "block_number": log.block_number,
+        },
     )
 
 
@@ -232,10 +257,26 @@ def trade_settled(state: MirrorState, log: Log) -> None:
         buyer_refund=args["buyerRefund"],
     )
     trade = _close_trade(state, log, closing)
-    if args["sellerPayout"]:
-        credit(state, log, account=trade["seller"], amount=args["sellerPayout"], kind="settlement")
-    if args["buyerRefund"]:
-        credit(state, log, account=trade["buyer"], amount=args["buyerRefund"], kind="refund")
+    # The seller gets the gross and its collateral back minus the penalty, which goes to the buyer.
+    unlocked = _collateral(trade)
+    seller_credit = args["sellerPayout"] - args["penalty"] + unlocked
+    if seller_credit or unlocked:
+        credit(
+            state,
+            log,
+            account=trade["seller"],
+            amount=seller_credit,
+            locked=-unlocked,
+            kind="settlement",
+        )
+    if args["buyerRefund"] + args["penalty"]:
+        credit(
+            state,
+            log,
+            account=trade["buyer"],
+            amount=args["buyerRefund"] + args["penalty"],
+            kind="refund",
+        )
     _emit_trade(state, log, "trade.settled")
 
 
@@ -250,14 +291,27 @@ def trade_reclaimed(state: MirrorState, log: Log) -> None:
         penalty=0,
         buyer_refund=args["refund"],
     )
-    _close_trade(state, log, closing)
+    trade = _close_trade(state, log, closing)
     credit(state, log, account=args["buyer"], amount=args["refund"], kind="reclaim")
+    unlocked = _collateral(trade)
+    if unlocked:
+        seller = trade["seller"]
+        credit(state, log, account=seller, amount=unlocked, locked=-unlocked, kind="unlock")
     _emit_trade(state, log, "trade.reclaimed")
 
 
-@on("EnergyMarket", "Withdrawn", touches=lambda log: [("market_balances", (log.args["account"],))])
+def _account_touches(log: Log) -> list[TableKey]:
+    return [("market_balances", (log.args["account"],))]
+
+
+@on("EnergyMarket", "Withdrawn", touches=_account_touches)
 def withdrawn(state: MirrorState, log: Log) -> None:
     credit(state, log, account=log.args["account"], amount=-log.args["amount"], kind="withdrawal")
+
+
+@on("EnergyMarket", "Deposited", touches=_account_touches)
+def deposited(state: MirrorState, log: Log) -> None:
+    credit(state, log, account=log.args["account"], amount=log.args["amount"], kind="deposit")
 
 
 def _parameter(state: MirrorState, log: Log, name: str, value: int) -> None:

@@ -118,19 +118,19 @@ def test_missing_data_waits_then_settles_as_zero(any_market):
         fixed = corrections[0]
         assert (fixed.settled_delivered_wh, fixed.corrected_metered_wh) == (0, 2_000)
         assert fixed.corrected_delivered_wh == min(2_000, trade.quantity_wh)
-        expected = settlement_amounts(
-            TradeTerms(
-                trade.trade_id,
-                trade.quantity_wh,
-                trade.price,
-                0,
-                900,
-                trade.tolerance_bps,
-                trade.penalty_bps,
-            ),
-            2_000,
-        ).payout
-        assert fixed.payout_delta == expected
+        terms = TradeTerms(
+            trade.trade_id,
+            trade.quantity_wh,
+            trade.price,
+            0,
+            900,
+            trade.tolerance_bps,
+            trade.penalty_bps,
+        )
+        corrected, settled = settlement_amounts(terms, 2_000), settlement_amounts(terms, 0)
+        # settled on nothing: the seller lost its collateral; 2 kWh would have earned the gross
+        assert settled.seller_net == -settled.collateral
+        assert fixed.payout_delta == corrected.seller_net - settled.seller_net
         assert record_corrections(session, since=0) == []
         assert len(session.exec(select(SettlementCorrection)).all()) == 1
         close_due_periods(session, market.ctx, market.locks, market.settings)
