@@ -433,14 +433,28 @@ def meters_send(
 
 @energy.command("balance")
 def energy_balance(as_json: JsonFlag = False) -> None:
-    """Token balance, escrow and what the market holds for me (withdrawable)."""
+    """Token balance, escrow and what the market holds for me (withdrawable, locked)."""
     balance = api().get("/v1/energy/balance")
     out(
         balance,
         f"token {gusd(balance['token_balance'])}, in escrow {gusd(balance['escrowed'])}, "
-        f"withdrawable {gusd(balance['withdrawable'])}",
+        f"withdrawable {gusd(balance['withdrawable'])}, "
+        f"locked as collateral {gusd(balance['locked'])}",
         as_json,
     )
+
+
+@energy.command("deposit")
+def energy_deposit(
+    amount: Annotated[int, typer.Argument(min=1, help="token base units (1e-6 gUSD)")],
+    idempotency_key: Annotated[str | None, typer.Option(help="retry-safe key")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Deposit gUSD into my market balance: the collateral my energy offers lock when they
+    trade (custodial accounts)."""
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+    done = api().post("/v1/energy/deposits", json={"amount": str(amount)}, headers=headers)
+    out(done, f"deposited {gusd(int(done['amount']))} (tx {done['tx_hash']})", as_json)
 
 
 @energy.command("withdraw")

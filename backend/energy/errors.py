@@ -19,3 +19,11 @@ class WithdrawFromWallet(Conflict):
 
     code = "withdraw-from-wallet"
     title = "Wallet accounts withdraw from their wallet"
+
+
+class DepositFromWallet(Conflict):
+    """The API holds no key for the account: the problem's `calls` are the `approve` and the
+    `deposit(amount)` the wallet sends itself."""
+
+    code = "deposit-from-wallet"
+    title = "Wallet accounts deposit from their wallet"

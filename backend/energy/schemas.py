@@ -51,8 +51,24 @@ class EnergyBalance(BaseModel):
     address: str
     token_balance: AmountStr
     escrowed: AmountStr  # my payments held for open trades (as buyer)
-    withdrawable: AmountStr
+    withdrawable: AmountStr  # my free market balance (deposits, payouts, refunds)
+    locked: AmountStr  # collateral of my open energy sales, in my market balance
     positions: list[PeriodPosition]
+
+
+class DepositCreate(BaseModel):
+    """Token base units to move into my market balance (collateral for my energy offers)."""
+
+    amount: AmountStr = Field(gt=0)
+
+
+class Deposit(BaseModel):
+    """A custodial account's `deposit(amount)` into its market balance."""
+
+    address: str
+    amount: AmountStr
+    tx_hash: str
+    block_number: int
 
 
 class Withdrawal(BaseModel):

@@ -106,6 +106,7 @@ def balance(session: Session, account: Account) -> EnergyBalance:
         token_balance=token.balance if token else 0,
         escrowed=escrowed,
         withdrawable=market.withdrawable if market else 0,
+        locked=market.locked if market else 0,
         positions=[
             PeriodPosition(delivery_start=s, delivery_end=e, bought_wh=b, sold_wh=so, net_wh=b - so)
             for (s, e), (b, so) in sorted(positions.items())

@@ -15,6 +15,11 @@ class InsufficientFunds(InvalidInput):
     title = "Balance or allowance does not cover the order"
 
 
+class InsufficientCollateral(InvalidInput):
+    code = "insufficient-collateral"
+    title = "The seller's free market balance does not cover the collateral of its energy offers"
+
+
 class GateClosed(InvalidInput):
     code = "gate-closed"
     title = "The delivery period has already started"

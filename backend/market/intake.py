@@ -29,6 +29,7 @@ from backend.market import orders as eip712
 from backend.market.errors import (
     DuplicateOrder,
     GateClosed,
+    InsufficientCollateral,
     InsufficientFunds,
     InvalidOrder,
     InvalidSignature,
@@ -158,7 +159,8 @@ def funds_reads(
     chain: Chain, maker: str, *, side: int, product: int, asset_id: int
 ) -> list[ViewCall]:
     """The chain values `check_funds` compares: token balance and allowance for bids,
-    certificate balance and the market's approval for REC offers, nothing for energy offers."""
+    certificate balance and the market's approval for REC offers, the free market balance and
+    the settlement terms (which size the collateral) for energy offers."""
     market = chain.market.address
     if side == eip712.BUY:
         return [
@@ -170,7 +172,11 @@ def funds_reads(
             chain.view(chain.registry, "balanceOf", maker, asset_id),
             chain.view(chain.registry, "isApprovedForAll", maker, market),
         ]
-    return []
+    return [
+        chain.view(chain.market, "withdrawable", maker),
+        chain.view(chain.market, "toleranceBps"),
+        chain.view(chain.market, "penaltyBps"),
+    ]
 
 
 def read_chain_state(
@@ -241,14 +247,18 @@ def check_wallet_order(order: eip712.Order, state: ChainState, *, signer: str | 
 # ----------------------------------------------------------------------------- funds
 
 
-def reserved(session: Session, maker: str, *, side: int, asset_id: int | None = None) -> int:
-    """What the maker's other open orders already commit: payment for bids (any product), Wh
-    of one certificate (`asset_id`) for REC offers."""
-    query = select(SignedOrder).where(
+def _open_orders(session: Session, maker: str, *, side: int) -> Any:
+    return select(SignedOrder).where(
         col(SignedOrder.maker) == maker,
         col(SignedOrder.status) == OrderStatus.OPEN,
         col(SignedOrder.side) == side,
     )
+
+
+def reserved(session: Session, maker: str, *, side: int, asset_id: int | None = None) -> int:
+    """What the maker's other open orders already commit: payment for bids (any product), Wh
+    of one certificate (`asset_id`) for REC offers."""
+    query = _open_orders(session, maker, side=side)
     if asset_id is not None:
         query = query.where(
             col(SignedOrder.product) == eip712.REC, col(SignedOrder.asset_id) == asset_id
@@ -258,6 +268,18 @@ def reserved(session: Session, maker: str, *, side: int, asset_id: int | None = 
         remaining = max(row.quantity_wh - row.matched_wh, 0)
         total += eip712.payment(remaining, row.price) if side == eip712.BUY else remaining
     return total
+
+
+def reserved_collateral(session: Session, maker: str, terms: tuple[int, int]) -> int:
+    """Collateral the maker's other open energy offers will lock when they trade, under the
+    current settlement `terms` (tolerance bps, penalty bps)."""
+    query = _open_orders(session, maker, side=eip712.SELL).where(
+        col(SignedOrder.product) == eip712.ENERGY
+    )
+    return sum(
+        eip712.collateral(max(row.quantity_wh - row.matched_wh, 0), row.price, *terms)
+        for row in session.exec(query)
+    )
 
 
 def check_funds(session: Session, order: eip712.Order, funds: list[Any]) -> None:
@@ -287,6 +309,18 @@ def check_funds(session: Session, order: eip712.Order, funds: list[Any]) -> None
                 f"market approved: {approved}",
                 needed=str(needed),
                 held=str(held),
+            )
+    else:
+        free, *terms = funds
+        needed = eip712.collateral(order.quantityWh, order.price, *terms) + reserved_collateral(
+            session, maker, (terms[0], terms[1])
+        )
+        if free < needed:
+            raise InsufficientCollateral(
+                f"energy offers lock {needed} token units of collateral when they trade; the "
+                f"free market balance is {free}: deposit more (POST /v1/energy/deposits)",
+                needed=str(needed),
+                available=str(free),
             )
     if order.product == eip712.ENERGY and order.meterId == NO_METER:
         raise InvalidOrder("energy orders need a meter id")

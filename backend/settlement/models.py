@@ -123,7 +123,7 @@ class SettlementCorrection(SQLModel, table=True):
     settled_delivered_wh: int = Field(sa_column=big())
     corrected_metered_wh: int = Field(sa_column=big())
     corrected_delivered_wh: int = Field(sa_column=big())
-    payout_delta: int = Field(sa_column=big())  # seller's net (gross - penalty): corrected - settled
+    payout_delta: int = Field(sa_column=big())  # seller net (gross - penalty): corrected - settled
     created_at: datetime = Field(default_factory=utc_now)
 
 

@@ -1,4 +1,5 @@
-"""`/v1/energy/...`: my scheduled transfers (one per ENERGY trade), my balance, withdrawals."""
+"""`/v1/energy/...`: my scheduled transfers (one per ENERGY trade), my balance, deposits and
+withdrawals."""
 
 from __future__ import annotations
 
@@ -8,8 +9,15 @@ from fastapi import APIRouter, Path, Query
 
 from backend.api.deps import ChainDep, CurrentAccount, SessionDep, SettingsDep
 from backend.core.json_ints import MAX_SAFE_INTEGER
-from backend.energy import services, withdrawals
-from backend.energy.schemas import EnergyBalance, EnergyTransfer, TransferStatus, Withdrawal
+from backend.energy import deposits, services, withdrawals
+from backend.energy.schemas import (
+    Deposit,
+    DepositCreate,
+    EnergyBalance,
+    EnergyTransfer,
+    TransferStatus,
+    Withdrawal,
+)
 from backend.market.schemas import Page
 
 router = APIRouter(prefix="/energy", tags=["energy"])
@@ -42,7 +50,8 @@ def transfer(
 
 @router.get("/balance", response_model=EnergyBalance)
 def balance(account: CurrentAccount, session: SessionDep) -> EnergyBalance:
-    """Net contracted position per open period, token balance, escrow and withdrawable."""
+    """Net contracted position per open period, token balance, escrow, and my market balance:
+    free (`withdrawable`) and locked as collateral of my open energy sales (`locked`)."""
     return services.balance(session, account)
 
 
@@ -53,3 +62,15 @@ def withdraw(account: CurrentAccount, settings: SettingsDep, chain: ChainDep) ->
     409 `withdraw-from-wallet` for wallet accounts, with the `call` to send. Send an
     `Idempotency-Key` to retry safely."""
     return withdrawals.withdraw(settings, chain, account)
+
+
+@router.post("/deposits", response_model=Deposit, status_code=201)
+def deposit(
+    body: DepositCreate, account: CurrentAccount, settings: SettingsDep, chain: ChainDep
+) -> Deposit:
+    """Custodial: move `amount` of my gUSD into my market balance, the collateral my energy
+    offers lock when they trade (an offer whose collateral my free balance cannot cover is
+    refused: `insufficient-collateral`); the API signs `approve` (if needed) and `deposit`.
+    409 `deposit-from-wallet` for wallet accounts, with the `calls` to send. Send an
+    `Idempotency-Key` to retry safely."""
+    return deposits.deposit(settings, chain, account, body.amount)

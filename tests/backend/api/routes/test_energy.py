@@ -1,16 +1,18 @@
-"""`/v1/energy/withdrawals` on Anvil: a settled trade's payout leaves the market for the
-custodial seller's address, once; a wallet account is told to send `withdraw()` itself."""
+"""`/v1/energy/withdrawals` and `/deposits` on Anvil: a settled trade's payout leaves the market
+for the custodial seller's address, once; a wallet account is told to send `withdraw()` itself;
+sellers deposit collateral, which a trade locks until it settles."""
 
 from __future__ import annotations
 
 from backend.chain.contracts import chain_for
 from backend.chain.transactions import send
-from tests.fixtures.api import match, wallet_bid
+from backend.market.orders import collateral
+from tests.fixtures.api import SELLER_DEPOSIT, match, wallet_bid
 from tests.fixtures.indexing import catch_up
 
 
-def settled_trade(market) -> None:
-    """The custodial seller's offer matched with the wallet's bid, delivered in part, settled."""
+def matched_trade(market) -> tuple[int, tuple]:
+    """The custodial seller's 2 kWh offer matched with the wallet's bid: (trade id, trade)."""
     client, api, period = market["client"], market["api"], market["period"]
     workload = api.devnet.workload
     offer = client.post(
@@ -31,7 +33,13 @@ def settled_trade(market) -> None:
     assert bid.status_code == 202, bid.text
     (tx_hash,) = match(api)
     workload.remember_trades(workload.w3.eth.get_transaction_receipt(tx_hash))
-    trade_id, trade = workload.open_trades.pop()
+    return workload.open_trades.pop()
+
+
+def settled_trade(market) -> None:
+    """`matched_trade`, delivered in part, settled."""
+    workload = market["api"].devnet.workload
+    trade_id, trade = matched_trade(market)
     workload.advance(trade[7] - workload.now() + 60)
     workload.tx(
         workload.settler,
@@ -98,3 +106,45 @@ def test_wallet_account_is_told_to_withdraw_from_its_wallet(market):
     before = chain.token.functions.balanceOf(wallet.address).call()
     send(api.devnet.w3, wallet, {"to": call["to"], "data": call["data"]})
     assert chain.token.functions.balanceOf(wallet.address).call() == before + refund
+
+
+def test_custodial_seller_deposits_and_a_trade_locks_its_collateral(market):
+    client, api = market["client"], market["api"]
+    chain = chain_for(api.settings)
+    contract = chain.market.functions
+    seller = chain.w3.to_checksum_address(market["seller_address"])
+    assert contract.balanceOf(seller).call() == SELLER_DEPOSIT  # deposited by the fixture
+
+    _, trade = matched_trade(market)
+    catch_up(market["indexer"])
+
+    locked = collateral(trade[4], trade[5], trade[8], trade[9])
+    assert locked > 0 and contract.lockedCollateral(seller).call() == locked
+    balance = client.get("/v1/energy/balance", headers=market["seller"]).json()
+    assert (balance["withdrawable"], balance["locked"]) == (
+        str(SELLER_DEPOSIT - locked),
+        str(locked),
+    )
+    # the seller has no gUSD left in its wallet: a further deposit reverts on chain
+    broke = client.post("/v1/energy/deposits", headers=market["seller"], json={"amount": "1"})
+    assert broke.status_code >= 400 and contract.balanceOf(seller).call() == SELLER_DEPOSIT
+    zero = client.post("/v1/energy/deposits", headers=market["seller"], json={"amount": "0"})
+    assert zero.status_code == 422
+
+
+def test_wallet_account_is_told_to_deposit_from_its_wallet(market):
+    client, api, wallet = market["client"], market["api"], market["wallet"]
+    chain = chain_for(api.settings)
+    before = chain.market.functions.balanceOf(wallet.address).call()
+
+    refused = client.post("/v1/energy/deposits", headers=market["buyer"], json={"amount": "5000"})
+
+    assert refused.status_code == 409
+    problem = refused.json()
+    assert problem["type"] == "https://gridledger.dev/problems/deposit-from-wallet"
+    approve, deposit = problem["calls"]
+    assert (approve["to"], deposit["to"]) == (chain.token.address, chain.market.address)
+    assert deposit["function"] == "deposit(uint256)"
+    for call in (approve, deposit):
+        send(api.devnet.w3, wallet, {"to": call["to"], "data": call["data"]})
+    assert chain.market.functions.balanceOf(wallet.address).call() == before + 5_000

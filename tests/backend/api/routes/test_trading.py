@@ -10,8 +10,10 @@ from sqlmodel import Session, select
 from backend.chain.contracts import chain_for
 from backend.chain.transactions import send
 from backend.market.models import SignedOrder
+from backend.market.orders import BPS, collateral
 from indexer.outbox import OutboxPublisher, RedisStreamSink
-from tests.fixtures.api import SLOT, match, wallet_bid
+from scripts.workload import DEPOSIT
+from tests.fixtures.api import SELLER_DEPOSIT, SLOT, match, wallet_bid
 from tests.fixtures.indexing import catch_up
 from tests.fixtures.services import TEST_REDIS_URL
 
@@ -405,8 +407,8 @@ def test_cancel_all_on_chain_makes_a_signed_order_stale_at_once(market):
 
 
 def test_bids_reserve_funds_for_the_makers_open_bids(market):
-    """Balance 10^12 (allowance unlimited): a bid of 6·10^11 fits once, not twice, until it is
-    cancelled."""
+    """Balance 9·10^11 (10^12 minted, 10^11 deposited as collateral; allowance unlimited): a bid
+    of 6·10^11 fits once, not twice, until it is cancelled."""
     client, period, buyer = market["client"], market["period"], market["buyer"]
     terms = {
         "side": "buy",
@@ -420,7 +422,7 @@ def test_bids_reserve_funds_for_the_makers_open_bids(market):
     refused = client.post("/v1/trading/orders", headers=buyer, json=second)
     assert refused.status_code == 422 and refused.json()["type"].endswith("/insufficient-funds")
     assert refused.json()["needed"] == str(2 * 600_000_000_000)
-    assert refused.json()["balance"] == str(10**12)
+    assert refused.json()["balance"] == str(10**12 - DEPOSIT)
     assert client.delete(f"/v1/trading/orders/{first_hash}", headers=buyer).status_code == 202
     assert client.post("/v1/trading/orders", headers=buyer, json=second).status_code == 202
 
@@ -461,3 +463,31 @@ def test_rec_offer_needs_the_certificate_and_wallet_orders_need_well_formed_term
     assert "signed by" in tampered.json()["detail"]
     with Session(market["api"].engine) as session:
         assert session.exec(select(SignedOrder)).all() == []
+
+
+def test_energy_offers_need_collateral_for_themselves_and_the_sellers_other_open_offers(market):
+    """An offer whose seller's free market balance cannot cover its collateral (with that of the
+    seller's other open offers) is refused: on chain its fill would revert, jamming the book."""
+    client, seller, period = market["client"], market["seller"], market["period"]
+    contract = chain_for(market["api"].settings).market.functions
+    terms = (contract.toleranceBps().call(), contract.penaltyBps().call())
+    price = 100_000
+    # an offer locking about 60 % of the deposit: one fits, two do not
+    quantity = SELLER_DEPOSIT * 6 // 10 * 1000 * BPS * BPS // (price * (BPS - terms[0]) * terms[1])
+    each = collateral(quantity, price, *terms)
+    assert each <= SELLER_DEPOSIT < 2 * each
+    offer = {"side": "sell", "delivery_start": period, "quantity_wh": quantity, "price": price}
+
+    first = client.post("/v1/trading/orders", headers=seller, json=offer)
+    assert first.status_code == 202, first.text
+    second = client.post("/v1/trading/orders", headers=seller, json={**offer, "price": price + 1})
+    assert second.status_code == 422
+    problem = second.json()
+    assert problem["type"] == "https://gridledger.dev/problems/insufficient-collateral"
+    assert problem["needed"] == str(each + collateral(quantity, price + 1, *terms))
+    assert problem["available"] == str(SELLER_DEPOSIT)
+    # an offer the rest of the deposit covers is accepted
+    small = client.post(
+        "/v1/trading/orders", headers=seller, json={**offer, "quantity_wh": quantity // 4}
+    )
+    assert small.status_code == 202, small.text

@@ -1,0 +1,52 @@
+"""Deposits into the market contract: sellers' collateral. An ENERGY sale locks part of the
+seller's market balance at fill (the penalty on zero delivery); `deposit(amount)` adds to it
+from the account's gUSD.
+
+Custodial accounts deposit through the API, which signs with the account's key (approving the
+market first when its allowance is short); for a wallet account the API holds no key and
+answers with the calls its wallet sends.
+"""
+
+from __future__ import annotations
+
+from eth_utils import to_checksum_address
+from web3.logs import DISCARD
+
+from backend.accounts.custody import signer_for
+from backend.accounts.models import Account
+from backend.chain.contracts import Chain
+from backend.chain.transactions import tx_hash_hex
+from backend.chain.wallet_calls import wallet_call
+from backend.core.config import Settings
+from backend.energy.errors import DepositFromWallet
+from backend.energy.schemas import Deposit
+
+MAX_UINT = 2**256 - 1
+
+
+def deposit(settings: Settings, chain: Chain, account: Account, amount: int) -> Deposit:
+    """Send `deposit(amount)` with the custodial key; raises `DepositFromWallet` (with the calls
+    to send) for accounts without one. A balance short of `amount` reverts on chain and is
+    answered as the contract's error."""
+    market = chain.market
+    signer = signer_for(account, settings)
+    if signer is None:
+        raise DepositFromWallet(
+            "the API holds no key for this account: send `calls` from your wallet",
+            calls=[
+                wallet_call(chain.token, "approve", market.address, amount).model_dump(),
+                wallet_call(market, "deposit", amount).model_dump(),
+            ],
+        )
+    address = to_checksum_address(account.address)
+    allowance = chain.call(chain.token.functions.allowance(address, market.address))
+    if int(allowance) < amount:
+        chain.transact(signer, chain.token.functions.approve(market.address, MAX_UINT))
+    receipt = chain.transact(signer, market.functions.deposit(amount))
+    (event,) = market.events.Deposited().process_receipt(receipt, errors=DISCARD)
+    return Deposit(
+        address=account.address.lower(),
+        amount=event["args"]["amount"],
+        tx_hash=tx_hash_hex(receipt),
+        block_number=receipt["blockNumber"],
+    )
