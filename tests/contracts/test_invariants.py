@@ -10,8 +10,14 @@ arguments) the model expects. After every step the invariants below are checked 
 Invariants:
 1. gUSD conservation: the balances of every account that can hold gUSD sum to the minted
    total and equal the model's wallets; the market holds exactly totalEscrowed +
-   totalWithdrawable; totalEscrowed is the model's sum of open-trade escrows and every
-   participant's withdrawable balance is the model's credit.
+   totalWithdrawable; totalEscrowed is the model's sum of open-trade escrows, every
+   participant's withdrawable (free) balance is the model's credit and totalWithdrawable is
+   the sum of free and locked balances.
+   Collateral conserved: each participant's locked collateral is the sum of the collateral
+   (EnergyMarket.collateralFor under the trade's terms) of its open sales, locked at the fill,
+   unlocked at settlement (minus the penalty, paid to the buyer) or reclaim; a fill whose seller
+   cannot cover it reverts with EnergyMarketInsufficientCollateral (participants start with
+   small deposits, one with none, and deposit at random).
 2. Certificate supply: per certificate, supply == volumeWh - claimedWh == sum of balances over
    all holders, and claimedWh == sum of claimedBalance == the model's claimed Wh.
 3. No device-period issued twice: the model's issued (device, 15-min slot) pairs are unique;
@@ -24,8 +30,8 @@ Invariants:
 Rules checked by the steps themselves:
 5. Payment rounds up: every fill (ENERGY and REC) costs exactly ceil(Wh * price / 1000), so
    a fill is never free (prices below 1000 base units per kWh and 1-3 Wh fills are drawn on
-   purpose); at settlement payout + penalty == ceil(delivered * price / 1000) and
-   payout + refund == the trade's escrow.
+   purpose); at settlement payout == ceil(delivered * price / 1000), payout + refund == the
+   trade's escrow, and penalty <= the trade's collateral (it is not capped at the payout).
 6. The reclaim grace period is fixed per trade: the admin changes it at random (and is
    refused below MIN_RECLAIM_GRACE_PERIOD / above the maximum with the exact error); every
    trade records the grace in force when it was made and reclaim opens exactly at its own
@@ -71,7 +77,7 @@ from backend.market.orders import (
     payment,
     sign_order,
 )
-from tests.fixtures.energy_market import reverts_with, settlement
+from tests.fixtures.energy_market import collateral, reverts_with, settlement
 
 TOLERANCE_BPS = 500
 PENALTY_BPS = 2_000
@@ -79,6 +85,9 @@ GRACE = 86_400
 MIN_GRACE = 4 * 3_600  # EnergyMarket.MIN_RECLAIM_GRACE_PERIOD
 MAX_GRACE = 30 * 86_400
 FUNDING = 1_000_000 * 10**6  # 1M gUSD per participant
+# Starting market balances: the first participant has none, the others a little (a 20 kWh sale
+# at 0.3 gUSD/kWh locks 1.14 gUSD), so fills refused for collateral come up.
+START_DEPOSITS = (0, 2_000_000, 3_000_000)
 MAX_UINT = 2**256 - 1
 
 SLOT = SLOT_SECONDS
@@ -230,9 +239,11 @@ def deploy_world(project, chain, owner, participants, others, operator, settler,
 
     history_start = (chain.pending_timestamp // HOUR) * HOUR - (HISTORY_DAYS + 1) * DAY
     devices = {}
-    for account in participants:
+    for i, account in enumerate(participants):
         gusd.mint(account, FUNDING, sender=owner)
         gusd.approve(market, MAX_UINT, sender=account)
+        if START_DEPOSITS[i % len(START_DEPOSITS)]:
+            market.deposit(START_DEPOSITS[i % len(START_DEPOSITS)], sender=account)
         registry.setApprovalForAll(market, True, sender=account)
         meter = meter_id(f"meter:{account.address}")
         registry.registerDevice(
@@ -289,9 +300,14 @@ def build_machine(
             snapshot["id"] = chain.snapshot()
             # gUSD
             self.wallet = dict.fromkeys(world.holders, 0)
-            for account in participants:
-                self.wallet[account.address] = FUNDING
-            self.credits = {a.address: 0 for a in participants}
+            self.credits = {}  # free market balances
+            self.locked = {}  # collateral of open sales
+            for i, account in enumerate(participants):
+                deposit = START_DEPOSITS[i % len(START_DEPOSITS)]
+                self.wallet[account.address] = FUNDING - deposit
+                self.wallet[market.address] += deposit
+                self.credits[account.address] = deposit
+                self.locked[account.address] = 0
             # market
             self.nonces = {a.address: 0 for a in participants}
             self.book: list[BookOrder] = []
@@ -375,6 +391,17 @@ def build_machine(
                 }
             return None
 
+        def collateral_error(self, seller: str, quantity: int, price: int):
+            """The error `_executeTrade` raises when `seller` cannot cover the sale's collateral."""
+            required = collateral(quantity, price, TOLERANCE_BPS, PENALTY_BPS)
+            if self.credits[seller] < required:
+                return "EnergyMarketInsufficientCollateral", {
+                    "seller": seller,
+                    "required": required,
+                    "available": self.credits[seller],
+                }
+            return None
+
         def record_energy_trade(
             self, receipt, seller, buyer, seller_meter, buyer_meter, quantity, price, order
         ):
@@ -396,6 +423,9 @@ def build_machine(
             # Rounded up: never free, and less than one unit above the exact price.
             assert escrow >= 1 and 0 <= escrow * 1000 - quantity * price < 1000
             self.trades[self.last_trade_id] = TradeModel(trade=trade, status=OPEN, escrow=escrow)
+            locked = collateral(quantity, price, TOLERANCE_BPS, PENALTY_BPS)
+            self.credits[seller] -= locked
+            self.locked[seller] += locked
             self.wallet[buyer] -= escrow
             self.wallet[market.address] += escrow
             [log] = market.TradeCreated.from_receipt(receipt)
@@ -406,7 +436,13 @@ def build_machine(
         def execute_fill(self, entry: BookOrder, taker, quantity: int):
             """Taker fills `quantity` of `entry`; success or the exact revert is predicted."""
             order = entry.order
-            error = self.fill_error(entry, quantity, self.now())
+            if order.side == SELL:
+                seller, buyer = order.maker, taker.address
+            else:
+                seller, buyer = taker.address, order.maker
+            error = self.fill_error(entry, quantity, self.now()) or self.collateral_error(
+                seller, quantity, order.price
+            )
             args = (order.as_tuple(), entry.signature, quantity, meter(taker.address))
             outcome(f"fill ENERGY: {error[0] if error else 'ok'}")
             if error:
@@ -415,10 +451,6 @@ def build_machine(
                 return
             receipt = market.fillOrder(*args, sender=taker)
             entry.filled += quantity
-            if order.side == SELL:
-                seller, buyer = order.maker, taker.address
-            else:
-                seller, buyer = taker.address, order.maker
             self.record_energy_trade(
                 receipt, seller, buyer, meter(seller), meter(buyer), quantity, order.price, order
             )
@@ -543,8 +575,11 @@ def build_machine(
             quantity = data.draw(
                 st.integers(1, min(bid.remaining, offer.remaining)), label="match Wh"
             )
-            error = self.fill_error(bid, quantity, self.now()) or self.fill_error(
-                offer, quantity, self.now()
+            price = bid.order.price if bid_is_resting else offer.order.price
+            error = (
+                self.fill_error(bid, quantity, self.now())
+                or self.fill_error(offer, quantity, self.now())
+                or self.collateral_error(offer.order.maker, quantity, price)
             )
             args = (
                 bid.order.as_tuple(),
@@ -555,14 +590,13 @@ def build_machine(
                 bid_is_resting,
             )
             outcome(f"match: {error[0] if error else 'ok'}")
-            if error:  # only when the fresh orders' gate closed or expired before this block
+            if error:  # the fresh orders' gate closed or expired before this block, or collateral
                 with reverts_with(getattr(market, error[0]), **error[1]):
                     market.matchOrders(*args, sender=operator)
                 return
             receipt = market.matchOrders(*args, sender=operator)
             bid.filled += quantity
             offer.filled += quantity
-            price = bid.order.price if bid_is_resting else offer.order.price
             self.record_energy_trade(
                 receipt,
                 offer.order.maker,
@@ -707,12 +741,19 @@ def build_machine(
                     expected["penalty"],
                     expected["refund"],
                 )
-                # Rule 5: delivered Wh are paid rounded up; the escrow is shared out exactly.
-                assert log.sellerPayout + log.penalty == payment(min(wh, quantity), price)
+                # Rule 5: delivered Wh are paid rounded up; the escrow is shared out exactly; the
+                # penalty comes out of the collateral, whole.
+                assert log.sellerPayout == payment(min(wh, quantity), price)
                 assert log.sellerPayout + log.buyerRefund == model.escrow
-                self.credits[seller] += expected["payout"]
-                self.credits[buyer] += expected["refund"]
+                assert log.penalty <= expected["collateral"]
+                self.unlock(seller, expected["collateral"])
+                self.credits[seller] += expected["payout"] - expected["penalty"]
+                self.credits[buyer] += expected["refund"] + expected["penalty"]
                 model.status = SETTLED
+
+        def unlock(self, seller: str, amount: int):
+            self.locked[seller] -= amount
+            self.credits[seller] += amount
 
         @precondition(lambda self: any(t.status != OPEN for t in self.trades.values()))
         @rule(data=st.data())
@@ -758,6 +799,8 @@ def build_machine(
                 market.reclaim(model.trade, tid, sender=stranger)
                 model.status = RECLAIMED
                 self.credits[model.trade[1]] += model.escrow
+                # not the seller's fault: its collateral comes back whole
+                self.unlock(model.trade[0], collateral(*model.trade[4:6], *model.trade[8:10]))
 
         @rule(data=st.data())
         def set_grace_period(self, data):
@@ -790,6 +833,21 @@ def build_machine(
             market.setReclaimGracePeriod(period, sender=admin)
             self.grace = period
             assert read(market, "reclaimGracePeriod()") == period
+
+        @rule(data=st.data())
+        def deposit(self, data):
+            """A participant adds to its market balance (collateral); zero is refused."""
+            account = data.draw(st.sampled_from(participants), label="account")
+            amount = data.draw(st.one_of(st.just(0), st.integers(1, 3_000_000)), label="deposit")
+            outcome(f"deposit: {'zero' if amount == 0 else 'ok'}")
+            if amount == 0:
+                with reverts_with(market.EnergyMarketZeroDeposit, account=account.address):
+                    market.deposit(0, sender=account)
+                return
+            market.deposit(amount, sender=account)
+            self.credits[account.address] += amount
+            self.wallet[account.address] -= amount
+            self.wallet[market.address] += amount
 
         @rule(data=st.data())
         def withdraw(self, data):
@@ -1080,9 +1138,24 @@ def build_machine(
             withdrawable = read(market, "totalWithdrawable()")
             assert balances[market.address] == escrowed + withdrawable
             assert escrowed == sum(t.escrow for t in self.trades.values() if t.status == OPEN)
-            assert withdrawable == sum(self.credits.values())
+            assert withdrawable == sum(self.credits.values()) + sum(self.locked.values())
             for account, credit in self.credits.items():
                 assert read(market, "withdrawable(address)", [account]) == credit
+
+        @invariant()
+        def collateral_conserved(self):
+            """Locked collateral is exactly that of each seller's open sales."""
+            open_sales = dict.fromkeys(self.locked, 0)
+            for model in self.trades.values():
+                if model.status == OPEN:
+                    terms = (*model.trade[4:6], *model.trade[8:10])
+                    open_sales[model.trade[0]] += collateral(*terms)
+            assert open_sales == self.locked
+            for account, locked in self.locked.items():
+                assert read(market, "lockedCollateral(address)", [account]) == locked
+                assert read(market, "balanceOf(address)", [account]) == (
+                    locked + self.credits[account]
+                )
 
         @invariant()
         def certificate_supply(self):
@@ -1199,6 +1272,7 @@ def test_invariants_detect_changes_the_model_does_not_know(
     machine = build_machine(world, chain, owner, operator, settler, issuer, stranger, Counter())()
     checks = [
         machine.gusd_conserved,
+        machine.collateral_conserved,
         machine.certificate_supply,
         machine.no_period_issued_twice,
         machine.trade_statuses,
@@ -1206,6 +1280,11 @@ def test_invariants_detect_changes_the_model_does_not_know(
     try:
         for check in checks:
             check()
+
+        machine.locked[alice.address] += 1  # collateral the chain never locked
+        with pytest.raises(AssertionError):
+            machine.collateral_conserved()
+        machine.locked[alice.address] -= 1
 
         world.gusd.mint(stranger, 1, sender=owner)  # tokens appear from nowhere
         with pytest.raises(AssertionError):
