@@ -125,7 +125,8 @@ class Workload:
     # ------------------------------------------------------------------ setup
 
     def setup(self) -> None:
-        """Fund participants, approve the market, deposit collateral, register and approve a solar device each."""
+        """Fund participants, approve the market, deposit collateral, register and approve a
+        solar device each."""
         for person in self.people:
             if self.w3.eth.get_balance(person.address) < 10**18:
                 send(

@@ -60,6 +60,10 @@ ORDER_LEAD_S = 2 * HOUR  # orders are placed for the hour after next
 # After the last orders: keep the clock and meters going so every trade settles.
 COOLDOWN_S = 4 * HOUR
 GUSD = 10**6
+# Each seller's market balance: the collateral its energy offers lock when they trade (a day of
+# a prosumer's offers locks a few gUSD at the default 5 % tolerance and 20 % penalty).
+COLLATERAL = 100 * GUSD
+SELLERS = ("prosumer", "battery")
 GRID_AREA = "GL-SIM"
 TECHNOLOGY = "SOLAR_PV"
 
@@ -205,6 +209,9 @@ class Neighbourhood:
             address=to_checksum_address(c["GridUSD"].address), abi=c["GridUSD"].abi
         )
         self.market_address = c["EnergyMarket"].address
+        self.market = self.w3.eth.contract(
+            address=to_checksum_address(self.market_address), abi=c["EnergyMarket"].abi
+        )
         self.deployer = signer(settings.deployer_private_key.get_secret_value())
         self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="agent")
         self.stats = Stats()
@@ -265,6 +272,7 @@ class Neighbourhood:
         list(self.pool.map(lambda a: a.participant.sign_in(), self.agents))
         self._fund()
         list(self.pool.map(self._approve, self.agents))
+        list(self.pool.map(self._deposit_collateral, [a for a in self.agents if a.role in SELLERS]))
         list(
             self.pool.map(self._register_meter, [a for a in self.agents if a.role != "aggregator"])
         )
@@ -302,7 +310,8 @@ class Neighbourhood:
         return fresh
 
     def _fund(self) -> None:
-        """ETH for gas and gUSD for buyers, from the deployer (GridUSD minter)."""
+        """ETH for gas, gUSD for buyers and sellers' collateral, from the deployer (GridUSD
+        minter)."""
         nonce: int = self.w3.eth.get_transaction_count(self.deployer.address, "pending")
         hashes = []
         for agent in self.agents:
@@ -317,6 +326,12 @@ class Neighbourhood:
                 and self.token.functions.balanceOf(address).call() < 100 * GUSD
             ):
                 call = self.token.functions.mint(address, 10_000 * GUSD).build_transaction(
+                    {"from": self.deployer.address, "gas": 100_000, "nonce": Nonce(nonce)}
+                )
+                hashes.append(self._send_deployer(dict(call), nonce))
+                nonce += 1
+            if agent.role in SELLERS and not self._has_collateral(address):
+                call = self.token.functions.mint(address, COLLATERAL).build_transaction(
                     {"from": self.deployer.address, "gas": 100_000, "nonce": Nonce(nonce)}
                 )
                 hashes.append(self._send_deployer(dict(call), nonce))
@@ -349,6 +364,29 @@ class Neighbourhood:
                 {
                     "to": self.token.address,
                     "data": self.token.encode_abi("approve", [self.market_address, 2**256 - 1]),
+                },
+            )
+
+    def _has_collateral(self, address: str) -> bool:
+        return int(self.market.functions.balanceOf(address).call()) >= COLLATERAL // 2
+
+    def _deposit_collateral(self, agent: Agent) -> None:
+        """A seller deposits COLLATERAL into its market balance (once: safe to repeat)."""
+        address = Web3.to_checksum_address(agent.participant.address)
+        if self._has_collateral(address):
+            return
+        wallet = agent.participant.wallet
+        if wallet is None:
+            agent.participant.request(
+                "POST", "/v1/energy/deposits", json={"amount": str(COLLATERAL)}
+            )
+        else:
+            send(
+                self.w3,
+                wallet,
+                {
+                    "to": self.market.address,
+                    "data": self.market.encode_abi("deposit", [COLLATERAL]),
                 },
             )
 
