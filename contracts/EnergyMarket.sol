@@ -560,7 +560,9 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
         uint16 penaltyBps_
     ) external pure returns (uint256) {
         _checkSettlementParameters(toleranceBps_, penaltyBps_);
-        // Only terms a trade can have: its payment must fit in 128 bits (see {_penalty}).
+        // Only terms a trade can have: its payment must fit in 128 bits (see {_penalty}). The cast
+        // is the check (it reverts above 128 bits); its value is not needed.
+        // slither-disable-next-line unused-return
         _payment(quantityWh, price).toUint128();
         return _collateralFor(quantityWh, price, toleranceBps_, penaltyBps_);
     }
