@@ -4,8 +4,11 @@ pull withdrawals of the free balance.
 Every participant starts with DEPOSIT in its market balance (tests/contracts/market/conftest.py)."""
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from backend.market.orders import BUY, payment
+from backend.market.orders import BUY, SLOT_SECONDS, payment
+from backend.settlement.allocation import TradeTerms, settlement_amounts
 from tests.fixtures.energy_market import (
     DEPOSIT,
     GRACE,
@@ -597,3 +600,80 @@ def test_withdraw_pays_credited_balance_once(
     market.withdraw(sender=bob)
     assert gusd.balanceOf(market) == market.totalWithdrawable() == DEPOSIT  # carol's
     conserved(market)
+
+
+# ---------------------------------------------------------------- the backend's mirror
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    quantity=st.integers(1, 10**7),
+    price=st.integers(1, 10**6),
+    tolerance=st.integers(0, 10_000),
+    penalty=st.integers(0, 10_000),
+    data=st.data(),
+)
+def test_backend_settlement_amounts_mirror_the_contract(
+    market,
+    chain,
+    owner,
+    settler,
+    make_order,
+    sign,
+    taker_meter,
+    alice,
+    bob,
+    quantity,
+    price,
+    tolerance,
+    penalty,
+    data,
+):
+    """backend.settlement.allocation.settlement_amounts predicts TradeSettled and the collateral
+    the fill locked, for any terms (10 kWh-scale trades at up to 1 gUSD/kWh)."""
+    snapshot = chain.snapshot()
+    try:
+        market.setSettlementParameters(tolerance, penalty, sender=owner)
+        start = (chain.pending_timestamp // SLOT_SECONDS + 2) * SLOT_SECONDS
+        order = make_order(
+            alice, quantity_wh=quantity, price=price, start=start, end=start + SLOT_SECONDS
+        )
+        created = single_event(
+            market.fillOrder(
+                order.as_tuple(), sign(order, alice), quantity, taker_meter(bob), sender=bob
+            ),
+            market.TradeCreated,
+        )
+        delivered = data.draw(st.integers(0, quantity + 10), label="delivered")
+        expected = settlement_amounts(
+            TradeTerms(
+                created.tradeId, quantity, price, start, start + SLOT_SECONDS, tolerance, penalty
+            ),
+            delivered,
+        )
+        assert market.lockedCollateral(alice) == expected.collateral
+        chain.pending_timestamp = order.deliveryEnd
+        settled = single_event(
+            market.settle(trade_from_log(created), created.tradeId, delivered, sender=settler),
+            market.TradeSettled,
+        )
+        assert (
+            settled.deliveredWh,
+            settled.sellerPayout,
+            settled.penalty,
+            settled.buyerRefund,
+        ) == (
+            expected.delivered_wh,
+            expected.payout,
+            expected.penalty,
+            expected.refund,
+        )
+        assert market.withdrawable(alice) == DEPOSIT + expected.seller_net
+        assert market.withdrawable(bob) == DEPOSIT + expected.buyer_credit
+    finally:
+        chain.restore(snapshot)
