@@ -44,6 +44,15 @@ def as_json(result) -> dict | list:
     return json.loads(result.stdout)
 
 
+def deposit_collateral(cli, workload, address: str, amount: int) -> dict:
+    """Mint `amount` gUSD to the signed-in custodial `address`, then `gridledger energy deposit`
+    it (the collateral its energy offers lock); the API's 201 body."""
+    w3, token = workload.w3, workload.c.token
+    mint = token.encode_abi("mint", [w3.to_checksum_address(address), amount])
+    send(w3, workload.admin, {"to": token.address, "data": mint})
+    return as_json(cli("energy", "deposit", str(amount), "--json"))
+
+
 def place_sell(cli, *, quantity_wh: int, price: int, period: int) -> dict:
     """`gridledger orders place` of an energy offer; the API's 202 body."""
     args = ["--side", "sell", "--quantity-wh", str(quantity_wh), "--price", str(price)]
@@ -84,6 +93,7 @@ def test_account_orders_recs_and_settlement_through_the_cli(cli, chain_api):
     send(
         w3, workload.admin, {"to": w3.to_checksum_address(address), "value": 10**18, "gas": 21_000}
     )
+    deposit_collateral(cli, workload, address, 1_000_000)
     period = (workload.now() // 900 + 2) * 900
     placed = place_sell(cli, quantity_wh=2_000, price=120_000, period=period)
     assert placed["status"] == "open"
@@ -246,18 +256,37 @@ def test_energy_withdraw_pays_out_a_settled_sale(cli, chain_api):
     none_yet = cli("energy", "withdraw", code=1)
     assert "(HTTP 409, nothing-to-withdraw)" in none_yet.stderr
 
+    refused = cli(
+        "orders",
+        "place",
+        "--side",
+        "sell",
+        "--quantity-wh",
+        "2000",
+        "--price",
+        "100000",
+        "--delivery-start",
+        str((workload.now() // 900 + 2) * 900),
+        code=1,
+    )
+    assert "(HTTP 422, insufficient-collateral)" in refused.stderr  # no collateral deposited
+    deposited = deposit_collateral(cli, workload, address, 1_000_000)
+    assert deposited["amount"] == "1000000" and deposited["address"] == address.lower()
+    catch_up(indexer)
+    assert "withdrawable 1 gUSD, locked as collateral 0 gUSD" in cli("energy", "balance").stdout
+
     period = (workload.now() // 900 + 2) * 900
     placed = place_sell(cli, quantity_wh=2_000, price=100_000, period=period)
     fill_and_settle(workload, chain_api.engine, placed["id"], 2_000)
     catch_up(indexer)
-    assert "withdrawable 0.2 gUSD" in cli("energy", "balance").stdout
+    assert "withdrawable 1.2 gUSD, locked as collateral 0 gUSD" in cli("energy", "balance").stdout
 
     before = workload.c.token.functions.balanceOf(seller).call()
     done = as_json(cli("energy", "withdraw", "--idempotency-key", "pay-1", "--json"))
-    assert done["amount"] == "200000"  # 2 kWh at 0.1 gUSD/kWh, all delivered
-    assert workload.c.token.functions.balanceOf(seller).call() == before + 200_000
+    assert done["amount"] == "1200000"  # the deposit and 2 kWh at 0.1 gUSD/kWh, all delivered
+    assert workload.c.token.functions.balanceOf(seller).call() == before + 1_200_000
     assert cli("energy", "withdraw", "--idempotency-key", "pay-1").stdout.startswith(
-        f"withdrew 0.2 gUSD (tx {done['tx_hash']})"  # replayed, not sent again
+        f"withdrew 1.2 gUSD (tx {done['tx_hash']})"  # replayed, not sent again
     )
     again = cli("energy", "withdraw", code=1)
     assert again.stderr.count("\n") == 1 and "(HTTP 409, nothing-to-withdraw)" in again.stderr
