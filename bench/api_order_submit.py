@@ -2,8 +2,10 @@
 
 Each request is a distinct EIP-712-signed energy offer (signed before the clock starts) from
 a SIWE wallet session; the API verifies the signature, reads nonce and chain time, checks
-period, gate closure and funds, and stores the order. Baseline in the same run: a plain
-FastAPI endpoint that only recovers the signer and stores the row (bench/_baseline_app.py).
+period, gate closure and funds (for an offer: the seller's free market balance against the
+collateral of its open offers; the wallet deposits enough first), and stores the order.
+Baseline in the same run: a plain FastAPI endpoint that only recovers the signer and stores the
+row (bench/_baseline_app.py).
 """
 
 from __future__ import annotations
@@ -20,12 +22,36 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from backend.accounts.siwe import siwe_message
+from backend.chain.deployment import Deployment
+from backend.chain.transactions import send
+from backend.core.config import Settings
 from backend.market import orders as eip712
 from bench._api import api_environment, serve
 from bench._wrk import run_wrk
 from scripts.workload import anvil_account
 
 CONNECTIONS, DURATION_S, PRESIGNED = 32, 5.0, 2_500
+COLLATERAL = 10**9  # 1,000 gUSD: covers every presigned offer's collateral (~0.02 gUSD each)
+
+
+def deposit_collateral(
+    w3: Web3, settings: Settings, deployment: Deployment, wallet: LocalAccount
+) -> None:
+    """Mint COLLATERAL to `wallet` (the deployer mints GridUSD) and deposit it in the market."""
+    token, market = (
+        w3.eth.contract(
+            address=Web3.to_checksum_address(deployment.contracts[name].address),
+            abi=deployment.contracts[name].abi,
+        )
+        for name in ("GridUSD", "EnergyMarket")
+    )
+    deployer = EthAccount.from_key(settings.deployer_private_key.get_secret_value())
+    for sender, contract, call, args in (
+        (deployer, token, "mint", [wallet.address, COLLATERAL]),
+        (wallet, token, "approve", [market.address, COLLATERAL]),
+        (wallet, market, "deposit", [COLLATERAL]),
+    ):
+        send(w3, sender, {"to": contract.address, "data": contract.encode_abi(call, args)})
 
 
 def presign(
@@ -59,6 +85,7 @@ def run() -> Iterator[dict[str, Any]]:
         start = (now // eip712.SLOT_SECONDS + 8) * eip712.SLOT_SECONDS
         market = deployment.contracts["EnergyMarket"].address
         wallet = anvil_account(5)
+        deposit_collateral(w3, settings, deployment, wallet)
         orders = presign(
             wallet, chain_id=deployment.chain_id, market=market, start=start, expiry=start - 1
         )
