@@ -214,9 +214,9 @@ class Payout(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=80)  # "<tx_hash>:<log_index>:<account role>"
     chain_id: int = Field(sa_column=big())
     account: str = Field(max_length=42, index=True)
-    # deposit | collateral (locked at a fill: negative) | settlement (gross - penalty + unlocked
-    # collateral) | refund (unused escrow + penalty) | reclaim (escrow; the seller's `unlock`)
-    # | withdrawal; amounts move the free balance
+    # deposit | lock (collateral locked at a fill: negative) | settlement (gross - penalty +
+    # unlocked collateral) | refund (unused escrow + penalty) | reclaim (escrow; the seller's
+    # `unlock`) | withdrawal; amounts move the free balance
     kind: str = Field(max_length=16)
     trade_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     amount: int = Field(sa_column=big())

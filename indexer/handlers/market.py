@@ -169,7 +169,7 @@ def trade_created(state: MirrorState, log: Log) -> None:
     locked = _collateral(trade)
     if locked:
         seller = trade["seller"]
-        credit(state, log, account=seller, amount=-locked, locked=locked, kind="collateral")
+        credit(state, log, account=seller, amount=-locked, locked=locked, kind="lock")
     _emit_trade(state, log, "trade.created")
 
 
