@@ -141,8 +141,9 @@ def test_dashboard_shows_trade_settlement_and_claim_proof_live(devnet, stack, ar
 
 
 def test_withdraw_button_pays_a_custodial_seller(devnet, stack, fresh_pg_url):
-    """A signed-in custodial seller whose sale settled clicks "Withdraw payouts": the payout
-    moves to their address and the button turns off."""
+    """A signed-in custodial seller whose sale settled clicks "Withdraw payouts": the payout and
+    the collateral it deposited (unlocked at settlement) move to their address and the button
+    turns off."""
     import httpx
 
     workload, email = devnet.workload, "payee@example.org"
@@ -154,6 +155,11 @@ def test_withdraw_button_pays_a_custodial_seller(devnet, stack, fresh_pg_url):
         httpx.get(f"{stack}/v1/auth/me", headers=auth).json()["address"]
     )
     send(devnet.w3, workload.admin, {"to": seller, "value": 10**18, "gas": 21_000})  # gas
+    # 1 gUSD of collateral for the offer, deposited through the API
+    mint = workload.c.token.encode_abi("mint", [seller, 1_000_000])
+    send(devnet.w3, workload.admin, {"to": workload.c.token.address, "data": mint})
+    deposit = {"amount": "1000000"}
+    assert httpx.post(f"{stack}/v1/energy/deposits", headers=auth, json=deposit).status_code == 201
     offer = httpx.post(
         f"{stack}/v1/trading/orders",
         headers=auth,
@@ -180,15 +186,15 @@ def test_withdraw_button_pays_a_custodial_seller(devnet, stack, fresh_pg_url):
         page.get_by_label("Password").fill(PASSWORD)
         page.get_by_role("button", name="Sign in").click()
         expect(page.locator("#my-balance")).to_contain_text(
-            "withdrawable 0.20 gUSD", timeout=20_000
+            "withdrawable 1.20 gUSD", timeout=20_000
         )
         button = page.get_by_role("button", name="Withdraw payouts")
         expect(button).to_be_enabled()
         button.click()
-        expect(page.locator("#withdraw-message")).to_contain_text("Withdrew 0.20 gUSD")
+        expect(page.locator("#withdraw-message")).to_contain_text("Withdrew 1.20 gUSD")
         expect(page.locator("#my-balance")).to_contain_text(
             "withdrawable 0.00 gUSD", timeout=20_000
         )
         expect(button).to_be_disabled()
         browser.close()
-    assert workload.c.token.functions.balanceOf(seller).call() == before + 200_000
+    assert workload.c.token.functions.balanceOf(seller).call() == before + 1_200_000
