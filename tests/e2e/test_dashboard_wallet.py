@@ -29,7 +29,7 @@ def place_order(page: Page, *, side: str, period: int, quantity_wh: str, price: 
 
 
 def custodial_seller(base_url: str, devnet, email: str) -> dict:
-    """A registered email account with gas; its Authorization header."""
+    """A registered email account with gas and 1 gUSD of collateral; its Authorization header."""
     credentials = {"email": email, "password": PASSWORD}
     assert httpx.post(f"{base_url}/v1/auth/register", json=credentials).status_code == 201
     token = httpx.post(f"{base_url}/v1/auth/login", json=credentials).json()["access_token"]
@@ -40,6 +40,14 @@ def custodial_seller(base_url: str, devnet, email: str) -> dict:
         devnet.workload.admin,
         {"to": devnet.w3.to_checksum_address(address), "value": 10**18, "gas": 21_000},
     )
+    # 1 gUSD of collateral for its offers, deposited through the API
+    token = devnet.workload.c.token
+    mint = token.encode_abi("mint", [devnet.w3.to_checksum_address(address), 1_000_000])
+    send(devnet.w3, devnet.workload.admin, {"to": token.address, "data": mint})
+    deposited = httpx.post(
+        f"{base_url}/v1/energy/deposits", headers=auth, json={"amount": "1000000"}
+    )
+    assert deposited.status_code == 201, deposited.text
     return auth
 
 
