@@ -18,7 +18,7 @@ from backend.chain.contracts import Chain
 from backend.chain.transactions import tx_hash_hex
 from backend.chain.wallet_calls import wallet_call
 from backend.core.config import Settings
-from backend.energy.errors import DepositFromWallet
+from backend.energy.errors import DepositExceedsBalance, DepositFromWallet
 from backend.energy.schemas import Deposit
 
 MAX_UINT = 2**256 - 1
@@ -26,8 +26,8 @@ MAX_UINT = 2**256 - 1
 
 def deposit(settings: Settings, chain: Chain, account: Account, amount: int) -> Deposit:
     """Send `deposit(amount)` with the custodial key; raises `DepositFromWallet` (with the calls
-    to send) for accounts without one. A balance short of `amount` reverts on chain and is
-    answered as the contract's error."""
+    to send) for accounts without one and `DepositExceedsBalance` when its gUSD balance is short
+    of `amount`."""
     market = chain.market
     signer = signer_for(account, settings)
     if signer is None:
@@ -39,6 +39,11 @@ def deposit(settings: Settings, chain: Chain, account: Account, amount: int) -> 
             ],
         )
     address = to_checksum_address(account.address)
+    held = int(chain.call(chain.token.functions.balanceOf(address)))
+    if held < amount:
+        raise DepositExceedsBalance(
+            f"deposit of {amount} exceeds the gUSD balance {held}", balance=str(held)
+        )
     allowance = chain.call(chain.token.functions.allowance(address, market.address))
     if int(allowance) < amount:
         chain.transact(signer, chain.token.functions.approve(market.address, MAX_UINT))

@@ -1,6 +1,6 @@
 """Errors of the energy domain (mapped to problem details in backend/api/problems.py)."""
 
-from backend.core.errors import Conflict, NotFound
+from backend.core.errors import Conflict, InvalidInput, NotFound
 
 
 class TransferNotFound(NotFound):
@@ -27,3 +27,8 @@ class DepositFromWallet(Conflict):
 
     code = "deposit-from-wallet"
     title = "Wallet accounts deposit from their wallet"
+
+
+class DepositExceedsBalance(InvalidInput):
+    code = "deposit-exceeds-balance"
+    title = "The account's gUSD balance does not cover the deposit"

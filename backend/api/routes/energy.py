@@ -71,6 +71,7 @@ def deposit(
     """Custodial: move `amount` of my gUSD into my market balance, the collateral my energy
     offers lock when they trade (an offer whose collateral my free balance cannot cover is
     refused: `insufficient-collateral`); the API signs `approve` (if needed) and `deposit`.
-    409 `deposit-from-wallet` for wallet accounts, with the `calls` to send. Send an
+    422 `deposit-exceeds-balance` when my gUSD balance is short; 409 `deposit-from-wallet` for
+    wallet accounts, with the `calls` to send. Send an
     `Idempotency-Key` to retry safely."""
     return deposits.deposit(settings, chain, account, body.amount)

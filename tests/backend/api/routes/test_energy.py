@@ -125,9 +125,11 @@ def test_custodial_seller_deposits_and_a_trade_locks_its_collateral(market):
         str(SELLER_DEPOSIT - locked),
         str(locked),
     )
-    # the seller has no gUSD left in its wallet: a further deposit reverts on chain
+    # the seller has no gUSD left in its wallet: a further deposit is refused, nothing sent
     broke = client.post("/v1/energy/deposits", headers=market["seller"], json={"amount": "1"})
-    assert broke.status_code >= 400 and contract.balanceOf(seller).call() == SELLER_DEPOSIT
+    assert broke.status_code == 422
+    assert broke.json()["type"] == "https://gridledger.dev/problems/deposit-exceeds-balance"
+    assert broke.json()["balance"] == "0" and contract.balanceOf(seller).call() == SELLER_DEPOSIT
     zero = client.post("/v1/energy/deposits", headers=market["seller"], json={"amount": "0"})
     assert zero.status_code == 422
 
