@@ -170,6 +170,33 @@ def test_idempotency_key_replays_stored_response(client, store_mode):
     assert other.status_code == 422 and other.json()["type"].endswith("/idempotency-key-reused")
 
 
+def test_a_replay_is_refused_once_the_api_key_is_revoked(client, db_session):
+    owner = register_and_login(client, "k@example.org")
+    api_key = client.post("/v1/auth/api-keys", json={"name": "bot"}, headers=owner).json()
+    as_bot = {"X-API-Key": api_key["key"], "Idempotency-Key": str(uuid.uuid4())}
+    first = client.post("/v1/auth/api-keys", json={"name": "made by bot"}, headers=as_bot)
+    assert first.status_code == 201
+    assert client.post(
+        "/v1/auth/api-keys", json={"name": "made by bot"}, headers=as_bot
+    ).json() == (first.json())
+    assert client.delete(f"/v1/auth/api-keys/{api_key['id']}", headers=owner).status_code == 200
+    replay = client.post("/v1/auth/api-keys", json={"name": "made by bot"}, headers=as_bot)
+    assert replay.status_code == 401 and "idempotent-replayed" not in replay.headers
+    assert first.json()["key"] not in replay.text
+
+
+def test_a_replay_is_refused_once_the_account_is_disabled(client, db_session):
+    headers = register_and_login(client, "l@example.org") | {"Idempotency-Key": "made-once"}
+    first = client.post("/v1/auth/api-keys", json={"name": "k"}, headers=headers)
+    assert first.status_code == 201
+    account = db_session.exec(select(Account).where(Account.email == "l@example.org")).one()
+    account.active = False
+    db_session.add(account)
+    db_session.flush()
+    replay = client.post("/v1/auth/api-keys", json={"name": "k"}, headers=headers)
+    assert replay.status_code == 401 and first.json()["key"] not in replay.text
+
+
 def test_key_encryption_uses_fresh_nonces(api_settings):
     account_id = uuid.uuid4()
     key = bytes(range(32))
