@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 
@@ -201,3 +202,17 @@ def test_key_encryption_uses_fresh_nonces(api_settings):
     account_id = uuid.uuid4()
     key = bytes(range(32))
     assert encrypt_key(key, account_id, api_settings) != encrypt_key(key, account_id, api_settings)
+
+
+def test_a_login_rehashes_an_earlier_scrypt_password(client, db_session):
+    client.post("/v1/auth/register", json={"email": "m@example.org", "password": PASSWORD})
+    account = db_session.exec(select(Account).where(Account.email == "m@example.org")).one()
+    salt = bytes(16)
+    digest = hashlib.scrypt(PASSWORD.encode(), salt=salt, n=2**14, r=8, p=1, dklen=32)
+    account.password_hash = f"scrypt${salt.hex()}${digest.hex()}"
+    db_session.add(account)
+    db_session.flush()
+    login = client.post("/v1/auth/login", json={"email": "m@example.org", "password": PASSWORD})
+    assert login.status_code == 200
+    db_session.refresh(account)
+    assert account.password_hash.startswith("$argon2id$")
