@@ -88,6 +88,11 @@ class Settings(BaseSettings):
     siwe_issued_at_window_s: int = Field(default=300, ge=1)  # |now - Issued At| accepted
     siwe_nonce_ttl_s: int = Field(default=600, ge=30)
     rate_limit_per_minute: int = Field(default=600, ge=1)  # per account, fixed one-minute window
+    # sign-up, sign-in, refresh, SIWE: per client IP, fixed one-minute window
+    anonymous_rate_limit_per_minute: int = Field(default=600, ge=1)
+    login_failures_before_backoff: int = Field(default=5, ge=1)  # per email, then 1, 2, 4 … s
+    login_failure_window_s: int = Field(default=900, ge=60)
+    login_backoff_max_s: int = Field(default=900, ge=1)
     idempotency_ttl_s: int = Field(default=86_400, ge=60)  # a finished response is replayed
     idempotency_pending_ttl_s: int = Field(default=300, ge=5)  # a crashed request frees its key
     idempotency_max_body_bytes: int = Field(default=16 * 2**20, ge=1024)  # larger: 413

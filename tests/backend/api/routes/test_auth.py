@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 import uuid
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from backend.accounts.custody import custodial_signer, encrypt_key
@@ -216,3 +218,35 @@ def test_a_login_rehashes_an_earlier_scrypt_password(client, db_session):
     assert login.status_code == 200
     db_session.refresh(account)
     assert account.password_hash.startswith("$argon2id$")
+
+
+def test_unauthenticated_routes_are_throttled_per_client_ip(client, api_settings):
+    api_settings.anonymous_rate_limit_per_minute = 3
+    answers = [client.get("/v1/auth/siwe/nonce").status_code for _ in range(4)]
+    assert answers[:3] == [200, 200, 200] and answers[3] == 429
+    refused = client.post("/v1/auth/login", json={"email": "n@example.org", "password": "x"})
+    assert refused.status_code == 429 and 1 <= int(refused.headers["Retry-After"]) <= 60
+    other = TestClient(client.app, client=("10.9.8.7", 1234))  # another address is not affected
+    assert other.get("/v1/auth/siwe/nonce").status_code == 200
+
+
+def test_failed_logins_back_off_per_email_and_a_success_resets(client, api_settings):
+    api_settings.login_failures_before_backoff = 3
+    client.post("/v1/auth/register", json={"email": "o@example.org", "password": PASSWORD})
+    wrong = {"email": "o@example.org", "password": "wrong password"}
+    answers = [client.post("/v1/auth/login", json=wrong).status_code for _ in range(3)]
+    assert answers == [401, 401, 401]
+    # the third failure starts a 1 s wait: even the right password waits, from any address
+    right = {"email": "O@example.org", "password": PASSWORD}
+    elsewhere = TestClient(client.app, client=("10.9.8.7", 1234))
+    waiting = elsewhere.post("/v1/auth/login", json=right)
+    assert waiting.status_code == 429 and waiting.headers["Retry-After"] == "1"
+    assert (
+        client.post("/v1/auth/login", json={**wrong, "email": "p@example.org"}).status_code == 401
+    )
+    time.sleep(1.1)
+    assert client.post("/v1/auth/login", json=wrong).status_code == 401  # 4th failure: 2 s
+    assert client.post("/v1/auth/login", json=right).headers["Retry-After"] == "2"
+    time.sleep(2.1)
+    assert client.post("/v1/auth/login", json=right).status_code == 200
+    assert client.post("/v1/auth/login", json=wrong).status_code == 401  # counting starts again
