@@ -40,8 +40,14 @@ function orderRow(order) {
     h("td", {}, kwh(order.quantity_wh)),
     h("td", {}, kwh(order.filled_wh)),
     h("td", {}, pricePerKwh(order.price)),
-    h("td", {}, status(order.status)),
+    h("td", {}, status(order.status), withdrawnReason(order)),
     h("td", {}, cancel));
+}
+
+/** Why the matcher withdrew the order (the maker's only clue to fix allowance, meter, ...). */
+function withdrawnReason(order) {
+  if (!order.withdrawn_reason) return null;
+  return h("small", { class: "muted withdrawn-reason" }, ` ${order.withdrawn_reason}`);
 }
 
 async function cancelOrder(order, button) {

@@ -1,0 +1,125 @@
+"""The order at fault for a rejected match, read from the decoded revert (no chain needed: the
+errors are built as `Chain.decode_revert` builds them)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from backend.chain.contracts import ContractReverted
+from backend.market import orders as eip712
+from backend.market.match_failures import Fault, reject
+from backend.market.models import SignedOrder
+
+MARKET = "0x" + "0a" * 20
+BUYER = "0x" + "b1" * 20
+SELLER = "0x" + "5e" * 20
+
+
+def order(side: int, maker: str) -> SignedOrder:
+    return SignedOrder(
+        order_hash="0x" + uuid.uuid4().hex * 2,
+        account_id=uuid.uuid4(),
+        custodial=False,
+        maker=maker,
+        side=side,
+        product=eip712.ENERGY,
+        asset_id=0,
+        meter_id="0x" + "11" * 32,
+        quantity_wh=1_000,
+        price=100,
+        delivery_start=900,
+        delivery_end=1_800,
+        expiry=800,
+        nonce=0,
+        salt="1",
+        signature="0x",
+    )
+
+
+BID, OFFER = order(eip712.BUY, BUYER), order(eip712.SELL, SELLER)
+CHECKSUM_SELLER = "0x5E5E5E5e5e5E5e5e5E5E5e5e5E5e5e5e5E5e5e5E"  # as eth_abi decodes addresses
+
+
+@pytest.mark.parametrize(
+    ("error", "arguments", "culprit", "fault"),
+    [
+        # the buyer's payment: allowance names only the market, balance names the buyer
+        (
+            "ERC20InsufficientAllowance",
+            {"spender": MARKET, "allowance": 0, "needed": 5},
+            BID,
+            Fault.FAILED,
+        ),
+        (
+            "ERC20InsufficientBalance",
+            {"sender": BUYER, "balance": 0, "needed": 5},
+            BID,
+            Fault.FAILED,
+        ),
+        # a REC buyer's receiver that refuses certificates with no reason
+        ("ERC1155InvalidReceiver", {"receiver": BUYER}, BID, Fault.FAILED),
+        # the seller's certificates, approval, collateral and meter (checksummed addresses too)
+        (
+            "ERC1155MissingApprovalForAll",
+            {"operator": MARKET, "owner": CHECKSUM_SELLER},
+            OFFER,
+            Fault.FAILED,
+        ),
+        (
+            "ERC1155InsufficientBalance",
+            {"sender": SELLER, "balance": 0, "needed": 5, "tokenId": 1},
+            OFFER,
+            Fault.FAILED,
+        ),
+        (
+            "EnergyMarketInsufficientCollateral",
+            {"seller": SELLER, "required": 9, "available": 0},
+            OFFER,
+            Fault.FAILED,
+        ),
+        (
+            "EnergyMarketNotMeterOwner",
+            {"account": SELLER, "meterId": "0x" + "11" * 32},
+            OFFER,
+            Fault.FAILED,
+        ),
+        ("RECRegistryCertificateRevoked", {"certId": 7}, OFFER, Fault.DEAD),
+        # dead orders, named by hash: withdrawn at once
+        ("EnergyMarketOrderExpired", {"orderHash": BID.order_hash, "deadline": 1}, BID, Fault.DEAD),
+        (
+            "EnergyMarketStaleNonce",
+            {"orderHash": OFFER.order_hash, "nonce": 0, "current": 1},
+            OFFER,
+            Fault.DEAD,
+        ),
+        # filled by a taker while the mirror lags: nobody's fault
+        (
+            "EnergyMarketInsufficientRemaining",
+            {"orderHash": OFFER.order_hash, "requested": 5, "remaining": 0},
+            OFFER,
+            Fault.STALE,
+        ),
+    ],
+)
+def test_the_revert_names_the_order_at_fault(error, arguments, culprit, fault):
+    rejection = reject(BID, OFFER, ContractReverted(error, arguments))
+    assert (rejection.order, rejection.fault, rejection.undecided) == (culprit, fault, False)
+    assert error in rejection.detail
+
+
+def test_a_wrong_pairing_blames_neither_order():
+    mismatch = ContractReverted(
+        "EnergyMarketOrdersMismatch", {"bidHash": BID.order_hash, "offerHash": OFFER.order_hash}
+    )
+    rejection = reject(BID, OFFER, mismatch)
+    assert (rejection.order, rejection.undecided) == (None, False)
+
+
+def test_a_revert_nobody_decodes_is_undecided():
+    rejection = reject(BID, OFFER, ContractReverted("Unknown", {}, detail="execution reverted"))
+    assert (rejection.order, rejection.fault, rejection.undecided) == (None, None, True)
+    # an error that names both parties decides nothing either
+    both = ContractReverted("Custom", {"from": BUYER, "to": SELLER})
+    assert reject(BID, OFFER, both).undecided
