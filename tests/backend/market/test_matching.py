@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlmodel import Session, col, select
 
+from backend.chain.contracts import Chain
 from backend.market import orders as eip712
 from backend.market.matching import market_of, plan_matches
 from backend.market.models import OrderStatus, SignedOrder
@@ -82,7 +83,12 @@ def test_the_planner_pairs_only_orders_of_one_exact_period(book, data):
     used: Counter[str] = Counter()
     for planned in matches:
         bid, offer = planned.bid, planned.offer
-        assert market_of(bid) == market_of(offer)  # product, asset, start and end
+        assert (bid.product, bid.asset_id, bid.delivery_start, bid.delivery_end) == (
+            offer.product,
+            offer.asset_id,
+            offer.delivery_start,
+            offer.delivery_end,
+        )
         assert (bid.side, offer.side) == (eip712.BUY, eip712.SELL)
         assert bid.maker != offer.maker and bid.price >= offer.price
         assert (bid.order_hash, offer.order_hash) not in skip
@@ -180,8 +186,16 @@ def test_a_bid_whose_payment_reverts_neither_blocks_honest_bids_nor_stays(tradin
     assert stored(api, bid).match_failures == 0 and stored(api, offer).match_failures == 0
 
 
-def test_an_offer_for_a_longer_period_in_the_same_slot_does_not_jam(trading):
+def test_an_offer_for_a_longer_period_in_the_same_slot_does_not_jam(trading, monkeypatch):
     api, (seller, jammer, honest), period = trading
+    simulated = []
+    call = Chain.call
+
+    def counted(chain, function_call, **fields):
+        simulated.append(function_call.args)
+        return call(chain, function_call, **fields)
+
+    monkeypatch.setattr(Chain, "call", counted)
     energy = {"product": "energy", "delivery_start": period}
     jam = place(
         api, jammer, side="sell", quantity_wh=1_000_000, price=1, delivery_end=period + 2 * SLOT,
@@ -192,6 +206,7 @@ def test_an_offer_for_a_longer_period_in_the_same_slot_does_not_jam(trading):
 
     assert len(match(api)) == 1
     assert filled_on_chain(api, bid) == 3_000 and filled_on_chain(api, offer) == 3_000
+    assert len(simulated) == 1  # never planned against the quarter-hour bid, never simulated
     untouched = stored(api, jam)
     assert (untouched.status, untouched.match_failures, untouched.matched_wh) == ("open", 0, 0)
 
