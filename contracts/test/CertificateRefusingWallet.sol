@@ -17,12 +17,13 @@ contract CertificateRefusingWallet is ERC1271Wallet {
     constructor(address owner_) ERC1271Wallet(owner_) {}
 
     /// @notice Reverts: this wallet accepts no certificate.
-    function onERC1155Received(address operator, address, uint256 id, uint256, bytes memory)
-        public
-        pure
-        override
-        returns (bytes4)
-    {
+    function onERC1155Received(
+        address operator,
+        address,
+        uint256 id,
+        uint256,
+        bytes memory
+    ) public pure override returns (bytes4) {
         revert CertificateRefusingWalletRefused(operator, id);
     }
 }

@@ -3,43 +3,22 @@ errors are built as `Chain.decode_revert` builds them)."""
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
+from eth_utils import to_checksum_address
 
 from backend.chain.contracts import ContractReverted
 from backend.market import orders as eip712
 from backend.market.match_failures import Fault, reject
-from backend.market.models import SignedOrder
+from tests.fixtures.orders import order_row
 
 MARKET = "0x" + "0a" * 20
 BUYER = "0x" + "b1" * 20
 SELLER = "0x" + "5e" * 20
 
 
-def order(side: int, maker: str) -> SignedOrder:
-    return SignedOrder(
-        order_hash="0x" + uuid.uuid4().hex * 2,
-        account_id=uuid.uuid4(),
-        custodial=False,
-        maker=maker,
-        side=side,
-        product=eip712.ENERGY,
-        asset_id=0,
-        meter_id="0x" + "11" * 32,
-        quantity_wh=1_000,
-        price=100,
-        delivery_start=900,
-        delivery_end=1_800,
-        expiry=800,
-        nonce=0,
-        salt="1",
-        signature="0x",
-    )
-
-
-BID, OFFER = order(eip712.BUY, BUYER), order(eip712.SELL, SELLER)
-CHECKSUM_SELLER = "0x5E5E5E5e5e5E5e5e5E5E5e5e5E5e5e5e5E5e5e5E"  # as eth_abi decodes addresses
+BID = order_row(side=eip712.BUY, maker=BUYER)
+OFFER = order_row(side=eip712.SELL, maker=SELLER)
+CHECKSUM_SELLER = to_checksum_address(SELLER)  # as eth_abi decodes addresses
 
 
 @pytest.mark.parametrize(

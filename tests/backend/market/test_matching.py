@@ -4,7 +4,6 @@ from trading in the same round nor stays in the book past `match_failure_limit` 
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 from typing import Any
 
@@ -20,30 +19,16 @@ from backend.market.models import OrderStatus, SignedOrder
 from indexer.models import OutboxMessage
 from tests.fixtures.api import match, siwe_sign_in, wallet_bid
 from tests.fixtures.contract_wallets import deploy_contract_wallet, signed_siwe
+from tests.fixtures.orders import order_row
 
 SLOT = eip712.SLOT_SECONDS
 MAKERS = [f"0x{n:040x}" for n in range(1, 4)]
 
 
 def row(seq: int, **fields: Any) -> SignedOrder:
-    """A stored order for the pure planner: an energy order of the first slot unless told."""
-    defaults: dict[str, Any] = {
-        "order_hash": f"0x{seq:064x}",
-        "account_id": uuid.UUID(int=0),
-        "custodial": True,
-        "maker": MAKERS[seq % 3],
-        "product": eip712.ENERGY,
-        "asset_id": 0,
-        "meter_id": "0x" + "11" * 32,
-        "quantity_wh": 1_000,
-        "delivery_start": SLOT,
-        "delivery_end": 2 * SLOT,
-        "expiry": 10**9,
-        "nonce": 0,
-        "salt": "1",
-        "signature": "0x",
-    }
-    return SignedOrder(seq=seq, **{**defaults, **fields})
+    """An order for the pure planner: an energy order of the first slot unless told."""
+    defaults = {"maker": MAKERS[seq % 3], "delivery_start": SLOT, "delivery_end": 2 * SLOT}
+    return order_row(seq=seq, order_hash=f"0x{seq:064x}", **{**defaults, **fields})
 
 
 @st.composite
