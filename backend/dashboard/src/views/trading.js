@@ -29,7 +29,11 @@ async function loadPeriods() {
 }
 
 function orderRow(order) {
-  const cancel = CANCELLABLE.has(order.status)
+  // an order the matcher withdrew may still trade on chain: custodial ones are cancelled there,
+  // wallets get the cancelOrder call to send
+  const cancellable = CANCELLABLE.has(order.status)
+    || (order.status === "withdrawn" && order.withdrawn_reason && !order.cancel_tx);
+  const cancel = cancellable
     ? h("button", { type: "button", class: "small", "aria-label": `Cancel order ${short(order.id)}` }, "Cancel")
     : null;
   if (cancel) cancel.onclick = () => cancelOrder(order, cancel);
