@@ -13,6 +13,8 @@ simulation arrives as a decoded `ContractReverted`. The order at fault is read f
   certificate (`RECRegistryCertificateRevoked`) the offer's;
 - else it is undecidable (e.g. a receiver's own revert that no ABI we hold decodes): the matcher
   tries each order against another counterparty before blaming one (`Rejection.undecided`).
+  So is every revert of a REC match with a contract buyer: its receiver hook can revert with
+  data that names the seller (`revert_is_trusted`).
 
 Errors of the pairing itself (different periods, prices that do not cross) blame nobody: the
 matcher only skips the pair. A dead order (expired, cancelled, stale nonce, bad signature, gate
@@ -22,6 +24,7 @@ order is withdrawn with the reason its maker sees.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -87,12 +90,18 @@ def _names(order: SignedOrder, arguments: dict[str, Any]) -> bool:
     return order.order_hash.lower() in values or order.maker.lower() in values
 
 
-def reject(bid: SignedOrder, offer: SignedOrder, exc: ContractReverted) -> Rejection:
-    """The order at fault for `exc`, the rejection of matching `bid` with `offer`."""
+def reject(
+    bid: SignedOrder, offer: SignedOrder, exc: ContractReverted, *, trusted: bool = True
+) -> Rejection:
+    """The order at fault for `exc`, the rejection of matching `bid` with `offer`.
+    `trusted`: the revert data cannot come from a party's own code (see `revert_is_trusted`);
+    otherwise it is undecided whatever it names."""
     error = str(exc.extensions.get("error", "Unknown"))
     arguments = exc.extensions.get("arguments") or {}
     if error in PAIR_ERRORS:
         return Rejection(error, exc.detail)
+    if not trusted:
+        return Rejection(error, exc.detail, undecided=True)
     named = [order for order in (bid, offer) if _names(order, arguments)]
     culprit = named[0] if len(named) == 1 else None
     if culprit is None and not named and error in PARTY_ERRORS:
@@ -107,6 +116,15 @@ def reject(bid: SignedOrder, offer: SignedOrder, exc: ContractReverted) -> Rejec
         else Fault.FAILED
     )
     return Rejection(error, exc.detail, culprit, fault)
+
+
+def revert_is_trusted(bid: SignedOrder, has_code: Callable[[str], bool]) -> bool:
+    """Whether the revert of a match can only come from our contracts. A REC match calls the
+    buyer's ERC-1155 receiver hook, which may revert with any data, e.g. a forged
+    `ERC1155InsufficientBalance(seller)` that would get an honest offer withdrawn; energy
+    matches call no party's code that can bubble a revert (ERC-1271 checks are static calls
+    whose failure reads as an invalid signature)."""
+    return bid.product != eip712.REC or not has_code(bid.maker)
 
 
 def withdraw(session: Session, settings: Settings, order: SignedOrder, reason: str) -> None:

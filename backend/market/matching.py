@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from eth_account import Account as EthAccount
+from eth_utils import to_checksum_address
 from sqlmodel import Session, col, select
 from web3.contract.contract import ContractFunction
 from web3.types import Nonce, TxParams, Wei
@@ -215,7 +216,8 @@ class Matcher:
     def _rejected(self, state: _MarketRound, match: Match, exc: ContractReverted) -> None:
         """Leave out the order at fault (booking the failure against it), or skip the pair."""
         state.rejections += 1
-        rejection = match_failures.reject(match.bid, match.offer, exc)
+        trusted = match_failures.revert_is_trusted(match.bid, self._has_code)
+        rejection = match_failures.reject(match.bid, match.offer, exc, trusted=trusted)
         log.warning(
             "match %s/%s rejected: %s", match.bid.order_hash, match.offer.order_hash, exc.detail
         )
@@ -227,6 +229,9 @@ class Matcher:
             return
         state.excluded.add(culprit.order_hash)
         match_failures.record(self.session, self.settings, culprit, fault, rejection.detail)
+
+    def _has_code(self, address: str) -> bool:
+        return len(self.chain.w3.eth.get_code(to_checksum_address(address))) > 0
 
     def _probe(self, state: _MarketRound, match: Match) -> SignedOrder | None:
         """The order at fault for an undecidable rejection, found by trying each order against

@@ -8,7 +8,7 @@ from eth_utils import to_checksum_address
 
 from backend.chain.contracts import ContractReverted
 from backend.market import orders as eip712
-from backend.market.match_failures import Fault, reject
+from backend.market.match_failures import Fault, reject, revert_is_trusted
 from tests.fixtures.orders import order_row
 
 MARKET = "0x" + "0a" * 20
@@ -102,3 +102,18 @@ def test_a_revert_nobody_decodes_is_undecided():
     # an error that names both parties decides nothing either
     both = ContractReverted("Custom", {"from": BUYER, "to": SELLER})
     assert reject(BID, OFFER, both).undecided
+
+
+def test_a_rec_revert_that_a_contract_buyer_could_forge_decides_nothing():
+    rec_bid = order_row(side=eip712.BUY, maker=BUYER, product=eip712.REC, asset_id=7)
+    rec_offer = order_row(side=eip712.SELL, maker=SELLER, product=eip712.REC, asset_id=7)
+    framed = ContractReverted(
+        "ERC1155InsufficientBalance", {"sender": SELLER, "balance": 0, "needed": 5, "tokenId": 7}
+    )
+    contracts = {BUYER}
+    trusted = revert_is_trusted(rec_bid, lambda address: address in contracts)
+    assert not trusted and reject(rec_bid, rec_offer, framed, trusted=trusted).undecided
+    # an EOA buyer's REC match, and any energy match, call no party code that could forge it
+    assert revert_is_trusted(rec_bid, lambda address: False)
+    assert revert_is_trusted(BID, lambda address: True)
+    assert reject(rec_bid, rec_offer, framed).order is rec_offer

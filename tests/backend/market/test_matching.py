@@ -197,6 +197,8 @@ def test_an_offer_for_a_longer_period_in_the_same_slot_does_not_jam(trading, mon
 
 
 def test_a_rec_buyer_whose_receiver_reverts_is_found_by_trying_other_counterparties(trading):
+    """Its revert blames the seller (`ERC1155InsufficientBalance(seller)`): a contract buyer's
+    revert data is not trusted, each order is tried against another counterparty instead."""
     api, (first, second, third), _ = trading
     workload, registry = api.devnet.workload, api.devnet.workload.c.registry
     (cert,) = workload.issue(batch=1)
@@ -204,7 +206,7 @@ def test_a_rec_buyer_whose_receiver_reverts_is_found_by_trying_other_counterpart
     holder = next(m for m in makers if registry.functions.balanceOf(m[0].address, cert).call())
     volume = registry.functions.balanceOf(holder[0].address, cert).call()
     honest = next(m for m in makers if m is not holder)
-    # a contract wallet whose ERC-1155 hook reverts with an error no ABI we hold decodes
+    # a contract wallet whose ERC-1155 hook reverts with a forged error naming the seller
     owner = next(m for m in makers if m not in (holder, honest))[0]
     wallet = deploy_contract_wallet(api.devnet, owner, contract="CertificateRefusingWallet")
     tokens = api.client.post(
