@@ -143,6 +143,8 @@ class Settings(BaseSettings):
         "wall"  # "chain": "now" is the latest block's timestamp (simulated time)
     )
     matcher_interval_s: float = Field(default=1.0, gt=0)  # operator matcher rounds
+    # an order the chain rejected this many times in the matcher's simulations is withdrawn
+    match_failure_limit: int = Field(default=3, ge=1)
     simulate: bool = True  # `make run` drives the simulated neighbourhood (and sets clock=chain)
     sim_seconds_per_day: float = Field(default=240, gt=0)  # wall seconds per simulated day
     sim_hours: float = Field(

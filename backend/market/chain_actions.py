@@ -27,14 +27,15 @@ def cancel_order(
     key (a leaked signature is dead too). Wallet: the API holds no key, so it cancels the order
     here if the chain never saw it, else withdraws it from the operator's matching and book
     (`withdrawn`); either way the answer carries the `cancelOrder` call for the wallet.
-    Asking again for a withdrawn order answers the same."""
+    Asking again for a withdrawn order answers the same, except for a custodial order the
+    matcher withdrew (`withdrawn_reason`): the API holds its key, so it cancels it on chain."""
     row = find_order(session, account, order_id)
     if row.account_id != account.id:
         raise PermissionDenied("only the maker cancels an order")
     _, status, mirrored = order_state(session, row, now=chain.now())
     if status not in (*TRADING, OrderPublicStatus.WITHDRAWN):
         raise OrderNotCancellable(f"order {row.order_hash} is {status}", order_status=status)
-    if status != OrderPublicStatus.WITHDRAWN:
+    if status != OrderPublicStatus.WITHDRAWN or (row.custodial and row.cancel_tx is None):
         if row.custodial:
             signer = custodial_signer(account.encrypted_key or "", account.id, settings)
             receipt = chain.transact(

@@ -29,7 +29,11 @@ async function loadPeriods() {
 }
 
 function orderRow(order) {
-  const cancel = CANCELLABLE.has(order.status)
+  // an order the matcher withdrew may still trade on chain: custodial ones are cancelled there,
+  // wallets get the cancelOrder call to send
+  const cancellable = CANCELLABLE.has(order.status)
+    || (order.status === "withdrawn" && order.withdrawn_reason && !order.cancel_tx);
+  const cancel = cancellable
     ? h("button", { type: "button", class: "small", "aria-label": `Cancel order ${short(order.id)}` }, "Cancel")
     : null;
   if (cancel) cancel.onclick = () => cancelOrder(order, cancel);
@@ -40,8 +44,14 @@ function orderRow(order) {
     h("td", {}, kwh(order.quantity_wh)),
     h("td", {}, kwh(order.filled_wh)),
     h("td", {}, pricePerKwh(order.price)),
-    h("td", {}, status(order.status)),
+    h("td", {}, status(order.status), withdrawnReason(order)),
     h("td", {}, cancel));
+}
+
+/** Why the matcher withdrew the order (the maker's only clue to fix allowance, meter, ...). */
+function withdrawnReason(order) {
+  if (!order.withdrawn_reason) return null;
+  return h("small", { class: "muted withdrawn-reason" }, ` ${order.withdrawn_reason}`);
 }
 
 async function cancelOrder(order, button) {
