@@ -1,7 +1,7 @@
 """signed_orders.match_failures and withdrawn_reason: the matcher withdraws orders that jam it
 
 Revision ID: i12_matcher
-Revises: 0007
+Revises: 0008_audit
 An order whose matches the chain keeps rejecting (revoked allowance, a reverting ERC-1155
 receiver, missing collateral, ...) counts its failed simulations; at the limit the matcher
 withdraws it and tells its maker why.
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "i12_matcher"
-down_revision = "0007"
+down_revision = "0008_audit"
 branch_labels = None
 depends_on = None
 
