@@ -126,8 +126,17 @@ def refresh(session: Session, settings: Settings, token: str) -> TokenPair:
     account = session.get(Account, stored.account_id)
     if account is None or not account.active:
         raise InvalidRefreshToken("account is disabled")
-    stored.revoked_at = utc_now()
-    session.add(stored)
+    rotated = session.exec(  # one winner when the same token is presented twice at once
+        update(RefreshToken)
+        .where(col(RefreshToken.id) == stored.id, col(RefreshToken.revoked_at).is_(None))
+        .values(revoked_at=utc_now())
+    )
+    if rotated.rowcount != 1:
+        session.rollback()
+        _revoke_family(session, stored.family)
+        raise InvalidRefreshToken(
+            "refresh token was already used; every session of this login is revoked"
+        )
     return issue_tokens(session, settings, account, family=stored.family)
 
 

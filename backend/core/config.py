@@ -2,11 +2,13 @@
 
 Embedded defaults (SQLite file, Anvil on localhost, in-process Celery transport) make
 `make run` work on a bare machine. Development keys are Anvil's well-known test keys:
-they are refused in any other environment.
+they are refused on any chain but the local devnet and in any environment but development
+(`backend/core/secret_policy.py`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -15,6 +17,12 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from backend.core.errors import ConfigurationError
+from backend.core.secret_policy import (
+    LOCAL_DEVNET_CHAIN_IDS,
+    private_key_problem,
+    refusal,
+    secret_problem,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,6 +34,13 @@ DEV_ISSUER_KEY = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b0
 DEV_REGISTRAR_KEY = "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a"
 DEV_SECRET_KEY = "development-only-secret-key-change-me"
 DEV_MASTER_KEY = "00" * 32
+ROLE_KEY_SETTINGS = (
+    "deployer_private_key",
+    "settler_private_key",
+    "operator_private_key",
+    "issuer_private_key",
+    "registrar_private_key",
+)
 
 
 class Settings(BaseSettings):
@@ -154,27 +169,38 @@ class Settings(BaseSettings):
                 "GRIDLEDGER_API_WORKERS > 1 needs GRIDLEDGER_REDIS_URL: rate limits, "
                 "idempotency keys and SIWE nonces must be shared between the workers"
             )
-        if self.environment != "development":
-            dev_values = {
-                "deployer_private_key": DEV_DEPLOYER_KEY,
-                "settler_private_key": DEV_SETTLER_KEY,
-                "operator_private_key": DEV_OPERATOR_KEY,
-                "issuer_private_key": DEV_ISSUER_KEY,
-                "registrar_private_key": DEV_REGISTRAR_KEY,
-                "secret_key": DEV_SECRET_KEY,
-                "master_key_hex": DEV_MASTER_KEY,
-            }
-            unsafe = [
-                name
-                for name, dev_value in dev_values.items()
-                if getattr(self, name).get_secret_value() == dev_value
-            ]
-            if unsafe:
-                names = ", ".join(f"GRIDLEDGER_{n.upper()}" for n in unsafe)
-                raise ConfigurationError(
-                    f"development secrets refused in {self.environment}: set {names}"
-                )
+        if self.requires_production_secrets:
+            line = refusal(
+                f"on chain {self.chain_id} ({self.environment})", self._secret_problems()
+            )
+            if line:
+                raise ConfigurationError(line)
         return self
+
+    @property
+    def requires_production_secrets(self) -> bool:
+        """Anything but the local devnet in development needs secrets of its own."""
+        return self.environment != "development" or self.chain_id not in LOCAL_DEVNET_CHAIN_IDS
+
+    def _secret_problems(self) -> Iterator[str]:
+        for name in ROLE_KEY_SETTINGS:
+            problem = private_key_problem(
+                f"GRIDLEDGER_{name.upper()}", getattr(self, name).get_secret_value()
+            )
+            if problem:
+                yield problem
+        secret = secret_problem(
+            "GRIDLEDGER_SECRET_KEY", self.secret_key.get_secret_value(), DEV_SECRET_KEY
+        )
+        if secret:
+            yield secret
+        master = secret_problem(
+            "GRIDLEDGER_MASTER_KEY_HEX",
+            bytes.fromhex(self.master_key_hex.get_secret_value()),
+            bytes.fromhex(DEV_MASTER_KEY),
+        )
+        if master:
+            yield master
 
     @property
     def resolved_broker_url(self) -> str:

@@ -195,7 +195,8 @@ def run_forever(
 
 
 if __name__ == "__main__":  # pragma: no cover
-    from backend.core.config import get_settings
+    from backend.core.startup import settings_or_exit
 
     logging.basicConfig(level=logging.INFO)
-    run_forever(get_settings(), get_settings().matcher_interval_s)
+    settings = settings_or_exit("matcher")
+    run_forever(settings, settings.matcher_interval_s)
