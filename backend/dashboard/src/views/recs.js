@@ -56,9 +56,9 @@ export async function refreshRecs(summary, me, wallet) {
     h("td", {}, proof ? proofCell(proof) : "proof pending")),
   "No certificates retired yet.");
 
-  const mine = $("#my-recs");
-  mine.hidden = !(signedIn() && me);
-  if (mine.hidden) return;
+  const personal = $("#my-recs");
+  personal.hidden = !(signedIn() && me);
+  if (personal.hidden) return;
   const [devices, holdings] = await Promise.all([
     data(mine.GET("/v1/recs/devices", { params: { query: { owner: me.address } } })),
     data(mine.GET("/v1/recs/certificates", { params: { query: { holder: me.address, limit: 50 } } }))]);

@@ -16,9 +16,9 @@ export async function refreshSettlement(me, wallet) {
     h("td", {}, status(s.status), s.settled_tx ? h("span", { class: "muted tx" }, ` ${short(s.settled_tx)}`) : null)),
   "No energy trades yet.");
 
-  const mine = $("#my-settlement");
-  mine.hidden = !(signedIn() && me);
-  if (mine.hidden) return;
+  const personal = $("#my-settlement");
+  personal.hidden = !(signedIn() && me);
+  if (personal.hidden) return;
   const [transfers, balance] = await Promise.all([
     data(mine.GET("/v1/energy/transfers", { params: { query: { limit: 50 } } })), data(mine.GET("/v1/energy/balance"))]);
   $("#my-balance").textContent = `Token balance ${money(balance.token_balance)} · in escrow ${money(balance.escrowed)} · withdrawable ${money(balance.withdrawable)}`;
