@@ -34,6 +34,7 @@ PUBLIC = {
     ("GET", "/v1/public/energy/periods"),
     ("GET", "/v1/public/recs/issuance"),
     ("GET", "/v1/public/recs/claims"),
+    ("GET", "/v1/chain"),  # a wallet adds the chain before anyone signs in
 }
 ROLE_GATED = {
     ("POST", "/v1/recs/devices/{device_id}/approve"): "registrar",
