@@ -142,8 +142,8 @@ def test_wallet_connects_signs_in_bids_and_sees_the_bid_filled(devnet, served_st
 
 
 def test_custodial_user_offers_and_cancels_from_the_same_panel(devnet, served_stack):
-    """An email account uses the same panel: the API signs its offer, and "Cancel" cancels
-    it on chain with the account's key."""
+    """An email account uses the same panel: "Approve gUSD" and its offer are signed by the
+    API, and "Cancel" cancels it on chain with the account's key."""
     base_url = served_stack.base_url
     seller = custodial_seller(base_url, devnet, "panel@example.org")
     period = (devnet.workload.now() // SLOT + 2) * SLOT
@@ -159,6 +159,15 @@ def test_custodial_user_offers_and_cancels_from_the_same_panel(devnet, served_st
         page.get_by_label("Password").fill(PASSWORD)
         page.get_by_role("button", name="Sign in", exact=True).click()
         expect(page.locator("#trading")).to_be_visible(timeout=20_000)
+        # the same "Approve gUSD" button: the API approves with the account's key
+        token, market = devnet.workload.c.token, devnet.workload.c.market
+        address = devnet.w3.to_checksum_address(
+            httpx.get(f"{base_url}/v1/auth/me", headers=seller).json()["address"]
+        )
+        assert token.functions.allowance(address, market.address).call() == 0
+        page.get_by_role("button", name="Approve gUSD for the market").click()
+        expect(page.locator("#approve-message")).to_contain_text("may now move", timeout=20_000)
+        assert token.functions.allowance(address, market.address).call() == 2**256 - 1
         place_order(page, side="sell", period=period, quantity_wh="2000", price="0.1")
 
         orders = httpx.get(f"{base_url}/v1/trading/orders", headers=seller).json()["items"]
