@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 from web3.logs import DISCARD
 
 from backend.chain.transactions import send
@@ -29,6 +29,34 @@ def place_order(page: Page, *, side: str, period: int, quantity_wh: str, price: 
     page.get_by_label("Price (gUSD/kWh)", exact=True).fill(price)
     page.get_by_role("button", name="Place order").click()
     expect(page.locator("#order-message")).to_contain_text("open", timeout=20_000)
+
+
+def open_with_wallet(playwright, base_url: str, wallet) -> tuple[Browser, Page, list[str]]:
+    """Chromium at 1280×800 with the test wallet holding `wallet`'s key, on the dashboard once
+    it reports the system healthy; the page's problems, collected as they come."""
+    browser = playwright.chromium.launch(
+        executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+    )
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.add_init_script(script=wallet_script("0x" + bytes(wallet.key).hex()))
+    problems = watch_problems(page)
+    page.goto(base_url + "/")
+    expect(page.locator("#health-badge")).to_have_text("System OK", timeout=20_000)
+    return browser, page, problems
+
+
+def at_phone_width(page: Page) -> None:
+    """Resize to 375×812; the page must not scroll sideways."""
+    page.set_viewport_size({"width": 375, "height": 812})
+    page.wait_for_timeout(300)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375, (
+        "horizontal overflow at phone width"
+    )
+
+
+def assert_screenshots(folder, *names: str) -> None:
+    for name in names:
+        assert (folder / name).stat().st_size > 10_000, name
 
 
 def custodial_seller(base_url: str, devnet, email: str) -> dict:
@@ -51,14 +79,7 @@ def test_wallet_connects_signs_in_bids_and_sees_the_bid_filled(devnet, served_st
     period = (devnet.workload.now() // SLOT + 2) * SLOT
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-        )
-        page = browser.new_page(viewport={"width": 1280, "height": 800})
-        page.add_init_script(script=wallet_script("0x" + bytes(wallet.key).hex()))
-        problems = watch_problems(page)
-        page.goto(base_url + "/")
-        expect(page.locator("#health-badge")).to_have_text("System OK", timeout=20_000)
+        browser, page, problems = open_with_wallet(playwright, base_url, wallet)
         expect(page.locator("#trading")).to_be_hidden()  # signed out: no trading panel
 
         page.get_by_role("button", name="Connect wallet").click()
@@ -121,11 +142,7 @@ def test_wallet_connects_signs_in_bids_and_sees_the_bid_filled(devnet, served_st
         page.screenshot(path=str(artifacts / "wallet-trading-1280x800.png"), full_page=True)
         panel.screenshot(path=str(artifacts / "wallet-trading-panel.png"))
 
-        page.set_viewport_size({"width": 375, "height": 812})
-        page.wait_for_timeout(300)
-        assert page.evaluate("document.documentElement.scrollWidth") <= 375, (
-            "horizontal overflow at phone width"
-        )
+        at_phone_width(page)
         panel.scroll_into_view_if_needed()
         page.screenshot(path=str(artifacts / "wallet-trading-375x812.png"), full_page=True)
         browser.close()
@@ -133,12 +150,12 @@ def test_wallet_connects_signs_in_bids_and_sees_the_bid_filled(devnet, served_st
     filled = httpx.get(f"{base_url}/v1/trading/orders/{bid['id']}", headers=auth).json()
     assert (filled["status"], filled["filled_wh"]) == ("filled", "3000")
     assert problems == []
-    for name in (
+    assert_screenshots(
+        artifacts,
         "wallet-trading-1280x800.png",
         "wallet-trading-375x812.png",
         "wallet-trading-panel.png",
-    ):
-        assert (artifacts / name).stat().st_size > 10_000
+    )
 
 
 def test_custodial_user_offers_and_cancels_from_the_same_panel(devnet, served_stack):
@@ -242,14 +259,7 @@ def test_wallet_approves_bids_settles_withdraws_and_retires_from_its_wallet(
     )
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-        )
-        page = browser.new_page(viewport={"width": 1280, "height": 800})
-        page.add_init_script(script=wallet_script("0x" + bytes(wallet.key).hex()))
-        problems = watch_problems(page)
-        page.goto(base_url + "/")
-        expect(page.locator("#health-badge")).to_have_text("System OK", timeout=20_000)
+        browser, page, problems = open_with_wallet(playwright, base_url, wallet)
         page.get_by_role("button", name="Connect wallet").click()
         expect(page.locator("#signed-in")).to_be_visible(timeout=20_000)
         added = page.evaluate("window.__testWallet.addedChain")
@@ -332,19 +342,15 @@ def test_wallet_approves_bids_settles_withdraws_and_retires_from_its_wallet(
         page.locator("#my-settlement").scroll_into_view_if_needed()
         page.screenshot(path=str(artifacts / "wallet-flow-settlement-1280x800.png"))
         page.screenshot(path=str(artifacts / "wallet-flow-full.png"), full_page=True)
-        page.set_viewport_size({"width": 375, "height": 812})
-        page.wait_for_timeout(300)
-        assert page.evaluate("document.documentElement.scrollWidth") <= 375, (
-            "horizontal overflow at phone width"
-        )
+        at_phone_width(page)
         page.locator("#my-recs").scroll_into_view_if_needed()
         page.screenshot(path=str(artifacts / "wallet-flow-375x812.png"))  # docs/
         browser.close()
 
     assert problems == []
-    for name in (
+    assert_screenshots(
+        artifacts,
         "wallet-flow-1280x800.png",
         "wallet-flow-settlement-1280x800.png",
         "wallet-flow-375x812.png",
-    ):
-        assert (artifacts / name).stat().st_size > 10_000
+    )

@@ -5,28 +5,25 @@ app's document today (else `npm run gen:api`), so the dashboard never calls a st
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 from backend.api.openapi import document, main
+from tests.fixtures.javascript import run_npm_tool
 
 ROOT = Path(__file__).resolve().parents[3]
 SCHEMA = ROOT / "backend" / "dashboard" / "src" / "api-schema.d.ts"
 
 
 def generate(openapi_file: Path, out: Path) -> str:
-    tool = shutil.which("openapi-typescript", path=str(ROOT / "node_modules" / ".bin"))
-    assert tool, "openapi-typescript (npm) generates the dashboard's API types"
-    done = subprocess.run(
-        [tool, str(openapi_file), "--default-non-nullable", "false", "--output", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    """What `npm run gen:api` writes for `openapi_file`."""
+    run_npm_tool(
+        "openapi-typescript",
+        str(openapi_file),
+        "--default-non-nullable",
+        "false",
+        "--output",
+        str(out),
     )
-    assert done.returncode == 0, done.stderr
     return out.read_text()
 
 
