@@ -27,6 +27,7 @@ from backend.accounts.security import (
     create_access_token,
     hash_password,
     new_api_key,
+    password_needs_rehash,
     verify_password,
 )
 from backend.chain.signatures import signed_by
@@ -65,14 +66,14 @@ def register(
 
 def login(session: Session, settings: Settings, *, email: str, password: str) -> TokenPair:
     account = session.exec(select(Account).where(Account.email == email.lower())).first()
-    if (
-        account is None
-        or not account.password_hash
-        or not verify_password(password, account.password_hash)
-    ):
+    stored = account.password_hash if account is not None else None
+    if account is None or not verify_password(password, stored):
         raise InvalidCredentials()
     if not account.active:
         raise InvalidCredentials("account is disabled")
+    if stored and password_needs_rehash(stored):
+        account.password_hash = hash_password(password)
+        session.add(account)
     return issue_tokens(session, settings, account)
 
 

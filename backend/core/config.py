@@ -92,13 +92,23 @@ class Settings(BaseSettings):
     siwe_issued_at_window_s: int = Field(default=300, ge=1)  # |now - Issued At| accepted
     siwe_nonce_ttl_s: int = Field(default=600, ge=30)
     rate_limit_per_minute: int = Field(default=600, ge=1)  # per account, fixed one-minute window
-    idempotency_ttl_s: int = Field(default=86_400, ge=60)
+    # sign-up, sign-in, refresh, SIWE: per client IP, fixed one-minute window
+    anonymous_rate_limit_per_minute: int = Field(default=600, ge=1)
+    login_failures_before_backoff: int = Field(default=5, ge=1)  # per email, then 1, 2, 4 … s
+    login_failure_window_s: int = Field(default=900, ge=60)
+    login_backoff_max_s: int = Field(default=900, ge=1)
+    idempotency_ttl_s: int = Field(default=86_400, ge=60)  # a finished response is replayed
+    idempotency_pending_ttl_s: int = Field(default=300, ge=5)  # a crashed request frees its key
+    idempotency_max_body_bytes: int = Field(default=16 * 2**20, ge=1024)  # larger: 413
     outbox_stream: str = "gridledger:outbox"
     api_workers: int = Field(
         default=1, ge=1, le=64
     )  # uvicorn processes; >1 needs Redis (shared limits)
     public_cache_ttl_s: float = Field(default=1.0, ge=0)  # public market reads from memory; 0 = off
     public_cache_max_bytes: int = Field(default=64 * 2**20, ge=0)  # per worker
+    # `/metrics` wants `Authorization: Bearer <token>` when set; unset, it answers loopback
+    # clients only, and only on the local devnet (elsewhere a proxy would make every client local)
+    metrics_token: SecretStr | None = None
 
     # Market parameters used at deployment
     tolerance_bps: int = Field(default=500, ge=0, le=10_000)
