@@ -1,7 +1,7 @@
 """Error responses in the OpenAPI document, derived from each route's dependencies.
 
 Every operation lists the problem responses it can really send, as `application/problem+json`
-with the `Problem` schema: authenticated routes 401/429 (the rate limit; with its `Retry-After`
+with the `Problem` schema: authenticated routes 401/429 (every 429 with its `Retry-After`
 header), 403 behind `require_role`, routes with path ids 404, routes with parameters 422, JSON
 bodies 400 (malformed JSON), POSTs 409 (an `Idempotency-Key` still running), routes on the
 database, Redis or the chain 503. Errors a service raises beyond these are declared on the
@@ -81,7 +81,7 @@ def _problem_response(status: int, description: str | None) -> dict[str, Any]:
         "description": description or HTTPStatus(status).phrase,
         "content": {MEDIA_TYPE: {"schema": {"$ref": PROBLEM_REF}}},
     }
-    if status == 429:  # only the per-account rate limit answers 429, always with Retry-After
+    if status == 429:  # every RateLimited carries retry_after, sent as Retry-After
         response["headers"] = RETRY_AFTER
     return response
 
