@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     # Chain
     rpc_url: str = "http://127.0.0.1:8545"
     chain_id: int = 31337
+    # The JSON-RPC URL browsers' wallets use (`GET /v1/chain`, `wallet_addEthereumChain`);
+    # empty: `rpc_url` in development, none elsewhere (a private node URL is never published)
+    public_rpc_url: str = ""
+    chain_name: str = "GridLedger devnet"
     deployment_file: Path = Path()  # empty: data_dir/deployment.json
     anvil_state_file: Path = Path()  # empty: data_dir/anvil-state.json
     confirmation_depth: int = Field(default=2, ge=0)  # blocks deep before "confirmed"

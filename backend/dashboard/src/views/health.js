@@ -1,11 +1,11 @@
 // System health: /health (database, Redis, RPC, indexer lag) and indexed chain totals.
-import { get } from "../api.js";
+import { api, data } from "../api.js";
 import { $, h } from "../format.js";
 
 export async function refreshHealth(summary) {
   let health;
   try {
-    health = await get("/health");
+    health = await data(api.GET("/health"));
   } catch (error) {
     health = error.problem?.checks ? error.problem : { status: "unreachable", checks: {} };
   }

@@ -1,10 +1,10 @@
 // Meters: the neighbourhood aggregate for everybody; my own generation vs consumption when signed in.
-import { get, getMine, query, signedIn } from "../api.js";
+import { api, data, mine, signedIn } from "../api.js";
 import { COLORS, draw } from "../charts.js";
 import { $, approx, hhmm, time } from "../format.js";
 
 export async function refreshNeighbourhood() {
-  const periods = await get("/v1/public/energy/periods?limit=48");
+  const periods = await data(api.GET("/v1/public/energy/periods", { params: { query: { limit: 48 } } }));
   draw($("#neighbourhood-chart"), {
     data: {
       labels: periods.map((p) => `${time(p.delivery_start).slice(5, 10)} ${hhmm(p.delivery_start)}`),
@@ -26,8 +26,9 @@ export function setupMeterForm() {
     const message = $("#meter-message");
     message.textContent = "Loading…";
     try {
-      const [generation, consumption] = await Promise.all(["generation", "consumption"].map(
-        (direction) => getMine(query(`/v1/energy/${direction}`, { meterId, aggregation: "hourly" }))));
+      const params = { query: { meterId, aggregation: /** @type {const} */ ("hourly") } };
+      const [generation, consumption] = await Promise.all([
+        data(mine.GET("/v1/energy/generation", { params })), data(mine.GET("/v1/energy/consumption", { params }))]);
       const hours = [...new Set([...generation.points, ...consumption.points].map((p) => p.start))].sort();
       const byStart = (series) => new Map(series.points.map((p) => [p.start, p.wh / 1000]));
       const g = byStart(generation), c = byStart(consumption);

@@ -34,6 +34,7 @@ PUBLIC = {
     ("GET", "/v1/public/energy/periods"),
     ("GET", "/v1/public/recs/issuance"),
     ("GET", "/v1/public/recs/claims"),
+    ("GET", "/v1/chain"),  # a wallet adds the chain before anyone signs in
 }
 ROLE_GATED = {
     ("POST", "/v1/recs/devices/{device_id}/approve"): "registrar",
@@ -41,6 +42,8 @@ ROLE_GATED = {
     ("GET", "/v1/settlement/flags"): "operator",
     ("GET", "/v1/admin/accounts"): "admin",
     ("PUT", "/v1/admin/accounts/{account_id}/roles"): "admin",
+    ("GET", "/v1/admin/audit"): "admin",
+    ("GET", "/v1/admin/audit/verification"): "admin",
 }
 PATH_SAMPLES = {
     "key_id": str(uuid.uuid4()),

@@ -461,3 +461,38 @@ def test_rec_offer_needs_the_certificate_and_wallet_orders_need_well_formed_term
     assert "signed by" in tampered.json()["detail"]
     with Session(market["api"].engine) as session:
         assert session.exec(select(SignedOrder)).all() == []
+
+
+def test_wallet_account_gets_the_approval_calls_for_its_wallet(market):
+    """`POST /approvals` signs for a custodial account; a wallet account gets the `approve`
+    and `setApprovalForAll` calls, and after its wallet sends them the market may move both."""
+    client, wallet, api = market["client"], market["wallet"], market["api"]
+    chain = chain_for(api.settings)
+    w3 = api.devnet.w3
+    for revoke in (  # the workload approved at setup: start from none
+        chain.token.functions.approve(chain.market.address, 0),
+        chain.registry.functions.setApprovalForAll(chain.market.address, False),
+    ):
+        send(w3, wallet, dict(revoke.build_transaction({"from": wallet.address})))
+    refused = client.post("/v1/trading/approvals", headers=market["buyer"])
+    assert refused.status_code == 422, refused.text
+    problem = refused.json()
+    assert problem["type"].endswith("/wallet-must-sign")
+    token_call, registry_call = problem["calls"]
+    assert (token_call["to"], token_call["function"]) == (
+        chain.token.address,
+        "approve(address,uint256)",
+    )
+    assert (registry_call["to"], registry_call["function"]) == (
+        chain.registry.address,
+        "setApprovalForAll(address,bool)",
+    )
+    for call in (token_call, registry_call):
+        send(w3, wallet, {"to": call["to"], "data": call["data"]})
+    assert (
+        chain.token.functions.allowance(wallet.address, chain.market.address).call() == 2**256 - 1
+    )
+    assert chain.registry.functions.isApprovedForAll(wallet.address, chain.market.address).call()
+
+    custodial = client.post("/v1/trading/approvals", headers=market["seller"])
+    assert custodial.status_code == 200 and custodial.json()["token_tx"].startswith("0x")
