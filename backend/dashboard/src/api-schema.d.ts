@@ -236,7 +236,8 @@ export interface paths {
          * Place Order
          * @description Custodial: terms only, the API signs. Wallet: terms + nonce, salt, expiry, signature.
          *     Checked against balance/allowance, period, gate closure and expiry before it is stored;
-         *     the matcher trades it on chain. Poll `GET /orders/{id}`.
+         *     403 `meter-not-owned` when an energy order names a meter that is not the maker's.
+         *     The matcher trades it on chain. Poll `GET /orders/{id}`.
          */
         post: operations["place_order_v1_trading_orders_post"];
         delete?: never;
@@ -1922,6 +1923,8 @@ export interface components {
             salt: string;
             /** Cancel Tx */
             cancel_tx: string | null;
+            /** Withdrawn Reason */
+            withdrawn_reason: string | null;
             /**
              * Created At
              * Format: date-time
@@ -3480,6 +3483,15 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The order names a meter its maker does not own */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
