@@ -23,7 +23,16 @@ from web3.types import Nonce, RPCEndpoint, TxParams, TxReceipt, Wei
 
 from backend.chain.deployment import Deployment
 from backend.chain.transactions import TransactionFailed, send
-from backend.market.orders import BUY, ENERGY, REC, SELL, SLOT_SECONDS, Order, meter_id, sign_order
+from backend.market.orders import (
+    BUY,
+    ENERGY,
+    REC,
+    SELL,
+    SLOT_SECONDS,
+    Order,
+    default_meter_id,
+    sign_order,
+)
 
 Account.enable_unaudited_hdwallet_features()
 ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
@@ -142,7 +151,7 @@ class Workload:
             self.tx(
                 person, self.c.registry.functions.setApprovalForAll(self.c.market.address, True)
             )
-            meter = meter_id(f"meter:{person.address}")
+            meter = default_meter_id(person.address)
             self.tx(
                 person,
                 self.c.registry.functions.registerDevice(
@@ -174,7 +183,7 @@ class Workload:
             side=side,
             product=product,
             assetId=asset_id,
-            meterId=meter_id(f"meter:{maker.address}") if product == ENERGY else b"\0" * 32,
+            meterId=default_meter_id(maker.address) if product == ENERGY else b"\0" * 32,
             quantityWh=quantity or self.rng.randrange(1_000, 20_000),
             price=self.rng.randrange(80_000, 200_000),
             deliveryStart=start if product == ENERGY else 0,
@@ -192,7 +201,7 @@ class Workload:
         receipt = self.tx(
             buyer,
             self.c.market.functions.fillOrder(
-                offer.as_tuple(), signature, quantity, meter_id(f"meter:{buyer.address}")
+                offer.as_tuple(), signature, quantity, default_meter_id(buyer.address)
             ),
         )
         self.remember_trades(receipt)
@@ -204,7 +213,7 @@ class Workload:
         receipt = self.tx(
             seller,
             self.c.market.functions.fillOrder(
-                bid.as_tuple(), b"", bid.quantityWh // 2 or 1, meter_id(f"meter:{seller.address}")
+                bid.as_tuple(), b"", bid.quantityWh // 2 or 1, default_meter_id(seller.address)
             ),
         )
         self.remember_trades(receipt)
@@ -218,7 +227,7 @@ class Workload:
             maker=buyer.address,
             side=BUY,
             price=offer.price + 1_000,
-            meterId=meter_id(f"meter:{buyer.address}"),
+            meterId=default_meter_id(buyer.address),
             nonce=self.c.market.functions.nonces(buyer.address).call(),
         )
         receipt = self.tx(

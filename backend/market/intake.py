@@ -86,8 +86,13 @@ def order_from_terms(
         meter = (
             bytes.fromhex(terms.meter_id[2:])
             if terms.meter_id
-            else eip712.meter_id(f"meter:{to_checksum_address(account.address)}")
+            else eip712.default_meter_id(account.address)
         )
+        if eip712.meter_owner(meter) != to_checksum_address(account.address):
+            raise InvalidOrder(
+                "meter_id belongs to another account (its top 20 bytes are the owner's address)",
+                meter_id="0x" + meter.hex(),
+            )
     else:
         start = end = 0
         if terms.asset_id == 0 or terms.delivery_start or terms.delivery_end:

@@ -66,7 +66,7 @@ from backend.market.orders import (
     SELL,
     SLOT_SECONDS,
     Order,
-    meter_id,
+    default_meter_id,
     order_digest,
     payment,
     sign_order,
@@ -234,7 +234,7 @@ def deploy_world(project, chain, owner, participants, others, operator, settler,
         gusd.mint(account, FUNDING, sender=owner)
         gusd.approve(market, MAX_UINT, sender=account)
         registry.setApprovalForAll(market, True, sender=account)
-        meter = meter_id(f"meter:{account.address}")
+        meter = default_meter_id(account.address)
         registry.registerDevice(
             (SOLAR, CAPACITY_W, GRID_DE, history_start - DAY, meter), sender=account
         )
@@ -274,7 +274,7 @@ def build_machine(
         outcomes[label] += 1
 
     def meter(address) -> bytes:
-        return meter_id(f"meter:{address}")
+        return default_meter_id(address)
 
     def digest(order: Order) -> bytes:
         return order_digest(order, world.chain_id, market.address)
