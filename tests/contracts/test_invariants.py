@@ -72,6 +72,7 @@ from backend.market.orders import (
     sign_order,
 )
 from tests.fixtures.energy_market import reverts_with, settlement
+from tests.fixtures.rec_registry import EVIDENCE, evidence_roots
 
 TOLERANCE_BPS = 500
 PENALTY_BPS = 2_000
@@ -235,6 +236,7 @@ def deploy_world(project, chain, owner, participants, others, operator, settler,
         gusd.approve(market, MAX_UINT, sender=account)
         registry.setApprovalForAll(market, True, sender=account)
         meter = default_meter_id(account.address)
+        registry.approveMeter(meter, CAPACITY_W, account, sender=registrar)
         registry.registerDevice(
             (SOLAR, CAPACITY_W, GRID_DE, history_start - DAY, meter), sender=account
         )
@@ -870,10 +872,14 @@ def build_machine(
                     periodStart=offending[0],
                     periodEnd=offending[1],
                 ):
-                    registry.issueBatch(device, to, starts, ends, volumes, sender=issuer)
+                    registry.issueBatch(
+                        device, to, starts, ends, volumes, evidence_roots(volumes), sender=issuer
+                    )
                 return
 
-            receipt = registry.issueBatch(device, to, starts, ends, volumes, sender=issuer)
+            receipt = registry.issueBatch(
+                device, to, starts, ends, volumes, evidence_roots(volumes), sender=issuer
+            )
             first = len(self.certs) + 1
             logs = registry.CertificateIssued.from_receipt(receipt)
             assert [log.certId for log in logs] == list(range(first, first + len(starts)))
@@ -1051,7 +1057,7 @@ def build_machine(
             hours = (revoked.end - revoked.start) // HOUR
             volume = data.draw(st.integers(1, CAPACITY_W * hours), label="corrected Wh")
             receipt = registry.issue(
-                revoked.device, to, revoked.start, revoked.end, volume, sender=issuer
+                revoked.device, to, revoked.start, revoked.end, volume, EVIDENCE, sender=issuer
             )
             cid = len(self.certs) + 1
             [log] = registry.CertificateIssued.from_receipt(receipt)
@@ -1213,7 +1219,7 @@ def test_invariants_detect_changes_the_model_does_not_know(
 
         start = world.history_start + 5 * HOUR
         world.registry.issue(
-            world.devices[alice.address], alice, start, start + HOUR, 1_000, sender=issuer
+            world.devices[alice.address], alice, start, start + HOUR, 1_000, EVIDENCE, sender=issuer
         )
         with pytest.raises(AssertionError):  # supply the model does not account for
             machine.certificate_supply()
