@@ -94,15 +94,24 @@ def run() -> Iterator[dict[str, Any]]:
         gas["settle_batch50_per_trade"] = receipt["gasUsed"] // 50
 
         device = wl.devices[alice.address]
+        meter = default_meter_id(alice.address)
         hour = (wl.now() // 3600 - 100) * 3600
         gas["issue_single"] = wl.tx(
-            wl.issuer, registry.issue(device, alice.address, hour, hour + 3600, 5_000)
+            wl.issuer,
+            registry.issue(
+                device, alice.address, hour, hour + 3600, 5_000, wl.evidence(meter, hour, 5_000)
+            ),
         )["gasUsed"]
         starts = [hour + 3600 * (1 + i) for i in range(50)]
         receipt = wl.tx(
             wl.issuer,
             registry.issueBatch(
-                device, alice.address, starts, [s + 3600 for s in starts], [5_000] * 50
+                device,
+                alice.address,
+                starts,
+                [s + 3600 for s in starts],
+                [5_000] * 50,
+                [wl.evidence(meter, s, 5_000) for s in starts],
             ),
             gas=10_000_000,
         )

@@ -33,6 +33,8 @@ from backend.market.orders import (
     default_meter_id,
     sign_order,
 )
+from backend.meters.signing import SignedValues, reading_digest
+from backend.recs.evidence import evidence_root
 
 Account.enable_unaudited_hdwallet_features()
 ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
@@ -133,7 +135,8 @@ class Workload:
     # ------------------------------------------------------------------ setup
 
     def setup(self) -> None:
-        """Fund participants, approve the market, register and approve a solar device each."""
+        """Fund participants, approve the market, approve a meter and register and approve a
+        solar device on it for each."""
         for person in self.people:
             if self.w3.eth.get_balance(person.address) < 10**18:
                 send(
@@ -152,6 +155,10 @@ class Workload:
                 person, self.c.registry.functions.setApprovalForAll(self.c.market.address, True)
             )
             meter = default_meter_id(person.address)
+            self.tx(  # each person's meter signs with the person's key
+                self.registrar,
+                self.c.registry.functions.approveMeter(meter, 10_000, person.address),
+            )
             self.tx(
                 person,
                 self.c.registry.functions.registerDevice(
@@ -305,6 +312,8 @@ class Workload:
             return []
         starts = [first_hour + h * 3600 for h in range(count)]
         self.next_hour[device_id] = starts[-1] + 3600
+        volumes = [self.rng.randrange(100, 9_000) for _ in starts]
+        meter = default_meter_id(owner.address)
         receipt = self.tx(
             self.issuer,
             self.c.registry.functions.issueBatch(
@@ -312,7 +321,8 @@ class Workload:
                 owner.address,
                 starts,
                 [s + 3600 for s in starts],
-                [self.rng.randrange(100, 9_000) for _ in starts],
+                volumes,
+                [self.evidence(meter, s, v) for s, v in zip(starts, volumes, strict=True)],
             ),
             gas=15_000_000,
         )
@@ -322,6 +332,18 @@ class Workload:
                 receipt, errors=DISCARD
             )
         ]
+
+    def evidence(self, meter: bytes, hour: int, volume_wh: int) -> bytes:
+        """The evidence root of an hour's four export readings summing to `volume_wh`."""
+        quarters = [volume_wh // 4] * 3 + [volume_wh - 3 * (volume_wh // 4)]
+        return evidence_root(
+            reading_digest(
+                SignedValues(meter, hour + q * 900, 900, 0, wh),
+                self.chain_id,
+                self.c.registry.address,
+            )
+            for q, wh in enumerate(quarters)
+        )
 
     def holding(self) -> tuple[LocalAccount, int, int] | None:
         count = self.c.registry.functions.certificateCount().call()

@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import BigInteger, Column, Float, MetaData, String, Table, or_, text
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, select
 
@@ -162,9 +163,13 @@ def meter_limits(connection: Connection, keys: set[str]) -> dict[str, MeterLimit
     ids = sorted(k for k in keys if k.startswith("0x"))
     names = sorted(k for k in keys if not k.startswith("0x"))
     rows = connection.execute(
-        select(Meter.meter_id, Meter.name, Meter.kind, Meter.capacity_w, Meter.owner_id).where(
-            or_(col(Meter.meter_id).in_(ids), col(Meter.name).in_(names))
-        )
+        sa_select(
+            col(Meter.meter_id),
+            col(Meter.name),
+            col(Meter.kind),
+            col(Meter.capacity_w),
+            col(Meter.owner_id),
+        ).where(or_(col(Meter.meter_id).in_(ids), col(Meter.name).in_(names)))
     )
     limits: dict[str, MeterLimits] = {}
     for meter_id, name, kind, capacity, owner in rows:
