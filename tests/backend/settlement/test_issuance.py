@@ -24,7 +24,12 @@ def test_hourly_certificates_issued_once(market):
     workload.tx(
         workload.issuer,
         market.ctx.registry.functions.issue(
-            device_id, person.address, first_hour + 3600, first_hour + 7200, 10
+            device_id,
+            person.address,
+            first_hour + 3600,
+            first_hour + 7200,
+            10,
+            workload.evidence(bytes.fromhex(meter[2:]), first_hour + 3600, 10),
         ),
     )
 
