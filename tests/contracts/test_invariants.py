@@ -33,6 +33,9 @@ Rules checked by the steps themselves:
 7. Revocation frees a certificate's slots unless some of its Wh were retired: the model drops
    them from its issued set, the chain reads them as free, and a later issuance may cover
    them (a corrected certificate); live certificates' slots stay taken.
+8. No fill without meter ownership: a maker whose order names another participant's meter, or
+   a taker who names one, is refused with EnergyMarketNotMeterOwner(account, meterId) (seller
+   side checked first) and nothing moves; the invariants hold after the attempt.
 
 The machine class is built inside the test function (closure over Ape's fixtures) and run
 with `run_state_machine_as_test`. Invariant reads go straight to the in-process EVM backend
@@ -473,6 +476,35 @@ def build_machine(
                 seller = self.other_than(data, buyer.address)
                 quantity = data.draw(st.integers(1, order.quantityWh), label="fill Wh")
                 self.execute_fill(entry, seller, quantity)
+
+        @rule(data=st.data())
+        def fill_from_someone_elses_meter(self, data):
+            """Rule 8: the maker's order or the taker names another participant's meter."""
+            maker = data.draw(st.sampled_from(participants), label="maker")
+            taker = self.other_than(data, maker.address)
+            side = data.draw(st.sampled_from([SELL, BUY]), label="maker side")
+            cheater = data.draw(st.sampled_from([maker, taker]), label="cheater")
+            victim = self.other_than(data, cheater.address)
+            order = self.new_energy_order(data, maker, side)
+            taker_meter = meter(taker.address)
+            if cheater is maker:
+                order = replace(order, meterId=meter(victim.address))
+            else:
+                taker_meter = meter(victim.address)
+            entry = BookOrder(order=order, signature=sign(order, maker), hash=digest(order))
+            quantity = data.draw(st.integers(1, order.quantityWh), label="fill Wh")
+            error = self.fill_error(entry, quantity, self.now())
+            if error is None:
+                sides = [(maker.address, order.meterId), (taker.address, taker_meter)]
+                if side == BUY:
+                    sides.reverse()  # the seller's meter is checked first
+                account, meter_id = next((a, m) for a, m in sides if m != meter(a))
+                error = "EnergyMarketNotMeterOwner", {"account": account, "meterId": meter_id}
+            outcome(f"fill from another's meter: {error[0]}")
+            with reverts_with(getattr(market, error[0]), **error[1]):
+                market.fillOrder(
+                    order.as_tuple(), entry.signature, quantity, taker_meter, sender=taker
+                )
 
         @precondition(lambda self: self.book)
         @rule(data=st.data())
