@@ -25,7 +25,7 @@ def test_gas_issue_batch_of_50_hourly_certificates_per_certificate(
         starts,
         ends,
         [5_000] * BATCH,
-        evidence_roots([5_000] * BATCH),
+        evidence_roots(starts),
         sender=issuer,
     )
 

@@ -179,7 +179,7 @@ def test_issue_reverts_when_device_suspended(
     starts, ends = hourly(base_time, 0, 2)
     with ape.reverts(registry.RECRegistryDeviceNotApproved, deviceId=device_id, status=SUSPENDED):
         registry.issueBatch(
-            device_id, bob, starts, ends, [100, 100], evidence_roots([100, 100]), sender=issuer
+            device_id, bob, starts, ends, [100, 100], evidence_roots(starts), sender=issuer
         )
 
 
@@ -219,7 +219,7 @@ def test_issue_and_issue_batch_revert_without_issuer_role(
             [base_time],
             [base_time + HOUR],
             [100],
-            evidence_roots([100]),
+            [EVIDENCE],
             sender=registrar,
         )
 
@@ -379,7 +379,7 @@ def test_issue_batch_mints_one_certificate_per_period_in_one_transfer_batch(
 
 def test_issue_batch_of_one_emits_transfer_single(registry, issuer, bob, device_id, base_time):
     tx = registry.issueBatch(
-        device_id, bob, [base_time], [base_time + HOUR], [900], evidence_roots([900]), sender=issuer
+        device_id, bob, [base_time], [base_time + HOUR], [900], [EVIDENCE], sender=issuer
     )
 
     assert len(registry.TransferSingle.from_receipt(tx)) == 1
@@ -404,7 +404,7 @@ def test_issue_batch_reverts_when_periods_overlap_within_batch(
             starts,
             ends,
             [100, 100, 100],
-            evidence_roots([100, 100, 100]),
+            evidence_roots(starts),
             sender=issuer,
         )
     assert registry.certificateCount() == 0
@@ -424,7 +424,7 @@ def test_issue_batch_reverts_when_period_overlaps_earlier_issuance(
         periodEnd=ends[2],
     ):
         registry.issueBatch(
-            device_id, bob, starts, ends, [100] * 4, evidence_roots([100] * 4), sender=issuer
+            device_id, bob, starts, ends, [100] * 4, evidence_roots(starts), sender=issuer
         )
 
 
@@ -439,7 +439,7 @@ def test_issue_batch_validates_every_period(registry, issuer, bob, device_id, ba
             starts,
             ends,
             [100, 20_000, 100],
-            evidence_roots([100, 20_000, 100]),
+            evidence_roots(starts),
             sender=issuer,
         )
     with ape.reverts(
@@ -451,7 +451,7 @@ def test_issue_batch_validates_every_period(registry, issuer, bob, device_id, ba
             [starts[0], starts[1], starts[2] + 1],
             ends,
             [1, 1, 1],
-            evidence_roots([1, 1, 1]),
+            evidence_roots(ends),
             sender=issuer,
         )
 
@@ -475,7 +475,7 @@ def test_issue_batch_reverts_when_lengths_differ(registry, issuer, bob, device_i
 
 def test_issue_batch_reverts_when_empty(registry, issuer, bob, device_id):
     with ape.reverts(registry.RECRegistryEmptyBatch):
-        registry.issueBatch(device_id, bob, [], [], [], evidence_roots([]), sender=issuer)
+        registry.issueBatch(device_id, bob, [], [], [], [], sender=issuer)
 
 
 # --- views -------------------------------------------------------------------------------
