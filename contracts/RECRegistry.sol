@@ -659,7 +659,7 @@ contract RECRegistry is IRECRegistry, ERC1155, AccessControl, EIP712 {
         firstCertId = _nextCertId;
         uint256[] memory ids = new uint256[](starts.length);
         uint256[] memory values = new uint256[](starts.length);
-        for (uint256 i; i < ids.length; ) {
+        for (uint256 i; i < ids.length;) {
             ids[i] = firstCertId + i;
             values[i] = volumesWh[i];
             _record(ctx, firstCertId + i, starts[i], ends[i], volumesWh[i], evidenceRoots[i]);
