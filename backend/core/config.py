@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     operator_private_key: SecretStr = SecretStr(DEV_OPERATOR_KEY)  # OPERATOR_ROLE (matching)
     issuer_private_key: SecretStr = SecretStr(DEV_ISSUER_KEY)  # ISSUER_ROLE (REC issuance)
     registrar_private_key: SecretStr = SecretStr(DEV_REGISTRAR_KEY)  # REGISTRAR_ROLE
+    # Head-end / metering data provider whose signed readings RECRegistry accepts for any
+    # approved meter (METER_DATA_PROVIDER_ROLE, granted at deployment); empty: none
+    meter_data_provider_address: str = ""
     secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
     master_key_hex: SecretStr = SecretStr(DEV_MASTER_KEY)
 

@@ -36,7 +36,7 @@ from backend.market.errors import (
     OrderExpired,
 )
 from backend.market.ids import PRODUCTS, SIDES
-from backend.market.meter_ownership import check_meter_owned, default_meter_id
+from backend.market.meter_ownership import check_meter_owned
 from backend.market.models import OrderStatus, SignedOrder
 from backend.market.schemas import OrderCreate, OrderTerms
 
@@ -88,7 +88,7 @@ def order_from_terms(
         meter = (
             bytes.fromhex(terms.meter_id[2:])
             if terms.meter_id
-            else default_meter_id(account.address)
+            else eip712.default_meter_id(account.address)
         )
     else:
         start = end = 0

@@ -20,13 +20,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import BigInteger, Column, Float, MetaData, String, Table, text
+from sqlalchemy import BigInteger, Column, Float, MetaData, String, Table, or_, text
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, select
 
 from backend.accounts.models import Account
 from backend.chain import clock
 from backend.core.config import Settings, get_settings
+from backend.market.orders import meter_id as owner_bound_meter_id
 from backend.meters.broker_auth import mosquitto_hash
 from backend.meters.broker_auth import verify as verify_mqtt
 from backend.meters.errors import (
@@ -111,8 +113,9 @@ APPLY_UPDATES = text(
 def register_meter(session: Session, owner: Account, data: MeterCreate) -> Meter:
     if data.name.lower().startswith("0x"):
         raise MeterNameInvalid("a meter name must not start with 0x (it would read as a hex id)")
-    meter_id = normalise_meter_id(data.name)
-    if session.get(Meter, meter_id) is not None:
+    meter_id = "0x" + owner_bound_meter_id(owner.address, data.name).hex()
+    taken = session.exec(select(Meter.meter_id).where(Meter.name == data.name)).first()
+    if taken is not None or session.get(Meter, meter_id) is not None:
         raise MeterAlreadyRegistered(
             f"meter {data.name!r} is already registered", meter_id=meter_id
         )
@@ -134,7 +137,7 @@ def register_meter(session: Session, owner: Account, data: MeterCreate) -> Meter
 def check_mqtt_credentials(session: Session, device: str, password: str) -> str | None:
     """The meter id whose MQTT password is `password`, for device `device` (name or id)."""
     try:
-        meter = session.get(Meter, normalise_meter_id(device))
+        meter = find_meter(session, device)
     except ReadingRejected:
         return None
     if (
@@ -146,15 +149,35 @@ def check_mqtt_credentials(session: Session, device: str, password: str) -> str 
     return meter.meter_id
 
 
-def meter_limits(connection: Connection, meter_ids: set[str]) -> dict[str, MeterLimits]:
-    if not meter_ids:
+def find_meter(session: Session, meter: str) -> Meter | None:
+    """The meter named by `meter`: its bytes32 hex id or its name (ReadingRejected if malformed)."""
+    key = normalise_meter_id(meter)
+    column = Meter.meter_id if key.startswith("0x") else Meter.name
+    return session.exec(select(Meter).where(column == key)).first()
+
+
+def meter_limits(connection: Connection, keys: set[str]) -> dict[str, MeterLimits]:
+    """Limits of the meters named by `keys` (normalised ids or names), keyed by those keys."""
+    if not keys:
         return {}
+    ids = sorted(k for k in keys if k.startswith("0x"))
+    names = sorted(k for k in keys if not k.startswith("0x"))
     rows = connection.execute(
-        select(Meter.meter_id, Meter.kind, Meter.capacity_w, Meter.owner_id).where(
-            col(Meter.meter_id).in_(sorted(meter_ids))
-        )
+        sa_select(
+            col(Meter.meter_id),
+            col(Meter.name),
+            col(Meter.kind),
+            col(Meter.capacity_w),
+            col(Meter.owner_id),
+        ).where(or_(col(Meter.meter_id).in_(ids), col(Meter.name).in_(names)))
     )
-    return {m: MeterLimits(kind, capacity, owner) for m, kind, capacity, owner in rows}
+    limits: dict[str, MeterLimits] = {}
+    for meter_id, name, kind, capacity, owner in rows:
+        found = MeterLimits(meter_id, kind, capacity, owner)
+        for key in (meter_id, name):
+            if key in keys:
+                limits[key] = found
+    return limits
 
 
 # ----------------------------------------------------------------------------- ingestion
@@ -306,12 +329,12 @@ def store_readings(
 
 def owned_meter(session: Session, account: Account, meter: str) -> Meter:
     try:
-        meter_id = normalise_meter_id(meter)
+        found = find_meter(session, meter)
     except ReadingRejected as exc:
         raise MeterNotFound(exc.reason) from None
-    found = session.get(Meter, meter_id)
     if found is None:
-        raise MeterNotFound(f"no meter {meter_id}", meter_id=meter_id)
+        raise MeterNotFound(f"no meter {meter}", meter_id=meter)
+    meter_id = found.meter_id
     if found.owner_id != account.id:
         raise MeterAccessDenied(f"meter {meter_id} belongs to another account", meter_id=meter_id)
     return found

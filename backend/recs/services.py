@@ -19,7 +19,7 @@ from backend.chain.wallet_calls import WalletCall, WalletMustSign, wallet_call
 from backend.core.config import Settings
 from backend.core.errors import NotFound
 from backend.core.pagination import keyset_page
-from backend.market.orders import meter_id as meter_id_of
+from backend.market.orders import default_meter_id
 from backend.recs.schemas import (
     CertificateDetail,
     CertificatePublic,
@@ -77,11 +77,7 @@ def register_device(
     settings: Settings, chain: Chain, account: Account, body: DeviceCreate
 ) -> TxAccepted:
     signer = _custodial(account, settings)
-    meter = (
-        bytes.fromhex(body.meter_id[2:])
-        if body.meter_id
-        else meter_id_of(f"meter:{signer.address}")
-    )
+    meter = bytes.fromhex(body.meter_id[2:]) if body.meter_id else default_meter_id(signer.address)
     receipt = chain.transact(
         signer,
         chain.registry.functions.registerDevice(

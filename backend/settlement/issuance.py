@@ -5,6 +5,9 @@ export, batched per device with `issueBatch` (ISSUER key), exactly once per devi
 the registry's `isPeriodIssued` is asked for every hour; an hour already issued on chain is
 marked `closed`, never sent again. Transactions go through the same write-ahead log as
 settlement (chain.py), so a worker killed mid-batch resumes the same transaction.
+
+Each certificate commits to its readings: the evidence root (backend/recs/evidence.py) of the
+EIP-712 digests of the device-hour's export readings goes into `CertificateIssued`.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from sqlmodel import Session, col, select
 
 from backend.core.config import Settings
 from backend.meters.models import MeterReading
+from backend.meters.signing import SignedValues, reading_digest
+from backend.recs.evidence import evidence_root
 from backend.settlement.chain import (
     PERIOD_ALREADY_ISSUED,
     BatchRejected,
@@ -113,6 +118,32 @@ def apply_outcome(session: Session, batch: SettlementBatch, status: BatchStatus)
     session.commit()
 
 
+def evidence_roots(session: Session, ctx: ChainContext, rows: list[RecIssuance]) -> list[bytes]:
+    """Per device-hour of one meter, the evidence root of the export readings behind it."""
+    chain_id, registry = ctx.w3.eth.chain_id, ctx.registry.address
+    meter = rows[0].meter_id
+    readings = session.exec(
+        select(MeterReading).where(
+            MeterReading.meter_id == meter,
+            col(MeterReading.export_wh).is_not(None),
+            MeterReading.interval_start >= min(r.hour_start for r in rows),
+            MeterReading.interval_start < max(r.hour_start for r in rows) + HOUR,
+        )
+    ).all()
+    leaves: dict[int, list[bytes]] = {}
+    for reading in readings:
+        values = SignedValues(
+            bytes.fromhex(meter[2:]),
+            reading.interval_start,
+            reading.interval_s,
+            reading.import_wh or 0,
+            reading.export_wh or 0,
+        )
+        hour = reading.interval_start // HOUR * HOUR
+        leaves.setdefault(hour, []).append(reading_digest(values, chain_id, registry))
+    return [evidence_root(leaves[r.hour_start]) for r in rows]
+
+
 def issue_pending(
     session: Session, ctx: ChainContext, *, batch_size: int, report: IssuanceReport
 ) -> None:
@@ -146,6 +177,7 @@ def issue_pending(
                 [r.hour_start for r in chunk],
                 [r.hour_start + HOUR for r in chunk],
                 [r.volume_wh for r in chunk],
+                evidence_roots(session, ctx, chunk),
             )
             try:
                 batch, status = send_logged(

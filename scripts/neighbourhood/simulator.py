@@ -5,7 +5,8 @@ consumers (every third custodial, the others wallet users signing EIP-712 orders
 community battery (buys midday surplus, sells in the evening) and an aggregator (buys the
 prosumers' certificates and retires them for a beneficiary). Everything goes through the
 REST API; the only other actors are the chain's own: the deployer funds accounts (ETH for
-gas, gUSD minted) and the simulator moves Anvil's clock.
+gas, gUSD minted), the registrar approves each meter on chain with its signing key (a demo key
+per meter, scripts/neighbourhood/meter_keys.py) and the simulator moves Anvil's clock.
 
 The clock: every `sim_seconds_per_day / 96` wall seconds the chain jumps to the next
 15-minute boundary (`evm_setNextBlockTimestamp` + `anvil_mine`), so chain time is simulated
@@ -42,12 +43,13 @@ from web3.types import Nonce, RPCEndpoint
 
 from backend.accounts.models import Account, Role
 from backend.chain.deployment import Deployment
-from backend.chain.transactions import send, signer
+from backend.chain.transactions import send, signer, transact
 from backend.core.config import Settings
 from backend.core.db import get_engine
 from backend.core.errors import GridLedgerError
 from indexer.models import DeviceStatus
 from scripts.neighbourhood.client import ApiError, Participant
+from scripts.neighbourhood.meter_keys import meter_key
 from scripts.neighbourhood.profiles import SLOT_SECONDS, Household, PvSystem
 
 log = logging.getLogger("gridledger.neighbourhood")
@@ -62,6 +64,7 @@ COOLDOWN_S = 4 * HOUR
 GUSD = 10**6
 GRID_AREA = "GL-SIM"
 TECHNOLOGY = "SOLAR_PV"
+METER_APPROVED = 1  # RECRegistry.MeterStatus.Approved
 
 
 def iso(ts: int) -> str:
@@ -132,6 +135,7 @@ class Agent:
     pv: PvSystem | None = None
     optimism: float = 1.0  # offered / forecast export; > 1.05 means shortfalls and penalties
     meter_id: str | None = None
+    meter_key: LocalAccount | None = None  # signs the meter's readings (demo key)
     device_id: int | None = None
     offered_certificates: set[int] = field(default_factory=set)
 
@@ -205,7 +209,11 @@ class Neighbourhood:
             address=to_checksum_address(c["GridUSD"].address), abi=c["GridUSD"].abi
         )
         self.market_address = c["EnergyMarket"].address
+        self.registry = self.w3.eth.contract(
+            address=to_checksum_address(c["RECRegistry"].address), abi=c["RECRegistry"].abi
+        )
         self.deployer = signer(settings.deployer_private_key.get_secret_value())
+        self.registrar = signer(settings.registrar_private_key.get_secret_value())
         self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="agent")
         self.stats = Stats()
         self.battery = Battery()
@@ -265,9 +273,10 @@ class Neighbourhood:
         list(self.pool.map(lambda a: a.participant.sign_in(), self.agents))
         self._fund()
         list(self.pool.map(self._approve, self.agents))
-        list(
-            self.pool.map(self._register_meter, [a for a in self.agents if a.role != "aggregator"])
-        )
+        metered = [a for a in self.agents if a.role != "aggregator"]
+        list(self.pool.map(self._register_meter, metered))
+        for agent in metered:  # one registrar key: one transaction at a time
+            self._approve_meter(agent)
         for agent in self.of_role("prosumer"):
             self._register_device(agent)
         return fresh
@@ -362,6 +371,22 @@ class Neighbourhood:
             json={"name": f"{agent.name}-meter", "kind": kind, "capacity_w": capacity},
         )
         agent.meter_id = reply["meter_id"]
+        agent.meter_key = meter_key(self.seed, f"{agent.name}-meter")
+
+    def _approve_meter(self, agent: Agent) -> None:
+        """The registrar approves the meter on chain with its capacity and signing key."""
+        if agent.meter_id is None or agent.meter_key is None:
+            return
+        meter = bytes.fromhex(agent.meter_id[2:])
+        capacity = agent.pv.peak_w if agent.pv else 30_000
+        _, status, approved_w, key = self.registry.functions.meter(meter).call()
+        if (status, approved_w, key) == (METER_APPROVED, capacity, agent.meter_key.address):
+            return
+        transact(
+            self.w3,
+            self.registrar,
+            self.registry.functions.approveMeter(meter, capacity, agent.meter_key.address),
+        )
 
     def _register_device(self, agent: Agent) -> None:
         mine = agent.participant.request(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import select
 
+from backend.market.orders import default_meter_id
 from backend.settlement.issuance import issue_certificates
 from backend.settlement.models import RecIssuance
 
@@ -13,12 +14,7 @@ def test_hourly_certificates_issued_once(market):
     market.catch_up()  # devices into the mirror
     person = workload.people[0]
     device_id = workload.devices[person.address]
-    meter = (
-        "0x"
-        + __import__("backend.market.orders", fromlist=["meter_id"])
-        .meter_id(f"meter:{person.address}")
-        .hex()
-    )
+    meter = "0x" + default_meter_id(person.address).hex()
     now = market.ctx.now()
     first_hour = (now // 3600 - 5) * 3600
     exports = {(meter, first_hour + 900 * q): 100 + q for q in range(12)}  # three full hours
@@ -28,7 +24,12 @@ def test_hourly_certificates_issued_once(market):
     workload.tx(
         workload.issuer,
         market.ctx.registry.functions.issue(
-            device_id, person.address, first_hour + 3600, first_hour + 7200, 10
+            device_id,
+            person.address,
+            first_hour + 3600,
+            first_hour + 7200,
+            10,
+            workload.evidence(bytes.fromhex(meter[2:]), first_hour + 3600, 10),
         ),
     )
 

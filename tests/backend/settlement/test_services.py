@@ -178,18 +178,18 @@ def test_discrepancy_flags_oversold_silent_contradicted(market):
     offer = workload.order(
         seller, 0, quantity=3_000
     )  # SELL; the device makes at most 2,500 Wh / 15 min
-    from backend.market.orders import meter_id, sign_order
+    from backend.market.orders import default_meter_id, sign_order
 
     signature = sign_order(offer, seller.key, workload.chain_id, market.ctx.market.address)
     workload.tx(
         buyer,
         market.ctx.market.functions.fillOrder(
-            offer.as_tuple(), signature, 3_000, meter_id(f"meter:{buyer.address}")
+            offer.as_tuple(), signature, 3_000, default_meter_id(buyer.address)
         ),
     )
     market.catch_up()
     workload.advance(3 * 900 + 120)
-    meter = "0x" + meter_id(f"meter:{seller.address}").hex()
+    meter = "0x" + default_meter_id(seller.address).hex()
     slot = offer.deliveryStart
     market.meter_readings({(meter, slot - 900): 1_000, (meter, slot): 2_000})
     market.meter_readings(

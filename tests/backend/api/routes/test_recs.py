@@ -7,6 +7,7 @@ from sqlmodel import Session, select
 
 from backend.accounts.models import Account
 from backend.chain.transactions import send
+from backend.market.orders import default_meter_id
 from tests.fixtures.api import register_and_login, siwe_sign_in
 from tests.fixtures.indexing import catch_up
 
@@ -30,6 +31,13 @@ def test_device_certificate_transfer_claim_and_proof(chain_api):
         session.add(account)
         session.commit()
     indexer = chain_api.indexer()
+    meter = default_meter_id(owner_address)  # the registrar approves the owner's meter
+    workload.tx(
+        workload.registrar,
+        workload.c.registry.functions.approveMeter(
+            meter, 50_000, w3.to_checksum_address(owner_address)
+        ),
+    )
 
     registered = client.post(
         "/v1/recs/devices",
@@ -52,7 +60,12 @@ def test_device_certificate_transfer_claim_and_proof(chain_api):
     receipt = workload.tx(
         workload.issuer,
         workload.c.registry.functions.issue(
-            device_id, w3.to_checksum_address(owner_address), hour, hour + 3600, 4_000
+            device_id,
+            w3.to_checksum_address(owner_address),
+            hour,
+            hour + 3600,
+            4_000,
+            workload.evidence(meter, hour, 4_000),
         ),
     )
     cert_id = workload.c.registry.events.CertificateIssued().process_receipt(receipt)[0]["args"][

@@ -10,6 +10,7 @@ from sqlmodel import Session, select
 from backend.chain.contracts import chain_for
 from backend.chain.transactions import send
 from backend.market.models import SignedOrder
+from backend.market.orders import default_meter_id
 from indexer.outbox import OutboxPublisher, RedisStreamSink
 from tests.fixtures.api import SLOT, match, wallet_bid
 from tests.fixtures.indexing import catch_up
@@ -215,6 +216,15 @@ def test_orders_are_validated_before_storing(market):
         "/v1/trading/orders", headers=seller, json={**base, "side": "buy", "delivery_start": period}
     )
     assert broke.status_code == 422 and broke.json()["type"].endswith("/insufficient-funds")
+    # an offer from somebody else's meter (the wallet buyer's, public in every trade it makes)
+    borrowed = "0x" + default_meter_id(market["wallet"].address).hex()
+    squat = client.post(
+        "/v1/trading/orders",
+        headers=seller,
+        json={**base, "delivery_start": period, "meter_id": borrowed},
+    )
+    assert squat.status_code == 403 and squat.json()["type"].endswith("/meter-not-owned")
+    assert squat.json()["meter_id"] == borrowed
     # a wallet order signed by somebody else
     typed = client.get(
         "/v1/trading/order-typed-data",
