@@ -54,7 +54,8 @@ class IssuanceReport:
 def record_due_hours(
     session: Session, *, now: int, deadline_s: int, gate_s: int, lookback_s: int
 ) -> IssuanceReport:
-    """Insert a `rec_issuances` row for every closed device-hour with metered export."""
+    """Insert a `rec_issuances` row for every closed device-hour with verified metered export
+    (an hour with unverified quarters only counts them as missing)."""
     report = IssuanceReport()
     devices = session.exec(select(Device).where(Device.status == DeviceStatus.APPROVED)).all()
     values: list[dict[str, Any]] = []
@@ -68,6 +69,7 @@ def record_due_hours(
             )
             .where(
                 MeterReading.meter_id == meter,
+                col(MeterReading.verified).is_(True),  # only verified export issues RECs
                 MeterReading.interval_start >= max(now - lookback_s, 0),
                 MeterReading.interval_start < now - gate_s - HOUR + 1,
             )
