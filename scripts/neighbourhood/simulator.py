@@ -12,7 +12,10 @@ The clock: every `sim_seconds_per_day / 96` wall seconds the chain jumps to the 
 time; services run with GRIDLEDGER_CLOCK=chain. At each boundary the ended slot's readings
 go out: household (consumer) meters publish their own over MQTT (QoS 1) when a broker
 answers, and the head-end (the operator account) posts the others in one REST bulk
-request (all of them without a broker); one meter goes silent for half an hour a day; at
+request (all of them without a broker). Every meter signs its readings (EIP-712
+`MeterReading`) with its own key, whose address the owner gives at registration and the
+operator, as registrar, approves: only signed readings settle and issue. One meter goes
+silent for half an hour a day; at
 each hour
 agents place orders for the hour after next, prosumers offer new certificates, the
 aggregator buys and retires.
@@ -46,6 +49,7 @@ from backend.chain.transactions import send, signer
 from backend.core.config import Settings
 from backend.core.db import get_engine
 from backend.core.errors import GridLedgerError
+from backend.meters.signing import SignedValues, sign_reading
 from indexer.models import DeviceStatus
 from scripts.neighbourhood.client import ApiError, Participant
 from scripts.neighbourhood.profiles import SLOT_SECONDS, Household, PvSystem
@@ -180,6 +184,7 @@ class Stats:
     orders: int = 0
     rejected: int = 0
     readings: int = 0  # stored from REST
+    verified: int = 0  # of those, verified (meter-signed)
     published: int = 0  # sent over MQTT
     rec_offers: int = 0
     claims: int = 0
@@ -205,6 +210,7 @@ class Neighbourhood:
             address=to_checksum_address(c["GridUSD"].address), abi=c["GridUSD"].abi
         )
         self.market_address = c["EnergyMarket"].address
+        self.registry_address = to_checksum_address(c["RECRegistry"].address)
         self.deployer = signer(settings.deployer_private_key.get_secret_value())
         self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="agent")
         self.stats = Stats()
@@ -220,6 +226,12 @@ class Neighbourhood:
 
     def _wallet(self, name: str) -> LocalAccount:
         return EthAccount.from_key(keccak(text=f"gridledger-neighbourhood|{self.seed}|{name}"))
+
+    def meter_key(self, agent: Agent) -> LocalAccount:
+        """The key in the agent's meter (deterministic: the same neighbourhood, the same keys)."""
+        return EthAccount.from_key(
+            keccak(text=f"gridledger-neighbourhood-meter|{self.seed}|{agent.name}")
+        )
 
     def _build_agents(self) -> None:
         rng = random.Random(f"agents|{self.seed}")
@@ -353,15 +365,27 @@ class Neighbourhood:
             )
 
     def _register_meter(self, agent: Agent) -> None:
+        """The owner registers the meter with its key's address; the operator, as registrar,
+        approves the declared capacity and that key (again on a re-run: idempotent)."""
         kind = {"prosumer": "both", "consumer": "import", "battery": "both"}[agent.role]
         capacity = agent.pv.peak_w if agent.pv else 30_000
         reply = agent.participant.request(
             "POST",
             "/v1/meters",
             ok=(409,),
-            json={"name": f"{agent.name}-meter", "kind": kind, "capacity_w": capacity},
+            json={
+                "name": f"{agent.name}-meter",
+                "kind": kind,
+                "capacity_w": capacity,
+                "signing_key": self.meter_key(agent).address,
+            },
         )
         agent.meter_id = reply["meter_id"]
+        self.operator.request(
+            "POST",
+            f"/v1/meters/{agent.meter_id}/approval",
+            json={"capacity_w": capacity, "signing_key": self.meter_key(agent).address},
+        )
 
     def _register_device(self, agent: Agent) -> None:
         mine = agent.participant.request(
@@ -425,6 +449,10 @@ class Neighbourhood:
                 import_wh, export_wh = agent.home.consumption_wh(slot, seed=self.seed), 0
             else:
                 import_wh, export_wh = self.battery.charge_per_slot, self.battery.discharge_per_slot
+            values = SignedValues(bytes.fromhex(agent.meter_id[2:]), slot, 900, import_wh, export_wh)
+            signature = sign_reading(
+                values, self.meter_key(agent).key, self.deployment.chain_id, self.registry_address
+            )
             rows.append(
                 {
                     "meterId": agent.meter_id,
@@ -434,6 +462,7 @@ class Neighbourhood:
                     "exportWh": export_wh,
                     "unit": "Wh",
                     "quality": "high",
+                    "signature": "0x" + signature.hex(),
                 }
             )
         return rows
@@ -448,6 +477,7 @@ class Neighbourhood:
             rest = self.readings(slot)
         result = self.operator.request("POST", "/v1/energy/readings/bulk", json=rest)
         self.stats.readings += result["accepted"] + result["corrected"]
+        self.stats.verified += result["verified"]
         if result["rejected"]:
             log.warning(
                 "slot %s: %s readings rejected: %s",

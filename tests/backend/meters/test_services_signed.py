@@ -7,14 +7,18 @@ are stored and shown but never settle; a verified one changes only through a pro
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlmodel import select
 
 from backend.accounts.models import Account
 from backend.meters.models import MeterReading, ReadingCorrection
 from backend.meters.services import ingest_readings, suspend_meter
-from backend.meters.trust import ReadingDomain
+from backend.meters.signing import typed_data
+from backend.meters.trust import ReadingDomain, signed_values
 from backend.meters.validation import iso
+from tests.fixtures.javascript import js_parse, run_node
 from tests.fixtures.meters import NOW, TEST_CHAIN_ID, TEST_REGISTRY, approve, meter_key, signed
 
 DOMAIN = ReadingDomain(TEST_CHAIN_ID, TEST_REGISTRY)
@@ -195,3 +199,25 @@ def test_a_malformed_signature_is_rejected_with_the_reason(world):
     _, solar, _, ingest = world
     result = ingest([{**export(solar.meter_id), "signature": "0x1234"}])
     assert result.rejected == 1 and "65 bytes" in result.rejections[0].reason
+
+
+def test_a_javascript_wallet_signs_the_typed_data_and_the_backend_verifies_it(world):
+    """A meter gateway or a browser wallet signing `typed_data(...)` with eth-sig-util or viem
+    (the document as JavaScript parses it) produces signatures the ingest verifies."""
+    session, solar, _, ingest = world
+    key = meter_key("solar")
+    lines = []
+    for slot in (SLOT, SLOT - 900):
+        values = signed_values(
+            {"meter_id": solar.meter_id, "interval_start": slot, "import_wh": 3, "export_wh": 777}
+        )
+        document = typed_data(values, DOMAIN.chain_id, DOMAIN.registry)
+        lines.append(json.dumps({"key": "0x" + key.key.hex(), "document": js_parse(json.dumps(document))}))
+    replies = [json.loads(line) for line in run_node("sign_documents.mjs", stdin="\n".join(lines)).splitlines()]
+    bodies = [
+        {**export(solar.meter_id, slot, wh=777), "signature": reply[signer]}
+        for slot, reply, signer in zip((SLOT, SLOT - 900), replies, ("eth-sig-util", "viem"), strict=True)
+    ]
+    result = ingest(bodies)
+    assert (result.accepted, result.verified) == (2, 2)
+    assert {stored(session, solar.meter_id, s).signer for s in (SLOT, SLOT - 900)} == {key.address}
