@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from eth_abi import encode as abi_encode
 from coincurve import PublicKey
+from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_checksum_address
 
 from backend.chain.contracts import ViewCall, chain_for

@@ -32,7 +32,9 @@ class MeterKind(StrEnum):
 class MeterStatus(StrEnum):
     """A meter's standing with the registrar (mirrors `RECRegistry.MeterStatus`)."""
 
-    PENDING = "pending"  # registered by its owner, not yet approved: its signatures count for nothing
+    PENDING = (
+        "pending"  # registered by its owner, not yet approved: its signatures count for nothing
+    )
     APPROVED = "approved"  # readings signed with `signing_key` are verified
     SUSPENDED = "suspended"  # approval withdrawn; re-approval restores it
 

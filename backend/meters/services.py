@@ -33,16 +33,17 @@ from sqlalchemy import (
     bindparam,
     text,
 )
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, select
 
 from backend.accounts.models import Account, Role
 from backend.chain import clock
 from backend.core.config import Settings, get_settings
+from backend.core.utc import utc_now
 from backend.meters import trust
 from backend.meters.broker_auth import mosquitto_hash
 from backend.meters.broker_auth import verify as verify_mqtt
-from backend.core.utc import utc_now
 from backend.meters.errors import (
     MeterAccessDenied,
     MeterAlreadyRegistered,
@@ -101,7 +102,10 @@ STAGING_DDL = {
 }
 JOINED = "r.meter_id = s.meter_id AND r.interval_start = s.interval_start"
 DIFFERS = "(s.import_wh <> r.import_wh OR s.export_wh <> r.export_wh)"
-FILLS = "(s.import_wh IS NOT NULL AND r.import_wh IS NULL) OR (s.export_wh IS NOT NULL AND r.export_wh IS NULL)"
+FILLS = (
+    "(s.import_wh IS NOT NULL AND r.import_wh IS NULL) "
+    "OR (s.export_wh IS NOT NULL AND r.export_wh IS NULL)"
+)
 # A verified reading is a complete statement of its interval (what was signed): it replaces
 # both values, so dropping a stored value is a correction too. An unverified one only changes
 # the values it carries.
@@ -199,9 +203,7 @@ def find_meter(session: Session, meter: str) -> Meter:
     return found
 
 
-def approve_meter(
-    session: Session, registrar: Account, meter: Meter, data: MeterApproval
-) -> Meter:
+def approve_meter(session: Session, registrar: Account, meter: Meter, data: MeterApproval) -> Meter:
     """Approve (or re-approve: capacity, key rotation) `meter`: from now on readings signed with
     its key are verified and its export is capped at the approved capacity. Not committed: the
     route commits once the chain has it too."""
@@ -248,14 +250,14 @@ def meter_limits(connection: Connection, meter_ids: set[str]) -> dict[str, Meter
     if not meter_ids:
         return {}
     rows = connection.execute(
-        select(
-            Meter.meter_id,
-            Meter.kind,
-            Meter.capacity_w,
-            Meter.approved_capacity_w,
-            Meter.owner_id,
-            Meter.status,
-            Meter.signing_key,
+        sa_select(  # seven columns: more than sqlmodel's typed overloads of select
+            col(Meter.meter_id),
+            col(Meter.kind),
+            col(Meter.capacity_w),
+            col(Meter.approved_capacity_w),
+            col(Meter.owner_id),
+            col(Meter.status),
+            col(Meter.signing_key),
         ).where(col(Meter.meter_id).in_(sorted(meter_ids)))
     )
     return {

@@ -149,9 +149,7 @@ def exports(
     """The meter's verified export per slot, and the slots that have only unverified export
     (owner-posted, unsigned): those settle as missing data."""
     rows = session.exec(
-        select(
-            MeterReading.interval_start, MeterReading.export_wh, MeterReading.verified
-        ).where(
+        select(MeterReading.interval_start, MeterReading.export_wh, MeterReading.verified).where(
             func.lower(MeterReading.meter_id) == meter_id.lower(),
             MeterReading.interval_start >= start,
             MeterReading.interval_start < end,

@@ -449,7 +449,9 @@ class Neighbourhood:
                 import_wh, export_wh = agent.home.consumption_wh(slot, seed=self.seed), 0
             else:
                 import_wh, export_wh = self.battery.charge_per_slot, self.battery.discharge_per_slot
-            values = SignedValues(bytes.fromhex(agent.meter_id[2:]), slot, 900, import_wh, export_wh)
+            values = SignedValues(
+                bytes.fromhex(agent.meter_id[2:]), slot, 900, import_wh, export_wh
+            )
             signature = sign_reading(
                 values, self.meter_key(agent).key, self.deployment.chain_id, self.registry_address
             )

@@ -161,7 +161,9 @@ def test_every_meter_is_approved_and_signs_every_reading(stack):
     meters = stack.rows("SELECT meter_id, status, signing_key FROM meters")
     assert meters and all(m.status == "approved" and m.signing_key for m in meters)
     keys = {m.meter_id: m.signing_key for m in meters}
-    readings = stack.rows("SELECT meter_id, verified, signature, signer, source FROM meter_readings")
+    readings = stack.rows(
+        "SELECT meter_id, verified, signature, signer, source FROM meter_readings"
+    )
     assert {r.source for r in readings} == {"mqtt", "rest"}
     assert all(r.verified and r.signature and r.signer == keys[r.meter_id] for r in readings)
     assert stack.rows("SELECT count(*) FROM reconciliations WHERE unverified_slots > 0")[0][0] == 0

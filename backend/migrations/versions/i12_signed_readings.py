@@ -27,7 +27,9 @@ def upgrade() -> None:
         batch.add_column(sa.Column("signing_key", sa.String(42), nullable=True))
         batch.add_column(sa.Column("approved_capacity_w", sa.BigInteger(), nullable=True))
         batch.add_column(sa.Column("approved_by", sa.Uuid(), nullable=True))
-        batch.add_column(sa.Column("approved_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
+        batch.add_column(
+            sa.Column("approved_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True)
+        )
         batch.create_foreign_key(
             "fk_meters_approved_by_accounts", "accounts", ["approved_by"], ["id"]
         )

@@ -32,7 +32,7 @@ def export(meter: str, start: int = SLOT, wh: int = 1_000) -> dict:
 
 @pytest.fixture(params=[pytest.param("postgresql", marks=pytest.mark.postgres), "sqlite"])
 def world(request, meter_settings):
-    session, owner, other, solar, house = request.getfixturevalue(
+    session, _owner, _other, solar, house = request.getfixturevalue(
         "metered" if request.param == "postgresql" else "sqlite_metered"
     )
     approve(session, solar, meter_key("solar"))
@@ -99,7 +99,7 @@ def test_a_signature_replayed_to_another_reading_is_unverified(world, replay):
 
 
 def test_a_signature_of_another_chain_or_registry_is_unverified(world):
-    session, solar, _, ingest = world
+    _session, solar, _, ingest = world
     elsewhere = ReadingDomain(TEST_CHAIN_ID, "0x" + "77" * 20)
     assert ingest([signed(export(solar.meter_id), meter_key("solar"), elsewhere)]).verified == 0
 
@@ -181,14 +181,20 @@ def test_a_signed_reading_upgrades_an_unverified_one(world):
     row = stored(session, solar.meter_id, other)
     assert (row.export_wh, row.verified, row.revision) == (700, True, 1)
     audit = session.exec(select(ReadingCorrection)).one()
-    assert (audit.previous_export_wh, audit.previous_verified, audit.verified) == (2_000, False, True)
+    assert (audit.previous_export_wh, audit.previous_verified, audit.verified) == (
+        2_000,
+        False,
+        True,
+    )
 
 
 def test_export_above_the_approved_capacity_is_rejected_with_the_reason(world):
     session, solar, _, ingest = world
     approve(session, solar, meter_key("solar"), capacity_w=4_000)  # declared 10 kW
     body = signed(export(solar.meter_id, wh=1_001), meter_key("solar"), DOMAIN)
-    result = ingest([body, signed(export(solar.meter_id, SLOT - 900, 1_000), meter_key("solar"), DOMAIN)])
+    result = ingest(
+        [body, signed(export(solar.meter_id, SLOT - 900, 1_000), meter_key("solar"), DOMAIN)]
+    )
     assert (result.accepted, result.rejected) == (1, 1)
     assert result.rejections[0].reason == (
         "exportWh 1001 exceeds the meter's approved capacity 4000 W x 15 min = 1000 Wh"
@@ -212,11 +218,18 @@ def test_a_javascript_wallet_signs_the_typed_data_and_the_backend_verifies_it(wo
             {"meter_id": solar.meter_id, "interval_start": slot, "import_wh": 3, "export_wh": 777}
         )
         document = typed_data(values, DOMAIN.chain_id, DOMAIN.registry)
-        lines.append(json.dumps({"key": "0x" + key.key.hex(), "document": js_parse(json.dumps(document))}))
-    replies = [json.loads(line) for line in run_node("sign_documents.mjs", stdin="\n".join(lines)).splitlines()]
+        lines.append(
+            json.dumps({"key": "0x" + key.key.hex(), "document": js_parse(json.dumps(document))})
+        )
+    replies = [
+        json.loads(line)
+        for line in run_node("sign_documents.mjs", stdin="\n".join(lines)).splitlines()
+    ]
     bodies = [
         {**export(solar.meter_id, slot, wh=777), "signature": reply[signer]}
-        for slot, reply, signer in zip((SLOT, SLOT - 900), replies, ("eth-sig-util", "viem"), strict=True)
+        for slot, reply, signer in zip(
+            (SLOT, SLOT - 900), replies, ("eth-sig-util", "viem"), strict=True
+        )
     ]
     result = ingest(bodies)
     assert (result.accepted, result.verified) == (2, 2)

@@ -30,7 +30,7 @@ def bearer(account, settings):
 
 @pytest.fixture
 def api(metered, meter_settings):
-    session, owner, other, solar, house = metered
+    session, owner, other, _solar, _house = metered
     registrar = Account(address="0x" + "ee" * 20, roles=["participant", "registrar"])
     provider = Account(address="0x" + "d0" * 20, roles=["participant", "meter_data_provider"])
     session.add_all([registrar, provider])
@@ -44,13 +44,15 @@ def api(metered, meter_settings):
 
 def register(client, headers, key: str | None):
     body = {"name": "meter:roof", "capacity_w": 8_000}
-    reply = client.post("/v1/meters", json=body | ({"signing_key": key} if key else {}), headers=headers)
+    reply = client.post(
+        "/v1/meters", json=body | ({"signing_key": key} if key else {}), headers=headers
+    )
     assert reply.status_code == 201, reply.text
     return reply.json()
 
 
 def test_register_pending_then_registrar_approves_and_signed_readings_verify(api):
-    client, session, who = api
+    client, _session, who = api
     key = meter_key("roof")
     meter = register(client, who["owner"], key.address.lower())
     assert (meter["status"], meter["signing_key"]) == ("pending", key.address)
@@ -62,10 +64,18 @@ def test_register_pending_then_registrar_approves_and_signed_readings_verify(api
     early = client.post("/v1/energy/readings", json=body, headers=who["owner"])
     assert early.json()["verified"] == 0  # pending: the signature counts for nothing yet
 
-    assert client.post(f"{path}/approval", json={"capacity_w": 4_000}, headers=who["owner"]).status_code == 403
+    assert (
+        client.post(
+            f"{path}/approval", json={"capacity_w": 4_000}, headers=who["owner"]
+        ).status_code
+        == 403
+    )
     approved = client.post(f"{path}/approval", json={"capacity_w": 4_000}, headers=who["registrar"])
     assert approved.status_code == 200, approved.text
-    assert (approved.json()["status"], approved.json()["approved_capacity_w"]) == ("approved", 4_000)
+    assert (approved.json()["status"], approved.json()["approved_capacity_w"]) == (
+        "approved",
+        4_000,
+    )
     shown = client.get(path, headers=who["owner"]).json()
     assert (shown["status"], shown["signing_key"]) == ("approved", key.address)
     assert client.get(path, headers=who["other"]).status_code == 403
@@ -87,8 +97,14 @@ def test_register_pending_then_registrar_approves_and_signed_readings_verify(api
         headers=who["owner"],
     ).json()
     by_start = {p["start"][:19]: p for p in series["points"]}
-    assert (by_start[iso(NOW - 900)[:19]]["verified_wh"], by_start[iso(NOW - 900)[:19]]["wh"]) == (600, 600)
-    assert (by_start[iso(NOW - 2700)[:19]]["verified_wh"], by_start[iso(NOW - 2700)[:19]]["wh"]) == (0, 900)
+    assert (by_start[iso(NOW - 900)[:19]]["verified_wh"], by_start[iso(NOW - 900)[:19]]["wh"]) == (
+        600,
+        600,
+    )
+    assert (
+        by_start[iso(NOW - 2700)[:19]]["verified_wh"],
+        by_start[iso(NOW - 2700)[:19]]["wh"],
+    ) == (0, 900)
 
     suspended = client.post(f"{path}/suspension", headers=who["registrar"])
     assert suspended.json()["status"] == "suspended"
