@@ -82,7 +82,13 @@ def recover(row: dict[str, Any], signature: bytes, domain: ReadingDomain | None)
     """The address that signed this row's values, None when it cannot be told."""
     if domain is None:
         return None
-    return reading_signer(signed_values(row), signature, domain.chain_id, domain.registry)
+    return _signer(signed_values(row), signature, domain.chain_id, domain.registry)
+
+
+@lru_cache(maxsize=16_384)
+def _signer(values: SignedValues, signature: bytes, chain_id: int, registry: str) -> str | None:
+    """Cached: a redelivered MQTT message or a retried batch repeats the same signed readings."""
+    return reading_signer(values, signature, chain_id, registry)
 
 
 def meter_signed(limits: MeterLimits, signer: str | None) -> bool:

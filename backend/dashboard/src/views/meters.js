@@ -1,4 +1,5 @@
-// Meters: the neighbourhood aggregate for everybody; my own generation vs consumption when signed in.
+// Meters: the neighbourhood aggregate for everybody; my own generation vs consumption when signed in,
+// with the unverified part (readings not signed by the approved meter key: shown, never paid) apart.
 import { get, getMine, query, signedIn } from "../api.js";
 import { COLORS, draw } from "../charts.js";
 import { $, approx, hhmm, time } from "../format.js";
@@ -28,9 +29,11 @@ export function setupMeterForm() {
     try {
       const [generation, consumption] = await Promise.all(["generation", "consumption"].map(
         (direction) => getMine(query(`/v1/energy/${direction}`, { meterId, aggregation: "hourly" }))));
+      const meter = await getMine(`/v1/meters/${encodeURIComponent(meterId)}`);
       const hours = [...new Set([...generation.points, ...consumption.points].map((p) => p.start))].sort();
-      const byStart = (series) => new Map(series.points.map((p) => [p.start, p.wh / 1000]));
+      const byStart = (series, wh = (p) => p.verified_wh) => new Map(series.points.map((p) => [p.start, wh(p) / 1000]));
       const g = byStart(generation), c = byStart(consumption);
+      const unverified = byStart(generation, (p) => p.wh - p.verified_wh);
       $("#meter-chart-box").hidden = false;
       draw($("#meter-chart"), {
         data: {
@@ -38,10 +41,12 @@ export function setupMeterForm() {
           datasets: [
             { type: "line", label: "Generation kWh", data: hours.map((s) => g.get(s) ?? 0), borderColor: COLORS.green, backgroundColor: COLORS.green },
             { type: "line", label: "Consumption kWh", data: hours.map((s) => c.get(s) ?? 0), borderColor: COLORS.red, backgroundColor: COLORS.red },
+            { type: "line", label: "Unverified generation kWh (not paid)", data: hours.map((s) => unverified.get(s) ?? 0), borderColor: "#9ca3af", backgroundColor: "#9ca3af", borderDash: [6, 4] },
           ],
         },
       });
-      message.textContent = `${hours.length} hours for meter ${meterId}.`;
+      const key = meter.signing_key ? `, signing key ${meter.signing_key}` : ", no signing key";
+      message.textContent = `${hours.length} hours for meter ${meterId}: ${meter.status}${key}.`;
     } catch (error) {
       message.textContent = error.status === 404 && error.problem?.type?.endsWith("/not-found") && !error.problem.detail
         ? "Meter data is not available on this server." : error.message;
