@@ -13,6 +13,7 @@ with `erc1271_accepts` (an address without code, or one that reverts, accepts no
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from coincurve import PublicKey
@@ -44,7 +45,15 @@ def ecdsa_signer(digest: bytes, signature: bytes) -> str | None:
         )
     except Exception:  # r or s out of range, no point on the curve: coincurve raises ValueError
         return None
-    return to_checksum_address(keccak(public.format(compressed=False)[1:])[-20:])
+    return address_of(public.format(compressed=False))
+
+
+@lru_cache(maxsize=4_096)
+def address_of(public_key: bytes) -> str:
+    """The checksummed address of an uncompressed public key. Cached: one key signs many
+    messages (a meter its readings, a market maker its orders), and keccak plus the checksum
+    cost about as much as the recovery itself."""
+    return to_checksum_address(keccak(public_key[1:])[-20:])
 
 
 def is_valid_signature_call(address: str, digest: bytes, signature: bytes) -> ViewCall:
