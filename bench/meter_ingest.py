@@ -40,13 +40,13 @@ from sqlmodel import Session
 from backend.accounts.models import Account
 from backend.accounts.security import create_access_token
 from backend.chain.anvil import free_port
-from backend.chain.deployment import DeployedContract, Deployment
 from backend.core.config import PROJECT_ROOT, Settings
 from backend.core.db import make_engine
 from backend.meters.models import MeterReading
 from backend.meters.schemas import MeterApproval, MeterCreate
 from backend.meters.services import approve_meter, register_meter
 from backend.meters.signing import SignedValues, reading_digest
+from backend.meters.trust import ReadingDomain, write_domain
 from backend.meters.validation import iso, parse_timestamp
 from bench._database import scratch_schema
 
@@ -111,18 +111,6 @@ def sign(readings: list[dict[str, Any]], keys: dict[str, PrivateKey]) -> list[di
         )
         reading["signature"] = "0x" + raw[:64].hex() + f"{raw[64] + 27:02x}"
     return readings
-
-
-def write_domain(path: Path) -> Path:
-    """A deployment file naming the registry of the readings' EIP-712 domain."""
-    Deployment(
-        chain_id=CHAIN_ID,
-        block_number=0,
-        genesis_hash="0x" + "00" * 32,
-        deployed_at=datetime.now(UTC),
-        contracts={"RECRegistry": DeployedContract(address=REGISTRY, block_number=0, abi=[])},
-    ).write(path)
-    return path
 
 
 def start_api(url: str, deployment: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -368,7 +356,9 @@ def run() -> Iterator[dict[str, Any]]:
         # distinct interval ranges per measurement
         span = 900 * (max(READINGS, MQTT_READINGS, SIGNED_READINGS) // METERS + 10)
         headers = {"Authorization": f"Bearer {token}"}
-        deployment = write_domain(Path(tempfile.mkdtemp()) / "deployment.json")
+        deployment = write_domain(
+            Path(tempfile.mkdtemp()) / "deployment.json", ReadingDomain(CHAIN_ID, REGISTRY)
+        )
         bodies = [orjson.dumps(b) for b in batches(meter_ids, READINGS, now - 900)]
         rest_rate, p99_ms, stored = rest(url, bodies, headers, deployment)
         yield {

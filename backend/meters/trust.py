@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from eth_utils import to_checksum_address
 
-from backend.chain.deployment import Deployment, DeploymentNotFound
+from backend.chain.deployment import DeployedContract, Deployment, DeploymentNotFound
 from backend.core.config import Settings
 from backend.meters.models import INTERVAL_SECONDS, MeterStatus
 from backend.meters.signing import SignedValues, reading_signer
@@ -56,6 +57,21 @@ def _domain(path: Path, mtime: float) -> ReadingDomain | None:
     if registry is None:
         return None
     return ReadingDomain(deployment.chain_id, to_checksum_address(registry.address))
+
+
+def write_domain(path: Path, domain: ReadingDomain) -> Path:
+    """A deployment file naming only the registry of `domain`: readings verify against it with
+    no chain (an offline checker, tests, benchmarks)."""
+    Deployment(
+        chain_id=domain.chain_id,
+        block_number=0,
+        genesis_hash="0x" + "00" * 32,
+        deployed_at=datetime.now(UTC),
+        contracts={
+            "RECRegistry": DeployedContract(address=domain.registry, block_number=0, abi=[])
+        },
+    ).write(path)
+    return path
 
 
 def parse_signature(value: object) -> bytes | None:
