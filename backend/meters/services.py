@@ -203,6 +203,18 @@ def find_meter(session: Session, meter: str) -> Meter:
     return found
 
 
+def list_meters(
+    session: Session, account: Account, status: MeterStatus | None = None
+) -> list[Meter]:
+    """The caller's meters; a registrar's view is every meter (its queue: `status=pending`)."""
+    query = select(Meter).order_by(col(Meter.created_at), col(Meter.meter_id))
+    if not account.has_role(Role.REGISTRAR):
+        query = query.where(Meter.owner_id == account.id)
+    if status is not None:
+        query = query.where(Meter.status == status)
+    return list(session.exec(query.limit(1_000)).all())
+
+
 def approve_meter(session: Session, registrar: Account, meter: Meter, data: MeterApproval) -> Meter:
     """Approve (or re-approve: capacity, key rotation) `meter`: from now on readings signed with
     its key are verified and its export is capped at the approved capacity. Not committed: the

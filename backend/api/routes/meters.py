@@ -14,7 +14,7 @@ from backend.api.problem_docs import raises
 from backend.core.errors import InvalidInput, NotFound
 from backend.meters import services
 from backend.meters.errors import ReadingRejectedError
-from backend.meters.models import Meter
+from backend.meters.models import Meter, MeterStatus
 from backend.meters.schemas import (
     Aggregation,
     Direction,
@@ -48,6 +48,14 @@ def register_meter(data: MeterCreate, session: SessionDep, account: CurrentAccou
     """Register a meter (status `pending`): a registrar approves its capacity and signing key
     before anything it signs is verified."""
     return services.register_meter(session, account, data)
+
+
+@router.get("/meters", response_model=list[MeterPublic])
+def list_meters(
+    session: SessionDep, account: CurrentAccount, status: MeterStatus | None = None
+) -> list[Meter]:
+    """My meters; for a registrar every meter (`?status=pending`: the approval queue)."""
+    return services.list_meters(session, account, status)
 
 
 @router.get("/meters/{meter}", response_model=MeterPublic, responses=raises(NotFound))

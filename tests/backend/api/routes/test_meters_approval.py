@@ -64,6 +64,11 @@ def test_register_pending_then_registrar_approves_and_signed_readings_verify(api
     early = client.post("/v1/energy/readings", json=body, headers=who["owner"])
     assert early.json()["verified"] == 0  # pending: the signature counts for nothing yet
 
+    queue = client.get("/v1/meters", params={"status": "pending"}, headers=who["registrar"]).json()
+    assert meter["meter_id"] in {m["meter_id"] for m in queue}
+    mine = client.get("/v1/meters", headers=who["other"]).json()
+    assert meter["meter_id"] not in {m["meter_id"] for m in mine}  # not the other owner's
+
     assert (
         client.post(
             f"{path}/approval", json={"capacity_w": 4_000}, headers=who["owner"]
