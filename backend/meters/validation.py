@@ -34,15 +34,22 @@ KNOWN_FIELDS = {
     "metadata",
     "version",
     "standard",
+    "signature",
 }
 
 
 @dataclass(frozen=True)
 class MeterLimits:
+    """What a reading of one meter is checked against. `capacity_w` caps export: the approved
+    capacity once the registrar approved one, else the owner's declared capacity."""
+
     meter_id: str
     kind: str
     capacity_w: int
     owner_id: uuid.UUID | None = None
+    status: str = "pending"  # a MeterStatus
+    signing_key: str | None = None
+    capacity_approved: bool = False
 
 
 class ReadingRejected(Exception):
@@ -180,7 +187,8 @@ def validate_reading(
     export_limit = limits.capacity_w * INTERVAL_SECONDS // 3600
     if export_wh is not None and export_wh > export_limit:
         raise ReadingRejected(
-            f"exportWh {export_wh} exceeds the device capacity "
+            f"exportWh {export_wh} exceeds the meter's "
+            f"{'approved' if limits.capacity_approved else 'declared'} capacity "
             f"{limits.capacity_w} W x 15 min = {export_limit} Wh"
         )
     if import_wh is not None and import_wh > max_import_wh:

@@ -59,7 +59,8 @@ class IssuanceReport:
 def record_due_hours(
     session: Session, *, now: int, deadline_s: int, gate_s: int, lookback_s: int
 ) -> IssuanceReport:
-    """Insert a `rec_issuances` row for every closed device-hour with metered export."""
+    """Insert a `rec_issuances` row for every closed device-hour with verified metered export
+    (an hour with unverified quarters only counts them as missing)."""
     report = IssuanceReport()
     devices = session.exec(select(Device).where(Device.status == DeviceStatus.APPROVED)).all()
     values: list[dict[str, Any]] = []
@@ -73,6 +74,7 @@ def record_due_hours(
             )
             .where(
                 MeterReading.meter_id == meter,
+                col(MeterReading.verified).is_(True),  # only verified export issues RECs
                 MeterReading.interval_start >= max(now - lookback_s, 0),
                 MeterReading.interval_start < now - gate_s - HOUR + 1,
             )
@@ -119,13 +121,15 @@ def apply_outcome(session: Session, batch: SettlementBatch, status: BatchStatus)
 
 
 def evidence_roots(session: Session, ctx: ChainContext, rows: list[RecIssuance]) -> list[bytes]:
-    """Per device-hour of one meter, the evidence root of the export readings behind it."""
+    """Per device-hour of one meter, the evidence root of the verified export readings behind it
+    (the same readings `record_due_hours` counted)."""
     chain_id, registry = ctx.w3.eth.chain_id, ctx.registry.address
     meter = rows[0].meter_id
     readings = session.exec(
         select(MeterReading).where(
             MeterReading.meter_id == meter,
             col(MeterReading.export_wh).is_not(None),
+            col(MeterReading.verified).is_(True),
             MeterReading.interval_start >= min(r.hour_start for r in rows),
             MeterReading.interval_start < max(r.hour_start for r in rows) + HOUR,
         )

@@ -13,7 +13,10 @@ The clock: every `sim_seconds_per_day / 96` wall seconds the chain jumps to the 
 time; services run with GRIDLEDGER_CLOCK=chain. At each boundary the ended slot's readings
 go out: household (consumer) meters publish their own over MQTT (QoS 1) when a broker
 answers, and the head-end (the operator account) posts the others in one REST bulk
-request (all of them without a broker); one meter goes silent for half an hour a day; at
+request (all of them without a broker). Every meter signs its readings (EIP-712
+`MeterReading`) with its own key, whose address the owner gives at registration and the
+operator, as registrar, approves: only signed readings settle and issue. One meter goes
+silent for half an hour a day; at
 each hour
 agents place orders for the hour after next, prosumers offer new certificates, the
 aggregator buys and retires.
@@ -47,6 +50,7 @@ from backend.chain.transactions import send, signer, transact
 from backend.core.config import Settings
 from backend.core.db import get_engine
 from backend.core.errors import GridLedgerError
+from backend.meters.signing import SignedValues, sign_reading
 from indexer.models import DeviceStatus
 from scripts.neighbourhood.client import ApiError, Participant
 from scripts.neighbourhood.meter_keys import meter_key
@@ -184,6 +188,7 @@ class Stats:
     orders: int = 0
     rejected: int = 0
     readings: int = 0  # stored from REST
+    verified: int = 0  # of those, verified (meter-signed)
     published: int = 0  # sent over MQTT
     rec_offers: int = 0
     claims: int = 0
@@ -212,6 +217,7 @@ class Neighbourhood:
         self.registry = self.w3.eth.contract(
             address=to_checksum_address(c["RECRegistry"].address), abi=c["RECRegistry"].abi
         )
+        self.registry_address = self.registry.address
         self.deployer = signer(settings.deployer_private_key.get_secret_value())
         self.registrar = signer(settings.registrar_private_key.get_secret_value())
         self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="agent")
@@ -228,6 +234,10 @@ class Neighbourhood:
 
     def _wallet(self, name: str) -> LocalAccount:
         return EthAccount.from_key(keccak(text=f"gridledger-neighbourhood|{self.seed}|{name}"))
+
+    def meter_key(self, agent: Agent) -> LocalAccount:
+        """The key in the agent's meter (deterministic: the same neighbourhood, the same keys)."""
+        return meter_key(self.seed, f"{agent.name}-meter")
 
     def _build_agents(self) -> None:
         rng = random.Random(f"agents|{self.seed}")
@@ -362,19 +372,33 @@ class Neighbourhood:
             )
 
     def _register_meter(self, agent: Agent) -> None:
+        """The owner registers the meter with its key's address; the operator, as registrar,
+        approves the declared capacity and that key (again on a re-run: idempotent)."""
         kind = {"prosumer": "both", "consumer": "import", "battery": "both"}[agent.role]
         capacity = agent.pv.peak_w if agent.pv else 30_000
         reply = agent.participant.request(
             "POST",
             "/v1/meters",
             ok=(409,),
-            json={"name": f"{agent.name}-meter", "kind": kind, "capacity_w": capacity},
+            json={
+                "name": f"{agent.name}-meter",
+                "kind": kind,
+                "capacity_w": capacity,
+                "signing_key": self.meter_key(agent).address,
+            },
         )
         agent.meter_id = reply["meter_id"]
-        agent.meter_key = meter_key(self.seed, f"{agent.name}-meter")
+        agent.meter_key = self.meter_key(agent)
+        self.operator.request(
+            "POST",
+            f"/v1/meters/{agent.meter_id}/approval",
+            json={"capacity_w": capacity, "signing_key": agent.meter_key.address},
+        )
 
     def _approve_meter(self, agent: Agent) -> None:
-        """The registrar approves the meter on chain with its capacity and signing key."""
+        """The registrar approves the meter on chain with its capacity and signing key (the
+        API's approval above marks it approved in the database; the API does not send the
+        transaction yet)."""
         if agent.meter_id is None or agent.meter_key is None:
             return
         meter = bytes.fromhex(agent.meter_id[2:])
@@ -450,6 +474,12 @@ class Neighbourhood:
                 import_wh, export_wh = agent.home.consumption_wh(slot, seed=self.seed), 0
             else:
                 import_wh, export_wh = self.battery.charge_per_slot, self.battery.discharge_per_slot
+            values = SignedValues(
+                bytes.fromhex(agent.meter_id[2:]), slot, 900, import_wh, export_wh
+            )
+            signature = sign_reading(
+                values, self.meter_key(agent).key, self.deployment.chain_id, self.registry_address
+            )
             rows.append(
                 {
                     "meterId": agent.meter_id,
@@ -459,6 +489,7 @@ class Neighbourhood:
                     "exportWh": export_wh,
                     "unit": "Wh",
                     "quality": "high",
+                    "signature": "0x" + signature.hex(),
                 }
             )
         return rows
@@ -473,6 +504,7 @@ class Neighbourhood:
             rest = self.readings(slot)
         result = self.operator.request("POST", "/v1/energy/readings/bulk", json=rest)
         self.stats.readings += result["accepted"] + result["corrected"]
+        self.stats.verified += result["verified"]
         if result["rejected"]:
             log.warning(
                 "slot %s: %s readings rejected: %s",

@@ -88,12 +88,12 @@ MALFORMED = [
     (
         "above capacity",
         reading("meter:solar-1", NOW - 900, export_wh=2_501),
-        "exceeds the device capacity",
+        "exceeds the meter's declared capacity",
     ),
     (
         "kWh above capacity",
         reading("meter:solar-1", NOW - 900, export_wh=2.6, unit="kWh"),
-        "exceeds the device capacity",
+        "exceeds the meter's declared capacity",
     ),
     (
         "bad unit",

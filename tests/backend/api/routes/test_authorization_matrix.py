@@ -39,6 +39,8 @@ PUBLIC = {
 ROLE_GATED = {
     ("POST", "/v1/recs/devices/{device_id}/approve"): "registrar",
     ("POST", "/v1/recs/devices/{device_id}/suspend"): "registrar",
+    ("POST", "/v1/meters/{meter}/approval"): "registrar",
+    ("POST", "/v1/meters/{meter}/suspension"): "registrar",
     ("GET", "/v1/settlement/flags"): "operator",
     ("GET", "/v1/admin/accounts"): "admin",
     ("PUT", "/v1/admin/accounts/{account_id}/roles"): "admin",
@@ -51,6 +53,7 @@ PATH_SAMPLES = {
     "order_id": "0x" + "ab" * 32,
     "transfer_id": "1",
     "device_id": "1",
+    "meter": "meter:nobody",
     "certificate_id": "1",
     "claim_id": "1",
     "trade_id": "1",

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from backend.market.meter_ownership import default_meter_id
+from backend.market.orders import default_meter_id
 from tests.fixtures.api import register_and_login, wallet_bid
 
 
