@@ -451,10 +451,79 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /**
+         * List Meters
+         * @description My meters; for a registrar every meter (`?status=pending`: the approval queue).
+         */
+        get: operations["list_meters_v1_meters_get"];
+        put?: never;
+        /**
+         * Register Meter
+         * @description Register a meter (status `pending`): a registrar approves its capacity and signing key
+         *     before anything it signs is verified.
+         */
+        post: operations["register_meter_v1_meters_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/meters/{meter}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Meter
+         * @description A meter, its approval status and signing key (its owner and registrars).
+         */
+        get: operations["get_meter_v1_meters__meter__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/meters/{meter}/approval": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
         get?: never;
         put?: never;
-        /** Register Meter */
-        post: operations["register_meter_v1_meters_post"];
+        /**
+         * Approve Meter
+         * @description Approve a meter (or re-approve: new capacity, key rotation): readings signed with its
+         *     key are verified from now on, export above the approved capacity is rejected.
+         */
+        post: operations["approve_meter_v1_meters__meter__approval_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/meters/{meter}/suspension": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Suspend Meter
+         * @description Suspend an approved meter: its signatures verify nothing until it is re-approved.
+         */
+        post: operations["suspend_meter_v1_meters__meter__suspension_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1545,6 +1614,18 @@ export interface components {
              * @description 15-minute readings present in the bucket
              */
             intervals: number;
+            /**
+             * Verified Wh
+             * @description the part of `wh` from verified readings (what settles)
+             * @default 0
+             */
+            verified_wh?: number;
+            /**
+             * Verified Intervals
+             * @description readings of the bucket that are verified; the rest are not paid
+             * @default 0
+             */
+            verified_intervals?: number;
         };
         /** EnergySeries */
         EnergySeries: {
@@ -1645,6 +1726,12 @@ export interface components {
             duplicate: number;
             /** Corrected */
             corrected: number;
+            /**
+             * Verified
+             * @description readings of the request stored as verified: signed by the meter's approved key, or posted by a metering data provider (only these settle trades and issue RECs)
+             * @default 0
+             */
+            verified?: number;
             /** Rejected */
             rejected: number;
             /**
@@ -1717,6 +1804,22 @@ export interface components {
              */
             penalties: string;
         };
+        /**
+         * MeterApproval
+         * @description A registrar's approval (or re-approval: new capacity, key rotation) of a meter.
+         */
+        MeterApproval: {
+            /**
+             * Capacity W
+             * @description approved capacity: caps export per interval
+             */
+            capacity_w: number;
+            /**
+             * Signing Key
+             * @description overrides the key the owner gave at registration
+             */
+            signing_key?: string | null;
+        };
         /** MeterCreate */
         MeterCreate: {
             /** Name */
@@ -1729,6 +1832,11 @@ export interface components {
             device_id?: (number | string) | null;
             /** Mqtt Password */
             mqtt_password?: string | null;
+            /**
+             * Signing Key
+             * @description address of the key the meter signs its readings with (registrar approves)
+             */
+            signing_key?: string | null;
         };
         /**
          * MeterKind
@@ -1752,12 +1860,27 @@ export interface components {
             capacity_w: number;
             /** Device Id */
             device_id: number | null;
+            status: components["schemas"]["MeterStatus"];
+            /** Signing Key */
+            signing_key: string | null;
+            /** Approved Capacity W */
+            approved_capacity_w: number | null;
+            /** Approved By */
+            approved_by: string | null;
+            /** Approved At */
+            approved_at: string | null;
             /**
              * Created At
              * Format: date-time
              */
             created_at: string;
         };
+        /**
+         * MeterStatus
+         * @description A meter's standing with the registrar (mirrors `RECRegistry.MeterStatus`).
+         * @enum {string}
+         */
+        MeterStatus: "pending" | "approved" | "suspended";
         /** NativeCurrency */
         NativeCurrency: {
             /**
@@ -2125,6 +2248,11 @@ export interface components {
             powerFactor?: number | null;
             /** Quality */
             quality?: ("high" | "medium" | "low" | "estimated") | null;
+            /**
+             * Signature
+             * @description the meter's EIP-712 signature of MeterReading{meterId, intervalStart, intervalSeconds, importWh, exportWh} (absent values as 0), domain GridLedger Meters / RECRegistry; without it the reading is stored unverified
+             */
+            signature?: string | null;
         } & {
             [key: string]: unknown;
         };
@@ -2184,6 +2312,12 @@ export interface components {
             expected_refund: string;
             /** Data Missing */
             data_missing: boolean;
+            /**
+             * Unverified Slots
+             * @description 15-minute slots of the trade that had only unverified readings (owner-posted, unsigned): settled as missing data
+             * @default 0
+             */
+            unverified_slots?: number;
             /** Status */
             status: string;
             /** Failure */
@@ -2270,7 +2404,7 @@ export interface components {
          * Role
          * @enum {string}
          */
-        Role: "participant" | "registrar" | "issuer" | "operator" | "admin";
+        Role: "participant" | "registrar" | "issuer" | "operator" | "meter_data_provider" | "admin";
         /**
          * RolesUpdate
          * @description The account's complete role list (replaces the current one).
@@ -4246,6 +4380,69 @@ export interface operations {
             };
         };
     };
+    list_meters_v1_meters_get: {
+        parameters: {
+            query?: {
+                status?: components["schemas"]["MeterStatus"] | null;
+            };
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MeterPublic"][];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate-limit window resets (the body's `retry_after`) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     register_meter_v1_meters_post: {
         parameters: {
             query?: never;
@@ -4282,6 +4479,271 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate-limit window resets (the body's `retry_after`) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_meter_v1_meters__meter__get: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                meter: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MeterPublic"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Resource not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate-limit window resets (the body's `retry_after`) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    approve_meter_v1_meters__meter__approval_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                meter: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MeterApproval"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MeterPublic"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Resource not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate-limit window resets (the body's `retry_after`) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    suspend_meter_v1_meters__meter__suspension_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                meter: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MeterPublic"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Resource not found */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4623,6 +5085,11 @@ export interface operations {
                     powerFactor?: number | null;
                     /** Quality */
                     quality?: ("high" | "medium" | "low" | "estimated") | null;
+                    /**
+                     * Signature
+                     * @description the meter's EIP-712 signature of MeterReading{meterId, intervalStart, intervalSeconds, importWh, exportWh} (absent values as 0), domain GridLedger Meters / RECRegistry; without it the reading is stored unverified
+                     */
+                    signature?: string | null;
                 } & {
                     [key: string]: unknown;
                 })[];
