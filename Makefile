@@ -76,8 +76,9 @@ lint: setup $(STAMPS)/slither
 	@mypy
 	@echo "lint: solhint, prettier (contracts)"
 	@npm run --silent lint:sol
-	@echo "lint: eslint (dashboard)"
+	@echo "lint: eslint, tsc (dashboard: its API calls against the generated OpenAPI types)"
 	@npm run --silent lint:js
+	@npm run --silent lint:types
 
 $(STAMPS)/slither-venv: toolchain/requirements-slither.txt
 	@echo "setup: installing slither-analyzer into $(SLITHER_VENV)"

@@ -6,7 +6,8 @@ import shutil
 
 import uvicorn
 
-from backend.core.config import Settings, get_settings
+from backend.core.config import Settings
+from backend.core.startup import settings_or_exit
 
 
 def serve(settings: Settings) -> None:
@@ -27,4 +28,4 @@ def serve(settings: Settings) -> None:
 
 
 if __name__ == "__main__":
-    serve(get_settings())
+    serve(settings_or_exit("api"))

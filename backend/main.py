@@ -17,6 +17,7 @@ from backend.api.middleware import IdempotencyMiddleware, MetricsMiddleware
 from backend.api.problem_docs import install_problem_docs
 from backend.api.problems import install_problem_handlers
 from backend.api.read_cache import ReadCache, ReadCacheMiddleware
+from backend.api.replay_guard import caller_still_allowed
 from backend.api.routes import CACHED_PUBLIC_READS, api_router, system
 from backend.core.config import Settings, get_settings
 from backend.core.errors import ServiceUnavailable
@@ -86,7 +87,7 @@ def create_app() -> FastAPI:
         ttl_s=defaults.public_cache_ttl_s,
         max_bytes=defaults.public_cache_max_bytes,
     )
-    app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(IdempotencyMiddleware, replay_guard=caller_still_allowed)
     app.add_middleware(ReadCacheMiddleware, cache=app.state.read_cache)
     app.add_middleware(MetricsMiddleware)
     app.include_router(api_router, prefix="/v1")

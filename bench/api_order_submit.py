@@ -57,7 +57,7 @@ def deposit_collateral(
 def presign(
     wallet: LocalAccount, *, chain_id: int, market: str, start: int, expiry: int
 ) -> list[tuple[eip712.Order, str]]:
-    meter = eip712.meter_id(f"meter:{wallet.address}")
+    meter = eip712.default_meter_id(wallet.address)
     signed = []
     for salt in range(PRESIGNED):
         order = eip712.Order(

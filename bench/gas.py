@@ -11,7 +11,7 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
-from backend.market.orders import BUY, SELL, SLOT_SECONDS, meter_id, sign_order
+from backend.market.orders import BUY, SELL, SLOT_SECONDS, default_meter_id, sign_order
 from bench._devnet import deployed_devnet
 
 TARGETS = {
@@ -53,7 +53,7 @@ def run() -> Iterator[dict[str, Any]]:
             receipt = wl.tx(
                 buyer,
                 market.fillOrder(
-                    offer.as_tuple(), signature, quantity, meter_id(f"meter:{buyer.address}")
+                    offer.as_tuple(), signature, quantity, default_meter_id(buyer.address)
                 ),
             )
             wl.remember_trades(receipt)
@@ -65,7 +65,7 @@ def run() -> Iterator[dict[str, Any]]:
         bid = wl.order(bob, BUY)
         gas["listing"] = wl.tx(bob, market.listOrder(bid.as_tuple()))["gasUsed"]
         receipt = wl.tx(
-            alice, market.fillOrder(bid.as_tuple(), b"", 1_000, meter_id(f"meter:{alice.address}"))
+            alice, market.fillOrder(bid.as_tuple(), b"", 1_000, default_meter_id(alice.address))
         )
         wl.remember_trades(receipt)
         gas["listed_fill"] = receipt["gasUsed"]
@@ -94,15 +94,24 @@ def run() -> Iterator[dict[str, Any]]:
         gas["settle_batch50_per_trade"] = receipt["gasUsed"] // 50
 
         device = wl.devices[alice.address]
+        meter = default_meter_id(alice.address)
         hour = (wl.now() // 3600 - 100) * 3600
         gas["issue_single"] = wl.tx(
-            wl.issuer, registry.issue(device, alice.address, hour, hour + 3600, 5_000)
+            wl.issuer,
+            registry.issue(
+                device, alice.address, hour, hour + 3600, 5_000, wl.evidence(meter, hour, 5_000)
+            ),
         )["gasUsed"]
         starts = [hour + 3600 * (1 + i) for i in range(50)]
         receipt = wl.tx(
             wl.issuer,
             registry.issueBatch(
-                device, alice.address, starts, [s + 3600 for s in starts], [5_000] * 50
+                device,
+                alice.address,
+                starts,
+                [s + 3600 for s in starts],
+                [5_000] * 50,
+                [wl.evidence(meter, s, 5_000) for s in starts],
             ),
             gas=10_000_000,
         )

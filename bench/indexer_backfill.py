@@ -18,6 +18,7 @@ from web3.types import RPCEndpoint
 
 from backend.chain.deployment import Deployment
 from backend.core.db import make_engine
+from backend.market.orders import default_meter_id
 from bench._database import scratch_schema
 from bench._devnet import deployed_devnet
 from indexer.base import Indexer, IndexerConfig
@@ -51,6 +52,7 @@ def generate(w3: Web3, wl: Workload, target_events: int) -> int:
             starts,
             [s + 3600 for s in starts],
             [4_000] * BATCH,
+            [wl.evidence(default_meter_id(owners[device_index].address), s, 4_000) for s in starts],
         )
         w3.eth.send_raw_transaction(
             wl.signed_call(wl.issuer, issue, nonce=nonce + i, gas=3_500_000)

@@ -22,7 +22,7 @@ from web3.types import RPCEndpoint
 from backend.accounts.models import Account
 from backend.core.config import Settings
 from backend.core.db import make_engine
-from backend.market.orders import SELL, Order, meter_id, sign_order
+from backend.market.orders import SELL, Order, default_meter_id, sign_order
 from backend.meters.schemas import MeterCreate
 from backend.meters.services import ingest_readings, register_meter
 from backend.meters.validation import iso
@@ -60,7 +60,7 @@ def make_trades(w3: Web3, wl: Workload, count: int) -> None:
             offer_template[seller.address] = offer
         signature = sign_order(offer, seller.key, wl.chain_id, market.address)
         fill = market.functions.fillOrder(
-            offer.as_tuple(), signature, offer.quantityWh, meter_id(f"meter:{buyer.address}")
+            offer.as_tuple(), signature, offer.quantityWh, default_meter_id(buyer.address)
         )
         raw = wl.signed_call(buyer, fill, nonce=nonces[buyer.address], gas=400_000)
         nonces[buyer.address] += 1

@@ -151,7 +151,7 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
      * - the caller must be `order.maker`.
      * - the order must not be listed or cancelled already, nor expired.
      * - `order.nonce` must equal the maker's current nonce; `order.quantityWh` must be non-zero.
-     * - ENERGY orders need a 15-minute aligned delivery period and a non-zero `meterId`.
+     * - ENERGY orders need a 15-minute aligned delivery period and a `meterId` the maker owns.
      *
      * Emits an {OrderListed} event.
      */
@@ -167,7 +167,7 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
         if (order.quantityWh == 0) revert EnergyMarketZeroQuantity(hash);
         if (order.product == Product.Energy) {
             _checkPeriod(order.deliveryStart, order.deliveryEnd);
-            if (order.meterId == bytes32(0)) revert EnergyMarketMeterRequired(order.maker);
+            _checkMeterOwner(order.maker, order.meterId);
         }
         record.listed = true;
         emit OrderListed(hash, order.maker, order);
@@ -217,7 +217,8 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
      * - the order must not be expired or cancelled, and its nonce must be the maker's current one.
      * - `quantityWh` must be non-zero and at most the order's unfilled quantity.
      * - ENERGY: 15-minute aligned delivery period that has not started yet (gate closure),
-     *   and non-zero meters on both sides.
+     *   and each side trades from a meter it owns (the top 20 bytes of a meter id are its
+     *   owner's address).
      * - the buyer must have approved the payment (ENERGY/REC) and the seller the certificates (REC).
      *
      * Emits a {TradeCreated} event (ENERGY) or a {CertificatesTraded} event (REC).
@@ -659,8 +660,8 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
         MarketState storage state = _state;
         tradeId = uint256(state.lastTradeId) + 1;
         if (product == Product.Energy) {
-            if (trade.sellerMeter == bytes32(0)) revert EnergyMarketMeterRequired(trade.seller);
-            if (trade.buyerMeter == bytes32(0)) revert EnergyMarketMeterRequired(trade.buyer);
+            _checkMeterOwner(trade.seller, trade.sellerMeter);
+            _checkMeterOwner(trade.buyer, trade.buyerMeter);
             trade.toleranceBps = state.toleranceBps;
             trade.penaltyBps = state.penaltyBps;
             trade.reclaimGracePeriod = state.reclaimGracePeriod;
@@ -817,6 +818,11 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
         if (deliveryStart % SLOT_SECONDS != 0 || deliveryEnd % SLOT_SECONDS != 0 || deliveryStart >= deliveryEnd) {
             revert EnergyMarketPeriodNotAligned(deliveryStart, deliveryEnd);
         }
+    }
+
+    /// @dev Meter ids are owner-bound: the top 20 bytes are the owner's address (RECRegistry).
+    function _checkMeterOwner(address account, bytes32 meterId) private pure {
+        if (address(bytes20(meterId)) != account) revert EnergyMarketNotMeterOwner(account, meterId);
     }
 
     function _checkSettlementParameters(uint16 newToleranceBps, uint16 newPenaltyBps) private pure {

@@ -3,18 +3,30 @@ pragma solidity 0.8.28;
 
 import {ERC1155} from "@openzeppelin/contracts/token/ERC1155/ERC1155.sol";
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 import {IRECRegistry} from "./interfaces/IRECRegistry.sol";
 
 /**
  * @title RECRegistry
  * @notice Renewable Energy Certificate registry after ERC-1888 on ERC-1155.
  *
- * - Anyone registers the devices they own; a registrar approves or suspends them.
+ * - Meters: a meter id is owner-bound (top 20 bytes = the owner's address, low 12 bytes from
+ *   the meter's name), so nobody can take another owner's id. A registrar approves a meter with
+ *   its capacity and signing key ({approveMeter}) or suspends it. Meter readings are EIP-712
+ *   typed data (domain "GridLedger Meters"); {isValidReading} lets anyone, including a contract,
+ *   check that a reading was signed by the approved meter's key (EOA or ERC-1271) or by a
+ *   metering data provider (METER_DATA_PROVIDER_ROLE).
+ * - The owner of an approved meter registers its device; a registrar approves or suspends it.
  * - An issuer certifies metered production of an approved device for 15-minute-aligned
  *   periods. Every certificate is its own token id (sequential from 1) and 1 unit = 1 Wh.
  *   A per-device bitmap of 15-minute slots makes double issuance for overlapping periods
  *   impossible, in whatever order periods arrive: a slot stays taken while a live certificate
- *   covers it.
+ *   covers it. Issuance needs the device's meter Approved, and each certificate commits to
+ *   the signed readings behind it: `evidenceRoot` in {CertificateIssued} (emitted, not
+ *   stored) is the OpenZeppelin-MerkleProof-compatible root (sorted pairs) of their
+ *   {readingDigest}s.
  * - Holders transfer Wh with the standard ERC-1155 functions and retire them with {claim},
  *   which burns them and records the claimed Wh per holder.
  * - An issuer can revoke a certificate, which freezes every unit of it and frees its slots so
@@ -26,14 +38,31 @@ import {IRECRegistry} from "./interfaces/IRECRegistry.sol";
  * overridden instead of using ERC1155's private balances), and the device data issuance
  * needs (status, capacity, commissioning time) shares one slot.
  */
-contract RECRegistry is IRECRegistry, ERC1155, AccessControl {
+contract RECRegistry is IRECRegistry, ERC1155, AccessControl, EIP712 {
     bytes32 public constant REGISTRAR_ROLE = keccak256("REGISTRAR_ROLE");
     bytes32 public constant ISSUER_ROLE = keccak256("ISSUER_ROLE");
+    /// @notice Head-end / metering data providers: readings they sign verify for any approved meter.
+    bytes32 public constant METER_DATA_PROVIDER_ROLE = keccak256("METER_DATA_PROVIDER_ROLE");
+
+    /// @notice EIP-712 type of {MeterReading}.
+    // The EIP-712 type string is fixed by the reading struct; it cannot be shortened to 32 bytes.
+    // solhint-disable-next-line gas-small-strings
+    string public constant METER_READING_TYPE =
+        "MeterReading(bytes32 meterId,uint64 intervalStart,uint32 intervalSeconds,uint64 importWh,uint64 exportWh)";
+    /// @notice keccak256 of {METER_READING_TYPE}.
+    bytes32 public constant METER_READING_TYPEHASH = keccak256(bytes(METER_READING_TYPE));
 
     /// @notice Length of a metering slot; period bounds must be multiples of it.
     uint64 public constant SLOT_SECONDS = 900;
     /// @notice Longest period a single certificate may cover.
     uint64 public constant MAX_PERIOD_SECONDS = 31 days;
+
+    /// @dev One slot (8+64+160 bits); the owner is the top 20 bytes of the meter id.
+    struct StoredMeter {
+        MeterStatus status;
+        uint64 capacityW;
+        address signingKey;
+    }
 
     /// @dev Slot 0 holds everything issuance reads; `owner` starts slot 1.
     struct DeviceRecord {
@@ -76,6 +105,7 @@ contract RECRegistry is IRECRegistry, ERC1155, AccessControl {
     uint256 private _nextCertId = 1;
     uint256 private _nextClaimId = 1;
 
+    mapping(bytes32 meterId => StoredMeter) private _meters;
     mapping(uint32 deviceId => DeviceRecord) private _devices;
     mapping(bytes32 meterId => uint32 deviceId) private _deviceIdOfMeter;
     /// @dev Bit `slot % 256` of word `slot / 256` is set once slot `timestamp / 900` is certified.
@@ -87,8 +117,95 @@ contract RECRegistry is IRECRegistry, ERC1155, AccessControl {
      * @param admin Receives DEFAULT_ADMIN_ROLE (grants REGISTRAR_ROLE and ISSUER_ROLE).
      * @param uri_ ERC-1155 metadata URI with the `{id}` placeholder.
      */
-    constructor(address admin, string memory uri_) ERC1155(uri_) {
+    constructor(address admin, string memory uri_) ERC1155(uri_) EIP712("GridLedger Meters", "1") {
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
+    }
+
+    // ==================================================================================
+    // Meters
+    // ==================================================================================
+
+    /**
+     * @notice Approves a meter with its capacity and signing key; also re-approves a suspended
+     * meter, rotates its key or changes its capacity.
+     *
+     * Requirements:
+     * - caller has REGISTRAR_ROLE.
+     * - the meter id names an owner (non-zero top 20 bytes).
+     * - `capacityW` and `signingKey` are not zero.
+     *
+     * Emits a {MeterApproved} event.
+     */
+    function approveMeter(bytes32 meterId, uint64 capacityW, address signingKey) external onlyRole(REGISTRAR_ROLE) {
+        address owner = _meterOwner(meterId);
+        if (owner == address(0)) revert RECRegistryMeterWithoutOwner(meterId);
+        if (capacityW == 0) revert RECRegistryZeroCapacity();
+        if (signingKey == address(0)) revert RECRegistryZeroSigningKey(meterId);
+        _meters[meterId] = StoredMeter({status: MeterStatus.Approved, capacityW: capacityW, signingKey: signingKey});
+        emit MeterApproved(meterId, owner, capacityW, signingKey);
+    }
+
+    /**
+     * @notice Suspends an approved meter: its readings stop verifying and its device cannot
+     * issue until a registrar approves it again.
+     *
+     * Requirements:
+     * - caller has REGISTRAR_ROLE.
+     * - the meter is Approved.
+     *
+     * Emits a {MeterSuspended} event.
+     */
+    function suspendMeter(bytes32 meterId) external onlyRole(REGISTRAR_ROLE) {
+        StoredMeter storage m = _meters[meterId];
+        if (m.status != MeterStatus.Approved) revert RECRegistryMeterNotApproved(meterId);
+        m.status = MeterStatus.Suspended;
+        emit MeterSuspended(meterId);
+    }
+
+    /// @notice Returns a meter; an unknown meter is Pending with zero capacity and key.
+    function meter(bytes32 meterId) external view returns (MeterRecord memory) {
+        StoredMeter memory m = _meters[meterId];
+        return
+            MeterRecord({
+                owner: _meterOwner(meterId),
+                status: m.status,
+                capacityW: m.capacityW,
+                signingKey: m.signingKey
+            });
+    }
+
+    /// @notice Returns the EIP-712 digest a meter signs for `reading` (domain "GridLedger Meters").
+    function readingDigest(MeterReading calldata reading) public view returns (bytes32) {
+        return
+            _hashTypedDataV4(
+                keccak256(
+                    abi.encode(
+                        METER_READING_TYPEHASH,
+                        reading.meterId,
+                        reading.intervalStart,
+                        reading.intervalSeconds,
+                        reading.importWh,
+                        reading.exportWh
+                    )
+                )
+            );
+    }
+
+    /**
+     * @notice Returns whether `signature` signs `reading` for an Approved meter: by the meter's
+     * signing key (ECDSA, or ERC-1271 when the key is a contract) or by an account holding
+     * METER_DATA_PROVIDER_ROLE. The digest names the meter and the interval, so a signature
+     * cannot be replayed to another meter or interval.
+     */
+    function isValidReading(MeterReading calldata reading, bytes calldata signature) external view returns (bool) {
+        StoredMeter memory m = _meters[reading.meterId];
+        if (m.status != MeterStatus.Approved) return false;
+        bytes32 digest = readingDigest(reading);
+        if (SignatureChecker.isValidSignatureNow(m.signingKey, digest, signature)) return true;
+        // The third value only details why recovery failed; any error means "not valid" here.
+        // slither-disable-next-line unused-return
+        (address signer, ECDSA.RecoverError err, ) = ECDSA.tryRecover(digest, signature);
+        return err == ECDSA.RecoverError.NoError && hasRole(METER_DATA_PROVIDER_ROLE, signer);
     }
 
     // ==================================================================================
@@ -96,11 +213,12 @@ contract RECRegistry is IRECRegistry, ERC1155, AccessControl {
     // ==================================================================================
 
     /**
-     * @notice Registers a device owned by the caller; it starts Pending.
+     * @notice Registers a device on the caller's approved meter; the device starts Pending.
      *
      * Requirements:
      * - `input.capacityW` is not zero.
      * - `input.technology`, `input.gridArea` and `input.meterId` are not empty.
+     * - the caller owns `input.meterId` and the meter is Approved.
      * - `input.meterId` is not registered for another device.
      *
      * Emits a {DeviceRegistered} event.
@@ -110,6 +228,8 @@ contract RECRegistry is IRECRegistry, ERC1155, AccessControl {
         if (input.technology == bytes32(0) || input.gridArea == bytes32(0) || input.meterId == bytes32(0)) {
             revert RECRegistryIncompleteDevice(input.technology, input.gridArea, input.meterId);
         }
+        if (_meterOwner(input.meterId) != msg.sender) revert RECRegistryNotMeterOwner(msg.sender, input.meterId);
+        if (_meters[input.meterId].status != MeterStatus.Approved) revert RECRegistryMeterNotApproved(input.meterId);
         uint32 existing = _deviceIdOfMeter[input.meterId];
         if (existing != 0) revert RECRegistryMeterAlreadyRegistered(input.meterId, existing);
 
@@ -197,11 +317,13 @@ contract RECRegistry is IRECRegistry, ERC1155, AccessControl {
 
     /**
      * @notice Issues one certificate of `volumeWh` Wh to `to` for a device's production in
-     * [`periodStart`, `periodEnd`).
+     * [`periodStart`, `periodEnd`), committing to the readings behind it: `evidenceRoot` is the
+     * Merkle root (sorted pairs, OpenZeppelin MerkleProof) of their {readingDigest}s.
      *
      * Requirements:
      * - caller has ISSUER_ROLE.
-     * - the device exists and is Approved.
+     * - the device exists and is Approved, and so is its meter.
+     * - `evidenceRoot` is not zero.
      * - `to` is not the zero address and, if a contract, accepts ERC-1155 tokens.
      * - the period is aligned to 900 s, not empty, not longer than 31 days, has ended, and
      *   starts no earlier than the device's commissioning.
@@ -215,13 +337,14 @@ contract RECRegistry is IRECRegistry, ERC1155, AccessControl {
         address to,
         uint64 periodStart,
         uint64 periodEnd,
-        uint64 volumeWh
+        uint64 volumeWh,
+        bytes32 evidenceRoot
     ) external onlyRole(ISSUER_ROLE) returns (uint256 certId) {
         IssueContext memory ctx = _issueContext(deviceId, to);
         // The post-increment yields the id being issued and bumps the counter in one statement.
         // solhint-disable-next-line gas-increment-by-one
         certId = _nextCertId++;
-        _record(ctx, certId, periodStart, periodEnd, volumeWh);
+        _record(ctx, certId, periodStart, periodEnd, volumeWh, evidenceRoot);
         _mint(to, certId, volumeWh, "");
     }
 
@@ -231,9 +354,9 @@ contract RECRegistry is IRECRegistry, ERC1155, AccessControl {
      *
      * Requirements:
      * - caller has ISSUER_ROLE.
-     * - `starts`, `ends` and `volumesWh` have the same, non-zero length.
-     * - every period and volume satisfies the requirements of {issue}, and no two periods
-     *   of the batch overlap.
+     * - `starts`, `ends`, `volumesWh` and `evidenceRoots` have the same, non-zero length.
+     * - every period, volume and evidence root satisfies the requirements of {issue}, and no
+     *   two periods of the batch overlap.
      *
      * Emits one {CertificateIssued} event per period and one {TransferBatch} event
      * ({TransferSingle} for a batch of one).
@@ -243,18 +366,17 @@ contract RECRegistry is IRECRegistry, ERC1155, AccessControl {
         address to,
         uint64[] calldata starts,
         uint64[] calldata ends,
-        uint64[] calldata volumesWh
+        uint64[] calldata volumesWh,
+        bytes32[] calldata evidenceRoots
     ) external onlyRole(ISSUER_ROLE) returns (uint256 firstCertId) {
-        uint256 n = starts.length;
-        if (n != ends.length || n != volumesWh.length) {
-            revert RECRegistryLengthMismatch(n, ends.length, volumesWh.length);
+        {
+            uint256 n = starts.length;
+            if (n != ends.length || n != volumesWh.length || n != evidenceRoots.length) {
+                revert RECRegistryLengthMismatch(n, ends.length, volumesWh.length, evidenceRoots.length);
+            }
+            if (n == 0) revert RECRegistryEmptyBatch();
         }
-        if (n == 0) revert RECRegistryEmptyBatch();
-        IssueContext memory ctx = _issueContext(deviceId, to);
-        firstCertId = _nextCertId;
-        (uint256[] memory ids, uint256[] memory values) = _recordBatch(ctx, firstCertId, starts, ends, volumesWh);
-        _nextCertId = firstCertId + n;
-        _mintBatch(to, ids, values, "");
+        return _issueBatch(_issueContext(deviceId, to), starts, ends, volumesWh, evidenceRoots);
     }
 
     // ==================================================================================
@@ -462,7 +584,14 @@ contract RECRegistry is IRECRegistry, ERC1155, AccessControl {
     function _issueContext(uint32 deviceId, address to) private view returns (IssueContext memory) {
         DeviceRecord storage d = _existingDevice(deviceId);
         if (d.status != DeviceStatus.Approved) revert RECRegistryDeviceNotApproved(deviceId, d.status);
+        bytes32 meterId = d.meterId;
+        if (_meters[meterId].status != MeterStatus.Approved) revert RECRegistryMeterNotApproved(meterId);
         return IssueContext({deviceId: deviceId, capacityW: d.capacityW, commissionedAt: d.commissionedAt, to: to});
+    }
+
+    /// @dev The owner of a meter is the address in the top 20 bytes of its id.
+    function _meterOwner(bytes32 meterId) private pure returns (address) {
+        return address(bytes20(meterId));
     }
 
     function _existingCertificate(uint256 certId) private view returns (Certificate storage c) {
@@ -489,7 +618,8 @@ contract RECRegistry is IRECRegistry, ERC1155, AccessControl {
         uint256 certId,
         uint64 periodStart,
         uint64 periodEnd,
-        uint64 volumeWh
+        uint64 volumeWh,
+        bytes32 evidenceRoot
     ) private {
         uint32 deviceId = ctx.deviceId;
         _checkPeriodShape(periodStart, periodEnd);
@@ -498,6 +628,7 @@ contract RECRegistry is IRECRegistry, ERC1155, AccessControl {
             revert RECRegistryPeriodBeforeCommissioning(deviceId, periodStart, ctx.commissionedAt);
         }
         if (volumeWh == 0) revert RECRegistryZeroVolume(deviceId, periodStart, periodEnd);
+        if (evidenceRoot == bytes32(0)) revert RECRegistryMissingEvidence(deviceId, periodStart, periodEnd);
         uint256 maxWh = (uint256(ctx.capacityW) * (periodEnd - periodStart)) / 3600;
         if (maxWh > type(uint48).max) maxWh = type(uint48).max;
         if (volumeWh > maxWh) revert RECRegistryVolumeImplausible(deviceId, volumeWh, maxWh);
@@ -514,28 +645,30 @@ contract RECRegistry is IRECRegistry, ERC1155, AccessControl {
             claimedWh: 0,
             revoked: false
         });
-        emit CertificateIssued(certId, deviceId, ctx.to, periodStart, periodEnd, volumeWh);
+        emit CertificateIssued(certId, deviceId, ctx.to, periodStart, periodEnd, volumeWh, evidenceRoot);
     }
 
-    /// @dev {_record} for every period of a batch; returns the token ids and values to mint.
-    function _recordBatch(
+    /// @dev {_record} for every period of a batch (lengths checked), then one batch mint.
+    function _issueBatch(
         IssueContext memory ctx,
-        uint256 firstCertId,
         uint64[] calldata starts,
         uint64[] calldata ends,
-        uint64[] calldata volumesWh
-    ) private returns (uint256[] memory ids, uint256[] memory values) {
-        uint256 n = starts.length;
-        ids = new uint256[](n);
-        values = new uint256[](n);
-        for (uint256 i; i < n;) {
+        uint64[] calldata volumesWh,
+        bytes32[] calldata evidenceRoots
+    ) private returns (uint256 firstCertId) {
+        firstCertId = _nextCertId;
+        uint256[] memory ids = new uint256[](starts.length);
+        uint256[] memory values = new uint256[](starts.length);
+        for (uint256 i; i < ids.length;) {
             ids[i] = firstCertId + i;
             values[i] = volumesWh[i];
-            _record(ctx, firstCertId + i, starts[i], ends[i], volumesWh[i]);
+            _record(ctx, firstCertId + i, starts[i], ends[i], volumesWh[i], evidenceRoots[i]);
             unchecked {
                 ++i;
             }
         }
+        _nextCertId = firstCertId + ids.length;
+        _mintBatch(ctx.to, ids, values, "");
     }
 
     /**

@@ -7,9 +7,10 @@ import signal
 import sys
 
 from backend.chain.deployment import Deployment
-from backend.core.config import Settings, get_settings
+from backend.core.config import Settings
 from backend.core.db import get_engine
 from backend.core.errors import GridLedgerError
+from backend.core.startup import settings_or_exit
 from indexer.base import Indexer, IndexerConfig
 from indexer.outbox import OutboxPublisher, RedisStreamSink
 from indexer.rpc import RpcClient
@@ -35,7 +36,7 @@ def build_indexer(settings: Settings) -> Indexer:
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    settings = get_settings()
+    settings = settings_or_exit("indexer")
     stopping: list[bool] = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     try:

@@ -36,6 +36,13 @@ class DeviceStatus(StrEnum):
     SUSPENDED = "suspended"
 
 
+class MeterStatus(StrEnum):
+    """A meter's status on chain (a meter never approved has no `chain_meters` row)."""
+
+    APPROVED = "approved"
+    SUSPENDED = "suspended"
+
+
 def big(**kwargs: Any) -> Column[int]:
     return Column(BigInteger, nullable=kwargs.pop("nullable", False), **kwargs)
 
@@ -259,6 +266,21 @@ class MarketParameter(SQLModel, table=True):
 # ----------------------------------------------------------------------- registry mirror
 
 
+class ChainMeter(SQLModel, table=True):
+    """A meter as RECRegistry knows it (MeterApproved / MeterSuspended); the owner is the top
+    20 bytes of the id. Off-chain registration (backend `meters`) comes first, as pending."""
+
+    __tablename__ = "chain_meters"
+
+    meter_id: str = Field(primary_key=True, max_length=66)
+    chain_id: int = Field(sa_column=big())
+    owner: str = Field(max_length=42, index=True)
+    status: str = Field(max_length=12)  # approved | suspended
+    capacity_w: int = Field(sa_column=big())
+    signing_key: str = Field(max_length=42)
+    block_number: int = Field(sa_column=big())
+
+
 class Device(SQLModel, table=True):
     __tablename__ = "devices"
 
@@ -289,6 +311,7 @@ class Certificate(SQLModel, table=True):
     issued_to: str = Field(max_length=42)
     issued_at: int = Field(sa_column=big())
     issued_tx: str = Field(max_length=66)
+    evidence_root: str | None = Field(default=None, max_length=66)  # Merkle root of its readings
     revoked: bool = False
     revoke_reason: str | None = None
     block_number: int = Field(sa_column=big())

@@ -21,6 +21,7 @@ INDEXER_TABLES = [
     "market_balances",
     "token_balances",
     "market_parameters",
+    "chain_meters",
     "devices",
     "certificates",
     "holdings",

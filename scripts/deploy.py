@@ -71,6 +71,10 @@ def deploy_all(w3: Web3, config: Settings) -> Deployment:
         (registry, "ISSUER_ROLE", role_holders["issuer"]),
         (registry, "REGISTRAR_ROLE", role_holders["registrar"]),
     ]
+    if config.meter_data_provider_address:
+        provider = to_checksum_address(config.meter_data_provider_address)
+        role_holders["meter_data_provider"] = provider
+        grants.append((registry, "METER_DATA_PROVIDER_ROLE", provider))
     for deployed, role, holder in grants:
         contract = w3.eth.contract(address=to_checksum_address(deployed.address), abi=deployed.abi)
         transact(w3, deployer, contract.functions.grantRole(role_id(role), holder))

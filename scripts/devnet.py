@@ -32,11 +32,12 @@ from web3 import Web3
 
 from backend.chain.anvil import AnvilNode, start_anvil
 from backend.chain.deployment import Deployment, DeploymentNotFound
-from backend.core.config import PROJECT_ROOT, Settings, get_settings
+from backend.core.config import PROJECT_ROOT, Settings
 from backend.core.db import get_engine
 from backend.core.errors import GridLedgerError
 from backend.core.migrate import upgrade
 from backend.core.processes import stop_process
+from backend.core.startup import settings_or_exit
 from indexer.models import TradeStatus
 from indexer.reset import clear_mirror
 
@@ -336,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--exit-after-deploy", action="store_true")
     args = parser.parse_args(argv)
-    config = get_settings()
+    config = settings_or_exit("make run")
     prepare_database(config)
     w3 = Web3(Web3.HTTPProvider(config.rpc_url))
     stack = Stack(config, w3, anvil=start_chain(w3, config))

@@ -23,7 +23,18 @@ from web3.types import Nonce, RPCEndpoint, TxParams, TxReceipt, Wei
 
 from backend.chain.deployment import Deployment
 from backend.chain.transactions import TransactionFailed, send
-from backend.market.orders import BUY, ENERGY, REC, SELL, SLOT_SECONDS, Order, meter_id, sign_order
+from backend.market.orders import (
+    BUY,
+    ENERGY,
+    REC,
+    SELL,
+    SLOT_SECONDS,
+    Order,
+    default_meter_id,
+    sign_order,
+)
+from backend.meters.signing import SignedValues, reading_digest
+from backend.recs.evidence import evidence_root
 
 Account.enable_unaudited_hdwallet_features()
 ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
@@ -125,8 +136,8 @@ class Workload:
     # ------------------------------------------------------------------ setup
 
     def setup(self) -> None:
-        """Fund participants, approve the market, deposit collateral, register and approve a
-        solar device each."""
+        """Fund participants, approve the market, deposit collateral, approve a meter and
+        register and approve a solar device on it for each."""
         for person in self.people:
             if self.w3.eth.get_balance(person.address) < 10**18:
                 send(
@@ -146,7 +157,11 @@ class Workload:
             self.tx(
                 person, self.c.registry.functions.setApprovalForAll(self.c.market.address, True)
             )
-            meter = meter_id(f"meter:{person.address}")
+            meter = default_meter_id(person.address)
+            self.tx(  # each person's meter signs with the person's key
+                self.registrar,
+                self.c.registry.functions.approveMeter(meter, 10_000, person.address),
+            )
             self.tx(
                 person,
                 self.c.registry.functions.registerDevice(
@@ -178,7 +193,7 @@ class Workload:
             side=side,
             product=product,
             assetId=asset_id,
-            meterId=meter_id(f"meter:{maker.address}") if product == ENERGY else b"\0" * 32,
+            meterId=default_meter_id(maker.address) if product == ENERGY else b"\0" * 32,
             quantityWh=quantity or self.rng.randrange(1_000, 20_000),
             price=self.rng.randrange(80_000, 200_000),
             deliveryStart=start if product == ENERGY else 0,
@@ -196,7 +211,7 @@ class Workload:
         receipt = self.tx(
             buyer,
             self.c.market.functions.fillOrder(
-                offer.as_tuple(), signature, quantity, meter_id(f"meter:{buyer.address}")
+                offer.as_tuple(), signature, quantity, default_meter_id(buyer.address)
             ),
         )
         self.remember_trades(receipt)
@@ -208,7 +223,7 @@ class Workload:
         receipt = self.tx(
             seller,
             self.c.market.functions.fillOrder(
-                bid.as_tuple(), b"", bid.quantityWh // 2 or 1, meter_id(f"meter:{seller.address}")
+                bid.as_tuple(), b"", bid.quantityWh // 2 or 1, default_meter_id(seller.address)
             ),
         )
         self.remember_trades(receipt)
@@ -222,7 +237,7 @@ class Workload:
             maker=buyer.address,
             side=BUY,
             price=offer.price + 1_000,
-            meterId=meter_id(f"meter:{buyer.address}"),
+            meterId=default_meter_id(buyer.address),
             nonce=self.c.market.functions.nonces(buyer.address).call(),
         )
         receipt = self.tx(
@@ -303,6 +318,8 @@ class Workload:
             return []
         starts = [first_hour + h * 3600 for h in range(count)]
         self.next_hour[device_id] = starts[-1] + 3600
+        volumes = [self.rng.randrange(100, 9_000) for _ in starts]
+        meter = default_meter_id(owner.address)
         receipt = self.tx(
             self.issuer,
             self.c.registry.functions.issueBatch(
@@ -310,7 +327,8 @@ class Workload:
                 owner.address,
                 starts,
                 [s + 3600 for s in starts],
-                [self.rng.randrange(100, 9_000) for _ in starts],
+                volumes,
+                [self.evidence(meter, s, v) for s, v in zip(starts, volumes, strict=True)],
             ),
             gas=15_000_000,
         )
@@ -320,6 +338,18 @@ class Workload:
                 receipt, errors=DISCARD
             )
         ]
+
+    def evidence(self, meter: bytes, hour: int, volume_wh: int) -> bytes:
+        """The evidence root of an hour's four export readings summing to `volume_wh`."""
+        quarters = [volume_wh // 4] * 3 + [volume_wh - 3 * (volume_wh // 4)]
+        return evidence_root(
+            reading_digest(
+                SignedValues(meter, hour + q * 900, 900, 0, wh),
+                self.chain_id,
+                self.c.registry.address,
+            )
+            for q, wh in enumerate(quarters)
+        )
 
     def holding(self) -> tuple[LocalAccount, int, int] | None:
         count = self.c.registry.functions.certificateCount().call()

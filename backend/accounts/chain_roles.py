@@ -1,10 +1,11 @@
 """API roles with an on-chain counterpart, kept in step for custodial accounts.
 
-| API role  | contract     | AccessControl role |
-|-----------|--------------|--------------------|
-| registrar | RECRegistry  | REGISTRAR_ROLE     |
-| issuer    | RECRegistry  | ISSUER_ROLE        |
-| operator  | EnergyMarket | OPERATOR_ROLE      |
+| API role            | contract     | AccessControl role       |
+|---------------------|--------------|--------------------------|
+| registrar           | RECRegistry  | REGISTRAR_ROLE           |
+| issuer              | RECRegistry  | ISSUER_ROLE              |
+| operator            | EnergyMarket | OPERATOR_ROLE            |
+| meter_data_provider | RECRegistry  | METER_DATA_PROVIDER_ROLE |
 
 `admin` is not mirrored to DEFAULT_ADMIN_ROLE: that role grants every other role and sets
 market parameters, so it stays with the deployer key (or whoever governance hands it to).
@@ -36,6 +37,7 @@ CHAIN_ROLES: dict[Role, tuple[str, str]] = {
     Role.REGISTRAR: ("RECRegistry", "REGISTRAR_ROLE"),
     Role.ISSUER: ("RECRegistry", "ISSUER_ROLE"),
     Role.OPERATOR: ("EnergyMarket", "OPERATOR_ROLE"),
+    Role.METER_DATA_PROVIDER: ("RECRegistry", "METER_DATA_PROVIDER_ROLE"),
 }
 DEFAULT_ADMIN_ROLE = b"\0" * 32
 

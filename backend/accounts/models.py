@@ -25,6 +25,7 @@ class Role(StrEnum):
     REGISTRAR = "registrar"
     ISSUER = "issuer"
     OPERATOR = "operator"  # market operator
+    METER_DATA_PROVIDER = "meter_data_provider"  # head-end: readings it posts are verified
     ADMIN = "admin"
 
 

@@ -18,6 +18,8 @@ from backend.accounts.chain_roles import mirrored, sync_chain_roles
 from backend.accounts.errors import LastAdmin, UnknownAccount, UnknownRole
 from backend.accounts.models import Account, AccountKind, Role
 from backend.accounts.schemas import AccountAdminView, ChainRoleChange, RolesUpdated
+from backend.audit import chain as audit
+from backend.audit.chain import AuditAction
 from backend.chain.contracts import Chain
 from backend.core.config import Settings
 from backend.core.pagination import keyset_page
@@ -89,6 +91,13 @@ def set_roles(
                 "wallet accounts hold their own keys: their on-chain roles are granted with the "
                 "admin key"
             )
+    audit.record(
+        session,
+        AuditAction.ROLES_CHANGED,
+        actor_id=by.id,
+        subject=str(account.id),
+        details={"before": account.roles, "after": roles, "chain_changes": len(changes)},
+    )
     account.roles = roles
     session.add(account)
     session.commit()

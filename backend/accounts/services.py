@@ -27,8 +27,11 @@ from backend.accounts.security import (
     create_access_token,
     hash_password,
     new_api_key,
+    password_needs_rehash,
     verify_password,
 )
+from backend.audit import chain as audit
+from backend.audit.chain import AuditAction
 from backend.chain.signatures import signed_by
 from backend.core.config import Settings
 from backend.core.errors import NotFound
@@ -65,14 +68,27 @@ def register(
 
 def login(session: Session, settings: Settings, *, email: str, password: str) -> TokenPair:
     account = session.exec(select(Account).where(Account.email == email.lower())).first()
-    if (
-        account is None
-        or not account.password_hash
-        or not verify_password(password, account.password_hash)
-    ):
-        raise InvalidCredentials()
-    if not account.active:
-        raise InvalidCredentials("account is disabled")
+    stored = account.password_hash if account is not None else None
+    refusal = None
+    if account is None or not verify_password(password, stored):
+        refusal = InvalidCredentials()
+    elif not account.active:
+        refusal = InvalidCredentials("account is disabled")
+    if refusal is not None:
+        audit.record(
+            session,
+            AuditAction.LOGIN_FAILED,
+            actor_id=account.id if account else None,
+            subject=email.lower(),
+            details={"reason": refusal.detail},
+        )
+        session.commit()
+        raise refusal
+    assert account is not None
+    if stored and password_needs_rehash(stored):
+        account.password_hash = hash_password(password)
+        session.add(account)
+    audit.record(session, AuditAction.LOGIN, actor_id=account.id, subject=email.lower())
     return issue_tokens(session, settings, account)
 
 
@@ -126,8 +142,17 @@ def refresh(session: Session, settings: Settings, token: str) -> TokenPair:
     account = session.get(Account, stored.account_id)
     if account is None or not account.active:
         raise InvalidRefreshToken("account is disabled")
-    stored.revoked_at = utc_now()
-    session.add(stored)
+    rotated = session.exec(  # one winner when the same token is presented twice at once
+        update(RefreshToken)
+        .where(col(RefreshToken.id) == stored.id, col(RefreshToken.revoked_at).is_(None))
+        .values(revoked_at=utc_now())
+    )
+    if rotated.rowcount != 1:
+        session.rollback()
+        _revoke_family(session, stored.family)
+        raise InvalidRefreshToken(
+            "refresh token was already used; every session of this login is revoked"
+        )
     return issue_tokens(session, settings, account, family=stored.family)
 
 
@@ -156,6 +181,13 @@ def create_api_key(session: Session, account: Account, name: str) -> tuple[ApiKe
     key, prefix, secret_hash = new_api_key()
     row = ApiKey(account_id=account.id, name=name, prefix=prefix, secret_hash=secret_hash)
     session.add(row)
+    audit.record(
+        session,
+        AuditAction.API_KEY_CREATED,
+        actor_id=account.id,
+        subject=prefix,
+        details={"name": name},
+    )
     session.commit()
     session.refresh(row)
     return row, key
@@ -176,6 +208,7 @@ def revoke_api_key(session: Session, account: Account, key_id: uuid.UUID) -> Api
     if row.revoked_at is None:
         row.revoked_at = utc_now()
         session.add(row)
+        audit.record(session, AuditAction.API_KEY_REVOKED, actor_id=account.id, subject=row.prefix)
         session.commit()
         session.refresh(row)
     return row
@@ -231,6 +264,14 @@ def siwe_login(
     if account is None:
         account = Account(kind=AccountKind.WALLET, address=address.lower())
         session.add(account)
+        session.flush()
+    audit.record(
+        session,
+        AuditAction.SIWE_LOGIN,
+        actor_id=account.id,
+        subject=address,
+        details={"active": account.active, "domain": fields.domain},
+    )
     session.commit()
     session.refresh(account)
     if not account.active:

@@ -1,23 +1,37 @@
 """HTTP middleware (pure ASGI, no per-request task or stream): request metrics (Prometheus)
 and `Idempotency-Key` on POST.
 
-Idempotency: the first POST with a key stores `pending` in Redis (SET NX); when it completes
-(status < 500) its status and body are stored for `idempotency_ttl_s` and every retry with the
-same key gets that response replayed (`Idempotent-Replayed: true`) without running the
-handler again. Keys are scoped by caller (JWT subject or API-key hash) and bound to the
-request body: the same key with another body is a 422; a retry while the first is running a 409.
+Idempotency: the first POST with a key stores `pending` in Redis (SET NX, for
+`idempotency_pending_ttl_s`, so a request that dies or is cancelled frees its key soon); when it
+completes (status < 500) its status and body are stored for `idempotency_ttl_s` and every retry
+with the same key gets that response replayed (`Idempotent-Replayed: true`) without running the
+handler again. Keys are scoped by caller (JWT subject or API-key hash) and bound to the path,
+query string and body: the same key with another request is a 422; a retry while the first is
+running a 409. Bodies above `idempotency_max_body_bytes` are refused (413) before they are held.
+
+A stored response can carry secrets (tokens from a login, a new API key), so it is encrypted
+with AES-256-GCM under a key derived from the caller and the Idempotency-Key, which only the
+client knows: the store holds a hash of them as the slot name, never the key itself. A replay
+is only handed to a caller that is still allowed in (`replay_guard`: a revoked API key or a
+disabled account gets 401, not the stored answer).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import os
 import time
+from collections.abc import Awaitable, Callable
 from typing import NotRequired, TypedDict
 
 import jwt
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from prometheus_client import Counter, Histogram
 from starlette.datastructures import Headers
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.accounts.security import hash_api_key
@@ -49,8 +63,7 @@ class StoredResponse(TypedDict):
     state: str  # pending | done
     fp: str  # SHA-256 of path and body
     status: NotRequired[int]
-    media_type: NotRequired[str | None]
-    body: NotRequired[str]  # latin-1, so any bytes survive JSON
+    sealed: NotRequired[str]  # base64(nonce ‖ AES-GCM(media type and body)), see `_seal`
 
 
 class MetricsMiddleware:
@@ -107,9 +120,15 @@ def _caller(headers: Headers, scope: Scope, secret: str) -> str:
     return "anon:" + (client[0] if client else "-")
 
 
+# Called before a replay with the request's scope and headers: a problem response to send
+# instead (the caller is no longer allowed in), or None.
+ReplayGuard = Callable[[Scope, Headers], Awaitable[Response | None]]
+
+
 class IdempotencyMiddleware:
-    def __init__(self, app: ASGIApp):
+    def __init__(self, app: ASGIApp, replay_guard: ReplayGuard | None = None):
         self.app = app
+        self.replay_guard = replay_guard
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -130,15 +149,27 @@ class IdempotencyMiddleware:
             return await reply(scope, receive, send)
         settings = _settings(scope)
         store = store_for(settings)
-        body = await _read_body(receive)
-        fingerprint = hashlib.sha256(path.encode() + b"\0" + body).hexdigest()
+        body = await _read_body(receive, settings.idempotency_max_body_bytes)
+        if body is None:
+            reply = problem(
+                413,
+                code="request-too-large",
+                title="Request body too large for an idempotent request",
+                detail=f"at most {settings.idempotency_max_body_bytes} bytes with Idempotency-Key",
+                instance=path,
+            )
+            return await reply(scope, receive, send)
+        fingerprint = hashlib.sha256(
+            path.encode() + b"?" + scope.get("query_string", b"") + b"\0" + body
+        ).hexdigest()
         caller = _caller(headers, scope, settings.secret_key.get_secret_value())
         slot = "gridledger:idem:" + hashlib.sha256(f"{caller}\0{key}".encode()).hexdigest()
+        sealing_key = hashlib.sha256(f"seal\0{caller}\0{key}".encode()).digest()
         try:
             fresh = store.set_if_absent(
                 slot,
                 json.dumps({"state": "pending", "fp": fingerprint}),
-                settings.idempotency_ttl_s,
+                settings.idempotency_pending_ttl_s,
             )
             stored: StoredResponse | None = None if fresh else json.loads(store.get(slot) or "null")
         except ServiceUnavailable:
@@ -168,19 +199,22 @@ class IdempotencyMiddleware:
                     instance=path,
                 )
             else:
-                return await _replay(stored, send)
+                refusal = await self.replay_guard(scope, headers) if self.replay_guard else None
+                if refusal is None:
+                    return await _replay(stored, sealing_key, send)
+                return await refusal(scope, receive, send)
             return await reply(scope, receive, send)
         if not fresh and stored is None:  # key vanished between SET NX and GET: run once more
             store.put(
                 slot,
                 json.dumps({"state": "pending", "fp": fingerprint}),
-                settings.idempotency_ttl_s,
+                settings.idempotency_pending_ttl_s,
             )
 
         response = ResponseCapture()
         try:
             await self.app(scope, _replay_body(body, receive), response)
-        except Exception:
+        except BaseException:  # a crash, or a cancelled request (client gone): free the key
             store.delete(slot)
             raise
         content, status, response_headers = response.body, response.status, response.headers()
@@ -195,23 +229,43 @@ class IdempotencyMiddleware:
                 "state": "done",
                 "fp": fingerprint,
                 "status": status,
-                "media_type": media_type,
-                "body": content.decode("latin-1"),
+                "sealed": _seal(sealing_key, media_type, content),
             }
             store.put(slot, json.dumps(done), settings.idempotency_ttl_s)
         await send_body(send, status, response_headers, content)
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole body, or None as soon as it passes `limit` bytes."""
     chunks: list[bytes] = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] != "http.request":
             break
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
         if not message.get("more_body"):
             break
     return b"".join(chunks)
+
+
+def _seal(key: bytes, media_type: str | None, content: bytes) -> str:
+    nonce = os.urandom(12)
+    plain = json.dumps({"media_type": media_type, "body": content.decode("latin-1")}).encode()
+    return base64.b64encode(nonce + AESGCM(key).encrypt(nonce, plain, None)).decode()
+
+
+def _unseal(key: bytes, sealed: str) -> tuple[str | None, bytes] | None:
+    raw = base64.b64decode(sealed)
+    try:
+        opened = json.loads(AESGCM(key).decrypt(raw[:12], raw[12:], None))
+    except InvalidTag:
+        return None
+    return opened["media_type"], opened["body"].encode("latin-1")
 
 
 def _replay_body(body: bytes, receive: Receive) -> Receive:
@@ -228,9 +282,12 @@ def _replay_body(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-async def _replay(stored: StoredResponse, send: Send) -> None:
+async def _replay(stored: StoredResponse, sealing_key: bytes, send: Send) -> None:
+    opened = _unseal(sealing_key, stored.get("sealed", ""))
+    if opened is None:  # cannot happen for a slot we wrote: the slot name binds the same inputs
+        raise ValueError("stored idempotent response does not open with its key")
+    media_type, content = opened
     headers = [(b"idempotent-replayed", b"true")]
-    media_type = stored.get("media_type")
     if media_type:
         headers.append((b"content-type", media_type.encode("latin-1")))
-    await send_body(send, stored["status"], headers, stored["body"].encode("latin-1"))
+    await send_body(send, stored["status"], headers, content)

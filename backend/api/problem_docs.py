@@ -1,10 +1,11 @@
 """Error responses in the OpenAPI document, derived from each route's dependencies.
 
 Every operation lists the problem responses it can really send, as `application/problem+json`
-with the `Problem` schema: authenticated routes 401/429 (403 behind `require_role`), routes with
-path ids 404, routes with parameters 422, JSON bodies 400 (malformed JSON), POSTs 409 (an
-`Idempotency-Key` still running), routes on the database, Redis or the chain 503. Errors a
-service raises beyond these are declared on the route with `responses=raises(NotFound, ...)`.
+with the `Problem` schema: authenticated routes 401/429 (every 429 with its `Retry-After`
+header), 403 behind `require_role`, routes with path ids 404, routes with parameters 422, JSON
+bodies 400 (malformed JSON), POSTs 409 (an `Idempotency-Key` still running), routes on the
+database, Redis or the chain 503. Errors a service raises beyond these are declared on the
+route with `responses=raises(NotFound, ...)`.
 A status a route already documents with its own content (e.g. `/health`'s 503) is left alone.
 """
 
@@ -67,11 +68,22 @@ def problem_statuses(route: Any) -> set[int]:
     return statuses
 
 
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds until the rate-limit window resets (the body's `retry_after`)",
+        "schema": {"type": "integer", "minimum": 0},
+    }
+}
+
+
 def _problem_response(status: int, description: str | None) -> dict[str, Any]:
-    return {
+    response: dict[str, Any] = {
         "description": description or HTTPStatus(status).phrase,
         "content": {MEDIA_TYPE: {"schema": {"$ref": PROBLEM_REF}}},
     }
+    if status == 429:  # every RateLimited carries retry_after, sent as Retry-After
+        response["headers"] = RETRY_AFTER
+    return response
 
 
 def document_problems(app: FastAPI, openapi: dict[str, Any]) -> dict[str, Any]:

@@ -83,17 +83,22 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
+def problem_of(error: GridLedgerError, instance: str | None) -> JSONResponse:
+    """The problem response for a domain error."""
+    return problem(
+        status_for(error),
+        code=error.code,
+        title=error.title,
+        detail=error.detail,
+        instance=instance,
+        **error.extensions,
+    )
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(GridLedgerError)
     async def domain_error(request: Request, error: GridLedgerError) -> JSONResponse:
-        return problem(
-            status_for(error),
-            code=error.code,
-            title=error.title,
-            detail=error.detail,
-            instance=request.url.path,
-            **error.extensions,
-        )
+        return problem_of(error, request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:

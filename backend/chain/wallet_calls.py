@@ -9,6 +9,8 @@ from eth_utils import abi_to_signature
 from pydantic import BaseModel
 from web3.contract import Contract
 
+from backend.core.errors import InvalidInput
+
 RELAY_PATH = "/v1/chain/transactions"
 
 
@@ -30,3 +32,14 @@ def wallet_call(contract: Contract, function: str, *args: Any) -> WalletCall:
         data=contract.encode_abi(function, list(args)),
         function=abi_to_signature(abi),
     )
+
+
+class WalletMustSign(InvalidInput):
+    """The API holds no key for the account: the problem's `calls` are the transactions its
+    wallet sends (`eth_sendTransaction`, in order), or signs and posts to the relay."""
+
+    code = "wallet-must-sign"
+    title = "Wallet accounts sign their own transactions"
+
+    def __init__(self, detail: str, *calls: WalletCall):
+        super().__init__(detail, calls=[call.model_dump() for call in calls])

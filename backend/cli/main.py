@@ -507,5 +507,10 @@ def settlement_show(
             f"allocated {kwh(reconciliation['allocated_wh'])}, "
             f"shortfall {kwh(reconciliation['shortfall_wh'])}"
             + (" (meter data missing)" if reconciliation.get("data_missing") else "")
+            + (
+                f" ({reconciliation['unverified_slots']} slot(s) with unverified readings only)"
+                if reconciliation.get("unverified_slots")
+                else ""
+            )
         )
     out({**transfer, "reconciliation": reconciliation}, lines, as_json)

@@ -2,11 +2,13 @@
 
 Embedded defaults (SQLite file, Anvil on localhost, in-process Celery transport) make
 `make run` work on a bare machine. Development keys are Anvil's well-known test keys:
-they are refused in any other environment.
+they are refused on any chain but the local devnet and in any environment but development
+(`backend/core/secret_policy.py`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -15,6 +17,12 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from backend.core.errors import ConfigurationError
+from backend.core.secret_policy import (
+    LOCAL_DEVNET_CHAIN_IDS,
+    private_key_problem,
+    refusal,
+    secret_problem,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,6 +34,13 @@ DEV_ISSUER_KEY = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b0
 DEV_REGISTRAR_KEY = "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a"
 DEV_SECRET_KEY = "development-only-secret-key-change-me"
 DEV_MASTER_KEY = "00" * 32
+ROLE_KEY_SETTINGS = (
+    "deployer_private_key",
+    "settler_private_key",
+    "operator_private_key",
+    "issuer_private_key",
+    "registrar_private_key",
+)
 
 
 class Settings(BaseSettings):
@@ -44,6 +59,10 @@ class Settings(BaseSettings):
     # Chain
     rpc_url: str = "http://127.0.0.1:8545"
     chain_id: int = 31337
+    # The JSON-RPC URL browsers' wallets use (`GET /v1/chain`, `wallet_addEthereumChain`);
+    # empty: `rpc_url` in development, none elsewhere (a private node URL is never published)
+    public_rpc_url: str = ""
+    chain_name: str = "GridLedger devnet"
     deployment_file: Path = Path()  # empty: data_dir/deployment.json
     anvil_state_file: Path = Path()  # empty: data_dir/anvil-state.json
     confirmation_depth: int = Field(default=2, ge=0)  # blocks deep before "confirmed"
@@ -57,6 +76,9 @@ class Settings(BaseSettings):
     operator_private_key: SecretStr = SecretStr(DEV_OPERATOR_KEY)  # OPERATOR_ROLE (matching)
     issuer_private_key: SecretStr = SecretStr(DEV_ISSUER_KEY)  # ISSUER_ROLE (REC issuance)
     registrar_private_key: SecretStr = SecretStr(DEV_REGISTRAR_KEY)  # REGISTRAR_ROLE
+    # Head-end / metering data provider whose signed readings RECRegistry accepts for any
+    # approved meter (METER_DATA_PROVIDER_ROLE, granted at deployment); empty: none
+    meter_data_provider_address: str = ""
     secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
     master_key_hex: SecretStr = SecretStr(DEV_MASTER_KEY)
 
@@ -73,13 +95,23 @@ class Settings(BaseSettings):
     siwe_issued_at_window_s: int = Field(default=300, ge=1)  # |now - Issued At| accepted
     siwe_nonce_ttl_s: int = Field(default=600, ge=30)
     rate_limit_per_minute: int = Field(default=600, ge=1)  # per account, fixed one-minute window
-    idempotency_ttl_s: int = Field(default=86_400, ge=60)
+    # sign-up, sign-in, refresh, SIWE: per client IP, fixed one-minute window
+    anonymous_rate_limit_per_minute: int = Field(default=600, ge=1)
+    login_failures_before_backoff: int = Field(default=5, ge=1)  # per email, then 1, 2, 4 … s
+    login_failure_window_s: int = Field(default=900, ge=60)
+    login_backoff_max_s: int = Field(default=900, ge=1)
+    idempotency_ttl_s: int = Field(default=86_400, ge=60)  # a finished response is replayed
+    idempotency_pending_ttl_s: int = Field(default=300, ge=5)  # a crashed request frees its key
+    idempotency_max_body_bytes: int = Field(default=16 * 2**20, ge=1024)  # larger: 413
     outbox_stream: str = "gridledger:outbox"
     api_workers: int = Field(
         default=1, ge=1, le=64
     )  # uvicorn processes; >1 needs Redis (shared limits)
     public_cache_ttl_s: float = Field(default=1.0, ge=0)  # public market reads from memory; 0 = off
     public_cache_max_bytes: int = Field(default=64 * 2**20, ge=0)  # per worker
+    # `/metrics` wants `Authorization: Bearer <token>` when set; unset, it answers loopback
+    # clients only, and only on the local devnet (elsewhere a proxy would make every client local)
+    metrics_token: SecretStr | None = None
 
     # Market parameters used at deployment
     tolerance_bps: int = Field(default=500, ge=0, le=10_000)
@@ -118,6 +150,8 @@ class Settings(BaseSettings):
         "wall"  # "chain": "now" is the latest block's timestamp (simulated time)
     )
     matcher_interval_s: float = Field(default=1.0, gt=0)  # operator matcher rounds
+    # an order the chain rejected this many times in the matcher's simulations is withdrawn
+    match_failure_limit: int = Field(default=3, ge=1)
     simulate: bool = True  # `make run` drives the simulated neighbourhood (and sets clock=chain)
     sim_seconds_per_day: float = Field(default=240, gt=0)  # wall seconds per simulated day
     sim_hours: float = Field(
@@ -150,27 +184,38 @@ class Settings(BaseSettings):
                 "GRIDLEDGER_API_WORKERS > 1 needs GRIDLEDGER_REDIS_URL: rate limits, "
                 "idempotency keys and SIWE nonces must be shared between the workers"
             )
-        if self.environment != "development":
-            dev_values = {
-                "deployer_private_key": DEV_DEPLOYER_KEY,
-                "settler_private_key": DEV_SETTLER_KEY,
-                "operator_private_key": DEV_OPERATOR_KEY,
-                "issuer_private_key": DEV_ISSUER_KEY,
-                "registrar_private_key": DEV_REGISTRAR_KEY,
-                "secret_key": DEV_SECRET_KEY,
-                "master_key_hex": DEV_MASTER_KEY,
-            }
-            unsafe = [
-                name
-                for name, dev_value in dev_values.items()
-                if getattr(self, name).get_secret_value() == dev_value
-            ]
-            if unsafe:
-                names = ", ".join(f"GRIDLEDGER_{n.upper()}" for n in unsafe)
-                raise ConfigurationError(
-                    f"development secrets refused in {self.environment}: set {names}"
-                )
+        if self.requires_production_secrets:
+            line = refusal(
+                f"on chain {self.chain_id} ({self.environment})", self._secret_problems()
+            )
+            if line:
+                raise ConfigurationError(line)
         return self
+
+    @property
+    def requires_production_secrets(self) -> bool:
+        """Anything but the local devnet in development needs secrets of its own."""
+        return self.environment != "development" or self.chain_id not in LOCAL_DEVNET_CHAIN_IDS
+
+    def _secret_problems(self) -> Iterator[str]:
+        for name in ROLE_KEY_SETTINGS:
+            problem = private_key_problem(
+                f"GRIDLEDGER_{name.upper()}", getattr(self, name).get_secret_value()
+            )
+            if problem:
+                yield problem
+        secret = secret_problem(
+            "GRIDLEDGER_SECRET_KEY", self.secret_key.get_secret_value(), DEV_SECRET_KEY
+        )
+        if secret:
+            yield secret
+        master = secret_problem(
+            "GRIDLEDGER_MASTER_KEY_HEX",
+            bytes.fromhex(self.master_key_hex.get_secret_value()),
+            bytes.fromhex(DEV_MASTER_KEY),
+        )
+        if master:
+            yield master
 
     @property
     def resolved_broker_url(self) -> str:

@@ -33,9 +33,11 @@ def withdraw(settings: Settings, chain: Chain, account: Account) -> Withdrawal:
     credit = withdrawable(chain, account)
     signer = signer_for(account, settings)
     if signer is None:
+        call = wallet_call(chain.market, "withdraw").model_dump()
         raise WithdrawFromWallet(
             "the API holds no key for this account: send `call` from your wallet",
-            call=wallet_call(chain.market, "withdraw").model_dump(),
+            call=call,
+            calls=[call],  # as every wallet-must-sign problem lists them
             withdrawable=str(credit),
         )
     if credit == 0:

@@ -43,6 +43,7 @@ def public_order(row: SignedOrder, traded_wh: int, status: str) -> OrderPublic:
         nonce=row.nonce,
         salt=int(row.salt),
         cancel_tx=row.cancel_tx,
+        withdrawn_reason=row.withdrawn_reason,
         created_at=row.created_at,
     )
 

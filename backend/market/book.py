@@ -24,16 +24,23 @@ def _in_market(*, product: int, asset_id: int, delivery_start: int) -> ColumnEle
 
 
 def open_orders(
-    session: Session, *, product: int, asset_id: int, delivery_start: int, now: int
+    session: Session,
+    *,
+    product: int,
+    asset_id: int,
+    delivery_start: int,
+    delivery_end: int,
+    now: int,
 ) -> list[SignedOrder]:
-    """Live orders of one market by seq, `matched_wh` raised to what the chain has filled
-    (e.g. by a taker's fillOrder)."""
+    """Live orders of one exact market (period included) by seq, `matched_wh` raised to what
+    the chain has filled (e.g. by a taker's fillOrder)."""
     rows = session.exec(
         select(SignedOrder, traded_wh())
         .outerjoin(MarketOrder, MIRROR_JOIN)
         .where(
             is_live(now),
             _in_market(product=product, asset_id=asset_id, delivery_start=delivery_start),
+            col(SignedOrder.delivery_end) == delivery_end,
         )
         .order_by(col(SignedOrder.seq))
     ).all()

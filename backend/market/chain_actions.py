@@ -9,13 +9,13 @@ from backend.accounts.custody import custodial_signer, signer_for
 from backend.accounts.models import Account
 from backend.chain.contracts import Chain
 from backend.chain.transactions import tx_hash_hex
-from backend.chain.wallet_calls import wallet_call
+from backend.chain.wallet_calls import WalletMustSign, wallet_call
 from backend.core.config import Settings
 from backend.core.errors import PermissionDenied
 from backend.core.utc import utc_now
 from backend.market import order_events
 from backend.market.account_orders import TRADING, find_order, order_state
-from backend.market.errors import InvalidOrder, OrderNotCancellable
+from backend.market.errors import OrderNotCancellable
 from backend.market.models import OrderStatus, SignedOrder, to_order
 from backend.market.schemas import Approvals, OrderCancellation, OrderPublicStatus
 
@@ -27,14 +27,15 @@ def cancel_order(
     key (a leaked signature is dead too). Wallet: the API holds no key, so it cancels the order
     here if the chain never saw it, else withdraws it from the operator's matching and book
     (`withdrawn`); either way the answer carries the `cancelOrder` call for the wallet.
-    Asking again for a withdrawn order answers the same."""
+    Asking again for a withdrawn order answers the same, except for a custodial order the
+    matcher withdrew (`withdrawn_reason`): the API holds its key, so it cancels it on chain."""
     row = find_order(session, account, order_id)
     if row.account_id != account.id:
         raise PermissionDenied("only the maker cancels an order")
     _, status, mirrored = order_state(session, row, now=chain.now())
     if status not in (*TRADING, OrderPublicStatus.WITHDRAWN):
         raise OrderNotCancellable(f"order {row.order_hash} is {status}", order_status=status)
-    if status != OrderPublicStatus.WITHDRAWN:
+    if status != OrderPublicStatus.WITHDRAWN or (row.custodial and row.cancel_tx is None):
         if row.custodial:
             signer = custodial_signer(account.encrypted_key or "", account.id, settings)
             receipt = chain.transact(
@@ -75,11 +76,17 @@ def _cancellation(row: SignedOrder, chain: Chain) -> OrderCancellation:
 
 def approve_market(settings: Settings, chain: Chain, account: Account) -> Approvals:
     """Custodial: let the market take this account's gUSD (bids) and certificates (REC offers),
-    which order intake requires. Wallet accounts send `approve`/`setApprovalForAll` themselves."""
+    which order intake requires. Wallet accounts get `WalletMustSign` with the `approve` and
+    `setApprovalForAll` calls their wallet sends."""
+    market = chain.market.address
+    token_args, registry_args = (market, 2**256 - 1), (market, True)
     signer = signer_for(account, settings)
     if signer is None:
-        raise InvalidOrder("wallet accounts approve the market from their wallet")
-    market = chain.market.address
-    token = chain.transact(signer, chain.token.functions.approve(market, 2**256 - 1))
-    registry = chain.transact(signer, chain.registry.functions.setApprovalForAll(market, True))
+        raise WalletMustSign(
+            "approve the market from your wallet: send `calls` in order",
+            wallet_call(chain.token, "approve", *token_args),
+            wallet_call(chain.registry, "setApprovalForAll", *registry_args),
+        )
+    token = chain.transact(signer, chain.token.functions.approve(*token_args))
+    registry = chain.transact(signer, chain.registry.functions.setApprovalForAll(*registry_args))
     return Approvals(token_tx=tx_hash_hex(token), registry_tx=tx_hash_hex(registry))

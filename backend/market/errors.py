@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backend.core.errors import Conflict, InvalidInput
+from backend.core.errors import Conflict, InvalidInput, PermissionDenied
 
 
 class InvalidOrder(InvalidInput):
@@ -33,6 +33,11 @@ class OrderExpired(InvalidInput):
 class InvalidSignature(InvalidInput):
     code = "invalid-signature"
     title = "The EIP-712 signature is not the maker's"
+
+
+class MeterNotOwned(PermissionDenied):
+    code = "meter-not-owned"
+    title = "The order names a meter its maker does not own"
 
 
 class DuplicateOrder(Conflict):

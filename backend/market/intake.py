@@ -3,7 +3,8 @@
 `place_order` runs its steps in this order: read the chain (time, the maker's nonce and funds,
 in one JSON-RPC batch), build the order from its terms (shape, period, gate closure, expiry),
 sign it (custodial) or check its nonce and signature (wallet), refuse a duplicate, check the
-maker's funds, then store it with its `order.placed` event.
+maker's funds and that an energy order's meter is the maker's (`meter_ownership`), then store
+it with its `order.placed` event.
 
 A wallet order's shape is checked before the chain read, and its signature is the maker's
 ECDSA signature or — a contract wallet (ERC-1271) — one the maker's `isValidSignature`
@@ -36,6 +37,7 @@ from backend.market.errors import (
     OrderExpired,
 )
 from backend.market.ids import PRODUCTS, SIDES
+from backend.market.meter_ownership import check_meter_owned
 from backend.market.models import OrderStatus, SignedOrder
 from backend.market.schemas import OrderCreate, OrderTerms
 
@@ -87,7 +89,7 @@ def order_from_terms(
         meter = (
             bytes.fromhex(terms.meter_id[2:])
             if terms.meter_id
-            else eip712.meter_id(f"meter:{to_checksum_address(account.address)}")
+            else eip712.default_meter_id(account.address)
         )
     else:
         start = end = 0
@@ -391,4 +393,5 @@ def place_order(
     order_id = "0x" + digest.hex()
     check_not_stored(session, order_id)
     check_funds(session, order, state.funds)
+    check_meter_owned(session, account, order)
     return store(session, settings, account, order, digest=order_id, signature=signature)

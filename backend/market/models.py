@@ -17,9 +17,10 @@ from backend.market import orders as eip712
 class OrderStatus(StrEnum):
     """A stored signed order: `open` until fully matched (`filled`) or `cancelled`.
 
-    `withdrawn`: a wallet order the chain has traded, taken out of the operator's matching and
-    book at its maker's request; its signature stays valid on chain until the maker's wallet
-    sends `cancelOrder` (the indexer then reports it cancelled)."""
+    `withdrawn`: taken out of the operator's matching and book while its signature may still
+    be valid on chain: a wallet order the chain has traded, at its maker's request (the indexer
+    reports it cancelled once the wallet sends `cancelOrder`), or an order the matcher gave up
+    on (`SignedOrder.withdrawn_reason` says why; see `backend.market.match_failures`)."""
 
     OPEN = "open"
     FILLED = "filled"
@@ -31,7 +32,9 @@ class SignedOrder(SQLModel, table=True):
     """An EIP-712 order and its signature. `seq` gives time priority and cursor order.
 
     `matched_wh` counts Wh the matcher has submitted on chain (it may run ahead of the
-    indexer's `market_orders.filled_wh`); `status` is an `OrderStatus`.
+    indexer's `market_orders.filled_wh`); `status` is an `OrderStatus`. `match_failures`
+    counts the matcher's simulations this order was found at fault for; `withdrawn_reason`
+    tells the maker why the matcher withdrew it.
     Expiry and fills are judged at read time against chain time and the mirror.
     """
 
@@ -68,6 +71,8 @@ class SignedOrder(SQLModel, table=True):
     matched_wh: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
     status: str = Field(default=OrderStatus.OPEN, max_length=12)  # OrderStatus
     cancel_tx: str | None = Field(default=None, max_length=66)
+    match_failures: int = Field(default=0)
+    withdrawn_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime = Field(default_factory=utc_now)
     updated_at: datetime = Field(default_factory=utc_now)
 

@@ -51,9 +51,24 @@ ORDER_TYPE = type_string("Order", ORDER_FIELDS)
 ORDER_TYPEHASH = keccak(text=ORDER_TYPE)
 
 
-def meter_id(name: str) -> bytes:
-    """A bytes32 meter id derived from a human-readable meter name."""
-    return keccak(text=name)
+def meter_id(owner: str, name: str) -> bytes:
+    """The owner-bound bytes32 id of `owner`'s meter `name`: the owner's 20-byte address, then
+    the first 12 bytes of keccak256(utf8(name)). Nobody can take another owner's id, and the id
+    itself says who owns the meter (EnergyMarket and RECRegistry check exactly that)."""
+    return bytes.fromhex(to_checksum_address(owner)[2:]) + keccak(text=name)[:12]
+
+
+def meter_owner(meter: bytes) -> str:
+    """The checksum address that owns `meter` (its top 20 bytes)."""
+    if len(meter) != 32:
+        raise ValueError(f"a meter id is 32 bytes, got {len(meter)}")
+    return to_checksum_address(meter[:20])
+
+
+def default_meter_id(owner: str) -> bytes:
+    """The id of the meter an account trades from when it names none (`meter:<address>`)."""
+    address = to_checksum_address(owner)
+    return meter_id(address, f"meter:{address}")
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,7 @@ class OrderPublic(BaseModel):
     nonce: SafeInt
     salt: Uint256Str
     cancel_tx: str | None
+    withdrawn_reason: str | None  # why the matcher withdrew it (status `withdrawn`)
     created_at: datetime
 
 

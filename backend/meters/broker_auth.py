@@ -3,7 +3,7 @@
 Each meter logs in with its meter id (0x-hex, what it puts in the topic's deviceId) and the
 password given at registration; the ACL lets it publish only under its own deviceId
 (`pattern write energy-cloud/+/+/%u/+`). The ingestion subscriber has its own login that may
-read everything. Hashes use Mosquitto's own format (`$7$`: PBKDF2-HMAC-SHA512, 101 rounds,
+read everything. Hashes use Mosquitto's own format (`$7$`: PBKDF2-HMAC-SHA512, 210,000 rounds,
 12-byte salt), so the broker checks them itself; `verify` checks the same hashes in Python.
 
 `python -m backend.meters.broker_auth PASSWORD_FILE ACL_FILE` writes both files; point
@@ -24,7 +24,7 @@ from sqlmodel import Session, col, select
 
 from backend.core.config import Settings, get_settings
 
-ITERATIONS = 101
+ITERATIONS = 210_000  # OWASP for PBKDF2-HMAC-SHA512 (mosquitto_passwd defaults to 101)
 
 
 def mosquitto_hash(password: str, salt: bytes | None = None, iterations: int = ITERATIONS) -> str:

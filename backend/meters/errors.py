@@ -36,3 +36,13 @@ class ReadingBatchTooLarge(InvalidInput):
 class MeterNameInvalid(InvalidInput):
     code = "meter-name-invalid"
     title = "Invalid meter name"
+
+
+class MeterSigningKeyMissing(InvalidInput):
+    code = "meter-signing-key-missing"
+    title = "The meter has no signing key to approve"
+
+
+class MeterNotApproved(Conflict):
+    code = "meter-not-approved"
+    title = "The meter is not approved"

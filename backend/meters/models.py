@@ -29,8 +29,22 @@ class MeterKind(StrEnum):
     BOTH = "both"
 
 
+class MeterStatus(StrEnum):
+    """A meter's standing with the registrar (mirrors `RECRegistry.MeterStatus`)."""
+
+    PENDING = (
+        "pending"  # registered by its owner, not yet approved: its signatures count for nothing
+    )
+    APPROVED = "approved"  # readings signed with `signing_key` are verified
+    SUSPENDED = "suspended"  # approval withdrawn; re-approval restores it
+
+
 class Meter(SQLModel, table=True):
-    """A registered smart meter; `meter_id` is the bytes32 id the market uses on chain."""
+    """A registered smart meter; `meter_id` is the bytes32 id the market uses on chain.
+
+    `capacity_w` is what the owner declared; `approved_capacity_w` what the registrar approved,
+    the cap on export once approved. `signing_key` is the address the meter signs readings with
+    (EIP-712, backend/meters/signing.py)."""
 
     __tablename__ = "meters"
 
@@ -43,12 +57,27 @@ class Meter(SQLModel, table=True):
         default=None, sa_column=Column(BigInteger, nullable=True)
     )  # REC device
     mqtt_password_hash: str | None = Field(default=None, max_length=255)
+    status: str = Field(default=MeterStatus.PENDING.value, max_length=16)  # MeterStatus
+    signing_key: str | None = Field(default=None, max_length=42)  # checksummed address
+    approved_capacity_w: int | None = Field(
+        default=None, sa_column=Column(BigInteger, nullable=True)
+    )
+    approved_by: uuid.UUID | None = Field(default=None, foreign_key="accounts.id")
+    approved_at: datetime | None = None
     created_at: datetime = Field(default_factory=utc_now)
+
+    def export_capacity_w(self) -> int:
+        """The cap on export: the approved capacity once there is one, else the declared one."""
+        return self.capacity_w if self.approved_capacity_w is None else self.approved_capacity_w
 
 
 class MeterReading(SQLModel, table=True):
     """The current value of one meter interval. A changed value bumps `revision` and leaves a
-    `ReadingCorrection` row with the previous value; nothing is overwritten silently."""
+    `ReadingCorrection` row with the previous value; nothing is overwritten silently.
+
+    `verified`: signed by the meter's approved key (`signature`, recovered to `signer`) or
+    posted by a metering data provider (`signer` is the provider's address). Only verified
+    readings settle trades or issue certificates; unverified ones are stored and shown."""
 
     __tablename__ = "meter_readings"
     __table_args__ = (
@@ -70,6 +99,9 @@ class MeterReading(SQLModel, table=True):
     quality: str | None = Field(default=None, max_length=16)
     revision: int = 0
     source: str = Field(max_length=16)  # rest | mqtt | bulk
+    verified: bool = False
+    signature: str | None = Field(default=None, max_length=132)  # 0x + 65 bytes
+    signer: str | None = Field(default=None, max_length=42)
     received_at: datetime = Field(default_factory=utc_now)
 
 
@@ -93,5 +125,9 @@ class ReadingCorrection(SQLModel, table=True):
     )
     import_wh: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     export_wh: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    previous_verified: bool = False
+    previous_signer: str | None = Field(default=None, max_length=42)
+    verified: bool = False  # of the new value
+    signer: str | None = Field(default=None, max_length=42)  # who vouches for the new value
     source: str = Field(max_length=16)
     received_at: datetime = Field(default_factory=utc_now)

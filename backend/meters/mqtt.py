@@ -34,6 +34,7 @@ from sqlmodel import Session
 
 from backend.core.config import Settings, get_settings
 from backend.core.db import make_engine
+from backend.core.startup import settings_or_exit
 from backend.meters.schemas import IngestResult
 from backend.meters.services import ingest_readings
 
@@ -208,7 +209,7 @@ def main(argv: list[str] | None = None) -> None:
     subscription group; it keeps the client id (and so the persistent session) across restarts."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     argv = sys.argv[1:] if argv is None else argv
-    settings = get_settings()
+    settings = settings_or_exit("mqtt subscriber")
     subscriber = Subscriber(
         settings=settings, client_id=f"{settings.mqtt_client_id}-{argv[0] if argv else 0}"
     )

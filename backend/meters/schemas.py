@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from backend.core.json_ints import MAX_SAFE_INTEGER, SafeInt
-from backend.meters.models import MeterKind
+from backend.meters.models import MeterKind, MeterStatus
 
 Direction = Literal["consumption", "generation"]  # import or export energy of a meter
 Aggregation = Literal["15min", "hourly"]
@@ -55,6 +55,13 @@ class ReadingIn(BaseModel):
     current: float | None = None
     powerFactor: float | None = Field(default=None, ge=-1, le=1)
     quality: Literal["high", "medium", "low", "estimated"] | None = None
+    signature: str | None = Field(
+        default=None,
+        pattern=r"^0x[0-9a-fA-F]{130}$",
+        description="the meter's EIP-712 signature of MeterReading{meterId, intervalStart, "
+        "intervalSeconds, importWh, exportWh} (absent values as 0), domain GridLedger Meters / "
+        "RECRegistry; without it the reading is stored unverified",
+    )
 
 
 class Rejection(BaseModel):
@@ -71,16 +78,41 @@ class IngestResult(BaseModel):
     accepted: int
     duplicate: int
     corrected: int
+    verified: int = Field(
+        default=0,
+        description="readings of the request stored as verified: signed by the meter's approved "
+        "key, or posted by a metering data provider (only these settle trades and issue RECs)",
+    )
     rejected: int
     rejections: list[Rejection] = []
+
+
+ADDRESS_PATTERN = r"^0x[0-9a-fA-F]{40}$"
+Capacity = Annotated[int, Field(gt=0, le=10**10)]
 
 
 class MeterCreate(BaseModel):
     name: str = Field(min_length=1, max_length=120)
     kind: MeterKind = MeterKind.BOTH
-    capacity_w: int = Field(gt=0, le=10**10)
+    capacity_w: Capacity
     device_id: SafeInt | None = Field(default=None, ge=1, le=MAX_SAFE_INTEGER)
     mqtt_password: str | None = Field(default=None, min_length=12, max_length=200)
+    signing_key: str | None = Field(
+        default=None,
+        pattern=ADDRESS_PATTERN,
+        description="address of the key the meter signs its readings with (registrar approves)",
+    )
+
+
+class MeterApproval(BaseModel):
+    """A registrar's approval (or re-approval: new capacity, key rotation) of a meter."""
+
+    capacity_w: Capacity = Field(description="approved capacity: caps export per interval")
+    signing_key: str | None = Field(
+        default=None,
+        pattern=ADDRESS_PATTERN,
+        description="overrides the key the owner gave at registration",
+    )
 
 
 class MeterPublic(BaseModel):
@@ -90,6 +122,11 @@ class MeterPublic(BaseModel):
     kind: str
     capacity_w: int
     device_id: int | None
+    status: MeterStatus
+    signing_key: str | None
+    approved_capacity_w: int | None
+    approved_by: uuid.UUID | None
+    approved_at: datetime | None
     created_at: datetime
 
 
@@ -98,6 +135,12 @@ class EnergyPoint(BaseModel):
     end: datetime
     wh: int
     intervals: int = Field(description="15-minute readings present in the bucket")
+    verified_wh: int = Field(
+        default=0, description="the part of `wh` from verified readings (what settles)"
+    )
+    verified_intervals: int = Field(
+        default=0, description="readings of the bucket that are verified; the rest are not paid"
+    )
 
 
 class EnergySeries(BaseModel):

@@ -16,34 +16,54 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import BigInteger, Column, Float, MetaData, String, Table, text
+from eth_utils import to_checksum_address
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    or_,
+    text,
+)
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, select
 
-from backend.accounts.models import Account
+from backend.accounts.models import Account, Role
 from backend.chain import clock
 from backend.core.config import Settings, get_settings
+from backend.core.utc import utc_now
+from backend.market.orders import meter_id as owner_bound_meter_id
+from backend.meters import trust
 from backend.meters.broker_auth import mosquitto_hash
 from backend.meters.broker_auth import verify as verify_mqtt
 from backend.meters.errors import (
     MeterAccessDenied,
     MeterAlreadyRegistered,
     MeterNameInvalid,
+    MeterNotApproved,
     MeterNotFound,
+    MeterSigningKeyMissing,
     ReadingBatchTooLarge,
     ReadingsMalformed,
 )
-from backend.meters.models import INTERVAL_SECONDS, Meter, MeterReading
+from backend.meters.models import INTERVAL_SECONDS, Meter, MeterReading, MeterStatus
 from backend.meters.schemas import (
     Aggregation,
     Direction,
     EnergyPoint,
     EnergySeries,
     IngestResult,
+    MeterApproval,
     MeterCreate,
     Rejection,
 )
@@ -58,6 +78,7 @@ from indexer.bulk import bulk_insert
 STAGING = Table(
     "_staging_meter_readings",
     MetaData(),
+    Column("idx", BigInteger),  # the reading's position in the request
     Column("meter_id", String(66)),
     Column("interval_start", BigInteger),
     Column("import_wh", BigInteger),
@@ -66,43 +87,83 @@ STAGING = Table(
     Column("current_a", Float),
     Column("power_factor", Float),
     Column("quality", String(16)),
+    Column("verified", Boolean),
+    Column("signature", String(132)),
+    Column("signer", String(42)),
 )
 STAGING_DDL = {
-    "postgresql": "CREATE TEMP TABLE IF NOT EXISTS _staging_meter_readings (meter_id varchar(66), "
-    "interval_start bigint, import_wh bigint, export_wh bigint, voltage_v double precision, "
-    "current_a double precision, power_factor double precision, quality varchar(16)) "
+    "postgresql": "CREATE TEMP TABLE IF NOT EXISTS _staging_meter_readings (idx bigint, "
+    "meter_id varchar(66), interval_start bigint, import_wh bigint, export_wh bigint, "
+    "voltage_v double precision, current_a double precision, power_factor double precision, "
+    "quality varchar(16), verified boolean, signature varchar(132), signer varchar(42)) "
     "ON COMMIT DELETE ROWS",
-    "sqlite": "CREATE TEMP TABLE IF NOT EXISTS _staging_meter_readings (meter_id TEXT, "
-    "interval_start INTEGER, import_wh INTEGER, export_wh INTEGER, voltage_v REAL, "
-    "current_a REAL, power_factor REAL, quality TEXT)",
+    "sqlite": "CREATE TEMP TABLE IF NOT EXISTS _staging_meter_readings (idx INTEGER, "
+    "meter_id TEXT, interval_start INTEGER, import_wh INTEGER, export_wh INTEGER, "
+    "voltage_v REAL, current_a REAL, power_factor REAL, quality TEXT, verified BOOLEAN, "
+    "signature TEXT, signer TEXT)",
 }
+JOINED = "r.meter_id = s.meter_id AND r.interval_start = s.interval_start"
 DIFFERS = "(s.import_wh <> r.import_wh OR s.export_wh <> r.export_wh)"
+FILLS = (
+    "(s.import_wh IS NOT NULL AND r.import_wh IS NULL) "
+    "OR (s.export_wh IS NOT NULL AND r.export_wh IS NULL)"
+)
+# A verified reading is a complete statement of its interval (what was signed): it replaces
+# both values, so dropping a stored value is a correction too. An unverified one only changes
+# the values it carries.
+FIXES = (
+    f"(CASE WHEN s.verified THEN ({DIFFERS} OR (s.import_wh IS NULL AND r.import_wh IS NOT NULL) "
+    f"OR (s.export_wh IS NULL AND r.export_wh IS NOT NULL)) ELSE {DIFFERS} END)"
+)
+CHANGES = f"({FIXES} OR {FILLS})"
+NEW_IMPORT = "CASE WHEN s.verified THEN s.import_wh ELSE COALESCE(s.import_wh, r.import_wh) END"
+NEW_EXPORT = "CASE WHEN s.verified THEN s.export_wh ELSE COALESCE(s.export_wh, r.export_wh) END"
+# Who could lie: the owner posts unsigned readings, and holds every reading its meter ever
+# signed. So a verified value changes only through a metering data provider: an unverified
+# reading cannot replace it, nor can a replayed (older or other) meter signature.
+GUARDED = f"r.verified AND {CHANGES}"
+SELECT_REFUSED = text(
+    "SELECT s.idx, r.signer FROM _staging_meter_readings s JOIN meter_readings r "
+    f"ON {JOINED} WHERE {GUARDED}"
+)
+DELETE_REFUSED = text("DELETE FROM _staging_meter_readings WHERE idx IN :ids").bindparams(
+    bindparam("ids", expanding=True)
+)
 INSERT_NEW = text(
     "INSERT INTO meter_readings (meter_id, interval_start, interval_s, import_wh, export_wh, "
-    "voltage_v, current_a, power_factor, quality, revision, source, received_at) "
+    "voltage_v, current_a, power_factor, quality, revision, source, verified, signature, signer, "
+    "received_at) "
     f"SELECT meter_id, interval_start, {INTERVAL_SECONDS}, import_wh, export_wh, voltage_v, "
-    "current_a, power_factor, quality, 0, :source, :received_at "
+    "current_a, power_factor, quality, 0, :source, verified, signature, signer, :received_at "
     "FROM _staging_meter_readings WHERE true ON CONFLICT (meter_id, interval_start) DO NOTHING"
 )
 INSERT_CORRECTIONS = text(
     "INSERT INTO reading_corrections (meter_id, interval_start, revision, previous_import_wh, "
-    "previous_export_wh, import_wh, export_wh, source, received_at) "
-    "SELECT r.meter_id, r.interval_start, r.revision + 1, r.import_wh, r.export_wh, "
-    "COALESCE(s.import_wh, r.import_wh), COALESCE(s.export_wh, r.export_wh), :source, :received_at "
-    "FROM _staging_meter_readings s JOIN meter_readings r "
-    "ON r.meter_id = s.meter_id AND r.interval_start = s.interval_start "
-    f"WHERE {DIFFERS}"
+    "previous_export_wh, import_wh, export_wh, previous_verified, previous_signer, verified, "
+    "signer, source, received_at) "
+    f"SELECT r.meter_id, r.interval_start, r.revision + 1, r.import_wh, r.export_wh, "
+    f"{NEW_IMPORT}, {NEW_EXPORT}, r.verified, r.signer, s.verified, s.signer, :source, "
+    ":received_at "
+    f"FROM _staging_meter_readings s JOIN meter_readings r ON {JOINED} WHERE {FIXES}"
 )
 APPLY_UPDATES = text(
-    "UPDATE meter_readings AS r SET import_wh = COALESCE(s.import_wh, r.import_wh), "
-    "export_wh = COALESCE(s.export_wh, r.export_wh), "
-    f"revision = r.revision + CASE WHEN {DIFFERS} THEN 1 ELSE 0 END, "
+    f"UPDATE meter_readings AS r SET import_wh = {NEW_IMPORT}, export_wh = {NEW_EXPORT}, "
+    f"revision = r.revision + CASE WHEN {FIXES} THEN 1 ELSE 0 END, "
+    "verified = s.verified, signature = s.signature, signer = s.signer, "
     "source = :source, received_at = :received_at "
     "FROM _staging_meter_readings s "
-    "WHERE r.meter_id = s.meter_id AND r.interval_start = s.interval_start AND ("
-    f"{DIFFERS} OR (s.import_wh IS NOT NULL AND r.import_wh IS NULL) "
-    "OR (s.export_wh IS NOT NULL AND r.export_wh IS NULL))"
+    f"WHERE {JOINED} AND ({CHANGES} OR (s.verified AND NOT r.verified))"
 )
+
+
+@dataclass
+class Stored:
+    """What `store_readings` did with a batch of validated rows."""
+
+    accepted: int = 0
+    duplicate: int = 0
+    corrected: int = 0
+    refused: dict[int, str] = field(default_factory=dict)  # row idx -> reason
 
 
 # ------------------------------------------------------------------------ meter registry
@@ -111,8 +172,9 @@ APPLY_UPDATES = text(
 def register_meter(session: Session, owner: Account, data: MeterCreate) -> Meter:
     if data.name.lower().startswith("0x"):
         raise MeterNameInvalid("a meter name must not start with 0x (it would read as a hex id)")
-    meter_id = normalise_meter_id(data.name)
-    if session.get(Meter, meter_id) is not None:
+    meter_id = "0x" + owner_bound_meter_id(owner.address, data.name).hex()
+    taken = session.exec(select(Meter.meter_id).where(Meter.name == data.name)).first()
+    if taken is not None or session.get(Meter, meter_id) is not None:
         raise MeterAlreadyRegistered(
             f"meter {data.name!r} is already registered", meter_id=meter_id
         )
@@ -124,6 +186,7 @@ def register_meter(session: Session, owner: Account, data: MeterCreate) -> Meter
         capacity_w=data.capacity_w,
         device_id=data.device_id,
         mqtt_password_hash=mosquitto_hash(data.mqtt_password) if data.mqtt_password else None,
+        signing_key=to_checksum_address(data.signing_key) if data.signing_key else None,
     )
     session.add(meter)
     session.commit()
@@ -131,10 +194,50 @@ def register_meter(session: Session, owner: Account, data: MeterCreate) -> Meter
     return meter
 
 
+def list_meters(
+    session: Session, account: Account, status: MeterStatus | None = None
+) -> list[Meter]:
+    """The caller's meters; a registrar's view is every meter (its queue: `status=pending`)."""
+    query = select(Meter).order_by(col(Meter.created_at), col(Meter.meter_id))
+    if not account.has_role(Role.REGISTRAR):
+        query = query.where(Meter.owner_id == account.id)
+    if status is not None:
+        query = query.where(Meter.status == status)
+    return list(session.exec(query.limit(1_000)).all())
+
+
+def approve_meter(session: Session, registrar: Account, meter: Meter, data: MeterApproval) -> Meter:
+    """Approve (or re-approve: capacity, key rotation) `meter`: from now on readings signed with
+    its key are verified and its export is capped at the approved capacity. Not committed: the
+    route commits once the chain has it too."""
+    key = data.signing_key or meter.signing_key
+    if key is None:
+        raise MeterSigningKeyMissing(
+            f"meter {meter.meter_id} has no signing key: give signing_key", meter_id=meter.meter_id
+        )
+    meter.signing_key = to_checksum_address(key)
+    meter.approved_capacity_w = data.capacity_w
+    meter.status = MeterStatus.APPROVED
+    meter.approved_by, meter.approved_at = registrar.id, utc_now()
+    session.add(meter)
+    return meter
+
+
+def suspend_meter(session: Session, meter: Meter) -> Meter:
+    """Withdraw `meter`'s approval: its signatures verify nothing until it is re-approved."""
+    if meter.status != MeterStatus.APPROVED:
+        raise MeterNotApproved(
+            f"meter {meter.meter_id} is {meter.status}, not approved", meter_id=meter.meter_id
+        )
+    meter.status = MeterStatus.SUSPENDED
+    session.add(meter)
+    return meter
+
+
 def check_mqtt_credentials(session: Session, device: str, password: str) -> str | None:
     """The meter id whose MQTT password is `password`, for device `device` (name or id)."""
     try:
-        meter = session.get(Meter, normalise_meter_id(device))
+        meter = find_meter(session, device)
     except ReadingRejected:
         return None
     if (
@@ -146,15 +249,57 @@ def check_mqtt_credentials(session: Session, device: str, password: str) -> str 
     return meter.meter_id
 
 
-def meter_limits(connection: Connection, meter_ids: set[str]) -> dict[str, MeterLimits]:
-    if not meter_ids:
+def find_meter(session: Session, meter: str) -> Meter | None:
+    """The meter named by `meter`: its bytes32 hex id or its name (ReadingRejected if malformed)."""
+    key = normalise_meter_id(meter)
+    column = Meter.meter_id if key.startswith("0x") else Meter.name
+    return session.exec(select(Meter).where(column == key)).first()
+
+
+def get_meter(session: Session, meter: str) -> Meter:
+    """`find_meter`, or MeterNotFound."""
+    try:
+        found = find_meter(session, meter)
+    except ReadingRejected as exc:
+        raise MeterNotFound(exc.reason) from None
+    if found is None:
+        raise MeterNotFound(f"no meter {meter}", meter_id=meter)
+    return found
+
+
+def meter_limits(connection: Connection, keys: set[str]) -> dict[str, MeterLimits]:
+    """Limits of the meters named by `keys` (normalised ids or names), keyed by those keys."""
+    if not keys:
         return {}
+    ids = sorted(k for k in keys if k.startswith("0x"))
+    names = sorted(k for k in keys if not k.startswith("0x"))
     rows = connection.execute(
-        select(Meter.meter_id, Meter.kind, Meter.capacity_w, Meter.owner_id).where(
-            col(Meter.meter_id).in_(sorted(meter_ids))
-        )
+        sa_select(  # more columns than sqlmodel's typed overloads of select
+            col(Meter.meter_id),
+            col(Meter.name),
+            col(Meter.kind),
+            col(Meter.capacity_w),
+            col(Meter.approved_capacity_w),
+            col(Meter.owner_id),
+            col(Meter.status),
+            col(Meter.signing_key),
+        ).where(or_(col(Meter.meter_id).in_(ids), col(Meter.name).in_(names)))
     )
-    return {m: MeterLimits(kind, capacity, owner) for m, kind, capacity, owner in rows}
+    limits: dict[str, MeterLimits] = {}
+    for meter_id, name, kind, capacity, approved, owner, status, key in rows:
+        found = MeterLimits(
+            meter_id,
+            kind,
+            capacity if approved is None else approved,
+            owner,
+            status,
+            key,
+            capacity_approved=approved is not None,
+        )
+        for named in (meter_id, name):
+            if named in keys:
+                limits[named] = found
+    return limits
 
 
 # ----------------------------------------------------------------------------- ingestion
@@ -198,11 +343,14 @@ def ingest_readings(
     settings: Settings | None = None,
     prior_rejections: list[Rejection] | None = None,
     sender_id: uuid.UUID | None = None,
+    provider: str | None = None,
 ) -> IngestResult:
     """Validate and store `readings`; counts per outcome and the reason of every rejection.
 
-    With `sender_id`, only readings of meters that account owns are accepted. `settings`
-    defaults to the process settings (`get_settings()`).
+    With `sender_id`, only readings of meters that account owns are accepted. `provider` is
+    the address of the metering data provider posting them: its readings are verified, signed
+    or not; anyone else's are verified only by a valid meter signature (backend/meters/trust).
+    `settings` defaults to the process settings (`get_settings()`).
     """
     settings = settings or get_settings()
     if len(readings) > settings.meter_max_batch:
@@ -220,39 +368,87 @@ def ingest_readings(
     rejections = list(prior_rejections or [])
     already = {r.index for r in rejections}
     rows: list[dict[str, Any]] = []
+    signed: list[tuple[dict[str, Any], bytes]] = []
     for index, reading in enumerate(readings):
         if reading is _UNPARSABLE or index in already:
             continue
         try:
-            rows.append(
-                validate_reading(
-                    reading,
-                    meters,
-                    now=now,
-                    skew_s=settings.meter_clock_skew_s,
-                    max_import_wh=settings.meter_max_import_wh,
-                    sender_id=sender_id,
-                )
+            row = validate_reading(
+                reading,
+                meters,
+                now=now,
+                skew_s=settings.meter_clock_skew_s,
+                max_import_wh=settings.meter_max_import_wh,
+                sender_id=sender_id,
             )
+            signature = trust.parse_signature(reading.get("signature"))
         except ReadingRejected as exc:
-            rejections.append(
-                Rejection(
-                    index=index,
-                    reason=exc.reason,
-                    meterId=echo(reading, "meterId", 120),
-                    timestamp=echo(reading, "timestamp", 40),
-                )
-            )
-    accepted, duplicate, corrected = store_readings(connection, rows, source)
+            rejections.append(rejection(index, reading, exc.reason))
+            continue
+        row["idx"] = index
+        trust.mark(row, verified=provider is not None, signature=signature, signer=provider)
+        if signature is not None and provider is None:
+            signed.append((row, signature))
+        rows.append(row)
+    verify_signatures(session, signed, meters, trust.reading_domain(settings))
+    stored = store_readings(connection, rows, source, provider=provider is not None)
     session.commit()
+    rejections.extend(
+        rejection(index, readings[index], reason) for index, reason in stored.refused.items()
+    )
     rejections.sort(key=lambda r: r.index)
     return IngestResult(
         received=len(readings),
-        accepted=accepted,
-        duplicate=duplicate,
-        corrected=corrected,
+        accepted=stored.accepted,
+        duplicate=stored.duplicate,
+        corrected=stored.corrected,
+        verified=sum(1 for row in rows if row["verified"] and row["idx"] not in stored.refused),
         rejected=len(rejections),
         rejections=rejections,
+    )
+
+
+def verify_signatures(
+    session: Session,
+    signed: list[tuple[dict[str, Any], bytes]],
+    meters: dict[str, MeterLimits],
+    domain: trust.ReadingDomain | None,
+) -> None:
+    """Mark the signed rows whose signature recovers to the approved meter key, or to a
+    metering data provider, verified; the others keep their signature and recovered signer,
+    unverified."""
+    by_provider: list[dict[str, Any]] = []
+    for row, signature in signed:
+        signer = trust.recover(row, signature, domain)
+        verified = trust.meter_signed(meters[row["meter_id"]], signer)
+        trust.mark(row, verified=verified, signature=signature, signer=signer)
+        if signer is not None and not verified:
+            by_provider.append(row)
+    if not by_provider:
+        return
+    providers = metering_data_providers(session, {row["signer"] for row in by_provider})
+    for row in by_provider:
+        row["verified"] = row["signer"] in providers
+
+
+def metering_data_providers(session: Session, addresses: set[str]) -> set[str]:
+    """Those of `addresses` (checksummed) that are accounts holding `meter_data_provider`."""
+    accounts = session.exec(
+        select(Account).where(col(Account.address).in_(sorted(a.lower() for a in addresses)))
+    ).all()
+    return {
+        to_checksum_address(a.address)
+        for a in accounts
+        if a.active and a.has_role(Role.METER_DATA_PROVIDER)
+    }
+
+
+def rejection(index: int, reading: object, reason: str) -> Rejection:
+    return Rejection(
+        index=index,
+        reason=reason,
+        meterId=echo(reading, "meterId", 120),
+        timestamp=echo(reading, "timestamp", 40),
     )
 
 
@@ -268,10 +464,14 @@ def store_readings(
     rows: list[dict[str, Any]],
     source: str,
     received_at: datetime | None = None,
-) -> tuple[int, int, int]:
-    """Store validated rows; returns (accepted, duplicate, corrected). Caller commits."""
+    *,
+    provider: bool = False,
+) -> Stored:
+    """Store validated rows (with `idx`, `verified`, `signature`, `signer`). Caller commits.
+    Rows posted by a metering data provider (`provider`) may correct verified readings."""
+    stored = Stored()
     if not rows:
-        return 0, 0, 0
+        return stored
     received_at = received_at or datetime.now(UTC)
     rounds: list[list[dict[str, Any]]] = []
     seen: dict[tuple[str, int], int] = defaultdict(int)
@@ -284,36 +484,40 @@ def store_readings(
         rounds[position].append(row)
     dialect = connection.dialect.name
     connection.execute(text(STAGING_DDL["postgresql" if dialect == "postgresql" else "sqlite"]))
-    accepted = corrected = 0
     params = {"source": source, "received_at": received_at}
     for batch in rounds:
         connection.execute(text("DELETE FROM _staging_meter_readings"))
         bulk_insert(connection, STAGING, batch)
         inserted = connection.execute(INSERT_NEW, params).rowcount
+        stored.accepted += inserted
         if inserted == len(batch):  # nothing clashed: no correction or fill to look for
-            accepted += inserted
             continue
+        refused = [] if provider else connection.execute(SELECT_REFUSED).all()
+        if refused:
+            connection.execute(DELETE_REFUSED, {"ids": [idx for idx, _ in refused]})
+            for idx, signer in refused:
+                stored.refused[idx] = (
+                    f"the interval has a verified reading (vouched for by {signer}); only a "
+                    "metering data provider can correct it"
+                )
         fixed = connection.execute(INSERT_CORRECTIONS, params).rowcount
         updated = connection.execute(APPLY_UPDATES, params).rowcount
-        accepted += inserted + (updated - fixed)
-        corrected += fixed
+        stored.accepted += updated - fixed
+        stored.corrected += fixed
     connection.execute(text("DELETE FROM _staging_meter_readings"))
-    return accepted, len(rows) - accepted - corrected, corrected
+    stored.duplicate = len(rows) - stored.accepted - stored.corrected - len(stored.refused)
+    return stored
 
 
 # -------------------------------------------------------------------------- energy series
 
 
 def owned_meter(session: Session, account: Account, meter: str) -> Meter:
-    try:
-        meter_id = normalise_meter_id(meter)
-    except ReadingRejected as exc:
-        raise MeterNotFound(exc.reason) from None
-    found = session.get(Meter, meter_id)
-    if found is None:
-        raise MeterNotFound(f"no meter {meter_id}", meter_id=meter_id)
+    found = get_meter(session, meter)
     if found.owner_id != account.id:
-        raise MeterAccessDenied(f"meter {meter_id} belongs to another account", meter_id=meter_id)
+        raise MeterAccessDenied(
+            f"meter {found.meter_id} belongs to another account", meter_id=found.meter_id
+        )
     return found
 
 
@@ -331,7 +535,7 @@ def energy_series(
     found = owned_meter(session, account, meter)
     column = col(MeterReading.import_wh if direction == "consumption" else MeterReading.export_wh)
     rows = session.exec(
-        select(MeterReading.interval_start, column)
+        select(MeterReading.interval_start, column, MeterReading.verified)
         .where(
             MeterReading.meter_id == found.meter_id,
             MeterReading.interval_start >= start,
@@ -342,19 +546,24 @@ def energy_series(
     ).all()
     bucket = 3600 if aggregation == "hourly" else INTERVAL_SECONDS
     sums: dict[int, list[int]] = {}
-    for interval_start, wh in rows:
+    for interval_start, wh, verified in rows:
         key = interval_start // bucket * bucket
-        total = sums.setdefault(key, [0, 0])
+        total = sums.setdefault(key, [0, 0, 0, 0])
         total[0] += wh or 0  # never NULL: filtered out above
         total[1] += 1
+        if verified:
+            total[2] += wh or 0
+            total[3] += 1
     points = [
         EnergyPoint(
             start=datetime.fromtimestamp(k, UTC),
             end=datetime.fromtimestamp(k + bucket, UTC),
             wh=wh,
             intervals=n,
+            verified_wh=verified_wh,
+            verified_intervals=verified_n,
         )
-        for k, (wh, n) in sorted(sums.items())
+        for k, (wh, n, verified_wh, verified_n) in sorted(sums.items())
     ]
     return EnergySeries(
         meterId=found.meter_id, direction=direction, aggregation=aggregation, points=points

@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from backend.market.orders import meter_id as meter_id_of_name
 from backend.meters.models import INTERVAL_SECONDS, MeterKind
 
 METER_ID_RE = re.compile(r"^0x[0-9a-f]{64}$")
@@ -35,14 +34,22 @@ KNOWN_FIELDS = {
     "metadata",
     "version",
     "standard",
+    "signature",
 }
 
 
 @dataclass(frozen=True)
 class MeterLimits:
+    """What a reading of one meter is checked against. `capacity_w` caps export: the approved
+    capacity once the registrar approved one, else the owner's declared capacity."""
+
+    meter_id: str
     kind: str
     capacity_w: int
     owner_id: uuid.UUID | None = None
+    status: str = "pending"  # a MeterStatus
+    signing_key: str | None = None
+    capacity_approved: bool = False
 
 
 class ReadingRejected(Exception):
@@ -52,7 +59,11 @@ class ReadingRejected(Exception):
 
 
 def normalise_meter_id(value: object) -> str:
-    """A meter id as stored: lower-case bytes32 hex; a meter name maps to keccak(text=name)."""
+    """A reading's meter as looked up: lower-case bytes32 hex id, or a meter name as given.
+
+    A name is resolved through the meters table (`meter_limits`), never hashed: meter ids are
+    owner-bound (backend.market.orders.meter_id), so the name alone does not give the id.
+    """
     if not isinstance(value, str) or not value or len(value) > 120:
         raise ReadingRejected("meterId must be a non-empty string (bytes32 hex or meter name)")
     outcome = _meter_id(value)
@@ -63,13 +74,13 @@ def normalise_meter_id(value: object) -> str:
 
 @lru_cache(maxsize=65_536)
 def _meter_id(value: str) -> str:
-    """The id, or "!reason" (cached: a batch repeats the same few meters many times)."""
+    """The id or name, or "!reason" (cached: a batch repeats the same few meters many times)."""
     lowered = value.lower()
     if METER_ID_RE.match(lowered):
         return lowered
-    if lowered.startswith("0x") and all(c in "0123456789abcdef" for c in lowered[2:]):
+    if lowered.startswith("0x"):
         return "!meterId hex must be 32 bytes (0x + 64 hex digits)"
-    return "0x" + meter_id_of_name(value).hex()
+    return value
 
 
 def parse_timestamp(value: object) -> int:
@@ -142,7 +153,7 @@ def validate_reading(
     for required in ("meterId", "timestamp"):
         if required not in reading:
             raise ReadingRejected(f"missing required field {required}")
-    meter = normalise_meter_id(reading["meterId"])
+    key = normalise_meter_id(reading["meterId"])
     start = parse_timestamp(reading["timestamp"])
     interval = reading.get("intervalSeconds", INTERVAL_SECONDS)
     if interval != INTERVAL_SECONDS or isinstance(interval, bool):
@@ -163,9 +174,10 @@ def validate_reading(
     export_wh = energy_wh(reading, "exportWh", factor)
     if import_wh is None and export_wh is None:
         raise ReadingRejected("a reading needs importWh, exportWh or both")
-    limits = meters.get(meter)
+    limits = meters.get(key)
     if limits is None:
-        raise ReadingRejected(f"unknown meter {meter}")
+        raise ReadingRejected(f"unknown meter {key}")
+    meter = limits.meter_id
     if sender_id is not None and limits.owner_id != sender_id:
         raise ReadingRejected(f"meter {meter} belongs to another account")
     if export_wh and limits.kind == MeterKind.IMPORT:
@@ -175,7 +187,8 @@ def validate_reading(
     export_limit = limits.capacity_w * INTERVAL_SECONDS // 3600
     if export_wh is not None and export_wh > export_limit:
         raise ReadingRejected(
-            f"exportWh {export_wh} exceeds the device capacity "
+            f"exportWh {export_wh} exceeds the meter's "
+            f"{'approved' if limits.capacity_approved else 'declared'} capacity "
             f"{limits.capacity_w} W x 15 min = {export_limit} Wh"
         )
     if import_wh is not None and import_wh > max_import_wh:

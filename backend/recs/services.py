@@ -15,11 +15,11 @@ from backend.accounts.custody import signer_for
 from backend.accounts.models import Account
 from backend.chain.contracts import Chain
 from backend.chain.transactions import tx_hash_hex
+from backend.chain.wallet_calls import WalletCall, WalletMustSign, wallet_call
 from backend.core.config import Settings
 from backend.core.errors import NotFound
 from backend.core.pagination import keyset_page
-from backend.market.orders import meter_id as meter_id_of
-from backend.recs.errors import WalletMustSign
+from backend.market.orders import default_meter_id
 from backend.recs.schemas import (
     CertificateDetail,
     CertificatePublic,
@@ -46,10 +46,13 @@ CLAIM_EVENT = (
 )
 
 
-def _custodial(account: Account, settings: Settings) -> LocalAccount:
+def _custodial(account: Account, settings: Settings, *calls: WalletCall) -> LocalAccount:
+    """The account's custodial key; for a wallet account, `WalletMustSign` with `calls`."""
     signer = signer_for(account, settings)
     if signer is None:
-        raise WalletMustSign("send this transaction from your wallet; the API holds no key for it")
+        raise WalletMustSign(
+            "send this transaction from your wallet; the API holds no key for it", *calls
+        )
     return signer
 
 
@@ -74,11 +77,7 @@ def register_device(
     settings: Settings, chain: Chain, account: Account, body: DeviceCreate
 ) -> TxAccepted:
     signer = _custodial(account, settings)
-    meter = (
-        bytes.fromhex(body.meter_id[2:])
-        if body.meter_id
-        else meter_id_of(f"meter:{signer.address}")
-    )
+    meter = bytes.fromhex(body.meter_id[2:]) if body.meter_id else default_meter_id(signer.address)
     receipt = chain.transact(
         signer,
         chain.registry.functions.registerDevice(
@@ -262,13 +261,10 @@ def transfer(
     to: str,
     amount_wh: int,
 ) -> TxAccepted:
-    signer = _custodial(account, settings)
-    receipt = chain.transact(
-        signer,
-        chain.registry.functions.safeTransferFrom(
-            signer.address, chain.w3.to_checksum_address(to), certificate_id, amount_wh, b""
-        ),
-    )
+    holder, recipient = (chain.w3.to_checksum_address(a) for a in (account.address, to))
+    args = (holder, recipient, certificate_id, amount_wh, b"")
+    signer = _custodial(account, settings, wallet_call(chain.registry, "safeTransferFrom", *args))
+    receipt = chain.transact(signer, chain.registry.functions.safeTransferFrom(*args))
     tx = tx_hash_hex(receipt)
     return _accepted("transfer", tx, receipt, f"/v1/recs/certificates/{certificate_id}")
 
@@ -276,21 +272,19 @@ def transfer(
 def claim(
     settings: Settings, chain: Chain, account: Account, certificate_id: int, body: ClaimRequest
 ) -> TxAccepted:
-    signer = _custodial(account, settings)
-    receipt = chain.transact(
-        signer,
-        chain.registry.functions.claim(
-            certificate_id,
-            body.amount_wh,
-            (
-                body.beneficiary,
-                body.purpose,
-                body.consumption_start,
-                body.consumption_end,
-                _bytes32(body.location),
-            ),
+    args = (
+        certificate_id,
+        body.amount_wh,
+        (
+            body.beneficiary,
+            body.purpose,
+            body.consumption_start,
+            body.consumption_end,
+            _bytes32(body.location),
         ),
     )
+    signer = _custodial(account, settings, wallet_call(chain.registry, "claim", *args))
+    receipt = chain.transact(signer, chain.registry.functions.claim(*args))
     events = chain.registry.events.CertificateClaimed().process_receipt(receipt, errors=DISCARD)
     claim_id = events[0]["args"]["claimId"]
     return _accepted("claim", str(claim_id), receipt, f"/v1/recs/claims/{claim_id}/proof")

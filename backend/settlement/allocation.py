@@ -5,7 +5,8 @@ is shared among every ENERGY trade of that meter delivering in the slot, in prop
 the Wh each trade contracted for the slot (a trade spanning n slots contracts quantity/n per
 slot). A trade's allocation is the sum of its slot shares, floored to whole Wh; what the
 chain is told is min(allocation, contracted): surplus export is not re-allocated. A slot
-without an export reading counts as zero (and flags the trade `data_missing`).
+without a verified export reading counts as zero (and flags the trade `data_missing`): the
+caller passes verified readings only (meter-signed or from a metering data provider).
 
 Payout math mirrors EnergyMarket._settle exactly (integer division at the same places):
 escrow and gross are rounded up (`payment`), the penalty is floored and paid from the seller's

@@ -5,6 +5,9 @@ export, batched per device with `issueBatch` (ISSUER key), exactly once per devi
 the registry's `isPeriodIssued` is asked for every hour; an hour already issued on chain is
 marked `closed`, never sent again. Transactions go through the same write-ahead log as
 settlement (chain.py), so a worker killed mid-batch resumes the same transaction.
+
+Each certificate commits to its readings: the evidence root (backend/recs/evidence.py) of the
+EIP-712 digests of the device-hour's export readings goes into `CertificateIssued`.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from sqlmodel import Session, col, select
 
 from backend.core.config import Settings
 from backend.meters.models import MeterReading
+from backend.meters.signing import SignedValues, reading_digest
+from backend.recs.evidence import evidence_root
 from backend.settlement.chain import (
     PERIOD_ALREADY_ISSUED,
     BatchRejected,
@@ -54,7 +59,8 @@ class IssuanceReport:
 def record_due_hours(
     session: Session, *, now: int, deadline_s: int, gate_s: int, lookback_s: int
 ) -> IssuanceReport:
-    """Insert a `rec_issuances` row for every closed device-hour with metered export."""
+    """Insert a `rec_issuances` row for every closed device-hour with verified metered export
+    (an hour with unverified quarters only counts them as missing)."""
     report = IssuanceReport()
     devices = session.exec(select(Device).where(Device.status == DeviceStatus.APPROVED)).all()
     values: list[dict[str, Any]] = []
@@ -68,6 +74,7 @@ def record_due_hours(
             )
             .where(
                 MeterReading.meter_id == meter,
+                col(MeterReading.verified).is_(True),  # only verified export issues RECs
                 MeterReading.interval_start >= max(now - lookback_s, 0),
                 MeterReading.interval_start < now - gate_s - HOUR + 1,
             )
@@ -113,6 +120,34 @@ def apply_outcome(session: Session, batch: SettlementBatch, status: BatchStatus)
     session.commit()
 
 
+def evidence_roots(session: Session, ctx: ChainContext, rows: list[RecIssuance]) -> list[bytes]:
+    """Per device-hour of one meter, the evidence root of the verified export readings behind it
+    (the same readings `record_due_hours` counted)."""
+    chain_id, registry = ctx.w3.eth.chain_id, ctx.registry.address
+    meter = rows[0].meter_id
+    readings = session.exec(
+        select(MeterReading).where(
+            MeterReading.meter_id == meter,
+            col(MeterReading.export_wh).is_not(None),
+            col(MeterReading.verified).is_(True),
+            MeterReading.interval_start >= min(r.hour_start for r in rows),
+            MeterReading.interval_start < max(r.hour_start for r in rows) + HOUR,
+        )
+    ).all()
+    leaves: dict[int, list[bytes]] = {}
+    for reading in readings:
+        values = SignedValues(
+            bytes.fromhex(meter[2:]),
+            reading.interval_start,
+            reading.interval_s,
+            reading.import_wh or 0,
+            reading.export_wh or 0,
+        )
+        hour = reading.interval_start // HOUR * HOUR
+        leaves.setdefault(hour, []).append(reading_digest(values, chain_id, registry))
+    return [evidence_root(leaves[r.hour_start]) for r in rows]
+
+
 def issue_pending(
     session: Session, ctx: ChainContext, *, batch_size: int, report: IssuanceReport
 ) -> None:
@@ -146,6 +181,7 @@ def issue_pending(
                 [r.hour_start for r in chunk],
                 [r.hour_start + HOUR for r in chunk],
                 [r.volume_wh for r in chunk],
+                evidence_roots(session, ctx, chunk),
             )
             try:
                 batch, status = send_logged(

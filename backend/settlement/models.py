@@ -80,6 +80,8 @@ class Reconciliation(SQLModel, table=True):
     expected_penalty: int = Field(sa_column=big())
     expected_refund: int = Field(sa_column=big())
     data_missing: bool = False
+    # slots of the trade with only unverified readings (owner-posted, unsigned): counted missing
+    unverified_slots: int = 0
     status: str = Field(default=ReconciliationStatus.PENDING.value, max_length=16)
     failure: str | None = Field(default=None, max_length=500)  # why the chain refuses it (failed)
     batch_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from backend.core.json_ints import AmountStr
 
@@ -34,6 +34,11 @@ class ReconciliationPublic(BaseModel):
     expected_penalty: AmountStr
     expected_refund: AmountStr
     data_missing: bool
+    unverified_slots: int = Field(
+        default=0,
+        description="15-minute slots of the trade that had only unverified readings "
+        "(owner-posted, unsigned): settled as missing data",
+    )
     status: str
     failure: str | None
     settled_tx: str | None

@@ -143,20 +143,34 @@ def due_period_ends(session: Session, now: int, settings: Settings) -> list[int]
     return [delivery(end) for end in rows]
 
 
-def exports(session: Session, meter_id: str, start: int, end: int) -> dict[int, int | None]:
+def exports(
+    session: Session, meter_id: str, start: int, end: int
+) -> tuple[dict[int, int | None], set[int]]:
+    """The meter's verified export per slot, and the slots that have only unverified export
+    (owner-posted, unsigned): those settle as missing data."""
     rows = session.exec(
-        select(MeterReading.interval_start, MeterReading.export_wh).where(
+        select(MeterReading.interval_start, MeterReading.export_wh, MeterReading.verified).where(
             func.lower(MeterReading.meter_id) == meter_id.lower(),
             MeterReading.interval_start >= start,
             MeterReading.interval_start < end,
         )
     ).all()
-    return dict(rows)
+    verified = {slot: wh for slot, wh, ok in rows if ok}
+    unverified = {slot for slot, wh, ok in rows if not ok and wh is not None}
+    return verified, unverified
 
 
-def meter_allocations(
-    session: Session, meter: str, start: int, end: int
-) -> tuple[dict[int, Allocation], dict[int, TradeTerms]]:
+@dataclass(frozen=True)
+class MeterAllocations:
+    allocations: dict[int, Allocation]
+    terms: dict[int, TradeTerms]
+    unverified: set[int]  # slots with only unverified export
+
+    def unverified_slots(self, trade_id: int) -> int:
+        return sum(1 for slot in self.terms[trade_id].slots() if slot in self.unverified)
+
+
+def meter_allocations(session: Session, meter: str, start: int, end: int) -> MeterAllocations:
     """Allocations of every trade of seller meter `meter` touching [start, end)."""
     trades = session.exec(
         select(Trade).where(
@@ -169,7 +183,10 @@ def meter_allocations(
     all_terms = [terms(t) for t in trades]
     lo = min(t.start for t in all_terms)
     hi = max(t.end for t in all_terms)
-    return allocate(all_terms, exports(session, meter, lo, hi)), {t.trade_id: t for t in all_terms}
+    verified, unverified = exports(session, meter, lo, hi)
+    return MeterAllocations(
+        allocate(all_terms, verified), {t.trade_id: t for t in all_terms}, unverified
+    )
 
 
 def reconcile_period(
@@ -199,7 +216,8 @@ def reconcile_period(
     }
     for meter, meter_trades in by_meter.items():
         start = min(delivery(t.delivery_start) for t in meter_trades)
-        allocations, all_terms = meter_allocations(session, meter, start, period_end)
+        meter_view = meter_allocations(session, meter, start, period_end)
+        allocations, all_terms = meter_view.allocations, meter_view.terms
         flag_oversold(session, meter, list(all_terms.values()))
         for trade in meter_trades:
             record = existing.get(trade.trade_id)
@@ -225,6 +243,7 @@ def reconcile_period(
                 "expected_penalty": amounts.penalty,
                 "expected_refund": amounts.refund,
                 "data_missing": allocation.data_missing,
+                "unverified_slots": meter_view.unverified_slots(trade.trade_id),
                 "computed_at": datetime.now(UTC),
             }
             if record is None:
@@ -498,10 +517,11 @@ def record_corrections(session: Session, since: int) -> list[SettlementCorrectio
         ).one()
         if not changed:
             continue
-        allocations, all_terms = meter_allocations(
+        meter_view = meter_allocations(
             session, record.seller_meter, record.period_start, record.period_end
         )
-        allocation = allocations[record.trade_id]
+        all_terms = meter_view.terms
+        allocation = meter_view.allocations[record.trade_id]
         if allocation.metered_wh == record.metered_wh:
             continue
         exists = session.exec(

@@ -182,7 +182,8 @@ interface IEnergyMarket {
     error EnergyMarketInsufficientRemaining(bytes32 orderHash, uint128 requested, uint128 remaining);
     error EnergyMarketPeriodNotAligned(uint64 deliveryStart, uint64 deliveryEnd);
     error EnergyMarketGateClosed(bytes32 orderHash, uint64 deliveryStart);
-    error EnergyMarketMeterRequired(address account);
+    /// @dev `account` trades ENERGY from `meterId`, whose top 20 bytes name another owner.
+    error EnergyMarketNotMeterOwner(address account, bytes32 meterId);
     error EnergyMarketUnauthorizedMaker(address caller, address maker);
     error EnergyMarketSelfTrade(address maker);
     error EnergyMarketWrongSide(bytes32 orderHash, Side side);

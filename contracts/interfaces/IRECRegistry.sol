@@ -3,14 +3,43 @@ pragma solidity ^0.8.24;
 
 /**
  * @title IRECRegistry
- * @notice Renewable Energy Certificate registry after ERC-1888: devices, 15-minute-granular
- * certificates (one ERC-1155 token id per certificate, 1 unit = 1 Wh), retirement claims
- * and revocation.
+ * @notice Renewable Energy Certificate registry after ERC-1888: registrar-approved meters and
+ * their signed readings, devices, 15-minute-granular certificates (one ERC-1155 token id per
+ * certificate, 1 unit = 1 Wh) committing to the readings behind them, retirement claims and
+ * revocation.
  */
 interface IRECRegistry {
     // ----------------------------------------------------------------------------------
     // Types
     // ----------------------------------------------------------------------------------
+
+    /// @notice Pending: never approved. A registrar approves a meter, and may suspend it.
+    enum MeterStatus {
+        Pending,
+        Approved,
+        Suspended
+    }
+
+    /**
+     * @notice A meter as returned by {meter}. `owner` is the top 20 bytes of the meter id (ids
+     * are owner-bound, so nobody can take another owner's id); `capacityW` is the approved
+     * capacity, `signingKey` the key (EOA or ERC-1271 contract) that signs its readings.
+     */
+    struct MeterRecord {
+        address owner;
+        MeterStatus status;
+        uint64 capacityW;
+        address signingKey;
+    }
+
+    /// @notice One 15-minute reading as a meter signs it (EIP-712, absent values signed as 0).
+    struct MeterReading {
+        bytes32 meterId;
+        uint64 intervalStart;
+        uint32 intervalSeconds;
+        uint64 importWh;
+        uint64 exportWh;
+    }
 
     enum DeviceStatus {
         Pending,
@@ -24,7 +53,7 @@ interface IRECRegistry {
         uint64 capacityW; // nameplate capacity in watts
         bytes32 gridArea; // bidding zone / country, e.g. "DE-50HZ"
         uint64 commissionedAt; // unix seconds
-        bytes32 meterId; // unique across all devices
+        bytes32 meterId; // the caller's approved meter, unique across all devices
     }
 
     /// @notice A registered device as returned by {device}.
@@ -64,6 +93,12 @@ interface IRECRegistry {
     // Events
     // ----------------------------------------------------------------------------------
 
+    /// @notice A registrar approved `meterId` (also on re-approval, key rotation or capacity change).
+    event MeterApproved(bytes32 indexed meterId, address indexed owner, uint64 capacityW, address signingKey);
+
+    /// @notice A registrar suspended `meterId`: its readings no longer verify, its device cannot issue.
+    event MeterSuspended(bytes32 indexed meterId);
+
     event DeviceRegistered(
         uint32 indexed deviceId,
         address indexed owner,
@@ -87,7 +122,8 @@ interface IRECRegistry {
         address indexed to,
         uint64 periodStart,
         uint64 periodEnd,
-        uint64 volumeWh
+        uint64 volumeWh,
+        bytes32 evidenceRoot
     );
 
     event CertificateClaimed(
@@ -108,6 +144,17 @@ interface IRECRegistry {
     // ----------------------------------------------------------------------------------
     // Errors
     // ----------------------------------------------------------------------------------
+
+    /// @dev `caller` is not the owner of `meterId` (the address in its top 20 bytes).
+    error RECRegistryNotMeterOwner(address caller, bytes32 meterId);
+    /// @dev `meterId` is not Approved (never approved, or suspended).
+    error RECRegistryMeterNotApproved(bytes32 meterId);
+    /// @dev A meter id whose top 20 bytes are zero has no owner.
+    error RECRegistryMeterWithoutOwner(bytes32 meterId);
+    /// @dev A meter approval needs a signing key.
+    error RECRegistryZeroSigningKey(bytes32 meterId);
+    /// @dev A certificate must commit to the readings behind it (non-zero Merkle root).
+    error RECRegistryMissingEvidence(uint32 deviceId, uint64 periodStart, uint64 periodEnd);
 
     /// @dev `deviceId` was never registered.
     error RECRegistryUnknownDevice(uint32 deviceId);
@@ -141,7 +188,7 @@ interface IRECRegistry {
     /// @dev Volume above what the device's capacity can produce in the period.
     error RECRegistryVolumeImplausible(uint32 deviceId, uint64 volumeWh, uint256 maxWh);
     /// @dev Batch arrays of different lengths.
-    error RECRegistryLengthMismatch(uint256 starts, uint256 ends, uint256 volumes);
+    error RECRegistryLengthMismatch(uint256 starts, uint256 ends, uint256 volumes, uint256 evidenceRoots);
     /// @dev Batch with no period.
     error RECRegistryEmptyBatch();
 
@@ -160,6 +207,20 @@ interface IRECRegistry {
     error RECRegistryCertificateRevoked(uint256 certId);
     /// @dev Revocation without a reason.
     error RECRegistryEmptyReason();
+
+    // ----------------------------------------------------------------------------------
+    // Meters
+    // ----------------------------------------------------------------------------------
+
+    function approveMeter(bytes32 meterId, uint64 capacityW, address signingKey) external;
+
+    function suspendMeter(bytes32 meterId) external;
+
+    function meter(bytes32 meterId) external view returns (MeterRecord memory);
+
+    function readingDigest(MeterReading calldata reading) external view returns (bytes32);
+
+    function isValidReading(MeterReading calldata reading, bytes calldata signature) external view returns (bool);
 
     // ----------------------------------------------------------------------------------
     // Devices
@@ -186,7 +247,8 @@ interface IRECRegistry {
         address to,
         uint64 periodStart,
         uint64 periodEnd,
-        uint64 volumeWh
+        uint64 volumeWh,
+        bytes32 evidenceRoot
     ) external returns (uint256 certId);
 
     function issueBatch(
@@ -194,7 +256,8 @@ interface IRECRegistry {
         address to,
         uint64[] calldata starts,
         uint64[] calldata ends,
-        uint64[] calldata volumesWh
+        uint64[] calldata volumesWh,
+        bytes32[] calldata evidenceRoots
     ) external returns (uint256 firstCertId);
 
     function claim(uint256 certId, uint256 amountWh, ClaimData calldata data) external returns (uint256 claimId);

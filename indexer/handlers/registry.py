@@ -1,4 +1,5 @@
-"""RECRegistry: devices, certificates, holdings (ERC-1155 movements), claims, revocations."""
+"""RECRegistry: meters, devices, certificates, holdings (ERC-1155 movements), claims,
+revocations."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ from indexer.mirror import MirrorState, Row, TableKey, new_row
 from indexer.models import (
     Certificate,
     CertificateTransfer,
+    ChainMeter,
     Claim,
     Device,
     DeviceStatus,
     Holding,
+    MeterStatus,
 )
 
 # RECRegistry's DeviceStatus enum, by its on-chain ordinal
@@ -20,6 +23,31 @@ DEVICE_STATUS = {0: DeviceStatus.PENDING, 1: DeviceStatus.APPROVED, 2: DeviceSta
 def text32(value: str) -> str:
     """bytes32 short strings (technology, grid area) as text, trailing zeros dropped."""
     return bytes.fromhex(value[2:]).rstrip(b"\0").decode("utf-8", errors="replace")
+
+
+@on("RECRegistry", "MeterApproved", touches=lambda log: [("chain_meters", (log.args["meterId"],))])
+def meter_approved(state: MirrorState, log: Log) -> None:
+    a = log.args
+    state.put(
+        "chain_meters",
+        new_row(
+            ChainMeter,
+            meter_id=a["meterId"],
+            chain_id=state.chain_id,
+            owner=a["owner"],
+            status=MeterStatus.APPROVED,
+            capacity_w=a["capacityW"],
+            signing_key=a["signingKey"],
+            block_number=log.block_number,
+        ),
+    )
+
+
+@on("RECRegistry", "MeterSuspended", touches=lambda log: [("chain_meters", (log.args["meterId"],))])
+def meter_suspended(state: MirrorState, log: Log) -> None:
+    meter = state.copy_of("chain_meters", log.args["meterId"])
+    meter.update(status=MeterStatus.SUSPENDED, block_number=log.block_number)
+    state.put("chain_meters", meter)
 
 
 @on("RECRegistry", "DeviceRegistered")
@@ -70,6 +98,7 @@ def certificate_issued(state: MirrorState, log: Log) -> None:
             issued_to=a["to"],
             issued_at=log.block_timestamp,
             issued_tx=log.tx_hash,
+            evidence_root=a["evidenceRoot"],
             revoked=False,
             revoke_reason=None,
             block_number=log.block_number,

@@ -5,14 +5,18 @@ consumers (every third custodial, the others wallet users signing EIP-712 orders
 community battery (buys midday surplus, sells in the evening) and an aggregator (buys the
 prosumers' certificates and retires them for a beneficiary). Everything goes through the
 REST API; the only other actors are the chain's own: the deployer funds accounts (ETH for
-gas, gUSD minted) and the simulator moves Anvil's clock.
+gas, gUSD minted), the registrar approves each meter on chain with its signing key (a demo key
+per meter, scripts/neighbourhood/meter_keys.py) and the simulator moves Anvil's clock.
 
 The clock: every `sim_seconds_per_day / 96` wall seconds the chain jumps to the next
 15-minute boundary (`evm_setNextBlockTimestamp` + `anvil_mine`), so chain time is simulated
 time; services run with GRIDLEDGER_CLOCK=chain. At each boundary the ended slot's readings
 go out: household (consumer) meters publish their own over MQTT (QoS 1) when a broker
 answers, and the head-end (the operator account) posts the others in one REST bulk
-request (all of them without a broker); one meter goes silent for half an hour a day; at
+request (all of them without a broker). Every meter signs its readings (EIP-712
+`MeterReading`) with its own key, whose address the owner gives at registration and the
+operator, as registrar, approves: only signed readings settle and issue. One meter goes
+silent for half an hour a day; at
 each hour
 agents place orders for the hour after next, prosumers offer new certificates, the
 aggregator buys and retires.
@@ -42,12 +46,14 @@ from web3.types import Nonce, RPCEndpoint
 
 from backend.accounts.models import Account, Role
 from backend.chain.deployment import Deployment
-from backend.chain.transactions import send, signer
+from backend.chain.transactions import send, signer, transact
 from backend.core.config import Settings
 from backend.core.db import get_engine
 from backend.core.errors import GridLedgerError
+from backend.meters.signing import SignedValues, sign_reading
 from indexer.models import DeviceStatus
 from scripts.neighbourhood.client import ApiError, Participant
+from scripts.neighbourhood.meter_keys import meter_key
 from scripts.neighbourhood.profiles import SLOT_SECONDS, Household, PvSystem
 
 log = logging.getLogger("gridledger.neighbourhood")
@@ -66,6 +72,7 @@ COLLATERAL = 100 * GUSD
 SELLERS = ("prosumer", "battery")
 GRID_AREA = "GL-SIM"
 TECHNOLOGY = "SOLAR_PV"
+METER_APPROVED = 1  # RECRegistry.MeterStatus.Approved
 
 
 def iso(ts: int) -> str:
@@ -136,6 +143,7 @@ class Agent:
     pv: PvSystem | None = None
     optimism: float = 1.0  # offered / forecast export; > 1.05 means shortfalls and penalties
     meter_id: str | None = None
+    meter_key: LocalAccount | None = None  # signs the meter's readings (demo key)
     device_id: int | None = None
     offered_certificates: set[int] = field(default_factory=set)
 
@@ -184,6 +192,7 @@ class Stats:
     orders: int = 0
     rejected: int = 0
     readings: int = 0  # stored from REST
+    verified: int = 0  # of those, verified (meter-signed)
     published: int = 0  # sent over MQTT
     rec_offers: int = 0
     claims: int = 0
@@ -212,7 +221,12 @@ class Neighbourhood:
         self.market = self.w3.eth.contract(
             address=to_checksum_address(self.market_address), abi=c["EnergyMarket"].abi
         )
+        self.registry = self.w3.eth.contract(
+            address=to_checksum_address(c["RECRegistry"].address), abi=c["RECRegistry"].abi
+        )
+        self.registry_address = self.registry.address
         self.deployer = signer(settings.deployer_private_key.get_secret_value())
+        self.registrar = signer(settings.registrar_private_key.get_secret_value())
         self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="agent")
         self.stats = Stats()
         self.battery = Battery()
@@ -227,6 +241,10 @@ class Neighbourhood:
 
     def _wallet(self, name: str) -> LocalAccount:
         return EthAccount.from_key(keccak(text=f"gridledger-neighbourhood|{self.seed}|{name}"))
+
+    def meter_key(self, agent: Agent) -> LocalAccount:
+        """The key in the agent's meter (deterministic: the same neighbourhood, the same keys)."""
+        return meter_key(self.seed, f"{agent.name}-meter")
 
     def _build_agents(self) -> None:
         rng = random.Random(f"agents|{self.seed}")
@@ -273,9 +291,10 @@ class Neighbourhood:
         self._fund()
         list(self.pool.map(self._approve, self.agents))
         list(self.pool.map(self._deposit_collateral, [a for a in self.agents if a.role in SELLERS]))
-        list(
-            self.pool.map(self._register_meter, [a for a in self.agents if a.role != "aggregator"])
-        )
+        metered = [a for a in self.agents if a.role != "aggregator"]
+        list(self.pool.map(self._register_meter, metered))
+        for agent in metered:  # one registrar key: one transaction at a time
+            self._approve_meter(agent)
         for agent in self.of_role("prosumer"):
             self._register_device(agent)
         return fresh
@@ -391,15 +410,45 @@ class Neighbourhood:
             )
 
     def _register_meter(self, agent: Agent) -> None:
+        """The owner registers the meter with its key's address; the operator, as registrar,
+        approves the declared capacity and that key (again on a re-run: idempotent)."""
         kind = {"prosumer": "both", "consumer": "import", "battery": "both"}[agent.role]
         capacity = agent.pv.peak_w if agent.pv else 30_000
         reply = agent.participant.request(
             "POST",
             "/v1/meters",
             ok=(409,),
-            json={"name": f"{agent.name}-meter", "kind": kind, "capacity_w": capacity},
+            json={
+                "name": f"{agent.name}-meter",
+                "kind": kind,
+                "capacity_w": capacity,
+                "signing_key": self.meter_key(agent).address,
+            },
         )
         agent.meter_id = reply["meter_id"]
+        agent.meter_key = self.meter_key(agent)
+        self.operator.request(
+            "POST",
+            f"/v1/meters/{agent.meter_id}/approval",
+            json={"capacity_w": capacity, "signing_key": agent.meter_key.address},
+        )
+
+    def _approve_meter(self, agent: Agent) -> None:
+        """The registrar approves the meter on chain with its capacity and signing key (the
+        API's approval above marks it approved in the database; the API does not send the
+        transaction yet)."""
+        if agent.meter_id is None or agent.meter_key is None:
+            return
+        meter = bytes.fromhex(agent.meter_id[2:])
+        capacity = agent.pv.peak_w if agent.pv else 30_000
+        _, status, approved_w, key = self.registry.functions.meter(meter).call()
+        if (status, approved_w, key) == (METER_APPROVED, capacity, agent.meter_key.address):
+            return
+        transact(
+            self.w3,
+            self.registrar,
+            self.registry.functions.approveMeter(meter, capacity, agent.meter_key.address),
+        )
 
     def _register_device(self, agent: Agent) -> None:
         mine = agent.participant.request(
@@ -463,6 +512,12 @@ class Neighbourhood:
                 import_wh, export_wh = agent.home.consumption_wh(slot, seed=self.seed), 0
             else:
                 import_wh, export_wh = self.battery.charge_per_slot, self.battery.discharge_per_slot
+            values = SignedValues(
+                bytes.fromhex(agent.meter_id[2:]), slot, 900, import_wh, export_wh
+            )
+            signature = sign_reading(
+                values, self.meter_key(agent).key, self.deployment.chain_id, self.registry_address
+            )
             rows.append(
                 {
                     "meterId": agent.meter_id,
@@ -472,6 +527,7 @@ class Neighbourhood:
                     "exportWh": export_wh,
                     "unit": "Wh",
                     "quality": "high",
+                    "signature": "0x" + signature.hex(),
                 }
             )
         return rows
@@ -486,6 +542,7 @@ class Neighbourhood:
             rest = self.readings(slot)
         result = self.operator.request("POST", "/v1/energy/readings/bulk", json=rest)
         self.stats.readings += result["accepted"] + result["corrected"]
+        self.stats.verified += result["verified"]
         if result["rejected"]:
             log.warning(
                 "slot %s: %s readings rejected: %s",

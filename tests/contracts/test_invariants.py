@@ -39,6 +39,9 @@ Rules checked by the steps themselves:
 7. Revocation frees a certificate's slots unless some of its Wh were retired: the model drops
    them from its issued set, the chain reads them as free, and a later issuance may cover
    them (a corrected certificate); live certificates' slots stay taken.
+8. No fill without meter ownership: a maker whose order names another participant's meter, or
+   a taker who names one, is refused with EnergyMarketNotMeterOwner(account, meterId) (seller
+   side checked first) and nothing moves; the invariants hold after the attempt.
 
 The machine class is built inside the test function (closure over Ape's fixtures) and run
 with `run_state_machine_as_test`. Invariant reads go straight to the in-process EVM backend
@@ -72,12 +75,13 @@ from backend.market.orders import (
     SELL,
     SLOT_SECONDS,
     Order,
-    meter_id,
+    default_meter_id,
     order_digest,
     payment,
     sign_order,
 )
 from tests.fixtures.energy_market import collateral, reverts_with, settlement
+from tests.fixtures.rec_registry import EVIDENCE, evidence_roots
 
 TOLERANCE_BPS = 500
 PENALTY_BPS = 2_000
@@ -245,7 +249,8 @@ def deploy_world(project, chain, owner, participants, others, operator, settler,
         if START_DEPOSITS[i % len(START_DEPOSITS)]:
             market.deposit(START_DEPOSITS[i % len(START_DEPOSITS)], sender=account)
         registry.setApprovalForAll(market, True, sender=account)
-        meter = meter_id(f"meter:{account.address}")
+        meter = default_meter_id(account.address)
+        registry.approveMeter(meter, CAPACITY_W, account, sender=registrar)
         registry.registerDevice(
             (SOLAR, CAPACITY_W, GRID_DE, history_start - DAY, meter), sender=account
         )
@@ -285,7 +290,7 @@ def build_machine(
         outcomes[label] += 1
 
     def meter(address) -> bytes:
-        return meter_id(f"meter:{address}")
+        return default_meter_id(address)
 
     def digest(order: Order) -> bytes:
         return order_digest(order, world.chain_id, market.address)
@@ -503,6 +508,35 @@ def build_machine(
                 seller = self.other_than(data, buyer.address)
                 quantity = data.draw(st.integers(1, order.quantityWh), label="fill Wh")
                 self.execute_fill(entry, seller, quantity)
+
+        @rule(data=st.data())
+        def fill_from_someone_elses_meter(self, data):
+            """Rule 8: the maker's order or the taker names another participant's meter."""
+            maker = data.draw(st.sampled_from(participants), label="maker")
+            taker = self.other_than(data, maker.address)
+            side = data.draw(st.sampled_from([SELL, BUY]), label="maker side")
+            cheater = data.draw(st.sampled_from([maker, taker]), label="cheater")
+            victim = self.other_than(data, cheater.address)
+            order = self.new_energy_order(data, maker, side)
+            taker_meter = meter(taker.address)
+            if cheater is maker:
+                order = replace(order, meterId=meter(victim.address))
+            else:
+                taker_meter = meter(victim.address)
+            entry = BookOrder(order=order, signature=sign(order, maker), hash=digest(order))
+            quantity = data.draw(st.integers(1, order.quantityWh), label="fill Wh")
+            error = self.fill_error(entry, quantity, self.now())
+            if error is None:
+                sides = [(maker.address, order.meterId), (taker.address, taker_meter)]
+                if side == BUY:
+                    sides.reverse()  # the seller's meter is checked first
+                account, meter_id = next((a, m) for a, m in sides if m != meter(a))
+                error = "EnergyMarketNotMeterOwner", {"account": account, "meterId": meter_id}
+            outcome(f"fill from another's meter: {error[0]}")
+            with reverts_with(getattr(market, error[0]), **error[1]):
+                market.fillOrder(
+                    order.as_tuple(), entry.signature, quantity, taker_meter, sender=taker
+                )
 
         @precondition(lambda self: self.book)
         @rule(data=st.data())
@@ -928,10 +962,14 @@ def build_machine(
                     periodStart=offending[0],
                     periodEnd=offending[1],
                 ):
-                    registry.issueBatch(device, to, starts, ends, volumes, sender=issuer)
+                    registry.issueBatch(
+                        device, to, starts, ends, volumes, evidence_roots(volumes), sender=issuer
+                    )
                 return
 
-            receipt = registry.issueBatch(device, to, starts, ends, volumes, sender=issuer)
+            receipt = registry.issueBatch(
+                device, to, starts, ends, volumes, evidence_roots(volumes), sender=issuer
+            )
             first = len(self.certs) + 1
             logs = registry.CertificateIssued.from_receipt(receipt)
             assert [log.certId for log in logs] == list(range(first, first + len(starts)))
@@ -1109,7 +1147,7 @@ def build_machine(
             hours = (revoked.end - revoked.start) // HOUR
             volume = data.draw(st.integers(1, CAPACITY_W * hours), label="corrected Wh")
             receipt = registry.issue(
-                revoked.device, to, revoked.start, revoked.end, volume, sender=issuer
+                revoked.device, to, revoked.start, revoked.end, volume, EVIDENCE, sender=issuer
             )
             cid = len(self.certs) + 1
             [log] = registry.CertificateIssued.from_receipt(receipt)
@@ -1292,7 +1330,7 @@ def test_invariants_detect_changes_the_model_does_not_know(
 
         start = world.history_start + 5 * HOUR
         world.registry.issue(
-            world.devices[alice.address], alice, start, start + HOUR, 1_000, sender=issuer
+            world.devices[alice.address], alice, start, start + HOUR, 1_000, EVIDENCE, sender=issuer
         )
         with pytest.raises(AssertionError):  # supply the model does not account for
             machine.certificate_supply()

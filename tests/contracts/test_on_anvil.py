@@ -8,7 +8,7 @@ import os
 import subprocess
 
 from backend.core.config import PROJECT_ROOT
-from backend.market.orders import SELL, meter_id, sign_order, typed_data
+from backend.market.orders import SELL, default_meter_id, sign_order, typed_data
 
 
 def test_order_signed_by_the_node_wallet_is_filled(devnet):
@@ -31,7 +31,7 @@ def test_order_signed_by_the_node_wallet_is_filled(devnet):
             offer.as_tuple(),
             bytes.fromhex(wallet_signature[2:]),
             4_000,
-            meter_id(f"meter:{buyer.address}"),
+            default_meter_id(buyer.address),
         ),
     )
     assert market.filled(market.orderHash(offer.as_tuple()).call()).call() == 4_000

@@ -155,6 +155,20 @@ def test_household_meters_report_over_mqtt_and_the_rest_over_rest(stack):
     assert sources == {"import": "mqtt", "both": "rest"}
 
 
+def test_every_meter_is_approved_and_signs_every_reading(stack):
+    """Settlement runs on signed data only: every meter approved with its key, every reading
+    (REST and MQTT) signed by that key and verified, no slot settled on unverified data."""
+    meters = stack.rows("SELECT meter_id, status, signing_key FROM meters")
+    assert meters and all(m.status == "approved" and m.signing_key for m in meters)
+    keys = {m.meter_id: m.signing_key for m in meters}
+    readings = stack.rows(
+        "SELECT meter_id, verified, signature, signer, source FROM meter_readings"
+    )
+    assert {r.source for r in readings} == {"mqtt", "rest"}
+    assert all(r.verified and r.signature and r.signer == keys[r.meter_id] for r in readings)
+    assert stack.rows("SELECT count(*) FROM reconciliations WHERE unverified_slots > 0")[0][0] == 0
+
+
 def test_trades_happened_between_custodial_and_wallet_participants(stack):
     trades = settled_everything(stack)
     assert len(trades) >= 10
@@ -196,7 +210,8 @@ def test_recs_only_from_metered_renewable_export(stack):
         assert cert.technology == "SOLAR_PV" and cert.period_end - cert.period_start == 3600
         exported, quarters = stack.rows(
             "SELECT coalesce(sum(export_wh), 0), count(*) FROM meter_readings "
-            "WHERE meter_id = :meter AND interval_start >= :start AND interval_start < :end",
+            "WHERE meter_id = :meter AND verified AND interval_start >= :start "
+            "AND interval_start < :end",
             meter=cert.meter_id.lower(),
             start=cert.period_start,
             end=cert.period_end,
@@ -248,7 +263,7 @@ def test_energy_is_conserved(stack):
     for (meter, start, end), delivered in delivered_per_window.items():
         exported = stack.rows(
             "SELECT coalesce(sum(export_wh), 0) FROM meter_readings WHERE meter_id = :meter "
-            "AND interval_start >= :start AND interval_start < :end",
+            "AND verified AND interval_start >= :start AND interval_start < :end",
             meter=meter.lower(),
             start=start,
             end=end,

@@ -70,3 +70,24 @@ def test_deployment_grants_roles_on_anvil(anvil, tmp_path):
     ).call()
     assert contract.functions.paymentToken().call() == deployment.contracts["GridUSD"].address
     assert (tmp_path / "deployment.json").is_file()
+
+
+def test_deployment_grants_the_meter_data_provider_role_when_configured(anvil, tmp_path):
+    from backend.core.config import Settings
+    from scripts.deploy import deploy_all, role_id
+
+    provider = "0x" + "7d" * 20
+    settings = Settings(
+        _env_file=None,
+        data_dir=tmp_path,
+        rpc_url=anvil.rpc_url,
+        meter_data_provider_address=provider,
+    )
+    w3 = Web3(Web3.HTTPProvider(anvil.rpc_url))
+    deployment = deploy_all(w3, settings)
+    registry = deployment.contracts["RECRegistry"]
+    contract = w3.eth.contract(address=registry.address, abi=registry.abi)
+    role = role_id("METER_DATA_PROVIDER_ROLE")
+    assert contract.functions.hasRole(role, w3.to_checksum_address(provider)).call()
+    assert deployment.roles["meter_data_provider"] == w3.to_checksum_address(provider)
+    assert not contract.functions.hasRole(role, deployment.roles["registrar"]).call()

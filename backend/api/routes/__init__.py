@@ -5,6 +5,7 @@ from fastapi import APIRouter
 from backend.api.routes import (
     admin,
     auth,
+    chain,
     energy,
     meters,
     public,
@@ -24,6 +25,7 @@ api_router.include_router(settlement.router)
 api_router.include_router(recs.router)
 api_router.include_router(ws.router)
 api_router.include_router(public.router)
+api_router.include_router(chain.router)
 api_router.include_router(relay.router)
 api_router.include_router(admin.router)
 

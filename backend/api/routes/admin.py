@@ -11,6 +11,8 @@ from backend.accounts import roles as services
 from backend.accounts.models import Role
 from backend.accounts.schemas import AccountAdminView, RolesUpdate, RolesUpdated
 from backend.api.deps import CurrentAccount, SessionDep, SettingsDep, require_role
+from backend.audit import queries as audit_queries
+from backend.audit.schemas import AuditEntryPublic, AuditVerification
 from backend.chain.contracts import chain_for
 from backend.market.schemas import Page
 
@@ -47,3 +49,23 @@ def set_roles(
         account_id=account_id,
         names=body.roles,
     )
+
+
+@router.get("/audit", response_model=Page[AuditEntryPublic])
+def audit_log(
+    session: SessionDep,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    action: Annotated[str | None, Query(max_length=64)] = None,
+) -> Page[AuditEntryPublic]:
+    """The audit trail, newest first: logins (and failures), API keys, role changes, custodial
+    signatures, meter approvals. Each entry carries the hash of the one before it."""
+    items, next_cursor = audit_queries.entries(session, cursor=cursor, limit=limit, action=action)
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@router.get("/audit/verification", response_model=AuditVerification)
+def audit_verification(session: SessionDep) -> AuditVerification:
+    """Recompute the hash chain: whether any entry was changed or deleted, and the head hash to
+    keep elsewhere (deleting the newest entries only shows against a head recorded before)."""
+    return audit_queries.verification(session)

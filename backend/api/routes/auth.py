@@ -7,6 +7,8 @@ import uuid
 from fastapi import APIRouter, Request, status
 
 from backend.accounts import services, siwe
+from backend.accounts.errors import InvalidCredentials
+from backend.accounts.login_backoff import LoginBackoff
 from backend.accounts.models import Account
 from backend.accounts.schemas import (
     AccountPublic,
@@ -20,18 +22,26 @@ from backend.accounts.schemas import (
     SiweVerifyRequest,
     TokenPair,
 )
-from backend.api.deps import CurrentAccount, SessionDep, SettingsDep
+from backend.api.deps import CurrentAccount, SessionDep, SettingsDep, StoreDep
 from backend.api.problem_docs import raises
-from backend.core.errors import Unauthenticated
+from backend.api.throttle import ThrottledByClientIp
+from backend.core.errors import RateLimited, Unauthenticated
 
 router = APIRouter(prefix="/auth", tags=["auth"])
+ANYONE = [ThrottledByClientIp]  # routes anyone may call: throttled per client IP
 
 
 def account_public(account: Account) -> AccountPublic:
     return AccountPublic.model_validate(account, from_attributes=True)
 
 
-@router.post("/register", status_code=status.HTTP_201_CREATED, response_model=AccountPublic)
+@router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    response_model=AccountPublic,
+    responses=raises(RateLimited),
+    dependencies=ANYONE,
+)
 def register(body: RegisterRequest, session: SessionDep, settings: SettingsDep) -> AccountPublic:
     """A custodial account; the API generates and keeps its chain key (never shown)."""
     return account_public(
@@ -45,24 +55,55 @@ def register(body: RegisterRequest, session: SessionDep, settings: SettingsDep) 
     )
 
 
-@router.post("/login", response_model=TokenPair, responses=raises(Unauthenticated))
-def login(body: LoginRequest, session: SessionDep, settings: SettingsDep) -> TokenPair:
-    return services.login(session, settings, email=body.email, password=body.password)
+@router.post(
+    "/login",
+    response_model=TokenPair,
+    responses=raises(Unauthenticated, RateLimited),
+    dependencies=ANYONE,
+)
+def login(
+    body: LoginRequest, session: SessionDep, settings: SettingsDep, store: StoreDep
+) -> TokenPair:
+    """After repeated failures for one email, further attempts wait (429 with Retry-After)."""
+    backoff = LoginBackoff(store, settings, body.email)
+    backoff.check()
+    try:
+        tokens = services.login(session, settings, email=body.email, password=body.password)
+    except InvalidCredentials:
+        backoff.failed()
+        raise
+    backoff.succeeded()
+    return tokens
 
 
-@router.post("/refresh", response_model=TokenPair, responses=raises(Unauthenticated))
+@router.post(
+    "/refresh",
+    response_model=TokenPair,
+    responses=raises(Unauthenticated, RateLimited),
+    dependencies=ANYONE,
+)
 def refresh(body: RefreshRequest, session: SessionDep, settings: SettingsDep) -> TokenPair:
     """Rotate the refresh token: the one presented stops working."""
     return services.refresh(session, settings, body.refresh_token)
 
 
-@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+@router.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=raises(RateLimited),
+    dependencies=ANYONE,
+)
 def logout(body: RefreshRequest, session: SessionDep) -> None:
     """Revoke the refresh token and every token rotated from the same login."""
     services.logout(session, body.refresh_token)
 
 
-@router.get("/siwe/nonce", response_model=SiweNonceResponse)
+@router.get(
+    "/siwe/nonce",
+    response_model=SiweNonceResponse,
+    responses=raises(RateLimited),
+    dependencies=ANYONE,
+)
 def siwe_nonce(request: Request, session: SessionDep, settings: SettingsDep) -> SiweNonceResponse:
     """A single-use nonce, and the domain and chain id the message must name."""
     row = services.new_siwe_nonce(session, settings)
@@ -76,7 +117,12 @@ def siwe_nonce(request: Request, session: SessionDep, settings: SettingsDep) -> 
     )
 
 
-@router.post("/siwe/verify", response_model=TokenPair, responses=raises(Unauthenticated))
+@router.post(
+    "/siwe/verify",
+    response_model=TokenPair,
+    responses=raises(Unauthenticated, RateLimited),
+    dependencies=ANYONE,
+)
 def siwe_verify(
     body: SiweVerifyRequest, request: Request, session: SessionDep, settings: SettingsDep
 ) -> TokenPair:

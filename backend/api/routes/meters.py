@@ -9,17 +9,18 @@ from fastapi import APIRouter, Query, Request
 from sqlmodel import Session
 
 from backend.accounts.models import Account, Role
-from backend.api.deps import CurrentAccount, SessionDep, SettingsDep
+from backend.api.deps import CurrentAccount, SessionDep, SettingsDep, require_role
 from backend.api.problem_docs import raises
 from backend.core.errors import InvalidInput, NotFound
 from backend.meters import services
 from backend.meters.errors import ReadingRejectedError
-from backend.meters.models import Meter
+from backend.meters.models import Meter, MeterStatus
 from backend.meters.schemas import (
     Aggregation,
     Direction,
     EnergySeries,
     IngestResult,
+    MeterApproval,
     MeterCreate,
     MeterPublic,
     ReadingIn,
@@ -30,13 +31,70 @@ MAX_SERIES_SECONDS = 93 * 86_400
 
 
 def sender(account: Account) -> uuid.UUID | None:
-    """Operators and admins ingest for any meter; everyone else only for their own."""
-    return None if account.has_role(Role.OPERATOR) else account.id
+    """Operators, metering data providers and admins ingest for any meter; everyone else only
+    for their own."""
+    if account.has_role(Role.OPERATOR) or account.has_role(Role.METER_DATA_PROVIDER):
+        return None
+    return account.id
+
+
+def provider(account: Account) -> str | None:
+    """The address vouching for the readings when `account` is a metering data provider."""
+    return account.address if account.has_role(Role.METER_DATA_PROVIDER) else None
 
 
 @router.post("/meters", response_model=MeterPublic, status_code=201)
 def register_meter(data: MeterCreate, session: SessionDep, account: CurrentAccount) -> Meter:
+    """Register a meter (status `pending`): a registrar approves its capacity and signing key
+    before anything it signs is verified."""
     return services.register_meter(session, account, data)
+
+
+@router.get("/meters", response_model=list[MeterPublic])
+def list_meters(
+    session: SessionDep, account: CurrentAccount, status: MeterStatus | None = None
+) -> list[Meter]:
+    """My meters; for a registrar every meter (`?status=pending`: the approval queue)."""
+    return services.list_meters(session, account, status)
+
+
+@router.get("/meters/{meter}", response_model=MeterPublic, responses=raises(NotFound))
+def get_meter(meter: str, session: SessionDep, account: CurrentAccount) -> Meter:
+    """A meter, its approval status and signing key (its owner and registrars)."""
+    if account.has_role(Role.REGISTRAR):
+        return services.get_meter(session, meter)
+    return services.owned_meter(session, account, meter)
+
+
+@router.post(
+    "/meters/{meter}/approval",
+    response_model=MeterPublic,
+    responses=raises(NotFound),
+    dependencies=[require_role(Role.REGISTRAR)],
+)
+def approve_meter(
+    meter: str, data: MeterApproval, session: SessionDep, account: CurrentAccount
+) -> Meter:
+    """Approve a meter (or re-approve: new capacity, key rotation): readings signed with its
+    key are verified from now on, export above the approved capacity is rejected."""
+    found = services.approve_meter(session, account, services.get_meter(session, meter), data)
+    session.commit()
+    session.refresh(found)
+    return found
+
+
+@router.post(
+    "/meters/{meter}/suspension",
+    response_model=MeterPublic,
+    responses=raises(NotFound),
+    dependencies=[require_role(Role.REGISTRAR)],
+)
+def suspend_meter(meter: str, session: SessionDep) -> Meter:
+    """Suspend an approved meter: its signatures verify nothing until it is re-approved."""
+    found = services.suspend_meter(session, services.get_meter(session, meter))
+    session.commit()
+    session.refresh(found)
+    return found
 
 
 @router.post("/energy/readings", response_model=IngestResult)
@@ -51,6 +109,7 @@ def post_reading(
         source="rest",
         settings=settings,
         sender_id=sender(account),
+        provider=provider(account),
     )
     if result.rejected:
         raise ReadingRejectedError(
@@ -92,6 +151,7 @@ async def post_readings_bulk(
         settings=settings,
         prior_rejections=unparsable,
         sender_id=sender(account),
+        provider=provider(account),
     )
 
 

@@ -1,19 +1,30 @@
-"""`/health` (database, Redis, chain RPC, indexer lag) and `/metrics` (Prometheus)."""
+"""`/health` (database, Redis, chain RPC, indexer lag) and `/metrics` (Prometheus).
+
+Least exposure: anyone sees whether each dependency answers and the public figures (blocks, lag,
+queue depth); why a check failed (the error text, which can name hosts and users) is for
+operators only. `/metrics` is for the scraper: a bearer token, or loopback on the devnet.
+"""
 
 from __future__ import annotations
 
+import hmac
 import os
 import time
 from collections.abc import Callable, Mapping
+from typing import Annotated
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 from sqlalchemy import text
 from sqlmodel import col, select
 
-from backend.api.deps import SessionDep, SettingsDep, StoreDep
+from backend.accounts.models import Role
+from backend.api.deps import SessionDep, SettingsDep, StoreDep, current_account
+from backend.api.problem_docs import raises
 from backend.chain.contracts import chain_for
+from backend.core.config import Settings
+from backend.core.errors import RateLimited, Unauthenticated
 from backend.workers.queue import queue_depth
 from indexer.models import IndexerCursor
 
@@ -21,6 +32,8 @@ router = APIRouter(tags=["system"])
 
 
 Probe = Callable[[], Mapping[str, object] | None]
+PRIVATE_DETAILS = ("error",)  # raw dependency errors name hosts, ports and users
+LOOPBACK = frozenset({"127.0.0.1", "::1"})
 
 
 def _check(name: str, checks: dict[str, dict[str, object]], probe: Probe) -> None:
@@ -34,10 +47,23 @@ def _check(name: str, checks: dict[str, dict[str, object]], probe: Probe) -> Non
 
 @router.get(
     "/health",
-    responses={503: {"description": "A dependency is down", "content": {"application/json": {}}}},
+    responses={
+        503: {"description": "A dependency is down", "content": {"application/json": {}}},
+        **raises(Unauthenticated, RateLimited),  # credentials sent, but not valid
+    },
 )
-def health(session: SessionDep, settings: SettingsDep, store: StoreDep) -> JSONResponse:
-    """200 when every dependency answers, else 503; indexer lag in blocks and seconds."""
+def health(
+    session: SessionDep,
+    settings: SettingsDep,
+    store: StoreDep,
+    authorization: Annotated[str | None, Header()] = None,
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
+    """200 when every dependency answers, else 503; indexer lag in blocks and seconds. Sent
+    with an operator's credentials, failed checks say why."""
+    operator = bool(authorization or x_api_key) and current_account(
+        session, settings, store, authorization, x_api_key
+    ).has_role(Role.OPERATOR)
     checks: dict[str, dict[str, object]] = {}
     head: dict[str, int] = {}
 
@@ -75,6 +101,10 @@ def health(session: SessionDep, settings: SettingsDep, store: StoreDep) -> JSONR
     _check("indexer", checks, indexer)
     _check("queue", checks, lambda: queue_depth(settings))
     healthy = all(c["ok"] for c in checks.values())
+    if not operator:
+        for check in checks.values():
+            for private in PRIVATE_DETAILS:
+                check.pop(private, None)
     return JSONResponse(
         {"status": "ok" if healthy else "degraded", "checks": checks},
         status_code=200 if healthy else 503,
@@ -82,11 +112,31 @@ def health(session: SessionDep, settings: SettingsDep, store: StoreDep) -> JSONR
 
 
 @router.get("/metrics", include_in_schema=False)
-def metrics() -> Response:
+def metrics(
+    request: Request,
+    settings: SettingsDep,
+    authorization: Annotated[str | None, Header()] = None,
+) -> Response:
     """This process's metrics, or every worker's when `python -m backend` runs several
     (PROMETHEUS_MULTIPROC_DIR, set by backend/__main__.py)."""
+    _check_scraper(request, settings, authorization)
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _check_scraper(request: Request, settings: Settings, authorization: str | None) -> None:
+    token = settings.metrics_token
+    if token is not None:
+        presented = (authorization or "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(presented.encode(), token.get_secret_value().encode()):
+            raise Unauthenticated("send Authorization: Bearer <GRIDLEDGER_METRICS_TOKEN>")
+        return
+    client = request.client.host if request.client else ""
+    if settings.requires_production_secrets or client not in LOOPBACK:
+        raise Unauthenticated(
+            "metrics are served to loopback clients on the local devnet only; "
+            "set GRIDLEDGER_METRICS_TOKEN and scrape with it"
+        )

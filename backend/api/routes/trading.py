@@ -11,6 +11,7 @@ from backend.api.problem_docs import raises
 from backend.core.errors import Conflict, NotFound
 from backend.core.json_ints import MAX_SAFE_INTEGER
 from backend.market import account_orders, book, chain_actions, intake
+from backend.market.errors import MeterNotOwned
 from backend.market.markets import list_markets
 from backend.market.models import OrderStatus
 from backend.market.schemas import (
@@ -55,7 +56,12 @@ def order_typed_data(
     return TypedDataResponse(typed_data=document, order_hash=digest)
 
 
-@router.post("/orders", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
+@router.post(
+    "/orders",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Accepted,
+    responses=raises(MeterNotOwned),
+)
 def place_order(
     body: OrderCreate,
     account: CurrentAccount,
@@ -65,7 +71,8 @@ def place_order(
 ) -> Accepted:
     """Custodial: terms only, the API signs. Wallet: terms + nonce, salt, expiry, signature.
     Checked against balance/allowance, period, gate closure and expiry before it is stored;
-    the matcher trades it on chain. Poll `GET /orders/{id}`."""
+    403 `meter-not-owned` when an energy order names a meter that is not the maker's.
+    The matcher trades it on chain. Poll `GET /orders/{id}`."""
     row = intake.place_order(session, settings, chain, account, body)
     return Accepted(
         id=row.order_hash, status=OrderStatus.OPEN, poll=f"/v1/trading/orders/{row.order_hash}"

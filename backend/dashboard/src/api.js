@@ -1,7 +1,25 @@
-// REST client: tokens in sessionStorage, RFC 9457 problems turned into readable errors.
+// @ts-check
+// REST clients generated from the API's OpenAPI document: `openapi-fetch` typed by the `paths`
+// that `openapi-typescript` wrote into api-schema.d.ts (`npm run gen:api`; a test fails when the
+// committed file is stale, and `npm run lint:types` checks every call against it).
+// `api` is anonymous; `mine` sends the signed-in account's token (refreshed once on a 401) and
+// an Idempotency-Key with each POST. Tokens live in sessionStorage. `data(call)` gives the
+// body, or throws an ApiError carrying the RFC 9457 problem.
+import createClient from "openapi-fetch";
+
+/** @typedef {import("./api-schema").paths} Paths */
+/** @typedef {import("./api-schema").components["schemas"]} Schemas */
+
 const TOKENS = "gridledger.tokens";
+const options = { baseUrl: location.origin, headers: { Accept: "application/json" } };
+
+/** @type {import("openapi-fetch").Client<Paths>} */
+export const api = createClient(options);
+/** @type {import("openapi-fetch").Client<Paths>} */
+export const mine = createClient(options);
 
 export class ApiError extends Error {
+  /** @param {number} status @param {any} problem */
   constructor(status, problem) {
     super(problem.detail ? `${problem.title}: ${problem.detail}` : problem.title || `HTTP ${status}`);
     this.status = status;
@@ -9,6 +27,7 @@ export class ApiError extends Error {
   }
 }
 
+/** @returns {Schemas["TokenPair"] | null} */
 export function tokens() {
   try {
     return JSON.parse(sessionStorage.getItem(TOKENS) || "null");
@@ -19,76 +38,80 @@ export function tokens() {
 
 export const signedIn = () => Boolean(tokens());
 
+/** @param {Schemas["TokenPair"] | null | undefined} value */
 function store(value) {
   if (value) sessionStorage.setItem(TOKENS, JSON.stringify(value));
   else sessionStorage.removeItem(TOKENS);
 }
 
-async function request(path, { method = "GET", body, auth = false, headers: extra = {} } = {}) {
-  const headers = { Accept: "application/json", ...extra };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  const pair = tokens();
-  if (auth && pair) headers.Authorization = `Bearer ${pair.access_token}`;
-  const reply = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  if (reply.status === 204) return null;
-  const data = await reply.json().catch(() => ({ title: reply.statusText }));
-  if (!reply.ok) throw new ApiError(reply.status, data);
-  return data;
+/**
+ * The body of an openapi-fetch result, or an ApiError carrying the problem.
+ * @template T
+ * @param {Promise<{ data?: T, error?: unknown, response: Response }>} pending
+ * @returns {Promise<T>}
+ */
+export async function data(pending) {
+  const { data: body, error, response } = await pending;
+  if (!response.ok) throw new ApiError(response.status, error && typeof error === "object" ? error : { title: response.statusText });
+  return /** @type {T} */ (body);
 }
 
+/** @type {Promise<boolean> | null} */
 let refreshing = null;
 
 async function refresh() {
   const pair = tokens();
   if (!pair) return false;
-  refreshing ??= request("/v1/auth/refresh", { method: "POST", body: { refresh_token: pair.refresh_token } })
+  refreshing ??= data(api.POST("/v1/auth/refresh", { body: { refresh_token: pair.refresh_token } }))
     .then((fresh) => { store(fresh); return true; })
     .catch(() => { store(null); return false; })
     .finally(() => { refreshing = null; });
   return refreshing;
 }
 
-/** GET a public endpoint. */
-export const get = (path) => request(path);
-
-/** Call an endpoint as the signed-in account (refreshes the access token once). */
-async function asMe(path, options = {}) {
-  try {
-    return await request(path, { ...options, auth: true });
-  } catch (error) {
-    if (error.status === 401 && (await refresh())) return request(path, { ...options, auth: true });
-    throw error;
-  }
+/** @param {Request} request */
+function authorize(request) {
+  const pair = tokens();
+  if (pair) request.headers.set("Authorization", `Bearer ${pair.access_token}`);
+  return request;
 }
 
-/** GET an endpoint that needs the signed-in account. */
-export const getMine = (path) => asMe(path);
+const retries = new Map(); // request id → an unsent copy, for the one retry after a refresh
+mine.use({
+  onRequest({ request, id }) {
+    if (request.method === "POST") request.headers.set("Idempotency-Key", crypto.randomUUID());
+    authorize(request);
+    retries.set(id, request.clone());
+    return request;
+  },
+  async onResponse({ response, id }) {
+    const copy = retries.get(id);
+    retries.delete(id);
+    if (response.status !== 401 || !copy || !(await refresh())) return response;
+    return fetch(authorize(copy));
+  },
+  onError({ id }) {
+    retries.delete(id);
+  },
+});
 
-/** POST as the signed-in account; one Idempotency-Key per user action makes a retry safe. */
-export const postMine = (path, body, idempotencyKey) =>
-  asMe(path, { method: "POST", body, headers: idempotencyKey ? { "Idempotency-Key": idempotencyKey } : {} });
-
-/** DELETE as the signed-in account. */
-export const deleteMine = (path) => asMe(path, { method: "DELETE" });
-
-/** Sign-In with Ethereum: the signed EIP-4361 message for tokens, kept like the email sign-in's. */
+/**
+ * Sign-In with Ethereum: the signed EIP-4361 message for tokens, kept like the email sign-in's.
+ * @param {string} message @param {string} signature
+ */
 export async function siweLogin(message, signature) {
-  store(await request("/v1/auth/siwe/verify", { method: "POST", body: { message, signature } }));
-  return getMine("/v1/auth/me");
+  store(await data(api.POST("/v1/auth/siwe/verify", { body: { message, signature } })));
+  return data(mine.GET("/v1/auth/me"));
 }
 
+/** @param {string} email @param {string} password */
 export async function login(email, password) {
-  store(await request("/v1/auth/login", { method: "POST", body: { email, password } }));
-  return getMine("/v1/auth/me");
+  store(await data(api.POST("/v1/auth/login", { body: { email, password } })));
+  return data(mine.GET("/v1/auth/me"));
 }
 
 export async function logout() {
   const pair = tokens();
   store(null);
-  if (pair) await request("/v1/auth/logout", { method: "POST", body: { refresh_token: pair.refresh_token } }).catch(() => {});
-}
-
-export function query(path, params) {
-  const search = new URLSearchParams(Object.entries(params).filter(([, v]) => v !== undefined && v !== null && v !== ""));
-  return search.toString() ? `${path}?${search}` : path;
+  if (pair) await api.POST("/v1/auth/logout", { body: { refresh_token: pair.refresh_token } }).catch(() => {});
 }

@@ -1,5 +1,5 @@
 // GridLedger dashboard: public market data for everybody, account views after sign-in.
-import { get, getMine, login, logout, signedIn, siweLogin } from "./api.js";
+import { api, data, login, logout, mine, signedIn, siweLogin } from "./api.js";
 import { $, short } from "./format.js";
 import { connectLive } from "./live.js";
 import { refreshHealth } from "./views/health.js";
@@ -19,12 +19,12 @@ function report(view, error) {
 }
 
 async function refreshAll() {
-  summary = await get("/v1/public/summary").catch((e) => { report("summary", e); return null; });
+  summary = await data(api.GET("/v1/public/summary")).catch((e) => { report("summary", e); return null; });
   await Promise.all([
     loadMarkets((market) => live.follow(market)).then(refreshMarket).catch((e) => report("market", e)),
     refreshPrices().catch((e) => report("prices", e)),
-    refreshSettlement(me).catch((e) => report("settlement", e)),
-    summary ? refreshRecs(summary, me).catch((e) => report("recs", e)) : null,
+    refreshSettlement(me, wallet).catch((e) => report("settlement", e)),
+    summary ? refreshRecs(summary, me, wallet).catch((e) => report("recs", e)) : null,
     refreshNeighbourhood().catch((e) => report("meters", e)),
     refreshHealth(summary).catch((e) => report("health", e)),
     refreshTrading(me, wallet).catch((e) => report("trading", e)),
@@ -41,9 +41,6 @@ function showAccount() {
   setupMeterForm();
 }
 
-// The devnet's JSON-RPC for `wallet_addEthereumChain` (the API does not publish one).
-const DEVNET_RPC = `${location.protocol}//${location.hostname}:8545`;
-
 /** EIP-6963 / EIP-1193 connect, switch to the API's chain, then Sign-In with Ethereum. */
 async function connectWallet() {
   const found = await discover();
@@ -51,8 +48,9 @@ async function connectWallet() {
   const { provider, name } = found;
   const [address] = await provider.request({ method: "eth_requestAccounts" });
   if (!address) throw new Error(`${name} shared no account.`);
-  const { nonce, chain_id: chainId } = await get("/v1/auth/siwe/nonce");
-  await useChain(provider, chainId, DEVNET_RPC);
+  const [{ nonce, chain_id: chainId }, chain] = await Promise.all([
+    data(api.GET("/v1/auth/siwe/nonce")), data(api.GET("/v1/chain"))]);
+  await useChain(provider, chain);
   const message = siweMessage({ address, chainId, nonce });
   const signature = await personalSign(provider, address, message);
   connected = { provider, address, name };
@@ -121,7 +119,7 @@ $("#logout").addEventListener("click", async () => {
 });
 
 async function start() {
-  if (signedIn()) me = await getMine("/v1/auth/me").catch(() => null);
+  if (signedIn()) me = await data(mine.GET("/v1/auth/me")).catch(() => null);
   showAccount();
   await refreshAll();
   setInterval(() => refreshAll(), 15_000); // a fallback when the socket misses something

@@ -1,9 +1,9 @@
 // Browser wallets: EIP-6963 discovery (falling back to `window.ethereum`), EIP-1193 requests,
-// the devnet's chain, and the EIP-4361 (SIWE) message a sign-in signs.
+// our chain as `GET /v1/chain` describes it, and the EIP-4361 (SIWE) message a sign-in signs.
 const announced = new Map(); // rdns (or name) → { info, provider }
 
 window.addEventListener("eip6963:announceProvider", (event) => {
-  const { info, provider } = event.detail || {};
+  const { info, provider } = /** @type {CustomEvent} */ (event).detail || {};
   if (provider) announced.set(info?.rdns || info?.name || String(announced.size), { info, provider });
 });
 
@@ -13,27 +13,28 @@ export async function discover(waitMs = 300) {
   if (!announced.size) await new Promise((resolve) => setTimeout(resolve, waitMs));
   const first = announced.values().next().value;
   if (first) return { name: first.info?.name || "wallet", provider: first.provider };
-  if (window.ethereum) return { name: "injected wallet", provider: window.ethereum };
+  const injected = /** @type {any} */ (window).ethereum;
+  if (injected) return { name: "injected wallet", provider: injected };
   return null;
 }
 
-const hexChain = (chainId) => `0x${Number(chainId).toString(16)}`;
-
-/** Switch the wallet to `chainId`; add the chain first when the wallet does not know it (4902). */
-export async function useChain(provider, chainId, rpcUrl) {
+/** Switch the wallet to `chain` (the body of `GET /v1/chain`); add the chain first when the
+ * wallet does not know it (4902), with the API's public RPC URL. */
+export async function useChain(provider, chain) {
   const current = await provider.request({ method: "eth_chainId" });
-  if (Number(current) === Number(chainId)) return;
+  if (BigInt(current) === BigInt(chain.chain_id)) return;
   try {
-    await provider.request({ method: "wallet_switchEthereumChain", params: [{ chainId: hexChain(chainId) }] });
+    await provider.request({ method: "wallet_switchEthereumChain", params: [{ chainId: chain.chain_id_hex }] });
   } catch (error) {
     if (error?.code !== 4902) throw error;
+    if (!chain.rpc_url) throw new Error(`Add chain ${chain.chain_id} (${chain.chain_name}) to your wallet: this server publishes no RPC URL.`, { cause: error });
     await provider.request({
       method: "wallet_addEthereumChain",
       params: [{
-        chainId: hexChain(chainId),
-        chainName: "GridLedger devnet",
-        nativeCurrency: { name: "Ether", symbol: "ETH", decimals: 18 },
-        rpcUrls: [rpcUrl],
+        chainId: chain.chain_id_hex,
+        chainName: chain.chain_name,
+        nativeCurrency: chain.native_currency,
+        rpcUrls: [chain.rpc_url],
       }],
     });
   }

@@ -1,7 +1,7 @@
 """market_balances.locked: seller collateral locked in the market
 
 Revision ID: 0008_i12_collateral
-Revises: 0007
+Revises: i12_signed_readings
 EnergyMarket keeps one balance per account (deposits plus credits); an ENERGY fill locks part of
 the seller's as collateral. The mirror keeps the free part (`withdrawable`) and the locked part.
 """
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008_i12_collateral"
-down_revision = "0007"
+down_revision = "i12_signed_readings"
 branch_labels = None
 depends_on = None
 

@@ -1,5 +1,7 @@
 """Authentication by Bearer JWT or API key, and role checks, at the API edge."""
 
+import hashlib
+
 import pytest
 from fastapi import APIRouter
 from fastapi.testclient import TestClient
@@ -9,6 +11,7 @@ from backend.accounts.security import (
     create_access_token,
     hash_password,
     new_api_key,
+    password_needs_rehash,
     verify_password,
 )
 from backend.api.deps import CurrentAccount, get_db, require_role
@@ -83,8 +86,20 @@ def test_role_is_required(world):
     assert client.get("/registrar-only", headers=bearer(registrar)).json() == {"ok": True}
 
 
-def test_passwords_are_salted_scrypt():
+def test_passwords_are_salted_argon2id_at_owasp_parameters():
     stored = hash_password("correct horse")
-    assert stored.startswith("scrypt$") and "correct horse" not in stored
+    assert stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$") and "correct horse" not in stored
     assert verify_password("correct horse", stored) and not verify_password("wrong", stored)
     assert hash_password("correct horse") != stored
+    assert not password_needs_rehash(stored)
+
+
+def test_earlier_scrypt_hashes_still_verify_and_ask_for_a_rehash():
+    salt = bytes(range(16))
+    digest = hashlib.scrypt(b"correct horse", salt=salt, n=2**14, r=8, p=1, dklen=32)
+    legacy = f"scrypt${salt.hex()}${digest.hex()}"
+    assert verify_password("correct horse", legacy) and not verify_password("wrong", legacy)
+    assert password_needs_rehash(legacy)
+    assert not verify_password("x", "scrypt$not-hex$00") and not verify_password(
+        "x", "$argon2id$junk"
+    )

@@ -27,6 +27,7 @@ def counted(request, redis_client, tmp_path):
         _env_file=None,
         data_dir=tmp_path,
         redis_url=TEST_REDIS_URL if request.param == "redis" else "",
+        idempotency_max_body_bytes=4096,
     )
     app = FastAPI()
     app.dependency_overrides[get_settings] = lambda: settings
@@ -131,6 +132,81 @@ async def test_bad_keys_and_unkeyed_posts(counted):
         "/invalid-idempotency-key"
     )
     assert [r.json()["run"] for r in unkeyed] == [1, 2]  # no key: no protection, no interference
+
+
+@pytest.mark.anyio
+async def test_same_key_other_query_string_is_refused(counted):
+    client, runs, _ = counted
+    headers = key()
+    async with client:
+        await client.post("/echo?dry_run=true", json={"a": 1}, headers=headers)
+        other = await client.post("/echo?dry_run=false", json={"a": 1}, headers=headers)
+    assert other.status_code == 422 and other.json()["type"].endswith("/idempotency-key-reused")
+    assert runs["echo"] == 1
+
+
+@pytest.mark.anyio
+async def test_an_oversized_body_is_refused_before_it_is_held(counted):
+    client, runs, _ = counted
+    async with client:
+        big = await client.post("/echo", json={"x": "y" * 5_000}, headers=key())
+        unkeyed = await client.post("/echo", json={"x": "y" * 5_000})
+    assert big.status_code == 413 and big.json()["type"].endswith("/request-too-large")
+    assert unkeyed.status_code == 201 and runs["echo"] == 1  # the limit is the middleware's
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_request_frees_its_key(counted):
+    client, runs, release = counted
+    headers = key()
+    async with client:
+        first = asyncio.create_task(client.post("/slow", headers=headers))
+        while runs["slow"] == 0:
+            await asyncio.sleep(0.005)
+        first.cancel()  # the client went away while the handler ran
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        release.set()
+        retried = await client.post("/slow", headers=headers)
+    assert retried.status_code == 200 and runs["slow"] == 2
+
+
+@pytest.mark.anyio
+async def test_stored_responses_are_sealed_and_pending_keys_expire_soon(redis_client, tmp_path):
+    settings = Settings(
+        _env_file=None, data_dir=tmp_path, redis_url=TEST_REDIS_URL, idempotency_pending_ttl_s=30
+    )
+    app = FastAPI()
+    app.dependency_overrides[get_settings] = lambda: settings
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    @app.post("/login")
+    async def login():
+        return {"access_token": "SECRET-token-abc123"}
+
+    @app.post("/hold")
+    async def hold():
+        entered.set()
+        await release.wait()
+        return {}
+
+    app.add_middleware(IdempotencyMiddleware)
+    headers = key()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as client:
+        first = await client.post("/login", headers=headers)
+        replayed = await client.post("/login", headers=headers)
+        stored = [redis_client.get(slot) for slot in redis_client.scan_iter("gridledger:idem:*")]
+        assert len(stored) == 1 and b"SECRET-token-abc123" not in stored[0]
+        assert replayed.json() == first.json() == {"access_token": "SECRET-token-abc123"}
+        assert redis_client.ttl(next(redis_client.scan_iter("gridledger:idem:*"))) > 30
+
+        redis_client.flushdb()
+        holding = asyncio.create_task(client.post("/hold", headers=key()))
+        await entered.wait()
+        pending = next(redis_client.scan_iter("gridledger:idem:*"))
+        assert 0 < redis_client.ttl(pending) <= 30  # a process that dies frees the key soon
+        release.set()
+        assert (await holding).status_code == 200
 
 
 @pytest.mark.anyio

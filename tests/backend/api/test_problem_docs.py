@@ -42,3 +42,18 @@ def test_unknown_route_and_method_answer_problem_json():
         assert response.status_code == status
         assert response.headers["content-type"] == "application/problem+json"
         assert response.json()["status"] == status
+
+
+def test_every_429_documents_retry_after():
+    """The rate limit answers 429 with a Retry-After header (tests/backend/api/test_problems.py);
+    a generated client learns it from the document."""
+    paths = create_app().openapi()["paths"]
+    limited = [
+        operation["responses"]["429"]
+        for operations in paths.values()
+        for operation in operations.values()
+        if "429" in operation["responses"]
+    ]
+    assert len(limited) > 20
+    for response in limited:
+        assert response["headers"]["Retry-After"]["schema"] == {"type": "integer", "minimum": 0}

@@ -44,6 +44,8 @@ def api_app(anvil, tmp_path_factory):
             database_url=url,
             redis_url=TEST_REDIS_URL,
             rate_limit_per_minute=10**6,
+            anonymous_rate_limit_per_minute=10**6,
+            login_failures_before_backoff=10**6,
         )
         deployment = deploy_all(Web3(Web3.HTTPProvider(anvil.rpc_url)), config)
         app, engine = app_on(url, config)

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from backend.accounts.models import Account
 from backend.chain.transactions import send
 from backend.cli.main import app
+from backend.market.orders import default_meter_id
 from tests.fixtures.indexing import catch_up
 from tests.fixtures.payouts import fill_and_settle
 from tests.fixtures.server import serve
@@ -129,7 +130,12 @@ def test_account_orders_recs_and_settlement_through_the_cli(cli, chain_api):
     receipt = workload.tx(
         workload.issuer,
         workload.c.registry.functions.issue(
-            device_id, w3.to_checksum_address(address), hour, hour + 3600, 4_000
+            device_id,
+            w3.to_checksum_address(address),
+            hour,
+            hour + 3600,
+            4_000,
+            workload.evidence(default_meter_id(workload.people[0].address), hour, 4_000),
         ),
     )
     cert_id = workload.c.registry.events.CertificateIssued().process_receipt(receipt)[0]["args"][

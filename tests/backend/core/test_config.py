@@ -1,9 +1,15 @@
 """One Settings object, GRIDLEDGER_ environment variables, no development secret in production."""
 
+import os
+import secrets
+import subprocess
+import sys
+
 import pytest
 
-from backend.core.config import DEV_DEPLOYER_KEY, Settings
+from backend.core.config import PROJECT_ROOT, ROLE_KEY_SETTINGS, Settings
 from backend.core.errors import ConfigurationError, GridLedgerError
+from backend.core.secret_policy import LOCAL_DEVNET_CHAIN_IDS
 
 
 def test_defaults_are_embedded(tmp_path):
@@ -16,12 +22,12 @@ def test_defaults_are_embedded(tmp_path):
 def test_environment_variables_use_the_prefix(monkeypatch):
     monkeypatch.setenv("GRIDLEDGER_DATABASE_URL", "postgresql+psycopg://u@db/x")
     monkeypatch.setenv("GRIDLEDGER_API_PORT", "9123")
-    monkeypatch.setenv("GRIDLEDGER_CHAIN_ID", "73799")
+    monkeypatch.setenv("GRIDLEDGER_CHAIN_ID", "1337")
     settings = Settings(_env_file=None)
     assert (settings.database_url, settings.api_port, settings.chain_id) == (
         "postgresql+psycopg://u@db/x",
         9123,
-        73799,
+        1337,
     )
     assert not settings.is_sqlite
 
@@ -34,20 +40,92 @@ def test_production_refuses_development_secrets(monkeypatch):
     assert isinstance(raised.value, GridLedgerError)
 
 
+ANVIL_ACCOUNT_7 = "4bbbf85ce3377467afe5d46f804f221813b2bb87f24d81f60f1fcdbf7cbf4356"
+
+
+def real_secrets() -> dict[str, str]:
+    return {
+        **{name: "0x" + secrets.token_hex(32) for name in ROLE_KEY_SETTINGS},
+        "secret_key": secrets.token_urlsafe(32),
+        "master_key_hex": secrets.token_hex(32),
+    }
+
+
 def test_production_accepts_real_secrets():
-    settings = Settings(
-        _env_file=None,
-        environment="production",
-        deployer_private_key="0x" + "11" * 32,
-        settler_private_key="0x" + "22" * 32,
-        operator_private_key="0x" + "33" * 32,
-        issuer_private_key="0x" + "44" * 32,
-        registrar_private_key="0x" + "55" * 32,
-        secret_key="s3cret-from-vault",
-        master_key_hex="ab" * 32,
+    chosen = real_secrets()
+    settings = Settings(_env_file=None, environment="production", chain_id=1, **chosen)
+    assert settings.deployer_private_key.get_secret_value() == chosen["deployer_private_key"]
+    assert chosen["deployer_private_key"][2:] not in repr(settings)  # secrets never print
+
+
+def test_another_chain_refuses_development_secrets_even_in_development():
+    with pytest.raises(ConfigurationError) as raised:
+        Settings(_env_file=None, chain_id=1)
+    line = str(raised.value)
+    assert "\n" not in line and line.startswith("refusing to start on chain 1 (development)")
+    for name in ROLE_KEY_SETTINGS:
+        assert f"GRIDLEDGER_{name.upper()} is a public development key" in line
+    assert "GRIDLEDGER_SECRET_KEY is the development value" in line
+    assert "GRIDLEDGER_MASTER_KEY_HEX is the development value" in line
+
+
+def test_local_devnet_chains_keep_the_embedded_defaults():
+    for chain_id in LOCAL_DEVNET_CHAIN_IDS:
+        assert Settings(_env_file=None, chain_id=chain_id).chain_id == chain_id
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        # account 7 of Anvil's mnemonic: not one of our five defaults, public all the same
+        (
+            {"operator_private_key": "0x" + ANVIL_ACCOUNT_7},
+            "GRIDLEDGER_OPERATOR_PRIVATE_KEY is a public development key",
+        ),
+        (
+            {"settler_private_key": "0x" + "11" * 32},
+            "GRIDLEDGER_SETTLER_PRIVATE_KEY does not look random",
+        ),
+        (
+            {"issuer_private_key": "0x" + "ff" * 32},
+            "GRIDLEDGER_ISSUER_PRIVATE_KEY is not a 32-byte",
+        ),
+        ({"registrar_private_key": "0xabc"}, "GRIDLEDGER_REGISTRAR_PRIVATE_KEY is not a 32-byte"),
+        (
+            {"secret_key": secrets.token_urlsafe(16)},
+            "GRIDLEDGER_SECRET_KEY is shorter than 32 bytes",
+        ),
+        ({"secret_key": "password" * 5}, "GRIDLEDGER_SECRET_KEY does not look random"),
+        ({"master_key_hex": "01" * 32}, "GRIDLEDGER_MASTER_KEY_HEX does not look random"),
+    ],
+)
+def test_weak_secrets_are_refused_outside_the_devnet(change, expected):
+    with pytest.raises(ConfigurationError, match=expected):
+        Settings(_env_file=None, environment="staging", **{**real_secrets(), **change})
+
+
+@pytest.mark.parametrize(
+    ("module", "component"),
+    [("indexer", "indexer"), ("backend", "api"), ("backend.workers", "workers")],
+)
+def test_components_refuse_to_start_with_one_line(tmp_path, module, component):
+    environment = {
+        key: value for key, value in os.environ.items() if not key.startswith("GRIDLEDGER_")
+    }
+    environment |= {"GRIDLEDGER_CHAIN_ID": "10", "GRIDLEDGER_DATA_DIR": str(tmp_path)}
+    finished = subprocess.run(
+        [sys.executable, "-m", module],
+        env=environment,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
-    assert settings.deployer_private_key.get_secret_value() != DEV_DEPLOYER_KEY
-    assert "11" * 32 not in repr(settings)  # secrets never print
+    assert finished.returncode == 2, finished.stderr
+    lines = finished.stderr.strip().splitlines()
+    assert len(lines) == 1, finished.stderr
+    assert lines[0].startswith(f"{component}: refusing to start on chain 10 (development): ")
+    assert "GRIDLEDGER_DEPLOYER_PRIVATE_KEY is a public development key" in lines[0]
 
 
 def test_invalid_values_are_rejected():

@@ -18,7 +18,10 @@ from hypothesis import strategies as st
 from backend.market.orders import (
     ORDER_FIELDS,
     Order,
+    default_meter_id,
     domain_separator,
+    meter_id,
+    meter_owner,
     order_digest,
     recover_maker,
     sign_order,
@@ -195,3 +198,24 @@ def test_javascript_wallet_libraries_sign_the_document_as_served(batch, chain_id
         for library in ("eth-sig-util", "viem"):
             signature = bytes.fromhex(reply[library].removeprefix("0x"))
             assert recover_maker(order, signature, chain_id, market) == address, library
+
+
+@given(owner=st.binary(min_size=20, max_size=20), name=st.text(min_size=1, max_size=40))
+def test_meter_id_is_the_owner_address_then_the_name_hash(owner, name):
+    address = to_checksum_address(owner)
+    meter = meter_id(address, name)
+    assert meter[:20] == owner
+    assert meter[20:] == keccak(text=name)[:12]
+    assert meter_owner(meter) == address
+    assert meter_id(address.lower(), name) == meter  # any spelling of the owner, one id
+
+
+def test_two_owners_never_share_a_meter_id_for_one_name():
+    first, second = Account.create().address, Account.create().address
+    assert meter_id(first, "meter:solar-1") != meter_id(second, "meter:solar-1")
+    assert meter_owner(default_meter_id(second)) == second
+
+
+def test_meter_owner_refuses_an_id_that_is_not_32_bytes():
+    with pytest.raises(ValueError, match="32 bytes"):
+        meter_owner(b"\x01" * 20)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 import threading
 import time
 import uuid
@@ -14,8 +16,18 @@ from backend.core.config import Settings
 from backend.core.db import make_engine
 from backend.meters.models import MeterReading
 from backend.meters.mqtt import MessageRejected, Subscriber, reading_from_message
+from backend.meters.trust import ReadingDomain
 from backend.meters.validation import iso
-from tests.fixtures.meters import NOW, seed_meters
+from tests.fixtures.meters import (
+    NOW,
+    TEST_CHAIN_ID,
+    TEST_REGISTRY,
+    approve,
+    meter_key,
+    seed_meters,
+    signed,
+    write_deployment,
+)
 from tests.fixtures.services import require_service
 
 
@@ -107,3 +119,55 @@ def test_subscriber_stores_qos1_messages_once(fresh_pg_url):
             select(MeterReading.import_wh).where(MeterReading.import_wh.is_not(None))
         ).all() == [1500]
     engine.dispose()
+
+
+@pytest.mark.mqtt
+def test_a_signed_reading_published_with_mosquitto_pub_is_verified(fresh_pg_url, tmp_path):
+    """A meter publishing its signed reading with the stock `mosquitto_pub` client: stored
+    verified; the same reading unsigned on the next interval is stored unverified."""
+    require_service("Mosquitto", "mqtt://127.0.0.1:1883", "GRIDLEDGER_MQTT_HOST")
+    engine = make_engine(fresh_pg_url)
+    with Session(engine) as session:
+        _, _, solar, _ = seed_meters(session)
+        approve(session, solar, meter_key("solar"))
+        meter_id = solar.meter_id
+    root = f"energy-cloud-test-{uuid.uuid4().hex[:8]}"
+    settings = Settings(
+        _env_file=None,
+        database_url=fresh_pg_url,
+        mqtt_topic_root=root,
+        deployment_file=write_deployment(tmp_path / "deployment.json"),
+    )
+    subscriber = Subscriber(settings=settings, client_id=f"gl-test-{uuid.uuid4().hex[:8]}")
+    subscriber.now = lambda: NOW
+    thread = threading.Thread(target=subscriber.run, daemon=True)
+    thread.start()
+    assert subscriber.subscribed.wait(10), "subscription not acknowledged by Mosquitto"
+
+    domain = ReadingDomain(TEST_CHAIN_ID, TEST_REGISTRY)
+    body = {"timestamp": iso(NOW - 900), "exportWh": 640, "meterId": meter_id}
+    unsigned = {**body, "timestamp": iso(NOW - 1800)}
+    for payload in (signed(body, meter_key("solar"), domain), unsigned):
+        subprocess.run(
+            [
+                "mosquitto_pub",
+                *("-h", "127.0.0.1", "-p", "1883", "-q", "1"),
+                *("-i", f"gl-meter-{uuid.uuid4().hex[:8]}"),
+                *("-t", f"{root}/seoul/solar-panel/{meter_id}/reading"),
+                *("-m", json.dumps(payload)),
+            ],
+            check=True,
+            timeout=30,
+        )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and sum(subscriber.totals.values()) < 2:
+        time.sleep(0.05)
+    subscriber.stopped.set()
+    thread.join(10)
+    with Session(engine) as session:
+        rows = {
+            r.interval_start: (r.verified, r.signer)
+            for r in session.exec(select(MeterReading)).all()
+        }
+    engine.dispose()
+    assert rows == {NOW - 900: (True, meter_key("solar").address), NOW - 1800: (False, None)}

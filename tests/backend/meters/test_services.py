@@ -88,12 +88,12 @@ MALFORMED = [
     (
         "above capacity",
         reading("meter:solar-1", NOW - 900, export_wh=2_501),
-        "exceeds the device capacity",
+        "exceeds the meter's declared capacity",
     ),
     (
         "kWh above capacity",
         reading("meter:solar-1", NOW - 900, export_wh=2.6, unit="kWh"),
-        "exceeds the device capacity",
+        "exceeds the meter's declared capacity",
     ),
     (
         "bad unit",
@@ -168,7 +168,7 @@ def test_mqtt_credentials_are_hashed_per_meter(world):
 
     session, _, _, solar, _house = world
     assert (
-        solar.mqtt_password_hash.startswith("$7$101$")
+        solar.mqtt_password_hash.startswith("$7$210000$")
         and "solar-secret-123" not in solar.mqtt_password_hash
     )
     assert check_mqtt_credentials(session, "meter:solar-1", "solar-secret-123") == solar.meter_id

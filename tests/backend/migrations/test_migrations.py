@@ -22,6 +22,7 @@ EXPECTED_TABLES = {
     "payouts",
     "market_balances",
     "token_balances",
+    "chain_meters",
     "devices",
     "certificates",
     "holdings",

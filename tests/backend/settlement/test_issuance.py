@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import select
 
+from backend.market.orders import default_meter_id
 from backend.settlement.issuance import issue_certificates
 from backend.settlement.models import RecIssuance
 
@@ -13,12 +14,7 @@ def test_hourly_certificates_issued_once(market):
     market.catch_up()  # devices into the mirror
     person = workload.people[0]
     device_id = workload.devices[person.address]
-    meter = (
-        "0x"
-        + __import__("backend.market.orders", fromlist=["meter_id"])
-        .meter_id(f"meter:{person.address}")
-        .hex()
-    )
+    meter = "0x" + default_meter_id(person.address).hex()
     now = market.ctx.now()
     first_hour = (now // 3600 - 5) * 3600
     exports = {(meter, first_hour + 900 * q): 100 + q for q in range(12)}  # three full hours
@@ -28,7 +24,12 @@ def test_hourly_certificates_issued_once(market):
     workload.tx(
         workload.issuer,
         market.ctx.registry.functions.issue(
-            device_id, person.address, first_hour + 3600, first_hour + 7200, 10
+            device_id,
+            person.address,
+            first_hour + 3600,
+            first_hour + 7200,
+            10,
+            workload.evidence(bytes.fromhex(meter[2:]), first_hour + 3600, 10),
         ),
     )
 
@@ -64,3 +65,26 @@ def test_hourly_certificates_issued_once(market):
     issued = registry.events.CertificateIssued().get_logs(from_block=0)
     hours = [(e["args"]["deviceId"], e["args"]["periodStart"]) for e in issued]
     assert len(hours) == len(set(hours)) == 4
+
+
+def test_unsigned_owner_export_issues_no_certificate(market):
+    """An hour the owner reports unsigned is not issued; the verified quarters alone count."""
+    from backend.market.orders import meter_id
+
+    workload = market.devnet.workload
+    market.catch_up()
+    person = workload.people[0]
+    meter = "0x" + meter_id(f"meter:{person.address}").hex()
+    first_hour = (market.ctx.now() // 3600 - 5) * 3600
+    market.meter_readings({(meter, first_hour + 900 * q): 2_000 for q in range(4)}, by="owner")
+    signed_quarters = {(meter, first_hour + 3600 + 900 * q): 100 for q in range(4)}
+    market.meter_readings({**signed_quarters, (meter, first_hour + 3600): 100})
+    market.meter_readings({(meter, first_hour + 3600 + 900): 2_000}, by="owner")  # refused
+    with market.session() as session:
+        report = issue_certificates(
+            session, market.ctx, market.locks, market.settings, now=first_hour + 3 * 3600 + 600
+        )
+        rows = {r.hour_start: r for r in session.exec(select(RecIssuance)).all()}
+    assert report.issued == 1
+    assert first_hour not in rows  # only unverified quarters: nothing to issue (yet: missing)
+    assert rows[first_hour + 3600].volume_wh == 400 and rows[first_hour + 3600].status == "issued"

@@ -178,23 +178,23 @@ def test_discrepancy_flags_oversold_silent_contradicted(market):
     offer = workload.order(
         seller, 0, quantity=3_000
     )  # SELL; the device makes at most 2,500 Wh / 15 min
-    from backend.market.orders import meter_id, sign_order
+    from backend.market.orders import default_meter_id, sign_order
 
     signature = sign_order(offer, seller.key, workload.chain_id, market.ctx.market.address)
     workload.tx(
         buyer,
         market.ctx.market.functions.fillOrder(
-            offer.as_tuple(), signature, 3_000, meter_id(f"meter:{buyer.address}")
+            offer.as_tuple(), signature, 3_000, default_meter_id(buyer.address)
         ),
     )
     market.catch_up()
     workload.advance(3 * 900 + 120)
-    meter = "0x" + meter_id(f"meter:{seller.address}").hex()
+    meter = "0x" + default_meter_id(seller.address).hex()
     slot = offer.deliveryStart
     market.meter_readings({(meter, slot - 900): 1_000, (meter, slot): 2_000})
-    market.meter_readings(
-        {(meter, slot - 900): 1_050, (meter, slot): 1_000}
-    )  # +5 % fine, -50 % flagged
+    market.meter_readings(  # corrected by the metering data provider: +5 % fine, -50 % flagged
+        {(meter, slot - 900): 1_050, (meter, slot): 1_000}, by="provider"
+    )
     with market.session() as session:
         close_due_periods(session, market.ctx, market.locks, market.settings)
         scan_meters(session, now=market.ctx.now() + 1_800, silence_s=1_800)
@@ -317,3 +317,26 @@ def test_missing_data_wait_follows_the_grace_period_recorded_in_each_trade(marke
         assert all(functions.tradeStatus(t.trade_id).call() == 2 for t in trades)
     finally:
         workload.tx(workload.admin, functions.setReclaimGracePeriod(before))
+
+
+def test_unsigned_owner_readings_are_missing_data_and_pay_nothing(market):
+    """The seller posts its own export, unsigned: stored, shown, and settled as missing data
+    (the trade is not paid for it), with the reconciliation saying why."""
+    trades = make_trades(market, 2)
+    market.devnet.workload.advance(3 * 900 + 120)
+    claims = {(t.seller_meter, t.delivery_start): 2_000 for t in trades}  # all they sold
+    result = market.meter_readings(claims, by="owner")
+    assert (result.accepted, result.verified) == (len(claims), 0)
+    with market.session() as session:
+        reports = close_due_periods(session, market.ctx, market.locks, market.settings)
+    assert sum(r.waiting for r in reports) == 2 and sum(r.settled for r in reports) == 0
+    market.devnet.workload.advance(market.settings.settlement_missing_data_deadline_s)
+    with market.session() as session:
+        reports = close_due_periods(session, market.ctx, market.locks, market.settings)
+        assert sum(r.settled for r in reports) == 2
+        records = session.exec(select(Reconciliation)).all()
+        assert all(
+            r.data_missing and r.unverified_slots == 1 and r.delivered_wh == 0 and r.metered_wh == 0
+            for r in records
+        )
+    assert all(e[0]["sellerPayout"] == 0 for e in settled_events(market).values())

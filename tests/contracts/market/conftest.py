@@ -8,7 +8,7 @@ from backend.market.orders import (
     SELL,
     SLOT_SECONDS,
     Order,
-    meter_id,
+    default_meter_id,
     sign_order,
 )
 from tests.fixtures.energy_market import (
@@ -81,7 +81,7 @@ def make_order(market, period):
     ):
         address = getattr(maker, "address", maker)
         if meter is None:
-            meter = meter_id(f"meter:{address}") if product == ENERGY else b"\x00" * 32
+            meter = default_meter_id(address) if product == ENERGY else b"\x00" * 32
         if asset_id is None:
             asset_id = CERT_ID if product == REC else 0
         start = period[0] if start is None else start
@@ -115,7 +115,7 @@ def sign(market, chain):
 @pytest.fixture
 def taker_meter():
     def _meter(account):
-        return meter_id(f"meter:{account.address}")
+        return default_meter_id(account.address)
 
     return _meter
 

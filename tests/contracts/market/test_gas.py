@@ -135,8 +135,8 @@ def test_gas_settle_batch_of_50_distinct_fresh_parties(
         buyer = Account.from_key(keccak(text=f"gas-buyer-{i}"))
         gusd.mint(buyer.address, 10**9, sender=owner)
         permit(gusd, chain, buyer, market.address, 10**9, owner)
-        bid = make_order(buyer.address, side=BUY, meter=meter_id(f"b{i}"))
-        offer = make_order(seller.address, side=SELL, meter=meter_id(f"s{i}"))
+        bid = make_order(buyer.address, side=BUY, meter=meter_id(buyer.address, f"b{i}"))
+        offer = make_order(seller.address, side=SELL, meter=meter_id(seller.address, f"s{i}"))
         receipt = market.matchOrders(
             bid.as_tuple(),
             sign_order(bid, buyer.key, chain.chain_id, market.address),

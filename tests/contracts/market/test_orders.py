@@ -12,6 +12,7 @@ from backend.market.orders import (
     ORDER_TYPE,
     ORDER_TYPEHASH,
     SLOT_SECONDS,
+    default_meter_id,
     order_digest,
     payment,
     sign_order,
@@ -258,7 +259,7 @@ def test_fill_reverts_when_period_not_aligned(
 
 def test_energy_fill_reverts_without_taker_meter(market, make_order, sign, alice, bob):
     order = make_order(alice)
-    with reverts_with(market.EnergyMarketMeterRequired, account=bob.address):
+    with reverts_with(market.EnergyMarketNotMeterOwner, account=bob.address, meterId=b"\0" * 32):
         market.fillOrder(order.as_tuple(), sign(order, alice), 1_000, b"\x00" * 32, sender=bob)
 
 
@@ -381,8 +382,8 @@ def test_list_reverts_when_expired(market, chain, make_order, alice, order_hash)
         market.listOrder(order.as_tuple(), sender=alice)
 
 
-def test_list_reverts_on_stale_nonce_zero_quantity_bad_period_and_missing_meter(
-    market, make_order, period, alice, order_hash
+def test_list_reverts_on_stale_nonce_zero_quantity_bad_period_and_foreign_meter(
+    market, make_order, period, alice, bob, order_hash
 ):
     stale = make_order(alice, nonce=1)
     with reverts_with(
@@ -398,8 +399,12 @@ def test_list_reverts_on_stale_nonce_zero_quantity_bad_period_and_missing_meter(
     ):
         market.listOrder(skewed.as_tuple(), sender=alice)
     meterless = make_order(alice, meter=b"\x00" * 32)
-    with reverts_with(market.EnergyMarketMeterRequired, account=alice.address):
+    with reverts_with(market.EnergyMarketNotMeterOwner, account=alice.address, meterId=b"\0" * 32):
         market.listOrder(meterless.as_tuple(), sender=alice)
+    bobs_meter = default_meter_id(bob.address)
+    borrowed = make_order(alice, meter=bobs_meter)
+    with reverts_with(market.EnergyMarketNotMeterOwner, account=alice.address, meterId=bobs_meter):
+        market.listOrder(borrowed.as_tuple(), sender=alice)
 
 
 # ---------------------------------------------------------------- cancellation and nonces

@@ -3,7 +3,15 @@ owned by alice, and period helpers aligned to 15-minute slots in the past."""
 
 import pytest
 
-from tests.fixtures.rec_registry import DAY, HOUR, device_input
+from tests.fixtures.rec_registry import (
+    CAPACITY_W,
+    DAY,
+    EVIDENCE,
+    HOUR,
+    device_input,
+    solar_meter,
+    wind_meter,
+)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -20,19 +28,26 @@ def base_time(chain):
 
 
 @pytest.fixture(scope="module")
-def registry(project, owner, registrar, issuer):
+def registry(project, owner, registrar, issuer, alice, bob):
+    """The registry with roles granted; alice's and bob's solar and wind meters are approved
+    (each owner signs its own meters' readings)."""
     contract = owner.deploy(
         project.RECRegistry, owner, "https://certs.gridledger.example/{id}.json"
     )
     contract.grantRole(contract.REGISTRAR_ROLE(), registrar, sender=owner)
     contract.grantRole(contract.ISSUER_ROLE(), issuer, sender=owner)
+    for account in (alice, bob):
+        for meter in (solar_meter(account), wind_meter(account)):
+            contract.approveMeter(meter, CAPACITY_W, account, sender=registrar)
     return contract
 
 
 @pytest.fixture
 def device_id(registry, alice, registrar, base_time):
     """Alice's 10 kW solar device, commissioned 10 days before `base_time`, approved."""
-    registry.registerDevice(device_input(commissioned_at=base_time - 10 * DAY), sender=alice)
+    registry.registerDevice(
+        device_input(solar_meter(alice), commissioned_at=base_time - 10 * DAY), sender=alice
+    )
     registry.approveDevice(1, sender=registrar)
     return 1
 
@@ -43,7 +58,9 @@ def issue_hour(registry, issuer, device_id, base_time):
 
     def _issue(to, hour=0, volume_wh=5_000, hours=1):
         start = base_time + hour * HOUR
-        tx = registry.issue(device_id, to, start, start + hours * HOUR, volume_wh, sender=issuer)
+        tx = registry.issue(
+            device_id, to, start, start + hours * HOUR, volume_wh, EVIDENCE, sender=issuer
+        )
         return registry.CertificateIssued.from_receipt(tx)[0].certId
 
     return _issue

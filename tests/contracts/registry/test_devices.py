@@ -5,23 +5,22 @@ import ape
 from tests.fixtures.rec_registry import (
     APPROVED,
     GRID_DE,
-    METER_1,
-    METER_2,
     PENDING,
     SOLAR,
     SUSPENDED,
     WIND,
     device_input,
+    solar_meter,
+    wind_meter,
 )
 
 ZERO32 = b"\0" * 32
 
 
 def test_register_device_stores_fields_and_emits_event(registry, bob):
+    meter = wind_meter(bob)
     tx = registry.registerDevice(
-        device_input(
-            technology=WIND, capacity_w=3_000_000, commissioned_at=1_600_000_000, meter_id=METER_2
-        ),
+        device_input(meter, technology=WIND, capacity_w=3_000_000, commissioned_at=1_600_000_000),
         sender=bob,
     )
 
@@ -32,7 +31,7 @@ def test_register_device_stores_fields_and_emits_event(registry, bob):
     assert event.capacityW == 3_000_000
     assert event.gridArea == GRID_DE
     assert event.commissionedAt == 1_600_000_000
-    assert event.meterId == METER_2
+    assert event.meterId == meter
 
     stored = registry.device(1)
     assert stored.owner == bob
@@ -41,49 +40,51 @@ def test_register_device_stores_fields_and_emits_event(registry, bob):
     assert stored.capacityW == 3_000_000
     assert stored.gridArea == GRID_DE
     assert stored.commissionedAt == 1_600_000_000
-    assert stored.meterId == METER_2
-    assert registry.deviceIdOfMeter(METER_2) == 1
+    assert stored.meterId == meter
+    assert registry.deviceIdOfMeter(meter) == 1
 
 
 def test_register_device_assigns_sequential_ids_from_one(registry, alice, bob):
-    registry.registerDevice(device_input(meter_id=METER_1), sender=alice)
-    tx = registry.registerDevice(device_input(meter_id=METER_2), sender=bob)
+    registry.registerDevice(device_input(solar_meter(alice)), sender=alice)
+    tx = registry.registerDevice(device_input(solar_meter(bob)), sender=bob)
 
     assert registry.DeviceRegistered.from_receipt(tx)[0].deviceId == 2
     assert registry.deviceCount() == 2
     assert registry.device(2).owner == bob
-    assert registry.deviceIdOfMeter(METER_1) == 1
+    assert registry.deviceIdOfMeter(solar_meter(alice)) == 1
 
 
-def test_register_device_reverts_when_meter_already_registered(registry, alice, bob):
-    registry.registerDevice(device_input(meter_id=METER_1), sender=alice)
+def test_register_device_reverts_when_meter_already_registered(registry, alice):
+    meter = solar_meter(alice)
+    registry.registerDevice(device_input(meter), sender=alice)
 
-    with ape.reverts(registry.RECRegistryMeterAlreadyRegistered, meterId=METER_1, deviceId=1):
-        registry.registerDevice(device_input(technology=WIND, meter_id=METER_1), sender=bob)
+    with ape.reverts(registry.RECRegistryMeterAlreadyRegistered, meterId=meter, deviceId=1):
+        registry.registerDevice(device_input(meter, technology=WIND), sender=alice)
 
 
 def test_register_device_reverts_when_capacity_zero(registry, alice):
     with ape.reverts(registry.RECRegistryZeroCapacity):
-        registry.registerDevice(device_input(capacity_w=0), sender=alice)
+        registry.registerDevice(device_input(solar_meter(alice), capacity_w=0), sender=alice)
 
 
 def test_register_device_reverts_when_meter_technology_or_grid_area_empty(registry, alice):
+    meter = solar_meter(alice)
     with ape.reverts(
         registry.RECRegistryIncompleteDevice, technology=SOLAR, gridArea=GRID_DE, meterId=ZERO32
     ):
-        registry.registerDevice(device_input(meter_id=ZERO32), sender=alice)
+        registry.registerDevice(device_input(ZERO32), sender=alice)
     with ape.reverts(
-        registry.RECRegistryIncompleteDevice, technology=ZERO32, gridArea=GRID_DE, meterId=METER_1
+        registry.RECRegistryIncompleteDevice, technology=ZERO32, gridArea=GRID_DE, meterId=meter
     ):
-        registry.registerDevice(device_input(technology=ZERO32), sender=alice)
+        registry.registerDevice(device_input(meter, technology=ZERO32), sender=alice)
     with ape.reverts(
-        registry.RECRegistryIncompleteDevice, technology=SOLAR, gridArea=ZERO32, meterId=METER_1
+        registry.RECRegistryIncompleteDevice, technology=SOLAR, gridArea=ZERO32, meterId=meter
     ):
-        registry.registerDevice(device_input(grid_area=ZERO32), sender=alice)
+        registry.registerDevice(device_input(meter, grid_area=ZERO32), sender=alice)
 
 
 def test_approve_device_sets_approved_and_emits_status_change(registry, alice, registrar):
-    registry.registerDevice(device_input(), sender=alice)
+    registry.registerDevice(device_input(solar_meter(alice)), sender=alice)
 
     tx = registry.approveDevice(1, sender=registrar)
 
@@ -110,7 +111,7 @@ def test_suspend_device_then_reapprove(registry, registrar, device_id):
 
 
 def test_suspend_device_rejects_a_pending_device(registry, alice, registrar):
-    registry.registerDevice(device_input(), sender=alice)
+    registry.registerDevice(device_input(solar_meter(alice)), sender=alice)
 
     registry.suspendDevice(1, sender=registrar)
 

@@ -3,10 +3,12 @@
 Targets: batched issuance <= 60,000 gas per certificate (50 hourly certificates to an EOA);
 transfer and claim <= 60,000 per transaction. Single `issue` cannot meet 60,000: it must
 create two storage slots (certificate + holder balance, 2 x 22,100) on top of the 21,000
-base cost, so its budget here is a regression guard, not the target.
+base cost, so its budget here is a regression guard, not the target. Issuance checks that the
+device's meter is approved (two cold reads, device meter id and meter record: 4,200 gas) and
+emits the evidence root, hence 105,000 for an existing bitmap word (was 100,000).
 """
 
-from tests.fixtures.rec_registry import HOUR, claim_data
+from tests.fixtures.rec_registry import EVIDENCE, HOUR, claim_data, evidence_roots
 
 BATCH = 50
 
@@ -17,7 +19,15 @@ def test_gas_issue_batch_of_50_hourly_certificates_per_certificate(
     starts = [base_time + i * HOUR for i in range(BATCH)]
     ends = [s + HOUR for s in starts]
 
-    tx = registry.issueBatch(device_id, bob, starts, ends, [5_000] * BATCH, sender=issuer)
+    tx = registry.issueBatch(
+        device_id,
+        bob,
+        starts,
+        ends,
+        [5_000] * BATCH,
+        evidence_roots(starts),
+        sender=issuer,
+    )
 
     per_certificate = tx.gas_used / BATCH
     print(f"\ngas issueBatch x{BATCH}: total {tx.gas_used}, per certificate {per_certificate:.0f}")
@@ -26,15 +36,17 @@ def test_gas_issue_batch_of_50_hourly_certificates_per_certificate(
 
 
 def test_gas_single_issue(registry, issuer, bob, device_id, base_time):
-    first = registry.issue(device_id, bob, base_time, base_time + HOUR, 5_000, sender=issuer)
+    first = registry.issue(
+        device_id, bob, base_time, base_time + HOUR, 5_000, EVIDENCE, sender=issuer
+    )
     # Second hour of the same day: the device's bitmap word already exists.
     second = registry.issue(
-        device_id, bob, base_time + HOUR, base_time + 2 * HOUR, 5_000, sender=issuer
+        device_id, bob, base_time + HOUR, base_time + 2 * HOUR, 5_000, EVIDENCE, sender=issuer
     )
 
     print(f"\ngas issue: new bitmap word {first.gas_used}, existing word {second.gas_used}")
     assert second.gas_used < first.gas_used
-    assert second.gas_used <= 100_000
+    assert second.gas_used <= 105_000
     assert first.gas_used <= 120_000
 
 

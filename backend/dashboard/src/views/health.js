@@ -1,11 +1,11 @@
 // System health: /health (database, Redis, RPC, indexer lag) and indexed chain totals.
-import { get } from "../api.js";
+import { api, data } from "../api.js";
 import { $, h } from "../format.js";
 
 export async function refreshHealth(summary) {
   let health;
   try {
-    health = await get("/health");
+    health = await data(api.GET("/health"));
   } catch (error) {
     health = error.problem?.checks ? error.problem : { status: "unreachable", checks: {} };
   }
@@ -14,7 +14,8 @@ export async function refreshHealth(summary) {
   badge.className = `badge ${health.status === "ok" ? "ok" : "bad"}`;
   const c = health.checks;
   const item = (term, value) => h("div", {}, h("dt", {}, term), h("dd", {}, value));
-  const ok = (check) => (check ? (check.ok ? "ok" : `failing: ${check.error}`) : "–");
+  // Why a check fails (`error`) is shown to operators only; everyone else sees that it fails.
+  const ok = (check) => (check ? (check.ok ? "ok" : check.error ? `failing: ${check.error}` : "failing") : "–");
   $("#health-details").replaceChildren(
     item("Block height", String(c.rpc?.head_block ?? summary?.chain.head_block ?? "–")),
     item("Indexed block", String(c.indexer?.indexed_block ?? summary?.chain.indexed_block ?? "–")),

@@ -1,5 +1,5 @@
 // Order book and recent trades per market, and the price & volume chart.
-import { get, query } from "../api.js";
+import { api, data } from "../api.js";
 import { COLORS, draw } from "../charts.js";
 import { $, approx, h, hhmm, kwh, pricePerKwh, rows, short, status, time } from "../format.js";
 
@@ -19,7 +19,9 @@ export function marketLabel(id, market) {
 export const selectedMarket = () => selected;
 
 export async function loadMarkets(onChange) {
-  const [markets, recent] = await Promise.all([get("/v1/trading/markets?hours=6"), get("/v1/trading/trades?limit=50")]);
+  const [markets, recent] = await Promise.all([data(api.GET("/v1/trading/markets", { params: { query: { hours: 6 } } })),
+    data(api.GET("/v1/trading/trades", { params: { query: { limit: 50 } } })),
+  ]);
   known = new Map(markets.map((m) => [m.id, m]));
   for (const trade of recent.items) if (!known.has(trade.market_id)) known.set(trade.market_id, { id: trade.market_id, closed: true });
   const select = $("#market-select");
@@ -46,10 +48,9 @@ function bookSide(title, levels, kind) {
 
 export async function refreshMarket() {
   const box = $("#orderbook");
-  const path = query("/v1/trading/trades", { market_id: selected, limit: 25 });
-  const tradesRequest = get(path);
+  const tradesRequest = data(api.GET("/v1/trading/trades", { params: { query: { market_id: selected || undefined, limit: 25 } } }));
   if (selected) {
-    const book = await get(query("/v1/trading/orderbook", { market_id: selected, depth: 15 }));
+    const book = await data(api.GET("/v1/trading/orderbook", { params: { query: { market_id: selected, depth: 15 } } }));
     box.replaceChildren(bookSide("Bids (buy)", book.bids, "bids"), bookSide("Asks (sell)", book.asks, "asks"));
   } else {
     box.replaceChildren(h("p", { class: "muted" }, "Choose a market to see its order book."));
@@ -66,7 +67,7 @@ export async function refreshMarket() {
 }
 
 export async function refreshPrices() {
-  const bars = (await get("/v1/trading/prices")).slice(-48);
+  const bars = (await data(api.GET("/v1/trading/prices"))).slice(-48);
   $("#prices-empty").hidden = bars.length > 0;
   draw($("#price-chart"), {
     data: {

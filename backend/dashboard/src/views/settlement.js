@@ -1,9 +1,10 @@
 // Settlement: contracted vs metered vs delivered per trade, payouts, penalties, status.
-import { get, getMine, postMine, signedIn } from "../api.js";
+import { api, data, mine, signedIn } from "../api.js";
 import { $, h, kwh, money, rows, short, status, time } from "../format.js";
+import { txLabel, write } from "../transactions.js";
 
-export async function refreshSettlement(me) {
-  const items = await get("/v1/public/settlements?limit=50");
+export async function refreshSettlement(me, wallet) {
+  const items = await data(api.GET("/v1/public/settlements", { params: { query: { limit: 50 } } }));
   rows($("#settlement-table"), items, (s) => h("tr", { dataset: { tradeId: s.trade_id } },
     h("td", {}, `#${s.trade_id}`),
     h("td", {}, time(s.delivery_start)),
@@ -15,12 +16,13 @@ export async function refreshSettlement(me) {
     h("td", {}, status(s.status), s.settled_tx ? h("span", { class: "muted tx" }, ` ${short(s.settled_tx)}`) : null)),
   "No energy trades yet.");
 
-  const mine = $("#my-settlement");
-  mine.hidden = !(signedIn() && me);
-  if (mine.hidden) return;
-  const [transfers, balance] = await Promise.all([getMine("/v1/energy/transfers?limit=50"), getMine("/v1/energy/balance")]);
+  const personal = $("#my-settlement");
+  personal.hidden = !(signedIn() && me);
+  if (personal.hidden) return;
+  const [transfers, balance] = await Promise.all([
+    data(mine.GET("/v1/energy/transfers", { params: { query: { limit: 50 } } })), data(mine.GET("/v1/energy/balance"))]);
   $("#my-balance").textContent = `Token balance ${money(balance.token_balance)} · in escrow ${money(balance.escrowed)} · withdrawable ${money(balance.withdrawable)}`;
-  setupWithdraw(me, Number(balance.withdrawable) > 0);
+  setupWithdraw(me, wallet, BigInt(balance.withdrawable) > 0n);
   const address = me.address?.toLowerCase();
   rows($("#my-transfers"), transfers.items, (t) => h("tr", {},
     h("td", {}, `#${t.id}`),
@@ -37,7 +39,7 @@ async function refreshReconciliations() {
   // Reconciliation records come with the metering service (issue 6); absent before it is deployed.
   const box = $("#reconciliations");
   try {
-    const records = await getMine("/v1/settlement/reconciliations?limit=20");
+    const records = await data(mine.GET("/v1/settlement/reconciliations", { params: { query: { limit: 20 } } }));
     box.replaceChildren(h("h3", {}, "Reconciliation (metering)"),
       h("pre", { class: "scroll code", tabindex: 0 }, JSON.stringify(records, null, 2)));
   } catch (error) {
@@ -46,8 +48,9 @@ async function refreshReconciliations() {
   }
 }
 
-// Withdraw: the market pays by pull; custodial accounts withdraw through the API, which signs.
-function setupWithdraw(me, hasCredit) {
+// Withdraw: the market pays by pull; custodial accounts withdraw through the API, which signs,
+// a wallet sends `withdraw()` itself.
+function setupWithdraw(me, wallet, hasCredit) {
   const button = $("#withdraw");
   const message = $("#withdraw-message");
   if (button.dataset.busy) return;
@@ -57,13 +60,13 @@ function setupWithdraw(me, hasCredit) {
     button.disabled = true;
     message.textContent = "Withdrawing…";
     try {
-      const done = await postMine("/v1/energy/withdrawals", undefined, crypto.randomUUID());
-      message.textContent = `Withdrew ${money(Number(done.amount))} to ${short(done.address)} (tx ${short(done.tx_hash)}).`;
-      await refreshSettlement(me);
+      const done = await write(() => data(mine.POST("/v1/energy/withdrawals")), me, wallet, (text) => { message.textContent = text; });
+      message.textContent = done.api
+        ? `Withdrew ${money(done.api.amount)} to ${short(done.api.address)} (tx ${short(done.api.tx_hash)}).`
+        : `Withdrew from your wallet (${txLabel(done)}).`;
+      await refreshSettlement(me, wallet);
     } catch (error) {
-      message.textContent = error.problem?.type?.endsWith("/withdraw-from-wallet")
-        ? `Send withdraw() to ${error.problem.call.to} from your wallet (the API holds no key for it).`
-        : error.message;
+      message.textContent = error.message;
       button.disabled = false;
     } finally {
       delete button.dataset.busy;

@@ -1,7 +1,9 @@
-// Trading panel: place a bid or an offer, see my orders, cancel. Custodial (email) accounts post
-// the terms and the API signs; wallet accounts sign the served EIP-712 document in their wallet.
-import { deleteMine, get, getMine, postMine, query } from "../api.js";
+// Trading panel: approve gUSD, place a bid or an offer, see my orders, cancel. Custodial (email)
+// accounts post the terms and the API signs; wallet accounts sign the served EIP-712 document
+// and send the approval from their wallet.
+import { api, data, mine } from "../api.js";
 import { $, h, kwh, pricePerKwh, rows, short, status, time } from "../format.js";
+import { txLabel, write } from "../transactions.js";
 import { signTypedData } from "../wallet.js";
 import { marketLabel } from "./market.js";
 
@@ -19,7 +21,7 @@ export function baseUnits(text, decimals = TOKEN_DECIMALS) {
 
 async function loadPeriods() {
   const select = $("#order-market");
-  const markets = (await get("/v1/trading/markets?hours=6")).filter((m) => m.product === "energy");
+  const markets = (await data(api.GET("/v1/trading/markets", { params: { query: { hours: 6 } } }))).filter((m) => m.product === "energy");
   const signature = markets.map((m) => m.id).join(",");
   if (select.dataset.signature === signature) return; // unchanged: keep the choice
   select.dataset.signature = signature;
@@ -29,7 +31,11 @@ async function loadPeriods() {
 }
 
 function orderRow(order) {
-  const cancel = CANCELLABLE.has(order.status)
+  // an order the matcher withdrew may still trade on chain: custodial ones are cancelled there,
+  // wallets get the cancelOrder call to send
+  const cancellable = CANCELLABLE.has(order.status)
+    || (order.status === "withdrawn" && order.withdrawn_reason && !order.cancel_tx);
+  const cancel = cancellable
     ? h("button", { type: "button", class: "small", "aria-label": `Cancel order ${short(order.id)}` }, "Cancel")
     : null;
   if (cancel) cancel.onclick = () => cancelOrder(order, cancel);
@@ -40,15 +46,21 @@ function orderRow(order) {
     h("td", {}, kwh(order.quantity_wh)),
     h("td", {}, kwh(order.filled_wh)),
     h("td", {}, pricePerKwh(order.price)),
-    h("td", {}, status(order.status)),
+    h("td", {}, status(order.status), withdrawnReason(order)),
     h("td", {}, cancel));
+}
+
+/** Why the matcher withdrew the order (the maker's only clue to fix allowance, meter, ...). */
+function withdrawnReason(order) {
+  if (!order.withdrawn_reason) return null;
+  return h("small", { class: "muted withdrawn-reason" }, ` ${order.withdrawn_reason}`);
 }
 
 async function cancelOrder(order, button) {
   const message = $("#order-message");
   button.disabled = true;
   try {
-    const done = await deleteMine(`/v1/trading/orders/${order.id}`);
+    const done = await data(mine.DELETE("/v1/trading/orders/{order_id}", { params: { path: { order_id: order.id } } }));
     const call = done.cancel_on_chain;
     message.textContent = `Order ${short(order.id)} ${done.status}.`
       + (done.detail ? ` ${done.detail}` : "")
@@ -61,14 +73,14 @@ async function cancelOrder(order, button) {
 }
 
 async function refreshOrders() {
-  const page = await getMine("/v1/trading/orders?limit=50");
+  const page = await data(mine.GET("/v1/trading/orders", { params: { query: { limit: 50 } } }));
   rows($("#my-orders"), page.items, orderRow, "You have no orders.");
 }
 
 function terms() {
   return {
     side: $("#order-side").value,
-    product: "energy",
+    product: /** @type {const} */ ("energy"),
     delivery_start: $("#order-market").value,
     quantity_wh: $("#order-quantity").value.trim(),
     price: baseUnits($("#order-price").value),
@@ -81,13 +93,32 @@ async function placeOrder(me, wallet) {
   let body = wanted;
   if (me.kind === "wallet") {
     const provider = await wallet.provider();
-    const served = await getMine(query("/v1/trading/order-typed-data", wanted));
+    const served = await data(mine.GET("/v1/trading/order-typed-data", { params: { query: wanted } }));
     const document = served.typed_data;
     const signature = await signTypedData(provider, me.address, document);
-    const { nonce, salt, expiry } = document.message;
+    const { nonce, salt, expiry } = /** @type {any} */ (document.message);
     body = { ...wanted, nonce, salt, expiry, signature };
   }
-  return postMine("/v1/trading/orders", body, crypto.randomUUID());
+  return data(mine.POST("/v1/trading/orders", { body }));
+}
+
+/** Let the market move my gUSD (bids) and certificates (REC offers): the API approves for a
+ * custodial account, a wallet sends `approve` and `setApprovalForAll` itself. */
+function setupApproval(me, wallet) {
+  const button = $("#approve-market");
+  const message = $("#approve-message");
+  button.onclick = async () => {
+    button.disabled = true;
+    message.textContent = "Approving…";
+    try {
+      const done = await write(() => data(mine.POST("/v1/trading/approvals")), me, wallet, (text) => { message.textContent = text; });
+      message.textContent = `The market may now move your gUSD and certificates (${txLabel(done)}).`;
+    } catch (error) {
+      message.textContent = error.message;
+    } finally {
+      button.disabled = false;
+    }
+  };
 }
 
 /** `wallet.provider()` resolves to the connected EIP-1193 provider (connecting if needed). */
@@ -95,6 +126,7 @@ export async function refreshTrading(me, wallet) {
   const panel = $("#trading");
   panel.hidden = !me;
   if (!me) return;
+  setupApproval(me, wallet);
   const form = $("#order-form");
   form.onsubmit = async (event) => {
     event.preventDefault();

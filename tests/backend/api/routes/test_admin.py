@@ -4,6 +4,7 @@ the last admin keeps the admin role."""
 
 from __future__ import annotations
 
+import itertools
 import uuid
 
 import pytest
@@ -203,3 +204,46 @@ def test_without_the_chain_admin_key_only_the_api_role_changes(chain_api):
         [],
         None,
     )  # nothing to do
+
+
+def test_the_audit_trail_records_logins_keys_and_role_changes(chain_api, admin):
+    client = chain_api.client
+    headers = register_and_login(client, "audited@example.org")
+    assert (
+        client.post(
+            "/v1/auth/login", json={"email": "audited@example.org", "password": "wrong"}
+        ).status_code
+        == 401
+    )
+    client.post("/v1/auth/api-keys", json={"name": "bot"}, headers=headers)
+    me = client.get("/v1/auth/me", headers=headers).json()
+    client.put(
+        f"/v1/admin/accounts/{me['id']}/roles",
+        json={"roles": ["participant", "issuer"]},
+        headers=admin["headers"],
+    )
+    assert client.get("/v1/admin/audit", headers=headers).status_code == 403  # admins only
+    entries = client.get("/v1/admin/audit", headers=admin["headers"]).json()["items"]
+    actions = [e["action"] for e in reversed(entries)]
+    assert actions == [
+        "auth.login",
+        "auth.login_failed",
+        "auth.api_key_created",
+        "admin.roles_changed",
+    ]
+    failed = entries[2]
+    assert failed["subject"] == "audited@example.org" and failed["actor_id"] == me["id"]
+    change = entries[0]
+    assert change["actor_id"] == admin["id"] and change["details"]["after"] == [
+        "issuer",
+        "participant",
+    ]
+    assert all(e["prev_hash"] == p["hash"] for e, p in itertools.pairwise(entries))
+    verification = client.get("/v1/admin/audit/verification", headers=admin["headers"]).json()
+    assert verification == {
+        "intact": True,
+        "entries": 4,
+        "head_hash": entries[0]["hash"],
+        "first_broken_id": None,
+        "problem": None,
+    }

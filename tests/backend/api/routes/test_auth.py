@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import time
 import uuid
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from backend.accounts.custody import custodial_signer, encrypt_key
@@ -170,7 +173,80 @@ def test_idempotency_key_replays_stored_response(client, store_mode):
     assert other.status_code == 422 and other.json()["type"].endswith("/idempotency-key-reused")
 
 
+def test_a_replay_is_refused_once_the_api_key_is_revoked(client, db_session):
+    owner = register_and_login(client, "k@example.org")
+    api_key = client.post("/v1/auth/api-keys", json={"name": "bot"}, headers=owner).json()
+    as_bot = {"X-API-Key": api_key["key"], "Idempotency-Key": str(uuid.uuid4())}
+    first = client.post("/v1/auth/api-keys", json={"name": "made by bot"}, headers=as_bot)
+    assert first.status_code == 201
+    assert client.post(
+        "/v1/auth/api-keys", json={"name": "made by bot"}, headers=as_bot
+    ).json() == (first.json())
+    assert client.delete(f"/v1/auth/api-keys/{api_key['id']}", headers=owner).status_code == 200
+    replay = client.post("/v1/auth/api-keys", json={"name": "made by bot"}, headers=as_bot)
+    assert replay.status_code == 401 and "idempotent-replayed" not in replay.headers
+    assert first.json()["key"] not in replay.text
+
+
+def test_a_replay_is_refused_once_the_account_is_disabled(client, db_session):
+    headers = register_and_login(client, "l@example.org") | {"Idempotency-Key": "made-once"}
+    first = client.post("/v1/auth/api-keys", json={"name": "k"}, headers=headers)
+    assert first.status_code == 201
+    account = db_session.exec(select(Account).where(Account.email == "l@example.org")).one()
+    account.active = False
+    db_session.add(account)
+    db_session.flush()
+    replay = client.post("/v1/auth/api-keys", json={"name": "k"}, headers=headers)
+    assert replay.status_code == 401 and first.json()["key"] not in replay.text
+
+
 def test_key_encryption_uses_fresh_nonces(api_settings):
     account_id = uuid.uuid4()
     key = bytes(range(32))
     assert encrypt_key(key, account_id, api_settings) != encrypt_key(key, account_id, api_settings)
+
+
+def test_a_login_rehashes_an_earlier_scrypt_password(client, db_session):
+    client.post("/v1/auth/register", json={"email": "m@example.org", "password": PASSWORD})
+    account = db_session.exec(select(Account).where(Account.email == "m@example.org")).one()
+    salt = bytes(16)
+    digest = hashlib.scrypt(PASSWORD.encode(), salt=salt, n=2**14, r=8, p=1, dklen=32)
+    account.password_hash = f"scrypt${salt.hex()}${digest.hex()}"
+    db_session.add(account)
+    db_session.flush()
+    login = client.post("/v1/auth/login", json={"email": "m@example.org", "password": PASSWORD})
+    assert login.status_code == 200
+    db_session.refresh(account)
+    assert account.password_hash.startswith("$argon2id$")
+
+
+def test_unauthenticated_routes_are_throttled_per_client_ip(client, api_settings):
+    api_settings.anonymous_rate_limit_per_minute = 3
+    answers = [client.get("/v1/auth/siwe/nonce").status_code for _ in range(4)]
+    assert answers[:3] == [200, 200, 200] and answers[3] == 429
+    refused = client.post("/v1/auth/login", json={"email": "n@example.org", "password": "x"})
+    assert refused.status_code == 429 and 1 <= int(refused.headers["Retry-After"]) <= 60
+    other = TestClient(client.app, client=("10.9.8.7", 1234))  # another address is not affected
+    assert other.get("/v1/auth/siwe/nonce").status_code == 200
+
+
+def test_failed_logins_back_off_per_email_and_a_success_resets(client, api_settings):
+    api_settings.login_failures_before_backoff = 3
+    client.post("/v1/auth/register", json={"email": "o@example.org", "password": PASSWORD})
+    wrong = {"email": "o@example.org", "password": "wrong password"}
+    answers = [client.post("/v1/auth/login", json=wrong).status_code for _ in range(3)]
+    assert answers == [401, 401, 401]
+    # the third failure starts a 1 s wait: even the right password waits, from any address
+    right = {"email": "O@example.org", "password": PASSWORD}
+    elsewhere = TestClient(client.app, client=("10.9.8.7", 1234))
+    waiting = elsewhere.post("/v1/auth/login", json=right)
+    assert waiting.status_code == 429 and waiting.headers["Retry-After"] == "1"
+    assert (
+        client.post("/v1/auth/login", json={**wrong, "email": "p@example.org"}).status_code == 401
+    )
+    time.sleep(1.1)
+    assert client.post("/v1/auth/login", json=wrong).status_code == 401  # 4th failure: 2 s
+    assert client.post("/v1/auth/login", json=right).headers["Retry-After"] == "2"
+    time.sleep(2.1)
+    assert client.post("/v1/auth/login", json=right).status_code == 200
+    assert client.post("/v1/auth/login", json=wrong).status_code == 401  # counting starts again

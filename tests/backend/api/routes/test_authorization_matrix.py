@@ -34,13 +34,18 @@ PUBLIC = {
     ("GET", "/v1/public/energy/periods"),
     ("GET", "/v1/public/recs/issuance"),
     ("GET", "/v1/public/recs/claims"),
+    ("GET", "/v1/chain"),  # a wallet adds the chain before anyone signs in
 }
 ROLE_GATED = {
     ("POST", "/v1/recs/devices/{device_id}/approve"): "registrar",
     ("POST", "/v1/recs/devices/{device_id}/suspend"): "registrar",
+    ("POST", "/v1/meters/{meter}/approval"): "registrar",
+    ("POST", "/v1/meters/{meter}/suspension"): "registrar",
     ("GET", "/v1/settlement/flags"): "operator",
     ("GET", "/v1/admin/accounts"): "admin",
     ("PUT", "/v1/admin/accounts/{account_id}/roles"): "admin",
+    ("GET", "/v1/admin/audit"): "admin",
+    ("GET", "/v1/admin/audit/verification"): "admin",
 }
 PATH_SAMPLES = {
     "key_id": str(uuid.uuid4()),
@@ -48,6 +53,7 @@ PATH_SAMPLES = {
     "order_id": "0x" + "ab" * 32,
     "transfer_id": "1",
     "device_id": "1",
+    "meter": "meter:nobody",
     "certificate_id": "1",
     "claim_id": "1",
     "trade_id": "1",

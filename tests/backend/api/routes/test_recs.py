@@ -7,7 +7,8 @@ from sqlmodel import Session, select
 
 from backend.accounts.models import Account
 from backend.chain.transactions import send
-from tests.fixtures.api import register_and_login
+from backend.market.orders import default_meter_id
+from tests.fixtures.api import register_and_login, siwe_sign_in
 from tests.fixtures.indexing import catch_up
 
 
@@ -30,6 +31,13 @@ def test_device_certificate_transfer_claim_and_proof(chain_api):
         session.add(account)
         session.commit()
     indexer = chain_api.indexer()
+    meter = default_meter_id(owner_address)  # the registrar approves the owner's meter
+    workload.tx(
+        workload.registrar,
+        workload.c.registry.functions.approveMeter(
+            meter, 50_000, w3.to_checksum_address(owner_address)
+        ),
+    )
 
     registered = client.post(
         "/v1/recs/devices",
@@ -52,7 +60,12 @@ def test_device_certificate_transfer_claim_and_proof(chain_api):
     receipt = workload.tx(
         workload.issuer,
         workload.c.registry.functions.issue(
-            device_id, w3.to_checksum_address(owner_address), hour, hour + 3600, 4_000
+            device_id,
+            w3.to_checksum_address(owner_address),
+            hour,
+            hour + 3600,
+            4_000,
+            workload.evidence(meter, hour, 4_000),
         ),
     )
     cert_id = workload.c.registry.events.CertificateIssued().process_receipt(receipt)[0]["args"][
@@ -120,3 +133,52 @@ def test_device_certificate_transfer_claim_and_proof(chain_api):
     assert "0x" + bytes(log["topics"][0]).hex() == "0x" + w3.keccak(
         text=proof["event_signature"]
     ).hex().removeprefix("0x")
+
+
+def test_wallet_account_gets_the_calls_to_transfer_and_retire_from_its_wallet(chain_api):
+    """A wallet account's transfer and claim answer `wallet-must-sign` with the exact calls;
+    nothing is sent until its wallet sends them, and then the chain did what was asked."""
+    client, devnet = chain_api.client, chain_api.devnet
+    workload, registry = devnet.workload, devnet.workload.c.registry
+    cert_id = workload.issue(batch=1)[0]
+    holder = next(
+        p for p in workload.people if registry.functions.balanceOf(p.address, cert_id).call()
+    )
+    recipient = next(p for p in workload.people if p is not holder)
+    headers = siwe_sign_in(client, holder)
+    held = registry.functions.balanceOf(holder.address, cert_id).call()
+    hour = (workload.now() // 3600 - 2) * 3600
+
+    asks = {
+        "transfer": {"to": recipient.address, "amount_wh": "2"},
+        "claim": {
+            "amount_wh": 3,
+            "beneficiary": "Wallet Holder Ltd",
+            "consumption_start": hour,
+            "consumption_end": hour + 3600,
+        },
+    }
+    calls = {}
+    for action, body in asks.items():
+        refused = client.post(
+            f"/v1/recs/certificates/{cert_id}/{action}", headers=headers, json=body
+        )
+        assert refused.status_code == 422, refused.text
+        problem = refused.json()
+        assert problem["type"].endswith("/wallet-must-sign")
+        (calls[action],) = problem["calls"]
+        assert calls[action]["to"] == registry.address
+    assert calls["transfer"]["function"] == (
+        "safeTransferFrom(address,address,uint256,uint256,bytes)"
+    )
+    assert calls["claim"]["function"].startswith("claim(uint256,uint256,(")
+    assert registry.functions.balanceOf(holder.address, cert_id).call() == held  # nothing sent
+
+    for action in ("transfer", "claim"):
+        send(devnet.w3, holder, {"to": calls[action]["to"], "data": calls[action]["data"]})
+    assert registry.functions.balanceOf(holder.address, cert_id).call() == held - 5
+    assert registry.functions.balanceOf(recipient.address, cert_id).call() >= 2
+    (claimed,) = registry.events.CertificateClaimed().get_logs(
+        from_block=0, argument_filters={"certId": cert_id}
+    )
+    assert (claimed["args"]["amountWh"], claimed["args"]["beneficiary"]) == (3, "Wallet Holder Ltd")

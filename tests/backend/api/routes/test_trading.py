@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 from backend.chain.contracts import chain_for
 from backend.chain.transactions import send
 from backend.market.models import SignedOrder
-from backend.market.orders import BPS, collateral
+from backend.market.orders import BPS, collateral, default_meter_id
 from indexer.outbox import OutboxPublisher, RedisStreamSink
 from scripts.workload import DEPOSIT
 from tests.fixtures.api import SELLER_DEPOSIT, SLOT, match, wallet_bid
@@ -217,6 +217,15 @@ def test_orders_are_validated_before_storing(market):
         "/v1/trading/orders", headers=seller, json={**base, "side": "buy", "delivery_start": period}
     )
     assert broke.status_code == 422 and broke.json()["type"].endswith("/insufficient-funds")
+    # an offer from somebody else's meter (the wallet buyer's, public in every trade it makes)
+    borrowed = "0x" + default_meter_id(market["wallet"].address).hex()
+    squat = client.post(
+        "/v1/trading/orders",
+        headers=seller,
+        json={**base, "delivery_start": period, "meter_id": borrowed},
+    )
+    assert squat.status_code == 403 and squat.json()["type"].endswith("/meter-not-owned")
+    assert squat.json()["meter_id"] == borrowed
     # a wallet order signed by somebody else
     typed = client.get(
         "/v1/trading/order-typed-data",
@@ -491,3 +500,38 @@ def test_energy_offers_need_collateral_for_themselves_and_the_sellers_other_open
         "/v1/trading/orders", headers=seller, json={**offer, "quantity_wh": quantity // 4}
     )
     assert small.status_code == 202, small.text
+
+
+def test_wallet_account_gets_the_approval_calls_for_its_wallet(market):
+    """`POST /approvals` signs for a custodial account; a wallet account gets the `approve`
+    and `setApprovalForAll` calls, and after its wallet sends them the market may move both."""
+    client, wallet, api = market["client"], market["wallet"], market["api"]
+    chain = chain_for(api.settings)
+    w3 = api.devnet.w3
+    for revoke in (  # the workload approved at setup: start from none
+        chain.token.functions.approve(chain.market.address, 0),
+        chain.registry.functions.setApprovalForAll(chain.market.address, False),
+    ):
+        send(w3, wallet, dict(revoke.build_transaction({"from": wallet.address})))
+    refused = client.post("/v1/trading/approvals", headers=market["buyer"])
+    assert refused.status_code == 422, refused.text
+    problem = refused.json()
+    assert problem["type"].endswith("/wallet-must-sign")
+    token_call, registry_call = problem["calls"]
+    assert (token_call["to"], token_call["function"]) == (
+        chain.token.address,
+        "approve(address,uint256)",
+    )
+    assert (registry_call["to"], registry_call["function"]) == (
+        chain.registry.address,
+        "setApprovalForAll(address,bool)",
+    )
+    for call in (token_call, registry_call):
+        send(w3, wallet, {"to": call["to"], "data": call["data"]})
+    assert (
+        chain.token.functions.allowance(wallet.address, chain.market.address).call() == 2**256 - 1
+    )
+    assert chain.registry.functions.isApprovedForAll(wallet.address, chain.market.address).call()
+
+    custodial = client.post("/v1/trading/approvals", headers=market["seller"])
+    assert custodial.status_code == 200 and custodial.json()["token_tx"].startswith("0x")
