@@ -410,7 +410,8 @@ export interface paths {
         };
         /**
          * Balance
-         * @description Net contracted position per open period, token balance, escrow and withdrawable.
+         * @description Net contracted position per open period, token balance, escrow, and my market balance:
+         *     free (`withdrawable`) and locked as collateral of my open energy sales (`locked`).
          */
         get: operations["balance_v1_energy_balance_get"];
         put?: never;
@@ -438,6 +439,31 @@ export interface paths {
          *     `Idempotency-Key` to retry safely.
          */
         post: operations["withdraw_v1_energy_withdrawals_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/energy/deposits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Deposit
+         * @description Custodial: move `amount` of my gUSD into my market balance, the collateral my energy
+         *     offers lock when they trade (an offer whose collateral my free balance cannot cover is
+         *     refused: `insufficient-collateral`); the API signs `approve` (if needed) and `deposit`.
+         *     422 `deposit-exceeds-balance` when my gUSD balance is short; 409 `deposit-from-wallet` for
+         *     wallet accounts, with the `calls` to send. Send an
+         *     `Idempotency-Key` to retry safely.
+         */
+        post: operations["deposit_v1_energy_deposits_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1483,6 +1509,34 @@ export interface components {
             /** Token */
             token: string;
         };
+        /**
+         * Deposit
+         * @description A custodial account's `deposit(amount)` into its market balance.
+         */
+        Deposit: {
+            /** Address */
+            address: string;
+            /**
+             * Amount
+             * @description A non-negative integer as a decimal string (a number is accepted in requests).
+             */
+            amount: string;
+            /** Tx Hash */
+            tx_hash: string;
+            /** Block Number */
+            block_number: number;
+        };
+        /**
+         * DepositCreate
+         * @description Token base units to move into my market balance (collateral for my energy offers).
+         */
+        DepositCreate: {
+            /**
+             * Amount
+             * @description A non-negative integer as a decimal string (a number is accepted in requests).
+             */
+            amount: number | string;
+        };
         /** DeviceCreate */
         DeviceCreate: {
             /** Technology */
@@ -1568,6 +1622,11 @@ export interface components {
              * @description A non-negative integer as a decimal string (a number is accepted in requests).
              */
             withdrawable: string;
+            /**
+             * Locked
+             * @description A non-negative integer as a decimal string (a number is accepted in requests).
+             */
+            locked: string;
             /** Positions */
             positions: components["schemas"]["PeriodPosition"][];
         };
@@ -4329,6 +4388,89 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Withdrawal"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate-limit window resets (the body's `retry_after`) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deposit_v1_energy_deposits_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DepositCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Deposit"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unauthorized */
