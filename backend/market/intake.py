@@ -392,6 +392,6 @@ def place_order(
         check_wallet_order(order, state, signer=signer)
     order_id = "0x" + digest.hex()
     check_not_stored(session, order_id)
+    check_meter_owned(session, account, order)  # before funds: whose meter it is comes first
     check_funds(session, order, state.funds)
-    check_meter_owned(session, account, order)
     return store(session, settings, account, order, digest=order_id, signature=signature)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
+import secrets
 
 from sqlmodel import Session
 
@@ -15,7 +15,7 @@ from tests.fixtures.orders import NOW, START, add_order
 
 
 def maker(session: Session, name: str) -> Account:
-    account = Account(email=f"{name}@example.org", address="0x" + uuid.uuid4().hex[:40])
+    account = Account(email=f"{name}@example.org", address="0x" + secrets.token_hex(20))
     session.add(account)
     session.commit()
     return account

@@ -3,7 +3,7 @@ server cannot compute leaves a gap in the sequence."""
 
 from __future__ import annotations
 
-import uuid
+import secrets
 
 from backend.accounts.models import Account
 from backend.core.errors import ServiceUnavailable
@@ -17,7 +17,7 @@ MARKET = f"energy-{START}"
 
 
 def test_level_states_agree_with_the_order_book(db_session):
-    account = Account(email="maker@example.org", address="0x" + uuid.uuid4().hex[:40])
+    account = Account(email="maker@example.org", address="0x" + secrets.token_hex(20))
     db_session.add(account)
     db_session.commit()
     BUY, SELL = eip712.BUY, eip712.SELL
@@ -49,7 +49,7 @@ def test_level_states_agree_with_the_order_book(db_session):
 
 
 def test_a_delta_that_cannot_be_computed_leaves_a_gap(db_session):
-    account = Account(email="gap@example.org", address="0x" + uuid.uuid4().hex[:40])
+    account = Account(email="gap@example.org", address="0x" + secrets.token_hex(20))
     db_session.add(account)
     db_session.commit()
     chain_up = [True]

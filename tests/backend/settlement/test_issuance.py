@@ -69,12 +69,11 @@ def test_hourly_certificates_issued_once(market):
 
 def test_unsigned_owner_export_issues_no_certificate(market):
     """An hour the owner reports unsigned is not issued; the verified quarters alone count."""
-    from backend.market.orders import meter_id
 
     workload = market.devnet.workload
     market.catch_up()
     person = workload.people[0]
-    meter = "0x" + meter_id(f"meter:{person.address}").hex()
+    meter = "0x" + default_meter_id(person.address).hex()
     first_hour = (market.ctx.now() // 3600 - 5) * 3600
     market.meter_readings({(meter, first_hour + 900 * q): 2_000 for q in range(4)}, by="owner")
     signed_quarters = {(meter, first_hour + 3600 + 900 * q): 100 for q in range(4)}
