@@ -92,7 +92,7 @@ Capacity = Annotated[int, Field(gt=0, le=10**10)]
 
 
 class MeterCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=120)
+    name: str = Field(min_length=1, max_length=120, pattern=r"^[^\x00-\x1f\x7f]+$")
     kind: MeterKind = MeterKind.BOTH
     capacity_w: Capacity
     device_id: SafeInt | None = Field(default=None, ge=1, le=MAX_SAFE_INTEGER)

@@ -66,6 +66,8 @@ def normalise_meter_id(value: object) -> str:
     """
     if not isinstance(value, str) or not value or len(value) > 120:
         raise ReadingRejected("meterId must be a non-empty string (bytes32 hex or meter name)")
+    if not value.isprintable():  # a NUL would even break the database lookup
+        raise ReadingRejected("meterId must not contain control characters")
     outcome = _meter_id(value)
     if outcome.startswith("!"):
         raise ReadingRejected(outcome[1:])

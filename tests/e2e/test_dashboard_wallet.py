@@ -17,6 +17,7 @@ from backend.chain.transactions import send
 from tests.fixtures.api import SLOT, match
 from tests.fixtures.browser import CHROMIUM, CHROMIUM_ARGS, PASSWORD, wallet_script, watch_problems
 from tests.fixtures.payouts import settle_from_meter_data
+from tests.fixtures.rec_registry import EVIDENCE
 
 pytestmark = pytest.mark.browser
 
@@ -240,7 +241,7 @@ def issue_to(devnet, owner, wh: int) -> int:
     receipt = workload.tx(
         workload.issuer,
         registry.functions.issue(
-            workload.devices[owner.address], owner.address, hour, hour + 3600, wh
+            workload.devices[owner.address], owner.address, hour, hour + 3600, wh, EVIDENCE
         ),
     )
     return registry.events.CertificateIssued().process_receipt(receipt, errors=DISCARD)[0]["args"][

@@ -214,10 +214,7 @@ def test_account_orders_recs_and_settlement_through_the_cli(cli, chain_api):
 def test_errors_are_one_line(cli, tmp_path):
     # the API is up but the indexer has not started: status reports it and exits 1
     degraded = cli("status", code=1)
-    assert (
-        "status:   degraded" in degraded.stdout
-        and "indexer:  FAILING (LookupError" in degraded.stdout
-    )
+    assert "status:   degraded" in degraded.stdout and "indexer:  FAILING" in degraded.stdout
     assert as_json(cli("status", "--json", code=1))["checks"]["indexer"]["ok"] is False
 
     bad_json = tmp_path / "readings.json"
