@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from backend.market.orders import SELL
 from tests.fixtures.api import siwe_sign_in
 
 
@@ -94,13 +95,14 @@ def test_transactions_outside_gridledger_or_this_chain_are_refused(wallet_sessio
 
 def test_a_reverting_call_comes_back_as_the_contract_error(wallet_session):
     client, devnet, wallet, headers = wallet_session
+    someone_elses = devnet.workload.order(devnet.workload.people[0], SELL)  # not the wallet's
+    listing = devnet.workload.c.market.functions.listOrder(someone_elses.as_tuple())
     reply = client.post(
         "/v1/chain/transactions",
         headers=headers,
-        json={
-            "raw_transaction": signed(devnet, wallet, devnet.workload.c.market.functions.withdraw())
-        },
+        json={"raw_transaction": signed(devnet, wallet, listing)},
     )
     assert reply.status_code == 409
-    assert reply.json()["type"].endswith("/contract/EnergyMarketNothingToWithdraw")
-    assert reply.json()["arguments"]["account"].lower() == wallet.address.lower()
+    assert reply.json()["type"].endswith("/contract/EnergyMarketUnauthorizedMaker")
+    assert reply.json()["arguments"]["caller"].lower() == wallet.address.lower()
+    assert reply.json()["arguments"]["maker"].lower() == someone_elses.maker.lower()
