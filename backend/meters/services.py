@@ -39,6 +39,8 @@ from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, select
 
 from backend.accounts.models import Account, Role
+from backend.audit import chain as audit
+from backend.audit.chain import AuditAction
 from backend.chain import clock
 from backend.core.config import Settings, get_settings
 from backend.core.utc import utc_now
@@ -220,10 +222,17 @@ def approve_meter(session: Session, registrar: Account, meter: Meter, data: Mete
     meter.status = MeterStatus.APPROVED
     meter.approved_by, meter.approved_at = registrar.id, utc_now()
     session.add(meter)
+    audit.record(
+        session,
+        AuditAction.METER_APPROVED,
+        actor_id=registrar.id,
+        subject=meter.meter_id,
+        details={"capacity_w": data.capacity_w, "signing_key": meter.signing_key},
+    )
     return meter
 
 
-def suspend_meter(session: Session, meter: Meter) -> Meter:
+def suspend_meter(session: Session, meter: Meter, *, by: Account) -> Meter:
     """Withdraw `meter`'s approval: its signatures verify nothing until it is re-approved."""
     if meter.status != MeterStatus.APPROVED:
         raise MeterNotApproved(
@@ -231,6 +240,7 @@ def suspend_meter(session: Session, meter: Meter) -> Meter:
         )
     meter.status = MeterStatus.SUSPENDED
     session.add(meter)
+    audit.record(session, AuditAction.METER_SUSPENDED, actor_id=by.id, subject=meter.meter_id)
     return meter
 
 

@@ -89,9 +89,9 @@ def approve_meter(
     responses=raises(NotFound),
     dependencies=[require_role(Role.REGISTRAR)],
 )
-def suspend_meter(meter: str, session: SessionDep) -> Meter:
+def suspend_meter(meter: str, session: SessionDep, account: CurrentAccount) -> Meter:
     """Suspend an approved meter: its signatures verify nothing until it is re-approved."""
-    found = services.suspend_meter(session, services.get_meter(session, meter))
+    found = services.suspend_meter(session, services.get_meter(session, meter), by=account)
     session.commit()
     session.refresh(found)
     return found

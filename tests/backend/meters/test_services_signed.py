@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from backend.accounts.models import Account
+from backend.audit.models import AuditEntry
 from backend.meters.models import MeterReading, ReadingCorrection
 from backend.meters.services import ingest_readings, suspend_meter
 from backend.meters.signing import typed_data
@@ -109,9 +110,16 @@ def test_signatures_of_a_pending_or_suspended_meter_verify_nothing(world):
     house_key = meter_key("house")  # house is registered, never approved
     body = {"meterId": house.meter_id, "timestamp": iso(SLOT), "importWh": 50}
     assert ingest([signed(body, house_key, DOMAIN)]).verified == 0
-    suspend_meter(session, solar)
+    registrar = session.exec(select(Account).where(Account.email == "registrar@example.org")).one()
+    suspend_meter(session, solar, by=registrar)
     session.commit()
     assert ingest([signed(export(solar.meter_id), meter_key("solar"), DOMAIN)]).verified == 0
+    trail = session.exec(select(AuditEntry).order_by(col(AuditEntry.id))).all()
+    assert [(e.action, e.subject) for e in trail][-2:] == [
+        ("meters.approved", solar.meter_id),
+        ("meters.suspended", solar.meter_id),
+    ]
+    assert trail[-1].actor_id == registrar.id
 
 
 def test_a_metering_data_provider_posts_verified_readings_unsigned(world):
