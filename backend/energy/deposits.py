@@ -21,8 +21,6 @@ from backend.core.config import Settings
 from backend.energy.errors import DepositExceedsBalance, DepositFromWallet
 from backend.energy.schemas import Deposit
 
-MAX_UINT = 2**256 - 1
-
 
 def deposit(settings: Settings, chain: Chain, account: Account, amount: int) -> Deposit:
     """Send `deposit(amount)` with the custodial key; raises `DepositFromWallet` (with the calls
@@ -45,8 +43,8 @@ def deposit(settings: Settings, chain: Chain, account: Account, amount: int) -> 
             f"deposit of {amount} exceeds the gUSD balance {held}", balance=str(held)
         )
     allowance = chain.call(chain.token.functions.allowance(address, market.address))
-    if int(allowance) < amount:
-        chain.transact(signer, chain.token.functions.approve(market.address, MAX_UINT))
+    if int(allowance) < amount:  # exactly the deposit: trading approval is its own decision
+        chain.transact(signer, chain.token.functions.approve(market.address, amount))
     receipt = chain.transact(signer, market.functions.deposit(amount))
     (event,) = market.events.Deposited().process_receipt(receipt, errors=DISCARD)
     return Deposit(

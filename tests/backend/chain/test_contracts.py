@@ -6,6 +6,7 @@ import pytest
 
 from backend.chain.contracts import Chain, ContractReverted, chain_for
 from backend.core.errors import InvalidInput, ServiceUnavailable
+from scripts.workload import DEPOSIT
 
 
 @pytest.fixture
@@ -29,7 +30,7 @@ def test_read_returns_latest_block_time_and_the_same_values_as_web3(chain, devne
         chain.token.functions.allowance(person.address, market).call(),
         True,
     ]
-    assert values[1] == 10**12  # funded by the workload
+    assert values[1] == 10**12 - DEPOSIT  # funded by the workload, which deposits collateral
 
 
 def test_read_sees_a_nonce_bump_in_the_next_block(chain, devnet):
