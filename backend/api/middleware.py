@@ -50,7 +50,7 @@ LATENCY = Histogram(
 )
 
 
-def _settings(scope: Scope) -> Settings:
+def app_settings(scope: Scope) -> Settings:
     """The app's settings, honouring a test's `dependency_overrides[get_settings]`."""
     app = scope.get("app")
     settings: Settings = getattr(app, "dependency_overrides", {}).get(get_settings, get_settings)()
@@ -147,7 +147,7 @@ class IdempotencyMiddleware:
                 instance=path,
             )
             return await reply(scope, receive, send)
-        settings = _settings(scope)
+        settings = app_settings(scope)
         store = store_for(settings)
         body = await _read_body(receive, settings.idempotency_max_body_bytes)
         if body is None:

@@ -12,8 +12,8 @@ from starlette.responses import Response
 from starlette.types import Scope
 
 from backend.api.deps import current_account, get_db
+from backend.api.middleware import app_settings
 from backend.api.problems import problem_of
-from backend.core.config import get_settings
 from backend.core.errors import GridLedgerError
 from backend.core.kv import store_for
 
@@ -23,7 +23,7 @@ async def caller_still_allowed(scope: Scope, headers: Headers) -> Response | Non
     if not authorization and not api_key:
         return None  # sign-up and sign-in: nobody to re-check
     overrides = getattr(scope.get("app"), "dependency_overrides", {})
-    settings = overrides.get(get_settings, get_settings)()
+    settings = app_settings(scope)
 
     def authenticate() -> None:
         produced = overrides.get(get_db, get_db)()
