@@ -1,5 +1,5 @@
 """`python -m backend`: serve the API on the host and port from settings, with
-`GRIDLEDGER_API_WORKERS` uvicorn processes."""
+`GRIDLEDGER_API_WORKERS` uvicorn processes; over HTTPS (TLS 1.3) when `GRIDLEDGER_TLS` is set."""
 
 import os
 import shutil
@@ -8,6 +8,7 @@ import uvicorn
 
 from backend.core.config import Settings
 from backend.core.startup import settings_or_exit
+from backend.core.tls import prepare, uvicorn_options
 
 
 def serve(settings: Settings) -> None:
@@ -16,6 +17,7 @@ def serve(settings: Settings) -> None:
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    prepare(settings)  # GRIDLEDGER_TLS=dev: the development CA's files, made once
     uvicorn.run(
         "backend.main:app",
         host=settings.api_host,
@@ -24,6 +26,7 @@ def serve(settings: Settings) -> None:
         loop="uvloop",
         http="httptools",
         workers=settings.api_workers,
+        **uvicorn_options(settings),  # HTTPS, TLS 1.3 minimum, when GRIDLEDGER_TLS is set
     )
 
 

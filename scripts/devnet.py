@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -38,6 +40,7 @@ from backend.core.errors import GridLedgerError
 from backend.core.migrate import upgrade
 from backend.core.processes import stop_process
 from backend.core.startup import settings_or_exit
+from backend.core.tls import http_verify, prepare
 from indexer.models import TradeStatus
 from indexer.reset import clear_mirror
 
@@ -81,11 +84,16 @@ def stop_component(process: subprocess.Popen[bytes]) -> None:
     stop_process(process, signal.SIGTERM)
 
 
-def wait_for_api(url: str, process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+def wait_for_api(
+    url: str,
+    process: subprocess.Popen[bytes],
+    timeout_s: float = 60,
+    verify: ssl.SSLContext | bool = True,
+) -> None:
     deadline = time.monotonic() + timeout_s
     while process.poll() is None and time.monotonic() < deadline:
         try:
-            httpx.get(f"{url}/health", timeout=2)
+            httpx.get(f"{url}/health", timeout=2, verify=verify)
             return
         except httpx.TransportError:
             time.sleep(0.2)
@@ -235,7 +243,7 @@ class Stack:
 
     @property
     def api_url(self) -> str:
-        return f"http://{self.config.api_host}:{self.config.api_port}"
+        return self.config.api_url
 
     def start(self, name: str, *, module: str) -> subprocess.Popen[bytes]:
         """`python -m module` as component `name`, watched by `check` and stopped by `shut_down`."""
@@ -248,7 +256,8 @@ class Stack:
         config, api_url = self.config, self.api_url
         self.start("indexer", module="indexer")
         say("indexer", f"following the contracts into {config.database_url}")
-        wait_for_api(api_url, self.start("api", module="backend"))
+        self.start_tls_broker()
+        wait_for_api(api_url, self.start("api", module="backend"), verify=http_verify(config))
         say("api", f"serving {api_url} (clock: {'chain' if config.simulate else config.clock})")
         self.start("matcher", module="backend.market.matching")
         say("matcher", f"operator matching every {config.matcher_interval_s:g} s")
@@ -260,7 +269,7 @@ class Stack:
         self.start("mqtt", module="backend.meters.mqtt")
         say(
             "mqtt",
-            f"meter readings from {config.mqtt_host}:{config.mqtt_port} "
+            f"meter readings from {config.mqtt_host}:{config.mqtt_broker_port} "
             f"{config.mqtt_topic_root}/+/+/+/+",
         )
         self.warn_if_chain_time_ahead()
@@ -274,10 +283,34 @@ class Stack:
         say("logs", str(config.data_dir / "logs"))
         say(
             "urls",
-            f"API {api_url}/docs   health {api_url}/health   WebSocket ws://{config.api_host}:"
-            f"{config.api_port}/v1/ws   chain RPC {config.rpc_url}",
+            f"API {api_url}/docs   health {api_url}/health   WebSocket "
+            f"{api_url.replace('http', 'ws', 1)}/v1/ws   chain RPC {config.rpc_url}",
         )
+        if config.tls == "dev":
+            say("tls", f"clients trust the development CA {config.tls_ca_file}")
         say("ready", "Ctrl-C stops every component")
+
+    def start_tls_broker(self) -> None:
+        """With GRIDLEDGER_TLS=dev: the development CA's files, and a Mosquitto with a TLS 1.3
+        listener on `mqtt_tls_port` unless one already answers there."""
+        config = self.config
+        if config.tls != "dev":
+            return
+        files = prepare(config)
+        say("tls", f"development CA {files.ca_file if files else config.tls_ca_file}")
+        with socket.socket() as probe:
+            probe.settimeout(0.5)
+            if probe.connect_ex((config.mqtt_host, config.mqtt_tls_port)) == 0:
+                say("broker", f"using the broker already at {config.mqtt_host}:{config.mqtt_tls_port}")
+                return
+        self.start("broker", module="backend.meters.broker_tls")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex((config.mqtt_host, config.mqtt_tls_port)) == 0:
+                    break
+            time.sleep(0.1)
+        say("broker", f"MQTT over TLS 1.3 on {config.mqtt_host}:{config.mqtt_tls_port}")
 
     def warn_if_chain_time_ahead(self) -> None:
         """Without the simulator, a chain left far ahead by an earlier simulated run refuses

@@ -163,6 +163,18 @@ class Settings(BaseSettings):
     sim_start_hour_utc: int = Field(default=5, ge=0, le=23)  # a new chain jumps ahead to this hour
     sim_mqtt: bool = True  # household meters publish over MQTT when the broker answers (else REST)
 
+    # TLS (README "Security"): "dev" serves the API over HTTPS and MQTT on a TLS listener with
+    # certificates of the development CA in data_dir/tls (made on first use, then reused);
+    # "on" with certificates of your own (GRIDLEDGER_TLS_CERT_FILE, _KEY_FILE). Servers and our
+    # clients refuse anything below TLS 1.3.
+    tls: Literal["off", "dev", "on"] = "off"
+    tls_cert_file: Path = Path()  # the API's certificate chain (PEM); dev: data_dir/tls/server.pem
+    tls_key_file: Path = Path()  # its private key (PEM); dev: data_dir/tls/server.key
+    # the CA our clients (neighbourhood, devnet, MQTT subscriber) trust for the API and the
+    # broker; empty: dev: data_dir/tls/ca.pem, on: the system's trust store
+    tls_ca_file: Path = Path()
+    mqtt_tls_port: int = Field(default=8883, ge=1, le=65535)  # the broker's TLS listener
+
     @model_validator(mode="after")
     def _fill_paths_and_refuse_dev_secrets(self) -> Settings:
         if not self.database_url:
@@ -171,6 +183,7 @@ class Settings(BaseSettings):
             self.deployment_file = self.data_dir / "deployment.json"
         if self.anvil_state_file == Path():
             self.anvil_state_file = self.data_dir / "anvil-state.json"
+        self._fill_tls_paths()
         try:
             master_key = bytes.fromhex(self.master_key_hex.get_secret_value())
         except ValueError:
@@ -191,6 +204,36 @@ class Settings(BaseSettings):
             if line:
                 raise ConfigurationError(line)
         return self
+
+    def _fill_tls_paths(self) -> None:
+        if self.tls == "dev":
+            folder = self.data_dir / "tls"
+            for name, file in (
+                ("tls_cert_file", "server.pem"),
+                ("tls_key_file", "server.key"),
+                ("tls_ca_file", "ca.pem"),
+            ):
+                if getattr(self, name) == Path():
+                    setattr(self, name, folder / file)
+        elif self.tls == "on" and Path() in (self.tls_cert_file, self.tls_key_file):
+            raise ConfigurationError(
+                "GRIDLEDGER_TLS=on needs GRIDLEDGER_TLS_CERT_FILE and GRIDLEDGER_TLS_KEY_FILE "
+                "(or GRIDLEDGER_TLS=dev for the development CA)"
+            )
+
+    @property
+    def tls_enabled(self) -> bool:
+        return self.tls != "off"
+
+    @property
+    def api_url(self) -> str:
+        """Where our own clients reach the API: https when TLS is on."""
+        return f"{'https' if self.tls_enabled else 'http'}://{self.api_host}:{self.api_port}"
+
+    @property
+    def mqtt_broker_port(self) -> int:
+        """The port our MQTT clients connect to: the TLS listener when TLS is on."""
+        return self.mqtt_tls_port if self.tls_enabled else self.mqtt_port
 
     @property
     def requires_production_secrets(self) -> bool:

@@ -35,6 +35,7 @@ from sqlmodel import Session
 from backend.core.config import Settings, get_settings
 from backend.core.db import make_engine
 from backend.core.startup import settings_or_exit
+from backend.core.tls import secure_mqtt
 from backend.meters.schemas import IngestResult
 from backend.meters.services import ingest_readings
 
@@ -102,6 +103,7 @@ class Subscriber:
             client.username_pw_set(
                 self.settings.mqtt_username, self.settings.mqtt_password.get_secret_value()
             )
+        secure_mqtt(client, self.settings)  # TLS 1.3 to the broker's TLS listener when on
         client.on_connect = self.on_connect
         client.on_subscribe = lambda *args: self.subscribed.set()
         client.on_message = self.on_message
@@ -173,7 +175,7 @@ class Subscriber:
             try:
                 self.client.connect(
                     self.settings.mqtt_host,
-                    self.settings.mqtt_port,
+                    self.settings.mqtt_broker_port,
                     keepalive=30,
                     clean_start=False,
                     properties=properties,
@@ -185,7 +187,7 @@ class Subscriber:
                 log.warning(
                     "MQTT broker %s:%s unreachable (%s); retrying",
                     self.settings.mqtt_host,
-                    self.settings.mqtt_port,
+                    self.settings.mqtt_broker_port,
                     exc,
                 )
                 self.stopped.wait(retry_s)
@@ -214,7 +216,13 @@ def main(argv: list[str] | None = None) -> None:
         settings=settings, client_id=f"{settings.mqtt_client_id}-{argv[0] if argv else 0}"
     )
     signal.signal(signal.SIGTERM, lambda *_: subscriber.stopped.set())
-    log.info("subscribing to %s on %s:%s", subscriber.topic, settings.mqtt_host, settings.mqtt_port)
+    log.info(
+        "subscribing to %s on %s:%s%s",
+        subscriber.topic,
+        settings.mqtt_host,
+        settings.mqtt_broker_port,
+        " (TLS)" if settings.tls_enabled else "",
+    )
     with contextlib.suppress(KeyboardInterrupt):
         subscriber.run(retry_s=5)
 

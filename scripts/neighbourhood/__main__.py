@@ -5,20 +5,22 @@ from __future__ import annotations
 
 import logging
 import signal
+import ssl
 import sys
 import time
 
 import httpx
 
 from backend.core.config import get_settings
+from backend.core.tls import http_verify
 from scripts.neighbourhood.simulator import Neighbourhood, Stats, iso
 
 
-def wait_for_api(url: str, timeout_s: float = 60) -> None:
+def wait_for_api(url: str, verify: ssl.SSLContext | bool = True, timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            if httpx.get(f"{url}/health", timeout=5).status_code in (200, 503):
+            if httpx.get(f"{url}/health", timeout=5, verify=verify).status_code in (200, 503):
                 return
         except httpx.TransportError:
             pass
@@ -33,8 +35,8 @@ def main() -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     log = logging.getLogger("gridledger.neighbourhood")
     settings = get_settings()
-    url = f"http://{settings.api_host}:{settings.api_port}"
-    wait_for_api(url)
+    url = settings.api_url
+    wait_for_api(url, http_verify(settings))
     neighbourhood = Neighbourhood(settings, url)
     started = time.monotonic()
     fresh = neighbourhood.setup()

@@ -50,6 +50,7 @@ from backend.chain.transactions import send, signer, transact
 from backend.core.config import Settings
 from backend.core.db import get_engine
 from backend.core.errors import GridLedgerError
+from backend.core.tls import http_verify, secure_mqtt
 from backend.meters.signing import SignedValues, sign_reading
 from indexer.models import DeviceStatus
 from scripts.neighbourhood.client import ApiError, Participant
@@ -92,7 +93,8 @@ class MeterPublisher:
             self.client.username_pw_set(
                 settings.mqtt_username, settings.mqtt_password.get_secret_value()
             )
-        self.client.connect(settings.mqtt_host, settings.mqtt_port, keepalive=30)
+        secure_mqtt(self.client, settings)
+        self.client.connect(settings.mqtt_host, settings.mqtt_broker_port, keepalive=30)
         self.client.loop_start()
 
     def publish(self, reading: dict[str, Any]) -> None:
@@ -113,7 +115,7 @@ def connect_publisher(settings: Settings) -> MeterPublisher | None:
         log.info(
             "no MQTT broker at %s:%s (%s): every reading goes over REST",
             settings.mqtt_host,
-            settings.mqtt_port,
+            settings.mqtt_broker_port,
             exc,
         )
         return None
@@ -209,7 +211,7 @@ class Neighbourhood:
     def __init__(self, settings: Settings, api_url: str):
         self.settings = settings
         self.seed = settings.sim_seed
-        self.http = httpx.Client(base_url=api_url, timeout=60)
+        self.http = httpx.Client(base_url=api_url, timeout=60, verify=http_verify(settings))
         self.w3 = Web3(Web3.HTTPProvider(settings.rpc_url, request_kwargs={"timeout": 60}))
         self.clock = ChainClock(self.w3)
         self.deployment = Deployment.read(settings.deployment_file)
