@@ -40,7 +40,7 @@ from backend.core.errors import GridLedgerError
 from backend.core.migrate import upgrade
 from backend.core.processes import stop_process
 from backend.core.startup import settings_or_exit
-from backend.core.tls import http_verify, prepare
+from backend.core.tls import client_context, http_verify, prepare
 from indexer.models import TradeStatus
 from indexer.reset import clear_mirror
 
@@ -98,6 +98,18 @@ def wait_for_api(
         except httpx.TransportError:
             time.sleep(0.2)
     raise DevnetError(f"the API did not come up at {url} (see data/logs/api.log)")
+
+
+def tls_answers(address: tuple[str, int], context: ssl.SSLContext) -> bool:
+    """A TLS server whose certificate `context` trusts completes a handshake at `address`."""
+    try:
+        with (
+            socket.create_connection(address, timeout=1) as raw,
+            context.wrap_socket(raw, server_hostname=address[0]),
+        ):
+            return True
+    except OSError:  # refused, timed out, or a handshake that failed (ssl.SSLError)
+        return False
 
 
 class StatusLine:
@@ -298,19 +310,17 @@ class Stack:
             return
         files = prepare(config)
         say("tls", f"development CA {files.ca_file if files else config.tls_ca_file}")
-        with socket.socket() as probe:
-            probe.settimeout(0.5)
-            if probe.connect_ex((config.mqtt_host, config.mqtt_tls_port)) == 0:
-                say("broker", f"using the broker already at {config.mqtt_host}:{config.mqtt_tls_port}")
-                return
+        address = (config.mqtt_host, config.mqtt_tls_port)
+        if tls_answers(address, client_context(config)):
+            say("broker", f"using the TLS broker already at {address[0]}:{address[1]}")
+            return
         self.start("broker", module="backend.meters.broker_tls")
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with socket.socket() as probe:
-                if probe.connect_ex((config.mqtt_host, config.mqtt_tls_port)) == 0:
-                    break
+        while not tls_answers(address, client_context(config)):
+            if time.monotonic() > deadline:
+                raise DevnetError(f"no MQTT TLS listener came up at {address[0]}:{address[1]}")
             time.sleep(0.1)
-        say("broker", f"MQTT over TLS 1.3 on {config.mqtt_host}:{config.mqtt_tls_port}")
+        say("broker", f"MQTT over TLS 1.3 on {address[0]}:{address[1]}")
 
     def warn_if_chain_time_ahead(self) -> None:
         """Without the simulator, a chain left far ahead by an earlier simulated run refuses

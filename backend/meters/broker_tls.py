@@ -74,7 +74,9 @@ def main(argv: list[str]) -> int:
         )
         return 2
     if len(argv) not in (0, 2):
-        print("usage: python -m backend.meters.broker_tls [PASSWORD_FILE ACL_FILE]", file=sys.stderr)
+        print(
+            "usage: python -m backend.meters.broker_tls [PASSWORD_FILE ACL_FILE]", file=sys.stderr
+        )
         return 2
     prepare(settings)
     auth = [Path(a).resolve() for a in argv]

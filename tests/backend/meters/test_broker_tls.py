@@ -81,9 +81,7 @@ def test_tls13_clients_publish_and_tls12_clients_are_refused(fresh_pg_url, tmp_p
             settings=settings,
         )
     (tmp_path / "mosquitto.conf").write_text(
-        broker_config(
-            settings, password_file=tmp_path / "passwords", acl_file=tmp_path / "acl"
-        )
+        broker_config(settings, password_file=tmp_path / "passwords", acl_file=tmp_path / "acl")
     )
     topic = f"energy-cloud/de/solar-panel/{solar_id}/generation"
     with open(tmp_path / "broker.log", "w") as log:
