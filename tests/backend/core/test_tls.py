@@ -1,59 +1,44 @@
 """`python -m backend` with GRIDLEDGER_TLS=dev serves HTTPS with the development CA and
-refuses clients that cannot speak TLS 1.3 (real sockets, the real entry point)."""
+refuses clients that cannot speak TLS 1.3 (real sockets, the real entry point, started and
+awaited over HTTPS the way `make run` does)."""
 
 from __future__ import annotations
 
 import os
 import socket
 import ssl
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from backend.chain.anvil import free_port
-from backend.core.config import PROJECT_ROOT, Settings
+from backend.core.config import Settings
 from backend.core.errors import ConfigurationError
-from backend.core.tls import client_context, uvicorn_options
+from backend.core.tls import client_context, prepare, uvicorn_options
+from scripts.devnet import start_component, stop_component, wait_for_api
 
 
 @pytest.fixture(scope="module")
 def https_api(tmp_path_factory) -> Iterator[Settings]:
-    """The API process over HTTPS on a free port, its data (SQLite, CA) in a fresh folder."""
+    """The API process as `make run` starts it, over HTTPS on a free port, its data (SQLite,
+    the CA) in a fresh folder."""
     data_dir = tmp_path_factory.mktemp("tls-api")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDLEDGER_")}
-    env |= {
-        "GRIDLEDGER_DATA_DIR": str(data_dir),
-        "GRIDLEDGER_TLS": "dev",
-        "GRIDLEDGER_API_PORT": str(free_port()),
-    }
-    settings = Settings(
-        _env_file=None, data_dir=data_dir, tls="dev", api_port=int(env["GRIDLEDGER_API_PORT"])
-    )
-    with open(data_dir / "api.log", "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "backend"],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    with pytest.MonkeyPatch.context() as env:  # components read their settings from the env
+        for name in [k for k in os.environ if k.startswith("GRIDLEDGER_")]:
+            env.delenv(name)
+        env.setenv("GRIDLEDGER_DATA_DIR", str(data_dir))
+        env.setenv("GRIDLEDGER_TLS", "dev")
+        env.setenv("GRIDLEDGER_API_PORT", str(free_port()))
+        env.setenv("GRIDLEDGER_SIMULATE", "false")
+        settings = Settings(_env_file=None)
+        prepare(settings)  # as `make run` does first, so this client can load the CA
+        process = start_component("api", module="backend", config=settings)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", settings.api_port)) == 0:
-                    break
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError((data_dir / "api.log").read_text())
-            time.sleep(0.1)
+        wait_for_api(settings.api_url, process, verify=client_context(settings))
         yield settings
     finally:
-        process.terminate()
-        process.wait(10)
+        stop_component(process)
 
 
 def handshake(settings: Settings, context: ssl.SSLContext) -> str | None:
