@@ -259,6 +259,8 @@ class Settings(BaseSettings):
         )
         if master:
             yield master
+        if self.tls == "dev":  # its CA key sits unencrypted next to the server's
+            yield "GRIDLEDGER_TLS=dev is the development CA (use GRIDLEDGER_TLS=on or off)"
 
     @property
     def resolved_broker_url(self) -> str:

@@ -86,3 +86,9 @@ def test_dev_mode_puts_the_files_under_the_data_dir_and_on_needs_certificates(tm
     assert uvicorn_options(off) == {}
     with pytest.raises(ConfigurationError, match="GRIDLEDGER_TLS_CERT_FILE"):
         Settings(_env_file=None, data_dir=tmp_path, tls="on")
+
+
+def test_the_development_ca_is_refused_outside_the_devnet(tmp_path):
+    with pytest.raises(ConfigurationError, match="GRIDLEDGER_TLS=dev is the development CA"):
+        Settings(_env_file=None, data_dir=tmp_path, tls="dev", chain_id=1)
+    assert Settings(_env_file=None, data_dir=tmp_path, tls="dev").tls == "dev"  # devnet: fine
