@@ -122,7 +122,9 @@ def deploy_all(w3: Web3, config: Settings) -> Deployment:
         transact(w3, deployer, contract.functions.grantRole(role_id(role), holder))
     for deployed in (token, registry, market):  # last: the grants above needed it
         contract = w3.eth.contract(address=to_checksum_address(deployed.address), abi=deployed.abi)
-        transact(w3, deployer, contract.functions.renounceRole(DEFAULT_ADMIN_ROLE, deployer.address))
+        transact(
+            w3, deployer, contract.functions.renounceRole(DEFAULT_ADMIN_ROLE, deployer.address)
+        )
     deployment = Deployment(
         chain_id=w3.eth.chain_id,
         block_number=token.block_number,

@@ -93,8 +93,9 @@ def _show(op: Operation, as_json: bool) -> None:
 def _propose_role(action: str, role: str, account: str, contract: str | None, as_json: bool):
     settings = _settings()
     timelock = _timelock(settings)
-    target, data = timelock.role_call("grant" if action == "grant" else "revoke", role, account,
-                                      contract)
+    target, data = timelock.role_call(
+        "grant" if action == "grant" else "revoke", role, account, contract
+    )
     _show(timelock.propose(_admin(settings), target, data), as_json)
 
 

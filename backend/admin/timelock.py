@@ -226,9 +226,7 @@ class Timelock:
         )
 
     def cancel(self, canceller: LocalAccount, op_id: str) -> TxReceipt:
-        return self.chain.transact(
-            canceller, self.contract.functions.cancel(_normalized_id(op_id))
-        )
+        return self.chain.transact(canceller, self.contract.functions.cancel(_normalized_id(op_id)))
 
 
 def _normalized_id(op_id: str) -> str:

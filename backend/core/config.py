@@ -21,8 +21,8 @@ from backend.core.secret_policy import (
     LOCAL_DEVNET_CHAIN_IDS,
     private_key_problem,
     refusal,
-    shared_key_problems,
     secret_problem,
+    shared_key_problems,
 )
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

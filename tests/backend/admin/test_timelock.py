@@ -88,7 +88,9 @@ def test_the_api_keys_cannot_grant_roles_nor_propose(deployed):
     for name in (*ROLE_KEY_SETTINGS, "deployer_private_key"):
         key = signer(getattr(settings, name).get_secret_value())
         with pytest.raises(ContractReverted) as refused:
-            chain.transact(key, chain.registry.functions.grantRole(role_id("ISSUER_ROLE"), key.address))
+            chain.transact(
+                key, chain.registry.functions.grantRole(role_id("ISSUER_ROLE"), key.address)
+            )
         assert refused.value.code == "contract/AccessControlUnauthorizedAccount"
         assert refused.value.extensions["arguments"] == {
             "account": key.address.lower(),

@@ -94,7 +94,10 @@ def test_governance_keys_are_checked_when_set_and_must_not_be_a_role_key():
 
 
 def test_the_api_refuses_to_hold_the_admin_key_outside_the_devnet(monkeypatch, capsys):
-    for name, value in {**real_secrets(), "admin_private_key": "0x" + secrets.token_hex(32)}.items():
+    for name, value in {
+        **real_secrets(),
+        "admin_private_key": "0x" + secrets.token_hex(32),
+    }.items():
         monkeypatch.setenv(f"GRIDLEDGER_{name.upper()}", value)
     monkeypatch.setenv("GRIDLEDGER_ENVIRONMENT", "production")
     get_settings.cache_clear()

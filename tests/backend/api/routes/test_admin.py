@@ -56,7 +56,9 @@ def test_grant_and_revoke_take_effect_at_once_and_list_the_chain_proposals(chain
     body = granted.json()
     assert body["account"]["roles"] == ["operator", "participant", "registrar"]
     holder = Web3.to_checksum_address(me["address"])
-    assert sorted((c["contract"], c["role"], c["granted"], c["command"]) for c in body["chain_changes_needed"]) == [
+    assert sorted(
+        (c["contract"], c["role"], c["granted"], c["command"]) for c in body["chain_changes_needed"]
+    ) == [
         (
             "EnergyMarket",
             "OPERATOR_ROLE",
