@@ -141,7 +141,8 @@ class Workload:
         key, let the timelock's delay pass on chain, execute it."""
         timelock = Timelock(Chain(self.w3, self.deployment))
         built = call.build_transaction({"from": timelock.contract.address, "gas": 0})
-        operation = timelock.propose(self.governor, built["to"], HexBytes(built["data"]))
+        target = to_checksum_address(built["to"])
+        operation = timelock.propose(self.governor, target, HexBytes(built["data"]))
         self.advance(max(operation.eta - self.now(), 0))
         receipt = timelock.execute(self.governor, operation.id)
         self.operations += 1

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from eth_account.signers.local import LocalAccount
@@ -90,12 +90,16 @@ def _show(op: Operation, as_json: bool) -> None:
         )
 
 
-def _propose_role(action: str, role: str, account: str, contract: str | None, as_json: bool):
+def _propose_role(
+    action: Literal["grant", "revoke"],
+    role: str,
+    account: str,
+    contract: str | None,
+    as_json: bool,
+) -> None:
     settings = _settings()
     timelock = _timelock(settings)
-    target, data = timelock.role_call(
-        "grant" if action == "grant" else "revoke", role, account, contract
-    )
+    target, data = timelock.role_call(action, role, account, contract)
     _show(timelock.propose(_admin(settings), target, data), as_json)
 
 

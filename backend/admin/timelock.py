@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
@@ -146,7 +146,8 @@ class Timelock:
 
     def _logs(self, event: str, op_id: str | None = None) -> list[LogReceipt]:
         """The timelock's `event` logs since its deployment (only `op_id`'s, if given)."""
-        item = next(i for i in self.contract.abi if i.get("type") == "event" and i["name"] == event)
+        abi = cast(list[dict[str, Any]], self.contract.abi)  # web3's TypedDicts differ per kind
+        item = next(i for i in abi if i.get("type") == "event" and i["name"] == event)
         types = ",".join(i["type"] for i in item["inputs"])
         topics: list[Any] = [Web3.to_hex(Web3.keccak(text=f"{event}({types})"))]
         if op_id is not None:
