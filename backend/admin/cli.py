@@ -14,30 +14,24 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import typer
 from eth_account.signers.local import LocalAccount
-from typer._click.core import Context  # typer vendors click: TyperGroup.invoke takes this type
-from typer.core import TyperGroup
 
 from backend.admin.timelock import ROLE_NAMES, Operation, OperationState, Timelock
 from backend.chain.contracts import chain_for
 from backend.chain.transactions import signer, tx_hash_hex
+from backend.cli.main import OneLineErrors as CliErrors
 from backend.core.config import Settings
 from backend.core.errors import ConfigurationError, Conflict, GridLedgerError
 from backend.core.startup import settings_or_exit
 
 
-class OneLineErrors(TyperGroup):
+class OneLineErrors(CliErrors):
     """A GridLedgerError anywhere below → `error: <detail>` on stderr and exit code 1."""
 
-    def invoke(self, ctx: Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except GridLedgerError as error:
-            typer.echo(f"error: {error.detail}", err=True)
-            raise typer.Exit(1) from None
+    errors = (GridLedgerError,)
 
 
 app = typer.Typer(
@@ -103,26 +97,25 @@ def _propose_role(
     _show(timelock.propose(_admin(settings), target, data), as_json)
 
 
-@propose.command("grant-role")
-def grant_role(
-    role: Annotated[str, typer.Argument(help=f"One of {', '.join(ROLE_NAMES)}.")],
-    account: Annotated[str, typer.Argument(help="The address to receive the role.")],
-    contract: ContractOption = None,
-    as_json: JsonFlag = False,
-) -> None:
-    """Propose grantRole(ROLE, ACCOUNT); executable after the timelock's delay."""
-    _propose_role("grant", role, account, contract, as_json)
+RoleArgument = Annotated[str, typer.Argument(help=f"One of {', '.join(ROLE_NAMES)}.")]
+AccountArgument = Annotated[str, typer.Argument(help="The address gaining or losing the role.")]
 
 
-@propose.command("revoke-role")
-def revoke_role(
-    role: Annotated[str, typer.Argument(help=f"One of {', '.join(ROLE_NAMES)}.")],
-    account: Annotated[str, typer.Argument(help="The address to lose the role.")],
-    contract: ContractOption = None,
-    as_json: JsonFlag = False,
-) -> None:
-    """Propose revokeRole(ROLE, ACCOUNT); executable after the timelock's delay."""
-    _propose_role("revoke", role, account, contract, as_json)
+def _role_command(action: Literal["grant", "revoke"]) -> None:
+    def command(
+        role: RoleArgument,
+        account: AccountArgument,
+        contract: ContractOption = None,
+        as_json: JsonFlag = False,
+    ) -> None:
+        _propose_role(action, role, account, contract, as_json)
+
+    command.__doc__ = f"Propose {action}Role(ROLE, ACCOUNT); executable after the delay."
+    propose.command(f"{action}-role")(command)
+
+
+_role_command("grant")
+_role_command("revoke")
 
 
 @app.command("list")
