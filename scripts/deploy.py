@@ -18,6 +18,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 from web3 import Web3
 
+from backend.admin.timelock import role_id
 from backend.chain.artifacts import load_artifact
 from backend.chain.deployment import DeployedContract, Deployment
 from backend.chain.transactions import deploy_contract, signer, transact
@@ -30,13 +31,9 @@ class DeploymentFailed(GridLedgerError):
 
 
 CERTIFICATE_URI = "https://gridledger.example/certificates/{id}.json"
-DEFAULT_ADMIN_ROLE = b"\0" * 32
+DEFAULT_ADMIN_ROLE = role_id("DEFAULT_ADMIN_ROLE")
 TIMELOCK = "GridLedgerTimelock"
 MIN_PRODUCTION_DELAY_S = 86_400  # outside the devnet: at least a day to notice a bad proposal
-
-
-def role_id(name: str) -> bytes:
-    return DEFAULT_ADMIN_ROLE if name == "DEFAULT_ADMIN_ROLE" else Web3.keccak(text=name)
 
 
 def _deploy(

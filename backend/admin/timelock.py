@@ -118,14 +118,13 @@ class Timelock:
             raise InvalidInput(f"{role} exists on every contract: name one with --contract")
         if name not in self.targets:
             raise InvalidInput(f"unknown contract {name}; known: {', '.join(self.targets)}")
-        target = self.targets[name]
-        function = target.functions.grantRole if action == "grant" else target.functions.revokeRole
         try:
             holder = to_checksum_address(account)
         except ValueError as exc:
             raise InvalidInput(f"{account!r} is not an address") from exc
-        data = HexBytes(target.encode_abi(function.fn_name, args=[role_id(role), holder]))
-        return target.address, bytes(data)
+        target = self.targets[name]
+        data = target.encode_abi(f"{action}Role", args=[role_id(role), holder])
+        return target.address, bytes(HexBytes(data))
 
     def propose(
         self, admin: LocalAccount, target: str, data: bytes, *, delay: int | None = None
