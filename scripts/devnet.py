@@ -239,6 +239,8 @@ def deploy_or_resume(w3: Web3, config: Settings) -> Deployment:
         say("deploy", "resumed the existing deployment")
     for name, deployed in deployment.contracts.items():
         say("deploy", f"{name:<13} {deployed.address}")
+    if deployment.timelock is not None:
+        say("deploy", f"{'Timelock':<13} {deployment.timelock.address} (python -m backend.admin)")
     say("deploy", f"deployment file {config.deployment_file}")
     return deployment
 

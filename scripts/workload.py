@@ -21,6 +21,8 @@ from web3.contract.contract import ContractFunction
 from web3.logs import DISCARD
 from web3.types import Nonce, RPCEndpoint, TxParams, TxReceipt, Wei
 
+from backend.admin.timelock import Timelock
+from backend.chain.contracts import Chain
 from backend.chain.deployment import Deployment
 from backend.chain.transactions import TransactionFailed, send
 from backend.market.orders import (
@@ -87,6 +89,7 @@ class Workload:
         self.operator = anvil_account(2)
         self.issuer = anvil_account(3)
         self.registrar = anvil_account(4)
+        self.governor = anvil_account(9)  # the timelock's proposer/executor (DEV_ADMIN_KEY)
         self.people = [anvil_account(5 + i) for i in range(self.participants)]
         self.chain_id = self.w3.eth.chain_id
 
@@ -132,6 +135,18 @@ class Workload:
     def advance(self, seconds: int) -> None:
         self.w3.provider.make_request(RPCEndpoint("evm_increaseTime"), [seconds])
         self.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
+
+    def govern(self, call: ContractFunction) -> TxReceipt:
+        """An admin call (DEFAULT_ADMIN_ROLE is the timelock's): schedule it with the admin
+        key, let the timelock's delay pass on chain, execute it."""
+        timelock = Timelock(Chain(self.w3, self.deployment))
+        built = call.build_transaction({"from": timelock.contract.address, "gas": 0})
+        target = to_checksum_address(built["to"])
+        operation = timelock.propose(self.governor, target, HexBytes(built["data"]))
+        self.advance(max(operation.eta - self.now(), 0))
+        receipt = timelock.execute(self.governor, operation.id)
+        self.operations += 1
+        return receipt
 
     # ------------------------------------------------------------------ setup
 

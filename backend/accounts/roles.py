@@ -14,14 +14,13 @@ from collections.abc import Callable, Iterable
 from sqlalchemy import ColumnElement, String, cast
 from sqlmodel import Session, col, select
 
-from backend.accounts.chain_roles import mirrored, sync_chain_roles
+from backend.accounts.chain_roles import mirrored, plan_chain_roles
 from backend.accounts.errors import LastAdmin, UnknownAccount, UnknownRole
-from backend.accounts.models import Account, AccountKind, Role
+from backend.accounts.models import Account, Role
 from backend.accounts.schemas import AccountAdminView, ChainRoleChange, RolesUpdated
 from backend.audit import chain as audit
 from backend.audit.chain import AuditAction
 from backend.chain.contracts import Chain
-from backend.core.config import Settings
 from backend.core.pagination import keyset_page
 
 log = logging.getLogger("gridledger.accounts")
@@ -55,15 +54,14 @@ def parse_roles(names: Iterable[str]) -> list[str]:
 
 def set_roles(
     session: Session,
-    settings: Settings,
     chain: Callable[[], Chain],
     *,
     by: Account,
     account_id: uuid.UUID,
     names: Iterable[str],
 ) -> RolesUpdated:
-    """Replace the account's roles. Custodial accounts' registrar/issuer/operator roles are
-    granted or revoked on chain first (`chain_roles`), so a failure changes nothing here."""
+    """Replace the account's roles; the answer lists the on-chain role changes that would
+    match them, for the admin to propose on the timelock (`chain_roles`: the API sends none)."""
     roles = parse_roles(names)
     account = session.get(Account, account_id)
     if account is None:
@@ -81,28 +79,25 @@ def set_roles(
             raise LastAdmin(
                 f"account {account_id} is the only active admin; make another admin first"
             )
-    changes: list[ChainRoleChange] = []
-    skipped: str | None = None
+    needed: list[ChainRoleChange] = []
     if mirrored(roles) or mirrored(account.roles):
-        if account.kind == AccountKind.CUSTODIAL:
-            changes, skipped = sync_chain_roles(chain(), settings, account.address, mirrored(roles))
-        else:
-            skipped = (
-                "wallet accounts hold their own keys: their on-chain roles are granted with the "
-                "admin key"
-            )
+        needed = plan_chain_roles(chain(), account.address, mirrored(roles))
     audit.record(
         session,
         AuditAction.ROLES_CHANGED,
         actor_id=by.id,
         subject=str(account.id),
-        details={"before": account.roles, "after": roles, "chain_changes": len(changes)},
+        details={"before": account.roles, "after": roles, "chain_changes_needed": len(needed)},
     )
     account.roles = roles
     session.add(account)
     session.commit()
     session.refresh(account)
     log.info(
-        "roles of %s set to %s by %s (%d on-chain changes)", account.id, roles, by.id, len(changes)
+        "roles of %s set to %s by %s (%d on-chain changes to propose)",
+        account.id,
+        roles,
+        by.id,
+        len(needed),
     )
-    return RolesUpdated(account=admin_view(account), chain_changes=changes, chain_skipped=skipped)
+    return RolesUpdated(account=admin_view(account), chain_changes_needed=needed)

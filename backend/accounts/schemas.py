@@ -89,13 +89,16 @@ class RolesUpdate(BaseModel):
 
 
 class ChainRoleChange(BaseModel):
+    """An on-chain grant or revocation an API role change implies. The API cannot send it (it
+    holds no admin key): the admin schedules it on the timelock with `command`."""
+
     contract: str  # RECRegistry | EnergyMarket
-    role: str  # REGISTRAR_ROLE | ISSUER_ROLE | OPERATOR_ROLE
+    role: str  # REGISTRAR_ROLE | ISSUER_ROLE | OPERATOR_ROLE | METER_DATA_PROVIDER_ROLE
     granted: bool  # false: revoked
-    tx_hash: str
+    command: str  # python -m backend.admin propose grant-role|revoke-role ROLE ADDRESS
 
 
 class RolesUpdated(BaseModel):
     account: AccountAdminView
-    chain_changes: list[ChainRoleChange]  # on-chain grants/revocations sent for this change
-    chain_skipped: str | None = None  # why on-chain roles were left alone, if they were
+    # on-chain role changes that would make the chain match (not sent: see ChainRoleChange)
+    chain_changes_needed: list[ChainRoleChange]

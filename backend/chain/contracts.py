@@ -120,7 +120,8 @@ class Chain:
         self.registry = self._bind("RECRegistry")
         self.token = self._bind("GridUSD")
         c = self.deployment.contracts
-        for contract in c.values():
+        timelock = [self.deployment.timelock] if self.deployment.timelock else []
+        for contract in [*c.values(), *timelock]:
             for item in contract.abi:
                 if item.get("type") == "error":
                     types = [_abi_type(i) for i in item["inputs"]]

@@ -28,6 +28,9 @@ class Deployment(BaseModel):
     deployed_at: datetime
     contracts: dict[str, DeployedContract]
     roles: dict[str, str] = {}
+    # The TimelockController holding DEFAULT_ADMIN_ROLE on every contract (kept out of
+    # `contracts`: nothing indexes or relays to it; `python -m backend.admin` drives it)
+    timelock: DeployedContract | None = None
 
     def write(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

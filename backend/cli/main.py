@@ -22,10 +22,12 @@ from backend.cli.client import Api, CliError, config_path, load_config, save_con
 class OneLineErrors(TyperGroup):
     """CliError anywhere below → `error: <message>` on stderr and exit code 1, no traceback."""
 
+    errors: tuple[type[Exception], ...] = (CliError,)  # `gridledger-admin`: domain errors
+
     def invoke(self, ctx: Context) -> Any:
         try:
             return super().invoke(ctx)
-        except CliError as error:
+        except self.errors as error:
             typer.echo(f"error: {error}", err=True)
             raise typer.Exit(1) from None
 

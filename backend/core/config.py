@@ -22,6 +22,7 @@ from backend.core.secret_policy import (
     private_key_problem,
     refusal,
     secret_problem,
+    shared_key_problems,
 )
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -32,15 +33,22 @@ DEV_SETTLER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b7
 DEV_OPERATOR_KEY = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a"
 DEV_ISSUER_KEY = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6"
 DEV_REGISTRAR_KEY = "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a"
+# Account 9: the timelock's proposer and executor on the devnet (`python -m backend.admin`).
+DEV_ADMIN_KEY = "0x2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6"
+DEVNET_TIMELOCK_DELAY_S = 60  # short enough to try the admin command by hand
+PRODUCTION_TIMELOCK_DELAY_S = 2 * 86_400
 DEV_SECRET_KEY = "development-only-secret-key-change-me"
 DEV_MASTER_KEY = "00" * 32
+# Keys of the roles the API and workers exercise: required, and strong, outside the devnet.
 ROLE_KEY_SETTINGS = (
-    "deployer_private_key",
     "settler_private_key",
     "operator_private_key",
     "issuer_private_key",
     "registrar_private_key",
 )
+# Keys only `scripts/deploy.py` and `python -m backend.admin` use: empty outside the devnet
+# unless set for that command (and then checked like the others).
+GOVERNANCE_KEY_SETTINGS = ("deployer_private_key", "admin_private_key")
 
 
 class Settings(BaseSettings):
@@ -71,7 +79,16 @@ class Settings(BaseSettings):
     indexer_initial_range: int = Field(default=200, ge=1)  # eth_getLogs blocks, adaptive
 
     # Keys and secrets
-    deployer_private_key: SecretStr = SecretStr(DEV_DEPLOYER_KEY)
+    # Deploys the contracts, keeps GridUSD's MINTER_ROLE (the devnet faucet) and renounces
+    # DEFAULT_ADMIN_ROLE; empty: Anvil account 0 on the local devnet, none elsewhere
+    deployer_private_key: SecretStr = SecretStr("")
+    # The timelock's proposer/executor (`python -m backend.admin`), never the API's: empty:
+    # Anvil account 9 on the local devnet, none elsewhere
+    admin_private_key: SecretStr = SecretStr("")
+    admin_address: str = ""  # the deploy script's timelock admin; empty: admin_private_key's
+    # Seconds between proposing and executing an admin operation (the TimelockController's
+    # minDelay, fixed at deployment); empty: 60 on the local devnet, 2 days elsewhere
+    timelock_min_delay_s: int | None = Field(default=None, ge=0)
     settler_private_key: SecretStr = SecretStr(DEV_SETTLER_KEY)  # SETTLER_ROLE (workers)
     operator_private_key: SecretStr = SecretStr(DEV_OPERATOR_KEY)  # OPERATOR_ROLE (matching)
     issuer_private_key: SecretStr = SecretStr(DEV_ISSUER_KEY)  # ISSUER_ROLE (REC issuance)
@@ -197,6 +214,19 @@ class Settings(BaseSettings):
                 "GRIDLEDGER_API_WORKERS > 1 needs GRIDLEDGER_REDIS_URL: rate limits, "
                 "idempotency keys and SIWE nonces must be shared between the workers"
             )
+        if not self.requires_production_secrets:
+            for name, dev_key in (
+                ("deployer_private_key", DEV_DEPLOYER_KEY),
+                ("admin_private_key", DEV_ADMIN_KEY),
+            ):
+                if not getattr(self, name).get_secret_value():
+                    setattr(self, name, SecretStr(dev_key))
+        if self.timelock_min_delay_s is None:
+            self.timelock_min_delay_s = (
+                PRODUCTION_TIMELOCK_DELAY_S
+                if self.requires_production_secrets
+                else DEVNET_TIMELOCK_DELAY_S
+            )
         if self.requires_production_secrets:
             line = refusal(
                 f"on chain {self.chain_id} ({self.environment})", self._secret_problems()
@@ -241,12 +271,17 @@ class Settings(BaseSettings):
         return self.environment != "development" or self.chain_id not in LOCAL_DEVNET_CHAIN_IDS
 
     def _secret_problems(self) -> Iterator[str]:
-        for name in ROLE_KEY_SETTINGS:
-            problem = private_key_problem(
-                f"GRIDLEDGER_{name.upper()}", getattr(self, name).get_secret_value()
-            )
+        keys = {name: getattr(self, name).get_secret_value() for name in ROLE_KEY_SETTINGS}
+        keys |= {
+            name: getattr(self, name).get_secret_value()
+            for name in GOVERNANCE_KEY_SETTINGS
+            if getattr(self, name).get_secret_value()
+        }
+        for name, value in keys.items():
+            problem = private_key_problem(f"GRIDLEDGER_{name.upper()}", value)
             if problem:
                 yield problem
+        yield from shared_key_problems({f"GRIDLEDGER_{n.upper()}": v for n, v in keys.items()})
         secret = secret_problem(
             "GRIDLEDGER_SECRET_KEY", self.secret_key.get_secret_value(), DEV_SECRET_KEY
         )

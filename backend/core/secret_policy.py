@@ -64,6 +64,17 @@ def private_key_problem(name: str, value: str) -> str | None:
     return None
 
 
+def shared_key_problems(keys: dict[str, str]) -> Iterable[str]:
+    """Each role its own key: one key in two settings would give one process both powers
+    (the admin key in the API's registrar setting, say)."""
+    by_key: dict[str, list[str]] = {}
+    for name, value in keys.items():
+        by_key.setdefault(value.removeprefix("0x").removeprefix("0X").lower(), []).append(name)
+    for names in by_key.values():
+        if len(names) > 1:
+            yield f"{' and '.join(names)} are the same key (use one key per role)"
+
+
 def secret_problem(name: str, value: str | bytes, dev_value: str | bytes) -> str | None:
     if value == dev_value:
         return f"{name} is the development value"

@@ -5,6 +5,7 @@ and in the mirror, then stop the stack with Ctrl-C."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -37,6 +38,7 @@ class Stack:
     process: subprocess.Popen
     output: Path
     data_dir: Path
+    rpc_url: str
     w3: Web3
     deployment: Deployment
     engine: object
@@ -101,6 +103,7 @@ def stack(tmp_path_factory):
             process,
             output,
             data_dir,
+            rpc_url,
             w3,
             Deployment.read(data_dir / "deployment.json"),
             make_engine(f"sqlite:///{data_dir / 'gridledger.db'}"),
@@ -269,6 +272,35 @@ def test_energy_is_conserved(stack):
             end=end,
         )[0][0]
         assert delivered <= exported, (meter, start)
+
+
+def test_the_admin_command_proposes_on_the_running_devnet(stack):
+    """Admin power is the timelock's, not the deployer's; the admin command proposes on it."""
+    timelock = stack.deployment.timelock
+    assert timelock is not None
+    deployer = stack.deployment.roles["minter"]
+    for name in ("GridUSD", "RECRegistry", "EnergyMarket"):
+        functions = stack.contract(name).functions
+        assert functions.hasRole(b"\0" * 32, timelock.address).call()
+        assert not functions.hasRole(b"\0" * 32, deployer).call()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDLEDGER_")}
+    env |= {"GRIDLEDGER_DATA_DIR": str(stack.data_dir), "GRIDLEDGER_RPC_URL": stack.rpc_url}
+
+    def admin(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "backend.admin", *args],
+            cwd=PROJECT_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    proposed = admin("propose", "grant-role", "ISSUER_ROLE", "0x" + "e2" * 20, "--json")
+    operation_id = json.loads(proposed)["id"]
+    assert operation_id in admin("list")
 
 
 def test_ctrl_c_stops_every_component(stack):

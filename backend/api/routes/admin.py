@@ -39,11 +39,11 @@ def set_roles(
     session: SessionDep,
     settings: SettingsDep,
 ) -> RolesUpdated:
-    """Replace the account's roles; effective from its next request. For custodial accounts,
-    registrar, issuer and operator are also granted/revoked on chain (see `chain_changes`)."""
+    """Replace the account's roles; effective from its next request. The API sends nothing on
+    chain (it holds no admin key): `chain_changes_needed` lists the registrar, issuer, operator
+    and meter-data-provider grants/revocations to propose on the admin timelock."""
     return services.set_roles(
         session,
-        settings,
         lambda: chain_for(settings),
         by=admin,
         account_id=account_id,

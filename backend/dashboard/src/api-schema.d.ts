@@ -1048,8 +1048,9 @@ export interface paths {
         get?: never;
         /**
          * Set Roles
-         * @description Replace the account's roles; effective from its next request. For custodial accounts,
-         *     registrar, issuer and operator are also granted/revoked on chain (see `chain_changes`).
+         * @description Replace the account's roles; effective from its next request. The API sends nothing on
+         *     chain (it holds no admin key): `chain_changes_needed` lists the registrar, issuer, operator
+         *     and meter-data-provider grants/revocations to propose on the admin timelock.
          */
         put: operations["set_roles_v1_admin_accounts__account_id__roles_put"];
         post?: never;
@@ -1386,7 +1387,11 @@ export interface components {
             contracts: components["schemas"]["Contracts"];
             token: components["schemas"]["TokenInfo"];
         };
-        /** ChainRoleChange */
+        /**
+         * ChainRoleChange
+         * @description An on-chain grant or revocation an API role change implies. The API cannot send it (it
+         *     holds no admin key): the admin schedules it on the timelock with `command`.
+         */
         ChainRoleChange: {
             /** Contract */
             contract: string;
@@ -1394,8 +1399,8 @@ export interface components {
             role: string;
             /** Granted */
             granted: boolean;
-            /** Tx Hash */
-            tx_hash: string;
+            /** Command */
+            command: string;
         };
         /** ChainSummary */
         ChainSummary: {
@@ -2475,10 +2480,8 @@ export interface components {
         /** RolesUpdated */
         RolesUpdated: {
             account: components["schemas"]["AccountAdminView"];
-            /** Chain Changes */
-            chain_changes: components["schemas"]["ChainRoleChange"][];
-            /** Chain Skipped */
-            chain_skipped?: string | null;
+            /** Chain Changes Needed */
+            chain_changes_needed: components["schemas"]["ChainRoleChange"][];
         };
         /** SettlementCorrectionPublic */
         SettlementCorrectionPublic: {

@@ -7,9 +7,17 @@ import sys
 
 import pytest
 
-from backend.core.config import PROJECT_ROOT, ROLE_KEY_SETTINGS, Settings
+from backend.core.config import (
+    DEV_ADMIN_KEY,
+    DEV_DEPLOYER_KEY,
+    PROJECT_ROOT,
+    ROLE_KEY_SETTINGS,
+    Settings,
+    get_settings,
+)
 from backend.core.errors import ConfigurationError, GridLedgerError
 from backend.core.secret_policy import LOCAL_DEVNET_CHAIN_IDS
+from backend.core.startup import settings_or_exit
 
 
 def test_defaults_are_embedded(tmp_path):
@@ -36,7 +44,7 @@ def test_production_refuses_development_secrets(monkeypatch):
     monkeypatch.setenv("GRIDLEDGER_ENVIRONMENT", "production")
     with pytest.raises(ConfigurationError) as raised:
         Settings(_env_file=None)
-    assert "GRIDLEDGER_DEPLOYER_PRIVATE_KEY" in str(raised.value)
+    assert "GRIDLEDGER_SETTLER_PRIVATE_KEY" in str(raised.value)
     assert isinstance(raised.value, GridLedgerError)
 
 
@@ -54,8 +62,54 @@ def real_secrets() -> dict[str, str]:
 def test_production_accepts_real_secrets():
     chosen = real_secrets()
     settings = Settings(_env_file=None, environment="production", chain_id=1, **chosen)
-    assert settings.deployer_private_key.get_secret_value() == chosen["deployer_private_key"]
-    assert chosen["deployer_private_key"][2:] not in repr(settings)  # secrets never print
+    assert settings.settler_private_key.get_secret_value() == chosen["settler_private_key"]
+    assert chosen["settler_private_key"][2:] not in repr(settings)  # secrets never print
+    # the API needs neither the deployer's nor the admin's key; the timelock waits two days
+    assert settings.deployer_private_key.get_secret_value() == ""
+    assert settings.admin_private_key.get_secret_value() == ""
+    assert settings.timelock_min_delay_s == 2 * 86_400
+
+
+def test_the_devnet_fills_the_governance_keys_and_a_short_delay():
+    settings = Settings(_env_file=None)
+    assert settings.deployer_private_key.get_secret_value() == DEV_DEPLOYER_KEY
+    assert settings.admin_private_key.get_secret_value() == DEV_ADMIN_KEY
+    assert settings.timelock_min_delay_s == 60
+
+
+def test_governance_keys_are_checked_when_set_and_must_not_be_a_role_key():
+    chosen = real_secrets()
+    with pytest.raises(ConfigurationError, match="GRIDLEDGER_ADMIN_PRIVATE_KEY is a public"):
+        Settings(_env_file=None, environment="staging", admin_private_key=DEV_ADMIN_KEY, **chosen)
+    with pytest.raises(ConfigurationError) as shared:
+        Settings(
+            _env_file=None,
+            environment="staging",
+            **{**chosen, "admin_private_key": chosen["registrar_private_key"]},
+        )
+    assert (
+        "GRIDLEDGER_REGISTRAR_PRIVATE_KEY and GRIDLEDGER_ADMIN_PRIVATE_KEY are the same key"
+        in str(shared.value)
+    )
+
+
+def test_the_api_refuses_to_hold_the_admin_key_outside_the_devnet(monkeypatch, capsys):
+    for name, value in {
+        **real_secrets(),
+        "admin_private_key": "0x" + secrets.token_hex(32),
+    }.items():
+        monkeypatch.setenv(f"GRIDLEDGER_{name.upper()}", value)
+    monkeypatch.setenv("GRIDLEDGER_ENVIRONMENT", "production")
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(SystemExit) as exited:
+            settings_or_exit("api")
+        assert exited.value.code == 2
+        line = capsys.readouterr().err.strip()
+        assert line.startswith("api: refusing to start with GRIDLEDGER_ADMIN_PRIVATE_KEY set")
+        assert settings_or_exit("admin", governance=True).admin_private_key.get_secret_value()
+    finally:
+        get_settings.cache_clear()
 
 
 def test_another_chain_refuses_development_secrets_even_in_development():
@@ -125,7 +179,7 @@ def test_components_refuse_to_start_with_one_line(tmp_path, module, component):
     lines = finished.stderr.strip().splitlines()
     assert len(lines) == 1, finished.stderr
     assert lines[0].startswith(f"{component}: refusing to start on chain 10 (development): ")
-    assert "GRIDLEDGER_DEPLOYER_PRIVATE_KEY is a public development key" in lines[0]
+    assert "GRIDLEDGER_SETTLER_PRIVATE_KEY is a public development key" in lines[0]
 
 
 def test_invalid_values_are_rejected():

@@ -297,10 +297,10 @@ def test_missing_data_wait_follows_the_grace_period_recorded_in_each_trade(marke
     )
     patient = market.settings.model_copy(update={"settlement_missing_data_deadline_s": 10 * 3_600})
     try:
-        workload.tx(workload.admin, functions.setReclaimGracePeriod(short))
+        workload.govern(functions.setReclaimGracePeriod(short))
         trades = make_trades(market, 2)
         assert {t.reclaim_grace_period for t in trades} == {short}
-        workload.tx(workload.admin, functions.setReclaimGracePeriod(long))
+        workload.govern(functions.setReclaimGracePeriod(long))
         end = trades[0].delivery_end
         own_deadline = short - patient.settlement_reclaim_margin_s  # 3 h, not the configured 10 h
 
@@ -316,7 +316,7 @@ def test_missing_data_wait_follows_the_grace_period_recorded_in_each_trade(marke
         assert workload.now() < end + short  # settled before the buyers could reclaim
         assert all(functions.tradeStatus(t.trade_id).call() == 2 for t in trades)
     finally:
-        workload.tx(workload.admin, functions.setReclaimGracePeriod(before))
+        workload.govern(functions.setReclaimGracePeriod(before))
 
 
 def test_unsigned_owner_readings_are_missing_data_and_pay_nothing(market):

@@ -1,6 +1,6 @@
-"""Role administration: admins list accounts and set roles (mirrored on chain for custodial
-accounts); a revoked role is refused on the very next request, with the same access token;
-the last admin keeps the admin role."""
+"""Role administration: admins list accounts and set roles (the on-chain counterparts are
+listed as timelock proposals, never sent by the API); a revoked role is refused on the very
+next request, with the same access token; the last admin keeps the admin role."""
 
 from __future__ import annotations
 
@@ -8,11 +8,10 @@ import itertools
 import uuid
 
 import pytest
-from pydantic import SecretStr
 from sqlmodel import Session
 from web3 import Web3
 
-from backend.accounts.chain_roles import sync_chain_roles
+from backend.accounts.chain_roles import plan_chain_roles
 from backend.accounts.models import Account, Role
 from backend.accounts.security import create_access_token
 from backend.chain.contracts import chain_for
@@ -38,7 +37,9 @@ def has_role(chain, contract, role: str, address: str) -> bool:
     ).call()
 
 
-def test_grant_and_revoke_take_effect_at_once_and_on_chain(chain_api, admin):
+def test_grant_and_revoke_take_effect_at_once_and_list_the_chain_proposals(chain_api, admin):
+    """The API cannot grant on chain (no admin key): it changes the API role and names the
+    timelock proposals that would make the chain match."""
     client, chain = chain_api.client, chain_for(chain_api.settings)
     user = register_and_login(
         client, "ops@example.org"
@@ -53,17 +54,26 @@ def test_grant_and_revoke_take_effect_at_once_and_on_chain(chain_api, admin):
     )
     assert granted.status_code == 200, granted.text
     body = granted.json()
-    assert (
-        body["account"]["roles"] == ["operator", "participant", "registrar"]
-        and body["chain_skipped"] is None
-    )
-    assert sorted((c["contract"], c["role"], c["granted"]) for c in body["chain_changes"]) == [
-        ("EnergyMarket", "OPERATOR_ROLE", True),
-        ("RECRegistry", "REGISTRAR_ROLE", True),
+    assert body["account"]["roles"] == ["operator", "participant", "registrar"]
+    holder = Web3.to_checksum_address(me["address"])
+    assert sorted(
+        (c["contract"], c["role"], c["granted"], c["command"]) for c in body["chain_changes_needed"]
+    ) == [
+        (
+            "EnergyMarket",
+            "OPERATOR_ROLE",
+            True,
+            f"python -m backend.admin propose grant-role OPERATOR_ROLE {holder}",
+        ),
+        (
+            "RECRegistry",
+            "REGISTRAR_ROLE",
+            True,
+            f"python -m backend.admin propose grant-role REGISTRAR_ROLE {holder}",
+        ),
     ]
-    assert has_role(chain, chain.market, "OPERATOR_ROLE", me["address"])
-    assert has_role(chain, chain.registry, "REGISTRAR_ROLE", me["address"])
-    assert not has_role(chain, chain.registry, "ISSUER_ROLE", me["address"])
+    assert not has_role(chain, chain.market, "OPERATOR_ROLE", me["address"])  # nothing sent
+    assert not has_role(chain, chain.registry, "REGISTRAR_ROLE", me["address"])
     assert (
         client.get("/v1/settlement/flags", headers=user).status_code == 200
     )  # same token, new role
@@ -79,24 +89,12 @@ def test_grant_and_revoke_take_effect_at_once_and_on_chain(chain_api, admin):
         json={"roles": ["participant"]},
     )
     assert revoked.status_code == 200, revoked.text
-    assert sorted((c["role"], c["granted"]) for c in revoked.json()["chain_changes"]) == [
-        ("OPERATOR_ROLE", False),
-        ("REGISTRAR_ROLE", False),
-    ]
-    assert not has_role(chain, chain.market, "OPERATOR_ROLE", me["address"])
-    assert not has_role(chain, chain.registry, "REGISTRAR_ROLE", me["address"])
+    assert revoked.json()["chain_changes_needed"] == []  # the chain already matches
     refused = client.get("/v1/settlement/flags", headers=user)  # the token still claims operator
     assert refused.status_code == 403 and refused.json()["required_role"] == "operator"
-    # setting the same roles again sends nothing on chain
-    again = client.put(
-        f"/v1/admin/accounts/{me['id']}/roles",
-        headers=admin["headers"],
-        json={"roles": ["participant"]},
-    )
-    assert again.status_code == 200 and again.json()["chain_changes"] == []
 
 
-def test_wallet_accounts_are_not_mirrored_on_chain(chain_api, admin):
+def test_wallet_accounts_get_the_same_proposals(chain_api, admin):
     client, chain = chain_api.client, chain_for(chain_api.settings)
     reply = client.put(
         f"/v1/admin/accounts/{admin['id']}/roles",
@@ -104,7 +102,9 @@ def test_wallet_accounts_are_not_mirrored_on_chain(chain_api, admin):
         json={"roles": ["admin", "issuer"]},
     )
     assert reply.status_code == 200, reply.text
-    assert reply.json()["chain_changes"] == [] and "wallet" in reply.json()["chain_skipped"]
+    assert [(c["role"], c["granted"]) for c in reply.json()["chain_changes_needed"]] == [
+        ("ISSUER_ROLE", True)
+    ]
     assert not has_role(chain, chain.registry, "ISSUER_ROLE", "0x" + "ad" * 20)
 
 
@@ -126,7 +126,7 @@ def test_last_admin_keeps_the_admin_role(chain_api, admin):
         f"/v1/admin/accounts/{deputy_id}/roles", headers=admin["headers"], json={"roles": ["admin"]}
     )
     assert (
-        promoted.status_code == 200 and promoted.json()["chain_changes"] == []
+        promoted.status_code == 200 and promoted.json()["chain_changes_needed"] == []
     )  # admin is not mirrored
     stepped_down = client.put(
         f"/v1/admin/accounts/{admin['id']}/roles",
@@ -192,18 +192,22 @@ def test_accounts_are_listed_page_by_page(chain_api, admin):
     assert all(a["active"] and "encrypted_key" not in a and "password_hash" not in a for a in seen)
 
 
-def test_without_the_chain_admin_key_only_the_api_role_changes(chain_api):
-    settings = chain_api.settings.model_copy(
-        update={"deployer_private_key": SecretStr("0x" + "42" * 32)}
+def test_planned_role_changes_follow_the_chain(chain_api):
+    """Once the timelock grants a role, the plan no longer asks for it, and asks to revoke it
+    when the API role goes."""
+    settings = chain_api.settings
+    chain = chain_for(settings)
+    holder = "0x" + "be" * 20
+    assert [c.role for c in plan_chain_roles(chain, holder, {Role.ISSUER})] == ["ISSUER_ROLE"]
+    chain_api.devnet.workload.govern(
+        chain.registry.functions.grantRole(
+            Web3.keccak(text="ISSUER_ROLE"), Web3.to_checksum_address(holder)
+        )
     )
-    changes, skipped = sync_chain_roles(
-        chain_for(settings), settings, "0x" + "be" * 20, {Role.ISSUER}
-    )
-    assert changes == [] and "is not the admin of RECRegistry" in skipped
-    assert sync_chain_roles(chain_for(settings), settings, "0x" + "be" * 20, set()) == (
-        [],
-        None,
-    )  # nothing to do
+    assert plan_chain_roles(chain, holder, {Role.ISSUER}) == []
+    assert [(c.role, c.granted) for c in plan_chain_roles(chain, holder, set())] == [
+        ("ISSUER_ROLE", False)
+    ]
 
 
 def test_the_audit_trail_records_logins_keys_and_role_changes(chain_api, admin):

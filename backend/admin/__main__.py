@@ -1,0 +1,3 @@
+from backend.admin.cli import app
+
+app()
