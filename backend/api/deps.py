@@ -65,14 +65,14 @@ def enforce_rate_limit(store: KeyValueStore, account_id: uuid.UUID, limit: int) 
         )
 
 
-def current_account(
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    store: StoreDep,
-    authorization: Annotated[str | None, Header()] = None,
-    x_api_key: Annotated[str | None, Header()] = None,
-) -> Account:
+def authenticate(
+    session: Session,
+    settings: Settings,
+    store: KeyValueStore,
+    authorization: str | None,
+    x_api_key: str | None,
+) -> tuple[Account, ApiKey | None]:
+    """The caller's account and the API key it used (None for a session token)."""
     account, key = None, None
     if authorization and authorization.lower().startswith("bearer "):
         claims = decode_access_token(authorization[7:].strip(), settings)
@@ -87,9 +87,8 @@ def current_account(
             )
         ).first()
         if key is not None and key.expires_at is not None:
-            expires_at = (
-                key.expires_at if key.expires_at.tzinfo else key.expires_at.replace(tzinfo=UTC)
-            )
+            expires_at = key.expires_at
+            expires_at = expires_at if expires_at.tzinfo else expires_at.replace(tzinfo=UTC)
             if expires_at <= utc_now():
                 raise ApiKeyExpired(f"API key {key.prefix} expired at {expires_at.isoformat()}")
         account = session.get(Account, key.account_id) if key else None
@@ -99,11 +98,35 @@ def current_account(
         raise Unauthenticated("unknown or inactive account")
     # Roles are this row's, never the token's `roles` claim: a change applies to the next request.
     enforce_rate_limit(store, account.id, settings.rate_limit_per_minute)
-    request.state.api_key = key  # None for a session: `require_scope` reads it
+    return account, key
+
+
+def current_account(
+    session: SessionDep,
+    settings: SettingsDep,
+    store: StoreDep,
+    authorization: Annotated[str | None, Header()] = None,
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> Account:
+    """The caller's account, whichever credential it sent (for checks outside a route)."""
+    return authenticate(session, settings, store, authorization, x_api_key)[0]
+
+
+def request_account(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    store: StoreDep,
+    authorization: Annotated[str | None, Header()] = None,
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> Account:
+    """`current_account` for routes: also keeps the API key used, for `require_scope`."""
+    account, key = authenticate(session, settings, store, authorization, x_api_key)
+    request.state.api_key = key  # None for a session token
     return account
 
 
-CurrentAccount = Annotated[Account, Depends(current_account)]
+CurrentAccount = Annotated[Account, Depends(request_account)]
 
 
 def caller_api_key(request: Request, account: CurrentAccount) -> ApiKey | None:
