@@ -61,10 +61,9 @@ def envelope(channel: str, payload: Json) -> Json:
 def route_message(
     session: Session, topic: str, payload: Json, wanted: set[str]
 ) -> list[tuple[str, Json]]:
-    """(channel, payload) pairs for one outbox message, among the `wanted` channels only
-    (no read when none of them can receive it). Order-book deltas are `book_changes`'."""
-    if topic.startswith("certificate."):
-        return [("recs", {"event": topic, **payload})] if "recs" in wanted else []
+    """(channel, payload) pairs for one `trade.*` outbox message, among the `wanted` channels
+    only (no read when none of them can receive it). Order-book deltas are `book_changes`',
+    certificates need no read (`WsHub.deliver`)."""
     if not topic.startswith("trade."):
         return []
     markets = any(channel.startswith(MARKET_PREFIX) for channel in wanted)
@@ -234,8 +233,12 @@ class WsHub:
             if topic == "chain.reorg":  # fills may have vanished: every followed book starts over
                 await self._resnapshot(followed)
                 return
-            book = followed and topic in BOOK_TOPICS
-            plain = topic.startswith(("certificate.", "trade."))
+            if topic.startswith("certificate."):  # the payload is the message: no read
+                for subscriber in self.by_channel.get("recs", ()):
+                    subscriber.push(envelope("recs", {"event": topic, **payload}))
+                return
+            book = bool(followed) and topic in BOOK_TOPICS
+            plain = topic.startswith("trade.")
             if not (book or plain):
                 return
 
