@@ -83,9 +83,12 @@ async def _serve(ws: WebSocket, hub: WsHub, subscriber: Subscriber) -> None:
         cancel.cancel()
 
     async def write(cancel: anyio.CancelScope) -> None:
-        async for message in subscriber.outgoing():
-            await ws.send_json(message)
-        await ws.close(code=TRY_AGAIN_LATER, reason="too slow: messages were piling up")
+        try:
+            async for message in subscriber.outgoing():
+                await ws.send_json(message)
+            await ws.close(code=TRY_AGAIN_LATER, reason="too slow: messages were piling up")
+        except WebSocketDisconnect:
+            pass
         cancel.cancel()
 
     async with anyio.create_task_group() as group:
