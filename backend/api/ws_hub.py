@@ -23,6 +23,7 @@ import weakref
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractContextManager
+from functools import partial
 from typing import Any
 
 import anyio
@@ -197,7 +198,7 @@ class WsHub:
     async def _snapshot(self, subscriber: Subscriber, channel: str) -> None:
         market_id = channel.removeprefix(MARKET_PREFIX)
         try:
-            body = await self._read(lambda s: snapshot_body(s, market_id, self.now()))
+            body = await self._read(partial(self._snapshot_of, market_id))
         except (GridLedgerError, SQLAlchemyError) as exc:
             detail = exc.detail if isinstance(exc, GridLedgerError) else "database unavailable"
             subscriber.push(
@@ -208,6 +209,9 @@ class WsHub:
             )
             return
         subscriber.push(envelope(channel, subscriber.book.stamp(body)))
+
+    def _snapshot_of(self, market_id: str, session: Session) -> Json:
+        return snapshot_body(session, market_id, self.now())
 
     async def _read(self, read: Callable[[Session], Any]) -> Any:
         """One read in its own short session, in a worker thread."""
@@ -266,7 +270,7 @@ class WsHub:
         for market_id in followed:
             channel = channel_of(market_id)
             try:
-                body = await self._read(lambda s, m=market_id: snapshot_body(s, m, self.now()))
+                body = await self._read(partial(self._snapshot_of, market_id))
             except (GridLedgerError, SQLAlchemyError) as exc:
                 log.warning("order book snapshot of %s skipped: %s", market_id, exc)
                 for subscriber in self.by_channel.get(channel, ()):

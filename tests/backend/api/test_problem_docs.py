@@ -25,9 +25,10 @@ def test_every_error_response_is_a_problem_document():
 
 def test_statuses_follow_the_route_dependencies():
     paths = create_app().openapi()["paths"]
+    # 403: an API key without the read scope
     assert set(paths["/v1/trading/orders/{order_id}"]["get"]["responses"]) == {
         "200", "401", "403", "404", "422", "429", "503"
-    }  # fmt: skip  (403: an API key without the read scope)
+    }  # fmt: skip
     assert "403" in paths["/v1/admin/accounts"]["get"]["responses"]  # require_role
     assert "401" not in paths["/v1/public/summary"]["get"]["responses"]  # anonymous
     assert "401" in paths["/v1/auth/login"]["post"]["responses"]  # raises(Unauthenticated)
