@@ -102,13 +102,14 @@ def authenticate(
 
 
 def current_account(
-    session: SessionDep,
-    settings: SettingsDep,
-    store: StoreDep,
-    authorization: Annotated[str | None, Header()] = None,
-    x_api_key: Annotated[str | None, Header()] = None,
+    session: Session,
+    settings: Settings,
+    store: KeyValueStore,
+    authorization: str | None = None,
+    x_api_key: str | None = None,
 ) -> Account:
-    """The caller's account, whichever credential it sent (for checks outside a route)."""
+    """The caller's account, whichever credential it sent (for checks outside a route: the
+    health report, idempotent replays)."""
     return authenticate(session, settings, store, authorization, x_api_key)[0]
 
 
@@ -120,7 +121,8 @@ def request_account(
     authorization: Annotated[str | None, Header()] = None,
     x_api_key: Annotated[str | None, Header()] = None,
 ) -> Account:
-    """`current_account` for routes: also keeps the API key used, for `require_scope`."""
+    """The caller's account, for routes (`CurrentAccount`); keeps the API key it used (None for
+    a session token) for `require_scope`."""
     account, key = authenticate(session, settings, store, authorization, x_api_key)
     request.state.api_key = key  # None for a session token
     return account

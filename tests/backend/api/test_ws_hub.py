@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from backend.api.ws_hub import Subscriber, WsHub
 from backend.core.config import Settings
 from backend.market.book_feed import BookFeed
-from indexer.models import Trade, TradeStatus
+from tests.fixtures.trades import a_trade
 
 
 def hub_on(db_session, **settings: object) -> WsHub:
@@ -28,29 +28,8 @@ def drain(subscriber: Subscriber) -> list[dict]:
     return messages
 
 
-def trade(trade_id: int) -> Trade:
-    return Trade(
-        trade_id=trade_id,
-        chain_id=31337,
-        product="energy",
-        status=TradeStatus.OPEN,
-        seller="0x" + "aa" * 20,
-        buyer="0x" + "bb" * 20,
-        quantity_wh=1_000,
-        price=100_000,
-        payment=100_000,
-        delivery_start=900,
-        delivery_end=1_800,
-        sell_order_hash="0x" + "01" * 32,
-        buy_order_hash="0x" + "02" * 32,
-        created_tx="0x" + "03" * 32,
-        created_block=1,
-        created_at=1,
-    )
-
-
 def test_messages_are_read_once_and_only_for_subscribed_channels(db_session):
-    db_session.add(trade(7))
+    db_session.add(a_trade(7))
     db_session.flush()
     hub = hub_on(db_session)
 

@@ -65,14 +65,9 @@ def test_custodial_signatures_are_audited_with_their_hashes(market):
 def test_wallet_orders_leave_no_custodial_signature(market):
     api, client = market["api"], market["client"]
     before = len(signatures(api.engine))
+    terms = {"side": "buy", "quantity_wh": 1_000, "price": 90_000}
     _, bid = wallet_bid(
-        client,
-        market["buyer"],
-        market["wallet"],
-        side="buy",
-        delivery_start=market["period"],
-        quantity_wh=1_000,
-        price=90_000,
+        client, market["buyer"], market["wallet"], delivery_start=market["period"], **terms
     )
     assert bid.status_code == 202, bid.text
     assert len(signatures(api.engine)) == before
