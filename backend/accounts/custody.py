@@ -14,8 +14,11 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from eth_account import Account as EthAccount
 from eth_account.signers.local import LocalAccount
+from sqlmodel import Session
 
 from backend.accounts.models import Account, AccountKind
+from backend.audit import chain as audit
+from backend.audit.chain import AuditAction
 from backend.core.config import Settings
 from backend.core.errors import ConfigurationError
 
@@ -57,3 +60,28 @@ def signer_for(account: Account, settings: Settings) -> LocalAccount | None:
     if account.kind != AccountKind.CUSTODIAL or not account.encrypted_key:
         return None
     return custodial_signer(account.encrypted_key, account.id, settings)
+
+
+def record_signature(
+    session: Session,
+    account: Account,
+    action: str,
+    *,
+    tx_hash: str | None = None,
+    order_hash: str | None = None,
+) -> None:
+    """Audit one signature the API made with the account's custodial key: what for (`action`,
+    e.g. `market.withdraw`) and the transaction or order it signed. Added to the session's
+    transaction; the caller commits."""
+    details = {"action": action, "address": account.address.lower()}
+    if tx_hash:
+        details["tx_hash"] = tx_hash
+    if order_hash:
+        details["order_hash"] = order_hash
+    audit.record(
+        session,
+        AuditAction.CUSTODIAL_SIGNATURE,
+        actor_id=account.id,
+        subject=tx_hash or order_hash or action,
+        details=details,
+    )

@@ -1,6 +1,12 @@
 """Errors of the accounts domain: registration, sign-in, tokens and role administration."""
 
-from backend.core.errors import Conflict, InvalidInput, NotFound, Unauthenticated
+from backend.core.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+)
 
 
 class EmailTaken(Conflict):
@@ -66,3 +72,15 @@ class UnknownRole(InvalidInput):
 class LastAdmin(Conflict):
     code = "last-admin"
     title = "The last administrator cannot give up the admin role"
+
+
+class InsufficientScope(PermissionDenied):
+    """The API key lacks the scope the route declares (see api/deps.py `require_scope`)."""
+
+    code = "insufficient-scope"
+    title = "The API key's scopes do not cover this operation"
+
+
+class ApiKeyExpired(Unauthenticated):
+    code = "api-key-expired"
+    title = "The API key has expired"

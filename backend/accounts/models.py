@@ -29,6 +29,18 @@ class Role(StrEnum):
     ADMIN = "admin"
 
 
+class Scope(StrEnum):
+    """What an API key may do; a session (JWT) may do everything its roles allow."""
+
+    READ = "read"  # every authenticated GET
+    TRADE = "trade"  # orders, approvals, deposits, withdrawals, relayed transactions
+    CERTIFICATES = "certificates"  # devices, certificate transfers and claims
+    METER_DATA = "meter-data"  # meters, readings and the consumption/generation series
+
+
+ALL_SCOPES = [scope.value for scope in Scope]
+
+
 class AccountBase(SQLModel):
     email: str | None = Field(default=None, max_length=254, unique=True, index=True)
     display_name: str = Field(default="", max_length=120)
@@ -67,7 +79,11 @@ class ApiKey(SQLModel, table=True):
     name: str = Field(max_length=80)
     prefix: str = Field(max_length=16, index=True)  # shown to users to tell keys apart
     secret_hash: str = Field(max_length=128)
+    scopes: list[str] = Field(
+        default_factory=lambda: [Scope.READ.value], sa_column=Column(JSON, nullable=False)
+    )
     created_at: datetime = Field(default_factory=utc_now)
+    expires_at: datetime | None = None  # None: keys made before scopes existed
     revoked_at: datetime | None = None
 
 

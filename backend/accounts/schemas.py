@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
-from backend.accounts.models import Role
+from backend.accounts.models import Role, Scope
 from backend.chain.signatures import SIGNATURE_MAX_LENGTH, SIGNATURE_PATTERN
 
 EMAIL = r"^[^@\s\x00-\x1f]{1,64}@[^@\s\x00-\x1f]{1,189}\.[A-Za-z]{2,}$"
@@ -48,13 +48,21 @@ class AccountPublic(BaseModel):
 
 class ApiKeyCreate(BaseModel):
     name: str = Field(min_length=1, max_length=80, pattern=PRINTABLE)
+    # what the key may do (least privilege by default); a key made with an API key gets at
+    # most that key's scopes and never outlives it
+    scopes: list[Scope] = Field(default=[Scope.READ], min_length=1, max_length=len(Scope))
+    # when the key stops working: in the future, at most `api_key_max_days` ahead; omitted:
+    # `api_key_default_days` from now
+    expires_at: AwareDatetime | None = None
 
 
 class ApiKeyPublic(BaseModel):
     id: uuid.UUID
     name: str
     prefix: str
+    scopes: list[Scope]
     created_at: datetime
+    expires_at: datetime | None  # null: a key issued before keys expired
     revoked_at: datetime | None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from eth_account.messages import defunct_hash_message
@@ -15,13 +16,21 @@ from backend.accounts import siwe
 from backend.accounts.custody import new_custodial_key
 from backend.accounts.errors import (
     EmailTaken,
+    InsufficientScope,
     InvalidCredentials,
     InvalidRefreshToken,
     InvalidSiweMessage,
     SiweInvalidSignature,
     SiweNonceInvalid,
 )
-from backend.accounts.models import Account, AccountKind, ApiKey, RefreshToken, SiweNonce
+from backend.accounts.models import (
+    Account,
+    AccountKind,
+    ApiKey,
+    RefreshToken,
+    Scope,
+    SiweNonce,
+)
 from backend.accounts.schemas import TokenPair
 from backend.accounts.security import (
     create_access_token,
@@ -34,7 +43,7 @@ from backend.audit import chain as audit
 from backend.audit.chain import AuditAction
 from backend.chain.signatures import signed_by
 from backend.core.config import Settings
-from backend.core.errors import NotFound
+from backend.core.errors import InvalidInput, NotFound
 from backend.core.utc import utc_now
 
 
@@ -177,16 +186,52 @@ def _revoke_family(session: Session, family: uuid.UUID) -> None:
 # ---------------------------------------------------------------------- API keys
 
 
-def create_api_key(session: Session, account: Account, name: str) -> tuple[ApiKey, str]:
+def create_api_key(
+    session: Session,
+    settings: Settings,
+    account: Account,
+    *,
+    name: str,
+    scopes: Iterable[Scope] = (Scope.READ,),
+    expires_at: datetime | None = None,
+    made_with: ApiKey | None = None,
+) -> tuple[ApiKey, str]:
+    """A key with `scopes` until `expires_at` (default: `api_key_default_days` from now).
+    A key made with another key (`made_with`) gets no scope that one lacks and expires no
+    later: a leaked key cannot mint a stronger or longer-lived one."""
+    now = utc_now()
+    wanted = sorted({Scope(scope).value for scope in scopes})
+    if expires_at is None:
+        expires_at = now + timedelta(days=settings.api_key_default_days)
+    if expires_at <= now or expires_at > now + timedelta(days=settings.api_key_max_days):
+        raise InvalidInput(
+            f"expires_at must be in the future and at most {settings.api_key_max_days} days away"
+        )
+    if made_with is not None:
+        missing = sorted(set(wanted) - set(made_with.scopes))
+        if missing:
+            raise InsufficientScope(
+                f"this API key cannot grant scopes it lacks: {', '.join(missing)}",
+                required_scopes=missing,
+            )
+        if made_with.expires_at is not None:
+            expires_at = min(expires_at, _aware(made_with.expires_at))
     key, prefix, secret_hash = new_api_key()
-    row = ApiKey(account_id=account.id, name=name, prefix=prefix, secret_hash=secret_hash)
+    row = ApiKey(
+        account_id=account.id,
+        name=name,
+        prefix=prefix,
+        secret_hash=secret_hash,
+        scopes=wanted,
+        expires_at=expires_at,
+    )
     session.add(row)
     audit.record(
         session,
         AuditAction.API_KEY_CREATED,
         actor_id=account.id,
         subject=prefix,
-        details={"name": name},
+        details={"name": name, "scopes": wanted, "expires_at": expires_at.isoformat()},
     )
     session.commit()
     session.refresh(row)

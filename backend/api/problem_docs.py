@@ -20,7 +20,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, iter_route_contexts
 
-from backend.api.deps import current_account, get_chain, get_db, get_store
+from backend.api.deps import current_account, get_chain, get_db, get_store, request_account
 from backend.api.problems import MEDIA_TYPE, STATUS_BY_ERROR, Problem
 from backend.core.errors import GridLedgerError
 
@@ -51,9 +51,10 @@ def problem_statuses(route: Any) -> set[int]:
     tree = list(_tree(route.dependant))
     calls = {d.call for d in tree[1:] if d.call is not None}
     statuses: set[int] = set()
-    if current_account in calls:
+    if calls & {current_account, request_account}:
         statuses |= {401, 429}
-    if any(getattr(call, "__qualname__", "").startswith("require_role.") for call in calls):
+    checks = ("require_role.", "require_scope.")  # a missing role; an API key's missing scope
+    if any(getattr(call, "__qualname__", "").startswith(checks) for call in calls):
         statuses.add(403)
     if route.dependant.path_params:
         statuses.add(404)

@@ -106,6 +106,8 @@ class Settings(BaseSettings):
     # API sessions and load: tokens, SIWE sign-in, rate limits, idempotency, workers, cache
     access_token_minutes: int = Field(default=15, ge=1, le=1440)
     refresh_token_days: int = Field(default=30, ge=1, le=365)
+    api_key_default_days: int = Field(default=90, ge=1)  # a new key's life when none is asked
+    api_key_max_days: int = Field(default=365, ge=1)  # the longest a new key may live
     # EIP-4361 domains (host[:port] the pages are served from) sign-in accepts; empty: the
     # request's Host (development; set the list in production and behind a proxy)
     siwe_domains: list[str] = Field(default_factory=list)
@@ -121,6 +123,8 @@ class Settings(BaseSettings):
     idempotency_pending_ttl_s: int = Field(default=300, ge=5)  # a crashed request frees its key
     idempotency_max_body_bytes: int = Field(default=16 * 2**20, ge=1024)  # larger: 413
     outbox_stream: str = "gridledger:outbox"
+    ws_max_connections_per_ip: int = Field(default=100, ge=1)  # open `/v1/ws` sockets, per worker
+    ws_max_queue: int = Field(default=1_000, ge=1)  # messages a socket may lag before it is closed
     api_workers: int = Field(
         default=1, ge=1, le=64
     )  # uvicorn processes; >1 needs Redis (shared limits)

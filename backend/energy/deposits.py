@@ -10,9 +10,10 @@ answers with the calls its wallet sends.
 from __future__ import annotations
 
 from eth_utils import to_checksum_address
+from sqlmodel import Session
 from web3.logs import DISCARD
 
-from backend.accounts.custody import signer_for
+from backend.accounts.custody import record_signature, signer_for
 from backend.accounts.models import Account
 from backend.chain.contracts import Chain
 from backend.chain.transactions import tx_hash_hex
@@ -22,10 +23,12 @@ from backend.energy.errors import DepositExceedsBalance, DepositFromWallet
 from backend.energy.schemas import Deposit
 
 
-def deposit(settings: Settings, chain: Chain, account: Account, amount: int) -> Deposit:
+def deposit(
+    session: Session, settings: Settings, chain: Chain, account: Account, amount: int
+) -> Deposit:
     """Send `deposit(amount)` with the custodial key; raises `DepositFromWallet` (with the calls
     to send) for accounts without one and `DepositExceedsBalance` when its gUSD balance is short
-    of `amount`."""
+    of `amount`. Each signature is recorded in the audit trail."""
     market = chain.market
     signer = signer_for(account, settings)
     if signer is None:
@@ -44,8 +47,12 @@ def deposit(settings: Settings, chain: Chain, account: Account, amount: int) -> 
         )
     allowance = chain.call(chain.token.functions.allowance(address, market.address))
     if int(allowance) < amount:  # exactly the deposit: trading approval is its own decision
-        chain.transact(signer, chain.token.functions.approve(market.address, amount))
+        approval = chain.transact(signer, chain.token.functions.approve(market.address, amount))
+        record_signature(session, account, "token.approve", tx_hash=tx_hash_hex(approval))
+        session.commit()  # kept even if the deposit then reverts
     receipt = chain.transact(signer, market.functions.deposit(amount))
+    record_signature(session, account, "market.deposit", tx_hash=tx_hash_hex(receipt))
+    session.commit()
     (event,) = market.events.Deposited().process_receipt(receipt, errors=DISCARD)
     return Deposit(
         address=account.address.lower(),

@@ -8,9 +8,10 @@ account the API holds no key and answers with the call its wallet sends.
 from __future__ import annotations
 
 from eth_utils import to_checksum_address
+from sqlmodel import Session
 from web3.logs import DISCARD
 
-from backend.accounts.custody import signer_for
+from backend.accounts.custody import record_signature, signer_for
 from backend.accounts.models import Account
 from backend.chain.contracts import Chain, ContractReverted
 from backend.chain.transactions import tx_hash_hex
@@ -26,10 +27,11 @@ def withdrawable(chain: Chain, account: Account) -> int:
     return int(chain.call(chain.market.functions.withdrawable(address)))
 
 
-def withdraw(settings: Settings, chain: Chain, account: Account) -> Withdrawal:
+def withdraw(session: Session, settings: Settings, chain: Chain, account: Account) -> Withdrawal:
     """Send `withdraw()` with the custodial key; the amount is the one the `Withdrawn` event
     reports. Raises `WithdrawFromWallet` for accounts without a custodial key and
-    `NothingToWithdraw` when the credit is zero (also when a concurrent request took it)."""
+    `NothingToWithdraw` when the credit is zero (also when a concurrent request took it).
+    The signature is recorded in the audit trail."""
     credit = withdrawable(chain, account)
     signer = signer_for(account, settings)
     if signer is None:
@@ -48,6 +50,8 @@ def withdraw(settings: Settings, chain: Chain, account: Account) -> Withdrawal:
         if exc.extensions.get("error") == "EnergyMarketNothingToWithdraw":
             raise NothingToWithdraw(f"withdrawable({account.address}) is 0") from exc
         raise
+    record_signature(session, account, "market.withdraw", tx_hash=tx_hash_hex(receipt))
+    session.commit()
     (event,) = chain.market.events.Withdrawn().process_receipt(receipt, errors=DISCARD)
     return Withdrawal(
         address=account.address.lower(),

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from sqlalchemy import select
@@ -99,9 +99,55 @@ def _levels(levels: list[PriceLevel]) -> list[Message]:
     return [level.model_dump(mode="json") for level in levels]
 
 
+def snapshot_body(session: Session, market_id: str, now: int) -> Message:
+    """A market's snapshot payload, without its per-socket `sequence`."""
+    book = order_book(session, market_id, now=now, depth=SNAPSHOT_DEPTH)
+    return {
+        "event": "orderbook.snapshot",
+        "market_id": market_id,
+        "bids": _levels(book.bids),
+        "asks": _levels(book.asks),
+    }
+
+
+States = dict[int, list[PriceLevel]]  # side -> the touched levels' new state, best first
+
+
+def book_changes(
+    session: Session,
+    topic: str,
+    payload: Message,
+    followed: Collection[str],
+    now: Callable[[], int],
+) -> dict[str, States | None]:
+    """The new state of the levels one outbox message touched, for the `followed` markets it
+    touched; None where it could not be computed (chain or database unavailable: the market's
+    subscribers burn a number). Read once per message, however many sockets follow."""
+    named = payload.get("market_id")  # API messages name their market: no lookup for others
+    if not followed or topic not in BOOK_TOPICS or (named is not None and named not in followed):
+        return {}
+    try:
+        touched = touched_levels(session, topic, payload)
+    except SQLAlchemyError as exc:
+        log.warning("order book delta skipped (%s): %s", topic, exc)
+        session.rollback()
+        return dict.fromkeys(followed)
+    changes: dict[str, States | None] = {}
+    for market_id, levels in touched.items():
+        if market_id not in followed:
+            continue
+        try:
+            changes[market_id] = level_states(session, market_id, now(), levels)
+        except (ServiceUnavailable, SQLAlchemyError) as exc:
+            log.warning("order book delta of %s skipped: %s", market_id, exc)
+            session.rollback()
+            changes[market_id] = None
+    return changes
+
+
 class BookFeed:
     """One socket's order-book channels and their sequence numbers. Not thread-safe: the
-    socket serialises its calls."""
+    socket (or the process's fan-out, backend/api/ws_hub.py) serialises its calls."""
 
     def __init__(self, now: Callable[[], int]) -> None:
         self.now = now  # chain time, as `GET /v1/trading/orderbook` judges expiry and gate closure
@@ -111,20 +157,35 @@ class BookFeed:
         self.sequence[market_id] = self.sequence.get(market_id, 0) + 1
         return self.sequence[market_id]
 
+    def stamp(self, body: Message) -> Message:
+        """A snapshot or delta payload numbered in this socket's sequence of its market."""
+        return {**body, "sequence": self._next(body["market_id"])}
+
     def follow(self, session: Session, market_id: str) -> Message:
         """Start (or restart) following a market: its snapshot payload."""
         session.rollback()  # read what is committed now
-        book = order_book(session, market_id, now=self.now(), depth=SNAPSHOT_DEPTH)
-        return {
-            "event": "orderbook.snapshot",
-            "market_id": market_id,
-            "sequence": self._next(market_id),
-            "bids": _levels(book.bids),
-            "asks": _levels(book.asks),
-        }
+        return self.stamp(snapshot_body(session, market_id, self.now()))
 
     def unfollow(self, market_id: str) -> None:
         self.sequence.pop(market_id, None)
+
+    def deltas(self, changes: dict[str, States | None]) -> list[tuple[str, Message]]:
+        """(channel, delta) for the followed markets among `changes`; a None burns a number."""
+        routed: list[tuple[str, Message]] = []
+        for market_id, states in changes.items():
+            if market_id not in self.sequence:
+                continue
+            if states is None:
+                self._next(market_id)
+                continue
+            body = {
+                "event": "orderbook.delta",
+                "market_id": market_id,
+                "bids": _levels(states[eip712.BUY]),
+                "asks": _levels(states[eip712.SELL]),
+            }
+            routed.append((channel_of(market_id), self.stamp(body)))
+        return routed
 
     def on_message(
         self, session: Session, topic: str, payload: Message
@@ -134,38 +195,8 @@ class BookFeed:
             return []
         if topic == "chain.reorg":  # fills may have vanished: start over
             return self._snapshots(session)
-        named = payload.get("market_id")  # API messages name their market: no lookup for others
-        if topic not in BOOK_TOPICS or (named is not None and named not in self.sequence):
-            return []
         session.rollback()
-        routed: list[tuple[str, Message]] = []
-        try:
-            touched = touched_levels(session, topic, payload)
-        except SQLAlchemyError as exc:
-            log.warning("order book delta skipped (%s): %s", topic, exc)
-            return self._skip(session, self.sequence)
-        for market_id, levels in touched.items():
-            if market_id not in self.sequence:
-                continue
-            try:
-                states = level_states(session, market_id, self.now(), levels)
-            except (ServiceUnavailable, SQLAlchemyError) as exc:
-                log.warning("order book delta of %s skipped: %s", market_id, exc)
-                self._skip(session, [market_id])
-                continue
-            routed.append(
-                (
-                    channel_of(market_id),
-                    {
-                        "event": "orderbook.delta",
-                        "market_id": market_id,
-                        "sequence": self._next(market_id),
-                        "bids": _levels(states[eip712.BUY]),
-                        "asks": _levels(states[eip712.SELL]),
-                    },
-                )
-            )
-        return routed
+        return self.deltas(book_changes(session, topic, payload, self.sequence, self.now))
 
     def _snapshots(self, session: Session) -> list[tuple[str, Message]]:
         routed: list[tuple[str, Message]] = []
@@ -174,12 +205,6 @@ class BookFeed:
                 routed.append((channel_of(market_id), self.follow(session, market_id)))
             except (ServiceUnavailable, SQLAlchemyError) as exc:
                 log.warning("order book snapshot of %s skipped: %s", market_id, exc)
-                self._skip(session, [market_id])
+                session.rollback()
+                self._next(market_id)
         return routed
-
-    def _skip(self, session: Session, market_ids: Iterable[str]) -> list[tuple[str, Message]]:
-        """Burn a sequence number: the client sees a gap and re-subscribes."""
-        session.rollback()
-        for market_id in list(market_ids):
-            self._next(market_id)
-        return []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
-from backend.accounts.custody import custodial_signer, signer_for
+from backend.accounts.custody import custodial_signer, record_signature, signer_for
 from backend.accounts.models import Account
 from backend.chain.contracts import Chain
 from backend.chain.transactions import tx_hash_hex
@@ -42,6 +42,7 @@ def cancel_order(
                 signer, chain.market.functions.cancelOrder(to_order(row).as_tuple())
             )
             row.cancel_tx = tx_hash_hex(receipt)
+            record_signature(session, account, "market.cancelOrder", tx_hash=row.cancel_tx)
         traded_on_chain = row.matched_wh > 0 or mirrored
         withdrawn = not row.custodial and traded_on_chain
         row.status = OrderStatus.WITHDRAWN if withdrawn else OrderStatus.CANCELLED
@@ -74,10 +75,12 @@ def _cancellation(row: SignedOrder, chain: Chain) -> OrderCancellation:
     return accepted
 
 
-def approve_market(settings: Settings, chain: Chain, account: Account) -> Approvals:
+def approve_market(
+    session: Session, settings: Settings, chain: Chain, account: Account
+) -> Approvals:
     """Custodial: let the market take this account's gUSD (bids) and certificates (REC offers),
     which order intake requires. Wallet accounts get `WalletMustSign` with the `approve` and
-    `setApprovalForAll` calls their wallet sends."""
+    `setApprovalForAll` calls their wallet sends. Both signatures are audited."""
     market = chain.market.address
     token_args, registry_args = (market, 2**256 - 1), (market, True)
     signer = signer_for(account, settings)
@@ -89,4 +92,8 @@ def approve_market(settings: Settings, chain: Chain, account: Account) -> Approv
         )
     token = chain.transact(signer, chain.token.functions.approve(*token_args))
     registry = chain.transact(signer, chain.registry.functions.setApprovalForAll(*registry_args))
-    return Approvals(token_tx=tx_hash_hex(token), registry_tx=tx_hash_hex(registry))
+    approvals = Approvals(token_tx=tx_hash_hex(token), registry_tx=tx_hash_hex(registry))
+    record_signature(session, account, "token.approve", tx_hash=approvals.token_tx)
+    record_signature(session, account, "registry.setApprovalForAll", tx_hash=approvals.registry_tx)
+    session.commit()
+    return approvals

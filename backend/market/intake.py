@@ -20,7 +20,7 @@ from typing import Any
 from eth_utils import to_checksum_address
 from sqlmodel import Session, col, select
 
-from backend.accounts.custody import custodial_signer
+from backend.accounts.custody import custodial_signer, record_signature
 from backend.accounts.models import Account, AccountKind
 from backend.chain.contracts import Chain, ViewCall
 from backend.chain.signatures import ecdsa_signer, erc1271_accepts, is_valid_signature_call
@@ -394,4 +394,6 @@ def place_order(
     check_not_stored(session, order_id)
     check_meter_owned(session, account, order)  # before funds: whose meter it is comes first
     check_funds(session, order, state.funds)
+    if account.kind == AccountKind.CUSTODIAL:  # audited in the order's own transaction
+        record_signature(session, account, "market.order", order_hash=order_id)
     return store(session, settings, account, order, digest=order_id, signature=signature)

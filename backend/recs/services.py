@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
-from backend.accounts.custody import signer_for
+from backend.accounts.custody import record_signature, signer_for
 from backend.accounts.models import Account
 from backend.chain.contracts import Chain
 from backend.chain.transactions import tx_hash_hex
@@ -56,6 +56,12 @@ def _custodial(account: Account, settings: Settings, *calls: WalletCall) -> Loca
     return signer
 
 
+def _audited(session: Session, account: Account, action: str, receipt: TxReceipt) -> None:
+    """Record the custodial signature of a sent transaction in the audit trail."""
+    record_signature(session, account, action, tx_hash=tx_hash_hex(receipt))
+    session.commit()
+
+
 def _bytes32(text: str) -> bytes:
     return text.encode().ljust(32, b"\0")
 
@@ -74,7 +80,7 @@ def _accepted(kind: str, ident: str, receipt: TxReceipt, poll: str) -> TxAccepte
 
 
 def register_device(
-    settings: Settings, chain: Chain, account: Account, body: DeviceCreate
+    session: Session, settings: Settings, chain: Chain, account: Account, body: DeviceCreate
 ) -> TxAccepted:
     signer = _custodial(account, settings)
     meter = bytes.fromhex(body.meter_id[2:]) if body.meter_id else default_meter_id(signer.address)
@@ -90,6 +96,7 @@ def register_device(
             )
         ),
     )
+    _audited(session, account, "registry.registerDevice", receipt)
     events = chain.registry.events.DeviceRegistered().process_receipt(receipt, errors=DISCARD)
     device_id = events[0]["args"]["deviceId"]
     return _accepted("device", str(device_id), receipt, f"/v1/recs/devices/{device_id}")
@@ -253,6 +260,7 @@ def get_certificate(session: Session, certificate_id: int) -> CertificateDetail:
 
 
 def transfer(
+    session: Session,
     settings: Settings,
     chain: Chain,
     account: Account,
@@ -265,12 +273,18 @@ def transfer(
     args = (holder, recipient, certificate_id, amount_wh, b"")
     signer = _custodial(account, settings, wallet_call(chain.registry, "safeTransferFrom", *args))
     receipt = chain.transact(signer, chain.registry.functions.safeTransferFrom(*args))
+    _audited(session, account, "registry.safeTransferFrom", receipt)
     tx = tx_hash_hex(receipt)
     return _accepted("transfer", tx, receipt, f"/v1/recs/certificates/{certificate_id}")
 
 
 def claim(
-    settings: Settings, chain: Chain, account: Account, certificate_id: int, body: ClaimRequest
+    session: Session,
+    settings: Settings,
+    chain: Chain,
+    account: Account,
+    certificate_id: int,
+    body: ClaimRequest,
 ) -> TxAccepted:
     args = (
         certificate_id,
@@ -285,6 +299,7 @@ def claim(
     )
     signer = _custodial(account, settings, wallet_call(chain.registry, "claim", *args))
     receipt = chain.transact(signer, chain.registry.functions.claim(*args))
+    _audited(session, account, "registry.claim", receipt)
     events = chain.registry.events.CertificateClaimed().process_receipt(receipt, errors=DISCARD)
     claim_id = events[0]["args"]["claimId"]
     return _accepted("claim", str(claim_id), receipt, f"/v1/recs/claims/{claim_id}/proof")

@@ -10,13 +10,18 @@ from fastapi import APIRouter, Query
 from backend.accounts import roles as services
 from backend.accounts.models import Role
 from backend.accounts.schemas import AccountAdminView, RolesUpdate, RolesUpdated
-from backend.api.deps import CurrentAccount, SessionDep, SettingsDep, require_role
+from backend.api.deps import SessionAccount, SessionDep, SettingsDep, require_role, require_scope
 from backend.audit import queries as audit_queries
 from backend.audit.schemas import AuditEntryPublic, AuditVerification
 from backend.chain.contracts import chain_for
 from backend.market.schemas import Page
 
-router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[require_role(Role.ADMIN)])
+# admin power is never an API key's: every route needs an admin's session
+router = APIRouter(
+    prefix="/admin",
+    tags=["admin"],
+    dependencies=[require_role(Role.ADMIN), require_scope(None)],
+)
 
 
 @router.get("/accounts", response_model=Page[AccountAdminView])
@@ -35,7 +40,7 @@ def accounts(
 def set_roles(
     account_id: uuid.UUID,
     body: RolesUpdate,
-    admin: CurrentAccount,
+    admin: SessionAccount,
     session: SessionDep,
     settings: SettingsDep,
 ) -> RolesUpdated:

@@ -22,7 +22,7 @@ from backend.accounts.schemas import (
     SiweVerifyRequest,
     TokenPair,
 )
-from backend.api.deps import CurrentAccount, SessionDep, SettingsDep, StoreDep
+from backend.api.deps import CallerKey, CurrentAccount, Reader, SessionDep, SettingsDep, StoreDep
 from backend.api.problem_docs import raises
 from backend.api.throttle import ThrottledByClientIp
 from backend.core.errors import RateLimited, Unauthenticated
@@ -141,23 +141,38 @@ def siwe_verify(
 
 
 @router.get("/me", response_model=AccountPublic)
-def me(account: CurrentAccount) -> AccountPublic:
+def me(account: Reader) -> AccountPublic:
     return account_public(account)
 
 
 @router.post("/api-keys", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated)
 def create_api_key(
-    body: ApiKeyCreate, account: CurrentAccount, session: SessionDep
+    body: ApiKeyCreate,
+    account: CurrentAccount,
+    caller_key: CallerKey,
+    session: SessionDep,
+    settings: SettingsDep,
 ) -> ApiKeyCreated:
-    """The key is shown once; only its hash is stored."""
-    row, key = services.create_api_key(session, account, body.name)
+    """The key is shown once; only its hash is stored. It may do what its `scopes` say
+    (default `read`) until `expires_at`. Any credential may make keys, but one made with an
+    API key gets none of the scopes that key lacks (403 `insufficient-scope`) and expires no
+    later than it."""
+    row, key = services.create_api_key(
+        session,
+        settings,
+        account,
+        name=body.name,
+        scopes=body.scopes,
+        expires_at=body.expires_at,
+        made_with=caller_key,
+    )
     return ApiKeyCreated(
         key=key, **ApiKeyPublic.model_validate(row, from_attributes=True).model_dump()
     )
 
 
 @router.get("/api-keys", response_model=list[ApiKeyPublic])
-def list_api_keys(account: CurrentAccount, session: SessionDep) -> list[ApiKeyPublic]:
+def list_api_keys(account: Reader, session: SessionDep) -> list[ApiKeyPublic]:
     return [
         ApiKeyPublic.model_validate(r, from_attributes=True)
         for r in services.list_api_keys(session, account)
@@ -166,6 +181,7 @@ def list_api_keys(account: CurrentAccount, session: SessionDep) -> list[ApiKeyPu
 
 @router.delete("/api-keys/{key_id}", response_model=ApiKeyPublic)
 def revoke_api_key(key_id: uuid.UUID, account: CurrentAccount, session: SessionDep) -> ApiKeyPublic:
+    """Any credential of the account may revoke its keys (it only takes access away)."""
     return ApiKeyPublic.model_validate(
         services.revoke_api_key(session, account, key_id), from_attributes=True
     )

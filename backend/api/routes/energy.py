@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from backend.api.deps import ChainDep, CurrentAccount, SessionDep, SettingsDep
+from backend.api.deps import ChainDep, Reader, SessionDep, SettingsDep, Trader
 from backend.core.json_ints import MAX_SAFE_INTEGER
 from backend.energy import deposits, services, withdrawals
 from backend.energy.schemas import (
@@ -25,7 +25,7 @@ router = APIRouter(prefix="/energy", tags=["energy"])
 
 @router.get("/transfers", response_model=Page[EnergyTransfer])
 def transfers(
-    account: CurrentAccount,
+    account: Reader,
     session: SessionDep,
     chain: ChainDep,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
@@ -41,7 +41,7 @@ def transfers(
 @router.get("/transfers/{transfer_id}", response_model=EnergyTransfer)
 def transfer(
     transfer_id: Annotated[int, Path(ge=1, le=MAX_SAFE_INTEGER)],
-    account: CurrentAccount,
+    account: Reader,
     session: SessionDep,
     chain: ChainDep,
 ) -> EnergyTransfer:
@@ -49,24 +49,30 @@ def transfer(
 
 
 @router.get("/balance", response_model=EnergyBalance)
-def balance(account: CurrentAccount, session: SessionDep) -> EnergyBalance:
+def balance(account: Reader, session: SessionDep) -> EnergyBalance:
     """Net contracted position per open period, token balance, escrow, and my market balance:
     free (`withdrawable`) and locked as collateral of my open energy sales (`locked`)."""
     return services.balance(session, account)
 
 
 @router.post("/withdrawals", response_model=Withdrawal)
-def withdraw(account: CurrentAccount, settings: SettingsDep, chain: ChainDep) -> Withdrawal:
+def withdraw(
+    account: Trader, session: SessionDep, settings: SettingsDep, chain: ChainDep
+) -> Withdrawal:
     """Custodial: move my whole market credit (payouts, refunds; `withdrawable` in `/balance`)
     to my address; the API signs `withdraw()`. 409 `nothing-to-withdraw` when it is zero;
     409 `withdraw-from-wallet` for wallet accounts, with the `call` to send. Send an
     `Idempotency-Key` to retry safely."""
-    return withdrawals.withdraw(settings, chain, account)
+    return withdrawals.withdraw(session, settings, chain, account)
 
 
 @router.post("/deposits", response_model=Deposit, status_code=201)
 def deposit(
-    body: DepositCreate, account: CurrentAccount, settings: SettingsDep, chain: ChainDep
+    body: DepositCreate,
+    account: Trader,
+    session: SessionDep,
+    settings: SettingsDep,
+    chain: ChainDep,
 ) -> Deposit:
     """Custodial: move `amount` of my gUSD into my market balance, the collateral my energy
     offers lock when they trade (an offer whose collateral my free balance cannot cover is
@@ -74,4 +80,4 @@ def deposit(
     422 `deposit-exceeds-balance` when my gUSD balance is short; 409 `deposit-from-wallet` for
     wallet accounts, with the `calls` to send. Send an
     `Idempotency-Key` to retry safely."""
-    return deposits.deposit(settings, chain, account, body.amount)
+    return deposits.deposit(session, settings, chain, account, body.amount)

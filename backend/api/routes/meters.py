@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from sqlmodel import Session
 
 from backend.accounts.models import Account, Role
-from backend.api.deps import CurrentAccount, SessionDep, SettingsDep, require_role
+from backend.api.deps import MeterDataAccount, Reader, SessionDep, SettingsDep, require_role
 from backend.api.problem_docs import raises
 from backend.core.errors import InvalidInput, NotFound
 from backend.meters import services
@@ -44,7 +44,7 @@ def provider(account: Account) -> str | None:
 
 
 @router.post("/meters", response_model=MeterPublic, status_code=201)
-def register_meter(data: MeterCreate, session: SessionDep, account: CurrentAccount) -> Meter:
+def register_meter(data: MeterCreate, session: SessionDep, account: MeterDataAccount) -> Meter:
     """Register a meter (status `pending`): a registrar approves its capacity and signing key
     before anything it signs is verified."""
     return services.register_meter(session, account, data)
@@ -52,14 +52,14 @@ def register_meter(data: MeterCreate, session: SessionDep, account: CurrentAccou
 
 @router.get("/meters", response_model=list[MeterPublic])
 def list_meters(
-    session: SessionDep, account: CurrentAccount, status: MeterStatus | None = None
+    session: SessionDep, account: Reader, status: MeterStatus | None = None
 ) -> list[Meter]:
     """My meters; for a registrar every meter (`?status=pending`: the approval queue)."""
     return services.list_meters(session, account, status)
 
 
 @router.get("/meters/{meter}", response_model=MeterPublic, responses=raises(NotFound))
-def get_meter(meter: str, session: SessionDep, account: CurrentAccount) -> Meter:
+def get_meter(meter: str, session: SessionDep, account: Reader) -> Meter:
     """A meter, its approval status and signing key (its owner and registrars)."""
     if account.has_role(Role.REGISTRAR):
         return services.get_meter(session, meter)
@@ -73,7 +73,7 @@ def get_meter(meter: str, session: SessionDep, account: CurrentAccount) -> Meter
     dependencies=[require_role(Role.REGISTRAR)],
 )
 def approve_meter(
-    meter: str, data: MeterApproval, session: SessionDep, account: CurrentAccount
+    meter: str, data: MeterApproval, session: SessionDep, account: MeterDataAccount
 ) -> Meter:
     """Approve a meter (or re-approve: new capacity, key rotation): readings signed with its
     key are verified from now on, export above the approved capacity is rejected."""
@@ -89,7 +89,7 @@ def approve_meter(
     responses=raises(NotFound),
     dependencies=[require_role(Role.REGISTRAR)],
 )
-def suspend_meter(meter: str, session: SessionDep, account: CurrentAccount) -> Meter:
+def suspend_meter(meter: str, session: SessionDep, account: MeterDataAccount) -> Meter:
     """Suspend an approved meter: its signatures verify nothing until it is re-approved."""
     found = services.suspend_meter(session, services.get_meter(session, meter), by=account)
     session.commit()
@@ -100,7 +100,7 @@ def suspend_meter(meter: str, session: SessionDep, account: CurrentAccount) -> M
 @router.post("/energy/readings", response_model=IngestResult)
 @router.post("/energy/consumption", response_model=IngestResult, include_in_schema=True)
 def post_reading(
-    reading: ReadingIn, session: SessionDep, settings: SettingsDep, account: CurrentAccount
+    reading: ReadingIn, session: SessionDep, settings: SettingsDep, account: MeterDataAccount
 ) -> IngestResult:
     """One WIA-ENE-014 reading. A rejected reading is a 422 problem carrying the reason."""
     result = services.ingest_readings(
@@ -136,7 +136,7 @@ def post_reading(
     },
 )
 async def post_readings_bulk(
-    request: Request, session: SessionDep, settings: SettingsDep, account: CurrentAccount
+    request: Request, session: SessionDep, settings: SettingsDep, account: MeterDataAccount
 ) -> IngestResult:
     """Many readings as a JSON array or NDJSON. Valid readings are stored even when others are
     rejected; each rejection names the reading's index and the reason."""
@@ -184,7 +184,7 @@ def series(
 @router.get("/energy/consumption", response_model=EnergySeries, responses=raises(NotFound))
 def get_consumption(
     session: SessionDep,
-    account: CurrentAccount,
+    account: MeterDataAccount,
     meter_id: str = Query(alias="meterId"),
     aggregation: Aggregation = "hourly",
     start: datetime | None = None,
@@ -197,7 +197,7 @@ def get_consumption(
 @router.get("/energy/generation", response_model=EnergySeries, responses=raises(NotFound))
 def get_generation(
     session: SessionDep,
-    account: CurrentAccount,
+    account: MeterDataAccount,
     meter_id: str = Query(alias="meterId"),
     aggregation: Aggregation = "hourly",
     start: datetime | None = None,

@@ -6,8 +6,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, status
 
-from backend.accounts.models import Role
-from backend.api.deps import ChainDep, CurrentAccount, SessionDep, SettingsDep, require_role
+from backend.accounts.models import Role, Scope
+from backend.api.deps import (
+    CertificateHolder,
+    ChainDep,
+    Reader,
+    SessionDep,
+    SettingsDep,
+    require_role,
+    require_scope,
+)
 from backend.core.json_ints import MAX_SAFE_INTEGER
 from backend.market.schemas import Page
 from backend.recs import services
@@ -36,16 +44,20 @@ Time = Annotated[int | None, Query(ge=0, le=MAX_SAFE_INTEGER)]
 
 @router.post("/devices", status_code=status.HTTP_202_ACCEPTED, response_model=TxAccepted)
 def register_device(
-    body: DeviceCreate, account: CurrentAccount, settings: SettingsDep, chain: ChainDep
+    body: DeviceCreate,
+    account: CertificateHolder,
+    session: SessionDep,
+    settings: SettingsDep,
+    chain: ChainDep,
 ) -> TxAccepted:
     """Registers a device from the caller's custodial key; a registrar approves it."""
-    return services.register_device(settings, chain, account, body)
+    return services.register_device(session, settings, chain, account, body)
 
 
 @router.get("/devices", response_model=Page[DevicePublic])
 def devices(
     session: SessionDep,
-    _: CurrentAccount,
+    _: Reader,
     owner: Address = None,
     status_: Annotated[DeviceStatus | None, Query(alias="status")] = None,
     cursor: Cursor = None,
@@ -58,7 +70,7 @@ def devices(
 
 
 @router.get("/devices/{device_id}", response_model=DevicePublic)
-def device(device_id: DeviceId, session: SessionDep, _: CurrentAccount) -> DevicePublic:
+def device(device_id: DeviceId, session: SessionDep, _: Reader) -> DevicePublic:
     return services.get_device(session, device_id)
 
 
@@ -66,7 +78,7 @@ def device(device_id: DeviceId, session: SessionDep, _: CurrentAccount) -> Devic
     "/devices/{device_id}/approve",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=TxAccepted,
-    dependencies=[require_role(Role.REGISTRAR)],
+    dependencies=[require_role(Role.REGISTRAR), require_scope(Scope.CERTIFICATES)],
 )
 def approve_device(device_id: DeviceId, settings: SettingsDep, chain: ChainDep) -> TxAccepted:
     return services.set_device_status(settings, chain, device_id, approve=True)
@@ -76,7 +88,7 @@ def approve_device(device_id: DeviceId, settings: SettingsDep, chain: ChainDep) 
     "/devices/{device_id}/suspend",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=TxAccepted,
-    dependencies=[require_role(Role.REGISTRAR)],
+    dependencies=[require_role(Role.REGISTRAR), require_scope(Scope.CERTIFICATES)],
 )
 def suspend_device(device_id: DeviceId, settings: SettingsDep, chain: ChainDep) -> TxAccepted:
     return services.set_device_status(settings, chain, device_id, approve=False)
@@ -85,7 +97,7 @@ def suspend_device(device_id: DeviceId, settings: SettingsDep, chain: ChainDep) 
 @router.get("/certificates", response_model=Page[CertificatePublic])
 def certificates(
     session: SessionDep,
-    _: CurrentAccount,
+    _: Reader,
     technology: Text32 = None,
     grid_area: Text32 = None,
     period_from: Time = None,
@@ -108,9 +120,7 @@ def certificates(
 
 
 @router.get("/certificates/{certificate_id}", response_model=CertificateDetail)
-def certificate(
-    certificate_id: CertificateId, session: SessionDep, _: CurrentAccount
-) -> CertificateDetail:
+def certificate(certificate_id: CertificateId, session: SessionDep, _: Reader) -> CertificateDetail:
     """One certificate with its holders and full history (issuance, transfers, claims)."""
     return services.get_certificate(session, certificate_id)
 
@@ -123,11 +133,13 @@ def certificate(
 def transfer(
     certificate_id: CertificateId,
     body: TransferRequest,
-    account: CurrentAccount,
+    account: CertificateHolder,
+    session: SessionDep,
     settings: SettingsDep,
     chain: ChainDep,
 ) -> TxAccepted:
     return services.transfer(
+        session,
         settings,
         chain,
         account,
@@ -145,12 +157,13 @@ def transfer(
 def claim(
     certificate_id: CertificateId,
     body: ClaimRequest,
-    account: CurrentAccount,
+    account: CertificateHolder,
+    session: SessionDep,
     settings: SettingsDep,
     chain: ChainDep,
 ) -> TxAccepted:
     """Retire Wh of the certificate for a beneficiary and purpose; poll the claim's proof."""
-    return services.claim(settings, chain, account, certificate_id, body)
+    return services.claim(session, settings, chain, account, certificate_id, body)
 
 
 @router.get("/claims/{claim_id}/proof", response_model=ClaimProof)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, status
 
-from backend.api.deps import ChainDep, CurrentAccount
+from backend.api.deps import ChainDep, Reader, Trader
 from backend.market.schemas import Accepted
 from backend.relay import services
 from backend.relay.schemas import RawTransaction, TransactionStatus
@@ -16,7 +16,7 @@ TxHash = Annotated[str, Path(pattern=r"^0x[0-9a-fA-F]{64}$")]
 
 
 @router.post("/transactions", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
-def submit(body: RawTransaction, account: CurrentAccount, chain: ChainDep) -> Accepted:
+def submit(body: RawTransaction, account: Trader, chain: ChainDep) -> Accepted:
     """Relays the caller's own signed transaction to a GridLedger contract (simulated first)."""
     tx_hash = services.relay(chain, account, body.raw_transaction)
     return Accepted(
@@ -25,5 +25,5 @@ def submit(body: RawTransaction, account: CurrentAccount, chain: ChainDep) -> Ac
 
 
 @router.get("/transactions/{tx_hash}", response_model=TransactionStatus)
-def transaction(tx_hash: TxHash, _: CurrentAccount, chain: ChainDep) -> TransactionStatus:
+def transaction(tx_hash: TxHash, _: Reader, chain: ChainDep) -> TransactionStatus:
     return services.transaction_status(chain, tx_hash)

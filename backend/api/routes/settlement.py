@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from backend.accounts.models import Role
-from backend.api.deps import CurrentAccount, SessionDep, require_role
+from backend.accounts.models import Role, Scope
+from backend.api.deps import Reader, SessionDep, require_role, require_scope
 from backend.core.json_ints import MAX_SAFE_INTEGER
 from backend.settlement import queries
 from backend.settlement.schemas import DiscrepancyFlagPublic, ReconciliationPublic
@@ -18,7 +18,7 @@ router = APIRouter(prefix="/settlement", tags=["settlement"])
 @router.get("/reconciliations", response_model=list[ReconciliationPublic])
 def list_reconciliations(
     session: SessionDep,
-    account: CurrentAccount,
+    account: Reader,
     period_end: Annotated[int | None, Query(ge=0, le=MAX_SAFE_INTEGER)] = None,
     limit: int = Query(default=100, ge=1, le=1_000),
 ) -> list[ReconciliationPublic]:
@@ -30,13 +30,15 @@ def list_reconciliations(
 def get_reconciliation(
     trade_id: Annotated[int, Path(ge=1, le=MAX_SAFE_INTEGER)],
     session: SessionDep,
-    account: CurrentAccount,
+    account: Reader,
 ) -> ReconciliationPublic:
     return queries.reconciliation(session, account, trade_id)
 
 
 @router.get(
-    "/flags", response_model=list[DiscrepancyFlagPublic], dependencies=[require_role(Role.OPERATOR)]
+    "/flags",
+    response_model=list[DiscrepancyFlagPublic],
+    dependencies=[require_role(Role.OPERATOR), require_scope(Scope.READ)],
 )
 def list_flags(
     session: SessionDep, limit: int = Query(default=200, ge=1, le=1_000)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, status
 
-from backend.api.deps import ChainDep, CurrentAccount, SessionDep, SettingsDep
+from backend.api.deps import ChainDep, Reader, SessionDep, SettingsDep, Trader
 from backend.api.problem_docs import raises
 from backend.core.errors import Conflict, NotFound
 from backend.core.json_ints import MAX_SAFE_INTEGER
@@ -49,7 +49,7 @@ def markets(
 
 @router.get("/order-typed-data", response_model=TypedDataResponse)
 def order_typed_data(
-    account: CurrentAccount, chain: ChainDep, terms: Annotated[OrderTerms, Query()]
+    account: Reader, chain: ChainDep, terms: Annotated[OrderTerms, Query()]
 ) -> TypedDataResponse:
     """The `eth_signTypedData_v4` document of an order (nonce and salt filled in)."""
     document, digest = intake.typed_data_for(account, terms, chain)
@@ -64,7 +64,7 @@ def order_typed_data(
 )
 def place_order(
     body: OrderCreate,
-    account: CurrentAccount,
+    account: Trader,
     session: SessionDep,
     settings: SettingsDep,
     chain: ChainDep,
@@ -80,14 +80,16 @@ def place_order(
 
 
 @router.post("/approvals", response_model=Approvals)
-def approve_market(account: CurrentAccount, settings: SettingsDep, chain: ChainDep) -> Approvals:
+def approve_market(
+    account: Trader, session: SessionDep, settings: SettingsDep, chain: ChainDep
+) -> Approvals:
     """Custodial: approve the market to move your gUSD (for bids) and certificates (REC offers)."""
-    return chain_actions.approve_market(settings, chain, account)
+    return chain_actions.approve_market(session, settings, chain, account)
 
 
 @router.get("/orders", response_model=Page[OrderPublic])
 def my_orders(
-    account: CurrentAccount,
+    account: Reader,
     session: SessionDep,
     chain: ChainDep,
     cursor: Cursor = None,
@@ -102,7 +104,7 @@ def my_orders(
 
 @router.get("/orders/{order_id}", response_model=OrderPublic)
 def get_order(
-    order_id: OrderId, account: CurrentAccount, session: SessionDep, chain: ChainDep
+    order_id: OrderId, account: Reader, session: SessionDep, chain: ChainDep
 ) -> OrderPublic:
     row = account_orders.find_order(session, account, order_id)
     return account_orders.order_public(session, row, now=chain.now())
@@ -116,7 +118,7 @@ def get_order(
 )
 def cancel_order(
     order_id: OrderId,
-    account: CurrentAccount,
+    account: Trader,
     session: SessionDep,
     settings: SettingsDep,
     chain: ChainDep,
@@ -152,7 +154,7 @@ def trades(
 
 @router.get("/history", response_model=Page[TradePublic], responses=raises(NotFound))
 def history(
-    account: CurrentAccount,
+    account: Reader,
     session: SessionDep,
     market_id: MarketId | None = None,
     cursor: Cursor = None,

@@ -25,8 +25,9 @@ def test_every_error_response_is_a_problem_document():
 
 def test_statuses_follow_the_route_dependencies():
     paths = create_app().openapi()["paths"]
+    # 403: an API key without the read scope
     assert set(paths["/v1/trading/orders/{order_id}"]["get"]["responses"]) == {
-        "200", "401", "404", "422", "429", "503"
+        "200", "401", "403", "404", "422", "429", "503"
     }  # fmt: skip
     assert "403" in paths["/v1/admin/accounts"]["get"]["responses"]  # require_role
     assert "401" not in paths["/v1/public/summary"]["get"]["responses"]  # anonymous

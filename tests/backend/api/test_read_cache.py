@@ -16,8 +16,9 @@ from backend.api.read_cache import ReadCache, ReadCacheMiddleware
 from backend.api.routes import CACHED_PUBLIC_READS
 from backend.core.config import Settings
 from backend.main import create_app
-from indexer.models import OutboxMessage, Trade
+from indexer.models import OutboxMessage
 from tests.fixtures.app import app_on
+from tests.fixtures.trades import a_trade
 
 
 class CountingApp:
@@ -184,27 +185,6 @@ def test_only_anonymous_gets_are_cached():
         assert not headers & {"authorization", "x-api-key"}, f"{path} reads the caller"
     mine = paths["/v1/trading/orders"]["get"]["parameters"]
     assert "authorization" in {p["name"].lower() for p in mine}  # the check above can fail
-
-
-def a_trade(trade_id: int) -> Trade:
-    return Trade(
-        trade_id=trade_id,
-        chain_id=31337,
-        product="energy",
-        status="open",
-        seller="0x" + "aa" * 20,
-        buyer="0x" + "bb" * 20,
-        quantity_wh=1_000,
-        price=100,
-        payment=100,
-        delivery_start=900,
-        delivery_end=1_800,
-        sell_order_hash="0x" + "01" * 32,
-        buy_order_hash="0x" + "02" * 32,
-        created_tx="0x" + "03" * 32,
-        created_block=1,
-        created_at=1,
-    )
 
 
 def trade_ids_once_changed(client: TestClient, timeout_s: float = 5.0) -> list[int]:
