@@ -147,7 +147,9 @@ class Verifier:
         }
         actual = {**{k: args[k] for k in expected}, "evidenceRoot": _hex(self.root)}
         wrong = [
-            f"{k} is {actual[k]} on chain, served {v}" for k, v in expected.items() if actual[k] != v
+            f"{k} is {actual[k]} on chain, served {v}"
+            for k, v in expected.items()
+            if actual[k] != v
         ]
         if e.get("log_index") is not None and log["logIndex"] != int(e["log_index"]):
             wrong.append(f"log index is {log['logIndex']}, served {e['log_index']}")
@@ -180,7 +182,9 @@ class Verifier:
         return True, f"device {self.evidence['device_id']} of {owner} on meter {meter_id}"
 
     def _meter(self) -> tuple[bool, str]:
-        device = self.device or self.registry.functions.device(int(self.evidence["device_id"])).call()
+        device = (
+            self.device or self.registry.functions.device(int(self.evidence["device_id"])).call()
+        )
         meter_id = _bytes(self.evidence["meter_id"])
         self.meter = owner, status, capacity, key = tuple(
             self.registry.functions.meter(meter_id).call()
@@ -275,9 +279,7 @@ class Verifier:
         return True, f"signed by {who}; RECRegistry.isValidReading agrees"
 
     def _provider(self, address: str) -> bool:
-        return bool(
-            self.registry.functions.hasRole(METER_DATA_PROVIDER_ROLE, address).call()
-        )
+        return bool(self.registry.functions.hasRole(METER_DATA_PROVIDER_ROLE, address).call())
 
 
 def verify_evidence(evidence: dict[str, Any], w3: Web3, registry: str | None = None) -> list[Check]:

@@ -83,7 +83,9 @@ def test_each_lie_in_the_served_evidence_fails_with_its_reason(issued):
     assert forger.address in bad[f"{third} signature"] and "neither" in bad[f"{third} signature"]
 
     other = copy.deepcopy(honest)  # the API claims the readings of another owner's meter
-    other["meter_id"] = "0x" + default_meter_id(issued.market.devnet.workload.people[1].address).hex()
+    other["meter_id"] = (
+        "0x" + default_meter_id(issued.market.devnet.workload.people[1].address).hex()
+    )
     bad = failing(other, issued)
     assert f"served {other['meter_id']}" in bad["device"]
     assert f"the device's owner is {person.address}" in bad["meter"]
@@ -98,7 +100,13 @@ def test_cli_verifies_then_fails_on_a_tampered_database_and_a_suspended_meter(is
     runner = CliRunner()
     with serve(issued.client.app) as base_url:
         env = {"GRIDLEDGER_API_URL": base_url, "GRIDLEDGER_CONFIG": str(tmp_path / "c.json")}
-        args = ["recs", "verify", str(issued.certificate_id), "--rpc-url", market.devnet.node.rpc_url]
+        args = [
+            "recs",
+            "verify",
+            str(issued.certificate_id),
+            "--rpc-url",
+            market.devnet.node.rpc_url,
+        ]
 
         good = runner.invoke(cli_app, args, env=env)
         assert good.exit_code == 0, good.stdout

@@ -24,11 +24,15 @@ def people(chain_api) -> dict[str, dict]:
     """Bearer headers of an owner, another participant, a registrar and a metering data
     provider (roles granted by an admin out of band)."""
     client = chain_api.client
-    who = {name: register_and_login(client, f"{name}@example.org") for name in
-           ("owner", "other", "registrar", "provider")}
+    who = {
+        name: register_and_login(client, f"{name}@example.org")
+        for name in ("owner", "other", "registrar", "provider")
+    }
     with Session(chain_api.engine) as session:
         for name, role in (("registrar", "registrar"), ("provider", "meter_data_provider")):
-            account = session.exec(select(Account).where(Account.email == f"{name}@example.org")).one()
+            account = session.exec(
+                select(Account).where(Account.email == f"{name}@example.org")
+            ).one()
             account.roles = ["participant", role]
             session.add(account)
         session.commit()
@@ -169,7 +173,8 @@ def test_a_reverted_approval_changes_nothing_and_a_chain_ahead_is_caught_up(chai
 
     key = meter_key("replacement")
     reply = client.post(
-        f"{path}/approval", json={"capacity_w": 1_000, "signing_key": key.address},
+        f"{path}/approval",
+        json={"capacity_w": 1_000, "signing_key": key.address},
         headers=who["registrar"],
     )
     assert reply.status_code == 200 and reply.json()["signing_key"] == key.address
