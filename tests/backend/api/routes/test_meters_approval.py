@@ -10,6 +10,7 @@ import orjson
 from sqlmodel import Session, select
 
 from backend.accounts.models import Account
+from backend.chain.transactions import transact
 from backend.meters.models import Meter, MeterReading
 from backend.meters.trust import reading_domain
 from backend.meters.validation import iso
@@ -181,8 +182,9 @@ def test_a_reverted_approval_changes_nothing_and_a_chain_ahead_is_caught_up(chai
 
     # suspended on chain but not here (a commit lost after the receipt): the retry sends
     # nothing and brings the database to the chain's state
-    workload = chain_api.devnet.workload
-    workload.tx(
+    workload = chain_api.devnet.workload  # the registrar key outside the API (pending nonce)
+    transact(
+        chain_api.devnet.w3,
         workload.registrar,
         workload.c.registry.functions.suspendMeter(bytes.fromhex(meter["meter_id"][2:])),
     )
