@@ -7,9 +7,9 @@ revert or an unreachable chain leaves the database as it was and answers the err
 gap left is a crash between the receipt and the commit; the chain calls are idempotent
 (backend/meters/chain_registry.py), so the registrar's retry sends nothing and commits the
 row. We chose this over "pending on chain + a reconciler" because it needs no new state, no
-worker and no migration, and the database never claims an approval the chain lacks; the
-audit trail's advisory lock is taken only after the chain wait, so no transaction holds it
-for a block time.
+worker and no migration, and the database never claims an approval the chain has not granted
+(a suspension is in the database at most one request later than on chain); the audit trail's
+advisory lock is taken only after the chain wait, so no transaction holds it for a block time.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ reverting. A revert comes back as the contract's custom error (`ContractReverted
 One registrar key signs for every API worker, so its transactions go one at a time
 (`registrar_transaction`): a per-process lock for the threads of one worker and a named lock
 (Redis, or a file without it) across processes; under both, the nonce is the node's pending
-count, exact because the previous holder waited for its receipt.
+count, exact because the previous holder waited for its receipt (re-read if a sender outside
+our locks took it meanwhile).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from backend.settlement.locks import locks_from_settings
 
 APPROVED, SUSPENDED = 1, 2  # IRECRegistry.MeterStatus
 REGISTRAR_LOCK = "registrar-key"
+NONCE_ATTEMPTS = 3
+NONCE_TAKEN = ("nonce too low", "replacement transaction underpriced", "already known")
 
 
 def registrar(settings: Settings) -> LocalAccount:
@@ -53,8 +56,20 @@ def registrar_key(settings: Settings) -> Iterator[LocalAccount]:
 def registrar_transaction(settings: Settings, chain: Chain, call: ContractFunction) -> TxReceipt:
     """Simulate, sign with the registrar key, send and wait, one registrar transaction at a time."""
     with registrar_key(settings) as account:
-        nonce = chain.w3.eth.get_transaction_count(account.address, "pending")
-        return chain.transact(account, call, nonce=nonce)
+        for attempt in range(NONCE_ATTEMPTS):
+            nonce = chain.w3.eth.get_transaction_count(account.address, "pending")
+            try:
+                return chain.transact(account, call, nonce=nonce)
+            except ServiceUnavailable as exc:
+                # someone outside our locks (a script, an operator's wallet) took the nonce
+                # between our read and our send: read it again
+                if attempt + 1 == NONCE_ATTEMPTS or not _nonce_taken(exc):
+                    raise
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def _nonce_taken(exc: ServiceUnavailable) -> bool:
+    return any(marker in exc.detail.lower() for marker in NONCE_TAKEN)
 
 
 def _bytes32(meter_id: str) -> bytes:
