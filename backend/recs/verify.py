@@ -83,6 +83,7 @@ class Verifier:
         self.device: tuple[Any, ...] | None = None  # device(deviceId) on chain
         self.meter: tuple[Any, ...] | None = None  # meter(meterId) on chain
         self.chain_id = int(evidence["chain_id"])
+        self.seen: set[bytes] = set()  # digests of the readings checked so far
 
     def check(self, name: str, test: Callable[[], tuple[bool, str]]) -> bool:
         """Run one check; an RPC failure or a malformed document fails it with the reason."""
@@ -234,6 +235,9 @@ class Verifier:
         on_chain = bytes(self.registry.functions.readingDigest(values.as_tuple()).call())
         if on_chain != digest:
             return False, f"RECRegistry.readingDigest is {_hex(on_chain)}, here {_hex(digest)}"
+        if digest in self.seen:
+            return False, "the same reading is served twice (its export would count twice)"
+        self.seen.add(digest)
         if _lower(served["digest"]) != _hex(digest):
             return False, (
                 f"the values hash to {_hex(digest)}, served digest {served['digest']} "

@@ -90,6 +90,13 @@ def test_each_lie_in_the_served_evidence_fails_with_its_reason(issued):
     assert f"served {other['meter_id']}" in bad["device"]
     assert f"the device's owner is {person.address}" in bad["meter"]
 
+    doubled = copy.deepcopy(honest)  # a genuine reading served twice to inflate the export
+    doubled["readings"].append(copy.deepcopy(doubled["readings"][0]))
+    doubled["volume_wh"] = "506"
+    bad = failing(doubled, issued)
+    assert "served twice" in bad[f"{first} digest"]
+    assert "506" in bad["issuance event"] and "406 Wh" in bad["export"]
+
     root = copy.deepcopy(honest)
     root["evidence_root"] = "0x" + "22" * 32
     assert "evidenceRoot" in failing(root, issued)["issuance event"]
