@@ -396,15 +396,12 @@ def recs_verify(
     proof and meter signature, the meter's approval, the Wh (one line per check; exit 1 on any
     FAIL)."""
     # web3 and the contract ABI load only here: every other command stays quick to start
-    from web3 import Web3
-
     from backend.chain.artifacts import ArtifactNotFound
-    from backend.recs.verify import passed, verify_evidence
+    from backend.recs.verify import passed, rpc_web3, verify_evidence
 
     evidence = api().get(f"/v1/recs/certificates/{certificate_id}/evidence", auth=False)
-    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
     try:
-        checks = verify_evidence(evidence, w3, registry)
+        checks = verify_evidence(evidence, rpc_web3(rpc_url), registry)
     except (ArtifactNotFound, ValueError) as exc:
         raise CliError(f"cannot verify: {exc}") from exc
     ok = passed(checks)
