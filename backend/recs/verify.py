@@ -13,6 +13,7 @@ failing or not, so one run shows everything that is wrong.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -27,7 +28,7 @@ from web3.contract import Contract
 from web3.exceptions import TransactionNotFound, Web3Exception
 
 from backend.chain.artifacts import load_artifact
-from backend.meters.signing import SignedValues, reading_digest, reading_signer
+from backend.meters.signing import SignedValues, reading_digest, reading_signer, struct_hash
 from backend.recs.evidence import verify_proof
 
 APPROVED = 1  # IRECRegistry.MeterStatus.Approved
@@ -90,6 +91,7 @@ class Verifier:
         self.chain_id = int(evidence["chain_id"])
         self.seen: set[bytes] = set()  # digests of the readings checked so far
         self.code: dict[str, bool] = {}  # whether an address is a contract (ERC-1271 key)
+        self.views: dict[bytes, Any] = {}  # call data -> decoded answer (`_view`)
 
     def check(self, name: str, test: Callable[[], tuple[bool, str]]) -> bool:
         """Run one check; an RPC failure or a malformed document fails it with the reason."""
@@ -107,9 +109,11 @@ class Verifier:
         self.check("certificate", self._certificate)
         self.check("device", self._device)
         self.check("meter", self._meter)
+        readings = [(served, self._values(served)) for served in self.evidence["readings"]]
+        self._prefetch([(served, values) for served, values in readings if values is not None])
         proven_export = 0
-        for reading in self.evidence["readings"]:
-            proven_export += self._reading(reading)
+        for index, (served, values) in enumerate(readings, 1):
+            proven_export += self._reading(index, served, values)
         self.check("export", lambda: self._export(proven_export))
         return self.checks
 
@@ -213,16 +217,50 @@ class Verifier:
 
     # ------------------------------------------------------------------ reading level
 
-    def _reading(self, served: dict[str, Any]) -> int:
+    @staticmethod
+    def _values(served: dict[str, Any]) -> SignedValues | None:
+        """The signed values of a served reading; None if they are missing or malformed."""
+        try:
+            message = served["reading"]
+            values = SignedValues(
+                meter_id=_bytes(message["meterId"]),
+                interval_start=int(message["intervalStart"]),
+                interval_seconds=int(message["intervalSeconds"]),
+                import_wh=int(message["importWh"]),
+                export_wh=int(message["exportWh"]),
+            )
+            struct_hash(values)  # raises ValueError for a value that does not fit its type
+        except (KeyError, TypeError, ValueError):
+            return None
+        return values
+
+    def _prefetch(self, readings: list[tuple[dict[str, Any], SignedValues]]) -> None:
+        """Every reading's `readingDigest` and `isValidReading` in one JSON-RPC batch (one
+        round trip per certificate instead of two per reading); `_view` answers from it."""
+        calls = [_digest_call(values) for _, values in readings]
+        for served, values in readings:
+            signature = served.get("signature")
+            with contextlib.suppress(TypeError, ValueError):  # the check reports a bad one
+                if isinstance(signature, str):
+                    calls.append(_valid_call(values, _bytes(signature)))
+        if not calls:
+            return
+        try:
+            with self.w3.batch_requests() as batch:
+                for data, _ in calls:
+                    batch.add(self.w3.eth.call({"to": self.address, "data": data}))
+                answers = batch.execute()
+        except (Web3Exception, ValueError, OSError):
+            return  # each check asks on its own, and reports what fails
+        for (data, output), raw in zip(calls, answers, strict=True):
+            if isinstance(raw, (bytes, bytearray)):
+                self.views[data] = abi_decode([output], bytes(raw))
+
+    def _reading(self, index: int, served: dict[str, Any], values: SignedValues | None) -> int:
         """The three checks of one reading; its export Wh if its digest and proof hold."""
-        message = served["reading"]
-        values = SignedValues(
-            meter_id=_bytes(message["meterId"]),
-            interval_start=int(message["intervalStart"]),
-            interval_seconds=int(message["intervalSeconds"]),
-            import_wh=int(message["importWh"]),
-            export_wh=int(message["exportWh"]),
-        )
+        if values is None:
+            self.check(f"reading #{index}", lambda: (False, "missing or malformed values"))
+            return 0
         label = f"reading {_when(values.interval_start)}"
         digest = reading_digest(values, self.chain_id, self.address)
         holds = self.check(f"{label} digest", lambda: self._digest(served, values, digest))
@@ -238,7 +276,7 @@ class Verifier:
             return False, f"a reading of meter {_hex(values.meter_id)}, not the certificate's"
         if not int(e["period_start"]) <= values.interval_start < int(e["period_end"]):
             return False, "the interval is outside the certificate's period"
-        (on_chain,) = self._view(READING_DIGEST, [READING_TUPLE], [values.as_tuple()], "bytes32")
+        (on_chain,) = self._view(*_digest_call(values))
         if on_chain != digest:
             return False, f"RECRegistry.readingDigest is {_hex(on_chain)}, here {_hex(digest)}"
         if digest in self.seen:
@@ -270,9 +308,7 @@ class Verifier:
                 )
             return False, f"no signature, and {signer} is no metering data provider on chain"
         signature = _bytes(served["signature"])
-        (on_chain,) = self._view(
-            IS_VALID_READING, [READING_TUPLE, "bytes"], [values.as_tuple(), signature], "bool"
-        )
+        (on_chain,) = self._view(*_valid_call(values, signature))
         recovered = reading_signer(values, signature, self.chain_id, self.address)
         if key is not None and self._has_code(key):
             local_ok, who = True, f"contract key {key} (ERC-1271: checked on chain)"
@@ -290,11 +326,13 @@ class Verifier:
             return False, f"recovers to {who}, but RECRegistry.isValidReading says no"
         return True, f"signed by {who}; RECRegistry.isValidReading agrees"
 
-    def _view(self, selector: bytes, types: list[str], args: list[Any], output: str) -> Any:
-        """A view call encoded here: the per-reading calls skip web3's ABI lookup (most of
-        the time of a contract call)."""
-        raw = self.w3.eth.call({"to": self.address, "data": selector + abi_encode(types, args)})
-        return abi_decode([output], bytes(raw))
+    def _view(self, data: bytes, output: str) -> Any:
+        """A view call of the registry encoded here (the per-reading calls skip web3's ABI
+        lookup, most of the time of a contract call); answered from `_prefetch` if there."""
+        if data not in self.views:
+            raw = self.w3.eth.call({"to": self.address, "data": data})
+            self.views[data] = abi_decode([output], bytes(raw))
+        return self.views[data]
 
     def _has_code(self, address: str) -> bool:
         if address not in self.code:
@@ -303,6 +341,17 @@ class Verifier:
 
     def _provider(self, address: str) -> bool:
         return bool(self.registry.functions.hasRole(METER_DATA_PROVIDER_ROLE, address).call())
+
+
+def _digest_call(values: SignedValues) -> tuple[bytes, str]:
+    """`readingDigest(reading)`: the call data and the output type."""
+    return READING_DIGEST + abi_encode([READING_TUPLE], [values.as_tuple()]), "bytes32"
+
+
+def _valid_call(values: SignedValues, signature: bytes) -> tuple[bytes, str]:
+    """`isValidReading(reading, signature)`: the call data and the output type."""
+    data = abi_encode([READING_TUPLE, "bytes"], [values.as_tuple(), signature])
+    return IS_VALID_READING + data, "bool"
 
 
 def verify_evidence(evidence: dict[str, Any], w3: Web3, registry: str | None = None) -> list[Check]:

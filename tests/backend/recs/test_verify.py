@@ -8,15 +8,19 @@ import json
 
 import pytest
 from eth_account import Account as EthAccount
+from eth_utils import keccak, to_checksum_address
 from sqlalchemy import text
 from typer.testing import CliRunner
 
+from backend.chain.transactions import transact
 from backend.cli.main import app as cli_app
 from backend.market.orders import default_meter_id
 from backend.meters.signing import SignedValues, sign_reading
 from backend.recs.verify import passed, verify_evidence
+from backend.settlement.issuance import issue_certificates
 from tests.fixtures.certificates import EXPORTS, Issued, issue_signed_hour
 from tests.fixtures.server import serve
+from tests.fixtures.settlement import METERING_DATA_PROVIDER
 
 
 @pytest.fixture
@@ -156,3 +160,40 @@ def test_cli_verifies_then_fails_on_a_tampered_database_and_a_suspended_meter(is
         signatures = [n for n in bad if n.endswith(" signature")]
         assert len(signatures) == len(EXPORTS)
         assert all("isValidReading says no" in bad[n] for n in signatures)
+
+
+def test_provider_posted_readings_verify_only_while_the_provider_holds_the_role(issued):
+    """A head-end's unsigned readings carry no signature: the verifier accepts them only for
+    an account holding METER_DATA_PROVIDER_ROLE on chain, and says that nothing was signed."""
+    market = issued.market
+    hour = issued.hour + 3600
+    market.meter_readings({(issued.meter_id, hour + 900 * q): 50 for q in range(4)}, by="provider")
+    with market.session() as session:
+        report = issue_certificates(
+            session, market.ctx, market.locks, market.settings, now=hour + 2 * 3600 + 600
+        )
+        assert report.issued == 1, report
+    market.catch_up()
+    evidence = issued.client.get(
+        f"/v1/recs/certificates/{issued.certificate_id + 1}/evidence"
+    ).json()
+    assert {(r["attestation"], r["signature"]) for r in evidence["readings"]} == {
+        ("provider-posted", None)
+    }
+    bad = failing(evidence, issued)
+    assert len(bad) == 4 and all("is no metering data provider on chain" in d for d in bad.values())
+
+    registry = market.devnet.workload.c.registry
+    transact(
+        market.devnet.w3,
+        market.devnet.workload.admin,
+        registry.functions.grantRole(
+            keccak(text="METER_DATA_PROVIDER_ROLE"), to_checksum_address(METERING_DATA_PROVIDER)
+        ),
+    )
+    checks = verify_evidence(evidence, market.devnet.w3)
+    assert passed(checks), [c.line() for c in checks if not c.ok]
+    signatures = [c.detail for c in checks if c.name.endswith(" signature")]
+    assert len(signatures) == 4 and all(
+        "posted unsigned by metering data provider" in d for d in signatures
+    )
