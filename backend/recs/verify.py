@@ -86,7 +86,6 @@ class Verifier:
         )
         self.checks: list[Check] = []
         self.root: bytes | None = None  # the evidence root of the event on chain
-        self.device: tuple[Any, ...] | None = None  # device(deviceId) on chain
         self.meter: tuple[Any, ...] | None = None  # meter(meterId) on chain
         self.chain_id = int(evidence["chain_id"])
         self.seen: set[bytes] = set()  # digests of the readings checked so far
@@ -105,12 +104,12 @@ class Verifier:
     def run(self) -> list[Check]:
         if not self.check("chain", self._chain):
             return self.checks  # nothing below means anything on another chain
+        readings = [(served, self._values(served)) for served in self.evidence["readings"]]
+        self._prefetch([(served, values) for served, values in readings if values is not None])
         self.check("issuance event", self._event)
         self.check("certificate", self._certificate)
         self.check("device", self._device)
         self.check("meter", self._meter)
-        readings = [(served, self._values(served)) for served in self.evidence["readings"]]
-        self._prefetch([(served, values) for served, values in readings if values is not None])
         proven_export = 0
         for index, (served, values) in enumerate(readings, 1):
             proven_export += self._reading(index, served, values)
@@ -172,17 +171,15 @@ class Verifier:
         )
 
     def _certificate(self) -> tuple[bool, str]:
-        view = self.registry.functions.certificate(int(self.evidence["certificate_id"])).call()
+        (view,) = self._view(*_certificate_call(int(self.evidence["certificate_id"])))
         volume, revoked = view[6], view[8]
         if revoked:
             return False, "revoked on chain"
         return True, f"live on chain, {volume} Wh"
 
     def _device(self) -> tuple[bool, str]:
-        self.device = device = tuple(
-            self.registry.functions.device(int(self.evidence["device_id"])).call()
-        )
-        owner, meter_id = device[0], _hex(device[6])
+        (device,) = self._view(*_device_call(int(self.evidence["device_id"])))
+        owner, meter_id = to_checksum_address(device[0]), _hex(device[6])
         if meter_id != _lower(self.evidence["meter_id"]):
             return False, (
                 f"device {self.evidence['device_id']} is on meter {meter_id}, "
@@ -193,18 +190,22 @@ class Verifier:
         return True, f"device {self.evidence['device_id']} of {owner} on meter {meter_id}"
 
     def _meter(self) -> tuple[bool, str]:
-        device = (
-            self.device or self.registry.functions.device(int(self.evidence["device_id"])).call()
-        )
+        (device,) = self._view(*_device_call(int(self.evidence["device_id"])))
         meter_id = _bytes(self.evidence["meter_id"])
-        self.meter = owner, status, capacity, key = tuple(
-            self.registry.functions.meter(meter_id).call()
+        (meter,) = self._view(*_meter_call(meter_id))
+        self.meter = owner, status, capacity, key = (
+            to_checksum_address(meter[0]),
+            meter[1],
+            meter[2],
+            to_checksum_address(meter[3]),
         )
         problems = []
         if status != APPROVED:
             problems.append(f"status is {('pending', 'approved', 'suspended')[status]}")
         if owner.lower() != device[0].lower():
-            problems.append(f"meter belongs to {owner}, the device's owner is {device[0]}")
+            problems.append(
+                f"meter belongs to {owner}, the device's owner is {to_checksum_address(device[0])}"
+            )
         if problems:
             return False, f"meter {self.evidence['meter_id']}: " + "; ".join(problems)
         return True, f"approved by the registrar, {capacity} W, key {key}, owner {owner}"
@@ -237,7 +238,14 @@ class Verifier:
     def _prefetch(self, readings: list[tuple[dict[str, Any], SignedValues]]) -> None:
         """Every reading's `readingDigest` and `isValidReading` in one JSON-RPC batch (one
         round trip per certificate instead of two per reading); `_view` answers from it."""
+        e = self.evidence
         calls = [_digest_call(values) for _, values in readings]
+        with contextlib.suppress(KeyError, TypeError, ValueError):  # the checks report them
+            calls += [
+                _certificate_call(int(e["certificate_id"])),
+                _device_call(int(e["device_id"])),
+                _meter_call(_bytes(e["meter_id"])),
+            ]
         for served, values in readings:
             signature = served.get("signature")
             with contextlib.suppress(TypeError, ValueError):  # the check reports a bad one
@@ -341,6 +349,31 @@ class Verifier:
 
     def _provider(self, address: str) -> bool:
         return bool(self.registry.functions.hasRole(METER_DATA_PROVIDER_ROLE, address).call())
+
+
+def _certificate_call(certificate_id: int) -> tuple[bytes, str]:
+    """`certificate(id)`: IRECRegistry.CertificateView."""
+    return _selector("certificate(uint256)") + abi_encode(["uint256"], [certificate_id]), (
+        "(uint32,bytes32,bytes32,uint64,uint64,uint64,uint64,uint64,bool)"
+    )
+
+
+def _device_call(device_id: int) -> tuple[bytes, str]:
+    """`device(id)`: IRECRegistry.Device (owner, status, ..., meterId)."""
+    return _selector("device(uint32)") + abi_encode(["uint32"], [device_id]), (
+        "(address,uint8,bytes32,uint64,bytes32,uint64,bytes32)"
+    )
+
+
+def _meter_call(meter_id: bytes) -> tuple[bytes, str]:
+    """`meter(meterId)`: IRECRegistry.MeterRecord (owner, status, capacityW, signingKey)."""
+    return _selector("meter(bytes32)") + abi_encode(["bytes32"], [meter_id]), (
+        "(address,uint8,uint64,address)"
+    )
+
+
+def _selector(signature: str) -> bytes:
+    return keccak(text=signature)[:4]
 
 
 def _digest_call(values: SignedValues) -> tuple[bytes, str]:
