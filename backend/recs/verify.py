@@ -238,8 +238,10 @@ class Verifier:
         return values
 
     def _prefetch(self, readings: list[tuple[dict[str, Any], SignedValues]]) -> None:
-        """Every reading's `readingDigest` and `isValidReading` in one JSON-RPC batch (one
-        round trip per certificate instead of two per reading); `_view` answers from it."""
+        """The certificate's, device's and meter's views and every reading's `readingDigest`
+        and `isValidReading` in one JSON-RPC batch (one round trip per certificate instead of
+        two per reading); `_view` answers from it, and asks the node itself for anything
+        missing."""
         e = self.evidence
         calls = [_digest_call(values) for _, values in readings]
         with contextlib.suppress(KeyError, TypeError, ValueError):  # the checks report them
@@ -263,7 +265,7 @@ class Verifier:
             answers = cast(HTTPProvider, self.w3.provider).make_batch_request(requests)
         except (Web3Exception, ValueError, OSError, AttributeError):
             return  # each check asks on its own, and reports what fails
-        if not isinstance(answers, list):
+        if not isinstance(answers, list) or len(answers) != len(calls):
             return  # the node refused the batch: the same
         for (data, output), answer in zip(calls, answers, strict=True):
             with contextlib.suppress(KeyError, TypeError, ValueError, DecodingError):
