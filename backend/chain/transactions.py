@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, cast
 
 from eth_account import Account
@@ -15,6 +18,20 @@ from backend.core.errors import GridLedgerError
 
 class TransactionFailed(GridLedgerError):
     """A transaction was mined but reverted."""
+
+
+_KEY_LOCKS: dict[str, threading.Lock] = {}
+_KEY_LOCKS_GUARD = threading.Lock()
+
+
+@contextmanager
+def key_lock(address: str) -> Iterator[None]:
+    """One transaction at a time from `address` in this process: `send` takes the node's
+    pending count as the nonce, which two threads sending at once would both take."""
+    with _KEY_LOCKS_GUARD:
+        lock = _KEY_LOCKS.setdefault(address.lower(), threading.Lock())
+    with lock:
+        yield
 
 
 def signer(private_key: str) -> LocalAccount:

@@ -379,6 +379,43 @@ def recs_proof(claim_id: int, as_json: JsonFlag = False) -> None:
     )
 
 
+@recs.command("verify")
+def recs_verify(
+    certificate_id: int,
+    rpc_url: Annotated[
+        str,
+        typer.Option(
+            "--rpc-url", envvar="GRIDLEDGER_RPC_URL", help="A chain RPC you trust (not ours)."
+        ),
+    ] = "http://127.0.0.1:8545",
+    registry: Annotated[
+        str | None,
+        typer.Option(help="RECRegistry address to check against (default: the one served)."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Check a certificate as a third party: the issuance event, each reading's digest, Merkle
+    proof and meter signature, the meter's approval, the Wh (one line per check; exit 1 on any
+    FAIL)."""
+    # web3 loads only here: every other command stays quick to start
+    from backend.recs.verify import passed, rpc_web3, verify_evidence
+
+    evidence = api().get(f"/v1/recs/certificates/{certificate_id}/evidence", auth=False)
+    try:
+        checks = verify_evidence(evidence, rpc_web3(rpc_url), registry)
+    except (KeyError, TypeError, ValueError) as exc:  # not an evidence document
+        raise CliError(f"cannot verify: {type(exc).__name__}: {exc}") from exc
+    ok = passed(checks)
+    out(
+        {"certificate_id": certificate_id, "ok": ok, "checks": [c.as_dict() for c in checks]},
+        [c.line() for c in checks]
+        + [f"certificate #{certificate_id}: {'verified' if ok else 'NOT verified'}"],
+        as_json,
+    )
+    if not ok:
+        raise typer.Exit(1)
+
+
 # ---------------------------------------------------------------------- meters
 
 

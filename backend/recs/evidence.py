@@ -62,6 +62,20 @@ def evidence_proof(leaves: Iterable[bytes], leaf: bytes) -> list[bytes]:
     return proof
 
 
+def evidence_proofs(leaves: Iterable[bytes]) -> dict[bytes, list[bytes]]:
+    """Every leaf's proof, from one tree (`evidence_proof` per leaf would rebuild it each time)."""
+    levels = _levels(leaves)
+    proofs = {}
+    for index, leaf in enumerate(levels[0]):
+        proof, position = [], index
+        for level in levels[:-1]:
+            if position ^ 1 < len(level):
+                proof.append(level[position ^ 1])
+            position //= 2
+        proofs[leaf] = proof
+    return proofs
+
+
 def verify_proof(proof: Iterable[bytes], root: bytes, leaf: bytes) -> bool:
     """Python mirror of OpenZeppelin `MerkleProof.verify(proof, root, leaf)`."""
     node = leaf

@@ -108,3 +108,42 @@ class ClaimProof(BaseModel):
     block_number: int
     block_hash: str | None
     event_signature: str
+
+
+class EvidenceReading(BaseModel):
+    """One verified reading behind a certificate. `reading` is the EIP-712 `MeterReading`
+    message exactly as signed (uint64 values as decimal strings); `digest` its EIP-712 digest,
+    the Merkle leaf; `proof` the sibling hashes from the leaf to the certificate's
+    `evidence_root` (sorted pairs, OpenZeppelin `MerkleProof`). `signature` is the meter's (or
+    a metering data provider's) 65-byte signature; a reading a provider posted unsigned has
+    none and `signer` is the provider's address (`attestation` says which)."""
+
+    reading: dict[str, str]
+    attestation: str  # meter-signature | provider-signature | provider-posted
+    signature: str | None
+    signer: str | None
+    digest: str
+    proof: list[str]
+
+
+class CertificateEvidence(BaseModel):
+    """Everything a third party needs to check a certificate down to the meter: the issuance
+    log (`tx_hash`, `log_index` in `block_number`, emitted by `contract`), the readings with
+    their signatures and Merkle proofs, and the EIP-712 domain they were signed in
+    (`gridledger recs verify` checks all of it against the chain)."""
+
+    certificate_id: int
+    device_id: int
+    device_owner: str
+    meter_id: str
+    period_start: int
+    period_end: int
+    volume_wh: AmountStr
+    evidence_root: str | None
+    chain_id: int
+    contract: str
+    tx_hash: str
+    block_number: int
+    log_index: int | None
+    domain: dict[str, str | int]
+    readings: list[EvidenceReading]

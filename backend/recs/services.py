@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from eth_account import Account as EthAccount
 from eth_account.signers.local import LocalAccount
 from sqlmodel import Session, col, select
 from web3.logs import DISCARD
@@ -20,6 +19,7 @@ from backend.core.config import Settings
 from backend.core.errors import NotFound
 from backend.core.pagination import keyset_page
 from backend.market.orders import default_meter_id
+from backend.meters.chain_registry import registrar_transaction
 from backend.recs.schemas import (
     CertificateDetail,
     CertificatePublic,
@@ -105,13 +105,12 @@ def register_device(
 def set_device_status(
     settings: Settings, chain: Chain, device_id: int, approve: bool
 ) -> TxAccepted:
-    registrar = EthAccount.from_key(settings.registrar_private_key.get_secret_value())
     function = (
         chain.registry.functions.approveDevice
         if approve
         else chain.registry.functions.suspendDevice
     )
-    receipt = chain.transact(registrar, function(device_id))
+    receipt = registrar_transaction(settings, chain, function(device_id))
     return _accepted("device", str(device_id), receipt, f"/v1/recs/devices/{device_id}")
 
 

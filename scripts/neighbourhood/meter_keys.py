@@ -1,6 +1,6 @@
 """Demo meter keys: one deterministic key per simulated meter, derived from the simulation
 seed and the meter's name. It stands in for the key sealed in a real meter's secure element:
-the registrar approves the meter on chain with this key's address, and the simulated meter
+the registrar approves the meter (API and chain) with this key's address, and the simulated meter
 signs its readings with it. Only for the simulation: anyone who knows the seed knows the keys.
 """
 

@@ -5,8 +5,9 @@ consumers (every third custodial, the others wallet users signing EIP-712 orders
 community battery (buys midday surplus, sells in the evening) and an aggregator (buys the
 prosumers' certificates and retires them for a beneficiary). Everything goes through the
 REST API; the only other actors are the chain's own: the deployer funds accounts (ETH for
-gas, gUSD minted), the registrar approves each meter on chain with its signing key (a demo key
-per meter, scripts/neighbourhood/meter_keys.py) and the simulator moves Anvil's clock.
+gas, gUSD minted) and the simulator moves Anvil's clock. The operator, as registrar, approves
+each meter with its signing key (a demo key per meter, scripts/neighbourhood/meter_keys.py)
+through the API, which sends `approveMeter` on chain.
 
 The clock: every `sim_seconds_per_day / 96` wall seconds the chain jumps to the next
 15-minute boundary (`evm_setNextBlockTimestamp` + `anvil_mine`), so chain time is simulated
@@ -46,7 +47,7 @@ from web3.types import Nonce, RPCEndpoint
 
 from backend.accounts.models import Account, Role
 from backend.chain.deployment import Deployment
-from backend.chain.transactions import send, signer, transact
+from backend.chain.transactions import send, signer
 from backend.core.config import Settings
 from backend.core.db import get_engine
 from backend.core.errors import GridLedgerError
@@ -73,7 +74,6 @@ COLLATERAL = 100 * GUSD
 SELLERS = ("prosumer", "battery")
 GRID_AREA = "GL-SIM"
 TECHNOLOGY = "SOLAR_PV"
-METER_APPROVED = 1  # RECRegistry.MeterStatus.Approved
 
 
 def iso(ts: int) -> str:
@@ -228,7 +228,6 @@ class Neighbourhood:
         )
         self.registry_address = self.registry.address
         self.deployer = signer(settings.deployer_private_key.get_secret_value())
-        self.registrar = signer(settings.registrar_private_key.get_secret_value())
         self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="agent")
         self.stats = Stats()
         self.battery = Battery()
@@ -295,8 +294,6 @@ class Neighbourhood:
         list(self.pool.map(self._deposit_collateral, [a for a in self.agents if a.role in SELLERS]))
         metered = [a for a in self.agents if a.role != "aggregator"]
         list(self.pool.map(self._register_meter, metered))
-        for agent in metered:  # one registrar key: one transaction at a time
-            self._approve_meter(agent)
         for agent in self.of_role("prosumer"):
             self._register_device(agent)
         return fresh
@@ -413,7 +410,8 @@ class Neighbourhood:
 
     def _register_meter(self, agent: Agent) -> None:
         """The owner registers the meter with its key's address; the operator, as registrar,
-        approves the declared capacity and that key (again on a re-run: idempotent)."""
+        approves the declared capacity and that key, in the database and on chain (the API
+        sends `approveMeter`; again on a re-run: idempotent)."""
         kind = {"prosumer": "both", "consumer": "import", "battery": "both"}[agent.role]
         capacity = agent.pv.peak_w if agent.pv else 30_000
         reply = agent.participant.request(
@@ -433,23 +431,6 @@ class Neighbourhood:
             "POST",
             f"/v1/meters/{agent.meter_id}/approval",
             json={"capacity_w": capacity, "signing_key": agent.meter_key.address},
-        )
-
-    def _approve_meter(self, agent: Agent) -> None:
-        """The registrar approves the meter on chain with its capacity and signing key (the
-        API's approval above marks it approved in the database; the API does not send the
-        transaction yet)."""
-        if agent.meter_id is None or agent.meter_key is None:
-            return
-        meter = bytes.fromhex(agent.meter_id[2:])
-        capacity = agent.pv.peak_w if agent.pv else 30_000
-        _, status, approved_w, key = self.registry.functions.meter(meter).call()
-        if (status, approved_w, key) == (METER_APPROVED, capacity, agent.meter_key.address):
-            return
-        transact(
-            self.w3,
-            self.registrar,
-            self.registry.functions.approveMeter(meter, capacity, agent.meter_key.address),
         )
 
     def _register_device(self, agent: Agent) -> None:

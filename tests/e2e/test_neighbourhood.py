@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from backend.chain.deployment import Deployment
 from backend.core.config import PROJECT_ROOT
 from backend.core.db import make_engine
 from backend.core.processes import stop_process
+from backend.recs.verify import passed, verify_certificate
 
 GATE_DELAY_S = 300  # Settings.settlement_gate_delay_s
 SETTLED = 2  # IEnergyMarket.TradeStatus.Settled
@@ -42,6 +44,7 @@ class Stack:
     w3: Web3
     deployment: Deployment
     engine: object
+    api_url: str
 
     def rows(self, sql: str, **params) -> list:
         with self.engine.connect() as connection:
@@ -107,6 +110,7 @@ def stack(tmp_path_factory):
             w3,
             Deployment.read(data_dir / "deployment.json"),
             make_engine(f"sqlite:///{data_dir / 'gridledger.db'}"),
+            f"http://127.0.0.1:{api_port}",
         )
     finally:
         stop_process(process, signal.SIGINT, timeout_s=60)
@@ -230,6 +234,20 @@ def test_recs_only_from_metered_renewable_export(stack):
     # certificates change hands on the market and are retired with a claim
     assert stack.rows("SELECT count(*) FROM trades WHERE product = 'rec'")[0][0] > 0
     assert stack.rows("SELECT count(*) FROM claims")[0][0] > 0
+
+
+def test_certificate_proofs_verify(stack):
+    """A third party with the API and an RPC checks every certificate down to the meters'
+    signatures and the registrar's approval (`gridledger recs verify`)."""
+    ids = [row[0] for row in stack.rows("SELECT certificate_id FROM certificates")]
+    assert ids
+    rpc_url = str(stack.w3.provider.endpoint_uri)
+    with ThreadPoolExecutor(4) as pool:  # the waits on the API and the node overlap
+        verdicts = list(pool.map(lambda i: verify_certificate(stack.api_url, rpc_url, i), ids))
+    for checks in verdicts:
+        assert passed(checks), [c.line() for c in checks if not c.ok]
+        signatures = [c for c in checks if c.name.endswith(" signature")]
+        assert signatures and all("the meter's key" in c.detail for c in signatures)
 
 
 def test_tokens_are_conserved(stack):

@@ -9,10 +9,17 @@ from fastapi import APIRouter, Query, Request
 from sqlmodel import Session
 
 from backend.accounts.models import Account, Role
-from backend.api.deps import MeterDataAccount, Reader, SessionDep, SettingsDep, require_role
+from backend.api.deps import (
+    ChainDep,
+    MeterDataAccount,
+    Reader,
+    SessionDep,
+    SettingsDep,
+    require_role,
+)
 from backend.api.problem_docs import raises
 from backend.core.errors import InvalidInput, NotFound
-from backend.meters import services
+from backend.meters import approval, services
 from backend.meters.errors import ReadingRejectedError
 from backend.meters.models import Meter, MeterStatus
 from backend.meters.schemas import (
@@ -73,14 +80,24 @@ def get_meter(meter: str, session: SessionDep, account: Reader) -> Meter:
     dependencies=[require_role(Role.REGISTRAR)],
 )
 def approve_meter(
-    meter: str, data: MeterApproval, session: SessionDep, account: MeterDataAccount
+    meter: str,
+    data: MeterApproval,
+    session: SessionDep,
+    settings: SettingsDep,
+    chain: ChainDep,
+    account: MeterDataAccount,
 ) -> Meter:
-    """Approve a meter (or re-approve: new capacity, key rotation): readings signed with its
-    key are verified from now on, export above the approved capacity is rejected."""
-    found = services.approve_meter(session, account, services.get_meter(session, meter), data)
-    session.commit()
-    session.refresh(found)
-    return found
+    """Approve a meter (or re-approve: new capacity, key rotation) on chain (`approveMeter`)
+    and here: readings signed with its key are verified from now on, export above the
+    approved capacity is rejected. Answers once the transaction is mined."""
+    return approval.approve(
+        session,
+        settings,
+        chain,
+        registrar=account,
+        meter=services.get_meter(session, meter),
+        data=data,
+    )
 
 
 @router.post(
@@ -89,12 +106,18 @@ def approve_meter(
     responses=raises(NotFound),
     dependencies=[require_role(Role.REGISTRAR)],
 )
-def suspend_meter(meter: str, session: SessionDep, account: MeterDataAccount) -> Meter:
-    """Suspend an approved meter: its signatures verify nothing until it is re-approved."""
-    found = services.suspend_meter(session, services.get_meter(session, meter), by=account)
-    session.commit()
-    session.refresh(found)
-    return found
+def suspend_meter(
+    meter: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    chain: ChainDep,
+    account: MeterDataAccount,
+) -> Meter:
+    """Suspend an approved meter on chain (`suspendMeter`) and here: its signatures verify
+    nothing until it is re-approved."""
+    return approval.suspend(
+        session, settings, chain, registrar=account, meter=services.get_meter(session, meter)
+    )
 
 
 @router.post("/energy/readings", response_model=IngestResult)

@@ -19,8 +19,10 @@ from backend.api.deps import (
 from backend.core.json_ints import MAX_SAFE_INTEGER
 from backend.market.schemas import Page
 from backend.recs import services
+from backend.recs.certificate_evidence import certificate_evidence
 from backend.recs.schemas import (
     CertificateDetail,
+    CertificateEvidence,
     CertificatePublic,
     ClaimProof,
     ClaimRequest,
@@ -123,6 +125,21 @@ def certificates(
 def certificate(certificate_id: CertificateId, session: SessionDep, _: Reader) -> CertificateDetail:
     """One certificate with its holders and full history (issuance, transfers, claims)."""
     return services.get_certificate(session, certificate_id)
+
+
+@router.get("/certificates/{certificate_id}/evidence", response_model=CertificateEvidence)
+def evidence(
+    certificate_id: CertificateId, session: SessionDep, chain: ChainDep
+) -> CertificateEvidence:
+    """Public: a certificate's issuance log and the signed readings behind it, each with its
+    EIP-712 digest and Merkle proof to the certificate's evidence root
+    (`gridledger recs verify` checks them against the chain)."""
+    return certificate_evidence(
+        session,
+        chain_id=chain.chain_id,
+        registry_address=chain.registry.address,
+        certificate_id=certificate_id,
+    )
 
 
 @router.post(

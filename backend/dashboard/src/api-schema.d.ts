@@ -532,8 +532,9 @@ export interface paths {
         put?: never;
         /**
          * Approve Meter
-         * @description Approve a meter (or re-approve: new capacity, key rotation): readings signed with its
-         *     key are verified from now on, export above the approved capacity is rejected.
+         * @description Approve a meter (or re-approve: new capacity, key rotation) on chain (`approveMeter`)
+         *     and here: readings signed with its key are verified from now on, export above the
+         *     approved capacity is rejected. Answers once the transaction is mined.
          */
         post: operations["approve_meter_v1_meters__meter__approval_post"];
         delete?: never;
@@ -553,7 +554,8 @@ export interface paths {
         put?: never;
         /**
          * Suspend Meter
-         * @description Suspend an approved meter: its signatures verify nothing until it is re-approved.
+         * @description Suspend an approved meter on chain (`suspendMeter`) and here: its signatures verify
+         *     nothing until it is re-approved.
          */
         post: operations["suspend_meter_v1_meters__meter__suspension_post"];
         delete?: never;
@@ -802,6 +804,28 @@ export interface paths {
          * @description One certificate with its holders and full history (issuance, transfers, claims).
          */
         get: operations["certificate_v1_recs_certificates__certificate_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/recs/certificates/{certificate_id}/evidence": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Evidence
+         * @description Public: a certificate's issuance log and the signed readings behind it, each with its
+         *     EIP-712 digest and Merkle proof to the certificate's evidence root
+         *     (`gridledger recs verify` checks them against the chain).
+         */
+        get: operations["evidence_v1_recs_certificates__certificate_id__evidence_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1349,6 +1373,50 @@ export interface components {
             /** History */
             history: components["schemas"]["HistoryEntry"][];
         };
+        /**
+         * CertificateEvidence
+         * @description Everything a third party needs to check a certificate down to the meter: the issuance
+         *     log (`tx_hash`, `log_index` in `block_number`, emitted by `contract`), the readings with
+         *     their signatures and Merkle proofs, and the EIP-712 domain they were signed in
+         *     (`gridledger recs verify` checks all of it against the chain).
+         */
+        CertificateEvidence: {
+            /** Certificate Id */
+            certificate_id: number;
+            /** Device Id */
+            device_id: number;
+            /** Device Owner */
+            device_owner: string;
+            /** Meter Id */
+            meter_id: string;
+            /** Period Start */
+            period_start: number;
+            /** Period End */
+            period_end: number;
+            /**
+             * Volume Wh
+             * @description A non-negative integer as a decimal string (a number is accepted in requests).
+             */
+            volume_wh: string;
+            /** Evidence Root */
+            evidence_root: string | null;
+            /** Chain Id */
+            chain_id: number;
+            /** Contract */
+            contract: string;
+            /** Tx Hash */
+            tx_hash: string;
+            /** Block Number */
+            block_number: number;
+            /** Log Index */
+            log_index: number | null;
+            /** Domain */
+            domain: {
+                [key: string]: string | number;
+            };
+            /** Readings */
+            readings: components["schemas"]["EvidenceReading"][];
+        };
         /** CertificatePublic */
         CertificatePublic: {
             /** Certificate Id */
@@ -1780,6 +1848,31 @@ export interface components {
             refund: string | null;
             /** Status */
             status: string;
+        };
+        /**
+         * EvidenceReading
+         * @description One verified reading behind a certificate. `reading` is the EIP-712 `MeterReading`
+         *     message exactly as signed (uint64 values as decimal strings); `digest` its EIP-712 digest,
+         *     the Merkle leaf; `proof` the sibling hashes from the leaf to the certificate's
+         *     `evidence_root` (sorted pairs, OpenZeppelin `MerkleProof`). `signature` is the meter's (or
+         *     a metering data provider's) 65-byte signature; a reading a provider posted unsigned has
+         *     none and `signer` is the provider's address (`attestation` says which).
+         */
+        EvidenceReading: {
+            /** Reading */
+            reading: {
+                [key: string]: string;
+            };
+            /** Attestation */
+            attestation: string;
+            /** Signature */
+            signature: string | null;
+            /** Signer */
+            signer: string | null;
+            /** Digest */
+            digest: string;
+            /** Proof */
+            proof: string[];
         };
         /** HistoryEntry */
         HistoryEntry: {
@@ -6389,6 +6482,55 @@ export interface operations {
                 headers: {
                     /** @description Seconds until the rate-limit window resets (the body's `retry_after`) */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    evidence_v1_recs_certificates__certificate_id__evidence_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                certificate_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CertificateEvidence"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {

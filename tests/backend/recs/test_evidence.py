@@ -6,7 +6,13 @@ from eth_utils import keccak
 from hypothesis import given
 from hypothesis import strategies as st
 
-from backend.recs.evidence import evidence_proof, evidence_root, hash_pair, verify_proof
+from backend.recs.evidence import (
+    evidence_proof,
+    evidence_proofs,
+    evidence_root,
+    hash_pair,
+    verify_proof,
+)
 
 LEAVES = st.lists(st.binary(min_size=32, max_size=32), min_size=1, max_size=40, unique=True)
 
@@ -17,6 +23,13 @@ def test_every_leaf_proves_and_the_root_ignores_order(leaves, data):
     assert evidence_root(data.draw(st.permutations(leaves))) == root
     for leaf in leaves:
         assert verify_proof(evidence_proof(leaves, leaf), root, leaf)
+
+
+@given(leaves=LEAVES)
+def test_all_proofs_from_one_tree_equal_the_proofs_one_by_one(leaves):
+    proofs = evidence_proofs(leaves)
+    assert set(proofs) == set(leaves)
+    assert all(proofs[leaf] == evidence_proof(leaves, leaf) for leaf in leaves)
 
 
 @given(leaves=LEAVES, stranger=st.binary(min_size=32, max_size=32))

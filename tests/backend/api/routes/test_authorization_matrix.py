@@ -29,6 +29,7 @@ PUBLIC = {
     ("GET", "/v1/trading/trades"),
     ("GET", "/v1/trading/prices"),
     ("GET", "/v1/recs/claims/{claim_id}/proof"),
+    ("GET", "/v1/recs/certificates/{certificate_id}/evidence"),
     ("GET", "/v1/public/summary"),
     ("GET", "/v1/public/settlements"),
     ("GET", "/v1/public/energy/periods"),

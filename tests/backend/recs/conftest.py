@@ -1,0 +1,5 @@
+"""REC verification tests run on the devnet world of tests/fixtures/settlement.py."""
+
+from tests.fixtures.settlement import market
+
+__all__ = ["market"]  # a fixture pytest finds here by name
