@@ -63,6 +63,7 @@ def main() -> None:
     from backend.workers.app import app
     from backend.workers.beat_lock import beat_lock
 
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # the schedule's file lives there
     engine = make_engine(settings.database_url)
     lock = beat_lock(settings, engine)
     wait_s = min(1.0, settings.beat_lock_ttl_s / 4)
