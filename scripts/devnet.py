@@ -267,6 +267,9 @@ class Stack:
     def report(self, component: str, message: str) -> None:
         if self.status is not None:
             self.status.clear()
+        if component == "neighbourhood" and message.startswith("finished"):
+            say("sim", "finished its simulated period; the stack keeps running")
+            return
         log_file = self.config.data_dir / "logs" / f"{component}.log"
         say(component, f"{message} (log {log_file})" if "died" in message else message)
 
