@@ -301,7 +301,10 @@ class Stack:
         self.start("workers", module="backend.workers")
         say("workers", f"settlement and REC issuance on {config.resolved_broker_url}")
         self.start("beat", module="backend.workers.beat")
-        say("beat", f"schedules them every {config.settlement_beat_interval_s:g} s (one beat holds the lock)")
+        interval = component_env(config).get(
+            "GRIDLEDGER_SETTLEMENT_BEAT_INTERVAL_S", str(config.settlement_beat_interval_s)
+        )
+        say("beat", f"schedules them every {float(interval):g} s (while it holds the beat lock)")
         self.start("mqtt", module="backend.meters.mqtt")
         say(
             "mqtt",

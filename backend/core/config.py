@@ -174,8 +174,9 @@ class Settings(BaseSettings):
     health_heartbeat_max_age_s: float = Field(default=60.0, gt=0)
     # clock seconds a period may stay unsettled past its gate (covers the missing-data deadline)
     health_settlement_late_s: int = Field(default=4_500, ge=0)
-    # clock seconds a recorded device-hour may wait for its certificate after the hour ended
-    health_issuance_late_s: int = Field(default=7_200, ge=0)
+    # clock seconds a device-hour may wait for its certificate once it is due (hour end + gate
+    # + missing-data deadline)
+    health_issuance_late_s: int = Field(default=1_800, ge=0)
     health_outbox_late_s: float = Field(default=60.0, gt=0)  # oldest unpublished outbox row
 
     @model_validator(mode="after")

@@ -4,8 +4,8 @@ Each check compares a figure against its threshold in settings (GRIDLEDGER_HEALT
 `degraded` beyond it, saying what is late and since when:
 - settlement: the oldest period past its gate (end + settlement gate delay) with an open
   energy trade; late by `now - due`, in the settlement clock (chain time when simulated);
-- issuance: the oldest recorded device-hour still waiting for its certificate, late since
-  the hour ended;
+- issuance: the oldest device-hour with verified export still without its certificate once
+  it should have one (hour end + gate + missing-data deadline);
 - matcher, mqtt, beat: wall seconds since the component's last heartbeat;
 - outbox: the oldest unpublished outbox row, when a Redis stream is fed (without Redis the
   API tails the table itself and nothing needs publishing).
@@ -24,9 +24,12 @@ from sqlmodel import Session, col, select
 from backend.core.config import Settings
 from backend.health.heartbeats import WATCHED, heartbeats
 from backend.settlement.models import BatchStatus, IssuanceStatus, RecIssuance, SettlementBatch
-from indexer.models import OutboxMessage, Trade, TradeStatus
+from backend.meters.models import MeterReading
+from indexer.models import Device, DeviceStatus, OutboxMessage, Trade, TradeStatus
 
 HOUR = 3600
+LOOKBACK_S = 7 * 86_400  # backend/settlement/issuance.py's look-back
+DONE = (IssuanceStatus.ISSUED, IssuanceStatus.CLOSED, IssuanceStatus.SKIPPED)
 OK, DEGRADED = "ok", "degraded"
 
 
@@ -75,21 +78,43 @@ def settlement(session: Session, settings: Settings, now: int) -> Freshness:
 
 
 def issuance(session: Session, settings: Settings, now: int) -> Freshness:
-    oldest, hours = session.exec(
-        select(func.min(RecIssuance.hour_start), func.count()).where(
-            col(RecIssuance.status).in_((IssuanceStatus.PENDING, IssuanceStatus.SUBMITTED))
+    """The oldest device-hour that should have its certificate by now (verified export of an
+    approved device, ended more than gate + missing-data deadline ago, within the issuer's
+    7-day look-back) but is not issued, closed or skipped: a dead worker or beat, or a stuck
+    issueBatch. Late by `now - (hour end + gate + deadline)`."""
+    gate, deadline = settings.settlement_gate_delay_s, settings.settlement_missing_data_deadline_s
+    due_by = now - gate - deadline  # hours ending by then must have their certificate
+    hour = col(MeterReading.interval_start) - col(MeterReading.interval_start) % HOUR
+    done = select(RecIssuance.hour_start).where(
+        RecIssuance.device_id == Device.device_id,
+        RecIssuance.hour_start == hour,
+        col(RecIssuance.status).in_(DONE),
+    )
+    oldest, readings = session.exec(
+        select(func.min(hour), func.count())
+        .join(Device, func.lower(Device.meter_id) == MeterReading.meter_id)
+        .where(
+            Device.status == DeviceStatus.APPROVED,
+            col(MeterReading.verified).is_(True),
+            col(MeterReading.export_wh) > 0,
+            hour >= Device.commissioned_at,
+            col(MeterReading.interval_start) >= now - LOOKBACK_S,
+            col(MeterReading.interval_start) < due_by,  # (bounds the scan on the index)
+            hour <= due_by - HOUR,
+            ~done.exists(),
         )
     ).one()
     if oldest is None:
-        return Freshness(figures={"oldest_waiting_hour": None, "lag_s": 0})
-    lag_s = max(now - (int(oldest) + HOUR), 0)
+        return Freshness(figures={"oldest_waiting_hour": None, "late_s": 0})
+    due = int(oldest) + HOUR + gate + deadline
+    late_s = now - due
     check = Freshness(
-        ok=lag_s <= settings.health_issuance_late_s,
-        figures={"oldest_waiting_hour": int(oldest), "lag_s": lag_s, "device_hours": hours},
+        ok=late_s <= settings.health_issuance_late_s,
+        figures={"oldest_waiting_hour": int(oldest), "late_s": late_s, "readings": readings},
     )
     if not check.ok:
         check.late = f"certificate for the hour from {iso(int(oldest))} not issued"
-        check.since = iso(int(oldest) + HOUR)
+        check.since = iso(due)
     return check
 
 

@@ -6,15 +6,18 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlmodel import Session
 
 from backend.core.config import Settings
 from backend.core.db import make_engine
 from backend.core.migrate import upgrade
-from backend.health.freshness import freshness_checks
+from backend.health.freshness import freshness_checks, iso
 from backend.health.heartbeats import BEAT, MATCHER, MQTT, Heartbeat, heartbeats, write_heartbeat
 from backend.health.models import ComponentHeartbeat
-from backend.settlement.models import IssuanceStatus, RecIssuance
+from backend.market.orders import default_meter_id
+from backend.settlement.issuance import issue_certificates
+from tests.fixtures.settlement import build_market
 
 
 def sqlite_engine(tmp_path):
@@ -68,29 +71,35 @@ def test_heartbeat_writes_at_most_once_per_interval(tmp_path):
     engine.dispose()
 
 
-def test_issuance_lag_counts_from_the_end_of_the_oldest_waiting_hour(tmp_path):
-    engine = sqlite_engine(tmp_path)
-    settings = Settings(_env_file=None, data_dir=tmp_path, health_issuance_late_s=3_600)
-    hour = 1_800_000_000 // 3600 * 3600
-    with Session(engine) as session:
-        for n, status in enumerate((IssuanceStatus.ISSUED, IssuanceStatus.PENDING)):
-            session.add(
-                RecIssuance(
-                    device_id=1,
-                    meter_id="0x" + "11" * 32,
-                    owner="0x" + "22" * 20,
-                    hour_start=hour + n * 3600,
-                    volume_wh=500,
-                    status=status.value,
-                )
-            )
-        session.commit()
-        waiting_since = hour + 2 * 3600  # the pending hour ended then
-        within = freshness_checks(session, settings, now=waiting_since + 3_600)["issuance"]
-        late = freshness_checks(session, settings, now=waiting_since + 3_601)["issuance"]
-    assert within["ok"] and within["lag_s"] == 3_600 and within["device_hours"] == 1
-    assert late["status"] == "degraded" and late["lag_s"] == 3_601
-    assert late["since"] == datetime.fromtimestamp(waiting_since, UTC).isoformat().replace(
-        "+00:00", "Z"
-    )
-    engine.dispose()
+@pytest.fixture
+def settlement_world(devnet, fresh_pg_url, redis_client):
+    """Devices, meters and their mirror (tests/fixtures/settlement.py); no worker runs."""
+    yield from build_market(devnet, fresh_pg_url, redis_client)
+
+
+def test_issuance_is_late_once_a_metered_hour_passes_its_deadline_unissued(settlement_world):
+    world = settlement_world
+    world.catch_up()  # devices into the mirror
+    person = world.devnet.workload.people[0]
+    meter = "0x" + default_meter_id(person.address).hex()
+    now = world.ctx.now()
+    hour = (now // 3600 - 3) * 3600
+    world.meter_readings({(meter, hour + 900 * q): 100 for q in range(4)})
+    settings = world.settings.model_copy(update={"health_issuance_late_s": 600})
+    due = hour + 3600 + settings.settlement_gate_delay_s
+    due += settings.settlement_missing_data_deadline_s
+    with world.session() as session:
+        early = freshness_checks(session, settings, now=due - 1)["issuance"]
+        within = freshness_checks(session, settings, now=due + 600)["issuance"]
+        late = freshness_checks(session, settings, now=due + 601)["issuance"]
+    assert early["ok"] and early["oldest_waiting_hour"] is None  # not due yet
+    assert within["ok"] and within["oldest_waiting_hour"] == hour and within["late_s"] == 600
+    assert late["status"] == "degraded" and late["late_s"] == 601
+    assert late["late"] == f"certificate for the hour from {iso(hour)} not issued"
+    assert late["since"] == iso(due)
+
+    with world.session() as session:  # the worker runs the beat's task: issued, no longer late
+        report = issue_certificates(session, world.ctx, world.locks, settings, now=due + 601)
+        assert report.issued == 1
+        after = freshness_checks(session, settings, now=due + 601)["issuance"]
+    assert after["ok"] and after["oldest_waiting_hour"] is None
