@@ -39,8 +39,8 @@ from backend.core.config import PROJECT_ROOT, Settings
 from backend.core.db import get_engine
 from backend.core.errors import GridLedgerError
 from backend.core.migrate import upgrade
-from backend.core.supervisor import RestartPolicy, Supervisor
 from backend.core.startup import settings_or_exit
+from backend.core.supervisor import RestartPolicy, Supervisor
 from backend.health.freshness import freshness_checks
 from indexer.models import TradeStatus
 from indexer.reset import clear_mirror
@@ -277,9 +277,7 @@ class Stack:
     def api_url(self) -> str:
         return f"http://{self.config.api_host}:{self.config.api_port}"
 
-    def start(
-        self, name: str, *, module: str, may_finish: bool = False
-    ) -> subprocess.Popen[bytes]:
+    def start(self, name: str, *, module: str, may_finish: bool = False) -> subprocess.Popen[bytes]:
         """`python -m module` as component `name`, supervised by `check` (restarted when it
         dies) and stopped by `shut_down`."""
         return self.supervisor.add(

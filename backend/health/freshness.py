@@ -23,8 +23,8 @@ from sqlmodel import Session, col, select
 
 from backend.core.config import Settings
 from backend.health.heartbeats import WATCHED, heartbeats
-from backend.settlement.models import BatchStatus, IssuanceStatus, RecIssuance, SettlementBatch
 from backend.meters.models import MeterReading
+from backend.settlement.models import BatchStatus, IssuanceStatus, RecIssuance, SettlementBatch
 from indexer.models import Device, DeviceStatus, OutboxMessage, Trade, TradeStatus
 
 HOUR = 3600
@@ -160,7 +160,9 @@ def outbox(session: Session, settings: Settings, wall_now: float) -> Freshness:
         return Freshness(figures={**figures, "oldest_age_s": 0})
     created = oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC)
     age_s = round(max(wall_now - created.timestamp(), 0), 1)
-    check = Freshness(ok=age_s <= settings.health_outbox_late_s, figures={**figures, "oldest_age_s": age_s})
+    check = Freshness(
+        ok=age_s <= settings.health_outbox_late_s, figures={**figures, "oldest_age_s": age_s}
+    )
     if not check.ok:
         check.late = f"{backlog} outbox message(s) not published"
         check.since = iso(created.timestamp())

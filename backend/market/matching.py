@@ -303,7 +303,6 @@ def run_forever(
     """`python -m backend.market.matching`: match every `interval_s`."""
     from backend.chain.contracts import chain_for
     from backend.core.db import make_engine
-
     from backend.health.heartbeats import MATCHER, Heartbeat
 
     engine = make_engine(settings.database_url)

@@ -55,7 +55,9 @@ def keep_renewing(renew: Any, every_s: float) -> threading.Thread:
 
 def main() -> None:
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stdout
+        level=logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        stream=sys.stdout,
     )
     settings = settings_or_exit("beat")  # before the Celery app reads them at import
     from backend.core.db import make_engine

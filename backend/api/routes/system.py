@@ -180,7 +180,9 @@ def _freshness_gauges(session: SessionDep, settings: Settings) -> bytes:
         return b""
     registry = CollectorRegistry()
     ok = Gauge(
-        "gridledger_freshness_ok", "1 when the check is within its threshold", ["check"],
+        "gridledger_freshness_ok",
+        "1 when the check is within its threshold",
+        ["check"],
         registry=registry,
     )
     figure = Gauge(

@@ -7,7 +7,7 @@ reports a component whose row has gone stale as degraded.
 """
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = "i15_supervision_heartbeats"

@@ -116,7 +116,9 @@ def operator_headers(engine, settings) -> dict[str, str]:
         account = Account(kind=AccountKind.WALLET, address="0x" + "0f" * 20, roles=["operator"])
         session.add(account)
         session.commit()
-        return {"Authorization": f"Bearer {create_access_token(account.id, account.roles, settings)}"}
+        return {
+            "Authorization": f"Bearer {create_access_token(account.id, account.roles, settings)}"
+        }
 
 
 def test_health_degrades_when_a_due_period_stays_unsettled_and_recovers(settlement_world):
