@@ -20,11 +20,12 @@ import redis
 from redis.exceptions import LockError, RedisError
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from backend.core.config import Settings
 
 LOCK_NAME = "gridledger:lock:beat"
-ADVISORY_KEY = 0x6752_4944_4245_4154 & 0x7FFF_FFFF_FFFF_FFFF  # "gRIDBEAT", a signed bigint
+ADVISORY_CLASS = 0x6742_4154  # "gBAT"; with the schema's hash: one beat per set of books
 
 
 class BeatLock(Protocol):
@@ -61,18 +62,23 @@ class RedisBeatLock:
 
 
 class PostgresBeatLock:
-    """`pg_try_advisory_lock` on a connection of its own, held for the process's life."""
+    """`pg_try_advisory_lock` on a connection of its own, held for the process's life; keyed
+    by the schema, since advisory locks are database-wide and each schema has its own books."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.connection: Connection | None = None
 
     def acquire(self) -> bool:
-        connection = self.engine.connect()
-        held = connection.execute(
-            text("SELECT pg_try_advisory_lock(:key)"), {"key": ADVISORY_KEY}
-        ).scalar()
-        connection.commit()
+        try:
+            connection = self.engine.connect()
+            held = connection.execute(
+                text("SELECT pg_try_advisory_lock(:class, hashtext(current_schema()))"),
+                {"class": ADVISORY_CLASS},
+            ).scalar()
+            connection.commit()
+        except SQLAlchemyError:  # the database is away: not ours; try again later
+            return False
         if held:
             self.connection = connection
             return True
@@ -86,7 +92,7 @@ class PostgresBeatLock:
             self.connection.execute(text("SELECT 1")).scalar()
             self.connection.commit()
             return True
-        except Exception:  # the session is gone, and its advisory lock with it
+        except SQLAlchemyError:  # the session is gone, and its advisory lock with it
             return False
 
     def release(self) -> None:
