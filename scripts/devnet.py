@@ -16,6 +16,7 @@ service runs with GRIDLEDGER_CLOCK=chain and the settlement beat follows the fas
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import subprocess
@@ -108,6 +109,8 @@ class StatusLine:
     ) -> None:
         self.w3, self.engine, self.interval_s = w3, engine, interval_s
         self.settings = settings
+        self.late: list[str] = []  # freshness checks found late, and when they were asked
+        self.freshness_at = -math.inf
         self.label = "sim" if simulated else "chain"
         self.tty = sys.stdout.isatty()
         self.last = 0.0
@@ -141,13 +144,16 @@ class StatusLine:
         )
 
     def degraded(self, chain_now: int) -> str:
-        """` | degraded: beat, settlement` when freshness checks are late, else empty."""
+        """` | DEGRADED: beat, settlement` when freshness checks of /health are late, else
+        empty; asked at most every 5 s (the issuance check scans a week of readings)."""
         if self.settings is None:
             return ""
-        with Session(self.engine) as session:
-            checks = freshness_checks(session, self.settings, now=chain_now)
-        late = [name for name, check in checks.items() if not check["ok"]]
-        return f" | DEGRADED: {', '.join(late)}" if late else ""
+        if time.monotonic() - self.freshness_at >= 5:
+            with Session(self.engine) as session:
+                checks = freshness_checks(session, self.settings, now=chain_now)
+            self.late = [name for name, check in checks.items() if not check["ok"]]
+            self.freshness_at = time.monotonic()
+        return f" | DEGRADED: {', '.join(self.late)}" if self.late else ""
 
     def update(self) -> None:
         now = time.monotonic()
