@@ -187,7 +187,7 @@ def _freshness_gauges(session: SessionDep, settings: Settings) -> bytes:
     )
     figure = Gauge(
         "gridledger_freshness",
-        "Freshness figures: late_s / lag_s / age_s (seconds), backlog and counts",
+        "Freshness figures: late_s, age_s, oldest_age_s (seconds), backlog and counts",
         ["check", "figure"],
         registry=registry,
     )
