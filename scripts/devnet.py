@@ -1,9 +1,11 @@
 """`make run`: the whole stack on one machine, and a simulated neighbourhood trading on it.
 
 Anvil (state kept in the data folder), deployment (once), then one process per component:
-indexer, API, operator matcher, Celery worker with beat, MQTT subscriber and the
-neighbourhood simulator; their logs go to data/logs/. A status line follows simulated time,
-trades, settlements, RECs and indexer lag. Ctrl-C stops every process; re-running resumes
+indexer, API, operator matcher, Celery worker, beat, MQTT subscriber and the neighbourhood
+simulator; their logs go to data/logs/. Each component is supervised (backend/core/supervisor.py):
+one that dies is restarted after a back-off, and the stack stops only when one keeps dying.
+A status line follows simulated time, trades, settlements, RECs, indexer lag and what /health
+finds late. Ctrl-C stops every process; re-running resumes
 the same chain, database and deployment; `make run RESET=1` starts empty.
 `--exit-after-deploy` stops after reporting (used by tests and scripted set-ups).
 
@@ -14,6 +16,7 @@ service runs with GRIDLEDGER_CLOCK=chain and the settlement beat follows the fas
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import socket
@@ -30,6 +33,7 @@ from urllib.parse import urlparse
 import httpx
 from eth_utils import to_checksum_address
 from sqlalchemy import Engine, text
+from sqlmodel import Session
 from web3 import Web3
 
 from backend.chain.anvil import AnvilNode, start_anvil
@@ -38,9 +42,10 @@ from backend.core.config import PROJECT_ROOT, Settings
 from backend.core.db import get_engine
 from backend.core.errors import GridLedgerError
 from backend.core.migrate import upgrade
-from backend.core.processes import stop_process
 from backend.core.startup import settings_or_exit
 from backend.core.tls import client_context, http_verify, prepare
+from backend.core.supervisor import RestartPolicy, Supervisor
+from backend.health.freshness import freshness_checks
 from indexer.models import TradeStatus
 from indexer.reset import clear_mirror
 
@@ -113,13 +118,23 @@ def tls_answers(address: tuple[str, int], context: ssl.SSLContext) -> bool:
 
 
 class StatusLine:
-    """Simulated time, trades, settled, RECs issued and indexer lag, from the chain and the
-    DB mirror: rewritten in place on a terminal, a plain line every 10 s otherwise."""
+    """Simulated time, trades, settled, RECs issued, indexer lag and what /health finds late,
+    from the chain and the DB mirror: rewritten in place on a terminal, a plain line every
+    10 s otherwise."""
 
     def __init__(
-        self, w3: Web3, engine: Engine, *, simulated: bool, interval_s: float = 1.0
+        self,
+        w3: Web3,
+        engine: Engine,
+        *,
+        simulated: bool,
+        settings: Settings | None = None,
+        interval_s: float = 1.0,
     ) -> None:
         self.w3, self.engine, self.interval_s = w3, engine, interval_s
+        self.settings = settings
+        self.late: list[str] = []  # freshness checks found late, and when they were asked
+        self.freshness_at = -math.inf
         self.label = "sim" if simulated else "chain"
         self.tty = sys.stdout.isatty()
         self.last = 0.0
@@ -149,7 +164,20 @@ class StatusLine:
             f"{self.label} {moment} UTC | energy trades {trades}, settled {settled} "
             f"({penalised} penalised) | RECs {certificates} issued, {swaps} sold, "
             f"{claims} retired | block {head['number']} | indexer lag {lag}"
+            f"{self.degraded(head['timestamp'])}"
         )
+
+    def degraded(self, chain_now: int) -> str:
+        """` | DEGRADED: beat, settlement` when freshness checks of /health are late, else
+        empty; asked at most every 5 s (the issuance check scans a week of readings)."""
+        if self.settings is None:
+            return ""
+        if time.monotonic() - self.freshness_at >= 5:
+            with Session(self.engine) as session:
+                checks = freshness_checks(session, self.settings, now=chain_now)
+            self.late = [name for name, check in checks.items() if not check["ok"]]
+            self.freshness_at = time.monotonic()
+        return f" | DEGRADED: {', '.join(self.late)}" if self.late else ""
 
     def update(self) -> None:
         now = time.monotonic()
@@ -247,22 +275,48 @@ def deploy_or_resume(w3: Web3, config: Settings) -> Deployment:
 
 @dataclass
 class Stack:
-    """The running devnet: the node we started (if any) and the components, in start order."""
+    """The running devnet: the node we started (if any) and the supervised components, in
+    start order. Tests drive it too: `open_stack`, `start_components`, `check`, `shut_down`."""
 
     config: Settings
     w3: Web3
     anvil: AnvilNode | None
-    components: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    simulation_finished: bool = False  # the neighbourhood ran its simulated period and exited
+    supervisor: Supervisor = field(init=False)
+    status: StatusLine | None = None
+
+    def __post_init__(self) -> None:
+        self.supervisor = Supervisor(RestartPolicy.from_settings(self.config), self.report)
+
+    @property
+    def components(self) -> dict[str, subprocess.Popen[bytes]]:
+        """The live process of each component (a dead one awaiting its restart is left out)."""
+        return {
+            name: c.process
+            for name, c in self.supervisor.components.items()
+            if c.process is not None
+        }
+
+    def report(self, component: str, message: str) -> None:
+        if self.status is not None:
+            self.status.clear()
+        if component == "neighbourhood" and message.startswith("finished"):
+            say("sim", "finished its simulated period; the stack keeps running")
+            return
+        log_file = self.config.data_dir / "logs" / f"{component}.log"
+        say(component, f"{message} (log {log_file})" if "died" in message else message)
 
     @property
     def api_url(self) -> str:
         return self.config.api_url
 
-    def start(self, name: str, *, module: str) -> subprocess.Popen[bytes]:
-        """`python -m module` as component `name`, watched by `check` and stopped by `shut_down`."""
-        self.components[name] = start_component(name, module=module, config=self.config)
-        return self.components[name]
+    def start(self, name: str, *, module: str, may_finish: bool = False) -> subprocess.Popen[bytes]:
+        """`python -m module` as component `name`, supervised by `check` (restarted when it
+        dies) and stopped by `shut_down`."""
+        return self.supervisor.add(
+            name,
+            lambda: start_component(name, module=module, config=self.config),
+            may_finish=may_finish,
+        )
 
     def start_components(self) -> None:
         """Indexer, API (waited for), matcher, workers, MQTT subscriber and, when simulating,
@@ -276,10 +330,12 @@ class Stack:
         self.start("matcher", module="backend.market.matching")
         say("matcher", f"operator matching every {config.matcher_interval_s:g} s")
         self.start("workers", module="backend.workers")
-        say(
-            "workers",
-            f"settlement and REC issuance (worker + beat) on {config.resolved_broker_url}",
+        say("workers", f"settlement and REC issuance on {config.resolved_broker_url}")
+        self.start("beat", module="backend.workers.beat")
+        interval = component_env(config).get(
+            "GRIDLEDGER_SETTLEMENT_BEAT_INTERVAL_S", str(config.settlement_beat_interval_s)
         )
+        say("beat", f"schedules them every {float(interval):g} s (while it holds the beat lock)")
         self.start("mqtt", module="backend.meters.mqtt")
         say(
             "mqtt",
@@ -288,7 +344,7 @@ class Stack:
         )
         self.warn_if_chain_time_ahead()
         if config.simulate:
-            self.start("neighbourhood", module="scripts.neighbourhood")
+            self.start("neighbourhood", module="scripts.neighbourhood", may_finish=True)
             say(
                 "sim",
                 f"{config.sim_prosumers} prosumers, {config.sim_consumers} consumers, a battery "
@@ -335,45 +391,52 @@ class Stack:
                 "delivery periods must start after chain time",
             )
 
-    def check(self, status: StatusLine) -> None:
-        """Raise DevnetError when Anvil or a component has died. The neighbourhood finishing
+    def check(self) -> None:
+        """Restart components that died (after their back-off); raise DevnetError when Anvil
+        died, ComponentKeepsDying when a component keeps dying. The neighbourhood finishing
         its simulated period with code 0 is reported once; the rest of the stack runs on."""
         if self.anvil is not None and self.anvil.process.poll() is not None:
             raise DevnetError(
                 f"anvil exited unexpectedly with code {self.anvil.process.returncode}"
             )
-        for name, process in self.components.items():
-            if process.poll() is None:
-                continue
-            if name == "neighbourhood" and process.returncode == 0:
-                if not self.simulation_finished:
-                    status.clear()
-                    say("sim", "finished its simulated period; the stack keeps running")
-                    self.simulation_finished = True
-                continue
-            log_file = self.config.data_dir / "logs" / f"{name}.log"
-            raise DevnetError(f"{name} exited with code {process.returncode} (see {log_file})")
+        self.supervisor.poll()
+
+    @property
+    def simulation_finished(self) -> bool:
+        """The neighbourhood ran its simulated period and exited with code 0."""
+        neighbourhood = self.supervisor.components.get("neighbourhood")
+        return neighbourhood is not None and neighbourhood.finished
 
     def watch(self) -> NoReturn:
-        """Check the processes and refresh the status line until a component fails (raises
-        DevnetError) or Ctrl-C / SIGTERM (raises KeyboardInterrupt)."""
-        status = StatusLine(self.w3, get_engine(), simulated=self.config.simulate)
+        """Supervise the processes and refresh the status line until one keeps dying or
+        Anvil dies (raises GridLedgerError) or Ctrl-C / SIGTERM (raises KeyboardInterrupt)."""
+        self.status = status = StatusLine(
+            self.w3, get_engine(), simulated=self.config.simulate, settings=self.config
+        )
         try:
             while True:
                 time.sleep(0.5)
-                self.check(status)
+                self.check()
                 status.update()
         finally:
             status.clear()
 
     def shut_down(self) -> None:
         """Components in reverse start order, then Anvil with SIGINT so it saves its state."""
-        for name, process in reversed(self.components.items()):
-            stop_component(process)
+        for name in reversed(self.supervisor.names()):
+            self.supervisor.stop(name, signal.SIGTERM)
             say(name, "stopped")
         if self.anvil is not None:
             self.anvil.stop()
             say("anvil", "stopped (state saved)")
+
+
+def open_stack(config: Settings) -> Stack:
+    """Database migrated, Anvil started (or the node found); no component yet. Then
+    `deploy_or_resume`, `Stack.start_components`, `Stack.check` in a loop, `Stack.shut_down`."""
+    prepare_database(config)
+    w3 = Web3(Web3.HTTPProvider(config.rpc_url))
+    return Stack(config, w3, anvil=start_chain(w3, config))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -383,11 +446,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exit-after-deploy", action="store_true")
     args = parser.parse_args(argv)
     config = settings_or_exit("make run")
-    prepare_database(config)
-    w3 = Web3(Web3.HTTPProvider(config.rpc_url))
-    stack = Stack(config, w3, anvil=start_chain(w3, config))
+    stack = open_stack(config)
     try:
-        deploy_or_resume(w3, config)
+        deploy_or_resume(stack.w3, config)
         if args.exit_after_deploy:
             return 0
         signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop like Ctrl-C

@@ -195,6 +195,21 @@ class Settings(BaseSettings):
     # broker; empty: dev: data_dir/tls/ca.pem, on: the system's trust store
     tls_ca_file: Path = Path()
     mqtt_tls_port: int = Field(default=8883, ge=1, le=65535)  # the broker's TLS listener
+    # Supervision (`make run`), the beat's lock, heartbeats and what /health calls late
+    supervisor_backoff_initial_s: float = Field(default=1.0, gt=0)  # doubled per death
+    supervisor_backoff_max_s: float = Field(default=30.0, gt=0)
+    supervisor_max_deaths: int = Field(default=5, ge=1)  # within the window: stop the stack
+    supervisor_death_window_s: float = Field(default=300.0, gt=0)
+    beat_lock_ttl_s: float = Field(default=15.0, gt=0)  # a killed beat's lock frees this late
+    heartbeat_interval_s: float = Field(default=5.0, gt=0)  # components write at most this often
+    # wall seconds since a component's (matcher, MQTT subscriber, beat) last heartbeat
+    health_heartbeat_max_age_s: float = Field(default=60.0, gt=0)
+    # clock seconds a period may stay unsettled past its gate (covers the missing-data deadline)
+    health_settlement_late_s: int = Field(default=4_500, ge=0)
+    # clock seconds a device-hour may wait for its certificate once it is due (hour end + gate
+    # + missing-data deadline)
+    health_issuance_late_s: int = Field(default=1_800, ge=0)
+    health_outbox_late_s: float = Field(default=60.0, gt=0)  # oldest unpublished outbox row
 
     @model_validator(mode="after")
     def _fill_paths_and_refuse_dev_secrets(self) -> Settings:

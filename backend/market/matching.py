@@ -303,12 +303,15 @@ def run_forever(
     """`python -m backend.market.matching`: match every `interval_s`."""
     from backend.chain.contracts import chain_for
     from backend.core.db import make_engine
+    from backend.health.heartbeats import MATCHER, Heartbeat
 
     engine = make_engine(settings.database_url)
+    heartbeat = Heartbeat(engine, MATCHER, settings.heartbeat_interval_s)
     while True:
         with Session(engine) as session:
             try:
                 Matcher(session, chain_for(settings), settings).run_once()
+                heartbeat.beat()  # a round that completed: /health's matcher check
             except Exception:  # keep the service up; the next round retries
                 log.exception("matching round failed")
         time.sleep(interval_s)

@@ -36,6 +36,7 @@ from backend.core.config import Settings, get_settings
 from backend.core.db import make_engine
 from backend.core.startup import settings_or_exit
 from backend.core.tls import secure_mqtt
+from backend.health.heartbeats import MQTT, Heartbeat
 from backend.meters.schemas import IngestResult
 from backend.meters.services import ingest_readings
 
@@ -195,8 +196,11 @@ class Subscriber:
 
     def run(self, retry_s: float = 0) -> None:
         self.start(retry_s)
+        heartbeat = Heartbeat(self.engine, MQTT, self.settings.heartbeat_interval_s)
         try:
             while not self.stopped.is_set():
+                if self.client.is_connected():  # alive and subscribed: /health's mqtt check
+                    heartbeat.beat()
                 if self.flush() is None:
                     time.sleep(self.flush_interval_s)
         finally:

@@ -1,6 +1,6 @@
-"""`python -m backend.workers`: one Celery worker with the beat scheduler embedded (what
-`make run` starts). Production runs `celery -A backend.workers.app worker` and a separate
-`celery -A backend.workers.app beat`."""
+"""`python -m backend.workers`: one Celery worker (what `make run` starts; the beat is its own
+component, `python -m backend.workers.beat`, under a lock). Production may run
+`celery -A backend.workers.app worker` instead."""
 
 from backend.core.startup import settings_or_exit
 
@@ -10,7 +10,7 @@ def main() -> None:
     from backend.workers import settlement  # noqa: F401  (registers the tasks)
     from backend.workers.app import app
 
-    app.worker_main(["worker", "-B", "-l", "info", "--concurrency", "2", "-n", "gridledger@%h"])
+    app.worker_main(["worker", "-l", "info", "--concurrency", "2", "-n", "gridledger@%h"])
 
 
 if __name__ == "__main__":

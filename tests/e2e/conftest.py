@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from backend.core.config import Settings
+from backend.health.heartbeats import WATCHED, Heartbeat
 from backend.main import DASHBOARD_DIR
 from indexer.base import Indexer, IndexerConfig
 from indexer.outbox import OutboxPublisher, RedisStreamSink
@@ -62,9 +63,14 @@ def served_stack(devnet, fresh_pg_url, redis_client, dashboard_build) -> Iterato
         engine, RedisStreamSink(TEST_REDIS_URL, stream=settings.outbox_stream)
     )
 
+    # the tests match, settle and issue themselves: they stand in for these components
+    stand_ins = [Heartbeat(engine, component, interval_s=1) for component in WATCHED]
+
     def step():
         catch_up(indexer)
         publisher.publish_pending()
+        for heartbeat in stand_ins:
+            heartbeat.beat()
 
     with serve(app) as base_url, stepping(step) as stepped:
         assert stepped.wait(30), "the indexer never completed a step"

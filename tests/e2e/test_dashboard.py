@@ -83,6 +83,8 @@ def test_dashboard_shows_trade_settlement_and_claim_proof_live(devnet, stack, ar
 
         page.goto(stack + "/")
         expect(page.locator("#health-badge")).to_have_text("System OK", timeout=20_000)
+        beat = page.locator("#health-details div", has_text="Beat")
+        expect(beat.locator("dd")).to_have_text("ok")
         expect(page.locator("#trades-table tbody")).to_contain_text("No trades yet.")
         expect(page.locator("#live-status")).to_have_text("live: connected", timeout=10_000)
         page.keyboard.press("Tab")  # the first stop is the skip link, shown when focused

@@ -140,6 +140,7 @@ def test_make_run_prints_each_component_and_the_urls(stack):
         "api",
         "matcher",
         "workers",
+        "beat",
         "mqtt",
         "sim",
         "urls",
@@ -321,10 +322,44 @@ def test_the_admin_command_proposes_on_the_running_devnet(stack):
     assert operation_id in admin("list")
 
 
+def child_running(stack: Stack, module: str) -> int:
+    """The pid of the stack's child process running `python -m module`."""
+    for proc in Path("/proc").iterdir():
+        try:
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == stack.process.pid and module.encode() in argv:
+            return int(proc.name)
+    raise AssertionError(f"no child runs {module}")
+
+
+def beat_heartbeat_pid(stack: Stack) -> int | None:
+    rows = stack.rows("SELECT pid FROM component_heartbeats WHERE component = 'beat'")
+    return rows[0][0] if rows else None
+
+
+def test_a_killed_component_is_restarted_and_the_stack_runs_on(stack):
+    """kill -9 on the beat (the failure in issue 15): the supervisor says what died, how often,
+    restarts it, and the new beat ticks; nothing else stops."""
+    beat = child_running(stack, "backend.workers.beat")
+    assert beat_heartbeat_pid(stack) == beat
+    os.kill(beat, signal.SIGKILL)
+    wait_for(stack.process, stack.output, "[    beat] restarted (restart 1)", timeout_s=60)
+    assert "[    beat] died with exit code -9 (1 death(s) in the last 300 s)" in stack.log()
+    deadline = time.monotonic() + 60
+    while beat_heartbeat_pid(stack) in (beat, None):
+        assert time.monotonic() < deadline, "the restarted beat does not tick"
+        time.sleep(0.5)
+    assert beat_heartbeat_pid(stack) == child_running(stack, "backend.workers.beat")
+    assert stack.process.poll() is None
+
+
 def test_ctrl_c_stops_every_component(stack):
     stack.process.send_signal(signal.SIGINT)
     assert stack.process.wait(timeout=60) == 0
     log = stack.log()
-    for component in ("neighbourhood", "mqtt", "workers", "matcher", "api", "indexer"):
+    for component in ("neighbourhood", "mqtt", "beat", "workers", "matcher", "api", "indexer"):
         assert f"[{component:>8}] stopped" in log, component
     assert "stopped (state saved)" in log and (stack.data_dir / "anvil-state.json").is_file()

@@ -1,8 +1,12 @@
-"""`/health` (database, Redis, chain RPC, indexer lag) and `/metrics` (Prometheus).
+"""`/health` (database, Redis, chain RPC, indexer lag, and freshness: settlement, issuance,
+heartbeats, outbox) and `/metrics` (Prometheus, with the freshness figures as gauges).
 
-Least exposure: anyone sees whether each dependency answers and the public figures (blocks, lag,
-queue depth); why a check failed (the error text, which can name hosts and users) is for
-operators only. `/metrics` is for the scraper: a bearer token, or loopback on the devnet.
+Least exposure: anyone sees whether each dependency answers, the public figures (blocks, lag,
+queue depth) and each freshness check's status; why a check failed (the error text, which can
+name hosts and users) and what is late since when are for operators only. A dependency that
+does not answer makes /health 503; a stale freshness check makes it `degraded` with 200 (the
+API itself serves: a load balancer should keep it). `/metrics` is for the scraper: a bearer
+token, or loopback on the devnet.
 """
 
 from __future__ import annotations
@@ -15,7 +19,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Gauge,
+    generate_latest,
+    multiprocess,
+)
 from sqlalchemy import text
 from sqlmodel import col, select
 
@@ -25,6 +35,7 @@ from backend.api.problem_docs import raises
 from backend.chain.contracts import chain_for
 from backend.core.config import Settings
 from backend.core.errors import RateLimited, Unauthenticated
+from backend.health.freshness import Freshness, freshness
 from backend.workers.queue import queue_depth
 from indexer.models import IndexerCursor
 
@@ -33,6 +44,7 @@ router = APIRouter(tags=["system"])
 
 Probe = Callable[[], Mapping[str, object] | None]
 PRIVATE_DETAILS = ("error",)  # raw dependency errors name hosts, ports and users
+PUBLIC_FRESHNESS = ("ok", "status")  # what is late, and since when, is for operators
 LOOPBACK = frozenset({"127.0.0.1", "::1"})
 
 
@@ -59,8 +71,9 @@ def health(
     authorization: Annotated[str | None, Header()] = None,
     x_api_key: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
-    """200 when every dependency answers, else 503; indexer lag in blocks and seconds. Sent
-    with an operator's credentials, failed checks say why."""
+    """200 when every dependency answers, else 503; indexer lag in blocks and seconds; each
+    freshness check `ok` or `degraded` (then the status is `degraded`). Sent with an
+    operator's credentials, failed checks say why and late ones what and since when."""
     operator = bool(authorization or x_api_key) and current_account(
         session, settings, store, authorization, x_api_key
     ).has_role(Role.OPERATOR)
@@ -100,31 +113,90 @@ def health(
 
     _check("indexer", checks, indexer)
     _check("queue", checks, lambda: queue_depth(settings))
-    healthy = all(c["ok"] for c in checks.values())
+    reachable = all(c["ok"] for c in checks.values())
+    fresh = _freshness(session, settings, head.get("timestamp"))
     if not operator:
         for check in checks.values():
             for private in PRIVATE_DETAILS:
                 check.pop(private, None)
+        for name, value in fresh.items():
+            fresh[name] = {k: v for k, v in value.items() if k in PUBLIC_FRESHNESS}
+    healthy = reachable and all(c["ok"] for c in fresh.values())
     return JSONResponse(
-        {"status": "ok" if healthy else "degraded", "checks": checks},
-        status_code=200 if healthy else 503,
+        {"status": "ok" if healthy else "degraded", "checks": {**checks, **fresh}},
+        status_code=200 if reachable else 503,
     )
+
+
+def _settlement_now(settings: Settings, head_timestamp: int | None) -> int:
+    """The clock settlement runs on: the head block's time under GRIDLEDGER_CLOCK=chain."""
+    if settings.clock == "chain" and head_timestamp is not None:
+        return head_timestamp
+    return int(time.time())
+
+
+def _freshness(
+    session: SessionDep, settings: Settings, head_timestamp: int | None
+) -> dict[str, dict[str, object]]:
+    try:
+        checks = freshness(session, settings, now=_settlement_now(settings, head_timestamp))
+    except Exception as exc:  # the database check above already says it does not answer
+        return {"freshness": {"ok": False, "status": "degraded", "error": type(exc).__name__}}
+    return {name: check.as_dict() for name, check in checks.items()}
 
 
 @router.get("/metrics", include_in_schema=False)
 def metrics(
     request: Request,
+    session: SessionDep,
     settings: SettingsDep,
     authorization: Annotated[str | None, Header()] = None,
 ) -> Response:
     """This process's metrics, or every worker's when `python -m backend` runs several
-    (PROMETHEUS_MULTIPROC_DIR, set by backend/__main__.py)."""
+    (PROMETHEUS_MULTIPROC_DIR, set by backend/__main__.py); then the freshness gauges,
+    computed at scrape time (the same figures as /health)."""
     _check_scraper(request, settings, authorization)
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        body = generate_latest(registry)
+    else:
+        body = generate_latest()
+    return Response(body + _freshness_gauges(session, settings), media_type=CONTENT_TYPE_LATEST)
+
+
+def _freshness_gauges(session: SessionDep, settings: Settings) -> bytes:
+    """`gridledger_freshness_ok{check}` and `gridledger_freshness{check,figure}` for every
+    numeric figure of every freshness check; nothing when the database does not answer."""
+    try:
+        now = _settlement_now(
+            settings,
+            chain_for(settings).w3.eth.get_block("latest")["timestamp"]
+            if settings.clock == "chain"
+            else None,
+        )
+        checks: dict[str, Freshness] = freshness(session, settings, now=now)
+    except Exception:  # a scrape never fails on a dependency; /health says which one
+        return b""
+    registry = CollectorRegistry()
+    ok = Gauge(
+        "gridledger_freshness_ok",
+        "1 when the check is within its threshold",
+        ["check"],
+        registry=registry,
+    )
+    figure = Gauge(
+        "gridledger_freshness",
+        "Freshness figures: late_s, age_s, oldest_age_s (seconds), backlog and counts",
+        ["check", "figure"],
+        registry=registry,
+    )
+    for name, check in checks.items():
+        ok.labels(name).set(1 if check.ok else 0)
+        for key, value in check.figures.items():
+            if isinstance(value, int | float) and not key.startswith("oldest_"):
+                figure.labels(name, key).set(value)
+    return generate_latest(registry)
 
 
 def _check_scraper(request: Request, settings: Settings, authorization: str | None) -> None:

@@ -1141,8 +1141,9 @@ export interface paths {
         };
         /**
          * Health
-         * @description 200 when every dependency answers, else 503; indexer lag in blocks and seconds. Sent
-         *     with an operator's credentials, failed checks say why.
+         * @description 200 when every dependency answers, else 503; indexer lag in blocks and seconds; each
+         *     freshness check `ok` or `degraded` (then the status is `degraded`). Sent with an
+         *     operator's credentials, failed checks say why and late ones what and since when.
          */
         get: operations["health_health_get"];
         put?: never;

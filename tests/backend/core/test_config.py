@@ -160,7 +160,12 @@ def test_weak_secrets_are_refused_outside_the_devnet(change, expected):
 
 @pytest.mark.parametrize(
     ("module", "component"),
-    [("indexer", "indexer"), ("backend", "api"), ("backend.workers", "workers")],
+    [
+        ("indexer", "indexer"),
+        ("backend", "api"),
+        ("backend.workers", "workers"),
+        ("backend.workers.beat", "beat"),
+    ],
 )
 def test_components_refuse_to_start_with_one_line(tmp_path, module, component):
     environment = {

@@ -1,4 +1,5 @@
-"""`make run`'s worker: no Redis configured, kombu's filesystem transport and file locks."""
+"""`make run`'s worker and beat: no Redis configured, kombu's filesystem transport, file locks
+for settlement and the database's lock for the beat."""
 
 from __future__ import annotations
 
@@ -30,15 +31,19 @@ def test_filesystem_broker_worker_settles(market, tmp_path):
         GRIDLEDGER_SETTLEMENT_BEAT_INTERVAL_S="0.5",
         GRIDLEDGER_SETTLEMENT_GATE_DELAY_S="60",
     )
-    with open(tmp_path / "worker.log", "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "backend.workers"],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    processes = []
+    for name, module in (("worker", "backend.workers"), ("beat", "backend.workers.beat")):
+        with open(tmp_path / f"{name}.log", "w") as log:
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", module],
+                    cwd=PROJECT_ROOT,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
     try:
 
         def settled():
@@ -51,10 +56,14 @@ def test_filesystem_broker_worker_settles(market, tmp_path):
 
         wait_for(settled, 60, "settlement over the filesystem broker")
     finally:
-        process.terminate()
-        process.wait(15)
+        for process in processes:
+            process.terminate()
+            process.wait(15)
     text = (tmp_path / "worker.log").read_text()
     assert "filesystem://" in text
+    # no Redis: the beat took PostgreSQL's advisory lock (the database here)
+    assert "holds the beat lock" in (tmp_path / "beat.log").read_text()
+    assert "PostgresBeatLock" in (tmp_path / "beat.log").read_text()
     assert (market.settings.data_dir / "celery" / "queue").is_dir()
     assert any((market.settings.data_dir / "celery" / "control").iterdir())
     assert not (PROJECT_ROOT / "control").exists()

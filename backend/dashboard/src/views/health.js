@@ -1,6 +1,24 @@
-// System health: /health (database, Redis, RPC, indexer lag) and indexed chain totals.
+// System health: /health (database, Redis, RPC, indexer lag; freshness of settlement, issuance,
+// the matcher's, MQTT subscriber's and beat's heartbeats, the outbox) and indexed chain totals.
 import { api, data } from "../api.js";
 import { $, h } from "../format.js";
+
+// Freshness checks: `degraded` when late; what is late and since when only for operators.
+const FRESHNESS = [
+  ["settlement", "Settlement"],
+  ["issuance", "REC issuance"],
+  ["matcher", "Matcher"],
+  ["mqtt", "MQTT subscriber"],
+  ["beat", "Beat"],
+  ["outbox", "Outbox"],
+];
+
+function fresh(check) {
+  if (!check) return "–";
+  if (check.ok) return "ok";
+  if (!check.late) return "degraded";
+  return check.since ? `degraded: ${check.late} (since ${check.since})` : `degraded: ${check.late}`;
+}
 
 export async function refreshHealth(summary) {
   let health;
@@ -24,5 +42,6 @@ export async function refreshHealth(summary) {
     item("Redis", c.redis?.ok ? (c.redis.configured === false ? "embedded (no Redis)" : "ok") : ok(c.redis)),
     item("Chain RPC", ok(c.rpc)),
     item("Queue depth", c.queue ? String(c.queue.depth) : "not reported"),
+    ...FRESHNESS.map(([name, term]) => item(term, fresh(c[name]))),
     item("Trades", summary ? `${summary.market.trades} (${summary.market.settled_trades} settled, ${summary.market.open_trades} open)` : "–"));
 }

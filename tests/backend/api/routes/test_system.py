@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
@@ -10,7 +12,11 @@ from sqlmodel import Session
 
 from backend.accounts.models import Account, AccountKind, Role
 from backend.accounts.security import create_access_token
+from backend.health.heartbeats import WATCHED, write_heartbeat
+from backend.settlement.services import close_due_periods
+from tests.fixtures.app import app_on
 from tests.fixtures.indexing import catch_up
+from tests.fixtures.settlement import build_market
 
 METRICS_TOKEN = "scrape-" + "x7Kq9" * 8
 
@@ -97,3 +103,75 @@ def test_metrics_outside_the_devnet_need_a_token_even_from_loopback(chain_api):
     chain_api.settings.chain_id = 10  # settings already validated; the route asks the property
     client = TestClient(chain_api.client.app, client=("127.0.0.1", 50_000))
     assert client.get("/metrics").status_code == 401
+
+
+@pytest.fixture
+def settlement_world(devnet, fresh_pg_url, redis_client):
+    """Trades on the devnet and their mirror (tests/fixtures/settlement.py), no beat running."""
+    yield from build_market(devnet, fresh_pg_url, redis_client)
+
+
+def operator_headers(engine, settings) -> dict[str, str]:
+    with Session(engine) as session:
+        account = Account(kind=AccountKind.WALLET, address="0x" + "0f" * 20, roles=["operator"])
+        session.add(account)
+        session.commit()
+        return {
+            "Authorization": f"Bearer {create_access_token(account.id, account.roles, settings)}"
+        }
+
+
+def test_health_degrades_when_a_due_period_stays_unsettled_and_recovers(settlement_world):
+    """No beat runs: the period passes its gate, then the threshold → degraded, naming it (for
+    operators); the beat's task settles it → ok. Prometheus shows the same."""
+    world = settlement_world
+    workload = world.devnet.workload
+    for _ in range(2):
+        workload.signed_fill()
+    world.catch_up()
+    trades = world.open_trades()
+    period_end = min(t.delivery_end for t in trades)
+    settings = world.settings.model_copy(
+        update={"clock": "chain", "health_settlement_late_s": 600, "health_outbox_late_s": 3_600}
+    )
+    gate = settings.settlement_gate_delay_s
+    for component in WATCHED:  # matcher, MQTT subscriber and beat alive
+        write_heartbeat(world.engine, component)
+    app, engine = app_on(world.database_url, settings)
+    operator = operator_headers(engine, settings)
+    with TestClient(app, client=("127.0.0.1", 50_000)) as client:
+        workload.advance(period_end + gate + 300 - workload.now())  # due, within the threshold
+        world.catch_up()
+        due = client.get("/health", headers=operator).json()
+        assert due["status"] == "ok", due
+        assert due["checks"]["settlement"]["oldest_unsettled_period_end"] == period_end
+        assert 300 <= due["checks"]["settlement"]["late_s"] <= 600
+
+        workload.advance(period_end + gate + 620 - workload.now())  # past the threshold
+        public = client.get("/health")
+        assert public.status_code == 200 and public.json()["status"] == "degraded"
+        assert public.json()["checks"]["settlement"] == {"ok": False, "status": "degraded"}
+        late = client.get("/health", headers=operator).json()["checks"]["settlement"]
+        assert late["status"] == "degraded" and late["late_s"] >= 620
+        period = datetime.fromtimestamp(period_end, UTC).isoformat().replace("+00:00", "Z")
+        assert late["late"].startswith(f"period ending {period} not settled")
+        assert late["since"] == datetime.fromtimestamp(period_end + gate, UTC).isoformat().replace(
+            "+00:00", "Z"
+        )
+        gauges = client.get("/metrics").text
+        assert 'gridledger_freshness_ok{check="settlement"} 0.0' in gauges
+        assert 'gridledger_freshness{check="settlement",figure="late_s"}' in gauges
+
+        # the beat resumes: its task closes the due periods (meter data or not, past the deadline)
+        world.meter_readings({(t.seller_meter, t.delivery_start): 1_000 for t in trades})
+        with Session(world.engine) as session:
+            reports = close_due_periods(session, world.ctx, world.locks, settings)
+        assert sum(r.settled for r in reports) == len(trades)
+        world.catch_up()
+        for component in WATCHED:
+            write_heartbeat(world.engine, component)
+        recovered = client.get("/health", headers=operator).json()
+        assert recovered["checks"]["settlement"]["ok"], recovered["checks"]["settlement"]
+        assert recovered["status"] == "ok", recovered
+        assert 'gridledger_freshness_ok{check="settlement"} 1.0' in client.get("/metrics").text
+    engine.dispose()
