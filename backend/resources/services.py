@@ -37,6 +37,8 @@ from backend.resources.schemas import (
     ResourceState,
     ResourceUpdate,
 )
+from backend.vpp.memberships import end_memberships
+from backend.vpp.models import MembershipEnd
 
 GENERATES_ONLY = frozenset({ResourceKind.PV})
 CONSUMES_ONLY = frozenset(
@@ -171,8 +173,10 @@ def update_resource(
 def decommission_resource(
     session: Session, account: Account, resource_id: uuid.UUID
 ) -> DerResource:
-    """Retire the resource for good: it leaves the directory and no longer changes."""
+    """Retire the resource for good: it leaves the directory and any VPP, and no longer
+    changes."""
     resource = writable_resource(session, account, resource_id)
+    end_memberships(session, MembershipEnd.DECOMMISSIONED, resource_id=resource.id)
     now = utc_now()
     resource.status = ResourceStatus.DECOMMISSIONED.value
     resource.available = False
