@@ -11,8 +11,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import BigInteger, Column, Index, Integer, text
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, text
 from sqlmodel import Field, SQLModel
 
 from backend.core.utc import utc_now
@@ -63,3 +64,21 @@ class VppMembership(SQLModel, table=True):
     joined_at: datetime = Field(default_factory=utc_now)
     left_at: datetime | None = None
     ended_by: str | None = Field(default=None, max_length=16)  # MembershipEnd
+
+
+class VppSchedule(SQLModel, table=True):
+    """One optimisation run, stored with its inputs (prices, forecasts, constraints and each
+    member's parameters as used) so the schedule can be explained after the fact."""
+
+    __tablename__ = "vpp_schedules"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    vpp_id: uuid.UUID = Field(foreign_key="vpps.id", index=True)
+    requested_by: uuid.UUID = Field(foreign_key="accounts.id")
+    start: int = Field(sa_column=Column(BigInteger, nullable=False))  # unix s of slot 0
+    slot_seconds: int = 900
+    status: str = Field(max_length=16)  # DispatchStatus
+    cost: int = Field(sa_column=Column(BigInteger, nullable=False))  # token units, rounded
+    inputs: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    result: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utc_now)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
@@ -80,3 +80,71 @@ class MembershipPublic(BaseModel):
     joinedAt: datetime
     leftAt: datetime | None
     endedBy: str | None
+
+
+Slots = Annotated[list[int], Field(min_length=96, max_length=96)]
+SlotFlags = Annotated[list[bool], Field(min_length=96, max_length=96)]
+
+
+class OptimizeConstraints(BaseModel):
+    minRenewable: float = Field(
+        default=0.0, ge=0, le=1, description="least share of consumption not bought from the grid"
+    )
+    maxImportW: int | None = Field(default=None, ge=0, le=10**12)
+    maxExportW: int | None = Field(default=None, ge=0, le=10**12)
+
+
+class ResourcePlan(BaseModel):
+    """What the aggregator knows about one member for this day (all optional)."""
+
+    initialSocWh: int | None = Field(default=None, ge=0, description="default: last reported")
+    plugged: SlotFlags | None = Field(default=None, description="EV: plugged in, per slot")
+    targetSlot: int | None = Field(default=None, ge=0, lt=96)
+    targetSocWh: int = Field(default=0, ge=0, description="EV: SoC wanted by `targetSlot`")
+    energyWh: int = Field(
+        default=0, ge=0, description="flexible load, heat pump: energy to draw over the day"
+    )
+    window: SlotFlags | None = Field(default=None, description="slots the load may run in")
+
+
+class OptimizeRequest(BaseModel):
+    """A day of 96 quarter hours from `start`: prices per kWh in token units, forecasts in Wh
+    per slot (inflexible demand, PV generation of the VPP's members)."""
+
+    start: datetime | None = Field(
+        default=None, description="start of slot 0, on a 15-minute boundary (default: the next)"
+    )
+    buyPrice: Slots
+    sellPrice: Slots | None = Field(default=None, description="default: nothing paid for export")
+    demandWh: Slots | None = None
+    pvWh: Slots | None = None
+    constraints: OptimizeConstraints = OptimizeConstraints()
+    resources: dict[uuid.UUID, ResourcePlan] = Field(default_factory=dict)
+
+
+class ResourceAllocation(BaseModel):
+    resourceId: uuid.UUID
+    type: ResourceKind
+    setpointsW: list[int] = Field(description="power per slot, W; positive feeds the grid")
+    socWh: list[int] | None = Field(description="state of charge at the end of each slot")
+    shortfallWh: int = Field(default=0, description="energy a flexible load could not draw")
+
+
+class GridSchedule(BaseModel):
+    importWh: list[int]
+    exportWh: list[int]
+    unmetWh: list[int]
+    curtailWh: list[int]
+
+
+class OptimizeResult(BaseModel):
+    scheduleId: uuid.UUID
+    vppId: uuid.UUID
+    status: Literal["completed", "infeasible"]
+    start: datetime
+    slotSeconds: int = 900
+    cost: int = Field(description="energy cost minus export revenue plus penalties, token units")
+    renewableShare: float | None = Field(description="share of consumption not imported")
+    grid: GridSchedule
+    allocation: list[ResourceAllocation]
+    solveSeconds: float

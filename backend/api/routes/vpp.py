@@ -8,14 +8,15 @@ import uuid
 from fastapi import APIRouter, Response
 
 from backend.accounts.models import Role
-from backend.api.deps import CurrentAccount, SessionDep, require_role
+from backend.api.deps import CurrentAccount, SessionDep, SettingsDep, require_role
 from backend.api.problem_docs import raises
+from backend.core.errors import InvalidInput
 from backend.resources.errors import (
     ResourceAccessDenied,
     ResourceDecommissioned,
     ResourceNotFound,
 )
-from backend.vpp import services
+from backend.vpp import optimize, services
 from backend.vpp.errors import (
     NotAMember,
     ResourceInAnotherVpp,
@@ -26,6 +27,8 @@ from backend.vpp.errors import (
 from backend.vpp.schemas import (
     MembershipCreate,
     MembershipPublic,
+    OptimizeRequest,
+    OptimizeResult,
     VppCreate,
     VppPublic,
     VppResource,
@@ -134,3 +137,23 @@ def leave_vpp(
     session.commit()
     session.refresh(membership)
     return services.membership_view(membership)
+
+
+@router.post(
+    "/{vpp_id}/optimize",
+    response_model=OptimizeResult,
+    responses=raises(VppNotFound, VppAccessDenied, InvalidInput),
+    dependencies=[require_role(Role.AGGREGATOR)],
+)
+def optimize_vpp(
+    vpp_id: uuid.UUID,
+    data: OptimizeRequest,
+    session: SessionDep,
+    settings: SettingsDep,
+    account: CurrentAccount,
+) -> OptimizeResult:
+    """Least-cost 24 h schedule (96 slots) for the VPP's batteries, EV chargers and flexible
+    loads at the given prices and forecasts (LP, HiGHS); stored with its inputs."""
+    result = optimize.optimize_vpp(session, settings, account, vpp_id, data)
+    session.commit()
+    return result

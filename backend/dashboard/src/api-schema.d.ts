@@ -1343,6 +1343,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/vpp/{vpp_id}/optimize": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Optimize Vpp
+         * @description Least-cost 24 h schedule (96 slots) for the VPP's batteries, EV chargers and flexible
+         *     loads at the given prices and forecasts (LP, HiGHS); stored with its inputs.
+         */
+        post: operations["optimize_vpp_v1_vpp__vpp_id__optimize_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/health": {
         parameters: {
             query?: never;
@@ -2001,6 +2022,17 @@ export interface components {
             /** Status */
             status: string;
         };
+        /** GridSchedule */
+        GridSchedule: {
+            /** Importwh */
+            importWh: number[];
+            /** Exportwh */
+            exportWh: number[];
+            /** Unmetwh */
+            unmetWh: number[];
+            /** Curtailwh */
+            curtailWh: number[];
+        };
         /** HistoryEntry */
         HistoryEntry: {
             /** Kind */
@@ -2248,6 +2280,95 @@ export interface components {
              * @default 18
              */
             decimals?: number;
+        };
+        /** OptimizeConstraints */
+        OptimizeConstraints: {
+            /**
+             * Minrenewable
+             * @description least share of consumption not bought from the grid
+             * @default 0
+             */
+            minRenewable?: number;
+            /** Maximportw */
+            maxImportW?: number | null;
+            /** Maxexportw */
+            maxExportW?: number | null;
+        };
+        /**
+         * OptimizeRequest
+         * @description A day of 96 quarter hours from `start`: prices per kWh in token units, forecasts in Wh
+         *     per slot (inflexible demand, PV generation of the VPP's members).
+         */
+        OptimizeRequest: {
+            /**
+             * Start
+             * @description start of slot 0, on a 15-minute boundary (default: the next)
+             */
+            start?: string | null;
+            /** Buyprice */
+            buyPrice: number[];
+            /**
+             * Sellprice
+             * @description default: nothing paid for export
+             */
+            sellPrice?: number[] | null;
+            /** Demandwh */
+            demandWh?: number[] | null;
+            /** Pvwh */
+            pvWh?: number[] | null;
+            /**
+             * @default {
+             *       "minRenewable": 0
+             *     }
+             */
+            constraints?: components["schemas"]["OptimizeConstraints"];
+            /** Resources */
+            resources?: {
+                [key: string]: components["schemas"]["ResourcePlan"];
+            };
+        };
+        /** OptimizeResult */
+        OptimizeResult: {
+            /**
+             * Scheduleid
+             * Format: uuid
+             */
+            scheduleId: string;
+            /**
+             * Vppid
+             * Format: uuid
+             */
+            vppId: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "completed" | "infeasible";
+            /**
+             * Start
+             * Format: date-time
+             */
+            start: string;
+            /**
+             * Slotseconds
+             * @default 900
+             */
+            slotSeconds?: number;
+            /**
+             * Cost
+             * @description energy cost minus export revenue plus penalties, token units
+             */
+            cost: number;
+            /**
+             * Renewableshare
+             * @description share of consumption not imported
+             */
+            renewableShare: number | null;
+            grid: components["schemas"]["GridSchedule"];
+            /** Allocation */
+            allocation: components["schemas"]["ResourceAllocation"][];
+            /** Solveseconds */
+            solveSeconds: number;
         };
         /** OrderBook */
         OrderBook: {
@@ -2750,6 +2871,31 @@ export interface components {
          * @enum {string}
          */
         RelayedTxStatus: "pending" | "succeeded" | "reverted";
+        /** ResourceAllocation */
+        ResourceAllocation: {
+            /**
+             * Resourceid
+             * Format: uuid
+             */
+            resourceId: string;
+            type: components["schemas"]["ResourceKind"];
+            /**
+             * Setpointsw
+             * @description power per slot, W; positive feeds the grid
+             */
+            setpointsW: number[];
+            /**
+             * Socwh
+             * @description state of charge at the end of each slot
+             */
+            socWh: number[] | null;
+            /**
+             * Shortfallwh
+             * @description energy a flexible load could not draw
+             * @default 0
+             */
+            shortfallWh?: number;
+        };
         /**
          * ResourceCreate
          * @description A new resource. Limits left out default from the kind: PV only generates, flexible
@@ -2813,6 +2959,41 @@ export interface components {
          * @enum {string}
          */
         ResourceKind: "pv" | "battery" | "ev_charger" | "flexible_load" | "heat_pump";
+        /**
+         * ResourcePlan
+         * @description What the aggregator knows about one member for this day (all optional).
+         */
+        ResourcePlan: {
+            /**
+             * Initialsocwh
+             * @description default: last reported
+             */
+            initialSocWh?: number | null;
+            /**
+             * Plugged
+             * @description EV: plugged in, per slot
+             */
+            plugged?: boolean[] | null;
+            /** Targetslot */
+            targetSlot?: number | null;
+            /**
+             * Targetsocwh
+             * @description EV: SoC wanted by `targetSlot`
+             * @default 0
+             */
+            targetSocWh?: number;
+            /**
+             * Energywh
+             * @description flexible load, heat pump: energy to draw over the day
+             * @default 0
+             */
+            energyWh?: number;
+            /**
+             * Window
+             * @description slots the load may run in
+             */
+            window?: boolean[] | null;
+        };
         /** ResourcePublic */
         ResourcePublic: {
             /**
@@ -8974,6 +9155,109 @@ export interface operations {
             };
             /** @description The resource is not a member of this VPP */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate-limit window resets (the body's `retry_after`) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    optimize_vpp_v1_vpp__vpp_id__optimize_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                vpp_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OptimizeRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OptimizeResult"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Only the VPP's aggregator may change it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown virtual power plant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -1,4 +1,4 @@
-"""DER registry (der_resources), virtual power plants (vpps) and members' consent (vpp_memberships)
+"""DER registry (der_resources), VPPs (vpps), members' consent (vpp_memberships), schedules
 
 Revision ID: i17_der
 Revises: 0008_i12_collateral
@@ -6,6 +6,7 @@ A resource sits behind a meter its owner owns; power in W, energy in Wh (BIGINT)
 by an aggregator; a membership row is the resource owner's consent, ended (`left_at`) when the
 owner leaves, the aggregator removes it, the resource is decommissioned or the VPP dissolved.
 A resource is in at most one VPP at a time (partial unique index on open memberships).
+vpp_schedules keeps each optimisation with its inputs, so a schedule can be explained later.
 """
 
 import sqlalchemy as sa
@@ -91,7 +92,28 @@ def upgrade() -> None:
     )
 
 
+    op.create_table(
+        "vpp_schedules",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("vpp_id", sa.Uuid(), nullable=False),
+        sa.Column("requested_by", sa.Uuid(), nullable=False),
+        sa.Column("start", sa.BigInteger(), nullable=False),
+        sa.Column("slot_seconds", sa.Integer(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("cost", sa.BigInteger(), nullable=False),
+        sa.Column("inputs", sa.JSON(), nullable=False),
+        sa.Column("result", sa.JSON(), nullable=False),
+        sa.Column("created_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["vpp_id"], ["vpps.id"]),
+        sa.ForeignKeyConstraint(["requested_by"], ["accounts.id"]),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_vpp_schedules_vpp_id", "vpp_schedules", ["vpp_id"])
+
+
 def downgrade() -> None:
+    op.drop_index("ix_vpp_schedules_vpp_id", table_name="vpp_schedules")
+    op.drop_table("vpp_schedules")
     op.drop_index("uq_vpp_memberships_open_resource", table_name="vpp_memberships")
     op.drop_index("ix_vpp_memberships_vpp_id", table_name="vpp_memberships")
     op.drop_table("vpp_memberships")

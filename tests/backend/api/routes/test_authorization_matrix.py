@@ -49,6 +49,7 @@ ROLE_GATED = {
     ("POST", "/v1/vpp"): "aggregator",
     ("PUT", "/v1/vpp/{vpp_id}"): "aggregator",
     ("DELETE", "/v1/vpp/{vpp_id}"): "aggregator",
+    ("POST", "/v1/vpp/{vpp_id}/optimize"): "aggregator",
 }
 PATH_SAMPLES = {
     "key_id": str(uuid.uuid4()),
