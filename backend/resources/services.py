@@ -240,15 +240,16 @@ def state_of(resource: DerResource) -> ResourceState:
     )
 
 
+def location_of(resource: DerResource) -> Location | None:
+    if resource.latitude is None or resource.longitude is None:
+        return None
+    return Location(lat=resource.latitude, lng=resource.longitude)
+
+
 def public_view(resource: DerResource) -> ResourcePublic:
-    location = (
-        Location(lat=resource.latitude, lng=resource.longitude)
-        if resource.latitude is not None and resource.longitude is not None
-        else None
-    )
     return ResourcePublic(
         **resource.model_dump(exclude={"latitude", "longitude", "output_w", "soc_wh", "state_at"}),
-        location=location,
+        location=location_of(resource),
         capabilities=resource.capabilities(),
         state=state_of(resource),
     )

@@ -15,6 +15,7 @@ from typing import Any
 
 from backend.core.config import Settings
 from backend.resources.models import DerResource, ResourceKind, ResourceStatus
+from backend.resources.services import location_of
 
 # TD 1.1 (§5.3.1.1): the 1.1 context, after the 1.0 one when both are given; both keep the
 # document valid for 1.0 consumers and for the TD 1.1 schema of every published version.
@@ -176,6 +177,7 @@ def actions(settings: Settings, resource: DerResource) -> dict[str, Any]:
 def thing_description(settings: Settings, resource: DerResource, base: str) -> dict[str, Any]:
     """The resource's TD; `base` is the API's absolute `/v1/` URL as the client reached it."""
     kind = ResourceKind(resource.kind)
+    location = location_of(resource)
     return {
         "@context": [
             *TD_CONTEXTS,
@@ -205,11 +207,7 @@ def thing_description(settings: Settings, resource: DerResource, base: str) -> d
             else {}
         ),
         "gl:available": resource.available,
-        **(
-            {"gl:location": {"lat": resource.latitude, "lng": resource.longitude}}
-            if resource.latitude is not None and resource.longitude is not None
-            else {}
-        ),
+        **({"gl:location": location.model_dump()} if location else {}),
         "properties": properties(settings, resource),
         "actions": actions(settings, resource),
         "events": {

@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 from backend.accounts.models import Account
 from backend.core.utc import utc_now
 from backend.resources.models import DerResource
-from backend.resources.services import writable_resource
+from backend.resources.services import location_of, writable_resource
 from backend.vpp.errors import (
     NotAMember,
     ResourceInAnotherVpp,
@@ -169,11 +169,6 @@ def members(session: Session, vpp: Vpp) -> Sequence[tuple[DerResource, VppMember
 
 def member_view(resource: DerResource, membership: VppMembership) -> VppResource:
     storage = resource.is_storage and resource.energy_capacity_wh
-    location = (
-        {"lat": resource.latitude, "lng": resource.longitude}
-        if resource.latitude is not None and resource.longitude is not None
-        else None
-    )
     return VppResource.model_validate(
         {
             "id": resource.id,
@@ -188,7 +183,7 @@ def member_view(resource: DerResource, membership: VppMembership) -> VppResource
             "socWh": resource.soc_wh if storage else None,
             "energyCapacityWh": resource.energy_capacity_wh,
             "available": resource.available,
-            "location": location,
+            "location": location_of(resource),
             "ownerId": resource.owner_id,
             "joinedAt": membership.joined_at,
         }

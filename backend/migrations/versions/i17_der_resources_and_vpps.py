@@ -91,7 +91,6 @@ def upgrade() -> None:
         sqlite_where=sa.text("left_at IS NULL"),
     )
 
-
     op.create_table(
         "vpp_schedules",
         sa.Column("id", sa.Uuid(), nullable=False),
