@@ -63,6 +63,7 @@ def get_resource(
         ResourceDecommissioned,
         ResourceLimitsInvalid,
         MeterNotFound,
+        MeterAccessDenied,
     ),
 )
 def update_resource(

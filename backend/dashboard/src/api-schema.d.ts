@@ -8103,7 +8103,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Only the resource's owner may change it */
+            /** @description Only the meter's owner may read its data */
             403: {
                 headers: {
                     [name: string]: unknown;

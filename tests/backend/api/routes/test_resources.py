@@ -3,13 +3,15 @@ problem details for limits that do not fit."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from fastapi.testclient import TestClient
 
 from backend.api.deps import get_db
 from backend.main import create_app
 from tests.backend.api.routes.test_meters import bearer
-from tests.fixtures.resources import resource_body
+from tests.fixtures.resources import add_resource, resource_body
 
 
 @pytest.fixture
@@ -89,3 +91,23 @@ def test_properties_read_the_latest_state(api):
     assert client.get(f"/v1/resources/{rid}/properties/soc", headers=bearer(owner)).json() is None
     unknown = client.get(f"/v1/resources/{rid}/properties/voltage", headers=bearer(owner))
     assert unknown.status_code == 422
+
+
+def test_properties_carry_the_reported_state(metered):
+    session, owner, *_ = metered
+    app = create_app()
+    app.dependency_overrides[get_db] = lambda: session
+    client = TestClient(app)
+    battery = add_resource(session, owner)
+    battery.output_w, battery.soc_wh = -2_500, 9_000
+    battery.state_at = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    session.commit()
+    base = f"/v1/resources/{battery.id}"
+    assert client.get(f"{base}/properties/output", headers=bearer(owner)).json() == -2_500
+    assert client.get(f"{base}/properties/soc", headers=bearer(owner)).json() == 9_000
+    state = client.get(f"{base}/state", headers=bearer(owner)).json()
+    assert (state["output"], state["soc"], state["timestamp"]) == (
+        -2_500,
+        9_000,
+        "2026-12-01T12:00:00Z",
+    )
