@@ -21,3 +21,8 @@ class ResourceDecommissioned(Conflict):
 class ResourceLimitsInvalid(InvalidInput):
     code = "resource-limits-invalid"
     title = "The resource's capacity, limits or state-of-charge bounds do not fit together"
+
+
+class TelemetryRejected(InvalidInput):
+    code = "telemetry-rejected"
+    title = "The telemetry message was rejected"

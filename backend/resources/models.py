@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Column, Index
+from sqlalchemy import BigInteger, Column, Index, Integer
 from sqlmodel import Field, SQLModel
 
 from backend.core.utc import utc_now
@@ -96,3 +96,32 @@ class DerResource(SQLModel, table=True):
         if self.kind != ResourceKind.PV:
             found.append(Capability.DISPATCHABLE)
         return found
+
+
+class TelemetryMetric(StrEnum):
+    """What a device reports on `{root}/{gridArea}/{deviceType}/{resourceId}/{metric}`."""
+
+    OUTPUT = "output"  # W (+ feeds the grid)
+    SOC = "soc"  # Wh
+    STATUS = "status"  # free text (e.g. "online", a command acknowledgement)
+
+
+class TelemetrySample(SQLModel, table=True):
+    """One reported value of a resource: the telemetry store, separate from the 15-minute
+    settlement readings (it settles nothing). `at` is the device's timestamp (unix s)."""
+
+    __tablename__ = "der_telemetry"
+    __table_args__ = (Index("ix_der_telemetry_resource_at", "resource_id", "at"),)
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+        ),
+    )
+    resource_id: uuid.UUID = Field(foreign_key="der_resources.id")
+    metric: str = Field(max_length=8)  # TelemetryMetric
+    at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    value: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    status: str | None = Field(default=None, max_length=64)
+    received_at: datetime = Field(default_factory=utc_now)

@@ -1,4 +1,4 @@
-"""DER registry (der_resources), VPPs (vpps), members' consent (vpp_memberships), schedules
+"""DER registry (der_resources, der_telemetry), VPPs (vpps), consent (vpp_memberships), schedules
 
 Revision ID: i17_der
 Revises: 0008_i12_collateral
@@ -53,6 +53,19 @@ def upgrade() -> None:
     op.create_index("ix_der_resources_owner_id", "der_resources", ["owner_id"])
     op.create_index("ix_der_resources_meter_id", "der_resources", ["meter_id"])
     op.create_index("ix_der_resources_kind_area", "der_resources", ["kind", "grid_area"])
+    op.create_table(
+        "der_telemetry",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("resource_id", sa.Uuid(), nullable=False),
+        sa.Column("metric", sa.String(length=8), nullable=False),
+        sa.Column("at", sa.BigInteger(), nullable=False),
+        sa.Column("value", sa.BigInteger(), nullable=True),
+        sa.Column("status", sa.String(length=64), nullable=True),
+        sa.Column("received_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["resource_id"], ["der_resources.id"]),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_der_telemetry_resource_at", "der_telemetry", ["resource_id", "at"])
     op.create_table(
         "vpps",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -118,6 +131,8 @@ def downgrade() -> None:
     op.drop_table("vpp_memberships")
     op.drop_index("ix_vpps_aggregator_id", table_name="vpps")
     op.drop_table("vpps")
+    op.drop_index("ix_der_telemetry_resource_at", table_name="der_telemetry")
+    op.drop_table("der_telemetry")
     op.drop_index("ix_der_resources_kind_area", table_name="der_resources")
     op.drop_index("ix_der_resources_meter_id", table_name="der_resources")
     op.drop_index("ix_der_resources_owner_id", table_name="der_resources")
