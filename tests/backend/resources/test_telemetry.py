@@ -4,7 +4,6 @@ the telemetry store and the latest state, directly and through the real Mosquitt
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from datetime import UTC, datetime
 
@@ -20,6 +19,7 @@ from backend.resources.models import DerResource, TelemetryMetric, TelemetrySamp
 from backend.resources.services import decommission_resource
 from backend.resources.telemetry import record_samples, sample_from_message
 from tests.fixtures.meters import seed_meters
+from tests.fixtures.mqtt import stop_when_handled
 from tests.fixtures.resources import add_pv, add_resource
 from tests.fixtures.services import require_service
 
@@ -123,15 +123,7 @@ def test_devices_report_through_mosquitto(fresh_pg_url):
         ),
         publisher.publish(f"{topic}/output", '{"value": "broken"}', qos=1),
     ]
-    for info in infos:
-        info.wait_for_publish(10)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and sum(subscriber.totals.values()) < len(infos):
-        time.sleep(0.05)
-    subscriber.stopped.set()
-    thread.join(10)
-    publisher.loop_stop()
-    publisher.disconnect()
+    stop_when_handled(subscriber, thread, infos, publisher)
     # drop the subscriber's persistent session on the broker
     cleaner = mqtt.Client(
         mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
