@@ -42,9 +42,10 @@ from backend.core.config import PROJECT_ROOT, Settings
 from backend.core.db import get_engine
 from backend.core.errors import GridLedgerError
 from backend.core.migrate import upgrade
+from backend.core.processes import stop_process
 from backend.core.startup import settings_or_exit
-from backend.core.tls import client_context, http_verify, prepare
 from backend.core.supervisor import RestartPolicy, Supervisor
+from backend.core.tls import client_context, http_verify, prepare
 from backend.health.freshness import freshness_checks
 from indexer.models import TradeStatus
 from indexer.reset import clear_mirror

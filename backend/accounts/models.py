@@ -26,6 +26,7 @@ class Role(StrEnum):
     ISSUER = "issuer"
     OPERATOR = "operator"  # market operator
     METER_DATA_PROVIDER = "meter_data_provider"  # head-end: readings it posts are verified
+    AGGREGATOR = "aggregator"  # runs VPPs of members' DERs (with each owner's consent)
     ADMIN = "admin"
 
 

@@ -165,6 +165,9 @@ class Settings(BaseSettings):
     settlement_lock_timeout_s: int = Field(default=300, ge=1)  # a dead worker's lock expires
     settlement_beat_interval_s: float = Field(default=30, gt=0)
     rec_batch_size: int = Field(default=24, ge=1, le=500)  # device-hours per issueBatch
+    # VPP dispatch (backend/vpp/dispatch.py): unmet demand and a flexible load's shortfall cost
+    # this much per kWh in the optimisation (token units), so a schedule sheds only when it must
+    vpp_unmet_penalty_per_kwh: int = Field(default=10_000, ge=1)
 
     # Running the whole stack (`make run`): clock, matcher, simulated neighbourhood
     clock: Literal["wall", "chain"] = (

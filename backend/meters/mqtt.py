@@ -6,7 +6,9 @@ Metrics: `reading` (a full WIA-ENE-014 reading), `consumption` (importWh) and `g
 (exportWh), the last two as `{"timestamp", "value", "unit"}` or as a reading. The topic's
 `deviceId` is the meter (name or bytes32 id): a message can only carry data of the meter
 whose topic it is published on, so a broker ACL of `pattern write energy-cloud/+/+/%u/+`
-with per-device logins confines each device to its own meter. Other metrics are ignored.
+with per-device logins confines each device to its own meter. `output`, `soc` and `status`
+on a DER's topic (its deviceId a resource id) go to the DER telemetry store
+(backend/resources/telemetry.py); other metrics are ignored.
 
 Delivery: manual acknowledgement. A message is acknowledged only after the batch holding it
 is committed (or rejected with a logged reason), and the session is persistent, so a crash
@@ -39,6 +41,8 @@ from backend.core.tls import secure_mqtt
 from backend.health.heartbeats import MQTT, Heartbeat
 from backend.meters.schemas import IngestResult
 from backend.meters.services import ingest_readings
+from backend.resources import telemetry
+from backend.resources.errors import TelemetryRejected
 
 log = logging.getLogger("gridledger.mqtt")
 METRIC_FIELDS = {"consumption": "importWh", "generation": "exportWh"}
@@ -138,15 +142,33 @@ class Subscriber:
         if not batch:
             return None
         readings = []
+        samples: list[telemetry.Sample] = []  # DER output/soc/status (backend/resources)
         for _, _, topic, payload in batch:
             try:
                 reading = reading_from_message(topic, payload, self.settings.mqtt_topic_root)
-            except MessageRejected as exc:
+                sample = (
+                    None
+                    if reading is not None
+                    else telemetry.sample_from_message(
+                        topic, payload, self.settings.mqtt_topic_root
+                    )
+                )
+            except (MessageRejected, TelemetryRejected) as exc:
                 log.warning("rejected message on %s: %s", topic, exc)
                 self.totals["rejected"] += 1
                 continue
             if reading is not None:
                 readings.append(reading)
+            elif sample is not None:
+                samples.append(sample)
+        if samples:
+            with Session(self.engine) as session:
+                stored, reasons = telemetry.record_samples(session, samples)
+                session.commit()
+            self.totals["telemetry"] = self.totals.get("telemetry", 0) + stored
+            self.totals["rejected"] += len(reasons)
+            for reason in reasons:
+                log.warning("rejected telemetry: %s", reason)
         result = None
         if readings:
             now = self.now() if self.now is not None else None

@@ -11,8 +11,11 @@ from backend.api.routes import (
     public,
     recs,
     relay,
+    resources,
     settlement,
+    things,
     trading,
+    vpp,
     ws,
 )
 
@@ -28,6 +31,9 @@ api_router.include_router(public.router)
 api_router.include_router(chain.router)
 api_router.include_router(relay.router)
 api_router.include_router(admin.router)
+api_router.include_router(resources.router)
+api_router.include_router(things.router)
+api_router.include_router(vpp.router)
 
 # Anonymous GETs whose response is the same for every caller: served from each worker's
 # read cache (backend/api/read_cache.py). Never list a route that reads the caller.

@@ -156,10 +156,7 @@ export interface paths {
         put?: never;
         /**
          * Create Api Key
-         * @description The key is shown once; only its hash is stored. It may do what its `scopes` say
-         *     (default `read`) until `expires_at`. Any credential may make keys, but one made with an
-         *     API key gets none of the scopes that key lacks (403 `insufficient-scope`) and expires no
-         *     later than it.
+         * @description The key is shown once; only its hash is stored.
          */
         post: operations["create_api_key_v1_auth_api_keys_post"];
         delete?: never;
@@ -178,10 +175,7 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /**
-         * Revoke Api Key
-         * @description Any credential of the account may revoke its keys (it only takes access away).
-         */
+        /** Revoke Api Key */
         delete: operations["revoke_api_key_v1_auth_api_keys__key_id__delete"];
         options?: never;
         head?: never;
@@ -532,9 +526,8 @@ export interface paths {
         put?: never;
         /**
          * Approve Meter
-         * @description Approve a meter (or re-approve: new capacity, key rotation) on chain (`approveMeter`)
-         *     and here: readings signed with its key are verified from now on, export above the
-         *     approved capacity is rejected. Answers once the transaction is mined.
+         * @description Approve a meter (or re-approve: new capacity, key rotation): readings signed with its
+         *     key are verified from now on, export above the approved capacity is rejected.
          */
         post: operations["approve_meter_v1_meters__meter__approval_post"];
         delete?: never;
@@ -554,8 +547,7 @@ export interface paths {
         put?: never;
         /**
          * Suspend Meter
-         * @description Suspend an approved meter on chain (`suspendMeter`) and here: its signatures verify
-         *     nothing until it is re-approved.
+         * @description Suspend an approved meter: its signatures verify nothing until it is re-approved.
          */
         post: operations["suspend_meter_v1_meters__meter__suspension_post"];
         delete?: never;
@@ -812,28 +804,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/v1/recs/certificates/{certificate_id}/evidence": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * Evidence
-         * @description Public: a certificate's issuance log and the signed readings behind it, each with its
-         *     EIP-712 digest and Merkle proof to the certificate's evidence root
-         *     (`gridledger recs verify` checks them against the chain).
-         */
-        get: operations["evidence_v1_recs_certificates__certificate_id__evidence_get"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/v1/recs/certificates/{certificate_id}/transfer": {
         parameters: {
             query?: never;
@@ -1078,9 +1048,8 @@ export interface paths {
         get?: never;
         /**
          * Set Roles
-         * @description Replace the account's roles; effective from its next request. The API sends nothing on
-         *     chain (it holds no admin key): `chain_changes_needed` lists the registrar, issuer, operator
-         *     and meter-data-provider grants/revocations to propose on the admin timelock.
+         * @description Replace the account's roles; effective from its next request. For custodial accounts,
+         *     registrar, issuer and operator are also granted/revoked on chain (see `chain_changes`).
          */
         put: operations["set_roles_v1_admin_accounts__account_id__roles_put"];
         post?: never;
@@ -1132,6 +1101,269 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/resources": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List My Resources
+         * @description My resources, decommissioned ones included (discover others at `/v1/things`).
+         */
+        get: operations["list_my_resources_v1_resources_get"];
+        put?: never;
+        /**
+         * Register Resource
+         * @description Register a PV system, battery, EV charger, flexible load or heat pump behind a meter
+         *     you own. Its Thing Description is then at `/v1/things/{id}`.
+         */
+        post: operations["register_resource_v1_resources_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/resources/{resource_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Resource
+         * @description A resource as registered, with its latest reported state.
+         */
+        get: operations["get_resource_v1_resources__resource_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Update Resource
+         * @description Change a resource you own (not its kind); the limits must still fit together.
+         */
+        patch: operations["update_resource_v1_resources__resource_id__patch"];
+        trace?: never;
+    };
+    "/v1/resources/{resource_id}/decommission": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Decommission Resource
+         * @description Retire a resource you own: it leaves the directory and any VPP, and stays read-only.
+         */
+        post: operations["decommission_resource_v1_resources__resource_id__decommission_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/resources/{resource_id}/state": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read State
+         * @description All properties of the resource's Thing (WoT `readallproperties`): output, SoC, status.
+         */
+        get: operations["read_state_v1_resources__resource_id__state_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/resources/{resource_id}/properties/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read Property
+         * @description One property of the resource's Thing (WoT `readproperty`): its bare value.
+         */
+        get: operations["read_property_v1_resources__resource_id__properties__name__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/things": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Things
+         * @description Discover DERs: active resources' Thing Descriptions matching every filter given.
+         */
+        get: operations["list_things_v1_things_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/things/{resource_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Thing
+         * @description A resource's Thing Description (decommissioned ones too: links to them still resolve).
+         */
+        get: operations["get_thing_v1_things__resource_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/vpp": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Vpps
+         * @description Every VPP, with members, aggregated capacity, output and status (owners pick one).
+         */
+        get: operations["list_vpps_v1_vpp_get"];
+        put?: never;
+        /**
+         * Create Vpp
+         * @description Create a VPP you run (aggregators); resources join it at their owners' request.
+         */
+        post: operations["create_vpp_v1_vpp_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/vpp/{vpp_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Vpp */
+        get: operations["get_vpp_v1_vpp__vpp_id__get"];
+        /**
+         * Update Vpp
+         * @description Rename or describe a VPP you run.
+         */
+        put: operations["update_vpp_v1_vpp__vpp_id__put"];
+        post?: never;
+        /**
+         * Delete Vpp
+         * @description Dissolve a VPP you run: every member leaves (the record is kept for its history).
+         */
+        delete: operations["delete_vpp_v1_vpp__vpp_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/vpp/{vpp_id}/resources": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Members
+         * @description The VPP's member resources with their latest output and state of charge.
+         */
+        get: operations["list_members_v1_vpp__vpp_id__resources_get"];
+        put?: never;
+        /**
+         * Join Vpp
+         * @description Put a resource you own into the VPP: your consent to the aggregator dispatching it.
+         */
+        post: operations["join_vpp_v1_vpp__vpp_id__resources_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/vpp/{vpp_id}/resources/{resource_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Leave Vpp
+         * @description End a membership: the owner withdraws consent, or the aggregator removes the resource.
+         */
+        delete: operations["leave_vpp_v1_vpp__vpp_id__resources__resource_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/vpp/{vpp_id}/optimize": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Optimize Vpp
+         * @description Least-cost 24 h schedule (96 slots) for the VPP's batteries, EV chargers and flexible
+         *     loads at the given prices and forecasts (LP, HiGHS); stored with its inputs.
+         */
+        post: operations["optimize_vpp_v1_vpp__vpp_id__optimize_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/health": {
         parameters: {
             query?: never;
@@ -1141,9 +1373,8 @@ export interface paths {
         };
         /**
          * Health
-         * @description 200 when every dependency answers, else 503; indexer lag in blocks and seconds; each
-         *     freshness check `ok` or `degraded` (then the status is `degraded`). Sent with an
-         *     operator's credentials, failed checks say why and late ones what and since when.
+         * @description 200 when every dependency answers, else 503; indexer lag in blocks and seconds. Sent
+         *     with an operator's credentials, failed checks say why.
          */
         get: operations["health_health_get"];
         put?: never;
@@ -1227,15 +1458,6 @@ export interface components {
         ApiKeyCreate: {
             /** Name */
             name: string;
-            /**
-             * Scopes
-             * @default [
-             *       "read"
-             *     ]
-             */
-            scopes?: components["schemas"]["Scope"][];
-            /** Expires At */
-            expires_at?: string | null;
         };
         /** ApiKeyCreated */
         ApiKeyCreated: {
@@ -1248,15 +1470,11 @@ export interface components {
             name: string;
             /** Prefix */
             prefix: string;
-            /** Scopes */
-            scopes: components["schemas"]["Scope"][];
             /**
              * Created At
              * Format: date-time
              */
             created_at: string;
-            /** Expires At */
-            expires_at: string | null;
             /** Revoked At */
             revoked_at: string | null;
             /** Key */
@@ -1273,15 +1491,11 @@ export interface components {
             name: string;
             /** Prefix */
             prefix: string;
-            /** Scopes */
-            scopes: components["schemas"]["Scope"][];
             /**
              * Created At
              * Format: date-time
              */
             created_at: string;
-            /** Expires At */
-            expires_at: string | null;
             /** Revoked At */
             revoked_at: string | null;
         };
@@ -1332,6 +1546,12 @@ export interface components {
             /** Problem */
             problem: string | null;
         };
+        /**
+         * Capability
+         * @description What a resource can be asked to do (the directory's `capability` filter).
+         * @enum {string}
+         */
+        Capability: "generation" | "consumption" | "storage" | "dispatchable";
         /** CertificateDetail */
         CertificateDetail: {
             /** Certificate Id */
@@ -1373,50 +1593,6 @@ export interface components {
             };
             /** History */
             history: components["schemas"]["HistoryEntry"][];
-        };
-        /**
-         * CertificateEvidence
-         * @description Everything a third party needs to check a certificate down to the meter: the issuance
-         *     log (`tx_hash`, `log_index` in `block_number`, emitted by `contract`), the readings with
-         *     their signatures and Merkle proofs, and the EIP-712 domain they were signed in
-         *     (`gridledger recs verify` checks all of it against the chain).
-         */
-        CertificateEvidence: {
-            /** Certificate Id */
-            certificate_id: number;
-            /** Device Id */
-            device_id: number;
-            /** Device Owner */
-            device_owner: string;
-            /** Meter Id */
-            meter_id: string;
-            /** Period Start */
-            period_start: number;
-            /** Period End */
-            period_end: number;
-            /**
-             * Volume Wh
-             * @description A non-negative integer as a decimal string (a number is accepted in requests).
-             */
-            volume_wh: string;
-            /** Evidence Root */
-            evidence_root: string | null;
-            /** Chain Id */
-            chain_id: number;
-            /** Contract */
-            contract: string;
-            /** Tx Hash */
-            tx_hash: string;
-            /** Block Number */
-            block_number: number;
-            /** Log Index */
-            log_index: number | null;
-            /** Domain */
-            domain: {
-                [key: string]: string | number;
-            };
-            /** Readings */
-            readings: components["schemas"]["EvidenceReading"][];
         };
         /** CertificatePublic */
         CertificatePublic: {
@@ -1479,11 +1655,7 @@ export interface components {
             contracts: components["schemas"]["Contracts"];
             token: components["schemas"]["TokenInfo"];
         };
-        /**
-         * ChainRoleChange
-         * @description An on-chain grant or revocation an API role change implies. The API cannot send it (it
-         *     holds no admin key): the admin schedules it on the timelock with `command`.
-         */
+        /** ChainRoleChange */
         ChainRoleChange: {
             /** Contract */
             contract: string;
@@ -1491,8 +1663,8 @@ export interface components {
             role: string;
             /** Granted */
             granted: boolean;
-            /** Command */
-            command: string;
+            /** Tx Hash */
+            tx_hash: string;
         };
         /** ChainSummary */
         ChainSummary: {
@@ -1850,30 +2022,16 @@ export interface components {
             /** Status */
             status: string;
         };
-        /**
-         * EvidenceReading
-         * @description One verified reading behind a certificate. `reading` is the EIP-712 `MeterReading`
-         *     message exactly as signed (uint64 values as decimal strings); `digest` its EIP-712 digest,
-         *     the Merkle leaf; `proof` the sibling hashes from the leaf to the certificate's
-         *     `evidence_root` (sorted pairs, OpenZeppelin `MerkleProof`). `signature` is the meter's (or
-         *     a metering data provider's) 65-byte signature; a reading a provider posted unsigned has
-         *     none and `signer` is the provider's address (`attestation` says which).
-         */
-        EvidenceReading: {
-            /** Reading */
-            reading: {
-                [key: string]: string;
-            };
-            /** Attestation */
-            attestation: string;
-            /** Signature */
-            signature: string | null;
-            /** Signer */
-            signer: string | null;
-            /** Digest */
-            digest: string;
-            /** Proof */
-            proof: string[];
+        /** GridSchedule */
+        GridSchedule: {
+            /** Importwh */
+            importWh: number[];
+            /** Exportwh */
+            exportWh: number[];
+            /** Unmetwh */
+            unmetWh: number[];
+            /** Curtailwh */
+            curtailWh: number[];
         };
         /** HistoryEntry */
         HistoryEntry: {
@@ -1933,6 +2091,13 @@ export interface components {
              */
             volume_wh: string;
         };
+        /** Location */
+        Location: {
+            /** Lat */
+            lat: number;
+            /** Lng */
+            lng: number;
+        };
         /** LoginRequest */
         LoginRequest: {
             /** Email */
@@ -1984,6 +2149,42 @@ export interface components {
              * @description A non-negative integer as a decimal string (a number is accepted in requests).
              */
             penalties: string;
+        };
+        /** MembershipCreate */
+        MembershipCreate: {
+            /**
+             * Resourceid
+             * Format: uuid
+             * @description a resource you own: joining is your consent
+             */
+            resourceId: string;
+        };
+        /** MembershipPublic */
+        MembershipPublic: {
+            /**
+             * Vppid
+             * Format: uuid
+             */
+            vppId: string;
+            /**
+             * Resourceid
+             * Format: uuid
+             */
+            resourceId: string;
+            /**
+             * Consentedby
+             * Format: uuid
+             */
+            consentedBy: string;
+            /**
+             * Joinedat
+             * Format: date-time
+             */
+            joinedAt: string;
+            /** Leftat */
+            leftAt: string | null;
+            /** Endedby */
+            endedBy: string | null;
         };
         /**
          * MeterApproval
@@ -2079,6 +2280,95 @@ export interface components {
              * @default 18
              */
             decimals?: number;
+        };
+        /** OptimizeConstraints */
+        OptimizeConstraints: {
+            /**
+             * Minrenewable
+             * @description least share of consumption not bought from the grid
+             * @default 0
+             */
+            minRenewable?: number;
+            /** Maximportw */
+            maxImportW?: number | null;
+            /** Maxexportw */
+            maxExportW?: number | null;
+        };
+        /**
+         * OptimizeRequest
+         * @description A day of 96 quarter hours from `start`: prices per kWh in token units, forecasts in Wh
+         *     per slot (inflexible demand, PV generation of the VPP's members).
+         */
+        OptimizeRequest: {
+            /**
+             * Start
+             * @description start of slot 0, on a 15-minute boundary (default: the next)
+             */
+            start?: string | null;
+            /** Buyprice */
+            buyPrice: number[];
+            /**
+             * Sellprice
+             * @description default: nothing paid for export
+             */
+            sellPrice?: number[] | null;
+            /** Demandwh */
+            demandWh?: number[] | null;
+            /** Pvwh */
+            pvWh?: number[] | null;
+            /**
+             * @default {
+             *       "minRenewable": 0
+             *     }
+             */
+            constraints?: components["schemas"]["OptimizeConstraints"];
+            /** Resources */
+            resources?: {
+                [key: string]: components["schemas"]["ResourcePlan"];
+            };
+        };
+        /** OptimizeResult */
+        OptimizeResult: {
+            /**
+             * Scheduleid
+             * Format: uuid
+             */
+            scheduleId: string;
+            /**
+             * Vppid
+             * Format: uuid
+             */
+            vppId: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "completed" | "infeasible";
+            /**
+             * Start
+             * Format: date-time
+             */
+            start: string;
+            /**
+             * Slotseconds
+             * @default 900
+             */
+            slotSeconds?: number;
+            /**
+             * Cost
+             * @description energy cost minus export revenue plus penalties, token units
+             */
+            cost: number;
+            /**
+             * Renewableshare
+             * @description share of consumption not imported
+             */
+            renewableShare: number | null;
+            grid: components["schemas"]["GridSchedule"];
+            /** Allocation */
+            allocation: components["schemas"]["ResourceAllocation"][];
+            /** Solveseconds */
+            solveSeconds: number;
         };
         /** OrderBook */
         OrderBook: {
@@ -2581,11 +2871,250 @@ export interface components {
          * @enum {string}
          */
         RelayedTxStatus: "pending" | "succeeded" | "reverted";
+        /** ResourceAllocation */
+        ResourceAllocation: {
+            /**
+             * Resourceid
+             * Format: uuid
+             */
+            resourceId: string;
+            type: components["schemas"]["ResourceKind"];
+            /**
+             * Setpointsw
+             * @description power per slot, W; positive feeds the grid
+             */
+            setpointsW: number[];
+            /**
+             * Socwh
+             * @description state of charge at the end of each slot
+             */
+            socWh: number[] | null;
+            /**
+             * Shortfallwh
+             * @description energy a flexible load could not draw
+             * @default 0
+             */
+            shortfallWh?: number;
+        };
+        /**
+         * ResourceCreate
+         * @description A new resource. Limits left out default from the kind: PV only generates, flexible
+         *     loads, heat pumps and EV chargers only consume, batteries do both, at `capacity_w`;
+         *     storage (battery, EV charger) needs `energy_capacity_wh` and may use all of it.
+         */
+        ResourceCreate: {
+            /** Name */
+            name: string;
+            kind: components["schemas"]["ResourceKind"];
+            /**
+             * Meter
+             * @description the meter it sits behind (bytes32 id or registered name); must be yours
+             */
+            meter: string;
+            /** Grid Area */
+            grid_area: string;
+            location?: components["schemas"]["Location"] | null;
+            /**
+             * Capacity W
+             * @description rated power, W
+             */
+            capacity_w: number;
+            /**
+             * Energy Capacity Wh
+             * @description usable storage, Wh (battery, EV charger)
+             */
+            energy_capacity_wh?: number | null;
+            /**
+             * Max Charge W
+             * @description limit on import, W
+             */
+            max_charge_w?: number | null;
+            /**
+             * Max Discharge W
+             * @description limit on export, W
+             */
+            max_discharge_w?: number | null;
+            /** Min Soc Wh */
+            min_soc_wh?: number | null;
+            /** Max Soc Wh */
+            max_soc_wh?: number | null;
+            /**
+             * Charge Efficiency
+             * @default 1
+             */
+            charge_efficiency?: number;
+            /**
+             * Discharge Efficiency
+             * @default 1
+             */
+            discharge_efficiency?: number;
+            /**
+             * Available
+             * @default true
+             */
+            available?: boolean;
+        };
+        /**
+         * ResourceKind
+         * @enum {string}
+         */
+        ResourceKind: "pv" | "battery" | "ev_charger" | "flexible_load" | "heat_pump";
+        /**
+         * ResourcePlan
+         * @description What the aggregator knows about one member for this day (all optional).
+         */
+        ResourcePlan: {
+            /**
+             * Initialsocwh
+             * @description default: last reported
+             */
+            initialSocWh?: number | null;
+            /**
+             * Plugged
+             * @description EV: plugged in, per slot
+             */
+            plugged?: boolean[] | null;
+            /** Targetslot */
+            targetSlot?: number | null;
+            /**
+             * Targetsocwh
+             * @description EV: SoC wanted by `targetSlot`
+             * @default 0
+             */
+            targetSocWh?: number;
+            /**
+             * Energywh
+             * @description flexible load, heat pump: energy to draw over the day
+             * @default 0
+             */
+            energyWh?: number;
+            /**
+             * Window
+             * @description slots the load may run in
+             */
+            window?: boolean[] | null;
+        };
+        /** ResourcePublic */
+        ResourcePublic: {
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Name */
+            name: string;
+            kind: components["schemas"]["ResourceKind"];
+            /**
+             * Owner Id
+             * Format: uuid
+             */
+            owner_id: string;
+            /** Meter Id */
+            meter_id: string;
+            /** Grid Area */
+            grid_area: string;
+            location: components["schemas"]["Location"] | null;
+            /** Capacity W */
+            capacity_w: number;
+            /** Energy Capacity Wh */
+            energy_capacity_wh: number | null;
+            /** Max Charge W */
+            max_charge_w: number;
+            /** Max Discharge W */
+            max_discharge_w: number;
+            /** Min Soc Wh */
+            min_soc_wh: number | null;
+            /** Max Soc Wh */
+            max_soc_wh: number | null;
+            /** Charge Efficiency */
+            charge_efficiency: number;
+            /** Discharge Efficiency */
+            discharge_efficiency: number;
+            /** Available */
+            available: boolean;
+            status: components["schemas"]["ResourceStatus"];
+            /** Capabilities */
+            capabilities: components["schemas"]["Capability"][];
+            state: components["schemas"]["ResourceState"];
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+            /** Decommissioned At */
+            decommissioned_at: string | null;
+        };
+        /**
+         * ResourceState
+         * @description The latest reported state (the Thing Description's properties).
+         */
+        ResourceState: {
+            /**
+             * Output
+             * @description W; positive feeds the grid, negative takes from it (null: never reported)
+             */
+            output: number | null;
+            /**
+             * Soc
+             * @description state of charge, Wh (storage only)
+             */
+            soc: number | null;
+            status: components["schemas"]["ResourceStatus"];
+            /** Available */
+            available: boolean;
+            /**
+             * Timestamp
+             * @description when the device last reported
+             */
+            timestamp: string | null;
+        };
+        /**
+         * ResourceStatus
+         * @description Lifecycle: registered resources are active until their owner decommissions them.
+         * @enum {string}
+         */
+        ResourceStatus: "active" | "decommissioned";
+        /**
+         * ResourceUpdate
+         * @description Changes to a resource; fields left out keep their value. The kind and owner are fixed.
+         */
+        ResourceUpdate: {
+            /** Name */
+            name?: string | null;
+            /** Meter */
+            meter?: string | null;
+            /** Grid Area */
+            grid_area?: string | null;
+            location?: components["schemas"]["Location"] | null;
+            /** Capacity W */
+            capacity_w?: number | null;
+            /** Energy Capacity Wh */
+            energy_capacity_wh?: number | null;
+            /** Max Charge W */
+            max_charge_w?: number | null;
+            /** Max Discharge W */
+            max_discharge_w?: number | null;
+            /** Min Soc Wh */
+            min_soc_wh?: number | null;
+            /** Max Soc Wh */
+            max_soc_wh?: number | null;
+            /** Charge Efficiency */
+            charge_efficiency?: number | null;
+            /** Discharge Efficiency */
+            discharge_efficiency?: number | null;
+            /** Available */
+            available?: boolean | null;
+        };
         /**
          * Role
          * @enum {string}
          */
-        Role: "participant" | "registrar" | "issuer" | "operator" | "meter_data_provider" | "admin";
+        Role: "participant" | "registrar" | "issuer" | "operator" | "meter_data_provider" | "aggregator" | "admin";
         /**
          * RolesUpdate
          * @description The account's complete role list (replaces the current one).
@@ -2597,15 +3126,11 @@ export interface components {
         /** RolesUpdated */
         RolesUpdated: {
             account: components["schemas"]["AccountAdminView"];
-            /** Chain Changes Needed */
-            chain_changes_needed: components["schemas"]["ChainRoleChange"][];
+            /** Chain Changes */
+            chain_changes: components["schemas"]["ChainRoleChange"][];
+            /** Chain Skipped */
+            chain_skipped?: string | null;
         };
-        /**
-         * Scope
-         * @description What an API key may do; a session (JWT) may do everything its roles allow.
-         * @enum {string}
-         */
-        Scope: "read" | "trade" | "certificates" | "meter-data";
         /** SettlementCorrectionPublic */
         SettlementCorrectionPublic: {
             /**
@@ -2826,6 +3351,135 @@ export interface components {
             };
             /** Order Hash */
             order_hash: string;
+        };
+        /** VppCreate */
+        VppCreate: {
+            /** Name */
+            name: string;
+            /**
+             * Gridarea
+             * @description members must be in this grid area (none: any area)
+             */
+            gridArea?: string | null;
+            /**
+             * Description
+             * @default
+             */
+            description?: string;
+        };
+        /** VppPublic */
+        VppPublic: {
+            /**
+             * Vppid
+             * Format: uuid
+             */
+            vppId: string;
+            /** Name */
+            name: string;
+            /** Description */
+            description: string;
+            /**
+             * Aggregatorid
+             * Format: uuid
+             */
+            aggregatorId: string;
+            /** Gridarea */
+            gridArea: string | null;
+            /**
+             * Capacity
+             * @description sum of the members' rated power
+             */
+            capacity: number;
+            /**
+             * Energycapacitywh
+             * @description sum of the members' storage
+             */
+            energyCapacityWh: number;
+            /**
+             * Unit
+             * @default W
+             * @constant
+             */
+            unit?: "W";
+            /** Resources */
+            resources: components["schemas"]["VppResource"][];
+            /**
+             * Aggregatedoutput
+             * @description sum of the members' latest output, W
+             */
+            aggregatedOutput: number;
+            status: components["schemas"]["VppStatus"];
+            /**
+             * Lastupdate
+             * Format: date-time
+             */
+            lastUpdate: string;
+        };
+        /**
+         * VppResource
+         * @description A member resource, in the seed's shape.
+         */
+        VppResource: {
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Name */
+            name: string;
+            type: components["schemas"]["ResourceKind"];
+            /**
+             * Capacity
+             * @description rated power, W
+             */
+            capacity: number;
+            /**
+             * Current
+             * @description latest output, W (+ feeds the grid); null: none yet
+             */
+            current: number | null;
+            /**
+             * Efficiency
+             * @description charge × discharge efficiency (round trip)
+             */
+            efficiency: number;
+            /**
+             * Soc
+             * @description state of charge as a fraction (storage only)
+             */
+            soc: number | null;
+            /** Socwh */
+            socWh: number | null;
+            /** Energycapacitywh */
+            energyCapacityWh: number | null;
+            /** Available */
+            available: boolean;
+            location: components["schemas"]["Location"] | null;
+            /**
+             * Ownerid
+             * Format: uuid
+             */
+            ownerId: string;
+            /**
+             * Joinedat
+             * Format: date-time
+             */
+            joinedAt: string;
+        };
+        /**
+         * VppStatus
+         * @enum {string}
+         */
+        VppStatus: "empty" | "operational" | "degraded";
+        /**
+         * VppUpdate
+         * @description Fields left out keep their value.
+         */
+        VppUpdate: {
+            /** Name */
+            name?: string | null;
+            /** Description */
+            description?: string | null;
         };
         /**
          * WalletCall
@@ -3343,15 +3997,6 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
@@ -3406,15 +4051,6 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Forbidden */
-            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3688,15 +4324,6 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
@@ -3755,15 +4382,6 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Forbidden */
-            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3924,15 +4542,6 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
             /** @description Conflict */
             409: {
                 headers: {
@@ -4005,15 +4614,6 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
             /** @description Not Found */
             404: {
                 headers: {
@@ -4079,15 +4679,6 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Forbidden */
-            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4279,15 +4870,6 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
             /** @description Resource not found */
             404: {
                 headers: {
@@ -4403,15 +4985,6 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
@@ -4468,15 +5041,6 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Forbidden */
-            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4554,15 +5118,6 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
@@ -4617,15 +5172,6 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Forbidden */
-            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4716,15 +5262,6 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
             /** @description Conflict */
             409: {
                 headers: {
@@ -4790,15 +5327,6 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Forbidden */
-            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4880,15 +5408,6 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
             /** @description Conflict */
             409: {
                 headers: {
@@ -4954,15 +5473,6 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Forbidden */
-            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5238,15 +5748,6 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
             /** @description Resource not found */
             404: {
                 headers: {
@@ -5330,15 +5831,6 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
             /** @description Conflict */
             409: {
                 headers: {
@@ -5415,15 +5907,6 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Forbidden */
-            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5554,15 +6037,6 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
             /** @description Conflict */
             409: {
                 headers: {
@@ -5631,15 +6105,6 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Forbidden */
-            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5720,15 +6185,6 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
@@ -5785,15 +6241,6 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Forbidden */
-            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5948,15 +6395,6 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
@@ -6031,15 +6469,6 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
             /** @description Conflict */
             409: {
                 headers: {
@@ -6105,15 +6534,6 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Forbidden */
-            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6379,15 +6799,6 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
@@ -6451,15 +6862,6 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
             /** @description Not Found */
             404: {
                 headers: {
@@ -6483,55 +6885,6 @@ export interface operations {
                 headers: {
                     /** @description Seconds until the rate-limit window resets (the body's `retry_after`) */
                     "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Service Unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    evidence_v1_recs_certificates__certificate_id__evidence_get: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                certificate_id: number;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["CertificateEvidence"];
-                };
-            };
-            /** @description Not Found */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unprocessable Entity */
-            422: {
-                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -6587,15 +6940,6 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Forbidden */
-            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6690,15 +7034,6 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Forbidden */
-            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7065,15 +7400,6 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
             /** @description Conflict */
             409: {
                 headers: {
@@ -7139,15 +7465,6 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Forbidden */
-            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7469,6 +7786,1478 @@ export interface operations {
             };
             /** @description Forbidden */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate-limit window resets (the body's `retry_after`) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_my_resources_v1_resources_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ResourcePublic"][];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate-limit window resets (the body's `retry_after`) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    register_resource_v1_resources_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ResourceCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ResourcePublic"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Only the meter's owner may read its data */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown meter */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate-limit window resets (the body's `retry_after`) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_resource_v1_resources__resource_id__get: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                resource_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ResourcePublic"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown energy resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate-limit window resets (the body's `retry_after`) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    update_resource_v1_resources__resource_id__patch: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                resource_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ResourceUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ResourcePublic"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Only the meter's owner may read its data */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown meter */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The resource is decommissioned */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate-limit window resets (the body's `retry_after`) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    decommission_resource_v1_resources__resource_id__decommission_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                resource_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ResourcePublic"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Only the resource's owner may change it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown energy resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The resource is decommissioned */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate-limit window resets (the body's `retry_after`) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    read_state_v1_resources__resource_id__state_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                resource_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ResourceState"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown energy resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate-limit window resets (the body's `retry_after`) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    read_property_v1_resources__resource_id__properties__name__get: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                resource_id: string;
+                name: "output" | "soc" | "status";
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": number | string | null;
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown energy resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate-limit window resets (the body's `retry_after`) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_things_v1_things_get: {
+        parameters: {
+            query?: {
+                type?: components["schemas"]["ResourceKind"] | null;
+                area?: string | null;
+                capability?: components["schemas"]["Capability"] | null;
+                available?: boolean | null;
+                offset?: number;
+                limit?: number;
+            };
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description a JSON array of Thing Descriptions */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                    "application/ld+json": Record<string, never>[];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate-limit window resets (the body's `retry_after`) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_thing_v1_things__resource_id__get: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                resource_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the resource's W3C WoT Thing Description 1.1 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                    "application/td+json": Record<string, never>;
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown energy resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate-limit window resets (the body's `retry_after`) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_vpps_v1_vpp_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VppPublic"][];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate-limit window resets (the body's `retry_after`) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    create_vpp_v1_vpp_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VppCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VppPublic"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate-limit window resets (the body's `retry_after`) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_vpp_v1_vpp__vpp_id__get: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                vpp_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VppPublic"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown virtual power plant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate-limit window resets (the body's `retry_after`) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    update_vpp_v1_vpp__vpp_id__put: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                vpp_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VppUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VppPublic"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Only the VPP's aggregator may change it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown virtual power plant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate-limit window resets (the body's `retry_after`) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    delete_vpp_v1_vpp__vpp_id__delete: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                vpp_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Only the VPP's aggregator may change it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown virtual power plant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate-limit window resets (the body's `retry_after`) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_members_v1_vpp__vpp_id__resources_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                vpp_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VppResource"][];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown virtual power plant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate-limit window resets (the body's `retry_after`) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    join_vpp_v1_vpp__vpp_id__resources_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                vpp_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MembershipCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MembershipPublic"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Only the resource's owner may change it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown energy resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The resource is already a member of a VPP */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate-limit window resets (the body's `retry_after`) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    leave_vpp_v1_vpp__vpp_id__resources__resource_id__delete: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                vpp_id: string;
+                resource_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MembershipPublic"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Only the VPP's aggregator may change it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The resource is not a member of this VPP */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate-limit window resets (the body's `retry_after`) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    optimize_vpp_v1_vpp__vpp_id__optimize_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                vpp_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OptimizeRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OptimizeResult"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Only the VPP's aggregator may change it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown virtual power plant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

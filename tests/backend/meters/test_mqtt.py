@@ -28,6 +28,7 @@ from tests.fixtures.meters import (
     signed,
     write_deployment,
 )
+from tests.fixtures.mqtt import stop_when_handled
 from tests.fixtures.services import require_service
 
 
@@ -100,16 +101,7 @@ def test_subscriber_stores_qos1_messages_once(fresh_pg_url):
             qos=1,
         )
     )
-    for info in infos:
-        info.wait_for_publish(10)
-
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and sum(subscriber.totals.values()) < len(infos):
-        time.sleep(0.05)
-    subscriber.stopped.set()
-    thread.join(10)
-    publisher.loop_stop()
-    publisher.disconnect()
+    stop_when_handled(subscriber, thread, infos, publisher)
 
     assert subscriber.totals == {"accepted": 41, "duplicate": 40, "corrected": 0, "rejected": 1}
     with Session(engine) as session:

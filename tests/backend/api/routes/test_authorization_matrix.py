@@ -15,7 +15,7 @@ from backend.accounts.models import Account
 from backend.accounts.security import create_access_token
 from tests.fixtures.indexing import catch_up
 
-ROLES = [None, "participant", "registrar", "issuer", "operator", "admin"]
+ROLES = [None, "participant", "registrar", "issuer", "operator", "aggregator", "admin"]
 PUBLIC = {
     ("GET", "/health"),
     ("POST", "/v1/auth/register"),
@@ -47,6 +47,10 @@ ROLE_GATED = {
     ("PUT", "/v1/admin/accounts/{account_id}/roles"): "admin",
     ("GET", "/v1/admin/audit"): "admin",
     ("GET", "/v1/admin/audit/verification"): "admin",
+    ("POST", "/v1/vpp"): "aggregator",
+    ("PUT", "/v1/vpp/{vpp_id}"): "aggregator",
+    ("DELETE", "/v1/vpp/{vpp_id}"): "aggregator",
+    ("POST", "/v1/vpp/{vpp_id}/optimize"): "aggregator",
 }
 PATH_SAMPLES = {
     "key_id": str(uuid.uuid4()),
@@ -59,6 +63,9 @@ PATH_SAMPLES = {
     "claim_id": "1",
     "trade_id": "1",
     "tx_hash": "0x" + "00" * 32,
+    "resource_id": str(uuid.uuid4()),
+    "vpp_id": str(uuid.uuid4()),
+    "name": "status",
 }
 QUERY_SAMPLES = {
     "/v1/trading/orderbook": {"market_id": "energy-900"},

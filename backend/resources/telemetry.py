@@ -1,0 +1,143 @@
+"""Device telemetry: `output`, `soc` and `status` messages on the resource's MQTT topics
+(`{root}/{gridArea}/{deviceType}/{resourceId}/{metric}`, see thing_description.py) into the
+telemetry store (`der_telemetry`), and the latest state onto the resource.
+
+Payloads are WIA-ENE-014's `{"timestamp", "value", "unit"}`: output in W or kW, SoC in Wh,
+kWh or % of the resource's energy capacity, status a short text. Stored as integer W / Wh.
+A sample older than the resource's latest state is stored but does not move the state back.
+Messages on topics whose device id is not a resource id (meters' topics) are not ours: None.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import orjson
+from sqlmodel import Session, col, select
+
+from backend.resources.errors import TelemetryRejected
+from backend.resources.models import DerResource, ResourceStatus, TelemetryMetric, TelemetrySample
+
+POWER_UNITS = {"W": 1, "kW": 1_000}
+ENERGY_UNITS = {"Wh": 1, "kWh": 1_000}
+METRICS = frozenset(m.value for m in TelemetryMetric)
+
+
+@dataclass(frozen=True)
+class Sample:
+    resource_id: uuid.UUID
+    metric: TelemetryMetric
+    at: int  # unix s
+    value: float | None
+    unit: str
+    status: str | None = None
+
+
+def parse_time(body: dict[str, object], now: datetime) -> int:
+    stamp = body.get("timestamp")
+    if stamp is None:
+        return int(now.timestamp())
+    if not isinstance(stamp, str):
+        raise TelemetryRejected("timestamp must be an ISO 8601 string")
+    try:
+        parsed = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise TelemetryRejected(f"invalid timestamp {stamp!r}") from exc
+    if parsed.tzinfo is None:
+        raise TelemetryRejected("timestamp needs a time zone (UTC)")
+    return int(parsed.timestamp())
+
+
+def sample_from_message(
+    topic: str, payload: bytes | bytearray, root: str, now: datetime | None = None
+) -> Sample | None:
+    """The sample a message carries; None when the topic is not a resource's telemetry."""
+    parts = topic.split("/")
+    if len(parts) != 5 or parts[0] != root or parts[4] not in METRICS:
+        return None
+    try:
+        resource_id = uuid.UUID(parts[3])
+    except ValueError:
+        return None
+    metric = TelemetryMetric(parts[4])
+    try:
+        body = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise TelemetryRejected(f"invalid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise TelemetryRejected("payload must be a JSON object")
+    at = parse_time(body, now or datetime.now(UTC))
+    value = body.get("value")
+    if metric == TelemetryMetric.STATUS:
+        status = body.get("status", value)
+        if not isinstance(status, str) or not 0 < len(status) <= 64:
+            raise TelemetryRejected("status must be a text of 1 to 64 characters")
+        return Sample(resource_id, metric, at, None, "", status)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TelemetryRejected(f"{metric} needs a numeric value")
+    units = POWER_UNITS if metric == TelemetryMetric.OUTPUT else {**ENERGY_UNITS, "%": 0}
+    unit = body.get("unit", "W" if metric == TelemetryMetric.OUTPUT else "Wh")
+    if unit not in units:
+        raise TelemetryRejected(f"unit {unit!r} is not one of {sorted(units)} for {metric}")
+    return Sample(resource_id, metric, at, float(value), str(unit))
+
+
+def integer_value(sample: Sample, resource: DerResource) -> int:
+    """The sample in W (output) or Wh (soc); TelemetryRejected when it cannot be."""
+    if sample.value is None:
+        raise TelemetryRejected(f"{sample.metric} needs a value")
+    if sample.metric == TelemetryMetric.OUTPUT:
+        return round(sample.value * POWER_UNITS[sample.unit])
+    capacity = resource.energy_capacity_wh
+    if not resource.is_storage or not capacity:
+        raise TelemetryRejected(f"resource {resource.id} has no state of charge")
+    wh = (
+        round(sample.value / 100 * capacity)
+        if sample.unit == "%"
+        else round(sample.value * ENERGY_UNITS[sample.unit])
+    )
+    if not 0 <= wh <= capacity:
+        raise TelemetryRejected(f"SoC {wh} Wh outside 0..{capacity} Wh")
+    return wh
+
+
+def record_samples(session: Session, samples: list[Sample]) -> tuple[int, list[str]]:
+    """Store the samples of active resources and advance their latest state; returns how many
+    were stored and why the others were not. The caller commits."""
+    ids = {s.resource_id for s in samples}
+    resources = {
+        r.id: r for r in session.exec(select(DerResource).where(col(DerResource.id).in_(ids)))
+    }
+    stored, reasons = 0, []
+    for sample in sorted(samples, key=lambda s: s.at):
+        resource = resources.get(sample.resource_id)
+        if resource is None or resource.status == ResourceStatus.DECOMMISSIONED:
+            reasons.append(f"no active resource {sample.resource_id}")
+            continue
+        try:
+            value = None if sample.value is None else integer_value(sample, resource)
+        except TelemetryRejected as exc:
+            reasons.append(exc.detail)
+            continue
+        session.add(
+            TelemetrySample(
+                resource_id=resource.id,
+                metric=sample.metric.value,
+                at=sample.at,
+                value=value,
+                status=sample.status,
+            )
+        )
+        stored += 1
+        at = datetime.fromtimestamp(sample.at, UTC)
+        if resource.state_at is None or at >= resource.state_at:
+            resource.state_at = at
+            if sample.metric == TelemetryMetric.OUTPUT:
+                resource.output_w = value
+            elif sample.metric == TelemetryMetric.SOC:
+                resource.soc_wh = value
+            session.add(resource)
+    session.flush()
+    return stored, reasons

@@ -1,0 +1,1 @@
+"""Virtual power plants: aggregators group members' DERs (with consent) and dispatch them."""

@@ -1,0 +1,142 @@
+"""DER telemetry: WIA-ENE-014 `{timestamp, value, unit}` samples on a resource's topics into
+the telemetry store and the latest state, directly and through the real Mosquitto broker."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import UTC, datetime
+
+import paho.mqtt.client as mqtt
+import pytest
+from sqlmodel import Session, select
+
+from backend.core.config import Settings
+from backend.core.db import make_engine
+from backend.meters.mqtt import Subscriber
+from backend.resources.errors import TelemetryRejected
+from backend.resources.models import DerResource, TelemetryMetric, TelemetrySample
+from backend.resources.services import decommission_resource
+from backend.resources.telemetry import record_samples, sample_from_message
+from tests.fixtures.meters import seed_meters
+from tests.fixtures.mqtt import stop_when_handled
+from tests.fixtures.resources import add_pv, add_resource
+from tests.fixtures.services import require_service
+
+RID = uuid.UUID(int=7)
+T0 = "2026-12-01T12:00:00Z"
+T0_S = 1_796_126_400
+
+
+def message(metric: str, body: str, device: str = str(RID)):
+    return sample_from_message(
+        f"energy-cloud/KR-SE-001/battery/{device}/{metric}", body.encode(), "energy-cloud"
+    )
+
+
+def test_payloads_and_topics_that_are_ours():
+    output = message("output", f'{{"timestamp": "{T0}", "value": 2.5, "unit": "kW"}}')
+    assert (output.resource_id, output.metric, output.at, output.value, output.unit) == (
+        RID,
+        TelemetryMetric.OUTPUT,
+        T0_S,
+        2.5,
+        "kW",
+    )
+    assert message("soc", f'{{"timestamp": "{T0}", "value": 67}}').unit == "Wh"
+    assert message("status", f'{{"timestamp": "{T0}", "value": "online"}}').status == "online"
+    assert message("soc", "{}", device="BAT-001") is None  # a meter's topic, not a resource's
+    assert message("generation", "{}") is None
+    for body, problem in [
+        ('{"value": "lots"}', "numeric"),
+        ('{"value": 1, "unit": "MW"}', "unit"),
+        ('{"value": 1, "timestamp": "2026-12-01T12:00:00"}', "time zone"),
+        ('{"value"', "invalid JSON"),
+    ]:
+        with pytest.raises(TelemetryRejected, match=problem):
+            message("output", body)
+
+
+def test_samples_update_the_latest_state_and_stay_in_the_store(metered):
+    session, owner, *_ = metered
+    battery, pv = add_resource(session, owner), add_pv(session, owner)
+
+    def sample(resource, metric, body):
+        return sample_from_message(
+            f"energy-cloud/KR-SE-001/x/{resource.id}/{metric}", body.encode(), "energy-cloud"
+        )
+
+    stored, reasons = record_samples(
+        session,
+        [
+            sample(battery, "soc", f'{{"timestamp": "{T0}", "value": 50, "unit": "%"}}'),
+            sample(battery, "output", f'{{"timestamp": "{T0}", "value": -1.2, "unit": "kW"}}'),
+            sample(battery, "output", '{"timestamp": "2026-12-01T11:59:00Z", "value": 999}'),
+            sample(pv, "soc", f'{{"timestamp": "{T0}", "value": 5}}'),
+            sample(battery, "soc", f'{{"timestamp": "{T0}", "value": 14, "unit": "kWh"}}'),
+        ],
+    )
+    assert stored == 3
+    assert reasons == [
+        f"resource {pv.id} has no state of charge",
+        "SoC 14000 Wh outside 0..13500 Wh",
+    ]
+    assert (battery.output_w, battery.soc_wh) == (-1_200, 6_750)  # the older 999 W did not win
+    assert battery.state_at == datetime.fromtimestamp(T0_S, UTC)
+    rows = session.exec(
+        select(TelemetrySample.metric, TelemetrySample.value)
+        .where(TelemetrySample.resource_id == battery.id)
+        .order_by(TelemetrySample.at, TelemetrySample.id)
+    ).all()
+    assert sorted(rows) == [("output", -1_200), ("output", 999), ("soc", 6_750)]
+    decommission_resource(session, owner, battery.id)
+    _, later = record_samples(session, [sample(battery, "output", '{"value": 1}')])
+    assert later == [f"no active resource {battery.id}"]
+
+
+@pytest.mark.mqtt
+def test_devices_report_through_mosquitto(fresh_pg_url):
+    require_service("Mosquitto", "mqtt://127.0.0.1:1883", "GRIDLEDGER_MQTT_HOST")
+    engine = make_engine(fresh_pg_url)
+    with Session(engine) as session:
+        owner, *_ = seed_meters(session)
+        battery_id = add_resource(session, owner).id
+        session.commit()
+    root = f"energy-cloud-i17-der-{uuid.uuid4().hex[:8]}"
+    settings = Settings(_env_file=None, database_url=fresh_pg_url, mqtt_topic_root=root)
+    client_id = f"gl-i17-der-{uuid.uuid4().hex[:8]}"
+    subscriber = Subscriber(settings=settings, client_id=client_id)
+    thread = threading.Thread(target=subscriber.run, daemon=True)
+    thread.start()
+    assert subscriber.subscribed.wait(10), "subscription not acknowledged by Mosquitto"
+    publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{client_id}-pub")
+    publisher.connect("127.0.0.1", 1883)
+    publisher.loop_start()
+    topic = f"{root}/KR-SE-001/battery/{battery_id}"
+    infos = [
+        publisher.publish(f"{topic}/soc", f'{{"timestamp": "{T0}", "value": 9000}}', qos=1),
+        publisher.publish(
+            f"{topic}/output", f'{{"timestamp": "{T0}", "value": 3.1, "unit": "kW"}}', qos=1
+        ),
+        publisher.publish(
+            f"{topic}/status", f'{{"timestamp": "{T0}", "value": "ack:cmd-1"}}', qos=1
+        ),
+        publisher.publish(f"{topic}/output", '{"value": "broken"}', qos=1),
+    ]
+    stop_when_handled(subscriber, thread, infos, publisher)
+    # drop the subscriber's persistent session on the broker
+    cleaner = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
+    )
+    cleaner.connect("127.0.0.1", 1883, clean_start=True)
+    cleaner.disconnect()
+
+    assert subscriber.totals["telemetry"] == 3 and subscriber.totals["rejected"] == 1
+    with Session(engine) as session:
+        battery = session.get(DerResource, battery_id)
+        assert (battery.soc_wh, battery.output_w) == (9_000, 3_100)
+        statuses = session.exec(
+            select(TelemetrySample.status).where(TelemetrySample.metric == "status")
+        ).all()
+        assert statuses == ["ack:cmd-1"]
+    engine.dispose()
