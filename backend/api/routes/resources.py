@@ -7,7 +7,7 @@ from typing import Literal
 
 from fastapi import APIRouter
 
-from backend.api.deps import CurrentAccount, SessionDep
+from backend.api.deps import MeterDataAccount, Reader, SessionDep
 from backend.api.problem_docs import raises
 from backend.meters.errors import MeterAccessDenied, MeterNotFound
 from backend.resources import services
@@ -30,7 +30,7 @@ PropertyName = Literal["output", "soc", "status"]
     responses=raises(MeterNotFound, MeterAccessDenied, ResourceLimitsInvalid),
 )
 def register_resource(
-    data: ResourceCreate, session: SessionDep, account: CurrentAccount
+    data: ResourceCreate, session: SessionDep, account: MeterDataAccount
 ) -> ResourcePublic:
     """Register a PV system, battery, EV charger, flexible load or heat pump behind a meter
     you own. Its Thing Description is then at `/v1/things/{id}`."""
@@ -41,15 +41,13 @@ def register_resource(
 
 
 @router.get("", response_model=list[ResourcePublic])
-def list_my_resources(session: SessionDep, account: CurrentAccount) -> list[ResourcePublic]:
+def list_my_resources(session: SessionDep, account: Reader) -> list[ResourcePublic]:
     """My resources, decommissioned ones included (discover others at `/v1/things`)."""
     return [services.public_view(r) for r in services.list_owned(session, account)]
 
 
 @router.get("/{resource_id}", response_model=ResourcePublic, responses=raises(ResourceNotFound))
-def get_resource(
-    resource_id: uuid.UUID, session: SessionDep, account: CurrentAccount
-) -> ResourcePublic:
+def get_resource(resource_id: uuid.UUID, session: SessionDep, account: Reader) -> ResourcePublic:
     """A resource as registered, with its latest reported state."""
     return services.public_view(services.get_resource(session, resource_id))
 
@@ -67,7 +65,7 @@ def get_resource(
     ),
 )
 def update_resource(
-    resource_id: uuid.UUID, data: ResourceUpdate, session: SessionDep, account: CurrentAccount
+    resource_id: uuid.UUID, data: ResourceUpdate, session: SessionDep, account: MeterDataAccount
 ) -> ResourcePublic:
     """Change a resource you own (not its kind); the limits must still fit together."""
     resource = services.update_resource(session, account, resource_id, data)
@@ -82,7 +80,7 @@ def update_resource(
     responses=raises(ResourceNotFound, ResourceAccessDenied, ResourceDecommissioned),
 )
 def decommission_resource(
-    resource_id: uuid.UUID, session: SessionDep, account: CurrentAccount
+    resource_id: uuid.UUID, session: SessionDep, account: MeterDataAccount
 ) -> ResourcePublic:
     """Retire a resource you own: it leaves the directory and any VPP, and stays read-only."""
     resource = services.decommission_resource(session, account, resource_id)
@@ -94,9 +92,7 @@ def decommission_resource(
 @router.get(
     "/{resource_id}/state", response_model=ResourceState, responses=raises(ResourceNotFound)
 )
-def read_state(
-    resource_id: uuid.UUID, session: SessionDep, account: CurrentAccount
-) -> ResourceState:
+def read_state(resource_id: uuid.UUID, session: SessionDep, account: Reader) -> ResourceState:
     """All properties of the resource's Thing (WoT `readallproperties`): output, SoC, status."""
     return services.state_of(services.get_resource(session, resource_id))
 
@@ -107,7 +103,7 @@ def read_state(
     responses=raises(ResourceNotFound),
 )
 def read_property(
-    resource_id: uuid.UUID, name: PropertyName, session: SessionDep, account: CurrentAccount
+    resource_id: uuid.UUID, name: PropertyName, session: SessionDep, account: Reader
 ) -> int | str | None:
     """One property of the resource's Thing (WoT `readproperty`): its bare value."""
     state = services.state_of(services.get_resource(session, resource_id))

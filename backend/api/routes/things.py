@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from backend.api.deps import CurrentAccount, SessionDep, SettingsDep
+from backend.api.deps import Reader, SessionDep, SettingsDep
 from backend.api.problem_docs import raises
 from backend.resources import services
 from backend.resources.errors import ResourceNotFound
@@ -53,7 +53,7 @@ def list_things(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
-    account: CurrentAccount,
+    account: Reader,
     type: ResourceKind | None = None,
     area: Annotated[str | None, Query(max_length=32, pattern=r"^[A-Za-z0-9_\-]+$")] = None,
     capability: Capability | None = None,
@@ -97,7 +97,7 @@ def get_thing(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
-    account: CurrentAccount,
+    account: Reader,
 ) -> Response:
     """A resource's Thing Description (decommissioned ones too: links to them still resolve)."""
     resource = services.get_resource(session, resource_id)

@@ -8,7 +8,7 @@ import uuid
 from fastapi import APIRouter, Response
 
 from backend.accounts.models import Role
-from backend.api.deps import CurrentAccount, SessionDep, SettingsDep, require_role
+from backend.api.deps import Reader, SessionDep, SettingsDep, Trader, require_role
 from backend.api.problem_docs import raises
 from backend.core.errors import InvalidInput
 from backend.resources.errors import (
@@ -39,7 +39,7 @@ router = APIRouter(prefix="/vpp", tags=["vpp"])
 
 
 @router.get("", response_model=list[VppPublic])
-def list_vpps(session: SessionDep, account: CurrentAccount) -> list[VppPublic]:
+def list_vpps(session: SessionDep, account: Reader) -> list[VppPublic]:
     """Every VPP, with members, aggregated capacity, output and status (owners pick one)."""
     return [services.vpp_view(session, v) for v in services.list_vpps(session)]
 
@@ -50,7 +50,7 @@ def list_vpps(session: SessionDep, account: CurrentAccount) -> list[VppPublic]:
     status_code=201,
     dependencies=[require_role(Role.AGGREGATOR)],
 )
-def create_vpp(data: VppCreate, session: SessionDep, account: CurrentAccount) -> VppPublic:
+def create_vpp(data: VppCreate, session: SessionDep, account: Trader) -> VppPublic:
     """Create a VPP you run (aggregators); resources join it at their owners' request."""
     vpp = services.create_vpp(session, account, data)
     session.commit()
@@ -59,7 +59,7 @@ def create_vpp(data: VppCreate, session: SessionDep, account: CurrentAccount) ->
 
 
 @router.get("/{vpp_id}", response_model=VppPublic, responses=raises(VppNotFound))
-def get_vpp(vpp_id: uuid.UUID, session: SessionDep, account: CurrentAccount) -> VppPublic:
+def get_vpp(vpp_id: uuid.UUID, session: SessionDep, account: Reader) -> VppPublic:
     return services.vpp_view(session, services.get_vpp(session, vpp_id))
 
 
@@ -70,7 +70,7 @@ def get_vpp(vpp_id: uuid.UUID, session: SessionDep, account: CurrentAccount) -> 
     dependencies=[require_role(Role.AGGREGATOR)],
 )
 def update_vpp(
-    vpp_id: uuid.UUID, data: VppUpdate, session: SessionDep, account: CurrentAccount
+    vpp_id: uuid.UUID, data: VppUpdate, session: SessionDep, account: Trader
 ) -> VppPublic:
     """Rename or describe a VPP you run."""
     vpp = services.update_vpp(session, account, vpp_id, data)
@@ -85,7 +85,7 @@ def update_vpp(
     responses=raises(VppNotFound, VppAccessDenied),
     dependencies=[require_role(Role.AGGREGATOR)],
 )
-def delete_vpp(vpp_id: uuid.UUID, session: SessionDep, account: CurrentAccount) -> Response:
+def delete_vpp(vpp_id: uuid.UUID, session: SessionDep, account: Trader) -> Response:
     """Dissolve a VPP you run: every member leaves (the record is kept for its history)."""
     services.dissolve_vpp(session, account, vpp_id)
     session.commit()
@@ -93,9 +93,7 @@ def delete_vpp(vpp_id: uuid.UUID, session: SessionDep, account: CurrentAccount) 
 
 
 @router.get("/{vpp_id}/resources", response_model=list[VppResource], responses=raises(VppNotFound))
-def list_members(
-    vpp_id: uuid.UUID, session: SessionDep, account: CurrentAccount
-) -> list[VppResource]:
+def list_members(vpp_id: uuid.UUID, session: SessionDep, account: Reader) -> list[VppResource]:
     """The VPP's member resources with their latest output and state of charge."""
     vpp = services.get_vpp(session, vpp_id)
     return [services.member_view(r, m) for r, m in services.members(session, vpp)]
@@ -115,7 +113,7 @@ def list_members(
     ),
 )
 def join_vpp(
-    vpp_id: uuid.UUID, data: MembershipCreate, session: SessionDep, account: CurrentAccount
+    vpp_id: uuid.UUID, data: MembershipCreate, session: SessionDep, account: Trader
 ) -> MembershipPublic:
     """Put a resource you own into the VPP: your consent to the aggregator dispatching it."""
     membership = services.join(session, account, vpp_id, data.resourceId)
@@ -130,7 +128,7 @@ def join_vpp(
     responses=raises(VppNotFound, NotAMember, VppAccessDenied),
 )
 def leave_vpp(
-    vpp_id: uuid.UUID, resource_id: uuid.UUID, session: SessionDep, account: CurrentAccount
+    vpp_id: uuid.UUID, resource_id: uuid.UUID, session: SessionDep, account: Trader
 ) -> MembershipPublic:
     """End a membership: the owner withdraws consent, or the aggregator removes the resource."""
     membership = services.leave(session, account, vpp_id, resource_id)
@@ -150,7 +148,7 @@ def optimize_vpp(
     data: OptimizeRequest,
     session: SessionDep,
     settings: SettingsDep,
-    account: CurrentAccount,
+    account: Trader,
 ) -> OptimizeResult:
     """Least-cost 24 h schedule (96 slots) for the VPP's batteries, EV chargers and flexible
     loads at the given prices and forecasts (LP, HiGHS); stored with its inputs."""

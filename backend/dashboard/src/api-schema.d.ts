@@ -156,7 +156,10 @@ export interface paths {
         put?: never;
         /**
          * Create Api Key
-         * @description The key is shown once; only its hash is stored.
+         * @description The key is shown once; only its hash is stored. It may do what its `scopes` say
+         *     (default `read`) until `expires_at`. Any credential may make keys, but one made with an
+         *     API key gets none of the scopes that key lacks (403 `insufficient-scope`) and expires no
+         *     later than it.
          */
         post: operations["create_api_key_v1_auth_api_keys_post"];
         delete?: never;
@@ -175,7 +178,10 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Revoke Api Key */
+        /**
+         * Revoke Api Key
+         * @description Any credential of the account may revoke its keys (it only takes access away).
+         */
         delete: operations["revoke_api_key_v1_auth_api_keys__key_id__delete"];
         options?: never;
         head?: never;
@@ -526,8 +532,9 @@ export interface paths {
         put?: never;
         /**
          * Approve Meter
-         * @description Approve a meter (or re-approve: new capacity, key rotation): readings signed with its
-         *     key are verified from now on, export above the approved capacity is rejected.
+         * @description Approve a meter (or re-approve: new capacity, key rotation) on chain (`approveMeter`)
+         *     and here: readings signed with its key are verified from now on, export above the
+         *     approved capacity is rejected. Answers once the transaction is mined.
          */
         post: operations["approve_meter_v1_meters__meter__approval_post"];
         delete?: never;
@@ -547,7 +554,8 @@ export interface paths {
         put?: never;
         /**
          * Suspend Meter
-         * @description Suspend an approved meter: its signatures verify nothing until it is re-approved.
+         * @description Suspend an approved meter on chain (`suspendMeter`) and here: its signatures verify
+         *     nothing until it is re-approved.
          */
         post: operations["suspend_meter_v1_meters__meter__suspension_post"];
         delete?: never;
@@ -804,6 +812,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/recs/certificates/{certificate_id}/evidence": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Evidence
+         * @description Public: a certificate's issuance log and the signed readings behind it, each with its
+         *     EIP-712 digest and Merkle proof to the certificate's evidence root
+         *     (`gridledger recs verify` checks them against the chain).
+         */
+        get: operations["evidence_v1_recs_certificates__certificate_id__evidence_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/recs/certificates/{certificate_id}/transfer": {
         parameters: {
             query?: never;
@@ -1048,8 +1078,9 @@ export interface paths {
         get?: never;
         /**
          * Set Roles
-         * @description Replace the account's roles; effective from its next request. For custodial accounts,
-         *     registrar, issuer and operator are also granted/revoked on chain (see `chain_changes`).
+         * @description Replace the account's roles; effective from its next request. The API sends nothing on
+         *     chain (it holds no admin key): `chain_changes_needed` lists the registrar, issuer, operator
+         *     and meter-data-provider grants/revocations to propose on the admin timelock.
          */
         put: operations["set_roles_v1_admin_accounts__account_id__roles_put"];
         post?: never;
@@ -1373,8 +1404,9 @@ export interface paths {
         };
         /**
          * Health
-         * @description 200 when every dependency answers, else 503; indexer lag in blocks and seconds. Sent
-         *     with an operator's credentials, failed checks say why.
+         * @description 200 when every dependency answers, else 503; indexer lag in blocks and seconds; each
+         *     freshness check `ok` or `degraded` (then the status is `degraded`). Sent with an
+         *     operator's credentials, failed checks say why and late ones what and since when.
          */
         get: operations["health_health_get"];
         put?: never;
@@ -1458,6 +1490,15 @@ export interface components {
         ApiKeyCreate: {
             /** Name */
             name: string;
+            /**
+             * Scopes
+             * @default [
+             *       "read"
+             *     ]
+             */
+            scopes?: components["schemas"]["Scope"][];
+            /** Expires At */
+            expires_at?: string | null;
         };
         /** ApiKeyCreated */
         ApiKeyCreated: {
@@ -1470,11 +1511,15 @@ export interface components {
             name: string;
             /** Prefix */
             prefix: string;
+            /** Scopes */
+            scopes: components["schemas"]["Scope"][];
             /**
              * Created At
              * Format: date-time
              */
             created_at: string;
+            /** Expires At */
+            expires_at: string | null;
             /** Revoked At */
             revoked_at: string | null;
             /** Key */
@@ -1491,11 +1536,15 @@ export interface components {
             name: string;
             /** Prefix */
             prefix: string;
+            /** Scopes */
+            scopes: components["schemas"]["Scope"][];
             /**
              * Created At
              * Format: date-time
              */
             created_at: string;
+            /** Expires At */
+            expires_at: string | null;
             /** Revoked At */
             revoked_at: string | null;
         };
@@ -1594,6 +1643,50 @@ export interface components {
             /** History */
             history: components["schemas"]["HistoryEntry"][];
         };
+        /**
+         * CertificateEvidence
+         * @description Everything a third party needs to check a certificate down to the meter: the issuance
+         *     log (`tx_hash`, `log_index` in `block_number`, emitted by `contract`), the readings with
+         *     their signatures and Merkle proofs, and the EIP-712 domain they were signed in
+         *     (`gridledger recs verify` checks all of it against the chain).
+         */
+        CertificateEvidence: {
+            /** Certificate Id */
+            certificate_id: number;
+            /** Device Id */
+            device_id: number;
+            /** Device Owner */
+            device_owner: string;
+            /** Meter Id */
+            meter_id: string;
+            /** Period Start */
+            period_start: number;
+            /** Period End */
+            period_end: number;
+            /**
+             * Volume Wh
+             * @description A non-negative integer as a decimal string (a number is accepted in requests).
+             */
+            volume_wh: string;
+            /** Evidence Root */
+            evidence_root: string | null;
+            /** Chain Id */
+            chain_id: number;
+            /** Contract */
+            contract: string;
+            /** Tx Hash */
+            tx_hash: string;
+            /** Block Number */
+            block_number: number;
+            /** Log Index */
+            log_index: number | null;
+            /** Domain */
+            domain: {
+                [key: string]: string | number;
+            };
+            /** Readings */
+            readings: components["schemas"]["EvidenceReading"][];
+        };
         /** CertificatePublic */
         CertificatePublic: {
             /** Certificate Id */
@@ -1655,7 +1748,11 @@ export interface components {
             contracts: components["schemas"]["Contracts"];
             token: components["schemas"]["TokenInfo"];
         };
-        /** ChainRoleChange */
+        /**
+         * ChainRoleChange
+         * @description An on-chain grant or revocation an API role change implies. The API cannot send it (it
+         *     holds no admin key): the admin schedules it on the timelock with `command`.
+         */
         ChainRoleChange: {
             /** Contract */
             contract: string;
@@ -1663,8 +1760,8 @@ export interface components {
             role: string;
             /** Granted */
             granted: boolean;
-            /** Tx Hash */
-            tx_hash: string;
+            /** Command */
+            command: string;
         };
         /** ChainSummary */
         ChainSummary: {
@@ -2021,6 +2118,31 @@ export interface components {
             refund: string | null;
             /** Status */
             status: string;
+        };
+        /**
+         * EvidenceReading
+         * @description One verified reading behind a certificate. `reading` is the EIP-712 `MeterReading`
+         *     message exactly as signed (uint64 values as decimal strings); `digest` its EIP-712 digest,
+         *     the Merkle leaf; `proof` the sibling hashes from the leaf to the certificate's
+         *     `evidence_root` (sorted pairs, OpenZeppelin `MerkleProof`). `signature` is the meter's (or
+         *     a metering data provider's) 65-byte signature; a reading a provider posted unsigned has
+         *     none and `signer` is the provider's address (`attestation` says which).
+         */
+        EvidenceReading: {
+            /** Reading */
+            reading: {
+                [key: string]: string;
+            };
+            /** Attestation */
+            attestation: string;
+            /** Signature */
+            signature: string | null;
+            /** Signer */
+            signer: string | null;
+            /** Digest */
+            digest: string;
+            /** Proof */
+            proof: string[];
         };
         /** GridSchedule */
         GridSchedule: {
@@ -3126,11 +3248,15 @@ export interface components {
         /** RolesUpdated */
         RolesUpdated: {
             account: components["schemas"]["AccountAdminView"];
-            /** Chain Changes */
-            chain_changes: components["schemas"]["ChainRoleChange"][];
-            /** Chain Skipped */
-            chain_skipped?: string | null;
+            /** Chain Changes Needed */
+            chain_changes_needed: components["schemas"]["ChainRoleChange"][];
         };
+        /**
+         * Scope
+         * @description What an API key may do; a session (JWT) may do everything its roles allow.
+         * @enum {string}
+         */
+        Scope: "read" | "trade" | "certificates" | "meter-data";
         /** SettlementCorrectionPublic */
         SettlementCorrectionPublic: {
             /**
@@ -3997,6 +4123,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
@@ -4051,6 +4186,15 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4324,6 +4468,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
@@ -4382,6 +4535,15 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4542,6 +4704,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Conflict */
             409: {
                 headers: {
@@ -4614,6 +4785,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Not Found */
             404: {
                 headers: {
@@ -4679,6 +4859,15 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4870,6 +5059,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Resource not found */
             404: {
                 headers: {
@@ -4985,6 +5183,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
@@ -5041,6 +5248,15 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5118,6 +5334,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
@@ -5172,6 +5397,15 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5262,6 +5496,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Conflict */
             409: {
                 headers: {
@@ -5327,6 +5570,15 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5408,6 +5660,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Conflict */
             409: {
                 headers: {
@@ -5473,6 +5734,15 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5748,6 +6018,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Resource not found */
             404: {
                 headers: {
@@ -5831,6 +6110,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Conflict */
             409: {
                 headers: {
@@ -5907,6 +6195,15 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6037,6 +6334,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Conflict */
             409: {
                 headers: {
@@ -6105,6 +6411,15 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6185,6 +6500,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
@@ -6241,6 +6565,15 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6395,6 +6728,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
@@ -6469,6 +6811,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Conflict */
             409: {
                 headers: {
@@ -6534,6 +6885,15 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6799,6 +7159,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
@@ -6862,6 +7231,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Not Found */
             404: {
                 headers: {
@@ -6885,6 +7263,55 @@ export interface operations {
                 headers: {
                     /** @description Seconds until the rate-limit window resets (the body's `retry_after`) */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    evidence_v1_recs_certificates__certificate_id__evidence_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                certificate_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CertificateEvidence"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -6940,6 +7367,15 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7034,6 +7470,15 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7400,6 +7845,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Conflict */
             409: {
                 headers: {
@@ -7465,6 +7919,15 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7854,6 +8317,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
@@ -8011,6 +8483,15 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8283,6 +8764,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unknown energy resource */
             404: {
                 headers: {
@@ -8349,6 +8839,15 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8434,6 +8933,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
@@ -8491,6 +8999,15 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8561,6 +9078,15 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8716,6 +9242,15 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8961,6 +9496,15 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -11,7 +11,7 @@ import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = "i15_supervision_heartbeats"
-down_revision = "0008_i12_collateral"
+down_revision = "i14_ws_scopes_api_keys"
 branch_labels = None
 depends_on = None
 

@@ -14,7 +14,7 @@ import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = "i17_der"
-down_revision = "0008_i12_collateral"
+down_revision = "i15_supervision_heartbeats"
 branch_labels = None
 depends_on = None
 
