@@ -31,6 +31,7 @@ from sqlalchemy import Engine, text
 from web3 import Web3
 
 from backend.chain.anvil import AnvilNode, start_anvil
+from backend.chain.anvil_state import prepare_state_file
 from backend.chain.deployment import Deployment, DeploymentNotFound
 from backend.core.config import PROJECT_ROOT, Settings
 from backend.core.db import get_engine
@@ -38,8 +39,11 @@ from backend.core.errors import GridLedgerError
 from backend.core.migrate import upgrade
 from backend.core.processes import stop_process
 from backend.core.startup import settings_or_exit
+from indexer.base import indexer_config
 from indexer.models import TradeStatus
+from indexer.rebuild import mirror_lost_blocks, rebuild_mirror
 from indexer.reset import clear_mirror
+from indexer.rpc import RpcClient
 
 
 class DevnetError(GridLedgerError):
@@ -196,10 +200,14 @@ def start_chain(w3: Web3, config: Settings) -> AnvilNode | None:
     if w3.is_connected():
         say("anvil", f"using the node already at {config.rpc_url}")
         return None
+    repaired = prepare_state_file(config.anvil_state_file)
+    if repaired:
+        say("anvil", repaired)
     anvil = start_anvil(
         port=urlparse(config.rpc_url).port or 8545,
         chain_id=config.chain_id,
         state_file=config.anvil_state_file,
+        state_interval_s=config.anvil_state_interval_s,
     )
     say("anvil", f"chain {w3.eth.chain_id} at {config.rpc_url} (block {w3.eth.block_number})")
     return anvil
@@ -217,10 +225,27 @@ def deploy_or_resume(w3: Web3, config: Settings) -> Deployment:
         say("deploy", f"deployed at block {deployment.block_number}")
     else:
         say("deploy", "resumed the existing deployment")
+        resync_mirror(deployment, config, get_engine())
     for name, deployed in deployment.contracts.items():
         say("deploy", f"{name:<13} {deployed.address}")
     say("deploy", f"deployment file {config.deployment_file}")
     return deployment
+
+
+def resync_mirror(deployment: Deployment, config: Settings, engine: Engine) -> None:
+    """A node killed between two state dumps resumes from the last one: the mirror may have
+    indexed blocks the chain no longer has. It is then rebuilt from the chain
+    (indexer/rebuild.py); a mirror that matches the chain is left as it is."""
+    rpc = RpcClient(config.rpc_url)
+    lost = mirror_lost_blocks(engine, rpc, deployment.chain_id)
+    if lost is None:
+        return
+    report = rebuild_mirror(engine, rpc, deployment, indexer_config(config))
+    say(
+        "indexer",
+        f"the chain no longer has indexed block {lost} (resumed from an older state): "
+        f"mirror rebuilt up to block {report.head_block} in {report.seconds:.1f} s",
+    )
 
 
 @dataclass
