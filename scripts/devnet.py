@@ -28,6 +28,7 @@ from urllib.parse import urlparse
 import httpx
 from eth_utils import to_checksum_address
 from sqlalchemy import Engine, text
+from sqlmodel import Session
 from web3 import Web3
 
 from backend.chain.anvil import AnvilNode, start_anvil
@@ -39,6 +40,7 @@ from backend.core.errors import GridLedgerError
 from backend.core.migrate import upgrade
 from backend.core.processes import stop_process
 from backend.core.startup import settings_or_exit
+from backend.settlement.rewind import forget_lost_batches
 from indexer.base import indexer_config
 from indexer.models import TradeStatus
 from indexer.rebuild import mirror_lost_blocks, rebuild_mirror
@@ -235,7 +237,8 @@ def deploy_or_resume(w3: Web3, config: Settings) -> Deployment:
 def resync_mirror(deployment: Deployment, config: Settings, engine: Engine) -> None:
     """A node killed between two state dumps resumes from the last one: the mirror may have
     indexed blocks the chain no longer has. It is then rebuilt from the chain
-    (indexer/rebuild.py); a mirror that matches the chain is left as it is."""
+    (indexer/rebuild.py), and the settlement log forgets the transactions that went with the
+    lost blocks (backend/settlement/rewind.py); a mirror that matches the chain is left as is."""
     rpc = RpcClient(config.rpc_url)
     lost = mirror_lost_blocks(engine, rpc, deployment.chain_id)
     if lost is None:
@@ -246,6 +249,13 @@ def resync_mirror(deployment: Deployment, config: Settings, engine: Engine) -> N
         f"the chain no longer has indexed block {lost} (resumed from an older state): "
         f"mirror rebuilt up to block {report.head_block} in {report.seconds:.1f} s",
     )
+    with Session(engine) as session:
+        dropped = forget_lost_batches(session, Web3(Web3.HTTPProvider(config.rpc_url)))
+    if dropped:
+        say(
+            "workers",
+            f"{dropped} logged batches lost with those blocks: their work is pending again",
+        )
 
 
 @dataclass

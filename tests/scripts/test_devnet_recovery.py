@@ -17,12 +17,14 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlmodel import Session, select
 from web3 import Web3
 
 from backend.chain.anvil import free_port, start_anvil
 from backend.chain.deployment import Deployment
 from backend.core.config import PROJECT_ROOT, Settings
 from backend.core.db import make_engine
+from backend.settlement.models import Reconciliation, SettlementBatch
 from indexer.base import Indexer, IndexerConfig
 from indexer.rebuild import mirror_lost_blocks
 from indexer.rpc import RpcClient
@@ -34,11 +36,12 @@ from tests.fixtures.mirror_check import assert_mirror_equals_chain, mirror_snaps
 from tests.fixtures.processes import kill_tree
 
 pytestmark = pytest.mark.anvil
+ZERO = "0x" + "0" * 40
 
 
 def test_node_killed_between_dumps_resumes_with_the_mirror_rebuilt(tmp_path, fresh_pg_url):
     state, port = tmp_path / "anvil-state.json", free_port()
-    node = start_anvil(port=port, state_file=state)
+    node = start_anvil(port=port, state_file=state)  # its state saved on a clean exit only
     settings = Settings(
         _env_file=None,
         data_dir=tmp_path,
@@ -64,6 +67,9 @@ def test_node_killed_between_dumps_resumes_with_the_mirror_rebuilt(tmp_path, fre
         workload.run(30)  # indexed, but never saved by the node
         catch_up(indexer)
         assert mirror_snapshot(engine) != saved
+        kept_tx = last_tx(w3, saved_head)
+        lost_tx = last_tx(w3, w3.eth.block_number)
+        log_settlements(engine, kept=kept_tx, lost=lost_tx)
         node.process.kill()
         node.process.wait()
         node = start_anvil(port=port, state_file=state)
@@ -75,9 +81,55 @@ def test_node_killed_between_dumps_resumes_with_the_mirror_rebuilt(tmp_path, fre
         assert mirror_lost_blocks(engine, indexer.rpc, deployment.chain_id) is None
         assert mirror_snapshot(engine) == saved
         assert_mirror_equals_chain(engine, workload)
+        with Session(engine) as session:
+            batches = {b.tx_hash: b.status for b in session.exec(select(SettlementBatch))}
+            records = {r.trade_id: r.status for r in session.exec(select(Reconciliation))}
+        assert batches == {kept_tx: "mined", lost_tx: "dropped"}
+        assert records == {1: "settled", 2: "pending"}  # trade 2 is sent again
     finally:
         engine.dispose()
         node.stop()
+
+
+def last_tx(w3: Web3, block: int) -> str:
+    """The newest transaction at or below `block`."""
+    while not (transactions := w3.eth.get_block(block)["transactions"]):
+        block -= 1
+    return transactions[-1].to_0x_hex()
+
+
+def log_settlements(engine, *, kept: str, lost: str) -> None:
+    """Two mined settle batches in the worker's log: one in a block the node saved, one in a
+    block it will lose."""
+    with Session(engine) as session:
+        for trade_id, tx_hash in ((1, kept), (2, lost)):
+            batch = SettlementBatch(
+                kind="settle", sender=ZERO, nonce=trade_id, tx_hash=tx_hash, raw_tx="00", items=1
+            )
+            batch.status = "mined"
+            session.add(batch)
+            session.flush()
+            session.add(
+                Reconciliation(
+                    trade_id=trade_id,
+                    period_start=0,
+                    period_end=900,
+                    seller=ZERO,
+                    seller_meter="0x" + "11" * 32,
+                    contracted_wh=1_000,
+                    metered_wh=1_000,
+                    allocated_wh=1_000,
+                    delivered_wh=1_000,
+                    shortfall_wh=0,
+                    expected_payout=1,
+                    expected_penalty=0,
+                    expected_refund=0,
+                    status="settled",
+                    batch_id=batch.id,
+                    settled_tx=tx_hash,
+                )
+            )
+        session.commit()
 
 
 # ------------------------------------------------------------------ the whole `make run`
