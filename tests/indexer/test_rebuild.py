@@ -12,7 +12,7 @@ import httpx
 
 from backend.core.config import PROJECT_ROOT
 from backend.core.db import make_engine
-from indexer.base import IndexerConfig
+from indexer.base import Indexer, IndexerConfig
 from indexer.rebuild import mirror_lost_blocks, rebuild_mirror
 from indexer.reset import mirror_table
 from tests.fixtures.app import app_on
@@ -93,3 +93,28 @@ def test_rebuild_command_rebuilds_a_damaged_mirror(devnet, make_indexer, fresh_p
     engine = make_engine(fresh_pg_url)
     assert mirror_snapshot(engine) == before  # which the first test checks against the chain
     engine.dispose()
+
+
+def test_a_batch_read_before_a_rebuild_is_dropped_not_applied_twice(
+    devnet, make_indexer, fresh_pg_url
+):
+    """A rebuild commits between a live step's read of the cursor and its write: the step's
+    rows would count the new blocks a second time on top of the rebuilt mirror."""
+    devnet.workload.run(15)
+    indexer = make_indexer(fresh_pg_url, finality_depth=6)
+    catch_up(indexer)
+    devnet.workload.run(8)  # the next step's work, which the rebuild indexes too
+    rebuilt: list[int] = []
+
+    class RebuiltMidStep(Indexer):
+        def claim_cursor(self, connection, cursor):
+            if not rebuilt:
+                report = rebuild_mirror(self.engine, self.rpc, self.deployment, self.config)
+                rebuilt.append(report.head_block)
+            super().claim_cursor(connection, cursor)
+
+    live = RebuiltMidStep(indexer.engine, indexer.rpc, devnet.deployment, indexer.config)
+    assert live.step() == 0  # dropped: the cursor moved under it
+    assert rebuilt == [devnet.w3.eth.block_number]
+    catch_up(live)
+    assert_mirror_equals_chain(indexer.engine, devnet.workload)
