@@ -24,9 +24,11 @@ from backend.chain.anvil import free_port, start_anvil
 from backend.chain.deployment import Deployment
 from backend.core.config import Settings
 from backend.core.db import make_engine
-from backend.settlement.allocation import TradeTerms, settlement_amounts
+from backend.settlement.allocation import settlement_amounts
+from backend.settlement.services import terms
 from scripts.deploy import deploy_all
 from scripts.workload import Contracts
+from tests.fixtures.books import exported_wh
 from tests.fixtures.chaos import ANVIL, COMPONENTS, ChaosStack, Kill, schedule, wait_until
 from tests.fixtures.mirror_check import assert_mirror_equals_chain
 from tests.fixtures.services import TEST_REDIS_URL
@@ -213,16 +215,7 @@ def test_a_chaos_day_closes_its_books(chaos_stack):
     for event in settled_events:
         args, trade_id = event["args"], event["args"]["tradeId"]
         trade = next(t for t in trades if t.trade_id == trade_id)
-        terms = TradeTerms(
-            trade_id,
-            trade.quantity_wh,
-            trade.price,
-            trade.delivery_start,
-            trade.delivery_end,
-            trade.tolerance_bps,
-            trade.penalty_bps,
-        )
-        amounts = settlement_amounts(terms, args["deliveredWh"])
+        amounts = settlement_amounts(terms(trade), args["deliveredWh"])
         assert (args["sellerPayout"], args["penalty"], args["buyerRefund"]) == (
             amounts.payout,
             amounts.penalty,
@@ -255,15 +248,7 @@ def test_a_chaos_day_closes_its_books(chaos_stack):
             trade.delivered_wh
         )
     for (meter, start, end), wh in delivered.items():
-        exported = rows(
-            stack,
-            "SELECT coalesce(sum(export_wh), 0) FROM meter_readings WHERE meter_id = :meter "
-            "AND verified AND interval_start >= :start AND interval_start < :end",
-            meter=meter.lower(),
-            start=start,
-            end=end,
-        )[0][0]
-        assert wh <= exported, (meter, start)
+        assert wh <= exported_wh(stack.engine, meter, start, end), (meter, start)
 
     # the SQL mirror equals the chain
     people = {r[0] for r in rows(stack, "SELECT address FROM accounts WHERE address IS NOT NULL")}
