@@ -32,7 +32,7 @@ from sqlmodel import Session
 from web3 import Web3
 
 from backend.chain.anvil import AnvilNode, start_anvil
-from backend.chain.anvil_state import prepare_state_file
+from backend.chain.anvil_state import backup_of, prepare_state_file
 from backend.chain.deployment import Deployment, DeploymentNotFound
 from backend.core.config import PROJECT_ROOT, Settings
 from backend.core.db import get_engine
@@ -175,7 +175,11 @@ def current_deployment(w3: Web3, config: Settings) -> Deployment | None:
 
 def reset(config: Settings) -> None:
     """Forget the chain: its saved state, the deployment file and (for SQLite) the database."""
-    for path in (config.anvil_state_file, config.deployment_file):
+    for path in (
+        config.anvil_state_file,
+        backup_of(config.anvil_state_file),
+        config.deployment_file,
+    ):
         path.unlink(missing_ok=True)
     if config.is_sqlite:
         database = Path(config.database_url.removeprefix("sqlite:///"))
