@@ -24,6 +24,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from backend.chain.deployment import Deployment
+from backend.core.config import Settings
 from backend.core.db import table_of
 from backend.core.utc import utc_now
 from indexer.bulk import bulk_insert
@@ -50,6 +51,14 @@ class IndexerConfig:
     max_range: int = 50_000
     target_logs: int = 10_000
     live_batch: int = 200
+
+
+def indexer_config(settings: Settings) -> IndexerConfig:
+    return IndexerConfig(
+        finality_depth=settings.finality_depth,
+        confirmation_depth=settings.confirmation_depth,
+        initial_range=settings.indexer_initial_range,
+    )
 
 
 @dataclass
@@ -80,6 +89,12 @@ class Cursor:
     number: int
     hash: str
     timestamp: int
+    stored: bool = True  # False: the start before the deployment block, no row yet
+
+
+class CursorMoved(Exception):
+    """Another writer (a second indexer, `python -m indexer rebuild`) moved the cursor since
+    this step read it: the step's rows are dropped and the next step starts from the new one."""
 
 
 class Indexer:
@@ -142,7 +157,16 @@ class Indexer:
                 time.sleep(poll_interval_s)
 
     def step(self) -> int:
-        """Do one unit of work; returns the number of blocks advanced (0: caught up)."""
+        """Do one unit of work; returns the number of blocks advanced (0: caught up, or the
+        cursor moved under us)."""
+        try:
+            return self._step()
+        except CursorMoved:
+            log.info("the cursor moved under this step (a rebuild?); resuming from the new one")
+            self._prefetch = None
+            return 0
+
+    def _step(self) -> int:
         cursor = self.load_cursor()
         head, cursor_header = self.rpc.batch(
             [("eth_blockNumber", []), ("eth_getBlockByNumber", [hex(cursor.number), False])]
@@ -179,7 +203,20 @@ class Indexer:
         header = self.rpc.call("eth_getBlockByNumber", [hex(start), False])
         if header is None:
             raise ReorgTooDeep(f"deployment block {start + 1} is not on chain {self.chain_id}")
-        return Cursor(start, header["hash"], int(header["timestamp"], 16))
+        return Cursor(start, header["hash"], int(header["timestamp"], 16), stored=False)
+
+    def claim_cursor(self, connection: Connection, cursor: Cursor) -> None:
+        """Compare-and-swap at the start of a write: lock the stored cursor until commit and
+        raise CursorMoved unless it is still the one this step started from."""
+        t = table_of(IndexerCursor)
+        row = connection.execute(
+            select(t.c.block_number, t.c.block_hash)
+            .where(t.c.name == self.config.name, t.c.chain_id == self.chain_id)
+            .with_for_update()
+        ).first()
+        expected = (cursor.number, cursor.hash) if cursor.stored else None
+        if (tuple(row) if row is not None else None) != expected:
+            raise CursorMoved
 
     def save_cursor(
         self, connection: Connection, cursor: Cursor, *, head: int, head_ts: int
@@ -238,6 +275,7 @@ class Indexer:
             )
         logs = self.decode(raw_logs)
         with self.engine.begin() as connection:
+            self.claim_cursor(connection, cursor)
             state = MirrorState(connection, self.chain_id)
             self.apply(state, logs)
             state.flush(undo_block=None)
@@ -293,6 +331,7 @@ class Indexer:
             per_block[item.block_number].append(item)
         confirmed_below = head - self.config.confirmation_depth
         with self.engine.begin() as connection:
+            self.claim_cursor(connection, cursor)
             state = MirrorState(connection, self.chain_id)
             for number in numbers:
                 self.apply(state, per_block.get(number, []))
@@ -316,6 +355,7 @@ class Indexer:
     def handle_reorg(self, cursor: Cursor, head: int) -> None:
         lowest = max(self.deployment.block_number - 1, cursor.number - self.config.finality_depth)
         with self.engine.begin() as connection:
+            self.claim_cursor(connection, cursor)
             try:
                 fork, fork_hash = find_fork_point(
                     connection,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete
+from sqlalchemy import Table, delete
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
@@ -31,7 +31,11 @@ INDEXER_TABLES = [
 ]
 
 
+def mirror_table(name: str) -> Table:
+    return SQLModel.metadata.tables[name]
+
+
 def clear_mirror(engine: Engine) -> None:
     with engine.begin() as connection:
         for name in INDEXER_TABLES:
-            connection.execute(delete(SQLModel.metadata.tables[name]))
+            connection.execute(delete(mirror_table(name)))

@@ -37,6 +37,7 @@ from sqlmodel import Session
 from web3 import Web3
 
 from backend.chain.anvil import AnvilNode, start_anvil
+from backend.chain.anvil_state import backup_of, prepare_state_file
 from backend.chain.deployment import Deployment, DeploymentNotFound
 from backend.core.config import PROJECT_ROOT, Settings
 from backend.core.db import get_engine
@@ -47,8 +48,12 @@ from backend.core.startup import settings_or_exit
 from backend.core.supervisor import RestartPolicy, Supervisor
 from backend.core.tls import client_context, http_verify, prepare
 from backend.health.freshness import freshness_checks
+from backend.settlement.rewind import forget_lost_batches
+from indexer.base import indexer_config
 from indexer.models import TradeStatus
+from indexer.rebuild import mirror_lost_blocks, rebuild_mirror
 from indexer.reset import clear_mirror
+from indexer.rpc import RpcClient
 
 
 class DevnetError(GridLedgerError):
@@ -218,7 +223,11 @@ def current_deployment(w3: Web3, config: Settings) -> Deployment | None:
 
 def reset(config: Settings) -> None:
     """Forget the chain: its saved state, the deployment file and (for SQLite) the database."""
-    for path in (config.anvil_state_file, config.deployment_file):
+    for path in (
+        config.anvil_state_file,
+        backup_of(config.anvil_state_file),
+        config.deployment_file,
+    ):
         path.unlink(missing_ok=True)
     if config.is_sqlite:
         database = Path(config.database_url.removeprefix("sqlite:///"))
@@ -245,10 +254,14 @@ def start_chain(w3: Web3, config: Settings) -> AnvilNode | None:
     if w3.is_connected():
         say("anvil", f"using the node already at {config.rpc_url}")
         return None
+    repaired = prepare_state_file(config.anvil_state_file)
+    if repaired:
+        say("anvil", repaired)
     anvil = start_anvil(
         port=urlparse(config.rpc_url).port or 8545,
         chain_id=config.chain_id,
         state_file=config.anvil_state_file,
+        state_interval_s=config.anvil_state_interval_s,
     )
     say("anvil", f"chain {w3.eth.chain_id} at {config.rpc_url} (block {w3.eth.block_number})")
     return anvil
@@ -266,12 +279,37 @@ def deploy_or_resume(w3: Web3, config: Settings) -> Deployment:
         say("deploy", f"deployed at block {deployment.block_number}")
     else:
         say("deploy", "resumed the existing deployment")
+        resync_mirror(deployment, config, get_engine())
     for name, deployed in deployment.contracts.items():
         say("deploy", f"{name:<13} {deployed.address}")
     if deployment.timelock is not None:
         say("deploy", f"{'Timelock':<13} {deployment.timelock.address} (python -m backend.admin)")
     say("deploy", f"deployment file {config.deployment_file}")
     return deployment
+
+
+def resync_mirror(deployment: Deployment, config: Settings, engine: Engine) -> None:
+    """A node killed between two state dumps resumes from the last one: the mirror may have
+    indexed blocks the chain no longer has. It is then rebuilt from the chain
+    (indexer/rebuild.py), and the settlement log forgets the transactions that went with the
+    lost blocks (backend/settlement/rewind.py); a mirror that matches the chain is left as is."""
+    rpc = RpcClient(config.rpc_url)
+    lost = mirror_lost_blocks(engine, rpc, deployment.chain_id)
+    if lost is None:
+        return
+    report = rebuild_mirror(engine, rpc, deployment, indexer_config(config))
+    say(
+        "indexer",
+        f"the chain no longer has indexed block {lost} (resumed from an older state): "
+        f"mirror rebuilt up to block {report.head_block} in {report.seconds:.1f} s",
+    )
+    with Session(engine) as session:
+        dropped = forget_lost_batches(session, Web3(Web3.HTTPProvider(config.rpc_url)))
+    if dropped:
+        say(
+            "workers",
+            f"{dropped} logged batches lost with those blocks: their work is pending again",
+        )
 
 
 @dataclass

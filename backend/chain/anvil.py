@@ -65,6 +65,7 @@ def start_anvil(
     chain_id: int = 31337,
     state_file: Path | None = None,
     extra_args: tuple[str, ...] = (),
+    state_interval_s: int = 0,
     timeout_s: float = 30,
 ) -> AnvilNode:
     port = port or free_port()
@@ -82,6 +83,8 @@ def start_anvil(
     if state_file is not None:
         state_file.parent.mkdir(parents=True, exist_ok=True)
         args += ["--state", str(state_file)]
+        if state_interval_s > 0:  # else Anvil writes the file only on a clean exit
+            args += ["--state-interval", str(state_interval_s)]
     process = subprocess.Popen(
         args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
     )

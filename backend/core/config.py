@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     chain_name: str = "GridLedger devnet"
     deployment_file: Path = Path()  # empty: data_dir/deployment.json
     anvil_state_file: Path = Path()  # empty: data_dir/anvil-state.json
+    # Anvil rewrites its state file this often, so a killed node loses at most this much
+    # (0: only on a clean exit, as Anvil does by default)
+    anvil_state_interval_s: int = Field(default=2, ge=0)
     confirmation_depth: int = Field(default=2, ge=0)  # blocks deep before "confirmed"
     finality_depth: int = Field(default=64, ge=1)  # deepest reorg the indexer rewinds
     indexer_poll_interval_s: float = Field(default=0.05, gt=0)

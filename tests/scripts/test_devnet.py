@@ -49,9 +49,11 @@ def test_devnet_deploys_then_resumes_the_same_chain(tmp_path):
     assert "resumed the existing deployment" in second.stdout
     assert json.loads((tmp_path / "deployment.json").read_text()) == deployment
 
+    assert (tmp_path / "anvil-state.json.good").is_file(), "the last loadable state is kept"
     reset = run_devnet(tmp_path, rpc_url, RESET="1")
     assert reset.returncode == 0, reset.stderr
     assert "deployed at block" in reset.stdout
+    assert not (tmp_path / "anvil-state.json.good").exists(), "RESET=1 forgets the old chain"
 
 
 def test_deployment_grants_roles_on_anvil(anvil, tmp_path):

@@ -1,0 +1,48 @@
+"""The settlement log after the chain lost blocks (a devnet node restarted from a state saved
+before them, `make run` after Anvil was killed): it may hold transactions the chain no longer
+has — batches recorded mined whose trades are open again, device-hours recorded issued with no
+certificate. Each such batch is marked DROPPED, never re-broadcast (the trade ids it names may
+belong to other trades by now), and its trades and device-hours go back to pending, to be
+reconciled and sent again against the chain as it is."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from hexbytes import HexBytes
+from sqlmodel import Session, select
+from web3 import Web3
+from web3.exceptions import TransactionNotFound
+
+from backend.settlement.issuance import apply_outcome
+from backend.settlement.models import BatchKind, BatchStatus, SettlementBatch
+from backend.settlement.services import apply_batch_outcome
+
+
+def on_chain(w3: Web3, tx_hash: str) -> bool:
+    try:
+        w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+    except TransactionNotFound:
+        return False
+    return True
+
+
+def forget_lost_batches(session: Session, w3: Web3) -> int:
+    """Drop every logged batch the chain has no receipt for; returns how many. Run only while
+    no worker runs (at `make run`'s resume): a live worker's just-signed batch has none yet."""
+    lost = [
+        batch
+        for batch in session.exec(
+            select(SettlementBatch).where(SettlementBatch.status != BatchStatus.DROPPED)
+        ).all()
+        if not on_chain(w3, batch.tx_hash)
+    ]
+    for batch in lost:
+        batch.status, batch.resolved_at = BatchStatus.DROPPED, datetime.now(UTC)
+        session.add(batch)
+        session.commit()
+        if batch.kind == BatchKind.SETTLE:
+            apply_batch_outcome(session, batch, BatchStatus.DROPPED)
+        else:
+            apply_outcome(session, batch, BatchStatus.DROPPED)
+    return len(lost)
