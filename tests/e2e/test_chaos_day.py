@@ -1,5 +1,5 @@
 """A chaos day: a simulated day of the neighbourhood on PostgreSQL + Redis while a seeded
-schedule SIGKILLs every component once (indexer, API, matcher, worker with its beat, MQTT
+schedule SIGKILLs every component once (indexer, API, matcher, worker, beat, MQTT
 subscriber, the neighbourhood itself) and restarts Anvil from its state file; a minimal
 supervisor (tests/fixtures/chaos.py) restarts whatever died. At the end of the day the books
 must close: every trade settled exactly once with the formula's payout, every device-hour
@@ -92,6 +92,8 @@ def chaos_stack(tmp_path, fresh_pg_url, redis_client):
         "GRIDLEDGER_CLOCK": "chain",
         "GRIDLEDGER_SETTLEMENT_BEAT_INTERVAL_S": str(round(SECONDS_PER_DAY / 96, 2)),
         "GRIDLEDGER_SETTLEMENT_LOCK_TIMEOUT_S": "3",
+        "GRIDLEDGER_BEAT_LOCK_TTL_S": "3",  # a killed beat's lock frees within 3 s
+        "GRIDLEDGER_HEARTBEAT_INTERVAL_S": "1",
         "GRIDLEDGER_MATCHER_INTERVAL_S": "0.5",
         "GRIDLEDGER_SIM_PROSUMERS": "4",
         "GRIDLEDGER_SIM_CONSUMERS": "5",
