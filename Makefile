@@ -92,8 +92,10 @@ $(STAMPS)/slither: $(STAMPS)/slither-venv $(SOLC_BRIDGE) toolchain/slither.py ap
 	@$(VPY) -m toolchain.slither
 	@touch $@
 
+# Two pytest-xdist workers (one per core; each gets its own Redis db, see tests/fixtures/services.py).
+TEST_WORKERS ?= 2
 test: lint
-	@$(VPY) -m pytest $(PYTEST_ARGS)
+	@$(VPY) -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 # The tests that need no server: no PostgreSQL, Redis, Anvil, browser or MQTT broker
 # (markers set in tests/conftest.py). No lint first, so it stays a quick inner loop.

@@ -40,3 +40,33 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             }
         ):
             item.add_marker(marker)
+
+
+
+# The longest tests start first, so that under `pytest -n 2` (what `make test` runs) none of
+# them begins when the other worker has nothing left to do.
+LONG_TESTS_FIRST = (
+    "tests/contracts/test_invariants.py",
+    "tests/backend/api/test_schemathesis.py",
+    "tests/indexer/test_faults.py",
+    "tests/e2e/",
+    "tests/contracts/market/test_gas.py",
+)
+
+
+class LongTestsFirst:
+    """A plugin of its own, so that its hook runs after pytest-randomly's shuffle."""
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        def rank(item: pytest.Item) -> int:
+            for position, prefix in enumerate(LONG_TESTS_FIRST):
+                if item.nodeid.startswith(prefix):
+                    return position
+            return len(LONG_TESTS_FIRST)
+
+        items.sort(key=rank)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(LongTestsFirst(), "gridledger-long-tests-first")
