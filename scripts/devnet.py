@@ -24,6 +24,7 @@ import ssl
 import subprocess
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,7 +46,7 @@ from backend.core.errors import GridLedgerError
 from backend.core.migrate import upgrade
 from backend.core.processes import stop_process
 from backend.core.startup import settings_or_exit
-from backend.core.supervisor import RestartPolicy, Supervisor
+from backend.core.supervisor import ComponentKeepsDying, RestartPolicy, Supervisor
 from backend.core.tls import client_context, http_verify, prepare
 from backend.health.freshness import freshness_checks
 from backend.settlement.rewind import forget_lost_batches
@@ -321,6 +322,8 @@ class Stack:
     w3: Web3
     anvil: AnvilNode | None
     supervisor: Supervisor = field(init=False)
+    deployment: Deployment | None = None  # set by deploy_or_resume's caller
+    anvil_deaths: deque[float] = field(default_factory=deque)
     status: StatusLine | None = None
 
     def __post_init__(self) -> None:
@@ -431,14 +434,33 @@ class Stack:
             )
 
     def check(self) -> None:
-        """Restart components that died (after their back-off); raise DevnetError when Anvil
-        died, ComponentKeepsDying when a component keeps dying. The neighbourhood finishing
-        its simulated period with code 0 is reported once; the rest of the stack runs on."""
+        """Restart components that died (after their back-off), Anvil included; raise
+        ComponentKeepsDying when one keeps dying. The neighbourhood finishing its simulated
+        period with code 0 is reported once; the rest of the stack runs on."""
         if self.anvil is not None and self.anvil.process.poll() is not None:
-            raise DevnetError(
-                f"anvil exited unexpectedly with code {self.anvil.process.returncode}"
-            )
+            self.restart_chain(self.anvil.process.returncode)
         self.supervisor.poll()
+
+    def restart_chain(self, exit_code: int | None) -> None:
+        """Anvil died: start it again from its last state dump (at most
+        `anvil_state_interval_s` old) on the same port, and rebuild the mirror if it indexed
+        blocks the restarted chain no longer has. Components that lost the RPC meanwhile die
+        and are restarted by the supervisor like any other death."""
+        policy = self.supervisor.policy
+        delay = policy.delay_after(self.anvil_deaths, time.monotonic())
+        deaths = policy.recent(self.anvil_deaths, time.monotonic())
+        if delay is None:
+            raise ComponentKeepsDying("anvil", deaths, policy.window_s, exit_code)
+        self.report(
+            "anvil",
+            f"died with exit code {exit_code} ({deaths} death(s) in the last "
+            f"{policy.window_s:g} s); restarting from its saved state in {delay:g} s",
+        )
+        time.sleep(delay)
+        self.anvil = start_chain(self.w3, self.config)
+        if self.deployment is not None:
+            resync_mirror(self.deployment, self.config, get_engine())
+        self.report("anvil", f"restarted at block {self.w3.eth.block_number}")
 
     @property
     def simulation_finished(self) -> bool:
@@ -487,7 +509,7 @@ def main(argv: list[str] | None = None) -> int:
     config = settings_or_exit("make run")
     stack = open_stack(config)
     try:
-        deploy_or_resume(stack.w3, config)
+        stack.deployment = deploy_or_resume(stack.w3, config)
         if args.exit_after_deploy:
             return 0
         signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop like Ctrl-C

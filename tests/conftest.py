@@ -42,7 +42,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(marker)
 
 
-
 # The longest tests start first, so that under `pytest -n 2` (what `make test` runs) none of
 # them begins when the other worker has nothing left to do.
 LONG_TESTS_FIRST = (

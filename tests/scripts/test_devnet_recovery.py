@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -196,6 +197,19 @@ def settled_books(data_dir: Path, rpc_url: str, timeout_s: float = 90) -> tuple:
         previous = current
 
 
+def child_pid(parent: int, program: str) -> int:
+    """The pid of `parent`'s child whose executable's name is `program`."""
+    for proc in Path("/proc").iterdir():
+        try:
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            argv0 = (proc / "cmdline").read_bytes().split(b"\0")[0]
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == parent and Path(argv0.decode()).name == program:
+            return int(proc.name)
+    raise AssertionError(f"no child of {parent} runs {program}")
+
+
 def wait_for_text(path: Path, marker: str, process: subprocess.Popen, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while marker not in path.read_text():
@@ -220,6 +234,12 @@ def test_make_run_killed_with_sigkill_resumes_the_same_chain_and_books(tmp_path)
         wait_for_text(output, "finished its simulated period", stack, timeout_s=240)
         trades, balances = settled_books(tmp_path, rpc_url)
         assert len(trades) >= 5 and any(t[6] == "settled" for t in trades)
+        # Anvil alone killed: make run restarts it from its state and runs on, same books
+        os.kill(child_pid(stack.pid, "anvil"), signal.SIGKILL)
+        wait_for_text(output, "[   anvil] restarted at block", stack, timeout_s=60)
+        assert "[   anvil] died with exit code -9 (1 death(s)" in output.read_text()
+        assert stack.poll() is None
+        assert settled_books(tmp_path, rpc_url) == (trades, balances)
         deployment = json.loads((tmp_path / "deployment.json").read_text())
     finally:  # an unclean stop: every process of the stack SIGKILLed, Anvil included
         kill_tree(stack.pid)
