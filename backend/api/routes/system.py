@@ -25,6 +25,7 @@ from backend.api.problem_docs import raises
 from backend.chain.contracts import chain_for
 from backend.core.config import Settings
 from backend.core.errors import RateLimited, Unauthenticated
+from backend.deadletters.metrics import dead_letter_metrics
 from backend.workers.queue import queue_depth
 from indexer.models import IndexerCursor
 
@@ -114,17 +115,19 @@ def health(
 @router.get("/metrics", include_in_schema=False)
 def metrics(
     request: Request,
+    session: SessionDep,
     settings: SettingsDep,
     authorization: Annotated[str | None, Header()] = None,
 ) -> Response:
     """This process's metrics, or every worker's when `python -m backend` runs several
     (PROMETHEUS_MULTIPROC_DIR, set by backend/__main__.py)."""
     _check_scraper(request, settings, authorization)
+    stored = dead_letter_metrics(session)  # read from the database: any process may add them
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(registry) + stored, media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest() + stored, media_type=CONTENT_TYPE_LATEST)
 
 
 def _check_scraper(request: Request, settings: Settings, authorization: str | None) -> None:
