@@ -1101,6 +1101,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/dead-letters": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Dead Letters
+         * @description Poison messages, newest first: each was acknowledged (never redelivered) and kept here
+         *     with why it could not be processed, its raw payload (cut to a cap) and how often it came.
+         */
+        get: operations["dead_letters_v1_admin_dead_letters_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/health": {
         parameters: {
             query?: never;
@@ -1496,6 +1517,7 @@ export interface components {
             consumption_end: number | string;
             /**
              * Location
+             * @description at most 32 bytes of UTF-8
              * @default
              */
             location?: string;
@@ -1508,6 +1530,50 @@ export interface components {
             registry: string;
             /** Token */
             token: string;
+        };
+        /** DeadLetterPublic */
+        DeadLetterPublic: {
+            /** Id */
+            id: number;
+            /** Source */
+            source: string;
+            /**
+             * Topic
+             * @description the MQTT topic the message came on, or the API route
+             */
+            topic: string;
+            /** Reason */
+            reason: string;
+            /**
+             * Payload Base64
+             * @description the raw payload (cut to the configured cap)
+             */
+            payload_base64: string;
+            /**
+             * Payload Preview
+             * @description the payload as UTF-8 (invalid bytes replaced)
+             */
+            payload_preview: string;
+            /**
+             * Payload Size
+             * @description bytes received (the stored payload may be shorter)
+             */
+            payload_size: number;
+            /**
+             * First Seen
+             * Format: date-time
+             */
+            first_seen: string;
+            /**
+             * Last Seen
+             * Format: date-time
+             */
+            last_seen: string;
+            /**
+             * Count
+             * @description times this exact message was received
+             */
+            count: number;
         };
         /**
          * Deposit
@@ -2138,6 +2204,13 @@ export interface components {
         Page_CertificatePublic_: {
             /** Items */
             items: components["schemas"]["CertificatePublic"][];
+            /** Next Cursor */
+            next_cursor?: string | null;
+        };
+        /** Page[DeadLetterPublic] */
+        Page_DeadLetterPublic_: {
+            /** Items */
+            items: components["schemas"]["DeadLetterPublic"][];
             /** Next Cursor */
             next_cursor?: string | null;
         };
@@ -2780,7 +2853,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Successful Response */
+            /** @description The account */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -2851,7 +2924,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Successful Response */
+            /** @description The tokens */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2931,7 +3004,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Successful Response */
+            /** @description The tokens */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -3325,7 +3398,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Successful Response */
+            /** @description The key, shown once */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -3656,7 +3729,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Successful Response */
+            /** @description The order, open */
             202: {
                 headers: {
                     [name: string]: unknown;
@@ -3816,7 +3889,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description The order */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -4601,7 +4674,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Successful Response */
+            /** @description The registered meter */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -4682,7 +4755,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description The meter */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -4758,7 +4831,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Successful Response */
+            /** @description The approved meter */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -4857,7 +4930,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description The suspended meter */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -6993,6 +7066,80 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AuditVerification"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate-limit window resets (the body's `retry_after`) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    dead_letters_v1_admin_dead_letters_get: {
+        parameters: {
+            query?: {
+                cursor?: string | null;
+                limit?: number;
+                source?: string | null;
+            };
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_DeadLetterPublic_"];
                 };
             };
             /** @description Unauthorized */
