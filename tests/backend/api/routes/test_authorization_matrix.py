@@ -46,6 +46,7 @@ ROLE_GATED = {
     ("PUT", "/v1/admin/accounts/{account_id}/roles"): "admin",
     ("GET", "/v1/admin/audit"): "admin",
     ("GET", "/v1/admin/audit/verification"): "admin",
+    ("GET", "/v1/admin/dead-letters"): "operator",
 }
 PATH_SAMPLES = {
     "key_id": str(uuid.uuid4()),
