@@ -20,7 +20,7 @@ DASHBOARD_SOURCES := backend/dashboard/build.mjs $(shell find backend/dashboard/
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup run test test-fast lint bench compile dashboard clean
+.PHONY: setup run test test-fast test-fuzz lint bench compile dashboard clean
 .DEFAULT_GOAL := run
 
 setup: $(STAMPS)/python $(STAMPS)/npm $(SOLC_BRIDGE) $(STAMPS)/compiled $(STAMPS)/dashboard $(STAMPS)/chromium
@@ -96,6 +96,10 @@ $(STAMPS)/slither: $(STAMPS)/slither-venv $(SOLC_BRIDGE) toolchain/slither.py ap
 TEST_WORKERS ?= 2
 test: lint
 	@$(VPY) -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
+
+# The long fuzzing run alone (stateful schemathesis, 5,000+ calls; minutes; `make test` runs it too).
+test-fuzz: setup
+	@$(VPY) -m pytest -m fuzz $(PYTEST_ARGS)
 
 # The tests that need no server: no PostgreSQL, Redis, Anvil, browser or MQTT broker
 # (markers set in tests/conftest.py). No lint first, so it stays a quick inner loop.

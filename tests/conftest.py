@@ -7,6 +7,8 @@ a fixture parameter) carry the marker themselves. `make test-fast` deselects all
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 pytest_plugins = [
@@ -42,14 +44,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(marker)
 
 
-# The longest tests start first, so that under `pytest -n 2` (what `make test` runs) none of
-# them begins when the other worker has nothing left to do.
-LONG_TESTS_FIRST = (
-    "tests/contracts/test_invariants.py",
+# The longest tests start first, dealt in turn to the pytest-xdist workers (`make test` runs
+# two with `--dist worksteal`, which hands worker i the i-th slice of the collection and lets
+# an idle worker take from the end of another's): none of them starts when the others are done.
+LONG_TESTS_FIRST = (  # longest first
+    "tests/contracts/test_invariants.py::test_market_and_registry_invariants",
+    "tests/backend/api/test_schemathesis_stateful.py",
     "tests/backend/api/test_schemathesis.py",
+    "tests/e2e/test_chaos_day.py",
     "tests/indexer/test_faults.py",
     "tests/e2e/",
+    "tests/scripts/",
     "tests/contracts/market/test_gas.py",
+    "tests/indexer/test_mirror.py",
+    "tests/backend/workers/",
 )
 
 
@@ -64,7 +72,17 @@ class LongTestsFirst:
                     return position
             return len(LONG_TESTS_FIRST)
 
-        items.sort(key=rank)
+        long = sorted((i for i in items if rank(i) < len(LONG_TESTS_FIRST)), key=rank)
+        rest = [i for i in items if rank(i) == len(LONG_TESTS_FIRST)]
+        workers = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+        ordered: list[pytest.Item] = []
+        for worker in range(workers):
+            size = (worker + 1) * len(items) // workers - worker * len(items) // workers
+            mine = long[worker::workers]
+            take = max(0, size - len(mine))
+            ordered += mine + rest[:take]
+            rest = rest[take:]
+        items[:] = ordered + rest
 
 
 def pytest_configure(config: pytest.Config) -> None:

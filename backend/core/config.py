@@ -157,6 +157,8 @@ class Settings(BaseSettings):
     mqtt_shared_group: str = (
         "gridledger"  # $share/<group>/...: subscriber processes split the stream
     )
+    mqtt_retry_max_s: float = Field(default=30, gt=0)  # back-off cap while the database is down
+    dead_letter_max_bytes: int = Field(default=65_536, ge=0)  # payload bytes kept per dead letter
     settlement_gate_delay_s: int = Field(
         default=300, ge=0
     )  # after a period ends, before closing it

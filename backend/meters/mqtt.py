@@ -11,8 +11,14 @@ on a DER's topic (its deviceId a resource id) go to the DER telemetry store
 (backend/resources/telemetry.py); other metrics are ignored.
 
 Delivery: manual acknowledgement. A message is acknowledged only after the batch holding it
-is committed (or rejected with a logged reason), and the session is persistent, so a crash
-redelivers instead of losing readings; redelivered readings are idempotent duplicates.
+is committed, and the session is persistent, so a crash redelivers instead of losing readings;
+redelivered readings are idempotent duplicates.
+
+Poison: a message that cannot be processed (not JSON, wrong types, a rejected reading, or
+anything that raises while processing it) is recorded as a dead letter (backend/deadletters)
+with its reason and then acknowledged, so the broker never redelivers it and the subscriber
+keeps running. A database outage is not poison: nothing is acknowledged, the batch is retried
+with back-off.
 """
 
 from __future__ import annotations
@@ -32,15 +38,18 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+from sqlalchemy import exc as sa_exc
 from sqlmodel import Session
 
 from backend.core.config import Settings, get_settings
 from backend.core.db import make_engine
 from backend.core.startup import settings_or_exit
 from backend.core.tls import secure_mqtt
+from backend.deadletters import services as dead_letters
 from backend.health.heartbeats import MQTT, Heartbeat
 from backend.meters.schemas import IngestResult
 from backend.meters.services import ingest_readings
+from backend.meters.validation import shown
 from backend.resources import telemetry
 from backend.resources.errors import TelemetryRejected
 
@@ -50,6 +59,26 @@ METRIC_FIELDS = {"consumption": "importWh", "generation": "exportWh"}
 
 class MessageRejected(Exception):
     pass
+
+
+class StoreUnavailable(Exception):
+    """The database could not be reached: the batch stays unacknowledged, to be retried."""
+
+
+def is_outage(exc: BaseException) -> bool:
+    """A database that is down or unreachable (retry later), as opposed to a message that
+    makes processing fail (poison)."""
+    return isinstance(
+        exc,
+        sa_exc.OperationalError
+        | sa_exc.InterfaceError
+        | sa_exc.DisconnectionError
+        | sa_exc.TimeoutError,
+    ) or (isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated)
+
+
+# (message id, QoS, topic, payload) of a received message
+Message = tuple[int, int, str, bytes | bytearray]
 
 
 def reading_from_message(
@@ -76,7 +105,9 @@ def reading_from_message(
         }
     claimed = body.setdefault("meterId", device)
     if claimed != device:
-        raise MessageRejected(f"meterId {claimed!r} differs from the topic's device {device!r}")
+        raise MessageRejected(
+            f"meterId {shown(claimed, 80)} differs from the topic's device {device!r}"
+        )
     return body
 
 
@@ -87,11 +118,11 @@ class Subscriber:
     batch_max: int = 5_000
     flush_interval_s: float = 0.05
     now: Callable[[], int] | None = None  # injectable clock (tests drive chain time); wall time
-    # received, not yet stored: (message id, QoS, topic, payload)
-    pending: list[tuple[int, int, str, bytes | bytearray]] = field(default_factory=list)
+    pending: list[Message] = field(default_factory=list)  # received, not yet stored
     totals: dict[str, int] = field(
         default_factory=lambda: {"accepted": 0, "duplicate": 0, "corrected": 0, "rejected": 0}
     )
+    outages: int = 0  # consecutive failed attempts to reach the database
 
     def __post_init__(self) -> None:
         self.engine = make_engine(self.settings.database_url)
@@ -133,57 +164,129 @@ class Subscriber:
         client.subscribe(self.topic, options=mqtt.SubscribeOptions(qos=1))
 
     def on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        """Queue the message. Raising here would end paho's network thread, so anything odd is
+        logged and acknowledged (Mosquitto checks topics are UTF-8: this is defensive)."""
+        try:
+            entry = (message.mid, message.qos, message.topic, message.payload)
+        except Exception:
+            log.exception("unreadable message %s; acknowledged and dropped", message.mid)
+            if message.qos:
+                client.ack(message.mid, message.qos)
+            return
         with self.lock:
-            self.pending.append((message.mid, message.qos, message.topic, message.payload))
+            self.pending.append(entry)
 
     def flush(self) -> IngestResult | None:
+        """Store the next batch, dead-letter what cannot be processed, then acknowledge it.
+        StoreUnavailable (batch put back, nothing acknowledged) when the database is down."""
         with self.lock:
             batch, self.pending = self.pending[: self.batch_max], self.pending[self.batch_max :]
         if not batch:
             return None
-        readings = []
-        samples: list[telemetry.Sample] = []  # DER output/soc/status (backend/resources)
-        for _, _, topic, payload in batch:
+        try:
             try:
-                reading = reading_from_message(topic, payload, self.settings.mqtt_topic_root)
-                sample = (
-                    None
-                    if reading is not None
-                    else telemetry.sample_from_message(
-                        topic, payload, self.settings.mqtt_topic_root
-                    )
-                )
-            except (MessageRejected, TelemetryRejected) as exc:
-                log.warning("rejected message on %s: %s", topic, exc)
-                self.totals["rejected"] += 1
-                continue
-            if reading is not None:
-                readings.append(reading)
-            elif sample is not None:
-                samples.append(sample)
-        if samples:
-            with Session(self.engine) as session:
-                stored, reasons = telemetry.record_samples(session, samples)
-                session.commit()
-            self.totals["telemetry"] = self.totals.get("telemetry", 0) + stored
-            self.totals["rejected"] += len(reasons)
-            for reason in reasons:
-                log.warning("rejected telemetry: %s", reason)
-        result = None
-        if readings:
-            now = self.now() if self.now is not None else None
-            with Session(self.engine) as session:
-                result = ingest_readings(
-                    session, readings, source="mqtt", now=now, settings=self.settings
-                )
-            for key in ("accepted", "duplicate", "corrected", "rejected"):
-                self.totals[key] += getattr(result, key)
-            for rejection in result.rejections:
-                log.warning("rejected reading %s: %s", rejection.meterId, rejection.reason)
-        for mid, qos, _, _ in batch:  # acknowledged only once stored (or rejected for good)
+                result = self.process(batch)
+            except Exception as exc:
+                if is_outage(exc):
+                    raise
+                log.exception("batch of %d failed; retrying its messages one by one", len(batch))
+                result = self.process_singly(batch)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            with self.lock:
+                self.pending[:0] = batch
+            raise StoreUnavailable(f"{type(exc).__name__}: {str(exc)[:200]}") from exc
+        self.outages = 0
+        for mid, qos, _, _ in batch:  # acknowledged only once stored or dead-lettered
             if qos:
                 self.client.ack(mid, qos)
         return result
+
+    def process(self, batch: list[Message]) -> IngestResult | None:
+        """Ingest the batch's readings in one pass; each message that is not JSON or whose
+        reading is rejected becomes a dead letter."""
+        root = self.settings.mqtt_topic_root
+        readings: list[dict[str, Any]] = []
+        carriers: list[Message] = []  # the message of each reading
+        poison: list[tuple[Message, str]] = []
+        samples: list[telemetry.Sample] = []  # DER output/soc/status (backend/resources)
+        for message in batch:
+            try:
+                reading = reading_from_message(message[2], message[3], root)
+                sample = (
+                    None
+                    if reading is not None
+                    else telemetry.sample_from_message(message[2], message[3], root)
+                )
+            except (MessageRejected, TelemetryRejected) as exc:
+                poison.append((message, str(exc)))
+                continue
+            if reading is not None:
+                readings.append(reading)
+                carriers.append(message)
+            elif sample is not None:
+                samples.append(sample)
+        result = None
+        with Session(self.engine) as session:
+            if samples:
+                stored, reasons = telemetry.record_samples(session, samples)
+                self.totals["telemetry"] = self.totals.get("telemetry", 0) + stored
+                self.totals["rejected"] += len(reasons)
+                for reason in reasons:
+                    log.warning("rejected telemetry: %s", reason)
+            if readings:
+                now = self.now() if self.now is not None else None
+                result = ingest_readings(
+                    session, readings, source="mqtt", now=now, settings=self.settings
+                )
+                poison += [(carriers[r.index], r.reason) for r in result.rejections]
+            for message, reason in poison:
+                log.warning("rejected message on %s: %s", message[2], reason)
+                self.dead_letter(session, message, reason)
+            session.commit()
+        if result is not None:
+            for key in ("accepted", "duplicate", "corrected"):
+                self.totals[key] += getattr(result, key)
+        self.totals["rejected"] += len(poison)
+        return result
+
+    def process_singly(self, batch: list[Message]) -> IngestResult | None:
+        """After a batch raised: each message alone, so only the one that raises is dead-lettered
+        (with the exception as its reason) and the others are stored."""
+        last = None
+        for message in batch:
+            try:
+                last = self.process([message]) or last
+            except Exception as exc:
+                if is_outage(exc):
+                    raise
+                log.exception("message on %s could not be processed", message[2])
+                reason = f"processing failed: {type(exc).__name__}: {exc}"
+                try:
+                    with Session(self.engine) as session:
+                        self.dead_letter(session, message, reason)
+                        session.commit()
+                except Exception as failure:
+                    if is_outage(failure):
+                        raise
+                    log.exception("could not dead-letter the message on %s; dropped", message[2])
+                self.totals["rejected"] += 1
+        return last
+
+    def dead_letter(self, session: Session, message: Message, reason: str) -> None:
+        dead_letters.record(
+            session.connection(),
+            source="mqtt",
+            topic=message[2],
+            payload=bytes(message[3]),
+            reason=reason,
+            max_bytes=self.settings.dead_letter_max_bytes,
+        )
+
+    def backoff_s(self) -> float:
+        """Seconds to wait after the database failed `outages` times in a row (doubling)."""
+        return float(min(self.flush_interval_s * 2**self.outages, self.settings.mqtt_retry_max_s))
 
     def start(self, retry_s: float = 0) -> None:
         """Connect; with `retry_s`, keep trying (a broker started later, or restarted).
@@ -223,10 +326,17 @@ class Subscriber:
             while not self.stopped.is_set():
                 if self.client.is_connected():  # alive and subscribed: /health's mqtt check
                     heartbeat.beat()
-                if self.flush() is None:
-                    time.sleep(self.flush_interval_s)
+                try:
+                    if self.flush() is None:
+                        time.sleep(self.flush_interval_s)
+                except StoreUnavailable as exc:
+                    self.outages += 1
+                    wait = self.backoff_s()
+                    log.warning("database unavailable (%s); retrying in %.1f s", exc, wait)
+                    self.stopped.wait(wait)
         finally:
-            self.flush()
+            with contextlib.suppress(StoreUnavailable):
+                self.flush()
             self.client.loop_stop()
             self.client.disconnect()
             self.engine.dispose()

@@ -73,6 +73,7 @@ from backend.meters.validation import (
     MeterLimits,
     ReadingRejected,
     normalise_meter_id,
+    shown,
     validate_reading,
 )
 from indexer.bulk import bulk_insert
@@ -466,7 +467,8 @@ def echo(reading: object, key: str, limit: int) -> str | None:
     """A field of a rejected reading, shortened, to tell the sender which one it was."""
     if not isinstance(reading, dict) or reading.get(key) is None:
         return None
-    return str(reading[key])[:limit]
+    value = reading[key]
+    return value[:limit] if isinstance(value, str) else shown(value, limit)
 
 
 def store_readings(

@@ -52,6 +52,14 @@ class MeterLimits:
     capacity_approved: bool = False
 
 
+def shown(value: object, limit: int = 40) -> str:
+    """`value` for a rejection reason: its repr, cut short (a device may send a megabyte)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**limit:
+        return f"a {value.bit_length()}-bit integer"  # repr() refuses over 4,300 digits
+    text = repr(value) if isinstance(value, (str, int, float, bool)) else type(value).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class ReadingRejected(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -115,16 +123,28 @@ def energy_wh(reading: dict[str, Any], field: str, factor: int) -> int | None:
     value = reading.get(field)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not _is_number(value):
         raise ReadingRejected(f"{field} must be a number, got {type(value).__name__}")
-    if not math.isfinite(value):
+    if not _is_finite(value):
         raise ReadingRejected(f"{field} must be finite, got {value}")
     if value < 0:
-        raise ReadingRejected(f"{field} must not be negative, got {value}")
+        raise ReadingRejected(f"{field} must not be negative, got {shown(value)}")
+    if value > MAX_WH:  # before multiplying: a 4,000-digit integer stays cheap to reject
+        raise ReadingRejected(f"{field} {shown(value)} is implausibly large")
     wh = value * factor
     if wh > MAX_WH:
-        raise ReadingRejected(f"{field} {value} is implausibly large")
+        raise ReadingRejected(f"{field} {shown(value)} is implausibly large")
     return round(wh)
+
+
+def _is_number(value: object) -> bool:
+    """A JSON number (bool is an int subclass in Python, not a number in JSON)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_finite(value: float) -> bool:
+    """Not NaN or infinite; any int is finite (math.isfinite overflows on a huge one)."""
+    return isinstance(value, int) or math.isfinite(value)
 
 
 def optional_number(
@@ -133,10 +153,10 @@ def optional_number(
     value = reading.get(field)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not _is_number(value) or not _is_finite(value):
         raise ReadingRejected(f"{field} must be a finite number")
     if (low is not None and value < low) or (high is not None and value > high):
-        raise ReadingRejected(f"{field} {value} outside [{low}, {high}]")
+        raise ReadingRejected(f"{field} {shown(value)} outside [{low}, {high}]")
     return float(value)
 
 
@@ -158,8 +178,8 @@ def validate_reading(
     key = normalise_meter_id(reading["meterId"])
     start = parse_timestamp(reading["timestamp"])
     interval = reading.get("intervalSeconds", INTERVAL_SECONDS)
-    if interval != INTERVAL_SECONDS or isinstance(interval, bool):
-        raise ReadingRejected(f"intervalSeconds must be {INTERVAL_SECONDS}, got {interval!r}")
+    if not _is_number(interval) or interval != INTERVAL_SECONDS:
+        raise ReadingRejected(f"intervalSeconds must be {INTERVAL_SECONDS}, got {shown(interval)}")
     if start % INTERVAL_SECONDS:
         raise ReadingRejected(
             f"timestamp {reading['timestamp']} is not aligned to a 15-minute boundary"
@@ -169,8 +189,8 @@ def validate_reading(
             f"interval starting {reading['timestamp']} has not ended yet (future reading)"
         )
     unit = reading.get("unit", "Wh")
-    if unit not in UNIT_FACTORS:
-        raise ReadingRejected(f"unit must be Wh or kWh, got {unit!r}")
+    if not isinstance(unit, str) or unit not in UNIT_FACTORS:  # a list is unhashable
+        raise ReadingRejected(f"unit must be Wh or kWh, got {shown(unit)}")
     factor = UNIT_FACTORS[unit]
     import_wh = energy_wh(reading, "importWh", factor)
     export_wh = energy_wh(reading, "exportWh", factor)
@@ -198,8 +218,8 @@ def validate_reading(
             f"importWh {import_wh} exceeds the plausible maximum {max_import_wh} Wh per interval"
         )
     quality = reading.get("quality")
-    if quality is not None and quality not in QUALITIES:
-        raise ReadingRejected(f"quality must be one of {sorted(QUALITIES)}, got {quality!r}")
+    if quality is not None and (not isinstance(quality, str) or quality not in QUALITIES):
+        raise ReadingRejected(f"quality must be one of {sorted(QUALITIES)}, got {shown(quality)}")
     return {
         "meter_id": meter,
         "interval_start": start,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from backend.core.json_ints import MAX_SAFE_INTEGER, U63, AmountStr, SafeInt, Uint64Str
+from backend.core.text import Bytes32Text
 
 ADDRESS = r"^0x[0-9a-fA-F]{40}$"
 
@@ -86,7 +87,9 @@ class ClaimRequest(BaseModel):
     purpose: str = Field(default="", max_length=200)
     consumption_start: SafeInt = Field(ge=0, le=MAX_SAFE_INTEGER)
     consumption_end: SafeInt = Field(ge=0, le=MAX_SAFE_INTEGER)
-    location: str = Field(default="", max_length=32)
+    location: Bytes32Text = Field(
+        default="", max_length=32, description="at most 32 bytes of UTF-8"
+    )
 
 
 class ClaimProof(BaseModel):

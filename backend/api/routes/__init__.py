@@ -6,6 +6,7 @@ from backend.api.routes import (
     admin,
     auth,
     chain,
+    deadletters,
     energy,
     meters,
     public,
@@ -34,6 +35,7 @@ api_router.include_router(admin.router)
 api_router.include_router(resources.router)
 api_router.include_router(things.router)
 api_router.include_router(vpp.router)
+api_router.include_router(deadletters.router)
 
 # Anonymous GETs whose response is the same for every caller: served from each worker's
 # read cache (backend/api/read_cache.py). Never list a route that reads the caller.

@@ -23,6 +23,7 @@ from backend.accounts.schemas import (
     TokenPair,
 )
 from backend.api.deps import CallerKey, CurrentAccount, Reader, SessionDep, SettingsDep, StoreDep
+from backend.api.links import api_key_links, links, registration_links, token_links
 from backend.api.problem_docs import raises
 from backend.api.throttle import ThrottledByClientIp
 from backend.core.errors import RateLimited, Unauthenticated
@@ -39,7 +40,7 @@ def account_public(account: Account) -> AccountPublic:
     "/register",
     status_code=status.HTTP_201_CREATED,
     response_model=AccountPublic,
-    responses=raises(RateLimited),
+    responses=raises(RateLimited) | links(201, "The account", **registration_links),
     dependencies=ANYONE,
 )
 def register(body: RegisterRequest, session: SessionDep, settings: SettingsDep) -> AccountPublic:
@@ -58,7 +59,7 @@ def register(body: RegisterRequest, session: SessionDep, settings: SettingsDep) 
 @router.post(
     "/login",
     response_model=TokenPair,
-    responses=raises(Unauthenticated, RateLimited),
+    responses=raises(Unauthenticated, RateLimited) | links(200, "The tokens", **token_links),
     dependencies=ANYONE,
 )
 def login(
@@ -79,7 +80,7 @@ def login(
 @router.post(
     "/refresh",
     response_model=TokenPair,
-    responses=raises(Unauthenticated, RateLimited),
+    responses=raises(Unauthenticated, RateLimited) | links(200, "The tokens", **token_links),
     dependencies=ANYONE,
 )
 def refresh(body: RefreshRequest, session: SessionDep, settings: SettingsDep) -> TokenPair:
@@ -145,7 +146,12 @@ def me(account: Reader) -> AccountPublic:
     return account_public(account)
 
 
-@router.post("/api-keys", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated)
+@router.post(
+    "/api-keys",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ApiKeyCreated,
+    responses=links(201, "The key, shown once", **api_key_links),
+)
 def create_api_key(
     body: ApiKeyCreate,
     account: CurrentAccount,

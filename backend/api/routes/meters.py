@@ -17,6 +17,7 @@ from backend.api.deps import (
     SettingsDep,
     require_role,
 )
+from backend.api.links import links, meter_links
 from backend.api.problem_docs import raises
 from backend.core.errors import InvalidInput, NotFound
 from backend.meters import approval, services
@@ -50,7 +51,12 @@ def provider(account: Account) -> str | None:
     return account.address if account.has_role(Role.METER_DATA_PROVIDER) else None
 
 
-@router.post("/meters", response_model=MeterPublic, status_code=201)
+@router.post(
+    "/meters",
+    response_model=MeterPublic,
+    status_code=201,
+    responses=links(201, "The registered meter", **meter_links),
+)
 def register_meter(data: MeterCreate, session: SessionDep, account: MeterDataAccount) -> Meter:
     """Register a meter (status `pending`): a registrar approves its capacity and signing key
     before anything it signs is verified."""
@@ -65,7 +71,11 @@ def list_meters(
     return services.list_meters(session, account, status)
 
 
-@router.get("/meters/{meter}", response_model=MeterPublic, responses=raises(NotFound))
+@router.get(
+    "/meters/{meter}",
+    response_model=MeterPublic,
+    responses=raises(NotFound) | links(200, "The meter", **meter_links),
+)
 def get_meter(meter: str, session: SessionDep, account: Reader) -> Meter:
     """A meter, its approval status and signing key (its owner and registrars)."""
     if account.has_role(Role.REGISTRAR):
@@ -76,7 +86,7 @@ def get_meter(meter: str, session: SessionDep, account: Reader) -> Meter:
 @router.post(
     "/meters/{meter}/approval",
     response_model=MeterPublic,
-    responses=raises(NotFound),
+    responses=raises(NotFound) | links(200, "The approved meter", **meter_links),
     dependencies=[require_role(Role.REGISTRAR)],
 )
 def approve_meter(
@@ -103,7 +113,7 @@ def approve_meter(
 @router.post(
     "/meters/{meter}/suspension",
     response_model=MeterPublic,
-    responses=raises(NotFound),
+    responses=raises(NotFound) | links(200, "The suspended meter", **meter_links),
     dependencies=[require_role(Role.REGISTRAR)],
 )
 def suspend_meter(

@@ -35,6 +35,7 @@ from backend.api.problem_docs import raises
 from backend.chain.contracts import chain_for
 from backend.core.config import Settings
 from backend.core.errors import RateLimited, Unauthenticated
+from backend.deadletters.metrics import dead_letter_metrics
 from backend.health.freshness import Freshness, freshness
 from backend.workers.queue import queue_depth
 from indexer.models import IndexerCursor
@@ -156,13 +157,16 @@ def metrics(
     (PROMETHEUS_MULTIPROC_DIR, set by backend/__main__.py); then the freshness gauges,
     computed at scrape time (the same figures as /health)."""
     _check_scraper(request, settings, authorization)
+    stored = dead_letter_metrics(session)  # read from the database: any process may add them
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         body = generate_latest(registry)
     else:
         body = generate_latest()
-    return Response(body + _freshness_gauges(session, settings), media_type=CONTENT_TYPE_LATEST)
+    return Response(
+        body + stored + _freshness_gauges(session, settings), media_type=CONTENT_TYPE_LATEST
+    )
 
 
 def _freshness_gauges(session: SessionDep, settings: Settings) -> bytes:

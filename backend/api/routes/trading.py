@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, status
 
 from backend.api.deps import ChainDep, Reader, SessionDep, SettingsDep, Trader
+from backend.api.links import links, order_links
 from backend.api.problem_docs import raises
 from backend.core.errors import Conflict, NotFound
 from backend.core.json_ints import MAX_SAFE_INTEGER
@@ -60,7 +61,7 @@ def order_typed_data(
     "/orders",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Accepted,
-    responses=raises(MeterNotOwned),
+    responses=raises(MeterNotOwned) | links(202, "The order, open", **order_links),
 )
 def place_order(
     body: OrderCreate,
@@ -102,7 +103,11 @@ def my_orders(
     return Page(items=items, next_cursor=next_cursor)
 
 
-@router.get("/orders/{order_id}", response_model=OrderPublic)
+@router.get(
+    "/orders/{order_id}",
+    response_model=OrderPublic,
+    responses=links(200, "The order", **order_links),
+)
 def get_order(
     order_id: OrderId, account: Reader, session: SessionDep, chain: ChainDep
 ) -> OrderPublic:

@@ -51,6 +51,7 @@ ROLE_GATED = {
     ("PUT", "/v1/vpp/{vpp_id}"): "aggregator",
     ("DELETE", "/v1/vpp/{vpp_id}"): "aggregator",
     ("POST", "/v1/vpp/{vpp_id}/optimize"): "aggregator",
+    ("GET", "/v1/admin/dead-letters"): "operator",
 }
 PATH_SAMPLES = {
     "key_id": str(uuid.uuid4()),
