@@ -1395,6 +1395,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/dead-letters": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Dead Letters
+         * @description Poison messages, newest first: each was acknowledged (never redelivered) and kept here
+         *     with why it could not be processed, its raw payload (cut to a cap) and how often it came.
+         */
+        get: operations["dead_letters_v1_admin_dead_letters_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/health": {
         parameters: {
             query?: never;
@@ -1862,6 +1883,7 @@ export interface components {
             consumption_end: number | string;
             /**
              * Location
+             * @description at most 32 bytes of UTF-8
              * @default
              */
             location?: string;
@@ -1874,6 +1896,50 @@ export interface components {
             registry: string;
             /** Token */
             token: string;
+        };
+        /** DeadLetterPublic */
+        DeadLetterPublic: {
+            /** Id */
+            id: number;
+            /** Source */
+            source: string;
+            /**
+             * Topic
+             * @description the MQTT topic the message came on, or the API route
+             */
+            topic: string;
+            /** Reason */
+            reason: string;
+            /**
+             * Payload Base64
+             * @description the raw payload (cut to the configured cap)
+             */
+            payload_base64: string;
+            /**
+             * Payload Preview
+             * @description the payload as UTF-8 (invalid bytes replaced)
+             */
+            payload_preview: string;
+            /**
+             * Payload Size
+             * @description bytes received (the stored payload may be shorter)
+             */
+            payload_size: number;
+            /**
+             * First Seen
+             * Format: date-time
+             */
+            first_seen: string;
+            /**
+             * Last Seen
+             * Format: date-time
+             */
+            last_seen: string;
+            /**
+             * Count
+             * @description times this exact message was received
+             */
+            count: number;
         };
         /**
          * Deposit
@@ -2672,6 +2738,13 @@ export interface components {
         Page_CertificatePublic_: {
             /** Items */
             items: components["schemas"]["CertificatePublic"][];
+            /** Next Cursor */
+            next_cursor?: string | null;
+        };
+        /** Page[DeadLetterPublic] */
+        Page_DeadLetterPublic_: {
+            /** Items */
+            items: components["schemas"]["DeadLetterPublic"][];
             /** Next Cursor */
             next_cursor?: string | null;
         };
@@ -3686,7 +3759,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Successful Response */
+            /** @description The account */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -3757,7 +3830,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Successful Response */
+            /** @description The tokens */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -3837,7 +3910,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Successful Response */
+            /** @description The tokens */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -4249,7 +4322,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Successful Response */
+            /** @description The key, shown once */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -4598,7 +4671,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Successful Response */
+            /** @description The order, open */
             202: {
                 headers: {
                     [name: string]: unknown;
@@ -4767,7 +4840,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description The order */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -5633,7 +5706,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Successful Response */
+            /** @description The registered meter */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -5723,7 +5796,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description The meter */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -5808,7 +5881,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Successful Response */
+            /** @description The approved meter */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -5907,7 +5980,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description The suspended meter */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -9802,6 +9875,80 @@ export interface operations {
             };
             /** @description Conflict */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate-limit window resets (the body's `retry_after`) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    dead_letters_v1_admin_dead_letters_get: {
+        parameters: {
+            query?: {
+                cursor?: string | null;
+                limit?: number;
+                source?: string | null;
+            };
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_DeadLetterPublic_"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

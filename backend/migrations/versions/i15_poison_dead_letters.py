@@ -10,7 +10,7 @@ import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = "i15_poison_dead_letters"
-down_revision = "0008_i12_collateral"
+down_revision = "i17_der"
 branch_labels = None
 depends_on = None
 
