@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from backend.accounts.models import Account
 from backend.chain.transactions import send
 from backend.cli.main import app
+from backend.health.heartbeats import WATCHED, write_heartbeat
 from backend.market.orders import default_meter_id
 from tests.fixtures.indexing import catch_up
 from tests.fixtures.payouts import fill_and_settle
@@ -64,6 +65,8 @@ def test_account_orders_recs_and_settlement_through_the_cli(cli, chain_api):
     devnet, indexer = chain_api.devnet, chain_api.indexer()
     w3, workload = devnet.w3, devnet.workload
     catch_up(indexer)
+    for component in WATCHED:  # matcher, MQTT subscriber and beat are not running here
+        write_heartbeat(chain_api.engine, component)
     status = cli("status")
     assert "status:   ok" in status.stdout and "lag 0 blocks" in status.stdout
 

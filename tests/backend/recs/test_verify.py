@@ -12,7 +12,6 @@ from eth_utils import keccak, to_checksum_address
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from backend.chain.transactions import transact
 from backend.cli.main import app as cli_app
 from backend.market.orders import default_meter_id
 from backend.meters.signing import SignedValues, sign_reading
@@ -183,13 +182,11 @@ def test_provider_posted_readings_verify_only_while_the_provider_holds_the_role(
     bad = failing(evidence, issued)
     assert len(bad) == 4 and all("is no metering data provider on chain" in d for d in bad.values())
 
-    registry = market.devnet.workload.c.registry
-    transact(
-        market.devnet.w3,
-        market.devnet.workload.admin,
-        registry.functions.grantRole(
+    workload = market.devnet.workload
+    workload.govern(  # role changes go through the timelock
+        workload.c.registry.functions.grantRole(
             keccak(text="METER_DATA_PROVIDER_ROLE"), to_checksum_address(METERING_DATA_PROVIDER)
-        ),
+        )
     )
     checks = verify_evidence(evidence, market.devnet.w3)
     assert passed(checks), [c.line() for c in checks if not c.ok]
