@@ -208,17 +208,23 @@ class StatusLine:
 
 
 def current_deployment(w3: Web3, config: Settings) -> Deployment | None:
-    """The deployment on file if it matches this chain (same genesis, code present)."""
+    """The deployment on file if it matches this chain: code at every address, and the same
+    genesis or a head past the deployment block. (Anvil reloading a state file it wrote after
+    an earlier reload can come back with another genesis hash but the same accounts, code and
+    storage; a fresh chain has no code at the deployer's addresses.)"""
     try:
         deployment = Deployment.read(config.deployment_file)
     except DeploymentNotFound:
         return None
+    addresses = [c.address for c in deployment.contracts.values()]
+    if deployment.timelock is not None:
+        addresses.append(deployment.timelock.address)
+    if any(not w3.eth.get_code(to_checksum_address(a)) for a in addresses):
+        return None
     if deployment.genesis_hash != w3.eth.get_block(0)["hash"].to_0x_hex():
-        return None
-    if any(
-        not w3.eth.get_code(to_checksum_address(c.address)) for c in deployment.contracts.values()
-    ):
-        return None
+        if w3.eth.block_number < deployment.block_number:
+            return None
+        say("deploy", "the node's genesis hash changed (a reloaded state); code and head match")
     return deployment
 
 
