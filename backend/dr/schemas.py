@@ -118,3 +118,37 @@ class EventPublic(BaseModel):
 class OptOut(BaseModel):
     enrolment_id: uuid.UUID
     reason: str | None = Field(default=None, max_length=200)
+
+
+class IntervalPerformancePublic(BaseModel):
+    interval_start: int
+    baseline_wh: int
+    metered_wh: int | None = Field(description="verified net load; null: no verified reading")
+    committed_wh: int
+    delivered_wh: int
+    credited_wh: int
+    shortfall_wh: int
+
+
+class ParticipantPerformance(BaseModel):
+    """One participant's result. `status`: `evaluated`, `opted_out` (no incentive, no penalty),
+    or `no_baseline` (too few eligible days of verified readings; `detail` says why)."""
+
+    enrolment_id: uuid.UUID
+    account_id: uuid.UUID
+    meter_id: str
+    status: str
+    detail: str | None = None
+    baseline_days: list[str] = Field(default_factory=list)
+    committed_w: int
+    credited_wh: int = 0
+    shortfall_wh: int = 0
+    incentive: AmountStr = 0
+    penalty: AmountStr = 0
+    intervals: list[IntervalPerformancePublic] = Field(default_factory=list)
+
+
+class EventPerformance(BaseModel):
+    event_id: uuid.UUID
+    baseline_method: BaselineMethod
+    participants: list[ParticipantPerformance]

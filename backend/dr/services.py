@@ -5,7 +5,7 @@ Rules kept here (the routes stay thin):
   only the program's own operator calls or cancels its events;
 - an account enrols only meters or active resources it owns, a meter at most once per program
   at a time; withdrawing keeps the row (`withdrawn_at`);
-- an event lies on 15-minute boundaries, starts at least the program's notification lead after
+- an event lies on 15-minute boundaries within one UTC day, starts at least the program's notification lead after
   it is called, and a program calls at most `max_events` (cancelled ones do not count);
 - every open enrolment takes part in an event it is called for; its owner may opt out until
   the event starts, and the opt-out is recorded, not deleted.
@@ -173,8 +173,12 @@ def check_event_times(program: DrProgram, *, start: int, end: int, now: int) -> 
         )
     if end <= start:
         raise DrEventInvalid("the event must end after it starts", start=start, end=end)
-    if end - start > 86_400:
-        raise DrEventInvalid("an event lasts at most one day", start=start, end=end)
+    if start // 86_400 != (end - 1) // 86_400:
+        raise DrEventInvalid(
+            "an event lies within one UTC day (baselines are built per UTC day)",
+            start=start,
+            end=end,
+        )
     earliest = now + program.notification_lead_s
     if start < earliest:
         raise DrEventInvalid(

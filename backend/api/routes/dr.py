@@ -11,7 +11,7 @@ from fastapi import APIRouter
 from backend.accounts.models import Role
 from backend.api.deps import Reader, SessionDep, Trader, require_role
 from backend.api.problem_docs import raises
-from backend.dr import services
+from backend.dr import evaluation, services
 from backend.dr.errors import (
     DrAccessDenied,
     DrAlreadyEnrolled,
@@ -26,6 +26,7 @@ from backend.dr.schemas import (
     EnrolmentCreate,
     EnrolmentPublic,
     EventCreate,
+    EventPerformance,
     EventPublic,
     OptOut,
     ParticipationPublic,
@@ -172,3 +173,16 @@ def opt_out(
     session.commit()
     view = services.event_view(session, services.get_event(session, event_id))
     return next(p for p in view.participants if p.enrolment_id == data.enrolment_id)
+
+
+@router.get(
+    "/events/{event_id}/performance",
+    response_model=EventPerformance,
+    responses=raises(DrEventNotFound, DrAccessDenied),
+)
+def event_performance(
+    event_id: uuid.UUID, session: SessionDep, account: Reader
+) -> EventPerformance:
+    """Baseline, delivered reduction, incentive and penalty per participant, from verified
+    readings (the program's operator sees everyone, a participant only their own)."""
+    return evaluation.event_performance(session, account, event_id)

@@ -96,7 +96,7 @@ def test_event_takes_every_open_enrolment_with_its_commitment(world):
         (START + 60, START + 3_600, "multiples of 900"),
         (START, START, "end after it starts"),
         (NOW + 900, NOW + 1_800, "needs 3600 s notice"),
-        (START, START + 86_400 + 900, "at most one day"),
+        (START, START + 86_400, "within one UTC day"),
     ],
 )
 def test_event_times_are_checked(world, start, end, reason):

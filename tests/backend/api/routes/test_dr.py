@@ -22,8 +22,13 @@ def api(metered):
     return TestClient(app), session, owner, other, add_operator(session)
 
 
-def next_boundary(ahead_s: int) -> int:
-    return (int(time.time()) + ahead_s) // 900 * 900 + 900
+def next_boundary(ahead_s: int, length_s: int = 3_600) -> int:
+    """A 15-minute boundary at least `ahead_s` from now whose event of `length_s` stays within
+    one UTC day (the next midnight when it would cross)."""
+    start = (int(time.time()) + ahead_s) // 900 * 900 + 900
+    if start // 86_400 != (start + length_s - 1) // 86_400:
+        start = (start // 86_400 + 1) * 86_400
+    return start
 
 
 def test_program_enrolment_event_and_opt_out(api):
@@ -86,7 +91,11 @@ def test_bad_input_is_a_problem(api):
     program = client.post("/v1/dr/programs", json=program_body(), headers=bearer(operator)).json()
     misaligned = client.post(
         "/v1/dr/events",
-        json={"program_id": program["id"], "start": next_boundary(7_200) + 60, "end": next_boundary(10_800)},
+        json={
+            "program_id": program["id"],
+            "start": next_boundary(7_200) + 60,
+            "end": next_boundary(7_200) + 3_600,
+        },
         headers=bearer(operator),
     )
     assert misaligned.status_code == 422
@@ -100,3 +109,25 @@ def test_bad_input_is_a_problem(api):
     assert both.status_code == 422
     missing = client.get("/v1/dr/programs/00000000-0000-0000-0000-000000000000", headers=bearer(owner))
     assert missing.status_code == 404 and missing.json()["type"].endswith("/dr-program-not-found")
+
+
+def test_event_performance_route(api):
+    client, _session, owner, other, operator = api
+    program = client.post("/v1/dr/programs", json=program_body(), headers=bearer(operator)).json()
+    client.post(
+        f"/v1/dr/programs/{program['id']}/enrolments",
+        json={"meter": "meter:house-1", "committed_w": 2_000},
+        headers=bearer(owner),
+    )
+    start = next_boundary(2 * 3_600)
+    event = client.post(
+        "/v1/dr/events",
+        json={"program_id": program["id"], "start": start, "end": start + 900},
+        headers=bearer(operator),
+    ).json()
+    seen = client.get(f"/v1/dr/events/{event['id']}/performance", headers=bearer(owner))
+    assert seen.status_code == 200, seen.text
+    (mine,) = seen.json()["participants"]
+    assert (mine["status"], mine["incentive"], mine["penalty"]) == ("no_baseline", "0", "0")
+    hidden = client.get(f"/v1/dr/events/{event['id']}/performance", headers=bearer(other))
+    assert hidden.status_code == 403 and hidden.json()["type"].endswith("/dr-access-denied")
