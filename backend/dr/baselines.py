@@ -183,9 +183,7 @@ def high_x_of_y(
             f"{len(days)} eligible days before {event_day}, need {y}", found=len(days), needed=y
         )
     # newest first, and sorted() is stable: equal window loads keep the more recent day first
-    ranked = sorted(
-        days, key=lambda d: -sum(history[d][event_window.start : event_window.end])
-    )
+    ranked = sorted(days, key=lambda d: -sum(history[d][event_window.start : event_window.end]))
     chosen = sorted(ranked[:x], reverse=True)
     wh = [
         round_wh(Fraction(sum(history[d][i] for d in chosen), x)) for i in range(INTERVALS_PER_DAY)
@@ -312,7 +310,11 @@ def weather_regression(
     hdd = np.maximum(base_c - temps, 0.0)
     target = np.array(event_temps, dtype=float)
     event_x = np.stack(
-        [np.ones(INTERVALS_PER_DAY), np.maximum(target - base_c, 0.0), np.maximum(base_c - target, 0.0)],
+        [
+            np.ones(INTERVALS_PER_DAY),
+            np.maximum(target - base_c, 0.0),
+            np.maximum(base_c - target, 0.0),
+        ],
         axis=1,
     )
     wh: list[int] = []

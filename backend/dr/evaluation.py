@@ -111,14 +111,15 @@ def participant_performance(
     participation: DrParticipation,
     enrolment: DrEnrolment,
 ) -> ParticipantPerformance:
-    common = {
-        "enrolment_id": enrolment.id,
-        "account_id": enrolment.account_id,
-        "meter_id": enrolment.meter_id,
-        "committed_w": participation.committed_w,
-    }
+    base = ParticipantPerformance(
+        enrolment_id=enrolment.id,
+        account_id=enrolment.account_id,
+        meter_id=enrolment.meter_id,
+        committed_w=participation.committed_w,
+        status="opted_out",
+    )
     if participation.opted_out_at is not None:
-        return ParticipantPerformance(status="opted_out", **common)
+        return base
     event_day, window = event_window(event)
     days = verified_day_loads(
         session,
@@ -135,7 +136,7 @@ def participant_performance(
             excluded=other_event_days(session, enrolment.meter_id, event),
         )
     except NotEnoughBaselineDays as exc:
-        return ParticipantPerformance(status="no_baseline", detail=exc.detail, **common)
+        return base.model_copy(update={"status": "no_baseline", "detail": exc.detail})
     actual = days.get(event_day, [None] * INTERVALS_PER_DAY)
     result = evaluate(
         interval_starts=list(range(event.start, event.end, INTERVAL_SECONDS)),
@@ -145,24 +146,23 @@ def participant_performance(
         incentive_per_kwh=program.incentive_per_kwh,
         penalty_per_kwh=program.penalty_per_kwh,
     )
-    return ParticipantPerformance(
-        status="evaluated",
-        baseline_days=[d.isoformat() for d in baseline.days],
-        credited_wh=result.credited_wh,
-        shortfall_wh=result.shortfall_wh,
-        incentive=result.incentive,
-        penalty=result.penalty,
-        intervals=[
-            IntervalPerformancePublic.model_validate(r, from_attributes=True)
-            for r in result.intervals
-        ],
-        **common,
+    return base.model_copy(
+        update={
+            "status": "evaluated",
+            "baseline_days": [d.isoformat() for d in baseline.days],
+            "credited_wh": result.credited_wh,
+            "shortfall_wh": result.shortfall_wh,
+            "incentive": result.incentive,
+            "penalty": result.penalty,
+            "intervals": [
+                IntervalPerformancePublic.model_validate(r, from_attributes=True)
+                for r in result.intervals
+            ],
+        }
     )
 
 
-def event_performance(
-    session: Session, account: Account, event_id: uuid.UUID
-) -> EventPerformance:
+def event_performance(session: Session, account: Account, event_id: uuid.UUID) -> EventPerformance:
     """Every participant's performance for the program's operator; only one's own otherwise."""
     event = services.get_event(session, event_id)
     program = services.get_program(session, event.program_id)

@@ -63,10 +63,7 @@ def committed_wh_per_interval(committed_w: int, interval_s: int = INTERVAL_SECON
 def interval_performance(
     *, interval_start: int, baseline_wh: int, metered_wh: int | None, committed_wh: int
 ) -> IntervalPerformance:
-    if metered_wh is None:
-        delivered = 0
-    else:
-        delivered = baseline_wh - metered_wh
+    delivered = 0 if metered_wh is None else baseline_wh - metered_wh
     credited = max(delivered, 0)
     return IntervalPerformance(
         interval_start=interval_start,

@@ -5,8 +5,9 @@ Rules kept here (the routes stay thin):
   only the program's own operator calls or cancels its events;
 - an account enrols only meters or active resources it owns, a meter at most once per program
   at a time; withdrawing keeps the row (`withdrawn_at`);
-- an event lies on 15-minute boundaries within one UTC day, starts at least the program's notification lead after
-  it is called, and a program calls at most `max_events` (cancelled ones do not count);
+- an event lies on 15-minute boundaries within one UTC day, starts at least the program's
+  notification lead after it is called, and a program calls at most `max_events` (cancelled
+  ones do not count);
 - every open enrolment takes part in an event it is called for; its owner may opt out until
   the event starts, and the opt-out is recorded, not deleted.
 """
@@ -289,7 +290,9 @@ def opt_out(
     found = session.exec(
         select(DrParticipation, DrEnrolment)
         .join(DrEnrolment, col(DrEnrolment.id) == col(DrParticipation.enrolment_id))
-        .where(DrParticipation.event_id == event.id, DrParticipation.enrolment_id == data.enrolment_id)
+        .where(
+            DrParticipation.event_id == event.id, DrParticipation.enrolment_id == data.enrolment_id
+        )
     ).first()
     if found is None:
         raise DrEnrolmentNotFound(

@@ -49,7 +49,7 @@ def test_event_performance_from_verified_readings(metered):
     session, owner, other, solar, house = metered
     operator = add_operator(session)
     program = add_program(session, operator)  # high 4 of 5, 300 / 150 token units per kWh
-    mine = services.enrol(
+    services.enrol(
         session, owner, program.id, EnrolmentCreate(meter="meter:house-1", committed_w=2_000)
     )
     away = services.enrol(

@@ -111,7 +111,9 @@ def test_only_the_programs_operator_calls_and_max_events_holds(world):
     with pytest.raises(DrAccessDenied):
         services.call_event(session, rival, event(program), now=NOW)
     first = services.call_event(session, operator, event(program), now=NOW)
-    services.call_event(session, operator, event(program, start=START + 3_600, end=START + 7_200), now=NOW)
+    services.call_event(
+        session, operator, event(program, start=START + 3_600, end=START + 7_200), now=NOW
+    )
     with pytest.raises(DrProgramEventLimit):
         services.call_event(session, operator, event(program), now=NOW)
     services.cancel_event(session, operator, first.id, now=NOW)  # a cancelled one frees a slot

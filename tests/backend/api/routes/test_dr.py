@@ -82,7 +82,9 @@ def test_program_enrolment_event_and_opt_out(api):
         headers=bearer(owner),
     )
     assert opted.status_code == 200 and opted.json()["opt_out_reason"] == "away"
-    listed = client.get("/v1/dr/events", params={"program_id": program["id"]}, headers=bearer(owner))
+    listed = client.get(
+        "/v1/dr/events", params={"program_id": program["id"]}, headers=bearer(owner)
+    )
     assert listed.json()[0]["participants"][0]["opted_out_at"] is not None
 
 
@@ -107,7 +109,9 @@ def test_bad_input_is_a_problem(api):
         headers=bearer(owner),
     )
     assert both.status_code == 422
-    missing = client.get("/v1/dr/programs/00000000-0000-0000-0000-000000000000", headers=bearer(owner))
+    missing = client.get(
+        "/v1/dr/programs/00000000-0000-0000-0000-000000000000", headers=bearer(owner)
+    )
     assert missing.status_code == 404 and missing.json()["type"].endswith("/dr-program-not-found")
 
 
