@@ -18,6 +18,7 @@ from backend.dr.baselines import (
     INTERVALS_PER_DAY,
     Adjustment,
     AdjustmentKind,
+    Baseline,
     Window,
     adjust,
     high_x_of_y,
@@ -63,6 +64,19 @@ def history() -> dict[date, list[int]]:
     }
 
 
+def example(x: int, y: int) -> Baseline:
+    """High x of y over `history()`, with its past event day and holiday excluded."""
+    return high_x_of_y(
+        history(),
+        event_day=EVENT_DAY,
+        event_window=WINDOW,
+        x=x,
+        y=y,
+        excluded={PAST_EVENT},
+        holidays={HOLIDAY},
+    )
+
+
 def test_similar_days_skip_weekends_holidays_and_event_days() -> None:
     days = similar_days(
         history(), event_day=EVENT_DAY, y=5, excluded={PAST_EVENT}, holidays={HOLIDAY}
@@ -75,15 +89,7 @@ def test_high_4_of_5_ranks_days_by_event_window_load() -> None:
     # -> the four highest are 27, 23, 20, 19 (the 24th drops out)
     # inside the window: (100 + 30 + 40 + 50) / 4 = 55
     # outside:           (10 + 30 + 40 + 50) / 4 = 32.5 -> 33 (half up)
-    base = high_x_of_y(
-        history(),
-        event_day=EVENT_DAY,
-        event_window=WINDOW,
-        x=4,
-        y=5,
-        excluded={PAST_EVENT},
-        holidays={HOLIDAY},
-    )
+    base = example(4, 5)
     assert base.days == [date(2026, 11, d) for d in (27, 23, 20, 19)]
     assert base.over(WINDOW) == [55] * 8
     assert base.wh[0] == 33 and base.wh[95] == 33
@@ -92,15 +98,7 @@ def test_high_4_of_5_ranks_days_by_event_window_load() -> None:
 def test_10_of_10_averages_all_ten_days() -> None:
     # inside: (100 + 21 + 30 + 40 + 50 + 5*5) / 10 = 266 / 10 = 26.6 -> 27
     # outside: (10 + 21 + 30 + 40 + 50 + 25) / 10 = 17.6 -> 18
-    base = high_x_of_y(
-        history(),
-        event_day=EVENT_DAY,
-        event_window=WINDOW,
-        x=10,
-        y=10,
-        excluded={PAST_EVENT},
-        holidays={HOLIDAY},
-    )
+    base = example(10, 10)
     assert len(base.days) == 10 and PAST_EVENT not in base.days and HOLIDAY not in base.days
     assert base.over(WINDOW) == [27] * 8
     assert base.wh[10] == 18
@@ -147,18 +145,6 @@ def event_day_loads(before: int) -> list[int | None]:
     return [before] * WINDOW.start + [None] * (INTERVALS_PER_DAY - WINDOW.start)
 
 
-def high_4_of_5() -> object:
-    return high_x_of_y(
-        history(),
-        event_day=EVENT_DAY,
-        event_window=WINDOW,
-        x=4,
-        y=5,
-        excluded={PAST_EVENT},
-        holidays={HOLIDAY},
-    )
-
-
 @pytest.mark.parametrize(
     ("kind", "before", "inside", "outside"),
     [
@@ -197,7 +183,7 @@ def test_same_day_adjustment_hand_computed(
 
 
 def test_adjustment_skipped_when_the_morning_is_missing() -> None:
-    raw = high_4_of_5()
+    raw = example(4, 5)
     actual = event_day_loads(40)
     actual[50] = None
     adjusted = adjust(raw, actual=actual, event_window=WINDOW, adjustment=Adjustment())  # type: ignore[arg-type]
@@ -252,9 +238,6 @@ def test_weather_regression_needs_enough_days_and_event_temperatures() -> None:
         weather_regression(loads, temps, event_day=EVENT_DAY)
     with pytest.raises(BaselineInputInvalid):
         weather_regression(loads, {}, event_day=EVENT_DAY)
-
-
-day_values = st.lists(st.integers(0, 5_000), min_size=1, max_size=1)
 
 
 @settings(max_examples=60, deadline=None)

@@ -7,10 +7,13 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
+from sqlmodel import Session
 
+from backend.accounts.models import Account
 from backend.dr import services
 from backend.dr.errors import DrAccessDenied
 from backend.dr.evaluation import event_performance
+from backend.dr.models import DrEvent
 from backend.dr.readings import day_start, utc_day
 from backend.dr.schemas import EnrolmentCreate, EventCreate, OptOut
 from backend.meters.models import MeterReading
@@ -45,21 +48,29 @@ def put_day(session, meter_id: str, day: date, loads: dict[int, int], *, verifie
     session.flush()
 
 
-def test_event_performance_from_verified_readings(metered):
-    session, owner, other, solar, house = metered
+def house_event(session: Session, owner: Account, *, hours: int) -> tuple[Account, DrEvent]:
+    """An operator's high-4-of-5 program (300 / 150 token units per kWh) with meter:house-1
+    enrolled at 2000 W and meter:solar-1 at 1000 W, and an event of `hours` from EVENT_START."""
     operator = add_operator(session)
-    program = add_program(session, operator)  # high 4 of 5, 300 / 150 token units per kWh
-    services.enrol(
-        session, owner, program.id, EnrolmentCreate(meter="meter:house-1", committed_w=2_000)
-    )
-    away = services.enrol(
-        session, owner, program.id, EnrolmentCreate(meter="meter:solar-1", committed_w=1_000)
-    )
+    program = add_program(session, operator)
+    for meter, committed_w in (("meter:house-1", 2_000), ("meter:solar-1", 1_000)):
+        services.enrol(
+            session, owner, program.id, EnrolmentCreate(meter=meter, committed_w=committed_w)
+        )
     event = services.call_event(
         session,
         operator,
-        EventCreate(program_id=program.id, start=EVENT_START, end=EVENT_START + 3_600),
+        EventCreate(program_id=program.id, start=EVENT_START, end=EVENT_START + 3_600 * hours),
         now=CALLED_AT,
+    )
+    return operator, event
+
+
+def test_event_performance_from_verified_readings(metered):
+    session, owner, other, solar, house = metered
+    operator, event = house_event(session, owner, hours=1)
+    away = next(
+        e for p, e in services.participations(session, event.id) if e.meter_id == solar.meter_id
     )
     services.opt_out(session, owner, event.id, OptOut(enrolment_id=away.id), now=CALLED_AT)
 
@@ -100,18 +111,9 @@ def test_event_performance_from_verified_readings(metered):
 
 
 def test_a_meter_without_history_has_no_baseline(metered):
-    session, owner, *_ = metered
-    operator = add_operator(session)
-    program = add_program(session, operator)
-    services.enrol(
-        session, owner, program.id, EnrolmentCreate(meter="meter:house-1", committed_w=2_000)
-    )
-    event = services.call_event(
-        session,
-        operator,
-        EventCreate(program_id=program.id, start=EVENT_START, end=EVENT_START + 900),
-        now=CALLED_AT,
-    )
-    (only,) = event_performance(session, operator, event.id).participants
+    session, owner, _other, _solar, house = metered
+    operator, event = house_event(session, owner, hours=1)
+    results = event_performance(session, operator, event.id).participants
+    (only,) = [p for p in results if p.meter_id == house.meter_id]
     assert only.status == "no_baseline" and "need 5" in (only.detail or "")
     assert (only.incentive, only.penalty) == (0, 0)
