@@ -108,8 +108,13 @@ class Baseline:
 def round_wh(value: Fraction | float) -> int:
     """Round to integer Wh, half toward +infinity (2.5 -> 3, -2.5 -> -2)."""
     if isinstance(value, Fraction):
-        return math.floor(value + Fraction(1, 2))
+        return round_ratio(value.numerator, value.denominator)
     return math.floor(value + 0.5)
+
+
+def round_ratio(numerator: int, denominator: int) -> int:
+    """`round_wh(numerator / denominator)` in integers (denominator > 0): floor(n/d + 1/2)."""
+    return (2 * numerator + denominator) // (2 * denominator)
 
 
 def day_type(day: date, holidays: Collection[date] = ()) -> DayType:
@@ -185,9 +190,8 @@ def high_x_of_y(
     # newest first, and sorted() is stable: equal window loads keep the more recent day first
     ranked = sorted(days, key=lambda d: -sum(history[d][event_window.start : event_window.end]))
     chosen = sorted(ranked[:x], reverse=True)
-    wh = [
-        round_wh(Fraction(sum(history[d][i] for d in chosen), x)) for i in range(INTERVALS_PER_DAY)
-    ]
+    profiles = [history[d] for d in chosen]
+    wh = [round_ratio(sum(interval), x) for interval in zip(*profiles, strict=True)]
     return Baseline(wh=wh, days=chosen)
 
 
@@ -219,11 +223,13 @@ def adjust(
         shift = Fraction(actual_sum - base_sum, n)
         limit = adjustment.cap * Fraction(abs(base_sum), n)
         shift = max(-limit, min(limit, shift))
-        wh = [round_wh(v + shift) for v in baseline.wh]
+        p, q = shift.numerator, shift.denominator
+        wh = [round_ratio(v * q + p, q) for v in baseline.wh]
         return Baseline(wh=wh, days=baseline.days, additive_wh=shift)
     ratio = Fraction(1) if base_sum == 0 else Fraction(actual_sum, base_sum)
     ratio = max(1 - adjustment.cap, min(1 + adjustment.cap, ratio))
-    wh = [round_wh(v * ratio) for v in baseline.wh]
+    p, q = ratio.numerator, ratio.denominator
+    wh = [round_ratio(v * p, q) for v in baseline.wh]
     return Baseline(wh=wh, days=baseline.days, ratio=ratio)
 
 

@@ -23,6 +23,7 @@ from backend.dr.baselines import (
     adjust,
     high_x_of_y,
     high_x_of_y_adjusted,
+    round_ratio,
     round_wh,
     similar_days,
     weather_regression,
@@ -283,3 +284,10 @@ def test_adjustment_never_moves_the_baseline_more_than_the_cap(
         assert adjusted.wh[0] >= raw.wh[0]
     else:
         assert adjusted.wh[0] <= raw.wh[0]
+
+
+@given(st.integers(-(10**12), 10**12), st.integers(1, 10**6))
+def test_integer_rounding_matches_exact_rounding(numerator: int, denominator: int) -> None:
+    exact = Fraction(numerator, denominator)
+    assert round_ratio(numerator, denominator) == round_wh(exact)
+    assert round_wh(exact) - Fraction(1, 2) <= exact < round_wh(exact) + Fraction(1, 2)
