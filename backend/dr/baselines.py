@@ -2,7 +2,7 @@
 
 Pure functions over one meter's 15-minute interval energy (integer Wh, one list of 96 values
 per calendar day, index 0 = 00:00-00:15 UTC). Nothing here reads the database: the caller loads
-verified readings (backend/dr/performance.py) and hands in the days.
+verified readings (backend/dr/readings.py) and hands in the days.
 
 Methods (sources):
 
@@ -10,27 +10,30 @@ Methods (sources):
   day type as the event day (weekday vs weekend/holiday), take the X with the highest load over
   the event window and average them interval by interval. Eligible: not an event day, not a
   holiday, complete data. The parameterisations in use are
-  PJM's economic-program CBL "high 4 of 5" weekdays (PJM Manual 11, section 10.3, Customer
-  Baseline Load), NYISO's "high 5 of 10" weekday CBL (NYISO Emergency Demand Response Program
-  Manual, section 5) and CAISO's "10 in 10" (X = Y = 10, CAISO BPM for Demand Response,
-  section 10: average of the 10 most recent similar non-event days). NAESB WEQ-015
+  PJM's economic-program CBL "high 4 of 5" weekdays (PJM Manual 11, Energy & Ancillary
+  Services Market Operations, Customer Baseline Load), NYISO's "high 5 of 10" weekday CBL
+  (NYISO Emergency Demand Response Program / SCR manuals) and CAISO's "10 in 10" (X = Y = 10,
+  CAISO Business Practice Manual for Demand Response: the 10 most recent similar non-event
+  days averaged). NAESB WEQ-015
   (Measurement and Verification of Wholesale Electricity Demand Response) classifies all of
   these as "Baseline Type-I": an interval-metered baseline from historical load on similar days.
-- **Same-day (morning / day-of) adjustment** (`adjust`). The baseline is scaled or shifted so
-  that it matches the actual load in an adjustment window shortly before the event (PJM: the
-  hours 4..2 before the event start for the symmetric additive adjustment; CAISO: the three
-  hours ending one hour before the event, multiplicative, capped at +/-20 % originally, +/-40 %
-  since 2017). The cap bounds gaming: load raised before the event cannot lift the baseline
-  by more than `cap` of itself.
+- **Same-day (morning / day-of) adjustment** (`adjust`). The baseline is shifted (additive) or
+  scaled (multiplicative) so that it matches the actual load in an adjustment window shortly
+  before the event: PJM's symmetric additive adjustment and CAISO's day-of adjustment both use
+  the three hours starting four hours before the event (the hour just before it is left out,
+  since notified customers may already be reducing). The adjustment is capped (+/-20 % of the
+  baseline here; ISOs have used caps between 20 % and 40 %): load raised before an event cannot
+  lift the baseline by more than `cap` of itself.
 - **Weather regression** (`weather_regression`). Per interval of the day, ordinary least
   squares of load on cooling- and heating-degree features (max(T - base, 0),
-  max(base - T, 0)) over past non-event days, evaluated at the event day's temperatures;
-  the "regression baseline" of NAESB WEQ-015 ("Baseline Type-II" when built from the
-  site's own load and weather) and PJM Manual 11 "Weather Sensitive Adjustment" /
-  regression-based alternative CBLs.
+  max(base - T, 0)) over past similar non-event days, evaluated at the event day's
+  temperatures. NAESB WEQ-015 allows Type-I baselines built from the site's interval data
+  together with weather variables; ISOs accept such regression CBLs as alternatives to day
+  matching for weather-sensitive loads (e.g. PJM Manual 11's alternative CBL methods).
 
-Rounding: all averaging and adjustment is done in exact rational arithmetic (`Fraction`) and
-the result rounded once per interval to integer Wh, half toward +infinity (`round_wh`). The
+Rounding: averaging and adjustment are exact (integer numerators over integer denominators)
+and rounded once per interval to integer Wh, half toward +infinity (`round_ratio`); the
+adjusted baseline starts from the rounded unadjusted one. The
 regression is floating point (numpy least squares) and rounded the same way.
 """
 
@@ -79,7 +82,7 @@ class Window:
 @dataclass(frozen=True)
 class Adjustment:
     """Same-day adjustment: the window is `length` intervals ending `gap` intervals before the
-    event start (PJM: length 12, gap 4 = hours 4..2 before; CAISO: length 12, gap 4)."""
+    event start (default 12 and 4: the three hours starting four hours before the event)."""
 
     kind: AdjustmentKind = AdjustmentKind.ADDITIVE
     length: int = 12
