@@ -291,3 +291,26 @@ def test_integer_rounding_matches_exact_rounding(numerator: int, denominator: in
     exact = Fraction(numerator, denominator)
     assert round_ratio(numerator, denominator) == round_wh(exact)
     assert round_wh(exact) - Fraction(1, 2) <= exact < round_wh(exact) + Fraction(1, 2)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.integers(0, 2_000),
+    st.integers(0, 200),
+    st.integers(0, 200),
+    st.floats(-5.0, 35.0, allow_nan=False),
+)
+def test_weather_regression_recovers_any_degree_day_model(
+    intercept: int, per_cdd: int, per_hdd: int, event_temp: float
+) -> None:
+    # 20 weekdays at 0..38 degrees C (both sides of the 18 degree base): an exact linear model
+    days = weekdays_before(EVENT_DAY, 20)
+    temps = {d: [2.0 * j] * INTERVALS_PER_DAY for j, d in enumerate(days)}
+    loads = {
+        d: flat(intercept + per_cdd * max(int(t[0]) - 18, 0) + per_hdd * max(18 - int(t[0]), 0))
+        for d, t in temps.items()
+    }
+    temps[EVENT_DAY] = [event_temp] * INTERVALS_PER_DAY
+    expected = intercept + per_cdd * max(event_temp - 18, 0) + per_hdd * max(18 - event_temp, 0)
+    base = weather_regression(loads, temps, event_day=EVENT_DAY, min_days=20)
+    assert all(abs(v - expected) <= 0.5 + 1e-6 for v in base.wh)
