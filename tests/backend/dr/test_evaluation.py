@@ -83,13 +83,15 @@ def test_event_performance_from_verified_readings(metered):
     for day, level in zip(older, [1_000, 1_000, 1_000, 1_000, 600], strict=True):
         put_day(session, house.meter_id, day, dict.fromkeys(range(96), level))
     # event day: 1000 Wh until 10:00 (the adjustment window 06:00-09:00 matches: no shift),
-    # then 400, 700, 1200 and one interval without a reading
+    # then 400, 700, 1200 and one interval with only an UNVERIFIED reading (0 Wh: not counted)
     put_day(
         session,
         house.meter_id,
         event_day,
         dict.fromkeys(range(40), 1_000) | {40: 400, 41: 700, 42: 1_200},
     )
+
+    put_day(session, house.meter_id, event_day, {43: 0}, verified=False)
 
     result = event_performance(session, operator, event.id)
     by_meter = {p.meter_id: p for p in result.participants}
