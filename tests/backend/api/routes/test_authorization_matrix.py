@@ -52,6 +52,9 @@ ROLE_GATED = {
     ("DELETE", "/v1/vpp/{vpp_id}"): "aggregator",
     ("POST", "/v1/vpp/{vpp_id}/optimize"): "aggregator",
     ("GET", "/v1/admin/dead-letters"): "operator",
+    ("POST", "/v1/dr/programs"): "operator",
+    ("POST", "/v1/dr/events"): "operator",
+    ("DELETE", "/v1/dr/events/{event_id}"): "operator",
 }
 PATH_SAMPLES = {
     "key_id": str(uuid.uuid4()),
@@ -67,6 +70,9 @@ PATH_SAMPLES = {
     "resource_id": str(uuid.uuid4()),
     "vpp_id": str(uuid.uuid4()),
     "name": "status",
+    "program_id": str(uuid.uuid4()),
+    "enrolment_id": str(uuid.uuid4()),
+    "event_id": str(uuid.uuid4()),
 }
 QUERY_SAMPLES = {
     "/v1/trading/orderbook": {"market_id": "energy-900"},

@@ -1,0 +1,1 @@
+"""Demand response: customer baseline load (CBL), programs, events, enrolments, performance."""
