@@ -8,7 +8,7 @@ for its venID (`ven_lookup`), events published in the database reach the queues
 
 TLS: with GRIDLEDGER_TLS on, the VTN serves the API's certificate and requires a client
 certificate issued by GRIDLEDGER_TLS_CA_FILE (openleadr's `http_ca_file`, CERT_REQUIRED), and
-VENs sign their messages with it. With TLS off it speaks plain HTTP and cannot tell VENs apart
+VENs sign their messages with it; TLS 1.3 at least, as the API. With TLS off it speaks plain HTTP and cannot tell VENs apart
 by certificate (development only).
 
 Database calls are short and synchronous inside the handlers (one VTN process; a slow query
@@ -28,6 +28,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from backend.core.config import Settings
+from backend.core.errors import ConfigurationError
+from backend.core.tls import MINIMUM_VERSION
+from backend.core.tls import prepare as prepare_tls
 from backend.openadr import services
 from backend.openadr.errors import VenNotFound
 
@@ -44,6 +47,11 @@ class Vtn:
         self.engine = engine
         tls: dict[str, Any] = {}
         if settings.tls_enabled:
+            prepare_tls(settings)  # the development CA's files on a first run
+            if not settings.tls_ca_file.name:
+                raise ConfigurationError(
+                    "the VTN checks VEN client certificates: set GRIDLEDGER_TLS_CA_FILE"
+                )
             tls = {
                 "http_cert": str(settings.tls_cert_file),
                 "http_key": str(settings.tls_key_file),
@@ -58,6 +66,8 @@ class Vtn:
             show_fingerprint=False,
             **tls,
         )
+        if self.server.ssl_context is not None:
+            self.server.ssl_context.minimum_version = MINIMUM_VERSION
         self.server.add_handler("on_create_party_registration", self.on_create_party_registration)
         self.server.add_handler("on_cancel_party_registration", self.on_cancel_party_registration)
         self.server.add_handler("on_register_report", self.on_register_report)
