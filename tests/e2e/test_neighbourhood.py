@@ -80,6 +80,7 @@ def stack(tmp_path_factory):
             "GRIDLEDGER_DATA_DIR": str(data_dir),
             "GRIDLEDGER_RPC_URL": rpc_url,
             "GRIDLEDGER_API_PORT": str(api_port),
+            "GRIDLEDGER_VTN_PORT": str(free_port()),
             "GRIDLEDGER_SIM_PROSUMERS": "5",
             "GRIDLEDGER_SIM_CONSUMERS": "7",
             "GRIDLEDGER_SIM_SECONDS_PER_DAY": "60",
