@@ -211,9 +211,7 @@ def meter_for(session: Session, *, ven_id: str, resource_id: str | None) -> str 
 
 def is_meter_data_provider(session: Session, ven: Ven) -> bool:
     account = session.get(Account, ven.account_id)
-    return account is not None and account.active and account.has_role(
-        Role.METER_DATA_PROVIDER
-    )
+    return account is not None and account.active and account.has_role(Role.METER_DATA_PROVIDER)
 
 
 def record_report_values(

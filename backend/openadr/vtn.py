@@ -8,8 +8,8 @@ for its venID (`ven_lookup`), events published in the database reach the queues
 
 TLS: with GRIDLEDGER_TLS on, the VTN serves the API's certificate and requires a client
 certificate issued by GRIDLEDGER_TLS_CA_FILE (openleadr's `http_ca_file`, CERT_REQUIRED), and
-VENs sign their messages with it; TLS 1.3 at least, as the API. With TLS off it speaks plain HTTP and cannot tell VENs apart
-by certificate (development only).
+VENs sign their messages with it; TLS 1.3 at least, as the API. With TLS off it speaks plain
+HTTP and cannot tell VENs apart by certificate (development only).
 
 Database calls are short and synchronous inside the handlers (one VTN process; a slow query
 holds every VEN's poll): fine at household scale, to revisit for the 1,000-VEN benchmark.
@@ -120,9 +120,7 @@ class Vtn:
             session.commit()
             return ven.ven_id, ven.registration_id
 
-    def on_cancel_party_registration(
-        self, payload: dict[str, Any]
-    ) -> tuple[str, dict[str, Any]]:
+    def on_cancel_party_registration(self, payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         ven_id = payload["ven_id"]
         with Session(self.engine) as session:
             services.cancel_registration(session, ven_id=ven_id)
@@ -171,12 +169,12 @@ class Vtn:
 
     def on_opt(self, ven_id: str, event_id: str, opt_type: str) -> None:
         with Session(self.engine) as session:
-            if services.record_opt(
-                session, ven_id=ven_id, delivery_id=event_id, opt_type=opt_type
-            ):
+            if services.record_opt(session, ven_id=ven_id, delivery_id=event_id, opt_type=opt_type):
                 session.commit()
             else:
-                logger.warning("VTN: %s answered %s to unknown event %s", ven_id, opt_type, event_id)
+                logger.warning(
+                    "VTN: %s answered %s to unknown event %s", ven_id, opt_type, event_id
+                )
 
     # --- EiReport --------------------------------------------------------------------------
 

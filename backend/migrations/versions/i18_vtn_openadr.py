@@ -85,9 +85,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["meter_id"], ["meters.meter_id"]),
         sa.PrimaryKeyConstraint("id"),
     )
-    op.create_index(
-        "ix_openadr_report_values_ven_at", "openadr_report_values", ["ven_id", "at"]
-    )
+    op.create_index("ix_openadr_report_values_ven_at", "openadr_report_values", ["ven_id", "at"])
 
 
 def downgrade() -> None:

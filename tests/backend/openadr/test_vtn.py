@@ -68,7 +68,9 @@ def world(fresh_pg_url, tmp_path):
     engine.dispose()
 
 
-def client(settings, name: str, files: VenFiles, ca_file: Path, ven_id: str | None) -> OpenADRClient:
+def client(
+    settings, name: str, files: VenFiles, ca_file: Path, ven_id: str | None
+) -> OpenADRClient:
     return OpenADRClient(
         ven_name=name,
         vtn_url=settings.vtn_url,
@@ -165,8 +167,10 @@ def test_ven_with_a_certificate_from_another_ca_is_refused_at_the_handshake(worl
         rogue = client(settings, "house", foreign, settings.tls_ca_file, "ven-house")
         await rogue.create_party_registration(ven_id="ven-house")
         await rogue.client_session.close()
-        return rogue.registration_id, await raw_post(settings, foreign), await raw_post(
-            settings, certs["house"]
+        return (
+            rogue.registration_id,
+            await raw_post(settings, foreign),
+            await raw_post(settings, certs["house"]),
         )
 
     registration, foreign_outcome, own_outcome = run_with_vtn(settings, engine, scenario)
