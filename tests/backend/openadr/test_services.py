@@ -1,0 +1,140 @@
+"""The VTN's services on their own: fingerprints in OpenADR's form, who may register, what an
+event may carry, whose opt answer counts, report values scaled and marked by provenance."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlmodel import select
+
+from backend.core.dev_ca import ensure_ca, issue_client_certificate
+from backend.openadr import services
+from backend.openadr.errors import EventInvalid, VenExists, VenNotFound
+from backend.openadr.models import EventDelivery, ReportValue, SignalName
+from tests.fixtures.meters import seed_meters
+
+FP = "ab" * 32
+START = datetime(2026, 12, 1, 17, tzinfo=UTC)
+
+
+@pytest.fixture
+def house(db_session):
+    owner, _other, solar, _house = seed_meters(db_session)
+    services.add_ven(
+        db_session,
+        ven_id="ven-house",
+        ven_name="house",
+        account_id=owner.id,
+        cert_fingerprint=FP,
+        meter_ids=[solar.meter_id],
+    )
+    return db_session, owner, solar
+
+
+def test_openadr_fingerprint_is_what_openleadr_computes(tmp_path):
+    from openleadr.utils import certificate_fingerprint
+
+    issued = issue_client_certificate(ensure_ca(tmp_path), "ven")
+    assert services.openadr_fingerprint(issued.fingerprint) == certificate_fingerprint(
+        issued.cert_pem()
+    )
+
+
+def test_only_the_known_name_with_its_certificate_registers(house):
+    session, owner, _solar = house
+    ours = services.openadr_fingerprint(FP)
+    assert (
+        services.register(session, ven_id=None, ven_name="stranger", connection_fingerprint=ours)
+        is None
+    )
+    assert (
+        services.register(
+            session, ven_id="ven-house", ven_name="other", connection_fingerprint=ours
+        )
+        is None
+    )
+    assert (
+        services.register(
+            session, ven_id="ven-house", ven_name="house", connection_fingerprint="00:11"
+        )
+        is None
+    )
+    ven = services.register(session, ven_id=None, ven_name="house", connection_fingerprint=ours)
+    assert ven is not None and ven.registration_id
+    services.cancel_registration(session, ven_id="ven-house")
+    assert services.find_ven(session, ven_id="ven-house").registration_id is None
+    with pytest.raises(VenExists):
+        services.add_ven(
+            session, ven_id="ven-2", ven_name="house", account_id=owner.id, cert_fingerprint=FP
+        )
+
+
+def test_events_are_checked_and_give_each_ven_its_own_delivery(house):
+    session, _owner, _solar = house
+    one = [services.Interval(START, 900, 2)]
+    with pytest.raises(EventInvalid, match="levels"):
+        services.publish_event(
+            session,
+            signal=SignalName.SIMPLE,
+            intervals=[services.Interval(START, 900, 7)],
+            ven_ids=["ven-house"],
+        )
+    with pytest.raises(EventInvalid, match="UTC"):
+        services.publish_event(
+            session,
+            signal=SignalName.SIMPLE,
+            intervals=[services.Interval(START.replace(tzinfo=None), 900, 1)],
+            ven_ids=["ven-house"],
+        )
+    with pytest.raises(EventInvalid):
+        services.publish_event(session, signal=SignalName.SIMPLE, intervals=one, ven_ids=[])
+    with pytest.raises(VenNotFound):
+        services.publish_event(session, signal=SignalName.SIMPLE, intervals=one, ven_ids=["nobody"])
+    event = services.publish_event(
+        session, signal=SignalName.ELECTRICITY_PRICE, intervals=one, ven_ids=["ven-house"]
+    )
+    assert event.signal_type == "price"
+    assert event.intervals == [{"start": int(START.timestamp()), "duration_s": 900, "value": 2}]
+    [(delivery, same)] = services.pending_deliveries(session)
+    assert same.id == event.id
+    services.mark_queued(session, delivery.id)
+    assert services.pending_deliveries(session) == []
+    assert not services.record_opt(
+        session, ven_id="other", delivery_id=delivery.id, opt_type="optIn"
+    )
+    assert not services.record_opt(
+        session, ven_id="ven-house", delivery_id=delivery.id, opt_type="maybe"
+    )
+    assert services.record_opt(
+        session, ven_id="ven-house", delivery_id=delivery.id, opt_type="optOut"
+    )
+    assert session.get(EventDelivery, delivery.id).opt_type == "optOut"
+
+
+def test_report_values_are_scaled_and_unverified_from_a_participant(house):
+    session, _owner, solar = house
+    stored = services.record_report_values(
+        session,
+        ven_id="ven-house",
+        resource_id=solar.name,
+        measurement="RealEnergy",
+        unit="Wh",
+        scale="k",
+        values=[(START, 1.25)],
+    )
+    other = services.record_report_values(
+        session,
+        ven_id="ven-house",
+        resource_id="not-my-meter",
+        measurement="RealEnergy",
+        unit="Wh",
+        scale=None,
+        values=[(START, 3)],
+    )
+    rows = session.exec(select(ReportValue).order_by(ReportValue.value)).all()
+    assert (stored, other) == (1, 1)
+    assert [(r.value, r.meter_id, r.source, r.verified) for r in rows] == [
+        (3.0, None, "openadr", False),
+        (1_250.0, solar.meter_id, "openadr", False),
+    ]
