@@ -46,22 +46,15 @@ def world(fresh_pg_url, tmp_path):
         )
         session.add(provider)
         session.flush()
-        services.add_ven(
-            session,
-            ven_id="ven-house",
-            ven_name="house",
-            account_id=owner.id,
-            cert_fingerprint=certs["house"].fingerprint,
-            meter_ids=[solar.meter_id],
-        )
-        services.add_ven(
-            session,
-            ven_id="ven-headend",
-            ven_name="headend",
-            account_id=provider.id,
-            cert_fingerprint=certs["headend"].fingerprint,
-            meter_ids=[solar.meter_id],
-        )
+        for name, account in (("house", owner), ("headend", provider)):
+            services.add_ven(
+                session,
+                ven_id=f"ven-{name}",
+                ven_name=name,
+                account_id=account.id,
+                cert_fingerprint=certs[name].fingerprint,
+                meter_ids=[solar.meter_id],
+            )
         session.commit()
         meter_name = solar.name
     yield settings, engine, certs, ca, meter_name
