@@ -13,13 +13,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from eth_utils import to_checksum_address
 from sqlmodel import Session, col, select
 
 from backend.accounts.models import Account, Role
+from backend.core.config import Settings
 from backend.core.utc import utc_now
-from backend.meters.models import Meter
+from backend.meters.models import INTERVAL_SECONDS, Meter
+from backend.meters.schemas import IngestResult
+from backend.meters.services import ingest_readings
+from backend.meters.validation import iso
 from backend.openadr.errors import EventInvalid, VenExists, VenNotFound
 from backend.openadr.models import (
+    SOURCE,
     EventDelivery,
     OptType,
     ReportValue,
@@ -36,6 +42,7 @@ SIGNAL_TYPES = {
     SignalName.ELECTRICITY_PRICE: "price",
 }
 SCALES = {"none": 1, "k": 1_000, "M": 1_000_000, "m": 0.001}
+READING_MEASUREMENT = "RealEnergy"  # openleadr's description of energyReal (Wh)
 
 
 def openadr_fingerprint(sha256_hex: str) -> str:
@@ -209,9 +216,12 @@ def meter_for(session: Session, *, ven_id: str, resource_id: str | None) -> str 
     ).first()
 
 
-def is_meter_data_provider(session: Session, ven: Ven) -> bool:
+def data_provider_address(session: Session, ven: Ven) -> str | None:
+    """The VEN's account address when that account is an active metering data provider."""
     account = session.get(Account, ven.account_id)
-    return account is not None and account.active and account.has_role(Role.METER_DATA_PROVIDER)
+    if account is None or not account.active or not account.has_role(Role.METER_DATA_PROVIDER):
+        return None
+    return to_checksum_address(account.address)
 
 
 def record_report_values(
@@ -223,13 +233,16 @@ def record_report_values(
     unit: str | None,
     scale: str | None,
     values: Sequence[tuple[datetime, float]],
+    settings: Settings | None = None,
 ) -> int:
     """Store the (interval start, value) pairs of an oadrUpdateReport with provenance
-    `openadr`; verified only when the VEN's account is a metering data provider. Returns the
-    number stored."""
+    `openadr`; verified only when the VEN's account is a metering data provider. Energy on
+    15-minute boundaries for one of the VEN's meters also goes to the readings
+    (`forward_readings`). Returns the number of values stored."""
     ven = find_ven(session, ven_id=ven_id)
     factor = SCALES.get(scale or "none", 1)
-    verified = is_meter_data_provider(session, ven)
+    provider = data_provider_address(session, ven)
+    verified = provider is not None
     meter_id = meter_for(session, ven_id=ven_id, resource_id=resource_id)
     rows = [
         ReportValue(
@@ -246,4 +259,38 @@ def record_report_values(
     ]
     session.add_all(rows)
     session.flush()
+    if meter_id is not None and measurement == READING_MEASUREMENT:
+        forward_readings(
+            session, ven=ven, meter_id=meter_id, rows=rows, provider=provider, settings=settings
+        )
     return len(rows)
+
+
+def forward_readings(
+    session: Session,
+    *,
+    ven: Ven,
+    meter_id: str,
+    rows: Sequence[ReportValue],
+    provider: str | None,
+    settings: Settings | None = None,
+) -> IngestResult | None:
+    """Energy values on 15-minute boundaries (the energy of the interval starting there, Wh)
+    also become meter readings (import), through the same validation as every other source,
+    with source `openadr`: verified when the VEN is a metering data provider, else only for
+    its own account's meters and unverified. Other values stay telemetry. Commits."""
+    readings = [
+        {"meterId": meter_id, "timestamp": iso(r.at), "importWh": round(r.value)}
+        for r in rows
+        if r.at % INTERVAL_SECONDS == 0 and r.value >= 0
+    ]
+    if not readings:
+        return None
+    return ingest_readings(
+        session,
+        readings,
+        source=SOURCE,
+        settings=settings,
+        sender_id=None if provider else ven.account_id,
+        provider=provider,
+    )

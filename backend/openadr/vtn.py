@@ -203,6 +203,7 @@ class Vtn:
                     unit=unit,
                     scale=scale,
                     values=values,
+                    settings=self.settings,
                 )
                 session.commit()
 

@@ -8,11 +8,13 @@ from datetime import UTC, datetime
 import pytest
 from sqlmodel import select
 
+from backend.accounts.models import Account, Role
 from backend.core.dev_ca import ensure_ca, issue_client_certificate
+from backend.meters.models import MeterReading
 from backend.openadr import services
 from backend.openadr.errors import EventInvalid, VenExists, VenNotFound
 from backend.openadr.models import EventDelivery, ReportValue, SignalName
-from tests.fixtures.meters import seed_meters
+from tests.fixtures.meters import NOW, seed_meters
 
 FP = "ab" * 32
 START = datetime(2026, 12, 1, 17, tzinfo=UTC)
@@ -138,3 +140,45 @@ def test_report_values_are_scaled_and_unverified_from_a_participant(house):
         (3.0, None, "openadr", False),
         (1_250.0, solar.meter_id, "openadr", False),
     ]
+
+
+def report_energy(session, ven_id: str, meter: str, at: int, value: float) -> None:
+    services.record_report_values(
+        session,
+        ven_id=ven_id,
+        resource_id=meter,
+        measurement="RealEnergy",
+        unit="Wh",
+        scale="none",
+        values=[(datetime.fromtimestamp(at, UTC), value)],
+    )
+
+
+def test_energy_on_quarter_hours_becomes_readings_verified_only_from_a_data_provider(house):
+    session, _owner, solar = house
+    provider = Account(
+        email="mdp@example.org", address="0x" + "cc" * 20, roles=[Role.METER_DATA_PROVIDER.value]
+    )
+    session.add(provider)
+    session.flush()
+    services.add_ven(
+        session,
+        ven_id="ven-headend",
+        ven_name="headend",
+        account_id=provider.id,
+        cert_fingerprint="cd" * 32,
+        meter_ids=[solar.meter_id],
+    )
+    report_energy(session, "ven-house", solar.name, NOW - 900, 420)
+    report_energy(session, "ven-house", solar.name, NOW - 899, 17)  # not a boundary: telemetry
+    report_energy(session, "ven-headend", solar.meter_id, NOW - 1800, 300)
+    readings = session.exec(
+        select(MeterReading)
+        .where(MeterReading.meter_id == solar.meter_id)
+        .order_by(MeterReading.interval_start)
+    ).all()
+    assert [(r.interval_start, r.import_wh, r.source, r.verified) for r in readings] == [
+        (NOW - 1800, 300, "openadr", True),
+        (NOW - 900, 420, "openadr", False),
+    ]
+    assert len(session.exec(select(ReportValue)).all()) == 3
