@@ -183,6 +183,28 @@ def pending_deliveries(session: Session) -> list[tuple[EventDelivery, VtnEvent]]
     return [(d, e) for d, e in rows]
 
 
+def requeue_unanswered(session: Session, *, now: datetime) -> int:
+    """After a VTN restart (openleadr's queues live in memory): deliveries queued before but
+    not answered, of events not over by `now`, are queued again. Returns how many."""
+    rows = session.exec(
+        select(EventDelivery, VtnEvent)
+        .join(VtnEvent, col(VtnEvent.id) == col(EventDelivery.event_id))
+        .where(col(EventDelivery.queued_at).is_not(None))
+        .where(col(EventDelivery.opt_type).is_(None))
+    ).all()
+    moment = now.timestamp()
+    again = [d for d, e in rows if event_end(e) > moment]
+    for delivery in again:
+        delivery.queued_at = None
+        session.add(delivery)
+    session.flush()
+    return len(again)
+
+
+def event_end(event: VtnEvent) -> int:
+    return max(int(i["start"]) + int(i["duration_s"]) for i in event.intervals)
+
+
 def mark_queued(session: Session, delivery_id: str) -> None:
     delivery = session.get(EventDelivery, delivery_id)
     if delivery is not None:

@@ -78,6 +78,9 @@ class Vtn:
         return self.settings.vtn_url
 
     async def start(self) -> None:
+        with Session(self.engine) as session:
+            services.requeue_unanswered(session, now=datetime.now(UTC))
+            session.commit()
         await self.server.run()
         self._dispatcher = asyncio.create_task(self._dispatch_forever())
 

@@ -3,7 +3,7 @@ event may carry, whose opt answer counts, report values scaled and marked by pro
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlmodel import select
@@ -112,6 +112,28 @@ def test_events_are_checked_and_give_each_ven_its_own_delivery(house):
         session, ven_id="ven-house", delivery_id=delivery.id, opt_type="optOut"
     )
     assert session.get(EventDelivery, delivery.id).opt_type == "optOut"
+
+
+def test_a_restarted_vtn_queues_unanswered_deliveries_of_running_events_again(house):
+    session, _owner, _solar = house
+    answered, waiting, over = (
+        services.publish_event(
+            session,
+            signal=SignalName.SIMPLE,
+            intervals=[services.Interval(start, 900, 1)],
+            ven_ids=["ven-house"],
+        )
+        for start in (START, START, START - timedelta(days=1))
+    )
+    deliveries = {d.event_id: d for d, _e in services.pending_deliveries(session)}
+    for delivery in deliveries.values():
+        services.mark_queued(session, delivery.id)
+    services.record_opt(
+        session, ven_id="ven-house", delivery_id=deliveries[answered.id].id, opt_type="optIn"
+    )
+    assert services.requeue_unanswered(session, now=START) == 1
+    assert [e.id for _d, e in services.pending_deliveries(session)] == [waiting.id]
+    assert over.id != waiting.id
 
 
 def test_report_values_are_scaled_and_unverified_from_a_participant(house):
