@@ -11,19 +11,20 @@ certificate issued by GRIDLEDGER_TLS_CA_FILE (openleadr's `http_ca_file`, CERT_R
 VENs sign their messages with it; TLS 1.3 at least, as the API. With TLS off it speaks plain
 HTTP and cannot tell VENs apart by certificate (development only).
 
-Database calls are short and synchronous inside the handlers (one VTN process; a slow query
-holds every VEN's poll): fine at household scale, to revisit for the 1,000-VEN benchmark.
+Database work runs in threads (`asyncio.to_thread`), one short session per call; openleadr's
+event queues live in memory, so on start unanswered deliveries are queued again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from openleadr import OpenADRServer
+from openleadr.utils import getmember
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -36,7 +37,7 @@ from backend.openadr.errors import VenNotFound
 
 logger = logging.getLogger(__name__)
 
-ReportCallback = Callable[[list[tuple[datetime, float]]], None]
+ReportCallback = Callable[[list[tuple[datetime, float]]], Awaitable[None]]
 
 
 class Vtn:
@@ -62,14 +63,14 @@ class Vtn:
             http_host=settings.vtn_host,
             http_port=settings.vtn_port,
             requested_poll_freq=timedelta(seconds=settings.vtn_poll_interval_s),
-            ven_lookup=self.ven_lookup,
+            ven_lookup=self._ven_lookup,
             show_fingerprint=False,
             **tls,
         )
         if self.server.ssl_context is not None:
             self.server.ssl_context.minimum_version = MINIMUM_VERSION
-        self.server.add_handler("on_create_party_registration", self.on_create_party_registration)
-        self.server.add_handler("on_cancel_party_registration", self.on_cancel_party_registration)
+        self.server.add_handler("on_create_party_registration", self._on_create_party_registration)
+        self.server.add_handler("on_cancel_party_registration", self._on_cancel_party_registration)
         self.server.add_handler("on_register_report", self.on_register_report)
         self._dispatcher: asyncio.Task[None] | None = None
 
@@ -108,6 +109,21 @@ class Vtn:
                 "fingerprint": services.openadr_fingerprint(ven.cert_fingerprint),
                 "registration_id": ven.registration_id,
             }
+
+    # openleadr awaits coroutines: the database work runs in a thread, so one slow query does
+    # not hold every other VEN's poll
+    async def _ven_lookup(self, ven_id: str | None) -> dict[str, str | None] | None:
+        return await asyncio.to_thread(self.ven_lookup, ven_id)
+
+    async def _on_create_party_registration(
+        self, payload: dict[str, Any]
+    ) -> tuple[str, str] | bool:
+        return await asyncio.to_thread(self.on_create_party_registration, payload)
+
+    async def _on_cancel_party_registration(
+        self, payload: dict[str, Any]
+    ) -> tuple[str, dict[str, Any]]:
+        return await asyncio.to_thread(self.on_cancel_party_registration, payload)
 
     def on_create_party_registration(self, payload: dict[str, Any]) -> tuple[str, str] | bool:
         with Session(self.engine) as session:
@@ -155,7 +171,7 @@ class Vtn:
                     intervals=intervals,
                     event_id=delivery.id,
                     market_context=event.market_context,
-                    callback=self.on_opt,
+                    callback=self._on_opt,
                 )
                 services.mark_queued(session, delivery.id)
                 queued += 1
@@ -169,6 +185,14 @@ class Vtn:
             except Exception:  # the next round retries; the VTN keeps serving
                 logger.exception("VTN: dispatching events failed")
             await asyncio.sleep(self.settings.vtn_dispatch_interval_s)
+
+    async def _on_opt(self, ven_id: str, event_id: str, opt_type: str) -> None:
+        """openleadr drops an event's callback after the first answer: put it back while the
+        event is queued, so a later change of mind (optIn, then optOut) is recorded too."""
+        await asyncio.to_thread(self.on_opt, ven_id, event_id, opt_type)
+        for event in self.server.events.get(ven_id, []):
+            if getmember(event, "event_descriptor.event_id") == event_id:
+                self.server.event_callbacks[event_id] = (event, self._on_opt)
 
     def on_opt(self, ven_id: str, event_id: str, opt_type: str) -> None:
         with Session(self.engine) as session:
@@ -196,7 +220,10 @@ class Vtn:
         if measurement == "Status":
             return None
 
-        def store(values: list[tuple[datetime, float]]) -> None:
+        async def store(values: list[tuple[datetime, float]]) -> None:
+            await asyncio.to_thread(write, values)
+
+        def write(values: list[tuple[datetime, float]]) -> None:
             with Session(self.engine) as session:
                 services.record_report_values(
                     session,

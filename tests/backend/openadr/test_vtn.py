@@ -214,18 +214,30 @@ def test_events_reach_pull_vens_and_their_opt_answers_are_recorded(world):
                 return len(rows) == 2 and all(r.opt_type for r in rows)
 
         await until(answered)
+        first = opts_of(event_id)
+        with Session(engine) as session:
+            house_delivery = session.exec(
+                select(EventDelivery).where(
+                    EventDelivery.event_id == event_id, EventDelivery.ven_id == "ven-house"
+                )
+            ).one()
+        # the house changes its mind: a second oadrCreatedEvent for the same event
+        await vens[0].created_event(
+            request_id="again", event_id=house_delivery.id, opt_type="optOut"
+        )
+        await until(lambda: opts_of(event_id)["ven-house"] == "optOut")
         for c in vens:
             await c.stop()
-        with Session(engine) as session:
-            return {
-                r.ven_id: r.opt_type
-                for r in session.exec(
-                    select(EventDelivery).where(EventDelivery.event_id == event_id)
-                )
-            }
+        return first, opts_of(event_id)
 
-    opts = run_with_vtn(settings, engine, scenario)
-    assert opts == {"ven-house": "optIn", "ven-headend": "optOut"}
+    def opts_of(event_id) -> dict[str, str | None]:
+        with Session(engine) as session:
+            rows = session.exec(select(EventDelivery).where(EventDelivery.event_id == event_id))
+            return {r.ven_id: r.opt_type for r in rows}
+
+    first, opts = run_with_vtn(settings, engine, scenario)
+    assert first == {"ven-house": "optIn", "ven-headend": "optOut"}
+    assert opts == {"ven-house": "optOut", "ven-headend": "optOut"}  # the house's later answer
     assert received == {"house": ["LOAD_DISPATCH"], "headend": ["LOAD_DISPATCH"]}
 
 
