@@ -6,12 +6,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from openleadr.utils import certificate_fingerprint
 from sqlmodel import select
 
 from backend.accounts.models import Account, Role
 from backend.core.dev_ca import ensure_ca, issue_client_certificate
 from backend.meters.models import MeterReading
 from backend.openadr import services
+from backend.openadr.enrolment import enrol_ven
 from backend.openadr.errors import EventInvalid, VenExists, VenNotFound
 from backend.openadr.models import EventDelivery, ReportValue, SignalName
 from tests.fixtures.meters import NOW, seed_meters
@@ -35,8 +37,6 @@ def house(db_session):
 
 
 def test_openadr_fingerprint_is_what_openleadr_computes(tmp_path):
-    from openleadr.utils import certificate_fingerprint
-
     issued = issue_client_certificate(ensure_ca(tmp_path), "ven")
     assert services.openadr_fingerprint(issued.fingerprint) == certificate_fingerprint(
         issued.cert_pem()
@@ -204,3 +204,26 @@ def test_energy_on_quarter_hours_becomes_readings_verified_only_from_a_data_prov
         (NOW - 900, 420, "openadr", False),
     ]
     assert len(session.exec(select(ReportValue)).all()) == 3
+
+
+def test_enrolment_issues_a_certificate_whose_fingerprint_registers(db_session, tmp_path):
+    owner, _other, solar, _house = seed_meters(db_session)
+    creds = enrol_ven(
+        db_session,
+        tls_dir=tmp_path / "tls",
+        out_dir=tmp_path / "vens",
+        ven_name="battery",
+        account_id=owner.id,
+        meter_ids=[solar.meter_id],
+    )
+    pem = creds.cert_file.read_bytes()
+    assert creds.key_file.stat().st_mode & 0o077 == 0
+    assert creds.ca_file == tmp_path / "tls" / "ca.pem"
+    fingerprint = certificate_fingerprint(pem)  # what the VTN sees on the connection
+    ven = services.register(
+        db_session, ven_id=creds.ven_id, ven_name="battery", connection_fingerprint=fingerprint
+    )
+    assert ven is not None and ven.cert_fingerprint == creds.fingerprint
+    assert services.meter_for(db_session, ven_id=creds.ven_id, resource_id=solar.name) == (
+        solar.meter_id
+    )
