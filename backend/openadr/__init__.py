@@ -2,5 +2,6 @@
 
 `models.py` the known VENs and what the VTN exchanged with them; `services.py` the plain
 functions (register a VEN, publish an event, record opt responses and report values);
-`vtn.py` the openleadr server wired to them; `python -m backend.openadr` runs it.
+`vtn.py` the openleadr server wired to them; `enrolment.py` issues a VEN its certificate and
+records it; `python -m backend.openadr` runs the VTN.
 """
