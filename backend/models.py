@@ -9,6 +9,7 @@ def load_all_models() -> None:
     import backend.health.models
     import backend.market.models
     import backend.meters.models
+    import backend.openadr.models
     import backend.resources.models
     import backend.settlement.models
     import backend.vpp.models  # noqa: F401

@@ -390,6 +390,8 @@ class Stack:
             f"meter readings from {config.mqtt_host}:{config.mqtt_broker_port} "
             f"{config.mqtt_topic_root}/+/+/+/+",
         )
+        self.start("vtn", module="backend.openadr")
+        say("vtn", f"OpenADR 2.0b VTN at {config.vtn_url} (known VENs, client certificates)")
         self.warn_if_chain_time_ahead()
         if config.simulate:
             self.start("neighbourhood", module="scripts.neighbourhood", may_finish=True)

@@ -218,6 +218,13 @@ class Settings(BaseSettings):
     # + missing-data deadline)
     health_issuance_late_s: int = Field(default=1_800, ge=0)
     health_outbox_late_s: float = Field(default=60.0, gt=0)  # oldest unpublished outbox row
+    # OpenADR 2.0b VTN (`python -m backend.openadr`): with TLS on it serves HTTPS with the API's
+    # certificate and asks every VEN for a client certificate issued by GRIDLEDGER_TLS_CA_FILE
+    vtn_host: str = "127.0.0.1"
+    vtn_port: int = Field(default=8085, ge=1, le=65535)
+    vtn_id: str = "gridledger-vtn"
+    vtn_poll_interval_s: float = Field(default=10.0, gt=0)  # oadrPoll frequency asked of VENs
+    vtn_dispatch_interval_s: float = Field(default=1.0, gt=0)  # published events -> VEN queues
 
     @model_validator(mode="after")
     def _fill_paths_and_refuse_dev_secrets(self) -> Settings:
@@ -291,6 +298,12 @@ class Settings(BaseSettings):
     def mqtt_broker_port(self) -> int:
         """The port our MQTT clients connect to: the TLS listener when TLS is on."""
         return self.mqtt_tls_port if self.tls_enabled else self.mqtt_port
+
+    @property
+    def vtn_url(self) -> str:
+        """The VTN's OpenADR 2.0b base URL (VENs post to `<url>/EiRegisterParty` etc.)."""
+        scheme = "https" if self.tls_enabled else "http"
+        return f"{scheme}://{self.vtn_host}:{self.vtn_port}/OpenADR2/Simple/2.0b"
 
     @property
     def requires_production_secrets(self) -> bool:

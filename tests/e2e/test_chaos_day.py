@@ -89,6 +89,7 @@ def chaos_stack(tmp_path, fresh_pg_url, redis_client):
         "GRIDLEDGER_REDIS_URL": TEST_REDIS_URL,
         "GRIDLEDGER_RPC_URL": node.rpc_url,
         "GRIDLEDGER_API_PORT": str(settings.api_port),
+        "GRIDLEDGER_VTN_PORT": str(free_port()),
         "GRIDLEDGER_CLOCK": "chain",
         "GRIDLEDGER_SETTLEMENT_BEAT_INTERVAL_S": str(round(SECONDS_PER_DAY / 96, 2)),
         "GRIDLEDGER_SETTLEMENT_LOCK_TIMEOUT_S": "3",

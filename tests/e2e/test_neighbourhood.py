@@ -80,6 +80,7 @@ def stack(tmp_path_factory):
             "GRIDLEDGER_DATA_DIR": str(data_dir),
             "GRIDLEDGER_RPC_URL": rpc_url,
             "GRIDLEDGER_API_PORT": str(api_port),
+            "GRIDLEDGER_VTN_PORT": str(free_port()),
             "GRIDLEDGER_SIM_PROSUMERS": "5",
             "GRIDLEDGER_SIM_CONSUMERS": "7",
             "GRIDLEDGER_SIM_SECONDS_PER_DAY": "60",
@@ -142,10 +143,12 @@ def test_make_run_prints_each_component_and_the_urls(stack):
         "workers",
         "beat",
         "mqtt",
+        "vtn",
         "sim",
         "urls",
     ):
         assert f"[{component:>8}]" in log, component
+    assert "OpenADR 2.0b VTN at http://127.0.0.1:" in log and "[     vtn] died" not in log
     assert f"{stack.w3.provider.endpoint_uri}" in log and "/docs" in log
     status_lines = [line for line in log.splitlines() if line.startswith("[  status]")]
     assert (
@@ -360,6 +363,15 @@ def test_ctrl_c_stops_every_component(stack):
     stack.process.send_signal(signal.SIGINT)
     assert stack.process.wait(timeout=60) == 0
     log = stack.log()
-    for component in ("neighbourhood", "mqtt", "beat", "workers", "matcher", "api", "indexer"):
+    for component in (
+        "neighbourhood",
+        "vtn",
+        "mqtt",
+        "beat",
+        "workers",
+        "matcher",
+        "api",
+        "indexer",
+    ):
         assert f"[{component:>8}] stopped" in log, component
     assert "stopped (state saved)" in log and (stack.data_dir / "anvil-state.json").is_file()

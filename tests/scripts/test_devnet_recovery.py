@@ -148,6 +148,7 @@ def devnet_env(data_dir: Path, rpc_url: str, **extra: str) -> dict[str, str]:
             "GRIDLEDGER_DATA_DIR": str(data_dir),
             "GRIDLEDGER_RPC_URL": rpc_url,
             "GRIDLEDGER_API_PORT": str(free_port()),
+            "GRIDLEDGER_VTN_PORT": str(free_port()),
             "GRIDLEDGER_SIM_PROSUMERS": "4",
             "GRIDLEDGER_SIM_CONSUMERS": "5",
             "GRIDLEDGER_SIM_SECONDS_PER_DAY": "60",

@@ -15,6 +15,7 @@ COMPONENTS = [
     "backend.workers.app",
     "backend.meters.mqtt",
     "indexer.base",
+    "backend.openadr.vtn",
 ]
 
 PROBE = """

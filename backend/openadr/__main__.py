@@ -1,0 +1,33 @@
+"""`python -m backend.openadr`: run the VTN until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from backend.core.config import get_settings
+from backend.core.db import get_engine
+from backend.openadr.vtn import Vtn
+
+
+async def serve() -> None:
+    settings = get_settings()
+    vtn = Vtn(settings, get_engine())
+    await vtn.start()
+    logging.getLogger(__name__).info("VTN serving at %s", vtn.url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await vtn.stop()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    main()

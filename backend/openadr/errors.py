@@ -1,0 +1,18 @@
+"""Errors of the VTN's services (mapped to problem details at an API edge when one exists)."""
+
+from backend.core.errors import Conflict, InvalidInput, NotFound
+
+
+class VenNotFound(NotFound):
+    code = "ven-not-found"
+    title = "Unknown VEN"
+
+
+class VenExists(Conflict):
+    code = "ven-exists"
+    title = "A VEN with this id or name is already registered"
+
+
+class EventInvalid(InvalidInput):
+    code = "openadr-event-invalid"
+    title = "The OpenADR event cannot be published as given"

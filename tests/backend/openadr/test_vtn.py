@@ -1,0 +1,303 @@
+"""The VTN against openleadr's own VEN (OpenADRClient) over real sockets, TLS with client
+certificates: registration of known and unknown VENs, a VEN with another CA's certificate or
+another VEN's certificate refused, events delivered and opted in/out (recorded), reports
+landing in the store with provenance, cancellation and re-registration."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+import pytest
+from openleadr import OpenADRClient
+from sqlmodel import Session, select
+
+from backend.accounts.models import Account, Role
+from backend.core.db import make_engine
+from backend.core.dev_ca import ensure_ca
+from backend.openadr import services
+from backend.openadr.models import EventDelivery, ReportValue, SignalName, Ven
+from backend.openadr.vtn import Vtn
+from tests.fixtures.meters import seed_meters
+from tests.fixtures.openadr import VenFiles, ven_files, vtn_settings
+
+logging.getLogger("openleadr").setLevel(logging.CRITICAL)  # refused VENs log errors by design
+
+
+@pytest.fixture
+def world(fresh_pg_url, tmp_path):
+    """A committed account with a meter, two known VENs (house: a participant; head-end: a
+    metering data provider), their certificates from the VTN's CA."""
+    settings = vtn_settings(fresh_pg_url, tmp_path / "tls")
+    ca = ensure_ca(tmp_path / "tls")
+    engine = make_engine(fresh_pg_url)
+    certs = {name: ven_files(ca, name, tmp_path / "vens") for name in ("house", "headend")}
+    with Session(engine) as session:
+        owner, _other, solar, _house = seed_meters(session)
+        provider = Account(
+            email="mdp@example.org",
+            address="0x" + "cc" * 20,
+            roles=[Role.METER_DATA_PROVIDER.value],
+        )
+        session.add(provider)
+        session.flush()
+        for name, account in (("house", owner), ("headend", provider)):
+            services.add_ven(
+                session,
+                ven_id=f"ven-{name}",
+                ven_name=name,
+                account_id=account.id,
+                cert_fingerprint=certs[name].fingerprint,
+                meter_ids=[solar.meter_id],
+            )
+        session.commit()
+        meter_name = solar.name
+    yield settings, engine, certs, ca, meter_name
+    engine.dispose()
+
+
+def client(
+    settings, name: str, files: VenFiles, ca_file: Path, ven_id: str | None
+) -> OpenADRClient:
+    return OpenADRClient(
+        ven_name=name,
+        vtn_url=settings.vtn_url,
+        cert=files.cert,
+        key=files.key,
+        ca_file=str(ca_file),
+        ven_id=ven_id,
+        show_fingerprint=False,
+    )
+
+
+def run_with_vtn(settings, engine, scenario: Callable[[Vtn], Awaitable[object]]) -> object:
+    async def main():
+        vtn = Vtn(settings, engine)
+        await vtn.start()
+        try:
+            return await asyncio.wait_for(scenario(vtn), timeout=30)
+        finally:
+            await vtn.stop()
+
+    return asyncio.run(main())
+
+
+async def until(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.1)
+
+
+def ven(engine, ven_id: str) -> Ven:
+    with Session(engine) as session:
+        row = session.get(Ven, ven_id)
+        assert row is not None
+        return row
+
+
+def test_known_ven_registers_and_unknown_ven_is_refused(world):
+    settings, engine, certs, _ca, _meter = world
+
+    async def scenario(vtn):
+        known = client(settings, "house", certs["house"], settings.tls_ca_file, "ven-house")
+        unknown = client(settings, "stranger", certs["house"], settings.tls_ca_file, None)
+        await known.create_party_registration(ven_id="ven-house")
+        await unknown.create_party_registration()
+        results = (known.registration_id, unknown.registration_id)
+        for c in (known, unknown):
+            await c.client_session.close()
+        return results
+
+    known_registration, unknown_registration = run_with_vtn(settings, engine, scenario)
+    assert known_registration is not None
+    assert ven(engine, "ven-house").registration_id == known_registration
+    assert unknown_registration is None
+
+
+def test_ven_presenting_another_vens_certificate_is_refused(world):
+    settings, engine, certs, _ca, _meter = world
+
+    async def scenario(vtn):
+        impostor = client(settings, "house", certs["headend"], settings.tls_ca_file, "ven-house")
+        await impostor.create_party_registration(ven_id="ven-house")
+        await impostor.client_session.close()
+        return impostor.registration_id
+
+    assert run_with_vtn(settings, engine, scenario) is None
+    assert ven(engine, "ven-house").registration_id is None
+
+
+async def raw_post(settings, files: VenFiles) -> int | str:
+    """Post garbage with `files` as client certificate: the HTTP status, or the error's name
+    when the VTN ends the TLS connection."""
+    context = ssl.create_default_context(cafile=str(settings.tls_ca_file))
+    context.load_cert_chain(files.cert, files.key)
+    async with aiohttp.ClientSession() as session:
+        try:
+            async with session.post(
+                f"{settings.vtn_url}/EiRegisterParty",
+                data=b"<x/>",
+                headers={"Content-Type": "application/xml"},
+                ssl=context,
+            ) as response:
+                return response.status
+        except aiohttp.ClientError as exc:
+            return type(exc).__name__
+
+
+def test_ven_with_a_certificate_from_another_ca_is_refused_at_the_handshake(world, tmp_path):
+    settings, engine, certs, _ca, _meter = world
+    foreign = ven_files(ensure_ca(tmp_path / "foreign"), "house", tmp_path / "foreign-vens")
+
+    async def scenario(vtn):
+        rogue = client(settings, "house", foreign, settings.tls_ca_file, "ven-house")
+        await rogue.create_party_registration(ven_id="ven-house")
+        await rogue.client_session.close()
+        return (
+            rogue.registration_id,
+            await raw_post(settings, foreign),
+            await raw_post(settings, certs["house"]),
+        )
+
+    registration, foreign_outcome, own_outcome = run_with_vtn(settings, engine, scenario)
+    assert registration is None
+    assert foreign_outcome in {"ClientOSError", "ServerDisconnectedError"}  # TLS alert
+    assert own_outcome == 400  # through TLS; the XML fails schema validation
+    assert ven(engine, "ven-house").registration_id is None
+
+
+def test_events_reach_pull_vens_and_their_opt_answers_are_recorded(world):
+    settings, engine, certs, _ca, _meter = world
+    answers = {"house": "optIn", "headend": "optOut"}
+    received: dict[str, list[str]] = {"house": [], "headend": []}
+    start = datetime.now(UTC) + timedelta(minutes=5)
+
+    async def scenario(vtn):
+        vens = []
+        for name in ("house", "headend"):
+            c = client(settings, name, certs[name], settings.tls_ca_file, f"ven-{name}")
+
+            async def on_event(event, name=name):
+                signal = event["event_signals"][0]
+                received[name].append(signal["signal_name"])
+                return answers[name]
+
+            c.add_handler("on_event", on_event)
+            await c.run()
+            vens.append(c)
+        with Session(engine) as session:
+            event = services.publish_event(
+                session,
+                signal=SignalName.LOAD_DISPATCH,
+                intervals=[
+                    services.Interval(start, 900, -2_000),
+                    services.Interval(start + timedelta(seconds=900), 900, -1_000),
+                ],
+                ven_ids=["ven-house", "ven-headend"],
+                reference="dr-event-1",
+            )
+            session.commit()
+            event_id = event.id
+
+        def answered() -> bool:
+            with Session(engine) as session:
+                rows = session.exec(
+                    select(EventDelivery).where(EventDelivery.event_id == event_id)
+                ).all()
+                return len(rows) == 2 and all(r.opt_type for r in rows)
+
+        await until(answered)
+        first = opts_of(event_id)
+        with Session(engine) as session:
+            house_delivery = session.exec(
+                select(EventDelivery).where(
+                    EventDelivery.event_id == event_id, EventDelivery.ven_id == "ven-house"
+                )
+            ).one()
+        # the house changes its mind: a second oadrCreatedEvent for the same event
+        await vens[0].created_event(
+            request_id="again", event_id=house_delivery.id, opt_type="optOut"
+        )
+        await until(lambda: opts_of(event_id)["ven-house"] == "optOut")
+        for c in vens:
+            await c.stop()
+        return first, opts_of(event_id)
+
+    def opts_of(event_id) -> dict[str, str | None]:
+        with Session(engine) as session:
+            rows = session.exec(select(EventDelivery).where(EventDelivery.event_id == event_id))
+            return {r.ven_id: r.opt_type for r in rows}
+
+    first, opts = run_with_vtn(settings, engine, scenario)
+    assert first == {"ven-house": "optIn", "ven-headend": "optOut"}
+    assert opts == {"ven-house": "optOut", "ven-headend": "optOut"}  # the house's later answer
+    assert received == {"house": ["LOAD_DISPATCH"], "headend": ["LOAD_DISPATCH"]}
+
+
+def test_reports_land_in_the_store_with_provenance(world):
+    settings, engine, certs, _ca, meter_name = world
+
+    async def scenario(vtn):
+        vens = []
+        for name, value in (("house", 1.5), ("headend", 2.0)):
+            c = client(settings, name, certs[name], settings.tls_ca_file, f"ven-{name}")
+            c.add_report(
+                callback=lambda value=value: value,
+                resource_id=meter_name,
+                measurement="energy_real",
+                unit="Wh",
+                scale="k",
+                sampling_rate=timedelta(seconds=1),
+                report_duration=timedelta(seconds=60),
+            )
+            await c.run()
+            vens.append(c)
+
+        def both_reported() -> bool:
+            with Session(engine) as session:
+                return {r.ven_id for r in session.exec(select(ReportValue))} == {
+                    "ven-house",
+                    "ven-headend",
+                }
+
+        await until(both_reported, timeout=15)
+        for c in vens:
+            await c.stop()
+
+    run_with_vtn(settings, engine, scenario)
+    with Session(engine) as session:
+        rows = session.exec(select(ReportValue)).all()
+        meter_id = services.find_ven(session, ven_id="ven-house")
+    by_ven = {r.ven_id: r for r in rows}
+    house, headend = by_ven["ven-house"], by_ven["ven-headend"]
+    assert (house.value, house.source, house.verified) == (1_500.0, "openadr", False)
+    assert (headend.value, headend.source, headend.verified) == (2_000.0, "openadr", True)
+    assert house.measurement == "RealEnergy" and house.meter_id is not None
+    assert meter_id is not None
+
+
+def test_cancelled_registration_must_register_again(world):
+    settings, engine, certs, _ca, _meter = world
+
+    async def scenario(vtn):
+        c = client(settings, "house", certs["house"], settings.tls_ca_file, "ven-house")
+        await c.create_party_registration(ven_id="ven-house")
+        first = c.registration_id
+        await c.cancel_party_registration()
+        cancelled = ven(engine, "ven-house").registration_id
+        await c.create_party_registration(ven_id="ven-house")
+        again = c.registration_id
+        await c.client_session.close()
+        return first, cancelled, again
+
+    first, cancelled, again = run_with_vtn(settings, engine, scenario)
+    assert first is not None and cancelled is None
+    assert again is not None and again != first
+    assert ven(engine, "ven-house").registration_id == again
