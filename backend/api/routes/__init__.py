@@ -8,6 +8,7 @@ from backend.api.routes import (
     chain,
     deadletters,
     energy,
+    forecast,
     meters,
     public,
     recs,
@@ -36,6 +37,7 @@ api_router.include_router(resources.router)
 api_router.include_router(things.router)
 api_router.include_router(vpp.router)
 api_router.include_router(deadletters.router)
+api_router.include_router(forecast.router)
 
 # Anonymous GETs whose response is the same for every caller: served from each worker's
 # read cache (backend/api/read_cache.py). Never list a route that reads the caller.
