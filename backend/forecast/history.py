@@ -87,7 +87,9 @@ def resolve(session: Session, account: Account, kind: TargetKind, target_id: str
             raise ForecastAccessDenied("only the meter's owner reads its history")
         behind = _active_resources(session, DerResource.meter_id == meter.meter_id)
         lat, lng = _located(behind)
-        return Target(kind, target_id, Quantity.NET_IMPORT_WH, meter_ids=(target_id,), lat=lat, lng=lng)
+        return Target(
+            kind, target_id, Quantity.NET_IMPORT_WH, meter_ids=(target_id,), lat=lat, lng=lng
+        )
     if kind == TargetKind.AREA:
         if not everything and Role.AGGREGATOR not in set(account.roles or []):
             raise ForecastAccessDenied("grid-area forecasts are for aggregators and operators")

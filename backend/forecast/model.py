@@ -158,12 +158,9 @@ def forecast(
     held_out = history[-SLOTS_PER_DAY:]
     fitted = history[:-SLOTS_PER_DAY]
     backtest = Backtest(
-        model=accuracy(
-            ridge_forecast(fitted, timestamps, weather, SLOTS_PER_DAY), held_out
-        ),
+        model=accuracy(ridge_forecast(fitted, timestamps, weather, SLOTS_PER_DAY), held_out),
         naive=accuracy(seasonal_naive(fitted, SLOTS_PER_DAY), held_out),
     )
     if backtest.model.mae <= backtest.naive.mae:
         return Forecast(ridge_forecast(history, timestamps, weather, horizon), MODEL_NAME, backtest)
     return Forecast(seasonal_naive(history, horizon), NAIVE_NAME, backtest)
-

@@ -102,9 +102,7 @@ class SimulatedWeather:
         """A smooth daily signal: noise per day, interpolated between midday points."""
         first, last = int(timestamps.min() // DAY) - 1, int(timestamps.max() // DAY) + 2
         days = np.arange(first, last)
-        return np.interp(
-            timestamps, days * DAY + DAY / 2, self._day_noise(lat, lng, days, stream)
-        )
+        return np.interp(timestamps, days * DAY + DAY / 2, self._day_noise(lat, lng, days, stream))
 
     def open_meteo(self, *, lat: float, lng: float, start: int, end: int) -> dict[str, Any]:
         """The response a real API would give, in Open-Meteo's JSON shape."""

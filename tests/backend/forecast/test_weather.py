@@ -31,13 +31,13 @@ def test_the_sun_shines_by_day_only_and_clouds_dim_it():
     night = (local_hour < 5) | (local_hour > 20)
     assert np.all(year.irradiance_w_m2[night] == 0)
     assert year.irradiance_w_m2.max() > 300
-    assert 0 <= year.cloud_cover_pct.min() and year.cloud_cover_pct.max() <= 100
+    assert year.cloud_cover_pct.min() >= 0 and year.cloud_cover_pct.max() <= 100
     noon = local_hour == 12
     cloudy = year.cloud_cover_pct[noon] > 80
     clear = year.cloud_cover_pct[noon] < 20
     assert cloudy.any() and clear.any()
     assert year.irradiance_w_m2[noon][cloudy].mean() < year.irradiance_w_m2[noon][clear].mean()
-    assert -25 < year.temperature_c.min() and year.temperature_c.max() < 20  # a Seoul winter
+    assert year.temperature_c.min() > -25 and year.temperature_c.max() < 20  # a Seoul winter
 
 
 def test_responses_have_open_meteos_shape_and_parse_back():

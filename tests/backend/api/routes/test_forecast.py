@@ -53,7 +53,7 @@ def store_readings(session, meter_id: str, *, skip_every: int = 0) -> np.ndarray
 
 @pytest.fixture
 def api(metered):
-    session, owner, other, solar, house = metered
+    session, owner, other, solar, _house = metered
     app = create_app()
     app.dependency_overrides[get_db] = lambda: session
     return TestClient(app), session, owner, other, solar
@@ -131,7 +131,9 @@ def test_someone_elses_meter_unknown_targets_and_short_histories_are_refused(api
         headers=bearer(owner),
     )
     assert early.status_code == 422 and early.json()["need"] == 672
-    area = client.post("/v1/energy/forecast", json=request("area", "KR-SE-001"), headers=bearer(owner))
+    area = client.post(
+        "/v1/energy/forecast", json=request("area", "KR-SE-001"), headers=bearer(owner)
+    )
     assert area.status_code == 403
 
 
