@@ -167,3 +167,50 @@ def test_a_vpp_forecast_sums_its_members_telemetry(api):
         "/v1/energy/forecast", json=request("vpp", str(vpp.id)), headers=bearer(owner)
     )
     assert owner_asks.status_code == 403
+
+
+def test_an_area_forecast_sums_the_meters_behind_its_resources_for_aggregators(api):
+    client, session, owner, _other, solar = api
+    aggregator = add_aggregator(session)
+    first = store_readings(session, solar.meter_id)
+    add_pv(session, owner)  # behind meter:solar-1, in KR-SE-001
+    response = client.post(
+        "/v1/energy/forecast", json=request("area", "KR-SE-001"), headers=bearer(aggregator)
+    )
+    assert response.status_code == 201, response.text
+    stored = session.get(StoredForecast, response.json()["forecastId"])
+    assert stored.inputs["meters"] == [solar.meter_id]  # meter:house-1 has no resource there
+    assert stored.inputs["history"] == [int(v) for v in first]
+    assert response.json()["quantity"] == "netImportWh"
+    empty = client.post(
+        "/v1/energy/forecast", json=request("area", "KR-BS-002"), headers=bearer(aggregator)
+    )
+    assert empty.status_code == 404
+
+
+def test_an_owner_forecasts_a_resource_from_its_telemetry(api):
+    client, session, owner, other, _solar = api
+    panel = add_pv(session, owner)
+    energy = pv_wh(SLOTS, weather(), np.random.default_rng(9))
+    session.add_all(
+        TelemetrySample(
+            resource_id=panel.id, metric="output", at=FIRST + i * 900, value=int(wh * 4)
+        )
+        for i, wh in enumerate(energy)
+    )
+    session.flush()
+    mine = client.post(
+        "/v1/energy/forecast",
+        json=request("resource", str(panel.id), horizon=6),
+        headers=bearer(owner),
+    )
+    assert mine.status_code == 201, mine.text
+    assert len(mine.json()["values"]) == 24 and mine.json()["quantity"] == "outputWh"
+    theirs = client.post(
+        "/v1/energy/forecast", json=request("resource", str(panel.id)), headers=bearer(other)
+    )
+    assert theirs.status_code == 403
+    bad = client.post(
+        "/v1/energy/forecast", json=request("resource", "not-a-uuid"), headers=bearer(owner)
+    )
+    assert bad.status_code == 404
