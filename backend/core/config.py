@@ -180,6 +180,7 @@ class Settings(BaseSettings):
     forecast_lookback_hours: int = Field(default=672, ge=168, le=8_760)
     forecast_default_lat: float = Field(default=37.5665, ge=-90, le=90)
     forecast_default_lng: float = Field(default=126.978, ge=-180, le=180)
+    forecast_refresh_interval_s: float = Field(default=86_400, gt=0)  # beat: every VPP's refit
 
     # Running the whole stack (`make run`): clock, matcher, simulated neighbourhood
     clock: Literal["wall", "chain"] = (

@@ -5,15 +5,17 @@ history as read (gaps interpolated), the weather per slot, the place and the set
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from backend.accounts.models import Account
 from backend.core.config import Settings
 from backend.forecast import history, model
-from backend.forecast.models import StoredForecast
+from backend.forecast.errors import InsufficientHistory, WeatherUnavailable
+from backend.forecast.models import StoredForecast, TargetKind
 from backend.forecast.schemas import (
     Accuracy,
     Backtest,
@@ -23,6 +25,7 @@ from backend.forecast.schemas import (
     WeatherUsed,
 )
 from backend.forecast.weather import WeatherProvider, provider_from_settings, slot_weather
+from backend.vpp.models import Vpp
 from backend.vpp.optimize import slot_start
 
 SLOT = model.SLOT_SECONDS
@@ -123,3 +126,37 @@ def run_forecast(
         historySlots=len(series),
         createdAt=stored.created_at,
     )
+
+
+@dataclass(frozen=True)
+class RefreshReport:
+    forecast: list[str]  # VPP ids forecast (a stored forecast each)
+    skipped: dict[str, str]  # VPP id → why (too little history, no weather, ...)
+
+
+def refresh_vpp_forecasts(
+    session: Session,
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+    provider: WeatherProvider | None = None,
+) -> RefreshReport:
+    """The beat's daily refit: forecast the next 24 h of every VPP that has members, on
+    behalf of its aggregator, committing each. A VPP whose history is too short is skipped and
+    named; nothing else is swallowed."""
+    done: list[str] = []
+    skipped: dict[str, str] = {}
+    vpps = session.exec(select(Vpp).where(col(Vpp.dissolved_at).is_(None))).all()
+    for vpp in vpps:
+        aggregator = session.get(Account, vpp.aggregator_id)
+        if aggregator is None:  # the foreign key makes this unreachable
+            continue
+        request = ForecastRequest(target=TargetKind.VPP, targetId=str(vpp.id))
+        try:
+            run_forecast(session, settings, aggregator, request, now=now, provider=provider)
+        except (InsufficientHistory, WeatherUnavailable) as exc:  # raised before anything is added
+            skipped[str(vpp.id)] = exc.code
+            continue
+        session.commit()
+        done.append(str(vpp.id))
+    return RefreshReport(forecast=done, skipped=skipped)
