@@ -6,12 +6,15 @@ the model that won the backtest and the backtest's accuracy against seasonal-nai
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from backend.forecast.models import Quantity, TargetKind
+
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # a forecast's start outside these is a mistake
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 class ForecastRequest(BaseModel):
@@ -27,6 +30,13 @@ class ForecastRequest(BaseModel):
     verifiedOnly: bool = Field(
         default=False, description="meters and areas: read verified readings only"
     )
+
+    @field_validator("start")
+    @classmethod
+    def _plausible(cls, start: datetime | None) -> datetime | None:
+        if start is not None and start.tzinfo is not None and not EARLIEST <= start < LATEST:
+            raise ValueError("start must be in 2000..2099 (UTC)")
+        return start
 
 
 class ForecastPoint(BaseModel):

@@ -131,6 +131,13 @@ def test_someone_elses_meter_unknown_targets_and_short_histories_are_refused(api
         headers=bearer(owner),
     )
     assert early.status_code == 422 and early.json()["need"] == 672
+    for start in ("9999-12-31T23:45:00Z", "1970-01-01T00:00:00Z", "2026-01-09T00:00:00"):
+        odd = client.post(
+            "/v1/energy/forecast",
+            json=request("meter", solar.meter_id, start=start),
+            headers=bearer(owner),
+        )
+        assert odd.status_code == 422, (start, odd.text)
     area = client.post(
         "/v1/energy/forecast", json=request("area", "KR-SE-001"), headers=bearer(owner)
     )
