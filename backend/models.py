@@ -6,6 +6,7 @@ def load_all_models() -> None:
     import backend.audit.models
     import backend.deadletters.models
     import backend.dr.models
+    import backend.forecast.models
     import backend.health.models
     import backend.market.models
     import backend.meters.models

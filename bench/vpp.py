@@ -4,7 +4,13 @@ genetic algorithm on the same instance (`bench/_vpp_ga.py`).
 Figures: `optimize_s_200x96` (median LP wall time, goal ≤ 2 s), `ga_s_200x96` (GA wall
 time), both also as this process's CPU time (`*_cpu_s_*`: the machine is shared),
 `cost_ratio_vs_ga` (LP cost / GA cost, goal ≤ 1.0; both costs include penalties), and the two
-costs. The instance (seeded): 100 home batteries, 60 EVs plugged in overnight with a target
+costs. Forecasts: `forecast_s_1000_meters` (weather, backtest, fit and 24 h forecast of
+1000 meters from 28 days of history each, goal ≤ 30 s; history generated in memory, not read
+from the database) and `forecast_mae_ratio_vs_naive` (MAE of the served forecasts over the
+next day, summed over the meters, / the seasonal-naive forecasts' MAE, goal < 1.0; the
+simulated weather is exact, so `forecast_mae_ratio_vs_naive_noisy_weather` redoes 200 meters
+with tomorrow's weather perturbed as a real day-ahead forecast would be). The
+instance (seeded): 100 home batteries, 60 EVs plugged in overnight with a target
 SoC at 07:00, 40 heat pumps that need their daily energy; a neighbourhood's demand and PV
 forecast; time-of-use prices with an evening peak, export paid at half the import price.
 """
@@ -19,12 +25,18 @@ from typing import Any
 
 import numpy as np
 
+from backend.forecast import model as forecaster
+from backend.forecast.synthetic import household_wh, pv_wh
+from backend.forecast.weather import SimulatedWeather, slot_weather
 from backend.vpp.dispatch import DispatchProblem, FlexibleLoad, Storage, optimize
 from bench._vpp_ga import optimize_ga
 
 RESOURCES = int(os.environ.get("GRIDLEDGER_BENCH_VPP_RESOURCES", "200"))
 SLOTS = 96
 REPEATS = int(os.environ.get("GRIDLEDGER_BENCH_VPP_REPEATS", "3"))
+FORECAST_METERS = int(os.environ.get("GRIDLEDGER_BENCH_FORECAST_METERS", "1000"))
+FORECAST_DAYS = 28
+FORECAST_START = 1_767_225_600  # 2026-01-01T00:00Z
 
 
 def instance(resources: int = RESOURCES, slots: int = SLOTS, seed: int = 17) -> DispatchProblem:
@@ -107,3 +119,100 @@ def run() -> Iterator[dict[str, Any]]:
     yield {"metric": "ga_cost", "value": round(ga.cost), "unit": "token units"}
     yield {"metric": "cost_ratio_vs_ga", "value": round(lp_cost / ga.cost, 4), "unit": "ratio"}
     yield {"metric": "speedup_vs_ga", "value": round(ga_seconds / lp_seconds, 2), "unit": "x"}
+    yield from forecast_figures()
+
+
+def neighbourhood_meters(meters: int, seed: int = 17) -> list[tuple[float, float, np.ndarray]]:
+    """(lat, lng, FORECAST_DAYS + 1 days of net import) per meter: homes around Seoul of
+    different sizes, 30 % with rooftop PV (net import goes negative at noon)."""
+    rng = np.random.default_rng(seed)
+    provider = SimulatedWeather(seed)
+    slots = (FORECAST_DAYS + 1) * forecaster.SLOTS_PER_DAY
+    out = []
+    for i in range(meters):
+        lat, lng = 37.45 + 0.2 * rng.random(), 126.85 + 0.3 * rng.random()
+        weather = slot_weather(provider, lat=lat, lng=lng, start=FORECAST_START, slots=slots)
+        net = household_wh(FORECAST_START, slots, weather, rng, scale=float(rng.uniform(0.5, 2)))
+        if i % 10 < 3:
+            net = net - pv_wh(slots, weather, rng, capacity_w=float(rng.choice([3e3, 5e3, 8e3])))
+        out.append((lat, lng, net))
+    return out
+
+
+def forecast_figures() -> Iterator[dict[str, Any]]:
+    """Forecast every meter as the API does (weather from the provider, backtest, fit,
+    24 h ahead) and score it on the day after its history, against seasonal-naive."""
+    meters = neighbourhood_meters(FORECAST_METERS)
+    history_slots = FORECAST_DAYS * forecaster.SLOTS_PER_DAY
+    provider = SimulatedWeather(17)
+    model_error = naive_error = 0.0
+    served: dict[str, int] = {}
+    wall, cpu = time.perf_counter(), time.process_time()
+    forecasts, weathers = [], []
+    for lat, lng, series in meters:
+        weather = slot_weather(
+            provider,
+            lat=lat,
+            lng=lng,
+            start=FORECAST_START,
+            slots=history_slots + forecaster.SLOTS_PER_DAY,
+        )
+        weathers.append(weather)
+        forecasts.append(forecaster.forecast(series[:history_slots], FORECAST_START, weather))
+    seconds, cpu_seconds = time.perf_counter() - wall, time.process_time() - cpu
+    yield from imperfect_weather(meters, weathers, history_slots)
+    naive_wall = time.perf_counter()
+    naives = [forecaster.seasonal_naive(s[:history_slots], 96) for _, _, s in meters]
+    naive_seconds = time.perf_counter() - naive_wall
+    for (_, _, series), result, naive in zip(meters, forecasts, naives, strict=True):
+        actual = series[history_slots:]
+        model_error += forecaster.accuracy(np.rint(result.values), actual).mae
+        naive_error += forecaster.accuracy(naive, actual).mae
+        served[result.model] = served.get(result.model, 0) + 1
+    label = f"{FORECAST_METERS}_meters"
+    yield {"metric": f"forecast_s_{label}", "value": round(seconds, 3), "unit": "s"}
+    yield {"metric": f"forecast_cpu_s_{label}", "value": round(cpu_seconds, 3), "unit": "s"}
+    yield {"metric": f"naive_forecast_s_{label}", "value": round(naive_seconds, 3), "unit": "s"}
+    yield {"metric": "forecast_mae_wh", "value": round(model_error / len(meters), 1), "unit": "Wh"}
+    yield {"metric": "naive_mae_wh", "value": round(naive_error / len(meters), 1), "unit": "Wh"}
+    yield {
+        "metric": "forecast_mae_ratio_vs_naive",
+        "value": round(model_error / naive_error, 4),
+        "unit": "ratio",
+    }
+    yield {
+        "metric": "forecast_model_share",
+        "value": round(served.get(forecaster.MODEL_NAME, 0) / len(meters), 3),
+        "unit": "fraction served by the model (rest: seasonal-naive won the backtest)",
+    }
+
+
+def imperfect_weather(
+    meters: list[tuple[float, float, np.ndarray]],
+    weathers: list[dict[str, np.ndarray]],
+    history_slots: int,
+    sample: int = 200,
+) -> Iterator[dict[str, Any]]:
+    """The simulation's weather for tomorrow is exact; a real day-ahead forecast is not. Redo
+    `sample` meters with tomorrow's weather perturbed (temperature ± 2 °C, irradiance ± 25 %,
+    per hour) and report that ratio too."""
+    rng = np.random.default_rng(99)
+    model_error = naive_error = 0.0
+    for (_, _, series), weather in zip(meters[:sample], weathers[:sample], strict=True):
+        noisy = {k: v.copy() for k, v in weather.items()}
+        hours = forecaster.SLOTS_PER_DAY // 4
+        tomorrow = slice(history_slots, None)
+        noisy["temperature_c"][tomorrow] += np.repeat(2.0 * rng.standard_normal(hours), 4)
+        noisy["irradiance_w_m2"][tomorrow] *= np.clip(
+            1 + np.repeat(0.25 * rng.standard_normal(hours), 4), 0, None
+        )
+        result = forecaster.forecast(series[:history_slots], FORECAST_START, noisy)
+        actual = series[history_slots:]
+        model_error += forecaster.accuracy(np.rint(result.values), actual).mae
+        naive = forecaster.seasonal_naive(series[:history_slots], forecaster.SLOTS_PER_DAY)
+        naive_error += forecaster.accuracy(naive, actual).mae
+    yield {
+        "metric": "forecast_mae_ratio_vs_naive_noisy_weather",
+        "value": round(model_error / naive_error, 4),
+        "unit": f"ratio ({min(sample, len(meters))} meters)",
+    }

@@ -173,6 +173,14 @@ class Settings(BaseSettings):
     # VPP dispatch (backend/vpp/dispatch.py): unmet demand and a flexible load's shortfall cost
     # this much per kWh in the optimisation (token units), so a schedule sheds only when it must
     vpp_unmet_penalty_per_kwh: int = Field(default=10_000, ge=1)
+    # Forecasts (backend/forecast): where weather comes from, how much history a forecast reads,
+    # and where a target with no located resource is (its weather)
+    forecast_weather_provider: Literal["simulated"] = "simulated"
+    forecast_weather_seed: int = 0
+    forecast_lookback_hours: int = Field(default=672, ge=168, le=8_760)
+    forecast_default_lat: float = Field(default=37.5665, ge=-90, le=90)
+    forecast_default_lng: float = Field(default=126.978, ge=-180, le=180)
+    forecast_refresh_interval_s: float = Field(default=86_400, gt=0)  # beat: every VPP's refit
 
     # Running the whole stack (`make run`): clock, matcher, simulated neighbourhood
     clock: Literal["wall", "chain"] = (

@@ -36,7 +36,11 @@ def broker_options(broker_url: str, settings: Settings) -> dict[str, Any]:
 def create_celery(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
     broker = settings.resolved_broker_url
-    app = Celery("gridledger", broker=broker, include=["backend.workers.settlement"])
+    app = Celery(
+        "gridledger",
+        broker=broker,
+        include=["backend.workers.settlement", "backend.workers.forecast"],
+    )
     app.conf.update(
         broker_transport_options=broker_options(broker, settings),
         broker_connection_retry_on_startup=True,
@@ -62,6 +66,10 @@ def create_celery(settings: Settings | None = None) -> Celery:
             "record-settlement-corrections": {
                 "task": "settlement.record_corrections",
                 "schedule": settings.settlement_beat_interval_s * 10,
+            },
+            "refresh-vpp-forecasts": {
+                "task": "forecast.refresh_vpps",
+                "schedule": settings.forecast_refresh_interval_s,
             },
         },
     )

@@ -9,6 +9,7 @@ from backend.api.routes import (
     deadletters,
     dr,
     energy,
+    forecast,
     meters,
     public,
     recs,
@@ -38,6 +39,7 @@ api_router.include_router(things.router)
 api_router.include_router(vpp.router)
 api_router.include_router(deadletters.router)
 api_router.include_router(dr.router)
+api_router.include_router(forecast.router)
 
 # Anonymous GETs whose response is the same for every caller: served from each worker's
 # read cache (backend/api/read_cache.py). Never list a route that reads the caller.

@@ -11,7 +11,7 @@ import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = "i18_vtn_openadr"
-down_revision = "i15_poison_dead_letters"
+down_revision = "i18_dr_programs"
 branch_labels = None
 depends_on = None
 
