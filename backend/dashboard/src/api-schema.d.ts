@@ -1578,6 +1578,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/energy/forecast": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Forecast
+         * @description Energy per 15-minute slot (integer Wh, slot starts in UTC) for the next `horizon` hours
+         *     of a meter (net import, from its readings), a resource or VPP (output, from telemetry) or a
+         *     grid area (net import of its resources' meters). Needs ≥ 168 h of stored history. The
+         *     answer names the model that won the backtest on the last stored day and both its and the
+         *     seasonal-naive baseline's MAE/MAPE; the forecast is stored with its inputs.
+         */
+        post: operations["forecast_v1_energy_forecast_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/health": {
         parameters: {
             query?: never;
@@ -1668,6 +1692,19 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
+        };
+        /** Accuracy */
+        Accuracy: {
+            /**
+             * Maewh
+             * @description mean absolute error per slot, Wh
+             */
+            maeWh: number;
+            /**
+             * Mape
+             * @description mean absolute percentage error (fraction)
+             */
+            mape: number | null;
         };
         /** ApiKeyCreate */
         ApiKeyCreate: {
@@ -1777,6 +1814,20 @@ export interface components {
             first_broken_id: number | null;
             /** Problem */
             problem: string | null;
+        };
+        /**
+         * Backtest
+         * @description Both forecasters fitted on the history but its last 24 h, scored on those 24 h.
+         */
+        Backtest: {
+            /**
+             * Heldoutfrom
+             * Format: date-time
+             */
+            heldOutFrom: string;
+            model: components["schemas"]["Accuracy"];
+            /** @description seasonal-naive: the same slot the day before */
+            naive: components["schemas"]["Accuracy"];
         };
         /**
          * BaselineMethod
@@ -2519,6 +2570,95 @@ export interface components {
             digest: string;
             /** Proof */
             proof: string[];
+        };
+        /** ForecastPoint */
+        ForecastPoint: {
+            /**
+             * Timestamp
+             * Format: date-time
+             * @description start of the slot (UTC)
+             */
+            timestamp: string;
+            /**
+             * Value
+             * @description energy in the slot, Wh
+             */
+            value: number;
+        };
+        /** ForecastRequest */
+        ForecastRequest: {
+            /** @description meter, resource, vpp or area */
+            target: components["schemas"]["TargetKind"];
+            /**
+             * Targetid
+             * @description meter id, resource or VPP id, grid area
+             */
+            targetId: string;
+            /**
+             * Horizon
+             * @description hours ahead
+             * @default 24
+             */
+            horizon?: number;
+            /**
+             * Resolution
+             * @description minutes per value
+             * @default 15
+             * @constant
+             */
+            resolution?: 15;
+            /**
+             * Start
+             * @description start of the first slot, on a 15-minute boundary (default: next)
+             */
+            start?: string | null;
+            /**
+             * Verifiedonly
+             * @description meters and areas: read verified readings only
+             * @default false
+             */
+            verifiedOnly?: boolean;
+        };
+        /** ForecastResult */
+        ForecastResult: {
+            /**
+             * Forecastid
+             * Format: uuid
+             */
+            forecastId: string;
+            target: components["schemas"]["TargetKind"];
+            /** Targetid */
+            targetId: string;
+            /** @description netImportWh (meter, area) or outputWh */
+            quantity: components["schemas"]["Quantity"];
+            /**
+             * Unit
+             * @default Wh
+             * @constant
+             */
+            unit?: "Wh";
+            /** Horizon */
+            horizon: number;
+            /** Resolution */
+            resolution: number;
+            /** Model */
+            model: string;
+            /** Values */
+            values: components["schemas"]["ForecastPoint"][];
+            backtest: components["schemas"]["Backtest"];
+            weather: components["schemas"]["WeatherUsed"];
+            /**
+             * Historyfrom
+             * Format: date-time
+             */
+            historyFrom: string;
+            /** Historyslots */
+            historySlots: number;
+            /**
+             * Createdat
+             * Format: date-time
+             */
+            createdAt: string;
         };
         /** GridSchedule */
         GridSchedule: {
@@ -3340,6 +3480,11 @@ export interface components {
          */
         ProgramType: "capacity" | "economic" | "emergency" | "peak_pricing";
         /**
+         * Quantity
+         * @enum {string}
+         */
+        Quantity: "netImportWh" | "outputWh";
+        /**
          * RawTransaction
          * @description A transaction signed by the caller's own wallet (`eth_signTransaction` output).
          */
@@ -3927,6 +4072,19 @@ export interface components {
             market: components["schemas"]["MarketSummary"];
             registry: components["schemas"]["RegistrySummary"];
         };
+        /**
+         * TargetKind
+         * @description What is forecast, and from which history:
+         *
+         *     - `meter`: the meter's net import (import − export, Wh) from its settlement readings, the
+         *       latest revision of each interval, verified or not (`verifiedOnly` narrows to verified);
+         *     - `resource`: the DER's output (Wh, positive feeds the grid) from its `output` telemetry,
+         *       averaged per 15 minutes;
+         *     - `vpp`: the sum of its current members' outputs (as `resource`);
+         *     - `area`: the summed net import of the meters behind the area's active resources.
+         * @enum {string}
+         */
+        TargetKind: "meter" | "resource" | "vpp" | "area";
         /** TokenInfo */
         TokenInfo: {
             /** Address */
@@ -4193,6 +4351,15 @@ export interface components {
              * @default /v1/chain/transactions
              */
             relay?: string;
+        };
+        /** WeatherUsed */
+        WeatherUsed: {
+            /** Provider */
+            provider: string;
+            /** Latitude */
+            latitude: number;
+            /** Longitude */
+            longitude: number;
         };
         /**
          * Withdrawal
@@ -11473,6 +11640,107 @@ export interface operations {
             };
             /** @description Unknown demand-response event */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate-limit window resets (the body's `retry_after`) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    forecast_v1_energy_forecast_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ForecastRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForecastResult"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed to read this target's history */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown meter, resource, VPP or grid area */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
