@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import Any, cast
 
 import httpx
 
@@ -16,10 +17,29 @@ from backend.core.db import make_engine
 from indexer.base import Indexer, IndexerConfig
 from indexer.rebuild import mirror_lost_blocks, rebuild_mirror
 from indexer.reset import mirror_table
+from indexer.rpc import RpcClient
 from tests.fixtures.app import app_on
 from tests.fixtures.indexing import catch_up
 from tests.fixtures.mirror_check import assert_mirror_equals_chain, mirror_snapshot
 from tests.fixtures.server import serve, stepping
+
+
+class WaitingRpc:
+    """The indexer's RPC client whose calls wait for `ready` first: a rebuild using it is
+    inside its transaction (mirror tables emptied, not yet refilled) until `ready` is set,
+    however fast the machine."""
+
+    def __init__(self, rpc: RpcClient, ready: threading.Event) -> None:
+        self.rpc, self.ready = rpc, ready
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.rpc, name)
+
+        def waiting(*args: Any, **kwargs: Any) -> Any:
+            assert self.ready.wait(timeout=60), "the API was not read during the rebuild"
+            return method(*args, **kwargs)
+
+        return waiting
 
 
 def test_rebuild_equals_the_mirror_before_while_the_api_answers(devnet, make_indexer, fresh_pg_url):
@@ -41,18 +61,25 @@ def test_rebuild_equals_the_mirror_before_while_the_api_answers(devnet, make_ind
     with serve(app) as base_url:
         expected = httpx.get(f"{base_url}/v1/public/summary", timeout=10).json()
 
+        read_thrice = threading.Event()
+
         def read_while_rebuilding():
             with httpx.Client(base_url=base_url, timeout=10) as client:
                 while not stop.is_set():
                     reply = client.get("/v1/public/summary")
                     answers.append({"status": reply.status_code, **reply.json()})
+                    if len(answers) >= 3:
+                        read_thrice.set()
 
         reader = threading.Thread(target=read_while_rebuilding, daemon=True)
         # a live indexer keeps stepping: the rebuild's lock makes it wait, then resume
         with stepping(lambda: catch_up(indexer), interval_s=0.01):
             reader.start()
-            report = rebuild_mirror(
-                engine, indexer.rpc, devnet.deployment, IndexerConfig(finality_depth=6)
+            report = rebuild_mirror(  # its first RPC call (tables emptied) waits for 3 reads
+                engine,
+                cast(RpcClient, WaitingRpc(indexer.rpc, read_thrice)),
+                devnet.deployment,
+                IndexerConfig(finality_depth=6),
             )
             stop.set()
             reader.join(timeout=30)
