@@ -26,6 +26,7 @@ from backend.core.config import PROJECT_ROOT
 from backend.core.db import make_engine
 from backend.core.processes import stop_process
 from backend.recs.verify import passed, verify_certificate
+from tests.fixtures.processes import child_running
 
 GATE_DELAY_S = 300  # Settings.settlement_gate_delay_s
 SETTLED = 2  # IEnergyMarket.TradeStatus.Settled
@@ -325,19 +326,6 @@ def test_the_admin_command_proposes_on_the_running_devnet(stack):
     assert operation_id in admin("list")
 
 
-def child_running(stack: Stack, module: str) -> int:
-    """The pid of the stack's child process running `python -m module`."""
-    for proc in Path("/proc").iterdir():
-        try:
-            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-        except (OSError, ValueError, IndexError):
-            continue
-        if ppid == stack.process.pid and module.encode() in argv:
-            return int(proc.name)
-    raise AssertionError(f"no child runs {module}")
-
-
 def beat_heartbeat_pid(stack: Stack) -> int | None:
     rows = stack.rows("SELECT pid FROM component_heartbeats WHERE component = 'beat'")
     return rows[0][0] if rows else None
@@ -346,7 +334,7 @@ def beat_heartbeat_pid(stack: Stack) -> int | None:
 def test_a_killed_component_is_restarted_and_the_stack_runs_on(stack):
     """kill -9 on the beat (the failure in issue 15): the supervisor says what died, how often,
     restarts it, and the new beat ticks; nothing else stops."""
-    beat = child_running(stack, "backend.workers.beat")
+    beat = child_running(stack.process.pid, "backend.workers.beat")
     assert beat_heartbeat_pid(stack) == beat
     os.kill(beat, signal.SIGKILL)
     wait_for(stack.process, stack.output, "[    beat] restarted (restart 1)", timeout_s=60)
@@ -355,7 +343,7 @@ def test_a_killed_component_is_restarted_and_the_stack_runs_on(stack):
     while beat_heartbeat_pid(stack) in (beat, None):
         assert time.monotonic() < deadline, "the restarted beat does not tick"
         time.sleep(0.5)
-    assert beat_heartbeat_pid(stack) == child_running(stack, "backend.workers.beat")
+    assert beat_heartbeat_pid(stack) == child_running(stack.process.pid, "backend.workers.beat")
     assert stack.process.poll() is None
 
 

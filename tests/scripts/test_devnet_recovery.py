@@ -34,7 +34,7 @@ from scripts.devnet import resync_mirror
 from scripts.workload import Workload
 from tests.fixtures.indexing import catch_up
 from tests.fixtures.mirror_check import assert_mirror_equals_chain, mirror_snapshot
-from tests.fixtures.processes import kill_tree
+from tests.fixtures.processes import child_running, kill_tree
 
 pytestmark = pytest.mark.anvil
 ZERO = "0x" + "0" * 40
@@ -198,19 +198,6 @@ def settled_books(data_dir: Path, rpc_url: str, timeout_s: float = 90) -> tuple:
         previous = current
 
 
-def child_pid(parent: int, program: str) -> int:
-    """The pid of `parent`'s child whose executable's name is `program`."""
-    for proc in Path("/proc").iterdir():
-        try:
-            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            argv0 = (proc / "cmdline").read_bytes().split(b"\0")[0]
-        except (OSError, ValueError, IndexError):
-            continue
-        if ppid == parent and Path(argv0.decode()).name == program:
-            return int(proc.name)
-    raise AssertionError(f"no child of {parent} runs {program}")
-
-
 def wait_for_text(path: Path, marker: str, process: subprocess.Popen, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while marker not in path.read_text():
@@ -236,7 +223,7 @@ def test_make_run_killed_with_sigkill_resumes_the_same_chain_and_books(tmp_path)
         trades, balances = settled_books(tmp_path, rpc_url)
         assert len(trades) >= 5 and any(t[6] == "settled" for t in trades)
         # Anvil alone killed: make run restarts it from its state and runs on, same books
-        os.kill(child_pid(stack.pid, "anvil"), signal.SIGKILL)
+        os.kill(child_running(stack.pid, "anvil"), signal.SIGKILL)
         wait_for_text(output, "[   anvil] restarted at block", stack, timeout_s=60)
         assert "[   anvil] died with exit code -9 (1 death(s)" in output.read_text()
         assert stack.poll() is None
