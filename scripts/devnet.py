@@ -390,6 +390,12 @@ class Stack:
             f"meter readings from {config.mqtt_host}:{config.mqtt_broker_port} "
             f"{config.mqtt_topic_root}/+/+/+/+",
         )
+        self.start("dispatcher", module="backend.vpp.dispatcher")
+        say(
+            "dispatcher",
+            f"VPP commands on {config.mqtt_topic_root}/+/+/+/command|config, acknowledgements "
+            f"within {config.vpp_ack_timeout_s} s",
+        )
         self.start("vtn", module="backend.openadr")
         say("vtn", f"OpenADR 2.0b VTN at {config.vtn_url} (known VENs, client certificates)")
         self.warn_if_chain_time_ahead()

@@ -19,6 +19,7 @@ import json
 import logging
 import re
 import time
+import uuid
 import weakref
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable
@@ -43,11 +44,15 @@ from backend.market.book_feed import (
     snapshot_body,
 )
 from backend.market.trades import public_trade
+from backend.resources.telemetry import TELEMETRY_TOPIC
+from backend.vpp import live
 from indexer.models import Trade
 
 log = logging.getLogger("gridledger.api")
 
-CHANNEL = re.compile(r"^(trades|settlements|recs|trading\.market\.(energy|rec)-[0-9]{1,18})$")
+CHANNEL = re.compile(
+    rf"^(trades|settlements|recs|trading\.market\.(energy|rec)-[0-9]{{1,18}}|{live.CHANNEL})$"
+)
 MARKET_PREFIX = "trading.market."
 MAX_CHANNELS = 100
 
@@ -84,8 +89,11 @@ def route_message(
 class Subscriber:
     """One socket: its channels, its order-book sequence numbers and its outgoing queue."""
 
-    def __init__(self, address: str, book: BookFeed, max_queue: int) -> None:
+    def __init__(
+        self, address: str, book: BookFeed, max_queue: int, account_id: uuid.UUID | None = None
+    ) -> None:
         self.address = address
+        self.account_id = account_id  # who the socket authenticated as (None: anonymous)
         self.book = book
         self.channels: set[str] = set()
         self.max_queue = max_queue
@@ -136,10 +144,10 @@ class WsHub:
         if self.per_address[address] <= 0:
             del self.per_address[address]
 
-    async def join(self, address: str) -> Subscriber:
+    async def join(self, address: str, account_id: uuid.UUID | None = None) -> Subscriber:
         """A subscriber with no channels yet; starts the pump for the first one and waits until
         it knows where the outbox ends (a message published after this returns is delivered)."""
-        subscriber = Subscriber(address, BookFeed(self.now), self.settings.ws_max_queue)
+        subscriber = Subscriber(address, BookFeed(self.now), self.settings.ws_max_queue, account_id)
         self.subscribers.add(subscriber)
         if self.pump is None:
             self.ready.clear()
@@ -172,6 +180,8 @@ class WsHub:
         if action == "subscribe" and len(subscriber.channels | set(channels)) > MAX_CHANNELS:
             subscriber.push(envelope("system", {"error": f"at most {MAX_CHANNELS} channels"}))
             return
+        if action == "subscribe":
+            channels = await self._authorised(subscriber, channels)
         async with self.lock:
             if action == "unsubscribe":
                 self._drop(subscriber, set(channels))
@@ -185,6 +195,29 @@ class WsHub:
             if action == "subscribe":
                 for channel in dict.fromkeys(c for c in channels if c.startswith(MARKET_PREFIX)):
                     await self._snapshot(subscriber, channel)
+
+    async def _authorised(self, subscriber: Subscriber, channels: list[str]) -> list[str]:
+        """The channels the socket may follow; a `vpp.<id>.status` only for the VPP's
+        aggregator and its members' owners (refusals named on the `system` channel)."""
+        vpps = {c: live.vpp_of(c) for c in channels if live.vpp_of(c) is not None}
+        if not vpps:
+            return channels
+        account = subscriber.account_id
+
+        def read(session: Session) -> set[str]:
+            return {c for c, v in vpps.items() if v and live.may_follow(session, account, v)}
+
+        try:
+            allowed = await self._read(read)
+        except SQLAlchemyError:
+            allowed = set()
+        refused = sorted(set(vpps) - allowed)
+        if refused:
+            reason = "sign in first" if account is None else "not your VPP"
+            subscriber.push(
+                envelope("system", {"error": "forbidden", "detail": reason, "channels": refused})
+            )
+        return [c for c in channels if c not in refused]
 
     def _drop(self, subscriber: Subscriber, channels: set[str]) -> None:
         for channel in channels & subscriber.channels:
@@ -237,6 +270,9 @@ class WsHub:
             if topic == "chain.reorg":  # fills may have vanished: every followed book starts over
                 await self._resnapshot(followed)
                 return
+            if topic == TELEMETRY_TOPIC:
+                await self._telemetry(payload, wanted)
+                return
             if topic.startswith("certificate."):  # the payload is the message: no read
                 for subscriber in self.by_channel.get("recs", ()):
                     subscriber.push(envelope("recs", {"event": topic, **payload}))
@@ -265,6 +301,20 @@ class WsHub:
                 for subscriber in self.by_channel.get(channel_of(market_id), ()):
                     for channel, delta in subscriber.book.deltas({market_id: changes[market_id]}):
                         subscriber.push(envelope(channel, delta))
+
+    async def _telemetry(self, payload: Json, wanted: set[str]) -> None:
+        """DER telemetry to the live channels (backend/vpp/live.py): one read, if any."""
+        followed = {c for c in wanted if c in (live.CONSUMPTION, live.SOLAR) or live.vpp_of(c)}
+        if not followed:
+            return
+        try:
+            updates = await self._read(partial(_telemetry_updates, payload, followed))
+        except (GridLedgerError, SQLAlchemyError, ValueError) as exc:
+            log.warning("telemetry update not routed: %s", exc)
+            return
+        for channel, body in updates:
+            for subscriber in self.by_channel.get(channel, ()):
+                subscriber.push(envelope(channel, body))
 
     async def _resnapshot(self, followed: set[str]) -> None:
         for market_id in followed:
@@ -329,6 +379,10 @@ class WsHub:
     def _tail_read(self, tail: OutboxTail) -> list[tuple[int, str, Json]]:
         with self.sessions() as session:
             return tail.read(session)
+
+
+def _telemetry_updates(payload: Json, wanted: set[str], session: Session) -> list[tuple[str, Json]]:
+    return live.telemetry_updates(session, payload, wanted)
 
 
 def hub_for(state: object, settings: Settings, sessions: Sessions, now: Callable[[], int]) -> WsHub:

@@ -173,6 +173,22 @@ class Settings(BaseSettings):
     # VPP dispatch (backend/vpp/dispatch.py): unmet demand and a flexible load's shortfall cost
     # this much per kWh in the optimisation (token units), so a schedule sheds only when it must
     vpp_unmet_penalty_per_kwh: int = Field(default=10_000, ge=1)
+    # Downlink (backend/vpp/downlink.py, the `dispatcher` process): a device must acknowledge a
+    # command within `vpp_ack_timeout_s` of its publication or the command is late; a command the
+    # broker refused this many times fails; the dispatcher polls for work this often
+    vpp_ack_timeout_s: int = Field(default=60, ge=1)
+    vpp_publish_attempts: int = Field(default=5, ge=1)
+    vpp_dispatch_poll_s: float = Field(default=1.0, gt=0)
+    vpp_dispatch_client_id: str = "gridledger-dispatcher"
+    # Schedule following (backend/vpp/adherence.py): a slot is followed when the measured mean
+    # power is within this share of the resource's rated power of the setpoint
+    vpp_adherence_tolerance: float = Field(default=0.1, ge=0, le=1)
+    # The daily optimisation (beat task `vpp.optimize_daily`): how often the beat asks (it runs
+    # once per VPP and UTC day), the days of trades that give the price of each time of day, and
+    # the price per kWh (token units) when the market has no trades yet
+    vpp_daily_interval_s: float = Field(default=3_600, gt=0)
+    vpp_price_lookback_days: int = Field(default=7, ge=1, le=90)
+    vpp_default_price_per_kwh: int = Field(default=100, ge=0)
     # Forecasts (backend/forecast): where weather comes from, how much history a forecast reads,
     # and where a target with no located resource is (its weather)
     forecast_weather_provider: Literal["simulated"] = "simulated"

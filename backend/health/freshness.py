@@ -8,7 +8,11 @@ Each check compares a figure against its threshold in settings (GRIDLEDGER_HEALT
   it should have one (hour end + gate + missing-data deadline);
 - matcher, mqtt, beat: wall seconds since the component's last heartbeat;
 - outbox: the oldest unpublished outbox row, when a Redis stream is fed (without Redis the
-  API tails the table itself and nothing needs publishing).
+  API tails the table itself and nothing needs publishing);
+- dispatch: VPP commands the dispatcher should have handled — the oldest still pending
+  (not published) or still `sent` past its acknowledgement deadline (not yet marked late);
+  the late and failed commands of the last hour are counted (devices' faults, shown, not
+  degrading).
 `now` is the settlement clock; heartbeats and the outbox are judged by the wall clock.
 """
 
@@ -25,6 +29,7 @@ from backend.core.config import Settings
 from backend.health.heartbeats import WATCHED, heartbeats
 from backend.meters.models import MeterReading
 from backend.settlement.models import BatchStatus, IssuanceStatus, RecIssuance, SettlementBatch
+from backend.vpp.models import CommandState, DispatchCommand
 from indexer.models import Device, DeviceStatus, OutboxMessage, Trade, TradeStatus
 
 HOUR = 3600
@@ -169,6 +174,50 @@ def outbox(session: Session, settings: Settings, wall_now: float) -> Freshness:
     return check
 
 
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def dispatch(session: Session, settings: Settings, wall_now: float) -> Freshness:
+    wall = datetime.fromtimestamp(wall_now, UTC)
+    pending, oldest_pending = session.exec(
+        select(func.count(), func.min(DispatchCommand.created_at)).where(
+            DispatchCommand.state == CommandState.PENDING.value
+        )
+    ).one()
+    overdue, oldest_deadline = session.exec(
+        select(func.count(), func.min(DispatchCommand.ack_by)).where(
+            DispatchCommand.state == CommandState.SENT.value, col(DispatchCommand.ack_by) < wall
+        )
+    ).one()
+    recent = session.exec(
+        select(DispatchCommand.state, func.count())
+        .where(
+            col(DispatchCommand.state).in_([CommandState.LATE.value, CommandState.FAILED.value]),
+            col(DispatchCommand.created_at) >= datetime.fromtimestamp(wall_now - HOUR, UTC),
+        )
+        .group_by(col(DispatchCommand.state))
+    ).all()
+    counts = dict(recent)
+    stalled = [_aware(t) for t in (oldest_pending, oldest_deadline) if t is not None]
+    since = min(stalled) if stalled else None
+    age_s = round(max(wall_now - since.timestamp(), 0), 1) if since else 0
+    check = Freshness(
+        ok=age_s <= settings.health_heartbeat_max_age_s,
+        figures={
+            "pending": pending,
+            "overdue": overdue,
+            "late_last_hour": counts.get(CommandState.LATE.value, 0),
+            "failed_last_hour": counts.get(CommandState.FAILED.value, 0),
+            "stalled_s": age_s,
+        },
+    )
+    if not check.ok and since is not None:
+        check.late = f"{pending} command(s) not published, {overdue} not marked late"
+        check.since = iso(since.timestamp())
+    return check
+
+
 def freshness(
     session: Session, settings: Settings, *, now: int, wall_now: float | None = None
 ) -> dict[str, Freshness]:
@@ -179,6 +228,7 @@ def freshness(
         "issuance": issuance(session, settings, now),
         **heartbeat_checks(session, settings, wall_now),
         "outbox": outbox(session, settings, wall_now),
+        "dispatch": dispatch(session, settings, wall_now),
     }
 
 

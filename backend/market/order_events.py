@@ -32,22 +32,35 @@ log = logging.getLogger("gridledger.market")
 
 def announce(session: Session, settings: Settings, topic: str, order: SignedOrder) -> None:
     """Queue `topic` about `order` in the session's transaction; relayed after it commits."""
+    queue_message(
+        session,
+        settings,
+        topic,
+        {
+            "order_hash": order.order_hash,
+            "market_id": market_id_of(
+                product=order.product,
+                asset_id=order.asset_id,
+                delivery_start=order.delivery_start,
+            ),
+            "side": SIDE_NAMES[order.side],
+            "price": str(order.price),  # an amount: a decimal string (core.json_ints)
+        },
+    )
+
+
+def queue_message(
+    session: Session, settings: Settings, topic: str, payload: dict[str, object]
+) -> None:
+    """Queue any API-side outbox message (block 0) in the session's transaction; relayed to
+    the Redis stream after it commits (DER telemetry uses it too, backend/resources)."""
     session.add(
         OutboxMessage(
             chain_id=settings.chain_id,
             block_number=0,
             topic=topic,
             created_at=utc_now(),
-            payload={
-                "order_hash": order.order_hash,
-                "market_id": market_id_of(
-                    product=order.product,
-                    asset_id=order.asset_id,
-                    delivery_start=order.delivery_start,
-                ),
-                "side": SIDE_NAMES[order.side],
-                "price": str(order.price),  # an amount: a decimal string (core.json_ints)
-            },
+            payload=payload,
         )
     )
     if settings.redis_url and "outbox_settings" not in session.info:

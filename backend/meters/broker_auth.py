@@ -1,10 +1,12 @@
 """Per-device MQTT logins for Mosquitto: a password file and an ACL generated from the meters.
 
 Each meter logs in with its meter id (0x-hex, what it puts in the topic's deviceId) and the
-password given at registration; the ACL lets it publish only under its own deviceId
-(`pattern write energy-cloud/+/+/%u/+`). The ingestion subscriber has its own login that may
-read everything. Hashes use Mosquitto's own format (`$7$`: PBKDF2-HMAC-SHA512, 210,000 rounds,
-12-byte salt), so the broker checks them itself; `verify` checks the same hashes in Python.
+password given at registration, each DER with its resource id and its password; the ACL lets a
+device publish only its own telemetry (`pattern write energy-cloud/+/+/%u/<metric>`) and read
+only its own `command` and `config` topics, which only the service login may write. The
+ingestion subscriber has its own login that may read everything. Hashes use Mosquitto's own
+format (`$7$`: PBKDF2-HMAC-SHA512, 210,000 rounds, 12-byte salt), so the broker checks them
+itself; `verify` checks the same hashes in Python.
 
 `python -m backend.meters.broker_auth PASSWORD_FILE ACL_FILE` writes both files; point
 Mosquitto's `password_file`/`acl_file` at them, set `allow_anonymous false`, and send it
@@ -46,12 +48,21 @@ def verify(password: str, stored: str) -> bool:
     return hmac.compare_digest(base64.b64encode(expected).decode(), digest)
 
 
+DEVICE_METRICS = ("reading", "consumption", "generation", "output", "soc", "status")
+DOWNLINK = ("command", "config")  # backend/vpp/downlink.py
+
+
 def acl_text(*, topic_root: str, service_user: str) -> str:
+    """The service login reads everything and writes the downlink; a device (username: its
+    meter or resource id) writes only its own telemetry and status (its acknowledgements) and
+    reads only its own command and config topics."""
     lines = [
         f"user {service_user}",
         f"topic read {topic_root}/#",
+        *(f"topic write {topic_root}/+/+/+/{metric}" for metric in DOWNLINK),
         "",
-        f"pattern write {topic_root}/+/+/%u/+",
+        *(f"pattern write {topic_root}/+/+/%u/{metric}" for metric in DEVICE_METRICS),
+        *(f"pattern read {topic_root}/+/+/%u/{metric}" for metric in DOWNLINK),
         "",
     ]
     return "\n".join(lines)
@@ -62,9 +73,10 @@ def write_broker_auth(
 ) -> int:
     """Write the password file (service login + every meter with an MQTT password) and the ACL.
 
-    Returns the number of meter logins written.
+    Returns the number of device logins written (meters, then active DERs with a password).
     """
     from backend.meters.models import Meter
+    from backend.resources.models import DerResource, ResourceStatus
 
     if not settings.mqtt_username or not settings.mqtt_password.get_secret_value():
         raise ValueError(
@@ -81,6 +93,17 @@ def write_broker_auth(
     count = 0
     for meter in meters:
         lines.append(f"{meter.meter_id}:{meter.mqtt_password_hash}")
+        count += 1
+    devices = session.exec(
+        select(DerResource)
+        .where(
+            col(DerResource.mqtt_password_hash).is_not(None),
+            DerResource.status == ResourceStatus.ACTIVE.value,
+        )
+        .order_by(col(DerResource.id))
+    )
+    for resource in devices:
+        lines.append(f"{resource.id}:{resource.mqtt_password_hash}")
         count += 1
     for path, text in (
         (password_file, "\n".join(lines) + "\n"),
@@ -106,7 +129,7 @@ def main(argv: list[str]) -> int:
         count = write_broker_auth(
             session, password_file=Path(argv[0]), acl_file=Path(argv[1]), settings=get_settings()
         )
-    print(f"wrote {count} meter logins")
+    print(f"wrote {count} device logins")
     return 0
 
 

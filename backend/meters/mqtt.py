@@ -230,7 +230,7 @@ class Subscriber:
         result = None
         with Session(self.engine) as session:
             if samples:
-                stored, reasons = telemetry.record_samples(session, samples)
+                stored, reasons = telemetry.record_samples(session, samples, settings=self.settings)
                 self.totals["telemetry"] = self.totals.get("telemetry", 0) + stored
                 self.totals["rejected"] += len(reasons)
                 for reason in reasons:

@@ -73,6 +73,8 @@ class DerResource(SQLModel, table=True):
     charge_efficiency: float = 1.0
     discharge_efficiency: float = 1.0
     available: bool = True  # the owner lets it be dispatched
+    # the device's broker login (username: the resource id), Mosquitto's hash format
+    mqtt_password_hash: str | None = Field(default=None, max_length=255)
     status: str = Field(default=ResourceStatus.ACTIVE.value, max_length=16)  # ResourceStatus
     output_w: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     soc_wh: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))

@@ -48,6 +48,13 @@ class ResourceCreate(BaseModel):
     charge_efficiency: Efficiency = 1.0
     discharge_efficiency: Efficiency = 1.0
     available: bool = True
+    mqtt_password: str | None = Field(
+        default=None,
+        min_length=12,
+        max_length=200,
+        description="the device's MQTT broker password (its username is the resource id); "
+        "it may read its own command and config topics and write its own telemetry",
+    )
 
 
 class ResourceUpdate(BaseModel):

@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 
 from backend.accounts.models import Account
 from backend.core.utc import utc_now
+from backend.meters.broker_auth import mosquitto_hash
 from backend.meters.services import owned_meter
 from backend.resources.errors import (
     ResourceAccessDenied,
@@ -110,6 +111,7 @@ def register_resource(session: Session, owner: Account, data: ResourceCreate) ->
         charge_efficiency=data.charge_efficiency,
         discharge_efficiency=data.discharge_efficiency,
         available=data.available,
+        mqtt_password_hash=mosquitto_hash(data.mqtt_password) if data.mqtt_password else None,
     )
     check_limits(resource)
     session.add(resource)

@@ -17,12 +17,15 @@ from datetime import UTC, datetime
 import orjson
 from sqlmodel import Session, col, select
 
+from backend.core.config import Settings
+from backend.market.order_events import queue_message
 from backend.resources.errors import TelemetryRejected
 from backend.resources.models import DerResource, ResourceStatus, TelemetryMetric, TelemetrySample
 
 POWER_UNITS = {"W": 1, "kW": 1_000}
 ENERGY_UNITS = {"Wh": 1, "kWh": 1_000}
 METRICS = frozenset(m.value for m in TelemetryMetric)
+TELEMETRY_TOPIC = "der.telemetry"  # outbox: {"resources": [ids that reported], "at": unix s}
 
 
 @dataclass(frozen=True)
@@ -103,14 +106,20 @@ def integer_value(sample: Sample, resource: DerResource) -> int:
     return wh
 
 
-def record_samples(session: Session, samples: list[Sample]) -> tuple[int, list[str]]:
+def record_samples(
+    session: Session, samples: list[Sample], *, settings: Settings | None = None
+) -> tuple[int, list[str]]:
     """Store the samples of active resources and advance their latest state; returns how many
-    were stored and why the others were not. The caller commits."""
+    were stored and why the others were not. With `settings`, one `der.telemetry` outbox
+    message names the resources that reported (the WebSocket's live channels,
+    backend/vpp/live.py). The caller commits."""
     ids = {s.resource_id for s in samples}
     resources = {
         r.id: r for r in session.exec(select(DerResource).where(col(DerResource.id).in_(ids)))
     }
     stored, reasons = 0, []
+    reported: set[uuid.UUID] = set()
+    latest = 0
     for sample in sorted(samples, key=lambda s: s.at):
         resource = resources.get(sample.resource_id)
         if resource is None or resource.status == ResourceStatus.DECOMMISSIONED:
@@ -131,6 +140,8 @@ def record_samples(session: Session, samples: list[Sample]) -> tuple[int, list[s
             )
         )
         stored += 1
+        reported.add(resource.id)
+        latest = max(latest, sample.at)
         at = datetime.fromtimestamp(sample.at, UTC)
         if resource.state_at is None or at >= resource.state_at:
             resource.state_at = at
@@ -139,5 +150,8 @@ def record_samples(session: Session, samples: list[Sample]) -> tuple[int, list[s
             elif sample.metric == TelemetryMetric.SOC:
                 resource.soc_wh = value
             session.add(resource)
+    if settings is not None and reported:
+        payload = {"resources": sorted(str(r) for r in reported), "at": latest}
+        queue_message(session, settings, TELEMETRY_TOPIC, payload)
     session.flush()
     return stored, reasons

@@ -26,3 +26,8 @@ class NotAMember(NotFound):
 class ResourceOutsideVppArea(InvalidInput):
     code = "resource-outside-vpp-area"
     title = "The resource is not in the VPP's grid area"
+
+
+class ScheduleNotFound(NotFound):
+    code = "vpp-schedule-not-found"
+    title = "Unknown schedule of this VPP"

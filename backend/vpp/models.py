@@ -82,3 +82,62 @@ class VppSchedule(SQLModel, table=True):
     inputs: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     result: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utc_now)
+
+
+class VppDailySchedule(SQLModel, table=True):
+    """The daily optimisation's run for one VPP and one UTC day: the primary key makes the
+    beat's task idempotent (a second run of the same day finds the row and does nothing)."""
+
+    __tablename__ = "vpp_daily_schedules"
+
+    vpp_id: uuid.UUID = Field(foreign_key="vpps.id", primary_key=True)
+    day_start: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    schedule_id: uuid.UUID = Field(foreign_key="vpp_schedules.id")
+    created_at: datetime = Field(default_factory=utc_now)
+
+
+class CommandKind(StrEnum):
+    """What goes down to a device (backend/vpp/downlink.py has the payloads)."""
+
+    SCHEDULE = "schedule"  # a day of setpoints, on `…/command`
+    SETPOINT = "setpoint"  # one setpoint until a time, on `…/command`
+    CONFIG = "config"  # limits and reporting interval, on `…/config`
+
+
+class CommandState(StrEnum):
+    """pending → sent (the broker took it, QoS 1) → acked (the device acknowledged it in time);
+    sent → late when no acknowledgement came by `ack_by` (a late acknowledgement is recorded
+    in `acked_at` but the command stays late); failed when the device rejected it or it could
+    not be published within the attempts allowed."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    ACKED = "acked"
+    LATE = "late"
+    FAILED = "failed"
+
+
+class DispatchCommand(SQLModel, table=True):
+    """One message to one device, with its delivery and acknowledgement state."""
+
+    __tablename__ = "dispatch_commands"
+    __table_args__ = (
+        Index("ix_dispatch_commands_vpp_created", "vpp_id", "created_at"),
+        Index("ix_dispatch_commands_state", "state"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)  # the commandId
+    vpp_id: uuid.UUID = Field(foreign_key="vpps.id")
+    schedule_id: uuid.UUID | None = Field(default=None, foreign_key="vpp_schedules.id")
+    resource_id: uuid.UUID = Field(foreign_key="der_resources.id", index=True)
+    kind: str = Field(max_length=16)  # CommandKind
+    topic: str = Field(max_length=255)
+    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    state: str = Field(default=CommandState.PENDING.value, max_length=16)  # CommandState
+    attempts: int = 0
+    created_at: datetime = Field(default_factory=utc_now)
+    sent_at: datetime | None = None
+    ack_by: datetime | None = None  # sent_at + the acknowledgement timeout
+    acked_at: datetime | None = None
+    ack_result: str | None = Field(default=None, max_length=16)  # accepted | rejected
+    detail: str | None = Field(default=None, max_length=200)  # why it failed, the device's note

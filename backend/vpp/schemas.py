@@ -148,3 +148,69 @@ class OptimizeResult(BaseModel):
     grid: GridSchedule
     allocation: list[ResourceAllocation]
     solveSeconds: float
+
+
+class SlotAdherence(BaseModel):
+    slot: int
+    start: datetime
+    plannedWh: int = Field(description="setpoint × slot length (+ feeds the grid)")
+    actualWh: int | None = Field(description="mean reported output × slot length; null: none")
+    deviationWh: int | None = Field(description="actual − planned")
+    followed: bool | None = Field(description="|deviation| within the tolerance; null: no data")
+
+
+class ResourceAdherence(BaseModel):
+    resourceId: uuid.UUID
+    type: ResourceKind
+    toleranceWh: int = Field(description="tolerance share × rated power × slot length")
+    measuredSlots: int
+    followedSlots: int
+    absDeviationWh: int = Field(description="sum of |deviation| over the measured slots")
+    slots: list[SlotAdherence]
+
+
+class Adherence(BaseModel):
+    """Planned vs actual per resource and ended slot (backend/vpp/adherence.py)."""
+
+    scheduleId: uuid.UUID
+    vppId: uuid.UUID
+    start: datetime
+    slotSeconds: int
+    endedSlots: int
+    tolerance: float = Field(description="share of rated power a slot may deviate by")
+    resources: list[ResourceAdherence]
+
+
+class CommandPublic(BaseModel):
+    """One command to a device and where it stands (backend/vpp/downlink.py)."""
+
+    commandId: uuid.UUID
+    resourceId: uuid.UUID
+    scheduleId: uuid.UUID | None
+    type: Literal["schedule", "setpoint", "config"]
+    topic: str
+    state: Literal["pending", "sent", "acked", "late", "failed"]
+    attempts: int
+    createdAt: datetime
+    sentAt: datetime | None
+    ackBy: datetime | None = Field(description="acknowledgement deadline")
+    ackedAt: datetime | None = Field(description="set on a late acknowledgement too")
+    ackResult: Literal["accepted", "rejected"] | None
+    detail: str | None
+    payload: dict[str, object]
+
+
+class DispatchStatusPublic(BaseModel):
+    vppId: uuid.UUID
+    counts: dict[str, int] = Field(description="commands of this VPP by state")
+    commands: list[CommandPublic] = Field(description="newest first")
+
+
+class SetpointRequest(BaseModel):
+    powerW: int = Field(ge=-(10**12), le=10**12, description="+ feeds the grid")
+    until: datetime
+
+
+class DispatchQueued(BaseModel):
+    vppId: uuid.UUID
+    commands: list[CommandPublic]

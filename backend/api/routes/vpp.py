@@ -4,8 +4,9 @@ resources (consent per resource) and leave when they like."""
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 
 from backend.accounts.models import Role
 from backend.api.deps import Reader, SessionDep, SettingsDep, Trader, require_role
@@ -16,19 +17,26 @@ from backend.resources.errors import (
     ResourceDecommissioned,
     ResourceNotFound,
 )
-from backend.vpp import optimize, services
+from backend.vpp import adherence, downlink, optimize, services
 from backend.vpp.errors import (
     NotAMember,
     ResourceInAnotherVpp,
     ResourceOutsideVppArea,
+    ScheduleNotFound,
     VppAccessDenied,
     VppNotFound,
 )
+from backend.vpp.models import CommandState
 from backend.vpp.schemas import (
+    Adherence,
+    CommandPublic,
+    DispatchQueued,
+    DispatchStatusPublic,
     MembershipCreate,
     MembershipPublic,
     OptimizeRequest,
     OptimizeResult,
+    SetpointRequest,
     VppCreate,
     VppPublic,
     VppResource,
@@ -155,3 +163,86 @@ def optimize_vpp(
     result = optimize.optimize_vpp(session, settings, account, vpp_id, data)
     session.commit()
     return result
+
+
+@router.get(
+    "/{vpp_id}/schedule/{schedule_id}/adherence",
+    response_model=Adherence,
+    responses=raises(VppNotFound, ScheduleNotFound, VppAccessDenied),
+)
+def schedule_adherence(
+    vpp_id: uuid.UUID,
+    schedule_id: uuid.UUID,
+    session: SessionDep,
+    settings: SettingsDep,
+    account: Reader,
+) -> Adherence:
+    """Planned vs reported energy per resource and ended slot, with the deviation and whether
+    the slot was followed (within `vpp_adherence_tolerance` of rated power). The VPP's
+    aggregator sees every resource, a member's owner their own."""
+    return adherence.adherence(session, settings, account, vpp_id, schedule_id)
+
+
+@router.post(
+    "/{vpp_id}/schedule/{schedule_id}/dispatch",
+    response_model=DispatchQueued,
+    status_code=202,
+    responses=raises(VppNotFound, VppAccessDenied, ScheduleNotFound, InvalidInput),
+    dependencies=[require_role(Role.AGGREGATOR)],
+)
+def dispatch_schedule(
+    vpp_id: uuid.UUID,
+    schedule_id: uuid.UUID,
+    session: SessionDep,
+    settings: SettingsDep,
+    account: Trader,
+) -> DispatchQueued:
+    """Send a stored schedule to the member devices (`…/command`, QoS 1; a configuration on
+    `…/config` first where needed). Queued for the dispatcher; again: nothing new."""
+    commands = downlink.dispatch_schedule(session, settings, account, vpp_id, schedule_id)
+    session.commit()
+    return DispatchQueued(vppId=vpp_id, commands=[downlink.command_view(c) for c in commands])
+
+
+@router.post(
+    "/{vpp_id}/resources/{resource_id}/setpoint",
+    response_model=CommandPublic,
+    status_code=202,
+    responses=raises(VppNotFound, VppAccessDenied, NotAMember, InvalidInput),
+    dependencies=[require_role(Role.AGGREGATOR)],
+)
+def send_setpoint(
+    vpp_id: uuid.UUID,
+    resource_id: uuid.UUID,
+    data: SetpointRequest,
+    session: SessionDep,
+    settings: SettingsDep,
+    account: Trader,
+) -> CommandPublic:
+    """One setpoint for a member until `until`, overriding its schedule meanwhile."""
+    command = downlink.queue_setpoint(
+        session, settings, account, vpp_id, resource_id, power_w=data.powerW, until=data.until
+    )
+    session.commit()
+    return downlink.command_view(command)
+
+
+@router.get(
+    "/{vpp_id}/dispatch",
+    response_model=DispatchStatusPublic,
+    responses=raises(VppNotFound, VppAccessDenied),
+)
+def dispatch_status(
+    vpp_id: uuid.UUID,
+    session: SessionDep,
+    account: Reader,
+    state: Annotated[list[CommandState] | None, Query()] = None,
+    scheduleId: Annotated[uuid.UUID | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> DispatchStatusPublic:
+    """Commands sent to the VPP's devices and their acknowledgement: `late` (no
+    acknowledgement within `vpp_ack_timeout_s`), `failed` (rejected or not publishable),
+    `sent` (waiting), `acked`; counts by state. Filter by `state` (repeatable) and schedule."""
+    return downlink.dispatch_status(
+        session, account, vpp_id, states=state or (), schedule_id=scheduleId, limit=limit
+    )

@@ -10,6 +10,12 @@ is placed, cancelled or filled. Both carry a `sequence` per market; a jump means
 lost: subscribe again for a fresh snapshot (see backend/market/book_feed.py).
 Acknowledgements and errors come on the `system` channel.
 
+Live DER channels (backend/vpp/live.py): `vpp.<vppId>.status`, `consumption.real-time`,
+`generation.solar`. `vpp.<id>.status` needs an authenticated socket of the VPP's aggregator or
+a member's owner: send `Authorization: Bearer <token>` or `X-API-Key` with the upgrade, or
+(browsers) `{"action": "authenticate", "token": "<access token>"}` / `{"action":
+"authenticate", "apiKey": "<key>"}` as a message; the API key needs the `read` scope.
+
 One fan-out per process serves every socket (backend/api/ws_hub.py). An address over
 `ws_max_connections_per_ip` open sockets is refused: HTTP 429 on the upgrade where the server
 supports denial responses, else close code 1013 (try again later); a socket that falls
@@ -19,16 +25,20 @@ supports denial responses, else close code 1013 (try again later); a socket that
 from __future__ import annotations
 
 import json
+import uuid
 from contextlib import contextmanager
 
 import anyio
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from backend.api.deps import SettingsDep, get_db
+from backend.accounts.models import Scope
+from backend.api.deps import SettingsDep, authenticate, get_db
 from backend.api.problems import problem_of
 from backend.api.ws_hub import Subscriber, WsHub, envelope, hub_for
 from backend.chain.contracts import chain_for
-from backend.core.errors import RateLimited
+from backend.core.config import Settings
+from backend.core.errors import GridLedgerError, RateLimited
+from backend.core.kv import store_for
 
 router = APIRouter(tags=["realtime"])
 
@@ -58,17 +68,63 @@ async def websocket(ws: WebSocket, settings: SettingsDep) -> None:
         await _refuse(ws, settings.ws_max_connections_per_ip)
         return
     try:
+        account_id = None
+        if ws.headers.get("authorization") or ws.headers.get("x-api-key"):
+            account_id = await _account_of(
+                ws, settings, ws.headers.get("authorization"), ws.headers.get("x-api-key")
+            )
         await ws.accept()
-        subscriber = await hub.join(address)
+        subscriber = await hub.join(address, account_id)
         try:
-            await _serve(ws, hub, subscriber)
+            await _serve(ws, hub, subscriber, settings)
         finally:
             await hub.leave(subscriber)
     finally:
         hub.release(address)
 
 
-async def _serve(ws: WebSocket, hub: WsHub, subscriber: Subscriber) -> None:
+async def _account_of(
+    ws: WebSocket, settings: Settings, authorization: str | None, api_key: str | None
+) -> uuid.UUID | None:
+    """The account the credentials name (an API key needs the read scope); None otherwise."""
+    app = ws.scope["app"]
+    sessions = contextmanager(app.dependency_overrides.get(get_db, get_db))
+
+    def resolve() -> uuid.UUID | None:
+        with sessions() as session:
+            try:
+                account, key = authenticate(
+                    session, settings, store_for(settings), authorization, api_key
+                )
+            except GridLedgerError:
+                return None
+            if key is not None and Scope.READ.value not in key.scopes:
+                return None
+            return account.id
+
+    return await anyio.to_thread.run_sync(resolve)
+
+
+async def _sign_in(
+    ws: WebSocket, settings: Settings, subscriber: Subscriber, message: dict
+) -> None:
+    token, key = message.get("token"), message.get("apiKey")
+    account_id = None
+    if isinstance(token, str) or isinstance(key, str):
+        account_id = await _account_of(
+            ws,
+            settings,
+            f"Bearer {token}" if isinstance(token, str) else None,
+            key if isinstance(key, str) else None,
+        )
+    if account_id is None:
+        subscriber.push(envelope("system", {"error": "authentication failed"}))
+        return
+    subscriber.account_id = account_id
+    subscriber.push(envelope("system", {"action": "authenticate", "accountId": str(account_id)}))
+
+
+async def _serve(ws: WebSocket, hub: WsHub, subscriber: Subscriber, settings: Settings) -> None:
     async def listen(cancel: anyio.CancelScope) -> None:
         try:
             while True:
@@ -76,6 +132,9 @@ async def _serve(ws: WebSocket, hub: WsHub, subscriber: Subscriber) -> None:
                     message = await ws.receive_json()
                 except (ValueError, json.JSONDecodeError):
                     subscriber.push(envelope("system", {"error": "messages must be JSON objects"}))
+                    continue
+                if isinstance(message, dict) and message.get("action") == "authenticate":
+                    await _sign_in(ws, settings, subscriber, message)
                     continue
                 await hub.handle(subscriber, message)
         except WebSocketDisconnect:

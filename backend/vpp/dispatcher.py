@@ -1,0 +1,170 @@
+"""`python -m backend.vpp.dispatcher`: the downlink process (supervised by `make run`).
+
+Each round (every `vpp_dispatch_poll_s`): apply the acknowledgements received since the last
+round, publish the pending commands at QoS 1 (a command is `sent` once the broker's PUBACK
+came; one the broker did not take stays pending for the next round, failing after
+`vpp_publish_attempts`), and mark late the sent commands whose deadline passed — one
+transaction per round. Acknowledgements arrive on `{root}/+/+/+/status` (backend/vpp/downlink.py
+has the shapes) over a persistent MQTT 5 session, so acknowledgements sent while the dispatcher
+was down are delivered when it is back. It writes the `dispatcher` heartbeat /health watches.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session
+
+from backend.core.config import Settings, get_settings
+from backend.core.db import make_engine
+from backend.core.startup import settings_or_exit
+from backend.core.tls import secure_mqtt
+from backend.health.heartbeats import DISPATCHER, Heartbeat
+from backend.vpp import downlink
+
+log = logging.getLogger("gridledger.dispatcher")
+PUBACK_WAIT_S = 5.0
+
+
+@dataclass
+class Dispatcher:
+    settings: Settings = field(default_factory=get_settings)
+    client_id: str = ""
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    acks: list[downlink.Ack] = field(default_factory=list)  # received, not yet applied
+    totals: dict[str, int] = field(
+        default_factory=lambda: {"sent": 0, "acked": 0, "late": 0, "unpublished": 0}
+    )
+
+    def __post_init__(self) -> None:
+        self.engine = make_engine(self.settings.database_url)
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+        self.subscribed = threading.Event()
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=self.client_id or self.settings.vpp_dispatch_client_id,
+            protocol=mqtt.MQTTv5,
+        )
+        if self.settings.mqtt_username:
+            client.username_pw_set(
+                self.settings.mqtt_username, self.settings.mqtt_password.get_secret_value()
+            )
+        secure_mqtt(client, self.settings)
+        client.on_connect = self.on_connect
+        client.on_subscribe = lambda *args: self.subscribed.set()
+        client.on_message = self.on_message
+        self.client = client
+
+    def on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.ConnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        root = self.settings.mqtt_topic_root
+        client.subscribe(f"{root}/+/+/+/status", options=mqtt.SubscribeOptions(qos=1))
+
+    def on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        ack = downlink.ack_from_message(
+            message.topic, message.payload, self.settings.mqtt_topic_root
+        )
+        if ack is not None:
+            with self.lock:
+                self.acks.append(ack)
+
+    def round(self) -> None:
+        """One round (see the module docstring), in one transaction."""
+        with self.lock:
+            acks, self.acks = self.acks, []
+        try:
+            with Session(self.engine) as session:
+                for ack in acks:
+                    if downlink.record_ack(session, ack, self.now()) is not None:
+                        self.totals["acked"] += 1
+                    else:
+                        log.info("acknowledgement of unknown command %s ignored", ack.command_id)
+                session.flush()
+                self.publish(session)
+                self.totals["late"] += downlink.mark_late(session, self.now())
+                session.commit()
+        except OperationalError:
+            with self.lock:
+                self.acks[:0] = acks  # applied next round, once the database is back
+            raise
+
+    def publish(self, session: Session) -> None:
+        commands = downlink.pending(session)
+        infos = [(c, self.client.publish(c.topic, downlink.encode(c), qos=1)) for c in commands]
+        for command, info in infos:
+            try:
+                info.wait_for_publish(PUBACK_WAIT_S)
+            except (RuntimeError, ValueError) as exc:  # not connected, or the queue is full
+                reason = str(exc) or type(exc).__name__
+            else:
+                reason = "" if info.is_published() else "no PUBACK"
+            if reason:
+                downlink.mark_unpublished(command, self.settings, reason)
+                self.totals["unpublished"] += 1
+            else:
+                downlink.mark_sent(command, self.settings, self.now())
+                self.totals["sent"] += 1
+            session.add(command)
+
+    def start(self) -> None:
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = 86_400
+        self.client.connect(
+            self.settings.mqtt_host,
+            self.settings.mqtt_broker_port,
+            keepalive=30,
+            clean_start=False,
+            properties=properties,
+        )
+        self.client.loop_start()
+
+    def run(self) -> None:
+        self.start()
+        heartbeat = Heartbeat(self.engine, DISPATCHER, self.settings.heartbeat_interval_s)
+        try:
+            while not self.stopped.is_set():
+                if self.client.is_connected():
+                    heartbeat.beat()
+                    try:
+                        self.round()
+                    except OperationalError as exc:
+                        log.warning("database unavailable (%s); retrying", exc)
+                self.stopped.wait(self.settings.vpp_dispatch_poll_s)
+        finally:
+            self.client.loop_stop()
+            self.client.disconnect()
+            self.engine.dispose()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = settings_or_exit("dispatcher")
+    dispatcher = Dispatcher(settings=settings)
+    signal.signal(signal.SIGTERM, lambda *_: dispatcher.stopped.set())
+    try:
+        dispatcher.run()
+    except KeyboardInterrupt:
+        dispatcher.stopped.set()
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
