@@ -118,7 +118,10 @@ def test_acknowledgements_late_and_rejected(world):
     assert downlink.mark_late(session, T0 + timedelta(seconds=31)) == 2  # late and silent
     session.refresh(late)
     acked_late = apply(late, T0 + timedelta(seconds=40))
-    assert (acked_late.state, acked_late.acked_at) == (CommandState.LATE, T0 + timedelta(seconds=40))
+    assert (acked_late.state, acked_late.acked_at) == (
+        CommandState.LATE,
+        T0 + timedelta(seconds=40),
+    )
     session.refresh(silent)
     assert (silent.state, silent.acked_at) == (CommandState.LATE, None)
     status = downlink.dispatch_status(session, aggregator, vpp.id)
