@@ -1395,6 +1395,91 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/vpp/{vpp_id}/schedule/{schedule_id}/adherence": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Schedule Adherence
+         * @description Planned vs reported energy per resource and ended slot, with the deviation and whether
+         *     the slot was followed (within `vpp_adherence_tolerance` of rated power). The VPP's
+         *     aggregator sees every resource, a member's owner their own.
+         */
+        get: operations["schedule_adherence_v1_vpp__vpp_id__schedule__schedule_id__adherence_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/vpp/{vpp_id}/schedule/{schedule_id}/dispatch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Dispatch Schedule
+         * @description Send a stored schedule to the member devices (`…/command`, QoS 1; a configuration on
+         *     `…/config` first where needed). Queued for the dispatcher; again: nothing new.
+         */
+        post: operations["dispatch_schedule_v1_vpp__vpp_id__schedule__schedule_id__dispatch_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/vpp/{vpp_id}/resources/{resource_id}/setpoint": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send Setpoint
+         * @description One setpoint for a member until `until`, overriding its schedule meanwhile.
+         */
+        post: operations["send_setpoint_v1_vpp__vpp_id__resources__resource_id__setpoint_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/vpp/{vpp_id}/dispatch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Dispatch Status
+         * @description Commands sent to the VPP's devices and their acknowledgement: `late` (no
+         *     acknowledgement within `vpp_ack_timeout_s`), `failed` (rejected or not publishable),
+         *     `sent` (waiting), `acked`; counts by state. Filter by `state` (repeatable) and schedule.
+         */
+        get: operations["dispatch_status_v1_vpp__vpp_id__dispatch_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/dead-letters": {
         parameters: {
             query?: never;
@@ -1705,6 +1790,38 @@ export interface components {
              * @description mean absolute percentage error (fraction)
              */
             mape: number | null;
+        };
+        /**
+         * Adherence
+         * @description Planned vs actual per resource and ended slot (backend/vpp/adherence.py).
+         */
+        Adherence: {
+            /**
+             * Scheduleid
+             * Format: uuid
+             */
+            scheduleId: string;
+            /**
+             * Vppid
+             * Format: uuid
+             */
+            vppId: string;
+            /**
+             * Start
+             * Format: date-time
+             */
+            start: string;
+            /** Slotseconds */
+            slotSeconds: number;
+            /** Endedslots */
+            endedSlots: number;
+            /**
+             * Tolerance
+             * @description share of rated power a slot may deviate by
+             */
+            tolerance: number;
+            /** Resources */
+            resources: components["schemas"]["ResourceAdherence"][];
         };
         /** ApiKeyCreate */
         ApiKeyCreate: {
@@ -2107,6 +2224,72 @@ export interface components {
              */
             location?: string;
         };
+        /**
+         * CommandPublic
+         * @description One command to a device and where it stands (backend/vpp/downlink.py).
+         */
+        CommandPublic: {
+            /**
+             * Commandid
+             * Format: uuid
+             */
+            commandId: string;
+            /**
+             * Resourceid
+             * Format: uuid
+             */
+            resourceId: string;
+            /** Scheduleid */
+            scheduleId: string | null;
+            /**
+             * Type
+             * @enum {string}
+             */
+            type: "schedule" | "setpoint" | "config";
+            /** Topic */
+            topic: string;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "pending" | "sent" | "acked" | "late" | "failed";
+            /** Attempts */
+            attempts: number;
+            /**
+             * Createdat
+             * Format: date-time
+             */
+            createdAt: string;
+            /** Sentat */
+            sentAt: string | null;
+            /**
+             * Ackby
+             * @description acknowledgement deadline
+             */
+            ackBy: string | null;
+            /**
+             * Ackedat
+             * @description set on a late acknowledgement too
+             */
+            ackedAt: string | null;
+            /** Ackresult */
+            ackResult: ("accepted" | "rejected") | null;
+            /** Detail */
+            detail: string | null;
+            /** Payload */
+            payload: {
+                [key: string]: unknown;
+            };
+        };
+        /**
+         * CommandState
+         * @description pending → sent (the broker took it, QoS 1) → acked (the device acknowledged it in time);
+         *     sent → late when no acknowledgement came by `ack_by` (a late acknowledgement is recorded
+         *     in `acked_at` but the command stays late); failed when the device rejected it or it could
+         *     not be published within the attempts allowed.
+         * @enum {string}
+         */
+        CommandState: "pending" | "sent" | "acked" | "late" | "failed";
         /** Commitment */
         Commitment: {
             /**
@@ -2266,6 +2449,36 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
+        };
+        /** DispatchQueued */
+        DispatchQueued: {
+            /**
+             * Vppid
+             * Format: uuid
+             */
+            vppId: string;
+            /** Commands */
+            commands: components["schemas"]["CommandPublic"][];
+        };
+        /** DispatchStatusPublic */
+        DispatchStatusPublic: {
+            /**
+             * Vppid
+             * Format: uuid
+             */
+            vppId: string;
+            /**
+             * Counts
+             * @description commands of this VPP by state
+             */
+            counts: {
+                [key: string]: number;
+            };
+            /**
+             * Commands
+             * @description newest first
+             */
+            commands: components["schemas"]["CommandPublic"][];
         };
         /** EnergyBalance */
         EnergyBalance: {
@@ -3701,6 +3914,31 @@ export interface components {
          * @enum {string}
          */
         RelayedTxStatus: "pending" | "succeeded" | "reverted";
+        /** ResourceAdherence */
+        ResourceAdherence: {
+            /**
+             * Resourceid
+             * Format: uuid
+             */
+            resourceId: string;
+            type: components["schemas"]["ResourceKind"];
+            /**
+             * Tolerancewh
+             * @description tolerance share × rated power × slot length
+             */
+            toleranceWh: number;
+            /** Measuredslots */
+            measuredSlots: number;
+            /** Followedslots */
+            followedSlots: number;
+            /**
+             * Absdeviationwh
+             * @description sum of |deviation| over the measured slots
+             */
+            absDeviationWh: number;
+            /** Slots */
+            slots: components["schemas"]["SlotAdherence"][];
+        };
         /** ResourceAllocation */
         ResourceAllocation: {
             /**
@@ -3783,6 +4021,11 @@ export interface components {
              * @default true
              */
             available?: boolean;
+            /**
+             * Mqtt Password
+             * @description the device's MQTT broker password (its username is the resource id); it may read its own command and config topics and write its own telemetry
+             */
+            mqtt_password?: string | null;
         };
         /**
          * ResourceKind
@@ -3965,6 +4208,19 @@ export interface components {
          * @enum {string}
          */
         Scope: "read" | "trade" | "certificates" | "meter-data";
+        /** SetpointRequest */
+        SetpointRequest: {
+            /**
+             * Powerw
+             * @description + feeds the grid
+             */
+            powerW: number;
+            /**
+             * Until
+             * Format: date-time
+             */
+            until: string;
+        };
         /** SettlementCorrectionPublic */
         SettlementCorrectionPublic: {
             /**
@@ -4065,6 +4321,36 @@ export interface components {
             message: string;
             /** Signature */
             signature: string;
+        };
+        /** SlotAdherence */
+        SlotAdherence: {
+            /** Slot */
+            slot: number;
+            /**
+             * Start
+             * Format: date-time
+             */
+            start: string;
+            /**
+             * Plannedwh
+             * @description setpoint × slot length (+ feeds the grid)
+             */
+            plannedWh: number;
+            /**
+             * Actualwh
+             * @description mean reported output × slot length; null: none
+             */
+            actualWh: number | null;
+            /**
+             * Deviationwh
+             * @description actual − planned
+             */
+            deviationWh: number | null;
+            /**
+             * Followed
+             * @description |deviation| within the tolerance; null: no data
+             */
+            followed: boolean | null;
         };
         /** Summary */
         Summary: {
@@ -10538,6 +10824,368 @@ export interface operations {
             };
             /** @description Conflict */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate-limit window resets (the body's `retry_after`) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    schedule_adherence_v1_vpp__vpp_id__schedule__schedule_id__adherence_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                vpp_id: string;
+                schedule_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Adherence"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Only the VPP's aggregator may change it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown schedule of this VPP */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate-limit window resets (the body's `retry_after`) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    dispatch_schedule_v1_vpp__vpp_id__schedule__schedule_id__dispatch_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                vpp_id: string;
+                schedule_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DispatchQueued"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Only the VPP's aggregator may change it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown schedule of this VPP */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate-limit window resets (the body's `retry_after`) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    send_setpoint_v1_vpp__vpp_id__resources__resource_id__setpoint_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                vpp_id: string;
+                resource_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetpointRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CommandPublic"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Only the VPP's aggregator may change it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The resource is not a member of this VPP */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate-limit window resets (the body's `retry_after`) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    dispatch_status_v1_vpp__vpp_id__dispatch_get: {
+        parameters: {
+            query?: {
+                state?: components["schemas"]["CommandState"][] | null;
+                scheduleId?: string | null;
+                limit?: number;
+            };
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                vpp_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DispatchStatusPublic"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Only the VPP's aggregator may change it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown virtual power plant */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -67,7 +67,7 @@ def test_only_the_aggregator_dispatches_and_setpoints_respect_limits(world):
     with pytest.raises(VppAccessDenied):
         downlink.dispatch_schedule(session, SETTINGS, owner, vpp.id, schedule.id)
     until = T0 + timedelta(hours=1)
-    with pytest.raises(InvalidInput, match="outside -5000..5000 W"):
+    with pytest.raises(InvalidInput, match=r"outside -5000\.\.5000 W"):
         downlink.queue_setpoint(
             session, SETTINGS, aggregator, vpp.id, batteries[0].id, power_w=6_000, until=until
         )
@@ -88,7 +88,7 @@ def ack(resource_id, command_id, **extra) -> bytes:
 
 
 def test_acknowledgements_late_and_rejected(world):
-    session, _owner, _other, aggregator, vpp, batteries, schedule = world
+    session, _owner, _other, aggregator, vpp, _batteries, schedule = world
     on_time, late, rejected, silent = downlink.dispatch_schedule(
         session, SETTINGS, aggregator, vpp.id, schedule.id
     )
