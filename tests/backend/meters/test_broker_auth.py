@@ -19,6 +19,7 @@ from backend.meters.models import MeterReading
 from backend.meters.mqtt import Subscriber
 from backend.meters.validation import iso
 from tests.fixtures.meters import NOW, seed_meters
+from tests.fixtures.resources import add_resource
 
 
 def test_hashes_are_mosquittos_own_format():
@@ -52,6 +53,22 @@ def connect(port: int, username: str, password: str) -> tuple[mqtt.Client, int]:
     return client, result["rc"]
 
 
+def start_broker(tmp_path, port: int) -> subprocess.Popen:
+    """A Mosquitto of the test's own with the password file and ACL written to `tmp_path`."""
+    (tmp_path / "mosquitto.conf").write_text(
+        # `user root`: a broker started as root keeps root, so it can read the 0600 files we wrote.
+        f"listener {port} 127.0.0.1\nallow_anonymous false\npersistence false\nuser root\n"
+        f"password_file {tmp_path / 'passwords'}\nacl_file {tmp_path / 'acl'}\n"
+    )
+    with open(tmp_path / "broker.log", "w") as log:
+        broker = subprocess.Popen(
+            ["mosquitto", "-v", "-c", str(tmp_path / "mosquitto.conf")],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    return broker
+
+
 @pytest.mark.mqtt  # starts a Mosquitto of its own
 def test_a_meter_can_only_publish_its_own_readings(fresh_pg_url, tmp_path):
     engine = make_engine(fresh_pg_url)
@@ -75,17 +92,7 @@ def test_a_meter_can_only_publish_its_own_readings(fresh_pg_url, tmp_path):
             )
             == 1
         )
-    (tmp_path / "mosquitto.conf").write_text(
-        # `user root`: a broker started as root keeps root, so it can read the 0600 files we wrote.
-        f"listener {port} 127.0.0.1\nallow_anonymous false\npersistence false\nuser root\n"
-        f"password_file {tmp_path / 'passwords'}\nacl_file {tmp_path / 'acl'}\n"
-    )
-    with open(tmp_path / "broker.log", "w") as log:
-        broker = subprocess.Popen(
-            ["mosquitto", "-v", "-c", str(tmp_path / "mosquitto.conf")],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    broker = start_broker(tmp_path, port)
     try:
         subscriber = Subscriber(settings=settings, client_id=f"gl-ingest-{uuid.uuid4().hex[:8]}")
         subscriber.now = lambda: NOW
@@ -135,3 +142,68 @@ def test_a_meter_can_only_publish_its_own_readings(fresh_pg_url, tmp_path):
             == 0
         )
     engine.dispose()
+
+
+@pytest.mark.mqtt  # starts a Mosquitto of its own
+def test_a_der_reads_only_its_own_downlink_and_writes_only_its_telemetry(fresh_pg_url, tmp_path):
+    engine = make_engine(fresh_pg_url)
+    port = free_port()
+    settings = Settings(
+        _env_file=None,
+        database_url=fresh_pg_url,
+        mqtt_port=port,
+        mqtt_username="gridledger-ingest",
+        mqtt_password="ingest-secret-9",
+    )
+    with Session(engine) as session:
+        owner, *_ = seed_meters(session)
+        mine = add_resource(session, owner, mqtt_password="battery-secret-1")
+        theirs = add_resource(session, owner, name="other battery")
+        logins = write_broker_auth(
+            session,
+            password_file=tmp_path / "passwords",
+            acl_file=tmp_path / "acl",
+            settings=settings,
+        )
+        assert logins == 2  # the solar meter and the battery with a password
+        session.commit()
+        prefix = f"energy-cloud/KR-SE-001/battery/{mine.id}"
+        foreign = f"energy-cloud/KR-SE-001/battery/{theirs.id}"
+        device_id = str(mine.id)
+    broker = start_broker(tmp_path, port)
+    seen: dict[str, list[str]] = {"device": [], "service": []}
+    try:
+        time.sleep(0.3)
+        device, rc = connect(port, device_id, "battery-secret-1")
+        service, service_rc = connect(port, "gridledger-ingest", "ingest-secret-9")
+        assert (rc, service_rc) == (0, 0)
+        device.on_message = lambda c, u, m: seen["device"].append(m.topic)
+        service.on_message = lambda c, u, m: seen["service"].append(m.topic)
+        subscribed = threading.Event()
+        device.on_subscribe = lambda *_: subscribed.set()
+        device.subscribe(
+            [(f"{prefix}/command", 1), (f"{foreign}/command", 1), ("energy-cloud/#", 1)]
+        )
+        assert subscribed.wait(10)
+        subscribed.clear()
+        service.on_subscribe = lambda *_: subscribed.set()
+        service.subscribe("energy-cloud/#", qos=1)
+        assert subscribed.wait(10)
+        for topic in (f"{prefix}/command", f"{prefix}/config", f"{foreign}/command"):
+            service.publish(topic, b"{}", qos=1).wait_for_publish(10)
+        for topic in (f"{prefix}/status", f"{prefix}/command", f"{foreign}/status"):
+            device.publish(topic, b"{}", qos=1).wait_for_publish(10)  # acknowledged, maybe dropped
+        time.sleep(1.0)
+        for client in (device, service):
+            client.disconnect()
+            client.loop_stop()
+    finally:
+        broker.terminate()
+        broker.wait(10)
+        engine.dispose()
+    # the device hears its own command and config (its own status is not its to read)
+    assert sorted(seen["device"]) == [f"{prefix}/command", f"{prefix}/config"]
+    # the service hears its three commands and the device's one permitted message
+    assert sorted(seen["service"]) == sorted(
+        [f"{prefix}/command", f"{prefix}/config", f"{foreign}/command", f"{prefix}/status"]
+    )

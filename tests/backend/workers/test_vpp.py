@@ -1,0 +1,47 @@
+"""The daily optimisation is a Celery task on the beat; run, it plans tomorrow once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlmodel import Session, select
+
+import backend.workers.vpp as vpp_tasks
+from backend.core.config import Settings
+from backend.core.db import make_engine
+from backend.vpp.daily import next_day
+from backend.vpp.models import VppDailySchedule
+from backend.workers.app import app as configured
+from backend.workers.app import create_celery
+from tests.fixtures.meters import seed_meters
+from tests.fixtures.resources import add_aggregator
+from tests.fixtures.vpp import vpp_of_batteries
+
+
+def test_the_daily_optimisation_is_a_task_on_the_beat():
+    app = create_celery(Settings(_env_file=None, vpp_daily_interval_s=600))
+    entry = app.conf.beat_schedule["optimize-vpps-daily"]
+    assert (entry["task"], entry["schedule"]) == ("vpp.optimize_daily", 600)
+    assert "vpp.optimize_daily" in configured.tasks
+
+
+def test_the_task_plans_each_vpp_once(fresh_pg_url, monkeypatch):
+    settings = Settings(_env_file=None, database_url=fresh_pg_url)
+    engine = make_engine(fresh_pg_url)
+    with Session(engine) as session:
+        owner, *_ = seed_meters(session)
+        vpp, _ = vpp_of_batteries(session, owner, add_aggregator(session), count=1)
+        session.commit()
+        vpp_id = vpp.id
+    monkeypatch.setattr(vpp_tasks, "get_engine", lambda: engine)
+    monkeypatch.setattr(vpp_tasks, "get_settings", lambda: settings)
+    first = vpp_tasks.optimize_daily.run()
+    second = vpp_tasks.optimize_daily.run()
+    assert first["planned"] == [str(vpp_id)] and first["failed"] == {}
+    assert second["planned"] == [] and second["already"] == [str(vpp_id)]
+    with Session(engine) as session:
+        (run,) = session.exec(select(VppDailySchedule)).all()
+        assert run.day_start == first["day_start"] and run.day_start % 86_400 == 0
+    tomorrow = next_day(datetime.now(UTC))
+    assert first["day_start"] in (tomorrow - 86_400, tomorrow)  # (a run across midnight)
+    engine.dispose()
