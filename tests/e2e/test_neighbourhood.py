@@ -144,6 +144,7 @@ def test_make_run_prints_each_component_and_the_urls(stack):
         "workers",
         "beat",
         "mqtt",
+        "dispatcher",
         "vtn",
         "sim",
         "urls",
@@ -354,6 +355,7 @@ def test_ctrl_c_stops_every_component(stack):
     for component in (
         "neighbourhood",
         "vtn",
+        "dispatcher",
         "mqtt",
         "beat",
         "workers",
