@@ -68,3 +68,20 @@ def secure_mqtt(client: mqtt.Client, settings: Settings) -> None:
     """Switch a paho client to TLS 1.3 when TLS is on (connect to `mqtt_broker_port`)."""
     if settings.tls_enabled:
         client.tls_set_context(client_context(settings))
+
+
+def service_mqtt_client(
+    settings: Settings, client_id: str, *, manual_ack: bool = False
+) -> mqtt.Client:
+    """An MQTT 5 client of our own services (ingestion, dispatcher): the service login when one
+    is set, TLS when on."""
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=mqtt.MQTTv5,
+        manual_ack=manual_ack,
+    )
+    if settings.mqtt_username:
+        client.username_pw_set(settings.mqtt_username, settings.mqtt_password.get_secret_value())
+    secure_mqtt(client, settings)  # TLS 1.3 to the broker's TLS listener when on
+    return client

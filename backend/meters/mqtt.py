@@ -44,7 +44,7 @@ from sqlmodel import Session
 from backend.core.config import Settings, get_settings
 from backend.core.db import make_engine
 from backend.core.startup import settings_or_exit
-from backend.core.tls import secure_mqtt
+from backend.core.tls import service_mqtt_client
 from backend.deadletters import services as dead_letters
 from backend.health.heartbeats import MQTT, Heartbeat
 from backend.meters.schemas import IngestResult
@@ -129,17 +129,7 @@ class Subscriber:
         self.lock = threading.Lock()
         self.stopped = threading.Event()
         self.subscribed = threading.Event()
-        client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=self.client_id,
-            protocol=mqtt.MQTTv5,
-            manual_ack=True,
-        )
-        if self.settings.mqtt_username:
-            client.username_pw_set(
-                self.settings.mqtt_username, self.settings.mqtt_password.get_secret_value()
-            )
-        secure_mqtt(client, self.settings)  # TLS 1.3 to the broker's TLS listener when on
+        client = service_mqtt_client(self.settings, self.client_id, manual_ack=True)
         client.on_connect = self.on_connect
         client.on_subscribe = lambda *args: self.subscribed.set()
         client.on_message = self.on_message

@@ -22,14 +22,13 @@ from datetime import UTC, datetime
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from backend.core.config import Settings, get_settings
 from backend.core.db import make_engine
 from backend.core.startup import settings_or_exit
-from backend.core.tls import secure_mqtt
+from backend.core.tls import service_mqtt_client
 from backend.health.heartbeats import DISPATCHER, Heartbeat
 from backend.vpp import downlink
 
@@ -52,31 +51,13 @@ class Dispatcher:
         self.lock = threading.Lock()
         self.stopped = threading.Event()
         self.subscribed = threading.Event()
-        client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=self.client_id or self.settings.vpp_dispatch_client_id,
-            protocol=mqtt.MQTTv5,
-        )
-        if self.settings.mqtt_username:
-            client.username_pw_set(
-                self.settings.mqtt_username, self.settings.mqtt_password.get_secret_value()
-            )
-        secure_mqtt(client, self.settings)
-        client.on_connect = self.on_connect
+        client_id = self.client_id or self.settings.vpp_dispatch_client_id
+        client = service_mqtt_client(self.settings, client_id)
+        acks = f"{self.settings.mqtt_topic_root}/+/+/+/status"
+        client.on_connect = lambda c, *_: c.subscribe(acks, options=mqtt.SubscribeOptions(qos=1))
         client.on_subscribe = lambda *args: self.subscribed.set()
         client.on_message = self.on_message
         self.client = client
-
-    def on_connect(
-        self,
-        client: mqtt.Client,
-        userdata: object,
-        flags: mqtt.ConnectFlags,
-        reason_code: ReasonCode,
-        properties: Properties | None,
-    ) -> None:
-        root = self.settings.mqtt_topic_root
-        client.subscribe(f"{root}/+/+/+/status", options=mqtt.SubscribeOptions(qos=1))
 
     def on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         ack = downlink.ack_from_message(

@@ -22,7 +22,8 @@ def test_status_line_names_late_components_until_they_report(tmp_path):
     assert status.degraded(now) == " | DEGRADED: matcher, mqtt, beat, dispatcher"
     for component in WATCHED:
         write_heartbeat(engine, component)
-    assert status.degraded(now) == " | DEGRADED: matcher, mqtt, beat, dispatcher"  # asked again in 5 s
+    late = " | DEGRADED: matcher, mqtt, beat, dispatcher"
+    assert status.degraded(now) == late  # asked again in 5 s
     status.freshness_at = -math.inf
     assert status.degraded(now) == ""
     engine.dispose()

@@ -53,6 +53,17 @@ def connect(port: int, username: str, password: str) -> tuple[mqtt.Client, int]:
     return client, result["rc"]
 
 
+def broker_settings(database_url: str, port: int) -> Settings:
+    """The service login's settings for a broker of the test's own on `port`."""
+    return Settings(
+        _env_file=None,
+        database_url=database_url,
+        mqtt_port=port,
+        mqtt_username="gridledger-ingest",
+        mqtt_password="ingest-secret-9",
+    )
+
+
 def start_broker(tmp_path, port: int) -> subprocess.Popen:
     """A Mosquitto of the test's own with the password file and ACL written to `tmp_path`."""
     (tmp_path / "mosquitto.conf").write_text(
@@ -76,13 +87,7 @@ def test_a_meter_can_only_publish_its_own_readings(fresh_pg_url, tmp_path):
         _, _, solar, house = seed_meters(session)  # solar has an MQTT password, house has none
         solar_id, house_id = solar.meter_id, house.meter_id
         port = free_port()
-        settings = Settings(
-            _env_file=None,
-            database_url=fresh_pg_url,
-            mqtt_port=port,
-            mqtt_username="gridledger-ingest",
-            mqtt_password="ingest-secret-9",
-        )
+        settings = broker_settings(fresh_pg_url, port)
         assert (
             write_broker_auth(
                 session,
@@ -148,13 +153,7 @@ def test_a_meter_can_only_publish_its_own_readings(fresh_pg_url, tmp_path):
 def test_a_der_reads_only_its_own_downlink_and_writes_only_its_telemetry(fresh_pg_url, tmp_path):
     engine = make_engine(fresh_pg_url)
     port = free_port()
-    settings = Settings(
-        _env_file=None,
-        database_url=fresh_pg_url,
-        mqtt_port=port,
-        mqtt_username="gridledger-ingest",
-        mqtt_password="ingest-secret-9",
-    )
+    settings = broker_settings(fresh_pg_url, port)
     with Session(engine) as session:
         owner, *_ = seed_meters(session)
         mine = add_resource(session, owner, mqtt_password="battery-secret-1")

@@ -15,31 +15,18 @@ from backend.vpp.models import DispatchCommand, VppDailySchedule, VppSchedule
 from indexer.models import Trade
 from tests.fixtures.meters import seed_meters
 from tests.fixtures.resources import add_aggregator
-from tests.fixtures.vpp import SLOT, vpp_of_batteries
+from tests.fixtures.trades import a_trade
+from tests.fixtures.vpp import SLOT, committed_vpp, vpp_of_batteries
 
 NOW = datetime(2026, 12, 1, 15, 7, tzinfo=UTC)
 DAY_START = 1_796_169_600  # 2026-12-02T00:00Z, the day after NOW
 
 
 def trade(trade_id: int, delivery_start: int, price: int, quantity_wh: int) -> Trade:
-    return Trade(
-        trade_id=trade_id,
-        chain_id=31337,
-        product="energy",
-        status="settled",
-        seller="0x" + "01" * 20,
-        buyer="0x" + "02" * 20,
-        quantity_wh=quantity_wh,
-        price=price,
-        payment=price * quantity_wh // 1000,
-        delivery_start=delivery_start,
-        delivery_end=delivery_start + SLOT,
-        sell_order_hash="0x" + "aa" * 32,
-        buy_order_hash="0x" + "bb" * 32,
-        created_tx="0x" + "cc" * 32,
-        created_block=1,
-        created_at=delivery_start,
-    )
+    row = a_trade(trade_id)
+    row.delivery_start, row.delivery_end = delivery_start, delivery_start + SLOT
+    row.price, row.quantity_wh, row.payment = price, quantity_wh, price * quantity_wh // 1000
+    return row
 
 
 def count(session: Session, model) -> int:
@@ -127,11 +114,7 @@ def test_each_vpp_gets_one_schedule_per_day_from_prices_and_forecasts(fresh_pg_u
 def test_a_market_without_trades_uses_the_default_price(fresh_pg_url):
     settings = Settings(_env_file=None, database_url=fresh_pg_url, vpp_default_price_per_kwh=123)
     engine = make_engine(fresh_pg_url)
-    with Session(engine) as session:
-        owner, *_ = seed_meters(session)
-        vpp, _ = vpp_of_batteries(session, owner, add_aggregator(session), count=1)
-        session.commit()
-        vpp_id = vpp.id
+    vpp_id = committed_vpp(engine)
     with Session(engine) as session:
         assert optimize_all(session, settings, now=NOW).planned == [str(vpp_id)]
         schedule = session.exec(select(VppSchedule)).one()

@@ -13,9 +13,7 @@ from backend.vpp.daily import next_day
 from backend.vpp.models import VppDailySchedule
 from backend.workers.app import app as configured
 from backend.workers.app import create_celery
-from tests.fixtures.meters import seed_meters
-from tests.fixtures.resources import add_aggregator
-from tests.fixtures.vpp import vpp_of_batteries
+from tests.fixtures.vpp import committed_vpp
 
 
 def test_the_daily_optimisation_is_a_task_on_the_beat():
@@ -28,11 +26,7 @@ def test_the_daily_optimisation_is_a_task_on_the_beat():
 def test_the_task_plans_each_vpp_once(fresh_pg_url, monkeypatch):
     settings = Settings(_env_file=None, database_url=fresh_pg_url)
     engine = make_engine(fresh_pg_url)
-    with Session(engine) as session:
-        owner, *_ = seed_meters(session)
-        vpp, _ = vpp_of_batteries(session, owner, add_aggregator(session), count=1)
-        session.commit()
-        vpp_id = vpp.id
+    vpp_id = committed_vpp(engine)
     monkeypatch.setattr(vpp_tasks, "get_engine", lambda: engine)
     monkeypatch.setattr(vpp_tasks, "get_settings", lambda: settings)
     first = vpp_tasks.optimize_daily.run()
