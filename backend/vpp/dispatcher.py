@@ -16,7 +16,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import paho.mqtt.client as mqtt
@@ -65,7 +65,7 @@ class Dispatcher:
         )
         if ack is not None:
             with self.lock:
-                self.acks.append(ack)
+                self.acks.append(replace(ack, received_at=self.now()))
 
     def round(self) -> None:
         """One round (see the module docstring), in one transaction."""
@@ -89,6 +89,7 @@ class Dispatcher:
 
     def publish(self, session: Session) -> None:
         commands = downlink.pending(session)
+        published_at = self.now()  # before any device can answer: the deadline counts from here
         infos = [(c, self.client.publish(c.topic, downlink.encode(c), qos=1)) for c in commands]
         for command, info in infos:
             try:
@@ -101,7 +102,7 @@ class Dispatcher:
                 downlink.mark_unpublished(command, self.settings, reason)
                 self.totals["unpublished"] += 1
             else:
-                downlink.mark_sent(command, self.settings, self.now())
+                downlink.mark_sent(command, self.settings, published_at)
                 self.totals["sent"] += 1
             session.add(command)
 

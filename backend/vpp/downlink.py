@@ -255,6 +255,7 @@ class Ack:
     command_id: uuid.UUID
     result: str
     detail: str | None
+    received_at: datetime | None = None  # when it reached us (None: when it is applied)
 
 
 def ack_from_message(topic_name: str, payload: bytes | bytearray, root: str) -> Ack | None:
@@ -285,6 +286,7 @@ def record_ack(session: Session, ack: Ack, now: datetime) -> DispatchCommand | N
     command = session.get(DispatchCommand, ack.command_id)
     if command is None or command.resource_id != ack.resource_id or command.acked_at is not None:
         return None
+    now = ack.received_at or now
     command.acked_at = now
     command.ack_result = ack.result
     command.detail = ack.detail
