@@ -4,9 +4,11 @@ Each round (every `vpp_dispatch_poll_s`): apply the acknowledgements received si
 round, publish the pending commands at QoS 1 (a command is `sent` once the broker's PUBACK
 came; one the broker did not take stays pending for the next round, failing after
 `vpp_publish_attempts`), and mark late the sent commands whose deadline passed — one
-transaction per round. Acknowledgements arrive on `{root}/+/+/+/status` (backend/vpp/downlink.py
-has the shapes) over a persistent MQTT 5 session, so acknowledgements sent while the dispatcher
-was down are delivered when it is back. It writes the `dispatcher` heartbeat /health watches.
+transaction per round. An acknowledgement without a valid command id, or naming no command sent
+to that device, becomes a dead letter (source `dispatcher`, backend/deadletters).
+Acknowledgements arrive on `{root}/+/+/+/status` (backend/vpp/downlink.py has the shapes) over
+a persistent MQTT 5 session, so acknowledgements sent while the dispatcher was down are
+delivered when it is back. It writes the `dispatcher` heartbeat /health watches.
 """
 
 from __future__ import annotations
@@ -29,11 +31,14 @@ from backend.core.config import Settings, get_settings
 from backend.core.db import make_engine
 from backend.core.startup import settings_or_exit
 from backend.core.tls import service_mqtt_client
+from backend.deadletters import services as dead_letters
 from backend.health.heartbeats import DISPATCHER, Heartbeat
 from backend.vpp import downlink
+from backend.vpp.errors import MalformedAck
 
 log = logging.getLogger("gridledger.dispatcher")
 PUBACK_WAIT_S = 5.0
+DEAD_LETTER_SOURCE = "dispatcher"
 
 
 @dataclass
@@ -42,8 +47,15 @@ class Dispatcher:
     client_id: str = ""
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     acks: list[downlink.Ack] = field(default_factory=list)  # received, not yet applied
+    poison: list[tuple[str, bytes, str]] = field(default_factory=list)  # topic, payload, reason
     totals: dict[str, int] = field(
-        default_factory=lambda: {"sent": 0, "acked": 0, "late": 0, "unpublished": 0}
+        default_factory=lambda: {
+            "sent": 0,
+            "acked": 0,
+            "late": 0,
+            "unpublished": 0,
+            "dead_letters": 0,
+        }
     )
 
     def __post_init__(self) -> None:
@@ -60,9 +72,14 @@ class Dispatcher:
         self.client = client
 
     def on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
-        ack = downlink.ack_from_message(
-            message.topic, message.payload, self.settings.mqtt_topic_root
-        )
+        try:
+            ack = downlink.ack_from_message(
+                message.topic, message.payload, self.settings.mqtt_topic_root
+            )
+        except MalformedAck as exc:
+            with self.lock:
+                self.poison.append((message.topic, bytes(message.payload), exc.detail))
+            return
         if ack is not None:
             with self.lock:
                 self.acks.append(replace(ack, received_at=self.now()))
@@ -71,13 +88,26 @@ class Dispatcher:
         """One round (see the module docstring), in one transaction."""
         with self.lock:
             acks, self.acks = self.acks, []
+            poison, self.poison = self.poison, []
         try:
             with Session(self.engine) as session:
                 for ack in acks:
                     if downlink.record_ack(session, ack, self.now()) is not None:
                         self.totals["acked"] += 1
-                    else:
-                        log.info("acknowledgement of unknown command %s ignored", ack.command_id)
+                        continue
+                    reason = f"acknowledges {ack.command_id}, no command of {ack.resource_id}"
+                    poison.append((ack.topic, ack.payload, reason))
+                for topic, payload, reason in poison:
+                    log.warning("bad acknowledgement on %s: %s", topic, reason)
+                    dead_letters.record(
+                        session.connection(),
+                        source=DEAD_LETTER_SOURCE,
+                        topic=topic,
+                        payload=payload,
+                        reason=reason,
+                        max_bytes=self.settings.dead_letter_max_bytes,
+                    )
+                    self.totals["dead_letters"] += 1
                 session.flush()
                 self.publish(session)
                 self.totals["late"] += downlink.mark_late(session, self.now())
@@ -85,6 +115,7 @@ class Dispatcher:
         except OperationalError:
             with self.lock:
                 self.acks[:0] = acks  # applied next round, once the database is back
+                self.poison[:0] = poison
             raise
 
     def publish(self, session: Session) -> None:

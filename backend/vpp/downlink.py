@@ -43,7 +43,7 @@ from backend.core.errors import InvalidInput
 from backend.core.utc import utc_now
 from backend.resources.models import DerResource, ResourceKind
 from backend.resources.thing_description import topic
-from backend.vpp.errors import NotAMember, ScheduleNotFound, VppAccessDenied
+from backend.vpp.errors import MalformedAck, NotAMember, ScheduleNotFound, VppAccessDenied
 from backend.vpp.models import (
     CommandKind,
     CommandState,
@@ -256,21 +256,27 @@ class Ack:
     result: str
     detail: str | None
     received_at: datetime | None = None  # when it reached us (None: when it is applied)
+    topic: str = ""  # the message as received (for a dead letter)
+    payload: bytes = b""
 
 
 def ack_from_message(topic_name: str, payload: bytes | bytearray, root: str) -> Ack | None:
-    """The acknowledgement a status message carries; None for a plain status (or not JSON)."""
+    """The acknowledgement a status message carries; None for a plain status (the ingestion
+    subscriber judges those); MalformedAck for an acknowledgement without a valid command id."""
     parts = topic_name.split("/")
     if len(parts) != 5 or parts[0] != root or parts[4] != "status":
         return None
     try:
         body = orjson.loads(payload)
         resource_id = uuid.UUID(parts[3])
-        if not isinstance(body, dict) or body.get("value", body.get("status")) != ACK:
-            return None
-        command_id = uuid.UUID(str(body.get("commandId")))
     except (orjson.JSONDecodeError, ValueError):
         return None
+    if not isinstance(body, dict) or body.get("value", body.get("status")) != ACK:
+        return None
+    try:
+        command_id = uuid.UUID(str(body.get("commandId")))
+    except ValueError:
+        raise MalformedAck(f"commandId {str(body.get('commandId'))[:80]!r} is not a UUID") from None
     result = body.get("result", ACCEPTED)
     detail = body.get("detail")
     return Ack(
@@ -278,14 +284,19 @@ def ack_from_message(topic_name: str, payload: bytes | bytearray, root: str) -> 
         command_id,
         result if result in (ACCEPTED, REJECTED) else REJECTED,
         str(detail)[:200] if detail is not None else None,
+        topic=topic_name,
+        payload=bytes(payload),
     )
 
 
 def record_ack(session: Session, ack: Ack, now: datetime) -> DispatchCommand | None:
-    """Apply an acknowledgement; None when it names no command of that resource (ignored)."""
+    """Apply an acknowledgement (a repeated one changes nothing); None when it names no command
+    sent to that resource."""
     command = session.get(DispatchCommand, ack.command_id)
-    if command is None or command.resource_id != ack.resource_id or command.acked_at is not None:
+    if command is None or command.resource_id != ack.resource_id:
         return None
+    if command.acked_at is not None:  # redelivered (QoS 1) or sent twice
+        return command
     now = ack.received_at or now
     command.acked_at = now
     command.ack_result = ack.result

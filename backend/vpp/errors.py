@@ -31,3 +31,8 @@ class ResourceOutsideVppArea(InvalidInput):
 class ScheduleNotFound(NotFound):
     code = "vpp-schedule-not-found"
     title = "Unknown schedule of this VPP"
+
+
+class MalformedAck(InvalidInput):
+    code = "vpp-ack-malformed"
+    title = "A device's acknowledgement names no valid command id"

@@ -4,6 +4,7 @@ telemetry, and adherence shows who followed."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -15,6 +16,7 @@ from sqlmodel import Session, select
 from backend.accounts.models import Account
 from backend.core.config import Settings
 from backend.core.db import make_engine
+from backend.deadletters.models import DeadLetter
 from backend.health.freshness import freshness_checks
 from backend.vpp import adherence, downlink
 from backend.vpp.dispatcher import Dispatcher
@@ -99,6 +101,15 @@ def test_commands_are_acknowledged_or_late_and_adherence_shows_who_followed(fres
             assert found[(ids[2], kind)].state == CommandState.LATE
             assert found[(ids[2], kind)].acked_at is None
 
+        # a device acknowledging what was never sent to it, and garbage: dead letters
+        status_topic = devices[0].topic_prefix + "/status"
+        for body in (
+            {"value": "ack", "commandId": str(found[(ids[2], "schedule")].id)},
+            {"value": "ack", "commandId": "cmd-1"},
+        ):
+            devices[0].client.publish(status_topic, json.dumps(body), qos=1).wait_for_publish(10)
+        assert wait_until(lambda: dispatcher.totals["dead_letters"] == 2, 10)
+
         # the devices report twice in each finished slot; the stray one ignores its schedule
         for device in devices:
             for slot in range(3):
@@ -133,4 +144,12 @@ def test_commands_are_acknowledged_or_late_and_adherence_shows_who_followed(fres
     assert (strayed.followedSlots, strayed.measuredSlots, strayed.absDeviationWh) == (0, 3, 1_500)
     assert health["dispatch"]["ok"] and health["dispatch"]["late_last_hour"] == 2
     assert health["dispatcher"]["ok"]  # its heartbeat
+    with Session(engine) as session:
+        letters = session.exec(select(DeadLetter).where(DeadLetter.source == "dispatcher")).all()
+    assert sorted(d.reason for d in letters) == sorted(
+        [
+            f"acknowledges {found[(ids[2], 'schedule')].id}, no command of {ids[0]}",
+            "commandId 'cmd-1' is not a UUID",
+        ]
+    )
     engine.dispose()

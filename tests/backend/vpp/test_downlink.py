@@ -12,7 +12,7 @@ import pytest
 from backend.core.config import Settings
 from backend.core.errors import InvalidInput
 from backend.vpp import downlink
-from backend.vpp.errors import NotAMember, VppAccessDenied
+from backend.vpp.errors import MalformedAck, NotAMember, VppAccessDenied
 from backend.vpp.models import CommandState, DispatchCommand
 from tests.fixtures.resources import add_aggregator, add_pv
 from tests.fixtures.vpp import stored_schedule, vpp_of_batteries
@@ -112,6 +112,10 @@ def test_acknowledgements_late_and_rejected(world):
     )
     assert forged.resource_id != rejected.resource_id
     assert downlink.record_ack(session, forged, T0) is None
+    again = downlink.ack_from_message(topic_of(on_time), ack(on_time.resource_id, on_time.id), ROOT)
+    assert downlink.record_ack(session, again, T0 + timedelta(hours=1)).acked_at == T0 + timedelta(
+        seconds=29
+    )  # a redelivered acknowledgement changes nothing
     rejected_ack = apply(rejected, T0 + timedelta(seconds=1), result="rejected", detail="busy")
     assert (rejected_ack.state, rejected_ack.detail) == (CommandState.FAILED, "busy")
     session.flush()
@@ -133,7 +137,8 @@ def test_plain_status_messages_and_garbage_are_not_acknowledgements():
     topic = f"{ROOT}/KR-SE-001/battery/{rid}/status"
     assert downlink.ack_from_message(topic, b'{"value": "online"}', ROOT) is None
     assert downlink.ack_from_message(topic, b"not json", ROOT) is None
-    assert downlink.ack_from_message(topic, b'{"value": "ack", "commandId": "x"}', ROOT) is None
+    with pytest.raises(MalformedAck, match="'x' is not a UUID"):
+        downlink.ack_from_message(topic, b'{"value": "ack", "commandId": "x"}', ROOT)
     assert downlink.ack_from_message(f"{ROOT}/a/b/{rid}/output", ack(rid, rid), ROOT) is None
     parsed = downlink.ack_from_message(topic, ack(rid, rid, result="maybe"), ROOT)
     assert (parsed.resource_id, parsed.command_id, parsed.result) == (rid, rid, "rejected")
