@@ -17,7 +17,11 @@ from backend.health.heartbeats import BEAT, MATCHER, MQTT, Heartbeat, heartbeats
 from backend.health.models import ComponentHeartbeat
 from backend.market.orders import default_meter_id
 from backend.settlement.issuance import issue_certificates
+from backend.vpp import downlink
+from backend.vpp.models import CommandState
+from tests.fixtures.resources import add_aggregator
 from tests.fixtures.settlement import build_market
+from tests.fixtures.vpp import stored_schedule, vpp_of_batteries
 
 
 def sqlite_engine(tmp_path):
@@ -103,3 +107,26 @@ def test_issuance_is_late_once_a_metered_hour_passes_its_deadline_unissued(settl
         assert report.issued == 1
         after = freshness_checks(session, settings, now=due + 601)["issuance"]
     assert after["ok"] and after["oldest_waiting_hour"] is None
+
+
+def test_dispatch_is_degraded_while_commands_wait_on_a_stalled_dispatcher(metered):
+    session, owner, *_ = metered
+    settings = Settings(_env_file=None, health_heartbeat_max_age_s=30, vpp_ack_timeout_s=10)
+    vpp, (battery,) = vpp_of_batteries(session, owner, add_aggregator(session), count=1)
+    schedule = stored_schedule(session, vpp, [(battery, [0] * 96)], 1_796_126_400)
+    config, plan = downlink.queue_schedule(session, settings, schedule)
+    session.flush()
+    now = time.time()
+    fresh = freshness_checks(session, settings, now=int(now), wall_now=now)["dispatch"]
+    assert fresh["ok"] and fresh["pending"] == 2 and fresh["stalled_s"] < 5
+
+    published = datetime.now(UTC) - timedelta(minutes=2)
+    for command in (config, plan):
+        downlink.mark_sent(command, settings, published)
+    config.state = CommandState.LATE  # the device never answered, and the dispatcher said so
+    session.flush()
+    stalled = freshness_checks(session, settings, now=int(now), wall_now=now)["dispatch"]
+    assert stalled["status"] == "degraded" and stalled["overdue"] == 1
+    assert stalled["late"] == "0 command(s) not published, 1 not marked late"
+    assert stalled["since"] == iso(plan.ack_by.timestamp())
+    assert stalled["late_last_hour"] == 1 and stalled["stalled_s"] >= 100
