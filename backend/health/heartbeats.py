@@ -20,8 +20,8 @@ from backend.settlement.sql import insert_ignoring_conflicts
 
 log = logging.getLogger("gridledger.health")
 
-MATCHER, MQTT, BEAT = "matcher", "mqtt", "beat"
-WATCHED = (MATCHER, MQTT, BEAT)  # the components /health expects heartbeats from
+MATCHER, MQTT, BEAT, VTN = "matcher", "mqtt", "beat", "vtn"
+WATCHED = (MATCHER, MQTT, BEAT, VTN)  # the components /health expects heartbeats from
 
 
 def write_heartbeat(engine: Engine, component: str) -> None:

@@ -16,3 +16,13 @@ class VenExists(Conflict):
 class EventInvalid(InvalidInput):
     code = "openadr-event-invalid"
     title = "The OpenADR event cannot be published as given"
+
+
+class OptInvalid(InvalidInput):
+    code = "openadr-opt-invalid"
+    title = "The opt schedule cannot be recorded as given"
+
+
+class OptNotFound(NotFound):
+    code = "openadr-opt-not-found"
+    title = "Unknown opt"

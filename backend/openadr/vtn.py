@@ -23,7 +23,9 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from aiohttp import web
 from openleadr import OpenADRServer
+from openleadr.service import VTNService
 from openleadr.utils import getmember
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -32,10 +34,15 @@ from backend.core.config import Settings
 from backend.core.errors import ConfigurationError
 from backend.core.tls import MINIMUM_VERSION
 from backend.core.tls import prepare as prepare_tls
-from backend.openadr import services
+from backend.health.heartbeats import VTN, Heartbeat
+from backend.openadr import opts, registry, services
+from backend.openadr.ei_opt import EiOptEndpoint
 from backend.openadr.errors import VenNotFound
+from backend.openadr.gate import LOOKED_UP, ContactLog, Gate
 
 logger = logging.getLogger(__name__)
+
+PATH_PREFIX = "/OpenADR2/Simple/2.0b"  # openleadr's default http_path_prefix
 
 ReportCallback = Callable[[list[tuple[datetime, float]]], Awaitable[None]]
 
@@ -72,6 +79,23 @@ class Vtn:
         self.server.add_handler("on_create_party_registration", self._on_create_party_registration)
         self.server.add_handler("on_cancel_party_registration", self._on_cancel_party_registration)
         self.server.add_handler("on_register_report", self.on_register_report)
+        self.contacts = ContactLog()
+        self.gate = Gate(
+            lookup=self._ven_lookup,
+            engine=engine,
+            requested_reports=self.server.services["report_service"].requested_reports,
+            create_message=VTNService._create_message,
+            contacts=self.contacts,
+        )
+        self.server.app.middlewares.append(self.gate.middleware)
+        self.ei_opt = EiOptEndpoint(
+            engine=engine,
+            lookup=self._ven_lookup,
+            create_message=VTNService._create_message,
+            verify=VTNService.verify_message_signatures,
+        )
+        self.server.app.add_routes([web.post(f"{PATH_PREFIX}/EiOpt", self.ei_opt.handle)])
+        self.heartbeat = Heartbeat(engine, VTN, settings.heartbeat_interval_s)
         self._dispatcher: asyncio.Task[None] | None = None
 
     @property
@@ -111,8 +135,11 @@ class Vtn:
             }
 
     # openleadr awaits coroutines: the database work runs in a thread, so one slow query does
-    # not hold every other VEN's poll
+    # not hold every other VEN's poll; the gate's look-up serves the rest of its request
     async def _ven_lookup(self, ven_id: str | None) -> dict[str, str | None] | None:
+        cached = LOOKED_UP.get()
+        if cached is not None and ven_id and cached[0] == ven_id:
+            return cached[1]
         return await asyncio.to_thread(self.ven_lookup, ven_id)
 
     async def _on_create_party_registration(
@@ -156,6 +183,7 @@ class Vtn:
         queued = 0
         with Session(self.engine) as session:
             for delivery, event in services.pending_deliveries(session):
+                opts.apply_schedule(session, delivery=delivery, event=event)
                 intervals = [
                     {
                         "dtstart": datetime.fromtimestamp(int(i["start"]), UTC),
@@ -178,10 +206,20 @@ class Vtn:
             session.commit()
         return queued
 
+    def housekeeping(self) -> None:
+        """Write the contacts the gate noted since the last round, and beat."""
+        contacts = self.contacts.take()
+        if contacts:
+            with Session(self.engine) as session:
+                registry.record_contacts(session, contacts)
+                session.commit()
+        self.heartbeat.beat()
+
     async def _dispatch_forever(self) -> None:
         while True:
             try:
-                self.dispatch_pending()
+                self.dispatch_pending()  # openleadr's queues: on the loop's thread
+                await asyncio.to_thread(self.housekeeping)
             except Exception:  # the next round retries; the VTN keeps serving
                 logger.exception("VTN: dispatching events failed")
             await asyncio.sleep(self.settings.vtn_dispatch_interval_s)
@@ -215,10 +253,21 @@ class Vtn:
         min_sampling_interval: timedelta,
         max_sampling_interval: timedelta,
     ) -> tuple[ReportCallback, timedelta] | None:
-        """Request every telemetry usage report a known VEN offers, at its fastest rate; the
-        values land in the report store. Status reports are not requested yet."""
+        """Request every telemetry usage and status report a known VEN offers, at its fastest
+        rate; usage values land in the report store, status on the VEN (`registry`)."""
         if measurement == "Status":
-            return None
+
+            async def status(values: list[tuple[datetime, float]]) -> None:
+                await asyncio.to_thread(write_status, values)
+
+            def write_status(values: list[tuple[datetime, float]]) -> None:
+                with Session(self.engine) as session:
+                    registry.record_status(
+                        session, ven_id=ven_id, resource_id=resource_id, values=values
+                    )
+                    session.commit()
+
+            return status, min_sampling_interval
 
         async def store(values: list[tuple[datetime, float]]) -> None:
             await asyncio.to_thread(write, values)
