@@ -31,6 +31,7 @@ from backend.openadr.gate import (
     Lookup,
     MessageFactory,
     error_message,
+    xml_text,
 )
 
 logger = logging.getLogger(__name__)
@@ -39,13 +40,15 @@ OK = 200
 
 
 def windows_of(payload: dict[str, Any]) -> list[opts.Window]:
-    """openleadr parses one `available` as a dict and several as a list."""
+    """openleadr parses one `available` as a dict of its properties, several as a list of
+    dicts holding `properties`."""
     components = (payload.get("vavailability") or {}).get("components") or {}
     available = components.get("available") if isinstance(components, dict) else components
     if isinstance(available, dict):
         available = [available]
     out: list[opts.Window] = []
-    for item in available or []:
+    for entry in available or []:
+        item = entry.get("properties", entry)
         start, duration = item.get("dtstart"), item.get("duration")
         if isinstance(start, datetime) and isinstance(duration, timedelta):
             out.append(opts.Window(start, int(duration.total_seconds())))
@@ -103,7 +106,7 @@ class EiOptEndpoint:
                 answer,
                 response={
                     "response_code": code,
-                    "response_description": description,
+                    "response_description": xml_text(description),
                     "request_id": payload.get("request_id") or "",
                 },
                 opt_id=payload.get("opt_id"),

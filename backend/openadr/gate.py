@@ -29,6 +29,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
+from xml.sax.saxutils import escape
 
 from aiohttp import web
 from lxml import etree
@@ -98,6 +99,12 @@ def check_schema(content: bytes) -> Any:
         raise Refusal(INVALID_DATA, f"not a valid OpenADR 2.0b message: {exc}") from exc
 
 
+def xml_text(text: str) -> str:
+    """Text for a template slot: openleadr's templates do not escape (an error naming `<x>`
+    would otherwise inject markup), and descriptions stay short."""
+    return escape(text[:240])
+
+
 def error_message(
     create_message: MessageFactory, code: int, description: str, *, ven_id: str, request_id: Any
 ) -> str:
@@ -105,7 +112,7 @@ def error_message(
         "oadrResponse",
         response={
             "response_code": code,
-            "response_description": description[:240],
+            "response_description": xml_text(description),
             "request_id": request_id,
         },
         ven_id=ven_id,

@@ -51,21 +51,16 @@ def create_schedule(
         raise OptInvalid(f"optType {opt_type!r} is neither optIn nor optOut")
     if not windows or any(w.duration_s <= 0 or w.start.tzinfo is None for w in windows):
         raise OptInvalid("an opt schedule needs windows with a UTC start and a positive duration")
-    existing = session.get(OptSchedule, opt_id)
-    if existing is not None:
-        if existing.ven_id != ven_id:
-            raise OptInvalid(f"optID {opt_id!r} belongs to another VEN")
-        for window in session.exec(select(OptWindow).where(OptWindow.opt_id == opt_id)):
-            session.delete(window)
-        session.delete(existing)
-        session.flush()
-    schedule = OptSchedule(
-        opt_id=opt_id,
-        ven_id=ven_id,
-        opt_type=opt_type,
-        opt_reason=opt_reason,
-        market_context=market_context,
-    )
+    schedule = session.get(OptSchedule, opt_id)
+    if schedule is not None and schedule.ven_id != ven_id:
+        raise OptInvalid(f"optID {opt_id!r} belongs to another VEN")
+    if schedule is None:
+        schedule = OptSchedule(opt_id=opt_id, ven_id=ven_id, opt_type=opt_type, opt_reason="")
+    for window in session.exec(select(OptWindow).where(OptWindow.opt_id == opt_id)):
+        session.delete(window)
+    schedule.opt_type, schedule.opt_reason = opt_type, opt_reason[:32]
+    schedule.market_context, schedule.cancelled_at = market_context, None
+    schedule.created_at = utc_now()
     session.add(schedule)
     session.flush()
     for w in windows:

@@ -1,5 +1,5 @@
-"""The VTN tests' world: a committed account with a meter, two known VENs and their
-certificates from the VTN's CA."""
+"""The VTN tests' worlds: `world`, a committed account with a meter, two known VENs and their
+certificates from the VTN's CA; `house`, one VEN in the test's rolled-back session."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from backend.core.db import make_engine
 from backend.core.dev_ca import ensure_ca
 from backend.openadr import services
 from tests.fixtures.meters import seed_meters
-from tests.fixtures.openadr import ven_files, vtn_settings
+from tests.fixtures.openadr import FP, ven_files, vtn_settings
 
 
 @pytest.fixture
@@ -44,3 +44,17 @@ def world(fresh_pg_url, tmp_path):
         meter_name = solar.name
     yield settings, engine, certs, ca, meter_name
     engine.dispose()
+
+
+@pytest.fixture
+def house(db_session):
+    owner, _other, solar, _house = seed_meters(db_session)
+    services.add_ven(
+        db_session,
+        ven_id="ven-house",
+        ven_name="house",
+        account_id=owner.id,
+        cert_fingerprint=FP,
+        meter_ids=[solar.meter_id],
+    )
+    return db_session, owner, solar
