@@ -26,3 +26,13 @@ class OptInvalid(InvalidInput):
 class OptNotFound(NotFound):
     code = "openadr-opt-not-found"
     title = "Unknown opt"
+
+
+class VenInvalid(InvalidInput):
+    code = "openadr-ven-invalid"
+    title = "The VEN cannot be enrolled as given"
+
+
+class VenCertificateUnavailable(Conflict):
+    code = "openadr-ven-certificate-unavailable"
+    title = "VEN certificates are issued by the development CA only"

@@ -226,3 +226,28 @@ def test_cancelled_registration_must_register_again(world):
     assert first is not None and cancelled is None
     assert again is not None and again != first
     assert ven(engine, "ven-house").registration_id == again
+
+
+def test_status_reports_mark_the_ven_online_with_its_load_control_state(world):
+    settings, engine, certs, _ca, meter_name = world
+
+    async def scenario(vtn):
+        c = client(settings, "house", certs["house"], settings.tls_ca_file, "ven-house")
+        c.add_report(
+            callback=lambda: 2.0,  # the level the house's loads run at
+            resource_id=meter_name,
+            report_name="TELEMETRY_STATUS",
+            sampling_rate=timedelta(seconds=1),
+            report_duration=timedelta(seconds=60),
+        )
+        await c.run()
+        await until(lambda: ven(engine, "ven-house").status is not None, timeout=15)
+        await c.stop()
+
+    run_with_vtn(settings, engine, scenario)
+    row = ven(engine, "ven-house")
+    assert row.status is not None and row.status["online"] is True
+    assert row.status["load_control_state"] == {meter_name: 2.0}
+    assert row.status_at is not None
+    with Session(engine) as session:  # status values are not usage telemetry
+        assert session.exec(select(ReportValue)).all() == []
