@@ -52,6 +52,9 @@ class RawVen:
         return response.status, message_type, payload
 
 
+OK = {"response_code": 200, "response_description": "OK", "request_id": "r"}
+
+
 def code(payload: dict[str, Any]) -> int:
     return int(payload["response"]["response_code"])
 
@@ -133,7 +136,7 @@ def test_unknown_and_unregistered_vens_and_out_of_order_messages(world):
             raw.message(
                 "oadrCreatedEvent",
                 ven_id="ven-house",
-                response={"response_code": 200, "response_description": "OK", "request_id": "r"},
+                response=OK,
                 event_responses=[
                     {
                         "response_code": 200,
@@ -162,7 +165,7 @@ def test_unknown_and_unregistered_vens_and_out_of_order_messages(world):
             raw.message(
                 "oadrCreatedReport",
                 ven_id="ven-house",
-                response={"response_code": 200, "response_description": "OK", "request_id": "r"},
+                response=OK,
                 pending_reports=[{"report_request_id": "rr-1"}],
             ),
         )

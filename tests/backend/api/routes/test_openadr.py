@@ -10,14 +10,13 @@ import pytest
 from cryptography import x509
 from fastapi.testclient import TestClient
 
-from backend.accounts.models import Account
-from backend.accounts.security import create_access_token
 from backend.api.deps import get_db
 from backend.core.config import Settings, get_settings
 from backend.core.dev_ca import fingerprint
 from backend.main import create_app
 from backend.openadr import services
 from backend.openadr.models import Ven
+from tests.fixtures.api import bearer_for
 from tests.fixtures.meters import seed_meters
 
 
@@ -30,15 +29,7 @@ def api(db_session, tmp_path):
     owner, _other, solar, _house = seed_meters(db_session)
 
     def bearer(*roles: str) -> dict[str, str]:
-        account = Account(
-            email=f"{uuid.uuid4().hex[:8]}@example.org",
-            address="0x" + uuid.uuid4().hex + "00" * 4,
-            roles=list(roles),
-        )
-        db_session.add(account)
-        db_session.flush()
-        token = create_access_token(account.id, account.roles, config)
-        return {"Authorization": f"Bearer {token}"}
+        return bearer_for(db_session, config, *roles)
 
     return TestClient(app, client=("127.0.0.1", 50000)), bearer, owner, solar, db_session
 
