@@ -199,6 +199,11 @@ class Settings(BaseSettings):
     sim_consumers: int = Field(default=30, ge=1, le=500)
     sim_start_hour_utc: int = Field(default=5, ge=0, le=23)  # a new chain jumps ahead to this hour
     sim_mqtt: bool = True  # household meters publish over MQTT when the broker answers (else REST)
+    # simulated OpenADR VENs (`python -m scripts.vens`): this many prosumer households and the
+    # battery run openleadr VENs against the VTN (0: none); each event is opted out with this
+    # probability (else in)
+    sim_vens: int = Field(default=5, ge=0, le=500)
+    sim_ven_opt_out_probability: float = Field(default=0.2, ge=0, le=1)
 
     # TLS (README "Security"): "dev" serves the API over HTTPS and MQTT on a TLS listener with
     # certificates of the development CA in data_dir/tls (made on first use, then reused);
