@@ -238,6 +238,9 @@ class Settings(BaseSettings):
     vtn_id: str = "gridledger-vtn"
     vtn_poll_interval_s: float = Field(default=10.0, gt=0)  # oadrPoll frequency asked of VENs
     vtn_dispatch_interval_s: float = Field(default=1.0, gt=0)  # published events -> VEN queues
+    # the VTN reloads its in-memory view of the VENs this often (a revoked VEN is refused
+    # within it; registrations made by the VTN itself count at once)
+    vtn_registry_refresh_s: float = Field(default=2.0, gt=0)
 
     @model_validator(mode="after")
     def _fill_paths_and_refuse_dev_secrets(self) -> Settings:

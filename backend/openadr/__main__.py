@@ -26,6 +26,9 @@ async def serve() -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # a line per message (openleadr's answer, aiohttp's access log) costs a poll dearly
+    for chatty in ("openleadr", "aiohttp.access"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     asyncio.run(serve())
 
 

@@ -88,14 +88,15 @@ class ContactLog:
 
 
 def check_schema(content: bytes) -> Any:
-    """The parsed tree of a well-formed, 2.0b-valid message, else `Refusal(454)`."""
-    try:
-        etree.fromstring(content, WELL_FORMED)
-    except etree.XMLSyntaxError as exc:
-        raise Refusal(INVALID_DATA, f"not well-formed XML: {exc}") from exc
+    """The parsed tree of a well-formed, 2.0b-valid message, else `Refusal(454)` saying
+    which of the two it is not."""
     try:
         return validate_xml_schema(content)
     except etree.XMLSyntaxError as exc:
+        try:
+            etree.fromstring(content, WELL_FORMED)
+        except etree.XMLSyntaxError as syntax:
+            raise Refusal(INVALID_DATA, f"not well-formed XML: {syntax}") from syntax
         raise Refusal(INVALID_DATA, f"not a valid OpenADR 2.0b message: {exc}") from exc
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,10 +36,10 @@ from backend.core.errors import ConfigurationError
 from backend.core.tls import MINIMUM_VERSION
 from backend.core.tls import prepare as prepare_tls
 from backend.health.heartbeats import VTN, Heartbeat
-from backend.openadr import opts, registry, services
+from backend.openadr import opts, registry, replay, services
 from backend.openadr.ei_opt import EiOptEndpoint
-from backend.openadr.errors import VenNotFound
 from backend.openadr.gate import LOOKED_UP, ContactLog, Gate
+from backend.openadr.known import KnownVens
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +97,9 @@ class Vtn:
         )
         self.server.app.add_routes([web.post(f"{PATH_PREFIX}/EiOpt", self.ei_opt.handle)])
         self.heartbeat = Heartbeat(engine, VTN, settings.heartbeat_interval_s)
+        self.known = KnownVens(engine)
+        self._next_refresh = 0.0
+        replay.install()
         self._dispatcher: asyncio.Task[None] | None = None
 
     @property
@@ -119,27 +123,20 @@ class Vtn:
 
     def ven_lookup(self, ven_id: str | None) -> dict[str, str | None] | None:
         """What openleadr checks each message against: the registered certificate's
-        fingerprint, and whether the VEN holds a registration (else it asks to re-register)."""
+        fingerprint, and whether the VEN holds a registration (else it asks to re-register).
+        From the in-memory view (`known.py`), the database for a VEN not in it yet."""
         if not ven_id:
             return None
-        with Session(self.engine) as session:
-            try:
-                ven = services.find_ven(session, ven_id=ven_id)
-            except VenNotFound:
-                return None
-            return {
-                "ven_id": ven.ven_id,
-                "ven_name": ven.ven_name,
-                "fingerprint": services.openadr_fingerprint(ven.cert_fingerprint),
-                "registration_id": ven.registration_id,
-            }
+        return self.known.get(ven_id)
 
-    # openleadr awaits coroutines: the database work runs in a thread, so one slow query does
-    # not hold every other VEN's poll; the gate's look-up serves the rest of its request
+    # openleadr awaits coroutines; the gate's look-up serves the rest of its request, and a VEN
+    # missing from the view is looked up in a thread, so one slow query holds no other poll
     async def _ven_lookup(self, ven_id: str | None) -> dict[str, str | None] | None:
         cached = LOOKED_UP.get()
         if cached is not None and ven_id and cached[0] == ven_id:
             return cached[1]
+        if ven_id and ven_id in self.known.view:
+            return self.known.view[ven_id]
         return await asyncio.to_thread(self.ven_lookup, ven_id)
 
     async def _on_create_party_registration(
@@ -164,6 +161,7 @@ class Vtn:
                 logger.warning("VTN refused registration of %r", payload.get("ven_name"))
                 return False
             session.commit()
+            self.known.changed(ven)
             return ven.ven_id, ven.registration_id
 
     def on_cancel_party_registration(self, payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -171,6 +169,7 @@ class Vtn:
         with Session(self.engine) as session:
             services.cancel_registration(session, ven_id=ven_id)
             session.commit()
+            self.known.changed(services.find_ven(session, ven_id=ven_id))
         return "oadrCanceledPartyRegistration", {
             "ven_id": ven_id,
             "registration_id": payload.get("registration_id"),
@@ -207,7 +206,11 @@ class Vtn:
         return queued
 
     def housekeeping(self) -> None:
-        """Write the contacts the gate noted since the last round, and beat."""
+        """Write the contacts the gate noted since the last round, reload the VENs now and
+        then, and beat."""
+        if time.monotonic() >= self._next_refresh:
+            self.known.refresh()
+            self._next_refresh = time.monotonic() + self.settings.vtn_registry_refresh_s
         contacts = self.contacts.take()
         if contacts:
             with Session(self.engine) as session:
