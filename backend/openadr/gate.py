@@ -35,6 +35,7 @@ from aiohttp import web
 from lxml import etree
 from openleadr import enums, utils
 from openleadr.messaging import parse_message, validate_xml_schema
+from openleadr.service import vtn_service
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -60,6 +61,34 @@ MessageFactory = Callable[..., str]
 LOOKED_UP: contextvars.ContextVar[tuple[str, VenInfo | None] | None] = contextvars.ContextVar(
     "openadr_looked_up", default=None
 )
+
+
+# the message the gate parsed, for openleadr's handler in the same request (`share_parsing`)
+PARSED: contextvars.ContextVar[tuple[bytes, Any, tuple[str, dict[str, Any]]] | None] = (
+    contextvars.ContextVar("openadr_parsed", default=None)
+)
+
+
+def share_parsing() -> None:
+    """openleadr's handler validates and parses the body the gate has just validated and
+    parsed (the same bytes object: aiohttp caches the body). Point the names its module uses
+    at versions that reuse the gate's results for that object and do the work otherwise."""
+
+    def validate(content: Any) -> Any:
+        parsed = PARSED.get()
+        if parsed is not None and parsed[0] is content:
+            return parsed[1]
+        return validate_xml_schema(content)
+
+    def parse(content: Any) -> tuple[str, dict[str, Any]]:
+        parsed = PARSED.get()
+        if parsed is not None and parsed[0] is content:
+            message_type, payload = parsed[2]
+            return message_type, dict(payload)
+        return parse_message(content)
+
+    vtn_service.validate_xml_schema = validate
+    vtn_service.parse_message = parse
 
 
 class Refusal(Exception):
@@ -147,10 +176,13 @@ class Gate:
         if request.method != "POST" or not request.content_type.startswith("application/xml"):
             return await handler(request)  # openleadr answers 400 to a wrong content type
         content = await request.read()  # cached: openleadr's handler reads it again
+        LOOKED_UP.set(None)  # a kept-alive connection serves its requests in one task
+        PARSED.set(None)
         ven_id, request_id = "", None
         try:
-            check_schema(content)
+            tree = check_schema(content)
             message_type, payload = parse_message(content)
+            PARSED.set((content, tree, (message_type, dict(payload))))
             ven_id = payload.get("ven_id") or ""
             request_id = payload.get("request_id")
             await self.admit(request, message_type, payload)

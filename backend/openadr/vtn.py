@@ -38,7 +38,7 @@ from backend.core.tls import prepare as prepare_tls
 from backend.health.heartbeats import VTN, Heartbeat
 from backend.openadr import opts, registry, replay, services
 from backend.openadr.ei_opt import EiOptEndpoint
-from backend.openadr.gate import LOOKED_UP, ContactLog, Gate
+from backend.openadr.gate import LOOKED_UP, ContactLog, Gate, share_parsing
 from backend.openadr.known import KnownVens
 
 logger = logging.getLogger(__name__)
@@ -100,6 +100,7 @@ class Vtn:
         self.known = KnownVens(engine)
         self._next_refresh = 0.0
         replay.install()
+        share_parsing()
         self._dispatcher: asyncio.Task[None] | None = None
 
     @property
