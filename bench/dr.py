@@ -21,8 +21,6 @@ from typing import Any
 
 import numpy as np
 
-from bench import _vtn_load
-
 from backend.dr.baselines import (
     INTERVALS_PER_DAY,
     Adjustment,
@@ -31,6 +29,7 @@ from backend.dr.baselines import (
     adjust,
     high_x_of_y,
 )
+from bench import _vtn_load
 
 METERS = int(os.environ.get("GRIDLEDGER_BENCH_DR_METERS", "10000"))
 EVENT_DAY = date(2027, 1, 15)  # a Friday
