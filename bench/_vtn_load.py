@@ -192,13 +192,32 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def measure(base_url: str, vens: list[BenchVen]) -> tuple[float, float, float, int]:
-    """p50 and p99 in ms (inf when no poll succeeded), polls/s, failed polls."""
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process `pid` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Figures:
+    p50_ms: float
+    p99_ms: float
+    polls_per_s: float
+    failed: int
+    cpu_ms_per_poll: float  # the server's CPU over the scheduled phase, per poll
+
+
+def measure(base_url: str, vens: list[BenchVen], server_pid: int) -> Figures:
+    """The scheduled phase (p50, p99 in ms, inf when no poll succeeded), then the burst."""
+    cpu_before = cpu_s(server_pid)
     latencies, failed = asyncio.run(scheduled(base_url, vens))
+    polls = (PERIOD_S + MEASURE_S) / PERIOD_S * len(vens)
+    cpu_ms = (cpu_s(server_pid) - cpu_before) * 1000 / polls
     rate = asyncio.run(burst(base_url, vens))
     if not latencies:
-        return float("inf"), float("inf"), rate, failed
-    return percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000, rate, failed
+        return Figures(float("inf"), float("inf"), rate, failed, cpu_ms)
+    p50, p99 = percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000
+    return Figures(p50, p99, rate, failed, cpu_ms)
 
 
 def server_env(settings: Settings) -> dict[str, str]:
@@ -250,21 +269,40 @@ def run(vens_count: int = VENS) -> Iterator[dict[str, Any]]:
         try:
             wait_for_port(settings.vtn_port, vtn)
             wait_for_port(floor_port, floor)
-            p50, p99, rate, failed = measure(f"https://127.0.0.1:{settings.vtn_port}", vens)
-            _p50, floor_p99, floor_rate, _failed = measure(f"https://127.0.0.1:{floor_port}", vens)
+            ours = measure(f"https://127.0.0.1:{settings.vtn_port}", vens, vtn.pid)
+            floor_figures = measure(f"https://127.0.0.1:{floor_port}", vens, floor.pid)
         finally:
             stop_process(vtn)
             stop_process(floor)
             log.close()
-    yield {"metric": "vtn_poll_p99_ms", "value": round(p99, 1), "unit": "ms"}
-    yield {"metric": "vtn_poll_p50_ms", "value": round(p50, 1), "unit": "ms"}
-    yield {"metric": "vtn_polls_per_s", "value": round(rate, 1), "unit": "polls/s"}
-    yield {"metric": "vtn_polls_failed", "value": failed, "unit": "polls"}
-    yield {"metric": "floor_poll_p99_ms", "value": round(floor_p99, 1), "unit": "ms"}
-    yield {"metric": "floor_polls_per_s", "value": round(floor_rate, 1), "unit": "polls/s"}
-    yield {"metric": "vtn_p99_ratio_vs_floor", "value": round(p99 / floor_p99, 1), "unit": "x"}
+    yield {"metric": "vtn_poll_p99_ms", "value": round(ours.p99_ms, 1), "unit": "ms"}
+    yield {"metric": "vtn_poll_p50_ms", "value": round(ours.p50_ms, 1), "unit": "ms"}
+    yield {"metric": "vtn_polls_per_s", "value": round(ours.polls_per_s, 1), "unit": "polls/s"}
+    yield {"metric": "vtn_polls_failed", "value": ours.failed, "unit": "polls"}
+    yield {"metric": "vtn_cpu_ms_per_poll", "value": round(ours.cpu_ms_per_poll, 2), "unit": "ms"}
+    yield {"metric": "floor_poll_p99_ms", "value": round(floor_figures.p99_ms, 1), "unit": "ms"}
+    yield {
+        "metric": "floor_polls_per_s",
+        "value": round(floor_figures.polls_per_s, 1),
+        "unit": "polls/s",
+    }
+    yield {
+        "metric": "floor_cpu_ms_per_poll",
+        "value": round(floor_figures.cpu_ms_per_poll, 2),
+        "unit": "ms",
+    }
+    yield {
+        "metric": "vtn_p99_ratio_vs_floor",
+        "value": round(ours.p99_ms / floor_figures.p99_ms, 1),
+        "unit": "x",
+    }
     yield {
         "metric": "vtn_polls_per_s_ratio_vs_floor",
-        "value": round(rate / floor_rate, 2),
+        "value": round(ours.polls_per_s / floor_figures.polls_per_s, 2),
+        "unit": "x",
+    }
+    yield {
+        "metric": "vtn_cpu_per_poll_ratio_vs_floor",
+        "value": round(ours.cpu_ms_per_poll / floor_figures.cpu_ms_per_poll, 1),
         "unit": "x",
     }
