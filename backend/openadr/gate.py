@@ -11,7 +11,9 @@ with HTTP 200, so a VEN always gets a schema-valid 2.0b message back):
   oadrRequestReregistration (Figure 19); anything else is 463 Not Registered;
 - out of order: oadrCreatedEvent for an eventID the VTN never sent this VEN is 452;
   oadrUpdateReport / oadrCreatedReport before the VTN requested any report from the VEN
-  (its oadrRegisterReport) is 450 Out of Sequence, one with an unknown reportRequestID 452.
+  (its oadrRegisterReport) is 450 Out of Sequence, one with an unknown reportRequestID 452;
+  after such a 450 the VEN's next oadrPoll is answered oadrRequestReregistration, so a VEN
+  that reported to a VTN restarted since offers its reports again.
 Registration messages (create/query) go straight on: `services.register` decides.
 Refusals change no state; the VEN's registration, queue and reports stay as they were.
 
@@ -99,6 +101,14 @@ class Refusal(Exception):
         self.code, self.description = code, description
 
 
+class Reregister(Exception):
+    """Answer the message with oadrRequestReregistration."""
+
+    def __init__(self, ven_id: str) -> None:
+        super().__init__(ven_id)
+        self.ven_id = ven_id
+
+
 class ContactLog:
     """Last contact and last poll per VEN, in memory; `take()` hands them over for one batched
     write (a poll every 10 s from 1,000 VENs would otherwise be 100 updates a second)."""
@@ -167,6 +177,10 @@ class Gate:
         self.create_message = create_message
         self.contacts = contacts
         self.outgoing_invalid = 0
+        # VENs that reported before the VTN requested reports (e.g. after a VTN restart: the
+        # requests live in openleadr's memory): their next poll asks them to register again,
+        # which makes an openleadr VEN offer its reports again (Figure 19)
+        self.reregister: set[str] = set()
         self.refused: dict[int, int] = {}  # response code -> count
 
     @web.middleware
@@ -197,6 +211,9 @@ class Gate:
                 request_id=request_id,
             )
             return self.checked(web.Response(text=text, content_type="application/xml"))
+        except Reregister as ask:
+            text = self.create_message("oadrRequestReregistration", ven_id=ask.ven_id)
+            return self.checked(web.Response(text=text, content_type="application/xml"))
         return self.checked(await handler(request))
 
     async def admit(self, request: web.Request, message_type: str, payload: dict[str, Any]) -> None:
@@ -219,6 +236,9 @@ class Gate:
                 return  # openleadr asks the VEN to register again
             raise Refusal(NOT_REGISTERED, f"venID {ven_id} must register first")
         self.contacts.touch(ven_id, poll=message_type == "oadrPoll")
+        if message_type == "oadrPoll" and ven_id in self.reregister:
+            self.reregister.discard(ven_id)
+            raise Reregister(ven_id)
         if message_type == "oadrCreatedEvent":
             await self.check_event_ids(ven_id, payload)
         elif message_type in ("oadrUpdateReport", "oadrCreatedReport"):
@@ -242,6 +262,7 @@ class Gate:
     def check_report_ids(self, ven_id: str, message_type: str, payload: dict[str, Any]) -> None:
         requested = self.requested_reports.get(ven_id)
         if not requested:
+            self.reregister.add(ven_id)
             raise Refusal(
                 OUT_OF_SEQUENCE, f"{message_type} before the VTN requested any report (register)"
             )

@@ -5,6 +5,7 @@ landing in the store with provenance, cancellation and re-registration."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,7 @@ from sqlmodel import Session, select
 from backend.core.dev_ca import ensure_ca
 from backend.openadr import services
 from backend.openadr.models import EventDelivery, ReportValue, SignalName, Ven
+from backend.openadr.vtn import Vtn
 from tests.fixtures.openadr import VenFiles, client, run_with_vtn, until, ven_files
 
 logging.getLogger("openleadr").setLevel(logging.CRITICAL)  # refused VENs log errors by design
@@ -251,3 +253,41 @@ def test_status_reports_mark_the_ven_online_with_its_load_control_state(world):
     assert row.status_at is not None
     with Session(engine) as session:  # status values are not usage telemetry
         assert session.exec(select(ReportValue)).all() == []
+
+
+def test_reports_resume_after_the_vtn_restarts(world):
+    """openleadr keeps its report requests in memory: the restarted VTN answers the VEN's next
+    report 450, asks it to register again on its next poll, and the reports come back."""
+    settings, engine, certs, _ca, meter_name = world
+
+    def values() -> int:
+        with Session(engine) as session:
+            return len(session.exec(select(ReportValue)).all())
+
+    async def main():
+        vtn = Vtn(settings, engine)
+        await vtn.start()
+        c = client(settings, "house", certs["house"], settings.tls_ca_file, "ven-house")
+        c.add_report(
+            callback=lambda: 1.0,
+            resource_id=meter_name,
+            measurement="energy_real",
+            unit="Wh",
+            sampling_rate=timedelta(seconds=1),
+            report_duration=timedelta(seconds=60),
+        )
+        try:
+            await c.run()
+            await until(lambda: values() > 0, timeout=15)
+            await vtn.stop()
+            vtn = Vtn(settings, engine)
+            await vtn.start()
+            before = values()
+            await until(lambda: values() > before, timeout=20)
+            return vtn.gate.refused
+        finally:
+            await c.stop()
+            await vtn.stop()
+
+    refused = asyncio.run(main())
+    assert refused.get(450, 0) >= 1
