@@ -6,8 +6,9 @@ capped additive same-day adjustment (PJM), and the 10 of 10 baseline with the mu
 one (CAISO), per meter through backend/dr/baselines.py (exact integer rounding). Baseline in
 the same run: a naive per-interval mean of the 10 days for all meters at once in numpy (no day
 selection, no adjustment, float) - the floor of what any CBL costs; the ratio is printed.
-(The VTN figures of issue 18, `vtn_poll_p99_ms` and `vtn_polls_per_s`, belong to the OpenADR
-VTN; `dr_settle_per_s` to on-chain DR settlement, not built yet.)
+Then the OpenADR VTN under 1,000 polling VENs (`vtn_poll_p99_ms`, `vtn_polls_per_s`, against
+a floor server in the same run): bench/_vtn_load.py. (`dr_settle_per_s` belongs to on-chain
+DR settlement.)
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from backend.dr.baselines import (
     adjust,
     high_x_of_y,
 )
+from bench import _vtn_load
 
 METERS = int(os.environ.get("GRIDLEDGER_BENCH_DR_METERS", "10000"))
 EVENT_DAY = date(2027, 1, 15)  # a Friday
@@ -74,3 +76,4 @@ def run(meters: int = METERS) -> Iterator[dict[str, Any]]:
     yield {"metric": f"naive_mean_s_{label}", "value": round(naive_s, 4), "unit": "s"}
     yield {"metric": "cbl_per_meter_ms", "value": round(1000 * timed / meters, 4), "unit": "ms"}
     yield {"metric": "ratio_vs_naive_mean", "value": round(timed / naive_s, 1), "unit": "x"}
+    yield from _vtn_load.run()

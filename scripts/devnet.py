@@ -398,6 +398,13 @@ class Stack:
         )
         self.start("vtn", module="backend.openadr")
         say("vtn", f"OpenADR 2.0b VTN at {config.vtn_url} (known VENs, client certificates)")
+        if config.simulate and config.sim_vens:
+            self.start("vens", module="scripts.vens")
+            say(
+                "vens",
+                f"{config.sim_vens} households and the battery run openleadr VENs "
+                f"(opt out with p={config.sim_ven_opt_out_probability:g})",
+            )
         self.warn_if_chain_time_ahead()
         if config.simulate:
             self.start("neighbourhood", module="scripts.neighbourhood", may_finish=True)

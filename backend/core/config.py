@@ -215,6 +215,11 @@ class Settings(BaseSettings):
     sim_consumers: int = Field(default=30, ge=1, le=500)
     sim_start_hour_utc: int = Field(default=5, ge=0, le=23)  # a new chain jumps ahead to this hour
     sim_mqtt: bool = True  # household meters publish over MQTT when the broker answers (else REST)
+    # simulated OpenADR VENs (`python -m scripts.vens`): this many prosumer households and the
+    # battery run openleadr VENs against the VTN (0: none); each event is opted out with this
+    # probability (else in)
+    sim_vens: int = Field(default=5, ge=0, le=500)
+    sim_ven_opt_out_probability: float = Field(default=0.2, ge=0, le=1)
 
     # TLS (README "Security"): "dev" serves the API over HTTPS and MQTT on a TLS listener with
     # certificates of the development CA in data_dir/tls (made on first use, then reused);
@@ -249,6 +254,9 @@ class Settings(BaseSettings):
     vtn_id: str = "gridledger-vtn"
     vtn_poll_interval_s: float = Field(default=10.0, gt=0)  # oadrPoll frequency asked of VENs
     vtn_dispatch_interval_s: float = Field(default=1.0, gt=0)  # published events -> VEN queues
+    # the VTN reloads its in-memory view of the VENs this often (a revoked VEN is refused
+    # within it; registrations made by the VTN itself count at once)
+    vtn_registry_refresh_s: float = Field(default=2.0, gt=0)
 
     @model_validator(mode="after")
     def _fill_paths_and_refuse_dev_secrets(self) -> Settings:

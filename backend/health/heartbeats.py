@@ -20,8 +20,8 @@ from backend.settlement.sql import insert_ignoring_conflicts
 
 log = logging.getLogger("gridledger.health")
 
-MATCHER, MQTT, BEAT, DISPATCHER = "matcher", "mqtt", "beat", "dispatcher"
-WATCHED = (MATCHER, MQTT, BEAT, DISPATCHER)  # the components /health expects heartbeats from
+MATCHER, MQTT, BEAT, DISPATCHER, VTN = "matcher", "mqtt", "beat", "dispatcher", "vtn"
+WATCHED = (MATCHER, MQTT, BEAT, DISPATCHER, VTN)  # the components /health expects heartbeats from
 
 
 def write_heartbeat(engine: Engine, component: str) -> None:

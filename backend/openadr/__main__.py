@@ -6,6 +6,8 @@ import asyncio
 import logging
 import signal
 
+import uvloop
+
 from backend.core.config import get_settings
 from backend.core.db import get_engine
 from backend.openadr.vtn import Vtn
@@ -26,7 +28,10 @@ async def serve() -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    asyncio.run(serve())
+    # a line per message (openleadr's answer, aiohttp's access log) costs a poll dearly
+    for chatty in ("openleadr", "aiohttp.access"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    uvloop.run(serve())  # its TLS and sockets cost a poll less than asyncio's
 
 
 if __name__ == "__main__":

@@ -16,3 +16,23 @@ class VenExists(Conflict):
 class EventInvalid(InvalidInput):
     code = "openadr-event-invalid"
     title = "The OpenADR event cannot be published as given"
+
+
+class OptInvalid(InvalidInput):
+    code = "openadr-opt-invalid"
+    title = "The opt schedule cannot be recorded as given"
+
+
+class OptNotFound(NotFound):
+    code = "openadr-opt-not-found"
+    title = "Unknown opt"
+
+
+class VenInvalid(InvalidInput):
+    code = "openadr-ven-invalid"
+    title = "The VEN cannot be enrolled as given"
+
+
+class VenCertificateUnavailable(Conflict):
+    code = "openadr-ven-certificate-unavailable"
+    title = "VEN certificates are issued by the development CA only"

@@ -34,6 +34,11 @@ class OptType(StrEnum):
     OPT_OUT = "optOut"
 
 
+class OptSource(StrEnum):
+    EVENT = "event"  # the VEN's oadrCreatedEvent answer (or an oadrCreateOpt naming the event)
+    SCHEDULE = "schedule"  # an opt schedule (oadrCreateOpt with availability windows)
+
+
 class Ven(SQLModel, table=True):
     __tablename__ = "openadr_vens"
 
@@ -45,6 +50,12 @@ class Ven(SQLModel, table=True):
     registered_at: datetime | None = None
     active: bool = True
     created_at: datetime = Field(default_factory=utc_now)
+    revoked_at: datetime | None = None
+    last_contact_at: datetime | None = None  # any message (written in batches by the VTN)
+    last_poll_at: datetime | None = None
+    # the last TELEMETRY_STATUS report: online / load control state as the VEN sent them
+    status: dict[str, object] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    status_at: datetime | None = None
 
 
 class VenMeter(SQLModel, table=True):
@@ -84,6 +95,8 @@ class EventDelivery(SQLModel, table=True):
     queued_at: datetime | None = None
     opt_type: str | None = Field(default=None, max_length=8)  # OptType
     opted_at: datetime | None = None
+    opt_source: str | None = Field(default=None, max_length=8)  # OptSource
+    opt_id: str | None = Field(default=None, max_length=64)  # the opt schedule that decided
 
 
 class ReportValue(SQLModel, table=True):
@@ -110,3 +123,30 @@ class ReportValue(SQLModel, table=True):
     source: str = Field(default=SOURCE, max_length=16)
     verified: bool = False
     received_at: datetime = Field(default_factory=utc_now)
+
+
+class OptSchedule(SQLModel, table=True):
+    """An EiOpt schedule (oadrCreateOpt): the VEN opts in or out of events overlapping its
+    windows (`OptWindow`), in one market context or all. Cancelled by oadrCancelOpt; a later
+    schedule wins over an earlier one where they overlap."""
+
+    __tablename__ = "openadr_opts"
+
+    opt_id: str = Field(primary_key=True, max_length=64)
+    ven_id: str = Field(foreign_key="openadr_vens.ven_id", index=True, max_length=64)
+    opt_type: str = Field(max_length=8)  # OptType
+    opt_reason: str = Field(max_length=32)
+    market_context: str | None = Field(default=None, max_length=200)
+    created_at: datetime = Field(default_factory=utc_now)
+    cancelled_at: datetime | None = None
+
+
+class OptWindow(SQLModel, table=True):
+    """One availability window of an opt schedule, unix seconds [start, end)."""
+
+    __tablename__ = "openadr_opt_windows"
+
+    id: int | None = Field(default=None, primary_key=True)
+    opt_id: str = Field(foreign_key="openadr_opts.opt_id", index=True, max_length=64)
+    start: int = Field(sa_column=Column(BigInteger, nullable=False))
+    end: int = Field(sa_column=Column(BigInteger, nullable=False))

@@ -27,6 +27,7 @@ from backend.openadr.errors import EventInvalid, VenExists, VenNotFound
 from backend.openadr.models import (
     SOURCE,
     EventDelivery,
+    OptSource,
     OptType,
     ReportValue,
     SignalName,
@@ -190,7 +191,10 @@ def requeue_unanswered(session: Session, *, now: datetime) -> int:
         select(EventDelivery, VtnEvent)
         .join(VtnEvent, col(VtnEvent.id) == col(EventDelivery.event_id))
         .where(col(EventDelivery.queued_at).is_not(None))
-        .where(col(EventDelivery.opt_type).is_(None))
+        .where(
+            col(EventDelivery.opt_type).is_(None)
+            | (col(EventDelivery.opt_source) == OptSource.SCHEDULE)
+        )
     ).all()
     moment = now.timestamp()
     again = [d for d, e in rows if event_end(e) > moment]
@@ -220,10 +224,18 @@ def record_opt(session: Session, *, ven_id: str, delivery_id: str, opt_type: str
     if delivery is None or delivery.ven_id != ven_id or opt_type not in set(OptType):
         return False
     delivery.opt_type = opt_type
+    delivery.opt_source = OptSource.EVENT
+    delivery.opt_id = None
     delivery.opted_at = utc_now()
     session.add(delivery)
     session.flush()
     return True
+
+
+def is_delivery_of(session: Session, *, ven_id: str, delivery_id: str) -> bool:
+    """Whether `delivery_id` is an eventID the VTN sent (queued) to `ven_id`."""
+    delivery = session.get(EventDelivery, delivery_id)
+    return delivery is not None and delivery.ven_id == ven_id and delivery.queued_at is not None
 
 
 def meter_for(session: Session, *, ven_id: str, resource_id: str | None) -> str | None:

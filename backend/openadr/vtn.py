@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from aiohttp import web
 from openleadr import OpenADRServer
+from openleadr.service import VTNService
 from openleadr.utils import getmember
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -32,10 +35,15 @@ from backend.core.config import Settings
 from backend.core.errors import ConfigurationError
 from backend.core.tls import MINIMUM_VERSION
 from backend.core.tls import prepare as prepare_tls
-from backend.openadr import services
-from backend.openadr.errors import VenNotFound
+from backend.health.heartbeats import VTN, Heartbeat
+from backend.openadr import opts, registry, replay, services
+from backend.openadr.ei_opt import EiOptEndpoint
+from backend.openadr.gate import LOOKED_UP, ContactLog, Gate, share_parsing
+from backend.openadr.known import KnownVens
 
 logger = logging.getLogger(__name__)
+
+PATH_PREFIX = "/OpenADR2/Simple/2.0b"  # openleadr's default http_path_prefix
 
 ReportCallback = Callable[[list[tuple[datetime, float]]], Awaitable[None]]
 
@@ -72,6 +80,27 @@ class Vtn:
         self.server.add_handler("on_create_party_registration", self._on_create_party_registration)
         self.server.add_handler("on_cancel_party_registration", self._on_cancel_party_registration)
         self.server.add_handler("on_register_report", self.on_register_report)
+        self.contacts = ContactLog()
+        self.gate = Gate(
+            lookup=self._ven_lookup,
+            engine=engine,
+            requested_reports=self.server.services["report_service"].requested_reports,
+            create_message=VTNService._create_message,
+            contacts=self.contacts,
+        )
+        self.server.app.middlewares.append(self.gate.middleware)
+        self.ei_opt = EiOptEndpoint(
+            engine=engine,
+            lookup=self._ven_lookup,
+            create_message=VTNService._create_message,
+            verify=VTNService.verify_message_signatures,
+        )
+        self.server.app.add_routes([web.post(f"{PATH_PREFIX}/EiOpt", self.ei_opt.handle)])
+        self.heartbeat = Heartbeat(engine, VTN, settings.heartbeat_interval_s)
+        self.known = KnownVens(engine)
+        self._next_refresh = 0.0
+        replay.install()
+        share_parsing()
         self._dispatcher: asyncio.Task[None] | None = None
 
     @property
@@ -95,24 +124,20 @@ class Vtn:
 
     def ven_lookup(self, ven_id: str | None) -> dict[str, str | None] | None:
         """What openleadr checks each message against: the registered certificate's
-        fingerprint, and whether the VEN holds a registration (else it asks to re-register)."""
+        fingerprint, and whether the VEN holds a registration (else it asks to re-register).
+        From the in-memory view (`known.py`), the database for a VEN not in it yet."""
         if not ven_id:
             return None
-        with Session(self.engine) as session:
-            try:
-                ven = services.find_ven(session, ven_id=ven_id)
-            except VenNotFound:
-                return None
-            return {
-                "ven_id": ven.ven_id,
-                "ven_name": ven.ven_name,
-                "fingerprint": services.openadr_fingerprint(ven.cert_fingerprint),
-                "registration_id": ven.registration_id,
-            }
+        return self.known.get(ven_id)
 
-    # openleadr awaits coroutines: the database work runs in a thread, so one slow query does
-    # not hold every other VEN's poll
+    # openleadr awaits coroutines; the gate's look-up serves the rest of its request, and a VEN
+    # missing from the view is looked up in a thread, so one slow query holds no other poll
     async def _ven_lookup(self, ven_id: str | None) -> dict[str, str | None] | None:
+        cached = LOOKED_UP.get()
+        if cached is not None and ven_id and cached[0] == ven_id:
+            return cached[1]
+        if ven_id and ven_id in self.known.view:
+            return self.known.view[ven_id]
         return await asyncio.to_thread(self.ven_lookup, ven_id)
 
     async def _on_create_party_registration(
@@ -137,6 +162,7 @@ class Vtn:
                 logger.warning("VTN refused registration of %r", payload.get("ven_name"))
                 return False
             session.commit()
+            self.known.changed(ven)
             return ven.ven_id, ven.registration_id
 
     def on_cancel_party_registration(self, payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -144,6 +170,7 @@ class Vtn:
         with Session(self.engine) as session:
             services.cancel_registration(session, ven_id=ven_id)
             session.commit()
+            self.known.changed(services.find_ven(session, ven_id=ven_id))
         return "oadrCanceledPartyRegistration", {
             "ven_id": ven_id,
             "registration_id": payload.get("registration_id"),
@@ -156,6 +183,7 @@ class Vtn:
         queued = 0
         with Session(self.engine) as session:
             for delivery, event in services.pending_deliveries(session):
+                opts.apply_schedule(session, delivery=delivery, event=event)
                 intervals = [
                     {
                         "dtstart": datetime.fromtimestamp(int(i["start"]), UTC),
@@ -178,10 +206,24 @@ class Vtn:
             session.commit()
         return queued
 
+    def housekeeping(self) -> None:
+        """Write the contacts the gate noted since the last round, reload the VENs now and
+        then, and beat."""
+        if time.monotonic() >= self._next_refresh:
+            self.known.refresh()
+            self._next_refresh = time.monotonic() + self.settings.vtn_registry_refresh_s
+        contacts = self.contacts.take()
+        if contacts:
+            with Session(self.engine) as session:
+                registry.record_contacts(session, contacts)
+                session.commit()
+        self.heartbeat.beat()
+
     async def _dispatch_forever(self) -> None:
         while True:
             try:
-                self.dispatch_pending()
+                self.dispatch_pending()  # openleadr's queues: on the loop's thread
+                await asyncio.to_thread(self.housekeeping)
             except Exception:  # the next round retries; the VTN keeps serving
                 logger.exception("VTN: dispatching events failed")
             await asyncio.sleep(self.settings.vtn_dispatch_interval_s)
@@ -215,10 +257,21 @@ class Vtn:
         min_sampling_interval: timedelta,
         max_sampling_interval: timedelta,
     ) -> tuple[ReportCallback, timedelta] | None:
-        """Request every telemetry usage report a known VEN offers, at its fastest rate; the
-        values land in the report store. Status reports are not requested yet."""
+        """Request every telemetry usage and status report a known VEN offers, at its fastest
+        rate; usage values land in the report store, status on the VEN (`registry`)."""
         if measurement == "Status":
-            return None
+
+            async def status(values: list[tuple[datetime, float]]) -> None:
+                await asyncio.to_thread(write_status, values)
+
+            def write_status(values: list[tuple[datetime, float]]) -> None:
+                with Session(self.engine) as session:
+                    registry.record_status(
+                        session, ven_id=ven_id, resource_id=resource_id, values=values
+                    )
+                    session.commit()
+
+            return status, min_sampling_interval
 
         async def store(values: list[tuple[datetime, float]]) -> None:
             await asyncio.to_thread(write, values)

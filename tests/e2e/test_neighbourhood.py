@@ -146,11 +146,13 @@ def test_make_run_prints_each_component_and_the_urls(stack):
         "mqtt",
         "dispatcher",
         "vtn",
+        "vens",
         "sim",
         "urls",
     ):
         assert f"[{component:>8}]" in log, component
     assert "OpenADR 2.0b VTN at http://127.0.0.1:" in log and "[     vtn] died" not in log
+    assert "[    vens] died" not in log
     assert f"{stack.w3.provider.endpoint_uri}" in log and "/docs" in log
     status_lines = [line for line in log.splitlines() if line.startswith("[  status]")]
     assert (
@@ -354,6 +356,7 @@ def test_ctrl_c_stops_every_component(stack):
     log = stack.log()
     for component in (
         "neighbourhood",
+        "vens",
         "vtn",
         "dispatcher",
         "mqtt",

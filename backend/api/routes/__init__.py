@@ -11,6 +11,7 @@ from backend.api.routes import (
     energy,
     forecast,
     meters,
+    openadr,
     public,
     recs,
     relay,
@@ -40,6 +41,7 @@ api_router.include_router(vpp.router)
 api_router.include_router(deadletters.router)
 api_router.include_router(dr.router)
 api_router.include_router(forecast.router)
+api_router.include_router(openadr.router)
 
 # Anonymous GETs whose response is the same for every caller: served from each worker's
 # read cache (backend/api/read_cache.py). Never list a route that reads the caller.

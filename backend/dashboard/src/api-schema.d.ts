@@ -1687,6 +1687,50 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/openadr/vens": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Vens
+         * @description Every VEN (operators), with its last registration, contact, poll and status report.
+         */
+        get: operations["list_vens_v1_openadr_vens_get"];
+        put?: never;
+        /**
+         * Enrol Ven
+         * @description Enrol a VEN (operators, signed in: the answer may carry a private key, shown once).
+         */
+        post: operations["enrol_ven_v1_openadr_vens_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/openadr/vens/{ven_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Revoke Ven
+         * @description Revoke a VEN: its certificate no longer admits it; its history stays.
+         */
+        delete: operations["revoke_ven_v1_openadr_vens__ven_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/health": {
         parameters: {
             query?: never;
@@ -4490,6 +4534,106 @@ export interface components {
             };
             /** Order Hash */
             order_hash: string;
+        };
+        /** VenCreate */
+        VenCreate: {
+            /** Ven Name */
+            ven_name: string;
+            /**
+             * Account Id
+             * Format: uuid
+             */
+            account_id: string;
+            /** Meter Ids */
+            meter_ids?: string[];
+            /** Ven Id */
+            ven_id?: string | null;
+            /** Cert Fingerprint */
+            cert_fingerprint?: string | null;
+        };
+        /** VenEnrolled */
+        VenEnrolled: {
+            /** Ven Id */
+            ven_id: string;
+            /** Ven Name */
+            ven_name: string;
+            /**
+             * Account Id
+             * Format: uuid
+             */
+            account_id: string;
+            /** Meter Ids */
+            meter_ids: string[];
+            /** Cert Fingerprint */
+            cert_fingerprint: string;
+            /** Active */
+            active: boolean;
+            /** Registered */
+            registered: boolean;
+            /** Registered At */
+            registered_at: string | null;
+            /** Last Contact At */
+            last_contact_at: string | null;
+            /** Last Poll At */
+            last_poll_at: string | null;
+            /** Revoked At */
+            revoked_at: string | null;
+            /** Status */
+            status: {
+                [key: string]: unknown;
+            } | null;
+            /** Status At */
+            status_at: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Certificate Pem */
+            certificate_pem?: string | null;
+            /** Private Key Pem */
+            private_key_pem?: string | null;
+            /** Ca Pem */
+            ca_pem?: string | null;
+        };
+        /** VenPublic */
+        VenPublic: {
+            /** Ven Id */
+            ven_id: string;
+            /** Ven Name */
+            ven_name: string;
+            /**
+             * Account Id
+             * Format: uuid
+             */
+            account_id: string;
+            /** Meter Ids */
+            meter_ids: string[];
+            /** Cert Fingerprint */
+            cert_fingerprint: string;
+            /** Active */
+            active: boolean;
+            /** Registered */
+            registered: boolean;
+            /** Registered At */
+            registered_at: string | null;
+            /** Last Contact At */
+            last_contact_at: string | null;
+            /** Last Poll At */
+            last_poll_at: string | null;
+            /** Revoked At */
+            revoked_at: string | null;
+            /** Status */
+            status: {
+                [key: string]: unknown;
+            } | null;
+            /** Status At */
+            status_at: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
         };
         /** VppCreate */
         VppCreate: {
@@ -12389,6 +12533,251 @@ export interface operations {
             };
             /** @description Conflict */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate-limit window resets (the body's `retry_after`) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_vens_v1_openadr_vens_get: {
+        parameters: {
+            query?: {
+                include_revoked?: boolean;
+            };
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VenPublic"][];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate-limit window resets (the body's `retry_after`) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    enrol_ven_v1_openadr_vens_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VenCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VenEnrolled"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description VEN certificates are issued by the development CA only */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate-limit window resets (the body's `retry_after`) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    revoke_ven_v1_openadr_vens__ven_id__delete: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                ven_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VenPublic"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown VEN */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -16,6 +16,7 @@ COMPONENTS = [
     "backend.meters.mqtt",
     "indexer.base",
     "backend.openadr.vtn",
+    "scripts.vens.fleet",
 ]
 
 PROBE = """

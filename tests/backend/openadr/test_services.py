@@ -17,23 +17,9 @@ from backend.openadr.enrolment import enrol_ven
 from backend.openadr.errors import EventInvalid, VenExists, VenNotFound
 from backend.openadr.models import EventDelivery, ReportValue, SignalName
 from tests.fixtures.meters import NOW, seed_meters
+from tests.fixtures.openadr import FP
 
-FP = "ab" * 32
 START = datetime(2026, 12, 1, 17, tzinfo=UTC)
-
-
-@pytest.fixture
-def house(db_session):
-    owner, _other, solar, _house = seed_meters(db_session)
-    services.add_ven(
-        db_session,
-        ven_id="ven-house",
-        ven_name="house",
-        account_id=owner.id,
-        cert_fingerprint=FP,
-        meter_ids=[solar.meter_id],
-    )
-    return db_session, owner, solar
 
 
 def test_openadr_fingerprint_is_what_openleadr_computes(tmp_path):

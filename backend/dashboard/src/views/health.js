@@ -1,5 +1,5 @@
 // System health: /health (database, Redis, RPC, indexer lag; freshness of settlement, issuance,
-// the matcher's, MQTT subscriber's and beat's heartbeats, the outbox) and indexed chain totals.
+// the matcher's, MQTT subscriber's, beat's and VTN's heartbeats, the outbox) and indexed chain totals.
 import { api, data } from "../api.js";
 import { $, h } from "../format.js";
 
@@ -10,6 +10,7 @@ const FRESHNESS = [
   ["matcher", "Matcher"],
   ["mqtt", "MQTT subscriber"],
   ["beat", "Beat"],
+  ["vtn", "OpenADR VTN"],
   ["outbox", "Outbox"],
 ];
 

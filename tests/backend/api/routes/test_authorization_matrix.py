@@ -57,6 +57,9 @@ ROLE_GATED = {
     ("POST", "/v1/dr/programs"): "operator",
     ("POST", "/v1/dr/events"): "operator",
     ("DELETE", "/v1/dr/events/{event_id}"): "operator",
+    ("GET", "/v1/openadr/vens"): "operator",
+    ("POST", "/v1/openadr/vens"): "operator",
+    ("DELETE", "/v1/openadr/vens/{ven_id}"): "operator",
 }
 PATH_SAMPLES = {
     "key_id": str(uuid.uuid4()),
@@ -76,6 +79,7 @@ PATH_SAMPLES = {
     "program_id": str(uuid.uuid4()),
     "enrolment_id": str(uuid.uuid4()),
     "event_id": str(uuid.uuid4()),
+    "ven_id": "ven-nobody",
 }
 QUERY_SAMPLES = {
     "/v1/trading/orderbook": {"market_id": "energy-900"},

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 from fastapi.testclient import TestClient
 
-from backend.accounts.models import Account
-from backend.accounts.security import create_access_token
 from backend.api.deps import get_db
 from backend.core.config import Settings, get_settings
 from backend.deadletters import services
 from backend.main import create_app
+from tests.fixtures.api import bearer_for
 
 
 @pytest.fixture
@@ -32,15 +29,7 @@ def api(db_session, tmp_path):
     db_session.flush()
 
     def bearer(*roles: str) -> dict[str, str]:
-        account = Account(
-            email=f"{'-'.join(roles)}@example.org",
-            address="0x" + uuid.uuid4().hex + "00" * 4,
-            roles=list(roles),
-        )
-        db_session.add(account)
-        db_session.flush()
-        token = create_access_token(account.id, account.roles, config)
-        return {"Authorization": f"Bearer {token}"}
+        return bearer_for(db_session, config, *roles)
 
     return TestClient(app, client=("127.0.0.1", 50000)), bearer
 
