@@ -19,10 +19,10 @@ def test_status_line_names_late_components_until_they_report(tmp_path):
     settings = Settings(_env_file=None, data_dir=tmp_path, database_url=url)
     status = StatusLine(None, engine, simulated=True, settings=settings)  # type: ignore[arg-type]
     now = int(time.time())
-    assert status.degraded(now) == " | DEGRADED: matcher, mqtt, beat, dispatcher"
+    assert status.degraded(now) == " | DEGRADED: matcher, mqtt, beat, dispatcher, vtn"
     for component in WATCHED:
         write_heartbeat(engine, component)
-    late = " | DEGRADED: matcher, mqtt, beat, dispatcher"
+    late = " | DEGRADED: matcher, mqtt, beat, dispatcher, vtn"
     assert status.degraded(now) == late  # asked again in 5 s
     status.freshness_at = -math.inf
     assert status.degraded(now) == ""
