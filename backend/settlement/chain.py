@@ -68,6 +68,7 @@ class ChainContext:
     settler: LocalAccount
     issuer: LocalAccount
     receipt_timeout_s: float = 120
+    demand_response: Contract | None = None  # None: a deployment from before DemandResponse
 
     @classmethod
     def from_settings(
@@ -76,6 +77,7 @@ class ChainContext:
         deployment = deployment or Deployment.read(settings.deployment_file)
         w3 = Web3(Web3.HTTPProvider(settings.rpc_url, request_kwargs={"timeout": 30}))
         market, registry = deployment.contracts["EnergyMarket"], deployment.contracts["RECRegistry"]
+        dr = deployment.contracts.get("DemandResponse")
         return cls(
             w3=w3,
             market=w3.eth.contract(address=to_checksum_address(market.address), abi=market.abi),
@@ -84,6 +86,9 @@ class ChainContext:
             ),
             settler=signer(settings.settler_private_key.get_secret_value()),
             issuer=signer(settings.issuer_private_key.get_secret_value()),
+            demand_response=None
+            if dr is None
+            else w3.eth.contract(address=to_checksum_address(dr.address), abi=dr.abi),
         )
 
     def now(self) -> int:
