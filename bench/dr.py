@@ -135,7 +135,11 @@ def settle_figures(participants: int, batch: int = SETTLE_BATCH) -> Iterator[dic
         "value": round(participants / one_s, 1),
         "unit": "1/s",
     }
-    yield {"metric": "dr_settle_ratio_vs_one_by_one", "value": round(one_s / batched_s, 2), "unit": "x"}
+    yield {
+        "metric": "dr_settle_ratio_vs_one_by_one",
+        "value": round(one_s / batched_s, 2),
+        "unit": "x",
+    }
     yield {
         "metric": f"dr_settle_batch{batch}_gas_per_participant",
         "value": batched_gas // participants,

@@ -1,5 +1,5 @@
-"""Deploy GridUSD, RECRegistry, EnergyMarket, DemandResponse and the admin timelock, grant the operational
-roles, hand DEFAULT_ADMIN_ROLE to the timelock, write the deployment file.
+"""Deploy GridUSD, RECRegistry, EnergyMarket, DemandResponse and the admin timelock, grant the
+operational roles, hand DEFAULT_ADMIN_ROLE to the timelock, write the deployment file.
 
 `ape run deploy [--network ethereum:local:foundry]` uses Ape's connected provider;
 `scripts/devnet.py` calls `deploy_all` with a plain Web3 on the Anvil it started.

@@ -11,6 +11,7 @@ An event with neither is still called: participants read it in the API.
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -65,7 +66,7 @@ def dispatch_event(session: Session, event: DrEvent) -> Dispatched:
             reference=str(event.id),
         )
     committed = {e.resource_id: p.committed_w for p, e in rows if e.resource_id is not None}
-    by_vpp: dict[object, list[int]] = defaultdict(list)
+    by_vpp: dict[uuid.UUID, list[int]] = defaultdict(list)
     for membership in session.exec(
         select(VppMembership).where(
             col(VppMembership.resource_id).in_(committed.keys()),

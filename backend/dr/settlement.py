@@ -95,7 +95,9 @@ def owed_by_account(
     accounts = select(Account).where(col(Account.id).in_({e.account_id for _, e in rows}))
     addresses = {a.id: a.address.lower() for a in session.exec(accounts).all()}
     for participation, enrolment in rows:
-        result = evaluation.participant_performance(session, program, event, participation, enrolment)
+        result = evaluation.participant_performance(
+            session, program, event, participation, enrolment
+        )
         row = owed.setdefault(enrolment.account_id, Owed(addresses[enrolment.account_id]))
         if result.status != "evaluated":
             continue
@@ -366,7 +368,9 @@ def event_settlement(session: Session, account: Account, event_id: uuid.UUID) ->
         ).all()
     )
     if program.operator_id != account.id:
-        taking_part = any(e.account_id == account.id for _, e in services.participations(session, event.id))
+        taking_part = any(
+            e.account_id == account.id for _, e in services.participations(session, event.id)
+        )
         if not taking_part:
             raise DrAccessDenied("only the operator and the participants see an event's results")
         rows = [r for r in rows if r.account_id == account.id]

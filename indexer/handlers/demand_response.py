@@ -18,7 +18,9 @@ def _program_and(field: str) -> Touches:
     return keys
 
 
-def _balance(state: MirrorState, log: Log, account: str, *, withdrawable: int = 0, collateral: int = 0) -> None:
+def _balance(
+    state: MirrorState, log: Log, account: str, *, withdrawable: int = 0, collateral: int = 0
+) -> None:
     row = state.get("dr_chain_balances", account)
     if row is None:
         row = new_row(DrChainBalance, account=account, withdrawable=0, collateral=0, block_number=0)

@@ -20,16 +20,17 @@ from backend.dr.errors import (
     DrAccessDenied,
     DrAlreadyEnrolled,
     DrContractMissing,
-    DrOfferInvalid,
-    DrOfferNotFound,
-    DrOfferNotOpen,
     DrEnrolmentNotFound,
     DrEventInvalid,
     DrEventNotFound,
+    DrOfferInvalid,
+    DrOfferNotFound,
+    DrOfferNotOpen,
     DrOptOutTooLate,
     DrProgramEventLimit,
     DrProgramNotFound,
 )
+from backend.dr.models import DrOfferStatus, DrVppNotification
 from backend.dr.schemas import (
     EnrolmentCreate,
     EnrolmentPublic,
@@ -47,7 +48,6 @@ from backend.dr.schemas import (
     ProgramPublic,
     VppNotificationPublic,
 )
-from backend.dr.models import DrOfferStatus, DrVppNotification
 from backend.energy.errors import NothingToWithdraw
 from backend.energy.schemas import Withdrawal
 from backend.meters.errors import MeterAccessDenied, MeterNotFound

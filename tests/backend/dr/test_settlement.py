@@ -66,7 +66,11 @@ def test_event_settled_once_from_verified_readings(world):
     delivering = found[world.delivering.address.lower()]
     short = found[world.short.address.lower()]
     away = found[world.away.address.lower()]
-    assert (delivering.credited_wh, delivering.incentive, delivering.penalty) == (2_400, INCENTIVE, 0)
+    assert (delivering.credited_wh, delivering.incentive, delivering.penalty) == (
+        2_400,
+        INCENTIVE,
+        0,
+    )
     assert (short.shortfall_wh, short.incentive, short.penalty, short.data_missing) == (
         2_000,
         0,
@@ -162,12 +166,10 @@ def test_a_program_not_escrowed_by_its_operator_is_not_settled(market):
     world = build_dr_world(market)
     with market.session() as session:  # another account now operates the program
         program = session.get(DrProgram, world.program_id)
-        other = next(
-            p for p in market.devnet.workload.people if p.address != world.utility.address
+        other = next(p for p in market.devnet.workload.people if p.address != world.utility.address)
+        program.operator_id = (
+            session.exec(select(Account).where(Account.address == other.address.lower())).one().id
         )
-        program.operator_id = session.exec(
-            select(Account).where(Account.address == other.address.lower())
-        ).one().id
         session.add(program)
         session.commit()
     (report,) = settle(world, after_deadline(world))

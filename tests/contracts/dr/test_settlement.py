@@ -2,7 +2,6 @@
 payments, closing a program; every test checks token conservation at its end."""
 
 import ape
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -38,7 +37,9 @@ def test_settle_credits_incentive_and_takes_penalty_from_collateral(dr, gusd, se
         PROGRAM, EVENT, [(bob, 7_000_000, 0), (carol, 0, 3_000_000)], sender=settler
     )
     logs = dr.ParticipantSettled.from_receipt(receipt)
-    assert [(log.participant, log.incentive, log.penaltyOwed, log.penaltyCharged) for log in logs] == [
+    assert [
+        (log.participant, log.incentive, log.penaltyOwed, log.penaltyCharged) for log in logs
+    ] == [
         (bob.address, 7_000_000, 0, 0),
         (carol.address, 0, 3_000_000, 3_000_000),
     ]
@@ -149,7 +150,9 @@ def test_close_returns_budget_then_collateral(dr, gusd, settler, alice, bob, car
 amounts = st.integers(min_value=0, max_value=COLLATERAL * 2)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(results=st.lists(st.tuples(amounts, amounts), min_size=1, max_size=6))
 def test_tokens_conserved_over_events(dr, gusd, chain, settler, bob, carol, results):
     """Invariant over random events: Σ balances + budget + collateral == tokens held, each
