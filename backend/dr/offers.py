@@ -86,7 +86,7 @@ def accept_offer(
     """Buy an open offer (see the module docstring); flushed, not committed."""
     offer = get_offer(session, offer_id)
     if offer.status != DrOfferStatus.OPEN:
-        raise DrOfferNotOpen(f"offer {offer.id} is {offer.status}", status=offer.status)
+        raise DrOfferNotOpen(f"offer {offer.id} is {offer.status}", offer_status=offer.status)
     if offer.start <= now:
         raise DrOfferInvalid("the offer's window has started", start=offer.start, now=now)
     aggregator = session.get(Account, offer.aggregator_id)
@@ -141,7 +141,7 @@ def withdraw_offer(session: Session, aggregator: Account, offer_id: uuid.UUID) -
     if offer.aggregator_id != aggregator.id:
         raise DrAccessDenied("only the offering aggregator may withdraw its offer")
     if offer.status == DrOfferStatus.ACCEPTED:
-        raise DrOfferNotOpen(f"offer {offer.id} is accepted", status=offer.status)
+        raise DrOfferNotOpen(f"offer {offer.id} is accepted", offer_status=offer.status)
     offer.status = DrOfferStatus.WITHDRAWN
     session.add(offer)
     session.flush()
