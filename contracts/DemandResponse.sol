@@ -250,8 +250,8 @@ contract DemandResponse is AccessControl, ReentrancyGuardTransient {
     function settle(bytes32 programId, bytes32 eventId, Result[] calldata results) external onlyRole(SETTLER_ROLE) {
         Program storage program = _openProgram(programId);
         uint256 budget = program.budget;
-        uint256 credited;
-        uint256 charged;
+        uint256 credited = 0;
+        uint256 charged = 0;
         for (uint256 i = 0; i < results.length; ++i) {
             uint256 penalty;
             (budget, penalty) = _settleOne(programId, eventId, results[i], budget);

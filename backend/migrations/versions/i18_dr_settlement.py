@@ -21,7 +21,7 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "dr_settlements",
-        sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("event_id", sa.Uuid(), nullable=False),
         sa.Column("account_id", sa.Uuid(), nullable=False),
         sa.Column("address", sa.String(length=42), nullable=False),
@@ -47,7 +47,7 @@ def upgrade() -> None:
     op.create_index("ix_dr_settlements_batch_id", "dr_settlements", ["batch_id"])
     op.create_table(
         "dr_vpp_notifications",
-        sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("event_id", sa.Uuid(), nullable=False),
         sa.Column("vpp_id", sa.Uuid(), nullable=False),
         sa.Column("start", sa.BigInteger(), nullable=False),

@@ -24,8 +24,9 @@ class Crash(BaseException):
 
 
 @pytest.fixture
-def world(market) -> DrWorld:
-    return build_dr_world(market)
+def world(any_market) -> DrWorld:
+    """On PostgreSQL and on the embedded SQLite file `make run` uses."""
+    return build_dr_world(any_market)
 
 
 def settle(world: DrWorld, now: int):

@@ -108,7 +108,7 @@ def owner_meters(client: TestClient, owner) -> list[dict]:
 
 
 def test_aggregator_offers_capacity_and_the_operator_buys_it(api):
-    client, session, owner, other, operator = api
+    client, _session, owner, other, operator = api
     start, end = window()
     offer_body = {
         "meter": "meter:house-1",
