@@ -300,6 +300,7 @@ def list_offers(
     "/offers",
     response_model=OfferPublic,
     status_code=201,
+    dependencies=[require_role(Role.AGGREGATOR)],
     responses=raises(
         DrOfferInvalid,
         MeterNotFound,

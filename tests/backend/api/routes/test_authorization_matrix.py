@@ -55,6 +55,9 @@ ROLE_GATED = {
     ("POST", "/v1/dr/programs"): "operator",
     ("POST", "/v1/dr/events"): "operator",
     ("DELETE", "/v1/dr/events/{event_id}"): "operator",
+    ("POST", "/v1/dr/programs/{program_id}/budget"): "operator",
+    ("POST", "/v1/dr/offers"): "aggregator",
+    ("POST", "/v1/dr/offers/{offer_id}/accept"): "operator",
 }
 PATH_SAMPLES = {
     "key_id": str(uuid.uuid4()),
@@ -73,6 +76,7 @@ PATH_SAMPLES = {
     "program_id": str(uuid.uuid4()),
     "enrolment_id": str(uuid.uuid4()),
     "event_id": str(uuid.uuid4()),
+    "offer_id": str(uuid.uuid4()),
 }
 QUERY_SAMPLES = {
     "/v1/trading/orderbook": {"market_id": "energy-900"},

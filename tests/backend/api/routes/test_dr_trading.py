@@ -12,6 +12,9 @@ from sqlmodel import select
 from backend.api.deps import get_db
 from backend.dr.models import DrEvent, DrSettlement, DrSettlementStatus
 from backend.main import create_app
+from backend.meters.models import MeterKind
+from backend.meters.schemas import MeterCreate
+from backend.meters.services import register_meter
 from backend.openadr.models import EventDelivery, VtnEvent
 from backend.openadr.services import add_ven
 from backend.vpp.schemas import VppCreate
@@ -108,21 +111,31 @@ def owner_meters(client: TestClient, owner) -> list[dict]:
 
 
 def test_aggregator_offers_capacity_and_the_operator_buys_it(api):
-    client, _session, owner, other, operator = api
+    client, session, owner, _other, operator = api
+    aggregator = add_aggregator(session)
+    register_meter(
+        session,
+        aggregator,
+        MeterCreate(name="meter:aggregate-1", kind=MeterKind.IMPORT, capacity_w=50_000),
+    )
     start, end = window()
     offer_body = {
-        "meter": "meter:house-1",
+        "meter": "meter:aggregate-1",
         "start": start,
         "end": end,
         "capacity_w": 4_000,
         "price_per_kwh": 250_000,
         "penalty_per_kwh": 100_000,
     }
-    foreign = client.post("/v1/dr/offers", json=offer_body, headers=bearer(other))
-    assert foreign.status_code in (403, 404)  # not their meter
-    bad = client.post("/v1/dr/offers", json=offer_body | {"end": start}, headers=bearer(owner))
+    not_aggregator = client.post("/v1/dr/offers", json=offer_body, headers=bearer(owner))
+    assert not_aggregator.status_code == 403
+    foreign = client.post(
+        "/v1/dr/offers", json=offer_body | {"meter": "meter:house-1"}, headers=bearer(aggregator)
+    )
+    assert foreign.status_code in (403, 404)  # not its meter
+    bad = client.post("/v1/dr/offers", json=offer_body | {"end": start}, headers=bearer(aggregator))
     assert bad.status_code == 422 and bad.json()["type"].endswith("/dr-offer-invalid")
-    offered = client.post("/v1/dr/offers", json=offer_body, headers=bearer(owner))
+    offered = client.post("/v1/dr/offers", json=offer_body, headers=bearer(aggregator))
     assert offered.status_code == 201, offered.text
     offer = offered.json()
     assert (offer["status"], offer["price_per_kwh"], offer["capacity_w"]) == (
@@ -130,10 +143,9 @@ def test_aggregator_offers_capacity_and_the_operator_buys_it(api):
         "250000",
         4_000,
     )
-    listed = client.get("/v1/dr/offers?status=open", headers=bearer(other)).json()
+    listed = client.get("/v1/dr/offers?status=open", headers=bearer(owner)).json()
     assert [o["id"] for o in listed] == [offer["id"]]
-
-    not_operator = client.post(f"/v1/dr/offers/{offer['id']}/accept", headers=bearer(other))
+    not_operator = client.post(f"/v1/dr/offers/{offer['id']}/accept", headers=bearer(owner))
     assert not_operator.status_code == 403
     accepted = client.post(f"/v1/dr/offers/{offer['id']}/accept", headers=bearer(operator))
     assert accepted.status_code == 201, accepted.text
@@ -145,7 +157,7 @@ def test_aggregator_offers_capacity_and_the_operator_buys_it(api):
         "4000",
     )
     assert [(p["account_id"], p["committed_w"]) for p in event["participants"]] == [
-        (str(owner.id), 4_000)
+        (str(aggregator.id), 4_000)
     ]
     program = client.get(f"/v1/dr/programs/{event['program_id']}", headers=bearer(owner)).json()
     assert (program["operator_id"], program["incentive_per_kwh"], program["penalty_per_kwh"]) == (
@@ -162,7 +174,7 @@ def test_aggregator_offers_capacity_and_the_operator_buys_it(api):
     assert again.status_code == 409 and again.json()["type"].endswith("/dr-offer-not-open")
     bought = client.get("/v1/dr/offers", headers=bearer(owner)).json()
     assert [(o["status"], o["event_id"]) for o in bought] == [("accepted", event["id"])]
-    withdrawn = client.delete(f"/v1/dr/offers/{offer['id']}", headers=bearer(owner))
+    withdrawn = client.delete(f"/v1/dr/offers/{offer['id']}", headers=bearer(aggregator))
     assert withdrawn.status_code == 409
 
 
