@@ -154,7 +154,7 @@ class DrSettlement(SQLModel, table=True):
     batch_id: int | None = Field(
         default=None, sa_column=Column(BigInteger, nullable=True, index=True)
     )
-    tx_hash: str | None = Field(default=None, max_length=66)
+    settled_tx: str | None = Field(default=None, max_length=66)
     failure: str | None = Field(default=None, max_length=500)
     computed_at: datetime = Field(default_factory=utc_now)
     settled_at: datetime | None = None

@@ -68,10 +68,17 @@ def _send_all(
     return receipt
 
 
-def _escrow_calls(
-    chain: Chain, account: Account, amount: int, audit: str, function: str, *args: object
-) -> list[tuple[str, ContractFunction, WalletCall]]:
-    """An `approve` when the allowance is short, then `function(*args)`."""
+def _escrow(
+    session: Session,
+    settings: Settings,
+    chain: Chain,
+    account: Account,
+    function: str,
+    program_id: uuid.UUID,
+    amount: int,
+) -> str:
+    """`function(program, amount)` moving `amount` of the account's gUSD into the contract, after
+    an `approve` when the allowance is short; the last transaction's hash."""
     dr = contract(chain)
     calls = []
     owner = to_checksum_address(account.address)
@@ -84,10 +91,15 @@ def _escrow_calls(
                 wallet_call(chain.token, "approve", dr.address, amount),
             )
         )
+    args = (bytes32_id(program_id), amount)
     calls.append(
-        (audit, dr.get_function_by_name(function)(*args), wallet_call(dr, function, *args))
+        (
+            f"dr.{function}",
+            dr.get_function_by_name(function)(*args),
+            wallet_call(dr, function, *args),
+        )
     )
-    return calls
+    return tx_hash_hex(_send_all(session, settings, chain, account, calls))
 
 
 def fund_program(
@@ -103,12 +115,10 @@ def fund_program(
     program = services.get_program(session, program_id)
     if program.operator_id != account.id:
         raise DrAccessDenied("only the program's operator funds its budget")
-    exists = program_on_chain(contract(chain), program.id).exists
-    function = "fundProgram" if exists else "createProgram"
-    calls = _escrow_calls(
-        chain, account, amount, f"dr.{function}", function, bytes32_id(program.id), amount
+    function = (
+        "fundProgram" if program_on_chain(contract(chain), program.id).exists else "createProgram"
     )
-    return tx_hash_hex(_send_all(session, settings, chain, account, calls))
+    return _escrow(session, settings, chain, account, function, program.id, amount)
 
 
 def post_collateral(
@@ -121,16 +131,7 @@ def post_collateral(
 ) -> str:
     """Post `amount` of collateral in the program (penalties are taken from it, up to it)."""
     program = services.get_program(session, program_id)
-    calls = _escrow_calls(
-        chain,
-        account,
-        amount,
-        "dr.postCollateral",
-        "postCollateral",
-        bytes32_id(program.id),
-        amount,
-    )
-    return tx_hash_hex(_send_all(session, settings, chain, account, calls))
+    return _escrow(session, settings, chain, account, "postCollateral", program.id, amount)
 
 
 def withdraw(session: Session, settings: Settings, chain: Chain, account: Account) -> Withdrawal:

@@ -25,8 +25,6 @@ import logging
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from enum import Enum, auto
 
 from eth_utils import to_checksum_address
 from sqlmodel import Session, col, select
@@ -42,14 +40,13 @@ from backend.dr.schemas import EventSettlement, ParticipantSettlement
 from backend.settlement.chain import (
     BatchRejected,
     ChainContext,
-    resolve_batch,
+    resolved_batches,
     selector,
     send_logged,
-    unresolved_batches,
 )
 from backend.settlement.locks import Locks
 from backend.settlement.models import BatchKind, BatchStatus, SettlementBatch
-from backend.settlement.services import chunked
+from backend.settlement.services import SendOutcome, apply_outcome, chunked, send_in_turn
 
 log = logging.getLogger("gridledger.dr.settlement")
 ALREADY_SETTLED = selector("DemandResponseAlreadySettled(bytes32,address)")
@@ -152,36 +149,28 @@ def prepare(
     return rows
 
 
-class SendOutcome(Enum):
-    DONE = auto()
-    RECHECK = auto()  # someone settled a row meanwhile, or a batch reverted or was dropped
-    UNDECIDED = auto()  # a sent batch is not mined yet: the next run resolves it
-
-
 def contract_of(ctx: ChainContext) -> Contract:
     if ctx.demand_response is None:
         raise DrChainMissing("the deployment has no DemandResponse contract")
     return ctx.demand_response
 
 
-def apply_outcome(session: Session, batch: SettlementBatch, status: BatchStatus) -> None:
+def apply_batch_outcome(session: Session, batch: SettlementBatch, status: BatchStatus) -> None:
     rows = session.exec(select(DrSettlement).where(DrSettlement.batch_id == batch.id)).all()
-    for row in rows:
-        if status == BatchStatus.MINED:
-            row.status, row.tx_hash = DrSettlementStatus.SETTLED, batch.tx_hash
-            row.settled_at = datetime.now(UTC)
-        else:  # reverted or dropped: back to pending, re-checked against the contract
-            row.status, row.batch_id = DrSettlementStatus.PENDING, None
-        session.add(row)
-    session.commit()
+    apply_outcome(
+        session,
+        rows,
+        batch,
+        status,
+        settled=DrSettlementStatus.SETTLED,
+        pending=DrSettlementStatus.PENDING,
+    )
 
 
 def recover(session: Session, ctx: ChainContext) -> None:
     """Finish what a dead worker left: every logged `settle` transaction gets its outcome."""
-    for batch in unresolved_batches(session, BatchKind.DR_SETTLE):
-        status = resolve_batch(session, ctx, batch)
-        if status != BatchStatus.SIGNED:
-            apply_outcome(session, batch, status)
+    for batch, status in resolved_batches(session, ctx, BatchKind.DR_SETTLE):
+        apply_batch_outcome(session, batch, status)
     session.commit()
 
 
@@ -246,7 +235,7 @@ def send_batch(
         return SendOutcome.DONE
     if status == BatchStatus.SIGNED:
         return SendOutcome.UNDECIDED
-    apply_outcome(session, batch, status)
+    apply_batch_outcome(session, batch, status)
     if status != BatchStatus.MINED:
         return SendOutcome.RECHECK
     report.settled += len(rows)
@@ -261,13 +250,7 @@ def send_batches(
     batches: Iterable[list[DrSettlement]],
     report: EventSettlementReport,
 ) -> SendOutcome:
-    outcomes = []
-    for rows in batches:
-        outcome = send_batch(session, ctx, event, rows, report)
-        if outcome is SendOutcome.UNDECIDED:
-            return outcome
-        outcomes.append(outcome)
-    return SendOutcome.RECHECK if SendOutcome.RECHECK in outcomes else SendOutcome.DONE
+    return send_in_turn(batches, lambda rows: send_batch(session, ctx, event, rows, report))
 
 
 def send_pending(
@@ -383,5 +366,8 @@ def event_settlement(session: Session, account: Account, event_id: uuid.UUID) ->
     return EventSettlement(
         event_id=event.id,
         state=state,
-        participants=[ParticipantSettlement.model_validate(r, from_attributes=True) for r in rows],
+        participants=[
+            ParticipantSettlement.model_validate(r.model_dump() | {"tx_hash": r.settled_tx})
+            for r in rows
+        ],
     )

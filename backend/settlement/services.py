@@ -16,12 +16,12 @@ and a logged transaction is re-broadcast byte for byte rather than re-signed. A 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum, auto
 from itertools import islice
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from eth_utils import to_checksum_address
 from sqlalchemy import func
@@ -38,9 +38,8 @@ from backend.settlement.chain import (
     TRADE_STATUS,
     BatchRejected,
     ChainContext,
-    resolve_batch,
+    resolved_batches,
     send_logged,
-    unresolved_batches,
 )
 from backend.settlement.flags import flag_oversold
 from backend.settlement.locks import Locks
@@ -257,24 +256,52 @@ def reconcile_period(
     return report
 
 
+class SettledItem(Protocol):
+    """A row a settling transaction carries (a reconciliation, a DR result)."""
+
+    status: str
+    batch_id: int | None
+    settled_tx: str | None
+    settled_at: datetime | None
+
+
+def apply_outcome(
+    session: Session,
+    items: Sequence[SettledItem],
+    batch: SettlementBatch,
+    status: BatchStatus,
+    *,
+    settled: str,
+    pending: str,
+) -> None:
+    """Mark `items` of `batch` `settled` (with its hash) when it was mined; otherwise (reverted,
+    dropped) back to `pending`, out of the batch, to be re-checked against the contract."""
+    for item in items:
+        if status == BatchStatus.MINED:
+            item.status, item.settled_tx = settled, batch.tx_hash
+            item.settled_at = datetime.now(UTC)
+        else:
+            item.status, item.batch_id = pending, None
+        session.add(item)
+    session.commit()
+
+
 def apply_batch_outcome(session: Session, batch: SettlementBatch, status: BatchStatus) -> None:
     records = session.exec(select(Reconciliation).where(Reconciliation.batch_id == batch.id)).all()
-    for record in records:
-        if status == BatchStatus.MINED:
-            record.status, record.settled_tx = ReconciliationStatus.SETTLED, batch.tx_hash
-            record.settled_at = datetime.now(UTC)
-        else:  # reverted or dropped: back to pending, re-checked against the contract
-            record.status, record.batch_id = ReconciliationStatus.PENDING, None
-        session.add(record)
-    session.commit()
+    apply_outcome(
+        session,
+        records,
+        batch,
+        status,
+        settled=ReconciliationStatus.SETTLED,
+        pending=ReconciliationStatus.PENDING,
+    )
 
 
 def recover_batches(session: Session, ctx: ChainContext) -> None:
     """Finish what a dead worker left: every logged settle transaction gets its outcome."""
-    for batch in unresolved_batches(session, BatchKind.SETTLE):
-        status = resolve_batch(session, ctx, batch)
-        if status != BatchStatus.SIGNED:
-            apply_batch_outcome(session, batch, status)
+    for batch, status in resolved_batches(session, ctx, BatchKind.SETTLE):
+        apply_batch_outcome(session, batch, status)
 
 
 def trade_statuses(ctx: ChainContext, trade_ids: list[int], chunk: int = 1_000) -> dict[int, int]:
@@ -378,9 +405,15 @@ def send_batches(
     report: PeriodReport,
 ) -> SendOutcome:
     """Send `batches` one after the other; stop at the first that stays undecided."""
+    return send_in_turn(batches, lambda records: send_batch(session, ctx, records, mirror, report))
+
+
+def send_in_turn(batches: Iterable[T], send: Callable[[T], SendOutcome]) -> SendOutcome:
+    """`send` each batch in turn; stop at the first that stays undecided (UNDECIDED), else
+    RECHECK if any batch asks for it, else DONE."""
     outcomes = []
-    for records in batches:
-        outcome = send_batch(session, ctx, records, mirror, report)
+    for batch in batches:
+        outcome = send(batch)
         if outcome is SendOutcome.UNDECIDED:
             return outcome
         outcomes.append(outcome)

@@ -32,7 +32,7 @@ def upgrade() -> None:
         sa.Column("data_missing", sa.Boolean(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("batch_id", sa.BigInteger(), nullable=True),
-        sa.Column("tx_hash", sa.String(length=66), nullable=True),
+        sa.Column("settled_tx", sa.String(length=66), nullable=True),
         sa.Column("failure", sa.String(length=500), nullable=True),
         sa.Column("computed_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.Column("settled_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),

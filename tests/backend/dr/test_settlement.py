@@ -79,8 +79,8 @@ def test_event_settled_once_from_verified_readings(world):
         True,
     )
     assert delivering.status == short.status == DrSettlementStatus.SETTLED
-    assert delivering.tx_hash and delivering.tx_hash == short.tx_hash  # one batch
-    assert away.status == DrSettlementStatus.NOTHING_DUE and away.tx_hash is None
+    assert delivering.settled_tx and delivering.settled_tx == short.settled_tx  # one batch
+    assert away.status == DrSettlementStatus.NOTHING_DUE and away.settled_tx is None
     penalty_log = next(
         log for log in world.settled_logs() if log["args"]["participant"] == world.short.address
     )
@@ -142,7 +142,7 @@ def test_crash_before_broadcast_resends_the_same_transaction(world, monkeypatch)
 
     settle(world, after_deadline(world))
     found = rows(world)
-    assert found[world.delivering.address.lower()].tx_hash == logged.tx_hash  # same bytes
+    assert found[world.delivering.address.lower()].settled_tx == logged.tx_hash  # same bytes
     assert_paid_once(world)
 
 

@@ -212,7 +212,7 @@ def test_settlement_view_shows_each_participant_to_whom_it_may(api):
             incentive=720,
             penalty=0,
             status=DrSettlementStatus.SETTLED,
-            tx_hash="0x" + "12" * 32,
+            settled_tx="0x" + "12" * 32,
         )
     )
     session.flush()
