@@ -40,13 +40,12 @@ from backend.dr.schemas import EventSettlement, ParticipantSettlement
 from backend.settlement.chain import (
     BatchRejected,
     ChainContext,
-    resolved_batches,
     selector,
     send_logged,
 )
 from backend.settlement.locks import Locks
-from backend.settlement.models import BatchKind, BatchStatus, SettlementBatch
-from backend.settlement.services import SendOutcome, apply_outcome, chunked, send_in_turn
+from backend.settlement.models import BatchKind, BatchStatus
+from backend.settlement.services import SendOutcome, SettledKind, chunked, send_in_turn
 
 log = logging.getLogger("gridledger.dr.settlement")
 ALREADY_SETTLED = selector("DemandResponseAlreadySettled(bytes32,address)")
@@ -155,23 +154,9 @@ def contract_of(ctx: ChainContext) -> Contract:
     return ctx.demand_response
 
 
-def apply_batch_outcome(session: Session, batch: SettlementBatch, status: BatchStatus) -> None:
-    rows = session.exec(select(DrSettlement).where(DrSettlement.batch_id == batch.id)).all()
-    apply_outcome(
-        session,
-        rows,
-        batch,
-        status,
-        settled=DrSettlementStatus.SETTLED,
-        pending=DrSettlementStatus.PENDING,
-    )
-
-
-def recover(session: Session, ctx: ChainContext) -> None:
-    """Finish what a dead worker left: every logged `settle` transaction gets its outcome."""
-    for batch, status in resolved_batches(session, ctx, BatchKind.DR_SETTLE):
-        apply_batch_outcome(session, batch, status)
-    session.commit()
+DR_RESULTS = SettledKind(
+    DrSettlement, BatchKind.DR_SETTLE, DrSettlementStatus.SETTLED, DrSettlementStatus.PENDING
+)
 
 
 def unsettled_on_chain(
@@ -235,7 +220,7 @@ def send_batch(
         return SendOutcome.DONE
     if status == BatchStatus.SIGNED:
         return SendOutcome.UNDECIDED
-    apply_batch_outcome(session, batch, status)
+    DR_RESULTS.apply(session, batch, status)
     if status != BatchStatus.MINED:
         return SendOutcome.RECHECK
     report.settled += len(rows)
@@ -269,7 +254,7 @@ def send_pending(
         report.unfunded = True
         return
     for _ in range(MAX_ROUNDS):
-        recover(session, ctx)
+        DR_RESULTS.recover(session, ctx)
         sendable = unsettled_on_chain(session, ctx, event, report)
         if not sendable:
             return

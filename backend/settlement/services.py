@@ -265,43 +265,41 @@ class SettledItem(Protocol):
     settled_at: datetime | None
 
 
-def apply_outcome(
-    session: Session,
-    items: Sequence[SettledItem],
-    batch: SettlementBatch,
-    status: BatchStatus,
-    *,
-    settled: str,
-    pending: str,
-) -> None:
-    """Mark `items` of `batch` `settled` (with its hash) when it was mined; otherwise (reverted,
-    dropped) back to `pending`, out of the batch, to be re-checked against the contract."""
-    for item in items:
-        if status == BatchStatus.MINED:
-            item.status, item.settled_tx = settled, batch.tx_hash
-            item.settled_at = datetime.now(UTC)
-        else:
-            item.status, item.batch_id = pending, None
-        session.add(item)
-    session.commit()
+@dataclass(frozen=True)
+class SettledKind:
+    """Rows (`model`) that transactions of `kind` settle: marked `settled` (with the hash) when
+    their transaction is mined, back to `pending` (out of the batch, re-checked against the
+    contract) when it reverted or was dropped."""
+
+    model: Any  # a table model with SettledItem's fields
+    kind: BatchKind
+    settled: str
+    pending: str
+
+    def apply(self, session: Session, batch: SettlementBatch, status: BatchStatus) -> None:
+        items: Sequence[SettledItem] = session.exec(
+            select(self.model).where(self.model.batch_id == batch.id)
+        ).all()
+        for item in items:
+            if status == BatchStatus.MINED:
+                item.status, item.settled_tx = self.settled, batch.tx_hash
+                item.settled_at = datetime.now(UTC)
+            else:
+                item.status, item.batch_id = self.pending, None
+            session.add(item)
+        session.commit()
+
+    def recover(self, session: Session, ctx: ChainContext) -> None:
+        """Finish what a dead worker left: every logged transaction gets its outcome."""
+        for batch, status in resolved_batches(session, ctx, self.kind):
+            self.apply(session, batch, status)
 
 
-def apply_batch_outcome(session: Session, batch: SettlementBatch, status: BatchStatus) -> None:
-    records = session.exec(select(Reconciliation).where(Reconciliation.batch_id == batch.id)).all()
-    apply_outcome(
-        session,
-        records,
-        batch,
-        status,
-        settled=ReconciliationStatus.SETTLED,
-        pending=ReconciliationStatus.PENDING,
-    )
-
-
-def recover_batches(session: Session, ctx: ChainContext) -> None:
-    """Finish what a dead worker left: every logged settle transaction gets its outcome."""
-    for batch, status in resolved_batches(session, ctx, BatchKind.SETTLE):
-        apply_batch_outcome(session, batch, status)
+RECONCILIATIONS = SettledKind(
+    Reconciliation, BatchKind.SETTLE, ReconciliationStatus.SETTLED, ReconciliationStatus.PENDING
+)
+apply_batch_outcome = RECONCILIATIONS.apply
+recover_batches = RECONCILIATIONS.recover
 
 
 def trade_statuses(ctx: ChainContext, trade_ids: list[int], chunk: int = 1_000) -> dict[int, int]:
