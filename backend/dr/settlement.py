@@ -316,6 +316,9 @@ def due_events(session: Session, *, now: int, settings: Settings) -> Sequence[uu
 def settle_due_events(
     session: Session, ctx: ChainContext, locks: Locks, settings: Settings, now: int | None = None
 ) -> list[EventSettlementReport]:
+    if ctx.demand_response is None:  # a deployment from before DemandResponse: redeploy
+        log.warning("no DemandResponse in the deployment: DR events are not settled on chain")
+        return []
     now = ctx.now() if now is None else now
     return [
         settle_event(session, ctx, locks, event_id=event_id, now=now, settings=settings)
