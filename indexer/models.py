@@ -369,3 +369,46 @@ class RoleGrant(SQLModel, table=True):
     active: bool
     changed_by: str = Field(max_length=42)
     block_number: int = Field(sa_column=big())
+
+
+class DrChainProgram(SQLModel, table=True):
+    """A DemandResponse program: its utility, remaining budget and whether it is closed."""
+
+    __tablename__ = "dr_chain_programs"
+
+    program_id: str = Field(primary_key=True, max_length=66)  # bytes32 hex (the backend's UUID)
+    chain_id: int = Field(sa_column=big())
+    utility: str = Field(max_length=42)
+    budget: int = Field(sa_column=big())
+    closed: bool = False
+    block_number: int = Field(sa_column=big())
+
+
+class DrChainResult(SQLModel, table=True):
+    """One ParticipantSettled: a participant's incentive and penalty in one DR event."""
+
+    __tablename__ = "dr_chain_results"
+    __table_args__ = (UniqueConstraint("event_id", "participant", name="uq_dr_chain_results"),)
+
+    id: str = Field(primary_key=True, max_length=80)  # "<tx_hash>:<log_index>"
+    chain_id: int = Field(sa_column=big())
+    program_id: str = Field(max_length=66, index=True)
+    event_id: str = Field(max_length=66)
+    participant: str = Field(max_length=42, index=True)
+    incentive: int = Field(sa_column=big())
+    penalty_owed: int = Field(sa_column=big())
+    penalty_charged: int = Field(sa_column=big())
+    tx_hash: str = Field(max_length=66)
+    block_number: int = Field(sa_column=big())
+
+
+class DrChainBalance(SQLModel, table=True):
+    """An account's withdrawable DemandResponse balance (incentives, released collateral, a
+    closed program's budget), and its collateral summed over programs."""
+
+    __tablename__ = "dr_chain_balances"
+
+    account: str = Field(primary_key=True, max_length=42)
+    withdrawable: int = Field(sa_column=big())
+    collateral: int = Field(sa_column=big())
+    block_number: int = Field(sa_column=big())

@@ -28,6 +28,9 @@ INDEXER_TABLES = [
     "certificate_transfers",
     "claims",
     "role_grants",
+    "dr_chain_programs",
+    "dr_chain_results",
+    "dr_chain_balances",
 ]
 
 

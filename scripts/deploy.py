@@ -1,5 +1,5 @@
-"""Deploy GridUSD, RECRegistry, EnergyMarket and the admin timelock, grant the operational
-roles, hand DEFAULT_ADMIN_ROLE to the timelock, write the deployment file.
+"""Deploy GridUSD, RECRegistry, EnergyMarket, DemandResponse and the admin timelock, grant the
+operational roles, hand DEFAULT_ADMIN_ROLE to the timelock, write the deployment file.
 
 `ape run deploy [--network ethereum:local:foundry]` uses Ape's connected provider;
 `scripts/devnet.py` calls `deploy_all` with a plain Web3 on the Anvil it started.
@@ -100,12 +100,14 @@ def deploy_all(w3: Web3, config: Settings) -> Deployment:
         config.penalty_bps,
         config.reclaim_grace_period_s,
     )
+    demand_response = _deploy(w3, deployer, "DemandResponse", deployer.address, token.address)
     # admin = address(0): the timelock administers its own roles, through its own delay
     timelock = _deploy(w3, deployer, TIMELOCK, delay, [admin], [admin], "0x" + "00" * 20)
     role_holders["timelock"] = timelock.address
     grants = [
         (market, "SETTLER_ROLE", role_holders["settler"]),
         (market, "OPERATOR_ROLE", role_holders["operator"]),
+        (demand_response, "SETTLER_ROLE", role_holders["settler"]),
         (registry, "ISSUER_ROLE", role_holders["issuer"]),
         (registry, "REGISTRAR_ROLE", role_holders["registrar"]),
     ]
@@ -113,11 +115,12 @@ def deploy_all(w3: Web3, config: Settings) -> Deployment:
         provider = to_checksum_address(config.meter_data_provider_address)
         role_holders["meter_data_provider"] = provider
         grants.append((registry, "METER_DATA_PROVIDER_ROLE", provider))
-    grants += [(c, "DEFAULT_ADMIN_ROLE", timelock.address) for c in (token, registry, market)]
+    administered = (token, registry, market, demand_response)
+    grants += [(c, "DEFAULT_ADMIN_ROLE", timelock.address) for c in administered]
     for deployed, role, holder in grants:
         contract = w3.eth.contract(address=to_checksum_address(deployed.address), abi=deployed.abi)
         transact(w3, deployer, contract.functions.grantRole(role_id(role), holder))
-    for deployed in (token, registry, market):  # last: the grants above needed it
+    for deployed in administered:  # last: the grants above needed it
         contract = w3.eth.contract(address=to_checksum_address(deployed.address), abi=deployed.abi)
         transact(
             w3, deployer, contract.functions.renounceRole(DEFAULT_ADMIN_ROLE, deployer.address)
@@ -127,7 +130,12 @@ def deploy_all(w3: Web3, config: Settings) -> Deployment:
         block_number=token.block_number,
         genesis_hash=w3.eth.get_block(0)["hash"].to_0x_hex(),
         deployed_at=datetime.now(UTC),
-        contracts={"GridUSD": token, "RECRegistry": registry, "EnergyMarket": market},
+        contracts={
+            "GridUSD": token,
+            "RECRegistry": registry,
+            "EnergyMarket": market,
+            "DemandResponse": demand_response,
+        },
         roles=role_holders,
         timelock=timelock,
     )

@@ -49,7 +49,8 @@ ContractOption = Annotated[
     str | None,
     typer.Option(
         "--contract",
-        help="GridUSD, RECRegistry, EnergyMarket or Timelock (default: the role's contract).",
+        help="GridUSD, RECRegistry, EnergyMarket, DemandResponse or Timelock "
+        "(default: the role's contract).",
     ),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="One JSON object per operation.")]

@@ -100,6 +100,8 @@ class Timelock:
             "EnergyMarket": chain.market,
             TIMELOCK: self.contract,
         }
+        if chain.demand_response is not None:  # SETTLER_ROLE there: `--contract DemandResponse`
+            self.targets["DemandResponse"] = chain.demand_response
 
     # ------------------------------------------------------------------ proposing
 

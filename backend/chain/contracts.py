@@ -119,6 +119,10 @@ class Chain:
         self.market = self._bind("EnergyMarket")
         self.registry = self._bind("RECRegistry")
         self.token = self._bind("GridUSD")
+        # None: a deployment file from before DemandResponse existed
+        self.demand_response = (
+            self._bind("DemandResponse") if "DemandResponse" in self.deployment.contracts else None
+        )
         c = self.deployment.contracts
         timelock = [self.deployment.timelock] if self.deployment.timelock else []
         for contract in [*c.values(), *timelock]:

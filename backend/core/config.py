@@ -170,6 +170,11 @@ class Settings(BaseSettings):
     settlement_lock_timeout_s: int = Field(default=300, ge=1)  # a dead worker's lock expires
     settlement_beat_interval_s: float = Field(default=30, gt=0)
     rec_batch_size: int = Field(default=24, ge=1, le=500)  # device-hours per issueBatch
+    # DR settlement (backend/dr/settlement.py): an event is settled this long after it ends,
+    # waiting for missing verified readings until the deadline (then they count as no delivery)
+    dr_settlement_delay_s: int = Field(default=900, ge=0)
+    dr_missing_data_deadline_s: int = Field(default=21_600, ge=0)
+    dr_settlement_batch_size: int = Field(default=50, ge=1, le=500)  # participants per `settle`
     # VPP dispatch (backend/vpp/dispatch.py): unmet demand and a flexible load's shortfall cost
     # this much per kWh in the optimisation (token units), so a schedule sheds only when it must
     vpp_unmet_penalty_per_kwh: int = Field(default=10_000, ge=1)

@@ -56,3 +56,23 @@ class DrProgramEventLimit(Conflict):
 class DrOptOutTooLate(Conflict):
     code = "dr-opt-out-too-late"
     title = "The event has started; opting out is no longer possible"
+
+
+class DrOfferNotFound(NotFound):
+    code = "dr-offer-not-found"
+    title = "Unknown demand-response capacity offer"
+
+
+class DrOfferInvalid(InvalidInput):
+    code = "dr-offer-invalid"
+    title = "The demand-response capacity offer is not valid"
+
+
+class DrOfferNotOpen(Conflict):
+    code = "dr-offer-not-open"
+    title = "The capacity offer was accepted or withdrawn already"
+
+
+class DrContractMissing(Conflict):
+    code = "dr-contract-missing"
+    title = "The deployment has no DemandResponse contract"

@@ -118,3 +118,93 @@ class DrParticipation(SQLModel, table=True):
     committed_w: int = Field(sa_column=Column(BigInteger, nullable=False))
     opted_out_at: datetime | None = None
     opt_out_reason: str | None = Field(default=None, max_length=200)
+
+
+class DrSettlementStatus(StrEnum):
+    """One participant's result in one event, up to its posting on chain (DemandResponse)."""
+
+    PENDING = "pending"  # computed, not sent (again: a reverted or dropped batch returns here)
+    SUBMITTED = "submitted"  # in a logged `settle` transaction whose outcome is not known yet
+    SETTLED = "settled"  # its transaction was mined
+    NOTHING_DUE = "nothing_due"  # no incentive and no penalty: nothing is sent
+    CLOSED = "closed"  # the contract had the participant settled already before we sent it
+    FAILED = "failed"  # the chain refuses it even alone; `failure` says why
+
+
+class DrSettlement(SQLModel, table=True):
+    """What one account is paid and charged for one event: the sum over its participations
+    (the contract settles each (event, participant address) once). Written once when the event's
+    data is complete; only the status fields change afterwards."""
+
+    __tablename__ = "dr_settlements"
+    __table_args__ = (UniqueConstraint("event_id", "account_id", name="uq_dr_settlements"),)
+
+    id: int | None = Field(
+        default=None, sa_column=Column(ID_TYPE, primary_key=True, autoincrement=True)
+    )
+    event_id: uuid.UUID = Field(foreign_key="dr_events.id", index=True)
+    account_id: uuid.UUID = Field(foreign_key="accounts.id", index=True)
+    address: str = Field(max_length=42)  # lower-case; the participant on chain
+    credited_wh: int = Field(sa_column=Column(BigInteger, nullable=False))
+    shortfall_wh: int = Field(sa_column=Column(BigInteger, nullable=False))
+    incentive: int = Field(sa_column=Column(BigInteger, nullable=False))  # token units
+    penalty: int = Field(sa_column=Column(BigInteger, nullable=False))  # owed; capped on chain
+    data_missing: bool = False  # settled after the deadline with intervals lacking readings
+    status: str = Field(default=DrSettlementStatus.PENDING, max_length=16, index=True)
+    batch_id: int | None = Field(
+        default=None, sa_column=Column(BigInteger, nullable=True, index=True)
+    )
+    settled_tx: str | None = Field(default=None, max_length=66)
+    failure: str | None = Field(default=None, max_length=500)
+    computed_at: datetime = Field(default_factory=utc_now)
+    settled_at: datetime | None = None
+
+
+class DrVppNotification(SQLModel, table=True):
+    """An event told to a VPP whose members take part in it: the VPP's next optimisation keeps
+    their committed reduction over the window (`committed_w` summed over its members)."""
+
+    __tablename__ = "dr_vpp_notifications"
+    __table_args__ = (UniqueConstraint("event_id", "vpp_id", name="uq_dr_vpp_notifications"),)
+
+    id: int | None = Field(
+        default=None, sa_column=Column(ID_TYPE, primary_key=True, autoincrement=True)
+    )
+    event_id: uuid.UUID = Field(foreign_key="dr_events.id", index=True)
+    vpp_id: uuid.UUID = Field(foreign_key="vpps.id", index=True)
+    start: int = Field(sa_column=Column(BigInteger, nullable=False))
+    end: int = Field(sa_column=Column(BigInteger, nullable=False))
+    committed_w: int = Field(sa_column=Column(BigInteger, nullable=False))
+    resources: int  # how many of the VPP's members take part
+    created_at: datetime = Field(default_factory=utc_now)
+
+
+class DrOfferStatus(StrEnum):
+    OPEN = "open"
+    ACCEPTED = "accepted"
+    WITHDRAWN = "withdrawn"
+
+
+class DrOffer(SQLModel, table=True):
+    """DR capacity an aggregator offers (ITU-T Y.2072 DR trading): `capacity_w` of reduction
+    on `meter_id` over [start, end) at `price_per_kwh` (token units per kWh reduced, against the
+    baseline). Accepting it creates a one-event program with the offer's terms."""
+
+    __tablename__ = "dr_offers"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    aggregator_id: uuid.UUID = Field(foreign_key="accounts.id", index=True)
+    meter_id: str = Field(max_length=66, foreign_key="meters.meter_id")
+    resource_id: uuid.UUID | None = Field(default=None, foreign_key="der_resources.id")
+    start: int = Field(sa_column=Column(BigInteger, nullable=False))
+    end: int = Field(sa_column=Column(BigInteger, nullable=False))
+    capacity_w: int = Field(sa_column=Column(BigInteger, nullable=False))
+    price_per_kwh: int = Field(sa_column=Column(BigInteger, nullable=False))
+    penalty_per_kwh: int = Field(sa_column=Column(BigInteger, nullable=False))
+    baseline_method: str = Field(max_length=24)  # BaselineMethod
+    status: str = Field(default=DrOfferStatus.OPEN, max_length=16, index=True)
+    accepted_by: uuid.UUID | None = Field(default=None, foreign_key="accounts.id")
+    program_id: uuid.UUID | None = Field(default=None, foreign_key="dr_programs.id")
+    event_id: uuid.UUID | None = Field(default=None, foreign_key="dr_events.id")
+    created_at: datetime = Field(default_factory=utc_now)
+    accepted_at: datetime | None = None

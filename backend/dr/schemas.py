@@ -152,3 +152,94 @@ class EventPerformance(BaseModel):
     event_id: uuid.UUID
     baseline_method: BaselineMethod
     participants: list[ParticipantPerformance]
+
+
+class OfferCreate(BaseModel):
+    """DR capacity an aggregator offers (ITU-T Y.2072 DR trading): `capacity_w` of reduction
+    over [start, end) on a meter or resource it owns (exactly one), at `price_per_kwh` per kWh
+    reduced against the baseline, `penalty_per_kwh` per kWh of shortfall."""
+
+    meter: str | None = Field(
+        default=None, min_length=1, max_length=120, description="bytes32 id or registered name"
+    )
+    resource_id: uuid.UUID | None = None
+    start: UnixSeconds
+    end: UnixSeconds
+    capacity_w: Watts
+    price_per_kwh: TokenPerKwh
+    penalty_per_kwh: TokenPerKwh = 0
+    baseline_method: BaselineMethod = BaselineMethod.HIGH_4_OF_5
+
+    @model_validator(mode="after")
+    def one_target(self) -> OfferCreate:
+        if (self.meter is None) == (self.resource_id is None):
+            raise ValueError("give exactly one of meter and resource_id")
+        return self
+
+
+class OfferPublic(BaseModel):
+    id: uuid.UUID
+    aggregator_id: uuid.UUID
+    meter_id: str
+    resource_id: uuid.UUID | None
+    start: int
+    end: int
+    capacity_w: int
+    price_per_kwh: AmountStr
+    penalty_per_kwh: AmountStr
+    baseline_method: BaselineMethod
+    status: str
+    accepted_by: uuid.UUID | None
+    program_id: uuid.UUID | None
+    event_id: uuid.UUID | None
+    created_at: datetime
+    accepted_at: datetime | None
+
+
+class ParticipantSettlement(BaseModel):
+    """One account's result in an event as posted on chain. `status`: pending, submitted,
+    settled, nothing_due (no incentive and no penalty), closed (settled on chain before we sent
+    it), failed. `penalty` is what is owed; the contract takes at most the collateral posted."""
+
+    account_id: uuid.UUID
+    address: str
+    credited_wh: int
+    shortfall_wh: int
+    incentive: AmountStr
+    penalty: AmountStr
+    data_missing: bool
+    status: str
+    tx_hash: str | None
+    failure: str | None
+    settled_at: datetime | None
+
+
+class EventSettlement(BaseModel):
+    """`state`: `waiting` (the event has not ended or its data is incomplete: nothing written
+    yet), `in_progress` (some results not on chain yet) or `settled`."""
+
+    event_id: uuid.UUID
+    state: str
+    participants: list[ParticipantSettlement]
+
+
+class VppNotificationPublic(BaseModel):
+    event_id: uuid.UUID
+    vpp_id: uuid.UUID
+    start: int
+    end: int
+    committed_w: int
+    resources: int
+    created_at: datetime
+
+
+class EscrowCreate(BaseModel):
+    """Token base units to escrow in DemandResponse (a program's budget, or collateral)."""
+
+    amount: Annotated[AmountStr, Field(gt=0, le=U63)]
+
+
+class EscrowPosted(BaseModel):
+    program_id: uuid.UUID
+    amount: AmountStr
+    tx_hash: str

@@ -9,7 +9,7 @@ different transaction for the same items.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, cast
@@ -68,6 +68,7 @@ class ChainContext:
     settler: LocalAccount
     issuer: LocalAccount
     receipt_timeout_s: float = 120
+    demand_response: Contract | None = None  # None: a deployment from before DemandResponse
 
     @classmethod
     def from_settings(
@@ -76,6 +77,7 @@ class ChainContext:
         deployment = deployment or Deployment.read(settings.deployment_file)
         w3 = Web3(Web3.HTTPProvider(settings.rpc_url, request_kwargs={"timeout": 30}))
         market, registry = deployment.contracts["EnergyMarket"], deployment.contracts["RECRegistry"]
+        dr = deployment.contracts.get("DemandResponse")
         return cls(
             w3=w3,
             market=w3.eth.contract(address=to_checksum_address(market.address), abi=market.abi),
@@ -84,6 +86,9 @@ class ChainContext:
             ),
             settler=signer(settings.settler_private_key.get_secret_value()),
             issuer=signer(settings.issuer_private_key.get_secret_value()),
+            demand_response=None
+            if dr is None
+            else w3.eth.contract(address=to_checksum_address(dr.address), abi=dr.abi),
         )
 
     def now(self) -> int:
@@ -257,3 +262,14 @@ def unresolved_batches(session: Session, kind: BatchKind) -> list[SettlementBatc
             .order_by(col(SettlementBatch.nonce))
         ).all()
     )
+
+
+def resolved_batches(
+    session: Session, ctx: ChainContext, kind: BatchKind
+) -> Iterator[tuple[SettlementBatch, BatchStatus]]:
+    """Each logged transaction of `kind` left undecided (by a dead worker) whose outcome is now
+    known, with that outcome (MINED, REVERTED or DROPPED)."""
+    for batch in unresolved_batches(session, kind):
+        status = resolve_batch(session, ctx, batch)
+        if status != BatchStatus.SIGNED:
+            yield batch, status

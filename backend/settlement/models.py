@@ -31,6 +31,7 @@ class BatchKind(StrEnum):
 
     SETTLE = "settle"  # EnergyMarket.settleBatch, SETTLER key
     ISSUE = "issue"  # RECRegistry.issueBatch, ISSUER key
+    DR_SETTLE = "dr"  # DemandResponse.settle, SETTLER key
 
 
 class BatchStatus(StrEnum):

@@ -16,12 +16,12 @@ and a logged transaction is re-broadcast byte for byte rather than re-signed. A 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum, auto
 from itertools import islice
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from eth_utils import to_checksum_address
 from sqlalchemy import func
@@ -38,9 +38,8 @@ from backend.settlement.chain import (
     TRADE_STATUS,
     BatchRejected,
     ChainContext,
-    resolve_batch,
+    resolved_batches,
     send_logged,
-    unresolved_batches,
 )
 from backend.settlement.flags import flag_oversold
 from backend.settlement.locks import Locks
@@ -257,24 +256,50 @@ def reconcile_period(
     return report
 
 
-def apply_batch_outcome(session: Session, batch: SettlementBatch, status: BatchStatus) -> None:
-    records = session.exec(select(Reconciliation).where(Reconciliation.batch_id == batch.id)).all()
-    for record in records:
-        if status == BatchStatus.MINED:
-            record.status, record.settled_tx = ReconciliationStatus.SETTLED, batch.tx_hash
-            record.settled_at = datetime.now(UTC)
-        else:  # reverted or dropped: back to pending, re-checked against the contract
-            record.status, record.batch_id = ReconciliationStatus.PENDING, None
-        session.add(record)
-    session.commit()
+class SettledItem(Protocol):
+    """A row a settling transaction carries (a reconciliation, a DR result)."""
+
+    status: str
+    batch_id: int | None
+    settled_tx: str | None
+    settled_at: datetime | None
 
 
-def recover_batches(session: Session, ctx: ChainContext) -> None:
-    """Finish what a dead worker left: every logged settle transaction gets its outcome."""
-    for batch in unresolved_batches(session, BatchKind.SETTLE):
-        status = resolve_batch(session, ctx, batch)
-        if status != BatchStatus.SIGNED:
-            apply_batch_outcome(session, batch, status)
+@dataclass(frozen=True)
+class SettledKind:
+    """Rows (`model`) that transactions of `kind` settle: marked `settled` (with the hash) when
+    their transaction is mined, back to `pending` (out of the batch, re-checked against the
+    contract) when it reverted or was dropped."""
+
+    model: Any  # a table model with SettledItem's fields
+    kind: BatchKind
+    settled: str
+    pending: str
+
+    def apply(self, session: Session, batch: SettlementBatch, status: BatchStatus) -> None:
+        items: Sequence[SettledItem] = session.exec(
+            select(self.model).where(self.model.batch_id == batch.id)
+        ).all()
+        for item in items:
+            if status == BatchStatus.MINED:
+                item.status, item.settled_tx = self.settled, batch.tx_hash
+                item.settled_at = datetime.now(UTC)
+            else:
+                item.status, item.batch_id = self.pending, None
+            session.add(item)
+        session.commit()
+
+    def recover(self, session: Session, ctx: ChainContext) -> None:
+        """Finish what a dead worker left: every logged transaction gets its outcome."""
+        for batch, status in resolved_batches(session, ctx, self.kind):
+            self.apply(session, batch, status)
+
+
+RECONCILIATIONS = SettledKind(
+    Reconciliation, BatchKind.SETTLE, ReconciliationStatus.SETTLED, ReconciliationStatus.PENDING
+)
+apply_batch_outcome = RECONCILIATIONS.apply
+recover_batches = RECONCILIATIONS.recover
 
 
 def trade_statuses(ctx: ChainContext, trade_ids: list[int], chunk: int = 1_000) -> dict[int, int]:
@@ -378,9 +403,15 @@ def send_batches(
     report: PeriodReport,
 ) -> SendOutcome:
     """Send `batches` one after the other; stop at the first that stays undecided."""
+    return send_in_turn(batches, lambda records: send_batch(session, ctx, records, mirror, report))
+
+
+def send_in_turn(batches: Iterable[T], send: Callable[[T], SendOutcome]) -> SendOutcome:
+    """`send` each batch in turn; stop at the first that stays undecided (UNDECIDED), else
+    RECHECK if any batch asks for it, else DONE."""
     outcomes = []
-    for records in batches:
-        outcome = send_batch(session, ctx, records, mirror, report)
+    for batch in batches:
+        outcome = send(batch)
         if outcome is SendOutcome.UNDECIDED:
             return outcome
         outcomes.append(outcome)

@@ -39,7 +39,12 @@ def create_celery(settings: Settings | None = None) -> Celery:
     app = Celery(
         "gridledger",
         broker=broker,
-        include=["backend.workers.settlement", "backend.workers.forecast", "backend.workers.vpp"],
+        include=[
+            "backend.workers.settlement",
+            "backend.workers.forecast",
+            "backend.workers.vpp",
+            "backend.workers.dr",
+        ],
     )
     app.conf.update(
         broker_transport_options=broker_options(broker, settings),
@@ -66,6 +71,10 @@ def create_celery(settings: Settings | None = None) -> Celery:
             "record-settlement-corrections": {
                 "task": "settlement.record_corrections",
                 "schedule": settings.settlement_beat_interval_s * 10,
+            },
+            "settle-dr-events": {
+                "task": "dr.settle_events",
+                "schedule": settings.settlement_beat_interval_s,
             },
             "refresh-vpp-forecasts": {
                 "task": "forecast.refresh_vpps",

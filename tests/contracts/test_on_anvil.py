@@ -52,5 +52,10 @@ def test_ape_run_deploy_on_the_in_process_network(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     deployment = json.loads((tmp_path / "deployment.json").read_text())
     assert deployment["chain_id"] == 1337  # Ape's in-process EVM
-    assert set(deployment["contracts"]) == {"GridUSD", "RECRegistry", "EnergyMarket"}
+    assert set(deployment["contracts"]) == {
+        "GridUSD",
+        "RECRegistry",
+        "EnergyMarket",
+        "DemandResponse",
+    }
     assert "EnergyMarket" in result.stdout

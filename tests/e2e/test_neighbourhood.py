@@ -305,7 +305,7 @@ def test_the_admin_command_proposes_on_the_running_devnet(stack):
     timelock = stack.deployment.timelock
     assert timelock is not None
     deployer = stack.deployment.roles["minter"]
-    for name in ("GridUSD", "RECRegistry", "EnergyMarket"):
+    for name in ("GridUSD", "RECRegistry", "EnergyMarket", "DemandResponse"):
         functions = stack.contract(name).functions
         assert functions.hasRole(b"\0" * 32, timelock.address).call()
         assert not functions.hasRole(b"\0" * 32, deployer).call()

@@ -41,7 +41,12 @@ def test_devnet_deploys_then_resumes_the_same_chain(tmp_path):
     assert first.returncode == 0, first.stderr
     assert "deployed at block" in first.stdout
     deployment = json.loads((tmp_path / "deployment.json").read_text())
-    assert set(deployment["contracts"]) == {"GridUSD", "RECRegistry", "EnergyMarket"}
+    assert set(deployment["contracts"]) == {
+        "GridUSD",
+        "RECRegistry",
+        "EnergyMarket",
+        "DemandResponse",
+    }
     assert (tmp_path / "anvil-state.json").is_file(), "anvil must save its state on exit"
 
     second = run_devnet(tmp_path, rpc_url)
@@ -72,6 +77,12 @@ def test_deployment_grants_roles_on_anvil(anvil, tmp_path):
     ).call()
     assert contract.functions.paymentToken().call() == deployment.contracts["GridUSD"].address
     assert (tmp_path / "deployment.json").is_file()
+    dr = deployment.contracts["DemandResponse"]
+    dr_roles = w3.eth.contract(address=dr.address, abi=dr.abi).functions
+    assert dr_roles.paymentToken().call() == deployment.contracts["GridUSD"].address
+    assert dr_roles.hasRole(role_id("SETTLER_ROLE"), deployment.roles["settler"]).call()
+    assert dr_roles.hasRole(role_id("DEFAULT_ADMIN_ROLE"), deployment.roles["timelock"]).call()
+    assert not dr_roles.hasRole(role_id("DEFAULT_ADMIN_ROLE"), deployment.roles["minter"]).call()
 
 
 def test_deployment_grants_the_meter_data_provider_role_when_configured(anvil, tmp_path):

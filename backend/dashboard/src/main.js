@@ -2,6 +2,7 @@
 import { api, data, login, logout, mine, signedIn, siweLogin } from "./api.js";
 import { $, short } from "./format.js";
 import { connectLive } from "./live.js";
+import { refreshDr } from "./views/dr.js";
 import { refreshHealth } from "./views/health.js";
 import { loadMarkets, refreshMarket, refreshPrices } from "./views/market.js";
 import { refreshNeighbourhood, setupMeterForm } from "./views/meters.js";
@@ -24,6 +25,7 @@ async function refreshAll() {
     loadMarkets((market) => live.follow(market)).then(refreshMarket).catch((e) => report("market", e)),
     refreshPrices().catch((e) => report("prices", e)),
     refreshSettlement(me, wallet).catch((e) => report("settlement", e)),
+    refreshDr(me).catch((e) => report("dr", e)),
     summary ? refreshRecs(summary, me, wallet).catch((e) => report("recs", e)) : null,
     refreshNeighbourhood().catch((e) => report("meters", e)),
     refreshHealth(summary).catch((e) => report("health", e)),

@@ -11,7 +11,7 @@ import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = "i18_vtn_opt_status"
-down_revision = "i17_forecast_runs"
+down_revision = "i17_dispatch_commands"
 branch_labels = None
 depends_on = None
 

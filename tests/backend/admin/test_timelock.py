@@ -37,7 +37,8 @@ def test_the_timelock_holds_every_admin_role_and_the_deployer_none(deployed):
     settings, chain, timelock = deployed
     deployer = key_address(settings, "deployer_private_key")
     admin = key_address(settings, "admin_private_key")
-    for contract in (chain.token, chain.registry, chain.market):
+    assert chain.demand_response is not None
+    for contract in (chain.token, chain.registry, chain.market, chain.demand_response):
         assert contract.functions.hasRole(DEFAULT_ADMIN, timelock.contract.address).call()
         assert not contract.functions.hasRole(DEFAULT_ADMIN, deployer).call()
         for name in ROLE_KEY_SETTINGS:  # the API's and workers' keys
@@ -81,6 +82,28 @@ def test_a_role_grant_runs_only_after_the_delay(deployed):
     assert chain.market.functions.hasRole(role_id("OPERATOR_ROLE"), holder).call()
     assert timelock.operation(operation.id).state == OperationState.DONE
     assert timelock.pending() == []
+
+
+def test_a_demand_response_settler_is_granted_through_the_timelock(deployed):
+    settings, chain, timelock = deployed
+    admin = signer(settings.admin_private_key.get_secret_value())
+    dr = chain.demand_response
+    assert dr is not None
+    holder = Web3.to_checksum_address(STRANGER)
+    with pytest.raises(ContractReverted) as direct:  # the deployer renounced its admin role
+        chain.transact(
+            signer(settings.deployer_private_key.get_secret_value()),
+            dr.functions.grantRole(role_id("SETTLER_ROLE"), holder),
+        )
+    assert direct.value.code == "contract/AccessControlUnauthorizedAccount"
+    target, data = timelock.role_call("grant", "SETTLER_ROLE", STRANGER, "DemandResponse")
+    assert target == dr.address
+    operation = timelock.propose(admin, target, data)
+    assert operation.contract == "DemandResponse"
+    advance(chain, 60)
+    timelock.execute(admin, operation.id)
+    assert dr.functions.hasRole(role_id("SETTLER_ROLE"), holder).call()
+    assert not chain.market.functions.hasRole(role_id("SETTLER_ROLE"), holder).call()
 
 
 def test_the_api_keys_cannot_grant_roles_nor_propose(deployed):

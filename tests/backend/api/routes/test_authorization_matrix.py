@@ -60,6 +60,9 @@ ROLE_GATED = {
     ("GET", "/v1/openadr/vens"): "operator",
     ("POST", "/v1/openadr/vens"): "operator",
     ("DELETE", "/v1/openadr/vens/{ven_id}"): "operator",
+    ("POST", "/v1/dr/programs/{program_id}/budget"): "operator",
+    ("POST", "/v1/dr/offers"): "aggregator",
+    ("POST", "/v1/dr/offers/{offer_id}/accept"): "operator",
 }
 PATH_SAMPLES = {
     "key_id": str(uuid.uuid4()),
@@ -80,6 +83,7 @@ PATH_SAMPLES = {
     "enrolment_id": str(uuid.uuid4()),
     "event_id": str(uuid.uuid4()),
     "ven_id": "ven-nobody",
+    "offer_id": str(uuid.uuid4()),
 }
 QUERY_SAMPLES = {
     "/v1/trading/orderbook": {"market_id": "energy-900"},
