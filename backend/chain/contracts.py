@@ -140,6 +140,11 @@ class Chain:
     def chain_id(self) -> int:
         return self.deployment.chain_id
 
+    def recent_now(self, max_age_s: float) -> int | None:
+        """The chain time `now` last read, if it is at most `max_age_s` old (no round trip)."""
+        cached = self._now_cache
+        return cached[1] if cached and time.monotonic() - cached[0] <= max_age_s else None
+
     def now(self, max_age_s: float = 0.0) -> int:
         """Timestamp of the latest block: gate closure and expiry are judged in chain time.
         Reads may accept a value up to `max_age_s` old (writes always ask the node)."""

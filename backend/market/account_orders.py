@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
+from typing import Any
+
+from sqlalchemy import Executable, Row
+from sqlalchemy import select as select_core
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import Select
 
 from backend.accounts.models import Account
+from backend.core.db import table_of
 from backend.core.errors import NotFound
-from backend.core.pagination import keyset_page
+from backend.core.pagination import keyset_cut, keyset_page, keyset_query
 from backend.market.ids import PRODUCT_NAMES, SIDE_NAMES, market_id_of
 from backend.market.models import SignedOrder
 from backend.market.order_state import MIRROR_JOIN, public_status, traded_wh
@@ -18,8 +24,9 @@ from indexer.models import MarketOrder
 TRADING = (OrderPublicStatus.OPEN, OrderPublicStatus.PARTIALLY_FILLED)
 
 
-def public_order(row: SignedOrder, traded_wh: int, status: str) -> OrderPublic:
-    """`row` with the Wh it traded and its public status (the columns of `with_state`)."""
+def public_order(row: SignedOrder | Row[Any], traded_wh: int, status: str) -> OrderPublic:
+    """`row` (a stored order, or a row of its columns) with the Wh it traded and its public
+    status (the columns of `with_state`)."""
     filled = min(traded_wh, row.quantity_wh)
     return OrderPublic(
         id=row.order_hash,
@@ -87,6 +94,11 @@ def order_public(session: Session, row: SignedOrder, *, now: int) -> OrderPublic
     return public_order(row, traded, status)
 
 
+def _mine(query: Any, account_id: uuid.UUID, now: int, status: OrderPublicStatus | None) -> Any:
+    query = query.where(col(SignedOrder.account_id) == account_id)
+    return query.where(public_status(now) == status) if status else query
+
+
 def list_my_orders(
     session: Session,
     account: Account,
@@ -97,12 +109,36 @@ def list_my_orders(
     status: OrderPublicStatus | None = None,
 ) -> tuple[list[OrderPublic], str | None]:
     """One page of the account's orders, newest first; `status` filters before the page is cut."""
-    query = with_state(now).where(col(SignedOrder.account_id) == account.id)
-    if status:
-        query = query.where(public_status(now) == status)
+    query = _mine(with_state(now), account.id, now, status)
     rows, next_cursor = keyset_page(
         session, query, SignedOrder.seq, cursor, limit, key_of=lambda r: r[0].seq
     )
     return [
         public_order(row, traded, row_status) for row, traded, row_status, _ in rows
     ], next_cursor
+
+
+def my_orders_query(
+    account_id: uuid.UUID,
+    *,
+    now: int,
+    cursor: str | None,
+    limit: int,
+    status: OrderPublicStatus | None = None,
+) -> Executable:
+    """`list_my_orders` as one Core statement (for async reads): the order's columns, then
+    `traded` and `public_status`; `my_orders_page` turns its rows into the page."""
+    query = select_core(
+        *table_of(SignedOrder).c,
+        traded_wh().label("traded"),
+        public_status(now).label("public_status"),
+    ).outerjoin(MarketOrder, MIRROR_JOIN)
+    page: Executable = keyset_query(
+        _mine(query, account_id, now, status), SignedOrder.seq, cursor, limit
+    )
+    return page
+
+
+def my_orders_page(rows: list[Row[Any]], limit: int) -> tuple[list[OrderPublic], str | None]:
+    page, next_cursor = keyset_cut(rows, limit, key_of=lambda row: row.seq)
+    return [public_order(row, row.traded, row.public_status) for row in page], next_cursor

@@ -3,7 +3,10 @@ matcher and as price levels for `GET /v1/trading/orderbook` and the WebSocket fe
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, and_, func, union_all
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, Executable, and_, func, union_all
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import Select
 
@@ -74,10 +77,10 @@ def live_levels(
     )
 
 
-def order_book(session: Session, market_id: str, *, now: int, depth: int = 50) -> OrderBook:
-    """Live orders aggregated by price, both sides in one SQL statement (one round trip)."""
+def order_book_query(market_id: str, *, now: int, depth: int = 50) -> Executable:
+    """SELECT side, price, remaining Wh, order count: the best `depth` levels of each side of
+    `market_id`, both sides in one statement (one round trip)."""
     product, asset_id, start, _ = parse_market_id(market_id)
-    levels: dict[int, list[PriceLevel]] = {eip712.BUY: [], eip712.SELL: []}
     sides = [
         live_levels(product=product, asset_id=asset_id, delivery_start=start, now=now)
         .where(col(SignedOrder.side) == side)
@@ -86,11 +89,22 @@ def order_book(session: Session, market_id: str, *, now: int, depth: int = 50) -
         .subquery()
         for side, descending in ((eip712.BUY, True), (eip712.SELL, False))
     ]
-    both = union_all(*(side.select() for side in sides)).subquery()
-    for side, price, remaining, orders in session.execute(both.select()):
+    return union_all(*(side.select() for side in sides)).subquery().select()
+
+
+def order_book_of(market_id: str, rows: Iterable[Sequence[Any]], *, now: int) -> OrderBook:
+    """The `OrderBook` of the rows of `order_book_query`."""
+    levels: dict[int, list[PriceLevel]] = {eip712.BUY: [], eip712.SELL: []}
+    for side, price, remaining, orders in rows:
         levels[side].append(PriceLevel(price=price, quantity_wh=int(remaining), orders=orders))
     levels[eip712.BUY].sort(key=lambda level: -level.price)
     levels[eip712.SELL].sort(key=lambda level: level.price)
     return OrderBook(
         market_id=market_id, bids=levels[eip712.BUY], asks=levels[eip712.SELL], timestamp=now
     )
+
+
+def order_book(session: Session, market_id: str, *, now: int, depth: int = 50) -> OrderBook:
+    """Live orders aggregated by price (`order_book_query`)."""
+    rows = session.execute(order_book_query(market_id, now=now, depth=depth))
+    return order_book_of(market_id, rows, now=now)
