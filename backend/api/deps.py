@@ -32,7 +32,7 @@ from backend.accounts.errors import ApiKeyExpired, InsufficientScope
 from backend.accounts.models import Account, ApiKey, Role, Scope
 from backend.accounts.security import decode_access_token, hash_api_key
 from backend.chain.contracts import Chain, chain_for
-from backend.core.async_db import AsyncReads, Reads, SyncReads, async_engine
+from backend.core.async_db import AsyncReads, Query, Reads, SyncReads, async_pool
 from backend.core.config import Settings, get_settings
 from backend.core.db import get_engine, table_of
 from backend.core.errors import PermissionDenied, RateLimited, Unauthenticated
@@ -219,11 +219,11 @@ AppSettingsDep = Annotated[Settings, Depends(app_settings)]
 
 
 async def get_reads(request: Request, settings: AppSettingsDep) -> AsyncIterator[Reads]:
-    """`AsyncReads` on the async engine of `settings.database_url`; without one (SQLite),
+    """`AsyncReads` on this loop's pool for `settings.database_url`; without one (SQLite),
     `SyncReads` on the session `get_db` (or the app's override of it) provides."""
-    engine = async_engine(settings)
-    if engine is not None:
-        yield AsyncReads(engine)
+    pool = async_pool(settings)
+    if pool is not None:
+        yield AsyncReads(pool)
         return
     produced = request.app.dependency_overrides.get(get_db, get_db)()
     if isinstance(produced, Session):
@@ -238,15 +238,17 @@ async def get_reads(request: Request, settings: AppSettingsDep) -> AsyncIterator
 ReadsDep = Annotated[Reads, Depends(get_reads)]
 
 _ACCOUNTS, _API_KEYS = table_of(Account), table_of(ApiKey)
-_ACCOUNT_BY_ID = select_core(_ACCOUNTS).where(_ACCOUNTS.c.id == bindparam("id"))
-_KEY_BY_HASH = select_core(_API_KEYS).where(
-    _API_KEYS.c.secret_hash == bindparam("secret_hash"), _API_KEYS.c.revoked_at.is_(None)
+_ACCOUNT_BY_ID = Query(select_core(_ACCOUNTS).where(_ACCOUNTS.c.id == bindparam("id")))
+_KEY_BY_HASH = Query(
+    select_core(_API_KEYS).where(
+        _API_KEYS.c.secret_hash == bindparam("secret_hash"), _API_KEYS.c.revoked_at.is_(None)
+    )
 )
 
 
 async def _account_by_id(reads: Reads, account_id: uuid.UUID) -> Account | None:
     rows = await reads.all(_ACCOUNT_BY_ID, {"id": account_id})
-    return Account(**rows[0]._mapping) if rows else None
+    return Account(**rows[0]._asdict()) if rows else None
 
 
 async def authenticate_async(
@@ -260,7 +262,7 @@ async def authenticate_async(
         account = await _account_by_id(reads, _token_subject(authorization, settings))
     elif x_api_key:
         rows = await reads.all(_KEY_BY_HASH, {"secret_hash": hash_api_key(x_api_key)})
-        key = ApiKey(**rows[0]._mapping) if rows else None
+        key = ApiKey(**rows[0]._asdict()) if rows else None
         if key is not None:
             _check_unexpired(key)
             account = await _account_by_id(reads, key.account_id)

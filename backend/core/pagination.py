@@ -49,35 +49,6 @@ def decode_cursor(cursor: str | None, key_type: type[PageKey] = int) -> PageKey 
     return key
 
 
-def keyset_query(
-    query: SelectOfScalar[Any] | Select[*tuple[Any, ...]],
-    key_column: PageKey | None,
-    cursor: str | None,
-    limit: int,
-    *,
-    ascending: bool = False,
-    key_type: type[PageKey] = int,
-) -> Any:
-    """`query` narrowed to the page after `cursor`: ordered by `key_column`, `limit + 1` rows
-    (the extra one tells `keyset_cut` whether there is a next page)."""
-    # At run time a model's class attribute is the mapped column (SQLModel types it as values).
-    column = cast(InstrumentedAttribute[PageKey], key_column)
-    after = decode_cursor(cursor, key_type)
-    if after is not None:
-        query = query.where(column > after if ascending else column < after)
-    order = column.asc() if ascending else column.desc()
-    return query.order_by(order).limit(limit + 1)
-
-
-def keyset_cut(
-    rows: list[Any], limit: int, key_of: Callable[[Any], PageKey]
-) -> tuple[list[Any], str | None]:
-    """The rows of a `keyset_query` page and the next page's cursor (None on the last page)."""
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, encode_cursor(key_of(rows[-1])) if more and rows else None
-
-
 def keyset_page(
     session: Session,
     query: SelectOfScalar[Any] | Select[*tuple[Any, ...]],
@@ -93,6 +64,21 @@ def keyset_page(
     `cursor`; returns (rows, next cursor or None). `key_column` is a model attribute such as
     `Trade.trade_id` (SQLModel types it as its values, hence `PageKey | None`). `key_of(row)` reads
     the key of a row that is not a single model instance (e.g. a joined tuple)."""
-    page = keyset_query(query, key_column, cursor, limit, ascending=ascending, key_type=key_type)
-    name = cast(InstrumentedAttribute[PageKey], key_column).key
-    return keyset_cut(list(session.exec(page)), limit, key_of or (lambda row: getattr(row, name)))
+    # At run time a model's class attribute is the mapped column (SQLModel types it as values).
+    column = cast(InstrumentedAttribute[PageKey], key_column)
+    after = decode_cursor(cursor, key_type)
+    if after is not None:
+        query = query.where(column > after if ascending else column < after)
+    order = column.asc() if ascending else column.desc()
+    rows = list(session.exec(query.order_by(order).limit(limit + 1)))
+    return keyset_cut(rows, limit, key_of or (lambda row: getattr(row, column.key)))
+
+
+def keyset_cut(
+    rows: list[Any], limit: int, key_of: Callable[[Any], PageKey]
+) -> tuple[list[Any], str | None]:
+    """The first `limit` of `rows` (a query's `limit + 1` rows in key order) and the next
+    page's cursor (None on the last page)."""
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, encode_cursor(key_of(rows[-1])) if more and rows else None

@@ -6,11 +6,12 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Executable, or_
+from sqlalchemy import String, bindparam, or_
 from sqlalchemy import select as select_core
 from sqlmodel import Session, col, select
 
 from backend.accounts.models import Account
+from backend.core.async_db import Query
 from backend.core.db import table_of
 from backend.core.pagination import keyset_page
 from backend.energy.errors import TransferNotFound
@@ -86,15 +87,22 @@ def get_transfer(session: Session, account: Account, trade_id: int, now: int) ->
     return public_transfer(trade, now)
 
 
-def balance_reads(address: str) -> tuple[Executable, Executable]:
-    """The two SELECTs `balance_of` reads for `address` (lower-case): its token balance, free
-    and locked market balance (one row, NULL where the mirror has none), and its open energy
-    trades (delivery period, seller, buyer, Wh, payment)."""
+def _balance_queries() -> tuple[Query, Query]:
+    address = bindparam("address", type_=String)
     token, market = table_of(TokenBalance), table_of(MarketBalance)
     balances = select_core(
-        select_core(token.c.balance).where(token.c.account == address).scalar_subquery(),
-        select_core(market.c.withdrawable).where(market.c.account == address).scalar_subquery(),
-        select_core(market.c.locked).where(market.c.account == address).scalar_subquery(),
+        select_core(token.c.balance)
+        .where(token.c.account == address)
+        .scalar_subquery()
+        .label("token_balance"),
+        select_core(market.c.withdrawable)
+        .where(market.c.account == address)
+        .scalar_subquery()
+        .label("withdrawable"),
+        select_core(market.c.locked)
+        .where(market.c.account == address)
+        .scalar_subquery()
+        .label("locked"),
     )
     trades = select_core(
         col(Trade.delivery_start),
@@ -108,13 +116,19 @@ def balance_reads(address: str) -> tuple[Executable, Executable]:
         col(Trade.status) == TradeStatus.OPEN,
         or_(col(Trade.seller) == address, col(Trade.buyer) == address),
     )
-    return balances, trades
+    return Query(balances), Query(trades)
+
+
+BALANCES, OPEN_TRADES = _balance_queries()
+"""What `balance_of` reads for `address` (lower-case), the only parameter: its token balance,
+free and locked market balance (one row, NULL where the mirror has none), and its open energy
+trades (delivery period, seller, buyer, Wh, payment)."""
 
 
 def balance_of(
     address: str, balances: Sequence[Any], trades: Iterable[Sequence[Any]]
 ) -> EnergyBalance:
-    """The `EnergyBalance` of the rows of `balance_reads(address)`."""
+    """The `EnergyBalance` of `address` from the rows of `BALANCES` and `OPEN_TRADES`."""
     token_balance, withdrawable, locked = balances
     positions: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0])
     escrowed = 0
@@ -140,5 +154,9 @@ def balance_of(
 
 def balance(session: Session, account: Account) -> EnergyBalance:
     me = account.address.lower()
-    balances, trades = balance_reads(me)
-    return balance_of(me, session.execute(balances).one(), session.execute(trades))
+    params = {"address": me}
+    return balance_of(
+        me,
+        session.execute(BALANCES.statement, params).one(),
+        session.execute(OPEN_TRADES.statement, params),
+    )

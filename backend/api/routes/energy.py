@@ -62,10 +62,10 @@ async def balance(account: AsyncReader, reads: ReadsDep) -> Response:
     """Net contracted position per open period, token balance, escrow, and my market balance:
     free (`withdrawable`) and locked as collateral of my open energy sales (`locked`)."""
     me = account.address.lower()
-    balances, trades = services.balance_reads(me)
-    return ModelJSON(
-        services.balance_of(me, (await reads.all(balances))[0], await reads.all(trades))
-    )
+    params = {"address": me}
+    balances = (await reads.all(services.BALANCES, params))[0]
+    trades = await reads.all(services.OPEN_TRADES, params)
+    return ModelJSON(services.balance_of(me, balances, trades))
 
 
 @router.post("/withdrawals", response_model=Withdrawal)

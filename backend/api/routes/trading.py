@@ -108,10 +108,10 @@ async def my_orders(
     status_: Annotated[OrderPublicStatus | None, Query(alias="status")] = None,
 ) -> Response:
     """My orders, newest first (status judged at chain time at most 1 s old)."""
-    query = account_orders.my_orders_query(
+    query, params = account_orders.my_orders_params(
         account.id, now=now, cursor=cursor, limit=limit, status=status_
     )
-    items, next_cursor = account_orders.my_orders_page(list(await reads.all(query)), limit)
+    items, next_cursor = account_orders.my_orders_page(await reads.all(query, params), limit)
     return ModelJSON(Page[OrderPublic](items=items, next_cursor=next_cursor))
 
 
@@ -155,7 +155,8 @@ async def orderbook(
     depth: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Response:
     """Bids and asks aggregated by price (live signed orders)."""
-    rows = await reads.all(book.order_book_query(market_id, now=now, depth=depth))
+    params = book.order_book_params(market_id, now=now, depth=depth)
+    rows = await reads.all(book.ORDER_BOOK, params)
     return ModelJSON(book.order_book_of(market_id, rows, now=now))
 
 
