@@ -16,6 +16,7 @@ for a worker thread.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -239,16 +240,39 @@ ReadsDep = Annotated[Reads, Depends(get_reads)]
 
 _ACCOUNTS, _API_KEYS = table_of(Account), table_of(ApiKey)
 _ACCOUNT_BY_ID = Query(select_core(_ACCOUNTS).where(_ACCOUNTS.c.id == bindparam("id")))
-_KEY_BY_HASH = Query(
-    select_core(_API_KEYS).where(
-        _API_KEYS.c.secret_hash == bindparam("secret_hash"), _API_KEYS.c.revoked_at.is_(None)
-    )
+_KEY = "key_"  # the API key's columns in `_KEY_AND_ACCOUNT` rows
+_KEY_AND_ACCOUNT = Query(
+    select_core(*(c.label(_KEY + c.name) for c in _API_KEYS.c), *_ACCOUNTS.c)
+    .join(_ACCOUNTS, _ACCOUNTS.c.id == _API_KEYS.c.account_id)
+    .where(_API_KEYS.c.secret_hash == bindparam("secret_hash"), _API_KEYS.c.revoked_at.is_(None))
 )
 
 
-async def _account_by_id(reads: Reads, account_id: uuid.UUID) -> Account | None:
-    rows = await reads.all(_ACCOUNT_BY_ID, {"id": account_id})
-    return Account(**rows[0]._asdict()) if rows else None
+async def _count_request(settings: Settings, account_id: uuid.UUID) -> None:
+    count = await incr_window_async(settings, _rate_limit_key(account_id), 61)
+    _check_rate(count, settings.rate_limit_per_minute)
+
+
+async def _by_token(reads: Reads, settings: Settings, authorization: str) -> Account:
+    """The token's account; its rate-limit count is taken meanwhile (the id is in the token)."""
+    account_id = _token_subject(authorization, settings)
+    rows, _ = await asyncio.gather(
+        reads.all(_ACCOUNT_BY_ID, {"id": account_id}), _count_request(settings, account_id)
+    )
+    return _check_active(Account(**rows[0]._asdict()) if rows else None)
+
+
+async def _by_api_key(reads: Reads, settings: Settings, x_api_key: str) -> tuple[Account, ApiKey]:
+    """The key and its account in one round trip, then the account's rate-limit count."""
+    rows = await reads.all(_KEY_AND_ACCOUNT, {"secret_hash": hash_api_key(x_api_key)})
+    if not rows:
+        raise Unauthenticated("unknown or inactive account")
+    columns = rows[0]._asdict()
+    key = ApiKey(**{k[len(_KEY) :]: v for k, v in columns.items() if k.startswith(_KEY)})
+    _check_unexpired(key)
+    account = _check_active(Account(**{k: v for k, v in columns.items() if not k.startswith(_KEY)}))
+    await _count_request(settings, account.id)
+    return account, key
 
 
 async def authenticate_async(
@@ -257,21 +281,11 @@ async def authenticate_async(
     """`authenticate` for async routes: the same checks, rows read through `reads`, the rate
     limit counted in the same store. The account comes back detached (read it, do not add it
     to a session)."""
-    account, key = None, None
     if authorization and _is_bearer(authorization):
-        account = await _account_by_id(reads, _token_subject(authorization, settings))
-    elif x_api_key:
-        rows = await reads.all(_KEY_BY_HASH, {"secret_hash": hash_api_key(x_api_key)})
-        key = ApiKey(**rows[0]._asdict()) if rows else None
-        if key is not None:
-            _check_unexpired(key)
-            account = await _account_by_id(reads, key.account_id)
-    else:
-        raise Unauthenticated("send a Bearer access token or an X-API-Key header")
-    account = _check_active(account)
-    count = await incr_window_async(settings, _rate_limit_key(account.id), 61)
-    _check_rate(count, settings.rate_limit_per_minute)
-    return account, key
+        return await _by_token(reads, settings, authorization), None
+    if x_api_key:
+        return await _by_api_key(reads, settings, x_api_key)
+    raise Unauthenticated("send a Bearer access token or an X-API-Key header")
 
 
 async def request_account_async(

@@ -32,7 +32,6 @@ from starlette.concurrency import run_in_threadpool
 
 from backend.core.config import Settings
 
-POOL_SIZE = 16  # connections per API worker process
 _DIALECT = PGDialect_psycopg()
 
 
@@ -63,7 +62,7 @@ class AsyncPool:
     """Autocommit psycopg async connections of one event loop, opened on demand up to `size`;
     a connection that failed is closed, not reused."""
 
-    def __init__(self, conninfo: str, size: int = POOL_SIZE) -> None:
+    def __init__(self, conninfo: str, size: int) -> None:
         self.conninfo = conninfo
         self.idle: list[psycopg.AsyncConnection[Any]] = []
         self.slots = asyncio.Semaphore(size)
@@ -110,7 +109,7 @@ def async_pool(settings: Settings) -> AsyncPool | None:
         conninfo = libpq_conninfo(settings.database_url)
         if conninfo is None:
             return None
-        pool = pools[settings.database_url] = AsyncPool(conninfo)
+        pool = pools[settings.database_url] = AsyncPool(conninfo, settings.async_read_pool_size)
     return pool
 
 
@@ -124,13 +123,16 @@ class AsyncReads:
 
 
 class SyncReads:
-    """The same queries on a sync session, in the thread pool."""
+    """The same queries on a sync session, in the thread pool, one at a time (a session is not
+    shared between threads: a route may gather several reads)."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self.lock = asyncio.Lock()
 
     async def all(self, query: Query, params: Mapping[str, Any] | None = None) -> Sequence[Any]:
         def run() -> Sequence[Any]:
             return self.session.execute(query.statement, dict(params or {})).all()
 
-        return await run_in_threadpool(run)
+        async with self.lock:
+            return await run_in_threadpool(run)

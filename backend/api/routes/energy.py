@@ -3,6 +3,7 @@ withdrawals."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
@@ -63,9 +64,10 @@ async def balance(account: AsyncReader, reads: ReadsDep) -> Response:
     free (`withdrawable`) and locked as collateral of my open energy sales (`locked`)."""
     me = account.address.lower()
     params = {"address": me}
-    balances = (await reads.all(services.BALANCES, params))[0]
-    trades = await reads.all(services.OPEN_TRADES, params)
-    return ModelJSON(services.balance_of(me, balances, trades))
+    balances, trades = await asyncio.gather(
+        reads.all(services.BALANCES, params), reads.all(services.OPEN_TRADES, params)
+    )
+    return ModelJSON(services.balance_of(me, balances[0], trades))
 
 
 @router.post("/withdrawals", response_model=Withdrawal)
