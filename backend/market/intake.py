@@ -249,8 +249,12 @@ def check_wallet_order(order: eip712.Order, state: ChainState, *, signer: str | 
 # ----------------------------------------------------------------------------- funds
 
 
-def _open_orders(session: Session, maker: str, *, side: int) -> Any:
-    return select(SignedOrder).where(
+def _open_orders(maker: str, *, side: int) -> Any:
+    """SELECT Wh, matched Wh and price of the maker's open orders on one side: three columns,
+    not whole rows (a busy maker has hundreds; every new order of its reads them all)."""
+    return select(
+        col(SignedOrder.quantity_wh), col(SignedOrder.matched_wh), col(SignedOrder.price)
+    ).where(
         col(SignedOrder.maker) == maker,
         col(SignedOrder.status) == OrderStatus.OPEN,
         col(SignedOrder.side) == side,
@@ -260,27 +264,25 @@ def _open_orders(session: Session, maker: str, *, side: int) -> Any:
 def reserved(session: Session, maker: str, *, side: int, asset_id: int | None = None) -> int:
     """What the maker's other open orders already commit: payment for bids (any product), Wh
     of one certificate (`asset_id`) for REC offers."""
-    query = _open_orders(session, maker, side=side)
+    query = _open_orders(maker, side=side)
     if asset_id is not None:
         query = query.where(
             col(SignedOrder.product) == eip712.REC, col(SignedOrder.asset_id) == asset_id
         )
     total = 0
-    for row in session.exec(query):
-        remaining = max(row.quantity_wh - row.matched_wh, 0)
-        total += eip712.payment(remaining, row.price) if side == eip712.BUY else remaining
+    for quantity, matched, price in session.exec(query):
+        remaining = max(quantity - matched, 0)
+        total += eip712.payment(remaining, price) if side == eip712.BUY else remaining
     return total
 
 
 def reserved_collateral(session: Session, maker: str, terms: tuple[int, int]) -> int:
     """Collateral the maker's other open energy offers will lock when they trade, under the
     current settlement `terms` (tolerance bps, penalty bps)."""
-    query = _open_orders(session, maker, side=eip712.SELL).where(
-        col(SignedOrder.product) == eip712.ENERGY
-    )
+    query = _open_orders(maker, side=eip712.SELL).where(col(SignedOrder.product) == eip712.ENERGY)
     return sum(
-        eip712.collateral(max(row.quantity_wh - row.matched_wh, 0), row.price, *terms)
-        for row in session.exec(query)
+        eip712.collateral(max(quantity - matched, 0), price, *terms)
+        for quantity, matched, price in session.exec(query)
     )
 
 
