@@ -1,10 +1,11 @@
 """Order intake: an order is checked against chain state before it is stored.
 
 `place_order` runs its steps in this order: read the chain (time, the maker's nonce and funds,
-in one JSON-RPC batch), build the order from its terms (shape, period, gate closure, expiry),
-sign it (custodial) or check its nonce and signature (wallet), refuse a duplicate, check the
-maker's funds and that an energy order's meter is the maker's (`meter_ownership`), then store
-it with its `order.placed` event.
+in one JSON-RPC batch; a wallet's energy offer takes them from the indexer's mirror when it is
+current and they suffice, `backend.market.mirror_state`), build the order from its terms
+(shape, period, gate closure, expiry), sign it (custodial) or check its nonce and signature
+(wallet), refuse a duplicate, check the maker's funds and that an energy order's meter is the
+maker's (`meter_ownership`), then store it with its `order.placed` event.
 
 A wallet order's shape is checked before the chain read, and its signature is the maker's
 ECDSA signature or — a contract wallet (ERC-1271) — one the maker's `isValidSignature`
@@ -38,6 +39,7 @@ from backend.market.errors import (
 )
 from backend.market.ids import PRODUCTS, SIDES
 from backend.market.meter_ownership import check_meter_owned
+from backend.market.mirror_state import CLOCK_MAX_AGE_S, mirror_state
 from backend.market.models import OrderStatus, SignedOrder
 from backend.market.schemas import OrderCreate, OrderTerms
 
@@ -375,6 +377,38 @@ def store(
     return row
 
 
+def mirrored_state(
+    session: Session,
+    settings: Settings,
+    order: eip712.Order,
+    *,
+    chain_id: int,
+    head: tuple[int, int] | None,
+) -> ChainState | None:
+    """The chain state of a wallet order signed by its maker's key from the indexer's mirror,
+    if the mirror can answer (`mirror_state`) and the order passes on it; None: ask the chain
+    (a refusal on mirrored values is never final — the chain may be ahead of the mirror)."""
+    mirrored = mirror_state(
+        session,
+        order.maker,
+        side=order.side,
+        product=order.product,
+        chain_id=chain_id,
+        head=head,
+        max_lag_blocks=settings.intake_mirror_max_lag_blocks,
+    )
+    if mirrored is None:
+        return None
+    now, nonce, funds = mirrored
+    state = ChainState(now=now, nonce=nonce, funds=funds)
+    try:
+        check_wallet_order(order, state, signer=order.maker)
+        check_funds(session, order, state.funds)
+    except (InvalidOrder, GateClosed, OrderExpired, InsufficientCollateral):
+        return None
+    return state
+
+
 def place_order(
     session: Session, settings: Settings, chain: Chain, account: Account, request: OrderCreate
 ) -> SignedOrder:
@@ -389,8 +423,15 @@ def place_order(
         order, signature = wallet_order(account, request)
         digest = eip712.order_digest(order, chain.chain_id, chain.market.address)
         signer = ecdsa_signer(digest, signature)
-        probe = None if signer == maker else is_valid_signature_call(maker, digest, signature)
-        state = read_chain_state(chain, maker, request, probe)
+        head = chain.recent_head(CLOCK_MAX_AGE_S)
+        trusted = signer == maker and mirrored_state(
+            session, settings, order, chain_id=chain.chain_id, head=head
+        )
+        if trusted:
+            state = trusted
+        else:
+            probe = None if signer == maker else is_valid_signature_call(maker, digest, signature)
+            state = read_chain_state(chain, maker, request, probe)
         check_wallet_order(order, state, signer=signer)
     order_id = "0x" + digest.hex()
     check_not_stored(session, order_id)
