@@ -135,7 +135,7 @@ def balance(session: SessionDep, x_api_key: Annotated[str, Header()]) -> dict[st
     token, market = session.get(TokenBalance, me), session.get(MarketBalance, me)
     trades = session.exec(
         select(Trade).where(
-            Trade.status == TradeStatus.OPEN, or_(Trade.seller == me, Trade.buyer == me)
+            Trade.status == TradeStatus.OPEN, or_(col(Trade.seller) == me, col(Trade.buyer) == me)
         )
     )
     return {
