@@ -44,10 +44,27 @@ def api_environment() -> Iterator[tuple[Settings, Deployment]]:
         node.stop()
 
 
+def peak_rss_mb(process: subprocess.Popen[bytes]) -> float:
+    """The peak resident set (VmHWM) of a running server process, in MiB."""
+    for line in Path(f"/proc/{process.pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    raise RuntimeError(f"no VmHWM for process {process.pid}")
+
+
 @contextmanager
 def serve(app: str, settings: Settings, workers: int = 1, **overrides: str) -> Iterator[str]:
     """uvicorn (uvloop + httptools, `workers` processes) on a free port; yields the base URL.
     `overrides` are settings by name (`public_cache_ttl_s="0"`)."""
+    with serve_process(app, settings, workers, **overrides) as (base, _):
+        yield base
+
+
+@contextmanager
+def serve_process(
+    app: str, settings: Settings, workers: int = 1, **overrides: str
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`serve`, yielding the server process too (its memory: `peak_rss_mb`)."""
     port = free_port()
     env = {
         **os.environ,
@@ -91,7 +108,7 @@ def serve(app: str, settings: Settings, workers: int = 1, **overrides: str) -> I
                 time.sleep(0.05)
         else:
             raise RuntimeError(f"{app} did not start")
-        yield base
+        yield base, process
     finally:
         process.terminate()
         process.wait(timeout=10)

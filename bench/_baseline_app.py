@@ -1,20 +1,22 @@
-"""Baseline for api_read: the same two reads as a plain FastAPI + SQLModel app (no auth,
-no problem handlers, no middleware, no chain clock, no mirror join)."""
+"""Baselines for api_read, api_order_submit and api_private_read: the same work as a plain
+FastAPI + SQLModel app (no auth beyond a key lookup, no problem handlers, no middleware, no
+chain clock, no mirror join)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI
-from sqlalchemy import func
+from fastapi import Depends, FastAPI, Header
+from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
-import backend.accounts.models  # noqa: F401 - the accounts table SignedOrder refers to
+from backend.accounts.models import Account, ApiKey
+from backend.accounts.security import hash_api_key
 from backend.core.config import get_settings
 from backend.core.db import make_engine
 from backend.market.models import OrderStatus, SignedOrder
-from indexer.models import Trade
+from indexer.models import MarketBalance, TokenBalance, Trade, TradeStatus
 
 engine = make_engine(get_settings().database_url)
 app = FastAPI()
@@ -103,3 +105,41 @@ def submit_order(body: dict[str, Any], session: SessionDep) -> dict[str, str]:
     session.add(row)
     session.commit()
     return {"id": row.order_hash}
+
+
+def _caller(session: Session, api_key: str) -> Account:
+    """The key's account: one indexed lookup each (no expiry, scope or rate limit)."""
+    key = session.exec(select(ApiKey).where(ApiKey.secret_hash == hash_api_key(api_key))).one()
+    account = session.get(Account, key.account_id)
+    assert account is not None
+    return account
+
+
+@app.get("/my-orders")
+def my_orders(session: SessionDep, x_api_key: Annotated[str, Header()]) -> dict[str, Any]:
+    """Baseline for api_private_read: the caller's newest 100 orders, rows as stored."""
+    account = _caller(session, x_api_key)
+    rows = session.exec(
+        select(SignedOrder)
+        .where(SignedOrder.account_id == account.id)
+        .order_by(col(SignedOrder.seq).desc())
+        .limit(100)
+    )
+    return {"items": [row.model_dump(mode="json") for row in rows]}
+
+
+@app.get("/balance")
+def balance(session: SessionDep, x_api_key: Annotated[str, Header()]) -> dict[str, Any]:
+    """Baseline for api_private_read: the caller's mirrored balances and open energy trades."""
+    me = _caller(session, x_api_key).address
+    token, market = session.get(TokenBalance, me), session.get(MarketBalance, me)
+    trades = session.exec(
+        select(Trade).where(
+            Trade.status == TradeStatus.OPEN, or_(col(Trade.seller) == me, col(Trade.buyer) == me)
+        )
+    )
+    return {
+        "token_balance": str(token.balance if token else 0),
+        "withdrawable": str(market.withdrawable if market else 0),
+        "trades": [t.model_dump(mode="json") for t in trades],
+    }

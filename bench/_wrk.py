@@ -43,6 +43,22 @@ end
 """
 
 
+ROTATE = r"""
+local keys, n, i, started = {}, 0, 0, 0
+for line in io.lines("%(keys)s") do n = n + 1; keys[n] = line end
+setup = function(thread)
+  thread:set("id", started)
+  started = started + 1
+end
+request = function()
+  -- thread k of t uses header values k+1, k+1+t, ...: every account's credential in turn
+  if i == 0 then i = id + 1 else i = (i + %(threads)d - 1) %% n + 1 end
+  wrk.headers["%(name)s"] = keys[i]
+  return wrk.format(nil, nil, nil, nil)
+end
+"""
+
+
 class WrkResult(TypedDict):
     rps: int
     p50_ms: float
@@ -64,8 +80,11 @@ def run_wrk(
     threads: int = 2,
     headers: dict[str, str] | None = None,
     bodies: list[str] | None = None,
+    rotate: tuple[str, list[str]] | None = None,
 ) -> WrkResult:
-    """Load `url` with wrk; with `bodies`, POST them (JSON) round-robin across all threads."""
+    """Load `url` with wrk; with `bodies`, POST them (JSON) round-robin across all threads;
+    with `rotate` (a header name and its values), GET with each value in turn (many accounts'
+    credentials)."""
     if not available():
         raise RuntimeError("wrk not found: `make bench` installs it (apt-get install wrk)")
     with tempfile.TemporaryDirectory() as tmp:
@@ -84,6 +103,11 @@ def run_wrk(
                 }
                 + REPORT
             )
+        elif rotate is not None:
+            name, values = rotate
+            key_file = Path(tmp) / "keys.txt"
+            key_file.write_text("\n".join(values) + "\n")
+            text = ROTATE % {"keys": key_file, "threads": threads, "name": name} + REPORT
         script.write_text(text)
         command = [
             "wrk",

@@ -1,7 +1,9 @@
 """POST /v1/trading/orders: wallet-signed orders accepted per second and p99 latency.
 
 Each request is a distinct EIP-712-signed energy offer (signed before the clock starts) from
-a SIWE wallet session; the API verifies the signature, reads nonce and chain time, checks
+a SIWE wallet session; the indexer has caught up with the chain first (as in `make run`), so
+the API reads nonce and funds from its mirror (and chain time from the node at most once a
+second: backend/market/mirror_state.py); it verifies the signature, checks
 period, gate closure and funds (for an offer: the seller's free market balance against the
 collateral of its open offers; the wallet deposits enough first), and stores the order.
 Baseline in the same run: a plain FastAPI endpoint that only recovers the signer and stores the
@@ -25,9 +27,12 @@ from backend.accounts.siwe import siwe_message
 from backend.chain.deployment import Deployment
 from backend.chain.transactions import send
 from backend.core.config import Settings
+from backend.core.db import make_engine
 from backend.market import orders as eip712
 from bench._api import api_environment, serve
 from bench._wrk import run_wrk
+from indexer.base import Indexer, IndexerConfig
+from indexer.rpc import RetryPolicy, RpcClient
 from scripts.workload import anvil_account
 
 CONNECTIONS, DURATION_S, PRESIGNED = 32, 5.0, 2_500
@@ -52,6 +57,19 @@ def deposit_collateral(
         (wallet, market, "deposit", [COLLATERAL]),
     ):
         send(w3, sender, {"to": contract.address, "data": contract.encode_abi(call, args)})
+
+
+def index_chain(settings: Settings, deployment: Deployment) -> None:
+    """Run the indexer until it has caught up with the chain, as `make run`'s indexer would
+    have: intake reads the wallet's nonce, free balance and the settlement terms from its
+    mirror (the load itself mines no block, so the mirror stays current)."""
+    engine = make_engine(settings.database_url)
+    rpc = RpcClient(settings.rpc_url, timeout_s=5, retry=RetryPolicy(attempts=5, max_delay_s=0.5))
+    indexer = Indexer(engine, rpc, deployment, IndexerConfig(confirmation_depth=0))
+    for _ in range(10_000):
+        if indexer.step() == 0:
+            break
+    engine.dispose()
 
 
 def presign(
@@ -86,6 +104,7 @@ def run() -> Iterator[dict[str, Any]]:
         market = deployment.contracts["EnergyMarket"].address
         wallet = anvil_account(5)
         deposit_collateral(w3, settings, deployment, wallet)
+        index_chain(settings, deployment)
         orders = presign(
             wallet, chain_id=deployment.chain_id, market=market, start=start, expiry=start - 1
         )

@@ -136,6 +136,7 @@ def run() -> Iterator[dict[str, Any]]:
             "p99_ms": uncached[name]["p99_ms"],
             "errors": uncached[name]["errors"],
         }
+        yield {"metric": f"{name}_uncached_p99_ms", "value": uncached[name]["p99_ms"], "unit": "ms"}
         yield {
             "metric": f"baseline_{name}_rps",
             "value": baseline[name]["rps"],

@@ -20,12 +20,28 @@ from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, iter_route_contexts
 
-from backend.api.deps import current_account, get_chain, get_db, get_store, request_account
+from backend.api.deps import (
+    chain_time,
+    current_account,
+    get_chain,
+    get_db,
+    get_reads,
+    get_store,
+    request_account,
+    request_account_async,
+)
 from backend.api.problems import MEDIA_TYPE, STATUS_BY_ERROR, Problem
 from backend.core.errors import GridLedgerError
 
 PROBLEM_REF = "#/components/schemas/Problem"
-BACKING_SERVICES: tuple[Callable[..., Any], ...] = (get_db, get_store, get_chain)
+BACKING_SERVICES: tuple[Callable[..., Any], ...] = (
+    get_db,
+    get_store,
+    get_chain,
+    get_reads,
+    chain_time,
+    request_account_async,  # counts the rate limit in Redis
+)
 
 
 def raises(*errors: type[GridLedgerError]) -> dict[int | str, dict[str, Any]]:
@@ -51,9 +67,10 @@ def problem_statuses(route: Any) -> set[int]:
     tree = list(_tree(route.dependant))
     calls = {d.call for d in tree[1:] if d.call is not None}
     statuses: set[int] = set()
-    if calls & {current_account, request_account}:
+    if calls & {current_account, request_account, request_account_async}:
         statuses |= {401, 429}
-    checks = ("require_role.", "require_scope.")  # a missing role; an API key's missing scope
+    # a missing role; an API key's missing scope
+    checks = ("require_role.", "require_scope.", "require_scope_async.")
     if any(getattr(call, "__qualname__", "").startswith(checks) for call in calls):
         statuses.add(403)
     if route.dependant.path_params:

@@ -101,6 +101,7 @@ class Chain:
     deployment: Deployment
     errors: dict[bytes, tuple[str, list[str], list[str]]] = field(default_factory=dict)
     _now_cache: tuple[float, int] | None = None
+    _head_cache: tuple[float, int, int] | None = None  # when seen, block time, block number
     _views: dict[tuple[str, str, int], tuple[bytes, list[str], tuple[str, ...]]] = field(
         default_factory=dict
     )
@@ -144,6 +145,18 @@ class Chain:
     def chain_id(self) -> int:
         return self.deployment.chain_id
 
+    def recent_now(self, max_age_s: float) -> int | None:
+        """The chain time `now` last read, if it is at most `max_age_s` old (no round trip)."""
+        cached = self._now_cache
+        return cached[1] if cached and time.monotonic() - cached[0] <= max_age_s else None
+
+    def recent_head(self, max_age_s: float) -> tuple[int, int] | None:
+        """(time, number) of the latest block last read, if at most `max_age_s` old."""
+        cached = self._head_cache
+        if cached and time.monotonic() - cached[0] <= max_age_s:
+            return cached[1], cached[2]
+        return None
+
     def now(self, max_age_s: float = 0.0) -> int:
         """Timestamp of the latest block: gate closure and expiry are judged in chain time.
         Reads may accept a value up to `max_age_s` old (writes always ask the node)."""
@@ -151,10 +164,12 @@ class Chain:
         if max_age_s and cached and time.monotonic() - cached[0] <= max_age_s:
             return cached[1]
         try:
-            value = int(self.w3.eth.get_block("latest")["timestamp"])
+            block = self.w3.eth.get_block("latest")
         except (OSError, ConnectionError, Web3RPCError) as exc:
             raise ServiceUnavailable("chain RPC unreachable") from exc
-        self._now_cache = (time.monotonic(), value)
+        value, seen = int(block["timestamp"]), time.monotonic()
+        self._now_cache = (seen, value)
+        self._head_cache = (seen, value, int(block["number"]))
         return value
 
     def view(self, contract: Contract, name: str, *args: Any) -> ViewCall:
@@ -234,8 +249,9 @@ class Chain:
         block = self._result(by_id[0])
         if not isinstance(block, dict):
             raise ServiceUnavailable("chain RPC returned no latest block")
-        now = int(block["timestamp"], 16)
-        self._now_cache = (time.monotonic(), now)
+        now, seen = int(block["timestamp"], 16), time.monotonic()
+        self._now_cache = (seen, now)
+        self._head_cache = (seen, now, int(block["number"], 16))
         values = [self._value(call, by_id[i]) for i, call in enumerate(calls, 1)]
         return now, values
 

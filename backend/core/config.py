@@ -133,6 +133,11 @@ class Settings(BaseSettings):
     )  # uvicorn processes; >1 needs Redis (shared limits)
     public_cache_ttl_s: float = Field(default=1.0, ge=0)  # public market reads from memory; 0 = off
     public_cache_max_bytes: int = Field(default=64 * 2**20, ge=0)  # per worker
+    # async reads (backend/core/async_db.py): PostgreSQL connections per API worker process
+    async_read_pool_size: int = Field(default=32, ge=1, le=256)
+    # order intake trusts the indexer's mirror while its cursor is at most this far below the
+    # chain head (backend/market/mirror_state.py); further behind, orders read the chain
+    intake_mirror_max_lag_blocks: int = Field(default=0, ge=0)
     # `/metrics` wants `Authorization: Bearer <token>` when set; unset, it answers loopback
     # clients only, and only on the local devnet (elsewhere a proxy would make every client local)
     metrics_token: SecretStr | None = None

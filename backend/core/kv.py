@@ -6,13 +6,16 @@ in for Redis there; with GRIDLEDGER_REDIS_URL set, every API process shares Redi
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any, Protocol
 
 import redis
+import redis.asyncio as aioredis
 
 from backend.core.config import Settings
 from backend.core.errors import ServiceUnavailable
@@ -116,3 +119,35 @@ def _redis_store(url: str) -> RedisStore:
 
 def store_for(settings: Settings) -> KeyValueStore:
     return _redis_store(settings.redis_url) if settings.redis_url else _MEMORY
+
+
+# One asyncio Redis client per (event loop, URL): a client's connections belong to the loop
+# that opened them (each uvicorn worker has one loop; a test client opens one per app).
+_ASYNC_CLIENTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, aioredis.Redis]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _async_redis(url: str) -> aioredis.Redis:
+    clients = _ASYNC_CLIENTS.setdefault(asyncio.get_running_loop(), {})
+    client = clients.get(url)
+    if client is None:
+        client = clients[url] = aioredis.Redis.from_url(
+            url, socket_timeout=2, socket_connect_timeout=2, decode_responses=True
+        )
+    return client
+
+
+async def incr_window_async(settings: Settings, key: str, ttl_s: int) -> int:
+    """`KeyValueStore.incr_window` for async routes: the same key in the same store, without
+    a worker thread (the in-process store answers at once)."""
+    if not settings.redis_url:
+        return _MEMORY.incr_window(key, ttl_s)
+    try:
+        async with _async_redis(settings.redis_url).pipeline(transaction=False) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, ttl_s)
+            replies = await pipe.execute()
+    except redis.RedisError as exc:
+        raise ServiceUnavailable(f"Redis unavailable: {exc}", dependency="redis") from exc
+    return int(replies[0])

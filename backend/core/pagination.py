@@ -71,7 +71,14 @@ def keyset_page(
         query = query.where(column > after if ascending else column < after)
     order = column.asc() if ascending else column.desc()
     rows = list(session.exec(query.order_by(order).limit(limit + 1)))
+    return keyset_cut(rows, limit, key_of or (lambda row: getattr(row, column.key)))
+
+
+def keyset_cut(
+    rows: list[Any], limit: int, key_of: Callable[[Any], PageKey]
+) -> tuple[list[Any], str | None]:
+    """The first `limit` of `rows` (a query's `limit + 1` rows in key order) and the next
+    page's cursor (None on the last page)."""
     more = len(rows) > limit
     rows = rows[:limit]
-    key_of = key_of or (lambda row: getattr(row, column.key))
     return rows, encode_cursor(key_of(rows[-1])) if more and rows else None

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
 
-from sqlalchemy import or_
+from sqlalchemy import String, bindparam, or_
+from sqlalchemy import select as select_core
 from sqlmodel import Session, col, select
 
 from backend.accounts.models import Account
+from backend.core.async_db import Query
+from backend.core.db import table_of
 from backend.core.pagination import keyset_page
 from backend.energy.errors import TransferNotFound
 from backend.energy.schemas import EnergyBalance, EnergyTransfer, PeriodPosition, TransferStatus
@@ -82,33 +87,76 @@ def get_transfer(session: Session, account: Account, trade_id: int, now: int) ->
     return public_transfer(trade, now)
 
 
-def balance(session: Session, account: Account) -> EnergyBalance:
-    me = account.address.lower()
-    token = session.get(TokenBalance, me)
-    market = session.get(MarketBalance, me)
+def _balance_queries() -> tuple[Query, Query]:
+    address = bindparam("address", type_=String)
+    token, market = table_of(TokenBalance), table_of(MarketBalance)
+    balances = select_core(
+        select_core(token.c.balance)
+        .where(token.c.account == address)
+        .scalar_subquery()
+        .label("token_balance"),
+        select_core(market.c.withdrawable)
+        .where(market.c.account == address)
+        .scalar_subquery()
+        .label("withdrawable"),
+        select_core(market.c.locked)
+        .where(market.c.account == address)
+        .scalar_subquery()
+        .label("locked"),
+    )
+    trades = select_core(
+        col(Trade.delivery_start),
+        col(Trade.delivery_end),
+        col(Trade.seller),
+        col(Trade.buyer),
+        col(Trade.quantity_wh),
+        col(Trade.payment),
+    ).where(
+        col(Trade.product) == "energy",
+        col(Trade.status) == TradeStatus.OPEN,
+        or_(col(Trade.seller) == address, col(Trade.buyer) == address),
+    )
+    return Query(balances), Query(trades)
+
+
+BALANCES, OPEN_TRADES = _balance_queries()
+"""What `balance_of` reads for `address` (lower-case), the only parameter: its token balance,
+free and locked market balance (one row, NULL where the mirror has none), and its open energy
+trades (delivery period, seller, buyer, Wh, payment)."""
+
+
+def balance_of(
+    address: str, balances: Sequence[Any], trades: Iterable[Sequence[Any]]
+) -> EnergyBalance:
+    """The `EnergyBalance` of `address` from the rows of `BALANCES` and `OPEN_TRADES`."""
+    token_balance, withdrawable, locked = balances
     positions: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0])
     escrowed = 0
-    for trade in session.exec(
-        select(Trade).where(
-            Trade.product == "energy",
-            Trade.status == TradeStatus.OPEN,
-            or_(col(Trade.seller) == me, col(Trade.buyer) == me),
-        )
-    ):
-        key = (trade.delivery_start or 0, trade.delivery_end or 0)
-        if trade.buyer == me:
-            positions[key][0] += trade.quantity_wh
-            escrowed += trade.payment
-        if trade.seller == me:
-            positions[key][1] += trade.quantity_wh
+    for start, end, seller, buyer, quantity_wh, payment in trades:
+        key = (start or 0, end or 0)
+        if buyer == address:
+            positions[key][0] += quantity_wh
+            escrowed += payment
+        if seller == address:
+            positions[key][1] += quantity_wh
     return EnergyBalance(
-        address=me,
-        token_balance=token.balance if token else 0,
+        address=address,
+        token_balance=token_balance or 0,
         escrowed=escrowed,
-        withdrawable=market.withdrawable if market else 0,
-        locked=market.locked if market else 0,
+        withdrawable=withdrawable or 0,
+        locked=locked or 0,
         positions=[
             PeriodPosition(delivery_start=s, delivery_end=e, bought_wh=b, sold_wh=so, net_wh=b - so)
             for (s, e), (b, so) in sorted(positions.items())
         ],
+    )
+
+
+def balance(session: Session, account: Account) -> EnergyBalance:
+    me = account.address.lower()
+    params = {"address": me}
+    return balance_of(
+        me,
+        session.execute(BALANCES.statement, params).one(),
+        session.execute(OPEN_TRADES.statement, params),
     )

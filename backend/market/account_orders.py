@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import BigInteger, Integer, Row, String, Uuid, bindparam
+from sqlalchemy import select as select_core
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import Select
 
 from backend.accounts.models import Account
+from backend.core.async_db import Query
+from backend.core.db import table_of
 from backend.core.errors import NotFound
-from backend.core.pagination import keyset_page
+from backend.core.pagination import decode_cursor, keyset_cut, keyset_page
 from backend.market.ids import PRODUCT_NAMES, SIDE_NAMES, market_id_of
 from backend.market.models import SignedOrder
 from backend.market.order_state import MIRROR_JOIN, public_status, traded_wh
@@ -18,8 +27,9 @@ from indexer.models import MarketOrder
 TRADING = (OrderPublicStatus.OPEN, OrderPublicStatus.PARTIALLY_FILLED)
 
 
-def public_order(row: SignedOrder, traded_wh: int, status: str) -> OrderPublic:
-    """`row` with the Wh it traded and its public status (the columns of `with_state`)."""
+def public_order(row: SignedOrder | Row[Any] | Any, traded_wh: int, status: str) -> OrderPublic:
+    """`row` (a stored order, or a row of its columns) with the Wh it traded and its public
+    status (the columns of `with_state`)."""
     filled = min(traded_wh, row.quantity_wh)
     return OrderPublic(
         id=row.order_hash,
@@ -87,6 +97,11 @@ def order_public(session: Session, row: SignedOrder, *, now: int) -> OrderPublic
     return public_order(row, traded, status)
 
 
+def _mine(query: Any, account_id: uuid.UUID, now: int, status: OrderPublicStatus | None) -> Any:
+    query = query.where(col(SignedOrder.account_id) == account_id)
+    return query.where(public_status(now) == status) if status else query
+
+
 def list_my_orders(
     session: Session,
     account: Account,
@@ -97,12 +112,57 @@ def list_my_orders(
     status: OrderPublicStatus | None = None,
 ) -> tuple[list[OrderPublic], str | None]:
     """One page of the account's orders, newest first; `status` filters before the page is cut."""
-    query = with_state(now).where(col(SignedOrder.account_id) == account.id)
-    if status:
-        query = query.where(public_status(now) == status)
+    query = _mine(with_state(now), account.id, now, status)
     rows, next_cursor = keyset_page(
         session, query, SignedOrder.seq, cursor, limit, key_of=lambda r: r[0].seq
     )
     return [
         public_order(row, traded, row_status) for row, traded, row_status, _ in rows
     ], next_cursor
+
+
+@lru_cache(maxsize=4)
+def my_orders_query(*, after: bool, status: bool) -> Query:
+    """`list_my_orders` as one statement of the order's columns, then `traded` and
+    `public_status`; parameters `account_id`, `now`, `rows` (page size + 1), and `after` (the
+    cursor's seq) and `status` when asked for (`my_orders_params`, `my_orders_page`)."""
+    now: Any = bindparam("now", type_=BigInteger)
+    query = (
+        select_core(
+            *table_of(SignedOrder).c,
+            traded_wh().label("traded"),
+            public_status(now).label("public_status"),
+        )
+        .outerjoin(MarketOrder, MIRROR_JOIN)
+        .where(col(SignedOrder.account_id) == bindparam("account_id", type_=Uuid))
+    )
+    if status:
+        query = query.where(public_status(now) == bindparam("status", type_=String))
+    if after:
+        query = query.where(col(SignedOrder.seq) < bindparam("after", type_=BigInteger))
+    return Query(
+        query.order_by(col(SignedOrder.seq).desc()).limit(bindparam("rows", type_=Integer))
+    )
+
+
+def my_orders_params(
+    account_id: uuid.UUID,
+    *,
+    now: int,
+    cursor: str | None,
+    limit: int,
+    status: OrderPublicStatus | None = None,
+) -> tuple[Query, dict[str, Any]]:
+    """The query and parameters of one page of `account_id`'s orders (as `list_my_orders`)."""
+    after = decode_cursor(cursor)
+    params: dict[str, Any] = {"account_id": account_id, "now": now, "rows": limit + 1}
+    if status:
+        params["status"] = status.value
+    if after is not None:
+        params["after"] = after
+    return my_orders_query(after=after is not None, status=bool(status)), params
+
+
+def my_orders_page(rows: Sequence[Any], limit: int) -> tuple[list[OrderPublic], str | None]:
+    page, next_cursor = keyset_cut(list(rows), limit, key_of=lambda row: row.seq)
+    return [public_order(row, row.traded, row.public_status) for row in page], next_cursor

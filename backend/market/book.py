@@ -3,10 +3,23 @@ matcher and as price levels for `GET /v1/trading/orderbook` and the WebSocket fe
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, and_, func, union_all
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Executable,
+    Integer,
+    and_,
+    bindparam,
+    func,
+    union_all,
+)
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import Select
 
+from backend.core.async_db import Query
 from backend.market import orders as eip712
 from backend.market.ids import parse_market_id
 from backend.market.models import SignedOrder
@@ -15,7 +28,7 @@ from backend.market.schemas import OrderBook, PriceLevel
 from indexer.models import MarketOrder
 
 
-def _in_market(*, product: int, asset_id: int, delivery_start: int) -> ColumnElement[bool]:
+def _in_market(*, product: Any, asset_id: Any, delivery_start: Any) -> ColumnElement[bool]:
     return and_(
         col(SignedOrder.product) == product,
         col(SignedOrder.asset_id) == asset_id,
@@ -53,7 +66,7 @@ def open_orders(
 
 
 def live_levels(
-    *, product: int, asset_id: int, delivery_start: int, now: int
+    *, product: Any, asset_id: Any, delivery_start: Any, now: Any
 ) -> Select[int, int, int, int]:
     """SELECT side, price, remaining Wh, order count of the live orders of one market, grouped
     by (side, price). Callers narrow it (`.where`), order and limit it."""
@@ -74,23 +87,55 @@ def live_levels(
     )
 
 
-def order_book(session: Session, market_id: str, *, now: int, depth: int = 50) -> OrderBook:
-    """Live orders aggregated by price, both sides in one SQL statement (one round trip)."""
-    product, asset_id, start, _ = parse_market_id(market_id)
-    levels: dict[int, list[PriceLevel]] = {eip712.BUY: [], eip712.SELL: []}
+def _order_book_statement() -> Executable:
+    """The best `depth` levels of each side of one market, both sides in one statement (one
+    round trip); parameters `product`, `asset_id`, `delivery_start`, `now`, `depth`."""
+    now: Any = bindparam("now", type_=BigInteger)
     sides = [
-        live_levels(product=product, asset_id=asset_id, delivery_start=start, now=now)
+        live_levels(
+            product=bindparam("product", type_=Integer),
+            asset_id=bindparam("asset_id", type_=BigInteger),
+            delivery_start=bindparam("delivery_start", type_=BigInteger),
+            now=now,
+        )
         .where(col(SignedOrder.side) == side)
         .order_by(col(SignedOrder.price).desc() if descending else col(SignedOrder.price))
-        .limit(depth)
+        .limit(bindparam("depth", type_=Integer))
         .subquery()
         for side, descending in ((eip712.BUY, True), (eip712.SELL, False))
     ]
-    both = union_all(*(side.select() for side in sides)).subquery()
-    for side, price, remaining, orders in session.execute(both.select()):
+    return union_all(*(side.select() for side in sides)).subquery().select()
+
+
+ORDER_BOOK = Query(_order_book_statement())
+"""SELECT side, price, remaining Wh, order count (`order_book_params`, `order_book_of`)."""
+
+
+def order_book_params(market_id: str, *, now: int, depth: int = 50) -> dict[str, int]:
+    product, asset_id, start, _ = parse_market_id(market_id)
+    return {
+        "product": product,
+        "asset_id": asset_id,
+        "delivery_start": start,
+        "now": now,
+        "depth": depth,
+    }
+
+
+def order_book_of(market_id: str, rows: Iterable[Sequence[Any]], *, now: int) -> OrderBook:
+    """The `OrderBook` of the rows of `ORDER_BOOK`."""
+    levels: dict[int, list[PriceLevel]] = {eip712.BUY: [], eip712.SELL: []}
+    for side, price, remaining, orders in rows:
         levels[side].append(PriceLevel(price=price, quantity_wh=int(remaining), orders=orders))
     levels[eip712.BUY].sort(key=lambda level: -level.price)
     levels[eip712.SELL].sort(key=lambda level: level.price)
     return OrderBook(
         market_id=market_id, bids=levels[eip712.BUY], asks=levels[eip712.SELL], timestamp=now
     )
+
+
+def order_book(session: Session, market_id: str, *, now: int, depth: int = 50) -> OrderBook:
+    """Live orders aggregated by price (`ORDER_BOOK`)."""
+    params = order_book_params(market_id, now=now, depth=depth)
+    rows = session.execute(ORDER_BOOK.statement, params)
+    return order_book_of(market_id, rows, now=now)

@@ -1,10 +1,11 @@
 """Order intake: an order is checked against chain state before it is stored.
 
 `place_order` runs its steps in this order: read the chain (time, the maker's nonce and funds,
-in one JSON-RPC batch), build the order from its terms (shape, period, gate closure, expiry),
-sign it (custodial) or check its nonce and signature (wallet), refuse a duplicate, check the
-maker's funds and that an energy order's meter is the maker's (`meter_ownership`), then store
-it with its `order.placed` event.
+in one JSON-RPC batch; a wallet's energy offer takes them from the indexer's mirror when it is
+current and they suffice, `backend.market.mirror_state`), build the order from its terms
+(shape, period, gate closure, expiry), sign it (custodial) or check its nonce and signature
+(wallet), refuse a duplicate, check the maker's funds and that an energy order's meter is the
+maker's (`meter_ownership`), then store it with its `order.placed` event.
 
 A wallet order's shape is checked before the chain read, and its signature is the maker's
 ECDSA signature or — a contract wallet (ERC-1271) — one the maker's `isValidSignature`
@@ -38,6 +39,7 @@ from backend.market.errors import (
 )
 from backend.market.ids import PRODUCTS, SIDES
 from backend.market.meter_ownership import check_meter_owned
+from backend.market.mirror_state import CLOCK_MAX_AGE_S, mirror_state
 from backend.market.models import OrderStatus, SignedOrder
 from backend.market.schemas import OrderCreate, OrderTerms
 
@@ -249,8 +251,12 @@ def check_wallet_order(order: eip712.Order, state: ChainState, *, signer: str | 
 # ----------------------------------------------------------------------------- funds
 
 
-def _open_orders(session: Session, maker: str, *, side: int) -> Any:
-    return select(SignedOrder).where(
+def _open_orders(maker: str, *, side: int) -> Any:
+    """SELECT Wh, matched Wh and price of the maker's open orders on one side: three columns,
+    not whole rows (a busy maker has hundreds; every new order of its reads them all)."""
+    return select(
+        col(SignedOrder.quantity_wh), col(SignedOrder.matched_wh), col(SignedOrder.price)
+    ).where(
         col(SignedOrder.maker) == maker,
         col(SignedOrder.status) == OrderStatus.OPEN,
         col(SignedOrder.side) == side,
@@ -260,27 +266,25 @@ def _open_orders(session: Session, maker: str, *, side: int) -> Any:
 def reserved(session: Session, maker: str, *, side: int, asset_id: int | None = None) -> int:
     """What the maker's other open orders already commit: payment for bids (any product), Wh
     of one certificate (`asset_id`) for REC offers."""
-    query = _open_orders(session, maker, side=side)
+    query = _open_orders(maker, side=side)
     if asset_id is not None:
         query = query.where(
             col(SignedOrder.product) == eip712.REC, col(SignedOrder.asset_id) == asset_id
         )
     total = 0
-    for row in session.exec(query):
-        remaining = max(row.quantity_wh - row.matched_wh, 0)
-        total += eip712.payment(remaining, row.price) if side == eip712.BUY else remaining
+    for quantity, matched, price in session.exec(query):
+        remaining = max(quantity - matched, 0)
+        total += eip712.payment(remaining, price) if side == eip712.BUY else remaining
     return total
 
 
 def reserved_collateral(session: Session, maker: str, terms: tuple[int, int]) -> int:
     """Collateral the maker's other open energy offers will lock when they trade, under the
     current settlement `terms` (tolerance bps, penalty bps)."""
-    query = _open_orders(session, maker, side=eip712.SELL).where(
-        col(SignedOrder.product) == eip712.ENERGY
-    )
+    query = _open_orders(maker, side=eip712.SELL).where(col(SignedOrder.product) == eip712.ENERGY)
     return sum(
-        eip712.collateral(max(row.quantity_wh - row.matched_wh, 0), row.price, *terms)
-        for row in session.exec(query)
+        eip712.collateral(max(quantity - matched, 0), price, *terms)
+        for quantity, matched, price in session.exec(query)
     )
 
 
@@ -373,6 +377,38 @@ def store(
     return row
 
 
+def mirrored_state(
+    session: Session,
+    settings: Settings,
+    order: eip712.Order,
+    *,
+    chain_id: int,
+    head: tuple[int, int] | None,
+) -> ChainState | None:
+    """The chain state of a wallet order signed by its maker's key from the indexer's mirror,
+    if the mirror can answer (`mirror_state`) and the order passes on it; None: ask the chain
+    (a refusal on mirrored values is never final — the chain may be ahead of the mirror)."""
+    mirrored = mirror_state(
+        session,
+        order.maker,
+        side=order.side,
+        product=order.product,
+        chain_id=chain_id,
+        head=head,
+        max_lag_blocks=settings.intake_mirror_max_lag_blocks,
+    )
+    if mirrored is None:
+        return None
+    now, nonce, funds = mirrored
+    state = ChainState(now=now, nonce=nonce, funds=funds)
+    try:
+        check_wallet_order(order, state, signer=order.maker)
+        check_funds(session, order, state.funds)
+    except (InvalidOrder, GateClosed, OrderExpired, InsufficientCollateral):
+        return None
+    return state
+
+
 def place_order(
     session: Session, settings: Settings, chain: Chain, account: Account, request: OrderCreate
 ) -> SignedOrder:
@@ -387,8 +423,15 @@ def place_order(
         order, signature = wallet_order(account, request)
         digest = eip712.order_digest(order, chain.chain_id, chain.market.address)
         signer = ecdsa_signer(digest, signature)
-        probe = None if signer == maker else is_valid_signature_call(maker, digest, signature)
-        state = read_chain_state(chain, maker, request, probe)
+        head = chain.recent_head(CLOCK_MAX_AGE_S)
+        trusted = signer == maker and mirrored_state(
+            session, settings, order, chain_id=chain.chain_id, head=head
+        )
+        if trusted:
+            state = trusted
+        else:
+            probe = None if signer == maker else is_valid_signature_call(maker, digest, signature)
+            state = read_chain_state(chain, maker, request, probe)
         check_wallet_order(order, state, signer=signer)
     order_id = "0x" + digest.hex()
     check_not_stored(session, order_id)

@@ -3,11 +3,21 @@ withdrawals."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 
-from backend.api.deps import ChainDep, Reader, SessionDep, SettingsDep, Trader
+from backend.api.deps import (
+    AsyncReader,
+    ChainDep,
+    Reader,
+    ReadsDep,
+    SessionDep,
+    SettingsDep,
+    Trader,
+)
+from backend.api.fast_json import ModelJSON
 from backend.core.json_ints import MAX_SAFE_INTEGER
 from backend.energy import deposits, services, withdrawals
 from backend.energy.schemas import (
@@ -49,10 +59,15 @@ def transfer(
 
 
 @router.get("/balance", response_model=EnergyBalance)
-def balance(account: Reader, session: SessionDep) -> EnergyBalance:
+async def balance(account: AsyncReader, reads: ReadsDep) -> Response:
     """Net contracted position per open period, token balance, escrow, and my market balance:
     free (`withdrawable`) and locked as collateral of my open energy sales (`locked`)."""
-    return services.balance(session, account)
+    me = account.address.lower()
+    params = {"address": me}
+    balances, trades = await asyncio.gather(
+        reads.all(services.BALANCES, params), reads.all(services.OPEN_TRADES, params)
+    )
+    return ModelJSON(services.balance_of(me, balances[0], trades))
 
 
 @router.post("/withdrawals", response_model=Withdrawal)

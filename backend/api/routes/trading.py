@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Path, Query, Response, status
 
-from backend.api.deps import ChainDep, Reader, SessionDep, SettingsDep, Trader
+from backend.api.deps import (
+    AsyncReader,
+    ChainDep,
+    ChainTimeDep,
+    Reader,
+    ReadsDep,
+    SessionDep,
+    SettingsDep,
+    Trader,
+)
+from backend.api.fast_json import ModelJSON
 from backend.api.links import links, order_links
 from backend.api.problem_docs import raises
 from backend.core.errors import Conflict, NotFound
@@ -89,18 +99,20 @@ def approve_market(
 
 
 @router.get("/orders", response_model=Page[OrderPublic])
-def my_orders(
-    account: Reader,
-    session: SessionDep,
-    chain: ChainDep,
+async def my_orders(
+    account: AsyncReader,
+    reads: ReadsDep,
+    now: ChainTimeDep,
     cursor: Cursor = None,
     limit: Limit = 100,
     status_: Annotated[OrderPublicStatus | None, Query(alias="status")] = None,
-) -> Page[OrderPublic]:
-    items, next_cursor = account_orders.list_my_orders(
-        session, account, now=chain.now(), cursor=cursor, limit=limit, status=status_
+) -> Response:
+    """My orders, newest first (status judged at chain time at most 1 s old)."""
+    query, params = account_orders.my_orders_params(
+        account.id, now=now, cursor=cursor, limit=limit, status=status_
     )
-    return Page(items=items, next_cursor=next_cursor)
+    items, next_cursor = account_orders.my_orders_page(await reads.all(query, params), limit)
+    return ModelJSON(Page[OrderPublic](items=items, next_cursor=next_cursor))
 
 
 @router.get(
@@ -136,14 +148,16 @@ def cancel_order(
 
 
 @router.get("/orderbook", response_model=OrderBook, responses=raises(NotFound))
-def orderbook(
+async def orderbook(
     market_id: MarketId,
-    session: SessionDep,
-    chain: ChainDep,
+    reads: ReadsDep,
+    now: ChainTimeDep,
     depth: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> OrderBook:
+) -> Response:
     """Bids and asks aggregated by price (live signed orders)."""
-    return book.order_book(session, market_id, now=chain.now(max_age_s=1.0), depth=depth)
+    params = book.order_book_params(market_id, now=now, depth=depth)
+    rows = await reads.all(book.ORDER_BOOK, params)
+    return ModelJSON(book.order_book_of(market_id, rows, now=now))
 
 
 @router.get("/trades", response_model=Page[TradePublic], responses=raises(NotFound))

@@ -235,7 +235,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** My Orders */
+        /**
+         * My Orders
+         * @description My orders, newest first (status judged at chain time at most 1 s old).
+         */
         get: operations["my_orders_v1_trading_orders_get"];
         put?: never;
         /**

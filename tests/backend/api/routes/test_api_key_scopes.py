@@ -11,7 +11,7 @@ from fastapi.routing import APIRoute
 
 from backend.accounts import services
 from backend.accounts.models import Account, ApiKey
-from backend.api.deps import request_account
+from backend.api.deps import request_account, request_account_async
 from backend.core.config import get_settings
 from backend.main import create_app
 from tests.fixtures.api import register_and_login
@@ -146,7 +146,7 @@ def test_every_authenticated_route_declares_a_scope():
         if not isinstance(route, APIRoute):
             continue
         called = calls(route.dependant)
-        if request_account not in called:
+        if request_account not in called and request_account_async not in called:
             continue  # public
         declared = [c for c in called if hasattr(c, "required_scope")]
         for method in route.methods:

@@ -1,0 +1,181 @@
+"""GET /v1/trading/orders ("my orders") and GET /v1/energy/balance under 64 connections (wrk),
+each request as one of many accounts (its own API key, in turn).
+
+Every request authenticates (API key lookup, account row, rate-limit counter in Redis), reads
+chain time (at most 1 s old) and runs its SQL: these are per-caller and never cached.
+`ACCOUNTS` accounts hold `ORDERS_PER_ACCOUNT` orders each (100 per page) and a few open energy
+trades as buyer and seller, with mirrored token and market balances.
+
+Baseline in the same run: a plain FastAPI/SQLModel app doing the same reads after one API key
+lookup (bench/_baseline_app.py: no scopes, expiry, rate limit or chain clock). `peak_rss_mb`:
+the API process's peak resident set after both loads. Each load follows a one-second warm-up
+that is not counted.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import insert
+from sqlmodel import SQLModel
+
+from backend.accounts.models import Account, ApiKey
+from backend.accounts.security import hash_api_key
+from backend.core.db import make_engine, table_of
+from backend.market.models import SignedOrder
+from bench._api import api_environment, peak_rss_mb, serve_process
+from bench._wrk import WrkResult, run_wrk
+from indexer.models import MarketBalance, TokenBalance, Trade, TradeStatus
+
+ACCOUNTS, ORDERS_PER_ACCOUNT, TRADES_PER_ACCOUNT = 200, 150, 12
+CONNECTIONS, DURATION_S = 64, 5.0
+BIG = 2**60  # balances above 2^53: served as decimal strings
+
+
+def api_key(i: int) -> str:
+    return f"glk_bench_{i:06d}_{uuid.UUID(int=i).hex}"
+
+
+def address(i: int) -> str:
+    return "0x" + f"{i + 1:040x}"
+
+
+def columns(model: type[SQLModel], values: dict[str, Any]) -> dict[str, Any]:
+    """`values` with the model's defaults filled in (Core inserts skip `default_factory`)."""
+    row = model(**values)
+    return {
+        c.name: getattr(row, c.name) for c in table_of(model).c if getattr(row, c.name) is not None
+    }
+
+
+def seed(database_url: str, start: int) -> None:
+    """Accounts, their read-only API keys, orders, trades and mirrored balances (Core inserts)."""
+    engine = make_engine(database_url)
+    accounts, keys, orders, trades, tokens, markets = [], [], [], [], [], []
+    for i in range(ACCOUNTS):
+        account_id = uuid.uuid4()
+        accounts.append(
+            {
+                "id": account_id,
+                "email": f"bench{i}@example.org",
+                "address": address(i),
+                "roles": ["participant"],
+            }
+        )
+        keys.append(
+            {
+                "id": uuid.uuid4(),
+                "account_id": account_id,
+                "name": "bench",
+                "prefix": api_key(i)[:12],
+                "secret_hash": hash_api_key(api_key(i)),
+                "scopes": ["read"],
+            }
+        )
+        for j in range(ORDERS_PER_ACCOUNT):
+            side = j % 2
+            orders.append(
+                {
+                    "order_hash": "0x" + uuid.uuid4().hex * 2,
+                    "account_id": account_id,
+                    "custodial": True,
+                    "maker": address(i),
+                    "side": side,
+                    "product": 0,
+                    "asset_id": 0,
+                    "meter_id": "0x" + "11" * 32,
+                    "quantity_wh": 1_000 + j,
+                    "price": 100_000 + j,
+                    "delivery_start": start + 900 * (j % 8),
+                    "delivery_end": start + 900 * (j % 8 + 1),
+                    "expiry": 2**40,
+                    "nonce": 0,
+                    "salt": str(2**63 + j),
+                    "signature": "0x" + "00" * 65,
+                }
+            )
+        tokens.append({"account": address(i), "balance": BIG + i, "block_number": 1})
+        markets.append(
+            {"account": address(i), "withdrawable": BIG + i, "locked": 10**6, "block_number": 1}
+        )
+    for t in range(ACCOUNTS * TRADES_PER_ACCOUNT // 2):
+        seller, buyer = t % ACCOUNTS, (t + 1) % ACCOUNTS
+        trades.append(
+            {
+                "trade_id": t + 1,
+                "chain_id": 31337,
+                "product": "energy",
+                "status": TradeStatus.OPEN,
+                "seller": address(seller),
+                "buyer": address(buyer),
+                "quantity_wh": 1_000 + t,
+                "price": 100_000,
+                "payment": 100_000 + t,
+                "delivery_start": start + 900 * (t % 4),
+                "delivery_end": start + 900 * (t % 4 + 1),
+                "sell_order_hash": "0x" + "01" * 32,
+                "buy_order_hash": "0x" + "02" * 32,
+                "created_tx": "0x" + "03" * 32,
+                "created_block": t + 1,
+                "created_at": t + 1,
+            }
+        )
+    with engine.begin() as connection:
+        for model, values in (
+            (Account, accounts),
+            (ApiKey, keys),
+            (SignedOrder, orders),
+            (Trade, trades),
+            (TokenBalance, tokens),
+            (MarketBalance, markets),
+        ):
+            connection.execute(insert(table_of(model)), [columns(model, v) for v in values])
+    engine.dispose()
+
+
+def load(url: str) -> WrkResult:
+    keys = ("X-API-Key", [api_key(i) for i in range(ACCOUNTS)])
+    run_wrk(url, connections=CONNECTIONS, duration_s=1, rotate=keys)  # warm-up
+    return run_wrk(url, connections=CONNECTIONS, duration_s=DURATION_S, rotate=keys)
+
+
+def run() -> Iterator[dict[str, Any]]:
+    with api_environment() as (settings, _):
+        start = 2**31 // 900 * 900  # far in the future: the orders stay open
+        seed(settings.database_url, start)
+        with serve_process("backend.main:app", settings) as (base, process):
+            ours = {
+                "my_orders": load(f"{base}/v1/trading/orders?limit=100"),
+                "balance": load(f"{base}/v1/energy/balance"),
+            }
+            rss = peak_rss_mb(process)
+        with serve_process("bench._baseline_app:app", settings) as (base, process):
+            baseline = {
+                "my_orders": load(f"{base}/my-orders"),
+                "balance": load(f"{base}/balance"),
+            }
+            baseline_rss = peak_rss_mb(process)
+    for name in ("my_orders", "balance"):
+        figures, base_figures = ours[name], baseline[name]
+        yield {
+            "metric": f"{name}_rps",
+            "value": figures["rps"],
+            "unit": "req/s",
+            "ratio_to_baseline": round(figures["rps"] / max(base_figures["rps"], 1), 2),
+            "connections": CONNECTIONS,
+            "accounts": ACCOUNTS,
+            "errors": figures["errors"],
+            "requests": figures["requests"],
+        }
+        yield {"metric": f"{name}_p50_ms", "value": figures["p50_ms"], "unit": "ms"}
+        yield {"metric": f"{name}_p99_ms", "value": figures["p99_ms"], "unit": "ms"}
+        yield {
+            "metric": f"baseline_{name}_rps",
+            "value": base_figures["rps"],
+            "unit": "req/s",
+            "p99_ms": base_figures["p99_ms"],
+            "errors": base_figures["errors"],
+        }
+    yield {"metric": "peak_rss_mb", "value": rss, "unit": "MiB", "baseline": baseline_rss}

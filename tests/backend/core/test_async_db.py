@@ -1,0 +1,267 @@
+"""The async read path (backend/core/async_db.py) on PostgreSQL: every hot query returns the
+same rows through the psycopg async pool as through a sync session; routes built on it answer
+the same JSON as the sync services (amounts above 2^53 as decimal strings); a connection that
+failed leaves the pool; SQLite has no async pool."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session
+
+from backend.accounts.models import Account, ApiKey
+from backend.accounts.security import hash_api_key
+from backend.core.async_db import AsyncPool, AsyncReads, Query, SyncReads, libpq_conninfo
+from backend.core.config import Settings
+from backend.core.db import make_engine
+from backend.energy import services
+from backend.market import account_orders, book
+from backend.market.models import SignedOrder
+from backend.market.schemas import OrderPublicStatus
+from indexer.models import MarketBalance, MarketOrder, TokenBalance, Trade, TradeStatus
+from tests.fixtures.app import app_on
+from tests.fixtures.services import TEST_REDIS_URL
+
+BIG = 2**60  # above 2^53: a decimal string on the wire
+START = 2**31 // 900 * 900  # far in the future: orders stay live
+NOW = START - 3600
+ME = "0x" + "ab" * 20
+KEY = "glk_test_async_reads"
+
+
+def seed(url: str) -> Account:
+    """An account with an API key, five orders (one filled on chain), two open trades and
+    mirrored balances; returns the account."""
+    engine = make_engine(url)
+    with Session(engine) as session:
+        account = Account(email="async@example.org", address=ME)
+        session.add(account)
+        session.flush()
+        session.add(
+            ApiKey(
+                account_id=account.id,
+                name="reads",
+                prefix=KEY[:12],
+                secret_hash=hash_api_key(KEY),
+                scopes=["read"],
+            )
+        )
+        for i in range(5):
+            digest = "0x" + f"{i:064x}"
+            session.add(
+                SignedOrder(
+                    order_hash=digest,
+                    account_id=account.id,
+                    custodial=True,
+                    maker=ME,
+                    side=i % 2,
+                    product=0,
+                    asset_id=0,
+                    meter_id="0x" + "11" * 32,
+                    quantity_wh=BIG + i,
+                    price=BIG + 1_000 * i,
+                    delivery_start=START,
+                    delivery_end=START + 900,
+                    expiry=START - 1,
+                    nonce=0,
+                    salt=str(2**255 + i),
+                    signature="0x" + "00" * 65,
+                )
+            )
+        session.add(
+            MarketOrder(
+                order_hash="0x" + f"{0:064x}",
+                chain_id=31337,
+                maker=ME,
+                filled_wh=BIG,
+                cancelled=False,
+                block_number=1,
+            )
+        )
+        for trade_id, (seller, buyer) in enumerate(
+            ((ME, "0x" + "cd" * 20), ("0x" + "cd" * 20, ME))
+        ):
+            session.add(
+                Trade(
+                    trade_id=trade_id + 1,
+                    chain_id=31337,
+                    product="energy",
+                    status=TradeStatus.OPEN,
+                    seller=seller,
+                    buyer=buyer,
+                    quantity_wh=BIG + trade_id,
+                    price=100_000,
+                    payment=BIG,
+                    delivery_start=START,
+                    delivery_end=START + 900,
+                    sell_order_hash="0x" + "01" * 32,
+                    buy_order_hash="0x" + "02" * 32,
+                    created_tx="0x" + "03" * 32,
+                    created_block=1,
+                    created_at=1,
+                )
+            )
+        session.add(TokenBalance(account=ME, balance=BIG + 7, block_number=1))
+        session.add(MarketBalance(account=ME, withdrawable=BIG + 8, locked=9, block_number=1))
+        session.commit()
+        session.refresh(account)
+        session.expunge(account)
+    engine.dispose()
+    return account
+
+
+def reads_of(
+    account: Account,
+) -> list[tuple[Query, dict[str, Any]]]:
+    """Every hot query with the parameters the routes give it."""
+    my_orders = [
+        account_orders.my_orders_params(account.id, now=NOW, cursor=cursor, limit=2, status=status)
+        for cursor, status in (
+            (None, None),
+            (None, OrderPublicStatus.OPEN),
+            (None, OrderPublicStatus.FILLED),
+        )
+    ]
+    return [
+        (book.ORDER_BOOK, book.order_book_params(f"energy-{START}", now=NOW)),
+        *my_orders,
+        (services.BALANCES, {"address": ME}),
+        (services.OPEN_TRADES, {"address": ME}),
+    ]
+
+
+def on_pool(url: str, use: Callable[[AsyncReads], Awaitable[Any]]) -> Any:
+    async def run() -> Any:
+        conninfo = libpq_conninfo(url)
+        assert conninfo is not None
+        return await use(AsyncReads(AsyncPool(conninfo, 2)))
+
+    return asyncio.run(run())
+
+
+@pytest.fixture
+def seeded(fresh_pg_url) -> tuple[str, Account]:
+    return fresh_pg_url, seed(fresh_pg_url)
+
+
+def test_async_pool_returns_the_rows_of_the_sync_session(seeded):
+    url, account = seeded
+    queries = reads_of(account)
+
+    async def all_async(reads: AsyncReads) -> list[list[tuple]]:
+        return [[tuple(row) for row in await reads.all(q, p)] for q, p in queries]
+
+    got = on_pool(url, all_async)
+    engine = make_engine(url)
+    with Session(engine) as session:
+        sync = SyncReads(session)
+
+        async def all_sync() -> list[list[tuple]]:
+            return [[tuple(row) for row in await sync.all(q, p)] for q, p in queries]
+
+        expected = asyncio.run(all_sync())
+    engine.dispose()
+    assert got == expected
+    book_rows, page, open_page, filled_page, balances, trades = got
+    assert len(book_rows) == 4  # the filled order is not live
+    assert [row[0] for row in page] == [5, 4, 3]  # newest first: a page of 2 and one more (seq)
+    assert len(open_page) == 3 and len(filled_page) == 1
+    assert balances == [(BIG + 7, BIG + 8, 9)] and len(trades) == 2
+
+
+def test_pages_and_statuses_match_the_sync_service(seeded):
+    url, account = seeded
+    engine = make_engine(url)
+
+    async def page(reads: AsyncReads, cursor: str | None) -> tuple[list, str | None]:
+        query, params = account_orders.my_orders_params(account.id, now=NOW, cursor=cursor, limit=2)
+        return account_orders.my_orders_page(await reads.all(query, params), 2)
+
+    with Session(engine) as session:
+        cursor, seen = None, []
+        while True:
+            items, cursor_async = on_pool(url, lambda reads, c=cursor: page(reads, c))
+            expected, cursor_sync = account_orders.list_my_orders(
+                session, account, now=NOW, cursor=cursor, limit=2
+            )
+            assert (items, cursor_async) == (expected, cursor_sync)
+            seen += items
+            if cursor_async is None:
+                break
+            cursor = cursor_async
+    engine.dispose()
+    assert [o.seq for o in seen] == [5, 4, 3, 2, 1]
+    assert {o.status for o in seen} == {OrderPublicStatus.OPEN, OrderPublicStatus.FILLED}
+
+
+def test_async_routes_answer_the_json_of_the_sync_services(seeded, tmp_path):
+    url, account = seeded
+    settings = Settings(
+        _env_file=None,
+        data_dir=tmp_path,
+        database_url=url,
+        redis_url=TEST_REDIS_URL,
+        public_cache_ttl_s=0,
+    )
+    app, engine = app_on(url, settings)
+    with TestClient(app) as client:
+        reply = client.get("/v1/energy/balance", headers={"X-API-Key": KEY})
+        stranger = client.get("/v1/energy/balance", headers={"X-API-Key": KEY + "x"})
+    with Session(engine) as session:
+        expected = services.balance(session, account).model_dump(mode="json")
+    engine.dispose()
+    assert reply.status_code == 200, reply.text
+    assert reply.json() == expected
+    assert reply.json()["token_balance"] == str(BIG + 7)  # above 2^53: a string
+    assert reply.json()["escrowed"] == str(BIG)
+    assert [p["net_wh"] for p in reply.json()["positions"]] == ["1"]  # bought BIG+1, sold BIG
+    assert stranger.status_code == 401
+
+
+def test_order_book_json_is_the_models(seeded):
+    url, _ = seeded
+    engine = make_engine(url)
+
+    async def read(reads: AsyncReads) -> bytes:
+        rows = await reads.all(book.ORDER_BOOK, book.order_book_params(f"energy-{START}", now=NOW))
+        model = book.order_book_of(f"energy-{START}", rows, now=NOW)
+        return model.__pydantic_serializer__.to_json(model)
+
+    body = on_pool(url, read)
+    with Session(engine) as session:
+        expected = book.order_book(session, f"energy-{START}", now=NOW)
+    engine.dispose()
+    assert body == expected.model_dump_json().encode()
+    assert b'"price":"' + str(BIG + 4_000).encode() + b'"' in body
+
+
+def test_a_failed_connection_leaves_the_pool(fresh_pg_url):
+    conninfo = libpq_conninfo(fresh_pg_url)
+    assert conninfo is not None
+
+    async def run() -> tuple[int, int, list]:
+        pool = AsyncPool(conninfo, 2)
+        await pool.fetch("SELECT 1 AS one", {})
+        assert len(pool.idle) == 1
+        with pytest.raises(Exception, match="division by zero"):
+            await pool.fetch("SELECT 1 / 0", {})
+        idle_after_failure = len(pool.idle)
+        rows = await pool.fetch("SELECT 2 AS two", {})
+        for connection in pool.idle:
+            await connection.close()
+        return idle_after_failure, len(pool.idle), rows
+
+    idle_after_failure, idle_after, rows = asyncio.run(run())
+    assert idle_after_failure == 0 and idle_after == 1
+    assert [row.two for row in rows] == [2]
+
+
+def test_sqlite_has_no_async_pool():
+    assert libpq_conninfo("sqlite:///x.db") is None
+    assert libpq_conninfo("postgresql+psycopg2://u@h/db") is None
+    conninfo = libpq_conninfo("postgresql+psycopg://u@h:5432/db?options=-csearch_path%3Ds1")
+    assert conninfo is not None and conninfo.startswith("postgresql://") and "s1" in conninfo
