@@ -173,6 +173,13 @@ class Settings(BaseSettings):
     # VPP dispatch (backend/vpp/dispatch.py): unmet demand and a flexible load's shortfall cost
     # this much per kWh in the optimisation (token units), so a schedule sheds only when it must
     vpp_unmet_penalty_per_kwh: int = Field(default=10_000, ge=1)
+    # Aggregator trading (backend/vpp/trading.py): slots below this many Wh are not traded;
+    # surplus slots also offer this share of the batteries' unscheduled discharge headroom;
+    # the price per kWh when neither the request nor the schedule gives one; the beat's interval
+    vpp_trading_min_wh: int = Field(default=100, ge=1)
+    vpp_trading_flex_share: float = Field(default=0.5, ge=0, le=1)
+    vpp_trading_default_price: int = Field(default=150_000, ge=1)
+    vpp_trading_interval_s: float = Field(default=900, gt=0)
     # Forecasts (backend/forecast): where weather comes from, how much history a forecast reads,
     # and where a target with no located resource is (its weather)
     forecast_weather_provider: Literal["simulated"] = "simulated"

@@ -39,7 +39,7 @@ def create_celery(settings: Settings | None = None) -> Celery:
     app = Celery(
         "gridledger",
         broker=broker,
-        include=["backend.workers.settlement", "backend.workers.forecast"],
+        include=["backend.workers.settlement", "backend.workers.forecast", "backend.workers.vpp"],
     )
     app.conf.update(
         broker_transport_options=broker_options(broker, settings),
@@ -70,6 +70,14 @@ def create_celery(settings: Settings | None = None) -> Celery:
             "refresh-vpp-forecasts": {
                 "task": "forecast.refresh_vpps",
                 "schedule": settings.forecast_refresh_interval_s,
+            },
+            "trade-vpps": {
+                "task": "vpp.trade",
+                "schedule": settings.vpp_trading_interval_s,
+            },
+            "allocate-vpp-trades": {
+                "task": "vpp.allocate",
+                "schedule": settings.vpp_trading_interval_s,
             },
         },
     )
