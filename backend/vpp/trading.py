@@ -257,6 +257,8 @@ def trade_vpp(
             default_price=settings.vpp_trading_default_price,
         )
     )
+    if request.deliveryBefore is not None:
+        plans = [p for p in plans if p.deliveryStart < request.deliveryBefore]
     for plan in plans:
         if plan.side == "sell" and request.sellPrice is not None:
             plan.price = request.sellPrice

@@ -57,6 +57,7 @@ from indexer.models import DeviceStatus
 from scripts.neighbourhood.client import ApiError, Participant
 from scripts.neighbourhood.meter_keys import meter_key
 from scripts.neighbourhood.profiles import SLOT_SECONDS, Household, PvSystem
+from scripts.neighbourhood.vpp import NeighbourhoodVpp
 
 log = logging.getLogger("gridledger.neighbourhood")
 
@@ -71,7 +72,7 @@ GUSD = 10**6
 # Each seller's market balance: the collateral its energy offers lock when they trade (a day of
 # a prosumer's offers locks a few gUSD at the default 5 % tolerance and 20 % penalty).
 COLLATERAL = 100 * GUSD
-SELLERS = ("prosumer", "battery")
+SELLERS = ("prosumer", "battery", "aggregator")  # the aggregator sells for its VPP
 GRID_AREA = "GL-SIM"
 TECHNOLOGY = "SOLAR_PV"
 
@@ -237,6 +238,7 @@ class Neighbourhood:
         )
         self.publisher = connect_publisher(settings)
         self._build_agents()
+        self.vpp = NeighbourhoodVpp(self)
 
     # --------------------------------------------------------------------- who is who
 
@@ -296,6 +298,7 @@ class Neighbourhood:
         list(self.pool.map(self._register_meter, metered))
         for agent in self.of_role("prosumer"):
             self._register_device(agent)
+        self.vpp.setup()
         return fresh
 
     def _bootstrap_operator(self) -> bool:
@@ -516,6 +519,7 @@ class Neighbourhood:
         return rows
 
     def post_readings(self, slot: int) -> None:
+        self.vpp.report(slot)
         if self.publisher is not None:
             for reading in self.readings(slot, ("consumer",)):
                 self.publisher.publish(reading)
@@ -555,6 +559,8 @@ class Neighbourhood:
         }
         orders: list[tuple[Agent, dict[str, Any]]] = []
         for agent in self.of_role("prosumer"):
+            if self.vpp.is_member(agent):
+                continue  # the VPP sells its members' export
             offered = int(self.export_forecast(agent, start, end) * agent.optimism)
             if offered >= 100:
                 orders.append(
@@ -601,7 +607,7 @@ class Neighbourhood:
                     },
                 )
             )
-        elif 17 <= hour <= 21:
+        elif 17 <= hour <= 21 and not self.vpp.is_member(battery):
             orders.append(
                 (
                     battery,
@@ -632,6 +638,8 @@ class Neighbourhood:
             if o["delivery_start"] == start and o["side"] == "sell"
         )
         state = self.battery
+        if self.vpp.is_member(battery) and 17 <= (start % 86_400) // HOUR <= 21:
+            sold = 6_000  # the VPP's evening discharge (its aggregator sells it)
         charge = min(bought, state.capacity_wh - state.soc_wh)
         discharge = min(sold, state.soc_wh + charge)
         state.soc_wh += charge - discharge
@@ -714,6 +722,10 @@ class Neighbourhood:
                     self.energy_orders(start + ORDER_LEAD_S),
                 )
             )
+            try:
+                self.stats.orders += self.vpp.trade(start, start + ORDER_LEAD_S + HOUR)
+            except AGENT_ERRORS as exc:
+                self.stats.fail(exc)
         self.certificates(start)
 
     # ------------------------------------------------------------------ the loop

@@ -51,6 +51,7 @@ ROLE_GATED = {
     ("PUT", "/v1/vpp/{vpp_id}"): "aggregator",
     ("DELETE", "/v1/vpp/{vpp_id}"): "aggregator",
     ("POST", "/v1/vpp/{vpp_id}/optimize"): "aggregator",
+    ("POST", "/v1/vpp/{vpp_id}/orders"): "aggregator",
     ("GET", "/v1/admin/dead-letters"): "operator",
     ("POST", "/v1/dr/programs"): "operator",
     ("POST", "/v1/dr/events"): "operator",
