@@ -1,5 +1,6 @@
-"""Aggregator trading for a VPP (`POST /v1/vpp/{id}/orders`) and the pro-rata allocation of its
-settled trades to member meters (`GET /v1/vpp/{id}/allocations`)."""
+"""Aggregator trading for a VPP (`POST /v1/vpp/{id}/orders`), the pro-rata allocation of its
+settled trades to member meters (`GET /v1/vpp/{id}/allocations`) and the day it is trading
+(`GET /v1/vpp/{id}/timeline`: forecast, schedule and reported output per slot)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from backend.api.deps import ChainDep, Reader, SessionDep, SettingsDep, Trader, 
 from backend.api.problem_docs import raises
 from backend.chain.wallet_calls import WalletMustSign
 from backend.market.errors import InsufficientCollateral
-from backend.vpp import payouts, trading
+from backend.vpp import payouts, timeline, trading
 from backend.vpp.errors import VppAccessDenied, VppNotFound
 from backend.vpp.trading_schemas import VppAllocationPublic, VppOrdersRequest, VppOrdersResult
 
@@ -54,3 +55,14 @@ def vpp_allocations(
     their verified export (largest remainder): all rows for the aggregator, your own rows
     (your meters) for a member."""
     return payouts.list_allocations(session, account, vpp_id)
+
+
+@router.get(
+    "/{vpp_id}/timeline", response_model=timeline.VppTimeline, responses=raises(VppNotFound)
+)
+def vpp_timeline(
+    vpp_id: uuid.UUID, session: SessionDep, chain: ChainDep, account: Reader
+) -> timeline.VppTimeline:
+    """Per 15-minute slot of the latest forecast's day: forecast vs reported output of the
+    members, and the latest schedule's setpoints vs what its dispatchable members reported."""
+    return timeline.vpp_timeline(session, vpp_id, now=chain.now())

@@ -1440,6 +1440,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/vpp/{vpp_id}/timeline": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Vpp Timeline
+         * @description Per 15-minute slot of the latest forecast's day: forecast vs reported output of the
+         *     members, and the latest schedule's setpoints vs what its dispatchable members reported.
+         */
+        get: operations["vpp_timeline_v1_vpp__vpp_id__timeline_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/dead-letters": {
         parameters: {
             query?: never;
@@ -4135,6 +4156,22 @@ export interface components {
          * @enum {string}
          */
         TargetKind: "meter" | "resource" | "vpp" | "area";
+        /** TimelineSlot */
+        TimelineSlot: {
+            /**
+             * Start
+             * Format: date-time
+             */
+            start: string;
+            /** Forecastwh */
+            forecastWh: number | null;
+            /** Actualwh */
+            actualWh: number | null;
+            /** Scheduledwh */
+            scheduledWh: number | null;
+            /** Dispatchedwh */
+            dispatchedWh: number | null;
+        };
         /** TokenInfo */
         TokenInfo: {
             /** Address */
@@ -4506,6 +4543,20 @@ export interface components {
          * @enum {string}
          */
         VppStatus: "empty" | "operational" | "degraded";
+        /** VppTimeline */
+        VppTimeline: {
+            /**
+             * Vppid
+             * Format: uuid
+             */
+            vppId: string;
+            /** Forecastid */
+            forecastId: string | null;
+            /** Scheduleid */
+            scheduleId: string | null;
+            /** Slots */
+            slots: components["schemas"]["TimelineSlot"][];
+        };
         /**
          * VppUpdate
          * @description Fields left out keep their value.
@@ -10882,6 +10933,87 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["VppAllocationPublic"][];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown virtual power plant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate-limit window resets (the body's `retry_after`) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    vpp_timeline_v1_vpp__vpp_id__timeline_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                vpp_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VppTimeline"];
                 };
             };
             /** @description Unauthorized */
