@@ -70,6 +70,8 @@ def vpp_timeline(session: Session, vpp_id: uuid.UUID, *, now: int) -> VppTimelin
     dispatchable: list[uuid.UUID] = []
     if schedule is not None:
         for plan in schedule.result.get("allocation", []):
+            if plan.get("type") == "pv":
+                continue  # PV follows the sun, not the schedule
             dispatchable.append(uuid.UUID(plan["resourceId"]))
             for n, watts in enumerate(plan["setpointsW"]):
                 slot = schedule.start + n * schedule.slot_seconds

@@ -10,7 +10,9 @@ time) and not yet traded by this VPP on that side:
     forecast > 0 (surplus):   sell  forecast + ⌊flex_share · flexibility⌋
     forecast < 0 (shortfall): buy   −forecast − flexibility   (the batteries cover the rest)
 
-Quantities below `vpp_trading_min_wh` are not traded. Prices: the request's, else the
+Quantities below `vpp_trading_min_wh` are not traded. `blockSlots` > 1 nets each aligned block
+of quarter hours (4: the hour) into one order for the block's delivery period, for markets that
+trade longer periods. Prices: the request's, else the
 schedule's sell/buy price of the slot, else `vpp_trading_default_price`. Without a schedule
 covering the slot, flexibility is zero (nothing is promised from storage the optimiser has not
 planned). Every order sells or buys from the VPP's trading meter (backend/vpp/delivery.py) and
@@ -128,36 +130,52 @@ class PlanInputs:
     min_wh: int
     flex_share: float
     default_price: int
+    block_slots: int = 1  # quarter hours per order (4: hour-long delivery periods)
+
+
+def slot_quantity(inputs: PlanInputs, start: int, position: int) -> int:
+    """The slot's signed quantity under the rule: + to sell, − to buy."""
+    flex = inputs.flexibility.get(start, 0)
+    if position > 0:
+        return position + int(inputs.flex_share * flex)
+    if position < 0:
+        return -max(-position - flex, 0)
+    return 0
+
+
+def block_price(prices: dict[int, int], slots: list[int], default: int) -> int:
+    """The mean of the slots' prices (the default where a slot has none), rounded."""
+    return round(sum(prices.get(s) or default for s in slots) / len(slots))
 
 
 def plan_orders(inputs: PlanInputs) -> list[VppOrderPlan]:
-    """The orders of the module docstring's rule, in slot order."""
-    plans = []
+    """The orders of the module docstring's rule, in delivery order. With `block_slots` > 1
+    the slots of each aligned block (4: the hour) are netted into one order for the block,
+    traded only when every slot of the block is still open."""
+    size = inputs.block_slots * SLOT
+    blocks: dict[int, list[tuple[int, int]]] = {}
     for n, position in enumerate(inputs.forecast_wh):
         start = inputs.forecast_start + n * SLOT
-        if start <= inputs.now:
+        blocks.setdefault(start - start % size, []).append((start, position))
+    plans = []
+    for block_start, members in sorted(blocks.items()):
+        slots = [start for start, _ in members]
+        if len(members) < inputs.block_slots or min(slots) <= inputs.now:
             continue
-        flex = inputs.flexibility.get(start, 0)
-        side: Literal["sell", "buy"]
-        if position > 0:
-            side, quantity = "sell", position + int(inputs.flex_share * flex)
-            price = inputs.sell_price.get(start) or inputs.default_price
-        elif position < 0:
-            side, quantity = "buy", -position - flex
-            price = inputs.buy_price.get(start) or inputs.default_price
-        else:
-            continue
-        if quantity < inputs.min_wh or (start, side) in inputs.traded:
+        signed = sum(slot_quantity(inputs, start, position) for start, position in members)
+        side: Literal["sell", "buy"] = "sell" if signed > 0 else "buy"
+        prices = inputs.sell_price if side == "sell" else inputs.buy_price
+        if abs(signed) < inputs.min_wh or (block_start, side) in inputs.traded:
             continue
         plans.append(
             VppOrderPlan(
                 side=side,
-                deliveryStart=start,
-                deliveryEnd=start + SLOT,
-                quantityWh=quantity,
-                price=price,
-                forecastWh=position,
-                flexibilityWh=flex,
+                deliveryStart=block_start,
+                deliveryEnd=block_start + size,
+                quantityWh=abs(signed),
+                price=block_price(prices, slots, inputs.default_price),
+                forecastWh=sum(position for _, position in members),
+                flexibilityWh=sum(inputs.flexibility.get(start, 0) for start in slots),
                 status=PlannedStatus.PLANNED,
             )
         )
@@ -255,6 +273,7 @@ def trade_vpp(
             min_wh=settings.vpp_trading_min_wh,
             flex_share=settings.vpp_trading_flex_share,
             default_price=settings.vpp_trading_default_price,
+            block_slots=request.blockSlots,
         )
     )
     if request.deliveryBefore is not None:

@@ -239,6 +239,7 @@ class Neighbourhood:
         self.publisher = connect_publisher(settings)
         self._build_agents()
         self.vpp = NeighbourhoodVpp(self)
+        self.vpp.plan_members()
 
     # --------------------------------------------------------------------- who is who
 
@@ -293,7 +294,8 @@ class Neighbourhood:
         list(self.pool.map(lambda a: a.participant.sign_in(), self.agents))
         self._fund()
         list(self.pool.map(self._approve, self.agents))
-        list(self.pool.map(self._deposit_collateral, [a for a in self.agents if a.role in SELLERS]))
+        sellers = [a for a in self.agents if a.role in SELLERS and not self.vpp.is_member(a)]
+        list(self.pool.map(self._deposit_collateral, sellers))  # the VPP sells for its members
         metered = [a for a in self.agents if a.role != "aggregator"]
         list(self.pool.map(self._register_meter, metered))
         for agent in self.of_role("prosumer"):
@@ -351,7 +353,8 @@ class Neighbourhood:
                 )
                 hashes.append(self._send_deployer(dict(call), nonce))
                 nonce += 1
-            if agent.role in SELLERS and not self._has_collateral(address):
+            seller = agent.role in SELLERS and not self.vpp.is_member(agent)
+            if seller and not self._has_collateral(address):
                 call = self.token.functions.mint(address, COLLATERAL).build_transaction(
                     {"from": self.deployer.address, "gas": 100_000, "nonce": Nonce(nonce)}
                 )

@@ -7,9 +7,10 @@ slot; a PV system reports what it feeds the grid (generation less the home's loa
 quantity the VPP can sell. A new neighbourhood backfills eight days of that telemetry so the
 VPP's forecast has the week of history it needs. Once a simulated day (and at start) the
 aggregator forecasts the VPP's next 24 h and optimises its schedule; every hour it places the
-VPP's orders for the slots up to the hour after next (`POST /v1/vpp/{id}/orders`), like the
-other agents. Members stop offering their own export (the VPP sells it: settlement reads the
-VPP's delivery from their meters) and the community battery keeps only its charging bids.
+VPP's orders for the hours up to the hour after next (`POST /v1/vpp/{id}/orders` in hour-long
+blocks, the periods the other agents trade). Members stop offering their own export (the VPP
+sells it: settlement reads the VPP's delivery from their meters) and the community battery
+keeps only its charging bids.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ class NeighbourhoodVpp:
         return any(m.agent is agent for m in self.members)
 
     def plan_members(self) -> None:
+        """Who joins (decided from the agents alone, before anything is registered)."""
         area = "GL-SIM"
         battery = self.town.of_role("battery")[0]
         common = {"grid_area": area, "location": {"lat": 37.5665, "lng": 126.978}}
@@ -137,7 +139,6 @@ class NeighbourhoodVpp:
 
     def setup(self) -> None:
         """Role, VPP, resources and consent; safe to repeat. Backfills telemetry once."""
-        self.plan_members()
         aggregator = self.town.of_role("aggregator")[0].participant
         with Session(get_engine()) as session:
             account = session.exec(
@@ -269,7 +270,9 @@ class NeighbourhoodVpp:
             self.plan_day(hour_start)
         aggregator = self.town.of_role("aggregator")[0].participant
         result = aggregator.request(
-            "POST", f"/v1/vpp/{self.vpp_id}/orders", json={"deliveryBefore": until}
+            "POST",
+            f"/v1/vpp/{self.vpp_id}/orders",
+            json={"deliveryBefore": until, "blockSlots": 4},  # hourly, like the others
         )
         return sum(1 for o in result["orders"] if o["status"] == "placed")
 

@@ -4410,6 +4410,12 @@ export interface components {
              */
             buyPrice?: (number | string) | null;
             /**
+             * Blockslots
+             * @description quarter hours per order, netted (4: hourly periods)
+             * @default 1
+             */
+            blockSlots?: number;
+            /**
              * Deliverybefore
              * @description trade only slots starting before this (unix s)
              */

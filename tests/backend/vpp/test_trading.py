@@ -69,3 +69,22 @@ def test_battery_headroom_is_bounded_by_power_and_stored_energy():
         180,
         0,
     ]
+
+
+def test_blocks_net_their_quarter_hours_into_one_order_per_period():
+    forecast = [1_000, 1_000, -500, 200, -800, -900, 100, 0, 3_000, 3_000, 3_000]  # 3 hours
+    plans = plan_orders(
+        inputs(
+            forecast_wh=forecast,
+            flexibility={T0 + 4_500: 400},
+            sell_price={T0: 100_000, T0 + 900: 120_000},
+            block_slots=4,
+        )
+    )
+    # hour 0: 1,000 + 1,000 - 500 + 200 = 1,700 to sell at the mean of 100k, 120k, 150k, 150k;
+    # hour 1: -800 - (900 - 400) + (100 + 0.5 x 0) = -1,200: a bid; hour 2 is incomplete
+    assert summary(plans) == [("sell", 0, 1_700, 130_000), ("buy", 3_600, 1_200, 150_000)]
+    assert (plans[1].deliveryEnd - plans[1].deliveryStart, plans[1].forecastWh) == (3_600, -1_600)
+    assert plan_orders(inputs(forecast_wh=forecast, block_slots=4, now=T0)) == plan_orders(
+        inputs(forecast_wh=forecast, block_slots=4, now=T0 + 900)
+    )  # a block is traded only while all of it is open

@@ -57,6 +57,9 @@ export async function refreshVpp(me) {
     ] },
     ...kwhAxis,
   });
+  const count = (key) => String(timeline.slots.filter((s) => s[key] !== null && s[key] !== undefined).length);
+  Object.assign($("#vpp-forecast-chart").dataset, { forecast: count("forecastWh"), reported: count("actualWh") });
+  Object.assign($("#vpp-schedule-chart").dataset, { scheduled: count("scheduledWh"), dispatched: count("dispatchedWh") });
   $("#vpp-forecast-empty").hidden = Boolean(timeline.forecastId);
   $("#vpp-schedule-empty").hidden = Boolean(timeline.scheduleId);
 }
