@@ -271,7 +271,9 @@ def trade_vpp(
             now=chain.now(),
             traded=traded_slots(session, account, meter, forecast.start),
             min_wh=settings.vpp_trading_min_wh,
-            flex_share=settings.vpp_trading_flex_share,
+            flex_share=(
+                settings.vpp_trading_flex_share if request.flexShare is None else request.flexShare
+            ),
             default_price=settings.vpp_trading_default_price,
             block_slots=request.blockSlots,
         )

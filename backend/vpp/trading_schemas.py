@@ -33,6 +33,9 @@ class VppOrdersRequest(BaseModel):
     buyPrice: AmountStr | None = Field(
         default=None, ge=1, le=U63, description="per kWh for every bid (default: schedule's)"
     )
+    flexShare: float | None = Field(
+        default=None, ge=0, le=1, description="share of battery headroom offered (default: setting)"
+    )
     blockSlots: int = Field(
         default=1, ge=1, le=4, description="quarter hours per order, netted (4: hourly periods)"
     )

@@ -75,9 +75,9 @@ def create_celery(settings: Settings | None = None) -> Celery:
                 "task": "vpp.trade",
                 "schedule": settings.vpp_trading_interval_s,
             },
-            "allocate-vpp-trades": {
+            "allocate-vpp-trades": {  # right behind settlement
                 "task": "vpp.allocate",
-                "schedule": settings.vpp_trading_interval_s,
+                "schedule": settings.settlement_beat_interval_s,
             },
         },
     )

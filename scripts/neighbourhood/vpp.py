@@ -269,10 +269,12 @@ class NeighbourhoodVpp:
         if self.forecast_day != hour_start // DAY:
             self.plan_day(hour_start)
         aggregator = self.town.of_role("aggregator")[0].participant
+        # hourly, like the other agents; the simulated batteries do not follow setpoints (no
+        # downlink here), so none of their headroom is offered
         result = aggregator.request(
             "POST",
             f"/v1/vpp/{self.vpp_id}/orders",
-            json={"deliveryBefore": until, "blockSlots": 4},  # hourly, like the others
+            json={"deliveryBefore": until, "blockSlots": 4, "flexShare": 0},
         )
         return sum(1 for o in result["orders"] if o["status"] == "placed")
 

@@ -286,15 +286,54 @@ def test_energy_is_conserved(stack):
             trade.delivered_wh
         )
     assert sum(delivered_per_window.values()) > 0
+    vpp_meters = {m for (m,) in stack.rows("SELECT DISTINCT lower(meter_id) FROM vpp_orders")}
+    assert vpp_meters, "the neighbourhood's VPP traded"
     for (meter, start, end), delivered in delivered_per_window.items():
-        exported = stack.rows(
-            "SELECT coalesce(sum(export_wh), 0) FROM meter_readings WHERE meter_id = :meter "
-            "AND verified AND interval_start >= :start AND interval_start < :end",
-            meter=meter.lower(),
-            start=start,
-            end=end,
-        )[0][0]
+        # a VPP's meter exports what its members' meters export (backend/vpp/delivery.py)
+        meters = (
+            [
+                m
+                for (m,) in stack.rows(
+                    "SELECT DISTINCT lower(r.meter_id) FROM der_resources r "
+                    "JOIN vpp_memberships v ON v.resource_id = r.id "
+                    "JOIN vpp_orders o ON o.vpp_id = v.vpp_id WHERE lower(o.meter_id) = :meter",
+                    meter=meter.lower(),
+                )
+            ]
+            if meter.lower() in vpp_meters
+            else [meter.lower()]
+        )
+        exported = sum(
+            stack.rows(
+                "SELECT coalesce(sum(export_wh), 0) FROM meter_readings WHERE meter_id = :meter "
+                "AND verified AND interval_start >= :start AND interval_start < :end",
+                meter=m,
+                start=start,
+                end=end,
+            )[0][0]
+            for m in meters
+        )
         assert delivered <= exported, (meter, start)
+
+
+def test_vpp_trades_are_allocated_to_member_meters_in_full(stack):
+    """The VPP's settled trades, split over its members' meters: each sum is the chain's."""
+    trades = settled_everything(stack)
+    vpp_meters = {m for (m,) in stack.rows("SELECT DISTINCT lower(meter_id) FROM vpp_orders")}
+    mine = [t for t in trades if t.seller_meter.lower() in vpp_meters and t.status == "settled"]
+    assert mine, "the neighbourhood's VPP sold energy"
+    deadline = time.monotonic() + 60  # the beat allocates behind settlement
+    while time.monotonic() < deadline:
+        done = {t for (t,) in stack.rows("SELECT DISTINCT trade_id FROM vpp_allocations")}
+        if {t.trade_id for t in mine} <= done:
+            break
+        time.sleep(1)
+    for trade in mine:
+        payout, penalty = stack.rows(
+            "SELECT sum(payout), sum(penalty) FROM vpp_allocations WHERE trade_id = :trade",
+            trade=trade.trade_id,
+        )[0]
+        assert (payout, penalty) == (trade.seller_payout, trade.penalty), trade.trade_id
 
 
 def test_the_admin_command_proposes_on_the_running_devnet(stack):

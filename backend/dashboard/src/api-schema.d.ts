@@ -4410,6 +4410,11 @@ export interface components {
              */
             buyPrice?: (number | string) | null;
             /**
+             * Flexshare
+             * @description share of battery headroom offered (default: setting)
+             */
+            flexShare?: number | null;
+            /**
              * Blockslots
              * @description quarter hours per order, netted (4: hourly periods)
              * @default 1

@@ -9,9 +9,11 @@ import uuid
 from sqlmodel import Session, select
 
 from backend.accounts.models import Account
+from backend.chain.contracts import chain_for
 from backend.forecast.models import StoredForecast
 from backend.market.models import SignedOrder
 from backend.vpp.models import VppSchedule
+from backend.vpp.trading import trade_all_vpps
 from backend.vpp.trading_models import VppOrder
 from tests.fixtures.resources import resource_body
 
@@ -138,5 +140,8 @@ def test_wallet_aggregators_sign_and_others_are_refused(market):
     ]
     with Session(api.engine) as session:
         assert session.exec(select(SignedOrder)).all() == []
+        # the beat's run skips the wallet aggregator's VPP and names why
+        report = trade_all_vpps(session, api.settings, chain_for(api.settings))
+        assert (report.placed, report.skipped) == ({}, {vpp_id: "wallet-must-sign"})
     stranger = client.post(f"/v1/vpp/{vpp_id}/orders", json={"dryRun": True}, headers=seller)
     assert stranger.status_code == 403  # not an aggregator
