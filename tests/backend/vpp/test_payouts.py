@@ -30,6 +30,49 @@ def account_of(session, person) -> Account:
     return session.exec(select(Account).where(Account.address == person.address.lower())).one()
 
 
+def vpp_sale(market, aggregator_key, buyer, *, vpp_id, meter: str, slot: int, wh: int, price: int):
+    """The aggregator's offer of `wh` on the VPP's meter, filled by `buyer`, linked to the VPP
+    as `trade_vpp` links the orders it places."""
+    workload = market.devnet.workload
+    offer = Order(
+        maker=aggregator_key.address,
+        side=SELL,
+        product=0,
+        assetId=0,
+        meterId=bytes.fromhex(meter[2:]),
+        quantityWh=wh,
+        price=price,
+        deliveryStart=slot,
+        deliveryEnd=slot + SLOT,
+        expiry=workload.now() + 600,
+        nonce=workload.c.market.functions.nonces(aggregator_key.address).call(),
+        salt=slot,
+    )
+    market_address = workload.c.market.address
+    signature = sign_order(offer, aggregator_key.key, workload.chain_id, market_address)
+    workload.tx(
+        buyer,
+        workload.c.market.functions.fillOrder(
+            offer.as_tuple(), signature, wh, default_meter_id(buyer.address)
+        ),
+    )
+    with market.session() as session:
+        session.add(
+            VppOrder(
+                vpp_id=vpp_id,
+                order_hash="0x" + order_digest(offer, workload.chain_id, market_address).hex(),
+                side="sell",
+                meter_id=meter,
+                delivery_start=slot,
+                quantity_wh=wh,
+                price=price,
+                forecast_wh=wh,
+                flexibility_wh=0,
+            )
+        )
+        session.commit()
+
+
 def test_vpp_trade_settles_on_member_meters_and_allocations_sum_to_the_payout(market):
     workload = market.devnet.workload
     aggregator_key, sunny, cloudy, idle_key = workload.people  # idle: also the buyer
@@ -53,42 +96,17 @@ def test_vpp_trade_settles_on_member_meters_and_allocations_sum_to_the_payout(ma
         session.commit()
 
     # the aggregator's offer on the VPP's meter, taken by a household
-    offer = Order(
-        maker=aggregator_key.address,
-        side=SELL,
-        product=0,
-        assetId=0,
-        meterId=bytes.fromhex(meter[2:]),
-        quantityWh=4_000,
-        price=PRICE,
-        deliveryStart=slot,
-        deliveryEnd=slot + SLOT,
-        expiry=workload.now() + 600,
-        nonce=workload.c.market.functions.nonces(aggregator_key.address).call(),
-        salt=7,
-    )
-    market_address = workload.c.market.address
-    signature = sign_order(offer, aggregator_key.key, workload.chain_id, market_address)
-    workload.tx(
+    vpp_sale(
+        market,
+        aggregator_key,
         idle_key,
-        workload.c.market.functions.fillOrder(
-            offer.as_tuple(), signature, 4_000, default_meter_id(idle_key.address)
-        ),
+        vpp_id=vpp_id,
+        meter=meter,
+        slot=slot,
+        wh=4_000,
+        price=PRICE,
     )
     with market.session() as session:
-        session.add(
-            VppOrder(
-                vpp_id=vpp_id,
-                order_hash="0x" + order_digest(offer, workload.chain_id, market_address).hex(),
-                side="sell",
-                meter_id=meter,
-                delivery_start=slot,
-                quantity_wh=4_000,
-                price=PRICE,
-                forecast_wh=4_000,
-                flexibility_wh=0,
-            )
-        )
         # the idle member's device claims a lot over telemetry: it moves no money
         idle_pv = members[idle_key.address][1]
         session.add(TelemetrySample(resource_id=idle_pv, metric="output", at=slot, value=9_000))
@@ -167,45 +185,16 @@ def test_penalty_with_no_verified_delivery_stays_with_the_aggregator(market):
         meter = vpp_meter_id(aggregator, vpp.id)
         vpp_id, aggregator_id = vpp.id, aggregator.id
         session.commit()
-    offer = Order(
-        maker=aggregator_key.address,
-        side=SELL,
-        product=0,
-        assetId=0,
-        meterId=bytes.fromhex(meter[2:]),
-        quantityWh=2_000,
-        price=100_000,
-        deliveryStart=slot,
-        deliveryEnd=slot + SLOT,
-        expiry=workload.now() + 600,
-        nonce=workload.c.market.functions.nonces(aggregator_key.address).call(),
-        salt=8,
-    )
-    market_address = workload.c.market.address
-    workload.tx(
+    vpp_sale(
+        market,
+        aggregator_key,
         buyer,
-        workload.c.market.functions.fillOrder(
-            offer.as_tuple(),
-            sign_order(offer, aggregator_key.key, workload.chain_id, market_address),
-            2_000,
-            default_meter_id(buyer.address),
-        ),
+        vpp_id=vpp_id,
+        meter=meter,
+        slot=slot,
+        wh=2_000,
+        price=100_000,
     )
-    with market.session() as session:
-        session.add(
-            VppOrder(
-                vpp_id=vpp_id,
-                order_hash="0x" + order_digest(offer, workload.chain_id, market_address).hex(),
-                side="sell",
-                meter_id=meter,
-                delivery_start=slot,
-                quantity_wh=2_000,
-                price=100_000,
-                forecast_wh=2_000,
-                flexibility_wh=0,
-            )
-        )
-        session.commit()
     market.catch_up()
     workload.advance(slot + SLOT + 120 - workload.now())
     member_meter = "0x" + default_meter_id(member_key.address).hex()
