@@ -39,9 +39,10 @@ def vpp_meter_id(aggregator: Account, vpp_id: uuid.UUID) -> str:
 
 
 def vpp_of_meter(session: Session, meter_id: str) -> Vpp | None:
-    """The VPP whose trading meter is `meter_id` (known from the orders it placed), if any."""
+    """The VPP whose trading meter is `meter_id` (known from the orders it placed), if any;
+    `vpp_orders.meter_id` is stored lower-case (`vpp_meter_id`), so the index answers."""
     vpp_id = session.exec(
-        select(VppOrder.vpp_id).where(func.lower(VppOrder.meter_id) == meter_id.lower()).limit(1)
+        select(VppOrder.vpp_id).where(VppOrder.meter_id == meter_id.lower()).limit(1)
     ).first()
     return None if vpp_id is None else session.get(Vpp, vpp_id)
 
