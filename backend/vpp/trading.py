@@ -38,6 +38,7 @@ from backend.core.errors import GridLedgerError, NotFound
 from backend.forecast.models import StoredForecast, TargetKind
 from backend.market import intake
 from backend.market import orders as eip712
+from backend.market.errors import DuplicateOrder
 from backend.market.models import SignedOrder
 from backend.market.schemas import OrderCreate
 from backend.resources.models import DerResource, ResourceKind
@@ -329,9 +330,15 @@ def place(
     forecast: StoredForecast,
     schedule: VppSchedule | None,
 ) -> None:
-    """Place one planned order through intake and link it to the VPP (`vpp_orders`). Intake
-    commits the order; the link follows in its own commit (a link lost to a crash is restored
-    on the next run, which finds the order among `traded_slots`)."""
+    """Place one planned order through intake and link it to the VPP (`vpp_orders`). The VPP's
+    row is locked (PostgreSQL) from the check that the slot is still untraded until intake
+    commits the order, so the beat and an API call never both trade a slot; the link follows
+    in its own commit (an order whose link a crash lost still counts in `traded_slots`)."""
+    session.exec(select(Vpp).where(Vpp.id == vpp.id).with_for_update()).one()
+    if (plan.deliveryStart, plan.side) in traded_slots(session, account, meter, plan.deliveryStart):
+        session.rollback()
+        plan.status, plan.problem = PlannedStatus.REFUSED, DuplicateOrder.code
+        return
     try:
         row = intake.place_order(session, settings, chain, account, terms(plan, meter))
     except GridLedgerError as exc:

@@ -12,9 +12,10 @@ from backend.accounts.models import Account
 from backend.chain.contracts import chain_for
 from backend.forecast.models import StoredForecast
 from backend.market.models import SignedOrder
-from backend.vpp.models import VppSchedule
-from backend.vpp.trading import trade_all_vpps
+from backend.vpp.models import Vpp, VppSchedule
+from backend.vpp.trading import place, trade_all_vpps
 from backend.vpp.trading_models import VppOrder
+from backend.vpp.trading_schemas import VppOrderPlan
 from tests.fixtures.resources import resource_body
 
 SLOT = 900
@@ -119,6 +120,23 @@ def test_aggregator_previews_then_places_its_vpps_orders(market):
         ]
     again = client.post(f"/v1/vpp/{vpp_id}/orders", json={}, headers=seller).json()["orders"]
     assert [o["side"] for o in again] == ["buy"]  # slots already sold are not traded twice
+    # a run that planned before another placed (the beat and an API call at once) re-checks
+    # the slot under the VPP's lock and places nothing
+    with Session(api.engine) as session:
+        late = VppOrderPlan.model_validate({**body["orders"][0], "status": "planned"})
+        place(
+            session,
+            api.settings,
+            chain_for(api.settings),
+            session.get(Account, aggregator.id),
+            session.get(Vpp, uuid.UUID(vpp_id)),
+            body["meterId"],
+            late,
+            session.get(StoredForecast, forecast_id),
+            None,
+        )
+        assert (late.status, late.problem) == ("refused", "duplicate-order")
+        assert len(session.exec(select(SignedOrder)).all()) == 3
 
     allocations = client.get(f"/v1/vpp/{vpp_id}/allocations", headers=seller)
     assert allocations.status_code == 200 and allocations.json() == []
