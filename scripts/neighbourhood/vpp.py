@@ -91,8 +91,8 @@ class NeighbourhoodVpp:
             )
         )
         for n, agent in enumerate(self.town.of_role("prosumer")):
-            if n % 2:
-                continue  # every second home (the silent meter's home stays out)
+            if n % 2 or n == 0:
+                continue  # every second home from the third (the silent meter's stays out)
             spot = {**common, "location": {"lat": 37.5665 + n * 0.001, "lng": 126.978}}
             self.members.append(
                 Member(
