@@ -1,5 +1,5 @@
-"""The neighbourhood's VPP: the community battery and every second prosumer's home (its PV,
-and in some homes a battery or an EV) are registered as DERs behind their meters and join a
+"""The neighbourhood's VPP: the community battery and every second prosumer's home from the
+third (its PV, and in some homes a battery or an EV) are registered as DERs behind their meters and join a
 VPP run by the aggregator, each owner consenting per resource through the API.
 
 The devices report `output` (and the community battery its `soc`) to the telemetry store every
