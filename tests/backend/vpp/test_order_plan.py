@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backend.vpp.trading import Battery, PlanInputs, battery_headroom, plan_orders
+from backend.vpp.order_plan import Battery, PlanInputs, battery_headroom, plan_orders
 
 T0 = 1_796_083_200  # 2026-12-01T00:00Z, a slot boundary
 
