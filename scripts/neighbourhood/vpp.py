@@ -1,6 +1,7 @@
 """The neighbourhood's VPP: the community battery and every second prosumer's home from the
-third (its PV, and in some homes a battery or an EV) are registered as DERs behind their meters and join a
-VPP run by the aggregator, each owner consenting per resource through the API.
+third (its PV, and in some homes a battery or an EV) are registered as DERs behind their
+meters and join a VPP run by the aggregator, each owner consenting per resource through the
+API.
 
 The devices report `output` (and the community battery its `soc`) to the telemetry store every
 slot; a PV system reports what it feeds the grid (generation less the home's load), the
@@ -182,8 +183,10 @@ class NeighbourhoodVpp:
 
     # ----------------------------------------------------------------- telemetry
 
-    def output_w(self, member: Member, slot: int) -> int:
-        """What the member fed the grid in the slot, W (+ out, − in)."""
+    def output_w(self, member: Member, slot: int, *, past: bool = False) -> int:
+        """What the member fed the grid in the slot, W (+ out, − in); `past`: on a day before
+        the simulation, when the community battery followed its usual day (charging 09-15 h,
+        6 kWh an hour out 17-22 h, as `Neighbourhood.battery_hour` runs it)."""
         town = self.town
         if member.kind == "pv":
             agent = member.agent
@@ -192,18 +195,23 @@ class NeighbourhoodVpp:
             ) - agent.home.consumption_wh(slot, seed=town.seed)
             return max(net, 0) * 4
         if member.agent.role == "battery":
+            if past:
+                hour = (slot % DAY) // HOUR
+                return 6_000 if 17 <= hour <= 21 else (-8_000 if 9 <= hour <= 14 else 0)
             state = town.battery
             return (state.discharge_per_slot - state.charge_per_slot) * 4
         return 0
 
-    def samples(self, slot: int) -> list[Sample]:
+    def samples(self, slot: int, *, past: bool = False) -> list[Sample]:
         found = []
         for member in self.members:
             if member.resource_id is None:
                 continue
             rid = uuid_of(member.resource_id)
             found.append(
-                Sample(rid, TelemetryMetric.OUTPUT, slot, self.output_w(member, slot), "W")
+                Sample(
+                    rid, TelemetryMetric.OUTPUT, slot, self.output_w(member, slot, past=past), "W"
+                )
             )
             if member.agent.role == "battery":
                 found.append(Sample(rid, TelemetryMetric.SOC, slot, self.town.battery.soc_wh, "Wh"))
@@ -226,7 +234,9 @@ class NeighbourhoodVpp:
             return
         samples: list[Sample] = []
         for slot in range(now - BACKFILL_S, now, SLOT_SECONDS):
-            samples.extend(s for s in self.samples(slot) if s.metric == TelemetryMetric.OUTPUT)
+            samples.extend(
+                s for s in self.samples(slot, past=True) if s.metric == TelemetryMetric.OUTPUT
+            )
         self.record(samples)
         log.info("VPP: %d telemetry samples backfilled for %d resources", len(samples), len(ids))
 
