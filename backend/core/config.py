@@ -180,6 +180,7 @@ class Settings(BaseSettings):
     vpp_trading_flex_share: float = Field(default=0.5, ge=0, le=1)
     vpp_trading_default_price: int = Field(default=150_000, ge=1)
     vpp_trading_interval_s: float = Field(default=900, gt=0)
+    vpp_trading_beat: bool = True  # false: aggregators trade through the API only
     # Forecasts (backend/forecast): where weather comes from, how much history a forecast reads,
     # and where a target with no located resource is (its weather)
     forecast_weather_provider: Literal["simulated"] = "simulated"

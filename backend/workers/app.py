@@ -71,16 +71,17 @@ def create_celery(settings: Settings | None = None) -> Celery:
                 "task": "forecast.refresh_vpps",
                 "schedule": settings.forecast_refresh_interval_s,
             },
-            "trade-vpps": {
-                "task": "vpp.trade",
-                "schedule": settings.vpp_trading_interval_s,
-            },
             "allocate-vpp-trades": {  # right behind settlement
                 "task": "vpp.allocate",
                 "schedule": settings.settlement_beat_interval_s,
             },
         },
     )
+    if settings.vpp_trading_beat:  # else aggregators trade through the API only
+        app.conf.beat_schedule["trade-vpps"] = {
+            "task": "vpp.trade",
+            "schedule": settings.vpp_trading_interval_s,
+        }
     return app
 
 

@@ -39,7 +39,7 @@ VPP_NAME = "Neighbourhood VPP"
 HOUR = 3600
 DAY = 86_400
 BACKFILL_S = 8 * DAY
-SELL_PRICE = 95_000  # per kWh the VPP asks
+SELL_PRICE = 115_000  # per kWh the VPP asks: the top of the homes' asks, so it sells the rest
 SLOTS = 96
 
 

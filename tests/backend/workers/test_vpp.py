@@ -17,3 +17,9 @@ def test_trading_and_allocation_are_tasks_on_the_beat():
     allocate = schedule["allocate-vpp-trades"]
     assert (allocate["task"], allocate["schedule"]) == ("vpp.allocate", 20)
     assert {"vpp.trade", "vpp.allocate"} <= set(configured.tasks)
+
+
+def test_the_beat_leaves_trading_to_the_api_when_told():
+    app = create_celery(Settings(vpp_trading_beat=False))
+    assert "trade-vpps" not in app.conf.beat_schedule
+    assert app.conf.beat_schedule["allocate-vpp-trades"]["task"] == "vpp.allocate"
