@@ -65,6 +65,7 @@ class NeighbourhoodVpp:
     vpp_id: str | None = None
     members: list[Member] = field(default_factory=list)
     forecast_day: int | None = None
+    plan: dict[str, str] = field(default_factory=dict)  # forecastId, scheduleId of the day
 
     # ------------------------------------------------------------------- set-up
 
@@ -256,7 +257,7 @@ class NeighbourhoodVpp:
         )
         pv = [max(int(p["value"]), 0) for p in forecast["values"]][:SLOTS]
         pv += [0] * (SLOTS - len(pv))
-        aggregator.request(
+        schedule = aggregator.request(
             "POST",
             f"/v1/vpp/{self.vpp_id}/optimize",
             json={
@@ -267,6 +268,8 @@ class NeighbourhoodVpp:
             },
         )
         self.forecast_day = start // DAY
+        # trade on these (the beat's wall-clock refit must not replace them in simulated time)
+        self.plan = {"forecastId": forecast["forecastId"], "scheduleId": schedule["scheduleId"]}
         log.info(
             "VPP: forecast %s (model %s) and schedule for %s",
             forecast["forecastId"],
@@ -284,7 +287,7 @@ class NeighbourhoodVpp:
         result = aggregator.request(
             "POST",
             f"/v1/vpp/{self.vpp_id}/orders",
-            json={"deliveryBefore": until, "blockSlots": 4, "flexShare": 0},
+            json={"deliveryBefore": until, "blockSlots": 4, "flexShare": 0, **self.plan},
         )
         return sum(1 for o in result["orders"] if o["status"] == "placed")
 
