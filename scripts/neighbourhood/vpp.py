@@ -1,7 +1,6 @@
-"""The neighbourhood's VPP: the community battery and every second prosumer's home from the
-third (its PV, and in some homes a battery or an EV) are registered as DERs behind their
-meters and join a VPP run by the aggregator, each owner consenting per resource through the
-API.
+"""The neighbourhood's VPP: the community battery and every second prosumer's home (its PV,
+and in some homes a battery or an EV) are registered as DERs behind their meters and join a
+VPP run by the aggregator, each owner consenting per resource through the API.
 
 The devices report `output` (and the community battery its `soc`) to the telemetry store every
 slot; a PV system reports what it feeds the grid (generation less the home's load), the
@@ -39,7 +38,7 @@ VPP_NAME = "Neighbourhood VPP"
 HOUR = 3600
 DAY = 86_400
 BACKFILL_S = 8 * DAY
-SELL_PRICE = 115_000  # per kWh the VPP asks: the top of the homes' asks, so it sells the rest
+SELL_PRICE = 95_000  # per kWh the VPP asks
 SLOTS = 96
 
 
@@ -93,8 +92,8 @@ class NeighbourhoodVpp:
             )
         )
         for n, agent in enumerate(self.town.of_role("prosumer")):
-            if n % 2 or n == 0:
-                continue  # every second home from the third (the silent meter's stays out)
+            if n % 2:
+                continue  # every second home (the silent meter's stays out)
             spot = {**common, "location": {"lat": 37.5665 + n * 0.001, "lng": 126.978}}
             self.members.append(
                 Member(
@@ -185,9 +184,10 @@ class NeighbourhoodVpp:
     # ----------------------------------------------------------------- telemetry
 
     def output_w(self, member: Member, slot: int, *, past: bool = False) -> int:
-        """What the member fed the grid in the slot, W (+ out, − in); `past`: on a day before
-        the simulation, when the community battery followed its usual day (charging 09-15 h,
-        6 kWh an hour out 17-22 h, as `Neighbourhood.battery_hour` runs it)."""
+        """What the member fed the grid for the VPP in the slot, W. The community battery
+        reports its discharge (the VPP sells it, 6 kWh an hour 17-22 h as
+        `Neighbourhood.battery_hour` runs it, also on the days before the simulation: `past`);
+        its charging it still buys with its own bids, on its own account."""
         town = self.town
         if member.kind == "pv":
             agent = member.agent
@@ -197,10 +197,8 @@ class NeighbourhoodVpp:
             return max(net, 0) * 4
         if member.agent.role == "battery":
             if past:
-                hour = (slot % DAY) // HOUR
-                return 6_000 if 17 <= hour <= 21 else (-8_000 if 9 <= hour <= 14 else 0)
-            state = town.battery
-            return (state.discharge_per_slot - state.charge_per_slot) * 4
+                return 6_000 if 17 <= (slot % DAY) // HOUR <= 21 else 0
+            return town.battery.discharge_per_slot * 4
         return 0
 
     def samples(self, slot: int, *, past: bool = False) -> list[Sample]:
