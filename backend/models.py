@@ -13,5 +13,6 @@ def load_all_models() -> None:
     import backend.openadr.models
     import backend.resources.models
     import backend.settlement.models
-    import backend.vpp.models  # noqa: F401
+    import backend.vpp.models
+    import backend.vpp.trading_models  # noqa: F401
     import indexer.models  # noqa: F401

@@ -199,6 +199,14 @@ class Settings(BaseSettings):
     vpp_daily_interval_s: float = Field(default=3_600, gt=0)
     vpp_price_lookback_days: int = Field(default=7, ge=1, le=90)
     vpp_default_price_per_kwh: int = Field(default=100, ge=0)
+    # Aggregator trading (backend/vpp/trading.py): slots below this many Wh are not traded;
+    # surplus slots also offer this share of the batteries' unscheduled discharge headroom;
+    # the price per kWh when neither the request nor the schedule gives one; the beat's interval
+    vpp_trading_min_wh: int = Field(default=100, ge=1)
+    vpp_trading_flex_share: float = Field(default=0.5, ge=0, le=1)
+    vpp_trading_default_price: int = Field(default=150_000, ge=1)
+    vpp_trading_interval_s: float = Field(default=900, gt=0)
+    vpp_trading_beat: bool = True  # false: aggregators trade through the API only
     # Forecasts (backend/forecast): where weather comes from, how much history a forecast reads,
     # and where a target with no located resource is (its weather)
     forecast_weather_provider: Literal["simulated"] = "simulated"

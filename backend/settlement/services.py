@@ -51,6 +51,7 @@ from backend.settlement.models import (
     SettlementBatch,
     SettlementCorrection,
 )
+from backend.vpp.delivery import vpp_exports, vpp_of_meter
 from indexer.models import Trade, TradeStatus
 
 log = logging.getLogger("gridledger.settlement")
@@ -146,7 +147,11 @@ def exports(
     session: Session, meter_id: str, start: int, end: int
 ) -> tuple[dict[int, int | None], set[int]]:
     """The meter's verified export per slot, and the slots that have only unverified export
-    (owner-posted, unsigned): those settle as missing data."""
+    (owner-posted, unsigned): those settle as missing data. A VPP's trading meter reads the
+    sum of its members' meters (backend/vpp/delivery.py)."""
+    vpp = vpp_of_meter(session, meter_id)
+    if vpp is not None:
+        return vpp_exports(session, vpp, start, end)
     rows = session.exec(
         select(MeterReading.interval_start, MeterReading.export_wh, MeterReading.verified).where(
             func.lower(MeterReading.meter_id) == meter_id.lower(),

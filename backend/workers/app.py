@@ -84,8 +84,17 @@ def create_celery(settings: Settings | None = None) -> Celery:
                 "task": "vpp.optimize_daily",
                 "schedule": settings.vpp_daily_interval_s,
             },
+            "allocate-vpp-trades": {  # right behind settlement
+                "task": "vpp.allocate",
+                "schedule": settings.settlement_beat_interval_s,
+            },
         },
     )
+    if settings.vpp_trading_beat:  # else aggregators trade through the API only
+        app.conf.beat_schedule["trade-vpps"] = {
+            "task": "vpp.trade",
+            "schedule": settings.vpp_trading_interval_s,
+        }
     return app
 
 

@@ -57,6 +57,7 @@ from indexer.models import DeviceStatus
 from scripts.neighbourhood.client import ApiError, Participant
 from scripts.neighbourhood.meter_keys import meter_key
 from scripts.neighbourhood.profiles import SLOT_SECONDS, Household, PvSystem
+from scripts.neighbourhood.vpp import NeighbourhoodVpp
 
 log = logging.getLogger("gridledger.neighbourhood")
 
@@ -71,7 +72,7 @@ GUSD = 10**6
 # Each seller's market balance: the collateral its energy offers lock when they trade (a day of
 # a prosumer's offers locks a few gUSD at the default 5 % tolerance and 20 % penalty).
 COLLATERAL = 100 * GUSD
-SELLERS = ("prosumer", "battery")
+SELLERS = ("prosumer", "battery", "aggregator")  # the aggregator sells for its VPP
 GRID_AREA = "GL-SIM"
 TECHNOLOGY = "SOLAR_PV"
 
@@ -237,6 +238,8 @@ class Neighbourhood:
         )
         self.publisher = connect_publisher(settings)
         self._build_agents()
+        self.vpp = NeighbourhoodVpp(self)
+        self.vpp.plan_members()
 
     # --------------------------------------------------------------------- who is who
 
@@ -291,11 +294,13 @@ class Neighbourhood:
         list(self.pool.map(lambda a: a.participant.sign_in(), self.agents))
         self._fund()
         list(self.pool.map(self._approve, self.agents))
-        list(self.pool.map(self._deposit_collateral, [a for a in self.agents if a.role in SELLERS]))
+        sellers = [a for a in self.agents if a.role in SELLERS and not self.vpp.is_member(a)]
+        list(self.pool.map(self._deposit_collateral, sellers))  # the VPP sells for its members
         metered = [a for a in self.agents if a.role != "aggregator"]
         list(self.pool.map(self._register_meter, metered))
         for agent in self.of_role("prosumer"):
             self._register_device(agent)
+        self.vpp.setup()
         return fresh
 
     def _bootstrap_operator(self) -> bool:
@@ -348,7 +353,8 @@ class Neighbourhood:
                 )
                 hashes.append(self._send_deployer(dict(call), nonce))
                 nonce += 1
-            if agent.role in SELLERS and not self._has_collateral(address):
+            seller = agent.role in SELLERS and not self.vpp.is_member(agent)
+            if seller and not self._has_collateral(address):
                 call = self.token.functions.mint(address, COLLATERAL).build_transaction(
                     {"from": self.deployer.address, "gas": 100_000, "nonce": Nonce(nonce)}
                 )
@@ -516,6 +522,7 @@ class Neighbourhood:
         return rows
 
     def post_readings(self, slot: int) -> None:
+        self.vpp.report(slot)
         if self.publisher is not None:
             for reading in self.readings(slot, ("consumer",)):
                 self.publisher.publish(reading)
@@ -555,6 +562,8 @@ class Neighbourhood:
         }
         orders: list[tuple[Agent, dict[str, Any]]] = []
         for agent in self.of_role("prosumer"):
+            if self.vpp.is_member(agent):
+                continue  # the VPP sells its members' export
             offered = int(self.export_forecast(agent, start, end) * agent.optimism)
             if offered >= 100:
                 orders.append(
@@ -601,7 +610,7 @@ class Neighbourhood:
                     },
                 )
             )
-        elif 17 <= hour <= 21:
+        elif 17 <= hour <= 21 and not self.vpp.is_member(battery):
             orders.append(
                 (
                     battery,
@@ -632,6 +641,8 @@ class Neighbourhood:
             if o["delivery_start"] == start and o["side"] == "sell"
         )
         state = self.battery
+        if self.vpp.is_member(battery) and 17 <= (start % 86_400) // HOUR <= 21:
+            sold = 6_000  # the VPP's evening discharge (its aggregator sells it)
         charge = min(bought, state.capacity_wh - state.soc_wh)
         discharge = min(sold, state.soc_wh + charge)
         state.soc_wh += charge - discharge
@@ -714,6 +725,10 @@ class Neighbourhood:
                     self.energy_orders(start + ORDER_LEAD_S),
                 )
             )
+            try:
+                self.stats.orders += self.vpp.trade(start, start + ORDER_LEAD_S + HOUR)
+            except AGENT_ERRORS as exc:
+                self.stats.fail(exc)
         self.certificates(start)
 
     # ------------------------------------------------------------------ the loop

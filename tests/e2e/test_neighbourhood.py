@@ -26,6 +26,7 @@ from backend.core.config import PROJECT_ROOT
 from backend.core.db import make_engine
 from backend.core.processes import stop_process
 from backend.recs.verify import passed, verify_certificate
+from tests.fixtures.books import exported_wh
 from tests.fixtures.processes import child_running
 
 GATE_DELAY_S = 300  # Settings.settlement_gate_delay_s
@@ -289,15 +290,30 @@ def test_energy_is_conserved(stack):
             trade.delivered_wh
         )
     assert sum(delivered_per_window.values()) > 0
+    assert stack.rows("SELECT count(*) FROM vpp_orders")[0][0], "the neighbourhood's VPP traded"
     for (meter, start, end), delivered in delivered_per_window.items():
-        exported = stack.rows(
-            "SELECT coalesce(sum(export_wh), 0) FROM meter_readings WHERE meter_id = :meter "
-            "AND verified AND interval_start >= :start AND interval_start < :end",
-            meter=meter.lower(),
-            start=start,
-            end=end,
-        )[0][0]
+        exported = exported_wh(stack.engine, meter, start, end)  # a VPP's: its members'
         assert delivered <= exported, (meter, start)
+
+
+def test_vpp_trades_are_allocated_to_member_meters_in_full(stack):
+    """The VPP's settled trades, split over its members' meters: each sum is the chain's."""
+    trades = settled_everything(stack)
+    vpp_meters = {m for (m,) in stack.rows("SELECT DISTINCT lower(meter_id) FROM vpp_orders")}
+    mine = [t for t in trades if t.seller_meter.lower() in vpp_meters and t.status == "settled"]
+    assert mine, "the neighbourhood's VPP sold energy"
+    deadline = time.monotonic() + 60  # the beat allocates behind settlement
+    while time.monotonic() < deadline:
+        done = {t for (t,) in stack.rows("SELECT DISTINCT trade_id FROM vpp_allocations")}
+        if {t.trade_id for t in mine} <= done:
+            break
+        time.sleep(1)
+    for trade in mine:
+        payout, penalty = stack.rows(
+            "SELECT sum(payout), sum(penalty) FROM vpp_allocations WHERE trade_id = :trade",
+            trade=trade.trade_id,
+        )[0]
+        assert (payout, penalty) == (trade.seller_payout, trade.penalty), trade.trade_id
 
 
 def test_the_admin_command_proposes_on_the_running_devnet(stack):

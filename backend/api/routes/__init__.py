@@ -20,6 +20,7 @@ from backend.api.routes import (
     things,
     trading,
     vpp,
+    vpp_trading,
     ws,
 )
 
@@ -38,6 +39,7 @@ api_router.include_router(admin.router)
 api_router.include_router(resources.router)
 api_router.include_router(things.router)
 api_router.include_router(vpp.router)
+api_router.include_router(vpp_trading.router)
 api_router.include_router(deadletters.router)
 api_router.include_router(dr.router)
 api_router.include_router(forecast.router)

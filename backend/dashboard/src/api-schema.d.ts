@@ -1483,6 +1483,72 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/vpp/{vpp_id}/orders": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Place Vpp Orders
+         * @description Turn the VPP's latest forecast (surplus: offers, shortfall: bids) and the battery
+         *     headroom of its latest schedule into orders on the VPP's trading meter, signed with your
+         *     custodial key (`dryRun`: preview only). Each order is `placed` or `refused` (with the
+         *     intake problem's code); wallet aggregators get `wallet-must-sign` with the terms to sign.
+         */
+        post: operations["place_vpp_orders_v1_vpp__vpp_id__orders_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/vpp/{vpp_id}/allocations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Vpp Allocations
+         * @description Each settled VPP trade's payout and penalty split over the member meters pro rata to
+         *     their verified export (largest remainder): all rows for the aggregator, your own rows
+         *     (your meters) for a member.
+         */
+        get: operations["vpp_allocations_v1_vpp__vpp_id__allocations_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/vpp/{vpp_id}/timeline": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Vpp Timeline
+         * @description Per 15-minute slot of the latest forecast's day: forecast vs reported output of the
+         *     members, and the latest schedule's setpoints vs what its dispatchable members reported.
+         */
+        get: operations["vpp_timeline_v1_vpp__vpp_id__timeline_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/dead-letters": {
         parameters: {
             query?: never;
@@ -3959,6 +4025,11 @@ export interface components {
              */
             net_wh: string;
         };
+        /**
+         * PlannedStatus
+         * @enum {string}
+         */
+        PlannedStatus: "planned" | "placed" | "refused";
         /** PriceBar */
         PriceBar: {
             /** Market Id */
@@ -4765,6 +4836,22 @@ export interface components {
          * @enum {string}
          */
         TargetKind: "meter" | "resource" | "vpp" | "area";
+        /** TimelineSlot */
+        TimelineSlot: {
+            /**
+             * Start
+             * Format: date-time
+             */
+            start: string;
+            /** Forecastwh */
+            forecastWh: number | null;
+            /** Actualwh */
+            actualWh: number | null;
+            /** Scheduledwh */
+            scheduledWh: number | null;
+            /** Dispatchedwh */
+            dispatchedWh: number | null;
+        };
         /** TokenInfo */
         TokenInfo: {
             /** Address */
@@ -4985,6 +5072,40 @@ export interface components {
              */
             created_at: string;
         };
+        /** VppAllocationPublic */
+        VppAllocationPublic: {
+            /** Tradeid */
+            tradeId: number;
+            /** Meterid */
+            meterId: string;
+            /**
+             * Accountid
+             * Format: uuid
+             */
+            accountId: string;
+            /**
+             * Aggregator
+             * @description the aggregator's row: the part nobody delivered
+             */
+            aggregator: boolean;
+            /**
+             * Deliveredwh
+             * @description A non-negative integer as a decimal string (a number is accepted in requests).
+             */
+            deliveredWh: string;
+            /**
+             * Payout
+             * @description A non-negative integer as a decimal string (a number is accepted in requests).
+             */
+            payout: string;
+            /**
+             * Penalty
+             * @description A non-negative integer as a decimal string (a number is accepted in requests).
+             */
+            penalty: string;
+            /** Settledtx */
+            settledTx: string | null;
+        };
         /** VppCreate */
         VppCreate: {
             /** Name */
@@ -5025,6 +5146,115 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
+        };
+        /** VppOrderPlan */
+        VppOrderPlan: {
+            /**
+             * Side
+             * @enum {string}
+             */
+            side: "sell" | "buy";
+            /** Deliverystart */
+            deliveryStart: number;
+            /** Deliveryend */
+            deliveryEnd: number;
+            /**
+             * Quantitywh
+             * @description A non-negative integer as a decimal string (a number is accepted in requests).
+             */
+            quantityWh: string;
+            /**
+             * Price
+             * @description token base units per kWh
+             */
+            price: string;
+            /**
+             * Forecastwh
+             * @description the slot's forecast net output (+ feeds the grid)
+             */
+            forecastWh: number;
+            /**
+             * Flexibilitywh
+             * @description storage discharge headroom left by the schedule
+             */
+            flexibilityWh: number;
+            status: components["schemas"]["PlannedStatus"];
+            /** Orderid */
+            orderId?: string | null;
+            /**
+             * Problem
+             * @description why intake refused it (a code)
+             */
+            problem?: string | null;
+        };
+        /** VppOrdersRequest */
+        VppOrdersRequest: {
+            /**
+             * Dryrun
+             * @description preview the orders without placing them
+             * @default false
+             */
+            dryRun?: boolean;
+            /**
+             * Forecastid
+             * @description a stored forecast of this VPP (default: the latest)
+             */
+            forecastId?: string | null;
+            /**
+             * Scheduleid
+             * @description a stored schedule of this VPP (default: the latest)
+             */
+            scheduleId?: string | null;
+            /**
+             * Sellprice
+             * @description per kWh for every offer (default: schedule's)
+             */
+            sellPrice?: (number | string) | null;
+            /**
+             * Buyprice
+             * @description per kWh for every bid (default: schedule's)
+             */
+            buyPrice?: (number | string) | null;
+            /**
+             * Flexshare
+             * @description share of battery headroom offered (default: setting)
+             */
+            flexShare?: number | null;
+            /**
+             * Blockslots
+             * @description quarter hours per order, netted (4: hourly periods)
+             * @default 1
+             */
+            blockSlots?: number;
+            /**
+             * Deliverybefore
+             * @description trade only slots starting before this (unix s)
+             */
+            deliveryBefore?: (number | string) | null;
+        };
+        /** VppOrdersResult */
+        VppOrdersResult: {
+            /**
+             * Vppid
+             * Format: uuid
+             */
+            vppId: string;
+            /** Dryrun */
+            dryRun: boolean;
+            /**
+             * Meterid
+             * @description the VPP's trading meter (its members' meters summed)
+             */
+            meterId: string;
+            /**
+             * Forecastid
+             * Format: uuid
+             */
+            forecastId: string;
+            /** Scheduleid */
+            scheduleId: string | null;
+            /** Orders */
+            orders: components["schemas"]["VppOrderPlan"][];
         };
         /** VppPublic */
         VppPublic: {
@@ -5130,6 +5360,20 @@ export interface components {
          * @enum {string}
          */
         VppStatus: "empty" | "operational" | "degraded";
+        /** VppTimeline */
+        VppTimeline: {
+            /**
+             * Vppid
+             * Format: uuid
+             */
+            vppId: string;
+            /** Forecastid */
+            forecastId: string | null;
+            /** Scheduleid */
+            scheduleId: string | null;
+            /** Slots */
+            slots: components["schemas"]["TimelineSlot"][];
+        };
         /**
          * VppUpdate
          * @description Fields left out keep their value.
@@ -11696,6 +11940,271 @@ export interface operations {
                 };
             };
             /** @description Only the VPP's aggregator may change it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown virtual power plant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate-limit window resets (the body's `retry_after`) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    place_vpp_orders_v1_vpp__vpp_id__orders_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                vpp_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VppOrdersRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VppOrdersResult"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Only the VPP's aggregator may change it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The VPP has no stored forecast to trade on */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate-limit window resets (the body's `retry_after`) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    vpp_allocations_v1_vpp__vpp_id__allocations_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                vpp_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VppAllocationPublic"][];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown virtual power plant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate-limit window resets (the body's `retry_after`) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    vpp_timeline_v1_vpp__vpp_id__timeline_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                vpp_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VppTimeline"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
             403: {
                 headers: {
                     [name: string]: unknown;

@@ -9,6 +9,7 @@ import { refreshNeighbourhood, setupMeterForm } from "./views/meters.js";
 import { refreshRecs } from "./views/recs.js";
 import { refreshSettlement } from "./views/settlement.js";
 import { refreshTrading } from "./views/trading.js";
+import { refreshVpp } from "./views/vpp.js";
 import { discover, personalSign, siweMessage, useChain } from "./wallet.js";
 
 let me = null;
@@ -30,6 +31,7 @@ async function refreshAll() {
     refreshNeighbourhood().catch((e) => report("meters", e)),
     refreshHealth(summary).catch((e) => report("health", e)),
     refreshTrading(me, wallet).catch((e) => report("trading", e)),
+    refreshVpp(me).catch((e) => report("vpp", e)),
   ]);
   document.body.dataset.loaded = String(Date.now());
 }

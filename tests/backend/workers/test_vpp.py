@@ -1,4 +1,5 @@
-"""The daily optimisation is a Celery task on the beat; run, it plans tomorrow once."""
+"""The daily optimisation, the aggregators' trading and the allocation of settled VPP trades
+run on the beat; the daily optimisation, run, plans tomorrow once."""
 
 from __future__ import annotations
 
@@ -39,3 +40,21 @@ def test_the_task_plans_each_vpp_once(fresh_pg_url, monkeypatch):
     tomorrow = next_day(datetime.now(UTC))
     assert first["day_start"] in (tomorrow - 86_400, tomorrow)  # (a run across midnight)
     engine.dispose()
+
+
+def test_trading_and_allocation_are_tasks_on_the_beat():
+    app = create_celery(Settings(vpp_trading_interval_s=600, settlement_beat_interval_s=20))
+    schedule = app.conf.beat_schedule
+    assert (schedule["trade-vpps"]["task"], schedule["trade-vpps"]["schedule"]) == (
+        "vpp.trade",
+        600,
+    )
+    allocate = schedule["allocate-vpp-trades"]
+    assert (allocate["task"], allocate["schedule"]) == ("vpp.allocate", 20)
+    assert {"vpp.trade", "vpp.allocate"} <= set(configured.tasks)
+
+
+def test_the_beat_leaves_trading_to_the_api_when_told():
+    app = create_celery(Settings(vpp_trading_beat=False))
+    assert "trade-vpps" not in app.conf.beat_schedule
+    assert app.conf.beat_schedule["allocate-vpp-trades"]["task"] == "vpp.allocate"

@@ -53,6 +53,7 @@ ROLE_GATED = {
     ("POST", "/v1/vpp/{vpp_id}/optimize"): "aggregator",
     ("POST", "/v1/vpp/{vpp_id}/schedule/{schedule_id}/dispatch"): "aggregator",
     ("POST", "/v1/vpp/{vpp_id}/resources/{resource_id}/setpoint"): "aggregator",
+    ("POST", "/v1/vpp/{vpp_id}/orders"): "aggregator",
     ("GET", "/v1/admin/dead-letters"): "operator",
     ("POST", "/v1/dr/programs"): "operator",
     ("POST", "/v1/dr/events"): "operator",

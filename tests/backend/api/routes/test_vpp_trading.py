@@ -1,0 +1,165 @@
+"""`POST /v1/vpp/{id}/orders` on a devnet: the aggregator previews, then places its VPP's orders
+from a hand-built forecast and a schedule's battery headroom, signed with its custodial key on
+the VPP's meter; wallet aggregators get `wallet-must-sign`; `GET /v1/vpp/{id}/allocations`."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlmodel import Session, select
+
+from backend.accounts.models import Account
+from backend.chain.contracts import chain_for
+from backend.forecast.models import StoredForecast
+from backend.market.models import SignedOrder
+from backend.vpp.models import Vpp, VppSchedule
+from backend.vpp.trading import place, trade_all_vpps
+from backend.vpp.trading_models import VppOrder
+from backend.vpp.trading_schemas import VppOrderPlan
+from tests.fixtures.resources import resource_body
+
+SLOT = 900
+
+
+def make_aggregator(engine, address: str) -> Account:
+    with Session(engine) as session:
+        account = session.exec(select(Account).where(Account.address == address.lower())).one()
+        account.roles = ["aggregator"]
+        session.commit()
+        session.refresh(account)
+        return account
+
+
+def store_forecast(engine, vpp_id: str, start: int, values: list[int]) -> uuid.UUID:
+    with Session(engine) as session:
+        forecast = StoredForecast(
+            target_kind="vpp",
+            target_id=vpp_id,
+            start=start,
+            horizon=len(values),
+            model="hand-built",
+            mae_wh=0,
+            naive_mae_wh=0,
+            inputs={},
+            values=values,
+        )
+        session.add(forecast)
+        session.commit()
+        return forecast.id
+
+
+def test_aggregator_previews_then_places_its_vpps_orders(market):
+    api, client, seller = market["api"], market["client"], market["seller"]
+    period = market["period"]
+    aggregator = make_aggregator(api.engine, market["seller_address"])
+    vpp_id = client.post("/v1/vpp", json={"name": "Block 7"}, headers=seller).json()["vppId"]
+    meter = client.post("/v1/meters", headers=seller, json={"name": "home", "capacity_w": 9_000})
+    battery = client.post(
+        "/v1/resources", headers=seller, json=resource_body(meter=meter.json()["meter_id"])
+    ).json()
+    joined = client.post(
+        f"/v1/vpp/{vpp_id}/resources", json={"resourceId": battery["id"]}, headers=seller
+    )
+    assert joined.status_code == 201, joined.text
+    with Session(api.engine) as session:  # the daily optimisation: the battery idles, full
+        schedule = VppSchedule(
+            vpp_id=uuid.UUID(vpp_id),
+            requested_by=aggregator.id,
+            start=period,
+            status="optimal",
+            cost=0,
+            inputs={"request": {"sellPrice": [90_000] * 96, "buyPrice": [210_000] * 96}},
+            result={
+                "allocation": [
+                    {"resourceId": battery["id"], "setpointsW": [0] * 96, "socWh": [13_500] * 96}
+                ]
+            },
+        )
+        session.add(schedule)
+        session.commit()
+        schedule_id = str(schedule.id)
+    forecast_id = store_forecast(api.engine, vpp_id, period, [3_000, -2_000, 20, 1_000])
+
+    preview = client.post(f"/v1/vpp/{vpp_id}/orders", json={"dryRun": True}, headers=seller)
+    assert preview.status_code == 200, preview.text
+    body = preview.json()
+    assert (body["forecastId"], body["scheduleId"]) == (str(forecast_id), schedule_id)
+    # headroom 5 kW x 1/4 h = 1,250 Wh a slot: offers add half (20 Wh + 625 is worth
+    # offering), the shortfall uses all of it
+    assert [
+        (o["side"], o["deliveryStart"] - period, o["quantityWh"], o["price"], o["status"])
+        for o in body["orders"]
+    ] == [
+        ("sell", 0, "3625", "90000", "planned"),
+        ("buy", 900, "750", "210000", "planned"),
+        ("sell", 1_800, "645", "90000", "planned"),
+        ("sell", 2_700, "1625", "90000", "planned"),
+    ]
+    with Session(api.engine) as session:
+        assert session.exec(select(SignedOrder)).all() == []
+
+    placed = client.post(f"/v1/vpp/{vpp_id}/orders", json={}, headers=seller)
+    assert placed.status_code == 200, placed.text
+    orders = placed.json()["orders"]
+    # sells locked collateral from the deposit; the seller holds no gUSD to bid with
+    assert [(o["side"], o["status"], o["problem"]) for o in orders] == [
+        ("sell", "placed", None),
+        ("buy", "refused", "insufficient-funds"),
+        ("sell", "placed", None),
+        ("sell", "placed", None),
+    ]
+    mine = client.get("/v1/trading/orders", headers=seller).json()["items"]
+    assert {o["id"] for o in mine} == {orders[n]["orderId"] for n in (0, 2, 3)}
+    assert {o["meter_id"] for o in mine} == {body["meterId"]}
+    with Session(api.engine) as session:
+        links = session.exec(select(VppOrder).order_by(VppOrder.delivery_start)).all()
+        assert [(str(v.vpp_id), v.quantity_wh, v.flexibility_wh) for v in links] == [
+            (vpp_id, 3_625, 1_250),
+            (vpp_id, 645, 1_250),
+            (vpp_id, 1_625, 1_250),
+        ]
+    again = client.post(f"/v1/vpp/{vpp_id}/orders", json={}, headers=seller).json()["orders"]
+    assert [o["side"] for o in again] == ["buy"]  # slots already sold are not traded twice
+    # a run that planned before another placed (the beat and an API call at once) re-checks
+    # the slot under the VPP's lock and places nothing
+    with Session(api.engine) as session:
+        late = VppOrderPlan.model_validate({**body["orders"][0], "status": "planned"})
+        place(
+            session,
+            api.settings,
+            chain_for(api.settings),
+            session.get(Account, aggregator.id),
+            session.get(Vpp, uuid.UUID(vpp_id)),
+            body["meterId"],
+            late,
+            session.get(StoredForecast, forecast_id),
+            None,
+        )
+        assert (late.status, late.problem) == ("refused", "duplicate-order")
+        assert len(session.exec(select(SignedOrder)).all()) == 3
+
+    allocations = client.get(f"/v1/vpp/{vpp_id}/allocations", headers=seller)
+    assert allocations.status_code == 200 and allocations.json() == []
+
+
+def test_wallet_aggregators_sign_and_others_are_refused(market):
+    api, client, buyer, seller = market["api"], market["client"], market["buyer"], market["seller"]
+    make_aggregator(api.engine, market["wallet"].address)
+    vpp_id = client.post("/v1/vpp", json={"name": "Wallet VPP"}, headers=buyer).json()["vppId"]
+    missing = client.post(f"/v1/vpp/{vpp_id}/orders", json={}, headers=buyer)
+    assert missing.status_code == 404 and missing.json()["type"].endswith("/vpp-forecast-not-found")
+    store_forecast(api.engine, vpp_id, market["period"], [2_000])
+    reply = client.post(f"/v1/vpp/{vpp_id}/orders", json={"sellPrice": "99000"}, headers=buyer)
+    assert reply.status_code == 422, reply.text
+    problem = reply.json()
+    assert problem["type"].endswith("/wallet-must-sign")
+    assert [(o["side"], o["quantity_wh"], o["price"]) for o in problem["orders"]] == [
+        ("sell", "2000", "99000")
+    ]
+    with Session(api.engine) as session:
+        assert session.exec(select(SignedOrder)).all() == []
+        # the beat's run skips the wallet aggregator's VPP and names why
+        report = trade_all_vpps(session, api.settings, chain_for(api.settings))
+        assert (report.placed, report.skipped) == ({}, {vpp_id: "wallet-must-sign"})
+    stranger = client.post(f"/v1/vpp/{vpp_id}/orders", json={"dryRun": True}, headers=seller)
+    assert stranger.status_code == 403  # not an aggregator

@@ -1,0 +1,90 @@
+"""Planning a VPP's orders from a hand-built forecast and a schedule's battery headroom."""
+
+from __future__ import annotations
+
+from backend.vpp.order_plan import Battery, PlanInputs, battery_headroom, plan_orders
+
+T0 = 1_796_083_200  # 2026-12-01T00:00Z, a slot boundary
+
+
+def inputs(**override) -> PlanInputs:
+    base = {
+        "forecast_start": T0,
+        "forecast_wh": [2_000, -1_500, 50, 0, -300, 4_000],
+        "flexibility": {},
+        "sell_price": {},
+        "buy_price": {},
+        "now": T0 - 60,
+        "traded": set(),
+        "min_wh": 100,
+        "flex_share": 0.5,
+        "default_price": 150_000,
+    }
+    return PlanInputs(**(base | override))
+
+
+def summary(plans):
+    return [(p.side, p.deliveryStart - T0, p.quantityWh, p.price) for p in plans]
+
+
+def test_surplus_sells_shortfall_buys_dust_and_zero_are_skipped():
+    assert summary(plan_orders(inputs())) == [
+        ("sell", 0, 2_000, 150_000),
+        ("buy", 900, 1_500, 150_000),
+        ("buy", 3_600, 300, 150_000),
+        ("sell", 4_500, 4_000, 150_000),
+    ]
+
+
+def test_flexibility_covers_shortfalls_and_adds_a_share_to_offers():
+    plans = plan_orders(
+        inputs(
+            flexibility={T0: 1_001, T0 + 900: 1_000, T0 + 3_600: 250},
+            sell_price={T0: 90_000},
+            buy_price={T0 + 900: 210_000},
+        )
+    )
+    # 2,000 + floor(0.5 x 1,001); 1,500 - 1,000 at the schedule's prices; 300 - 250 < 100: none
+    assert summary(plans) == [
+        ("sell", 0, 2_500, 90_000),
+        ("buy", 900, 500, 210_000),
+        ("sell", 4_500, 4_000, 150_000),
+    ]
+    assert (plans[0].forecastWh, plans[0].flexibilityWh) == (2_000, 1_001)
+
+
+def test_closed_and_already_traded_slots_are_left_out():
+    plans = plan_orders(inputs(now=T0 + 900, traded={(T0 + 4_500, "sell")}))
+    assert summary(plans) == [("buy", 3_600, 300, 150_000)]  # slots 0, 900 at/before chain time
+
+
+def test_battery_headroom_is_bounded_by_power_and_stored_energy():
+    battery = Battery(max_discharge_w=4_000, min_soc_wh=500, discharge_efficiency=0.9)
+    # slot 0: idle, power bounds it: 4 kW x 1/4 h = 1,000 Wh (stored: (5,500 - 500) x 0.9).
+    # Slot 1: discharging 3 kW leaves 1 kW: 250 Wh. Slot 2: charging, 1,000 Wh of power but
+    # only (700 - 500) x 0.9 = 180 Wh stored. Slot 3: below the minimum SoC: nothing.
+    assert battery_headroom(battery, [0, 3_000, -2_000, 0], [5_500, 4_700, 700, 400]) == [
+        1_000,
+        250,
+        180,
+        0,
+    ]
+
+
+def test_blocks_net_their_quarter_hours_into_one_order_per_period():
+    forecast = [1_000, 1_000, -500, 200, -800, -900, 100, 0, 3_000, 3_000, 3_000]  # 3 hours
+    plans = plan_orders(
+        inputs(
+            forecast_wh=forecast,
+            flexibility={T0 + 4_500: 400},
+            sell_price={T0: 100_000, T0 + 900: 120_000},
+            block_slots=4,
+        )
+    )
+    # hour 0: 1,000 + 1,000 - 500 + 200 = 1,700 to sell at the mean of 100k, 120k, 150k, 150k;
+    # hour 1: -800 - (900 - 400) + (100 + 0.5 x 0) = -1,200: a bid; hour 2 is incomplete
+    assert summary(plans) == [("sell", 0, 1_700, 130_000), ("buy", 3_600, 1_200, 150_000)]
+    assert (plans[1].deliveryEnd - plans[1].deliveryStart, plans[1].forecastWh) == (3_600, -1_600)
+    assert plan_orders(inputs(forecast_wh=forecast, block_slots=4, now=T0)) == plan_orders(
+        inputs(forecast_wh=forecast, block_slots=4, now=T0 + 900)
+    )  # a block is traded only while all of it is open
