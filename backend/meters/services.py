@@ -46,8 +46,10 @@ from backend.core.config import Settings, get_settings
 from backend.core.utc import utc_now
 from backend.market.orders import meter_id as owner_bound_meter_id
 from backend.meters import trust
+from backend.meters.batch import Columns, validate_batch
 from backend.meters.broker_auth import mosquitto_hash
 from backend.meters.broker_auth import verify as verify_mqtt
+from backend.meters.copy_in import copy_new
 from backend.meters.errors import (
     MeterAccessDenied,
     MeterAlreadyRegistered,
@@ -74,7 +76,6 @@ from backend.meters.validation import (
     ReadingRejected,
     normalise_meter_id,
     shown,
-    validate_reading,
 )
 from indexer.bulk import bulk_insert
 
@@ -335,9 +336,7 @@ def parse_bulk_body(body: bytes, content_type: str) -> tuple[list[Any], list[Rej
         try:
             items.append(orjson.loads(line))
         except orjson.JSONDecodeError as exc:
-            rejections.append(
-                Rejection(index=len(items) + len(rejections), reason=f"invalid JSON: {exc}")
-            )
+            rejections.append(Rejection(index=len(items), reason=f"invalid JSON: {exc}"))
             items.append(_UNPARSABLE)
     return items, rejections
 
@@ -371,52 +370,86 @@ def ingest_readings(
     now = clock.now(settings) if now is None else now
     connection = session.connection()
     candidates: set[str] = set()
-    for reading in readings:
-        if isinstance(reading, dict):
-            with contextlib.suppress(ReadingRejected):
-                candidates.add(normalise_meter_id(reading.get("meterId")))
+    for value in {m for r in readings if type(r) is dict and type(m := r.get("meterId")) is str}:
+        with contextlib.suppress(ReadingRejected):
+            candidates.add(normalise_meter_id(value))
     meters = meter_limits(connection, candidates)
-    rejections = list(prior_rejections or [])
-    already = {r.index for r in rejections}
-    rows: list[dict[str, Any]] = []
-    signed: list[tuple[dict[str, Any], bytes]] = []
-    for index, reading in enumerate(readings):
-        if reading is _UNPARSABLE or index in already:
-            continue
-        try:
-            row = validate_reading(
-                reading,
-                meters,
-                now=now,
-                skew_s=settings.meter_clock_skew_s,
-                max_import_wh=settings.meter_max_import_wh,
-                sender_id=sender_id,
-            )
-            signature = trust.parse_signature(reading.get("signature"))
-        except ReadingRejected as exc:
-            rejections.append(rejection(index, reading, exc.reason))
-            continue
-        row["idx"] = index
-        trust.mark(row, verified=provider is not None, signature=signature, signer=provider)
-        if signature is not None and provider is None:
-            signed.append((row, signature))
-        rows.append(row)
-    verify_signatures(session, signed, meters, trust.reading_domain(settings))
-    stored = store_readings(connection, rows, source, provider=provider is not None)
-    session.commit()
-    rejections.extend(
-        rejection(index, readings[index], reason) for index, reason in stored.refused.items()
+    prior = list(prior_rejections or [])
+    rows, rejected = validate_batch(
+        readings,
+        meters,
+        now=now,
+        skew_s=settings.meter_clock_skew_s,
+        max_import_wh=settings.meter_max_import_wh,
+        sender_id=sender_id,
+        skip={r.index for r in prior} | {i for i, r in enumerate(readings) if r is _UNPARSABLE},
     )
+    mark_trust(session, rows, rejected, meters, provider, trust.reading_domain(settings))
+    received_at = datetime.now(UTC)
+    if copy_new(connection, rows, source, received_at):
+        stored = Stored(accepted=len(rows))
+    else:
+        stored = store_readings(
+            connection, rows.rows(), source, received_at, provider=provider is not None
+        )
+    session.commit()
+    rejected.update(stored.refused)
+    rejections = prior + [
+        rejection(index, readings[index], reason) for index, reason in rejected.items()
+    ]
     rejections.sort(key=lambda r: r.index)
     return IngestResult(
         received=len(readings),
         accepted=stored.accepted,
         duplicate=stored.duplicate,
         corrected=stored.corrected,
-        verified=sum(1 for row in rows if row["verified"] and row["idx"] not in stored.refused),
+        verified=sum(
+            1
+            for idx, verified in zip(rows.idx, rows.verified, strict=True)
+            if verified and idx not in stored.refused
+        ),
         rejected=len(rejections),
         rejections=rejections,
     )
+
+
+def mark_trust(
+    session: Session,
+    rows: Columns,
+    rejected: dict[int, str],
+    meters: dict[str, MeterLimits],
+    provider: str | None,
+    domain: trust.ReadingDomain | None,
+) -> None:
+    """Set `verified`, `signature` and `signer` of validated rows: a metering data provider's
+    rows are verified; anyone else's only by a meter signature recovered here (one recovery
+    per signed reading). A malformed signature rejects its reading (into `rejected`)."""
+    if provider is not None:
+        rows.verified = [True] * len(rows)
+        rows.signer = [provider] * len(rows)
+    malformed: set[int] = set()
+    signed: list[tuple[int, dict[str, Any], bytes]] = []
+    for position, raw in enumerate(rows.raw_signature):
+        if raw is None:
+            continue
+        try:
+            signature = trust.parse_signature(raw)
+        except ReadingRejected as exc:
+            rejected[rows.idx[position]] = exc.reason
+            malformed.add(position)
+            continue
+        if signature is None:
+            continue
+        if provider is not None:
+            rows.signature[position] = "0x" + signature.hex()
+        else:
+            signed.append((position, rows.row(position), signature))
+    verify_signatures(session, [(row, signature) for _, row, signature in signed], meters, domain)
+    for position, row, _ in signed:
+        rows.verified[position] = row["verified"]
+        rows.signature[position] = row["signature"]
+        rows.signer[position] = row["signer"]
+    rows.drop(malformed)
 
 
 def verify_signatures(
