@@ -19,8 +19,9 @@ import math
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal
 
+import msgspec
 import numpy as np
 
 from backend.meters.models import INTERVAL_SECONDS, MeterKind
@@ -153,75 +154,107 @@ def _starts(values: list[object], n: int) -> np.ndarray:
     return np.fromiter((parsed.get(v, -1) if type(v) is str else -1 for v in values), np.int64, n)
 
 
-def _energy(values: list[object], n: int) -> tuple[np.ndarray, np.ndarray]:
-    """(plain: absent or an integer in [0, MAX_WH], Wh with -1 for absent or not plain)."""
-    plain = [v is None or (type(v) is int and 0 <= v <= MAX_WH) for v in values]
-    wh = np.fromiter(
-        (v if ok and v is not None else -1 for v, ok in zip(values, plain, strict=True)),
-        np.int64,
-        n,
-    )
-    return np.array(plain, dtype=bool), wh
-
-
 def _number_ok(value: object, low: float, high: float) -> bool:
     if type(value) is float:
         return math.isfinite(value) and low <= value <= high
     return type(value) is int and low <= value <= high
 
 
-def _optional(values: list[object], low: float, high: float) -> tuple[np.ndarray, list[Any]]:
-    """(absent or a finite number in [low, high], the value as a float; None where not)."""
-    ok = [v is None or _number_ok(v, low, high) for v in values]
-    floats = [
-        float(v) if good and v is not None else None  # type: ignore[arg-type]
-        for v, good in zip(values, ok, strict=True)
-    ]
-    return np.array(ok, dtype=bool), floats
+@dataclass
+class _Raw:
+    """The fields the column checks read, one list per field, and `shape`: per reading, whether
+    everything else about it is plain (a JSON object, intervalSeconds 900, unit Wh, integer
+    Wh in [0, MAX_WH] or absent, a known quality, electrical values in range)."""
+
+    shape: np.ndarray
+    meter: list[object]
+    timestamp: list[object]
+    import_wh: list[object]
+    export_wh: list[object]
+    quality: list[object]
+    voltage: list[object]
+    current: list[object]
+    power_factor: list[object]
+    signature: list[object]
 
 
-def validate_batch(
-    readings: list[Any],
-    meters: dict[str, MeterLimits],
-    *,
-    now: int,
-    skew_s: int,
-    max_import_wh: int,
-    sender_id: uuid.UUID | None = None,
-    skip: set[int] | None = None,
-) -> tuple[Columns, dict[int, str]]:
-    """The storable columns of `readings` and the reason of each rejected one (by index);
-    readings at `skip` (already rejected, unparsable) are left out."""
-    n = len(readings)
+def _raw_of_dicts(readings: list[Any]) -> _Raw:
     dicts = [r if type(r) is dict else _EMPTY for r in readings]
-    column = {
-        name: [d.get(name) for d in dicts]
-        for name in ("meterId", "timestamp", "importWh", "exportWh", "quality", "signature")
-    }
-    meter = _meter_codes(column["meterId"], meters, sender_id)
-    codes = meter.codes
-    start = _starts(column["timestamp"], n)
-    import_ok, import_wh = _energy(column["importWh"], n)
-    export_ok, export_wh = _energy(column["exportWh"], n)
-    voltage_ok, voltage = _optional([d.get("voltage") for d in dicts], 0, 1_000_000)
-    current_ok, current = _optional([d.get("current") for d in dicts], -1_000_000, 1_000_000)
-    factor_ok, factor = _optional([d.get("powerFactor") for d in dicts], -1, 1)
-    plain = np.array([type(r) is dict for r in readings], dtype=bool)
-    plain &= np.array(
+    raw = _Raw(
+        np.array([type(r) is dict for r in readings], dtype=bool),
+        *[[d.get(name) for d in dicts] for name in FIELDS],
+    )
+    raw.shape &= np.array(
         [
             type(i) is int and i == INTERVAL_SECONDS
             for i in (d.get("intervalSeconds", INTERVAL_SECONDS) for d in dicts)
         ],
         dtype=bool,
     )
-    plain &= np.array([d.get("unit", "Wh") == "Wh" for d in dicts], dtype=bool)
-    plain &= np.array(
-        [q is None or (type(q) is str and q in QUALITIES) for q in column["quality"]], dtype=bool
+    raw.shape &= np.array([d.get("unit", "Wh") == "Wh" for d in dicts], dtype=bool)
+    raw.shape &= np.array(
+        [q is None or (type(q) is str and q in QUALITIES) for q in raw.quality], dtype=bool
     )
+    for values in (raw.import_wh, raw.export_wh):
+        raw.shape &= np.array(
+            [v is None or (type(v) is int and 0 <= v <= MAX_WH) for v in values], dtype=bool
+        )
+    for values, (low, high) in zip(
+        (raw.voltage, raw.current, raw.power_factor), RANGES, strict=True
+    ):
+        raw.shape &= np.array([v is None or _number_ok(v, low, high) for v in values], dtype=bool)
+    return raw
+
+
+FIELDS = (
+    "meterId",
+    "timestamp",
+    "importWh",
+    "exportWh",
+    "quality",
+    "voltage",
+    "current",
+    "powerFactor",
+    "signature",
+)
+RANGES = ((0, 1_000_000), (-1_000_000, 1_000_000), (-1, 1))  # voltage, current, powerFactor
+
+
+def _wh(values: list[object], shape: np.ndarray) -> np.ndarray:
+    """Wh per reading, -1 where absent (or where the reading is not plain)."""
+    return np.fromiter(
+        (v if ok and v is not None else -1 for v, ok in zip(values, shape.tolist(), strict=True)),
+        np.int64,
+        len(values),
+    )
+
+
+def _floats(values: list[object], at: list[int]) -> list[float | None]:
+    return [None if (v := values[i]) is None else float(v) for i in at]  # type: ignore[arg-type]
+
+
+def _checked(
+    raw: _Raw,
+    meters: dict[str, MeterLimits],
+    *,
+    now: int,
+    skew_s: int,
+    max_import_wh: int,
+    sender_id: uuid.UUID | None,
+    skip: set[int] | None,
+) -> tuple[Columns, list[int]]:
+    """The readings that pass every column check, as columns, and the indices of the others
+    (for `validate_reading`)."""
+    n = len(raw.meter)
+    meter = _meter_codes(raw.meter, meters, sender_id)
+    codes = meter.codes
+    start = _starts(raw.timestamp, n)
+    import_wh = _wh(raw.import_wh, raw.shape)
+    export_wh = _wh(raw.export_wh, raw.shape)
+    plain = raw.shape.copy()
     plain &= (codes > 0) & meter.owned[codes]
     plain &= (start >= 0) & (start % INTERVAL_SECONDS == 0)
     plain &= start + INTERVAL_SECONDS <= now + skew_s
-    plain &= import_ok & export_ok & voltage_ok & current_ok & factor_ok
     plain &= (import_wh >= 0) | (export_wh >= 0)
     plain &= ~((import_wh > 0) & ~meter.may_import[codes])
     plain &= ~((export_wh > 0) & ~meter.may_export[codes])
@@ -237,20 +270,42 @@ def validate_batch(
         interval_start=start[fast].tolist(),
         import_wh=[None if v < 0 else v for v in import_wh[fast].tolist()],
         export_wh=[None if v < 0 else v for v in export_wh[fast].tolist()],
-        voltage_v=[voltage[i] for i in at],
-        current_a=[current[i] for i in at],
-        power_factor=[factor[i] for i in at],
-        quality=[column["quality"][i] for i in at],
-        verified=[False] * len(fast),
-        signature=[None] * len(fast),
-        signer=[None] * len(fast),
-        raw_signature=[column["signature"][i] for i in at],
+        voltage_v=_floats(raw.voltage, at),
+        current_a=_floats(raw.current, at),
+        power_factor=_floats(raw.power_factor, at),
+        quality=[raw.quality[i] for i in at],  # type: ignore[misc]
+        verified=[False] * len(at),
+        signature=[None] * len(at),
+        signer=[None] * len(at),
+        raw_signature=[raw.signature[i] for i in at],
+    )
+    skipped = skip or set()
+    return out, [i for i in np.flatnonzero(~plain).tolist() if i not in skipped]
+
+
+def validate_batch(
+    readings: list[Any],
+    meters: dict[str, MeterLimits],
+    *,
+    now: int,
+    skew_s: int,
+    max_import_wh: int,
+    sender_id: uuid.UUID | None = None,
+    skip: set[int] | None = None,
+) -> tuple[Columns, dict[int, str]]:
+    """The storable columns of `readings` (parsed JSON) and the reason of each rejected one
+    (by index); readings at `skip` (already rejected, unparsable) are left out."""
+    out, others = _checked(
+        _raw_of_dicts(readings),
+        meters,
+        now=now,
+        skew_s=skew_s,
+        max_import_wh=max_import_wh,
+        sender_id=sender_id,
+        skip=skip,
     )
     rejected: dict[int, str] = {}
-    skipped = skip or set()
-    for index in np.flatnonzero(~plain).tolist():
-        if index in skipped:
-            continue
+    for index in others:
         try:
             row = validate_reading(
                 readings[index],
@@ -264,5 +319,101 @@ def validate_batch(
             rejected[index] = exc.reason
             continue
         row["idx"] = index
-        out.append(row, column["signature"][index])
+        out.append(row, readings[index].get("signature"))
+    return out, rejected
+
+
+# ------------------------------------------------------------- typed decoding of plain batches
+
+WhValue = Annotated[int, msgspec.Meta(ge=0, le=MAX_WH)]
+
+
+class PlainReading(msgspec.Struct, rename="camel"):
+    """A reading of the plain shape, as msgspec decodes it straight from the request body
+    (types and ranges checked in C; fields it does not name are ignored, as they are by
+    `validate_reading`). A body with any reading of another shape does not decode."""
+
+    meter_id: str
+    timestamp: str
+    interval_seconds: Literal[900] = 900
+    unit: Literal["Wh"] = "Wh"
+    import_wh: WhValue | None = None
+    export_wh: WhValue | None = None
+    quality: Literal["high", "medium", "low", "estimated"] | None = None
+    voltage: Annotated[float, msgspec.Meta(ge=RANGES[0][0], le=RANGES[0][1])] | None = None
+    current: Annotated[float, msgspec.Meta(ge=RANGES[1][0], le=RANGES[1][1])] | None = None
+    power_factor: Annotated[float, msgspec.Meta(ge=RANGES[2][0], le=RANGES[2][1])] | None = None
+    signature: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The reading as JSON would have given it (absent fields left out)."""
+        return {
+            key: value
+            for key, value in zip(WIRE_NAMES, msgspec.structs.astuple(self), strict=True)
+            if value is not None
+        }
+
+
+WIRE_NAMES = PlainReading.__struct_encode_fields__
+_DECODE_PLAIN = msgspec.json.Decoder(list[PlainReading])
+
+
+def decode_plain(body: bytes) -> list[PlainReading] | None:
+    """The readings of a JSON array body in which every reading is plain; None otherwise
+    (then the body goes the general way: orjson, `validate_batch`)."""
+    try:
+        return _DECODE_PLAIN.decode(body)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+
+
+def validate_plain(
+    readings: list[PlainReading],
+    meters: dict[str, MeterLimits],
+    *,
+    now: int,
+    skew_s: int,
+    max_import_wh: int,
+    sender_id: uuid.UUID | None = None,
+) -> tuple[Columns, dict[int, str]]:
+    """`validate_batch` for decoded plain readings: only the checks against meters and the
+    clock are left to do."""
+    raw = _Raw(
+        np.ones(len(readings), dtype=bool),
+        [r.meter_id for r in readings],
+        [r.timestamp for r in readings],
+        [r.import_wh for r in readings],
+        [r.export_wh for r in readings],
+        [r.quality for r in readings],
+        [r.voltage for r in readings],
+        [r.current for r in readings],
+        [r.power_factor for r in readings],
+        [r.signature for r in readings],
+    )
+    out, others = _checked(
+        raw,
+        meters,
+        now=now,
+        skew_s=skew_s,
+        max_import_wh=max_import_wh,
+        sender_id=sender_id,
+        skip=None,
+    )
+    rejected: dict[int, str] = {}
+    for index in others:
+        reading = readings[index].as_dict()
+        try:
+            row = validate_reading(
+                reading,
+                meters,
+                now=now,
+                skew_s=skew_s,
+                max_import_wh=max_import_wh,
+                sender_id=sender_id,
+            )
+        except ReadingRejected as exc:
+            rejected[index] = exc.reason
+            continue
+        row["idx"] = index
+        out.append(row, reading.get("signature"))
     return out, rejected

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -46,7 +47,7 @@ from backend.core.config import Settings, get_settings
 from backend.core.utc import utc_now
 from backend.market.orders import meter_id as owner_bound_meter_id
 from backend.meters import trust
-from backend.meters.batch import Columns, validate_batch
+from backend.meters.batch import Columns, decode_plain, validate_batch, validate_plain
 from backend.meters.broker_auth import mosquitto_hash
 from backend.meters.broker_auth import verify as verify_mqtt
 from backend.meters.copy_in import copy_new
@@ -363,27 +364,119 @@ def ingest_readings(
     `settings` defaults to the process settings (`get_settings()`).
     """
     settings = settings or get_settings()
-    if len(readings) > settings.meter_max_batch:
+    prior = list(prior_rejections or [])
+    skip = {r.index for r in prior} | {i for i, r in enumerate(readings) if r is _UNPARSABLE}
+
+    def validate(meters: dict[str, MeterLimits], now: int) -> tuple[Columns, dict[int, str]]:
+        return validate_batch(
+            readings,
+            meters,
+            now=now,
+            skew_s=settings.meter_clock_skew_s,
+            max_import_wh=settings.meter_max_import_wh,
+            sender_id=sender_id,
+            skip=skip,
+        )
+
+    meter_values = {m for r in readings if type(r) is dict and type(m := r.get("meterId")) is str}
+    return _ingest(
+        session,
+        Batch(len(readings), meter_values, validate, readings.__getitem__, prior),
+        source=source,
+        now=now,
+        settings=settings,
+        provider=provider,
+    )
+
+
+def ingest_body(
+    session: Session,
+    body: bytes,
+    content_type: str,
+    *,
+    source: str,
+    now: int | None = None,
+    settings: Settings | None = None,
+    sender_id: uuid.UUID | None = None,
+    provider: str | None = None,
+) -> IngestResult:
+    """`ingest_readings` of a bulk body (JSON array or NDJSON, `parse_bulk_body`). A JSON array
+    of plain readings (batch.PlainReading, the usual case) is decoded typed and validated by
+    columns; any other body is parsed and validated the general way, with the same outcome."""
+    settings = settings or get_settings()
+    plain = None
+    if "ndjson" not in content_type and "jsonl" not in content_type:
+        plain = decode_plain(body) if body.lstrip()[:1] == b"[" else None
+    if plain is None:
+        readings, unparsable = parse_bulk_body(body, content_type)
+        return ingest_readings(
+            session,
+            readings,
+            source=source,
+            now=now,
+            settings=settings,
+            prior_rejections=unparsable,
+            sender_id=sender_id,
+            provider=provider,
+        )
+    decoded = plain
+
+    def validate(meters: dict[str, MeterLimits], now: int) -> tuple[Columns, dict[int, str]]:
+        return validate_plain(
+            decoded,
+            meters,
+            now=now,
+            skew_s=settings.meter_clock_skew_s,
+            max_import_wh=settings.meter_max_import_wh,
+            sender_id=sender_id,
+        )
+
+    return _ingest(
+        session,
+        Batch(
+            len(decoded), {r.meter_id for r in decoded}, validate, lambda i: decoded[i].as_dict()
+        ),
+        source=source,
+        now=now,
+        settings=settings,
+        provider=provider,
+    )
+
+
+@dataclass
+class Batch:
+    """What `_ingest` needs of a batch, however it was parsed: its size, the meters it names
+    (as sent), its column validation, a reading by index (echoed in rejections), and the
+    rejections made while parsing it."""
+
+    size: int
+    meter_values: set[str]
+    validate: Callable[[dict[str, MeterLimits], int], tuple[Columns, dict[int, str]]]
+    reading: Callable[[int], object]
+    prior: list[Rejection] = field(default_factory=list)
+
+
+def _ingest(
+    session: Session,
+    batch: Batch,
+    *,
+    source: str,
+    now: int | None,
+    settings: Settings,
+    provider: str | None,
+) -> IngestResult:
+    if batch.size > settings.meter_max_batch:
         raise ReadingBatchTooLarge(
-            f"{len(readings)} readings; at most {settings.meter_max_batch} per request"
+            f"{batch.size} readings; at most {settings.meter_max_batch} per request"
         )
     now = clock.now(settings) if now is None else now
     connection = session.connection()
     candidates: set[str] = set()
-    for value in {m for r in readings if type(r) is dict and type(m := r.get("meterId")) is str}:
+    for value in batch.meter_values:
         with contextlib.suppress(ReadingRejected):
             candidates.add(normalise_meter_id(value))
     meters = meter_limits(connection, candidates)
-    prior = list(prior_rejections or [])
-    rows, rejected = validate_batch(
-        readings,
-        meters,
-        now=now,
-        skew_s=settings.meter_clock_skew_s,
-        max_import_wh=settings.meter_max_import_wh,
-        sender_id=sender_id,
-        skip={r.index for r in prior} | {i for i, r in enumerate(readings) if r is _UNPARSABLE},
-    )
+    rows, rejected = batch.validate(meters, now)
     mark_trust(session, rows, rejected, meters, provider, trust.reading_domain(settings))
     received_at = datetime.now(UTC)
     if copy_new(connection, rows, source, received_at):
@@ -394,12 +487,12 @@ def ingest_readings(
         )
     session.commit()
     rejected.update(stored.refused)
-    rejections = prior + [
-        rejection(index, readings[index], reason) for index, reason in rejected.items()
+    rejections = batch.prior + [
+        rejection(index, batch.reading(index), reason) for index, reason in rejected.items()
     ]
     rejections.sort(key=lambda r: r.index)
     return IngestResult(
-        received=len(readings),
+        received=batch.size,
         accepted=stored.accepted,
         duplicate=stored.duplicate,
         corrected=stored.corrected,
