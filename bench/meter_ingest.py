@@ -8,7 +8,12 @@ Figures, all from the same run on the same machine:
   by its meter's approved key (EIP-712), so each one's signer is recovered and checked;
 - `mqtt_readings_per_s`: readings stored per second through Mosquitto (QoS 1) and 4
   subscriber processes sharing one subscription (2 publishing processes);
-- `copy_limit_readings_per_s`: the machine's limit, a raw COPY of the same rows;
+- `copy_limit_readings_per_s`: the machine's limit, a raw (text) COPY of the same rows;
+- `layout_limit_readings_per_s`: the storage layout's own limit, a raw binary COPY of the same
+  rows, with every column the ingest writes, into today's `meter_readings` (what the ingest
+  does for a batch of new intervals, without parsing, validating or HTTP);
+  `layout_ratio` = `rest_readings_per_s` / that (goal >= 0.7);
+- `rest_peak_rss_mb`: the largest peak RSS of one API worker after the REST runs (VmHWM);
 - `orm_baseline_readings_per_s`: the naive way, one ORM insert and commit per reading;
 - ratios of REST against both.
 """
@@ -42,6 +47,7 @@ from backend.accounts.security import create_access_token
 from backend.chain.anvil import free_port
 from backend.core.config import PROJECT_ROOT, Settings
 from backend.core.db import make_engine
+from backend.meters.copy_in import COPY_READINGS, TYPES
 from backend.meters.models import MeterReading
 from backend.meters.schemas import MeterApproval, MeterCreate
 from backend.meters.services import approve_meter, register_meter
@@ -148,6 +154,25 @@ def start_api(url: str, deployment: Path) -> tuple[subprocess.Popen[bytes], str]
     raise RuntimeError("API did not start")
 
 
+def peak_rss_mb(parent: int) -> float:
+    """The largest peak RSS (VmHWM) among `parent` and its child processes, in MB."""
+    peak = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            pid, ppid = stat.parent.name, int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            if ppid != parent and int(pid) != parent:
+                continue
+            for line in (stat.parent / "status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]))
+        except (OSError, ValueError, IndexError):
+            continue  # exited meanwhile
+    return peak / 1024
+
+
+RSS_PEAKS: list[float] = []
+
+
 def rest(
     url: str,
     bodies: list[bytes],
@@ -176,6 +201,7 @@ def rest(
             with ThreadPoolExecutor(CLIENTS) as pool:
                 stored = sum(pool.map(send, bodies))
             elapsed = time.perf_counter() - started
+        RSS_PEAKS.append(peak_rss_mb(process.pid))
     finally:
         process.terminate()
         process.wait(15)
@@ -296,6 +322,50 @@ def copy_limit(url: str, meter_ids: list[str], first_interval: int) -> float:
     return len(rows) / elapsed
 
 
+def layout_limit(url: str, meter_ids: list[str], first_interval: int) -> float:
+    """Raw binary COPY of the same rows, every column the ingest writes, in 10k batches with
+    a commit each (as the REST path commits each batch)."""
+    engine = make_engine(url)
+    now = datetime.now(UTC)
+    prepared = [
+        [
+            (
+                r["meterId"],
+                parse_timestamp(r["timestamp"]),
+                900,
+                r["importWh"],
+                r["exportWh"],
+                None,
+                None,
+                None,
+                r["quality"],
+                0,
+                "bench",
+                False,
+                None,
+                None,
+                now,
+            )
+            for r in b
+        ]
+        for b in batches(meter_ids, READINGS, first_interval)
+    ]
+    with engine.connect() as connection:
+        driver = connection.connection.driver_connection
+        if driver is None:
+            raise RuntimeError("no psycopg connection under the SQLAlchemy one")
+        started = time.perf_counter()
+        for rows in prepared:
+            with driver.cursor().copy(COPY_READINGS) as copy:
+                copy.set_types(TYPES)
+                for row in rows:
+                    copy.write_row(row)
+            driver.commit()
+        elapsed = time.perf_counter() - started
+    engine.dispose()
+    return READINGS / elapsed
+
+
 def orm_baseline(
     url: str, meter_ids: list[str], first_interval: int, limit: int = 3_000, max_seconds: float = 20
 ) -> float:
@@ -355,6 +425,7 @@ def run() -> Iterator[dict[str, Any]]:
         now = int(time.time()) // 900 * 900
         # distinct interval ranges per measurement
         span = 900 * (max(READINGS, MQTT_READINGS, SIGNED_READINGS) // METERS + 10)
+        layout_rate = layout_limit(url, meter_ids, now - 900 - 5 * span)
         headers = {"Authorization": f"Bearer {token}"}
         deployment = write_domain(
             Path(tempfile.mkdtemp()) / "deployment.json", ReadingDomain(CHAIN_ID, REGISTRY)
@@ -369,6 +440,17 @@ def run() -> Iterator[dict[str, Any]]:
             "readings": stored,
         }
         yield {"metric": "batch10k_p99_ms", "value": round(p99_ms, 1), "unit": "ms", "target": 200}
+        yield {
+            "metric": "layout_limit_readings_per_s",
+            "value": round(layout_rate),
+            "unit": "readings/s",
+        }
+        yield {
+            "metric": "layout_ratio",
+            "value": round(rest_rate / layout_rate, 3),
+            "unit": "x",
+            "target": 0.7,
+        }
         signed_bodies = [
             orjson.dumps(sign(b, keys))
             for b in batches(meter_ids, SIGNED_READINGS, now - 900 - 4 * span)
@@ -381,6 +463,7 @@ def run() -> Iterator[dict[str, Any]]:
             "readings": signed_stored,
         }
         yield {"metric": "signed_batch10k_p99_ms", "value": round(signed_p99_ms, 1), "unit": "ms"}
+        yield {"metric": "rest_peak_rss_mb", "value": round(max(RSS_PEAKS), 1), "unit": "MB"}
         mqtt_rate = mqtt_path(url, now - 900 - span, names)
         yield {
             "metric": "mqtt_readings_per_s",
