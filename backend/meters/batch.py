@@ -117,22 +117,20 @@ class _MeterCodes:
 
 
 def _meter_codes(
-    values: list[object], meters: dict[str, MeterLimits], sender_id: uuid.UUID | None
+    values: list[str | None], meters: dict[str, MeterLimits], sender_id: uuid.UUID | None
 ) -> _MeterCodes:
-    code: dict[str, int] = {}
+    code: dict[object, int] = {None: 0}
     known: list[MeterLimits] = []
-    for value in {v for v in values if type(v) is str}:
+    for value in set(values) - {None}:
         try:
             limits = meters.get(normalise_meter_id(value))
         except ReadingRejected:
             limits = None
         if limits is not None:
             known.append(limits)
-            code[value] = len(known)
+        code[value] = 0 if limits is None else len(known)
     return _MeterCodes(
-        codes=np.fromiter(
-            (code.get(v, 0) if type(v) is str else 0 for v in values), np.int64, len(values)
-        ),
+        codes=np.fromiter(map(code.__getitem__, values), np.int64, len(values)),
         meter_id=np.array([None] + [m.meter_id for m in known], dtype=object),
         export_limit=np.array(
             [-1] + [m.capacity_w * INTERVAL_SECONDS // 3600 for m in known], dtype=np.int64
@@ -143,15 +141,15 @@ def _meter_codes(
     )
 
 
-def _starts(values: list[object], n: int) -> np.ndarray:
-    """Interval starts (Unix seconds) of the timestamps; -1 where one does not parse."""
-    parsed: dict[str, int] = {}
-    for value in {v for v in values if type(v) is str}:
+def _starts(values: list[str | None], n: int) -> np.ndarray:
+    """Interval starts (Unix seconds) of the timestamps; -1 where absent or not parsed."""
+    parsed: dict[str | None, int] = {None: -1}
+    for value in set(values) - {None}:
         try:
             parsed[value] = parse_timestamp(value)
         except ReadingRejected:
             parsed[value] = -1
-    return np.fromiter((parsed.get(v, -1) if type(v) is str else -1 for v in values), np.int64, n)
+    return np.fromiter(map(parsed.__getitem__, values), np.int64, n)
 
 
 def _number_ok(value: object, low: float, high: float) -> bool:
@@ -167,10 +165,10 @@ class _Raw:
     Wh in [0, MAX_WH] or absent, a known quality, electrical values in range)."""
 
     shape: np.ndarray
-    meter: list[object]
-    timestamp: list[object]
-    import_wh: list[object]
-    export_wh: list[object]
+    meter: list[Any]  # str | None once built
+    timestamp: list[Any]  # str | None once built
+    import_wh: list[Any]  # int | None once built
+    export_wh: list[Any]  # int | None once built
     quality: list[object]
     voltage: list[object]
     current: list[object]
@@ -203,6 +201,12 @@ def _raw_of_dicts(readings: list[Any]) -> _Raw:
         (raw.voltage, raw.current, raw.power_factor), RANGES, strict=True
     ):
         raw.shape &= np.array([v is None or _number_ok(v, low, high) for v in values], dtype=bool)
+    # what the column checks read is then of one type: str or None, plain Wh or None (a value
+    # of another type makes its reading not plain, so validate_reading gives the reason)
+    raw.meter = [v if type(v) is str else None for v in raw.meter]
+    raw.timestamp = [v if type(v) is str else None for v in raw.timestamp]
+    raw.import_wh = [v if type(v) is int and 0 <= v <= MAX_WH else None for v in raw.import_wh]
+    raw.export_wh = [v if type(v) is int and 0 <= v <= MAX_WH else None for v in raw.export_wh]
     return raw
 
 
@@ -220,13 +224,11 @@ FIELDS = (
 RANGES = ((0, 1_000_000), (-1_000_000, 1_000_000), (-1, 1))  # voltage, current, powerFactor
 
 
-def _wh(values: list[object], shape: np.ndarray) -> np.ndarray:
-    """Wh per reading, -1 where absent (or where the reading is not plain)."""
-    return np.fromiter(
-        (v if ok and v is not None else -1 for v, ok in zip(values, shape.tolist(), strict=True)),
-        np.int64,
-        len(values),
-    )
+def _wh(values: list[int | None]) -> np.ndarray:
+    """Wh per reading, -1 where absent."""
+    if values.count(None):
+        return np.array([-1 if v is None else v for v in values], dtype=np.int64)
+    return np.array(values, dtype=np.int64)
 
 
 def _floats(values: list[object], at: list[int]) -> list[float | None]:
@@ -249,8 +251,8 @@ def _checked(
     meter = _meter_codes(raw.meter, meters, sender_id)
     codes = meter.codes
     start = _starts(raw.timestamp, n)
-    import_wh = _wh(raw.import_wh, raw.shape)
-    export_wh = _wh(raw.export_wh, raw.shape)
+    import_wh = _wh(raw.import_wh)
+    export_wh = _wh(raw.export_wh)
     plain = raw.shape.copy()
     plain &= (codes > 0) & meter.owned[codes]
     plain &= (start >= 0) & (start % INTERVAL_SECONDS == 0)
