@@ -10,8 +10,9 @@ Figures, all from the same run on the same machine:
   subscriber processes sharing one subscription (2 publishing processes);
 - `copy_limit_readings_per_s`: the machine's limit, a raw (text) COPY of the same rows;
 - `layout_limit_readings_per_s`: the storage layout's own limit, a raw binary COPY of the same
-  rows, with every column the ingest writes, into today's `meter_readings` (what the ingest
-  does for a batch of new intervals, without parsing, validating or HTTP);
+  rows, with every column the ingest writes, into today's `meter_readings` from CLIENTS
+  connections at once (what the ingest does for batches of new intervals, without HTTP,
+  parsing, validating or encoding), measured right before and right after the REST run (mean);
   `layout_ratio` = `rest_readings_per_s` / that (goal >= 0.7);
 - `rest_peak_rss_mb`: the largest peak RSS of one API worker after the REST runs (VmHWM);
 - `orm_baseline_readings_per_s`: the naive way, one ORM insert and commit per reading;
@@ -47,7 +48,8 @@ from backend.accounts.security import create_access_token
 from backend.chain.anvil import free_port
 from backend.core.config import PROJECT_ROOT, Settings
 from backend.core.db import make_engine
-from backend.meters.copy_in import COPY_READINGS, TYPES
+from backend.meters.batch import Columns
+from backend.meters.copy_in import COPY_READINGS, encode
 from backend.meters.models import MeterReading
 from backend.meters.schemas import MeterApproval, MeterCreate
 from backend.meters.services import approve_meter, register_meter
@@ -323,45 +325,49 @@ def copy_limit(url: str, meter_ids: list[str], first_interval: int) -> float:
 
 
 def layout_limit(url: str, meter_ids: list[str], first_interval: int) -> float:
-    """Raw binary COPY of the same rows, every column the ingest writes, in 10k batches with
-    a commit each (as the REST path commits each batch)."""
-    engine = make_engine(url)
-    now = datetime.now(UTC)
-    prepared = [
-        [
-            (
-                r["meterId"],
-                parse_timestamp(r["timestamp"]),
-                900,
-                r["importWh"],
-                r["exportWh"],
+    """The layout's raw limit: the same rows, every column the ingest writes, as ready binary
+    COPY bodies (built before the clock starts) sent by CLIENTS connections at once, 10k rows
+    and a commit per COPY, as the REST path's CLIENTS workers do."""
+    received = datetime.now(UTC)
+    bodies = []
+    for b in batches(meter_ids, READINGS, first_interval):
+        rows = Columns()
+        for i, r in enumerate(b):
+            rows.append(
+                {
+                    "idx": i,
+                    "meter_id": r["meterId"],
+                    "interval_start": parse_timestamp(r["timestamp"]),
+                    "import_wh": r["importWh"],
+                    "export_wh": r["exportWh"],
+                    "voltage_v": None,
+                    "current_a": None,
+                    "power_factor": None,
+                    "quality": r["quality"],
+                },
                 None,
-                None,
-                None,
-                r["quality"],
-                0,
-                "bench",
-                False,
-                None,
-                None,
-                now,
             )
-            for r in b
-        ]
-        for b in batches(meter_ids, READINGS, first_interval)
-    ]
-    with engine.connect() as connection:
-        driver = connection.connection.driver_connection
-        if driver is None:
-            raise RuntimeError("no psycopg connection under the SQLAlchemy one")
-        started = time.perf_counter()
-        for rows in prepared:
-            with driver.cursor().copy(COPY_READINGS) as copy:
-                copy.set_types(TYPES)
-                for row in rows:
-                    copy.write_row(row)
-            driver.commit()
-        elapsed = time.perf_counter() - started
+        parts = encode(rows, "bench", received)
+        if parts is None:
+            raise RuntimeError("the bench's rows have one layout")
+        bodies.append(b"".join(parts))
+    engine = make_engine(url)
+
+    def send(share: list[bytes]) -> None:
+        with engine.connect() as connection:
+            driver = connection.connection.driver_connection
+            if driver is None:
+                raise RuntimeError("no psycopg connection under the SQLAlchemy one")
+            for body in share:
+                with driver.cursor().copy(COPY_READINGS) as copy:
+                    copy.write(body)
+                driver.commit()
+
+    shares = [bodies[k::CLIENTS] for k in range(CLIENTS)]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        list(pool.map(send, shares))
+    elapsed = time.perf_counter() - started
     engine.dispose()
     return READINGS / elapsed
 
@@ -425,13 +431,14 @@ def run() -> Iterator[dict[str, Any]]:
         now = int(time.time()) // 900 * 900
         # distinct interval ranges per measurement
         span = 900 * (max(READINGS, MQTT_READINGS, SIGNED_READINGS) // METERS + 10)
-        layout_rate = layout_limit(url, meter_ids, now - 900 - 5 * span)
+        layout_before = layout_limit(url, meter_ids, now - 900 - 5 * span)
         headers = {"Authorization": f"Bearer {token}"}
         deployment = write_domain(
             Path(tempfile.mkdtemp()) / "deployment.json", ReadingDomain(CHAIN_ID, REGISTRY)
         )
         bodies = [orjson.dumps(b) for b in batches(meter_ids, READINGS, now - 900)]
         rest_rate, p99_ms, stored = rest(url, bodies, headers, deployment)
+        layout_rate = (layout_before + layout_limit(url, meter_ids, now - 900 - 6 * span)) / 2
         yield {
             "metric": "rest_readings_per_s",
             "value": round(rest_rate),

@@ -76,9 +76,12 @@ def encode(rows: Columns, source: str, received_at: datetime) -> list[bytes | me
     in network byte order. Rows agreeing on which fields are NULL and on the length of their
     text values have one fixed layout: each such group is one numpy structured array, filled
     column by column (a batch is usually one group). None for a batch of more than
-    MAX_LAYOUTS layouts (psycopg then writes it row by row).
+    MAX_LAYOUTS layouts, or with a meter id that is not bytes32 hex (psycopg then writes it
+    row by row).
     """
     n = len(rows)
+    if set(map(len, rows.meter_id)) != {METER_ID_LENGTH}:  # ids are bytes32 hex: never
+        return None
     groups = _groups(rows, n)
     if len(groups) > MAX_LAYOUTS:
         return None

@@ -84,6 +84,10 @@ def test_a_batch_of_too_many_layouts_is_left_to_the_row_writer():
     rows = columns(64, mixed=True)
     rows.quality = [["low", "medium", "estimated", None][i % 4] for i in range(64)]
     assert encode(rows, "rest", datetime.now(UTC)) is None
+    rows = columns(64, mixed=False)
+    assert encode(rows, "rest", datetime.now(UTC)) is not None
+    rows.meter_id[5] += "0"  # would be cut to 66 bytes in a fixed-width block
+    assert encode(rows, "rest", datetime.now(UTC)) is None
 
 
 def batch(meter: str, slots: range) -> bytes:
