@@ -53,6 +53,16 @@ _EMPTY: dict[str, Any] = {}
 _ABSENT = object()
 
 
+@dataclass(frozen=True)
+class Rules:
+    """What readings are checked against besides their meters (validate_reading's arguments)."""
+
+    now: int
+    skew_s: int
+    max_import_wh: int
+    sender_id: uuid.UUID | None = None
+
+
 @dataclass
 class Columns:
     """Validated readings, one list per column (`STORED`); `raw_signature` is the reading's
@@ -238,17 +248,13 @@ def _floats(values: list[object], at: list[int]) -> list[float | None]:
 def _checked(
     raw: _Raw,
     meters: dict[str, MeterLimits],
-    *,
-    now: int,
-    skew_s: int,
-    max_import_wh: int,
-    sender_id: uuid.UUID | None,
+    rules: Rules,
     skip: set[int] | None,
 ) -> tuple[Columns, list[int]]:
     """The readings that pass every column check, as columns, and the indices of the others
     (for `validate_reading`)."""
     n = len(raw.meter)
-    meter = _meter_codes(raw.meter, meters, sender_id)
+    meter = _meter_codes(raw.meter, meters, rules.sender_id)
     codes = meter.codes
     start = _starts(raw.timestamp, n)
     import_wh = _wh(raw.import_wh)
@@ -256,12 +262,12 @@ def _checked(
     plain = raw.shape.copy()
     plain &= (codes > 0) & meter.owned[codes]
     plain &= (start >= 0) & (start % INTERVAL_SECONDS == 0)
-    plain &= start + INTERVAL_SECONDS <= now + skew_s
+    plain &= start + INTERVAL_SECONDS <= rules.now + rules.skew_s
     plain &= (import_wh >= 0) | (export_wh >= 0)
     plain &= ~((import_wh > 0) & ~meter.may_import[codes])
     plain &= ~((export_wh > 0) & ~meter.may_export[codes])
     plain &= export_wh <= meter.export_limit[codes]
-    plain &= import_wh <= max_import_wh
+    plain &= import_wh <= rules.max_import_wh
     if skip:
         plain[list(skip)] = False
     fast = np.flatnonzero(plain)
@@ -288,11 +294,8 @@ def _checked(
 def validate_batch(
     readings: list[Any],
     meters: dict[str, MeterLimits],
+    rules: Rules,
     *,
-    now: int,
-    skew_s: int,
-    max_import_wh: int,
-    sender_id: uuid.UUID | None = None,
     skip: set[int] | None = None,
 ) -> tuple[Columns, dict[int, str]]:
     """The storable columns of `readings` (parsed JSON) and the reason of each rejected one
@@ -300,29 +303,43 @@ def validate_batch(
     out, others = _checked(
         _raw_of_dicts(readings),
         meters,
-        now=now,
-        skew_s=skew_s,
-        max_import_wh=max_import_wh,
-        sender_id=sender_id,
-        skip=skip,
+        rules,
+        skip,
     )
+    rejected = _one_by_one(
+        out,
+        {i: readings[i] for i in others},
+        meters,
+        rules,
+    )
+    return out, rejected
+
+
+def _one_by_one(
+    out: Columns,
+    readings: dict[int, Any],
+    meters: dict[str, MeterLimits],
+    rules: Rules,
+) -> dict[int, str]:
+    """`validate_reading` for the readings the columns did not pass (by index): valid ones are
+    appended to `out`; the reasons of the others are returned."""
     rejected: dict[int, str] = {}
-    for index in others:
+    for index, reading in readings.items():
         try:
             row = validate_reading(
-                readings[index],
+                reading,
                 meters,
-                now=now,
-                skew_s=skew_s,
-                max_import_wh=max_import_wh,
-                sender_id=sender_id,
+                now=rules.now,
+                skew_s=rules.skew_s,
+                max_import_wh=rules.max_import_wh,
+                sender_id=rules.sender_id,
             )
         except ReadingRejected as exc:
             rejected[index] = exc.reason
             continue
         row["idx"] = index
-        out.append(row, readings[index].get("signature"))
-    return out, rejected
+        out.append(row, reading.get("signature"))
+    return rejected
 
 
 # ------------------------------------------------------------- typed decoding of plain batches
@@ -372,11 +389,7 @@ def decode_plain(body: bytes) -> list[PlainReading] | None:
 def validate_plain(
     readings: list[PlainReading],
     meters: dict[str, MeterLimits],
-    *,
-    now: int,
-    skew_s: int,
-    max_import_wh: int,
-    sender_id: uuid.UUID | None = None,
+    rules: Rules,
 ) -> tuple[Columns, dict[int, str]]:
     """`validate_batch` for decoded plain readings: only the checks against meters and the
     clock are left to do."""
@@ -395,27 +408,13 @@ def validate_plain(
     out, others = _checked(
         raw,
         meters,
-        now=now,
-        skew_s=skew_s,
-        max_import_wh=max_import_wh,
-        sender_id=sender_id,
-        skip=None,
+        rules,
+        None,
     )
-    rejected: dict[int, str] = {}
-    for index in others:
-        reading = readings[index].as_dict()
-        try:
-            row = validate_reading(
-                reading,
-                meters,
-                now=now,
-                skew_s=skew_s,
-                max_import_wh=max_import_wh,
-                sender_id=sender_id,
-            )
-        except ReadingRejected as exc:
-            rejected[index] = exc.reason
-            continue
-        row["idx"] = index
-        out.append(row, reading.get("signature"))
+    rejected = _one_by_one(
+        out,
+        {i: readings[i].as_dict() for i in others},
+        meters,
+        rules,
+    )
     return out, rejected

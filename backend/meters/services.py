@@ -47,7 +47,7 @@ from backend.core.config import Settings, get_settings
 from backend.core.utc import utc_now
 from backend.market.orders import meter_id as owner_bound_meter_id
 from backend.meters import trust
-from backend.meters.batch import Columns, decode_plain, validate_batch, validate_plain
+from backend.meters.batch import Columns, Rules, decode_plain, validate_batch, validate_plain
 from backend.meters.broker_auth import mosquitto_hash
 from backend.meters.broker_auth import verify as verify_mqtt
 from backend.meters.copy_in import copy_new
@@ -366,25 +366,20 @@ def ingest_readings(
     settings = settings or get_settings()
     prior = list(prior_rejections or [])
     skip = {r.index for r in prior} | {i for i, r in enumerate(readings) if r is _UNPARSABLE}
-
-    def validate(meters: dict[str, MeterLimits], now: int) -> tuple[Columns, dict[int, str]]:
-        return validate_batch(
-            readings,
-            meters,
-            now=now,
-            skew_s=settings.meter_clock_skew_s,
-            max_import_wh=settings.meter_max_import_wh,
-            sender_id=sender_id,
-            skip=skip,
-        )
-
     meter_values = {m for r in readings if type(r) is dict and type(m := r.get("meterId")) is str}
     return _ingest(
         session,
-        Batch(len(readings), meter_values, validate, readings.__getitem__, prior),
+        Batch(
+            len(readings),
+            meter_values,
+            lambda meters, rules: validate_batch(readings, meters, rules, skip=skip),
+            readings.__getitem__,
+            prior,
+        ),
         source=source,
         now=now,
         settings=settings,
+        sender_id=sender_id,
         provider=provider,
     )
 
@@ -420,25 +415,18 @@ def ingest_body(
             provider=provider,
         )
     decoded = plain
-
-    def validate(meters: dict[str, MeterLimits], now: int) -> tuple[Columns, dict[int, str]]:
-        return validate_plain(
-            decoded,
-            meters,
-            now=now,
-            skew_s=settings.meter_clock_skew_s,
-            max_import_wh=settings.meter_max_import_wh,
-            sender_id=sender_id,
-        )
-
     return _ingest(
         session,
         Batch(
-            len(decoded), {r.meter_id for r in decoded}, validate, lambda i: decoded[i].as_dict()
+            len(decoded),
+            {r.meter_id for r in decoded},
+            lambda meters, rules: validate_plain(decoded, meters, rules),
+            lambda i: decoded[i].as_dict(),
         ),
         source=source,
         now=now,
         settings=settings,
+        sender_id=sender_id,
         provider=provider,
     )
 
@@ -451,7 +439,7 @@ class Batch:
 
     size: int
     meter_values: set[str]
-    validate: Callable[[dict[str, MeterLimits], int], tuple[Columns, dict[int, str]]]
+    validate: Callable[[dict[str, MeterLimits], Rules], tuple[Columns, dict[int, str]]]
     reading: Callable[[int], object]
     prior: list[Rejection] = field(default_factory=list)
 
@@ -463,6 +451,7 @@ def _ingest(
     source: str,
     now: int | None,
     settings: Settings,
+    sender_id: uuid.UUID | None,
     provider: str | None,
 ) -> IngestResult:
     if batch.size > settings.meter_max_batch:
@@ -476,7 +465,8 @@ def _ingest(
         with contextlib.suppress(ReadingRejected):
             candidates.add(normalise_meter_id(value))
     meters = meter_limits(connection, candidates)
-    rows, rejected = batch.validate(meters, now)
+    rules = Rules(now, settings.meter_clock_skew_s, settings.meter_max_import_wh, sender_id)
+    rows, rejected = batch.validate(meters, rules)
     mark_trust(session, rows, rejected, meters, provider, trust.reading_domain(settings))
     received_at = datetime.now(UTC)
     if copy_new(connection, rows, source, received_at):

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 
 import orjson
 import pytest
 
-from backend.meters.batch import decode_plain, validate_batch, validate_plain
+from backend.meters.batch import Rules, decode_plain, validate_batch, validate_plain
 from backend.meters.validation import (
     MeterLimits,
     ReadingRejected,
@@ -26,7 +27,7 @@ METERS = {
     HOUSE: MeterLimits(HOUSE, "import", 20_000, OWNER),
     STRANGER: MeterLimits(STRANGER, "export", 4_000, uuid.uuid4()),
 }
-RULES = {"now": NOW, "skew_s": 60, "max_import_wh": 1_000_000}
+RULES = Rules(now=NOW, skew_s=60, max_import_wh=1_000_000)
 
 
 def plain(meter: str = SOLAR, back: int = 1, **fields) -> dict:
@@ -95,7 +96,14 @@ def per_reading(readings, sender_id=None):
     rows, reasons = {}, {}
     for index, reading in enumerate(readings):
         try:
-            rows[index] = validate_reading(reading, METERS, sender_id=sender_id, **RULES)
+            rows[index] = validate_reading(
+                reading,
+                METERS,
+                now=RULES.now,
+                skew_s=RULES.skew_s,
+                max_import_wh=RULES.max_import_wh,
+                sender_id=sender_id,
+            )
         except ReadingRejected as exc:
             reasons[index] = exc.reason
     return rows, reasons
@@ -108,7 +116,7 @@ def by_index(columns):
 @pytest.mark.parametrize("sender_id", [None, OWNER, uuid.uuid4()])
 def test_columns_accept_and_reject_exactly_what_validate_reading_does(sender_id):
     expected_rows, expected_reasons = per_reading(MIXED, sender_id)
-    columns, reasons = validate_batch(MIXED, METERS, sender_id=sender_id, **RULES)
+    columns, reasons = validate_batch(MIXED, METERS, replace(RULES, sender_id=sender_id))
     assert reasons == expected_reasons
     got = by_index(columns)
     assert got.keys() == expected_rows.keys()
@@ -123,7 +131,7 @@ def test_columns_accept_and_reject_exactly_what_validate_reading_does(sender_id)
 
 def test_skipped_readings_are_neither_stored_nor_rejected():
     readings = [plain(exportWh=1), plain(back=2, exportWh=2), "junk"]
-    columns, reasons = validate_batch(readings, METERS, skip={1, 2}, **RULES)
+    columns, reasons = validate_batch(readings, METERS, RULES, skip={1, 2})
     assert (columns.idx, reasons) == ([0], {})
 
 
@@ -140,7 +148,7 @@ def test_a_body_of_plain_readings_decodes_typed_and_agrees():
     body = orjson.dumps(plain_ones)
     decoded = decode_plain(body)
     assert decoded is not None
-    columns, reasons = validate_plain(decoded, METERS, **RULES)
+    columns, reasons = validate_plain(decoded, METERS, RULES)
     expected_rows, expected_reasons = per_reading(plain_ones)
     assert reasons == expected_reasons
     got = by_index(columns)
