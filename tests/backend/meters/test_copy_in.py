@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from datetime import UTC, datetime
 
 import orjson
@@ -116,12 +117,15 @@ def stored(engine) -> tuple[int, int]:
     return count, total or 0
 
 
-def ingest(engine_or_session, body: bytes, settings: Settings):
+def ingest(engine_or_session, body: bytes, settings: Settings, name: str = "gl-test-ingest"):
+    """`ingest_body` in the given session, or in a new one on the engine whose connection is
+    called `name` in pg_stat_activity."""
     if isinstance(engine_or_session, Session):
         return ingest_body(
             engine_or_session, body, "application/json", source="rest", now=NOW, settings=settings
         )
     with Session(engine_or_session) as session:
+        session.connection().exec_driver_sql(f"SET application_name = '{name}'")
         return ingest_body(
             session, body, "application/json", source="rest", now=NOW, settings=settings
         )
@@ -140,22 +144,37 @@ def test_a_batch_arriving_while_another_is_stored_loses_nothing(fresh):
         result_a = ingest(session, batch(meter, first), settings)
         assert result_a.accepted == 2_000
         outcome = {}
-        worker = threading.Thread(
-            target=lambda: outcome.update(b=ingest(engine, batch(meter, second), settings))
-        )
+        name = f"gl-test-second-{uuid.uuid4().hex[:8]}"
+
+        def second_batch():
+            try:
+                outcome["b"] = ingest(engine, batch(meter, second), settings, name)
+            except Exception as exc:  # shown by the assertion below
+                outcome["error"] = exc
+
+        worker = threading.Thread(target=second_batch)
         worker.start()
         with engine.connect() as probe:  # the second one's COPY waits for the first's commit
-            for _ in range(200):
+            for _ in range(1_200):
                 waiting = probe.execute(
                     text(
                         "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                        "AND wait_event = 'transactionid' AND datname = current_database()"
-                    )
+                        "AND wait_event = 'transactionid' AND application_name = :name"
+                    ),
+                    {"name": name},
                 ).scalar_one()
-                if waiting:
+                probe.rollback()  # pg_stat_activity is read once per transaction
+                if waiting or not worker.is_alive():
                     break
                 time.sleep(0.05)
-        assert waiting == 1 and worker.is_alive()
+            seen = probe.execute(
+                text(
+                    "SELECT wait_event_type, wait_event, state, left(query, 50) "
+                    "FROM pg_stat_activity WHERE application_name = :name"
+                ),
+                {"name": name},
+            ).all()
+        assert (waiting, worker.is_alive(), outcome) == (1, True, {}), seen
         outer.commit()
         session.close()
     worker.join(60)
