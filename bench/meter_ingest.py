@@ -8,7 +8,13 @@ Figures, all from the same run on the same machine:
   by its meter's approved key (EIP-712), so each one's signer is recovered and checked;
 - `mqtt_readings_per_s`: readings stored per second through Mosquitto (QoS 1) and 4
   subscriber processes sharing one subscription (2 publishing processes);
-- `copy_limit_readings_per_s`: the machine's limit, a raw COPY of the same rows;
+- `copy_limit_readings_per_s`: the machine's limit, a raw (text) COPY of the same rows;
+- `layout_limit_readings_per_s`: the storage layout's own limit, a raw binary COPY of the same
+  rows, with every column the ingest writes, into today's `meter_readings` from CLIENTS
+  connections at once (what the ingest does for batches of new intervals, without HTTP,
+  parsing, validating or encoding), measured right before and right after the REST run (mean);
+  `layout_ratio` = `rest_readings_per_s` / that (goal >= 0.7);
+- `rest_peak_rss_mb`: the largest peak RSS of one API worker after the REST runs (VmHWM);
 - `orm_baseline_readings_per_s`: the naive way, one ORM insert and commit per reading;
 - ratios of REST against both.
 """
@@ -42,6 +48,8 @@ from backend.accounts.security import create_access_token
 from backend.chain.anvil import free_port
 from backend.core.config import PROJECT_ROOT, Settings
 from backend.core.db import make_engine
+from backend.meters.batch import Columns
+from backend.meters.copy_in import COPY_READINGS, encode
 from backend.meters.models import MeterReading
 from backend.meters.schemas import MeterApproval, MeterCreate
 from backend.meters.services import approve_meter, register_meter
@@ -148,6 +156,25 @@ def start_api(url: str, deployment: Path) -> tuple[subprocess.Popen[bytes], str]
     raise RuntimeError("API did not start")
 
 
+def peak_rss_mb(parent: int) -> float:
+    """The largest peak RSS (VmHWM) among `parent` and its child processes, in MB."""
+    peak = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            pid, ppid = stat.parent.name, int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            if ppid != parent and int(pid) != parent:
+                continue
+            for line in (stat.parent / "status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]))
+        except (OSError, ValueError, IndexError):
+            continue  # exited meanwhile
+    return peak / 1024
+
+
+RSS_PEAKS: list[float] = []
+
+
 def rest(
     url: str,
     bodies: list[bytes],
@@ -176,6 +203,7 @@ def rest(
             with ThreadPoolExecutor(CLIENTS) as pool:
                 stored = sum(pool.map(send, bodies))
             elapsed = time.perf_counter() - started
+        RSS_PEAKS.append(peak_rss_mb(process.pid))
     finally:
         process.terminate()
         process.wait(15)
@@ -296,6 +324,54 @@ def copy_limit(url: str, meter_ids: list[str], first_interval: int) -> float:
     return len(rows) / elapsed
 
 
+def layout_limit(url: str, meter_ids: list[str], first_interval: int) -> float:
+    """The layout's raw limit: the same rows, every column the ingest writes, as ready binary
+    COPY bodies (built before the clock starts) sent by CLIENTS connections at once, 10k rows
+    and a commit per COPY, as the REST path's CLIENTS workers do."""
+    received = datetime.now(UTC)
+    bodies = []
+    for b in batches(meter_ids, READINGS, first_interval):
+        rows = Columns()
+        for i, r in enumerate(b):
+            rows.append(
+                {
+                    "idx": i,
+                    "meter_id": r["meterId"],
+                    "interval_start": parse_timestamp(r["timestamp"]),
+                    "import_wh": r["importWh"],
+                    "export_wh": r["exportWh"],
+                    "voltage_v": None,
+                    "current_a": None,
+                    "power_factor": None,
+                    "quality": r["quality"],
+                },
+                None,
+            )
+        parts = encode(rows, "bench", received)
+        if parts is None:
+            raise RuntimeError("the bench's rows have one layout")
+        bodies.append(b"".join(parts))
+    engine = make_engine(url)
+
+    def send(share: list[bytes]) -> None:
+        with engine.connect() as connection:
+            driver = connection.connection.driver_connection
+            if driver is None:
+                raise RuntimeError("no psycopg connection under the SQLAlchemy one")
+            for body in share:
+                with driver.cursor().copy(COPY_READINGS) as copy:
+                    copy.write(body)
+                driver.commit()
+
+    shares = [bodies[k::CLIENTS] for k in range(CLIENTS)]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        list(pool.map(send, shares))
+    elapsed = time.perf_counter() - started
+    engine.dispose()
+    return READINGS / elapsed
+
+
 def orm_baseline(
     url: str, meter_ids: list[str], first_interval: int, limit: int = 3_000, max_seconds: float = 20
 ) -> float:
@@ -355,12 +431,14 @@ def run() -> Iterator[dict[str, Any]]:
         now = int(time.time()) // 900 * 900
         # distinct interval ranges per measurement
         span = 900 * (max(READINGS, MQTT_READINGS, SIGNED_READINGS) // METERS + 10)
+        layout_before = layout_limit(url, meter_ids, now - 900 - 5 * span)
         headers = {"Authorization": f"Bearer {token}"}
         deployment = write_domain(
             Path(tempfile.mkdtemp()) / "deployment.json", ReadingDomain(CHAIN_ID, REGISTRY)
         )
         bodies = [orjson.dumps(b) for b in batches(meter_ids, READINGS, now - 900)]
         rest_rate, p99_ms, stored = rest(url, bodies, headers, deployment)
+        layout_rate = (layout_before + layout_limit(url, meter_ids, now - 900 - 6 * span)) / 2
         yield {
             "metric": "rest_readings_per_s",
             "value": round(rest_rate),
@@ -369,6 +447,17 @@ def run() -> Iterator[dict[str, Any]]:
             "readings": stored,
         }
         yield {"metric": "batch10k_p99_ms", "value": round(p99_ms, 1), "unit": "ms", "target": 200}
+        yield {
+            "metric": "layout_limit_readings_per_s",
+            "value": round(layout_rate),
+            "unit": "readings/s",
+        }
+        yield {
+            "metric": "layout_ratio",
+            "value": round(rest_rate / layout_rate, 3),
+            "unit": "x",
+            "target": 0.7,
+        }
         signed_bodies = [
             orjson.dumps(sign(b, keys))
             for b in batches(meter_ids, SIGNED_READINGS, now - 900 - 4 * span)
@@ -381,6 +470,7 @@ def run() -> Iterator[dict[str, Any]]:
             "readings": signed_stored,
         }
         yield {"metric": "signed_batch10k_p99_ms", "value": round(signed_p99_ms, 1), "unit": "ms"}
+        yield {"metric": "rest_peak_rss_mb", "value": round(max(RSS_PEAKS), 1), "unit": "MB"}
         mqtt_rate = mqtt_path(url, now - 900 - span, names)
         yield {
             "metric": "mqtt_readings_per_s",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -46,8 +47,10 @@ from backend.core.config import Settings, get_settings
 from backend.core.utc import utc_now
 from backend.market.orders import meter_id as owner_bound_meter_id
 from backend.meters import trust
+from backend.meters.batch import Columns, Rules, decode_plain, validate_batch, validate_plain
 from backend.meters.broker_auth import mosquitto_hash
 from backend.meters.broker_auth import verify as verify_mqtt
+from backend.meters.copy_in import copy_new
 from backend.meters.errors import (
     MeterAccessDenied,
     MeterAlreadyRegistered,
@@ -74,7 +77,6 @@ from backend.meters.validation import (
     ReadingRejected,
     normalise_meter_id,
     shown,
-    validate_reading,
 )
 from indexer.bulk import bulk_insert
 
@@ -335,9 +337,7 @@ def parse_bulk_body(body: bytes, content_type: str) -> tuple[list[Any], list[Rej
         try:
             items.append(orjson.loads(line))
         except orjson.JSONDecodeError as exc:
-            rejections.append(
-                Rejection(index=len(items) + len(rejections), reason=f"invalid JSON: {exc}")
-            )
+            rejections.append(Rejection(index=len(items), reason=f"invalid JSON: {exc}"))
             items.append(_UNPARSABLE)
     return items, rejections
 
@@ -364,59 +364,175 @@ def ingest_readings(
     `settings` defaults to the process settings (`get_settings()`).
     """
     settings = settings or get_settings()
-    if len(readings) > settings.meter_max_batch:
+    prior = list(prior_rejections or [])
+    skip = {r.index for r in prior} | {i for i, r in enumerate(readings) if r is _UNPARSABLE}
+    meter_values = {m for r in readings if type(r) is dict and type(m := r.get("meterId")) is str}
+    return _ingest(
+        session,
+        Batch(
+            len(readings),
+            meter_values,
+            lambda meters, rules: validate_batch(readings, meters, rules, skip=skip),
+            readings.__getitem__,
+            prior,
+        ),
+        source=source,
+        now=now,
+        settings=settings,
+        sender_id=sender_id,
+        provider=provider,
+    )
+
+
+def ingest_body(
+    session: Session,
+    body: bytes,
+    content_type: str,
+    *,
+    source: str,
+    now: int | None = None,
+    settings: Settings | None = None,
+    sender_id: uuid.UUID | None = None,
+    provider: str | None = None,
+) -> IngestResult:
+    """`ingest_readings` of a bulk body (JSON array or NDJSON, `parse_bulk_body`). A JSON array
+    of plain readings (batch.PlainReading, the usual case) is decoded typed and validated by
+    columns; any other body is parsed and validated the general way, with the same outcome."""
+    settings = settings or get_settings()
+    plain = None
+    if "ndjson" not in content_type and "jsonl" not in content_type:
+        plain = decode_plain(body) if body.lstrip()[:1] == b"[" else None
+    if plain is None:
+        readings, unparsable = parse_bulk_body(body, content_type)
+        return ingest_readings(
+            session,
+            readings,
+            source=source,
+            now=now,
+            settings=settings,
+            prior_rejections=unparsable,
+            sender_id=sender_id,
+            provider=provider,
+        )
+    decoded = plain
+    return _ingest(
+        session,
+        Batch(
+            len(decoded),
+            {r.meter_id for r in decoded},
+            lambda meters, rules: validate_plain(decoded, meters, rules),
+            lambda i: decoded[i].as_dict(),
+        ),
+        source=source,
+        now=now,
+        settings=settings,
+        sender_id=sender_id,
+        provider=provider,
+    )
+
+
+@dataclass
+class Batch:
+    """What `_ingest` needs of a batch, however it was parsed: its size, the meters it names
+    (as sent), its column validation, a reading by index (echoed in rejections), and the
+    rejections made while parsing it."""
+
+    size: int
+    meter_values: set[str]
+    validate: Callable[[dict[str, MeterLimits], Rules], tuple[Columns, dict[int, str]]]
+    reading: Callable[[int], object]
+    prior: list[Rejection] = field(default_factory=list)
+
+
+def _ingest(
+    session: Session,
+    batch: Batch,
+    *,
+    source: str,
+    now: int | None,
+    settings: Settings,
+    sender_id: uuid.UUID | None,
+    provider: str | None,
+) -> IngestResult:
+    if batch.size > settings.meter_max_batch:
         raise ReadingBatchTooLarge(
-            f"{len(readings)} readings; at most {settings.meter_max_batch} per request"
+            f"{batch.size} readings; at most {settings.meter_max_batch} per request"
         )
     now = clock.now(settings) if now is None else now
     connection = session.connection()
     candidates: set[str] = set()
-    for reading in readings:
-        if isinstance(reading, dict):
-            with contextlib.suppress(ReadingRejected):
-                candidates.add(normalise_meter_id(reading.get("meterId")))
+    for value in batch.meter_values:
+        with contextlib.suppress(ReadingRejected):
+            candidates.add(normalise_meter_id(value))
     meters = meter_limits(connection, candidates)
-    rejections = list(prior_rejections or [])
-    already = {r.index for r in rejections}
-    rows: list[dict[str, Any]] = []
-    signed: list[tuple[dict[str, Any], bytes]] = []
-    for index, reading in enumerate(readings):
-        if reading is _UNPARSABLE or index in already:
-            continue
-        try:
-            row = validate_reading(
-                reading,
-                meters,
-                now=now,
-                skew_s=settings.meter_clock_skew_s,
-                max_import_wh=settings.meter_max_import_wh,
-                sender_id=sender_id,
-            )
-            signature = trust.parse_signature(reading.get("signature"))
-        except ReadingRejected as exc:
-            rejections.append(rejection(index, reading, exc.reason))
-            continue
-        row["idx"] = index
-        trust.mark(row, verified=provider is not None, signature=signature, signer=provider)
-        if signature is not None and provider is None:
-            signed.append((row, signature))
-        rows.append(row)
-    verify_signatures(session, signed, meters, trust.reading_domain(settings))
-    stored = store_readings(connection, rows, source, provider=provider is not None)
+    rules = Rules(now, settings.meter_clock_skew_s, settings.meter_max_import_wh, sender_id)
+    rows, rejected = batch.validate(meters, rules)
+    mark_trust(session, rows, rejected, meters, provider, trust.reading_domain(settings))
+    received_at = datetime.now(UTC)
+    if copy_new(connection, rows, source, received_at):
+        stored = Stored(accepted=len(rows))
+    else:
+        stored = store_readings(
+            connection, rows.rows(), source, received_at, provider=provider is not None
+        )
     session.commit()
-    rejections.extend(
-        rejection(index, readings[index], reason) for index, reason in stored.refused.items()
-    )
+    rejected.update(stored.refused)
+    rejections = batch.prior + [
+        rejection(index, batch.reading(index), reason) for index, reason in rejected.items()
+    ]
     rejections.sort(key=lambda r: r.index)
     return IngestResult(
-        received=len(readings),
+        received=batch.size,
         accepted=stored.accepted,
         duplicate=stored.duplicate,
         corrected=stored.corrected,
-        verified=sum(1 for row in rows if row["verified"] and row["idx"] not in stored.refused),
+        verified=sum(
+            1
+            for idx, verified in zip(rows.idx, rows.verified, strict=True)
+            if verified and idx not in stored.refused
+        ),
         rejected=len(rejections),
         rejections=rejections,
     )
+
+
+def mark_trust(
+    session: Session,
+    rows: Columns,
+    rejected: dict[int, str],
+    meters: dict[str, MeterLimits],
+    provider: str | None,
+    domain: trust.ReadingDomain | None,
+) -> None:
+    """Set `verified`, `signature` and `signer` of validated rows: a metering data provider's
+    rows are verified; anyone else's only by a meter signature recovered here (one recovery
+    per signed reading). A malformed signature rejects its reading (into `rejected`)."""
+    if provider is not None:
+        rows.verified = [True] * len(rows)
+        rows.signer = [provider] * len(rows)
+    malformed: set[int] = set()
+    signed: list[tuple[int, dict[str, Any], bytes]] = []
+    for position, raw in enumerate(rows.raw_signature):
+        if raw is None:
+            continue
+        try:
+            signature = trust.parse_signature(raw)
+        except ReadingRejected as exc:
+            rejected[rows.idx[position]] = exc.reason
+            malformed.add(position)
+            continue
+        if signature is None:
+            continue
+        if provider is not None:
+            rows.signature[position] = "0x" + signature.hex()
+        else:
+            signed.append((position, rows.row(position), signature))
+    verify_signatures(session, [(row, signature) for _, row, signature in signed], meters, domain)
+    for position, row, _ in signed:
+        rows.verified[position] = row["verified"]
+        rows.signature[position] = row["signature"]
+        rows.signer[position] = row["signer"]
+    rows.drop(malformed)
 
 
 def verify_signatures(
