@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from eth_utils import to_checksum_address
-from sqlalchemy import func
+from sqlalchemy import func, insert, update
 from sqlmodel import Session, col, select
 
 from backend.core.config import Settings
@@ -175,6 +175,8 @@ def reconcile_period(
             )
         ).all()
     }
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
     for meter, meter_trades in by_meter.items():
         start = min(delivery(t.delivery_start) for t in meter_trades)
         meter_view = meter_allocations(session, meter, start, period_end)
@@ -207,13 +209,13 @@ def reconcile_period(
                 "unverified_slots": meter_view.unverified_slots(trade.trade_id),
                 "computed_at": datetime.now(UTC),
             }
-            if record is None:
-                record = Reconciliation(trade_id=trade.trade_id, **values)
-            else:
-                for key, value in values.items():
-                    setattr(record, key, value)
-            session.add(record)
+            (inserts if record is None else updates).append({"trade_id": trade.trade_id, **values})
             report.reconciled += 1
+    # set-based: one multi-row INSERT of the new records, one UPDATE by key of the refreshed
+    if inserts:
+        session.execute(insert(Reconciliation), inserts)
+    if updates:
+        session.execute(update(Reconciliation), updates)
     session.commit()
     return report
 
