@@ -35,7 +35,7 @@ from indexer.rpc import RpcClient
 from scripts.workload import Workload
 
 TARGET_EVENTS = int(os.environ.get("GRIDLEDGER_BENCH_EVENTS", "100000"))
-PONDER_FINALITY_MARGIN = 256  # blocks
+PONDER_FINALITY_MARGIN = 40  # blocks: Ponder's finality distance is 30 on an unknown chain
 BATCH = 50  # certificates per issueBatch: 50 CertificateIssued + 1 TransferBatch
 
 
@@ -193,7 +193,8 @@ def run(target_events: int = TARGET_EVENTS, ponder: bool = True) -> Iterator[dic
             return
         # empty blocks on top: every event is beyond Ponder's finality distance, so it backfills
         # them all (historical sync) as ours did, instead of block by block as realtime
-        w3.provider.make_request(RPCEndpoint("anvil_mine"), [PONDER_FINALITY_MARGIN])
+        for _ in range(PONDER_FINALITY_MARGIN // 8):
+            w3.provider.make_request(RPCEndpoint("anvil_mine"), [8])
         peer = run_ponder(
             rpc_url=node.rpc_url,
             deployment=deployment,

@@ -1,6 +1,7 @@
 """Settlement throughput on Anvil: trades reconciled against meter data and settled on chain
 per second (`trades_per_s`, default 10,000 trades), through the worker's service
-(`close_due_periods`: reconciliation, `tradeStatus` checks, write-ahead `settleBatch`).
+(`close_due_periods`: reconciliation, `tradeStatus` checks, write-ahead `settleBatch` of 250
+trades, 4 batches in flight).
 
 Baseline, same run and chain: the naive way, one `settle` transaction per trade (after the
 same `tradeStatus` check), on a separate share of the trades.
@@ -41,6 +42,7 @@ BASELINE_TRADES = int(os.environ.get("GRIDLEDGER_BENCH_BASELINE_TRADES", "300"))
 # the metering data provider posting the bench's readings: its readings are verified
 METERING_DATA_PROVIDER = "0x00000000000000000000000000000000000000da"
 BATCH = int(os.environ.get("GRIDLEDGER_BENCH_SETTLE_BATCH", "250"))
+DEPTH = int(os.environ.get("GRIDLEDGER_BENCH_SETTLE_DEPTH", "4"))  # batches in flight
 
 
 def make_trades(w3: Web3, wl: Workload, count: int) -> None:
@@ -74,7 +76,10 @@ def make_trades(w3: Web3, wl: Workload, count: int) -> None:
 
 
 def run(
-    trades_count: int = TRADES, baseline_count: int = BASELINE_TRADES, batch: int = BATCH
+    trades_count: int = TRADES,
+    baseline_count: int = BASELINE_TRADES,
+    batch: int = BATCH,
+    depth: int = DEPTH,
 ) -> Iterator[dict[str, Any]]:
     with deployed_devnet(participants=4, anvil_args=("--gas-limit", "100000000")) as (
         node,
@@ -98,6 +103,7 @@ def run(
                 rpc_url=node.rpc_url,
                 database_url=url,
                 settlement_batch_size=batch,
+                settlement_pipeline_depth=depth,
                 settlement_gate_delay_s=0,
             )
             ctx = ChainContext.from_settings(settings, deployment)
@@ -172,6 +178,7 @@ def run(
             "settled": settled,
             "already_closed": closed,
             "batch": settings.settlement_batch_size,
+            "pipeline_depth": settings.settlement_pipeline_depth,
             "seconds": round(ours_s, 2),
         }
         yield {

@@ -7,10 +7,11 @@ from bench.settle import run
 
 
 def test_settle_bench_settles_every_trade() -> None:
-    figures = {f["metric"]: f for f in run(trades_count=24, baseline_count=4, batch=10)}
+    figures = {f["metric"]: f for f in run(trades_count=24, baseline_count=4, batch=5, depth=3)}
     assert figures["trades"]["value"] == 28
     assert figures["trades_per_s"]["settled"] == 24
     assert figures["trades_per_s"]["already_closed"] == 4  # the baseline settled those
+    assert figures["trades_per_s"]["pipeline_depth"] == 3
     assert figures["trades_per_s"]["value"] > 0
     assert figures["baseline_trades_per_s"]["value"] > 0
     assert figures["ratio"]["value"] > 0
