@@ -10,7 +10,9 @@ export default createConfig({
   networks: {
     anvil: {
       chainId: deployment.chainId,
-      transport: http(deployment.rpcUrl),
+      // viem's default 10 MB response cap refuses Ponder's own eth_getLogs ranges on this
+      // chain (25 MB for 100 blocks) and Ponder does not shrink the range on that error
+      transport: http(deployment.rpcUrl, { maxResponseBodySize: false, timeout: 120_000 }),
       disableCache: true,
     },
   },
