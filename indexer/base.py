@@ -393,8 +393,7 @@ class Indexer:
         self, raw_logs: list[JsonObject], headers: dict[int, JsonObject] | None = None
     ) -> list[Log]:
         decoded = []
-        for raw in raw_logs:
-            result = self.decoder.decode(raw)
+        for raw, result in zip(raw_logs, self.decoder.decode_many(raw_logs), strict=True):
             if result is None:
                 continue
             event, args = result

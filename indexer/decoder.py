@@ -6,6 +6,7 @@ so rows compare equal whatever client produced them.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -118,6 +119,70 @@ def decode_static(component: AbiComponent, data: bytes, word: int) -> Any:
     return int.from_bytes(raw, "big", signed=kind.startswith("int"))
 
 
+Column = list[str]  # one ABI word of every log of a group, as hex text (maybe 0x-prefixed)
+
+
+def _words(column: Column) -> Column:
+    return [value[-64:] for value in column]
+
+
+def _uints(column: Column) -> list[Any]:
+    return [int(value, 16) for value in column]
+
+
+def _ints(column: Column) -> list[Any]:
+    return [int.from_bytes(bytes.fromhex(w), "big", signed=True) for w in _words(column)]
+
+
+def _addresses(column: Column) -> list[Any]:
+    return ["0x" + value[-40:].lower() for value in column]
+
+
+def _bools(column: Column) -> list[Any]:
+    return [value[-2:] == "01" for value in column]
+
+
+def _fixed_bytes(size: int) -> Callable[[Column], list[Any]]:
+    return lambda column: ["0x" + w[: 2 * size].lower() for w in _words(column)]
+
+
+def column_converter(component: AbiComponent) -> Callable[[Column], list[Any]] | None:
+    """Decoder of a column of one-word values of `component`'s type (as decode_static does);
+    None for a type that is not a single word (tuple, array, string, bytes)."""
+    kind = component["type"]
+    if kind.endswith("]"):  # an array: an offset to its words, not a value
+        return None
+    if kind == "address":
+        return _addresses
+    if kind == "bool":
+        return _bools
+    if kind.startswith("uint"):
+        return _uints
+    if kind.startswith("int"):
+        return _ints
+    if kind.startswith("bytes") and kind != "bytes":
+        return _fixed_bytes(int(kind[5:]))
+    return None
+
+
+# (argument name, from the topics (else the data), topic or word index, column decoder)
+ColumnPlan = tuple[tuple[str, bool, int, Callable[[Column], list[Any]]], ...]
+
+
+def column_plan(indexed: Sequence[AbiComponent], data: Sequence[AbiComponent]) -> ColumnPlan | None:
+    """How to decode an event column-wise: every argument one word, else None."""
+    plan = []
+    for in_topics, components in ((True, indexed), (False, data)):
+        for index, component in enumerate(components):
+            converter = column_converter(component)
+            if converter is None:
+                return None
+            plan.append(
+                (component["name"], in_topics, index + 1 if in_topics else index, converter)
+            )
+    return tuple(plan)
+
+
 @dataclass(frozen=True)
 class EventDecoder:
     contract: str
@@ -126,6 +191,7 @@ class EventDecoder:
     data: tuple[AbiComponent, ...]
     data_types: tuple[str, ...]
     static: bool
+    columns: ColumnPlan | None = None  # set when every argument is one word
 
     @classmethod
     def from_abi(cls, contract: str, event_abi: AbiComponent) -> EventDecoder:
@@ -139,7 +205,30 @@ class EventDecoder:
             data_types=tuple(abi_type(i) for i in data),
             static=all(static_words(i) is not None for i in inputs if i.get("indexed"))
             and all(fast_decodable(i) for i in data),
+            columns=column_plan([i for i in inputs if i.get("indexed")], data),
         )
+
+    def decode_columns(self, topics: list[list[str]], data: list[str]) -> list[Args]:
+        """The args of many logs of this event, decoded one argument (column) at a time;
+        each log must have its topics and at least its words of data (see `fits`)."""
+        if self.columns is None:
+            raise ValueError(f"{self.name} has arguments of more than one word")
+        names = [name for name, *_ in self.columns]
+        columns = [
+            convert(
+                [t[index] for t in topics]
+                if in_topics
+                else [d[2 + 64 * index : 66 + 64 * index] for d in data]
+            )
+            for _, in_topics, index, convert in self.columns
+        ]
+        if not columns:  # an event without arguments
+            return [{} for _ in data]
+        return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+
+    def fits(self, topics: list[str], data: str) -> bool:
+        """A log column-wise decoding can take: its topics, and data of at least its words."""
+        return len(topics) == 1 + len(self.indexed) and len(data) >= 2 + 64 * len(self.data)
 
     def decode(self, topics: list[str], data: str) -> Args:
         if self.static:
@@ -191,6 +280,32 @@ class LogDecoder:
     @property
     def addresses(self) -> list[str]:
         return list(self.address_to_contract)
+
+    def decode_many(self, logs: Sequence[dict[str, Any]]) -> list[tuple[EventDecoder, Args] | None]:
+        """`decode` of each of `logs`, in bulk: the logs of each one-word-arguments event are
+        decoded column-wise (one pass per argument over them all), the others one by one."""
+        decoded: list[tuple[EventDecoder, Args] | None] = [None] * len(logs)
+        groups: dict[tuple[str, str], list[int]] = {}
+        for position, log in enumerate(logs):
+            topics = log["topics"]
+            if not topics:
+                continue
+            key = (log["address"].lower(), topics[0])
+            decoder = self._by_key.get(key)
+            if decoder is None:
+                continue
+            if decoder.columns is not None and decoder.fits(topics, log["data"]):
+                groups.setdefault(key, []).append(position)
+            else:
+                decoded[position] = decoder, decoder.decode(topics, log["data"])
+        for key, positions in groups.items():
+            decoder = self._by_key[key]
+            args = decoder.decode_columns(
+                [logs[p]["topics"] for p in positions], [logs[p]["data"] for p in positions]
+            )
+            for position, values in zip(positions, args, strict=True):
+                decoded[position] = decoder, values
+        return decoded
 
     def decode(self, log: dict[str, Any]) -> tuple[EventDecoder, Args] | None:
         """(decoder, args) for a log of ours, None for an unknown event."""

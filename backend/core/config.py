@@ -172,6 +172,8 @@ class Settings(BaseSettings):
         default=3_600, ge=0
     )  # settle this long before reclaim opens
     settlement_batch_size: int = Field(default=50, ge=1, le=500)  # trades per settleBatch
+    # settleBatch transactions signed (consecutive nonces) and broadcast before any receipt
+    settlement_pipeline_depth: int = Field(default=4, ge=1, le=64)
     settlement_lock_timeout_s: int = Field(default=300, ge=1)  # a dead worker's lock expires
     settlement_beat_interval_s: float = Field(default=30, gt=0)
     rec_batch_size: int = Field(default=24, ge=1, le=500)  # device-hours per issueBatch

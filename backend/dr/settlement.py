@@ -45,7 +45,7 @@ from backend.settlement.chain import (
 )
 from backend.settlement.locks import Locks
 from backend.settlement.models import BatchKind, BatchStatus
-from backend.settlement.services import SendOutcome, SettledKind, chunked, send_in_turn
+from backend.settlement.sending import SendOutcome, SettledKind, chunked, send_in_turn
 
 log = logging.getLogger("gridledger.dr.settlement")
 ALREADY_SETTLED = selector("DemandResponseAlreadySettled(bytes32,address)")

@@ -17,6 +17,7 @@ from typing import Any, Protocol, cast
 from eth_account.signers.local import LocalAccount
 from eth_typing import HexStr
 from eth_utils import keccak, to_checksum_address
+from hexbytes import HexBytes
 from sqlmodel import Session, col, select
 from web3 import Web3
 from web3.contract import Contract
@@ -28,7 +29,7 @@ from web3.exceptions import (
     TransactionNotFound,
     Web3RPCError,
 )
-from web3.types import TxParams, TxReceipt, Wei
+from web3.types import Nonce, TxParams, TxReceipt, Wei
 
 from backend.chain.deployment import Deployment
 from backend.chain.transactions import signer
@@ -112,12 +113,31 @@ def sign_call(
     """(nonce, tx hash, raw bytes) of `call` signed by `account`.
 
     Raises BatchRejected when the gas estimate reverts (the chain would refuse it)."""
-    w3 = ctx.w3
     built = call.build_transaction({"from": account.address, "gas": 0})
+    return sign_data(
+        ctx, account, to=str(built["to"]), data=HexBytes(built["data"]), abi=call.contract_abi
+    )
+
+
+def sign_data(
+    ctx: ChainContext,
+    account: LocalAccount,
+    *,
+    to: str,
+    data: bytes,
+    abi: Sequence[Mapping[str, Any]],
+    nonce: int | None = None,
+) -> tuple[int, str, bytes]:
+    """(nonce, tx hash, raw bytes) of a call of contract `to` (ABI `abi`, for naming a custom
+    error) with calldata `data`, signed by `account` with `nonce` (default: the next free one;
+    an explicit one lets several transactions be signed before any is mined).
+
+    Raises BatchRejected when the gas estimate reverts (the chain would refuse it)."""
+    w3 = ctx.w3
     tx: TxParams = {
         "from": account.address,
-        "to": built["to"],
-        "data": built["data"],
+        "to": to_checksum_address(to),
+        "data": HexStr("0x" + data.hex()),
         "value": Wei(0),
         "chainId": w3.eth.chain_id,
     }
@@ -125,11 +145,12 @@ def sign_call(
         gas = w3.eth.estimate_gas(tx)
     except (ContractCustomError, ContractLogicError) as exc:
         revert_data = getattr(exc, "data", None)
-        data = revert_data if isinstance(revert_data, str) else ""
-        reason = error_name(call.contract_abi, data) if data else str(exc)
-        raise BatchRejected(f"the chain would revert: {reason}", data) from None
-    nonce = w3.eth.get_transaction_count(account.address, "pending")
-    tx["nonce"] = nonce
+        reverted = revert_data if isinstance(revert_data, str) else ""
+        reason = error_name(abi, reverted) if reverted else str(exc)
+        raise BatchRejected(f"the chain would revert: {reason}", reverted) from None
+    if nonce is None:
+        nonce = w3.eth.get_transaction_count(account.address, "pending")
+    tx["nonce"] = Nonce(nonce)
     tx["gas"] = int(gas * 1.2) + 10_000
     base_fee = w3.eth.get_block("latest").get("baseFeePerGas", Wei(0))
     tx["maxPriorityFeePerGas"] = Wei(1)

@@ -40,7 +40,8 @@ from backend.settlement.models import (
     RecIssuance,
     SettlementBatch,
 )
-from backend.settlement.services import chunked, missing_data_deadline
+from backend.settlement.sending import chunked
+from backend.settlement.services import missing_data_deadline
 from backend.settlement.sql import insert_ignoring_conflicts
 from indexer.models import Device, DeviceStatus
 

@@ -16,7 +16,7 @@ from web3.exceptions import TransactionNotFound
 
 from backend.settlement.issuance import apply_outcome
 from backend.settlement.models import BatchKind, BatchStatus, SettlementBatch
-from backend.settlement.services import apply_batch_outcome
+from backend.settlement.sending import apply_batch_outcome
 
 
 def on_chain(w3: Web3, tx_hash: str) -> bool:

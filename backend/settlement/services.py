@@ -7,7 +7,8 @@ Flow of `close_due_periods(now)` (the beat task), per period end E (a 15-minute 
      reconciled with the missing slots as zero and `data_missing` set;
   3. under the lock of the SETTLER key: resolve logged batches left by a dead worker, ask
      the contract `tradeStatus` of every pending trade (a closed one is marked, never sent),
-     then send `settleBatch` in batches through the write-ahead log (chain.py).
+     then send `settleBatch` in batches, several in flight, through the write-ahead log
+     (sending.py, chain.py).
 Exactly once: a trade is only sent while the contract says Open, from one sender at a time,
 and a logged transaction is re-broadcast byte for byte rather than re-signed. A revert
 (EnergyMarketTradeAlreadyClosed) only sends the batch's trades back through step 3.
@@ -15,65 +16,26 @@ and a logged transaction is re-broadcast byte for byte rather than re-signed. A 
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import Enum, auto
-from itertools import islice
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, TypeVar
 
 from eth_utils import to_checksum_address
-from sqlalchemy import func
+from sqlalchemy import func, insert, update
 from sqlmodel import Session, col, select
-from web3.providers import JSONBaseProvider
-from web3.types import RPCEndpoint
 
 from backend.core.config import Settings
 from backend.meters.models import MeterReading
 from backend.settlement.allocation import Allocation, TradeTerms, allocate, settlement_amounts
-from backend.settlement.chain import (
-    TRADE_ALREADY_CLOSED,
-    TRADE_OPEN,
-    TRADE_STATUS,
-    BatchRejected,
-    ChainContext,
-    resolved_batches,
-    send_logged,
-)
+from backend.settlement.chain import ChainContext
 from backend.settlement.flags import flag_oversold
 from backend.settlement.locks import Locks
-from backend.settlement.models import (
-    BatchKind,
-    BatchStatus,
-    Reconciliation,
-    ReconciliationStatus,
-    SettlementBatch,
-    SettlementCorrection,
-)
+from backend.settlement.models import Reconciliation, ReconciliationStatus, SettlementCorrection
+from backend.settlement.sending import PeriodReport, send_pending
 from backend.vpp.delivery import vpp_exports, vpp_of_meter
 from indexer.models import Trade, TradeStatus
 
-log = logging.getLogger("gridledger.settlement")
 T = TypeVar("T")
-
-
-def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    """`items` in consecutive lists of `size` (the last one shorter)."""
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
-
-
-@dataclass
-class PeriodReport:
-    period_end: int
-    reconciled: int = 0
-    waiting: int = 0  # trades whose meter data is still missing, before the deadline
-    settled: int = 0
-    already_closed: int = 0
-    batches: list[str] = field(default_factory=list)
-    busy: bool = False
 
 
 def terms(trade: Trade) -> TradeTerms:
@@ -218,6 +180,8 @@ def reconcile_period(
             )
         ).all()
     }
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
     for meter, meter_trades in by_meter.items():
         start = min(delivery(t.delivery_start) for t in meter_trades)
         meter_view = meter_allocations(session, meter, start, period_end)
@@ -250,233 +214,15 @@ def reconcile_period(
                 "unverified_slots": meter_view.unverified_slots(trade.trade_id),
                 "computed_at": datetime.now(UTC),
             }
-            if record is None:
-                record = Reconciliation(trade_id=trade.trade_id, **values)
-            else:
-                for key, value in values.items():
-                    setattr(record, key, value)
-            session.add(record)
+            (inserts if record is None else updates).append({"trade_id": trade.trade_id, **values})
             report.reconciled += 1
+    # set-based: one multi-row INSERT of the new records, one UPDATE by key of the refreshed
+    if inserts:
+        session.execute(insert(Reconciliation), inserts)
+    if updates:
+        session.execute(update(Reconciliation), updates)
     session.commit()
     return report
-
-
-class SettledItem(Protocol):
-    """A row a settling transaction carries (a reconciliation, a DR result)."""
-
-    status: str
-    batch_id: int | None
-    settled_tx: str | None
-    settled_at: datetime | None
-
-
-@dataclass(frozen=True)
-class SettledKind:
-    """Rows (`model`) that transactions of `kind` settle: marked `settled` (with the hash) when
-    their transaction is mined, back to `pending` (out of the batch, re-checked against the
-    contract) when it reverted or was dropped."""
-
-    model: Any  # a table model with SettledItem's fields
-    kind: BatchKind
-    settled: str
-    pending: str
-
-    def apply(self, session: Session, batch: SettlementBatch, status: BatchStatus) -> None:
-        items: Sequence[SettledItem] = session.exec(
-            select(self.model).where(self.model.batch_id == batch.id)
-        ).all()
-        for item in items:
-            if status == BatchStatus.MINED:
-                item.status, item.settled_tx = self.settled, batch.tx_hash
-                item.settled_at = datetime.now(UTC)
-            else:
-                item.status, item.batch_id = self.pending, None
-            session.add(item)
-        session.commit()
-
-    def recover(self, session: Session, ctx: ChainContext) -> None:
-        """Finish what a dead worker left: every logged transaction gets its outcome."""
-        for batch, status in resolved_batches(session, ctx, self.kind):
-            self.apply(session, batch, status)
-
-
-RECONCILIATIONS = SettledKind(
-    Reconciliation, BatchKind.SETTLE, ReconciliationStatus.SETTLED, ReconciliationStatus.PENDING
-)
-apply_batch_outcome = RECONCILIATIONS.apply
-recover_batches = RECONCILIATIONS.recover
-
-
-def trade_statuses(ctx: ChainContext, trade_ids: list[int], chunk: int = 1_000) -> dict[int, int]:
-    """`tradeStatus` of each trade, as raw `eth_call`s in JSON-RPC batches (the contract's
-    own answer, not the mirror's; encoded by hand because web3's per-call encoding dominates)."""
-    statuses: dict[int, int] = {}
-    address = ctx.market.address
-    provider = cast(JSONBaseProvider, ctx.w3.provider)  # an HTTPProvider (ChainContext)
-    for ids in chunked(trade_ids, chunk):
-        calls: list[tuple[RPCEndpoint, Any]] = [
-            (
-                RPCEndpoint("eth_call"),
-                [
-                    {"to": address, "data": TRADE_STATUS + trade_id.to_bytes(32, "big").hex()},
-                    "latest",
-                ],
-            )
-            for trade_id in ids
-        ]
-        replies = provider.make_batch_request(calls)
-        if not isinstance(replies, list):
-            raise BatchRejected(f"tradeStatus batch failed: {replies}")
-        for trade_id, reply in zip(ids, replies, strict=False):
-            if "result" not in reply:
-                raise BatchRejected(f"tradeStatus({trade_id}) failed: {reply.get('error')}")
-            statuses[trade_id] = int(reply["result"], 16)
-    return statuses
-
-
-class SendOutcome(Enum):
-    """What sending settleBatch transactions came to."""
-
-    DONE = auto()  # every batch mined, or its trades refused for good (failed)
-    RECHECK = auto()  # a trade closed meanwhile, or a batch reverted or was dropped: check again
-    UNDECIDED = auto()  # a sent batch is not mined yet: the next run resolves it
-
-
-MAX_ROUNDS = 5  # rounds of (check tradeStatus, send); a RECHECK starts the next round
-
-
-def send_pending(
-    session: Session,
-    ctx: ChainContext,
-    *,
-    trade_ids: list[int],
-    batch_size: int,
-    report: PeriodReport,
-) -> None:
-    """Send the pending reconciliations among `trade_ids`; caller holds the SETTLER lock.
-
-    Each round first resolves logged batches left undecided, then sends what the contract
-    still has Open in batches of `batch_size`; a batch that comes back (a trade closed by
-    someone else, a revert, a dropped transaction) is re-checked in the next round."""
-    for _ in range(MAX_ROUNDS):
-        recover_batches(session, ctx)
-        sendable = open_on_chain(session, ctx, trade_ids, report)
-        if not sendable:
-            return
-        mirror = {
-            t.trade_id: t
-            for t in session.exec(
-                select(Trade).where(col(Trade.trade_id).in_([r.trade_id for r in sendable]))
-            ).all()
-        }
-        outcome = send_batches(session, ctx, chunked(sendable, batch_size), mirror, report)
-        if outcome is not SendOutcome.RECHECK:
-            return
-
-
-def open_on_chain(
-    session: Session, ctx: ChainContext, trade_ids: list[int], report: PeriodReport
-) -> list[Reconciliation]:
-    """The pending reconciliations among `trade_ids` whose trade the contract still has Open;
-    the others are marked closed (settled or reclaimed by someone else: never sent again)."""
-    pending = session.exec(
-        select(Reconciliation)
-        .where(
-            col(Reconciliation.trade_id).in_(trade_ids),
-            Reconciliation.status == ReconciliationStatus.PENDING,
-        )
-        .order_by(col(Reconciliation.trade_id))
-    ).all()
-    statuses = trade_statuses(ctx, [r.trade_id for r in pending])
-    sendable = []
-    for record in pending:
-        if statuses[record.trade_id] == TRADE_OPEN:
-            sendable.append(record)
-        else:
-            record.status = ReconciliationStatus.CLOSED
-            session.add(record)
-            report.already_closed += 1
-    session.commit()
-    return sendable
-
-
-def send_batches(
-    session: Session,
-    ctx: ChainContext,
-    batches: Iterable[list[Reconciliation]],
-    mirror: dict[int, Trade],
-    report: PeriodReport,
-) -> SendOutcome:
-    """Send `batches` one after the other; stop at the first that stays undecided."""
-    return send_in_turn(batches, lambda records: send_batch(session, ctx, records, mirror, report))
-
-
-def send_in_turn(batches: Iterable[T], send: Callable[[T], SendOutcome]) -> SendOutcome:
-    """`send` each batch in turn; stop at the first that stays undecided (UNDECIDED), else
-    RECHECK if any batch asks for it, else DONE."""
-    outcomes = []
-    for batch in batches:
-        outcome = send(batch)
-        if outcome is SendOutcome.UNDECIDED:
-            return outcome
-        outcomes.append(outcome)
-    return SendOutcome.RECHECK if SendOutcome.RECHECK in outcomes else SendOutcome.DONE
-
-
-def send_batch(
-    session: Session,
-    ctx: ChainContext,
-    records: list[Reconciliation],
-    mirror: dict[int, Trade],
-    report: PeriodReport,
-) -> SendOutcome:
-    """One settleBatch of `records`: signed, logged (write-ahead), broadcast, resolved."""
-    call = ctx.market.functions.settleBatch(
-        [trade_tuple(mirror[r.trade_id]) for r in records],
-        [r.trade_id for r in records],
-        [r.delivered_wh for r in records],
-    )
-    try:
-        batch, status = send_logged(
-            session,
-            ctx,
-            kind=BatchKind.SETTLE,
-            account=ctx.settler,
-            call=call,
-            items=records,
-            submitted=ReconciliationStatus.SUBMITTED,
-        )
-    except BatchRejected as exc:
-        return refused(session, ctx, records, mirror, report, exc)
-    if status == BatchStatus.SIGNED:
-        return SendOutcome.UNDECIDED  # not mined within the timeout
-    apply_batch_outcome(session, batch, status)
-    if status != BatchStatus.MINED:
-        return SendOutcome.RECHECK
-    report.settled += len(records)
-    report.batches.append(batch.tx_hash)
-    return SendOutcome.DONE
-
-
-def refused(
-    session: Session,
-    ctx: ChainContext,
-    records: list[Reconciliation],
-    mirror: dict[int, Trade],
-    report: PeriodReport,
-    exc: BatchRejected,
-) -> SendOutcome:
-    """The chain refuses the batch of `records` before it is sent."""
-    if exc.is_error(TRADE_ALREADY_CLOSED):
-        return SendOutcome.RECHECK  # someone closed one of them: re-check statuses
-    if len(records) > 1:  # isolate the trade the chain refuses: each alone
-        return send_batches(session, ctx, ([record] for record in records), mirror, report)
-    record = records[0]
-    log.error("trade %s cannot be settled: %s", record.trade_id, exc.detail)
-    record.status, record.failure = ReconciliationStatus.FAILED, exc.detail[:500]
-    session.add(record)
-    session.commit()
-    return SendOutcome.DONE
 
 
 def close_period(
@@ -516,6 +262,7 @@ def close_period(
                     ctx,
                     trade_ids=trade_ids,
                     batch_size=settings.settlement_batch_size,
+                    pipeline_depth=settings.settlement_pipeline_depth,
                     report=report,
                 )
         return report
