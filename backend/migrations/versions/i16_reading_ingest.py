@@ -12,7 +12,7 @@ that COPY and the `received_at` index (read by no query: corrections are found t
 from alembic import op
 
 revision = "i16_reading_ingest"
-down_revision = "i17_forecast_runs"
+down_revision = "i17_vpp_trading"
 branch_labels = None
 depends_on = None
 
