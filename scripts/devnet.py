@@ -76,14 +76,17 @@ def component_env(config: Settings) -> dict[str, str]:
     return env
 
 
-def start_component(name: str, *, module: str, config: Settings) -> subprocess.Popen[bytes]:
-    """A component as its own process (`python -m module`), sharing our settings, its output
-    in data/logs/<name>.log. Its own session: Ctrl-C reaches only us, and we stop it in order."""
+def start_component(
+    name: str, *, module: str, config: Settings, args: tuple[str, ...] = ()
+) -> subprocess.Popen[bytes]:
+    """A component as its own process (`python -m module [args]`), sharing our settings, its
+    output in data/logs/<name>.log. Its own session: Ctrl-C reaches only us, and we stop it in
+    order."""
     logs = config.data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     with open(logs / f"{name}.log", "ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", module],
+            [sys.executable, "-m", module, *args],
             cwd=PROJECT_ROOT,
             env=component_env(config),
             stdout=log,
@@ -357,12 +360,14 @@ class Stack:
     def api_url(self) -> str:
         return self.config.api_url
 
-    def start(self, name: str, *, module: str, may_finish: bool = False) -> subprocess.Popen[bytes]:
-        """`python -m module` as component `name`, supervised by `check` (restarted when it
-        dies) and stopped by `shut_down`."""
+    def start(
+        self, name: str, *, module: str, may_finish: bool = False, args: tuple[str, ...] = ()
+    ) -> subprocess.Popen[bytes]:
+        """`python -m module [args]` as component `name`, supervised by `check` (restarted when
+        it dies) and stopped by `shut_down`."""
         return self.supervisor.add(
             name,
-            lambda: start_component(name, module=module, config=self.config),
+            lambda: start_component(name, module=module, config=self.config, args=args),
             may_finish=may_finish,
         )
 
@@ -384,11 +389,14 @@ class Stack:
             "GRIDLEDGER_SETTLEMENT_BEAT_INTERVAL_S", str(config.settlement_beat_interval_s)
         )
         say("beat", f"schedules them every {float(interval):g} s (while it holds the beat lock)")
-        self.start("mqtt", module="backend.meters.mqtt")
+        for index in range(config.mqtt_subscribers):  # one shared subscription
+            name = "mqtt" if index == 0 else f"mqtt-{index}"
+            self.start(name, module="backend.meters.mqtt", args=(str(index),))
         say(
             "mqtt",
             f"meter readings from {config.mqtt_host}:{config.mqtt_broker_port} "
-            f"{config.mqtt_topic_root}/+/+/+/+",
+            f"{config.mqtt_topic_root}/+/+/+/+ ({config.mqtt_subscribers} subscriber processes"
+            f"{', shared group ' + config.mqtt_shared_group if config.mqtt_shared_group else ''})",
         )
         self.start("vtn", module="backend.openadr")
         say("vtn", f"OpenADR 2.0b VTN at {config.vtn_url} (known VENs, client certificates)")
