@@ -124,10 +124,7 @@ def reading_from_message(
 
 class Batch(list[Any]):
     """The elements of a batched message (a JSON array of readings, for head-end systems):
-    each is a reading dict, or the MessageRejected that makes that element alone a dead letter;
-    `raw` holds the elements as they were sent."""
-
-    raw: list[Any]
+    each is a reading dict, or the MessageRejected that makes that element alone a dead letter."""
 
 
 @dataclass(frozen=True)
@@ -136,15 +133,14 @@ class Carrier:
 
     message: Message
     element: int | None = None  # position in the batched message
-    raw: Any = None  # that element as sent
     size: int = 0  # elements in the batched message
 
     @property
     def payload(self) -> bytes:
-        """What a dead letter keeps: the message, or only the element when it is one."""
+        """What a dead letter keeps: the message, or only the element (as JSON) when it is one."""
         if self.element is None:
             return bytes(self.message[3])
-        return orjson.dumps(self.raw)
+        return orjson.dumps(orjson.loads(self.message[3])[self.element])
 
     @property
     def where(self) -> str:
@@ -170,13 +166,32 @@ def readings_from_message(
     if not body or len(body) > max_elements:
         raise MessageRejected(f"a batched message holds 1 to {max_elements} readings")
     batch = Batch()
-    batch.raw = body
     for element in body:
         try:
             batch.append(as_reading(element, metric, device))
         except MessageRejected as exc:
             batch.append(exc)
     return batch
+
+
+def sort_out(
+    message: Message, found: Any, items: list[Any], carriers: list[Carrier]
+) -> list[tuple[Carrier, str]]:
+    """Append what `message` carries (one item, or each element of a batched message) to
+    `items` and where each came from to `carriers`; the rejected elements with their reasons."""
+    if not isinstance(found, list):
+        items.append(found)
+        carriers.append(Carrier(message))
+        return []
+    rejected = []
+    for element, item in enumerate(found):
+        carrier = Carrier(message, element, len(found))
+        if isinstance(item, Exception):
+            rejected.append((carrier, str(item)))
+        else:
+            items.append(item)
+            carriers.append(carrier)
+    return rejected
 
 
 @dataclass
@@ -214,7 +229,7 @@ class Subscriber:
             )
         secure_mqtt(client, self.settings)  # TLS 1.3 to the broker's TLS listener when on
         client.on_connect = self.on_connect
-        client.on_subscribe = lambda *args: self.subscribed.set()
+        client.on_subscribe = self.on_subscribe
         client.on_message = self.on_message
         self.client = client
 
@@ -235,6 +250,12 @@ class Subscriber:
         properties: Properties | None,
     ) -> None:
         client.subscribe(self.topic, options=mqtt.SubscribeOptions(qos=1))
+
+    def on_subscribe(self, *_: object) -> None:
+        """A shared subscription keeps nothing for a group before its first member subscribed:
+        say when we are (the benchmark waits for it)."""
+        log.info("subscribed to %s as %s", self.topic, self.client_id)
+        self.subscribed.set()
 
     def on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         """Queue the message. Raising here would end paho's network thread, so anything odd is
@@ -306,25 +327,17 @@ class Subscriber:
                 sample = (
                     None
                     if found is not None
-                    else telemetry.sample_from_message(message[2], message[3], root)
+                    else telemetry.samples_from_message(
+                        message[2], message[3], root, max_elements=limit
+                    )
                 )
             except (MessageRejected, TelemetryRejected) as exc:
                 poison.append((Carrier(message), str(exc)))
                 continue
-            if isinstance(found, Batch):
-                for element, item in enumerate(found):
-                    carrier = Carrier(message, element, found.raw[element], len(found))
-                    if isinstance(item, MessageRejected):
-                        poison.append((carrier, str(item)))
-                    else:
-                        readings.append(item)
-                        carriers.append(carrier)
-            elif found is not None:
-                readings.append(found)
-                carriers.append(Carrier(message))
+            if found is not None:
+                poison += sort_out(message, found, readings, carriers)
             elif sample is not None:
-                samples.append(sample)
-                sample_carriers.append(Carrier(message))
+                poison += sort_out(message, sample, samples, sample_carriers)
         result = None
         with Session(self.engine) as session:
             if samples:
@@ -393,11 +406,14 @@ class Subscriber:
         """Connect; with `retry_s`, keep trying (a broker started later, or restarted).
 
         MQTT 5 with a persistent session (no clean start, session kept a day) and a receive
-        maximum of `batch_max`: the broker may have that many unacknowledged QoS 1 messages in
-        flight to us, so acknowledging per committed batch does not throttle the stream."""
+        maximum of twice `batch_max`: the broker may have that many unacknowledged QoS 1
+        messages in flight to us, so the next batch arrives while one is committed and
+        acknowledging per committed batch does not throttle the stream. (Beyond that the broker
+        queues `max_queued_messages` per client, 1,000 by default, and drops the rest: raise it
+        where publishers can outrun the subscribers.)"""
         properties = Properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = 86_400
-        properties.ReceiveMaximum = min(self.batch_max, 65_535)
+        properties.ReceiveMaximum = min(2 * self.batch_max, 65_535)
         while True:
             try:
                 self.client.connect(

@@ -55,7 +55,24 @@ def parse_time(body: dict[str, object], now: datetime) -> int:
 def sample_from_message(
     topic: str, payload: bytes | bytearray, root: str, now: datetime | None = None
 ) -> Sample | None:
-    """The sample a message carries; None when the topic is not a resource's telemetry."""
+    """The sample a single-sample message carries; None when the topic is not a resource's
+    telemetry."""
+    found = samples_from_message(topic, payload, root, now)
+    if isinstance(found, list):
+        raise TelemetryRejected("payload must be a JSON object")
+    return found
+
+
+def samples_from_message(
+    topic: str,
+    payload: bytes | bytearray,
+    root: str,
+    now: datetime | None = None,
+    max_elements: int = 100_000,
+) -> Sample | list[Sample | TelemetryRejected] | None:
+    """The sample (a JSON object) or samples (a JSON array of them, a gateway's batch; an
+    element that is not a valid sample is its TelemetryRejected) a message carries; None when
+    the topic is not a resource's telemetry. TelemetryRejected when the whole message is bad."""
     parts = topic.split("/")
     if len(parts) != 5 or parts[0] != root or parts[4] not in METRICS:
         return None
@@ -68,9 +85,26 @@ def sample_from_message(
         body = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
         raise TelemetryRejected(f"invalid JSON: {exc}") from None
+    now = now or datetime.now(UTC)
+    if not isinstance(body, list):
+        return sample_from_body(resource_id, metric, body, now)
+    if not body or len(body) > max_elements:
+        raise TelemetryRejected(f"a batched message holds 1 to {max_elements} samples")
+    samples: list[Sample | TelemetryRejected] = []
+    for element in body:
+        try:
+            samples.append(sample_from_body(resource_id, metric, element, now))
+        except TelemetryRejected as exc:
+            samples.append(exc)
+    return samples
+
+
+def sample_from_body(
+    resource_id: uuid.UUID, metric: TelemetryMetric, body: object, now: datetime
+) -> Sample:
     if not isinstance(body, dict):
         raise TelemetryRejected("payload must be a JSON object")
-    at = parse_time(body, now or datetime.now(UTC))
+    at = parse_time(body, now)
     value = body.get("value")
     if metric == TelemetryMetric.STATUS:
         status = body.get("status", value)
