@@ -405,15 +405,14 @@ class Subscriber:
     def start(self, retry_s: float = 0) -> None:
         """Connect; with `retry_s`, keep trying (a broker started later, or restarted).
 
-        MQTT 5 with a persistent session (no clean start, session kept a day) and a receive
-        maximum of twice `batch_max`: the broker may have that many unacknowledged QoS 1
-        messages in flight to us, so the next batch arrives while one is committed and
-        acknowledging per committed batch does not throttle the stream. (Beyond that the broker
-        queues `max_queued_messages` per client, 1,000 by default, and drops the rest: raise it
-        where publishers can outrun the subscribers.)"""
+        MQTT 5 with a persistent session (no clean start, session kept a day) and the largest
+        receive maximum (65,535): the broker may have that many unacknowledged QoS 1 messages in
+        flight to us, so the next batches arrive while one is committed, and a burst waits here
+        rather than in the broker's queue, which holds only `max_queued_messages` per client
+        (1,000 by default) and drops the rest (raise it where publishers can outrun us)."""
         properties = Properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = 86_400
-        properties.ReceiveMaximum = min(2 * self.batch_max, 65_535)
+        properties.ReceiveMaximum = 65_535
         while True:
             try:
                 self.client.connect(

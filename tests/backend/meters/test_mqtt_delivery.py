@@ -139,7 +139,7 @@ def test_a_subscriber_killed_before_its_commit_gets_the_messages_again(world, tm
         )
         for k in range(1, 41):
             mosquitto_pub(topic(root), json.dumps(reading(k)).encode(), tmp_path)
-        time.sleep(1)  # delivered to the process (receive maximum 20,000), held for its batch
+        time.sleep(1)  # delivered to the process (receive maximum 65,535), held for its batch
         assert process.poll() is None
         assert stored(engine) == (0, 0)
     finally:
