@@ -27,7 +27,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,7 @@ from backend.resources.models import ResourceKind
 from backend.resources.schemas import ResourceCreate
 from backend.resources.services import register_resource
 from bench._database import scratch_schema
+from bench.meter_ingest import copy_limit
 
 SINGLE = int(os.environ.get("GRIDLEDGER_BENCH_MQTT_READINGS", "40000"))
 BATCHED = int(os.environ.get("GRIDLEDGER_BENCH_MQTT_BATCHED_READINGS", "400000"))
@@ -181,40 +181,6 @@ def broker_limit(topics: dict[str, list[bytes]]) -> float:
     return total / elapsed
 
 
-def copy_limit(url: str, meter_ids: list[str], first: int, count: int) -> float:
-    """Rows/s of a raw COPY of `count` readings into meter_readings (nothing validated)."""
-    now = datetime.now(UTC)
-    rows = [
-        (
-            meter_ids[i % len(meter_ids)],
-            first - 900 * (i // len(meter_ids)),
-            900,
-            10,
-            None,
-            "high",
-            0,
-            "copy",
-            now,
-        )
-        for i in range(count)
-    ]
-    engine = make_engine(url)
-    with engine.connect() as connection:
-        driver = connection.connection.driver_connection
-        assert driver is not None
-        started = time.perf_counter()
-        with driver.cursor().copy(
-            "COPY meter_readings (meter_id, interval_start, interval_s, import_wh, export_wh, "
-            "quality, revision, source, received_at) FROM STDIN"
-        ) as copy:
-            for row in rows:
-                copy.write_row(row)
-        driver.commit()
-        elapsed = time.perf_counter() - started
-    engine.dispose()
-    return count / elapsed
-
-
 def seed(url: str) -> tuple[list[str], list[str]]:
     """TOPICS meters and TOPICS batteries (behind the first meter): their ids."""
     engine = make_engine(url)
@@ -318,7 +284,7 @@ def readings_figures(url: str, meters: list[str]) -> Iterator[dict[str, Any]]:
         yield {**figure, "unit": "readings/s", "batch": BATCH_SIZE} | (
             {"target": 200_000} if figure["metric"] == "mqtt_batched_readings_per_s" else {}
         )
-    copy = copy_limit(url, meters, next(starts), BATCHED)
+    copy = copy_limit(url, meters, next(starts))  # bench/meter_ingest.py's raw COPY
     yield {"metric": "copy_limit_readings_per_s", "value": round(copy), "unit": "readings/s"}
     yield {"metric": "batched_vs_copy_limit", "value": round(batched / copy, 3), "unit": "x"}
 

@@ -15,21 +15,17 @@ import time
 import pytest
 from sqlmodel import Session, func, select
 
-from backend.core.config import PROJECT_ROOT, Settings
-from backend.core.db import make_engine
+from backend.core.config import PROJECT_ROOT
 from backend.deadletters.models import DeadLetter
 from backend.meters.models import MeterReading
 from backend.meters.validation import iso
-from tests.fixtures.meters import NOW, seed_meters
+from tests.fixtures.meters import NOW
 from tests.fixtures.mqtt import (
-    Publisher,
-    forget_session,
     mosquitto_pub,
     run_subscriber,
     unique,
     wait_until,
 )
-from tests.fixtures.services import require_service
 
 METER = "meter:solar-1"
 
@@ -52,32 +48,11 @@ def stored(engine) -> tuple[int, int]:
     return count, wh
 
 
-@pytest.fixture
-def world(fresh_pg_url):
-    require_service("Mosquitto", "mqtt://127.0.0.1:1883", "GRIDLEDGER_MQTT_HOST")
-    engine = make_engine(fresh_pg_url)
-    with Session(engine) as session:
-        seed_meters(session)
-        session.commit()
-    root = unique("energy-cloud-test")
-    client_ids: list[str] = []
-    publisher = Publisher()
-    yield engine, fresh_pg_url, root, client_ids, publisher
-    publisher.close()
-    for client_id in client_ids:
-        forget_session(client_id)
-    engine.dispose()
-
-
 @pytest.mark.mqtt
 def test_a_shared_subscription_splits_the_stream_and_loses_nothing(world):
-    engine, url, root, client_ids, publisher = world
-    settings = Settings(
-        _env_file=None,
-        database_url=url,
-        mqtt_topic_root=root,
-        mqtt_shared_group=unique("group"),
-        mqtt_batch_linger_ms=5,
+    engine, settings, root, client_ids, publisher = world
+    settings = settings.model_copy(
+        update={"mqtt_shared_group": unique("group"), "mqtt_batch_linger_ms": 5}
     )
     client_ids += [unique("gl-ingest"), unique("gl-ingest")]
     running = [run_subscriber(settings, client_id) for client_id in client_ids]
@@ -128,7 +103,8 @@ def test_a_subscriber_killed_before_its_commit_gets_the_messages_again(world, tm
     """The subscriber process holds 40 received readings, uncommitted and unacknowledged, and
     is killed (SIGKILL): nothing was stored. Its successor (same client id, so the same
     persistent session) gets all 40 redelivered and stores each once."""
-    engine, url, root, client_ids, _publisher = world
+    engine, settings, root, client_ids, _publisher = world
+    url = settings.database_url
     prefix = unique("gl-ingest")
     client_ids.append(f"{prefix}-0")
     log_path = tmp_path / "subscriber.log"
@@ -145,13 +121,6 @@ def test_a_subscriber_killed_before_its_commit_gets_the_messages_again(world, tm
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait(10)
-    settings = Settings(
-        _env_file=None,
-        database_url=url,
-        mqtt_topic_root=root,
-        mqtt_shared_group="",
-        mqtt_client_id=prefix,
-    )
     successor = run_subscriber(settings, f"{prefix}-0")
     assert wait_until(lambda: stored(engine)[0] == 40), stored(engine)
     successor.stop()
@@ -165,10 +134,7 @@ def test_a_batched_payload_stores_the_good_readings_and_dead_letters_the_bad_one
     `mosquitto_pub`), element 7 a negative export and element 20 not an object. The 48 good
     ones are stored; each bad element is its own dead letter (the element, the reason); the
     same message again adds no reading and counts the same two dead letters once more."""
-    engine, url, root, client_ids, _publisher = world
-    settings = Settings(
-        _env_file=None, database_url=url, mqtt_topic_root=root, mqtt_shared_group=""
-    )
+    engine, settings, root, client_ids, _publisher = world
     client_ids.append(unique("gl-ingest"))
     running = run_subscriber(settings, client_ids[-1])
     batch: list[object] = [reading(k) for k in range(1, 51)]

@@ -18,14 +18,11 @@ from backend.meters.validation import iso
 from tests.fixtures.garbage import fixed, random_readings
 from tests.fixtures.meters import NOW, seed_meters
 from tests.fixtures.mqtt import (
-    Publisher,
-    forget_session,
     mosquitto_pub,
     run_subscriber,
     unique,
     wait_until,
 )
-from tests.fixtures.services import require_service
 
 METER = "meter:solar-1"
 
@@ -57,26 +54,6 @@ def counts(engine) -> tuple[int, int, int]:
             select(func.count(), func.coalesce(func.sum(DeadLetter.count), 0))
         ).one()
     return readings, letters, received
-
-
-@pytest.fixture
-def world(fresh_pg_url):
-    require_service("Mosquitto", "mqtt://127.0.0.1:1883", "GRIDLEDGER_MQTT_HOST")
-    engine = make_engine(fresh_pg_url)
-    with Session(engine) as session:
-        seed_meters(session)
-        session.commit()
-    root = unique("energy-cloud-test")
-    settings = Settings(
-        _env_file=None, database_url=fresh_pg_url, mqtt_topic_root=root, mqtt_shared_group=""
-    )
-    client_ids: list[str] = []
-    publisher = Publisher()
-    yield engine, settings, root, client_ids, publisher
-    publisher.close()
-    for client_id in client_ids:
-        forget_session(client_id)
-    engine.dispose()
 
 
 @pytest.mark.mqtt
