@@ -389,9 +389,7 @@ class Stack:
             "GRIDLEDGER_SETTLEMENT_BEAT_INTERVAL_S", str(config.settlement_beat_interval_s)
         )
         say("beat", f"schedules them every {float(interval):g} s (while it holds the beat lock)")
-        for index in range(config.mqtt_subscribers):  # one shared subscription
-            name = "mqtt" if index == 0 else f"mqtt-{index}"
-            self.start(name, module="backend.meters.mqtt", args=(str(index),))
+        self.start_subscribers()
         say(
             "mqtt",
             f"meter readings from {config.mqtt_host}:{config.mqtt_broker_port} "
@@ -417,6 +415,13 @@ class Stack:
         if config.tls == "dev":
             say("tls", f"clients trust the development CA {config.tls_ca_file}")
         say("ready", "Ctrl-C stops every component")
+
+    def start_subscribers(self) -> None:
+        """`mqtt_subscribers` ingest processes on one shared subscription: `mqtt`, `mqtt-1`, ...
+        (`python -m backend.meters.mqtt INDEX`: the index keeps each one's client id)."""
+        for index in range(self.config.mqtt_subscribers):
+            name = "mqtt" if index == 0 else f"mqtt-{index}"
+            self.start(name, module="backend.meters.mqtt", args=(str(index),))
 
     def start_tls_broker(self) -> None:
         """With GRIDLEDGER_TLS=dev: the development CA's files, and a Mosquitto with a TLS 1.3
