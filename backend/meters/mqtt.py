@@ -10,9 +10,15 @@ with per-device logins confines each device to its own meter. `output`, `soc` an
 on a DER's topic (its deviceId a resource id) go to the DER telemetry store
 (backend/resources/telemetry.py); other metrics are ignored.
 
-Delivery: manual acknowledgement. A message is acknowledged only after the batch holding it
-is committed, and the session is persistent, so a crash redelivers instead of losing readings;
-redelivered readings are idempotent duplicates.
+Batched payloads: a message may hold a JSON array of readings of the topic's meter (a head-end
+system's upload; each element the same schema as a single reading) or of a resource's samples;
+a bad element is a dead letter of its own ("element 7 of 50: ...") and the rest are stored.
+
+Delivery: manual acknowledgement. Messages are collected for up to `mqtt_batch_linger_ms` or
+`mqtt_batch_max_messages`, stored in one pass and committed, and only then acknowledged; the
+session is persistent, so a crash redelivers instead of losing readings, and redelivered
+readings are idempotent duplicates. Several processes (`mqtt_subscribers`, distinct client ids
+`{mqtt_client_id}-{index}`) share one subscription (`$share/{mqtt_shared_group}/...`).
 
 Poison: a message that cannot be processed (not JSON, wrong types, a rejected reading, or
 anything that raises while processing it) is recorded as a dead letter (backend/deadletters)
