@@ -4,6 +4,8 @@ telemetry store (`der_telemetry`), and the latest state onto the resource.
 
 Payloads are WIA-ENE-014's `{"timestamp", "value", "unit"}`: output in W or kW, SoC in Wh,
 kWh or % of the resource's energy capacity, status a short text. Stored as integer W / Wh.
+A message may also hold a JSON array of such samples (a gateway's batch); samples are stored
+with one COPY per batch (`store_samples`), each resource's state moved once.
 A sample older than the resource's latest state is stored but does not move the state back.
 Messages on topics whose device id is not a resource id (meters' topics) are not ours: None.
 """
