@@ -13,13 +13,16 @@ Figures (all from the same run):
   to a `mosquitto_sub` that stores nothing: the broker's and publisher's limit) and
   `copy_limit_readings_per_s` (a raw COPY of the same rows); each rate's ratio to its limit.
 
-The publishers are `mosquitto_pub -l` processes (C, one message per stdin line, QoS 1), one per
-meter or resource topic, all started together.
+All on a Mosquitto of the benchmark's own (the machine's drops QoS 1 messages beyond 1,000
+queued per client). The publishers are `mosquitto_pub -l` processes (C, one message per stdin
+line, QoS 1), one per meter or resource topic, all started together.
 """
 
 from __future__ import annotations
 
+import getpass
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +30,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +39,7 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from backend.accounts.models import Account
+from backend.chain.anvil import free_port
 from backend.core.config import PROJECT_ROOT
 from backend.core.db import make_engine
 from backend.meters.schemas import MeterCreate
@@ -51,7 +56,7 @@ BATCHED = int(os.environ.get("GRIDLEDGER_BENCH_MQTT_BATCHED_READINGS", "400000")
 BATCH_SIZE = 1_000  # readings (or samples) per batched message
 Topics = Callable[[str], dict[str, list[bytes]]]  # topic root -> payloads per topic
 TOPICS = 8  # meters (and resources), one publisher process each
-BROKER = ("127.0.0.1", "1883")
+BROKER = ["127.0.0.1", "1883"]  # host, port: the benchmark's own broker once it runs
 TIMEOUT_S = 600
 
 
@@ -93,6 +98,8 @@ def subscribers(url: str, root: str, count: int) -> list[subprocess.Popen[bytes]
         **os.environ,
         "GRIDLEDGER_DATABASE_URL": url,
         "GRIDLEDGER_MQTT_TOPIC_ROOT": root,
+        "GRIDLEDGER_MQTT_HOST": BROKER[0],
+        "GRIDLEDGER_MQTT_PORT": BROKER[1],
         "GRIDLEDGER_MQTT_SHARED_GROUP": f"bench-{uuid.uuid4().hex[:6]}",
         "GRIDLEDGER_MQTT_CLIENT_ID": f"gl-bench-{uuid.uuid4().hex[:6]}",
     }
@@ -295,7 +302,7 @@ def telemetry_figures(
     """`telemetry_samples_per_s` (batched payloads) and one sample per message; in a scratch
     schema of their own unless given one (bench `vpp` calls this without)."""
     if url is None or resources is None:
-        with scratch_schema() as scratch:
+        with own_broker(), scratch_schema() as scratch:
             _, ids = seed(scratch)
             yield from telemetry_figures(scratch, ids)
         return
@@ -331,8 +338,41 @@ def telemetry_figures(
     }
 
 
+@contextmanager
+def own_broker() -> Iterator[None]:
+    """A Mosquitto of our own on a free port that queues rather than drops: the machine's
+    broker drops QoS 1 messages beyond 1,000 queued per client (`max_queued_messages`), which a
+    burst from C publishers outruns."""
+    port = free_port()
+    config = Path(tempfile.mkdtemp(prefix="gl-bench-broker-")) / "mosquitto.conf"
+    config.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        f"max_queued_messages 0\nuser {getpass.getuser()}\n"
+    )
+    broker = subprocess.Popen(
+        ["mosquitto", "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    previous = list(BROKER)
+    BROKER[1] = str(port)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or broker.poll() is not None:
+                    raise RuntimeError("the benchmark's Mosquitto did not start") from None
+                time.sleep(0.1)
+        yield
+    finally:
+        BROKER[:] = previous
+        broker.terminate()
+        broker.wait(10)
+
+
 def run() -> Iterator[dict[str, Any]]:
-    with scratch_schema() as url:
+    with own_broker(), scratch_schema() as url:
         meters, resources = seed(url)
         yield from readings_figures(url, meters)
         yield from telemetry_figures(url, resources)
