@@ -13,6 +13,8 @@ with tomorrow's weather perturbed as a real day-ahead forecast would be). The
 instance (seeded): 100 home batteries, 60 EVs plugged in overnight with a target
 SoC at 07:00, 40 heat pumps that need their daily energy; a neighbourhood's demand and PV
 forecast; time-of-use prices with an evening peak, export paid at half the import price.
+Telemetry: `telemetry_samples_per_s` (DER samples over MQTT into `der_telemetry`, end to end;
+measured by bench/mqtt_ingest.py).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from backend.forecast.synthetic import household_wh, pv_wh
 from backend.forecast.weather import SimulatedWeather, slot_weather
 from backend.vpp.dispatch import DispatchProblem, FlexibleLoad, Storage, optimize
 from bench._vpp_ga import optimize_ga
+from bench.mqtt_ingest import telemetry_figures
 
 RESOURCES = int(os.environ.get("GRIDLEDGER_BENCH_VPP_RESOURCES", "200"))
 SLOTS = 96
@@ -120,6 +123,7 @@ def run() -> Iterator[dict[str, Any]]:
     yield {"metric": "cost_ratio_vs_ga", "value": round(lp_cost / ga.cost, 4), "unit": "ratio"}
     yield {"metric": "speedup_vs_ga", "value": round(ga_seconds / lp_seconds, 2), "unit": "x"}
     yield from forecast_figures()
+    yield from telemetry_figures()  # MQTT into der_telemetry (bench/mqtt_ingest.py)
 
 
 def neighbourhood_meters(meters: int, seed: int = 17) -> list[tuple[float, float, np.ndarray]]:

@@ -78,14 +78,17 @@ def component_env(config: Settings) -> dict[str, str]:
     return env
 
 
-def start_component(name: str, *, module: str, config: Settings) -> subprocess.Popen[bytes]:
-    """A component as its own process (`python -m module`), sharing our settings, its output
-    in data/logs/<name>.log. Its own session: Ctrl-C reaches only us, and we stop it in order."""
+def start_component(
+    name: str, *, module: str, config: Settings, args: tuple[str, ...] = ()
+) -> subprocess.Popen[bytes]:
+    """A component as its own process (`python -m module [args]`), sharing our settings, its
+    output in data/logs/<name>.log. Its own session: Ctrl-C reaches only us, and we stop it in
+    order."""
     logs = config.data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     with open(logs / f"{name}.log", "ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", module],
+            [sys.executable, "-m", module, *args],
             cwd=PROJECT_ROOT,
             env=component_env(config),
             stdout=log,
@@ -359,12 +362,14 @@ class Stack:
     def api_url(self) -> str:
         return self.config.api_url
 
-    def start(self, name: str, *, module: str, may_finish: bool = False) -> subprocess.Popen[bytes]:
-        """`python -m module` as component `name`, supervised by `check` (restarted when it
-        dies) and stopped by `shut_down`."""
+    def start(
+        self, name: str, *, module: str, may_finish: bool = False, args: tuple[str, ...] = ()
+    ) -> subprocess.Popen[bytes]:
+        """`python -m module [args]` as component `name`, supervised by `check` (restarted when
+        it dies) and stopped by `shut_down`."""
         return self.supervisor.add(
             name,
-            lambda: start_component(name, module=module, config=self.config),
+            lambda: start_component(name, module=module, config=self.config, args=args),
             may_finish=may_finish,
         )
 
@@ -386,11 +391,12 @@ class Stack:
             "GRIDLEDGER_SETTLEMENT_BEAT_INTERVAL_S", str(config.settlement_beat_interval_s)
         )
         say("beat", f"schedules them every {float(interval):g} s (while it holds the beat lock)")
-        self.start("mqtt", module="backend.meters.mqtt")
+        self.start_subscribers()
         say(
             "mqtt",
             f"meter readings from {config.mqtt_host}:{config.mqtt_broker_port} "
-            f"{config.mqtt_topic_root}/+/+/+/+",
+            f"{config.mqtt_topic_root}/+/+/+/+ ({config.mqtt_subscribers} subscriber processes"
+            f"{', shared group ' + config.mqtt_shared_group if config.mqtt_shared_group else ''})",
         )
         self.start("dispatcher", module="backend.vpp.dispatcher")
         say(
@@ -424,6 +430,13 @@ class Stack:
         if config.tls == "dev":
             say("tls", f"clients trust the development CA {config.tls_ca_file}")
         say("ready", "Ctrl-C stops every component")
+
+    def start_subscribers(self) -> None:
+        """`mqtt_subscribers` ingest processes on one shared subscription: `mqtt`, `mqtt-1`, ...
+        (`python -m backend.meters.mqtt INDEX`: the index keeps each one's client id)."""
+        for index in range(self.config.mqtt_subscribers):
+            name = "mqtt" if index == 0 else f"mqtt-{index}"
+            self.start(name, module="backend.meters.mqtt", args=(str(index),))
 
     def start_tls_broker(self) -> None:
         """With GRIDLEDGER_TLS=dev: the development CA's files, and a Mosquitto with a TLS 1.3

@@ -163,6 +163,9 @@ class Settings(BaseSettings):
         "gridledger"  # $share/<group>/...: subscriber processes split the stream
     )
     mqtt_retry_max_s: float = Field(default=30, gt=0)  # back-off cap while the database is down
+    mqtt_subscribers: int = Field(default=2, ge=1, le=16)  # processes on the shared subscription
+    mqtt_batch_max_messages: int = Field(default=5_000, ge=1, le=65_535)  # per commit (and ack)
+    mqtt_batch_linger_ms: int = Field(default=20, ge=0)  # wait this long for a batch to fill
     dead_letter_max_bytes: int = Field(default=65_536, ge=0)  # payload bytes kept per dead letter
     settlement_gate_delay_s: int = Field(
         default=300, ge=0

@@ -45,6 +45,9 @@ def broker_config(
     """A whole Mosquitto configuration with only the TLS listener on `mqtt_tls_port`."""
     lines = [
         "persistence false",
+        # QoS 1 messages queued per client beyond those in flight; Mosquitto drops the rest
+        # (default 1,000): a burst of readings must wait for the subscribers, not vanish
+        "max_queued_messages 1000000",
         # a broker started as root switches to this user: ours, so it can read our 0600 key
         f"user {getpass.getuser()}",
         tls_listener(

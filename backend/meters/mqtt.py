@@ -10,9 +10,15 @@ with per-device logins confines each device to its own meter. `output`, `soc` an
 on a DER's topic (its deviceId a resource id) go to the DER telemetry store
 (backend/resources/telemetry.py); other metrics are ignored.
 
-Delivery: manual acknowledgement. A message is acknowledged only after the batch holding it
-is committed, and the session is persistent, so a crash redelivers instead of losing readings;
-redelivered readings are idempotent duplicates.
+Batched payloads: a message may hold a JSON array of readings of the topic's meter (a head-end
+system's upload; each element the same schema as a single reading) or of a resource's samples;
+a bad element is a dead letter of its own ("element 7 of 50: ...") and the rest are stored.
+
+Delivery: manual acknowledgement. Messages are collected for up to `mqtt_batch_linger_ms` or
+`mqtt_batch_max_messages`, stored in one pass and committed, and only then acknowledged; the
+session is persistent, so a crash redelivers instead of losing readings, and redelivered
+readings are idempotent duplicates. Several processes (`mqtt_subscribers`, distinct client ids
+`{mqtt_client_id}-{index}`) share one subscription (`$share/{mqtt_shared_group}/...`).
 
 Poison: a message that cannot be processed (not JSON, wrong types, a rejected reading, or
 anything that raises while processing it) is recorded as a dead letter (backend/deadletters)
@@ -81,29 +87,28 @@ def is_outage(exc: BaseException) -> bool:
 Message = tuple[int, int, str, bytes | bytearray]
 
 
-def reading_from_message(
-    topic: str, payload: bytes | bytearray, root: str
-) -> dict[str, Any] | None:
-    """The reading a message carries, None for metrics we do not ingest."""
+def topic_device(topic: str, root: str) -> tuple[str, str]:
+    """(deviceId, metric) of a topic under `root`; MessageRejected for any other shape."""
     parts = topic.split("/")
     if len(parts) != 5 or parts[0] != root:
         raise MessageRejected(
             f"topic {topic!r} is not {root}/{{region}}/{{deviceType}}/{{deviceId}}/{{metric}}"
         )
-    device, metric = parts[3], parts[4]
-    if metric not in ("reading", *METRIC_FIELDS):
-        return None
-    try:
-        body = orjson.loads(payload)
-    except orjson.JSONDecodeError as exc:
-        raise MessageRejected(f"invalid JSON: {exc}") from None
+    return parts[3], parts[4]
+
+
+def as_reading(body: object, metric: str, device: str) -> dict[str, Any]:
+    """One reading object of a message on `device`'s `metric` topic, as the ingest core takes
+    it (`value` of consumption/generation mapped to importWh/exportWh, meterId the topic's)."""
     if not isinstance(body, dict):
-        raise MessageRejected("payload must be a JSON object")
+        raise MessageRejected("a reading must be a JSON object")
     if metric in METRIC_FIELDS and "value" in body:
         body = {k: v for k, v in body.items() if k != "value"} | {
             METRIC_FIELDS[metric]: body["value"]
         }
-    claimed = body.setdefault("meterId", device)
+    claimed = body.get("meterId", device)
+    if "meterId" not in body:
+        body = {**body, "meterId": device}
     if claimed != device:
         raise MessageRejected(
             f"meterId {shown(claimed, 80)} differs from the topic's device {device!r}"
@@ -111,12 +116,97 @@ def reading_from_message(
     return body
 
 
+def reading_from_message(
+    topic: str, payload: bytes | bytearray, root: str
+) -> dict[str, Any] | None:
+    """The reading a single-reading message carries, None for metrics we do not ingest."""
+    readings = readings_from_message(topic, payload, root)
+    if readings is None:
+        return None
+    if isinstance(readings, Batch):
+        raise MessageRejected("payload must be a JSON object")
+    return readings
+
+
+class Batch(list[Any]):
+    """The elements of a batched message (a JSON array of readings, for head-end systems):
+    each is a reading dict, or the MessageRejected that makes that element alone a dead letter."""
+
+
+@dataclass(frozen=True)
+class Carrier:
+    """Where a reading or sample came from: a message, or one element of a batched message."""
+
+    message: Message
+    element: int | None = None  # position in the batched message
+    size: int = 0  # elements in the batched message
+
+    @property
+    def payload(self) -> bytes:
+        """What a dead letter keeps: the message, or only the element (as JSON) when it is one."""
+        if self.element is None:
+            return bytes(self.message[3])
+        return orjson.dumps(orjson.loads(self.message[3])[self.element])
+
+    @property
+    def where(self) -> str:
+        return "" if self.element is None else f"element {self.element} of {self.size}: "
+
+
+def readings_from_message(
+    topic: str, payload: bytes | bytearray, root: str, max_elements: int = 100_000
+) -> dict[str, Any] | Batch | None:
+    """The reading (a JSON object) or readings (a JSON array of them, `Batch`) a message
+    carries; None for metrics we do not ingest. MessageRejected when the whole message is bad."""
+    device, metric = topic_device(topic, root)
+    if metric not in ("reading", *METRIC_FIELDS):
+        return None
+    try:
+        body = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise MessageRejected(f"invalid JSON: {exc}") from None
+    if not isinstance(body, list):
+        if not isinstance(body, dict):
+            raise MessageRejected("payload must be a JSON object or an array of objects")
+        return as_reading(body, metric, device)
+    if not body or len(body) > max_elements:
+        raise MessageRejected(f"a batched message holds 1 to {max_elements} readings")
+    batch = Batch()
+    for element in body:
+        try:
+            batch.append(as_reading(element, metric, device))
+        except MessageRejected as exc:
+            batch.append(exc)
+    return batch
+
+
+def sort_out(
+    message: Message, found: Any, items: list[Any], carriers: list[Carrier]
+) -> list[tuple[Carrier, str]]:
+    """Append what `message` carries (one item, or each element of a batched message) to
+    `items` and where each came from to `carriers`; the rejected elements with their reasons."""
+    if not isinstance(found, list):
+        items.append(found)
+        carriers.append(Carrier(message))
+        return []
+    rejected = []
+    for element, item in enumerate(found):
+        carrier = Carrier(message, element, len(found))
+        if isinstance(item, Exception):
+            rejected.append((carrier, str(item)))
+        else:
+            items.append(item)
+            carriers.append(carrier)
+    return rejected
+
+
 @dataclass
 class Subscriber:
     settings: Settings = field(default_factory=get_settings)
     client_id: str = "gridledger-ingest"
-    batch_max: int = 5_000
-    flush_interval_s: float = 0.05
+    batch_max: int = 0  # messages per commit; 0: settings.mqtt_batch_max_messages
+    flush_interval_s: float = 0.05  # idle poll, and the first back-off step
+    linger_s: float | None = None  # None: settings.mqtt_batch_linger_ms
     now: Callable[[], int] | None = None  # injectable clock (tests drive chain time); wall time
     pending: list[Message] = field(default_factory=list)  # received, not yet stored
     totals: dict[str, int] = field(
@@ -125,13 +215,17 @@ class Subscriber:
     outages: int = 0  # consecutive failed attempts to reach the database
 
     def __post_init__(self) -> None:
+        self.batch_max = self.batch_max or self.settings.mqtt_batch_max_messages
+        if self.linger_s is None:
+            self.linger_s = self.settings.mqtt_batch_linger_ms / 1_000
+        self.first_pending_at = 0.0  # monotonic time the oldest pending message arrived
         self.engine = make_engine(self.settings.database_url)
         self.lock = threading.Lock()
         self.stopped = threading.Event()
         self.subscribed = threading.Event()
         client = service_mqtt_client(self.settings, self.client_id, manual_ack=True)
         client.on_connect = self.on_connect
-        client.on_subscribe = lambda *args: self.subscribed.set()
+        client.on_subscribe = self.on_subscribe
         client.on_message = self.on_message
         self.client = client
 
@@ -153,6 +247,12 @@ class Subscriber:
     ) -> None:
         client.subscribe(self.topic, options=mqtt.SubscribeOptions(qos=1))
 
+    def on_subscribe(self, *_: object) -> None:
+        """A shared subscription keeps nothing for a group before its first member subscribed:
+        say when we are (the benchmark waits for it)."""
+        log.info("subscribed to %s as %s", self.topic, self.client_id)
+        self.subscribed.set()
+
     def on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         """Queue the message. Raising here would end paho's network thread, so anything odd is
         logged and acknowledged (Mosquitto checks topics are UTF-8: this is defensive)."""
@@ -164,13 +264,26 @@ class Subscriber:
                 client.ack(message.mid, message.qos)
             return
         with self.lock:
+            if not self.pending:
+                self.first_pending_at = time.monotonic()
             self.pending.append(entry)
+
+    def due_in(self) -> float:
+        """Seconds until the next batch is due: none once `batch_max` messages wait or the
+        oldest has waited `linger_s` (batched commits), the idle poll when nothing waits."""
+        with self.lock:
+            if not self.pending:
+                return self.flush_interval_s
+            if len(self.pending) >= self.batch_max:
+                return 0.0
+            return max(0.0, (self.linger_s or 0.0) - (time.monotonic() - self.first_pending_at))
 
     def flush(self) -> IngestResult | None:
         """Store the next batch, dead-letter what cannot be processed, then acknowledge it.
         StoreUnavailable (batch put back, nothing acknowledged) when the database is down."""
         with self.lock:
             batch, self.pending = self.pending[: self.batch_max], self.pending[self.batch_max :]
+            self.first_pending_at = 0.0  # what is left waited long enough: due at once
         if not batch:
             return None
         try:
@@ -186,6 +299,7 @@ class Subscriber:
                 raise
             with self.lock:
                 self.pending[:0] = batch
+                self.first_pending_at = 0.0
             raise StoreUnavailable(f"{type(exc).__name__}: {str(exc)[:200]}") from exc
         self.outages = 0
         for mid, qos, _, _ in batch:  # acknowledged only once stored or dead-lettered
@@ -194,50 +308,54 @@ class Subscriber:
         return result
 
     def process(self, batch: list[Message]) -> IngestResult | None:
-        """Ingest the batch's readings in one pass; each message that is not JSON or whose
-        reading is rejected becomes a dead letter."""
-        root = self.settings.mqtt_topic_root
+        """Store the batch's readings and telemetry in one pass (readings in chunks of at most
+        `meter_max_batch`); every message, or element of a batched message, that is not JSON or
+        whose reading or sample is rejected becomes a dead letter of its own."""
+        root, limit = self.settings.mqtt_topic_root, self.settings.meter_max_batch
         readings: list[dict[str, Any]] = []
-        carriers: list[Message] = []  # the message of each reading
-        poison: list[tuple[Message, str]] = []
+        carriers: list[Carrier] = []  # where each reading came from
+        poison: list[tuple[Carrier, str]] = []
         samples: list[telemetry.Sample] = []  # DER output/soc/status (backend/resources)
+        sample_carriers: list[Carrier] = []
         for message in batch:
             try:
-                reading = reading_from_message(message[2], message[3], root)
+                found = readings_from_message(message[2], message[3], root, limit)
                 sample = (
                     None
-                    if reading is not None
-                    else telemetry.sample_from_message(message[2], message[3], root)
+                    if found is not None
+                    else telemetry.samples_from_message(
+                        message[2], message[3], root, max_elements=limit
+                    )
                 )
             except (MessageRejected, TelemetryRejected) as exc:
-                poison.append((message, str(exc)))
+                poison.append((Carrier(message), str(exc)))
                 continue
-            if reading is not None:
-                readings.append(reading)
-                carriers.append(message)
+            if found is not None:
+                poison += sort_out(message, found, readings, carriers)
             elif sample is not None:
-                samples.append(sample)
+                poison += sort_out(message, sample, samples, sample_carriers)
         result = None
         with Session(self.engine) as session:
             if samples:
-                stored, reasons = telemetry.record_samples(session, samples, settings=self.settings)
+                stored, refused = telemetry.store_samples(session, samples, settings=self.settings)
                 self.totals["telemetry"] = self.totals.get("telemetry", 0) + stored
-                self.totals["rejected"] += len(reasons)
-                for reason in reasons:
-                    log.warning("rejected telemetry: %s", reason)
-            if readings:
-                now = self.now() if self.now is not None else None
+                poison += [(sample_carriers[i], reason) for i, reason in refused.items()]
+            now = self.now() if self.now is not None else None
+            for offset in range(0, len(readings), limit):
                 result = ingest_readings(
-                    session, readings, source="mqtt", now=now, settings=self.settings
+                    session,
+                    readings[offset : offset + limit],
+                    source="mqtt",
+                    now=now,
+                    settings=self.settings,
                 )
-                poison += [(carriers[r.index], r.reason) for r in result.rejections]
-            for message, reason in poison:
-                log.warning("rejected message on %s: %s", message[2], reason)
-                self.dead_letter(session, message, reason)
+                poison += [(carriers[offset + r.index], r.reason) for r in result.rejections]
+                for key in ("accepted", "duplicate", "corrected"):
+                    self.totals[key] += getattr(result, key)
+            for carrier, reason in poison:
+                log.warning("rejected message on %s: %s", carrier.message[2], reason)
+                self.dead_letter(session, carrier, reason)
             session.commit()
-        if result is not None:
-            for key in ("accepted", "duplicate", "corrected"):
-                self.totals[key] += getattr(result, key)
         self.totals["rejected"] += len(poison)
         return result
 
@@ -264,13 +382,15 @@ class Subscriber:
                 self.totals["rejected"] += 1
         return last
 
-    def dead_letter(self, session: Session, message: Message, reason: str) -> None:
+    def dead_letter(self, session: Session, carrier: Carrier | Message, reason: str) -> None:
+        if not isinstance(carrier, Carrier):
+            carrier = Carrier(carrier)
         dead_letters.record(
             session.connection(),
             source="mqtt",
-            topic=message[2],
-            payload=bytes(message[3]),
-            reason=reason,
+            topic=carrier.message[2],
+            payload=carrier.payload,
+            reason=carrier.where + reason,
             max_bytes=self.settings.dead_letter_max_bytes,
         )
 
@@ -281,12 +401,14 @@ class Subscriber:
     def start(self, retry_s: float = 0) -> None:
         """Connect; with `retry_s`, keep trying (a broker started later, or restarted).
 
-        MQTT 5 with a persistent session (no clean start, session kept a day) and a receive
-        maximum of `batch_max`: the broker may have that many unacknowledged QoS 1 messages in
-        flight to us, so acknowledging per committed batch does not throttle the stream."""
+        MQTT 5 with a persistent session (no clean start, session kept a day) and the largest
+        receive maximum (65,535): the broker may have that many unacknowledged QoS 1 messages in
+        flight to us, so the next batches arrive while one is committed, and a burst waits here
+        rather than in the broker's queue, which holds only `max_queued_messages` per client
+        (1,000 by default) and drops the rest (raise it where publishers can outrun us)."""
         properties = Properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = 86_400
-        properties.ReceiveMaximum = min(self.batch_max, 65_535)
+        properties.ReceiveMaximum = 65_535
         while True:
             try:
                 self.client.connect(
@@ -316,9 +438,12 @@ class Subscriber:
             while not self.stopped.is_set():
                 if self.client.is_connected():  # alive and subscribed: /health's mqtt check
                     heartbeat.beat()
+                wait = self.due_in()
+                if wait > 0:
+                    self.stopped.wait(wait)
+                    continue
                 try:
-                    if self.flush() is None:
-                        time.sleep(self.flush_interval_s)
+                    self.flush()
                 except StoreUnavailable as exc:
                     self.outages += 1
                     wait = self.backoff_s()

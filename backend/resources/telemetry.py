@@ -4,6 +4,8 @@ telemetry store (`der_telemetry`), and the latest state onto the resource.
 
 Payloads are WIA-ENE-014's `{"timestamp", "value", "unit"}`: output in W or kW, SoC in Wh,
 kWh or % of the resource's energy capacity, status a short text. Stored as integer W / Wh.
+A message may also hold a JSON array of such samples (a gateway's batch); samples are stored
+with one COPY per batch (`store_samples`), each resource's state moved once.
 A sample older than the resource's latest state is stored but does not move the state back.
 Messages on topics whose device id is not a resource id (meters' topics) are not ours: None.
 """
@@ -21,11 +23,13 @@ from backend.core.config import Settings
 from backend.market.order_events import queue_message
 from backend.resources.errors import TelemetryRejected
 from backend.resources.models import DerResource, ResourceStatus, TelemetryMetric, TelemetrySample
+from indexer.bulk import bulk_insert
 
 POWER_UNITS = {"W": 1, "kW": 1_000}
 ENERGY_UNITS = {"Wh": 1, "kWh": 1_000}
 METRICS = frozenset(m.value for m in TelemetryMetric)
 TELEMETRY_TOPIC = "der.telemetry"  # outbox: {"resources": [ids that reported], "at": unix s}
+TABLE = TelemetrySample.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,24 @@ def parse_time(body: dict[str, object], now: datetime) -> int:
 def sample_from_message(
     topic: str, payload: bytes | bytearray, root: str, now: datetime | None = None
 ) -> Sample | None:
-    """The sample a message carries; None when the topic is not a resource's telemetry."""
+    """The sample a single-sample message carries; None when the topic is not a resource's
+    telemetry."""
+    found = samples_from_message(topic, payload, root, now)
+    if isinstance(found, list):
+        raise TelemetryRejected("payload must be a JSON object")
+    return found
+
+
+def samples_from_message(
+    topic: str,
+    payload: bytes | bytearray,
+    root: str,
+    now: datetime | None = None,
+    max_elements: int = 100_000,
+) -> Sample | list[Sample | TelemetryRejected] | None:
+    """The sample (a JSON object) or samples (a JSON array of them, a gateway's batch; an
+    element that is not a valid sample is its TelemetryRejected) a message carries; None when
+    the topic is not a resource's telemetry. TelemetryRejected when the whole message is bad."""
     parts = topic.split("/")
     if len(parts) != 5 or parts[0] != root or parts[4] not in METRICS:
         return None
@@ -69,9 +90,26 @@ def sample_from_message(
         body = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
         raise TelemetryRejected(f"invalid JSON: {exc}") from None
+    now = now or datetime.now(UTC)
+    if not isinstance(body, list):
+        return sample_from_body(resource_id, metric, body, now)
+    if not body or len(body) > max_elements:
+        raise TelemetryRejected(f"a batched message holds 1 to {max_elements} samples")
+    samples: list[Sample | TelemetryRejected] = []
+    for element in body:
+        try:
+            samples.append(sample_from_body(resource_id, metric, element, now))
+        except TelemetryRejected as exc:
+            samples.append(exc)
+    return samples
+
+
+def sample_from_body(
+    resource_id: uuid.UUID, metric: TelemetryMetric, body: object, now: datetime
+) -> Sample:
     if not isinstance(body, dict):
         raise TelemetryRejected("payload must be a JSON object")
-    at = parse_time(body, now or datetime.now(UTC))
+    at = parse_time(body, now)
     value = body.get("value")
     if metric == TelemetryMetric.STATUS:
         status = body.get("status", value)
@@ -110,48 +148,65 @@ def record_samples(
     session: Session, samples: list[Sample], *, settings: Settings | None = None
 ) -> tuple[int, list[str]]:
     """Store the samples of active resources and advance their latest state; returns how many
-    were stored and why the others were not. With `settings`, one `der.telemetry` outbox
-    message names the resources that reported (the WebSocket's live channels,
-    backend/vpp/live.py). The caller commits."""
+    were stored and why the others were not (in the samples' order). With `settings`, one
+    `der.telemetry` outbox message names the resources that reported (the WebSocket's live
+    channels, backend/vpp/live.py). The caller commits."""
+    stored, rejected = store_samples(session, samples, settings=settings)
+    return stored, [reason for _, reason in sorted(rejected.items())]
+
+
+def store_samples(
+    session: Session, samples: list[Sample], *, settings: Settings | None = None
+) -> tuple[int, dict[int, str]]:
+    """`record_samples` in bulk: the samples go in with one COPY (multi-row insert off
+    PostgreSQL) instead of an ORM row each, and each resource's latest state moves once.
+    Returns how many were stored and, by position in `samples`, why the others were not."""
     ids = {s.resource_id for s in samples}
     resources = {
         r.id: r for r in session.exec(select(DerResource).where(col(DerResource.id).in_(ids)))
     }
-    stored, reasons = 0, []
+    rows: list[dict[str, object]] = []
+    rejected: dict[int, str] = {}
+    received_at = datetime.now(UTC)
+    moved: set[uuid.UUID] = set()
     reported: set[uuid.UUID] = set()
     latest = 0
-    for sample in sorted(samples, key=lambda s: s.at):
+    for index in sorted(range(len(samples)), key=lambda i: samples[i].at):
+        sample = samples[index]
         resource = resources.get(sample.resource_id)
         if resource is None or resource.status == ResourceStatus.DECOMMISSIONED:
-            reasons.append(f"no active resource {sample.resource_id}")
+            rejected[index] = f"no active resource {sample.resource_id}"
             continue
         try:
             value = None if sample.value is None else integer_value(sample, resource)
         except TelemetryRejected as exc:
-            reasons.append(exc.detail)
+            rejected[index] = exc.detail
             continue
-        session.add(
-            TelemetrySample(
-                resource_id=resource.id,
-                metric=sample.metric.value,
-                at=sample.at,
-                value=value,
-                status=sample.status,
-            )
+        rows.append(
+            {
+                "resource_id": resource.id,
+                "metric": sample.metric.value,
+                "at": sample.at,
+                "value": value,
+                "status": sample.status,
+                "received_at": received_at,
+            }
         )
-        stored += 1
         reported.add(resource.id)
         latest = max(latest, sample.at)
         at = datetime.fromtimestamp(sample.at, UTC)
         if resource.state_at is None or at >= resource.state_at:
-            resource.state_at = at
+            resource.state_at = at  # in time order: the latest sample of each metric wins
             if sample.metric == TelemetryMetric.OUTPUT:
                 resource.output_w = value
             elif sample.metric == TelemetryMetric.SOC:
                 resource.soc_wh = value
-            session.add(resource)
+            moved.add(resource.id)
+    bulk_insert(session.connection(), TABLE, rows)
+    for resource_id in moved:
+        session.add(resources[resource_id])
     if settings is not None and reported:
         payload = {"resources": sorted(str(r) for r in reported), "at": latest}
         queue_message(session, settings, TELEMETRY_TOPIC, payload)
     session.flush()
-    return stored, reasons
+    return len(rows), rejected

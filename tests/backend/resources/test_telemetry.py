@@ -3,13 +3,14 @@ the telemetry store and the latest state, directly and through the real Mosquitt
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from datetime import UTC, datetime
 
 import paho.mqtt.client as mqtt
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session, func, select
 
 from backend.core.config import Settings
 from backend.core.db import make_engine
@@ -17,7 +18,13 @@ from backend.meters.mqtt import Subscriber
 from backend.resources.errors import TelemetryRejected
 from backend.resources.models import DerResource, TelemetryMetric, TelemetrySample
 from backend.resources.services import decommission_resource
-from backend.resources.telemetry import record_samples, sample_from_message
+from backend.resources.telemetry import (
+    Sample,
+    record_samples,
+    sample_from_message,
+    samples_from_message,
+    store_samples,
+)
 from tests.fixtures.meters import seed_meters
 from tests.fixtures.mqtt import stop_when_handled
 from tests.fixtures.resources import add_pv, add_resource
@@ -140,3 +147,42 @@ def test_devices_report_through_mosquitto(fresh_pg_url):
         ).all()
         assert statuses == ["ack:cmd-1"]
     engine.dispose()
+
+
+def test_a_batched_message_stores_its_samples_in_bulk_and_the_latest_state_wins(metered):
+    """A gateway's array of 96 SoC samples in shuffled time order, one with an impossible SoC
+    and one not an object, plus a separate older output sample: 94 rows stored in one go, the
+    bad elements rejected alone, and the state is the newest sample's (not the last sent)."""
+    session, owner, *_ = metered
+    battery = add_resource(session, owner)
+    elements: list[object] = [
+        {"timestamp": datetime.fromtimestamp(T0_S - 900 * k, UTC).isoformat(), "value": 100 * k}
+        for k in range(96)
+    ]
+    elements = elements[40:] + elements[:40]  # the newest (k = 0, 0 Wh) sent in the middle
+    elements[3] = {"timestamp": T0, "value": 99_999}  # above the 13,500 Wh capacity
+    elements[5] = 42
+    found = samples_from_message(
+        f"energy-cloud/KR-SE-001/battery/{battery.id}/soc",
+        json.dumps(elements).encode(),
+        "energy-cloud",
+    )
+    assert isinstance(found, list) and len(found) == 96
+    assert isinstance(found[5], TelemetryRejected)
+    samples = [s for s in found if not isinstance(s, TelemetryRejected)]
+    older_output = message("output", '{"timestamp": "2026-12-01T11:00:00Z", "value": 7}')
+    samples.append(Sample(battery.id, older_output.metric, older_output.at, 7.0, "W"))
+    stored, rejected = store_samples(session, samples)
+    assert (stored, list(rejected.values())) == (95, ["SoC 99999 Wh outside 0..13500 Wh"])
+    session.commit()
+    assert (battery.soc_wh, battery.output_w) == (0, 7)
+    assert battery.state_at == datetime.fromtimestamp(T0_S, UTC)
+    count, total = session.exec(
+        select(func.count(), func.sum(TelemetrySample.value)).where(
+            TelemetrySample.resource_id == battery.id, TelemetrySample.metric == "soc"
+        )
+    ).one()
+    expected = [100 * k for k in range(96)]
+    assert (
+        count == 94 and total == sum(expected) - expected[(3 + 40) % 96] - expected[(5 + 40) % 96]
+    )

@@ -1,0 +1,159 @@
+"""MQTT delivery on the real Mosquitto: subscribers sharing one subscription split the stream
+and lose nothing; a subscriber killed before its commit gets the messages again and stores them
+once; a head-end system's batched payload (a JSON array of readings) with a bad element stores
+the rest and dead-letters that element alone."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from sqlmodel import Session, func, select
+
+from backend.core.config import PROJECT_ROOT
+from backend.deadletters.models import DeadLetter
+from backend.meters.models import MeterReading
+from backend.meters.validation import iso
+from tests.fixtures.meters import NOW
+from tests.fixtures.mqtt import (
+    mosquitto_pub,
+    run_subscriber,
+    unique,
+    wait_until,
+)
+
+METER = "meter:solar-1"
+
+
+def topic(root: str) -> str:
+    return f"{root}/seoul/solar-panel/{METER}/reading"
+
+
+def reading(k: int) -> dict[str, object]:
+    """The k-th interval before NOW, k Wh exported."""
+    return {"timestamp": iso(NOW - 900 * k), "exportWh": k}
+
+
+def stored(engine) -> tuple[int, int]:
+    """(readings, Wh exported) in the store."""
+    with Session(engine) as session:
+        count, wh = session.exec(
+            select(func.count(), func.coalesce(func.sum(MeterReading.export_wh), 0))
+        ).one()
+    return count, wh
+
+
+@pytest.mark.mqtt
+def test_a_shared_subscription_splits_the_stream_and_loses_nothing(world):
+    engine, settings, root, client_ids, publisher = world
+    settings = settings.model_copy(
+        update={"mqtt_shared_group": unique("group"), "mqtt_batch_linger_ms": 5}
+    )
+    client_ids += [unique("gl-ingest"), unique("gl-ingest")]
+    running = [run_subscriber(settings, client_id) for client_id in client_ids]
+    count = 300
+    for k in range(1, count + 1):
+        publisher.client.publish(topic(root), json.dumps(reading(k)), qos=1)
+    publisher.publish(topic(root), json.dumps(reading(1)))  # a duplicate, last
+    assert wait_until(lambda: stored(engine)[0] == count), stored(engine)
+    assert wait_until(
+        lambda: (
+            sum(r.subscriber.totals["accepted"] + r.subscriber.totals["duplicate"] for r in running)
+            == count + 1
+        )
+    )
+    for r in running:
+        r.stop()
+    shares = [r.subscriber.totals["accepted"] for r in running]
+    assert all(share > 0 for share in shares), shares  # both took part
+    assert sum(shares) == count
+    assert sum(r.subscriber.totals["duplicate"] for r in running) == 1
+    assert stored(engine) == (count, count * (count + 1) // 2)  # Wh conserved
+
+
+def start_process(url: str, root: str, client_id: str, log_path) -> subprocess.Popen[bytes]:
+    """`python -m backend.meters.mqtt` that never commits on its own: one batch of up to
+    10,000 messages, lingering ten minutes for it to fill."""
+    env = {
+        **os.environ,
+        "GRIDLEDGER_DATABASE_URL": url,
+        "GRIDLEDGER_MQTT_TOPIC_ROOT": root,
+        "GRIDLEDGER_MQTT_SHARED_GROUP": "",
+        "GRIDLEDGER_MQTT_CLIENT_ID": client_id,
+        "GRIDLEDGER_MQTT_BATCH_MAX_MESSAGES": "10000",
+        "GRIDLEDGER_MQTT_BATCH_LINGER_MS": "600000",
+    }
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "backend.meters.mqtt", "0"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+@pytest.mark.mqtt
+def test_a_subscriber_killed_before_its_commit_gets_the_messages_again(world, tmp_path):
+    """The subscriber process holds 40 received readings, uncommitted and unacknowledged, and
+    is killed (SIGKILL): nothing was stored. Its successor (same client id, so the same
+    persistent session) gets all 40 redelivered and stores each once."""
+    engine, settings, root, client_ids, _publisher = world
+    url = settings.database_url
+    prefix = unique("gl-ingest")
+    client_ids.append(f"{prefix}-0")
+    log_path = tmp_path / "subscriber.log"
+    process = start_process(url, root, prefix, log_path)
+    try:
+        assert wait_until(lambda: b" subscribed to " in log_path.read_bytes(), timeout_s=90), (
+            log_path.read_text()
+        )
+        for k in range(1, 41):
+            mosquitto_pub(topic(root), json.dumps(reading(k)).encode(), tmp_path)
+        time.sleep(1)  # delivered to the process (receive maximum 65,535), held for its batch
+        assert process.poll() is None
+        assert stored(engine) == (0, 0)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+    successor = run_subscriber(settings, f"{prefix}-0")
+    assert wait_until(lambda: stored(engine)[0] == 40), stored(engine)
+    successor.stop()
+    assert successor.subscriber.totals["accepted"] == 40
+    assert stored(engine) == (40, 820)
+
+
+@pytest.mark.mqtt
+def test_a_batched_payload_stores_the_good_readings_and_dead_letters_the_bad_one(world, tmp_path):
+    """A head-end system's message: an array of 50 readings (published with the stock
+    `mosquitto_pub`), element 7 a negative export and element 20 not an object. The 48 good
+    ones are stored; each bad element is its own dead letter (the element, the reason); the
+    same message again adds no reading and counts the same two dead letters once more."""
+    engine, settings, root, client_ids, _publisher = world
+    client_ids.append(unique("gl-ingest"))
+    running = run_subscriber(settings, client_ids[-1])
+    batch: list[object] = [reading(k) for k in range(1, 51)]
+    batch[7] = {**reading(8), "exportWh": -8}
+    batch[20] = "not a reading"
+    payload = json.dumps(batch).encode()
+    good_wh = sum(range(1, 51)) - 8 - 21
+    for _ in range(2):
+        mosquitto_pub(topic(root), payload, tmp_path)
+    totals = running.subscriber.totals
+    assert wait_until(lambda: sum(totals.values()) == 100), totals
+    running.stop()
+    assert totals == {"accepted": 48, "duplicate": 48, "corrected": 0, "rejected": 4}
+    assert stored(engine) == (48, good_wh)
+    with Session(engine) as session:
+        letters = session.exec(select(DeadLetter).order_by(DeadLetter.reason)).all()
+    assert [(json.loads(d.payload), d.count, d.topic) for d in letters] == [
+        ("not a reading", 2, topic(root)),
+        ({**reading(8), "exportWh": -8}, 2, topic(root)),
+    ]
+    assert letters[0].reason == "element 20 of 50: a reading must be a JSON object"
+    assert letters[1].reason.startswith("element 7 of 50: ")
