@@ -43,6 +43,8 @@ def normalise(component: AbiComponent, value: Any) -> Any:
         return value.lower()
     if kind.startswith("bytes"):
         return "0x" + bytes(value).hex()
+    if kind == "string":  # anyone can emit a NUL on chain; PostgreSQL text cannot store one
+        return value.replace("\x00", "\ufffd")
     return value
 
 
@@ -92,8 +94,8 @@ def decode_head(component: AbiComponent, data: bytes, word: int) -> Any:
     offset = int.from_bytes(data[word * 32 : word * 32 + 32], "big")
     length = int.from_bytes(data[offset : offset + 32], "big")
     start = offset + 32
-    if kind == "string":
-        return data[start : start + length].decode("utf-8")
+    if kind == "string":  # anyone can emit any bytes: invalid UTF-8 and NUL become U+FFFD
+        return data[start : start + length].decode("utf-8", "replace").replace("\x00", "\ufffd")
     if kind == "bytes":
         return "0x" + data[start : start + length].hex()
     element = {**component, "type": kind[:-2]}

@@ -10,6 +10,7 @@ from typing import Annotated
 from pydantic import BaseModel, Field, model_validator
 
 from backend.core.json_ints import U63, AmountStr, SafeInt
+from backend.core.text import FreeText
 from backend.dr.models import BaselineMethod, ProgramType, SignalType
 
 Watts = Annotated[SafeInt, Field(ge=0, le=10**10)]
@@ -28,7 +29,7 @@ class ProgramCreate(BaseModel):
     )
     max_events: Annotated[int, Field(ge=1, le=10_000)]
     baseline_method: BaselineMethod = BaselineMethod.HIGH_4_OF_5
-    description: str = Field(default="", max_length=500)
+    description: FreeText = Field(default="", max_length=500)
 
 
 class ProgramPublic(BaseModel):
@@ -117,7 +118,7 @@ class EventPublic(BaseModel):
 
 class OptOut(BaseModel):
     enrolment_id: uuid.UUID
-    reason: str | None = Field(default=None, max_length=200)
+    reason: FreeText | None = Field(default=None, max_length=200)
 
 
 class IntervalPerformancePublic(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from backend.core.json_ints import MAX_SAFE_INTEGER, U63, AmountStr, SafeInt, Uint64Str
-from backend.core.text import Bytes32Text
+from backend.core.text import Bytes32Text, FreeText
 
 ADDRESS = r"^0x[0-9a-fA-F]{40}$"
 
@@ -83,8 +83,8 @@ class TransferRequest(BaseModel):
 
 class ClaimRequest(BaseModel):
     amount_wh: AmountStr = Field(ge=1, le=U63)
-    beneficiary: str = Field(min_length=1, max_length=200)
-    purpose: str = Field(default="", max_length=200)
+    beneficiary: FreeText = Field(min_length=1, max_length=200)
+    purpose: FreeText = Field(default="", max_length=200)
     consumption_start: SafeInt = Field(ge=0, le=MAX_SAFE_INTEGER)
     consumption_end: SafeInt = Field(ge=0, le=MAX_SAFE_INTEGER)
     location: Bytes32Text = Field(

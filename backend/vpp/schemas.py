@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
+from backend.core.text import FreeText
 from backend.resources.models import ResourceKind
 from backend.resources.schemas import GridArea, Location, Name
 
@@ -26,14 +27,14 @@ class VppCreate(BaseModel):
     gridArea: GridArea | None = Field(
         default=None, description="members must be in this grid area (none: any area)"
     )
-    description: str = Field(default="", max_length=500)
+    description: FreeText = Field(default="", max_length=500)
 
 
 class VppUpdate(BaseModel):
     """Fields left out keep their value."""
 
     name: Name | None = None
-    description: str | None = Field(default=None, max_length=500)
+    description: FreeText | None = Field(default=None, max_length=500)
 
 
 class VppResource(BaseModel):

@@ -101,3 +101,25 @@ def test_bulk_column_wise_decoding_matches_one_by_one():
     assert [b and (b[0].name, b[1]) for b in bulk] == [s and (s[0].name, s[1]) for s in single]
     columnar = {d.name for d in (b[0] for b in bulk if b) if d.columns is not None}
     assert {"CertificateIssued", "Transfer"} <= columnar  # the backfill's bulk of events
+
+
+def test_a_nul_in_an_event_string_is_stored_as_a_replacement_character():
+    """Anyone can claim a certificate for a beneficiary holding NUL or invalid UTF-8 straight on
+    chain; the mirror must still insert the row (PostgreSQL text has no NUL), so both become
+    U+FFFD instead of stopping the indexer."""
+    (claimed,) = [
+        e
+        for e in load_artifact("RECRegistry").abi
+        if e.get("type") == "event" and e["name"] == "CertificateClaimed"
+    ]
+    decoder = EventDecoder.from_abi("RECRegistry", claimed)
+    rng = random.Random(7)
+    values = {c["name"]: random_value(c, rng) for c in claimed["inputs"]}
+    values["beneficiary"] = "ACME\x00GmbH"
+    topics = ["0x" + event_abi_to_log_topic(claimed).hex()] + [
+        "0x" + encode([abi_type(c)], [values[c["name"]]]).hex() for c in decoder.indexed
+    ]
+    data = encode(list(decoder.data_types), [values[c["name"]] for c in decoder.data])
+    assert decoder.decode(topics, "0x" + data.hex())["beneficiary"] == "ACME\ufffdGmbH"
+    invalid_utf8 = data.replace(b"ACME\x00GmbH", b"ACME\xffGmbH")
+    assert decoder.decode(topics, "0x" + invalid_utf8.hex())["beneficiary"] == "ACME\ufffdGmbH"
