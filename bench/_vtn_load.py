@@ -14,6 +14,9 @@ evenly over the period.
   (the VTN's capacity; 1,000 VENs every 10 s need 100);
 - the same two figures against the floor (bench/_vtn_floor.py: the same TLS, a fixed answer,
   no parsing, signature check or database) in the same run, and the ratios VTN / floor.
+
+`run(vens_count, seconds)` runs it small (tests/bench/test_vtn_load.py: 5 VENs, 3 s, the poll
+period and the burst shortened to 3 s as well).
 """
 
 from __future__ import annotations
@@ -52,6 +55,21 @@ PERIOD_S = 10.0
 MEASURE_S = float(os.environ.get("GRIDLEDGER_BENCH_VTN_SECONDS", "30"))
 BURST_VENS, BURST_S = 32, 8.0
 PATH = "/OpenADR2/Simple/2.0b/OadrPoll"
+
+
+@dataclass(frozen=True)
+class Phases:
+    """How long each phase runs: warm-up and poll period, measured polling, burst."""
+
+    period_s: float = PERIOD_S
+    measure_s: float = MEASURE_S
+    burst_s: float = BURST_S
+
+    @classmethod
+    def for_seconds(cls, seconds: float) -> Phases:
+        """`seconds` of measured polling; a short run (tests) shortens the period (the VTN is
+        told the same interval) and the burst to match, so the whole run stays short."""
+        return cls(min(PERIOD_S, seconds), seconds, min(BURST_S, seconds))
 
 
 @dataclass
@@ -132,21 +150,22 @@ async def post(session: aiohttp.ClientSession, url: str, ven: BenchVen) -> float
     return elapsed
 
 
-async def scheduled(base_url: str, vens: list[BenchVen]) -> tuple[list[float], int]:
-    """Every VEN polls every PERIOD_S (starts spread over one period); the latencies after the
+async def scheduled(base_url: str, vens: list[BenchVen], phases: Phases) -> tuple[list[float], int]:
+    """Every VEN polls every period (starts spread over one period); the latencies after the
     warm-up period and how many polls failed. A poll refused because the VTN fell more than
     openleadr's 5 s replay window behind counts as failed (its latency is not a figure)."""
     url = base_url + PATH
     latencies: list[float] = []
     loop = asyncio.get_running_loop()
     start = loop.time()
-    measure_from, end = start + PERIOD_S, start + PERIOD_S + MEASURE_S
+    measure_from = start + phases.period_s
+    end = measure_from + phases.measure_s
     errors: list[BaseException] = []
 
     async def one(i: int, ven: BenchVen) -> None:
         connector = aiohttp.TCPConnector(limit=1, ssl=ven.context)
         async with aiohttp.ClientSession(connector=connector) as session:
-            moment = start + PERIOD_S * i / len(vens)
+            moment = start + phases.period_s * i / len(vens)
             while moment < end:
                 await asyncio.sleep(max(moment - loop.time(), 0))
                 try:
@@ -156,7 +175,7 @@ async def scheduled(base_url: str, vens: list[BenchVen]) -> tuple[list[float], i
                     elapsed = None
                 if elapsed is not None and moment >= measure_from:
                     latencies.append(elapsed)
-                moment += PERIOD_S
+                moment += phases.period_s
 
     await asyncio.gather(*(one(i, v) for i, v in enumerate(vens)))
     if errors:
@@ -164,12 +183,12 @@ async def scheduled(base_url: str, vens: list[BenchVen]) -> tuple[list[float], i
     return latencies, len(errors)
 
 
-async def burst(base_url: str, vens: list[BenchVen]) -> float:
-    """BURST_VENS VENs polling back to back for BURST_S: polls answered per second."""
+async def burst(base_url: str, vens: list[BenchVen], burst_s: float) -> float:
+    """BURST_VENS VENs polling back to back for `burst_s`: polls answered per second."""
     url = base_url + PATH
     count = 0
     loop = asyncio.get_running_loop()
-    end = loop.time() + BURST_S
+    end = loop.time() + burst_s
 
     async def one(ven: BenchVen) -> None:
         nonlocal count
@@ -207,33 +226,36 @@ class Figures:
     cpu_ms_per_poll: float  # the server's CPU over the scheduled phase, per poll
 
 
-def measure(base_url: str, vens: list[BenchVen], server_pid: int) -> Figures:
+def measure(base_url: str, vens: list[BenchVen], server_pid: int, phases: Phases) -> Figures:
     """The scheduled phase (p50, p99 in ms, inf when no poll succeeded), then the burst."""
     cpu_before = cpu_s(server_pid)
-    latencies, failed = asyncio.run(scheduled(base_url, vens))
-    polls = (PERIOD_S + MEASURE_S) / PERIOD_S * len(vens)
+    latencies, failed = asyncio.run(scheduled(base_url, vens, phases))
+    polls = (phases.period_s + phases.measure_s) / phases.period_s * len(vens)
     cpu_ms = (cpu_s(server_pid) - cpu_before) * 1000 / polls
-    rate = asyncio.run(burst(base_url, vens))
+    rate = asyncio.run(burst(base_url, vens, phases.burst_s))
     if not latencies:
         return Figures(float("inf"), float("inf"), rate, failed, cpu_ms)
     p50, p99 = percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000
     return Figures(p50, p99, rate, failed, cpu_ms)
 
 
-def server_env(settings: Settings) -> dict[str, str]:
+def server_env(settings: Settings, period_s: float) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDLEDGER_")}
     env |= {
         "GRIDLEDGER_DATABASE_URL": settings.database_url,
         "GRIDLEDGER_DATA_DIR": str(settings.data_dir),
         "GRIDLEDGER_TLS": "dev",
         "GRIDLEDGER_VTN_PORT": str(settings.vtn_port),
-        "GRIDLEDGER_VTN_POLL_INTERVAL_S": str(PERIOD_S),
+        "GRIDLEDGER_VTN_POLL_INTERVAL_S": str(period_s),
         "GRIDLEDGER_SIMULATE": "false",
     }
     return env
 
 
-def run(vens_count: int = VENS) -> Iterator[dict[str, Any]]:
+def run(vens_count: int = VENS, seconds: float = MEASURE_S) -> Iterator[dict[str, Any]]:
+    """The figures for `vens_count` VENs and `seconds` of measured polling (defaults from
+    GRIDLEDGER_BENCH_VTN_VENS and GRIDLEDGER_BENCH_VTN_SECONDS: 1,000 VENs, 30 s)."""
+    phases = Phases.for_seconds(seconds)
     with scratch_schema() as url, tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
         files = ensure_server_files(data_dir / "tls")
@@ -248,7 +270,7 @@ def run(vens_count: int = VENS) -> Iterator[dict[str, Any]]:
         vtn = subprocess.Popen(
             [sys.executable, "-m", "backend.openadr"],
             cwd=PROJECT_ROOT,
-            env=server_env(settings),
+            env=server_env(settings, phases.period_s),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -269,8 +291,8 @@ def run(vens_count: int = VENS) -> Iterator[dict[str, Any]]:
         try:
             wait_for_port(settings.vtn_port, vtn)
             wait_for_port(floor_port, floor)
-            ours = measure(f"https://127.0.0.1:{settings.vtn_port}", vens, vtn.pid)
-            floor_figures = measure(f"https://127.0.0.1:{floor_port}", vens, floor.pid)
+            ours = measure(f"https://127.0.0.1:{settings.vtn_port}", vens, vtn.pid, phases)
+            floor_figures = measure(f"https://127.0.0.1:{floor_port}", vens, floor.pid, phases)
         finally:
             stop_process(vtn)
             stop_process(floor)

@@ -9,11 +9,12 @@ they are refused on any chain but the local devnet and in any environment but de
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from backend.core.errors import ConfigurationError
@@ -185,6 +186,10 @@ class Settings(BaseSettings):
     dr_settlement_delay_s: int = Field(default=900, ge=0)
     dr_missing_data_deadline_s: int = Field(default=21_600, ge=0)
     dr_settlement_batch_size: int = Field(default=50, ge=1, le=500)  # participants per `settle`
+    # DR baselines (backend/dr/holiday_calendar.py): holidays count as weekend days; explicit
+    # ISO dates (JSON list) plus, optionally, a country's public holidays (ISO 3166, e.g. "KR")
+    dr_holidays: list[date] = Field(default_factory=list)
+    dr_holiday_country: str | None = None
     # VPP dispatch (backend/vpp/dispatch.py): unmet demand and a flexible load's shortfall cost
     # this much per kWh in the optimisation (token units), so a schedule sheds only when it must
     vpp_unmet_penalty_per_kwh: int = Field(default=10_000, ge=1)
@@ -280,6 +285,20 @@ class Settings(BaseSettings):
     # the VTN reloads its in-memory view of the VENs this often (a revoked VEN is refused
     # within it; registrations made by the VTN itself count at once)
     vtn_registry_refresh_s: float = Field(default=2.0, gt=0)
+
+    @field_validator("dr_holiday_country")
+    @classmethod
+    def _known_holiday_country(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        import holidays  # only when a country is configured
+
+        code = value.strip().upper()
+        if code not in holidays.list_supported_countries():
+            raise ConfigurationError(
+                f"GRIDLEDGER_DR_HOLIDAY_COUNTRY {value!r}: not a country the holidays package knows"
+            )
+        return code
 
     @model_validator(mode="after")
     def _fill_paths_and_refuse_dev_secrets(self) -> Settings:

@@ -10,12 +10,14 @@ Methods as configured here: high 4 of 5 with the additive adjustment (PJM), high
 10 of 10 with the multiplicative adjustment (NYISO, CAISO), each capped at +/-20 %, 45-day
 lookback. The weather-regression method needs temperatures, which nothing stores yet: such
 programs report `no_baseline` until a weather store exists.
-Holidays are not configured yet (none excluded beyond weekends).
+Holidays (backend/dr/holiday_calendar.py, from settings) count as weekend days: a holiday in
+the lookback is not a weekday baseline day.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import date, timedelta
 
 from sqlmodel import Session, col, select
@@ -33,6 +35,7 @@ from backend.dr.baselines import (
     high_x_of_y,
 )
 from backend.dr.errors import BaselineInputInvalid, DrAccessDenied, NotEnoughBaselineDays
+from backend.dr.holiday_calendar import HolidayCalendar
 from backend.dr.models import BaselineMethod, DrEnrolment, DrEvent, DrParticipation, DrProgram
 from backend.dr.performance import evaluate
 from backend.dr.readings import complete_days, day_start, utc_day, verified_day_loads
@@ -78,6 +81,7 @@ def baseline_for(
     event_day: date,
     window: Window,
     excluded: set[date],
+    holidays: Collection[date] = (),
 ) -> Baseline:
     method = BaselineMethod(program.baseline_method)
     if method not in HIGH_X_OF_Y:
@@ -94,6 +98,7 @@ def baseline_for(
         x=x,
         y=y,
         excluded=excluded,
+        holidays=holidays,
         lookback_days=LOOKBACK_DAYS,
     )
     return adjust(
@@ -110,6 +115,7 @@ def participant_performance(
     event: DrEvent,
     participation: DrParticipation,
     enrolment: DrEnrolment,
+    calendar: HolidayCalendar,
 ) -> ParticipantPerformance:
     base = ParticipantPerformance(
         enrolment_id=enrolment.id,
@@ -121,12 +127,8 @@ def participant_performance(
     if participation.opted_out_at is not None:
         return base
     event_day, window = event_window(event)
-    days = verified_day_loads(
-        session,
-        enrolment.meter_id,
-        first=event_day - timedelta(days=LOOKBACK_DAYS),
-        last=event_day,
-    )
+    first = event_day - timedelta(days=LOOKBACK_DAYS)
+    days = verified_day_loads(session, enrolment.meter_id, first=first, last=event_day)
     try:
         baseline = baseline_for(
             program,
@@ -134,6 +136,7 @@ def participant_performance(
             event_day=event_day,
             window=window,
             excluded=other_event_days(session, enrolment.meter_id, event),
+            holidays=calendar.between(first, event_day),
         )
     except NotEnoughBaselineDays as exc:
         return base.model_copy(update={"status": "no_baseline", "detail": exc.detail})
@@ -162,7 +165,9 @@ def participant_performance(
     )
 
 
-def event_performance(session: Session, account: Account, event_id: uuid.UUID) -> EventPerformance:
+def event_performance(
+    session: Session, account: Account, event_id: uuid.UUID, calendar: HolidayCalendar
+) -> EventPerformance:
     """Every participant's performance for the program's operator; only one's own otherwise."""
     event = services.get_event(session, event_id)
     program = services.get_program(session, event.program_id)
@@ -174,5 +179,7 @@ def event_performance(session: Session, account: Account, event_id: uuid.UUID) -
     return EventPerformance(
         event_id=event.id,
         baseline_method=BaselineMethod(program.baseline_method),
-        participants=[participant_performance(session, program, event, p, e) for p, e in rows],
+        participants=[
+            participant_performance(session, program, event, p, e, calendar) for p, e in rows
+        ],
     )

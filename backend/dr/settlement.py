@@ -34,6 +34,7 @@ from backend.accounts.models import Account
 from backend.core.config import Settings
 from backend.dr import evaluation, services
 from backend.dr.errors import DrAccessDenied
+from backend.dr.holiday_calendar import HolidayCalendar
 from backend.dr.models import DrEvent, DrProgram, DrSettlement, DrSettlementStatus
 from backend.dr.onchain import bytes32_id, program_on_chain
 from backend.dr.schemas import EventSettlement, ParticipantSettlement
@@ -82,7 +83,7 @@ class EventSettlementReport:
 
 
 def owed_by_account(
-    session: Session, program: DrProgram, event: DrEvent
+    session: Session, program: DrProgram, event: DrEvent, calendar: HolidayCalendar
 ) -> tuple[dict[uuid.UUID, Owed], bool]:
     """Each account's result, and whether every evaluated interval had a verified reading."""
     owed: dict[uuid.UUID, Owed] = {}
@@ -92,7 +93,7 @@ def owed_by_account(
     addresses = {a.id: a.address.lower() for a in session.exec(accounts).all()}
     for participation, enrolment in rows:
         result = evaluation.participant_performance(
-            session, program, event, participation, enrolment
+            session, program, event, participation, enrolment, calendar
         )
         row = owed.setdefault(enrolment.account_id, Owed(addresses[enrolment.account_id]))
         if result.status != "evaluated":
@@ -124,7 +125,9 @@ def prepare(
     if event.cancelled_at is not None or now < event.end + settings.dr_settlement_delay_s:
         return None
     program = services.get_program(session, event.program_id)
-    owed, complete = owed_by_account(session, program, event)
+    owed, complete = owed_by_account(
+        session, program, event, HolidayCalendar.from_settings(settings)
+    )
     if not complete and now < event.end + settings.dr_missing_data_deadline_s:
         return None
     rows = [

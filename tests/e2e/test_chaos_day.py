@@ -1,11 +1,11 @@
 """A chaos day: a simulated day of the neighbourhood on PostgreSQL + Redis while a seeded
 schedule SIGKILLs every component once (indexer, API, matcher, worker, beat, MQTT
-subscriber, the neighbourhood itself) and restarts Anvil from its state file; a minimal
-supervisor (tests/fixtures/chaos.py) restarts whatever died. At the end of the day the books
-must close: every trade settled exactly once with the formula's payout, every device-hour
-issued at most once, tokens and Wh conserved, the SQL mirror equal to the chain and no period
-left unsettled past its deadline. Prints kills survived, trades, settlements and the time each
-component took to recover."""
+subscriber, the OpenADR VTN (recovered once /health reports it ok), the neighbourhood itself)
+and restarts Anvil from its state file; a minimal supervisor (tests/fixtures/chaos.py)
+restarts whatever died. At the end of the day the books must close: every trade settled
+exactly once with the formula's payout, every device-hour issued at most once, tokens and Wh
+conserved, the SQL mirror equal to the chain and no period left unsettled past its deadline.
+Prints kills survived, trades, settlements and the time each component took to recover."""
 
 from __future__ import annotations
 
@@ -255,8 +255,11 @@ def test_a_chaos_day_closes_its_books(chaos_stack):
     # the SQL mirror equals the chain
     people = {r[0] for r in rows(stack, "SELECT address FROM accounts WHERE address IS NOT NULL")}
     people |= {p for t in trades for p in (t.seller, t.buyer)}
-    view = SimpleNamespace(
-        c=Contracts(w3, Deployment.read(settings.deployment_file)),
+    deployment = Deployment.read(settings.deployment_file)
+    view = SimpleNamespace(  # what the mirror check reads of a workload
+        c=Contracts(w3, deployment),
+        deployment=deployment,
+        w3=w3,
         people=[SimpleNamespace(address=Web3.to_checksum_address(p)) for p in people],
     )
     counts = assert_mirror_equals_chain(stack.engine, view)

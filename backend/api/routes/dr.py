@@ -30,6 +30,7 @@ from backend.dr.errors import (
     DrProgramEventLimit,
     DrProgramNotFound,
 )
+from backend.dr.holiday_calendar import HolidayCalendar
 from backend.dr.models import DrOfferStatus, DrVppNotification
 from backend.dr.schemas import (
     EnrolmentCreate,
@@ -201,11 +202,12 @@ def opt_out(
     responses=raises(DrEventNotFound, DrAccessDenied),
 )
 def event_performance(
-    event_id: uuid.UUID, session: SessionDep, account: Reader
+    event_id: uuid.UUID, session: SessionDep, account: Reader, settings: SettingsDep
 ) -> EventPerformance:
     """Baseline, delivered reduction, incentive and penalty per participant, from verified
     readings (the program's operator sees everyone, a participant only their own)."""
-    return evaluation.event_performance(session, account, event_id)
+    calendar = HolidayCalendar.from_settings(settings)
+    return evaluation.event_performance(session, account, event_id, calendar)
 
 
 @router.get(
