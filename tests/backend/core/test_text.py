@@ -1,5 +1,6 @@
-"""Bytes32Text and FreeText. Bytes32Text: a claim's `location` must fit its bytes32 on chain as UTF-8 (the stateful
-fuzzer found 32 characters of multi-byte text answered 500 from deep inside the chain call)."""
+"""Bytes32Text: a claim's `location` must fit its bytes32 on chain as UTF-8 (the stateful
+fuzzer found 32 characters of multi-byte text answered 500 from deep inside the chain call).
+FreeText: no NUL in text the database keeps."""
 
 from __future__ import annotations
 
