@@ -36,53 +36,90 @@ def bulk_insert(
     if not rows:
         return
     if connection.dialect.name != "postgresql":
-        statement: Executable
-        if conflict_columns:
-            statement = sqlite_insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
-        else:
-            statement = insert(table)
+        statement: Executable = (
+            sqlite_insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
+            if conflict_columns
+            else insert(table)
+        )
         connection.execute(statement, rows)
         return
+    if conflict_columns:
+        insert_new(connection, table, rows, conflict_columns)
+        return
+    columns, records = _records(table, rows)
+    _copy(_driver(connection), table.name, _column_list(columns), records)
+
+
+def insert_new(
+    connection: Connection, table: Table, rows: list[dict[str, Any]], key: list[str]
+) -> list[bool]:
+    """Insert the rows whose `key` (the columns of a unique constraint) is not stored yet;
+    returns, row by row, whether it went in (of rows sharing a new key, the first did).
+    PostgreSQL: COPY straight in; only if that hits a duplicate, COPY into a staging table and
+    `INSERT ... ON CONFLICT DO NOTHING RETURNING` the key. Elsewhere a row at a time."""
+    if not rows:
+        return []
+    if connection.dialect.name != "postgresql":
+        statement = sqlite_insert(table).on_conflict_do_nothing(index_elements=key)
+        return [connection.execute(statement, row).rowcount == 1 for row in rows]
+    columns, records = _records(table, rows)
+    column_list = _column_list(columns)
+    driver = _driver(connection)
+    try:
+        with driver.transaction():  # a savepoint inside the caller's transaction
+            _copy(driver, table.name, column_list, records)
+        return [True] * len(rows)
+    except UniqueViolation:
+        pass
+    staging = f"_staging_{table.name}"
+    cursor = driver.cursor()
+    cursor.execute(
+        f'CREATE TEMP TABLE IF NOT EXISTS "{staging}" AS '
+        f'SELECT {column_list} FROM "{table.name}" WITH NO DATA'
+    )
+    _copy(driver, staging, column_list, records)
+    keys = _column_list(key)
+    cursor.execute(
+        f'INSERT INTO "{table.name}" ({column_list}) SELECT {column_list} FROM "{staging}" '
+        f"ON CONFLICT ({keys}) DO NOTHING RETURNING {keys}"
+    )
+    new = {tuple(found) for found in cursor.fetchall()}
+    cursor.execute(f'TRUNCATE "{staging}"')
+    inserted: list[bool] = []
+    for row in rows:
+        row_key = tuple(row[c] for c in key)
+        inserted.append(row_key in new)
+        new.discard(row_key)  # a second row with the same key was not the one stored
+    return inserted
+
+
+def _column_list(columns: list[str]) -> str:
+    return ", ".join(f'"{c}"' for c in columns)
+
+
+def _driver(connection: Connection) -> psycopg.Connection[Any]:
+    driver = connection.connection.driver_connection
+    if not isinstance(driver, psycopg.Connection):
+        raise TypeError(f"PostgreSQL bulk inserts need psycopg 3, not {type(driver).__name__}")
+    return driver
+
+
+def _records(table: Table, rows: list[dict[str, Any]]) -> tuple[list[str], list[Sequence[Any]]]:
+    """The rows' columns and their values as COPY records (JSON columns as JSON text)."""
     columns = list(rows[0])
-    column_list = ", ".join(f'"{c}"' for c in columns)
     pick: Callable[[dict[str, Any]], Sequence[Any]] = (
         itemgetter(*columns) if len(columns) > 1 else (lambda row: (row[columns[0]],))
     )
     json_positions = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, JSON)]
-    records: list[Sequence[Any]]
-    if json_positions:
-        records = []
-        for row in rows:
-            record = list(pick(row))
-            for i in json_positions:
-                record[i] = dumps_json(record[i])
-            records.append(record)
-    else:
-        records = [pick(row) for row in rows]
-    driver = connection.connection.driver_connection
-    if not isinstance(driver, psycopg.Connection):
-        raise TypeError(f"PostgreSQL bulk inserts need psycopg 3, not {type(driver).__name__}")
-    if not conflict_columns:
-        _copy(driver, table.name, column_list, records)
-        return
-    # Fast path: COPY straight in; only if that hits a duplicate, go through a staging table.
-    try:
-        with driver.transaction():  # a savepoint inside the caller's transaction
-            _copy(driver, table.name, column_list, records)
-    except UniqueViolation:
-        staging = f"_staging_{table.name}"
-        cursor = driver.cursor()
-        cursor.execute(
-            f'CREATE TEMP TABLE IF NOT EXISTS "{staging}" AS '
-            f'SELECT {column_list} FROM "{table.name}" WITH NO DATA'
-        )
-        _copy(driver, staging, column_list, records)
-        keys = ", ".join(f'"{c}"' for c in conflict_columns)
-        cursor.execute(
-            f'INSERT INTO "{table.name}" ({column_list}) SELECT {column_list} FROM "{staging}" '
-            f"ON CONFLICT ({keys}) DO NOTHING"
-        )
-        cursor.execute(f'TRUNCATE "{staging}"')
+    if not json_positions:
+        return columns, [pick(row) for row in rows]
+    records: list[Sequence[Any]] = []
+    for row in rows:
+        record = list(pick(row))
+        for i in json_positions:
+            record[i] = dumps_json(record[i])
+        records.append(record)
+    return columns, records
 
 
 def _copy(

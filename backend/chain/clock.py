@@ -7,6 +7,7 @@ on Anvil) readings, gates and deadlines follow simulated time, which runs ahead 
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from functools import lru_cache
 
 from web3 import Web3
@@ -27,3 +28,8 @@ def now(settings: Settings) -> int:
         return int(_web3(settings.rpc_url).eth.get_block("latest")["timestamp"])
     except (OSError, ConnectionError) as exc:
         raise ServiceUnavailable("chain RPC unreachable (clock=chain)") from exc
+
+
+def utc_now(settings: Settings) -> datetime:
+    """`now` as an aware UTC datetime (services that plan days and slots)."""
+    return datetime.fromtimestamp(now(settings), UTC)

@@ -12,6 +12,7 @@ import numpy as np
 from sqlmodel import Session, col, select
 
 from backend.accounts.models import Account
+from backend.chain import clock
 from backend.core.config import Settings
 from backend.forecast import history, model
 from backend.forecast.errors import InsufficientHistory, WeatherUnavailable
@@ -143,7 +144,9 @@ def refresh_vpp_forecasts(
 ) -> RefreshReport:
     """The beat's daily refit: forecast the next 24 h of every VPP that has members, on
     behalf of its aggregator, committing each. A VPP whose history is too short is skipped and
-    named; nothing else is swallowed."""
+    named; nothing else is swallowed. `now` defaults to the configured clock (the chain's
+    simulated time under `GRIDLEDGER_CLOCK=chain`)."""
+    now = now or clock.utc_now(settings)
     done: list[str] = []
     skipped: dict[str, str] = {}
     vpps = session.exec(select(Vpp).where(col(Vpp.dissolved_at).is_(None))).all()

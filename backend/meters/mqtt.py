@@ -337,9 +337,12 @@ class Subscriber:
         result = None
         with Session(self.engine) as session:
             if samples:
-                stored, refused = telemetry.store_samples(session, samples, settings=self.settings)
-                self.totals["telemetry"] = self.totals.get("telemetry", 0) + stored
-                poison += [(sample_carriers[i], reason) for i, reason in refused.items()]
+                kept = telemetry.store_samples(session, samples, settings=self.settings)
+                self.totals["telemetry"] = self.totals.get("telemetry", 0) + kept.stored
+                self.totals["telemetry_duplicate"] = (
+                    self.totals.get("telemetry_duplicate", 0) + kept.duplicate
+                )
+                poison += [(sample_carriers[i], reason) for i, reason in kept.rejected.items()]
             now = self.now() if self.now is not None else None
             for offset in range(0, len(readings), limit):
                 result = ingest_readings(

@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Column, Index, Integer
+from sqlalchemy import BigInteger, Column, Index, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from backend.core.utc import utc_now
@@ -113,7 +113,9 @@ class TelemetrySample(SQLModel, table=True):
     settlement readings (it settles nothing). `at` is the device's timestamp (unix s)."""
 
     __tablename__ = "der_telemetry"
-    __table_args__ = (Index("ix_der_telemetry_resource_at", "resource_id", "at"),)
+    # one row per sample: a redelivered message stores nothing twice (the key also serves the
+    # reads, which all name the metric)
+    __table_args__ = (UniqueConstraint("resource_id", "metric", "at", name="uq_der_telemetry"),)
 
     id: int | None = Field(
         default=None,

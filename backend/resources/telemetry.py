@@ -7,6 +7,8 @@ kWh or % of the resource's energy capacity, status a short text. Stored as integ
 A message may also hold a JSON array of such samples (a gateway's batch); samples are stored
 with one COPY per batch (`store_samples`), each resource's state moved once.
 A sample older than the resource's latest state is stored but does not move the state back.
+A sample already stored (same resource, metric and time: a QoS 1 message redelivered after
+its commit but before its acknowledgement) is skipped and counted as a duplicate.
 Messages on topics whose device id is not a resource id (meters' topics) are not ours: None.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple, cast
 
 import orjson
 from sqlmodel import Session, col, select
@@ -23,13 +26,14 @@ from backend.core.config import Settings
 from backend.market.order_events import queue_message
 from backend.resources.errors import TelemetryRejected
 from backend.resources.models import DerResource, ResourceStatus, TelemetryMetric, TelemetrySample
-from indexer.bulk import bulk_insert
+from indexer.bulk import insert_new
 
 POWER_UNITS = {"W": 1, "kW": 1_000}
 ENERGY_UNITS = {"Wh": 1, "kWh": 1_000}
 METRICS = frozenset(m.value for m in TelemetryMetric)
 TELEMETRY_TOPIC = "der.telemetry"  # outbox: {"resources": [ids that reported], "at": unix s}
 TABLE = TelemetrySample.__table__  # type: ignore[attr-defined]
+KEY = ["resource_id", "metric", "at"]  # unique: a redelivered sample is stored once
 
 
 @dataclass(frozen=True)
@@ -148,29 +152,34 @@ def record_samples(
     session: Session, samples: list[Sample], *, settings: Settings | None = None
 ) -> tuple[int, list[str]]:
     """Store the samples of active resources and advance their latest state; returns how many
-    were stored and why the others were not (in the samples' order). With `settings`, one
-    `der.telemetry` outbox message names the resources that reported (the WebSocket's live
-    channels, backend/vpp/live.py). The caller commits."""
-    stored, rejected = store_samples(session, samples, settings=settings)
-    return stored, [reason for _, reason in sorted(rejected.items())]
+    were stored (a sample already stored, a redelivery, is not stored again) and why the
+    others were rejected (in the samples' order). With `settings`, one `der.telemetry` outbox
+    message names the resources that reported (the WebSocket's live channels,
+    backend/vpp/live.py). The caller commits."""
+    result = store_samples(session, samples, settings=settings)
+    return result.stored, [reason for _, reason in sorted(result.rejected.items())]
+
+
+class StoredSamples(NamedTuple):
+    stored: int  # new rows
+    duplicate: int  # samples already stored (same resource, metric and time): skipped
+    rejected: dict[int, str]  # by position in the samples: why not stored
 
 
 def store_samples(
     session: Session, samples: list[Sample], *, settings: Settings | None = None
-) -> tuple[int, dict[int, str]]:
-    """`record_samples` in bulk: the samples go in with one COPY (multi-row insert off
-    PostgreSQL) instead of an ORM row each, and each resource's latest state moves once.
-    Returns how many were stored and, by position in `samples`, why the others were not."""
+) -> StoredSamples:
+    """`record_samples` in bulk: the samples go in with one COPY (PostgreSQL; a staging table
+    and `ON CONFLICT DO NOTHING` when some are stored already) instead of an ORM row each, and
+    each resource's latest state moves once, by the samples that were new."""
     ids = {s.resource_id for s in samples}
     resources = {
         r.id: r for r in session.exec(select(DerResource).where(col(DerResource.id).in_(ids)))
     }
     rows: list[dict[str, object]] = []
+    valid: list[Sample] = []  # the sample of each row, in time order
     rejected: dict[int, str] = {}
     received_at = datetime.now(UTC)
-    moved: set[uuid.UUID] = set()
-    reported: set[uuid.UUID] = set()
-    latest = 0
     for index in sorted(range(len(samples)), key=lambda i: samples[i].at):
         sample = samples[index]
         resource = resources.get(sample.resource_id)
@@ -192,21 +201,30 @@ def store_samples(
                 "received_at": received_at,
             }
         )
+        valid.append(sample)
+    inserted = insert_new(session.connection(), TABLE, rows, KEY)
+    moved: set[uuid.UUID] = set()
+    reported: set[uuid.UUID] = set()
+    latest = 0
+    for row, sample, new in zip(rows, valid, inserted, strict=True):
+        if not new:
+            continue
+        resource = resources[sample.resource_id]
         reported.add(resource.id)
         latest = max(latest, sample.at)
         at = datetime.fromtimestamp(sample.at, UTC)
         if resource.state_at is None or at >= resource.state_at:
             resource.state_at = at  # in time order: the latest sample of each metric wins
             if sample.metric == TelemetryMetric.OUTPUT:
-                resource.output_w = value
+                resource.output_w = cast(int | None, row["value"])
             elif sample.metric == TelemetryMetric.SOC:
-                resource.soc_wh = value
+                resource.soc_wh = cast(int | None, row["value"])
             moved.add(resource.id)
-    bulk_insert(session.connection(), TABLE, rows)
     for resource_id in moved:
         session.add(resources[resource_id])
     if settings is not None and reported:
         payload = {"resources": sorted(str(r) for r in reported), "at": latest}
         queue_message(session, settings, TELEMETRY_TOPIC, payload)
     session.flush()
-    return len(rows), rejected
+    stored = sum(inserted)
+    return StoredSamples(stored, len(rows) - stored, rejected)

@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from backend.accounts.models import Account
+from backend.chain import clock
 from backend.core.config import Settings
 from backend.core.errors import GridLedgerError
 from backend.forecast.errors import InsufficientHistory, WeatherUnavailable
@@ -182,8 +183,9 @@ def optimize_all(
     now: datetime | None = None,
     provider: WeatherProvider | None = None,
 ) -> DailyReport:
-    """Plan the next UTC day of every active VPP that has members."""
-    report = DailyReport(day_start=next_day(now or datetime.now(UTC)))
+    """Plan the next UTC day of every active VPP that has members; the day after `now`, by
+    default the configured clock's (the chain's simulated day under `GRIDLEDGER_CLOCK=chain`)."""
+    report = DailyReport(day_start=next_day(now or clock.utc_now(settings)))
     vpps = session.exec(
         select(Vpp).where(col(Vpp.dissolved_at).is_(None)).order_by(col(Vpp.created_at))
     ).all()

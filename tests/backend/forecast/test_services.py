@@ -5,20 +5,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import numpy as np
 from sqlmodel import select
 
 from backend.core.config import Settings
 from backend.forecast.models import StoredForecast
 from backend.forecast.services import refresh_vpp_forecasts
-from backend.forecast.synthetic import pv_wh
-from backend.forecast.weather import SimulatedWeather, slot_weather
-from backend.resources.models import TelemetrySample
 from backend.vpp import services as vpp_services
 from backend.vpp.schemas import VppCreate
 from backend.workers import forecast as _registers_the_task  # noqa: F401
 from backend.workers.app import app as configured
 from backend.workers.app import create_celery
+from tests.fixtures.forecast import pv_history
 from tests.fixtures.resources import add_aggregator, add_pv
 
 FIRST = 1_767_225_600  # 2026-01-01T00:00Z
@@ -34,11 +31,7 @@ def test_the_refit_forecasts_vpps_with_history_and_names_the_others(metered):
     vpp_services.dissolve_vpp(session, aggregator, gone.id)
     panel = add_pv(session, owner)
     vpp_services.join(session, owner, fed.id, panel.id)
-    weather = slot_weather(SimulatedWeather(0), lat=37.5665, lng=126.978, start=FIRST, slots=SLOTS)
-    session.add_all(
-        TelemetrySample(resource_id=panel.id, metric="output", at=FIRST + i * 900, value=int(w * 4))
-        for i, w in enumerate(pv_wh(SLOTS, weather, np.random.default_rng(3)))
-    )
+    session.add_all(pv_history(panel.id, FIRST, SLOTS))
     session.commit()
 
     now = datetime.fromtimestamp(FIRST + SLOTS * 900 - 60, UTC)

@@ -1,7 +1,8 @@
 """MQTT delivery on the real Mosquitto: subscribers sharing one subscription split the stream
 and lose nothing; a subscriber killed before its commit gets the messages again and stores them
 once; a head-end system's batched payload (a JSON array of readings) with a bad element stores
-the rest and dead-letters that element alone."""
+the rest and dead-letters that element alone; DER telemetry redelivered after its commit but
+before its acknowledgement is stored once."""
 
 from __future__ import annotations
 
@@ -11,14 +12,17 @@ import signal
 import subprocess
 import sys
 import time
+from typing import Any
 
 import pytest
 from sqlmodel import Session, func, select
 
+from backend.accounts.models import Account
 from backend.core.config import PROJECT_ROOT
 from backend.deadletters.models import DeadLetter
 from backend.meters.models import MeterReading
 from backend.meters.validation import iso
+from backend.resources.models import TelemetrySample
 from tests.fixtures.meters import NOW
 from tests.fixtures.mqtt import (
     mosquitto_pub,
@@ -26,8 +30,10 @@ from tests.fixtures.mqtt import (
     unique,
     wait_until,
 )
+from tests.fixtures.resources import add_resource
 
 METER = "meter:solar-1"
+OWNER = "owner@example.org"  # the meters' owner (tests/fixtures/meters.py)
 
 
 def topic(root: str) -> str:
@@ -39,13 +45,13 @@ def reading(k: int) -> dict[str, object]:
     return {"timestamp": iso(NOW - 900 * k), "exportWh": k}
 
 
-def stored(engine) -> tuple[int, int]:
-    """(readings, Wh exported) in the store."""
+def stored(engine, value: Any = MeterReading.export_wh) -> tuple[int, int]:
+    """(rows, `value` summed) in the store: readings and Wh exported unless told."""
     with Session(engine) as session:
-        count, wh = session.exec(
-            select(func.count(), func.coalesce(func.sum(MeterReading.export_wh), 0))
+        count, total = session.exec(
+            select(func.count(), func.coalesce(func.sum(value), 0)).where(value.is_not(None))
         ).one()
-    return count, wh
+    return count, total
 
 
 @pytest.mark.mqtt
@@ -157,3 +163,38 @@ def test_a_batched_payload_stores_the_good_readings_and_dead_letters_the_bad_one
     ]
     assert letters[0].reason == "element 20 of 50: a reading must be a JSON object"
     assert letters[1].reason.startswith("element 7 of 50: ")
+
+
+@pytest.mark.mqtt
+def test_telemetry_redelivered_after_its_commit_is_stored_once(world):
+    """A subscriber commits a batched message of 30 output samples and a single sample but
+    never acknowledges them (as if it died between commit and PUBACK) and disconnects; its
+    successor (same client id, same persistent session) gets both again from Mosquitto and
+    stores nothing twice: 31 duplicates counted, no dead letter, the rows and watts unchanged."""
+    engine, settings, root, client_ids, publisher = world
+    with Session(engine) as session:
+        owner = session.exec(select(Account).where(Account.email == OWNER)).one()
+        battery_id = add_resource(session, owner).id
+        session.commit()
+    output = f"{root}/KR-SE-001/battery/{battery_id}/output"
+    batch = [{"timestamp": iso(NOW - 60 * k), "value": k} for k in range(1, 31)]
+    client_id = unique("gl-ingest")
+    client_ids.append(client_id)
+    first = run_subscriber(settings, client_id)
+    first.subscriber.client.ack = lambda *_: None  # committed, never acknowledged
+    publisher.publish(output, json.dumps(batch))
+    publisher.publish(output, json.dumps({"timestamp": iso(NOW), "value": 100}))
+    assert wait_until(lambda: first.subscriber.totals.get("telemetry") == 31)
+    first.stop()
+    assert stored(engine, TelemetrySample.value) == (31, 465 + 100)
+
+    successor = run_subscriber(settings, client_id)
+    assert wait_until(lambda: successor.subscriber.totals.get("telemetry_duplicate") == 31), (
+        successor.subscriber.totals
+    )
+    successor.stop()
+    assert successor.subscriber.totals.get("telemetry") == 0
+    assert successor.subscriber.totals["rejected"] == 0
+    assert stored(engine, TelemetrySample.value) == (31, 465 + 100)
+    with Session(engine) as session:
+        assert session.exec(select(func.count()).select_from(DeadLetter)).one() == 0

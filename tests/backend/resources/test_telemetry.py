@@ -172,8 +172,9 @@ def test_a_batched_message_stores_its_samples_in_bulk_and_the_latest_state_wins(
     samples = [s for s in found if not isinstance(s, TelemetryRejected)]
     older_output = message("output", '{"timestamp": "2026-12-01T11:00:00Z", "value": 7}')
     samples.append(Sample(battery.id, older_output.metric, older_output.at, 7.0, "W"))
-    stored, rejected = store_samples(session, samples)
-    assert (stored, list(rejected.values())) == (95, ["SoC 99999 Wh outside 0..13500 Wh"])
+    stored, duplicate, rejected = store_samples(session, samples)
+    assert (stored, duplicate) == (95, 0)
+    assert list(rejected.values()) == ["SoC 99999 Wh outside 0..13500 Wh"]
     session.commit()
     assert (battery.soc_wh, battery.output_w) == (0, 7)
     assert battery.state_at == datetime.fromtimestamp(T0_S, UTC)
@@ -186,3 +187,58 @@ def test_a_batched_message_stores_its_samples_in_bulk_and_the_latest_state_wins(
     assert (
         count == 94 and total == sum(expected) - expected[(3 + 40) % 96] - expected[(5 + 40) % 96]
     )
+
+
+def soc_batch(resource_id: uuid.UUID, hours: range, wh_per_hour: int = 100) -> list[Sample]:
+    """SoC samples on the hour before T0 (hour 0 is T0, the newest)."""
+    return [
+        Sample(resource_id, TelemetryMetric.SOC, T0_S - 3600 * h, float(wh_per_hour * h), "Wh")
+        for h in hours
+    ]
+
+
+def stored_soc(session: Session, resource_id: uuid.UUID) -> tuple[int, int]:
+    count, total = session.exec(
+        select(func.count(), func.coalesce(func.sum(TelemetrySample.value), 0)).where(
+            TelemetrySample.resource_id == resource_id, TelemetrySample.metric == "soc"
+        )
+    ).one()
+    return count, total
+
+
+@pytest.mark.parametrize("world", ["metered", "sqlite_metered"])
+def test_a_batch_stored_twice_adds_no_row_and_leaves_the_state(world, request):
+    """The same 24 samples again (a redelivery) store nothing and count 24 duplicates; a
+    redelivered copy of the newest sample carrying another value does not move the state."""
+    session, owner, *_ = request.getfixturevalue(world)
+    battery = add_resource(session, owner)
+    batch = soc_batch(battery.id, range(24))
+    assert store_samples(session, batch) == (24, 0, {})
+    session.commit()
+    assert stored_soc(session, battery.id) == (24, sum(100 * h for h in range(24)))
+    assert (battery.soc_wh, battery.state_at) == (0, datetime.fromtimestamp(T0_S, UTC))
+
+    again = [*batch[::-1], Sample(battery.id, TelemetryMetric.SOC, T0_S, 5_000.0, "Wh")]
+    assert store_samples(session, again) == (0, 25, {})
+    session.commit()
+    assert stored_soc(session, battery.id) == (24, sum(100 * h for h in range(24)))
+    assert battery.soc_wh == 0  # the stored sample at T0 stays the state
+
+
+@pytest.mark.parametrize("world", ["metered", "sqlite_metered"])
+def test_an_overlapping_batch_stores_only_its_new_samples(world, request):
+    """Hours 12..35 after hours 0..23: the 12 older hours go in, the 12 stored are duplicates
+    (one of them twice in the batch), nothing is rejected; the state stays the newest (T0)."""
+    session, owner, *_ = request.getfixturevalue(world)
+    battery = add_resource(session, owner)
+    store_samples(session, soc_batch(battery.id, range(24)))
+    session.commit()
+    overlapping = soc_batch(battery.id, range(12, 36), wh_per_hour=10)
+    overlapping.append(overlapping[0])  # hour 12 twice
+    stored, duplicate, rejected = store_samples(session, overlapping)
+    session.commit()
+    assert (stored, duplicate, rejected) == (12, 13, {})
+    count, total = stored_soc(session, battery.id)
+    assert count == 36
+    assert total == sum(100 * h for h in range(24)) + sum(10 * h for h in range(24, 36))
+    assert (battery.soc_wh, battery.state_at) == (0, datetime.fromtimestamp(T0_S, UTC))

@@ -11,9 +11,10 @@ import backend.workers.vpp as vpp_tasks
 from backend.core.config import Settings
 from backend.core.db import make_engine
 from backend.vpp.daily import next_day
-from backend.vpp.models import VppDailySchedule
+from backend.vpp.models import VppDailySchedule, VppSchedule
 from backend.workers.app import app as configured
 from backend.workers.app import create_celery
+from tests.fixtures.anvil import chain_clock_ahead
 from tests.fixtures.vpp import committed_vpp
 
 
@@ -39,6 +40,26 @@ def test_the_task_plans_each_vpp_once(fresh_pg_url, monkeypatch):
         assert run.day_start == first["day_start"] and run.day_start % 86_400 == 0
     tomorrow = next_day(datetime.now(UTC))
     assert first["day_start"] in (tomorrow - 86_400, tomorrow)  # (a run across midnight)
+    engine.dispose()
+
+
+def test_under_the_chain_clock_the_task_plans_the_chains_next_day(
+    fresh_pg_url, fresh_anvil, tmp_path, monkeypatch
+):
+    """`make run`'s chain clock is at 20:00 three days after the wall's today: the plan is
+    for the day after the chain's, not the wall's tomorrow."""
+    ahead, settings = chain_clock_ahead(fresh_anvil, fresh_pg_url, tmp_path, days=3, hour=20)
+    engine = make_engine(fresh_pg_url)
+    vpp_id = committed_vpp(engine)
+    monkeypatch.setattr(vpp_tasks, "get_engine", lambda: engine)
+    monkeypatch.setattr(vpp_tasks, "get_settings", lambda: settings)
+    report = vpp_tasks.optimize_daily.run()
+    chains_tomorrow = (ahead // 86_400 + 1) * 86_400
+    assert (report["day_start"], report["planned"]) == (chains_tomorrow, [str(vpp_id)])
+    with Session(engine) as session:
+        (run,) = session.exec(select(VppDailySchedule)).all()
+        schedule = session.get(VppSchedule, run.schedule_id)
+        assert (run.day_start, schedule.start) == (chains_tomorrow, chains_tomorrow)
     engine.dispose()
 
 
