@@ -3,14 +3,11 @@ for settlement and the database's lock for the beat."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 from sqlmodel import func, select
 
 from backend.core.config import PROJECT_ROOT
 from backend.settlement.models import Reconciliation
+from tests.fixtures.processes import worker_and_beat
 from tests.fixtures.workers import wait_for
 
 
@@ -23,28 +20,7 @@ def test_filesystem_broker_worker_settles(market, tmp_path):
     workload.advance(3 * 900 + 120)
     market.meter_readings({(t.seller_meter, t.delivery_start): 1_000 for t in trades})
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDLEDGER_")}
-    env.update(
-        GRIDLEDGER_DATABASE_URL=market.database_url,
-        GRIDLEDGER_RPC_URL=market.devnet.node.rpc_url,
-        GRIDLEDGER_DATA_DIR=str(market.settings.data_dir),
-        GRIDLEDGER_SETTLEMENT_BEAT_INTERVAL_S="0.5",
-        GRIDLEDGER_SETTLEMENT_GATE_DELAY_S="60",
-    )
-    processes = []
-    for name, module in (("worker", "backend.workers"), ("beat", "backend.workers.beat")):
-        with open(tmp_path / f"{name}.log", "w") as log:
-            processes.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", module],
-                    cwd=PROJECT_ROOT,
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            )
-    try:
+    with worker_and_beat(market, tmp_path, GRIDLEDGER_SETTLEMENT_GATE_DELAY_S="60"):
 
         def settled():
             with market.session() as session:
@@ -55,10 +31,6 @@ def test_filesystem_broker_worker_settles(market, tmp_path):
                 ).one() == len(trades)
 
         wait_for(settled, 60, "settlement over the filesystem broker")
-    finally:
-        for process in processes:
-            process.terminate()
-            process.wait(15)
     text = (tmp_path / "worker.log").read_text()
     assert "filesystem://" in text
     # no Redis: the beat took PostgreSQL's advisory lock (the database here)
