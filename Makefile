@@ -114,7 +114,7 @@ $(STAMPS)/wrk:
 	@mkdir -p $(STAMPS) && touch $@
 
 bench: setup $(STAMPS)/wrk
-	@$(VPY) -m bench $(BENCH)
+	@$(VPY) -m bench $(if $(REPEAT),--repeat $(REPEAT)) $(BENCH)
 
 clean:
 	rm -rf $(STAMPS) .build .solcx data backend/dashboard/static $(SLITHER_VENV)

@@ -46,7 +46,8 @@ from backend.settlement.chain import (
 )
 from backend.settlement.locks import Locks
 from backend.settlement.models import BatchKind, BatchStatus
-from backend.settlement.sending import SendOutcome, SettledKind, chunked, send_in_turn
+from backend.settlement.outcomes import SettledKind
+from backend.settlement.sending import SendOutcome, chunked, send_in_turn
 
 log = logging.getLogger("gridledger.dr.settlement")
 ALREADY_SETTLED = selector("DemandResponseAlreadySettled(bytes32,address)")
@@ -257,7 +258,8 @@ def send_pending(
         report.unfunded = True
         return
     for _ in range(MAX_ROUNDS):
-        DR_RESULTS.recover(session, ctx)
+        if not DR_RESULTS.recover(session, ctx):
+            return  # an earlier transaction is still unmined: the next run resolves it
         sendable = unsettled_on_chain(session, ctx, event, report)
         if not sendable:
             return

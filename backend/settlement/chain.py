@@ -9,7 +9,7 @@ different transaction for the same items.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, cast
@@ -283,14 +283,3 @@ def unresolved_batches(session: Session, kind: BatchKind) -> list[SettlementBatc
             .order_by(col(SettlementBatch.nonce))
         ).all()
     )
-
-
-def resolved_batches(
-    session: Session, ctx: ChainContext, kind: BatchKind
-) -> Iterator[tuple[SettlementBatch, BatchStatus]]:
-    """Each logged transaction of `kind` left undecided (by a dead worker) whose outcome is now
-    known, with that outcome (MINED, REVERTED or DROPPED)."""
-    for batch in unresolved_batches(session, kind):
-        status = resolve_batch(session, ctx, batch)
-        if status != BatchStatus.SIGNED:
-            yield batch, status

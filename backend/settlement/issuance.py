@@ -28,9 +28,7 @@ from backend.settlement.chain import (
     PERIOD_ALREADY_ISSUED,
     BatchRejected,
     ChainContext,
-    resolve_batch,
     send_logged,
-    unresolved_batches,
 )
 from backend.settlement.locks import Locks
 from backend.settlement.models import (
@@ -38,8 +36,8 @@ from backend.settlement.models import (
     BatchStatus,
     IssuanceStatus,
     RecIssuance,
-    SettlementBatch,
 )
+from backend.settlement.outcomes import SettledKind
 from backend.settlement.sending import chunked
 from backend.settlement.services import missing_data_deadline
 from backend.settlement.sql import insert_ignoring_conflicts
@@ -111,14 +109,14 @@ def record_due_hours(
     return report
 
 
-def apply_outcome(session: Session, batch: SettlementBatch, status: BatchStatus) -> None:
-    for row in session.exec(select(RecIssuance).where(RecIssuance.batch_id == batch.id)).all():
-        if status == BatchStatus.MINED:
-            row.status, row.issued_tx = IssuanceStatus.ISSUED, batch.tx_hash
-        else:  # reverted or dropped: back to pending, re-checked against the registry
-            row.status, row.batch_id = IssuanceStatus.PENDING, None
-        session.add(row)
-    session.commit()
+ISSUANCES = SettledKind(
+    RecIssuance,
+    BatchKind.ISSUE,
+    IssuanceStatus.ISSUED,
+    IssuanceStatus.PENDING,
+    tx_column="issued_tx",
+    at_column=None,
+)
 
 
 def evidence_roots(session: Session, ctx: ChainContext, rows: list[RecIssuance]) -> list[bytes]:
@@ -153,11 +151,8 @@ def issue_pending(
     session: Session, ctx: ChainContext, *, batch_size: int, report: IssuanceReport
 ) -> None:
     """Send pending device-hours; caller holds the ISSUER key lock."""
-    for batch in unresolved_batches(session, BatchKind.ISSUE):
-        status = resolve_batch(session, ctx, batch)
-        if status == BatchStatus.SIGNED:
-            return  # a logged transaction is still undecided: nothing new until it is
-        apply_outcome(session, batch, status)
+    if not ISSUANCES.recover(session, ctx):
+        return  # a logged transaction is still undecided: nothing new until it is
     pending = session.exec(
         select(RecIssuance)
         .where(RecIssuance.status == IssuanceStatus.PENDING)
@@ -200,7 +195,7 @@ def issue_pending(
                 raise
             if status == BatchStatus.SIGNED:
                 return  # not mined within the timeout: the next run resolves it
-            apply_outcome(session, batch, status)
+            ISSUANCES.apply(session, batch, status)
             if status == BatchStatus.MINED:
                 report.issued += len(chunk)
                 report.batches.append(batch.tx_hash)

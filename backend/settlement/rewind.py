@@ -1,9 +1,9 @@
 """The settlement log after the chain lost blocks (a devnet node restarted from a state saved
 before them, `make run` after Anvil was killed): it may hold transactions the chain no longer
 has — batches recorded mined whose trades are open again, device-hours recorded issued with no
-certificate. Each such batch is marked DROPPED, never re-broadcast (the trade ids it names may
-belong to other trades by now), and its trades and device-hours go back to pending, to be
-reconciled and sent again against the chain as it is."""
+certificate, DR results recorded settled with no payment. Each such batch is marked DROPPED, never
+re-broadcast (the trade ids it names may belong to other trades by now), and its rows go back to
+pending, to be reconciled and sent again against the chain as it is."""
 
 from __future__ import annotations
 
@@ -14,9 +14,12 @@ from sqlmodel import Session, select
 from web3 import Web3
 from web3.exceptions import TransactionNotFound
 
-from backend.settlement.issuance import apply_outcome
+from backend.dr.settlement import DR_RESULTS
+from backend.settlement.issuance import ISSUANCES
 from backend.settlement.models import BatchKind, BatchStatus, SettlementBatch
-from backend.settlement.sending import apply_batch_outcome
+from backend.settlement.sending import RECONCILIATIONS
+
+KINDS = {kind.kind: kind for kind in (RECONCILIATIONS, ISSUANCES, DR_RESULTS)}
 
 
 def on_chain(w3: Web3, tx_hash: str) -> bool:
@@ -41,8 +44,5 @@ def forget_lost_batches(session: Session, w3: Web3) -> int:
         batch.status, batch.resolved_at = BatchStatus.DROPPED, datetime.now(UTC)
         session.add(batch)
         session.commit()
-        if batch.kind == BatchKind.SETTLE:
-            apply_batch_outcome(session, batch, BatchStatus.DROPPED)
-        else:
-            apply_outcome(session, batch, BatchStatus.DROPPED)
+        KINDS[BatchKind(batch.kind)].apply(session, batch, BatchStatus.DROPPED)
     return len(lost)

@@ -13,7 +13,7 @@ trades) and mine as they are. A batch the chain would refuse at signing ends its
 (nonces stay consecutive) and is split, so the trade it refuses is isolated. A batch left
 undecided (not mined within the timeout) stops the run: the next run resolves it, and the ones
 logged after it, from the log, re-broadcasting the same bytes, never re-signing.
-The reconciliation rows change by set-based UPDATEs keyed on trade id or batch id.
+The reconciliation rows change by set-based UPDATEs keyed on trade id or batch id (outcomes.py).
 """
 
 from __future__ import annotations
@@ -22,10 +22,9 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import Enum, auto
 from itertools import islice
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import update
 from sqlmodel import Session, col, select
@@ -42,9 +41,7 @@ from backend.settlement.chain import (
     broadcast,
     log_batch,
     resolve_batch,
-    resolved_batches,
     sign_data,
-    unresolved_batches,
 )
 from backend.settlement.models import (
     BatchKind,
@@ -53,6 +50,7 @@ from backend.settlement.models import (
     ReconciliationStatus,
     SettlementBatch,
 )
+from backend.settlement.outcomes import SettledKind
 
 log = logging.getLogger("gridledger.settlement")
 T = TypeVar("T")
@@ -96,72 +94,9 @@ def set_status(session: Session, trade_ids: Sequence[int], **values: Any) -> Non
         )
 
 
-def apply_batch_outcome(session: Session, batch: SettlementBatch, status: BatchStatus) -> None:
-    """The batch's trades settled (mined) or back to pending (reverted, dropped): one UPDATE."""
-    if status == BatchStatus.MINED:
-        values: dict[str, Any] = {
-            "status": ReconciliationStatus.SETTLED,
-            "settled_tx": batch.tx_hash,
-            "settled_at": datetime.now(UTC),
-        }
-    else:  # reverted or dropped: back to pending, re-checked against the contract
-        values = {"status": ReconciliationStatus.PENDING, "batch_id": None}
-    session.execute(
-        update(Reconciliation).where(col(Reconciliation.batch_id) == batch.id).values(**values)
-    )
-    session.commit()
-
-
-def recover_batches(session: Session, ctx: ChainContext) -> bool:
-    """Finish what a dead worker left: every logged settle transaction gets its outcome, in
-    nonce order. False when one stays undecided (later nonces cannot be mined before it)."""
-    for batch in unresolved_batches(session, BatchKind.SETTLE):
-        status = resolve_batch(session, ctx, batch)
-        if status == BatchStatus.SIGNED:
-            session.commit()
-            return False
-        apply_batch_outcome(session, batch, status)
-    return True
-
-
-class SettledItem(Protocol):
-    """A row a settling transaction carries (a reconciliation, a DR result)."""
-
-    status: str
-    batch_id: int | None
-    settled_tx: str | None
-    settled_at: datetime | None
-
-
-@dataclass(frozen=True)
-class SettledKind:
-    """Rows (`model`) that transactions of `kind` settle: marked `settled` (with the hash) when
-    their transaction is mined, back to `pending` (out of the batch, re-checked against the
-    contract) when it reverted or was dropped. (DR results; energy trades use the set-based
-    `apply_batch_outcome` above.)"""
-
-    model: Any  # a table model with SettledItem's fields
-    kind: BatchKind
-    settled: str
-    pending: str
-
-    def apply(self, session: Session, batch: SettlementBatch, status: BatchStatus) -> None:
-        items: Sequence[SettledItem] = session.exec(
-            select(self.model).where(self.model.batch_id == batch.id)
-        ).all()
-        for item in items:
-            if status == BatchStatus.MINED:
-                item.status, item.settled_tx = self.settled, batch.tx_hash
-                item.settled_at = datetime.now(UTC)
-            else:
-                item.status, item.batch_id = self.pending, None
-            session.add(item)
-        session.commit()
-
-    def recover(self, session: Session, ctx: ChainContext) -> None:
-        """Finish what a dead worker left: every logged transaction gets its outcome."""
-        for batch, status in resolved_batches(session, ctx, self.kind):
-            self.apply(session, batch, status)
+RECONCILIATIONS = SettledKind(
+    Reconciliation, BatchKind.SETTLE, ReconciliationStatus.SETTLED, ReconciliationStatus.PENDING
+)
 
 
 def send_in_turn(batches: Iterable[T], send: Callable[[T], SendOutcome]) -> SendOutcome:
@@ -219,7 +154,7 @@ def send_pending(
     back (a trade closed by someone else, a revert, a dropped transaction) is re-checked in
     the next round."""
     for _ in range(MAX_ROUNDS):
-        if not recover_batches(session, ctx):
+        if not RECONCILIATIONS.recover(session, ctx):
             return  # an earlier transaction is still unmined: the next run resolves it
         sendable = open_on_chain(session, ctx, trade_ids, report)
         if not sendable:
@@ -345,7 +280,7 @@ def send_window(
         if status == BatchStatus.SIGNED:  # not mined within the timeout
             session.commit()
             return SendOutcome.UNDECIDED, []
-        apply_batch_outcome(session, batch, status)
+        RECONCILIATIONS.apply(session, batch, status)
         if status == BatchStatus.MINED:
             report.settled += len(tx.items)
             report.batches.append(batch.tx_hash)
