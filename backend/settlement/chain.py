@@ -171,10 +171,21 @@ def log_batch(
     raw: bytes,
     items: int,
 ) -> SettlementBatch:
-    """Add the signed transaction to the write-ahead log (flushed; the caller commits it)."""
-    batch = SettlementBatch(
-        kind=kind, sender=sender, nonce=nonce, tx_hash=tx_hash, raw_tx=raw.hex(), items=items
-    )
+    """Add the signed transaction to the write-ahead log (flushed; the caller commits it).
+
+    The same bytes as a batch DROPPED because the chain lost it (rewind.py: same nonce, calldata
+    and fees once the chain is back where it was) are that batch again: logged SIGNED anew."""
+    batch = session.exec(
+        select(SettlementBatch).where(
+            SettlementBatch.tx_hash == tx_hash, SettlementBatch.status == BatchStatus.DROPPED
+        )
+    ).first()
+    if batch is None:
+        batch = SettlementBatch(
+            kind=kind, sender=sender, nonce=nonce, tx_hash=tx_hash, raw_tx=raw.hex(), items=items
+        )
+    else:
+        batch.status, batch.resolved_at, batch.items = BatchStatus.SIGNED, None, items
     session.add(batch)
     session.flush()
     return batch
