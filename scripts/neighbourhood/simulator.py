@@ -496,6 +496,7 @@ class Neighbourhood:
             if agent.role == "prosumer":
                 generated = agent.solar.generation_wh(slot, seed=self.seed, household=agent.name)
                 net = generated - agent.home.consumption_wh(slot, seed=self.seed)
+                net += self.vpp.fed.get(agent.name, 0)  # its battery or EV, as the VPP runs it
                 import_wh, export_wh = max(-net, 0), max(net, 0)
             elif agent.role == "consumer":
                 import_wh, export_wh = agent.home.consumption_wh(slot, seed=self.seed), 0
@@ -627,8 +628,11 @@ class Neighbourhood:
 
     def battery_hour(self, start: int) -> None:
         """The battery charges what it bought for this hour and delivers what it sold (as far as
-        its charge goes): its meter readings for the hour's four slots."""
+        its charge goes): its meter readings for the hour's four slots. A battery the VPP's
+        device runs follows the VPP's schedule instead (`NeighbourhoodVpp.run_devices`)."""
         battery = self.of_role("battery")[0]
+        if self.vpp.drives(battery):
+            return
         mine = battery.participant.request("GET", "/v1/trading/orders", params={"limit": 500})[
             "items"
         ]

@@ -14,18 +14,23 @@ import time
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlmodel import Session, col, select
 from web3 import Web3
 
+from backend.accounts.models import Account
 from backend.chain.anvil import free_port
 from backend.chain.deployment import Deployment
-from backend.core.config import PROJECT_ROOT
+from backend.core.config import PROJECT_ROOT, Settings
 from backend.core.db import make_engine
 from backend.core.processes import stop_process
 from backend.recs.verify import passed, verify_certificate
+from backend.vpp.adherence import adherence
+from backend.vpp.models import DispatchCommand, Vpp, VppSchedule
 from tests.fixtures.books import exported_wh
 from tests.fixtures.processes import child_running
 
@@ -314,6 +319,29 @@ def test_vpp_trades_are_allocated_to_member_meters_in_full(stack):
             trade=trade.trade_id,
         )[0]
         assert (payout, penalty) == (trade.seller_payout, trade.penalty), trade.trade_id
+
+
+def test_the_vpps_storage_follows_its_dispatched_schedule_over_mqtt(stack):
+    """The aggregator's schedule went down to the storage devices over MQTT, they acknowledged
+    it and reported what they did: adherence measures real slots with real setpoints."""
+    states = dict(stack.rows("SELECT state, count(*) FROM dispatch_commands GROUP BY state"))
+    assert states.get("acked", 0) >= 4, states  # the community battery, 2 home batteries, an EV
+    assert stack.rows("SELECT count(*) FROM der_telemetry WHERE metric = 'soc'")[0][0] > 0
+    now = datetime.fromtimestamp(stack.w3.eth.get_block("latest")["timestamp"], UTC)
+    with Session(stack.engine) as session:
+        dispatched = select(DispatchCommand.schedule_id).where(DispatchCommand.kind == "schedule")
+        schedules = session.exec(
+            select(VppSchedule).where(col(VppSchedule.id).in_(dispatched))
+        ).all()
+        assert schedules, "no schedule was dispatched"
+        followed = []
+        for schedule in schedules:
+            vpp = session.get(Vpp, schedule.vpp_id)
+            aggregator = session.get(Account, vpp.aggregator_id)
+            found = adherence(session, Settings(), aggregator, vpp.id, schedule.id, now=now)
+            followed += [slot for r in found.resources for slot in r.slots if slot.followed]
+    assert len(followed) >= 8
+    assert any(slot.plannedWh and slot.actualWh for slot in followed), "only idle slots"
 
 
 def test_the_admin_command_proposes_on_the_running_devnet(stack):
