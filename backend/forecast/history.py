@@ -25,7 +25,13 @@ from backend.forecast.errors import (
 from backend.forecast.model import MIN_HISTORY_SLOTS, SLOT_SECONDS
 from backend.forecast.models import Quantity, TargetKind
 from backend.meters.models import Meter, MeterReading
-from backend.resources.models import DerResource, ResourceStatus, TelemetryMetric, TelemetrySample
+from backend.resources.models import (
+    DerResource,
+    ResourceKind,
+    ResourceStatus,
+    TelemetryMetric,
+    TelemetrySample,
+)
 from backend.vpp.models import Vpp, VppMembership
 
 MAX_MISSING_SHARE = 0.1  # gaps are interpolated; more than this and we refuse to guess
@@ -134,6 +140,8 @@ def resolve(session: Session, account: Account, kind: TargetKind, target_id: str
     )
     lat, lng = _located(members)
     demand = kind == TargetKind.VPP_DEMAND
+    if kind == TargetKind.VPP_GENERATION:
+        members = [r for r in members if r.kind == ResourceKind.PV]
     return Target(
         kind,
         target_id,

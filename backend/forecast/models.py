@@ -23,6 +23,8 @@ class TargetKind(StrEnum):
     - `resource`: the DER's output (Wh, positive feeds the grid) from its `output` telemetry,
       averaged per 15 minutes;
     - `vpp`: the sum of its current members' outputs (as `resource`);
+    - `vppGeneration`: the same over its PV members only (what its dispatch takes as generation;
+      storage and loads are what the dispatch plans, their history must not feed it);
     - `area`: the summed net import of the meters behind the area's active resources;
     - `vppDemand`: the consumption behind the VPP members' meters that the members themselves do
       not make: per slot, the meters' summed net import plus the members' output (their
@@ -33,6 +35,7 @@ class TargetKind(StrEnum):
     RESOURCE = "resource"
     VPP = "vpp"
     AREA = "area"
+    VPP_GENERATION = "vppGeneration"
     VPP_DEMAND = "vppDemand"
 
 

@@ -8,9 +8,10 @@ Inputs, all recorded in the schedule's `inputs.daily`:
   volume-weighted mean price (per kWh, token units) of each quarter hour of the day; a quarter
   hour without trades takes the mean of all of them, and a market without trades
   `vpp_default_price_per_kwh`. Buying and selling are priced alike (the market's price);
-- generation: the VPP's latest stored forecast (its members' output, backend/forecast) that
-  covers the day, negative values (net charging) read as 0; without one, a forecast for the
-  day is made and stored; with too little history the day is planned with no generation;
+- generation: the VPP's latest stored generation forecast (target `vppGeneration`: its PV
+  members' output, backend/forecast) that covers the day, negative values read as 0; without
+  one, a forecast for the day is made and stored; with too little history the day is planned
+  with no generation (storage and loads are what the plan decides: their history stays out);
 - demand: the same for the VPP's demand forecast (target `vppDemand`: what the members' homes
   consume beyond what the members make, from their meters and telemetry), which the schedule
   serves or leaves unmet at `vpp_unmet_penalty_per_kwh`; with too little meter history, none.
@@ -78,9 +79,9 @@ def day_prices(session: Session, settings: Settings, day_start: int) -> tuple[li
 
 
 def covering_forecast(
-    session: Session, vpp: Vpp, day_start: int, kind: TargetKind = TargetKind.VPP
+    session: Session, vpp: Vpp, day_start: int, kind: TargetKind
 ) -> StoredForecast | None:
-    """The newest stored forecast of the VPP (`kind`: output or demand) covering the whole day."""
+    """The newest stored `kind` forecast of the VPP covering the whole day."""
     candidates = session.exec(
         select(StoredForecast)
         .where(
@@ -104,10 +105,10 @@ def day_forecast(
     aggregator: Account,
     day_start: int,
     provider: WeatherProvider | None,
-    kind: TargetKind = TargetKind.VPP,
+    kind: TargetKind,
 ) -> tuple[list[int], str | None, str]:
-    """Wh per slot (≥ 0) of the VPP's `kind` forecast for the day: its members' output
-    (`vpp`) or their homes' demand (`vppDemand`); the forecast id and what happened."""
+    """Wh per slot (≥ 0) of the VPP's `kind` forecast for the day: its PV members' output
+    (`vppGeneration`) or their homes' demand (`vppDemand`); the forecast id and what happened."""
     stored = covering_forecast(session, vpp, day_start, kind)
     note = "stored"
     if stored is None:
@@ -142,7 +143,7 @@ def optimize_day(
         return None
     prices, price_source = day_prices(session, settings, day_start)
     pv, forecast_id, forecast_note = day_forecast(
-        session, settings, vpp, aggregator, day_start, provider
+        session, settings, vpp, aggregator, day_start, provider, TargetKind.VPP_GENERATION
     )
     demand, demand_id, demand_note = day_forecast(
         session, settings, vpp, aggregator, day_start, provider, TargetKind.VPP_DEMAND

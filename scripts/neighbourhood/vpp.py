@@ -331,26 +331,30 @@ class NeighbourhoodVpp:
     # ------------------------------------------------------------------- trading
 
     def plan_day(self, start: int) -> None:
-        """The aggregator's daily run: forecast the next 24 h, optimise the schedule."""
+        """The aggregator's daily run: forecast the next 24 h (the VPP's output, which it trades
+        on; its PV's, which the schedule takes as generation; its homes' demand, once their
+        meters hold a week), optimise the schedule and dispatch it to the devices."""
         aggregator = self.town.of_role("aggregator")[0].participant
-        forecast = aggregator.request(
-            "POST",
-            "/v1/energy/forecast",
-            json={"target": "vpp", "targetId": self.vpp_id, "start": iso(start)},
-        )
-        pv = [max(int(p["value"]), 0) for p in forecast["values"]][:SLOTS]
-        pv += [0] * (SLOTS - len(pv))
-        # the members' homes' demand, once their meters hold a week (422 before: none planned)
-        demand = aggregator.request(
-            "POST",
-            "/v1/energy/forecast",
-            ok=(422,),
-            json={"target": "vppDemand", "targetId": self.vpp_id, "start": iso(start)},
-        )
-        served = {}
-        if demand and "values" in demand:
-            wh = [max(int(p["value"]), 0) for p in demand["values"]][:SLOTS]
-            served = {"demandWh": wh + [0] * (SLOTS - len(wh))}
+
+        def forecast(target: str, *, ok: tuple[int, ...] = ()) -> dict[str, Any]:
+            found: dict[str, Any] = aggregator.request(
+                "POST",
+                "/v1/energy/forecast",
+                ok=ok,
+                json={"target": target, "targetId": self.vpp_id, "start": iso(start)},
+            )
+            return found
+
+        def day(target: str) -> list[int] | None:
+            """The day's Wh per slot (≥ 0); None while the history is too short (422)."""
+            found = forecast(target, ok=(422,))
+            if "values" not in found:
+                return None
+            wh = [max(int(p["value"]), 0) for p in found["values"]][:SLOTS]
+            return wh + [0] * (SLOTS - len(wh))
+
+        output = forecast("vpp")  # the backfill gives the VPP's output its week
+        pv, demand = day("vppGeneration"), day("vppDemand")
         schedule = aggregator.request(
             "POST",
             f"/v1/vpp/{self.vpp_id}/optimize",
@@ -359,22 +363,23 @@ class NeighbourhoodVpp:
                 "buyPrice": [buy_price(start + n * SLOT_SECONDS) for n in range(SLOTS)],
                 "sellPrice": [SELL_PRICE] * SLOTS,
                 "pvWh": pv,
-                **served,
+                "demandWh": demand,
             },
         )
         self.forecast_day = start // DAY
         # trade on these (the beat's wall-clock refit must not replace them in simulated time)
-        self.plan = {"forecastId": forecast["forecastId"], "scheduleId": schedule["scheduleId"]}
+        self.plan = {"forecastId": output["forecastId"], "scheduleId": schedule["scheduleId"]}
         if any(m.device for m in self.members) and schedule["status"] == "completed":
             queued = aggregator.request(
                 "POST", f"/v1/vpp/{self.vpp_id}/schedule/{schedule['scheduleId']}/dispatch"
             )
             log.info("VPP: %d commands queued for the devices", len(queued["commands"]))
         log.info(
-            "VPP: forecast %s (model %s) and schedule for %s",
-            forecast["forecastId"],
-            forecast["model"],
+            "VPP: forecast %s (model %s), schedule for %s (demand %s)",
+            output["forecastId"],
+            output["model"],
             iso(start),
+            "forecast" if demand else "not yet forecast",
         )
 
     def trade(self, hour_start: int, until: int) -> int:

@@ -53,8 +53,21 @@ def test_each_vpp_gets_one_schedule_per_day_from_prices_and_forecasts(fresh_pg_u
                 trade(3, yesterday - 8 * DAY, price=1, quantity_wh=10**6),  # outside the lookback
             ]
         )
+        session.add(  # the VPP's output, storage included: not what the plan takes as PV
+            StoredForecast(
+                target_kind="vpp",
+                target_id=str(forecast_vpp.id),
+                start=DAY_START,
+                horizon=96,
+                model="test",
+                mae_wh=0,
+                naive_mae_wh=0,
+                inputs={},
+                values=[9_999] * 96,
+            )
+        )
         stored = StoredForecast(
-            target_kind="vpp",
+            target_kind="vppGeneration",
             target_id=str(forecast_vpp.id),
             start=DAY_START - 4 * SLOT,
             horizon=100,
