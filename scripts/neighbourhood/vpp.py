@@ -225,8 +225,12 @@ class NeighbourhoodVpp:
                     seed=self.town.seed,
                     **login,
                 )
+                if device.soc_wh is None:  # never reported: the community battery's state, or empty
+                    device.soc_wh = (
+                        self.town.battery.soc_wh if member.agent.role == "battery" else 0
+                    )
                 if member.agent.role == "battery":
-                    device.soc_wh = self.town.battery.soc_wh
+                    self.town.battery.soc_wh = device.soc_wh  # a resumed run goes on from its last
                 try:
                     member.device = device.start()
                 except DEVICE_ERRORS as exc:
