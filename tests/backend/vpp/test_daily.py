@@ -10,10 +10,10 @@ from sqlmodel import Session, func, select
 
 from backend.core.config import Settings
 from backend.core.db import make_engine
-from backend.forecast.models import StoredForecast
 from backend.vpp.daily import DAY, optimize_all
 from backend.vpp.models import DispatchCommand, VppDailySchedule, VppSchedule
 from indexer.models import Trade
+from tests.fixtures.forecast import stored_forecast
 from tests.fixtures.meters import seed_meters
 from tests.fixtures.resources import add_aggregator
 from tests.fixtures.trades import a_trade
@@ -53,29 +53,13 @@ def test_each_vpp_gets_one_schedule_per_day_from_prices_and_forecasts(fresh_pg_u
                 trade(3, yesterday - 8 * DAY, price=1, quantity_wh=10**6),  # outside the lookback
             ]
         )
-        session.add(  # the VPP's output, storage included: not what the plan takes as PV
-            StoredForecast(
-                target_kind="vpp",
-                target_id=str(forecast_vpp.id),
-                start=DAY_START,
-                horizon=96,
-                model="test",
-                mae_wh=0,
-                naive_mae_wh=0,
-                inputs={},
-                values=[9_999] * 96,
-            )
-        )
-        stored = StoredForecast(
-            target_kind="vppGeneration",
-            target_id=str(forecast_vpp.id),
-            start=DAY_START - 4 * SLOT,
-            horizon=100,
-            model="test",
-            mae_wh=0,
-            naive_mae_wh=0,
-            inputs={},
-            values=[-5 if i % 2 else i for i in range(100)],
+        # the VPP's output, storage included: not what the plan takes as PV
+        session.add(stored_forecast("vpp", forecast_vpp.id, DAY_START, [9_999] * 96))
+        stored = stored_forecast(
+            "vppGeneration",
+            forecast_vpp.id,
+            DAY_START - 4 * SLOT,
+            [-5 if i % 2 else i for i in range(100)],
         )
         session.add(stored)
         session.commit()
@@ -140,20 +124,6 @@ def test_a_market_without_trades_uses_the_default_price(fresh_pg_url):
     engine.dispose()
 
 
-def demand_forecast(vpp_id, start: int, values: list[int]) -> StoredForecast:
-    return StoredForecast(
-        target_kind="vppDemand",
-        target_id=str(vpp_id),
-        start=start,
-        horizon=len(values),
-        model="test",
-        mae_wh=0,
-        naive_mae_wh=0,
-        inputs={},
-        values=values,
-    )
-
-
 def test_the_members_demand_is_served_at_the_markets_price_and_shed_only_when_cheaper(
     fresh_pg_url,
 ):
@@ -161,7 +131,7 @@ def test_the_members_demand_is_served_at_the_markets_price_and_shed_only_when_ch
     vpp_id = committed_vpp(engine)  # one 5 kW / 13.5 kWh battery at 10 kWh
     evening = [1_500 if 68 <= i % 96 < 84 else 300 for i in range(2 * 96)]  # 17:00-21:00 peak
     with Session(engine) as session:
-        session.add(demand_forecast(vpp_id, DAY_START, evening))
+        session.add(stored_forecast("vppDemand", vpp_id, DAY_START, evening))
         session.commit()
     served = Settings(_env_file=None, database_url=fresh_pg_url)  # 0.1 gUSD/kWh; 10 to shed
     cheap_to_shed = Settings(_env_file=None, database_url=fresh_pg_url, vpp_unmet_penalty_per_kwh=1)
