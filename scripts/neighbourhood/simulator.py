@@ -419,7 +419,8 @@ class Neighbourhood:
         approves the declared capacity and that key, in the database and on chain (the API
         sends `approveMeter`; again on a re-run: idempotent)."""
         kind = {"prosumer": "both", "consumer": "import", "battery": "both"}[agent.role]
-        capacity = agent.pv.peak_w if agent.pv else 30_000
+        # its PV (or the building's connection) and the storage the VPP may run behind it
+        capacity = (agent.pv.peak_w if agent.pv else 30_000) + self.vpp.storage_w(agent)
         reply = agent.participant.request(
             "POST",
             "/v1/meters",

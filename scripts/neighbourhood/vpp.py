@@ -83,6 +83,12 @@ class NeighbourhoodVpp:
     def is_member(self, agent: Agent) -> bool:
         return any(m.agent is agent for m in self.members)
 
+    def storage_w(self, agent: Agent) -> int:
+        """The rated power of the agent's storage members (what its meter may also export)."""
+        return sum(
+            int(m.body["capacity_w"]) for m in self.members if m.agent is agent and m.kind in FOLLOW
+        )
+
     def drives(self, agent: Agent) -> bool:
         """Whether a simulated device runs (some of) the agent's storage."""
         return any(m.agent is agent and m.device is not None for m in self.members)

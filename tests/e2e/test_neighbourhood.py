@@ -342,6 +342,9 @@ def test_the_vpps_storage_follows_its_dispatched_schedule_over_mqtt(stack):
             followed += [slot for r in found.resources for slot in r.slots if slot.followed]
     assert len(followed) >= 8
     assert any(slot.plannedWh and slot.actualWh for slot in followed), "only idle slots"
+    # what the storage did is what its meters measured, within their approved capacity
+    simulated = (stack.data_dir / "logs" / "neighbourhood.log").read_text()
+    assert "readings rejected" not in simulated and "could not report" not in simulated
 
 
 def test_the_admin_command_proposes_on_the_running_devnet(stack):
