@@ -208,6 +208,7 @@ class Settings(BaseSettings):
     # once per VPP and UTC day), the days of trades that give the price of each time of day, and
     # the price per kWh (token units) when the market has no trades yet
     vpp_daily_interval_s: float = Field(default=3_600, gt=0)
+    vpp_daily_beat: bool = True  # false: aggregators optimise through the API only
     vpp_price_lookback_days: int = Field(default=7, ge=1, le=90)
     vpp_default_price_per_kwh: int = Field(default=100_000, ge=0)  # 0.1 gUSD, the market's scale
     # Aggregator trading (backend/vpp/trading.py): slots below this many Wh are not traded;

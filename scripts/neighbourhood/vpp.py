@@ -7,9 +7,11 @@ the VPP can sell, to the telemetry store every slot. The storage members (the co
 battery, the home batteries and EVs) are simulated devices on the MQTT broker
 (backend/vpp/simulated_device.py): they receive the schedule the aggregator dispatches,
 acknowledge it, follow it in most slots (the battery 90 %, an EV 75 %, seeded per slot: the
-rest they idle) and publish `output` and `soc`; what they do is also what their homes' meters
-(and the community battery's) measure. Without a broker they stay as before: the community
-battery runs on its own bids, reported straight to the store, the home storage idles.
+rest they idle) and publish `output` and `soc`; what they do is also what their meters
+measure: the community battery's, and in each home a storage meter of its own, never the PV
+device's meter (REC issuance certifies that meter's export as solar, and battery energy may
+come from the grid). Without a broker they stay as before: the community battery runs on its
+own bids, reported straight to the store, the home storage idles.
 
 A new neighbourhood backfills eight days of telemetry so the VPP's forecast has the week of
 history it needs. Once a simulated day (and at start) the aggregator forecasts the VPP's next
@@ -84,10 +86,17 @@ class NeighbourhoodVpp:
         return any(m.agent is agent for m in self.members)
 
     def storage_w(self, agent: Agent) -> int:
-        """The rated power of the agent's storage members (what its meter may also export)."""
+        """The rated power of the agent's storage members (what its storage meter may export)."""
         return sum(
             int(m.body["capacity_w"]) for m in self.members if m.agent is agent and m.kind in FOLLOW
         )
+
+    def meter_of(self, member: Member) -> str | None:
+        """The meter a member sits behind: a home's storage behind the home's storage meter."""
+        agent = member.agent
+        if member.kind in FOLLOW and agent.storage_meter_id is not None:
+            return agent.storage_meter_id
+        return agent.meter_id
 
     def drives(self, agent: Agent) -> bool:
         """Whether a simulated device runs (some of) the agent's storage."""
@@ -182,18 +191,23 @@ class NeighbourhoodVpp:
             self.vpp_id = aggregator.request(
                 "POST", "/v1/vpp", json={"name": VPP_NAME, "gridArea": "GL-SIM"}
             )["vppId"]
-        owned: dict[str, dict[str, str]] = {}
+        owned: dict[str, dict[str, dict[str, Any]]] = {}
         for member in self.members:
             participant = member.agent.participant
             if participant.name not in owned:
                 owned[participant.name] = {
-                    r["name"]: r["id"] for r in participant.request("GET", "/v1/resources")
+                    r["name"]: r for r in participant.request("GET", "/v1/resources")
                 }
-            rid = owned[participant.name].get(member.body["name"])
-            if rid is None:
+            meter = self.meter_of(member)
+            found = owned[participant.name].get(member.body["name"])
+            if found is None:
                 rid = participant.request(
-                    "POST", "/v1/resources", json={**member.body, "meter": member.agent.meter_id}
+                    "POST", "/v1/resources", json={**member.body, "meter": meter}
                 )["id"]
+            else:
+                rid = found["id"]
+                if str(found["meter_id"]).lower() != str(meter).lower():  # an older run's
+                    participant.request("PATCH", f"/v1/resources/{rid}", json={"meter": meter})
             member.resource_id = rid
             participant.request(
                 "POST",
@@ -253,7 +267,7 @@ class NeighbourhoodVpp:
 
     def run_devices(self, slot: int) -> None:
         """Each device does the slot's part of its schedule (or not) and publishes it; the
-        community battery's meter and the homes' meters measure it (`fed`)."""
+        community battery's meter and the homes' storage meters measure it (`fed`)."""
         self.fed = {}
         at = slot + SLOT_SECONDS - 1  # inside the slot, one slot after the previous report
         for member in self.members:

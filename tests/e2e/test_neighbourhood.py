@@ -31,6 +31,7 @@ from backend.core.processes import stop_process
 from backend.recs.verify import passed, verify_certificate
 from backend.vpp.adherence import adherence
 from backend.vpp.models import DispatchCommand, Vpp, VppSchedule
+from scripts.neighbourhood.profiles import PvSystem
 from tests.fixtures.books import exported_wh
 from tests.fixtures.processes import child_running
 
@@ -248,6 +249,44 @@ def test_recs_only_from_metered_renewable_export(stack):
     # certificates change hands on the market and are retired with a claim
     assert stack.rows("SELECT count(*) FROM trades WHERE product = 'rec'")[0][0] > 0
     assert stack.rows("SELECT count(*) FROM claims")[0][0] > 0
+
+
+def test_no_storage_energy_is_certified_as_solar(stack):
+    """A REC device's meter measures its PV (and the home's load) only: the VPP's home
+    batteries and EVs sit behind storage meters of their own, which are no REC devices, and
+    no certificate holds more than the PV behind it generated in the simulation."""
+    devices = stack.rows("SELECT device_id, lower(meter_id) AS meter, capacity_w FROM devices")
+    device_meters = {d.meter for d in devices}
+    storage = stack.rows(
+        "SELECT lower(r.meter_id) AS meter, m.name, m.kind FROM der_resources r "
+        "JOIN meters m ON lower(m.meter_id) = lower(r.meter_id) "
+        "WHERE r.kind IN ('battery', 'ev_charger')"
+    )
+    homes = [r for r in storage if r.name.endswith("-storage-meter")]
+    assert len(homes) >= 2, "home batteries and an EV behind storage meters"
+    assert not {r.meter for r in storage} & device_meters
+    active = stack.rows(
+        "SELECT DISTINCT lower(meter_id) FROM meter_readings "
+        "WHERE verified AND (import_wh > 0 OR export_wh > 0)"
+    )
+    assert {r.meter for r in homes} & {m for (m,) in active}, "the home storage ran"
+    seed = Settings(_env_file=None).sim_seed
+    names = dict(stack.rows("SELECT lower(meter_id), name FROM meters"))
+    checked = 0
+    for device in devices:
+        household = names[device.meter].removesuffix("-meter")
+        pv = PvSystem(peak_w=device.capacity_w)
+        for start, volume in stack.rows(
+            "SELECT period_start, volume_wh FROM certificates WHERE device_id = :device",
+            device=device.device_id,
+        ):
+            generated = sum(
+                pv.generation_wh(slot, seed=seed, household=household)
+                for slot in range(start, start + 3600, 900)
+            )
+            assert volume <= generated, (device.device_id, start, volume, generated)
+            checked += 1
+    assert checked
 
 
 def test_certificate_proofs_verify(stack):
