@@ -72,6 +72,11 @@ def component_env(config: Settings) -> dict[str, str]:
         env["GRIDLEDGER_CLOCK"] = "chain"
         if "vpp_trading_beat" not in config.model_fields_set:  # the simulated aggregator trades
             env["GRIDLEDGER_VPP_TRADING_BEAT"] = "false"
+        if "vpp_daily_beat" not in config.model_fields_set:  # and plans its day (plan_day)
+            env["GRIDLEDGER_VPP_DAILY_BEAT"] = "false"
+        if "vpp_ack_timeout_s" not in config.model_fields_set:
+            # acknowledgements are judged on chain time, which jumps a slot at a time
+            env["GRIDLEDGER_VPP_ACK_TIMEOUT_S"] = str(2 * 900)
         if "settlement_beat_interval_s" not in config.model_fields_set:
             slot_wall_s = config.sim_seconds_per_day / 96
             env["GRIDLEDGER_SETTLEMENT_BEAT_INTERVAL_S"] = str(round(max(slot_wall_s, 0.5), 2))

@@ -191,8 +191,9 @@ class Settings(BaseSettings):
     dr_holidays: list[date] = Field(default_factory=list)
     dr_holiday_country: str | None = None
     # VPP dispatch (backend/vpp/dispatch.py): unmet demand and a flexible load's shortfall cost
-    # this much per kWh in the optimisation (token units), so a schedule sheds only when it must
-    vpp_unmet_penalty_per_kwh: int = Field(default=10_000, ge=1)
+    # this much per kWh in the optimisation (token units), so a schedule sheds only when it must:
+    # keep it far above the market's prices (10 gUSD/kWh, a value of lost load; trades are ~0.1)
+    vpp_unmet_penalty_per_kwh: int = Field(default=10_000_000, ge=1)
     # Downlink (backend/vpp/downlink.py, the `dispatcher` process): a device must acknowledge a
     # command within `vpp_ack_timeout_s` of its publication or the command is late; a command the
     # broker refused this many times fails; the dispatcher polls for work this often
@@ -207,8 +208,9 @@ class Settings(BaseSettings):
     # once per VPP and UTC day), the days of trades that give the price of each time of day, and
     # the price per kWh (token units) when the market has no trades yet
     vpp_daily_interval_s: float = Field(default=3_600, gt=0)
+    vpp_daily_beat: bool = True  # false: aggregators optimise through the API only
     vpp_price_lookback_days: int = Field(default=7, ge=1, le=90)
-    vpp_default_price_per_kwh: int = Field(default=100, ge=0)
+    vpp_default_price_per_kwh: int = Field(default=100_000, ge=0)  # 0.1 gUSD, the market's scale
     # Aggregator trading (backend/vpp/trading.py): slots below this many Wh are not traded;
     # surplus slots also offer this share of the batteries' unscheduled discharge headroom;
     # the price per kWh when neither the request nor the schedule gives one; the beat's interval

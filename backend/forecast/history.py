@@ -1,9 +1,9 @@
 """Who may forecast what, and the stored history a forecast reads.
 
 Access: a meter's history to its owner; a resource's to its owner or the aggregator of the VPP
-it is in; a VPP's to its aggregator; a grid area's (summed over many homes) to aggregators.
-Operators and admins read all. The history is one value per 15-minute slot (NaN where nothing
-was stored); see `TargetKind` for which table and quantity each kind reads.
+it is in; a VPP's (output or demand) to its aggregator; a grid area's (summed over many homes)
+to aggregators. Operators and admins read all. The history is one value per 15-minute slot
+(NaN where nothing was stored); see `TargetKind` for which table and quantity each kind reads.
 """
 
 from __future__ import annotations
@@ -25,7 +25,13 @@ from backend.forecast.errors import (
 from backend.forecast.model import MIN_HISTORY_SLOTS, SLOT_SECONDS
 from backend.forecast.models import Quantity, TargetKind
 from backend.meters.models import Meter, MeterReading
-from backend.resources.models import DerResource, ResourceStatus, TelemetryMetric, TelemetrySample
+from backend.resources.models import (
+    DerResource,
+    ResourceKind,
+    ResourceStatus,
+    TelemetryMetric,
+    TelemetrySample,
+)
 from backend.vpp.models import Vpp, VppMembership
 
 MAX_MISSING_SHARE = 0.1  # gaps are interpolated; more than this and we refuse to guess
@@ -133,10 +139,14 @@ def resolve(session: Session, account: Account, kind: TargetKind, target_id: str
         ).all()
     )
     lat, lng = _located(members)
+    demand = kind == TargetKind.VPP_DEMAND
+    if kind == TargetKind.VPP_GENERATION:
+        members = [r for r in members if r.kind == ResourceKind.PV]
     return Target(
         kind,
         target_id,
-        Quantity.OUTPUT_WH,
+        Quantity.CONSUMPTION_WH if demand else Quantity.OUTPUT_WH,
+        meter_ids=tuple(sorted({r.meter_id for r in members})) if demand else (),
         resource_ids=tuple(r.id for r in members),
         lat=lat,
         lng=lng,
@@ -147,42 +157,66 @@ def load(
     session: Session, target: Target, *, start: int, slots: int, verified_only: bool = False
 ) -> np.ndarray:
     """Per-slot history of `target` over [start, start + slots × 15 min): NaN where empty."""
-    end = start + slots * SLOT_SECONDS
-    series = np.full(slots, np.nan)
+    if target.quantity == Quantity.CONSUMPTION_WH:
+        net = _net_import(session, target.meter_ids, start, slots, verified_only)
+        output = _output(session, target.resource_ids, start, slots)
+        return np.maximum(net + np.nan_to_num(output), 0.0)  # NaN where the meters said nothing
     if target.meter_ids:
-        net = func.sum(
-            func.coalesce(MeterReading.import_wh, 0) - func.coalesce(MeterReading.export_wh, 0)
+        return _net_import(session, target.meter_ids, start, slots, verified_only)
+    return _output(session, target.resource_ids, start, slots)
+
+
+def _net_import(
+    session: Session, meter_ids: Sequence[str], start: int, slots: int, verified_only: bool
+) -> np.ndarray:
+    """The meters' summed import − export per slot (Wh), NaN where none reported."""
+    series = np.full(slots, np.nan)
+    if not meter_ids:
+        return series
+    end = start + slots * SLOT_SECONDS
+    net = func.sum(
+        func.coalesce(MeterReading.import_wh, 0) - func.coalesce(MeterReading.export_wh, 0)
+    )
+    query = (
+        select(MeterReading.interval_start, net)
+        .where(
+            col(MeterReading.meter_id).in_(meter_ids),
+            col(MeterReading.interval_start) >= start,
+            col(MeterReading.interval_start) < end,
         )
-        query = (
-            select(MeterReading.interval_start, net)
-            .where(
-                col(MeterReading.meter_id).in_(target.meter_ids),
-                col(MeterReading.interval_start) >= start,
-                col(MeterReading.interval_start) < end,
-            )
-            .group_by(col(MeterReading.interval_start))
+        .group_by(col(MeterReading.interval_start))
+    )
+    if verified_only:
+        query = query.where(col(MeterReading.verified).is_(True))
+    for at, value in session.exec(query).all():
+        series[(at - start) // SLOT_SECONDS] = float(value)
+    return series
+
+
+def _output(
+    session: Session, resource_ids: Sequence[uuid.UUID], start: int, slots: int
+) -> np.ndarray:
+    """The resources' summed mean `output` per slot as energy (Wh), NaN where none reported."""
+    series = np.full(slots, np.nan)
+    if not resource_ids:
+        return series
+    end = start + slots * SLOT_SECONDS
+    bucket = (col(TelemetrySample.at) - start) // SLOT_SECONDS
+    rows = session.exec(
+        select(TelemetrySample.resource_id, bucket, func.avg(TelemetrySample.value))
+        .where(
+            col(TelemetrySample.resource_id).in_(resource_ids),
+            TelemetrySample.metric == TelemetryMetric.OUTPUT.value,
+            col(TelemetrySample.at) >= start,
+            col(TelemetrySample.at) < end,
+            col(TelemetrySample.value).is_not(None),
         )
-        if verified_only:
-            query = query.where(col(MeterReading.verified).is_(True))
-        for at, value in session.exec(query).all():
-            series[(at - start) // SLOT_SECONDS] = float(value)
-    elif target.resource_ids:
-        bucket = (col(TelemetrySample.at) - start) // SLOT_SECONDS
-        rows = session.exec(
-            select(TelemetrySample.resource_id, bucket, func.avg(TelemetrySample.value))
-            .where(
-                col(TelemetrySample.resource_id).in_(target.resource_ids),
-                TelemetrySample.metric == TelemetryMetric.OUTPUT.value,
-                col(TelemetrySample.at) >= start,
-                col(TelemetrySample.at) < end,
-                col(TelemetrySample.value).is_not(None),
-            )
-            .group_by(col(TelemetrySample.resource_id), bucket)
-        ).all()
-        for _resource, slot, watts in rows:
-            index = int(slot)
-            energy = float(watts) * SLOT_SECONDS / 3600
-            series[index] = energy if np.isnan(series[index]) else series[index] + energy
+        .group_by(col(TelemetrySample.resource_id), bucket)
+    ).all()
+    for _resource, slot, watts in rows:
+        index = int(slot)
+        energy = float(watts) * SLOT_SECONDS / 3600
+        series[index] = energy if np.isnan(series[index]) else series[index] + energy
     return series
 
 

@@ -23,18 +23,26 @@ class TargetKind(StrEnum):
     - `resource`: the DER's output (Wh, positive feeds the grid) from its `output` telemetry,
       averaged per 15 minutes;
     - `vpp`: the sum of its current members' outputs (as `resource`);
-    - `area`: the summed net import of the meters behind the area's active resources.
+    - `vppGeneration`: the same over its PV members only (what its dispatch takes as generation;
+      storage and loads are what the dispatch plans, their history must not feed it);
+    - `area`: the summed net import of the meters behind the area's active resources;
+    - `vppDemand`: the consumption behind the VPP members' meters that the members themselves do
+      not make: per slot, the meters' summed net import plus the members' output (their
+      telemetry, 0 where none), at least 0. What the VPP's dispatch must serve (its `demandWh`).
     """
 
     METER = "meter"
     RESOURCE = "resource"
     VPP = "vpp"
     AREA = "area"
+    VPP_GENERATION = "vppGeneration"
+    VPP_DEMAND = "vppDemand"
 
 
 class Quantity(StrEnum):
     NET_IMPORT_WH = "netImportWh"
     OUTPUT_WH = "outputWh"
+    CONSUMPTION_WH = "consumptionWh"
 
 
 class StoredForecast(SQLModel, table=True):

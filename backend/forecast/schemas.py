@@ -18,7 +18,7 @@ LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 class ForecastRequest(BaseModel):
-    target: TargetKind = Field(description="meter, resource, vpp or area")
+    target: TargetKind = Field(description="meter, resource, vpp, vppGeneration, area or vppDemand")
     targetId: str = Field(
         min_length=1, max_length=66, description="meter id, resource or VPP id, grid area"
     )

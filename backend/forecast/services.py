@@ -50,7 +50,7 @@ def run_forecast(
     provider: WeatherProvider | None = None,
 ) -> ForecastResult:
     """Forecast and store (the caller commits)."""
-    start = slot_start(request.start, now or datetime.now(UTC))
+    start = slot_start(request.start, settings, now)
     target = history.resolve(session, account, request.target, request.targetId)
     lookback = settings.forecast_lookback_hours * 3600 // SLOT
     raw = history.load(

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from sqlmodel import Session, col, select
 
 from backend.accounts.models import Account
+from backend.chain import clock
 from backend.core.config import Settings
 from backend.resources.models import DerResource, ResourceKind, TelemetryMetric, TelemetrySample
 from backend.vpp.errors import ScheduleNotFound, VppAccessDenied
@@ -88,7 +89,7 @@ def adherence(
 ) -> Adherence:
     schedule, visible = readable_schedule(session, account, vpp_id, schedule_id)
     slot_s = schedule.slot_seconds
-    now_s = int((now or datetime.now(UTC)).timestamp())
+    now_s = int((now or clock.utc_now(settings)).timestamp())
     allocations = [
         a
         for a in schedule.result.get("allocation", [])

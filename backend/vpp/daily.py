@@ -8,9 +8,13 @@ Inputs, all recorded in the schedule's `inputs.daily`:
   volume-weighted mean price (per kWh, token units) of each quarter hour of the day; a quarter
   hour without trades takes the mean of all of them, and a market without trades
   `vpp_default_price_per_kwh`. Buying and selling are priced alike (the market's price);
-- generation: the VPP's latest stored forecast (its members' output, backend/forecast) that
-  covers the day, negative values (net charging) read as 0; without one, a forecast for the
-  day is made and stored; with too little history the day is planned with no generation.
+- generation: the VPP's latest stored generation forecast (target `vppGeneration`: its PV
+  members' output, backend/forecast) that covers the day, negative values read as 0; without
+  one, a forecast for the day is made and stored; with too little history the day is planned
+  with no generation (storage and loads are what the plan decides: their history stays out);
+- demand: the same for the VPP's demand forecast (target `vppDemand`: what the members' homes
+  consume beyond what the members make, from their meters and telemetry), which the schedule
+  serves or leaves unmet at `vpp_unmet_penalty_per_kwh`; with too little meter history, none.
 
 Idempotent per VPP and day: `vpp_daily_schedules` has one row per (VPP, day), written with the
 schedule in one transaction; a second run (another beat tick, a retry, a second worker) finds
@@ -74,12 +78,14 @@ def day_prices(session: Session, settings: Settings, day_start: int) -> tuple[li
     return [round(by_slot.get(i, overall)) for i in range(SLOTS)], "market"
 
 
-def covering_forecast(session: Session, vpp: Vpp, day_start: int) -> StoredForecast | None:
-    """The newest stored forecast of the VPP whose slots cover the whole day."""
+def covering_forecast(
+    session: Session, vpp: Vpp, day_start: int, kind: TargetKind
+) -> StoredForecast | None:
+    """The newest stored `kind` forecast of the VPP covering the whole day."""
     candidates = session.exec(
         select(StoredForecast)
         .where(
-            StoredForecast.target_kind == TargetKind.VPP.value,
+            StoredForecast.target_kind == kind.value,
             StoredForecast.target_id == str(vpp.id),
             col(StoredForecast.start) <= day_start,
         )
@@ -92,22 +98,22 @@ def covering_forecast(session: Session, vpp: Vpp, day_start: int) -> StoredForec
     return None
 
 
-def day_generation(
+def day_forecast(
     session: Session,
     settings: Settings,
     vpp: Vpp,
     aggregator: Account,
     day_start: int,
     provider: WeatherProvider | None,
+    kind: TargetKind,
 ) -> tuple[list[int], str | None, str]:
-    """Wh per slot of the members' forecast output, the forecast id and what happened."""
-    stored = covering_forecast(session, vpp, day_start)
+    """Wh per slot (≥ 0) of the VPP's `kind` forecast for the day: its PV members' output
+    (`vppGeneration`) or their homes' demand (`vppDemand`); the forecast id and what happened."""
+    stored = covering_forecast(session, vpp, day_start, kind)
     note = "stored"
     if stored is None:
         request = ForecastRequest(
-            target=TargetKind.VPP,
-            targetId=str(vpp.id),
-            start=datetime.fromtimestamp(day_start, UTC),
+            target=kind, targetId=str(vpp.id), start=datetime.fromtimestamp(day_start, UTC)
         )
         try:
             made = run_forecast(session, settings, aggregator, request, provider=provider)
@@ -136,11 +142,18 @@ def optimize_day(
     if aggregator is None:  # the foreign key makes this unreachable
         return None
     prices, price_source = day_prices(session, settings, day_start)
-    pv, forecast_id, forecast_note = day_generation(
-        session, settings, vpp, aggregator, day_start, provider
+    pv, forecast_id, forecast_note = day_forecast(
+        session, settings, vpp, aggregator, day_start, provider, TargetKind.VPP_GENERATION
+    )
+    demand, demand_id, demand_note = day_forecast(
+        session, settings, vpp, aggregator, day_start, provider, TargetKind.VPP_DEMAND
     )
     request = OptimizeRequest(
-        start=datetime.fromtimestamp(day_start, UTC), buyPrice=prices, sellPrice=prices, pvWh=pv
+        start=datetime.fromtimestamp(day_start, UTC),
+        buyPrice=prices,
+        sellPrice=prices,
+        pvWh=pv,
+        demandWh=demand,
     )
     result = optimize_vpp(session, settings, aggregator, vpp.id, request)
     schedule = session.get(VppSchedule, result.scheduleId)
@@ -154,6 +167,8 @@ def optimize_day(
             "priceLookbackDays": settings.vpp_price_lookback_days,
             "forecastId": forecast_id,
             "forecast": forecast_note,
+            "demandForecastId": demand_id,
+            "demandForecast": demand_note,
         },
     }
     session.add(schedule)

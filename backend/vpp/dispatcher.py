@@ -19,7 +19,7 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -27,8 +27,10 @@ from paho.mqtt.properties import Properties
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
+from backend.chain import clock
 from backend.core.config import Settings, get_settings
 from backend.core.db import make_engine
+from backend.core.errors import ServiceUnavailable
 from backend.core.startup import settings_or_exit
 from backend.core.tls import service_mqtt_client
 from backend.deadletters import services as dead_letters
@@ -45,7 +47,7 @@ DEAD_LETTER_SOURCE = "dispatcher"
 class Dispatcher:
     settings: Settings = field(default_factory=get_settings)
     client_id: str = ""
-    now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    now: Callable[[], datetime] | None = None  # None: the configured clock (chain under make run)
     acks: list[downlink.Ack] = field(default_factory=list)  # received, not yet applied
     poison: list[tuple[str, bytes, str]] = field(default_factory=list)  # topic, payload, reason
     totals: dict[str, int] = field(
@@ -60,6 +62,7 @@ class Dispatcher:
 
     def __post_init__(self) -> None:
         self.engine = make_engine(self.settings.database_url)
+        self.clock_now: Callable[[], datetime] = self.now or (lambda: clock.utc_now(self.settings))
         self.lock = threading.Lock()
         self.stopped = threading.Event()
         self.subscribed = threading.Event()
@@ -81,18 +84,23 @@ class Dispatcher:
                 self.poison.append((message.topic, bytes(message.payload), exc.detail))
             return
         if ack is not None:
+            try:
+                received_at: datetime | None = self.clock_now()
+            except ServiceUnavailable:  # the chain's clock is unreachable: stamped when applied
+                received_at = None
             with self.lock:
-                self.acks.append(replace(ack, received_at=self.now()))
+                self.acks.append(replace(ack, received_at=received_at))
 
     def round(self) -> None:
-        """One round (see the module docstring), in one transaction."""
+        """One round (see the module docstring), in one transaction, at one clock reading."""
+        moment = self.clock_now()  # before anything is taken: a clock failure loses nothing
         with self.lock:
             acks, self.acks = self.acks, []
             poison, self.poison = self.poison, []
         try:
             with Session(self.engine) as session:
                 for ack in acks:
-                    if downlink.record_ack(session, ack, self.now()) is not None:
+                    if downlink.record_ack(session, ack, moment) is not None:
                         self.totals["acked"] += 1
                         continue
                     reason = f"acknowledges {ack.command_id}, no command of {ack.resource_id}"
@@ -109,8 +117,8 @@ class Dispatcher:
                     )
                     self.totals["dead_letters"] += 1
                 session.flush()
-                self.publish(session)
-                self.totals["late"] += downlink.mark_late(session, self.now())
+                self.publish(session, moment)
+                self.totals["late"] += downlink.mark_late(session, moment)
                 session.commit()
         except OperationalError:
             with self.lock:
@@ -118,9 +126,10 @@ class Dispatcher:
                 self.poison[:0] = poison
             raise
 
-    def publish(self, session: Session) -> None:
+    def publish(self, session: Session, published_at: datetime) -> None:
+        """Publish the pending commands; `published_at` precedes any answer (the
+        acknowledgement deadline counts from it)."""
         commands = downlink.pending(session)
-        published_at = self.now()  # before any device can answer: the deadline counts from here
         infos = [(c, self.client.publish(c.topic, downlink.encode(c), qos=1)) for c in commands]
         for command, info in infos:
             try:
@@ -160,6 +169,8 @@ class Dispatcher:
                         self.round()
                     except OperationalError as exc:
                         log.warning("database unavailable (%s); retrying", exc)
+                    except ServiceUnavailable as exc:  # clock=chain and the chain is down
+                        log.warning("%s; retrying", exc.detail)
                 self.stopped.wait(self.settings.vpp_dispatch_poll_s)
         finally:
             self.client.loop_stop()

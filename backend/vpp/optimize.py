@@ -17,6 +17,7 @@ from typing import Any
 from sqlmodel import Session
 
 from backend.accounts.models import Account
+from backend.chain import clock
 from backend.core.config import Settings
 from backend.core.errors import InvalidInput
 from backend.resources.models import STORAGE_KINDS, DerResource, ResourceKind
@@ -35,9 +36,12 @@ SLOT_SECONDS = 900
 LOAD_KINDS = frozenset({ResourceKind.FLEXIBLE_LOAD, ResourceKind.HEAT_PUMP})
 
 
-def slot_start(start: datetime | None, now: datetime) -> int:
+def slot_start(start: datetime | None, settings: Settings, now: datetime | None = None) -> int:
+    """`start` checked, or the next slot after `now` (by default the configured clock's: the
+    chain's simulated time under `GRIDLEDGER_CLOCK=chain`, asked only when needed)."""
     if start is None:
-        return (int(now.timestamp()) // SLOT_SECONDS + 1) * SLOT_SECONDS
+        moment = now or clock.utc_now(settings)
+        return (int(moment.timestamp()) // SLOT_SECONDS + 1) * SLOT_SECONDS
     if start.tzinfo is None:
         raise InvalidInput("start needs a time zone (UTC)")
     seconds = int(start.timestamp())
@@ -125,7 +129,7 @@ def optimize_vpp(
 ) -> OptimizeResult:
     """Solve the day for the VPP `account` runs and store the schedule with its inputs."""
     vpp = run_by(session, account, vpp_id)
-    start = slot_start(request.start, now or datetime.now(UTC))
+    start = slot_start(request.start, settings, now)
     resources = [r for r, _ in members(session, vpp) if r.available]
     unknown = set(request.resources) - {r.id for r in resources}
     if unknown:

@@ -2,8 +2,9 @@
 where a real battery, EV charger or heat pump would be.
 
 It subscribes (QoS 1) to its own `…/command` and `…/config` topics, acknowledges each command
-on its `…/status` topic (backend/vpp/downlink.py has the shapes), keeps the latest schedule and
-setpoint, and `report(at)` publishes what it does at that moment: `output` (W) and, for
+on its `…/status` topic (backend/vpp/downlink.py has the shapes), keeps its schedules (the
+newest covering a moment rules it: tomorrow's plan, received today, does not end today's) and
+the latest setpoint, and `report(at)` publishes what it does at that moment: `output` (W) and, for
 storage, `soc` (Wh, integrated since the previous report, within its limits). With
 `follow_probability` below 1 it ignores its schedule in some slots (outputs 0 W there; drawn
 per slot from `seed`, so a run can be replayed); with `ack_probability` below 1 it leaves some
@@ -36,6 +37,7 @@ from backend.resources.thing_description import topic as resource_topic
 from backend.vpp.downlink import ACCEPTED, ACK, REJECTED, iso
 
 log = logging.getLogger("gridledger.simulated_device")
+KEPT_SCHEDULES = 4  # today's, tomorrow's and a re-plan or two
 
 
 @dataclass
@@ -54,7 +56,8 @@ class SimulatedDevice:
     seed: int = 0
     username: str | None = None  # the device's broker login (its resource id), if the broker asks
     password: str | None = None
-    schedule: tuple[int, int, list[int]] | None = None  # start (unix s), slot s, setpoints
+    schedules: list[tuple[int, int, list[int]]] = field(default_factory=list)  # newest last:
+    # start (unix s), slot s, setpoints
     setpoint: tuple[int, int] | None = None  # power W, until (unix s)
     received: list[dict[str, object]] = field(default_factory=list)  # commands, in order
     last_report: int | None = None
@@ -133,8 +136,12 @@ class SimulatedDevice:
         if kind == "schedule":
             start = _unix(str(command["start"]))
             setpoints = [int(v) for v in command["setpointsW"]]  # type: ignore[attr-defined]
+            slot_s = int(command["slotSeconds"])  # type: ignore[call-overload]
             with self.lock:
-                self.schedule = (start, int(command["slotSeconds"]), setpoints)  # type: ignore[call-overload]
+                self.schedules = [
+                    *self.schedules[-(KEPT_SCHEDULES - 1) :],
+                    (start, slot_s, setpoints),
+                ]
         elif kind == "setpoint":
             with self.lock:
                 self.setpoint = (int(command["powerW"]), _unix(str(command["until"])))  # type: ignore[call-overload]
@@ -164,13 +171,12 @@ class SimulatedDevice:
         with self.lock:
             if self.setpoint is not None and at < self.setpoint[1]:
                 return self.setpoint[0]
-            if self.schedule is None:
-                return 0
-            start, slot_s, setpoints = self.schedule
-        index = (at - start) // slot_s
-        if not 0 <= index < len(setpoints):
-            return 0
-        return setpoints[index] if self.follows(start + index * slot_s) else 0
+            schedules = list(self.schedules)
+        for start, slot_s, setpoints in reversed(schedules):
+            index = (at - start) // slot_s
+            if 0 <= index < len(setpoints):
+                return setpoints[index] if self.follows(start + index * slot_s) else 0
+        return 0
 
     def output_w(self, at: int) -> int:
         """The target within the device's limits and its state of charge."""

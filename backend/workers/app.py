@@ -80,16 +80,17 @@ def create_celery(settings: Settings | None = None) -> Celery:
                 "task": "forecast.refresh_vpps",
                 "schedule": settings.forecast_refresh_interval_s,
             },
-            "optimize-vpps-daily": {  # once per VPP and day; the beat asks every interval
-                "task": "vpp.optimize_daily",
-                "schedule": settings.vpp_daily_interval_s,
-            },
             "allocate-vpp-trades": {  # right behind settlement
                 "task": "vpp.allocate",
                 "schedule": settings.settlement_beat_interval_s,
             },
         },
     )
+    if settings.vpp_daily_beat:  # else aggregators optimise through the API only
+        app.conf.beat_schedule["optimize-vpps-daily"] = {  # once per VPP and day, asked often
+            "task": "vpp.optimize_daily",
+            "schedule": settings.vpp_daily_interval_s,
+        }
     if settings.vpp_trading_beat:  # else aggregators trade through the API only
         app.conf.beat_schedule["trade-vpps"] = {
             "task": "vpp.trade",

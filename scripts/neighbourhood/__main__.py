@@ -66,6 +66,7 @@ def main() -> int:
     except KeyboardInterrupt:
         return 0
     finally:
+        neighbourhood.vpp.stop_devices()
         if neighbourhood.publisher is not None:
             neighbourhood.publisher.close()
     stats = neighbourhood.stats

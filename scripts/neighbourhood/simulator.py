@@ -147,6 +147,9 @@ class Agent:
     optimism: float = 1.0  # offered / forecast export; > 1.05 means shortfalls and penalties
     meter_id: str | None = None
     meter_key: LocalAccount | None = None  # signs the meter's readings (demo key)
+    # a home's battery and EV (run by the VPP) sit behind a meter of their own, never the PV
+    # device's: REC issuance certifies the device meter's export as solar
+    storage_meter_id: str | None = None
     device_id: int | None = None
     offered_certificates: set[int] = field(default_factory=set)
 
@@ -250,6 +253,10 @@ class Neighbourhood:
         """The key in the agent's meter (deterministic: the same neighbourhood, the same keys)."""
         return meter_key(self.seed, f"{agent.name}-meter")
 
+    def storage_meter_key(self, agent: Agent) -> LocalAccount:
+        """The key in the meter of the agent's home storage."""
+        return meter_key(self.seed, f"{agent.name}-storage-meter")
+
     def _build_agents(self) -> None:
         rng = random.Random(f"agents|{self.seed}")
         for i in range(1, self.settings.sim_prosumers + 1):
@@ -298,6 +305,8 @@ class Neighbourhood:
         list(self.pool.map(self._deposit_collateral, sellers))  # the VPP sells for its members
         metered = [a for a in self.agents if a.role != "aggregator"]
         list(self.pool.map(self._register_meter, metered))
+        homes = [a for a in self.of_role("prosumer") if self.vpp.storage_w(a)]
+        list(self.pool.map(self._register_storage_meter, homes))
         for agent in self.of_role("prosumer"):
             self._register_device(agent)
         self.vpp.setup()
@@ -419,25 +428,39 @@ class Neighbourhood:
         approves the declared capacity and that key, in the database and on chain (the API
         sends `approveMeter`; again on a re-run: idempotent)."""
         kind = {"prosumer": "both", "consumer": "import", "battery": "both"}[agent.role]
-        capacity = agent.pv.peak_w if agent.pv else 30_000
+        capacity = agent.pv.peak_w if agent.pv else 30_000  # its PV, or the building's connection
+        agent.meter_key = self.meter_key(agent)
+        agent.meter_id = self._approved_meter(
+            agent, f"{agent.name}-meter", kind, capacity, agent.meter_key
+        )
+
+    def _register_storage_meter(self, agent: Agent) -> None:
+        """The meter of a home's battery and EV (their rated power), approved like the others;
+        no REC device sits on it, and the VPP's storage resources are registered behind it."""
+        agent.storage_meter_id = self._approved_meter(
+            agent,
+            f"{agent.name}-storage-meter",
+            "both",
+            self.vpp.storage_w(agent),
+            self.storage_meter_key(agent),
+        )
+
+    def _approved_meter(
+        self, agent: Agent, name: str, kind: str, capacity: int, key: LocalAccount
+    ) -> str:
         reply = agent.participant.request(
             "POST",
             "/v1/meters",
             ok=(409,),
-            json={
-                "name": f"{agent.name}-meter",
-                "kind": kind,
-                "capacity_w": capacity,
-                "signing_key": self.meter_key(agent).address,
-            },
+            json={"name": name, "kind": kind, "capacity_w": capacity, "signing_key": key.address},
         )
-        agent.meter_id = reply["meter_id"]
-        agent.meter_key = self.meter_key(agent)
+        meter_id: str = reply["meter_id"]
         self.operator.request(
             "POST",
-            f"/v1/meters/{agent.meter_id}/approval",
-            json={"capacity_w": capacity, "signing_key": agent.meter_key.address},
+            f"/v1/meters/{meter_id}/approval",
+            json={"capacity_w": capacity, "signing_key": key.address},
         )
+        return meter_id
 
     def _register_device(self, agent: Agent) -> None:
         mine = agent.participant.request(
@@ -493,7 +516,7 @@ class Neighbourhood:
         for agent in self.agents:
             if agent.meter_id is None or agent.role not in roles or self.offline(agent, slot):
                 continue
-            if agent.role == "prosumer":
+            if agent.role == "prosumer":  # the PV device's meter: its PV and the home's load only
                 generated = agent.solar.generation_wh(slot, seed=self.seed, household=agent.name)
                 net = generated - agent.home.consumption_wh(slot, seed=self.seed)
                 import_wh, export_wh = max(-net, 0), max(net, 0)
@@ -501,25 +524,38 @@ class Neighbourhood:
                 import_wh, export_wh = agent.home.consumption_wh(slot, seed=self.seed), 0
             else:
                 import_wh, export_wh = self.battery.charge_per_slot, self.battery.discharge_per_slot
-            values = SignedValues(
-                bytes.fromhex(agent.meter_id[2:]), slot, 900, import_wh, export_wh
-            )
-            signature = sign_reading(
-                values, self.meter_key(agent).key, self.deployment.chain_id, self.registry_address
-            )
             rows.append(
-                {
-                    "meterId": agent.meter_id,
-                    "timestamp": iso(slot),
-                    "intervalSeconds": 900,
-                    "importWh": import_wh,
-                    "exportWh": export_wh,
-                    "unit": "Wh",
-                    "quality": "high",
-                    "signature": "0x" + signature.hex(),
-                }
+                self.signed(agent.meter_id, self.meter_key(agent), slot, import_wh, export_wh)
             )
+            if agent.storage_meter_id is not None:  # its battery or EV, as the VPP runs them
+                fed = self.vpp.fed.get(agent.name, 0)
+                rows.append(
+                    self.signed(
+                        agent.storage_meter_id,
+                        self.storage_meter_key(agent),
+                        slot,
+                        max(-fed, 0),
+                        max(fed, 0),
+                    )
+                )
         return rows
+
+    def signed(
+        self, meter_id: str, key: LocalAccount, slot: int, import_wh: int, export_wh: int
+    ) -> dict[str, Any]:
+        """One meter's reading of a slot, signed with the meter's key."""
+        values = SignedValues(bytes.fromhex(meter_id[2:]), slot, 900, import_wh, export_wh)
+        signature = sign_reading(values, key.key, self.deployment.chain_id, self.registry_address)
+        return {
+            "meterId": meter_id,
+            "timestamp": iso(slot),
+            "intervalSeconds": 900,
+            "importWh": import_wh,
+            "exportWh": export_wh,
+            "unit": "Wh",
+            "quality": "high",
+            "signature": "0x" + signature.hex(),
+        }
 
     def post_readings(self, slot: int) -> None:
         self.vpp.report(slot)
@@ -627,8 +663,11 @@ class Neighbourhood:
 
     def battery_hour(self, start: int) -> None:
         """The battery charges what it bought for this hour and delivers what it sold (as far as
-        its charge goes): its meter readings for the hour's four slots."""
+        its charge goes): its meter readings for the hour's four slots. A battery the VPP's
+        device runs follows the VPP's schedule instead (`NeighbourhoodVpp.run_devices`)."""
         battery = self.of_role("battery")[0]
+        if self.vpp.drives(battery):
+            return
         mine = battery.participant.request("GET", "/v1/trading/orders", params={"limit": 500})[
             "items"
         ]

@@ -2,12 +2,21 @@
 and in some homes a battery or an EV) are registered as DERs behind their meters and join a
 VPP run by the aggregator, each owner consenting per resource through the API.
 
-The devices report `output` (and the community battery its `soc`) to the telemetry store every
-slot; a PV system reports what it feeds the grid (generation less the home's load), the
-quantity the VPP can sell. A new neighbourhood backfills eight days of that telemetry so the
-VPP's forecast has the week of history it needs. Once a simulated day (and at start) the
-aggregator forecasts the VPP's next 24 h and optimises its schedule; every hour it places the
-VPP's orders for the hours up to the hour after next (`POST /v1/vpp/{id}/orders` in hour-long
+A PV system reports what it feeds the grid (generation less the home's load), the quantity
+the VPP can sell, to the telemetry store every slot. The storage members (the community
+battery, the home batteries and EVs) are simulated devices on the MQTT broker
+(backend/vpp/simulated_device.py): they receive the schedule the aggregator dispatches,
+acknowledge it, follow it in most slots (the battery 90 %, an EV 75 %, seeded per slot: the
+rest they idle) and publish `output` and `soc`; what they do is also what their meters
+measure: the community battery's, and in each home a storage meter of its own, never the PV
+device's meter (REC issuance certifies that meter's export as solar, and battery energy may
+come from the grid). Without a broker they stay as before: the community battery runs on its
+own bids, reported straight to the store, the home storage idles.
+
+A new neighbourhood backfills eight days of telemetry so the VPP's forecast has the week of
+history it needs. Once a simulated day (and at start) the aggregator forecasts the VPP's next
+24 h, optimises its schedule and dispatches it to the devices; every hour it places the VPP's
+orders for the hours up to the hour after next (`POST /v1/vpp/{id}/orders` in hour-long
 blocks, the periods the other agents trade). Members stop offering their own export (the VPP
 sells it: settlement reads the VPP's delivery from their meters) and the community battery
 keeps only its charging bids.
@@ -25,8 +34,9 @@ from sqlmodel import Session, col, select
 
 from backend.accounts.models import Account, Role
 from backend.core.db import get_engine
-from backend.resources.models import TelemetryMetric, TelemetrySample
+from backend.resources.models import DerResource, TelemetryMetric, TelemetrySample
 from backend.resources.telemetry import Sample, record_samples
+from backend.vpp.simulated_device import SimulatedDevice
 from scripts.neighbourhood.profiles import SLOT_SECONDS
 
 if TYPE_CHECKING:
@@ -40,6 +50,8 @@ DAY = 86_400
 BACKFILL_S = 8 * DAY
 SELL_PRICE = 95_000  # per kWh the VPP asks
 SLOTS = 96
+FOLLOW = {"battery": 0.9, "ev_charger": 0.75}  # share of slots a storage device follows
+DEVICE_ERRORS = (OSError, RuntimeError, ValueError, TimeoutError)  # paho: not connected, full
 
 
 def buy_price(slot: int) -> int:
@@ -56,6 +68,7 @@ class Member:
     kind: str
     body: dict[str, Any]
     resource_id: str | None = None
+    device: SimulatedDevice | None = None  # storage on the broker, following the schedule
 
 
 @dataclass
@@ -65,11 +78,29 @@ class NeighbourhoodVpp:
     members: list[Member] = field(default_factory=list)
     forecast_day: int | None = None
     plan: dict[str, str] = field(default_factory=dict)  # forecastId, scheduleId of the day
+    fed: dict[str, int] = field(default_factory=dict)  # agent → Wh its devices fed (− drew)
 
     # ------------------------------------------------------------------- set-up
 
     def is_member(self, agent: Agent) -> bool:
         return any(m.agent is agent for m in self.members)
+
+    def storage_w(self, agent: Agent) -> int:
+        """The rated power of the agent's storage members (what its storage meter may export)."""
+        return sum(
+            int(m.body["capacity_w"]) for m in self.members if m.agent is agent and m.kind in FOLLOW
+        )
+
+    def meter_of(self, member: Member) -> str | None:
+        """The meter a member sits behind: a home's storage behind the home's storage meter."""
+        agent = member.agent
+        if member.kind in FOLLOW and agent.storage_meter_id is not None:
+            return agent.storage_meter_id
+        return agent.meter_id
+
+    def drives(self, agent: Agent) -> bool:
+        """Whether a simulated device runs (some of) the agent's storage."""
+        return any(m.agent is agent and m.device is not None for m in self.members)
 
     def plan_members(self) -> None:
         """Who joins (decided from the agents alone, before anything is registered)."""
@@ -160,18 +191,23 @@ class NeighbourhoodVpp:
             self.vpp_id = aggregator.request(
                 "POST", "/v1/vpp", json={"name": VPP_NAME, "gridArea": "GL-SIM"}
             )["vppId"]
-        owned: dict[str, dict[str, str]] = {}
+        owned: dict[str, dict[str, dict[str, Any]]] = {}
         for member in self.members:
             participant = member.agent.participant
             if participant.name not in owned:
                 owned[participant.name] = {
-                    r["name"]: r["id"] for r in participant.request("GET", "/v1/resources")
+                    r["name"]: r for r in participant.request("GET", "/v1/resources")
                 }
-            rid = owned[participant.name].get(member.body["name"])
-            if rid is None:
+            meter = self.meter_of(member)
+            found = owned[participant.name].get(member.body["name"])
+            if found is None:
                 rid = participant.request(
-                    "POST", "/v1/resources", json={**member.body, "meter": member.agent.meter_id}
+                    "POST", "/v1/resources", json={**member.body, "meter": meter}
                 )["id"]
+            else:
+                rid = found["id"]
+                if str(found["meter_id"]).lower() != str(meter).lower():  # an older run's
+                    participant.request("PATCH", f"/v1/resources/{rid}", json={"meter": meter})
             member.resource_id = rid
             participant.request(
                 "POST",
@@ -180,6 +216,78 @@ class NeighbourhoodVpp:
                 json={"resourceId": rid},
             )
         self.backfill()
+        self.start_devices()
+
+    # ------------------------------------------------------------------- devices
+
+    def start_devices(self) -> None:
+        """A simulated device per storage member on the meters' broker (none without one)."""
+        settings = self.town.settings
+        if self.town.publisher is None:
+            return
+        login: dict[str, Any] = {}
+        if settings.mqtt_username:
+            login = {
+                "username": settings.mqtt_username,
+                "password": settings.mqtt_password.get_secret_value(),
+            }
+        with Session(get_engine()) as session:
+            for member in self.members:
+                if member.kind not in FOLLOW or member.resource_id is None or member.device:
+                    continue
+                resource = session.get(DerResource, uuid_of(member.resource_id))
+                if resource is None:
+                    continue
+                device = SimulatedDevice.for_resource(
+                    settings,
+                    resource,
+                    follow_probability=FOLLOW[member.kind],
+                    seed=self.town.seed,
+                    **login,
+                )
+                if device.soc_wh is None:  # never reported: the community battery's state, or empty
+                    device.soc_wh = (
+                        self.town.battery.soc_wh if member.agent.role == "battery" else 0
+                    )
+                if member.agent.role == "battery":
+                    self.town.battery.soc_wh = device.soc_wh  # a resumed run goes on from its last
+                try:
+                    member.device = device.start()
+                except DEVICE_ERRORS as exc:
+                    log.warning("VPP: device %s did not connect (%s)", member.resource_id, exc)
+                    device.stop()
+        started = sum(1 for m in self.members if m.device)
+        log.info("VPP: %d storage devices follow the schedule over MQTT", started)
+
+    def stop_devices(self) -> None:
+        for member in self.members:
+            if member.device is not None:
+                member.device.stop()
+                member.device = None
+
+    def run_devices(self, slot: int) -> None:
+        """Each device does the slot's part of its schedule (or not) and publishes it; the
+        community battery's meter and the homes' storage meters measure it (`fed`)."""
+        self.fed = {}
+        at = slot + SLOT_SECONDS - 1  # inside the slot, one slot after the previous report
+        for member in self.members:
+            device = member.device
+            if device is None:
+                continue
+            if device.last_report is None:
+                device.last_report = at - SLOT_SECONDS
+            try:
+                power = device.report(at)
+            except DEVICE_ERRORS as exc:  # the broker is away: the device idles this slot
+                log.warning("VPP: device %s could not report (%s)", member.resource_id, exc)
+                power = 0
+            wh = round(power * SLOT_SECONDS / HOUR)
+            name = member.agent.name
+            self.fed[name] = self.fed.get(name, 0) + wh
+            if member.agent.role == "battery":
+                battery = self.town.battery
+                battery.charge_per_slot, battery.discharge_per_slot = max(-wh, 0), max(wh, 0)
+                battery.soc_wh = device.soc_wh or 0
 
     # ----------------------------------------------------------------- telemetry
 
@@ -204,7 +312,7 @@ class NeighbourhoodVpp:
     def samples(self, slot: int, *, past: bool = False) -> list[Sample]:
         found = []
         for member in self.members:
-            if member.resource_id is None:
+            if member.resource_id is None or member.device is not None:  # it publishes its own
                 continue
             rid = uuid_of(member.resource_id)
             found.append(
@@ -240,21 +348,37 @@ class NeighbourhoodVpp:
         log.info("VPP: %d telemetry samples backfilled for %d resources", len(samples), len(ids))
 
     def report(self, slot: int) -> None:
-        """Each member's telemetry for the slot that just ended."""
+        """Each member's telemetry for the slot that just ended (devices over MQTT)."""
+        self.run_devices(slot)
         self.record(self.samples(slot))
 
     # ------------------------------------------------------------------- trading
 
     def plan_day(self, start: int) -> None:
-        """The aggregator's daily run: forecast the next 24 h, optimise the schedule."""
+        """The aggregator's daily run: forecast the next 24 h (the VPP's output, which it trades
+        on; its PV's, which the schedule takes as generation; its homes' demand, once their
+        meters hold a week), optimise the schedule and dispatch it to the devices."""
         aggregator = self.town.of_role("aggregator")[0].participant
-        forecast = aggregator.request(
-            "POST",
-            "/v1/energy/forecast",
-            json={"target": "vpp", "targetId": self.vpp_id, "start": iso(start)},
-        )
-        pv = [max(int(p["value"]), 0) for p in forecast["values"]][:SLOTS]
-        pv += [0] * (SLOTS - len(pv))
+
+        def forecast(target: str, *, ok: tuple[int, ...] = ()) -> dict[str, Any]:
+            found: dict[str, Any] = aggregator.request(
+                "POST",
+                "/v1/energy/forecast",
+                ok=ok,
+                json={"target": target, "targetId": self.vpp_id, "start": iso(start)},
+            )
+            return found
+
+        def day(target: str) -> list[int] | None:
+            """The day's Wh per slot (≥ 0); None while the history is too short (422)."""
+            found = forecast(target, ok=(422,))
+            if "values" not in found:
+                return None
+            wh = [max(int(p["value"]), 0) for p in found["values"]][:SLOTS]
+            return wh + [0] * (SLOTS - len(wh))
+
+        output = forecast("vpp")  # the backfill gives the VPP's output its week
+        pv, demand = day("vppGeneration"), day("vppDemand")
         schedule = aggregator.request(
             "POST",
             f"/v1/vpp/{self.vpp_id}/optimize",
@@ -263,16 +387,23 @@ class NeighbourhoodVpp:
                 "buyPrice": [buy_price(start + n * SLOT_SECONDS) for n in range(SLOTS)],
                 "sellPrice": [SELL_PRICE] * SLOTS,
                 "pvWh": pv,
+                "demandWh": demand,
             },
         )
         self.forecast_day = start // DAY
         # trade on these (the beat's wall-clock refit must not replace them in simulated time)
-        self.plan = {"forecastId": forecast["forecastId"], "scheduleId": schedule["scheduleId"]}
+        self.plan = {"forecastId": output["forecastId"], "scheduleId": schedule["scheduleId"]}
+        if any(m.device for m in self.members) and schedule["status"] == "completed":
+            queued = aggregator.request(
+                "POST", f"/v1/vpp/{self.vpp_id}/schedule/{schedule['scheduleId']}/dispatch"
+            )
+            log.info("VPP: %d commands queued for the devices", len(queued["commands"]))
         log.info(
-            "VPP: forecast %s (model %s) and schedule for %s",
-            forecast["forecastId"],
-            forecast["model"],
+            "VPP: forecast %s (model %s), schedule for %s (demand %s)",
+            output["forecastId"],
+            output["model"],
             iso(start),
+            "forecast" if demand else "not yet forecast",
         )
 
     def trade(self, hour_start: int, until: int) -> int:
@@ -280,8 +411,8 @@ class NeighbourhoodVpp:
         if self.forecast_day != hour_start // DAY:
             self.plan_day(hour_start)
         aggregator = self.town.of_role("aggregator")[0].participant
-        # hourly, like the other agents; the simulated batteries do not follow setpoints (no
-        # downlink here), so none of their headroom is offered
+        # hourly, like the other agents; the devices follow the dispatched schedule, not what
+        # would be sold beyond it, so none of the batteries' headroom is offered
         result = aggregator.request(
             "POST",
             f"/v1/vpp/{self.vpp_id}/orders",

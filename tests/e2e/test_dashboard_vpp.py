@@ -13,10 +13,10 @@ from playwright.sync_api import expect, sync_playwright
 from sqlmodel import Session, select
 
 from backend.accounts.models import Account
-from backend.forecast.models import StoredForecast
 from backend.resources.models import TelemetryMetric
 from backend.resources.telemetry import Sample, record_samples
 from tests.fixtures.browser import CHROMIUM, CHROMIUM_ARGS, PASSWORD, watch_problems
+from tests.fixtures.forecast import stored_forecast
 from tests.fixtures.resources import resource_body
 
 pytestmark = pytest.mark.browser
@@ -72,19 +72,8 @@ def test_vpp_view_shows_members_and_both_charts_from_real_data(devnet, served_st
             ]
         stored, reasons = record_samples(session, samples)
         assert stored == 12, reasons
-        session.add(
-            StoredForecast(
-                target_kind="vpp",
-                target_id=vpp["vppId"],
-                start=start,
-                horizon=96,
-                model="hand-built",
-                mae_wh=0,
-                naive_mae_wh=0,
-                inputs={},
-                values=[600 - abs(48 - n) * 10 for n in range(96)],
-            )
-        )
+        shape = [600 - abs(48 - n) * 10 for n in range(96)]
+        session.add(stored_forecast("vpp", vpp["vppId"], start, shape))
         session.commit()
     iso = httpx.get(f"{base}/v1/vpp/{vpp['vppId']}/timeline", headers=owner).json()["slots"][0]
     optimized = httpx.post(

@@ -14,18 +14,24 @@ import time
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlmodel import Session, col, select
 from web3 import Web3
 
+from backend.accounts.models import Account
 from backend.chain.anvil import free_port
 from backend.chain.deployment import Deployment
-from backend.core.config import PROJECT_ROOT
+from backend.core.config import PROJECT_ROOT, Settings
 from backend.core.db import make_engine
 from backend.core.processes import stop_process
 from backend.recs.verify import passed, verify_certificate
+from backend.vpp.adherence import adherence
+from backend.vpp.models import DispatchCommand, Vpp, VppSchedule
+from scripts.neighbourhood.profiles import PvSystem
 from tests.fixtures.books import exported_wh
 from tests.fixtures.processes import child_running
 
@@ -245,6 +251,44 @@ def test_recs_only_from_metered_renewable_export(stack):
     assert stack.rows("SELECT count(*) FROM claims")[0][0] > 0
 
 
+def test_no_storage_energy_is_certified_as_solar(stack):
+    """A REC device's meter measures its PV (and the home's load) only: the VPP's home
+    batteries and EVs sit behind storage meters of their own, which are no REC devices, and
+    no certificate holds more than the PV behind it generated in the simulation."""
+    devices = stack.rows("SELECT device_id, lower(meter_id) AS meter, capacity_w FROM devices")
+    device_meters = {d.meter for d in devices}
+    storage = stack.rows(
+        "SELECT lower(r.meter_id) AS meter, m.name, m.kind FROM der_resources r "
+        "JOIN meters m ON lower(m.meter_id) = lower(r.meter_id) "
+        "WHERE r.kind IN ('battery', 'ev_charger')"
+    )
+    homes = [r for r in storage if r.name.endswith("-storage-meter")]
+    assert len(homes) >= 2, "home batteries and an EV behind storage meters"
+    assert not {r.meter for r in storage} & device_meters
+    active = stack.rows(
+        "SELECT DISTINCT lower(meter_id) FROM meter_readings "
+        "WHERE verified AND (import_wh > 0 OR export_wh > 0)"
+    )
+    assert {r.meter for r in homes} & {m for (m,) in active}, "the home storage ran"
+    seed = Settings(_env_file=None).sim_seed
+    names = dict(stack.rows("SELECT lower(meter_id), name FROM meters"))
+    checked = 0
+    for device in devices:
+        household = names[device.meter].removesuffix("-meter")
+        pv = PvSystem(peak_w=device.capacity_w)
+        for start, volume in stack.rows(
+            "SELECT period_start, volume_wh FROM certificates WHERE device_id = :device",
+            device=device.device_id,
+        ):
+            generated = sum(
+                pv.generation_wh(slot, seed=seed, household=household)
+                for slot in range(start, start + 3600, 900)
+            )
+            assert volume <= generated, (device.device_id, start, volume, generated)
+            checked += 1
+    assert checked
+
+
 def test_certificate_proofs_verify(stack):
     """A third party with the API and an RPC checks every certificate down to the meters'
     signatures and the registrar's approval (`gridledger recs verify`)."""
@@ -314,6 +358,32 @@ def test_vpp_trades_are_allocated_to_member_meters_in_full(stack):
             trade=trade.trade_id,
         )[0]
         assert (payout, penalty) == (trade.seller_payout, trade.penalty), trade.trade_id
+
+
+def test_the_vpps_storage_follows_its_dispatched_schedule_over_mqtt(stack):
+    """The aggregator's schedule went down to the storage devices over MQTT, they acknowledged
+    it and reported what they did: adherence measures real slots with real setpoints."""
+    states = dict(stack.rows("SELECT state, count(*) FROM dispatch_commands GROUP BY state"))
+    assert states.get("acked", 0) >= 4, states  # the community battery, 2 home batteries, an EV
+    assert stack.rows("SELECT count(*) FROM der_telemetry WHERE metric = 'soc'")[0][0] > 0
+    now = datetime.fromtimestamp(stack.w3.eth.get_block("latest")["timestamp"], UTC)
+    with Session(stack.engine) as session:
+        dispatched = select(DispatchCommand.schedule_id).where(DispatchCommand.kind == "schedule")
+        schedules = session.exec(
+            select(VppSchedule).where(col(VppSchedule.id).in_(dispatched))
+        ).all()
+        assert schedules, "no schedule was dispatched"
+        followed = []
+        for schedule in schedules:
+            vpp = session.get(Vpp, schedule.vpp_id)
+            aggregator = session.get(Account, vpp.aggregator_id)
+            found = adherence(session, Settings(), aggregator, vpp.id, schedule.id, now=now)
+            followed += [slot for r in found.resources for slot in r.slots if slot.followed]
+    assert len(followed) >= 8
+    assert any(slot.plannedWh and slot.actualWh for slot in followed), "only idle slots"
+    # what the storage did is what its meters measured, within their approved capacity
+    simulated = (stack.data_dir / "logs" / "neighbourhood.log").read_text()
+    assert "readings rejected" not in simulated and "could not report" not in simulated
 
 
 def test_the_admin_command_proposes_on_the_running_devnet(stack):

@@ -11,7 +11,9 @@ import pytest
 from web3 import Web3
 
 from backend.chain.anvil import free_port
-from backend.core.config import PROJECT_ROOT
+from backend.core.config import PROJECT_ROOT, Settings
+from backend.workers.app import create_celery
+from scripts.devnet import component_env
 
 ROLE_HOLDERS = {"SETTLER_ROLE": "settler", "OPERATOR_ROLE": "operator"}
 
@@ -104,3 +106,39 @@ def test_deployment_grants_the_meter_data_provider_role_when_configured(anvil, t
     assert contract.functions.hasRole(role, w3.to_checksum_address(provider)).call()
     assert deployment.roles["meter_data_provider"] == w3.to_checksum_address(provider)
     assert not contract.functions.hasRole(role, deployment.roles["registrar"]).call()
+
+
+def test_simulated_runs_give_devices_two_chain_slots_to_acknowledge(monkeypatch):
+    """Under the simulator chain time jumps a slot at a time: a 60 s deadline would make an
+    acknowledgement late whenever a jump falls between command and answer."""
+    monkeypatch.delenv("GRIDLEDGER_VPP_ACK_TIMEOUT_S", raising=False)
+    simulated = component_env(Settings(_env_file=None, simulate=True))
+    assert simulated["GRIDLEDGER_CLOCK"] == "chain"
+    assert simulated["GRIDLEDGER_VPP_ACK_TIMEOUT_S"] == "1800"
+    chosen = component_env(Settings(_env_file=None, simulate=True, vpp_ack_timeout_s=30))
+    assert "GRIDLEDGER_VPP_ACK_TIMEOUT_S" not in chosen  # an operator's choice is left alone
+    assert "GRIDLEDGER_VPP_ACK_TIMEOUT_S" not in component_env(
+        Settings(_env_file=None, simulate=False)
+    )
+
+
+def test_simulated_runs_leave_the_vpps_day_to_the_neighbourhood(monkeypatch):
+    """The simulated aggregator plans (forecast, optimise, dispatch) and trades its VPP's day
+    itself: the beat's daily optimisation and trading would plan and sell it a second time."""
+    for name in ("GRIDLEDGER_VPP_DAILY_BEAT", "GRIDLEDGER_VPP_TRADING_BEAT"):
+        monkeypatch.delenv(name, raising=False)
+    simulated = component_env(Settings(_env_file=None, simulate=True))
+    assert simulated["GRIDLEDGER_VPP_DAILY_BEAT"] == "false"
+    assert simulated["GRIDLEDGER_VPP_TRADING_BEAT"] == "false"
+    for name in ("GRIDLEDGER_VPP_DAILY_BEAT", "GRIDLEDGER_VPP_TRADING_BEAT"):
+        monkeypatch.setenv(name, simulated[name])
+    beat = create_celery(Settings(_env_file=None)).conf.beat_schedule  # the beat's, from its env
+    assert "optimize-vpps-daily" not in beat and "trade-vpps" not in beat
+    assert beat["allocate-vpp-trades"]["task"] == "vpp.allocate"
+    for name in ("GRIDLEDGER_VPP_DAILY_BEAT", "GRIDLEDGER_VPP_TRADING_BEAT"):
+        monkeypatch.delenv(name)
+    chosen = component_env(Settings(_env_file=None, simulate=True, vpp_daily_beat=True))
+    assert "GRIDLEDGER_VPP_DAILY_BEAT" not in chosen  # an operator's choice is left alone
+    assert "GRIDLEDGER_VPP_DAILY_BEAT" not in component_env(
+        Settings(_env_file=None, simulate=False)
+    )

@@ -36,8 +36,10 @@ def forecast(
     data: ForecastRequest, session: SessionDep, settings: SettingsDep, account: Reader
 ) -> ForecastResult:
     """Energy per 15-minute slot (integer Wh, slot starts in UTC) for the next `horizon` hours
-    of a meter (net import, from its readings), a resource or VPP (output, from telemetry) or a
-    grid area (net import of its resources' meters). Needs ≥ 168 h of stored history. The
+    of a meter (net import, from its readings), a resource or VPP (output, from telemetry;
+    `vppGeneration`: its PV members only), a grid area (net import of its resources' meters)
+    or a VPP's demand (`vppDemand`: its members' meters' net import plus the members'
+    output). Needs ≥ 168 h of stored history. The
     answer names the model that won the backtest on the last stored day and both its and the
     seasonal-naive baseline's MAE/MAPE; the forecast is stored with its inputs."""
     result = services.run_forecast(session, settings, account, data)

@@ -1913,8 +1913,10 @@ export interface paths {
         /**
          * Forecast
          * @description Energy per 15-minute slot (integer Wh, slot starts in UTC) for the next `horizon` hours
-         *     of a meter (net import, from its readings), a resource or VPP (output, from telemetry) or a
-         *     grid area (net import of its resources' meters). Needs ≥ 168 h of stored history. The
+         *     of a meter (net import, from its readings), a resource or VPP (output, from telemetry;
+         *     `vppGeneration`: its PV members only), a grid area (net import of its resources' meters)
+         *     or a VPP's demand (`vppDemand`: its members' meters' net import plus the members'
+         *     output). Needs ≥ 168 h of stored history. The
          *     answer names the model that won the backtest on the last stored day and both its and the
          *     seasonal-naive baseline's MAE/MAPE; the forecast is stored with its inputs.
          */
@@ -3129,7 +3131,7 @@ export interface components {
         };
         /** ForecastRequest */
         ForecastRequest: {
-            /** @description meter, resource, vpp or area */
+            /** @description meter, resource, vpp, vppGeneration, area or vppDemand */
             target: components["schemas"]["TargetKind"];
             /**
              * Targetid
@@ -4161,7 +4163,7 @@ export interface components {
          * Quantity
          * @enum {string}
          */
-        Quantity: "netImportWh" | "outputWh";
+        Quantity: "netImportWh" | "outputWh" | "consumptionWh";
         /**
          * RawTransaction
          * @description A transaction signed by the caller's own wallet (`eth_signTransaction` output).
@@ -4832,10 +4834,15 @@ export interface components {
          *     - `resource`: the DER's output (Wh, positive feeds the grid) from its `output` telemetry,
          *       averaged per 15 minutes;
          *     - `vpp`: the sum of its current members' outputs (as `resource`);
-         *     - `area`: the summed net import of the meters behind the area's active resources.
+         *     - `vppGeneration`: the same over its PV members only (what its dispatch takes as generation;
+         *       storage and loads are what the dispatch plans, their history must not feed it);
+         *     - `area`: the summed net import of the meters behind the area's active resources;
+         *     - `vppDemand`: the consumption behind the VPP members' meters that the members themselves do
+         *       not make: per slot, the meters' summed net import plus the members' output (their
+         *       telemetry, 0 where none), at least 0. What the VPP's dispatch must serve (its `demandWh`).
          * @enum {string}
          */
-        TargetKind: "meter" | "resource" | "vpp" | "area";
+        TargetKind: "meter" | "resource" | "vpp" | "area" | "vppGeneration" | "vppDemand";
         /** TimelineSlot */
         TimelineSlot: {
             /**

@@ -1,5 +1,6 @@
 """The daily optimisation: each VPP's next UTC day planned once from market prices and the
-stored forecast, stored with its inputs and queued for its devices; reruns change nothing."""
+stored forecasts (output and demand), stored with its inputs and queued for its devices;
+reruns change nothing; demand is served unless the penalty for leaving it is below the price."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ from sqlmodel import Session, func, select
 
 from backend.core.config import Settings
 from backend.core.db import make_engine
-from backend.forecast.models import StoredForecast
 from backend.vpp.daily import DAY, optimize_all
 from backend.vpp.models import DispatchCommand, VppDailySchedule, VppSchedule
 from indexer.models import Trade
+from tests.fixtures.forecast import stored_forecast
 from tests.fixtures.meters import seed_meters
 from tests.fixtures.resources import add_aggregator
 from tests.fixtures.trades import a_trade
@@ -52,16 +53,13 @@ def test_each_vpp_gets_one_schedule_per_day_from_prices_and_forecasts(fresh_pg_u
                 trade(3, yesterday - 8 * DAY, price=1, quantity_wh=10**6),  # outside the lookback
             ]
         )
-        stored = StoredForecast(
-            target_kind="vpp",
-            target_id=str(forecast_vpp.id),
-            start=DAY_START - 4 * SLOT,
-            horizon=100,
-            model="test",
-            mae_wh=0,
-            naive_mae_wh=0,
-            inputs={},
-            values=[-5 if i % 2 else i for i in range(100)],
+        # the VPP's output, storage included: not what the plan takes as PV
+        session.add(stored_forecast("vpp", forecast_vpp.id, DAY_START, [9_999] * 96))
+        stored = stored_forecast(
+            "vppGeneration",
+            forecast_vpp.id,
+            DAY_START - 4 * SLOT,
+            [-5 if i % 2 else i for i in range(100)],
         )
         session.add(stored)
         session.commit()
@@ -88,7 +86,10 @@ def test_each_vpp_gets_one_schedule_per_day_from_prices_and_forecasts(fresh_pg_u
             "priceLookbackDays": 7,
             "forecastId": str(stored_id),
             "forecast": "stored",
+            "demandForecastId": None,  # the members' meters have no readings yet
+            "demandForecast": "insufficient-history",
         }
+        assert request["demandWh"] == [0] * 96
         setpoints = schedule.result["allocation"][0]["setpointsW"]
         assert setpoints[4] < 0 < setpoints[80]  # charge at the cheapest, sell at the dearest
         bare = session.get(
@@ -120,4 +121,40 @@ def test_a_market_without_trades_uses_the_default_price(fresh_pg_url):
         schedule = session.exec(select(VppSchedule)).one()
         assert schedule.inputs["request"]["buyPrice"] == [123] * 96
         assert schedule.inputs["daily"]["prices"] == "default"
+    engine.dispose()
+
+
+def test_the_members_demand_is_served_at_the_markets_price_and_shed_only_when_cheaper(
+    fresh_pg_url,
+):
+    engine = make_engine(fresh_pg_url)
+    vpp_id = committed_vpp(engine)  # one 5 kW / 13.5 kWh battery at 10 kWh
+    evening = [1_500 if 68 <= i % 96 < 84 else 300 for i in range(2 * 96)]  # 17:00-21:00 peak
+    with Session(engine) as session:
+        session.add(stored_forecast("vppDemand", vpp_id, DAY_START, evening))
+        session.commit()
+    served = Settings(_env_file=None, database_url=fresh_pg_url)  # 0.1 gUSD/kWh; 10 to shed
+    cheap_to_shed = Settings(_env_file=None, database_url=fresh_pg_url, vpp_unmet_penalty_per_kwh=1)
+    with Session(engine) as session:
+        assert optimize_all(session, served, now=NOW).planned == [str(vpp_id)]
+        assert optimize_all(session, cheap_to_shed, now=NOW.replace(day=2)).planned == [str(vpp_id)]
+        first, second = (
+            session.get(VppSchedule, session.get(VppDailySchedule, (vpp_id, day)).schedule_id)
+            for day in (DAY_START, DAY_START + DAY)
+        )
+    demand = first.inputs["request"]["demandWh"]
+    assert demand == evening[:96] and second.inputs["request"]["demandWh"] == evening[96:]
+    assert first.inputs["daily"]["demandForecast"] == "stored"
+    grid = first.result["grid"]
+    assert sum(grid["unmetWh"]) == 0
+    battery = first.result["allocation"][0]
+    discharged = [max(w, 0) // 4 for w in battery["setpointsW"]]
+    charged = [max(-w, 0) // 4 for w in battery["setpointsW"]]
+    for slot in range(96):  # every slot balances: import + discharge = demand + charge + export
+        supplied = grid["importWh"][slot] + discharged[slot]
+        used = demand[slot] + charged[slot] + grid["exportWh"][slot]
+        assert abs(supplied - used) <= 2, slot
+    assert second.result["status"] == "completed"
+    assert sum(second.result["grid"]["unmetWh"]) > 0.9 * sum(evening[96:])
+    assert first.cost <= 100 * sum(evening[:96]) + 100  # imports at 100 per Wh, no penalty
     engine.dispose()

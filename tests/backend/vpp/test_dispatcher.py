@@ -22,6 +22,7 @@ from backend.vpp import adherence, downlink
 from backend.vpp.dispatcher import Dispatcher
 from backend.vpp.models import CommandState, DispatchCommand, VppSchedule
 from backend.vpp.simulated_device import SimulatedDevice
+from tests.fixtures.anvil import chain_clock_ahead
 from tests.fixtures.meters import seed_meters
 from tests.fixtures.mqtt import forget_session, run_subscriber, wait_until
 from tests.fixtures.resources import add_aggregator
@@ -153,3 +154,15 @@ def test_commands_are_acknowledged_or_late_and_adherence_shows_who_followed(fres
         ]
     )
     engine.dispose()
+
+
+def test_deadlines_are_judged_on_the_configured_clock(fresh_anvil, fresh_pg_url, tmp_path):
+    """Under `make run` (clock=chain) a command's acknowledgement deadline and its lateness
+    count in simulated time, as every other service's "now" does."""
+    ahead, settings = chain_clock_ahead(fresh_anvil, fresh_pg_url, tmp_path, days=2, hour=3)
+    chain = Dispatcher(settings=settings, client_id=f"i17-vpp-clock-{uuid.uuid4().hex[:6]}")
+    wall = Dispatcher(settings=settings, client_id="i17-vpp-wall", now=lambda: datetime.now(UTC))
+    assert int(chain.clock_now().timestamp()) == ahead
+    assert abs(wall.clock_now().timestamp() - time.time()) < 5
+    chain.engine.dispose()
+    wall.engine.dispose()

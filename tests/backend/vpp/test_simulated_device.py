@@ -74,3 +74,15 @@ def test_a_reluctant_device_ignores_the_same_slots_every_time():
     outputs = {stubborn.target_w(START + i * 900 + 5) for i in range(96)}
     assert outputs == {0, 2_000}
     assert all(device(follow_probability=0.0).follows(START + i * 900) is False for i in range(4))
+
+
+def test_tomorrows_schedule_does_not_end_todays():
+    battery = device()
+    today = {"type": "schedule", "slotSeconds": 900, "setpointsW": [1_000] * 96}
+    battery.apply({**today, "start": "2026-12-01T12:00:00Z"})
+    battery.apply({**today, "start": "2026-12-02T12:00:00Z", "setpointsW": [-2_000] * 96})
+    assert battery.target_w(START + 3_600) == 1_000  # today's plan still runs today
+    assert battery.target_w(START + 86_400 + 10) == -2_000  # tomorrow's from tomorrow on
+    battery.apply({**today, "start": "2026-12-01T18:00:00Z", "setpointsW": [0] * 4})
+    assert battery.target_w(START + 6 * 3_600) == 0  # a newer re-plan overrides where it covers
+    assert battery.target_w(START + 7 * 3_600) == 1_000

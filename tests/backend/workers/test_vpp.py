@@ -78,4 +78,12 @@ def test_trading_and_allocation_are_tasks_on_the_beat():
 def test_the_beat_leaves_trading_to_the_api_when_told():
     app = create_celery(Settings(vpp_trading_beat=False))
     assert "trade-vpps" not in app.conf.beat_schedule
+    assert app.conf.beat_schedule["optimize-vpps-daily"]["task"] == "vpp.optimize_daily"
+    assert app.conf.beat_schedule["allocate-vpp-trades"]["task"] == "vpp.allocate"
+
+
+def test_the_beat_leaves_the_daily_optimisation_to_the_api_when_told():
+    app = create_celery(Settings(_env_file=None, vpp_daily_beat=False))
+    assert "optimize-vpps-daily" not in app.conf.beat_schedule
+    assert app.conf.beat_schedule["trade-vpps"]["task"] == "vpp.trade"
     assert app.conf.beat_schedule["allocate-vpp-trades"]["task"] == "vpp.allocate"

@@ -20,7 +20,7 @@ from backend.resources.models import TelemetrySample
 from backend.vpp import services as vpp_services
 from backend.vpp.schemas import VppCreate
 from tests.backend.api.routes.test_meters import bearer
-from tests.fixtures.resources import add_aggregator, add_pv
+from tests.fixtures.resources import add_aggregator, add_pv, add_resource
 
 SEOUL = {"lat": 37.5665, "lng": 126.978}
 DAYS = 8
@@ -172,6 +172,77 @@ def test_a_vpp_forecast_sums_its_members_telemetry(api):
     assert max(p["value"] for p in body["values"]) > 500
     owner_asks = client.post(
         "/v1/energy/forecast", json=request("vpp", str(vpp.id)), headers=bearer(owner)
+    )
+    assert owner_asks.status_code == 403
+
+
+def test_a_vpp_generation_forecast_reads_its_pv_members_only(api):
+    """What the dispatch takes as generation: the battery's output (what an earlier schedule
+    made it do) stays out, the VPP's own forecast keeps it."""
+    client, session, owner, _other, _solar = api
+    aggregator = add_aggregator(session)
+    vpp = vpp_services.create_vpp(session, aggregator, VppCreate(name="PV and storage"))
+    panel, battery = add_pv(session, owner), add_resource(session, owner)
+    energy = np.floor(pv_wh(SLOTS, weather(), np.random.default_rng(5))).astype(int)
+    for member, watts in ((panel, 4 * energy), (battery, np.full(SLOTS, 3_000))):
+        vpp_services.join(session, owner, vpp.id, member.id)
+        session.add_all(
+            TelemetrySample(resource_id=member.id, metric="output", at=FIRST + i * 900, value=w)
+            for i, w in enumerate(watts.tolist())
+        )
+    session.flush()
+    found = {}
+    for target in ("vppGeneration", "vpp"):
+        response = client.post(
+            "/v1/energy/forecast", json=request(target, str(vpp.id)), headers=bearer(aggregator)
+        )
+        assert response.status_code == 201, response.text
+        found[target] = session.get(StoredForecast, response.json()["forecastId"]).inputs
+    assert found["vppGeneration"]["resources"] == [str(panel.id)]
+    assert found["vppGeneration"]["history"] == energy.tolist()
+    assert found["vpp"]["history"] == (energy + 750).tolist()  # the battery's 3 kW × 15 min
+
+
+def test_a_vpp_demand_forecast_adds_the_members_output_back_to_their_meters(api):
+    """What the homes consume beyond their members' output: a PV home's meter shows the load
+    less the panel (exporting at noon), the panel's telemetry adds the panel back."""
+    client, session, owner, _other, solar = api
+    aggregator = add_aggregator(session)
+    vpp = vpp_services.create_vpp(session, aggregator, VppCreate(name="demand VPP"))
+    panel = add_pv(session, owner)  # behind meter:solar-1
+    vpp_services.join(session, owner, vpp.id, panel.id)
+    load = np.rint(household_wh(FIRST, SLOTS, weather(), np.random.default_rng(1))).astype(int)
+    made = np.floor(pv_wh(SLOTS, weather(), np.random.default_rng(5))).astype(int)
+    net = load - made
+    session.add_all(
+        MeterReading(
+            meter_id=solar.meter_id,
+            interval_start=FIRST + i * 900,
+            import_wh=int(max(n, 0)),
+            export_wh=int(max(-n, 0)),
+            source="bulk",
+        )
+        for i, n in enumerate(net)
+    )
+    session.add_all(
+        TelemetrySample(resource_id=panel.id, metric="output", at=FIRST + i * 900, value=4 * int(w))
+        for i, w in enumerate(made)
+    )
+    session.flush()
+    assert (net < 0).any(), "the panel should out-produce the home at some point"
+
+    response = client.post(
+        "/v1/energy/forecast", json=request("vppDemand", str(vpp.id)), headers=bearer(aggregator)
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert (body["target"], body["quantity"]) == ("vppDemand", "consumptionWh")
+    stored = session.get(StoredForecast, body["forecastId"])
+    assert stored.target_kind == "vppDemand" and stored.inputs["meters"] == [solar.meter_id]
+    assert stored.inputs["history"] == [int(v) for v in load]
+    assert max(p["value"] for p in body["values"]) > 0
+    owner_asks = client.post(
+        "/v1/energy/forecast", json=request("vppDemand", str(vpp.id)), headers=bearer(owner)
     )
     assert owner_asks.status_code == 403
 

@@ -16,6 +16,7 @@ from backend.vpp.models import Vpp, VppSchedule
 from backend.vpp.trading import place, trade_all_vpps
 from backend.vpp.trading_models import VppOrder
 from backend.vpp.trading_schemas import VppOrderPlan
+from tests.fixtures.forecast import stored_forecast
 from tests.fixtures.resources import resource_body
 
 SLOT = 900
@@ -32,17 +33,7 @@ def make_aggregator(engine, address: str) -> Account:
 
 def store_forecast(engine, vpp_id: str, start: int, values: list[int]) -> uuid.UUID:
     with Session(engine) as session:
-        forecast = StoredForecast(
-            target_kind="vpp",
-            target_id=vpp_id,
-            start=start,
-            horizon=len(values),
-            model="hand-built",
-            mae_wh=0,
-            naive_mae_wh=0,
-            inputs={},
-            values=values,
-        )
+        forecast = stored_forecast("vpp", vpp_id, start, values)
         session.add(forecast)
         session.commit()
         return forecast.id
