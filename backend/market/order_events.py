@@ -32,21 +32,22 @@ log = logging.getLogger("gridledger.market")
 
 def announce(session: Session, settings: Settings, topic: str, order: SignedOrder) -> None:
     """Queue `topic` about `order` in the session's transaction; relayed after it commits."""
-    queue_message(
-        session,
-        settings,
-        topic,
-        {
-            "order_hash": order.order_hash,
-            "market_id": market_id_of(
-                product=order.product,
-                asset_id=order.asset_id,
-                delivery_start=order.delivery_start,
-            ),
-            "side": SIDE_NAMES[order.side],
-            "price": str(order.price),  # an amount: a decimal string (core.json_ints)
-        },
-    )
+    queue_message(session, settings, topic, payload_of(order))
+
+
+def payload_of(order: SignedOrder) -> dict[str, object]:
+    """What an order event says about `order` (the group commit writes the same rows,
+    backend/market/order_writer.py)."""
+    return {
+        "order_hash": order.order_hash,
+        "market_id": market_id_of(
+            product=order.product,
+            asset_id=order.asset_id,
+            delivery_start=order.delivery_start,
+        ),
+        "side": SIDE_NAMES[order.side],
+        "price": str(order.price),  # an amount: a decimal string (core.json_ints)
+    }
 
 
 def queue_message(
@@ -109,7 +110,11 @@ MAX_RELAYS = 8  # one per (engine, stream); a process normally has one
 
 def _relay(session: Session) -> None:
     settings = session.info.pop("outbox_settings")
-    engine = session.get_bind().engine
+    relay_committed(session.get_bind().engine, settings)
+
+
+def relay_committed(engine: Engine, settings: Settings) -> None:
+    """Publish the outbox rows committed on `engine`'s database, from the relay thread."""
     key = (id(engine), settings.redis_url, settings.outbox_stream)
     with _relays_lock:
         relay = _relays.get(key)
