@@ -15,6 +15,7 @@ from backend.market.models import SignedOrder
 from backend.market.order_writer import all_writers
 from backend.market.orders import BPS, collateral
 from scripts.workload import DEPOSIT
+from indexer.models import MarketParameter
 from tests.fixtures.api import signed_wallet_order
 from tests.fixtures.indexing import catch_up
 
@@ -47,6 +48,9 @@ def test_concurrent_wallet_offers_that_overspend_are_accepted_only_as_far_as_col
         for _ in range(OFFERS)
     ]
     catch_up(market["indexer"])  # the mirror is current: the writer takes the offers
+    with Session(market["api"].engine) as session:  # from the market's deployment (its events)
+        assert session.get(MarketParameter, "tolerance_bps").value == terms[0]
+        assert session.get(MarketParameter, "penalty_bps").value == terms[1]
 
     with ThreadPoolExecutor(OFFERS) as pool:
         replies = list(
