@@ -69,18 +69,39 @@ LEFT JOIN maker_nonces AS n ON n.maker = m.maker
 LEFT JOIN market_balances AS b ON b.account = m.maker
 """
 # intake.reserved_collateral per maker, in SQL (numeric: no overflow; div() is floor here, every
-# value is non-negative): the collateral of each open energy offer's unmatched Wh
+# value is non-negative), over the maker's orders after seq `after` (0: all of them): (maker,
+# collateral of the open energy offers among them, their highest seq, the terms applied)
 RESERVED_COLLATERAL = """
-SELECT o.maker,
-       sum(div(div((o.r - div(o.r * t.tol, 10000)) * o.price, 1000) * t.pen, 10000))
-FROM (SELECT maker, greatest(quantity_wh - matched_wh, 0)::numeric AS r, price
-      FROM signed_orders
-      WHERE maker = ANY(%(makers)s::text[]) AND status = %(open)s AND side = %(sell)s
-        AND product = %(energy)s) AS o,
-     (SELECT (SELECT value FROM market_parameters WHERE name = 'tolerance_bps') AS tol,
-             (SELECT value FROM market_parameters WHERE name = 'penalty_bps') AS pen) AS t
-GROUP BY o.maker
+SELECT m.maker,
+       coalesce(sum(div(div((o.r - div(o.r * t.tol, 10000)) * o.price, 1000) * t.pen, 10000))
+                FILTER (WHERE o.status = %(open)s AND o.side = %(sell)s
+                        AND o.product = %(energy)s), 0),
+       coalesce(max(o.seq), m.after), t.tol, t.pen
+FROM unnest(%(makers)s::text[], %(after)s::bigint[]) AS m(maker, after)
+CROSS JOIN (SELECT (SELECT value FROM market_parameters WHERE name = 'tolerance_bps') AS tol,
+                   (SELECT value FROM market_parameters WHERE name = 'penalty_bps') AS pen) AS t
+LEFT JOIN LATERAL (
+    SELECT seq, status, side, product, price,
+           greatest(quantity_wh - matched_wh, 0)::numeric AS r
+    FROM signed_orders WHERE maker = m.maker AND seq > m.after
+) AS o ON true
+GROUP BY m.maker, m.after, t.tol, t.pen
 """
+MAX_CACHED_MAKERS = 10_000
+
+
+@dataclass(frozen=True)
+class Reserved:
+    """A maker's reserved collateral as the writer last counted it: the open energy offers up to
+    seq `upto`, under `terms`. Fills and cancels only lower the true figure, and every new order
+    of the maker is inserted under its lock with a higher seq, so `collateral` plus what the
+    orders after `upto` reserve is never below the truth (a refusal on it is re-checked)."""
+
+    collateral: int
+    upto: int
+    terms: tuple[int, int]
+
+
 _STORED = "SELECT order_hash FROM signed_orders WHERE order_hash = ANY(%(ids)s::text[])"
 _METERS = "SELECT meter_id, owner_id FROM meters WHERE meter_id = ANY(%(ids)s::text[])"
 _ORDER_COLUMNS = (
@@ -123,6 +144,7 @@ class OrderWriter:
         self.task: asyncio.Task[None] | None = None
         self.batches = 0  # committed batches, and the orders they stored (tests, metrics)
         self.stored = 0
+        self.reserved: dict[str, Reserved] = {}  # per maker, lower-case
 
     async def submit(self, pending: Pending) -> str | None:
         """The order's id once committed; ASK_CHAIN; or the final refusal raised."""
@@ -189,23 +211,16 @@ class OrderWriter:
                 mirror = await connection.execute(
                     _MIRROR, {"makers": makers, "chain_id": self.settings.chain_id}
                 )
-                reserved = await connection.execute(
-                    RESERVED_COLLATERAL,
-                    {
-                        "makers": makers,
-                        "open": OrderStatus.OPEN.value,
-                        "sell": eip712.SELL,
-                        "energy": eip712.ENERGY,
-                    },
-                )
+                reserved = await self._reserved_after(connection, makers)
                 stored = await connection.execute(_STORED, {"ids": ids})
                 meters = await connection.execute(
                     _METERS, {"ids": sorted({"0x" + p.order.meterId.hex() for p in batch})}
                 )
                 values = {row[0]: tuple(row[1:]) for row in await mirror.fetchall()}
-                committed = {row[0]: int(row[1]) for row in await reserved.fetchall()}
+                counted = await reserved.fetchall()
                 seen = {row[0] for row in await stored.fetchall()}
                 owners = dict(await meters.fetchall())
+            committed = await self._committed(connection, counted)
             outcomes = [
                 self._check(p, values[p.order.maker.lower()], committed, seen, owners)
                 for p in batch
@@ -243,8 +258,11 @@ class OrderWriter:
                 order, intake.ChainState(now=now, nonce=nonce, funds=funds), signer=order.maker
             )
             intake.check_covered(order, funds, committed.get(maker, 0))
-        except (InvalidOrder, GateClosed, OrderExpired, InsufficientCollateral):
-            return ASK_CHAIN  # the chain may be ahead of the mirror
+        except InsufficientCollateral:
+            self.reserved.pop(maker, None)  # count afresh: fills and cancels may have freed some
+            return ASK_CHAIN  # and the chain may be ahead of the mirror
+        except (InvalidOrder, GateClosed, OrderExpired):
+            return ASK_CHAIN
         if pending.order_id in seen:
             return DuplicateOrder(f"order {pending.order_id} exists", order_id=pending.order_id)
         if not meter_owned(order, pending.account_id, owners.get("0x" + order.meterId.hex())):
@@ -254,6 +272,49 @@ class OrderWriter:
             order.quantityWh, order.price, funds[1], funds[2]
         )
         return pending.order_id
+
+    async def _reserved_after(
+        self, connection: psycopg.AsyncConnection[Any], makers: list[str]
+    ) -> psycopg.AsyncCursor[Any]:
+        """RESERVED_COLLATERAL for `makers`, after the last seq counted for each."""
+        known = [self.reserved.get(maker) for maker in makers]
+        return await connection.execute(
+            RESERVED_COLLATERAL,
+            {
+                "makers": makers,
+                "after": [k.upto if k else 0 for k in known],
+                "open": OrderStatus.OPEN.value,
+                "sell": eip712.SELL,
+                "energy": eip712.ENERGY,
+            },
+        )
+
+    async def _committed(
+        self, connection: psycopg.AsyncConnection[Any], counted: list[Any]
+    ) -> dict[str, int]:
+        """Each maker's reserved collateral now (under its lock): the cached figure plus the
+        orders after it, counted afresh where the terms changed since."""
+        if len(self.reserved) > MAX_CACHED_MAKERS:
+            self.reserved.clear()
+        committed, recount = {}, []
+        for maker, collateral, upto, tolerance, penalty in counted:
+            if tolerance is None or penalty is None:
+                continue  # no terms mirrored: every order of the batch asks the chain
+            terms = (int(tolerance), int(penalty))
+            known = self.reserved.get(maker)
+            if known is not None and known.terms != terms:
+                recount.append(maker)
+                continue
+            total = int(collateral) + (known.collateral if known else 0)
+            self.reserved[maker] = Reserved(total, int(upto), terms)
+            committed[maker] = total
+        if recount:
+            for maker in recount:
+                del self.reserved[maker]
+            return committed | await self._committed(
+                connection, await (await self._reserved_after(connection, recount)).fetchall()
+            )
+        return committed
 
     async def _insert(self, connection: psycopg.AsyncConnection[Any], batch: list[Pending]) -> None:
         now = utc_now()

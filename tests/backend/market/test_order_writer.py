@@ -155,6 +155,58 @@ def test_what_open_offers_already_reserve_counts_against_the_balance(world):
     assert stored_collateral(engine) == (5, 5 * EACH)
 
 
+def test_a_writer_counts_the_offers_another_writer_stored_since_its_last_batch(world):
+    """Writer A keeps the maker's reserved collateral between batches; the offers writer B
+    (another API worker) stored meanwhile count against it."""
+    settings, engine, account_id = world
+
+    async def scenario():
+        a, b = writer(settings), writer(settings)
+        try:
+            by_a = [await a.submit(pending(account_id, offer(s))) for s in range(2)]
+            by_b = [await b.submit(pending(account_id, offer(s))) for s in range(2, 5)]
+            return by_a + by_b, await a.submit(pending(account_id, offer(5)))
+        finally:
+            await a.close()
+            await b.close()
+
+    stored, over = asyncio.run(scenario())
+    assert all(isinstance(o, str) for o in stored)
+    assert over is None  # five stored: no room for a sixth
+    assert stored_collateral(engine) == (5, 5 * EACH)
+
+
+def test_a_refusal_on_a_kept_figure_goes_to_the_chain_and_the_next_batch_counts_afresh(world):
+    """Fills free collateral after the writer counted it: its kept figure is too high, never too
+    low; an offer refused on it is handed to the chain (which counts exactly), and the writer
+    counts afresh for its next batch."""
+    settings, engine, account_id = world
+
+    async def scenario():
+        a = writer(settings)
+        try:
+            for s in range(4):
+                assert isinstance(await a.submit(pending(account_id, offer(s))), str)
+            with Session(engine) as session:  # the matcher fills the first two entirely
+                for row in session.exec(select(SignedOrder).order_by(SignedOrder.seq).limit(2)):
+                    row.matched_wh = row.quantity_wh
+                    session.add(row)
+                session.commit()
+            # kept: 3 offers + 1 counted since = 4·EACH (truly 2·EACH); one more fits, not two
+            both = await asyncio.gather(
+                a.submit(pending(account_id, offer(4))), a.submit(pending(account_id, offer(5)))
+            )
+            return both, await a.submit(pending(account_id, offer(6)))
+        finally:
+            await a.close()
+
+    (fits, refused), recounted = asyncio.run(scenario())
+    assert isinstance(fits, str) and refused is None
+    assert isinstance(recounted, str)  # counted afresh: 3 open offers' collateral + this one
+    with Session(engine) as session:
+        assert len(session.exec(select(SignedOrder)).all()) == 6
+
+
 def test_duplicates_and_another_owners_meter_are_refused(world):
     settings, engine, account_id = world
     other_meter = eip712.default_meter_id("0x" + "77" * 20)
@@ -217,10 +269,11 @@ async def reserved_in_sql(settings: Settings) -> int:
             RESERVED_COLLATERAL,
             {
                 "makers": [MAKER.lower()],
+                "after": [0],
                 "open": OrderStatus.OPEN.value,
                 "sell": eip712.SELL,
                 "energy": eip712.ENERGY,
             },
         )
-        ((_, total),) = await cursor.fetchall()
+        ((_, total, _, _, _),) = await cursor.fetchall()
     return int(total)
