@@ -76,7 +76,13 @@ def index_chain(settings: Settings, deployment: Deployment) -> None:
 
 
 def presign(
-    wallet: LocalAccount, *, chain_id: int, market: str, start: int, expiry: int, first_salt: int = 0
+    wallet: LocalAccount,
+    *,
+    chain_id: int,
+    market: str,
+    start: int,
+    expiry: int,
+    first_salt: int = 0,
 ) -> list[tuple[eip712.Order, str]]:
     """PRESIGNED distinct offers (salts from `first_salt`), signed with libsecp256k1 directly
     (eth-account's signing would take minutes for this many; the signatures are the same)."""
@@ -115,7 +121,9 @@ def load(
     return result
 
 
-def figures(name: str, ours: WrkResult, baseline: WrkResult, floor: WrkResult) -> list[dict[str, Any]]:
+def figures(
+    name: str, ours: WrkResult, baseline: WrkResult, floor: WrkResult
+) -> list[dict[str, Any]]:
     """The JSON lines of one worker count (`name`: "" or "_2_workers")."""
     return [
         {

@@ -40,7 +40,6 @@ from backend.core.errors import PermissionDenied, RateLimited, Unauthenticated
 from backend.core.kv import KeyValueStore, incr_window_async, store_for
 from backend.core.utc import utc_now
 
-
 T = TypeVar("T")
 
 

@@ -20,7 +20,9 @@ from backend.market.errors import MeterNotOwned
 from backend.meters.models import Meter
 
 
-def meter_owned(order: eip712.Order, account_id: uuid.UUID, registered_owner: uuid.UUID | None) -> bool:
+def meter_owned(
+    order: eip712.Order, account_id: uuid.UUID, registered_owner: uuid.UUID | None
+) -> bool:
     """Whether the maker (`account_id`) of ENERGY `order` owns the meter it names, given the
     registered meter's owner (None: nobody registered it)."""
     return eip712.meter_owner(order.meterId) == to_checksum_address(order.maker) and (

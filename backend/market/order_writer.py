@@ -104,11 +104,29 @@ class Reserved:
 
 _STORED = "SELECT order_hash FROM signed_orders WHERE order_hash = ANY(%(ids)s::text[])"
 _METERS = "SELECT meter_id, owner_id FROM meters WHERE meter_id = ANY(%(ids)s::text[])"
-_ORDER_COLUMNS = (
-    "order_hash account_id custodial maker side product asset_id meter_id quantity_wh price "
-    "delivery_start delivery_end expiry nonce salt signature matched_wh status match_failures "
-    "created_at updated_at"
-).split()
+_ORDER_COLUMNS = [
+    "order_hash",
+    "account_id",
+    "custodial",
+    "maker",
+    "side",
+    "product",
+    "asset_id",
+    "meter_id",
+    "quantity_wh",
+    "price",
+    "delivery_start",
+    "delivery_end",
+    "expiry",
+    "nonce",
+    "salt",
+    "signature",
+    "matched_wh",
+    "status",
+    "match_failures",
+    "created_at",
+    "updated_at",
+]
 _INSERT_ORDER = (
     f"INSERT INTO signed_orders ({', '.join(_ORDER_COLUMNS)}) "
     f"VALUES ({', '.join(f'%({c})s' for c in _ORDER_COLUMNS)})"
@@ -197,7 +215,7 @@ class OrderWriter:
             else:
                 pending.future.set_result(outcome)
 
-    async def _transaction(self, batch: list[Pending]) -> list[str | None | GridLedgerError]:
+    async def _transaction(self, batch: list[Pending]) -> list[str | GridLedgerError | None]:
         """Check every order of `batch` in order and insert those that pass, in one transaction;
         each order's outcome: its id (stored), ASK_CHAIN or the refusal."""
         connection = await self._connection()
@@ -241,7 +259,7 @@ class OrderWriter:
         committed: dict[str, int],
         seen: set[str],
         owners: dict[str, uuid.UUID],
-    ) -> str | None | GridLedgerError:
+    ) -> str | GridLedgerError | None:
         """One order's outcome; an accepted order's collateral joins its maker's `committed`
         and its id `seen`, so later orders of the batch are checked against it."""
         order, maker = pending.order, pending.order.maker.lower()

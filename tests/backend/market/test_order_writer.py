@@ -226,9 +226,7 @@ def test_a_mirror_behind_the_chain_or_a_stale_nonce_hands_the_order_back(world):
     async def scenario():
         one = writer(settings)
         try:
-            behind = await one.submit(
-                pending(account_id, offer(1), head=(NOW, HEAD_BLOCK + 1))
-            )
+            behind = await one.submit(pending(account_id, offer(1), head=(NOW, HEAD_BLOCK + 1)))
             stale = await one.submit(pending(account_id, offer(2, nonce=4)))
             return behind, stale
         finally:

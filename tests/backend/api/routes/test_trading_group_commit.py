@@ -14,8 +14,8 @@ from backend.chain.contracts import chain_for
 from backend.market.models import SignedOrder
 from backend.market.order_writer import all_writers
 from backend.market.orders import BPS, collateral
-from scripts.workload import DEPOSIT
 from indexer.models import MarketParameter
+from scripts.workload import DEPOSIT
 from tests.fixtures.api import signed_wallet_order
 from tests.fixtures.indexing import catch_up
 
