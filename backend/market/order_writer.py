@@ -30,7 +30,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Json
 
-from backend.core.async_db import libpq_conninfo
+from backend.core.async_db import loop_local
 from backend.core.config import Settings
 from backend.core.db import make_engine
 from backend.core.errors import GridLedgerError
@@ -389,14 +389,7 @@ def _engine(database_url: str) -> Any:
 def writer_for(settings: Settings) -> OrderWriter | None:
     """This event loop's writer for `settings.database_url`; None without an async driver for
     it (SQLite: the sync intake stores every order)."""
-    writers = _WRITERS.setdefault(asyncio.get_running_loop(), {})
-    writer = writers.get(settings.database_url)
-    if writer is None:
-        conninfo = libpq_conninfo(settings.database_url)
-        if conninfo is None:
-            return None
-        writer = writers[settings.database_url] = OrderWriter(settings, conninfo)
-    return writer
+    return loop_local(_WRITERS, settings, lambda conninfo: OrderWriter(settings, conninfo))
 
 
 async def close_writers() -> None:

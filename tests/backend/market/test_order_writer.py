@@ -26,12 +26,9 @@ from backend.market.errors import DuplicateOrder, MeterNotOwned
 from backend.market.models import OrderStatus, SignedOrder
 from backend.market.order_writer import RESERVED_COLLATERAL, OrderWriter, Pending
 from indexer.models import (
-    IndexerCursor,
-    MakerNonce,
-    MarketBalance,
-    MarketParameter,
     OutboxMessage,
 )
+from tests.fixtures.mirror import add_mirror, energy_offer
 
 CHAIN_ID, HEAD_BLOCK, NOW = 31337, 100, 1_900_000_000
 MAKER = to_checksum_address("0x" + "5e" * 20)
@@ -51,18 +48,15 @@ def world(fresh_pg_url):
         session.add(
             Account(id=account_id, kind=AccountKind.WALLET, address=MAKER.lower(), roles=[])
         )
-        session.add(
-            IndexerCursor(
-                name="events",
-                chain_id=CHAIN_ID,
-                block_number=HEAD_BLOCK,
-                block_hash="0x" + "00" * 32,
-            )
+        add_mirror(
+            session,
+            chain_id=CHAIN_ID,
+            head_block=HEAD_BLOCK,
+            maker=MAKER.lower(),
+            nonce=3,
+            free=FREE,
+            terms=TERMS,
         )
-        session.add(MakerNonce(maker=MAKER.lower(), nonce=3, block_number=1))
-        session.add(MarketBalance(account=MAKER.lower(), withdrawable=FREE, block_number=1))
-        for name, value in zip(("tolerance_bps", "penalty_bps"), TERMS, strict=True):
-            session.add(MarketParameter(name=name, value=value, block_number=1))
         session.commit()
     settings = Settings(_env_file=None, database_url=fresh_pg_url, chain_id=CHAIN_ID)
     yield settings, engine, account_id
@@ -70,19 +64,8 @@ def world(fresh_pg_url):
 
 
 def offer(salt: int, *, nonce: int = 3, quantity: int = QUANTITY, meter: bytes | None = None):
-    return eip712.Order(
-        maker=MAKER,
-        side=eip712.SELL,
-        product=eip712.ENERGY,
-        assetId=0,
-        meterId=meter or eip712.default_meter_id(MAKER),
-        quantityWh=quantity,
-        price=PRICE,
-        deliveryStart=START,
-        deliveryEnd=START + 900,
-        expiry=START - 1,
-        nonce=nonce,
-        salt=salt,
+    return energy_offer(
+        MAKER, quantity_wh=quantity, price=PRICE, start=START, nonce=nonce, salt=salt, meter=meter
     )
 
 
