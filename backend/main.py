@@ -21,6 +21,7 @@ from backend.api.replay_guard import caller_still_allowed
 from backend.api.routes import CACHED_PUBLIC_READS, api_router, system
 from backend.core.config import Settings, get_settings
 from backend.core.errors import ServiceUnavailable
+from backend.market.order_writer import close_writers
 
 DASHBOARD_DIR = Path(__file__).parent / "dashboard" / "static"
 
@@ -66,6 +67,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await close_writers()
         if feed is not None:
             feed.cancel()
             await asyncio.gather(feed, return_exceptions=True)

@@ -107,6 +107,12 @@ def submit_order(body: dict[str, Any], session: SessionDep) -> dict[str, str]:
     return {"id": row.order_hash}
 
 
+@app.post("/nothing", status_code=202)
+async def nothing() -> dict[str, str]:
+    """The floor of api_order_submit: the same wrk load (bodies unread) answered at once."""
+    return {}
+
+
 def _caller(session: Session, api_key: str) -> Account:
     """The key's account: one indexed lookup each (no expiry, scope or rate limit)."""
     key = session.exec(select(ApiKey).where(ApiKey.secret_hash == hash_api_key(api_key))).one()

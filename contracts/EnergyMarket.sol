@@ -120,6 +120,8 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
      * @param penaltyBps_ Penalty on penalised shortfall Wh, in bps of its value.
      * @param reclaimGracePeriod_ Seconds after deliveryEnd from which the buyer may reclaim a trade
      * (fixed in each trade when it is made), within [MIN_RECLAIM_GRACE_PERIOD, MAX_RECLAIM_GRACE_PERIOD].
+     *
+     * Emits a {SettlementParametersUpdated} and a {ReclaimGracePeriodUpdated} event (from zero).
      */
     constructor(
         address admin,
@@ -140,6 +142,9 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
         _state.penaltyBps = penaltyBps_;
         _state.reclaimGracePeriod = uint32(reclaimGracePeriod_);
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        // the initial terms as events too: the indexer mirrors them from the deployment on
+        emit SettlementParametersUpdated(0, toleranceBps_, 0, penaltyBps_);
+        emit ReclaimGracePeriodUpdated(0, reclaimGracePeriod_);
     }
 
     // ================================================================ orders

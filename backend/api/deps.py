@@ -19,9 +19,9 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Header, Request, params
 from sqlalchemy import bindparam
@@ -39,6 +39,8 @@ from backend.core.db import get_engine, table_of
 from backend.core.errors import PermissionDenied, RateLimited, Unauthenticated
 from backend.core.kv import KeyValueStore, incr_window_async, store_for
 from backend.core.utc import utc_now
+
+T = TypeVar("T")
 
 
 def get_db() -> Iterator[Session]:
@@ -314,6 +316,34 @@ def require_scope_async(scope: Scope) -> params.Depends:
 
 
 AsyncReader = Annotated[Account, require_scope_async(Scope.READ)]
+AsyncTrader = Annotated[Account, require_scope_async(Scope.TRADE)]
+
+
+class SyncSessions:
+    """What an async route falls back to for sync work: `run(work)` calls `work(session)` on a
+    worker thread with a session `get_db` (or the app's override of it) provides."""
+
+    def __init__(self, request: Request) -> None:
+        self.provider = request.app.dependency_overrides.get(get_db, get_db)
+
+    async def run(self, work: Callable[[Session], T]) -> T:
+        def call() -> T:
+            produced = self.provider()
+            if isinstance(produced, Session):
+                return work(produced)
+            try:
+                return work(next(produced))
+            finally:
+                produced.close()
+
+        return await run_in_threadpool(call)
+
+
+async def sync_sessions(request: Request) -> SyncSessions:
+    return SyncSessions(request)
+
+
+SyncSessionsDep = Annotated[SyncSessions, Depends(sync_sessions)]
 
 READ_CLOCK_MAX_AGE_S = 1.0
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol, cast
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar, cast
 
 import psycopg
 from psycopg.rows import namedtuple_row
@@ -34,6 +34,7 @@ from starlette.concurrency import run_in_threadpool
 from backend.core.config import Settings
 
 _DIALECT = PGDialect_psycopg()
+T = TypeVar("T")
 
 
 class Query:
@@ -109,14 +110,27 @@ def libpq_conninfo(database_url: str) -> str | None:
 def async_pool(settings: Settings) -> AsyncPool | None:
     """This event loop's pool for `settings.database_url`; None where no async driver serves
     it (SQLite: read through `SyncReads`)."""
-    pools = _POOLS.setdefault(asyncio.get_running_loop(), {})
-    pool = pools.get(settings.database_url)
-    if pool is None:
+    return loop_local(
+        _POOLS, settings, lambda conninfo: AsyncPool(conninfo, settings.async_read_pool_size)
+    )
+
+
+def loop_local(
+    registry: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, T]],
+    settings: Settings,
+    make: Callable[[str], T],
+) -> T | None:
+    """The running event loop's object for `settings.database_url` in `registry`, made by
+    `make(libpq conninfo)` on first use (a connection belongs to the loop that opened it); None
+    where no async driver serves the URL."""
+    objects = registry.setdefault(asyncio.get_running_loop(), {})
+    found = objects.get(settings.database_url)
+    if found is None:
         conninfo = libpq_conninfo(settings.database_url)
         if conninfo is None:
             return None
-        pool = pools[settings.database_url] = AsyncPool(conninfo, settings.async_read_pool_size)
-    return pool
+        found = objects[settings.database_url] = make(conninfo)
+    return found
 
 
 class AsyncReads:

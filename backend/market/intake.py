@@ -15,10 +15,12 @@ accepts: that call joins the same batch, and only when the signature is not the 
 from __future__ import annotations
 
 import secrets
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from eth_utils import to_checksum_address
+from sqlalchemy import text
 from sqlmodel import Session, col, select
 
 from backend.accounts.custody import custodial_signer, record_signature
@@ -44,6 +46,7 @@ from backend.market.models import OrderStatus, SignedOrder
 from backend.market.schemas import OrderCreate, OrderTerms
 
 DEFAULT_EXPIRY_S = 3600
+INTAKE_LOCK_CLASS = 0x4F52_4452  # "ORDR": with hashtext(maker), one lock per maker
 NO_METER = b"\0" * 32
 
 
@@ -293,9 +296,20 @@ def check_funds(session: Session, order: eip712.Order, funds: list[Any]) -> None
     the values of `funds_reads` for this order, read with its nonce and chain time."""
     maker = order.maker.lower()
     if order.side == eip712.BUY:
-        needed = eip712.payment(order.quantityWh, order.price) + reserved(
-            session, maker, side=eip712.BUY
-        )
+        committed = reserved(session, maker, side=eip712.BUY)
+    elif order.product == eip712.REC:
+        committed = reserved(session, maker, side=eip712.SELL, asset_id=order.assetId)
+    else:
+        committed = reserved_collateral(session, maker, (funds[1], funds[2]))
+    check_covered(order, funds, committed)
+
+
+def check_covered(order: eip712.Order, funds: list[Any], committed: int) -> None:
+    """`check_funds` once what the maker's other open orders commit is known (`committed`:
+    payment of its bids, Wh of the certificate its REC offers sell, or the collateral of its
+    energy offers)."""
+    if order.side == eip712.BUY:
+        needed = eip712.payment(order.quantityWh, order.price) + committed
         balance, allowance = funds
         if balance < needed or allowance < needed:
             raise InsufficientFunds(
@@ -305,9 +319,7 @@ def check_funds(session: Session, order: eip712.Order, funds: list[Any]) -> None
                 allowance=str(allowance),
             )
     elif order.product == eip712.REC:
-        needed = order.quantityWh + reserved(
-            session, maker, side=eip712.SELL, asset_id=order.assetId
-        )
+        needed = order.quantityWh + committed
         held, approved = funds
         if held < needed or not approved:
             raise InsufficientFunds(
@@ -318,9 +330,7 @@ def check_funds(session: Session, order: eip712.Order, funds: list[Any]) -> None
             )
     else:
         free, *terms = funds
-        needed = eip712.collateral(order.quantityWh, order.price, *terms) + reserved_collateral(
-            session, maker, (terms[0], terms[1])
-        )
+        needed = eip712.collateral(order.quantityWh, order.price, *terms) + committed
         if free < needed:
             raise InsufficientCollateral(
                 f"energy offers lock {needed} token units of collateral when they trade; the "
@@ -332,6 +342,19 @@ def check_funds(session: Session, order: eip712.Order, funds: list[Any]) -> None
         raise InvalidOrder("energy orders need a meter id")
 
 
+def lock_maker(session: Session, maker: str) -> None:
+    """Serialise the funds check and insert of one maker's orders until the transaction ends:
+    two orders checked at once would both pass against the same free balance. The
+    PostgreSQL advisory lock (INTAKE_LOCK_CLASS, hashtext(lower-case maker)) is the one the
+    group commit takes (backend/market/order_writer.py), so API workers and paths exclude each
+    other; SQLite has a single writer."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(:class, hashtext(:maker))"),
+            {"class": INTAKE_LOCK_CLASS, "maker": maker.lower()},
+        )
+
+
 # ----------------------------------------------------------------------------- store
 
 
@@ -341,20 +364,19 @@ def check_not_stored(session: Session, digest: str) -> None:
         raise DuplicateOrder(f"order {digest} exists", order_id=digest)
 
 
-def store(
-    session: Session,
-    settings: Settings,
-    account: Account,
+def row_of(
     order: eip712.Order,
     *,
+    account_id: uuid.UUID,
+    custodial: bool,
     digest: str,
     signature: bytes,
 ) -> SignedOrder:
-    """Insert the order with its `order.placed` event and commit; the row comes back loaded."""
-    row = SignedOrder(
+    """The `signed_orders` row of a checked order (not added to any session)."""
+    return SignedOrder(
         order_hash=digest,
-        account_id=account.id,
-        custodial=account.kind == AccountKind.CUSTODIAL,
+        account_id=account_id,
+        custodial=custodial,
         maker=order.maker.lower(),
         side=order.side,
         product=order.product,
@@ -368,6 +390,25 @@ def store(
         nonce=order.nonce,
         salt=str(order.salt),
         signature="0x" + signature.hex(),
+    )
+
+
+def store(
+    session: Session,
+    settings: Settings,
+    account: Account,
+    order: eip712.Order,
+    *,
+    digest: str,
+    signature: bytes,
+) -> SignedOrder:
+    """Insert the order with its `order.placed` event and commit; the row comes back loaded."""
+    row = row_of(
+        order,
+        account_id=account.id,
+        custodial=account.kind == AccountKind.CUSTODIAL,
+        digest=digest,
+        signature=signature,
     )
     session.add(row)
     order_events.announce(session, settings, "order.placed", row)
@@ -434,6 +475,7 @@ def place_order(
             state = read_chain_state(chain, maker, request, probe)
         check_wallet_order(order, state, signer=signer)
     order_id = "0x" + digest.hex()
+    lock_maker(session, maker)  # held until the order is stored (or refused)
     check_not_stored(session, order_id)
     check_meter_owned(session, account, order)  # before funds: whose meter it is comes first
     check_funds(session, order, state.funds)

@@ -9,6 +9,8 @@ contract checks at fill as well).
 
 from __future__ import annotations
 
+import uuid
+
 from eth_utils import to_checksum_address
 from sqlmodel import Session
 
@@ -18,19 +20,30 @@ from backend.market.errors import MeterNotOwned
 from backend.meters.models import Meter
 
 
+def meter_owned(
+    order: eip712.Order, account_id: uuid.UUID, registered_owner: uuid.UUID | None
+) -> bool:
+    """Whether the maker (`account_id`) of ENERGY `order` owns the meter it names, given the
+    registered meter's owner (None: nobody registered it)."""
+    return eip712.meter_owner(order.meterId) == to_checksum_address(order.maker) and (
+        registered_owner is None or registered_owner == account_id
+    )
+
+
+def not_owned(order: eip712.Order) -> MeterNotOwned:
+    meter = "0x" + order.meterId.hex()
+    return MeterNotOwned(
+        f"meter {meter} is not registered to {order.maker}: an order may only name its "
+        "maker's own meter",
+        meter_id=meter,
+        maker=order.maker,
+    )
+
+
 def check_meter_owned(session: Session, account: Account, order: eip712.Order) -> None:
     """MeterNotOwned unless `account`, the maker of ENERGY `order`, owns the meter it names."""
     if order.product != eip712.ENERGY:
         return
-    meter = "0x" + order.meterId.hex()
-    registered = session.get(Meter, meter)
-    owned = eip712.meter_owner(order.meterId) == to_checksum_address(order.maker) and (
-        registered is None or registered.owner_id == account.id
-    )
-    if not owned:
-        raise MeterNotOwned(
-            f"meter {meter} is not registered to {order.maker}: an order may only name its "
-            "maker's own meter",
-            meter_id=meter,
-            maker=order.maker,
-        )
+    registered = session.get(Meter, "0x" + order.meterId.hex())
+    if not meter_owned(order, account.id, registered.owner_id if registered else None):
+        raise not_owned(order)

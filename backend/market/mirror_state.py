@@ -67,14 +67,26 @@ def mirror_state(
     """(chain time, nonce, funds as `intake.funds_reads` has them) of an energy offer by
     `maker` from the mirror; None when the chain must be asked (see the module's docstring).
     `head`: (time, number) of the latest block, as `Chain.recent_head(CLOCK_MAX_AGE_S)`."""
-    if side != eip712.SELL or product != eip712.ENERGY:
+    if not answers(side=side, product=product):
         return None  # allowance (bids), registry approval (REC offers): not mirrored
     if head is None:
         return None
+    values = _mirror_values(session, chain_id=chain_id, maker=maker.lower())
+    return trusted(values, head=head, max_lag_blocks=max_lag_blocks)
+
+
+def answers(*, side: int, product: int) -> bool:
+    """Whether the mirror holds what an order of `side` and `product` is checked against."""
+    return side == eip712.SELL and product == eip712.ENERGY
+
+
+def trusted(
+    values: tuple[int | None, ...], *, head: tuple[int, int], max_lag_blocks: int
+) -> tuple[int, int, list[int]] | None:
+    """`mirror_state`'s answer from the mirrored (cursor block, nonce, free market balance,
+    tolerance bps, penalty bps) of one maker, NULL where the mirror has no row."""
     now, head_block = head
-    cursor, nonce, free, tolerance, penalty = _mirror_values(
-        session, chain_id=chain_id, maker=maker.lower()
-    )
+    cursor, nonce, free, tolerance, penalty = values
     if cursor is None or cursor < head_block - max_lag_blocks:
         return None  # behind the chain
     if tolerance is None or penalty is None:

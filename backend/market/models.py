@@ -49,6 +49,7 @@ class SignedOrder(SQLModel, table=True):
             "side",
             "price",
         ),
+        Index("ix_signed_orders_maker_seq", "maker", "seq"),
     )
 
     seq: int | None = Field(default=None, primary_key=True)

@@ -7,13 +7,16 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response, status
 
 from backend.api.deps import (
+    AppSettingsDep,
     AsyncReader,
+    AsyncTrader,
     ChainDep,
     ChainTimeDep,
     Reader,
     ReadsDep,
     SessionDep,
     SettingsDep,
+    SyncSessionsDep,
     Trader,
 )
 from backend.api.fast_json import ModelJSON
@@ -21,7 +24,7 @@ from backend.api.links import links, order_links
 from backend.api.problem_docs import raises
 from backend.core.errors import Conflict, NotFound
 from backend.core.json_ints import MAX_SAFE_INTEGER
-from backend.market import account_orders, book, chain_actions, intake
+from backend.market import account_orders, async_intake, book, chain_actions, intake
 from backend.market.errors import MeterNotOwned
 from backend.market.markets import list_markets
 from backend.market.models import OrderStatus
@@ -73,21 +76,17 @@ def order_typed_data(
     response_model=Accepted,
     responses=raises(MeterNotOwned) | links(202, "The order, open", **order_links),
 )
-def place_order(
-    body: OrderCreate,
-    account: Trader,
-    session: SessionDep,
-    settings: SettingsDep,
-    chain: ChainDep,
-) -> Accepted:
+async def place_order(
+    body: OrderCreate, account: AsyncTrader, settings: AppSettingsDep, sessions: SyncSessionsDep
+) -> Response:
     """Custodial: terms only, the API signs. Wallet: terms + nonce, salt, expiry, signature.
     Checked against balance/allowance, period, gate closure and expiry before it is stored;
     403 `meter-not-owned` when an energy order names a meter that is not the maker's.
-    The matcher trades it on chain. Poll `GET /orders/{id}`."""
-    row = intake.place_order(session, settings, chain, account, body)
-    return Accepted(
-        id=row.order_hash, status=OrderStatus.OPEN, poll=f"/v1/trading/orders/{row.order_hash}"
-    )
+    Answered once the order is committed. The matcher trades it on chain. Poll
+    `GET /orders/{id}`."""
+    order_id = await async_intake.place_order(sessions.run, settings, account, body)
+    accepted = Accepted(id=order_id, status=OrderStatus.OPEN, poll=f"/v1/trading/orders/{order_id}")
+    return ModelJSON(accepted, status_code=status.HTTP_202_ACCEPTED)
 
 
 @router.post("/approvals", response_model=Approvals)

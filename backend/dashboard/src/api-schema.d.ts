@@ -246,7 +246,8 @@ export interface paths {
          * @description Custodial: terms only, the API signs. Wallet: terms + nonce, salt, expiry, signature.
          *     Checked against balance/allowance, period, gate closure and expiry before it is stored;
          *     403 `meter-not-owned` when an energy order names a meter that is not the maker's.
-         *     The matcher trades it on chain. Poll `GET /orders/{id}`.
+         *     Answered once the order is committed. The matcher trades it on chain. Poll
+         *     `GET /orders/{id}`.
          */
         post: operations["place_order_v1_trading_orders_post"];
         delete?: never;

@@ -19,7 +19,7 @@ from backend.market.errors import InsufficientCollateral
 from backend.market.intake import check_funds, mirrored_state
 from backend.market.mirror_state import mirror_state
 from backend.market.models import SignedOrder
-from indexer.models import IndexerCursor, MakerNonce, MarketBalance, MarketParameter
+from tests.fixtures.mirror import add_mirror, energy_offer
 
 CHAIN_ID, HEAD_BLOCK, NOW = 31337, 100, 1_900_000_000
 MAKER = "0x" + "5e" * 20
@@ -31,34 +31,24 @@ FREE = 10_000  # mirrored free market balance
 @pytest.fixture
 def mirror(db_session):
     session = db_session
-    session.add(
-        IndexerCursor(
-            name="events", chain_id=CHAIN_ID, block_number=HEAD_BLOCK, block_hash="0x" + "00" * 32
-        )
+    add_mirror(
+        session,
+        chain_id=CHAIN_ID,
+        head_block=HEAD_BLOCK,
+        maker=MAKER,
+        nonce=3,
+        free=FREE,
+        terms=TERMS,
     )
-    session.add(MakerNonce(maker=MAKER, nonce=3, block_number=1))
-    session.add(MarketBalance(account=MAKER, withdrawable=FREE, locked=0, block_number=1))
-    for name, value in zip(("tolerance_bps", "penalty_bps"), TERMS, strict=True):
-        session.add(MarketParameter(name=name, value=value, block_number=1))
     session.flush()
     return session
 
 
 def offer(quantity_wh: int, price: int, *, nonce: int = 3, side: int = eip712.SELL) -> eip712.Order:
-    return eip712.Order(
-        maker=to_checksum_address(MAKER),
-        side=side,
-        product=eip712.ENERGY,
-        assetId=0,
-        meterId=eip712.default_meter_id(to_checksum_address(MAKER)),
-        quantityWh=quantity_wh,
-        price=price,
-        deliveryStart=START,
-        deliveryEnd=START + 900,
-        expiry=START - 1,
-        nonce=nonce,
-        salt=1,
+    order = energy_offer(
+        to_checksum_address(MAKER), quantity_wh=quantity_wh, price=price, start=START, nonce=nonce
     )
+    return order.replace(side=side)
 
 
 def state_of(session, order: eip712.Order, *, head=(NOW, HEAD_BLOCK), lag: int = 0):

@@ -31,6 +31,18 @@ def test_deployment_sets_parameters_and_roles(market, gusd, certificates, owner,
     assert market.lastTradeId() == 0 and market.totalEscrowed() == 0
 
 
+def test_deployment_emits_its_settlement_terms_for_the_indexer(project, gusd, certificates, owner):
+    deployed = project.EnergyMarket.deploy(
+        owner, gusd, certificates, TOLERANCE_BPS, PENALTY_BPS, GRACE, sender=owner
+    )
+    receipt = deployed.creation_metadata.receipt
+    terms = single_event(receipt, deployed.SettlementParametersUpdated)
+    assert (terms.oldToleranceBps, terms.newToleranceBps) == (0, TOLERANCE_BPS)
+    assert (terms.oldPenaltyBps, terms.newPenaltyBps) == (0, PENALTY_BPS)
+    grace = single_event(receipt, deployed.ReclaimGracePeriodUpdated)
+    assert (grace.oldPeriod, grace.newPeriod) == (0, GRACE)
+
+
 @pytest.mark.parametrize("tolerance, penalty", [(10_001, 0), (0, 10_001)])
 def test_deployment_rejects_bps_above_10000(project, gusd, certificates, owner, tolerance, penalty):
     with ape.reverts():

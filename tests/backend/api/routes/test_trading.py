@@ -13,7 +13,7 @@ from backend.market.models import SignedOrder
 from backend.market.orders import BPS, collateral, default_meter_id
 from indexer.outbox import OutboxPublisher, RedisStreamSink
 from scripts.workload import DEPOSIT
-from tests.fixtures.api import SELLER_DEPOSIT, SLOT, match, wallet_bid
+from tests.fixtures.api import SELLER_DEPOSIT, SLOT, match, signed_wallet_order, wallet_bid
 from tests.fixtures.indexing import catch_up
 from tests.fixtures.services import TEST_REDIS_URL
 
@@ -369,20 +369,6 @@ def test_cancelling_a_partly_filled_wallet_bid_stops_the_matcher_filling_the_res
 
 
 # ------------------------------------------------------------ intake checks on the fast path
-
-
-def signed_wallet_order(client, headers, wallet, **terms) -> tuple[str, dict]:
-    """(order hash, POST body) of a wallet order signed over the API's typed-data document."""
-    typed = client.get("/v1/trading/order-typed-data", params=terms, headers=headers).json()
-    message = typed["typed_data"]["message"]
-    signature = EthAccount.sign_typed_data(wallet.key, full_message=typed["typed_data"]).signature
-    return typed["order_hash"], {
-        **terms,
-        "nonce": message["nonce"],
-        "salt": message["salt"],
-        "expiry": message["expiry"],
-        "signature": "0x" + bytes(signature).hex(),
-    }
 
 
 def test_cancel_all_on_chain_makes_a_signed_order_stale_at_once(market):

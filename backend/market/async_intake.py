@@ -1,0 +1,85 @@
+"""Order intake on the event loop: a wallet's energy offer signed by the maker's own key goes to
+the group commit (backend/market/order_writer.py) with no worker thread and no chain round trip;
+every other order takes the sync intake (`intake.place_order`) on a worker thread.
+
+The sync intake also takes what the writer hands back (`ASK_CHAIN`: the mirror is behind or
+would refuse the order), custodial orders (the API signs them: a custodial order is rare and
+reads its nonce from the chain), bids and REC offers (allowance and registry approval are not
+mirrored), contract wallets' signatures (an ERC-1271 call to the chain) and every order when
+the database has no async driver (SQLite).
+
+Signer recovery (~0.2 ms, libsecp256k1) stays on the event loop: handing it to a worker thread
+costs about as much as it saves on two cores that the load generator, PostgreSQL and the
+server share.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from eth_utils import to_checksum_address
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
+
+from backend.accounts.models import Account, AccountKind
+from backend.chain.contracts import Chain, chain_for
+from backend.chain.signatures import ecdsa_signer
+from backend.core.config import Settings
+from backend.market import intake, mirror_state
+from backend.market import orders as eip712
+from backend.market.order_writer import Pending, writer_for
+from backend.market.schemas import OrderCreate
+
+SyncRunner = Callable[[Callable[[Session], str]], Awaitable[str]]
+
+# The chain head refresh in flight per (event loop, chain): concurrent requests wait for one
+# node round trip.
+_refreshing: dict[tuple[int, int], asyncio.Future[int]] = {}
+
+
+async def place_order(
+    run_sync: SyncRunner, settings: Settings, account: Account, request: OrderCreate
+) -> str:
+    """The stored order's id (0x-hex EIP-712 digest), or the refusal raised. `run_sync` runs a
+    function of a sync session on a worker thread (`deps.SyncSessions.run`)."""
+    chain = chain_for(settings)
+
+    def sync_intake(session: Session) -> str:
+        return intake.place_order(session, settings, chain, account, request).order_hash
+
+    writer = writer_for(settings)
+    if writer is None or account.kind == AccountKind.CUSTODIAL:
+        return await run_sync(sync_intake)
+    order, signature = intake.wallet_order(account, request)
+    if not mirror_state.answers(side=order.side, product=order.product):
+        return await run_sync(sync_intake)
+    digest = eip712.order_digest(order, chain.chain_id, chain.market.address)
+    if ecdsa_signer(digest, signature) != to_checksum_address(account.address):
+        return await run_sync(sync_intake)  # a contract wallet's signature, or a wrong one
+    pending = Pending(
+        account_id=account.id,
+        order=order,
+        order_id="0x" + digest.hex(),
+        signature=signature,
+        head=await fresh_head(chain),
+    )
+    stored = await writer.submit(pending)
+    if stored is None:  # ASK_CHAIN
+        return await run_sync(sync_intake)
+    return stored
+
+
+async def fresh_head(chain: Chain) -> tuple[int, int]:
+    """(time, number) of the latest block, at most `CLOCK_MAX_AGE_S` old: one worker thread
+    asks the node when it is older, and requests arriving meanwhile wait for its answer."""
+    head = chain.recent_head(mirror_state.CLOCK_MAX_AGE_S)
+    key = (id(asyncio.get_running_loop()), id(chain))
+    while head is None:
+        refresh = _refreshing.get(key)
+        if refresh is None:
+            refresh = _refreshing[key] = asyncio.ensure_future(run_in_threadpool(chain.now))
+            refresh.add_done_callback(lambda _: _refreshing.pop(key, None))
+        await asyncio.shield(refresh)
+        head = chain.recent_head(mirror_state.CLOCK_MAX_AGE_S)
+    return head

@@ -1,0 +1,403 @@
+"""Group commit of wallet-signed energy offers: one writer per process (and event loop) stores
+the orders requests hand it, a batch per transaction, and answers each request after the commit.
+
+Why: a transaction per order pays a commit (a WAL flush) and a pooled connection held through
+every check per order; a batch pays one. While a batch commits the next one gathers in the
+queue, so under load batches grow by themselves and an idle writer adds no delay.
+
+The checks run inside the batch's transaction, in queue order, after the advisory lock of every
+maker in the batch (`intake.lock_maker`'s lock: the sync intake and other API workers take the
+same one). What a maker's open offers reserve is read once under that lock and grows with each
+offer accepted before it in the batch, so two offers of one maker never both pass against the
+same free balance.
+
+An offer passes on the indexer's mirror (`mirror_state.trusted`: nonce, free market balance,
+settlement terms) or is handed back (`ASK_CHAIN`): a refusal on mirrored values is never
+final, the caller asks the chain through the sync intake. A duplicate and a meter that is not
+the maker's are final refusals (the future's exception).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Json
+
+from backend.core.async_db import loop_local
+from backend.core.config import Settings
+from backend.core.db import make_engine
+from backend.core.errors import GridLedgerError
+from backend.core.utc import utc_now
+from backend.market import intake, order_events
+from backend.market import orders as eip712
+from backend.market.errors import (
+    DuplicateOrder,
+    GateClosed,
+    InsufficientCollateral,
+    InvalidOrder,
+    OrderExpired,
+)
+from backend.market.meter_ownership import meter_owned, not_owned
+from backend.market.mirror_state import trusted
+from backend.market.models import OrderStatus
+
+log = logging.getLogger("gridledger.market")
+
+ASK_CHAIN = None  # a future's result when the mirror cannot accept the order: ask the chain
+
+# Every maker's lock, in key order (two batches never wait on each other in a cycle).
+_LOCK = """
+SELECT pg_advisory_xact_lock(%(class)s, k)
+FROM (SELECT DISTINCT hashtext(m) AS k FROM unnest(%(makers)s::text[]) AS m ORDER BY k) AS keys
+"""
+# mirror_state's values for many makers: (maker, cursor, nonce, free, tolerance, penalty)
+_MIRROR = """
+SELECT m.maker,
+       (SELECT max(block_number) FROM indexer_cursors WHERE chain_id = %(chain_id)s),
+       n.nonce, b.withdrawable,
+       (SELECT value FROM market_parameters WHERE name = 'tolerance_bps'),
+       (SELECT value FROM market_parameters WHERE name = 'penalty_bps')
+FROM unnest(%(makers)s::text[]) AS m(maker)
+LEFT JOIN maker_nonces AS n ON n.maker = m.maker
+LEFT JOIN market_balances AS b ON b.account = m.maker
+"""
+# intake.reserved_collateral per maker, in SQL (numeric: no overflow; div() is floor here, every
+# value is non-negative), over the maker's orders after seq `after` (0: all of them): (maker,
+# collateral of the open energy offers among them, their highest seq, the terms applied)
+RESERVED_COLLATERAL = """
+SELECT m.maker,
+       coalesce(sum(div(div((o.r - div(o.r * t.tol, 10000)) * o.price, 1000) * t.pen, 10000))
+                FILTER (WHERE o.status = %(open)s AND o.side = %(sell)s
+                        AND o.product = %(energy)s), 0),
+       coalesce(max(o.seq), m.after), t.tol, t.pen
+FROM unnest(%(makers)s::text[], %(after)s::bigint[]) AS m(maker, after)
+CROSS JOIN (SELECT (SELECT value FROM market_parameters WHERE name = 'tolerance_bps') AS tol,
+                   (SELECT value FROM market_parameters WHERE name = 'penalty_bps') AS pen) AS t
+LEFT JOIN LATERAL (
+    SELECT seq, status, side, product, price,
+           greatest(quantity_wh - matched_wh, 0)::numeric AS r
+    FROM signed_orders WHERE maker = m.maker AND seq > m.after
+) AS o ON true
+GROUP BY m.maker, m.after, t.tol, t.pen
+"""
+MAX_CACHED_MAKERS = 10_000
+
+
+@dataclass(frozen=True)
+class Reserved:
+    """A maker's reserved collateral as the writer last counted it: the open energy offers up to
+    seq `upto`, under `terms`. Fills and cancels only lower the true figure, and every new order
+    of the maker is inserted under its lock with a higher seq, so `collateral` plus what the
+    orders after `upto` reserve is never below the truth (a refusal on it is re-checked)."""
+
+    collateral: int
+    upto: int
+    terms: tuple[int, int]
+
+
+_STORED = "SELECT order_hash FROM signed_orders WHERE order_hash = ANY(%(ids)s::text[])"
+_METERS = "SELECT meter_id, owner_id FROM meters WHERE meter_id = ANY(%(ids)s::text[])"
+_ORDER_COLUMNS = [
+    "order_hash",
+    "account_id",
+    "custodial",
+    "maker",
+    "side",
+    "product",
+    "asset_id",
+    "meter_id",
+    "quantity_wh",
+    "price",
+    "delivery_start",
+    "delivery_end",
+    "expiry",
+    "nonce",
+    "salt",
+    "signature",
+    "matched_wh",
+    "status",
+    "match_failures",
+    "created_at",
+    "updated_at",
+]
+_INSERT_ORDER = (
+    f"INSERT INTO signed_orders ({', '.join(_ORDER_COLUMNS)}) "
+    f"VALUES ({', '.join(f'%({c})s' for c in _ORDER_COLUMNS)})"
+)
+_INSERT_EVENT = (
+    "INSERT INTO outbox (chain_id, block_number, topic, payload, created_at) "
+    "VALUES (%(chain_id)s, 0, 'order.placed', %(payload)s, %(created_at)s)"
+)
+
+
+@dataclass(eq=False)
+class Pending:
+    """A wallet's energy offer, signed by the maker's own key, waiting for its batch."""
+
+    account_id: uuid.UUID
+    order: eip712.Order
+    order_id: str  # 0x-hex EIP-712 digest
+    signature: bytes
+    head: tuple[int, int]  # (time, number) of the latest block, at most CLOCK_MAX_AGE_S old
+    future: asyncio.Future[str | None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class OrderWriter:
+    """The batched writer of one event loop and database (see the module's docstring)."""
+
+    def __init__(self, settings: Settings, conninfo: str) -> None:
+        self.settings = settings
+        self.conninfo = conninfo
+        self.queue: asyncio.Queue[Pending] = asyncio.Queue()
+        self.connection: psycopg.AsyncConnection[Any] | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.batches = 0  # committed batches, and the orders they stored (tests, metrics)
+        self.stored = 0
+        self.reserved: dict[str, Reserved] = {}  # per maker, lower-case
+
+    async def submit(self, pending: Pending) -> str | None:
+        """The order's id once committed; ASK_CHAIN; or the final refusal raised."""
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self._run(), name="order-writer")
+        self.queue.put_nowait(pending)
+        return await pending.future
+
+    async def close(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+        if self.connection is not None:
+            await self.connection.close()
+            self.connection = None
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self.queue.get()]
+            while len(batch) < self.settings.intake_batch_max_orders and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            try:
+                await self._store_batch(batch)
+            except asyncio.CancelledError:
+                for pending in batch:
+                    pending.future.cancel()
+                raise
+            except Exception as exc:  # a broken connection or an unknown failure: ask the chain
+                log.warning("order batch failed, its orders take the sync intake: %r", exc)
+                await self._drop_connection()
+                for pending in batch:
+                    if not pending.future.done():
+                        pending.future.set_result(ASK_CHAIN)
+
+    async def _store_batch(self, batch: list[Pending]) -> None:
+        for attempt in range(3):
+            try:
+                outcomes = await self._transaction(batch)
+                break
+            except psycopg.errors.DeadlockDetected:  # another worker's batch: try again
+                if attempt == 2:
+                    raise
+        if self.settings.redis_url and any(isinstance(outcome, str) for outcome in outcomes):
+            order_events.relay_committed(_engine(self.settings.database_url), self.settings)
+        for pending, outcome in zip(batch, outcomes, strict=True):
+            if pending.future.done():  # the request went away meanwhile
+                continue
+            if isinstance(outcome, GridLedgerError):
+                pending.future.set_exception(outcome)
+            else:
+                pending.future.set_result(outcome)
+
+    async def _transaction(self, batch: list[Pending]) -> list[str | GridLedgerError | None]:
+        """Check every order of `batch` in order and insert those that pass, in one transaction;
+        each order's outcome: its id (stored), ASK_CHAIN or the refusal."""
+        connection = await self._connection()
+        makers = sorted({p.order.maker.lower() for p in batch})
+        ids = [p.order_id for p in batch]
+        async with connection.transaction():
+            async with connection.pipeline():
+                await connection.execute(
+                    _LOCK, {"class": intake.INTAKE_LOCK_CLASS, "makers": makers}
+                )
+                mirror = await connection.execute(
+                    _MIRROR, {"makers": makers, "chain_id": self.settings.chain_id}
+                )
+                reserved = await self._reserved_after(connection, makers)
+                stored = await connection.execute(_STORED, {"ids": ids})
+                meters = await connection.execute(
+                    _METERS, {"ids": sorted({"0x" + p.order.meterId.hex() for p in batch})}
+                )
+                values = {row[0]: tuple(row[1:]) for row in await mirror.fetchall()}
+                counted = await reserved.fetchall()
+                seen = {row[0] for row in await stored.fetchall()}
+                owners = dict(await meters.fetchall())
+            committed = await self._committed(connection, counted)
+            outcomes = [
+                self._check(p, values[p.order.maker.lower()], committed, seen, owners)
+                for p in batch
+            ]
+            accepted = [
+                p for p, outcome in zip(batch, outcomes, strict=True) if isinstance(outcome, str)
+            ]
+            if accepted:
+                await self._insert(connection, accepted)
+        self.batches += 1
+        self.stored += len(accepted)
+        return outcomes
+
+    def _check(
+        self,
+        pending: Pending,
+        values: tuple[Any, ...],
+        committed: dict[str, int],
+        seen: set[str],
+        owners: dict[str, uuid.UUID],
+    ) -> str | GridLedgerError | None:
+        """One order's outcome; an accepted order's collateral joins its maker's `committed`
+        and its id `seen`, so later orders of the batch are checked against it."""
+        order, maker = pending.order, pending.order.maker.lower()
+        state = trusted(
+            values,
+            head=pending.head,
+            max_lag_blocks=self.settings.intake_mirror_max_lag_blocks,
+        )
+        if state is None:
+            return ASK_CHAIN
+        now, nonce, funds = state
+        try:
+            intake.check_wallet_order(
+                order, intake.ChainState(now=now, nonce=nonce, funds=funds), signer=order.maker
+            )
+            intake.check_covered(order, funds, committed.get(maker, 0))
+        except InsufficientCollateral:
+            self.reserved.pop(maker, None)  # count afresh: fills and cancels may have freed some
+            return ASK_CHAIN  # and the chain may be ahead of the mirror
+        except (InvalidOrder, GateClosed, OrderExpired):
+            return ASK_CHAIN
+        if pending.order_id in seen:
+            return DuplicateOrder(f"order {pending.order_id} exists", order_id=pending.order_id)
+        if not meter_owned(order, pending.account_id, owners.get("0x" + order.meterId.hex())):
+            return not_owned(order)
+        seen.add(pending.order_id)
+        committed[maker] = committed.get(maker, 0) + eip712.collateral(
+            order.quantityWh, order.price, funds[1], funds[2]
+        )
+        return pending.order_id
+
+    async def _reserved_after(
+        self, connection: psycopg.AsyncConnection[Any], makers: list[str]
+    ) -> psycopg.AsyncCursor[Any]:
+        """RESERVED_COLLATERAL for `makers`, after the last seq counted for each."""
+        known = [self.reserved.get(maker) for maker in makers]
+        return await connection.execute(
+            RESERVED_COLLATERAL,
+            {
+                "makers": makers,
+                "after": [k.upto if k else 0 for k in known],
+                "open": OrderStatus.OPEN.value,
+                "sell": eip712.SELL,
+                "energy": eip712.ENERGY,
+            },
+        )
+
+    async def _committed(
+        self, connection: psycopg.AsyncConnection[Any], counted: list[Any]
+    ) -> dict[str, int]:
+        """Each maker's reserved collateral now (under its lock): the cached figure plus the
+        orders after it, counted afresh where the terms changed since."""
+        if len(self.reserved) > MAX_CACHED_MAKERS:
+            self.reserved.clear()
+        committed, recount = {}, []
+        for maker, collateral, upto, tolerance, penalty in counted:
+            if tolerance is None or penalty is None:
+                continue  # no terms mirrored: every order of the batch asks the chain
+            terms = (int(tolerance), int(penalty))
+            known = self.reserved.get(maker)
+            if known is not None and known.terms != terms:
+                recount.append(maker)
+                continue
+            total = int(collateral) + (known.collateral if known else 0)
+            self.reserved[maker] = Reserved(total, int(upto), terms)
+            committed[maker] = total
+        if recount:
+            for maker in recount:
+                del self.reserved[maker]
+            return committed | await self._committed(
+                connection, await (await self._reserved_after(connection, recount)).fetchall()
+            )
+        return committed
+
+    async def _insert(self, connection: psycopg.AsyncConnection[Any], batch: list[Pending]) -> None:
+        now = utc_now()
+        rows, events = [], []
+        for pending in batch:
+            row = intake.row_of(
+                pending.order,
+                account_id=pending.account_id,
+                custodial=False,
+                digest=pending.order_id,
+                signature=pending.signature,
+            )
+            values = row.model_dump()
+            values.update(status=OrderStatus.OPEN.value, created_at=now, updated_at=now)
+            rows.append(values)
+            events.append(
+                {
+                    "chain_id": self.settings.chain_id,
+                    "payload": Json(order_events.payload_of(row)),
+                    "created_at": now,
+                }
+            )
+        async with connection.pipeline(), connection.cursor() as cursor:
+            await cursor.executemany(_INSERT_ORDER, rows)
+            await cursor.executemany(_INSERT_EVENT, events)
+
+    async def _connection(self) -> psycopg.AsyncConnection[Any]:
+        if self.connection is None or self.connection.closed:
+            self.connection = await psycopg.AsyncConnection.connect(self.conninfo)
+        return self.connection
+
+    async def _drop_connection(self) -> None:
+        if self.connection is not None:
+            with contextlib.suppress(psycopg.Error):
+                await self.connection.close()
+            self.connection = None
+
+
+# One writer per (event loop, database URL), like the async read pools (backend/core/async_db.py).
+_WRITERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, OrderWriter]] = (
+    weakref.WeakKeyDictionary()
+)
+_ENGINES: dict[str, Any] = {}
+
+
+def _engine(database_url: str) -> Any:
+    """A sync engine for the outbox relay (it publishes from a thread)."""
+    engine = _ENGINES.get(database_url)
+    if engine is None:
+        engine = _ENGINES[database_url] = make_engine(database_url)
+    return engine
+
+
+def writer_for(settings: Settings) -> OrderWriter | None:
+    """This event loop's writer for `settings.database_url`; None without an async driver for
+    it (SQLite: the sync intake stores every order)."""
+    return loop_local(_WRITERS, settings, lambda conninfo: OrderWriter(settings, conninfo))
+
+
+async def close_writers() -> None:
+    """Stop this event loop's writers (the app's shutdown)."""
+    for writer in _WRITERS.pop(asyncio.get_running_loop(), {}).values():
+        await writer.close()
+
+
+def all_writers() -> list[OrderWriter]:
+    """Every event loop's writers (their counters: tests)."""
+    return [writer for writers in list(_WRITERS.values()) for writer in writers.values()]
