@@ -37,7 +37,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import paho.mqtt.client as mqtt
@@ -53,6 +53,7 @@ from backend.core.startup import settings_or_exit
 from backend.core.tls import service_mqtt_client
 from backend.deadletters import services as dead_letters
 from backend.health.heartbeats import MQTT, Heartbeat
+from backend.meters.mqtt_client import BufferedClient
 from backend.meters.schemas import IngestResult
 from backend.meters.services import ingest_readings
 from backend.meters.validation import shown
@@ -223,7 +224,12 @@ class Subscriber:
         self.lock = threading.Lock()
         self.stopped = threading.Event()
         self.subscribed = threading.Event()
-        client = service_mqtt_client(self.settings, self.client_id, manual_ack=True)
+        client = cast(
+            BufferedClient,
+            service_mqtt_client(
+                self.settings, self.client_id, manual_ack=True, factory=BufferedClient
+            ),
+        )
         client.on_connect = self.on_connect
         client.on_subscribe = self.on_subscribe
         client.on_message = self.on_message
@@ -302,9 +308,7 @@ class Subscriber:
                 self.first_pending_at = 0.0
             raise StoreUnavailable(f"{type(exc).__name__}: {str(exc)[:200]}") from exc
         self.outages = 0
-        for mid, qos, _, _ in batch:  # acknowledged only once stored or dead-lettered
-            if qos:
-                self.client.ack(mid, qos)
+        self.client.ack_all(mid for mid, qos, _, _ in batch if qos)  # stored or dead-lettered
         return result
 
     def process(self, batch: list[Message]) -> IngestResult | None:
