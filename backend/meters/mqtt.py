@@ -233,6 +233,7 @@ class Subscriber:
         client.on_connect = self.on_connect
         client.on_subscribe = self.on_subscribe
         client.on_message = self.on_message
+        client.on_raw_message = self.on_raw_message
         self.client = client
 
     @property
@@ -268,6 +269,22 @@ class Subscriber:
             log.exception("unreadable message %s; acknowledged and dropped", message.mid)
             if message.qos:
                 client.ack(message.mid, message.qos)
+            return
+        with self.lock:
+            if not self.pending:
+                self.first_pending_at = time.monotonic()
+            self.pending.append(entry)
+
+    def on_raw_message(
+        self, mid: int, qos: int, topic: bytes, payload: bytes | bytearray
+    ) -> None:
+        """`on_message` without paho's MQTTMessage (BufferedClient's fast path)."""
+        try:
+            entry = (mid, qos, topic.decode(), payload)
+        except UnicodeDecodeError:
+            log.warning("message %s with a topic not UTF-8; acknowledged and dropped", mid)
+            if qos:
+                self.client.ack_all([mid])
             return
         with self.lock:
             if not self.pending:
