@@ -275,9 +275,7 @@ class Subscriber:
                 self.first_pending_at = time.monotonic()
             self.pending.append(entry)
 
-    def on_raw_message(
-        self, mid: int, qos: int, topic: bytes, payload: bytes | bytearray
-    ) -> None:
+    def on_raw_message(self, mid: int, qos: int, topic: bytes, payload: bytes | bytearray) -> None:
         """`on_message` without paho's MQTTMessage (BufferedClient's fast path)."""
         try:
             entry = (mid, qos, topic.decode(), payload)
