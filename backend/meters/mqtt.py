@@ -35,10 +35,12 @@ import signal
 import sys
 import threading
 import time
+from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+import msgspec
 import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -53,9 +55,10 @@ from backend.core.startup import settings_or_exit
 from backend.core.tls import service_mqtt_client
 from backend.deadletters import services as dead_letters
 from backend.health.heartbeats import MQTT, Heartbeat
+from backend.meters.batch import PlainReading
 from backend.meters.mqtt_client import BufferedClient
 from backend.meters.schemas import IngestResult
-from backend.meters.services import ingest_readings
+from backend.meters.services import ingest_plain, ingest_readings
 from backend.meters.validation import shown
 from backend.resources import telemetry
 from backend.resources.errors import TelemetryRejected
@@ -179,6 +182,72 @@ def readings_from_message(
         except MessageRejected as exc:
             batch.append(exc)
     return batch
+
+
+class TopicReading(PlainReading, rename="camel", kw_only=True):
+    """A plain reading (batch.PlainReading) on its meter's topic: `meterId` may be left out."""
+
+    meter_id: str | msgspec.UnsetType = msgspec.UNSET  # type: ignore[assignment]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            key: value
+            for key, value in zip(TOPIC_WIRE_NAMES, msgspec.structs.astuple(self), strict=True)
+            if value is not None and value is not msgspec.UNSET
+        }
+
+
+TOPIC_WIRE_NAMES = TopicReading.__struct_encode_fields__
+_DECODE_ONE = msgspec.json.Decoder(TopicReading)
+_DECODE_MANY = msgspec.json.Decoder(list[TopicReading])
+
+
+def plain_readings(
+    device: str, metric: str, payload: bytes | bytearray, max_elements: int
+) -> tuple[list[TopicReading], bool] | None:
+    """The readings of a `reading` message all of whose readings are plain and of the topic's
+    meter, decoded typed, and whether it was a batched message; None for any other message
+    (it then goes the general way, `readings_from_message`, with the same outcome)."""
+    if metric != "reading":
+        return None
+    batched = payload.lstrip()[:1] == b"["
+    try:
+        found = _DECODE_MANY.decode(payload) if batched else [_DECODE_ONE.decode(payload)]
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+    if not 0 < len(found) <= max_elements:
+        return None
+    for reading in found:
+        if reading.meter_id is msgspec.UNSET:
+            reading.meter_id = device
+        elif reading.meter_id != device:
+            return None
+    return found, batched
+
+
+@dataclass
+class PlainBatch:
+    """The readings of a batch's plain messages, and where each message's readings start (to
+    name the message, or element, of a rejected one)."""
+
+    readings: list[TopicReading] = field(default_factory=list)
+    starts: list[int] = field(default_factory=list)
+    messages: list[tuple[Message, bool]] = field(default_factory=list)  # (message, batched)
+
+    def add(self, message: Message, found: list[TopicReading], batched: bool) -> None:
+        self.starts.append(len(self.readings))
+        self.messages.append((message, batched))
+        self.readings += found
+
+    def carrier(self, position: int) -> Carrier:
+        at = bisect_right(self.starts, position) - 1
+        message, batched = self.messages[at]
+        if not batched:
+            return Carrier(message)
+        size = (self.starts[at + 1] if at + 1 < len(self.starts) else len(self.readings)) - (
+            self.starts[at]
+        )
+        return Carrier(message, position - self.starts[at], size)
 
 
 def sort_out(
@@ -336,7 +405,23 @@ class Subscriber:
         poison: list[tuple[Carrier, str]] = []
         samples: list[telemetry.Sample] = []  # DER output/soc/status (backend/resources)
         sample_carriers: list[Carrier] = []
-        for message in batch:
+        plain = PlainBatch()
+        general: list[Message] = []
+        for message in batch:  # plain readings decoded typed; the others the general way
+            try:
+                device, metric = topic_device(message[2], root)
+                decoded = plain_readings(device, metric, message[3], limit)
+            except MessageRejected as exc:
+                poison.append((Carrier(message), str(exc)))
+                continue
+            if decoded is None:
+                general.append(message)
+            else:
+                plain.add(message, *decoded)
+        if any(topic_device(m[2], root)[1] in ("reading", *METRIC_FIELDS) for m in general):
+            general, plain = batch, PlainBatch()  # mixed: all in message order (later wins)
+            poison = []
+        for message in general:
             try:
                 found = readings_from_message(message[2], message[3], root, limit)
                 sample = (
@@ -363,6 +448,17 @@ class Subscriber:
                 )
                 poison += [(sample_carriers[i], reason) for i, reason in kept.rejected.items()]
             now = self.now() if self.now is not None else None
+            for offset in range(0, len(plain.readings), limit):
+                result = ingest_plain(
+                    session,
+                    plain.readings[offset : offset + limit],
+                    source="mqtt",
+                    now=now,
+                    settings=self.settings,
+                )
+                poison += [(plain.carrier(offset + r.index), r.reason) for r in result.rejections]
+                for key in ("accepted", "duplicate", "corrected"):
+                    self.totals[key] += getattr(result, key)
             for offset in range(0, len(readings), limit):
                 result = ingest_readings(
                     session,
