@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,6 +21,7 @@ import psycopg
 from psycopg.errors import UniqueViolation
 from sqlalchemy.engine import Connection
 
+from backend.meters.copy_in import HEADER, PG_EPOCH, TRAILER, binary_rows
 from backend.resources.models import TelemetrySample
 from indexer.bulk import insert_new
 
@@ -33,9 +34,6 @@ COPY_SAMPLES = (
     "COPY der_telemetry (resource_id, metric, at, value, status, received_at) "
     "FROM STDIN (FORMAT BINARY)"
 )
-HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, header extension length
-TRAILER = b"\xff\xff"
-PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_LAYOUTS = 8  # beyond, the row writer of insert_new
 
 
@@ -104,17 +102,6 @@ def encode(
             ),
             ("received_at", ">i8", received),
         ]
-        layout = [("count", ">i2")]
-        for name, kind, _ in fields:
-            layout.append((f"{name}_len", ">i4"))
-            if kind is not None:
-                layout.append((name, kind))
-        block = np.empty(len(where), dtype=np.dtype(layout))
-        block["count"] = len(fields)
-        for name, kind, column in fields:
-            block[f"{name}_len"] = -1 if kind is None else np.dtype(kind).itemsize
-            if kind is not None:
-                block[name] = column
-        parts.append(block.data)
+        parts.append(binary_rows(fields, len(where)))
     parts.append(TRAILER)
     return parts
