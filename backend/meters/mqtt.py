@@ -38,7 +38,7 @@ import time
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Generic, TypeVar, cast
 
 import msgspec
 import orjson
@@ -65,6 +65,7 @@ from backend.resources.errors import TelemetryRejected
 
 log = logging.getLogger("gridledger.mqtt")
 METRIC_FIELDS = {"consumption": "importWh", "generation": "exportWh"}
+T = TypeVar("T")
 
 
 class MessageRejected(Exception):
@@ -226,28 +227,51 @@ def plain_readings(
 
 
 @dataclass
-class PlainBatch:
-    """The readings of a batch's plain messages, and where each message's readings start (to
-    name the message, or element, of a rejected one)."""
+class Segments(Generic[T]):
+    """Items taken from a batch's messages (readings, samples) and, per message, where its items
+    start: the carrier (message, or element) of a rejected item is found only when one is."""
 
-    readings: list[TopicReading] = field(default_factory=list)
+    items: list[T] = field(default_factory=list)
     starts: list[int] = field(default_factory=list)
-    messages: list[tuple[Message, bool]] = field(default_factory=list)  # (message, batched)
+    # per message: the message, its size when batched, each item's element when some were left
+    sources: list[tuple[Message, int | None, list[int] | None]] = field(default_factory=list)
 
-    def add(self, message: Message, found: list[TopicReading], batched: bool) -> None:
-        self.starts.append(len(self.readings))
-        self.messages.append((message, batched))
-        self.readings += found
+    def add(
+        self, message: Message, items: list[T], size: int | None, elements: list[int] | None = None
+    ) -> None:
+        self.starts.append(len(self.items))
+        self.sources.append((message, size, elements))
+        self.items += items
 
     def carrier(self, position: int) -> Carrier:
         at = bisect_right(self.starts, position) - 1
-        message, batched = self.messages[at]
-        if not batched:
+        message, size, elements = self.sources[at]
+        if size is None:
             return Carrier(message)
-        size = (self.starts[at + 1] if at + 1 < len(self.starts) else len(self.readings)) - (
-            self.starts[at]
-        )
-        return Carrier(message, position - self.starts[at], size)
+        offset = position - self.starts[at]
+        return Carrier(message, offset if elements is None else elements[offset], size)
+
+
+def add_samples(
+    segments: Segments[telemetry.Sample],
+    message: Message,
+    found: telemetry.Sample | list[telemetry.Sample | TelemetryRejected],
+) -> list[tuple[Carrier, str]]:
+    """Add what a telemetry message carries to `segments`; its rejected elements with reasons."""
+    if not isinstance(found, list):
+        segments.add(message, [found], None)
+        return []
+    good = [item for item in found if not isinstance(item, TelemetryRejected)]
+    if len(good) == len(found):
+        segments.add(message, good, len(found))
+        return []
+    elements = [k for k, item in enumerate(found) if not isinstance(item, TelemetryRejected)]
+    segments.add(message, good, len(found), elements)
+    return [
+        (Carrier(message, k, len(found)), str(item))
+        for k, item in enumerate(found)
+        if isinstance(item, TelemetryRejected)
+    ]
 
 
 def sort_out(
@@ -403,9 +427,8 @@ class Subscriber:
         readings: list[dict[str, Any]] = []
         carriers: list[Carrier] = []  # where each reading came from
         poison: list[tuple[Carrier, str]] = []
-        samples: list[telemetry.Sample] = []  # DER output/soc/status (backend/resources)
-        sample_carriers: list[Carrier] = []
-        plain = PlainBatch()
+        samples: Segments[telemetry.Sample] = Segments()  # DER output/soc/status (resources)
+        plain: Segments[TopicReading] = Segments()
         general: list[Message] = []
         for message in batch:  # plain readings decoded typed; the others the general way
             try:
@@ -417,9 +440,10 @@ class Subscriber:
             if decoded is None:
                 general.append(message)
             else:
-                plain.add(message, *decoded)
+                typed, batched = decoded
+                plain.add(message, typed, len(typed) if batched else None)
         if any(topic_device(m[2], root)[1] in ("reading", *METRIC_FIELDS) for m in general):
-            general, plain = batch, PlainBatch()  # mixed: all in message order (later wins)
+            general, plain = batch, Segments()  # mixed: all the general way, as before
             poison = []
         for message in general:
             try:
@@ -437,21 +461,21 @@ class Subscriber:
             if found is not None:
                 poison += sort_out(message, found, readings, carriers)
             elif sample is not None:
-                poison += sort_out(message, sample, samples, sample_carriers)
+                poison += add_samples(samples, message, sample)
         result = None
         with Session(self.engine) as session:
-            if samples:
-                kept = telemetry.store_samples(session, samples, settings=self.settings)
+            if samples.items:
+                kept = telemetry.store_samples(session, samples.items, settings=self.settings)
                 self.totals["telemetry"] = self.totals.get("telemetry", 0) + kept.stored
                 self.totals["telemetry_duplicate"] = (
                     self.totals.get("telemetry_duplicate", 0) + kept.duplicate
                 )
-                poison += [(sample_carriers[i], reason) for i, reason in kept.rejected.items()]
+                poison += [(samples.carrier(i), reason) for i, reason in kept.rejected.items()]
             now = self.now() if self.now is not None else None
-            for offset in range(0, len(plain.readings), limit):
+            for offset in range(0, len(plain.items), limit):
                 result = ingest_plain(
                     session,
-                    plain.readings[offset : offset + limit],
+                    plain.items[offset : offset + limit],
                     source="mqtt",
                     now=now,
                     settings=self.settings,
