@@ -71,11 +71,15 @@ def secure_mqtt(client: mqtt.Client, settings: Settings) -> None:
 
 
 def service_mqtt_client(
-    settings: Settings, client_id: str, *, manual_ack: bool = False
+    settings: Settings,
+    client_id: str,
+    *,
+    manual_ack: bool = False,
+    factory: type[mqtt.Client] = mqtt.Client,
 ) -> mqtt.Client:
     """An MQTT 5 client of our own services (ingestion, dispatcher): the service login when one
-    is set, TLS when on."""
-    client = mqtt.Client(
+    is set, TLS when on; `factory` is paho's class or a subclass of it."""
+    client = factory(
         mqtt.CallbackAPIVersion.VERSION2,
         client_id=client_id,
         protocol=mqtt.MQTTv5,

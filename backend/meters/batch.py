@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -387,7 +387,7 @@ def decode_plain(body: bytes) -> list[PlainReading] | None:
 
 
 def validate_plain(
-    readings: list[PlainReading],
+    readings: Sequence[PlainReading],
     meters: dict[str, MeterLimits],
     rules: Rules,
 ) -> tuple[Columns, dict[int, str]]:

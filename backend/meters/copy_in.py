@@ -109,15 +109,21 @@ def encode(rows: Columns, source: str, received_at: datetime) -> list[bytes | me
                 fields.append(("revision", ">i4", 0))
                 fields.append(("source", f"S{len(source_bytes)}", source_bytes))
         fields.append(("received_at", INT8, received))
-        block = np.empty(len(at), dtype=np.dtype(_layout(fields)))
-        block["count"] = len(fields)
-        for name, field_type, values in fields:
-            block[f"{name}_len"] = -1 if field_type is None else np.dtype(field_type).itemsize
-            if field_type is not None:
-                block[name] = values
-        parts.append(block.data)
+        parts.append(binary_rows(fields, len(at)))
     parts.append(TRAILER)
     return parts
+
+
+def binary_rows(fields: list[tuple[str, str | None, Any]], n: int) -> memoryview:
+    """`n` rows of one fixed layout of a binary COPY body, filled column by column; `fields`
+    in the table's column order: (name, numpy type or None for NULL, values or one value)."""
+    block = np.empty(n, dtype=np.dtype(_layout(fields)))
+    block["count"] = len(fields)
+    for name, field_type, values in fields:
+        block[f"{name}_len"] = -1 if field_type is None else np.dtype(field_type).itemsize
+        if field_type is not None:
+            block[name] = values
+    return block.data
 
 
 def _groups(rows: Columns, n: int) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -35,10 +35,12 @@ import signal
 import sys
 import threading
 import time
+from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
+import msgspec
 import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -53,14 +55,17 @@ from backend.core.startup import settings_or_exit
 from backend.core.tls import service_mqtt_client
 from backend.deadletters import services as dead_letters
 from backend.health.heartbeats import MQTT, Heartbeat
+from backend.meters.batch import PlainReading
+from backend.meters.mqtt_client import BufferedClient
 from backend.meters.schemas import IngestResult
-from backend.meters.services import ingest_readings
+from backend.meters.services import ingest_plain, ingest_readings
 from backend.meters.validation import shown
 from backend.resources import telemetry
 from backend.resources.errors import TelemetryRejected
 
 log = logging.getLogger("gridledger.mqtt")
 METRIC_FIELDS = {"consumption": "importWh", "generation": "exportWh"}
+T = TypeVar("T")
 
 
 class MessageRejected(Exception):
@@ -180,6 +185,95 @@ def readings_from_message(
     return batch
 
 
+class TopicReading(PlainReading, rename="camel", kw_only=True):
+    """A plain reading (batch.PlainReading) on its meter's topic: `meterId` may be left out."""
+
+    meter_id: str | msgspec.UnsetType = msgspec.UNSET  # type: ignore[assignment]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            key: value
+            for key, value in zip(TOPIC_WIRE_NAMES, msgspec.structs.astuple(self), strict=True)
+            if value is not None and value is not msgspec.UNSET
+        }
+
+
+TOPIC_WIRE_NAMES = TopicReading.__struct_encode_fields__
+_DECODE_ONE = msgspec.json.Decoder(TopicReading)
+_DECODE_MANY = msgspec.json.Decoder(list[TopicReading])
+
+
+def plain_readings(
+    device: str, metric: str, payload: bytes | bytearray, max_elements: int
+) -> tuple[list[TopicReading], bool] | None:
+    """The readings of a `reading` message all of whose readings are plain and of the topic's
+    meter, decoded typed, and whether it was a batched message; None for any other message
+    (it then goes the general way, `readings_from_message`, with the same outcome)."""
+    if metric != "reading":
+        return None
+    batched = payload.lstrip()[:1] == b"["
+    try:
+        found = _DECODE_MANY.decode(payload) if batched else [_DECODE_ONE.decode(payload)]
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+    if not 0 < len(found) <= max_elements:
+        return None
+    for reading in found:
+        if reading.meter_id is msgspec.UNSET:
+            reading.meter_id = device
+        elif reading.meter_id != device:
+            return None
+    return found, batched
+
+
+@dataclass
+class Segments(Generic[T]):
+    """Items taken from a batch's messages (readings, samples) and, per message, where its items
+    start: the carrier (message, or element) of a rejected item is found only when one is."""
+
+    items: list[T] = field(default_factory=list)
+    starts: list[int] = field(default_factory=list)
+    # per message: the message, its size when batched, each item's element when some were left
+    sources: list[tuple[Message, int | None, list[int] | None]] = field(default_factory=list)
+
+    def add(
+        self, message: Message, items: list[T], size: int | None, elements: list[int] | None = None
+    ) -> None:
+        self.starts.append(len(self.items))
+        self.sources.append((message, size, elements))
+        self.items += items
+
+    def carrier(self, position: int) -> Carrier:
+        at = bisect_right(self.starts, position) - 1
+        message, size, elements = self.sources[at]
+        if size is None:
+            return Carrier(message)
+        offset = position - self.starts[at]
+        return Carrier(message, offset if elements is None else elements[offset], size)
+
+
+def add_samples(
+    segments: Segments[telemetry.Sample],
+    message: Message,
+    found: telemetry.Sample | list[telemetry.Sample | TelemetryRejected],
+) -> list[tuple[Carrier, str]]:
+    """Add what a telemetry message carries to `segments`; its rejected elements with reasons."""
+    if not isinstance(found, list):
+        segments.add(message, [found], None)
+        return []
+    good = [item for item in found if not isinstance(item, TelemetryRejected)]
+    if len(good) == len(found):
+        segments.add(message, good, len(found))
+        return []
+    elements = [k for k, item in enumerate(found) if not isinstance(item, TelemetryRejected)]
+    segments.add(message, good, len(found), elements)
+    return [
+        (Carrier(message, k, len(found)), str(item))
+        for k, item in enumerate(found)
+        if isinstance(item, TelemetryRejected)
+    ]
+
+
 def sort_out(
     message: Message, found: Any, items: list[Any], carriers: list[Carrier]
 ) -> list[tuple[Carrier, str]]:
@@ -223,10 +317,16 @@ class Subscriber:
         self.lock = threading.Lock()
         self.stopped = threading.Event()
         self.subscribed = threading.Event()
-        client = service_mqtt_client(self.settings, self.client_id, manual_ack=True)
+        client = cast(
+            BufferedClient,
+            service_mqtt_client(
+                self.settings, self.client_id, manual_ack=True, factory=BufferedClient
+            ),
+        )
         client.on_connect = self.on_connect
         client.on_subscribe = self.on_subscribe
         client.on_message = self.on_message
+        client.on_raw_message = self.on_raw_message
         self.client = client
 
     @property
@@ -268,6 +368,20 @@ class Subscriber:
                 self.first_pending_at = time.monotonic()
             self.pending.append(entry)
 
+    def on_raw_message(self, mid: int, qos: int, topic: bytes, payload: bytes | bytearray) -> None:
+        """`on_message` without paho's MQTTMessage (BufferedClient's fast path)."""
+        try:
+            entry = (mid, qos, topic.decode(), payload)
+        except UnicodeDecodeError:
+            log.warning("message %s with a topic not UTF-8; acknowledged and dropped", mid)
+            if qos:
+                self.client.ack_all([mid])
+            return
+        with self.lock:
+            if not self.pending:
+                self.first_pending_at = time.monotonic()
+            self.pending.append(entry)
+
     def due_in(self) -> float:
         """Seconds until the next batch is due: none once `batch_max` messages wait or the
         oldest has waited `linger_s` (batched commits), the idle poll when nothing waits."""
@@ -302,9 +416,7 @@ class Subscriber:
                 self.first_pending_at = 0.0
             raise StoreUnavailable(f"{type(exc).__name__}: {str(exc)[:200]}") from exc
         self.outages = 0
-        for mid, qos, _, _ in batch:  # acknowledged only once stored or dead-lettered
-            if qos:
-                self.client.ack(mid, qos)
+        self.client.ack_all(mid for mid, qos, _, _ in batch if qos)  # stored or dead-lettered
         return result
 
     def process(self, batch: list[Message]) -> IngestResult | None:
@@ -315,9 +427,25 @@ class Subscriber:
         readings: list[dict[str, Any]] = []
         carriers: list[Carrier] = []  # where each reading came from
         poison: list[tuple[Carrier, str]] = []
-        samples: list[telemetry.Sample] = []  # DER output/soc/status (backend/resources)
-        sample_carriers: list[Carrier] = []
-        for message in batch:
+        samples: Segments[telemetry.Sample] = Segments()  # DER output/soc/status (resources)
+        plain: Segments[TopicReading] = Segments()
+        general: list[Message] = []
+        for message in batch:  # plain readings decoded typed; the others the general way
+            try:
+                device, metric = topic_device(message[2], root)
+                decoded = plain_readings(device, metric, message[3], limit)
+            except MessageRejected as exc:
+                poison.append((Carrier(message), str(exc)))
+                continue
+            if decoded is None:
+                general.append(message)
+            else:
+                typed, batched = decoded
+                plain.add(message, typed, len(typed) if batched else None)
+        if any(topic_device(m[2], root)[1] in ("reading", *METRIC_FIELDS) for m in general):
+            general, plain = batch, Segments()  # mixed: all the general way, as before
+            poison = []
+        for message in general:
             try:
                 found = readings_from_message(message[2], message[3], root, limit)
                 sample = (
@@ -333,17 +461,28 @@ class Subscriber:
             if found is not None:
                 poison += sort_out(message, found, readings, carriers)
             elif sample is not None:
-                poison += sort_out(message, sample, samples, sample_carriers)
+                poison += add_samples(samples, message, sample)
         result = None
         with Session(self.engine) as session:
-            if samples:
-                kept = telemetry.store_samples(session, samples, settings=self.settings)
+            if samples.items:
+                kept = telemetry.store_samples(session, samples.items, settings=self.settings)
                 self.totals["telemetry"] = self.totals.get("telemetry", 0) + kept.stored
                 self.totals["telemetry_duplicate"] = (
                     self.totals.get("telemetry_duplicate", 0) + kept.duplicate
                 )
-                poison += [(sample_carriers[i], reason) for i, reason in kept.rejected.items()]
+                poison += [(samples.carrier(i), reason) for i, reason in kept.rejected.items()]
             now = self.now() if self.now is not None else None
+            for offset in range(0, len(plain.items), limit):
+                result = ingest_plain(
+                    session,
+                    plain.items[offset : offset + limit],
+                    source="mqtt",
+                    now=now,
+                    settings=self.settings,
+                )
+                poison += [(plain.carrier(offset + r.index), r.reason) for r in result.rejections]
+                for key in ("accepted", "duplicate", "corrected"):
+                    self.totals[key] += getattr(result, key)
             for offset in range(0, len(readings), limit):
                 result = ingest_readings(
                     session,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -47,7 +47,14 @@ from backend.core.config import Settings, get_settings
 from backend.core.utc import utc_now
 from backend.market.orders import meter_id as owner_bound_meter_id
 from backend.meters import trust
-from backend.meters.batch import Columns, Rules, decode_plain, validate_batch, validate_plain
+from backend.meters.batch import (
+    Columns,
+    PlainReading,
+    Rules,
+    decode_plain,
+    validate_batch,
+    validate_plain,
+)
 from backend.meters.broker_auth import mosquitto_hash
 from backend.meters.broker_auth import verify as verify_mqtt
 from backend.meters.copy_in import copy_new
@@ -414,14 +421,36 @@ def ingest_body(
             sender_id=sender_id,
             provider=provider,
         )
-    decoded = plain
+    return ingest_plain(
+        session,
+        plain,
+        source=source,
+        now=now,
+        settings=settings,
+        sender_id=sender_id,
+        provider=provider,
+    )
+
+
+def ingest_plain(
+    session: Session,
+    readings: Sequence[PlainReading],
+    *,
+    source: str,
+    now: int | None = None,
+    settings: Settings | None = None,
+    sender_id: uuid.UUID | None = None,
+    provider: str | None = None,
+) -> IngestResult:
+    """`ingest_readings` of readings decoded typed (batch.PlainReading), validated by columns."""
+    settings = settings or get_settings()
     return _ingest(
         session,
         Batch(
-            len(decoded),
-            {r.meter_id for r in decoded},
-            lambda meters, rules: validate_plain(decoded, meters, rules),
-            lambda i: decoded[i].as_dict(),
+            len(readings),
+            {r.meter_id for r in readings},
+            lambda meters, rules: validate_plain(readings, meters, rules),
+            lambda i: readings[i].as_dict(),
         ),
         source=source,
         now=now,

@@ -5,7 +5,9 @@ telemetry store (`der_telemetry`), and the latest state onto the resource.
 Payloads are WIA-ENE-014's `{"timestamp", "value", "unit"}`: output in W or kW, SoC in Wh,
 kWh or % of the resource's energy capacity, status a short text. Stored as integer W / Wh.
 A message may also hold a JSON array of such samples (a gateway's batch); samples are stored
-with one COPY per batch (`store_samples`), each resource's state moved once.
+with one COPY per batch (`store_samples`, telemetry_copy.py), their values converted per
+resource, metric and unit in numpy, each resource's state moved once. Payloads are decoded
+typed with msgspec; one that does not decode so takes the general way, with the same outcome.
 A sample older than the resource's latest state is stored but does not move the state back.
 A sample already stored (same resource, metric and time: a QoS 1 message redelivered after
 its commit but before its acknowledgement) is skipped and counted as a duplicate.
@@ -15,29 +17,29 @@ Messages on topics whose device id is not a resource id (meters' topics) are not
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections import defaultdict
 from datetime import UTC, datetime
-from typing import NamedTuple, cast
+from typing import NamedTuple
 
+import msgspec
+import numpy as np
 import orjson
 from sqlmodel import Session, col, select
 
 from backend.core.config import Settings
 from backend.market.order_events import queue_message
 from backend.resources.errors import TelemetryRejected
-from backend.resources.models import DerResource, ResourceStatus, TelemetryMetric, TelemetrySample
-from indexer.bulk import insert_new
+from backend.resources.models import DerResource, ResourceStatus, TelemetryMetric
+from backend.resources.telemetry_copy import copy_samples
 
 POWER_UNITS = {"W": 1, "kW": 1_000}
 ENERGY_UNITS = {"Wh": 1, "kWh": 1_000}
+ENERGY_UNITS_AND_PERCENT = {**ENERGY_UNITS, "%": 0}
 METRICS = frozenset(m.value for m in TelemetryMetric)
 TELEMETRY_TOPIC = "der.telemetry"  # outbox: {"resources": [ids that reported], "at": unix s}
-TABLE = TelemetrySample.__table__  # type: ignore[attr-defined]
-KEY = ["resource_id", "metric", "at"]  # unique: a redelivered sample is stored once
 
 
-@dataclass(frozen=True)
-class Sample:
+class Sample(NamedTuple):
     resource_id: uuid.UUID
     metric: TelemetryMetric
     at: int  # unix s
@@ -59,6 +61,61 @@ def parse_time(body: dict[str, object], now: datetime) -> int:
     if parsed.tzinfo is None:
         raise TelemetryRejected("timestamp needs a time zone (UTC)")
     return int(parsed.timestamp())
+
+
+class _Plain(msgspec.Struct):
+    """A numeric sample as most devices send it (output or soc); any other shape, and any
+    value these types refuse, goes through `sample_from_body` for its reason."""
+
+    value: float
+    timestamp: str | None = None
+    unit: str | msgspec.UnsetType = msgspec.UNSET  # null or "" is not a unit (refused)
+
+
+_DECODE_ONE = msgspec.json.Decoder(_Plain)
+_DECODE_MANY = msgspec.json.Decoder(list[_Plain])
+_TIMES: dict[str, int] = {}  # parsed timestamps: a gateway's devices report the same instants
+_TIMES_KEPT = 100_000
+
+
+def _time(stamp: str | None, now: datetime) -> int:
+    if stamp is None:
+        return int(now.timestamp())
+    at = _TIMES.get(stamp)
+    if at is None:
+        at = parse_time({"timestamp": stamp}, now)
+        if len(_TIMES) >= _TIMES_KEPT:
+            _TIMES.clear()
+        _TIMES[stamp] = at
+    return at
+
+
+def _plain_samples(
+    resource_id: uuid.UUID, metric: TelemetryMetric, payload: bytes | bytearray, now: datetime
+) -> Sample | list[Sample] | None:
+    """The samples of a payload whose every sample is plain, None for any other payload."""
+    if metric == TelemetryMetric.STATUS:
+        return None
+    units = POWER_UNITS if metric == TelemetryMetric.OUTPUT else ENERGY_UNITS_AND_PERCENT
+    default = "W" if metric == TelemetryMetric.OUTPUT else "Wh"
+    try:
+        first = payload.lstrip()[:1]
+        found = _DECODE_MANY.decode(payload) if first == b"[" else [_DECODE_ONE.decode(payload)]
+        samples = [
+            Sample(
+                resource_id,
+                metric,
+                _time(p.timestamp, now),
+                p.value,
+                default if p.unit is msgspec.UNSET else p.unit,
+            )
+            for p in found
+        ]
+    except (msgspec.ValidationError, msgspec.DecodeError, TelemetryRejected):
+        return None
+    if not samples or any(s.unit not in units for s in samples):
+        return None
+    return samples if first == b"[" else samples[0]
 
 
 def sample_from_message(
@@ -90,11 +147,17 @@ def samples_from_message(
     except ValueError:
         return None
     metric = TelemetryMetric(parts[4])
+    now = now or datetime.now(UTC)
+    plain = _plain_samples(resource_id, metric, payload, now)
+    if isinstance(plain, Sample):
+        return plain
+    if plain is not None and len(plain) <= max_elements:
+        many: list[Sample | TelemetryRejected] = list(plain)
+        return many
     try:
         body = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
         raise TelemetryRejected(f"invalid JSON: {exc}") from None
-    now = now or datetime.now(UTC)
     if not isinstance(body, list):
         return sample_from_body(resource_id, metric, body, now)
     if not body or len(body) > max_elements:
@@ -122,7 +185,7 @@ def sample_from_body(
         return Sample(resource_id, metric, at, None, "", status)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TelemetryRejected(f"{metric} needs a numeric value")
-    units = POWER_UNITS if metric == TelemetryMetric.OUTPUT else {**ENERGY_UNITS, "%": 0}
+    units = POWER_UNITS if metric == TelemetryMetric.OUTPUT else ENERGY_UNITS_AND_PERCENT
     unit = body.get("unit", "W" if metric == TelemetryMetric.OUTPUT else "Wh")
     if unit not in units:
         raise TelemetryRejected(f"unit {unit!r} is not one of {sorted(units)} for {metric}")
@@ -176,55 +239,109 @@ def store_samples(
     resources = {
         r.id: r for r in session.exec(select(DerResource).where(col(DerResource.id).in_(ids)))
     }
-    rows: list[dict[str, object]] = []
-    valid: list[Sample] = []  # the sample of each row, in time order
-    rejected: dict[int, str] = {}
-    received_at = datetime.now(UTC)
-    for index in sorted(range(len(samples)), key=lambda i: samples[i].at):
-        sample = samples[index]
-        resource = resources.get(sample.resource_id)
-        if resource is None or resource.status == ResourceStatus.DECOMMISSIONED:
-            rejected[index] = f"no active resource {sample.resource_id}"
-            continue
-        try:
-            value = None if sample.value is None else integer_value(sample, resource)
-        except TelemetryRejected as exc:
-            rejected[index] = exc.detail
-            continue
-        rows.append(
-            {
-                "resource_id": resource.id,
-                "metric": sample.metric.value,
-                "at": sample.at,
-                "value": value,
-                "status": sample.status,
-                "received_at": received_at,
-            }
-        )
-        valid.append(sample)
-    inserted = insert_new(session.connection(), TABLE, rows, KEY)
-    moved: set[uuid.UUID] = set()
-    reported: set[uuid.UUID] = set()
-    latest = 0
-    for row, sample, new in zip(rows, valid, inserted, strict=True):
-        if not new:
-            continue
-        resource = resources[sample.resource_id]
-        reported.add(resource.id)
-        latest = max(latest, sample.at)
-        at = datetime.fromtimestamp(sample.at, UTC)
-        if resource.state_at is None or at >= resource.state_at:
-            resource.state_at = at  # in time order: the latest sample of each metric wins
-            if sample.metric == TelemetryMetric.OUTPUT:
-                resource.output_w = cast(int | None, row["value"])
-            elif sample.metric == TelemetryMetric.SOC:
-                resource.soc_wh = cast(int | None, row["value"])
-            moved.add(resource.id)
-    for resource_id in moved:
-        session.add(resources[resource_id])
-    if settings is not None and reported:
-        payload = {"resources": sorted(str(r) for r in reported), "at": latest}
-        queue_message(session, settings, TELEMETRY_TOPIC, payload)
+    values, rejected = _integer_values(samples, resources)
+    kept = [i for i in range(len(samples)) if i not in rejected]
+    kept.sort(key=lambda i: samples[i].at)  # time order: of rows sharing a key the first wins
+    inserted = copy_samples(
+        session.connection(),
+        [samples[i] for i in kept],
+        [values[i] for i in kept],
+        datetime.now(UTC),
+    )
+    new = [i for i, went_in in zip(kept, inserted, strict=True) if went_in]
+    _move_state(session, samples, values, new, resources, settings)
     session.flush()
-    stored = sum(inserted)
-    return StoredSamples(stored, len(rows) - stored, rejected)
+    return StoredSamples(len(new), len(kept) - len(new), rejected)
+
+
+def _integer_values(
+    samples: list[Sample], resources: dict[uuid.UUID, DerResource]
+) -> tuple[list[int | None], dict[int, str]]:
+    """Each sample's value in W or Wh (None: a status), converted per resource, metric and
+    unit in numpy; the reasons of the samples that cannot be stored, by position. A value the
+    vectorised conversion does not settle (absent, beyond 2^53, a SoC out of range) is left to
+    `integer_value`, which gives the reason."""
+    groups: dict[tuple[uuid.UUID, TelemetryMetric, str], list[int]] = defaultdict(list)
+    for index, sample in enumerate(samples):
+        groups[sample.resource_id, sample.metric, sample.unit].append(index)
+    values: list[int | None] = [None] * len(samples)
+    rejected: dict[int, str] = {}
+    for (resource_id, metric, unit), where in groups.items():
+        resource = resources.get(resource_id)
+        if resource is None or resource.status == ResourceStatus.DECOMMISSIONED:
+            rejected.update(dict.fromkeys(where, f"no active resource {resource_id}"))
+            continue
+        if metric == TelemetryMetric.STATUS:
+            continue
+        exact = _converted(samples, where, metric, unit, resource)
+        for index, value in zip(where, exact.tolist(), strict=True):
+            if value is not None or samples[index].value is None:  # no value: stored as such
+                values[index] = value
+                continue
+            try:
+                values[index] = integer_value(samples[index], resource)
+            except TelemetryRejected as exc:
+                rejected[index] = exc.detail
+    return values, rejected
+
+
+def _converted(
+    samples: list[Sample],
+    where: list[int],
+    metric: TelemetryMetric,
+    unit: str,
+    resource: DerResource,
+) -> np.ndarray:
+    """`integer_value` of the samples at `where` (one resource, metric and unit) as an object
+    array, None where it is not certain to agree (left to `integer_value`)."""
+    raw = [samples[i].value for i in where]
+    out = np.full(len(where), None, dtype=object)
+    if None in raw or (metric == TelemetryMetric.SOC and not resource.is_storage):
+        return out
+    value = np.array(raw, dtype=np.float64)
+    capacity = resource.energy_capacity_wh or 0
+    if metric == TelemetryMetric.OUTPUT:
+        converted = np.rint(value * POWER_UNITS[unit])  # round(): halves to even, as numpy
+        fine = np.abs(converted) <= 2**53
+    else:
+        converted = np.rint(value / 100 * capacity if unit == "%" else value * ENERGY_UNITS[unit])
+        fine = (converted >= 0) & (converted <= capacity) & (capacity > 0)
+    at = np.flatnonzero(fine)
+    out[at] = converted[at].astype(np.int64).tolist()
+    return out
+
+
+def _move_state(
+    session: Session,
+    samples: list[Sample],
+    values: list[int | None],
+    new: list[int],
+    resources: dict[uuid.UUID, DerResource],
+    settings: Settings | None,
+) -> None:
+    """Each resource's latest state from its new samples (`new`, in time order), once: a sample
+    older than the state does not move it back; the latest output and SoC win."""
+    latest: dict[uuid.UUID, dict[TelemetryMetric, int]] = defaultdict(dict)  # metric -> index
+    for index in new:  # time order: a later sample replaces an earlier one
+        latest[samples[index].resource_id][samples[index].metric] = index
+    for resource_id, by_metric in latest.items():
+        resource = resources[resource_id]
+        since = resource.state_at
+        moved = False
+        for metric, index in by_metric.items():
+            at = datetime.fromtimestamp(samples[index].at, UTC)
+            if since is not None and at < since:
+                continue
+            moved = True
+            if resource.state_at is None or at > resource.state_at:
+                resource.state_at = at
+            if metric == TelemetryMetric.OUTPUT:
+                resource.output_w = values[index]
+            elif metric == TelemetryMetric.SOC:
+                resource.soc_wh = values[index]
+        if moved:
+            session.add(resource)
+    if settings is not None and latest:
+        reported = sorted(str(r) for r in latest)
+        payload = {"resources": reported, "at": max(samples[i].at for i in new)}
+        queue_message(session, settings, TELEMETRY_TOPIC, payload)

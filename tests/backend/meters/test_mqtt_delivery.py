@@ -181,7 +181,7 @@ def test_telemetry_redelivered_after_its_commit_is_stored_once(world):
     client_id = unique("gl-ingest")
     client_ids.append(client_id)
     first = run_subscriber(settings, client_id)
-    first.subscriber.client.ack = lambda *_: None  # committed, never acknowledged
+    first.subscriber.client.ack_all = lambda *_: None  # committed, never acknowledged
     publisher.publish(output, json.dumps(batch))
     publisher.publish(output, json.dumps({"timestamp": iso(NOW), "value": 100}))
     assert wait_until(lambda: first.subscriber.totals.get("telemetry") == 31)

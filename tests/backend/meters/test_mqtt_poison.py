@@ -212,3 +212,45 @@ def test_a_database_outage_is_retried_not_dead_lettered(fresh_pg_url):
     assert subscriber.pending == [] and subscriber.outages == 0
     assert counts(engine) == (1, 0, 0)
     engine.dispose()
+
+
+def test_plain_messages_name_the_rejected_element_and_mixed_batches_go_the_general_way(
+    fresh_pg_url,
+):
+    """Plain messages take the typed way (msgspec, columns): an element of a batched message
+    that validation refuses (its interval has not ended) is a dead letter of its own, named by
+    its position, and the rest are stored. A batch mixing a reading that only the general way
+    reads (intervalSeconds 900.0) with a plain one of the same interval goes the general way
+    whole, as before: one ingest call, one reading stored and the other its correction."""
+    engine = make_engine(fresh_pg_url)
+    with Session(engine) as session:
+        seed_meters(session)
+        session.commit()
+    settings = Settings(_env_file=None, database_url=fresh_pg_url)
+    subscriber = Subscriber(settings=settings, client_id=unique("i16mqtt-ingest"))
+    subscriber.now = lambda: NOW
+    root = settings.mqtt_topic_root
+    future = {"timestamp": iso(NOW + 900), "exportWh": 1}
+    batched = [json.loads(good(3)), future, json.loads(good(4))]
+    subscriber.pending = [
+        (1, 0, topic(root), good(1)),
+        (2, 0, topic(root), json.dumps(batched).encode()),
+    ]
+    subscriber.flush()
+    assert counts(engine) == (3, 1, 1)
+    with Session(engine) as session:
+        letter = session.exec(select(DeadLetter)).one()
+    assert letter.reason.startswith("element 1 of 3: ")
+    assert json.loads(letter.payload) == future
+
+    general = {"timestamp": iso(NOW - 900 * 5), "exportWh": 5, "intervalSeconds": 900.0}
+    subscriber.pending = [
+        (3, 0, topic(root), json.dumps(general).encode()),
+        (4, 0, topic(root), f'{{"timestamp": "{iso(NOW - 900 * 5)}", "exportWh": 7}}'.encode()),
+    ]
+    result = subscriber.flush()
+    assert result is not None
+    assert (result.received, result.accepted, result.corrected) == (2, 1, 1)  # one call
+    assert counts(engine) == (4, 1, 1)
+    subscriber.engine.dispose()
+    engine.dispose()

@@ -15,8 +15,9 @@ from sqlmodel import Session, func, select
 from backend.core.config import Settings
 from backend.core.db import make_engine
 from backend.meters.mqtt import Subscriber
+from backend.resources import telemetry
 from backend.resources.errors import TelemetryRejected
-from backend.resources.models import DerResource, TelemetryMetric, TelemetrySample
+from backend.resources.models import DerResource, ResourceKind, TelemetryMetric, TelemetrySample
 from backend.resources.services import decommission_resource
 from backend.resources.telemetry import (
     Sample,
@@ -242,3 +243,42 @@ def test_an_overlapping_batch_stores_only_its_new_samples(world, request):
     assert count == 36
     assert total == sum(100 * h for h in range(24)) + sum(10 * h for h in range(24, 36))
     assert (battery.soc_wh, battery.state_at) == (0, datetime.fromtimestamp(T0_S, UTC))
+
+
+def test_values_converted_in_columns_are_the_ones_sample_by_sample():
+    """`store_samples` converts values per resource, metric and unit in numpy: every value and
+    every reason is the one `integer_value` gives sample by sample (halves to even, kW and kWh,
+    % of capacity, SoC out of range, SoC of a resource without storage, beyond 2^53), and
+    samples of a resource that is not active are refused."""
+    battery = DerResource(
+        id=uuid.uuid4(), kind=ResourceKind.BATTERY, energy_capacity_wh=13_500, status="active"
+    )
+    pv = DerResource(id=uuid.uuid4(), kind=ResourceKind.PV, status="active")
+    resources = {battery.id: battery, pv.id: pv}
+    output, soc = TelemetryMetric.OUTPUT, TelemetryMetric.SOC
+    cases = [
+        *[(pv.id, output, v, "W") for v in (0.5, 1.5, 2.5, -2.5, 1e17, 123.456)],
+        *[(pv.id, output, v, "kW") for v in (0.0005, 1.2345, -3.0, 9.1e15)],
+        *[(battery.id, soc, v, "Wh") for v in (0.0, 13_500.0, 13_500.5, 13_501.0, -1.0)],
+        *[(battery.id, soc, v, "kWh") for v in (13.5, 13.6, 0.0025)],
+        *[(battery.id, soc, v, "%") for v in (0.0, 50.0, 33.3333, 100.0, 100.01)],
+        (pv.id, soc, 10.0, "Wh"),
+        (uuid.uuid4(), output, 1.0, "W"),
+    ]
+    samples = [
+        Sample(rid, metric, T0_S + k, v, unit) for k, (rid, metric, v, unit) in enumerate(cases)
+    ]
+    values, rejected = telemetry._integer_values(samples, resources)
+    for index, sample in enumerate(samples):
+        resource = resources.get(sample.resource_id)
+        if resource is None:
+            assert rejected[index] == f"no active resource {sample.resource_id}"
+            continue
+        try:
+            expected = telemetry.integer_value(sample, resource)
+        except TelemetryRejected as exc:
+            assert (index, rejected.get(index)) == (index, exc.detail)
+            continue
+        assert (index, values[index]) == (index, expected)
+        assert index not in rejected
+    assert len(rejected) == 6  # 13,500.5 rounds to 13,500 (even): stored
