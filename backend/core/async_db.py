@@ -109,7 +109,10 @@ def libpq_conninfo(database_url: str) -> str | None:
 def async_pool(settings: Settings) -> AsyncPool | None:
     """This event loop's pool for `settings.database_url`; None where no async driver serves
     it (SQLite: read through `SyncReads`)."""
-    pools = _POOLS.setdefault(asyncio.get_running_loop(), {})
+    loop = asyncio.get_running_loop()
+    pools = _POOLS.get(loop)
+    if pools is None:  # not setdefault: that builds a weak reference on every call
+        pools = _POOLS[loop] = {}
     pool = pools.get(settings.database_url)
     if pool is None:
         conninfo = libpq_conninfo(settings.database_url)
