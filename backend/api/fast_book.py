@@ -41,41 +41,41 @@ _HEADERS = [(b"content-type", b"application/json")]
 
 
 class SharedReads:
-    """At most one read per key in flight; callers that arrive meanwhile share the next one,
-    which starts once the running one has ended (never an answer older than its request)."""
+    """At most one read per key running. A caller joins the read that has not begun yet (its
+    statement will start after the caller arrived), else starts the one that begins when the
+    running read ends: never an answer from a read older than the request."""
 
     def __init__(self) -> None:
         self.running: dict[Hashable, asyncio.Future[Any]] = {}
-        self.next: dict[Hashable, asyncio.Future[Any]] = {}
+        self.waiting: dict[Hashable, asyncio.Future[Any]] = {}
 
     async def run(self, key: Hashable, read: Callable[[], Awaitable[Any]]) -> Any:
-        task = self.next.get(key)
+        task = self.waiting.get(key)
         if task is None:
-            running = self.running.get(key)
-            if running is None:
-                task = self._start(key, read)
-            else:
-                task = self.next[key] = asyncio.ensure_future(self._after(key, running, read))
+            task = self.waiting[key] = asyncio.ensure_future(
+                self._round(key, self.running.get(key), read)
+            )
+            task.add_done_callback(_retrieve)
         # shield: a caller that goes away does not cancel the others' read
         return await asyncio.shield(task)
 
-    def _start(self, key: Hashable, read: Callable[[], Awaitable[Any]]) -> asyncio.Future[Any]:
-        task = self.running[key] = asyncio.ensure_future(read())
-        task.add_done_callback(lambda done: self._finished(key, done))
-        return task
-
-    async def _after(
-        self, key: Hashable, running: asyncio.Future[Any], read: Callable[[], Awaitable[Any]]
+    async def _round(
+        self, key: Hashable, before: asyncio.Future[Any] | None, read: Callable[[], Awaitable[Any]]
     ) -> Any:
-        await asyncio.wait([running])
-        del self.next[key]
-        return await asyncio.shield(self._start(key, read))
+        if before is not None:
+            await asyncio.wait([before])
+        this = self.running[key] = self.waiting.pop(key)  # begins: later callers wait for the next
+        try:
+            return await read()
+        finally:
+            if self.running.get(key) is this:
+                del self.running[key]
 
-    def _finished(self, key: Hashable, done: asyncio.Future[Any]) -> None:
-        if self.running.get(key) is done:
-            del self.running[key]
-        if not done.cancelled():
-            done.exception()  # retrieved: the callers that still wait re-raise it
+
+def _retrieve(done: asyncio.Future[Any]) -> None:
+    """Marks a round's exception retrieved (its callers re-raise it; all may have gone)."""
+    if not done.cancelled():
+        done.exception()
 
 
 def book_query(query_string: bytes) -> tuple[str, int] | None:
