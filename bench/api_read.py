@@ -197,7 +197,11 @@ def book_figures(
         "p99_ms": unshared["p99_ms"],
         "errors": unshared["errors"],
     }
-    yield {"metric": "orderbook_uncached_unshared_p99_ms", "value": unshared["p99_ms"], "unit": "ms"}
+    yield {
+        "metric": "orderbook_uncached_unshared_p99_ms",
+        "value": unshared["p99_ms"],
+        "unit": "ms",
+    }
     for suffix, ours, bare in (("", uncached, floor), ("_2w", uncached_2w, floor_2w)):
         yield {
             "metric": f"orderbook_floor_rps{suffix}",

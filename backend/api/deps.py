@@ -314,6 +314,7 @@ def require_scope_async(scope: Scope) -> params.Depends:
 
 
 AsyncReader = Annotated[Account, require_scope_async(Scope.READ)]
+AsyncMeterDataAccount = Annotated[Account, require_scope_async(Scope.METER_DATA)]
 
 READ_CLOCK_MAX_AGE_S = 1.0
 

@@ -146,9 +146,7 @@ def order_book_json(market_id: str, rows: Iterable[Sequence[Any]], *, now: int) 
     asks.sort(key=lambda level: level[0])
 
     def levels(side: list[tuple[int, int, int]]) -> str:
-        return ",".join(
-            f'{{"price":"{p}","quantity_wh":"{q}","orders":{n}}}' for p, q, n in side
-        )
+        return ",".join(f'{{"price":"{p}","quantity_wh":"{q}","orders":{n}}}' for p, q, n in side)
 
     return (
         f'{{"market_id":{json.dumps(market_id, ensure_ascii=False)},"bids":[{levels(bids)}],'

@@ -92,9 +92,7 @@ def trades_query(*, product: str | None, in_market: bool, party: bool, after: bo
         query = query.where(or_(col(Trade.seller) == address, col(Trade.buyer) == address))
     if after:
         query = query.where(col(Trade.trade_id) < bindparam("after", type_=BigInteger))
-    return Query(
-        query.order_by(col(Trade.trade_id).desc()).limit(bindparam("rows", type_=Integer))
-    )
+    return Query(query.order_by(col(Trade.trade_id).desc()).limit(bindparam("rows", type_=Integer)))
 
 
 def trades_params(

@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from backend.accounts.models import Account, ApiKey
-from backend.api import deps, fast_book
 from backend.accounts.security import hash_api_key
+from backend.api import deps, fast_book
 from backend.core.async_db import AsyncPool, AsyncReads, Query, SyncReads, libpq_conninfo
 from backend.core.config import Settings
 from backend.core.db import make_engine
@@ -242,9 +242,8 @@ def test_order_book_json_is_the_models(seeded):
     engine.dispose()
     assert body == expected.model_dump_json().encode()
     assert b'"price":"' + str(BIG + 4_000).encode() + b'"' in body
-    rows = on_pool(
-        url, lambda reads: reads.all(book.ORDER_BOOK, book.order_book_params(f"energy-{START}", now=NOW))
-    )
+    params = book.order_book_params(f"energy-{START}", now=NOW)
+    rows = on_pool(url, lambda reads: reads.all(book.ORDER_BOOK, params))
     assert book.order_book_json(f"energy-{START}", rows, now=NOW) == body  # without the models
     assert book.order_book_json("rec-1", [], now=NOW) == (
         book.order_book_of("rec-1", [], now=NOW).model_dump_json().encode()
