@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlmodel import SQLModel
 
-from backend.accounts.models import Account, ApiKey
+from backend.accounts.models import Account, ApiKey, Scope
 from backend.accounts.security import hash_api_key
 from backend.core.db import make_engine, table_of
 from backend.market.models import SignedOrder
@@ -83,7 +83,7 @@ def seed(database_url: str, start: int) -> None:
                 "name": "bench",
                 "prefix": api_key(i)[:12],
                 "secret_hash": hash_api_key(api_key(i)),
-                "scopes": ["read", "meter_data"],
+                "scopes": [Scope.READ.value, Scope.METER_DATA.value],
             }
         )
         for j in range(ORDERS_PER_ACCOUNT):

@@ -124,10 +124,12 @@ def run() -> Iterator[dict[str, Any]]:
         with tempfile.TemporaryDirectory() as tmp:
             body_file = Path(tmp) / "orderbook.json"
             body_file.write_bytes(body)
-            floor_env = {"bench_floor_body": str(body_file)}
-            with serve("bench._floor_app:app", settings, **floor_env) as base:
+            floor_body = str(body_file)
+            with serve("bench._floor_app:app", settings, bench_floor_body=floor_body) as base:
                 floor = measure(base, book)["orderbook"]
-            with serve("bench._floor_app:app", settings, workers=2, **floor_env) as base:
+            with serve(
+                "bench._floor_app:app", settings, workers=2, bench_floor_body=floor_body
+            ) as base:
                 floor_2w = measure(base, book)["orderbook"]
         with serve("bench._baseline_app:app", settings) as base:
             baseline = measure(

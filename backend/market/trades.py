@@ -99,7 +99,8 @@ def trades_params(
     *, market_id: str | None, cursor: str | None, limit: int, address: str | None = None
 ) -> tuple[Query, dict[str, Any]]:
     """The query and parameters of one page of `list_trades` (NotFound for a bad market id)."""
-    product, params = None, {"rows": limit + 1, "address": address}
+    product = None
+    params: dict[str, Any] = {"rows": limit + 1, "address": address}
     if market_id is not None:
         kind, asset_id, start, _ = parse_market_id(market_id)
         product = "energy" if kind == eip712.ENERGY else "rec"
