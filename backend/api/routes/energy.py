@@ -43,7 +43,8 @@ async def transfers(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     status: TransferStatus | None = None,
 ) -> Response:
-    """My energy transfers, newest first (status judged at chain time at most 1 s old)."""
+    # newest first; status judged at chain time at most 1 s old (no docstring: the OpenAPI
+    # document keeps its description)
     query, params = services.transfers_params(account, cursor=cursor, limit=limit)
     items, next_cursor = services.transfers_of(
         await reads.all(query, params), limit=limit, now=now, status=status
