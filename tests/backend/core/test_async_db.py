@@ -203,16 +203,21 @@ def test_pages_and_statuses_match_the_sync_service(seeded):
     assert {o.status for o in seen} == {OrderPublicStatus.OPEN, OrderPublicStatus.FILLED}
 
 
-def test_async_routes_answer_the_json_of_the_sync_services(seeded, tmp_path):
-    url, account = seeded
-    settings = Settings(
+def uncached(url: str, data_dir: Any, **overrides: Any) -> Settings:
+    """Settings of an app on `url` with the read cache off: every request runs its reads."""
+    return Settings(
         _env_file=None,
-        data_dir=tmp_path,
+        data_dir=data_dir,
         database_url=url,
         redis_url=TEST_REDIS_URL,
         public_cache_ttl_s=0,
+        **overrides,
     )
-    app, engine = app_on(url, settings)
+
+
+def test_async_routes_answer_the_json_of_the_sync_services(seeded, tmp_path):
+    url, account = seeded
+    app, engine = app_on(url, uncached(url, tmp_path))
     with TestClient(app) as client:
         reply = client.get("/v1/energy/balance", headers={"X-API-Key": KEY})
         stranger = client.get("/v1/energy/balance", headers={"X-API-Key": KEY + "x"})
@@ -266,15 +271,7 @@ def test_async_book_history_and_transfers_answer_what_the_sync_services_do(
     )
     books = {}
     for share in (True, False):
-        settings = Settings(
-            _env_file=None,
-            data_dir=tmp_path,
-            database_url=url,
-            redis_url=TEST_REDIS_URL,
-            public_cache_ttl_s=0,
-            orderbook_share_reads=share,
-        )
-        app, engine = app_on(url, settings)
+        app, engine = app_on(url, uncached(url, tmp_path, orderbook_share_reads=share))
         with TestClient(app) as client:
             path = f"/v1/trading/orderbook?market_id=energy-{START}&depth=3"
             books[share] = client.get(path)
