@@ -206,7 +206,7 @@ def run() -> Iterator[dict[str, Any]]:
             "unit": "req/s",
             "ratio_to_baseline": round(figures["rps"] / max(base_figures["rps"], 1), 2),
             "connections": CONNECTIONS,
-            "accounts": ACCOUNTS,
+            "accounts": 1 if name == "meter_series" else ACCOUNTS,
             "errors": figures["errors"],
             "requests": figures["requests"],
         }
