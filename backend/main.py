@@ -13,6 +13,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from backend.api.change_feed import watch_outbox
+from backend.api.fast_book import OrderBookPath
 from backend.api.middleware import IdempotencyMiddleware, MetricsMiddleware
 from backend.api.problem_docs import install_problem_docs
 from backend.api.problems import install_problem_handlers
@@ -81,6 +82,9 @@ def create_app() -> FastAPI:
         summary="Peer-to-peer energy market and REC registry API (WIA-ENE-014 style, under /v1)",
         openapi_url="/openapi.json",
         docs_url="/docs",
+        # Our metrics are Prometheus (`/metrics`); with OpenTelemetry not configured, FastAPI's
+        # own hooks would still look up three providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_problem_handlers(app)
     defaults = get_settings()
@@ -89,6 +93,7 @@ def create_app() -> FastAPI:
         ttl_s=defaults.public_cache_ttl_s,
         max_bytes=defaults.public_cache_max_bytes,
     )
+    app.add_middleware(OrderBookPath)  # innermost: after the read cache and the metrics
     app.add_middleware(IdempotencyMiddleware, replay_guard=caller_still_allowed)
     app.add_middleware(ReadCacheMiddleware, cache=app.state.read_cache)
     app.add_middleware(MetricsMiddleware)

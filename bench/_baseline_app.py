@@ -16,6 +16,7 @@ from backend.accounts.security import hash_api_key
 from backend.core.config import get_settings
 from backend.core.db import make_engine
 from backend.market.models import OrderStatus, SignedOrder
+from backend.meters.models import Meter, MeterReading
 from indexer.models import MarketBalance, TokenBalance, Trade, TradeStatus
 
 engine = make_engine(get_settings().database_url)
@@ -149,3 +150,38 @@ def balance(session: SessionDep, x_api_key: Annotated[str, Header()]) -> dict[st
         "withdrawable": str(market.withdrawable if market else 0),
         "trades": [t.model_dump(mode="json") for t in trades],
     }
+
+
+@app.get("/history")
+def history(session: SessionDep, x_api_key: Annotated[str, Header()]) -> dict[str, Any]:
+    """Baseline for api_private_read (history and transfers): the caller's newest 100 trades,
+    rows as stored."""
+    me = _caller(session, x_api_key).address
+    trades = session.exec(
+        select(Trade)
+        .where(or_(col(Trade.seller) == me, col(Trade.buyer) == me))
+        .order_by(col(Trade.trade_id).desc())
+        .limit(100)
+    )
+    return {"items": [t.model_dump(mode="json") for t in trades]}
+
+
+@app.get("/meter-series")
+def meter_series(
+    session: SessionDep, x_api_key: Annotated[str, Header()], meter_id: str
+) -> dict[str, Any]:
+    """Baseline for api_private_read's meter series: the owner check, then the day's (bench
+    data: 2026-01-01) import readings summed per hour."""
+    account = _caller(session, x_api_key)
+    meter = session.get(Meter, meter_id)
+    assert meter is not None and meter.owner_id == account.id
+    hours: dict[int, int] = {}
+    for start, wh in session.exec(
+        select(MeterReading.interval_start, MeterReading.import_wh).where(
+            MeterReading.meter_id == meter_id,
+            MeterReading.interval_start >= 1_767_225_600,
+            MeterReading.interval_start < 1_767_225_600 + 86_400,
+        )
+    ):
+        hours[start // 3600] = hours.get(start // 3600, 0) + (wh or 0)
+    return {"points": [{"hour": h, "wh": wh} for h, wh in sorted(hours.items())]}

@@ -7,14 +7,24 @@ the per-worker read cache, backend/api/read_cache.py), the same API with the cac
 FastAPI/SQLModel app serving the same reads (bench/_baseline_app.py). Ratios are to the
 baseline. `_2_workers`: the API with GRIDLEDGER_API_WORKERS=2, one per core. Each load is
 preceded by a one-second warm-up that is not counted.
+
+The uncached order book (backend/api/fast_book.py) is also measured without shared reads
+(`orderbook_uncached_unshared_*`: one statement per request) and with 2 worker processes
+(`orderbook_uncached_rps_2w`: what a second core or machine buys). The machine's floor:
+`orderbook_floor_rps` (and `_2w`) — the same load on a bare ASGI app under the same uvicorn
+answering the order book's bytes with no framework and no database (bench/_floor_app.py);
+`floor_ratio` is ours ÷ floor.
 """
 
 from __future__ import annotations
 
+import tempfile
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 from sqlmodel import Session
 
 from backend.accounts.models import Account
@@ -101,8 +111,26 @@ def run() -> Iterator[dict[str, Any]]:
             cached = measure(base, ours)
         with serve("backend.main:app", settings, workers=2) as base:
             two_workers = measure(base, ours)
+        book = {"orderbook": ours["orderbook"]}
         with serve("backend.main:app", settings, public_cache_ttl_s="0") as base:
             uncached = measure(base, ours)
+            body = httpx.get(base + ours["orderbook"]).content
+        with serve("backend.main:app", settings, workers=2, public_cache_ttl_s="0") as base:
+            uncached_2w = measure(base, book)["orderbook"]
+        with serve(
+            "backend.main:app", settings, public_cache_ttl_s="0", orderbook_share_reads="false"
+        ) as base:
+            unshared = measure(base, book)["orderbook"]
+        with tempfile.TemporaryDirectory() as tmp:
+            body_file = Path(tmp) / "orderbook.json"
+            body_file.write_bytes(body)
+            floor_body = str(body_file)
+            with serve("bench._floor_app:app", settings, bench_floor_body=floor_body) as base:
+                floor = measure(base, book)["orderbook"]
+            with serve(
+                "bench._floor_app:app", settings, workers=2, bench_floor_body=floor_body
+            ) as base:
+                floor_2w = measure(base, book)["orderbook"]
         with serve("bench._baseline_app:app", settings) as base:
             baseline = measure(
                 base, {"orderbook": f"/orderbook?market_id=energy-{start}", "trades": "/trades"}
@@ -143,4 +171,45 @@ def run() -> Iterator[dict[str, Any]]:
             "unit": "req/s",
             "p99_ms": baseline[name]["p99_ms"],
             "errors": baseline[name]["errors"],
+        }
+    yield from book_figures(uncached["orderbook"], uncached_2w, unshared, floor, floor_2w)
+
+
+def book_figures(
+    uncached: WrkResult,
+    uncached_2w: WrkResult,
+    unshared: WrkResult,
+    floor: WrkResult,
+    floor_2w: WrkResult,
+) -> Iterator[dict[str, Any]]:
+    """The uncached order book against the machine's floor, with 1 and 2 workers."""
+    yield {
+        "metric": "orderbook_uncached_rps_2w",
+        "value": uncached_2w["rps"],
+        "unit": "req/s",
+        "p99_ms": uncached_2w["p99_ms"],
+        "errors": uncached_2w["errors"],
+        "ratio_to_1w": round(uncached_2w["rps"] / max(uncached["rps"], 1), 2),
+    }
+    yield {"metric": "orderbook_uncached_p99_ms_2w", "value": uncached_2w["p99_ms"], "unit": "ms"}
+    yield {
+        "metric": "orderbook_uncached_unshared_rps",
+        "value": unshared["rps"],
+        "unit": "req/s",
+        "p99_ms": unshared["p99_ms"],
+        "errors": unshared["errors"],
+    }
+    yield {
+        "metric": "orderbook_uncached_unshared_p99_ms",
+        "value": unshared["p99_ms"],
+        "unit": "ms",
+    }
+    for suffix, ours, bare in (("", uncached, floor), ("_2w", uncached_2w, floor_2w)):
+        yield {
+            "metric": f"orderbook_floor_rps{suffix}",
+            "value": bare["rps"],
+            "unit": "req/s",
+            "p99_ms": bare["p99_ms"],
+            "errors": bare["errors"],
+            "floor_ratio": round(ours["rps"] / max(bare["rps"], 1), 2),
         }

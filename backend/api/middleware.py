@@ -97,6 +97,8 @@ class MetricsMiddleware:
 def route_template(scope: Scope) -> str:
     """The matched route's full path template (`/v1/trading/orders/{order_id}`): bounded label
     values. FastAPI keeps an included router's prefix in its route context, not on the route."""
+    if "gridledger.route" in scope:  # answered before routing (backend/api/fast_book.py)
+        return str(scope["gridledger.route"])
     context = scope.get("fastapi", {}).get("effective_route_context")
     template = getattr(context, "path", None) or getattr(scope.get("route"), "path", None)
     if template:

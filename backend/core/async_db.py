@@ -123,7 +123,10 @@ def loop_local(
     """The running event loop's object for `settings.database_url` in `registry`, made by
     `make(libpq conninfo)` on first use (a connection belongs to the loop that opened it); None
     where no async driver serves the URL."""
-    objects = registry.setdefault(asyncio.get_running_loop(), {})
+    loop = asyncio.get_running_loop()
+    objects = registry.get(loop)
+    if objects is None:  # not setdefault: that builds a weak reference on every call
+        objects = registry[loop] = {}
     found = objects.get(settings.database_url)
     if found is None:
         conninfo = libpq_conninfo(settings.database_url)

@@ -136,6 +136,8 @@ class Settings(BaseSettings):
     public_cache_max_bytes: int = Field(default=64 * 2**20, ge=0)  # per worker
     # async reads (backend/core/async_db.py): PostgreSQL connections per API worker process
     async_read_pool_size: int = Field(default=32, ge=1, le=256)
+    # identical uncached order-book reads in flight share one statement (backend/api/fast_book.py)
+    orderbook_share_reads: bool = True
     # order intake trusts the indexer's mirror while its cursor is at most this far below the
     # chain head (backend/market/mirror_state.py); further behind, orders read the chain
     intake_mirror_max_lag_blocks: int = Field(default=0, ge=0)

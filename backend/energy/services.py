@@ -13,9 +13,10 @@ from sqlmodel import Session, col, select
 from backend.accounts.models import Account
 from backend.core.async_db import Query
 from backend.core.db import table_of
-from backend.core.pagination import keyset_page
+from backend.core.pagination import decode_cursor, keyset_page
 from backend.energy.errors import TransferNotFound
 from backend.energy.schemas import EnergyBalance, EnergyTransfer, PeriodPosition, TransferStatus
+from backend.market.trades import trades_page, trades_query
 from indexer.models import MarketBalance, TokenBalance, Trade, TradeStatus
 
 
@@ -70,6 +71,33 @@ def list_transfers(
         query = query.where(or_(col(Trade.seller) == me, col(Trade.buyer) == me))
     rows, next_cursor = keyset_page(session, query, Trade.trade_id, cursor, limit)
     items = [public_transfer(t, now) for t in rows]
+    if status:
+        items = [i for i in items if i.status == status]
+    return items, next_cursor
+
+
+def transfers_params(
+    account: Account, *, cursor: str | None, limit: int
+) -> tuple[Query, dict[str, Any]]:
+    """The query and parameters of one page of `list_transfers` (`transfers_of` its rows)."""
+    sees_all, after = _sees_all(account), decode_cursor(cursor)
+    params: dict[str, Any] = {"rows": limit + 1}
+    if not sees_all:
+        params["address"] = account.address.lower()
+    if after is not None:
+        params["after"] = after
+    query = trades_query(
+        product="energy", in_market=False, party=not sees_all, after=after is not None
+    )
+    return query, params
+
+
+def transfers_of(
+    rows: Sequence[Any], *, limit: int, now: int, status: TransferStatus | None
+) -> tuple[list[EnergyTransfer], str | None]:
+    """`list_transfers`'s answer from the rows of `transfers_params`."""
+    page, next_cursor = trades_page(rows, limit)
+    items = [public_transfer(t, now) for t in page]
     if status:
         items = [i for i in items if i.status == status]
     return items, next_cursor

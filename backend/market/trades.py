@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any, TypeVar
 
-from sqlalchemy import or_
+from sqlalchemy import BigInteger, Integer, String, bindparam, or_
+from sqlalchemy import select as select_core
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from backend.core.pagination import keyset_page
+from backend.core.async_db import Query
+from backend.core.db import table_of
+from backend.core.pagination import decode_cursor, keyset_cut, keyset_page
 from backend.market import orders as eip712
 from backend.market.ids import energy_market_id, parse_market_id, rec_market_id
 from backend.market.schemas import PriceBar, TradePublic
@@ -17,7 +22,8 @@ from indexer.models import Trade
 _Query = TypeVar("_Query", bound=SelectOfScalar[Trade])
 
 
-def public_trade(t: Trade) -> TradePublic:
+def public_trade(t: Trade | Any) -> TradePublic:
+    """A stored trade (or a row of its columns) as the API shows it."""
     market = (
         energy_market_id(t.delivery_start or 0)
         if t.product == "energy"
@@ -67,6 +73,52 @@ def list_trades(
         query = query.where(or_(col(Trade.seller) == address, col(Trade.buyer) == address))
     rows, next_cursor = keyset_page(session, query, Trade.trade_id, cursor, limit)
     return [public_trade(t) for t in rows], next_cursor
+
+
+@lru_cache(maxsize=16)
+def trades_query(*, product: str | None, in_market: bool, party: bool, after: bool) -> Query:
+    """`list_trades` (and the transfers of backend/energy/services.py) as one statement of the
+    trade's columns, newest first: `product` "energy" or "rec" (None: both), narrowed to one
+    market (`delivery_start` or `certificate_id`), one party (`address`) and after a cursor
+    (`after`) when asked for; `rows` is the page size + 1 (`trades_params`, `trades_page`)."""
+    query = select_core(table_of(Trade))
+    if product is not None:
+        query = query.where(col(Trade.product) == product)
+    if in_market:
+        market = Trade.delivery_start if product == "energy" else Trade.certificate_id
+        query = query.where(col(market) == bindparam("market", type_=BigInteger))
+    if party:
+        address = bindparam("address", type_=String)
+        query = query.where(or_(col(Trade.seller) == address, col(Trade.buyer) == address))
+    if after:
+        query = query.where(col(Trade.trade_id) < bindparam("after", type_=BigInteger))
+    return Query(query.order_by(col(Trade.trade_id).desc()).limit(bindparam("rows", type_=Integer)))
+
+
+def trades_params(
+    *, market_id: str | None, cursor: str | None, limit: int, address: str | None = None
+) -> tuple[Query, dict[str, Any]]:
+    """The query and parameters of one page of `list_trades` (NotFound for a bad market id)."""
+    product = None
+    params: dict[str, Any] = {"rows": limit + 1, "address": address}
+    if market_id is not None:
+        kind, asset_id, start, _ = parse_market_id(market_id)
+        product = "energy" if kind == eip712.ENERGY else "rec"
+        params["market"] = start if kind == eip712.ENERGY else asset_id
+    after = decode_cursor(cursor)
+    params["after"] = after
+    query = trades_query(
+        product=product,
+        in_market=market_id is not None,
+        party=address is not None,
+        after=after is not None,
+    )
+    return query, {k: v for k, v in params.items() if v is not None}
+
+
+def trades_page(rows: Sequence[Any], limit: int) -> tuple[list[Any], str | None]:
+    """The page of `trades_query`'s rows and the next cursor."""
+    return keyset_cut(list(rows), limit, key_of=lambda row: row.trade_id)
 
 
 def price_bars(

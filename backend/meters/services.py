@@ -46,7 +46,7 @@ from backend.chain import clock
 from backend.core.config import Settings, get_settings
 from backend.core.utc import utc_now
 from backend.market.orders import meter_id as owner_bound_meter_id
-from backend.meters import trust
+from backend.meters import series, trust
 from backend.meters.batch import (
     Columns,
     PlainReading,
@@ -72,7 +72,6 @@ from backend.meters.models import INTERVAL_SECONDS, Meter, MeterReading, MeterSt
 from backend.meters.schemas import (
     Aggregation,
     Direction,
-    EnergyPoint,
     EnergySeries,
     IngestResult,
     MeterApproval,
@@ -701,27 +700,9 @@ def energy_series(
         )
         .order_by(col(MeterReading.interval_start))
     ).all()
-    bucket = 3600 if aggregation == "hourly" else INTERVAL_SECONDS
-    sums: dict[int, list[int]] = {}
-    for interval_start, wh, verified in rows:
-        key = interval_start // bucket * bucket
-        total = sums.setdefault(key, [0, 0, 0, 0])
-        total[0] += wh or 0  # never NULL: filtered out above
-        total[1] += 1
-        if verified:
-            total[2] += wh or 0
-            total[3] += 1
-    points = [
-        EnergyPoint(
-            start=datetime.fromtimestamp(k, UTC),
-            end=datetime.fromtimestamp(k + bucket, UTC),
-            wh=wh,
-            intervals=n,
-            verified_wh=verified_wh,
-            verified_intervals=verified_n,
-        )
-        for k, (wh, n, verified_wh, verified_n) in sorted(sums.items())
-    ]
     return EnergySeries(
-        meterId=found.meter_id, direction=direction, aggregation=aggregation, points=points
+        meterId=found.meter_id,
+        direction=direction,
+        aggregation=aggregation,
+        points=series.points_of(rows, aggregation),
     )

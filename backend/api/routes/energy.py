@@ -11,6 +11,7 @@ from fastapi import APIRouter, Path, Query, Response
 from backend.api.deps import (
     AsyncReader,
     ChainDep,
+    ChainTimeDep,
     Reader,
     ReadsDep,
     SessionDep,
@@ -34,18 +35,21 @@ router = APIRouter(prefix="/energy", tags=["energy"])
 
 
 @router.get("/transfers", response_model=Page[EnergyTransfer])
-def transfers(
-    account: Reader,
-    session: SessionDep,
-    chain: ChainDep,
+async def transfers(
+    account: AsyncReader,
+    reads: ReadsDep,
+    now: ChainTimeDep,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     status: TransferStatus | None = None,
-) -> Page[EnergyTransfer]:
-    items, next_cursor = services.list_transfers(
-        session, account, now=chain.now(), cursor=cursor, limit=limit, status=status
+) -> Response:
+    # newest first; status judged at chain time at most 1 s old (no docstring: the OpenAPI
+    # document keeps its description)
+    query, params = services.transfers_params(account, cursor=cursor, limit=limit)
+    items, next_cursor = services.transfers_of(
+        await reads.all(query, params), limit=limit, now=now, status=status
     )
-    return Page(items=items, next_cursor=next_cursor)
+    return ModelJSON(Page[EnergyTransfer](items=items, next_cursor=next_cursor))
 
 
 @router.get("/transfers/{transfer_id}", response_model=EnergyTransfer)

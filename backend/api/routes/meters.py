@@ -5,23 +5,27 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from sqlmodel import Session
 
 from backend.accounts.models import Account, Role
 from backend.api.deps import (
+    AsyncMeterDataAccount,
     ChainDep,
     MeterDataAccount,
     Reader,
+    ReadsDep,
     SessionDep,
     SettingsDep,
     require_role,
 )
+from backend.api.fast_json import ModelJSON
 from backend.api.links import links, meter_links
 from backend.api.problem_docs import raises
+from backend.core.async_db import Reads
 from backend.core.errors import InvalidInput, NotFound
 from backend.meters import approval, services
+from backend.meters import series as meter_series
 from backend.meters.errors import ReadingRejectedError
 from backend.meters.models import Meter, MeterStatus
 from backend.meters.schemas import (
@@ -188,53 +192,53 @@ async def post_readings_bulk(
     )
 
 
-def series(
+async def series(
     direction: Direction,
-    session: Session,
+    reads: Reads,
     account: Account,
     meter_id: str,
     aggregation: Aggregation,
     start: datetime | None,
     end: datetime | None,
-) -> EnergySeries:
+) -> Response:
     end_ts = int((end or datetime.now(UTC)).timestamp())
     start_ts = int(start.timestamp()) if start else end_ts - 86_400
     if not 0 < end_ts - start_ts <= MAX_SERIES_SECONDS:
         raise InvalidInput(
             f"start must be before end and the range at most {MAX_SERIES_SECONDS // 86_400} days"
         )
-    return services.energy_series(
-        session,
-        account,
-        meter_id,
-        direction=direction,
-        aggregation=aggregation,
-        start=start_ts,
-        end=end_ts,
+    query, params = meter_series.series_params(
+        meter_id, direction=direction, start=start_ts, end=end_ts
+    )
+    rows = await reads.all(query, params)
+    return ModelJSON(
+        meter_series.series_of(
+            rows, account, meter_id, direction=direction, aggregation=aggregation
+        )
     )
 
 
 @router.get("/energy/consumption", response_model=EnergySeries, responses=raises(NotFound))
-def get_consumption(
-    session: SessionDep,
-    account: MeterDataAccount,
+async def get_consumption(
+    reads: ReadsDep,
+    account: AsyncMeterDataAccount,
     meter_id: str = Query(alias="meterId"),
     aggregation: Aggregation = "hourly",
     start: datetime | None = None,
     end: datetime | None = None,
-) -> EnergySeries:
+) -> Response:
     """Imported energy of a meter the caller owns (default: the last 24 h, hourly)."""
-    return series("consumption", session, account, meter_id, aggregation, start, end)
+    return await series("consumption", reads, account, meter_id, aggregation, start, end)
 
 
 @router.get("/energy/generation", response_model=EnergySeries, responses=raises(NotFound))
-def get_generation(
-    session: SessionDep,
-    account: MeterDataAccount,
+async def get_generation(
+    reads: ReadsDep,
+    account: AsyncMeterDataAccount,
     meter_id: str = Query(alias="meterId"),
     aggregation: Aggregation = "hourly",
     start: datetime | None = None,
     end: datetime | None = None,
-) -> EnergySeries:
+) -> Response:
     """Exported energy of a meter the caller owns (default: the last 24 h, hourly)."""
-    return series("generation", session, account, meter_id, aggregation, start, end)
+    return await series("generation", reads, account, meter_id, aggregation, start, end)

@@ -43,7 +43,13 @@ from backend.market.schemas import (
     TradePublic,
     TypedDataResponse,
 )
-from backend.market.trades import list_trades, price_bars
+from backend.market.trades import (
+    list_trades,
+    price_bars,
+    public_trade,
+    trades_page,
+    trades_params,
+)
 
 router = APIRouter(prefix="/trading", tags=["trading"])
 
@@ -171,18 +177,21 @@ def trades(
 
 
 @router.get("/history", response_model=Page[TradePublic], responses=raises(NotFound))
-def history(
-    account: Reader,
-    session: SessionDep,
+async def history(
+    account: AsyncReader,
+    reads: ReadsDep,
     market_id: MarketId | None = None,
     cursor: Cursor = None,
     limit: Limit = 100,
-) -> Page[TradePublic]:
+) -> Response:
     """My trades, as seller or buyer."""
-    items, next_cursor = list_trades(
-        session, market_id=market_id, cursor=cursor, limit=limit, address=account.address.lower()
+    query, params = trades_params(
+        market_id=market_id, cursor=cursor, limit=limit, address=account.address.lower()
     )
-    return Page(items=items, next_cursor=next_cursor)
+    rows, next_cursor = trades_page(await reads.all(query, params), limit)
+    return ModelJSON(
+        Page[TradePublic](items=[public_trade(t) for t in rows], next_cursor=next_cursor)
+    )
 
 
 @router.get("/prices", response_model=list[PriceBar])

@@ -15,11 +15,12 @@ from sqlmodel import Session
 
 from backend.accounts.models import Account, ApiKey
 from backend.accounts.security import hash_api_key
+from backend.api import deps, fast_book
 from backend.core.async_db import AsyncPool, AsyncReads, Query, SyncReads, libpq_conninfo
 from backend.core.config import Settings
 from backend.core.db import make_engine
 from backend.energy import services
-from backend.market import account_orders, book
+from backend.market import account_orders, book, trades
 from backend.market.models import SignedOrder
 from backend.market.schemas import OrderPublicStatus
 from indexer.models import MarketBalance, MarketOrder, TokenBalance, Trade, TradeStatus
@@ -131,6 +132,9 @@ def reads_of(
         *my_orders,
         (services.BALANCES, {"address": ME}),
         (services.OPEN_TRADES, {"address": ME}),
+        trades.trades_params(market_id=None, cursor=None, limit=1, address=ME),
+        trades.trades_params(market_id=f"energy-{START}", cursor=None, limit=5, address=ME),
+        services.transfers_params(account, cursor=None, limit=5),
     ]
 
 
@@ -166,11 +170,12 @@ def test_async_pool_returns_the_rows_of_the_sync_session(seeded):
         expected = asyncio.run(all_sync())
     engine.dispose()
     assert got == expected
-    book_rows, page, open_page, filled_page, balances, trades = got
+    book_rows, page, open_page, filled_page, balances, open_trades, *history = got
     assert len(book_rows) == 4  # the filled order is not live
     assert [row[0] for row in page] == [5, 4, 3]  # newest first: a page of 2 and one more (seq)
     assert len(open_page) == 3 and len(filled_page) == 1
-    assert balances == [(BIG + 7, BIG + 8, 9)] and len(trades) == 2
+    assert balances == [(BIG + 7, BIG + 8, 9)] and len(open_trades) == 2
+    assert [[row[0] for row in rows] for rows in history] == [[2, 1], [2, 1], [2, 1]]
 
 
 def test_pages_and_statuses_match_the_sync_service(seeded):
@@ -198,16 +203,21 @@ def test_pages_and_statuses_match_the_sync_service(seeded):
     assert {o.status for o in seen} == {OrderPublicStatus.OPEN, OrderPublicStatus.FILLED}
 
 
-def test_async_routes_answer_the_json_of_the_sync_services(seeded, tmp_path):
-    url, account = seeded
-    settings = Settings(
+def uncached(url: str, data_dir: Any, **overrides: Any) -> Settings:
+    """Settings of an app on `url` with the read cache off: every request runs its reads."""
+    return Settings(
         _env_file=None,
-        data_dir=tmp_path,
+        data_dir=data_dir,
         database_url=url,
         redis_url=TEST_REDIS_URL,
         public_cache_ttl_s=0,
+        **overrides,
     )
-    app, engine = app_on(url, settings)
+
+
+def test_async_routes_answer_the_json_of_the_sync_services(seeded, tmp_path):
+    url, account = seeded
+    app, engine = app_on(url, uncached(url, tmp_path))
     with TestClient(app) as client:
         reply = client.get("/v1/energy/balance", headers={"X-API-Key": KEY})
         stranger = client.get("/v1/energy/balance", headers={"X-API-Key": KEY + "x"})
@@ -237,6 +247,81 @@ def test_order_book_json_is_the_models(seeded):
     engine.dispose()
     assert body == expected.model_dump_json().encode()
     assert b'"price":"' + str(BIG + 4_000).encode() + b'"' in body
+    params = book.order_book_params(f"energy-{START}", now=NOW)
+    rows = on_pool(url, lambda reads: reads.all(book.ORDER_BOOK, params))
+    assert book.order_book_json(f"energy-{START}", rows, now=NOW) == body  # without the models
+    assert book.order_book_json("rec-1", [], now=NOW) == (
+        book.order_book_of("rec-1", [], now=NOW).model_dump_json().encode()
+    )
+
+
+def test_async_book_history_and_transfers_answer_what_the_sync_services_do(
+    seeded, tmp_path, monkeypatch
+):
+    """The order book from the pure-ASGI path (shared reads on and off) is the route's bytes;
+    history and transfers are the sync services' JSON, page by page."""
+    url, account = seeded
+    monkeypatch.setattr(deps, "read_chain_time", _fixed_clock)
+    monkeypatch.setattr(fast_book, "read_chain_time", _fixed_clock)
+    fast_answers = []
+    monkeypatch.setattr(
+        book,
+        "order_book_json",
+        lambda *a, _real=book.order_book_json, **k: fast_answers.append(1) or _real(*a, **k),
+    )
+    books = {}
+    for share in (True, False):
+        app, engine = app_on(url, uncached(url, tmp_path, orderbook_share_reads=share))
+        with TestClient(app) as client:
+            path = f"/v1/trading/orderbook?market_id=energy-{START}&depth=3"
+            books[share] = client.get(path)
+            books["route"] = client.get(path + "&unknown=1")  # not ours: the FastAPI route
+            bad_depth = client.get(f"/v1/trading/orderbook?market_id=energy-{START}&depth=0")
+            not_aligned = client.get("/v1/trading/orderbook?market_id=energy-1")
+            key = {"X-API-Key": KEY}
+            history = [client.get("/v1/trading/history", params={"limit": 1}, headers=key)]
+            history.append(
+                client.get(
+                    "/v1/trading/history",
+                    params={"limit": 1, "cursor": history[0].json()["next_cursor"]},
+                    headers=key,
+                )
+            )
+            in_market = client.get(
+                "/v1/trading/history", params={"market_id": f"energy-{START}"}, headers=key
+            )
+            transfers = client.get("/v1/energy/transfers", params={"limit": 5}, headers=key)
+            delivering = client.get(
+                "/v1/energy/transfers", params={"status": "scheduled"}, headers=key
+            )
+        engine.dispose()
+    engine = make_engine(url)
+    with Session(engine) as session:
+        expected_history = trades.list_trades(
+            session, market_id=None, cursor=None, limit=2, address=ME
+        )
+        expected_transfers = services.list_transfers(
+            session, account, now=NOW, cursor=None, limit=5
+        )
+    engine.dispose()
+    assert books[True].status_code == 200, books[True].text
+    assert books[True].content == books[False].content == books["route"].content
+    assert books[True].headers["content-type"] == books["route"].headers["content-type"]
+    assert len(fast_answers) == 2  # one per app; the others went to the route
+    assert bad_depth.status_code == 422 and not_aligned.status_code == 404
+    assert [r.status_code for r in history] == [200, 200]
+    items = [item for r in history for item in r.json()["items"]]
+    assert items == [t.model_dump(mode="json") for t in expected_history[0]]
+    assert history[1].json()["next_cursor"] is None
+    assert in_market.json()["items"] == items
+    assert transfers.status_code == 200, transfers.text
+    assert transfers.json()["items"] == [t.model_dump(mode="json") for t in expected_transfers[0]]
+    assert transfers.json()["items"][0]["contracted_wh"] == str(BIG + 1)
+    assert [t["status"] for t in delivering.json()["items"]] == ["scheduled", "scheduled"]
+
+
+async def _fixed_clock(settings: Settings) -> int:
+    return NOW
 
 
 def test_a_failed_connection_leaves_the_pool(fresh_pg_url):
