@@ -63,12 +63,32 @@ def insert_new(
         statement = sqlite_insert(table).on_conflict_do_nothing(index_elements=key)
         return [connection.execute(statement, row).rowcount == 1 for row in rows]
     columns, records = _records(table, rows)
+    return insert_records(connection, table, columns, records, key=key)
+
+
+def insert_records(
+    connection: Connection,
+    table: Table,
+    columns: list[str],
+    records: Sequence[Sequence[Any]],
+    *,
+    key: list[str],
+    binary_types: list[str] | None = None,
+) -> list[bool]:
+    """`insert_new` of rows given as COPY records of `columns` (JSON columns as JSON text).
+    With `binary_types` (a PostgreSQL type name per column) the COPY is binary."""
+    if not records:
+        return []
+    if connection.dialect.name != "postgresql":
+        return insert_new(
+            connection, table, [dict(zip(columns, r, strict=True)) for r in records], key
+        )
     column_list = _column_list(columns)
     driver = _driver(connection)
     try:
         with driver.transaction():  # a savepoint inside the caller's transaction
-            _copy(driver, table.name, column_list, records)
-        return [True] * len(rows)
+            _copy(driver, table.name, column_list, records, binary_types)
+        return [True] * len(records)
     except UniqueViolation:
         pass
     staging = f"_staging_{table.name}"
@@ -77,7 +97,7 @@ def insert_new(
         f'CREATE TEMP TABLE IF NOT EXISTS "{staging}" AS '
         f'SELECT {column_list} FROM "{table.name}" WITH NO DATA'
     )
-    _copy(driver, staging, column_list, records)
+    _copy(driver, staging, column_list, records, binary_types)
     keys = _column_list(key)
     cursor.execute(
         f'INSERT INTO "{table.name}" ({column_list}) SELECT {column_list} FROM "{staging}" '
@@ -85,11 +105,12 @@ def insert_new(
     )
     new = {tuple(found) for found in cursor.fetchall()}
     cursor.execute(f'TRUNCATE "{staging}"')
+    positions = [columns.index(c) for c in key]
     inserted: list[bool] = []
-    for row in rows:
-        row_key = tuple(row[c] for c in key)
-        inserted.append(row_key in new)
-        new.discard(row_key)  # a second row with the same key was not the one stored
+    for record in records:
+        record_key = tuple(record[p] for p in positions)
+        inserted.append(record_key in new)
+        new.discard(record_key)  # a second row with the same key was not the one stored
     return inserted
 
 
@@ -123,8 +144,15 @@ def _records(table: Table, rows: list[dict[str, Any]]) -> tuple[list[str], list[
 
 
 def _copy(
-    driver: psycopg.Connection[Any], target: str, column_list: str, records: list[Sequence[Any]]
+    driver: psycopg.Connection[Any],
+    target: str,
+    column_list: str,
+    records: Sequence[Sequence[Any]],
+    binary_types: list[str] | None = None,
 ) -> None:
-    with driver.cursor().copy(f'COPY "{target}" ({column_list}) FROM STDIN') as copy:
+    options = " (FORMAT BINARY)" if binary_types else ""
+    with driver.cursor().copy(f'COPY "{target}" ({column_list}) FROM STDIN{options}') as copy:
+        if binary_types:
+            copy.set_types(binary_types)
         for record in records:
             copy.write_row(record)
