@@ -33,7 +33,7 @@ from indexer.handlers import Log, handler_for, load_handlers
 from indexer.mirror import Key, MirrorState
 from indexer.models import Block, ChainEvent, IndexerCursor, UndoEntry
 from indexer.outbox import OutboxPublisher
-from indexer.pipeline import Batch, Prefetcher
+from indexer.pipeline import Batch, Prefetcher, paused_gc
 from indexer.reorg import ReorgTooDeep, find_fork_point, rewind
 from indexer.rpc import JsonObject, RangeTooLarge, RpcClient, RpcUnavailable
 
@@ -134,7 +134,7 @@ class Indexer:
         self.range = self.config.initial_range
         self.metrics = Metrics()
         # the fetcher thread's own client: a requests.Session is not shared between threads
-        self._fetch_rpc = RpcClient(rpc.url, timeout_s=rpc.timeout_s, retry=rpc.retry)
+        self._fetch_rpc = rpc.fork()
         self._prefetcher: Prefetcher | None = None
 
     # ---------------------------------------------------------------- public
@@ -201,7 +201,8 @@ class Indexer:
             return 0
         final_head = head - self.config.finality_depth
         if cursor.number < final_head:
-            return self.backfill(cursor, final_head=final_head, head=head)
+            with paused_gc():
+                return self.backfill(cursor, final_head=final_head, head=head)
         return self.follow(
             cursor, to_block=min(head, cursor.number + self.config.live_batch), head=head
         )

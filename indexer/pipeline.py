@@ -11,9 +11,11 @@ overlaps; Python work of the two stages still shares one core.
 
 from __future__ import annotations
 
+import gc
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,3 +87,21 @@ class Prefetcher:
             except queue.Full:
                 continue
         return False
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """The cyclic garbage collector off for one backfill batch (restored after).
+
+    A batch allocates some 10 objects per log and keeps them alive until its commit; the
+    collector's generation thresholds then trigger full passes over them again and again
+    (half the batch's time in the profile). Nothing in a batch forms reference cycles that
+    outlive it, and the collector catches up once the batch is done.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
