@@ -39,8 +39,7 @@ from indexer.rpc import JsonObject, RangeTooLarge, RpcClient, RpcUnavailable
 
 log = logging.getLogger("gridledger.indexer")
 
-# `chain_events` columns as `Indexer.event_records` gives them, and their types for binary
-# COPY (`args` is JSON text: PostgreSQL's binary form of json is the text itself)
+# `chain_events` columns in the order of `Indexer.event_records`
 EVENT_COLUMNS = [
     "chain_id",
     "block_number",
@@ -52,7 +51,6 @@ EVENT_COLUMNS = [
     "event",
     "args",
 ]
-EVENT_TYPES = ["int8", "int8", "text", "text", "int8", "text", "text", "text", "text"]
 
 
 @dataclass
@@ -521,7 +519,6 @@ class Indexer:
             EVENT_COLUMNS,
             self.event_records(logs) if records is None else records,
             key=["chain_id", "tx_hash", "log_index"],
-            binary_types=EVENT_TYPES,
         )
 
     def store_blocks(
