@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
-from sqlalchemy.types import TypeEngine
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 
 def dumps_json(value: Any) -> str | None:
@@ -183,6 +183,8 @@ def _binary_types_of(table: Table, columns: tuple[str, ...]) -> list[str] | None
     types = []
     for column in columns:
         kind = table.c[column].type
+        if isinstance(kind, TypeDecorator):  # e.g. sqlmodel's AutoString; COPY skips its binds
+            kind = kind.impl_instance
         name = next((n for t, n in _BINARY_TYPES if isinstance(kind, t)), None)
         if name is None:
             return None
