@@ -29,6 +29,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.types import TypeDecorator, TypeEngine
+from sqlmodel.sql.sqltypes import AutoString
 
 
 def dumps_json(value: Any) -> str | None:
@@ -174,6 +175,7 @@ _BINARY_TYPES: tuple[tuple[type[TypeEngine[Any]], str | None], ...] = (
     (Integer, "int4"),
     (Boolean, "bool"),
     (Enum, None),
+    (TypeDecorator, None),  # its own binding (UUIDs, ...): left to the text form
     (String, "text"),
 )
 
@@ -183,7 +185,7 @@ def _binary_types_of(table: Table, columns: tuple[str, ...]) -> list[str] | None
     types = []
     for column in columns:
         kind = table.c[column].type
-        if isinstance(kind, TypeDecorator):  # e.g. sqlmodel's AutoString; COPY skips its binds
+        if isinstance(kind, AutoString):  # sqlmodel's plain str column
             kind = kind.impl_instance
         name = next((n for t, n in _BINARY_TYPES if isinstance(kind, t)), None)
         if name is None:
