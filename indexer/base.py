@@ -1,8 +1,9 @@
 """The indexer's flow, one step at a time:
 
 1. find relevant elements — check the cursor block still has our hash (else rewind), then
-   take logs for the next range: a wide `eth_getLogs` range while backfilling final blocks,
-   block by block (with parent-hash continuity) near the head;
+   take logs for the next range: a wide `eth_getLogs` range while backfilling final blocks
+   (fetched and decoded ahead on a thread of its own, `indexer.pipeline`), block by block
+   (with parent-hash continuity) near the head;
 2. process elements — decode, apply handlers to the derived tables in memory, flush in bulk;
 3. advance the cursor — in the same transaction as the rows, so a crash at any point
    resumes from the cursor with nothing duplicated and nothing missing.
