@@ -269,7 +269,11 @@ class Indexer:
         while this one is written; each aims at `target_logs` logs (and halves when the
         provider refuses it).
         """
-        batch = self._next_batch(cursor.number + 1, final_head)
+        try:
+            batch = self._next_batch(cursor.number + 1, final_head)
+        except RangeTooLarge as exc:  # even one block: the provider's limit, retried later
+            log.warning("eth_getLogs refuses block %d alone (%s)", cursor.number + 1, exc)
+            return 0
         end_header = batch.end_header
         if end_header is None or int(end_header["number"], 16) != batch.to_block:
             self._stop_prefetcher()
