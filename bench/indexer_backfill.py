@@ -172,6 +172,7 @@ def run(target_events: int = TARGET_EVENTS, ponder: bool = True) -> Iterator[dic
             while indexer.step():
                 pass
             elapsed = time.perf_counter() - started
+            indexer.close()
             indexed = indexer.metrics.events_total
             engine.dispose()
         assert indexed == total, f"indexed {indexed} of {total} events"

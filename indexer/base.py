@@ -1,8 +1,9 @@
 """The indexer's flow, one step at a time:
 
 1. find relevant elements — check the cursor block still has our hash (else rewind), then
-   take logs for the next range: a wide `eth_getLogs` range while backfilling final blocks,
-   block by block (with parent-hash continuity) near the head;
+   take logs for the next range: a wide `eth_getLogs` range while backfilling final blocks
+   (fetched and decoded ahead on a thread of its own, `indexer.pipeline`), block by block
+   (with parent-hash continuity) near the head;
 2. process elements — decode, apply handlers to the derived tables in memory, flush in bulk;
 3. advance the cursor — in the same transaction as the rows, so a crash at any point
    resumes from the cursor with nothing duplicated and nothing missing.
@@ -17,8 +18,8 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection, Engine
@@ -27,18 +28,30 @@ from backend.chain.deployment import Deployment
 from backend.core.config import Settings
 from backend.core.db import table_of
 from backend.core.utc import utc_now
-from indexer.bulk import bulk_insert
+from indexer.bulk import bulk_insert, dumps_json, insert_records
 from indexer.decoder import LogDecoder
 from indexer.handlers import Log, handler_for, load_handlers
 from indexer.mirror import Key, MirrorState
 from indexer.models import Block, ChainEvent, IndexerCursor, UndoEntry
 from indexer.outbox import OutboxPublisher
+from indexer.pipeline import Batch, Prefetcher, paused_gc
 from indexer.reorg import ReorgTooDeep, find_fork_point, rewind
 from indexer.rpc import JsonObject, RangeTooLarge, RpcClient, RpcUnavailable
 
 log = logging.getLogger("gridledger.indexer")
 
-Fetched = tuple[list[JsonObject], JsonObject | None]  # a range's raw logs, its last header
+# `chain_events` columns in the order of `Indexer.event_records`
+EVENT_COLUMNS = [
+    "chain_id",
+    "block_number",
+    "block_hash",
+    "tx_hash",
+    "log_index",
+    "contract",
+    "address",
+    "event",
+    "args",
+]
 
 
 @dataclass
@@ -51,6 +64,7 @@ class IndexerConfig:
     max_range: int = 50_000
     target_logs: int = 10_000
     live_batch: int = 200
+    prefetch_depth: int = 2  # backfill ranges fetched and decoded ahead of the writer
 
 
 def indexer_config(settings: Settings) -> IndexerConfig:
@@ -118,8 +132,9 @@ class Indexer:
         )
         self.range = self.config.initial_range
         self.metrics = Metrics()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="getlogs")
-        self._prefetch: tuple[int, int, Future[Fetched]] | None = None
+        # the fetcher thread's own client: a requests.Session is not shared between threads
+        self._fetch_rpc = rpc.fork()
+        self._prefetcher: Prefetcher | None = None
 
     # ---------------------------------------------------------------- public
 
@@ -131,30 +146,33 @@ class Indexer:
     ) -> None:
         """Step until `stop()`; an unreachable node is waited for, not fatal."""
         backoff, last_report = poll_interval_s, time.monotonic()
-        while not stop():
-            try:
-                advanced = self.step()
-                backoff = poll_interval_s
-            except RpcUnavailable as exc:
-                log.warning("node unavailable (%s); retrying in %.1f s", exc, backoff)
-                self.range = max(self.config.min_range, self.range // 2)
-                time.sleep(backoff)
-                backoff = min(30.0, backoff * 2)
-                continue
-            if time.monotonic() - last_report >= report_every_s:
-                m = self.metrics
-                log.info(
-                    "head %d indexed %d lag %d blocks / %d s, %.0f events/s, %d reorgs",
-                    m.head_block,
-                    m.indexed_block,
-                    m.lag_blocks,
-                    m.lag_seconds,
-                    m.events_per_second,
-                    m.reorgs,
-                )
-                last_report = time.monotonic()
-            if advanced == 0:
-                time.sleep(poll_interval_s)
+        try:
+            while not stop():
+                try:
+                    advanced = self.step()
+                    backoff = poll_interval_s
+                except RpcUnavailable as exc:
+                    log.warning("node unavailable (%s); retrying in %.1f s", exc, backoff)
+                    self.range = max(self.config.min_range, self.range // 2)
+                    time.sleep(backoff)
+                    backoff = min(30.0, backoff * 2)
+                    continue
+                if time.monotonic() - last_report >= report_every_s:
+                    m = self.metrics
+                    log.info(
+                        "head %d indexed %d lag %d blocks / %d s, %.0f events/s, %d reorgs",
+                        m.head_block,
+                        m.indexed_block,
+                        m.lag_blocks,
+                        m.lag_seconds,
+                        m.events_per_second,
+                        m.reorgs,
+                    )
+                    last_report = time.monotonic()
+                if advanced == 0:
+                    time.sleep(poll_interval_s)
+        finally:
+            self.close()
 
     def step(self) -> int:
         """Do one unit of work; returns the number of blocks advanced (0: caught up, or the
@@ -163,7 +181,7 @@ class Indexer:
             return self._step()
         except CursorMoved:
             log.info("the cursor moved under this step (a rebuild?); resuming from the new one")
-            self._prefetch = None
+            self._stop_prefetcher()
             return 0
 
     def _step(self) -> int:
@@ -174,6 +192,7 @@ class Indexer:
         head = int(head, 16)
         self.metrics.head_block = head
         if cursor_header is None or cursor_header["hash"] != cursor.hash:
+            self._stop_prefetcher()
             self.handle_reorg(cursor, head)
             return 1
         if cursor.number >= head:
@@ -181,8 +200,8 @@ class Indexer:
             return 0
         final_head = head - self.config.finality_depth
         if cursor.number < final_head:
-            to_block = min(cursor.number + self.range, final_head)
-            return self.backfill(cursor, to_block=to_block, head=head)
+            with paused_gc():
+                return self.backfill(cursor, final_head=final_head, head=head)
         return self.follow(
             cursor, to_block=min(head, cursor.number + self.config.live_batch), head=head
         )
@@ -243,59 +262,86 @@ class Indexer:
 
     # ---------------------------------------------------------------- backfill
 
-    def backfill(self, cursor: Cursor, *, to_block: int, head: int) -> int:
-        """Index final blocks (cursor, to_block] from one eth_getLogs.
+    def backfill(self, cursor: Cursor, *, final_head: int, head: int) -> int:
+        """Index the next range of final blocks after the cursor (up to `final_head`).
 
-        The range adapts towards `target_logs` per batch (and halves when the provider
-        refuses it), and the next range is fetched in the background while this one is
-        written.
+        The ranges come decoded from the fetcher thread (`indexer.pipeline`), fetched ahead
+        while this one is written; each aims at `target_logs` logs (and halves when the
+        provider refuses it).
         """
-        from_block = cursor.number + 1
-        started = time.monotonic()
         try:
-            raw_logs, end_header = self._take_prefetched(from_block, to_block)
-        except RangeTooLarge:
-            self.range = max(self.config.min_range, (to_block - from_block + 1) // 2)
-            log.info("range too large, shrinking to %d blocks", self.range)
+            batch = self._next_batch(cursor.number + 1, final_head)
+        except RangeTooLarge as exc:  # even one block: the provider's limit, retried later
+            log.warning("eth_getLogs refuses block %d alone (%s)", cursor.number + 1, exc)
             return 0
-        if end_header is None or int(end_header["number"], 16) != to_block:
+        end_header = batch.end_header
+        if end_header is None or int(end_header["number"], 16) != batch.to_block:
+            self._stop_prefetcher()
             return 0
-        self._adapt_range(
-            logs=len(raw_logs),
-            blocks=to_block - from_block + 1,
-            seconds=time.monotonic() - started,
-        )
-        final_head = head - self.config.finality_depth
-        if to_block < final_head:
-            next_to = min(to_block + self.range, final_head)
-            self._prefetch = (
-                to_block + 1,
-                next_to,
-                self._executor.submit(self._fetch, to_block + 1, next_to),
-            )
-        logs = self.decode(raw_logs)
+        logs = batch.logs
         with self.engine.begin() as connection:
             self.claim_cursor(connection, cursor)
             state = MirrorState(connection, self.chain_id)
             self.apply(state, logs)
             state.flush(undo_block=None)
-            self.store_events(connection, logs)
+            self.store_events(connection, logs, records=batch.event_records)
             self.store_blocks(connection, [end_header], confirmed=True)
-            end = Cursor(to_block, end_header["hash"], int(end_header["timestamp"], 16))
-            self.save_cursor(connection, end, head=head, head_ts=int(end_header["timestamp"], 16))
+            timestamp = int(end_header["timestamp"], 16)
+            end = Cursor(batch.to_block, end_header["hash"], timestamp)
+            self.save_cursor(connection, end, head=head, head_ts=timestamp)
         self.metrics.events_total += len(logs)
         self.publish()
-        return to_block - cursor.number
+        return batch.to_block - cursor.number
 
-    def _fetch(self, from_block: int, to_block: int) -> Fetched:
-        logs = self.rpc.get_logs(from_block, to_block, self.decoder.addresses)
-        return logs, self.rpc.call("eth_getBlockByNumber", [hex(to_block), False])
+    def _next_batch(self, from_block: int, final_head: int) -> Batch:
+        """The fetcher's next batch if it starts at `from_block`; else (re)start the fetcher
+        there. A fetch error is raised here and drops the fetcher."""
+        prefetcher = self._prefetcher
+        if prefetcher is None or prefetcher.expected != from_block or prefetcher.exhausted:
+            self._stop_prefetcher()
+            prefetcher = self._prefetcher = Prefetcher(
+                self._produce,
+                start=from_block,
+                final_head=final_head,
+                depth=self.config.prefetch_depth,
+            )
+        try:
+            return prefetcher.take()
+        except BaseException:
+            self._prefetcher = None
+            raise
 
-    def _take_prefetched(self, from_block: int, to_block: int) -> Fetched:
-        prefetch, self._prefetch = self._prefetch, None
-        if prefetch is not None and prefetch[:2] == (from_block, to_block):
-            return prefetch[2].result()
-        return self._fetch(from_block, to_block)
+    def _stop_prefetcher(self) -> None:
+        if self._prefetcher is not None:
+            self._prefetcher.stop()
+            self._prefetcher = None
+
+    def close(self) -> None:
+        """Stop the fetcher thread (it is a daemon: a process exiting needs no call)."""
+        self._stop_prefetcher()
+
+    def _produce(self, from_block: int, final_head: int) -> Batch:
+        """Fetch (on the fetcher's own RPC session), decode and shape one range: runs on
+        the fetcher thread."""
+        while True:
+            to_block = min(from_block + self.range - 1, final_head)
+            started = time.monotonic()
+            try:
+                raw_logs = self._fetch_rpc.get_logs(from_block, to_block, self.decoder.addresses)
+            except RangeTooLarge:
+                if to_block == from_block:
+                    raise
+                self.range = max(self.config.min_range, (to_block - from_block + 1) // 2)
+                log.info("range too large, shrinking to %d blocks", self.range)
+                continue
+            end_header = self._fetch_rpc.call("eth_getBlockByNumber", [hex(to_block), False])
+            self._adapt_range(
+                logs=len(raw_logs),
+                blocks=to_block - from_block + 1,
+                seconds=time.monotonic() - started,
+            )
+            logs = self.decode(raw_logs, rpc=self._fetch_rpc)
+            return Batch(from_block, to_block, logs, end_header, self.event_records(logs))
 
     def _adapt_range(self, *, logs: int, blocks: int, seconds: float) -> None:
         """Aim at `target_logs` per batch: scale the range by target/actual, at most 2x."""
@@ -390,19 +436,33 @@ class Indexer:
     # ----------------------------------------------------------------- helpers
 
     def decode(
-        self, raw_logs: list[JsonObject], headers: dict[int, JsonObject] | None = None
+        self,
+        raw_logs: list[JsonObject],
+        headers: dict[int, JsonObject] | None = None,
+        rpc: RpcClient | None = None,
     ) -> list[Log]:
+        """Logs of our events, decoded in bulk; a log without `blockTimestamp` takes it
+        from `headers` or else from the node (through `rpc`, default the indexer's)."""
         decoded = []
+        numbers: dict[str, int] = {}  # hex block number → int, once per block
+        timestamps: dict[int, int] = {}
         for raw, result in zip(raw_logs, self.decoder.decode_many(raw_logs), strict=True):
             if result is None:
                 continue
             event, args = result
-            number = int(raw["blockNumber"], 16)
-            timestamp = raw.get("blockTimestamp") or (headers or {}).get(number, {}).get(
-                "timestamp"
-            )
+            hex_number = raw["blockNumber"]
+            number = numbers.get(hex_number)
+            if number is None:
+                number = numbers[hex_number] = int(hex_number, 16)
+            timestamp = timestamps.get(number)
             if timestamp is None:
-                timestamp = self.rpc.call("eth_getBlockByNumber", [hex(number), False])["timestamp"]
+                found = raw.get("blockTimestamp") or (headers or {}).get(number, {}).get(
+                    "timestamp"
+                )
+                if found is None:
+                    header = (rpc or self.rpc).call("eth_getBlockByNumber", [hex(number), False])
+                    found = header["timestamp"]
+                timestamp = timestamps[number] = int(found, 16)
             decoded.append(
                 Log(
                     contract=event.contract,
@@ -411,7 +471,7 @@ class Indexer:
                     address=raw["address"].lower(),
                     block_number=number,
                     block_hash=raw["blockHash"],
-                    block_timestamp=int(timestamp, 16),
+                    block_timestamp=timestamp,
                     tx_hash=raw["transactionHash"],
                     log_index=int(raw["logIndex"], 16),
                 )
@@ -430,27 +490,40 @@ class Indexer:
             if handler is not None:
                 handler.apply(state, item)
 
-    def store_events(self, connection: Connection, logs: list[Log]) -> None:
+    def event_records(self, logs: list[Log]) -> list[tuple[Any, ...]]:
+        """`chain_events` rows as COPY records in `EVENT_COLUMNS` order (args as JSON text)."""
+        chain_id = self.chain_id
+        return [
+            (
+                chain_id,
+                item.block_number,
+                item.block_hash,
+                item.tx_hash,
+                item.log_index,
+                item.contract,
+                item.address,
+                item.event,
+                dumps_json(item.args),
+            )
+            for item in logs
+        ]
+
+    def store_events(
+        self,
+        connection: Connection,
+        logs: list[Log],
+        records: list[tuple[Any, ...]] | None = None,
+    ) -> None:
+        """Insert the logs' `chain_events` rows (binary COPY; a log stored already is
+        skipped). `records`: the rows `event_records` made of them, if made already."""
         if not logs:
             return
-        bulk_insert(
+        insert_records(
             connection,
             table_of(ChainEvent),
-            [
-                {
-                    "chain_id": self.chain_id,
-                    "block_number": item.block_number,
-                    "block_hash": item.block_hash,
-                    "tx_hash": item.tx_hash,
-                    "log_index": item.log_index,
-                    "contract": item.contract,
-                    "address": item.address,
-                    "event": item.event,
-                    "args": item.args,
-                }
-                for item in logs
-            ],
-            conflict_columns=["chain_id", "tx_hash", "log_index"],
+            EVENT_COLUMNS,
+            self.event_records(logs) if records is None else records,
+            key=["chain_id", "tx_hash", "log_index"],
         )
 
     def store_blocks(

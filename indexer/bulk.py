@@ -1,19 +1,35 @@
-"""Bulk inserts: COPY on PostgreSQL (with a staging table when duplicates must be ignored),
-executemany elsewhere. The backfill's hot path; everything else uses plain statements."""
+"""Bulk inserts: COPY on PostgreSQL (binary where the column types allow; with a staging
+table when duplicates must be ignored), executemany elsewhere. The backfill's hot path;
+everything else uses plain statements."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from functools import cache
 from operator import itemgetter
 from typing import Any
 
 import orjson
 import psycopg
 from psycopg.errors import UniqueViolation
-from sqlalchemy import JSON, Executable, Table, insert
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Enum,
+    Executable,
+    Integer,
+    SmallInteger,
+    String,
+    Table,
+    insert,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
+from sqlalchemy.types import TypeDecorator, TypeEngine
+from sqlmodel.sql.sqltypes import AutoString
 
 
 def dumps_json(value: Any) -> str | None:
@@ -47,7 +63,13 @@ def bulk_insert(
         insert_new(connection, table, rows, conflict_columns)
         return
     columns, records = _records(table, rows)
-    _copy(_driver(connection), table.name, _column_list(columns), records)
+    _copy(
+        _driver(connection),
+        table.name,
+        _column_list(columns),
+        records,
+        binary_types(table, columns),
+    )
 
 
 def insert_new(
@@ -63,12 +85,31 @@ def insert_new(
         statement = sqlite_insert(table).on_conflict_do_nothing(index_elements=key)
         return [connection.execute(statement, row).rowcount == 1 for row in rows]
     columns, records = _records(table, rows)
+    return insert_records(connection, table, columns, records, key=key)
+
+
+def insert_records(
+    connection: Connection,
+    table: Table,
+    columns: list[str],
+    records: Sequence[Sequence[Any]],
+    *,
+    key: list[str],
+) -> list[bool]:
+    """`insert_new` of rows given as COPY records of `columns` (JSON columns as JSON text)."""
+    if not records:
+        return []
+    if connection.dialect.name != "postgresql":
+        return insert_new(
+            connection, table, [dict(zip(columns, r, strict=True)) for r in records], key
+        )
     column_list = _column_list(columns)
     driver = _driver(connection)
+    types = binary_types(table, columns)
     try:
         with driver.transaction():  # a savepoint inside the caller's transaction
-            _copy(driver, table.name, column_list, records)
-        return [True] * len(rows)
+            _copy(driver, table.name, column_list, records, types)
+        return [True] * len(records)
     except UniqueViolation:
         pass
     staging = f"_staging_{table.name}"
@@ -77,7 +118,7 @@ def insert_new(
         f'CREATE TEMP TABLE IF NOT EXISTS "{staging}" AS '
         f'SELECT {column_list} FROM "{table.name}" WITH NO DATA'
     )
-    _copy(driver, staging, column_list, records)
+    _copy(driver, staging, column_list, records, types)
     keys = _column_list(key)
     cursor.execute(
         f'INSERT INTO "{table.name}" ({column_list}) SELECT {column_list} FROM "{staging}" '
@@ -85,11 +126,12 @@ def insert_new(
     )
     new = {tuple(found) for found in cursor.fetchall()}
     cursor.execute(f'TRUNCATE "{staging}"')
+    positions = [columns.index(c) for c in key]
     inserted: list[bool] = []
-    for row in rows:
-        row_key = tuple(row[c] for c in key)
-        inserted.append(row_key in new)
-        new.discard(row_key)  # a second row with the same key was not the one stored
+    for record in records:
+        record_key = tuple(record[p] for p in positions)
+        inserted.append(record_key in new)
+        new.discard(record_key)  # a second row with the same key was not the one stored
     return inserted
 
 
@@ -122,9 +164,73 @@ def _records(table: Table, rows: list[dict[str, Any]]) -> tuple[list[str], list[
     return columns, records
 
 
+# SQLAlchemy column types whose PostgreSQL binary COPY form psycopg writes from the Python
+# values the indexer holds; JSON goes as its text (json's binary form is the text; jsonb's
+# is not). Subclasses first: BigInteger is an Integer, JSONB a JSON.
+_BINARY_TYPES: tuple[tuple[type[TypeEngine[Any]], str | None], ...] = (
+    (JSONB, None),
+    (JSON, "text"),
+    (BigInteger, "int8"),
+    (SmallInteger, "int2"),
+    (Integer, "int4"),
+    (Boolean, "bool"),
+    (Enum, None),
+    (TypeDecorator, None),  # its own binding (UUIDs, ...): left to the text form
+    (String, "text"),
+)
+
+
+@cache
+def _binary_types_of(table: Table, columns: tuple[str, ...]) -> list[str] | None:
+    types = []
+    for column in columns:
+        kind = table.c[column].type
+        if isinstance(kind, AutoString):  # sqlmodel's plain str column
+            kind = kind.impl_instance
+        name = next((n for t, n in _BINARY_TYPES if isinstance(kind, t)), None)
+        if name is None:
+            return None
+        types.append(name)
+    return types
+
+
+def binary_types(table: Table, columns: list[str]) -> list[str] | None:
+    """Type names for a binary COPY of `columns`, or None when one has a type it cannot take
+    (timestamps, jsonb, ...): that COPY stays text."""
+    return _binary_types_of(table, tuple(columns))
+
+
 def _copy(
-    driver: psycopg.Connection[Any], target: str, column_list: str, records: list[Sequence[Any]]
+    driver: psycopg.Connection[Any],
+    target: str,
+    column_list: str,
+    records: Sequence[Sequence[Any]],
+    binary_types: list[str] | None = None,
 ) -> None:
-    with driver.cursor().copy(f'COPY "{target}" ({column_list}) FROM STDIN') as copy:
+    """COPY the records in, binary when `binary_types` are given: about twice as fast as
+    text for the server and the client. A value the binary form cannot take (a str in an
+    integer column, an integer beyond 64 bits) falls back to a text COPY, which stores or
+    rejects it as before."""
+    if binary_types:
+        try:
+            with driver.transaction():  # a savepoint: a failed COPY leaves nothing
+                _copy_rows(driver, target, column_list, records, binary_types)
+            return
+        except (TypeError, ValueError, OverflowError):
+            pass
+    _copy_rows(driver, target, column_list, records, None)
+
+
+def _copy_rows(
+    driver: psycopg.Connection[Any],
+    target: str,
+    column_list: str,
+    records: Sequence[Sequence[Any]],
+    binary_types: list[str] | None,
+) -> None:
+    options = " (FORMAT BINARY)" if binary_types else ""
+    with driver.cursor().copy(f'COPY "{target}" ({column_list}) FROM STDIN{options}') as copy:
+        if binary_types:
+            copy.set_types(binary_types)
         for record in records:
             copy.write_row(record)

@@ -9,9 +9,10 @@ restore it exactly.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import cache
-from typing import Any
+from operator import itemgetter
+from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.engine import Connection
@@ -34,6 +35,16 @@ def table(name: str) -> Table:
 @cache
 def primary_key_names(name: str) -> tuple[str, ...]:
     return tuple(c.name for c in table(name).primary_key.columns)
+
+
+@cache
+def _key_getter(name: str) -> Callable[[Mapping[str, Any]], Key]:
+    """A row's primary key as a tuple (itemgetter: the hot path of every insert)."""
+    names = primary_key_names(name)
+    if len(names) == 1:
+        (only,) = names
+        return lambda row: (row[only],)
+    return cast(Callable[[Mapping[str, Any]], Key], itemgetter(*names))
 
 
 @cache
@@ -76,7 +87,7 @@ class MirrorState:
     # ------------------------------------------------------------------ reads
 
     def key_of(self, name: str, row: Mapping[str, Any]) -> Key:
-        return tuple(row[c] for c in primary_key_names(name))
+        return _key_getter(name)(row)
 
     def prefetch(self, wanted: dict[str, set[Key]]) -> None:
         """Load many rows per table in one query each; absent keys are remembered as None."""

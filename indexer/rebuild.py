@@ -74,6 +74,7 @@ def rebuild_mirror(
         )
         while indexer.step() > 0:
             pass
+        indexer.close()
         connection.execute(
             update(outbox).where(outbox.c.id > last_message).values(published_at=utc_now())
         )

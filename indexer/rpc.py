@@ -53,7 +53,20 @@ class RpcClient:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     session: requests.Session = field(default_factory=requests.Session)
     _ids: itertools.count[int] = field(default_factory=itertools.count)
-    retries_done: int = 0
+    _retries: int = 0
+    _forks: list[RpcClient] = field(default_factory=list)
+
+    @property
+    def retries_done(self) -> int:
+        """Retries by this client and the clients forked from it."""
+        return self._retries + sum(fork.retries_done for fork in self._forks)
+
+    def fork(self) -> RpcClient:
+        """A client to the same node with a session of its own (one per thread: a requests
+        Session is not safe to share), counted in this one's `retries_done`."""
+        forked = RpcClient(self.url, timeout_s=self.timeout_s, retry=self.retry)
+        self._forks.append(forked)
+        return forked
 
     def call(self, method: str, params: list[Any] | None = None) -> Any:
         return self.batch([(method, params or [])])[0]
@@ -97,7 +110,7 @@ class RpcClient:
                 return body
             except (requests.RequestException, ValueError, orjson.JSONDecodeError) as exc:
                 last_error = exc
-                self.retries_done += 1
+                self._retries += 1
                 time.sleep(self.retry.delay(attempt))
         raise RpcUnavailable(f"{self.url}: {self.retry.attempts} attempts failed ({last_error})")
 

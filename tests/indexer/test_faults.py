@@ -18,6 +18,7 @@ from backend.chain.anvil import free_port
 from backend.core.config import PROJECT_ROOT
 from backend.core.db import make_engine
 from indexer.models import IndexerCursor
+from indexer.rpc import RangeTooLarge
 from tests.fixtures.indexing import catch_up
 from tests.fixtures.mirror_check import assert_mirror_equals_chain, chain_log_count
 
@@ -145,5 +146,26 @@ def test_flaky_rpc_loses_and_doubles_nothing(devnet, make_indexer, fresh_pg_url)
         proxy.close()
     assert all(n > 0 for n in proxy.faults.values()), proxy.faults
     assert indexer.rpc.retries_done >= sum(proxy.faults.values())
+    counts = assert_mirror_equals_chain(indexer.engine, devnet.workload)
+    assert counts["events"] == chain_log_count(devnet.workload, devnet.deployment.block_number)
+
+
+def test_a_refused_range_shrinks_until_the_node_takes_it(
+    devnet, make_indexer, fresh_pg_url, monkeypatch
+):
+    devnet.workload.run(20)
+    indexer = make_indexer(fresh_pg_url, finality_depth=2, initial_range=64)
+    real_get_logs = indexer._fetch_rpc.get_logs  # the backfill's fetcher thread's client
+    refused: list[int] = []
+
+    def at_most_three_blocks(from_block: int, to_block: int, addresses: list[str]):
+        if to_block - from_block + 1 > 3:
+            refused.append(to_block - from_block + 1)
+            raise RangeTooLarge("query returned more than 10000 results")
+        return real_get_logs(from_block, to_block, addresses)
+
+    monkeypatch.setattr(indexer._fetch_rpc, "get_logs", at_most_three_blocks)
+    catch_up(indexer)
+    assert refused and refused[0] == 64
     counts = assert_mirror_equals_chain(indexer.engine, devnet.workload)
     assert counts["events"] == chain_log_count(devnet.workload, devnet.deployment.block_number)

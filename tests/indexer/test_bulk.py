@@ -1,0 +1,102 @@
+"""Bulk COPY: binary where the column types allow, text otherwise; duplicates skipped."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from backend.core.db import make_engine, table_of
+from indexer.base import EVENT_COLUMNS
+from indexer.bulk import binary_types, bulk_insert, insert_records
+from indexer.mirror import table
+from indexer.models import ChainEvent, OutboxMessage
+
+
+def event(log_index: int, args: str = '{"value": "1"}') -> tuple:
+    return (
+        31337,
+        7,
+        "0x" + "b" * 64,
+        "0x" + "a" * 64,
+        log_index,
+        "RECRegistry",
+        "0x" + "c" * 40,
+        "CertificateIssued",
+        args,
+    )
+
+
+def test_binary_types_follow_the_columns():
+    assert binary_types(table_of(ChainEvent), EVENT_COLUMNS) == [
+        "int8",
+        "int8",
+        "text",
+        "text",
+        "int8",
+        "text",
+        "text",
+        "text",
+        "text",
+    ]
+    assert binary_types(table("holdings"), ["certificate_id", "account", "balance_wh"]) == [
+        "int8",
+        "text",
+        "int8",
+    ]
+    # a timestamp column: the COPY stays text
+    assert binary_types(table_of(OutboxMessage), ["chain_id", "created_at"]) is None
+
+
+def test_insert_records_stores_json_and_skips_stored_keys(fresh_pg_url):
+    engine = make_engine(fresh_pg_url)
+    events = table_of(ChainEvent)
+    try:
+        with engine.begin() as connection:
+            first = insert_records(
+                connection,
+                events,
+                EVENT_COLUMNS,
+                [event(0), event(1)],
+                key=["chain_id", "tx_hash", "log_index"],
+            )
+            again = insert_records(
+                connection,
+                events,
+                EVENT_COLUMNS,
+                [event(1, '{"value": "other"}'), event(2, '{"big": 1e400}')],
+                key=["chain_id", "tx_hash", "log_index"],
+            )
+        with engine.connect() as connection:
+            rows = connection.execute(
+                select(events.c.log_index, events.c.args).order_by(events.c.log_index)
+            ).all()
+    finally:
+        engine.dispose()
+    assert first == [True, True]
+    assert again == [False, True]
+    assert [r.log_index for r in rows] == [0, 1, 2]
+    assert rows[1].args == {"value": "1"}  # the stored row kept, not replaced
+
+
+def test_a_value_binary_cannot_take_falls_back_to_text(fresh_pg_url):
+    engine = make_engine(fresh_pg_url)
+    holdings = table("holdings")
+    try:
+        with engine.begin() as connection:
+            bulk_insert(
+                connection,
+                holdings,
+                [
+                    {"certificate_id": 1, "account": "0xa", "balance_wh": 5, "block_number": 1},
+                    # a decimal string in a bigint column: only the text form takes it
+                    {"certificate_id": 2, "account": "0xb", "balance_wh": "7", "block_number": 1},
+                ],
+            )
+        with engine.connect() as connection:
+            balances = connection.execute(
+                select(holdings.c.certificate_id, holdings.c.balance_wh).order_by(
+                    holdings.c.certificate_id
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    assert [tuple(b) for b in balances] == [(1, 5), (2, 7)]
