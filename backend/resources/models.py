@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Column, Index, Integer, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index
 from sqlmodel import Field, SQLModel
 
 from backend.core.utc import utc_now
@@ -113,19 +113,13 @@ class TelemetrySample(SQLModel, table=True):
     settlement readings (it settles nothing). `at` is the device's timestamp (unix s)."""
 
     __tablename__ = "der_telemetry"
-    # one row per sample: a redelivered message stores nothing twice (the key also serves the
-    # reads, which all name the metric)
-    __table_args__ = (UniqueConstraint("resource_id", "metric", "at", name="uq_der_telemetry"),)
 
-    id: int | None = Field(
-        default=None,
-        sa_column=Column(
-            BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
-        ),
-    )
-    resource_id: uuid.UUID = Field(foreign_key="der_resources.id")
-    metric: str = Field(max_length=8)  # TelemetryMetric
-    at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    # keyed by the sample, no surrogate id and no foreign key (migration i17_telemetry_key): a
+    # redelivered message stores nothing twice, the key serves the reads (which all name the
+    # metric), and the subscriber resolves every sample's resource from its topic first
+    resource_id: uuid.UUID = Field(primary_key=True)
+    metric: str = Field(primary_key=True, max_length=8)  # TelemetryMetric
+    at: int = Field(sa_column=Column(BigInteger, primary_key=True))
     value: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     status: str | None = Field(default=None, max_length=64)
     received_at: datetime = Field(default_factory=utc_now)

@@ -335,7 +335,9 @@ class NeighbourhoodVpp:
         ids = [uuid_of(m.resource_id) for m in self.members if m.resource_id]
         with Session(get_engine()) as session:
             seen = session.exec(
-                select(TelemetrySample.id).where(col(TelemetrySample.resource_id).in_(ids)).limit(1)
+                select(TelemetrySample.resource_id)
+                .where(col(TelemetrySample.resource_id).in_(ids))
+                .limit(1)
             ).first()
         if seen is not None:
             return

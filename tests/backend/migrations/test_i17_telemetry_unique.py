@@ -41,7 +41,7 @@ def duplicates_removed(url: str) -> None:
             )
         session.connection().execute(INSERT, {"rid": rid, "metric": "output", "at": 0, "value": 7})
         session.commit()
-    upgrade(url)
+    upgrade(url, REVISION)
     with engine.connect() as connection:
         rows = connection.execute(
             text("SELECT metric, at, value FROM der_telemetry ORDER BY metric, at")

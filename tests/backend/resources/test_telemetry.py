@@ -94,7 +94,7 @@ def test_samples_update_the_latest_state_and_stay_in_the_store(metered):
     rows = session.exec(
         select(TelemetrySample.metric, TelemetrySample.value)
         .where(TelemetrySample.resource_id == battery.id)
-        .order_by(TelemetrySample.at, TelemetrySample.id)
+        .order_by(TelemetrySample.at, TelemetrySample.metric)
     ).all()
     assert sorted(rows) == [("output", -1_200), ("output", 999), ("soc", 6_750)]
     decommission_resource(session, owner, battery.id)
