@@ -103,7 +103,7 @@ def test_hours_with_storage_behind_the_device_meter_are_refused(market):
     market.meter_readings({(meter, first_hour + 900 * q): 100 for q in range(12)})
     with market.session() as session:
         early = record_due_hours(
-            session, now=first_hour + 2 * 3600 + 600, deadline_s=86_400, gate_s=0, lookback_s=86_400
+            session, now=first_hour + 3 * 3600 + 600, deadline_s=86_400, gate_s=0, lookback_s=86_400
         )
         assert early.recorded == 2  # pending, before the battery
         session.add(
@@ -123,7 +123,7 @@ def test_hours_with_storage_behind_the_device_meter_are_refused(market):
         )
         session.commit()
         report = issue_certificates(
-            session, market.ctx, market.locks, market.settings, now=first_hour + 3 * 3600 + 600
+            session, market.ctx, market.locks, market.settings, now=first_hour + 4 * 3600 + 600
         )
         rows = session.exec(select(RecIssuance).where(RecIssuance.device_id == device_id)).all()
     assert (report.recorded, report.issued, report.refused) == (1, 0, 3)
