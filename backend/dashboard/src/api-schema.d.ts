@@ -718,7 +718,8 @@ export interface paths {
         put?: never;
         /**
          * Register Device
-         * @description Registers a device from the caller's custodial key; a registrar approves it.
+         * @description Registers a device from the caller's custodial key; a registrar approves it. Refused
+         *     (409) on a meter with an active battery or EV charger behind it.
          */
         post: operations["register_device_v1_recs_devices_post"];
         delete?: never;
@@ -8613,7 +8614,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict */
+            /** @description Storage and a REC device cannot share a meter */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -10211,7 +10212,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict */
+            /** @description Storage and a REC device cannot share a meter */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -10395,7 +10396,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The resource is decommissioned */
+            /** @description Storage and a REC device cannot share a meter */
             409: {
                 headers: {
                     [name: string]: unknown;
