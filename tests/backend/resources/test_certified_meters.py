@@ -18,27 +18,8 @@ from backend.resources.certified_meters import (
 )
 from backend.resources.errors import StorageBehindCertifiedMeter
 from backend.resources.schemas import ResourceUpdate
-from indexer.models import Device, DeviceStatus
-from tests.fixtures.resources import add_pv, add_resource
-
-
-def add_device(session, meter_id: str, status: str = DeviceStatus.PENDING) -> Device:
-    """A REC device as the indexer mirrors it (registered on chain by the API or a wallet)."""
-    device = Device(
-        device_id=7,
-        chain_id=31337,
-        owner="0x" + "aa" * 20,
-        technology="SOLAR_PV",
-        capacity_w=8_000,
-        grid_area="KR-SE-001",
-        commissioned_at=0,
-        meter_id=meter_id,
-        status=status,
-        block_number=1,
-    )
-    session.add(device)
-    session.flush()
-    return device
+from indexer.models import DeviceStatus
+from tests.fixtures.resources import add_device, add_pv, add_resource
 
 
 @pytest.mark.parametrize("status", list(DeviceStatus))

@@ -10,9 +10,9 @@ from fastapi.testclient import TestClient
 
 from backend.api.deps import get_db
 from backend.main import create_app
-from indexer.models import Device, DeviceStatus
+from indexer.models import DeviceStatus
 from tests.backend.api.routes.test_meters import bearer
-from tests.fixtures.resources import add_resource, resource_body
+from tests.fixtures.resources import add_device, add_resource, resource_body
 
 
 @pytest.fixture
@@ -117,21 +117,7 @@ def test_properties_carry_the_reported_state(metered):
 def test_storage_behind_a_rec_device_meter_is_a_409_problem(api, metered):
     client, owner, _other, house = api
     session, *_rest, solar, _house = metered
-    session.add(
-        Device(
-            device_id=3,
-            chain_id=31337,
-            owner=owner.address,
-            technology="SOLAR_PV",
-            capacity_w=8_000,
-            grid_area="KR-SE-001",
-            commissioned_at=0,
-            meter_id=solar.meter_id,
-            status=DeviceStatus.APPROVED,
-            block_number=1,
-        )
-    )
-    session.flush()
+    add_device(session, solar.meter_id, DeviceStatus.APPROVED, device_id=3)
     refused = client.post("/v1/resources", json=resource_body(), headers=bearer(owner))
     assert refused.status_code == 409, refused.text
     problem = refused.json()
