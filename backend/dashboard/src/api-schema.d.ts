@@ -9648,7 +9648,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict */
+            /** @description Storage and a REC device cannot share a meter */
             409: {
                 headers: {
                     [name: string]: unknown;
