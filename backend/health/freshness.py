@@ -34,7 +34,12 @@ from indexer.models import Device, DeviceStatus, OutboxMessage, Trade, TradeStat
 
 HOUR = 3600
 LOOKBACK_S = 7 * 86_400  # backend/settlement/issuance.py's look-back
-DONE = (IssuanceStatus.ISSUED, IssuanceStatus.CLOSED, IssuanceStatus.SKIPPED)
+DONE = (
+    IssuanceStatus.ISSUED,
+    IssuanceStatus.CLOSED,
+    IssuanceStatus.SKIPPED,
+    IssuanceStatus.REFUSED,
+)
 OK, DEGRADED = "ok", "degraded"
 
 

@@ -30,6 +30,7 @@ from backend.recs.schemas import (
     HistoryEntry,
     TxAccepted,
 )
+from backend.resources.certified_meters import refuse_device_on_storage_meter
 from indexer.models import (
     Block,
     Certificate,
@@ -82,8 +83,9 @@ def _accepted(kind: str, ident: str, receipt: TxReceipt, poll: str) -> TxAccepte
 def register_device(
     session: Session, settings: Settings, chain: Chain, account: Account, body: DeviceCreate
 ) -> TxAccepted:
+    meter = bytes.fromhex(body.meter_id[2:]) if body.meter_id else default_meter_id(account.address)
+    refuse_device_on_storage_meter(session, "0x" + meter.hex())
     signer = _custodial(account, settings)
-    meter = bytes.fromhex(body.meter_id[2:]) if body.meter_id else default_meter_id(signer.address)
     receipt = chain.transact(
         signer,
         chain.registry.functions.registerDevice(

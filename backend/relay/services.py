@@ -3,6 +3,7 @@
 The caller can only relay transactions it signed itself (recovered sender = its address),
 for this chain (EIP-155 / typed chain id), addressed to a GridLedger contract. The call is
 simulated first, so a custom-error revert comes back as a problem instead of a failed tx.
+A `registerDevice` on a meter with storage behind it is refused like the API's own route.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from eth_account._utils.legacy_transactions import Transaction as LegacyTransact
 from eth_account.typed_transactions import TypedTransaction
 from eth_typing import HexStr
 from hexbytes import HexBytes
+from sqlmodel import Session
 from web3.exceptions import (
     ContractCustomError,
     ContractLogicError,
@@ -27,6 +29,7 @@ from backend.chain.contracts import Chain
 from backend.core.errors import NotFound, PermissionDenied, ServiceUnavailable
 from backend.relay.errors import RelayRejected, RelaySendFailed
 from backend.relay.schemas import RelayedTxStatus, TransactionStatus
+from backend.resources.certified_meters import refuse_device_on_storage_meter
 
 
 def decode_transaction(raw: bytes) -> dict[str, Any]:
@@ -44,7 +47,22 @@ def decode_transaction(raw: bytes) -> dict[str, Any]:
     return fields
 
 
-def relay(chain: Chain, account: Account, raw_hex: str) -> str:
+def refuse_uncertifiable_device(session: Session, chain: Chain, to: str, data: bytes) -> None:
+    """A wallet's `registerDevice` is refused on a meter with storage behind it, as the API's
+    own route is (backend/resources/certified_meters.py)."""
+    if to.lower() != chain.registry.address.lower() or len(data) < 4:
+        return
+    try:
+        function, args = chain.registry.decode_function_input(data)
+    except ValueError:
+        return  # not a registry function: the simulation tells
+    if function.fn_name == "registerDevice":
+        device = args["input"]  # DeviceInput: a dict or a tuple, as the ABI decoder gives it
+        meter = device["meterId"] if isinstance(device, dict) else device[4]
+        refuse_device_on_storage_meter(session, "0x" + bytes(meter).hex())
+
+
+def relay(session: Session, chain: Chain, account: Account, raw_hex: str) -> str:
     raw = bytes.fromhex(raw_hex[2:])
     tx = decode_transaction(raw)
     sender, to = tx["from"].lower(), tx.get("to")
@@ -65,6 +83,7 @@ def relay(chain: Chain, account: Account, raw_hex: str) -> str:
         raise RelayRejected(
             "the transaction is not addressed to a GridLedger contract", to=to.lower()
         )
+    refuse_uncertifiable_device(session, chain, to, bytes(tx.get("data", b"")))
     call: TxParams = {
         "from": chain.w3.to_checksum_address(sender),
         "to": chain.w3.to_checksum_address(to),

@@ -26,3 +26,8 @@ class ResourceLimitsInvalid(InvalidInput):
 class TelemetryRejected(InvalidInput):
     code = "telemetry-rejected"
     title = "The telemetry message was rejected"
+
+
+class StorageBehindCertifiedMeter(Conflict):
+    code = "storage-behind-certified-meter"
+    title = "Storage and a REC device cannot share a meter"

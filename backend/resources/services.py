@@ -1,7 +1,8 @@
 """Register, update and decommission DERs; read them for their owner, the directory and VPPs.
 
 Guarantees: a resource always names a meter its owner owns (checked at registration and on
-every meter change); its limits fit its kind and capacity (`check_limits`); only the owner
+every meter change), and a battery or EV charger never one carrying a REC device
+(`certified_meters.py`); its limits fit its kind and capacity (`check_limits`); only the owner
 writes; a decommissioned resource is kept (history, schedules that named it) but never
 changes again and leaves the directory.
 """
@@ -18,6 +19,7 @@ from backend.accounts.models import Account
 from backend.core.utc import utc_now
 from backend.meters.broker_auth import mosquitto_hash
 from backend.meters.services import owned_meter
+from backend.resources.certified_meters import refuse_storage_behind_device
 from backend.resources.errors import (
     ResourceAccessDenied,
     ResourceDecommissioned,
@@ -90,6 +92,7 @@ def check_limits(resource: DerResource) -> None:
 def register_resource(session: Session, owner: Account, data: ResourceCreate) -> DerResource:
     """A new active resource behind `data.meter`, which `owner` must own."""
     meter = owned_meter(session, owner, data.meter)
+    refuse_storage_behind_device(session, data.kind, meter.meter_id)
     charge, discharge = default_limits(data.kind, data.capacity_w)
     storage = data.kind in STORAGE_KINDS
     resource = DerResource(
@@ -155,7 +158,9 @@ def update_resource(
     if "meter" in changes:
         if changes["meter"] is None:
             raise ResourceLimitsInvalid("a resource must sit behind a meter")
-        resource.meter_id = owned_meter(session, account, changes.pop("meter")).meter_id
+        meter = owned_meter(session, account, changes.pop("meter"))
+        refuse_storage_behind_device(session, ResourceKind(resource.kind), meter.meter_id)
+        resource.meter_id = meter.meter_id
     if "location" in changes:
         location = data.location
         resource.latitude = location.lat if location else None

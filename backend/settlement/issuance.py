@@ -8,6 +8,10 @@ settlement (chain.py), so a worker killed mid-batch resumes the same transaction
 
 Each certificate commits to its readings: the evidence root (backend/recs/evidence.py) of the
 EIP-712 digests of the device-hour's export readings goes into `CertificateIssued`.
+
+A device-hour whose meter had a battery or EV charger behind it is `refused`, never sent: a
+wallet can register a device on chain without the API's check (backend/resources/
+certified_meters.py), so this is where storage discharge is kept from being certified as solar.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from backend.core.config import Settings
 from backend.meters.models import MeterReading
 from backend.meters.signing import SignedValues, reading_digest
 from backend.recs.evidence import evidence_root
+from backend.resources.certified_meters import storage_refuses, storage_until
 from backend.settlement.chain import (
     PERIOD_ALREADY_ISSUED,
     BatchRejected,
@@ -52,6 +57,7 @@ class IssuanceReport:
     issued: int = 0
     already_issued: int = 0
     skipped: int = 0
+    refused: int = 0
     batches: list[str] = field(default_factory=list)
 
 
@@ -59,12 +65,14 @@ def record_due_hours(
     session: Session, *, now: int, deadline_s: int, gate_s: int, lookback_s: int
 ) -> IssuanceReport:
     """Insert a `rec_issuances` row for every closed device-hour with verified metered export
-    (an hour with unverified quarters only counts them as missing)."""
+    (an hour with unverified quarters only counts them as missing); `refused` when storage
+    sat behind the meter."""
     report = IssuanceReport()
     devices = session.exec(select(Device).where(Device.status == DeviceStatus.APPROVED)).all()
     values: list[dict[str, Any]] = []
     for device in devices:
         meter = device.meter_id.lower()
+        storage = storage_until(session, meter)
         rows = session.exec(
             select(
                 (col(MeterReading.interval_start) // HOUR).label("hour"),
@@ -86,6 +94,9 @@ def record_due_hours(
             if count < 4 and now < start + HOUR + deadline_s:
                 continue  # wait for the missing quarters
             volume = min(int(volume or 0), device.capacity_w)  # at most capacity x 1 h
+            status = IssuanceStatus.PENDING if volume > 0 else IssuanceStatus.SKIPPED
+            if storage_refuses(storage, start):
+                status = IssuanceStatus.REFUSED
             values.append(
                 {
                     "device_id": device.device_id,
@@ -94,9 +105,7 @@ def record_due_hours(
                     "hour_start": start,
                     "volume_wh": volume,
                     "data_missing": count < 4,
-                    "status": (
-                        IssuanceStatus.PENDING.value if volume > 0 else IssuanceStatus.SKIPPED.value
-                    ),
+                    "status": status.value,
                     "created_at": datetime.now(UTC),
                 }
             )
@@ -159,8 +168,14 @@ def issue_pending(
         .order_by(col(RecIssuance.device_id), col(RecIssuance.hour_start))
     ).all()
     by_device: dict[int, list[RecIssuance]] = {}
+    storage: dict[str, list[int | None]] = {}
     for row in pending:
-        if ctx.registry.functions.isPeriodIssued(
+        if row.meter_id not in storage:
+            storage[row.meter_id] = storage_until(session, row.meter_id)
+        if storage_refuses(storage[row.meter_id], row.hour_start):
+            row.status = IssuanceStatus.REFUSED  # storage arrived after the hour was recorded
+            session.add(row)
+        elif ctx.registry.functions.isPeriodIssued(
             row.device_id, row.hour_start, row.hour_start + HOUR
         ).call():
             row.status = IssuanceStatus.CLOSED
@@ -222,9 +237,10 @@ def issue_certificates(
     ) as held:
         if held:
             issue_pending(session, ctx, batch_size=settings.rec_batch_size, report=report)
-    report.skipped = session.exec(
-        select(func.count())
-        .select_from(RecIssuance)
-        .where(RecIssuance.status == IssuanceStatus.SKIPPED)
-    ).one()
+    report.skipped, report.refused = (
+        session.exec(
+            select(func.count()).select_from(RecIssuance).where(RecIssuance.status == status)
+        ).one()
+        for status in (IssuanceStatus.SKIPPED, IssuanceStatus.REFUSED)
+    )
     return report

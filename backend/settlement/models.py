@@ -51,6 +51,7 @@ class IssuanceStatus(StrEnum):
     ISSUED = "issued"  # its issueBatch was mined
     SKIPPED = "skipped"  # no export in the hour: nothing to issue
     CLOSED = "closed"  # the registry already had the hour issued (isPeriodIssued)
+    REFUSED = "refused"  # storage sat behind the device's meter (resources/certified_meters.py)
 
 
 # BIGINT ids on PostgreSQL; INTEGER on SQLite, where only that autoincrements (rowid alias).

@@ -16,6 +16,7 @@ from backend.api.deps import (
     require_role,
     require_scope,
 )
+from backend.api.problem_docs import raises
 from backend.core.json_ints import MAX_SAFE_INTEGER
 from backend.market.schemas import Page
 from backend.recs import services
@@ -31,6 +32,7 @@ from backend.recs.schemas import (
     TransferRequest,
     TxAccepted,
 )
+from backend.resources.errors import StorageBehindCertifiedMeter
 from indexer.models import DeviceStatus
 
 router = APIRouter(prefix="/recs", tags=["recs"])
@@ -44,7 +46,12 @@ Text32 = Annotated[str | None, Query(max_length=32, pattern=r"^[A-Za-z0-9_\-]+$"
 Time = Annotated[int | None, Query(ge=0, le=MAX_SAFE_INTEGER)]
 
 
-@router.post("/devices", status_code=status.HTTP_202_ACCEPTED, response_model=TxAccepted)
+@router.post(
+    "/devices",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=TxAccepted,
+    responses=raises(StorageBehindCertifiedMeter),
+)
 def register_device(
     body: DeviceCreate,
     account: CertificateHolder,
@@ -52,7 +59,8 @@ def register_device(
     settings: SettingsDep,
     chain: ChainDep,
 ) -> TxAccepted:
-    """Registers a device from the caller's custodial key; a registrar approves it."""
+    """Registers a device from the caller's custodial key; a registrar approves it. Refused
+    (409) on a meter with an active battery or EV charger behind it."""
     return services.register_device(session, settings, chain, account, body)
 
 

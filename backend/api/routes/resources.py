@@ -16,6 +16,7 @@ from backend.resources.errors import (
     ResourceDecommissioned,
     ResourceLimitsInvalid,
     ResourceNotFound,
+    StorageBehindCertifiedMeter,
 )
 from backend.resources.schemas import ResourceCreate, ResourcePublic, ResourceState, ResourceUpdate
 
@@ -27,7 +28,9 @@ PropertyName = Literal["output", "soc", "status"]
     "",
     response_model=ResourcePublic,
     status_code=201,
-    responses=raises(MeterNotFound, MeterAccessDenied, ResourceLimitsInvalid),
+    responses=raises(
+        MeterNotFound, MeterAccessDenied, ResourceLimitsInvalid, StorageBehindCertifiedMeter
+    ),
 )
 def register_resource(
     data: ResourceCreate, session: SessionDep, account: MeterDataAccount
@@ -62,6 +65,7 @@ def get_resource(resource_id: uuid.UUID, session: SessionDep, account: Reader) -
         ResourceLimitsInvalid,
         MeterNotFound,
         MeterAccessDenied,
+        StorageBehindCertifiedMeter,
     ),
 )
 def update_resource(

@@ -719,7 +719,8 @@ export interface paths {
         put?: never;
         /**
          * Register Device
-         * @description Registers a device from the caller's custodial key; a registrar approves it.
+         * @description Registers a device from the caller's custodial key; a registrar approves it. Refused
+         *     (409) on a meter with an active battery or EV charger behind it.
          */
         post: operations["register_device_v1_recs_devices_post"];
         delete?: never;
@@ -8614,7 +8615,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict */
+            /** @description Storage and a REC device cannot share a meter */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -9648,7 +9649,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict */
+            /** @description Storage and a REC device cannot share a meter */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -10212,7 +10213,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict */
+            /** @description Storage and a REC device cannot share a meter */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -10396,7 +10397,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The resource is decommissioned */
+            /** @description Storage and a REC device cannot share a meter */
             409: {
                 headers: {
                     [name: string]: unknown;

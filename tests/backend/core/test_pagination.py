@@ -6,26 +6,13 @@ import pytest
 from sqlmodel import select
 
 from backend.core.pagination import InvalidCursor, decode_cursor, encode_cursor, keyset_page
-from indexer.models import Device
+from indexer.models import Device, DeviceStatus
+from tests.fixtures.resources import add_device
 
 
 def add_devices(session, count: int) -> None:
     for device_id in range(1, count + 1):
-        session.add(
-            Device(
-                device_id=device_id,
-                chain_id=31337,
-                owner="0x" + "11" * 20,
-                technology="SOLAR_PV",
-                capacity_w=5_000,
-                grid_area="DE",
-                commissioned_at=0,
-                meter_id=f"0x{device_id:064x}",
-                status="approved",
-                block_number=1,
-            )
-        )
-    session.flush()
+        add_device(session, f"0x{device_id:064x}", DeviceStatus.APPROVED, device_id=device_id)
 
 
 @pytest.mark.parametrize("ascending", [True, False])

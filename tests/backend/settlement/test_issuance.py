@@ -5,7 +5,9 @@ from __future__ import annotations
 from sqlmodel import select
 
 from backend.market.orders import default_meter_id
-from backend.settlement.issuance import issue_certificates
+from backend.meters.models import Meter
+from backend.resources.models import DerResource
+from backend.settlement.issuance import issue_certificates, record_due_hours
 from backend.settlement.models import RecIssuance
 
 
@@ -87,3 +89,48 @@ def test_unsigned_owner_export_issues_no_certificate(market):
     assert report.issued == 1
     assert first_hour not in rows  # only unverified quarters: nothing to issue (yet: missing)
     assert rows[first_hour + 3600].volume_wh == 400 and rows[first_hour + 3600].status == "issued"
+
+
+def test_hours_with_storage_behind_the_device_meter_are_refused(market):
+    """A wallet registered its device on chain behind a battery the API had accepted on a
+    meter of its own: issuance refuses those hours, recorded before the battery or after."""
+    workload = market.devnet.workload
+    market.catch_up()
+    person = workload.people[0]
+    device_id = workload.devices[person.address]
+    meter = "0x" + default_meter_id(person.address).hex()
+    first_hour = (market.ctx.now() // 3600 - 5) * 3600
+    market.meter_readings({(meter, first_hour + 900 * q): 100 for q in range(12)})
+    with market.session() as session:
+        early = record_due_hours(
+            session, now=first_hour + 3 * 3600 + 600, deadline_s=86_400, gate_s=0, lookback_s=86_400
+        )
+        assert early.recorded == 2  # pending, before the battery
+        session.add(
+            DerResource(
+                name="i17-trust battery",
+                kind="battery",
+                owner_id=session.get(Meter, meter).owner_id,
+                meter_id=meter,
+                grid_area="KR-SE-001",
+                capacity_w=5_000,
+                energy_capacity_wh=10_000,
+                max_charge_w=5_000,
+                max_discharge_w=5_000,
+                min_soc_wh=0,
+                max_soc_wh=10_000,
+            )
+        )
+        session.commit()
+        report = issue_certificates(
+            session, market.ctx, market.locks, market.settings, now=first_hour + 4 * 3600 + 600
+        )
+        rows = session.exec(select(RecIssuance).where(RecIssuance.device_id == device_id)).all()
+    assert (report.recorded, report.issued, report.refused) == (1, 0, 3)
+    assert sorted((r.hour_start - first_hour, r.status) for r in rows) == [
+        (0, "refused"),
+        (3600, "refused"),
+        (7200, "refused"),
+    ]
+    registry = market.ctx.registry
+    assert not registry.functions.isPeriodIssued(device_id, first_hour, first_hour + 3600).call()

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from sqlmodel import Session, select
 
+from backend.accounts.models import Account
 from backend.market.orders import SELL
+from backend.meters.models import MeterKind
+from backend.meters.schemas import MeterCreate
+from backend.meters.services import register_meter
 from tests.fixtures.api import siwe_sign_in
+from tests.fixtures.resources import add_resource
 
 
 @pytest.fixture
@@ -106,3 +112,45 @@ def test_a_reverting_call_comes_back_as_the_contract_error(wallet_session):
     assert reply.json()["type"].endswith("/contract/EnergyMarketUnauthorizedMaker")
     assert reply.json()["arguments"]["caller"].lower() == wallet.address.lower()
     assert reply.json()["arguments"]["maker"].lower() == someone_elses.maker.lower()
+
+
+def test_a_device_on_a_meter_with_storage_is_refused(wallet_session, chain_api):
+    client, devnet, wallet, headers = wallet_session
+    with Session(chain_api.engine) as session:  # the wallet's battery behind its own meter
+        account = session.exec(
+            select(Account).where(Account.address == wallet.address.lower())
+        ).one()
+        meter = register_meter(
+            session,
+            account,
+            MeterCreate(name="meter:i17-trust-home", kind=MeterKind.BOTH, capacity_w=10_000),
+        )
+        add_resource(session, account, meter=meter.name)
+        session.commit()
+        meter_id = meter.meter_id
+    registry = devnet.workload.c.registry.functions
+    device = (b"SOLAR_PV".ljust(32, b"\0"), 8_000, b"KR".ljust(32, b"\0"), 0)
+    reply = client.post(
+        "/v1/chain/transactions",
+        headers=headers,
+        json={
+            "raw_transaction": signed(
+                devnet, wallet, registry.registerDevice((*device, bytes.fromhex(meter_id[2:])))
+            )
+        },
+    )
+    assert reply.status_code == 409, reply.text
+    assert reply.json()["type"].endswith("/storage-behind-certified-meter")
+    assert reply.json()["meter_id"] == meter_id.lower()
+    # any other meter goes on to the simulation (here: not the wallet's approved meter)
+    elsewhere = client.post(
+        "/v1/chain/transactions",
+        headers=headers,
+        json={
+            "raw_transaction": signed(
+                devnet, wallet, registry.registerDevice((*device, b"\1" * 32))
+            )
+        },
+    )
+    assert elsewhere.status_code == 409
+    assert elsewhere.json()["type"].endswith("/contract/RECRegistryNotMeterOwner")

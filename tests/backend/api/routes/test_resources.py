@@ -10,8 +10,9 @@ from fastapi.testclient import TestClient
 
 from backend.api.deps import get_db
 from backend.main import create_app
+from indexer.models import DeviceStatus
 from tests.backend.api.routes.test_meters import bearer
-from tests.fixtures.resources import add_resource, resource_body
+from tests.fixtures.resources import add_device, add_resource, resource_body
 
 
 @pytest.fixture
@@ -111,3 +112,21 @@ def test_properties_carry_the_reported_state(metered):
         9_000,
         "2026-12-01T12:00:00Z",
     )
+
+
+def test_storage_behind_a_rec_device_meter_is_a_409_problem(api, metered):
+    client, owner, _other, house = api
+    session, *_rest, solar, _house = metered
+    add_device(session, solar.meter_id, DeviceStatus.APPROVED, device_id=3)
+    refused = client.post("/v1/resources", json=resource_body(), headers=bearer(owner))
+    assert refused.status_code == 409, refused.text
+    problem = refused.json()
+    assert problem["type"].endswith("/storage-behind-certified-meter")
+    assert (problem["meter_id"], problem["device_id"]) == (solar.meter_id, 3)
+    own = client.post("/v1/resources", json=resource_body(meter=house.name), headers=bearer(owner))
+    assert own.status_code == 201, own.text
+    moved = client.patch(
+        f"/v1/resources/{own.json()['id']}", json={"meter": solar.name}, headers=bearer(owner)
+    )
+    assert moved.status_code == 409
+    assert moved.json()["type"].endswith("/storage-behind-certified-meter")
