@@ -66,6 +66,7 @@ MQTT_READINGS = int(os.environ.get("GRIDLEDGER_BENCH_MQTT_READINGS", "50000"))
 BATCH = 10_000
 METERS = 100
 CLIENTS = 4
+API_WORKERS = int(os.environ.get("GRIDLEDGER_BENCH_API_WORKERS", str(CLIENTS)))
 SUBSCRIBERS = int(os.environ.get("GRIDLEDGER_BENCH_MQTT_SUBSCRIBERS", "4"))
 PUBLISHERS = 2
 
@@ -138,7 +139,7 @@ def start_api(url: str, deployment: Path) -> tuple[subprocess.Popen[bytes], str]
             "--port",
             str(port),
             "--workers",
-            str(CLIENTS),
+            str(API_WORKERS),
             "--log-level",
             "warning",
         ],
