@@ -4,13 +4,13 @@ interval (meter_id, interval_start) is the primary key: a second reading of it c
 from __future__ import annotations
 
 import pytest
-from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from backend.core.db import make_engine
-from backend.core.migrate import alembic_config, downgrade, upgrade
+from backend.core.migrate import downgrade, upgrade
+from tests.fixtures.database import revision_before
 from tests.fixtures.meters import seed_meters
 
 REVISION = "i16_reading_key"
@@ -22,9 +22,7 @@ INSERT = text(
 
 
 def previous() -> str:
-    down = ScriptDirectory.from_config(alembic_config("")).get_revision(REVISION).down_revision
-    assert isinstance(down, str)
-    return down
+    return revision_before(REVISION)
 
 
 def keyed_by_interval(url: str) -> None:
