@@ -6,7 +6,8 @@ Revises: i17_telemetry_unique
 Every reading is found, merged and corrected by its interval (meter_id, interval_start), never
 by `id`, and each stored reading paid for a second B-tree entry in `meter_readings_pkey` and a
 sequence call. Measured on the 2-core machine (PostgreSQL backend CPU per inserted row, same
-run): 3.95 us with the surrogate key, 2.7-2.9 us with the interval as the primary key. The
+run): 4.65 us with the surrogate key, 2.95 us with the interval as the primary key; per
+10,000-reading REST batch 49-57 ms before, 29-39 ms after (with the batch in key order). The
 unique constraint `uq_meter_readings_interval` becomes the primary key (same columns, same
 ON CONFLICT target).
 """
