@@ -14,6 +14,11 @@ Figures, all from the same run on the same machine:
   connections at once (what the ingest does for batches of new intervals, without HTTP,
   parsing, validating or encoding), measured right before and right after the REST run (mean);
   `layout_ratio` = `rest_readings_per_s` / that (goal >= 0.7);
+- `columnar_limit_readings_per_s`: the same readings, the same way (binary COPY bodies built
+  before the clock starts, CLIENTS connections, a commit per 10k readings), into a prototype
+  columnar layout (bench/_columnar.py: one row per meter, day and batch with interval arrays),
+  measured next to the layout limit; `columnar_vs_layout` = that / `layout_limit_readings_per_s`
+  (what a switch of storage could buy at most; the product does not use that layout);
 - `rest_peak_rss_mb`: the largest peak RSS of one API worker after the REST runs (VmHWM);
 - `orm_baseline_readings_per_s`: the naive way, one ORM insert and commit per reading;
 - ratios of REST against both.
@@ -40,7 +45,7 @@ import orjson
 import paho.mqtt.client as mqtt
 from coincurve import PrivateKey
 from eth_utils import keccak, to_checksum_address
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlmodel import Session
 
 from backend.accounts.models import Account
@@ -56,6 +61,7 @@ from backend.meters.services import approve_meter, register_meter
 from backend.meters.signing import SignedValues, reading_digest
 from backend.meters.trust import ReadingDomain, write_domain
 from backend.meters.validation import iso, parse_timestamp
+from bench import _columnar
 from bench._database import scratch_schema
 
 READINGS = int(os.environ.get("GRIDLEDGER_BENCH_READINGS", "200000"))
@@ -66,6 +72,7 @@ MQTT_READINGS = int(os.environ.get("GRIDLEDGER_BENCH_MQTT_READINGS", "50000"))
 BATCH = 10_000
 METERS = 100
 CLIENTS = 4
+API_WORKERS = int(os.environ.get("GRIDLEDGER_BENCH_API_WORKERS", str(CLIENTS)))
 SUBSCRIBERS = int(os.environ.get("GRIDLEDGER_BENCH_MQTT_SUBSCRIBERS", "4"))
 PUBLISHERS = 2
 
@@ -138,7 +145,7 @@ def start_api(url: str, deployment: Path) -> tuple[subprocess.Popen[bytes], str]
             "--port",
             str(port),
             "--workers",
-            str(CLIENTS),
+            str(API_WORKERS),
             "--log-level",
             "warning",
         ],
@@ -352,6 +359,15 @@ def layout_limit(url: str, meter_ids: list[str], first_interval: int) -> float:
             raise RuntimeError("the bench's rows have one layout")
         bodies.append(b"".join(parts))
     engine = make_engine(url)
+    try:
+        return READINGS / copy_seconds(engine, COPY_READINGS, bodies)
+    finally:
+        engine.dispose()
+
+
+def copy_seconds(engine: Engine, statement: str, bodies: list[bytes]) -> float:
+    """Seconds to COPY `bodies` (ready binary COPY bodies) with `statement` from CLIENTS
+    connections at once, a commit per body."""
 
     def send(share: list[bytes]) -> None:
         with engine.connect() as connection:
@@ -359,7 +375,7 @@ def layout_limit(url: str, meter_ids: list[str], first_interval: int) -> float:
             if driver is None:
                 raise RuntimeError("no psycopg connection under the SQLAlchemy one")
             for body in share:
-                with driver.cursor().copy(COPY_READINGS) as copy:
+                with driver.cursor().copy(statement) as copy:
                     copy.write(body)
                 driver.commit()
 
@@ -367,8 +383,37 @@ def layout_limit(url: str, meter_ids: list[str], first_interval: int) -> float:
     started = time.perf_counter()
     with ThreadPoolExecutor(CLIENTS) as pool:
         list(pool.map(send, shares))
-    elapsed = time.perf_counter() - started
+    return time.perf_counter() - started
+
+
+def columnar_limit(url: str, meter_ids: list[str], first_interval: int) -> float:
+    """`layout_limit` into the prototype columnar layout (bench/_columnar.py); every reading
+    is checked to be stored once."""
+    received = datetime.now(UTC)
+    bodies = []
+    for b in batches(meter_ids, READINGS, first_interval):
+        bodies.append(
+            _columnar.encode(
+                [r["meterId"] for r in b],
+                [parse_timestamp(r["timestamp"]) for r in b],
+                [r["importWh"] for r in b],
+                [r["exportWh"] for r in b],
+                [r["quality"] for r in b],
+                "bench",
+                received,
+            )
+        )
+    engine = make_engine(url)
+    count = text("SELECT coalesce(sum(cardinality(import_wh)), 0) FROM columnar_readings")
+    with engine.begin() as connection:
+        connection.execute(text(_columnar.TABLE))
+        before = connection.execute(count).scalar_one()
+    elapsed = copy_seconds(engine, _columnar.COPY, bodies)
+    with engine.connect() as connection:
+        stored = connection.execute(count).scalar_one() - before
     engine.dispose()
+    if stored != READINGS:
+        raise RuntimeError(f"the columnar layout holds {stored} of {READINGS} readings")
     return READINGS / elapsed
 
 
@@ -438,7 +483,9 @@ def run() -> Iterator[dict[str, Any]]:
         )
         bodies = [orjson.dumps(b) for b in batches(meter_ids, READINGS, now - 900)]
         rest_rate, p99_ms, stored = rest(url, bodies, headers, deployment)
+        columnar_before = columnar_limit(url, meter_ids, now - 900 - 5 * span)
         layout_rate = (layout_before + layout_limit(url, meter_ids, now - 900 - 6 * span)) / 2
+        columnar_rate = (columnar_before + columnar_limit(url, meter_ids, now - 900)) / 2
         yield {
             "metric": "rest_readings_per_s",
             "value": round(rest_rate),
@@ -452,6 +499,10 @@ def run() -> Iterator[dict[str, Any]]:
             "value": round(layout_rate),
             "unit": "readings/s",
         }
+        columnar = {"value": round(columnar_rate), "unit": "readings/s"}
+        yield {"metric": "columnar_limit_readings_per_s", **columnar}
+        gain = round(columnar_rate / layout_rate, 2)
+        yield {"metric": "columnar_vs_layout", "value": gain, "unit": "x"}
         yield {
             "metric": "layout_ratio",
             "value": round(rest_rate / layout_rate, 3),

@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Column, Index, Integer, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, Integer
 from sqlmodel import Field, SQLModel
 
 from backend.core.utc import utc_now
@@ -80,17 +80,12 @@ class MeterReading(SQLModel, table=True):
     readings settle trades or issue certificates; unverified ones are stored and shown."""
 
     __tablename__ = "meter_readings"
-    __table_args__ = (
-        UniqueConstraint("meter_id", "interval_start", name="uq_meter_readings_interval"),
-    )
 
-    id: int | None = Field(
-        default=None, sa_column=Column(ID_TYPE, primary_key=True, autoincrement=True)
-    )
-    # no foreign key: the ingest resolves every reading's meter first, and bulk COPY runs at
-    # half speed with a per-row RI check (migration i16_reading_ingest)
-    meter_id: str = Field(max_length=66)
-    interval_start: int = Field(sa_column=Column(BigInteger, nullable=False))
+    # keyed by the interval, no surrogate id: one B-tree entry per stored reading (migration
+    # i16_reading_key). No foreign key: the ingest resolves every reading's meter first, and
+    # bulk COPY runs at half speed with a per-row RI check (migration i16_reading_ingest)
+    meter_id: str = Field(primary_key=True, max_length=66)
+    interval_start: int = Field(sa_column=Column(BigInteger, primary_key=True))
     interval_s: int = Field(default=INTERVAL_SECONDS)
     import_wh: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     export_wh: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))

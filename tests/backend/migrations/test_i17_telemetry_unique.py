@@ -4,13 +4,13 @@ removed, the oldest of each (resource_id, metric, at) kept, and the key is uniqu
 from __future__ import annotations
 
 import pytest
-from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from backend.core.db import make_engine
-from backend.core.migrate import alembic_config, downgrade, upgrade
+from backend.core.migrate import downgrade, upgrade
+from tests.fixtures.database import revision_before
 from tests.fixtures.meters import seed_meters
 from tests.fixtures.resources import add_resource
 
@@ -22,9 +22,7 @@ INSERT = text(
 
 
 def previous() -> str:
-    down = ScriptDirectory.from_config(alembic_config("")).get_revision(REVISION).down_revision
-    assert isinstance(down, str)
-    return down
+    return revision_before(REVISION)
 
 
 def duplicates_removed(url: str) -> None:
