@@ -1,7 +1,7 @@
 """Meter readings are keyed by (meter_id, interval_start): the surrogate `id` goes
 
 Revision ID: i16_reading_key
-Revises: i17_telemetry_unique
+Revises: i16_signed_orders_maker_seq
 
 Every reading is found, merged and corrected by its interval (meter_id, interval_start), never
 by `id`, and each stored reading paid for a second B-tree entry in `meter_readings_pkey` and a
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "i16_reading_key"
-down_revision = "i17_telemetry_unique"
+down_revision = "i16_signed_orders_maker_seq"
 branch_labels = None
 depends_on = None
 
