@@ -100,9 +100,7 @@ def insert_records(
     if not records:
         return []
     if connection.dialect.name != "postgresql":
-        return insert_new(
-            connection, table, [dict(zip(columns, r, strict=True)) for r in records], key
-        )
+        return insert_new(connection, table, _rows_of(table, columns, records), key)
     column_list = _column_list(columns)
     driver = _driver(connection)
     types = binary_types(table, columns)
@@ -133,6 +131,20 @@ def insert_records(
         inserted.append(record_key in new)
         new.discard(record_key)  # a second row with the same key was not the one stored
     return inserted
+
+
+def _rows_of(
+    table: Table, columns: list[str], records: Sequence[Sequence[Any]]
+) -> list[dict[str, Any]]:
+    """Rows for the statement path from COPY records: JSON text back to values (a JSON column
+    serialises what it is given, so the text would be stored as a JSON string)."""
+    json_columns = {c for c in columns if isinstance(table.c[c].type, JSON)}
+    rows = [dict(zip(columns, record, strict=True)) for record in records]
+    for row in rows:
+        for column in json_columns:
+            if row[column] is not None:
+                row[column] = json.loads(row[column])
+    return rows
 
 
 def _column_list(columns: list[str]) -> str:

@@ -4,7 +4,10 @@ Chromium to drive and a folder for screenshots."""
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,16 +29,32 @@ from tests.fixtures.services import TEST_REDIS_URL
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def dashboard_stale() -> bool:
+    """Whether a dashboard source (or the build script) is newer than the built bundle."""
+    bundle = DASHBOARD_DIR / "assets" / "dashboard.js"
+    if not (bundle.is_file() and (DASHBOARD_DIR / "index.html").is_file()):
+        return True
+    sources = [ROOT / "backend/dashboard/build.mjs", *(ROOT / "backend/dashboard/src").rglob("*")]
+    return max(p.stat().st_mtime for p in sources) > bundle.stat().st_mtime
+
+
 @pytest.fixture(scope="module")
 def dashboard_build() -> Path:
-    """Build the bundle the way `make setup` does (esbuild is fast: well under a second)."""
-    subprocess.run(
-        ["node", "backend/dashboard/build.mjs"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+    """Build the bundle the way `make setup` does, only when a source is newer (esbuild is fast,
+    but the build empties `static/` first: a rebuild while another xdist worker's browser loads
+    the page answered it 503 dashboard-not-built). A file lock keeps the workers' builds apart."""
+    checkout = hashlib.sha256(bytes(ROOT)).hexdigest()[:16]
+    lock_path = Path(tempfile.gettempdir()) / f"gridledger-dashboard-{checkout}.lock"
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if dashboard_stale():
+            subprocess.run(
+                ["node", "backend/dashboard/build.mjs"],
+                cwd=ROOT,
+                check=True,
+                capture_output=True,
+                timeout=60,
+            )
     assert (
         DASHBOARD_DIR / "assets" / "dashboard.js"
     ).stat().st_size > 50_000  # chart.js is bundled

@@ -100,3 +100,34 @@ def test_a_value_binary_cannot_take_falls_back_to_text(fresh_pg_url):
     finally:
         engine.dispose()
     assert [tuple(b) for b in balances] == [(1, 5), (2, 7)]
+
+
+def test_insert_records_on_sqlite_stores_json_values_not_their_text(tmp_path):
+    """Elsewhere than PostgreSQL the records take the statement path: the JSON text goes back
+    to its value first (else the column would store it as a JSON string)."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'bulk.db'}")
+    events = table_of(ChainEvent)
+    try:
+        events.create(engine)
+        with engine.begin() as connection:
+            first = insert_records(
+                connection,
+                events,
+                EVENT_COLUMNS,
+                [event(0), event(1, '{"certId": "12345678901234567890123"}')],
+                key=["chain_id", "tx_hash", "log_index"],
+            )
+            again = insert_records(
+                connection,
+                events,
+                EVENT_COLUMNS,
+                [event(1)],
+                key=["chain_id", "tx_hash", "log_index"],
+            )
+        with engine.connect() as connection:
+            args = connection.execute(select(events.c.args).order_by(events.c.log_index)).scalars()
+            stored = list(args)
+    finally:
+        engine.dispose()
+    assert (first, again) == ([True, True], [False])
+    assert stored == [{"value": "1"}, {"certId": "12345678901234567890123"}]
