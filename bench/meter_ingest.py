@@ -8,17 +8,20 @@ Figures, all from the same run on the same machine:
   by its meter's approved key (EIP-712), so each one's signer is recovered and checked;
 - `mqtt_readings_per_s`: readings stored per second through Mosquitto (QoS 1) and 4
   subscriber processes sharing one subscription (2 publishing processes);
-- `copy_limit_readings_per_s`: the machine's limit, a raw (text) COPY of the same rows;
-- `layout_limit_readings_per_s`: the storage layout's own limit, a raw binary COPY of the same
-  rows, with every column the ingest writes, into today's `meter_readings` from CLIENTS
-  connections at once (what the ingest does for batches of new intervals, without HTTP,
-  parsing, validating or encoding), measured right before and right after the REST run (mean);
+- `copy_limit_readings_per_s`: the machine's limit for the row layout, a raw (text) COPY of
+  the same rows into a row-per-reading table;
+- `layout_limit_readings_per_s`: the limit of the storage layout the ingest uses now (interval
+  runs, `reading_runs`, migration i16_reading_runs): a raw binary COPY of the same readings as
+  runs (backend/meters/runs.py's encoding, bodies built before the clock starts) from CLIENTS
+  connections at once, a commit per 10k readings, with the table's keys and exclusion
+  constraint (what the ingest does for batches of new intervals, without HTTP, parsing,
+  validating, locking or encoding), measured right before and right after the REST run (mean);
   `layout_ratio` = `rest_readings_per_s` / that (goal >= 0.7);
-- `columnar_limit_readings_per_s`: the same readings, the same way (binary COPY bodies built
-  before the clock starts, CLIENTS connections, a commit per 10k readings), into a prototype
-  columnar layout (bench/_columnar.py: one row per meter, day and batch with interval arrays),
-  measured next to the layout limit; `columnar_vs_layout` = that / `layout_limit_readings_per_s`
-  (what a switch of storage could buy at most; the product does not use that layout);
+- `columnar_limit_readings_per_s`: the interval-runs layout's raw limit; the product now uses
+  that layout, so it is `layout_limit_readings_per_s` (kept for the issue's history);
+- `row_layout_limit_readings_per_s`: the same readings, the same way, as rows into the
+  row-per-reading layout used before (one row per reading, keyed by meter and interval);
+  `columnar_vs_layout` = the runs' limit / that (what the switch of storage bought at most);
 - `rest_peak_rss_mb`: the largest peak RSS of one API worker after the REST runs (VmHWM);
 - `orm_baseline_readings_per_s`: the naive way, one ORM insert and commit per reading;
 - ratios of REST against both.
@@ -54,14 +57,14 @@ from backend.chain.anvil import free_port
 from backend.core.config import PROJECT_ROOT, Settings
 from backend.core.db import make_engine
 from backend.meters.batch import Columns
-from backend.meters.copy_in import COPY_READINGS, encode
+from backend.meters import runs as reading_runs
+from backend.meters.copy_in import encode
 from backend.meters.models import MeterReading
 from backend.meters.schemas import MeterApproval, MeterCreate
 from backend.meters.services import approve_meter, register_meter
 from backend.meters.signing import SignedValues, reading_digest
 from backend.meters.trust import ReadingDomain, write_domain
 from backend.meters.validation import iso, parse_timestamp
-from bench import _columnar
 from bench._database import scratch_schema
 
 READINGS = int(os.environ.get("GRIDLEDGER_BENCH_READINGS", "200000"))
@@ -318,9 +321,11 @@ def copy_limit(url: str, meter_ids: list[str], first_interval: int) -> float:
         driver = connection.connection.driver_connection
         if driver is None:
             raise RuntimeError("no psycopg connection under the SQLAlchemy one")
+        driver.execute(ROW_TABLE)
+        driver.commit()
         started = time.perf_counter()
         with driver.cursor().copy(
-            "COPY meter_readings (meter_id, interval_start, interval_s, import_wh, export_wh, "
+            "COPY row_readings (meter_id, interval_start, interval_s, import_wh, export_wh, "
             "quality, revision, source, received_at) FROM STDIN"
         ) as copy:
             for row in rows:
@@ -331,36 +336,82 @@ def copy_limit(url: str, meter_ids: list[str], first_interval: int) -> float:
     return len(rows) / elapsed
 
 
+ROW_TABLE = (
+    "CREATE TABLE IF NOT EXISTS row_readings (meter_id varchar(66) NOT NULL, "
+    "interval_start bigint NOT NULL, interval_s integer NOT NULL, import_wh bigint, "
+    "export_wh bigint, voltage_v double precision, current_a double precision, "
+    "power_factor double precision, quality varchar(16), revision integer NOT NULL, "
+    "source varchar(16) NOT NULL, verified boolean NOT NULL DEFAULT false, "
+    "signature varchar(132), signer varchar(42), received_at timestamptz NOT NULL, "
+    "PRIMARY KEY (meter_id, interval_start))"
+)  # the row-per-reading layout before migration i16_reading_runs
+COPY_ROWS = (
+    "COPY row_readings (meter_id, interval_start, interval_s, import_wh, export_wh, "
+    "voltage_v, current_a, power_factor, quality, revision, source, verified, signature, "
+    "signer, received_at) FROM STDIN (FORMAT BINARY)"
+)
+
+
+def bench_columns(b: list[dict[str, Any]]) -> Columns:
+    """A batch as the validated columns the ingest stores."""
+    rows = Columns()
+    for i, r in enumerate(b):
+        rows.append(
+            {
+                "idx": i,
+                "meter_id": r["meterId"],
+                "interval_start": parse_timestamp(r["timestamp"]),
+                "import_wh": r["importWh"],
+                "export_wh": r["exportWh"],
+                "voltage_v": None,
+                "current_a": None,
+                "power_factor": None,
+                "quality": r["quality"],
+            },
+            None,
+        )
+    return rows
+
+
 def layout_limit(url: str, meter_ids: list[str], first_interval: int) -> float:
-    """The layout's raw limit: the same rows, every column the ingest writes, as ready binary
-    COPY bodies (built before the clock starts) sent by CLIENTS connections at once, 10k rows
-    and a commit per COPY, as the REST path's CLIENTS workers do."""
+    """The layout's raw limit: the same readings, every column the ingest writes, as ready
+    binary COPY bodies of runs (built before the clock starts) sent by CLIENTS connections at
+    once, 10k readings and a commit per COPY, as the REST path's CLIENTS workers do; every
+    reading is checked to be stored once."""
     received = datetime.now(UTC)
     bodies = []
     for b in batches(meter_ids, READINGS, first_interval):
-        rows = Columns()
-        for i, r in enumerate(b):
-            rows.append(
-                {
-                    "idx": i,
-                    "meter_id": r["meterId"],
-                    "interval_start": parse_timestamp(r["timestamp"]),
-                    "import_wh": r["importWh"],
-                    "export_wh": r["exportWh"],
-                    "voltage_v": None,
-                    "current_a": None,
-                    "power_factor": None,
-                    "quality": r["quality"],
-                },
-                None,
-            )
-        parts = encode(rows, "bench", received)
+        rows = bench_columns(b)
+        bodies.append(b"".join(reading_runs.encode(reading_runs.Runs(rows), rows, "bench", received)))
+    engine = make_engine(url)
+    count = text("SELECT coalesce(sum(slots), 0) FROM reading_runs")
+    with engine.connect() as connection:
+        before = connection.execute(count).scalar_one()
+    try:
+        elapsed = copy_seconds(engine, reading_runs.COPY_RUNS, bodies)
+        with engine.connect() as connection:
+            stored = connection.execute(count).scalar_one() - before
+    finally:
+        engine.dispose()
+    if stored != READINGS:
+        raise RuntimeError(f"the runs hold {stored} of {READINGS} readings")
+    return READINGS / elapsed
+
+
+def row_layout_limit(url: str, meter_ids: list[str], first_interval: int) -> float:
+    """`layout_limit` into the row-per-reading layout used before (ROW_TABLE)."""
+    received = datetime.now(UTC)
+    bodies = []
+    for b in batches(meter_ids, READINGS, first_interval):
+        parts = encode(bench_columns(b), "bench", received)
         if parts is None:
             raise RuntimeError("the bench's rows have one layout")
         bodies.append(b"".join(parts))
     engine = make_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text(ROW_TABLE))
     try:
-        return READINGS / copy_seconds(engine, COPY_READINGS, bodies)
+        return READINGS / copy_seconds(engine, COPY_ROWS, bodies)
     finally:
         engine.dispose()
 
@@ -384,37 +435,6 @@ def copy_seconds(engine: Engine, statement: str, bodies: list[bytes]) -> float:
     with ThreadPoolExecutor(CLIENTS) as pool:
         list(pool.map(send, shares))
     return time.perf_counter() - started
-
-
-def columnar_limit(url: str, meter_ids: list[str], first_interval: int) -> float:
-    """`layout_limit` into the prototype columnar layout (bench/_columnar.py); every reading
-    is checked to be stored once."""
-    received = datetime.now(UTC)
-    bodies = []
-    for b in batches(meter_ids, READINGS, first_interval):
-        bodies.append(
-            _columnar.encode(
-                [r["meterId"] for r in b],
-                [parse_timestamp(r["timestamp"]) for r in b],
-                [r["importWh"] for r in b],
-                [r["exportWh"] for r in b],
-                [r["quality"] for r in b],
-                "bench",
-                received,
-            )
-        )
-    engine = make_engine(url)
-    count = text("SELECT coalesce(sum(cardinality(import_wh)), 0) FROM columnar_readings")
-    with engine.begin() as connection:
-        connection.execute(text(_columnar.TABLE))
-        before = connection.execute(count).scalar_one()
-    elapsed = copy_seconds(engine, _columnar.COPY, bodies)
-    with engine.connect() as connection:
-        stored = connection.execute(count).scalar_one() - before
-    engine.dispose()
-    if stored != READINGS:
-        raise RuntimeError(f"the columnar layout holds {stored} of {READINGS} readings")
-    return READINGS / elapsed
 
 
 def orm_baseline(
@@ -483,9 +503,11 @@ def run() -> Iterator[dict[str, Any]]:
         )
         bodies = [orjson.dumps(b) for b in batches(meter_ids, READINGS, now - 900)]
         rest_rate, p99_ms, stored = rest(url, bodies, headers, deployment)
-        columnar_before = columnar_limit(url, meter_ids, now - 900 - 5 * span)
         layout_rate = (layout_before + layout_limit(url, meter_ids, now - 900 - 6 * span)) / 2
-        columnar_rate = (columnar_before + columnar_limit(url, meter_ids, now - 900)) / 2
+        row_layout_rate = (
+            row_layout_limit(url, meter_ids, now - 900 - 5 * span)
+            + row_layout_limit(url, meter_ids, now - 900 - 6 * span)
+        ) / 2
         yield {
             "metric": "rest_readings_per_s",
             "value": round(rest_rate),
@@ -498,10 +520,15 @@ def run() -> Iterator[dict[str, Any]]:
             "metric": "layout_limit_readings_per_s",
             "value": round(layout_rate),
             "unit": "readings/s",
+            "layout": "runs",
         }
-        columnar = {"value": round(columnar_rate), "unit": "readings/s"}
-        yield {"metric": "columnar_limit_readings_per_s", **columnar}
-        gain = round(columnar_rate / layout_rate, 2)
+        yield {"metric": "columnar_limit_readings_per_s", "value": round(layout_rate), "unit": "readings/s"}
+        yield {
+            "metric": "row_layout_limit_readings_per_s",
+            "value": round(row_layout_rate),
+            "unit": "readings/s",
+        }
+        gain = round(layout_rate / row_layout_rate, 2)
         yield {"metric": "columnar_vs_layout", "value": gain, "unit": "x"}
         yield {
             "metric": "layout_ratio",

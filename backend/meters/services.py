@@ -9,6 +9,9 @@ executemany, via indexer/bulk.py), then
                                                           direction (accepted)
 Everything else is an exact duplicate. A batch holding the same interval twice is stored in
 rounds (first occurrences, then second ones, ...) so in-batch repeats follow the same rules.
+On PostgreSQL readings are stored as runs (backend/meters/runs.py): a batch of new intervals
+is one binary COPY of runs; the merge above runs against the `meter_readings` view under the
+batch's (meter, day) locks, with NOT EXISTS instead of ON CONFLICT.
 """
 
 from __future__ import annotations
@@ -57,7 +60,6 @@ from backend.meters.batch import (
 )
 from backend.meters.broker_auth import mosquitto_hash
 from backend.meters.broker_auth import verify as verify_mqtt
-from backend.meters.copy_in import copy_new
 from backend.meters.errors import (
     MeterAccessDenied,
     MeterAlreadyRegistered,
@@ -69,6 +71,7 @@ from backend.meters.errors import (
     ReadingsMalformed,
 )
 from backend.meters.models import INTERVAL_SECONDS, Meter, MeterReading, MeterStatus
+from backend.meters.runs import copy_runs, lock_rows
 from backend.meters.schemas import (
     Aggregation,
     Direction,
@@ -114,6 +117,9 @@ STAGING_DDL = {
     "signature TEXT, signer TEXT)",
 }
 JOINED = "r.meter_id = s.meter_id AND r.interval_start = s.interval_start"
+# on PostgreSQL `meter_readings` unnests runs per meter and day (migration i16_reading_runs):
+# naming the day lets the join find the one run holding the interval by its key
+DAY_JOINED = f"{JOINED} AND r.day = s.interval_start - mod(mod(s.interval_start, 86400) + 86400, 86400)"
 DIFFERS = "(s.import_wh <> r.import_wh OR s.export_wh <> r.export_wh)"
 FILLS = (
     "(s.import_wh IS NOT NULL AND r.import_wh IS NULL) "
@@ -133,37 +139,65 @@ NEW_EXPORT = "CASE WHEN s.verified THEN s.export_wh ELSE COALESCE(s.export_wh, r
 # signed. So a verified value changes only through a metering data provider: an unverified
 # reading cannot replace it, nor can a replayed (older or other) meter signature.
 GUARDED = f"r.verified AND {CHANGES}"
-SELECT_REFUSED = text(
-    "SELECT s.idx, r.signer FROM _staging_meter_readings s JOIN meter_readings r "
-    f"ON {JOINED} WHERE {GUARDED}"
-)
 DELETE_REFUSED = text("DELETE FROM _staging_meter_readings WHERE idx IN :ids").bindparams(
     bindparam("ids", expanding=True)
 )
-INSERT_NEW = text(
+INSERT_COLUMNS = (
     "INSERT INTO meter_readings (meter_id, interval_start, interval_s, import_wh, export_wh, "
     "voltage_v, current_a, power_factor, quality, revision, source, verified, signature, signer, "
     "received_at) "
     f"SELECT meter_id, interval_start, {INTERVAL_SECONDS}, import_wh, export_wh, voltage_v, "
     "current_a, power_factor, quality, 0, :source, verified, signature, signer, :received_at "
-    "FROM _staging_meter_readings WHERE true ON CONFLICT (meter_id, interval_start) DO NOTHING"
-)
-INSERT_CORRECTIONS = text(
-    "INSERT INTO reading_corrections (meter_id, interval_start, revision, previous_import_wh, "
-    "previous_export_wh, import_wh, export_wh, previous_verified, previous_signer, verified, "
-    "signer, source, received_at) "
-    f"SELECT r.meter_id, r.interval_start, r.revision + 1, r.import_wh, r.export_wh, "
-    f"{NEW_IMPORT}, {NEW_EXPORT}, r.verified, r.signer, s.verified, s.signer, :source, "
-    ":received_at "
-    f"FROM _staging_meter_readings s JOIN meter_readings r ON {JOINED} WHERE {FIXES}"
-)
-APPLY_UPDATES = text(
-    f"UPDATE meter_readings AS r SET import_wh = {NEW_IMPORT}, export_wh = {NEW_EXPORT}, "
-    f"revision = r.revision + CASE WHEN {FIXES} THEN 1 ELSE 0 END, "
-    "verified = s.verified, signature = s.signature, signer = s.signer, "
-    "source = :source, received_at = :received_at "
     "FROM _staging_meter_readings s "
-    f"WHERE {JOINED} AND ({CHANGES} OR (s.verified AND NOT r.verified))"
+)
+
+
+@dataclass(frozen=True)
+class Merge:
+    """The merge's statements for one layout: the row table (SQLite) or the runs' view
+    (PostgreSQL: no ON CONFLICT on a view; the batch's (meter, day) locks make NOT EXISTS
+    exact, and the view's INSTEAD OF triggers write the runs)."""
+
+    select_refused: Any
+    insert_new: Any
+    insert_corrections: Any
+    apply_updates: Any
+
+    @classmethod
+    def of(cls, joined: str, insert_new: str) -> Merge:
+        return cls(
+            text(
+                "SELECT s.idx, r.signer FROM _staging_meter_readings s JOIN meter_readings r "
+                f"ON {joined} WHERE {GUARDED}"
+            ),
+            text(insert_new),
+            text(
+                "INSERT INTO reading_corrections (meter_id, interval_start, revision, "
+                "previous_import_wh, previous_export_wh, import_wh, export_wh, "
+                "previous_verified, previous_signer, verified, signer, source, received_at) "
+                f"SELECT r.meter_id, r.interval_start, r.revision + 1, r.import_wh, "
+                f"r.export_wh, {NEW_IMPORT}, {NEW_EXPORT}, r.verified, r.signer, s.verified, "
+                "s.signer, :source, :received_at "
+                f"FROM _staging_meter_readings s JOIN meter_readings r ON {joined} WHERE {FIXES}"
+            ),
+            text(
+                f"UPDATE meter_readings AS r SET import_wh = {NEW_IMPORT}, "
+                f"export_wh = {NEW_EXPORT}, "
+                f"revision = r.revision + CASE WHEN {FIXES} THEN 1 ELSE 0 END, "
+                "verified = s.verified, signature = s.signature, signer = s.signer, "
+                "source = :source, received_at = :received_at "
+                "FROM _staging_meter_readings s "
+                f"WHERE {joined} AND ({CHANGES} OR (s.verified AND NOT r.verified))"
+            ),
+        )
+
+
+ROW_MERGE = Merge.of(
+    JOINED, INSERT_COLUMNS + "WHERE true ON CONFLICT (meter_id, interval_start) DO NOTHING"
+)
+RUN_MERGE = Merge.of(
+    DAY_JOINED,
+    INSERT_COLUMNS + f"WHERE NOT EXISTS (SELECT 1 FROM meter_readings r WHERE {DAY_JOINED})",
 )
 
 
@@ -497,7 +531,7 @@ def _ingest(
     rows, rejected = batch.validate(meters, rules)
     mark_trust(session, rows, rejected, meters, provider, trust.reading_domain(settings))
     received_at = datetime.now(UTC)
-    if copy_new(connection, rows, source, received_at):
+    if copy_runs(connection, rows, source, received_at):
         stored = Stored(accepted=len(rows))
     else:
         stored = store_readings(
@@ -638,17 +672,20 @@ def store_readings(
         if position == len(rounds):
             rounds.append([])
         rounds[position].append(row)
-    dialect = connection.dialect.name
-    connection.execute(text(STAGING_DDL["postgresql" if dialect == "postgresql" else "sqlite"]))
+    runs = connection.dialect.name == "postgresql"
+    merge = RUN_MERGE if runs else ROW_MERGE
+    if runs:
+        lock_rows(connection, rows)
+    connection.execute(text(STAGING_DDL["postgresql" if runs else "sqlite"]))
     params = {"source": source, "received_at": received_at}
     for batch in rounds:
         connection.execute(text("DELETE FROM _staging_meter_readings"))
         bulk_insert(connection, STAGING, batch)
-        inserted = connection.execute(INSERT_NEW, params).rowcount
+        inserted = connection.execute(merge.insert_new, params).rowcount
         stored.accepted += inserted
         if inserted == len(batch):  # nothing clashed: no correction or fill to look for
             continue
-        refused = [] if provider else connection.execute(SELECT_REFUSED).all()
+        refused = [] if provider else connection.execute(merge.select_refused).all()
         if refused:
             connection.execute(DELETE_REFUSED, {"ids": [idx for idx, _ in refused]})
             for idx, signer in refused:
@@ -656,8 +693,8 @@ def store_readings(
                     f"the interval has a verified reading (vouched for by {signer}); only a "
                     "metering data provider can correct it"
                 )
-        fixed = connection.execute(INSERT_CORRECTIONS, params).rowcount
-        updated = connection.execute(APPLY_UPDATES, params).rowcount
+        fixed = connection.execute(merge.insert_corrections, params).rowcount
+        updated = connection.execute(merge.apply_updates, params).rowcount
         stored.accepted += updated - fixed
         stored.corrected += fixed
     connection.execute(text("DELETE FROM _staging_meter_readings"))

@@ -1,0 +1,253 @@
+"""Readings stored as interval runs (PostgreSQL): the runs' COPY stores exactly the readings
+it was given, the `meter_readings` view shows them as rows and takes ORM writes, and batches
+stored at the same time for the same meter and day never store an interval twice."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+from sqlalchemy import func, text
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from backend.core.db import make_engine
+from backend.meters.batch import Columns
+from backend.meters.models import MeterReading
+from backend.meters.runs import Runs, copy_runs, encode
+from backend.meters.services import ingest_body
+from backend.meters.validation import iso
+from tests.fixtures.meters import NOW, seed_meters
+
+pytestmark = pytest.mark.postgres
+DAY = 86_400
+ROW = (
+    "meter_id, interval_start, interval_s, import_wh, export_wh, voltage_v, current_a, "
+    "power_factor, quality, revision, source, verified, signature, signer, received_at"
+)
+
+
+def columns(meters: list[str], starts: list[int], *, mixed: bool) -> Columns:
+    rows = Columns()
+    for i, (meter, start) in enumerate(zip(meters, starts, strict=True)):
+        rows.append(
+            {
+                "idx": i,
+                "meter_id": meter,
+                "interval_start": start,
+                "import_wh": None if mixed and i % 3 == 0 else i * 7,
+                "export_wh": 2**40 + i,
+                "voltage_v": 229.75 if mixed and i % 2 else None,
+                "current_a": None,
+                "power_factor": -0.25,
+                "quality": (["high", "estimated", None][i % 3]) if mixed else "high",
+            },
+            None,
+        )
+        if mixed and i % 4 == 1:
+            rows.verified[-1] = True
+            rows.signature[-1] = "0x" + "ab" * 65
+            rows.signer[-1] = "0x" + "Cd" * 20
+    return rows
+
+
+@pytest.mark.parametrize("mixed", [False, True], ids=["plain", "mixed NULLs and signatures"])
+def test_the_runs_hold_exactly_the_readings_copied(metered, mixed):
+    session, _, _, solar, house = metered
+    ids = [solar.meter_id, house.meter_id]
+    one = [NOW - 900 * k for k in range(1, 301)] + [NOW - 900 * k for k in range(320, 400)]
+    meters = [ids[k % 2] for k in range(2 * len(one))]  # both meters, interleaved, backwards
+    starts = [s for s in one for _ in ids]
+    rows = columns(meters, starts, mixed=mixed)
+    received = datetime(2026, 1, 1, 0, 0, 0, 123_456, tzinfo=UTC)
+    connection = session.connection()
+    assert copy_runs(connection, rows, "rest", received)
+    runs = connection.execute(text("SELECT count(*) FROM reading_runs")).scalar_one()
+    stored = connection.execute(text(f"SELECT {ROW} FROM meter_readings")).all()
+    expected = {
+        (m, s, 900, imp, exp, v, c, pf, q, 0, "rest", ver, sig, signer, received)
+        for m, s, imp, exp, v, c, pf, q, ver, sig, signer in zip(
+            rows.meter_id,
+            rows.interval_start,
+            rows.import_wh,
+            rows.export_wh,
+            rows.voltage_v,
+            rows.current_a,
+            rows.power_factor,
+            rows.quality,
+            rows.verified,
+            rows.signature,
+            rows.signer,
+            strict=True,
+        )
+    }
+    assert len(stored) == len(starts) and set(map(tuple, stored)) == expected
+    assert runs == len(Runs(rows)) == 2 * 6  # per meter: 5 days, one split by the gap
+
+
+def test_consecutive_intervals_of_a_meter_and_day_are_one_run(metered):
+    session, _, _, solar, _ = metered
+    day = NOW - DAY
+    starts = [day + 900 * k for k in range(96)] + [NOW + 900 * k for k in range(4)]
+    rows = columns([solar.meter_id] * len(starts), starts, mixed=False)
+    runs = Runs(rows)
+    assert (runs.day, runs.first_slot) == ([day, NOW], [0, 0])
+    assert [int(e - b) for b, e in zip(runs.begin, runs.end, strict=True)] == [96, 4]
+    body = b"".join(encode(runs, rows, "rest", datetime.now(UTC)))
+    assert body.startswith(b"PGCOPY\n\xff\r\n\x00") and body.endswith(b"\xff\xff")
+
+
+def test_a_batch_with_a_stored_or_repeated_interval_is_left_to_the_merge(metered):
+    session, _, _, solar, _ = metered
+    connection = session.connection()
+    rows = columns([solar.meter_id] * 3, [NOW - 900, NOW - 1800, NOW - 900], mixed=False)
+    assert not copy_runs(connection, rows, "rest", datetime.now(UTC))
+    first = columns([solar.meter_id] * 2, [NOW - 900, NOW - 1800], mixed=False)
+    assert copy_runs(connection, first, "rest", datetime.now(UTC))
+    overlapping = columns([solar.meter_id] * 2, [NOW - 2700, NOW - 1800], mixed=False)
+    assert not copy_runs(connection, overlapping, "rest", datetime.now(UTC))
+    assert connection.execute(text("SELECT count(*) FROM meter_readings")).scalar_one() == 2
+
+
+def test_the_view_takes_orm_inserts_updates_and_deletes(metered):
+    session, _, _, solar, _ = metered
+    meter = solar.meter_id
+    for k in (0, 1, 2, 4):  # 0-2 one run, 4 a run of its own
+        session.add(
+            MeterReading(meter_id=meter, interval_start=NOW + 900 * k, export_wh=k, source="rest")
+        )
+        session.flush()
+    runs = "SELECT first_slot, slots FROM reading_runs WHERE meter_id = :m ORDER BY first_slot"
+    connection = session.connection()
+    assert connection.execute(text(runs), {"m": meter}).all() == [(0, 3), (4, 1)]
+    reading = session.get(MeterReading, (meter, NOW + 900))
+    assert reading is not None and reading.export_wh == 1 and reading.import_wh is None
+    reading.import_wh, reading.revision = 55, 1
+    session.flush()
+    session.expire_all()
+    again = session.get(MeterReading, (meter, NOW + 900))
+    assert again is not None and (again.import_wh, again.export_wh, again.revision) == (55, 1, 1)
+    others = connection.execute(
+        text("SELECT import_wh FROM meter_readings WHERE meter_id = :m ORDER BY interval_start"),
+        {"m": meter},
+    ).scalars()
+    assert list(others) == [None, 55, None, None]
+    session.delete(again)
+    session.flush()
+    assert connection.execute(text(runs), {"m": meter}).all() == [(0, 1), (2, 1), (4, 1)]
+    kept = connection.execute(
+        text("SELECT interval_start, export_wh FROM meter_readings WHERE meter_id = :m"),
+        {"m": meter},
+    ).all()
+    assert sorted(kept) == [(NOW, 0), (NOW + 1800, 2), (NOW + 3600, 4)]
+    with pytest.raises(IntegrityError, match="meter_readings_pkey"), session.begin_nested():
+        session.add(MeterReading(meter_id=meter, interval_start=NOW, export_wh=9, source="rest"))
+        session.flush()
+
+
+def test_a_correction_through_the_view_changes_one_interval_and_is_audited(
+    metered, meter_settings
+):
+    session, *_ = metered
+    solar = metered[3]
+    body = [
+        {"meterId": solar.meter_id, "timestamp": iso(NOW - 900 * k), "exportWh": 100 + k}
+        for k in range(1, 11)
+    ]
+    first = ingest_body(
+        session, orjson.dumps(body), "application/json", source="rest", now=NOW,
+        settings=meter_settings,
+    )
+    assert first.accepted == 10
+    body[3]["exportWh"] = 999
+    body.append({"meterId": solar.meter_id, "timestamp": iso(NOW - 900 * 11), "exportWh": 7})
+    second = ingest_body(
+        session, orjson.dumps(body), "application/json", source="rest", now=NOW,
+        settings=meter_settings,
+    )
+    assert (second.accepted, second.duplicate, second.corrected) == (1, 9, 1)
+    connection = session.connection()
+    values = connection.execute(
+        text(
+            "SELECT interval_start, export_wh, revision FROM meter_readings WHERE meter_id = :m "
+            "ORDER BY interval_start"
+        ),
+        {"m": solar.meter_id},
+    ).all()
+    assert [v[1] for v in values] == [7] + [100 + k for k in range(10, 4, -1)] + [999, 103, 102, 101]
+    assert [v[2] for v in values].count(1) == 1
+    audit = connection.execute(
+        text("SELECT interval_start, previous_export_wh, export_wh, revision FROM reading_corrections")
+    ).all()
+    assert audit == [(NOW - 900 * 4, 104, 999, 1)]
+
+
+@pytest.fixture
+def fresh(fresh_pg_url, meter_settings):
+    engine = make_engine(fresh_pg_url)
+    with Session(engine) as session:
+        _, _, solar, _ = seed_meters(session)
+        session.commit()
+        meter_id = solar.meter_id
+    yield engine, meter_id, meter_settings
+    engine.dispose()
+
+
+def test_concurrent_batches_for_the_same_meter_day_never_duplicate_an_interval(fresh):
+    """Eight batches of one meter's same two days, each a different mix of the same 192
+    intervals, at once: every interval stored once, no runs overlap, nothing counted twice."""
+    engine, meter, settings = fresh
+    day = NOW - 2 * DAY
+    intervals = [day + 900 * k for k in range(192)]
+    results: list = []
+    errors: list[BaseException] = []
+
+    def send(offset: int) -> None:
+        chosen = [s for k, s in enumerate(intervals) if (k + offset) % 3 != 0]
+        body = orjson.dumps(
+            [
+                {"meterId": meter, "timestamp": iso(s), "exportWh": (s // 900) % 1_000}
+                for s in chosen
+            ]
+        )
+        try:
+            with Session(engine) as session:
+                results.append(
+                    ingest_body(
+                        session, body, "application/json", source="rest", now=NOW,
+                        settings=settings,
+                    )
+                )
+        except BaseException as exc:  # shown by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send, args=(k,)) for k in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert errors == [] and len(results) == 8
+    with engine.connect() as connection:
+        count, distinct, total = connection.execute(
+            text(
+                "SELECT count(*), count(DISTINCT interval_start), sum(export_wh) "
+                "FROM meter_readings WHERE meter_id = :m"
+            ),
+            {"m": meter},
+        ).one()
+        overlaps = connection.execute(
+            text(
+                "SELECT count(*) FROM reading_runs a JOIN reading_runs b ON a.meter_id = "
+                "b.meter_id AND a.day = b.day AND a.first_slot < b.first_slot "
+                "AND a.first_slot + a.slots > b.first_slot"
+            )
+        ).scalar_one()
+    assert count == distinct == 192 and overlaps == 0
+    assert total == sum((s // 900) % 1_000 for s in intervals)
+    assert sum(r.accepted for r in results) == 192
+    assert sum(r.accepted + r.duplicate for r in results) == 8 * 128
+    assert all(r.corrected == 0 and r.rejected == 0 for r in results)
+    with Session(engine) as session:
+        assert session.exec(select(func.count()).select_from(MeterReading)).one() == 192
