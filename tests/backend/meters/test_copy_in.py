@@ -154,12 +154,13 @@ def test_a_batch_arriving_while_another_is_stored_loses_nothing(fresh):
 
         worker = threading.Thread(target=second_batch)
         worker.start()
-        with engine.connect() as probe:  # the second one's COPY waits for the first's commit
+        with engine.connect() as probe:  # the second one waits for the first's commit
+            # (its (meter, day) locks on PostgreSQL's runs, a row's transaction with rows)
             for _ in range(1_200):
                 waiting = probe.execute(
                     text(
                         "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                        "AND wait_event = 'transactionid' AND application_name = :name"
+                        "AND wait_event IN ('transactionid', 'advisory') AND application_name = :name"
                     ),
                     {"name": name},
                 ).scalar_one()
