@@ -56,8 +56,8 @@ from backend.accounts.security import create_access_token
 from backend.chain.anvil import free_port
 from backend.core.config import PROJECT_ROOT, Settings
 from backend.core.db import make_engine
-from backend.meters.batch import Columns
 from backend.meters import runs as reading_runs
+from backend.meters.batch import Columns
 from backend.meters.copy_in import encode
 from backend.meters.models import MeterReading
 from backend.meters.schemas import MeterApproval, MeterCreate
@@ -382,7 +382,9 @@ def layout_limit(url: str, meter_ids: list[str], first_interval: int) -> float:
     bodies = []
     for b in batches(meter_ids, READINGS, first_interval):
         rows = bench_columns(b)
-        bodies.append(b"".join(reading_runs.encode(reading_runs.Runs(rows), rows, "bench", received)))
+        bodies.append(
+            b"".join(reading_runs.encode(reading_runs.Runs(rows), rows, "bench", received))
+        )
     engine = make_engine(url)
     count = text("SELECT coalesce(sum(slots), 0) FROM reading_runs")
     with engine.connect() as connection:
@@ -522,7 +524,11 @@ def run() -> Iterator[dict[str, Any]]:
             "unit": "readings/s",
             "layout": "runs",
         }
-        yield {"metric": "columnar_limit_readings_per_s", "value": round(layout_rate), "unit": "readings/s"}
+        yield {
+            "metric": "columnar_limit_readings_per_s",
+            "value": round(layout_rate),
+            "unit": "readings/s",
+        }
         yield {
             "metric": "row_layout_limit_readings_per_s",
             "value": round(row_layout_rate),

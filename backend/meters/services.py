@@ -119,7 +119,9 @@ STAGING_DDL = {
 JOINED = "r.meter_id = s.meter_id AND r.interval_start = s.interval_start"
 # on PostgreSQL `meter_readings` unnests runs per meter and day (migration i16_reading_runs):
 # naming the day lets the join find the one run holding the interval by its key
-DAY_JOINED = f"{JOINED} AND r.day = s.interval_start - mod(mod(s.interval_start, 86400) + 86400, 86400)"
+DAY_JOINED = (
+    f"{JOINED} AND r.day = s.interval_start - mod(mod(s.interval_start, 86400) + 86400, 86400)"
+)
 DIFFERS = "(s.import_wh <> r.import_wh OR s.export_wh <> r.export_wh)"
 FILLS = (
     "(s.import_wh IS NOT NULL AND r.import_wh IS NULL) "

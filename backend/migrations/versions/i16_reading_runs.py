@@ -281,8 +281,16 @@ def upgrade() -> None:
     op.execute(MOVE)
     op.execute("DROP TABLE meter_readings_rows")
     # NULL arrays stand for all-NULL ones (what the ingest writes): fold what the move built
-    for name in ("import_wh", "export_wh", "voltage_v", "current_a", "power_factor",
-                 "quality", "signature", "signer"):
+    for name in (
+        "import_wh",
+        "export_wh",
+        "voltage_v",
+        "current_a",
+        "power_factor",
+        "quality",
+        "signature",
+        "signer",
+    ):
         op.execute(
             f"UPDATE reading_runs SET {name} = NULL WHERE {name} IS NOT NULL "
             f"AND array_position({name}, NULL) IS NOT NULL "

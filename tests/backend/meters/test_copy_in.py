@@ -160,7 +160,8 @@ def test_a_batch_arriving_while_another_is_stored_loses_nothing(fresh):
                 waiting = probe.execute(
                     text(
                         "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                        "AND wait_event IN ('transactionid', 'advisory') AND application_name = :name"
+                        "AND wait_event IN ('transactionid', 'advisory') "
+                        "AND application_name = :name"
                     ),
                     {"name": name},
                 ).scalar_one()

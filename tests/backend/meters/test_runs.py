@@ -88,7 +88,7 @@ def test_the_runs_hold_exactly_the_readings_copied(metered, mixed):
 
 
 def test_consecutive_intervals_of_a_meter_and_day_are_one_run(metered):
-    session, _, _, solar, _ = metered
+    _, _, _, solar, _ = metered
     day = NOW - DAY
     starts = [day + 900 * k for k in range(96)] + [NOW + 900 * k for k in range(4)]
     rows = columns([solar.meter_id] * len(starts), starts, mixed=False)
@@ -147,9 +147,7 @@ def test_the_view_takes_orm_inserts_updates_and_deletes(metered):
         session.flush()
 
 
-def test_a_correction_through_the_view_changes_one_interval_and_is_audited(
-    metered, meter_settings
-):
+def test_a_correction_through_the_view_changes_one_interval_and_is_audited(metered, meter_settings):
     session, *_ = metered
     solar = metered[3]
     body = [
@@ -157,14 +155,22 @@ def test_a_correction_through_the_view_changes_one_interval_and_is_audited(
         for k in range(1, 11)
     ]
     first = ingest_body(
-        session, orjson.dumps(body), "application/json", source="rest", now=NOW,
+        session,
+        orjson.dumps(body),
+        "application/json",
+        source="rest",
+        now=NOW,
         settings=meter_settings,
     )
     assert first.accepted == 10
     body[3]["exportWh"] = 999
     body.append({"meterId": solar.meter_id, "timestamp": iso(NOW - 900 * 11), "exportWh": 7})
     second = ingest_body(
-        session, orjson.dumps(body), "application/json", source="rest", now=NOW,
+        session,
+        orjson.dumps(body),
+        "application/json",
+        source="rest",
+        now=NOW,
         settings=meter_settings,
     )
     assert (second.accepted, second.duplicate, second.corrected) == (1, 9, 1)
@@ -176,10 +182,14 @@ def test_a_correction_through_the_view_changes_one_interval_and_is_audited(
         ),
         {"m": solar.meter_id},
     ).all()
-    assert [v[1] for v in values] == [7] + [100 + k for k in range(10, 4, -1)] + [999, 103, 102, 101]
+    newest_first = [7, *range(110, 104, -1), 999, 103, 102, 101]
+    assert [v[1] for v in values] == newest_first
     assert [v[2] for v in values].count(1) == 1
     audit = connection.execute(
-        text("SELECT interval_start, previous_export_wh, export_wh, revision FROM reading_corrections")
+        text(
+            "SELECT interval_start, previous_export_wh, export_wh, revision "
+            "FROM reading_corrections"
+        )
     ).all()
     assert audit == [(NOW - 900 * 4, 104, 999, 1)]
 
@@ -216,7 +226,11 @@ def test_concurrent_batches_for_the_same_meter_day_never_duplicate_an_interval(f
             with Session(engine) as session:
                 results.append(
                     ingest_body(
-                        session, body, "application/json", source="rest", now=NOW,
+                        session,
+                        body,
+                        "application/json",
+                        source="rest",
+                        now=NOW,
                         settings=settings,
                     )
                 )

@@ -56,8 +56,21 @@ def readings(solar: str, house: str) -> list[dict]:
 def as_stored(rows: list[dict]) -> list[tuple]:
     return sorted(
         (
-            r["meter"], r["start"], 900, r["imp"], r["exp"], r["v"], None, None, r["q"],
-            r["rev"], "rest", r["at"], r["verified"], r["sig"], r["signer"],
+            r["meter"],
+            r["start"],
+            900,
+            r["imp"],
+            r["exp"],
+            r["v"],
+            None,
+            None,
+            r["q"],
+            r["rev"],
+            "rest",
+            r["at"],
+            r["verified"],
+            r["sig"],
+            r["signer"],
         )
         for r in rows
     )
@@ -79,12 +92,18 @@ def test_postgresql_readings_move_into_runs_and_back(fresh_pg_url):
         assert "meter_readings" in inspect(connection).get_view_names()
         assert [tuple(r) for r in connection.execute(SELECT)] == as_stored(rows)
         runs = connection.execute(
-            text("SELECT meter_id, day, first_slot, slots, import_wh IS NULL, voltage_v IS NULL "
-                 "FROM reading_runs ORDER BY meter_id = :s DESC, day, first_slot"),
+            text(
+                "SELECT meter_id, day, first_slot, slots, import_wh IS NULL, voltage_v IS NULL "
+                "FROM reading_runs ORDER BY meter_id = :s DESC, day, first_slot"
+            ),
             {"s": solar_id},
         ).all()
         assert [r[1:4] for r in runs] == [
-            (NOW - 86_400, 0, 96), (NOW, 0, 4), (NOW, 9, 5), (NOW, 0, 1), (NOW, 2, 1)
+            (NOW - 86_400, 0, 96),
+            (NOW, 0, 4),
+            (NOW, 9, 5),
+            (NOW, 0, 1),
+            (NOW, 2, 1),
         ]
         assert [r[5] for r in runs] == [False, False, False, True, True]  # all-NULL: NULL array
         with pytest.raises(IntegrityError, match="meter_readings_pkey"):
