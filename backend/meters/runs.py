@@ -23,7 +23,9 @@ from typing import Any
 import numpy as np
 import psycopg
 from psycopg.errors import ExclusionViolation, UniqueViolation
+from sqlalchemy import literal_column
 from sqlalchemy.engine import Connection
+from sqlmodel import Session
 
 from backend.meters.batch import Columns
 from backend.meters.copy_in import HEADER, PG_EPOCH, TRAILER
@@ -228,3 +230,14 @@ def lock_rows(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
         return
     pairs = sorted({(r["meter_id"], r["interval_start"] // DAY * DAY) for r in rows})
     lock(driver, [m for m, _ in pairs], [d for _, d in pairs])
+
+
+def day_bounds(session: Session | Connection, start: int, end: int) -> list[Any]:
+    """Conditions on the `meter_readings` view's `day` for readings of [start, end): with
+    them PostgreSQL unnests only the runs of those UTC days, not a meter's whole history (a
+    filter on `interval_start` alone is applied after the unnest). None on SQLite (a table)."""
+    bind = session.get_bind() if isinstance(session, Session) else session
+    if bind.dialect.name != "postgresql":
+        return []
+    day: Any = literal_column("meter_readings.day")
+    return [day >= start - start % DAY, day < end]

@@ -71,7 +71,7 @@ from backend.meters.errors import (
     ReadingsMalformed,
 )
 from backend.meters.models import INTERVAL_SECONDS, Meter, MeterReading, MeterStatus
-from backend.meters.runs import copy_runs, lock_rows
+from backend.meters.runs import copy_runs, day_bounds, lock_rows
 from backend.meters.schemas import (
     Aggregation,
     Direction,
@@ -736,6 +736,7 @@ def energy_series(
             MeterReading.interval_start >= start,
             MeterReading.interval_start < end,
             column.is_not(None),
+            *day_bounds(session, start, end),
         )
         .order_by(col(MeterReading.interval_start))
     ).all()

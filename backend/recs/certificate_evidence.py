@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from backend.core.errors import NotFound
 from backend.meters.models import MeterReading
+from backend.meters.runs import day_bounds
 from backend.meters.signing import DOMAIN_NAME, DOMAIN_VERSION, SignedValues, reading_digest
 from backend.recs.evidence import evidence_proofs
 from backend.recs.schemas import CertificateEvidence, EvidenceReading
@@ -70,6 +71,7 @@ def certificate_evidence(
             col(MeterReading.verified).is_(True),
             MeterReading.interval_start >= cert.period_start,
             MeterReading.interval_start < cert.period_end,
+            *day_bounds(session, cert.period_start, cert.period_end),
         )
         .order_by(col(MeterReading.interval_start))
     ).all()

@@ -26,6 +26,7 @@ from sqlmodel import Session, col, select
 
 from backend.core.config import Settings
 from backend.meters.models import MeterReading
+from backend.meters.runs import day_bounds
 from backend.meters.signing import SignedValues, reading_digest
 from backend.recs.evidence import evidence_root
 from backend.resources.certified_meters import storage_refuses, storage_until
@@ -84,6 +85,7 @@ def record_due_hours(
                 col(MeterReading.verified).is_(True),  # only verified export issues RECs
                 MeterReading.interval_start >= max(now - lookback_s, 0),
                 MeterReading.interval_start < now - gate_s - HOUR + 1,
+                *day_bounds(session, max(now - lookback_s, 0), now - gate_s - HOUR + 1),
             )
             .group_by("hour")
         ).all()
@@ -140,6 +142,11 @@ def evidence_roots(session: Session, ctx: ChainContext, rows: list[RecIssuance])
             col(MeterReading.verified).is_(True),
             MeterReading.interval_start >= min(r.hour_start for r in rows),
             MeterReading.interval_start < max(r.hour_start for r in rows) + HOUR,
+            *day_bounds(
+                session,
+                min(r.hour_start for r in rows),
+                max(r.hour_start for r in rows) + HOUR,
+            ),
         )
     ).all()
     leaves: dict[int, list[bytes]] = {}

@@ -26,6 +26,7 @@ from sqlmodel import Session, col, select
 
 from backend.core.config import Settings
 from backend.meters.models import MeterReading
+from backend.meters.runs import day_bounds
 from backend.settlement.allocation import Allocation, TradeTerms, allocate, settlement_amounts
 from backend.settlement.chain import ChainContext
 from backend.settlement.flags import flag_oversold
@@ -119,6 +120,7 @@ def exports(
             func.lower(MeterReading.meter_id) == meter_id.lower(),
             MeterReading.interval_start >= start,
             MeterReading.interval_start < end,
+            *day_bounds(session, start, end),
         )
     ).all()
     verified = {slot: wh for slot, wh, ok in rows if ok}
@@ -296,6 +298,7 @@ def record_corrections(session: Session, since: int) -> list[SettlementCorrectio
                 MeterReading.interval_start >= record.period_start,
                 MeterReading.interval_start < record.period_end,
                 MeterReading.received_at > record.computed_at,
+                *day_bounds(session, record.period_start, record.period_end),
             )
         ).one()
         if not changed:

@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 from backend.core.db import make_engine
 from backend.meters.batch import Columns
 from backend.meters.models import MeterReading
-from backend.meters.runs import Runs, copy_runs, encode
+from backend.meters.runs import Runs, copy_runs, day_bounds, encode
 from backend.meters.services import ingest_body
 from backend.meters.validation import iso
 from tests.fixtures.meters import NOW, seed_meters
@@ -265,3 +265,22 @@ def test_concurrent_batches_for_the_same_meter_day_never_duplicate_an_interval(f
     assert all(r.corrected == 0 and r.rejected == 0 for r in results)
     with Session(engine) as session:
         assert session.exec(select(func.count()).select_from(MeterReading)).one() == 192
+
+
+def test_day_bounds_read_the_runs_of_the_days_asked_for_only(metered):
+    session, _, _, solar, _ = metered
+    starts = [NOW - DAY + 900 * k for k in range(3 * 96)]  # three days
+    rows = columns([solar.meter_id] * len(starts), starts, mixed=False)
+    assert copy_runs(session.connection(), rows, "rest", datetime.now(UTC))
+    start, end = NOW + 3_600, NOW + 7_200
+    query = select(MeterReading.interval_start).where(
+        MeterReading.meter_id == solar.meter_id,
+        MeterReading.interval_start >= start,
+        MeterReading.interval_start < end,
+    )
+    bounded = query.where(*day_bounds(session, start, end))
+    expected = [start + 900 * k for k in range(4)]
+    assert sorted(session.exec(query).all()) == sorted(session.exec(bounded).all()) == expected
+    sql = bounded.compile(session.get_bind(), compile_kwargs={"literal_binds": True})
+    plan = "\n".join(session.connection().exec_driver_sql(f"EXPLAIN {sql}").scalars())
+    assert f"day >= '{NOW}'" in plan or f"day >= {NOW}" in plan, plan  # below the unnest
