@@ -70,7 +70,11 @@ class Runs:
     in `order` (the batch's positions sorted by meter and interval)."""
 
     def __init__(self, rows: Columns) -> None:
-        meters, codes = np.unique(np.array(rows.meter_id, dtype=object), return_inverse=True)
+        found: dict[str, int] = {}  # meter -> code, by first appearance (faster than np.unique)
+        codes = np.fromiter(
+            (found.setdefault(m, len(found)) for m in rows.meter_id), np.int64, len(rows)
+        )
+        meters = np.array(list(found), dtype=object)
         starts = np.array(rows.interval_start, dtype=np.int64)
         order = np.lexsort((starts, codes))
         codes, starts = codes[order], starts[order]
@@ -97,101 +101,131 @@ class Runs:
 
 
 def encode(runs: Runs, rows: Columns, source: str, received_at: datetime) -> list[bytes]:
-    """A binary COPY body of `runs` for COPY_RUNS.
+    """A binary COPY body of `runs` for COPY_RUNS (one part).
 
     Per column, every element of the batch is encoded once (32-bit length, value) in run
-    order; a run's array is a header plus a slice of that. A column NULL in every reading is
-    a NULL array; a column with NULLs in some readings, or text of several lengths, is encoded
-    element by element (rare: mixed batches)."""
-    n = len(rows)
-    order = runs.order
+    order, and every run's array header at once; a run's array is its header plus a slice
+    of the elements. A column NULL in every reading is a NULL array; a column with NULLs in
+    some readings, or text of several lengths, is encoded element by element (mixed batches).
+    """
+    n, k = len(rows), len(runs)
+    begin, end = runs.begin, runs.end
+    counts = (end - begin).astype(np.int64)
     received = (received_at - PG_EPOCH) // timedelta(microseconds=1)
-    columns: list[tuple[bytes, int, int] | None] = []  # (element bytes, stride or 0, oid)
-    offsets: list[np.ndarray | None] = []
+    # per column: (headers of every run, elements, byte offset of every element + 1) or None
+    columns: list[tuple[memoryview, memoryview, list[int]] | None] = []
     for name, kind in ARRAYS:
+        encoded: tuple[bytes, int, np.ndarray | None] | None
         if name == "revision":
-            values: Sequence[Any] = [0] * n
+            encoded = _constant(0, kind, n)
         elif name == "source":
-            values = [source] * n
+            encoded = _constant(source, kind, n)
         elif name == "received_at":
-            values = [received] * n
+            encoded = _constant(received, kind, n)
         else:
-            values = getattr(rows, name)
-        encoded = _elements(values, kind, order)
+            encoded = _elements(getattr(rows, name), kind, runs.order)
         if encoded is None:
             columns.append(None)
-            offsets.append(None)
             continue
         body, stride, ends = encoded
-        columns.append((body, stride, OIDS[kind]))
-        offsets.append(ends)
-    parts = [HEADER]
-    field_count = struct.pack(">h", 16)
-    for run, (meter, day, slot) in enumerate(
-        zip(runs.meter_id, runs.day, runs.first_slot, strict=True)
-    ):
-        begin, end = int(runs.begin[run]), int(runs.end[run])
-        count = end - begin
-        meter_bytes = meter.encode()
-        parts.append(
-            field_count
-            + struct.pack(f">i{len(meter_bytes)}s", len(meter_bytes), meter_bytes)
-            + struct.pack(">iqihih", 8, day, 2, slot, 2, count)
+        if stride:
+            starts = (np.arange(n + 1, dtype=np.int64) * stride)[np.append(begin, end[-1:])]
+            sizes = counts * stride
+        else:
+            assert ends is not None
+            starts = ends[np.append(begin, end[-1:])]
+            sizes = ends[end] - ends[begin]
+        headers = np.empty(
+            k,
+            dtype=[(f, ">i4") for f in ("len", "ndim", "flags")]
+            + [("oid", ">u4"), ("dim", ">i4"), ("lbound", ">i4")],
         )
-        for column, ends in zip(columns, offsets, strict=True):
+        headers["len"], headers["ndim"], headers["flags"] = 20 + sizes, 1, 1
+        headers["oid"], headers["dim"], headers["lbound"] = OIDS[kind], counts, 1
+        columns.append((memoryview(headers.tobytes()), memoryview(body), starts.tolist()))
+    prefixes = [
+        struct.pack(">hi", 16, len(meter))
+        + meter
+        + struct.pack(">iqihih", 8, day, 2, slot, 2, count)
+        for meter, day, slot, count in zip(
+            (m.encode() for m in runs.meter_id),
+            runs.day,
+            runs.first_slot,
+            counts.tolist(),
+            strict=True,
+        )
+    ]
+    parts: list[bytes | memoryview] = [HEADER]
+    for run in range(k):
+        parts.append(prefixes[run])
+        for column in columns:
             if column is None:
                 parts.append(NULL_FIELD)
-                continue
-            body, stride, oid = column
-            if stride:
-                chunk = body[begin * stride : end * stride]
             else:
-                assert ends is not None
-                chunk = body[ends[begin] : ends[end]]
-            parts.append(struct.pack(">iiiIii", 20 + len(chunk), 1, 1, oid, count, 1) + chunk)
+                head, elements, at = column
+                parts.append(head[run * 24 : run * 24 + 24])
+                parts.append(elements[at[run] : at[run + 1]])
     parts.append(TRAILER)
-    return parts
+    return [b"".join(parts)]
+
+
+def _constant(value: Any, kind: str, n: int) -> tuple[bytes, int, None]:
+    """n copies of one value's element."""
+    if kind == "S":
+        raw = value.encode()
+        dtype: Any = [("len", ">i4"), ("value", f"S{len(raw)}")]
+        value = raw
+    else:
+        dtype = [("len", ">i4"), ("value", INT8 if kind == "T" else kind)]
+    block = np.empty(n, dtype=dtype)
+    block["len"] = block.dtype["value"].itemsize
+    block["value"] = value
+    return block.tobytes(), block.dtype.itemsize, None
 
 
 def _elements(
-    values: Sequence[Any], kind: str, order: np.ndarray
+    values: list[Any], kind: str, order: np.ndarray
 ) -> tuple[bytes, int, np.ndarray | None] | None:
     """The column's elements in `order` as one byte string: (bytes, fixed stride or 0, byte
     offsets of each element when not fixed: n + 1 of them); None when every value is NULL.
     The array header's has-null flag is always set (valid whether or not NULLs occur)."""
     n = len(values)
-    nulls = values.count(None) if isinstance(values, list) else 0
-    if nulls == n and n:
+    nulls = values.count(None)
+    if nulls == n:
         return None
-    if kind == "T":
-        kind = INT8
     if nulls == 0 and kind != "S":
         block = np.empty(n, dtype=[("len", ">i4"), ("value", kind)])
         block["len"] = np.dtype(kind).itemsize
-        block["value"] = np.asarray(values)[order] if n else []
+        block["value"] = np.asarray(values)[order]
         return block.tobytes(), block.dtype.itemsize, None
     if nulls == 0:
-        encoded = [v.encode() for v in values]
-        lengths = set(map(len, encoded))
-        if len(lengths) == 1:
-            size = lengths.pop()
-            block = np.empty(n, dtype=[("len", ">i4"), ("value", f"S{size}")])
-            block["len"] = size
-            block["value"] = np.array(encoded, dtype=f"S{size}")[order]
-            return block.tobytes(), block.dtype.itemsize, None
+        if len(distinct := set(values)) == 1:
+            return _constant(distinct.pop(), kind, n)
+        text = np.array(values)
+        lengths = np.char.str_len(text)
+        if lengths.min() == lengths.max():
+            try:
+                fixed = text.astype(f"S{int(lengths[0])}")  # ASCII only (hex, quality codes)
+            except UnicodeEncodeError:
+                pass
+            else:
+                block = np.empty(n, dtype=[("len", ">i4"), ("value", fixed.dtype)])
+                block["len"] = fixed.dtype.itemsize
+                block["value"] = fixed[order]
+                return block.tobytes(), block.dtype.itemsize, None
     pieces: list[bytes] = []
     ends = np.zeros(n + 1, dtype=np.int64)
     pack = struct.Struct(">i").pack
-    fixed = None if kind == "S" else struct.Struct(STRUCTS[kind])
+    fixed_format = None if kind == "S" else struct.Struct(STRUCTS[kind])
     for at, position in enumerate(order.tolist()):
         value = values[position]
         if value is None:
             piece = NULL_FIELD
-        elif fixed is None:
+        elif fixed_format is None:
             raw = value.encode()
             piece = pack(len(raw)) + raw
         else:
-            piece = pack(fixed.size) + fixed.pack(value)
+            piece = pack(fixed_format.size) + fixed_format.pack(value)
         pieces.append(piece)
         ends[at + 1] = ends[at] + len(piece)
     return b"".join(pieces), 0, ends

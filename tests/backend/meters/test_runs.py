@@ -53,14 +53,20 @@ def columns(meters: list[str], starts: list[int], *, mixed: bool) -> Columns:
     return rows
 
 
-@pytest.mark.parametrize("mixed", [False, True], ids=["plain", "mixed NULLs and signatures"])
-def test_the_runs_hold_exactly_the_readings_copied(metered, mixed):
+@pytest.mark.parametrize(
+    ("mixed", "quality"),
+    [(False, None), (True, None), (False, ["high", "done"]), (False, ["high", "medium"])],
+    ids=["plain", "mixed NULLs and signatures", "text of one length", "text of two lengths"],
+)
+def test_the_runs_hold_exactly_the_readings_copied(metered, mixed, quality):
     session, _, _, solar, house = metered
     ids = [solar.meter_id, house.meter_id]
     one = [NOW - 900 * k for k in range(1, 301)] + [NOW - 900 * k for k in range(320, 400)]
     meters = [ids[k % 2] for k in range(2 * len(one))]  # both meters, interleaved, backwards
     starts = [s for s in one for _ in ids]
     rows = columns(meters, starts, mixed=mixed)
+    if quality:
+        rows.quality = [quality[k % 3 % 2] for k in range(len(starts))]
     received = datetime(2026, 1, 1, 0, 0, 0, 123_456, tzinfo=UTC)
     connection = session.connection()
     assert copy_runs(connection, rows, "rest", received)
