@@ -5,12 +5,16 @@ reading fields are arrays (migration i16_reading_runs; `meter_readings` is the v
 unnests them). A batch is sorted by meter and interval and cut into runs with numpy; each
 column's elements are encoded once for the whole batch and every run's array is a slice.
 
-Intervals stay unique per meter: the writer first takes the advisory locks of the batch's
-(meter, day) pairs (`LOCK`, in key order, as the triggers and the merge do), then COPYs in a
-savepoint. If one of the batch's intervals is already stored, the exclusion constraint refuses
-the COPY, the savepoint is rolled back and the caller merges the batch instead (duplicates,
-corrections); a batch repeating an interval is merged too. A batch the COPY stored is exactly
-what the merge would have done: every reading new, accepted, revision 0.
+Intervals stay unique per meter: the runs of a meter and day cannot overlap (an exclusion
+constraint; a COPY overlapping runs another transaction is writing waits for its end). The
+COPY runs in a savepoint: if one of the batch's intervals is already stored, the constraint
+refuses it, the savepoint is rolled back and the caller merges the batch instead (duplicates,
+corrections); a batch repeating an interval is merged too. The merge reads what is stored,
+so it takes the advisory locks of its (meter, day) pairs (`LOCK`, in key order, as the view's
+triggers do) and merges again if a COPY, which takes no lock (batches of neighbouring
+intervals share meter-days: they would wait for each other), stored one of its intervals.
+A batch the COPY stored is exactly what the merge would have done: every reading new,
+accepted, revision 0.
 """
 
 from __future__ import annotations
@@ -239,14 +243,13 @@ def lock(driver: psycopg.Connection, meters: list[str], days: list[int]) -> None
 def copy_runs(connection: Connection, rows: Columns, source: str, received_at: datetime) -> bool:
     """COPY `rows` into `reading_runs` as runs; False (nothing stored) when one of their
     intervals is stored already or repeated in the batch, or on another database than
-    PostgreSQL. The (meter, day) locks stay held either way. Caller commits."""
+    PostgreSQL. Caller commits."""
     driver = connection.connection.driver_connection
     if not rows or not isinstance(driver, psycopg.Connection):
         return False
     runs = Runs(rows)
     if runs.repeats:
         return False
-    lock(driver, *runs.pairs())
     parts = encode(runs, rows, source, received_at)
     try:
         with driver.transaction(), driver.cursor().copy(COPY_RUNS) as copy:

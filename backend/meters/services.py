@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 from eth_utils import to_checksum_address
+from psycopg.errors import ExclusionViolation, UniqueViolation
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -40,6 +41,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from backend.accounts.models import Account, Role
@@ -674,12 +676,38 @@ def store_readings(
         if position == len(rounds):
             rounds.append([])
         rounds[position].append(row)
-    runs = connection.dialect.name == "postgresql"
-    merge = RUN_MERGE if runs else ROW_MERGE
-    if runs:
-        lock_rows(connection, rows)
-    connection.execute(text(STAGING_DDL["postgresql" if runs else "sqlite"]))
     params = {"source": source, "received_at": received_at}
+    if connection.dialect.name != "postgresql":
+        connection.execute(text(STAGING_DDL["sqlite"]))
+        return _merge(connection, rounds, ROW_MERGE, params, provider, len(rows))
+    lock_rows(connection, rows)
+    connection.execute(text(STAGING_DDL["postgresql"]))
+    for attempt in range(MERGE_ATTEMPTS):
+        try:
+            with connection.begin_nested():
+                return _merge(connection, rounds, RUN_MERGE, params, provider, len(rows))
+        except IntegrityError as exc:
+            # a batch of new intervals COPYed without our locks (runs.copy_runs) committed an
+            # interval we had found free: merge again, it is stored now
+            retry = isinstance(exc.orig, (ExclusionViolation, UniqueViolation))
+            if not retry or attempt == MERGE_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+MERGE_ATTEMPTS = 5
+
+
+def _merge(
+    connection: Connection,
+    rounds: list[list[dict[str, Any]]],
+    merge: Merge,
+    params: dict[str, Any],
+    provider: bool,
+    total: int,
+) -> Stored:
+    """The merge of `rounds` (no interval twice in a round) through the staging table."""
+    stored = Stored()
     for batch in rounds:
         connection.execute(text("DELETE FROM _staging_meter_readings"))
         bulk_insert(connection, STAGING, batch)
@@ -700,7 +728,7 @@ def store_readings(
         stored.accepted += updated - fixed
         stored.corrected += fixed
     connection.execute(text("DELETE FROM _staging_meter_readings"))
-    stored.duplicate = len(rows) - stored.accepted - stored.corrected - len(stored.refused)
+    stored.duplicate = total - stored.accepted - stored.corrected - len(stored.refused)
     return stored
 
 

@@ -5,6 +5,7 @@ stored at the same time for the same meter and day never store an interval twice
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime
 
 import orjson
@@ -290,3 +291,71 @@ def test_day_bounds_read_the_runs_of_the_days_asked_for_only(metered):
     sql = bounded.compile(session.get_bind(), compile_kwargs={"literal_binds": True})
     plan = "\n".join(session.connection().exec_driver_sql(f"EXPLAIN {sql}").scalars())
     assert f"day >= '{NOW}'" in plan or f"day >= {NOW}" in plan, plan  # below the unnest
+
+
+def test_a_merge_that_finds_its_intervals_taken_by_a_copy_merges_again(fresh):
+    """The merge locks its meter-days, a COPY of new intervals does not: a merge (here: a
+    batch repeating an interval) inserting intervals that a COPY not yet committed holds waits
+    for it, and when it commits merges again: those intervals are duplicates, none twice."""
+    engine, meter, settings = fresh
+
+    def body(slots: range, repeat: int | None = None) -> bytes:
+        readings = [
+            {"meterId": meter, "timestamp": iso(NOW - 900 * k), "exportWh": k} for k in slots
+        ]
+        if repeat is not None:
+            readings.append(
+                {"meterId": meter, "timestamp": iso(NOW - 900 * repeat), "exportWh": repeat}
+            )
+        return orjson.dumps(readings)
+
+    def ingest(session: Session, data: bytes):
+        return ingest_body(
+            session, data, "application/json", source="rest", now=NOW, settings=settings
+        )
+
+    name = "gl-test-merge-again"
+    with engine.connect() as connection:
+        outer = connection.begin()  # the COPY of 1..100, not yet committed
+        session = Session(bind=connection, join_transaction_mode="create_savepoint")
+        assert ingest(session, body(range(1, 101))).accepted == 100
+        outcome: dict = {}
+
+        def merge() -> None:
+            try:
+                with Session(engine) as other:
+                    other.connection().exec_driver_sql(f"SET application_name = '{name}'")
+                    outcome["b"] = ingest(other, body(range(51, 151), repeat=150))
+            except Exception as exc:  # shown by the assertion below
+                outcome["error"] = exc
+
+        worker = threading.Thread(target=merge)
+        worker.start()
+        with engine.connect() as probe:
+            for _ in range(1_200):
+                waiting = probe.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND application_name = :name"
+                    ),
+                    {"name": name},
+                ).scalar_one()
+                probe.rollback()
+                if waiting or not worker.is_alive():
+                    break
+                time.sleep(0.05)
+        assert (waiting, worker.is_alive(), outcome) == (1, True, {})
+        outer.commit()
+        session.close()
+    worker.join(60)
+    result = outcome["b"]
+    assert (result.accepted, result.duplicate, result.corrected) == (50, 51, 0)
+    with engine.connect() as connection:
+        count, distinct, total = connection.execute(
+            text(
+                "SELECT count(*), count(DISTINCT interval_start), sum(export_wh) "
+                "FROM meter_readings WHERE meter_id = :m"
+            ),
+            {"m": meter},
+        ).one()
+    assert count == distinct == 150 and total == sum(range(1, 151))
