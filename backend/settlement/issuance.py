@@ -35,7 +35,7 @@ from backend.settlement.chain import (
     ChainContext,
     send_logged,
 )
-from backend.settlement.locks import Locks
+from backend.settlement.locks import ISSUER_KEY, Locks, hold_signing_key
 from backend.settlement.models import (
     BatchKind,
     BatchStatus,
@@ -232,9 +232,7 @@ def issue_certificates(
         gate_s=settings.settlement_gate_delay_s,
         lookback_s=lookback_s,
     )
-    with locks.hold(
-        "issuer-key", settings.settlement_lock_timeout_s, wait_s=settings.settlement_lock_timeout_s
-    ) as held:
+    with hold_signing_key(locks, ISSUER_KEY, settings) as held:
         if held:
             issue_pending(session, ctx, batch_size=settings.rec_batch_size, report=report)
     report.skipped, report.refused = (
