@@ -28,7 +28,7 @@ from backend.core.config import Settings
 from backend.meters.models import MeterReading
 from backend.meters.signing import SignedValues, reading_digest
 from backend.recs.evidence import evidence_root
-from backend.resources.certified_meters import storage_refuses, storage_until
+from backend.resources.certified_meters import Span, storage_refuses, storage_spans
 from backend.settlement.chain import (
     PERIOD_ALREADY_ISSUED,
     BatchRejected,
@@ -72,7 +72,7 @@ def record_due_hours(
     values: list[dict[str, Any]] = []
     for device in devices:
         meter = device.meter_id.lower()
-        storage = storage_until(session, meter)
+        storage = storage_spans(session, meter)
         rows = session.exec(
             select(
                 (col(MeterReading.interval_start) // HOUR).label("hour"),
@@ -168,10 +168,10 @@ def issue_pending(
         .order_by(col(RecIssuance.device_id), col(RecIssuance.hour_start))
     ).all()
     by_device: dict[int, list[RecIssuance]] = {}
-    storage: dict[str, list[int | None]] = {}
+    storage: dict[str, list[Span]] = {}
     for row in pending:
         if row.meter_id not in storage:
-            storage[row.meter_id] = storage_until(session, row.meter_id)
+            storage[row.meter_id] = storage_spans(session, row.meter_id)
         if storage_refuses(storage[row.meter_id], row.hour_start):
             row.status = IssuanceStatus.REFUSED  # storage arrived after the hour was recorded
             session.add(row)
