@@ -10,8 +10,9 @@ charging 10-15 h and discharging 17-22 h (its telemetry backfill reports that di
 Every reading is signed with the meter's own key and posted through the head-end's bulk
 ingest like a live one: the API verifies each signature, so nothing self-reported counts.
 The past pays nothing: no trade delivers before the start, and the REC devices are
-commissioned at the start (`Neighbourhood._register_device`), so no certificate is issued for
-a backfilled hour. Once: meters that already hold readings (a resumed neighbourhood) are left.
+commissioned at the start's hour (`Neighbourhood._register_device`), where the backfill ends,
+so no certificate is issued for a backfilled hour. Once: meters that already hold readings
+(a resumed neighbourhood) are left alone.
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ def member_meters(town: Neighbourhood) -> list[PastMeter]:
 def backfill_readings(town: Neighbourhood) -> int:
     """Post the members' meters' past readings unless they hold readings already; the number
     the API verified."""
-    now = town.clock.now() // SLOT_SECONDS * SLOT_SECONDS
+    now = town.clock.now() // HOUR * HOUR  # where the REC devices' commissioning begins
     meters = member_meters(town)
     with Session(get_engine()) as session:
         seen = session.exec(

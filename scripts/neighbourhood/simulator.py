@@ -485,8 +485,8 @@ class Neighbourhood:
                     "technology": TECHNOLOGY,
                     "capacity_w": agent.solar.peak_w,
                     "grid_area": GRID_AREA,
-                    # at the start: the backfilled past (history.py) issues no certificate
-                    "commissioned_at": self.clock.now(),
+                    # the start's hour: the backfilled past (history.py) issues nothing
+                    "commissioned_at": self.clock.now() // HOUR * HOUR,
                     "meter_id": agent.meter_id,
                 },
             )
