@@ -533,57 +533,21 @@ def mark_trust(
     domain: trust.ReadingDomain | None,
 ) -> None:
     """Set `verified`, `signature` and `signer` of validated rows: a metering data provider's
-    rows are verified; anyone else's only by a meter signature recovered here (one recovery
-    per signed reading). A malformed signature rejects its reading (into `rejected`)."""
+    rows are verified; anyone else's only by a signature of the meter's approved key or of a
+    metering data provider (trust.check_signatures, by columns). A malformed signature rejects
+    its reading (into `rejected`)."""
     if provider is not None:
         rows.verified = [True] * len(rows)
         rows.signer = [provider] * len(rows)
-    malformed: set[int] = set()
-    signed: list[tuple[int, dict[str, Any], bytes]] = []
-    for position, raw in enumerate(rows.raw_signature):
-        if raw is None:
-            continue
-        try:
-            signature = trust.parse_signature(raw)
-        except ReadingRejected as exc:
-            rejected[rows.idx[position]] = exc.reason
-            malformed.add(position)
-            continue
-        if signature is None:
-            continue
-        if provider is not None:
-            rows.signature[position] = "0x" + signature.hex()
-        else:
-            signed.append((position, rows.row(position), signature))
-    verify_signatures(session, [(row, signature) for _, row, signature in signed], meters, domain)
-    for position, row, _ in signed:
-        rows.verified[position] = row["verified"]
-        rows.signature[position] = row["signature"]
-        rows.signer[position] = row["signer"]
-    rows.drop(malformed)
-
-
-def verify_signatures(
-    session: Session,
-    signed: list[tuple[dict[str, Any], bytes]],
-    meters: dict[str, MeterLimits],
-    domain: trust.ReadingDomain | None,
-) -> None:
-    """Mark the signed rows whose signature recovers to the approved meter key, or to a
-    metering data provider, verified; the others keep their signature and recovered signer,
-    unverified."""
-    by_provider: list[dict[str, Any]] = []
-    for row, signature in signed:
-        signer = trust.recover(row, signature, domain)
-        verified = trust.meter_signed(meters[row["meter_id"]], signer)
-        trust.mark(row, verified=verified, signature=signature, signer=signer)
-        if signer is not None and not verified:
-            by_provider.append(row)
-    if not by_provider:
-        return
-    providers = metering_data_providers(session, {row["signer"] for row in by_provider})
-    for row in by_provider:
-        row["verified"] = row["signer"] in providers
+    checked = trust.check_signatures(rows, meters, domain, provider=provider is not None)
+    if checked.other_signers:
+        signers = {rows.signer[p] for p in checked.other_signers}
+        providers = metering_data_providers(session, {s for s in signers if s is not None})
+        for position in checked.other_signers:
+            rows.verified[position] = rows.signer[position] in providers
+    for position, reason in checked.malformed.items():
+        rejected[rows.idx[position]] = reason
+    rows.drop(set(checked.malformed))
 
 
 def metering_data_providers(session: Session, addresses: set[str]) -> set[str]:
