@@ -8,7 +8,8 @@ executemany, via indexer/bulk.py), then
   3. UPDATE meter_readings ... FROM staging            -> apply corrections, fill a missing
                                                           direction (accepted)
 Everything else is an exact duplicate. A batch holding the same interval twice is stored in
-rounds (first occurrences, then second ones, ...) so in-batch repeats follow the same rules.
+rounds (first occurrences, then second ones, ...; message order, backend/meters/batch.py) so
+in-batch repeats follow the same rules and the last one wins.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from backend.meters.batch import (
     PlainReading,
     Rules,
     decode_plain,
+    superseded,
     validate_batch,
     validate_plain,
 )
@@ -77,6 +79,7 @@ from backend.meters.schemas import (
     MeterApproval,
     MeterCreate,
     Rejection,
+    Superseded,
 )
 from backend.meters.validation import (
     MeterLimits,
@@ -497,12 +500,14 @@ def _ingest(
     rows, rejected = batch.validate(meters, rules)
     mark_trust(session, rows, rejected, meters, provider, trust.reading_domain(settings))
     received_at = datetime.now(UTC)
-    if copy_new(connection, rows, source, received_at):
+    lost: dict[int, int] = {}
+    if copy_new(connection, rows, source, received_at):  # no interval twice, none stored yet
         stored = Stored(accepted=len(rows))
     else:
         stored = store_readings(
             connection, rows.rows(), source, received_at, provider=provider is not None
         )
+        lost = superseded(rows, stored.refused)
     session.commit()
     rejected.update(stored.refused)
     rejections = batch.prior + [
@@ -521,6 +526,16 @@ def _ingest(
         ),
         rejected=len(rejections),
         rejections=rejections,
+        superseded=len(lost),
+        supersededReadings=[
+            Superseded(
+                index=index,
+                by=by,
+                meterId=echo(batch.reading(index), "meterId", 120),
+                timestamp=echo(batch.reading(index), "timestamp", 40),
+            )
+            for index, by in sorted(lost.items())
+        ],
     )
 
 
