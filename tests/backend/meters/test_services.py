@@ -69,9 +69,7 @@ def test_same_interval_twice_in_one_batch(world):
 
 
 @pytest.mark.parametrize("kwh_first", [True, False])
-def test_the_last_reading_of_an_interval_in_a_batch_wins_however_it_is_validated(
-    world, kwh_first
-):
+def test_the_last_reading_of_an_interval_in_a_batch_wins_however_it_is_validated(world, kwh_first):
     """A kWh reading is validated one by one, after the plain readings the columns pass; the
     later reading in the message still wins, whichever of the two it is."""
     session, _, _, solar, _ = world
