@@ -118,8 +118,8 @@ async def my_orders(
     query, params = account_orders.my_orders_params(
         account.id, now=now, cursor=cursor, limit=limit, status=status_
     )
-    items, next_cursor = account_orders.my_orders_page(await reads.all(query, params), limit)
-    return ModelJSON(Page[OrderPublic](items=items, next_cursor=next_cursor))
+    rows = await reads.all(query, params)
+    return Response(account_orders.my_orders_json(rows, limit), media_type=JSON)
 
 
 @router.get(

@@ -22,7 +22,7 @@ from backend.core.db import make_engine
 from backend.energy import services
 from backend.market import account_orders, book, trades
 from backend.market.models import SignedOrder
-from backend.market.schemas import OrderPublicStatus
+from backend.market.schemas import OrderPublic, OrderPublicStatus, Page
 from indexer.models import MarketBalance, MarketOrder, TokenBalance, Trade, TradeStatus
 from tests.fixtures.app import app_on
 from tests.fixtures.services import TEST_REDIS_URL
@@ -201,6 +201,34 @@ def test_pages_and_statuses_match_the_sync_service(seeded):
     engine.dispose()
     assert [o.seq for o in seen] == [5, 4, 3, 2, 1]
     assert {o.status for o in seen} == {OrderPublicStatus.OPEN, OrderPublicStatus.FILLED}
+
+
+def test_my_orders_json_is_the_models(seeded):
+    """`my_orders_json` writes the bytes of `Page[OrderPublic]` of the same rows: every page,
+    each status filter, before and after gate closure (open, filled, expired)."""
+    url, account = seeded
+    pages = []
+    for now in (NOW, START + 1):
+        for status in (None, *OrderPublicStatus):
+            cursor: str | None = None
+            while True:
+                query, params = account_orders.my_orders_params(
+                    account.id, now=now, cursor=cursor, limit=2, status=status
+                )
+                rows = on_pool(url, lambda reads, q=query, p=params: reads.all(q, p))
+                items, cursor = account_orders.my_orders_page(rows, 2)
+                model = Page[OrderPublic](items=items, next_cursor=cursor)
+                assert account_orders.my_orders_json(rows, 2) == model.model_dump_json().encode()
+                pages.append(model)
+                if cursor is None:
+                    break
+    statuses = {o.status for page in pages for o in page.items}
+    assert statuses == {
+        OrderPublicStatus.OPEN,
+        OrderPublicStatus.FILLED,
+        OrderPublicStatus.EXPIRED,
+    }
+    assert b'"salt":"' + str(2**255).encode() + b'"' in pages[2].model_dump_json().encode()
 
 
 def uncached(url: str, data_dir: Any, **overrides: Any) -> Settings:
