@@ -24,7 +24,6 @@ async pool), an unexpected error before authentication — is handed to the rout
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Awaitable, Callable
 from urllib.parse import unquote_plus
@@ -104,10 +103,8 @@ def my_orders(cursor: str | None, limit: int, status: OrderPublicStatus | None) 
 async def my_balance(reads: AsyncReads, settings: Settings, account: Account) -> bytes:
     me = account.address.lower()
     params = {"address": me}
-    balances, trades = await asyncio.gather(
-        reads.all(services.BALANCES, params), reads.all(services.OPEN_TRADES, params)
-    )
-    model = services.balance_of(me, balances[0], trades)
+    balances, trades = services.balance_rows(await reads.all(services.BALANCE, params))
+    model = services.balance_of(me, balances, trades)
     return model.__pydantic_serializer__.to_json(model)
 
 

@@ -203,6 +203,28 @@ def test_pages_and_statuses_match_the_sync_service(seeded):
     assert {o.status for o in seen} == {OrderPublicStatus.OPEN, OrderPublicStatus.FILLED}
 
 
+def test_the_balance_in_one_statement_is_its_two_queries(seeded):
+    url, _ = seeded
+
+    async def both(reads: AsyncReads, address: str) -> tuple[Any, Any]:
+        params = {"address": address}
+        one = services.balance_rows(await reads.all(services.BALANCE, params))
+        two = (
+            (await reads.all(services.BALANCES, params))[0],
+            await reads.all(services.OPEN_TRADES, params),
+        )
+        return one, two
+
+    for address, trades_seen in ((ME, 2), ("0x" + "ef" * 20, 0)):
+        (balances, open_trades), (expected, expected_trades) = on_pool(
+            url, lambda reads, a=address: both(reads, a)
+        )
+        assert tuple(balances) == tuple(expected)
+        assert [tuple(t) for t in open_trades] == [tuple(t) for t in expected_trades]
+        assert len(open_trades) == trades_seen
+    assert tuple(balances) == (None, None, None)  # nothing mirrored for the stranger
+
+
 def test_my_orders_json_is_the_models(seeded):
     """`my_orders_json` writes the bytes of `Page[OrderPublic]` of the same rows: every page,
     each status filter, before and after gate closure (open, filled, expired)."""
