@@ -38,6 +38,7 @@ import time
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar, cast
 
 import msgspec
@@ -49,8 +50,10 @@ from paho.mqtt.reasoncodes import ReasonCode
 from sqlalchemy import exc as sa_exc
 from sqlmodel import Session
 
+from backend.chain import clock
 from backend.core.config import Settings, get_settings
 from backend.core.db import make_engine
+from backend.core.errors import ServiceUnavailable
 from backend.core.startup import settings_or_exit
 from backend.core.tls import service_mqtt_client
 from backend.deadletters import services as dead_letters
@@ -77,11 +80,12 @@ class StoreUnavailable(Exception):
 
 
 def is_outage(exc: BaseException) -> bool:
-    """A database that is down or unreachable (retry later), as opposed to a message that
-    makes processing fail (poison)."""
+    """A database that is down or unreachable, or the chain RPC that `clock=chain` reads "now"
+    from (retry later), as opposed to a message that makes processing fail (poison)."""
     return isinstance(
         exc,
-        sa_exc.OperationalError
+        ServiceUnavailable
+        | sa_exc.OperationalError
         | sa_exc.InterfaceError
         | sa_exc.DisconnectionError
         | sa_exc.TimeoutError,
@@ -301,7 +305,7 @@ class Subscriber:
     batch_max: int = 0  # messages per commit; 0: settings.mqtt_batch_max_messages
     flush_interval_s: float = 0.05  # idle poll, and the first back-off step
     linger_s: float | None = None  # None: settings.mqtt_batch_linger_ms
-    now: Callable[[], int] | None = None  # injectable clock (tests drive chain time); wall time
+    now: Callable[[], int] | None = None  # injectable clock (tests); None: clock.now(settings)
     pending: list[Message] = field(default_factory=list)  # received, not yet stored
     totals: dict[str, int] = field(
         default_factory=lambda: {"accepted": 0, "duplicate": 0, "corrected": 0, "rejected": 0}
@@ -382,6 +386,11 @@ class Subscriber:
                 self.first_pending_at = time.monotonic()
             self.pending.append(entry)
 
+    def clock_now(self) -> int:
+        """The configured clock's now (unix s): chain time under `GRIDLEDGER_CLOCK=chain`,
+        as the readings' ingest judges them; the injected `now` when set."""
+        return self.now() if self.now is not None else clock.now(self.settings)
+
     def due_in(self) -> float:
         """Seconds until the next batch is due: none once `batch_max` messages wait or the
         oldest has waited `linger_s` (batched commits), the idle poll when nothing waits."""
@@ -445,16 +454,16 @@ class Subscriber:
         if any(topic_device(m[2], root)[1] in ("reading", *METRIC_FIELDS) for m in general):
             general, plain = batch, Segments()  # mixed: all the general way, as before
             poison = []
+        stamped: datetime | None = None  # a sample without a timestamp: the batch's "now"
         for message in general:
             try:
                 found = readings_from_message(message[2], message[3], root, limit)
-                sample = (
-                    None
-                    if found is not None
-                    else telemetry.samples_from_message(
-                        message[2], message[3], root, max_elements=limit
+                sample = None
+                if found is None:
+                    stamped = stamped or datetime.fromtimestamp(self.clock_now(), UTC)
+                    sample = telemetry.samples_from_message(
+                        message[2], message[3], root, stamped, max_elements=limit
                     )
-                )
             except (MessageRejected, TelemetryRejected) as exc:
                 poison.append((Carrier(message), str(exc)))
                 continue
@@ -471,7 +480,7 @@ class Subscriber:
                     self.totals.get("telemetry_duplicate", 0) + kept.duplicate
                 )
                 poison += [(samples.carrier(i), reason) for i, reason in kept.rejected.items()]
-            now = self.now() if self.now is not None else None
+            now = self.now() if self.now is not None else None  # None: ingest asks the clock
             for offset in range(0, len(plain.items), limit):
                 result = ingest_plain(
                     session,
