@@ -30,8 +30,11 @@ with back-off.
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import logging
+import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -601,23 +604,57 @@ class Subscriber:
                     log.warning("database unavailable (%s); retrying in %.1f s", exc, wait)
                     self.stopped.wait(wait)
         finally:
+            log.info("stopping: storing the next batch of %d pending", len(self.pending))
             with contextlib.suppress(StoreUnavailable):
                 self.flush()
-            self.client.loop_stop()
+            log.info("stopping: %d messages left unacknowledged, for redelivery", len(self.pending))
+            # DISCONNECT queued behind the PUBACKs wakes paho's network thread, which writes
+            # both and ends; loop_stop() alone would wait out its `select` (up to a second)
             self.client.disconnect()
+            self.client.loop_stop()
             self.engine.dispose()
+            log.info("stopped")
+
+
+STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
+
+
+def stop_on_signals(stopped: threading.Event, signals: frozenset[int] = STOP_SIGNALS) -> None:
+    """Set `stopped` when one of `signals` arrives, from a thread of its own, never from a
+    Python signal handler: a handler runs on the main thread between two bytecodes, possibly
+    inside `stopped.wait()` while that holds the Event's lock, and `stopped.set()` there waits
+    for that lock forever (the subscriber that ignored SIGTERM). The handlers do nothing; the
+    interpreter's C handler writes each signal's number to a wake-up socket (whichever thread
+    the signal hit, numpy's included), and the watcher thread reads it. Main thread only."""
+    reader, writer = socket.socketpair()
+    writer.setblocking(False)
+    signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    for signum in signals:
+        signal.signal(signum, lambda *_: None)
+
+    def watch() -> None:
+        with reader, writer:
+            while not signals.intersection(reader.recv(64)):
+                pass
+        stopped.set()
+
+    threading.Thread(target=watch, name="stop-on-signal", daemon=True).start()
 
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m backend.meters.mqtt [INDEX]`: INDEX tells apart the processes of one shared
-    subscription group; it keeps the client id (and so the persistent session) across restarts."""
+    subscription group; it keeps the client id (and so the persistent session) across restarts.
+    SIGTERM or SIGINT: the pending batch is stored and acknowledged, the rest is left
+    unacknowledged for the broker to redeliver, and the process exits. SIGUSR1 prints every
+    thread's stack on stderr (faulthandler), for a process that seems stuck."""
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     argv = sys.argv[1:] if argv is None else argv
     settings = settings_or_exit("mqtt subscriber")
     subscriber = Subscriber(
         settings=settings, client_id=f"{settings.mqtt_client_id}-{argv[0] if argv else 0}"
     )
-    signal.signal(signal.SIGTERM, lambda *_: subscriber.stopped.set())
+    stop_on_signals(subscriber.stopped)
     log.info(
         "subscribing to %s on %s:%s%s",
         subscriber.topic,
@@ -625,8 +662,13 @@ def main(argv: list[str] | None = None) -> None:
         settings.mqtt_broker_port,
         " (TLS)" if settings.tls_enabled else "",
     )
-    with contextlib.suppress(KeyboardInterrupt):
-        subscriber.run(retry_s=5)
+    subscriber.run(retry_s=5)
+    # stored, acknowledged, disconnected: leave without the interpreter's teardown of every
+    # module, which takes seconds of a loaded machine and would only delay a restart
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -14,7 +15,7 @@ from sqlmodel import Session, func, select
 
 from backend.accounts.models import Account
 from backend.chain.anvil import free_port
-from backend.core.config import Settings
+from backend.core.config import PROJECT_ROOT, Settings
 from backend.core.db import make_engine
 from backend.deadletters.models import DeadLetter
 from backend.meters.models import MeterReading
@@ -241,3 +242,39 @@ def test_an_unreachable_chain_clock_is_retried_not_dead_lettered(fresh_pg_url):
         subscriber.engine.dispose()
     assert subscriber.pending == [message]
     assert acked == []
+
+
+# SIGTERM lands while the main thread holds the stop Event's lock, as it does between the
+# timeouts of `stopped.wait()` in the subscriber's loop: the signal's Python handler then runs
+# on that thread, the lock held
+STOP_PROBE = """
+import os, signal, sys, threading
+stopped = threading.Event()
+{install}
+with stopped._cond:
+    os.kill(os.getpid(), signal.SIGTERM)
+    for _ in range(10_000):
+        pass
+print("stopped" if stopped.wait(10) else "not stopped", flush=True)
+"""
+
+
+def test_sigterm_stops_the_subscriber_even_when_it_lands_inside_the_stop_events_wait():
+    """`stop_on_signals` sets the stop Event from a thread of its own: stopped. The handler it
+    replaced (`stopped.set()` in a Python signal handler) waits for the lock its own thread
+    holds, forever: the subscriber that ignored SIGTERM."""
+    fixed = STOP_PROBE.format(
+        install="from backend.meters.mqtt import stop_on_signals; stop_on_signals(stopped)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", fixed],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert done.stdout.strip() == "stopped"
+    replaced = STOP_PROBE.format(install="signal.signal(signal.SIGTERM, lambda *_: stopped.set())")
+    with pytest.raises(subprocess.TimeoutExpired):
+        subprocess.run([sys.executable, "-c", replaced], capture_output=True, timeout=10)
