@@ -19,6 +19,12 @@ Delivery: manual acknowledgement. Messages are collected for up to `mqtt_batch_l
 session is persistent, so a crash redelivers instead of losing readings, and redelivered
 readings are idempotent duplicates. Several processes (`mqtt_subscribers`, distinct client ids
 `{mqtt_client_id}-{index}`) share one subscription (`$share/{mqtt_shared_group}/...`).
+A member that is down keeps its share: Mosquitto 2.0 deals a shared subscription's messages
+round-robin to every member with a session, connected or not, and they wait in the stopped
+member's session until a process with its index returns (a restart loses nothing; its share
+stalls meanwhile, and the machine's broker drops what exceeds `max_queued_messages`). So run the
+same indexes again after a stop, and when running fewer processes than before, bring the
+indexes no longer run up once more to drain before ending their sessions.
 
 Poison: a message that cannot be processed (not JSON, wrong types, a rejected reading, or
 anything that raises while processing it) is recorded as a dead letter (backend/deadletters)
