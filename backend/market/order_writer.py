@@ -33,7 +33,7 @@ from psycopg.types.json import Json
 from backend.core.async_db import loop_local
 from backend.core.config import Settings
 from backend.core.db import make_engine
-from backend.core.errors import GridLedgerError
+from backend.core.errors import GridLedgerError, Unauthenticated
 from backend.core.utc import utc_now
 from backend.market import intake, order_events
 from backend.market import orders as eip712
@@ -102,6 +102,9 @@ class Reserved:
     terms: tuple[int, int]
 
 
+# The batch's accounts still active: a fast path (backend/api/fast_orders.py) does not read the
+# account row per request, so a disabled account is refused here, in the storing transaction.
+_ACTIVE = "SELECT id FROM accounts WHERE id = ANY(%(ids)s::uuid[]) AND active"
 _STORED = "SELECT order_hash FROM signed_orders WHERE order_hash = ANY(%(ids)s::text[])"
 _METERS = "SELECT meter_id, owner_id FROM meters WHERE meter_id = ANY(%(ids)s::text[])"
 _ORDER_COLUMNS = [
@@ -234,13 +237,19 @@ class OrderWriter:
                 meters = await connection.execute(
                     _METERS, {"ids": sorted({"0x" + p.order.meterId.hex() for p in batch})}
                 )
+                active = await connection.execute(
+                    _ACTIVE, {"ids": sorted({p.account_id for p in batch})}
+                )
                 values = {row[0]: tuple(row[1:]) for row in await mirror.fetchall()}
                 counted = await reserved.fetchall()
                 seen = {row[0] for row in await stored.fetchall()}
                 owners = dict(await meters.fetchall())
+                accounts = {row[0] for row in await active.fetchall()}
             committed = await self._committed(connection, counted)
             outcomes = [
                 self._check(p, values[p.order.maker.lower()], committed, seen, owners)
+                if p.account_id in accounts
+                else Unauthenticated("unknown or inactive account")  # deps._check_active's
                 for p in batch
             ]
             accepted = [
