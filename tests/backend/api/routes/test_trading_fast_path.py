@@ -7,6 +7,7 @@ cached it. Requests it does not take (a malformed body, a bid) are answered by t
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from typing import Any
 
@@ -51,16 +52,15 @@ def same_answer(fast, route) -> None:
     assert fast.headers.get("retry-after") == route.headers.get("retry-after")
 
 
-def offer(market, **terms):
+def offer(market, quantity_wh: int = QUANTITY):
     return signed_wallet_order(
         market["client"],
         market["buyer"],
         market["wallet"],
         side="sell",
         delivery_start=market["period"],
-        quantity_wh=QUANTITY,
+        quantity_wh=quantity_wh,
         price=PRICE,
-        **terms,
     )
 
 
@@ -139,3 +139,45 @@ def test_requests_the_path_does_not_take_are_the_routes(market, route_client, ch
     assert fast.status_code >= 400
     same_answer(fast, route_client.post("/v1/trading/orders", headers=sent, content=content))
     assert fast_path(client).answered == 0
+
+
+def test_an_offer_beyond_the_balance_is_the_chains_refusal_as_the_route_gives_it(
+    market, route_client
+):
+    """The writer hands it back (the mirror says it does not fit): the path reads the account
+    and runs the sync intake, which asks the chain and refuses it."""
+    client, headers = market["client"], market["buyer"]
+    _, body = offer(market, quantity_wh=10**15)  # its collateral is far above the deposit
+    catch_up(market["indexer"])
+
+    refused = client.post("/v1/trading/orders", headers=headers, json=body)
+
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["type"].endswith("/insufficient-collateral")
+    assert fast_path(client).answered == 1
+    same_answer(refused, route_client.post("/v1/trading/orders", headers=headers, json=body))
+
+
+def test_over_the_rate_limit_the_path_answers_the_routes_429(market):
+    """Both apps allow 1 request a minute; the account has sent more this minute (signing in,
+    typed data), so each answers 429 — within the same second, so Retry-After matches."""
+    api, headers = market["api"], market["buyer"]
+    _, body = offer(market)
+    catch_up(market["indexer"])
+    settings = api.settings.model_copy(update={"rate_limit_per_minute": 1})
+    apps = [app_on(settings.database_url, settings) for _ in range(2)]
+    apps[1][0].user_middleware = [
+        m for m in apps[1][0].user_middleware if m.cls is not OrderIntakePath
+    ]
+    with TestClient(apps[0][0]) as fast_client, TestClient(apps[1][0]) as plain_client:
+        for _ in range(5):
+            second = int(time.time())
+            fast = fast_client.post("/v1/trading/orders", headers=headers, json=body)
+            route = plain_client.post("/v1/trading/orders", headers=headers, json=body)
+            if int(time.time()) == second:
+                break
+        assert fast.status_code == 429, fast.text
+        assert fast_path(fast_client).answered >= 1
+        same_answer(fast, route)
+    for _, engine in apps:
+        engine.dispose()
