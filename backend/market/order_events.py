@@ -77,6 +77,11 @@ def _sink(redis_url: str, stream: str) -> RedisStreamSink:
     return RedisStreamSink(redis_url, stream=stream)
 
 
+def stream_sink(settings: Settings) -> RedisStreamSink:
+    """The outbox's Redis stream of `settings` (the group commit publishes to it itself)."""
+    return _sink(settings.redis_url, settings.outbox_stream)
+
+
 class _Relay:
     """Publishes committed outbox rows from one background thread, so a request does not wait
     for it and orders committed meanwhile go out together (one SELECT, one XADD pipeline).
