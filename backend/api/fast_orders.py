@@ -118,7 +118,7 @@ class OrderIntakePath:
         settings = app_settings(scope)
         try:
             request = OrderCreate.model_validate(json.loads(body))
-        except (ValueError, ValidationError):  # the route's 422 (json.JSONDecodeError is one)
+        except (ValueError, ValidationError, RecursionError):  # the route's to answer
             return await self.app(scope, replay, send)
         account_id = self.sessions.subject(token, settings)
         account = await self.sessions.account(settings, account_id) if account_id else None
