@@ -121,22 +121,24 @@ class OrderIntakePath:
         except (ValueError, ValidationError, RecursionError):  # the route's to answer
             return await self.app(scope, replay, send)
         account_id = self.sessions.subject(token, settings)
-        account = await self.sessions.account(settings, account_id) if account_id else None
-        if account is None or account.kind != AccountKind.WALLET:
-            return await self.app(scope, replay, send)
         try:
-            pending = await async_intake.writer_pending(settings, account, request)
-        except GridLedgerError:  # a wallet order without its signature fields: the route's 422
+            account = await self.sessions.account(settings, account_id) if account_id else None
+            pending = (
+                await async_intake.writer_pending(settings, account, request)
+                if account is not None and account.kind == AccountKind.WALLET
+                else None
+            )
+        except Exception:  # e.g. no signature fields (422), the database or node away: the route
             pending = None
         if pending is None:
             return await self.app(scope, replay, send)
         scope["gridledger.route"] = PATH
         self.answered += 1
         try:
-            await deps._count_request(settings, account.id)
+            await deps._count_request(settings, pending.account_id)
             order_id = await async_intake.submit(settings, pending)
             if order_id is None:  # ASK_CHAIN: the sync intake, for an account still active
-                order_id = await self._sync_intake(scope, settings, account.id, request)
+                order_id = await self._sync_intake(scope, settings, pending.account_id, request)
         except Exception as error:  # answered by the app's own handler, as the route's
             return await answer_error(scope, replay, send, error)
         accepted = Accepted(id=order_id, status=OrderStatus.OPEN, poll=f"{PATH}/{order_id}")
