@@ -213,16 +213,19 @@ class OrderWriter:
                 batch, stop = self._next_batch()
                 if not batch:
                     continue
+                messages: list[dict[str, Any]] = []
                 try:
                     if connection is None or connection.closed:
                         connection = psycopg.Connection.connect(self.conninfo)
-                    outcomes = self._store_batch(connection, batch)
+                    outcomes, messages = self._store_batch(connection, batch)
                 except Exception as exc:  # a broken connection or an unknown failure: the chain
                     log.warning("order batch failed, its orders take the sync intake: %r", exc)
                     _close(connection)
                     connection = None
                     outcomes = [ASK_CHAIN] * len(batch)
-                _answer(batch, outcomes)
+                _answer(batch, outcomes)  # committed: the requests need not wait for the stream
+                if connection is not None and messages and self.settings.redis_url:
+                    self._publish(connection, messages)
         finally:
             _close(connection)
 
@@ -255,17 +258,15 @@ class OrderWriter:
 
     def _store_batch(
         self, connection: psycopg.Connection[Any], batch: list[Pending]
-    ) -> list[str | GridLedgerError | None]:
-        for attempt in range(3):
+    ) -> tuple[list[str | GridLedgerError | None], list[dict[str, Any]]]:
+        attempts = 1
+        while True:
             try:
-                outcomes, messages = self._transaction(connection, batch)
-                break
+                return self._transaction(connection, batch)
             except psycopg.errors.DeadlockDetected:  # another worker's batch: try again
-                if attempt == 2:
+                if attempts == 3:
                     raise
-        if self.settings.redis_url and messages:
-            self._publish(connection, messages)
-        return outcomes
+                attempts += 1
 
     def _publish(self, connection: psycopg.Connection[Any], messages: list[dict[str, Any]]) -> None:
         """Send the committed batch's messages to the Redis stream at once and mark them
