@@ -32,6 +32,7 @@ import threading
 import uuid
 import weakref
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -408,19 +409,18 @@ class OrderWriter:
         """Insert the batch's orders and their `order.placed` outbox rows; those messages, as
         the relay sends them (`RedisStreamSink.send`)."""
         now = utc_now()
-        rows, payloads = [], []
-        for pending in batch:
-            row = intake.row_of(
-                pending.order,
-                account_id=pending.account_id,
-                custodial=False,
-                digest=pending.order_id,
-                signature=pending.signature,
+        rows = [_row(pending, now) for pending in batch]
+        payloads = [
+            order_events.payload(
+                order_hash=row["order_hash"],
+                product=row["product"],
+                asset_id=row["asset_id"],
+                delivery_start=row["delivery_start"],
+                side=row["side"],
+                price=row["price"],
             )
-            values = row.model_dump()
-            values.update(status=OrderStatus.OPEN.value, created_at=now, updated_at=now)
-            rows.append(values)
-            payloads.append(order_events.payload_of(row))
+            for row in rows
+        ]
         with connection.pipeline(), connection.cursor() as cursor:
             cursor.executemany(_INSERT_ORDER, rows)
             events = connection.execute(
@@ -441,6 +441,35 @@ class OrderWriter:
             }
             for payload in payloads
         ]
+
+
+def _row(pending: Pending, now: datetime) -> dict[str, Any]:
+    """`intake.row_of`'s values for an open order inserted at `now`, as a dict: building the
+    SQLModel row took a quarter of the API's CPU per order under load."""
+    order = pending.order
+    return {
+        "order_hash": pending.order_id,
+        "account_id": pending.account_id,
+        "custodial": False,
+        "maker": order.maker.lower(),
+        "side": order.side,
+        "product": order.product,
+        "asset_id": order.assetId,
+        "meter_id": "0x" + order.meterId.hex(),
+        "quantity_wh": order.quantityWh,
+        "price": order.price,
+        "delivery_start": order.deliveryStart,
+        "delivery_end": order.deliveryEnd,
+        "expiry": order.expiry,
+        "nonce": order.nonce,
+        "salt": str(order.salt),
+        "signature": "0x" + pending.signature.hex(),
+        "matched_wh": 0,
+        "status": OrderStatus.OPEN.value,
+        "match_failures": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def _close(connection: psycopg.Connection[Any] | None) -> None:

@@ -21,7 +21,7 @@ from backend.accounts.models import Account, AccountKind
 from backend.core.async_db import libpq_conninfo
 from backend.core.config import Settings
 from backend.core.db import make_engine
-from backend.market import intake
+from backend.market import intake, order_events
 from backend.market import orders as eip712
 from backend.market.errors import DuplicateOrder, MeterNotOwned
 from backend.market.models import OrderStatus, SignedOrder
@@ -303,3 +303,20 @@ def test_events_the_stream_did_not_take_are_left_to_the_relay(world, redis_clien
     assert len(rows) == 2 and all(row.published_at is None for row in rows)
     relay = OutboxPublisher(engine, RedisStreamSink(TEST_REDIS_URL, settings.outbox_stream))
     assert relay.publish_pending() == 2
+
+
+def test_a_stored_row_and_its_event_are_what_the_sync_intake_stores(world):
+    settings, engine, account_id = world
+    order = offer(7)
+    (stored_id,) = asyncio.run(submit_all([writer(settings)], account_id, [order]))
+    expected = intake.row_of(
+        order, account_id=account_id, custodial=False, digest=stored_id, signature=b"\x01" * 65
+    )
+    with Session(engine) as session:
+        row = session.exec(select(SignedOrder)).one()
+        event = session.exec(select(OutboxMessage)).one()
+    ignore = {"seq", "created_at", "updated_at"}
+    assert row.model_dump(exclude=ignore) == expected.model_dump(exclude=ignore)
+    assert row.created_at == row.updated_at
+    assert event.topic == "order.placed" and event.block_number == 0
+    assert event.payload == order_events.payload_of(row)
