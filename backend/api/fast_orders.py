@@ -38,6 +38,7 @@ from backend.accounts.security import decode_access_token
 from backend.api import deps
 from backend.api.fast_json import ModelJSON
 from backend.api.middleware import app_settings
+from backend.api.rate_counts import SharedCounts
 from backend.core.async_db import AsyncReads, async_pool
 from backend.core.config import Settings
 from backend.core.errors import GridLedgerError
@@ -103,6 +104,7 @@ class OrderIntakePath:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.sessions = Sessions()
+        self.counts = SharedCounts()  # the rate limit's window counts (deps._count_request's)
         self.answered = 0  # requests this path answered itself (tests)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -135,7 +137,8 @@ class OrderIntakePath:
         scope["gridledger.route"] = PATH
         self.answered += 1
         try:
-            await deps._count_request(settings, pending.account_id)
+            count = await self.counts.count(settings, deps._rate_limit_key(pending.account_id), 61)
+            deps._check_rate(count, settings.rate_limit_per_minute)
             order_id = await async_intake.submit(settings, pending)
             if order_id is None:  # ASK_CHAIN: the sync intake, for an account still active
                 order_id = await self._sync_intake(scope, settings, pending.account_id, request)
