@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 
 from backend.api.change_feed import watch_outbox
 from backend.api.fast_book import OrderBookPath
+from backend.api.fast_orders import OrderIntakePath
 from backend.api.fast_private import PrivateReadsPath
 from backend.api.fast_trades import TradesPath
 from backend.api.middleware import IdempotencyMiddleware, MetricsMiddleware
@@ -95,7 +96,8 @@ def create_app() -> FastAPI:
         ttl_s=defaults.public_cache_ttl_s,
         max_bytes=defaults.public_cache_max_bytes,
     )
-    app.add_middleware(PrivateReadsPath)  # innermost: after the read cache and the metrics
+    app.add_middleware(OrderIntakePath)  # innermost: inside idempotency and the read cache
+    app.add_middleware(PrivateReadsPath)  # the read fast paths: after the read cache and metrics
     app.add_middleware(TradesPath)
     app.add_middleware(OrderBookPath)
     app.add_middleware(IdempotencyMiddleware, replay_guard=caller_still_allowed)
