@@ -6,7 +6,7 @@ request this path declines. This pure-ASGI middleware answers the well-formed on
 query parameters, each at most once, valid values; one credential header of each kind) with
 the same bytes, skipping routing, dependency resolution and query validation:
 
-- authentication is the routes' own (`deps.authenticate_async`, `deps._check_scope` with the
+- authentication is the routes' own (`deps.authenticate_async`, `deps.check_scope` with the
   `read` scope): the API key and its account (or the token's account) are read from the
   database on every request, and the rate-limit counter is taken in the same store. Nothing is
   cached, so a revoked key, an expired key, a disabled account or a removed scope takes effect
@@ -33,7 +33,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from backend.accounts.models import Account
 from backend.accounts.models import Scope as KeyScope
 from backend.api.asgi import send_body
-from backend.api.deps import _check_scope, authenticate_async, read_chain_time
+from backend.api.deps import authenticate_async, check_scope, read_chain_time
 from backend.api.middleware import app_settings
 from backend.api.problems import problem_of
 from backend.core.async_db import AsyncReads, async_pool
@@ -142,7 +142,7 @@ class PrivateReadsPath:
         except Exception:  # e.g. the database: the route answers it (503)
             return await self.app(scope, receive, send)
         try:
-            _check_scope(KeyScope.READ, account, key)
+            check_scope(KeyScope.READ, account, key)
             body = await read(reads, settings, account)
         except GridLedgerError as error:  # 403 insufficient-scope, 422 invalid-cursor
             return await self._problem(error, scope, receive, send)
