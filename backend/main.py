@@ -14,6 +14,9 @@ from fastapi.staticfiles import StaticFiles
 
 from backend.api.change_feed import watch_outbox
 from backend.api.fast_book import OrderBookPath
+from backend.api.fast_orders import OrderIntakePath
+from backend.api.fast_private import PrivateReadsPath
+from backend.api.fast_trades import TradesPath
 from backend.api.middleware import IdempotencyMiddleware, MetricsMiddleware
 from backend.api.problem_docs import install_problem_docs
 from backend.api.problems import install_problem_handlers
@@ -93,7 +96,10 @@ def create_app() -> FastAPI:
         ttl_s=defaults.public_cache_ttl_s,
         max_bytes=defaults.public_cache_max_bytes,
     )
-    app.add_middleware(OrderBookPath)  # innermost: after the read cache and the metrics
+    app.add_middleware(OrderIntakePath)  # innermost: inside idempotency and the read cache
+    app.add_middleware(PrivateReadsPath)  # the read fast paths: after the read cache and metrics
+    app.add_middleware(TradesPath)
+    app.add_middleware(OrderBookPath)
     app.add_middleware(IdempotencyMiddleware, replay_guard=caller_still_allowed)
     app.add_middleware(ReadCacheMiddleware, cache=app.state.read_cache)
     app.add_middleware(MetricsMiddleware)

@@ -15,8 +15,10 @@ what a second core or machine buys).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -32,7 +34,7 @@ from backend.chain.transactions import send
 from backend.core.config import Settings
 from backend.core.db import make_engine
 from backend.market import orders as eip712
-from bench._api import api_environment, serve
+from bench._api import api_environment, serve, serve_process
 from bench._wrk import WrkResult, run_wrk
 from indexer.base import Indexer, IndexerConfig
 from indexer.rpc import RetryPolicy, RpcClient
@@ -110,23 +112,58 @@ def presign(
     return signed
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process `pid` and its children (uvicorn's workers), now."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for each in [pid, *children_of(pid)]:
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # a worker that just ended
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def children_of(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
 def load(
     url: str, bodies: list[str], headers: dict[str, str] | None = None, *, distinct: bool = True
 ) -> WrkResult:
     """wrk's figures for POSTing `bodies` (each once when `distinct`; the floor reuses them),
     after a one-second warm-up with the first WARMUP of them (not counted)."""
+    return load_measured(url, bodies, headers, distinct=distinct)[0]
+
+
+def load_measured(
+    url: str,
+    bodies: list[str],
+    headers: dict[str, str] | None = None,
+    *,
+    distinct: bool = True,
+    server_pid: int | None = None,
+) -> tuple[WrkResult, float]:
+    """`load`, and the server's CPU seconds during the measured run (with `server_pid`): on a
+    loaded machine CPU per order compares two versions more steadily than orders per second."""
     run_wrk(url, connections=CONNECTIONS, duration_s=1, headers=headers, bodies=bodies[:WARMUP])
     bodies = bodies[WARMUP:]
+    before = cpu_seconds(server_pid) if server_pid else 0.0
     result = run_wrk(
         url, connections=CONNECTIONS, duration_s=DURATION_S, headers=headers, bodies=bodies
     )
+    cpu = cpu_seconds(server_pid) - before if server_pid else 0.0
     if distinct and result["requests"] > len(bodies):
         raise RuntimeError(f"only {len(bodies)} distinct orders were signed; raise PRESIGNED")
-    return result
+    return result, cpu
 
 
 def figures(
-    name: str, ours: WrkResult, baseline: WrkResult, floor: WrkResult
+    name: str, ours: WrkResult, baseline: WrkResult, floor: WrkResult, cpu_s: float = 0.0
 ) -> list[dict[str, Any]]:
     """The JSON lines of one worker count (`name`: "" or "_2_workers")."""
     return [
@@ -141,6 +178,11 @@ def figures(
             "ratio_to_floor": round(ours["rps"] / max(floor["rps"], 1), 3),
         },
         {"metric": f"p50_ms{name}", "value": ours["p50_ms"], "unit": "ms"},
+        {
+            "metric": f"api_cpu_ms_per_order{name}",
+            "value": round(1000 * cpu_s / max(ours["requests"] - ours["errors"], 1), 3),
+            "unit": "ms",
+        },
         {"metric": f"p99_ms{name}", "value": ours["p99_ms"], "unit": "ms"},
         {
             "metric": f"baseline_orders_per_s{name}",
@@ -171,6 +213,7 @@ def run() -> Iterator[dict[str, Any]]:
         ours: dict[int, WrkResult] = {}
         baseline: dict[int, WrkResult] = {}
         floor: dict[int, WrkResult] = {}
+        cpu: dict[int, float] = {}  # the API's CPU seconds in the measured run
         account_id = ""
         for workers in (1, 2):
             orders = presign(
@@ -181,13 +224,14 @@ def run() -> Iterator[dict[str, Any]]:
                 expiry=start - 1,
                 first_salt=workers * PRESIGNED,
             )
-            with serve("backend.main:app", settings, workers=workers) as base:
+            with serve_process("backend.main:app", settings, workers=workers) as (base, server):
                 headers = sign_in(base, settings, wallet)
                 account_id = httpx.get(f"{base}/v1/auth/me", headers=headers).json()["id"]
-                ours[workers] = load(
+                ours[workers], cpu[workers] = load_measured(
                     f"{base}/v1/trading/orders",
                     [json.dumps(order_body(order, sig)) for order, sig in orders],
                     headers,
+                    server_pid=server.pid,
                 )
         for workers in (1, 2):
             orders = presign(
@@ -214,8 +258,8 @@ def run() -> Iterator[dict[str, Any]]:
             with serve("bench._baseline_app:app", settings, workers=workers) as base:
                 baseline[workers] = load(f"{base}/orders", bodies)
                 floor[workers] = load(f"{base}/nothing", bodies, distinct=False)
-    yield from figures("", ours[1], baseline[1], floor[1])
-    yield from figures("_2_workers", ours[2], baseline[2], floor[2])
+    yield from figures("", ours[1], baseline[1], floor[1], cpu[1])
+    yield from figures("_2_workers", ours[2], baseline[2], floor[2], cpu[2])
 
 
 def sign_in(base: str, settings: Settings, wallet: LocalAccount) -> dict[str, str]:

@@ -4,7 +4,9 @@ own API key, in turn); and GET /v1/energy/consumption (`meter_series`: a day of 
 readings, hourly) of one account's meter with that account's key — the URL names the meter.
 
 Every request authenticates (API key lookup, account row, rate-limit counter in Redis), reads
-chain time (at most 1 s old) and runs its SQL: these are per-caller and never cached.
+chain time (at most 1 s old) and runs its SQL: these are per-caller and never cached. My orders
+and my balance are answered before routing (backend/api/fast_private.py), with the same
+checks on every request.
 `ACCOUNTS` accounts hold `ORDERS_PER_ACCOUNT` orders each (100 per page) and a few open energy
 trades as buyer and seller, with mirrored token and market balances.
 

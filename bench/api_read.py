@@ -8,7 +8,9 @@ FastAPI/SQLModel app serving the same reads (bench/_baseline_app.py). Ratios are
 baseline. `_2_workers`: the API with GRIDLEDGER_API_WORKERS=2, one per core. Each load is
 preceded by a one-second warm-up that is not counted.
 
-The uncached order book (backend/api/fast_book.py) is also measured without shared reads
+The uncached trade list is answered before routing too (backend/api/fast_trades.py: one
+statement, JSON from the rows, identical requests in flight sharing it). The uncached order
+book (backend/api/fast_book.py) is also measured without shared reads
 (`orderbook_uncached_unshared_*`: one statement per request) and with 2 worker processes
 (`orderbook_uncached_rps_2w`: what a second core or machine buys). The machine's floor:
 `orderbook_floor_rps` (and `_2w`) — the same load on a bare ASGI app under the same uvicorn

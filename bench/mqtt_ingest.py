@@ -24,7 +24,6 @@ import getpass
 import os
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -40,7 +39,6 @@ from sqlmodel import Session
 
 from backend.accounts.models import Account
 from backend.chain.anvil import free_port
-from backend.core.config import PROJECT_ROOT
 from backend.core.db import make_engine
 from backend.meters.schemas import MeterCreate
 from backend.meters.services import register_meter
@@ -48,7 +46,9 @@ from backend.meters.validation import iso
 from backend.resources.models import ResourceKind
 from backend.resources.schemas import ResourceCreate
 from backend.resources.services import register_resource
+from bench import _mqtt as subscribers
 from bench._database import scratch_schema
+from bench._mqtt import BROKER  # the benchmark's own broker once it runs (own_broker)
 from bench.meter_ingest import copy_limit
 
 SINGLE = int(os.environ.get("GRIDLEDGER_BENCH_MQTT_READINGS", "40000"))
@@ -56,7 +56,6 @@ BATCHED = int(os.environ.get("GRIDLEDGER_BENCH_MQTT_BATCHED_READINGS", "400000")
 BATCH_SIZE = 1_000  # readings (or samples) per batched message
 Topics = Callable[[str], dict[str, list[bytes]]]  # topic root -> payloads per topic
 TOPICS = 8  # meters (and resources), one publisher process each
-BROKER = ["127.0.0.1", "1883"]  # host, port: the benchmark's own broker once it runs
 TIMEOUT_S = 600
 
 
@@ -91,39 +90,6 @@ def publish(topics: dict[str, list[bytes]]) -> list[subprocess.Popen[bytes]]:
     return processes
 
 
-def subscribers(url: str, root: str, count: int) -> list[subprocess.Popen[bytes]]:
-    """`count` subscriber processes on a new shared subscription, once all are subscribed (a
-    shared subscription keeps nothing published before)."""
-    env = {
-        **os.environ,
-        "GRIDLEDGER_DATABASE_URL": url,
-        "GRIDLEDGER_MQTT_TOPIC_ROOT": root,
-        "GRIDLEDGER_MQTT_HOST": BROKER[0],
-        "GRIDLEDGER_MQTT_PORT": BROKER[1],
-        "GRIDLEDGER_MQTT_SHARED_GROUP": f"bench-{uuid.uuid4().hex[:6]}",
-        "GRIDLEDGER_MQTT_CLIENT_ID": f"gl-bench-{uuid.uuid4().hex[:6]}",
-    }
-    logs = [Path(tempfile.mkstemp(prefix="gl-bench-mqtt-", suffix=".log")[1]) for _ in range(count)]
-    processes = []
-    for i, path in enumerate(logs):
-        with open(path, "ab") as log:
-            processes.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "backend.meters.mqtt", str(i)],
-                    cwd=PROJECT_ROOT,
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            )
-    deadline = time.monotonic() + 120
-    while not all(b" subscribed to " in p.read_bytes() for p in logs):
-        if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
-            raise RuntimeError(f"subscribers not subscribed; see {[str(p) for p in logs]}")
-        time.sleep(0.1)
-    return processes
-
-
 def end_to_end(
     url: str, processes: int, topics_under: Topics, count_sql: str, expected: int
 ) -> float:
@@ -132,7 +98,7 @@ def end_to_end(
     root = f"energy-cloud-bench-{uuid.uuid4().hex[:6]}"
     topics = topics_under(root)
     engine = make_engine(url)
-    running = subscribers(url, root, processes)
+    running = subscribers.start(url, root, processes)
     try:
         with engine.connect() as connection:
             before = connection.execute(text(count_sql)).scalar_one()
@@ -151,23 +117,9 @@ def end_to_end(
         if stored - before < expected:
             raise RuntimeError(f"only {stored - before} of {expected} stored in {TIMEOUT_S} s")
     finally:
-        for process in running:
-            stop(process)
+        subscribers.finish(running)
         engine.dispose()
     return expected / elapsed
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL after 30 s: a subscriber that hangs on its way out (seen in the
-    `vpp` run after single-sample telemetry; QoS 1 redelivers what it held) must not abort
-    the figures already measured. Said on stderr, since it is a bug to chase."""
-    process.terminate()
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        print(f"bench: {process.args!r} ignored SIGTERM for 30 s; killed", file=sys.stderr)
-        process.kill()
-        process.wait(30)
 
 
 def broker_limit(topics: dict[str, list[bytes]]) -> float:

@@ -283,7 +283,7 @@ class Indexer:
             self.claim_cursor(connection, cursor)
             state = MirrorState(connection, self.chain_id)
             self.apply(state, logs)
-            state.flush(undo_block=None)
+            state.flush(undo_block=None, keep=False)
             self.store_events(connection, logs, records=batch.event_records)
             self.store_blocks(connection, [end_header], confirmed=True)
             timestamp = int(end_header["timestamp"], 16)

@@ -72,6 +72,28 @@ def bulk_insert(
     )
 
 
+def copy_records(
+    connection: Connection,
+    table: Table,
+    columns: list[str],
+    records: Sequence[Sequence[Any]],
+) -> None:
+    """Insert rows given as records of `columns` (no conflict handling): a COPY on
+    PostgreSQL, binary where the types allow; elsewhere an executemany of dicts."""
+    if not records:
+        return
+    if connection.dialect.name != "postgresql":
+        connection.execute(insert(table), _rows_of(table, columns, records))
+        return
+    _copy(
+        _driver(connection),
+        table.name,
+        _column_list(columns),
+        records,
+        binary_types(table, columns),
+    )
+
+
 def insert_new(
     connection: Connection, table: Table, rows: list[dict[str, Any]], key: list[str]
 ) -> list[bool]:

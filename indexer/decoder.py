@@ -98,7 +98,13 @@ def decode_head(component: AbiComponent, data: bytes, word: int) -> Any:
         return data[start : start + length].decode("utf-8", "replace").replace("\x00", "\ufffd")
     if kind == "bytes":
         return "0x" + data[start : start + length].hex()
-    element = {**component, "type": kind[:-2]}
+    element_kind = kind[:-2]
+    end = start + 32 * length
+    if element_kind.startswith("uint"):  # ids and amounts of a batch: the common case
+        return [int.from_bytes(data[p : p + 32], "big") for p in range(start, end, 32)]
+    if element_kind == "address":
+        return ["0x" + data[p + 12 : p + 32].hex() for p in range(start, end, 32)]
+    element = {**component, "type": element_kind}
     return [decode_static(element, data, start // 32 + i) for i in range(length)]
 
 
@@ -145,7 +151,8 @@ def _bools(column: Column) -> list[Any]:
 
 
 def _fixed_bytes(size: int) -> Callable[[Column], list[Any]]:
-    return lambda column: ["0x" + w[: 2 * size].lower() for w in _words(column)]
+    chars = 2 * size
+    return lambda column: ["0x" + value[-64:][:chars].lower() for value in column]
 
 
 def column_converter(component: AbiComponent) -> Callable[[Column], list[Any]] | None:
@@ -165,6 +172,13 @@ def column_converter(component: AbiComponent) -> Callable[[Column], list[Any]] |
     if kind.startswith("bytes") and kind != "bytes":
         return _fixed_bytes(int(kind[5:]))
     return None
+
+
+def _data_word(data: list[str], index: int) -> Column:
+    """Word `index` of every log's 0x-hex data."""
+    start = 2 + 64 * index
+    end = start + 64
+    return [d[start:end] for d in data]
 
 
 # (argument name, from the topics (else the data), topic or word index, column decoder)
@@ -217,11 +231,7 @@ class EventDecoder:
             raise ValueError(f"{self.name} has arguments of more than one word")
         names = [name for name, *_ in self.columns]
         columns = [
-            convert(
-                [t[index] for t in topics]
-                if in_topics
-                else [d[2 + 64 * index : 66 + 64 * index] for d in data]
-            )
+            convert([t[index] for t in topics] if in_topics else _data_word(data, index))
             for _, in_topics, index, convert in self.columns
         ]
         if not columns:  # an event without arguments
@@ -230,7 +240,15 @@ class EventDecoder:
 
     def fits(self, topics: list[str], data: str) -> bool:
         """A log column-wise decoding can take: its topics, and data of at least its words."""
-        return len(topics) == 1 + len(self.indexed) and len(data) >= 2 + 64 * len(self.data)
+        return len(topics) == self.topic_count and len(data) >= self.min_data_chars
+
+    @property
+    def topic_count(self) -> int:
+        return 1 + len(self.indexed)
+
+    @property
+    def min_data_chars(self) -> int:
+        return 2 + 64 * len(self.data)
 
     def decode(self, topics: list[str], data: str) -> Args:
         if self.static:
@@ -270,6 +288,8 @@ class LogDecoder:
     def __init__(self, contracts: dict[str, tuple[str, list[AbiComponent]]]):
         """`contracts`: contract name → (address, abi)."""
         self._by_key: dict[tuple[str, str], EventDecoder] = {}
+        # (topics, least data chars) a log of a column-decodable event needs, by key
+        self._column_fit: dict[tuple[str, str], tuple[int, int]] = {}
         self.address_to_contract: dict[str, str] = {}
         for name, (address, abi) in contracts.items():
             self.address_to_contract[address.lower()] = name
@@ -277,7 +297,11 @@ class LogDecoder:
                 if item.get("type") == "event" and not item.get("anonymous"):
                     # an ABI "event" entry is an ABIEvent; eth_typing cannot know from a dict
                     topic = "0x" + event_abi_to_log_topic(cast(ABIEvent, item)).hex()
-                    self._by_key[(address.lower(), topic)] = EventDecoder.from_abi(name, item)
+                    decoder = EventDecoder.from_abi(name, item)
+                    self._by_key[(address.lower(), topic)] = decoder
+                    if decoder.columns is not None:
+                        fit = (decoder.topic_count, decoder.min_data_chars)
+                        self._column_fit[(address.lower(), topic)] = fit
 
     @property
     def addresses(self) -> list[str]:
@@ -288,20 +312,25 @@ class LogDecoder:
         decoded column-wise (one pass per argument over them all), the others one by one."""
         decoded: list[tuple[EventDecoder, Args] | None] = [None] * len(logs)
         groups: dict[tuple[str, str], list[int]] = {}
+        by_key, fits = self._by_key, self._column_fit
         for position, log in enumerate(logs):
             topics = log["topics"]
             if not topics:
                 continue
             key = (log["address"].lower(), topics[0])
-            decoder = self._by_key.get(key)
-            if decoder is None:
+            fit = fits.get(key)
+            if fit is not None and len(topics) == fit[0] and len(log["data"]) >= fit[1]:
+                group = groups.get(key)
+                if group is None:
+                    groups[key] = [position]
+                else:
+                    group.append(position)
                 continue
-            if decoder.columns is not None and decoder.fits(topics, log["data"]):
-                groups.setdefault(key, []).append(position)
-            else:
+            decoder = by_key.get(key)
+            if decoder is not None:
                 decoded[position] = decoder, decoder.decode(topics, log["data"])
         for key, positions in groups.items():
-            decoder = self._by_key[key]
+            decoder = by_key[key]
             args = decoder.decode_columns(
                 [logs[p]["topics"] for p in positions], [logs[p]["data"] for p in positions]
             )

@@ -175,7 +175,7 @@ def caller_api_key(request: Request, account: CurrentAccount) -> ApiKey | None:
 CallerKey = Annotated[ApiKey | None, Depends(caller_api_key)]
 
 
-def _check_scope(scope: Scope | None, account: Account, key: ApiKey | None) -> Account:
+def check_scope(scope: Scope | None, account: Account, key: ApiKey | None) -> Account:
     if key is None:
         return account
     if scope is None:
@@ -194,7 +194,7 @@ def require_scope(scope: Scope | None) -> params.Depends:
     only). The check is tagged `required_scope` so a test can list every route's."""
 
     def check(account: CurrentAccount, key: CallerKey) -> Account:
-        return _check_scope(scope, account, key)
+        return check_scope(scope, account, key)
 
     check.required_scope = scope  # type: ignore[attr-defined]
     return Depends(check)
@@ -309,7 +309,7 @@ def require_scope_async(scope: Scope) -> params.Depends:
     async def check(
         request: Request, account: Annotated[Account, Depends(request_account_async)]
     ) -> Account:
-        return _check_scope(scope, account, getattr(request.state, "api_key", None))
+        return check_scope(scope, account, getattr(request.state, "api_key", None))
 
     check.required_scope = scope  # type: ignore[attr-defined]
     return Depends(check)

@@ -37,6 +37,7 @@ class AuditAction:
     CUSTODIAL_SIGNATURE = "custody.signed"
     METER_APPROVED = "meters.approved"
     METER_SUSPENDED = "meters.suspended"
+    RESOURCE_MOVED = "resources.moved"
 
 
 def _canonical(entry: AuditEntry) -> bytes:

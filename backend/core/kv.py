@@ -138,14 +138,18 @@ def _async_redis(url: str) -> aioredis.Redis:
     return client
 
 
-async def incr_window_async(settings: Settings, key: str, ttl_s: int) -> int:
+async def incr_window_async(settings: Settings, key: str, ttl_s: int, by: int = 1) -> int:
     """`KeyValueStore.incr_window` for async routes: the same key in the same store, without
-    a worker thread (the in-process store answers at once)."""
+    a worker thread (the in-process store answers at once). `by`: count that many at once
+    (the count after the last of them comes back)."""
     if not settings.redis_url:
-        return _MEMORY.incr_window(key, ttl_s)
+        count = 0
+        for _ in range(by):
+            count = _MEMORY.incr_window(key, ttl_s)
+        return count
     try:
         async with _async_redis(settings.redis_url).pipeline(transaction=False) as pipe:
-            pipe.incr(key)
+            pipe.incrby(key, by)
             pipe.expire(key, ttl_s)
             replies = await pipe.execute()
     except redis.RedisError as exc:

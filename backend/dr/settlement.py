@@ -44,7 +44,7 @@ from backend.settlement.chain import (
     selector,
     send_logged,
 )
-from backend.settlement.locks import Locks
+from backend.settlement.locks import SETTLER_KEY, Locks, hold_signing_key
 from backend.settlement.models import BatchKind, BatchStatus
 from backend.settlement.outcomes import SettledKind
 from backend.settlement.sending import SendOutcome, chunked, send_in_turn
@@ -289,11 +289,7 @@ def settle_event(
             return report
         if not any(r.status in OPEN for r in rows):
             return report
-        with locks.hold(
-            "settler-key",
-            settings.settlement_lock_timeout_s,
-            wait_s=settings.settlement_lock_timeout_s,
-        ) as key_held:
+        with hold_signing_key(locks, SETTLER_KEY, settings) as key_held:
             if not key_held:
                 report.busy = True
                 return report

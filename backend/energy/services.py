@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import String, bindparam, or_
+from sqlalchemy import Select, String, bindparam, or_, true
 from sqlalchemy import select as select_core
 from sqlmodel import Session, col, select
 
@@ -151,6 +151,22 @@ BALANCES, OPEN_TRADES = _balance_queries()
 """What `balance_of` reads for `address` (lower-case), the only parameter: its token balance,
 free and locked market balance (one row, NULL where the mirror has none), and its open energy
 trades (delivery period, seller, buyer, Wh, payment)."""
+
+
+def _balance_statement() -> Query:
+    balances = cast(Select[Any], BALANCES.statement).subquery("b")
+    trades = cast(Select[Any], OPEN_TRADES.statement).subquery("t")
+    return Query(select_core(balances, trades).select_from(balances.outerjoin(trades, true())))
+
+
+BALANCE = _balance_statement()
+"""`BALANCES` and `OPEN_TRADES` in one statement (one round trip): the balances' three columns
+on every row, then an open trade's six (all NULL when there is none): `balance_rows`."""
+
+
+def balance_rows(rows: Sequence[Any]) -> tuple[Sequence[Any], list[Sequence[Any]]]:
+    """(the row of `BALANCES`, the rows of `OPEN_TRADES`) from the rows of `BALANCE`."""
+    return rows[0][:3], [row[3:] for row in rows if row.seller is not None]
 
 
 def balance_of(

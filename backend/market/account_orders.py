@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
+import orjson
 from sqlalchemy import BigInteger, Integer, Row, String, Uuid, bindparam
 from sqlalchemy import select as select_core
 from sqlmodel import Session, col, select
@@ -166,3 +167,46 @@ def my_orders_params(
 def my_orders_page(rows: Sequence[Any], limit: int) -> tuple[list[OrderPublic], str | None]:
     page, next_cursor = keyset_cut(list(rows), limit, key_of=lambda row: row.seq)
     return [public_order(row, row.traded, row.public_status) for row in page], next_cursor
+
+
+_TRADING_VALUES = frozenset(status.value for status in TRADING)
+
+
+def my_orders_json(rows: Sequence[Any], limit: int) -> bytes:
+    """The JSON of `Page[OrderPublic]` of `my_orders_query`'s rows (`my_orders_page`), byte
+    for byte, without building the models: building and serialising 100 `OrderPublic`s cost
+    several times the statement's own CPU. A test holds the two equal."""
+    page, next_cursor = keyset_cut(list(rows), limit, key_of=lambda row: row.seq)
+    items = []
+    for row in page:
+        status = row.public_status
+        filled = min(row.traded, row.quantity_wh)
+        items.append(
+            {
+                "id": row.order_hash,
+                "seq": row.seq or 0,
+                "status": status,
+                "market_id": market_id_of(
+                    product=row.product, asset_id=row.asset_id, delivery_start=row.delivery_start
+                ),
+                "maker": row.maker,
+                "side": SIDE_NAMES[row.side],
+                "product": PRODUCT_NAMES[row.product],
+                "asset_id": row.asset_id,
+                "meter_id": row.meter_id,
+                "quantity_wh": str(row.quantity_wh),
+                "filled_wh": str(filled),
+                "remaining_wh": str(row.quantity_wh - filled if status in _TRADING_VALUES else 0),
+                "price": str(row.price),
+                "delivery_start": row.delivery_start,
+                "delivery_end": row.delivery_end,
+                "expiry": row.expiry,
+                "nonce": row.nonce,
+                "salt": str(int(row.salt)),
+                "cancel_tx": row.cancel_tx,
+                "withdrawn_reason": row.withdrawn_reason,
+                "created_at": row.created_at,
+            }
+        )
+    # OPT_UTC_Z: an aware UTC time ends in "Z", as pydantic writes it
+    return orjson.dumps({"items": items, "next_cursor": next_cursor}, option=orjson.OPT_UTC_Z)

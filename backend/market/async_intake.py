@@ -28,7 +28,7 @@ from backend.chain.signatures import ecdsa_signer
 from backend.core.config import Settings
 from backend.market import intake, mirror_state
 from backend.market import orders as eip712
-from backend.market.order_writer import Pending, writer_for
+from backend.market.order_writer import ASK_CHAIN, Pending, writer_for
 from backend.market.schemas import OrderCreate
 
 SyncRunner = Callable[[Callable[[Session], str]], Awaitable[str]]
@@ -43,31 +43,58 @@ async def place_order(
 ) -> str:
     """The stored order's id (0x-hex EIP-712 digest), or the refusal raised. `run_sync` runs a
     function of a sync session on a worker thread (`deps.SyncSessions.run`)."""
-    chain = chain_for(settings)
+    pending = await writer_pending(settings, account, request)
+    if pending is not None:
+        stored = await submit(settings, pending)
+        if stored is not None:
+            return stored
+    return await run_sync(sync_intake(settings, account, request))
 
-    def sync_intake(session: Session) -> str:
-        return intake.place_order(session, settings, chain, account, request).order_hash
 
+def sync_intake(
+    settings: Settings, account: Account, request: OrderCreate
+) -> Callable[[Session], str]:
+    """The sync intake of `request` as a function of a session (for `run_sync`)."""
+
+    def work(session: Session) -> str:
+        return intake.place_order(
+            session, settings, chain_for(settings), account, request
+        ).order_hash
+
+    return work
+
+
+async def writer_pending(
+    settings: Settings, account: Account, request: OrderCreate
+) -> Pending | None:
+    """`request` ready for the group commit, or None when the sync intake must take it: no
+    writer (SQLite), a custodial account, a side or product the mirror does not answer, or a
+    signature that is not the maker's own key's (a contract wallet's, or a wrong one). Raises
+    InvalidOrder for a wallet order without nonce, salt, expiry or signature."""
     writer = writer_for(settings)
     if writer is None or account.kind == AccountKind.CUSTODIAL:
-        return await run_sync(sync_intake)
+        return None
     order, signature = intake.wallet_order(account, request)
     if not mirror_state.answers(side=order.side, product=order.product):
-        return await run_sync(sync_intake)
+        return None
+    chain = chain_for(settings)
     digest = eip712.order_digest(order, chain.chain_id, chain.market.address)
     if ecdsa_signer(digest, signature) != to_checksum_address(account.address):
-        return await run_sync(sync_intake)  # a contract wallet's signature, or a wrong one
-    pending = Pending(
+        return None  # a contract wallet's signature, or a wrong one
+    return Pending(
         account_id=account.id,
         order=order,
         order_id="0x" + digest.hex(),
         signature=signature,
         head=await fresh_head(chain),
     )
-    stored = await writer.submit(pending)
-    if stored is None:  # ASK_CHAIN
-        return await run_sync(sync_intake)
-    return stored
+
+
+async def submit(settings: Settings, pending: Pending) -> str | None:
+    """The order's id once the group commit stored it; None (ASK_CHAIN): take the sync intake;
+    or the final refusal raised."""
+    writer = writer_for(settings)
+    return ASK_CHAIN if writer is None else await writer.submit(pending)
 
 
 async def fresh_head(chain: Chain) -> tuple[int, int]:

@@ -41,15 +41,27 @@ def announce(session: Session, settings: Settings, topic: str, order: SignedOrde
 def payload_of(order: SignedOrder) -> dict[str, object]:
     """What an order event says about `order` (the group commit writes the same rows,
     backend/market/order_writer.py)."""
+    return payload(
+        order_hash=order.order_hash,
+        product=order.product,
+        asset_id=order.asset_id,
+        delivery_start=order.delivery_start,
+        side=order.side,
+        price=order.price,
+    )
+
+
+def payload(
+    *, order_hash: str, product: int, asset_id: int, delivery_start: int, side: int, price: int
+) -> dict[str, object]:
+    """`payload_of` from the row's values (the group commit has no `SignedOrder`)."""
     return {
-        "order_hash": order.order_hash,
+        "order_hash": order_hash,
         "market_id": market_id_of(
-            product=order.product,
-            asset_id=order.asset_id,
-            delivery_start=order.delivery_start,
+            product=product, asset_id=asset_id, delivery_start=delivery_start
         ),
-        "side": SIDE_NAMES[order.side],
-        "price": str(order.price),  # an amount: a decimal string (core.json_ints)
+        "side": SIDE_NAMES[side],
+        "price": str(price),  # an amount: a decimal string (core.json_ints)
     }
 
 
@@ -75,6 +87,11 @@ def queue_message(
 @lru_cache(maxsize=4)
 def _sink(redis_url: str, stream: str) -> RedisStreamSink:
     return RedisStreamSink(redis_url, stream=stream)
+
+
+def stream_sink(settings: Settings) -> RedisStreamSink:
+    """The outbox's Redis stream of `settings` (the group commit publishes to it itself)."""
+    return _sink(settings.redis_url, settings.outbox_stream)
 
 
 class _Relay:

@@ -11,13 +11,22 @@ edges (kWh, float values, 900.0) stay exactly the per-reading ones.
 The result is a `Columns`: one list per stored column, what the binary COPY writes
 (backend/meters/copy_in.py) and what the set-based merge gets back as rows when a batch
 touches stored intervals.
+
+A batch holding one interval (meter and start) more than once: the last of them in message
+order wins, the way a head-end's later message about an interval corrects an earlier one
+(and an MQTT subscriber's batch is only an accident of timing). `Columns` keeps the rows of
+one interval in message order, so the merge stores them one after another: the earlier
+value is stored and then corrected (kept in the corrections audit trail), or the later one
+is refused by the same rule as a separate message would be (a verified reading is corrected
+only by a metering data provider). `superseded` names the earlier readings that lost.
 """
 
 from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Iterator, Sequence
+from collections import defaultdict
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -66,7 +75,8 @@ class Rules:
 @dataclass
 class Columns:
     """Validated readings, one list per column (`STORED`); `raw_signature` is the reading's
-    `signature` field as sent, checked and recovered by the caller."""
+    `signature` field as sent, checked and recovered by the caller. The rows of one interval
+    are in message order (`idx`)."""
 
     idx: list[int] = field(default_factory=list)
     meter_id: list[str] = field(default_factory=list)
@@ -102,6 +112,12 @@ class Columns:
         for name in (*STORED, "raw_signature"):
             values = getattr(self, name)
             setattr(self, name, [values[i] for i in keep])
+
+    def reorder(self, positions: list[int]) -> None:
+        """Put the rows in the order of `positions` (a permutation)."""
+        for name in (*STORED, "raw_signature"):
+            values = getattr(self, name)
+            setattr(self, name, [values[i] for i in positions])
 
     def row(self, position: int) -> dict[str, Any]:
         return {name: getattr(self, name)[position] for name in STORED}
@@ -310,12 +326,14 @@ def validate_batch(
         rules,
         skip,
     )
+    fast = len(out)
     rejected = _one_by_one(
         out,
         {i: readings[i] for i in others},
         meters,
         rules,
     )
+    _in_message_order(out, fast)
     return out, rejected
 
 
@@ -344,6 +362,33 @@ def _one_by_one(
         row["idx"] = index
         out.append(row, reading.get("signature"))
     return rejected
+
+
+def _in_message_order(out: Columns, fast: int) -> None:
+    """After `_one_by_one` appended rows behind the `fast` ones the columns passed: sort the
+    rows by interval, and the rows of one interval by message order (the last one wins)."""
+    if fast == len(out):
+        return
+    out.reorder(
+        sorted(range(len(out)), key=lambda p: (out.meter_id[p], out.interval_start[p], out.idx[p]))
+    )
+
+
+def superseded(rows: Columns, refused: Collection[int] = ()) -> dict[int, int]:
+    """For each interval `rows` hold more than once: the index of every earlier reading of it
+    -> the index of the last one, in message order, that was stored (not `refused`)."""
+    if len(set(zip(rows.meter_id, rows.interval_start, strict=True))) == len(rows):
+        return {}
+    repeats: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for meter_id, start, idx in zip(rows.meter_id, rows.interval_start, rows.idx, strict=True):
+        if idx not in refused:
+            repeats[(meter_id, start)].append(idx)
+    lost: dict[int, int] = {}
+    for indices in repeats.values():
+        if len(indices) > 1:
+            indices.sort()
+            lost.update(dict.fromkeys(indices[:-1], indices[-1]))
+    return lost
 
 
 # ------------------------------------------------------------- typed decoding of plain batches
@@ -415,10 +460,12 @@ def validate_plain(
         rules,
         None,
     )
+    fast = len(out)
     rejected = _one_by_one(
         out,
         {i: readings[i].as_dict() for i in others},
         meters,
         rules,
     )
+    _in_message_order(out, fast)
     return out, rejected

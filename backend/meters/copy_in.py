@@ -1,12 +1,7 @@
-"""Readings of new intervals go into `meter_readings` by one binary COPY.
-
-Most batches only add intervals never stored before: for them the set-based merge (staging
-table, INSERT ... ON CONFLICT, corrections, updates) is a second copy of every row. So a batch
-is first COPYed (binary format) straight into the table inside a savepoint; if any of its
-intervals is already stored (or is repeated in the batch, or is being stored by a concurrent
-transaction that commits first) the unique key refuses the COPY, the savepoint is rolled back
-and the caller merges the batch instead. A batch the COPY stored is exactly what the merge
-would have done with it: every row new, accepted, revision 0.
+"""Binary COPY encoding shared by the ingest paths: the PGCOPY framing (`HEADER`, `TRAILER`,
+`PG_EPOCH`, `binary_rows`) used by the interval runs (backend/meters/runs.py) and telemetry,
+and the row-per-reading encoder of the former row layout (`encode`), kept for the bench's
+`row_layout_limit_readings_per_s`.
 """
 
 from __future__ import annotations
@@ -17,9 +12,6 @@ from itertools import repeat
 from typing import Any
 
 import numpy as np
-import psycopg
-from psycopg.errors import UniqueViolation
-from sqlalchemy.engine import Connection
 
 from backend.meters.batch import Columns
 from backend.meters.models import INTERVAL_SECONDS
@@ -163,27 +155,6 @@ def _layout(fields: list[tuple[str, str | None, Any]]) -> list[tuple[str, str]]:
         if kind is not None:
             layout.append((name, kind))
     return layout
-
-
-def copy_new(connection: Connection, rows: Columns, source: str, received_at: datetime) -> bool:
-    """COPY `rows` into `meter_readings`; False (nothing stored) when one of their intervals
-    is taken, or on a database other than PostgreSQL. Caller commits."""
-    driver = connection.connection.driver_connection
-    if not rows or not isinstance(driver, psycopg.Connection):
-        return False
-    parts = encode(rows, source, received_at)
-    try:
-        with driver.transaction(), driver.cursor().copy(COPY_READINGS) as copy:
-            if parts is not None:
-                for part in parts:
-                    copy.write(part)
-            else:
-                copy.set_types(TYPES)
-                for record in _records(rows, source, received_at):
-                    copy.write_row(record)
-    except UniqueViolation:
-        return False
-    return True
 
 
 def _records(rows: Columns, source: str, received_at: datetime) -> Iterator[tuple[Any, ...]]:

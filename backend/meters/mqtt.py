@@ -19,6 +19,12 @@ Delivery: manual acknowledgement. Messages are collected for up to `mqtt_batch_l
 session is persistent, so a crash redelivers instead of losing readings, and redelivered
 readings are idempotent duplicates. Several processes (`mqtt_subscribers`, distinct client ids
 `{mqtt_client_id}-{index}`) share one subscription (`$share/{mqtt_shared_group}/...`).
+A member that is down keeps its share: Mosquitto 2.0 deals a shared subscription's messages
+round-robin to every member with a session, connected or not, and they wait in the stopped
+member's session until a process with its index returns (a restart loses nothing; its share
+stalls meanwhile, and the machine's broker drops what exceeds `max_queued_messages`). So run the
+same indexes again after a stop, and when running fewer processes than before, bring the
+indexes no longer run up once more to drain before ending their sessions.
 
 Poison: a message that cannot be processed (not JSON, wrong types, a rejected reading, or
 anything that raises while processing it) is recorded as a dead letter (backend/deadletters)
@@ -30,14 +36,18 @@ with back-off.
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import logging
+import os
 import signal
+import socket
 import sys
 import threading
 import time
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar, cast
 
 import msgspec
@@ -49,8 +59,10 @@ from paho.mqtt.reasoncodes import ReasonCode
 from sqlalchemy import exc as sa_exc
 from sqlmodel import Session
 
+from backend.chain import clock
 from backend.core.config import Settings, get_settings
 from backend.core.db import make_engine
+from backend.core.errors import ServiceUnavailable
 from backend.core.startup import settings_or_exit
 from backend.core.tls import service_mqtt_client
 from backend.deadletters import services as dead_letters
@@ -77,11 +89,12 @@ class StoreUnavailable(Exception):
 
 
 def is_outage(exc: BaseException) -> bool:
-    """A database that is down or unreachable (retry later), as opposed to a message that
-    makes processing fail (poison)."""
+    """A database that is down or unreachable, or the chain RPC that `clock=chain` reads "now"
+    from (retry later), as opposed to a message that makes processing fail (poison)."""
     return isinstance(
         exc,
-        sa_exc.OperationalError
+        ServiceUnavailable
+        | sa_exc.OperationalError
         | sa_exc.InterfaceError
         | sa_exc.DisconnectionError
         | sa_exc.TimeoutError,
@@ -301,7 +314,7 @@ class Subscriber:
     batch_max: int = 0  # messages per commit; 0: settings.mqtt_batch_max_messages
     flush_interval_s: float = 0.05  # idle poll, and the first back-off step
     linger_s: float | None = None  # None: settings.mqtt_batch_linger_ms
-    now: Callable[[], int] | None = None  # injectable clock (tests drive chain time); wall time
+    now: Callable[[], int] | None = None  # injectable clock (tests); None: clock.now(settings)
     pending: list[Message] = field(default_factory=list)  # received, not yet stored
     totals: dict[str, int] = field(
         default_factory=lambda: {"accepted": 0, "duplicate": 0, "corrected": 0, "rejected": 0}
@@ -382,6 +395,11 @@ class Subscriber:
                 self.first_pending_at = time.monotonic()
             self.pending.append(entry)
 
+    def clock_now(self) -> int:
+        """The configured clock's now (unix s): chain time under `GRIDLEDGER_CLOCK=chain`,
+        as the readings' ingest judges them; the injected `now` when set."""
+        return self.now() if self.now is not None else clock.now(self.settings)
+
     def due_in(self) -> float:
         """Seconds until the next batch is due: none once `batch_max` messages wait or the
         oldest has waited `linger_s` (batched commits), the idle poll when nothing waits."""
@@ -445,16 +463,16 @@ class Subscriber:
         if any(topic_device(m[2], root)[1] in ("reading", *METRIC_FIELDS) for m in general):
             general, plain = batch, Segments()  # mixed: all the general way, as before
             poison = []
+        stamped: datetime | None = None  # a sample without a timestamp: the batch's "now"
         for message in general:
             try:
                 found = readings_from_message(message[2], message[3], root, limit)
-                sample = (
-                    None
-                    if found is not None
-                    else telemetry.samples_from_message(
-                        message[2], message[3], root, max_elements=limit
+                sample = None
+                if found is None:
+                    stamped = stamped or datetime.fromtimestamp(self.clock_now(), UTC)
+                    sample = telemetry.samples_from_message(
+                        message[2], message[3], root, stamped, max_elements=limit
                     )
-                )
             except (MessageRejected, TelemetryRejected) as exc:
                 poison.append((Carrier(message), str(exc)))
                 continue
@@ -471,7 +489,7 @@ class Subscriber:
                     self.totals.get("telemetry_duplicate", 0) + kept.duplicate
                 )
                 poison += [(samples.carrier(i), reason) for i, reason in kept.rejected.items()]
-            now = self.now() if self.now is not None else None
+            now = self.now() if self.now is not None else None  # None: ingest asks the clock
             for offset in range(0, len(plain.items), limit):
                 result = ingest_plain(
                     session,
@@ -592,23 +610,57 @@ class Subscriber:
                     log.warning("database unavailable (%s); retrying in %.1f s", exc, wait)
                     self.stopped.wait(wait)
         finally:
+            log.info("stopping: storing the next batch of %d pending", len(self.pending))
             with contextlib.suppress(StoreUnavailable):
                 self.flush()
-            self.client.loop_stop()
+            log.info("stopping: %d messages left unacknowledged, for redelivery", len(self.pending))
+            # DISCONNECT queued behind the PUBACKs wakes paho's network thread, which writes
+            # both and ends; loop_stop() alone would wait out its `select` (up to a second)
             self.client.disconnect()
+            self.client.loop_stop()
             self.engine.dispose()
+            log.info("stopped")
+
+
+STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
+
+
+def stop_on_signals(stopped: threading.Event, signals: frozenset[int] = STOP_SIGNALS) -> None:
+    """Set `stopped` when one of `signals` arrives, from a thread of its own, never from a
+    Python signal handler: a handler runs on the main thread between two bytecodes, possibly
+    inside `stopped.wait()` while that holds the Event's lock, and `stopped.set()` there waits
+    for that lock forever (the subscriber that ignored SIGTERM). The handlers do nothing; the
+    interpreter's C handler writes each signal's number to a wake-up socket (whichever thread
+    the signal hit, numpy's included), and the watcher thread reads it. Main thread only."""
+    reader, writer = socket.socketpair()
+    writer.setblocking(False)
+    signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    for signum in signals:
+        signal.signal(signum, lambda *_: None)
+
+    def watch() -> None:
+        with reader, writer:
+            while not signals.intersection(reader.recv(64)):
+                pass
+        stopped.set()
+
+    threading.Thread(target=watch, name="stop-on-signal", daemon=True).start()
 
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m backend.meters.mqtt [INDEX]`: INDEX tells apart the processes of one shared
-    subscription group; it keeps the client id (and so the persistent session) across restarts."""
+    subscription group; it keeps the client id (and so the persistent session) across restarts.
+    SIGTERM or SIGINT: the pending batch is stored and acknowledged, the rest is left
+    unacknowledged for the broker to redeliver, and the process exits. SIGUSR1 prints every
+    thread's stack on stderr (faulthandler), for a process that seems stuck."""
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     argv = sys.argv[1:] if argv is None else argv
     settings = settings_or_exit("mqtt subscriber")
     subscriber = Subscriber(
         settings=settings, client_id=f"{settings.mqtt_client_id}-{argv[0] if argv else 0}"
     )
-    signal.signal(signal.SIGTERM, lambda *_: subscriber.stopped.set())
+    stop_on_signals(subscriber.stopped)
     log.info(
         "subscribing to %s on %s:%s%s",
         subscriber.topic,
@@ -616,8 +668,13 @@ def main(argv: list[str] | None = None) -> None:
         settings.mqtt_broker_port,
         " (TLS)" if settings.tls_enabled else "",
     )
-    with contextlib.suppress(KeyboardInterrupt):
-        subscriber.run(retry_s=5)
+    subscriber.run(retry_s=5)
+    # stored, acknowledged, disconnected: leave without the interpreter's teardown of every
+    # module, which takes seconds of a loaded machine and would only delay a restart
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

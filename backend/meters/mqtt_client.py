@@ -38,11 +38,14 @@ class BufferedClient(mqtt.Client):
     _buffer: bytes = b""
     _position: int = 0
     _buffered_from: object = None  # the socket the buffer was read from
+    _draining: bool = False  # handling what is buffered: no new read from the socket
 
     def _sock_recv(self, bufsize: int) -> bytes:
         if self._buffered_from is not self._sock:  # (re)connected: nothing of the old socket
             self._buffer, self._position, self._buffered_from = b"", 0, self._sock
         if self._position >= len(self._buffer):
+            if self._draining:
+                raise BlockingIOError  # paho keeps the partial packet; `select` says when
             self._buffer, self._position = super()._sock_recv(READ_SIZE), 0
         start = self._position
         self._position = min(start + bufsize, len(self._buffer))
@@ -52,10 +55,17 @@ class BufferedClient(mqtt.Client):
         return self._buffered_from is self._sock and self._position < len(self._buffer)
 
     def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
-        """paho's, until the buffer is drained: `select` does not see what is buffered."""
+        """paho's, until the buffer is drained (`select` does not see what is buffered), and no
+        further: refilling it here would keep this loop going for as long as the broker
+        streams, and paho's network thread would neither write the queued PUBACKs nor see
+        `loop_stop()` until the stream paused (a subscriber slow to stop under load)."""
         rc = super().loop_read(max_packets)
-        while rc == mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS and self._sock and self.buffered():
-            rc = super().loop_read(max_packets)
+        self._draining = True
+        try:
+            while rc == mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS and self._sock and self.buffered():
+                rc = super().loop_read(max_packets)
+        finally:
+            self._draining = False
         return rc
 
     def _handle_publish(self) -> mqtt.MQTTErrorCode:

@@ -73,6 +73,13 @@ class Rejection(BaseModel):
     reason: str
 
 
+class Superseded(BaseModel):
+    index: int = Field(description="position of the earlier reading in the request")
+    by: int = Field(description="position of the reading of the same interval that won")
+    meterId: str | None = None
+    timestamp: str | None = None
+
+
 class IngestResult(BaseModel):
     received: int
     accepted: int
@@ -85,6 +92,14 @@ class IngestResult(BaseModel):
     )
     rejected: int
     rejections: list[Rejection] = []
+    superseded: int = Field(
+        default=0,
+        description="readings followed in the request by a later reading of the same meter and "
+        "interval: the last one in message order wins. Each was stored and then corrected by "
+        "the later one (so it is also counted above, and its values are in the corrections "
+        "audit trail), as if the readings had been sent one after another",
+    )
+    supersededReadings: list[Superseded] = []
 
 
 ADDRESS_PATTERN = r"^0x[0-9a-fA-F]{40}$"

@@ -8,7 +8,8 @@ executemany, via indexer/bulk.py), then
   3. UPDATE meter_readings ... FROM staging            -> apply corrections, fill a missing
                                                           direction (accepted)
 Everything else is an exact duplicate. A batch holding the same interval twice is stored in
-rounds (first occurrences, then second ones, ...) so in-batch repeats follow the same rules.
+rounds (first occurrences, then second ones, ...; message order, backend/meters/batch.py) so
+in-batch repeats follow the same rules and the last one wins.
 On PostgreSQL readings are stored as runs (backend/meters/runs.py): a batch of new intervals
 is one binary COPY of runs; the merge above runs against the `meter_readings` view under the
 batch's (meter, day) locks, with NOT EXISTS instead of ON CONFLICT.
@@ -57,6 +58,7 @@ from backend.meters.batch import (
     PlainReading,
     Rules,
     decode_plain,
+    superseded,
     validate_batch,
     validate_plain,
 )
@@ -82,6 +84,7 @@ from backend.meters.schemas import (
     MeterApproval,
     MeterCreate,
     Rejection,
+    Superseded,
 )
 from backend.meters.validation import (
     MeterLimits,
@@ -535,12 +538,14 @@ def _ingest(
     rows, rejected = batch.validate(meters, rules)
     mark_trust(session, rows, rejected, meters, provider, trust.reading_domain(settings))
     received_at = datetime.now(UTC)
-    if copy_runs(connection, rows, source, received_at):
+    lost: dict[int, int] = {}
+    if copy_runs(connection, rows, source, received_at):  # no interval twice, none stored yet
         stored = Stored(accepted=len(rows))
     else:
         stored = store_readings(
             connection, rows.rows(), source, received_at, provider=provider is not None
         )
+        lost = superseded(rows, stored.refused)
     session.commit()
     rejected.update(stored.refused)
     rejections = batch.prior + [
@@ -559,6 +564,16 @@ def _ingest(
         ),
         rejected=len(rejections),
         rejections=rejections,
+        superseded=len(lost),
+        supersededReadings=[
+            Superseded(
+                index=index,
+                by=by,
+                meterId=echo(batch.reading(index), "meterId", 120),
+                timestamp=echo(batch.reading(index), "timestamp", 40),
+            )
+            for index, by in sorted(lost.items())
+        ],
     )
 
 
@@ -571,57 +586,21 @@ def mark_trust(
     domain: trust.ReadingDomain | None,
 ) -> None:
     """Set `verified`, `signature` and `signer` of validated rows: a metering data provider's
-    rows are verified; anyone else's only by a meter signature recovered here (one recovery
-    per signed reading). A malformed signature rejects its reading (into `rejected`)."""
+    rows are verified; anyone else's only by a signature of the meter's approved key or of a
+    metering data provider (trust.check_signatures, by columns). A malformed signature rejects
+    its reading (into `rejected`)."""
     if provider is not None:
         rows.verified = [True] * len(rows)
         rows.signer = [provider] * len(rows)
-    malformed: set[int] = set()
-    signed: list[tuple[int, dict[str, Any], bytes]] = []
-    for position, raw in enumerate(rows.raw_signature):
-        if raw is None:
-            continue
-        try:
-            signature = trust.parse_signature(raw)
-        except ReadingRejected as exc:
-            rejected[rows.idx[position]] = exc.reason
-            malformed.add(position)
-            continue
-        if signature is None:
-            continue
-        if provider is not None:
-            rows.signature[position] = "0x" + signature.hex()
-        else:
-            signed.append((position, rows.row(position), signature))
-    verify_signatures(session, [(row, signature) for _, row, signature in signed], meters, domain)
-    for position, row, _ in signed:
-        rows.verified[position] = row["verified"]
-        rows.signature[position] = row["signature"]
-        rows.signer[position] = row["signer"]
-    rows.drop(malformed)
-
-
-def verify_signatures(
-    session: Session,
-    signed: list[tuple[dict[str, Any], bytes]],
-    meters: dict[str, MeterLimits],
-    domain: trust.ReadingDomain | None,
-) -> None:
-    """Mark the signed rows whose signature recovers to the approved meter key, or to a
-    metering data provider, verified; the others keep their signature and recovered signer,
-    unverified."""
-    by_provider: list[dict[str, Any]] = []
-    for row, signature in signed:
-        signer = trust.recover(row, signature, domain)
-        verified = trust.meter_signed(meters[row["meter_id"]], signer)
-        trust.mark(row, verified=verified, signature=signature, signer=signer)
-        if signer is not None and not verified:
-            by_provider.append(row)
-    if not by_provider:
-        return
-    providers = metering_data_providers(session, {row["signer"] for row in by_provider})
-    for row in by_provider:
-        row["verified"] = row["signer"] in providers
+    checked = trust.check_signatures(rows, meters, domain, provider=provider is not None)
+    if checked.other_signers:
+        signers = {rows.signer[p] for p in checked.other_signers}
+        providers = metering_data_providers(session, {s for s in signers if s is not None})
+        for position in checked.other_signers:
+            rows.verified[position] = rows.signer[position] in providers
+    for position, reason in checked.malformed.items():
+        rejected[rows.idx[position]] = reason
+    rows.drop(set(checked.malformed))
 
 
 def metering_data_providers(session: Session, addresses: set[str]) -> set[str]:

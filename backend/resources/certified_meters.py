@@ -10,21 +10,32 @@ A device counts whatever its status: pending, approved and suspended alike (the 
 terminal status, a suspended device can be re-approved by one registrar call, and its meter
 stays bound to it for good). Only an active resource blocks registrations; a decommissioned one
 no longer does, but issuance still refuses every hour that began before it was decommissioned
-(wall-clock UTC, which the production chain follows).
+(wall-clock UTC, which the production chain follows). A resource moved between meters is
+judged by where it sat during each hour (the kept moves, `ResourceMove`): its old meter's
+hours are refused until the hour it left, its new meter's from the hour it arrived.
 """
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import func
+from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
 from backend.resources.errors import StorageBehindCertifiedMeter
-from backend.resources.models import STORAGE_KINDS, DerResource, ResourceKind, ResourceStatus
+from backend.resources.models import (
+    STORAGE_KINDS,
+    DerResource,
+    ResourceKind,
+    ResourceMove,
+    ResourceStatus,
+)
 from indexer.models import Device
 
 STORAGE_VALUES = tuple(kind.value for kind in STORAGE_KINDS)
+HOUR = 3600
 
 
 def device_on_meter(session: Session, meter_id: str) -> Device | None:
@@ -74,23 +85,71 @@ def refuse_device_on_storage_meter(session: Session, meter_id: str) -> None:
         )
 
 
-def storage_until(session: Session, meter_id: str) -> list[int | None]:
-    """For every battery or EV charger ever behind `meter_id`, when it was decommissioned
-    (epoch seconds; None: still active)."""
-    ends = session.exec(
-        select(DerResource.decommissioned_at).where(
-            func.lower(DerResource.meter_id) == meter_id.lower(),
+@dataclass(frozen=True)
+class Span:
+    """A battery or EV charger sat behind a meter from `since` until `until` (epoch seconds,
+    wall-clock UTC). `since` None: from its registration, and conservatively before it (the
+    registry cannot know how long it was there unregistered); `until` None: still there."""
+
+    since: int | None
+    until: int | None
+
+
+def storage_spans(session: Session, meter_id: str) -> list[Span]:
+    """Every span in which a battery or EV charger sat behind `meter_id`: its current meter
+    (until decommissioned) and each meter it was moved off (`ResourceMove`)."""
+    meter = meter_id.lower()
+    moved_here = select(ResourceMove.resource_id).where(
+        or_(
+            func.lower(ResourceMove.from_meter_id) == meter,
+            func.lower(ResourceMove.to_meter_id) == meter,
+        )
+    )
+    resources = session.exec(
+        select(DerResource).where(
             col(DerResource.kind).in_(STORAGE_VALUES),
+            or_(
+                func.lower(DerResource.meter_id) == meter,
+                col(DerResource.id).in_(moved_here),
+            ),
         )
     ).all()
-    return [None if end is None else int(_aware(end).timestamp()) for end in ends]
+    moves: dict[uuid.UUID, list[ResourceMove]] = {}
+    if resources:
+        for move in session.exec(
+            select(ResourceMove)
+            .where(col(ResourceMove.resource_id).in_([r.id for r in resources]))
+            .order_by(col(ResourceMove.moved_at), col(ResourceMove.id))
+        ):
+            moves.setdefault(move.resource_id, []).append(move)
+    spans = []
+    for resource in resources:
+        since = None
+        for move in moves.get(resource.id, []):
+            moved_at = _epoch(move.moved_at)
+            if move.from_meter_id.lower() == meter:
+                spans.append(Span(since, moved_at))
+            since = moved_at
+        if resource.meter_id.lower() == meter:
+            end = resource.decommissioned_at
+            spans.append(Span(since, None if end is None else _epoch(end)))
+    return spans
 
 
-def storage_refuses(until: list[int | None], hour_start: int) -> bool:
-    """True when an hour starting at `hour_start` may hold storage discharge: storage is still
-    behind the meter, or was until after the hour began. Conservative on purpose: a wallet can
-    register a device on chain behind storage, so no hour before the storage left counts."""
-    return any(end is None or hour_start < end for end in until)
+def storage_refuses(spans: list[Span], hour_start: int) -> bool:
+    """True when the hour starting at `hour_start` may hold storage discharge: a span overlaps
+    it (storage arrived before the hour ended and left after it began). Conservative on
+    purpose: a wallet can register a device on chain behind storage, so no hour before a
+    registered storage left counts, unless the registry shows it behind another meter then."""
+    return any(
+        (span.since is None or span.since < hour_start + HOUR)
+        and (span.until is None or hour_start < span.until)
+        for span in spans
+    )
+
+
+def _epoch(moment: datetime) -> int:
+    return int(_aware(moment).timestamp())
 
 
 def _aware(moment: datetime) -> datetime:

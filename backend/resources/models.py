@@ -12,10 +12,12 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Column, Index
+from sqlalchemy import BigInteger, Column, Index, Integer
 from sqlmodel import Field, SQLModel
 
 from backend.core.utc import utc_now
+
+ID_TYPE = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class ResourceKind(StrEnum):
@@ -98,6 +100,25 @@ class DerResource(SQLModel, table=True):
         if self.kind != ResourceKind.PV:
             found.append(Capability.DISPATCHABLE)
         return found
+
+
+class ResourceMove(SQLModel, table=True):
+    """The owner moved a resource from one meter to another (also in the audit log as
+    `resources.moved`). With the resource's current meter these rows say behind which meter it
+    sat at any moment (`certified_meters.storage_spans`); a resource never moved has none.
+    Written once, never changed."""
+
+    __tablename__ = "der_resource_moves"
+    __table_args__ = (Index("ix_der_resource_moves_resource_at", "resource_id", "moved_at"),)
+
+    id: int | None = Field(
+        default=None, sa_column=Column(ID_TYPE, primary_key=True, autoincrement=True)
+    )
+    resource_id: uuid.UUID = Field(foreign_key="der_resources.id")
+    from_meter_id: str = Field(max_length=66, foreign_key="meters.meter_id", index=True)
+    to_meter_id: str = Field(max_length=66, foreign_key="meters.meter_id", index=True)
+    moved_at: datetime = Field(default_factory=utc_now)
+    moved_by: uuid.UUID = Field(foreign_key="accounts.id")
 
 
 class TelemetryMetric(StrEnum):

@@ -2,9 +2,9 @@
 
 Guarantees: a resource always names a meter its owner owns (checked at registration and on
 every meter change), and a battery or EV charger never one carrying a REC device
-(`certified_meters.py`); its limits fit its kind and capacity (`check_limits`); only the owner
-writes; a decommissioned resource is kept (history, schedules that named it) but never
-changes again and leaves the directory.
+(`certified_meters.py`); every move is kept (`ResourceMove`) and audited; its limits fit its
+kind and capacity (`check_limits`); only the owner writes; a decommissioned resource is kept
+(history, schedules that named it) but never changes again and leaves the directory.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from sqlalchemy import ColumnElement
 from sqlmodel import Session, col, select
 
 from backend.accounts.models import Account
+from backend.audit import chain as audit
+from backend.audit.chain import AuditAction
 from backend.core.utc import utc_now
 from backend.meters.broker_auth import mosquitto_hash
 from backend.meters.services import owned_meter
@@ -31,6 +33,7 @@ from backend.resources.models import (
     Capability,
     DerResource,
     ResourceKind,
+    ResourceMove,
     ResourceStatus,
 )
 from backend.resources.schemas import (
@@ -160,6 +163,8 @@ def update_resource(
             raise ResourceLimitsInvalid("a resource must sit behind a meter")
         meter = owned_meter(session, account, changes.pop("meter"))
         refuse_storage_behind_device(session, ResourceKind(resource.kind), meter.meter_id)
+        if meter.meter_id != resource.meter_id:
+            record_move(session, account, resource, meter.meter_id)
         resource.meter_id = meter.meter_id
     if "location" in changes:
         location = data.location
@@ -175,6 +180,25 @@ def update_resource(
     session.add(resource)
     session.flush()
     return resource
+
+
+def record_move(session: Session, by: Account, resource: DerResource, to_meter_id: str) -> None:
+    """Keep where the resource sat before (REC issuance judges each hour by it) and audit
+    the move."""
+    move = ResourceMove(
+        resource_id=resource.id,
+        from_meter_id=resource.meter_id,
+        to_meter_id=to_meter_id,
+        moved_by=by.id,
+    )
+    session.add(move)
+    audit.record(
+        session,
+        AuditAction.RESOURCE_MOVED,
+        actor_id=by.id,
+        subject=str(resource.id),
+        details={"from": resource.meter_id, "to": to_meter_id, "kind": resource.kind},
+    )
 
 
 def decommission_resource(

@@ -138,7 +138,9 @@ def samples_from_message(
 ) -> Sample | list[Sample | TelemetryRejected] | None:
     """The sample (a JSON object) or samples (a JSON array of them, a gateway's batch; an
     element that is not a valid sample is its TelemetryRejected) a message carries; None when
-    the topic is not a resource's telemetry. TelemetryRejected when the whole message is bad."""
+    the topic is not a resource's telemetry. TelemetryRejected when the whole message is bad.
+    A sample without a timestamp is stamped `now`: the subscriber passes the configured clock's
+    (chain time in a simulation); wall time only when no `now` is given."""
     parts = topic.split("/")
     if len(parts) != 5 or parts[0] != root or parts[4] not in METRICS:
         return None

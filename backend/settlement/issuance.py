@@ -29,14 +29,14 @@ from backend.meters.models import MeterReading
 from backend.meters.runs import day_bounds
 from backend.meters.signing import SignedValues, reading_digest
 from backend.recs.evidence import evidence_root
-from backend.resources.certified_meters import storage_refuses, storage_until
+from backend.resources.certified_meters import Span, storage_refuses, storage_spans
 from backend.settlement.chain import (
     PERIOD_ALREADY_ISSUED,
     BatchRejected,
     ChainContext,
     send_logged,
 )
-from backend.settlement.locks import Locks
+from backend.settlement.locks import ISSUER_KEY, Locks, hold_signing_key
 from backend.settlement.models import (
     BatchKind,
     BatchStatus,
@@ -73,7 +73,7 @@ def record_due_hours(
     values: list[dict[str, Any]] = []
     for device in devices:
         meter = device.meter_id.lower()
-        storage = storage_until(session, meter)
+        storage = storage_spans(session, meter)
         rows = session.exec(
             select(
                 (col(MeterReading.interval_start) // HOUR).label("hour"),
@@ -175,10 +175,10 @@ def issue_pending(
         .order_by(col(RecIssuance.device_id), col(RecIssuance.hour_start))
     ).all()
     by_device: dict[int, list[RecIssuance]] = {}
-    storage: dict[str, list[int | None]] = {}
+    storage: dict[str, list[Span]] = {}
     for row in pending:
         if row.meter_id not in storage:
-            storage[row.meter_id] = storage_until(session, row.meter_id)
+            storage[row.meter_id] = storage_spans(session, row.meter_id)
         if storage_refuses(storage[row.meter_id], row.hour_start):
             row.status = IssuanceStatus.REFUSED  # storage arrived after the hour was recorded
             session.add(row)
@@ -239,9 +239,7 @@ def issue_certificates(
         gate_s=settings.settlement_gate_delay_s,
         lookback_s=lookback_s,
     )
-    with locks.hold(
-        "issuer-key", settings.settlement_lock_timeout_s, wait_s=settings.settlement_lock_timeout_s
-    ) as held:
+    with hold_signing_key(locks, ISSUER_KEY, settings) as held:
         if held:
             issue_pending(session, ctx, batch_size=settings.rec_batch_size, report=report)
     report.skipped, report.refused = (

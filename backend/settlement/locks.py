@@ -114,6 +114,18 @@ class FileLocks:
             os.close(fd)
 
 
+SETTLER_KEY = "settler-key"  # energy and DR settlement sign with one key: one nonce sequence
+ISSUER_KEY = "issuer-key"
+
+
+def hold_signing_key(locks: Locks, key: str, settings: Settings) -> AbstractContextManager[bool]:
+    """Hold the lock of chain signing key `key` (SETTLER_KEY, ISSUER_KEY), so that one sender
+    at a time uses its nonces; waits as long as a living holder may keep it before giving up
+    (yields False: the caller reports busy and the next run retries)."""
+    timeout_s = settings.settlement_lock_timeout_s
+    return locks.hold(key, timeout_s, wait_s=timeout_s)
+
+
 def locks_from_settings(settings: Settings) -> Locks:
     broker = settings.resolved_broker_url
     if broker.startswith("redis"):

@@ -30,7 +30,7 @@ from backend.meters.runs import day_bounds
 from backend.settlement.allocation import Allocation, TradeTerms, allocate, settlement_amounts
 from backend.settlement.chain import ChainContext
 from backend.settlement.flags import flag_oversold
-from backend.settlement.locks import Locks
+from backend.settlement.locks import SETTLER_KEY, Locks, hold_signing_key
 from backend.settlement.models import Reconciliation, ReconciliationStatus, SettlementCorrection
 from backend.settlement.sending import PeriodReport, send_pending
 from backend.vpp.delivery import vpp_exports, vpp_of_meter
@@ -251,11 +251,7 @@ def close_period(
             ).all()
         )
         if trade_ids:
-            with locks.hold(
-                "settler-key",
-                settings.settlement_lock_timeout_s,
-                wait_s=settings.settlement_lock_timeout_s,
-            ) as key_held:
+            with hold_signing_key(locks, SETTLER_KEY, settings) as key_held:
                 if not key_held:
                     report.busy = True
                     return report

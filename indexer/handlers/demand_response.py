@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from indexer.handlers import Log, Touches, on
-from indexer.mirror import MirrorState, TableKey, new_row
+from indexer.mirror import MirrorState, TableKey, new_row, record_type
 from indexer.models import DrChainBalance, DrChainProgram, DrChainResult
+
+ResultRecord = record_type(DrChainResult)
 
 
 def _program(log: Log) -> list[TableKey]:
@@ -85,8 +87,7 @@ def participant_settled(state: MirrorState, log: Log) -> None:
     incentive, charged = log.args["incentive"], log.args["penaltyCharged"]
     state.insert(
         "dr_chain_results",
-        new_row(
-            DrChainResult,
+        ResultRecord(
             id=log.uid,
             chain_id=state.chain_id,
             program_id=log.args["programId"],

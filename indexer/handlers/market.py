@@ -6,8 +6,11 @@ from typing import Any
 
 from backend.market.orders import collateral
 from indexer.handlers import ZERO_HASH, Log, on
-from indexer.mirror import MirrorState, Row, TableKey, new_row
+from indexer.mirror import MirrorState, Record, Row, TableKey, new_row, record_type
 from indexer.models import MarketOrder, Payout, Trade, TradeStatus
+
+TradeRecord = record_type(Trade)
+PayoutRecord = record_type(Payout)
 
 
 def _order_keys(*hashes: str) -> list[TableKey]:
@@ -99,12 +102,11 @@ def _energy_trade_touches(log: Log) -> list[TableKey]:
     return [*_trade_touches(log), ("market_balances", (log.args["trade"]["seller"],))]
 
 
-def _new_trade(state: MirrorState, log: Log, **terms: Any) -> Row:
+def _new_trade(state: MirrorState, log: Log, **terms: Any) -> Record:
     """A trade row: what every trade event carries (id, payment, orders, creation), plus
     `terms`, the fields that differ between an ENERGY trade and a REC swap."""
     args = log.args
-    return new_row(
-        Trade,
+    return TradeRecord(
         trade_id=args["tradeId"],
         chain_id=state.chain_id,
         payment=args["payment"],
@@ -209,8 +211,7 @@ def credit(
     payout names the event's trade, if it has one."""
     state.insert(
         "payouts",
-        new_row(
-            Payout,
+        PayoutRecord(
             id=f"{log.uid}:{kind}",
             chain_id=state.chain_id,
             account=account,

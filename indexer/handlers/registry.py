@@ -4,7 +4,7 @@ revocations."""
 from __future__ import annotations
 
 from indexer.handlers import ZERO_ADDRESS, Log, on
-from indexer.mirror import MirrorState, Row, TableKey, new_row
+from indexer.mirror import MirrorState, Record, TableKey, new_row, record_type
 from indexer.models import (
     Certificate,
     CertificateTransfer,
@@ -15,6 +15,11 @@ from indexer.models import (
     Holding,
     MeterStatus,
 )
+
+CertificateRecord = record_type(Certificate)
+HoldingRecord = record_type(Holding)
+TransferRecord = record_type(CertificateTransfer)
+ClaimRecord = record_type(Claim)
 
 # RECRegistry's DeviceStatus enum, by its on-chain ordinal
 DEVICE_STATUS = {0: DeviceStatus.PENDING, 1: DeviceStatus.APPROVED, 2: DeviceStatus.SUSPENDED}
@@ -85,8 +90,7 @@ def certificate_issued(state: MirrorState, log: Log) -> None:
     a = log.args
     state.insert(
         "certificates",
-        new_row(
-            Certificate,
+        CertificateRecord(
             certificate_id=a["certId"],
             chain_id=state.chain_id,
             device_id=a["deviceId"],
@@ -127,9 +131,8 @@ def _holding_keys(log: Log) -> list[TableKey]:
     return [("holdings", (cert, account)) for cert, _ in _movements(log) for account in accounts]
 
 
-def _holding(log: Log, *, certificate_id: int, account: str, balance_wh: int) -> Row:
-    return new_row(
-        Holding,
+def _holding(log: Log, *, certificate_id: int, account: str, balance_wh: int) -> Record:
+    return HoldingRecord(
         certificate_id=certificate_id,
         account=account,
         balance_wh=balance_wh,
@@ -162,8 +165,7 @@ def _transfer(state: MirrorState, log: Log) -> None:
             _add_holding(state, log, certificate_id=cert, account=a["to"], delta=value)
         state.insert(
             "certificate_transfers",
-            new_row(
-                CertificateTransfer,
+            TransferRecord(
                 id=f"{log.uid}:{position}",
                 chain_id=state.chain_id,
                 certificate_id=cert,
@@ -195,8 +197,7 @@ def certificate_claimed(state: MirrorState, log: Log) -> None:
     state.put("certificates", certificate)
     state.insert(
         "claims",
-        new_row(
-            Claim,
+        ClaimRecord(
             claim_id=a["claimId"],
             chain_id=state.chain_id,
             certificate_id=a["certId"],

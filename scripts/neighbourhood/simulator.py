@@ -52,9 +52,14 @@ from backend.core.config import Settings
 from backend.core.db import get_engine
 from backend.core.errors import GridLedgerError
 from backend.core.tls import http_verify, secure_mqtt
-from backend.meters.signing import SignedValues, sign_reading
 from indexer.models import DeviceStatus
 from scripts.neighbourhood.client import ApiError, Participant
+from scripts.neighbourhood.history import (
+    Wh,
+    backfill_readings,
+    community_battery_wh,
+    signed_reading,
+)
 from scripts.neighbourhood.meter_keys import meter_key
 from scripts.neighbourhood.profiles import SLOT_SECONDS, Household, PvSystem
 from scripts.neighbourhood.vpp import NeighbourhoodVpp
@@ -310,6 +315,7 @@ class Neighbourhood:
         for agent in self.of_role("prosumer"):
             self._register_device(agent)
         self.vpp.setup()
+        backfill_readings(self)  # the week the VPP's demand forecast needs
         return fresh
 
     def _bootstrap_operator(self) -> bool:
@@ -479,7 +485,8 @@ class Neighbourhood:
                     "technology": TECHNOLOGY,
                     "capacity_w": agent.solar.peak_w,
                     "grid_area": GRID_AREA,
-                    "commissioned_at": 0,
+                    # the start's hour: the backfilled past (history.py) issues nothing
+                    "commissioned_at": self.clock.now() // HOUR * HOUR,
                     "meter_id": agent.meter_id,
                 },
             )
@@ -509,24 +516,40 @@ class Neighbourhood:
             and 12 * HOUR <= slot % 86_400 < 12 * HOUR + 1_800
         )
 
+    def home_wh(self, agent: Agent, slot: int) -> tuple[int, int] | None:
+        """(import, export) Wh of a home's meter in a slot; None while the meter is silent. A
+        prosumer's is the PV device's meter: its PV and the home's load only."""
+        if self.offline(agent, slot):
+            return None
+        if agent.role == "prosumer":
+            generated = agent.solar.generation_wh(slot, seed=self.seed, household=agent.name)
+            net = generated - agent.home.consumption_wh(slot, seed=self.seed)
+            return max(-net, 0), max(net, 0)
+        return agent.home.consumption_wh(slot, seed=self.seed), 0
+
+    def past_wh(self, agent: Agent) -> Wh:
+        """What the agent's meter measured in a slot before the start (history.py)."""
+        if agent.role == "battery":
+            return community_battery_wh
+        return lambda slot: self.home_wh(agent, slot)
+
     def readings(
         self, slot: int, roles: tuple[str, ...] = ("prosumer", "consumer", "battery")
     ) -> list[dict[str, Any]]:
         rows = []
         for agent in self.agents:
-            if agent.meter_id is None or agent.role not in roles or self.offline(agent, slot):
+            if agent.meter_id is None or agent.role not in roles:
                 continue
-            if agent.role == "prosumer":  # the PV device's meter: its PV and the home's load only
-                generated = agent.solar.generation_wh(slot, seed=self.seed, household=agent.name)
-                net = generated - agent.home.consumption_wh(slot, seed=self.seed)
-                import_wh, export_wh = max(-net, 0), max(net, 0)
-            elif agent.role == "consumer":
-                import_wh, export_wh = agent.home.consumption_wh(slot, seed=self.seed), 0
+            if agent.role == "battery":
+                wh: tuple[int, int] | None = (
+                    self.battery.charge_per_slot,
+                    self.battery.discharge_per_slot,
+                )
             else:
-                import_wh, export_wh = self.battery.charge_per_slot, self.battery.discharge_per_slot
-            rows.append(
-                self.signed(agent.meter_id, self.meter_key(agent), slot, import_wh, export_wh)
-            )
+                wh = self.home_wh(agent, slot)
+            if wh is None:
+                continue
+            rows.append(self.signed(agent.meter_id, self.meter_key(agent), slot, *wh))
             if agent.storage_meter_id is not None:  # its battery or EV, as the VPP runs them
                 fed = self.vpp.fed.get(agent.name, 0)
                 rows.append(
@@ -544,18 +567,15 @@ class Neighbourhood:
         self, meter_id: str, key: LocalAccount, slot: int, import_wh: int, export_wh: int
     ) -> dict[str, Any]:
         """One meter's reading of a slot, signed with the meter's key."""
-        values = SignedValues(bytes.fromhex(meter_id[2:]), slot, 900, import_wh, export_wh)
-        signature = sign_reading(values, key.key, self.deployment.chain_id, self.registry_address)
-        return {
-            "meterId": meter_id,
-            "timestamp": iso(slot),
-            "intervalSeconds": 900,
-            "importWh": import_wh,
-            "exportWh": export_wh,
-            "unit": "Wh",
-            "quality": "high",
-            "signature": "0x" + signature.hex(),
-        }
+        return signed_reading(
+            meter_id,
+            key,
+            slot,
+            import_wh,
+            export_wh,
+            chain_id=self.deployment.chain_id,
+            registry=self.registry_address,
+        )
 
     def post_readings(self, slot: int) -> None:
         self.vpp.report(slot)

@@ -13,13 +13,14 @@ device's meter (REC issuance certifies that meter's export as solar, and battery
 come from the grid). Without a broker they stay as before: the community battery runs on its
 own bids, reported straight to the store, the home storage idles.
 
-A new neighbourhood backfills eight days of telemetry so the VPP's forecast has the week of
-history it needs. Once a simulated day (and at start) the aggregator forecasts the VPP's next
-24 h, optimises its schedule and dispatches it to the devices; every hour it places the VPP's
-orders for the hours up to the hour after next (`POST /v1/vpp/{id}/orders` in hour-long
-blocks, the periods the other agents trade). Members stop offering their own export (the VPP
-sells it: settlement reads the VPP's delivery from their meters) and the community battery
-keeps only its charging bids.
+A new neighbourhood backfills eight days of telemetry, and of its members' meters' signed
+readings (history.py), so the VPP's forecasts (output, generation, demand) have the week of
+history they need from the first day. Once a simulated day (and at start) the aggregator
+forecasts the VPP's next 24 h, optimises its schedule and dispatches it to the devices; every
+hour it places the VPP's orders for the hours up to the hour after next (`POST
+/v1/vpp/{id}/orders` in hour-long blocks, the periods the other agents trade). Members stop
+offering their own export (the VPP sells it: settlement reads the VPP's delivery from their
+meters) and the community battery keeps only its charging bids.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from backend.core.db import get_engine
 from backend.resources.models import DerResource, TelemetryMetric, TelemetrySample
 from backend.resources.telemetry import Sample, record_samples
 from backend.vpp.simulated_device import SimulatedDevice
+from scripts.neighbourhood.history import BACKFILL_S, community_battery_wh
 from scripts.neighbourhood.profiles import SLOT_SECONDS
 
 if TYPE_CHECKING:
@@ -47,7 +49,6 @@ log = logging.getLogger("gridledger.neighbourhood")
 VPP_NAME = "Neighbourhood VPP"
 HOUR = 3600
 DAY = 86_400
-BACKFILL_S = 8 * DAY
 SELL_PRICE = 95_000  # per kWh the VPP asks
 SLOTS = 96
 FOLLOW = {"battery": 0.9, "ev_charger": 0.75}  # share of slots a storage device follows
@@ -305,7 +306,7 @@ class NeighbourhoodVpp:
             return max(net, 0) * 4
         if member.agent.role == "battery":
             if past:
-                return 6_000 if 17 <= (slot % DAY) // HOUR <= 21 else 0
+                return community_battery_wh(slot)[1] * HOUR // SLOT_SECONDS
             return town.battery.discharge_per_slot * 4
         return 0
 
@@ -358,8 +359,8 @@ class NeighbourhoodVpp:
 
     def plan_day(self, start: int) -> None:
         """The aggregator's daily run: forecast the next 24 h (the VPP's output, which it trades
-        on; its PV's, which the schedule takes as generation; its homes' demand, once their
-        meters hold a week), optimise the schedule and dispatch it to the devices."""
+        on; its PV's, which the schedule takes as generation; its homes' demand, from the meters'
+        week of history), optimise the schedule and dispatch it to the devices."""
         aggregator = self.town.of_role("aggregator")[0].participant
 
         def forecast(target: str, *, ok: tuple[int, ...] = ()) -> dict[str, Any]:

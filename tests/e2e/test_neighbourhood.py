@@ -386,6 +386,27 @@ def test_the_vpps_storage_follows_its_dispatched_schedule_over_mqtt(stack):
     assert "readings rejected" not in simulated and "could not report" not in simulated
 
 
+def test_the_vpps_first_daily_plan_has_a_demand_forecast(stack):
+    """A new neighbourhood backfills its VPP members' meters' past week, each reading signed by
+    its meter and verified, so the first daily plan already serves a forecast demand; the
+    backfilled past issues no certificate (the devices are commissioned at the start)."""
+    simulated = (stack.data_dir / "logs" / "neighbourhood.log").read_text()
+    plans = [line for line in simulated.splitlines() if "VPP: forecast" in line]
+    assert plans and "(demand forecast)" in plans[0], plans[:1]
+    start = stack.rows("SELECT min(commissioned_at) FROM devices")[0][0]
+    past, verified = stack.rows(
+        "SELECT count(*), coalesce(sum(CASE WHEN verified THEN 1 ELSE 0 END), 0) "
+        "FROM meter_readings WHERE interval_start < :start",
+        start=start,
+    )[0]
+    assert past >= 7 * 96 and verified == past
+    early = stack.rows(
+        "SELECT count(*) FROM certificates c JOIN devices d ON d.device_id = c.device_id "
+        "WHERE c.period_start < d.commissioned_at"
+    )
+    assert early[0][0] == 0
+
+
 def test_the_admin_command_proposes_on_the_running_devnet(stack):
     """Admin power is the timelock's, not the deployer's; the admin command proposes on it."""
     timelock = stack.deployment.timelock

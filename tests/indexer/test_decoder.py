@@ -35,7 +35,7 @@ def random_value(component: dict, rng: random.Random):
 def test_static_fast_path_matches_eth_abi_for_all_events():
     rng = random.Random(5)
     checked = 0
-    for name in ("EnergyMarket", "RECRegistry", "GridUSD"):
+    for name in ("EnergyMarket", "RECRegistry", "GridUSD", "DemandResponse"):
         for item in load_artifact(name).abi:
             if item.get("type") != "event":
                 continue
@@ -58,6 +58,25 @@ def test_static_fast_path_matches_eth_abi_for_all_events():
                 )
                 checked += decoder.static
     assert checked > 100  # most of our events take the fast path
+
+
+def test_arrays_of_every_word_type_match_eth_abi():
+    """uint and address arrays are sliced directly; other element types go word by word."""
+    rng = random.Random(11)
+    kinds = ["uint256[]", "uint64[]", "address[]", "int256[]", "bool[]", "bytes32[]", "string"]
+    item = {
+        "type": "event",
+        "name": "Arrays",
+        "anonymous": False,
+        "inputs": [{"name": f"a{i}", "type": k, "indexed": False} for i, k in enumerate(kinds)],
+    }
+    decoder = EventDecoder.from_abi("Test", item)
+    assert decoder.static  # the fast path is what this checks
+    for _ in range(50):
+        values = [random_value(i, rng) for i in item["inputs"]]
+        data = "0x" + encode(kinds, values).hex()
+        topics = ["0x" + "00" * 32]
+        assert decoder.decode(topics, data) == decoder.decode_with_eth_abi(topics, data)
 
 
 def test_bulk_column_wise_decoding_matches_one_by_one():

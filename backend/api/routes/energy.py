@@ -3,7 +3,6 @@ withdrawals."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
@@ -68,10 +67,8 @@ async def balance(account: AsyncReader, reads: ReadsDep) -> Response:
     free (`withdrawable`) and locked as collateral of my open energy sales (`locked`)."""
     me = account.address.lower()
     params = {"address": me}
-    balances, trades = await asyncio.gather(
-        reads.all(services.BALANCES, params), reads.all(services.OPEN_TRADES, params)
-    )
-    return ModelJSON(services.balance_of(me, balances[0], trades))
+    balances, trades = services.balance_rows(await reads.all(services.BALANCE, params))
+    return ModelJSON(services.balance_of(me, balances, trades))
 
 
 @router.post("/withdrawals", response_model=Withdrawal)

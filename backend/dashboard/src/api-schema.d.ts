@@ -3262,6 +3262,17 @@ export interface components {
              * @default []
              */
             rejections?: components["schemas"]["Rejection"][];
+            /**
+             * Superseded
+             * @description readings followed in the request by a later reading of the same meter and interval: the last one in message order wins. Each was stored and then corrected by the later one (so it is also counted above, and its values are in the corrections audit trail), as if the readings had been sent one after another
+             * @default 0
+             */
+            superseded?: number;
+            /**
+             * Supersededreadings
+             * @default []
+             */
+            supersededReadings?: components["schemas"]["Superseded"][];
         };
         /** IntervalPerformancePublic */
         IntervalPerformancePublic: {
@@ -4826,6 +4837,23 @@ export interface components {
             chain: components["schemas"]["ChainSummary"];
             market: components["schemas"]["MarketSummary"];
             registry: components["schemas"]["RegistrySummary"];
+        };
+        /** Superseded */
+        Superseded: {
+            /**
+             * Index
+             * @description position of the earlier reading in the request
+             */
+            index: number;
+            /**
+             * By
+             * @description position of the reading of the same interval that won
+             */
+            by: number;
+            /** Meterid */
+            meterId?: string | null;
+            /** Timestamp */
+            timestamp?: string | null;
         };
         /**
          * TargetKind

@@ -22,7 +22,7 @@ from backend.core.db import make_engine
 from backend.energy import services
 from backend.market import account_orders, book, trades
 from backend.market.models import SignedOrder
-from backend.market.schemas import OrderPublicStatus
+from backend.market.schemas import OrderPublic, OrderPublicStatus, Page
 from indexer.models import MarketBalance, MarketOrder, TokenBalance, Trade, TradeStatus
 from tests.fixtures.app import app_on
 from tests.fixtures.services import TEST_REDIS_URL
@@ -201,6 +201,56 @@ def test_pages_and_statuses_match_the_sync_service(seeded):
     engine.dispose()
     assert [o.seq for o in seen] == [5, 4, 3, 2, 1]
     assert {o.status for o in seen} == {OrderPublicStatus.OPEN, OrderPublicStatus.FILLED}
+
+
+def test_the_balance_in_one_statement_is_its_two_queries(seeded):
+    url, _ = seeded
+
+    async def both(reads: AsyncReads, address: str) -> tuple[Any, Any]:
+        params = {"address": address}
+        one = services.balance_rows(await reads.all(services.BALANCE, params))
+        two = (
+            (await reads.all(services.BALANCES, params))[0],
+            await reads.all(services.OPEN_TRADES, params),
+        )
+        return one, two
+
+    for address, trades_seen in ((ME, 2), ("0x" + "ef" * 20, 0)):
+        (balances, open_trades), (expected, expected_trades) = on_pool(
+            url, lambda reads, a=address: both(reads, a)
+        )
+        assert tuple(balances) == tuple(expected)
+        assert [tuple(t) for t in open_trades] == [tuple(t) for t in expected_trades]
+        assert len(open_trades) == trades_seen
+    assert tuple(balances) == (None, None, None)  # nothing mirrored for the stranger
+
+
+def test_my_orders_json_is_the_models(seeded):
+    """`my_orders_json` writes the bytes of `Page[OrderPublic]` of the same rows: every page,
+    each status filter, before and after gate closure (open, filled, expired)."""
+    url, account = seeded
+    pages = []
+    for now in (NOW, START + 1):
+        for status in (None, *OrderPublicStatus):
+            cursor: str | None = None
+            while True:
+                query, params = account_orders.my_orders_params(
+                    account.id, now=now, cursor=cursor, limit=2, status=status
+                )
+                rows = on_pool(url, lambda reads, q=query, p=params: reads.all(q, p))
+                items, cursor = account_orders.my_orders_page(rows, 2)
+                model = Page[OrderPublic](items=items, next_cursor=cursor)
+                assert account_orders.my_orders_json(rows, 2) == model.model_dump_json().encode()
+                pages.append(model)
+                if cursor is None:
+                    break
+    statuses = {o.status for page in pages for o in page.items}
+    assert statuses == {
+        OrderPublicStatus.OPEN,
+        OrderPublicStatus.FILLED,
+        OrderPublicStatus.EXPIRED,
+    }
+    assert b'"salt":"' + str(2**255).encode() + b'"' in pages[2].model_dump_json().encode()
 
 
 def uncached(url: str, data_dir: Any, **overrides: Any) -> Settings:

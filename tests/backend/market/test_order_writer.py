@@ -8,6 +8,7 @@ reserved collateral is the Python one's."""
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import uuid
 
@@ -20,7 +21,7 @@ from backend.accounts.models import Account, AccountKind
 from backend.core.async_db import libpq_conninfo
 from backend.core.config import Settings
 from backend.core.db import make_engine
-from backend.market import intake
+from backend.market import intake, order_events
 from backend.market import orders as eip712
 from backend.market.errors import DuplicateOrder, MeterNotOwned
 from backend.market.models import OrderStatus, SignedOrder
@@ -28,7 +29,9 @@ from backend.market.order_writer import RESERVED_COLLATERAL, OrderWriter, Pendin
 from indexer.models import (
     OutboxMessage,
 )
+from indexer.outbox import OutboxPublisher, RedisStreamSink
 from tests.fixtures.mirror import add_mirror, energy_offer
+from tests.fixtures.services import TEST_REDIS_URL
 
 CHAIN_ID, HEAD_BLOCK, NOW = 31337, 100, 1_900_000_000
 MAKER = to_checksum_address("0x" + "5e" * 20)
@@ -258,3 +261,62 @@ async def reserved_in_sql(settings: Settings) -> int:
         )
         ((_, total, _, _, _),) = await cursor.fetchall()
     return int(total)
+
+
+def test_a_batch_sends_its_order_events_to_the_stream_after_commit_once(world, redis_client):
+    """The writer publishes what it committed itself, as the outbox relay would (the same
+    fields), and marks the rows published, so no relay sends them again."""
+    settings, engine, account_id = world
+    settings = settings.model_copy(update={"redis_url": TEST_REDIS_URL})
+    outcomes = asyncio.run(submit_all([writer(settings)], account_id, [offer(s) for s in range(3)]))
+    assert all(isinstance(o, str) for o in outcomes)
+
+    entries = redis_client.xrange(settings.outbox_stream)
+
+    with Session(engine) as session:
+        rows = session.exec(select(OutboxMessage).order_by(OutboxMessage.id)).all()
+    assert [row.published_at is not None for row in rows] == [True] * 3
+    assert [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries] == [
+        {
+            "id": str(row.id),
+            "topic": "order.placed",
+            "block_number": "0",
+            "payload": json.dumps(row.payload),
+        }
+        for row in rows
+    ]
+    assert sorted(json.loads(f[b"payload"])["order_hash"] for _, f in entries) == sorted(outcomes)
+    relay = OutboxPublisher(engine, RedisStreamSink(TEST_REDIS_URL, settings.outbox_stream))
+    assert relay.publish_pending() == 0  # nothing left for the relay
+    assert redis_client.xlen(settings.outbox_stream) == 3
+
+
+def test_events_the_stream_did_not_take_are_left_to_the_relay(world, redis_client):
+    """Redis refuses the send (nothing listens at the URL): the orders are stored and
+    answered all the same, and their rows stay unpublished for the next relay."""
+    settings, engine, account_id = world
+    settings = settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
+    outcomes = asyncio.run(submit_all([writer(settings)], account_id, [offer(s) for s in range(2)]))
+    assert all(isinstance(o, str) for o in outcomes)
+    with Session(engine) as session:
+        rows = session.exec(select(OutboxMessage)).all()
+    assert len(rows) == 2 and all(row.published_at is None for row in rows)
+    relay = OutboxPublisher(engine, RedisStreamSink(TEST_REDIS_URL, settings.outbox_stream))
+    assert relay.publish_pending() == 2
+
+
+def test_a_stored_row_and_its_event_are_what_the_sync_intake_stores(world):
+    settings, engine, account_id = world
+    order = offer(7)
+    (stored_id,) = asyncio.run(submit_all([writer(settings)], account_id, [order]))
+    expected = intake.row_of(
+        order, account_id=account_id, custodial=False, digest=stored_id, signature=b"\x01" * 65
+    )
+    with Session(engine) as session:
+        row = session.exec(select(SignedOrder)).one()
+        event = session.exec(select(OutboxMessage)).one()
+    ignore = {"seq", "created_at", "updated_at"}
+    assert row.model_dump(exclude=ignore) == expected.model_dump(exclude=ignore)
+    assert row.created_at == row.updated_at
+    assert event.topic == "order.placed" and event.block_number == 0
+    assert event.payload == order_events.payload_of(row)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -12,12 +13,17 @@ import paho.mqtt.client as mqtt
 import pytest
 from sqlmodel import Session, func, select
 
-from backend.core.config import Settings
+from backend.accounts.models import Account
+from backend.chain.anvil import free_port
+from backend.core.config import PROJECT_ROOT, Settings
 from backend.core.db import make_engine
+from backend.deadletters.models import DeadLetter
 from backend.meters.models import MeterReading
-from backend.meters.mqtt import MessageRejected, Subscriber, reading_from_message
+from backend.meters.mqtt import MessageRejected, StoreUnavailable, Subscriber, reading_from_message
 from backend.meters.trust import ReadingDomain
 from backend.meters.validation import iso
+from backend.resources.models import DerResource, TelemetrySample
+from tests.fixtures.anvil import chain_clock_ahead
 from tests.fixtures.meters import (
     NOW,
     TEST_CHAIN_ID,
@@ -29,6 +35,7 @@ from tests.fixtures.meters import (
     write_deployment,
 )
 from tests.fixtures.mqtt import stop_when_handled
+from tests.fixtures.resources import add_resource
 from tests.fixtures.services import require_service
 
 
@@ -163,3 +170,111 @@ def test_a_signed_reading_published_with_mosquitto_pub_is_verified(fresh_pg_url,
         }
     engine.dispose()
     assert rows == {NOW - 900: (True, meter_key("solar").address), NOW - 1800: (False, None)}
+
+
+def test_telemetry_without_a_timestamp_takes_the_chain_clock(fresh_pg_url, fresh_anvil, tmp_path):
+    """Under `clock=chain` (a simulation three days ahead of the wall), an output sample and a
+    batched SoC message whose samples carry no timestamp are stamped with chain time, as
+    readings are judged, not with the wall's; a stamped sample keeps its own time."""
+    ahead, settings = chain_clock_ahead(fresh_anvil, fresh_pg_url, tmp_path, days=3, hour=6)
+    root = f"i16-mqtt-clock-{uuid.uuid4().hex[:8]}"
+    settings = settings.model_copy(update={"mqtt_topic_root": root, "mqtt_shared_group": ""})
+    engine = make_engine(fresh_pg_url)
+    with Session(engine) as session:
+        seed_meters(session)
+        owner = session.exec(select(Account).where(Account.email == "owner@example.org")).one()
+        battery = add_resource(session, owner).id
+        session.commit()
+    topic = f"{root}/KR-SE-001/battery/{battery}/"
+    subscriber = Subscriber(settings=settings, client_id=f"i16-mqtt-clock-{uuid.uuid4().hex[:8]}")
+    try:
+        subscriber.process(
+            [
+                (1, 1, topic + "output", b'{"value": 1500}'),
+                (2, 1, topic + "soc", b'[{"value": 5, "unit": "kWh"}]'),
+                (3, 1, topic + "output", json.dumps({"timestamp": iso(NOW), "value": 9}).encode()),
+            ]
+        )
+    finally:
+        subscriber.engine.dispose()
+    with Session(engine) as session:
+        rows = session.exec(
+            select(TelemetrySample.at, TelemetrySample.metric, TelemetrySample.value)
+        ).all()
+        state_at = session.get(DerResource, battery).state_at
+    engine.dispose()
+    wall = time.time()
+    stamped = sorted(rows)
+    assert stamped[0] == (NOW, "output", 9)
+    assert sorted((metric, value) for _, metric, value in stamped[1:]) == [
+        ("output", 1500),
+        ("soc", 5000),
+    ]
+    for at, _, _ in stamped[1:]:
+        assert ahead <= at <= ahead + 60, (at, ahead)  # the chain's now, not the wall's
+        assert at - wall > 2 * 86_400
+    assert state_at is not None and state_at.timestamp() >= ahead
+
+
+def test_an_unreachable_chain_clock_is_retried_not_dead_lettered(fresh_pg_url):
+    """Under `clock=chain` with the chain RPC down, a batch of telemetry cannot be stamped: it
+    is an outage (the batch put back, unacknowledged), not poison (no dead letter)."""
+    root = f"i16-mqtt-clock-{uuid.uuid4().hex[:8]}"
+    settings = Settings(
+        _env_file=None,
+        database_url=fresh_pg_url,
+        mqtt_topic_root=root,
+        mqtt_shared_group="",
+        clock="chain",
+        rpc_url=f"http://127.0.0.1:{free_port()}",  # nothing listens
+    )
+    subscriber = Subscriber(settings=settings, client_id=f"i16-mqtt-clock-{uuid.uuid4().hex[:8]}")
+    message = (1, 1, f"{root}/KR-SE-001/battery/{uuid.uuid4()}/output", b'{"value": 1}')
+    subscriber.pending.append(message)
+    acked: list[int] = []
+    subscriber.client.ack_all = lambda mids: acked.extend(mids)
+    try:
+        with pytest.raises(StoreUnavailable, match="clock=chain"):
+            subscriber.flush()
+        with Session(subscriber.engine) as session:
+            assert session.exec(select(func.count()).select_from(DeadLetter)).one() == 0
+    finally:
+        subscriber.engine.dispose()
+    assert subscriber.pending == [message]
+    assert acked == []
+
+
+# SIGTERM lands while the main thread holds the stop Event's lock, as it does between the
+# timeouts of `stopped.wait()` in the subscriber's loop: the signal's Python handler then runs
+# on that thread, the lock held
+STOP_PROBE = """
+import os, signal, sys, threading
+stopped = threading.Event()
+{install}
+with stopped._cond:
+    os.kill(os.getpid(), signal.SIGTERM)
+    for _ in range(10_000):
+        pass
+print("stopped" if stopped.wait(10) else "not stopped", flush=True)
+"""
+
+
+def test_sigterm_stops_the_subscriber_even_when_it_lands_inside_the_stop_events_wait():
+    """`stop_on_signals` sets the stop Event from a thread of its own: stopped. The handler it
+    replaced (`stopped.set()` in a Python signal handler) waits for the lock its own thread
+    holds, forever: the subscriber that ignored SIGTERM."""
+    fixed = STOP_PROBE.format(
+        install="from backend.meters.mqtt import stop_on_signals; stop_on_signals(stopped)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", fixed],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert done.stdout.strip() == "stopped"
+    replaced = STOP_PROBE.format(install="signal.signal(signal.SIGTERM, lambda *_: stopped.set())")
+    with pytest.raises(subprocess.TimeoutExpired):
+        subprocess.run([sys.executable, "-c", replaced], capture_output=True, timeout=10)

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from typing import Any
 
@@ -18,14 +19,16 @@ import pytest
 from sqlmodel import Session, func, select
 
 from backend.accounts.models import Account
-from backend.core.config import PROJECT_ROOT
+from backend.core.config import PROJECT_ROOT, Settings
+from backend.core.db import make_engine
 from backend.deadletters.models import DeadLetter
 from backend.meters.models import MeterReading
 from backend.meters.validation import iso
 from backend.resources.models import TelemetrySample
-from tests.fixtures.meters import NOW
+from tests.fixtures.meters import NOW, seed_meters
 from tests.fixtures.mqtt import (
     mosquitto_pub,
+    own_mosquitto,
     run_subscriber,
     unique,
     wait_until,
@@ -82,9 +85,16 @@ def test_a_shared_subscription_splits_the_stream_and_loses_nothing(world):
     assert stored(engine) == (count, count * (count + 1) // 2)  # Wh conserved
 
 
-def start_process(url: str, root: str, client_id: str, log_path) -> subprocess.Popen[bytes]:
-    """`python -m backend.meters.mqtt` that never commits on its own: one batch of up to
-    10,000 messages, lingering ten minutes for it to fill."""
+def start_process(
+    url: str,
+    root: str,
+    client_id: str,
+    log_path,
+    linger_ms: int = 600_000,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """`python -m backend.meters.mqtt`; unless told, one that never commits on its own: one
+    batch of up to 10,000 messages, lingering ten minutes for it to fill."""
     env = {
         **os.environ,
         "GRIDLEDGER_DATABASE_URL": url,
@@ -92,7 +102,8 @@ def start_process(url: str, root: str, client_id: str, log_path) -> subprocess.P
         "GRIDLEDGER_MQTT_SHARED_GROUP": "",
         "GRIDLEDGER_MQTT_CLIENT_ID": client_id,
         "GRIDLEDGER_MQTT_BATCH_MAX_MESSAGES": "10000",
-        "GRIDLEDGER_MQTT_BATCH_LINGER_MS": "600000",
+        "GRIDLEDGER_MQTT_BATCH_LINGER_MS": str(linger_ms),
+        **(env or {}),
     }
     with open(log_path, "ab") as log:
         return subprocess.Popen(
@@ -198,3 +209,87 @@ def test_telemetry_redelivered_after_its_commit_is_stored_once(world):
     assert stored(engine, TelemetrySample.value) == (31, 465 + 100)
     with Session(engine) as session:
         assert session.exec(select(func.count()).select_from(DeadLetter)).one() == 0
+
+
+@pytest.mark.mqtt
+def test_sigterm_under_load_exits_at_once_and_every_message_is_stored_or_redelivered(
+    fresh_pg_url, tmp_path
+):
+    """A subscriber process takes a stream of 6,000 single-reading messages (a C publisher,
+    QoS 1) and gets SIGTERM while the stream still runs: it exits within 5 s, status 0. Its
+    successor (same client id, so the same persistent session) gets what the first left
+    unacknowledged or never received: every reading is stored exactly once, Wh conserved, and
+    nothing the first one committed comes back (acknowledged before it exited)."""
+    engine = make_engine(fresh_pg_url)
+    with Session(engine) as session:
+        seed_meters(session)
+        session.commit()
+    count = 6_000
+    root = unique("i16-mqtt-term")
+    client_id = unique("i16-mqtt-term")
+    last = int(time.time()) // 900 * 900 - 900
+
+    def wh(k: int) -> int:
+        return 1 + k % 2_000  # within the meter's 2,500 Wh per interval
+
+    lines = b"".join(
+        json.dumps({"timestamp": iso(last - 900 * k), "exportWh": wh(k)}).encode() + b"\n"
+        for k in range(1, count + 1)
+    )
+    with own_mosquitto(tmp_path) as port:
+        env = {"GRIDLEDGER_MQTT_PORT": str(port), "GRIDLEDGER_MQTT_BATCH_MAX_MESSAGES": "200"}
+        log_path = tmp_path / "subscriber.log"
+        process = start_process(fresh_pg_url, root, client_id, log_path, linger_ms=10, env=env)
+        try:
+            assert wait_until(lambda: b" subscribed to " in log_path.read_bytes(), 90), (
+                log_path.read_text()
+            )
+            publisher = subprocess.Popen(
+                [
+                    *("mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-q", "1", "-l"),
+                    *("-i", unique("i16-mqtt-pub"), "-t", topic(root)),
+                ],
+                stdin=subprocess.PIPE,
+            )
+            assert publisher.stdin is not None
+            writer = threading.Thread(target=publisher.stdin.write, args=(lines,))
+            writer.start()
+            assert wait_until(lambda: stored(engine)[0] >= 200, 60), stored(engine)
+            assert publisher.poll() is None, "the stream ended before SIGTERM: raise `count`"
+            began = time.monotonic()
+            process.send_signal(signal.SIGTERM)
+            process.wait(30)
+            took = time.monotonic() - began
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGUSR1)  # the stacks into the log, then gone
+                time.sleep(1)
+                process.kill()
+                process.wait(10)
+        assert process.returncode == 0, log_path.read_text()[-3000:]
+        assert took < 5, (took, log_path.read_text()[-3000:])
+        print(f"exited {took:.2f} s after SIGTERM")
+        first = stored(engine)
+        assert 0 < first[0] < count
+        writer.join(60)
+        publisher.stdin.close()
+        assert publisher.wait(60) == 0
+        settings = Settings(
+            _env_file=None,
+            database_url=fresh_pg_url,
+            mqtt_topic_root=root,
+            mqtt_shared_group="",
+            mqtt_port=port,
+        )
+        successor = run_subscriber(settings, f"{client_id}-0", now=None)
+        assert wait_until(lambda: stored(engine)[0] == count, 120), (
+            stored(engine),
+            first,
+            successor.subscriber.totals,
+            len(successor.subscriber.pending),
+        )
+        successor.stop()
+    assert stored(engine) == (count, sum(wh(k) for k in range(1, count + 1)))  # Wh conserved
+    assert successor.subscriber.totals["accepted"] == count - first[0]
+    assert successor.subscriber.totals["duplicate"] == 0
+    engine.dispose()

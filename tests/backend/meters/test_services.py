@@ -59,6 +59,41 @@ def test_same_interval_twice_in_one_batch(world):
     result = ingest_readings(session, batch, source="rest", now=NOW)
     assert (result.accepted, result.duplicate, result.corrected) == (1, 1, 1)
     assert session.exec(select(MeterReading.export_wh)).all() == [12]
+    assert result.superseded == 2
+    assert [(s.index, s.by, s.meterId) for s in result.supersededReadings] == [
+        (0, 2, solar.meter_id),
+        (1, 2, solar.meter_id),
+    ]
+    audit = session.exec(select(ReadingCorrection)).all()
+    assert [(a.previous_export_wh, a.export_wh) for a in audit] == [(10, 12)]
+
+
+@pytest.mark.parametrize("kwh_first", [True, False])
+def test_the_last_reading_of_an_interval_in_a_batch_wins_however_it_is_validated(world, kwh_first):
+    """A kWh reading is validated one by one, after the plain readings the columns pass; the
+    later reading in the message still wins, whichever of the two it is."""
+    session, _, _, solar, _ = world
+    start = NOW - 2700
+    kwh = reading(solar.meter_id, start, export_wh=0.012, unit="kWh")  # 12 Wh
+    wh = reading(solar.meter_id, start, export_wh=10)
+    others = [reading(solar.meter_id, NOW - 900 * k, export_wh=k) for k in (1, 2, 4)]
+    batch = [others[0], kwh, others[1], wh, others[2]] if kwh_first else [wh, others[0], kwh]
+    result = ingest_readings(session, batch, source="rest", now=NOW)
+    row = session.exec(select(MeterReading).where(MeterReading.interval_start == start)).one()
+    assert row.export_wh == (10 if kwh_first else 12)
+    assert result.corrected == 1 and result.rejected == 0
+    assert [(s.index, s.by) for s in result.supersededReadings] == (
+        [(1, 3)] if kwh_first else [(0, 2)]
+    )
+
+
+def test_a_batch_without_repeats_supersedes_nothing(world):
+    session, _, _, solar, _ = world
+    batch = [reading(solar.meter_id, NOW - 900 * k, export_wh=k) for k in range(1, 5)]
+    ingest_readings(session, batch[:2], source="rest", now=NOW)
+    result = ingest_readings(session, batch, source="rest", now=NOW)  # merged: 2 stored before
+    assert (result.accepted, result.duplicate, result.superseded) == (2, 2, 0)
+    assert result.supersededReadings == []
 
 
 def test_a_missing_direction_is_filled_not_corrected(world):

@@ -242,3 +242,25 @@ def test_a_javascript_wallet_signs_the_typed_data_and_the_backend_verifies_it(wo
     result = ingest(bodies)
     assert (result.accepted, result.verified) == (2, 2)
     assert {stored(session, solar.meter_id, s).signer for s in (SLOT, SLOT - 900)} == {key.address}
+
+
+def test_in_one_batch_an_unsigned_repeat_cannot_replace_a_verified_reading(world):
+    """The later reading of an interval wins only where it could have won as a separate
+    message: after a verified reading, an unsigned one with other values is refused, the
+    verified one stands and is not superseded; a signed later one wins over an unsigned one."""
+    session, solar, _, ingest = world
+    verified = signed(export(solar.meter_id), meter_key("solar"), DOMAIN)
+    result = ingest([verified, export(solar.meter_id, wh=5)])
+    assert (result.accepted, result.verified, result.rejected, result.superseded) == (1, 1, 1, 0)
+    assert result.rejections[0].index == 1
+    assert "only a metering data provider can correct it" in result.rejections[0].reason
+    row = stored(session, solar.meter_id)
+    assert (row.export_wh, row.verified) == (1_000, True)
+
+    later = SLOT - 900
+    upgrade = signed(export(solar.meter_id, later, wh=7), meter_key("solar"), DOMAIN)
+    result = ingest([export(solar.meter_id, later, wh=6), upgrade])
+    assert (result.verified, result.corrected, result.superseded) == (1, 1, 1)
+    assert [(s.index, s.by) for s in result.supersededReadings] == [(0, 1)]
+    row = stored(session, solar.meter_id, later)
+    assert (row.export_wh, row.verified, row.signer) == (7, True, meter_key("solar").address)

@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 
 from backend.meters.signing import (
     SignedValues,
+    domain_separator,
     reading_digest,
+    reading_digests,
     reading_signer,
     sign_reading,
     typed_data,
@@ -90,3 +92,42 @@ def test_value_outside_its_type_recovers_nobody() -> None:
     signature = sign_reading(VALUES, METER_KEY.key, CHAIN_ID, REGISTRY)
     assert reading_signer(replace(VALUES, export_wh=2**64), signature, CHAIN_ID, REGISTRY) is None
     assert reading_signer(replace(VALUES, import_wh=-1), signature, CHAIN_ID, REGISTRY) is None
+
+
+WH = st.one_of(st.none(), st.integers(0, 10**12))
+
+
+@given(
+    st.lists(
+        st.tuples(st.binary(min_size=32, max_size=32), st.integers(0, 2**40), WH, WH),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_digests_hashed_by_columns_are_the_generic_typed_data_digests(readings):
+    """Absent values are signed as 0, as `reading_digest` of one reading signs them."""
+    digests = reading_digests(
+        ["0x" + meter.hex() for meter, *_ in readings],
+        [start for _, start, _, _ in readings],
+        [imported for *_, imported, _ in readings],
+        [exported for *_, exported in readings],
+        domain_separator(CHAIN_ID, REGISTRY),
+    )
+    assert digests == [
+        generic_digest(SignedValues(meter, start, 900, i or 0, e or 0), CHAIN_ID, REGISTRY)
+        for meter, start, i, e in readings
+    ]
+
+
+def test_a_value_that_does_not_fit_its_type_digests_to_none_not_to_a_wrong_word():
+    separator = domain_separator(CHAIN_ID, REGISTRY)
+    good = "0x" + VALUES.meter_id.hex()
+    assert reading_digests([good, good], [-900, 900], [1, 1], [None, 2**64], separator) == [
+        None,
+        None,
+    ]
+    digests = reading_digests(["0x1234", good], [900, 900], [1, 1], [2, 2], separator)
+    assert digests[0] is None
+    assert digests[1] == reading_digest(
+        replace(VALUES, interval_start=900, import_wh=1, export_wh=2), CHAIN_ID, REGISTRY
+    )

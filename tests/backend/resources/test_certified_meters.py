@@ -4,20 +4,30 @@ refuses the hours storage sat behind the meter."""
 
 from __future__ import annotations
 
-import pytest
+import json
 
+import pytest
+from sqlmodel import select
+
+from backend.audit.chain import AuditAction
+from backend.audit.models import AuditEntry
 from backend.chain.wallet_calls import WalletMustSign
 from backend.core.config import Settings
+from backend.meters.models import MeterReading
 from backend.recs import services as recs
 from backend.recs.schemas import DeviceCreate
 from backend.resources import services
 from backend.resources.certified_meters import (
+    Span,
     refuse_device_on_storage_meter,
     storage_refuses,
-    storage_until,
+    storage_spans,
 )
 from backend.resources.errors import StorageBehindCertifiedMeter
+from backend.resources.models import ResourceMove
 from backend.resources.schemas import ResourceUpdate
+from backend.settlement.issuance import record_due_hours
+from backend.settlement.models import RecIssuance
 from indexer.models import DeviceStatus
 from tests.fixtures.resources import add_device, add_pv, add_resource
 
@@ -80,15 +90,118 @@ def test_a_device_is_refused_on_a_meter_with_active_storage_until_it_is_decommis
 
 def test_issuance_refuses_every_hour_before_the_storage_left(metered):
     session, owner, _other, solar, house = metered
-    assert storage_until(session, solar.meter_id) == []
+    assert storage_spans(session, solar.meter_id) == []
     battery = add_resource(session, owner)
     add_pv(session, owner, meter=house.name)
-    assert storage_until(session, solar.meter_id) == [None]
-    assert storage_until(session, house.meter_id) == []  # PV only
-    assert storage_refuses([None], 0) and storage_refuses([None], 2**40)
+    assert storage_spans(session, solar.meter_id) == [Span(None, None)]
+    assert storage_spans(session, house.meter_id) == []  # PV only
+    assert storage_refuses([Span(None, None)], 0)
+    assert storage_refuses([Span(None, None)], 2**40)
     retired = services.decommission_resource(session, owner, battery.id)
     assert retired.decommissioned_at is not None
     gone = int(retired.decommissioned_at.timestamp())
-    assert storage_until(session, solar.meter_id.upper().replace("0X", "0x")) == [gone]
-    assert storage_refuses([gone], gone - 3600) and not storage_refuses([gone], gone)
+    upper = solar.meter_id.upper().replace("0X", "0x")
+    assert storage_spans(session, upper) == [Span(None, gone)]
+    assert storage_refuses([Span(None, gone)], gone - 3600)
+    assert not storage_refuses([Span(None, gone)], gone)
     assert not storage_refuses([], 0)
+
+
+def moved_at(session, resource_id) -> int:
+    (move,) = session.exec(select(ResourceMove).where(ResourceMove.resource_id == resource_id))
+    return int(move.moved_at.timestamp())
+
+
+def test_a_battery_moved_off_the_pv_meter_counts_there_until_it_left(metered):
+    session, owner, _other, solar, house = metered
+    battery = add_resource(session, owner)  # behind the solar meter, no REC device yet
+    services.update_resource(session, owner, battery.id, ResourceUpdate(meter=house.name))
+    left = moved_at(session, battery.id)
+    assert storage_spans(session, solar.meter_id) == [Span(None, left)]
+    assert storage_spans(session, house.meter_id) == [Span(left, None)]
+    spans = storage_spans(session, solar.meter_id)
+    assert storage_refuses(spans, left - 3600)  # the battery sat there all hour
+    assert storage_refuses(spans, left - 1800)  # the hour began before it left
+    assert not storage_refuses(spans, left)  # it was behind the house meter all hour
+    house_spans = storage_spans(session, house.meter_id)
+    assert not storage_refuses(house_spans, left - 3600)  # registered behind solar then
+    assert storage_refuses(house_spans, left - 1800)
+
+
+def test_a_battery_moved_onto_the_pv_meter_counts_there_from_the_hour_it_arrived(metered):
+    session, owner, _other, solar, house = metered
+    battery = add_resource(session, owner, meter=house.name)
+    services.update_resource(session, owner, battery.id, ResourceUpdate(meter=solar.name))
+    arrived = moved_at(session, battery.id)
+    add_device(session, solar.meter_id, DeviceStatus.APPROVED)  # a wallet registered on chain
+    spans = storage_spans(session, solar.meter_id)
+    assert spans == [Span(arrived, None)]
+    assert not storage_refuses(spans, arrived - 3600)  # behind the house meter all hour
+    assert storage_refuses(spans, arrived - 1800)  # it arrived during the hour
+    assert storage_refuses(spans, arrived + 86_400)
+    retired = services.decommission_resource(session, owner, battery.id)
+    assert retired.decommissioned_at is not None
+    gone = int(retired.decommissioned_at.timestamp())
+    assert storage_spans(session, solar.meter_id) == [Span(arrived, gone)]
+    assert storage_spans(session, house.meter_id) == [Span(None, arrived)]
+
+
+def test_a_move_is_kept_and_audited_and_pv_or_a_rename_keeps_no_move(metered):
+    session, owner, _other, solar, house = metered
+    battery = add_resource(session, owner)
+    services.update_resource(session, owner, battery.id, ResourceUpdate(name="garage"))
+    services.update_resource(session, owner, battery.id, ResourceUpdate(meter=solar.name))
+    assert session.exec(select(ResourceMove)).all() == []  # same meter: nothing moved
+    services.update_resource(session, owner, battery.id, ResourceUpdate(meter=house.name))
+    (move,) = session.exec(select(ResourceMove)).all()
+    assert (move.from_meter_id, move.to_meter_id, move.moved_by) == (
+        solar.meter_id,
+        house.meter_id,
+        owner.id,
+    )
+    entry = session.exec(
+        select(AuditEntry).where(AuditEntry.action == AuditAction.RESOURCE_MOVED)
+    ).one()
+    assert entry.subject == str(battery.id) and entry.actor_id == owner.id
+    assert json.loads(entry.details) == {
+        "from": solar.meter_id,
+        "to": house.meter_id,
+        "kind": "battery",
+    }
+    pv = add_pv(session, owner, meter=house.name)
+    services.update_resource(session, owner, pv.id, ResourceUpdate(meter=solar.name))
+    assert storage_spans(session, solar.meter_id) == [Span(None, moved_at(session, battery.id))]
+
+
+def test_issuance_judges_each_hour_by_where_the_battery_sat(metered):
+    """The battery leaves the PV meter during an hour: the hours before and the hour it left
+    in are refused, the next ones issue."""
+    session, owner, _other, solar, house = metered
+    battery = add_resource(session, owner)
+    services.update_resource(session, owner, battery.id, ResourceUpdate(meter=house.name))
+    left = moved_at(session, battery.id)
+    add_device(session, solar.meter_id, DeviceStatus.APPROVED)
+    meter = solar.meter_id.lower()
+    first = (left // 3600 - 1) * 3600
+    session.add_all(
+        MeterReading(
+            meter_id=meter,
+            interval_start=first + 900 * q,
+            export_wh=500,
+            source="rest",
+            verified=True,
+            signer="0x" + "cc" * 20,
+        )
+        for q in range(12)
+    )
+    session.commit()
+    report = record_due_hours(
+        session, now=first + 4 * 3600, deadline_s=86_400, gate_s=0, lookback_s=86_400
+    )
+    rows = session.exec(select(RecIssuance).where(RecIssuance.meter_id == meter)).all()
+    assert report.recorded == 3
+    assert sorted((r.hour_start - first, r.status) for r in rows) == [
+        (0, "refused"),
+        (3600, "refused" if first + 3600 < left else "pending"),
+        (7200, "pending"),
+    ]

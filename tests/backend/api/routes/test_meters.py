@@ -169,3 +169,51 @@ def test_published_json_schema_matches_the_model():
     )
     assert published["properties"] == ReadingIn.model_json_schema()["properties"]
     assert "ReadingIn" in json.dumps(create_app().openapi()["components"]["schemas"])
+
+
+def test_the_last_reading_of_an_interval_wins_on_every_rest_path(api):
+    """Single readings one after another, a plain JSON array (typed decoding) and NDJSON with a
+    kWh reading (the general way): the later reading of an interval wins, and the bulk answer
+    names the earlier one superseded."""
+    client, session, owner, *_ = api
+
+    def stored(start: int) -> int | None:
+        return session.exec(
+            select(MeterReading.export_wh).where(MeterReading.interval_start == start)
+        ).one()
+
+    single = {"meterId": "meter:solar-1", "timestamp": iso(NOW - 900), "exportWh": 5}
+    first = client.post("/v1/energy/readings", json=single, headers=bearer(owner)).json()
+    second = client.post(
+        "/v1/energy/readings", json={**single, "exportWh": 6}, headers=bearer(owner)
+    ).json()
+    assert (first["accepted"], second["corrected"], second["superseded"]) == (1, 1, 0)
+    assert stored(NOW - 900) == 6
+
+    plain = [
+        {"meterId": "meter:solar-1", "timestamp": iso(NOW - 1800), "exportWh": wh} for wh in (7, 8)
+    ]
+    result = client.post("/v1/energy/readings/bulk", json=plain, headers=bearer(owner)).json()
+    assert (result["accepted"], result["corrected"], result["superseded"]) == (1, 1, 1)
+    assert [(s["index"], s["by"]) for s in result["supersededReadings"]] == [(0, 1)]
+    assert result["supersededReadings"][0]["meterId"] == "meter:solar-1"
+    assert stored(NOW - 1800) == 8
+
+    lines = [
+        {
+            "meterId": "meter:solar-1",
+            "timestamp": iso(NOW - 2700),
+            "exportWh": 0.009,
+            "unit": "kWh",
+        },
+        {"meterId": "meter:solar-1", "timestamp": iso(NOW - 3600), "exportWh": 1},
+        {"meterId": "meter:solar-1", "timestamp": iso(NOW - 2700), "exportWh": 10},
+    ]
+    result = client.post(
+        "/v1/energy/readings/bulk",
+        content="\n".join(json.dumps(line) for line in lines),
+        headers={**bearer(owner), "content-type": "application/x-ndjson"},
+    ).json()
+    assert (result["accepted"], result["corrected"], result["rejected"]) == (2, 1, 0)
+    assert [(s["index"], s["by"]) for s in result["supersededReadings"]] == [(0, 2)]
+    assert stored(NOW - 2700) == 10
