@@ -330,6 +330,7 @@ class Subscriber:
         self.lock = threading.Lock()
         self.stopped = threading.Event()
         self.subscribed = threading.Event()
+        self.disconnected = threading.Event()  # paho wrote our DISCONNECT (and what was queued)
         client = cast(
             BufferedClient,
             service_mqtt_client(
@@ -338,6 +339,7 @@ class Subscriber:
         )
         client.on_connect = self.on_connect
         client.on_subscribe = self.on_subscribe
+        client.on_disconnect = self.on_disconnect
         client.on_message = self.on_message
         client.on_raw_message = self.on_raw_message
         self.client = client
@@ -359,6 +361,9 @@ class Subscriber:
         properties: Properties | None,
     ) -> None:
         client.subscribe(self.topic, options=mqtt.SubscribeOptions(qos=1))
+
+    def on_disconnect(self, *_: object) -> None:
+        self.disconnected.set()
 
     def on_subscribe(self, *_: object) -> None:
         """A shared subscription keeps nothing for a group before its first member subscribed:
@@ -614,14 +619,21 @@ class Subscriber:
             with contextlib.suppress(StoreUnavailable):
                 self.flush()
             log.info("stopping: %d messages left unacknowledged, for redelivery", len(self.pending))
-            # DISCONNECT queued behind the PUBACKs wakes paho's network thread, which writes
-            # both and ends; loop_stop() alone would wait out its `select` (up to a second)
-            self.client.disconnect()
+            # the broker has taken our PUBACKs (round_trip) before the socket closes; DISCONNECT
+            # wakes paho's network thread, which writes it, calls on_disconnect and ends.
+            # loop_stop() at once would end that thread before it wrote what was queued, and
+            # loop_stop() alone would wait out its `select` (up to a second)
+            self.disconnected.clear()
+            if self.client.is_connected() and not self.client.round_trip(DISCONNECT_WAIT_S):
+                log.warning("stopping: the broker did not answer a ping; PUBACKs may be lost")
+            if self.client.disconnect() == mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS:
+                self.disconnected.wait(DISCONNECT_WAIT_S)
             self.client.loop_stop()
             self.engine.dispose()
             log.info("stopped")
 
 
+DISCONNECT_WAIT_S = 2.0  # stopping: for the broker to take our last PUBACKs, and our DISCONNECT
 STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
 
 

@@ -17,6 +17,7 @@ tests/backend/meters/test_mqtt_client.py checks them against a real broker.
 from __future__ import annotations
 
 import struct
+import threading
 from collections.abc import Callable, Iterable
 
 import paho.mqtt.client as mqtt
@@ -93,6 +94,25 @@ class BufferedClient(mqtt.Client):
             return mqtt.MQTTErrorCode.MQTT_ERR_PROTOCOL  # paho's answer to a malformed packet
         handler(mid, qos, topic, packet[at:])
         return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    _pong: threading.Event | None = None
+
+    def round_trip(self, timeout_s: float) -> bool:
+        """Send a PINGREQ and wait up to `timeout_s` for its PINGRESP. A broker handles one
+        client's packets in order, so after it every PUBACK queued before has been taken:
+        closing the socket then loses none (a close with unread data in the socket, which a
+        streaming broker always leaves, resets the connection, and the broker may drop what it
+        had not read yet: acknowledged messages redelivered)."""
+        self._pong = pong = threading.Event()
+        if self._send_pingreq() != mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS:
+            return False
+        return pong.wait(timeout_s)
+
+    def _handle_pingresp(self) -> mqtt.MQTTErrorCode:
+        rc = super()._handle_pingresp()
+        if self._pong is not None:
+            self._pong.set()
+        return rc
 
     def ack_all(self, mids: Iterable[int]) -> None:
         """Acknowledge QoS 1 messages (the subscription's maximum QoS) by packet id: their

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from backend.accounts.models import Account, ApiKey
 from backend.accounts.security import create_access_token, hash_api_key
@@ -205,7 +205,7 @@ def test_refusals_are_the_routes_problems_and_take_effect_at_once(world):
     assert [fast.status_code for fast, _ in replies.values()] == [401, 401, 403, 422]
     engine = make_engine(url)
     with Session(engine) as session:  # revoke: the next request is refused
-        row = session.get(ApiKey, session.query(ApiKey).filter_by(name=KEY).one().id)
+        row = session.exec(select(ApiKey).where(ApiKey.name == KEY)).one()
         row.revoked_at = utc_now()
         session.commit()
     assert client.get("/v1/energy/balance", headers=key).status_code == 401
