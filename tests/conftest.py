@@ -20,6 +20,11 @@ pytest_plugins = [
     "tests.fixtures.meters",
 ]
 
+# Two xdist workers share the machine's PostgreSQL (max_connections 100), and a subprocess stack
+# (API, workers, indexer) inherits this: a test's async read pool needs a few connections, not
+# the production default of 32 per API process.
+os.environ.setdefault("GRIDLEDGER_ASYNC_READ_POOL_SIZE", "6")
+
 # Fixture name -> the marker of the server behind it. Fixtures built on these (devnet,
 # chain_api, client, market, ...) carry the marker too: item.fixturenames is the closure.
 SERVICE_FIXTURES = {
