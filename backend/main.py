@@ -23,6 +23,7 @@ from backend.api.problems import install_problem_handlers
 from backend.api.read_cache import ReadCache, ReadCacheMiddleware
 from backend.api.replay_guard import caller_still_allowed
 from backend.api.routes import CACHED_PUBLIC_READS, api_router, system
+from backend.core.async_db import close_pools
 from backend.core.config import Settings, get_settings
 from backend.core.errors import ServiceUnavailable
 from backend.market.order_writer import close_writers
@@ -72,6 +73,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await close_writers()
+        close_pools()
         if feed is not None:
             feed.cancel()
             await asyncio.gather(feed, return_exceptions=True)

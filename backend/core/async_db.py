@@ -81,6 +81,11 @@ class AsyncPool:
             self.idle.append(connection)
             return rows
 
+    def close(self) -> None:
+        """Close the idle connections at once (no await: their loop may be closed already)."""
+        while self.idle:
+            self.idle.pop().pgconn.finish()
+
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
         connection = await psycopg.AsyncConnection.connect(
             self.conninfo, autocommit=True, row_factory=namedtuple_row
@@ -98,6 +103,20 @@ _POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, AsyncPool
 )
 
 
+def close_pools() -> None:
+    """Close the pools of the running event loop (the app's shutdown) and of loops closed
+    since: a pool's connections otherwise stay open until the collector finds it (a test
+    client without lifespan runs each request on a loop of its own)."""
+    running = asyncio.get_running_loop()
+    _close_pools_of([loop for loop in _POOLS if loop is running or loop.is_closed()])
+
+
+def _close_pools_of(loops: list[asyncio.AbstractEventLoop]) -> None:
+    for loop in loops:
+        for pool in _POOLS.pop(loop).values():
+            pool.close()
+
+
 def libpq_conninfo(database_url: str) -> str | None:
     """The libpq URI of a `postgresql+psycopg://` URL (options such as the search path kept);
     None for any other database."""
@@ -109,10 +128,16 @@ def libpq_conninfo(database_url: str) -> str | None:
 
 def async_pool(settings: Settings) -> AsyncPool | None:
     """This event loop's pool for `settings.database_url`; None where no async driver serves
-    it (SQLite: read through `SyncReads`)."""
-    return loop_local(
-        _POOLS, settings, lambda conninfo: AsyncPool(conninfo, settings.async_read_pool_size)
-    )
+    it (SQLite: read through `SyncReads`). A new pool first closes those of closed loops, and a
+    pool is closed when its loop is collected."""
+
+    def make(conninfo: str) -> AsyncPool:
+        _close_pools_of([loop for loop in _POOLS if loop.is_closed()])
+        pool = AsyncPool(conninfo, settings.async_read_pool_size)
+        weakref.finalize(asyncio.get_running_loop(), pool.close)  # a loop collected unclosed
+        return pool
+
+    return loop_local(_POOLS, settings, make)
 
 
 def loop_local(

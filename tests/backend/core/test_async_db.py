@@ -6,6 +6,7 @@ failed leaves the pool; SQLite has no async pool."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,7 +17,15 @@ from sqlmodel import Session
 from backend.accounts.models import Account, ApiKey
 from backend.accounts.security import hash_api_key
 from backend.api import deps, fast_book
-from backend.core.async_db import AsyncPool, AsyncReads, Query, SyncReads, libpq_conninfo
+from backend.core.async_db import (
+    AsyncPool,
+    AsyncReads,
+    Query,
+    SyncReads,
+    async_pool,
+    close_pools,
+    libpq_conninfo,
+)
 from backend.core.config import Settings
 from backend.core.db import make_engine
 from backend.energy import services
@@ -393,6 +402,46 @@ def test_a_failed_connection_leaves_the_pool(fresh_pg_url):
     idle_after_failure, idle_after, rows = asyncio.run(run())
     assert idle_after_failure == 0 and idle_after == 1
     assert [row.two for row in rows] == [2]
+
+
+def test_pools_of_closed_loops_and_of_the_shutdown_loop_are_closed(fresh_pg_url):
+    """A pool's connections belong to its event loop: a new pool closes those of loops that
+    ended (a test client without lifespan runs each request on a loop of its own), and the
+    app's shutdown closes its own loop's."""
+    settings = Settings(_env_file=None, database_url=fresh_pg_url)
+
+    def backends(expected: int) -> int:
+        """The pool's server backends, once they are `expected` (a closed connection's backend
+        ends a moment later) or after 5 s."""
+        engine = make_engine(fresh_pg_url)
+        deadline = time.monotonic() + 5
+        with engine.connect() as connection:
+            while True:
+                count = connection.exec_driver_sql(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pool-test'"
+                ).scalar_one()
+                if count == expected or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+        engine.dispose()
+        return int(count)
+
+    async def read() -> AsyncPool:
+        pool = async_pool(settings)
+        assert pool is not None
+        await pool.fetch("SELECT set_config('application_name', 'pool-test', false)", {})
+        return pool
+
+    first = asyncio.run(read())  # its loop is closed (and maybe collected) now
+
+    async def second_loop() -> int:
+        await read()  # a new pool: the closed loop's was closed when collected, or is now
+        open_here = backends(1)
+        close_pools()  # the app's shutdown
+        return open_here
+
+    assert asyncio.run(second_loop()) == 1 and first.idle == []
+    assert backends(0) == 0
 
 
 def test_sqlite_has_no_async_pool():
