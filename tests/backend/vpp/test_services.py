@@ -18,7 +18,7 @@ from backend.vpp.errors import (
 )
 from backend.vpp.models import MembershipEnd, VppMembership
 from backend.vpp.schemas import VppCreate, VppStatus, VppUpdate
-from tests.fixtures.resources import add_aggregator, add_pv, add_resource
+from tests.fixtures.resources import WALL, add_aggregator, add_pv, add_resource
 
 
 @pytest.fixture
@@ -79,7 +79,7 @@ def test_a_resource_outside_the_area_or_decommissioned_cannot_join(world):
     with pytest.raises(ResourceOutsideVppArea):
         services.join(session, owner, vpp.id, far.id)
     retired = add_resource(session, owner)
-    decommission_resource(session, owner, retired.id)
+    decommission_resource(session, WALL, owner, retired.id)
     with pytest.raises(ResourceDecommissioned):
         services.join(session, owner, vpp.id, retired.id)
 
@@ -108,7 +108,7 @@ def test_decommissioning_leaves_and_dissolving_ends_every_membership(world):
     battery, pv = add_resource(session, owner), add_pv(session, owner)
     services.join(session, owner, vpp.id, battery.id)
     services.join(session, owner, vpp.id, pv.id)
-    decommission_resource(session, owner, battery.id)
+    decommission_resource(session, WALL, owner, battery.id)
     assert [r.id for r in services.vpp_view(session, vpp).resources] == [pv.id]
     services.dissolve_vpp(session, aggregator, vpp.id)
     with pytest.raises(VppNotFound):
