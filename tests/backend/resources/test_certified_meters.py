@@ -179,16 +179,12 @@ def test_a_move_is_kept_and_audited_and_pv_or_a_rename_keeps_no_move(metered):
     assert storage_spans(session, solar.meter_id) == [Span(None, moved_at(session, battery.id))]
 
 
-def test_issuance_judges_each_hour_by_where_the_battery_sat(metered):
-    """The battery leaves the PV meter during an hour: the hours before and the hour it left
-    in are refused, the next ones issue."""
-    session, owner, _other, solar, house = metered
-    battery = add_resource(session, owner)
-    services.update_resource(session, WALL, owner, battery.id, ResourceUpdate(meter=house.name))
-    left = moved_at(session, battery.id)
-    add_device(session, solar.meter_id, DeviceStatus.APPROVED)
-    meter = solar.meter_id.lower()
-    first = (left // 3600 - 1) * 3600
+def issued_hours(
+    session, meter_id: str, first: int, *, hours: int
+) -> tuple[int, list[tuple[int, str]]]:
+    """Verified export on `meter_id` in every quarter hour of `hours` hours from `first`, then
+    issuance's due hours: how many it recorded, and (hour offset, status) for each."""
+    meter = meter_id.lower()
     session.add_all(
         MeterReading(
             meter_id=meter,
@@ -198,15 +194,28 @@ def test_issuance_judges_each_hour_by_where_the_battery_sat(metered):
             verified=True,
             signer="0x" + "cc" * 20,
         )
-        for q in range(12)
+        for q in range(4 * hours)
     )
     session.commit()
     report = record_due_hours(
-        session, now=first + 4 * 3600, deadline_s=86_400, gate_s=0, lookback_s=86_400
+        session, now=first + (hours + 1) * 3600, deadline_s=86_400, gate_s=0, lookback_s=86_400
     )
     rows = session.exec(select(RecIssuance).where(RecIssuance.meter_id == meter)).all()
-    assert report.recorded == 3
-    assert sorted((r.hour_start - first, r.status) for r in rows) == [
+    return report.recorded, sorted((r.hour_start - first, r.status) for r in rows)
+
+
+def test_issuance_judges_each_hour_by_where_the_battery_sat(metered):
+    """The battery leaves the PV meter during an hour: the hours before and the hour it left
+    in are refused, the next ones issue."""
+    session, owner, _other, solar, house = metered
+    battery = add_resource(session, owner)
+    services.update_resource(session, WALL, owner, battery.id, ResourceUpdate(meter=house.name))
+    left = moved_at(session, battery.id)
+    add_device(session, solar.meter_id, DeviceStatus.APPROVED)
+    first = (left // 3600 - 1) * 3600
+    recorded, statuses = issued_hours(session, solar.meter_id, first, hours=3)
+    assert recorded == 3
+    assert statuses == [
         (0, "refused"),
         (3600, "refused" if first + 3600 < left else "pending"),
         (7200, "pending"),
@@ -234,23 +243,7 @@ def test_under_the_chain_clock_moves_and_decommissions_are_stamped_in_chain_time
     assert storage_refuses(spans, ahead - 3600) and not storage_refuses(spans, ahead)
 
     add_device(session, solar.meter_id, DeviceStatus.APPROVED)
-    meter = solar.meter_id.lower()
-    first = ahead - 3600
-    session.add_all(
-        MeterReading(
-            meter_id=meter,
-            interval_start=first + 900 * q,
-            export_wh=500,
-            source="rest",
-            verified=True,
-            signer="0x" + "cc" * 20,
-        )
-        for q in range(8)
-    )
-    session.commit()
-    record_due_hours(session, now=ahead + 3 * 3600, deadline_s=86_400, gate_s=0, lookback_s=86_400)
-    rows = session.exec(select(RecIssuance).where(RecIssuance.meter_id == meter)).all()
-    assert sorted((r.hour_start - first, r.status) for r in rows) == [
+    assert issued_hours(session, solar.meter_id, ahead - 3600, hours=2)[1] == [
         (0, "refused"),
         (3600, "pending"),
     ]
