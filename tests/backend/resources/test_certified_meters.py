@@ -228,14 +228,15 @@ def test_under_the_chain_clock_moves_and_decommissions_are_stamped_in_chain_time
     """`make run` (GRIDLEDGER_CLOCK=chain): the chain is three days ahead of the wall. The
     battery leaves the PV meter at 18:00 chain time: issuance refuses the hour before it and
     issues the hour after it (stamped in wall time, the move would look days older and every
-    simulated hour would issue); decommissioning and the VPP membership it ends follow the same
+    simulated hour would issue); decommissioning, joining, leaving and dissolving follow the same
     clock."""
     session, owner, _other, solar, house = metered
     ahead, chain = chain_clock_ahead(fresh_anvil, pg_url, tmp_path, days=3, hour=18)
     battery = add_resource(session, owner)  # behind the solar meter
     aggregator = add_aggregator(session)
     vpp = vpps.create_vpp(session, aggregator, VppCreate(name="VPP", gridArea="KR-SE-001"))
-    vpps.join(session, owner, vpp.id, battery.id)
+    joined = vpps.join(session, chain, owner, vpp.id, battery.id)
+    assert int(joined.joined_at.timestamp()) == ahead
     services.update_resource(session, chain, owner, battery.id, ResourceUpdate(meter=house.name))
     assert moved_at(session, battery.id) == ahead
     spans = storage_spans(session, solar.meter_id)
@@ -256,3 +257,11 @@ def test_under_the_chain_clock_moves_and_decommissions_are_stamped_in_chain_time
         select(VppMembership).where(VppMembership.resource_id == battery.id)
     ).all()
     assert membership.left_at is not None and int(membership.left_at.timestamp()) == ahead
+
+    panel = add_pv(session, owner)
+    vpps.join(session, chain, owner, vpp.id, panel.id)
+    left = vpps.leave(session, chain, owner, vpp.id, panel.id)
+    assert left.left_at is not None and int(left.left_at.timestamp()) == ahead
+    dissolved = vpps.dissolve_vpp(session, chain, aggregator, vpp.id)
+    assert dissolved.dissolved_at is not None
+    assert int(dissolved.dissolved_at.timestamp()) == ahead
