@@ -452,13 +452,17 @@ def mirrored_state(
     chain_id: int,
     market: str,
     head: tuple[int, int] | None,
+    with_reserved: bool = True,
 ) -> ChainState | None:
     """The chain state of a wallet order signed by its maker's key from the indexer's mirror,
     if the mirror can answer (`mirror_state`) and the order passes on it; None: ask the chain
     (a refusal on mirrored values is never final — the chain may be ahead of the mirror).
-    `market`: the EnergyMarket's address (the spender and operator bids and REC offers need)."""
-    committed = None
-    if order.side == eip712.BUY or order.product == eip712.REC:  # before the funds: see reserved
+    `market`: the EnergyMarket's address (the spender and operator bids and REC offers need).
+    Without `with_reserved` the order's funds are checked as if the maker had no other open
+    order (one statement: `place_order`'s look before it takes the maker's lock)."""
+    committed = None if with_reserved else 0
+    if with_reserved and (order.side == eip712.BUY or order.product == eip712.REC):
+        # before the funds: see `reserved`
         committed = reserved(
             session,
             order.maker.lower(),
@@ -497,7 +501,7 @@ def place_order(
 ) -> SignedOrder:
     """Validate against chain state, sign (custodial) or verify (wallet), then store."""
     maker = to_checksum_address(account.address)
-    mirrored: Callable[[Session], ChainState | None] | None = None  # the order's mirror check
+    mirrored: Callable[..., ChainState | None] | None = None  # the order's mirror check
     if account.kind == AccountKind.CUSTODIAL:
         state = read_chain_state(chain, maker, request)
         order, signature = sign_custodial(settings, chain, account, request, state)
@@ -516,7 +520,9 @@ def place_order(
                 market=chain.market.address,
                 head=chain.recent_head(CLOCK_MAX_AGE_S),
             )
-        trusted = mirrored(session) if mirrored else None
+        # is the mirror current, and does the order pass on it alone? (the funds with what the
+        # maker's open orders reserve: under its lock, below)
+        trusted = mirrored(session, with_reserved=False) if mirrored else None
         if trusted:
             state = trusted
         else:
@@ -530,8 +536,8 @@ def place_order(
     check_meter_owned(session, account, order)  # before funds: whose meter it is comes first
     if mirrored is None:
         check_funds(session, order, state.funds)
-    elif not mirrored(session):  # under the lock, with the maker's orders stored since, the
-        # mirror refuses it now: the chain decides, as for any order the mirror refuses
+    elif not mirrored(session):  # its funds less what the maker's open orders reserve (those
+        # stored meanwhile too) do not cover it on the mirror: the chain decides
         state = read_chain_state(chain, maker, request)
         check_wallet_order(order, state, signer=maker)
         check_funds(session, order, state.funds)

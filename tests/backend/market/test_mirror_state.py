@@ -56,10 +56,18 @@ def offer(quantity_wh: int, price: int, *, nonce: int = 3, side: int = eip712.SE
     return order.replace(side=side)
 
 
-def state_of(session, order: eip712.Order, *, head=(NOW, HEAD_BLOCK), lag: int = 0):
+def state_of(
+    session, order: eip712.Order, *, head=(NOW, HEAD_BLOCK), lag: int = 0, with_reserved=True
+):
     settings = Settings(_env_file=None, intake_mirror_max_lag_blocks=lag)
     return mirrored_state(
-        session, settings, order, chain_id=CHAIN_ID, market=to_checksum_address(MARKET), head=head
+        session,
+        settings,
+        order,
+        chain_id=CHAIN_ID,
+        market=to_checksum_address(MARKET),
+        head=head,
+        with_reserved=with_reserved,
     )
 
 
@@ -210,6 +218,7 @@ def test_open_bids_count_against_the_allowance_with_the_fills_the_mirror_has_see
     assert state_of(mirror, bid) is not None
     resting = open_order(mirror, account, bid.replace(salt=2))
     assert state_of(mirror, bid) is None  # 120,000 of 100,000 with the open bid
+    assert state_of(mirror, bid, with_reserved=False) is not None  # intake's look before locking
 
     # the matcher filled it and counted so, but the mirror has not seen the fill: the mirrored
     # allowance has not paid for it yet, so it still counts
