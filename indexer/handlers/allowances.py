@@ -102,13 +102,14 @@ def transferred(state: MirrorState, log: Log) -> None:
     """A GridUSD Transfer (not a mint or burn): a REC swap's pull clears its note (counted at
     the swap's event); any other transfer into a mirrored spender lowers the allowance."""
     owner, to, value = log.args["from"], log.args["to"], log.args["value"]
-    pull = _pull_key(log, owner, to, value)
-    waiting = state.notes.get(pull)
-    if waiting:
-        spender = waiting.pop(0)
-        state.notes[_pending_key(log, owner, spender)] -= value
-        return
-    _spend(state, log, owner=owner, spender=to, value=value)
+    if state.notes:  # a REC swap of this unit of work has a pull to come
+        waiting = state.notes.get(_pull_key(log, owner, to, value))
+        if waiting:
+            spender = waiting.pop(0)
+            state.notes[_pending_key(log, owner, spender)] -= value
+            return
+    if state.contracts.get(to) in SPENDERS:
+        _spend(state, log, owner=owner, spender=to, value=value)
 
 
 def swap_touches(log: Log) -> list[TableKey]:
