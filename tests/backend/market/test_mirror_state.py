@@ -19,7 +19,7 @@ from backend.accounts.models import Account
 from backend.core.config import Settings
 from backend.market import orders as eip712
 from backend.market.errors import InsufficientCollateral
-from backend.market.intake import check_funds, mirrored_state
+from backend.market.intake import check_funds, mirrored_state, row_of
 from backend.market.mirror_state import mirror_state
 from backend.market.models import SignedOrder
 from indexer.models import Holding, MarketOrder, OperatorApproval, TokenAllowance, TokenBalance
@@ -136,27 +136,10 @@ def maker_account(session) -> Account:
     return account
 
 
-def open_order(session, account: Account, order: eip712.Order, **columns) -> SignedOrder:
-    """`order` stored as an open order of `account` (flushed), with `columns` changed."""
-    row = SignedOrder(
-        order_hash="0x" + uuid.uuid4().hex * 2,
-        account_id=account.id,
-        custodial=False,
-        maker=MAKER,
-        side=order.side,
-        product=order.product,
-        asset_id=order.assetId,
-        meter_id="0x" + order.meterId.hex(),
-        quantity_wh=order.quantityWh,
-        price=order.price,
-        delivery_start=order.deliveryStart,
-        delivery_end=order.deliveryEnd,
-        expiry=order.expiry,
-        nonce=order.nonce,
-        salt=str(order.salt),
-        signature="0x" + "00" * 65,
-        **columns,
-    )
+def open_order(session, account: Account, order: eip712.Order) -> SignedOrder:
+    """`order` stored as an open order of `account` (flushed)."""
+    digest = "0x" + uuid.uuid4().hex * 2
+    row = row_of(order, account_id=account.id, custodial=False, digest=digest, signature=b"")
     session.add(row)
     session.flush()
     return row
