@@ -281,7 +281,7 @@ class Indexer:
         logs = batch.logs
         with self.engine.begin() as connection:
             self.claim_cursor(connection, cursor)
-            state = MirrorState(connection, self.chain_id)
+            state = MirrorState(connection, self.chain_id, self.decoder.address_to_contract)
             self.apply(state, logs)
             state.flush(undo_block=None, keep=False)
             self.store_events(connection, logs, records=batch.event_records)
@@ -378,7 +378,7 @@ class Indexer:
         confirmed_below = head - self.config.confirmation_depth
         with self.engine.begin() as connection:
             self.claim_cursor(connection, cursor)
-            state = MirrorState(connection, self.chain_id)
+            state = MirrorState(connection, self.chain_id, self.decoder.address_to_contract)
             for number in numbers:
                 self.apply(state, per_block.get(number, []))
                 state.flush(undo_block=number)
@@ -425,7 +425,7 @@ class Indexer:
             self.save_cursor(
                 connection, fork_cursor, head=head, head_ts=self.metrics.head_timestamp
             )
-            state = MirrorState(connection, self.chain_id)
+            state = MirrorState(connection, self.chain_id, self.decoder.address_to_contract)
             state.emit(fork, "chain.reorg", {"fork_block": fork, "previous_cursor": cursor.number})
             state.flush(undo_block=None)
         self.metrics.reorgs += 1
