@@ -362,6 +362,10 @@ class Subscriber:
         reason_code: ReasonCode,
         properties: Properties | None,
     ) -> None:
+        self.connected(client, flags, reason_code)
+
+    def connected(self, client: mqtt.Client, flags: mqtt.ConnectFlags, code: ReasonCode) -> None:
+        """After the CONNACK: subscribe (again: a resumed session has it, a new one not)."""
         client.subscribe(self.topic, options=mqtt.SubscribeOptions(qos=1))
 
     def on_disconnect(self, *_: object) -> None:
@@ -654,20 +658,15 @@ class Retiree(Subscriber):
         self.client.on_unsubscribe = self.on_unsubscribe
         self.ready = threading.Event()  # unsubscribed (or no session to drain)
         self.session_present = False
+        self.refused = ""  # the CONNACK's reason when the broker refused us
         self.received = 0  # messages received so far
 
-    def on_connect(
-        self,
-        client: mqtt.Client,
-        userdata: object,
-        flags: mqtt.ConnectFlags,
-        reason_code: ReasonCode,
-        properties: Properties | None,
-    ) -> None:
+    def connected(self, client: mqtt.Client, flags: mqtt.ConnectFlags, code: ReasonCode) -> None:
         """Unsubscribe instead of subscribing. Whatever the session queued is sent right after
         the CONNACK, before the UNSUBACK (a broker answers one client's packets in order)."""
-        if reason_code.is_failure:
-            log.error("broker refused %s: %s", self.client_id, reason_code)
+        if code.is_failure:
+            self.refused = str(code)
+            self.ready.set()
             return
         self.session_present = flags.session_present
         if self.session_present:
@@ -692,6 +691,8 @@ class Retiree(Subscriber):
         try:
             if not self.ready.wait(timeout_s):
                 raise TimeoutError(f"{self.client_id}: no CONNACK/UNSUBACK in {timeout_s} s")
+            if self.refused:
+                raise ConnectionRefusedError(f"the broker refused {self.client_id}: {self.refused}")
             while True:
                 while self.pending:
                     if time.monotonic() > deadline:
