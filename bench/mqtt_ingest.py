@@ -16,6 +16,18 @@ Figures (all from the same run):
 All on a Mosquitto of the benchmark's own (the machine's drops QoS 1 messages beyond 1,000
 queued per client). The publishers are `mosquitto_pub -l` processes (C, one message per stdin
 line, QoS 1), one per meter or resource topic, all started together.
+
+Why 2 subscribers store single readings slower than 1 on this machine (measured in issue 16,
+session 9): each publisher sends its meter's readings in interval order. One subscriber gets a
+meter's consecutive intervals together and stores them as long runs (about one `reading_runs`
+row per 33 readings); Mosquitto deals a shared subscription's messages round-robin, so with 2
+(or 4) each gets every other interval of a meter and stores a row per 1-5 readings. Every row
+costs PostgreSQL its GiST exclusion index (`reading_runs_no_overlap`, btree_gist): 58-64 us of
+CPU per row COPYed vs 6.5 us with the constraint dropped. PostgreSQL CPU per 50k readings was
+0.11-0.14 s with 1 subscriber and 0.7-5.0 s with 2-4 (10k-50k rows); with the constraint
+dropped, 0.16-0.20 s with 2. Batched payloads are runs already, so they do not fragment. The
+count each run polls (`_mqtt.READINGS_SQL`) also held back whichever run came second, as it
+used to unnest every stored reading.
 """
 
 from __future__ import annotations
