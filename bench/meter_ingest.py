@@ -6,8 +6,9 @@ Figures, all from the same run on the same machine:
 - `batch10k_p99_ms`: p99 time from sending a 10,000-reading batch to its acknowledgement;
 - `rest_signed_readings_per_s`, `signed_batch10k_p99_ms`: the same with every reading signed
   by its meter's approved key (EIP-712), so each one's signer is recovered and checked;
-- `mqtt_readings_per_s`: readings stored per second through Mosquitto (QoS 1) and 4
-  subscriber processes sharing one subscription (2 publishing processes);
+- `mqtt_readings_per_s`: readings stored per second through Mosquitto (QoS 1, the benchmark's
+  own, as in bench mqtt_ingest) and SUBSCRIBERS subscriber processes sharing one subscription,
+  one reading per message, each meter publishing from a `mosquitto_pub` of its own;
 - `copy_limit_readings_per_s`: the machine's limit for the row layout, a raw (text) COPY of
   the same rows into a row-per-reading table;
 - `layout_limit_readings_per_s`: the limit of the storage layout the ingest uses now (interval
@@ -29,7 +30,6 @@ Figures, all from the same run on the same machine:
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import statistics
 import subprocess
@@ -45,7 +45,6 @@ from typing import Any
 
 import httpx
 import orjson
-import paho.mqtt.client as mqtt
 from coincurve import PrivateKey
 from eth_utils import keccak, to_checksum_address
 from sqlalchemy import Engine, text
@@ -77,8 +76,7 @@ BATCH = 10_000
 METERS = 100
 CLIENTS = 4
 API_WORKERS = int(os.environ.get("GRIDLEDGER_BENCH_API_WORKERS", str(CLIENTS)))
-SUBSCRIBERS = int(os.environ.get("GRIDLEDGER_BENCH_MQTT_SUBSCRIBERS", "4"))
-PUBLISHERS = 2
+SUBSCRIBERS = int(os.environ.get("GRIDLEDGER_BENCH_MQTT_SUBSCRIBERS", "2"))  # make run's default
 
 
 def batches(
@@ -222,65 +220,46 @@ def rest(
     return stored / elapsed, p99 * 1000, stored
 
 
-def publish(root: str, names: list[str], *, first_interval: int, offset: int, step: int) -> None:
-    """Publish this process's share of the MQTT readings (QoS 1) and wait until all are acked."""
-    publisher = mqtt.Client(
-        mqtt.CallbackAPIVersion.VERSION2, client_id=f"gl-bench-pub-{uuid.uuid4().hex[:6]}"
-    )
-    publisher.max_inflight_messages_set(1_000)
-    publisher.connect("127.0.0.1", 1883)
-    publisher.loop_start()
-    info = None
-    for i in range(offset, MQTT_READINGS, step):
-        start = first_interval - 900 * (i // len(names))
-        payload = orjson.dumps({"timestamp": iso(start), "importWh": 10, "exportWh": 20})
-        info = publisher.publish(
-            f"{root}/bench/smart-meter/{names[i % len(names)]}/reading", payload, qos=1
-        )
-    if info is not None:
-        info.wait_for_publish(600)
-    publisher.loop_stop()
-    publisher.disconnect()
-
-
 def mqtt_path(url: str, first_interval: int, names: list[str]) -> float:
     """Readings/s from the first publish until all are stored, with SUBSCRIBERS processes of
-    one shared subscription and PUBLISHERS publishing processes."""
+    one shared subscription, on a Mosquitto of the benchmark's own (as bench mqtt_ingest: the
+    machine's is shared with everything else that runs), each meter publishing its readings
+    (one message each, QoS 1) from a `mosquitto_pub` of its own, as devices do."""
+    per_meter = MQTT_READINGS // len(names)
     root = f"energy-cloud-bench-{uuid.uuid4().hex[:6]}"
-    subscribers = _mqtt.start(url, root, SUBSCRIBERS)  # each run its own ids, group, root
-    engine = make_engine(url)
-    try:
-        started = time.perf_counter()
-        publishers = [
-            multiprocessing.Process(
-                target=publish,
-                args=(root, names),
-                kwargs={"first_interval": first_interval, "offset": k, "step": PUBLISHERS},
+    topics = {
+        f"{root}/bench/smart-meter/{name}/reading": [
+            orjson.dumps(
+                {"timestamp": iso(first_interval - 900 * k), "importWh": 10, "exportWh": 20}
             )
-            for k in range(PUBLISHERS)
+            for k in range(per_meter)
         ]
-        for p in publishers:
-            p.start()
-        deadline = time.monotonic() + 600
-        stored = 0
-        with engine.connect() as connection:
-            while stored < MQTT_READINGS and time.monotonic() < deadline:
-                time.sleep(0.02)
-                stored = connection.execute(
-                    text("SELECT count(*) FROM meter_readings WHERE source = 'mqtt'")
-                ).scalar_one()
+        for name in names
+    }
+    expected = per_meter * len(names)
+    with _mqtt.own_broker():
+        subscribers = _mqtt.start(url, root, SUBSCRIBERS)  # each run its own ids, group, root
+        engine = make_engine(url)
+        try:
+            with engine.connect() as connection:
+                before = connection.execute(text(_mqtt.READINGS_SQL)).scalar_one()
                 connection.commit()
-        elapsed = time.perf_counter() - started
-        for p in publishers:
-            p.join(60)
-    finally:
-        _mqtt.finish(subscribers)  # stopped, and their persistent sessions ended
-        engine.dispose()
-    if stored < MQTT_READINGS:  # not a rate: the system Mosquitto dropped or lost readings
-        print(
-            f"bench: only {stored} of {MQTT_READINGS} MQTT readings stored in 600 s",
-            file=sys.stderr,
-        )
+                started = time.perf_counter()
+                publishers = _mqtt.publish(topics)
+                deadline = time.monotonic() + 600
+                stored = 0
+                while stored < expected and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                    stored = connection.execute(text(_mqtt.READINGS_SQL)).scalar_one() - before
+                    connection.commit()
+                elapsed = time.perf_counter() - started
+            for publisher in publishers:
+                publisher.wait(60)
+        finally:
+            _mqtt.finish(subscribers)  # stopped, and their persistent sessions ended
+            engine.dispose()
+    if stored < expected:  # not a rate: readings lost
+        print(f"bench: only {stored} of {expected} MQTT readings stored in 600 s", file=sys.stderr)
     return stored / elapsed
 
 
@@ -549,7 +528,7 @@ def run() -> Iterator[dict[str, Any]]:
             "unit": "readings/s",
             "readings": MQTT_READINGS,
             "subscribers": SUBSCRIBERS,
-            "publishers": PUBLISHERS,
+            "publishers": METERS,
         }
         copy_rate = copy_limit(url, meter_ids, now - 900 - 2 * span)
         yield {
