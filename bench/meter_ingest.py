@@ -4,7 +4,9 @@ Figures, all from the same run on the same machine:
 - `rest_readings_per_s`: readings stored per second through POST /v1/energy/readings/bulk
   (10,000-reading JSON batches, uvicorn with 4 workers, 4 concurrent clients);
 - `batch10k_p99_ms`: p99 time from sending a 10,000-reading batch to its acknowledgement;
-- `rest_readings_per_s_2w`, `batch10k_p99_ms_2w`: the same with 2 API workers (one per core);
+- `rest_readings_per_s_2w`, `batch10k_p99_ms_2w`: the same with 2 API workers (one per core),
+  each batch on a connection of its own so that both workers serve (`rest`: the 4 keep-alive
+  connections of the figures above mostly land on one worker);
 - `rest_signed_readings_per_s`, `signed_batch10k_p99_ms`: the same with every reading signed
   by its meter's approved key (EIP-712), so each one's signer is recovered and checked;
 - `mqtt_readings_per_s`: readings stored per second through Mosquitto (QoS 1) and 4
@@ -195,23 +197,27 @@ def rest(
     headers: dict[str, str],
     deployment: Path,
     workers: int = API_WORKERS,
+    *,
+    spread: bool = False,
 ) -> tuple[float, float, int]:
-    """Readings stored per second, p99 ms per batch and readings stored, with CLIENTS senders.
+    """Readings stored per second, p99 ms per batch and readings stored, with CLIENTS senders
+    on keep-alive connections.
 
-    Each batch goes on a connection of its own (`connection: close`; a 10k batch is ~1.3 MB,
-    a connect is ~0.1 ms): the workers share one listening socket and a worker's event loop
-    accepts every connection waiting, so CLIENTS keep-alive connections opened at once all
-    land on one worker and the others idle (seen with 4 workers: 20 of 20 batches served by
-    one process). A connection per batch goes to a worker free to accept it, as a crowd of
-    senders' connections would."""
+    The workers share one listening socket and a worker's event loop accepts every connection
+    waiting, so CLIENTS keep-alive connections opened at once mostly land on one worker (seen
+    with 4 workers: 20 of 20 batches served by one process): the historical figure is in
+    effect one worker's. With `spread` each batch goes on a connection of its own
+    (`connection: close`; a 10k batch is ~1.3 MB, a connect ~0.1 ms), accepted by a worker
+    free to, as a crowd of senders' connections would be."""
     process, base = start_api(url, deployment, workers)
     latencies: list[float] = []
     stored = 0
+    connection = {"connection": "close"} if spread else {}
     try:
         with httpx.Client(
             base_url=base,
             timeout=120,
-            headers={**headers, "content-type": "application/json", "connection": "close"},
+            headers={**headers, "content-type": "application/json", **connection},
         ) as client:
             client.post("/v1/energy/readings/bulk", content=b"[]")  # routes and auth warm
 
@@ -505,7 +511,9 @@ def run() -> Iterator[dict[str, Any]]:
         bodies = [orjson.dumps(b) for b in batches(meter_ids, READINGS, now - 900)]
         rest_rate, p99_ms, stored = rest(url, bodies, headers, deployment)
         two_bodies = [orjson.dumps(b) for b in batches(meter_ids, READINGS, now - 900 - 7 * span)]
-        rest_2w_rate, p99_2w_ms, _ = rest(url, two_bodies, headers, deployment, workers=2)
+        rest_2w_rate, p99_2w_ms, _ = rest(
+            url, two_bodies, headers, deployment, workers=2, spread=True
+        )
         layout_rate = (layout_before + layout_limit(url, meter_ids, now - 900 - 6 * span)) / 2
         row_layout_rate = (
             row_layout_limit(url, meter_ids, now - 900 - 5 * span)
