@@ -232,6 +232,10 @@ class Settings(BaseSettings):
     forecast_default_lat: float = Field(default=37.5665, ge=-90, le=90)
     forecast_default_lng: float = Field(default=126.978, ge=-180, le=180)
     forecast_refresh_interval_s: float = Field(default=86_400, gt=0)  # beat: every VPP's refit
+    # Reading runs (backend/meters/compaction.py): the beat joins the adjacent runs of the last
+    # `reading_compaction_days` finished UTC days this often (live meters store a run per reading)
+    reading_compaction_interval_s: float = Field(default=3_600, gt=0)
+    reading_compaction_days: int = Field(default=3, ge=1, le=366)
 
     # Running the whole stack (`make run`): clock, matcher, simulated neighbourhood
     clock: Literal["wall", "chain"] = (
