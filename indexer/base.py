@@ -19,7 +19,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from itertools import starmap
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection, Engine
@@ -31,7 +31,15 @@ from backend.core.utc import utc_now
 from indexer import fetch_process
 from indexer.bulk import bulk_insert, insert_copy, insert_records
 from indexer.decoder import LogDecoder
-from indexer.fetch import EVENT_COLUMNS, Batch, EventRows, Fetcher, decode_logs, event_records
+from indexer.fetch import (
+    EVENT_COLUMNS,
+    Batch,
+    EventRows,
+    Fetcher,
+    LogFields,
+    decode_fields,
+    event_records,
+)
 from indexer.fetch_process import FetchProcess, ProcessJob, WorkerDied
 from indexer.handlers import Log, handler_for, load_handlers
 from indexer.mirror import Key, MirrorState
@@ -304,7 +312,7 @@ class Indexer:
             state = MirrorState(connection, self.chain_id)
             self.apply(state, logs)
             state.flush(undo_block=None, keep=False)
-            self.store_events(connection, logs, records=batch.event_records)
+            self.store_events(connection, batch.event_records)
             self.store_blocks(connection, [end_header], confirmed=True)
             timestamp = int(end_header["timestamp"], 16)
             end = Cursor(batch.to_block, end_header["hash"], timestamp)
@@ -371,7 +379,8 @@ class Indexer:
 
     def _worker_fetcher(self) -> Fetcher:
         """The fetcher of a worker process (runs there): a client of its own."""
-        rpc = RpcClient(self.rpc.url, timeout_s=self.rpc.timeout_s, retry=self.rpc.retry)
+        model = self._fetch_rpc  # a client like the thread's, with a session of its own
+        rpc = RpcClient(model.url, timeout_s=model.timeout_s, retry=model.retry)
         fetcher = self.fetcher
         return Fetcher(
             rpc,
@@ -425,7 +434,8 @@ class Indexer:
         by_number = {int(h["number"], 16): h for h in headers}
         if any(by_number[int(r["blockNumber"], 16)]["hash"] != r["blockHash"] for r in raw_logs):
             return 0  # logs from a different fork than the headers: retry
-        logs = self.decode(raw_logs, by_number)
+        fields = self.decode(raw_logs, by_number)
+        logs = list(starmap(Log, fields))
         per_block: dict[int, list[Log]] = defaultdict(list)
         for item in logs:
             per_block[item.block_number].append(item)
@@ -436,7 +446,7 @@ class Indexer:
             for number in numbers:
                 self.apply(state, per_block.get(number, []))
                 state.flush(undo_block=number)
-            self.store_events(connection, logs)
+            self.store_events(connection, event_records(self.chain_id, fields))
             self.store_blocks(connection, headers, confirmed=False)
             self.mark_confirmed_and_prune(
                 connection,
@@ -490,14 +500,10 @@ class Indexer:
     # ----------------------------------------------------------------- helpers
 
     def decode(
-        self,
-        raw_logs: list[JsonObject],
-        headers: dict[int, JsonObject] | None = None,
-        rpc: RpcClient | None = None,
-    ) -> list[Log]:
-        """Logs of our events, decoded in bulk; a log without `blockTimestamp` takes it
-        from `headers` or else from the node (through `rpc`, default the indexer's)."""
-        return decode_logs(self.decoder, rpc or self.rpc, raw_logs, headers)
+        self, raw_logs: list[JsonObject], headers: dict[int, JsonObject] | None = None
+    ) -> list[LogFields]:
+        """Logs of our events, decoded in bulk (`fetch.decode_fields`; `Log(*fields)`)."""
+        return decode_fields(self.decoder, self.rpc, raw_logs, headers)
 
     def apply(self, state: MirrorState, logs: list[Log]) -> None:
         handlers = [(item, handler_for(item)) for item in logs]
@@ -511,37 +517,16 @@ class Indexer:
             if handler is not None:
                 handler.apply(state, item)
 
-    def event_records(self, logs: list[Log]) -> list[tuple[Any, ...]]:
-        """`chain_events` rows as COPY records in `EVENT_COLUMNS` order (args as JSON text)."""
-        return event_records(self.chain_id, logs)
-
-    def store_events(
-        self,
-        connection: Connection,
-        logs: list[Log],
-        records: EventRows | None = None,
-    ) -> None:
-        """Insert the logs' `chain_events` rows (binary COPY; a log stored already is
-        skipped). `records`: the rows `event_records` made of them, if made already, or
-        their binary COPY (`Fetcher.events_of`)."""
-        if not logs:
+    def store_events(self, connection: Connection, records: EventRows) -> None:
+        """Insert `chain_events` rows (`fetch.event_records`, or their binary COPY from
+        `Fetcher.events_of`); a log stored already is skipped."""
+        if not records:
             return
+        key = ["chain_id", "tx_hash", "log_index"]
         if isinstance(records, bytes):
-            insert_copy(
-                connection,
-                table_of(ChainEvent),
-                EVENT_COLUMNS,
-                records,
-                key=["chain_id", "tx_hash", "log_index"],
-            )
-            return
-        insert_records(
-            connection,
-            table_of(ChainEvent),
-            EVENT_COLUMNS,
-            self.event_records(logs) if records is None else records,
-            key=["chain_id", "tx_hash", "log_index"],
-        )
+            insert_copy(connection, table_of(ChainEvent), EVENT_COLUMNS, records, key=key)
+        else:
+            insert_records(connection, table_of(ChainEvent), EVENT_COLUMNS, records, key=key)
 
     def store_blocks(
         self, connection: Connection, headers: list[JsonObject], *, confirmed: bool

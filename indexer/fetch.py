@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from itertools import starmap
 from typing import Any
 
 from indexer.bulk import BinaryCopy, dumps_json
@@ -35,6 +36,9 @@ EVENT_COLUMNS = [
 EVENT_BINARY_TYPES = ["int8", "int8", "text", "text", "int8", "text", "text", "text", "text"]
 
 EventRows = list[tuple[Any, ...]] | bytes  # COPY records, or a whole binary COPY of them
+# a decoded log as plain values, in `Log`'s field order: (contract, event, args, address,
+# block_number, block_hash, block_timestamp, tx_hash, log_index); `Log(*fields)` makes it one
+LogFields = tuple[str, str, dict[str, Any], str, int, str, int, str, int]
 
 
 @dataclass
@@ -48,15 +52,15 @@ class Batch:
     event_records: EventRows  # `chain_events` rows, ready for COPY
 
 
-def decode_logs(
+def decode_fields(
     decoder: LogDecoder,
     rpc: RpcClient,
     raw_logs: list[JsonObject],
     headers: dict[int, JsonObject] | None = None,
-) -> list[Log]:
+) -> list[LogFields]:
     """Logs of our events, decoded in bulk; a log without `blockTimestamp` takes it
     from `headers` or else from the node (through `rpc`)."""
-    decoded = []
+    decoded: list[LogFields] = []
     numbers: dict[str, int] = {}  # hex block number → int, once per block
     timestamps: dict[int, int] = {}
     for raw, result in zip(raw_logs, decoder.decode_many(raw_logs), strict=True):
@@ -75,37 +79,51 @@ def decode_logs(
                 found = header["timestamp"]
             timestamp = timestamps[number] = int(found, 16)
         decoded.append(
-            Log(
-                contract=event.contract,
-                event=event.name,
-                args=args,
-                address=raw["address"].lower(),
-                block_number=number,
-                block_hash=raw["blockHash"],
-                block_timestamp=timestamp,
-                tx_hash=raw["transactionHash"],
-                log_index=int(raw["logIndex"], 16),
+            (
+                event.contract,
+                event.name,
+                args,
+                raw["address"].lower(),
+                number,
+                raw["blockHash"],
+                timestamp,
+                raw["transactionHash"],
+                int(raw["logIndex"], 16),
             )
         )
     return decoded
 
 
-def event_records(chain_id: int, logs: list[Log]) -> list[tuple[Any, ...]]:
+def event_records(chain_id: int, fields: list[LogFields]) -> list[tuple[Any, ...]]:
     """`chain_events` rows as COPY records in `EVENT_COLUMNS` order (args as JSON text)."""
     return [
         (
             chain_id,
-            item.block_number,
-            item.block_hash,
-            item.tx_hash,
-            item.log_index,
-            item.contract,
-            item.address,
-            item.event,
-            dumps_json(item.args),
+            block_number,
+            block_hash,
+            tx_hash,
+            log_index,
+            contract,
+            address,
+            event,
+            dumps_json(args),
         )
-        for item in logs
+        for (
+            contract,
+            event,
+            args,
+            address,
+            block_number,
+            block_hash,
+            _,
+            tx_hash,
+            log_index,
+        ) in fields
     ]
+
+
+# what a fetch sends the writer: (from_block, to_block, logs, end header, `chain_events` rows)
+Fetched = tuple[int, int, list[LogFields], JsonObject | None, EventRows]
 
 
 class Fetcher:
@@ -135,6 +153,10 @@ class Fetcher:
 
     def produce(self, from_block: int, final_head: int) -> Batch:
         """Fetch, decode and shape the range starting at `from_block`."""
+        return batch_of(self.fetch(from_block, final_head))
+
+    def fetch(self, from_block: int, final_head: int) -> Fetched:
+        """`produce` as plain values (what a worker process sends)."""
         while True:
             to_block = min(from_block + self.range - 1, final_head)
             started = time.monotonic()
@@ -152,11 +174,11 @@ class Fetcher:
                 blocks=to_block - from_block + 1,
                 seconds=time.monotonic() - started,
             )
-            logs = decode_logs(self.decoder, self.rpc, raw_logs)
-            return Batch(from_block, to_block, logs, end_header, self.events_of(logs))
+            fields = decode_fields(self.decoder, self.rpc, raw_logs)
+            return from_block, to_block, fields, end_header, self.events_of(fields)
 
-    def events_of(self, logs: list[Log]) -> EventRows:
-        records = event_records(self.chain_id, logs)
+    def events_of(self, fields: list[LogFields]) -> EventRows:
+        records = event_records(self.chain_id, fields)
         if not self.binary_events:
             return records
         try:
@@ -173,3 +195,8 @@ class Fetcher:
         else:
             factor = min(2.0, max(0.25, self.target_logs / logs))
         self.range = max(self.min_range, min(self.max_range, int(blocks * factor) or 1))
+
+
+def batch_of(fetched: Fetched) -> Batch:
+    from_block, to_block, fields, end_header, events = fetched
+    return Batch(from_block, to_block, list(starmap(Log, fields)), end_header, events)
