@@ -61,29 +61,30 @@ def decode_fields(
     """Logs of our events, decoded in bulk; a log without `blockTimestamp` takes it
     from `headers` or else from the node (through `rpc`)."""
     decoded: list[LogFields] = []
-    numbers: dict[str, int] = {}  # hex block number → int, once per block
-    timestamps: dict[int, int] = {}
+    lower: dict[str, str] = {}  # address as given → lower-case, once per contract
+    hex_number, number, timestamp = "", 0, 0  # the block of the log before (logs come in order)
     for raw, result in zip(raw_logs, decoder.decode_many(raw_logs), strict=True):
         if result is None:
             continue
         event, args = result
-        hex_number = raw["blockNumber"]
-        number = numbers.get(hex_number)
-        if number is None:
-            number = numbers[hex_number] = int(hex_number, 16)
-        timestamp = timestamps.get(number)
-        if timestamp is None:
+        if raw["blockNumber"] != hex_number:
+            hex_number = raw["blockNumber"]
+            number = int(hex_number, 16)
             found = raw.get("blockTimestamp") or (headers or {}).get(number, {}).get("timestamp")
             if found is None:
                 header = rpc.call("eth_getBlockByNumber", [hex(number), False])
                 found = header["timestamp"]
-            timestamp = timestamps[number] = int(found, 16)
+            timestamp = int(found, 16)
+        address = raw["address"]
+        low = lower.get(address)
+        if low is None:
+            low = lower[address] = address.lower()
         decoded.append(
             (
                 event.contract,
                 event.name,
                 args,
-                raw["address"].lower(),
+                low,
                 number,
                 raw["blockHash"],
                 timestamp,
