@@ -128,26 +128,15 @@ def insert_records(
     column_list = _column_list(columns)
     driver = _driver(connection)
     types = binary_types(table, columns)
-    try:
-        with driver.transaction():  # a savepoint inside the caller's transaction
-            _copy(driver, table.name, column_list, records, types)
+    new = _copy_skipping_stored(
+        driver,
+        table.name,
+        column_list,
+        key,
+        lambda target: _copy(driver, target, column_list, records, types),
+    )
+    if new is None:
         return [True] * len(records)
-    except UniqueViolation:
-        pass
-    staging = f"_staging_{table.name}"
-    cursor = driver.cursor()
-    cursor.execute(
-        f'CREATE TEMP TABLE IF NOT EXISTS "{staging}" AS '
-        f'SELECT {column_list} FROM "{table.name}" WITH NO DATA'
-    )
-    _copy(driver, staging, column_list, records, types)
-    keys = _column_list(key)
-    cursor.execute(
-        f'INSERT INTO "{table.name}" ({column_list}) SELECT {column_list} FROM "{staging}" '
-        f"ON CONFLICT ({keys}) DO NOTHING RETURNING {keys}"
-    )
-    new = {tuple(found) for found in cursor.fetchall()}
-    cursor.execute(f'TRUNCATE "{staging}"')
     positions = [columns.index(c) for c in key]
     inserted: list[bool] = []
     for record in records:
@@ -164,24 +153,46 @@ def insert_copy(
     PostgreSQL only: straight in, or through the staging table when one is stored already."""
     column_list = _column_list(columns)
     driver = _driver(connection)
+    _copy_skipping_stored(
+        driver,
+        table.name,
+        column_list,
+        key,
+        lambda target: _copy_payload(driver, target, column_list, payload),
+    )
+
+
+def _copy_skipping_stored(
+    driver: psycopg.Connection[Any],
+    table_name: str,
+    column_list: str,
+    key: list[str],
+    copy: Callable[[str], None],
+) -> set[tuple[Any, ...]] | None:
+    """`copy(table)` straight in; if a row's `key` is stored already, `copy` into a staging
+    table instead and insert from it what is new. Returns None when the first COPY took every
+    row, else the keys inserted."""
     try:
         with driver.transaction():  # a savepoint inside the caller's transaction
-            _copy_payload(driver, table.name, column_list, payload)
-        return
+            copy(table_name)
+        return None
     except UniqueViolation:
         pass
-    staging = f"_staging_{table.name}"
+    staging = f"_staging_{table_name}"
     cursor = driver.cursor()
     cursor.execute(
         f'CREATE TEMP TABLE IF NOT EXISTS "{staging}" AS '
-        f'SELECT {column_list} FROM "{table.name}" WITH NO DATA'
+        f'SELECT {column_list} FROM "{table_name}" WITH NO DATA'
     )
-    _copy_payload(driver, staging, column_list, payload)
+    copy(staging)
+    keys = _column_list(key)
     cursor.execute(
-        f'INSERT INTO "{table.name}" ({column_list}) SELECT {column_list} FROM "{staging}" '
-        f"ON CONFLICT ({_column_list(key)}) DO NOTHING"
+        f'INSERT INTO "{table_name}" ({column_list}) SELECT {column_list} FROM "{staging}" '
+        f"ON CONFLICT ({keys}) DO NOTHING RETURNING {keys}"
     )
+    new = {tuple(found) for found in cursor.fetchall()}
     cursor.execute(f'TRUNCATE "{staging}"')
+    return new
 
 
 def _copy_payload(

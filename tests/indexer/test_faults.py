@@ -81,6 +81,31 @@ def test_killed_mid_batch_resumes_with_no_duplicate_and_no_gap(devnet, fresh_pg_
     engine.dispose()
 
 
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that logs nothing."""
+
+    def log_message(self, *args):
+        pass
+
+    def body(self) -> bytes:
+        return self.rfile.read(int(self.headers["Content-Length"]))
+
+
+def serve(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, str]:
+    """An HTTP server on a free local port, serving on a daemon thread; and its URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def reply_json(handler: BaseHTTPRequestHandler, body: bytes) -> None:
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
 class FlakyProxy:
     """An HTTP proxy in front of Anvil that drops, delays, fails or truncates some requests."""
 
@@ -91,12 +116,9 @@ class FlakyProxy:
         self.faults = {"drop": 0, "delay": 0, "http500": 0, "truncate": 0}
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
+                body = self.body()
                 fault = proxy.pick()
                 if fault == "drop":
                     self.connection.close()
@@ -112,15 +134,9 @@ class FlakyProxy:
                 ).content
                 if fault == "truncate":
                     reply = reply[: len(reply) // 2]
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
+                reply_json(self, reply)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server, self.url = serve(Handler)
 
     def pick(self) -> str | None:
         if self.rng.random() >= self.fault_rate:
@@ -160,12 +176,9 @@ class RefusingProxy:
         self.refused: list[int] = []
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
+                body = self.body()
                 calls = json.loads(body)
                 wide = [
                     c
@@ -186,15 +199,9 @@ class RefusingProxy:
                     reply_bytes = requests.post(
                         upstream, data=body, headers={"Content-Type": "application/json"}
                     ).content
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(reply_bytes)))
-                self.end_headers()
-                self.wfile.write(reply_bytes)
+                reply_json(self, reply_bytes)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server, self.url = serve(Handler)
 
     def close(self) -> None:
         self.server.shutdown()
