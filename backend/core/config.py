@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     finality_depth: int = Field(default=64, ge=1)  # deepest reorg the indexer rewinds
     indexer_poll_interval_s: float = Field(default=0.05, gt=0)
     indexer_initial_range: int = Field(default=200, ge=1)  # eth_getLogs blocks, adaptive
+    # backfill's fetch and decode in a forked worker process (else on a thread of the indexer's)
+    indexer_fetch_process: bool = True
 
     # Keys and secrets
     # Deploys the contracts, keeps GridUSD's MINTER_ROLE (the devnet faucet) and renounces
