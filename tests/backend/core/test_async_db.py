@@ -14,8 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from backend.accounts.models import Account, ApiKey
-from backend.accounts.security import hash_api_key
+from backend.accounts.models import Account
 from backend.api import deps, fast_book
 from backend.core.async_db import (
     AsyncPool,
@@ -30,59 +29,36 @@ from backend.core.config import Settings
 from backend.core.db import make_engine
 from backend.energy import services
 from backend.market import account_orders, book, trades
-from backend.market.models import SignedOrder
 from backend.market.schemas import OrderPublic, OrderPublicStatus, Page
-from indexer.models import MarketBalance, MarketOrder, TokenBalance, Trade, TradeStatus
+from indexer.models import MarketOrder
 from tests.fixtures.app import app_on
+from tests.fixtures.private_reads import BIG, ME, START, seed_reader
 from tests.fixtures.services import TEST_REDIS_URL
 
-BIG = 2**60  # above 2^53: a decimal string on the wire
-START = 2**31 // 900 * 900  # far in the future: orders stay live
 NOW = START - 3600
-ME = "0x" + "ab" * 20
 KEY = "glk_test_async_reads"
 
 
 def seed(url: str) -> Account:
-    """An account with an API key, five orders (one filled on chain), two open trades and
-    mirrored balances; returns the account."""
-    engine = make_engine(url)
-    with Session(engine) as session:
-        account = Account(email="async@example.org", address=ME)
-        session.add(account)
-        session.flush()
-        session.add(
-            ApiKey(
-                account_id=account.id,
-                name="reads",
-                prefix=KEY[:12],
-                secret_hash=hash_api_key(KEY),
-                scopes=["read"],
-            )
-        )
-        for i in range(5):
-            digest = "0x" + f"{i:064x}"
-            session.add(
-                SignedOrder(
-                    order_hash=digest,
-                    account_id=account.id,
-                    custodial=True,
-                    maker=ME,
-                    side=i % 2,
-                    product=0,
-                    asset_id=0,
-                    meter_id="0x" + "11" * 32,
-                    quantity_wh=BIG + i,
-                    price=BIG + 1_000 * i,
-                    delivery_start=START,
-                    delivery_end=START + 900,
-                    expiry=START - 1,
-                    nonce=0,
-                    salt=str(2**255 + i),
-                    signature="0x" + "00" * 65,
-                )
-            )
-        session.add(
+    """The reader with a read key, five orders (the first filled on chain), two open trades
+    (it sells one, buys the other) and its balances."""
+    other = "0x" + "cd" * 20
+    return seed_reader(
+        url,
+        email="async@example.org",
+        keys={KEY: ["read"]},
+        orders=[{"price": BIG + 1_000 * i, "expiry": START - 1} for i in range(5)],
+        trades=[
+            {
+                "seller": seller,
+                "buyer": buyer,
+                "quantity_wh": BIG + k,
+                "price": 100_000,
+                "payment": BIG,
+            }
+            for k, (seller, buyer) in enumerate(((ME, other), (other, ME)))
+        ],
+        also=[
             MarketOrder(
                 order_hash="0x" + f"{0:064x}",
                 chain_id=31337,
@@ -91,37 +67,8 @@ def seed(url: str) -> Account:
                 cancelled=False,
                 block_number=1,
             )
-        )
-        for trade_id, (seller, buyer) in enumerate(
-            ((ME, "0x" + "cd" * 20), ("0x" + "cd" * 20, ME))
-        ):
-            session.add(
-                Trade(
-                    trade_id=trade_id + 1,
-                    chain_id=31337,
-                    product="energy",
-                    status=TradeStatus.OPEN,
-                    seller=seller,
-                    buyer=buyer,
-                    quantity_wh=BIG + trade_id,
-                    price=100_000,
-                    payment=BIG,
-                    delivery_start=START,
-                    delivery_end=START + 900,
-                    sell_order_hash="0x" + "01" * 32,
-                    buy_order_hash="0x" + "02" * 32,
-                    created_tx="0x" + "03" * 32,
-                    created_block=1,
-                    created_at=1,
-                )
-            )
-        session.add(TokenBalance(account=ME, balance=BIG + 7, block_number=1))
-        session.add(MarketBalance(account=ME, withdrawable=BIG + 8, locked=9, block_number=1))
-        session.commit()
-        session.refresh(account)
-        session.expunge(account)
-    engine.dispose()
-    return account
+        ],
+    )
 
 
 def reads_of(
