@@ -81,6 +81,23 @@ class AsyncPool:
             self.idle.append(connection)
             return rows
 
+    async def fetch_together(
+        self, statements: Sequence[tuple[str, Mapping[str, Any]]]
+    ) -> list[list[Any]]:
+        """The rows of each statement, all sent in one round trip on one connection (psycopg's
+        pipeline mode: the statements are queued, then one flush and one sync)."""
+        async with self.slots:
+            connection = self.idle.pop() if self.idle else await self._connect()
+            try:
+                async with connection.pipeline():
+                    cursors = [await connection.execute(sql, params) for sql, params in statements]
+                results = [await cursor.fetchall() for cursor in cursors]
+            except BaseException:
+                await connection.close()
+                raise
+            self.idle.append(connection)
+            return results
+
     def close(self) -> None:
         """Close the idle connections at once (no await: their loop may be closed already)."""
         while self.idle:
@@ -107,12 +124,12 @@ def close_pools() -> None:
     """Close the pools of the running event loop (the app's shutdown) and of loops closed
     since: a pool's connections otherwise stay open until the collector finds it (a test
     client without lifespan runs each request on a loop of its own)."""
-    running = asyncio.get_running_loop()
-    _close_pools_of([loop for loop in _POOLS if loop is running or loop.is_closed()])
+    _close_pools(also=asyncio.get_running_loop())
 
 
-def _close_pools_of(loops: list[asyncio.AbstractEventLoop]) -> None:
-    for loop in loops:
+def _close_pools(*, also: asyncio.AbstractEventLoop | None = None) -> None:
+    """Close and forget the pools of closed event loops, and of `also`."""
+    for loop in [loop for loop in _POOLS if loop is also or loop.is_closed()]:
         for pool in _POOLS.pop(loop).values():
             pool.close()
 
@@ -132,7 +149,7 @@ def async_pool(settings: Settings) -> AsyncPool | None:
     pool is closed when its loop is collected."""
 
     def make(conninfo: str) -> AsyncPool:
-        _close_pools_of([loop for loop in _POOLS if loop.is_closed()])
+        _close_pools()
         pool = AsyncPool(conninfo, settings.async_read_pool_size)
         weakref.finalize(asyncio.get_running_loop(), pool.close)  # a loop collected unclosed
         return pool
@@ -168,6 +185,14 @@ class AsyncReads:
     async def all(self, query: Query, params: Mapping[str, Any] | None = None) -> Sequence[Any]:
         sql, literals = query.postgres()
         return await self.pool.fetch(sql, {**literals, **(params or {})})
+
+    async def together(self, *reads: tuple[Query, Mapping[str, Any]]) -> list[Sequence[Any]]:
+        """The rows of each (query, parameters), in one round trip (`AsyncPool.fetch_together`)."""
+        statements = []
+        for query, params in reads:
+            sql, literals = query.postgres()
+            statements.append((sql, {**literals, **params}))
+        return list(await self.pool.fetch_together(statements))
 
 
 class SyncReads:
