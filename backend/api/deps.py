@@ -19,16 +19,13 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC
-from functools import lru_cache
-from typing import Annotated, Any, TypeVar, cast
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Header, Request, params
-from sqlalchemy import Executable, Uuid, bindparam, func
+from sqlalchemy import bindparam
 from sqlalchemy import select as select_core
-from sqlalchemy.sql.elements import BindParameter, ColumnElement
-from sqlalchemy.sql.visitors import ExternallyTraversible, replacement_traverse
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
@@ -270,19 +267,13 @@ async def _by_token(reads: Reads, settings: Settings, authorization: str) -> Acc
 async def _by_api_key(reads: Reads, settings: Settings, x_api_key: str) -> tuple[Account, ApiKey]:
     """The key and its account in one round trip, then the account's rate-limit count."""
     rows = await reads.all(_KEY_AND_ACCOUNT, {"secret_hash": hash_api_key(x_api_key)})
-    account, key = _key_and_account(rows)
-    await _count_request(settings, account.id)
-    return account, key
-
-
-def _key_and_account(rows: Sequence[Any]) -> tuple[Account, ApiKey]:
-    """The API key and its account of `_KEY_AND_ACCOUNT`'s rows, unexpired and active."""
     if not rows:
         raise Unauthenticated("unknown or inactive account")
     columns = rows[0]._asdict()
     key = ApiKey(**{k[len(_KEY) :]: v for k, v in columns.items() if k.startswith(_KEY)})
     _check_unexpired(key)
     account = _check_active(Account(**{k: v for k, v in columns.items() if not k.startswith(_KEY)}))
+    await _count_request(settings, account.id)
     return account, key
 
 
@@ -296,78 +287,6 @@ async def authenticate_async(
         return await _by_token(reads, settings, authorization), None
     if x_api_key:
         return await _by_api_key(reads, settings, x_api_key)
-    raise Unauthenticated("send a Bearer access token or an X-API-Key header")
-
-
-# A caller's own data read with its authentication (`authenticate_reading`): the data query
-# names its caller by the bind parameter `account_id` (a UUID) or `address` (lower-case).
-_KEY_ACCOUNT_ID = (
-    select_core(_API_KEYS.c.account_id)
-    .where(_API_KEYS.c.secret_hash == bindparam("secret_hash"), _API_KEYS.c.revoked_at.is_(None))
-    .scalar_subquery()
-)
-
-
-def _address_of(account_id: ColumnElement[Any]) -> ColumnElement[Any]:
-    return (
-        select_core(func.lower(_ACCOUNTS.c.address))
-        .where(_ACCOUNTS.c.id == account_id)
-        .scalar_subquery()
-    )
-
-
-_NO_OPTIONS: dict[str, Any] = {}
-
-
-@lru_cache(maxsize=32)
-def caller_query(query: Query, *, by_key: bool) -> Query:
-    """`query` with its caller given by the token's account id (`account_id`) or, `by_key`,
-    found from the API key's hash (`secret_hash`: the unrevoked key's account)."""
-    account_id = _KEY_ACCOUNT_ID if by_key else bindparam("account_id", type_=Uuid)
-    callers = {"account_id": account_id, "address": _address_of(account_id)}
-
-    def replace(element: Any, **_: Any) -> Any:
-        if isinstance(element, BindParameter) and element.key in callers:
-            return callers[element.key]
-        return None
-
-    statement = cast(ExternallyTraversible, query.statement)
-    return Query(cast(Executable, replacement_traverse(statement, _NO_OPTIONS, replace)))
-
-
-async def authenticate_reading(
-    reads: AsyncReads,
-    settings: Settings,
-    authorization: str | None,
-    x_api_key: str | None,
-    query: Query,
-    params: Mapping[str, Any],
-) -> tuple[Account, ApiKey | None, Sequence[Any]]:
-    """`authenticate_async` and the caller's own data (`query`, which names its caller by
-    `account_id` or `address`, with the other `params`) in one database round trip: the
-    credential's rows and the data are read together, each request (nothing cached: a revoked
-    key or a disabled account is refused on the next one). The data are read before the
-    checks, so a refused request reads them for nothing; only the caller's rows are
-    answered."""
-    if authorization and _is_bearer(authorization):
-        account_id = _token_subject(authorization, settings)
-        (accounts, rows), _ = await asyncio.gather(
-            reads.together(
-                (_ACCOUNT_BY_ID, {"id": account_id}),
-                (caller_query(query, by_key=False), {**params, "account_id": account_id}),
-            ),
-            _count_request(settings, account_id),
-        )
-        return _check_active(Account(**accounts[0]._asdict()) if accounts else None), None, rows
-    if x_api_key:
-        secret_hash = hash_api_key(x_api_key)
-        keys, rows = await reads.together(
-            (_KEY_AND_ACCOUNT, {"secret_hash": secret_hash}),
-            (caller_query(query, by_key=True), {**params, "secret_hash": secret_hash}),
-        )
-        account, key = _key_and_account(keys)
-        await _count_request(settings, account.id)  # after the checks, as `authenticate_async`
-        return account, key, rows
     raise Unauthenticated("send a Bearer access token or an X-API-Key header")
 
 

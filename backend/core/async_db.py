@@ -81,23 +81,6 @@ class AsyncPool:
             self.idle.append(connection)
             return rows
 
-    async def fetch_together(
-        self, statements: Sequence[tuple[str, Mapping[str, Any]]]
-    ) -> list[list[Any]]:
-        """The rows of each statement, all sent in one round trip on one connection (psycopg's
-        pipeline mode: the statements are queued, then one flush and one sync)."""
-        async with self.slots:
-            connection = self.idle.pop() if self.idle else await self._connect()
-            try:
-                async with connection.pipeline():
-                    cursors = [await connection.execute(sql, params) for sql, params in statements]
-                results = [await cursor.fetchall() for cursor in cursors]
-            except BaseException:
-                await connection.close()
-                raise
-            self.idle.append(connection)
-            return results
-
     def close(self) -> None:
         """Close the idle connections at once (no await: their loop may be closed already)."""
         while self.idle:
@@ -185,14 +168,6 @@ class AsyncReads:
     async def all(self, query: Query, params: Mapping[str, Any] | None = None) -> Sequence[Any]:
         sql, literals = query.postgres()
         return await self.pool.fetch(sql, {**literals, **(params or {})})
-
-    async def together(self, *reads: tuple[Query, Mapping[str, Any]]) -> list[Sequence[Any]]:
-        """The rows of each (query, parameters), in one round trip (`AsyncPool.fetch_together`)."""
-        statements = []
-        for query, params in reads:
-            sql, literals = query.postgres()
-            statements.append((sql, {**literals, **params}))
-        return list(await self.pool.fetch_together(statements))
 
 
 class SyncReads:

@@ -147,19 +147,16 @@ def my_orders_query(*, after: bool, status: bool) -> Query:
 
 
 def my_orders_params(
-    account_id: uuid.UUID | None,
+    account_id: uuid.UUID,
     *,
     now: int,
     cursor: str | None,
     limit: int,
     status: OrderPublicStatus | None = None,
 ) -> tuple[Query, dict[str, Any]]:
-    """The query and parameters of one page of `account_id`'s orders (as `list_my_orders`);
-    None: the caller is given with its credential (backend/api/deps.py `caller_query`)."""
+    """The query and parameters of one page of `account_id`'s orders (as `list_my_orders`)."""
     after = decode_cursor(cursor)
-    params: dict[str, Any] = {"now": now, "rows": limit + 1}
-    if account_id is not None:
-        params["account_id"] = account_id
+    params: dict[str, Any] = {"account_id": account_id, "now": now, "rows": limit + 1}
     if status:
         params["status"] = status.value
     if after is not None:

@@ -14,7 +14,6 @@ from backend.accounts.models import Account, ApiKey
 from backend.accounts.security import create_access_token
 from backend.api import fast_private
 from backend.api.fast_private import credentials, orders_query
-from backend.core.async_db import AsyncPool
 from backend.core.config import Settings
 from backend.core.db import make_engine
 from backend.core.utc import utc_now
@@ -89,9 +88,8 @@ def world(fresh_pg_url, tmp_path, monkeypatch, redis_client):
     monkeypatch.setattr(deps, "read_chain_time", _fixed_clock)
     monkeypatch.setattr(fast_private, "read_chain_time", _fixed_clock)
     ours: list[int] = []
-    for name in ("authenticate_async", "authenticate_reading"):
-        real = getattr(fast_private, name)
-        monkeypatch.setattr(fast_private, name, lambda *a, real=real: ours.append(1) or real(*a))
+    real = fast_private.authenticate_async
+    monkeypatch.setattr(fast_private, "authenticate_async", lambda *a: ours.append(1) or real(*a))
     settings = Settings(
         _env_file=None,
         data_dir=tmp_path,
@@ -180,26 +178,3 @@ def test_every_request_counts_once_against_the_rate_limit(world):
     assert statuses == [200] * settings.rate_limit_per_minute
     assert over.status_code == 429 and "retry-after" in over.headers
     assert len(ours) == 41
-
-
-def test_the_credential_and_the_data_are_read_in_one_round_trip(world, monkeypatch):
-    client, account, _, _, settings = world
-    sent: list[object] = []
-    fetch, together = AsyncPool.fetch, AsyncPool.fetch_together
-    monkeypatch.setattr(
-        AsyncPool, "fetch", lambda pool, *a: sent.append("alone") or fetch(pool, *a)
-    )
-    monkeypatch.setattr(
-        AsyncPool, "fetch_together", lambda pool, st: sent.append(len(st)) or together(pool, st)
-    )
-    token = {"Authorization": "Bearer " + create_access_token(account.id, [], settings)}
-    for headers in ({"X-API-Key": KEY}, token):
-        for path in ("/v1/trading/orders?limit=2", "/v1/energy/balance"):
-            assert client.get(path, headers=headers).status_code == 200
-    assert sent == [2, 2, 2, 2]  # one round trip each: credential rows and data together
-    sent.clear()
-    # a statement that cannot be built (a bad cursor) waits for authentication: 401 first
-    assert (
-        client.get("/v1/trading/orders?cursor=bm8", headers={"X-API-Key": "x"}).status_code == 401
-    )
-    assert sent == ["alone"]
