@@ -10,11 +10,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlmodel import Session
 
 from backend.accounts.models import Account
+from backend.accounts.security import hash_api_key
 from backend.api import deps, fast_book
 from backend.core.async_db import (
     AsyncPool,
@@ -328,6 +331,61 @@ def test_async_book_history_and_transfers_answer_what_the_sync_services_do(
 
 async def _fixed_clock(settings: Settings) -> int:
     return NOW
+
+
+def test_only_statements_with_one_plan_for_all_keep_a_generic_plan(seeded):
+    """My orders (index (account_id, seq)) and the key lookup are planned once per connection
+    and that plan walks the index; the order book is planned for each execution. One
+    connection serves both modes."""
+    url, account = seeded
+    conninfo = libpq_conninfo(url)
+    assert conninfo is not None
+    mine, mine_params = account_orders.my_orders_params(account.id, now=NOW, cursor=None, limit=2)
+    book_params = book.order_book_params(f"energy-{START}", now=NOW)
+    fragments = {  # a piece of each statement's text, as pg_prepared_statements shows it
+        "mine": "ORDER BY signed_orders.seq DESC",
+        "key": "JOIN accounts ON accounts.id = api_keys.account_id",
+        "book": "sum(signed_orders.quantity_wh",
+    }
+
+    async def run() -> tuple[dict[str, tuple[int, int]], int, list[int]]:
+        pool, sizes = AsyncPool(conninfo, 1), []
+        reads = AsyncReads(pool)
+        # psycopg prepares a statement at its fifth execution; PostgreSQL's default mode plans
+        # a prepared statement for its parameters five times before it considers a generic plan
+        for _ in range(14):
+            sizes.append(len(await reads.all(mine, mine_params)))
+            await reads.all(deps._KEY_AND_ACCOUNT, {"secret_hash": hash_api_key(KEY)})
+            await reads.all(book.ORDER_BOOK, book_params)
+        rows = await pool.fetch(
+            "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements", {}
+        )
+        found = {
+            name: (row.generic_plans, row.custom_plans)
+            for row in rows
+            for name, fragment in fragments.items()
+            if fragment in row.statement
+        }
+        opened = len(pool.idle)
+        pool.close()
+        return found, opened, sizes
+
+    found, opened, sizes = asyncio.run(run())
+    assert opened == 1 and sizes == [3] * 14
+    assert found["mine"][0] > 0 and found["key"][0] > 0
+    assert found["book"] == (0, found["book"][1]) and found["book"][1] > 0
+    dollar = mine.statement.compile(dialect=PGDialect_psycopg(paramstyle="numeric_dollar"))
+    values = {**dollar.params, **mine_params}
+    with psycopg.ClientCursor(psycopg.connect(conninfo, autocommit=True)) as cursor:
+        cursor.execute("SET plan_cache_mode = force_generic_plan")
+        cursor.execute(f"PREPARE mine AS {dollar.string}")
+        arguments = ", ".join(["%s"] * len(dollar.positiontup))
+        cursor.execute(
+            f"EXPLAIN EXECUTE mine({arguments})", [values[k] for k in dollar.positiontup]
+        )
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        cursor.connection.close()
+    assert "ix_signed_orders_account_seq" in plan, plan
 
 
 def test_a_failed_connection_leaves_the_pool(fresh_pg_url):
