@@ -214,14 +214,8 @@ def test_concurrent_batches_for_the_same_meter_day_never_duplicate_an_interval(f
     for thread in threads:
         thread.join(120)
     assert errors == [] and len(results) == 8
+    count, distinct, total = intervals_of(engine, meter)
     with engine.connect() as connection:
-        count, distinct, total = connection.execute(
-            text(
-                "SELECT count(*), count(DISTINCT interval_start), sum(export_wh) "
-                "FROM meter_readings WHERE meter_id = :m"
-            ),
-            {"m": meter},
-        ).one()
         overlaps = connection.execute(
             text(
                 "SELECT count(*) FROM reading_runs a JOIN reading_runs b ON a.meter_id = "
@@ -282,6 +276,12 @@ def test_a_merge_that_finds_its_intervals_taken_by_a_copy_merges_again(fresh_met
     )  # the COPY of 1..100 held uncommitted, the merge of 51..150 waits for it
     assert copied.accepted == 100
     assert (result.accepted, result.duplicate, result.corrected) == (50, 51, 0)
+    count, distinct, total = intervals_of(engine, meter)
+    assert count == distinct == 150 and total == sum(range(1, 151))
+
+
+def intervals_of(engine, meter: str) -> tuple[int, int, int]:
+    """(intervals stored, distinct interval starts, their export Wh) of `meter`."""
     with engine.connect() as connection:
         count, distinct, total = connection.execute(
             text(
@@ -290,7 +290,7 @@ def test_a_merge_that_finds_its_intervals_taken_by_a_copy_merges_again(fresh_met
             ),
             {"m": meter},
         ).one()
-    assert count == distinct == 150 and total == sum(range(1, 151))
+    return count, distinct, total
 
 
 def batch(meter: str, slots: range) -> bytes:
