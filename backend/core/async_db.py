@@ -4,7 +4,8 @@
 PostgreSQL (`postgresql+psycopg://`): `AsyncReads` runs each query's SQL, compiled once per
 process, on a small pool of psycopg 3 async connections in autocommit (no BEGIN/ROLLBACK
 round trips; psycopg prepares a statement on the server after its fifth use on a
-connection, planned for each execution's parameters). Measured on the 2-core machine:
+connection, planned for each execution's parameters unless `Query.generic_plan` says one plan
+fits every value). Measured on the 2-core machine:
 SQLAlchemy's async engine over the same driver answered ~900 statements/s under 64
 concurrent tasks, raw psycopg async ~7,000/s: the engine's greenlet hand-offs, pool
 bookkeeping and per-statement transaction cost the difference. The event loop never waits on
