@@ -60,7 +60,6 @@ from backend.core.config import PROJECT_ROOT, Settings
 from backend.core.db import make_engine
 from backend.meters import runs as reading_runs
 from backend.meters.batch import Columns
-from backend.meters.copy_in import encode
 from backend.meters.models import MeterReading
 from backend.meters.schemas import MeterApproval, MeterCreate
 from backend.meters.services import approve_meter, register_meter
@@ -69,6 +68,7 @@ from backend.meters.trust import ReadingDomain, write_domain
 from backend.meters.validation import iso, parse_timestamp
 from bench import _mqtt
 from bench._database import scratch_schema
+from bench._row_copy import copy_rows, encode
 
 READINGS = int(os.environ.get("GRIDLEDGER_BENCH_READINGS", "200000"))
 SIGNED_READINGS = int(os.environ.get("GRIDLEDGER_BENCH_SIGNED_READINGS", "50000"))
@@ -329,11 +329,7 @@ ROW_TABLE = (
     "signature varchar(132), signer varchar(42), received_at timestamptz NOT NULL, "
     "PRIMARY KEY (meter_id, interval_start))"
 )  # the row-per-reading layout before migration i16_reading_runs
-COPY_ROWS = (
-    "COPY row_readings (meter_id, interval_start, interval_s, import_wh, export_wh, "
-    "voltage_v, current_a, power_factor, quality, revision, source, verified, signature, "
-    "signer, received_at) FROM STDIN (FORMAT BINARY)"
-)
+COPY_ROWS = copy_rows("row_readings")
 
 
 def bench_columns(b: list[dict[str, Any]]) -> Columns:
