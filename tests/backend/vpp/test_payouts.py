@@ -20,7 +20,7 @@ from backend.vpp.schemas import VppCreate
 from backend.vpp.services import create_vpp, join
 from backend.vpp.trading_models import VppAllocation, VppOrder
 from indexer.models import Trade
-from tests.fixtures.resources import add_pv, add_resource
+from tests.fixtures.resources import WALL, add_pv, add_resource
 
 SLOT = 900
 PRICE = 123_457  # per kWh: shares with remainders
@@ -88,7 +88,7 @@ def test_vpp_trade_settles_on_member_meters_and_allocations_sum_to_the_payout(ma
             pv = add_pv(session, owner, meter=meter, grid_area="DE-50HZ")
             battery = add_resource(session, owner, meter=meter, grid_area="DE-50HZ")
             for resource in (pv, battery):  # two resources behind one meter count it once
-                membership = join(session, owner, vpp.id, resource.id)
+                membership = join(session, WALL, owner, vpp.id, resource.id)
                 membership.joined_at = datetime.fromtimestamp(slot - 86_400, UTC)
             members[person.address] = (owner.id, pv.id)
         meter = vpp_meter_id(aggregator, vpp.id)
@@ -181,7 +181,9 @@ def test_penalty_with_no_verified_delivery_stays_with_the_aggregator(market):
         vpp = create_vpp(session, aggregator, VppCreate(name="Quiet VPP"))
         owner = account_of(session, member_key)
         pv = add_pv(session, owner, meter=f"meter:{member_key.address}", grid_area="DE-50HZ")
-        join(session, owner, vpp.id, pv.id).joined_at = datetime.fromtimestamp(slot - 900, UTC)
+        join(session, WALL, owner, vpp.id, pv.id).joined_at = datetime.fromtimestamp(
+            slot - 900, UTC
+        )
         meter = vpp_meter_id(aggregator, vpp.id)
         vpp_id, aggregator_id = vpp.id, aggregator.id
         session.commit()

@@ -21,7 +21,7 @@ from backend.vpp.schemas import VppCreate
 from backend.vpp.services import create_vpp, join
 from tests.backend.api.routes.test_meters import bearer
 from tests.fixtures.dr import add_operator, program_body
-from tests.fixtures.resources import add_aggregator, add_resource
+from tests.fixtures.resources import WALL, add_aggregator, add_resource
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ def test_called_event_goes_to_vens_and_vpps(api):
     battery = add_resource(session, owner)  # behind meter:solar-1
     aggregator = add_aggregator(session)
     vpp = create_vpp(session, aggregator, VppCreate(name="street vpp"))
-    join(session, owner, vpp.id, battery.id)
+    join(session, WALL, owner, vpp.id, battery.id)
     house = next(m for m in owner_meters(client, owner) if m["name"] == "meter:house-1")
     add_ven(
         session,
