@@ -13,6 +13,11 @@ what a second core or machine buys). One wallet sends every order with one worke
 MAKERS_2_WORKERS wallets take turns (one maker's orders are checked and stored under its
 advisory lock, so a single maker would keep the two workers' writers waiting on each other,
 which is not what a second worker is for).
+
+`bid_orders_per_s` (`bid_p99_ms`, `bid_api_cpu_ms_per_order`): the same with wallet-signed
+bids, one worker. A bid is checked against the wallet's GridUSD balance and its allowance to
+the market (approved for a finite amount, so the mirror counts it down), both from the mirror,
+with what the wallet's open bids already reserve; it takes the sync intake on a worker thread.
 """
 
 from __future__ import annotations
@@ -52,9 +57,15 @@ FIRST_EXTRA_WALLET = 10  # mnemonic indexes 10, 11, ...: wallets Anvil did not f
 
 
 def deposit_collateral(
-    w3: Web3, settings: Settings, deployment: Deployment, wallet: LocalAccount
+    w3: Web3,
+    settings: Settings,
+    deployment: Deployment,
+    wallet: LocalAccount,
+    *,
+    deposit: bool = True,
 ) -> None:
-    """Mint COLLATERAL to `wallet` (the deployer mints GridUSD) and deposit it in the market."""
+    """Mint COLLATERAL to `wallet` (the deployer mints GridUSD), approve it to the market and
+    deposit it there (without `deposit`: a bidder's funds, left in its wallet)."""
     token, market = (
         w3.eth.contract(
             address=Web3.to_checksum_address(deployment.contracts[name].address),
@@ -68,7 +79,8 @@ def deposit_collateral(
         (wallet, token, "approve", [market.address, COLLATERAL]),
         (wallet, market, "deposit", [COLLATERAL]),
     ):
-        send(w3, sender, {"to": contract.address, "data": contract.encode_abi(call, args)})
+        if call != "deposit" or deposit:
+            send(w3, sender, {"to": contract.address, "data": contract.encode_abi(call, args)})
 
 
 def index_chain(settings: Settings, deployment: Deployment) -> None:
@@ -93,16 +105,18 @@ def presign(
     expiry: int,
     first_salt: int = 0,
     count: int = PRESIGNED,
+    side: int = eip712.SELL,
 ) -> list[tuple[eip712.Order, str]]:
-    """`count` distinct offers (salts from `first_salt`), signed with libsecp256k1 directly
-    (eth-account's signing would take minutes for this many; the signatures are the same)."""
+    """`count` distinct offers (bids with `side`; salts from `first_salt`), signed with
+    libsecp256k1 directly (eth-account's signing would take minutes for this many; the
+    signatures are the same)."""
     meter = eip712.default_meter_id(wallet.address)
     key = PrivateKey(bytes(wallet.key))
     signed = []
     for salt in range(first_salt, first_salt + count):
         order = eip712.Order(
             maker=wallet.address,
-            side=eip712.SELL,
+            side=side,
             product=eip712.ENERGY,
             assetId=0,
             meterId=meter,
@@ -241,7 +255,26 @@ def run() -> Iterator[dict[str, Any]]:
             w3.provider.make_request(RPCEndpoint("anvil_setBalance"), [each.address, hex(10**20)])
         for each in (wallet, *extra):
             deposit_collateral(w3, settings, deployment, each)
+        bidder = anvil_account(7)
+        deposit_collateral(w3, settings, deployment, bidder, deposit=False)
         index_chain(settings, deployment)
+        bids = presign(
+            bidder,
+            chain_id=deployment.chain_id,
+            market=market,
+            start=start,
+            expiry=start - 1,
+            side=eip712.BUY,
+        )
+        with serve_process("backend.main:app", settings) as (base, server):
+            bid_figures = figures_of_bids(
+                *load_measured(
+                    f"{base}/v1/trading/orders",
+                    [json.dumps(order_body(order, sig)) for order, sig in bids],
+                    sign_in(base, settings, bidder),
+                    server_pid=server.pid,
+                )
+            )
         ours: dict[int, WrkResult] = {}
         baseline: dict[int, WrkResult] = {}
         floor: dict[int, WrkResult] = {}
@@ -305,6 +338,28 @@ def run() -> Iterator[dict[str, Any]]:
                 floor[workers] = load(f"{base}/nothing", bodies, distinct=False)
     yield from figures("", ours[1], baseline[1], floor[1], cpu[1])
     yield from figures("_2_workers", ours[2], baseline[2], floor[2], cpu[2], MAKERS_2_WORKERS)
+    yield from bid_figures
+
+
+def figures_of_bids(bids: WrkResult, cpu_s: float) -> list[dict[str, Any]]:
+    """The JSON lines of the bids' run (one worker)."""
+    stored = bids["requests"] - bids["errors"]
+    return [
+        {
+            "metric": "bid_orders_per_s",
+            "value": round(stored / DURATION_S, 1),
+            "unit": "orders/s",
+            "errors": bids["errors"],
+            "requests": bids["requests"],
+            "connections": CONNECTIONS,
+        },
+        {"metric": "bid_p99_ms", "value": bids["p99_ms"], "unit": "ms"},
+        {
+            "metric": "bid_api_cpu_ms_per_order",
+            "value": round(1000 * cpu_s / max(stored, 1), 3),
+            "unit": "ms",
+        },
+    ]
 
 
 def sign_in(base: str, settings: Settings, wallet: LocalAccount) -> dict[str, str]:
@@ -327,7 +382,7 @@ def sign_in(base: str, settings: Settings, wallet: LocalAccount) -> dict[str, st
 
 def order_body(order: eip712.Order, signature: str) -> dict[str, Any]:
     return {
-        "side": "sell",
+        "side": "buy" if order.side == eip712.BUY else "sell",
         "product": "energy",
         "delivery_start": order.deliveryStart,
         "delivery_end": order.deliveryEnd,

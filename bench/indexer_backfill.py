@@ -12,16 +12,20 @@ Measured in the same run on the same chain and PostgreSQL:
 from __future__ import annotations
 
 import os
+import resource
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from eth_utils import to_checksum_address
+from sqlalchemy import text
 from sqlmodel import Session
 from web3 import Web3
 from web3.types import RPCEndpoint
 
+from backend.chain.anvil import AnvilNode
 from backend.chain.deployment import Deployment
 from backend.core.db import make_engine
 from backend.market.orders import default_meter_id
@@ -72,6 +76,21 @@ def generate(w3: Web3, wl: Workload, target_events: int) -> int:
     w3.provider.make_request(RPCEndpoint("anvil_setAutomine"), [True])
     addresses = [to_checksum_address(c.address) for c in wl.deployment.contracts.values()]
     return len(w3.eth.get_logs({"fromBlock": 0, "toBlock": "latest", "address": addresses}))
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s_of(pid: int) -> float:
+    """CPU seconds (user + system) process `pid` has used so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def cpu_s(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
 
 
 def naive_baseline(
@@ -159,24 +178,55 @@ def raw_floor(*, database_url: str, rpc_url: str, deployment: Deployment) -> tup
     return logs, elapsed
 
 
+@dataclass
+class Backfill:
+    events: int
+    seconds: float
+    writer_cpu: float  # the indexer's process (its threads)
+    worker_cpu: float  # the fetch worker process
+    node_cpu: float
+    postgres_cpu: float  # the writer's backend
+
+
+def index_chain(node: AnvilNode, deployment: Deployment, *, fetch_process: bool) -> Backfill:
+    """Our indexer over the whole chain into a new schema, timed, with each process's CPU."""
+    with scratch_schema() as url:
+        engine = make_engine(url)
+        with engine.connect() as connection:  # the pool's one connection: the writer's
+            backend_pid = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        indexer = Indexer(
+            engine,
+            RpcClient(node.rpc_url),
+            deployment,
+            IndexerConfig(finality_depth=1, fetch_process=fetch_process),
+        )
+        writer_cpu = cpu_s(resource.RUSAGE_SELF)
+        worker_cpu = cpu_s(resource.RUSAGE_CHILDREN)  # the fetch worker, once reaped
+        node_cpu, postgres_cpu = cpu_s_of(node.process.pid), cpu_s_of(backend_pid)
+        started = time.perf_counter()
+        while indexer.step():
+            pass
+        elapsed = time.perf_counter() - started
+        node_cpu = cpu_s_of(node.process.pid) - node_cpu
+        postgres_cpu = cpu_s_of(backend_pid) - postgres_cpu
+        indexer.close()  # joins the fetch worker: its CPU is in RUSAGE_CHILDREN now
+        writer_cpu = cpu_s(resource.RUSAGE_SELF) - writer_cpu
+        worker_cpu = cpu_s(resource.RUSAGE_CHILDREN) - worker_cpu
+        engine.dispose()
+    return Backfill(
+        indexer.metrics.events_total, elapsed, writer_cpu, worker_cpu, node_cpu, postgres_cpu
+    )
+
+
 def run(target_events: int = TARGET_EVENTS, ponder: bool = True) -> Iterator[dict[str, Any]]:
     with deployed_devnet(participants=6) as (node, w3, deployment, wl):
         total = generate(w3, wl, target_events)
         yield {"metric": "chain_events", "value": total, "unit": "events"}
-        with scratch_schema() as url:
-            engine = make_engine(url)
-            indexer = Indexer(
-                engine, RpcClient(node.rpc_url), deployment, IndexerConfig(finality_depth=1)
-            )
-            cpu_started, started = time.process_time(), time.perf_counter()
-            while indexer.step():
-                pass
-            elapsed = time.perf_counter() - started
-            python_cpu_s = time.process_time() - cpu_started  # fetcher and writer threads
-            indexer.close()
-            indexed = indexer.metrics.events_total
-            engine.dispose()
-        assert indexed == total, f"indexed {indexed} of {total} events"
+        backfill = index_chain(node, deployment, fetch_process=True)
+        # the same with the fetch stage on a thread (the fallback, and main before the worker)
+        thread = index_chain(node, deployment, fetch_process=False)
+        indexed, elapsed = backfill.events, backfill.seconds
+        assert indexed == total == thread.events, f"indexed {indexed}, {thread.events} of {total}"
         ours = indexed / elapsed
         with scratch_schema() as url:
             baseline = naive_baseline(database_url=url, rpc_url=node.rpc_url, deployment=deployment)
@@ -187,9 +237,28 @@ def run(target_events: int = TARGET_EVENTS, ponder: bool = True) -> Iterator[dic
         assert floor_logs == total, f"the floor fetched {floor_logs} of {total} logs"
         floor = floor_logs / floor_s
         yield {"metric": "events_per_s", "value": round(ours), "unit": "events/s", "target": 40_000}
-        yield {
+        per_100k = 100_000 / indexed
+        yield {  # the fetch worker's and the writer's
             "metric": "python_cpu_s_per_100k",
-            "value": round(python_cpu_s * 100_000 / indexed, 2),
+            "value": round((backfill.writer_cpu + backfill.worker_cpu) * per_100k, 2),
+            "unit": "s",
+        }
+        # the profile of where the 2 cores go: each process's CPU per 100k events
+        for name, seconds in (
+            ("writer_cpu_s_per_100k", backfill.writer_cpu),
+            ("worker_cpu_s_per_100k", backfill.worker_cpu),
+            ("node_cpu_s_per_100k", backfill.node_cpu),  # Anvil answering eth_getLogs
+            ("postgres_cpu_s_per_100k", backfill.postgres_cpu),  # the writer's backend
+        ):
+            yield {"metric": name, "value": round(seconds * per_100k, 2), "unit": "s"}
+        yield {
+            "metric": "thread_events_per_s",
+            "value": round(thread.events / thread.seconds),
+            "unit": "events/s",
+        }
+        yield {
+            "metric": "thread_python_cpu_s_per_100k",
+            "value": round(thread.writer_cpu * 100_000 / thread.events, 2),
             "unit": "s",
         }
         yield {"metric": "baseline_events_per_s", "value": round(baseline), "unit": "events/s"}

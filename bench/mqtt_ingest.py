@@ -16,21 +16,28 @@ Figures (all from the same run):
 All on a Mosquitto of the benchmark's own (the machine's drops QoS 1 messages beyond 1,000
 queued per client). The publishers are `mosquitto_pub -l` processes (C, one message per stdin
 line, QoS 1), one per meter or resource topic, all started together.
+
+Why 2 subscribers store single readings slower than 1 on this machine (measured in issue 16,
+session 9): each publisher sends its meter's readings in interval order. One subscriber gets a
+meter's consecutive intervals together and stores them as long runs (about one `reading_runs`
+row per 33 readings); Mosquitto deals a shared subscription's messages round-robin, so with 2
+(or 4) each gets every other interval of a meter and stores a row per 1-5 readings. Every row
+costs PostgreSQL its GiST exclusion index (`reading_runs_no_overlap`, btree_gist): 58-64 us of
+CPU per row COPYed vs 6.5 us with the constraint dropped. PostgreSQL CPU per 50k readings was
+0.11-0.14 s with 1 subscriber and 0.7-5.0 s with 2-4 (10k-50k rows); with the constraint
+dropped, 0.16-0.20 s with 2. Batched payloads are runs already, so they do not fragment. The
+count each run polls (`_mqtt.READINGS_SQL`) also held back whichever run came second, as it
+used to unnest every stored reading.
 """
 
 from __future__ import annotations
 
-import getpass
 import os
-import socket
 import subprocess
-import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -38,7 +45,6 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from backend.accounts.models import Account
-from backend.chain.anvil import free_port
 from backend.core.db import make_engine
 from backend.meters.schemas import MeterCreate
 from backend.meters.services import register_meter
@@ -48,7 +54,7 @@ from backend.resources.schemas import ResourceCreate
 from backend.resources.services import register_resource
 from bench import _mqtt as subscribers
 from bench._database import scratch_schema
-from bench._mqtt import BROKER  # the benchmark's own broker once it runs (own_broker)
+from bench._mqtt import BROKER, READINGS_SQL, own_broker, publish
 from bench.meter_ingest import copy_limit
 
 SINGLE = int(os.environ.get("GRIDLEDGER_BENCH_MQTT_READINGS", "40000"))
@@ -66,28 +72,6 @@ def lines(count: int, first: int, batch: int, body: Any) -> list[bytes]:
     if batch == 1:
         return [orjson.dumps(item) for item in items]
     return [orjson.dumps(items[i : i + batch]) for i in range(0, count, batch)]
-
-
-def publish(topics: dict[str, list[bytes]]) -> list[subprocess.Popen[bytes]]:
-    """One `mosquitto_pub -l` per topic, fed its lines; returns the running processes."""
-    processes = []
-    for topic in topics:
-        process = subprocess.Popen(
-            [
-                "mosquitto_pub",
-                *("-h", BROKER[0], "-p", BROKER[1], "-q", "1", "-l"),
-                *("-i", f"gl-bench-pub-{uuid.uuid4().hex[:8]}", "-t", topic, "-M", "1000"),
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-        )
-        processes.append(process)
-    feeds = [b"\n".join(payloads) + b"\n" for payloads in topics.values()]
-    for process, feed in zip(processes, feeds, strict=True):
-        assert process.stdin is not None
-        process.stdin.write(feed)
-        process.stdin.close()
-    return processes
 
 
 def end_to_end(
@@ -208,7 +192,6 @@ def sample_topics(
     }
 
 
-READINGS_SQL = "SELECT count(*) FROM meter_readings WHERE source = 'mqtt'"
 SAMPLES_SQL = "SELECT count(*) FROM der_telemetry"
 
 
@@ -301,39 +284,6 @@ def telemetry_figures(
         "value": round(batched / single, 2),
         "unit": "x",
     }
-
-
-@contextmanager
-def own_broker() -> Iterator[None]:
-    """A Mosquitto of our own on a free port that queues rather than drops: the machine's
-    broker drops QoS 1 messages beyond 1,000 queued per client (`max_queued_messages`), which a
-    burst from C publishers outruns."""
-    port = free_port()
-    config = Path(tempfile.mkdtemp(prefix="gl-bench-broker-")) / "mosquitto.conf"
-    config.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-        f"max_queued_messages 0\nuser {getpass.getuser()}\n"
-    )
-    broker = subprocess.Popen(
-        ["mosquitto", "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    previous = list(BROKER)
-    BROKER[1] = str(port)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or broker.poll() is not None:
-                    raise RuntimeError("the benchmark's Mosquitto did not start") from None
-                time.sleep(0.1)
-        yield
-    finally:
-        BROKER[:] = previous
-        broker.terminate()
-        broker.wait(10)
 
 
 def run() -> Iterator[dict[str, Any]]:

@@ -19,7 +19,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from itertools import starmap
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection, Engine
@@ -28,30 +28,32 @@ from backend.chain.deployment import Deployment
 from backend.core.config import Settings
 from backend.core.db import table_of
 from backend.core.utc import utc_now
-from indexer.bulk import bulk_insert, dumps_json, insert_records
+from indexer import fetch_process
+from indexer.bulk import bulk_insert, insert_copy, insert_records
 from indexer.decoder import LogDecoder
+from indexer.fetch import (
+    EVENT_COLUMNS,
+    Batch,
+    EventRows,
+    Fetcher,
+    LogFields,
+    decode_fields,
+    event_records,
+)
+from indexer.fetch_process import FetchProcess, ProcessJob, WorkerDied
 from indexer.handlers import Log, handler_for, load_handlers
 from indexer.mirror import Key, MirrorState
 from indexer.models import Block, ChainEvent, IndexerCursor, UndoEntry
 from indexer.outbox import OutboxPublisher
-from indexer.pipeline import Batch, Prefetcher, paused_gc
+from indexer.pipeline import Prefetcher, paused_gc
 from indexer.reorg import ReorgTooDeep, find_fork_point, rewind
 from indexer.rpc import JsonObject, RangeTooLarge, RpcClient, RpcUnavailable
 
 log = logging.getLogger("gridledger.indexer")
 
-# `chain_events` columns in the order of `Indexer.event_records`
-EVENT_COLUMNS = [
-    "chain_id",
-    "block_number",
-    "block_hash",
-    "tx_hash",
-    "log_index",
-    "contract",
-    "address",
-    "event",
-    "args",
-]
+__all__ = ["EVENT_COLUMNS", "Indexer", "IndexerConfig", "indexer_config"]
+
+WORKER_RESTARTS = 3  # fetch workers that may die before the indexer keeps to the thread
 
 
 @dataclass
@@ -65,6 +67,9 @@ class IndexerConfig:
     target_logs: int = 10_000
     live_batch: int = 200
     prefetch_depth: int = 2  # backfill ranges fetched and decoded ahead of the writer
+    # fetch and decode the backfill in a worker process (`indexer.fetch_process`) where the
+    # platform can fork; else on a thread
+    fetch_process: bool = True
 
 
 def indexer_config(settings: Settings) -> IndexerConfig:
@@ -72,6 +77,7 @@ def indexer_config(settings: Settings) -> IndexerConfig:
         finality_depth=settings.finality_depth,
         confirmation_depth=settings.confirmation_depth,
         initial_range=settings.indexer_initial_range,
+        fetch_process=settings.indexer_fetch_process,
     )
 
 
@@ -130,11 +136,33 @@ class Indexer:
         self.decoder = LogDecoder(
             {name: (c.address, c.abi) for name, c in deployment.contracts.items()}
         )
-        self.range = self.config.initial_range
         self.metrics = Metrics()
-        # the fetcher thread's own client: a requests.Session is not shared between threads
+        # the fetcher thread's own client: a requests.Session is not shared between threads;
+        # a fetch worker's retries are counted in it too
         self._fetch_rpc = rpc.fork()
-        self._prefetcher: Prefetcher | None = None
+        dialect = getattr(engine, "dialect", None)  # the rebuild's stand-in has none
+        self.fetcher = Fetcher(
+            self._fetch_rpc,
+            self.decoder,
+            self.chain_id,
+            initial_range=self.config.initial_range,
+            min_range=self.config.min_range,
+            max_range=self.config.max_range,
+            target_logs=self.config.target_logs,
+            binary_events=getattr(dialect, "name", None) == "postgresql",
+        )
+        self._prefetcher: Prefetcher | ProcessJob | None = None
+        self._worker: FetchProcess | None = None
+        self._worker_deaths = 0
+
+    @property
+    def range(self) -> int:
+        """Blocks of the next `eth_getLogs` while backfilling (adapted by the fetcher)."""
+        return self.fetcher.range
+
+    @range.setter
+    def range(self, blocks: int) -> None:
+        self.fetcher.range = blocks
 
     # ---------------------------------------------------------------- public
 
@@ -281,10 +309,10 @@ class Indexer:
         logs = batch.logs
         with self.engine.begin() as connection:
             self.claim_cursor(connection, cursor)
-            state = MirrorState(connection, self.chain_id)
+            state = MirrorState(connection, self.chain_id, self.decoder.address_to_contract)
             self.apply(state, logs)
             state.flush(undo_block=None, keep=False)
-            self.store_events(connection, logs, records=batch.event_records)
+            self.store_events(connection, batch.event_records)
             self.store_blocks(connection, [end_header], confirmed=True)
             timestamp = int(end_header["timestamp"], 16)
             end = Cursor(batch.to_block, end_header["hash"], timestamp)
@@ -295,21 +323,88 @@ class Indexer:
 
     def _next_batch(self, from_block: int, final_head: int) -> Batch:
         """The fetcher's next batch if it starts at `from_block`; else (re)start the fetcher
-        there. A fetch error is raised here and drops the fetcher."""
+        there. A fetch error is raised here and drops the fetcher; a fetch worker that died
+        is replaced (after `WORKER_RESTARTS` deaths, the thread takes over)."""
         prefetcher = self._prefetcher
         if prefetcher is None or prefetcher.expected != from_block or prefetcher.exhausted:
             self._stop_prefetcher()
-            prefetcher = self._prefetcher = Prefetcher(
-                self._produce,
-                start=from_block,
-                final_head=final_head,
-                depth=self.config.prefetch_depth,
-            )
+            prefetcher = self._prefetcher = self._start_prefetcher(from_block, final_head)
         try:
-            return prefetcher.take()
+            batch = prefetcher.take()
+        except WorkerDied as exc:
+            self._prefetcher = None
+            self._worker_died(exc)
+            return self._next_batch(from_block, final_head)
         except BaseException:
             self._prefetcher = None
             raise
+        if self._worker is not None and self._worker.range is not None:
+            self.fetcher.range = self._worker.range  # the worker adapts its own copy
+        return batch
+
+    def _start_prefetcher(self, from_block: int, final_head: int) -> Prefetcher | ProcessJob:
+        worker = self._fetch_worker()
+        if worker is not None:
+            try:
+                return worker.start(
+                    from_block, final_head, range_=self.range, depth=self.config.prefetch_depth
+                )
+            except WorkerDied as exc:
+                self._worker_died(exc)
+                return self._start_prefetcher(from_block, final_head)
+        return Prefetcher(
+            self.fetcher.produce,
+            start=from_block,
+            final_head=final_head,
+            depth=self.config.prefetch_depth,
+        )
+
+    def _fetch_worker(self) -> FetchProcess | None:
+        """The fetch worker, forked on first use; None: the thread fetches."""
+        if (
+            not self.config.fetch_process
+            or self._worker_deaths >= WORKER_RESTARTS
+            or not fetch_process.available()
+        ):
+            return None
+        if self._worker is None:
+            try:
+                self._worker = FetchProcess(self._worker_fetcher)
+            except OSError as exc:  # no fork: out of processes or memory
+                log.warning("cannot start a fetch worker (%s); fetching on a thread", exc)
+                self._worker_deaths = WORKER_RESTARTS
+                return None
+            self._worker.on_retries = self._fetch_rpc.count_retries
+        return self._worker
+
+    def _worker_fetcher(self) -> Fetcher:
+        """The fetcher of a worker process (runs there): a client of its own."""
+        model = self._fetch_rpc  # a client like the thread's, with a session of its own
+        rpc = RpcClient(model.url, timeout_s=model.timeout_s, retry=model.retry)
+        fetcher = self.fetcher
+        return Fetcher(
+            rpc,
+            self.decoder,
+            self.chain_id,
+            initial_range=fetcher.range,
+            min_range=fetcher.min_range,
+            max_range=fetcher.max_range,
+            target_logs=fetcher.target_logs,
+            binary_events=fetcher.binary_events,
+        )
+
+    def _worker_died(self, exc: WorkerDied) -> None:
+        self._worker_deaths += 1
+        log.warning(
+            "%s; %s",
+            exc,
+            "starting another"
+            if self._worker_deaths < WORKER_RESTARTS
+            else "fetching on a thread from now on",
+        )
+        if self._worker is not None:
+            self._worker.close()
+            self._worker = None
 
     def _stop_prefetcher(self) -> None:
         if self._prefetcher is not None:
@@ -317,43 +412,11 @@ class Indexer:
             self._prefetcher = None
 
     def close(self) -> None:
-        """Stop the fetcher thread (it is a daemon: a process exiting needs no call)."""
+        """Stop the fetcher thread and the fetch worker (both also end with the process)."""
         self._stop_prefetcher()
-
-    def _produce(self, from_block: int, final_head: int) -> Batch:
-        """Fetch (on the fetcher's own RPC session), decode and shape one range: runs on
-        the fetcher thread."""
-        while True:
-            to_block = min(from_block + self.range - 1, final_head)
-            started = time.monotonic()
-            try:
-                raw_logs = self._fetch_rpc.get_logs(from_block, to_block, self.decoder.addresses)
-            except RangeTooLarge:
-                if to_block == from_block:
-                    raise
-                self.range = max(self.config.min_range, (to_block - from_block + 1) // 2)
-                log.info("range too large, shrinking to %d blocks", self.range)
-                continue
-            end_header = self._fetch_rpc.call("eth_getBlockByNumber", [hex(to_block), False])
-            self._adapt_range(
-                logs=len(raw_logs),
-                blocks=to_block - from_block + 1,
-                seconds=time.monotonic() - started,
-            )
-            logs = self.decode(raw_logs, rpc=self._fetch_rpc)
-            return Batch(from_block, to_block, logs, end_header, self.event_records(logs))
-
-    def _adapt_range(self, *, logs: int, blocks: int, seconds: float) -> None:
-        """Aim at `target_logs` per batch: scale the range by target/actual, at most 2x."""
-        if seconds > 10:
-            factor = 0.5
-        elif logs == 0:
-            factor = 2.0
-        else:
-            factor = min(2.0, max(0.25, self.config.target_logs / logs))
-        self.range = max(
-            self.config.min_range, min(self.config.max_range, int(blocks * factor) or 1)
-        )
+        if self._worker is not None:
+            self._worker.close()
+            self._worker = None
 
     # ------------------------------------------------------------------ follow
 
@@ -371,18 +434,19 @@ class Indexer:
         by_number = {int(h["number"], 16): h for h in headers}
         if any(by_number[int(r["blockNumber"], 16)]["hash"] != r["blockHash"] for r in raw_logs):
             return 0  # logs from a different fork than the headers: retry
-        logs = self.decode(raw_logs, by_number)
+        fields = self.decode(raw_logs, by_number)
+        logs = list(starmap(Log, fields))
         per_block: dict[int, list[Log]] = defaultdict(list)
         for item in logs:
             per_block[item.block_number].append(item)
         confirmed_below = head - self.config.confirmation_depth
         with self.engine.begin() as connection:
             self.claim_cursor(connection, cursor)
-            state = MirrorState(connection, self.chain_id)
+            state = MirrorState(connection, self.chain_id, self.decoder.address_to_contract)
             for number in numbers:
                 self.apply(state, per_block.get(number, []))
                 state.flush(undo_block=number)
-            self.store_events(connection, logs)
+            self.store_events(connection, event_records(self.chain_id, fields))
             self.store_blocks(connection, headers, confirmed=False)
             self.mark_confirmed_and_prune(
                 connection,
@@ -425,7 +489,7 @@ class Indexer:
             self.save_cursor(
                 connection, fork_cursor, head=head, head_ts=self.metrics.head_timestamp
             )
-            state = MirrorState(connection, self.chain_id)
+            state = MirrorState(connection, self.chain_id, self.decoder.address_to_contract)
             state.emit(fork, "chain.reorg", {"fork_block": fork, "previous_cursor": cursor.number})
             state.flush(undo_block=None)
         self.metrics.reorgs += 1
@@ -436,47 +500,10 @@ class Indexer:
     # ----------------------------------------------------------------- helpers
 
     def decode(
-        self,
-        raw_logs: list[JsonObject],
-        headers: dict[int, JsonObject] | None = None,
-        rpc: RpcClient | None = None,
-    ) -> list[Log]:
-        """Logs of our events, decoded in bulk; a log without `blockTimestamp` takes it
-        from `headers` or else from the node (through `rpc`, default the indexer's)."""
-        decoded = []
-        numbers: dict[str, int] = {}  # hex block number → int, once per block
-        timestamps: dict[int, int] = {}
-        for raw, result in zip(raw_logs, self.decoder.decode_many(raw_logs), strict=True):
-            if result is None:
-                continue
-            event, args = result
-            hex_number = raw["blockNumber"]
-            number = numbers.get(hex_number)
-            if number is None:
-                number = numbers[hex_number] = int(hex_number, 16)
-            timestamp = timestamps.get(number)
-            if timestamp is None:
-                found = raw.get("blockTimestamp") or (headers or {}).get(number, {}).get(
-                    "timestamp"
-                )
-                if found is None:
-                    header = (rpc or self.rpc).call("eth_getBlockByNumber", [hex(number), False])
-                    found = header["timestamp"]
-                timestamp = timestamps[number] = int(found, 16)
-            decoded.append(
-                Log(
-                    contract=event.contract,
-                    event=event.name,
-                    args=args,
-                    address=raw["address"].lower(),
-                    block_number=number,
-                    block_hash=raw["blockHash"],
-                    block_timestamp=timestamp,
-                    tx_hash=raw["transactionHash"],
-                    log_index=int(raw["logIndex"], 16),
-                )
-            )
-        return decoded
+        self, raw_logs: list[JsonObject], headers: dict[int, JsonObject] | None = None
+    ) -> list[LogFields]:
+        """Logs of our events, decoded in bulk (`fetch.decode_fields`; `Log(*fields)`)."""
+        return decode_fields(self.decoder, self.rpc, raw_logs, headers)
 
     def apply(self, state: MirrorState, logs: list[Log]) -> None:
         handlers = [(item, handler_for(item)) for item in logs]
@@ -490,41 +517,16 @@ class Indexer:
             if handler is not None:
                 handler.apply(state, item)
 
-    def event_records(self, logs: list[Log]) -> list[tuple[Any, ...]]:
-        """`chain_events` rows as COPY records in `EVENT_COLUMNS` order (args as JSON text)."""
-        chain_id = self.chain_id
-        return [
-            (
-                chain_id,
-                item.block_number,
-                item.block_hash,
-                item.tx_hash,
-                item.log_index,
-                item.contract,
-                item.address,
-                item.event,
-                dumps_json(item.args),
-            )
-            for item in logs
-        ]
-
-    def store_events(
-        self,
-        connection: Connection,
-        logs: list[Log],
-        records: list[tuple[Any, ...]] | None = None,
-    ) -> None:
-        """Insert the logs' `chain_events` rows (binary COPY; a log stored already is
-        skipped). `records`: the rows `event_records` made of them, if made already."""
-        if not logs:
+    def store_events(self, connection: Connection, records: EventRows) -> None:
+        """Insert `chain_events` rows (`fetch.event_records`, or their binary COPY from
+        `Fetcher.events_of`); a log stored already is skipped."""
+        if not records:
             return
-        insert_records(
-            connection,
-            table_of(ChainEvent),
-            EVENT_COLUMNS,
-            self.event_records(logs) if records is None else records,
-            key=["chain_id", "tx_hash", "log_index"],
-        )
+        key = ["chain_id", "tx_hash", "log_index"]
+        if isinstance(records, bytes):
+            insert_copy(connection, table_of(ChainEvent), EVENT_COLUMNS, records, key=key)
+        else:
+            insert_records(connection, table_of(ChainEvent), EVENT_COLUMNS, records, key=key)
 
     def store_blocks(
         self, connection: Connection, headers: list[JsonObject], *, confirmed: bool

@@ -12,6 +12,8 @@ from typing import Any
 
 import orjson
 import psycopg
+from psycopg import adapt, postgres, pq
+from psycopg._copy_base import format_row_binary
 from psycopg.errors import UniqueViolation
 from sqlalchemy import (
     JSON,
@@ -126,26 +128,15 @@ def insert_records(
     column_list = _column_list(columns)
     driver = _driver(connection)
     types = binary_types(table, columns)
-    try:
-        with driver.transaction():  # a savepoint inside the caller's transaction
-            _copy(driver, table.name, column_list, records, types)
+    new = _copy_skipping_stored(
+        driver,
+        table.name,
+        column_list,
+        key,
+        lambda target: _copy(driver, target, column_list, records, types),
+    )
+    if new is None:
         return [True] * len(records)
-    except UniqueViolation:
-        pass
-    staging = f"_staging_{table.name}"
-    cursor = driver.cursor()
-    cursor.execute(
-        f'CREATE TEMP TABLE IF NOT EXISTS "{staging}" AS '
-        f'SELECT {column_list} FROM "{table.name}" WITH NO DATA'
-    )
-    _copy(driver, staging, column_list, records, types)
-    keys = _column_list(key)
-    cursor.execute(
-        f'INSERT INTO "{table.name}" ({column_list}) SELECT {column_list} FROM "{staging}" '
-        f"ON CONFLICT ({keys}) DO NOTHING RETURNING {keys}"
-    )
-    new = {tuple(found) for found in cursor.fetchall()}
-    cursor.execute(f'TRUNCATE "{staging}"')
     positions = [columns.index(c) for c in key]
     inserted: list[bool] = []
     for record in records:
@@ -153,6 +144,87 @@ def insert_records(
         inserted.append(record_key in new)
         new.discard(record_key)  # a second row with the same key was not the one stored
     return inserted
+
+
+def insert_copy(
+    connection: Connection, table: Table, columns: list[str], payload: bytes, *, key: list[str]
+) -> None:
+    """`insert_records` of rows given as one whole binary COPY of `columns` (`BinaryCopy`),
+    PostgreSQL only: straight in, or through the staging table when one is stored already."""
+    column_list = _column_list(columns)
+    driver = _driver(connection)
+    _copy_skipping_stored(
+        driver,
+        table.name,
+        column_list,
+        key,
+        lambda target: _copy_payload(driver, target, column_list, payload),
+    )
+
+
+def _copy_skipping_stored(
+    driver: psycopg.Connection[Any],
+    table_name: str,
+    column_list: str,
+    key: list[str],
+    copy: Callable[[str], None],
+) -> set[tuple[Any, ...]] | None:
+    """`copy(table)` straight in; if a row's `key` is stored already, `copy` into a staging
+    table instead and insert from it what is new. Returns None when the first COPY took every
+    row, else the keys inserted."""
+    try:
+        with driver.transaction():  # a savepoint inside the caller's transaction
+            copy(table_name)
+        return None
+    except UniqueViolation:
+        pass
+    staging = f"_staging_{table_name}"
+    cursor = driver.cursor()
+    cursor.execute(
+        f'CREATE TEMP TABLE IF NOT EXISTS "{staging}" AS '
+        f'SELECT {column_list} FROM "{table_name}" WITH NO DATA'
+    )
+    copy(staging)
+    keys = _column_list(key)
+    cursor.execute(
+        f'INSERT INTO "{table_name}" ({column_list}) SELECT {column_list} FROM "{staging}" '
+        f"ON CONFLICT ({keys}) DO NOTHING RETURNING {keys}"
+    )
+    new = {tuple(found) for found in cursor.fetchall()}
+    cursor.execute(f'TRUNCATE "{staging}"')
+    return new
+
+
+def _copy_payload(
+    driver: psycopg.Connection[Any], target: str, column_list: str, payload: bytes
+) -> None:
+    with driver.cursor().copy(
+        f'COPY "{target}" ({column_list}) FROM STDIN (FORMAT BINARY)'
+    ) as copy:
+        copy.write(payload)
+
+
+_BINARY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # header: flags and extension length
+_BINARY_TRAILER = b"\xff\xff"
+
+
+class BinaryCopy:
+    """Encodes records as a whole PostgreSQL binary COPY (header, rows, trailer) with no
+    connection, so another process can prepare what the writer's COPY sends as it is.
+    `types`: PostgreSQL built-in type names of the columns (`binary_types`)."""
+
+    def __init__(self, types: list[str]):
+        self._transformer = adapt.Transformer()
+        oids = [postgres.types.get_oid(name) for name in types]
+        self._transformer.set_dumper_types(oids, pq.Format.BINARY)
+
+    def encode(self, records: Sequence[Sequence[Any]]) -> bytes:
+        """Raises TypeError, ValueError or OverflowError for a value the types cannot take."""
+        buffer = bytearray(_BINARY_SIGNATURE)
+        for record in records:
+            format_row_binary(record, self._transformer, buffer)
+        buffer += _BINARY_TRAILER
+        return bytes(buffer)
 
 
 def _rows_of(

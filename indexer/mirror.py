@@ -146,9 +146,16 @@ def as_row(value: Row | Record) -> Row:
 
 
 class MirrorState:
-    def __init__(self, connection: Connection, chain_id: int):
+    def __init__(
+        self, connection: Connection, chain_id: int, contracts: Mapping[str, str] | None = None
+    ):
         self.connection = connection
         self.chain_id = chain_id
+        # our contracts: lower-case address → name (handlers that must know an address is ours)
+        self.contracts: Mapping[str, str] = contracts or {}
+        # what a handler leaves for a later log of the same transaction (a unit of work holds
+        # whole blocks, so a transaction's logs are never split between two of them)
+        self.notes: dict[Any, Any] = {}
         self._current: dict[str, dict[Key, Row | Record | None]] = defaultdict(dict)
         self._original: dict[str, dict[Key, Row | None]] = defaultdict(dict)
         self._dirty: dict[str, dict[Key, None]] = defaultdict(dict)  # ordered set

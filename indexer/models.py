@@ -5,7 +5,8 @@ Bookkeeping: `blocks`, `indexer_cursors`, `chain_events` (raw, unique per log),
 `outbox` (hand-off to workers, written in the same transaction as the rows).
 
 Derived mirror tables (what the API and workers read): orders, trades, payouts,
-market balances, token balances, devices, certificates, holdings, claims, role grants.
+market balances, token balances and allowances, devices, certificates, holdings, operator
+approvals, claims, role grants.
 Amounts are integers: Wh and token base units. Hashes and addresses are 0x-hex strings.
 """
 
@@ -253,6 +254,27 @@ class TokenBalance(SQLModel, table=True):
     block_number: int = Field(sa_column=big())
 
 
+class TokenAllowance(SQLModel, table=True):
+    """What `owner` lets one of our contracts (`spender`: EnergyMarket, DemandResponse) pull of
+    its GridUSD: the last `Approval` less the pulls seen since (indexer/handlers/allowances.py).
+
+    Never above the chain's `allowance(owner, spender)`: OpenZeppelin's transferFrom lowers an
+    allowance without an Approval event, and every pull of our contracts shows as a Transfer
+    into the contract or (a REC swap) in the `CertificatesTraded` that pays its seller; a
+    transfer the owner sends the contract itself lowers the mirrored figure too (below the
+    chain's, never above). `allowance` is capped at BIGINT's largest value; `unlimited`: the
+    owner approved `type(uint256).max`, which transferFrom leaves as it is. No row: no Approval
+    seen (none made, or made before the mirror had this table): ask the chain."""
+
+    __tablename__ = "token_allowances"
+
+    owner: str = Field(primary_key=True, max_length=42)
+    spender: str = Field(primary_key=True, max_length=42)
+    allowance: int = Field(sa_column=big())
+    unlimited: bool = False
+    block_number: int = Field(sa_column=big())
+
+
 class MarketParameter(SQLModel, table=True):
     """Current settlement terms (tolerance, penalty, grace period) as last changed on chain."""
 
@@ -323,6 +345,18 @@ class Holding(SQLModel, table=True):
     certificate_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     account: str = Field(primary_key=True, max_length=42)
     balance_wh: int = Field(sa_column=big())
+    block_number: int = Field(sa_column=big())
+
+
+class OperatorApproval(SQLModel, table=True):
+    """ERC-1155 `setApprovalForAll(operator, approved)` of `account` on RECRegistry, as the last
+    `ApprovalForAll` event left it (every change emits one: exact)."""
+
+    __tablename__ = "operator_approvals"
+
+    account: str = Field(primary_key=True, max_length=42)
+    operator: str = Field(primary_key=True, max_length=42)
+    approved: bool
     block_number: int = Field(sa_column=big())
 
 

@@ -16,23 +16,10 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
 
-from indexer.handlers import Log
-from indexer.rpc import JsonObject
+from indexer.fetch import Batch
 
-
-@dataclass
-class Batch:
-    """Final blocks (from_block, to_block], decoded: what the writer stores in one transaction."""
-
-    from_block: int
-    to_block: int
-    logs: list[Log]
-    end_header: JsonObject | None  # None: the node did not have it (the writer retries)
-    event_records: list[tuple[Any, ...]]  # `chain_events` rows, ready for COPY
-
+__all__ = ["Batch", "Prefetcher", "paused_gc"]
 
 Produce = Callable[[int, int], Batch]  # (first block, last final block) → the next batch
 

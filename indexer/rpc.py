@@ -62,6 +62,10 @@ class RpcClient:
         """Retries by this client and the clients forked from it."""
         return self._retries + sum(fork.retries_done for fork in self._forks)
 
+    def count_retries(self, count: int) -> None:
+        """Count retries made on this client's behalf elsewhere (a fetch worker's client)."""
+        self._retries += count
+
     def fork(self) -> RpcClient:
         """A client to the same node with a session of its own (one per thread: a requests
         Session is not safe to share), counted in this one's `retries_done`."""

@@ -241,12 +241,15 @@ async def get_reads(request: Request, settings: AppSettingsDep) -> AsyncIterator
 ReadsDep = Annotated[Reads, Depends(get_reads)]
 
 _ACCOUNTS, _API_KEYS = table_of(Account), table_of(ApiKey)
-_ACCOUNT_BY_ID = Query(select_core(_ACCOUNTS).where(_ACCOUNTS.c.id == bindparam("id")))
+_ACCOUNT_BY_ID = Query(
+    select_core(_ACCOUNTS).where(_ACCOUNTS.c.id == bindparam("id")), generic_plan=True
+)
 _KEY = "key_"  # the API key's columns in `_KEY_AND_ACCOUNT` rows
 _KEY_AND_ACCOUNT = Query(
     select_core(*(c.label(_KEY + c.name) for c in _API_KEYS.c), *_ACCOUNTS.c)
     .join(_ACCOUNTS, _ACCOUNTS.c.id == _API_KEYS.c.account_id)
-    .where(_API_KEYS.c.secret_hash == bindparam("secret_hash"), _API_KEYS.c.revoked_at.is_(None))
+    .where(_API_KEYS.c.secret_hash == bindparam("secret_hash"), _API_KEYS.c.revoked_at.is_(None)),
+    generic_plan=True,  # unique keys: one plan fits every value
 )
 
 

@@ -24,20 +24,19 @@ import asyncio
 import re
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
-from urllib.parse import unquote_plus
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Scope
 
-from backend.api.asgi import send_body
 from backend.api.deps import read_chain_time
-from backend.api.middleware import app_settings
-from backend.core.async_db import AsyncPool, async_pool
+from backend.api.pre_routing import PreRoutingRead, query_pairs
+from backend.core.async_db import AsyncPool
+from backend.core.config import Settings
 from backend.market import book
 
 PATH = "/v1/trading/orderbook"
 _MARKET_ID = re.compile(r"(energy|rec)-[0-9]{1,18}")
 _DEPTH = re.compile(r"[0-9]{1,3}")
-_HEADERS = [(b"content-type", b"application/json")]
+_PARAMETERS = frozenset((b"market_id", b"depth"))
 
 
 class SharedReads:
@@ -80,50 +79,40 @@ def _retrieve(done: asyncio.Future[Any]) -> None:
 
 def book_query(query_string: bytes) -> tuple[str, int] | None:
     """(market_id, depth) when the query string is one the route would accept as is."""
-    market_id, depth = None, 50
-    for pair in query_string.split(b"&") if query_string else ():
-        name, _, raw = pair.partition(b"=")
-        value = unquote_plus(raw.decode("latin-1"))
-        if name == b"market_id" and market_id is None and _MARKET_ID.fullmatch(value):
-            market_id = value
-        elif name == b"depth" and depth == 50 and _DEPTH.fullmatch(value):
-            depth = int(value)
-            if not 1 <= depth <= 200:
-                return None
-        else:
-            return None
-    return (market_id, depth) if market_id is not None else None
+    found = query_pairs(query_string, _PARAMETERS)
+    if found is None:
+        return None
+    market_id, depth = found.get(b"market_id", ""), found.get(b"depth", "50")
+    if not _MARKET_ID.fullmatch(market_id) or not _DEPTH.fullmatch(depth):
+        return None
+    return (market_id, int(depth)) if 1 <= int(depth) <= 200 else None
 
 
-class OrderBookPath:
+class OrderBookPath(PreRoutingRead[tuple[str, int]]):
     """Pure ASGI, innermost: answers `GET /v1/trading/orderbook` or passes the request on."""
 
+    paths = (PATH,)
+
     def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+        super().__init__(app)
         self.shared = SharedReads()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "GET":
-            return await self.app(scope, receive, send)
-        query = book_query(scope["query_string"])
-        settings = app_settings(scope)
-        pool = async_pool(settings) if query is not None else None
-        if query is None or pool is None:
-            return await self.app(scope, receive, send)
-        market_id, depth = query
-        try:
-            now = await read_chain_time(settings)
-            params = book.order_book_params(market_id, now=now, depth=depth)
-            if settings.orderbook_share_reads:
-                body = await self.shared.run(
-                    (market_id, depth, now), lambda: _read(pool, market_id, params, now)
-                )
-            else:
-                body = await _read(pool, market_id, params, now)
-        except Exception:  # the route answers it (404 for a market that cannot exist, 503s)
-            return await self.app(scope, receive, send)
-        scope["gridledger.route"] = PATH
-        await send_body(send, 200, _HEADERS, body)
+    def parse(self, scope: Scope) -> tuple[str, int] | None:
+        return book_query(scope["query_string"])
+
+    async def answer(
+        self, scope: Scope, asked: tuple[str, int], pool: AsyncPool, settings: Settings
+    ) -> bytes:
+        # an exception: the route answers it (404 for a market that cannot exist, 503s)
+        market_id, depth = asked
+        now = await read_chain_time(settings)
+        params = book.order_book_params(market_id, now=now, depth=depth)
+        if not settings.orderbook_share_reads:
+            return await _read(pool, market_id, params, now)
+        body: bytes = await self.shared.run(
+            (market_id, depth, now), lambda: _read(pool, market_id, params, now)
+        )
+        return body
 
 
 async def _read(pool: AsyncPool, market_id: str, params: dict[str, int], now: int) -> bytes:

@@ -37,6 +37,7 @@ from backend.accounts.models import Account, AccountKind
 from backend.accounts.security import decode_access_token
 from backend.api import deps
 from backend.api.middleware import app_settings
+from backend.api.pre_routing import handles
 from backend.api.rate_counts import SharedCounts
 from backend.core.async_db import AsyncReads, async_pool
 from backend.core.config import Settings
@@ -107,7 +108,7 @@ class OrderIntakePath:
         self.answered = 0  # requests this path answered itself (tests)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
+        if not handles(scope, "POST", PATH):
             return await self.app(scope, receive, send)
         token = bearer_token(scope["headers"])
         if token is None:

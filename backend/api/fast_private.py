@@ -1,5 +1,5 @@
 """ "My orders" (`GET /v1/trading/orders`) and my balance (`GET /v1/energy/balance`) without
-FastAPI: the per-caller reads' request path.
+FastAPI: the per-caller reads' request path (a `PreRoutingRead`, backend/api/pre_routing.py).
 
 The routes in backend/api/routes/ stay what the OpenAPI document describes and answer every
 request this path declines. This pure-ASGI middleware answers the well-formed ones (known
@@ -24,19 +24,16 @@ async pool), an unexpected error before authentication — is handed to the rout
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable
-from urllib.parse import unquote_plus
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Scope
 
 from backend.accounts.models import Account
 from backend.accounts.models import Scope as KeyScope
-from backend.api.asgi import send_body
 from backend.api.deps import authenticate_async, check_scope, read_chain_time
-from backend.api.middleware import app_settings
+from backend.api.pre_routing import PreRoutingRead, cursor_limit, query_pairs
 from backend.api.problems import problem_of
-from backend.core.async_db import AsyncReads, async_pool
+from backend.core.async_db import AsyncPool, AsyncReads
 from backend.core.config import Settings
 from backend.core.errors import GridLedgerError
 from backend.energy import services
@@ -44,34 +41,23 @@ from backend.market import account_orders
 from backend.market.schemas import OrderPublicStatus
 
 ORDERS, BALANCE = "/v1/trading/orders", "/v1/energy/balance"
-_LIMIT = re.compile(r"[0-9]{1,3}")
+_PARAMETERS = frozenset((b"cursor", b"limit", b"status"))
 _STATUSES = {status.value: status for status in OrderPublicStatus}
-_HEADERS = [(b"content-type", b"application/json")]
 Read = Callable[[AsyncReads, Settings, Account], Awaitable[bytes]]
 
 
 def orders_query(query_string: bytes) -> tuple[str | None, int, OrderPublicStatus | None] | None:
     """(cursor, limit, status) when the query string is one `my_orders` would accept as is."""
-    found: dict[bytes, str] = {}
-    for pair in query_string.split(b"&") if query_string else ():
-        name, _, raw = pair.partition(b"=")
-        if name not in (b"cursor", b"limit", b"status") or name in found:
-            return None
-        found[name] = unquote_plus(raw.decode("latin-1"))
-    cursor, limit, status = found.get(b"cursor"), 100, None
-    if cursor is not None and len(cursor) > 64:
+    found = query_pairs(query_string, _PARAMETERS)
+    page = cursor_limit(found) if found is not None else None
+    if found is None or page is None:
         return None
-    if b"limit" in found:
-        if not _LIMIT.fullmatch(found[b"limit"]):
-            return None
-        limit = int(found[b"limit"])
-        if not 1 <= limit <= 500:
-            return None
+    status = None
     if b"status" in found:
         status = _STATUSES.get(found[b"status"])
         if status is None:
             return None
-    return cursor, limit, status
+    return *page, status
 
 
 def credentials(scope: Scope) -> tuple[str | None, str | None] | None:
@@ -116,42 +102,28 @@ def read_of(scope: Scope) -> Read | None:
     return my_orders(*asked) if asked is not None else None
 
 
-class PrivateReadsPath:
+Asked = tuple[Read, tuple[str | None, str | None]]  # the read, the credentials sent
+
+
+class PrivateReadsPath(PreRoutingRead[Asked]):
     """Pure ASGI, innermost: answers my orders and my balance or passes the request on."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    paths = (ORDERS, BALANCE)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or scope["path"] not in (ORDERS, BALANCE)
-            or scope["method"] != "GET"
-        ):
-            return await self.app(scope, receive, send)
+    def parse(self, scope: Scope) -> Asked | None:
         read, sent = read_of(scope), credentials(scope)
-        settings = app_settings(scope)
-        pool = async_pool(settings) if read is not None and sent is not None else None
-        if read is None or sent is None or pool is None:
-            return await self.app(scope, receive, send)
+        return (read, sent) if read is not None and sent is not None else None
+
+    async def answer(
+        self, scope: Scope, asked: Asked, pool: AsyncPool, settings: Settings
+    ) -> bytes | ASGIApp:
+        # another exception (e.g. the database): the route answers it (503; a request that got
+        # past authentication is then counted once more)
+        read, sent = asked
         reads = AsyncReads(pool)
         try:
             account, key = await authenticate_async(reads, settings, *sent)
-        except GridLedgerError as error:  # 401, 429: what the route's handler answers
-            return await self._problem(error, scope, receive, send)
-        except Exception:  # e.g. the database: the route answers it (503)
-            return await self.app(scope, receive, send)
-        try:
             check_scope(KeyScope.READ, account, key)
-            body = await read(reads, settings, account)
-        except GridLedgerError as error:  # 403 insufficient-scope, 422 invalid-cursor
-            return await self._problem(error, scope, receive, send)
-        except Exception:  # the route answers it (this request is counted once more)
-            return await self.app(scope, receive, send)
-        scope["gridledger.route"] = scope["path"]
-        await send_body(send, 200, _HEADERS, body)
-
-    @staticmethod
-    async def _problem(error: GridLedgerError, scope: Scope, receive: Receive, send: Send) -> None:
-        scope["gridledger.route"] = scope["path"]
-        await problem_of(error, scope["path"])(scope, receive, send)
+            return await read(reads, settings, account)
+        except GridLedgerError as error:  # 401, 403, 422 invalid-cursor, 429: the route's
+            return problem_of(error, scope["path"])

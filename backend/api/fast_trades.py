@@ -17,72 +17,56 @@ a repeated one, a bad market id or cursor, SQLite, an error on the way — goes 
 from __future__ import annotations
 
 import re
-from urllib.parse import unquote_plus
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Scope
 
-from backend.api.asgi import send_body
 from backend.api.fast_book import SharedReads
-from backend.api.middleware import app_settings
-from backend.core.async_db import AsyncPool, Query, async_pool
+from backend.api.pre_routing import PreRoutingRead, cursor_limit, query_pairs
+from backend.core.async_db import AsyncPool, Query
+from backend.core.config import Settings
 from backend.market import trades
 
 PATH = "/v1/trading/trades"
 _MARKET_ID = re.compile(r"(energy|rec)-[0-9]{1,18}")
-_LIMIT = re.compile(r"[0-9]{1,3}")
-_HEADERS = [(b"content-type", b"application/json")]
+_PARAMETERS = frozenset((b"market_id", b"cursor", b"limit"))
 TradesQuery = tuple[str | None, str | None, int]
 
 
 def trades_query_of(query_string: bytes) -> TradesQuery | None:
     """(market_id, cursor, limit) when the query string is one the route would accept as is."""
-    found: dict[bytes, str] = {}
-    for pair in query_string.split(b"&") if query_string else ():
-        name, _, raw = pair.partition(b"=")
-        if name not in (b"market_id", b"cursor", b"limit") or name in found:
-            return None
-        found[name] = unquote_plus(raw.decode("latin-1"))
-    market_id, cursor, limit = found.get(b"market_id"), found.get(b"cursor"), 100
+    found = query_pairs(query_string, _PARAMETERS)
+    page = cursor_limit(found) if found is not None else None
+    if found is None or page is None:
+        return None
+    market_id = found.get(b"market_id")
     if market_id is not None and not _MARKET_ID.fullmatch(market_id):
         return None
-    if cursor is not None and len(cursor) > 64:
-        return None
-    if b"limit" in found:
-        if not _LIMIT.fullmatch(found[b"limit"]):
-            return None
-        limit = int(found[b"limit"])
-        if not 1 <= limit <= 500:
-            return None
-    return market_id, cursor, limit
+    return market_id, *page
 
 
-class TradesPath:
+class TradesPath(PreRoutingRead[TradesQuery]):
     """Pure ASGI, innermost: answers `GET /v1/trading/trades` or passes the request on."""
 
+    paths = (PATH,)
+
     def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+        super().__init__(app)
         self.shared = SharedReads()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "GET":
-            return await self.app(scope, receive, send)
-        asked = trades_query_of(scope["query_string"])
-        settings = app_settings(scope)
-        pool = async_pool(settings) if asked is not None else None
-        if asked is None or pool is None:
-            return await self.app(scope, receive, send)
+    def parse(self, scope: Scope) -> TradesQuery | None:
+        return trades_query_of(scope["query_string"])
+
+    async def answer(
+        self, scope: Scope, asked: TradesQuery, pool: AsyncPool, settings: Settings
+    ) -> bytes:
+        # an exception: the route answers it (NotFound for a market id that cannot exist,
+        # InvalidCursor: its 404 and 422 problems; 503)
         market_id, cursor, limit = asked
-        try:
-            # NotFound (a market id that cannot exist), InvalidCursor: the route's problems
-            query, params = trades.trades_params(market_id=market_id, cursor=cursor, limit=limit)
-            if settings.orderbook_share_reads:
-                body = await self.shared.run(asked, lambda: _read(pool, query, params, limit))
-            else:
-                body = await _read(pool, query, params, limit)
-        except Exception:  # the route answers it (its 404, 422 and 503 problems)
-            return await self.app(scope, receive, send)
-        scope["gridledger.route"] = PATH
-        await send_body(send, 200, _HEADERS, body)
+        query, params = trades.trades_params(market_id=market_id, cursor=cursor, limit=limit)
+        if not settings.orderbook_share_reads:
+            return await _read(pool, query, params, limit)
+        body: bytes = await self.shared.run(asked, lambda: _read(pool, query, params, limit))
+        return body
 
 
 async def _read(pool: AsyncPool, query: Query, params: dict[str, object], limit: int) -> bytes:

@@ -448,7 +448,9 @@ def meters_send(
     file: Annotated[Path, typer.Argument(help="readings: JSON array, or NDJSON (.ndjson/.jsonl)")],
     as_json: JsonFlag = False,
 ) -> None:
-    """Post a readings file to the bulk endpoint; exit 1 if any reading was rejected."""
+    """Post a readings file to the bulk endpoint; exit 1 if any reading was rejected. Readings
+    that repeat an interval of the file are stored in order, so the last one wins; the
+    earlier ones are listed as superseded (not an error)."""
     body, content_type = read_readings(file)
     result = api().post(
         "/v1/energy/readings/bulk", content=body, headers={"Content-Type": content_type}
@@ -456,11 +458,16 @@ def meters_send(
     lines = [
         f"{result['received']} received: {result['accepted']} accepted, "
         f"{result['duplicate']} duplicate, {result['corrected']} corrected, "
-        f"{result['rejected']} rejected"
+        f"{result['rejected']} rejected, {result.get('superseded', 0)} superseded"
     ]
     lines += [
         f"  #{r['index']} {r.get('meterId') or ''} {r.get('timestamp') or ''}: {r['reason']}"
         for r in result.get("rejections", [])
+    ]
+    lines += [  # an interval repeated in the file: the last reading wins
+        f"  #{r['index']} {r.get('meterId') or ''} {r.get('timestamp') or ''}: "
+        f"superseded by #{r['by']}"
+        for r in result.get("supersededReadings", [])
     ]
     out(result, lines, as_json)
     if result["rejected"]:

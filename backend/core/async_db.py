@@ -4,7 +4,8 @@
 PostgreSQL (`postgresql+psycopg://`): `AsyncReads` runs each query's SQL, compiled once per
 process, on a small pool of psycopg 3 async connections in autocommit (no BEGIN/ROLLBACK
 round trips; psycopg prepares a statement on the server after its fifth use on a
-connection, planned for each execution's parameters). Measured on the 2-core machine:
+connection, planned for each execution's parameters unless `Query.generic_plan` says one plan
+fits every value). Measured on the 2-core machine:
 SQLAlchemy's async engine over the same driver answered ~900 statements/s under 64
 concurrent tasks, raw psycopg async ~7,000/s: the engine's greenlet hand-offs, pool
 bookkeeping and per-statement transaction cost the difference. The event loop never waits on
@@ -39,10 +40,16 @@ T = TypeVar("T")
 
 class Query:
     """A read-only statement with named `bindparam`s, compiled to PostgreSQL SQL on first use.
-    Literal values in the statement (bound by SQLAlchemy as anonymous parameters) are kept."""
+    Literal values in the statement (bound by SQLAlchemy as anonymous parameters) are kept.
 
-    def __init__(self, statement: Executable) -> None:
+    `generic_plan`: the statement's best plan does not depend on its parameters' values (a
+    lookup by a unique key; an index that fits every value, such as my orders by
+    `(account_id, seq)`), so PostgreSQL may plan it once per connection (`AsyncPool`). The
+    others are planned for each execution's parameters."""
+
+    def __init__(self, statement: Executable, *, generic_plan: bool = False) -> None:
         self.statement = statement
+        self.generic_plan = generic_plan
         self._compiled: tuple[str, dict[str, Any]] | None = None
 
     def postgres(self) -> tuple[str, dict[str, Any]]:
@@ -60,22 +67,41 @@ class Reads(Protocol):
     async def all(self, query: Query, params: Mapping[str, Any] | None = None) -> Sequence[Any]: ...
 
 
+# A connection's plan cache mode (`Query.generic_plan`). Prepared statements save the parse,
+# but a generic plan ignores the parameters: "my orders, newest first, LIMIT n" without an index
+# that fits walked the seq index backwards past every other account's orders. So a statement is
+# planned for each execution's parameters unless it is known to have one plan for all; those
+# run on connections in PostgreSQL's default mode, which settles on the generic plan (measured
+# on the private-read bench's data: an API key lookup 0.13 -> 0.05 ms of PostgreSQL CPU, my
+# orders 0.53 -> 0.37 ms).
+_PLAN_CACHE_MODE = {
+    False: "SET plan_cache_mode = force_custom_plan",
+    True: "SET plan_cache_mode = auto",
+}
+
+
 class AsyncPool:
     """Autocommit psycopg async connections of one event loop, opened on demand up to `size`;
-    a connection that failed is closed, not reused."""
+    a connection that failed is closed, not reused. Each connection is in one plan cache mode
+    (`Query.generic_plan`); an idle connection of the other mode is switched rather than a
+    new one opened, so at most `size` are open."""
 
     def __init__(self, conninfo: str, size: int) -> None:
         self.conninfo = conninfo
         self.idle: list[psycopg.AsyncConnection[Any]] = []
+        self.generic: dict[psycopg.AsyncConnection[Any], bool] = {}  # by connection: its mode
         self.slots = asyncio.Semaphore(size)
 
-    async def fetch(self, sql: str, params: Mapping[str, Any]) -> list[Any]:
+    async def fetch(
+        self, sql: str, params: Mapping[str, Any], *, generic: bool = False
+    ) -> list[Any]:
         async with self.slots:
-            connection = self.idle.pop() if self.idle else await self._connect()
+            connection = await self._take(generic)
             try:
                 cursor = await connection.execute(sql, params)
                 rows = await cursor.fetchall()
             except BaseException:
+                self.generic.pop(connection, None)
                 await connection.close()
                 raise
             self.idle.append(connection)
@@ -84,16 +110,29 @@ class AsyncPool:
     def close(self) -> None:
         """Close the idle connections at once (no await: their loop may be closed already)."""
         while self.idle:
-            self.idle.pop().pgconn.finish()
+            connection = self.idle.pop()
+            self.generic.pop(connection, None)
+            connection.pgconn.finish()
 
-    async def _connect(self) -> psycopg.AsyncConnection[Any]:
-        connection = await psycopg.AsyncConnection.connect(
-            self.conninfo, autocommit=True, row_factory=namedtuple_row
-        )
-        # Prepared statements save the parse, but a generic plan ignores the parameters: "my
-        # orders, newest first, LIMIT n" then walks the seq index backwards past every other
-        # account's orders. Plan each execution for its parameters.
-        await connection.execute("SET plan_cache_mode = force_custom_plan")
+    async def _take(self, generic: bool) -> psycopg.AsyncConnection[Any]:
+        """An idle connection in the `generic` mode, else an idle one switched to it, else a new
+        one."""
+        for at in range(len(self.idle) - 1, -1, -1):
+            if self.generic.get(self.idle[at]) is generic:
+                return self.idle.pop(at)
+        if not self.idle:
+            connection = await psycopg.AsyncConnection.connect(
+                self.conninfo, autocommit=True, row_factory=namedtuple_row
+            )
+        else:
+            connection = self.idle.pop()
+        try:
+            await connection.execute(_PLAN_CACHE_MODE[generic])
+        except BaseException:
+            self.generic.pop(connection, None)
+            await connection.close()
+            raise
+        self.generic[connection] = generic
         return connection
 
 
@@ -107,12 +146,12 @@ def close_pools() -> None:
     """Close the pools of the running event loop (the app's shutdown) and of loops closed
     since: a pool's connections otherwise stay open until the collector finds it (a test
     client without lifespan runs each request on a loop of its own)."""
-    running = asyncio.get_running_loop()
-    _close_pools_of([loop for loop in _POOLS if loop is running or loop.is_closed()])
+    _close_pools(also=asyncio.get_running_loop())
 
 
-def _close_pools_of(loops: list[asyncio.AbstractEventLoop]) -> None:
-    for loop in loops:
+def _close_pools(*, also: asyncio.AbstractEventLoop | None = None) -> None:
+    """Close and forget the pools of closed event loops, and of `also`."""
+    for loop in [loop for loop in _POOLS if loop is also or loop.is_closed()]:
         for pool in _POOLS.pop(loop).values():
             pool.close()
 
@@ -132,7 +171,7 @@ def async_pool(settings: Settings) -> AsyncPool | None:
     pool is closed when its loop is collected."""
 
     def make(conninfo: str) -> AsyncPool:
-        _close_pools_of([loop for loop in _POOLS if loop.is_closed()])
+        _close_pools()
         pool = AsyncPool(conninfo, settings.async_read_pool_size)
         weakref.finalize(asyncio.get_running_loop(), pool.close)  # a loop collected unclosed
         return pool
@@ -167,7 +206,9 @@ class AsyncReads:
 
     async def all(self, query: Query, params: Mapping[str, Any] | None = None) -> Sequence[Any]:
         sql, literals = query.postgres()
-        return await self.pool.fetch(sql, {**literals, **(params or {})})
+        return await self.pool.fetch(
+            sql, {**literals, **(params or {})}, generic=query.generic_plan
+        )
 
 
 class SyncReads:

@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     finality_depth: int = Field(default=64, ge=1)  # deepest reorg the indexer rewinds
     indexer_poll_interval_s: float = Field(default=0.05, gt=0)
     indexer_initial_range: int = Field(default=200, ge=1)  # eth_getLogs blocks, adaptive
+    # backfill's fetch and decode in a forked worker process (else on a thread of the indexer's)
+    indexer_fetch_process: bool = True
 
     # Keys and secrets
     # Deploys the contracts, keeps GridUSD's MINTER_ROLE (the devnet faucet) and renounces
@@ -232,6 +234,10 @@ class Settings(BaseSettings):
     forecast_default_lat: float = Field(default=37.5665, ge=-90, le=90)
     forecast_default_lng: float = Field(default=126.978, ge=-180, le=180)
     forecast_refresh_interval_s: float = Field(default=86_400, gt=0)  # beat: every VPP's refit
+    # Reading runs (backend/meters/compaction.py): the beat joins the adjacent runs of the last
+    # `reading_compaction_days` finished UTC days this often (live meters store a run per reading)
+    reading_compaction_interval_s: float = Field(default=3_600, gt=0)
+    reading_compaction_days: int = Field(default=3, ge=1, le=366)
 
     # Running the whole stack (`make run`): clock, matcher, simulated neighbourhood
     clock: Literal["wall", "chain"] = (

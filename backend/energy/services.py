@@ -156,7 +156,10 @@ trades (delivery period, seller, buyer, Wh, payment)."""
 def _balance_statement() -> Query:
     balances = cast(Select[Any], BALANCES.statement).subquery("b")
     trades = cast(Select[Any], OPEN_TRADES.statement).subquery("t")
-    return Query(select_core(balances, trades).select_from(balances.outerjoin(trades, true())))
+    return Query(
+        select_core(balances, trades).select_from(balances.outerjoin(trades, true())),
+        generic_plan=True,  # lookups by the account's address (indexed): one plan for all
+    )
 
 
 BALANCE = _balance_statement()

@@ -141,8 +141,10 @@ def my_orders_query(*, after: bool, status: bool) -> Query:
         query = query.where(public_status(now) == bindparam("status", type_=String))
     if after:
         query = query.where(col(SignedOrder.seq) < bindparam("after", type_=BigInteger))
+    # the index (account_id, seq) fits every account and page: one plan for all
     return Query(
-        query.order_by(col(SignedOrder.seq).desc()).limit(bindparam("rows", type_=Integer))
+        query.order_by(col(SignedOrder.seq).desc()).limit(bindparam("rows", type_=Integer)),
+        generic_plan=True,
     )
 
 

@@ -4,9 +4,9 @@ every other order takes the sync intake (`intake.place_order`) on a worker threa
 
 The sync intake also takes what the writer hands back (`ASK_CHAIN`: the mirror is behind or
 would refuse the order), custodial orders (the API signs them: a custodial order is rare and
-reads its nonce from the chain), bids and REC offers (allowance and registry approval are not
-mirrored), contract wallets' signatures (an ERC-1271 call to the chain) and every order when
-the database has no async driver (SQLite).
+reads its nonce from the chain), bids and REC offers (the writer checks energy offers only;
+the sync intake checks them on the mirror too), contract wallets' signatures (an ERC-1271 call
+to the chain) and every order when the database has no async driver (SQLite).
 
 Signer recovery (~0.2 ms, libsecp256k1) stays on the event loop: handing it to a worker thread
 costs about as much as it saves on two cores that the load generator, PostgreSQL and the

@@ -1,11 +1,13 @@
 """Order intake: an order is checked against chain state before it is stored.
 
 `place_order` runs its steps in this order: read the chain (time, the maker's nonce and funds,
-in one JSON-RPC batch; a wallet's energy offer takes them from the indexer's mirror when it is
-current and they suffice, `backend.market.mirror_state`), build the order from its terms
-(shape, period, gate closure, expiry), sign it (custodial) or check its nonce and signature
-(wallet), refuse a duplicate, check the maker's funds and that an energy order's meter is the
-maker's (`meter_ownership`), then store it with its `order.placed` event.
+in one JSON-RPC batch; an order signed by its wallet's own key takes them from the indexer's
+mirror when it is current and they suffice, `backend.market.mirror_state`), build the order
+from its terms (shape, period, gate closure, expiry), sign it (custodial) or check its nonce
+and signature (wallet), refuse a duplicate, check the maker's funds (on the mirror: checked
+again under the maker's lock, and asked of the chain if it no longer passes) and that an
+energy order's meter is the maker's (`meter_ownership`), then store it with its `order.placed`
+event.
 
 A wallet order's shape is checked before the chain read, and its signature is the maker's
 ECDSA signature or — a contract wallet (ERC-1271) — one the maker's `isValidSignature`
@@ -16,11 +18,13 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from eth_utils import to_checksum_address
-from sqlalchemy import text
+from sqlalchemy import func, text
 from sqlmodel import Session, col, select
 
 from backend.accounts.custody import custodial_signer, record_signature
@@ -48,7 +52,9 @@ from backend.market.ids import PRODUCTS, SIDES
 from backend.market.meter_ownership import check_meter_owned
 from backend.market.mirror_state import CLOCK_MAX_AGE_S, mirror_state
 from backend.market.models import OrderStatus, SignedOrder
+from backend.market.order_state import MIRROR_JOIN
 from backend.market.schemas import OrderCreate, OrderTerms
+from indexer.models import MarketOrder
 
 DEFAULT_EXPIRY_S = 3600
 INTAKE_LOCK_CLASS = 0x4F52_4452  # "ORDR": with hashtext(maker), one lock per maker
@@ -259,22 +265,42 @@ def check_wallet_order(order: eip712.Order, state: ChainState, *, signer: str | 
 # ----------------------------------------------------------------------------- funds
 
 
-def _open_orders(maker: str, *, side: int) -> Any:
+def _open_orders(maker: str, *, side: int, mirrored_fills: bool = False) -> Any:
     """SELECT Wh, matched Wh and price of the maker's open orders on one side: three columns,
-    not whole rows (a busy maker has hundreds; every new order of its reads them all)."""
-    return select(
-        col(SignedOrder.quantity_wh), col(SignedOrder.matched_wh), col(SignedOrder.price)
-    ).where(
+    not whole rows (a busy maker has hundreds; every new order of its reads them all). With
+    `mirrored_fills`, matched Wh are those the indexer's mirror has seen filled."""
+    if mirrored_fills:
+        matched: Any = func.coalesce(col(MarketOrder.filled_wh), 0)
+        query = select(col(SignedOrder.quantity_wh), matched, col(SignedOrder.price))
+        query = query.outerjoin(MarketOrder, MIRROR_JOIN)
+    else:
+        query = select(
+            col(SignedOrder.quantity_wh), col(SignedOrder.matched_wh), col(SignedOrder.price)
+        )
+    return query.where(
         col(SignedOrder.maker) == maker,
         col(SignedOrder.status) == OrderStatus.OPEN,
         col(SignedOrder.side) == side,
     )
 
 
-def reserved(session: Session, maker: str, *, side: int, asset_id: int | None = None) -> int:
+def reserved(
+    session: Session,
+    maker: str,
+    *,
+    side: int,
+    asset_id: int | None = None,
+    mirrored_fills: bool = False,
+) -> int:
     """What the maker's other open orders already commit: payment for bids (any product), Wh
-    of one certificate (`asset_id`) for REC offers."""
-    query = _open_orders(maker, side=side)
+    of one certificate (`asset_id`) for REC offers.
+
+    With `mirrored_fills`, an order's fills are those the indexer's mirror has seen, not the
+    matcher's `matched_wh` (which runs ahead of the mirror): the mirrored allowance, token
+    balance and holdings have paid for exactly those fills, so the two agree. Read it before
+    the mirrored funds (`mirror_state`): a fill indexed in between then lowers the funds but
+    not this sum, which refuses more, never accepts more."""
+    query = _open_orders(maker, side=side, mirrored_fills=mirrored_fills)
     if asset_id is not None:
         query = query.where(
             col(SignedOrder.product) == eip712.REC, col(SignedOrder.asset_id) == asset_id
@@ -429,16 +455,33 @@ def mirrored_state(
     order: eip712.Order,
     *,
     chain_id: int,
+    market: str,
     head: tuple[int, int] | None,
+    with_reserved: bool = True,
 ) -> ChainState | None:
     """The chain state of a wallet order signed by its maker's key from the indexer's mirror,
     if the mirror can answer (`mirror_state`) and the order passes on it; None: ask the chain
-    (a refusal on mirrored values is never final — the chain may be ahead of the mirror)."""
+    (a refusal on mirrored values is never final — the chain may be ahead of the mirror).
+    `market`: the EnergyMarket's address (the spender and operator bids and REC offers need).
+    Without `with_reserved` the order's funds are checked as if the maker had no other open
+    order (one statement: `place_order`'s look before it takes the maker's lock)."""
+    committed = None if with_reserved else 0
+    if with_reserved and (order.side == eip712.BUY or order.product == eip712.REC):
+        # before the funds: see `reserved`
+        committed = reserved(
+            session,
+            order.maker.lower(),
+            side=order.side,
+            asset_id=order.assetId if order.side == eip712.SELL else None,
+            mirrored_fills=True,
+        )
     mirrored = mirror_state(
         session,
         order.maker,
         side=order.side,
         product=order.product,
+        asset_id=order.assetId,
+        market=market,
         chain_id=chain_id,
         head=head,
         max_lag_blocks=settings.intake_mirror_max_lag_blocks,
@@ -449,8 +492,11 @@ def mirrored_state(
     state = ChainState(now=now, nonce=nonce, funds=funds)
     try:
         check_wallet_order(order, state, signer=order.maker)
-        check_funds(session, order, state.funds)
-    except (InvalidOrder, GateClosed, OrderExpired, InsufficientCollateral):
+        if committed is None:
+            check_funds(session, order, state.funds)
+        else:
+            check_covered(order, state.funds, committed)
+    except (InvalidOrder, GateClosed, OrderExpired, InsufficientCollateral, InsufficientFunds):
         return None
     return state
 
@@ -460,6 +506,7 @@ def place_order(
 ) -> SignedOrder:
     """Validate against chain state, sign (custodial) or verify (wallet), then store."""
     maker = to_checksum_address(account.address)
+    mirrored: Callable[..., ChainState | None] | None = None  # the order's mirror check
     if account.kind == AccountKind.CUSTODIAL:
         state = read_chain_state(chain, maker, request)
         order, signature = sign_custodial(settings, chain, account, request, state)
@@ -469,13 +516,22 @@ def place_order(
         order, signature = wallet_order(account, request)
         digest = eip712.order_digest(order, chain.chain_id, chain.market.address)
         signer = ecdsa_signer(digest, signature)
-        head = chain.recent_head(CLOCK_MAX_AGE_S)
-        trusted = signer == maker and mirrored_state(
-            session, settings, order, chain_id=chain.chain_id, head=head
-        )
+        if signer == maker:
+            mirrored = partial(
+                mirrored_state,
+                settings=settings,
+                order=order,
+                chain_id=chain.chain_id,
+                market=chain.market.address,
+                head=chain.recent_head(CLOCK_MAX_AGE_S),
+            )
+        # is the mirror current, and does the order pass on it alone? (the funds with what the
+        # maker's open orders reserve: under its lock, below)
+        trusted = mirrored(session, with_reserved=False) if mirrored else None
         if trusted:
             state = trusted
         else:
+            mirrored = None
             probe = None if signer == maker else is_valid_signature_call(maker, digest, signature)
             state = read_chain_state(chain, maker, request, probe)
         check_wallet_order(order, state, signer=signer)
@@ -483,7 +539,13 @@ def place_order(
     lock_maker(session, maker)  # held until the order is stored (or refused)
     check_not_stored(session, order_id)
     check_meter_owned(session, account, order)  # before funds: whose meter it is comes first
-    check_funds(session, order, state.funds)
+    if mirrored is None:
+        check_funds(session, order, state.funds)
+    elif not mirrored(session):  # its funds less what the maker's open orders reserve (those
+        # stored meanwhile too) do not cover it on the mirror: the chain decides
+        state = read_chain_state(chain, maker, request)
+        check_wallet_order(order, state, signer=maker)
+        check_funds(session, order, state.funds)
     if account.kind == AccountKind.CUSTODIAL:  # audited in the order's own transaction
         record_signature(session, account, "market.order", order_hash=order_id)
     return store(session, settings, account, order, digest=order_id, signature=signature)

@@ -50,6 +50,7 @@ class SignedOrder(SQLModel, table=True):
             "price",
         ),
         Index("ix_signed_orders_maker_seq", "maker", "seq"),
+        Index("ix_signed_orders_account_seq", "account_id", "seq"),  # my orders, newest first
     )
 
     seq: int | None = Field(default=None, primary_key=True)

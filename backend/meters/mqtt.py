@@ -23,8 +23,9 @@ A member that is down keeps its share: Mosquitto 2.0 deals a shared subscription
 round-robin to every member with a session, connected or not, and they wait in the stopped
 member's session until a process with its index returns (a restart loses nothing; its share
 stalls meanwhile, and the machine's broker drops what exceeds `max_queued_messages`). So run the
-same indexes again after a stop, and when running fewer processes than before, bring the
-indexes no longer run up once more to drain before ending their sessions.
+same indexes again after a stop, and when running fewer processes than before, retire the
+indexes no longer run: `python -m backend.meters.mqtt retire --index N` drains such a member's
+session into the store and ends it (`Retiree`).
 
 Poison: a message that cannot be processed (not JSON, wrong types, a rejected reading, or
 anything that raises while processing it) is recorded as a dead letter (backend/deadletters)
@@ -35,6 +36,7 @@ with back-off.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import faulthandler
 import logging
@@ -360,6 +362,10 @@ class Subscriber:
         reason_code: ReasonCode,
         properties: Properties | None,
     ) -> None:
+        self.connected(client, flags, reason_code)
+
+    def connected(self, client: mqtt.Client, flags: mqtt.ConnectFlags, code: ReasonCode) -> None:
+        """After the CONNACK: subscribe (again: a resumed session has it, a new one not)."""
         client.subscribe(self.topic, options=mqtt.SubscribeOptions(qos=1))
 
     def on_disconnect(self, *_: object) -> None:
@@ -633,6 +639,126 @@ class Subscriber:
             log.info("stopped")
 
 
+class Retiree(Subscriber):
+    """The member of a shared subscription whose index is no longer run, brought up once to
+    drain its session and end it (`python -m backend.meters.mqtt retire --index N`).
+
+    Mosquitto 2.0 deals a shared subscription's messages round-robin to every member with a
+    session, connected or not: after a change to fewer subscriber processes, the indexes no
+    longer run keep their share of the stream queued in their sessions until those expire (a
+    day), and past `max_queued_messages` the broker drops the rest. The retiree resumes the
+    session (same client id, no clean start), unsubscribes at once (the broker deals it no more
+    of the stream: the members still running take it), stores what the session held through the
+    normal ingest and acknowledges it after the commit (redelivered readings, committed by the
+    old process but not acknowledged, are idempotent duplicates: nothing lost, nothing doubled),
+    and disconnects with a session expiry of 0, so the broker drops the session."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.client.on_unsubscribe = self.on_unsubscribe
+        self.ready = threading.Event()  # unsubscribed (or no session to drain)
+        self.session_present = False
+        self.refused = ""  # the CONNACK's reason when the broker refused us
+        self.received = 0  # messages received so far
+
+    def connected(self, client: mqtt.Client, flags: mqtt.ConnectFlags, code: ReasonCode) -> None:
+        """Unsubscribe instead of subscribing. Whatever the session queued is sent right after
+        the CONNACK, before the UNSUBACK (a broker answers one client's packets in order)."""
+        if code.is_failure:
+            self.refused = str(code)
+            self.ready.set()
+            return
+        self.session_present = flags.session_present
+        if self.session_present:
+            client.unsubscribe(self.topic)
+        else:
+            self.ready.set()
+
+    def on_unsubscribe(self, *_: object) -> None:
+        self.ready.set()
+
+    def on_raw_message(self, mid: int, qos: int, topic: bytes, payload: bytes | bytearray) -> None:
+        super().on_raw_message(mid, qos, topic, payload)
+        with self.lock:
+            self.received += 1
+
+    def retire(self, timeout_s: float = 600) -> bool:
+        """Drain the session into the store, then end it. Whether there was a session; a
+        TimeoutError (the session left as it is: run again) when the broker did not answer or
+        the database stayed down for `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        self.start()
+        try:
+            if not self.ready.wait(timeout_s):
+                raise TimeoutError(f"{self.client_id}: no CONNACK/UNSUBACK in {timeout_s} s")
+            if self.refused:
+                raise ConnectionRefusedError(f"the broker refused {self.client_id}: {self.refused}")
+            while True:
+                while self.pending:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"{self.client_id}: not drained in {timeout_s} s")
+                    try:
+                        self.flush()
+                    except StoreUnavailable as exc:
+                        self.outages += 1
+                        log.warning("database unavailable (%s); retrying", exc)
+                        time.sleep(self.backoff_s())
+                with self.lock:
+                    seen = self.received
+                # the broker takes our PUBACKs and sends what they free before its PINGRESP
+                if not self.client.round_trip(DISCONNECT_WAIT_S):
+                    raise TimeoutError(f"{self.client_id}: the broker did not answer a ping")
+                with self.lock:
+                    if self.received == seen and not self.pending:
+                        break
+            properties = Properties(PacketTypes.DISCONNECT)
+            properties.SessionExpiryInterval = 0  # the broker drops the session
+            self.disconnected.clear()
+            if self.client.disconnect(properties=properties) == mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS:
+                self.disconnected.wait(DISCONNECT_WAIT_S)
+        finally:
+            self.client.loop_stop()
+            self.engine.dispose()
+        return self.session_present
+
+
+def retire_main(argv: list[str], settings: Settings) -> int:
+    """`retire --index N [--index M ...] [--force]`: drain and end the sessions of members
+    `{mqtt_client_id}-N` no longer run. An index below GRIDLEDGER_MQTT_SUBSCRIBERS is refused
+    without --force: a process of that index may be running (connecting with its client id
+    would take its session over)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m backend.meters.mqtt retire",
+        description="Drain the queued share of shared-subscription members no longer run into "
+        "the store, then end their sessions.",
+    )
+    parser.add_argument("--index", type=int, action="append", required=True, metavar="N")
+    parser.add_argument("--force", action="store_true", help="also an index still configured")
+    parser.add_argument("--timeout", type=float, default=600, metavar="S")
+    args = parser.parse_args(argv)
+    running = [n for n in args.index if n < settings.mqtt_subscribers]
+    if running and not args.force:
+        parser.error(
+            f"index {running[0]} is among the {settings.mqtt_subscribers} configured "
+            "(GRIDLEDGER_MQTT_SUBSCRIBERS); stop its process and give --force"
+        )
+    for index in args.index:
+        retiree = Retiree(settings=settings, client_id=f"{settings.mqtt_client_id}-{index}")
+        try:
+            had = retiree.retire(args.timeout)
+        except (TimeoutError, OSError) as exc:
+            log.error("%s not retired (its session stays; run again): %s", retiree.client_id, exc)
+            return 1
+        log.info(
+            "%s retired: %s; %d messages drained (%s)",
+            retiree.client_id,
+            "session ended" if had else "it had no session",
+            retiree.received,
+            ", ".join(f"{k} {v}" for k, v in retiree.totals.items()),
+        )
+    return 0
+
+
 DISCONNECT_WAIT_S = 2.0  # stopping: for the broker to take our last PUBACKs, and our DISCONNECT
 STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
 
@@ -662,6 +788,8 @@ def stop_on_signals(stopped: threading.Event, signals: frozenset[int] = STOP_SIG
 def main(argv: list[str] | None = None) -> None:
     """`python -m backend.meters.mqtt [INDEX]`: INDEX tells apart the processes of one shared
     subscription group; it keeps the client id (and so the persistent session) across restarts.
+    `python -m backend.meters.mqtt retire --index N`: drain and end member N's session
+    (`retire_main`), once N is no longer run.
     SIGTERM or SIGINT: the pending batch is stored and acknowledged, the rest is left
     unacknowledged for the broker to redeliver, and the process exits. SIGUSR1 prints every
     thread's stack on stderr (faulthandler), for a process that seems stuck."""
@@ -669,6 +797,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     argv = sys.argv[1:] if argv is None else argv
     settings = settings_or_exit("mqtt subscriber")
+    if argv[:1] == ["retire"]:
+        sys.exit(retire_main(argv[1:], settings))
     subscriber = Subscriber(
         settings=settings, client_id=f"{settings.mqtt_client_id}-{argv[0] if argv else 0}"
     )

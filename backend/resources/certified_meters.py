@@ -10,7 +10,8 @@ A device counts whatever its status: pending, approved and suspended alike (the 
 terminal status, a suspended device can be re-approved by one registrar call, and its meter
 stays bound to it for good). Only an active resource blocks registrations; a decommissioned one
 no longer does, but issuance still refuses every hour that began before it was decommissioned
-(wall-clock UTC, which the production chain follows). A resource moved between meters is
+(`clock.utc_now`: the configured clock, wall time in production, the chain's simulated time
+under `make run`, like the hours issuance judges). A resource moved between meters is
 judged by where it sat during each hour (the kept moves, `ResourceMove`): its old meter's
 hours are refused until the hour it left, its new meter's from the hour it arrived.
 """
@@ -88,8 +89,9 @@ def refuse_device_on_storage_meter(session: Session, meter_id: str) -> None:
 @dataclass(frozen=True)
 class Span:
     """A battery or EV charger sat behind a meter from `since` until `until` (epoch seconds,
-    wall-clock UTC). `since` None: from its registration, and conservatively before it (the
-    registry cannot know how long it was there unregistered); `until` None: still there."""
+    in the configured clock's time). `since` None: from its registration, and conservatively
+    before it (the registry cannot know how long it was there unregistered); `until` None:
+    still there."""
 
     since: int | None
     until: int | None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import ColumnElement
 from sqlmodel import Session, col, select
@@ -18,6 +19,8 @@ from sqlmodel import Session, col, select
 from backend.accounts.models import Account
 from backend.audit import chain as audit
 from backend.audit.chain import AuditAction
+from backend.chain import clock
+from backend.core.config import Settings
 from backend.core.utc import utc_now
 from backend.meters.broker_auth import mosquitto_hash
 from backend.meters.services import owned_meter
@@ -153,9 +156,14 @@ def writable_resource(session: Session, account: Account, resource_id: uuid.UUID
 
 
 def update_resource(
-    session: Session, account: Account, resource_id: uuid.UUID, data: ResourceUpdate
+    session: Session,
+    settings: Settings,
+    account: Account,
+    resource_id: uuid.UUID,
+    data: ResourceUpdate,
 ) -> DerResource:
-    """Apply the fields `data` sets; the result must still pass `check_limits`."""
+    """Apply the fields `data` sets; the result must still pass `check_limits`. A move to
+    another meter is stamped with the configured clock (`record_move`)."""
     resource = writable_resource(session, account, resource_id)
     changes = data.model_dump(exclude_unset=True)
     if "meter" in changes:
@@ -164,7 +172,7 @@ def update_resource(
         meter = owned_meter(session, account, changes.pop("meter"))
         refuse_storage_behind_device(session, ResourceKind(resource.kind), meter.meter_id)
         if meter.meter_id != resource.meter_id:
-            record_move(session, account, resource, meter.meter_id)
+            record_move(session, account, resource, meter.meter_id, clock.utc_now(settings))
         resource.meter_id = meter.meter_id
     if "location" in changes:
         location = data.location
@@ -182,13 +190,17 @@ def update_resource(
     return resource
 
 
-def record_move(session: Session, by: Account, resource: DerResource, to_meter_id: str) -> None:
+def record_move(
+    session: Session, by: Account, resource: DerResource, to_meter_id: str, at: datetime
+) -> None:
     """Keep where the resource sat before (REC issuance judges each hour by it) and audit
-    the move."""
+    the move. `at` is the configured clock's now (`clock.utc_now`): under `make run` the chain's
+    simulated time, which the hours issuance judges are in, runs ahead of the wall."""
     move = ResourceMove(
         resource_id=resource.id,
         from_meter_id=resource.meter_id,
         to_meter_id=to_meter_id,
+        moved_at=at,
         moved_by=by.id,
     )
     session.add(move)
@@ -202,17 +214,18 @@ def record_move(session: Session, by: Account, resource: DerResource, to_meter_i
 
 
 def decommission_resource(
-    session: Session, account: Account, resource_id: uuid.UUID
+    session: Session, settings: Settings, account: Account, resource_id: uuid.UUID
 ) -> DerResource:
     """Retire the resource for good: it leaves the directory and any VPP, and no longer
-    changes."""
+    changes. `decommissioned_at` and the memberships' `left_at` are the configured clock's now
+    (REC issuance's storage spans and the VPP meter's membership spans are in its time)."""
     resource = writable_resource(session, account, resource_id)
-    end_memberships(session, MembershipEnd.DECOMMISSIONED, resource_id=resource.id)
-    now = utc_now()
+    now = clock.utc_now(settings)
+    end_memberships(session, MembershipEnd.DECOMMISSIONED, resource_id=resource.id, at=now)
     resource.status = ResourceStatus.DECOMMISSIONED.value
     resource.available = False
     resource.decommissioned_at = now
-    resource.updated_at = now
+    resource.updated_at = utc_now()
     session.add(resource)
     session.flush()
     return resource

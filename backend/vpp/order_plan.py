@@ -77,13 +77,19 @@ class PlanInputs:
     block_slots: int = 1  # quarter hours per order (4: hour-long delivery periods)
 
 
+def counted_flexibility(inputs: PlanInputs, start: int) -> int:
+    """⌊flex_share · flexibility⌋ of the slot: the battery headroom its orders rely on."""
+    return int(inputs.flex_share * inputs.flexibility.get(start, 0))
+
+
 def slot_quantity(inputs: PlanInputs, start: int, position: int) -> int:
-    """The slot's signed quantity under the rule: + to sell, − to buy."""
-    flex = inputs.flexibility.get(start, 0)
+    """The slot's signed quantity under the rule: + to sell, − to buy. Both sides count the
+    same share of the headroom: sold on top of a surplus, or discharged instead of buying
+    part of a shortfall (with flex_share 0 a shortfall is bought whole)."""
     if position > 0:
-        return position + int(inputs.flex_share * flex)
+        return position + counted_flexibility(inputs, start)
     if position < 0:
-        return -max(-position - flex, 0)
+        return -max(-position - counted_flexibility(inputs, start), 0)
     return 0
 
 

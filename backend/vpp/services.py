@@ -17,6 +17,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from backend.accounts.models import Account
+from backend.chain import clock
+from backend.core.config import Settings
 from backend.core.utc import utc_now
 from backend.resources.models import DerResource
 from backend.resources.services import location_of, writable_resource
@@ -85,11 +87,14 @@ def update_vpp(session: Session, account: Account, vpp_id: uuid.UUID, data: VppU
     return vpp
 
 
-def dissolve_vpp(session: Session, account: Account, vpp_id: uuid.UUID) -> Vpp:
-    """DELETE: every member leaves; the VPP row stays for the history of its schedules."""
+def dissolve_vpp(session: Session, settings: Settings, account: Account, vpp_id: uuid.UUID) -> Vpp:
+    """DELETE: every member leaves; the VPP row stays for the history of its schedules.
+    Memberships end at the configured clock's now (the VPP meter's membership spans)."""
     vpp = run_by(session, account, vpp_id)
-    end_memberships(session, MembershipEnd.DISSOLVED, vpp_id=vpp.id)
-    vpp.dissolved_at = vpp.updated_at = utc_now()
+    now = clock.utc_now(settings)
+    end_memberships(session, MembershipEnd.DISSOLVED, vpp_id=vpp.id, at=now)
+    vpp.dissolved_at = now
+    vpp.updated_at = utc_now()
     session.add(vpp)
     session.flush()
     return vpp
@@ -104,9 +109,10 @@ def open_membership(session: Session, resource_id: uuid.UUID) -> VppMembership |
 
 
 def join(
-    session: Session, owner: Account, vpp_id: uuid.UUID, resource_id: uuid.UUID
+    session: Session, settings: Settings, owner: Account, vpp_id: uuid.UUID, resource_id: uuid.UUID
 ) -> VppMembership:
-    """The owner puts their active resource into the VPP (their consent for this resource)."""
+    """The owner puts their active resource into the VPP (their consent for this resource).
+    `joined_at` is the configured clock's now: the VPP meter's delivery counts members by it."""
     vpp = get_vpp(session, vpp_id)
     resource = writable_resource(session, owner, resource_id)
     if vpp.grid_area is not None and resource.grid_area != vpp.grid_area:
@@ -121,7 +127,12 @@ def join(
             f"resource {resource_id} is a member of VPP {current.vpp_id}; leave it first",
             vpp_id=str(current.vpp_id),
         )
-    membership = VppMembership(vpp_id=vpp.id, resource_id=resource.id, consented_by=owner.id)
+    membership = VppMembership(
+        vpp_id=vpp.id,
+        resource_id=resource.id,
+        consented_by=owner.id,
+        joined_at=clock.utc_now(settings),
+    )
     session.add(membership)
     try:
         with session.begin_nested():
@@ -132,7 +143,11 @@ def join(
 
 
 def leave(
-    session: Session, account: Account, vpp_id: uuid.UUID, resource_id: uuid.UUID
+    session: Session,
+    settings: Settings,
+    account: Account,
+    vpp_id: uuid.UUID,
+    resource_id: uuid.UUID,
 ) -> VppMembership:
     """The resource's owner withdraws consent, or the VPP's aggregator removes the resource."""
     vpp = get_vpp(session, vpp_id)
@@ -149,7 +164,7 @@ def leave(
             "only the resource's owner or the VPP's aggregator ends a membership",
             vpp_id=str(vpp_id),
         )
-    membership.left_at = utc_now()
+    membership.left_at = clock.utc_now(settings)
     membership.ended_by = how.value
     session.add(membership)
     session.flush()

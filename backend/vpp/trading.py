@@ -7,8 +7,16 @@ time) and not yet traded by this VPP on that side:
 
     flexibility = Σ batteries of the schedule: min(max_discharge_w·¼ h − planned discharge,
                                                    (planned SoC − min SoC)·η_discharge), ≥ 0
-    forecast > 0 (surplus):   sell  forecast + ⌊flex_share · flexibility⌋
-    forecast < 0 (shortfall): buy   −forecast − flexibility   (the batteries cover the rest)
+    counted     = ⌊flex_share · flexibility⌋
+    forecast > 0 (surplus):   sell  forecast + counted
+    forecast < 0 (shortfall): buy   max(−forecast − counted, 0)   (the batteries cover counted)
+
+`flex_share` (the request's `flexShare`, else `vpp_trading_flex_share`) is the share of the
+headroom beyond the schedule that the orders rely on, the same on both sides: sold on top of a
+surplus, or discharged instead of buying part of a shortfall; the rest stays in reserve. With 0
+the orders trade the forecast alone (a shortfall is bought whole: nothing is promised from
+storage beyond what the schedule sends the batteries), with 1 all of the headroom. Rounding down
+keeps both sides from relying on more than the share.
 
 Quantities below `vpp_trading_min_wh` are not traded. `blockSlots` > 1 nets each aligned block
 of quarter hours (4: the hour) into one order for the block's delivery period, for markets that

@@ -34,7 +34,10 @@ class VppOrdersRequest(BaseModel):
         default=None, ge=1, le=U63, description="per kWh for every bid (default: schedule's)"
     )
     flexShare: float | None = Field(
-        default=None, ge=0, le=1, description="share of battery headroom offered (default: setting)"
+        default=None,
+        ge=0,
+        le=1,
+        description="share of battery headroom sold or used for shortfalls (default: setting)",
     )
     blockSlots: int = Field(
         default=1, ge=1, le=4, description="quarter hours per order, netted (4: hourly periods)"

@@ -44,6 +44,7 @@ def create_celery(settings: Settings | None = None) -> Celery:
             "backend.workers.forecast",
             "backend.workers.vpp",
             "backend.workers.dr",
+            "backend.workers.meters",
         ],
     )
     app.conf.update(
@@ -79,6 +80,10 @@ def create_celery(settings: Settings | None = None) -> Celery:
             "refresh-vpp-forecasts": {
                 "task": "forecast.refresh_vpps",
                 "schedule": settings.forecast_refresh_interval_s,
+            },
+            "compact-reading-runs": {
+                "task": "meters.compact_runs",
+                "schedule": settings.reading_compaction_interval_s,
             },
             "allocate-vpp-trades": {  # right behind settlement
                 "task": "vpp.allocate",

@@ -74,4 +74,11 @@ def handler_for(log: Log) -> Handler | None:
 
 
 def load_handlers() -> None:
-    from indexer.handlers import access, demand_response, market, registry, token  # noqa: F401
+    from indexer.handlers import (  # noqa: F401
+        access,
+        allowances,
+        demand_response,
+        market,
+        registry,
+        token,
+    )

@@ -6,6 +6,7 @@ from typing import Any
 
 from backend.market.orders import collateral
 from indexer.handlers import ZERO_HASH, Log, on
+from indexer.handlers.allowances import swap_pulls, swap_touches
 from indexer.mirror import MirrorState, Record, Row, TableKey, new_row, record_type
 from indexer.models import MarketOrder, Payout, Trade, TradeStatus
 
@@ -175,9 +176,14 @@ def trade_created(state: MirrorState, log: Log) -> None:
     _emit_trade(state, log, "trade.created")
 
 
-@on("EnergyMarket", "CertificatesTraded", touches=_trade_touches)
+def _swap_touches(log: Log) -> list[TableKey]:
+    return [*_trade_touches(log), *swap_touches(log)]
+
+
+@on("EnergyMarket", "CertificatesTraded", touches=_swap_touches)
 def certificates_traded(state: MirrorState, log: Log) -> None:
     args = log.args
+    swap_pulls(state, log)  # the buyer's allowance pays the seller later in this transaction
     swap = _closed(
         log,
         TradeStatus.SWAPPED,

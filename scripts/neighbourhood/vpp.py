@@ -415,7 +415,8 @@ class NeighbourhoodVpp:
             self.plan_day(hour_start)
         aggregator = self.town.of_role("aggregator")[0].participant
         # hourly, like the other agents; the devices follow the dispatched schedule, not what
-        # would be sold beyond it, so none of the batteries' headroom is offered
+        # would be traded beyond it, so none of the batteries' headroom is counted: offers are
+        # the forecast surplus, bids the whole shortfall
         result = aggregator.request(
             "POST",
             f"/v1/vpp/{self.vpp_id}/orders",

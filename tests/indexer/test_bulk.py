@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from backend.core.db import make_engine, table_of
 from indexer.base import EVENT_COLUMNS
-from indexer.bulk import binary_types, bulk_insert, insert_records
+from indexer.bulk import BinaryCopy, binary_types, bulk_insert, insert_copy, insert_records
+from indexer.fetch import EVENT_BINARY_TYPES
 from indexer.mirror import table
 from indexer.models import ChainEvent, OutboxMessage
 
@@ -37,6 +39,7 @@ def test_binary_types_follow_the_columns():
         "text",
         "text",
     ]
+    assert binary_types(table_of(ChainEvent), EVENT_COLUMNS) == EVENT_BINARY_TYPES  # the worker's
     assert binary_types(table("holdings"), ["certificate_id", "account", "balance_wh"]) == [
         "int8",
         "text",
@@ -131,3 +134,33 @@ def test_insert_records_on_sqlite_stores_json_values_not_their_text(tmp_path):
         engine.dispose()
     assert (first, again) == ([True, True], [False])
     assert stored == [{"value": "1"}, {"certId": "12345678901234567890123"}]
+
+
+def test_a_binary_copy_made_apart_stores_what_the_records_do(fresh_pg_url):
+    """`BinaryCopy` (a fetch worker encodes with no connection) and `insert_copy` store the
+    rows `insert_records` stores, and skip keys stored already as it does."""
+    engine = make_engine(fresh_pg_url)
+    events = table_of(ChainEvent)
+    key = ["chain_id", "tx_hash", "log_index"]
+    payload = BinaryCopy(EVENT_BINARY_TYPES).encode([event(0), event(1, '{"big": 2}')])
+    columns = [events.c[name] for name in EVENT_COLUMNS]
+    try:
+        with engine.begin() as connection:
+            insert_copy(connection, events, EVENT_COLUMNS, payload, key=key)
+        with engine.begin() as connection:  # both stored: skipped, with a third one added
+            again = BinaryCopy(EVENT_BINARY_TYPES).encode([event(1), event(2)])
+            insert_copy(connection, events, EVENT_COLUMNS, again, key=key)
+        with engine.connect() as connection:
+            rows = connection.execute(select(*columns).order_by(events.c.log_index)).all()
+    finally:
+        engine.dispose()
+    assert [tuple(r) for r in rows] == [
+        (*event(0)[:8], {"value": "1"}),
+        (*event(1)[:8], {"big": 2}),
+        (*event(2)[:8], {"value": "1"}),
+    ]
+
+
+def test_a_binary_copy_refuses_what_its_types_cannot_take():
+    with pytest.raises((TypeError, ValueError, OverflowError)):
+        BinaryCopy(EVENT_BINARY_TYPES).encode([event(2**70)])

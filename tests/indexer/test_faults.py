@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -11,6 +12,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
 import requests
 from sqlalchemy import select
 
@@ -18,7 +20,6 @@ from backend.chain.anvil import free_port
 from backend.core.config import PROJECT_ROOT
 from backend.core.db import make_engine
 from indexer.models import IndexerCursor
-from indexer.rpc import RangeTooLarge
 from tests.fixtures.indexing import catch_up
 from tests.fixtures.mirror_check import assert_mirror_equals_chain, chain_log_count
 
@@ -80,6 +81,31 @@ def test_killed_mid_batch_resumes_with_no_duplicate_and_no_gap(devnet, fresh_pg_
     engine.dispose()
 
 
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that logs nothing."""
+
+    def log_message(self, *args):
+        pass
+
+    def body(self) -> bytes:
+        return self.rfile.read(int(self.headers["Content-Length"]))
+
+
+def serve(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, str]:
+    """An HTTP server on a free local port, serving on a daemon thread; and its URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def reply_json(handler: BaseHTTPRequestHandler, body: bytes) -> None:
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
 class FlakyProxy:
     """An HTTP proxy in front of Anvil that drops, delays, fails or truncates some requests."""
 
@@ -90,12 +116,9 @@ class FlakyProxy:
         self.faults = {"drop": 0, "delay": 0, "http500": 0, "truncate": 0}
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
+                body = self.body()
                 fault = proxy.pick()
                 if fault == "drop":
                     self.connection.close()
@@ -111,15 +134,9 @@ class FlakyProxy:
                 ).content
                 if fault == "truncate":
                     reply = reply[: len(reply) // 2]
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
+                reply_json(self, reply)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server, self.url = serve(Handler)
 
     def pick(self) -> str | None:
         if self.rng.random() >= self.fault_rate:
@@ -150,22 +167,65 @@ def test_flaky_rpc_loses_and_doubles_nothing(devnet, make_indexer, fresh_pg_url)
     assert counts["events"] == chain_log_count(devnet.workload, devnet.deployment.block_number)
 
 
+class RefusingProxy:
+    """An HTTP proxy in front of Anvil that refuses `eth_getLogs` over more than `max_blocks`
+    blocks as a provider does (a JSON-RPC error), so the fetcher shrinks its range wherever it
+    runs (thread or worker process)."""
+
+    def __init__(self, upstream: str, max_blocks: int = 3):
+        self.refused: list[int] = []
+        proxy = self
+
+        class Handler(QuietHandler):
+            def do_POST(self):
+                body = self.body()
+                calls = json.loads(body)
+                wide = [
+                    c
+                    for c in calls
+                    if c["method"] == "eth_getLogs"
+                    and int(c["params"][0]["toBlock"], 16) - int(c["params"][0]["fromBlock"], 16)
+                    >= max_blocks
+                ]
+                if wide:
+                    first, last = wide[0]["params"][0]["fromBlock"], wide[0]["params"][0]["toBlock"]
+                    proxy.refused.append(int(last, 16) - int(first, 16) + 1)
+                    error = {"code": -32005, "message": "query returned more than 10000 results"}
+                    reply = json.dumps(
+                        [{"jsonrpc": "2.0", "id": c["id"], "error": error} for c in wide]
+                    )
+                    reply_bytes = reply.encode()
+                else:
+                    reply_bytes = requests.post(
+                        upstream, data=body, headers={"Content-Type": "application/json"}
+                    ).content
+                reply_json(self, reply_bytes)
+
+        self.server, self.url = serve(Handler)
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.mark.parametrize("fetch_process", [True, False], ids=["worker", "thread"])
 def test_a_refused_range_shrinks_until_the_node_takes_it(
-    devnet, make_indexer, fresh_pg_url, monkeypatch
+    devnet, make_indexer, fresh_pg_url, fetch_process
 ):
     devnet.workload.run(20)
-    indexer = make_indexer(fresh_pg_url, finality_depth=2, initial_range=64)
-    real_get_logs = indexer._fetch_rpc.get_logs  # the backfill's fetcher thread's client
-    refused: list[int] = []
-
-    def at_most_three_blocks(from_block: int, to_block: int, addresses: list[str]):
-        if to_block - from_block + 1 > 3:
-            refused.append(to_block - from_block + 1)
-            raise RangeTooLarge("query returned more than 10000 results")
-        return real_get_logs(from_block, to_block, addresses)
-
-    monkeypatch.setattr(indexer._fetch_rpc, "get_logs", at_most_three_blocks)
-    catch_up(indexer)
-    assert refused and refused[0] == 64
+    proxy = RefusingProxy(devnet.node.rpc_url, max_blocks=3)
+    try:
+        indexer = make_indexer(
+            fresh_pg_url,
+            rpc_url=proxy.url,
+            finality_depth=2,
+            initial_range=64,
+            fetch_process=fetch_process,
+        )
+        catch_up(indexer)
+    finally:
+        proxy.close()
+    assert (indexer._worker is not None) == fetch_process
+    assert proxy.refused and proxy.refused[0] == 64
+    assert indexer.range <= 6  # what the worker adapted to came back to the indexer
     counts = assert_mirror_equals_chain(indexer.engine, devnet.workload)
     assert counts["events"] == chain_log_count(devnet.workload, devnet.deployment.block_number)

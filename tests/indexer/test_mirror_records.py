@@ -12,39 +12,24 @@ HoldingRecord = record_type(Holding)
 
 
 def test_a_record_is_the_row_in_column_order_with_the_model_defaults():
-    trade = record_type(Trade)(
-        trade_id=7,
-        chain_id=1,
-        product="rec",
-        status=TradeStatus.SWAPPED,
-        seller="0xs",
-        buyer="0xb",
-        quantity_wh=5,
-        price=2,
-        payment=10,
-        sell_order_hash="0x1",
-        buy_order_hash="0x2",
-        created_tx="0xt",
-        created_block=3,
-        created_at=4,
-    )
-    expected = new_row(
-        Trade,
-        trade_id=7,
-        chain_id=1,
-        product="rec",
-        status=TradeStatus.SWAPPED,
-        seller="0xs",
-        buyer="0xb",
-        quantity_wh=5,
-        price=2,
-        payment=10,
-        sell_order_hash="0x1",
-        buy_order_hash="0x2",
-        created_tx="0xt",
-        created_block=3,
-        created_at=4,
-    )
+    fields = {
+        "trade_id": 7,
+        "chain_id": 1,
+        "product": "rec",
+        "status": TradeStatus.SWAPPED,
+        "seller": "0xs",
+        "buyer": "0xb",
+        "quantity_wh": 5,
+        "price": 2,
+        "payment": 10,
+        "sell_order_hash": "0x1",
+        "buy_order_hash": "0x2",
+        "created_tx": "0xt",
+        "created_block": 3,
+        "created_at": 4,
+    }
+    trade = record_type(Trade)(**fields)
+    expected = new_row(Trade, **fields)
     assert trade.as_row() == expected
     assert type(trade).columns == tuple(Trade.__table__.columns.keys())
     assert type(trade).key_of(trade) == (7,)

@@ -7,7 +7,7 @@ from typing import Literal
 
 from fastapi import APIRouter
 
-from backend.api.deps import MeterDataAccount, Reader, SessionDep
+from backend.api.deps import MeterDataAccount, Reader, SessionDep, SettingsDep
 from backend.api.problem_docs import raises
 from backend.meters.errors import MeterAccessDenied, MeterNotFound
 from backend.resources import services
@@ -69,10 +69,14 @@ def get_resource(resource_id: uuid.UUID, session: SessionDep, account: Reader) -
     ),
 )
 def update_resource(
-    resource_id: uuid.UUID, data: ResourceUpdate, session: SessionDep, account: MeterDataAccount
+    resource_id: uuid.UUID,
+    data: ResourceUpdate,
+    session: SessionDep,
+    settings: SettingsDep,
+    account: MeterDataAccount,
 ) -> ResourcePublic:
     """Change a resource you own (not its kind); the limits must still fit together."""
-    resource = services.update_resource(session, account, resource_id, data)
+    resource = services.update_resource(session, settings, account, resource_id, data)
     session.commit()
     session.refresh(resource)
     return services.public_view(resource)
@@ -84,10 +88,10 @@ def update_resource(
     responses=raises(ResourceNotFound, ResourceAccessDenied, ResourceDecommissioned),
 )
 def decommission_resource(
-    resource_id: uuid.UUID, session: SessionDep, account: MeterDataAccount
+    resource_id: uuid.UUID, session: SessionDep, settings: SettingsDep, account: MeterDataAccount
 ) -> ResourcePublic:
     """Retire a resource you own: it leaves the directory and any VPP, and stays read-only."""
-    resource = services.decommission_resource(session, account, resource_id)
+    resource = services.decommission_resource(session, settings, account, resource_id)
     session.commit()
     session.refresh(resource)
     return services.public_view(resource)

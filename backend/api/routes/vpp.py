@@ -93,9 +93,11 @@ def update_vpp(
     responses=raises(VppNotFound, VppAccessDenied),
     dependencies=[require_role(Role.AGGREGATOR)],
 )
-def delete_vpp(vpp_id: uuid.UUID, session: SessionDep, account: Trader) -> Response:
+def delete_vpp(
+    vpp_id: uuid.UUID, session: SessionDep, settings: SettingsDep, account: Trader
+) -> Response:
     """Dissolve a VPP you run: every member leaves (the record is kept for its history)."""
-    services.dissolve_vpp(session, account, vpp_id)
+    services.dissolve_vpp(session, settings, account, vpp_id)
     session.commit()
     return Response(status_code=204)
 
@@ -121,10 +123,14 @@ def list_members(vpp_id: uuid.UUID, session: SessionDep, account: Reader) -> lis
     ),
 )
 def join_vpp(
-    vpp_id: uuid.UUID, data: MembershipCreate, session: SessionDep, account: Trader
+    vpp_id: uuid.UUID,
+    data: MembershipCreate,
+    session: SessionDep,
+    settings: SettingsDep,
+    account: Trader,
 ) -> MembershipPublic:
     """Put a resource you own into the VPP: your consent to the aggregator dispatching it."""
-    membership = services.join(session, account, vpp_id, data.resourceId)
+    membership = services.join(session, settings, account, vpp_id, data.resourceId)
     session.commit()
     session.refresh(membership)
     return services.membership_view(membership)
@@ -136,10 +142,14 @@ def join_vpp(
     responses=raises(VppNotFound, NotAMember, VppAccessDenied),
 )
 def leave_vpp(
-    vpp_id: uuid.UUID, resource_id: uuid.UUID, session: SessionDep, account: Trader
+    vpp_id: uuid.UUID,
+    resource_id: uuid.UUID,
+    session: SessionDep,
+    settings: SettingsDep,
+    account: Trader,
 ) -> MembershipPublic:
     """End a membership: the owner withdraws consent, or the aggregator removes the resource."""
-    membership = services.leave(session, account, vpp_id, resource_id)
+    membership = services.leave(session, settings, account, vpp_id, resource_id)
     session.commit()
     session.refresh(membership)
     return services.membership_view(membership)

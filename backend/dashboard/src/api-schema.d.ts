@@ -5254,7 +5254,7 @@ export interface components {
             buyPrice?: (number | string) | null;
             /**
              * Flexshare
-             * @description share of battery headroom offered (default: setting)
+             * @description share of battery headroom sold or used for shortfalls (default: setting)
              */
             flexShare?: number | null;
             /**

@@ -11,21 +11,17 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from backend.accounts.models import Account, ApiKey
-from backend.accounts.security import create_access_token, hash_api_key
+from backend.accounts.security import create_access_token
 from backend.api import fast_private
 from backend.api.fast_private import credentials, orders_query
 from backend.core.config import Settings
 from backend.core.db import make_engine
 from backend.core.utc import utc_now
-from backend.market.models import SignedOrder
 from backend.market.schemas import OrderPublicStatus
-from indexer.models import MarketBalance, TokenBalance, Trade, TradeStatus
 from tests.fixtures.app import app_on
+from tests.fixtures.private_reads import BIG, ME, START, seed_reader
 from tests.fixtures.services import TEST_REDIS_URL
 
-BIG = 2**60
-START = 2**31 // 900 * 900
-ME = "0x" + "ab" * 20
 KEY, WRITER = "glk_test_fast_private", "glk_test_fast_private_trade_only"
 
 
@@ -57,70 +53,26 @@ def test_a_repeated_credential_goes_to_the_route():
 
 
 def seed(url: str) -> Account:
-    engine = make_engine(url)
-    with Session(engine) as session:
-        account = Account(email="fast@example.org", address=ME)
-        session.add(account)
-        session.flush()
-        for key, scopes in ((KEY, ["read"]), (WRITER, ["trade"])):
-            session.add(
-                ApiKey(
-                    account_id=account.id,
-                    name=key,
-                    prefix=key[:12],
-                    secret_hash=hash_api_key(key),
-                    scopes=scopes,
-                )
-            )
-        for i in range(5):
-            session.add(
-                SignedOrder(
-                    order_hash="0x" + f"{i:064x}",
-                    account_id=account.id,
-                    custodial=True,
-                    maker=ME,
-                    side=i % 2,
-                    product=0,
-                    asset_id=0,
-                    meter_id="0x" + "11" * 32,
-                    quantity_wh=BIG + i,
-                    price=BIG + i,
-                    delivery_start=START,
-                    delivery_end=START + 900,
-                    expiry=2**40,
-                    nonce=0,
-                    salt=str(2**255 + i),
-                    signature="0x" + "00" * 65,
-                    matched_wh=BIG + i if i == 1 else 0,
-                )
-            )
-        session.add(
-            Trade(
-                trade_id=1,
-                chain_id=31337,
-                product="energy",
-                status=TradeStatus.OPEN,
-                seller="0x" + "cd" * 20,
-                buyer=ME,
-                quantity_wh=BIG,
-                price=1,
-                payment=BIG + 3,
-                delivery_start=START,
-                delivery_end=START + 900,
-                sell_order_hash="0x" + "01" * 32,
-                buy_order_hash="0x" + "02" * 32,
-                created_tx="0x" + "03" * 32,
-                created_block=1,
-                created_at=1,
-            )
-        )
-        session.add(TokenBalance(account=ME, balance=BIG + 7, block_number=1))
-        session.add(MarketBalance(account=ME, withdrawable=BIG + 8, locked=9, block_number=1))
-        session.commit()
-        session.refresh(account)
-        session.expunge(account)
-    engine.dispose()
-    return account
+    """The reader with a read key and a trade-only key, five orders (the second filled in the
+    database), an open trade it buys and its balances."""
+    return seed_reader(
+        url,
+        email="fast@example.org",
+        keys={KEY: ["read"], WRITER: ["trade"]},
+        orders=[
+            {"price": BIG + i, "expiry": 2**40, "matched_wh": BIG + i if i == 1 else 0}
+            for i in range(5)
+        ],
+        trades=[
+            {
+                "seller": "0x" + "cd" * 20,
+                "buyer": ME,
+                "quantity_wh": BIG,
+                "price": 1,
+                "payment": BIG + 3,
+            }
+        ],
+    )
 
 
 async def _fixed_clock(settings: Settings) -> int:

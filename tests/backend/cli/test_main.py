@@ -4,6 +4,7 @@ devnet with a fresh PostgreSQL schema and Redis; the indexer is stepped by the t
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from sqlmodel import Session, select
@@ -14,6 +15,7 @@ from backend.chain.transactions import send
 from backend.cli.main import app
 from backend.health.heartbeats import WATCHED, write_heartbeat
 from backend.market.orders import default_meter_id
+from backend.meters.validation import iso
 from tests.fixtures.indexing import catch_up
 from tests.fixtures.payouts import fill_and_settle
 from tests.fixtures.server import serve
@@ -296,3 +298,45 @@ def test_energy_withdraw_pays_out_a_settled_sale(cli, chain_api):
     )
     again = cli("energy", "withdraw", code=1)
     assert again.stderr.count("\n") == 1 and "(HTTP 409, nothing-to-withdraw)" in again.stderr
+
+
+def test_meters_send_names_the_readings_a_later_one_superseded(cli, chain_api, tmp_path):
+    """A file that repeats an interval: the last reading wins, and both outputs say which
+    earlier readings it superseded (the API's `superseded` / `supersededReadings`)."""
+    cli("accounts", "create", "--email", "meter@example.org", "--password", PASSWORD)
+    cli("login", "--email", "meter@example.org", "--password", PASSWORD)
+    token = json.loads(cli.config.read_text())["access_token"]
+    meter = chain_api.client.post(
+        "/v1/meters",
+        json={"name": "cli-home", "capacity_w": 9_000},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert meter.status_code == 201, meter.text
+    start = (int(time.time()) // 900 - 8) * 900
+
+    def reading(slot: int, export_wh: int) -> str:
+        return json.dumps(
+            {"meterId": "cli-home", "timestamp": iso(start + slot * 900), "exportWh": export_wh}
+        )
+
+    readings = tmp_path / "readings.ndjson"
+    readings.write_text(
+        "\n".join([reading(0, 5), reading(1, 7), reading(0, 6), reading(1, 8), reading(2, 9)])
+    )
+    sent = cli("meters", "send", str(readings))
+    lines = sent.stdout.splitlines()
+    assert lines[0] == (
+        "5 received: 3 accepted, 0 duplicate, 2 corrected, 0 rejected, 2 superseded"
+    )
+    assert lines[1:] == [
+        f"  #0 cli-home {iso(start)}: superseded by #2",
+        f"  #1 cli-home {iso(start + 900)}: superseded by #3",
+    ]
+
+    again = tmp_path / "again.json"
+    again.write_text(f"[{reading(3, 1)}, {reading(3, 2)}]")
+    result = as_json(cli("meters", "send", str(again), "--json"))
+    assert (result["accepted"], result["corrected"], result["superseded"]) == (1, 1, 1)
+    assert result["supersededReadings"] == [
+        {"index": 0, "by": 1, "meterId": "cli-home", "timestamp": iso(start + 3 * 900)}
+    ]

@@ -10,11 +10,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlmodel import Session
 
-from backend.accounts.models import Account, ApiKey
+from backend.accounts.models import Account
 from backend.accounts.security import hash_api_key
 from backend.api import deps, fast_book
 from backend.core.async_db import (
@@ -30,59 +32,36 @@ from backend.core.config import Settings
 from backend.core.db import make_engine
 from backend.energy import services
 from backend.market import account_orders, book, trades
-from backend.market.models import SignedOrder
 from backend.market.schemas import OrderPublic, OrderPublicStatus, Page
-from indexer.models import MarketBalance, MarketOrder, TokenBalance, Trade, TradeStatus
+from indexer.models import MarketOrder
 from tests.fixtures.app import app_on
+from tests.fixtures.private_reads import BIG, ME, START, seed_reader
 from tests.fixtures.services import TEST_REDIS_URL
 
-BIG = 2**60  # above 2^53: a decimal string on the wire
-START = 2**31 // 900 * 900  # far in the future: orders stay live
 NOW = START - 3600
-ME = "0x" + "ab" * 20
 KEY = "glk_test_async_reads"
 
 
 def seed(url: str) -> Account:
-    """An account with an API key, five orders (one filled on chain), two open trades and
-    mirrored balances; returns the account."""
-    engine = make_engine(url)
-    with Session(engine) as session:
-        account = Account(email="async@example.org", address=ME)
-        session.add(account)
-        session.flush()
-        session.add(
-            ApiKey(
-                account_id=account.id,
-                name="reads",
-                prefix=KEY[:12],
-                secret_hash=hash_api_key(KEY),
-                scopes=["read"],
-            )
-        )
-        for i in range(5):
-            digest = "0x" + f"{i:064x}"
-            session.add(
-                SignedOrder(
-                    order_hash=digest,
-                    account_id=account.id,
-                    custodial=True,
-                    maker=ME,
-                    side=i % 2,
-                    product=0,
-                    asset_id=0,
-                    meter_id="0x" + "11" * 32,
-                    quantity_wh=BIG + i,
-                    price=BIG + 1_000 * i,
-                    delivery_start=START,
-                    delivery_end=START + 900,
-                    expiry=START - 1,
-                    nonce=0,
-                    salt=str(2**255 + i),
-                    signature="0x" + "00" * 65,
-                )
-            )
-        session.add(
+    """The reader with a read key, five orders (the first filled on chain), two open trades
+    (it sells one, buys the other) and its balances."""
+    other = "0x" + "cd" * 20
+    return seed_reader(
+        url,
+        email="async@example.org",
+        keys={KEY: ["read"]},
+        orders=[{"price": BIG + 1_000 * i, "expiry": START - 1} for i in range(5)],
+        trades=[
+            {
+                "seller": seller,
+                "buyer": buyer,
+                "quantity_wh": BIG + k,
+                "price": 100_000,
+                "payment": BIG,
+            }
+            for k, (seller, buyer) in enumerate(((ME, other), (other, ME)))
+        ],
+        also=[
             MarketOrder(
                 order_hash="0x" + f"{0:064x}",
                 chain_id=31337,
@@ -91,37 +70,8 @@ def seed(url: str) -> Account:
                 cancelled=False,
                 block_number=1,
             )
-        )
-        for trade_id, (seller, buyer) in enumerate(
-            ((ME, "0x" + "cd" * 20), ("0x" + "cd" * 20, ME))
-        ):
-            session.add(
-                Trade(
-                    trade_id=trade_id + 1,
-                    chain_id=31337,
-                    product="energy",
-                    status=TradeStatus.OPEN,
-                    seller=seller,
-                    buyer=buyer,
-                    quantity_wh=BIG + trade_id,
-                    price=100_000,
-                    payment=BIG,
-                    delivery_start=START,
-                    delivery_end=START + 900,
-                    sell_order_hash="0x" + "01" * 32,
-                    buy_order_hash="0x" + "02" * 32,
-                    created_tx="0x" + "03" * 32,
-                    created_block=1,
-                    created_at=1,
-                )
-            )
-        session.add(TokenBalance(account=ME, balance=BIG + 7, block_number=1))
-        session.add(MarketBalance(account=ME, withdrawable=BIG + 8, locked=9, block_number=1))
-        session.commit()
-        session.refresh(account)
-        session.expunge(account)
-    engine.dispose()
-    return account
+        ],
+    )
 
 
 def reads_of(
@@ -381,6 +331,61 @@ def test_async_book_history_and_transfers_answer_what_the_sync_services_do(
 
 async def _fixed_clock(settings: Settings) -> int:
     return NOW
+
+
+def test_only_statements_with_one_plan_for_all_keep_a_generic_plan(seeded):
+    """My orders (index (account_id, seq)) and the key lookup are planned once per connection
+    and that plan walks the index; the order book is planned for each execution. One
+    connection serves both modes."""
+    url, account = seeded
+    conninfo = libpq_conninfo(url)
+    assert conninfo is not None
+    mine, mine_params = account_orders.my_orders_params(account.id, now=NOW, cursor=None, limit=2)
+    book_params = book.order_book_params(f"energy-{START}", now=NOW)
+    fragments = {  # a piece of each statement's text, as pg_prepared_statements shows it
+        "mine": "ORDER BY signed_orders.seq DESC",
+        "key": "JOIN accounts ON accounts.id = api_keys.account_id",
+        "book": "sum(signed_orders.quantity_wh",
+    }
+
+    async def run() -> tuple[dict[str, tuple[int, int]], int, list[int]]:
+        pool, sizes = AsyncPool(conninfo, 1), []
+        reads = AsyncReads(pool)
+        # psycopg prepares a statement at its fifth execution; PostgreSQL's default mode plans
+        # a prepared statement for its parameters five times before it considers a generic plan
+        for _ in range(14):
+            sizes.append(len(await reads.all(mine, mine_params)))
+            await reads.all(deps._KEY_AND_ACCOUNT, {"secret_hash": hash_api_key(KEY)})
+            await reads.all(book.ORDER_BOOK, book_params)
+        rows = await pool.fetch(
+            "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements", {}
+        )
+        found = {
+            name: (row.generic_plans, row.custom_plans)
+            for row in rows
+            for name, fragment in fragments.items()
+            if fragment in row.statement
+        }
+        opened = len(pool.idle)
+        pool.close()
+        return found, opened, sizes
+
+    found, opened, sizes = asyncio.run(run())
+    assert opened == 1 and sizes == [3] * 14
+    assert found["mine"][0] > 0 and found["key"][0] > 0
+    assert found["book"] == (0, found["book"][1]) and found["book"][1] > 0
+    dollar = mine.statement.compile(dialect=PGDialect_psycopg(paramstyle="numeric_dollar"))
+    values = {**dollar.params, **mine_params}
+    with psycopg.ClientCursor(psycopg.connect(conninfo, autocommit=True)) as cursor:
+        cursor.execute("SET plan_cache_mode = force_generic_plan")
+        cursor.execute(f"PREPARE mine AS {dollar.string}")
+        arguments = ", ".join(["%s"] * len(dollar.positiontup))
+        cursor.execute(
+            f"EXPLAIN EXECUTE mine({arguments})", [values[k] for k in dollar.positiontup]
+        )
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        cursor.connection.close()
+    assert "ix_signed_orders_account_seq" in plan, plan
 
 
 def test_a_failed_connection_leaves_the_pool(fresh_pg_url):

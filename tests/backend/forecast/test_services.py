@@ -16,7 +16,7 @@ from backend.workers import forecast as _registers_the_task  # noqa: F401
 from backend.workers.app import app as configured
 from backend.workers.app import create_celery
 from tests.fixtures.forecast import pv_history
-from tests.fixtures.resources import add_aggregator, add_pv
+from tests.fixtures.resources import WALL, add_aggregator, add_pv
 
 FIRST = 1_767_225_600  # 2026-01-01T00:00Z
 SLOTS = 8 * 96
@@ -28,9 +28,9 @@ def test_the_refit_forecasts_vpps_with_history_and_names_the_others(metered):
     fed = vpp_services.create_vpp(session, aggregator, VppCreate(name="fed"))
     empty = vpp_services.create_vpp(session, aggregator, VppCreate(name="empty"))
     gone = vpp_services.create_vpp(session, aggregator, VppCreate(name="gone"))
-    vpp_services.dissolve_vpp(session, aggregator, gone.id)
+    vpp_services.dissolve_vpp(session, WALL, aggregator, gone.id)
     panel = add_pv(session, owner)
-    vpp_services.join(session, owner, fed.id, panel.id)
+    vpp_services.join(session, WALL, owner, fed.id, panel.id)
     session.add_all(pv_history(panel.id, FIRST, SLOTS))
     session.commit()
 

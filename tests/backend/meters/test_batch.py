@@ -162,3 +162,27 @@ def test_one_non_plain_reading_sends_the_whole_body_the_general_way():
     assert decode_plain(orjson.dumps([plain(exportWh=1), plain(exportWh=1.5)])) is None
     assert decode_plain(b"[{]") is None
     assert decode_plain(orjson.dumps([plain(exportWh=1)])) is not None
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"quality": "high"},  # every reading: one quality, no electrical values, no signature
+        {"quality": "estimated", "voltage": 230.5, "powerFactor": -0.5},
+        {},
+    ],
+    ids=["one quality", "the same values everywhere", "nothing optional"],
+)
+def test_columns_sent_alike_by_every_reading_are_the_per_reading_rows(fields):
+    readings = [plain(back=k, importWh=k, exportWh=2 * k, **fields) for k in range(1, 40)]
+    readings += [plain(HOUSE, back=k, importWh=k, **fields) for k in range(1, 40)]
+    decoded = decode_plain(orjson.dumps(readings))
+    assert decoded is not None
+    columns, reasons = validate_plain(decoded, METERS, RULES)
+    expected_rows, expected_reasons = per_reading(readings)
+    assert (reasons, expected_reasons) == ({}, {})
+    got = by_index(columns)
+    assert {i: {k: v for k, v in r.items() if k in expected_rows[i]} for i, r in got.items()} == (
+        expected_rows
+    )
+    assert all(row["export_wh"] is None for i, row in got.items() if i >= 39)  # house: import

@@ -5,7 +5,7 @@ stored at the same time for the same meter and day never store an interval twice
 from __future__ import annotations
 
 import threading
-import time
+import uuid
 from datetime import UTC, datetime
 
 import orjson
@@ -14,13 +14,11 @@ from sqlalchemy import func, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from backend.core.db import make_engine
 from backend.meters.batch import Columns
 from backend.meters.models import MeterReading
 from backend.meters.runs import Runs, copy_runs, day_bounds, encode
-from backend.meters.services import ingest_body
 from backend.meters.validation import iso
-from tests.fixtures.meters import NOW, seed_meters
+from tests.fixtures.meters import NOW, ingest_json, ingest_while_held
 
 pytestmark = pytest.mark.postgres
 DAY = 86_400
@@ -161,25 +159,11 @@ def test_a_correction_through_the_view_changes_one_interval_and_is_audited(meter
         {"meterId": solar.meter_id, "timestamp": iso(NOW - 900 * k), "exportWh": 100 + k}
         for k in range(1, 11)
     ]
-    first = ingest_body(
-        session,
-        orjson.dumps(body),
-        "application/json",
-        source="rest",
-        now=NOW,
-        settings=meter_settings,
-    )
+    first = ingest_json(session, orjson.dumps(body), meter_settings)
     assert first.accepted == 10
     body[3]["exportWh"] = 999
     body.append({"meterId": solar.meter_id, "timestamp": iso(NOW - 900 * 11), "exportWh": 7})
-    second = ingest_body(
-        session,
-        orjson.dumps(body),
-        "application/json",
-        source="rest",
-        now=NOW,
-        settings=meter_settings,
-    )
+    second = ingest_json(session, orjson.dumps(body), meter_settings)
     assert (second.accepted, second.duplicate, second.corrected) == (1, 9, 1)
     connection = session.connection()
     values = connection.execute(
@@ -201,21 +185,10 @@ def test_a_correction_through_the_view_changes_one_interval_and_is_audited(meter
     assert audit == [(NOW - 900 * 4, 104, 999, 1)]
 
 
-@pytest.fixture
-def fresh(fresh_pg_url, meter_settings):
-    engine = make_engine(fresh_pg_url)
-    with Session(engine) as session:
-        _, _, solar, _ = seed_meters(session)
-        session.commit()
-        meter_id = solar.meter_id
-    yield engine, meter_id, meter_settings
-    engine.dispose()
-
-
-def test_concurrent_batches_for_the_same_meter_day_never_duplicate_an_interval(fresh):
+def test_concurrent_batches_for_the_same_meter_day_never_duplicate_an_interval(fresh_meter):
     """Eight batches of one meter's same two days, each a different mix of the same 192
     intervals, at once: every interval stored once, no runs overlap, nothing counted twice."""
-    engine, meter, settings = fresh
+    engine, meter, settings = fresh_meter
     day = NOW - 2 * DAY
     intervals = [day + 900 * k for k in range(192)]
     results: list = []
@@ -231,16 +204,7 @@ def test_concurrent_batches_for_the_same_meter_day_never_duplicate_an_interval(f
         )
         try:
             with Session(engine) as session:
-                results.append(
-                    ingest_body(
-                        session,
-                        body,
-                        "application/json",
-                        source="rest",
-                        now=NOW,
-                        settings=settings,
-                    )
-                )
+                results.append(ingest_json(session, body, settings))
         except BaseException as exc:  # shown by the assertion below
             errors.append(exc)
 
@@ -250,14 +214,8 @@ def test_concurrent_batches_for_the_same_meter_day_never_duplicate_an_interval(f
     for thread in threads:
         thread.join(120)
     assert errors == [] and len(results) == 8
+    count, distinct, total = intervals_of(engine, meter)
     with engine.connect() as connection:
-        count, distinct, total = connection.execute(
-            text(
-                "SELECT count(*), count(DISTINCT interval_start), sum(export_wh) "
-                "FROM meter_readings WHERE meter_id = :m"
-            ),
-            {"m": meter},
-        ).one()
         overlaps = connection.execute(
             text(
                 "SELECT count(*) FROM reading_runs a JOIN reading_runs b ON a.meter_id = "
@@ -293,11 +251,11 @@ def test_day_bounds_read_the_runs_of_the_days_asked_for_only(metered):
     assert f"day >= '{NOW}'" in plan or f"day >= {NOW}" in plan, plan  # below the unnest
 
 
-def test_a_merge_that_finds_its_intervals_taken_by_a_copy_merges_again(fresh):
+def test_a_merge_that_finds_its_intervals_taken_by_a_copy_merges_again(fresh_meter):
     """The merge locks its meter-days, a COPY of new intervals does not: a merge (here: a
     batch repeating an interval) inserting intervals that a COPY not yet committed holds waits
     for it, and when it commits merges again: those intervals are duplicates, none twice."""
-    engine, meter, settings = fresh
+    engine, meter, settings = fresh_meter
 
     def body(slots: range, repeat: int | None = None) -> bytes:
         readings = [
@@ -309,47 +267,21 @@ def test_a_merge_that_finds_its_intervals_taken_by_a_copy_merges_again(fresh):
             )
         return orjson.dumps(readings)
 
-    def ingest(session: Session, data: bytes):
-        return ingest_body(
-            session, data, "application/json", source="rest", now=NOW, settings=settings
-        )
-
-    name = "gl-test-merge-again"
-    with engine.connect() as connection:
-        outer = connection.begin()  # the COPY of 1..100, not yet committed
-        session = Session(bind=connection, join_transaction_mode="create_savepoint")
-        assert ingest(session, body(range(1, 101))).accepted == 100
-        outcome: dict = {}
-
-        def merge() -> None:
-            try:
-                with Session(engine) as other:
-                    other.connection().exec_driver_sql(f"SET application_name = '{name}'")
-                    outcome["b"] = ingest(other, body(range(51, 151), repeat=150))
-            except Exception as exc:  # shown by the assertion below
-                outcome["error"] = exc
-
-        worker = threading.Thread(target=merge)
-        worker.start()
-        with engine.connect() as probe:
-            for _ in range(1_200):
-                waiting = probe.execute(
-                    text(
-                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                        "AND application_name = :name"
-                    ),
-                    {"name": name},
-                ).scalar_one()
-                probe.rollback()
-                if waiting or not worker.is_alive():
-                    break
-                time.sleep(0.05)
-        assert (waiting, worker.is_alive(), outcome) == (1, True, {})
-        outer.commit()
-        session.close()
-    worker.join(60)
-    result = outcome["b"]
+    copied, result = ingest_while_held(
+        engine,
+        settings,
+        body(range(1, 101)),
+        body(range(51, 151), repeat=150),
+        name="gl-test-merge-again",
+    )  # the COPY of 1..100 held uncommitted, the merge of 51..150 waits for it
+    assert copied.accepted == 100
     assert (result.accepted, result.duplicate, result.corrected) == (50, 51, 0)
+    count, distinct, total = intervals_of(engine, meter)
+    assert count == distinct == 150 and total == sum(range(1, 151))
+
+
+def intervals_of(engine, meter: str) -> tuple[int, int, int]:
+    """(intervals stored, distinct interval starts, their export Wh) of `meter`."""
     with engine.connect() as connection:
         count, distinct, total = connection.execute(
             text(
@@ -358,4 +290,61 @@ def test_a_merge_that_finds_its_intervals_taken_by_a_copy_merges_again(fresh):
             ),
             {"m": meter},
         ).one()
-    assert count == distinct == 150 and total == sum(range(1, 151))
+    return count, distinct, total
+
+
+def batch(meter: str, slots: range) -> bytes:
+    return orjson.dumps(
+        [
+            {"meterId": meter, "timestamp": iso(NOW - 900 * k), "exportWh": k % 2_000 + 1}
+            for k in slots
+        ]
+    )
+
+
+def stored(engine) -> tuple[int, int]:
+    with Session(engine) as session:
+        count, total = session.exec(select(func.count(), func.sum(MeterReading.export_wh))).one()
+    return count, total or 0
+
+
+def expected(slots: set[int]) -> tuple[int, int]:
+    return len(slots), sum(k % 2_000 + 1 for k in slots)
+
+
+def test_a_batch_arriving_while_another_is_stored_loses_nothing(fresh_meter):
+    engine, meter, settings = fresh_meter
+    first, second = range(1, 2_001), range(1_001, 3_001)  # 1,000 intervals in both
+    # the second waits for the first's commit: its (meter, day) locks on the runs
+    result_a, result_b = ingest_while_held(
+        engine,
+        settings,
+        batch(meter, first),
+        batch(meter, second),
+        name=f"gl-test-second-{uuid.uuid4().hex[:8]}",
+        wait_events=("transactionid", "advisory"),
+    )
+    assert result_a.accepted == 2_000
+    assert (result_b.accepted, result_b.duplicate, result_b.corrected) == (1_000, 1_000, 0)
+    assert stored(engine) == expected(set(first) | set(second))
+
+
+def test_concurrent_overlapping_batches_store_each_interval_once(fresh_meter):
+    engine, meter, settings = fresh_meter
+    ranges = [range(k * 500 + 1, k * 500 + 2_001) for k in range(4)]  # each overlaps the next
+    results = []
+
+    def send(slots: range) -> None:
+        with Session(engine) as session:
+            results.append(ingest_json(session, batch(meter, slots), settings))
+
+    threads = [threading.Thread(target=send, args=(r,)) for r in ranges]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    union = set().union(*ranges)
+    assert len(results) == 4
+    assert sum(r.accepted for r in results) == len(union)
+    assert sum(r.accepted + r.duplicate for r in results) == 4 * 2_000
+    assert stored(engine) == expected(union)

@@ -6,6 +6,8 @@ audited, signed readings verified and unsigned ones stored unverified.
 
 from __future__ import annotations
 
+import logging
+
 import orjson
 import pytest
 from sqlalchemy import func
@@ -169,3 +171,26 @@ def test_ndjson_rejections_carry_each_bad_line_s_index(world):
     assert (result.received, result.accepted, result.rejected) == (5, 3, 2)
     assert [r.index for r in result.rejections] == [1, 2]
     assert all(r.reason.startswith("invalid JSON") for r in result.rejections)
+
+
+def test_each_batch_logs_the_path_it_took(world, caplog):
+    """New intervals are one COPY of runs; a batch touching stored ones is merged."""
+    _, _, solar, _, ingest = world
+    caplog.set_level(logging.DEBUG, logger="gridledger.meters.ingest")
+    ingest(series(solar.meter_id, 20))
+    ingest(series(solar.meter_id, 20, first_back=11))
+    paths = [r.getMessage().split(":")[0] for r in caplog.records]
+    assert paths == ["ingest copy", "ingest merge"]
+    assert "20 readings, 20 stored" in caplog.records[1].getMessage()
+
+
+def test_readings_name_their_meter_by_id_or_by_name(world):
+    """The meter lookup (one statement on PostgreSQL) finds meters by id and by name."""
+    session, _, solar, house, ingest = world
+    readings = series(solar.meter_id, 3) + series(house.name, 3)
+    for reading in readings[3:]:
+        reading.pop("exportWh")  # an import-only meter
+    result = ingest(readings + series("meter:nobody", 1))
+    assert (result.accepted, result.rejected) == (6, 1)
+    assert result.rejections[0].reason == "unknown meter meter:nobody"
+    assert totals(session, house.meter_id)[0] == 3

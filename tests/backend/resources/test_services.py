@@ -14,7 +14,7 @@ from backend.resources.errors import (
 )
 from backend.resources.models import Capability, ResourceKind, ResourceStatus
 from backend.resources.schemas import ResourceCreate, ResourceUpdate
-from tests.fixtures.resources import add_pv, add_resource, resource_body
+from tests.fixtures.resources import WALL, add_pv, add_resource, resource_body
 
 
 def test_battery_limits_and_soc_bounds_default_from_capacity(metered):
@@ -73,6 +73,7 @@ def test_owner_updates_and_the_limits_are_checked_again(metered):
     battery = add_resource(session, owner)
     updated = services.update_resource(
         session,
+        WALL,
         owner,
         battery.id,
         ResourceUpdate(meter=house.name, max_discharge_w=3_000, available=False),
@@ -83,20 +84,20 @@ def test_owner_updates_and_the_limits_are_checked_again(metered):
         False,
     )
     with pytest.raises(ResourceLimitsInvalid):
-        services.update_resource(session, owner, battery.id, ResourceUpdate(capacity_w=2_000))
+        services.update_resource(session, WALL, owner, battery.id, ResourceUpdate(capacity_w=2_000))
     with pytest.raises(ResourceAccessDenied):
-        services.update_resource(session, other, battery.id, ResourceUpdate(name="mine now"))
+        services.update_resource(session, WALL, other, battery.id, ResourceUpdate(name="mine now"))
 
 
 def test_decommissioned_resources_are_read_only_and_leave_the_directory(metered):
     session, owner, *_ = metered
     battery = add_resource(session, owner)
-    gone = services.decommission_resource(session, owner, battery.id)
+    gone = services.decommission_resource(session, WALL, owner, battery.id)
     assert gone.status == ResourceStatus.DECOMMISSIONED and gone.decommissioned_at is not None
     with pytest.raises(ResourceDecommissioned):
-        services.update_resource(session, owner, battery.id, ResourceUpdate(name="again"))
+        services.update_resource(session, WALL, owner, battery.id, ResourceUpdate(name="again"))
     with pytest.raises(ResourceDecommissioned):
-        services.decommission_resource(session, owner, battery.id)
+        services.decommission_resource(session, WALL, owner, battery.id)
     assert battery.id not in {r.id for r in services.discover(session)}
 
 

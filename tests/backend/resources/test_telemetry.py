@@ -28,7 +28,7 @@ from backend.resources.telemetry import (
 )
 from tests.fixtures.meters import seed_meters
 from tests.fixtures.mqtt import stop_when_handled
-from tests.fixtures.resources import add_pv, add_resource
+from tests.fixtures.resources import WALL, add_pv, add_resource
 from tests.fixtures.services import require_service
 
 RID = uuid.UUID(int=7)
@@ -97,7 +97,7 @@ def test_samples_update_the_latest_state_and_stay_in_the_store(metered):
         .order_by(TelemetrySample.at, TelemetrySample.metric)
     ).all()
     assert sorted(rows) == [("output", -1_200), ("output", 999), ("soc", 6_750)]
-    decommission_resource(session, owner, battery.id)
+    decommission_resource(session, WALL, owner, battery.id)
     _, later = record_samples(session, [sample(battery, "output", '{"value": 1}')])
     assert later == [f"no active resource {battery.id}"]
 

@@ -18,7 +18,7 @@ from backend.vpp.errors import (
 )
 from backend.vpp.models import MembershipEnd, VppMembership
 from backend.vpp.schemas import VppCreate, VppStatus, VppUpdate
-from tests.fixtures.resources import add_aggregator, add_pv, add_resource
+from tests.fixtures.resources import WALL, add_aggregator, add_pv, add_resource
 
 
 @pytest.fixture
@@ -39,8 +39,8 @@ def test_members_join_with_consent_and_the_vpp_aggregates_them(world):
     pv.output_w = 3_500
     empty = services.vpp_view(session, vpp)
     assert (empty.status, empty.capacity, empty.resources) == (VppStatus.EMPTY, 0, [])
-    services.join(session, owner, vpp.id, battery.id)
-    membership = services.join(session, owner, vpp.id, pv.id)
+    services.join(session, WALL, owner, vpp.id, battery.id)
+    membership = services.join(session, WALL, owner, vpp.id, pv.id)
     assert membership.consented_by == owner.id
     view = services.vpp_view(session, vpp)
     assert (view.capacity, view.energyCapacityWh, view.aggregatedOutput) == (13_000, 13_500, 5_500)
@@ -60,43 +60,45 @@ def test_only_the_owner_consents_and_only_to_one_vpp(world):
     session, owner, other, aggregator, vpp = world
     battery = add_resource(session, owner)
     with pytest.raises(ResourceAccessDenied):
-        services.join(session, aggregator, vpp.id, battery.id)
+        services.join(session, WALL, aggregator, vpp.id, battery.id)
     with pytest.raises(ResourceAccessDenied):
-        services.join(session, other, vpp.id, battery.id)
-    services.join(session, owner, vpp.id, battery.id)
+        services.join(session, WALL, other, vpp.id, battery.id)
+    services.join(session, WALL, owner, vpp.id, battery.id)
     rival = services.create_vpp(
         session, add_aggregator(session, "rival@example.org"), VppCreate(name="Rival")
     )
     with pytest.raises(ResourceInAnotherVpp):
-        services.join(session, owner, rival.id, battery.id)
+        services.join(session, WALL, owner, rival.id, battery.id)
     with pytest.raises(ResourceInAnotherVpp):
-        services.join(session, owner, vpp.id, battery.id)
+        services.join(session, WALL, owner, vpp.id, battery.id)
 
 
 def test_a_resource_outside_the_area_or_decommissioned_cannot_join(world):
     session, owner, _other, _aggregator, vpp = world
     far = add_pv(session, owner, grid_area="KR-BS-002")
     with pytest.raises(ResourceOutsideVppArea):
-        services.join(session, owner, vpp.id, far.id)
+        services.join(session, WALL, owner, vpp.id, far.id)
     retired = add_resource(session, owner)
-    decommission_resource(session, owner, retired.id)
+    decommission_resource(session, WALL, owner, retired.id)
     with pytest.raises(ResourceDecommissioned):
-        services.join(session, owner, vpp.id, retired.id)
+        services.join(session, WALL, owner, vpp.id, retired.id)
 
 
 def test_owner_leaves_aggregator_removes_and_strangers_cannot(world):
     session, owner, other, aggregator, vpp = world
     battery, pv = add_resource(session, owner), add_pv(session, owner)
-    services.join(session, owner, vpp.id, battery.id)
-    services.join(session, owner, vpp.id, pv.id)
+    services.join(session, WALL, owner, vpp.id, battery.id)
+    services.join(session, WALL, owner, vpp.id, pv.id)
     with pytest.raises(VppAccessDenied):
-        services.leave(session, other, vpp.id, battery.id)
-    assert services.leave(session, owner, vpp.id, battery.id).ended_by == MembershipEnd.LEFT
-    assert services.leave(session, aggregator, vpp.id, pv.id).ended_by == MembershipEnd.REMOVED
+        services.leave(session, WALL, other, vpp.id, battery.id)
+    assert services.leave(session, WALL, owner, vpp.id, battery.id).ended_by == MembershipEnd.LEFT
+    assert (
+        services.leave(session, WALL, aggregator, vpp.id, pv.id).ended_by == MembershipEnd.REMOVED
+    )
     with pytest.raises(NotAMember):
-        services.leave(session, owner, vpp.id, battery.id)
+        services.leave(session, WALL, owner, vpp.id, battery.id)
     assert services.vpp_view(session, vpp).resources == []
-    services.join(session, owner, vpp.id, battery.id)  # consent again after leaving
+    services.join(session, WALL, owner, vpp.id, battery.id)  # consent again after leaving
     history = session.exec(
         select(VppMembership).where(VppMembership.resource_id == battery.id)
     ).all()
@@ -106,11 +108,11 @@ def test_owner_leaves_aggregator_removes_and_strangers_cannot(world):
 def test_decommissioning_leaves_and_dissolving_ends_every_membership(world):
     session, owner, _other, aggregator, vpp = world
     battery, pv = add_resource(session, owner), add_pv(session, owner)
-    services.join(session, owner, vpp.id, battery.id)
-    services.join(session, owner, vpp.id, pv.id)
-    decommission_resource(session, owner, battery.id)
+    services.join(session, WALL, owner, vpp.id, battery.id)
+    services.join(session, WALL, owner, vpp.id, pv.id)
+    decommission_resource(session, WALL, owner, battery.id)
     assert [r.id for r in services.vpp_view(session, vpp).resources] == [pv.id]
-    services.dissolve_vpp(session, aggregator, vpp.id)
+    services.dissolve_vpp(session, WALL, aggregator, vpp.id)
     with pytest.raises(VppNotFound):
         services.get_vpp(session, vpp.id)
     ends = session.exec(select(VppMembership.ended_by).where(VppMembership.vpp_id == vpp.id)).all()
@@ -124,7 +126,7 @@ def test_only_its_aggregator_changes_a_vpp(world):
     with pytest.raises(VppAccessDenied):
         services.update_vpp(session, rival, vpp.id, VppUpdate(name="mine"))
     with pytest.raises(VppAccessDenied):
-        services.dissolve_vpp(session, owner, vpp.id)
+        services.dissolve_vpp(session, WALL, owner, vpp.id)
     assert (
         services.update_vpp(session, aggregator, vpp.id, VppUpdate(name="Gangnam")).name
         == "Gangnam"

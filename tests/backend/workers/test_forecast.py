@@ -13,7 +13,7 @@ from backend.vpp.schemas import VppCreate
 from tests.fixtures.anvil import chain_clock_ahead
 from tests.fixtures.forecast import pv_history
 from tests.fixtures.meters import seed_meters
-from tests.fixtures.resources import add_aggregator, add_pv
+from tests.fixtures.resources import WALL, add_aggregator, add_pv
 
 HISTORY = 8 * 96  # slots of PV telemetry before the chain's now
 
@@ -31,7 +31,7 @@ def test_under_the_chain_clock_the_refit_forecasts_from_the_chains_now(
         aggregator = add_aggregator(session)
         vpp = vpp_services.create_vpp(session, aggregator, VppCreate(name="ahead"))
         panel = add_pv(session, owner)
-        vpp_services.join(session, owner, vpp.id, panel.id)
+        vpp_services.join(session, WALL, owner, vpp.id, panel.id)
         session.add_all(pv_history(panel.id, ahead - HISTORY * 900, HISTORY))
         session.commit()
         vpp_id = str(vpp.id)

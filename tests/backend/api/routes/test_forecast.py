@@ -20,7 +20,7 @@ from backend.resources.models import TelemetrySample
 from backend.vpp import services as vpp_services
 from backend.vpp.schemas import VppCreate
 from tests.backend.api.routes.test_meters import bearer
-from tests.fixtures.resources import add_aggregator, add_pv, add_resource
+from tests.fixtures.resources import WALL, add_aggregator, add_pv, add_resource
 
 SEOUL = {"lat": 37.5665, "lng": 126.978}
 DAYS = 8
@@ -151,7 +151,7 @@ def test_a_vpp_forecast_sums_its_members_telemetry(api):
     panels = [add_pv(session, owner, name=f"pv {i}") for i in range(2)]
     energy = pv_wh(SLOTS, weather(), np.random.default_rng(5))
     for panel in panels:
-        vpp_services.join(session, owner, vpp.id, panel.id)
+        vpp_services.join(session, WALL, owner, vpp.id, panel.id)
         session.add_all(  # two samples per slot: the slot's energy is their mean power × 15 min
             TelemetrySample(resource_id=panel.id, metric="output", at=FIRST + i * 900 + s, value=w)
             for i, wh in enumerate(energy)
@@ -185,7 +185,7 @@ def test_a_vpp_generation_forecast_reads_its_pv_members_only(api):
     panel, battery = add_pv(session, owner), add_resource(session, owner)
     energy = np.floor(pv_wh(SLOTS, weather(), np.random.default_rng(5))).astype(int)
     for member, watts in ((panel, 4 * energy), (battery, np.full(SLOTS, 3_000))):
-        vpp_services.join(session, owner, vpp.id, member.id)
+        vpp_services.join(session, WALL, owner, vpp.id, member.id)
         session.add_all(
             TelemetrySample(resource_id=member.id, metric="output", at=FIRST + i * 900, value=w)
             for i, w in enumerate(watts.tolist())
@@ -210,7 +210,7 @@ def test_a_vpp_demand_forecast_adds_the_members_output_back_to_their_meters(api)
     aggregator = add_aggregator(session)
     vpp = vpp_services.create_vpp(session, aggregator, VppCreate(name="demand VPP"))
     panel = add_pv(session, owner)  # behind meter:solar-1
-    vpp_services.join(session, owner, vpp.id, panel.id)
+    vpp_services.join(session, WALL, owner, vpp.id, panel.id)
     load = np.rint(household_wh(FIRST, SLOTS, weather(), np.random.default_rng(1))).astype(int)
     made = np.floor(pv_wh(SLOTS, weather(), np.random.default_rng(5))).astype(int)
     net = load - made

@@ -76,13 +76,13 @@ def test_aggregator_previews_then_places_its_vpps_orders(market):
     body = preview.json()
     assert (body["forecastId"], body["scheduleId"]) == (str(forecast_id), schedule_id)
     # headroom 5 kW x 1/4 h = 1,250 Wh a slot: offers add half (20 Wh + 625 is worth
-    # offering), the shortfall uses all of it
+    # offering), and half covers part of the shortfall (2,000 - 625)
     assert [
         (o["side"], o["deliveryStart"] - period, o["quantityWh"], o["price"], o["status"])
         for o in body["orders"]
     ] == [
         ("sell", 0, "3625", "90000", "planned"),
-        ("buy", 900, "750", "210000", "planned"),
+        ("buy", 900, "1375", "210000", "planned"),
         ("sell", 1_800, "645", "90000", "planned"),
         ("sell", 2_700, "1625", "90000", "planned"),
     ]
