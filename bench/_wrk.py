@@ -29,6 +29,8 @@ end
 BODIES = r"""
 local bodies, n, i, started = {}, 0, 0, 0
 for line in io.lines("%(bodies)s") do n = n + 1; bodies[n] = line end
+local values, m = {}, 0
+for line in io.lines("%(values)s") do m = m + 1; values[m] = line end
 wrk.method = "POST"
 %(headers)s
 setup = function(thread)
@@ -38,6 +40,7 @@ end
 request = function()
   -- thread k of t sends bodies k+1, k+1+t, ...: no body is sent twice until all were sent
   if i == 0 then i = id + 1 else i = (i + %(threads)d - 1) %% n + 1 end
+  if m > 0 then wrk.headers["%(name)s"] = values[i] end
   return wrk.format(nil, nil, nil, bodies[i])
 end
 """
@@ -81,10 +84,12 @@ def run_wrk(
     headers: dict[str, str] | None = None,
     bodies: list[str] | None = None,
     rotate: tuple[str, list[str]] | None = None,
+    body_headers: tuple[str, list[str]] | None = None,
 ) -> WrkResult:
-    """Load `url` with wrk; with `bodies`, POST them (JSON) round-robin across all threads;
-    with `rotate` (a header name and its values), GET with each value in turn (many accounts'
-    credentials)."""
+    """Load `url` with wrk; with `bodies`, POST them (JSON) round-robin across all threads,
+    each with its own value of the header `body_headers` names when given (one value per body:
+    many accounts' orders); with `rotate` (a header name and its values), GET with each value
+    in turn (many accounts' credentials)."""
     if not available():
         raise RuntimeError("wrk not found: `make bench` installs it (apt-get install wrk)")
     with tempfile.TemporaryDirectory() as tmp:
@@ -94,10 +99,17 @@ def run_wrk(
         if bodies is not None:
             body_file = Path(tmp) / "bodies.ndjson"
             body_file.write_text("\n".join(bodies) + "\n")
+            name, values = body_headers or ("-", [])
+            if values and len(values) != len(bodies):
+                raise ValueError("body_headers needs one value per body")
+            value_file = Path(tmp) / "values.txt"
+            value_file.write_text("".join(value + "\n" for value in values))
             text = (
                 BODIES
                 % {
                     "bodies": body_file,
+                    "values": value_file,
+                    "name": name,
                     "threads": threads,
                     "headers": header_lines + '\nwrk.headers["Content-Type"] = "application/json"',
                 }

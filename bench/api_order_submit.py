@@ -9,7 +9,10 @@ collateral of its open offers; the wallet deposits enough first), and stores the
 Baseline in the same run: a plain FastAPI endpoint that only recovers the signer and stores the
 row (bench/_baseline_app.py), and the floor: the same wrk load against an endpoint that does
 nothing (`floor_*`). Each is measured with 1 and with 2 API worker processes (`*_2_workers`:
-what a second core or machine buys).
+what a second core or machine buys). One wallet sends every order with one worker; with two,
+MAKERS_2_WORKERS wallets take turns (one maker's orders are checked and stored under its
+advisory lock, so a single maker would keep the two workers' writers waiting on each other,
+which is not what a second worker is for).
 
 `bid_orders_per_s` (`bid_p99_ms`, `bid_api_cpu_ms_per_order`): the same with wallet-signed
 bids, one worker. A bid is checked against the wallet's GridUSD balance and its allowance to
@@ -32,6 +35,7 @@ from eth_account import Account as EthAccount
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
+from web3.types import RPCEndpoint
 
 from backend.accounts.siwe import siwe_message
 from backend.chain.deployment import Deployment
@@ -48,6 +52,8 @@ from scripts.workload import anvil_account
 CONNECTIONS, DURATION_S, PRESIGNED = 32, 5.0, 16_000
 WARMUP = 1_000  # orders sent before the clock starts: every worker has its connections open
 COLLATERAL = 10**10  # 10,000 gUSD: covers every presigned offer's collateral (~0.02 gUSD each)
+MAKERS_2_WORKERS = 8  # wallets taking turns in the 2-worker run
+FIRST_EXTRA_WALLET = 10  # mnemonic indexes 10, 11, ...: wallets Anvil did not fund (gas given)
 
 
 def deposit_collateral(
@@ -98,15 +104,16 @@ def presign(
     start: int,
     expiry: int,
     first_salt: int = 0,
+    count: int = PRESIGNED,
     side: int = eip712.SELL,
 ) -> list[tuple[eip712.Order, str]]:
-    """PRESIGNED distinct offers (bids with `side`; salts from `first_salt`), signed with
+    """`count` distinct offers (bids with `side`; salts from `first_salt`), signed with
     libsecp256k1 directly (eth-account's signing would take minutes for this many; the
     signatures are the same)."""
     meter = eip712.default_meter_id(wallet.address)
     key = PrivateKey(bytes(wallet.key))
     signed = []
-    for salt in range(first_salt, first_salt + PRESIGNED):
+    for salt in range(first_salt, first_salt + count):
         order = eip712.Order(
             maker=wallet.address,
             side=side,
@@ -161,14 +168,29 @@ def load_measured(
     *,
     distinct: bool = True,
     server_pid: int | None = None,
+    authorizations: list[str] | None = None,
 ) -> tuple[WrkResult, float]:
     """`load`, and the server's CPU seconds during the measured run (with `server_pid`): on a
-    loaded machine CPU per order compares two versions more steadily than orders per second."""
-    run_wrk(url, connections=CONNECTIONS, duration_s=1, headers=headers, bodies=bodies[:WARMUP])
+    loaded machine CPU per order compares two versions more steadily than orders per second.
+    `authorizations`: each body's own Authorization header (several makers' orders)."""
+    auth = authorizations or []
+    run_wrk(
+        url,
+        connections=CONNECTIONS,
+        duration_s=1,
+        headers=headers,
+        bodies=bodies[:WARMUP],
+        body_headers=("Authorization", auth[:WARMUP]) if auth else None,
+    )
     bodies = bodies[WARMUP:]
     before = cpu_seconds(server_pid) if server_pid else 0.0
     result = run_wrk(
-        url, connections=CONNECTIONS, duration_s=DURATION_S, headers=headers, bodies=bodies
+        url,
+        connections=CONNECTIONS,
+        duration_s=DURATION_S,
+        headers=headers,
+        bodies=bodies,
+        body_headers=("Authorization", auth[WARMUP:]) if auth else None,
     )
     cpu = cpu_seconds(server_pid) - before if server_pid else 0.0
     if distinct and result["requests"] > len(bodies):
@@ -177,7 +199,12 @@ def load_measured(
 
 
 def figures(
-    name: str, ours: WrkResult, baseline: WrkResult, floor: WrkResult, cpu_s: float = 0.0
+    name: str,
+    ours: WrkResult,
+    baseline: WrkResult,
+    floor: WrkResult,
+    cpu_s: float = 0.0,
+    makers: int = 1,
 ) -> list[dict[str, Any]]:
     """The JSON lines of one worker count (`name`: "" or "_2_workers")."""
     return [
@@ -188,6 +215,7 @@ def figures(
             "errors": ours["errors"],
             "requests": ours["requests"],
             "connections": CONNECTIONS,
+            "makers": makers,
             "ratio_to_baseline": round(ours["rps"] / max(baseline["rps"], 1), 3),
             "ratio_to_floor": round(ours["rps"] / max(floor["rps"], 1), 3),
         },
@@ -221,8 +249,13 @@ def run() -> Iterator[dict[str, Any]]:
         now = w3.eth.get_block("latest")["timestamp"]
         start = (now // eip712.SLOT_SECONDS + 8) * eip712.SLOT_SECONDS
         market = deployment.contracts["EnergyMarket"].address
-        wallet, bidder = anvil_account(5), anvil_account(7)
-        deposit_collateral(w3, settings, deployment, wallet)
+        wallet = anvil_account(5)
+        extra = [anvil_account(FIRST_EXTRA_WALLET + i) for i in range(MAKERS_2_WORKERS - 1)]
+        for each in extra:  # gas for approve and deposit
+            w3.provider.make_request(RPCEndpoint("anvil_setBalance"), [each.address, hex(10**20)])
+        for each in (wallet, *extra):
+            deposit_collateral(w3, settings, deployment, each)
+        bidder = anvil_account(7)
         deposit_collateral(w3, settings, deployment, bidder, deposit=False)
         index_chain(settings, deployment)
         bids = presign(
@@ -248,22 +281,35 @@ def run() -> Iterator[dict[str, Any]]:
         cpu: dict[int, float] = {}  # the API's CPU seconds in the measured run
         account_id = ""
         for workers in (1, 2):
-            orders = presign(
-                wallet,
-                chain_id=deployment.chain_id,
-                market=market,
-                start=start,
-                expiry=start - 1,
-                first_salt=workers * PRESIGNED,
-            )
+            makers = [wallet] if workers == 1 else [wallet, *extra]
+            per_maker = [
+                presign(
+                    maker,
+                    chain_id=deployment.chain_id,
+                    market=market,
+                    start=start,
+                    expiry=start - 1,
+                    first_salt=workers * PRESIGNED,
+                    count=PRESIGNED // len(makers),
+                )
+                for maker in makers
+            ]
             with serve_process("backend.main:app", settings, workers=workers) as (base, server):
-                headers = sign_in(base, settings, wallet)
+                sessions = [sign_in(base, settings, maker)["Authorization"] for maker in makers]
+                headers = {"Authorization": sessions[0]}
                 account_id = httpx.get(f"{base}/v1/auth/me", headers=headers).json()["id"]
+                # the makers take turns, order by order
+                turns = [
+                    (json.dumps(order_body(*signed[i])), sessions[m])
+                    for i in range(PRESIGNED // len(makers))
+                    for m, signed in enumerate(per_maker)
+                ]
                 ours[workers], cpu[workers] = load_measured(
                     f"{base}/v1/trading/orders",
-                    [json.dumps(order_body(order, sig)) for order, sig in orders],
+                    [body for body, _ in turns],
                     headers,
                     server_pid=server.pid,
+                    authorizations=[auth for _, auth in turns] if len(makers) > 1 else None,
                 )
         for workers in (1, 2):
             orders = presign(
@@ -291,7 +337,7 @@ def run() -> Iterator[dict[str, Any]]:
                 baseline[workers] = load(f"{base}/orders", bodies)
                 floor[workers] = load(f"{base}/nothing", bodies, distinct=False)
     yield from figures("", ours[1], baseline[1], floor[1], cpu[1])
-    yield from figures("_2_workers", ours[2], baseline[2], floor[2], cpu[2])
+    yield from figures("_2_workers", ours[2], baseline[2], floor[2], cpu[2], MAKERS_2_WORKERS)
     yield from bid_figures
 
 

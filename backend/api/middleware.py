@@ -135,10 +135,10 @@ class IdempotencyMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
             return await self.app(scope, receive, send)
-        headers = Headers(scope=scope)
-        key = headers.get("idempotency-key")
-        if key is None:
+        key = _first_header(scope, b"idempotency-key")
+        if key is None:  # most POSTs: no Headers mapping built for them
             return await self.app(scope, receive, send)
+        headers = Headers(scope=scope)
         path = scope["path"]
         if not 1 <= len(key) <= 255:
             reply = problem(
@@ -235,6 +235,15 @@ class IdempotencyMiddleware:
             }
             store.put(slot, json.dumps(done), settings.idempotency_ttl_s)
         await send_body(send, status, response_headers, content)
+
+
+def _first_header(scope: Scope, name: bytes) -> str | None:
+    """`Headers(scope=scope).get(name)` for a lower-case name (ASGI servers send lower-case
+    names), without building the mapping."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:

@@ -56,6 +56,13 @@ def address_of(public_key: bytes) -> str:
     return to_checksum_address(keccak(public_key[1:])[-20:])
 
 
+@lru_cache(maxsize=4_096)
+def checksum_address(address: str) -> str:
+    """`to_checksum_address(address)`, cached: an account's address is checksummed for every
+    order it places (a keccak each time); raises as `to_checksum_address` does."""
+    return to_checksum_address(address)
+
+
 def is_valid_signature_call(address: str, digest: bytes, signature: bytes) -> ViewCall:
     """`address.isValidSignature(digest, signature)` for `Chain.read`, answering None when the
     address has no code or reverts."""

@@ -18,13 +18,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from eth_utils import to_checksum_address
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from backend.accounts.models import Account, AccountKind
 from backend.chain.contracts import Chain, chain_for
-from backend.chain.signatures import ecdsa_signer
+from backend.chain.signatures import checksum_address, ecdsa_signer
 from backend.core.config import Settings
 from backend.market import intake, mirror_state
 from backend.market import orders as eip712
@@ -79,7 +78,7 @@ async def writer_pending(
         return None
     chain = chain_for(settings)
     digest = eip712.order_digest(order, chain.chain_id, chain.market.address)
-    if ecdsa_signer(digest, signature) != to_checksum_address(account.address):
+    if ecdsa_signer(digest, signature) != checksum_address(account.address):
         return None  # a contract wallet's signature, or a wrong one
     return Pending(
         account_id=account.id,

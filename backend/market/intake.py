@@ -30,7 +30,12 @@ from sqlmodel import Session, col, select
 from backend.accounts.custody import custodial_signer, record_signature
 from backend.accounts.models import Account, AccountKind
 from backend.chain.contracts import Chain, ViewCall
-from backend.chain.signatures import ecdsa_signer, erc1271_accepts, is_valid_signature_call
+from backend.chain.signatures import (
+    checksum_address,
+    ecdsa_signer,
+    erc1271_accepts,
+    is_valid_signature_call,
+)
 from backend.core.config import Settings
 from backend.market import order_events
 from backend.market import orders as eip712
@@ -112,7 +117,7 @@ def order_from_terms(
     if salt >= 2**256:
         raise InvalidOrder("salt must fit in uint256")
     return eip712.Order(
-        maker=to_checksum_address(account.address),
+        maker=checksum_address(account.address),
         side=SIDES[terms.side],
         product=product,
         assetId=terms.asset_id,

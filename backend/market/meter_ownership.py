@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import uuid
 
-from eth_utils import to_checksum_address
 from sqlmodel import Session
 
 from backend.accounts.models import Account
+from backend.chain.signatures import checksum_address
 from backend.market import orders as eip712
 from backend.market.errors import MeterNotOwned
 from backend.meters.models import Meter
@@ -25,7 +25,7 @@ def meter_owned(
 ) -> bool:
     """Whether the maker (`account_id`) of ENERGY `order` owns the meter it names, given the
     registered meter's owner (None: nobody registered it)."""
-    return eip712.meter_owner(order.meterId) == to_checksum_address(order.maker) and (
+    return eip712.meter_owner(order.meterId) == checksum_address(order.maker) and (
         registered_owner is None or registered_owner == account_id
     )
 

@@ -14,11 +14,13 @@ the contract's `orderHash`. Tests and the backend share this module so the contr
 from __future__ import annotations
 
 from dataclasses import asdict, astuple, dataclass, replace
+from functools import lru_cache
 from typing import Any
 
 from eth_account import Account
 from eth_account.messages import SignableMessage
 from eth_utils import keccak, to_checksum_address
+from sha3 import keccak_256
 
 from backend.chain import eip712
 from backend.chain.eip712 import DOMAIN_FIELDS, type_string, word_encoder
@@ -62,7 +64,13 @@ def meter_owner(meter: bytes) -> str:
     """The checksum address that owns `meter` (its top 20 bytes)."""
     if len(meter) != 32:
         raise ValueError(f"a meter id is 32 bytes, got {len(meter)}")
-    return to_checksum_address(meter[:20])
+    return _checksum_of(bytes(meter[:20]))
+
+
+@lru_cache(maxsize=4_096)
+def _checksum_of(address: bytes) -> str:
+    """to_checksum_address of 20 bytes, cached: the intake asks it of every order's meter."""
+    return to_checksum_address(address)
 
 
 def default_meter_id(owner: str) -> bytes:
@@ -153,12 +161,71 @@ def domain_separator(chain_id: int, verifying_contract: str) -> bytes:
 _ORDER_WORDS = tuple((f["name"], word_encoder(f["type"])) for f in ORDER_FIELDS)
 
 
+# the uint fields after maker, in order (meterId sits between assetId and quantityWh)
+_UINT_LIMITS = tuple(
+    1 << int(f["type"].removeprefix("uint")) for f in ORDER_FIELDS if f["type"].startswith("uint")
+)
+_PAD = bytes(12)
+
+
 def struct_hash(order: Order) -> bytes:
     """hashStruct(order) = keccak256(abi.encode(ORDER_TYPEHASH, order)); raises ValueError for a
     field that does not fit its Solidity type."""
-    return keccak(
-        ORDER_TYPEHASH
-        + b"".join(encode(getattr(order, name), name) for name, encode in _ORDER_WORDS)
+    words = _packed(order)
+    if words is None:  # some field does not fit: the generic encoders say which
+        words = ORDER_TYPEHASH + b"".join(
+            encode(getattr(order, name), name) for name, encode in _ORDER_WORDS
+        )
+    return keccak_256(words).digest()
+
+
+def _packed(order: Order) -> bytes | None:
+    """ORDER_TYPEHASH and the order's ABI words when every field fits its type (the intake's
+    case: one pass, no encoder call per field; pysha3's C keccak hashes them), else None."""
+    maker, meter = order.maker, order.meterId
+    uints = (
+        order.side,
+        order.product,
+        order.assetId,
+        order.quantityWh,
+        order.price,
+        order.deliveryStart,
+        order.deliveryEnd,
+        order.expiry,
+        order.nonce,
+        order.salt,
+    )
+    if type(meter) is not bytes or len(meter) != 32:
+        return None
+    if type(maker) is not str or len(maker) != 42 or maker[:2] not in ("0x", "0X"):
+        return None
+    for value, limit in zip(uints, _UINT_LIMITS, strict=True):
+        if type(value) is not int or not 0 <= value < limit:
+            return None
+    try:
+        address = bytes.fromhex(maker[2:])
+    except ValueError:
+        return None
+    if len(address) != 20:
+        return None
+    side, product, asset, quantity, price, start, end, expiry, nonce, salt = uints
+    return b"".join(
+        (
+            ORDER_TYPEHASH,
+            _PAD,
+            address,
+            side.to_bytes(32, "big"),
+            product.to_bytes(32, "big"),
+            asset.to_bytes(32, "big"),
+            meter,
+            quantity.to_bytes(32, "big"),
+            price.to_bytes(32, "big"),
+            start.to_bytes(32, "big"),
+            end.to_bytes(32, "big"),
+            expiry.to_bytes(32, "big"),
+            nonce.to_bytes(32, "big"),
+            salt.to_bytes(32, "big"),
+        )
     )
 
 
@@ -172,7 +239,8 @@ def signable(order: Order, chain_id: int, verifying_contract: str) -> SignableMe
 
 def order_digest(order: Order, chain_id: int, verifying_contract: str) -> bytes:
     """The EIP-712 digest (= the market's `orderHash`)."""
-    return eip712.digest(domain_separator(chain_id, verifying_contract), struct_hash(order))
+    separator = eip712.domain_separator(DOMAIN_NAME, DOMAIN_VERSION, chain_id, verifying_contract)
+    return keccak_256(b"\x19\x01" + separator + struct_hash(order)).digest()
 
 
 def recover_maker(order: Order, signature: bytes, chain_id: int, verifying_contract: str) -> str:

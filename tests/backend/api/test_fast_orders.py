@@ -9,7 +9,16 @@ import asyncio
 
 import pytest
 
-from backend.api.fast_orders import MAX_BODY_BYTES, bearer_token, read_body, replay_body
+from backend.api.fast_json import ModelJSON
+from backend.api.fast_orders import (
+    MAX_BODY_BYTES,
+    answer_accepted,
+    bearer_token,
+    read_body,
+    replay_body,
+)
+from backend.market.models import OrderStatus
+from backend.market.schemas import Accepted
 
 
 @pytest.mark.parametrize(
@@ -91,3 +100,21 @@ def test_a_client_gone_before_the_end_of_its_body_is_passed_on():
 
     messages, body = asyncio.run(run())
     assert body is None and len(messages) == 2
+
+
+@pytest.mark.parametrize("order_id", ["0x" + "ab" * 32, "0x" + "00" * 32, "0x1"])
+def test_the_202_is_the_routes_response_byte_for_byte(order_id):
+    route = ModelJSON(
+        Accepted(id=order_id, status=OrderStatus.OPEN, poll=f"/v1/trading/orders/{order_id}"),
+        status_code=202,
+    )
+    sent: list[dict] = []
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(answer_accepted(send, order_id))
+    assert sent == [
+        {"type": "http.response.start", "status": 202, "headers": route.raw_headers},
+        {"type": "http.response.body", "body": route.body},
+    ]

@@ -6,11 +6,12 @@ from __future__ import annotations
 import pytest
 from eth_account import Account as EthAccount
 from eth_account.messages import defunct_hash_message, encode_defunct
-from eth_utils import keccak
+from eth_utils import keccak, to_checksum_address
 
 from backend.chain.contracts import chain_for
 from backend.chain.signatures import (
     MAGIC_VALUE,
+    checksum_address,
     ecdsa_signer,
     erc1271_accepts,
     is_valid_signature_call,
@@ -24,6 +25,17 @@ SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 def _sign(key, text: str) -> tuple[bytes, bytes]:
     signed = EthAccount.sign_message(encode_defunct(text=text), key)
     return defunct_hash_message(text=text), bytes(signed.signature)
+
+
+def test_checksum_address_is_eth_utils_own_and_refuses_the_same():
+    address = EthAccount.create().address
+    for spelling in (address.lower(), address, "0x" + address[2:].upper()):
+        assert checksum_address(spelling) == to_checksum_address(spelling) == address
+    for bad in ("0x" + "11" * 19, "nonsense"):
+        with pytest.raises(ValueError):
+            to_checksum_address(bad)
+        with pytest.raises(ValueError):
+            checksum_address(bad)
 
 
 def test_ecdsa_signer_follows_openzeppelins_rules():

@@ -15,7 +15,7 @@ import uuid
 import psycopg
 import pytest
 from eth_utils import to_checksum_address
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
 from backend.accounts.models import Account, AccountKind
 from backend.core.async_db import libpq_conninfo
@@ -320,3 +320,23 @@ def test_a_stored_row_and_its_event_are_what_the_sync_intake_stores(world):
     assert row.created_at == row.updated_at
     assert event.topic == "order.placed" and event.block_number == 0
     assert event.payload == order_events.payload_of(row)
+
+
+def test_a_batch_is_stored_in_queue_order_each_row_and_event_as_the_sync_intake_would(world):
+    settings, engine, account_id = world
+    orders = [offer(100 + s, quantity=QUANTITY - s) for s in range(4)]
+    ids = asyncio.run(submit_all([writer(settings)], account_id, orders))
+    assert all(isinstance(i, str) for i in ids)
+    with Session(engine) as session:
+        rows = session.exec(select(SignedOrder).order_by(col(SignedOrder.seq))).all()
+        events = session.exec(select(OutboxMessage).order_by(col(OutboxMessage.id))).all()
+    assert [row.order_hash for row in rows] == ids  # seq follows the queue
+    assert [event.payload["order_hash"] for event in events] == ids
+    ignore = {"seq", "created_at", "updated_at"}
+    for order, order_id, row, event in zip(orders, ids, rows, events, strict=True):
+        expected = intake.row_of(
+            order, account_id=account_id, custodial=False, digest=order_id, signature=b"\x01" * 65
+        )
+        assert row.model_dump(exclude=ignore) == expected.model_dump(exclude=ignore)
+        assert event.payload == order_events.payload_of(row)
+    assert len({row.created_at for row in rows}) == 1

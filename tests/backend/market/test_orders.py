@@ -15,8 +15,10 @@ from eth_utils import keccak, to_checksum_address
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from backend.chain.eip712 import word_encoder
 from backend.market.orders import (
     ORDER_FIELDS,
+    ORDER_TYPEHASH,
     Order,
     default_meter_id,
     domain_separator,
@@ -28,6 +30,7 @@ from backend.market.orders import (
     struct_hash,
     typed_data,
 )
+from backend.market.orders import _packed as packed
 from tests.fixtures.javascript import JS_SAFE, js_parse, json_numbers, run_node
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -144,6 +147,43 @@ def test_a_field_that_does_not_fit_its_type_is_refused_like_eth_account(field):
             order_digest(too_big, 1, "0x" + "22" * 20)
         with pytest.raises(EncodingError):  # eth_abi refuses the out-of-range value
             generic_digest(too_big, 1, "0x" + "22" * 20)
+
+
+@settings(max_examples=200, deadline=None)
+@given(order=orders)
+def test_the_packed_words_are_the_abi_encoding_of_every_field(order):
+    generic = b"".join(
+        word_encoder(f["type"])(getattr(order, f["name"]), f["name"]) for f in ORDER_FIELDS
+    )
+    assert packed(order) == ORDER_TYPEHASH + generic
+
+
+@pytest.mark.parametrize(
+    ("field", "odd"),
+    [
+        ("side", True),  # a bool is no uint, as eth_abi says
+        ("price", 1.0),
+        ("salt", "1"),
+        ("maker", "0x" + "11" * 19 + "  "),  # fromhex skips the spaces: 19 bytes
+        ("maker", "11" * 21),
+        ("meterId", bytearray(32)),  # bytes-like: not packed, but hashed like bytes
+    ],
+)
+def test_an_odd_value_takes_the_generic_encoders_and_their_answer(field, odd):
+    order = SMALLEST_ORDER.replace(**{field: odd})
+    assert packed(order) is None
+    if field == "meterId":
+        assert struct_hash(order) == struct_hash(SMALLEST_ORDER.replace(meterId=bytes(32)))
+        return
+    with pytest.raises(ValueError, match=field):
+        struct_hash(order)
+
+
+def test_a_maker_that_is_not_hex_is_refused():
+    order = SMALLEST_ORDER.replace(maker="0x" + "zz" * 20)
+    assert packed(order) is None
+    with pytest.raises(ValueError):
+        struct_hash(order)
 
 
 def test_meter_id_must_be_32_bytes():
