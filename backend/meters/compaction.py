@@ -99,6 +99,8 @@ def compact(driver: psycopg.Connection, now: int, *, days: int = 3, limit: int =
         driver.execute(
             "CREATE TEMP TABLE IF NOT EXISTS joined (LIKE reading_runs) ON COMMIT DELETE ROWS"
         )
+        # inside a caller's transaction this block is a savepoint: no commit has emptied it
+        driver.execute("DELETE FROM joined")
         runs_before = driver.execute(COUNT, keys).fetchone()
         driver.execute(JOIN_ISLANDS, keys)
         joined = driver.execute("INSERT INTO reading_runs SELECT * FROM joined").rowcount

@@ -92,3 +92,17 @@ def test_after_joining_a_stored_interval_is_still_refused_and_a_new_one_still_st
     new = columns([solar.meter_id], [yesterday + 900 * 10], mixed=False)
     assert copy_runs(connection, new, "rest", datetime.now(UTC))
     assert runs_of(connection, solar.meter_id, yesterday) == [(0, 10), (10, 1)]
+
+
+def test_compactions_inside_one_open_transaction_join_each_island_once(metered):
+    """Called twice before any commit (the block is then a savepoint and the staging table
+    keeps the first call's runs unless emptied): the second call stores only its own."""
+    session, _, _, solar, house = metered
+    connection = session.connection()
+    store_one_by_one(connection, solar.meter_id, [NOW - DAY + 900 * s for s in range(6)])
+    driver = connection.connection.driver_connection
+    assert compact(driver, NOW, days=1).runs_after == 1
+    store_one_by_one(connection, house.meter_id, [NOW - DAY + 900 * s for s in range(4)])
+    assert compact(driver, NOW, days=1).runs_after == 1
+    assert runs_of(connection, solar.meter_id, NOW - DAY) == [(0, 6)]
+    assert runs_of(connection, house.meter_id, NOW - DAY) == [(0, 4)]
