@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from backend.meters.runs import DAY, lock
+from backend.meters.runs import ARRAYS, DAY, lock
 
 # (meter, day) pairs of the days [since, before) holding two runs that touch
 CANDIDATES = """
@@ -28,10 +28,8 @@ WHERE a.day >= %(since)s AND a.day < %(before)s AND EXISTS (
     WHERE b.meter_id = a.meter_id AND b.day = a.day AND b.first_slot = a.first_slot + a.slots)
 GROUP BY a.meter_id, a.day ORDER BY a.day, a.meter_id LIMIT %(limit)s
 """
-NULLABLE = ("import_wh", "export_wh", "voltage_v", "current_a", "power_factor", "quality")
-ALWAYS = ("revision", "source", "verified", "received_at")
-SIGNED = ("signature", "signer")
-FIELDS = NULLABLE + ALWAYS[:3] + SIGNED + ALWAYS[3:]  # the table's column order
+FIELDS = tuple(name for name, _ in ARRAYS)  # the runs' array columns, in the table's order
+ALWAYS = ("revision", "source", "verified", "received_at")  # NOT NULL arrays
 
 
 def _aggregate(field: str) -> str:
