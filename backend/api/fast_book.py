@@ -8,11 +8,12 @@ async pool, JSON written straight from the rows (`book.order_book_json`). Routin
 resolution, query validation and the pydantic models cost ~0.6 ms of CPU per request; this
 path ~0.1 ms.
 
-Identical reads in flight share one statement (`SharedReads`, `orderbook_share_reads`): a
-request that finds the same market, depth and chain time being read joins the *next* read,
-which starts after the running one ends — so every answer comes from a statement that began
-after the request arrived (a client that just placed an order sees it). Under 64 concurrent
-connections that turns ~64 identical aggregations into one or two.
+Identical reads in flight share one statement (`shared_reads.SharedReads`,
+`orderbook_share_reads`): a request that finds the same market, depth and chain time being
+read joins the *next* read, which starts after the running one ends — so every answer comes
+from a statement that began after the request arrived (a client that just placed an order
+sees it). Under 64 concurrent connections that turns ~64 identical aggregations into one or
+two.
 
 Anything unusual — another parameter, a repeated one, SQLite (no async pool), an error on the
 way — is handed to the FastAPI route, which answers it (422, 404, 503 problems) as before.
@@ -20,15 +21,13 @@ way — is handed to the FastAPI route, which answers it (422, 404, 503 problems
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import Awaitable, Callable, Hashable
-from typing import Any
 
 from starlette.types import ASGIApp, Scope
 
 from backend.api.deps import read_chain_time
 from backend.api.pre_routing import PreRoutingRead, query_pairs
+from backend.api.shared_reads import SharedReads
 from backend.core.async_db import AsyncPool
 from backend.core.config import Settings
 from backend.market import book
@@ -37,44 +36,6 @@ PATH = "/v1/trading/orderbook"
 _MARKET_ID = re.compile(r"(energy|rec)-[0-9]{1,18}")
 _DEPTH = re.compile(r"[0-9]{1,3}")
 _PARAMETERS = frozenset((b"market_id", b"depth"))
-
-
-class SharedReads:
-    """At most one read per key running. A caller joins the read that has not begun yet (its
-    statement will start after the caller arrived), else starts the one that begins when the
-    running read ends: never an answer from a read older than the request."""
-
-    def __init__(self) -> None:
-        self.running: dict[Hashable, asyncio.Future[Any]] = {}
-        self.waiting: dict[Hashable, asyncio.Future[Any]] = {}
-
-    async def run(self, key: Hashable, read: Callable[[], Awaitable[Any]]) -> Any:
-        task = self.waiting.get(key)
-        if task is None:
-            task = self.waiting[key] = asyncio.ensure_future(
-                self._round(key, self.running.get(key), read)
-            )
-            task.add_done_callback(_retrieve)
-        # shield: a caller that goes away does not cancel the others' read
-        return await asyncio.shield(task)
-
-    async def _round(
-        self, key: Hashable, before: asyncio.Future[Any] | None, read: Callable[[], Awaitable[Any]]
-    ) -> Any:
-        if before is not None:
-            await asyncio.wait([before])
-        this = self.running[key] = self.waiting.pop(key)  # begins: later callers wait for the next
-        try:
-            return await read()
-        finally:
-            if self.running.get(key) is this:
-                del self.running[key]
-
-
-def _retrieve(done: asyncio.Future[Any]) -> None:
-    """Marks a round's exception retrieved (its callers re-raise it; all may have gone)."""
-    if not done.cancelled():
-        done.exception()
 
 
 def book_query(query_string: bytes) -> tuple[str, int] | None:

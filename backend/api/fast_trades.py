@@ -20,8 +20,8 @@ import re
 
 from starlette.types import ASGIApp, Scope
 
-from backend.api.fast_book import SharedReads
 from backend.api.pre_routing import PreRoutingRead, cursor_limit, query_pairs
+from backend.api.shared_reads import SharedReads
 from backend.core.async_db import AsyncPool, Query
 from backend.core.config import Settings
 from backend.market import trades
