@@ -226,6 +226,9 @@ class Settings(BaseSettings):
     vpp_trading_default_price: int = Field(default=150_000, ge=1)
     vpp_trading_interval_s: float = Field(default=900, gt=0)
     vpp_trading_beat: bool = True  # false: aggregators trade through the API only
+    # How often fills of VPP orders relying on battery headroom are looked for and patched into
+    # the batteries' schedules (backend/vpp/flex_delivery.py); well under a slot
+    vpp_flex_delivery_interval_s: float = Field(default=60, gt=0)
     # Forecasts (backend/forecast): where weather comes from, how much history a forecast reads,
     # and where a target with no located resource is (its weather)
     forecast_weather_provider: Literal["simulated"] = "simulated"
