@@ -58,7 +58,7 @@ class Headroom:
     """One battery's discharge headroom beyond its schedule, by slot start (unix s). Committing
     x Wh in slot t spends spare power in t and stored energy in t and every later slot, so
 
-        available(t) = min(power_t − committed_t,  min over k ≥ t of stored_k − Σ_{j ≤ k} committed_j)
+        available(t) = min(power_t − committed_t, min_{k ≥ t} stored_k − Σ_{j ≤ k} committed_j)
 
     `stored` empty: power-bounded only (a store the plan does not track)."""
 

@@ -103,7 +103,7 @@ def test_no_stored_wh_is_promised_twice_over_random_runs_and_fills(seed):
     }
     committed: dict[str, dict[int, int]] = {}
     traded: set[tuple[int, str]] = set()
-    for run in range(3):  # later runs trade the slots earlier runs left, after their commitments
+    for _ in range(3):  # later runs trade the slots earlier runs left, after their commitments
         current = [
             Headroom(h.resource_id, h.power, h.stored, dict(committed.get(h.resource_id, {})))
             for h in headroom

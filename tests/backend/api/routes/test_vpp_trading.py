@@ -84,7 +84,7 @@ def vpp_with_battery(market) -> tuple[Account, str, dict, str]:
 def test_aggregator_previews_then_places_its_vpps_orders(market):
     api, client, seller = market["api"], market["client"], market["seller"]
     period = market["period"]
-    aggregator, vpp_id, battery, schedule_id = vpp_with_battery(market)
+    aggregator, vpp_id, _, schedule_id = vpp_with_battery(market)
     forecast_id = store_forecast(api.engine, vpp_id, period, [3_000, -2_000, 20, 1_000])
 
     preview = client.post(f"/v1/vpp/{vpp_id}/orders", json={"dryRun": True}, headers=seller)
@@ -179,7 +179,7 @@ def test_a_fill_on_an_order_relying_on_headroom_patches_the_batterys_schedule(ma
         market["seller"],
         market["period"],
     )
-    aggregator, vpp_id, battery, schedule_id = vpp_with_battery(market)
+    _, vpp_id, battery, schedule_id = vpp_with_battery(market)
     store_forecast(api.engine, vpp_id, period, [3_000])
     placed = client.post(
         f"/v1/vpp/{vpp_id}/orders",
@@ -224,7 +224,7 @@ def test_a_fill_on_an_order_relying_on_headroom_patches_the_batterys_schedule(ma
 
     assert sweep() == FlexReport(patches=0, commands=0)  # nothing traded: the plan stands
     for quantity in (1_450, 2_175):  # 40 %, then the rest
-        bid_hash, bid = wallet_bid(
+        _, bid = wallet_bid(
             client,
             market["buyer"],
             market["wallet"],
