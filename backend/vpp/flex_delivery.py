@@ -18,7 +18,9 @@ Patches are cumulative (every order of the plan's horizon counted, not only the 
 the newest schedule a device holds is always complete; only batteries with extra get it, through
 the downlink like any schedule (backend/vpp/downlink.py). Slots that have started are not
 patched again. `vpp_orders.patched_fill_wh` records the fill each order's latest patch covers,
-so a sweep with nothing new does nothing.
+and every sweep compares the extra due with the covering plan's last patch: a sweep with
+nothing new does nothing, and a re-plan (which reserves the committed discharge but does not
+schedule it, backend/vpp/optimize.py) gets its patch on the next sweep.
 """
 
 from __future__ import annotations
@@ -159,24 +161,24 @@ def orders_with_flex(session: Session, now: int) -> list[tuple[VppOrder, int]]:
 
 
 def deliver_flex(session: Session, settings: Settings, now: int) -> FlexReport:
-    """Patch and queue the schedules of every VPP with new fills on orders relying on headroom
-    (module docstring). Commits per VPP."""
+    """Patch and queue the plans covering orders that rely on headroom and whose slot has not
+    started, where the extra due differs from the plan's last patch: a new fill, or a re-plan
+    the devices now follow without it (module docstring). Commits per VPP."""
     due: dict[uuid.UUID, dict[int, int]] = {}  # VPP → order id → due fill
     for order, traded in orders_with_flex(session, now):
-        fill = due_fill(order, traded)
-        if fill > order.patched_fill_wh and order.id is not None:
-            due.setdefault(order.vpp_id, {})[order.id] = fill
+        if order.id is not None:
+            due.setdefault(order.vpp_id, {})[order.id] = due_fill(order, traded)
     patches = commands = 0
     for vpp_id, fills in due.items():
         session.exec(select(Vpp).where(Vpp.id == vpp_id).with_for_update()).one()
-        made, queued = patch_vpp(session, settings, vpp_id, fills, now)
+        made, queued = patch_vpp(session, settings, vpp_id, fills)
         session.commit()
         patches, commands = patches + made, commands + queued
     return FlexReport(patches=patches, commands=commands)
 
 
 def patch_vpp(
-    session: Session, settings: Settings, vpp_id: uuid.UUID, fills: dict[int, int], now: int
+    session: Session, settings: Settings, vpp_id: uuid.UUID, fills: dict[int, int]
 ) -> tuple[int, int]:
     """Patch each plan covering an order of `fills` (order id → due fill); the caller commits."""
     orders = session.exec(

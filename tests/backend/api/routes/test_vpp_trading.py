@@ -10,6 +10,7 @@ from sqlmodel import Session, select
 
 from backend.accounts.models import Account
 from backend.chain.contracts import chain_for
+from backend.core.utc import utc_now
 from backend.forecast.models import StoredForecast
 from backend.market.models import SignedOrder
 from backend.vpp.flex_delivery import FlexReport, deliver_flex
@@ -248,8 +249,20 @@ def test_a_fill_on_an_order_relying_on_headroom_patches_the_batterys_schedule(ma
     assert sent_setpoints(second) == [2_500] + [0] * 95
     with Session(api.engine) as session:
         assert session.exec(select(VppOrder)).one().patched_fill_wh == 3_625
-        # a later run plans from the plan, not the patch, and finds the committed 625 Wh gone
+        # a re-plan the devices now follow (it reserves the 625 Wh but does not schedule
+        # them) is patched on the next sweep
+        plan = session.get(VppSchedule, uuid.UUID(schedule_id))
+        replan = VppSchedule(**plan.model_dump(exclude={"id", "created_at"}), created_at=utc_now())
+        session.add(replan)
+        session.commit()
+        replan_id = replan.id
+    assert sweep().patches == 1
+    third = patches()[-1]
+    assert (third.parent_id, third.inputs["extraWh"]) == (replan_id, second.inputs["extraWh"])
+    assert sent_setpoints(third) == [2_500] + [0] * 95
+    with Session(api.engine) as session:
+        # a later run plans from the latest plan, not its patch
         latest = client.post(
             f"/v1/vpp/{vpp_id}/orders", json={"dryRun": True, "flexShare": 1.0}, headers=seller
         ).json()
-        assert latest["scheduleId"] == schedule_id
+        assert latest["scheduleId"] == str(replan_id)
