@@ -5,6 +5,7 @@ the VPP's meter; wallet aggregators get `wallet-must-sign`; `GET /v1/vpp/{id}/al
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 from sqlmodel import Session, select
 
@@ -266,3 +267,17 @@ def test_a_fill_on_an_order_relying_on_headroom_patches_the_batterys_schedule(ma
             f"/v1/vpp/{vpp_id}/orders", json={"dryRun": True, "flexShare": 1.0}, headers=seller
         ).json()
         assert latest["scheduleId"] == str(replan_id)
+    # a real re-plan reserves the committed 625 Wh: the battery (empty, as it never reported)
+    # charges enough in the slot to discharge them on top, and keeps 2.5 kW of power free
+    optimized = client.post(
+        f"/v1/vpp/{vpp_id}/optimize",
+        json={"start": datetime.fromtimestamp(period, UTC).isoformat(), "buyPrice": [100_000] * 96, "sellPrice": [90_000] * 96},
+        headers=seller,
+    )
+    assert optimized.status_code == 200, optimized.text
+    allocation = optimized.json()["allocation"][0]
+    assert allocation["socWh"][0] >= 625 / 0.95 - 1
+    assert allocation["setpointsW"][0] <= 5_000 - 2_500
+    with Session(api.engine) as session:
+        stored = session.get(VppSchedule, uuid.UUID(optimized.json()["scheduleId"]))
+        assert stored.inputs["reservedWh"] == {battery["id"]: {str(period): 625}}
