@@ -31,11 +31,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import case, func
 from sqlmodel import Session, col, select
 
 from backend.core.config import Settings
 from backend.market.models import SignedOrder
-from backend.market.order_state import MIRROR_JOIN, traded_wh
 from backend.resources.models import DerResource
 from backend.vpp import downlink
 from backend.vpp.dispatch import SLOTS
@@ -150,11 +150,15 @@ class FlexReport:
 
 
 def orders_with_flex(session: Session, now: int) -> list[tuple[VppOrder, int]]:
-    """Orders relying on headroom whose slot has not started, with their Wh traded."""
+    """Orders relying on headroom whose slot has not started, with their Wh traded: the
+    matcher's count or the indexer's mirror of the chain, whichever is ahead (as
+    backend/market/order_state.py reads it; an order filled on chain directly has no count)."""
+    matched = func.coalesce(col(SignedOrder.matched_wh), 0)
+    mirror = func.coalesce(col(MarketOrder.filled_wh), 0)
     rows = session.exec(
-        select(VppOrder, traded_wh())
-        .join(SignedOrder, col(SignedOrder.order_hash) == col(VppOrder.order_hash))
-        .outerjoin(MarketOrder, MIRROR_JOIN)
+        select(VppOrder, case((mirror > matched, mirror), else_=matched))
+        .outerjoin(SignedOrder, col(SignedOrder.order_hash) == col(VppOrder.order_hash))
+        .outerjoin(MarketOrder, col(MarketOrder.order_hash) == col(VppOrder.order_hash))
         .where(col(VppOrder.flex_wh) > 0, col(VppOrder.delivery_start) > now)
     ).all()
     return [(order, int(traded or 0)) for order, traded in rows]

@@ -271,7 +271,11 @@ def test_a_fill_on_an_order_relying_on_headroom_patches_the_batterys_schedule(ma
     # charges enough in the slot to discharge them on top, and keeps 2.5 kW of power free
     optimized = client.post(
         f"/v1/vpp/{vpp_id}/optimize",
-        json={"start": datetime.fromtimestamp(period, UTC).isoformat(), "buyPrice": [100_000] * 96, "sellPrice": [90_000] * 96},
+        json={
+            "start": datetime.fromtimestamp(period, UTC).isoformat(),
+            "buyPrice": [100_000] * 96,
+            "sellPrice": [90_000] * 96,
+        },
         headers=seller,
     )
     assert optimized.status_code == 200, optimized.text
