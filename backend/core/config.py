@@ -219,7 +219,8 @@ class Settings(BaseSettings):
     vpp_price_lookback_days: int = Field(default=7, ge=1, le=90)
     vpp_default_price_per_kwh: int = Field(default=100_000, ge=0)  # 0.1 gUSD, the market's scale
     # Aggregator trading (backend/vpp/trading.py): slots below this many Wh are not traded;
-    # surplus slots also offer this share of the batteries' unscheduled discharge headroom;
+    # surplus slots also offer this share of the batteries' unscheduled discharge headroom
+    # (delivered: backend/vpp/flex_delivery.py patches fills into the batteries' schedules);
     # the price per kWh when neither the request nor the schedule gives one; the beat's interval
     vpp_trading_min_wh: int = Field(default=100, ge=1)
     vpp_trading_flex_share: float = Field(default=0.5, ge=0, le=1)

@@ -32,6 +32,7 @@ from indexer.models import Trade
 from tests.fixtures.mqtt import wait_until
 from tests.fixtures.resources import WALL, add_pv, add_resource
 from tests.fixtures.services import require_service
+from tests.fixtures.vpp import stored_schedule
 
 SLOT = 900
 PRICE = 123_457  # per kWh: shares with remainders
@@ -261,22 +262,8 @@ def test_a_sale_relying_on_battery_headroom_is_patched_down_delivered_and_paid_i
             join(session, WALL, owner, vpp.id, resource.id).joined_at = datetime.fromtimestamp(
                 slot - 86_400, UTC
             )
-        plan = VppSchedule(  # the day's plan: the battery idles, full
-            vpp_id=vpp.id,
-            requested_by=aggregator.id,
-            start=slot,
-            status="optimal",
-            cost=0,
-            inputs={},
-            result={
-                "status": "completed",
-                "allocation": [
-                    {"resourceId": str(battery.id), "setpointsW": [0] * 96, "socWh": [13_500] * 96}
-                ],
-            },
-        )
-        session.add(plan)
-        session.flush()
+        # the day's plan: the battery idles, full
+        plan = stored_schedule(session, vpp, [(battery, [0] * 96)], slot, soc_wh=[13_500] * 96)
         (order,) = plan_orders(
             PlanInputs(
                 forecast_start=slot,
