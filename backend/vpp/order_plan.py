@@ -66,21 +66,42 @@ class Headroom:
     power: dict[int, int]
     stored: dict[int, int] = field(default_factory=dict)
     committed: dict[int, int] = field(default_factory=dict)
+    _floor: dict[int, int] | None = field(default=None, repr=False, compare=False)
 
     def available(self, slot: int) -> int:
         if slot not in self.power:
             return 0
         spare = self.power[slot] - self.committed.get(slot, 0)
-        drawn = sum(wh for s, wh in self.committed.items() if s < slot)
-        for later in sorted(s for s in self.stored if s >= slot):
-            drawn += self.committed.get(later, 0)
-            spare = min(spare, self.stored[later] - drawn)
+        if self.stored:
+            spare = min(spare, self.floor().get(slot, spare))
         return max(spare, 0)
+
+    def floor(self) -> dict[int, int]:
+        """min over k ≥ t of stored_k − Σ_{j ≤ k} committed_j, per slot t (cached until the
+        next commitment)."""
+        if self._floor is None:
+            drawn, cumulative = 0, {}
+            for slot in sorted(self.stored.keys() | self.committed.keys()):
+                drawn += self.committed.get(slot, 0)
+                cumulative[slot] = drawn
+            found, low = {}, None
+            for slot in sorted(self.stored, reverse=True):
+                left = self.stored[slot] - cumulative[slot]
+                low = left if low is None else min(low, left)
+                found[slot] = low
+            self._floor = found
+        return self._floor
 
     def commit(self, slot: int, wh: int) -> None:
         if wh > self.available(slot):
             raise ValueError(f"{self.resource_id}: {wh} Wh in slot {slot} exceeds the headroom")
         self.committed[slot] = self.committed.get(slot, 0) + wh
+        self._floor = None
+
+    def release(self, slot: int, wh: int) -> None:
+        """Undo `commit(slot, wh)`."""
+        self.committed[slot] -= wh
+        self._floor = None
 
 
 def schedule_headroom(
@@ -178,6 +199,7 @@ def plan_orders(inputs: PlanInputs) -> list[VppOrderPlan]:
     traded only when every slot of the block is still open. Each order commits the headroom it
     relies on (`flexSplit`) before later slots are planned; `inputs.headroom` is left as it is."""
     headroom = copy.deepcopy(inputs.headroom)
+    by_id = {h.resource_id: h for h in headroom}
     size = inputs.block_slots * SLOT
     blocks: dict[int, list[tuple[int, int]]] = {}
     for n, position in enumerate(inputs.forecast_wh):
@@ -188,20 +210,20 @@ def plan_orders(inputs: PlanInputs) -> list[VppOrderPlan]:
         slots = [start for start, _ in members]
         if len(members) < inputs.block_slots or min(slots) <= inputs.now:
             continue
-        trial = copy.deepcopy(headroom)  # the block's slots share the stores, in order
         flex: dict[int, int] = {}
-        parts: list[FlexPart] = []
+        parts: list[FlexPart] = []  # committed slot by slot: the block's slots share the stores
         signed = 0
         for start, position in members:
-            flex[start] = flexibility(trial, start)
+            flex[start] = flexibility(headroom, start)
             relied = relied_wh(position, int(inputs.flex_share * flex[start]))
-            parts += split(trial, start, relied)
+            parts += split(headroom, start, relied)
             signed += position + relied
         side: Literal["sell", "buy"] = "sell" if signed > 0 else "buy"
         prices = inputs.sell_price if side == "sell" else inputs.buy_price
         if abs(signed) < inputs.min_wh or (block_start, side) in inputs.traded:
+            for part in parts:  # not traded: nothing relies on it
+                by_id[part.resourceId].release(part.slot, part.wh)
             continue
-        headroom = trial
         plans.append(
             VppOrderPlan(
                 side=side,
