@@ -248,6 +248,10 @@ def test_a_fill_on_an_order_relying_on_headroom_patches_the_batterys_schedule(ma
     assert second.inputs["extraWh"] == {battery["id"]: {str(period): 625}}
     assert sent_setpoints(first) == [1_000] + [0] * 95
     assert sent_setpoints(second) == [2_500] + [0] * 95
+    # the dashboard's timeline: the plan's (idle) setpoints plus the patched discharge
+    shown = client.get(f"/v1/vpp/{vpp_id}/timeline", headers=seller).json()
+    assert shown["scheduleId"] == schedule_id
+    assert [s["scheduledWh"] for s in shown["slots"][:2]] == [625, 0]
     with Session(api.engine) as session:
         assert session.exec(select(VppOrder)).one().patched_fill_wh == 3_625
         # a re-plan the devices now follow (it reserves the 625 Wh but does not schedule
