@@ -176,7 +176,9 @@ def trade_vpp(
             forecast_wh=list(forecast.values),
             headroom=(
                 schedule_headroom(
-                    schedule, batteries_of(session, schedule), committed_flex(session, vpp.id)
+                    schedule,
+                    batteries_of(session, schedule),
+                    committed_flex(session, vpp.id, schedule.start),
                 )
                 if schedule
                 else []
