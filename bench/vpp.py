@@ -13,7 +13,11 @@ with tomorrow's weather perturbed as a real day-ahead forecast would be). The
 instance (seeded): 100 home batteries, 60 EVs plugged in overnight with a target
 SoC at 07:00, 40 heat pumps that need their daily energy; a neighbourhood's demand and PV
 forecast; time-of-use prices with an evening peak, export paid at half the import price.
-Telemetry: `telemetry_samples_per_s` (DER samples over MQTT into `der_telemetry`, end to end;
+Flexibility: `order_plan_s_{label}` (a day of orders planned on the LP's schedule, every
+battery's headroom sequential across slots, half of it relied on: backend/vpp/order_plan.py),
+`optimize_reserved_s_{label}` (the LP again, each store reserving what those orders committed)
+and `reserved_kept_ratio` (the headroom the re-plan leaves for them / what they committed, goal
+1.0). Telemetry: `telemetry_samples_per_s` (DER samples over MQTT into `der_telemetry`, end to end;
 measured by bench/mqtt_ingest.py).
 """
 
@@ -23,6 +27,7 @@ import os
 import statistics
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -30,7 +35,8 @@ import numpy as np
 from backend.forecast import model as forecaster
 from backend.forecast.synthetic import household_wh, pv_wh
 from backend.forecast.weather import SimulatedWeather, slot_weather
-from backend.vpp.dispatch import DispatchProblem, FlexibleLoad, Storage, optimize
+from backend.vpp.dispatch import DispatchProblem, FlexibleLoad, Schedule, Storage, optimize
+from backend.vpp.order_plan import Battery, Headroom, PlanInputs, battery_limits, plan_orders
 from bench._vpp_ga import optimize_ga
 from bench.mqtt_ingest import telemetry_figures
 
@@ -40,6 +46,7 @@ REPEATS = int(os.environ.get("GRIDLEDGER_BENCH_VPP_REPEATS", "3"))
 FORECAST_METERS = int(os.environ.get("GRIDLEDGER_BENCH_FORECAST_METERS", "1000"))
 FORECAST_DAYS = 28
 FORECAST_START = 1_767_225_600  # 2026-01-01T00:00Z
+SLOT_SECONDS = 900
 
 
 def instance(resources: int = RESOURCES, slots: int = SLOTS, seed: int = 17) -> DispatchProblem:
@@ -122,8 +129,77 @@ def run() -> Iterator[dict[str, Any]]:
     yield {"metric": "ga_cost", "value": round(ga.cost), "unit": "token units"}
     yield {"metric": "cost_ratio_vs_ga", "value": round(lp_cost / ga.cost, 4), "unit": "ratio"}
     yield {"metric": "speedup_vs_ga", "value": round(ga_seconds / lp_seconds, 2), "unit": "x"}
+    yield from flexibility_figures(problem, lp_runs[0][2], label)
     yield from forecast_figures()
     yield from telemetry_figures()  # MQTT into der_telemetry (bench/mqtt_ingest.py)
+
+
+def headroom_of(problem: DispatchProblem, schedule: Schedule, start: int) -> list[Headroom]:
+    """Each discharging store's headroom beyond the LP's schedule (as trading reads it)."""
+    setpoints = schedule.setpoints_w()
+    found = []
+    for store in problem.storage:
+        if store.max_discharge_w <= 0:
+            continue
+        battery = Battery(store.max_discharge_w, store.min_soc_wh, store.discharge_efficiency)
+        soc = [round(v) for v in schedule.soc_wh[store.id]]
+        power, stored = battery_limits(battery, setpoints[store.id], soc)
+        slots = [start + n * SLOT_SECONDS for n in range(len(power))]
+        found.append(
+            Headroom(
+                store.id,
+                dict(zip(slots, power, strict=True)),
+                dict(zip(slots, stored, strict=True)),
+            )
+        )
+    return found
+
+
+def flexibility_figures(
+    problem: DispatchProblem, schedule: Schedule, label: str
+) -> Iterator[dict[str, Any]]:
+    start = FORECAST_START
+    net = np.asarray(problem.pv_wh) - np.asarray(problem.demand_wh)
+    inputs = PlanInputs(
+        forecast_start=start,
+        forecast_wh=[round(v) for v in net],
+        headroom=headroom_of(problem, schedule, start),
+        sell_price={},
+        buy_price={},
+        now=start - 60,
+        traded=set(),
+        min_wh=100,
+        flex_share=0.5,
+        default_price=100_000,
+    )
+    seconds, cpu, plans = timed(plan_orders, inputs)
+    committed: dict[str, list[float]] = {}
+    for plan in plans:
+        for part in plan.flexSplit:
+            series = committed.setdefault(part.resourceId, [0.0] * len(net))
+            series[(part.slot - start) // SLOT_SECONDS] += part.wh
+    reserved = replace(
+        problem,
+        storage=[replace(s, reserved_wh=committed.get(s.id)) for s in problem.storage],
+    )
+    replan_seconds, _, replan = timed(optimize, reserved)
+    kept = headroom_of(reserved, replan, start)
+    room = sum(
+        min(h.available(s), committed[h.resource_id][(s - start) // SLOT_SECONDS])
+        for h in kept
+        if h.resource_id in committed
+        for s in h.power
+    )
+    total = sum(sum(v) for v in committed.values())
+    yield {"metric": f"order_plan_s_{label}", "value": round(seconds, 3), "unit": "s"}
+    yield {"metric": f"order_plan_cpu_s_{label}", "value": round(cpu, 3), "unit": "s"}
+    yield {"metric": "order_plan_flex_wh", "value": round(total), "unit": "Wh"}
+    yield {"metric": f"optimize_reserved_s_{label}", "value": round(replan_seconds, 3), "unit": "s"}
+    yield {
+        "metric": "reserved_kept_ratio",
+        "value": round(room / total, 4) if total else 1.0,
+        "unit": "ratio",
+    }
 
 
 def neighbourhood_meters(meters: int, seed: int = 17) -> list[tuple[float, float, np.ndarray]]:

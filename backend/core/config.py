@@ -219,13 +219,17 @@ class Settings(BaseSettings):
     vpp_price_lookback_days: int = Field(default=7, ge=1, le=90)
     vpp_default_price_per_kwh: int = Field(default=100_000, ge=0)  # 0.1 gUSD, the market's scale
     # Aggregator trading (backend/vpp/trading.py): slots below this many Wh are not traded;
-    # surplus slots also offer this share of the batteries' unscheduled discharge headroom;
+    # surplus slots also offer this share of the batteries' unscheduled discharge headroom
+    # (delivered: backend/vpp/flex_delivery.py patches fills into the batteries' schedules);
     # the price per kWh when neither the request nor the schedule gives one; the beat's interval
     vpp_trading_min_wh: int = Field(default=100, ge=1)
     vpp_trading_flex_share: float = Field(default=0.5, ge=0, le=1)
     vpp_trading_default_price: int = Field(default=150_000, ge=1)
     vpp_trading_interval_s: float = Field(default=900, gt=0)
     vpp_trading_beat: bool = True  # false: aggregators trade through the API only
+    # How often fills of VPP orders relying on battery headroom are looked for and patched into
+    # the batteries' schedules (backend/vpp/flex_delivery.py); well under a slot
+    vpp_flex_delivery_interval_s: float = Field(default=60, gt=0)
     # Forecasts (backend/forecast): where weather comes from, how much history a forecast reads,
     # and where a target with no located resource is (its weather)
     forecast_weather_provider: Literal["simulated"] = "simulated"

@@ -15,6 +15,13 @@ The model, per 15-minute slot t (energy in Wh per slot, prices per kWh):
     export_t ≤ pv_t − curtail_t + Σ_r discharge_rt       (no resale of grid energy)
     minimise Σ_t buy_t·import_t − sell_t·export_t + penalty·(Σ_t unmet_t + Σ_l short_l)
 
+A store's `reserved_wh` is discharge that orders already rely on beyond any schedule
+(backend/vpp/flex_delivery.py patches it in on top): the plan keeps room for it, softly, at
+`penalty_per_kwh` per kWh it cannot keep:
+
+    discharge_rt − spill_rt ≤ max_discharge_w·Δt·plugged_rt − reserved_rt
+    soc_rt + short_rt ≥ min_soc_r + Σ_{j ≤ t} reserved_rj / η_d
+
 Grid imports count as non-renewable, local PV (used or stored) as renewable; storage is not
 final consumption (charging and discharging at once must not inflate the base), so imports that
 cover storage losses count against the share. Unmet demand and
@@ -64,6 +71,7 @@ class Storage:
     plugged: Sequence[bool] | None = None  # None: always
     target_slot: int | None = None
     target_soc_wh: int = 0
+    reserved_wh: Sequence[float] | None = None  # per slot, see `DispatchProblem`
 
 
 @dataclass(frozen=True)
@@ -188,6 +196,23 @@ def _series(values: Sequence[float], slots: int, what: str) -> FloatArray:
     return np.asarray(values, dtype=float)
 
 
+def _soft_upper(
+    layout: _Layout,
+    ub: _Rows,
+    columns: NDArray[np.int64],
+    bound: FloatArray,
+    where: NDArray[np.bool_],
+    sign: float = 1.0,
+) -> NDArray[np.int64]:
+    """sign·x_t − slack_t ≤ bound_t for the slots `where` holds; the slacks' columns."""
+    count = int(where.sum())
+    slack = layout.block(count, np.inf)
+    rows = ub.new(count, bound[where])
+    ub.add(rows, columns[where], sign)
+    ub.add(rows, slack, -1.0)
+    return slack
+
+
 def check(problem: DispatchProblem) -> int:
     """The number of slots; DispatchError when the inputs do not fit together."""
     slots = len(problem.buy_price)
@@ -230,6 +255,7 @@ def optimize(problem: DispatchProblem) -> Schedule:
     eq.add(balance, unmet, 1.0)
     eq.add(balance, exp, -1.0)
     charges, discharges, socs, loads, shorts = {}, {}, {}, {}, {}
+    slacks: list[NDArray[np.int64]] = []  # reserves not kept, at the penalty
     for s in problem.storage:
         plugged = _mask(s.plugged, slots, f"{s.id}.plugged")
         top = float(s.energy_capacity_wh if s.max_soc_wh is None else s.max_soc_wh)
@@ -256,6 +282,12 @@ def optimize(problem: DispatchProblem) -> Schedule:
         eq.add(dyn, c, -s.charge_efficiency)
         eq.add(dyn, d, 1.0 / s.discharge_efficiency)
         charges[s.id], discharges[s.id], socs[s.id] = c, d, soc
+        if s.reserved_wh is not None:
+            reserved = _series(s.reserved_wh, slots, f"{s.id}.reserved_wh")
+            cap = s.max_discharge_w * dt * plugged
+            slacks.append(_soft_upper(layout, ub, d, cap - reserved, reserved > 0))
+            floor = s.min_soc_wh + np.cumsum(reserved) / s.discharge_efficiency
+            slacks.append(_soft_upper(layout, ub, soc, -floor, floor > s.min_soc_wh, sign=-1.0))
     for load in problem.loads:
         window = _mask(load.window, slots, f"{load.id}.window")
         f = layout.block(slots, load.max_w * dt * window)
@@ -284,6 +316,8 @@ def optimize(problem: DispatchProblem) -> Schedule:
     cost[unmet] = penalty
     for short in shorts.values():
         cost[short] = penalty
+    for slack in slacks:
+        cost[slack] = penalty
     a_eq, b_eq = eq.matrix(layout.size)
     a_ub, b_ub = ub.matrix(layout.size)
     # sparse matrices and an (n, 2) bounds array: accepted by SciPy, not by its stubs

@@ -66,9 +66,15 @@ class VppMembership(SQLModel, table=True):
     ended_by: str | None = Field(default=None, max_length=16)  # MembershipEnd
 
 
+class ScheduleKind(StrEnum):
+    PLAN = "plan"  # an optimisation run
+    PATCH = "patch"  # its `parent` plus the discharge filled orders rely on (flex_delivery.py)
+
+
 class VppSchedule(SQLModel, table=True):
     """One optimisation run, stored with its inputs (prices, forecasts, constraints and each
-    member's parameters as used) so the schedule can be explained after the fact."""
+    member's parameters as used) so the schedule can be explained after the fact; or a patch
+    of one (`kind`, `parent_id`)."""
 
     __tablename__ = "vpp_schedules"
 
@@ -81,6 +87,8 @@ class VppSchedule(SQLModel, table=True):
     cost: int = Field(sa_column=Column(BigInteger, nullable=False))  # token units, rounded
     inputs: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     result: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    kind: str = Field(default=ScheduleKind.PLAN.value, max_length=8)  # ScheduleKind
+    parent_id: uuid.UUID | None = Field(default=None, foreign_key="vpp_schedules.id")
     created_at: datetime = Field(default_factory=utc_now)
 
 

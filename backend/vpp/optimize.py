@@ -5,7 +5,9 @@ schedule with its inputs.
 Members map by kind: batteries and EV chargers are stores (SoC from the request, else the
 last reported one, else their minimum; an EV may bring plugged slots and a target), flexible
 loads and heat pumps draw the request's `energyWh` within their window, PV enters through the
-`pvWh` forecast only. Unavailable members are left out and get no setpoints.
+`pvWh` forecast only. Unavailable members are left out and get no setpoints. Discharge that
+placed orders rely on beyond the schedule (backend/vpp/flex_delivery.py) is reserved in each
+store (dispatch.py's `reserved_wh`, softly), so a re-plan does not undo commitments.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from backend.core.config import Settings
 from backend.core.errors import InvalidInput
 from backend.resources.models import STORAGE_KINDS, DerResource, ResourceKind
 from backend.vpp import dispatch
+from backend.vpp.flex_delivery import Extras, committed_flex
 from backend.vpp.models import VppSchedule
 from backend.vpp.schemas import (
     GridSchedule,
@@ -50,7 +53,9 @@ def slot_start(start: datetime | None, settings: Settings, now: datetime | None 
     return seconds
 
 
-def storage_of(resource: DerResource, plan: ResourcePlan) -> dispatch.Storage:
+def storage_of(
+    resource: DerResource, plan: ResourcePlan, reserved: list[int] | None = None
+) -> dispatch.Storage:
     low = resource.min_soc_wh or 0
     top = resource.max_soc_wh if resource.max_soc_wh is not None else resource.energy_capacity_wh
     initial = plan.initialSocWh if plan.initialSocWh is not None else resource.soc_wh
@@ -70,18 +75,35 @@ def storage_of(resource: DerResource, plan: ResourcePlan) -> dispatch.Storage:
         plugged=plan.plugged,
         target_slot=plan.targetSlot,
         target_soc_wh=min(plan.targetSocWh, top or 0),
+        reserved_wh=reserved,
     )
 
 
+def reserved_per_slot(committed: Extras, start: int) -> dict[str, list[int]]:
+    """Committed headroom (resource id → slot start → Wh) as a series per store from `start`."""
+    found = {}
+    for resource, slots in committed.items():
+        series = [0] * dispatch.SLOTS
+        for slot, wh in slots.items():
+            if 0 <= (slot - start) // SLOT_SECONDS < dispatch.SLOTS:
+                series[(slot - start) // SLOT_SECONDS] += wh
+        found[resource] = series
+    return found
+
+
 def problem_for(
-    resources: list[DerResource], request: OptimizeRequest, settings: Settings
+    resources: list[DerResource],
+    request: OptimizeRequest,
+    settings: Settings,
+    reserved: dict[str, list[int]] | None = None,
 ) -> dispatch.DispatchProblem:
+    """The dispatch problem; `reserved`: per store, discharge orders already rely on."""
     zeros = [0] * dispatch.SLOTS
     storage, loads = [], []
     for resource in resources:
         plan = request.resources.get(resource.id, ResourcePlan())
         if resource.kind in STORAGE_KINDS:
-            storage.append(storage_of(resource, plan))
+            storage.append(storage_of(resource, plan, (reserved or {}).get(str(resource.id))))
         elif resource.kind in LOAD_KINDS:
             loads.append(
                 dispatch.FlexibleLoad(
@@ -137,7 +159,10 @@ def optimize_vpp(
             "plans name resources that are not available members of this VPP",
             resources=sorted(str(u) for u in unknown),
         )
-    problem = problem_for(resources, request, settings)
+    committed = committed_flex(
+        session, vpp.id, start, start + dispatch.SLOTS * SLOT_SECONDS
+    )  # a re-plan keeps room for what placed orders rely on
+    problem = problem_for(resources, request, settings, reserved_per_slot(committed, start))
     began = time.perf_counter()
     schedule = dispatch.optimize(problem)
     seconds = round(time.perf_counter() - began, 4)
@@ -172,6 +197,9 @@ def optimize_vpp(
             "members": [
                 {"resourceId": str(r.id), "kind": r.kind, "socWh": r.soc_wh} for r in resources
             ],
+            "reservedWh": {
+                r: {str(s): wh for s, wh in slots.items()} for r, slots in committed.items()
+            },
         },
         result={},
     )

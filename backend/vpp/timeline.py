@@ -3,8 +3,9 @@
 - `forecastWh`: the stored forecast of the VPP's net output (backend/forecast);
 - `actualWh`: the members' reported output (telemetry, averaged per slot, summed: what the
   devices say, shown, never paid);
-- `scheduledWh`: the latest schedule's net setpoints of its dispatchable members (storage,
-  flexible loads), W × ¼ h; `dispatchedWh`: those members' reported output.
+- `scheduledWh`: the latest plan's net setpoints of its dispatchable members (storage,
+  flexible loads), W × ¼ h, plus the extra discharge its latest patch sends for filled orders
+  (backend/vpp/flex_delivery.py); `dispatchedWh`: those members' reported output.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from sqlmodel import Session, col, select
 
 from backend.forecast.history import Target, load
 from backend.forecast.models import Quantity, StoredForecast, TargetKind
-from backend.vpp.models import VppSchedule
+from backend.vpp.flex_delivery import last_patch_extras
+from backend.vpp.models import ScheduleKind, VppSchedule
 from backend.vpp.services import get_vpp, members
 
 SLOT = 900
@@ -61,7 +63,7 @@ def vpp_timeline(session: Session, vpp_id: uuid.UUID, *, now: int) -> VppTimelin
     ).first()
     schedule = session.exec(
         select(VppSchedule)
-        .where(VppSchedule.vpp_id == vpp.id)
+        .where(VppSchedule.vpp_id == vpp.id, VppSchedule.kind == ScheduleKind.PLAN.value)
         .order_by(col(VppSchedule.created_at).desc())
     ).first()
     start = forecast.start if forecast else (now // SLOT - SLOTS + 1) * SLOT
@@ -76,6 +78,9 @@ def vpp_timeline(session: Session, vpp_id: uuid.UUID, *, now: int) -> VppTimelin
             for n, watts in enumerate(plan["setpointsW"]):
                 slot = schedule.start + n * schedule.slot_seconds
                 planned[slot] = planned.get(slot, 0) + watts * schedule.slot_seconds // 3600
+        for slots in (last_patch_extras(session, schedule) or {}).values():
+            for slot, wh in slots.items():
+                planned[int(slot)] = planned.get(int(slot), 0) + wh
     actual = _reported(session, str(vpp.id), everyone, start)
     dispatched = _reported(session, str(vpp.id), dispatchable, start)
     values = list(forecast.values) if forecast else []

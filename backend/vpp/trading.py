@@ -11,6 +11,11 @@ time) and not yet traded by this VPP on that side:
     forecast > 0 (surplus):   sell  forecast + counted
     forecast < 0 (shortfall): buy   max(−forecast − counted, 0)   (the batteries cover counted)
 
+Flexibility is sequential (backend/vpp/order_plan.py `Headroom`): what an order relies on is
+committed per battery and slot (`vpp_orders.flex_split`) and no longer available to later
+slots' or later runs' orders. When the order fills, backend/vpp/flex_delivery.py sends the
+batteries a patch of their schedule that discharges the filled share.
+
 `flex_share` (the request's `flexShare`, else `vpp_trading_flex_share`) is the share of the
 headroom beyond the schedule that the orders rely on, the same on both sides: sold on top of a
 surplus, or discharged instead of buying part of a shortfall; the rest stays in reserve. With 0
@@ -51,12 +56,13 @@ from backend.market.models import SignedOrder
 from backend.market.schemas import OrderCreate
 from backend.resources.models import DerResource, ResourceKind
 from backend.vpp.delivery import vpp_meter_id
-from backend.vpp.models import Vpp, VppSchedule
+from backend.vpp.flex_delivery import committed_flex
+from backend.vpp.models import ScheduleKind, Vpp, VppSchedule
 from backend.vpp.order_plan import (
     Battery,
     PlanInputs,
     plan_orders,
-    schedule_flexibility,
+    schedule_headroom,
     schedule_prices,
 )
 from backend.vpp.services import run_by
@@ -108,7 +114,9 @@ def latest_forecast(session: Session, vpp: Vpp, forecast_id: uuid.UUID | None) -
 def latest_schedule(
     session: Session, vpp: Vpp, schedule_id: uuid.UUID | None
 ) -> VppSchedule | None:
-    query = select(VppSchedule).where(VppSchedule.vpp_id == vpp.id)
+    query = select(VppSchedule).where(
+        VppSchedule.vpp_id == vpp.id, VppSchedule.kind == ScheduleKind.PLAN.value
+    )
     if schedule_id is not None:
         query = query.where(VppSchedule.id == schedule_id)
     schedule = session.exec(query.order_by(col(VppSchedule.created_at).desc())).first()
@@ -166,8 +174,14 @@ def trade_vpp(
         PlanInputs(
             forecast_start=forecast.start,
             forecast_wh=list(forecast.values),
-            flexibility=(
-                schedule_flexibility(schedule, batteries_of(session, schedule)) if schedule else {}
+            headroom=(
+                schedule_headroom(
+                    schedule,
+                    batteries_of(session, schedule),
+                    committed_flex(session, vpp.id, schedule.start),
+                )
+                if schedule
+                else []
             ),
             sell_price=sell,
             buy_price=buy,
@@ -260,6 +274,8 @@ def place(
             price=plan.price,
             forecast_wh=plan.forecastWh,
             flexibility_wh=plan.flexibilityWh,
+            flex_wh=plan.flexWh,
+            flex_split=[part.model_dump() for part in plan.flexSplit],
         )
     )
     session.commit()

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, Column, Integer, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from backend.core.utc import utc_now
@@ -47,6 +48,16 @@ class VppOrder(SQLModel, table=True):
     price: int = Field(sa_column=big())  # token base units per kWh
     forecast_wh: int = Field(sa_column=big())  # the forecast net output of the slot
     flexibility_wh: int = Field(sa_column=big())  # storage discharge headroom counted
+    flex_wh: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, server_default="0")
+    )
+    # of it, what the order relies on; per battery and slot: [{"resourceId", "slot", "wh"}]
+    flex_split: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
+    )
+    patched_fill_wh: int = Field(  # the order's traded Wh its latest patch discharges for
+        default=0, sa_column=Column(BigInteger, nullable=False, server_default="0")
+    )
     created_at: datetime = Field(default_factory=utc_now)
 
 

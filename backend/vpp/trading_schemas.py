@@ -47,6 +47,15 @@ class VppOrdersRequest(BaseModel):
     )
 
 
+class FlexPart(BaseModel):
+    """Headroom an order relies on: `wh` (at the meter) the battery `resourceId` discharges
+    beyond its schedule in the slot starting at `slot` once the order fills."""
+
+    resourceId: str
+    slot: SafeInt
+    wh: int = Field(ge=0)
+
+
 class VppOrderPlan(BaseModel):
     side: Literal["sell", "buy"]
     deliveryStart: SafeInt
@@ -55,6 +64,10 @@ class VppOrderPlan(BaseModel):
     price: AmountStr = Field(description="token base units per kWh")
     forecastWh: int = Field(description="the slot's forecast net output (+ feeds the grid)")
     flexibilityWh: int = Field(description="storage discharge headroom left by the schedule")
+    flexWh: int = Field(default=0, description="of it, what the order relies on (committed)")
+    flexSplit: list[FlexPart] = Field(
+        default_factory=list, description="which battery discharges how much, per slot"
+    )
     status: PlannedStatus
     orderId: str | None = None
     problem: str | None = Field(default=None, description="why intake refused it (a code)")

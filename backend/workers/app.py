@@ -85,6 +85,10 @@ def create_celery(settings: Settings | None = None) -> Celery:
                 "task": "meters.compact_runs",
                 "schedule": settings.reading_compaction_interval_s,
             },
+            "deliver-vpp-flexibility": {  # orders placed by the beat or through the API
+                "task": "vpp.deliver_flex",
+                "schedule": settings.vpp_flex_delivery_interval_s,
+            },
             "allocate-vpp-trades": {  # right behind settlement
                 "task": "vpp.allocate",
                 "schedule": settings.settlement_beat_interval_s,

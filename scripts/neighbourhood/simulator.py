@@ -813,6 +813,10 @@ class Neighbourhood:
                 self.stats.fail(exc)
             if slot % HOUR == 0:
                 self.hour(slot, trading=trade_until is None or slot < trade_until)
+            try:
+                self.vpp.deliver(slot)
+            except AGENT_ERRORS as exc:
+                self.stats.fail(exc)
             if status:
                 status(slot, self.stats)
             if time.monotonic() > deadline + 5 * tick:

@@ -18,7 +18,9 @@ readings (history.py), so the VPP's forecasts (output, generation, demand) have 
 history they need from the first day. Once a simulated day (and at start) the aggregator
 forecasts the VPP's next 24 h, optimises its schedule and dispatches it to the devices; every
 hour it places the VPP's orders for the hours up to the hour after next (`POST
-/v1/vpp/{id}/orders` in hour-long blocks, the periods the other agents trade). Members stop
+/v1/vpp/{id}/orders` in hour-long blocks, the periods the other agents trade), relying on half
+the batteries' headroom beyond the schedule when devices run; every slot the fills of those
+orders are patched into the devices' schedules (backend/vpp/flex_delivery.py). Members stop
 offering their own export (the VPP sells it: settlement reads the VPP's delivery from their
 meters) and the community battery keeps only its charging bids.
 """
@@ -31,12 +33,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
 
 from backend.accounts.models import Account, Role
 from backend.core.db import get_engine
 from backend.resources.models import DerResource, TelemetryMetric, TelemetrySample
 from backend.resources.telemetry import Sample, record_samples
+from backend.vpp.flex_delivery import deliver_flex
 from backend.vpp.simulated_device import SimulatedDevice
 from scripts.neighbourhood.history import BACKFILL_S, community_battery_wh
 from scripts.neighbourhood.profiles import SLOT_SECONDS
@@ -50,6 +54,7 @@ VPP_NAME = "Neighbourhood VPP"
 HOUR = 3600
 DAY = 86_400
 SELL_PRICE = 95_000  # per kWh the VPP asks
+FLEX_SHARE = 0.5  # of the batteries' headroom beyond the schedule, traded (devices deliver it)
 SLOTS = 96
 FOLLOW = {"battery": 0.9, "ev_charger": 0.75}  # share of slots a storage device follows
 DEVICE_ERRORS = (OSError, RuntimeError, ValueError, TimeoutError)  # paho: not connected, full
@@ -414,15 +419,29 @@ class NeighbourhoodVpp:
         if self.forecast_day != hour_start // DAY:
             self.plan_day(hour_start)
         aggregator = self.town.of_role("aggregator")[0].participant
-        # hourly, like the other agents; the devices follow the dispatched schedule, not what
-        # would be traded beyond it, so none of the batteries' headroom is counted: offers are
-        # the forecast surplus, bids the whole shortfall
+        # hourly, like the other agents; with devices on the broker half the batteries'
+        # headroom beyond the schedule is traded too, and `deliver` patches it into their
+        # schedules as the orders fill; without devices nothing would deliver it: none
+        share = FLEX_SHARE if any(m.device for m in self.members) else 0
         result = aggregator.request(
             "POST",
             f"/v1/vpp/{self.vpp_id}/orders",
-            json={"deliveryBefore": until, "blockSlots": 4, "flexShare": 0, **self.plan},
+            json={"deliveryBefore": until, "blockSlots": 4, "flexShare": share, **self.plan},
         )
         return sum(1 for o in result["orders"] if o["status"] == "placed")
+
+    def deliver(self, now: int) -> int:
+        """The beat's `vpp.deliver_flex` sweep, run every simulated slot (the beat's wall-clock
+        minute is a quarter of a simulated day): fills on orders relying on headroom become
+        schedule patches the dispatcher sends before the devices' next slot. Patches made."""
+        if not any(m.device for m in self.members):
+            return 0
+        try:
+            with Session(get_engine()) as session:
+                return deliver_flex(session, self.town.settings, now).patches
+        except OperationalError as exc:  # the database is away: the next slot's sweep catches up
+            log.warning("VPP: flexibility patches postponed (%s)", exc)
+            return 0
 
 
 def uuid_of(value: str | None) -> uuid.UUID:

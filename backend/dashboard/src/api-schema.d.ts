@@ -3117,6 +3117,19 @@ export interface components {
             /** Proof */
             proof: string[];
         };
+        /**
+         * FlexPart
+         * @description Headroom an order relies on: `wh` (at the meter) the battery `resourceId` discharges
+         *     beyond its schedule in the slot starting at `slot` once the order fills.
+         */
+        FlexPart: {
+            /** Resourceid */
+            resourceId: string;
+            /** Slot */
+            slot: number;
+            /** Wh */
+            wh: number;
+        };
         /** ForecastPoint */
         ForecastPoint: {
             /**
@@ -5215,6 +5228,17 @@ export interface components {
              * @description storage discharge headroom left by the schedule
              */
             flexibilityWh: number;
+            /**
+             * Flexwh
+             * @description of it, what the order relies on (committed)
+             * @default 0
+             */
+            flexWh?: number;
+            /**
+             * Flexsplit
+             * @description which battery discharges how much, per slot
+             */
+            flexSplit?: components["schemas"]["FlexPart"][];
             status: components["schemas"]["PlannedStatus"];
             /** Orderid */
             orderId?: string | null;

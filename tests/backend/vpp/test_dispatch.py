@@ -249,3 +249,32 @@ def test_every_schedule_respects_every_constraint(problem):
     share = problem.min_renewable_share
     if share:  # imports at most (1 − share) of what is finally consumed
         assert s.import_wh.sum() <= (1 - share) * consumption.sum() + TOL * 100
+
+
+def test_a_reserve_keeps_room_for_discharge_orders_already_rely_on():
+    # sell dear in hour 1 (charge at 10 in hour 0, sell at 50): the battery empties itself
+    prices = {"buy_price": [10, 60, 60], "sell_price": [0, 50, 0], "demand_wh": [0, 0, 0]}
+    problem = two_slots(**prices, pv_wh=[0, 0, 0], storage=[battery(initial_soc_wh=4_000)])
+    free = optimize(problem)
+    assert free.discharge_wh["bat"][1] == pytest.approx(5_000)
+    # orders rely on 2 kWh beyond the schedule in hour 1: the plan leaves 2 kW of power and
+    # keeps 2 kWh more stored from then on
+    reserved = [0, 2_000, 0]
+    kept = optimize(
+        two_slots(
+            **prices, pv_wh=[0, 0, 0], storage=[battery(initial_soc_wh=4_000, reserved_wh=reserved)]
+        )
+    )
+    assert kept.discharge_wh["bat"][1] <= 3_000 + 1e-6
+    assert all(kept.soc_wh["bat"][1:] >= 2_000 - 1e-6)
+    # a reserve the store cannot hold is kept as far as it goes, at the penalty, not refused
+    too_much = optimize(
+        two_slots(
+            **prices,
+            pv_wh=[0, 0, 0],
+            storage=[battery(initial_soc_wh=4_000, reserved_wh=[0, 20_000, 0])],
+        )
+    )
+    assert too_much.status == DispatchStatus.OPTIMAL and too_much.discharge_wh["bat"][
+        1
+    ] == pytest.approx(0)

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from backend.vpp.order_plan import Battery, PlanInputs, battery_headroom, plan_orders
+from backend.vpp.order_plan import Battery, Headroom, PlanInputs, battery_headroom, plan_orders
 
 T0 = 1_796_083_200  # 2026-12-01T00:00Z, a slot boundary
 
 
-def inputs(**override) -> PlanInputs:
+def inputs(flexibility=None, **override) -> PlanInputs:
+    """`flexibility` (slot → Wh): one battery bounded by its power only."""
     base = {
         "forecast_start": T0,
         "forecast_wh": [2_000, -1_500, 50, 0, -300, 4_000],
-        "flexibility": {},
+        "headroom": [Headroom("b1", power=flexibility)] if flexibility else [],
         "sell_price": {},
         "buy_price": {},
         "now": T0 - 60,

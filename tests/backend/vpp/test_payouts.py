@@ -4,8 +4,10 @@ members pro rata (largest remainder), summing exactly to what the chain paid."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
+import pytest
 from sqlmodel import select
 
 from backend.accounts.models import Account
@@ -13,26 +15,48 @@ from backend.market.orders import SELL, Order, default_meter_id, order_digest, s
 from backend.resources.models import TelemetrySample
 from backend.settlement.models import Reconciliation
 from backend.settlement.services import close_due_periods
+from backend.vpp import downlink
 from backend.vpp.delivery import vpp_meter_id
-from backend.vpp.models import VppMembership
+from backend.vpp.dispatcher import Dispatcher
+from backend.vpp.flex_delivery import deliver_flex
+from backend.vpp.models import VppMembership, VppSchedule
+from backend.vpp.order_plan import PlanInputs, plan_orders, schedule_headroom
 from backend.vpp.payouts import allocate_settled, list_allocations
 from backend.vpp.schemas import VppCreate
 from backend.vpp.services import create_vpp, join
+from backend.vpp.simulated_device import SimulatedDevice
+from backend.vpp.trading import batteries_of
 from backend.vpp.trading_models import VppAllocation, VppOrder
+from backend.vpp.trading_schemas import VppOrderPlan
 from indexer.models import Trade
+from tests.fixtures.mqtt import wait_until
 from tests.fixtures.resources import WALL, add_pv, add_resource
+from tests.fixtures.services import require_service
+from tests.fixtures.vpp import stored_schedule
 
 SLOT = 900
 PRICE = 123_457  # per kWh: shares with remainders
+ROOT = f"energy-cloud-flex-{uuid.uuid4().hex[:8]}"  # this module's MQTT topics
 
 
 def account_of(session, person) -> Account:
     return session.exec(select(Account).where(Account.address == person.address.lower())).one()
 
 
-def vpp_sale(market, aggregator_key, buyer, *, vpp_id, meter: str, slot: int, wh: int, price: int):
+def vpp_sale(
+    market,
+    aggregator_key,
+    buyer,
+    *,
+    vpp_id,
+    meter: str,
+    slot: int,
+    wh: int,
+    price: int,
+    plan: VppOrderPlan | None = None,
+):
     """The aggregator's offer of `wh` on the VPP's meter, filled by `buyer`, linked to the VPP
-    as `trade_vpp` links the orders it places."""
+    as `trade_vpp` links the orders it places (with the headroom `plan` relies on)."""
     workload = market.devnet.workload
     offer = Order(
         maker=aggregator_key.address,
@@ -66,8 +90,10 @@ def vpp_sale(market, aggregator_key, buyer, *, vpp_id, meter: str, slot: int, wh
                 delivery_start=slot,
                 quantity_wh=wh,
                 price=price,
-                forecast_wh=wh,
-                flexibility_wh=0,
+                forecast_wh=plan.forecastWh if plan else wh,
+                flexibility_wh=plan.flexibilityWh if plan else 0,
+                flex_wh=plan.flexWh if plan else 0,
+                flex_split=[p.model_dump() for p in plan.flexSplit] if plan else [],
             )
         )
         session.commit()
@@ -212,3 +238,101 @@ def test_penalty_with_no_verified_delivery_stays_with_the_aggregator(market):
         rows = session.exec(select(VppAllocation)).all()
         assert [(r.meter_id, r.payout, r.penalty) for r in rows] == [(meter, 0, 38_000)]
         assert rows[0].account_id == aggregator_id
+
+
+@pytest.mark.mqtt
+def test_a_sale_relying_on_battery_headroom_is_patched_down_delivered_and_paid_in_full(market):
+    """The order sells the PV surplus and half the battery's headroom beyond its schedule; once
+    it fills, the patch goes down to the battery over Mosquitto, the battery discharges the
+    extra, and the member meter's verified export covers every Wh sold: paid, no penalty."""
+    require_service("Mosquitto", "mqtt://127.0.0.1:1883", "GRIDLEDGER_MQTT_HOST")
+    workload = market.devnet.workload
+    aggregator_key, member_key, _, buyer = workload.people
+    slot = (workload.now() // SLOT + 2) * SLOT
+    settings = market.settings.model_copy(update={"mqtt_topic_root": ROOT})
+    with market.session() as session:
+        aggregator = account_of(session, aggregator_key)
+        aggregator.roles = ["aggregator"]
+        vpp = create_vpp(session, aggregator, VppCreate(name="Flexible VPP"))
+        owner = account_of(session, member_key)
+        home = f"meter:{member_key.address}"
+        pv = add_pv(session, owner, meter=home, grid_area="DE-50HZ")
+        battery = add_resource(session, owner, meter=home, grid_area="DE-50HZ")
+        for resource in (pv, battery):
+            join(session, WALL, owner, vpp.id, resource.id).joined_at = datetime.fromtimestamp(
+                slot - 86_400, UTC
+            )
+        # the day's plan: the battery idles, full
+        plan = stored_schedule(session, vpp, [(battery, [0] * 96)], slot, soc_wh=[13_500] * 96)
+        (order,) = plan_orders(
+            PlanInputs(
+                forecast_start=slot,
+                forecast_wh=[1_000],  # the PV's surplus
+                headroom=schedule_headroom(plan, batteries_of(session, plan)),
+                sell_price={},
+                buy_price={},
+                now=workload.now(),
+                traded=set(),
+                min_wh=100,
+                flex_share=0.5,
+                default_price=PRICE,
+            )
+        )
+        meter = vpp_meter_id(aggregator, vpp.id)
+        vpp_id, battery_id = vpp.id, battery.id
+        downlink.queue_schedule(session, settings, plan)
+        session.commit()
+        device = SimulatedDevice.for_resource(settings, battery)
+    # 5 kW spare for a quarter hour: 1,250 Wh of headroom, half of it sold with the surplus
+    assert (order.quantityWh, order.flexWh) == (1_625, 625)
+    vpp_sale(
+        market,
+        aggregator_key,
+        buyer,
+        vpp_id=vpp_id,
+        meter=meter,
+        slot=slot,
+        wh=1_625,
+        price=PRICE,
+        plan=order,
+    )
+    market.catch_up()
+    dispatcher = Dispatcher(settings=settings, client_id=f"gl-flex-{uuid.uuid4().hex[:8]}")
+    device.soc_wh = 13_500
+    try:
+        device.start()
+        dispatcher.start()
+        assert wait_until(dispatcher.client.is_connected, 10)
+        dispatcher.round()  # the plan (and the battery's configuration)
+        assert device.wait_for_commands(2)
+        assert device.target_w(slot) == 0  # the plan alone: the battery would idle
+        with market.session() as session:
+            report = deliver_flex(session, settings, workload.now())
+        assert report.patches == 1
+        dispatcher.round()
+        assert device.wait_for_commands(3)
+        device.last_report = slot - 1
+        power = device.report(slot + SLOT - 1)
+    finally:
+        dispatcher.client.loop_stop()
+        dispatcher.client.disconnect()
+        dispatcher.engine.dispose()
+        device.stop()
+    battery_wh = power * SLOT // 3_600
+    assert (power, battery_wh) == (2_500, 625)  # the patch: 625 Wh on top of the plan
+
+    workload.advance(slot + SLOT + 120 - workload.now())
+    home_meter = "0x" + default_meter_id(member_key.address).hex()
+    market.meter_readings({(home_meter, slot): 1_000 + battery_wh})  # PV and battery export
+    with market.session() as session:
+        reports = close_due_periods(session, market.ctx, market.locks, market.settings)
+        assert sum(r.settled for r in reports) == 1
+        record = session.exec(select(Reconciliation)).one()
+        assert (record.metered_wh, record.delivered_wh) == (1_625, 1_625)
+        patch = session.exec(select(VppSchedule).where(VppSchedule.kind == "patch")).one()
+        assert patch.inputs["extraWh"] == {str(battery_id): {str(slot): 625}}
+    market.catch_up()
+    with market.session() as session:
+        trade = session.exec(select(Trade)).one()
+        # every Wh sold was delivered: ceil(1,625 x 123,457 / 1000) paid, nothing penalised
+        assert (trade.status, trade.seller_payout, trade.penalty) == ("settled", 200_618, 0)

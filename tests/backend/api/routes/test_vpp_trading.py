@@ -5,18 +5,23 @@ the VPP's meter; wallet aggregators get `wallet-must-sign`; `GET /v1/vpp/{id}/al
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 from sqlmodel import Session, select
 
 from backend.accounts.models import Account
 from backend.chain.contracts import chain_for
+from backend.core.utc import utc_now
 from backend.forecast.models import StoredForecast
 from backend.market.models import SignedOrder
-from backend.vpp.models import Vpp, VppSchedule
+from backend.vpp.flex_delivery import FlexReport, deliver_flex
+from backend.vpp.models import DispatchCommand, Vpp, VppSchedule
 from backend.vpp.trading import place, trade_all_vpps
 from backend.vpp.trading_models import VppOrder
 from backend.vpp.trading_schemas import VppOrderPlan
+from tests.fixtures.api import match, wallet_bid
 from tests.fixtures.forecast import stored_forecast
+from tests.fixtures.indexing import catch_up
 from tests.fixtures.resources import resource_body
 
 SLOT = 900
@@ -39,9 +44,15 @@ def store_forecast(engine, vpp_id: str, start: int, values: list[int]) -> uuid.U
         return forecast.id
 
 
-def test_aggregator_previews_then_places_its_vpps_orders(market):
-    api, client, seller = market["api"], market["client"], market["seller"]
-    period = market["period"]
+def vpp_with_battery(market) -> tuple[Account, str, dict, str]:
+    """The seller, an aggregator, runs a VPP with its battery, scheduled to idle full from the
+    market's period: (aggregator, VPP id, battery, schedule id)."""
+    api, client, seller, period = (
+        market["api"],
+        market["client"],
+        market["seller"],
+        market["period"],
+    )
     aggregator = make_aggregator(api.engine, market["seller_address"])
     vpp_id = client.post("/v1/vpp", json={"name": "Block 7"}, headers=seller).json()["vppId"]
     meter = client.post("/v1/meters", headers=seller, json={"name": "home", "capacity_w": 9_000})
@@ -61,14 +72,21 @@ def test_aggregator_previews_then_places_its_vpps_orders(market):
             cost=0,
             inputs={"request": {"sellPrice": [90_000] * 96, "buyPrice": [210_000] * 96}},
             result={
+                "status": "completed",
                 "allocation": [
                     {"resourceId": battery["id"], "setpointsW": [0] * 96, "socWh": [13_500] * 96}
-                ]
+                ],
             },
         )
         session.add(schedule)
         session.commit()
-        schedule_id = str(schedule.id)
+        return aggregator, vpp_id, battery, str(schedule.id)
+
+
+def test_aggregator_previews_then_places_its_vpps_orders(market):
+    api, client, seller = market["api"], market["client"], market["seller"]
+    period = market["period"]
+    aggregator, vpp_id, _, schedule_id = vpp_with_battery(market)
     forecast_id = store_forecast(api.engine, vpp_id, period, [3_000, -2_000, 20, 1_000])
 
     preview = client.post(f"/v1/vpp/{vpp_id}/orders", json={"dryRun": True}, headers=seller)
@@ -154,3 +172,120 @@ def test_wallet_aggregators_sign_and_others_are_refused(market):
         assert (report.placed, report.skipped) == ({}, {vpp_id: "wallet-must-sign"})
     stranger = client.post(f"/v1/vpp/{vpp_id}/orders", json={"dryRun": True}, headers=seller)
     assert stranger.status_code == 403  # not an aggregator
+
+
+def test_a_fill_on_an_order_relying_on_headroom_patches_the_batterys_schedule(market):
+    api, client, seller, period = (
+        market["api"],
+        market["client"],
+        market["seller"],
+        market["period"],
+    )
+    _, vpp_id, battery, schedule_id = vpp_with_battery(market)
+    store_forecast(api.engine, vpp_id, period, [3_000])
+    placed = client.post(
+        f"/v1/vpp/{vpp_id}/orders",
+        json={"flexShare": 0.5, "sellPrice": "100000"},
+        headers=seller,
+    ).json()["orders"]
+    # the 3,000 Wh surplus and half the battery's 1,250 Wh headroom, committed to the battery
+    assert [(o["quantityWh"], o["flexWh"], o["status"]) for o in placed] == [
+        ("3625", 625, "placed")
+    ]
+    with Session(api.engine) as session:
+        order = session.exec(select(VppOrder)).one()
+        assert (order.flex_wh, order.flex_split) == (
+            625,
+            [{"resourceId": battery["id"], "slot": period, "wh": 625}],
+        )
+    chain = chain_for(api.settings)
+
+    def sweep() -> FlexReport:
+        with Session(api.engine) as session:
+            return deliver_flex(session, api.settings, chain.now())
+
+    def patches() -> list[VppSchedule]:
+        with Session(api.engine) as session:
+            return list(
+                session.exec(
+                    select(VppSchedule)
+                    .where(VppSchedule.kind == "patch")
+                    .order_by(VppSchedule.created_at)
+                ).all()
+            )
+
+    def sent_setpoints(patch: VppSchedule) -> list[int]:
+        with Session(api.engine) as session:
+            command = session.exec(
+                select(DispatchCommand).where(
+                    DispatchCommand.schedule_id == patch.id, DispatchCommand.kind == "schedule"
+                )
+            ).one()
+            assert command.resource_id == uuid.UUID(battery["id"])
+            return command.payload["setpointsW"]
+
+    assert sweep() == FlexReport(patches=0, commands=0)  # nothing traded: the plan stands
+    for quantity in (1_450, 2_175):  # 40 %, then the rest
+        _, bid = wallet_bid(
+            client,
+            market["buyer"],
+            market["wallet"],
+            side="buy",
+            product="energy",
+            delivery_start=period,
+            quantity_wh=quantity,
+            price=120_000,
+        )
+        assert bid.status_code == 202, bid.text
+        assert len(match(api)) == 1
+        catch_up(market["indexer"])
+        assert sweep().patches == 1
+        assert sweep().patches == 0  # the fill is delivered: nothing new
+    first, second = patches()
+    assert (first.parent_id, second.parent_id) == (uuid.UUID(schedule_id),) * 2
+    # ⌊625 x 1,450 / 3,625⌋ = 250 Wh, then all 625 Wh: 1 kW, then 2.5 kW in the quarter hour
+    assert first.inputs["extraWh"] == {battery["id"]: {str(period): 250}}
+    assert second.inputs["extraWh"] == {battery["id"]: {str(period): 625}}
+    assert sent_setpoints(first) == [1_000] + [0] * 95
+    assert sent_setpoints(second) == [2_500] + [0] * 95
+    # the dashboard's timeline: the plan's (idle) setpoints plus the patched discharge
+    shown = client.get(f"/v1/vpp/{vpp_id}/timeline", headers=seller).json()
+    assert shown["scheduleId"] == schedule_id
+    assert [s["scheduledWh"] for s in shown["slots"][:2]] == [625, 0]
+    with Session(api.engine) as session:
+        assert session.exec(select(VppOrder)).one().patched_fill_wh == 3_625
+        # a re-plan the devices now follow (it reserves the 625 Wh but does not schedule
+        # them) is patched on the next sweep
+        plan = session.get(VppSchedule, uuid.UUID(schedule_id))
+        replan = VppSchedule(**plan.model_dump(exclude={"id", "created_at"}), created_at=utc_now())
+        session.add(replan)
+        session.commit()
+        replan_id = replan.id
+    assert sweep().patches == 1
+    third = patches()[-1]
+    assert (third.parent_id, third.inputs["extraWh"]) == (replan_id, second.inputs["extraWh"])
+    assert sent_setpoints(third) == [2_500] + [0] * 95
+    with Session(api.engine) as session:
+        # a later run plans from the latest plan, not its patch
+        latest = client.post(
+            f"/v1/vpp/{vpp_id}/orders", json={"dryRun": True, "flexShare": 1.0}, headers=seller
+        ).json()
+        assert latest["scheduleId"] == str(replan_id)
+    # a real re-plan reserves the committed 625 Wh: the battery (empty, as it never reported)
+    # charges enough in the slot to discharge them on top, and keeps 2.5 kW of power free
+    optimized = client.post(
+        f"/v1/vpp/{vpp_id}/optimize",
+        json={
+            "start": datetime.fromtimestamp(period, UTC).isoformat(),
+            "buyPrice": [100_000] * 96,
+            "sellPrice": [90_000] * 96,
+        },
+        headers=seller,
+    )
+    assert optimized.status_code == 200, optimized.text
+    allocation = optimized.json()["allocation"][0]
+    assert allocation["socWh"][0] >= 625 / 0.95 - 1
+    assert allocation["setpointsW"][0] <= 5_000 - 2_500
+    with Session(api.engine) as session:
+        stored = session.get(VppSchedule, uuid.UUID(optimized.json()["scheduleId"]))
+        assert stored.inputs["reservedWh"] == {battery["id"]: {str(period): 625}}
