@@ -42,6 +42,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,7 @@ import httpx
 import orjson
 from coincurve import PrivateKey
 from eth_utils import keccak, to_checksum_address
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, make_url, text
 from sqlmodel import Session
 
 from backend.accounts.models import Account
@@ -67,6 +68,7 @@ from backend.meters.signing import SignedValues, reading_digest
 from backend.meters.trust import ReadingDomain, write_domain
 from backend.meters.validation import iso, parse_timestamp
 from bench import _mqtt
+from bench._cpu import Accounting, backends_of, process_tree
 from bench._database import scratch_schema
 from bench._row_copy import copy_rows, encode
 
@@ -189,6 +191,39 @@ def peak_rss_mb(parent: int) -> float:
 RSS_PEAKS: list[float] = []
 
 
+@dataclass
+class RestRun:
+    """A REST run's figures: readings stored per second, p99 ms per batch, readings stored,
+    and the CPU seconds each party used while the batches were sent (the API's processes, the
+    PostgreSQL backends of its connections, this process: the senders)."""
+
+    rate: float
+    p99_ms: float
+    stored: int
+    api_cpu_s: float
+    postgres_cpu_s: float
+    client_cpu_s: float
+    seconds: float
+
+    def per_reading_us(self, cpu_s: float) -> float:
+        return round(cpu_s / self.stored * 1e6, 3) if self.stored else 0.0
+
+    def figures(self, suffix: str) -> Iterator[dict[str, Any]]:
+        """CPU per reading of each party and the cores they kept busy (2 on this machine)."""
+        for party, cpu_s in (
+            ("api", self.api_cpu_s),
+            ("postgres", self.postgres_cpu_s),
+            ("client", self.client_cpu_s),
+        ):
+            yield {
+                "metric": f"{party}_cpu_us_per_reading{suffix}",
+                "value": self.per_reading_us(cpu_s),
+                "unit": "us",
+            }
+        busy = (self.api_cpu_s + self.postgres_cpu_s + self.client_cpu_s) / self.seconds
+        yield {"metric": f"cores_busy{suffix}", "value": round(busy, 2), "unit": "cores"}
+
+
 def rest(
     url: str,
     bodies: list[bytes],
@@ -197,9 +232,9 @@ def rest(
     workers: int = API_WORKERS,
     *,
     spread: bool = False,
-) -> tuple[float, float, int]:
-    """Readings stored per second, p99 ms per batch and readings stored, with CLIENTS senders
-    on keep-alive connections.
+) -> RestRun:
+    """Readings stored per second, p99 ms per batch, readings stored and CPU per party, with
+    CLIENTS senders on keep-alive connections.
 
     The workers share one listening socket and a worker's event loop accepts every connection
     waiting, so CLIENTS keep-alive connections opened at once mostly land on one worker (seen
@@ -207,7 +242,11 @@ def rest(
     effect one worker's. With `spread` each batch goes on a connection of its own
     (`connection: close`; a 10k batch is ~1.3 MB, a connect ~0.1 ms), accepted by a worker
     free to, as a crowd of senders' connections would be."""
-    process, base = start_api(url, deployment, workers)
+    application_name = f"gl-bench-ingest-{uuid.uuid4().hex[:8]}"
+    api_url = make_url(url).update_query_dict({"application_name": application_name})
+    process, base = start_api(api_url.render_as_string(hide_password=False), deployment, workers)
+    api = Accounting(lambda: process_tree(process.pid))
+    postgres = Accounting(backends_of(url, application_name))
     latencies: list[float] = []
     stored = 0
     connection = {"connection": "close"} if spread else {}
@@ -226,16 +265,30 @@ def rest(
                 reply.raise_for_status()
                 return int(reply.json()["accepted"])
 
+            api.start()
+            postgres.start()
+            client_cpu = time.process_time()
             started = time.perf_counter()
             with ThreadPoolExecutor(CLIENTS) as pool:
                 stored = sum(pool.map(send, bodies))
             elapsed = time.perf_counter() - started
+            client_cpu = time.process_time() - client_cpu
+            api.stop()
+            postgres.stop()
         RSS_PEAKS.append(peak_rss_mb(process.pid))
     finally:
         process.terminate()
         process.wait(15)
     p99 = statistics.quantiles(latencies, n=100)[98] if len(latencies) >= 2 else latencies[0]
-    return stored / elapsed, p99 * 1000, stored
+    return RestRun(
+        stored / elapsed,
+        p99 * 1000,
+        stored,
+        api.seconds,
+        postgres.seconds,
+        client_cpu,
+        elapsed,
+    )
 
 
 def mqtt_path(url: str, first_interval: int, names: list[str]) -> float:
@@ -484,11 +537,11 @@ def run() -> Iterator[dict[str, Any]]:
             Path(tempfile.mkdtemp()) / "deployment.json", ReadingDomain(CHAIN_ID, REGISTRY)
         )
         bodies = [orjson.dumps(b) for b in batches(meter_ids, READINGS, now - 900)]
-        rest_rate, p99_ms, stored = rest(url, bodies, headers, deployment)
+        one = rest(url, bodies, headers, deployment)
+        rest_rate, p99_ms, stored = one.rate, one.p99_ms, one.stored
         two_bodies = [orjson.dumps(b) for b in batches(meter_ids, READINGS, now - 900 - 7 * span)]
-        rest_2w_rate, p99_2w_ms, _ = rest(
-            url, two_bodies, headers, deployment, workers=2, spread=True
-        )
+        two = rest(url, two_bodies, headers, deployment, workers=2, spread=True)
+        rest_2w_rate, p99_2w_ms = two.rate, two.p99_ms
         layout_rate = (layout_before + layout_limit(url, meter_ids, now - 900 - 6 * span)) / 2
         row_layout_rate = (
             row_layout_limit(url, meter_ids, now - 900 - 5 * span)
@@ -509,6 +562,8 @@ def run() -> Iterator[dict[str, Any]]:
             "workers": 2,
         }
         yield {"metric": "batch10k_p99_ms_2w", "value": round(p99_2w_ms, 1), "unit": "ms"}
+        yield from one.figures("")
+        yield from two.figures("_2w")
         yield {
             "metric": "layout_limit_readings_per_s",
             "value": round(layout_rate),
@@ -537,7 +592,8 @@ def run() -> Iterator[dict[str, Any]]:
             orjson.dumps(sign(b, keys))
             for b in batches(meter_ids, SIGNED_READINGS, now - 900 - 4 * span)
         ]
-        signed_rate, signed_p99_ms, signed_stored = rest(url, signed_bodies, headers, deployment)
+        signed = rest(url, signed_bodies, headers, deployment)
+        signed_rate, signed_p99_ms, signed_stored = signed.rate, signed.p99_ms, signed.stored
         yield {
             "metric": "rest_signed_readings_per_s",
             "value": round(signed_rate),
