@@ -65,6 +65,8 @@ ARRAYS: tuple[tuple[str, str], ...] = (
     ("signer", "S"),
     ("received_at", "T"),
 )
+# the columns of a reading as a row (the `meter_readings` view's, the row layout's before)
+ROW_COLUMNS = ("meter_id", "interval_start", "interval_s", *(name for name, _ in ARRAYS))
 NULL_FIELD = struct.pack(">i", -1)
 STRUCTS = {INT8: ">q", FLOAT8: ">d", INT4: ">i", "?": "?"}  # numpy type -> struct format
 

@@ -17,16 +17,13 @@ from sqlmodel import Session, select
 
 from backend.meters.batch import Columns, Rules, decode_plain, validate_plain
 from backend.meters.models import MeterReading
-from backend.meters.runs import Runs, copy_runs, day_bounds, encode
+from backend.meters.runs import ROW_COLUMNS, Runs, copy_runs, day_bounds, encode
 from backend.meters.validation import MeterLimits, iso
 from tests.fixtures.meters import NOW, ingest_json, ingest_while_held
 
 pytestmark = pytest.mark.postgres
 DAY = 86_400
-ROW = (
-    "meter_id, interval_start, interval_s, import_wh, export_wh, voltage_v, current_a, "
-    "power_factor, quality, revision, source, verified, signature, signer, received_at"
-)
+ROW = ", ".join(ROW_COLUMNS)
 
 
 def columns(meters: list[str], starts: list[int], *, mixed: bool) -> Columns:
