@@ -17,30 +17,20 @@ import numpy as np
 from backend.meters.batch import Columns
 from backend.meters.copy_in import HEADER, PG_EPOCH, TRAILER, binary_rows
 from backend.meters.models import INTERVAL_SECONDS
+from backend.meters.runs import ARRAYS, FLOAT8, INT4, INT8, ROW_COLUMNS
 
-COLUMNS = (
-    "meter_id, interval_start, interval_s, import_wh, export_wh, voltage_v, current_a, "
-    "power_factor, quality, revision, source, verified, signature, signer, received_at"
-)
-TYPES = [
-    "varchar",
-    "int8",
-    "int4",
-    "int8",
-    "int8",
-    "float8",
-    "float8",
-    "float8",
-    "varchar",
-    "int4",
-    "varchar",
-    "bool",
-    "varchar",
-    "varchar",
-    "timestamptz",
-]
+# PostgreSQL type of each element type of runs.ARRAYS (psycopg's row writer takes the names)
+TYPE_NAMES = {
+    INT8: "int8",
+    FLOAT8: "float8",
+    INT4: "int4",
+    "?": "bool",
+    "S": "varchar",
+    "T": "timestamptz",
+}
+COLUMNS = ", ".join(ROW_COLUMNS)
+TYPES = ["varchar", "int8", "int4", *(TYPE_NAMES[kind] for _, kind in ARRAYS)]
 METER_ID_LENGTH = 66
-INT8, FLOAT8 = ">i8", ">f8"
 MAX_LAYOUTS = 3  # beyond, filling many small blocks costs more than psycopg's row writer
 
 
@@ -49,17 +39,8 @@ def copy_rows(table: str) -> str:
     return f"COPY {table} ({COLUMNS}) FROM STDIN (FORMAT BINARY)"
 
 
-NULLABLE = (
-    ("import_wh", INT8),
-    ("export_wh", INT8),
-    ("voltage_v", FLOAT8),
-    ("current_a", FLOAT8),
-    ("power_factor", FLOAT8),
-    ("quality", "S"),
-    ("verified", "?"),
-    ("signature", "S"),
-    ("signer", "S"),
-)
+CONSTANT = ("revision", "source", "received_at")  # one value for the whole batch
+NULLABLE = tuple((name, kind) for name, kind in ARRAYS if name not in CONSTANT)
 
 
 def encode(rows: Columns, source: str, received_at: datetime) -> list[bytes | memoryview] | None:
@@ -89,8 +70,16 @@ def encode(rows: Columns, source: str, received_at: datetime) -> list[bytes | me
             ("interval_start", INT8, starts[at]),
             ("interval_s", ">i4", INTERVAL_SECONDS),
         ]
-        for (name, dtype), size in zip(NULLABLE, layout.tolist(), strict=True):
-            if size < 0:
+        sizes = dict(zip((name for name, _ in NULLABLE), layout.tolist(), strict=True))
+        constants = {
+            "revision": (INT4, 0),
+            "source": (f"S{len(source_bytes)}", source_bytes),
+            "received_at": (INT8, received),
+        }
+        for name, dtype in ARRAYS:  # the table's column order
+            if name in constants:
+                fields.append((name, *constants[name]))
+            elif (size := sizes[name]) < 0:
                 fields.append((name, None, None))
             else:
                 kind: str = f"S{size}" if dtype == "S" else dtype
@@ -98,10 +87,6 @@ def encode(rows: Columns, source: str, received_at: datetime) -> list[bytes | me
                 if len(at) < n:
                     values = [values[i] for i in at.tolist()]
                 fields.append((name, kind, np.array(values, kind)))
-            if name == "quality":  # the table's column order
-                fields.append(("revision", ">i4", 0))
-                fields.append(("source", f"S{len(source_bytes)}", source_bytes))
-        fields.append(("received_at", INT8, received))
         parts.append(binary_rows(fields, len(at)))
     parts.append(TRAILER)
     return parts

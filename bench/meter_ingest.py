@@ -42,6 +42,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,7 @@ import httpx
 import orjson
 from coincurve import PrivateKey
 from eth_utils import keccak, to_checksum_address
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, make_url, text
 from sqlmodel import Session
 
 from backend.accounts.models import Account
@@ -67,6 +68,7 @@ from backend.meters.signing import SignedValues, reading_digest
 from backend.meters.trust import ReadingDomain, write_domain
 from backend.meters.validation import iso, parse_timestamp
 from bench import _mqtt
+from bench._cpu import Accounting, backends_of, process_tree
 from bench._database import scratch_schema
 from bench._row_copy import copy_rows, encode
 
@@ -187,6 +189,40 @@ def peak_rss_mb(parent: int) -> float:
 
 
 RSS_PEAKS: list[float] = []
+WARMUP_LATENCIES: list[float] = []
+
+
+@dataclass
+class RestRun:
+    """A REST run's figures: readings stored per second, p99 ms per batch, readings stored,
+    and the CPU seconds each party used while the batches were sent (the API's processes, the
+    PostgreSQL backends of its connections, this process: the senders)."""
+
+    rate: float
+    p99_ms: float
+    stored: int
+    api_cpu_s: float
+    postgres_cpu_s: float
+    client_cpu_s: float
+    seconds: float
+
+    def per_reading_us(self, cpu_s: float) -> float:
+        return round(cpu_s / self.stored * 1e6, 3) if self.stored else 0.0
+
+    def figures(self, suffix: str) -> Iterator[dict[str, Any]]:
+        """CPU per reading of each party and the cores they kept busy (2 on this machine)."""
+        for party, cpu_s in (
+            ("api", self.api_cpu_s),
+            ("postgres", self.postgres_cpu_s),
+            ("client", self.client_cpu_s),
+        ):
+            yield {
+                "metric": f"{party}_cpu_us_per_reading{suffix}",
+                "value": self.per_reading_us(cpu_s),
+                "unit": "us",
+            }
+        busy = (self.api_cpu_s + self.postgres_cpu_s + self.client_cpu_s) / self.seconds
+        yield {"metric": f"cores_busy{suffix}", "value": round(busy, 2), "unit": "cores"}
 
 
 def rest(
@@ -196,18 +232,29 @@ def rest(
     deployment: Path,
     workers: int = API_WORKERS,
     *,
+    warmup: list[bytes],
     spread: bool = False,
-) -> tuple[float, float, int]:
-    """Readings stored per second, p99 ms per batch and readings stored, with CLIENTS senders
-    on keep-alive connections.
+) -> RestRun:
+    """Readings stored per second, p99 ms per batch, readings stored and CPU per party, with
+    CLIENTS senders on keep-alive connections.
 
     The workers share one listening socket and a worker's event loop accepts every connection
     waiting, so CLIENTS keep-alive connections opened at once mostly land on one worker (seen
     with 4 workers: 20 of 20 batches served by one process): the historical figure is in
     effect one worker's. With `spread` each batch goes on a connection of its own
     (`connection: close`; a 10k batch is ~1.3 MB, a connect ~0.1 ms), accepted by a worker
-    free to, as a crowd of senders' connections would be."""
-    process, base = start_api(url, deployment, workers)
+    free to, as a crowd of senders' connections would be.
+
+    Before the clock starts, the CLIENTS senders store the `warmup` batches (new intervals,
+    CLIENTS of them at once): a freshly started worker opens a pool connection per concurrent
+    batch, and each new PostgreSQL backend loads the runs table's catalog, indexes and
+    constraint on its first COPY; a head-end's stream is served by an API that has been
+    running. Their latencies are kept apart (WARMUP_LATENCIES), not in the p99."""
+    application_name = f"gl-bench-ingest-{uuid.uuid4().hex[:8]}"
+    api_url = make_url(url).update_query_dict({"application_name": application_name})
+    process, base = start_api(api_url.render_as_string(hide_password=False), deployment, workers)
+    api = Accounting(lambda: process_tree(process.pid))
+    postgres = Accounting(backends_of(url, application_name))
     latencies: list[float] = []
     stored = 0
     connection = {"connection": "close"} if spread else {}
@@ -219,23 +266,39 @@ def rest(
         ) as client:
             client.post("/v1/energy/readings/bulk", content=b"[]")  # routes and auth warm
 
-            def send(body: bytes) -> int:
+            def send(body: bytes, timed: list[float]) -> int:
                 t0 = time.perf_counter()
                 reply = client.post("/v1/energy/readings/bulk", content=body)
-                latencies.append(time.perf_counter() - t0)
+                timed.append(time.perf_counter() - t0)
                 reply.raise_for_status()
                 return int(reply.json()["accepted"])
 
+            with ThreadPoolExecutor(CLIENTS) as pool:  # not counted: see the docstring
+                list(pool.map(send, warmup, [WARMUP_LATENCIES] * len(warmup)))
+            api.start()
+            postgres.start()
+            client_cpu = time.process_time()
             started = time.perf_counter()
             with ThreadPoolExecutor(CLIENTS) as pool:
-                stored = sum(pool.map(send, bodies))
+                stored = sum(pool.map(send, bodies, [latencies] * len(bodies)))
             elapsed = time.perf_counter() - started
+            client_cpu = time.process_time() - client_cpu
+            api.stop()
+            postgres.stop()
         RSS_PEAKS.append(peak_rss_mb(process.pid))
     finally:
         process.terminate()
-        process.wait(15)
+        process.wait(120)  # a loaded machine takes its time to stop 4 workers
     p99 = statistics.quantiles(latencies, n=100)[98] if len(latencies) >= 2 else latencies[0]
-    return stored / elapsed, p99 * 1000, stored
+    return RestRun(
+        stored / elapsed,
+        p99 * 1000,
+        stored,
+        api.seconds,
+        postgres.seconds,
+        client_cpu,
+        elapsed,
+    )
 
 
 def mqtt_path(url: str, first_interval: int, names: list[str]) -> float:
@@ -477,18 +540,23 @@ def run() -> Iterator[dict[str, Any]]:
         engine.dispose()
         now = int(time.time()) // 900 * 900
         # distinct interval ranges per measurement
-        span = 900 * (max(READINGS, MQTT_READINGS, SIGNED_READINGS) // METERS + 10)
+        span = 900 * (max(READINGS, MQTT_READINGS, SIGNED_READINGS, CLIENTS * BATCH) // METERS + 10)
         layout_before = layout_limit(url, meter_ids, now - 900 - 5 * span)
         headers = {"Authorization": f"Bearer {token}"}
         deployment = write_domain(
             Path(tempfile.mkdtemp()) / "deployment.json", ReadingDomain(CHAIN_ID, REGISTRY)
         )
         bodies = [orjson.dumps(b) for b in batches(meter_ids, READINGS, now - 900)]
-        rest_rate, p99_ms, stored = rest(url, bodies, headers, deployment)
+
+        def warmup(k: int) -> list[bytes]:  # CLIENTS batches of new intervals
+            first = now - 900 - k * span
+            return [orjson.dumps(b) for b in batches(meter_ids, CLIENTS * BATCH, first)]
+
+        one = rest(url, bodies, headers, deployment, warmup=warmup(8))
+        rest_rate, p99_ms, stored = one.rate, one.p99_ms, one.stored
         two_bodies = [orjson.dumps(b) for b in batches(meter_ids, READINGS, now - 900 - 7 * span)]
-        rest_2w_rate, p99_2w_ms, _ = rest(
-            url, two_bodies, headers, deployment, workers=2, spread=True
-        )
+        two = rest(url, two_bodies, headers, deployment, workers=2, warmup=warmup(9), spread=True)
+        rest_2w_rate, p99_2w_ms = two.rate, two.p99_ms
         layout_rate = (layout_before + layout_limit(url, meter_ids, now - 900 - 6 * span)) / 2
         row_layout_rate = (
             row_layout_limit(url, meter_ids, now - 900 - 5 * span)
@@ -509,6 +577,8 @@ def run() -> Iterator[dict[str, Any]]:
             "workers": 2,
         }
         yield {"metric": "batch10k_p99_ms_2w", "value": round(p99_2w_ms, 1), "unit": "ms"}
+        yield from one.figures("")
+        yield from two.figures("_2w")
         yield {
             "metric": "layout_limit_readings_per_s",
             "value": round(layout_rate),
@@ -537,7 +607,8 @@ def run() -> Iterator[dict[str, Any]]:
             orjson.dumps(sign(b, keys))
             for b in batches(meter_ids, SIGNED_READINGS, now - 900 - 4 * span)
         ]
-        signed_rate, signed_p99_ms, signed_stored = rest(url, signed_bodies, headers, deployment)
+        signed = rest(url, signed_bodies, headers, deployment, warmup=warmup(10))
+        signed_rate, signed_p99_ms, signed_stored = signed.rate, signed.p99_ms, signed.stored
         yield {
             "metric": "rest_signed_readings_per_s",
             "value": round(signed_rate),

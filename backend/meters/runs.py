@@ -65,6 +65,8 @@ ARRAYS: tuple[tuple[str, str], ...] = (
     ("signer", "S"),
     ("received_at", "T"),
 )
+# the columns of a reading as a row (the `meter_readings` view's, the row layout's before)
+ROW_COLUMNS = ("meter_id", "interval_start", "interval_s", *(name for name, _ in ARRAYS))
 NULL_FIELD = struct.pack(">i", -1)
 STRUCTS = {INT8: ">q", FLOAT8: ">d", INT4: ">i", "?": "?"}  # numpy type -> struct format
 
@@ -74,14 +76,23 @@ class Runs:
     in `order` (the batch's positions sorted by meter and interval)."""
 
     def __init__(self, rows: Columns) -> None:
-        found: dict[str, int] = {}  # meter -> code, by first appearance (faster than np.unique)
-        codes = np.fromiter(
-            (found.setdefault(m, len(found)) for m in rows.meter_id), np.int64, len(rows)
-        )
-        meters = np.array(list(found), dtype=object)
-        starts = np.array(rows.interval_start, dtype=np.int64)
-        order = np.lexsort((starts, codes))
-        codes, starts = codes[order], starts[order]
+        arrays = rows.key_arrays()
+        if arrays is not None:  # the column checks' arrays: no list to convert
+            codes, starts = arrays.meter_code, arrays.interval_start
+        else:
+            found: dict[str, int] = {}  # meter -> code, by first appearance (beats np.unique)
+            codes = np.fromiter(
+                (found.setdefault(m, len(found)) for m in rows.meter_id), np.int64, len(rows)
+            )
+            starts = np.array(rows.interval_start, dtype=np.int64)
+        same = codes[1:] == codes[:-1]
+        # the column checks give their rows in key order: then the order is the rows' own
+        self.in_order = bool(np.all((codes[1:] > codes[:-1]) | same & (starts[1:] >= starts[:-1])))
+        if self.in_order:
+            order = np.arange(len(codes))
+        else:
+            order = np.lexsort((starts, codes))
+            codes, starts = codes[order], starts[order]
         days = starts - starts % DAY
         slots = (starts - days) // INTERVAL_SECONDS
         same_meter = codes[1:] == codes[:-1]
@@ -92,7 +103,7 @@ class Runs:
         self.order = order
         self.begin = first
         self.end = bounds[1:]
-        self.meter_id: list[str] = meters[codes[first]].tolist()
+        self.meter_id: list[str] = [rows.meter_id[p] for p in order[first].tolist()]
         self.day: list[int] = days[first].tolist()
         self.first_slot: list[int] = slots[first].tolist()
 
@@ -116,6 +127,7 @@ def encode(runs: Runs, rows: Columns, source: str, received_at: datetime) -> lis
     begin, end = runs.begin, runs.end
     counts = (end - begin).astype(np.int64)
     received = (received_at - PG_EPOCH) // timedelta(microseconds=1)
+    arrays = rows.key_arrays()
     # per column: (headers of every run, elements, byte offset of every element + 1) or None
     columns: list[tuple[memoryview, memoryview, list[int]] | None] = []
     for name, kind in ARRAYS:
@@ -126,6 +138,10 @@ def encode(runs: Runs, rows: Columns, source: str, received_at: datetime) -> lis
             encoded = _constant(source, kind, n)
         elif name == "received_at":
             encoded = _constant(received, kind, n)
+        elif arrays is not None and name in ("import_wh", "export_wh"):
+            encoded = _wh_elements(getattr(arrays, name), runs) or _elements(
+                getattr(rows, name), kind, runs.order
+            )
         else:
             encoded = _elements(getattr(rows, name), kind, runs.order)
         if encoded is None:
@@ -187,6 +203,17 @@ def _constant(value: Any, kind: str, n: int) -> tuple[bytes, int, None]:
     return block.tobytes(), block.dtype.itemsize, None
 
 
+def _wh_elements(values: np.ndarray, runs: Runs) -> tuple[bytes, int, None] | None:
+    """`_elements` of a Wh column from the column checks' array (-1: absent), when no value
+    is absent (else None: the list way)."""
+    if values.size == 0 or int(values.min()) < 0:
+        return None
+    block = np.empty(len(values), dtype=[("len", ">i4"), ("value", INT8)])
+    block["len"] = 8
+    block["value"] = values if runs.in_order else values[runs.order]
+    return block.tobytes(), block.dtype.itemsize, None
+
+
 def _elements(
     values: list[Any], kind: str, order: np.ndarray
 ) -> tuple[bytes, int, np.ndarray | None] | None:
@@ -197,14 +224,16 @@ def _elements(
     nulls = values.count(None)
     if nulls == n:
         return None
+    if nulls == 0 and kind == "?" and (values.count(True) in (0, n)):
+        return _constant(values[0], kind, n)  # one flag for all (verified or not)
     if nulls == 0 and kind != "S":
         block = np.empty(n, dtype=[("len", ">i4"), ("value", kind)])
         block["len"] = np.dtype(kind).itemsize
         block["value"] = np.asarray(values)[order]
         return block.tobytes(), block.dtype.itemsize, None
     if nulls == 0:
-        if len(distinct := set(values)) == 1:
-            return _constant(distinct.pop(), kind, n)
+        if values.count(values[0]) == n:  # by identity first: cheap for one shared text
+            return _constant(values[0], kind, n)
         text = np.array(values)
         lengths = np.char.str_len(text)
         if lengths.min() == lengths.max():

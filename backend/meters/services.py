@@ -592,11 +592,7 @@ def _ingest(
         accepted=stored.accepted,
         duplicate=stored.duplicate,
         corrected=stored.corrected,
-        verified=sum(
-            1
-            for idx, verified in zip(rows.idx, rows.verified, strict=True)
-            if verified and idx not in stored.refused
-        ),
+        verified=verified_count(rows, stored.refused),
         rejected=len(rejections),
         rejections=rejections,
         superseded=len(lost),
@@ -609,6 +605,17 @@ def _ingest(
             )
             for index, by in sorted(lost.items())
         ],
+    )
+
+
+def verified_count(rows: Columns, refused: dict[int, str]) -> int:
+    """How many of `rows` are verified and were not refused."""
+    if not refused:
+        return rows.verified.count(True)  # in C: a 10k batch's flags without a Python loop
+    return sum(
+        1
+        for idx, verified in zip(rows.idx, rows.verified, strict=True)
+        if verified and idx not in refused
     )
 
 

@@ -9,14 +9,10 @@ from datetime import UTC, datetime
 import pytest
 
 from backend.meters.batch import Columns
+from backend.meters.runs import ROW_COLUMNS
 from bench._row_copy import TYPES, copy_rows, encode, records
 
-TABLE = (
-    "(meter_id varchar(66), interval_start bigint, interval_s int, import_wh bigint, "
-    "export_wh bigint, voltage_v float8, current_a float8, power_factor float8, "
-    "quality varchar(16), revision int, source varchar(16), verified bool, "
-    "signature varchar(132), signer varchar(42), received_at timestamptz)"
-)
+TABLE = "(" + ", ".join(map(" ".join, zip(ROW_COLUMNS, TYPES, strict=True))) + ")"
 
 
 def columns(n: int, *, mixed: bool) -> Columns:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import orjson
@@ -14,18 +15,15 @@ from sqlalchemy import func, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from backend.meters.batch import Columns
+from backend.meters.batch import Columns, Rules, decode_plain, validate_plain
 from backend.meters.models import MeterReading
-from backend.meters.runs import Runs, copy_runs, day_bounds, encode
-from backend.meters.validation import iso
+from backend.meters.runs import ROW_COLUMNS, Runs, copy_runs, day_bounds, encode
+from backend.meters.validation import MeterLimits, iso
 from tests.fixtures.meters import NOW, ingest_json, ingest_while_held
 
 pytestmark = pytest.mark.postgres
 DAY = 86_400
-ROW = (
-    "meter_id, interval_start, interval_s, import_wh, export_wh, voltage_v, current_a, "
-    "power_factor, quality, revision, source, verified, signature, signer, received_at"
-)
+ROW = ", ".join(ROW_COLUMNS)
 
 
 def columns(meters: list[str], starts: list[int], *, mixed: bool) -> Columns:
@@ -348,3 +346,35 @@ def test_concurrent_overlapping_batches_store_each_interval_once(fresh_meter):
     assert sum(r.accepted for r in results) == len(union)
     assert sum(r.accepted + r.duplicate for r in results) == 4 * 2_000
     assert stored(engine) == expected(union)
+
+
+def test_runs_encoded_from_the_column_checks_arrays_equal_those_encoded_from_the_lists():
+    """The arrays `validate_plain` leaves on its columns spare the lists' conversion only: the
+    COPY body is byte for byte the one built from the lists, and arrays that no longer
+    describe the lists (rows dropped, a list replaced) are not used."""
+    owner = uuid.uuid4()
+    ids = ["0x" + f"{k:064x}" for k in (7, 3)]
+    meters = {m: MeterLimits(m, "bidirectional", 10_000, owner, "approved") for m in ids}
+    body = [
+        {"meterId": ids[k % 2], "timestamp": iso(NOW - 900 * (k // 2 + 1)), "importWh": k}
+        | ({"exportWh": 2 * k} if k % 5 else {})
+        for k in range(300)
+    ]
+    body.append({"meterId": ids[0], "timestamp": iso(NOW - 3 * DAY), "importWh": 1})
+    plain = decode_plain(orjson.dumps(body))
+    assert plain is not None
+    rows, rejected = validate_plain(plain, meters, Rules(NOW, 60, 1_000_000, owner))
+    assert not rejected and rows.key_arrays() is not None
+    received = datetime.now(UTC)
+
+    def body_of(columns: Columns) -> bytes:
+        return b"".join(encode(Runs(columns), columns, "rest", received))
+
+    lists_only = replace(rows, arrays=None)
+    assert Runs(rows).in_order and not Runs(rows).repeats and len(Runs(rows)) == 5
+    assert body_of(rows) == body_of(lists_only)
+    rows.export_wh = [None if v is None else v + 1 for v in rows.export_wh]
+    assert rows.key_arrays() is None
+    assert body_of(rows) != body_of(lists_only)
+    rows.drop({0})
+    assert rows.key_arrays() is None and len(rows) == 300
