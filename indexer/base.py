@@ -18,7 +18,6 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import starmap
 
@@ -49,7 +48,6 @@ from indexer.outbox import OutboxPublisher
 from indexer.pipeline import Prefetcher, paused_gc
 from indexer.reorg import ReorgTooDeep, find_fork_point, rewind
 from indexer.rpc import JsonObject, RangeTooLarge, RpcClient, RpcUnavailable
-from indexer.write_behind import WriteBehind
 
 log = logging.getLogger("gridledger.indexer")
 
@@ -156,8 +154,6 @@ class Indexer:
         self._prefetcher: Prefetcher | ProcessJob | None = None
         self._worker: FetchProcess | None = None
         self._worker_deaths = 0
-        self._ahead: tuple[Prefetcher | ProcessJob, int, Batch | Exception] | None = None
-        self._writer: ThreadPoolExecutor | None = None  # the backfill's write thread
 
     @property
     def range(self) -> int:
@@ -297,13 +293,9 @@ class Indexer:
     def backfill(self, cursor: Cursor, *, final_head: int, head: int) -> int:
         """Index the next range of final blocks after the cursor (up to `final_head`).
 
-        The ranges come decoded from the fetch stage (`indexer.pipeline`, or a worker process,
-        `indexer.fetch_process`), fetched ahead while this one is written; each aims at
-        `target_logs` logs (and halves when the provider refuses it). The writes go to
-        PostgreSQL from a thread of their own (`indexer.write_behind`): the `chain_events` COPY
-        while the handlers run here, then the derived rows, block, cursor and commit while this
-        thread takes the next batch. It returns once the commit is done: the next step reads
-        this batch's cursor.
+        The ranges come decoded from the fetcher thread (`indexer.pipeline`), fetched ahead
+        while this one is written; each aims at `target_logs` logs (and halves when the
+        provider refuses it).
         """
         try:
             batch = self._next_batch(cursor.number + 1, final_head)
@@ -315,79 +307,30 @@ class Indexer:
             self._stop_prefetcher()
             return 0
         logs = batch.logs
-        timestamp = int(end_header["timestamp"], 16)
-        end = Cursor(batch.to_block, end_header["hash"], timestamp)
-        transaction = self.engine.begin()
-        connection = transaction.__enter__()
-        writes = WriteBehind(self._write_thread())
-        ended = False
-
-        def commit() -> None:
-            nonlocal ended
-            ended = True
-            transaction.__exit__(None, None, None)
-
-        try:
+        with self.engine.begin() as connection:
             self.claim_cursor(connection, cursor)
-            writes.submit(self.store_events, connection, batch.event_records)
-            state = MirrorState(
-                connection, self.chain_id, self.decoder.address_to_contract, writes.wait
-            )
+            state = MirrorState(connection, self.chain_id, self.decoder.address_to_contract)
             self.apply(state, logs)
-            writes.submit(lambda: state.flush(undo_block=None, keep=False))
-            writes.submit(lambda: self.store_blocks(connection, [end_header], confirmed=True))
-            writes.submit(lambda: self.save_cursor(connection, end, head=head, head_ts=timestamp))
-            writes.submit(commit)
-            self._take_ahead()
-            writes.wait()
-        except BaseException as exc:
-            writes.abandon()
-            self._stop_prefetcher()  # with the batch taken ahead
-            if not ended:
-                transaction.__exit__(type(exc), exc, exc.__traceback__)  # rolls back
-            raise
+            state.flush(undo_block=None, keep=False)
+            self.store_events(connection, batch.event_records)
+            self.store_blocks(connection, [end_header], confirmed=True)
+            timestamp = int(end_header["timestamp"], 16)
+            end = Cursor(batch.to_block, end_header["hash"], timestamp)
+            self.save_cursor(connection, end, head=head, head_ts=timestamp)
         self.metrics.events_total += len(logs)
         self.publish()
         return batch.to_block - cursor.number
-
-    def _write_thread(self) -> ThreadPoolExecutor:
-        if self._writer is None:
-            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="backfill-write")
-        return self._writer
-
-    def _take_ahead(self) -> None:
-        """Take the fetch stage's next batch now, while the current one's writes run: the next
-        `_next_batch` from that block returns it (or raises what taking it raised)."""
-        prefetcher = self._prefetcher
-        if prefetcher is None or prefetcher.exhausted:
-            return
-        first = prefetcher.expected
-        try:
-            self._ahead = (prefetcher, first, prefetcher.take())
-        except Exception as exc:  # raised where the batch is wanted, as without taking ahead
-            self._ahead = (prefetcher, first, exc)
 
     def _next_batch(self, from_block: int, final_head: int) -> Batch:
         """The fetcher's next batch if it starts at `from_block`; else (re)start the fetcher
         there. A fetch error is raised here and drops the fetcher; a fetch worker that died
         is replaced (after `WORKER_RESTARTS` deaths, the thread takes over)."""
-        ahead, self._ahead = self._ahead, None
         prefetcher = self._prefetcher
-        if ahead is not None and ahead[0] is prefetcher and ahead[1] == from_block:
-            taken = ahead[2]
-
-            def take() -> Batch:
-                if isinstance(taken, Exception):
-                    raise taken
-                return taken
-
-        else:
-            if prefetcher is None or prefetcher.expected != from_block or prefetcher.exhausted:
-                self._stop_prefetcher()
-                prefetcher = self._prefetcher = self._start_prefetcher(from_block, final_head)
-            take = prefetcher.take
+        if prefetcher is None or prefetcher.expected != from_block or prefetcher.exhausted:
+            self._stop_prefetcher()
+            prefetcher = self._prefetcher = self._start_prefetcher(from_block, final_head)
         try:
-            batch = take()
+            batch = prefetcher.take()
         except WorkerDied as exc:
             self._prefetcher = None
             self._worker_died(exc)
@@ -464,7 +407,6 @@ class Indexer:
             self._worker = None
 
     def _stop_prefetcher(self) -> None:
-        self._ahead = None
         if self._prefetcher is not None:
             self._prefetcher.stop()
             self._prefetcher = None
@@ -475,9 +417,6 @@ class Indexer:
         if self._worker is not None:
             self._worker.close()
             self._worker = None
-        if self._writer is not None:
-            self._writer.shutdown()
-            self._writer = None
 
     # ------------------------------------------------------------------ follow
 
