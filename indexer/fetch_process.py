@@ -21,8 +21,9 @@ parent's pid between batches and the pipe's end-of-file), ignores SIGINT (the pa
 it), and takes SIGTERM's default. Linux ties `PR_SET_PDEATHSIG` to the *thread* that forked,
 not to the process: a worker forked on a short-lived thread (an indexer run on one) would be
 killed when that thread ends. So it is forked on the main thread or else on a daemon thread
-kept for the life of the process (`_fork_on_lasting_thread`); the parent notices a dead worker within `POLL_S`
-(`WorkerDied`) and its `close` waits for, then terminates, then kills the worker.
+kept for the life of the process (`_fork_on_lasting_thread`). The parent notices a dead
+worker within `POLL_S` (`WorkerDied`) and its `close` waits for, then terminates, then kills
+the worker.
 """
 
 from __future__ import annotations
