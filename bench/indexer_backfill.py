@@ -27,6 +27,7 @@ from web3.types import RPCEndpoint
 
 from backend.chain.anvil import AnvilNode
 from backend.chain.deployment import Deployment
+from backend.core.config import get_settings
 from backend.core.db import make_engine
 from backend.market.orders import default_meter_id
 from bench._database import BENCH_DATABASE_URL, scratch_schema
@@ -198,7 +199,12 @@ def index_chain(node: AnvilNode, deployment: Deployment, *, fetch_process: bool)
             engine,
             RpcClient(node.rpc_url),
             deployment,
-            IndexerConfig(finality_depth=1, fetch_process=fetch_process),
+            IndexerConfig(
+                finality_depth=1,
+                fetch_process=fetch_process,
+                # GRIDLEDGER_INDEXER_WRITE_BEHIND=1 measures the writes on their own thread
+                write_behind=get_settings().indexer_write_behind,
+            ),
         )
         writer_cpu = cpu_s(resource.RUSAGE_SELF)
         worker_cpu = cpu_s(resource.RUSAGE_CHILDREN)  # the fetch worker, once reaped

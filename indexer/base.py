@@ -18,6 +18,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import starmap
 
@@ -48,6 +49,7 @@ from indexer.outbox import OutboxPublisher
 from indexer.pipeline import Prefetcher, paused_gc
 from indexer.reorg import ReorgTooDeep, find_fork_point, rewind
 from indexer.rpc import JsonObject, RangeTooLarge, RpcClient, RpcUnavailable
+from indexer.write_behind import WriteBehind
 
 log = logging.getLogger("gridledger.indexer")
 
@@ -70,6 +72,8 @@ class IndexerConfig:
     # fetch and decode the backfill in a worker process (`indexer.fetch_process`) where the
     # platform can fork; else on a thread
     fetch_process: bool = True
+    # the backfill's writes on a thread of their own (`indexer.write_behind`)
+    write_behind: bool = False
 
 
 def indexer_config(settings: Settings) -> IndexerConfig:
@@ -78,6 +82,7 @@ def indexer_config(settings: Settings) -> IndexerConfig:
         confirmation_depth=settings.confirmation_depth,
         initial_range=settings.indexer_initial_range,
         fetch_process=settings.indexer_fetch_process,
+        write_behind=settings.indexer_write_behind,
     )
 
 
@@ -154,6 +159,8 @@ class Indexer:
         self._prefetcher: Prefetcher | ProcessJob | None = None
         self._worker: FetchProcess | None = None
         self._worker_deaths = 0
+        self._ahead: tuple[Prefetcher | ProcessJob, int, Batch | Exception] | None = None
+        self._writer: ThreadPoolExecutor | None = None  # the backfill's write thread
 
     @property
     def range(self) -> int:
@@ -293,9 +300,13 @@ class Indexer:
     def backfill(self, cursor: Cursor, *, final_head: int, head: int) -> int:
         """Index the next range of final blocks after the cursor (up to `final_head`).
 
-        The ranges come decoded from the fetcher thread (`indexer.pipeline`), fetched ahead
-        while this one is written; each aims at `target_logs` logs (and halves when the
-        provider refuses it).
+        The ranges come decoded from the fetch stage (`indexer.pipeline`, or a worker process,
+        `indexer.fetch_process`), fetched ahead while this one is written; each aims at
+        `target_logs` logs (and halves when the provider refuses it). The writes go to
+        PostgreSQL from a thread of their own (`indexer.write_behind`): the `chain_events` COPY
+        while the handlers run here, then the derived rows, block, cursor and commit while this
+        thread takes the next batch. It returns once the commit is done: the next step reads
+        this batch's cursor.
         """
         try:
             batch = self._next_batch(cursor.number + 1, final_head)
@@ -307,30 +318,82 @@ class Indexer:
             self._stop_prefetcher()
             return 0
         logs = batch.logs
-        with self.engine.begin() as connection:
+        timestamp = int(end_header["timestamp"], 16)
+        end = Cursor(batch.to_block, end_header["hash"], timestamp)
+        transaction = self.engine.begin()
+        connection = transaction.__enter__()
+        writes = WriteBehind(self._write_thread())
+        ended = False
+
+        def commit() -> None:
+            nonlocal ended
+            ended = True
+            transaction.__exit__(None, None, None)
+
+        try:
             self.claim_cursor(connection, cursor)
-            state = MirrorState(connection, self.chain_id, self.decoder.address_to_contract)
+            writes.submit(self.store_events, connection, batch.event_records)
+            state = MirrorState(
+                connection, self.chain_id, self.decoder.address_to_contract, writes.wait
+            )
             self.apply(state, logs)
-            state.flush(undo_block=None, keep=False)
-            self.store_events(connection, batch.event_records)
-            self.store_blocks(connection, [end_header], confirmed=True)
-            timestamp = int(end_header["timestamp"], 16)
-            end = Cursor(batch.to_block, end_header["hash"], timestamp)
-            self.save_cursor(connection, end, head=head, head_ts=timestamp)
+            writes.submit(lambda: state.flush(undo_block=None, keep=False))
+            writes.submit(lambda: self.store_blocks(connection, [end_header], confirmed=True))
+            writes.submit(lambda: self.save_cursor(connection, end, head=head, head_ts=timestamp))
+            writes.submit(commit)
+            if writes.behind:
+                self._take_ahead()
+            writes.wait()
+        except BaseException as exc:
+            writes.abandon()  # a batch taken ahead is dropped by the next `_next_batch`
+            if not ended:
+                transaction.__exit__(type(exc), exc, exc.__traceback__)  # rolls back
+            raise
         self.metrics.events_total += len(logs)
         self.publish()
         return batch.to_block - cursor.number
+
+    def _write_thread(self) -> ThreadPoolExecutor | None:
+        """The backfill's write thread (`indexer.write_behind`); None: writes run inline."""
+        if not self.config.write_behind:
+            return None
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="backfill-write")
+        return self._writer
+
+    def _take_ahead(self) -> None:
+        """Take the fetch stage's next batch now, while the current one's writes run: the next
+        `_next_batch` from that block returns it (or raises what taking it raised)."""
+        prefetcher = self._prefetcher
+        if prefetcher is None or prefetcher.exhausted:
+            return
+        first = prefetcher.expected
+        try:
+            self._ahead = (prefetcher, first, prefetcher.take())
+        except Exception as exc:  # raised where the batch is wanted, as without taking ahead
+            self._ahead = (prefetcher, first, exc)
 
     def _next_batch(self, from_block: int, final_head: int) -> Batch:
         """The fetcher's next batch if it starts at `from_block`; else (re)start the fetcher
         there. A fetch error is raised here and drops the fetcher; a fetch worker that died
         is replaced (after `WORKER_RESTARTS` deaths, the thread takes over)."""
+        ahead, self._ahead = self._ahead, None
         prefetcher = self._prefetcher
-        if prefetcher is None or prefetcher.expected != from_block or prefetcher.exhausted:
-            self._stop_prefetcher()
-            prefetcher = self._prefetcher = self._start_prefetcher(from_block, final_head)
+        if ahead is not None and ahead[0] is prefetcher and ahead[1] == from_block:
+            taken = ahead[2]
+
+            def take() -> Batch:
+                if isinstance(taken, Exception):
+                    raise taken
+                return taken
+
+        else:
+            if prefetcher is None or prefetcher.expected != from_block or prefetcher.exhausted:
+                self._stop_prefetcher()
+                prefetcher = self._prefetcher = self._start_prefetcher(from_block, final_head)
+            take = prefetcher.take
         try:
-            batch = prefetcher.take()
+            batch = take()
         except WorkerDied as exc:
             self._prefetcher = None
             self._worker_died(exc)
@@ -407,6 +470,7 @@ class Indexer:
             self._worker = None
 
     def _stop_prefetcher(self) -> None:
+        self._ahead = None
         if self._prefetcher is not None:
             self._prefetcher.stop()
             self._prefetcher = None
@@ -417,6 +481,9 @@ class Indexer:
         if self._worker is not None:
             self._worker.close()
             self._worker = None
+        if self._writer is not None:
+            self._writer.shutdown()
+            self._writer = None
 
     # ------------------------------------------------------------------ follow
 

@@ -18,8 +18,12 @@ stores a batch only if it starts right after its cursor, with the cursor, in one
 
 No orphan: the worker dies with its parent (`PR_SET_PDEATHSIG` on Linux, plus a check of its
 parent's pid between batches and the pipe's end-of-file), ignores SIGINT (the parent stops
-it), and takes SIGTERM's default; the parent notices a dead worker within `POLL_S`
-(`WorkerDied`) and its `close` waits for, then terminates, then kills the worker.
+it), and takes SIGTERM's default. Linux ties `PR_SET_PDEATHSIG` to the *thread* that forked,
+not to the process: a worker forked on a short-lived thread (an indexer run on one) would be
+killed when that thread ends. So it is forked on the main thread or else on a daemon thread
+kept for the life of the process (`_fork_on_lasting_thread`). The parent notices a dead
+worker within `POLL_S` (`WorkerDied`) and its `close` waits for, then terminates, then kills
+the worker.
 """
 
 from __future__ import annotations
@@ -31,9 +35,12 @@ import marshal
 import multiprocessing
 import os
 import pickle
+import queue
 import signal
 import sys
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -68,7 +75,7 @@ class FetchProcess:
             name="gridledger-fetch",
             daemon=True,  # also terminated by multiprocessing when the parent exits normally
         )
-        self.process.start()
+        _fork_on_lasting_thread(self.process.start)
         child.close()
         self._generation = 0
         self.range: int | None = None  # the worker's range after its last batch
@@ -155,11 +162,49 @@ class ProcessJob:
         self._owner.cancel(self)
 
 
+_ForkRequest = tuple[Callable[[], None], "Future[None]"]
+_fork_requests: queue.SimpleQueue[_ForkRequest] | None = None
+_fork_lock = threading.Lock()
+
+
+def _fork_on_lasting_thread(start: Callable[[], None]) -> None:
+    """Run `start` (which forks) on a thread that lives as long as the process: this one if
+    it is the main thread, else the daemon `gridledger-forker` thread, made on first use.
+    The child's `PR_SET_PDEATHSIG` then fires when the process ends, not when the calling
+    thread does."""
+    if threading.current_thread() is threading.main_thread():
+        start()
+        return
+    global _fork_requests
+    with _fork_lock:
+        if _fork_requests is None:
+            _fork_requests = queue.SimpleQueue()
+            threading.Thread(
+                target=_serve_forks, args=(_fork_requests,), name="gridledger-forker", daemon=True
+            ).start()
+        requests = _fork_requests
+    done: Future[None] = Future()
+    requests.put((start, done))
+    done.result()
+
+
+def _serve_forks(requests: queue.SimpleQueue[_ForkRequest]) -> None:
+    while True:
+        start, done = requests.get()
+        try:
+            start()
+        except BaseException as exc:  # handed to the thread that asked
+            done.set_exception(exc)
+        else:
+            done.set_result(None)
+
+
 # ------------------------------------------------------------------------- the worker
 
 
 def _die_with_parent(parent_pid: int) -> None:
-    """SIGKILL when the parent dies (Linux), whatever kills it."""
+    """SIGKILL when the parent dies (Linux), whatever kills it: the signal follows the thread
+    that forked, which `_fork_on_lasting_thread` keeps for the life of the process."""
     if sys.platform.startswith("linux"):
         try:
             libc = ctypes.CDLL(None, use_errno=True)

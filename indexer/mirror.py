@@ -147,9 +147,15 @@ def as_row(value: Row | Record) -> Row:
 
 class MirrorState:
     def __init__(
-        self, connection: Connection, chain_id: int, contracts: Mapping[str, str] | None = None
+        self,
+        connection: Connection,
+        chain_id: int,
+        contracts: Mapping[str, str] | None = None,
+        before_read: Callable[[], None] | None = None,
     ):
         self.connection = connection
+        # called before a query: the backfill's writes in flight on the connection finish
+        self._before_read = before_read
         self.chain_id = chain_id
         # our contracts: lower-case address → name (handlers that must know an address is ours)
         self.contracts: Mapping[str, str] = contracts or {}
@@ -173,6 +179,8 @@ class MirrorState:
             missing = [k for k in keys if k not in self._current[name]]
             if not missing:
                 continue
+            if self._before_read is not None:
+                self._before_read()
             t = table(name)
             pk_cols = [t.c[c] for c in primary_key_names(name)]
             for chunk_start in range(0, len(missing), 5_000):

@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     indexer_initial_range: int = Field(default=200, ge=1)  # eth_getLogs blocks, adaptive
     # backfill's fetch and decode in a forked worker process (else on a thread of the indexer's)
     indexer_fetch_process: bool = True
+    # backfill's writes (COPY, commit) on a thread of their own while the writer applies the
+    # handlers and takes the next batch (indexer/write_behind.py; measure before turning on)
+    indexer_write_behind: bool = False
 
     # Keys and secrets
     # Deploys the contracts, keeps GridUSD's MINTER_ROLE (the devnet faucet) and renounces

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from typing import Any, cast
 
@@ -168,12 +169,39 @@ def test_a_killed_worker_is_reported_not_waited_for():
         worker.close()
 
 
+def test_a_worker_forked_on_a_short_lived_thread_outlives_that_thread():
+    """Linux ties PR_SET_PDEATHSIG to the forking thread: a worker forked on a thread that
+    then ends must not be killed with it (it would be replaced after every such run)."""
+    made: list[FetchProcess] = []
+    thread = threading.Thread(target=lambda: made.append(worker_of(FakeFetcher())))
+    thread.start()
+    thread.join()
+    (worker,) = made
+    try:
+        assert not gone(worker.process.pid, timeout_s=0.5)
+        assert worker.alive
+        job = worker.start(1, 100, range_=10, depth=2)
+        assert [job.take().from_block for _ in range(2)] == [1, 11]
+    finally:
+        worker.close()
+    assert not worker.alive
+
+
 PARENT = textwrap.dedent(
     """
-    import sys, time
+    import sys, threading, time
     from indexer.fetch_process import FetchProcess
     from tests.indexer.test_fetch_process import FakeFetcher
-    worker = FetchProcess(lambda: FakeFetcher(delay_s=0.05))
+    made = []
+    def make():
+        made.append(FetchProcess(lambda: FakeFetcher(delay_s=0.05)))
+    if sys.argv[1] == "thread":  # forked on a short-lived thread
+        thread = threading.Thread(target=make)
+        thread.start()
+        thread.join()
+    else:
+        make()
+    worker = made[0]
     job = worker.start(1, 10**9, range_=10, depth=2)
     job.take()
     print(worker.process.pid, flush=True)
@@ -182,10 +210,14 @@ PARENT = textwrap.dedent(
 )
 
 
+@pytest.mark.parametrize("forked_on", ["main", "thread"])
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
-def test_the_worker_dies_with_its_parent(how):
+def test_the_worker_dies_with_its_parent(how, forked_on):
     parent = subprocess.Popen(
-        [sys.executable, "-c", PARENT], cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", PARENT, forked_on],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert parent.stdout is not None
