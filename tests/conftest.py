@@ -62,6 +62,7 @@ LONG_TESTS_FIRST = (  # longest first
     "tests/scripts/",
     "tests/contracts/market/test_gas.py",
     "tests/indexer/test_mirror.py",
+    "tests/indexer/test_fetch_process.py",  # subprocess indexers, kills: 10-20 s each
     "tests/backend/workers/",
 )
 

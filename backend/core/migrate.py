@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from alembic import command
@@ -31,8 +31,13 @@ def downgrade(database_url: str | None = None, revision: str = "base") -> None:
 
 
 @contextmanager
-def scratch_schema(base_url: str, prefix: str = "gl_scratch") -> Iterator[str]:
-    """A new PostgreSQL schema at the newest migration, dropped on exit; yields its URL.
+def scratch_schema(
+    base_url: str,
+    prefix: str = "gl_scratch",
+    migrate: Callable[[str], None] = upgrade,
+) -> Iterator[str]:
+    """A new PostgreSQL schema at the newest migration (`migrate` brings the empty schema's URL
+    there), dropped on exit; yields its URL.
 
     For tests and benchmarks that need a database of their own on a shared server.
     """
@@ -45,7 +50,7 @@ def scratch_schema(base_url: str, prefix: str = "gl_scratch") -> Iterator[str]:
     url = make_url(base_url).update_query_dict({"options": f"-csearch_path={schema}"})
     url_text = url.render_as_string(hide_password=False)
     try:
-        upgrade(url_text)
+        migrate(url_text)
         yield url_text
     finally:
         with admin.begin() as connection:

@@ -18,11 +18,11 @@ from sqlalchemy.engine import Engine
 from backend.core.config import Settings
 from backend.health.heartbeats import WATCHED, Heartbeat
 from backend.main import DASHBOARD_DIR
-from indexer.base import Indexer, IndexerConfig
+from indexer.base import Indexer
 from indexer.outbox import OutboxPublisher, RedisStreamSink
 from indexer.rpc import RetryPolicy, RpcClient
 from tests.fixtures.app import app_on
-from tests.fixtures.indexing import catch_up
+from tests.fixtures.indexing import catch_up, thread_fetch_config
 from tests.fixtures.server import serve, stepping
 from tests.fixtures.services import TEST_REDIS_URL
 
@@ -77,7 +77,7 @@ def served_stack(devnet, fresh_pg_url, redis_client, dashboard_build) -> Iterato
     rpc = RpcClient(
         devnet.node.rpc_url, timeout_s=5, retry=RetryPolicy(attempts=30, max_delay_s=0.5)
     )
-    indexer = Indexer(engine, rpc, devnet.deployment, IndexerConfig(confirmation_depth=0))
+    indexer = Indexer(engine, rpc, devnet.deployment, thread_fetch_config(confirmation_depth=0))
     publisher = OutboxPublisher(
         engine, RedisStreamSink(TEST_REDIS_URL, stream=settings.outbox_stream)
     )

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from backend.core.db import make_engine
-from indexer.base import Indexer, IndexerConfig
+from indexer.base import Indexer
 from indexer.rpc import RetryPolicy, RpcClient
+from tests.fixtures.indexing import thread_fetch_config
 
 
 @pytest.fixture
@@ -20,7 +21,7 @@ def make_indexer(devnet):
         engines.append(engine)
         retry = RetryPolicy(attempts=30, max_delay_s=0.5)
         rpc = RpcClient(rpc_url or devnet.node.rpc_url, timeout_s=rpc_timeout_s, retry=retry)
-        return Indexer(engine, rpc, devnet.deployment, IndexerConfig(**config))
+        return Indexer(engine, rpc, devnet.deployment, thread_fetch_config(**config))
 
     yield build
     for engine in engines:

@@ -235,7 +235,7 @@ def test_a_killed_worker_is_replaced_and_nothing_is_lost(devnet, make_indexer, f
     devnet.workload.run(30)
     for _ in range(4):
         devnet.workload.issue(batch=10)
-    indexer = make_indexer(fresh_pg_url, finality_depth=2, initial_range=2)
+    indexer = make_indexer(fresh_pg_url, finality_depth=2, initial_range=2, fetch_process=True)
     assert indexer.step() > 0
     first = indexer._worker
     assert first is not None and first.alive

@@ -9,7 +9,7 @@ from tests.fixtures.mirror_check import assert_mirror_equals_chain, chain_log_co
 
 def test_mirror_equals_chain_on_postgresql(devnet, make_indexer, fresh_pg_url):
     devnet.workload.run(80)
-    indexer = make_indexer(fresh_pg_url, finality_depth=8)
+    indexer = make_indexer(fresh_pg_url, finality_depth=8, fetch_process=True)  # end to end
     catch_up(indexer)
     counts = assert_mirror_equals_chain(indexer.engine, devnet.workload)
     assert counts["trades"] > 5 and counts["certificates"] > 5 and counts["claims"] > 0

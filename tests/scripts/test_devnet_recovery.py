@@ -26,13 +26,13 @@ from backend.chain.deployment import Deployment
 from backend.core.config import PROJECT_ROOT, Settings
 from backend.core.db import make_engine
 from backend.settlement.models import Reconciliation, SettlementBatch
-from indexer.base import Indexer, IndexerConfig
+from indexer.base import Indexer
 from indexer.rebuild import mirror_lost_blocks
 from indexer.rpc import RpcClient
 from scripts.deploy import deploy_all
 from scripts.devnet import resync_mirror
 from scripts.workload import Workload
-from tests.fixtures.indexing import catch_up
+from tests.fixtures.indexing import catch_up, thread_fetch_config
 from tests.fixtures.mirror_check import assert_mirror_equals_chain, mirror_snapshot
 from tests.fixtures.processes import child_running, kill_tree
 
@@ -60,7 +60,7 @@ def test_node_killed_between_dumps_resumes_with_the_mirror_rebuilt(tmp_path, fre
     engine = make_engine(fresh_pg_url)
     try:
         indexer = Indexer(
-            engine, RpcClient(node.rpc_url), deployment, IndexerConfig(finality_depth=6)
+            engine, RpcClient(node.rpc_url), deployment, thread_fetch_config(finality_depth=6)
         )
         catch_up(indexer)
         saved = mirror_snapshot(engine)
