@@ -348,3 +348,78 @@ def test_concurrent_overlapping_batches_store_each_interval_once(fresh_meter):
     assert sum(r.accepted for r in results) == len(union)
     assert sum(r.accepted + r.duplicate for r in results) == 4 * 2_000
     assert stored(engine) == expected(union)
+
+
+def at(slot: int) -> str:
+    """The timestamp of the `slot`-th interval of the three days before NOW."""
+    return iso(NOW - 900 * (300 - slot))
+
+
+def test_two_writers_of_fragments_of_one_meter_day_never_count_a_reading_twice(fresh_meter):
+    """What two MQTT subscribers do: each COPYs fragments (runs of 1-3 intervals) of the same
+    meter-day, and here they overlap on three intervals. The second waits for the first's
+    (meter, day) lock (no exclusion constraint), then finds those intervals stored and merges:
+    duplicates, each interval stored once, energy conserved."""
+    engine, meter, settings = fresh_meter
+    first_slots = [1, 3, 4, 7, 8, 9, 12]
+    second_slots = [2, 4, 5, 6, 9, 10, 11, 12]  # 4, 9 and 12 in both
+
+    def fragments(slots: list[int]) -> bytes:
+        return orjson.dumps([{"meterId": meter, "timestamp": at(k), "exportWh": k} for k in slots])
+
+    first, second = ingest_while_held(
+        engine,
+        settings,
+        fragments(first_slots),
+        fragments(second_slots),
+        name=f"gl-test-mqtt10-fragments-{uuid.uuid4().hex[:8]}",
+        wait_events=("advisory",),
+    )
+    assert (first.accepted, first.duplicate) == (7, 0)
+    assert (second.accepted, second.duplicate, second.corrected) == (5, 3, 0)
+    union = set(first_slots) | set(second_slots)
+    count, distinct, total = intervals_of(engine, meter)
+    assert count == distinct == len(union) and total == sum(union)
+
+
+def test_concurrent_fragmented_writers_store_every_interval_once(fresh_meter):
+    """Two writers storing interleaved fragments of the same meter-days at once, round after
+    round (each also repeating some of the other's intervals): no runs overlap, every interval
+    once, accepted + duplicates = what was sent."""
+    engine, meter, settings = fresh_meter
+    results: list = []
+    errors: list[BaseException] = []
+    together = threading.Barrier(2, timeout=60)  # both writers store each round at once
+
+    def write(parity: int) -> None:
+        try:
+            for round_ in range(6):
+                together.wait()
+                base = round_ * 48
+                chosen = [k for k in range(base, base + 48) if k % 2 == parity or k % 5 == 0]
+                body = orjson.dumps(
+                    [{"meterId": meter, "timestamp": at(k), "exportWh": k + 1} for k in chosen]
+                )
+                with Session(engine) as session:
+                    results.append((len(chosen), ingest_json(session, body, settings)))
+        except BaseException as exc:  # shown by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(p,)) for p in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert errors == [] and len(results) == 12
+    count, distinct, total = intervals_of(engine, meter)
+    with engine.connect() as connection:
+        overlaps = connection.execute(
+            text(
+                "SELECT count(*) FROM reading_runs a JOIN reading_runs b ON a.meter_id = "
+                "b.meter_id AND a.day = b.day AND a.first_slot < b.first_slot "
+                "AND a.first_slot + a.slots > b.first_slot"
+            )
+        ).scalar_one()
+    assert overlaps == 0 and count == distinct == 288 and total == sum(range(1, 289))
+    assert sum(r.accepted for _, r in results) == 288
+    assert all(r.accepted + r.duplicate == sent and r.corrected == 0 for sent, r in results)
