@@ -215,14 +215,7 @@ def test_concurrent_batches_for_the_same_meter_day_never_duplicate_an_interval(f
         thread.join(120)
     assert errors == [] and len(results) == 8
     count, distinct, total = intervals_of(engine, meter)
-    with engine.connect() as connection:
-        overlaps = connection.execute(
-            text(
-                "SELECT count(*) FROM reading_runs a JOIN reading_runs b ON a.meter_id = "
-                "b.meter_id AND a.day = b.day AND a.first_slot < b.first_slot "
-                "AND a.first_slot + a.slots > b.first_slot"
-            )
-        ).scalar_one()
+    overlaps = overlapping_runs(engine)
     assert count == distinct == 192 and overlaps == 0
     assert total == sum((s // 900) % 1_000 for s in intervals)
     assert sum(r.accepted for r in results) == 192
@@ -278,6 +271,18 @@ def test_a_merge_that_finds_its_intervals_taken_by_a_copy_merges_again(fresh_met
     assert (result.accepted, result.duplicate, result.corrected) == (50, 51, 0)
     count, distinct, total = intervals_of(engine, meter)
     assert count == distinct == 150 and total == sum(range(1, 151))
+
+
+def overlapping_runs(engine) -> int:
+    """Pairs of stored runs of one meter and day that overlap (none may)."""
+    with engine.connect() as connection:
+        return connection.execute(
+            text(
+                "SELECT count(*) FROM reading_runs a JOIN reading_runs b ON a.meter_id = "
+                "b.meter_id AND a.day = b.day AND a.first_slot < b.first_slot "
+                "AND a.first_slot + a.slots > b.first_slot"
+            )
+        ).scalar_one()
 
 
 def intervals_of(engine, meter: str) -> tuple[int, int, int]:
@@ -412,14 +417,7 @@ def test_concurrent_fragmented_writers_store_every_interval_once(fresh_meter):
         thread.join(120)
     assert errors == [] and len(results) == 12
     count, distinct, total = intervals_of(engine, meter)
-    with engine.connect() as connection:
-        overlaps = connection.execute(
-            text(
-                "SELECT count(*) FROM reading_runs a JOIN reading_runs b ON a.meter_id = "
-                "b.meter_id AND a.day = b.day AND a.first_slot < b.first_slot "
-                "AND a.first_slot + a.slots > b.first_slot"
-            )
-        ).scalar_one()
+    overlaps = overlapping_runs(engine)
     assert overlaps == 0 and count == distinct == 288 and total == sum(range(1, 289))
     assert sum(r.accepted for _, r in results) == 288
     assert all(r.accepted + r.duplicate == sent and r.corrected == 0 for sent, r in results)
