@@ -208,11 +208,7 @@ def test_concurrent_batches_for_the_same_meter_day_never_duplicate_an_interval(f
         except BaseException as exc:  # shown by the assertion below
             errors.append(exc)
 
-    threads = [threading.Thread(target=send, args=(k,)) for k in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
+    run_together(send, range(8))
     assert errors == [] and len(results) == 8
     count, distinct, total = intervals_of(engine, meter)
     overlaps = overlapping_runs(engine)
@@ -271,6 +267,15 @@ def test_a_merge_that_finds_its_intervals_taken_by_a_copy_merges_again(fresh_met
     assert (result.accepted, result.duplicate, result.corrected) == (50, 51, 0)
     count, distinct, total = intervals_of(engine, meter)
     assert count == distinct == 150 and total == sum(range(1, 151))
+
+
+def run_together(work, args) -> None:
+    """`work(arg)` for every arg, each on a thread of its own, all at once (at most 120 s)."""
+    threads = [threading.Thread(target=work, args=(arg,)) for arg in args]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
 
 
 def overlapping_runs(engine) -> int:
@@ -343,11 +348,7 @@ def test_concurrent_overlapping_batches_store_each_interval_once(fresh_meter):
         with Session(engine) as session:
             results.append(ingest_json(session, batch(meter, slots), settings))
 
-    threads = [threading.Thread(target=send, args=(r,)) for r in ranges]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
+    run_together(send, ranges)
     union = set().union(*ranges)
     assert len(results) == 4
     assert sum(r.accepted for r in results) == len(union)
@@ -410,11 +411,7 @@ def test_concurrent_fragmented_writers_store_every_interval_once(fresh_meter):
         except BaseException as exc:  # shown by the assertion below
             errors.append(exc)
 
-    threads = [threading.Thread(target=write, args=(p,)) for p in (0, 1)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
+    run_together(write, (0, 1))
     assert errors == [] and len(results) == 12
     count, distinct, total = intervals_of(engine, meter)
     overlaps = overlapping_runs(engine)
