@@ -6,15 +6,16 @@ unnests them). A batch is sorted by meter and interval and cut into runs with nu
 column's elements are encoded once for the whole batch and every run's array is a slice.
 
 Intervals stay unique per meter: every writer of `reading_runs` takes the advisory
-transaction locks of its (meter, day) pairs (`LOCK`, in key order; the view's triggers and
-the compaction take the same keys) before it reads what is stored, so the runs of a meter and
-day cannot overlap (migration i16_runs_locked_writes; an exclusion constraint did this before
-at ~64 us of PostgreSQL CPU per inserted run, ten times the rest of the insert). The COPY
-locks its pairs, checks that none of its runs overlaps a stored one (`OVERLAPS`: one index
-probe per run) and COPYs; if one of the batch's intervals is already stored, or the batch
-repeats an interval, it stores nothing and the caller merges the batch instead (duplicates,
-corrections) under the locks it holds. A batch the COPY stored is exactly what the merge would
-have done: every reading new, accepted, revision 0.
+transaction locks of its (meter, day) pairs (`LOCK`: the runs key shared, then the pairs in
+key order; the view's triggers and the compaction take the same keys; a batch of more than
+LOCK_PAIRS_MAX pairs takes the runs key exclusive instead) before it reads what is stored, so
+the runs of a meter and day cannot overlap (migration i16_runs_locked_writes; an exclusion
+constraint did this before at ~64 us of PostgreSQL CPU per inserted run, ten times the rest of
+the insert). The COPY locks its pairs, checks that none of its runs overlaps a stored one
+(`OVERLAPS`: one index probe per run) and COPYs; if one of the batch's intervals is already
+stored, or the batch repeats an interval, it stores nothing and the caller merges the batch
+instead (duplicates, corrections) under the locks it holds. A batch the COPY stored is exactly
+what the merge would have done: every reading new, accepted, revision 0.
 """
 
 from __future__ import annotations
@@ -41,12 +42,13 @@ COPY_RUNS = (
     "current_a, power_factor, quality, revision, source, verified, signature, signer, "
     "received_at) FROM STDIN (FORMAT BINARY)"
 )
-# the locks of (meter, day) pairs in key order (the triggers use reading_runs_lock: same key)
-LOCK = (
-    "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT DISTINCT "
-    "hashtextextended(m || ':' || d::text, 0) AS k FROM unnest(%s::text[], %s::int8[]) "
-    "AS t(m, d) ORDER BY k) AS keys"
-)
+# the runs key shared, then the locks of (meter, day) pairs in key order (migration
+# i16_runs_locked_writes; the triggers' reading_runs_lock takes the same keys)
+LOCK = "SELECT reading_runs_lock_pairs(%s::text[], %s::int8[])"
+# a batch of more pairs than this takes the runs key exclusive instead: PostgreSQL's shared lock
+# table holds ~64 locks per connection, so one lock per pair would run it out of memory
+LOCK_PAIRS_MAX = 1_000
+LOCK_ALL = "SELECT pg_advisory_xact_lock(hashtextextended('reading_runs', 0))"
 # how many of the runs (meter m, day d, slots [s, e)) overlap a stored run: the only stored
 # run that can is the last one of the pair starting before e (stored runs never overlap)
 OVERLAPS = (
@@ -243,8 +245,12 @@ def _elements(
 
 
 def lock(driver: psycopg.Connection, meters: list[str], days: list[int]) -> None:
-    """Take the advisory transaction locks of these (meter, day) pairs, in key order."""
-    driver.execute(LOCK, (meters, days))
+    """Take the advisory transaction locks of these (meter, day) pairs, in key order, or of
+    every pair at once for a batch of more than LOCK_PAIRS_MAX of them."""
+    if len(meters) > LOCK_PAIRS_MAX and len(set(zip(meters, days, strict=True))) > LOCK_PAIRS_MAX:
+        driver.execute(LOCK_ALL)
+    else:
+        driver.execute(LOCK, (meters, days))
 
 
 def copy_runs(connection: Connection, rows: Columns, source: str, received_at: datetime) -> bool:

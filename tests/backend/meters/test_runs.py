@@ -9,6 +9,7 @@ import uuid
 from datetime import UTC, datetime
 
 import orjson
+import psycopg
 import pytest
 from sqlalchemy import func, text
 from sqlalchemy.exc import IntegrityError
@@ -16,7 +17,7 @@ from sqlmodel import Session, select
 
 from backend.meters.batch import Columns
 from backend.meters.models import MeterReading
-from backend.meters.runs import Runs, copy_runs, day_bounds, encode
+from backend.meters.runs import LOCK_PAIRS_MAX, Runs, copy_runs, day_bounds, encode, lock
 from backend.meters.validation import iso
 from tests.fixtures.meters import NOW, ingest_json, ingest_while_held
 
@@ -418,3 +419,40 @@ def test_concurrent_fragmented_writers_store_every_interval_once(fresh_meter):
     assert overlaps == 0 and count == distinct == 288 and total == sum(range(1, 289))
     assert sum(r.accepted for _, r in results) == 288
     assert all(r.accepted + r.duplicate == sent and r.corrected == 0 for sent, r in results)
+
+
+def test_a_batch_of_more_meter_days_than_the_lock_table_holds_locks_them_all_at_once(
+    fresh_pg_url,
+):
+    """100,000 (meter, day) pairs — a head-end's interval for every meter — would run
+    PostgreSQL's shared lock table out of memory one lock per pair; such a batch takes the
+    runs key exclusive instead, so it waits for every writer and every writer waits for it
+    (a small batch's pairs, the view triggers' reading_runs_lock)."""
+    many = [f"m{i}" for i in range(100_000)], [0] * 100_000
+    url = str(fresh_pg_url).replace("postgresql+psycopg://", "postgresql://")
+    big, small = psycopg.connect(url), psycopg.connect(url)  # the URL names the test's schema
+    try:
+        for connection in (big, small):
+            connection.execute("SET lock_timeout = 300")
+            connection.commit()
+        lock(big, *many)  # no "out of shared memory"
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            lock(small, ["m7"], [86_400])  # a pair the big batch does not name
+        small.rollback()
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            small.execute("SELECT reading_runs_lock('m7', 86400)")
+        small.rollback()
+        big.commit()
+        lock(small, ["m7"], [86_400])  # a small writer holds its pair now
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            lock(big, *many)
+        big.rollback()
+        small.commit()
+        # up to LOCK_PAIRS_MAX pairs: one lock per pair, other pairs go on
+        lock(big, [f"m{i}" for i in range(LOCK_PAIRS_MAX)], [0] * LOCK_PAIRS_MAX)
+        lock(small, ["elsewhere"], [0])
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            lock(small, ["m7"], [0])
+    finally:
+        big.close()
+        small.close()
