@@ -17,9 +17,10 @@ Figures, all from the same run on the same machine:
 - `layout_limit_readings_per_s`: the limit of the storage layout the ingest uses now (interval
   runs, `reading_runs`, migration i16_reading_runs): a raw binary COPY of the same readings as
   runs (backend/meters/runs.py's encoding, bodies built before the clock starts) from CLIENTS
-  connections at once, a commit per 10k readings, with the table's keys and exclusion
-  constraint (what the ingest does for batches of new intervals, without HTTP, parsing,
-  validating, locking or encoding), measured right before and right after the REST run (mean);
+  connections at once, a commit per 10k readings, with the table's keys (what the ingest
+  does for batches of new intervals, without HTTP, parsing, validating, encoding, or the
+  (meter, day) locks and overlap check that replaced the exclusion constraint in session
+  10), measured right before and right after the REST run (mean);
   `layout_ratio` = `rest_readings_per_s` / that (goal >= 0.7);
 - `columnar_limit_readings_per_s`: the interval-runs layout's raw limit; the product now uses
   that layout, so it is `layout_limit_readings_per_s` (kept for the issue's history);

@@ -7,9 +7,9 @@ over, its adjacent runs (an island of runs with no gap between them) are replace
 holding the same elements in the same order: readings, revisions, signatures and receipt
 times unchanged, so nothing a reader sees changes except the number of rows.
 
-Safe beside the writers: the (meter, day) advisory locks the merge path and the view's
-triggers take are held, and a COPY (which takes none) of an interval inside an island waits
-on the exclusion constraint and is refused after the commit, as it would have been before.
+Safe beside the writers: it holds the (meter, day) advisory locks every writer of the runs
+takes (the COPY, the merge, the view's triggers), so a COPY of an interval inside an island
+waits for the commit and then finds it stored, as it would have before.
 """
 
 from __future__ import annotations

@@ -5,16 +5,17 @@ reading fields are arrays (migration i16_reading_runs; `meter_readings` is the v
 unnests them). A batch is sorted by meter and interval and cut into runs with numpy; each
 column's elements are encoded once for the whole batch and every run's array is a slice.
 
-Intervals stay unique per meter: the runs of a meter and day cannot overlap (an exclusion
-constraint; a COPY overlapping runs another transaction is writing waits for its end). The
-COPY runs in a savepoint: if one of the batch's intervals is already stored, the constraint
-refuses it, the savepoint is rolled back and the caller merges the batch instead (duplicates,
-corrections); a batch repeating an interval is merged too. The merge reads what is stored,
-so it takes the advisory locks of its (meter, day) pairs (`LOCK`, in key order, as the view's
-triggers do) and merges again if a COPY, which takes no lock (batches of neighbouring
-intervals share meter-days: they would wait for each other), stored one of its intervals.
-A batch the COPY stored is exactly what the merge would have done: every reading new,
-accepted, revision 0.
+Intervals stay unique per meter: every writer of `reading_runs` takes the advisory
+transaction locks of its (meter, day) pairs (`LOCK`: the runs key shared, then the pairs in
+key order; the view's triggers and the compaction take the same keys; a batch of more than
+LOCK_PAIRS_MAX pairs takes the runs key exclusive instead) before it reads what is stored, so
+the runs of a meter and day cannot overlap (migration i16_runs_locked_writes; an exclusion
+constraint did this before at ~64 us of PostgreSQL CPU per inserted run, ten times the rest of
+the insert). The COPY locks its pairs, checks that none of its runs overlaps a stored one
+(`OVERLAPS`: one index probe per run) and COPYs; if one of the batch's intervals is already
+stored, or the batch repeats an interval, it stores nothing and the caller merges the batch
+instead (duplicates, corrections) under the locks it holds. A batch the COPY stored is exactly
+what the merge would have done: every reading new, accepted, revision 0.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import psycopg
-from psycopg.errors import ExclusionViolation, UniqueViolation
 from sqlalchemy import literal_column
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
@@ -42,11 +42,20 @@ COPY_RUNS = (
     "current_a, power_factor, quality, revision, source, verified, signature, signer, "
     "received_at) FROM STDIN (FORMAT BINARY)"
 )
-# the locks of (meter, day) pairs in key order (the triggers use reading_runs_lock: same key)
-LOCK = (
-    "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT DISTINCT "
-    "hashtextextended(m || ':' || d::text, 0) AS k FROM unnest(%s::text[], %s::int8[]) "
-    "AS t(m, d) ORDER BY k) AS keys"
+# the runs key shared, then the locks of (meter, day) pairs in key order (migration
+# i16_runs_locked_writes; the triggers' reading_runs_lock takes the same keys)
+LOCK = "SELECT reading_runs_lock_pairs(%s::text[], %s::int8[])"
+# a batch of more pairs than this takes the runs key exclusive instead: PostgreSQL's shared lock
+# table holds ~64 locks per connection, so one lock per pair would run it out of memory
+LOCK_PAIRS_MAX = 1_000
+LOCK_ALL = "SELECT pg_advisory_xact_lock(hashtextextended('reading_runs', 0))"
+# how many of the runs (meter m, day d, slots [s, e)) overlap a stored run: the only stored
+# run that can is the last one of the pair starting before e (stored runs never overlap)
+OVERLAPS = (
+    "SELECT count(*) FROM unnest(%s::text[], %s::int8[], %s::int4[], %s::int4[]) "
+    "AS b(m, d, s, e) CROSS JOIN LATERAL (SELECT r.first_slot + r.slots AS stop "
+    "FROM reading_runs r WHERE r.meter_id = b.m AND r.day = b.d AND r.first_slot < b.e "
+    "ORDER BY r.first_slot DESC LIMIT 1) AS p WHERE p.stop > b.s"
 )
 INT8, FLOAT8, INT4 = ">i8", ">f8", ">i4"
 OIDS = {INT8: 20, FLOAT8: 701, INT4: 23, "?": 16, "S": 25, "T": 1184}
@@ -265,28 +274,41 @@ def _elements(
 
 
 def lock(driver: psycopg.Connection, meters: list[str], days: list[int]) -> None:
-    """Take the advisory transaction locks of these (meter, day) pairs, in key order."""
-    driver.execute(LOCK, (meters, days))
+    """Take the advisory transaction locks of these (meter, day) pairs, in key order, or of
+    every pair at once for a batch of more than LOCK_PAIRS_MAX of them."""
+    if len(meters) > LOCK_PAIRS_MAX and len(set(zip(meters, days, strict=True))) > LOCK_PAIRS_MAX:
+        driver.execute(LOCK_ALL)
+    else:
+        driver.execute(LOCK, (meters, days))
 
 
 def copy_runs(connection: Connection, rows: Columns, source: str, received_at: datetime) -> bool:
     """COPY `rows` into `reading_runs` as runs; False (nothing stored) when one of their
     intervals is stored already or repeated in the batch, or on another database than
-    PostgreSQL. Caller commits."""
+    PostgreSQL. Takes the (meter, day) locks of the runs (held until the caller commits, so
+    the merge that follows a False holds them already). Caller commits."""
     driver = connection.connection.driver_connection
     if not rows or not isinstance(driver, psycopg.Connection):
         return False
     runs = Runs(rows)
     if runs.repeats:
         return False
-    parts = encode(runs, rows, source, received_at)
-    try:
-        with driver.transaction(), driver.cursor().copy(COPY_RUNS) as copy:
-            for part in parts:
-                copy.write(part)
-    except (ExclusionViolation, UniqueViolation):
+    parts = encode(runs, rows, source, received_at)  # before the locks: hold them briefly
+    lock(driver, *runs.pairs())
+    if overlapping(driver, runs):
         return False
+    with driver.cursor().copy(COPY_RUNS) as copy:
+        for part in parts:
+            copy.write(part)
     return True
+
+
+def overlapping(driver: psycopg.Connection, runs: Runs) -> int:
+    """How many of `runs` overlap a stored run (exact only under their `lock`)."""
+    ends = (np.asarray(runs.first_slot) + (runs.end - runs.begin)).tolist()
+    found = driver.execute(OVERLAPS, (runs.meter_id, runs.day, runs.first_slot, ends)).fetchone()
+    assert found is not None
+    return int(found[0])
 
 
 def lock_rows(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:

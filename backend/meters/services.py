@@ -30,7 +30,6 @@ from typing import Any
 import orjson
 import psycopg
 from eth_utils import to_checksum_address
-from psycopg.errors import ExclusionViolation, UniqueViolation
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -45,7 +44,6 @@ from sqlalchemy import (
 )
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from backend.accounts.models import Account, Role
@@ -701,22 +699,9 @@ def store_readings(
     if connection.dialect.name != "postgresql":
         connection.execute(text(STAGING_DDL["sqlite"]))
         return _merge(connection, rounds, ROW_MERGE, params, provider, len(rows))
-    lock_rows(connection, rows)
+    lock_rows(connection, rows)  # every writer of the runs holds them: NOT EXISTS is exact
     connection.execute(text(STAGING_DDL["postgresql"]))
-    for attempt in range(MERGE_ATTEMPTS):
-        try:
-            with connection.begin_nested():
-                return _merge(connection, rounds, RUN_MERGE, params, provider, len(rows))
-        except IntegrityError as exc:
-            # a batch of new intervals COPYed without our locks (runs.copy_runs) committed an
-            # interval we had found free: merge again, it is stored now
-            retry = isinstance(exc.orig, (ExclusionViolation, UniqueViolation))
-            if not retry or attempt == MERGE_ATTEMPTS - 1:
-                raise
-    raise AssertionError("unreachable")
-
-
-MERGE_ATTEMPTS = 5
+    return _merge(connection, rounds, RUN_MERGE, params, provider, len(rows))
 
 
 def _merge(

@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import orjson
+import psycopg
 import pytest
 from sqlalchemy import func, text
 from sqlalchemy.exc import IntegrityError
@@ -17,7 +18,15 @@ from sqlmodel import Session, select
 
 from backend.meters.batch import Columns, Rules, decode_plain, validate_plain
 from backend.meters.models import MeterReading
-from backend.meters.runs import ROW_COLUMNS, Runs, copy_runs, day_bounds, encode
+from backend.meters.runs import (
+    LOCK_PAIRS_MAX,
+    ROW_COLUMNS,
+    Runs,
+    copy_runs,
+    day_bounds,
+    encode,
+    lock,
+)
 from backend.meters.validation import MeterLimits, iso
 from tests.fixtures.meters import NOW, ingest_json, ingest_while_held
 
@@ -206,21 +215,10 @@ def test_concurrent_batches_for_the_same_meter_day_never_duplicate_an_interval(f
         except BaseException as exc:  # shown by the assertion below
             errors.append(exc)
 
-    threads = [threading.Thread(target=send, args=(k,)) for k in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
+    run_together(send, range(8))
     assert errors == [] and len(results) == 8
     count, distinct, total = intervals_of(engine, meter)
-    with engine.connect() as connection:
-        overlaps = connection.execute(
-            text(
-                "SELECT count(*) FROM reading_runs a JOIN reading_runs b ON a.meter_id = "
-                "b.meter_id AND a.day = b.day AND a.first_slot < b.first_slot "
-                "AND a.first_slot + a.slots > b.first_slot"
-            )
-        ).scalar_one()
+    overlaps = overlapping_runs(engine)
     assert count == distinct == 192 and overlaps == 0
     assert total == sum((s // 900) % 1_000 for s in intervals)
     assert sum(r.accepted for r in results) == 192
@@ -276,6 +274,27 @@ def test_a_merge_that_finds_its_intervals_taken_by_a_copy_merges_again(fresh_met
     assert (result.accepted, result.duplicate, result.corrected) == (50, 51, 0)
     count, distinct, total = intervals_of(engine, meter)
     assert count == distinct == 150 and total == sum(range(1, 151))
+
+
+def run_together(work, args) -> None:
+    """`work(arg)` for every arg, each on a thread of its own, all at once (at most 120 s)."""
+    threads = [threading.Thread(target=work, args=(arg,)) for arg in args]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+
+
+def overlapping_runs(engine) -> int:
+    """Pairs of stored runs of one meter and day that overlap (none may)."""
+    with engine.connect() as connection:
+        return connection.execute(
+            text(
+                "SELECT count(*) FROM reading_runs a JOIN reading_runs b ON a.meter_id = "
+                "b.meter_id AND a.day = b.day AND a.first_slot < b.first_slot "
+                "AND a.first_slot + a.slots > b.first_slot"
+            )
+        ).scalar_one()
 
 
 def intervals_of(engine, meter: str) -> tuple[int, int, int]:
@@ -336,11 +355,7 @@ def test_concurrent_overlapping_batches_store_each_interval_once(fresh_meter):
         with Session(engine) as session:
             results.append(ingest_json(session, batch(meter, slots), settings))
 
-    threads = [threading.Thread(target=send, args=(r,)) for r in ranges]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
+    run_together(send, ranges)
     union = set().union(*ranges)
     assert len(results) == 4
     assert sum(r.accepted for r in results) == len(union)
@@ -378,3 +393,104 @@ def test_runs_encoded_from_the_column_checks_arrays_equal_those_encoded_from_the
     assert body_of(rows) != body_of(lists_only)
     rows.drop({0})
     assert rows.key_arrays() is None and len(rows) == 300
+
+
+def at(slot: int) -> str:
+    """The timestamp of the `slot`-th interval of the three days before NOW."""
+    return iso(NOW - 900 * (300 - slot))
+
+
+def test_two_writers_of_fragments_of_one_meter_day_never_count_a_reading_twice(fresh_meter):
+    """What two MQTT subscribers do: each COPYs fragments (runs of 1-3 intervals) of the same
+    meter-day, and here they overlap on three intervals. The second waits for the first's
+    (meter, day) lock (no exclusion constraint), then finds those intervals stored and merges:
+    duplicates, each interval stored once, energy conserved."""
+    engine, meter, settings = fresh_meter
+    first_slots = [1, 3, 4, 7, 8, 9, 12]
+    second_slots = [2, 4, 5, 6, 9, 10, 11, 12]  # 4, 9 and 12 in both
+
+    def fragments(slots: list[int]) -> bytes:
+        return orjson.dumps([{"meterId": meter, "timestamp": at(k), "exportWh": k} for k in slots])
+
+    first, second = ingest_while_held(
+        engine,
+        settings,
+        fragments(first_slots),
+        fragments(second_slots),
+        name=f"gl-test-mqtt10-fragments-{uuid.uuid4().hex[:8]}",
+        wait_events=("advisory",),
+    )
+    assert (first.accepted, first.duplicate) == (7, 0)
+    assert (second.accepted, second.duplicate, second.corrected) == (5, 3, 0)
+    union = set(first_slots) | set(second_slots)
+    count, distinct, total = intervals_of(engine, meter)
+    assert count == distinct == len(union) and total == sum(union)
+
+
+def test_concurrent_fragmented_writers_store_every_interval_once(fresh_meter):
+    """Two writers storing interleaved fragments of the same meter-days at once, round after
+    round (each also repeating some of the other's intervals): no runs overlap, every interval
+    once, accepted + duplicates = what was sent."""
+    engine, meter, settings = fresh_meter
+    results: list = []
+    errors: list[BaseException] = []
+    together = threading.Barrier(2, timeout=60)  # both writers store each round at once
+
+    def write(parity: int) -> None:
+        try:
+            for round_ in range(6):
+                together.wait()
+                base = round_ * 48
+                chosen = [k for k in range(base, base + 48) if k % 2 == parity or k % 5 == 0]
+                body = orjson.dumps(
+                    [{"meterId": meter, "timestamp": at(k), "exportWh": k + 1} for k in chosen]
+                )
+                with Session(engine) as session:
+                    results.append((len(chosen), ingest_json(session, body, settings)))
+        except BaseException as exc:  # shown by the assertion below
+            errors.append(exc)
+
+    run_together(write, (0, 1))
+    assert errors == [] and len(results) == 12
+    count, distinct, total = intervals_of(engine, meter)
+    overlaps = overlapping_runs(engine)
+    assert overlaps == 0 and count == distinct == 288 and total == sum(range(1, 289))
+    assert sum(r.accepted for _, r in results) == 288
+    assert all(r.accepted + r.duplicate == sent and r.corrected == 0 for sent, r in results)
+
+
+def test_a_batch_of_more_meter_days_than_the_lock_table_holds_locks_them_all_at_once(
+    fresh_pg_url,
+):
+    """100,000 (meter, day) pairs — a head-end's interval for every meter — would run
+    PostgreSQL's shared lock table out of memory one lock per pair; such a batch takes the
+    runs key exclusive instead, so it waits for every writer and every writer waits for it
+    (a small batch's pairs, the view triggers' reading_runs_lock)."""
+    many = [f"m{i}" for i in range(100_000)], [0] * 100_000
+    url = str(fresh_pg_url).replace("postgresql+psycopg://", "postgresql://")
+    big, small = psycopg.connect(url), psycopg.connect(url)  # the URL names the test's schema
+    try:
+        for connection in (big, small):
+            connection.execute("SET lock_timeout = 300")
+            connection.commit()
+        lock(big, *many)  # no "out of shared memory"
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            lock(small, ["m7"], [86_400])  # a pair the big batch does not name
+        small.rollback()
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            small.execute("SELECT reading_runs_lock('m7', 86400)")
+        small.rollback()
+        big.commit()
+        lock(small, ["m7"], [86_400])  # a small writer holds its pair now
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            lock(big, *many)
+        big.rollback()
+        small.commit()
+        # up to LOCK_PAIRS_MAX pairs: one lock per pair, other pairs go on
+        lock(big, [f"m{i}" for i in range(LOCK_PAIRS_MAX)], [0] * LOCK_PAIRS_MAX)
+        lock(small, ["elsewhere"], [0])
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            lock(small, ["m7"], [0])
+    finally:
+        big.close()
+        small.close()
