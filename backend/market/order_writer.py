@@ -16,10 +16,13 @@ settlement terms) or is handed back (`ASK_CHAIN`): a refusal on mirrored values 
 final, the caller asks the chain through the sync intake. A duplicate and a meter that is not
 the maker's are final refusals (the future's exception).
 
-Batches run on a thread of their own with a sync connection (`OrderWriter`); after the commit
-the writer sends the batch's `order.placed` messages to the Redis stream itself, in one
-pipeline, and marks them published (`_publish`): the relay's query after every batch took a
-fifth of the API's CPU under load. What it fails to send stays for the next relay.
+Batches run on a thread of their own with a sync connection (`OrderWriter`), two round trips
+each: BEGIN with the locks and every read the checks need, then the inserts with the COMMIT.
+After the commit the requests are answered and the batch's `order.placed` messages go to the
+Redis stream from the publisher's thread (backend/market/order_publisher.py) while the next
+batch is stored: the relay's query after every batch took a fifth of the API's CPU under load,
+and publishing on the writer's own thread a third of its cycle. What fails to go out stays for
+the next relay.
 """
 
 from __future__ import annotations
@@ -37,7 +40,6 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-import redis
 from psycopg.types.json import Json
 
 from backend.core.async_db import loop_local
@@ -56,6 +58,7 @@ from backend.market.errors import (
 from backend.market.meter_ownership import meter_owned, not_owned
 from backend.market.mirror_state import trusted
 from backend.market.models import OrderStatus
+from backend.market.order_publisher import OrderPublisher
 
 log = logging.getLogger("gridledger.market")
 
@@ -155,18 +158,6 @@ _INSERT_EVENTS = (
     "FROM json_array_elements(%(payloads)s::json) WITH ORDINALITY AS u(p, n) ORDER BY n "
     "RETURNING id, payload->>'order_hash'"
 )
-# After commit, the writer publishes its batch's messages like the outbox relay would: the rows
-# no other relay has published, marked (and so locked: a relay's FOR UPDATE SKIP LOCKED passes
-# them by), sent, committed; a failure rolls the mark back (indexer/outbox.py).
-_CLAIM = (
-    "UPDATE outbox SET published_at = %(now)s "
-    "WHERE id = ANY(%(ids)s::bigint[]) AND published_at IS NULL RETURNING id"
-)
-# The mark commits without waiting for its WAL flush: the next batch (whose own commit is
-# durable before its requests are answered) need not wait for a second flush per cycle. A crash
-# may lose a mark that was sent: its message goes out again through the relay, as it already
-# could when the crash fell between the send and the commit (consumers see duplicates either way).
-_NO_FLUSH = "SET LOCAL synchronous_commit = off"
 
 
 @dataclass(eq=False)
@@ -218,6 +209,9 @@ class OrderWriter:
 
     def _run(self) -> None:
         connection: psycopg.Connection[Any] | None = None  # this thread's own
+        publisher = (
+            OrderPublisher(self.settings, self.conninfo) if self.settings.redis_url else None
+        )
         try:
             stop = False
             while not stop:
@@ -235,10 +229,12 @@ class OrderWriter:
                     connection = None
                     outcomes = [ASK_CHAIN] * len(batch)
                 _answer(batch, outcomes)  # committed: the requests need not wait for the stream
-                if connection is not None and messages and self.settings.redis_url:
-                    self._publish(connection, messages)
+                if publisher is not None and messages:
+                    publisher.put(messages)
         finally:
             _close(connection)
+            if publisher is not None:
+                publisher.close()
 
     def _next_batch(self) -> tuple[list[Pending], bool]:
         """The queued orders (up to a batch, waiting for the first) and whether the thread ends
@@ -279,21 +275,6 @@ class OrderWriter:
                     raise
                 attempts += 1
 
-    def _publish(self, connection: psycopg.Connection[Any], messages: list[dict[str, Any]]) -> None:
-        """Send the committed batch's messages to the Redis stream at once and mark them
-        published; any failure leaves them to the next relay (the indexer's)."""
-        ids = [message["id"] for message in messages]
-        sink = order_events.stream_sink(self.settings)
-        try:
-            with connection.pipeline(), connection.transaction():  # BEGIN and claim at once
-                connection.execute(_NO_FLUSH)
-                claim = connection.execute(_CLAIM, {"ids": ids, "now": utc_now()})
-                claimed = {row[0] for row in claim.fetchall()}
-                if claimed:
-                    sink.send([m for m in messages if m["id"] in claimed])
-        except (redis.RedisError, psycopg.Error) as exc:
-            log.warning("order events not published after commit (the relay will): %s", exc)
-
     def _transaction(
         self, connection: psycopg.Connection[Any], batch: list[Pending]
     ) -> tuple[list[str | GridLedgerError | None], list[dict[str, Any]]]:
@@ -302,23 +283,22 @@ class OrderWriter:
         of the stored ones."""
         makers = sorted({p.order.maker.lower() for p in batch})
         ids = [p.order_id for p in batch]
-        with connection.transaction():
-            with connection.pipeline():
-                connection.execute(_LOCK, {"class": intake.INTAKE_LOCK_CLASS, "makers": makers})
-                mirror = connection.execute(
-                    _MIRROR, {"makers": makers, "chain_id": self.settings.chain_id}
-                )
-                reserved = self._reserved_after(connection, makers)
-                stored = connection.execute(_STORED, {"ids": ids})
-                meters = connection.execute(
-                    _METERS, {"ids": sorted({"0x" + p.order.meterId.hex() for p in batch})}
-                )
-                active = connection.execute(_ACTIVE, {"ids": sorted({p.account_id for p in batch})})
-                values = {row[0]: tuple(row[1:]) for row in mirror.fetchall()}
-                counted = reserved.fetchall()
-                seen = {row[0] for row in stored.fetchall()}
-                owners = dict(meters.fetchall())
-                accounts = {row[0] for row in active.fetchall()}
+        with connection.pipeline(), connection.transaction():  # BEGIN with the reads
+            connection.execute(_LOCK, {"class": intake.INTAKE_LOCK_CLASS, "makers": makers})
+            mirror = connection.execute(
+                _MIRROR, {"makers": makers, "chain_id": self.settings.chain_id}
+            )
+            reserved = self._reserved_after(connection, makers)
+            stored = connection.execute(_STORED, {"ids": ids})
+            meters = connection.execute(
+                _METERS, {"ids": sorted({"0x" + p.order.meterId.hex() for p in batch})}
+            )
+            active = connection.execute(_ACTIVE, {"ids": sorted({p.account_id for p in batch})})
+            values = {row[0]: tuple(row[1:]) for row in mirror.fetchall()}
+            counted = reserved.fetchall()
+            seen = {row[0] for row in stored.fetchall()}
+            owners = dict(meters.fetchall())
+            accounts = {row[0] for row in active.fetchall()}
             committed = self._committed(connection, counted)
             outcomes = [
                 self._check(p, values[p.order.maker.lower()], committed, seen, owners)
@@ -329,7 +309,9 @@ class OrderWriter:
             accepted = [
                 p for p, outcome in zip(batch, outcomes, strict=True) if isinstance(outcome, str)
             ]
-            messages = self._insert(connection, accepted) if accepted else []
+            inserted = self._insert(connection, accepted) if accepted else None
+        # the pipeline sent the inserts with the COMMIT: their outbox ids are in now
+        messages = _messages(*inserted) if inserted else []
         self.batches += 1
         self.stored += len(accepted)
         return outcomes, messages
@@ -416,9 +398,10 @@ class OrderWriter:
 
     def _insert(
         self, connection: psycopg.Connection[Any], batch: list[Pending]
-    ) -> list[dict[str, Any]]:
-        """Insert the batch's orders and their `order.placed` outbox rows; those messages, as
-        the relay sends them (`RedisStreamSink.send`)."""
+    ) -> tuple[list[dict[str, Any]], psycopg.Cursor[Any]]:
+        """Queue the inserts of the batch's orders and their `order.placed` outbox rows (in the
+        caller's pipeline: they go with its COMMIT); the rows' payloads and the cursor that
+        returns (outbox id, order hash) for them."""
         now = utc_now()
         orders = [pending.order for pending in batch]
         payloads = [
@@ -432,26 +415,26 @@ class OrderWriter:
             )
             for pending, order in zip(batch, orders, strict=True)
         ]
-        with connection.pipeline():
-            connection.execute(_INSERT_ORDERS, _columns(batch, now))
-            events = connection.execute(
-                _INSERT_EVENTS,
-                {
-                    "chain_id": self.settings.chain_id,
-                    "payloads": Json(payloads),
-                    "created_at": now,
-                },
-            )
-            ids = {order_hash: id_ for id_, order_hash in events.fetchall()}
-        return [
-            {
-                "id": ids[payload["order_hash"]],
-                "topic": "order.placed",
-                "block_number": 0,
-                "payload": payload,
-            }
-            for payload in payloads
-        ]
+        connection.execute(_INSERT_ORDERS, _columns(batch, now))
+        events = connection.execute(
+            _INSERT_EVENTS,
+            {"chain_id": self.settings.chain_id, "payloads": Json(payloads), "created_at": now},
+        )
+        return payloads, events
+
+
+def _messages(payloads: list[dict[str, Any]], events: psycopg.Cursor[Any]) -> list[dict[str, Any]]:
+    """The committed outbox rows of `payloads`, as the relay sends them (`RedisStreamSink.send`)."""
+    ids = {order_hash: id_ for id_, order_hash in events.fetchall()}
+    return [
+        {
+            "id": ids[payload["order_hash"]],
+            "topic": "order.placed",
+            "block_number": 0,
+            "payload": payload,
+        }
+        for payload in payloads
+    ]
 
 
 def _columns(batch: list[Pending], now: datetime) -> dict[str, Any]:
