@@ -17,7 +17,11 @@ which is not what a second worker is for).
 `bid_orders_per_s` (`bid_p99_ms`, `bid_api_cpu_ms_per_order`): the same with wallet-signed
 bids, one worker. A bid is checked against the wallet's GridUSD balance and its allowance to
 the market (approved for a finite amount, so the mirror counts it down), both from the mirror,
-with what the wallet's open bids already reserve; it takes the sync intake on a worker thread.
+with what the wallet's open bids already reserve; the batched writer stores it like an offer.
+
+`orders_per_s_64c` (`p99_ms_64c`, `api_cpu_ms_per_order_64c`, `orders_per_batch_64c`,
+`batch_cycle_ms_64c`): one worker with WIDE_CONNECTIONS instead of 32, whether the writer waits
+for input at 32.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from coincurve import PrivateKey
 from eth_account import Account as EthAccount
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
+from sqlalchemy import text
 from web3 import Web3
 from web3.types import RPCEndpoint
 
@@ -53,6 +58,7 @@ CONNECTIONS, DURATION_S, PRESIGNED = 32, 5.0, 16_000
 WARMUP = 1_000  # orders sent before the clock starts: every worker has its connections open
 COLLATERAL = 10**10  # 10,000 gUSD: covers every presigned offer's collateral (~0.02 gUSD each)
 MAKERS_2_WORKERS = 8  # wallets taking turns in the 2-worker run
+WIDE_CONNECTIONS = 64  # the `*_64c` run: one worker, more requests in flight
 FIRST_EXTRA_WALLET = 10  # mnemonic indexes 10, 11, ...: wallets Anvil did not fund (gas given)
 
 
@@ -169,6 +175,7 @@ def load_measured(
     distinct: bool = True,
     server_pid: int | None = None,
     authorizations: list[str] | None = None,
+    connections: int = CONNECTIONS,
 ) -> tuple[WrkResult, float]:
     """`load`, and the server's CPU seconds during the measured run (with `server_pid`): on a
     loaded machine CPU per order compares two versions more steadily than orders per second.
@@ -176,7 +183,7 @@ def load_measured(
     auth = authorizations or []
     run_wrk(
         url,
-        connections=CONNECTIONS,
+        connections=connections,
         duration_s=1,
         headers=headers,
         bodies=bodies[:WARMUP],
@@ -186,7 +193,7 @@ def load_measured(
     before = cpu_seconds(server_pid) if server_pid else 0.0
     result = run_wrk(
         url,
-        connections=CONNECTIONS,
+        connections=connections,
         duration_s=DURATION_S,
         headers=headers,
         bodies=bodies,
@@ -311,6 +318,24 @@ def run() -> Iterator[dict[str, Any]]:
                     server_pid=server.pid,
                     authorizations=[auth for _, auth in turns] if len(makers) > 1 else None,
                 )
+                if workers == 1:  # does the writer wait for input at 32 connections?
+                    more = presign(
+                        wallet,
+                        chain_id=deployment.chain_id,
+                        market=market,
+                        start=start,
+                        expiry=start - 1,
+                        first_salt=3 * PRESIGNED,
+                    )
+                    stored_before = batches_stored(settings)
+                    wide = load_measured(
+                        f"{base}/v1/trading/orders",
+                        [json.dumps(order_body(*signed)) for signed in more],
+                        headers,
+                        server_pid=server.pid,
+                        connections=WIDE_CONNECTIONS,
+                    )
+                    wide_batches = batches_stored(settings, after=stored_before)
         for workers in (1, 2):
             orders = presign(
                 anvil_account(6),
@@ -338,7 +363,54 @@ def run() -> Iterator[dict[str, Any]]:
                 floor[workers] = load(f"{base}/nothing", bodies, distinct=False)
     yield from figures("", ours[1], baseline[1], floor[1], cpu[1])
     yield from figures("_2_workers", ours[2], baseline[2], floor[2], cpu[2], MAKERS_2_WORKERS)
+    yield from figures_of_wide(*wide, wide_batches)
     yield from bid_figures
+
+
+def figures_of_wide(
+    ours: WrkResult, cpu_s: float, batches: tuple[int, int]
+) -> list[dict[str, Any]]:
+    """The JSON lines of the 1-worker run with WIDE_CONNECTIONS (`*_64c`): more requests in
+    flight than the writer's batches take at 32, and the writer's batches (`orders_per_batch`,
+    `batch_cycle_ms`: its cycle, from the batches stored during the run and its warm-up)."""
+    stored = ours["requests"] - ours["errors"]
+    orders, count = batches
+    per_batch = orders / max(count, 1)
+    return [
+        {
+            "metric": "orders_per_s_64c",
+            "value": round(stored / DURATION_S, 1),
+            "unit": "orders/s",
+            "errors": ours["errors"],
+            "requests": ours["requests"],
+            "connections": WIDE_CONNECTIONS,
+        },
+        {"metric": "p99_ms_64c", "value": ours["p99_ms"], "unit": "ms"},
+        {
+            "metric": "api_cpu_ms_per_order_64c",
+            "value": round(1000 * cpu_s / max(stored, 1), 3),
+            "unit": "ms",
+        },
+        {"metric": "orders_per_batch_64c", "value": round(per_batch, 1), "unit": "orders"},
+        {
+            "metric": "batch_cycle_ms_64c",
+            "value": round(1000 * per_batch / max(stored / DURATION_S, 1), 1),
+            "unit": "ms",
+        },
+    ]
+
+
+def batches_stored(settings: Settings, after: tuple[int, int] = (0, 0)) -> tuple[int, int]:
+    """(orders, batches) stored so far, less `after`: a batch's orders share their created_at."""
+    engine = make_engine(settings.database_url)
+    try:
+        with engine.connect() as connection:
+            orders, batches = connection.execute(
+                text("SELECT count(*), count(DISTINCT created_at) FROM signed_orders")
+            ).one()
+    finally:
+        engine.dispose()
+    return orders - after[0], batches - after[1]
 
 
 def figures_of_bids(bids: WrkResult, cpu_s: float) -> list[dict[str, Any]]:
