@@ -30,6 +30,7 @@ import json
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -265,14 +266,11 @@ def run() -> Iterator[dict[str, Any]]:
         bidder = anvil_account(7)
         deposit_collateral(w3, settings, deployment, bidder, deposit=False)
         index_chain(settings, deployment)
-        bids = presign(
-            bidder,
-            chain_id=deployment.chain_id,
-            market=market,
-            start=start,
-            expiry=start - 1,
-            side=eip712.BUY,
+        # every order for the slot at `start`, expiring just before it
+        sign = partial(
+            presign, chain_id=deployment.chain_id, market=market, start=start, expiry=start - 1
         )
+        bids = sign(bidder, side=eip712.BUY)
         with serve_process("backend.main:app", settings) as (base, server):
             bid_figures = figures_of_bids(
                 *load_measured(
@@ -290,15 +288,7 @@ def run() -> Iterator[dict[str, Any]]:
         for workers in (1, 2):
             makers = [wallet] if workers == 1 else [wallet, *extra]
             per_maker = [
-                presign(
-                    maker,
-                    chain_id=deployment.chain_id,
-                    market=market,
-                    start=start,
-                    expiry=start - 1,
-                    first_salt=workers * PRESIGNED,
-                    count=PRESIGNED // len(makers),
-                )
+                sign(maker, first_salt=workers * PRESIGNED, count=PRESIGNED // len(makers))
                 for maker in makers
             ]
             with serve_process("backend.main:app", settings, workers=workers) as (base, server):
@@ -319,14 +309,7 @@ def run() -> Iterator[dict[str, Any]]:
                     authorizations=[auth for _, auth in turns] if len(makers) > 1 else None,
                 )
                 if workers == 1:  # does the writer wait for input at 32 connections?
-                    more = presign(
-                        wallet,
-                        chain_id=deployment.chain_id,
-                        market=market,
-                        start=start,
-                        expiry=start - 1,
-                        first_salt=3 * PRESIGNED,
-                    )
+                    more = sign(wallet, first_salt=3 * PRESIGNED)
                     stored_before = batches_stored(settings)
                     wide = load_measured(
                         f"{base}/v1/trading/orders",
@@ -373,28 +356,15 @@ def figures_of_wide(
     """The JSON lines of the 1-worker run with WIDE_CONNECTIONS (`*_64c`): more requests in
     flight than the writer's batches take at 32, and the writer's batches (`orders_per_batch`,
     `batch_cycle_ms`: its cycle, from the batches stored during the run and its warm-up)."""
-    stored = ours["requests"] - ours["errors"]
     orders, count = batches
     per_batch = orders / max(count, 1)
+    per_s = (ours["requests"] - ours["errors"]) / DURATION_S
     return [
-        {
-            "metric": "orders_per_s_64c",
-            "value": round(stored / DURATION_S, 1),
-            "unit": "orders/s",
-            "errors": ours["errors"],
-            "requests": ours["requests"],
-            "connections": WIDE_CONNECTIONS,
-        },
-        {"metric": "p99_ms_64c", "value": ours["p99_ms"], "unit": "ms"},
-        {
-            "metric": "api_cpu_ms_per_order_64c",
-            "value": round(1000 * cpu_s / max(stored, 1), 3),
-            "unit": "ms",
-        },
+        *run_lines(ours, cpu_s, suffix="_64c", connections=WIDE_CONNECTIONS),
         {"metric": "orders_per_batch_64c", "value": round(per_batch, 1), "unit": "orders"},
         {
             "metric": "batch_cycle_ms_64c",
-            "value": round(1000 * per_batch / max(stored / DURATION_S, 1), 1),
+            "value": round(1000 * per_batch / max(per_s, 1), 1),
             "unit": "ms",
         },
     ]
@@ -415,19 +385,26 @@ def batches_stored(settings: Settings, after: tuple[int, int] = (0, 0)) -> tuple
 
 def figures_of_bids(bids: WrkResult, cpu_s: float) -> list[dict[str, Any]]:
     """The JSON lines of the bids' run (one worker)."""
-    stored = bids["requests"] - bids["errors"]
+    return run_lines(bids, cpu_s, prefix="bid_", connections=CONNECTIONS)
+
+
+def run_lines(
+    ours: WrkResult, cpu_s: float, *, prefix: str = "", suffix: str = "", connections: int
+) -> list[dict[str, Any]]:
+    """`{prefix}orders_per_s{suffix}`, `..p99_ms..` and `..api_cpu_ms_per_order..` of a run."""
+    stored = ours["requests"] - ours["errors"]
     return [
         {
-            "metric": "bid_orders_per_s",
+            "metric": f"{prefix}orders_per_s{suffix}",
             "value": round(stored / DURATION_S, 1),
             "unit": "orders/s",
-            "errors": bids["errors"],
-            "requests": bids["requests"],
-            "connections": CONNECTIONS,
+            "errors": ours["errors"],
+            "requests": ours["requests"],
+            "connections": connections,
         },
-        {"metric": "bid_p99_ms", "value": bids["p99_ms"], "unit": "ms"},
+        {"metric": f"{prefix}p99_ms{suffix}", "value": ours["p99_ms"], "unit": "ms"},
         {
-            "metric": "bid_api_cpu_ms_per_order",
+            "metric": f"{prefix}api_cpu_ms_per_order{suffix}",
             "value": round(1000 * cpu_s / max(stored, 1), 3),
             "unit": "ms",
         },
