@@ -48,6 +48,7 @@ from backend.chain.deployment import Deployment
 from backend.chain.transactions import send
 from backend.core.config import Settings
 from backend.core.db import make_engine
+from backend.market import order_publisher, order_writer
 from backend.market import orders as eip712
 from bench._api import api_environment, serve, serve_process
 from bench._wrk import WrkResult, run_wrk
@@ -311,6 +312,7 @@ def run() -> Iterator[dict[str, Any]]:
                 if workers == 1:  # does the writer wait for input at 32 connections?
                     more = sign(wallet, first_salt=3 * PRESIGNED)
                     stored_before = batches_stored(settings)
+                    pg_before = writer_backends_cpu_s(settings)
                     wide = load_measured(
                         f"{base}/v1/trading/orders",
                         [json.dumps(order_body(*signed)) for signed in more],
@@ -319,6 +321,7 @@ def run() -> Iterator[dict[str, Any]]:
                         connections=WIDE_CONNECTIONS,
                     )
                     wide_batches = batches_stored(settings, after=stored_before)
+                    wide_pg_cpu_s = writer_backends_cpu_s(settings) - pg_before
         for workers in (1, 2):
             orders = presign(
                 anvil_account(6),
@@ -346,22 +349,28 @@ def run() -> Iterator[dict[str, Any]]:
                 floor[workers] = load(f"{base}/nothing", bodies, distinct=False)
     yield from figures("", ours[1], baseline[1], floor[1], cpu[1])
     yield from figures("_2_workers", ours[2], baseline[2], floor[2], cpu[2], MAKERS_2_WORKERS)
-    yield from figures_of_wide(*wide, wide_batches)
+    yield from figures_of_wide(*wide, wide_batches, wide_pg_cpu_s)
     yield from bid_figures
 
 
 def figures_of_wide(
-    ours: WrkResult, cpu_s: float, batches: tuple[int, int]
+    ours: WrkResult, cpu_s: float, batches: tuple[int, int], pg_cpu_s: float
 ) -> list[dict[str, Any]]:
     """The JSON lines of the 1-worker run with WIDE_CONNECTIONS (`*_64c`): more requests in
     flight than the writer's batches take at 32, and the writer's batches (`orders_per_batch`,
-    `batch_cycle_ms`: its cycle, from the batches stored during the run and its warm-up)."""
+    `batch_cycle_ms`: its cycle; `pg_writer_cpu_ms_per_order`: the CPU of the writer's and the
+    publisher's PostgreSQL backends; from the batches stored during the run and its warm-up)."""
     orders, count = batches
     per_batch = orders / max(count, 1)
     per_s = (ours["requests"] - ours["errors"]) / DURATION_S
     return [
         *run_lines(ours, cpu_s, suffix="_64c", connections=WIDE_CONNECTIONS),
         {"metric": "orders_per_batch_64c", "value": round(per_batch, 1), "unit": "orders"},
+        {
+            "metric": "pg_writer_cpu_ms_per_order_64c",
+            "value": round(1000 * pg_cpu_s / max(orders, 1), 3),
+            "unit": "ms",
+        },
         {
             "metric": "batch_cycle_ms_64c",
             "value": round(1000 * per_batch / max(per_s, 1), 1),
@@ -381,6 +390,21 @@ def batches_stored(settings: Settings, after: tuple[int, int] = (0, 0)) -> tuple
     finally:
         engine.dispose()
     return orders - after[0], batches - after[1]
+
+
+def writer_backends_cpu_s(settings: Settings) -> float:
+    """CPU seconds of the PostgreSQL backends of the order writers and publishers now (the
+    server runs on this machine: their /proc entries)."""
+    engine = make_engine(settings.database_url)
+    try:
+        with engine.connect() as connection:
+            pids = connection.execute(
+                text("SELECT pid FROM pg_stat_activity WHERE application_name = ANY(:names)"),
+                {"names": [order_writer.APPLICATION_NAME, order_publisher.APPLICATION_NAME]},
+            ).scalars()
+            return sum(cpu_seconds(pid) for pid in pids)
+    finally:
+        engine.dispose()
 
 
 def figures_of_bids(bids: WrkResult, cpu_s: float) -> list[dict[str, Any]]:

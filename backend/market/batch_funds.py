@@ -239,6 +239,7 @@ class Ledger:
         """Each claim's reserved funds now (under its maker's lock): the kept figure plus the
         orders after it, counted afresh where the energy terms changed since."""
         committed, recount = {}, []
+        terms: tuple[int, ...]
         for row in rows:
             if kind == ENERGY:
                 maker, amount, upto, tolerance, penalty = row

@@ -39,6 +39,7 @@ _CLAIM = (
 # and its message goes out again through the relay, as it already could when the crash fell
 # between the send and the commit (consumers see duplicates either way).
 _NO_FLUSH = "SET LOCAL synchronous_commit = off"
+APPLICATION_NAME = "gridledger-order-publisher"  # in pg_stat_activity
 
 
 class OrderPublisher:
@@ -71,7 +72,9 @@ class OrderPublisher:
                     continue
                 try:
                     if connection is None or connection.closed:
-                        connection = psycopg.Connection.connect(self.conninfo)
+                        connection = psycopg.Connection.connect(
+                            self.conninfo, application_name=APPLICATION_NAME
+                        )
                     publish(connection, sink, messages)
                 except (redis.RedisError, psycopg.Error) as exc:
                     log.warning("order events not published after commit (the relay will): %s", exc)

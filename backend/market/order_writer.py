@@ -71,6 +71,9 @@ SELECT pg_advisory_xact_lock(%(class)s, k)
 FROM (SELECT DISTINCT hashtext(m) AS k FROM unnest(%(makers)s::text[]) AS m ORDER BY k) AS keys
 """
 IDLE_S = 5.0  # a writer thread idle this long ends (and closes its connection)
+# pg_stat_activity's name of the writer's connection (the publisher's: order_publisher's):
+# its backend's CPU per order is the database's share (bench/api_order_submit.py)
+APPLICATION_NAME = "gridledger-order-writer"
 
 
 # The batch's accounts still active: a fast path (backend/api/fast_orders.py) does not read the
@@ -180,7 +183,9 @@ class OrderWriter:
                 messages: list[dict[str, Any]] = []
                 try:
                     if connection is None or connection.closed:
-                        connection = psycopg.Connection.connect(self.conninfo)
+                        connection = psycopg.Connection.connect(
+                            self.conninfo, application_name=APPLICATION_NAME
+                        )
                     outcomes, messages = self._store_batch(connection, batch)
                 except Exception as exc:  # a broken connection or an unknown failure: the chain
                     log.warning("order batch failed, its orders take the sync intake: %r", exc)
