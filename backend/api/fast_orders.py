@@ -17,10 +17,10 @@ What it trusts between requests, and why that is safe:
   the account row first.
 
 Everything else — another credential, an API key, a body the route would refuse, a custodial
-account, a contract wallet's signature — goes to the route before
-anything is counted, so those answers are the route's own. Once this path has counted the
-request against the rate limit it answers itself; its refusals come from the app's own
-exception handlers (`problems.problem_of`), so their bytes are the route's.
+account, a contract wallet's signature — goes to the route before anything is counted, so
+those answers are the route's own. Once this path has counted the request against the rate
+limit it answers itself; its refusals come from the app's own exception handlers
+(`problems.problem_of`), so their bytes are the route's.
 """
 
 from __future__ import annotations
