@@ -17,7 +17,11 @@ which is not what a second worker is for).
 `bid_orders_per_s` (`bid_p99_ms`, `bid_api_cpu_ms_per_order`): the same with wallet-signed
 bids, one worker. A bid is checked against the wallet's GridUSD balance and its allowance to
 the market (approved for a finite amount, so the mirror counts it down), both from the mirror,
-with what the wallet's open bids already reserve; it takes the sync intake on a worker thread.
+with what the wallet's open bids already reserve; the batched writer stores it like an offer.
+
+`orders_per_s_64c` (`p99_ms_64c`, `api_cpu_ms_per_order_64c`, `orders_per_batch_64c`,
+`batch_cycle_ms_64c`): one worker with WIDE_CONNECTIONS instead of 32, whether the writer waits
+for input at 32.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import json
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +39,7 @@ from coincurve import PrivateKey
 from eth_account import Account as EthAccount
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
+from sqlalchemy import text
 from web3 import Web3
 from web3.types import RPCEndpoint
 
@@ -42,6 +48,7 @@ from backend.chain.deployment import Deployment
 from backend.chain.transactions import send
 from backend.core.config import Settings
 from backend.core.db import make_engine
+from backend.market import order_publisher, order_writer
 from backend.market import orders as eip712
 from bench._api import api_environment, serve, serve_process
 from bench._wrk import WrkResult, run_wrk
@@ -53,6 +60,7 @@ CONNECTIONS, DURATION_S, PRESIGNED = 32, 5.0, 16_000
 WARMUP = 1_000  # orders sent before the clock starts: every worker has its connections open
 COLLATERAL = 10**10  # 10,000 gUSD: covers every presigned offer's collateral (~0.02 gUSD each)
 MAKERS_2_WORKERS = 8  # wallets taking turns in the 2-worker run
+WIDE_CONNECTIONS = 64  # the `*_64c` run: one worker, more requests in flight
 FIRST_EXTRA_WALLET = 10  # mnemonic indexes 10, 11, ...: wallets Anvil did not fund (gas given)
 
 
@@ -169,6 +177,7 @@ def load_measured(
     distinct: bool = True,
     server_pid: int | None = None,
     authorizations: list[str] | None = None,
+    connections: int = CONNECTIONS,
 ) -> tuple[WrkResult, float]:
     """`load`, and the server's CPU seconds during the measured run (with `server_pid`): on a
     loaded machine CPU per order compares two versions more steadily than orders per second.
@@ -176,7 +185,7 @@ def load_measured(
     auth = authorizations or []
     run_wrk(
         url,
-        connections=CONNECTIONS,
+        connections=connections,
         duration_s=1,
         headers=headers,
         bodies=bodies[:WARMUP],
@@ -186,7 +195,7 @@ def load_measured(
     before = cpu_seconds(server_pid) if server_pid else 0.0
     result = run_wrk(
         url,
-        connections=CONNECTIONS,
+        connections=connections,
         duration_s=DURATION_S,
         headers=headers,
         bodies=bodies,
@@ -258,14 +267,11 @@ def run() -> Iterator[dict[str, Any]]:
         bidder = anvil_account(7)
         deposit_collateral(w3, settings, deployment, bidder, deposit=False)
         index_chain(settings, deployment)
-        bids = presign(
-            bidder,
-            chain_id=deployment.chain_id,
-            market=market,
-            start=start,
-            expiry=start - 1,
-            side=eip712.BUY,
+        # every order for the slot at `start`, expiring just before it
+        sign = partial(
+            presign, chain_id=deployment.chain_id, market=market, start=start, expiry=start - 1
         )
+        bids = sign(bidder, side=eip712.BUY)
         with serve_process("backend.main:app", settings) as (base, server):
             bid_figures = figures_of_bids(
                 *load_measured(
@@ -283,15 +289,7 @@ def run() -> Iterator[dict[str, Any]]:
         for workers in (1, 2):
             makers = [wallet] if workers == 1 else [wallet, *extra]
             per_maker = [
-                presign(
-                    maker,
-                    chain_id=deployment.chain_id,
-                    market=market,
-                    start=start,
-                    expiry=start - 1,
-                    first_salt=workers * PRESIGNED,
-                    count=PRESIGNED // len(makers),
-                )
+                sign(maker, first_salt=workers * PRESIGNED, count=PRESIGNED // len(makers))
                 for maker in makers
             ]
             with serve_process("backend.main:app", settings, workers=workers) as (base, server):
@@ -311,6 +309,19 @@ def run() -> Iterator[dict[str, Any]]:
                     server_pid=server.pid,
                     authorizations=[auth for _, auth in turns] if len(makers) > 1 else None,
                 )
+                if workers == 1:  # does the writer wait for input at 32 connections?
+                    more = sign(wallet, first_salt=3 * PRESIGNED)
+                    stored_before = batches_stored(settings)
+                    pg_before = writer_backends_cpu_s(settings)
+                    wide = load_measured(
+                        f"{base}/v1/trading/orders",
+                        [json.dumps(order_body(*signed)) for signed in more],
+                        headers,
+                        server_pid=server.pid,
+                        connections=WIDE_CONNECTIONS,
+                    )
+                    wide_batches = batches_stored(settings, after=stored_before)
+                    wide_pg_cpu_s = writer_backends_cpu_s(settings) - pg_before
         for workers in (1, 2):
             orders = presign(
                 anvil_account(6),
@@ -338,24 +349,86 @@ def run() -> Iterator[dict[str, Any]]:
                 floor[workers] = load(f"{base}/nothing", bodies, distinct=False)
     yield from figures("", ours[1], baseline[1], floor[1], cpu[1])
     yield from figures("_2_workers", ours[2], baseline[2], floor[2], cpu[2], MAKERS_2_WORKERS)
+    yield from figures_of_wide(*wide, wide_batches, wide_pg_cpu_s)
     yield from bid_figures
+
+
+def figures_of_wide(
+    ours: WrkResult, cpu_s: float, batches: tuple[int, int], pg_cpu_s: float
+) -> list[dict[str, Any]]:
+    """The JSON lines of the 1-worker run with WIDE_CONNECTIONS (`*_64c`): more requests in
+    flight than the writer's batches take at 32, and the writer's batches (`orders_per_batch`,
+    `batch_cycle_ms`: its cycle; `pg_writer_cpu_ms_per_order`: the CPU of the writer's and the
+    publisher's PostgreSQL backends; from the batches stored during the run and its warm-up)."""
+    orders, count = batches
+    per_batch = orders / max(count, 1)
+    per_s = (ours["requests"] - ours["errors"]) / DURATION_S
+    return [
+        *run_lines(ours, cpu_s, suffix="_64c", connections=WIDE_CONNECTIONS),
+        {"metric": "orders_per_batch_64c", "value": round(per_batch, 1), "unit": "orders"},
+        {
+            "metric": "pg_writer_cpu_ms_per_order_64c",
+            "value": round(1000 * pg_cpu_s / max(orders, 1), 3),
+            "unit": "ms",
+        },
+        {
+            "metric": "batch_cycle_ms_64c",
+            "value": round(1000 * per_batch / max(per_s, 1), 1),
+            "unit": "ms",
+        },
+    ]
+
+
+def batches_stored(settings: Settings, after: tuple[int, int] = (0, 0)) -> tuple[int, int]:
+    """(orders, batches) stored so far, less `after`: a batch's orders share their created_at."""
+    engine = make_engine(settings.database_url)
+    try:
+        with engine.connect() as connection:
+            orders, batches = connection.execute(
+                text("SELECT count(*), count(DISTINCT created_at) FROM signed_orders")
+            ).one()
+    finally:
+        engine.dispose()
+    return orders - after[0], batches - after[1]
+
+
+def writer_backends_cpu_s(settings: Settings) -> float:
+    """CPU seconds of the PostgreSQL backends of the order writers and publishers now (the
+    server runs on this machine: their /proc entries)."""
+    engine = make_engine(settings.database_url)
+    try:
+        with engine.connect() as connection:
+            pids = connection.execute(
+                text("SELECT pid FROM pg_stat_activity WHERE application_name = ANY(:names)"),
+                {"names": [order_writer.APPLICATION_NAME, order_publisher.APPLICATION_NAME]},
+            ).scalars()
+            return sum(cpu_seconds(pid) for pid in pids)
+    finally:
+        engine.dispose()
 
 
 def figures_of_bids(bids: WrkResult, cpu_s: float) -> list[dict[str, Any]]:
     """The JSON lines of the bids' run (one worker)."""
-    stored = bids["requests"] - bids["errors"]
+    return run_lines(bids, cpu_s, prefix="bid_", connections=CONNECTIONS)
+
+
+def run_lines(
+    ours: WrkResult, cpu_s: float, *, prefix: str = "", suffix: str = "", connections: int
+) -> list[dict[str, Any]]:
+    """`{prefix}orders_per_s{suffix}`, `..p99_ms..` and `..api_cpu_ms_per_order..` of a run."""
+    stored = ours["requests"] - ours["errors"]
     return [
         {
-            "metric": "bid_orders_per_s",
+            "metric": f"{prefix}orders_per_s{suffix}",
             "value": round(stored / DURATION_S, 1),
             "unit": "orders/s",
-            "errors": bids["errors"],
-            "requests": bids["requests"],
-            "connections": CONNECTIONS,
+            "errors": ours["errors"],
+            "requests": ours["requests"],
+            "connections": connections,
         },
-        {"metric": "bid_p99_ms", "value": bids["p99_ms"], "unit": "ms"},
+        {"metric": f"{prefix}p99_ms{suffix}", "value": ours["p99_ms"], "unit": "ms"},
         {
-            "metric": "bid_api_cpu_ms_per_order",
+            "metric": f"{prefix}api_cpu_ms_per_order{suffix}",
             "value": round(1000 * cpu_s / max(stored, 1), 3),
             "unit": "ms",
         },

@@ -1,9 +1,10 @@
-"""`POST /v1/trading/orders` without FastAPI, for the wallet-signed energy offer of a session.
+"""`POST /v1/trading/orders` without FastAPI, for a session's wallet-signed order (energy offer,
+bid or REC offer).
 
 The route in backend/api/routes/trading.py stays what the OpenAPI document describes and what
 answers every request this path declines. This pure-ASGI middleware (innermost: idempotency,
 the read cache's invalidation and the metrics still wrap it) takes the common case — a JSON
-body `OrderCreate` accepts, a Bearer session token, a wallet account, an offer the group commit
+body `OrderCreate` accepts, a Bearer session token, a wallet account, an order the group commit
 can take (backend/market/async_intake.py `writer_pending`) — and skips routing, the dependency
 tree and the per-request account read, which together cost most of the API's CPU per order.
 
@@ -16,10 +17,10 @@ What it trusts between requests, and why that is safe:
   the account row first.
 
 Everything else — another credential, an API key, a body the route would refuse, a custodial
-account, a bid, a REC offer, a contract wallet's signature — goes to the route before
-anything is counted, so those answers are the route's own. Once this path has counted the
-request against the rate limit it answers itself; its refusals come from the app's own
-exception handlers (`problems.problem_of`), so their bytes are the route's.
+account, a contract wallet's signature — goes to the route before anything is counted, so
+those answers are the route's own. Once this path has counted the request against the rate
+limit it answers itself; its refusals come from the app's own exception handlers
+(`problems.problem_of`), so their bytes are the route's.
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ async def read_account(settings: Settings, account_id: uuid.UUID) -> Account | N
 
 
 class OrderIntakePath:
-    """Pure ASGI: answers a session's wallet-signed energy offer, or passes the request on."""
+    """Pure ASGI: answers a session's wallet-signed order, or passes the request on."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

@@ -146,9 +146,12 @@ class Settings(BaseSettings):
     # order intake trusts the indexer's mirror while its cursor is at most this far below the
     # chain head (backend/market/mirror_state.py); further behind, orders read the chain
     intake_mirror_max_lag_blocks: int = Field(default=0, ge=0)
-    # wallet energy offers are stored by one batched writer per API process, at most this many
-    # per transaction (backend/market/order_writer.py); a batch is what queued meanwhile
+    # wallet orders are stored by one batched writer per API process, at most this many per
+    # transaction (backend/market/order_writer.py); a batch is what queued meanwhile
     intake_batch_max_orders: int = Field(default=256, ge=1, le=10_000)
+    # the writer's publisher sends committed order events at most this often, the batches
+    # committed meanwhile together (backend/market/order_publisher.py); 0: after every batch
+    intake_publish_interval_s: float = Field(default=0.02, ge=0, le=1)
     # `/metrics` wants `Authorization: Bearer <token>` when set; unset, it answers loopback
     # clients only, and only on the local devnet (elsewhere a proxy would make every client local)
     metrics_token: SecretStr | None = None

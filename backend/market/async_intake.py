@@ -1,12 +1,12 @@
-"""Order intake on the event loop: a wallet's energy offer signed by the maker's own key goes to
-the group commit (backend/market/order_writer.py) with no worker thread and no chain round trip;
-every other order takes the sync intake (`intake.place_order`) on a worker thread.
+"""Order intake on the event loop: a wallet's order signed by the maker's own key (energy offer,
+bid or REC offer) goes to the group commit (backend/market/order_writer.py) with no worker
+thread and no chain round trip; every other order takes the sync intake
+(`intake.place_order`) on a worker thread.
 
 The sync intake also takes what the writer hands back (`ASK_CHAIN`: the mirror is behind or
-would refuse the order), custodial orders (the API signs them: a custodial order is rare and
-reads its nonce from the chain), bids and REC offers (the writer checks energy offers only;
-the sync intake checks them on the mirror too), contract wallets' signatures (an ERC-1271 call
-to the chain) and every order when the database has no async driver (SQLite).
+would refuse the order: the chain decides), custodial orders (the API signs them: a custodial
+order is rare and reads its nonce from the chain), contract wallets' signatures (an ERC-1271
+call to the chain) and every order when the database has no async driver (SQLite).
 
 Signer recovery (~0.2 ms, libsecp256k1) stays on the event loop: handing it to a worker thread
 costs about as much as it saves on two cores that the load generator, PostgreSQL and the
@@ -67,15 +67,13 @@ async def writer_pending(
     settings: Settings, account: Account, request: OrderCreate
 ) -> Pending | None:
     """`request` ready for the group commit, or None when the sync intake must take it: no
-    writer (SQLite), a custodial account, a side or product the mirror does not answer, or a
-    signature that is not the maker's own key's (a contract wallet's, or a wrong one). Raises
-    InvalidOrder for a wallet order without nonce, salt, expiry or signature."""
+    writer (SQLite), a custodial account, or a signature that is not the maker's own key's (a
+    contract wallet's, or a wrong one). Raises InvalidOrder for a wallet order without nonce,
+    salt, expiry or signature."""
     writer = writer_for(settings)
     if writer is None or account.kind == AccountKind.CUSTODIAL:
         return None
     order, signature = intake.wallet_order(account, request)
-    if not mirror_state.answers(side=order.side, product=order.product):
-        return None
     chain = chain_for(settings)
     digest = eip712.order_digest(order, chain.chain_id, chain.market.address)
     if ecdsa_signer(digest, signature) != checksum_address(account.address):
@@ -86,6 +84,7 @@ async def writer_pending(
         order_id="0x" + digest.hex(),
         signature=signature,
         head=await fresh_head(chain),
+        market=chain.market.address,
     )
 
 

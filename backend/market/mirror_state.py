@@ -23,8 +23,8 @@ when the chain must be asked (`intake.read_chain_state`):
 A refusal on mirrored values is never final: intake asks the chain again before refusing (a
 deposit, an approval or a cancel-all may be newer than the mirror). Chain time is taken
 `CLOCK_MAX_AGE_S` ahead, so gate closure and expiry are judged no later than the chain would.
-The batched writer (backend/market/order_writer.py) checks energy offers only (`answers`);
-bids and REC offers are checked on the mirror by the sync intake.
+The batched writer (backend/market/order_writer.py) checks every kind of order on these values
+for many makers at once (backend/market/batch_funds.py); the sync intake, one by one.
 """
 
 from __future__ import annotations
@@ -153,17 +153,9 @@ def mirror_state(
         values = _rec_offer_values(
             session, chain_id=chain_id, maker=maker, asset_id=asset_id, market=market
         )
-        cursor, nonce, held, approved = values
-        return _fresh(cursor, nonce, [held or 0, bool(approved)], head, max_lag_blocks)
+        return trusted_rec_offer(values, head=head, max_lag_blocks=max_lag_blocks)
     values = _mirror_values(session, chain_id=chain_id, maker=maker)
     return trusted(values, head=head, max_lag_blocks=max_lag_blocks)
-
-
-def answers(*, side: int, product: int) -> bool:
-    """Whether the batched writer (backend/market/order_writer.py, `trusted`) checks an order
-    of `side` and `product` on the mirror: energy offers. Bids and REC offers are checked on
-    the mirror by the sync intake (`intake.mirrored_state`)."""
-    return side == eip712.SELL and product == eip712.ENERGY
 
 
 def _fresh(
@@ -201,3 +193,12 @@ def trusted_bid(
         return None
     allowed = MAX_UINT256 if unlimited else allowance
     return _fresh(cursor, nonce, [balance or 0, allowed], head, max_lag_blocks)
+
+
+def trusted_rec_offer(
+    values: tuple[Any, ...], *, head: tuple[int, int], max_lag_blocks: int
+) -> Mirrored | None:
+    """`mirror_state`'s answer for a REC offer from the mirrored (cursor block, nonce, Wh held
+    of the certificate, the market approved as operator) of one maker."""
+    cursor, nonce, held, approved = values
+    return _fresh(cursor, nonce, [held or 0, bool(approved)], head, max_lag_blocks)

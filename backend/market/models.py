@@ -55,7 +55,7 @@ class SignedOrder(SQLModel, table=True):
 
     seq: int | None = Field(default=None, primary_key=True)
     order_hash: str = Field(max_length=66, unique=True, index=True)
-    account_id: uuid.UUID = Field(foreign_key="accounts.id", index=True)
+    account_id: uuid.UUID = Field(foreign_key="accounts.id")  # indexed by (account_id, seq)
     custodial: bool
     maker: str = Field(max_length=42, index=True)
     side: int

@@ -1,5 +1,5 @@
-"""Group commit of wallet-signed energy offers: one writer per process (and event loop) stores
-the orders requests hand it, a batch per transaction, and answers each request after the commit.
+"""Group commit of wallet-signed orders: one writer per process (and event loop) stores the
+orders requests hand it, a batch per transaction, and answers each request after the commit.
 
 Why: a transaction per order pays a commit (a WAL flush) and a pooled connection held through
 every check per order; a batch pays one. While a batch commits the next one gathers in the
@@ -7,19 +7,22 @@ queue, so under load batches grow by themselves and an idle writer adds no delay
 
 The checks run inside the batch's transaction, in queue order, after the advisory lock of every
 maker in the batch (`intake.lock_maker`'s lock: the sync intake and other API workers take the
-same one). What a maker's open offers reserve is read once under that lock and grows with each
-offer accepted before it in the batch, so two offers of one maker never both pass against the
-same free balance.
+same one). What a maker's open orders reserve is read once under that lock and grows with each
+order accepted before it in the batch, so two orders of one maker never both pass against the
+same funds (backend/market/batch_funds.py: energy offers, bids and REC offers).
 
-An offer passes on the indexer's mirror (`mirror_state.trusted`: nonce, free market balance,
-settlement terms) or is handed back (`ASK_CHAIN`): a refusal on mirrored values is never
-final, the caller asks the chain through the sync intake. A duplicate and a meter that is not
-the maker's are final refusals (the future's exception).
+An order passes on the indexer's mirror (nonce, funds, settlement terms) or is handed back
+(`ASK_CHAIN`): a refusal on mirrored values is never final, the caller asks the chain through
+the sync intake. A duplicate, an inactive account and a meter that is not the maker's are
+final refusals (the future's exception).
 
-Batches run on a thread of their own with a sync connection (`OrderWriter`); after the commit
-the writer sends the batch's `order.placed` messages to the Redis stream itself, in one
-pipeline, and marks them published (`_publish`): the relay's query after every batch took a
-fifth of the API's CPU under load. What it fails to send stays for the next relay.
+Batches run on a thread of their own with a sync connection (`OrderWriter`), two round trips
+each: BEGIN with the locks and every read the checks need, then the inserts with the COMMIT.
+After the commit the requests are answered and the batch's `order.placed` messages go to the
+Redis stream from the publisher's thread (backend/market/order_publisher.py) while the next
+batch is stored: the relay's query after every batch took a fifth of the API's CPU under load,
+and publishing on the writer's own thread a third of its cycle. What fails to go out stays for
+the next relay.
 """
 
 from __future__ import annotations
@@ -37,7 +40,6 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-import redis
 from psycopg.types.json import Json
 
 from backend.core.async_db import loop_local
@@ -46,16 +48,18 @@ from backend.core.errors import GridLedgerError, Unauthenticated
 from backend.core.utc import utc_now
 from backend.market import intake, order_events
 from backend.market import orders as eip712
+from backend.market.batch_funds import BatchFunds, Ledger, claim_of, reserves
 from backend.market.errors import (
     DuplicateOrder,
     GateClosed,
     InsufficientCollateral,
+    InsufficientFunds,
     InvalidOrder,
     OrderExpired,
 )
 from backend.market.meter_ownership import meter_owned, not_owned
-from backend.market.mirror_state import trusted
 from backend.market.models import OrderStatus
+from backend.market.order_publisher import OrderPublisher
 
 log = logging.getLogger("gridledger.market")
 
@@ -66,50 +70,10 @@ _LOCK = """
 SELECT pg_advisory_xact_lock(%(class)s, k)
 FROM (SELECT DISTINCT hashtext(m) AS k FROM unnest(%(makers)s::text[]) AS m ORDER BY k) AS keys
 """
-# mirror_state's values for many makers: (maker, cursor, nonce, free, tolerance, penalty)
-_MIRROR = """
-SELECT m.maker,
-       (SELECT max(block_number) FROM indexer_cursors WHERE chain_id = %(chain_id)s),
-       n.nonce, b.withdrawable,
-       (SELECT value FROM market_parameters WHERE name = 'tolerance_bps'),
-       (SELECT value FROM market_parameters WHERE name = 'penalty_bps')
-FROM unnest(%(makers)s::text[]) AS m(maker)
-LEFT JOIN maker_nonces AS n ON n.maker = m.maker
-LEFT JOIN market_balances AS b ON b.account = m.maker
-"""
-# intake.reserved_collateral per maker, in SQL (numeric: no overflow; div() is floor here, every
-# value is non-negative), over the maker's orders after seq `after` (0: all of them): (maker,
-# collateral of the open energy offers among them, their highest seq, the terms applied)
-RESERVED_COLLATERAL = """
-SELECT m.maker,
-       coalesce(sum(div(div((o.r - div(o.r * t.tol, 10000)) * o.price, 1000) * t.pen, 10000))
-                FILTER (WHERE o.status = %(open)s AND o.side = %(sell)s
-                        AND o.product = %(energy)s), 0),
-       coalesce(max(o.seq), m.after), t.tol, t.pen
-FROM unnest(%(makers)s::text[], %(after)s::bigint[]) AS m(maker, after)
-CROSS JOIN (SELECT (SELECT value FROM market_parameters WHERE name = 'tolerance_bps') AS tol,
-                   (SELECT value FROM market_parameters WHERE name = 'penalty_bps') AS pen) AS t
-LEFT JOIN LATERAL (
-    SELECT seq, status, side, product, price,
-           greatest(quantity_wh - matched_wh, 0)::numeric AS r
-    FROM signed_orders WHERE maker = m.maker AND seq > m.after
-) AS o ON true
-GROUP BY m.maker, m.after, t.tol, t.pen
-"""
-MAX_CACHED_MAKERS = 10_000
 IDLE_S = 5.0  # a writer thread idle this long ends (and closes its connection)
-
-
-@dataclass(frozen=True)
-class Reserved:
-    """A maker's reserved collateral as the writer last counted it: the open energy offers up to
-    seq `upto`, under `terms`. Fills and cancels only lower the true figure, and every new order
-    of the maker is inserted under its lock with a higher seq, so `collateral` plus what the
-    orders after `upto` reserve is never below the truth (a refusal on it is re-checked)."""
-
-    collateral: int
-    upto: int
-    terms: tuple[int, int]
+# pg_stat_activity's name of the writer's connection (the publisher's: order_publisher's):
+# its backend's CPU per order is the database's share (bench/api_order_submit.py)
+APPLICATION_NAME = "gridledger-order-writer"
 
 
 # The batch's accounts still active: a fast path (backend/api/fast_orders.py) does not read the
@@ -155,29 +119,18 @@ _INSERT_EVENTS = (
     "FROM json_array_elements(%(payloads)s::json) WITH ORDINALITY AS u(p, n) ORDER BY n "
     "RETURNING id, payload->>'order_hash'"
 )
-# After commit, the writer publishes its batch's messages like the outbox relay would: the rows
-# no other relay has published, marked (and so locked: a relay's FOR UPDATE SKIP LOCKED passes
-# them by), sent, committed; a failure rolls the mark back (indexer/outbox.py).
-_CLAIM = (
-    "UPDATE outbox SET published_at = %(now)s "
-    "WHERE id = ANY(%(ids)s::bigint[]) AND published_at IS NULL RETURNING id"
-)
-# The mark commits without waiting for its WAL flush: the next batch (whose own commit is
-# durable before its requests are answered) need not wait for a second flush per cycle. A crash
-# may lose a mark that was sent: its message goes out again through the relay, as it already
-# could when the crash fell between the send and the commit (consumers see duplicates either way).
-_NO_FLUSH = "SET LOCAL synchronous_commit = off"
 
 
 @dataclass(eq=False)
 class Pending:
-    """A wallet's energy offer, signed by the maker's own key, waiting for its batch."""
+    """A wallet's order, signed by the maker's own key, waiting for its batch."""
 
     account_id: uuid.UUID
     order: eip712.Order
     order_id: str  # 0x-hex EIP-712 digest
     signature: bytes
     head: tuple[int, int]  # (time, number) of the latest block, at most CLOCK_MAX_AGE_S old
+    market: str  # the EnergyMarket's address: the spender of a bid, the operator of a REC offer
     future: asyncio.Future[str | None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -197,7 +150,7 @@ class OrderWriter:
         self.lock = threading.Lock()
         self.batches = 0  # committed batches, and the orders they stored (tests, metrics)
         self.stored = 0
-        self.reserved: dict[str, Reserved] = {}  # per maker, lower-case
+        self.ledger = Ledger(chain_id=settings.chain_id)  # reserved funds per claim
 
     async def submit(self, pending: Pending) -> str | None:
         """The order's id once committed; ASK_CHAIN; or the final refusal raised."""
@@ -218,6 +171,9 @@ class OrderWriter:
 
     def _run(self) -> None:
         connection: psycopg.Connection[Any] | None = None  # this thread's own
+        publisher = (
+            OrderPublisher(self.settings, self.conninfo) if self.settings.redis_url else None
+        )
         try:
             stop = False
             while not stop:
@@ -227,7 +183,9 @@ class OrderWriter:
                 messages: list[dict[str, Any]] = []
                 try:
                     if connection is None or connection.closed:
-                        connection = psycopg.Connection.connect(self.conninfo)
+                        connection = psycopg.Connection.connect(
+                            self.conninfo, application_name=APPLICATION_NAME
+                        )
                     outcomes, messages = self._store_batch(connection, batch)
                 except Exception as exc:  # a broken connection or an unknown failure: the chain
                     log.warning("order batch failed, its orders take the sync intake: %r", exc)
@@ -235,10 +193,12 @@ class OrderWriter:
                     connection = None
                     outcomes = [ASK_CHAIN] * len(batch)
                 _answer(batch, outcomes)  # committed: the requests need not wait for the stream
-                if connection is not None and messages and self.settings.redis_url:
-                    self._publish(connection, messages)
+                if publisher is not None and messages:
+                    publisher.put(messages)
         finally:
             _close(connection)
+            if publisher is not None:
+                publisher.close()
 
     def _next_batch(self) -> tuple[list[Pending], bool]:
         """The queued orders (up to a batch, waiting for the first) and whether the thread ends
@@ -279,21 +239,6 @@ class OrderWriter:
                     raise
                 attempts += 1
 
-    def _publish(self, connection: psycopg.Connection[Any], messages: list[dict[str, Any]]) -> None:
-        """Send the committed batch's messages to the Redis stream at once and mark them
-        published; any failure leaves them to the next relay (the indexer's)."""
-        ids = [message["id"] for message in messages]
-        sink = order_events.stream_sink(self.settings)
-        try:
-            with connection.pipeline(), connection.transaction():  # BEGIN and claim at once
-                connection.execute(_NO_FLUSH)
-                claim = connection.execute(_CLAIM, {"ids": ids, "now": utc_now()})
-                claimed = {row[0] for row in claim.fetchall()}
-                if claimed:
-                    sink.send([m for m in messages if m["id"] in claimed])
-        except (redis.RedisError, psycopg.Error) as exc:
-            log.warning("order events not published after commit (the relay will): %s", exc)
-
     def _transaction(
         self, connection: psycopg.Connection[Any], batch: list[Pending]
     ) -> tuple[list[str | GridLedgerError | None], list[dict[str, Any]]]:
@@ -302,26 +247,21 @@ class OrderWriter:
         of the stored ones."""
         makers = sorted({p.order.maker.lower() for p in batch})
         ids = [p.order_id for p in batch]
-        with connection.transaction():
-            with connection.pipeline():
-                connection.execute(_LOCK, {"class": intake.INTAKE_LOCK_CLASS, "makers": makers})
-                mirror = connection.execute(
-                    _MIRROR, {"makers": makers, "chain_id": self.settings.chain_id}
-                )
-                reserved = self._reserved_after(connection, makers)
-                stored = connection.execute(_STORED, {"ids": ids})
-                meters = connection.execute(
-                    _METERS, {"ids": sorted({"0x" + p.order.meterId.hex() for p in batch})}
-                )
-                active = connection.execute(_ACTIVE, {"ids": sorted({p.account_id for p in batch})})
-                values = {row[0]: tuple(row[1:]) for row in mirror.fetchall()}
-                counted = reserved.fetchall()
-                seen = {row[0] for row in stored.fetchall()}
-                owners = dict(meters.fetchall())
-                accounts = {row[0] for row in active.fetchall()}
-            committed = self._committed(connection, counted)
+        market = batch[0].market.lower()  # one writer, one deployment
+        with connection.pipeline(), connection.transaction():  # BEGIN with the reads
+            connection.execute(_LOCK, {"class": intake.INTAKE_LOCK_CLASS, "makers": makers})
+            reads = self.ledger.queue(connection, (claim_of(p.order) for p in batch), market=market)
+            stored = connection.execute(_STORED, {"ids": ids})
+            meters = connection.execute(
+                _METERS, {"ids": sorted({"0x" + p.order.meterId.hex() for p in batch})}
+            )
+            active = connection.execute(_ACTIVE, {"ids": sorted({p.account_id for p in batch})})
+            funds = self.ledger.fetch(connection, reads)
+            seen = {row[0] for row in stored.fetchall()}
+            owners = dict(meters.fetchall())
+            accounts = {row[0] for row in active.fetchall()}
             outcomes = [
-                self._check(p, values[p.order.maker.lower()], committed, seen, owners)
+                self._check(p, funds, seen, owners)
                 if p.account_id in accounts
                 else Unauthenticated("unknown or inactive account")  # deps._check_active's
                 for p in batch
@@ -329,7 +269,9 @@ class OrderWriter:
             accepted = [
                 p for p, outcome in zip(batch, outcomes, strict=True) if isinstance(outcome, str)
             ]
-            messages = self._insert(connection, accepted) if accepted else []
+            inserted = self._insert(connection, accepted) if accepted else None
+        # the pipeline sent the inserts with the COMMIT: their outbox ids are in now
+        messages = _messages(*inserted) if inserted else []
         self.batches += 1
         self.stored += len(accepted)
         return outcomes, messages
@@ -337,88 +279,46 @@ class OrderWriter:
     def _check(
         self,
         pending: Pending,
-        values: tuple[Any, ...],
-        committed: dict[str, int],
+        funds: BatchFunds,
         seen: set[str],
         owners: dict[str, uuid.UUID],
     ) -> str | GridLedgerError | None:
-        """One order's outcome; an accepted order's collateral joins its maker's `committed`
-        and its id `seen`, so later orders of the batch are checked against it."""
-        order, maker = pending.order, pending.order.maker.lower()
-        state = trusted(
-            values,
-            head=pending.head,
-            max_lag_blocks=self.settings.intake_mirror_max_lag_blocks,
+        """One order's outcome; an accepted order's reservation joins its claim's
+        `funds.committed` and its id `seen`, so later orders of the batch are checked against
+        it. A refusal on mirrored values is not final: ASK_CHAIN."""
+        order, claim = pending.order, claim_of(pending.order)
+        state = funds.state(
+            claim, head=pending.head, max_lag_blocks=self.settings.intake_mirror_max_lag_blocks
         )
         if state is None:
             return ASK_CHAIN
-        now, nonce, funds = state
+        now, nonce, mirrored = state
         try:
             intake.check_wallet_order(
-                order, intake.ChainState(now=now, nonce=nonce, funds=funds), signer=order.maker
+                order, intake.ChainState(now=now, nonce=nonce, funds=mirrored), signer=order.maker
             )
-            intake.check_covered(order, funds, committed.get(maker, 0))
-        except InsufficientCollateral:
-            self.reserved.pop(maker, None)  # count afresh: fills and cancels may have freed some
+            intake.check_covered(order, mirrored, funds.committed[claim])
+        except (InsufficientCollateral, InsufficientFunds):
+            self.ledger.forget(claim)  # count afresh: fills and cancels may have freed some
             return ASK_CHAIN  # and the chain may be ahead of the mirror
         except (InvalidOrder, GateClosed, OrderExpired):
             return ASK_CHAIN
         if pending.order_id in seen:
             return DuplicateOrder(f"order {pending.order_id} exists", order_id=pending.order_id)
-        if not meter_owned(order, pending.account_id, owners.get("0x" + order.meterId.hex())):
+        if order.product == eip712.ENERGY and not meter_owned(
+            order, pending.account_id, owners.get("0x" + order.meterId.hex())
+        ):
             return not_owned(order)
         seen.add(pending.order_id)
-        committed[maker] = committed.get(maker, 0) + eip712.collateral(
-            order.quantityWh, order.price, funds[1], funds[2]
-        )
+        funds.committed[claim] += reserves(order, mirrored)
         return pending.order_id
-
-    def _reserved_after(
-        self, connection: psycopg.Connection[Any], makers: list[str]
-    ) -> psycopg.Cursor[Any]:
-        """RESERVED_COLLATERAL for `makers`, after the last seq counted for each."""
-        known = [self.reserved.get(maker) for maker in makers]
-        return connection.execute(
-            RESERVED_COLLATERAL,
-            {
-                "makers": makers,
-                "after": [k.upto if k else 0 for k in known],
-                "open": OrderStatus.OPEN.value,
-                "sell": eip712.SELL,
-                "energy": eip712.ENERGY,
-            },
-        )
-
-    def _committed(self, connection: psycopg.Connection[Any], counted: list[Any]) -> dict[str, int]:
-        """Each maker's reserved collateral now (under its lock): the cached figure plus the
-        orders after it, counted afresh where the terms changed since."""
-        if len(self.reserved) > MAX_CACHED_MAKERS:
-            self.reserved.clear()
-        committed, recount = {}, []
-        for maker, collateral, upto, tolerance, penalty in counted:
-            if tolerance is None or penalty is None:
-                continue  # no terms mirrored: every order of the batch asks the chain
-            terms = (int(tolerance), int(penalty))
-            known = self.reserved.get(maker)
-            if known is not None and known.terms != terms:
-                recount.append(maker)
-                continue
-            total = int(collateral) + (known.collateral if known else 0)
-            self.reserved[maker] = Reserved(total, int(upto), terms)
-            committed[maker] = total
-        if recount:
-            for maker in recount:
-                del self.reserved[maker]
-            return committed | self._committed(
-                connection, self._reserved_after(connection, recount).fetchall()
-            )
-        return committed
 
     def _insert(
         self, connection: psycopg.Connection[Any], batch: list[Pending]
-    ) -> list[dict[str, Any]]:
-        """Insert the batch's orders and their `order.placed` outbox rows; those messages, as
-        the relay sends them (`RedisStreamSink.send`)."""
+    ) -> tuple[list[dict[str, Any]], psycopg.Cursor[Any]]:
+        """Queue the inserts of the batch's orders and their `order.placed` outbox rows (in the
+        caller's pipeline: they go with its COMMIT); the rows' payloads and the cursor that
+        returns (outbox id, order hash) for them."""
         now = utc_now()
         orders = [pending.order for pending in batch]
         payloads = [
@@ -432,26 +332,26 @@ class OrderWriter:
             )
             for pending, order in zip(batch, orders, strict=True)
         ]
-        with connection.pipeline():
-            connection.execute(_INSERT_ORDERS, _columns(batch, now))
-            events = connection.execute(
-                _INSERT_EVENTS,
-                {
-                    "chain_id": self.settings.chain_id,
-                    "payloads": Json(payloads),
-                    "created_at": now,
-                },
-            )
-            ids = {order_hash: id_ for id_, order_hash in events.fetchall()}
-        return [
-            {
-                "id": ids[payload["order_hash"]],
-                "topic": "order.placed",
-                "block_number": 0,
-                "payload": payload,
-            }
-            for payload in payloads
-        ]
+        connection.execute(_INSERT_ORDERS, _columns(batch, now))
+        events = connection.execute(
+            _INSERT_EVENTS,
+            {"chain_id": self.settings.chain_id, "payloads": Json(payloads), "created_at": now},
+        )
+        return payloads, events
+
+
+def _messages(payloads: list[dict[str, Any]], events: psycopg.Cursor[Any]) -> list[dict[str, Any]]:
+    """The committed outbox rows of `payloads`, as the relay sends them (`RedisStreamSink.send`)."""
+    ids = {order_hash: id_ for id_, order_hash in events.fetchall()}
+    return [
+        {
+            "id": ids[payload["order_hash"]],
+            "topic": "order.placed",
+            "block_number": 0,
+            "payload": payload,
+        }
+        for payload in payloads
+    ]
 
 
 def _columns(batch: list[Pending], now: datetime) -> dict[str, Any]:

@@ -23,9 +23,10 @@ from backend.core.config import Settings
 from backend.core.db import make_engine
 from backend.market import intake, order_events
 from backend.market import orders as eip712
+from backend.market.batch_funds import RESERVED_COLLATERAL
 from backend.market.errors import DuplicateOrder, MeterNotOwned
 from backend.market.models import OrderStatus, SignedOrder
-from backend.market.order_writer import RESERVED_COLLATERAL, OrderWriter, Pending
+from backend.market.order_writer import OrderWriter, Pending
 from indexer.models import (
     OutboxMessage,
 )
@@ -79,6 +80,7 @@ def pending(account_id, order, *, head=(NOW, HEAD_BLOCK)) -> Pending:
         order_id="0x" + eip712.order_digest(order, CHAIN_ID, MAKER).hex(),
         signature=b"\x01" * 65,
         head=head,
+        market=MAKER,
     )
 
 
