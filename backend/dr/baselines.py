@@ -89,9 +89,11 @@ class Adjustment:
     gap: int = 4
     cap: Fraction = Fraction(1, 5)  # +/-20 % of the unadjusted baseline over the window
 
-    def window(self, event: Window) -> Window:
+    def window(self, event: Window) -> Window | None:
+        """None for an event in the day's first hours, whose window would begin before the
+        day: there is no same-day load to adjust from, and the unadjusted baseline stands."""
         end = event.start - self.gap
-        return Window(end - self.length, end)
+        return Window(end - self.length, end) if end - self.length >= 0 else None
 
 
 @dataclass(frozen=True)
@@ -210,12 +212,15 @@ def adjust(
     Additive: every interval gets + (sum(actual) - sum(baseline)) / n over the adjustment
     window, the shift capped at `cap` x the window's mean baseline. Multiplicative: every
     interval is multiplied by sum(actual) / sum(baseline), clamped to [1 - cap, 1 + cap]
-    (ratio 1 when the window's baseline is zero). Missing actual intervals in the window:
-    no adjustment (the caller's data cannot support one; the unadjusted baseline stands).
+    (ratio 1 when the window's baseline is zero). Missing actual intervals in the window, or
+    a window before the event day's start (an event in its first hours): no adjustment (the
+    caller's data cannot support one; the unadjusted baseline stands).
     """
     if adjustment.kind == AdjustmentKind.NONE:
         return baseline
     window = adjustment.window(event_window)
+    if window is None:
+        return baseline
     observed = actual[window.start : window.end]
     if len(observed) != window.end - window.start or any(v is None for v in observed):
         return baseline

@@ -191,6 +191,19 @@ def test_adjustment_skipped_when_the_morning_is_missing() -> None:
     assert adjusted == raw
 
 
+@pytest.mark.parametrize("start", [0, 8, 15])
+def test_an_event_in_the_days_first_hours_keeps_the_unadjusted_baseline(start: int) -> None:
+    """The default window (3 h ending 1 h before the event) would begin before midnight for an
+    event starting before 04:00: no same-day load to adjust from, so no adjustment (it raised
+    BaselineInputInvalid, and the event could never be settled)."""
+    raw = example(4, 5)
+    early = Window(start, start + 4)
+    assert Adjustment().window(early) is None
+    adjusted = adjust(raw, actual=event_day_loads(40), event_window=early, adjustment=Adjustment())  # type: ignore[arg-type]
+    assert adjusted == raw
+    assert Adjustment().window(Window(16, 20)) == Window(0, 12)  # from 04:00 it fits
+
+
 def test_rounding_is_half_up() -> None:
     assert [round_wh(Fraction(n, 2)) for n in (5, -5, 3, -3)] == [3, -2, 2, -1]
     assert round_wh(2.4999) == 2 and round_wh(2.5) == 3
