@@ -48,6 +48,7 @@ from backend.core.dev_ca import ensure_server_files, issue_client_certificate
 from backend.core.processes import stop_process
 from backend.core.tls import MINIMUM_VERSION
 from backend.openadr.models import Ven
+from bench._cpu import cpu_s_of
 from bench._database import scratch_schema
 
 VENS = int(os.environ.get("GRIDLEDGER_BENCH_VTN_VENS", "1000"))
@@ -211,12 +212,6 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of process `pid` so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 @dataclass
 class Figures:
     p50_ms: float
@@ -228,10 +223,10 @@ class Figures:
 
 def measure(base_url: str, vens: list[BenchVen], server_pid: int, phases: Phases) -> Figures:
     """The scheduled phase (p50, p99 in ms, inf when no poll succeeded), then the burst."""
-    cpu_before = cpu_s(server_pid)
+    cpu_before = cpu_s_of(server_pid)
     latencies, failed = asyncio.run(scheduled(base_url, vens, phases))
     polls = (phases.period_s + phases.measure_s) / phases.period_s * len(vens)
-    cpu_ms = (cpu_s(server_pid) - cpu_before) * 1000 / polls
+    cpu_ms = (cpu_s_of(server_pid) - cpu_before) * 1000 / polls
     rate = asyncio.run(burst(base_url, vens, phases.burst_s))
     if not latencies:
         return Figures(float("inf"), float("inf"), rate, failed, cpu_ms)

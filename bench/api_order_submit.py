@@ -27,11 +27,9 @@ for input at 32.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -51,6 +49,7 @@ from backend.core.db import make_engine
 from backend.market import order_publisher, order_writer
 from backend.market import orders as eip712
 from bench._api import api_environment, serve, serve_process
+from bench._cpu import cpu_s_of, process_tree
 from bench._wrk import WrkResult, run_wrk
 from indexer.base import Indexer, IndexerConfig
 from indexer.rpc import RetryPolicy, RpcClient
@@ -143,22 +142,7 @@ def presign(
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of process `pid` and its children (uvicorn's workers), now."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for each in [pid, *children_of(pid)]:
-        try:
-            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:  # a worker that just ended
-            continue
-        total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
-
-
-def children_of(pid: int) -> list[int]:
-    try:
-        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
+    return sum(cpu_s_of(each) for each in process_tree(pid))
 
 
 def load(

@@ -30,6 +30,7 @@ from backend.chain.deployment import Deployment
 from backend.core.config import get_settings
 from backend.core.db import make_engine
 from backend.market.orders import default_meter_id
+from bench._cpu import cpu_s_of
 from bench._database import BENCH_DATABASE_URL, scratch_schema
 from bench._devnet import deployed_devnet
 from bench._ponder import run_ponder
@@ -77,16 +78,6 @@ def generate(w3: Web3, wl: Workload, target_events: int) -> int:
     w3.provider.make_request(RPCEndpoint("anvil_setAutomine"), [True])
     addresses = [to_checksum_address(c.address) for c in wl.deployment.contracts.values()]
     return len(w3.eth.get_logs({"fromBlock": 0, "toBlock": "latest", "address": addresses}))
-
-
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_s_of(pid: int) -> float:
-    """CPU seconds (user + system) process `pid` has used so far (Linux /proc)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
 
 def cpu_s(who: int) -> float:
