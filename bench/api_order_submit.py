@@ -55,7 +55,7 @@ from indexer.base import Indexer, IndexerConfig
 from indexer.rpc import RetryPolicy, RpcClient
 from scripts.workload import anvil_account
 
-CONNECTIONS, DURATION_S, PRESIGNED = 32, 5.0, 16_000
+CONNECTIONS, DURATION_S, PRESIGNED = 32, 5.0, 24_000
 WARMUP = 1_000  # orders sent before the clock starts: every worker has its connections open
 COLLATERAL = 10**10  # 10,000 gUSD: covers every presigned offer's collateral (~0.02 gUSD each)
 MAKERS_2_WORKERS = 8  # wallets taking turns in the 2-worker run
